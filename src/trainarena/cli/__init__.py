@@ -1,0 +1,23 @@
+"""The ``trainarena`` command line: one typer app, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from trainarena.cli import competitor, demo, run, status, tournament
+
+app = typer.Typer(
+    name="trainarena",
+    help="Training scripts compete: register repo@commit, run sandboxed, score on hidden data, crown a champion.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(tournament.app, name="tournament")
+app.add_typer(competitor.app, name="competitor")
+app.command("run")(run.run_command)
+app.command("status")(status.status_command)
+app.command("demo")(demo.demo_command)
+
+
+def main() -> None:
+    app()

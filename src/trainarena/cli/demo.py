@@ -1,0 +1,6 @@
+"""`trainarena demo` (being written)."""
+
+
+def demo_command() -> None:
+    """Not yet available."""
+    raise SystemExit("trainarena demo: not yet available")

@@ -1,0 +1,6 @@
+"""`trainarena status` (being written)."""
+
+
+def status_command() -> None:
+    """Not yet available."""
+    raise SystemExit("trainarena status: not yet available")

@@ -1,0 +1,172 @@
+"""One typed settings object; every rule constant of the platform lives here.
+
+Values come from defaults, then environment variables ``TRAINARENA_*`` (nested sections use a double
+underscore: ``TRAINARENA_RULES__BOSS_MARGIN=0.1``). Nothing is built at import time: call
+``Settings()`` in a shell (CLI callback, app factory, test fixture) and pass it down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TournamentRules(_Section):
+    """Tournament structure (docs/rules.md explains each rule in plain words)."""
+
+    group_stage_min_entrants: int = Field(16, ge=2, description="A group stage is played when at least this many entrants remain.")
+    group_size_min: int = Field(6, ge=2, description="Smallest group size in the group stage.")
+    group_size_max: int = Field(8, ge=2, description="Largest group size in the group stage.")
+    group_advance: int = Field(2, ge=1, description="How many of each group advance (the top K).")
+    group_tasks: int = Field(1, ge=1, description="Tasks every member of a group trains on.")
+    knockout_tasks: int = Field(1, ge=1, description="Tasks each knockout pair trains on (odd avoids drawn pairs).")
+    boss_tasks_text: int = Field(3, ge=1, description="Fresh tasks in a text tournament's boss round.")
+    boss_tasks_image: int = Field(3, ge=1, description="Fresh tasks in an image tournament's boss round.")
+    boss_margin: float = Field(
+        0.05,
+        ge=0.0,
+        lt=1.0,
+        description="Relative margin a challenger needs on a boss task; applied to |champion score| "
+        "so the rule stays correct for zero and negative scores (docs/rules.md).",
+    )
+    boss_margin_floor: float = Field(
+        1e-3,
+        ge=0.0,
+        description="Absolute minimum lead on a boss task, so a champion scoring exactly 0 cannot be "
+        "beaten by an infinitesimal lead.",
+    )
+    bootstrap_gate: bool = Field(False, description="Also require a paired per-example bootstrap win on boss tasks.")
+    bootstrap_confidence: float = Field(0.95, gt=0.5, lt=1.0, description="One-sided confidence of the bootstrap gate.")
+    bootstrap_resamples: int = Field(2000, ge=100, description="Bootstrap resamples per boss task.")
+    bootstrap_seed: int = Field(20250721, description="Fixed resampling seed, so auditors get the same answer.")
+
+    @model_validator(mode="after")
+    def _check_groups(self) -> TournamentRules:
+        if self.group_size_min > self.group_size_max:
+            raise ValueError(
+                f"group_size_min ({self.group_size_min}) must not exceed group_size_max ({self.group_size_max})"
+            )
+        if self.group_advance >= self.group_size_min:
+            raise ValueError(
+                f"group_advance ({self.group_advance}) must be below group_size_min ({self.group_size_min}), "
+                "or the group stage eliminates nobody"
+            )
+        if self.group_stage_min_entrants < self.group_size_min:
+            raise ValueError("group_stage_min_entrants must be at least group_size_min")
+        return self
+
+
+class WeightRules(_Section):
+    """How a finished tournament turns into per-competitor weights (docs/rules.md, 'Weights')."""
+
+    champion_share: float = Field(0.5, ge=0.0, le=1.0, description="Share of the weight paid to the champion.")
+    placed_share: float = Field(0.4, ge=0.0, le=1.0, description="Share split among the other ranked entrants.")
+    rank_decay: float = Field(0.5, gt=0.0, le=1.0, description="Each rank below gets this fraction of the one above.")
+    hybrid_start: float = Field(0.25, ge=0.0, le=1.0, description="Hybrid mode: tournament ratio in week 0.")
+    hybrid_step: float = Field(0.25, ge=0.0, le=1.0, description="Hybrid mode: ratio added each week.")
+    hybrid_cap: float = Field(1.0, ge=0.0, le=1.0, description="Hybrid mode: largest tournament ratio.")
+
+    @model_validator(mode="after")
+    def _check_shares(self) -> WeightRules:
+        if self.champion_share + self.placed_share > 1.0 + 1e-12:
+            raise ValueError(
+                f"champion_share + placed_share = {self.champion_share + self.placed_share} exceeds 1; "
+                "the remainder (undistributed) must be >= 0"
+            )
+        return self
+
+
+class DataRules(_Section):
+    """How task data is validated and split."""
+
+    test_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="Share of rows held out as the hidden test split.")
+    test_max_rows: int = Field(400, ge=1, description="Cap on hidden test rows.")
+    test_min_rows: int = Field(1, ge=1, description="Floor on hidden test rows.")
+    split_seed: int = Field(42, description="Seed of the train/test split.")
+    min_rows: int = Field(20, ge=2, description="Fewest valid rows a text dataset may have.")
+    min_images: int = Field(4, ge=2, description="Fewest valid images an image dataset may have.")
+    eval_batch_size: int = Field(16, ge=1, description="Batch size of hidden-split evaluation.")
+    eval_max_length: int = Field(512, ge=16, description="Token cap per evaluated example.")
+    dpo_beta: float = Field(0.1, gt=0.0, description="Beta of the DPO evaluation loss.")
+    grpo_kl_coef: float = Field(0.05, ge=0.0, description="KL penalty coefficient of the GRPO score.")
+
+
+class SandboxRules(_Section):
+    """Isolation and budgets of competitor runs."""
+
+    backend: str = Field("bwrap", description="Execution backend: bwrap | docker | local-unsafe.")
+    allow_unsafe: bool = Field(False, description="Permit running untrusted code without a sandbox (never in production).")
+    grace_seconds: float = Field(10.0, ge=0.0, description="SIGTERM at the budget, SIGKILL this long after.")
+    memory_limit_mb: int = Field(8192, ge=64, description="Address-space / cgroup memory cap per run.")
+    log_max_bytes: int = Field(2_000_000, ge=1024, description="Cap on each of stdout and stderr logs.")
+    log_tail_chars: int = Field(2000, ge=100, description="Log tail stored as a crashed run's reason.")
+    docker_image: str = Field("trainarena-runtime:latest", description="Locally built image of the docker backend.")
+    cpus_per_run: int = Field(0, ge=0, description="CPU threads per run; 0 means all of the machine's.")
+
+
+class ArtifactRules(_Section):
+    """Checks on what a run leaves behind."""
+
+    max_artifact_mb: int = Field(20_000, ge=1, description="Largest artifact directory.")
+    forbidden_suffixes: tuple[str, ...] = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+class RegistrationRules(_Section):
+    """What a competitor repository may contain."""
+
+    max_file_mb: float = Field(5.0, gt=0, description="Largest single file in a registered repository.")
+    max_repo_mb: float = Field(50.0, gt=0, description="Largest registered repository tree.")
+    forbidden_suffixes: tuple[str, ...] = (
+        ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".h5", ".pkl",
+        ".parquet", ".arrow", ".npy", ".npz",
+    )
+
+
+class ResourceRules(_Section):
+    """GPU brackets by parameter count (billions) after the task type's memory factor."""
+
+    gpu_brackets: tuple[tuple[float, int], ...] = ((4.0, 1), (12.0, 2), (40.0, 4))
+    gpu_max: int = Field(8, ge=1)
+    memory_factor_dpo: float = Field(3.0, ge=1.0)
+    memory_factor_grpo: float = Field(2.0, ge=1.0)
+
+
+class Settings(BaseSettings):
+    """Everything configurable about a trainarena installation."""
+
+    model_config = SettingsConfigDict(env_prefix="TRAINARENA_", env_nested_delimiter="__", frozen=True, extra="forbid")
+
+    data_dir: Path = Field(Path(".trainarena"), description="Root of all state: database, caches, runs.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under data_dir.")
+    rules: TournamentRules = TournamentRules()
+    weights: WeightRules = WeightRules()
+    data: DataRules = DataRules()
+    sandbox: SandboxRules = SandboxRules()
+    artifacts: ArtifactRules = ArtifactRules()
+    registration: RegistrationRules = RegistrationRules()
+    resources: ResourceRules = ResourceRules()
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'trainarena.db').resolve()}"
+
+    @property
+    def work_dir(self) -> Path:
+        """Per-run directories (inputs, outputs, logs)."""
+        return self.data_dir / "runs"
+
+    @property
+    def hidden_dir(self) -> Path:
+        """Hidden test splits; never mounted into a sandbox."""
+        return self.data_dir / "hidden"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Cloned repositories, built assets."""
+        return self.data_dir / "cache"
