@@ -1,0 +1,57 @@
+"""The record store: SQLAlchemy models, repository functions and Alembic migrations.
+
+Open it with :func:`open_store` (migrates to the latest schema); pass sessions to the repository
+functions, which never commit on their own.
+"""
+
+from trainarena.store.competitors import (
+    StoreError,
+    add_competitor,
+    competitors_with_source_digest,
+    competitors_with_tree_hash,
+    get_competitor,
+    list_competitors,
+    require_competitor,
+)
+from trainarena.store.database import Store, make_engine, open_store, open_store_url, upgrade_schema
+from trainarena.store.models import (
+    Base,
+    ChampionHistory,
+    Competitor,
+    EvaluationRow,
+    MatchRow,
+    Round,
+    Run,
+    TaskRow,
+    Tournament,
+    TournamentEntrant,
+    TournamentStatus,
+    WeightRow,
+)
+
+__all__ = [
+    "Base",
+    "ChampionHistory",
+    "Competitor",
+    "EvaluationRow",
+    "MatchRow",
+    "Round",
+    "Run",
+    "Store",
+    "StoreError",
+    "TaskRow",
+    "Tournament",
+    "TournamentEntrant",
+    "TournamentStatus",
+    "WeightRow",
+    "add_competitor",
+    "competitors_with_source_digest",
+    "competitors_with_tree_hash",
+    "get_competitor",
+    "list_competitors",
+    "make_engine",
+    "open_store",
+    "open_store_url",
+    "require_competitor",
+    "upgrade_schema",
+]

@@ -1,0 +1,106 @@
+"""Engine, sessions and schema migration of the record store.
+
+``open_store(settings)`` builds the engine for ``settings.db_url`` (SQLite under the data directory by
+default, any SQLAlchemy URL such as PostgreSQL by setting), brings the schema to the latest Alembic
+revision shipped inside this package (no ``alembic.ini`` needed), and hands out sessions. Nothing here
+runs at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from trainarena.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# Seconds a SQLite writer waits for a lock held by another process (CLI + validator at once).
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def alembic_config(connection: Any = None, url: str | None = None) -> Config:
+    """An Alembic config for the migrations shipped in the package; ``connection`` is used if given."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers (status, dashboard) work while the orchestrator writes; SQLite leaves
+    # foreign keys off unless asked on every connection.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout, and its directory made."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    event.listen(engine, "connect", _enable_sqlite_pragmas)
+    return engine
+
+
+def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+    """Run the packaged Alembic migrations up to ``revision`` (idempotent)."""
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), revision)
+
+
+class Store:
+    """The record store: an engine plus a session factory. Build one with :func:`open_store`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        # expire_on_commit=False: rows stay readable after the transaction that loaded them ends.
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        """A new session; the caller commits or rolls back (use it as a context manager)."""
+        return self._sessions()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on an exception."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store_url(url: str, *, migrate: bool = True) -> Store:
+    """Open the store at a SQLAlchemy URL, migrating its schema to the latest revision."""
+    engine = make_engine(url)
+    if migrate:
+        upgrade_schema(engine)
+    return Store(engine)
+
+
+def open_store(settings: Settings, *, migrate: bool = True) -> Store:
+    """Open the store the settings name (``settings.db_url``), migrating its schema to the latest revision."""
+    return open_store_url(settings.db_url, migrate=migrate)

@@ -1,0 +1,251 @@
+"""SQLAlchemy 2 models of everything trainarena records.
+
+One table per entity. Enumerations are stored as short strings (portable across SQLite and PostgreSQL,
+no native enum types to migrate). Times are stored as UTC and always read back timezone-aware.
+The Alembic migrations in ``store/migrations/versions`` must match these models; a test compares them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from trainarena.contract import RunStatus
+
+# Deterministic constraint names, so migrations can address them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A DateTime stored as naive UTC (SQLite keeps no zone) and returned timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: store timezone-aware UTC times")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class TournamentStatus:
+    CREATED = "created"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+class Competitor(Base):
+    __tablename__ = "competitor"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    repo_url: Mapped[str] = mapped_column(Text)
+    commit: Mapped[str] = mapped_column("commit_sha", String(64))
+    tree_hash: Mapped[str] = mapped_column(String(128), index=True)
+    source_digest: Mapped[str] = mapped_column(String(128), index=True)
+    entrypoint: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str | None] = mapped_column(String(8))  # text | image | both; None: any
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Competitor(name={self.name!r}, commit={self.commit[:12]!r})"
+
+
+class Tournament(Base):
+    __tablename__ = "tournament"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  # text | image
+    status: Mapped[str] = mapped_column(String(16), default=TournamentStatus.CREATED)
+    seed: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    champion_before_id: Mapped[int | None] = mapped_column(ForeignKey("competitor.id"))
+    champion_after_id: Mapped[int | None] = mapped_column(ForeignKey("competitor.id"))
+    outcome_reason: Mapped[str | None] = mapped_column(Text)
+    # Weight the tournament's weight rules leave undistributed (weights + remainder sum to 1).
+    weight_remainder: Mapped[float | None] = mapped_column(Float)
+
+    champion_before: Mapped[Competitor | None] = relationship(foreign_keys=[champion_before_id])
+    champion_after: Mapped[Competitor | None] = relationship(foreign_keys=[champion_after_id])
+    entrants: Mapped[list[TournamentEntrant]] = relationship(
+        back_populates="tournament", order_by="TournamentEntrant.position", cascade="all, delete-orphan"
+    )
+    rounds: Mapped[list[Round]] = relationship(
+        back_populates="tournament", order_by="Round.index", cascade="all, delete-orphan"
+    )
+
+
+class TournamentEntrant(Base):
+    """Who entered a tournament, in entry order (the engine's seeding depends on the order)."""
+
+    __tablename__ = "tournament_entrant"
+    __table_args__ = (UniqueConstraint("tournament_id", "competitor_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tournament_id: Mapped[int] = mapped_column(ForeignKey("tournament.id", ondelete="CASCADE"))
+    competitor_id: Mapped[int] = mapped_column(ForeignKey("competitor.id"))
+    position: Mapped[int] = mapped_column(Integer)
+
+    tournament: Mapped[Tournament] = relationship(back_populates="entrants")
+    competitor: Mapped[Competitor] = relationship()
+
+
+class Round(Base):
+    __tablename__ = "round"
+    __table_args__ = (UniqueConstraint("tournament_id", "index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tournament_id: Mapped[int] = mapped_column(ForeignKey("tournament.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(16))  # group | knockout | boss
+    byes: Mapped[list[Any]] = mapped_column(default=list)  # competitor names
+
+    tournament: Mapped[Tournament] = relationship(back_populates="rounds")
+    matches: Mapped[list[MatchRow]] = relationship(
+        back_populates="round", order_by="MatchRow.position", cascade="all, delete-orphan"
+    )
+
+
+class MatchRow(Base):
+    """A match of a round (named ``MatchRow`` so it does not shadow the engine's ``Match``)."""
+
+    __tablename__ = "match"
+    __table_args__ = (UniqueConstraint("round_id", "match_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("round.id", ondelete="CASCADE"))
+    match_id: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)  # order within the round, as the engine planned it
+    competitors: Mapped[list[Any]] = mapped_column()  # competitor names, in the engine's order
+    tasks_count: Mapped[int] = mapped_column(Integer)
+    advance_count: Mapped[int] = mapped_column(Integer)
+
+    round: Mapped[Round] = relationship(back_populates="matches")
+    tasks: Mapped[list[TaskRow]] = relationship(
+        back_populates="match", order_by="TaskRow.index", cascade="all, delete-orphan"
+    )
+
+
+class TaskRow(Base):
+    """One task a match trains on: its full definition, so the round can be replayed and audited."""
+
+    __tablename__ = "task"
+    __table_args__ = (UniqueConstraint("match_row_id", "index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    match_row_id: Mapped[int] = mapped_column(ForeignKey("match.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]] = mapped_column()  # type, base model, dataset, budget, seed
+    prepared: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # prepared paths, once prepared
+
+    match: Mapped[MatchRow] = relationship(back_populates="tasks")
+    runs: Mapped[list[Run]] = relationship(back_populates="task", order_by="Run.id", cascade="all, delete-orphan")
+
+
+class Run(Base):
+    """One competitor's script on one task."""
+
+    __tablename__ = "run"
+    __table_args__ = (UniqueConstraint("task_id", "competitor_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"))
+    competitor_id: Mapped[int] = mapped_column(ForeignKey("competitor.id"))
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.PENDING.value, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    wall_seconds: Mapped[float | None] = mapped_column(Float)
+    log_path: Mapped[str | None] = mapped_column(Text)
+    artifact_path: Mapped[str | None] = mapped_column(Text)
+    artifact_digest: Mapped[str | None] = mapped_column(String(128))  # sha256 hex
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+
+    task: Mapped[TaskRow] = relationship(back_populates="runs")
+    competitor: Mapped[Competitor] = relationship()
+    evaluation: Mapped[EvaluationRow | None] = relationship(
+        back_populates="run", cascade="all, delete-orphan", uselist=False
+    )
+
+    @property
+    def run_status(self) -> RunStatus:
+        return RunStatus(self.status)
+
+
+class EvaluationRow(Base):
+    __tablename__ = "evaluation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), unique=True)
+    score: Mapped[float | None] = mapped_column(Float)
+    direction: Mapped[str] = mapped_column(String(8))  # lower | higher
+    failure: Mapped[str | None] = mapped_column(Text)
+    per_example: Mapped[list[Any]] = mapped_column(default=list)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    evaluated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    run: Mapped[Run] = relationship(back_populates="evaluation")
+
+
+class ChampionHistory(Base):
+    """Each crowning: the latest row of a kind is that kind's reigning champion."""
+
+    __tablename__ = "champion_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), index=True)
+    competitor_id: Mapped[int] = mapped_column(ForeignKey("competitor.id"))
+    tournament_id: Mapped[int | None] = mapped_column(ForeignKey("tournament.id"))
+    crowned_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    competitor: Mapped[Competitor] = relationship()
+    tournament: Mapped[Tournament | None] = relationship()
+
+
+class WeightRow(Base):
+    __tablename__ = "weight"
+    __table_args__ = (UniqueConstraint("tournament_id", "competitor_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tournament_id: Mapped[int] = mapped_column(ForeignKey("tournament.id", ondelete="CASCADE"))
+    competitor_id: Mapped[int] = mapped_column(ForeignKey("competitor.id"))
+    weight: Mapped[float] = mapped_column(Float)
+
+    competitor: Mapped[Competitor] = relationship()
