@@ -1,0 +1,60 @@
+"""The pure tournament engine: seeds and outcomes in, decisions out. No I/O, no clock, no global random.
+
+docs/rules.md states every rule in plain words; this package is its executable form.
+"""
+
+from trainarena.engine.boss import boss_decision, boss_lead, bootstrap_win_fraction, required_lead
+from trainarena.engine.bracket import Replay, RoundDecision, group_sizes, next_step, play_out, replay
+from trainarena.engine.model import (
+    BossDecision,
+    BossTaskResult,
+    Finished,
+    Match,
+    MatchDecision,
+    PlayedMatch,
+    PlayedRound,
+    PlayRound,
+    RoundPlan,
+    Stage,
+    TaskOutcome,
+    TournamentRecord,
+    Weights,
+)
+from trainarena.engine.ranking import decide_match, is_failed, rank_task
+from trainarena.engine.simulation import LatentSkillPlayer, SimulationReport, simulate
+from trainarena.engine.weights import hybrid_ratio, hybrid_weights, tournament_weights
+
+__all__ = [
+    "BossDecision",
+    "BossTaskResult",
+    "Finished",
+    "LatentSkillPlayer",
+    "Match",
+    "MatchDecision",
+    "PlayRound",
+    "PlayedMatch",
+    "PlayedRound",
+    "Replay",
+    "RoundDecision",
+    "RoundPlan",
+    "SimulationReport",
+    "Stage",
+    "TaskOutcome",
+    "TournamentRecord",
+    "Weights",
+    "boss_decision",
+    "boss_lead",
+    "bootstrap_win_fraction",
+    "decide_match",
+    "group_sizes",
+    "hybrid_ratio",
+    "hybrid_weights",
+    "is_failed",
+    "next_step",
+    "play_out",
+    "rank_task",
+    "replay",
+    "required_lead",
+    "simulate",
+    "tournament_weights",
+]

@@ -71,3 +71,72 @@ class TournamentRecord:
     boss_tasks: int  # M, from settings by tournament kind
     champion: str | None = None  # the defending champion, if any
     rounds: tuple[PlayedRound, ...] = field(default_factory=tuple)
+
+
+# --- Decisions the engine returns (added with the engine; plain data, no behaviour) ---------------
+
+
+@dataclass(frozen=True)
+class PlayRound:
+    """Play this round next: train every match's competitors on its tasks, then store the outcomes."""
+
+    plan: RoundPlan
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The tournament is over (docs/rules.md, 'How a tournament ends')."""
+
+    champion: str | None  # None only in the documented no-winner outcome
+    crowned: bool  # True when the challenger took the title (or there was no champion before)
+    challenger: str | None  # the final challenger (None if nobody survived)
+    standings: tuple[str, ...]  # final ranking, best first (champion first), for weights
+    reason: str  # plain words: why it ended this way
+
+
+@dataclass(frozen=True)
+class MatchDecision:
+    """How one group or knockout match came out (docs/rules.md, 'Ranking a match')."""
+
+    match_id: str
+    ranking: tuple[str, ...]  # every competitor, best first
+    points: tuple[int, ...]  # rank points, aligned with ``ranking``
+    advancers: tuple[str, ...]  # who goes on (never someone who failed every task)
+    task_winners: tuple[str | None, ...]  # per task; None where everyone failed
+
+
+@dataclass(frozen=True)
+class BossTaskResult:
+    """One boss task with the margin check spelled out (docs/rules.md, 'Boss round')."""
+
+    task_index: int
+    challenger_score: float | None  # None: the run failed
+    champion_score: float | None
+    lead: float | None  # challenger's lead in the task's direction (positive = challenger better)
+    required_lead: float | None  # max(boss_margin * |champion score|, boss_margin_floor)
+    margin_met: bool
+    bootstrap_win_fraction: float | None  # share of resampled mean leads > 0; None when not computed
+    bootstrap_met: bool | None  # None when the gate is off or was not needed
+    taken: bool  # the challenger took this task
+    reason: str
+
+
+@dataclass(frozen=True)
+class BossDecision:
+    challenger: str
+    champion: str
+    tasks: tuple[BossTaskResult, ...]
+    taken: int  # boss tasks the challenger took
+    needed: int  # strict majority of the boss tasks
+    crowned: bool
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Per-competitor weights plus the explicit undistributed remainder: sum(weights) + undistributed == 1.
+
+    The remainder belongs to nobody: the operator decides where it goes (a burn or treasury key kept
+    apart from competitors); it is never paid to the champion as a stand-in."""
+
+    weights: dict[str, float]
+    undistributed: float
