@@ -108,6 +108,18 @@ class SandboxRules(_Section):
     log_tail_chars: int = Field(2000, ge=100, description="Log tail stored as a crashed run's reason.")
     docker_image: str = Field("trainarena-runtime:latest", description="Locally built image of the docker backend.")
     cpus_per_run: int = Field(0, ge=0, description="CPU threads per run; 0 means all of the machine's.")
+    python: Path | None = Field(
+        None,
+        description="Interpreter of the pinned training environment that runs scripts (its sys.prefix and "
+        "sys.base_prefix are bound read-only into the sandbox); None: this platform's own venv interpreter.",
+    )
+    sandbox_uid: int = Field(65534, ge=1, description="Uid/gid the script runs as inside the bwrap user namespace (nobody).")
+    etc_files: tuple[str, ...] = Field(
+        ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "passwd", "group", "hosts",
+         "localtime", "alternatives", "ssl/certs", "ca-certificates"),
+        description="Entries of /etc bound read-only into the bwrap sandbox (nothing else of /etc is visible).",
+    )
+    start_timeout_seconds: float = Field(60.0, gt=0, description="Docker backend: limit on docker create/kill calls.")
 
 
 class ArtifactRules(_Section):
@@ -115,6 +127,7 @@ class ArtifactRules(_Section):
 
     max_artifact_mb: int = Field(20_000, ge=1, description="Largest artifact directory.")
     forbidden_suffixes: tuple[str, ...] = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+    max_header_mb: int = Field(100, ge=1, description="Largest safetensors JSON header (the safetensors library's own cap).")
 
 
 class RegistrationRules(_Section):
@@ -125,6 +138,18 @@ class RegistrationRules(_Section):
     forbidden_suffixes: tuple[str, ...] = (
         ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".h5", ".pkl",
         ".parquet", ".arrow", ".npy", ".npz",
+    )
+    max_reported_paths: int = Field(20, ge=1, description="Offending paths named in one registration error.")
+    git_timeout_seconds: float = Field(300.0, gt=0, description="Limit on each git call (clone, fetch, read).")
+    name_max_length: int = Field(64, ge=1, description="Longest competitor name.")
+    digest_ignore_suffixes: tuple[str, ...] = Field(
+        (".md", ".rst", ".txt"),
+        description="Documentation files left out of the source digest (copy detection), so a copy "
+        "cannot hide behind a new README.",
+    )
+    digest_ignore_names: tuple[str, ...] = Field(
+        ("LICENSE", "LICENCE", "COPYING", "NOTICE", ".gitignore", ".gitattributes", "trainarena.toml"),
+        description="File names left out of the source digest.",
     )
 
 

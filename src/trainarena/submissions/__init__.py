@@ -1,0 +1,32 @@
+"""Competitor registration: ``repo@commit`` -> checked, cached, content-addressed submission.
+
+The public names are below; ``git``, ``digest`` and ``registration`` are the private modules behind
+them. :func:`register` and :func:`find_copies` never touch the store; ``submissions.service`` is the
+thin layer that does.
+"""
+
+from trainarena.submissions.digest import source_digest
+from trainarena.submissions.errors import RegistrationError
+from trainarena.submissions.git import check_commit_sha, normalize_repo_url
+from trainarena.submissions.manifest import Manifest, parse_manifest
+from trainarena.submissions.registration import (
+    CopyMatch,
+    Registration,
+    checkout_path,
+    find_copies,
+    register,
+)
+
+__all__ = [
+    "CopyMatch",
+    "Manifest",
+    "Registration",
+    "RegistrationError",
+    "check_commit_sha",
+    "checkout_path",
+    "find_copies",
+    "normalize_repo_url",
+    "parse_manifest",
+    "register",
+    "source_digest",
+]

@@ -1,0 +1,198 @@
+"""Git plumbing for registration: validate what a competitor gives us, fetch it, read its tree.
+
+Protects against: arguments that git would read as options (``--upload-pack=...``; every repository
+argument follows ``--``), remote helpers that run commands (``ext::``; only https, ssh and file
+transports are allowed, also through ``GIT_ALLOW_PROTOCOL``), credential prompts that would hang a
+validator (``GIT_TERMINAL_PROMPT=0``), slow or endless fetches (a timeout on every call), and hooks or
+config inside the fetched repository (a bare mirror never runs them). It does not protect against a
+malicious server exhausting disk within the timeout, nor against two processes fetching the same cache
+at once (the mirror is created atomically, later fetches are git's own business).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from trainarena.submissions.errors import RegistrationError
+
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_TAG_LIKE = re.compile(r"(refs/tags/.+|v?\d+(\.\d+)+([-+.].*)?|v\d+.*)")
+_SCP_LIKE = re.compile(r"(?P<user>[A-Za-z0-9._-]+@)?(?P<host>[A-Za-z0-9.-]+):(?P<path>(?!//).+)")
+_ALLOWED_SCHEMES = ("https", "ssh", "file")
+_MODE_KINDS = {"100644": "file", "100755": "file", "120000": "symlink", "160000": "submodule"}
+
+
+def check_commit_sha(commit: str) -> str:
+    """Return ``commit`` as a lower-case 40-hex SHA-1, or say what it looks like and what is needed."""
+    value = commit.strip()
+    if _FULL_SHA.fullmatch(value.lower()):
+        return value.lower()
+    need = "a full 40-character commit SHA (run `git rev-parse HEAD` in your repository)"
+    if not value:
+        raise RegistrationError(f"the commit is empty; give {need}")
+    if _HEX.fullmatch(value) and len(value) < 40:
+        kind = f"an abbreviated SHA ({len(value)} characters)"
+    elif _HEX.fullmatch(value):
+        kind = f"a {len(value)}-character hex string (too long for a SHA-1)"
+    elif _TAG_LIKE.fullmatch(value):
+        kind = "a tag name"
+    else:
+        kind = "a branch or other ref name"
+    raise RegistrationError(
+        f"commit {value!r} looks like {kind}; refs move, so registration needs {need}"
+    )
+
+
+def normalize_repo_url(repo: str) -> str:
+    """One spelling per repository, used as the cache key: https/ssh URLs lower-case their scheme and
+    host and drop a trailing ``/`` or ``.git``; ``user@host:path`` becomes ``ssh://``; a local path or
+    ``file://`` URL becomes ``file://`` + the resolved absolute path (which must be a directory)."""
+    value = repo.strip()
+    if not value:
+        raise RegistrationError("the repository is empty; give an https or ssh URL or a local path")
+    if value.startswith("-"):
+        raise RegistrationError(f"repository {value!r} must not start with '-'")
+    if "::" in value.split("/", 1)[0]:
+        raise RegistrationError(f"repository {value!r} uses a git remote helper; only https, ssh and file are allowed")
+    parts = urlsplit(value)
+    if parts.scheme and "://" in value:
+        return _normalize_url(value, parts.scheme.lower())
+    scp = _SCP_LIKE.fullmatch(value)
+    if scp and not Path(value).exists():
+        return _normalize_url(f"ssh://{scp['user'] or ''}{scp['host']}/{scp['path'].lstrip('/')}", "ssh")
+    return _local_url(Path(value))
+
+
+def _normalize_url(value: str, scheme: str) -> str:
+    if scheme not in _ALLOWED_SCHEMES:
+        raise RegistrationError(
+            f"repository {value!r} uses {scheme}://; allowed are https://, ssh://, git@host:path, "
+            "file:// and local paths"
+        )
+    parts = urlsplit(value)
+    if scheme == "file":
+        return _local_url(Path(parts.path))
+    if not parts.hostname:
+        raise RegistrationError(f"repository URL {value!r} has no host")
+    if parts.query or parts.fragment:
+        raise RegistrationError(f"repository URL {value!r} must not carry a query or fragment")
+    netloc = parts.netloc.rsplit("@", 1)
+    netloc[-1] = netloc[-1].lower()
+    path = parts.path.rstrip("/").removesuffix(".git").rstrip("/")
+    return urlunsplit((scheme, "@".join(netloc), path, "", ""))
+
+
+def _local_url(path: Path) -> str:
+    resolved = path.expanduser().resolve()
+    if not resolved.is_dir():
+        raise RegistrationError(f"repository {str(path)!r} is not a directory (nor an https/ssh URL)")
+    return resolved.as_uri()
+
+
+def repo_cache_key(normalized_url: str) -> str:
+    return hashlib.sha256(normalized_url.encode()).hexdigest()
+
+
+def _git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ALLOW_PROTOCOL="https:ssh:file",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_SSH_COMMAND="ssh -o BatchMode=yes",
+        LC_ALL="C",
+    )
+    return env
+
+
+def _git(args: list[str], *, timeout: float, cwd: Path | None = None, check: bool = True,
+         stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    try:
+        result = subprocess.run(["git", *args], cwd=cwd, env=_git_env(), input=stdin,
+                                capture_output=True, timeout=timeout, check=False)
+    except FileNotFoundError as error:
+        raise RegistrationError("git is not installed on this machine; install git to register competitors") from error
+    except subprocess.TimeoutExpired as error:
+        raise RegistrationError(f"git {args[0]} took longer than {timeout:g} s and was stopped") from error
+    if check and result.returncode != 0:
+        message = result.stderr.decode(errors="replace").strip()[-800:]
+        raise RegistrationError(f"git {args[0]} failed: {message or f'exit code {result.returncode}'}")
+    return result
+
+
+def fetch_mirror(url: str, mirror: Path, commit: str, *, timeout: float) -> None:
+    """Make ``mirror`` a bare mirror of ``url`` that contains ``commit`` if the remote has it."""
+    if not mirror.exists():
+        mirror.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".clone-", dir=mirror.parent))
+        try:
+            _git(["clone", "--mirror", "--quiet", "--", url, str(staging / "repo.git")], timeout=timeout)
+            (staging / "repo.git").rename(mirror)  # atomic: a half-clone is never seen as the cache
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    elif not has_commit(mirror, commit, timeout=timeout):
+        _git(["fetch", "--prune", "--quiet", "origin"], cwd=mirror, timeout=timeout)
+    if not has_commit(mirror, commit, timeout=timeout):
+        # Not on any branch or tag: hosts such as GitHub still serve a reachable SHA by name.
+        _git(["fetch", "--quiet", "origin", commit], cwd=mirror, timeout=timeout, check=False)
+
+
+def has_commit(mirror: Path, commit: str, *, timeout: float) -> bool:
+    return _git(["cat-file", "-e", f"{commit}^{{commit}}"], cwd=mirror, timeout=timeout, check=False).returncode == 0
+
+
+def tree_hash(mirror: Path, commit: str, *, timeout: float) -> str:
+    return _git(["rev-parse", f"{commit}^{{tree}}"], cwd=mirror, timeout=timeout).stdout.decode().strip()
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    path: str  # POSIX, relative to the repository root
+    mode: str  # git mode: 100644, 100755, 120000 (symlink), 160000 (submodule)
+    object_id: str
+    size: int  # bytes; 0 for submodules
+
+    @property
+    def kind(self) -> str:
+        return _MODE_KINDS.get(self.mode, "other")
+
+
+def list_tree(mirror: Path, commit: str, *, timeout: float) -> list[TreeEntry]:
+    """Every entry of the commit's tree, recursively, without checking anything out."""
+    output = _git(["ls-tree", "-r", "-l", "-z", "--full-tree", commit], cwd=mirror, timeout=timeout).stdout
+    entries = []
+    for record in output.decode("utf-8", errors="surrogateescape").split("\0"):
+        if not record:
+            continue
+        meta, path = record.split("\t", 1)
+        mode, _kind, object_id, size = meta.split()
+        entries.append(TreeEntry(path=path, mode=mode, object_id=object_id, size=0 if size == "-" else int(size)))
+    return entries
+
+
+def read_blobs(mirror: Path, object_ids: list[str], *, timeout: float) -> dict[str, bytes]:
+    """Contents of the given blobs, read in one ``git cat-file --batch`` call."""
+    unique = list(dict.fromkeys(object_ids))
+    if not unique:
+        return {}
+    output = _git(["cat-file", "--batch"], cwd=mirror, timeout=timeout, stdin="\n".join(unique).encode() + b"\n").stdout
+    blobs: dict[str, bytes] = {}
+    position = 0
+    for object_id in unique:
+        header_end = output.index(b"\n", position)
+        header = output[position:header_end].decode().split()
+        if len(header) != 3 or header[1] != "blob":
+            raise RegistrationError(f"git object {object_id} could not be read as a file: {' '.join(header)}")
+        size = int(header[2])
+        blobs[object_id] = output[header_end + 1 : header_end + 1 + size]
+        position = header_end + 1 + size + 1  # content is followed by a newline
+    return blobs

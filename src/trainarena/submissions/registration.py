@@ -1,0 +1,247 @@
+"""Register a competitor: ``repo@commit`` -> a checked, content-addressed :class:`Registration`.
+
+Steps, each a small function: check the name and the commit (no network), fetch the repository into a
+cache keyed by its normalized URL, check the commit exists, list its tree and reject forbidden content
+(weights, datasets, big files, submodules, links leaving the repository), read and validate
+``trainarena.toml``, compute the tree hash and the source digest, and export the tree into a checkout
+directory keyed by commit that runs bind read-only. Nothing here touches the store: the result is a
+plain value, and :func:`find_copies` compares it with already registered competitors the caller passes in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal, Protocol
+
+from trainarena.contract import MANIFEST_NAME
+from trainarena.settings import RegistrationRules, Settings
+from trainarena.submissions import git
+from trainarena.submissions.digest import source_digest
+from trainarena.submissions.errors import RegistrationError
+from trainarena.submissions.manifest import Manifest, parse_manifest
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A repository at a commit that passed every registration check."""
+
+    name: str
+    repo_url: str  # normalized: the cache key and what the store records
+    commit: str  # full lower-case SHA-1
+    tree_hash: str  # git tree of the commit: equal trees are byte-identical repositories
+    source_digest: str  # see submissions.digest: equal digests are the same code modulo cosmetics
+    manifest: Manifest
+    checkout_dir: Path  # the exported tree; bound read-only as /submission
+    file_count: int
+    total_bytes: int
+
+    @property
+    def entrypoint(self) -> str:
+        return self.manifest.entrypoint
+
+
+class RegisteredCompetitor(Protocol):
+    """What copy detection needs to know about an existing competitor (the store's rows fit)."""
+
+    name: str
+    repo_url: str
+    commit: str
+    tree_hash: str
+    source_digest: str
+
+
+@dataclass(frozen=True)
+class CopyMatch:
+    kind: Literal["tree_hash", "source_digest"]
+    other_name: str
+    other_repo: str
+    other_commit: str
+
+    @property
+    def message(self) -> str:
+        what = "the same tree (identical files)" if self.kind == "tree_hash" else "the same source code modulo comments and layout"
+        return f"has {what} as competitor {self.other_name!r} ({self.other_repo}@{self.other_commit[:12]})"
+
+
+def repo_mirror_path(settings: Settings, normalized_url: str) -> Path:
+    return settings.cache_dir / "repos" / git.repo_cache_key(normalized_url)
+
+
+def checkout_path(settings: Settings, commit: str) -> Path:
+    """Where the tree of ``commit`` is exported for runs (content-addressed: one directory per commit)."""
+    return settings.cache_dir / "checkouts" / git.check_commit_sha(commit)
+
+
+def check_name(name: str, rules: RegistrationRules) -> str:
+    if not _NAME.fullmatch(name) or len(name) > rules.name_max_length:
+        raise RegistrationError(
+            f"competitor name {name!r} is not allowed: use 1 to {rules.name_max_length} letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def register(settings: Settings, *, name: str, repo: str, commit: str) -> Registration:
+    """Fetch, check and export ``repo`` at ``commit``; raise RegistrationError with the reason."""
+    rules = settings.registration
+    name = check_name(name, rules)
+    sha = git.check_commit_sha(commit)
+    url = git.normalize_repo_url(repo)
+    mirror = repo_mirror_path(settings, url)
+    timeout = rules.git_timeout_seconds
+    git.fetch_mirror(url, mirror, sha, timeout=timeout)
+    if not git.has_commit(mirror, sha, timeout=timeout):
+        raise RegistrationError(
+            f"commit {sha} is not in {url} (fetched every branch and tag); push it and register again"
+        )
+    entries = git.list_tree(mirror, sha, timeout=timeout)
+    check_tree_entries(entries, rules)
+    files = [entry for entry in entries if entry.kind == "file"]
+    blobs = git.read_blobs(mirror, [entry.object_id for entry in entries if entry.kind != "submodule"], timeout=timeout)
+    manifest = _manifest(entries, blobs)
+    _check_entrypoint(manifest, entries)
+    _check_symlinks(entries, blobs)
+    checkout = checkout_path(settings, sha)
+    export_tree(entries, blobs, checkout)
+    return Registration(
+        name=name,
+        repo_url=url,
+        commit=sha,
+        tree_hash=git.tree_hash(mirror, sha, timeout=timeout),
+        source_digest=source_digest(
+            ((entry.path, blobs[entry.object_id]) for entry in files),
+            ignore_suffixes=rules.digest_ignore_suffixes,
+            ignore_names=rules.digest_ignore_names,
+        ),
+        manifest=manifest,
+        checkout_dir=checkout,
+        file_count=len(files),
+        total_bytes=sum(entry.size for entry in files),
+    )
+
+
+def _capped(items: list[str], cap: int) -> str:
+    shown = ", ".join(items[:cap])
+    return shown + (f" (and {len(items) - cap} more)" if len(items) > cap else "")
+
+
+def check_tree_entries(entries: Iterable[git.TreeEntry], rules: RegistrationRules) -> None:
+    """Reject weights and datasets, big files, a big tree and submodules, naming every offending path."""
+    entries = list(entries)
+    cap = rules.max_reported_paths
+    problems = []
+    suffixes = tuple(s.lower() for s in rules.forbidden_suffixes)
+    forbidden = [e.path for e in entries if e.path.lower().endswith(suffixes)]
+    if forbidden:
+        problems.append(
+            f"model weights or datasets must not be in the repository ({', '.join(rules.forbidden_suffixes)}; "
+            f"the platform provides the model and data): {_capped(forbidden, cap)}"
+        )
+    big = [f"{e.path} ({e.size / _MB:.1f} MB)" for e in entries if e.size > rules.max_file_mb * _MB]
+    if big:
+        problems.append(f"files larger than {rules.max_file_mb:g} MB: {_capped(big, cap)}")
+    total = sum(e.size for e in entries)
+    if total > rules.max_repo_mb * _MB:
+        problems.append(f"the tree holds {total / _MB:.1f} MB, over the {rules.max_repo_mb:g} MB limit")
+    submodules = [e.path for e in entries if e.kind == "submodule"]
+    if submodules:
+        problems.append(f"submodules are not fetched, vendor their code instead: {_capped(submodules, cap)}")
+    others = [f"{e.path} (mode {e.mode})" for e in entries if e.kind == "other"]
+    if others:
+        problems.append(f"entries of an unsupported kind: {_capped(others, cap)}")
+    if problems:
+        raise RegistrationError("repository rejected: " + "; ".join(problems))
+
+
+def _manifest(entries: list[git.TreeEntry], blobs: dict[str, bytes]) -> Manifest:
+    entry = next((e for e in entries if e.path == MANIFEST_NAME and e.kind == "file"), None)
+    if entry is None:
+        raise RegistrationError(
+            f"no {MANIFEST_NAME} at the repository root; add one with [trainarena] contract = 1 and "
+            'entrypoint = "train.py" (docs/contract.md, "The manifest")'
+        )
+    try:
+        text = blobs[entry.object_id].decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RegistrationError(f"{MANIFEST_NAME} is not UTF-8 text") from error
+    return parse_manifest(text)
+
+
+def _check_entrypoint(manifest: Manifest, entries: list[git.TreeEntry]) -> None:
+    entry = next((e for e in entries if e.path == manifest.entrypoint), None)
+    if entry is None:
+        raise RegistrationError(f"entrypoint {manifest.entrypoint!r} named in {MANIFEST_NAME} is not in the commit's tree")
+    if entry.kind != "file":
+        raise RegistrationError(f"entrypoint {manifest.entrypoint!r} must be a regular file, not a {entry.kind}")
+
+
+def _check_symlinks(entries: list[git.TreeEntry], blobs: dict[str, bytes]) -> None:
+    """A link may point inside the repository only: outside it would read the host in a sandbox-less run."""
+    escaping = []
+    for entry in entries:
+        if entry.kind != "symlink":
+            continue
+        target = blobs[entry.object_id].decode("utf-8", errors="replace")
+        resolved = os.path.normpath(PurePosixPath(entry.path).parent / target)
+        if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+            escaping.append(f"{entry.path} -> {target}")
+    if escaping:
+        raise RegistrationError(f"symbolic links must stay inside the repository: {', '.join(escaping)}")
+
+
+def export_tree(entries: list[git.TreeEntry], blobs: dict[str, bytes], destination: Path) -> None:
+    """Write the tree into ``destination`` atomically (staged, then renamed); an existing export of the
+    same commit is kept, since a commit's tree never changes."""
+    if destination.exists():
+        return
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=destination.parent))
+    try:
+        for entry in entries:
+            if entry.kind == "submodule":
+                continue
+            parts = PurePosixPath(entry.path).parts
+            if any(part in ("", ".", "..", ".git") for part in parts):  # git refuses these; a crafted tree may not
+                raise RegistrationError(f"unsafe path in the tree: {entry.path!r}")
+            target = staging.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            content = blobs[entry.object_id]
+            if entry.kind == "symlink":
+                target.symlink_to(content.decode())
+            else:
+                target.write_bytes(content)
+                target.chmod(0o755 if entry.mode == "100755" else 0o644)
+        try:
+            staging.rename(destination)
+        except OSError:
+            if not destination.is_dir():
+                raise
+            # another registration of the same commit exported it first; the content is the same
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def find_copies(registration: Registration, existing: Iterable[RegisteredCompetitor]) -> list[CopyMatch]:
+    """Existing competitors with the same tree hash or source digest (one match per competitor, the
+    stronger kind first). A competitor registered under the same name is not its own copy."""
+    matches = []
+    for other in existing:
+        if other.name == registration.name:
+            continue
+        if other.tree_hash == registration.tree_hash:
+            kind: Literal["tree_hash", "source_digest"] = "tree_hash"
+        elif other.source_digest == registration.source_digest:
+            kind = "source_digest"
+        else:
+            continue
+        matches.append(CopyMatch(kind=kind, other_name=other.name, other_repo=other.repo_url, other_commit=other.commit))
+    return sorted(matches, key=lambda m: (m.kind != "tree_hash", m.other_name))

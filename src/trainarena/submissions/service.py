@@ -1,0 +1,53 @@
+"""The thin layer between registration and the store: check the name is free, register, look for
+copies among stored competitors, record the new one. The session is injected; nothing is committed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from trainarena.contract import TaskType
+from trainarena.settings import Settings
+from trainarena.store import Competitor, add_competitor, get_competitor
+from trainarena.store import competitors_with_source_digest, competitors_with_tree_hash
+from trainarena.submissions.errors import RegistrationError
+from trainarena.submissions.manifest import Manifest
+from trainarena.submissions.registration import CopyMatch, Registration, find_copies, register
+
+
+@dataclass(frozen=True)
+class RegisteredResult:
+    competitor: Competitor
+    registration: Registration
+    copies: list[CopyMatch]
+
+
+def competitor_kind(manifest: Manifest) -> str | None:
+    """The store's competitor kind: which tournaments (text, image) the declared task types allow."""
+    if manifest.task_types is None:
+        return None
+    image = TaskType.IMAGE in manifest.task_types
+    text = any(t is not TaskType.IMAGE for t in manifest.task_types)
+    return "both" if image and text else "image" if image else "text"
+
+
+def register_competitor(session: Session, settings: Settings, *, name: str, repo: str, commit: str) -> RegisteredResult:
+    """Register and record a competitor; RegistrationError if the name is taken or a check fails."""
+    if get_competitor(session, name) is not None:
+        raise RegistrationError(f"a competitor named {name!r} is already registered; choose another name")
+    registration = register(settings, name=name, repo=repo, commit=commit)
+    existing = {c.id: c for c in competitors_with_tree_hash(session, registration.tree_hash)}
+    existing.update({c.id: c for c in competitors_with_source_digest(session, registration.source_digest)})
+    copies = find_copies(registration, existing.values())
+    competitor = add_competitor(
+        session,
+        name=registration.name,
+        repo_url=registration.repo_url,
+        commit=registration.commit,
+        tree_hash=registration.tree_hash,
+        source_digest=registration.source_digest,
+        entrypoint=registration.entrypoint,
+        kind=competitor_kind(registration.manifest),
+    )
+    return RegisteredResult(competitor=competitor, registration=registration, copies=copies)
