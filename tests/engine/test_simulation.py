@@ -1,0 +1,72 @@
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from trainarena.cli import app
+from trainarena.engine import Stage, simulate
+from trainarena.settings import TournamentRules, WeightRules
+
+RULES, WEIGHTS = TournamentRules(), WeightRules()
+
+
+def test_same_seed_same_tournament_and_different_seed_differs():
+    a = simulate(60, 3, 0.03, 0.0, RULES, WEIGHTS)
+    assert a == simulate(60, 3, 0.03, 0.0, RULES, WEIGHTS)
+    assert a.replay.record != simulate(60, 4, 0.03, 0.0, RULES, WEIGHTS).replay.record
+
+
+def test_a_much_better_champion_is_retained_and_a_much_worse_one_loses():
+    assert simulate(50, 1, 0.01, 0.3, RULES, WEIGHTS).finished.champion == "champion"
+    dethroned = simulate(50, 1, 0.01, -0.5, RULES, WEIGHTS).finished
+    assert dethroned.crowned and dethroned.champion != "champion"
+
+
+def test_with_no_noise_the_best_entrant_reaches_the_boss_round():
+    report = simulate(200, 7, 0.0, 0.2, RULES, WEIGHTS)
+    best = min((v, n) for n, v in report.true_loss.items() if n != "champion")[1]
+    assert report.finished.challenger == best
+
+
+def test_bootstrap_gate_runs_in_simulation():
+    report = simulate(20, 2, 0.01, -0.5, TournamentRules(bootstrap_gate=True), WEIGHTS)
+    assert report.replay.boss is not None
+    assert all(t.bootstrap_met for t in report.replay.boss.tasks)  # a 2x better challenger passes the gate
+
+
+def test_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="noise"):
+        simulate(5, 0, -0.1, 0.0, RULES, WEIGHTS)
+    with pytest.raises(ValueError, match="champion_edge"):
+        simulate(5, 0, 0.1, 1.0, RULES, WEIGHTS)
+
+
+def test_ten_thousand_entrants_stays_linear():
+    report = simulate(10_000, 0, 0.03, 0.0, RULES, WEIGHTS)
+    stages = report.stages
+    assert stages[0] == Stage.GROUP and stages[-1] == Stage.BOSS
+    assert math.isclose(sum(report.weights.weights.values()) + report.weights.undistributed, 1.0)
+
+
+def test_cli_simulate_json_goes_group_knockout_boss_with_one_champion():
+    result = CliRunner().invoke(app, ["tournament", "simulate", "--entrants", "37", "--seed", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    stages = [s["stage"] for s in data["stages"]]
+    assert stages[0] == "group" and stages[-1] == "boss" and "knockout" in stages
+    assert stages.index("knockout") > stages.index("group")
+    assert data["champion"] in {"champion", data["challenger"]}
+    assert data["weights"][data["champion"]] == WEIGHTS.champion_share
+    assert math.isclose(sum(data["weights"].values()) + data["undistributed"], 1.0)
+    group = data["stages"][0]["matches"][0]
+    assert len(group["advancers"]) == TournamentRules().group_advance
+    boss = data["stages"][-1]["matches"][0]
+    assert len(boss["tasks"]) == TournamentRules().boss_tasks_text and "required_lead" in boss["tasks"][0]
+
+
+def test_cli_simulate_prints_bracket_boss_and_weights():
+    result = CliRunner().invoke(app, ["tournament", "simulate", "--entrants", "37", "--seed", "1", "--champion-edge", "-0.1"])
+    assert result.exit_code == 0, result.output
+    for text in ("group r1-g001", "knockout", "boss round", "champion:", "weights", "undistributed"):
+        assert text in result.output
