@@ -1,0 +1,24 @@
+"""Execution backends: run a competitor's script under the contract, sandboxed, and check its artifact.
+
+``make_backend(settings)`` builds the configured backend (bwrap by default); every backend is
+``run(job) -> RunResult`` plus ``close()``. ``validate_artifact`` checks what a run left behind.
+Backend modules are imported lazily by the factory: nothing here starts a process at import time.
+"""
+
+from trainarena.execution.artifacts import ArtifactCheck, validate_artifact
+from trainarena.execution.base import Backend, RunResult, SandboxJob
+from trainarena.execution.factory import make_backend
+from trainarena.execution.resources import assign_devices, gpus_for
+from trainarena.execution.runtime import SandboxUnavailable
+
+__all__ = [
+    "ArtifactCheck",
+    "Backend",
+    "RunResult",
+    "SandboxJob",
+    "SandboxUnavailable",
+    "assign_devices",
+    "gpus_for",
+    "make_backend",
+    "validate_artifact",
+]

@@ -1,0 +1,43 @@
+"""Turn an ``examples/competitors/<name>`` directory into a local git repository with one commit.
+
+Used by the tests and the demo to register example competitors as ``repo@commit`` without a network.
+The author, committer and dates are fixed, so the same directory always gives the same commit hash.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+_FIXED_IDENTITY = {
+    "GIT_AUTHOR_NAME": "trainarena examples",
+    "GIT_AUTHOR_EMAIL": "examples@trainarena.invalid",
+    "GIT_COMMITTER_NAME": "trainarena examples",
+    "GIT_COMMITTER_EMAIL": "examples@trainarena.invalid",
+    "GIT_AUTHOR_DATE": "2025-01-01T00:00:00+0000",
+    "GIT_COMMITTER_DATE": "2025-01-01T00:00:00+0000",
+}
+# No user or system git config may change the commit (signing, hooks, default branch, autocrlf).
+_ISOLATED = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {**_ISOLATED, **_FIXED_IDENTITY}
+    if path := shutil.which("git"):
+        env["PATH"] = str(Path(path).parent) + ":" + env["PATH"]
+    done = subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed in {repo}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def make_example_repo(src: Path, dest: Path) -> tuple[Path, str]:
+    """Copy ``src`` to ``dest`` (must not exist), commit everything once; return (repo, 40-hex commit)."""
+    if dest.exists():
+        raise FileExistsError(f"{dest} already exists; pass a fresh path")
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    _git(dest, "init", "--quiet", "--initial-branch=main")
+    _git(dest, "add", "--all")
+    _git(dest, "commit", "--quiet", "--no-gpg-sign", "--no-verify", "-m", f"example competitor {src.name}")
+    return dest, _git(dest, "rev-parse", "HEAD")

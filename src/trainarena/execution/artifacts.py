@@ -1,0 +1,133 @@
+"""Checks on what a run left in /output, before anything loads it.
+
+Protects against: pickle weights (they execute code when loaded: ``ArtifactRules.forbidden_suffixes``
+are rejected, the path named); symlinks (ALL rejected, not only those resolving outside the output
+dir: a link inside is useless to a model directory and a check-then-use race on a link target is not
+worth defending; a link can also point at the hidden split); files that are named .safetensors but are
+not (the header - 8-byte little-endian length + JSON object - is parsed, tensors are never loaded, and
+every tensor's byte range must lie inside the file); oversize artifacts; missing expected files.
+Does not protect against: a well-formed safetensors file with adversarial values (the evaluator runs
+in its own process for that); config.json contents (the evaluator loads them with trust_remote_code
+off).
+
+The digest is sha256 over the sorted relative paths and contents, so the same artifact gives the
+same digest anywhere (it goes into the signed record).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainarena.contract import TaskType
+from trainarena.settings import ArtifactRules
+
+_HEADER_LENGTH_BYTES = 8
+_READ_CHUNK = 1 << 20
+
+
+class ArtifactError(ValueError):
+    """One reason an artifact is refused."""
+
+
+@dataclass(frozen=True)
+class ArtifactCheck:
+    ok: bool
+    reason: str | None  # why it was refused; None when ok
+    digest: str | None  # sha256 hex; None when refused
+    total_bytes: int
+
+
+def validate_artifact(output_dir: Path, task_type: TaskType, rules: ArtifactRules) -> ArtifactCheck:
+    """Check ``output_dir`` against the output contract of ``task_type`` (module docstring)."""
+    try:
+        files = _list_files(output_dir, rules)
+        total = sum(path.stat().st_size for path in files)
+        if total > rules.max_artifact_mb * 1024 * 1024:
+            raise ArtifactError(f"artifact is {total} bytes, above the limit of {rules.max_artifact_mb} MB")
+        names = {path.relative_to(output_dir).as_posix() for path in files}
+        _check_expected(names, task_type)
+        for path in files:
+            if path.suffix == ".safetensors":
+                check_safetensors(path, rules.max_header_mb * 1024 * 1024)
+    except ArtifactError as exc:
+        return ArtifactCheck(False, str(exc), None, 0)
+    return ArtifactCheck(True, None, artifact_digest(output_dir, files), total)
+
+
+def _list_files(output_dir: Path, rules: ArtifactRules) -> list[Path]:
+    if output_dir.is_symlink() or not output_dir.is_dir():
+        raise ArtifactError(f"output directory {output_dir} is missing (or is a symlink)")
+    files = []
+    for path in sorted(output_dir.rglob("*")):
+        rel = path.relative_to(output_dir).as_posix()
+        if path.is_symlink():
+            raise ArtifactError(f"symlink {rel} -> {path.readlink()}: symlinks are not allowed in an artifact")
+        if path.suffix.lower() in rules.forbidden_suffixes:
+            raise ArtifactError(f"{rel}: pickle-based weights ({path.suffix}) are refused; save safetensors")
+        if path.is_file():
+            files.append(path)
+        elif not path.is_dir():
+            raise ArtifactError(f"{rel} is not a regular file")
+    if not files:
+        raise ArtifactError("the output directory is empty")
+    return files
+
+
+def _check_expected(names: set[str], task_type: TaskType) -> None:
+    weights = {name for name in names if name.endswith(".safetensors")}
+    if task_type is TaskType.IMAGE:
+        if not weights:
+            raise ArtifactError("an image artifact needs pytorch_lora_weights.safetensors (or *.safetensors)")
+        return
+    if "adapter_config.json" in names:
+        if "adapter_model.safetensors" not in names:
+            raise ArtifactError("adapter_config.json without adapter_model.safetensors")
+        return
+    if "config.json" in names and any("/" not in name for name in weights):
+        return
+    raise ArtifactError(
+        "a text artifact needs config.json + *.safetensors (save_pretrained) or adapter_config.json + "
+        f"adapter_model.safetensors (PEFT); found {sorted(names)[:20]}"
+    )
+
+
+def check_safetensors(path: Path, max_header_bytes: int) -> None:
+    """Parse the header only: length, JSON object, dtype/shape/offsets inside the file."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        raw_length = fh.read(_HEADER_LENGTH_BYTES)
+        if len(raw_length) < _HEADER_LENGTH_BYTES:
+            raise ArtifactError(f"{path.name}: too short to be safetensors")
+        (length,) = struct.unpack("<Q", raw_length)
+        if length > max_header_bytes or _HEADER_LENGTH_BYTES + length > size:
+            raise ArtifactError(f"{path.name}: not safetensors (header length {length} impossible for a {size}-byte file)")
+        try:
+            header = json.loads(fh.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ArtifactError(f"{path.name}: not safetensors (header is not JSON: {exc})") from exc
+    if not isinstance(header, dict):
+        raise ArtifactError(f"{path.name}: not safetensors (header is not a JSON object)")
+    data_bytes = size - _HEADER_LENGTH_BYTES - length
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
+                and 0 <= offsets[0] <= offsets[1] <= data_bytes and "dtype" in entry and "shape" in entry):
+            raise ArtifactError(f"{path.name}: not safetensors (tensor {name!r} has a malformed entry)")
+
+
+def artifact_digest(output_dir: Path, files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(files, key=lambda p: p.relative_to(output_dir).as_posix()):
+        rel = path.relative_to(output_dir).as_posix().encode()
+        digest.update(struct.pack("<Q", len(rel)) + rel)
+        digest.update(struct.pack("<Q", path.stat().st_size))
+        with path.open("rb") as fh:
+            while chunk := fh.read(_READ_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()

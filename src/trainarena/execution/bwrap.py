@@ -1,0 +1,221 @@
+"""The default backend: every run in its own bubblewrap sandbox.
+
+What it protects against (each property has an adversarial test in tests/execution/):
+- Network: ``--unshare-all`` gives the run empty network, IPC, UTS, cgroup and user namespaces; no
+  interface but a down loopback, so no TCP/UDP anywhere (localhost included) and no DNS.
+- Reading what it should not: the root is a fresh tmpfs holding only read-only binds of /usr (and the
+  /bin, /lib* links), a short list of /etc entries (``SandboxRules.etc_files``: no shadow, no machine
+  secrets), the training interpreter's prefixes, and the run's own /submission (ro), /inputs (ro)
+  and /output (rw). The data directory, the hidden test split, other runs, /work, /root and the
+  platform's environment variables are not there at all. A mount plan that would expose the
+  hidden directory is refused before anything starts.
+- Writing outside /output: everything else is read-only (the root itself is remounted read-only);
+  /tmp is a private tmpfs discarded at exit.
+- Outliving its budget: SIGTERM to every process of the run's PID namespace at the deadline, SIGKILL
+  of the namespace's init after the grace period, which makes the kernel kill every process in it
+  (double-forked, setsid'd daemons included). When the script exits in time, bwrap's init exits with
+  it and takes any daemon with it; ``--die-with-parent`` covers a platform that dies mid-run.
+- Signalling or ptrace-ing others: its own PID namespace shows only its own processes.
+- Privilege: runs as ``SandboxRules.sandbox_uid`` (nobody) in a user namespace, no capabilities.
+- Memory: see ``execution.limits`` (cgroup v2 when writable, else per-process RLIMIT_AS).
+
+What it does not protect against: kernel exploits (bubblewrap is a namespace sandbox, not a VM);
+CPU and disk-space exhaustion of /output and /tmp (tmpfs counts against RAM; the artifact size limit
+is checked afterwards, not enforced while writing); GPU memory of other runs on a shared GPU; timing
+side channels. Operators who need more should use the docker backend on a VM or gVisor runtime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT, SANDBOX_SUBMISSION
+from trainarena.execution.base import RunResult, SandboxJob
+from trainarena.execution.limits import memory_limit_for
+from trainarena.execution.runtime import (
+    SandboxUnavailable,
+    TrainingPython,
+    check_hidden,
+    script_argv,
+    script_env,
+    training_python,
+)
+from trainarena.execution.supervise import Launch, supervise
+from trainarena.settings import SandboxRules
+
+_ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+_NVIDIA_SHARED_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
+
+
+def find_bwrap() -> str:
+    path = shutil.which("bwrap")
+    if path is None:
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed, and it is the default sandbox for competitor scripts. "
+            "Install it (apt-get install bubblewrap), or use the docker backend "
+            "(TRAINARENA_SANDBOX__BACKEND=docker), or - only for code you trust - pass --unsafe / set "
+            "TRAINARENA_SANDBOX__ALLOW_UNSAFE=true to run scripts without isolation."
+        )
+    return path
+
+
+class BwrapBackend:
+    """Runs each job in a fresh bubblewrap sandbox (module docstring: what it covers and not)."""
+
+    name = "bwrap"
+
+    def __init__(self, rules: SandboxRules, protected: tuple[Path, ...] = (), log_tail_chars: int | None = None) -> None:
+        """``protected``: host directories that must never be bound in (the hidden dir, the data dir)."""
+        self._bwrap = find_bwrap()
+        self._rules = rules
+        self._python: TrainingPython = training_python(rules)
+        self._protected = protected
+        self._tail_chars = log_tail_chars or rules.log_tail_chars
+        check_hidden(self._system_sources(), protected)
+
+    def run(self, job: SandboxJob) -> RunResult:
+        check_hidden([job.submission_dir, job.inputs_dir, job.output_dir], self._protected)
+        job.output_dir.mkdir(parents=True, exist_ok=True)
+        memory = memory_limit_for(job.spec.run_id + f"-{os.getpid()}", job.memory_limit_mb, bool(job.spec.devices))
+        started_at, env = script_env(job)
+        info_read, info_write = os.pipe()
+        try:
+            argv = [self._bwrap, *self.bwrap_args(job, env, info_fd=info_write), "--",
+                    *script_argv(job, self._python.executable)]
+            launch = Launch(
+                argv=argv, env={}, cwd=None, log_dir=job.log_dir, budget_seconds=job.spec.budget_seconds,
+                grace_seconds=job.grace_seconds, log_max_bytes=job.log_max_bytes,
+                log_tail_chars=self._tail_chars, preexec=memory.preexec(), pass_fds=(info_write,),
+            )
+            job.log_dir.mkdir(parents=True, exist_ok=True)
+            (job.log_dir / "sandbox.txt").write_text(f"backend=bwrap memory_limit={memory.kind}:{memory.limit_bytes}\n")
+            return supervise(launch, lambda proc: _NamespaceTerminator(proc, info_read), started_at)
+        finally:
+            for fd in (info_read, info_write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            memory.close()
+
+    def close(self) -> None:
+        """Nothing is held between runs."""
+
+    # -- the mount plan -------------------------------------------------------------------------
+
+    def _system_sources(self) -> list[Path]:
+        etc = [Path("/etc") / entry for entry in self._rules.etc_files]
+        return [Path("/usr"), *etc, *self._python.needed_dirs]
+
+    def bwrap_args(self, job: SandboxJob, env: dict[str, str], info_fd: int | None = None) -> list[str]:
+        """bwrap's options for ``job`` (everything before ``--``)."""
+        uid = str(self._rules.sandbox_uid)
+        args = ["--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+                "--uid", uid, "--gid", uid, "--hostname", "sandbox", "--cap-drop", "ALL"]
+        args += ["--ro-bind", "/usr", "/usr"]
+        args += _root_links()
+        for entry in self._rules.etc_files:
+            args += ["--ro-bind-try", f"/etc/{entry}", f"/etc/{entry}"]
+        for prefix in self._python.needed_dirs:
+            args += ["--ro-bind", str(prefix), str(prefix)]
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        args += _gpu_binds(job.spec.devices)
+        args += ["--ro-bind", str(job.submission_dir.resolve()), str(SANDBOX_SUBMISSION)]
+        args += ["--ro-bind", str(job.inputs_dir.resolve()), str(SANDBOX_INPUTS)]
+        args += ["--bind", str(job.output_dir.resolve()), str(SANDBOX_OUTPUT)]
+        # Last: the root tmpfs bwrap built the tree on becomes read-only; /tmp and /output are
+        # their own mounts and stay writable.
+        args += ["--remount-ro", "/", "--chdir", str(SANDBOX_SUBMISSION)]
+        for key, value in sorted(env.items()):
+            args += ["--setenv", key, value]
+        if info_fd is not None:
+            args += ["--info-fd", str(info_fd)]
+        return args
+
+
+def _root_links() -> list[str]:
+    """/bin, /lib... as on the host: symlinks into /usr on merged-/usr systems, else read-only binds."""
+    args: list[str] = []
+    for name in _ROOT_LINKS:
+        host = Path("/") / name
+        if host.is_symlink():
+            args += ["--symlink", os.readlink(host), f"/{name}"]
+        elif host.is_dir():
+            args += ["--ro-bind", str(host), f"/{name}"]
+    return args
+
+
+def _gpu_binds(devices: tuple[int, ...]) -> list[str]:
+    """Device nodes of the assigned GPUs only (plus the driver's shared nodes), when present."""
+    if not devices:
+        return []
+    nodes = [*_NVIDIA_SHARED_NODES, *(f"nvidia{d}" for d in devices)]
+    args: list[str] = []
+    for node in nodes:
+        if Path("/dev", node).exists():
+            args += ["--dev-bind", f"/dev/{node}", f"/dev/{node}"]
+    if Path("/dev/nvidia-caps").is_dir():
+        args += ["--dev-bind", "/dev/nvidia-caps", "/dev/nvidia-caps"]
+    return args
+
+
+class _NamespaceTerminator:
+    """Signals every process of one bwrap PID namespace, found through bwrap's ``--info-fd`` report."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], info_read: int) -> None:
+        self._proc = proc
+        self._info_read = info_read  # read without blocking: bwrap writes its report once, at start
+        self._report = b""
+        self._info: dict[str, int] | None = None
+
+    def _namespace(self) -> dict[str, int] | None:
+        if self._info is None:
+            os.set_blocking(self._info_read, False)
+            with contextlib.suppress(BlockingIOError, OSError):
+                while chunk := os.read(self._info_read, 4096):
+                    self._report += chunk
+            with contextlib.suppress(ValueError):
+                self._info = json.loads(self._report)
+        return self._info
+
+    def _members(self, info: dict[str, int]) -> list[int]:
+        wanted = f"pid:[{info['pid-namespace']}]"
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    if os.readlink(entry / "ns" / "pid") == wanted:
+                        pids.append(int(entry.name))
+        return pids
+
+    def terminate(self) -> None:
+        info = self._namespace()
+        if info is None:  # bwrap never got as far as starting the script
+            _signal_group(self._proc.pid, signal.SIGTERM)
+            return
+        # Not the namespace's init: its death would SIGKILL everyone before the grace period.
+        for pid in self._members(info):
+            if pid != info["child-pid"]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        info = self._namespace()
+        if info is not None:
+            # Only pids verified to be in the namespace (a reaped init's pid may have been reused);
+            # init first: its death makes the kernel kill everything left in the namespace.
+            members = sorted(self._members(info), key=lambda pid: pid != info["child-pid"])
+            for pid in members:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        if self._proc.poll() is None:
+            _signal_group(self._proc.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

@@ -1,0 +1,36 @@
+"""``make_backend``: the configured execution backend, built in a shell (CLI callback, test fixture)."""
+
+from __future__ import annotations
+
+from trainarena.execution.base import Backend
+from trainarena.execution.runtime import SandboxUnavailable
+from trainarena.settings import Settings
+
+BACKEND_NAMES = ("bwrap", "docker", "local-unsafe")
+
+
+def make_backend(settings: Settings, unsafe: bool = False) -> Backend:
+    """The backend ``settings.sandbox.backend`` names; ``unsafe=True`` (the CLI's ``--unsafe``) or
+    ``settings.sandbox.allow_unsafe`` is required for ``local-unsafe`` and selects it."""
+    rules = settings.sandbox
+    name = "local-unsafe" if unsafe else rules.backend
+    if name == "local-unsafe":
+        if not (unsafe or rules.allow_unsafe):
+            raise SandboxUnavailable(
+                "the local-unsafe backend runs untrusted code without isolation; pass --unsafe or set "
+                "TRAINARENA_SANDBOX__ALLOW_UNSAFE=true if you really trust every script"
+            )
+        from trainarena.execution.local import LocalUnsafeBackend
+
+        return LocalUnsafeBackend(rules, log_tail_chars=rules.log_tail_chars)
+    if name == "bwrap":
+        from trainarena.execution.bwrap import BwrapBackend
+
+        # The data dir holds the hidden split and every run: no system bind may contain it, and
+        # no job directory may contain the hidden split.
+        return BwrapBackend(rules, protected=(settings.hidden_dir, settings.data_dir))
+    if name == "docker":
+        from trainarena.execution.docker import DockerBackend
+
+        return DockerBackend(rules)
+    raise SandboxUnavailable(f"unknown sandbox backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")

@@ -1,0 +1,45 @@
+"""How many GPUs a task gets, from its base model's size and type (pure; no I/O).
+
+A model's parameter count (in billions) is scaled by the task type's memory factor (DPO keeps a
+reference model and two forward passes per pair: x3; GRPO generates and keeps a reference: x2), then
+looked up in ``ResourceRules.gpu_brackets``: the first bracket whose limit is >= the scaled size;
+beyond the last bracket, ``gpu_max``.
+"""
+
+from __future__ import annotations
+
+from trainarena.contract import TaskType
+from trainarena.settings import ResourceRules
+
+
+def memory_factor(task_type: TaskType, rules: ResourceRules) -> float:
+    if task_type is TaskType.DPO:
+        return rules.memory_factor_dpo
+    if task_type is TaskType.GRPO:
+        return rules.memory_factor_grpo
+    return 1.0
+
+
+def gpus_for(param_count: int, task_type: TaskType, rules: ResourceRules) -> int:
+    """GPUs a task on a model of ``param_count`` parameters needs (on a machine that has GPUs)."""
+    if param_count < 0:
+        raise ValueError(f"param_count must be >= 0, got {param_count}")
+    billions = param_count / 1e9 * memory_factor(task_type, rules)
+    for limit, gpus in sorted(rules.gpu_brackets):
+        if billions <= limit:
+            return gpus
+    return rules.gpu_max
+
+
+def assign_devices(available: list[int], n: int) -> tuple[int, ...]:
+    """The first ``n`` free devices; () on a machine without GPUs (the run goes on the CPU).
+
+    Raises when GPUs exist but fewer than ``n`` are free: the run must wait rather than start short.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if not available:
+        return ()
+    if n > len(available):
+        raise ValueError(f"{n} GPUs needed but only {len(available)} free ({available})")
+    return tuple(sorted(available)[:n])

@@ -1,0 +1,187 @@
+"""The part every backend shares: start a command, own its clock, cap its logs, end its process tree.
+
+A backend builds the command line (bwrap, docker or plain) and a :class:`Terminator` that knows how to
+reach the whole tree of what it started; :func:`supervise` does the rest as small named steps:
+start -> wait until exit or the deadline -> (SIGTERM, grace, SIGKILL) -> drain logs -> result.
+
+Logs: stdout and stderr go through pipes to one reader thread each, which writes at most
+``log_max_bytes`` to the log file, then a truncation marker, and keeps draining (and discarding) so a
+script printing gigabytes neither fills the disk nor blocks on a full pipe. Each reader also keeps a
+rolling tail of the stream, so a crashed run's reason shows the real end of stderr even after
+truncation.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from trainarena.contract import RunStatus
+from trainarena.execution.base import RunResult
+
+TRUNCATION_MARKER = "\n[trainarena: log truncated at {limit} bytes; the rest was discarded]\n"
+_CHUNK = 65536
+# Readers normally finish as soon as the tree is gone; a bounded join keeps a misbehaving leftover
+# (only possible with the unsafe backend) from hanging the platform.
+_READER_JOIN_SECONDS = 5.0
+
+
+class Terminator(Protocol):
+    """Reaches the whole process tree of one run."""
+
+    def terminate(self) -> None:
+        """Ask every process of the run to stop (SIGTERM), leaving time to save work."""
+        ...
+
+    def kill(self) -> None:
+        """End every process of the run now (SIGKILL), daemons included."""
+        ...
+
+
+class CappedLogReader(threading.Thread):
+    """Copies one pipe into a file, keeping at most ``limit`` bytes and a rolling tail."""
+
+    def __init__(self, pipe: BinaryIO, path: Path, limit: int, tail_bytes: int) -> None:
+        super().__init__(daemon=True, name=f"log-{path.name}")
+        self._pipe = pipe
+        self._path = path
+        self._limit = limit
+        self._tail_bytes = tail_bytes
+        self._tail = bytearray()
+        self.written = 0
+        self.truncated = False
+
+    def run(self) -> None:
+        with self._path.open("wb") as out:
+            while chunk := self._pipe.read1(_CHUNK):
+                self._keep_tail(chunk)
+                self._write_capped(out, chunk)
+        self._pipe.close()
+
+    def _keep_tail(self, chunk: bytes) -> None:
+        self._tail += chunk
+        if len(self._tail) > self._tail_bytes:
+            del self._tail[: len(self._tail) - self._tail_bytes]
+
+    def _write_capped(self, out: BinaryIO, chunk: bytes) -> None:
+        if self.truncated:
+            return
+        room = self._limit - self.written
+        out.write(chunk[:room])
+        self.written += min(room, len(chunk))
+        if len(chunk) > room:
+            out.write(TRUNCATION_MARKER.format(limit=self._limit).encode())
+            self.truncated = True
+        out.flush()
+
+    def tail(self, chars: int) -> str:
+        return self._tail.decode("utf-8", errors="replace")[-chars:]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything :func:`supervise` needs to start and police one run."""
+
+    argv: Sequence[str]
+    env: dict[str, str]
+    cwd: Path | None
+    log_dir: Path
+    budget_seconds: float
+    grace_seconds: float
+    log_max_bytes: int
+    log_tail_chars: int
+    preexec: Callable[[], None] | None = None
+    pass_fds: tuple[int, ...] = ()
+
+
+def supervise(
+    launch: Launch,
+    make_terminator: Callable[[subprocess.Popen[bytes]], Terminator],
+    started_at: float,
+) -> RunResult:
+    """Run ``launch`` to completion under its budget; ``started_at`` is the unix time the deadline
+    counts from (the backend already told the script its deadline)."""
+    launch.log_dir.mkdir(parents=True, exist_ok=True)
+    stdout_path, stderr_path = launch.log_dir / "stdout.log", launch.log_dir / "stderr.log"
+    try:
+        proc = _start(launch)
+    except OSError as exc:
+        stderr_path.write_text(f"could not start: {exc}\n")
+        stdout_path.write_text("")
+        return RunResult(RunStatus.FAILED, None, started_at, time.time(), stdout_path, stderr_path,
+                         failure_reason=f"could not start the run: {exc}")
+    tail_bytes = launch.log_tail_chars * 4  # UTF-8: up to 4 bytes per character
+    readers = (
+        CappedLogReader(proc.stdout, stdout_path, launch.log_max_bytes, tail_bytes),  # type: ignore[arg-type]
+        CappedLogReader(proc.stderr, stderr_path, launch.log_max_bytes, tail_bytes),  # type: ignore[arg-type]
+    )
+    for reader in readers:
+        reader.start()
+    terminator = make_terminator(proc)
+    timed_out, how_ended = _wait_or_stop(proc, terminator, started_at + launch.budget_seconds, launch.grace_seconds)
+    # Whatever happened, nothing of this run may outlive this call (a daemon left by a script that
+    # exited in time included).
+    terminator.kill()
+    finished_at = time.time()
+    for reader in readers:
+        reader.join(_READER_JOIN_SECONDS)
+    return _result(proc.returncode, timed_out, how_ended, launch, started_at, finished_at, readers[1])
+
+
+def _start(launch: Launch) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        list(launch.argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=launch.env,
+        cwd=launch.cwd,
+        start_new_session=True,  # its own process group: signals never reach the platform
+        preexec_fn=launch.preexec,
+        pass_fds=launch.pass_fds,
+        close_fds=True,
+    )
+
+
+def _wait_or_stop(
+    proc: subprocess.Popen[bytes], terminator: Terminator, deadline: float, grace: float
+) -> tuple[bool, str]:
+    """Wait for the exit; at the deadline SIGTERM the tree, after ``grace`` SIGKILL it."""
+    try:
+        proc.wait(timeout=max(0.0, deadline - time.time()))
+        return False, "exited"
+    except subprocess.TimeoutExpired:
+        pass
+    terminator.terminate()
+    try:
+        proc.wait(timeout=grace)
+        return True, "SIGTERM at the deadline; it stopped within the grace period"
+    except subprocess.TimeoutExpired:
+        terminator.kill()
+        proc.wait()
+        return True, f"SIGTERM at the deadline, SIGKILL after {grace:g} s of grace"
+
+
+def _result(
+    exit_code: int,
+    timed_out: bool,
+    how_ended: str,
+    launch: Launch,
+    started_at: float,
+    finished_at: float,
+    stderr_reader: CappedLogReader,
+) -> RunResult:
+    stdout_path, stderr_path = launch.log_dir / "stdout.log", launch.log_dir / "stderr.log"
+    tail = stderr_reader.tail(launch.log_tail_chars)
+    if timed_out:
+        reason = f"still running at the budget of {launch.budget_seconds:g} s ({how_ended}).\n--- stderr tail ---\n{tail}"
+        return RunResult(RunStatus.TIMED_OUT, exit_code, started_at, finished_at, stdout_path, stderr_path, reason)
+    if exit_code != 0:
+        reason = f"exited with code {exit_code}.\n--- stderr tail ---\n{tail}"
+        return RunResult(RunStatus.FAILED, exit_code, started_at, finished_at, stdout_path, stderr_path, reason)
+    return RunResult(RunStatus.SUCCEEDED, 0, started_at, finished_at, stdout_path, stderr_path)
