@@ -28,6 +28,18 @@ from trainarena.store.models import (
     TournamentStatus,
     WeightRow,
 )
+from trainarena.store.tournaments import (
+    TournamentSummary,
+    champion_history,
+    create_tournament,
+    current_champion,
+    get_tournament,
+    get_tournament_by_name,
+    list_tournaments,
+    stored_weights,
+    summarize_tournament,
+    tournament_runs,
+)
 
 __all__ = [
     "Base",
@@ -43,8 +55,18 @@ __all__ = [
     "Tournament",
     "TournamentEntrant",
     "TournamentStatus",
+    "TournamentSummary",
     "WeightRow",
     "add_competitor",
+    "champion_history",
+    "create_tournament",
+    "current_champion",
+    "get_tournament",
+    "get_tournament_by_name",
+    "list_tournaments",
+    "stored_weights",
+    "summarize_tournament",
+    "tournament_runs",
     "competitors_with_source_digest",
     "competitors_with_tree_hash",
     "get_competitor",

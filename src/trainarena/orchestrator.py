@@ -1,0 +1,508 @@
+"""Drives a tournament from the store, one idempotent step at a time, so it can always be resumed.
+
+Each pass reads the tournament back from the store and does the first thing left to do:
+
+1. a run left RUNNING by a driver that died is reset to PENDING (it is run again, attempts counted);
+2. the first stored round with unfinished runs gets its next runs executed: each run is marked
+   RUNNING and committed, executed outside any transaction, and its report stored and committed;
+3. with every stored round complete, the pure engine (``engine.bracket.next_step``) is asked what is
+   next: ``PlayRound`` creates the round's rows (round, matches, tasks drawn from the task source,
+   one pending run per competitor and task) in one transaction; ``Finished`` stores the champion
+   history, the weights and the outcome in one transaction.
+
+A finished run is never executed again; a tournament that died anywhere resumes from what the store
+holds. Only one driver may drive a given tournament at a time (nothing here takes a lock).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session, selectinload
+
+from trainarena.contract import Direction, RunStatus, TaskType
+from trainarena.engine.bracket import next_step
+from trainarena.engine.model import (
+    Finished,
+    Match,
+    PlayedMatch,
+    PlayedRound,
+    PlayRound,
+    RoundPlan,
+    Stage,
+    TaskOutcome,
+    TournamentRecord,
+)
+from trainarena.engine.weights import tournament_weights
+from trainarena.settings import TournamentRules, WeightRules
+from trainarena.store import (
+    ChampionHistory,
+    EvaluationRow,
+    MatchRow,
+    Round,
+    Run,
+    Store,
+    StoreError,
+    TaskRow,
+    Tournament,
+    TournamentEntrant,
+    TournamentStatus,
+    WeightRow,
+    create_tournament,
+    require_competitor,
+    tournament_runs,
+)
+from trainarena.tasks.base import Evaluation, TaskDefinition
+
+__all__ = [
+    "CompetitorInfo",
+    "ProgressEvent",
+    "RunExecutor",
+    "RunReport",
+    "RunRequest",
+    "TaskSource",
+    "create_tournament",
+    "drive",
+    "load_record",
+    "task_seed",
+]
+
+# (tournament kind, stage, match id, task index, task seed) -> the task to play.
+TaskSource = Callable[[str, Stage, str, int, int], TaskDefinition]
+
+
+@dataclass(frozen=True)
+class CompetitorInfo:
+    """A competitor as an executor needs it (plain data: no ORM row crosses into a worker thread)."""
+
+    name: str
+    repo_url: str
+    commit: str
+    tree_hash: str
+    entrypoint: str
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    tournament_id: int
+    tournament_name: str
+    run_id: int
+    attempt: int  # 1 for the first try; higher after an interrupted try
+    competitor: CompetitorInfo
+    stage: Stage
+    match_id: str
+    task_index: int
+    task: TaskDefinition
+    run_dir: Path  # fresh, empty directory for this attempt, under the settings' work_dir
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What an executor reports for one run. ``evaluation`` is None when no artifact was scored."""
+
+    status: RunStatus
+    started_at: float  # unix seconds
+    finished_at: float
+    log_path: Path | None = None
+    artifact_path: Path | None = None
+    artifact_digest: str | None = None  # sha256 hex of the artifact
+    failure_reason: str | None = None
+    evaluation: Evaluation | None = None
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.finished_at - self.started_at
+
+
+class RunExecutor(Protocol):
+    def execute(self, request: RunRequest) -> RunReport:
+        """Run one competitor on one task and evaluate the artifact. A competitor's failure is a
+        report (FAILED, TIMED_OUT, INVALID); raising means the platform itself broke, and the run is
+        tried again when the tournament is resumed."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """``kind`` is run_started, run_finished, round_created or finished."""
+
+    kind: str
+    tournament: str
+    round_index: int | None = None
+    stage: Stage | None = None
+    match_id: str | None = None
+    competitor: str | None = None
+    task_index: int | None = None
+    task_name: str | None = None
+    budget_seconds: float | None = None
+    status: RunStatus | None = None
+    score: float | None = None
+    runs_total: int | None = None  # round_created: runs in the round
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+def task_seed(tournament_seed: int, round_index: int, match_id: str, task_index: int) -> int:
+    """A task's seed: fixed by the tournament seed and the task's place, so a replay draws the same."""
+    text = f"{tournament_seed}:{round_index}:{match_id}:{task_index}".encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def boss_tasks_for(kind: str, rules: TournamentRules) -> int:
+    return rules.boss_tasks_image if kind == "image" else rules.boss_tasks_text
+
+
+# --- Reading the record --------------------------------------------------------------------------
+
+
+def _definition_json(task: TaskDefinition) -> dict[str, Any]:
+    data = asdict(task)
+    data["task_type"] = task.task_type.value
+    return data
+
+
+def _definition(data: dict[str, Any]) -> TaskDefinition:
+    return TaskDefinition(**{**data, "task_type": TaskType(data["task_type"])})
+
+
+def _outcome(run: Run) -> TaskOutcome:
+    """A run as the engine sees it: a finite score from a SUCCEEDED run, or a failure with its reason."""
+    name = run.competitor.name
+    evaluation = run.evaluation
+    if run.status != RunStatus.SUCCEEDED:
+        return TaskOutcome(name, None, run.failure_reason or f"run {run.status}")
+    if evaluation is None:
+        return TaskOutcome(name, None, "the artifact was not evaluated")
+    if evaluation.score is None or not math.isfinite(evaluation.score):
+        return TaskOutcome(name, None, evaluation.failure or f"score is not finite: {evaluation.score}")
+    return TaskOutcome(name, evaluation.score, None, tuple(evaluation.per_example))
+
+
+def _direction(task: TaskRow) -> Direction:
+    directions = {run.evaluation.direction for run in task.runs if run.evaluation is not None}
+    if len(directions) > 1:
+        raise ValueError(f"task {task.id}: evaluations disagree on the score direction {sorted(directions)}")
+    # With no evaluation every run failed, nobody's score is compared, and the direction is moot.
+    return Direction(directions.pop()) if directions else Direction.LOWER
+
+
+def _plan(round_row: Round) -> RoundPlan:
+    matches = tuple(
+        Match(m.match_id, tuple(m.competitors), m.tasks_count, m.advance_count) for m in round_row.matches
+    )
+    return RoundPlan(round_row.index, Stage(round_row.stage), matches, tuple(round_row.byes))
+
+
+def _played_match(row: MatchRow) -> PlayedMatch:
+    tasks = []
+    for task in row.tasks:
+        by_name = {run.competitor.name: run for run in task.runs}
+        tasks.append(tuple(_outcome(by_name[name]) for name in row.competitors))
+    match = Match(row.match_id, tuple(row.competitors), row.tasks_count, row.advance_count)
+    return PlayedMatch(match, tuple(_direction(task) for task in row.tasks), tuple(tasks))
+
+
+def _round_complete(round_row: Round) -> bool:
+    return all(RunStatus(run.status).finished for m in round_row.matches for t in m.tasks for run in t.runs)
+
+
+def load_record(session: Session, tournament: Tournament, rules: TournamentRules) -> TournamentRecord:
+    """The engine's view of a tournament: every complete stored round with its outcomes."""
+    played = tuple(
+        PlayedRound(_plan(r), tuple(_played_match(m) for m in r.matches)) for r in tournament.rounds if _round_complete(r)
+    )
+    return TournamentRecord(
+        entrants=tuple(e.competitor.name for e in tournament.entrants),
+        seed=tournament.seed,
+        boss_tasks=boss_tasks_for(tournament.kind, rules),
+        champion=None if tournament.champion_before is None else tournament.champion_before.name,
+        rounds=played,
+    )
+
+
+# --- Writing steps -------------------------------------------------------------------------------
+
+
+def _create_round(session: Session, tournament: Tournament, plan: RoundPlan, task_source: TaskSource) -> int:
+    """The round's rows, with one pending run per competitor and task. Returns the number of runs."""
+    round_row = Round(index=plan.index, stage=plan.stage.value, byes=list(plan.byes))
+    runs = 0
+    for position, match in enumerate(plan.matches):
+        match_row = MatchRow(
+            match_id=match.match_id,
+            position=position,
+            competitors=list(match.competitors),
+            tasks_count=match.tasks,
+            advance_count=match.advance,
+        )
+        competitors = [require_competitor(session, name) for name in match.competitors]
+        for index in range(match.tasks):
+            seed = task_seed(tournament.seed, plan.index, match.match_id, index)
+            definition = task_source(tournament.kind, plan.stage, match.match_id, index, seed)
+            task = TaskRow(index=index, definition=_definition_json(definition))
+            task.runs = [Run(competitor=competitor) for competitor in competitors]
+            match_row.tasks.append(task)
+            runs += len(competitors)
+        round_row.matches.append(match_row)
+    # Attached last, through the parent: the whole round is written at once, or not at all.
+    tournament.rounds.append(round_row)
+    tournament.status = TournamentStatus.RUNNING
+    return runs
+
+
+def _store_finish(session: Session, tournament: Tournament, finished: Finished, weight_rules: WeightRules) -> None:
+    now = datetime.now(UTC)
+    champion = None if finished.champion is None else require_competitor(session, finished.champion)
+    if champion is not None and finished.crowned:
+        session.add(ChampionHistory(kind=tournament.kind, competitor=champion, tournament=tournament, crowned_at=now))
+    entrants = [e.competitor.name for e in tournament.entrants]
+    weights = tournament_weights(finished, entrants, weight_rules)
+    for name, weight in weights.weights.items():
+        session.add(WeightRow(tournament_id=tournament.id, competitor=require_competitor(session, name), weight=weight))
+    tournament.weight_remainder = weights.undistributed
+    tournament.champion_after = champion
+    tournament.outcome_reason = finished.reason
+    tournament.status = TournamentStatus.FINISHED
+    tournament.finished_at = now
+
+
+def _reset_interrupted(session: Session, tournament_id: int) -> None:
+    for run in tournament_runs(session, tournament_id):
+        if run.status == RunStatus.RUNNING:
+            run.status = RunStatus.PENDING.value
+
+
+def _store_report(session: Session, run_id: int, report: RunReport) -> None:
+    run = session.get_one(Run, run_id)
+    run.status = RunStatus(report.status).value
+    run.started_at = datetime.fromtimestamp(report.started_at, UTC)
+    run.finished_at = datetime.fromtimestamp(report.finished_at, UTC)
+    run.wall_seconds = report.wall_seconds
+    run.log_path = None if report.log_path is None else str(report.log_path)
+    run.artifact_path = None if report.artifact_path is None else str(report.artifact_path)
+    run.artifact_digest = report.artifact_digest
+    run.failure_reason = report.failure_reason
+    evaluation = report.evaluation
+    if evaluation is not None:
+        score, failure = evaluation.score, evaluation.failure
+        if score is not None and not math.isfinite(score):
+            # NaN/inf is a failed evaluation; SQL columns cannot hold it faithfully anyway.
+            score, failure = None, failure or f"score is not finite: {score}"
+        run.evaluation = EvaluationRow(
+            score=score,
+            direction=Direction(evaluation.direction).value,
+            failure=failure,
+            per_example=list(evaluation.per_example),
+            details=dict(evaluation.details),
+        )
+
+
+def load_tournament(session: Session, tournament_id: int) -> Tournament:
+    """A tournament with its whole record loaded in a handful of queries (not one per run)."""
+    runs = selectinload(Tournament.rounds).selectinload(Round.matches).selectinload(MatchRow.tasks).selectinload(TaskRow.runs)
+    tournament = session.get(
+        Tournament,
+        tournament_id,
+        options=[
+            runs.selectinload(Run.competitor),
+            runs.selectinload(Run.evaluation),
+            selectinload(Tournament.entrants).selectinload(TournamentEntrant.competitor),
+        ],
+        populate_existing=True,
+    )
+    if tournament is None:
+        raise StoreError(f"no tournament with id {tournament_id}")
+    return tournament
+
+
+# --- Driving -------------------------------------------------------------------------------------
+
+
+def _first_open_round(tournament: Tournament) -> Round | None:
+    return next((r for r in tournament.rounds if not _round_complete(r)), None)
+
+
+def _pending_runs(round_row: Round) -> list[Run]:
+    return [run for m in round_row.matches for t in m.tasks for run in t.runs if run.status == RunStatus.PENDING]
+
+
+@dataclass
+class _Driver:
+    store: Store
+    tournament_id: int
+    task_source: TaskSource
+    executor: RunExecutor
+    rules: TournamentRules
+    weight_rules: WeightRules
+    work_dir: Path
+    progress: Progress
+    parallel: int
+    max_attempts: int | None
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        self.progress(ProgressEvent(kind, **fields))
+
+    def step(self, budget: int) -> tuple[int, Finished | None, list[RunRequest]]:
+        """One transaction: returns (steps taken, the end if reached, runs claimed to execute now)."""
+        with self.store.transaction() as session:
+            tournament = load_tournament(session, self.tournament_id)
+            if tournament.status == TournamentStatus.FINISHED:
+                return 0, self._stored_end(session, tournament), []
+            open_round = _first_open_round(tournament)
+            if open_round is not None:
+                return self._claim_runs(tournament, open_round, budget)
+            decision = next_step(load_record(session, tournament, self.rules), self.rules)
+            if isinstance(decision, PlayRound):
+                runs = _create_round(session, tournament, decision.plan, self.task_source)
+                self.emit("round_created", tournament=tournament.name, round_index=decision.plan.index,
+                          stage=decision.plan.stage, runs_total=runs)
+                return 1, None, []
+            _store_finish(session, tournament, decision, self.weight_rules)
+            self.emit("finished", tournament=tournament.name, competitor=decision.champion)
+            return 1, decision, []
+
+    def _stored_end(self, session: Session, tournament: Tournament) -> Finished:
+        decision = next_step(load_record(session, tournament, self.rules), self.rules)
+        if not isinstance(decision, Finished):
+            raise ValueError(f"tournament {tournament.name!r} is marked finished but its record plays on")
+        return decision
+
+    def _claim_runs(self, tournament: Tournament, round_row: Round, budget: int) -> tuple[int, None, list[RunRequest]]:
+        """Mark up to ``parallel`` pending runs RUNNING; a run interrupted too often fails instead."""
+        steps, claimed = 0, []
+        for run in _pending_runs(round_row):
+            if steps + len(claimed) >= min(budget, self.parallel):
+                break
+            if self.max_attempts is not None and run.attempts >= self.max_attempts:
+                run.status = RunStatus.FAILED.value
+                run.failure_reason = f"interrupted {run.attempts} times without finishing; not tried again"
+                steps += 1
+                continue
+            run.status = RunStatus.RUNNING.value
+            run.attempts += 1
+            run.started_at = datetime.now(UTC)
+            claimed.append(self._request(tournament, round_row, run))
+        return steps, None, claimed
+
+    def _request(self, tournament: Tournament, round_row: Round, run: Run) -> RunRequest:
+        task = run.task
+        competitor = run.competitor
+        run_dir = self.work_dir / f"tournament-{tournament.id}" / f"run-{run.id}" / f"attempt-{run.attempts}"
+        return RunRequest(
+            tournament_id=tournament.id,
+            tournament_name=tournament.name,
+            run_id=run.id,
+            attempt=run.attempts,
+            competitor=CompetitorInfo(
+                competitor.name, competitor.repo_url, competitor.commit, competitor.tree_hash, competitor.entrypoint
+            ),
+            stage=Stage(round_row.stage),
+            match_id=task.match.match_id,
+            task_index=task.index,
+            task=_definition(task.definition),
+            run_dir=run_dir,
+        )
+
+    def _started(self, request: RunRequest) -> None:
+        request.run_dir.mkdir(parents=True, exist_ok=True)
+        self.emit("run_started", **self._run_fields(request))
+
+    def _finished(self, request: RunRequest, report: RunReport) -> None:
+        with self.store.transaction() as session:
+            _store_report(session, request.run_id, report)
+        score = None if report.evaluation is None else report.evaluation.score
+        self.emit("run_finished", status=RunStatus(report.status), score=score, **self._run_fields(request))
+
+    @staticmethod
+    def _run_fields(request: RunRequest) -> dict[str, Any]:
+        return {
+            "tournament": request.tournament_name,
+            "stage": request.stage,
+            "match_id": request.match_id,
+            "competitor": request.competitor.name,
+            "task_index": request.task_index,
+            "task_name": request.task.name,
+            "budget_seconds": request.task.budget_seconds,
+        }
+
+    def execute_serially(self, requests: list[RunRequest]) -> None:
+        for request in requests:
+            self._started(request)
+            self._finished(request, self.executor.execute(request))
+
+    def execute_in_pool(self, pool: ThreadPoolExecutor, requests: list[RunRequest]) -> None:
+        """Execute concurrently; store each report from this thread as it arrives. If an executor
+        raised, the other runs still finish and are stored, then the first error is raised."""
+        futures: dict[Future[RunReport], RunRequest] = {}
+        for request in requests:
+            self._started(request)
+            futures[pool.submit(self.executor.execute, request)] = request
+        errors: list[BaseException] = []
+        waiting = set(futures)
+        while waiting:
+            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            for future in done:
+                error = future.exception()
+                if error is not None:
+                    errors.append(error)
+                else:
+                    self._finished(futures[future], future.result())
+        if errors:
+            raise errors[0]
+
+
+def drive(
+    store: Store,
+    tournament_id: int,
+    *,
+    task_source: TaskSource,
+    executor: RunExecutor,
+    rules: TournamentRules,
+    weight_rules: WeightRules,
+    work_dir: Path,
+    progress: Progress | None = None,
+    max_steps: int | None = None,
+    parallel: int = 1,
+    max_attempts: int | None = None,
+) -> Finished | None:
+    """Drive a tournament until it finishes; return how it ended (also for an already finished one).
+
+    A step is one round created, one run executed, or the finish stored; with ``max_steps`` the drive
+    stops after that many and returns None (drive again to go on). ``parallel`` runs of a round are
+    executed at once on a thread pool (the executor's runs are separate processes); all store writes
+    stay on the calling thread. ``max_attempts`` fails a run that has been interrupted that often
+    (None: retry without limit). ``work_dir`` holds one fresh directory per run attempt.
+    """
+    if parallel < 1:
+        raise ValueError(f"parallel must be at least 1, got {parallel}")
+    driver = _Driver(store, tournament_id, task_source, executor, rules, weight_rules, work_dir,
+                     progress or (lambda _event: None), parallel, max_attempts)
+    with store.transaction() as session:
+        _reset_interrupted(session, tournament_id)
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="trainarena-run") if parallel > 1 else None
+    try:
+        steps = 0
+        while max_steps is None or steps < max_steps:
+            budget = parallel if max_steps is None else max_steps - steps
+            taken, end, requests = driver.step(budget)
+            if end is not None:
+                return end
+            if taken == 0 and not requests:
+                raise RuntimeError(f"tournament {tournament_id}: an open round has no pending run (another driver?)")
+            if pool is None:
+                driver.execute_serially(requests)
+            else:
+                driver.execute_in_pool(pool, requests)
+            steps += taken + len(requests)
+        return None
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)

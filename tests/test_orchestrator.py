@@ -1,0 +1,287 @@
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from trainarena.contract import Direction, RunStatus, TaskType
+from trainarena.engine.model import Finished, Stage
+from trainarena.orchestrator import ProgressEvent, RunReport, RunRequest, create_tournament, drive
+from trainarena.settings import Settings
+from trainarena.store import (
+    Store,
+    add_competitor,
+    champion_history,
+    get_tournament,
+    open_store,
+    stored_weights,
+    tournament_runs,
+)
+from trainarena.tasks.base import Evaluation, TaskDefinition
+
+
+def fake_task_source(kind: str, stage: Stage, match_id: str, task_index: int, seed: int) -> TaskDefinition:
+    return TaskDefinition(
+        name=f"{stage}-{match_id}-{task_index}",
+        task_type=TaskType.IMAGE if kind == "image" else TaskType.INSTRUCT,
+        base_model="tiny-llama",
+        dataset={"source": "fake", "seed": seed},
+        budget_seconds=1.0,
+        seed=seed,
+    )
+
+
+def _unit(*parts: object) -> float:
+    """A deterministic number in [0, 1) from the parts (same run, same result, on any attempt)."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass
+class FakeExecutor:
+    """Scores from seeded latent skills (lower loss is better) plus seeded noise; a few runs fail.
+
+    ``crash_on_call`` raises on that call (1-based) to simulate the platform dying mid-run."""
+
+    skills: dict[str, float]
+    failure_rate: float = 0.1
+    crash_on_call: int | None = None
+    crash_for: str | None = None  # always raise for this competitor
+    delay: float = 0.0
+    calls: int = 0
+    reported: Counter[int] = field(default_factory=Counter)  # run id -> reports returned
+    active: int = 0
+    max_active: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def execute(self, request: RunRequest) -> RunReport:
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            assert request.run_dir.is_dir()
+            if call == self.crash_on_call or request.competitor.name == self.crash_for:
+                raise RuntimeError(f"platform died on call {call}")
+            time.sleep(self.delay)
+            report = self._report(request)
+            with self.lock:
+                self.reported[request.run_id] += 1
+            return report
+        finally:
+            with self.lock:
+                self.active -= 1
+
+    def _report(self, request: RunRequest) -> RunReport:
+        name, seed = request.competitor.name, request.task.seed
+        roll = _unit("fail", name, seed)
+        log = request.run_dir / "stdout.log"
+        log.write_text("trained\n")
+        if roll < self.failure_rate / 2:
+            return RunReport(RunStatus.FAILED, 0.0, 1.0, log, failure_reason="exit code 1")
+        if roll < self.failure_rate:
+            nan = Evaluation(float("nan"), Direction.LOWER)
+            return RunReport(RunStatus.SUCCEEDED, 0.0, 1.0, log, request.run_dir, "ab" * 32, evaluation=nan)
+        loss = 3.0 - self.skills[name] + 0.2 * (_unit("noise", name, seed) - 0.5)
+        evaluation = Evaluation(loss, Direction.LOWER, per_example=(loss, loss + 0.1), details={"rows": 2})
+        return RunReport(RunStatus.SUCCEEDED, 0.0, 1.5, log, request.run_dir, "cd" * 32, evaluation=evaluation)
+
+
+def _names(count: int) -> list[str]:
+    return [f"c{i:02d}" for i in range(count)]
+
+
+def _skills(names: list[str]) -> dict[str, float]:
+    rng = random.Random(7)
+    return {name: rng.uniform(0.0, 2.0) for name in names}
+
+
+def _register(store: Store, names: list[str]) -> None:
+    with store.transaction() as session:
+        for name in names:
+            add_competitor(
+                session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
+                tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py",
+            )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    with open_store(settings) as opened:
+        yield opened
+
+
+def _new_tournament(store: Store, names: list[str], *, name: str = "t1", champion: str | None = None) -> int:
+    with store.transaction() as session:
+        return create_tournament(session, name=name, kind="text", seed=11, entrants=names, champion=champion).id
+
+
+def _drive(store: Store, settings: Settings, tid: int, executor: FakeExecutor, **kwargs) -> Finished | None:
+    return drive(
+        store, tid, task_source=fake_task_source, executor=executor, rules=settings.rules,
+        weight_rules=settings.weights, work_dir=settings.work_dir, **kwargs,
+    )
+
+
+def _outcome(store: Store, tid: int) -> tuple:
+    """Everything a tournament decided, to compare a resumed drive with an uninterrupted one."""
+    with store.session() as session:
+        tournament = get_tournament(session, tid)
+        runs = tuple(
+            (r.task.match.round.index, r.task.match.match_id, r.task.index, r.competitor.name, r.status,
+             None if r.evaluation is None else r.evaluation.score)
+            for r in tournament_runs(session, tid)
+        )
+        champion = None if tournament.champion_after is None else tournament.champion_after.name
+        return champion, tournament.outcome_reason, stored_weights(session, tid), tournament.weight_remainder, runs
+
+
+@pytest.mark.parametrize("entrants", [5, 20])
+def test_whole_tournament_reaches_a_champion(store: Store, settings: Settings, entrants: int) -> None:
+    names = _names(entrants)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+    executor = FakeExecutor(_skills(names))
+    finished = _drive(store, settings, tid, executor)
+    assert isinstance(finished, Finished) and finished.crowned
+    champion, reason, weights, remainder, runs = _outcome(store, tid)
+    assert champion == finished.champion and reason == finished.reason
+    assert all(status in {"succeeded", "failed"} for *_, status, _ in runs)
+    assert executor.calls == len(runs) and set(executor.reported.values()) == {1}
+    with store.session() as session:
+        stages = [r.stage for r in get_tournament(session, tid).rounds]
+    # No defending champion: no boss round; 20 entrants open with a group stage, 5 with a knockout.
+    assert stages[0] == ("group" if entrants >= settings.rules.group_stage_min_entrants else "knockout")
+    assert stages[-1] == "knockout" and "boss" not in stages
+    assert math.isclose(sum(weights.values()) + remainder, 1.0)
+    assert set(weights) >= set(names) and max(weights, key=weights.__getitem__) == champion
+    with store.session() as session:
+        assert [h.competitor.name for h in champion_history(session, "text")] == [champion]
+        assert get_tournament(session, tid).status == "finished"
+    # Driving a finished tournament again changes nothing and runs nothing.
+    again = _drive(store, settings, tid, executor)
+    assert again == finished and executor.calls == len(runs)
+
+
+def _reference(tmp_path: Path, names: list[str]) -> tuple:
+    settings = Settings(data_dir=tmp_path / "reference")
+    with open_store(settings) as reference:
+        _register(reference, names)
+        tid = _new_tournament(reference, names)
+        _drive(reference, settings, tid, FakeExecutor(_skills(names)))
+        return _outcome(reference, tid)
+
+
+def test_stopping_after_every_step_and_resuming_changes_nothing(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    names = _names(5)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+    executor = FakeExecutor(_skills(names))
+    drives = 0
+    while _drive(store, settings, tid, executor, max_steps=1) is None:
+        drives += 1
+        assert drives < 100
+    assert _outcome(store, tid) == _reference(tmp_path, names)
+    assert set(executor.reported.values()) == {1}
+
+
+@pytest.mark.slow
+def test_platform_crash_at_every_run_resumes_without_rerunning_finished_runs(tmp_path: Path) -> None:
+    names = _names(5)
+    expected = _reference(tmp_path, names)
+    runs_total = len(expected[-1])
+    for crash_at in range(1, runs_total + 1):
+        settings = Settings(data_dir=tmp_path / f"crash-{crash_at}")  # a fresh store: no champion yet
+        with open_store(settings) as store:
+            _register(store, names)
+            tid = _new_tournament(store, names)
+            executor = FakeExecutor(_skills(names), crash_on_call=crash_at)
+            with pytest.raises(RuntimeError, match="platform died"):
+                _drive(store, settings, tid, executor)
+            executor.crash_on_call = None
+            assert _drive(store, settings, tid, executor) is not None
+            assert _outcome(store, tid) == expected
+            assert set(executor.reported.values()) == {1}
+            with store.session() as session:
+                attempts = sorted(r.attempts for r in tournament_runs(session, tid))
+            assert attempts == [1] * (runs_total - 1) + [2]  # only the crashed run was tried twice
+
+
+def test_second_tournament_meets_the_previous_champion_in_a_boss_round(store: Store, settings: Settings) -> None:
+    names = _names(8)
+    _register(store, names)
+    first = _drive(store, settings, _new_tournament(store, names[:5]), FakeExecutor(_skills(names)))
+    assert first is not None and first.champion is not None
+    tid = _new_tournament(store, names[5:], name="t2")
+    second = _drive(store, settings, tid, FakeExecutor(_skills(names)))
+    assert second is not None
+    with store.session() as session:
+        tournament = get_tournament(session, tid)
+        assert tournament.champion_before is not None and tournament.champion_before.name == first.champion
+        boss = tournament.rounds[-1]
+        assert boss.stage == "boss" and first.champion in boss.matches[0].competitors
+        assert len(boss.matches[0].tasks) == settings.rules.boss_tasks_text
+        history = [h.competitor.name for h in champion_history(session, "text")]
+    assert history == [first.champion] + ([second.champion] if second.crowned else [])
+    assert math.isclose(sum(_outcome(store, tid)[2].values()) + _outcome(store, tid)[3], 1.0)
+
+
+def test_parallel_runs_overlap_and_give_the_same_result(store: Store, settings: Settings, tmp_path: Path) -> None:
+    names = _names(5)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+    executor = FakeExecutor(_skills(names), delay=0.05)
+    events: list[ProgressEvent] = []
+    _drive(store, settings, tid, executor, parallel=3, progress=events.append)
+    assert executor.max_active >= 2
+    assert _outcome(store, tid) == _reference(tmp_path, names)
+    started = [e for e in events if e.kind == "run_started"]
+    finished = [e for e in events if e.kind == "run_finished"]
+    assert len(started) == len(finished) == executor.calls
+    assert all(e.budget_seconds == 1.0 and e.task_name and e.competitor for e in started)
+    assert events[0].kind == "round_created" and events[-1].kind == "finished"
+
+
+def test_a_crash_in_one_parallel_run_keeps_the_others(store: Store, settings: Settings) -> None:
+    names = _names(5)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+    executor = FakeExecutor(_skills(names), crash_on_call=2)
+    with pytest.raises(RuntimeError, match="platform died"):
+        _drive(store, settings, tid, executor, parallel=4)
+    with store.session() as session:
+        statuses = Counter(r.status for r in tournament_runs(session, tid))
+    assert statuses[RunStatus.RUNNING] == 1 and sum(statuses.values()) == 4
+    assert statuses[RunStatus.SUCCEEDED] + statuses[RunStatus.FAILED] == 3
+
+
+def test_a_run_that_keeps_killing_the_platform_fails_after_max_attempts(store: Store, settings: Settings) -> None:
+    names = _names(3)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+    executor = FakeExecutor(_skills(names), failure_rate=0.0, crash_for="c01")
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            _drive(store, settings, tid, executor, max_attempts=2)
+    finished = _drive(store, settings, tid, FakeExecutor(_skills(names), failure_rate=0.0), max_attempts=2)
+    assert finished is not None and finished.champion != "c01"
+    with store.session() as session:
+        crashed = [r for r in tournament_runs(session, tid) if r.competitor.name == "c01"]
+    assert [(r.status, r.attempts) for r in crashed] == [("failed", 2)]
+    assert "interrupted 2 times" in (crashed[0].failure_reason or "")
