@@ -61,11 +61,12 @@ class LatentSkillPlayer:
             scores = -scores
         per_example = self._per_example(rng, scores, slots)
         outcomes: dict[tuple[str, int], list[TaskOutcome]] = {}
-        for i, (match, task, competitor) in enumerate(slots):
-            if fails[i] or competitor in self.always_fail:
+        rows = zip(slots, scores.tolist(), fails.tolist(), per_example, strict=True)  # plain floats: fast loop
+        for (match, task, competitor), score, failed, examples in rows:
+            if failed or competitor in self.always_fail:
                 outcome = TaskOutcome(competitor, None, "simulated failure")
             else:
-                outcome = TaskOutcome(competitor, float(scores[i]), None, per_example[i])
+                outcome = TaskOutcome(competitor, score, None, examples)
             outcomes.setdefault((match.match_id, task), []).append(outcome)
         played = tuple(
             PlayedMatch(m, (self.direction,) * m.tasks, tuple(tuple(outcomes[(m.match_id, t)]) for t in range(m.tasks)))
