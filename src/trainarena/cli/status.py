@@ -1,6 +1,84 @@
-"""`trainarena status` (being written)."""
+"""`trainarena status`: the tournaments in the store and where each stands.
+
+A thin shell: builds ``Settings()`` and opens the store inside the command, reads summaries from the
+store's repository functions, and renders them as rich tables or, with ``--json``, one JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trainarena.settings import Settings
+from trainarena.store import (
+    TournamentSummary,
+    current_champion,
+    list_competitors,
+    list_tournaments,
+    open_store,
+    summarize_tournament,
+)
+from trainarena.store.tournaments import TOURNAMENT_KINDS
 
 
-def status_command() -> None:
-    """Not yet available."""
-    raise SystemExit("trainarena status: not yet available")
+def _summary_json(summary: TournamentSummary) -> dict[str, Any]:
+    data = asdict(summary)
+    data["created_at"] = summary.created_at.isoformat()
+    data["finished_at"] = None if summary.finished_at is None else summary.finished_at.isoformat()
+    return data
+
+
+def _where(summary: TournamentSummary) -> str:
+    if summary.round_index is None:
+        return "not started"
+    return f"round {summary.round_index} ({summary.stage})"
+
+
+def _champion_cell(summary: TournamentSummary) -> str:
+    if summary.status == "finished":
+        return summary.champion_after or "no winner"
+    return f"{summary.champion_before} (defending)" if summary.champion_before else "-"
+
+
+def print_status(console: Console, summaries: list[TournamentSummary], champions: dict[str, str | None], competitors: int) -> None:
+    reigning = ", ".join(f"{kind}: {name or '-'}" for kind, name in champions.items())
+    console.print(f"[bold]{competitors}[/bold] competitors registered; champions: {reigning}")
+    if not summaries:
+        console.print("No tournaments yet.")
+        return
+    table = Table(title="Tournaments")
+    for column in ("id", "name", "kind", "status", "where", "runs", "champion", "outcome"):
+        table.add_column(column)
+    for s in summaries:
+        table.add_row(
+            str(s.id), s.name, s.kind, s.status, _where(s), f"{s.runs_done}/{s.runs_total}", _champion_cell(s), s.reason or ""
+        )
+    console.print(table)
+
+
+def status_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+) -> None:
+    """List the tournaments in the store and where each stands (round, runs done, champion)."""
+    settings = Settings()
+    with open_store(settings) as store, store.session() as session:
+        summaries = [summarize_tournament(session, t) for t in list_tournaments(session)]
+        champions = {}
+        for kind in TOURNAMENT_KINDS:
+            champion = current_champion(session, kind)
+            champions[kind] = None if champion is None else champion.name
+        competitors = len(list_competitors(session))
+    if as_json:
+        payload = {
+            "competitors": competitors,
+            "champions": champions,
+            "tournaments": [_summary_json(s) for s in summaries],
+        }
+        typer.echo(json.dumps(payload))
+    else:
+        print_status(Console(), summaries, champions, competitors)

@@ -1,0 +1,85 @@
+"""`trainarena status` through typer's CliRunner, on a store under a temporary data dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from trainarena.cli import app
+from trainarena.contract import Direction, RunStatus, TaskType
+from trainarena.engine.model import Stage
+from trainarena.orchestrator import RunReport, RunRequest, create_tournament, drive
+from trainarena.settings import Settings
+from trainarena.store import add_competitor, open_store
+from trainarena.tasks.base import Evaluation, TaskDefinition
+
+
+def _task(kind: str, stage: Stage, match_id: str, index: int, seed: int) -> TaskDefinition:
+    return TaskDefinition(f"{match_id}-{index}", TaskType.INSTRUCT, "tiny", {"seed": seed}, 1.0, seed)
+
+
+class SkillByName:
+    """c0 is best, c1 next, ...: loss equals the competitor's number."""
+
+    def execute(self, request: RunRequest) -> RunReport:
+        loss = float(request.competitor.name.removeprefix("c"))
+        return RunReport(RunStatus.SUCCEEDED, 0.0, 1.0, evaluation=Evaluation(loss, Direction.LOWER))
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    return CliRunner()
+
+
+def _fill_store() -> None:
+    settings = Settings()
+    names = [f"c{i}" for i in range(4)]
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            for name in names:
+                add_competitor(session, name=name, repo_url="u", commit="0" * 40, tree_hash=name,
+                               source_digest=name, entrypoint="train.py")
+            first = create_tournament(session, name="week-1", kind="text", seed=1, entrants=names).id
+        common = {"task_source": _task, "executor": SkillByName(), "rules": settings.rules,
+                  "weight_rules": settings.weights, "work_dir": settings.work_dir}
+        drive(store, first, **common)
+        with store.transaction() as session:
+            second = create_tournament(session, name="week-2", kind="text", seed=2, entrants=names[1:]).id
+        assert drive(store, second, max_steps=2, **common) is None  # round 0 created, one run done
+
+
+def test_status_json_reports_each_tournament(runner: CliRunner) -> None:
+    _fill_store()
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["competitors"] == 4
+    assert payload["champions"] == {"text": "c0", "image": None}
+    first, second = payload["tournaments"]
+    assert (first["name"], first["status"], first["champion_after"]) == ("week-1", "finished", "c0")
+    assert first["runs_done"] == first["runs_total"] > 0 and first["finished_at"] is not None
+    assert (second["name"], second["status"], second["champion_before"]) == ("week-2", "running", "c0")
+    assert (second["round_index"], second["stage"], second["runs_done"]) == (0, "knockout", 1)
+    assert second["runs_total"] == 2  # three entrants: one pair plays, one bye
+
+
+def test_status_tables_show_where_each_stands(runner: CliRunner) -> None:
+    _fill_store()
+    result = runner.invoke(app, ["status"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "4 competitors registered; champions: text: c0, image: -" in result.output
+    lines = {line.split("│")[2].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
+    assert "finished" in lines["week-1"] and "c0" in lines["week-1"]
+    assert "round 0 (knockout)" in lines["week-2"] and "1/2" in lines["week-2"] and "c0 (defending)" in lines["week-2"]
+
+
+def test_status_on_an_empty_data_dir(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"competitors": 0, "champions": {"text": None, "image": None}, "tournaments": []}
+    assert (tmp_path / "data" / "trainarena.db").is_file()
+    assert "No tournaments yet." in runner.invoke(app, ["status"]).output
