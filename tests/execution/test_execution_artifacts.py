@@ -1,0 +1,123 @@
+"""Artifact validation: real safetensors pass; pickle, symlinks, fakes and oversize artifacts do not."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from trainarena.contract import TaskType
+from trainarena.execution.artifacts import validate_artifact
+from trainarena.settings import ArtifactRules
+
+RULES = ArtifactRules()
+
+
+def _model_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    save_file({"weight": torch.arange(6, dtype=torch.float32).reshape(2, 3)}, str(path / "model.safetensors"))
+    return path
+
+
+def test_a_real_safetensors_model_is_accepted_with_a_stable_digest(tmp_path: Path) -> None:
+    first = validate_artifact(_model_dir(tmp_path / "a"), TaskType.INSTRUCT, RULES)
+    second = validate_artifact(_model_dir(tmp_path / "b"), TaskType.INSTRUCT, RULES)
+    assert first.ok and first.reason is None
+    assert first.total_bytes == sum(p.stat().st_size for p in (tmp_path / "a").iterdir())
+    assert first.digest is not None and len(first.digest) == 64
+    assert first.digest == second.digest  # same content, same digest, wherever it lives
+    (tmp_path / "b" / "config.json").write_text("{}")
+    assert validate_artifact(tmp_path / "b", TaskType.INSTRUCT, RULES).digest != first.digest
+
+
+def test_peft_adapter_and_image_lora_layouts_are_accepted(tmp_path: Path) -> None:
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    save_file({"lora_A": torch.zeros(2, 2)}, str(adapter / "adapter_model.safetensors"))
+    assert validate_artifact(adapter, TaskType.DPO, RULES).ok
+    image = tmp_path / "image"
+    image.mkdir()
+    save_file({"lora": torch.ones(3)}, str(image / "pytorch_lora_weights.safetensors"))
+    assert validate_artifact(image, TaskType.IMAGE, RULES).ok
+    assert not validate_artifact(image, TaskType.INSTRUCT, RULES).ok  # no config.json
+
+
+def test_pickle_weights_are_rejected_by_name(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path / "m")
+    torch.save({"w": torch.zeros(1)}, model / "optimizer.pt")
+    check = validate_artifact(model, TaskType.INSTRUCT, RULES)
+    assert not check.ok and "optimizer.pt" in (check.reason or "") and check.digest is None
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "../outside.txt", "model.safetensors"])
+def test_symlinks_are_rejected(tmp_path: Path, target: str) -> None:
+    (tmp_path / "outside.txt").write_text("secret")
+    model = _model_dir(tmp_path / "m")
+    (model / "link.json").symlink_to(target)
+    check = validate_artifact(model, TaskType.INSTRUCT, RULES)
+    assert not check.ok and "symlink link.json" in (check.reason or "")
+
+
+def test_a_symlinked_output_dir_is_rejected(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path / "m")
+    (tmp_path / "out").symlink_to(model)
+    assert not validate_artifact(tmp_path / "out", TaskType.INSTRUCT, RULES).ok
+
+
+def _fake(path: Path, payload: bytes) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text("{}")
+    (path / "model.safetensors").write_bytes(payload)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("payload", "why"),
+    [
+        (b"\x80\x04\x95", "too short"),
+        (b"PK\x03\x04" + b"\0" * 60, "header length"),
+        (struct.pack("<Q", 7) + b"not json", "not JSON"),
+        (struct.pack("<Q", 2) + b"[]", "not a JSON object"),
+        (struct.pack("<Q", 2**40) + b"{}", "header length"),
+    ],
+)
+def test_fake_safetensors_are_rejected(tmp_path: Path, payload: bytes, why: str) -> None:
+    check = validate_artifact(_fake(tmp_path / "m", payload), TaskType.INSTRUCT, RULES)
+    assert not check.ok and why in (check.reason or "")
+
+
+def test_a_torch_pickle_renamed_to_safetensors_is_rejected(tmp_path: Path) -> None:
+    model = _fake(tmp_path / "m", b"")
+    torch.save({"w": torch.zeros(4)}, model / "model.safetensors")
+    check = validate_artifact(model, TaskType.INSTRUCT, RULES)
+    assert not check.ok and "not safetensors" in (check.reason or "")
+
+
+def test_tensor_offsets_past_the_end_are_rejected(tmp_path: Path) -> None:
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    payload = struct.pack("<Q", len(header)) + header + b"\0" * 8  # 8 bytes of data, 16 claimed
+    check = validate_artifact(_fake(tmp_path / "m", payload), TaskType.INSTRUCT, RULES)
+    assert not check.ok and "malformed entry" in (check.reason or "")
+
+
+def test_size_limit_and_empty_output(tmp_path: Path) -> None:
+    model = _model_dir(tmp_path / "m")
+    (model / "big.safetensors").write_bytes(b"\0" * (1024 * 1024 + 1))
+    check = validate_artifact(model, TaskType.INSTRUCT, ArtifactRules(max_artifact_mb=1))
+    assert not check.ok and "above the limit of 1 MB" in (check.reason or "")
+    (tmp_path / "empty").mkdir()
+    assert validate_artifact(tmp_path / "empty", TaskType.INSTRUCT, RULES).reason == "the output directory is empty"
+
+
+def test_missing_expected_files_are_named(tmp_path: Path) -> None:
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    check = validate_artifact(adapter, TaskType.CHAT, RULES)
+    assert not check.ok and "adapter_model.safetensors" in (check.reason or "")
