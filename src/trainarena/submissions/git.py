@@ -136,7 +136,12 @@ def fetch_mirror(url: str, mirror: Path, commit: str, *, timeout: float) -> None
         staging = Path(tempfile.mkdtemp(prefix=".clone-", dir=mirror.parent))
         try:
             _git(["clone", "--mirror", "--quiet", "--", url, str(staging / "repo.git")], timeout=timeout)
-            (staging / "repo.git").rename(mirror)  # atomic: a half-clone is never seen as the cache
+            try:
+                (staging / "repo.git").rename(mirror)  # atomic: a half-clone is never seen as the cache
+            except OSError:
+                if not mirror.is_dir():
+                    raise
+                # a concurrent registration of the same repository made the mirror first: use it
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     elif not has_commit(mirror, commit, timeout=timeout):
