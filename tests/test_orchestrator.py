@@ -93,7 +93,9 @@ class FakeExecutor:
             return RunReport(RunStatus.SUCCEEDED, 0.0, 1.0, log, request.run_dir, "ab" * 32, evaluation=nan)
         loss = 3.0 - self.skills[name] + 0.2 * (_unit("noise", name, seed) - 0.5)
         evaluation = Evaluation(loss, Direction.LOWER, per_example=(loss, loss + 0.1), details={"rows": 2})
-        return RunReport(RunStatus.SUCCEEDED, 0.0, 1.5, log, request.run_dir, "cd" * 32, evaluation=evaluation)
+        prepared = {"train_file": f"/prepared/{request.task_id}/train.jsonl"}
+        return RunReport(RunStatus.SUCCEEDED, 0.0, 1.5, log, request.run_dir, "cd" * 32, evaluation=evaluation,
+                         prepared_paths=prepared)
 
 
 def _names(count: int) -> list[str]:
@@ -172,6 +174,12 @@ def test_whole_tournament_reaches_a_champion(store: Store, settings: Settings, e
     with store.session() as session:
         assert [h.competitor.name for h in champion_history(session, "text")] == [champion]
         assert get_tournament(session, tid).status == "finished"
+        stored = tournament_runs(session, tid)
+        assert all(r.attempts == 1 and r.finished_at is not None for r in stored)
+        evaluated = [r for r in stored if r.evaluation is not None]
+        assert evaluated and all(r.task.prepared == {"train_file": f"/prepared/{r.task.id}/train.jsonl"}
+                                 for r in evaluated if r.evaluation.score is not None)
+        assert any(r.evaluation.score is None and "not finite" in (r.evaluation.failure or "") for r in evaluated)
     # Driving a finished tournament again changes nothing and runs nothing.
     again = _drive(store, settings, tid, executor)
     assert again == finished and executor.calls == len(runs)

@@ -95,6 +95,7 @@ class RunRequest:
     tournament_name: str
     run_id: int
     attempt: int  # 1 for the first try; higher after an interrupted try
+    task_id: int  # the same for every competitor on this task: a key to prepare its data once
     competitor: CompetitorInfo
     stage: Stage
     match_id: str
@@ -115,6 +116,7 @@ class RunReport:
     artifact_digest: str | None = None  # sha256 hex of the artifact
     failure_reason: str | None = None
     evaluation: Evaluation | None = None
+    prepared_paths: dict[str, str] | None = None  # where the task's data was prepared; kept on the task
 
     @property
     def wall_seconds(self) -> float:
@@ -290,6 +292,8 @@ def _store_report(session: Session, run_id: int, report: RunReport) -> None:
     run.artifact_path = None if report.artifact_path is None else str(report.artifact_path)
     run.artifact_digest = report.artifact_digest
     run.failure_reason = report.failure_reason
+    if report.prepared_paths is not None and run.task.prepared is None:
+        run.task.prepared = dict(report.prepared_paths)
     evaluation = report.evaluation
     if evaluation is not None:
         score, failure = evaluation.score, evaluation.failure
@@ -401,6 +405,7 @@ class _Driver:
             tournament_name=tournament.name,
             run_id=run.id,
             attempt=run.attempts,
+            task_id=task.id,
             competitor=CompetitorInfo(
                 competitor.name, competitor.repo_url, competitor.commit, competitor.tree_hash, competitor.entrypoint
             ),

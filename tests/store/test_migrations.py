@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -65,27 +67,45 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
         engine.dispose()
 
 
-def _postgres_url() -> str | None:
-    """A throwaway database on the local PostgreSQL 15 cluster, or None when it is not running."""
+def _postgres_driver() -> str | None:
+    for module, dialect in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        return dialect
+    return None
+
+
+def _as_postgres(command_line: str) -> bool:
+    result = subprocess.run(["su", "postgres", "-c", command_line], capture_output=True, text=True, check=False)
+    return result.returncode == 0
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throwaway database on the local PostgreSQL cluster (dropped afterwards), or a skip."""
     explicit = os.environ.get("TRAINARENA_TEST_POSTGRES_URL")
     if explicit:
-        return explicit
-    if shutil.which("psql") is None:
-        return None
+        yield explicit
+        return
+    dialect = _postgres_driver()
+    if dialect is None:
+        pytest.skip("no PostgreSQL driver installed (psycopg or psycopg2)")
+    if shutil.which("createdb") is None and not Path("/usr/lib/postgresql").is_dir():
+        pytest.skip("PostgreSQL is not installed")
     name = f"trainarena_test_{uuid.uuid4().hex[:8]}"
-    created = subprocess.run(
-        ["su", "postgres", "-c", f"createdb {name}"], capture_output=True, text=True, check=False
-    )
-    if created.returncode != 0:
-        return None
-    return f"postgresql+psycopg2://postgres@/{name}?host=/var/run/postgresql"
-
-
-def test_migrations_on_postgresql() -> None:
-    pytest.importorskip("psycopg2")
-    url = _postgres_url()
-    if url is None:
+    user = getpass.getuser()  # local connections use peer authentication: a role named like us
+    _as_postgres(f"createuser --superuser {user}")  # fails harmlessly when the role exists
+    if not _as_postgres(f"createdb --owner {user} {name}"):
         pytest.skip("PostgreSQL is not running (pg_ctlcluster 15 main start)")
-    with open_store_url(url) as store:
+    try:
+        yield f"{dialect}://{user}@/{name}?host=/var/run/postgresql"
+    finally:
+        _as_postgres(f"dropdb --if-exists {name}")
+
+
+def test_migrations_on_postgresql(postgres_url: str) -> None:
+    with open_store_url(postgres_url) as store:
         assert set(inspect(store.engine).get_table_names()) == EXPECTED_TABLES
         assert _drift(store.engine) == []
