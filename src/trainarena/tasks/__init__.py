@@ -1,0 +1,133 @@
+"""Task types, one folder each (``tasks/<type>/``), registered by name and imported only when asked for.
+
+Adding a task type: create ``tasks/<type>/__init__.py`` with a ``plugin()`` function returning a
+:class:`~trainarena.tasks.base.TaskPlugin` (and ``evaluation.py`` with ``run_evaluation(request)`` if it
+uses the child-process evaluator), then add one line to ``_PLUGINS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from trainarena.contract import TaskType
+from trainarena.tasks.base import DatasetError, Evaluation, PreparedTask, TaskDefinition, TaskPlugin
+
+__all__ = [
+    "DatasetError",
+    "Evaluation",
+    "PreparedTask",
+    "TaskDefinition",
+    "TaskPlugin",
+    "TaskFileError",
+    "get_task_type",
+    "load_task_file",
+    "registered_task_types",
+]
+
+# Task type -> module holding its plugin() (and evaluation.run_evaluation). One line per type.
+_PLUGINS: dict[TaskType, str] = {
+    TaskType.INSTRUCT: "trainarena.tasks.instruct",
+}
+
+
+class TaskFileError(ValueError):
+    """A task file that cannot be read, naming the file and the field."""
+
+
+def registered_task_types() -> tuple[TaskType, ...]:
+    return tuple(_PLUGINS)
+
+
+def plugin_module(task_type: TaskType | str) -> str:
+    """The module path of a registered task type (raises ``KeyError`` naming the registered ones)."""
+    try:
+        return _PLUGINS[TaskType(task_type)]
+    except (KeyError, ValueError):
+        known = ", ".join(t.value for t in _PLUGINS)
+        raise KeyError(f"task type '{task_type}' is not available; registered: {known}") from None
+
+
+def get_task_type(task_type: TaskType | str) -> TaskPlugin:
+    """The plugin of a task type, importing its folder on first use."""
+    return importlib.import_module(plugin_module(task_type)).plugin()
+
+
+_REQUIRED = ("name", "type", "base_model", "budget_seconds", "dataset")
+_OPTIONAL = ("seed",)
+
+
+def load_task_file(path: Path) -> TaskDefinition:
+    """Read a TOML (``.toml``) or JSON task file::
+
+        name = "arith-1"
+        type = "instruct"
+        base_model = "models/tiny_llama"   # local paths are relative to the task file
+        budget_seconds = 60
+        seed = 1
+        [dataset]
+        source = "arithmetic.jsonl"        # relative to the task file when that file exists
+        field_instruction = "instruction"
+        field_output = "output"
+    """
+    path = Path(path)
+    data = _parse(path)
+    unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
+    missing = [key for key in _REQUIRED if key not in data]
+    if unknown or missing:
+        raise TaskFileError(f"{path}: missing {missing}, unknown {unknown}; keys: {list(_REQUIRED + _OPTIONAL)}")
+    try:
+        task_type = TaskType(data["type"])
+    except ValueError:
+        raise TaskFileError(f"{path}: type '{data['type']}' is not one of {[t.value for t in TaskType]}") from None
+    budget, seed = data["budget_seconds"], data.get("seed", 0)
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or budget <= 0:
+        raise TaskFileError(f"{path}: budget_seconds must be a positive number, got {budget!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TaskFileError(f"{path}: seed must be an integer, got {seed!r}")
+    if not isinstance(data["dataset"], dict):
+        raise TaskFileError(f"{path}: dataset must be a table/object")
+    for key in ("name", "base_model"):
+        if not isinstance(data[key], str) or not data[key]:
+            raise TaskFileError(f"{path}: {key} must be a non-empty string, got {data[key]!r}")
+    return TaskDefinition(
+        name=data["name"],
+        task_type=task_type,
+        base_model=_relative_to(path, data["base_model"]),
+        dataset=_resolve_source(path, data["dataset"]),
+        budget_seconds=float(budget),
+        seed=seed,
+    )
+
+
+def _parse(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise TaskFileError(f"{path}: cannot read the task file ({error.strerror})") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            return tomllib.loads(text)
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+            if isinstance(data, dict):
+                return data
+            raise TaskFileError(f"{path}: a JSON task file must hold one object")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+        raise TaskFileError(f"{path}: not valid {path.suffix[1:].upper()} ({error})") from None
+    raise TaskFileError(f"{path}: task files are .toml or .json, not '{path.suffix}'")
+
+
+def _relative_to(task_file: Path, value: str) -> str:
+    """Local paths in a task file are relative to it; anything else (a hub id) is kept as written."""
+    candidate = task_file.parent / value
+    return str(candidate.resolve()) if not Path(value).is_absolute() and candidate.exists() else value
+
+
+def _resolve_source(task_file: Path, dataset: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(dataset.get("source"), str):
+        return dataset | {"source": _relative_to(task_file, dataset["source"])}
+    return dict(dataset)

@@ -1,0 +1,111 @@
+"""The instruct dataset spec: where the rows come from, which columns mean what, and how a row becomes a
+prompt and a completion. Modelled on Gradients' ``InstructTextDatasetType``.
+
+A task file's ``[dataset]`` table is this spec::
+
+    [dataset]
+    source = "data/arithmetic.jsonl"     # local .jsonl/.json/.csv/.parquet, or a Hugging Face dataset id
+    field_instruction = "instruction"    # required
+    field_output = "output"              # required
+    field_input = "input"                # optional; empty values use no_input_format
+    field_system = "sys"                 # optional; a row's empty system falls back to system_prompt
+    format = "{instruction}\\n{input}"
+    no_input_format = "{instruction}"
+    system_format = "{system}\\n"
+    system_prompt = ""
+    response_separator = "\\n### Response:\\n"
+
+The spec written for scripts (``/inputs/dataset_spec.json``) is the same dictionary with ``source``
+replaced by the train file's name and a ``scoring`` entry describing exactly what is scored.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from trainarena.tasks.base import DatasetError
+
+FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+# The placeholders each format string may use.
+_PLACEHOLDERS = {
+    "format": {"instruction", "input"},
+    "no_input_format": {"instruction"},
+    "system_format": {"system"},
+}
+
+SCORING = {
+    "metric": "eval_loss",
+    "direction": "lower",
+    "prompt": "render_prompt(row): system_format (if a system text) + format or no_input_format + response_separator",
+    "completion": "the output column's text; the tokenizer's eos token is appended after tokenizing",
+    "tokenization": "prompt with the base tokenizer's special tokens (add_special_tokens=True), completion "
+    "without, then eos; prompt tokens are masked; long examples lose prompt tokens from the left first",
+    "loss": "sum of cross-entropy over all completion tokens (eos included) / number of completion tokens",
+}
+
+
+@dataclass(frozen=True)
+class InstructDatasetSpec:
+    source: str
+    field_instruction: str
+    field_output: str
+    field_input: str | None = None
+    field_system: str | None = None
+    format: str = "{instruction}\n{input}"
+    no_input_format: str = "{instruction}"
+    system_format: str = "{system}\n"
+    system_prompt: str = ""
+    response_separator: str = "\n### Response:\n"
+    split: str = "train"  # split of a Hugging Face dataset; ignored for local files
+
+    def __post_init__(self) -> None:
+        for name in ("source", "field_instruction", "field_output", "response_separator"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise DatasetError(f"dataset spec: '{name}' must be a non-empty string, got {value!r}")
+        for name, allowed in _PLACEHOLDERS.items():
+            _check_format(name, getattr(self, name), allowed)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InstructDatasetSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known - {"scoring", "task_type", "file"})
+        if unknown:
+            raise DatasetError(f"dataset spec: unknown key(s) {unknown}; allowed: {sorted(known)}")
+        missing = sorted({"source", "field_instruction", "field_output"} - set(data))
+        if missing:
+            raise DatasetError(f"dataset spec: missing required key(s) {missing}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def columns(self) -> dict[str, str]:
+        """Role -> column name, for the columns this spec reads."""
+        roles = {"instruction": self.field_instruction, "output": self.field_output}
+        if self.field_input:
+            roles["input"] = self.field_input
+        if self.field_system:
+            roles["system"] = self.field_system
+        return roles
+
+    def for_script(self, train_file: str) -> dict[str, Any]:
+        """The dictionary written as ``/inputs/dataset_spec.json``: no host path, plus the scoring rules."""
+        data = self.to_dict() | {"source": train_file, "file": train_file, "task_type": "instruct"}
+        return data | {"scoring": dict(SCORING)}
+
+
+def _check_format(name: str, value: object, allowed: set[str]) -> None:
+    if not isinstance(value, str):
+        raise DatasetError(f"dataset spec: '{name}' must be a string, got {value!r}")
+    try:
+        used = {field for _, field, _, _ in string.Formatter().parse(value) if field is not None}
+    except ValueError as error:
+        raise DatasetError(f"dataset spec: '{name}' = {value!r} is not a valid format string ({error})") from None
+    if used - allowed:
+        raise DatasetError(
+            f"dataset spec: '{name}' = {value!r} uses {sorted(used - allowed)}; allowed placeholders: {sorted(allowed)}"
+        )
