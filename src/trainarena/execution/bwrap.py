@@ -123,7 +123,7 @@ class BwrapBackend:
         for prefix in self._python.needed_dirs:
             args += ["--ro-bind", str(prefix), str(prefix)]
         args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        args += _gpu_binds(job.spec.devices)
+        args += gpu_binds(job.spec.devices)
         args += ["--ro-bind", str(job.submission_dir.resolve()), str(SANDBOX_SUBMISSION)]
         args += ["--ro-bind", str(job.inputs_dir.resolve()), str(SANDBOX_INPUTS)]
         args += ["--bind", str(job.output_dir.resolve()), str(SANDBOX_OUTPUT)]
@@ -149,17 +149,18 @@ def _root_links() -> list[str]:
     return args
 
 
-def _gpu_binds(devices: tuple[int, ...]) -> list[str]:
-    """Device nodes of the assigned GPUs only (plus the driver's shared nodes), when present."""
+def gpu_binds(devices: tuple[int, ...], dev_root: Path = Path("/dev")) -> list[str]:
+    """Device nodes of the assigned GPUs only (plus the driver's shared nodes), when present.
+
+    Verified on an H200: with these nodes CUDA initialises inside the sandbox; with none bound
+    cuInit reports no device, so a GPU not assigned to the run is unreachable."""
     if not devices:
         return []
-    nodes = [*_NVIDIA_SHARED_NODES, *(f"nvidia{d}" for d in devices)]
+    nodes = [*_NVIDIA_SHARED_NODES, *(f"nvidia{d}" for d in devices), "nvidia-caps"]
     args: list[str] = []
     for node in nodes:
-        if Path("/dev", node).exists():
-            args += ["--dev-bind", f"/dev/{node}", f"/dev/{node}"]
-    if Path("/dev/nvidia-caps").is_dir():
-        args += ["--dev-bind", "/dev/nvidia-caps", "/dev/nvidia-caps"]
+        if (dev_root / node).exists():
+            args += ["--dev-bind", str(dev_root / node), f"/dev/{node}"]
     return args
 
 

@@ -8,11 +8,16 @@ hierarchy, the platform's cgroup already delegates the ``memory`` controller to 
 ourselves.
 
 RLIMIT_AS (fallback, set in the child before exec): caps the *virtual address space of each process*.
-It does not cover the sum over processes (a script may fork N workers of the limit each), counts
+It does not cover the sum over processes (a script may fork N workers of the limit each) and counts
 reserved-but-untouched memory (so it is stricter than resident memory for allocators that reserve
-big arenas), and is not applied to runs with GPUs assigned, because the CUDA driver reserves far
-more virtual address space than any sane limit and would fail to initialise. Those runs are capped
-only by a cgroup, or not at all: ``MemoryLimit.kind`` says which applied and backends log it.
+big arenas).
+
+RLIMIT_DATA (fallback for runs with GPUs assigned): the CUDA driver reserves far more virtual address
+space than any sane RLIMIT_AS, so cuInit fails under it (measured on an H200: cuInit returned
+CUDA_ERROR_OUT_OF_MEMORY under an 8 GiB RLIMIT_AS, and succeeded - context created - under an 8 GiB
+RLIMIT_DATA). RLIMIT_DATA caps each process's private writable mappings (heap, anonymous mmap) but
+not shared or file-backed mappings, nor the sum over processes. ``MemoryLimit.kind`` says which cap
+applied; backends write it to the run's ``sandbox.txt``.
 """
 
 from __future__ import annotations
@@ -30,16 +35,17 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 class MemoryLimit:
     """One run's memory cap: ``preexec`` runs in the child before exec, ``close`` after the run."""
 
-    kind: str  # "cgroup-v2" | "rlimit-as" | "none"
+    kind: str  # "cgroup-v2" | "rlimit-as" | "rlimit-data"
     limit_bytes: int
     cgroup_dir: Path | None = None
 
     def preexec(self) -> Callable[[], None] | None:
-        if self.kind == "rlimit-as":
+        if self.kind in ("rlimit-as", "rlimit-data"):
             limit = self.limit_bytes
+            which = resource.RLIMIT_AS if self.kind == "rlimit-as" else resource.RLIMIT_DATA
 
             def _set_rlimit() -> None:
-                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+                resource.setrlimit(which, (limit, limit))
 
             return _set_rlimit
         if self.kind == "cgroup-v2" and self.cgroup_dir is not None:
@@ -67,7 +73,7 @@ def memory_limit_for(run_name: str, limit_mb: int, has_gpus: bool, cgroup_root: 
     if cgroup_dir is not None:
         return MemoryLimit("cgroup-v2", limit_bytes, cgroup_dir)
     if has_gpus:
-        return MemoryLimit("none", limit_bytes)
+        return MemoryLimit("rlimit-data", limit_bytes)
     return MemoryLimit("rlimit-as", limit_bytes)
 
 
