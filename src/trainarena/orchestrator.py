@@ -25,21 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.bracket import next_step
-from trainarena.engine.model import (
-    Finished,
-    Match,
-    PlayedMatch,
-    PlayedRound,
-    PlayRound,
-    RoundPlan,
-    Stage,
-    TaskOutcome,
-    TournamentRecord,
-)
+from trainarena.engine.model import Finished, PlayRound, RoundPlan, Stage
 from trainarena.engine.weights import tournament_weights
 from trainarena.settings import TournamentRules, WeightRules
 from trainarena.store import (
@@ -49,16 +39,15 @@ from trainarena.store import (
     Round,
     Run,
     Store,
-    StoreError,
     TaskRow,
     Tournament,
-    TournamentEntrant,
     TournamentStatus,
     WeightRow,
     create_tournament,
     require_competitor,
     tournament_runs,
 )
+from trainarena.store.records import is_round_complete, load_record, load_tournament
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 __all__ = [
@@ -158,11 +147,7 @@ def task_seed(tournament_seed: int, round_index: int, match_id: str, task_index:
     return int.from_bytes(hashlib.sha256(text).digest()[:4], "big") & 0x7FFFFFFF
 
 
-def boss_tasks_for(kind: str, rules: TournamentRules) -> int:
-    return rules.boss_tasks_image if kind == "image" else rules.boss_tasks_text
-
-
-# --- Reading the record --------------------------------------------------------------------------
+# --- Task definitions as stored JSON ---------------------------------------------------------------
 
 
 def _definition_json(task: TaskDefinition) -> dict[str, Any]:
@@ -173,61 +158,6 @@ def _definition_json(task: TaskDefinition) -> dict[str, Any]:
 
 def _definition(data: dict[str, Any]) -> TaskDefinition:
     return TaskDefinition(**{**data, "task_type": TaskType(data["task_type"])})
-
-
-def _outcome(run: Run) -> TaskOutcome:
-    """A run as the engine sees it: a finite score from a SUCCEEDED run, or a failure with its reason."""
-    name = run.competitor.name
-    evaluation = run.evaluation
-    if run.status != RunStatus.SUCCEEDED:
-        return TaskOutcome(name, None, run.failure_reason or f"run {run.status}")
-    if evaluation is None:
-        return TaskOutcome(name, None, "the artifact was not evaluated")
-    if evaluation.score is None or not math.isfinite(evaluation.score):
-        return TaskOutcome(name, None, evaluation.failure or f"score is not finite: {evaluation.score}")
-    return TaskOutcome(name, evaluation.score, None, tuple(evaluation.per_example))
-
-
-def _direction(task: TaskRow) -> Direction:
-    directions = {run.evaluation.direction for run in task.runs if run.evaluation is not None}
-    if len(directions) > 1:
-        raise ValueError(f"task {task.id}: evaluations disagree on the score direction {sorted(directions)}")
-    # With no evaluation every run failed, nobody's score is compared, and the direction is moot.
-    return Direction(directions.pop()) if directions else Direction.LOWER
-
-
-def _plan(round_row: Round) -> RoundPlan:
-    matches = tuple(
-        Match(m.match_id, tuple(m.competitors), m.tasks_count, m.advance_count) for m in round_row.matches
-    )
-    return RoundPlan(round_row.index, Stage(round_row.stage), matches, tuple(round_row.byes))
-
-
-def _played_match(row: MatchRow) -> PlayedMatch:
-    tasks = []
-    for task in row.tasks:
-        by_name = {run.competitor.name: run for run in task.runs}
-        tasks.append(tuple(_outcome(by_name[name]) for name in row.competitors))
-    match = Match(row.match_id, tuple(row.competitors), row.tasks_count, row.advance_count)
-    return PlayedMatch(match, tuple(_direction(task) for task in row.tasks), tuple(tasks))
-
-
-def _round_complete(round_row: Round) -> bool:
-    return all(RunStatus(run.status).finished for m in round_row.matches for t in m.tasks for run in t.runs)
-
-
-def load_record(session: Session, tournament: Tournament, rules: TournamentRules) -> TournamentRecord:
-    """The engine's view of a tournament: every complete stored round with its outcomes."""
-    played = tuple(
-        PlayedRound(_plan(r), tuple(_played_match(m) for m in r.matches)) for r in tournament.rounds if _round_complete(r)
-    )
-    return TournamentRecord(
-        entrants=tuple(e.competitor.name for e in tournament.entrants),
-        seed=tournament.seed,
-        boss_tasks=boss_tasks_for(tournament.kind, rules),
-        champion=None if tournament.champion_before is None else tournament.champion_before.name,
-        rounds=played,
-    )
 
 
 # --- Writing steps -------------------------------------------------------------------------------
@@ -309,29 +239,11 @@ def _store_report(session: Session, run_id: int, report: RunReport) -> None:
         )
 
 
-def load_tournament(session: Session, tournament_id: int) -> Tournament:
-    """A tournament with its whole record loaded in a handful of queries (not one per run)."""
-    runs = selectinload(Tournament.rounds).selectinload(Round.matches).selectinload(MatchRow.tasks).selectinload(TaskRow.runs)
-    tournament = session.get(
-        Tournament,
-        tournament_id,
-        options=[
-            runs.selectinload(Run.competitor),
-            runs.selectinload(Run.evaluation),
-            selectinload(Tournament.entrants).selectinload(TournamentEntrant.competitor),
-        ],
-        populate_existing=True,
-    )
-    if tournament is None:
-        raise StoreError(f"no tournament with id {tournament_id}")
-    return tournament
-
-
 # --- Driving -------------------------------------------------------------------------------------
 
 
 def _first_open_round(tournament: Tournament) -> Round | None:
-    return next((r for r in tournament.rounds if not _round_complete(r)), None)
+    return next((r for r in tournament.rounds if not is_round_complete(r)), None)
 
 
 def _pending_runs(round_row: Round) -> list[Run]:
@@ -363,7 +275,7 @@ class _Driver:
             open_round = _first_open_round(tournament)
             if open_round is not None:
                 return self._claim_runs(tournament, open_round, budget)
-            decision = next_step(load_record(session, tournament, self.rules), self.rules)
+            decision = next_step(load_record(tournament, self.rules), self.rules)
             if isinstance(decision, PlayRound):
                 runs = _create_round(session, tournament, decision.plan, self.task_source)
                 self.emit("round_created", tournament=tournament.name, round_index=decision.plan.index,
@@ -374,7 +286,7 @@ class _Driver:
             return 1, decision, []
 
     def _stored_end(self, session: Session, tournament: Tournament) -> Finished:
-        decision = next_step(load_record(session, tournament, self.rules), self.rules)
+        decision = next_step(load_record(tournament, self.rules), self.rules)
         if not isinstance(decision, Finished):
             raise ValueError(f"tournament {tournament.name!r} is marked finished but its record plays on")
         return decision

@@ -28,6 +28,7 @@ from trainarena.store.models import (
     TournamentStatus,
     WeightRow,
 )
+from trainarena.store.records import boss_tasks_for, is_round_complete, load_record, load_tournament
 from trainarena.store.tournaments import (
     TournamentSummary,
     champion_history,
@@ -58,6 +59,10 @@ __all__ = [
     "TournamentSummary",
     "WeightRow",
     "add_competitor",
+    "boss_tasks_for",
+    "is_round_complete",
+    "load_record",
+    "load_tournament",
     "champion_history",
     "create_tournament",
     "current_champion",

@@ -1,0 +1,94 @@
+"""The engine's view of a stored tournament: the record ``engine.next_step`` decides from.
+
+A run counts as a score only when it SUCCEEDED and its evaluation has a finite score; anything else
+is a failed outcome with the stored reason. Only complete rounds (every run finished) are played rounds.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sqlalchemy.orm import Session, selectinload
+
+from trainarena.contract import Direction, RunStatus
+from trainarena.engine.model import Match, PlayedMatch, PlayedRound, RoundPlan, Stage, TaskOutcome, TournamentRecord
+from trainarena.settings import TournamentRules
+from trainarena.store.competitors import StoreError
+from trainarena.store.models import MatchRow, Round, Run, TaskRow, Tournament, TournamentEntrant
+
+
+def boss_tasks_for(kind: str, rules: TournamentRules) -> int:
+    return rules.boss_tasks_image if kind == "image" else rules.boss_tasks_text
+
+
+def load_tournament(session: Session, tournament_id: int) -> Tournament:
+    """A tournament with its whole record loaded in a handful of queries (not one per run)."""
+    runs = selectinload(Tournament.rounds).selectinload(Round.matches).selectinload(MatchRow.tasks).selectinload(TaskRow.runs)
+    tournament = session.get(
+        Tournament,
+        tournament_id,
+        options=[
+            runs.selectinload(Run.competitor),
+            runs.selectinload(Run.evaluation),
+            selectinload(Tournament.entrants).selectinload(TournamentEntrant.competitor),
+        ],
+        populate_existing=True,
+    )
+    if tournament is None:
+        raise StoreError(f"no tournament with id {tournament_id}")
+    return tournament
+
+
+def _outcome(run: Run) -> TaskOutcome:
+    """A run as the engine sees it: a finite score from a SUCCEEDED run, or a failure with its reason."""
+    name = run.competitor.name
+    evaluation = run.evaluation
+    if run.status != RunStatus.SUCCEEDED:
+        return TaskOutcome(name, None, run.failure_reason or f"run {run.status}")
+    if evaluation is None:
+        return TaskOutcome(name, None, "the artifact was not evaluated")
+    if evaluation.score is None or not math.isfinite(evaluation.score):
+        return TaskOutcome(name, None, evaluation.failure or f"score is not finite: {evaluation.score}")
+    return TaskOutcome(name, evaluation.score, None, tuple(evaluation.per_example))
+
+
+def _direction(task: TaskRow) -> Direction:
+    directions = {run.evaluation.direction for run in task.runs if run.evaluation is not None}
+    if len(directions) > 1:
+        raise ValueError(f"task {task.id}: evaluations disagree on the score direction {sorted(directions)}")
+    # With no evaluation every run failed, nobody's score is compared, and the direction is moot.
+    return Direction(directions.pop()) if directions else Direction.LOWER
+
+
+def _plan(round_row: Round) -> RoundPlan:
+    matches = tuple(
+        Match(m.match_id, tuple(m.competitors), m.tasks_count, m.advance_count) for m in round_row.matches
+    )
+    return RoundPlan(round_row.index, Stage(round_row.stage), matches, tuple(round_row.byes))
+
+
+def _played_match(row: MatchRow) -> PlayedMatch:
+    tasks = []
+    for task in row.tasks:
+        by_name = {run.competitor.name: run for run in task.runs}
+        tasks.append(tuple(_outcome(by_name[name]) for name in row.competitors))
+    match = Match(row.match_id, tuple(row.competitors), row.tasks_count, row.advance_count)
+    return PlayedMatch(match, tuple(_direction(task) for task in row.tasks), tuple(tasks))
+
+
+def is_round_complete(round_row: Round) -> bool:
+    return all(RunStatus(run.status).finished for m in round_row.matches for t in m.tasks for run in t.runs)
+
+
+def load_record(tournament: Tournament, rules: TournamentRules) -> TournamentRecord:
+    """The engine's view of a tournament: every complete stored round with its outcomes."""
+    played = tuple(
+        PlayedRound(_plan(r), tuple(_played_match(m) for m in r.matches)) for r in tournament.rounds if is_round_complete(r)
+    )
+    return TournamentRecord(
+        entrants=tuple(e.competitor.name for e in tournament.entrants),
+        seed=tournament.seed,
+        boss_tasks=boss_tasks_for(tournament.kind, rules),
+        champion=None if tournament.champion_before is None else tournament.champion_before.name,
+        rounds=played,
+    )
