@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -13,11 +12,7 @@ from trainarena.contract import RunSpec, TaskType
 from trainarena.execution.base import SandboxJob
 from trainarena.settings import SandboxRules, Settings
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "competitors"
-
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
-
-MakeJob = Callable[..., SandboxJob]
+from execution_helpers import EXAMPLES, MakeJob
 
 
 @pytest.fixture

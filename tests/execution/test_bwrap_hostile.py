@@ -15,8 +15,8 @@ from trainarena.execution.base import RunResult, SandboxJob
 from trainarena.execution.bwrap import BwrapBackend
 from trainarena.settings import ArtifactRules, Settings
 
-from conftest import EXAMPLES, needs_bwrap
-from sandbox_probes import processes_of_run
+from execution_helpers import EXAMPLES, needs_bwrap, processes_of_run
+
 
 pytestmark = [pytest.mark.sandbox, needs_bwrap]
 

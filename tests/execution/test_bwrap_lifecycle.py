@@ -17,8 +17,8 @@ from trainarena.execution.runtime import SandboxUnavailable
 from trainarena.execution.supervise import TRUNCATION_MARKER
 from trainarena.settings import Settings
 
-from conftest import MakeJob, needs_bwrap
-from sandbox_probes import processes_of_run
+from execution_helpers import MakeJob, needs_bwrap, processes_of_run
+
 
 pytestmark = [pytest.mark.sandbox, needs_bwrap]
 

@@ -12,7 +12,7 @@ import pytest
 from trainarena.contract import CONTRACT_VERSION, MANIFEST_NAME
 from trainarena.examples import make_example_repo
 
-from conftest import EXAMPLES
+from execution_helpers import EXAMPLES
 
 
 def test_the_same_example_gives_the_same_commit(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ from trainarena.execution.local import LocalUnsafeBackend, UnsafeBackendWarning,
 from trainarena.execution.runtime import SandboxUnavailable
 from trainarena.settings import SandboxRules, Settings
 
-from conftest import MakeJob, needs_bwrap
-from sandbox_probes import processes_of_run
+from execution_helpers import MakeJob, needs_bwrap, processes_of_run
+
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from trainarena.execution.bwrap import BwrapBackend
 from trainarena.execution.limits import memory_limit_for
 from trainarena.settings import Settings
 
-from conftest import MakeJob, needs_bwrap
+from execution_helpers import MakeJob, needs_bwrap
 
 
 def test_without_cgroup_v2_cpu_runs_get_rlimit_as_and_gpu_runs_rlimit_data(tmp_path: Path) -> None:

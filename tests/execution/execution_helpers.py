@@ -1,8 +1,21 @@
-"""Host-side probes the sandbox tests use to prove that nothing of a run is left."""
+"""Shared by the execution tests (a uniquely named module: ``conftest`` is not importable by name
+when several test folders have one)."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+
+from trainarena.execution.base import SandboxJob
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "competitors"
+
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+
+MakeJob = Callable[..., SandboxJob]
 
 
 def processes_of_run(run_id: str) -> list[int]:
