@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from trainarena.contract import Direction, RunStatus
+from trainarena.engine.model import Stage, TaskOutcome
+from trainarena.settings import TournamentRules
+from trainarena.store import (
+    ChampionHistory,
+    EvaluationRow,
+    MatchRow,
+    Round,
+    Run,
+    Store,
+    StoreError,
+    TaskRow,
+    add_competitor,
+    create_tournament,
+    current_champion,
+    get_competitor,
+    load_record,
+    load_tournament,
+    summarize_tournament,
+)
+
+
+def _register(session, *names: str, kind: str | None = None) -> None:
+    for name in names:
+        add_competitor(session, name=name, repo_url="u", commit="0" * 40, tree_hash=name, source_digest=name,
+                       entrypoint="train.py", kind=kind)
+
+
+def test_create_tournament_refuses_what_the_record_cannot_hold(store: Store) -> None:
+    with store.transaction() as session:
+        _register(session, "a", "b")
+        _register(session, "painter", kind="image")
+        create_tournament(session, name="w1", kind="text", seed=1, entrants=["a", "b"])
+    with store.session() as session:
+        for kwargs, message in [
+            ({"name": "w2", "kind": "audio", "entrants": ["a"]}, "kind 'audio'"),
+            ({"name": "w2", "kind": "text", "entrants": ["a", "a"]}, "unique"),
+            ({"name": "w1", "kind": "text", "entrants": ["a"]}, "already exists"),
+            ({"name": "w2", "kind": "text", "entrants": ["a", "ghost"]}, "no competitor named 'ghost'"),
+            ({"name": "w2", "kind": "text", "entrants": ["painter"]}, "registered for image"),
+        ]:
+            with pytest.raises(StoreError, match=message):
+                create_tournament(session, seed=1, **kwargs)
+
+
+def test_defending_champion_comes_from_history_unless_named(store: Store) -> None:
+    now = datetime.now(UTC)
+    with store.transaction() as session:
+        _register(session, "a", "b", "c")
+        for name, age in (("a", 2), ("b", 1)):
+            session.add(ChampionHistory(kind="text", competitor=get_competitor(session, name), crowned_at=now - timedelta(days=age)))
+        session.add(ChampionHistory(kind="image", competitor=get_competitor(session, "c"), crowned_at=now))
+    with store.transaction() as session:
+        assert current_champion(session, "text").name == "b"
+        from_history = create_tournament(session, name="t", kind="text", seed=1, entrants=["a", "c"])
+        named = create_tournament(session, name="t2", kind="text", seed=1, entrants=["b"], champion="c")
+        assert (from_history.champion_before.name, named.champion_before.name) == ("b", "c")
+        assert [e.competitor.name for e in from_history.entrants] == ["a", "c"]
+
+
+def _run(session, name: str, status: RunStatus, score: float | None = None, failure: str | None = None) -> Run:
+    run = Run(competitor=get_competitor(session, name), status=status.value, failure_reason=failure)
+    if score is not None:
+        run.evaluation = EvaluationRow(score=score, direction=Direction.HIGHER.value, per_example=[score, score])
+    return run
+
+
+def test_record_turns_runs_into_outcomes_and_skips_the_open_round(store: Store) -> None:
+    names = ["ok", "crash", "late", "bad", "nan", "noeval"]
+    with store.transaction() as session:
+        _register(session, *names)
+        tournament = create_tournament(session, name="t", kind="text", seed=5, entrants=names)
+        task = TaskRow(index=0, definition={"name": "x"})
+        task.runs = [
+            _run(session, "ok", RunStatus.SUCCEEDED, 0.7),
+            _run(session, "crash", RunStatus.FAILED, failure="exit code 1"),
+            _run(session, "late", RunStatus.TIMED_OUT, failure="killed at the budget"),
+            _run(session, "bad", RunStatus.INVALID, 0.9, failure="pickle file in the artifact"),
+            _run(session, "nan", RunStatus.SUCCEEDED),
+            _run(session, "noeval", RunStatus.SUCCEEDED),
+        ]
+        task.runs[4].evaluation = EvaluationRow(score=None, direction="higher", failure="model did not load")
+        match = MatchRow(match_id="r0-k01", position=0, competitors=names, tasks_count=1, advance_count=1)
+        match.tasks.append(task)
+        played = Round(index=0, stage=Stage.KNOCKOUT.value, byes=[])
+        played.matches.append(match)
+        open_task = TaskRow(index=0, definition={"name": "y"}, runs=[_run(session, "ok", RunStatus.PENDING)])
+        open_match = MatchRow(match_id="r1-k01", position=0, competitors=["ok"], tasks_count=1, advance_count=1)
+        open_match.tasks.append(open_task)
+        open_round = Round(index=1, stage=Stage.KNOCKOUT.value, byes=[])
+        open_round.matches.append(open_match)
+        tournament.rounds.extend([played, open_round])
+        tid = tournament.id
+    with store.session() as session:
+        loaded = load_tournament(session, tid)
+        record = load_record(loaded, TournamentRules())
+        summary = summarize_tournament(session, loaded)
+    assert record.entrants == tuple(names) and record.seed == 5 and record.boss_tasks == TournamentRules().boss_tasks_text
+    assert len(record.rounds) == 1  # the open round is not played yet
+    played_match = record.rounds[0].matches[0]
+    assert played_match.directions == (Direction.HIGHER,)
+    assert played_match.tasks[0] == (
+        TaskOutcome("ok", 0.7, None, (0.7, 0.7)),
+        TaskOutcome("crash", None, "exit code 1"),
+        TaskOutcome("late", None, "killed at the budget"),
+        TaskOutcome("bad", None, "pickle file in the artifact"),
+        TaskOutcome("nan", None, "model did not load"),
+        TaskOutcome("noeval", None, "the artifact was not evaluated"),
+    )
+    assert (summary.round_index, summary.stage, summary.runs_done, summary.runs_total) == (1, "knockout", 6, 7)
