@@ -138,3 +138,51 @@ def test_example_script_parses_the_contract_argv(doc: str) -> None:
     assert (args.budget_seconds, args.seed, args.devices) == (600.0, 7, "0")
     no_gpu = RunSpec(run_id="r", task_type=TaskType.INSTRUCT, dataset_file="train.jsonl", budget_seconds=1, seed=0)
     assert parse_args(no_gpu.argv("train.py")[2:]).devices == ""  # type: ignore[operator]
+
+
+def test_instruct_spec_example_has_the_keys_scripts_get(doc: str) -> None:
+    from trainarena.tasks.instruct.spec import InstructDatasetSpec
+
+    (example,) = _blocks(doc, "instruct-spec")
+    documented = json.loads(example)
+    written = InstructDatasetSpec(source="/host/data.jsonl", field_instruction="q", field_output="a").for_script("train.jsonl")
+    assert set(documented) == set(written)
+    assert set(documented["scoring"]) - {"..."} <= set(written["scoring"])
+    spec_fields = InstructDatasetSpec(source="s", field_instruction="q", field_output="a")
+    for key in ("format", "no_input_format", "system_format", "system_prompt", "response_separator"):
+        assert documented[key] == getattr(spec_fields, key), f"{key}: the doc shows another default"
+    instruct_section = doc[doc.index("### `instruct`") : doc.index("### `chat`")]
+    for key in written:
+        assert f"`{key}`" in instruct_section, f"dataset_spec.json key {key} is not explained"
+
+
+ROWS = [
+    {"q": "add 2 and 3", "i": "", "s": "", "a": "5"},
+    {"q": "reverse", "i": "abc", "s": "You reverse strings.", "a": "cba"},
+    {"q": "count", "i": "   ", "s": None, "a": "0"},
+    {"q": "upper", "i": None, "a": "X"},
+]
+
+
+@pytest.mark.parametrize("row", ROWS)
+@pytest.mark.parametrize("system_prompt", ["", "Be brief."])
+def test_example_script_renders_prompts_like_the_evaluator(doc: str, row: dict, system_prompt: str) -> None:
+    from trainarena.tasks.instruct.render import render_prompt
+    from trainarena.tasks.instruct.spec import InstructDatasetSpec
+
+    spec = InstructDatasetSpec(source="x", field_instruction="q", field_output="a", field_input="i",
+                               field_system="s", format="<{instruction}|{input}>", system_prompt=system_prompt)
+    as_script_sees_it = json.loads(json.dumps(spec.for_script("train.jsonl")))
+    prompt_of = _example_functions(doc)["prompt_of"]
+    assert prompt_of(row, as_script_sees_it) == render_prompt(spec, row)  # type: ignore[operator]
+
+
+def test_task_file_example_loads(doc: str, tmp_path: Path) -> None:
+    from trainarena.tasks import load_task_file
+
+    (example,) = _blocks(doc, "task-file")
+    task_file = tmp_path / "my-task.toml"
+    task_file.write_text(example)
+    task = load_task_file(task_file)
+    assert task.task_type is TaskType.INSTRUCT
+    assert task.dataset["field_instruction"] == "instruction"
