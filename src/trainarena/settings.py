@@ -93,6 +93,12 @@ class DataRules(_Section):
     min_images: int = Field(4, ge=2, description="Fewest valid images an image dataset may have.")
     eval_batch_size: int = Field(16, ge=1, description="Batch size of hidden-split evaluation.")
     eval_max_length: int = Field(512, ge=16, description="Token cap per evaluated example.")
+    eval_timeout_seconds: float = Field(1800.0, gt=0.0, description="Wall-clock limit of one evaluation child process.")
+    eval_memory_limit_mb: int = Field(
+        16384, ge=0, description="Address-space cap (RLIMIT_AS) of an evaluation child on CPU; 0 = none. "
+        "Not applied when CUDA is used (the CUDA runtime reserves huge virtual ranges)."
+    )
+    eval_cpu_threads: int = Field(0, ge=0, description="torch CPU threads of an evaluation; 0 = torch's default.")
     dpo_beta: float = Field(0.1, gt=0.0, description="Beta of the DPO evaluation loss.")
     grpo_kl_coef: float = Field(0.05, ge=0.0, description="KL penalty coefficient of the GRPO score.")
 
