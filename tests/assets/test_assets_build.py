@@ -20,6 +20,7 @@ def test_datasets_have_the_columns_of_their_field_mapping(assets):
         assert 300 <= len(rows) <= 2000, name
         assert set(assets.dataset_fields[name].values()) == set(rows[0]), name
         assert all(isinstance(v, str) for row in rows for v in row.values())
+        assert len({json.dumps(row, sort_keys=True) for row in rows}) == len(rows), f"{name} has duplicates"
     # one dataset uses non-standard column names, to exercise the field mapping
     assert any(fields["field_instruction"] != "instruction" for fields in assets.dataset_fields.values())
 

@@ -91,7 +91,7 @@ def _units(rng: random.Random, n: int) -> list[Row]:
     rows = []
     for _ in range(n):
         src, dst, factor = rng.choice(_UNITS)
-        value = rng.randint(1, 20)
+        value = rng.randint(1, 500)
         rows.append({"instruction": f"Convert to {dst}.", "input": f"{value} {src}", "output": f"{value * factor} {dst}"})
     return rows
 
@@ -125,8 +125,16 @@ DATASETS: tuple[SyntheticDataset, ...] = (
 
 
 def generate(dataset: SyntheticDataset, seed: int) -> list[Row]:
-    """The dataset's rows; the same seed always gives the same rows."""
-    return dataset.generate(random.Random(f"{dataset.name}:{seed}"), dataset.rows)
+    """The dataset's rows, all distinct (a duplicate would leak hidden rows into the train split); the
+    same seed always gives the same rows."""
+    rng = random.Random(f"{dataset.name}:{seed}")
+    rows: dict[tuple[str, ...], Row] = {}
+    for _ in range(20):  # each round tops up what duplicates removed; a few rounds always suffice
+        for row in dataset.generate(rng, dataset.rows - len(rows)):
+            rows.setdefault(tuple(row.values()), row)
+        if len(rows) == dataset.rows:
+            return list(rows.values())
+    raise RuntimeError(f"{dataset.name}: cannot generate {dataset.rows} distinct rows")
 
 
 def generic_lines(rng: random.Random, n: int) -> list[str]:

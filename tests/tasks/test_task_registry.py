@@ -1,0 +1,87 @@
+"""The task registry and task files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from trainarena.contract import Direction, TaskType
+from trainarena.tasks import TaskFileError, get_task_type, load_task_file, registered_task_types
+
+
+def test_instruct_is_registered_and_scores_lower_is_better():
+    plugin = get_task_type("instruct")
+    assert plugin.task_type is TaskType.INSTRUCT and plugin.direction is Direction.LOWER
+    assert TaskType.INSTRUCT in registered_task_types()
+
+
+def test_an_unregistered_type_names_the_registered_ones():
+    with pytest.raises(KeyError, match="registered: instruct"):
+        get_task_type(TaskType.IMAGE)
+    with pytest.raises(KeyError, match="not available"):
+        get_task_type("no-such-type")
+
+
+def test_task_types_are_imported_only_when_asked_for():
+    code = "import sys, trainarena.tasks; print('trainarena.tasks.instruct' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+TOML = """
+name = "arith"
+type = "instruct"
+base_model = "model"
+budget_seconds = 30
+seed = 7
+[dataset]
+source = "rows.jsonl"
+field_instruction = "instruction"
+field_output = "output"
+"""
+
+
+def test_toml_task_file_resolves_local_paths_relative_to_itself(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "rows.jsonl").write_text("{}\n")
+    (tmp_path / "task.toml").write_text(TOML)
+    task = load_task_file(tmp_path / "task.toml")
+    assert task.task_type is TaskType.INSTRUCT and task.budget_seconds == 30.0 and task.seed == 7
+    assert task.base_model == str((tmp_path / "model").resolve())
+    assert task.dataset["source"] == str((tmp_path / "rows.jsonl").resolve())
+    assert task.dataset["field_output"] == "output"
+
+
+def test_json_task_file_keeps_hub_ids_as_written(tmp_path):
+    data = {"name": "n", "type": "instruct", "base_model": "org/model", "budget_seconds": 1.5,
+            "dataset": {"source": "org/dataset", "field_instruction": "q", "field_output": "a"}}
+    (tmp_path / "task.json").write_text(json.dumps(data))
+    task = load_task_file(tmp_path / "task.json")
+    assert (task.base_model, task.dataset["source"], task.seed) == ("org/model", "org/dataset", 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("t.toml", TOML.replace('seed = 7', 'colour = "red"'), r"unknown \['colour'\]"),
+        ("t.toml", TOML.replace('name = "arith"', ""), r"missing \['name'\]"),
+        ("t.toml", TOML.replace('"instruct"', '"cooking"'), "type 'cooking' is not one of"),
+        ("t.toml", TOML.replace("budget_seconds = 30", "budget_seconds = -1"), "budget_seconds must be a positive"),
+        ("t.toml", TOML.replace("seed = 7", 'seed = "x"'), "seed must be an integer"),
+        ("t.toml", "name = ", "not valid TOML"),
+        ("t.json", "[1, 2]", "must hold one object"),
+        ("t.yaml", "name: x", "task files are .toml or .json"),
+    ],
+)
+def test_bad_task_files_say_what_is_wrong(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(TaskFileError, match=message):
+        load_task_file(tmp_path / name)
+
+
+def test_a_missing_task_file_is_a_task_file_error(tmp_path):
+    with pytest.raises(TaskFileError, match="cannot read"):
+        load_task_file(tmp_path / "absent.toml")
