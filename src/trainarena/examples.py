@@ -41,3 +41,8 @@ def make_example_repo(src: Path, dest: Path) -> tuple[Path, str]:
     _git(dest, "add", "--all")
     _git(dest, "commit", "--quiet", "--no-gpg-sign", "--no-verify", "-m", f"example competitor {src.name}")
     return dest, _git(dest, "rev-parse", "HEAD")
+
+
+def head_commit(repo: Path) -> str:
+    """The commit an example repository made by :func:`make_example_repo` points at."""
+    return _git(repo, "rev-parse", "HEAD")

@@ -1,6 +1,81 @@
-"""`trainarena demo` (being written)."""
+"""`trainarena demo`: a whole text tournament of instruct tasks on the CPU, sandboxed, to a champion."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from trainarena.assets import ensure_assets
+from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
+from trainarena.demo import demo_task_source, set_up_demo
+from trainarena.execution import SandboxUnavailable, make_backend
+from trainarena.leaderboard import build_leaderboard
+from trainarena.orchestrator import drive
+from trainarena.pipeline import SandboxedExecutor
+from trainarena.settings import Settings
+from trainarena.store import get_tournament, open_store
 
 
-def demo_command() -> None:
-    """Not yet available."""
-    raise SystemExit("trainarena demo: not yet available")
+def threads_per_run(settings: Settings, parallel: int) -> Settings:
+    """Split the machine's cores between the runs played at once (unless the operator set a number)."""
+    if settings.sandbox.cpus_per_run:
+        return settings
+    cpus = max(1, (os.cpu_count() or 1) // parallel)
+    return settings.model_copy(update={"sandbox": settings.sandbox.model_copy(update={"cpus_per_run": cpus})})
+
+
+def demo_command(
+    seed: Annotated[int, typer.Option(help="Tournament seed: the draw and the tasks follow from it.")] = 1,
+    budget: Annotated[float, typer.Option(help="Training budget of every run, in seconds.")] = 30.0,
+    parallel: Annotated[int, typer.Option(min=1, help="Runs played at once (each gets cores/parallel threads).")] = 2,
+    unsafe: Annotated[bool, typer.Option("--unsafe", help="Run scripts without a sandbox (only where bubblewrap is missing and you trust them).")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (champion, leaderboard) instead of tables.")] = False,
+) -> None:
+    """Play a whole small text tournament on the CPU: example competitors (honest, crashing, over-budget
+    and hostile), instruct tasks on a tiny offline LLaMA, sandboxed runs, hidden-split scoring, boss
+    round against the reigning champion. Interrupted and run again, it resumes."""
+    console = Console(stderr=json_output)
+    settings = threads_per_run(Settings(), parallel)
+    try:
+        backend = make_backend(settings, unsafe=unsafe)
+    except SandboxUnavailable as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=2) from error
+    started = time.monotonic()
+    with console.status("building the offline model and datasets (first run only)"):
+        assets = ensure_assets(settings.cache_dir / "assets")
+    store = open_store(settings)
+    try:
+        with console.status("registering the example competitors"):
+            setup = set_up_demo(store, settings, seed=seed)
+        verb = "resuming" if setup.resumed else "playing"
+        console.print(f"[bold]{verb} {setup.tournament_name}[/bold] (store: {settings.db_url}, sandbox: {backend.name})")
+        executor = SandboxedExecutor(settings, backend)
+        with LiveProgress(console) as progress:
+            finished = drive(
+                store,
+                setup.tournament_id,
+                task_source=demo_task_source(assets, budget),
+                executor=executor,
+                rules=settings.rules,
+                weight_rules=settings.weights,
+                work_dir=settings.work_dir,
+                progress=progress,
+                parallel=parallel,
+            )
+        with store.session() as session:
+            board = build_leaderboard(session, get_tournament(session, setup.tournament_id), finished)
+    finally:
+        store.close()
+        backend.close()
+    if json_output:
+        typer.echo(json.dumps({**board.to_json(), "wall_seconds": round(time.monotonic() - started, 1)}, indent=2))
+        return
+    print_bracket(console, board)
+    print_leaderboard(console, board)
+    console.print(f"[dim]{time.monotonic() - started:.0f} s · `trainarena status` shows every tournament in the store[/dim]")

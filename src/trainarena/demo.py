@@ -1,0 +1,102 @@
+"""The demo tournament: the example competitors, the tiny offline model and the synthetic instruct
+datasets, set up in the store so that ``orchestrator.drive`` plays them like any tournament.
+
+Set-up is idempotent: example repositories are made once (their commits are reproducible), competitors
+already registered are kept, and an unfinished demo tournament is resumed rather than replaced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainarena.assets import Assets
+from trainarena.contract import TaskType
+from trainarena.engine.model import Stage
+from trainarena.examples import head_commit, make_example_repo
+from trainarena.orchestrator import TaskSource
+from trainarena.settings import Settings
+from trainarena.store import Store, StoreError, create_tournament, current_champion, get_competitor, list_tournaments
+from trainarena.submissions.service import register_competitor
+from trainarena.tasks.base import TaskDefinition
+
+DEMO_PREFIX = "demo-text-"
+# The reigning champion the demo's challenger must dethrone in the boss round: a naive script on
+# TRL's defaults, so the boss round shows the margin rule at work against a real, beatable method.
+DEFAULT_CHAMPION = "trl_defaults"
+# Honest scripts first, then the ones that show the platform's defences; all of them enter.
+DEMO_ENTRANTS = ("baseline", "torchloop", "crasher", "hostile", "overtime")
+
+
+@dataclass(frozen=True)
+class DemoSetup:
+    tournament_id: int
+    tournament_name: str
+    resumed: bool
+    registered: tuple[str, ...]  # competitors newly registered by this call
+
+
+def examples_root() -> Path:
+    """``examples/competitors`` of the source tree (the demo runs from a checkout, as the README says)."""
+    return Path(__file__).resolve().parents[2] / "examples" / "competitors"
+
+
+def demo_entrants(examples: Path) -> tuple[str, ...]:
+    return tuple(name for name in DEMO_ENTRANTS if (examples / name).is_dir())
+
+
+def demo_task_source(assets: Assets, budget_seconds: float) -> TaskSource:
+    """Each task draws one of the synthetic datasets from its seed, on the tiny offline LLaMA."""
+    names = sorted(assets.datasets)
+
+    def source(kind: str, stage: Stage, match_id: str, task_index: int, seed: int) -> TaskDefinition:
+        dataset = names[seed % len(names)]
+        return TaskDefinition(
+            name=f"{dataset}-{seed % 10_000:04d}",
+            task_type=TaskType.INSTRUCT,
+            base_model=str(assets.tiny_llama),
+            dataset={"source": str(assets.datasets[dataset]), **assets.dataset_fields[dataset]},
+            budget_seconds=budget_seconds,
+            seed=seed,
+        )
+
+    return source
+
+
+def _register_examples(store: Store, settings: Settings, examples: Path, names: tuple[str, ...]) -> tuple[str, ...]:
+    repos = settings.data_dir / "example-repos"
+    newly = []
+    for name in names:
+        with store.transaction() as session:
+            if get_competitor(session, name) is not None:
+                continue
+            repo = repos / name
+            if repo.exists():  # made by an earlier, interrupted set-up
+                commit = head_commit(repo)
+            else:
+                repo, commit = make_example_repo(examples / name, repo)
+            register_competitor(session, settings, name=name, repo=str(repo), commit=commit)
+            newly.append(name)
+    return tuple(newly)
+
+
+def set_up_demo(store: Store, settings: Settings, *, seed: int, examples: Path | None = None) -> DemoSetup:
+    """Register the examples and return the demo tournament to drive: the unfinished one if any,
+    else a new one (whose boss round faces the reigning text champion, or the default champion)."""
+    examples = examples or examples_root()
+    entrants = demo_entrants(examples)
+    if not entrants:
+        raise StoreError(f"no example competitors found under {examples}")
+    newly = _register_examples(store, settings, examples, (*entrants, DEFAULT_CHAMPION))
+    with store.transaction() as session:
+        demos = [t for t in list_tournaments(session) if t.name.startswith(DEMO_PREFIX)]
+        unfinished = [t for t in demos if t.status != "finished"]
+        if unfinished:
+            return DemoSetup(unfinished[-1].id, unfinished[-1].name, True, newly)
+        name = f"{DEMO_PREFIX}{len(demos) + 1}"
+        # Once a text champion has been crowned, later demos face it; until then, the default one.
+        reigning = None if current_champion(session, "text") else DEFAULT_CHAMPION
+        tournament = create_tournament(
+            session, name=name, kind="text", seed=seed + len(demos), entrants=list(entrants), champion=reigning
+        )
+        return DemoSetup(tournament.id, name, False, newly)

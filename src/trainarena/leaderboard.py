@@ -1,0 +1,120 @@
+"""A tournament's results as plain data, read from the store: the bracket (every match with each
+competitor's score per task) and the leaderboard (final standing, how far each got, every score or
+failure reason). The CLI renders it as tables or JSON; nothing here prints."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from trainarena.engine.model import Finished
+from trainarena.store import Tournament, stored_weights, tournament_runs
+
+_STAGE_ORDER = {"group": 0, "knockout": 1, "boss": 2}
+
+
+@dataclass(frozen=True)
+class RunLine:
+    round_index: int
+    stage: str
+    match_id: str
+    task: str
+    competitor: str
+    status: str
+    score: float | None
+    failure: str | None
+    wall_seconds: float | None
+
+
+@dataclass(frozen=True)
+class Standing:
+    rank: int | None  # None: never produced a valid score, so unranked
+    competitor: str
+    reached: str  # the furthest stage played, e.g. "knockout r2"
+    runs_ok: int
+    runs: int
+    scores: dict[str, float]  # task name -> score
+    failures: dict[str, str]  # task name -> why it failed
+    weight: float | None
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    tournament: str
+    kind: str
+    status: str
+    champion_before: str | None
+    champion: str | None
+    crowned: bool
+    reason: str
+    standings: list[Standing] = field(default_factory=list)
+    runs: list[RunLine] = field(default_factory=list)
+    undistributed: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["leaderboard"] = data.pop("standings")
+        return data
+
+
+def _run_lines(session: Session, tournament: Tournament) -> list[RunLine]:
+    lines = []
+    for run in tournament_runs(session, tournament.id):
+        task, match = run.task, run.task.match
+        evaluation = run.evaluation
+        lines.append(
+            RunLine(
+                round_index=match.round.index,
+                stage=match.round.stage,
+                match_id=match.match_id,
+                task=str(task.definition.get("name", f"task{task.id}")),
+                competitor=run.competitor.name,
+                status=run.status,
+                score=None if evaluation is None else evaluation.score,
+                failure=run.failure_reason,
+                wall_seconds=run.wall_seconds,
+            )
+        )
+    return lines
+
+
+def build_leaderboard(session: Session, tournament: Tournament, finished: Finished | None) -> Leaderboard:
+    """Standings follow the engine's final ranking; competitors it left unranked (never a valid score)
+    follow in entry order."""
+    lines = _run_lines(session, tournament)
+    weights = stored_weights(session, tournament.id)
+    entrants = [e.competitor.name for e in tournament.entrants]
+    champion_before = None if tournament.champion_before is None else tournament.champion_before.name
+    names = entrants + ([champion_before] if champion_before and champion_before not in entrants else [])
+    ranked = list(finished.standings) if finished else []
+    order = ranked + [name for name in names if name not in ranked]
+    standings = []
+    for name in order:
+        own = [line for line in lines if line.competitor == name]
+        furthest = max(own, key=lambda line: (line.round_index, _STAGE_ORDER[line.stage]), default=None)
+        standings.append(
+            Standing(
+                rank=ranked.index(name) + 1 if name in ranked else None,
+                competitor=name,
+                reached="-" if furthest is None else f"{furthest.stage} r{furthest.round_index + 1}",
+                runs_ok=sum(1 for line in own if line.status == "succeeded"),
+                runs=len(own),
+                scores={line.task: line.score for line in own if line.score is not None and line.status == "succeeded"},
+                failures={line.task: line.failure or line.status for line in own if line.status != "succeeded" and line.status != "pending"},
+                weight=weights.get(name),
+            )
+        )
+    return Leaderboard(
+        tournament=tournament.name,
+        kind=tournament.kind,
+        status=tournament.status,
+        champion_before=champion_before,
+        champion=None if finished is None else finished.champion,
+        crowned=bool(finished and finished.crowned),
+        reason="" if finished is None else finished.reason,
+        standings=standings,
+        runs=lines,
+        undistributed=tournament.weight_remainder,
+    )

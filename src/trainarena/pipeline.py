@@ -1,0 +1,198 @@
+"""One run, end to end: prepare the task's data, run the competitor's script in the sandbox, check
+the artifact, score it on the hidden split. :class:`SandboxedExecutor` is the orchestrator's real
+``RunExecutor``; ``trainarena run`` uses it outside a tournament too, so a competitor tests against the
+exact path a tournament takes.
+
+Layout of one run directory (host side)::
+
+    <run_dir>/inputs/   model/ (hard links to the base model), train split, dataset_spec.json, task.json
+    <run_dir>/output/   the artifact (the only directory the script can write)
+    <run_dir>/logs/     stdout.log, stderr.log (written by the platform, outside the sandbox)
+
+Prepared task data is cached by the task definition's digest: the train split under
+``cache_dir/tasks/<digest>/``, the hidden split under ``hidden_dir/<digest>/``, which no sandbox sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from trainarena.contract import RunSpec, RunStatus
+from trainarena.execution import Backend, SandboxJob, validate_artifact
+from trainarena.orchestrator import CompetitorInfo, RunReport, RunRequest
+from trainarena.settings import Settings
+from trainarena.submissions import checkout_path, register
+from trainarena.tasks import get_task_type
+from trainarena.tasks.base import DatasetError, PreparedTask, TaskDefinition
+
+_PREPARED_MARKER = "prepared.json"
+
+
+def task_digest(task: TaskDefinition) -> str:
+    """Content address of a task definition: the same definition always prepares the same splits."""
+    data = {**asdict(task), "task_type": task.task_type.value}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def resolve_base_model(base_model: str) -> Path:
+    """A local model directory as is; otherwise a Hugging Face id, fetched (or found in the local HF
+    cache when offline) by ``snapshot_download``."""
+    local = Path(base_model).expanduser()
+    if local.is_dir():
+        return local.resolve()
+    from huggingface_hub import snapshot_download  # only for hub ids: keeps local runs import-light
+
+    try:
+        return Path(snapshot_download(base_model, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
+    except Exception as error:  # noqa: BLE001 - any hub failure becomes one clear message
+        raise DatasetError(f"base model {base_model!r} is neither a local directory nor available from the hub: {error}") from error
+
+
+def link_tree(source: Path, destination: Path) -> None:
+    """Mirror ``source`` into ``destination`` with hard links (copies across file systems): a
+    multi-GB base model costs no disk per run, and the sandbox binds it read-only anyway."""
+    for path in sorted(source.rglob("*")):
+        target = destination / path.relative_to(source)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path.resolve(), target)
+        except OSError:
+            shutil.copy2(path, target)
+
+
+def thread_env(cpus: int) -> dict[str, str]:
+    """Thread caps for the numeric libraries, so runs played side by side share the cores fairly."""
+    if not cpus:
+        return {}
+    return {name: str(cpus) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
+class TaskPreparer:
+    """Prepares each distinct task once (thread-safe), reusing earlier preparations from disk."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def prepare(self, task: TaskDefinition) -> PreparedTask:
+        digest = task_digest(task)
+        with self._guard:
+            lock = self._locks.setdefault(digest, threading.Lock())
+        with lock:
+            train_dir = self._settings.cache_dir / "tasks" / digest
+            hidden_dir = self._settings.hidden_dir / digest
+            marker = train_dir / _PREPARED_MARKER
+            if marker.exists():
+                return _prepared_from_json(json.loads(marker.read_text()))
+            for directory in (train_dir, hidden_dir):
+                shutil.rmtree(directory, ignore_errors=True)
+                directory.mkdir(parents=True)
+            prepared = get_task_type(task.task_type).prepare(task, train_dir, hidden_dir, self._settings)
+            marker.write_text(json.dumps(_prepared_to_json(prepared)))
+            return prepared
+
+
+def _prepared_to_json(prepared: PreparedTask) -> dict[str, object]:
+    return {**asdict(prepared), "train_file": str(prepared.train_file), "hidden_file": str(prepared.hidden_file)}
+
+
+def _prepared_from_json(data: dict[str, object]) -> PreparedTask:
+    return PreparedTask(**{**data, "train_file": Path(str(data["train_file"])), "hidden_file": Path(str(data["hidden_file"]))})
+
+
+class SandboxedExecutor:
+    """``RunExecutor``: prepare -> sandboxed run -> artifact check -> hidden-split evaluation."""
+
+    def __init__(self, settings: Settings, backend: Backend, devices: tuple[int, ...] = ()) -> None:
+        self._settings = settings
+        self._backend = backend
+        self._devices = devices
+        self._preparer = TaskPreparer(settings)
+
+    def execute(self, request: RunRequest) -> RunReport:
+        task = request.task
+        started = time.time()
+        try:
+            prepared = self._preparer.prepare(task)
+        except DatasetError as error:
+            # The task, not the competitor, is broken: every competitor fails it alike, with the reason.
+            return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"task data: {error}")
+        job = self._stage(request, prepared)
+        result = self._backend.run(job)
+        report = dict(started_at=result.started_at, finished_at=result.finished_at, log_path=result.stderr_path.parent)
+        if result.status != RunStatus.SUCCEEDED:
+            return RunReport(result.status, failure_reason=result.failure_reason, **report)
+        check = validate_artifact(job.output_dir, task.task_type, self._settings.artifacts)
+        if not check.ok:
+            return RunReport(RunStatus.INVALID, failure_reason=f"artifact: {check.reason}", **report)
+        evaluation = get_task_type(task.task_type).evaluate(task, prepared, job.output_dir, self._settings)
+        if evaluation.score is None:
+            return RunReport(
+                RunStatus.INVALID,
+                failure_reason=f"evaluation: {evaluation.failure}",
+                artifact_path=job.output_dir,
+                artifact_digest=check.digest,
+                evaluation=evaluation,
+                **report,
+            )
+        return RunReport(
+            RunStatus.SUCCEEDED,
+            artifact_path=job.output_dir,
+            artifact_digest=check.digest,
+            evaluation=evaluation,
+            **report,
+        )
+
+    def _stage(self, request: RunRequest, prepared: PreparedTask) -> SandboxJob:
+        """Lay out the run directory and describe the sandboxed job."""
+        task = request.task
+        inputs, output, logs = (request.run_dir / name for name in ("inputs", "output", "logs"))
+        for directory in (inputs, output, logs):
+            directory.mkdir(parents=True, exist_ok=True)
+        link_tree(resolve_base_model(task.base_model), inputs / "model")
+        shutil.copy2(prepared.train_file, inputs / prepared.train_file.name)
+        (inputs / "dataset_spec.json").write_text(json.dumps(prepared.dataset_spec, indent=2, sort_keys=True))
+        spec = RunSpec(
+            run_id=f"{request.tournament_name}-run{request.run_id}-try{request.attempt}",
+            task_type=task.task_type,
+            dataset_file=prepared.train_file.name,
+            budget_seconds=task.budget_seconds,
+            seed=task.seed,
+            devices=self._devices,
+            base_model_name=task.base_model,
+        )
+        (inputs / "task.json").write_text(spec.to_json())
+        rules = self._settings.sandbox
+        return SandboxJob(
+            spec=spec,
+            entrypoint=request.competitor.entrypoint,
+            submission_dir=self._submission_dir(request.competitor),
+            inputs_dir=inputs,
+            output_dir=output,
+            log_dir=logs,
+            grace_seconds=rules.grace_seconds,
+            memory_limit_mb=rules.memory_limit_mb,
+            log_max_bytes=rules.log_max_bytes,
+            extra_env=thread_env(rules.cpus_per_run),
+        )
+
+    def _submission_dir(self, competitor: CompetitorInfo) -> Path:
+        """The exported tree of the registered commit; fetched again if the cache was cleared."""
+        checkout = checkout_path(self._settings, competitor.commit)
+        if not checkout.is_dir():
+            register(self._settings, name=competitor.name, repo=competitor.repo_url, commit=competitor.commit)
+        return checkout
+
+    def close(self) -> None:
+        self._backend.close()
