@@ -121,14 +121,18 @@ class SandboxedExecutor:
         self._preparer = TaskPreparer(settings)
 
     def execute(self, request: RunRequest) -> RunReport:
-        task = request.task
+        run_name = f"{request.tournament_name}-run{request.run_id}-try{request.attempt}"
+        return self.run_task(request.competitor, request.task, request.run_dir, run_name)
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        """One script on one task, inside or outside a tournament (``trainarena run``)."""
         started = time.time()
         try:
             prepared = self._preparer.prepare(task)
         except DatasetError as error:
             # The task, not the competitor, is broken: every competitor fails it alike, with the reason.
             return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"task data: {error}")
-        job = self._stage(request, prepared)
+        job = self._stage(competitor, task, prepared, run_dir, run_name)
         result = self._backend.run(job)
         report = dict(started_at=result.started_at, finished_at=result.finished_at, log_path=result.stderr_path.parent)
         if result.status != RunStatus.SUCCEEDED:
@@ -154,17 +158,16 @@ class SandboxedExecutor:
             **report,
         )
 
-    def _stage(self, request: RunRequest, prepared: PreparedTask) -> SandboxJob:
+    def _stage(self, competitor: CompetitorInfo, task: TaskDefinition, prepared: PreparedTask, run_dir: Path, run_name: str) -> SandboxJob:
         """Lay out the run directory and describe the sandboxed job."""
-        task = request.task
-        inputs, output, logs = (request.run_dir / name for name in ("inputs", "output", "logs"))
+        inputs, output, logs = (run_dir / name for name in ("inputs", "output", "logs"))
         for directory in (inputs, output, logs):
             directory.mkdir(parents=True, exist_ok=True)
         link_tree(resolve_base_model(task.base_model), inputs / "model")
         shutil.copy2(prepared.train_file, inputs / prepared.train_file.name)
         (inputs / "dataset_spec.json").write_text(json.dumps(prepared.dataset_spec, indent=2, sort_keys=True))
         spec = RunSpec(
-            run_id=f"{request.tournament_name}-run{request.run_id}-try{request.attempt}",
+            run_id=run_name,
             task_type=task.task_type,
             dataset_file=prepared.train_file.name,
             budget_seconds=task.budget_seconds,
@@ -176,8 +179,8 @@ class SandboxedExecutor:
         rules = self._settings.sandbox
         return SandboxJob(
             spec=spec,
-            entrypoint=request.competitor.entrypoint,
-            submission_dir=self._submission_dir(request.competitor),
+            entrypoint=competitor.entrypoint,
+            submission_dir=self._submission_dir(competitor),
             inputs_dir=inputs,
             output_dir=output,
             log_dir=logs,
