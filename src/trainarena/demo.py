@@ -87,7 +87,8 @@ def set_up_demo(store: Store, settings: Settings, *, seed: int, examples: Path |
     entrants = demo_entrants(examples)
     if not entrants:
         raise StoreError(f"no example competitors found under {examples}")
-    newly = _register_examples(store, settings, examples, (*entrants, DEFAULT_CHAMPION))
+    has_default_champion = (examples / DEFAULT_CHAMPION).is_dir()
+    newly = _register_examples(store, settings, examples, (*entrants, *([DEFAULT_CHAMPION] if has_default_champion else [])))
     with store.transaction() as session:
         demos = [t for t in list_tournaments(session) if t.name.startswith(DEMO_PREFIX)]
         unfinished = [t for t in demos if t.status != "finished"]
@@ -95,7 +96,7 @@ def set_up_demo(store: Store, settings: Settings, *, seed: int, examples: Path |
             return DemoSetup(unfinished[-1].id, unfinished[-1].name, True, newly)
         name = f"{DEMO_PREFIX}{len(demos) + 1}"
         # Once a text champion has been crowned, later demos face it; until then, the default one.
-        reigning = None if current_champion(session, "text") else DEFAULT_CHAMPION
+        reigning = None if current_champion(session, "text") or not has_default_champion else DEFAULT_CHAMPION
         tournament = create_tournament(
             session, name=name, kind="text", seed=seed + len(demos), entrants=list(entrants), champion=reigning
         )

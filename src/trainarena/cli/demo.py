@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,11 +23,16 @@ from trainarena.store import get_tournament, open_store
 
 
 def threads_per_run(settings: Settings, parallel: int) -> Settings:
-    """Split the machine's cores between the runs played at once (unless the operator set a number)."""
-    if settings.sandbox.cpus_per_run:
-        return settings
+    """Split the machine's cores between the runs (and their evaluations) played at once, unless the
+    operator set the numbers: oversubscribed torch threads run small models several times slower."""
     cpus = max(1, (os.cpu_count() or 1) // parallel)
-    return settings.model_copy(update={"sandbox": settings.sandbox.model_copy(update={"cpus_per_run": cpus})})
+    sandbox, data = settings.sandbox, settings.data
+    return settings.model_copy(
+        update={
+            "sandbox": sandbox if sandbox.cpus_per_run else sandbox.model_copy(update={"cpus_per_run": cpus}),
+            "data": data if data.eval_cpu_threads else data.model_copy(update={"eval_cpu_threads": cpus}),
+        }
+    )
 
 
 def demo_command(
@@ -35,6 +41,7 @@ def demo_command(
     parallel: Annotated[int, typer.Option(min=1, help="Runs played at once (each gets cores/parallel threads).")] = 2,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run scripts without a sandbox (only where bubblewrap is missing and you trust them).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (champion, leaderboard) instead of tables.")] = False,
+    examples: Annotated[Path | None, typer.Option(help="A folder of competitor folders to use instead of the bundled examples/competitors.", exists=True, file_okay=False)] = None,
 ) -> None:
     """Play a whole small text tournament on the CPU: example competitors (honest, crashing, over-budget
     and hostile), instruct tasks on a tiny offline LLaMA, sandboxed runs, hidden-split scoring, boss
@@ -52,7 +59,7 @@ def demo_command(
     store = open_store(settings)
     try:
         with console.status("registering the example competitors"):
-            setup = set_up_demo(store, settings, seed=seed)
+            setup = set_up_demo(store, settings, seed=seed, examples=examples)
         verb = "resuming" if setup.resumed else "playing"
         console.print(f"[bold]{verb} {setup.tournament_name}[/bold] (store: {settings.db_url}, sandbox: {backend.name})")
         executor = SandboxedExecutor(settings, backend)

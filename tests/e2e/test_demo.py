@@ -1,0 +1,132 @@
+"""End to end: `trainarena demo` and `trainarena run` through the real sandbox, store, engine and
+evaluator, with stand-in competitors that finish in a second (the real example scripts train for
+tens of seconds each; the benchmarks and the README's demo exercise those)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from trainarena.cli import app
+from trainarena.demo import set_up_demo
+from trainarena.settings import Settings
+from trainarena.store import list_tournaments, open_store
+
+pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")]
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "competitors"
+
+# Hands back the base model unchanged: a valid artifact whose score is the base model's own loss.
+COPIER = textwrap.dedent(
+    """
+    import argparse, shutil
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model"); parser.add_argument("--output-dir")
+    args, _ = parser.parse_known_args()
+    shutil.copytree(args.model, args.output_dir, dirs_exist_ok=True)
+    """
+)
+MANIFEST = '[trainarena]\ncontract = 1\nentrypoint = "train.py"\ntask_types = ["instruct"]\n'
+
+
+def _copier(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "train.py").write_text(COPIER)
+    (folder / "trainarena.toml").write_text(MANIFEST)
+
+
+@pytest.fixture()
+def examples(tmp_path: Path) -> Path:
+    """Stand-ins under the demo's names: two copiers (baseline and the default champion), plus the
+    real crasher and hostile examples."""
+    root = tmp_path / "examples"
+    _copier(root / "baseline")
+    _copier(root / "trl_defaults")
+    for name in ("crasher", "hostile"):
+        shutil.copytree(EXAMPLES / name, root / name)
+    return root
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, assets) -> Path:
+    data = tmp_path / "data"
+    # Reuse the session's asset build instead of building the tiny model again.
+    (data / "cache").mkdir(parents=True)
+    (data / "cache" / "assets").symlink_to(assets.root.parent, target_is_directory=True)
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(data))
+    monkeypatch.setenv("TRAINARENA_SANDBOX__GRACE_SECONDS", "1")
+    return data
+
+
+def test_demo_plays_to_a_champion_and_records_every_failure(examples: Path, data_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--examples", str(examples), "--budget", "20", "--json"])
+    assert result.exit_code == 0, result.output
+    board = json.loads(result.stdout)
+    standings = {s["competitor"]: s for s in board["leaderboard"]}
+    assert set(standings) == {"baseline", "crasher", "hostile", "trl_defaults"}
+    # Equal scores cannot clear the boss margin: the defending champion keeps the title.
+    assert board["champion_before"] == "trl_defaults"
+    assert board["champion"] == "trl_defaults" and not board["crowned"]
+    assert [s["competitor"] for s in board["leaderboard"] if s["rank"] == 1] == ["trl_defaults"]
+    assert any(line["stage"] == "boss" for line in board["runs"])
+    assert standings["baseline"]["runs_ok"] == standings["baseline"]["runs"] > 0
+    # The crasher's reason carries its own traceback line; the hostile script left no artifact.
+    assert "deliberate failure" in " ".join(standings["crasher"]["failures"].values())
+    assert "output directory is empty" in " ".join(standings["hostile"]["failures"].values())
+    assert standings["crasher"]["rank"] is None and standings["hostile"]["rank"] is None
+    scores = [line["score"] for line in board["runs"] if line["status"] == "succeeded"]
+    assert scores and all(0 < score < 20 for score in scores)
+
+    # A second demo is a new tournament against the same champion; the first is kept as it was.
+    with open_store(Settings()) as store, store.session() as session:
+        assert [t.status for t in list_tournaments(session)] == ["finished"]
+
+
+def test_unfinished_demo_is_resumed_not_replaced(examples: Path, data_dir: Path) -> None:
+    settings = Settings()
+    with open_store(settings) as store:
+        first = set_up_demo(store, settings, seed=3, examples=examples)
+        again = set_up_demo(store, settings, seed=3, examples=examples)
+    assert not first.resumed and set(first.registered) == {"baseline", "crasher", "hostile", "trl_defaults"}
+    assert again.resumed and again.tournament_id == first.tournament_id and again.registered == ()
+
+
+def test_run_command_scores_one_script_on_a_task_file(examples: Path, data_dir: Path, assets, tmp_path: Path) -> None:
+    runner = CliRunner()
+    repo_setup = set_up_demo  # registration goes through the demo's idempotent helper
+    with open_store(Settings()) as store:
+        repo_setup(store, Settings(), seed=1, examples=examples)
+    task = tmp_path / "task.toml"
+    task.write_text(
+        textwrap.dedent(
+            f"""
+            name = "units-check"
+            type = "instruct"
+            base_model = "{assets.tiny_llama}"
+            budget_seconds = 20
+            seed = 5
+            [dataset]
+            source = "{assets.datasets['units']}"
+            field_instruction = "instruction"
+            field_input = "input"
+            field_output = "output"
+            """
+        )
+    )
+    ok = runner.invoke(app, ["run", "--competitor", "baseline", "--task", str(task), "--json"])
+    assert ok.exit_code == 0, ok.output
+    report = json.loads(ok.stdout)
+    assert report["status"] == "succeeded" and report["score"] > 0 and len(report["artifact_digest"]) == 64
+    assert Path(report["artifact_path"], "model.safetensors").is_file()
+
+    crashed = runner.invoke(app, ["run", "--competitor", "crasher", "--task", str(task), "--json"])
+    assert crashed.exit_code == 1
+    assert "deliberate failure" in json.loads(crashed.stdout)["failure_reason"]
+
+    unknown = runner.invoke(app, ["run", "--competitor", "nobody", "--task", str(task)])
+    assert unknown.exit_code == 2 and "no competitor named 'nobody'" in unknown.output
