@@ -101,6 +101,33 @@ class DataRules(_Section):
     eval_cpu_threads: int = Field(0, ge=0, description="torch CPU threads of an evaluation; 0 = torch's default.")
     dpo_beta: float = Field(0.1, gt=0.0, description="Beta of the DPO evaluation loss.")
     grpo_kl_coef: float = Field(0.05, ge=0.0, description="KL penalty coefficient of the GRPO score.")
+    grpo_eval_prompts: int = Field(64, ge=1, description="Hidden GRPO prompts generated from and scored (the first N).")
+    grpo_eval_max_new_tokens: int = Field(24, ge=1, description="Tokens generated per hidden GRPO prompt.")
+    grpo_eval_temperature: float = Field(0.7, gt=0.0, description="Sampling temperature of GRPO evaluation.")
+    grpo_eval_top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling of GRPO evaluation.")
+    grpo_eval_seed: int = Field(1234, description="Sampling seed of GRPO evaluation: every artifact sees the same draw.")
+    reward_timeout_seconds: float = Field(
+        5.0, gt=0.0, description="Wall-clock limit of one call of one GRPO reward function (in the sandbox)."
+    )
+    reward_memory_limit_mb: int = Field(1024, ge=64, description="Address-space cap of the reward sandbox.")
+    reward_sample_rows: int = Field(4, ge=1, description="Train rows each reward function is tried on at task creation.")
+    reward_max_functions: int = Field(8, ge=1, description="Most reward functions a GRPO task may declare.")
+
+
+class TaskMixRules(_Section):
+    """Which task types a text tournament draws, and how often (relative weights; 0 disables a type).
+    The boss round plays every enabled type at least once when it has enough tasks."""
+
+    instruct: float = Field(0.4, ge=0.0, description="Weight of instruct tasks in a text tournament.")
+    dpo: float = Field(0.2, ge=0.0, description="Weight of DPO (preference) tasks.")
+    grpo: float = Field(0.2, ge=0.0, description="Weight of GRPO (reward function) tasks.")
+    chat: float = Field(0.2, ge=0.0, description="Weight of multi-turn chat tasks.")
+
+    @model_validator(mode="after")
+    def _check_some_enabled(self) -> TaskMixRules:
+        if not any(weight > 0 for weight in self.model_dump().values()):
+            raise ValueError("task_mix: at least one task type needs a weight above 0")
+        return self
 
 
 class SandboxRules(_Section):
@@ -178,6 +205,7 @@ class Settings(BaseSettings):
     rules: TournamentRules = TournamentRules()
     weights: WeightRules = WeightRules()
     data: DataRules = DataRules()
+    task_mix: TaskMixRules = TaskMixRules()
     sandbox: SandboxRules = SandboxRules()
     artifacts: ArtifactRules = ArtifactRules()
     registration: RegistrationRules = RegistrationRules()
@@ -201,3 +229,8 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         """Cloned repositories, built assets."""
         return self.data_dir / "cache"
+
+    @property
+    def assets_dir(self) -> Path:
+        """The offline models and datasets built from code (``python -m trainarena.assets``)."""
+        return self.cache_dir / "assets"

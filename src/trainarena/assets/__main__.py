@@ -1,5 +1,5 @@
 """``python -m trainarena.assets [CACHE_DIR]``: build (or find) the offline assets and say what they are.
-The default cache is the one of ``Settings()`` (``$TRAINARENA_DATA_DIR/cache``)."""
+The default cache is the one of ``Settings()`` (``$TRAINARENA_DATA_DIR/cache/assets``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def main(argv: list[str]) -> int:
     from trainarena.assets import ensure_assets
     from trainarena.settings import Settings
 
-    cache_dir = Path(argv[0]) if argv else Settings().cache_dir
+    cache_dir = Path(argv[0]) if argv else Settings().assets_dir
     started = time.monotonic()
     assets = ensure_assets(cache_dir)
     print(f"assets: {assets.root} ({time.monotonic() - started:.1f} s this call)")

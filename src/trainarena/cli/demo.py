@@ -55,7 +55,7 @@ def demo_command(
         raise typer.Exit(code=2) from error
     started = time.monotonic()
     with console.status("building the offline model and datasets (first run only)"):
-        assets = ensure_assets(settings.cache_dir / "assets")
+        assets = ensure_assets(settings.assets_dir)
     store = open_store(settings)
     try:
         with console.status("registering the example competitors"):

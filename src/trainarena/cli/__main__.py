@@ -1,0 +1,5 @@
+"""`python -m trainarena.cli` is `trainarena`."""
+
+from trainarena.cli import main
+
+main()
