@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
+import struct
 import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from trainarena.contract import RunSpec, RunStatus
-from trainarena.execution import Backend, SandboxJob, validate_artifact
+from trainarena.execution import Backend, DevicePool, SandboxJob, gpus_for, validate_artifact
 from trainarena.orchestrator import CompetitorInfo, RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.submissions import checkout_path, register
@@ -53,6 +55,28 @@ def resolve_base_model(base_model: str) -> Path:
         return Path(snapshot_download(base_model, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
     except Exception as error:  # noqa: BLE001 - any hub failure becomes one clear message
         raise DatasetError(f"base model {base_model!r} is neither a local directory nor available from the hub: {error}") from error
+
+
+def parameter_count(model_dir: Path) -> int:
+    """Parameters of a safetensors model, from the file headers alone (no tensor is loaded)."""
+    total = 0
+    for path in model_dir.rglob("*.safetensors"):
+        with path.open("rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(length))
+        total += sum(math.prod(entry["shape"]) for name, entry in header.items() if name != "__metadata__")
+    return total
+
+
+def visible_gpus(dev: Path = Path("/dev")) -> list[int]:
+    """The GPUs this machine offers the runs: its NVIDIA device nodes, narrowed by the platform's own
+    CUDA_VISIBLE_DEVICES when set (no torch import, no CUDA context in the platform process)."""
+    found = sorted(int(p.name.removeprefix("nvidia")) for p in dev.glob("nvidia[0-9]*") if p.name[6:].isdigit())
+    allowed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if allowed is None:
+        return found
+    wanted = {int(d) for d in allowed.split(",") if d.strip().isdigit()}
+    return [d for d in found if d in wanted]
 
 
 def link_tree(source: Path, destination: Path) -> None:
@@ -114,10 +138,10 @@ def _prepared_from_json(data: dict[str, object]) -> PreparedTask:
 class SandboxedExecutor:
     """``RunExecutor``: prepare -> sandboxed run -> artifact check -> hidden-split evaluation."""
 
-    def __init__(self, settings: Settings, backend: Backend, devices: tuple[int, ...] = ()) -> None:
+    def __init__(self, settings: Settings, backend: Backend, gpus: list[int] | None = None) -> None:
         self._settings = settings
         self._backend = backend
-        self._devices = devices
+        self._devices = DevicePool(visible_gpus() if gpus is None else gpus)
         self._preparer = TaskPreparer(settings)
 
     def execute(self, request: RunRequest) -> RunReport:
@@ -129,11 +153,16 @@ class SandboxedExecutor:
         started = time.time()
         try:
             prepared = self._preparer.prepare(task)
+            model = resolve_base_model(task.base_model)
         except DatasetError as error:
             # The task, not the competitor, is broken: every competitor fails it alike, with the reason.
-            return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"task data: {error}")
-        job = self._stage(competitor, task, prepared, run_dir, run_name)
-        result = self._backend.run(job)
+            return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"task: {error}")
+        devices = self._devices.acquire(gpus_for(parameter_count(model), task.task_type, self._settings.resources))
+        try:
+            job = self._stage(competitor, task, prepared, model, devices, run_dir, run_name)
+            result = self._backend.run(job)
+        finally:
+            self._devices.release(devices)
         report = dict(started_at=result.started_at, finished_at=result.finished_at, log_path=result.stderr_path.parent)
         if result.status != RunStatus.SUCCEEDED:
             return RunReport(result.status, failure_reason=result.failure_reason, **report)
@@ -158,12 +187,21 @@ class SandboxedExecutor:
             **report,
         )
 
-    def _stage(self, competitor: CompetitorInfo, task: TaskDefinition, prepared: PreparedTask, run_dir: Path, run_name: str) -> SandboxJob:
+    def _stage(
+        self,
+        competitor: CompetitorInfo,
+        task: TaskDefinition,
+        prepared: PreparedTask,
+        model: Path,
+        devices: tuple[int, ...],
+        run_dir: Path,
+        run_name: str,
+    ) -> SandboxJob:
         """Lay out the run directory and describe the sandboxed job."""
         inputs, output, logs = (run_dir / name for name in ("inputs", "output", "logs"))
         for directory in (inputs, output, logs):
             directory.mkdir(parents=True, exist_ok=True)
-        link_tree(resolve_base_model(task.base_model), inputs / "model")
+        link_tree(model, inputs / "model")
         shutil.copy2(prepared.train_file, inputs / prepared.train_file.name)
         (inputs / "dataset_spec.json").write_text(json.dumps(prepared.dataset_spec, indent=2, sort_keys=True))
         spec = RunSpec(
@@ -172,7 +210,7 @@ class SandboxedExecutor:
             dataset_file=prepared.train_file.name,
             budget_seconds=task.budget_seconds,
             seed=task.seed,
-            devices=self._devices,
+            devices=devices,
             base_model_name=task.base_model,
         )
         (inputs / "task.json").write_text(spec.to_json())

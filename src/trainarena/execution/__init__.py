@@ -8,12 +8,13 @@ Backend modules are imported lazily by the factory: nothing here starts a proces
 from trainarena.execution.artifacts import ArtifactCheck, validate_artifact
 from trainarena.execution.base import Backend, RunResult, SandboxJob
 from trainarena.execution.factory import make_backend
-from trainarena.execution.resources import assign_devices, gpus_for
+from trainarena.execution.resources import DevicePool, assign_devices, gpus_for
 from trainarena.execution.runtime import SandboxUnavailable
 
 __all__ = [
     "ArtifactCheck",
     "Backend",
+    "DevicePool",
     "RunResult",
     "SandboxJob",
     "SandboxUnavailable",

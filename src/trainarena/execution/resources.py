@@ -1,12 +1,14 @@
-"""How many GPUs a task gets, from its base model's size and type (pure; no I/O).
+"""How many GPUs a task gets, from its base model's size and type, and which ones (no I/O).
 
 A model's parameter count (in billions) is scaled by the task type's memory factor (DPO keeps a
 reference model and two forward passes per pair: x3; GRPO generates and keeps a reference: x2), then
 looked up in ``ResourceRules.gpu_brackets``: the first bracket whose limit is >= the scaled size;
-beyond the last bracket, ``gpu_max``.
+beyond the last bracket, ``gpu_max``. :class:`DevicePool` hands the GPUs out to concurrent runs.
 """
 
 from __future__ import annotations
+
+import threading
 
 from trainarena.contract import TaskType
 from trainarena.settings import ResourceRules
@@ -43,3 +45,32 @@ def assign_devices(available: list[int], n: int) -> tuple[int, ...]:
     if n > len(available):
         raise ValueError(f"{n} GPUs needed but only {len(available)} free ({available})")
     return tuple(sorted(available)[:n])
+
+
+class DevicePool:
+    """GPUs shared by runs played at once: a run takes the devices it needs and gives them back.
+
+    ``acquire`` blocks until enough devices are free, so two concurrent runs never share a GPU. On a
+    machine without GPUs every acquisition is the empty tuple (the run goes on the CPU).
+    """
+
+    def __init__(self, devices: list[int]) -> None:
+        self._free = sorted(devices)
+        self._total = len(devices)
+        self._changed = threading.Condition()
+
+    def acquire(self, n: int) -> tuple[int, ...]:
+        if not self._total:
+            return ()
+        if n > self._total:
+            raise ValueError(f"{n} GPUs needed but this machine has only {self._total}")
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._free) >= n)
+            taken = assign_devices(self._free, n)
+            self._free = [d for d in self._free if d not in taken]
+            return taken
+
+    def release(self, devices: tuple[int, ...]) -> None:
+        with self._changed:
+            self._free = sorted({*self._free, *devices})
+            self._changed.notify_all()
