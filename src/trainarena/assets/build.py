@@ -22,14 +22,28 @@ from pathlib import Path
 from typing import Any
 
 from trainarena.assets import model as model_builder
-from trainarena.assets import synthetic
+from trainarena.assets import synthetic, synthetic_types
 from trainarena.assets import tokenizer as tokenizer_builder
 
-ASSETS_VERSION = 1
+ASSETS_VERSION = 2  # 2: datasets of the dpo, grpo and chat task types (manifest "typed_datasets")
 MANIFEST = "manifest.json"
 TINY_LLAMA = "tiny_llama"
 VOCAB_SIZE = 3000  # small enough for a tiny embedding table, large enough that words are 1-3 tokens
 GENERIC_LINES = 6000  # plain statements added to the pre-training text (see synthetic.generic_lines)
+
+
+@dataclass(frozen=True)
+class TaskDataset:
+    """One built dataset of any text task type, with the dataset spec (less ``source``) it needs."""
+
+    name: str
+    task_type: str
+    path: Path
+    spec: dict[str, Any]
+
+    def dataset_spec(self) -> dict[str, Any]:
+        """The ``[dataset]`` table of a task on this dataset."""
+        return {"source": str(self.path), **self.spec}
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,10 @@ class Assets:
     datasets: dict[str, Path]
     dataset_fields: dict[str, dict[str, str]]
     manifest: dict[str, Any]
+    task_datasets: tuple[TaskDataset, ...] = ()  # every text dataset, instruct ones included, by task type
+
+    def datasets_of(self, task_type: str) -> tuple[TaskDataset, ...]:
+        return tuple(d for d in self.task_datasets if d.task_type == task_type)
 
 
 def assets_stamp() -> str:
@@ -85,6 +103,10 @@ def _build(root: Path, seed: int) -> None:
     for name, rows in rows_by_name.items():
         with open(datasets_dir / f"{name}.jsonl", "w", encoding="utf-8") as out:
             out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    typed_rows = {d.name: synthetic_types.generate_typed(d, seed) for d in synthetic_types.TYPED_DATASETS}
+    for name, rows in typed_rows.items():
+        with open(datasets_dir / f"{name}.jsonl", "w", encoding="utf-8") as out:
+            out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     timings["datasets"] = time.monotonic() - started
 
     from pydoc_data.topics import topics
@@ -117,6 +139,10 @@ def _build(root: Path, seed: int) -> None:
             d.name: {"file": f"datasets/{d.name}.jsonl", "rows": len(rows_by_name[d.name]), "fields": d.fields}
             for d in synthetic.DATASETS
         },
+        "typed_datasets": {
+            d.name: {"file": f"datasets/{d.name}.jsonl", "rows": len(typed_rows[d.name]), "task_type": d.task_type, "spec": d.spec}
+            for d in synthetic_types.TYPED_DATASETS
+        },
         "timings_seconds": {k: round(v, 2) for k, v in timings.items()},
     }
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -135,4 +161,11 @@ def _load(root: Path) -> Assets:
         datasets={name: root / info["file"] for name, info in manifest["datasets"].items()},
         dataset_fields={name: dict(info["fields"]) for name, info in manifest["datasets"].items()},
         manifest=manifest,
+        task_datasets=tuple(
+            [TaskDataset(name, "instruct", root / info["file"], dict(info["fields"])) for name, info in manifest["datasets"].items()]
+            + [
+                TaskDataset(name, info["task_type"], root / info["file"], info["spec"])
+                for name, info in manifest.get("typed_datasets", {}).items()
+            ]
+        ),
     )

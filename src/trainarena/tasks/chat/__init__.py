@@ -1,0 +1,74 @@
+"""Multi-turn chat: conversations of system/user/assistant messages (field names configurable), rendered
+with the base tokenizer's chat template; scored by eval loss on the assistant turns of the hidden split
+(lower is better)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from trainarena.contract import Direction, TaskType
+from trainarena.settings import Settings
+from trainarena.tasks.base import DatasetError, Evaluation, PreparedTask, TaskDefinition
+from trainarena.tasks.chat.render import tokenize_conversation
+from trainarena.tasks.chat.spec import ChatDatasetSpec, to_messages
+from trainarena.tasks.instruct.data import load_rows, split_rows, write_jsonl
+
+TRAIN_FILE = "train.jsonl"
+HIDDEN_FILE = "hidden.jsonl"
+SPEC_FILE = "dataset_spec.json"
+log = logging.getLogger(__name__)
+
+__all__ = ["ChatDatasetSpec", "ChatTask", "plugin", "to_messages", "tokenize_conversation"]
+
+
+class ChatTask:
+    task_type = TaskType.CHAT
+    direction = Direction.LOWER
+
+    def prepare(self, task: TaskDefinition, train_dir: Path, hidden_dir: Path, settings: Settings) -> PreparedTask:
+        spec = ChatDatasetSpec.from_dict(task.dataset)
+        rows, dropped = conversations(spec, load_rows(spec), settings.data.min_rows)
+        train, hidden = split_rows(rows, settings.data)
+        script_spec = spec.for_script(TRAIN_FILE, dropped)
+        write_jsonl(train, Path(train_dir) / TRAIN_FILE)
+        write_jsonl(hidden, Path(hidden_dir) / HIDDEN_FILE)
+        (Path(train_dir) / SPEC_FILE).write_text(json.dumps(script_spec, indent=2, sort_keys=True))
+        return PreparedTask(Path(train_dir) / TRAIN_FILE, script_spec, Path(hidden_dir) / HIDDEN_FILE, len(train), len(hidden))
+
+    def evaluate(self, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings) -> Evaluation:
+        from trainarena.tasks.isolation import evaluate_in_child
+
+        request = {
+            "hidden_file": str(prepared.hidden_file),
+            "dataset_spec": prepared.dataset_spec,
+            "artifact_dir": str(artifact_dir),
+            "base_model": task.base_model,
+        }
+        return evaluate_in_child(self.task_type, self.direction, request, settings.data)
+
+
+def conversations(spec: ChatDatasetSpec, raw: list[dict[str, Any]], min_rows: int) -> tuple[list[dict[str, Any]], int]:
+    """Rows reduced to the messages column; malformed rows raise, rows without an assistant message
+    with text are dropped (counted, logged); fewer than ``min_rows`` left raises."""
+    rows, dropped = [], 0
+    for number, row in enumerate(raw, start=1):
+        if spec.field_messages not in row:
+            present = sorted(row)
+            raise DatasetError(f"{spec.source}: row {number} has no column '{spec.field_messages}' (field_messages); columns: {present}")
+        messages = to_messages(spec, row, f"{spec.source}: row {number}")
+        if any(m["role"] == "assistant" and m["content"].strip() for m in messages):
+            rows.append({spec.field_messages: row[spec.field_messages]})
+        else:
+            dropped += 1
+    if dropped:
+        log.warning("%s: dropped %d conversation(s) without an assistant answer", spec.source, dropped)
+    if len(rows) < min_rows:
+        raise DatasetError(f"{spec.source}: {len(rows)} usable conversations ({dropped} dropped), fewer than the minimum of {min_rows}")
+    return rows, dropped
+
+
+def plugin() -> ChatTask:
+    return ChatTask()

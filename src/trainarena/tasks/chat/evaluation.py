@@ -1,0 +1,38 @@
+"""Scoring a chat artifact: token-weighted mean cross-entropy over the assistant tokens of the hidden
+conversations (other tokens masked), exactly as the instruct evaluator computes it (same batching and
+safety: safetensors only, no artifact code, the base model's tokenizer and chat template)."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from trainarena.tasks.chat.render import tokenize_conversation
+from trainarena.tasks.chat.spec import ChatDatasetSpec, to_messages
+from trainarena.tasks.instruct.data import read_jsonl
+from trainarena.tasks.instruct.evaluation import example_losses, load_scoring_model, load_tokenizer, pad_id
+
+
+def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    rules = request["rules"]
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    spec = ChatDatasetSpec.from_dict(request["dataset_spec"])
+    tokenizer = load_tokenizer(request["base_model"])
+    rows = read_jsonl(Path(request["hidden_file"]))
+    encoded = [tokenize_conversation(tokenizer, to_messages(spec, row, "hidden row"), rules["eval_max_length"]) for row in rows]
+    scored = [pair for pair in encoded if any(label != -100 for label in pair[1])]  # cut off before any answer
+    model = load_scoring_model(Path(request["artifact_dir"]), request["base_model"], device)
+    started = time.monotonic()
+    sums, counts = example_losses(model, scored, rules["eval_batch_size"], pad_id(tokenizer), device)
+    tokens = sum(counts)
+    score = sum(sums) / tokens
+    per_example = [s / c for s, c in zip(sums, counts, strict=True)]
+    details = {"tokens": tokens, "examples": len(scored), "skipped": len(encoded) - len(scored),
+               "seconds": round(time.monotonic() - started, 3), "device": device.type}
+    if not math.isfinite(score):
+        return {"score": None, "failure": "the loss is not finite (NaN or inf)", "details": details}
+    return {"score": score, "per_example": per_example, "details": details}

@@ -1,0 +1,126 @@
+"""The DPO dataset spec: a prompt (optional system) and a chosen and a rejected completion per row, with
+format strings. Modelled on Gradients' ``DpoDatasetType``.
+
+A task file's ``[dataset]`` table::
+
+    [dataset]
+    source = "data/preferences.jsonl"   # local .jsonl/.json/.csv/.parquet, or a Hugging Face dataset id
+    field_prompt = "prompt"             # required
+    field_chosen = "chosen"             # required
+    field_rejected = "rejected"         # required
+    field_system = "system"             # optional
+    prompt_format = "{prompt}"
+    chosen_format = "{chosen}"
+    rejected_format = "{rejected}"
+    system_format = "{system}\\n"
+    system_prompt = ""
+    response_separator = "\\n### Response:\\n"
+
+Rendered prompt = system_format (if a system text) + prompt_format + response_separator; the chosen and
+rejected completions are their formats. Rows with an empty prompt, chosen or rejected are dropped (and
+counted in the log); fewer than ``DataRules.min_rows`` remaining is an error.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from trainarena.tasks.base import DatasetError
+
+_PLACEHOLDERS = {
+    "prompt_format": {"prompt"},
+    "chosen_format": {"chosen"},
+    "rejected_format": {"rejected"},
+    "system_format": {"system"},
+}
+
+SCORING = {
+    "metric": "dpo_eval_loss",
+    "direction": "lower",
+    "loss": "mean over hidden rows of -logsigmoid(beta * ((logp(chosen) - ref_logp(chosen)) - "
+    "(logp(rejected) - ref_logp(rejected)))), the sigmoid DPO loss of TRL's DPOTrainer",
+    "reference": "the base model (/inputs/model) is the reference policy",
+    "logp": "sum of the log-probabilities of the completion tokens given the prompt",
+    "tokenization": "as TRL's DPOTrainer: ids(prompt) and ids(prompt + completion + eos_token), both with the "
+    "base tokenizer's special tokens; the completion is what follows their common prefix",
+    "beta": None,  # filled from the settings when the spec is written for a script
+}
+
+
+@dataclass(frozen=True)
+class DpoDatasetSpec:
+    source: str
+    field_prompt: str
+    field_chosen: str
+    field_rejected: str
+    field_system: str | None = None
+    prompt_format: str = "{prompt}"
+    chosen_format: str = "{chosen}"
+    rejected_format: str = "{rejected}"
+    system_format: str = "{system}\n"
+    system_prompt: str = ""
+    response_separator: str = "\n### Response:\n"
+    split: str = "train"
+
+    def __post_init__(self) -> None:
+        for name in ("source", "field_prompt", "field_chosen", "field_rejected"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise DatasetError(f"dataset spec: '{name}' must be a non-empty string, got {value!r}")
+        for name, allowed in _PLACEHOLDERS.items():
+            check_format(name, getattr(self, name), allowed)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DpoDatasetSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known - {"scoring", "task_type", "file", "dropped_rows"})
+        if unknown:
+            raise DatasetError(f"dataset spec: unknown key(s) {unknown}; allowed: {sorted(known)}")
+        missing = sorted({"source", "field_prompt", "field_chosen", "field_rejected"} - set(data))
+        if missing:
+            raise DatasetError(f"dataset spec: missing required key(s) {missing}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def columns(self) -> dict[str, str]:
+        roles = {"prompt": self.field_prompt, "chosen": self.field_chosen, "rejected": self.field_rejected}
+        if self.field_system:
+            roles["system"] = self.field_system
+        return roles
+
+    def for_script(self, train_file: str, beta: float, dropped_rows: int) -> dict[str, Any]:
+        data = asdict(self) | {"source": train_file, "file": train_file, "task_type": "dpo"}
+        return data | {"scoring": SCORING | {"beta": beta}, "dropped_rows": dropped_rows}
+
+
+def render_triple(spec: DpoDatasetSpec, row: Mapping[str, object]) -> tuple[str, str, str]:
+    """``(prompt, chosen, rejected)`` texts of a row, as the evaluator scores them.
+
+    >>> spec = DpoDatasetSpec(source="x", field_prompt="p", field_chosen="c", field_rejected="r")
+    >>> render_triple(spec, {"p": "add 2 and 3", "c": "5", "r": "6"})
+    ('add 2 and 3\\n### Response:\\n', '5', '6')
+    """
+    system = (str(row.get(spec.field_system) or "") if spec.field_system else "") or spec.system_prompt
+    prefix = spec.system_format.format(system=system) if system else ""
+    prompt = prefix + spec.prompt_format.format(prompt=str(row[spec.field_prompt])) + spec.response_separator
+    return (
+        prompt,
+        spec.chosen_format.format(chosen=str(row[spec.field_chosen])),
+        spec.rejected_format.format(rejected=str(row[spec.field_rejected])),
+    )
+
+
+def check_format(name: str, value: object, allowed: set[str]) -> None:
+    """A format string that uses only the allowed placeholders (DatasetError naming the field otherwise)."""
+    if not isinstance(value, str):
+        raise DatasetError(f"dataset spec: '{name}' must be a string, got {value!r}")
+    try:
+        used = {field for _, field, _, _ in string.Formatter().parse(value) if field is not None}
+    except ValueError as error:
+        raise DatasetError(f"dataset spec: '{name}' = {value!r} is not a valid format string ({error})") from None
+    if used - allowed:
+        raise DatasetError(
+            f"dataset spec: '{name}' = {value!r} uses {sorted(used - allowed)}; allowed placeholders: {sorted(allowed)}"
+        )

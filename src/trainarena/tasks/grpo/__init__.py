@@ -1,0 +1,82 @@
+"""Reinforcement learning from reward functions (GRPO): prompts, an optional extra column, and weighted
+reward functions written in Python. Scored by sampling from the trained model on the hidden prompts and
+rewarding the completions (in the sandbox), minus a KL penalty to the base model (higher is better)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from trainarena.contract import Direction, TaskType
+from trainarena.settings import DataRules, Settings
+from trainarena.tasks.base import Evaluation, PreparedTask, TaskDefinition
+from trainarena.tasks.dpo.data import clean_rows
+from trainarena.tasks.grpo.rewards import RewardError, RewardSandbox, score_rewards
+from trainarena.tasks.grpo.spec import GrpoDatasetSpec, RewardFunction, render_prompt
+from trainarena.tasks.instruct.data import load_rows, split_rows, write_jsonl
+
+TRAIN_FILE = "train.jsonl"
+HIDDEN_FILE = "hidden.jsonl"
+SPEC_FILE = "dataset_spec.json"
+
+__all__ = ["GrpoDatasetSpec", "GrpoTask", "RewardError", "RewardFunction", "plugin", "render_prompt", "sampling_settings"]
+
+
+def sampling_settings(rules: DataRules) -> dict[str, Any]:
+    """The fixed generation settings of GRPO evaluation (also told to scripts in the dataset spec)."""
+    return {
+        "max_new_tokens": rules.grpo_eval_max_new_tokens,
+        "temperature": rules.grpo_eval_temperature,
+        "top_p": rules.grpo_eval_top_p,
+        "seed": rules.grpo_eval_seed,
+        "prompts": rules.grpo_eval_prompts,
+    }
+
+
+class GrpoTask:
+    task_type = TaskType.GRPO
+    direction = Direction.HIGHER
+
+    def prepare(self, task: TaskDefinition, train_dir: Path, hidden_dir: Path, settings: Settings) -> PreparedTask:
+        spec = GrpoDatasetSpec.from_dict(task.dataset, settings.data.reward_max_functions)
+        rows, _dropped = clean_rows(spec.source, load_rows(spec), spec.columns(), ("prompt",), settings.data)
+        check_rewards_on_samples(spec, rows[: settings.data.reward_sample_rows], RewardSandbox.from_rules(settings.sandbox, settings.data))
+        train, hidden = split_rows(rows, settings.data)
+        script_spec = spec.for_script(TRAIN_FILE, settings.data.grpo_kl_coef, sampling_settings(settings.data))
+        write_jsonl(train, Path(train_dir) / TRAIN_FILE)
+        write_jsonl(hidden, Path(hidden_dir) / HIDDEN_FILE)
+        (Path(train_dir) / SPEC_FILE).write_text(json.dumps(script_spec, indent=2, sort_keys=True))
+        return PreparedTask(Path(train_dir) / TRAIN_FILE, script_spec, Path(hidden_dir) / HIDDEN_FILE, len(train), len(hidden))
+
+    def evaluate(self, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings) -> Evaluation:
+        from trainarena.tasks.isolation import evaluate_in_child
+
+        request = {
+            "hidden_file": str(prepared.hidden_file),
+            "dataset_spec": prepared.dataset_spec,
+            "artifact_dir": str(artifact_dir),
+            "base_model": task.base_model,
+            "kl_coef": settings.data.grpo_kl_coef,
+            "sampling": sampling_settings(settings.data),
+            "reward_sandbox": RewardSandbox.from_rules(settings.sandbox, settings.data).to_dict(),
+        }
+        return evaluate_in_child(self.task_type, self.direction, request, settings.data)
+
+
+def check_rewards_on_samples(spec: GrpoDatasetSpec, rows: list[dict[str, str]], sandbox: RewardSandbox) -> None:
+    """Run every reward function (in the sandbox) on sample rows, each with two completions: the extra
+    column's value (or a number) and an empty string. Raises RewardError naming a failing function."""
+    prompts, completions, extra = [], [], []
+    for row in rows:
+        value = row.get(spec.field_extra, "") if spec.field_extra else ""
+        for completion in (value or "42", ""):
+            prompts.append(render_prompt(spec, row))
+            completions.append(completion)
+            extra.append(value)
+    columns = {spec.field_extra: extra} if spec.field_extra else {}
+    score_rewards(spec.reward_functions, prompts, completions, columns, sandbox)
+
+
+def plugin() -> GrpoTask:
+    return GrpoTask()
