@@ -1,0 +1,98 @@
+"""GRPO tasks: reward functions are checked (in the sandbox) at task creation, and evaluation samples with
+fixed settings, rewards in the sandbox and subtracts the KL penalty."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainarena.contract import Direction, TaskType
+from trainarena.settings import DataRules, Settings
+from trainarena.tasks import DatasetError, TaskDefinition, get_task_type
+from trainarena.tasks.evaluate_worker import evaluate_request
+from trainarena.tasks.grpo import sampling_settings
+from trainarena.tasks.grpo.rewards import RewardSandbox
+from trainarena.tasks.instruct.data import read_jsonl
+
+RULES = DataRules(grpo_eval_prompts=12, grpo_eval_max_new_tokens=8)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def grpo_task(assets, **dataset) -> TaskDefinition:
+    (data,) = assets.datasets_of("grpo")
+    return TaskDefinition("grpo", TaskType.GRPO, str(assets.tiny_llama), data.dataset_spec() | dataset, 10)
+
+
+@pytest.fixture(scope="module")
+def prepared(assets, tmp_path_factory):
+    root = tmp_path_factory.mktemp("grpo")
+    task = grpo_task(assets)
+    return task, get_task_type("grpo").prepare(task, root / "train", root / "hidden", Settings())
+
+
+def score(prepared, artifact_dir, kl_coef=0.05):
+    task, prep = prepared
+    settings = Settings()
+    return evaluate_request({
+        "task_type": "grpo", "hidden_file": str(prep.hidden_file), "dataset_spec": prep.dataset_spec,
+        "artifact_dir": str(artifact_dir), "base_model": task.base_model, "kl_coef": kl_coef,
+        "sampling": sampling_settings(RULES), "rules": RULES.model_dump(),
+        "reward_sandbox": RewardSandbox.from_rules(settings.sandbox, RULES).to_dict(),
+    })
+
+
+def test_prepare_writes_the_reward_sources_for_the_script(prepared):
+    plugin = get_task_type("grpo")
+    assert plugin.task_type is TaskType.GRPO and plugin.direction is Direction.HIGHER
+    _, prep = prepared
+    spec = prep.dataset_spec
+    assert [f["name"] for f in spec["reward_functions"]] == ["correct_answer", "bare_number"]
+    assert "def correct_answer" in spec["reward_functions"][0]["source"] and spec["scoring"]["kl_coef"] == 0.05
+    assert set(read_jsonl(prep.train_file)[0]) == {"question", "answer"}
+
+
+def test_a_failing_reward_is_refused_at_task_creation_naming_it(assets, tmp_path):
+    broken = [{"source": "def picky(completions, answer, **kw):\n    return [1 / len(c) for c in completions]\n", "weight": 1}]
+    task = grpo_task(assets, reward_functions=broken)
+    with pytest.raises(DatasetError, match="'picky' failed: ZeroDivisionError"):
+        get_task_type("grpo").prepare(task, tmp_path / "train", tmp_path / "hidden", Settings())
+
+
+def test_the_base_model_scores_its_rewards_with_no_kl(assets, prepared):
+    result = score(prepared, assets.tiny_llama)
+    details = result["details"]
+    assert details["examples"] == 12 and details["kl"] == pytest.approx(0.0, abs=1e-4)
+    rewards = details["rewards"]
+    assert set(rewards) == {"correct_answer", "bare_number"}
+    assert result["score"] == pytest.approx((rewards["correct_answer"] + 0.5 * rewards["bare_number"]) / 1.5, abs=1e-4)
+    again = score(prepared, assets.tiny_llama)  # fixed seed: the same samples, the same score
+    assert again["score"] == result["score"] and again["details"]["sample_completions"] == details["sample_completions"]
+
+
+def test_a_changed_policy_pays_a_kl_penalty(assets, prepared, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(assets.tiny_llama)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    model.save_pretrained(tmp_path / "policy")
+    without = score(prepared, tmp_path / "policy", kl_coef=0.0)
+    penalised = score(prepared, tmp_path / "policy", kl_coef=1.0)
+    assert without["details"]["kl"] > 0.01
+    assert penalised["score"] == pytest.approx(without["score"] - without["details"]["kl"], abs=1e-4)
+
+
+def test_spec_refuses_all_zero_weights(assets, tmp_path):
+    zero = [{"source": "def f(completions, **kw):\n    return [0.0] * len(completions)\n", "weight": 0}]
+    with pytest.raises(DatasetError, match="weights sum to 0"):
+        get_task_type("grpo").prepare(grpo_task(assets, reward_functions=zero), tmp_path / "t", tmp_path / "h", Settings())
