@@ -7,7 +7,8 @@ What it does, and why:
 - The clock, not an epoch count, drives the run: training stops at STOP_FRACTION of the budget,
   measured from the deadline the platform sets, and the learning rate follows warmup + cosine over
   that window, so the schedule finishes whatever the machine's speed.
-- SIGTERM stops training at the next step; the model is always saved, as safetensors.
+- A step that would end past the stop time is not started; SIGTERM ends training where it is; the
+  model is always saved, as safetensors.
 
 Run: python train.py --task-type instruct --model M --dataset D --dataset-spec S --output-dir O
      --budget-seconds B --seed N --devices D   (TRAINARENA_DEADLINE in the environment).
