@@ -7,6 +7,7 @@ already registered are kept, and an unfinished demo tournament is resumed rather
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from trainarena.contract import TaskType
 from trainarena.engine.model import Stage
 from trainarena.examples import head_commit, make_example_repo
 from trainarena.orchestrator import TaskSource
-from trainarena.settings import Settings
+from trainarena.settings import Settings, TaskMixRules
 from trainarena.store import Store, StoreError, create_tournament, current_champion, get_competitor, list_tournaments
 from trainarena.submissions.service import register_competitor
 from trainarena.tasks.base import TaskDefinition
@@ -25,7 +26,7 @@ DEMO_PREFIX = "demo-text-"
 # TRL's defaults, so the boss round shows the margin rule at work against a real, beatable method.
 DEFAULT_CHAMPION = "trl_defaults"
 # Honest scripts first, then the ones that show the platform's defences; all of them enter.
-DEMO_ENTRANTS = ("baseline", "torchloop", "crasher", "hostile", "overtime")
+DEMO_ENTRANTS = ("baseline", "torchloop", "instruct_only", "crasher", "hostile", "overtime")
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,28 @@ def demo_entrants(examples: Path) -> tuple[str, ...]:
     return tuple(name for name in DEMO_ENTRANTS if (examples / name).is_dir())
 
 
-def demo_task_source(assets: Assets, budget_seconds: float) -> TaskSource:
-    """Each task draws one of the synthetic datasets from its seed, on the tiny offline LLaMA."""
-    names = sorted(assets.datasets)
+def demo_task_source(assets: Assets, budget_seconds: float, mix: TaskMixRules | None = None) -> TaskSource:
+    """Each task draws its type from the task mix and one of that type's synthetic datasets, both from
+    the task's seed, on the tiny offline LLaMA. The boss round cycles through the enabled types (heaviest
+    first), so with at least as many boss tasks as enabled types every type is played there."""
+    enabled = (mix or TaskMixRules()).enabled()
+    by_type = {name: assets.datasets_of(name) for name, _ in enabled}
+    missing = [name for name, datasets in by_type.items() if not datasets]
+    if missing:
+        raise StoreError(f"the offline assets have no dataset for task type(s) {missing}; rebuild them")
 
     def source(kind: str, stage: Stage, match_id: str, task_index: int, seed: int) -> TaskDefinition:
-        dataset = names[seed % len(names)]
+        rng = random.Random(seed)
+        if stage is Stage.BOSS:
+            task_type = enabled[task_index % len(enabled)][0]
+        else:
+            task_type = rng.choices([name for name, _ in enabled], weights=[w for _, w in enabled])[0]
+        dataset = rng.choice(by_type[task_type])
         return TaskDefinition(
-            name=f"{dataset}-{seed % 10_000:04d}",
-            task_type=TaskType.INSTRUCT,
+            name=f"{dataset.name}-{seed % 10_000:04d}",
+            task_type=TaskType(task_type),
             base_model=str(assets.tiny_llama),
-            dataset={"source": str(assets.datasets[dataset]), **assets.dataset_fields[dataset]},
+            dataset=dataset.dataset_spec(),
             budget_seconds=budget_seconds,
             seed=seed,
         )

@@ -135,6 +135,21 @@ def _prepared_from_json(data: dict[str, object]) -> PreparedTask:
     return PreparedTask(**{**data, "train_file": Path(str(data["train_file"])), "hidden_file": Path(str(data["hidden_file"]))})
 
 
+def unsupported_reason(submission_dir: Path, task: TaskDefinition) -> str | None:
+    """Why a script is not run on a task: its manifest's ``task_types`` leave the task's type out."""
+    from trainarena.contract import MANIFEST_NAME
+    from trainarena.submissions.manifest import parse_manifest
+
+    path = submission_dir / MANIFEST_NAME
+    if not path.is_file():  # registration guarantees one; a hand-made checkout may have none
+        return None
+    manifest = parse_manifest(path.read_text(encoding="utf-8"))
+    if manifest.supports(task.task_type):
+        return None
+    declared = ", ".join(t.value for t in manifest.task_types or ())
+    return f"the script does not support {task.task_type.value} tasks (its {MANIFEST_NAME} declares task_types = [{declared}]); not run"
+
+
 class SandboxedExecutor:
     """``RunExecutor``: prepare -> sandboxed run -> artifact check -> hidden-split evaluation."""
 
@@ -151,6 +166,9 @@ class SandboxedExecutor:
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
         """One script on one task, inside or outside a tournament (``trainarena run``)."""
         started = time.time()
+        unsupported = unsupported_reason(self._submission_dir(competitor), task)
+        if unsupported:  # recorded as a clear failure, without starting a run that can only fail
+            return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=unsupported)
         try:
             prepared = self._preparer.prepare(task)
             model = resolve_base_model(task.base_model)

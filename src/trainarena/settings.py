@@ -119,9 +119,17 @@ class TaskMixRules(_Section):
     The boss round plays every enabled type at least once when it has enough tasks."""
 
     instruct: float = Field(0.4, ge=0.0, description="Weight of instruct tasks in a text tournament.")
-    dpo: float = Field(0.2, ge=0.0, description="Weight of DPO (preference) tasks.")
-    grpo: float = Field(0.2, ge=0.0, description="Weight of GRPO (reward function) tasks.")
-    chat: float = Field(0.2, ge=0.0, description="Weight of multi-turn chat tasks.")
+    dpo: float = Field(0.3, ge=0.0, description="Weight of DPO (preference) tasks.")
+    grpo: float = Field(0.3, ge=0.0, description="Weight of GRPO (reward function) tasks.")
+    chat: float = Field(
+        0.0, ge=0.0, description="Weight of multi-turn chat tasks; off by default, as in Gradients' text tournaments "
+        "(enabling it with 3 boss tasks leaves one type out of the boss round: raise rules.boss_tasks_text to 4)."
+    )
+
+    def enabled(self) -> tuple[tuple[str, float], ...]:
+        """(task type, weight) of the enabled types, heaviest first (ties in declaration order)."""
+        weights = [(name, weight) for name, weight in self.model_dump().items() if weight > 0]
+        return tuple(sorted(weights, key=lambda item: -item[1]))
 
     @model_validator(mode="after")
     def _check_some_enabled(self) -> TaskMixRules:

@@ -54,7 +54,7 @@ def test_prepare_writes_the_reward_sources_for_the_script(prepared):
     assert plugin.task_type is TaskType.GRPO and plugin.direction is Direction.HIGHER
     _, prep = prepared
     spec = prep.dataset_spec
-    assert [f["name"] for f in spec["reward_functions"]] == ["correct_answer", "bare_number"]
+    assert [f["name"] for f in spec["reward_functions"]] == ["correct_answer", "leading_number"]
     assert "def correct_answer" in spec["reward_functions"][0]["source"] and spec["scoring"]["kl_coef"] == 0.05
     assert set(read_jsonl(prep.train_file)[0]) == {"question", "answer"}
 
@@ -71,8 +71,8 @@ def test_the_base_model_scores_its_rewards_with_no_kl(assets, prepared):
     details = result["details"]
     assert details["examples"] == 12 and details["kl"] == pytest.approx(0.0, abs=1e-4)
     rewards = details["rewards"]
-    assert set(rewards) == {"correct_answer", "bare_number"}
-    assert result["score"] == pytest.approx((rewards["correct_answer"] + 0.5 * rewards["bare_number"]) / 1.5, abs=1e-4)
+    assert set(rewards) == {"correct_answer", "leading_number"}
+    assert result["score"] == pytest.approx((rewards["correct_answer"] + 0.5 * rewards["leading_number"]) / 1.5, abs=1e-4)
     again = score(prepared, assets.tiny_llama)  # fixed seed: the same samples, the same score
     assert again["score"] == result["score"] and again["details"]["sample_completions"] == details["sample_completions"]
 

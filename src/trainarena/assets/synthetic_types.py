@@ -4,7 +4,7 @@
   (rejected), so the preference is learnable and verifiable.
 - ``preference_units_custom`` (DPO): unit conversions under other column names, with a system column.
 - ``grpo_arithmetic`` (GRPO): an arithmetic question with its answer in an extra column, scored by a
-  correctness reward (weight 1) and a format reward (weight 0.5: the answer is a bare number).
+  correctness reward (weight 1) and a format reward (weight 0.5: it starts with / is a bare number).
 - ``chat_arithmetic`` (chat): 1-3 exchanges of arithmetic and conversions, ShareGPT style
   (``conversations`` of ``from``/``value``), so the role and content field names are exercised.
 
@@ -31,10 +31,15 @@ def correct_answer(completions, answer, **kwargs):
     return scores
 '''
 FORMAT_REWARD = '''
-def bare_number(completions, **kwargs):
-    """1.0 for a completion that is one integer (optionally signed), 0.0 otherwise."""
+def leading_number(completions, **kwargs):
+    """1.0 when the completion starts with an integer and says nothing after it, 0.5 when it starts with
+    one, else 0.0: partial credit gives a tiny model's first samples a signal to learn from."""
     import re
-    return [1.0 if re.fullmatch(r"-?[0-9]+", c.strip()) else 0.0 for c in completions]
+    scores = []
+    for completion in completions:
+        text = completion.strip()
+        scores.append(1.0 if re.fullmatch(r"-?[0-9]+", text) else 0.5 if re.match(r"-?[0-9]", text) else 0.0)
+    return scores
 '''
 
 
