@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -35,13 +36,25 @@ def threads_per_run(settings: Settings, parallel: int) -> Settings:
     )
 
 
+def stop_at_once_on_ctrl_c(console: Console) -> None:
+    """Ctrl-C ends the demo now instead of after the runs in flight: every finished step is already
+    committed, runs cut short are run again on resume, and the sandboxes die with their parent."""
+
+    def stop(_signum: int, _frame: object) -> None:
+        console.print("\n[yellow]interrupted[/yellow]: finished runs are kept; run `trainarena demo` again to resume")
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, stop)
+
+
 def demo_command(
     seed: Annotated[int, typer.Option(help="Tournament seed: the draw and the tasks follow from it.")] = 1,
-    budget: Annotated[float, typer.Option(help="Training budget of every run, in seconds.")] = 30.0,
+    budget: Annotated[float | None, typer.Option(help="Training budget of every run, in seconds (default: 30 text, 45 image).")] = None,
     parallel: Annotated[int, typer.Option(min=1, help="Runs played at once (each gets cores/parallel threads).")] = 2,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run scripts without a sandbox (only where bubblewrap is missing and you trust them).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (champion, leaderboard) instead of tables.")] = False,
     examples: Annotated[Path | None, typer.Option(help="A folder of competitor folders to use instead of the bundled examples/competitors.", exists=True, file_okay=False)] = None,
+    kind: Annotated[str, typer.Option(help="Tournament kind: text (instruct tasks, tiny LLaMA) or image (person/style LoRA, tiny SD pipeline).")] = "text",
 ) -> None:
     """Play a whole small text tournament on the CPU: example competitors (honest, crashing, over-budget
     and hostile), instruct tasks on a tiny offline LLaMA, sandboxed runs, hidden-split scoring, boss
@@ -54,20 +67,24 @@ def demo_command(
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=2) from error
     started = time.monotonic()
+    if kind not in ("text", "image"):
+        console.print(f"[red]error:[/red] --kind must be text or image, not {kind!r}")
+        raise typer.Exit(code=2)
     with console.status("building the offline model and datasets (first run only)"):
-        assets = ensure_assets(settings.assets_dir)
+        task_source = _demo_task_source(kind, settings, budget)
     store = open_store(settings)
     try:
         with console.status("registering the example competitors"):
-            setup = set_up_demo(store, settings, seed=seed, examples=examples)
+            setup = set_up_demo(store, settings, seed=seed, examples=examples, kind=kind)
         verb = "resuming" if setup.resumed else "playing"
         console.print(f"[bold]{verb} {setup.tournament_name}[/bold] (store: {settings.db_url}, sandbox: {backend.name})")
         executor = SandboxedExecutor(settings, backend)
+        stop_at_once_on_ctrl_c(console)
         with LiveProgress(console) as progress:
             finished = drive(
                 store,
                 setup.tournament_id,
-                task_source=demo_task_source(assets, budget),
+                task_source=task_source,
                 executor=executor,
                 rules=settings.rules,
                 weight_rules=settings.weights,
@@ -86,3 +103,13 @@ def demo_command(
     print_bracket(console, board)
     print_leaderboard(console, board)
     console.print(f"[dim]{time.monotonic() - started:.0f} s · `trainarena status` shows every tournament in the store[/dim]")
+
+
+def _demo_task_source(kind: str, settings: Settings, budget: float | None):
+    """Build (or find) the offline assets of the demo's kind and draw its tasks from them."""
+    if kind == "image":
+        from trainarena.assets.image import ensure_image_assets
+        from trainarena.demo_image import IMAGE_DEMO_BUDGET_SECONDS, image_demo_task_source
+
+        return image_demo_task_source(ensure_image_assets(settings.assets_dir), budget or IMAGE_DEMO_BUDGET_SECONDS)
+    return demo_task_source(ensure_assets(settings.assets_dir), budget or 30.0)

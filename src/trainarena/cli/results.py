@@ -112,12 +112,11 @@ class LiveProgress:
 
     def __call__(self, event: ProgressEvent) -> None:
         with self._lock:
+            # A resumed tournament announces no round: its first run opens the round's bar.
             if event.kind == "round_created" or (event.kind == "run_started" and self._round is None):
-                if self._round is not None:
-                    self._progress.update(self._round, visible=True)
                 label = f"[cyan]round {(event.round_index or 0) + 1} · {event.stage}[/cyan]"
-                self._round = self._progress.add_task(label, total=event.runs_total or None, note="")
-            elif event.kind == "run_started":
+                self._round = self._progress.add_task(label, total=event.runs_total, note="")
+            if event.kind == "run_started":
                 budget = event.budget_seconds or 0.0
                 label = f"  {event.competitor} · {event.task_name}"
                 task_id = self._progress.add_task(label, total=budget or None, note="")
