@@ -31,6 +31,7 @@ __all__ = [
 # Task type -> module holding its plugin() (and evaluation.run_evaluation). One line per type.
 _PLUGINS: dict[TaskType, str] = {
     TaskType.INSTRUCT: "trainarena.tasks.instruct",
+    TaskType.IMAGE: "trainarena.tasks.image",
     TaskType.CHAT: "trainarena.tasks.chat",
     TaskType.DPO: "trainarena.tasks.dpo",
     TaskType.GRPO: "trainarena.tasks.grpo",

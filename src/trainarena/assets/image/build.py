@@ -1,0 +1,142 @@
+"""Builds the offline image assets into a cache directory, once: the tiny SD-shaped pipeline and the
+synthetic person and style datasets (each a folder of PNGs + ``captions.jsonl``).
+
+Cached apart from the text assets: its own lock (``.image-assets.lock``), its own directory and stamp
+(the hash of this folder's source and of the text tokenizer builder it reuses), so building or changing
+the image assets never rebuilds the text ones, and a text-only user never pays for the image build.
+Same concurrency scheme as ``assets/build.py``: exclusive ``fcntl`` lock, build into a temporary
+directory, rename into place when complete.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+IMAGE_ASSETS_VERSION = 1
+MANIFEST = "manifest.json"
+TINY_SD = "tiny_sd"
+CAPTIONS_FILE = "captions.jsonl"
+IMAGES_DIR = "images"
+MODEL_TYPE = "sd"  # the tiny pipeline has SD 1.x's layout
+
+
+@dataclass(frozen=True)
+class ImageAssets:
+    """Paths of a finished image build. ``dataset_kinds[name]`` is person or style."""
+
+    root: Path
+    tiny_sd: Path  # diffusers pipeline directory (model_index.json, safetensors)
+    datasets: dict[str, Path]  # folders: images/*.png + captions.jsonl
+    dataset_kinds: dict[str, str]
+    manifest: dict[str, Any]
+
+
+def image_assets_stamp() -> str:
+    """Version + hash of this builder's source and of the text tokenizer trainer it reuses."""
+    from trainarena.assets import tokenizer as tokenizer_module
+
+    digest = hashlib.sha256(str(IMAGE_ASSETS_VERSION).encode())
+    sources = sorted(Path(__file__).parent.glob("*.py")) + [Path(tokenizer_module.__file__)]
+    for source in sources:
+        digest.update(source.name.encode() + source.read_bytes())
+    return f"v{IMAGE_ASSETS_VERSION}-{digest.hexdigest()[:12]}"
+
+
+def ensure_image_assets(cache_dir: Path, seed: int = 0) -> ImageAssets:
+    """The built image assets under ``cache_dir``, built first if absent (idempotent, process-safe)."""
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    final = cache_dir / f"image-assets-{image_assets_stamp()}-seed{seed}"
+    if not (final / MANIFEST).is_file():
+        with open(cache_dir / ".image-assets.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (final / MANIFEST).is_file():
+                _build_atomically(final, seed)
+    return _load(final)
+
+
+def write_image_folder(pairs: list[tuple[object, str]], directory: Path) -> None:
+    """``directory/images/0000.png ...`` + ``directory/captions.jsonl`` ({"file", "caption"} per line)."""
+    (directory / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    lines = []
+    for index, (image, caption) in enumerate(pairs):
+        name = f"{IMAGES_DIR}/{index:04d}.png"
+        image.save(directory / name)
+        lines.append(json.dumps({"file": name, "caption": caption}) + "\n")
+    (directory / CAPTIONS_FILE).write_text("".join(lines), encoding="utf-8")
+
+
+def _build_atomically(final: Path, seed: int) -> None:
+    staging = Path(tempfile.mkdtemp(prefix=".building-image-", dir=final.parent))
+    try:
+        _build(staging, seed)
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build(root: Path, seed: int) -> None:
+    import torch
+
+    from trainarena.assets.image import model as model_builder
+    from trainarena.assets.image import synthetic
+    from trainarena.assets.tokenizer import train_tokenizer
+
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    shape, plan = model_builder.TinySDShape(), model_builder.PretrainPlan()
+    datasets = {d.name: synthetic.generate_dataset(d, shape.resolution, seed) for d in synthetic.DATASETS}
+    for name, pairs in datasets.items():
+        write_image_folder(pairs, root / "datasets" / name)
+    generic = synthetic.generic_images(plan.generic_images, shape.resolution, seed)
+    timings["images"] = time.monotonic() - started
+
+    mark = time.monotonic()
+    captions = [caption for pairs in (*datasets.values(), generic) for _, caption in pairs]
+    tokenizer = train_tokenizer(captions * 4, shape.vocab_size, model_max_length=shape.max_caption_tokens)
+    threads = torch.get_num_threads()
+    try:
+        components = model_builder.build_components(tokenizer, shape, seed)
+        pretraining = model_builder.pretrain(components, generic, plan, seed)
+    finally:
+        torch.set_num_threads(threads)
+    model_builder.save_pipeline(components, root / TINY_SD)
+    timings["model"] = time.monotonic() - mark
+    timings["total"] = time.monotonic() - started
+    manifest = {
+        "stamp": image_assets_stamp(),
+        "seed": seed,
+        "tiny_sd": TINY_SD,
+        "model_type": MODEL_TYPE,
+        "resolution": shape.resolution,
+        "parameters": {k: sum(p.numel() for p in components[k].parameters()) for k in ("vae", "unet", "text_encoder")},
+        "pretraining": pretraining,
+        "datasets": {
+            d.name: {"folder": f"datasets/{d.name}", "kind": d.kind, "token": d.token, "images": d.images}
+            for d in synthetic.DATASETS
+        },
+        "timings_seconds": {k: round(v, 2) for k, v in timings.items()},
+    }
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def _load(root: Path) -> ImageAssets:
+    manifest = json.loads((root / MANIFEST).read_text())
+    return ImageAssets(
+        root=root,
+        tiny_sd=root / manifest["tiny_sd"],
+        datasets={name: root / info["folder"] for name, info in manifest["datasets"].items()},
+        dataset_kinds={name: info["kind"] for name, info in manifest["datasets"].items()},
+        manifest=manifest,
+    )

@@ -1,0 +1,144 @@
+"""Loading, validating and splitting captioned image datasets (a folder or a zip holding the images and
+a captions file). Every problem raises :class:`DatasetError` naming the dataset and the file.
+
+Images are decoded and re-encoded as RGB PNG, so the train zip and the hidden folder hold one format
+whatever the source used, and a file that only claims to be an image is caught here, not in a script.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from trainarena.settings import DataRules
+from trainarena.tasks.base import DatasetError
+from trainarena.tasks.image.spec import ImageDatasetSpec
+from trainarena.tasks.instruct.data import split_rows
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+CAPTIONS_FILE = "captions.jsonl"
+IMAGES_DIR = "images"
+
+
+@dataclass(frozen=True)
+class CaptionedImage:
+    name: str  # path inside the dataset, as the captions file names it
+    caption: str
+    png: bytes  # the image re-encoded as RGB PNG
+    size: tuple[int, int]
+
+
+def load_images(spec: ImageDatasetSpec, rules: DataRules) -> list[CaptionedImage]:
+    """Every captioned image of the source, validated, in captions-file order."""
+    files = _read_source(Path(spec.source))
+    if spec.captions not in files:
+        raise DatasetError(f"{spec.source}: no captions file '{spec.captions}' (one JSON object per line: file, caption)")
+    captions = _parse_captions(spec.source, spec.captions, files.pop(spec.captions))
+    uncaptioned = sorted(name for name in files if name.lower().endswith(IMAGE_SUFFIXES) and name not in captions)
+    if uncaptioned:
+        raise DatasetError(f"{spec.source}: image {uncaptioned[0]} has no caption in {spec.captions}")
+    images = []
+    for name, caption in captions.items():
+        if name not in files:
+            raise DatasetError(f"{spec.source}: {spec.captions} names {name}, which is not in the dataset")
+        images.append(_decode(spec.source, name, caption, files[name]))
+    if len(images) < rules.min_images:
+        raise DatasetError(f"{spec.source}: {len(images)} captioned images, fewer than the minimum of {rules.min_images}")
+    return images
+
+
+def split_images(images: list[CaptionedImage], rules: DataRules) -> tuple[list[CaptionedImage], list[CaptionedImage]]:
+    """(train, hidden) with the same seeded rule as text rows: test_fraction, at least test_min_rows."""
+    return split_rows(images, rules)
+
+
+def write_train_zip(images: list[CaptionedImage], path: Path) -> None:
+    """``images/NNNN.png`` + ``captions.jsonl``, stored (PNG is already compressed); fixed timestamps, so
+    the same split always gives the same bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        lines = []
+        for index, image in enumerate(images):
+            name = f"{IMAGES_DIR}/{index:04d}.png"
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2025, 1, 1, 0, 0, 0)), image.png)
+            lines.append(json.dumps({"file": name, "caption": image.caption}) + "\n")
+        archive.writestr(zipfile.ZipInfo(CAPTIONS_FILE, date_time=(2025, 1, 1, 0, 0, 0)), "".join(lines))
+
+
+def write_hidden_folder(images: list[CaptionedImage], directory: Path) -> Path:
+    """``directory/images/NNNN.png`` + ``directory/captions.jsonl``; returns the captions file."""
+    (directory / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
+    lines = []
+    for index, image in enumerate(images):
+        name = f"{IMAGES_DIR}/{index:04d}.png"
+        (directory / name).write_bytes(image.png)
+        lines.append(json.dumps({"file": name, "caption": image.caption}) + "\n")
+    captions = directory / CAPTIONS_FILE
+    captions.write_text("".join(lines), encoding="utf-8")
+    return captions
+
+
+def read_captions_file(path: Path) -> list[tuple[Path, str]]:
+    """(image path, caption) pairs of a written hidden folder, in file order."""
+    pairs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            pairs.append((path.parent / row["file"], row["caption"]))
+    return pairs
+
+
+def _read_source(source: Path) -> dict[str, bytes]:
+    """Relative POSIX name -> bytes of every regular file of a folder or a zip."""
+    if source.is_dir():
+        return {p.relative_to(source).as_posix(): p.read_bytes() for p in sorted(source.rglob("*")) if p.is_file() and not p.is_symlink()}
+    if source.is_file() and source.suffix.lower() == ".zip":
+        try:
+            with zipfile.ZipFile(source) as archive:
+                return {info.filename: archive.read(info) for info in archive.infolist() if not info.is_dir() and _safe(info.filename)}
+        except (zipfile.BadZipFile, OSError) as error:
+            raise DatasetError(f"{source}: cannot read the zip ({error})") from None
+    raise DatasetError(f"{source}: not a folder or a .zip of captioned images")
+
+
+def _safe(name: str) -> bool:
+    path = PurePosixPath(name)
+    return not path.is_absolute() and ".." not in path.parts
+
+
+def _parse_captions(source: str, captions_name: str, raw: bytes) -> dict[str, str]:
+    captions: dict[str, str] = {}
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DatasetError(f"{source}: {captions_name} is not UTF-8 text") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"{source}: {captions_name} line {number} is not valid JSON ({error.msg})") from None
+        name, caption = (row.get("file"), row.get("caption")) if isinstance(row, dict) else (None, None)
+        if not isinstance(name, str) or not name:
+            raise DatasetError(f"{source}: {captions_name} line {number} has no 'file'")
+        if not isinstance(caption, str) or not caption.strip():
+            raise DatasetError(f"{source}: image {name} has a missing or empty caption ({captions_name} line {number})")
+        captions[name] = caption.strip()
+    return captions
+
+
+def _decode(source: str, name: str, caption: str, raw: bytes) -> CaptionedImage:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(raw)) as opened:
+            rgb = opened.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DatasetError(f"{source}: image {name} is unreadable ({type(error).__name__}: {error})") from None
+    buffer = io.BytesIO()
+    rgb.save(buffer, format="PNG")
+    return CaptionedImage(name=name, caption=caption, png=buffer.getvalue(), size=rgb.size)

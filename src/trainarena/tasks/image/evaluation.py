@@ -1,0 +1,131 @@
+"""Scoring an image artifact (LoRA weights) by img2img reconstruction of the hidden images, as Gradients
+does. Runs inside the evaluation child process (``trainarena.tasks.evaluate_worker``).
+
+For each hidden image and each of ``eval_seeds`` noise seeds (derived from ``eval_master_seed``), the
+base pipeline with the LoRA loaded noises the image to ``eval_strength`` and denoises it over the
+scheduler's ``eval_steps``; the loss is the pixel mean squared error (RGB in [0, 1]) between the result
+and the original. Once with the image's caption as the prompt, once with an empty prompt; score =
+``text_weight`` x mean(with caption) + ``no_text_weight`` x mean(without). ``per_example`` holds each
+image's weighted loss, in hidden-file order, for the bootstrap gate.
+
+Determinism: every (image, seed) pair has its own ``torch.Generator``, so the noise does not depend on
+batching; the same artifact, hidden split, settings and thread count give the same bits.
+
+Safety: the LoRA is read with ``safetensors`` into a state dict (never unpickled) and handed to
+diffusers' loader; no artifact file other than ``*.safetensors`` is opened.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from trainarena.tasks.image.data import read_captions_file
+
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
+ADAPTER_NAME = "artifact"
+
+
+class ArtifactError(Exception):
+    """The artifact cannot be scored; the message is the reason stored with the failed evaluation."""
+
+
+def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
+    """Child-process entry: ``request`` holds hidden_file, artifact_dir, base_model and image_rules."""
+    rules = request["image_rules"]
+    pairs = read_captions_file(Path(request["hidden_file"]))
+    pipeline = load_pipeline(request["base_model"])
+    load_lora(pipeline, Path(request["artifact_dir"]))
+    started = time.monotonic()
+    with_text = reconstruction_losses(pipeline, pairs, rules, use_captions=True)
+    without_text = reconstruction_losses(pipeline, pairs, rules, use_captions=False)
+    per_example = [rules["text_weight"] * t + rules["no_text_weight"] * n for t, n in zip(with_text, without_text, strict=True)]
+    text_loss, no_text_loss = sum(with_text) / len(pairs), sum(without_text) / len(pairs)
+    score = rules["text_weight"] * text_loss + rules["no_text_weight"] * no_text_loss
+    details = {
+        "images": len(pairs),
+        "text_loss": text_loss,
+        "no_text_loss": no_text_loss,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    if not math.isfinite(score):
+        return {"score": None, "failure": "the reconstruction loss is not finite (NaN or inf)", "details": details}
+    return {"score": score, "per_example": per_example, "details": details}
+
+
+def noise_seeds(master_seed: int, count: int) -> list[int]:
+    """The per-image noise seeds, the same for every image and every artifact."""
+    rng = random.Random(master_seed)
+    return [rng.randrange(2**31) for _ in range(count)]
+
+
+def load_pipeline(base_model: str):
+    import torch
+    from diffusers import StableDiffusionImg2ImgPipeline
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()
+    pipeline = StableDiffusionImg2ImgPipeline.from_pretrained(
+        base_model, safety_checker=None, feature_extractor=None, requires_safety_checker=False, use_safetensors=True
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return pipeline.to(device=device, dtype=torch.float32)
+
+
+def load_lora(pipeline, artifact_dir: Path) -> None:
+    """Load the artifact's LoRA into the UNet (and text encoder); raises ArtifactError when nothing of
+    it matches the pipeline's layers, when shapes disagree, or when the file is not a LoRA."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights = artifact_dir / LORA_WEIGHTS
+    if not weights.is_file():
+        candidates = sorted(artifact_dir.glob("*.safetensors"))
+        if len(candidates) != 1:
+            raise ArtifactError(f"expected {LORA_WEIGHTS} in the artifact, found {[p.name for p in candidates]}")
+        weights = candidates[0]
+    try:
+        state = load_file(weights)
+    except (SafetensorError, OSError) as error:
+        raise ArtifactError(f"{weights.name} is not readable safetensors ({error})") from None
+    if not state:
+        raise ArtifactError(f"{weights.name} holds no tensors")
+    try:
+        pipeline.load_lora_weights(state, adapter_name=ADAPTER_NAME)
+    except (ValueError, RuntimeError, KeyError) as error:
+        raise ArtifactError(f"{weights.name} is not a LoRA of this model ({type(error).__name__}: {str(error)[:300]})") from None
+    loaded = pipeline.get_list_adapters()
+    if not any(ADAPTER_NAME in names for names in loaded.values()):
+        raise ArtifactError(f"{weights.name}: no tensor matches a layer of the base model (keys like {sorted(state)[:3]})")
+
+
+def reconstruction_losses(pipeline, pairs: list[tuple[Path, str]], rules: dict[str, Any], use_captions: bool) -> list[float]:
+    """Per image: mean pixel MSE over the noise seeds."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    originals = [np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0 for path, _ in pairs]
+    seeds = noise_seeds(rules["eval_master_seed"], rules["eval_seeds"])
+    jobs = [(i, seed) for i in range(len(pairs)) for seed in seeds]
+    totals = [0.0] * len(pairs)
+    device = pipeline.device
+    for start in range(0, len(jobs), rules["eval_batch_size"]):
+        batch = jobs[start : start + rules["eval_batch_size"]]
+        with torch.inference_mode():
+            output = pipeline(
+                prompt=[pairs[i][1] if use_captions else "" for i, _ in batch],
+                image=[originals[i] for i, _ in batch],
+                strength=rules["eval_strength"],
+                num_inference_steps=rules["eval_steps"],
+                guidance_scale=rules["eval_guidance_scale"],
+                generator=[torch.Generator(device=device).manual_seed(seed) for _, seed in batch],
+                output_type="np",
+            ).images
+        for (i, _), result in zip(batch, output, strict=True):
+            totals[i] += float(np.mean((result.astype(np.float64) - originals[i]) ** 2))
+    return [total / len(seeds) for total in totals]

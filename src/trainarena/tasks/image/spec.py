@@ -1,0 +1,45 @@
+"""The image dataset spec: where the captioned images are, what they show, and what the base model is.
+
+A task file's ``[dataset]`` table for an image task::
+
+    source = "person_zxq"          # a folder (or a .zip) holding the images and a captions file
+    kind = "person"                # person | style
+    model_type = "sd"              # sd | sdxl | flux: what the scripts train (ImageRules.model_types)
+    captions = "captions.jsonl"    # optional; one {"file": "images/0001.png", "caption": "..."} per line
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from trainarena.tasks.base import DatasetError
+
+KINDS = ("person", "style")
+DEFAULT_CAPTIONS = "captions.jsonl"
+_KEYS = ("source", "kind", "model_type", "captions")
+
+
+@dataclass(frozen=True)
+class ImageDatasetSpec:
+    source: str
+    kind: str
+    model_type: str
+    captions: str = DEFAULT_CAPTIONS
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], model_types: tuple[str, ...]) -> ImageDatasetSpec:
+        unknown = sorted(set(data) - set(_KEYS))
+        if unknown:
+            raise DatasetError(f"image dataset spec: unknown keys {unknown}; allowed: {list(_KEYS)}")
+        for key in ("source", "kind", "model_type"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise DatasetError(f"image dataset spec: '{key}' must be a non-empty string, got {data.get(key)!r}")
+        if data["kind"] not in KINDS:
+            raise DatasetError(f"image dataset spec: kind {data['kind']!r} is not one of {list(KINDS)}")
+        if data["model_type"] not in model_types:
+            raise DatasetError(f"image dataset spec: model_type {data['model_type']!r} is not one of {list(model_types)}")
+        captions = data.get("captions", DEFAULT_CAPTIONS)
+        if not isinstance(captions, str) or not captions or captions.startswith("/") or ".." in captions.split("/"):
+            raise DatasetError(f"image dataset spec: captions must be a relative file name, got {captions!r}")
+        return cls(source=data["source"], kind=data["kind"], model_type=data["model_type"], captions=captions)

@@ -1,0 +1,127 @@
+"""Image task data: captioned folders and zips load and validate with errors that name the file; the
+split is seeded, 10% with at least one hidden image; only the train split reaches the script's zip."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from trainarena.settings import DataRules, Settings
+from trainarena.tasks import DatasetError, TaskDefinition, get_task_type
+from trainarena.tasks.image.data import load_images, read_captions_file, split_images
+from trainarena.tasks.image.spec import ImageDatasetSpec
+
+MODEL_TYPES = ("sd", "sdxl", "flux")
+
+
+def make_folder(root: Path, count: int) -> Path:
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    lines = []
+    for index in range(count):
+        Image.new("RGB", (8, 8), (index * 5 % 256, 100, 200)).save(root / "images" / f"{index:03d}.png")
+        lines.append(json.dumps({"file": f"images/{index:03d}.png", "caption": f"a photo of zxq person number {index}"}))
+    (root / "captions.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def spec_for(source: Path, **overrides) -> ImageDatasetSpec:
+    return ImageDatasetSpec.from_dict({"source": str(source), "kind": "person", "model_type": "sd", **overrides}, MODEL_TYPES)
+
+
+def test_folder_loads_every_captioned_image_in_captions_order(tmp_path):
+    images = load_images(spec_for(make_folder(tmp_path / "d", 6)), DataRules())
+    assert [image.name for image in images] == [f"images/{i:03d}.png" for i in range(6)]
+    assert images[2].caption == "a photo of zxq person number 2" and images[2].size == (8, 8)
+    assert all(image.png.startswith(b"\x89PNG") for image in images)
+
+
+def test_zip_loads_like_the_folder(tmp_path):
+    folder = make_folder(tmp_path / "d", 5)
+    archive = tmp_path / "d.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                out.write(path, path.relative_to(folder).as_posix())
+    from_zip = load_images(spec_for(archive), DataRules())
+    from_folder = load_images(spec_for(folder), DataRules())
+    assert [(i.name, i.caption, i.png) for i in from_zip] == [(i.name, i.caption, i.png) for i in from_folder]
+
+
+def test_unreadable_image_is_named(tmp_path):
+    folder = make_folder(tmp_path / "d", 5)
+    (folder / "images" / "003.png").write_bytes(b"not a png at all")
+    with pytest.raises(DatasetError, match=r"images/003\.png is unreadable"):
+        load_images(spec_for(folder), DataRules())
+
+
+def test_image_without_caption_is_named(tmp_path):
+    from PIL import Image
+
+    folder = make_folder(tmp_path / "d", 5)
+    Image.new("RGB", (8, 8)).save(folder / "images" / "extra.png")
+    with pytest.raises(DatasetError, match=r"image images/extra\.png has no caption"):
+        load_images(spec_for(folder), DataRules())
+
+
+def test_empty_caption_and_missing_file_are_named(tmp_path):
+    folder = make_folder(tmp_path / "d", 5)
+    lines = (folder / "captions.jsonl").read_text().splitlines()
+    (folder / "captions.jsonl").write_text("\n".join([*lines[:4], json.dumps({"file": "images/004.png", "caption": " "})]))
+    with pytest.raises(DatasetError, match=r"images/004\.png has a missing or empty caption"):
+        load_images(spec_for(folder), DataRules())
+    (folder / "captions.jsonl").write_text("\n".join([*lines, json.dumps({"file": "images/gone.png", "caption": "x"})]))
+    with pytest.raises(DatasetError, match=r"names images/gone\.png, which is not in the dataset"):
+        load_images(spec_for(folder), DataRules())
+
+
+def test_too_few_images_and_missing_captions_file(tmp_path):
+    with pytest.raises(DatasetError, match="3 captioned images, fewer than the minimum of 4"):
+        load_images(spec_for(make_folder(tmp_path / "small", 3)), DataRules(min_images=4))
+    folder = make_folder(tmp_path / "nocap", 5)
+    (folder / "captions.jsonl").unlink()
+    with pytest.raises(DatasetError, match="no captions file 'captions.jsonl'"):
+        load_images(spec_for(folder), DataRules())
+    with pytest.raises(DatasetError, match="not a folder or a .zip"):
+        load_images(spec_for(tmp_path / "nowhere"), DataRules())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"kind": "landscape"}, "kind 'landscape'"), ({"model_type": "sd3"}, "model_type 'sd3'"),
+     ({"captions": "../secret"}, "relative file name"), ({"colour": "red"}, "unknown keys")],
+)
+def test_spec_errors_name_the_field(tmp_path, overrides, message):
+    with pytest.raises(DatasetError, match=message):
+        spec_for(tmp_path, **overrides)
+
+
+def test_split_is_seeded_ten_percent_with_at_least_one(tmp_path):
+    images = load_images(spec_for(make_folder(tmp_path / "d", 30)), DataRules())
+    train, hidden = split_images(images, DataRules())
+    assert len(hidden) == 3 and len(train) == 27
+    assert split_images(images, DataRules()) == (train, hidden)
+    other_train, _ = split_images(images, DataRules(split_seed=7))
+    assert [i.name for i in other_train] != [i.name for i in train]
+    _, hidden_small = split_images(images[:5], DataRules())
+    assert len(hidden_small) == 1
+
+
+def test_prepare_keeps_hidden_images_out_of_the_train_zip(tmp_path):
+    folder = make_folder(tmp_path / "d", 20)
+    task = TaskDefinition("p", "image", "unused-model", {"source": str(folder), "kind": "style", "model_type": "sdxl"}, 10)
+    prepared = get_task_type("image").prepare(task, tmp_path / "train", tmp_path / "hidden", Settings())
+    assert (prepared.train_rows, prepared.hidden_rows) == (18, 2)
+    with zipfile.ZipFile(prepared.train_file) as archive:
+        rows = [json.loads(line) for line in archive.read("captions.jsonl").decode().splitlines()]
+        assert all(archive.read(row["file"]).startswith(b"\x89PNG") for row in rows)
+    hidden_captions = {caption for _, caption in read_captions_file(prepared.hidden_file)}
+    assert len(rows) == 18 and not hidden_captions & {row["caption"] for row in rows}
+    assert prepared.hidden_file.parent == tmp_path / "hidden"
+    spec = json.loads((tmp_path / "train" / "dataset_spec.json").read_text())
+    assert spec["model_type"] == "sdxl" and spec["kind"] == "style" and spec["output_file"] == "pytorch_lora_weights.safetensors"
+    assert spec["scoring"]["text_weight"] == 0.25 and spec["scoring"]["no_text_weight"] == 0.75
