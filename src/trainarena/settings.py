@@ -138,6 +138,26 @@ class TaskMixRules(_Section):
         return self
 
 
+class ImageRules(_Section):
+    """How image tasks are split and scored (img2img reconstruction of the hidden images, as Gradients does)."""
+
+    eval_strength: float = Field(0.5, gt=0.0, le=1.0, description="img2img denoise strength: how much noise is added to each hidden image before the model restores it.")
+    eval_steps: int = Field(10, ge=1, description="Scheduler steps of the full schedule; strength x steps of them are run.")
+    eval_seeds: int = Field(2, ge=1, description="Noise seeds per hidden image (Gradients uses 10; 2 keeps CPU scoring short).")
+    eval_master_seed: int = Field(42, description="Master seed the per-image noise seeds are derived from.")
+    eval_guidance_scale: float = Field(1.0, ge=1.0, description="Classifier-free guidance; 1.0 = none (one UNet pass per step).")
+    eval_batch_size: int = Field(32, ge=1, description="Images denoised at once during scoring.")
+    text_weight: float = Field(0.25, ge=0.0, le=1.0, description="Weight of the loss with each image's caption as prompt.")
+    no_text_weight: float = Field(0.75, ge=0.0, le=1.0, description="Weight of the loss with an empty prompt.")
+    model_types: tuple[str, ...] = Field(("sd", "sdxl", "flux"), description="Declared base-model types a task may name.")
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> ImageRules:
+        if abs(self.text_weight + self.no_text_weight - 1.0) > 1e-9:
+            raise ValueError(f"text_weight + no_text_weight must be 1, got {self.text_weight + self.no_text_weight}")
+        return self
+
+
 class SandboxRules(_Section):
     """Isolation and budgets of competitor runs."""
 
@@ -213,6 +233,7 @@ class Settings(BaseSettings):
     rules: TournamentRules = TournamentRules()
     weights: WeightRules = WeightRules()
     data: DataRules = DataRules()
+    image: ImageRules = ImageRules()
     task_mix: TaskMixRules = TaskMixRules()
     sandbox: SandboxRules = SandboxRules()
     artifacts: ArtifactRules = ArtifactRules()
