@@ -3,7 +3,7 @@
 - ``preference_arithmetic`` (DPO): an arithmetic question, the correct answer (chosen) and a near miss
   (rejected), so the preference is learnable and verifiable.
 - ``preference_units_custom`` (DPO): unit conversions under other column names, with a system column.
-- ``grpo_arithmetic`` (GRPO): an arithmetic question with its answer in an extra column, scored by a
+- ``grpo_arithmetic`` (GRPO): an arithmetic statement to complete with its answer in an extra column, scored by a
   correctness reward (weight 1) and a format reward (weight 0.5: it starts with / is a bare number).
 - ``chat_arithmetic`` (chat): 1-3 exchanges of arithmetic and conversions, ShareGPT style
   (``conversations`` of ``from``/``value``), so the role and content field names are exercised.
@@ -92,7 +92,16 @@ def _preference_units(rng: random.Random, n: int) -> list[dict[str, Any]]:
 
 
 def _grpo_arithmetic(rng: random.Random, n: int) -> list[dict[str, Any]]:
-    return [{"question": q, "answer": str(a)} for q, a in (_question(rng) for _ in range(n))]
+    """Statements to complete in the pre-training text's own words ("12 plus 7 is"), so that the base
+    model's samples already start with a number now and then: GRPO needs some reward to begin with."""
+    rows = []
+    for _ in range(n):
+        a, b = rng.randint(0, 99), rng.randint(0, 99)
+        if rng.random() < 0.6:
+            rows.append({"question": f"{a} plus {b} is", "answer": str(a + b)})
+        else:
+            rows.append({"question": f"{a % 13} times {b % 13} is", "answer": str((a % 13) * (b % 13))})
+    return rows
 
 
 def _exchange(rng: random.Random) -> tuple[str, str]:
@@ -131,6 +140,7 @@ TYPED_DATASETS: tuple[TypedSyntheticDataset, ...] = (
         {
             "field_prompt": "question",
             "field_extra": "answer",
+            "response_separator": "",  # the prompt is a statement to complete, not a question
             "reward_functions": [
                 {"source": CORRECTNESS_REWARD.strip() + "\n", "weight": 1.0},
                 {"source": FORMAT_REWARD.strip() + "\n", "weight": 0.5},
