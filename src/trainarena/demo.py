@@ -92,24 +92,35 @@ def _register_examples(store: Store, settings: Settings, examples: Path, names: 
     return tuple(newly)
 
 
-def set_up_demo(store: Store, settings: Settings, *, seed: int, examples: Path | None = None) -> DemoSetup:
+def set_up_demo(store: Store, settings: Settings, *, seed: int, examples: Path | None = None, kind: str = "text") -> DemoSetup:
     """Register the examples and return the demo tournament to drive: the unfinished one if any,
     else a new one (whose boss round faces the reigning text champion, or the default champion)."""
     examples = examples or examples_root()
-    entrants = demo_entrants(examples)
+    prefix, default_champion, entrants = _demo_kind(kind, examples)
     if not entrants:
         raise StoreError(f"no example competitors found under {examples}")
-    has_default_champion = (examples / DEFAULT_CHAMPION).is_dir()
-    newly = _register_examples(store, settings, examples, (*entrants, *([DEFAULT_CHAMPION] if has_default_champion else [])))
+    has_default_champion = (examples / default_champion).is_dir()
+    newly = _register_examples(store, settings, examples, (*entrants, *([default_champion] if has_default_champion else [])))
     with store.transaction() as session:
-        demos = [t for t in list_tournaments(session) if t.name.startswith(DEMO_PREFIX)]
+        demos = [t for t in list_tournaments(session) if t.name.startswith(prefix)]
         unfinished = [t for t in demos if t.status != "finished"]
         if unfinished:
             return DemoSetup(unfinished[-1].id, unfinished[-1].name, True, newly)
-        name = f"{DEMO_PREFIX}{len(demos) + 1}"
-        # Once a text champion has been crowned, later demos face it; until then, the default one.
-        reigning = None if current_champion(session, "text") or not has_default_champion else DEFAULT_CHAMPION
+        name = f"{prefix}{len(demos) + 1}"
+        # Once a champion of this kind has been crowned, later demos face it; until then, the default one.
+        reigning = None if current_champion(session, kind) or not has_default_champion else default_champion
         tournament = create_tournament(
-            session, name=name, kind="text", seed=seed + len(demos), entrants=list(entrants), champion=reigning
+            session, name=name, kind=kind, seed=seed + len(demos), entrants=list(entrants), champion=reigning
         )
         return DemoSetup(tournament.id, name, False, newly)
+
+
+def _demo_kind(kind: str, examples: Path) -> tuple[str, str, tuple[str, ...]]:
+    """(tournament name prefix, default champion, entrants present) of a text or image demo."""
+    if kind == "image":
+        from trainarena.demo_image import IMAGE_DEFAULT_CHAMPION, IMAGE_DEMO_ENTRANTS, IMAGE_DEMO_PREFIX
+
+        return IMAGE_DEMO_PREFIX, IMAGE_DEFAULT_CHAMPION, tuple(n for n in IMAGE_DEMO_ENTRANTS if (examples / n).is_dir())
+    if kind != "text":
+        raise StoreError(f"demo kind {kind!r} is not text or image")
+    return DEMO_PREFIX, DEFAULT_CHAMPION, demo_entrants(examples)

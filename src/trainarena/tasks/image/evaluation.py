@@ -37,8 +37,9 @@ def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
     """Child-process entry: ``request`` holds hidden_file, artifact_dir, base_model and image_rules."""
     rules = request["image_rules"]
     pairs = read_captions_file(Path(request["hidden_file"]))
+    state, weights_name = read_lora(Path(request["artifact_dir"]))  # before the pipeline: a broken file fails fast
     pipeline = load_pipeline(request["base_model"])
-    load_lora(pipeline, Path(request["artifact_dir"]))
+    apply_lora(pipeline, state, weights_name)
     started = time.monotonic()
     with_text = reconstruction_losses(pipeline, pairs, rules, use_captions=True)
     without_text = reconstruction_losses(pipeline, pairs, rules, use_captions=False)
@@ -76,9 +77,8 @@ def load_pipeline(base_model: str):
     return pipeline.to(device=device, dtype=torch.float32)
 
 
-def load_lora(pipeline, artifact_dir: Path) -> None:
-    """Load the artifact's LoRA into the UNet (and text encoder); raises ArtifactError when nothing of
-    it matches the pipeline's layers, when shapes disagree, or when the file is not a LoRA."""
+def read_lora(artifact_dir: Path) -> tuple[dict, str]:
+    """The artifact's LoRA tensors (read with safetensors, never unpickled) and the file's name."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -94,13 +94,19 @@ def load_lora(pipeline, artifact_dir: Path) -> None:
         raise ArtifactError(f"{weights.name} is not readable safetensors ({error})") from None
     if not state:
         raise ArtifactError(f"{weights.name} holds no tensors")
+    return state, weights.name
+
+
+def apply_lora(pipeline, state: dict, weights_name: str) -> None:
+    """Load the LoRA into the UNet (and text encoder); raises ArtifactError when nothing of it matches
+    the pipeline's layers or when shapes disagree."""
     try:
         pipeline.load_lora_weights(state, adapter_name=ADAPTER_NAME)
     except (ValueError, RuntimeError, KeyError) as error:
-        raise ArtifactError(f"{weights.name} is not a LoRA of this model ({type(error).__name__}: {str(error)[:300]})") from None
+        raise ArtifactError(f"{weights_name} is not a LoRA of this model ({type(error).__name__}: {str(error)[:300]})") from None
     loaded = pipeline.get_list_adapters()
     if not any(ADAPTER_NAME in names for names in loaded.values()):
-        raise ArtifactError(f"{weights.name}: no tensor matches a layer of the base model (keys like {sorted(state)[:3]})")
+        raise ArtifactError(f"{weights_name}: no tensor matches a layer of the base model (keys like {sorted(state)[:3]})")
 
 
 def reconstruction_losses(pipeline, pairs: list[tuple[Path, str]], rules: dict[str, Any], use_captions: bool) -> list[float]:

@@ -1,0 +1,86 @@
+"""Image quality: the house image script (image_baseline) against a LoRA script on diffusers' example
+defaults (image_defaults) on the same person and style tasks, budgets and seeds, scored on the hidden
+images by the image plugin's own img2img evaluation (pixel MSE; lower is better). Prints each loss and
+the ratio house / defaults.
+
+Scripts run as subprocesses with the contract's arguments and environment (not sandboxed: this
+measures training quality, not isolation), one at a time so they do not share the CPU.
+
+Run from the repo root: ``.venv/bin/python -m benchmarks.quality_image [--budget 45] [--tasks person_zxq style_qrt]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from trainarena.assets.image import ensure_image_assets
+from trainarena.contract import RunSpec, TaskType, script_environment
+from trainarena.settings import Settings
+from trainarena.tasks import TaskDefinition, get_task_type
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COMPETITORS = REPO_ROOT / "examples" / "competitors"
+HOUSE, DEFAULTS = "image_baseline", "image_defaults"
+GRACE_SECONDS = 10.0
+
+
+def run_script(script: str, train_dir: Path, model_dir: Path, output_dir: Path, budget: float, seed: int) -> tuple[int | None, str]:
+    spec = RunSpec(run_id=f"quality-image-{script}", task_type=TaskType.IMAGE, dataset_file="train.zip", budget_seconds=budget, seed=seed)
+    argv = spec.argv(str(COMPETITORS / script / "train.py"))
+    paths = {"--model": str(model_dir), "--dataset": str(train_dir / "train.zip"),
+             "--dataset-spec": str(train_dir / "dataset_spec.json"), "--output-dir": str(output_dir)}
+    argv = [sys.executable] + [paths.get(argv[i - 1], arg) for i, arg in enumerate(argv) if i > 0]
+    env = script_environment(spec, time.time() + budget) | {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env |= {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}
+    process = subprocess.Popen(argv, env=env, cwd=COMPETITORS / script, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = process.communicate(timeout=budget + GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        return None, "killed at the budget + grace"
+    lines = (stdout if process.returncode == 0 else stderr).strip().splitlines()
+    return process.returncode, lines[-1] if lines else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=45.0)
+    parser.add_argument("--tasks", nargs="+", default=["person_zxq", "style_qrt"])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="trainarena-quality-image-") as scratch:
+        root = Path(scratch)
+        settings = Settings(data_dir=root / "data")
+        assets = ensure_image_assets(Settings().assets_dir)  # the installation's cache: built once
+        plugin = get_task_type("image")
+        ratios = []
+        for name in args.tasks:
+            dataset = {"source": str(assets.datasets[name]), "kind": assets.dataset_kinds[name], "model_type": "sd"}
+            task = TaskDefinition(name, TaskType.IMAGE, str(assets.tiny_sd), dataset, args.budget, args.seed)
+            prepared = plugin.prepare(task, root / name / "train", root / name / "hidden", settings)
+            losses = {}
+            for script in (HOUSE, DEFAULTS):
+                output = root / name / script
+                output.mkdir(parents=True)
+                code, note = run_script(script, root / name / "train", assets.tiny_sd, output, args.budget, args.seed)
+                evaluation = plugin.evaluate(task, prepared, output, settings) if code == 0 else None
+                losses[script] = evaluation.score if evaluation else None
+                shown = f"{losses[script]:.5f}" if losses[script] is not None else f"failed ({evaluation.failure if evaluation else note})"
+                print(f"{name:12s} {script:15s} loss {shown}   [{note}]", flush=True)
+            if None not in losses.values():
+                ratios.append(losses[HOUSE] / losses[DEFAULTS])
+                print(f"{name:12s} ratio house/defaults {ratios[-1]:.3f}", flush=True)
+        if ratios:
+            print(f"mean ratio house/defaults over {len(ratios)} tasks: {sum(ratios) / len(ratios):.3f} (lower is better for the house)")
+    return 0 if ratios else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""Scoring image artifacts: img2img reconstruction MSE of the hidden images with the LoRA loaded,
+bit-for-bit repeatable; the LoRA really changes the result; broken LoRAs are failures with reasons."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from trainarena.settings import Settings
+from trainarena.tasks import TaskDefinition, get_task_type
+from trainarena.tasks.evaluate_worker import evaluate_request
+
+pytestmark = pytest.mark.slow  # builds (or reuses) the tiny SD pipeline; each scoring loads diffusers
+
+
+@pytest.fixture(scope="module")
+def image_assets(tmp_path_factory):
+    """Built once per machine: the cache sits beside pytest's per-session temporary directories."""
+    from trainarena.assets.image import ensure_image_assets
+
+    configured = os.environ.get("TRAINARENA_TEST_IMAGE_ASSETS")
+    return ensure_image_assets(Path(configured) if configured else tmp_path_factory.getbasetemp().parent / "trainarena-image-assets-cache")
+
+
+@pytest.fixture(scope="module")
+def prepared(image_assets, tmp_path_factory):
+    root = tmp_path_factory.mktemp("image-eval")
+    name = "style_qrt"
+    dataset = {"source": str(image_assets.datasets[name]), "kind": "style", "model_type": "sd"}
+    task = TaskDefinition(name, "image", str(image_assets.tiny_sd), dataset, 10)
+    return task, get_task_type("image").prepare(task, root / "train", root / "hidden", Settings())
+
+
+def write_lora(base_model: Path, directory: Path, scale: float, seed: int = 0) -> Path:
+    """A LoRA of the tiny UNet whose up-projections are seeded noise times ``scale`` (0: the base model)."""
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = UNet2DConditionModel.from_pretrained(base_model / "unet")
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in unet.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    StableDiffusionPipeline.save_lora_weights(directory, unet_lora_layers=layers, safe_serialization=True)
+    return directory
+
+
+def score(prepared, artifact: Path) -> dict:
+    task, prep = prepared
+    request = {
+        "task_type": "image", "hidden_file": str(prep.hidden_file), "artifact_dir": str(artifact),
+        "base_model": task.base_model, "image_rules": Settings().image.model_dump(mode="json"),
+    }
+    return evaluate_request(request)
+
+
+def test_scoring_is_bit_for_bit_repeatable_in_the_child_evaluator(prepared, image_assets, tmp_path):
+    task, prep = prepared
+    artifact = write_lora(image_assets.tiny_sd, tmp_path / "lora", scale=0.05)
+    plugin = get_task_type("image")
+    first = plugin.evaluate(task, prep, artifact, Settings())
+    second = plugin.evaluate(task, prep, artifact, Settings())
+    assert first.failure is None and first.score is not None and 0.0 < first.score < 1.0
+    assert first.score == second.score and first.per_example == second.per_example
+    assert len(first.per_example) == prep.hidden_rows
+    details = first.details
+    assert first.score == pytest.approx(0.25 * details["text_loss"] + 0.75 * details["no_text_loss"], rel=1e-12)
+
+
+def test_the_lora_changes_the_reconstructions(prepared, image_assets, tmp_path):
+    neutral = score(prepared, write_lora(image_assets.tiny_sd, tmp_path / "zero", scale=0.0))
+    strong = score(prepared, write_lora(image_assets.tiny_sd, tmp_path / "strong", scale=0.5))
+    assert neutral["score"] is not None and strong["score"] is not None
+    assert strong["score"] != neutral["score"]
+
+
+@pytest.mark.parametrize("broken", ["foreign_keys", "not_safetensors", "missing"])
+def test_broken_loras_are_failures_with_reasons(prepared, tmp_path, broken):
+    import torch
+    from safetensors.torch import save_file
+
+    artifact = tmp_path / "artifact"
+    artifact.mkdir()
+    if broken == "foreign_keys":
+        save_file({"model.layers.0.q_proj.lora_A.weight": torch.zeros(4, 8)}, artifact / "pytorch_lora_weights.safetensors")
+    elif broken == "not_safetensors":
+        (artifact / "pytorch_lora_weights.safetensors").write_bytes(b"\x00" * 64)
+    result = score(prepared, artifact)
+    assert result["score"] is None
+    reason = {"foreign_keys": "pytorch_lora_weights", "not_safetensors": "pytorch_lora_weights", "missing": "expected pytorch_lora_weights"}[broken]
+    assert reason in result["failure"]
