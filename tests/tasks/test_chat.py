@@ -75,6 +75,7 @@ def test_conversations_without_an_answer_are_dropped_then_too_few_is_an_error(tm
         get_task_type("chat").prepare(TaskDefinition("c", TaskType.CHAT, "m", sharegpt(tmp_path, rows[:10]), 5), tmp_path / "t2", tmp_path / "h2", Settings())
 
 
+@pytest.mark.slow  # the plain one-conversation-at-a-time reference is what makes it slow
 def test_score_is_the_token_weighted_loss_on_assistant_tokens(assets, prepared):
     import torch
     from transformers import AutoModelForCausalLM

@@ -112,4 +112,4 @@ def _demo_task_source(kind: str, settings: Settings, budget: float | None):
         from trainarena.demo_image import IMAGE_DEMO_BUDGET_SECONDS, image_demo_task_source
 
         return image_demo_task_source(ensure_image_assets(settings.assets_dir), budget or IMAGE_DEMO_BUDGET_SECONDS)
-    return demo_task_source(ensure_assets(settings.assets_dir), budget or 30.0)
+    return demo_task_source(ensure_assets(settings.assets_dir), budget or 30.0, settings.task_mix)

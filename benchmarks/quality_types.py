@@ -1,0 +1,98 @@
+"""The quality benchmark for the dpo, grpo and chat task types: the house baseline against TRL's
+defaults (``benchmarks/trl_defaults_types.py``) on the same synthetic task, budget and seed, scored on
+the hidden split by each task plugin's own evaluation; prints each score and the ratio per type.
+
+Ratios are oriented so that above 1 means the house is better: defaults/house for the lower-is-better
+types (dpo loss, chat loss), and for grpo the difference house - defaults (rewards can be 0 or negative,
+so a ratio would not mean anything).
+
+Run from the repo root: ``.venv/bin/python -m benchmarks.quality_types [--budget 45] [--types dpo chat grpo]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from trainarena.assets import ensure_assets
+from trainarena.contract import RunSpec, TaskType, script_environment
+from trainarena.settings import Settings
+from trainarena.tasks import TaskDefinition, get_task_type
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = {
+    "house": REPO_ROOT / "examples" / "competitors" / "baseline" / "train.py",
+    "trl-defaults": REPO_ROOT / "benchmarks" / "trl_defaults_types.py",
+}
+GRACE_SECONDS = 10.0
+
+
+def run(script: Path, task_type: str, model: Path, train_file: Path, output: Path, budget: float, seed: int) -> tuple[int | None, float, str]:
+    spec = RunSpec(run_id=f"quality-{task_type}", task_type=TaskType(task_type), dataset_file=train_file.name, budget_seconds=budget, seed=seed)
+    argv = [sys.executable, str(script), "--task-type", task_type, "--model", str(model), "--dataset", str(train_file),
+            "--dataset-spec", str(train_file.parent / "dataset_spec.json"), "--output-dir", str(output),
+            "--budget-seconds", f"{budget:g}", "--seed", str(seed), "--devices", ""]
+    started = time.time()
+    env = script_environment(spec, started + budget) | {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                                                        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    process = subprocess.Popen(argv, env=env, cwd=script.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = process.communicate(timeout=budget + GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        return None, time.time() - started, "killed at budget + grace"
+    lines = (stdout if process.returncode == 0 else stderr or "").strip().splitlines() or [""]
+    return process.returncode, time.time() - started, lines[-1][:100]
+
+
+def benchmark_type(task_type: str, assets, budget: float, seed: int, settings: Settings) -> dict[str, float | None]:
+    dataset = assets.datasets_of(task_type)[0]
+    task = TaskDefinition(dataset.name, TaskType(task_type), str(assets.tiny_llama), dataset.dataset_spec(), budget, seed)
+    plugin = get_task_type(task_type)
+    scores: dict[str, float | None] = {}
+    with tempfile.TemporaryDirectory(prefix=f"quality-{task_type}-") as scratch:
+        root = Path(scratch)
+        prepared = plugin.prepare(task, root / "train", root / "hidden", settings)
+        scores["(base model)"] = plugin.evaluate(task, prepared, assets.tiny_llama, settings).score
+        for name, script in SCRIPTS.items():
+            output = root / "out" / name
+            output.mkdir(parents=True)
+            code, wall, note = run(script, task_type, assets.tiny_llama, prepared.train_file, output, budget, seed)
+            score = plugin.evaluate(task, prepared, output, settings).score if code == 0 else None
+            scores[name] = score
+            shown = "failed" if score is None else f"{score:.4f}"
+            print(f"  {task_type:<6} {name:<13} score {shown:>8}  wall {wall:5.1f}s  {note}", flush=True)
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=45.0, help="seconds per run (imports included)")
+    parser.add_argument("--types", nargs="+", default=["dpo", "grpo", "chat"], choices=["dpo", "grpo", "chat"])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cache-dir", type=Path, default=REPO_ROOT / ".trainarena" / "cache" / "assets")
+    args = parser.parse_args()
+    settings, assets = Settings(), ensure_assets(args.cache_dir)
+    print(f"{'type':<6} {'direction':<9} {'base':>8} {'house':>8} {'defaults':>9}  house advantage")
+    rows = [(t, benchmark_type(t, assets, args.budget, args.seed, settings)) for t in args.types]
+    for task_type, scores in rows:
+        house, defaults, base = scores["house"], scores["trl-defaults"], scores["(base model)"]
+        direction = get_task_type(task_type).direction.value
+        if house is None or defaults is None:
+            advantage = "n/a (a run failed)"
+        elif direction == "lower":
+            advantage = f"defaults/house = {defaults / house:.3f}"
+        else:
+            advantage = f"house - defaults = {house - defaults:+.4f}"
+        fmt = lambda v: "failed" if v is None else f"{v:.4f}"  # noqa: E731
+        print(f"{task_type:<6} {direction:<9} {fmt(base):>8} {fmt(house):>8} {fmt(defaults):>9}  {advantage}")
+
+
+if __name__ == "__main__":
+    main()
