@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import time
 
-LEARNING_RATE = 3e-4  # full fine-tune of a tiny model: DPO wants far less than SFT (1e-3 diverged)
-BATCH_SIZE = 16
+LEARNING_RATE = 3e-3  # measured on the tiny model, 30 s: 1e-3 -> 0.691, 3e-3 -> 0.683 hidden DPO loss (base 0.693)
+BATCH_SIZE = 8  # more, smaller steps in a short budget
 MAX_EPOCHS = 4
 MAX_LENGTH = 512
 

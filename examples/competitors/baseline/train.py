@@ -34,13 +34,17 @@ MAX_EPOCHS = 6  # beyond this the small synthetic splits start to overfit
 BATCH_SIZE = 16
 MAX_LENGTH = 512
 
+# Task types trained by the module of the same name beside this file (dpo.py, grpo.py, chat.py); each
+# has run(args, stop_at) -> steps and reuses this file's clock, SIGTERM handling, loading and saving.
+OTHER_TYPES = ("dpo", "grpo", "chat")
+
 STOP_REQUESTED = threading.Event()  # set by SIGTERM
 TRAINING = threading.Event()  # set while trainer.train() runs
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task-type", required=True, choices=["instruct"])
+    parser.add_argument("--task-type", required=True, choices=["instruct", *OTHER_TYPES])
     parser.add_argument("--model", required=True)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--dataset-spec", required=True)
@@ -241,7 +245,12 @@ def main() -> None:
     import torch
 
     torch.manual_seed(args.seed)
-    steps = train(args, stop_at)
+    if args.task_type == "instruct":
+        steps = train(args, stop_at)
+    else:
+        import importlib
+
+        steps = importlib.import_module(args.task_type).run(args, stop_at)
     print(f"baseline: {steps} steps, saved {time.time() - stop_at:+.1f}s from the stop time", flush=True)
 
 
