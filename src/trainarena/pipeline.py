@@ -148,7 +148,8 @@ def unsupported_reason(submission_dir: Path, task: TaskDefinition) -> str | None
     if manifest.supports(task.task_type):
         return None
     declared = ", ".join(t.value for t in manifest.task_types or ())
-    return f"the script does not support {task.task_type.value} tasks (its {MANIFEST_NAME} declares task_types = [{declared}]); not run"
+    # No square brackets: the reason is printed through rich, which would take them for markup.
+    return f"the script does not support {task.task_type.value} tasks (its {MANIFEST_NAME} declares task_types: {declared}); not run"
 
 
 class SandboxedExecutor:

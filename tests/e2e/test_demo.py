@@ -60,6 +60,9 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, assets) -> Path:
     (data / "cache" / "assets").symlink_to(assets.root.parent, target_is_directory=True)
     monkeypatch.setenv("TRAINARENA_DATA_DIR", str(data))
     monkeypatch.setenv("TRAINARENA_SANDBOX__GRACE_SECONDS", "1")
+    # Instruct tasks only: the stand-ins declare instruct alone (the mix of types has its own tests).
+    monkeypatch.setenv("TRAINARENA_TASK_MIX__DPO", "0")
+    monkeypatch.setenv("TRAINARENA_TASK_MIX__GRPO", "0")
     return data
 
 

@@ -34,7 +34,7 @@ def task(task_type: TaskType) -> TaskDefinition:
 def test_reason_names_the_type_and_the_declared_ones():
     assert unsupported_reason(INSTRUCT_ONLY, task(TaskType.INSTRUCT)) is None
     reason = unsupported_reason(INSTRUCT_ONLY, task(TaskType.DPO))
-    assert "does not support dpo tasks" in reason and "task_types = [instruct]" in reason
+    assert "does not support dpo tasks" in reason and "task_types: instruct)" in reason
     assert unsupported_reason(examples_root() / "crasher", task(TaskType.GRPO)) is None
 
 
