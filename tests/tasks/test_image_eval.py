@@ -97,3 +97,25 @@ def test_broken_loras_are_failures_with_reasons(prepared, tmp_path, broken):
     assert result["score"] is None
     reason = {"foreign_keys": "pytorch_lora_weights", "not_safetensors": "pytorch_lora_weights", "missing": "expected pytorch_lora_weights"}[broken]
     assert reason in result["failure"]
+
+
+def test_mixed_lora_key_namings_are_all_loaded():
+    """diffusers' example save renames attention keys (lora.down) but not the others (lora_A); its loader
+    looks at the first key only. The evaluator renames all, so neither half is dropped."""
+    import torch
+
+    from trainarena.tasks.image.evaluation import peft_key_format
+
+    mixed = {
+        "unet.down_blocks.1.attentions.0.proj_in.lora_A.weight": torch.zeros(2, 4),
+        "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_k.lora.down.weight": torch.zeros(2, 4),
+        "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_k.lora.up.weight": torch.zeros(4, 2),
+        "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(2, 4),
+    }
+    renamed = peft_key_format(mixed)
+    assert sorted(renamed) == sorted([
+        "unet.down_blocks.1.attentions.0.proj_in.lora_A.weight",
+        "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_k.lora_A.weight",
+        "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_k.lora_B.weight",
+        "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight",
+    ])

@@ -101,12 +101,28 @@ def apply_lora(pipeline, state: dict, weights_name: str) -> None:
     """Load the LoRA into the UNet (and text encoder); raises ArtifactError when nothing of it matches
     the pipeline's layers or when shapes disagree."""
     try:
-        pipeline.load_lora_weights(state, adapter_name=ADAPTER_NAME)
+        pipeline.load_lora_weights(peft_key_format(state), adapter_name=ADAPTER_NAME)
     except (ValueError, RuntimeError, KeyError) as error:
         raise ArtifactError(f"{weights_name} is not a LoRA of this model ({type(error).__name__}: {str(error)[:300]})") from None
     loaded = pipeline.get_list_adapters()
     if not any(ADAPTER_NAME in names for names in loaded.values()):
         raise ArtifactError(f"{weights_name}: no tensor matches a layer of the base model (keys like {sorted(state)[:3]})")
+
+
+def peft_key_format(state: dict) -> dict:
+    """``state`` with every UNet LoRA key in PEFT's naming (``lora_A`` / ``lora_B``).
+
+    diffusers' training examples save ``convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))``,
+    which renames attention projections to ``lora.down`` / ``lora.up`` but leaves others (``proj_in``,
+    ``ff.net.*``) as ``lora_A`` / ``lora_B``. diffusers' loader decides the format from the *first* key
+    only, so such a mixed file silently loses one of the two halves (measured: a LoRA on attention and
+    feed-forward layers was scored with its attention half dropped). Renaming every key first scores
+    the whole LoRA whatever mix of the two namings a script saved."""
+    from diffusers.utils.state_dict_utils import convert_unet_state_dict_to_peft
+
+    unet = {k: v for k, v in state.items() if not k.startswith("text_encoder")}
+    rest = {k: v for k, v in state.items() if k.startswith("text_encoder")}
+    return convert_unet_state_dict_to_peft(unet) | rest
 
 
 def reconstruction_losses(pipeline, pairs: list[tuple[Path, str]], rules: dict[str, Any], use_captions: bool) -> list[float]:
