@@ -82,6 +82,7 @@ def test_ensure_image_assets_reuses_the_build(image_assets):
     assert image_assets_stamp() in image_assets.root.name
 
 
+@pytest.mark.slow  # imports diffusers (~3-9 s)
 def test_the_box_codec_vae_reconstructs_as_a_2x2_box_filter():
     import torch
     import torch.nn.functional as F
