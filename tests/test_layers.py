@@ -24,6 +24,7 @@ LAYERS = {
     "leaderboard": 5,
     "pipeline": 5,
     "demo": 5,
+    "demo_image": 5,
     "cli": 6,
 }
 

@@ -240,6 +240,17 @@ class Settings(BaseSettings):
     registration: RegistrationRules = RegistrationRules()
     resources: ResourceRules = ResourceRules()
 
+    @model_validator(mode="after")
+    def _boss_covers_every_text_type(self) -> Settings:
+        enabled = len(self.task_mix.enabled())
+        if self.rules.boss_tasks_text < enabled:
+            raise ValueError(
+                f"{enabled} text task types are enabled in task_mix but rules.boss_tasks_text is "
+                f"{self.rules.boss_tasks_text}: the boss round must cover every enabled type; set "
+                f"TRAINARENA_RULES__BOSS_TASKS_TEXT={enabled} or disable a type"
+            )
+        return self
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'trainarena.db').resolve()}"

@@ -52,7 +52,7 @@ def _first_line(text: str | None, limit: int = 100) -> str:
 
 def print_leaderboard(console: Console, board: Leaderboard) -> None:
     table = Table(title=f"Leaderboard — {board.tournament}", title_style="bold")
-    for column in ("#", "competitor", "reached", "runs ok", "scores (eval loss per task)", "failed because", "weight"):
+    for column in ("#", "competitor", "reached", "runs ok", "score per task", "failed because", "weight"):
         table.add_column(column, overflow="fold")
     for standing in board.standings:
         table.add_row(
