@@ -107,6 +107,11 @@ def _build(root: Path, seed: int) -> None:
     tokenizer = train_tokenizer(captions * 4, shape.vocab_size, model_max_length=shape.max_caption_tokens)
     threads = torch.get_num_threads()
     try:
+        # One thread: pre-training is capped by the clock, and on a busy machine OpenMP threads that
+        # spin at barriers (the caller may have imported torch before OMP_WAIT_POLICY could be set)
+        # slowed it to 9 UNet steps in 40 s instead of ~320 (measured); a single thread has no barrier
+        # and was within 3% of two threads' speed on the shared 2-core machine.
+        torch.set_num_threads(1)
         components = model_builder.build_components(tokenizer, shape, seed)
         pretraining = model_builder.pretrain(components, generic, plan, seed)
     finally:
