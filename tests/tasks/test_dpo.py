@@ -161,6 +161,7 @@ def test_score_matches_trl_dpo_trainer_evaluate(assets, prepared, tmp_path):
     rows = read_jsonl(prep.hidden_file)
     dataset = Dataset.from_list([dict(zip(("prompt", "chosen", "rejected"), render_triple(spec, r), strict=True)) for r in rows])
     policy = AutoModelForCausalLM.from_pretrained(task.base_model)
+    torch.manual_seed(0)
     with torch.no_grad():  # a policy that differs from the reference, so the loss is not just log 2
         for parameter in policy.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.02, alpha=1.0)
@@ -177,5 +178,8 @@ def test_score_matches_trl_dpo_trainer_evaluate(assets, prepared, tmp_path):
     trl_metrics = trainer.evaluate()
     ours = score(prepared, tmp_path / "policy", eval_batch_size=16)
     assert ours["score"] == pytest.approx(trl_metrics["eval_loss"], abs=PARITY_TOLERANCE)
-    assert ours["score"] != pytest.approx(math.log(2), abs=1e-3)
-    assert ours["details"]["reward_accuracy"] == pytest.approx(trl_metrics["eval_rewards/accuracies"], abs=1e-6)
+    # The two agree on something other than the untrained value, by far more than the tolerance.
+    assert abs(ours["score"] - math.log(2)) > 5 * PARITY_TOLERANCE
+    # Accuracy counts margins > 0: a pair whose margin is ~1e-6 can flip between batchings (TRL scores
+    # all rows in one padded batch, we use 16), so allow one pair either way.
+    assert ours["details"]["reward_accuracy"] == pytest.approx(trl_metrics["eval_rewards/accuracies"], abs=1.01 / len(rows))
