@@ -30,7 +30,7 @@ def test_rewards_are_computed_with_the_extra_column(sandbox):
 
 
 def test_reward_code_does_not_run_in_this_process(sandbox):
-    source = f"import os\nos.environ['TRAINARENA_REWARD_RAN'] = '1'\ndef f(completions, **kw):\n    return [os.getpid()] * len(completions)\n"
+    source = "import os\nos.environ['TRAINARENA_REWARD_RAN'] = '1'\ndef f(completions, **kw):\n    return [os.getpid()] * len(completions)\n"
     (pid, _), = run(source, sandbox)
     assert "TRAINARENA_REWARD_RAN" not in os.environ and pid != os.getpid()
 

@@ -14,10 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from trainarena.contract import Direction, TaskType
-from trainarena.settings import DataRules
-from trainarena.tasks.base import Evaluation
+from trainarena.settings import DataRules, Settings
+from trainarena.tasks.base import Evaluation, PreparedTask, TaskDefinition
 
 STDERR_TAIL_CHARS = 1500  # how much of a crashed child's stderr is kept as the failure reason
+
+
+def evaluate_artifact(
+    plugin: Any, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings, **extra: Any
+) -> Evaluation:
+    """The common evaluation request of a task plugin (hidden split, script spec, artifact, base model,
+    plus the type's own ``extra`` entries), scored in the child process."""
+    request = {
+        "hidden_file": str(prepared.hidden_file),
+        "dataset_spec": prepared.dataset_spec,
+        "artifact_dir": str(artifact_dir),
+        "base_model": task.base_model,
+        **extra,
+    }
+    return evaluate_in_child(plugin.task_type, plugin.direction, request, settings.data)
 
 
 def evaluate_in_child(task_type: TaskType, direction: Direction, request: dict[str, Any], rules: DataRules) -> Evaluation:

@@ -4,7 +4,6 @@ with the base tokenizer's chat template; scored by eval loss on the assistant tu
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,8 @@ from trainarena.settings import Settings
 from trainarena.tasks.base import DatasetError, Evaluation, PreparedTask, TaskDefinition
 from trainarena.tasks.chat.render import tokenize_conversation
 from trainarena.tasks.chat.spec import ChatDatasetSpec, to_messages
-from trainarena.tasks.instruct.data import load_rows, split_rows, write_jsonl
+from trainarena.tasks.instruct.data import TRAIN_FILE, load_rows, split_rows, write_split
 
-TRAIN_FILE = "train.jsonl"
-HIDDEN_FILE = "hidden.jsonl"
-SPEC_FILE = "dataset_spec.json"
 log = logging.getLogger(__name__)
 
 __all__ = ["ChatDatasetSpec", "ChatTask", "plugin", "to_messages", "tokenize_conversation"]
@@ -33,21 +29,12 @@ class ChatTask:
         rows, dropped = conversations(spec, load_rows(spec), settings.data.min_rows)
         train, hidden = split_rows(rows, settings.data)
         script_spec = spec.for_script(TRAIN_FILE, dropped)
-        write_jsonl(train, Path(train_dir) / TRAIN_FILE)
-        write_jsonl(hidden, Path(hidden_dir) / HIDDEN_FILE)
-        (Path(train_dir) / SPEC_FILE).write_text(json.dumps(script_spec, indent=2, sort_keys=True))
-        return PreparedTask(Path(train_dir) / TRAIN_FILE, script_spec, Path(hidden_dir) / HIDDEN_FILE, len(train), len(hidden))
+        return write_split(train, hidden, script_spec, train_dir, hidden_dir)
 
     def evaluate(self, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings) -> Evaluation:
-        from trainarena.tasks.isolation import evaluate_in_child
+        from trainarena.tasks.isolation import evaluate_artifact
 
-        request = {
-            "hidden_file": str(prepared.hidden_file),
-            "dataset_spec": prepared.dataset_spec,
-            "artifact_dir": str(artifact_dir),
-            "base_model": task.base_model,
-        }
-        return evaluate_in_child(self.task_type, self.direction, request, settings.data)
+        return evaluate_artifact(self, task, prepared, artifact_dir, settings)
 
 
 def conversations(spec: ChatDatasetSpec, raw: list[dict[str, Any]], min_rows: int) -> tuple[list[dict[str, Any]], int]:

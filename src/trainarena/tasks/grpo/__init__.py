@@ -4,7 +4,6 @@ rewarding the completions (in the sandbox), minus a KL penalty to the base model
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,8 @@ from trainarena.tasks.base import Evaluation, PreparedTask, TaskDefinition
 from trainarena.tasks.dpo.data import clean_rows
 from trainarena.tasks.grpo.rewards import RewardError, RewardSandbox, score_rewards
 from trainarena.tasks.grpo.spec import GrpoDatasetSpec, RewardFunction, render_prompt
-from trainarena.tasks.instruct.data import load_rows, split_rows, write_jsonl
+from trainarena.tasks.instruct.data import TRAIN_FILE, load_rows, split_rows, write_split
 
-TRAIN_FILE = "train.jsonl"
-HIDDEN_FILE = "hidden.jsonl"
-SPEC_FILE = "dataset_spec.json"
 
 __all__ = ["GrpoDatasetSpec", "GrpoTask", "RewardError", "RewardFunction", "plugin", "render_prompt", "sampling_settings"]
 
@@ -44,24 +40,12 @@ class GrpoTask:
         check_rewards_on_samples(spec, rows[: settings.data.reward_sample_rows], RewardSandbox.from_rules(settings.sandbox, settings.data))
         train, hidden = split_rows(rows, settings.data)
         script_spec = spec.for_script(TRAIN_FILE, settings.data.grpo_kl_coef, sampling_settings(settings.data))
-        write_jsonl(train, Path(train_dir) / TRAIN_FILE)
-        write_jsonl(hidden, Path(hidden_dir) / HIDDEN_FILE)
-        (Path(train_dir) / SPEC_FILE).write_text(json.dumps(script_spec, indent=2, sort_keys=True))
-        return PreparedTask(Path(train_dir) / TRAIN_FILE, script_spec, Path(hidden_dir) / HIDDEN_FILE, len(train), len(hidden))
+        return write_split(train, hidden, script_spec, train_dir, hidden_dir)
 
     def evaluate(self, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings) -> Evaluation:
-        from trainarena.tasks.isolation import evaluate_in_child
+        from trainarena.tasks.isolation import evaluate_artifact
 
-        request = {
-            "hidden_file": str(prepared.hidden_file),
-            "dataset_spec": prepared.dataset_spec,
-            "artifact_dir": str(artifact_dir),
-            "base_model": task.base_model,
-            "kl_coef": settings.data.grpo_kl_coef,
-            "sampling": sampling_settings(settings.data),
-            "reward_sandbox": RewardSandbox.from_rules(settings.sandbox, settings.data).to_dict(),
-        }
-        return evaluate_in_child(self.task_type, self.direction, request, settings.data)
+        return evaluate_artifact(self, task, prepared, artifact_dir, settings, kl_coef=settings.data.grpo_kl_coef, sampling=sampling_settings(settings.data), reward_sandbox=RewardSandbox.from_rules(settings.sandbox, settings.data).to_dict())
 
 
 def check_rewards_on_samples(spec: GrpoDatasetSpec, rows: list[dict[str, str]], sandbox: RewardSandbox) -> None:

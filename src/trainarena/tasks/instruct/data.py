@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from trainarena.settings import DataRules
-from trainarena.tasks.base import DatasetError
+from trainarena.tasks.base import DatasetError, PreparedTask
 from trainarena.tasks.instruct.spec import FILE_SUFFIXES, InstructDatasetSpec
 
 Row = dict[str, str]
@@ -58,6 +58,20 @@ def write_jsonl(rows: list[Row], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as out:
         out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+TRAIN_FILE = "train.jsonl"
+HIDDEN_FILE = "hidden.jsonl"
+SPEC_FILE = "dataset_spec.json"
+
+
+def write_split(train: list[Row], hidden: list[Row], script_spec: dict[str, Any], train_dir: Path, hidden_dir: Path) -> PreparedTask:
+    """Write a text task's split: train rows and the script's spec beside them, hidden rows apart."""
+    train_file, hidden_file = Path(train_dir) / TRAIN_FILE, Path(hidden_dir) / HIDDEN_FILE
+    write_jsonl(train, train_file)
+    write_jsonl(hidden, hidden_file)
+    (Path(train_dir) / SPEC_FILE).write_text(json.dumps(script_spec, indent=2, sort_keys=True))
+    return PreparedTask(train_file, script_spec, hidden_file, len(train), len(hidden))
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
