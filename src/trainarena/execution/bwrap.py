@@ -117,12 +117,13 @@ class BwrapBackend:
         args = ["--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
                 "--uid", uid, "--gid", uid, "--hostname", "sandbox", "--cap-drop", "ALL"]
         args += ["--ro-bind", "/usr", "/usr"]
-        args += _root_links()
+        args += root_links()
         for entry in self._rules.etc_files:
             args += ["--ro-bind-try", f"/etc/{entry}", f"/etc/{entry}"]
+        # The private /tmp first: an interpreter installed under /tmp (a checkout there) is bound on top.
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
         for prefix in self._python.needed_dirs:
             args += ["--ro-bind", str(prefix), str(prefix)]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
         args += gpu_binds(job.spec.devices)
         args += ["--ro-bind", str(job.submission_dir.resolve()), str(SANDBOX_SUBMISSION)]
         args += ["--ro-bind", str(job.inputs_dir.resolve()), str(SANDBOX_INPUTS)]
@@ -137,7 +138,7 @@ class BwrapBackend:
         return args
 
 
-def _root_links() -> list[str]:
+def root_links() -> list[str]:
     """/bin, /lib... as on the host: symlinks into /usr on merged-/usr systems, else read-only binds."""
     args: list[str] = []
     for name in _ROOT_LINKS:

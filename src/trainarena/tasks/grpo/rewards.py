@@ -33,12 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainarena.execution.bwrap import root_links
 from trainarena.settings import DataRules, SandboxRules
 from trainarena.tasks.base import DatasetError
 from trainarena.tasks.grpo.spec import RewardFunction
 
 STARTUP_SECONDS = 10.0  # the interpreter's start inside bwrap, on a loaded machine
-_ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 # Runs inside the sandbox: /job/payload.json in, /out/results.jsonl out (one line per function, written
 # as each finishes, so that the parent can name the function that was running when time ran out).
@@ -137,20 +137,14 @@ def _bwrap_argv(job: Path, out: Path, sandbox: RewardSandbox) -> list[str]:
         python = Path(sys.executable).resolve()
     uid = str(sandbox.uid)
     args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--uid", uid, "--gid", uid,
-            "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr"]
-    for name in _ROOT_LINKS:
-        host = Path("/") / name
-        if host.is_symlink():
-            args += ["--symlink", os.readlink(host), f"/{name}"]
-        elif host.is_dir():
-            args += ["--ro-bind", str(host), f"/{name}"]
+            "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr", *root_links(),
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for entry in sandbox.etc_files:
         args += ["--ro-bind-try", f"/etc/{entry}", f"/etc/{entry}"]
     prefix = Path(sys.base_prefix).resolve()
     if not prefix.is_relative_to("/usr"):
         args += ["--ro-bind", str(prefix), str(prefix)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-             "--ro-bind", str(job), "/job", "--bind", str(out), "/out", "--remount-ro", "/", "--chdir", "/tmp",
+    args += ["--ro-bind", str(job), "/job", "--bind", str(out), "/out", "--remount-ro", "/", "--chdir", "/tmp",
              "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
     return [*args, "--", str(python), "-I", "-S", "/job/runner.py"]
 
