@@ -16,10 +16,11 @@ Conversations are rendered with the base tokenizer's chat template; the loss cou
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from trainarena.tasks.base import DatasetError
+from trainarena.tasks.spec_checks import SCRIPT_KEYS, require_strings, spec_fields
 
 ROLES = ("system", "user", "assistant")
 
@@ -46,21 +47,13 @@ class ChatDatasetSpec:
     split: str = "train"
 
     def __post_init__(self) -> None:
-        for name in ("source", "field_messages", "field_role", "field_content"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise DatasetError(f"dataset spec: '{name}' must be a non-empty string, got {getattr(self, name)!r}")
+        require_strings(self, ("source", "field_messages", "field_role", "field_content"))
         if not isinstance(self.role_map, dict) or any(v not in ROLES for v in self.role_map.values()):
             raise DatasetError(f"dataset spec: 'role_map' must map role names to one of {list(ROLES)}, got {self.role_map!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChatDatasetSpec:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known - {"scoring", "task_type", "file", "dropped_rows"})
-        if unknown:
-            raise DatasetError(f"dataset spec: unknown key(s) {unknown}; allowed: {sorted(known)}")
-        if "source" not in data:
-            raise DatasetError("dataset spec: missing required key(s) ['source']")
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**spec_fields(cls, data, {"source"}, SCRIPT_KEYS | {"dropped_rows"}))
 
     def role(self, name: object) -> str | None:
         """The template role of a dataset role name; None when it maps to none."""

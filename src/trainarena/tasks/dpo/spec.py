@@ -23,12 +23,11 @@ counted in the log); fewer than ``DataRules.min_rows`` remaining is an error.
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from trainarena.tasks.base import DatasetError
+from trainarena.tasks.spec_checks import SCRIPT_KEYS, check_format, require_strings, spec_fields
 
 _PLACEHOLDERS = {
     "prompt_format": {"prompt"},
@@ -66,23 +65,14 @@ class DpoDatasetSpec:
     split: str = "train"
 
     def __post_init__(self) -> None:
-        for name in ("source", "field_prompt", "field_chosen", "field_rejected"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise DatasetError(f"dataset spec: '{name}' must be a non-empty string, got {value!r}")
+        require_strings(self, ("source", "field_prompt", "field_chosen", "field_rejected"))
         for name, allowed in _PLACEHOLDERS.items():
             check_format(name, getattr(self, name), allowed)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DpoDatasetSpec:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known - {"scoring", "task_type", "file", "dropped_rows"})
-        if unknown:
-            raise DatasetError(f"dataset spec: unknown key(s) {unknown}; allowed: {sorted(known)}")
-        missing = sorted({"source", "field_prompt", "field_chosen", "field_rejected"} - set(data))
-        if missing:
-            raise DatasetError(f"dataset spec: missing required key(s) {missing}")
-        return cls(**{k: v for k, v in data.items() if k in known})
+        required = {"source", "field_prompt", "field_chosen", "field_rejected"}
+        return cls(**spec_fields(cls, data, required, SCRIPT_KEYS | {"dropped_rows"}))
 
     def columns(self) -> dict[str, str]:
         roles = {"prompt": self.field_prompt, "chosen": self.field_chosen, "rejected": self.field_rejected}
@@ -110,17 +100,3 @@ def render_triple(spec: DpoDatasetSpec, row: Mapping[str, object]) -> tuple[str,
         spec.chosen_format.format(chosen=str(row[spec.field_chosen])),
         spec.rejected_format.format(rejected=str(row[spec.field_rejected])),
     )
-
-
-def check_format(name: str, value: object, allowed: set[str]) -> None:
-    """A format string that uses only the allowed placeholders (DatasetError naming the field otherwise)."""
-    if not isinstance(value, str):
-        raise DatasetError(f"dataset spec: '{name}' must be a string, got {value!r}")
-    try:
-        used = {field for _, field, _, _ in string.Formatter().parse(value) if field is not None}
-    except ValueError as error:
-        raise DatasetError(f"dataset spec: '{name}' = {value!r} is not a valid format string ({error})") from None
-    if used - allowed:
-        raise DatasetError(
-            f"dataset spec: '{name}' = {value!r} uses {sorted(used - allowed)}; allowed placeholders: {sorted(allowed)}"
-        )

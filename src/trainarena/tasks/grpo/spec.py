@@ -28,11 +28,11 @@ from __future__ import annotations
 import ast
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from trainarena.tasks.base import DatasetError
-from trainarena.tasks.dpo.spec import check_format
+from trainarena.tasks.spec_checks import check_format, require_strings, spec_fields
 
 MAX_SOURCE_CHARS = 20_000
 
@@ -70,9 +70,7 @@ class GrpoDatasetSpec:
     split: str = "train"
 
     def __post_init__(self) -> None:
-        for name in ("source", "field_prompt"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise DatasetError(f"dataset spec: '{name}' must be a non-empty string, got {getattr(self, name)!r}")
+        require_strings(self, ("source", "field_prompt"))
         if self.field_extra in ("prompts", "completions"):
             raise DatasetError(f"dataset spec: field_extra may not be named '{self.field_extra}' (a reward argument)")
         check_format("prompt_format", self.prompt_format, {"prompt"})
@@ -84,13 +82,7 @@ class GrpoDatasetSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], max_functions: int = 8) -> GrpoDatasetSpec:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known - {"scoring", "task_type", "file"})
-        if unknown:
-            raise DatasetError(f"dataset spec: unknown key(s) {unknown}; allowed: {sorted(known)}")
-        missing = sorted({"source", "field_prompt", "reward_functions"} - set(data))
-        if missing:
-            raise DatasetError(f"dataset spec: missing required key(s) {missing}")
+        given = spec_fields(cls, data, {"source", "field_prompt", "reward_functions"})
         raw = data["reward_functions"]
         if not isinstance(raw, list | tuple) or len(raw) > max_functions:
             raise DatasetError(f"dataset spec: 'reward_functions' must be a list of at most {max_functions} tables")
@@ -98,7 +90,7 @@ class GrpoDatasetSpec:
         names = [f.name for f in functions]
         if len(set(names)) != len(names):
             raise DatasetError(f"dataset spec: reward function names must be distinct, got {names}")
-        return cls(**{k: v for k, v in data.items() if k in known} | {"reward_functions": functions})
+        return cls(**given | {"reward_functions": functions})
 
     def columns(self) -> dict[str, str]:
         roles = {"prompt": self.field_prompt}

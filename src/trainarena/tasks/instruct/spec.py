@@ -21,11 +21,10 @@ replaced by the train file's name and a ``scoring`` entry describing exactly wha
 
 from __future__ import annotations
 
-import string
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from trainarena.tasks.base import DatasetError
+from trainarena.tasks.spec_checks import check_format, require_strings, spec_fields
 
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -62,23 +61,13 @@ class InstructDatasetSpec:
     split: str = "train"  # split of a Hugging Face dataset; ignored for local files
 
     def __post_init__(self) -> None:
-        for name in ("source", "field_instruction", "field_output", "response_separator"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise DatasetError(f"dataset spec: '{name}' must be a non-empty string, got {value!r}")
+        require_strings(self, ("source", "field_instruction", "field_output", "response_separator"))
         for name, allowed in _PLACEHOLDERS.items():
-            _check_format(name, getattr(self, name), allowed)
+            check_format(name, getattr(self, name), allowed)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InstructDatasetSpec:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known - {"scoring", "task_type", "file"})
-        if unknown:
-            raise DatasetError(f"dataset spec: unknown key(s) {unknown}; allowed: {sorted(known)}")
-        missing = sorted({"source", "field_instruction", "field_output"} - set(data))
-        if missing:
-            raise DatasetError(f"dataset spec: missing required key(s) {missing}")
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**spec_fields(cls, data, {"source", "field_instruction", "field_output"}))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,16 +85,3 @@ class InstructDatasetSpec:
         """The dictionary written as ``/inputs/dataset_spec.json``: no host path, plus the scoring rules."""
         data = self.to_dict() | {"source": train_file, "file": train_file, "task_type": "instruct"}
         return data | {"scoring": dict(SCORING)}
-
-
-def _check_format(name: str, value: object, allowed: set[str]) -> None:
-    if not isinstance(value, str):
-        raise DatasetError(f"dataset spec: '{name}' must be a string, got {value!r}")
-    try:
-        used = {field for _, field, _, _ in string.Formatter().parse(value) if field is not None}
-    except ValueError as error:
-        raise DatasetError(f"dataset spec: '{name}' = {value!r} is not a valid format string ({error})") from None
-    if used - allowed:
-        raise DatasetError(
-            f"dataset spec: '{name}' = {value!r} uses {sorted(used - allowed)}; allowed placeholders: {sorted(allowed)}"
-        )

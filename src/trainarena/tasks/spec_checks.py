@@ -1,0 +1,49 @@
+"""Checks every task type's dataset spec makes alike: required text fields, format-string
+placeholders, and the keys a spec dictionary may carry."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable
+from dataclasses import fields
+from typing import Any
+
+from trainarena.tasks.base import DatasetError
+
+# Keys the platform adds to the spec it writes for scripts; accepted (and ignored) when read back.
+SCRIPT_KEYS = frozenset({"scoring", "task_type", "file"})
+
+
+def require_strings(spec: object, names: Iterable[str]) -> None:
+    """Each named field of ``spec`` is a non-empty string (DatasetError naming the field otherwise)."""
+    for name in names:
+        value = getattr(spec, name)
+        if not isinstance(value, str) or not value:
+            raise DatasetError(f"dataset spec: '{name}' must be a non-empty string, got {value!r}")
+
+
+def check_format(name: str, value: object, allowed: set[str]) -> None:
+    """A format string that uses only the allowed placeholders (DatasetError naming the field otherwise)."""
+    if not isinstance(value, str):
+        raise DatasetError(f"dataset spec: '{name}' must be a string, got {value!r}")
+    try:
+        used = {field for _, field, _, _ in string.Formatter().parse(value) if field is not None}
+    except ValueError as error:
+        raise DatasetError(f"dataset spec: '{name}' = {value!r} is not a valid format string ({error})") from None
+    if used - allowed:
+        raise DatasetError(
+            f"dataset spec: '{name}' = {value!r} uses {sorted(used - allowed)}; allowed placeholders: {sorted(allowed)}"
+        )
+
+
+def spec_fields(cls: type, data: dict[str, Any], required: set[str], ignored: frozenset[str] = SCRIPT_KEYS) -> dict[str, Any]:
+    """The entries of ``data`` that are fields of the spec dataclass ``cls``; DatasetError for an
+    unknown key (other than ``ignored``) or a missing required one."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known - ignored)
+    if unknown:
+        raise DatasetError(f"dataset spec: unknown key(s) {unknown}; allowed: {sorted(known)}")
+    missing = sorted(required - set(data))
+    if missing:
+        raise DatasetError(f"dataset spec: missing required key(s) {missing}")
+    return {k: v for k, v in data.items() if k in known}
