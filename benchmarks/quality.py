@@ -12,24 +12,20 @@ Run from the repo root: ``.venv/bin/python -m benchmarks.quality [--budget 45] [
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.script_runner import run_contract_script
 from trainarena.assets import ensure_assets
-from trainarena.contract import RunSpec, TaskType, script_environment
+from trainarena.contract import TaskType
 from trainarena.settings import Settings
-from trainarena.tasks import PreparedTask, TaskDefinition, get_task_type
+from trainarena.tasks import TaskDefinition, get_task_type
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPETITORS = REPO_ROOT / "examples" / "competitors"
 HOUSE, DEFAULTS = "baseline", "trl_defaults"
 TARGET_RATIO = 0.85  # house loss / defaults loss must be at most this
-GRACE_SECONDS = 10.0  # as the platform: SIGKILL this long after the budget
 
 
 @dataclass(frozen=True)
@@ -40,29 +36,6 @@ class Outcome:
     wall_seconds: float
     exit_code: int | None
     note: str = ""  # the script's summary line, or why it failed
-
-
-def run_script(script: str, prepared: PreparedTask, model_dir: Path, output_dir: Path, budget: float, seed: int) -> tuple[int | None, float, str]:
-    """Run one competitor with the contract's argv (host paths) and environment; returns exit code,
-    wall seconds and the last line it printed (its summary) or, when it failed, of its stderr."""
-    spec = RunSpec(run_id=f"quality-{script}", task_type=TaskType.INSTRUCT, dataset_file=prepared.train_file.name,
-                   budget_seconds=budget, seed=seed)
-    argv = spec.argv(str(COMPETITORS / script / "train.py"))
-    paths = {"--model": str(model_dir), "--dataset": str(prepared.train_file),
-             "--dataset-spec": str(prepared.train_file.parent / "dataset_spec.json"), "--output-dir": str(output_dir)}
-    argv = [sys.executable] + [paths.get(argv[i - 1], arg) for i, arg in enumerate(argv) if i > 0]
-    started = time.time()
-    env = script_environment(spec, started + budget) | {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    process = subprocess.Popen(argv, env=env, cwd=COMPETITORS / script, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        stdout, stderr = process.communicate(timeout=budget + GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        return None, time.time() - started, "killed at budget + grace"
-    last_lines = (stdout if process.returncode == 0 else stderr or "").strip().splitlines() or [""]
-    return process.returncode, time.time() - started, last_lines[-1][:120]
 
 
 def benchmark_task(name: str, assets, scripts: list[str], budget: float, seed: int, settings: Settings) -> list[Outcome]:
@@ -79,7 +52,8 @@ def benchmark_task(name: str, assets, scripts: list[str], budget: float, seed: i
         for script in scripts:
             output = root / "out" / script
             output.mkdir(parents=True)
-            code, wall, last_line = run_script(script, prepared, assets.tiny_llama, output, budget, seed)
+            code, wall, last_line = run_contract_script(COMPETITORS / script / "train.py", TaskType.INSTRUCT, assets.tiny_llama,
+                                                        prepared.train_file, output, budget, seed)
             if code != 0:
                 outcomes.append(Outcome(script, name, None, wall, code, f"exit {code}: {last_line}"))
                 continue

@@ -17,40 +17,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from benchmarks.script_runner import run_contract_script
 from trainarena.assets.image import ensure_image_assets
-from trainarena.contract import RunSpec, TaskType, script_environment
+from trainarena.contract import TaskType
 from trainarena.settings import Settings
 from trainarena.tasks import TaskDefinition, get_task_type
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPETITORS = REPO_ROOT / "examples" / "competitors"
 HOUSE, DEFAULTS = "image_baseline", "image_defaults"
-GRACE_SECONDS = 10.0
-
-
-def run_script(script: str, train_dir: Path, model_dir: Path, output_dir: Path, budget: float, seed: int) -> tuple[int | None, str]:
-    spec = RunSpec(run_id=f"quality-image-{script}", task_type=TaskType.IMAGE, dataset_file="train.zip", budget_seconds=budget, seed=seed)
-    argv = spec.argv(str(COMPETITORS / script / "train.py"))
-    paths = {"--model": str(model_dir), "--dataset": str(train_dir / "train.zip"),
-             "--dataset-spec": str(train_dir / "dataset_spec.json"), "--output-dir": str(output_dir)}
-    argv = [sys.executable] + [paths.get(argv[i - 1], arg) for i, arg in enumerate(argv) if i > 0]
-    env = script_environment(spec, time.time() + budget) | {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    env |= {"OMP_NUM_THREADS": str(os.cpu_count() or 1)}
-    process = subprocess.Popen(argv, env=env, cwd=COMPETITORS / script, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        stdout, stderr = process.communicate(timeout=budget + GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        return None, "killed at the budget + grace"
-    lines = (stdout if process.returncode == 0 else stderr).strip().splitlines()
-    return process.returncode, lines[-1] if lines else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             for script in (HOUSE, DEFAULTS):
                 output = root / name / script
                 output.mkdir(parents=True)
-                code, note = run_script(script, root / name / "train", assets.tiny_sd, output, args.budget, args.seed)
+                code, _wall, note = run_contract_script(COMPETITORS / script / "train.py", TaskType.IMAGE, assets.tiny_sd,
+                                                        root / name / "train" / "train.zip", output, args.budget, args.seed,
+                                                        {"OMP_NUM_THREADS": str(os.cpu_count() or 1)})
                 evaluation = plugin.evaluate(task, prepared, output, settings) if code == 0 else None
                 losses[script] = evaluation.score if evaluation else None
                 shown = f"{losses[script]:.5f}" if losses[script] is not None else f"failed ({evaluation.failure if evaluation else note})"

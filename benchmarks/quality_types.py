@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from benchmarks.script_runner import run_contract_script
 from trainarena.assets import ensure_assets
-from trainarena.contract import RunSpec, TaskType, script_environment
+from trainarena.contract import TaskType
 from trainarena.settings import Settings
 from trainarena.tasks import TaskDefinition, get_task_type
 
@@ -39,26 +37,6 @@ SCRIPTS = {
     "house": REPO_ROOT / "examples" / "competitors" / "baseline" / "train.py",
     "trl-defaults": REPO_ROOT / "benchmarks" / "trl_defaults_types.py",
 }
-GRACE_SECONDS = 10.0
-
-
-def run(script: Path, task_type: str, model: Path, train_file: Path, output: Path, budget: float, seed: int) -> tuple[int | None, float, str]:
-    spec = RunSpec(run_id=f"quality-{task_type}", task_type=TaskType(task_type), dataset_file=train_file.name, budget_seconds=budget, seed=seed)
-    argv = [sys.executable, str(script), "--task-type", task_type, "--model", str(model), "--dataset", str(train_file),
-            "--dataset-spec", str(train_file.parent / "dataset_spec.json"), "--output-dir", str(output),
-            "--budget-seconds", f"{budget:g}", "--seed", str(seed), "--devices", ""]
-    started = time.time()
-    env = script_environment(spec, started + budget) | {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                                                        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    process = subprocess.Popen(argv, env=env, cwd=script.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        stdout, stderr = process.communicate(timeout=budget + GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        return None, time.time() - started, "killed at budget + grace"
-    lines = (stdout if process.returncode == 0 else stderr or "").strip().splitlines() or [""]
-    return process.returncode, time.time() - started, lines[-1][:100]
 
 
 def benchmark_type(task_type: str, assets, budget: float, seed: int, settings: Settings) -> dict[str, float | None]:
@@ -73,7 +51,8 @@ def benchmark_type(task_type: str, assets, budget: float, seed: int, settings: S
         for name, script in SCRIPTS.items():
             output = root / "out" / name
             output.mkdir(parents=True)
-            code, wall, note = run(script, task_type, assets.tiny_llama, prepared.train_file, output, budget, seed)
+            code, wall, note = run_contract_script(script, TaskType(task_type), assets.tiny_llama, prepared.train_file, output, budget,
+                                                   seed, {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
             score = plugin.evaluate(task, prepared, output, settings).score if code == 0 else None
             scores[name] = score
             shown = "failed" if score is None else f"{score:.4f}"
