@@ -28,6 +28,7 @@ def run_contract_script(
     """(exit code or None when killed, wall seconds, last line of its output)."""
     spec = RunSpec(run_id=f"quality-{task_type.value}-{script.parent.name}", task_type=task_type,
                    dataset_file=train_file.name, budget_seconds=budget, seed=seed)
+    script = script.resolve()
     argv = spec.argv(str(script))
     paths = {"--model": str(model_dir), "--dataset": str(train_file),
              "--dataset-spec": str(train_file.parent / "dataset_spec.json"), "--output-dir": str(output_dir)}
