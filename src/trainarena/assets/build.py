@@ -9,13 +9,9 @@ hash of this package's source), so changing the builder code builds a fresh tree
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import random
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +20,7 @@ from typing import Any
 from trainarena.assets import model as model_builder
 from trainarena.assets import synthetic, synthetic_types
 from trainarena.assets import tokenizer as tokenizer_builder
+from trainarena.assets.cache import ensure_built
 
 ASSETS_VERSION = 2  # 2: datasets of the dpo, grpo and chat task types (manifest "typed_datasets")
 MANIFEST = "manifest.json"
@@ -73,25 +70,9 @@ def ensure_assets(cache_dir: Path, seed: int = 0) -> Assets:
     """Return the built assets under ``cache_dir``, building them first if absent (idempotent, safe
     across processes)."""
     cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     final = cache_dir / f"assets-{assets_stamp()}-seed{seed}"
-    if not (final / MANIFEST).is_file():
-        with open(cache_dir / ".assets.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            if not (final / MANIFEST).is_file():  # another process may have built it while we waited
-                _build_atomically(final, seed)
+    ensure_built(final, MANIFEST, cache_dir / ".assets.lock", lambda staging: _build(staging, seed))
     return _load(final)
-
-
-def _build_atomically(final: Path, seed: int) -> None:
-    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=final.parent))
-    try:
-        _build(staging, seed)
-        if final.exists():  # a stale tree without a manifest: an interrupted rename is impossible, so junk
-            shutil.rmtree(final)
-        os.rename(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _build(root: Path, seed: int) -> None:

@@ -10,16 +10,14 @@ directory, rename into place when complete.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from trainarena.assets.cache import ensure_built
 
 IMAGE_ASSETS_VERSION = 1
 MANIFEST = "manifest.json"
@@ -54,13 +52,8 @@ def image_assets_stamp() -> str:
 def ensure_image_assets(cache_dir: Path, seed: int = 0) -> ImageAssets:
     """The built image assets under ``cache_dir``, built first if absent (idempotent, process-safe)."""
     cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     final = cache_dir / f"image-assets-{image_assets_stamp()}-seed{seed}"
-    if not (final / MANIFEST).is_file():
-        with open(cache_dir / ".image-assets.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (final / MANIFEST).is_file():
-                _build_atomically(final, seed)
+    ensure_built(final, MANIFEST, cache_dir / ".image-assets.lock", lambda staging: _build(staging, seed))
     return _load(final)
 
 
@@ -73,17 +66,6 @@ def write_image_folder(pairs: list[tuple[object, str]], directory: Path) -> None
         image.save(directory / name)
         lines.append(json.dumps({"file": name, "caption": caption}) + "\n")
     (directory / CAPTIONS_FILE).write_text("".join(lines), encoding="utf-8")
-
-
-def _build_atomically(final: Path, seed: int) -> None:
-    staging = Path(tempfile.mkdtemp(prefix=".building-image-", dir=final.parent))
-    try:
-        _build(staging, seed)
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _build(root: Path, seed: int) -> None:
