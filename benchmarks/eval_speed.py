@@ -20,8 +20,9 @@ def main(argv: list[str]) -> int:
     from trainarena.settings import Settings
     from trainarena.tasks import TaskDefinition, get_task_type
     from trainarena.tasks.instruct import InstructDatasetSpec
-    from trainarena.tasks.instruct.data import read_jsonl
-    from trainarena.tasks.instruct.evaluation import encode_rows, example_losses, load_scoring_model, load_tokenizer, pad_id
+    from trainarena.tasks.instruct.evaluation import encode_rows
+    from trainarena.tasks.text.rows import read_jsonl
+    from trainarena.tasks.text.scoring import example_losses, load_scoring_model, load_tokenizer, pad_id
 
     settings = Settings()
     assets = ensure_assets(Path(argv[0]) if argv else settings.cache_dir)

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from trainarena.contract import Direction
-from trainarena.engine import Match, PlayedMatch, TaskOutcome, boss_decision, bootstrap_win_fraction
+from trainarena.engine import Match, PlayedMatch, TaskOutcome, bootstrap_win_fraction, boss_decision
 from trainarena.settings import TournamentRules
 
 TRIALS = 4000  # per cell; a false-crown rate of 5% is then known to about +-0.7% (one s.e. ~0.35%)

@@ -36,8 +36,8 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "0")) or torch.get_num_threads())
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model)
-    spec = json.load(open(args.dataset_spec))
-    raw = [json.loads(line) for line in open(args.dataset) if line.strip()]
+    spec = json.loads(Path(args.dataset_spec).read_text())
+    raw = [json.loads(line) for line in Path(args.dataset).read_text().splitlines() if line.strip()]
 
     class Clock(TrainerCallback):
         def on_step_end(self, _args, state, control, **kwargs):

@@ -1,5 +1,5 @@
 """Imports only go down: contract/settings <- engine <- tasks, store, execution, submissions <-
-orchestrator <- pipeline, demo <- cli. A module may import its own layer or lower ones, never higher."""
+runs <- orchestrator, pipeline <- reporting, demo <- cli. A module may import its own layer or lower ones, never higher."""
 
 from __future__ import annotations
 
@@ -15,17 +15,16 @@ LAYERS = {
     "settings": 0,
     "engine": 1,
     "assets": 2,
-    "examples": 2,
     "execution": 2,
     "store": 2,
     "tasks": 3,  # a task type may use the sandbox (untrusted reward code runs there)
     "submissions": 3,  # its thin service layer records registrations in the store
-    "orchestrator": 4,
-    "leaderboard": 5,
+    "runs": 4,  # the types between the orchestrator and the pipeline, which are siblings
+    "orchestrator": 5,
     "pipeline": 5,
-    "demo": 5,
-    "demo_image": 5,
-    "cli": 6,
+    "reporting": 6,
+    "demo": 6,
+    "cli": 7,
 }
 
 
@@ -61,3 +60,38 @@ def test_imports_only_go_down() -> None:
             if target and LAYERS[target] > LAYERS[owner]:
                 upward.append(f"{relative} imports {module}")
     assert not upward, "\n".join(upward)
+
+
+def _imports_of(package_part: str) -> set[str]:
+    found: set[str] = set()
+    target = PACKAGE / package_part
+    for path in [target.with_suffix(".py")] if target.with_suffix(".py").is_file() else target.rglob("*.py"):
+        found.update(_imports(path))
+    return found
+
+
+def test_pipeline_and_orchestrator_are_siblings() -> None:
+    """Both take the run types from ``trainarena.runs``; neither imports the other."""
+    assert not {m for m in _imports_of("pipeline") if m.startswith("trainarena.orchestrator")}
+    assert not {m for m in _imports_of("orchestrator") if m.startswith("trainarena.pipeline")}
+
+
+def test_task_plugins_do_not_import_each_other() -> None:
+    """Each task type is one folder; what text types share lives in ``tasks/text``, not in a plugin."""
+    from trainarena.tasks import plugin_module, registered_task_types
+
+    plugins = {plugin_module(t).rsplit(".", 1)[1] for t in registered_task_types()}
+    crossing = []
+    for plugin in plugins:
+        for module in _imports_of(f"tasks/{plugin}"):
+            parts = module.split(".")
+            if len(parts) > 2 and parts[1] == "tasks" and parts[2] in plugins and parts[2] != plugin:
+                crossing.append(f"tasks/{plugin} imports {module}")
+    assert not crossing, "\n".join(crossing)
+
+
+def test_every_bwrap_command_is_built_in_execution() -> None:
+    """Sandboxes are the execution package's job: nothing else spells out a bwrap command line."""
+    builders = [p.relative_to(PACKAGE) for p in PACKAGE.rglob("*.py")
+                if '"--unshare-all"' in p.read_text() and p.relative_to(PACKAGE).parts[0] != "execution"]
+    assert not builders, builders

@@ -14,7 +14,8 @@ import pytest
 
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Finished, Stage
-from trainarena.orchestrator import ProgressEvent, RunReport, RunRequest, create_tournament, drive
+from trainarena.orchestrator import create_tournament, drive
+from trainarena.runs import ProgressEvent, RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.store import (
     Store,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from trainarena.contract import RunSpec, RunStatus
 from trainarena.execution import Backend, DevicePool, SandboxJob, gpus_for, validate_artifact
-from trainarena.orchestrator import CompetitorInfo, RunReport, RunRequest
+from trainarena.runs import CompetitorInfo, RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.submissions import checkout_path, register
 from trainarena.tasks import get_task_type

@@ -4,20 +4,11 @@ the tiny pipeline loads as a real SD pipeline; the image build is cached apart f
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from trainarena.assets.image import synthetic
-
-
-@pytest.fixture(scope="module")
-def image_assets(tmp_path_factory):
-    from trainarena.assets.image import ensure_image_assets
-
-    configured = os.environ.get("TRAINARENA_TEST_IMAGE_ASSETS")
-    return ensure_image_assets(Path(configured) if configured else tmp_path_factory.getbasetemp().parent / "trainarena-image-assets-cache")
 
 
 def test_synthetic_datasets_are_deterministic_and_name_their_subject():

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from trainarena.cli import app
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Stage
-from trainarena.orchestrator import RunReport, RunRequest, create_tournament, drive
+from trainarena.orchestrator import create_tournament, drive
+from trainarena.runs import RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.store import add_competitor, open_store
 from trainarena.tasks.base import Evaluation, TaskDefinition

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from trainarena.cli import app
-from trainarena.demo import set_up_demo
+from trainarena.demo.text import set_up_demo
 from trainarena.settings import Settings
 from trainarena.store import list_tournaments, open_store
 

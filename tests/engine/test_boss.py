@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from trainarena.contract import Direction
-from trainarena.engine import Match, PlayedMatch, boss_decision, bootstrap_win_fraction, required_lead
+from trainarena.engine import Match, PlayedMatch, bootstrap_win_fraction, boss_decision, required_lead
 from trainarena.engine.boss import boss_task
 from trainarena.settings import TournamentRules
 

@@ -7,12 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from execution_helpers import EXAMPLES, MakeJob
 
 from trainarena.contract import RunSpec, TaskType
 from trainarena.execution.base import SandboxJob
 from trainarena.settings import SandboxRules, Settings
-
-from execution_helpers import EXAMPLES, MakeJob
 
 
 @pytest.fixture

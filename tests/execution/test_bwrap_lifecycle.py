@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from execution_helpers import MakeJob, needs_bwrap, processes_of_run
 
 from trainarena.contract import RunStatus
 from trainarena.execution.base import RunResult, SandboxJob
@@ -16,9 +17,6 @@ from trainarena.execution.bwrap import BwrapBackend
 from trainarena.execution.runtime import SandboxUnavailable
 from trainarena.execution.supervise import TRUNCATION_MARKER
 from trainarena.settings import Settings
-
-from execution_helpers import MakeJob, needs_bwrap, processes_of_run
-
 
 pytestmark = [pytest.mark.sandbox, needs_bwrap]
 

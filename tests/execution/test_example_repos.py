@@ -8,11 +8,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from execution_helpers import EXAMPLES
 
 from trainarena.contract import CONTRACT_VERSION, MANIFEST_NAME
-from trainarena.examples import make_example_repo
-
-from execution_helpers import EXAMPLES
+from trainarena.demo.example_repos import make_example_repo
 
 
 def test_the_same_example_gives_the_same_commit(tmp_path: Path) -> None:

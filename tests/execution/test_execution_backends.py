@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from execution_helpers import MakeJob, needs_bwrap, processes_of_run
 
 from trainarena.contract import RunStatus
 from trainarena.execution import make_backend
@@ -15,9 +16,6 @@ from trainarena.execution.docker import IMAGE_PYTHON, DockerBackend, docker_avai
 from trainarena.execution.local import LocalUnsafeBackend, UnsafeBackendWarning, host_path
 from trainarena.execution.runtime import SandboxUnavailable
 from trainarena.settings import SandboxRules, Settings
-
-from execution_helpers import MakeJob, needs_bwrap, processes_of_run
-
 
 
 @pytest.fixture

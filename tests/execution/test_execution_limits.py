@@ -9,13 +9,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from execution_helpers import MakeJob, needs_bwrap
 
 from trainarena.contract import RunStatus
 from trainarena.execution.bwrap import BwrapBackend
 from trainarena.execution.limits import memory_limit_for
 from trainarena.settings import Settings
-
-from execution_helpers import MakeJob, needs_bwrap
 
 
 def test_without_cgroup_v2_cpu_runs_get_rlimit_as_and_gpu_runs_rlimit_data(tmp_path: Path) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from submission_repos import RepoFactory
+
 from trainarena.settings import Settings
 
 

@@ -6,7 +6,6 @@ import os
 import subprocess
 from pathlib import Path
 
-
 MANIFEST = '[trainarena]\ncontract = 1\nentrypoint = "train.py"\ntask_types = ["instruct"]\n'
 TRAIN_PY = '''"""Train a model."""
 import sys

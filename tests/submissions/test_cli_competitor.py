@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from submission_repos import RepoFactory, git
 from typer.testing import CliRunner
 
-from submission_repos import RepoFactory, git
 from trainarena.cli import app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from submission_repos import MANIFEST, TRAIN_PY, RepoFactory
+
 from trainarena.settings import Settings
 from trainarena.submissions import CopyMatch, find_copies, register
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from submission_repos import MANIFEST, TRAIN_PY, RepoFactory, git
+
 from trainarena.contract import TaskType
 from trainarena.settings import RegistrationRules, Settings
 from trainarena.submissions import RegistrationError, checkout_path, register

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from trainarena.contract import RunSpec, TaskType, script_environment
-from trainarena.demo import examples_root
+from trainarena.demo.text import examples_root
 from trainarena.settings import DataRules, Settings
 from trainarena.tasks import TaskDefinition, get_task_type
 

@@ -12,8 +12,8 @@ from trainarena.settings import DataRules, Settings
 from trainarena.tasks import DatasetError, TaskDefinition, get_task_type
 from trainarena.tasks.chat import ChatDatasetSpec, to_messages, tokenize_conversation
 from trainarena.tasks.evaluate_worker import evaluate_request
-from trainarena.tasks.instruct.data import read_jsonl
-from trainarena.tasks.instruct.evaluation import load_tokenizer
+from trainarena.tasks.text.rows import read_jsonl
+from trainarena.tasks.text.scoring import load_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from trainarena.tasks import DatasetError, TaskDefinition, get_task_type
 from trainarena.tasks.dpo import DpoDatasetSpec
 from trainarena.tasks.dpo.evaluation import dpo_losses, encode_pair
 from trainarena.tasks.evaluate_worker import evaluate_request
-from trainarena.tasks.instruct.data import read_jsonl
-from trainarena.tasks.instruct.evaluation import load_tokenizer
+from trainarena.tasks.text.rows import read_jsonl
+from trainarena.tasks.text.scoring import load_tokenizer
 
 PARITY_TOLERANCE = 1e-4  # absolute, on the mean DPO loss (~0.69 for the base model against itself)
 

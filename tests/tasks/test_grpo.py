@@ -11,7 +11,7 @@ from trainarena.tasks import DatasetError, TaskDefinition, get_task_type
 from trainarena.tasks.evaluate_worker import evaluate_request
 from trainarena.tasks.grpo import sampling_settings
 from trainarena.tasks.grpo.rewards import RewardSandbox
-from trainarena.tasks.instruct.data import read_jsonl
+from trainarena.tasks.text.rows import read_jsonl
 
 RULES = DataRules(grpo_eval_prompts=12, grpo_eval_max_new_tokens=8)
 

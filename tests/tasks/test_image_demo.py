@@ -7,8 +7,8 @@ from pathlib import Path
 
 from trainarena.assets.image import ImageAssets
 from trainarena.contract import TaskType
-from trainarena.demo import examples_root, set_up_demo
-from trainarena.demo_image import IMAGE_DEFAULT_CHAMPION, IMAGE_DEMO_ENTRANTS, image_demo_task_source
+from trainarena.demo.image import IMAGE_DEFAULT_CHAMPION, IMAGE_DEMO_ENTRANTS, image_demo_task_source
+from trainarena.demo.text import examples_root, set_up_demo
 from trainarena.engine.model import Stage
 from trainarena.settings import Settings
 from trainarena.store import get_competitor, get_tournament, open_store

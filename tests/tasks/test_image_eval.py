@@ -3,7 +3,6 @@ bit-for-bit repeatable; the LoRA really changes the result; broken LoRAs are fai
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,6 @@ from trainarena.tasks import TaskDefinition, get_task_type
 from trainarena.tasks.evaluate_worker import evaluate_request
 
 pytestmark = pytest.mark.slow  # builds (or reuses) the tiny SD pipeline; each scoring loads diffusers
-
-
-@pytest.fixture(scope="module")
-def image_assets(tmp_path_factory):
-    """Built once per machine: the cache sits beside pytest's per-session temporary directories."""
-    from trainarena.assets.image import ensure_image_assets
-
-    configured = os.environ.get("TRAINARENA_TEST_IMAGE_ASSETS")
-    return ensure_image_assets(Path(configured) if configured else tmp_path_factory.getbasetemp().parent / "trainarena-image-assets-cache")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import pytest
 from trainarena.settings import DataRules, Settings
 from trainarena.tasks import DatasetError, TaskDefinition, get_task_type
 from trainarena.tasks.instruct import InstructDatasetSpec, render_example, tokenize_example
-from trainarena.tasks.instruct.data import load_rows, split_rows, validate_rows
+from trainarena.tasks.instruct.data import validate_rows
+from trainarena.tasks.text.rows import load_rows, split_rows
 
 
 def rows_of(n: int) -> list[dict[str, str]]:

@@ -12,8 +12,9 @@ from trainarena.settings import DataRules, Settings
 from trainarena.tasks import TaskDefinition, get_task_type
 from trainarena.tasks.evaluate_worker import evaluate_request
 from trainarena.tasks.instruct import InstructDatasetSpec
-from trainarena.tasks.instruct.evaluation import encode_rows, load_tokenizer
-from trainarena.tasks.instruct.data import read_jsonl
+from trainarena.tasks.instruct.evaluation import encode_rows
+from trainarena.tasks.text.rows import read_jsonl
+from trainarena.tasks.text.scoring import load_tokenizer
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from trainarena.contract import TaskType
-from trainarena.demo import demo_task_source
+from trainarena.demo.text import demo_task_source
 from trainarena.engine.model import Stage
 from trainarena.settings import TaskMixRules
 from trainarena.tasks import get_task_type

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from trainarena.contract import RunStatus, TaskType
-from trainarena.demo import examples_root
-from trainarena.orchestrator import CompetitorInfo
+from trainarena.demo.text import examples_root
 from trainarena.pipeline import SandboxedExecutor, unsupported_reason
+from trainarena.runs import CompetitorInfo
 from trainarena.settings import Settings
 from trainarena.tasks.base import TaskDefinition
 

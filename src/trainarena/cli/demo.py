@@ -14,11 +14,11 @@ from rich.console import Console
 
 from trainarena.assets import ensure_assets
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
-from trainarena.demo import demo_task_source, set_up_demo
+from trainarena.demo.text import demo_task_source, set_up_demo
 from trainarena.execution import SandboxUnavailable, make_backend
-from trainarena.leaderboard import build_leaderboard
 from trainarena.orchestrator import drive
 from trainarena.pipeline import SandboxedExecutor
+from trainarena.reporting.leaderboard import build_leaderboard
 from trainarena.settings import Settings
 from trainarena.store import get_tournament, open_store
 
@@ -109,7 +109,7 @@ def _demo_task_source(kind: str, settings: Settings, budget: float | None):
     """Build (or find) the offline assets of the demo's kind and draw its tasks from them."""
     if kind == "image":
         from trainarena.assets.image import ensure_image_assets
-        from trainarena.demo_image import IMAGE_DEMO_BUDGET_SECONDS, image_demo_task_source
+        from trainarena.demo.image import IMAGE_DEMO_BUDGET_SECONDS, image_demo_task_source
 
         return image_demo_task_source(ensure_image_assets(settings.assets_dir), budget or IMAGE_DEMO_BUDGET_SECONDS)
     return demo_task_source(ensure_assets(settings.assets_dir), budget or 30.0, settings.task_mix)

@@ -10,8 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.tree import Tree
 
-from trainarena.leaderboard import Leaderboard
-from trainarena.orchestrator import ProgressEvent
+from trainarena.reporting.leaderboard import Leaderboard
+from trainarena.runs import ProgressEvent
 
 _STATUS_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "yellow", "invalid": "magenta"}
 

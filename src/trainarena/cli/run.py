@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from trainarena.execution import SandboxUnavailable, make_backend
-from trainarena.orchestrator import CompetitorInfo
 from trainarena.pipeline import SandboxedExecutor
+from trainarena.runs import CompetitorInfo
 from trainarena.settings import Settings
 from trainarena.store import get_competitor, open_store
 from trainarena.tasks import TaskFileError, load_task_file

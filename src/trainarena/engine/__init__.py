@@ -3,7 +3,7 @@
 docs/rules.md states every rule in plain words; this package is its executable form.
 """
 
-from trainarena.engine.boss import boss_decision, boss_lead, bootstrap_win_fraction, required_lead
+from trainarena.engine.boss import bootstrap_win_fraction, boss_decision, boss_lead, required_lead
 from trainarena.engine.bracket import Replay, RoundDecision, group_sizes, next_step, play_out, replay
 from trainarena.engine.model import (
     BossDecision,

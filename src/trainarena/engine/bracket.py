@@ -145,7 +145,7 @@ def _next(state: _State, record: TournamentRecord, rules: TournamentRules) -> Pl
 def _apply(state: _State, played: PlayedRound, record: TournamentRecord, rules: TournamentRules) -> None:
     plan = played.plan
     by_id = {m.match.match_id: m for m in played.matches}
-    if len(by_id) != len(plan.matches) or any(by_id.get(m.match_id, None) is None or by_id[m.match_id].match != m for m in plan.matches):
+    if len(by_id) != len(plan.matches) or any(by_id.get(m.match_id) is None or by_id[m.match_id].match != m for m in plan.matches):
         raise ValueError(f"round {plan.index}: played matches do not match the plan")
     for played_match in played.matches:
         for outcomes in played_match.tasks:

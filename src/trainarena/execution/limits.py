@@ -22,6 +22,7 @@ applied; backends write it to the run's ``sandbox.txt``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 from collections.abc import Callable
@@ -60,10 +61,8 @@ class MemoryLimit:
 
     def close(self) -> None:
         if self.cgroup_dir is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.cgroup_dir.rmdir()  # empty once every process of the run is gone
-            except OSError:
-                pass
 
 
 def memory_limit_for(run_name: str, limit_mb: int, has_gpus: bool, cgroup_root: Path = CGROUP_ROOT) -> MemoryLimit:

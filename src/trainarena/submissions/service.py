@@ -9,8 +9,13 @@ from sqlalchemy.orm import Session
 
 from trainarena.contract import TaskType
 from trainarena.settings import Settings
-from trainarena.store import Competitor, add_competitor, get_competitor
-from trainarena.store import competitors_with_source_digest, competitors_with_tree_hash
+from trainarena.store import (
+    Competitor,
+    add_competitor,
+    competitors_with_source_digest,
+    competitors_with_tree_hash,
+    get_competitor,
+)
 from trainarena.submissions.errors import RegistrationError
 from trainarena.submissions.manifest import Manifest
 from trainarena.submissions.registration import CopyMatch, Registration, find_copies, register

@@ -103,7 +103,7 @@ def build_components(tokenizer, shape: TinySDShape, seed: int) -> dict:
     return {"vae": vae, "unet": unet, "text_encoder": text_encoder, "tokenizer": tokenizer, "scheduler": scheduler}
 
 
-def images_to_tensor(images: list) -> "torch.Tensor":  # noqa: F821 - torch imported lazily
+def images_to_tensor(images: list) -> torch.Tensor:  # noqa: F821 - torch imported lazily
     """PIL images -> float tensor (N, 3, H, W) in [-1, 1], the range SD's VAE works in."""
     import numpy as np
     import torch

@@ -13,7 +13,7 @@ from trainarena.settings import Settings
 from trainarena.tasks.base import DatasetError, Evaluation, PreparedTask, TaskDefinition
 from trainarena.tasks.chat.render import tokenize_conversation
 from trainarena.tasks.chat.spec import ChatDatasetSpec, to_messages
-from trainarena.tasks.instruct.data import TRAIN_FILE, load_rows, split_rows, write_split
+from trainarena.tasks.text.rows import TRAIN_FILE, load_rows, split_rows, write_split
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class ChatTask:
         return write_split(train, hidden, script_spec, train_dir, hidden_dir)
 
     def evaluate(self, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings) -> Evaluation:
-        from trainarena.tasks.isolation import evaluate_artifact
+        from trainarena.tasks.child_evaluation import evaluate_artifact
 
         return evaluate_artifact(self, task, prepared, artifact_dir, settings)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from trainarena.tasks.chat.render import tokenize_conversation
 from trainarena.tasks.chat.spec import ChatDatasetSpec, to_messages
-from trainarena.tasks.instruct.data import read_jsonl
-from trainarena.tasks.instruct.evaluation import example_losses, load_scoring_model, load_tokenizer, pad_id
+from trainarena.tasks.text.rows import read_jsonl
+from trainarena.tasks.text.scoring import example_losses, load_scoring_model, load_tokenizer, pad_id
 
 
 def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:

@@ -8,9 +8,8 @@ from pathlib import Path
 from trainarena.contract import Direction, TaskType
 from trainarena.settings import Settings
 from trainarena.tasks.base import Evaluation, PreparedTask, TaskDefinition
-from trainarena.tasks.dpo.data import clean_rows
 from trainarena.tasks.dpo.spec import DpoDatasetSpec, render_triple
-from trainarena.tasks.instruct.data import TRAIN_FILE, load_rows, split_rows, write_split
+from trainarena.tasks.text.rows import TRAIN_FILE, clean_rows, load_rows, split_rows, write_split
 
 REQUIRED_ROLES = ("prompt", "chosen", "rejected")
 
@@ -29,7 +28,7 @@ class DpoTask:
         return write_split(train, hidden, script_spec, train_dir, hidden_dir)
 
     def evaluate(self, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings) -> Evaluation:
-        from trainarena.tasks.isolation import evaluate_artifact
+        from trainarena.tasks.child_evaluation import evaluate_artifact
 
         return evaluate_artifact(self, task, prepared, artifact_dir, settings, beta=settings.data.dpo_beta)
 

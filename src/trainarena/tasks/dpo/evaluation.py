@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from trainarena.tasks.dpo.spec import DpoDatasetSpec, render_triple
-from trainarena.tasks.instruct.data import read_jsonl
-from trainarena.tasks.instruct.evaluation import load_scoring_model, load_tokenizer, pad_id
+from trainarena.tasks.text.rows import read_jsonl
+from trainarena.tasks.text.scoring import load_scoring_model, load_tokenizer, pad_id, summed_logps
 
 Pair = tuple[list[int], list[int], list[int]]  # (prompt_ids, chosen_ids, rejected_ids)
 
@@ -70,38 +70,6 @@ def sequence_logps(model, pairs: list[Pair], batch_size: int, pad: int, device) 
     sequences = [(p + c, len(p)) for p, c, _ in pairs] + [(p + r, len(p)) for p, _, r in pairs]
     sums = summed_logps(model, sequences, batch_size, pad, device)
     return sums[: len(pairs)], sums[len(pairs) :]
-
-
-def summed_logps(model, sequences: list[tuple[list[int], int]], batch_size: int, pad: int, device) -> list[float]:
-    """For each ``(ids, prompt_len)``: the summed log-probability of ``ids[prompt_len:]`` given what precedes."""
-    import torch
-
-    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i][0]))
-    sums = [0.0] * len(sequences)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            for i, value in zip(chunk, _batch_logps(model, [sequences[i] for i in chunk], pad, device), strict=True):
-                sums[i] = value
-    return sums
-
-
-def _batch_logps(model, sequences: list[tuple[list[int], int]], pad: int, device) -> list[float]:
-    import torch
-
-    width = max(len(ids) for ids, _ in sequences)
-    input_ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-    attention = torch.zeros((len(sequences), width), dtype=torch.long)
-    completion = torch.zeros((len(sequences), width), dtype=torch.bool)
-    for row, (ids, prompt_len) in enumerate(sequences):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention[row, : len(ids)] = 1
-        completion[row, prompt_len : len(ids)] = True
-    logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits.float()
-    logps = torch.log_softmax(logits[:, :-1], dim=-1)
-    targets = input_ids[:, 1:].to(device)
-    token_logps = logps.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return (token_logps * completion[:, 1:].to(device)).sum(dim=1).tolist()
 
 
 def dpo_losses(policy_c: list[float], policy_r: list[float], ref_c: list[float], ref_r: list[float], beta: float) -> dict[str, Any]:

@@ -10,11 +10,9 @@ from typing import Any
 from trainarena.contract import Direction, TaskType
 from trainarena.settings import DataRules, Settings
 from trainarena.tasks.base import Evaluation, PreparedTask, TaskDefinition
-from trainarena.tasks.dpo.data import clean_rows
 from trainarena.tasks.grpo.rewards import RewardError, RewardSandbox, score_rewards
 from trainarena.tasks.grpo.spec import GrpoDatasetSpec, RewardFunction, render_prompt
-from trainarena.tasks.instruct.data import TRAIN_FILE, load_rows, split_rows, write_split
-
+from trainarena.tasks.text.rows import TRAIN_FILE, clean_rows, load_rows, split_rows, write_split
 
 __all__ = ["GrpoDatasetSpec", "GrpoTask", "RewardError", "RewardFunction", "plugin", "render_prompt", "sampling_settings"]
 
@@ -43,7 +41,7 @@ class GrpoTask:
         return write_split(train, hidden, script_spec, train_dir, hidden_dir)
 
     def evaluate(self, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings) -> Evaluation:
-        from trainarena.tasks.isolation import evaluate_artifact
+        from trainarena.tasks.child_evaluation import evaluate_artifact
 
         return evaluate_artifact(self, task, prepared, artifact_dir, settings, kl_coef=settings.data.grpo_kl_coef, sampling=sampling_settings(settings.data), reward_sandbox=RewardSandbox.from_rules(settings.sandbox, settings.data).to_dict())
 

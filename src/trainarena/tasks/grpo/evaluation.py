@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trainarena.tasks.dpo.evaluation import summed_logps
 from trainarena.tasks.grpo.rewards import RewardSandbox, score_rewards
 from trainarena.tasks.grpo.spec import GrpoDatasetSpec, render_prompt
-from trainarena.tasks.instruct.data import read_jsonl
-from trainarena.tasks.instruct.evaluation import load_scoring_model, load_tokenizer, pad_id
+from trainarena.tasks.text.rows import read_jsonl
+from trainarena.tasks.text.scoring import load_scoring_model, load_tokenizer, pad_id, summed_logps
 
 
 def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:

@@ -13,8 +13,8 @@ What it protects against (each has an adversarial test in tests/tasks/test_grpo_
 What it does not protect against: kernel exploits; a reward function lying about its own results
 (the results are checked for shape and type only: reward code is the task author's, not a competitor's).
 
-The sandbox runs the platform's base interpreter in isolated mode (``-I -S``): reward code has the
-standard library only.
+The sandbox itself is ``execution.stdlib_sandbox``: the platform's base interpreter in isolated mode
+(``-I -S``), so reward code has the standard library only.
 """
 
 from __future__ import annotations
@@ -23,17 +23,13 @@ import contextlib
 import json
 import math
 import os
-import resource
-import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainarena.execution.bwrap import root_links
+from trainarena.execution import SandboxUnavailable
+from trainarena.execution.stdlib_sandbox import StdlibSandbox, run_stdlib_program
 from trainarena.settings import DataRules, SandboxRules
 from trainarena.tasks.base import DatasetError
 from trainarena.tasks.grpo.spec import RewardFunction
@@ -123,52 +119,13 @@ def score_rewards(
         for path in (scratch, job, job / "payload.json", job / "runner.py"):
             os.chmod(path, 0o755 if Path(path).is_dir() else 0o644)
         limit = STARTUP_SECONDS + sandbox.timeout_seconds * len(functions) * 1.5
-        timed_out = _run_sandbox(_bwrap_argv(job, out, sandbox), limit, sandbox.memory_limit_mb)
+        limits = StdlibSandbox(limit, sandbox.memory_limit_mb, sandbox.etc_files, sandbox.uid)
+        try:
+            timed_out = run_stdlib_program(job, out, "runner.py", limits)
+        except SandboxUnavailable as error:
+            raise RewardError(f"reward functions run only inside bubblewrap: {error}") from None
         results = _read_results(out / "results.jsonl")
     return _check_results(functions, results, len(completions), timed_out, limit)
-
-
-def _bwrap_argv(job: Path, out: Path, sandbox: RewardSandbox) -> list[str]:
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        raise RewardError("reward functions run only inside bubblewrap (bwrap), which is not installed")
-    python = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    if not python.exists():
-        python = Path(sys.executable).resolve()
-    uid = str(sandbox.uid)
-    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--uid", uid, "--gid", uid,
-            "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr", *root_links(),
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    for entry in sandbox.etc_files:
-        args += ["--ro-bind-try", f"/etc/{entry}", f"/etc/{entry}"]
-    prefix = Path(sys.base_prefix).resolve()
-    if not prefix.is_relative_to("/usr"):
-        args += ["--ro-bind", str(prefix), str(prefix)]
-    args += ["--ro-bind", str(job), "/job", "--bind", str(out), "/out", "--remount-ro", "/", "--chdir", "/tmp",
-             "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
-    return [*args, "--", str(python), "-I", "-S", "/job/runner.py"]
-
-
-def _run_sandbox(argv: list[str], limit: float, memory_mb: int) -> bool:
-    """Run and wait; True when the wall clock ran out (the whole sandbox is then killed)."""
-
-    def cap_memory() -> None:
-        size = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (size, size))
-
-    process = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, preexec_fn=cap_memory,
-    )
-    try:
-        process.wait(timeout=limit)
-        return False
-    except subprocess.TimeoutExpired:
-        # bwrap is the PID namespace's parent: killing its group kills init, hence every process inside.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return True
 
 
 def _read_results(path: Path) -> list[dict[str, Any]]:

@@ -44,7 +44,7 @@ class ImageTask:
         )
 
     def evaluate(self, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings) -> Evaluation:
-        from trainarena.tasks.isolation import evaluate_in_child
+        from trainarena.tasks.child_evaluation import evaluate_in_child
 
         request = {
             "hidden_file": str(prepared.hidden_file),

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from trainarena.settings import DataRules
 from trainarena.tasks.base import DatasetError
 from trainarena.tasks.image.spec import ImageDatasetSpec
-from trainarena.tasks.instruct.data import split_rows
+from trainarena.tasks.text.rows import split_rows
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 CAPTIONS_FILE = "captions.jsonl"

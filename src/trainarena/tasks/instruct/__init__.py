@@ -8,10 +8,10 @@ from pathlib import Path
 from trainarena.contract import Direction, TaskType
 from trainarena.settings import Settings
 from trainarena.tasks.base import Evaluation, PreparedTask, TaskDefinition
-from trainarena.tasks.instruct.data import TRAIN_FILE, load_rows, split_rows, validate_rows, write_split
+from trainarena.tasks.instruct.data import validate_rows
 from trainarena.tasks.instruct.render import render_example, render_prompt, tokenize_example
 from trainarena.tasks.instruct.spec import InstructDatasetSpec
-
+from trainarena.tasks.text.rows import TRAIN_FILE, load_rows, split_rows, write_split
 
 __all__ = [
     "InstructDatasetSpec",
@@ -35,7 +35,7 @@ class InstructTask:
         return write_split(train, hidden, script_spec, train_dir, hidden_dir)
 
     def evaluate(self, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings) -> Evaluation:
-        from trainarena.tasks.isolation import evaluate_artifact
+        from trainarena.tasks.child_evaluation import evaluate_artifact
 
         return evaluate_artifact(self, task, prepared, artifact_dir, settings)
 

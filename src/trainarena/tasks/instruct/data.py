@@ -1,28 +1,16 @@
-"""Loading, validating and splitting instruct rows. Every problem raises :class:`DatasetError` naming the
+"""Validating instruct rows. Every problem raises :class:`DatasetError` naming the
 file, the column or the row (1-based, as a person counts them), never a bare KeyError."""
 
 from __future__ import annotations
 
-import csv
-import json
-import random
-from pathlib import Path
 from typing import Any
 
 from trainarena.settings import DataRules
-from trainarena.tasks.base import DatasetError, PreparedTask
-from trainarena.tasks.instruct.spec import FILE_SUFFIXES, InstructDatasetSpec
+from trainarena.tasks.base import DatasetError
+from trainarena.tasks.instruct.spec import InstructDatasetSpec
+from trainarena.tasks.text.rows import Row
 
-Row = dict[str, str]
 REQUIRED_ROLES = ("instruction", "output")
-
-
-def load_rows(spec: InstructDatasetSpec) -> list[dict[str, Any]]:
-    """Raw rows of the source: a local file when the path exists or looks like one, else a hub dataset."""
-    path = Path(spec.source)
-    if path.exists() or path.suffix.lower() in FILE_SUFFIXES:
-        return _read_file(path)
-    return _read_hub(spec)
 
 
 def validate_rows(spec: InstructDatasetSpec, raw: list[dict[str, Any]], rules: DataRules) -> list[Row]:
@@ -37,56 +25,6 @@ def validate_rows(spec: InstructDatasetSpec, raw: list[dict[str, Any]], rules: D
     rows = [_validate_row(spec.source, number, row, columns) for number, row in enumerate(raw, start=1)]
     if len(rows) < rules.min_rows:
         raise DatasetError(f"{spec.source}: {len(rows)} rows, fewer than the minimum of {rules.min_rows}")
-    return rows
-
-
-def split_rows(rows: list[Row], rules: DataRules) -> tuple[list[Row], list[Row]]:
-    """``(train, hidden)``: a seeded random ``test_fraction`` of rows (capped at ``test_max_rows``) is
-    hidden; both keep the source order, so the split depends only on the row count and the seed."""
-    hidden_count = min(rules.test_max_rows, max(rules.test_min_rows, round(len(rows) * rules.test_fraction)))
-    hidden_count = min(hidden_count, len(rows) - 1)  # always leave something to train on
-    order = list(range(len(rows)))
-    random.Random(rules.split_seed).shuffle(order)
-    hidden = set(order[:hidden_count])
-    return (
-        [row for i, row in enumerate(rows) if i not in hidden],
-        [row for i, row in enumerate(rows) if i in hidden],
-    )
-
-
-def write_jsonl(rows: list[Row], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as out:
-        out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-
-
-TRAIN_FILE = "train.jsonl"
-HIDDEN_FILE = "hidden.jsonl"
-SPEC_FILE = "dataset_spec.json"
-
-
-def write_split(train: list[Row], hidden: list[Row], script_spec: dict[str, Any], train_dir: Path, hidden_dir: Path) -> PreparedTask:
-    """Write a text task's split: train rows and the script's spec beside them, hidden rows apart."""
-    train_file, hidden_file = Path(train_dir) / TRAIN_FILE, Path(hidden_dir) / HIDDEN_FILE
-    write_jsonl(train, train_file)
-    write_jsonl(hidden, hidden_file)
-    (Path(train_dir) / SPEC_FILE).write_text(json.dumps(script_spec, indent=2, sort_keys=True))
-    return PreparedTask(train_file, script_spec, hidden_file, len(train), len(hidden))
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DatasetError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}: line {number} is a {type(row).__name__}, not a JSON object")
-            rows.append(row)
     return rows
 
 
@@ -105,42 +43,3 @@ def _validate_row(source: str, number: int, row: dict[str, Any], columns: dict[s
     return clean
 
 
-def _read_file(path: Path) -> list[dict[str, Any]]:
-    suffix = path.suffix.lower()
-    if suffix not in FILE_SUFFIXES:
-        raise DatasetError(f"{path}: unsupported file type '{suffix}'; use one of {', '.join(FILE_SUFFIXES)}")
-    try:
-        if suffix == ".jsonl":
-            return read_jsonl(path)
-        if suffix == ".json":
-            return _read_json(path)
-        if suffix == ".csv":
-            with open(path, encoding="utf-8", newline="") as handle:
-                return list(csv.DictReader(handle))
-        import pyarrow.parquet as parquet
-
-        return parquet.read_table(path).to_pylist()
-    except DatasetError:
-        raise
-    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as error:
-        raise DatasetError(f"{path}: cannot read the file ({type(error).__name__}: {error})") from None
-
-
-def _read_json(path: Path) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DatasetError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
-    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
-        raise DatasetError(f"{path}: a .json dataset must be a list of objects")
-    return data
-
-
-def _read_hub(spec: InstructDatasetSpec) -> list[dict[str, Any]]:
-    """A Hugging Face dataset id (needs a network; never used by the tests)."""
-    import datasets
-
-    try:
-        return datasets.load_dataset(spec.source, split=spec.split).to_list()
-    except Exception as error:  # the hub raises many unrelated types; the message is what matters
-        raise DatasetError(f"{spec.source}: cannot load the Hugging Face dataset ({type(error).__name__}: {error})") from None

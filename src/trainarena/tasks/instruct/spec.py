@@ -26,8 +26,6 @@ from typing import Any
 
 from trainarena.tasks.spec_checks import check_format, require_strings, spec_fields
 
-FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
-
 # The placeholders each format string may use.
 _PLACEHOLDERS = {
     "format": {"instruction", "input"},

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from trainarena.assets import Assets
 from trainarena.contract import TaskType
+from trainarena.demo.example_repos import head_commit, make_example_repo
 from trainarena.engine.model import Stage
-from trainarena.examples import head_commit, make_example_repo
-from trainarena.orchestrator import TaskSource
+from trainarena.runs import TaskSource
 from trainarena.settings import Settings, TaskMixRules
 from trainarena.store import Store, StoreError, create_tournament, current_champion, get_competitor, list_tournaments
 from trainarena.submissions.service import register_competitor
@@ -39,7 +39,7 @@ class DemoSetup:
 
 def examples_root() -> Path:
     """``examples/competitors`` of the source tree (the demo runs from a checkout, as the README says)."""
-    return Path(__file__).resolve().parents[2] / "examples" / "competitors"
+    return Path(__file__).resolve().parents[3] / "examples" / "competitors"
 
 
 def demo_entrants(examples: Path) -> tuple[str, ...]:
@@ -118,7 +118,7 @@ def set_up_demo(store: Store, settings: Settings, *, seed: int, examples: Path |
 def _demo_kind(kind: str, examples: Path) -> tuple[str, str, tuple[str, ...]]:
     """(tournament name prefix, default champion, entrants present) of a text or image demo."""
     if kind == "image":
-        from trainarena.demo_image import IMAGE_DEFAULT_CHAMPION, IMAGE_DEMO_ENTRANTS, IMAGE_DEMO_PREFIX
+        from trainarena.demo.image import IMAGE_DEFAULT_CHAMPION, IMAGE_DEMO_ENTRANTS, IMAGE_DEMO_PREFIX
 
         return IMAGE_DEMO_PREFIX, IMAGE_DEFAULT_CHAMPION, tuple(n for n in IMAGE_DEMO_ENTRANTS if (examples / n).is_dir())
     if kind != "text":

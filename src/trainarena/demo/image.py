@@ -6,7 +6,7 @@ from __future__ import annotations
 from trainarena.assets.image import ImageAssets
 from trainarena.contract import TaskType
 from trainarena.engine.model import Stage
-from trainarena.orchestrator import TaskSource
+from trainarena.runs import TaskSource
 from trainarena.tasks.base import TaskDefinition
 
 IMAGE_DEMO_PREFIX = "demo-image-"

@@ -1,0 +1,83 @@
+"""Run a short untrusted Python program (standard library only) in a bubblewrap sandbox: how a GRPO
+task's reward functions are called, never in the platform's own process.
+
+What it protects against: network (``--unshare-all`` leaves a down loopback only); reading the data
+directory, the hidden splits, the platform's source or environment (the root is an empty tmpfs with
+read-only binds of /usr, ``SandboxRules.etc_files``, the base interpreter and the job folder; the
+environment is cleared); writing anywhere but a private /tmp and the out folder; running past
+``wall_seconds`` (the whole PID namespace is killed); memory beyond ``memory_limit_mb`` (RLIMIT_AS).
+What it does not protect against: kernel exploits. The interpreter runs in isolated mode (``-I -S``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainarena.execution.bwrap import find_bwrap, root_links
+
+JOB_MOUNT = "/job"  # the program and its input, read-only
+OUT_MOUNT = "/out"  # the only writable folder that outlives the sandbox
+
+
+@dataclass(frozen=True)
+class StdlibSandbox:
+    """The binds and limits of one sandboxed program."""
+
+    wall_seconds: float
+    memory_limit_mb: int
+    etc_files: tuple[str, ...]
+    uid: int
+
+
+def run_stdlib_program(job: Path, out: Path, program: str, sandbox: StdlibSandbox) -> bool:
+    """Run ``/job/<program>`` with ``job`` bound read-only at /job and ``out`` writable at /out; wait.
+    Returns True when the wall clock ran out (the whole sandbox is then killed). Raises
+    ``SandboxUnavailable`` when bubblewrap is missing."""
+    return _run(_argv(job, out, program, sandbox), sandbox.wall_seconds, sandbox.memory_limit_mb)
+
+
+def _base_python() -> Path:
+    python = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return python if python.exists() else Path(sys.executable).resolve()
+
+
+def _argv(job: Path, out: Path, program: str, sandbox: StdlibSandbox) -> list[str]:
+    uid = str(sandbox.uid)
+    args = [find_bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--uid", uid,
+            "--gid", uid, "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr", *root_links(),
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for entry in sandbox.etc_files:
+        args += ["--ro-bind-try", f"/etc/{entry}", f"/etc/{entry}"]
+    prefix = Path(sys.base_prefix).resolve()
+    if not prefix.is_relative_to("/usr"):
+        args += ["--ro-bind", str(prefix), str(prefix)]
+    args += ["--ro-bind", str(job), JOB_MOUNT, "--bind", str(out), OUT_MOUNT, "--remount-ro", "/", "--chdir", "/tmp",
+             "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
+    return [*args, "--", str(_base_python()), "-I", "-S", f"{JOB_MOUNT}/{program}"]
+
+
+def _run(argv: list[str], limit: float, memory_mb: int) -> bool:
+    def cap_memory() -> None:
+        size = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, preexec_fn=cap_memory,
+    )
+    try:
+        process.wait(timeout=limit)
+        return False
+    except subprocess.TimeoutExpired:
+        # bwrap is the PID namespace's parent: killing its group kills init, hence every process inside.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return True

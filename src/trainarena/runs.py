@@ -1,0 +1,90 @@
+"""The types a tournament run passes between the orchestrator (which drives a tournament) and the
+pipeline (which executes one run): what to run, what came of it, and the executor interface between
+them. Plain frozen data, so the two stay siblings that import only this module, not each other."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from trainarena.contract import RunStatus
+from trainarena.engine.model import Stage
+from trainarena.tasks.base import Evaluation, TaskDefinition
+
+__all__ = ["CompetitorInfo", "ProgressEvent", "RunExecutor", "RunReport", "RunRequest", "TaskSource"]
+
+# (tournament kind, stage, match id, task index, task seed) -> the task to play.
+TaskSource = Callable[[str, Stage, str, int, int], TaskDefinition]
+
+
+@dataclass(frozen=True)
+class CompetitorInfo:
+    """A competitor as an executor needs it (plain data: no ORM row crosses into a worker thread)."""
+
+    name: str
+    repo_url: str
+    commit: str
+    tree_hash: str
+    entrypoint: str
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    tournament_id: int
+    tournament_name: str
+    run_id: int
+    attempt: int  # 1 for the first try; higher after an interrupted try
+    task_id: int  # the same for every competitor on this task: a key to prepare its data once
+    competitor: CompetitorInfo
+    stage: Stage
+    match_id: str
+    task_index: int
+    task: TaskDefinition
+    run_dir: Path  # fresh, empty directory for this attempt, under the settings' work_dir
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What an executor reports for one run. ``evaluation`` is None when no artifact was scored."""
+
+    status: RunStatus
+    started_at: float  # unix seconds
+    finished_at: float
+    log_path: Path | None = None
+    artifact_path: Path | None = None
+    artifact_digest: str | None = None  # sha256 hex of the artifact
+    failure_reason: str | None = None
+    evaluation: Evaluation | None = None
+    prepared_paths: dict[str, str] | None = None  # where the task's data was prepared; kept on the task
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.finished_at - self.started_at
+
+
+class RunExecutor(Protocol):
+    def execute(self, request: RunRequest) -> RunReport:
+        """Run one competitor on one task and evaluate the artifact. A competitor's failure is a
+        report (FAILED, TIMED_OUT, INVALID); raising means the platform itself broke, and the run is
+        tried again when the tournament is resumed."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """``kind`` is run_started, run_finished, round_created or finished."""
+
+    kind: str
+    tournament: str
+    round_index: int | None = None
+    stage: Stage | None = None
+    match_id: str | None = None
+    competitor: str | None = None
+    task_index: int | None = None
+    task_name: str | None = None
+    budget_seconds: float | None = None
+    status: RunStatus | None = None
+    score: float | None = None
+    runs_total: int | None = None  # round_created: runs in the round

@@ -1,0 +1,145 @@
+"""Scoring helpers of the text task types, run inside the evaluation child process: the base model's
+tokenizer, the artifact loaded as a model (safetensors only, no remote code), per-example losses and
+summed completion log-probabilities, batched longest first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+Encoded = tuple[list[int], list[int]]  # (input_ids, labels)
+
+
+class ArtifactError(Exception):
+    """The artifact cannot be scored; the message is the reason stored with the failed evaluation."""
+
+
+def load_tokenizer(base_model: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(base_model, trust_remote_code=False)
+
+
+def pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+
+
+def load_scoring_model(artifact_dir: Path, base_model: str, device):
+    """A full ``save_pretrained`` model directory, or a PEFT adapter directory on the base model."""
+    import torch
+
+    if not artifact_dir.is_dir():
+        raise ArtifactError(f"artifact directory {artifact_dir} does not exist")
+    if (artifact_dir / "adapter_config.json").is_file():
+        model = _load_adapter(artifact_dir, base_model)
+    elif (artifact_dir / "config.json").is_file():
+        model = _load_checked(artifact_dir)
+    else:
+        raise ArtifactError("artifact has neither config.json (a model) nor adapter_config.json (a PEFT adapter)")
+    return model.to(device=device, dtype=torch.float32).eval()
+
+
+def _load_checked(directory: Path):
+    from transformers import AutoModelForCausalLM
+
+    if not any(directory.glob("*.safetensors")):
+        raise ArtifactError(f"no .safetensors weights in {directory.name or directory}")
+    model, info = AutoModelForCausalLM.from_pretrained(
+        directory, use_safetensors=True, trust_remote_code=False, output_loading_info=True
+    )
+    problems = {key: info.get(key) for key in ("missing_keys", "mismatched_keys") if info.get(key)}
+    if problems:
+        raise ArtifactError(f"weights do not match the architecture: {_short(problems)}")
+    return model
+
+
+def _load_adapter(directory: Path, base_model: str):
+    from peft import PeftModel
+    from safetensors import safe_open
+
+    weights = directory / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise ArtifactError("PEFT adapter without adapter_model.safetensors (pickled weights are not loaded)")
+    with safe_open(weights, framework="pt") as adapter:  # raises on a corrupt file before PEFT sees it
+        if not list(adapter.keys()):
+            raise ArtifactError("adapter_model.safetensors holds no tensors")
+    base = _load_checked(Path(base_model))
+    return PeftModel.from_pretrained(base, directory, is_trainable=False)
+
+
+def example_losses(model, encoded: list[Encoded], batch_size: int, pad: int, device) -> tuple[list[float], list[int]]:
+    """Per example: (sum of completion-token cross-entropies, completion token count), in input order.
+    Examples are batched longest first (less padding); logits are computed only from the first position
+    that predicts a completion token, which saves most of the vocabulary projection on long prompts."""
+    import torch
+
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
+    sums, counts = [0.0] * len(encoded), [0] * len(encoded)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            batch_sums, batch_counts = _batch_losses(model, [encoded[i] for i in batch], pad, device)
+            for i, s, c in zip(batch, batch_sums, batch_counts, strict=True):
+                sums[i], counts[i] = s, c
+    return sums, counts
+
+
+def _batch_losses(model, examples: list[Encoded], pad: int, device) -> tuple[list[float], list[int]]:
+    import torch
+    import torch.nn.functional as F
+
+    width = max(len(ids) for ids, _ in examples)
+    input_ids = torch.full((len(examples), width), pad, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    attention = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, (ids, labs) in enumerate(examples):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, : len(labs)] = torch.tensor(labs)
+        attention[row, : len(ids)] = 1
+    first_label = min(next(i for i, label in enumerate(labs) if label != -100) for _, labs in examples)
+    keep = width - (first_label - 1) if first_label > 0 else width
+    logits = model(
+        input_ids=input_ids.to(device), attention_mask=attention.to(device), logits_to_keep=keep
+    ).logits.float()
+    targets = labels[:, width - keep + 1 :].to(device)
+    losses = F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100, reduction="none"
+    ).view(targets.shape)
+    mask = targets != -100
+    return losses.sum(dim=1).tolist(), mask.sum(dim=1).tolist()
+
+
+def _short(value: object, limit: int = 300) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def summed_logps(model, sequences: list[tuple[list[int], int]], batch_size: int, pad: int, device) -> list[float]:
+    """For each ``(ids, prompt_len)``: the summed log-probability of ``ids[prompt_len:]`` given what precedes."""
+    import torch
+
+    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i][0]))
+    sums = [0.0] * len(sequences)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            for i, value in zip(chunk, _batch_logps(model, [sequences[i] for i in chunk], pad, device), strict=True):
+                sums[i] = value
+    return sums
+
+
+def _batch_logps(model, sequences: list[tuple[list[int], int]], pad: int, device) -> list[float]:
+    import torch
+
+    width = max(len(ids) for ids, _ in sequences)
+    input_ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    completion = torch.zeros((len(sequences), width), dtype=torch.bool)
+    for row, (ids, prompt_len) in enumerate(sequences):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention[row, : len(ids)] = 1
+        completion[row, prompt_len : len(ids)] = True
+    logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits.float()
+    logps = torch.log_softmax(logits[:, :-1], dim=-1)
+    targets = input_ids[:, 1:].to(device)
+    token_logps = logps.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return (token_logps * completion[:, 1:].to(device)).sum(dim=1).tolist()
