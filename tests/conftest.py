@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +44,55 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _COSTLY_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def _command_line_if_using(pid: Path, folder: str) -> str | None:
+    """A process's command line when it, its working directory or one of its open files lies inside
+    ``folder``; None otherwise."""
+    prefix = folder.rstrip("/") + "/"
+    cmdline = (pid / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ")
+    links = [os.readlink(pid / "cwd")] + [os.readlink(fd) for fd in (pid / "fd").iterdir()]
+    return cmdline if any(prefix in text + "/" for text in [cmdline, *links]) else None
+
+
+@pytest.fixture
+def leftover_processes():
+    """``find(folder, wait=5.0)``: the live processes (other than this one) still using ``folder``
+    after waiting up to ``wait`` seconds for them to go, as "pid: command line" strings. Whatever is
+    still there when the test ends is killed, so that a failing test leaves no process behind."""
+    found: dict[int, str] = {}
+
+    def scan(folder: str) -> dict[int, str]:
+        using = {}
+        for pid in Path("/proc").iterdir():
+            if not pid.name.isdigit() or int(pid.name) == os.getpid():
+                continue
+            try:
+                cmdline = _command_line_if_using(pid, folder)
+            except OSError:  # gone meanwhile, or a zombie
+                continue
+            if cmdline is not None:
+                using[int(pid.name)] = cmdline
+        return using
+
+    def find(folder: Path, wait: float = 5.0) -> list[str]:
+        deadline = time.monotonic() + wait
+        while (using := scan(str(folder))) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        found.update(using)
+        return [f"{pid}: {cmdline}" for pid, cmdline in using.items()]
+
+    yield find
+    for pid in found:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The system temp dir of this test (``tempfile``) and of the processes it starts (``TMPDIR``)."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    monkeypatch.setenv("TMPDIR", str(root))
+    return root

@@ -94,6 +94,10 @@ class DataRules(_Section):
     eval_batch_size: int = Field(16, ge=1, description="Batch size of hidden-split evaluation.")
     eval_max_length: int = Field(512, ge=16, description="Token cap per evaluated example.")
     eval_timeout_seconds: float = Field(1800.0, gt=0.0, description="Wall-clock limit of one evaluation child process.")
+    eval_stop_grace_seconds: float = Field(
+        5.0, gt=0.0, description="Seconds a stopped evaluation (time limit, error, Ctrl-C) has to kill its worker "
+        "and remove its scratch folder before it is killed outright."
+    )
     eval_memory_limit_mb: int = Field(
         16384, ge=0, description="Address-space cap (RLIMIT_AS) of an evaluation child on CPU; 0 = none. "
         "Not applied when CUDA is used (the CUDA runtime reserves huge virtual ranges)."

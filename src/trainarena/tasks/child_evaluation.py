@@ -1,23 +1,34 @@
 """Parent side of evaluation: run a task type's scorer in a child process with a time limit and an
 address-space cap, and turn whatever happens (success, failure reason, crash, timeout) into an
-:class:`Evaluation`. The caller never sees an exception from a broken artifact."""
+:class:`Evaluation`. The caller never sees an exception from a broken artifact.
+
+The worker (``tasks.evaluate_worker``) runs guarded (``execution.child_process``): it gets the request,
+which names the hidden split, on stdin, so the request is never on disk; it works in a private 0700
+scratch folder that is also its TMPDIR (the GRPO reward sandbox's files go there too), in its own
+process group. A guard process between the driver and the worker dies with the driver (parent-death
+signal) and then kills the worker's group and removes the folder; so do the time limit and every
+exception here. Why a guard: a SIGKILLed driver runs no cleanup, and a worker busy in native code
+cannot be relied on to clean up after itself, so the one that cleans up must be a small process that
+only waits. Killing the driver with SIGKILL mid-evaluation leaves no process and no scratch file.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from trainarena.contract import Direction, TaskType
+from trainarena.execution.child_process import run_guarded
 from trainarena.settings import DataRules, Settings
 from trainarena.tasks.base import Evaluation, PreparedTask, TaskDefinition
 
 STDERR_TAIL_CHARS = 1500  # how much of a crashed child's stderr is kept as the failure reason
+SCRATCH_PREFIX = "trainarena-eval-"  # the worker's scratch folder, under the system temp dir
+RESULT_FILE = "result.json"  # written by the worker in its scratch folder
 
 
 def evaluate_artifact(
@@ -36,21 +47,19 @@ def evaluate_artifact(
 
 
 def evaluate_in_child(task_type: TaskType, direction: Direction, request: dict[str, Any], rules: DataRules) -> Evaluation:
-    with tempfile.TemporaryDirectory(prefix="trainarena-eval-") as scratch:
-        request_file, result_file = Path(scratch) / "request.json", Path(scratch) / "result.json"
-        request_file.write_text(json.dumps(request | {"task_type": task_type.value, "rules": rules.model_dump()}))
-        command = [sys.executable, "-m", "trainarena.tasks.evaluate_worker", str(request_file), str(result_file)]
-        env = os.environ | {"TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
-        try:
-            process = subprocess.run(
-                command, capture_output=True, text=True, timeout=rules.eval_timeout_seconds, env=env, cwd=scratch
-            )
-        except subprocess.TimeoutExpired:
-            return Evaluation(None, direction, failure=f"evaluation exceeded its {rules.eval_timeout_seconds:g} s limit")
-        if not result_file.is_file():
-            tail = (process.stderr or "")[-STDERR_TAIL_CHARS:]
-            return Evaluation(None, direction, failure=f"evaluation process died (exit {process.returncode}): {tail}")
-        return _to_evaluation(json.loads(result_file.read_text()), direction)
+    payload = json.dumps(request | {"task_type": task_type.value, "rules": rules.model_dump()})
+    env = os.environ | {"TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+    run = run_guarded(
+        [sys.executable, "-m", "trainarena.tasks.evaluate_worker", RESULT_FILE], payload, env=env,
+        timeout=rules.eval_timeout_seconds, stop_grace=rules.eval_stop_grace_seconds,
+        scratch_prefix=SCRATCH_PREFIX, result_name=RESULT_FILE,
+    )
+    if run.timed_out:
+        return Evaluation(None, direction, failure=f"evaluation exceeded its {rules.eval_timeout_seconds:g} s limit")
+    if run.result is None:
+        tail = run.stderr[-STDERR_TAIL_CHARS:]
+        return Evaluation(None, direction, failure=f"evaluation process died (exit {run.exit_code}): {tail}")
+    return _to_evaluation(json.loads(run.result), direction)
 
 
 def _to_evaluation(result: dict[str, Any], direction: Direction) -> Evaluation:

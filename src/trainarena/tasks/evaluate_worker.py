@@ -1,4 +1,6 @@
-"""The evaluation child process: ``python -m trainarena.tasks.evaluate_worker REQUEST.json RESULT.json``.
+"""The evaluation child process: ``python -m trainarena.tasks.evaluate_worker RESULT.json``, the request
+as JSON on stdin (never written to disk: it names the hidden split). Started guarded by
+``tasks.child_evaluation``: it dies with its driver, and RESULT.json lies in its private scratch folder.
 
 It protects the platform from an artifact that eats memory or time (address-space cap here, wall-clock
 limit in the parent) and turns every error of loading or scoring into a failure reason in RESULT.json.
@@ -44,8 +46,8 @@ def evaluate_request(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    request_path, result_path = Path(argv[0]), Path(argv[1])
-    request = json.loads(request_path.read_text())
+    result_path = Path(argv[0])
+    request = json.loads(sys.stdin.read())
     apply_limits(request["rules"])
     result = evaluate_request(request)
     partial = result_path.with_suffix(".partial")

@@ -1,0 +1,234 @@
+"""A guarded child process: a command that dies with whatever started it and whose private scratch
+folder is removed on every exit path, a SIGKILL of the starter included. The evaluation worker runs
+this way (``tasks.child_evaluation``): it reads the hidden split, and nothing of it may outlive the
+driver that asked for a score.
+
+Three processes::
+
+    starter --request on stdin--> guard --stdin--> command (cwd = TMPDIR = SCRATCH, own process group)
+            <--report on stdout--       <--SCRATCH/RESULT
+
+Why a guard between the two: a SIGKILLed process runs no cleanup, so whatever removes the scratch
+folder must outlive the starter; the command cannot be relied on for it (it may sit in native code
+for minutes, or be killed itself). The guard is a few lines of standard library that only wait, so
+it is always ready to act. What it protects against:
+
+- The starter dies, however (SIGKILL, a Ctrl-C handler calling ``os._exit``): the kernel sends the
+  guard SIGTERM (``PR_SET_PDEATHSIG``, armed first thing; the guard then checks that its parent is
+  still the starter, which closes the race where the starter died before that). The guard kills the
+  command's process group, waits for it, removes the scratch folder and exits.
+- The starter stops it (time limit, an exception, Ctrl-C): :func:`run_guarded` sends the guard SIGTERM,
+  the same path; a guard still there after ``stop_grace`` seconds is SIGKILLed and the starter removes
+  the folder itself.
+- The guard dies: the command has ``PR_SET_PDEATHSIG`` SIGKILL against the guard, so it dies too.
+- What the command starts: its process group is killed with it; a bubblewrap sandbox in a session of
+  its own (the GRPO reward sandbox) dies through ``--die-with-parent``.
+- Leftover files: the request travels on stdin and is never written to disk; the command's TMPDIR is
+  the scratch folder (mode 0700), so what it and its libraries put in temp files goes with it.
+
+What it does not cover: a guard and its starter both SIGKILLed at once (the folder stays; nothing of
+the platform does that). Parent-death signals are a Linux feature: elsewhere the guard polls its parent
+every ``PARENT_POLL_SECONDS``. The signal follows the starter's *thread*: start a guarded command from
+a thread that waits for it (as :func:`run_guarded` does), never from one that exits first.
+
+This module imports only the standard library: :func:`run_guarded` runs it by path, so the guard
+starts in milliseconds without importing the platform.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import functools
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+PARENT_POLL_SECONDS = 1.0  # only where the kernel cannot signal a parent's death
+
+
+@dataclass(frozen=True)
+class GuardedRun:
+    """How a guarded command ended."""
+
+    timed_out: bool
+    exit_code: int | None  # the command's (negative: killed by that signal); None when unknown
+    result: str | None  # the text of the command's result file; None when it wrote none
+    stderr: str  # the command's stdout and stderr, then the guard's (empty after a time-out)
+
+
+def run_guarded(
+    argv: Sequence[str],
+    request: str,
+    *,
+    env: dict[str, str],
+    timeout: float,
+    stop_grace: float,
+    scratch_prefix: str,
+    result_name: str,
+) -> GuardedRun:
+    """Run ``argv`` guarded in a fresh scratch folder under the system temp dir, ``request`` on its
+    stdin; wait up to ``timeout`` seconds and return what it wrote to ``result_name`` in its folder."""
+    scratch = Path(tempfile.gettempdir()) / f"{scratch_prefix}{secrets.token_hex(8)}"
+    guard = [sys.executable, "-P", str(Path(__file__).resolve()), "--parent", str(os.getpid()),
+             "--scratch", str(scratch), "--result", result_name, "--", *argv]
+    with subprocess.Popen(guard, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env, start_new_session=True) as process:
+        try:
+            stdout, stderr = process.communicate(request, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(process, stop_grace)
+            return GuardedRun(timed_out=True, exit_code=None, result=None, stderr="")
+        except BaseException:
+            _stop(process, stop_grace)
+            raise
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)  # left only by a guard that was SIGKILLed
+    report = _read_report(stdout)
+    return GuardedRun(False, report.get("exit_code", process.returncode), report.get("result"), stderr)
+
+
+def _stop(process: subprocess.Popen[str], grace: float) -> None:
+    """SIGTERM the guard (it kills the command's group and removes the folder); SIGKILL after ``grace``."""
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _read_report(stdout: str) -> dict[str, Any]:
+    with contextlib.suppress(json.JSONDecodeError):
+        report = json.loads(stdout or "null")
+        if isinstance(report, dict):
+            return report
+    return {}
+
+
+@functools.cache
+def _prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    return ctypes.CDLL(None, use_errno=True).prctl  # libc's, already loaded in every Linux process
+
+
+def die_with_parent(parent: int, signum: int) -> bool:
+    """Have the kernel send ``signum`` to this process when its parent exits, and send it now when the
+    parent is no longer ``parent`` (it died before this call). Returns False where the kernel cannot
+    (not Linux): the caller must then watch ``os.getppid()`` itself."""
+    prctl = _prctl()
+    if prctl is not None and prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signum)
+    return prctl is not None
+
+
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _held(signals: Sequence[signal.Signals]) -> Iterator[None]:
+    """Signals that arrive inside the block stay pending until it ends."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
+def _command_setup(guard_pid: int) -> None:
+    """In the command, between fork and exec (the guard has one thread, so this is safe)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # the guard held them around the fork
+    die_with_parent(guard_pid, signal.SIGKILL)
+
+
+class _Guard:
+    """What the signal handler needs: which stop signal came first, and the group to kill. The handler
+    never raises, so no cleanup step can be cut short by a second signal."""
+
+    def __init__(self) -> None:
+        self.stopped_by: int | None = None
+        self.group: int | None = None
+
+    def stop(self, signum: int, _frame: object) -> None:
+        self.stopped_by = self.stopped_by or signum
+        if self.group is not None:
+            kill_group(self.group)
+
+
+def guard(parent: int, scratch: Path, result_name: str, argv: Sequence[str]) -> tuple[dict[str, Any] | None, int | None]:
+    """Run ``argv`` in ``scratch`` (created here, 0700; removed on the way out) until it exits or a stop
+    signal comes. Returns (the report for the starter, the stop signal), the report None when stopped."""
+    state = _Guard()
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, state.stop)
+    watched_by_kernel = die_with_parent(parent, signal.SIGTERM)
+    command: subprocess.Popen[bytes] | None = None
+    created = False
+    try:
+        with _held(STOP_SIGNALS):  # so that the handler always knows the group once it exists
+            scratch.mkdir(mode=0o700)
+            created = True
+            command = subprocess.Popen(
+                list(argv), stdout=sys.stderr.fileno(), cwd=scratch, env=os.environ | {"TMPDIR": str(scratch)},
+                start_new_session=True, preexec_fn=functools.partial(_command_setup, os.getpid()),
+            )
+            state.group = command.pid
+        if state.stopped_by is not None:  # stopped before the group existed
+            kill_group(command.pid)
+        exit_code = _wait(command, parent, watched_by_kernel)
+        result = scratch / result_name
+        report = {"exit_code": exit_code, "result": result.read_text() if result.is_file() else None}
+    finally:
+        if command is not None:
+            kill_group(command.pid)  # what the command left running dies with its group
+            command.wait()
+            state.group = None
+        if created:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return (None if state.stopped_by else report), state.stopped_by
+
+
+def _wait(command: subprocess.Popen[bytes], parent: int, watched_by_kernel: bool) -> int:
+    while True:
+        try:
+            return command.wait(None if watched_by_kernel else PARENT_POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGTERM)  # the handler kills the group; the next wait returns
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run a command guarded: see trainarena.execution.child_process.")
+    parser.add_argument("--parent", type=int, required=True, help="Pid of the starter; the guard dies with it.")
+    parser.add_argument("--scratch", type=Path, required=True, help="Folder to create (must not exist) and remove.")
+    parser.add_argument("--result", required=True, help="Name of the command's result file in the folder.")
+    parser.add_argument("command", nargs="+", help="The command (after --).")
+    args = parser.parse_args(argv)
+    if Path(args.result).name != args.result:
+        parser.error(f"--result must be a plain file name, got '{args.result}'")
+    report, stopped_by = guard(args.parent, args.scratch, args.result, args.command)
+    if report is None:
+        return 128 + (stopped_by or signal.SIGTERM)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
