@@ -116,3 +116,24 @@ def test_the_command_dies_with_a_killed_guard(tmp_path, temp_root, leftover_proc
     guard.kill()
     guard.wait()
     assert leftover_processes(scratch) == []  # the command had SIGKILL as its parent-death signal
+
+
+def test_without_parent_death_signals_the_guard_polls_for_its_starter(tmp_path, temp_root, leftover_processes):
+    guard = (
+        "import sys\n"
+        "from trainarena.execution import child_process\n"
+        "child_process._prctl = lambda: None  # as where the kernel has no PR_SET_PDEATHSIG\n"
+        "raise SystemExit(child_process.main(sys.argv[1:]))\n"
+    )
+    starter = (
+        "import os, subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', sys.argv[1], '--parent', str(os.getpid()), '--scratch', sys.argv[2],\n"
+        "                  '--result', 'result.json', '--', sys.executable, '-c', sys.argv[3]])\n"
+        "time.sleep(600)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", starter, guard, str(temp_root / "guarded-polled"), HANGING], cwd=tmp_path)
+    wait_for_ready(temp_root)
+    process.kill()
+    process.wait()
+    assert leftover_processes(tmp_path, wait=child_process.PARENT_POLL_SECONDS + 5) == []
+    assert list(temp_root.iterdir()) == []

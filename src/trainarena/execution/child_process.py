@@ -20,14 +20,16 @@ it is always ready to act. What it protects against:
 - The starter stops it (time limit, an exception, Ctrl-C): :func:`run_guarded` sends the guard SIGTERM,
   the same path; a guard still there after ``stop_grace`` seconds is SIGKILLed and the starter removes
   the folder itself.
-- The guard dies: the command has ``PR_SET_PDEATHSIG`` SIGKILL against the guard, so it dies too.
+- The guard is SIGKILLed (nothing else makes it skip its cleanup): the command has ``PR_SET_PDEATHSIG``
+  SIGKILL against the guard, so it dies too, and :func:`run_guarded` removes the folder.
 - What the command starts: its process group is killed with it; a bubblewrap sandbox in a session of
   its own (the GRPO reward sandbox) dies through ``--die-with-parent``.
 - Leftover files: the request travels on stdin and is never written to disk; the command's TMPDIR is
   the scratch folder (mode 0700), so what it and its libraries put in temp files goes with it.
 
 What it does not cover: a guard and its starter both SIGKILLed at once (the folder stays; nothing of
-the platform does that). Parent-death signals are a Linux feature: elsewhere the guard polls its parent
+the platform does that); when the guard alone is SIGKILLed, processes the command started outside a
+sandbox and outside its own death signal (the evaluation worker starts none). Parent-death signals are a Linux feature: elsewhere the guard polls its parent
 every ``PARENT_POLL_SECONDS``. The signal follows the starter's *thread*: start a guarded command from
 a thread that waits for it (as :func:`run_guarded` does), never from one that exits first.
 
