@@ -31,6 +31,8 @@ def one_line(value: str | None, style: str = "") -> Text:
 
 @dataclass(frozen=True)
 class Col:
+    """A column of a ``OneLineTable``."""
+
     header: str
     shrink_to: int | None = None  # None: always as wide as its widest cell; else shrinks, not below this
     justify: JustifyMethod = "left"

@@ -13,6 +13,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from trainarena.cli.output import Col, OneLineTable, one_line
+from trainarena.contract import RunStatus
 from trainarena.reporting.leaderboard import Leaderboard, RunLine
 from trainarena.reporting.run_detail import short_reason
 from trainarena.runs import ProgressEvent
@@ -72,9 +73,13 @@ def print_bracket(console: Console, board: Leaderboard) -> None:
     console.print(tree)
 
 
+def _failed(line: RunLine) -> bool:
+    return RunStatus(line.status).finished and line.status != RunStatus.SUCCEEDED
+
+
 def _failure_cell(lines: list[RunLine]) -> str:
     """The latest failed run's one-line reason, with its id (and how many other runs failed)."""
-    failed = [line for line in lines if line.status not in ("succeeded", "pending", "running")]
+    failed = [line for line in lines if _failed(line)]
     if not failed:
         return ""
     latest = failed[-1]
@@ -98,7 +103,7 @@ def print_leaderboard(console: Console, board: Leaderboard) -> None:
             "-" if standing.weight is None else f"{standing.weight:.3f}",
         ])  # fmt: skip
     console.print(table)
-    if any(line.status not in ("succeeded", "pending", "running") for line in board.runs):
+    if any(_failed(line) for line in board.runs):
         console.print(Text(f"a run's whole reason, stderr tail and files: {RUNS_SHOW_HINT}", style="dim"), soft_wrap=True)
     retained = board.champion is not None and board.champion == board.champion_before
     verdict = "crowned" if board.crowned else "retained the title" if retained else ""
