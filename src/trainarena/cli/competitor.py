@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
+from trainarena.cli.output import Col, OneLineTable, labelled, print_fields
 from trainarena.contract import MANIFEST_NAME
 from trainarena.settings import Settings
 from trainarena.store import Competitor, StoreError, get_competitor, list_competitors, open_store
@@ -19,9 +20,21 @@ app = typer.Typer(help="Register competitors (a git repository at a commit) and 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
+# One line per competitor: the name and repository shrink (with an ellipsis) to fit the terminal;
+# `competitor show NAME` prints every value whole.
+LIST_COLUMNS = (
+    Col("name", shrink_to=10),
+    Col("repository", shrink_to=14),
+    Col("commit"),
+    Col("entrypoint", shrink_to=8),
+    Col("types", shrink_to=5),
+    Col("registered"),
+)
+COMMIT_SHOWN = 12  # hex digits of a commit in the list (like git's short hashes, unambiguous in practice)
+
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    Console(stderr=True).print(labelled("error", "red", message), highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -49,12 +62,12 @@ def _as_dict(settings: Settings, competitor: Competitor) -> dict[str, Any]:
 
 
 def _print_details(details: dict[str, Any]) -> None:
-    table = Table.grid(padding=(0, 2))
+    fields = []
     for key, value in details.items():
         shown = "all" if key == "task_types" and value is None else value
         shown = ", ".join(shown) if isinstance(shown, list) else shown
-        table.add_row(f"[bold]{key}[/bold]", str(shown if shown is not None else "any"))
-    Console(soft_wrap=True).print(table)
+        fields.append((key, str(shown if shown is not None else "any")))
+    print_fields(Console(highlight=False), fields)
 
 
 @app.command("add")
@@ -76,11 +89,11 @@ def add_command(
     if as_json:
         typer.echo(json.dumps({**details, "copies": copies}, indent=2))
         return
-    Console(highlight=False).print(f"[green]registered[/green] {name} at {result.registration.commit}")
+    Console(highlight=False).print(Text.assemble(("registered", "green"), f" {name} at {result.registration.commit}"))
     _print_details(details)
     warnings = Console(stderr=True, highlight=False, soft_wrap=True)
     for copy in copies:
-        warnings.print(f"[yellow]warning:[/yellow] {name} {copy['message']}")
+        warnings.print(labelled("warning", "yellow", f"{name} {copy['message']}"))
 
 
 @app.command("list")
@@ -95,13 +108,11 @@ def list_command(as_json: JsonFlag = False) -> None:
     if not rows:
         typer.echo("no competitors registered; add one with `trainarena competitor add NAME REPO COMMIT`")
         return
-    table = Table(title="Competitors")
-    for column in ("name", "commit", "entrypoint", "task types", "registered", "repository"):
-        table.add_column(column, no_wrap=column != "repository", overflow="fold")
+    table = OneLineTable(LIST_COLUMNS, title="Competitors")
     for row in rows:
         types = ", ".join(row["task_types"]) if row["task_types"] else "all"
-        table.add_row(row["name"], row["commit"][:12], row["entrypoint"], types,
-                      row["registered_at"][:19].replace("T", " "), row["repo_url"])
+        registered = row["registered_at"][:10]  # the day
+        table.add_row([row["name"], row["repo_url"], row["commit"][:COMMIT_SHOWN], row["entrypoint"], types, registered])
     Console().print(table)
 
 

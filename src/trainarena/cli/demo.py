@@ -56,9 +56,10 @@ def demo_command(
     examples: Annotated[Path | None, typer.Option(help="A folder of competitor folders to use instead of the bundled examples/competitors.", exists=True, file_okay=False)] = None,
     kind: Annotated[str, typer.Option(help="Tournament kind: text (instruct tasks, tiny LLaMA) or image (person/style LoRA, tiny SD pipeline).")] = "text",
 ) -> None:
-    """Play a whole small text tournament on the CPU: example competitors (honest, crashing, over-budget
-    and hostile), instruct tasks on a tiny offline LLaMA, sandboxed runs, hidden-split scoring, boss
-    round against the reigning champion. Interrupted and run again, it resumes."""
+    """Play a whole small tournament on the CPU, from registration to a champion.
+
+    Example competitors (honest, crashing, over-budget and hostile) train on tasks built offline (a tiny LLaMA for text, a tiny Stable-Diffusion-shaped pipeline for images), sandboxed; every model is scored on a hidden split; a boss round is played against the reigning champion. Interrupted and run again, it resumes.
+    """
     console = Console(stderr=json_output)
     settings = threads_per_run(Settings(), parallel)
     try:

@@ -6,71 +6,112 @@ import threading
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 from rich.tree import Tree
 
-from trainarena.reporting.leaderboard import Leaderboard
+from trainarena.cli.output import Col, OneLineTable, one_line
+from trainarena.contract import RunStatus
+from trainarena.reporting.leaderboard import Leaderboard, RunLine
+from trainarena.reporting.run_detail import short_reason
 from trainarena.runs import ProgressEvent
 
 _STATUS_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "yellow", "invalid": "magenta"}
+# Widest competitor name in a bracket line before it is cut (the result after it needs the room).
+BRACKET_NAME_WIDTH = 24
+PROGRESS_BAR_WIDTH = 20  # narrow enough to leave the run's name room at 80 columns
+RUNS_SHOW_HINT = "trainarena runs show RUN_ID"
+# The leaderboard's columns: names and reasons shrink (with an ellipsis) to fit the terminal.
+LEADERBOARD_COLUMNS = (
+    Col("#", justify="right"),
+    Col("competitor", shrink_to=12),
+    Col("reached"),
+    Col("ok", justify="right"),
+    Col("scores", shrink_to=6),
+    Col("failed because", shrink_to=14),
+    Col("weight", justify="right"),
+)
 
 
 def _score(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+def _run_result(line: RunLine) -> Text:
+    style = _STATUS_STYLE.get(line.status, "white")
+    detail = _score(line.score) if line.status == "succeeded" else f"{line.status}: {short_reason(line.failure)}"
+    return one_line(detail, style=style)
+
+
+def _bracket_line(line: RunLine, id_width: int, name_width: int) -> Table:
+    """One run on one line: its id, the competitor (cut to ``name_width``) and its score or reason."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(width=id_width, no_wrap=True, justify="right")
+    grid.add_column(width=name_width, no_wrap=True, overflow="ellipsis")
+    grid.add_column(no_wrap=False, overflow="ellipsis")  # takes what is left; the cell is cut, not wrapped
+    grid.add_row(one_line(f"run {line.run_id}", style="dim"), one_line(line.competitor), _run_result(line))
+    return grid
+
+
 def print_bracket(console: Console, board: Leaderboard) -> None:
-    """Every round, match and task with each competitor's score or failure; winners in bold."""
-    tree = Tree(f"[bold]{board.tournament}[/bold] ({board.kind})")
+    """Every round, match and task with each run's id, competitor and score or failure, one line each."""
+    tree = Tree(one_line(f"{board.tournament} ({board.kind})", style="bold"))
     rounds: dict[tuple[int, str], Tree] = {}
     tasks: dict[tuple[int, str, str], Tree] = {}
+    id_width = max((len(f"run {line.run_id}") for line in board.runs), default=0)
+    name_width = min(BRACKET_NAME_WIDTH, max((len(line.competitor) for line in board.runs), default=0))
     for line in board.runs:
         key = (line.round_index, line.stage)
         if key not in rounds:
-            rounds[key] = tree.add(f"[cyan]round {line.round_index + 1}: {line.stage}[/cyan]")
+            rounds[key] = tree.add(one_line(f"round {line.round_index + 1}: {line.stage}", style="cyan"))
         task_key = (line.round_index, line.match_id, line.task)
         if task_key not in tasks:
-            tasks[task_key] = rounds[key].add(f"{line.match_id} · task [bold]{line.task}[/bold]")
-        style = _STATUS_STYLE.get(line.status, "white")
-        detail = _score(line.score) if line.status == "succeeded" else f"{line.status}: {_first_line(line.failure)}"
-        tasks[task_key].add(f"{line.competitor:<14} [{style}]{detail}[/{style}]")
+            tasks[task_key] = rounds[key].add(one_line(f"{line.match_id} · task {line.task}"))
+        tasks[task_key].add(_bracket_line(line, id_width, name_width))
     console.print(tree)
 
 
-def _first_line(text: str | None, limit: int = 100) -> str:
-    """A one-line reason: the platform's summary line, plus the last line of the log tail if any."""
-    if not text:
+def _failed(line: RunLine) -> bool:
+    return RunStatus(line.status).finished and line.status != RunStatus.SUCCEEDED
+
+
+def _failure_cell(lines: list[RunLine]) -> str:
+    """The latest failed run's one-line reason, with its id (and how many other runs failed)."""
+    failed = [line for line in lines if _failed(line)]
+    if not failed:
         return ""
-    summary, _, tail = text.strip().partition("--- stderr tail ---")
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    reason = summary.strip().splitlines()[0] if summary.strip() else ""
-    if lines and not reason.startswith("still running"):
-        reason = f"{reason} {lines[-1]}".strip()
-    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
+    latest = failed[-1]
+    others = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
+    return f"run {latest.run_id}{others}: {short_reason(latest.failure) or latest.status}"
 
 
 def print_leaderboard(console: Console, board: Leaderboard) -> None:
-    table = Table(title=f"Leaderboard — {board.tournament}", title_style="bold")
-    for column in ("#", "competitor", "reached", "runs ok", "score per task", "failed because", "weight"):
-        table.add_column(column, overflow="fold")
+    """One line per competitor: rank, how far it got, runs that succeeded, its scores, why it failed
+    (the full text: `trainarena runs show RUN`), its weight."""
+    table = OneLineTable(LEADERBOARD_COLUMNS, title=f"Leaderboard — {board.tournament}")
     for standing in board.standings:
-        table.add_row(
+        own = [line for line in board.runs if line.competitor == standing.competitor]
+        table.add_row([
             "-" if standing.rank is None else str(standing.rank),
-            f"[bold]{standing.competitor}[/bold]" if standing.competitor == board.champion else standing.competitor,
+            one_line(standing.competitor, style="bold" if standing.competitor == board.champion else ""),
             standing.reached,
             f"{standing.runs_ok}/{standing.runs}",
-            "\n".join(f"{task}: {score:.4f}" for task, score in standing.scores.items()) or "-",
-            "\n".join(f"{task}: {_first_line(reason)}" for task, reason in standing.failures.items()) or "",
+            " ".join(_score(score) for score in standing.scores.values()) or "-",
+            _failure_cell(own),
             "-" if standing.weight is None else f"{standing.weight:.3f}",
-        )
+        ])  # fmt: skip
     console.print(table)
-    verdict = "crowned" if board.crowned else "retained the title" if board.champion == board.champion_before else ""
-    console.print(f"[bold green]Champion:[/bold green] {board.champion or 'none'} {verdict}".rstrip())
+    if any(_failed(line) for line in board.runs):
+        console.print(Text(f"a run's whole reason, stderr tail and files: {RUNS_SHOW_HINT}", style="dim"), soft_wrap=True)
+    retained = board.champion is not None and board.champion == board.champion_before
+    verdict = "crowned" if board.crowned else "retained the title" if retained else ""
+    console.print(Text(f"Champion: {board.champion or 'none'} {verdict}".rstrip(), style="bold green"), soft_wrap=True)
     if board.reason:
-        console.print(f"[dim]{board.reason}[/dim]")
+        console.print(Text(board.reason, style="dim"), soft_wrap=True)
     if board.undistributed is not None:
-        console.print(f"[dim]undistributed weight: {board.undistributed:.3f}[/dim]")
+        console.print(Text(f"undistributed weight: {board.undistributed:.3f}", style="dim"))
 
 
 class LiveProgress:
@@ -78,14 +119,16 @@ class LiveProgress:
     run showing its budget being spent (time left = budget - elapsed)."""
 
     def __init__(self, console: Console) -> None:
+        # The description takes the width the other columns leave (cut with an ellipsis, one line per run).
         self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
+            TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
+            BarColumn(bar_width=PROGRESS_BAR_WIDTH),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[note]}"),
+            TextColumn("{task.fields[note]}", table_column=Column(no_wrap=True)),
             TimeElapsedColumn(),
             console=console,
             transient=False,
+            expand=True,
         )
         self._round: TaskID | None = None
         self._runs: dict[tuple[str | None, str | None], tuple[TaskID, float, float]] = {}
@@ -118,7 +161,7 @@ class LiveProgress:
                 self._round = self._progress.add_task(label, total=event.runs_total, note="")
             if event.kind == "run_started":
                 budget = event.budget_seconds or 0.0
-                label = f"  {event.competitor} · {event.task_name}"
+                label = f"  {escape(event.competitor or '')} · {escape(event.task_name or '')}"
                 task_id = self._progress.add_task(label, total=budget or None, note="")
                 self._runs[(event.competitor, event.task_name)] = (task_id, time.monotonic(), budget)
             elif event.kind == "run_finished":

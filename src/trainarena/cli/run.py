@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
+from trainarena.cli.output import labelled, print_fields, print_reason
 from trainarena.execution import SandboxUnavailable, make_backend
 from trainarena.pipeline import SandboxedExecutor
+from trainarena.reporting.run_detail import split_reason
 from trainarena.runs import CompetitorInfo
 from trainarena.settings import Settings
 from trainarena.store import get_competitor, open_store
@@ -45,13 +47,13 @@ def run_command(
     try:
         backend = make_backend(settings, unsafe=unsafe)
     except SandboxUnavailable as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(labelled("error", "red", str(error)), soft_wrap=True)
         raise typer.Exit(code=2) from error
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     run_dir = settings.work_dir / "adhoc" / f"{info.name}-{stamp}"
     executor = SandboxedExecutor(settings, backend)
     try:
-        with console.status(f"running {info.name} on {definition.name} (budget {definition.budget_seconds:g} s)"):
+        with console.status(Text(f"running {info.name} on {definition.name} (budget {definition.budget_seconds:g} s)")):
             report = executor.run_task(info, definition, run_dir, f"adhoc-{info.name}-{stamp}")
     finally:
         executor.close()
@@ -71,9 +73,13 @@ def run_command(
     if json_output:
         typer.echo(json.dumps(result, indent=2))
     else:
-        table = Table.grid(padding=(0, 2))
-        for key, value in result.items():
-            table.add_row(f"[bold]{key}[/bold]", "-" if value is None else str(value))
-        console.print(table)
+        print_run_result(console, result)
     if report.status.value != "succeeded":
         raise typer.Exit(code=1)
+
+
+def print_run_result(console: Console, result: dict[str, Any]) -> None:
+    """One ``key  value`` line per field, then a failure's whole reason and stderr tail as blocks."""
+    print_fields(console, [(key, "-" if value is None else str(value)) for key, value in result.items() if key != "failure_reason"])
+    summary, stderr_tail = split_reason(result["failure_reason"])
+    print_reason(console, summary, stderr_tail, None)

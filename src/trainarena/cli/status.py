@@ -12,8 +12,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
+from trainarena.cli.output import Col, OneLineTable
 from trainarena.settings import Settings
 from trainarena.store import (
     TournamentSummary,
@@ -24,6 +25,19 @@ from trainarena.store import (
     summarize_tournament,
 )
 from trainarena.store.tournaments import TOURNAMENT_KINDS
+
+# One line per tournament: names and the outcome shrink (with an ellipsis) to fit the terminal;
+# `status --json` has every value whole.
+STATUS_COLUMNS = (
+    Col("id", justify="right"),
+    Col("name", shrink_to=8),
+    Col("kind"),
+    Col("status"),
+    Col("where", shrink_to=8),
+    Col("runs", justify="right"),
+    Col("champion", shrink_to=8),
+    Col("outcome", shrink_to=7),
+)
 
 
 def _summary_json(summary: TournamentSummary) -> dict[str, Any]:
@@ -47,17 +61,14 @@ def _champion_cell(summary: TournamentSummary) -> str:
 
 def print_status(console: Console, summaries: list[TournamentSummary], champions: dict[str, str | None], competitors: int) -> None:
     reigning = ", ".join(f"{kind}: {name or '-'}" for kind, name in champions.items())
-    console.print(f"[bold]{competitors}[/bold] competitors registered; champions: {reigning}")
+    console.print(Text.assemble((str(competitors), "bold"), f" competitors registered; champions: {reigning}"), soft_wrap=True)
     if not summaries:
         console.print("No tournaments yet.")
         return
-    table = Table(title="Tournaments")
-    for column in ("id", "name", "kind", "status", "where", "runs", "champion", "outcome"):
-        table.add_column(column)
+    table = OneLineTable(STATUS_COLUMNS, title="Tournaments")
     for s in summaries:
-        table.add_row(
-            str(s.id), s.name, s.kind, s.status, _where(s), f"{s.runs_done}/{s.runs_total}", _champion_cell(s), s.reason or ""
-        )
+        table.add_row([str(s.id), s.name, s.kind, s.status, _where(s), f"{s.runs_done}/{s.runs_total}",
+                                 _champion_cell(s), s.reason or ""])  # fmt: skip
     console.print(table)
 
 

@@ -23,7 +23,7 @@ from trainarena.engine import (
 )
 from trainarena.settings import Settings
 
-app = typer.Typer(help="tournament commands", no_args_is_help=True)
+app = typer.Typer(help="Tournament commands, e.g. simulate a whole tournament in memory without training.", no_args_is_help=True)
 
 # Rows of the weights table printed by `simulate` (the JSON always carries every weight).
 WEIGHT_ROWS_SHOWN = 10

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from trainarena.engine.model import Finished
+from trainarena.reporting.run_detail import counted_attempt, task_name
 from trainarena.store import Tournament, stored_weights, tournament_runs
 
 _STAGE_ORDER = {"group": 0, "knockout": 1, "boss": 2}
@@ -17,6 +18,7 @@ _STAGE_ORDER = {"group": 0, "knockout": 1, "boss": 2}
 
 @dataclass(frozen=True)
 class RunLine:
+    run_id: int  # what `trainarena runs show` takes
     round_index: int
     stage: str
     match_id: str
@@ -62,19 +64,20 @@ class Leaderboard:
 def _run_lines(session: Session, tournament: Tournament) -> list[RunLine]:
     lines = []
     for run in tournament_runs(session, tournament.id):
-        task, match = run.task, run.task.match
-        evaluation = run.evaluation
+        match = run.task.match
+        attempt = counted_attempt(run)
         lines.append(
             RunLine(
+                run_id=run.id,
                 round_index=match.round.index,
                 stage=match.round.stage,
                 match_id=match.match_id,
-                task=str(task.definition.get("name", f"task{task.id}")),
+                task=task_name(run.task),
                 competitor=run.competitor.name,
-                status=run.status,
-                score=None if evaluation is None else evaluation.score,
-                failure=run.failure_reason,
-                wall_seconds=run.wall_seconds,
+                status=attempt.status,
+                score=attempt.score,
+                failure=attempt.failure_reason,
+                wall_seconds=attempt.wall_seconds,
             )
         )
     return lines

@@ -1,0 +1,121 @@
+"""`trainarena runs show | list`: one tournament run in full (its whole failure reason, stderr tail,
+files, score and timings), or the runs of the store as one line each."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from trainarena.cli.output import Col, OneLineTable, labelled, print_fields, print_reason
+from trainarena.contract import RunStatus
+from trainarena.reporting.run_detail import RunDetail, RunSummary, UnknownRunError, list_runs, read_run_detail
+from trainarena.settings import Settings
+from trainarena.store import get_competitor, get_tournament_by_name, open_store
+
+app = typer.Typer(help="Look at tournament runs: one in full (reason, stderr tail, files, score, timings), or a list.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+# Lines of the stderr log `runs show` prints unless told otherwise.
+DEFAULT_TAIL_LINES = 20
+# One line per run: the names and the reason shrink (with an ellipsis) to fit the terminal.
+LIST_COLUMNS = (
+    Col("run", justify="right"),
+    Col("tournament", shrink_to=8),
+    Col("round", shrink_to=5),
+    Col("task", shrink_to=6),
+    Col("competitor", shrink_to=10),
+    Col("status"),
+    Col("score", justify="right"),
+    Col("reason", shrink_to=8),
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True).print(labelled("error", "red", message), highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def _time(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def _print_detail(console: Console, run: RunDetail) -> None:
+    score = "-" if run.score is None else f"{run.score:.6f} ({run.direction} is better)"
+    print_fields(
+        console,
+        [
+            ("run", str(run.run_id)),
+            ("tournament", f"{run.tournament} (id {run.tournament_id})"),
+            ("round", f"{run.round} ({run.stage}), match {run.match_id}"),
+            ("task", f"{run.task} ({run.task_type} on {run.base_model}, budget {_seconds(run.budget_seconds)})"),
+            ("competitor", f"{run.competitor} ({run.repo_url} at {run.commit})"),
+            ("status", run.status),
+            ("attempts", str(run.attempts)),
+            ("score", score),
+            ("started", _time(run.started_at)),
+            ("finished", _time(run.finished_at)),
+            ("wall time", _seconds(run.wall_seconds)),
+            ("log path", run.log_path or "-"),
+            ("artifact", run.artifact_path or "-"),
+            ("artifact digest", run.artifact_digest or "-"),
+        ],
+    )
+    print_reason(console, run.summary, run.stderr_tail, run.stderr_tail_from)
+
+
+@app.command("show")
+def show_command(
+    run_id: Annotated[int, typer.Argument(help="The run's id, as the bracket, the leaderboard and `runs list` show it.")],
+    tail: Annotated[int, typer.Option("--tail", min=0, help="Lines of the stderr log to print (0: none).")] = DEFAULT_TAIL_LINES,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show one run in full: its whole failure reason, stderr tail, log path, artifact digest, score and timings."""
+    with open_store(Settings()) as store, store.session() as session:
+        try:
+            run = read_run_detail(session, run_id, tail_lines=tail)
+        except UnknownRunError as error:
+            raise _fail(f"{error}; `trainarena runs list` lists the runs") from error
+    if as_json:
+        typer.echo(json.dumps(run.to_json(), indent=2))
+        return
+    _print_detail(Console(highlight=False), run)
+
+
+def _list_row(run: RunSummary) -> list[str]:
+    score = "-" if run.score is None or run.status != RunStatus.SUCCEEDED else f"{run.score:.4f}"
+    return [str(run.run_id), run.tournament, f"{run.stage} r{run.round}", run.task, run.competitor, run.status, score, run.reason]
+
+
+@app.command("list")
+def list_command(
+    tournament: Annotated[str | None, typer.Option(help="Only the runs of this tournament (its name).")] = None,
+    competitor: Annotated[str | None, typer.Option(help="Only the runs of this competitor (its name).")] = None,
+    status: Annotated[RunStatus | None, typer.Option(help="Only runs with this status.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List tournament runs in play order, one line each; `trainarena runs show RUN_ID` prints one in full."""
+    with open_store(Settings()) as store, store.session() as session:
+        if tournament is not None and get_tournament_by_name(session, tournament) is None:
+            raise _fail(f"no tournament named {tournament!r}; `trainarena status` lists the tournaments")
+        if competitor is not None and get_competitor(session, competitor) is None:
+            raise _fail(f"no competitor named {competitor!r}; see `trainarena competitor list`")
+        runs = list_runs(session, tournament=tournament, competitor=competitor, status=None if status is None else status.value)
+    if as_json:
+        typer.echo(json.dumps([run.to_json() for run in runs], indent=2))
+        return
+    if not runs:
+        filtered = any(value is not None for value in (tournament, competitor, status))
+        typer.echo("no runs match the filters" if filtered else "no runs yet; `trainarena demo` plays a whole tournament")
+        return
+    table = OneLineTable(LIST_COLUMNS, title="Runs")
+    for run in runs:
+        table.add_row(_list_row(run))
+    Console().print(table)

@@ -1,0 +1,15 @@
+"""Fixtures of the CLI tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_store import FinishedStore, build_finished_store
+
+
+@pytest.fixture
+def finished_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FinishedStore:
+    """A data dir (set as ``TRAINARENA_DATA_DIR``) with long-named competitors and one finished tournament."""
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    return build_finished_store(tmp_path / "data")

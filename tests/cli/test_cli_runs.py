@@ -1,0 +1,135 @@
+"""`trainarena runs show | list` on a finished tournament: a run's whole reason, stderr tail, files, score
+and timings; a clear error for an unknown id; lists filtered by tournament, competitor and status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_store import COMPETITORS, CRASH_REASON, CRASH_TAIL, INVALID_REASON, LONG_NAME, TIMEOUT_REASON, FinishedStore
+from typer.testing import CliRunner, Result
+
+from trainarena.cli import app
+from trainarena.reporting.run_detail import short_reason, split_reason
+
+CRASH_SUMMARY = "exited with code 1."
+LAST_STDERR_LINE = CRASH_TAIL.splitlines()[-1]
+DETAIL_FIELDS = ["run", "tournament", "round", "task", "competitor", "status", "attempts", "score", "started", "finished",
+                 "wall time", "log path", "artifact", "artifact digest"]  # fmt: skip
+
+
+def _invoke(*args: str, width: int = 80) -> Result:
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": str(width)})
+
+
+def _run_ids() -> dict[str, int]:
+    """Each competitor's run id (one run each in the fixture's tournament), read through `runs list`."""
+    result = _invoke("runs", "list", "--json")
+    assert result.exit_code == 0, result.output
+    return {run["competitor"]: run["run_id"] for run in json.loads(result.stdout)}
+
+
+def test_short_reason_is_the_summary_and_the_exception() -> None:
+    assert short_reason(CRASH_REASON) == f"{CRASH_SUMMARY} {LAST_STDERR_LINE}"
+    assert short_reason(TIMEOUT_REASON) == TIMEOUT_REASON.splitlines()[0]  # the tail of a cut run is progress, not a cause
+    assert short_reason(INVALID_REASON) == INVALID_REASON
+    assert short_reason(None) == "" and split_reason(None) == ("", None)
+    assert split_reason(CRASH_REASON) == (CRASH_SUMMARY, CRASH_TAIL)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_show_prints_a_failed_run_in_full(finished_store: FinishedStore, width: int) -> None:
+    run_id = _run_ids()["crasher"]
+    result = _invoke("runs", "show", str(run_id), width=width)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    reason = lines.index("reason")
+    assert reason == len(DETAIL_FIELDS)  # one line per field, none wrapped
+    assert all(line.startswith(f"{key}  ") for key, line in zip(DETAIL_FIELDS, lines, strict=False))
+    fields = {key: line[len(key) :].strip() for key, line in zip(DETAIL_FIELDS, lines, strict=False)}
+    assert fields["run"] == str(run_id) and fields["tournament"] == "week-1 (id 1)"
+    assert fields["round"].startswith("1 (knockout), match ")
+    assert fields["task"].startswith("instruct-r1-") and fields["task"].endswith("(instruct on tiny, budget 1.0 s)")
+    assert fields["competitor"] == "crasher (https://github.com/x/crasher at " + "1" * 40 + ")"
+    assert (fields["status"], fields["attempts"], fields["score"]) == ("failed", "1", "-")
+    assert fields["started"] == "2023-11-14 22:13:20 UTC" and fields["wall time"] == "12.5 s"
+    log_dir = finished_store.data_dir / "runs" / "tournament-1" / f"run-{run_id}" / "attempt-1" / "logs"
+    assert fields["log path"] == str(log_dir) and fields["artifact"] == fields["artifact digest"] == "-"
+    assert lines[reason + 1] == f"  {CRASH_SUMMARY}"
+    tail_heading = lines.index(f"stderr tail ({log_dir / 'stderr.log'})")
+    tail = [line.removeprefix("  ") for line in lines[tail_heading + 1 :]]
+    assert len(tail) == 20 and tail[-len(CRASH_TAIL.splitlines()) :] == CRASH_TAIL.splitlines()  # the log's last lines, verbatim
+
+
+def test_show_prints_a_scored_run_with_its_artifact(finished_store: FinishedStore) -> None:
+    run_id = _run_ids()[LONG_NAME]
+    result = _invoke("runs", "show", str(run_id))
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.stdout and "(lower is better)" in result.stdout
+    assert "ab" * 32 in result.stdout and f"run-{run_id}/attempt-1/output" in result.stdout
+    assert "\nreason\n" not in result.stdout  # nothing failed, so no reason block
+
+
+def test_show_json_and_tail_options(finished_store: FinishedStore) -> None:
+    run_id = _run_ids()["crasher"]
+    detail = json.loads(_invoke("runs", "show", str(run_id), "--json").stdout)
+    assert detail["run_id"] == run_id and detail["competitor"] == "crasher" and detail["tournament"] == "week-1"
+    assert (detail["round"], detail["stage"], detail["attempts"], detail["status"]) == (1, "knockout", 1, "failed")
+    assert detail["failure_reason"] == CRASH_REASON and detail["summary"] == CRASH_SUMMARY
+    assert detail["reason"] == short_reason(CRASH_REASON) and detail["score"] is None
+    assert detail["wall_seconds"] == 12.5 and detail["budget_seconds"] == 1.0 and detail["task_type"] == "instruct"
+    assert detail["started_at"].startswith("2023-11-14T22:13:20") and detail["artifact_digest"] is None
+    assert detail["stderr_tail"].endswith(LAST_STDERR_LINE) and detail["stderr_tail_from"].endswith("stderr.log")
+
+    three = json.loads(_invoke("runs", "show", str(run_id), "--json", "--tail", "3").stdout)
+    assert three["stderr_tail"].splitlines() == CRASH_TAIL.splitlines()[-3:]
+    none = json.loads(_invoke("runs", "show", str(run_id), "--json", "--tail", "0").stdout)
+    assert none["stderr_tail"] is None and none["failure_reason"] == CRASH_REASON
+
+    Path(detail["log_path"], "stderr.log").unlink()  # work dirs get cleaned: the recorded tail remains
+    recorded = json.loads(_invoke("runs", "show", str(run_id), "--json").stdout)
+    assert recorded["stderr_tail"] == CRASH_TAIL and recorded["stderr_tail_from"] == "recorded with the failure reason"
+
+
+def test_show_an_unknown_run_is_a_clear_error(finished_store: FinishedStore) -> None:
+    for args in (["runs", "show", "999"], ["runs", "show", "999", "--json"]):
+        result = _invoke(*args)
+        assert result.exit_code == 1
+        assert result.stdout == ""
+        assert "error: no run with id 999; `trainarena runs list` lists the runs" in result.stderr
+
+
+def test_list_filters_by_tournament_competitor_and_status(finished_store: FinishedStore) -> None:
+    everything = json.loads(_invoke("runs", "list", "--json", "--tournament", "week-1").stdout)
+    assert sorted(run["competitor"] for run in everything) == sorted(COMPETITORS)
+    crasher = json.loads(_invoke("runs", "list", "--json", "--competitor", "crasher").stdout)
+    assert [(run["status"], run["reason"]) for run in crasher] == [("failed", short_reason(CRASH_REASON))]
+    scored = json.loads(_invoke("runs", "list", "--json", "--status", "succeeded").stdout)
+    (honest,) = [run for run in everything if run["competitor"] == LONG_NAME]
+    assert honest["score"] is not None and [run["run_id"] for run in scored] == [honest["run_id"]]
+    assert json.loads(_invoke("runs", "list", "--json", "--status", "running").stdout) == []
+    assert _invoke("runs", "list", "--status", "running").stdout.strip() == "no runs match the filters"
+
+    unknown = _invoke("runs", "list", "--tournament", "week-9")
+    assert unknown.exit_code == 1 and "no tournament named 'week-9'" in unknown.stderr
+    assert "no competitor named 'nobody'" in _invoke("runs", "list", "--competitor", "nobody").stderr
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_list_keeps_one_line_per_run(finished_store: FinishedStore, width: int) -> None:
+    result = _invoke("runs", "list", width=width)
+    assert result.exit_code == 0, result.output
+    table = [line for line in result.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+    assert all(len(line) <= width and line[-1] in "┓┃┩│┘" for line in table)
+    rows = [line for line in table if line.startswith("│")]
+    assert len(rows) == len(COMPETITORS)
+    (crash_row,) = [row for row in rows if "crasher" in row]
+    reason_cell = crash_row.strip("│").split("│")[-1].strip()
+    assert reason_cell.endswith("…") and short_reason(CRASH_REASON).startswith(reason_cell[:-1])
+
+
+def test_list_on_an_empty_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    assert "no runs yet" in _invoke("runs", "list").stdout
+    assert json.loads(_invoke("runs", "list", "--json").stdout) == []

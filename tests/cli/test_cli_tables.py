@@ -1,0 +1,189 @@
+"""What `status`, `competitor list | show`, `run` and the demo's bracket, leaderboard and progress print at
+80 and 120 columns: one line per table row, long values cut with an ellipsis instead of wrapping word by
+word, no column dropped or cropped, and details views with every value whole."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from cli_store import COMPETITORS, CRASH_REASON, CRASH_TAIL, LONG_NAME, LONG_URL, FinishedStore
+from rich.console import Console
+from typer.testing import CliRunner
+
+from trainarena.cli import app
+from trainarena.cli import run as run_module
+from trainarena.cli.output import fit_widths
+from trainarena.cli.results import BRACKET_NAME_WIDTH, LiveProgress, print_bracket, print_leaderboard
+from trainarena.contract import RunStatus
+from trainarena.engine.model import Stage
+from trainarena.reporting.leaderboard import Leaderboard, build_leaderboard
+from trainarena.reporting.run_detail import short_reason
+from trainarena.runs import ProgressEvent, RunReport
+from trainarena.settings import Settings
+from trainarena.store import get_tournament, open_store
+
+WIDTHS = (80, 120)
+LEFT_BORDERS, RIGHT_BORDERS = "┏┃┡│└", "┓┃┩│┘"
+
+
+def _invoke(args: list[str], width: int, exit_code: int = 0) -> str:
+    result = CliRunner().invoke(app, args, env={"COLUMNS": str(width)})
+    assert result.exit_code == exit_code, result.output
+    return result.stdout
+
+
+def _cells(row: str) -> list[str]:
+    return [cell.strip() for cell in row.strip().strip("│").split("│")]
+
+
+def _one_line_table(output: str, width: int, headers: list[str], rows: int) -> list[list[str]]:
+    """Checks the one box table in ``output`` and returns its rows' cells: every line within the width and
+    closed by its right border (nothing cropped), the header on one line with every column's name whole,
+    exactly ``rows`` body lines (no row wrapped onto a second line)."""
+    table = [line for line in output.splitlines() if line[:1] in LEFT_BORDERS]
+    assert table, output
+    assert all(len(line) <= width and line[-1] in RIGHT_BORDERS for line in table), output
+    header = [line for line in table if line.startswith("┃")]
+    assert len(header) == 1 and _cells(header[0].replace("┃", "│")) == headers, output
+    body = [_cells(line) for line in table if line.startswith("│")]
+    assert len(body) == rows and all(len(cells) == len(headers) for cells in body), output
+    return body
+
+
+def _shown(cell: str, value: str) -> bool:
+    """The cell holds the value whole, or its beginning cut with an ellipsis."""
+    return cell == value or (cell.endswith("…") and len(cell) > 1 and value.startswith(cell[:-1]))
+
+
+def _board(finished_store: FinishedStore) -> Leaderboard:
+    with open_store(Settings()) as store, store.session() as session:
+        return build_leaderboard(session, get_tournament(session, finished_store.tournament_id), finished_store.finished)
+
+
+def _render(width: int, draw) -> str:
+    console = Console(file=StringIO(), width=width)
+    draw(console)
+    return console.file.getvalue()
+
+
+def test_fit_widths_shrinks_the_widest_first_never_below_a_floor() -> None:
+    assert fit_widths([5, 40, 30], [None, 10, 10], 100) == [5, 40, 30]
+    assert fit_widths([5, 40, 30], [None, 10, 10], 55) == [5, 25, 25]
+    assert fit_widths([5, 40, 12], [None, 10, 10], 40) == [5, 23, 12]
+    assert fit_widths([5, 40, 30], [None, 10, 10], 10) == [5, 10, 10]  # too narrow: the floors hold
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_status_keeps_one_line_per_tournament(finished_store: FinishedStore, width: int) -> None:
+    output = _invoke(["status"], width)
+    headers = ["id", "name", "kind", "status", "where", "runs", "champion", "outcome"]
+    (row,) = _one_line_table(output, width, headers, rows=1)
+    assert row[1:4] == ["week-1", "text", "finished"]
+    assert _shown(row[6], LONG_NAME) and row[6].endswith("…")
+    assert _shown(row[7], finished_store.finished.reason) and row[7].endswith("…")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_competitor_list_cuts_with_an_ellipsis_and_keeps_the_repository(finished_store: FinishedStore, width: int) -> None:
+    output = _invoke(["competitor", "list"], width)
+    headers = ["name", "repository", "commit", "entrypoint", "types", "registered"]
+    rows = _one_line_table(output, width, headers, rows=len(COMPETITORS))
+    long_row = rows[0]
+    assert _shown(long_row[0], LONG_NAME) and long_row[0].endswith("…")
+    assert _shown(long_row[1], LONG_URL) and long_row[1].endswith("…")
+    assert long_row[2] == "0" * 12 and long_row[3] == "train.py"
+    assert [row[0] for row in rows[1:]] == list(COMPETITORS)[1:]
+    assert all(_shown(row[1], f"https://github.com/x/{row[0]}") for row in rows[1:])
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_competitor_show_prints_every_value_whole(finished_store: FinishedStore, width: int) -> None:
+    lines = _invoke(["competitor", "show", LONG_NAME], width).splitlines()
+    fields = {line.split()[0]: line.split(maxsplit=1)[1] for line in lines}
+    assert len(lines) == len(fields)  # one line per field
+    assert fields["name"] == LONG_NAME and fields["repo_url"] == LONG_URL and fields["commit"] == "0" * 40
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_leaderboard_keeps_one_line_per_competitor_with_the_failed_run_id(finished_store: FinishedStore, width: int) -> None:
+    board = _board(finished_store)
+    output = _render(width, lambda console: print_leaderboard(console, board))
+    headers = ["#", "competitor", "reached", "ok", "scores", "failed because", "weight"]
+    rows = {row[1]: row for row in _one_line_table(output, width, headers, rows=len(COMPETITORS))}
+    (long_name_shown,) = [name for name in rows if _shown(name, LONG_NAME)]
+    assert rows[long_name_shown][0] == "1" and rows[long_name_shown][5] == ""
+    crasher_run = next(line.run_id for line in board.runs if line.competitor == "crasher")
+    assert _shown(rows["crasher"][5], f"run {crasher_run}: {short_reason(CRASH_REASON)}")
+    assert rows["crasher"][5].endswith("…")  # the reason is long: cut, not wrapped
+    assert "trainarena runs show RUN_ID" in output
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_bracket_shows_each_run_on_one_line_with_its_id(finished_store: FinishedStore, width: int) -> None:
+    board = _board(finished_store)
+    lines = _render(width, lambda console: print_bracket(console, board)).splitlines()
+    rounds = {(line.round_index, line.stage) for line in board.runs}
+    tasks = {(line.round_index, line.match_id, line.task) for line in board.runs}
+    assert len(lines) == 1 + len(rounds) + len(tasks) + len(board.runs)  # nothing wrapped
+    assert all(len(line) <= width for line in lines)
+    name_width = min(BRACKET_NAME_WIDTH, max(len(name) for name in COMPETITORS))
+    for run in board.runs:
+        (shown,) = [line for line in lines if f"run {run.run_id} " in line]
+        after_id = shown.split(f"run {run.run_id} ", 1)[1]
+        assert _shown(after_id[:name_width].strip(), run.competitor)
+        expected = "1.0000" if run.status == "succeeded" else f"{run.status}: {short_reason(run.failure)}"
+        assert _shown(after_id[name_width:].strip(), expected)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_live_progress_keeps_one_line_per_run(width: int) -> None:
+    def play(console: Console) -> None:
+        with LiveProgress(console) as progress:
+            progress(ProgressEvent("round_created", "t", round_index=0, stage=Stage.KNOCKOUT, runs_total=2))
+            for name in (LONG_NAME, "crasher"):
+                progress(ProgressEvent("run_started", "t", competitor=name, task_name="instruct-r1-k001-0", budget_seconds=30))
+            progress(ProgressEvent("run_finished", "t", competitor="crasher", task_name="instruct-r1-k001-0",
+                                   status=RunStatus.FAILED))  # fmt: skip
+
+    lines = _render(width, play).splitlines()
+    assert len(lines) == 3 and all(len(line) <= width for line in lines)
+    assert "0/30" in lines[1] and "30/30" in lines[2] and "failed" in lines[2]  # no column pushed out
+    assert all("0:00:0" in line for line in lines)
+
+
+class _Backend:
+    name = "fake"
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_run_prints_one_line_per_field_and_the_whole_reason(
+    finished_store: FinishedStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, width: int
+) -> None:
+    class CrashingExecutor:
+        def __init__(self, *_args: object) -> None:
+            pass
+
+        def run_task(self, *_args: object) -> RunReport:
+            return RunReport(RunStatus.FAILED, 1.0, 2.5, log_path=tmp_path / "logs", failure_reason=CRASH_REASON)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(run_module, "make_backend", lambda *_args, **_kwargs: _Backend())
+    monkeypatch.setattr(run_module, "SandboxedExecutor", CrashingExecutor)
+    task = tmp_path / "task.toml"
+    task.write_text('name = "arith-1"\ntype = "instruct"\nbase_model = "tiny"\nbudget_seconds = 5\n[dataset]\nsource = "x.jsonl"\n')
+
+    lines = _invoke(["run", "--competitor", "crasher", "--task", str(task)], width, exit_code=1).splitlines()
+
+    reason = lines.index("reason")
+    fields = {line.split()[0]: line.split(maxsplit=1)[1] for line in lines[:reason]}
+    assert len(fields) == reason  # one line per field
+    assert fields["status"] == "failed" and fields["task"] == "arith-1" and fields["log_path"] == str(tmp_path / "logs")
+    assert lines[reason + 1] == "  exited with code 1."
+    assert lines[lines.index("stderr tail") + 1 :] == ["  " + line for line in CRASH_TAIL.splitlines()]
