@@ -19,14 +19,18 @@ from trainarena.tasks.check import SHOWN_SHARED_KEYS, TaskCheck, check_task
 app = typer.Typer(help="Check task files before a tournament uses them.", no_args_is_help=True)
 
 
-@app.command("check")
+CHECK_HELP = (
+    "Load, validate and split a task's dataset as a tournament would, then check that no prompt (or image) is "
+    "on both sides of the split. Nothing is trained and nothing is written to the data dir. Exits 1 with the "
+    "problem when the task cannot be prepared."
+)
+
+
+@app.command("check", help=CHECK_HELP, short_help="Validate a task file and its dataset without running anything.")
 def check_command(
     task_file: Annotated[Path, typer.Argument(help="A task file (TOML or JSON): type, base model, dataset, budget.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Load, validate and split a task's dataset as a tournament would, then check that no prompt (or
-    image) is on both sides of the split. Nothing is trained, and nothing is written to the data dir.
-    Exits 1 with the problem when the task cannot be prepared."""
     try:
         check = check_task(load_task_file(task_file), Settings())
     except (TaskFileError, DatasetError) as error:
