@@ -20,7 +20,7 @@ from trainarena.settings import DataRules
 from trainarena.tasks.base import DatasetError
 from trainarena.tasks.image.spec import ImageDatasetSpec
 from trainarena.tasks.split import split_rows
-from trainarena.tasks.text.rows import check_text_size, decode_text, text_problem
+from trainarena.tasks.text.rows import check_text_size, parse_jsonl, text_problem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 CAPTIONS_FILE = "captions.jsonl"
@@ -132,17 +132,11 @@ def _safe(name: str) -> bool:
 
 def _parse_captions(source: str, captions_name: str, raw: bytes, rules: DataRules) -> dict[str, str]:
     captions: dict[str, str] = {}
-    text = decode_text(f"{source}: {captions_name}", raw)
-    if not text.strip():
+    rows = parse_jsonl(f"{source}: {captions_name}", raw)
+    if not rows:
         raise DatasetError(f"{source}: {captions_name} is empty (one JSON object per line: file, caption)")
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DatasetError(f"{source}: {captions_name} line {number} is not valid JSON ({error.msg})") from None
-        name, caption = (row.get("file"), row.get("caption")) if isinstance(row, dict) else (None, None)
+    for number, row in rows:
+        name, caption = row.get("file"), row.get("caption")
         if not isinstance(name, str) or not name:
             raise DatasetError(f"{source}: {captions_name} line {number} has no 'file'")
         where = f"{source}: {captions_name} line {number} ({name})"

@@ -107,17 +107,22 @@ def written_keys(prepared: PreparedTask, group_key: Callable[[dict[str, Any]], s
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [row for _number, row in parse_jsonl(str(path), Path(path).read_bytes())]
+
+
+def parse_jsonl(where: str, data: bytes) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of every non-blank line of UTF-8 JSON Lines; errors name ``where`` and the line."""
     rows = []
-    for number, line in enumerate(decode_text(str(path), Path(path).read_bytes()).splitlines(), start=1):
+    for number, line in enumerate(decode_text(where, data).splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DatasetError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
+            raise DatasetError(f"{where}: line {number} is not valid JSON ({error.msg})") from None
         if not isinstance(row, dict):
-            raise DatasetError(f"{path}: line {number} is a {type(row).__name__}, not a JSON object")
-        rows.append(row)
+            raise DatasetError(f"{where}: line {number} is a {type(row).__name__}, not a JSON object")
+        rows.append((number, row))
     return rows
 
 
