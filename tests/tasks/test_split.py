@@ -19,6 +19,7 @@ from trainarena.assets.image.build import write_image_folder
 from trainarena.contract import TaskType
 from trainarena.settings import DataRules, Settings
 from trainarena.tasks import DatasetError, TaskDefinition, get_task_type, split
+from trainarena.tasks.chat import spec as chat_spec
 from trainarena.tasks.split import hidden_target, normalise, split_rows
 
 
@@ -69,8 +70,9 @@ def test_a_single_group_cannot_be_split():
         split_rows([{"q": "same"}] * 30, DataRules(), lambda row: row["q"], "data.jsonl")
 
 
-def test_the_split_module_examples_hold():
-    assert doctest.testmod(split).failed == 0
+def test_the_examples_of_the_split_and_the_chat_key_hold():
+    for module in (split, chat_spec):
+        assert doctest.testmod(module).failed == 0
 
 
 # --- The shipped synthetic datasets, every task type ------------------------------------------------

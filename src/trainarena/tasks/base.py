@@ -44,6 +44,10 @@ def count_dropped(groups: Iterable[DroppedRows]) -> int:
     return sum(len(group.rows) for group in groups)
 
 
+def dropped_to_json(groups: Iterable[DroppedRows]) -> list[dict[str, Any]]:
+    return [{"reason": group.reason, "rows": list(group.rows)} for group in groups]
+
+
 def describe_dropped(groups: Iterable[DroppedRows], shown: int = 5) -> str:
     """``"column 'c' is empty (rows 3, 9); column 'p' is null (row 12)"``, the first ``shown`` rows of each reason."""
     parts = []
@@ -74,7 +78,7 @@ class PreparedTask:
             **asdict(self),
             "train_file": str(self.train_file),
             "hidden_file": str(self.hidden_file),
-            "dropped": [{"reason": group.reason, "rows": list(group.rows)} for group in self.dropped],
+            "dropped": dropped_to_json(self.dropped),
             "dropped_rows": self.dropped_count,
         }
 

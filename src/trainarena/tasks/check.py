@@ -12,7 +12,7 @@ from typing import Any
 
 from trainarena.settings import Settings
 from trainarena.tasks import get_task_type
-from trainarena.tasks.base import DroppedRows, TaskDefinition, count_dropped
+from trainarena.tasks.base import DroppedRows, TaskDefinition, count_dropped, dropped_to_json
 
 SHOWN_SHARED_KEYS = 5  # shared group keys named in a failed check
 
@@ -47,7 +47,7 @@ class TaskCheck:
             "train_groups": self.train_groups,
             "hidden_groups": self.hidden_groups,
             "dropped_rows": count_dropped(self.dropped),
-            "dropped": [{"reason": group.reason, "rows": list(group.rows)} for group in self.dropped],
+            "dropped": dropped_to_json(self.dropped),
             "leak_check": {"passed": self.leak_free, "shared_groups": list(self.shared_groups[:SHOWN_SHARED_KEYS])},
         }
 
