@@ -15,15 +15,17 @@ Prepared task data is cached by the task definition's digest: the train split un
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import shutil
 import struct
+import tempfile
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from trainarena.contract import RunSpec, RunStatus
@@ -103,7 +105,12 @@ def thread_env(cpus: int) -> dict[str, str]:
 
 
 class TaskPreparer:
-    """Prepares each distinct task once (thread-safe), reusing earlier preparations from disk."""
+    """Prepares each distinct task once (thread-safe), reusing earlier preparations from disk.
+
+    A preparation is written into staging folders beside its final ones and renamed into place only
+    when complete (the train folder, holding the marker, last): a failed preparation leaves nothing
+    under the cache or hidden dirs (not even the folders it created), a folder without its marker is
+    never used, and a process killed midway leaves only a ``.staging-*`` folder, which nothing reads."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -119,21 +126,50 @@ class TaskPreparer:
             hidden_dir = self._settings.hidden_dir / digest
             marker = train_dir / _PREPARED_MARKER
             if marker.exists():
-                return _prepared_from_json(json.loads(marker.read_text()))
-            for directory in (train_dir, hidden_dir):
-                shutil.rmtree(directory, ignore_errors=True)
-                directory.mkdir(parents=True)
-            prepared = get_task_type(task.task_type).prepare(task, train_dir, hidden_dir, self._settings)
-            marker.write_text(json.dumps(_prepared_to_json(prepared)))
+                return PreparedTask.from_json(json.loads(marker.read_text()))
+            return self._prepare_staged(task, train_dir, hidden_dir)
+
+    def _prepare_staged(self, task: TaskDefinition, train_dir: Path, hidden_dir: Path) -> PreparedTask:
+        created = [p for d in (train_dir, hidden_dir) for p in _missing_ancestors(d.parent)]
+        stages: list[Path] = []
+        try:
+            for final in (train_dir, hidden_dir):
+                final.parent.mkdir(parents=True, exist_ok=True)
+                stages.append(Path(tempfile.mkdtemp(prefix=f".staging-{final.name}-", dir=final.parent)))
+            train_stage, hidden_stage = stages
+            staged = get_task_type(task.task_type).prepare(task, train_stage, hidden_stage, self._settings)
+            prepared = replace(
+                staged,
+                train_file=train_dir / staged.train_file.relative_to(train_stage),
+                hidden_file=hidden_dir / staged.hidden_file.relative_to(hidden_stage),
+            )
+            (train_stage / _PREPARED_MARKER).write_text(json.dumps(prepared.to_json()))
+            if (train_dir / _PREPARED_MARKER).exists():  # another process finished the same task meanwhile
+                return PreparedTask.from_json(json.loads((train_dir / _PREPARED_MARKER).read_text()))
+            for final, stage in ((hidden_dir, hidden_stage), (train_dir, train_stage)):
+                shutil.rmtree(final, ignore_errors=True)  # a leftover without its marker: never used
+                os.rename(stage, final)
             return prepared
+        except BaseException:
+            leftovers = stages if (train_dir / _PREPARED_MARKER).exists() else [*stages, hidden_dir, train_dir]
+            for directory in leftovers:
+                shutil.rmtree(directory, ignore_errors=True)
+            for directory in sorted(set(created), key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):  # only when empty: another preparation may be using it
+                    directory.rmdir()
+            raise
+        finally:
+            for stage in stages:
+                shutil.rmtree(stage, ignore_errors=True)
 
 
-def _prepared_to_json(prepared: PreparedTask) -> dict[str, object]:
-    return {**asdict(prepared), "train_file": str(prepared.train_file), "hidden_file": str(prepared.hidden_file)}
-
-
-def _prepared_from_json(data: dict[str, object]) -> PreparedTask:
-    return PreparedTask(**{**data, "train_file": Path(str(data["train_file"])), "hidden_file": Path(str(data["hidden_file"]))})
+def _missing_ancestors(directory: Path) -> list[Path]:
+    """``directory`` and its parents that do not exist yet, deepest first."""
+    missing = []
+    while not directory.exists() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    return missing
 
 
 def unsupported_reason(submission_dir: Path, task: TaskDefinition) -> str | None:
@@ -183,7 +219,12 @@ class SandboxedExecutor:
             result = self._backend.run(job)
         finally:
             self._devices.release(devices)
-        report = dict(started_at=result.started_at, finished_at=result.finished_at, log_path=result.stderr_path.parent)
+        report = dict(
+            started_at=result.started_at,
+            finished_at=result.finished_at,
+            log_path=result.stderr_path.parent,
+            prepared_paths=prepared.to_json(),  # kept on the task: where its data is, what was dropped
+        )
         if result.status != RunStatus.SUCCEEDED:
             return RunReport(result.status, failure_reason=result.failure_reason, **report)
         check = validate_artifact(job.output_dir, task.task_type, self._settings.artifacts)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from trainarena.contract import RunStatus
 from trainarena.engine.model import Stage
@@ -57,7 +57,7 @@ class RunReport:
     artifact_digest: str | None = None  # sha256 hex of the artifact
     failure_reason: str | None = None
     evaluation: Evaluation | None = None
-    prepared_paths: dict[str, str] | None = None  # where the task's data was prepared; kept on the task
+    prepared_paths: dict[str, Any] | None = None  # PreparedTask.to_json(): where the data is, rows dropped; kept on the task
 
     @property
     def wall_seconds(self) -> float:

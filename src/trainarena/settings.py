@@ -87,9 +87,21 @@ class DataRules(_Section):
 
     test_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="Share of rows held out as the hidden test split.")
     test_max_rows: int = Field(400, ge=1, description="Cap on hidden test rows.")
-    test_min_rows: int = Field(1, ge=1, description="Floor on hidden test rows.")
+    test_min_rows: int = Field(1, ge=1, description="Floor on the hidden split's target size (in rows).")
     split_seed: int = Field(42, description="Seed of the train/test split.")
     min_rows: int = Field(20, ge=2, description="Fewest valid rows a text dataset may have.")
+    max_field_bytes: int = Field(
+        65536, ge=1, description="Largest text value (UTF-8 bytes) of one field of a row, one chat message or "
+        "one image caption; a larger one refuses the dataset, naming the row and the column."
+    )
+    max_row_bytes: int = Field(
+        262144, ge=1, description="Largest row of a text dataset, measured as its JSON encoding in UTF-8 bytes "
+        "(every column, read or not); a larger one refuses the dataset, naming the row."
+    )
+    max_dropped_fraction: float = Field(
+        0.1, ge=0.0, le=1.0, description="Largest share of rows a DPO, GRPO or chat dataset may lose to an empty, "
+        "null or missing required field; more refuses the dataset. Dropped rows are recorded on the prepared task."
+    )
     min_images: int = Field(4, ge=2, description="Fewest valid images an image dataset may have.")
     eval_batch_size: int = Field(16, ge=1, description="Batch size of hidden-split evaluation.")
     eval_max_length: int = Field(512, ge=16, description="Token cap per evaluated example.")

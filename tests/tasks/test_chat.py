@@ -4,13 +4,14 @@ evaluation equal to the instruct scorer's arithmetic on the assistant tokens."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from trainarena.contract import Direction, TaskType
 from trainarena.settings import DataRules, Settings
 from trainarena.tasks import DatasetError, TaskDefinition, get_task_type
-from trainarena.tasks.chat import ChatDatasetSpec, to_messages, tokenize_conversation
+from trainarena.tasks.chat import ChatDatasetSpec, group_key, to_messages, tokenize_conversation
 from trainarena.tasks.evaluate_worker import evaluate_request
 from trainarena.tasks.text.rows import read_jsonl
 from trainarena.tasks.text.scoring import load_tokenizer
@@ -56,6 +57,10 @@ def test_field_names_and_role_map_are_applied(tmp_path):
         ({"conversations": [{"from": "human"}]}, "message 1 needs 'from' and 'value'"),
         ({"conversations": [{"from": "bot", "value": "x"}]}, "role 'bot'; map it with role_map"),
         ({"talk": []}, "no column 'conversations'"),
+        ({"conversations": None}, "column 'conversations' is null, not a list"),
+        ({"conversations": [{"from": "human", "value": None}]}, "message 1's 'value' is null, not text"),
+        ({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a" * 70_000}]},
+         "message 2's 'value' is 70,000 bytes, over the limit of 65,536 bytes per field"),
     ],
 )
 def test_malformed_conversations_name_the_row(tmp_path, row, message):
@@ -67,10 +72,13 @@ def test_malformed_conversations_name_the_row(tmp_path, row, message):
 
 
 def test_conversations_without_an_answer_are_dropped_then_too_few_is_an_error(tmp_path):
-    rows = [{"conversations": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": "a"}]} for i in range(22)]
+    rows = [{"conversations": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": "a"}]} for i in range(30)]
     rows += [{"conversations": [{"from": "human", "value": "only a question"}]}] * 3
     prep = get_task_type("chat").prepare(TaskDefinition("c", TaskType.CHAT, "m", sharegpt(tmp_path, rows), 5), tmp_path / "t", tmp_path / "h", Settings())
-    assert prep.train_rows + prep.hidden_rows == 22 and prep.dataset_spec["dropped_rows"] == 3
+    assert prep.train_rows + prep.hidden_rows == 30 and prep.dataset_spec["dropped_rows"] == 3
+    assert [(group.reason, group.rows) for group in prep.dropped] == [("no assistant message with text", (31, 32, 33))]
+    with pytest.raises(DatasetError, match=r"4 of 34 rows \(12%\) are unusable"):
+        get_task_type("chat").prepare(TaskDefinition("c", TaskType.CHAT, "m", sharegpt(tmp_path, rows + rows[-1:]), 5), tmp_path / "t1", tmp_path / "h1", Settings())
     with pytest.raises(DatasetError, match="fewer than the minimum"):
         get_task_type("chat").prepare(TaskDefinition("c", TaskType.CHAT, "m", sharegpt(tmp_path, rows[:10]), 5), tmp_path / "t2", tmp_path / "h2", Settings())
 
@@ -96,3 +104,11 @@ def test_score_is_the_token_weighted_loss_on_assistant_tokens(assets, prepared):
             tokens += count
     assert result["details"]["tokens"] == tokens and result["details"]["examples"] == prep.hidden_rows
     assert result["score"] == pytest.approx(total / tokens, rel=1e-5)
+
+
+def test_group_key_is_the_opening_user_turns_without_the_system():
+    spec = ChatDatasetSpec.from_dict(sharegpt(Path("."), []))
+    first = {"conversations": [{"from": "system", "value": "Be brief."}, {"from": "human", "value": "Add 2 and 3"},
+                               {"from": "gpt", "value": "5"}, {"from": "human", "value": "and 4?"}, {"from": "gpt", "value": "9"}]}
+    second = {"conversations": [{"from": "human", "value": "add 2  and 3"}, {"from": "gpt", "value": "five"}]}
+    assert group_key(spec, first) == group_key(spec, second) == "add 2 and 3"

@@ -67,13 +67,36 @@ def test_plugin_is_registered_lower_is_better_and_splits_without_leaks(prepared)
     assert prep.dataset_spec["source"] == "train.jsonl" and prep.dataset_spec["scoring"]["beta"] == 0.1
 
 
-def test_rows_with_an_empty_field_are_dropped_and_counted(tmp_path, caplog):
-    rows = [{"p": f"q{i}", "c": "good", "r": "bad"} for i in range(25)] + [{"p": "x", "c": "", "r": "bad"}, {"p": " ", "c": "a", "r": "b"}]
+def test_rows_with_an_empty_field_are_dropped_and_recorded_with_their_numbers(tmp_path, caplog):
+    rows = [{"p": f"q{i}", "c": "good", "r": "bad"} for i in range(25)]
+    rows += [{"p": "x", "c": "", "r": "bad"}, {"p": " ", "c": "a", "r": "b"}, {"p": "y", "c": None, "r": "b"}, {"p": "z", "r": "b"}]
     task = TaskDefinition("t", TaskType.DPO, "m", {"source": write_rows(tmp_path / "d.jsonl", rows), "field_prompt": "p", "field_chosen": "c", "field_rejected": "r"}, 5)
-    with caplog.at_level(logging.WARNING):
-        prep = get_task_type("dpo").prepare(task, tmp_path / "train", tmp_path / "hidden", Settings())
-    assert prep.train_rows + prep.hidden_rows == 25 and prep.dataset_spec["dropped_rows"] == 2
-    assert "dropped 2 row(s)" in caplog.text and "rows 26, 27" in caplog.text
+    with caplog.at_level(logging.INFO):
+        prep = get_task_type("dpo").prepare(task, tmp_path / "train", tmp_path / "hidden", Settings(data=DataRules(max_dropped_fraction=0.2)))
+    assert prep.train_rows + prep.hidden_rows == 25 and prep.dataset_spec["dropped_rows"] == 4 == prep.dropped_count
+    assert [(group.reason, group.rows) for group in prep.dropped] == [
+        ("column 'c' is empty", (26,)), ("column 'p' is empty", (27,)), ("column 'c' is null", (28,)), ("column 'c' is missing", (29,)),
+    ]
+    assert "dropped 4 row(s)" in caplog.text and "column 'c' is null (row 28)" in caplog.text
+
+
+def test_too_many_empty_rows_refuse_the_dataset(tmp_path):
+    rows = [{"p": f"q{i}", "c": "good", "r": "bad"} for i in range(40)] + [{"p": f"e{i}", "c": " ", "r": "bad"} for i in range(5)]
+    dataset = {"source": write_rows(tmp_path / "d.jsonl", rows), "field_prompt": "p", "field_chosen": "c", "field_rejected": "r"}
+    task = TaskDefinition("t", TaskType.DPO, "m", dataset, 5)
+    with pytest.raises(DatasetError, match=r"5 of 45 rows \(11%\) are unusable, more than the 10% allowed \(DataRules.max_dropped_fraction\): "
+                       r"column 'c' is empty \(rows 41, 42, 43, 44, 45\)"):
+        get_task_type("dpo").prepare(task, tmp_path / "train", tmp_path / "hidden", Settings())
+    prep = get_task_type("dpo").prepare(task, tmp_path / "t2", tmp_path / "h2", Settings(data=DataRules(max_dropped_fraction=0.2)))
+    assert prep.dropped_count == 5
+
+
+def test_a_long_chosen_answer_names_its_row(tmp_path):
+    rows = [{"p": f"q{i}", "c": "good", "r": "bad"} for i in range(30)]
+    rows[17]["c"] = "y" * 65_537
+    task = TaskDefinition("t", TaskType.DPO, "m", {"source": write_rows(tmp_path / "d.jsonl", rows), "field_prompt": "p", "field_chosen": "c", "field_rejected": "r"}, 5)
+    with pytest.raises(DatasetError, match=r"row 18, column 'c' is 65,537 bytes, over the limit of 65,536 bytes per field"):
+        get_task_type("dpo").prepare(task, tmp_path / "train", tmp_path / "hidden", Settings())
 
 
 @pytest.mark.parametrize(

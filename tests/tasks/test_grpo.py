@@ -3,6 +3,9 @@ fixed settings, rewards in the sandbox and subtracts the KL penalty."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 
 from trainarena.contract import Direction, TaskType
@@ -96,3 +99,15 @@ def test_spec_refuses_all_zero_weights(assets, tmp_path):
     zero = [{"source": "def f(completions, **kw):\n    return [0.0] * len(completions)\n", "weight": 0}]
     with pytest.raises(DatasetError, match="weights sum to 0"):
         get_task_type("grpo").prepare(grpo_task(assets, reward_functions=zero), tmp_path / "t", tmp_path / "h", Settings())
+
+
+@pytest.mark.sandbox
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="the rewards are tried in bubblewrap")
+def test_rows_without_a_prompt_are_dropped_and_recorded(tmp_path):
+    rows = [{"q": f"{i} plus 1 is", "a": str(i + 1)} for i in range(30)] + [{"q": " ", "a": "1"}, {"q": None, "a": "2"}]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    rewards = [{"source": "def zero(completions, **kwargs):\n    return [0.0] * len(completions)\n"}]
+    dataset = {"source": str(tmp_path / "d.jsonl"), "field_prompt": "q", "field_extra": "a", "reward_functions": rewards}
+    prep = get_task_type("grpo").prepare(TaskDefinition("g", TaskType.GRPO, "m", dataset, 5), tmp_path / "t", tmp_path / "h", Settings())
+    assert [(group.reason, group.rows) for group in prep.dropped] == [("column 'q' is empty", (31,)), ("column 'q' is null", (32,))]
+    assert prep.dataset_spec["dropped_rows"] == 2 and prep.train_rows + prep.hidden_rows == 30

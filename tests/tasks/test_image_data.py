@@ -72,10 +72,27 @@ def test_empty_caption_and_missing_file_are_named(tmp_path):
     folder = make_folder(tmp_path / "d", 5)
     lines = (folder / "captions.jsonl").read_text().splitlines()
     (folder / "captions.jsonl").write_text("\n".join([*lines[:4], json.dumps({"file": "images/004.png", "caption": " "})]))
-    with pytest.raises(DatasetError, match=r"images/004\.png has a missing or empty caption"):
+    with pytest.raises(DatasetError, match=r"captions.jsonl line 5 \(images/004\.png\): column 'caption' is empty"):
+        load_images(spec_for(folder), DataRules())
+    for caption, problem in ((None, "is null"), (7, "is a int, not text"), ("x" * 65_537, "is 65,537 bytes, over the limit of 65,536")):
+        (folder / "captions.jsonl").write_text("\n".join([*lines[:4], json.dumps({"file": "images/004.png", "caption": caption})]))
+        with pytest.raises(DatasetError, match=rf"line 5 \(images/004\.png\): column 'caption' {problem}"):
+            load_images(spec_for(folder), DataRules())
+    (folder / "captions.jsonl").write_text("\n".join([*lines[:4], json.dumps({"file": "images/004.png"})]))
+    with pytest.raises(DatasetError, match=r"column 'caption' is missing"):
         load_images(spec_for(folder), DataRules())
     (folder / "captions.jsonl").write_text("\n".join([*lines, json.dumps({"file": "images/gone.png", "caption": "x"})]))
     with pytest.raises(DatasetError, match=r"names images/gone\.png, which is not in the dataset"):
+        load_images(spec_for(folder), DataRules())
+
+
+def test_an_empty_or_non_utf8_captions_file_is_named(tmp_path):
+    folder = make_folder(tmp_path / "d", 5)
+    (folder / "captions.jsonl").write_text("\n \n")
+    with pytest.raises(DatasetError, match="captions.jsonl is empty"):
+        load_images(spec_for(folder), DataRules())
+    (folder / "captions.jsonl").write_bytes(b'{"file": "images/000.png", "caption": "a"}\n{"file": "images/001.png", "caption": "caf\xe9"}\n')
+    with pytest.raises(DatasetError, match=r"captions.jsonl: line 2 is not valid UTF-8"):
         load_images(spec_for(folder), DataRules())
 
 

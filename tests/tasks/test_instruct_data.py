@@ -10,8 +10,9 @@ import pytest
 from trainarena.settings import DataRules, Settings
 from trainarena.tasks import DatasetError, TaskDefinition, get_task_type
 from trainarena.tasks.instruct import InstructDatasetSpec, render_example, tokenize_example
-from trainarena.tasks.instruct.data import validate_rows
-from trainarena.tasks.text.rows import load_rows, split_rows
+from trainarena.tasks.instruct.data import group_key, validate_rows
+from trainarena.tasks.split import normalise, split_rows
+from trainarena.tasks.text.rows import load_rows
 
 
 def rows_of(n: int) -> list[dict[str, str]]:
@@ -77,7 +78,7 @@ def test_every_file_format_loads_the_same_rows(tmp_path, suffix):
         import pyarrow.parquet as pq
 
         pq.write_table(pa.Table.from_pylist(rows), path)
-    loaded = validate_rows(spec_for(path), load_rows(spec_for(path)), DataRules())
+    loaded = validate_rows(spec_for(path), load_rows(spec_for(path), DataRules()), DataRules())
     assert loaded == [{"q": r["q"], "i": r["i"], "a": r["a"]} for r in rows]
 
 
@@ -87,37 +88,100 @@ def test_every_file_format_loads_the_same_rows(tmp_path, suffix):
         (lambda rows: [{k: v for k, v in r.items() if k != "a"} for r in rows], "missing column 'a' \\(field_output\\)"),
         (lambda rows: rows[:5] + [{**rows[5], "a": "  "}] + rows[6:], "row 6, column 'a' is empty"),
         (lambda rows: rows[:2] + [{**rows[2], "q": 42}] + rows[3:], "row 3, column 'q' is a int"),
-        (lambda rows: rows[:3] + [{"i": "", "a": "1", "q": None}] + rows[4:], "row 4, column 'q' is missing"),
+        (lambda rows: rows[:3] + [{"i": "", "a": "1", "q": None}] + rows[4:], "row 4, column 'q' is null"),
+        (lambda rows: rows[:3] + [{"i": "", "a": "1"}] + rows[4:], "row 4, column 'q' is missing"),
+        (lambda rows: rows[:7] + [{**rows[7], "i": None}] + rows[8:], None),  # an optional column may be null
         (lambda rows: rows[:10], "10 rows, fewer than the minimum of 20"),
     ],
 )
 def test_invalid_rows_are_named(tmp_path, mutate, message):
     path = write_jsonl(tmp_path / "d.jsonl", mutate(rows_of(30)))
+    if message is None:
+        assert validate_rows(spec_for(path), load_rows(spec_for(path), DataRules()), DataRules())[7]["i"] == ""
+        return
     with pytest.raises(DatasetError, match=message):
-        validate_rows(spec_for(path), load_rows(spec_for(path)), DataRules())
+        validate_rows(spec_for(path), load_rows(spec_for(path), DataRules()), DataRules())
 
 
 def test_unreadable_files_are_named(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"q": "x"}\n{not json\n')
     with pytest.raises(DatasetError, match="line 2 is not valid JSON"):
-        load_rows(spec_for(bad))
+        load_rows(spec_for(bad), DataRules())
     with pytest.raises(DatasetError, match="cannot read the file"):
-        load_rows(spec_for(tmp_path / "absent.csv"))
-    binary = tmp_path / "binary.csv"
-    binary.write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(DatasetError, match="cannot read the file"):
-        load_rows(spec_for(binary))
+        load_rows(spec_for(tmp_path / "absent.csv"), DataRules())
+
+
+@pytest.mark.parametrize(
+    ("suffix", "lines"),
+    [
+        (".jsonl", ['{"q": "a", "i": "", "a": "1"}', '{"q": "b", "i": "", "a": "2"}', '{"q": "caf\xe9", "i": "", "a": "3"}']),
+        (".csv", ["q,i,a", "a,,1", "caf\xe9,,3"]),
+        (".json", ['[{"q": "a", "i": "", "a": "1"},', '{"q": "caf\xe9", "i": "", "a": "3"}]']),
+    ],
+)
+def test_a_utf8_error_names_its_line(tmp_path, suffix, lines):
+    path = tmp_path / f"latin1{suffix}"
+    path.write_bytes("\n".join(lines).encode("latin-1"))
+    with pytest.raises(DatasetError, match=rf"latin1\{suffix}: line {len(lines)} is not valid UTF-8 \(byte offset \d+"):
+        load_rows(spec_for(path), DataRules())
+
+
+@pytest.mark.parametrize(("suffix", "content"), [(".jsonl", ""), (".jsonl", "\n  \n"), (".json", "[]"), (".csv", "q,i,a\n")])
+def test_an_empty_file_says_it_is_empty(tmp_path, suffix, content):
+    path = tmp_path / f"empty{suffix}"
+    path.write_text(content)
+    with pytest.raises(DatasetError, match=r"the file is empty \(no rows\)"):
+        load_rows(spec_for(path), DataRules())
+
+
+def test_a_field_over_the_size_limit_names_row_and_column(tmp_path):
+    rows = rows_of(30)
+    rows[11]["a"] = "9" * 70_000  # over the 64 KiB default
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    with pytest.raises(DatasetError, match=r"row 12, column 'a' is 70,000 bytes, over the limit of 65,536 bytes per field"):
+        load_rows(spec_for(path), DataRules())
+    assert len(load_rows(spec_for(path), DataRules(max_field_bytes=100_000))) == 30
+
+
+def test_a_five_megabyte_row_is_refused_even_in_a_column_nobody_reads(tmp_path):
+    rows = rows_of(30)
+    rows[4]["extra"] = ["x" * 1000] * 5000  # ~5 MB, and no single text field over the field limit
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    with pytest.raises(DatasetError, match=r"row 5 is 5,0\d\d,\d\d\d bytes, over the limit of 262,144 bytes per row"):
+        load_rows(spec_for(path), DataRules())
+
+
+def test_group_key_is_the_normalised_instruction_and_input_without_the_system():
+    spec = spec_for("x", field_system="sys")
+    assert group_key(spec, {"q": "Add 2  and 3", "i": "", "sys": "A"}) == group_key(spec, {"q": "add 2 and 3 ", "i": None, "sys": "B"})
+    assert group_key(spec, {"q": "reverse", "i": "abc"}) != group_key(spec, {"q": "reverse", "i": "abd"})
+    assert group_key(spec, {"q": "a b", "i": ""}) != group_key(spec, {"q": "a", "i": "b"})
 
 
 def test_split_is_seeded_disjoint_complete_and_capped():
     rows = [{"q": str(i), "a": "x"} for i in range(1000)]
-    train, hidden = split_rows(rows, DataRules())
+
+    def key(row):
+        return normalise(row["q"])
+
+    train, hidden = split_rows(rows, DataRules(), key)
     assert (len(train), len(hidden)) == (900, 100)
     assert sorted(r["q"] for r in train + hidden) == sorted(r["q"] for r in rows)
-    assert split_rows(rows, DataRules()) == (train, hidden)
-    assert split_rows(rows, DataRules(split_seed=1))[1] != hidden
-    assert len(split_rows(rows * 10, DataRules())[1]) == 400  # test_max_rows
+    assert split_rows(rows, DataRules(), key) == (train, hidden)
+    assert split_rows(rows, DataRules(split_seed=1), key)[1] != hidden
+    assert len(split_rows(rows * 10, DataRules(), key)[1]) == 400  # test_max_rows
+
+
+def test_prepare_keeps_one_instruction_on_one_side(tmp_path):
+    """The same instruction with other outputs never straddles the split."""
+    rows = [{"q": f"add {i % 40} and 1", "i": "", "a": str(i), "extra": "x"} for i in range(200)]
+    dataset = {"source": str(write_jsonl(tmp_path / "d.jsonl", rows)), "field_instruction": "q", "field_output": "a", "field_input": "i"}
+    prepared = get_task_type("instruct").prepare(TaskDefinition("t", "instruct", "m", dataset, 10), tmp_path / "train", tmp_path / "hidden", Settings())
+    train, hidden = ({json.loads(line)["q"] for line in f.read_text().splitlines()} for f in (prepared.train_file, prepared.hidden_file))
+    assert hidden and train and not train & hidden and prepared.hidden_rows == 20
+    train_keys, hidden_keys = get_task_type("instruct").group_keys(prepared)
+    assert len(train_keys) == prepared.train_rows and not set(train_keys) & set(hidden_keys)
 
 
 def test_prepare_writes_train_with_original_columns_and_a_spec_without_host_paths(tmp_path, assets):

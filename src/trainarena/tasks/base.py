@@ -7,7 +7,8 @@ artifact on the hidden split in a separate process, returning a score and its di
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,14 +33,64 @@ class TaskDefinition:
 
 
 @dataclass(frozen=True)
+class DroppedRows:
+    """Rows of a dataset left out for one reason, by their 1-based numbers in the source."""
+
+    reason: str  # e.g. "column 'chosen' is empty"
+    rows: tuple[int, ...]
+
+
+def count_dropped(groups: Iterable[DroppedRows]) -> int:
+    return sum(len(group.rows) for group in groups)
+
+
+def dropped_to_json(groups: Iterable[DroppedRows]) -> list[dict[str, Any]]:
+    return [{"reason": group.reason, "rows": list(group.rows)} for group in groups]
+
+
+def describe_dropped(groups: Iterable[DroppedRows], shown: int = 5) -> str:
+    """``"column 'c' is empty (rows 3, 9); column 'p' is null (row 12)"``, the first ``shown`` rows of each reason."""
+    parts = []
+    for group in groups:
+        numbers = ", ".join(str(n) for n in group.rows[:shown]) + (f" and {len(group.rows) - shown} more" if len(group.rows) > shown else "")
+        parts.append(f"{group.reason} ({'rows' if len(group.rows) > 1 else 'row'} {numbers})")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
 class PreparedTask:
-    """Where a task's prepared data lives on the host."""
+    """Where a task's prepared data lives on the host, and what preparing it left out."""
 
     train_file: Path  # copied into the run's /inputs
     dataset_spec: dict[str, Any]  # written as /inputs/dataset_spec.json
     hidden_file: Path  # stays in the hidden directory; only the evaluator reads it
     train_rows: int
     hidden_rows: int
+    dropped: tuple[DroppedRows, ...] = ()  # rows left out before the split, grouped by reason
+
+    @property
+    def dropped_count(self) -> int:
+        return count_dropped(self.dropped)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready record (the cache marker, the task's stored ``prepared`` entry)."""
+        return {
+            **asdict(self),
+            "train_file": str(self.train_file),
+            "hidden_file": str(self.hidden_file),
+            "dropped": dropped_to_json(self.dropped),
+            "dropped_rows": self.dropped_count,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PreparedTask:
+        known = {f.name for f in fields(cls)}
+        return cls(**{
+            **{key: value for key, value in data.items() if key in known},
+            "train_file": Path(data["train_file"]),
+            "hidden_file": Path(data["hidden_file"]),
+            "dropped": tuple(DroppedRows(group["reason"], tuple(group["rows"])) for group in data.get("dropped", ())),
+        })
 
 
 @dataclass(frozen=True)
@@ -56,8 +107,13 @@ class TaskPlugin(Protocol):
     direction: Direction
 
     def prepare(self, task: TaskDefinition, train_dir: Path, hidden_dir: Path, settings: Settings) -> PreparedTask:
-        """Load and validate the dataset (raise DatasetError), split it with the settings' seed, write the
-        train split under ``train_dir`` and the hidden split under ``hidden_dir``."""
+        """Load and validate the dataset (raise DatasetError), split it by group key with the settings'
+        seed, write the train split under ``train_dir`` and the hidden split under ``hidden_dir``."""
+        ...
+
+    def group_keys(self, prepared: PreparedTask) -> tuple[list[str], list[str]]:
+        """The group key of every train and every hidden example, read back from the written split
+        (the split never puts one key on both sides; ``trainarena task check`` verifies it)."""
         ...
 
     def evaluate(self, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings) -> Evaluation:

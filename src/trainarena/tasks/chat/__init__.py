@@ -4,20 +4,21 @@ with the base tokenizer's chat template; scored by eval loss on the assistant tu
 
 from __future__ import annotations
 
-import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from trainarena.contract import Direction, TaskType
-from trainarena.settings import Settings
-from trainarena.tasks.base import DatasetError, Evaluation, PreparedTask, TaskDefinition
+from trainarena.settings import DataRules, Settings
+from trainarena.tasks.base import DatasetError, DroppedRows, Evaluation, PreparedTask, TaskDefinition, count_dropped
 from trainarena.tasks.chat.render import tokenize_conversation
-from trainarena.tasks.chat.spec import ChatDatasetSpec, to_messages
-from trainarena.tasks.text.rows import TRAIN_FILE, load_rows, split_rows, write_split
+from trainarena.tasks.chat.spec import ChatDatasetSpec, group_key, to_messages
+from trainarena.tasks.split import split_rows
+from trainarena.tasks.text.rows import TRAIN_FILE, accept_dropped, check_text_size, load_rows, write_split, written_keys
 
-log = logging.getLogger(__name__)
+__all__ = ["ChatDatasetSpec", "ChatTask", "group_key", "plugin", "to_messages", "tokenize_conversation"]
 
-__all__ = ["ChatDatasetSpec", "ChatTask", "plugin", "to_messages", "tokenize_conversation"]
+NO_ANSWER = "no assistant message with text"
 
 
 class ChatTask:
@@ -26,10 +27,13 @@ class ChatTask:
 
     def prepare(self, task: TaskDefinition, train_dir: Path, hidden_dir: Path, settings: Settings) -> PreparedTask:
         spec = ChatDatasetSpec.from_dict(task.dataset)
-        rows, dropped = conversations(spec, load_rows(spec), settings.data.min_rows)
-        train, hidden = split_rows(rows, settings.data)
-        script_spec = spec.for_script(TRAIN_FILE, dropped)
-        return write_split(train, hidden, script_spec, train_dir, hidden_dir)
+        rows, dropped = conversations(spec, load_rows(spec, settings.data), settings.data)
+        train, hidden = split_rows(rows, settings.data, partial(group_key, spec), spec.source)
+        script_spec = spec.for_script(TRAIN_FILE, count_dropped(dropped))
+        return write_split(train, hidden, script_spec, train_dir, hidden_dir, dropped)
+
+    def group_keys(self, prepared: PreparedTask) -> tuple[list[str], list[str]]:
+        return written_keys(prepared, partial(group_key, ChatDatasetSpec.from_dict(prepared.dataset_spec)))
 
     def evaluate(self, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings) -> Evaluation:
         from trainarena.tasks.child_evaluation import evaluate_artifact
@@ -37,24 +41,23 @@ class ChatTask:
         return evaluate_artifact(self, task, prepared, artifact_dir, settings)
 
 
-def conversations(spec: ChatDatasetSpec, raw: list[dict[str, Any]], min_rows: int) -> tuple[list[dict[str, Any]], int]:
+def conversations(spec: ChatDatasetSpec, raw: list[dict[str, Any]], rules: DataRules) -> tuple[list[dict[str, Any]], tuple[DroppedRows, ...]]:
     """Rows reduced to the messages column; malformed rows raise, rows without an assistant message
-    with text are dropped (counted, logged); fewer than ``min_rows`` left raises."""
-    rows, dropped = [], 0
+    with text are dropped (within ``rules.max_dropped_fraction``); fewer than ``min_rows`` left raises."""
+    rows, dropped = [], []
     for number, row in enumerate(raw, start=1):
         if spec.field_messages not in row:
             present = sorted(row)
             raise DatasetError(f"{spec.source}: row {number} has no column '{spec.field_messages}' (field_messages); columns: {present}")
-        messages = to_messages(spec, row, f"{spec.source}: row {number}")
+        where = f"{spec.source}: row {number}"
+        messages = to_messages(spec, row, where)
+        for index, message in enumerate(messages, start=1):
+            check_text_size(f"{where}, message {index}'s '{spec.field_content}'", message["content"], rules)
         if any(m["role"] == "assistant" and m["content"].strip() for m in messages):
             rows.append({spec.field_messages: row[spec.field_messages]})
         else:
-            dropped += 1
-    if dropped:
-        log.warning("%s: dropped %d conversation(s) without an assistant answer", spec.source, dropped)
-    if len(rows) < min_rows:
-        raise DatasetError(f"{spec.source}: {len(rows)} usable conversations ({dropped} dropped), fewer than the minimum of {min_rows}")
-    return rows, dropped
+            dropped.append((number, NO_ANSWER))
+    return rows, accept_dropped(spec.source, dropped, len(raw), rules)
 
 
 def plugin() -> ChatTask:

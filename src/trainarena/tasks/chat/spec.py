@@ -21,6 +21,7 @@ from typing import Any
 
 from trainarena.tasks.base import DatasetError
 from trainarena.tasks.spec_checks import SCRIPT_KEYS, require_strings, spec_fields
+from trainarena.tasks.split import joined_key
 
 ROLES = ("system", "user", "assistant")
 
@@ -69,7 +70,8 @@ def to_messages(spec: ChatDatasetSpec, row: dict[str, Any], where: str) -> list[
     """A row's conversation as ``[{"role", "content"}]`` (DatasetError naming ``where`` when malformed)."""
     raw = row.get(spec.field_messages)
     if not isinstance(raw, list):
-        raise DatasetError(f"{where}: column '{spec.field_messages}' is {type(raw).__name__}, not a list of messages")
+        shown = "null" if raw is None else f"a {type(raw).__name__}"
+        raise DatasetError(f"{where}: column '{spec.field_messages}' is {shown}, not a list of messages")
     messages = []
     for index, message in enumerate(raw, start=1):
         if not isinstance(message, dict) or spec.field_role not in message or spec.field_content not in message:
@@ -78,6 +80,25 @@ def to_messages(spec: ChatDatasetSpec, row: dict[str, Any], where: str) -> list[
         if role is None:
             raise DatasetError(f"{where}: message {index} has role {message[spec.field_role]!r}; map it with role_map to one of {list(ROLES)}")
         if not isinstance(content, str):
-            raise DatasetError(f"{where}: message {index}'s '{spec.field_content}' is a {type(content).__name__}, not text")
+            shown = "null" if content is None else f"a {type(content).__name__}"
+            raise DatasetError(f"{where}: message {index}'s '{spec.field_content}' is {shown}, not text")
         messages.append({"role": role, "content": content})
     return messages
+
+
+def group_key(spec: ChatDatasetSpec, row: dict[str, Any]) -> str:
+    """The split's group: the conversation's opening, i.e. its user messages before the first assistant
+    message, normalised (system messages left out, so one question under two system prompts stays on
+    one side). Later turns answer in the context of earlier ones and do not define the group.
+
+    >>> spec = ChatDatasetSpec(source="x")
+    >>> group_key(spec, {"messages": [{"role": "user", "content": "Add 2 and 3"}, {"role": "assistant", "content": "5"}]})
+    'add 2 and 3'
+    """
+    opening = []
+    for message in to_messages(spec, row, "conversation"):
+        if message["role"] == "assistant":
+            break
+        if message["role"] == "user":
+            opening.append(message["content"])
+    return joined_key(opening)

@@ -17,8 +17,9 @@ A task file's ``[dataset]`` table::
     response_separator = "\\n### Response:\\n"
 
 Rendered prompt = system_format (if a system text) + prompt_format + response_separator; the chosen and
-rejected completions are their formats. Rows with an empty prompt, chosen or rejected are dropped (and
-counted in the log); fewer than ``DataRules.min_rows`` remaining is an error.
+rejected completions are their formats. Rows with a missing, null or empty prompt, chosen or rejected
+are dropped and recorded on the prepared task (more than ``DataRules.max_dropped_fraction`` of the rows,
+or fewer than ``DataRules.min_rows`` remaining, is an error); the split keeps each prompt on one side.
 """
 
 from __future__ import annotations

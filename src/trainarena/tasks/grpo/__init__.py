@@ -4,17 +4,29 @@ rewarding the completions (in the sandbox), minus a KL penalty to the base model
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from trainarena.contract import Direction, TaskType
 from trainarena.settings import DataRules, Settings
-from trainarena.tasks.base import Evaluation, PreparedTask, TaskDefinition
+from trainarena.tasks.base import Evaluation, PreparedTask, TaskDefinition, count_dropped
 from trainarena.tasks.grpo.rewards import RewardError, RewardSandbox, score_rewards
 from trainarena.tasks.grpo.spec import GrpoDatasetSpec, RewardFunction, render_prompt
-from trainarena.tasks.text.rows import TRAIN_FILE, clean_rows, load_rows, split_rows, write_split
+from trainarena.tasks.split import normalise, split_rows
+from trainarena.tasks.text.rows import TRAIN_FILE, clean_rows, load_rows, write_split, written_keys
 
-__all__ = ["GrpoDatasetSpec", "GrpoTask", "RewardError", "RewardFunction", "plugin", "render_prompt", "sampling_settings"]
+__all__ = [
+    "GrpoDatasetSpec",
+    "GrpoTask",
+    "RewardError",
+    "RewardFunction",
+    "group_key",
+    "plugin",
+    "render_prompt",
+    "sampling_settings",
+]
 
 
 def sampling_settings(rules: DataRules) -> dict[str, Any]:
@@ -34,16 +46,26 @@ class GrpoTask:
 
     def prepare(self, task: TaskDefinition, train_dir: Path, hidden_dir: Path, settings: Settings) -> PreparedTask:
         spec = GrpoDatasetSpec.from_dict(task.dataset, settings.data.reward_max_functions)
-        rows, _dropped = clean_rows(spec.source, load_rows(spec), spec.columns(), ("prompt",), settings.data)
+        rows, dropped = clean_rows(spec.source, load_rows(spec, settings.data), spec.columns(), ("prompt",), settings.data)
         check_rewards_on_samples(spec, rows[: settings.data.reward_sample_rows], RewardSandbox.from_rules(settings.sandbox, settings.data))
-        train, hidden = split_rows(rows, settings.data)
-        script_spec = spec.for_script(TRAIN_FILE, settings.data.grpo_kl_coef, sampling_settings(settings.data))
-        return write_split(train, hidden, script_spec, train_dir, hidden_dir)
+        train, hidden = split_rows(rows, settings.data, partial(group_key, spec), spec.source)
+        dropped_rows = count_dropped(dropped)
+        script_spec = spec.for_script(TRAIN_FILE, settings.data.grpo_kl_coef, sampling_settings(settings.data), dropped_rows)
+        return write_split(train, hidden, script_spec, train_dir, hidden_dir, dropped)
+
+    def group_keys(self, prepared: PreparedTask) -> tuple[list[str], list[str]]:
+        spec = GrpoDatasetSpec.from_dict(prepared.dataset_spec)
+        return written_keys(prepared, partial(group_key, spec))
 
     def evaluate(self, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings) -> Evaluation:
         from trainarena.tasks.child_evaluation import evaluate_artifact
 
         return evaluate_artifact(self, task, prepared, artifact_dir, settings, kl_coef=settings.data.grpo_kl_coef, sampling=sampling_settings(settings.data), reward_sandbox=RewardSandbox.from_rules(settings.sandbox, settings.data).to_dict())
+
+
+def group_key(spec: GrpoDatasetSpec, row: Mapping[str, object]) -> str:
+    """The split's group: the normalised prompt."""
+    return normalise(str(row[spec.field_prompt]))
 
 
 def check_rewards_on_samples(spec: GrpoDatasetSpec, rows: list[dict[str, str]], sandbox: RewardSandbox) -> None:

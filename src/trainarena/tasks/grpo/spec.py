@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from trainarena.tasks.base import DatasetError
-from trainarena.tasks.spec_checks import check_format, require_strings, spec_fields
+from trainarena.tasks.spec_checks import SCRIPT_KEYS, check_format, require_strings, spec_fields
 
 MAX_SOURCE_CHARS = 20_000
 
@@ -82,7 +82,7 @@ class GrpoDatasetSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], max_functions: int = 8) -> GrpoDatasetSpec:
-        given = spec_fields(cls, data, {"source", "field_prompt", "reward_functions"})
+        given = spec_fields(cls, data, {"source", "field_prompt", "reward_functions"}, SCRIPT_KEYS | {"dropped_rows"})
         raw = data["reward_functions"]
         if not isinstance(raw, list | tuple) or len(raw) > max_functions:
             raise DatasetError(f"dataset spec: 'reward_functions' must be a list of at most {max_functions} tables")
@@ -106,9 +106,9 @@ class GrpoDatasetSpec:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"reward_functions": [asdict(f) for f in self.reward_functions]}
 
-    def for_script(self, train_file: str, kl_coef: float, sampling: dict[str, Any]) -> dict[str, Any]:
+    def for_script(self, train_file: str, kl_coef: float, sampling: dict[str, Any], dropped_rows: int) -> dict[str, Any]:
         data = self.to_dict() | {"source": train_file, "file": train_file, "task_type": "grpo"}
-        return data | {"scoring": SCORING | {"kl_coef": kl_coef, "sampling": sampling}}
+        return data | {"scoring": SCORING | {"kl_coef": kl_coef, "sampling": sampling}, "dropped_rows": dropped_rows}
 
 
 def parse_reward_function(index: int, entry: object) -> RewardFunction:

@@ -14,7 +14,14 @@ from pathlib import Path
 from trainarena.contract import Direction, TaskType
 from trainarena.settings import Settings
 from trainarena.tasks.base import Evaluation, PreparedTask, TaskDefinition
-from trainarena.tasks.image.data import CAPTIONS_FILE, load_images, split_images, write_hidden_folder, write_train_zip
+from trainarena.tasks.image.data import (
+    CAPTIONS_FILE,
+    load_images,
+    split_images,
+    write_hidden_folder,
+    write_train_zip,
+    written_image_keys,
+)
 from trainarena.tasks.image.spec import ImageDatasetSpec
 
 TRAIN_FILE = "train.zip"
@@ -30,7 +37,7 @@ class ImageTask:
 
     def prepare(self, task: TaskDefinition, train_dir: Path, hidden_dir: Path, settings: Settings) -> PreparedTask:
         spec = ImageDatasetSpec.from_dict(task.dataset, settings.image.model_types)
-        train, hidden = split_images(load_images(spec, settings.data), settings.data)
+        train, hidden = split_images(load_images(spec, settings.data), settings.data, spec.source)
         write_train_zip(train, Path(train_dir) / TRAIN_FILE)
         hidden_file = write_hidden_folder(hidden, Path(hidden_dir))
         script_spec = script_dataset_spec(spec, settings, len(train))
@@ -42,6 +49,9 @@ class ImageTask:
             train_rows=len(train),
             hidden_rows=len(hidden),
         )
+
+    def group_keys(self, prepared: PreparedTask) -> tuple[list[str], list[str]]:
+        return written_image_keys(prepared.train_file, prepared.hidden_file)
 
     def evaluate(self, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings) -> Evaluation:
         from trainarena.tasks.child_evaluation import evaluate_in_child

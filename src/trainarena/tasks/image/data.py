@@ -3,10 +3,13 @@ a captions file). Every problem raises :class:`DatasetError` naming the dataset 
 
 Images are decoded and re-encoded as RGB PNG, so the train zip and the hidden folder hold one format
 whatever the source used, and a file that only claims to be an image is caught here, not in a script.
+The split groups images by their pixels (``content_key``), so one picture stored under two names never
+lands on both sides.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -16,7 +19,8 @@ from pathlib import Path, PurePosixPath
 from trainarena.settings import DataRules
 from trainarena.tasks.base import DatasetError
 from trainarena.tasks.image.spec import ImageDatasetSpec
-from trainarena.tasks.text.rows import split_rows
+from trainarena.tasks.split import split_rows
+from trainarena.tasks.text.rows import check_text_size, parse_jsonl, text_problem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 CAPTIONS_FILE = "captions.jsonl"
@@ -29,6 +33,7 @@ class CaptionedImage:
     caption: str
     png: bytes  # the image re-encoded as RGB PNG
     size: tuple[int, int]
+    content_key: str  # sha256 of the size and RGB pixels: the split's group key
 
 
 def load_images(spec: ImageDatasetSpec, rules: DataRules) -> list[CaptionedImage]:
@@ -36,7 +41,7 @@ def load_images(spec: ImageDatasetSpec, rules: DataRules) -> list[CaptionedImage
     files = _read_source(Path(spec.source))
     if spec.captions not in files:
         raise DatasetError(f"{spec.source}: no captions file '{spec.captions}' (one JSON object per line: file, caption)")
-    captions = _parse_captions(spec.source, spec.captions, files.pop(spec.captions))
+    captions = _parse_captions(spec.source, spec.captions, files.pop(spec.captions), rules)
     uncaptioned = sorted(name for name in files if name.lower().endswith(IMAGE_SUFFIXES) and name not in captions)
     if uncaptioned:
         raise DatasetError(f"{spec.source}: image {uncaptioned[0]} has no caption in {spec.captions}")
@@ -50,9 +55,25 @@ def load_images(spec: ImageDatasetSpec, rules: DataRules) -> list[CaptionedImage
     return images
 
 
-def split_images(images: list[CaptionedImage], rules: DataRules) -> tuple[list[CaptionedImage], list[CaptionedImage]]:
-    """(train, hidden) with the same seeded rule as text rows: test_fraction, at least test_min_rows."""
-    return split_rows(images, rules)
+def split_images(images: list[CaptionedImage], rules: DataRules, source: str = "dataset") -> tuple[list[CaptionedImage], list[CaptionedImage]]:
+    """(train, hidden) with the same seeded rule as text rows, grouped by pixels (``content_key``)."""
+    return split_rows(images, rules, lambda image: image.content_key, source)
+
+
+def pixel_key(png: bytes) -> str:
+    """The content key of an encoded image: the same pixels give the same key, whatever the file's name or format."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as opened:
+        rgb = opened.convert("RGB")
+    return _pixel_hash(rgb)
+
+
+def written_image_keys(train_zip: Path, hidden_captions: Path) -> tuple[list[str], list[str]]:
+    """The content key of every image of a written split: ``(train keys, hidden keys)``."""
+    with zipfile.ZipFile(train_zip) as archive:
+        train = [pixel_key(archive.read(name)) for name in archive.namelist() if name.startswith(f"{IMAGES_DIR}/")]
+    return train, [pixel_key(path.read_bytes()) for path, _caption in read_captions_file(hidden_captions)]
 
 
 def write_train_zip(images: list[CaptionedImage], path: Path) -> None:
@@ -109,24 +130,22 @@ def _safe(name: str) -> bool:
     return not path.is_absolute() and ".." not in path.parts
 
 
-def _parse_captions(source: str, captions_name: str, raw: bytes) -> dict[str, str]:
+def _parse_captions(source: str, captions_name: str, raw: bytes, rules: DataRules) -> dict[str, str]:
     captions: dict[str, str] = {}
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DatasetError(f"{source}: {captions_name} is not UTF-8 text") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DatasetError(f"{source}: {captions_name} line {number} is not valid JSON ({error.msg})") from None
-        name, caption = (row.get("file"), row.get("caption")) if isinstance(row, dict) else (None, None)
+    rows = parse_jsonl(f"{source}: {captions_name}", raw)
+    if not rows:
+        raise DatasetError(f"{source}: {captions_name} is empty (one JSON object per line: file, caption)")
+    for number, row in rows:
+        name, caption = row.get("file"), row.get("caption")
         if not isinstance(name, str) or not name:
             raise DatasetError(f"{source}: {captions_name} line {number} has no 'file'")
-        if not isinstance(caption, str) or not caption.strip():
-            raise DatasetError(f"{source}: image {name} has a missing or empty caption ({captions_name} line {number})")
+        where = f"{source}: {captions_name} line {number} ({name})"
+        problem = text_problem(row, "caption")
+        if problem is None and not isinstance(caption, str):
+            problem = f"column 'caption' is a {type(caption).__name__}, not text"
+        if problem:
+            raise DatasetError(f"{where}: {problem}")
+        check_text_size(f"{where}: column 'caption'", caption, rules)
         captions[name] = caption.strip()
     return captions
 
@@ -141,4 +160,8 @@ def _decode(source: str, name: str, caption: str, raw: bytes) -> CaptionedImage:
         raise DatasetError(f"{source}: image {name} is unreadable ({type(error).__name__}: {error})") from None
     buffer = io.BytesIO()
     rgb.save(buffer, format="PNG")
-    return CaptionedImage(name=name, caption=caption, png=buffer.getvalue(), size=rgb.size)
+    return CaptionedImage(name=name, caption=caption, png=buffer.getvalue(), size=rgb.size, content_key=_pixel_hash(rgb))
+
+
+def _pixel_hash(rgb) -> str:
+    return hashlib.sha256(f"{rgb.size[0]}x{rgb.size[1]}:".encode() + rgb.tobytes()).hexdigest()

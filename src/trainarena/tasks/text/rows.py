@@ -1,19 +1,21 @@
 """Rows of the text task types (instruct, chat, DPO, GRPO): reading a local file or a Hugging Face
-dataset, the seeded train/hidden split, writing a prepared split, and cleaning rows to a spec's columns.
-Every problem raises :class:`DatasetError` naming the file, the column or the row (1-based, as a person
+dataset with its size limits, cleaning rows to a spec's columns (dropping rows with an empty required
+field, within ``DataRules.max_dropped_fraction``), and writing and reading a prepared split. Every
+problem raises :class:`DatasetError` naming the file, the column or the row (1-based, as a person
 counts them), never a bare KeyError. Shared by the text plugins, so none of them imports another."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
-import random
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
 from trainarena.settings import DataRules
-from trainarena.tasks.base import DatasetError, PreparedTask
+from trainarena.tasks.base import DatasetError, DroppedRows, PreparedTask, describe_dropped
 
 log = logging.getLogger(__name__)
 Row = dict[str, str]
@@ -30,26 +32,51 @@ class SourceSpec(Protocol):
     split: str
 
 
-def load_rows(spec: SourceSpec) -> list[dict[str, Any]]:
-    """Raw rows of the source: a local file when the path exists or looks like one, else a hub dataset."""
+def load_rows(spec: SourceSpec, rules: DataRules) -> list[dict[str, Any]]:
+    """Raw rows of the source (a local file when the path exists or looks like one, else a hub dataset):
+    refused when there are none or when a row or a text field is over the size limits."""
     path = Path(spec.source)
-    if path.exists() or path.suffix.lower() in FILE_SUFFIXES:
-        return _read_file(path)
-    return _read_hub(spec)
+    local = path.exists() or path.suffix.lower() in FILE_SUFFIXES
+    rows = _read_file(path) if local else _read_hub(spec)
+    if not rows:
+        raise DatasetError(f"{spec.source}: the {'file' if local else 'dataset'} is empty (no rows)")
+    for number, row in enumerate(rows, start=1):
+        check_row_size(spec.source, number, row, rules)
+    return rows
 
 
-def split_rows(rows: list[Row], rules: DataRules) -> tuple[list[Row], list[Row]]:
-    """``(train, hidden)``: a seeded random ``test_fraction`` of rows (capped at ``test_max_rows``) is
-    hidden; both keep the source order, so the split depends only on the row count and the seed."""
-    hidden_count = min(rules.test_max_rows, max(rules.test_min_rows, round(len(rows) * rules.test_fraction)))
-    hidden_count = min(hidden_count, len(rows) - 1)  # always leave something to train on
-    order = list(range(len(rows)))
-    random.Random(rules.split_seed).shuffle(order)
-    hidden = set(order[:hidden_count])
-    return (
-        [row for i, row in enumerate(rows) if i not in hidden],
-        [row for i, row in enumerate(rows) if i in hidden],
-    )
+def check_row_size(source: str, number: int, row: dict[str, Any], rules: DataRules) -> None:
+    """Each text value within ``max_field_bytes`` and the whole row (as JSON) within ``max_row_bytes``."""
+    for column, value in row.items():
+        if isinstance(value, str):
+            check_text_size(f"{source}: row {number}, column '{column}'", value, rules)
+    size = len(json.dumps(row, ensure_ascii=False, default=str).encode())
+    if size > rules.max_row_bytes:
+        raise DatasetError(
+            f"{source}: row {number} is {size:,} bytes, over the limit of {rules.max_row_bytes:,} bytes per row "
+            "(DataRules.max_row_bytes); shorten it or leave it out"
+        )
+
+
+def check_text_size(where: str, text: str, rules: DataRules) -> None:
+    size = len(text.encode())
+    if size > rules.max_field_bytes:
+        raise DatasetError(
+            f"{where} is {size:,} bytes, over the limit of {rules.max_field_bytes:,} bytes per field "
+            "(DataRules.max_field_bytes); shorten it or leave the row out"
+        )
+
+
+def text_problem(row: dict[str, Any], column: str) -> str | None:
+    """Why a required text field is unusable, or None: missing (the key is absent), null, or empty (only whitespace)."""
+    if column not in row:
+        return f"column '{column}' is missing"
+    value = row[column]
+    if value is None:
+        return f"column '{column}' is null"
+    if isinstance(value, str) and not value.strip():
+        return f"column '{column}' is empty"
+    return None
 
 
 def write_jsonl(rows: list[Row], path: Path) -> None:
@@ -58,64 +85,109 @@ def write_jsonl(rows: list[Row], path: Path) -> None:
         out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
-def write_split(train: list[Row], hidden: list[Row], script_spec: dict[str, Any], train_dir: Path, hidden_dir: Path) -> PreparedTask:
+def write_split(
+    train: list[Row],
+    hidden: list[Row],
+    script_spec: dict[str, Any],
+    train_dir: Path,
+    hidden_dir: Path,
+    dropped: tuple[DroppedRows, ...] = (),
+) -> PreparedTask:
     """Write a text task's split: train rows and the script's spec beside them, hidden rows apart."""
     train_file, hidden_file = Path(train_dir) / TRAIN_FILE, Path(hidden_dir) / HIDDEN_FILE
     write_jsonl(train, train_file)
     write_jsonl(hidden, hidden_file)
     (Path(train_dir) / SPEC_FILE).write_text(json.dumps(script_spec, indent=2, sort_keys=True))
-    return PreparedTask(train_file, script_spec, hidden_file, len(train), len(hidden))
+    return PreparedTask(train_file, script_spec, hidden_file, len(train), len(hidden), dropped)
+
+
+def written_keys(prepared: PreparedTask, group_key: Callable[[dict[str, Any]], str]) -> tuple[list[str], list[str]]:
+    """The group key of every row of a written text split: ``(train keys, hidden keys)``."""
+    return [group_key(row) for row in read_jsonl(prepared.train_file)], [group_key(row) for row in read_jsonl(prepared.hidden_file)]
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [row for _number, row in parse_jsonl(str(path), Path(path).read_bytes())]
+
+
+def parse_jsonl(where: str, data: bytes) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of every non-blank line of UTF-8 JSON Lines; errors name ``where`` and the line."""
     rows = []
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DatasetError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}: line {number} is a {type(row).__name__}, not a JSON object")
-            rows.append(row)
+    for number, line in enumerate(decode_text(where, data).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"{where}: line {number} is not valid JSON ({error.msg})") from None
+        if not isinstance(row, dict):
+            raise DatasetError(f"{where}: line {number} is a {type(row).__name__}, not a JSON object")
+        rows.append((number, row))
     return rows
+
+
+def decode_text(where: str, data: bytes) -> str:
+    """UTF-8 text (a leading byte-order mark dropped); an invalid byte is named by line and offset."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DatasetError(
+            f"{where}: line {line} is not valid UTF-8 (byte offset {error.start}: {error.reason}); save the file as UTF-8"
+        ) from None
 
 
 def clean_rows(
     source: str, raw: list[dict[str, Any]], columns: dict[str, str], required: tuple[str, ...], rules: DataRules
-) -> tuple[list[Row], int]:
+) -> tuple[list[Row], tuple[DroppedRows, ...]]:
     """``(rows, dropped)``: rows reduced to ``columns`` (role -> column name) as strings; rows where a
-    ``required`` role is empty or missing are dropped and logged with their 1-based row numbers."""
+    ``required`` role is absent, null or empty are dropped, within ``rules.max_dropped_fraction``."""
     present = set().union(*(row.keys() for row in raw)) if raw else set()
     for role, column in columns.items():
         if column not in present:
             raise DatasetError(f"{source}: missing column '{column}' (field_{role}); columns present: {sorted(present)}")
     rows: list[Row] = []
-    dropped: list[int] = []
+    dropped: list[tuple[int, str]] = []
     for number, row in enumerate(raw, start=1):
-        clean = _clean_row(source, number, row, columns)
-        if any(not clean[columns[role]].strip() for role in required):
-            dropped.append(number)
+        problem = next(filter(None, (text_problem(row, columns[role]) for role in required)), None)
+        if problem:
+            dropped.append((number, problem))
         else:
-            rows.append(clean)
-    if dropped:
-        shown = ", ".join(str(n) for n in dropped[:10]) + (" ..." if len(dropped) > 10 else "")
-        log.warning("%s: dropped %d row(s) with an empty required field (rows %s)", source, len(dropped), shown)
-    if len(rows) < rules.min_rows:
+            rows.append(_clean_row(source, number, row, columns))
+    return rows, accept_dropped(source, dropped, len(raw), rules)
+
+
+def accept_dropped(source: str, dropped: list[tuple[int, str]], total: int, rules: DataRules) -> tuple[DroppedRows, ...]:
+    """``(row number, reason)`` pairs grouped by reason, after checking that they are few enough:
+    more than ``max_dropped_fraction`` of ``total`` rows refuses the dataset, naming the first ones.
+    Fewer than ``min_rows`` rows left is refused too."""
+    groups = group_dropped(dropped)
+    if dropped:  # recorded on the prepared task; the log is for whoever follows along
+        log.info("%s: dropped %d row(s): %s", source, len(dropped), describe_dropped(groups))
+    if len(dropped) > rules.max_dropped_fraction * total:
         raise DatasetError(
-            f"{source}: {len(rows)} usable rows ({len(dropped)} dropped for an empty field), "
-            f"fewer than the minimum of {rules.min_rows}"
+            f"{source}: {len(dropped)} of {total} rows ({len(dropped) / total:.0%}) are unusable, more than the "
+            f"{rules.max_dropped_fraction:.0%} allowed (DataRules.max_dropped_fraction): {describe_dropped(groups)}"
         )
-    return rows, len(dropped)
+    if total - len(dropped) < rules.min_rows:
+        raise DatasetError(
+            f"{source}: {total - len(dropped)} usable rows ({len(dropped)} dropped), fewer than the minimum of {rules.min_rows}"
+        )
+    return groups
+
+
+def group_dropped(dropped: Iterable[tuple[int, str]]) -> tuple[DroppedRows, ...]:
+    by_reason: dict[str, list[int]] = {}
+    for number, reason in dropped:
+        by_reason.setdefault(reason, []).append(number)
+    return tuple(DroppedRows(reason, tuple(numbers)) for reason, numbers in by_reason.items())
 
 
 def _clean_row(source: str, number: int, row: dict[str, Any], columns: dict[str, str]) -> Row:
     clean: Row = {}
     for column in columns.values():
         value = row.get(column)
-        if value is None:
+        if value is None:  # an optional column (required ones were checked): absent or null reads as no text
             value = ""
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise DatasetError(f"{source}: row {number}, column '{column}' is a {type(value).__name__} ({value!r:.40}), not text")
@@ -133,20 +205,19 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
         if suffix == ".json":
             return _read_json(path)
         if suffix == ".csv":
-            with open(path, encoding="utf-8", newline="") as handle:
-                return list(csv.DictReader(handle))
+            return list(csv.DictReader(io.StringIO(decode_text(str(path), path.read_bytes()), newline="")))
         import pyarrow.parquet as parquet
 
         return parquet.read_table(path).to_pylist()
     except DatasetError:
         raise
-    except (OSError, UnicodeDecodeError, ValueError, csv.Error) as error:
+    except (OSError, ValueError, csv.Error) as error:
         raise DatasetError(f"{path}: cannot read the file ({type(error).__name__}: {error})") from None
 
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(decode_text(str(path), path.read_bytes()))
     except json.JSONDecodeError as error:
         raise DatasetError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
     if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
