@@ -97,6 +97,7 @@ def _task_file(folder, base_model, source, task_type="instruct"):
 def test_relative_paths_mean_the_task_files_folder_never_the_working_directory(tmp_path, monkeypatch):
     """The working directory holds files of the same names; the task file's folder does not (yet):
     the paths still name the task file's folder, so preparation reports the file it really looked for."""
+    tmp_path = tmp_path.resolve()
     here = tmp_path / "cwd"
     (here / "data").mkdir(parents=True)
     (here / "data" / "rows.jsonl").write_text("{}\n")
@@ -109,6 +110,7 @@ def test_relative_paths_mean_the_task_files_folder_never_the_working_directory(t
 
 
 def test_a_relative_task_file_home_paths_and_hub_ids(tmp_path, monkeypatch):
+    tmp_path = tmp_path.resolve()
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tasks" / "org" / "local-model").mkdir(parents=True)
@@ -123,5 +125,6 @@ def test_a_relative_task_file_home_paths_and_hub_ids(tmp_path, monkeypatch):
 
 def test_an_image_dataset_is_always_a_local_path(tmp_path):
     """Image datasets are folders or zips (there is no hub loader for them): never an id."""
+    tmp_path = tmp_path.resolve()
     task = load_task_file(_task_file(tmp_path, "org/sd-model", "people", task_type="image"))
     assert task.base_model == "org/sd-model" and task.dataset["source"] == str(tmp_path / "people")

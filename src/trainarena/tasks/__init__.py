@@ -82,7 +82,7 @@ def load_task_file(path: Path) -> TaskDefinition:
     ``base_model`` and ``dataset.source`` come back absolute (see :func:`_local_or_hub`), so nothing
     downstream depends on the working directory.
     """
-    path = Path(path).expanduser().resolve()
+    path = Path(path).expanduser().absolute()  # a symlinked task file reads paths beside the link
     data = _parse(path)
     unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
     missing = [key for key in _REQUIRED if key not in data]
