@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -10,10 +13,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from trainarena.assets import ensure_assets
 from trainarena.contract import TaskType
 from trainarena.execution import DevicePool
 from trainarena.pipeline import TaskPreparer, link_tree, parameter_count, task_digest, visible_gpus
 from trainarena.settings import Settings
+from trainarena.tasks import get_task_type
 from trainarena.tasks.base import TaskDefinition
 
 
@@ -84,3 +89,24 @@ def test_device_pool_never_shares_a_gpu_and_waits_for_release() -> None:
     assert DevicePool([]).acquire(4) == ()  # no GPUs: the run goes on the CPU
     with pytest.raises(ValueError, match="only 3"):
         DevicePool([0, 1, 2]).acquire(4)
+
+
+def test_the_default_data_dir_reaches_the_evaluator_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, assets) -> None:
+    """As `trainarena demo` runs from a checkout: no TRAINARENA_* variable, the default `.trainarena`
+    of the working directory. The evaluation child runs in a folder of its own, so a relative base
+    model path there named nothing (and `from_pretrained` took it for a malformed hub id)."""
+    for name in [name for name in os.environ if name.startswith("TRAINARENA_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".trainarena" / "cache").mkdir(parents=True)
+    # The session's asset build, where the default data dir keeps it (no second pre-training).
+    (tmp_path / ".trainarena" / "cache" / "assets").symlink_to(assets.root.parent, target_is_directory=True)
+    settings = Settings()
+    task = _task(ensure_assets(settings.assets_dir))  # as the demo draws its tasks
+    prepared = TaskPreparer(settings).prepare(task)
+    artifact = shutil.copytree(assets.tiny_llama, tmp_path / "artifact")  # the base model, unchanged
+    evaluation = get_task_type(task.task_type).evaluate(task, prepared, artifact, settings)
+    assert evaluation.failure is None
+    assert evaluation.score is not None and math.isfinite(evaluation.score) and evaluation.score > 0
+    assert Path(task.base_model).is_absolute() and Path(task.dataset["source"]).is_absolute()
+    assert prepared.train_file.is_absolute() and prepared.hidden_file.is_absolute()

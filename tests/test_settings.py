@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -30,3 +34,46 @@ def test_rule_sections_reject_contradictions() -> None:
         Settings(rules={"group_advance": 6})
     with pytest.raises(ValidationError, match="remainder"):
         Settings(weights={"champion_share": 0.8, "placed_share": 0.4})
+
+
+def _without_trainarena_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("TRAINARENA_")]:
+        monkeypatch.delenv(name)
+
+
+def test_the_default_data_dir_is_absolute_from_the_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`trainarena demo` from a checkout: no variable set, the default `.trainarena` of the working
+    directory becomes absolute when the settings are built, and stays so wherever the process goes."""
+    _without_trainarena_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    monkeypatch.chdir("/")
+    expected = tmp_path.resolve() / ".trainarena"
+    assert settings.data_dir == expected
+    for derived in (settings.work_dir, settings.hidden_dir, settings.cache_dir, settings.assets_dir):
+        assert derived.is_absolute() and derived.is_relative_to(expected)
+    assert settings.db_url == f"sqlite:///{expected}/trainarena.db"
+
+
+def test_home_and_relative_paths_in_the_environment_become_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _without_trainarena_env(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", "~/arena")
+    monkeypatch.setenv("TRAINARENA_SANDBOX__PYTHON", "env/bin/python")
+    monkeypatch.setenv("TRAINARENA_DATABASE_URL", "sqlite:///state/arena.db")
+    settings = Settings()
+    assert settings.data_dir == tmp_path.resolve() / "home" / "arena"
+    assert settings.sandbox.python == tmp_path.resolve() / "env" / "bin" / "python"
+    assert settings.db_url == f"sqlite:///{tmp_path.resolve()}/state/arena.db"
+    # URLs without a relative file are kept exactly as given.
+    for url in ("sqlite://", "sqlite:///:memory:", "sqlite:////srv/arena.db", "postgresql+psycopg://u:p@db/arena"):
+        assert Settings(database_url=url).db_url == url
+
+
+def test_the_training_python_keeps_its_venv_symlink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A venv's bin/python links to the system interpreter; following the link would lose the venv."""
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "venv" / "bin" / "python").symlink_to(sys.executable)
+    monkeypatch.chdir(tmp_path)
+    assert Settings(sandbox={"python": "venv/bin/python"}).sandbox.python == tmp_path.resolve() / "venv" / "bin" / "python"

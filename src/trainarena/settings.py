@@ -7,10 +7,29 @@ underscore: ``TRAINARENA_RULES__BOSS_MARGIN=0.1``). Nothing is built at import t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _resolved(path: Path) -> Path:
+    return path.expanduser().resolve()
+
+
+def _absolute(path: Path) -> Path:
+    # Not resolve(): a venv's bin/python is a symlink, and the interpreter finds its venv by the path
+    # it was started as, so following the link would start the system python instead.
+    return Path(os.path.abspath(path.expanduser()))
+
+
+# Every path in the settings is made absolute once, here, against the working directory the settings
+# are built in: a relative path would name another folder in every process that runs elsewhere (the
+# evaluation child, the sandbox) and in every record read later.
+ResolvedPath = Annotated[Path, AfterValidator(_resolved)]
+AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
 
 
 class _Section(BaseModel):
@@ -185,7 +204,7 @@ class SandboxRules(_Section):
     log_tail_chars: int = Field(2000, ge=100, description="Log tail stored as a crashed run's reason.")
     docker_image: str = Field("trainarena-runtime:latest", description="Locally built image of the docker backend.")
     cpus_per_run: int = Field(0, ge=0, description="CPU threads per run; 0 means all of the machine's.")
-    python: Path | None = Field(
+    python: AbsolutePath | None = Field(
         None,
         description="Interpreter of the pinned training environment that runs scripts (its sys.prefix and "
         "sys.base_prefix are bound read-only into the sandbox); None: this platform's own venv interpreter.",
@@ -244,8 +263,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TRAINARENA_", env_nested_delimiter="__", frozen=True, extra="forbid")
 
-    data_dir: Path = Field(Path(".trainarena"), description="Root of all state: database, caches, runs.")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite under data_dir.")
+    data_dir: ResolvedPath = Field(
+        Path(".trainarena"),
+        description="Root of all state: database, caches, runs; a relative or ~ path is made absolute against the "
+        "working directory when the settings are built.",
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default SQLite under data_dir (a relative SQLite file is made absolute too)."
+    )
     rules: TournamentRules = TournamentRules()
     weights: WeightRules = WeightRules()
     data: DataRules = DataRules()
@@ -255,6 +280,21 @@ class Settings(BaseSettings):
     artifacts: ArtifactRules = ArtifactRules()
     registration: RegistrationRules = RegistrationRules()
     resources: ResourceRules = ResourceRules()
+
+    @field_validator("database_url")
+    @classmethod
+    def _absolute_sqlite_file(cls, url: str | None) -> str | None:
+        """A relative SQLite file in the URL becomes absolute, like every other path of the settings."""
+        if url is None:
+            return None
+        from sqlalchemy.engine import make_url  # only when a URL is set: keeps importing settings light
+
+        parsed = make_url(url)
+        database = parsed.database
+        in_memory = not database or database == ":memory:" or database.startswith("file:")
+        if not parsed.drivername.startswith("sqlite") or in_memory or Path(database).is_absolute():
+            return url
+        return parsed.set(database=str(_resolved(Path(database)))).render_as_string(hide_password=False)
 
     @model_validator(mode="after")
     def _boss_covers_every_text_type(self) -> Settings:

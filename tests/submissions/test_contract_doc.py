@@ -183,6 +183,10 @@ def test_task_file_example_loads(doc: str, tmp_path: Path) -> None:
     (example,) = _blocks(doc, "task-file")
     task_file = tmp_path / "my-task.toml"
     task_file.write_text(example)
+    (tmp_path / "models" / "tiny_llama").mkdir(parents=True)
     task = load_task_file(task_file)
     assert task.task_type is TaskType.INSTRUCT
     assert task.dataset["field_instruction"] == "instruction"
+    # As the doc says: relative paths are read against the task file's folder.
+    assert task.base_model == str(tmp_path.resolve() / "models" / "tiny_llama")
+    assert task.dataset["source"] == str(tmp_path.resolve() / "arithmetic.jsonl")

@@ -84,3 +84,47 @@ def test_bad_task_files_say_what_is_wrong(tmp_path, name, text, message):
 def test_a_missing_task_file_is_a_task_file_error(tmp_path):
     with pytest.raises(TaskFileError, match="cannot read"):
         load_task_file(tmp_path / "absent.toml")
+
+
+def _task_file(folder, base_model, source, task_type="instruct"):
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"name": "n", "type": task_type, "base_model": base_model, "budget_seconds": 1,
+            "dataset": {"source": source, "field_instruction": "q", "field_output": "a"}}
+    (folder / "task.json").write_text(json.dumps(data))
+    return folder / "task.json"
+
+
+def test_relative_paths_mean_the_task_files_folder_never_the_working_directory(tmp_path, monkeypatch):
+    """The working directory holds files of the same names; the task file's folder does not (yet):
+    the paths still name the task file's folder, so preparation reports the file it really looked for."""
+    tmp_path = tmp_path.resolve()
+    here = tmp_path / "cwd"
+    (here / "data").mkdir(parents=True)
+    (here / "data" / "rows.jsonl").write_text("{}\n")
+    (here / "models" / "tiny").mkdir(parents=True)
+    monkeypatch.chdir(here)
+    tasks = tmp_path / "tasks"
+    task = load_task_file(_task_file(tasks, "./models/tiny", "data/rows.jsonl"))
+    assert task.base_model == str(tasks / "models" / "tiny")
+    assert task.dataset["source"] == str(tasks / "data" / "rows.jsonl")
+
+
+def test_a_relative_task_file_home_paths_and_hub_ids(tmp_path, monkeypatch):
+    tmp_path = tmp_path.resolve()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tasks" / "org" / "local-model").mkdir(parents=True)
+    task_file = _task_file(tmp_path / "tasks", "~/models/m", "org/name")
+    task = load_task_file(task_file.relative_to(tmp_path))  # as typed: `--task tasks/task.json`
+    assert task.base_model == str(tmp_path / "home" / "models" / "m")
+    assert task.dataset["source"] == "org/name"  # nothing of that name beside the task file: a hub id
+    # The same shape is a local folder when one of that name is beside the task file.
+    task = load_task_file(_task_file(tmp_path / "tasks", "org/local-model", "org/name"))
+    assert task.base_model == str(tmp_path / "tasks" / "org" / "local-model")
+
+
+def test_an_image_dataset_is_always_a_local_path(tmp_path):
+    """Image datasets are folders or zips (there is no hub loader for them): never an id."""
+    tmp_path = tmp_path.resolve()
+    task = load_task_file(_task_file(tmp_path, "org/sd-model", "people", task_type="image"))
+    assert task.base_model == "org/sd-model" and task.dataset["source"] == str(tmp_path / "people")

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from trainarena.contract import TaskType
 from trainarena.tasks.base import DatasetError, Evaluation, PreparedTask, TaskDefinition, TaskPlugin
+from trainarena.tasks.text.rows import FILE_SUFFIXES
 
 __all__ = [
     "DatasetError",
@@ -69,15 +71,18 @@ def load_task_file(path: Path) -> TaskDefinition:
 
         name = "arith-1"
         type = "instruct"
-        base_model = "models/tiny_llama"   # local paths are relative to the task file
+        base_model = "models/tiny_llama"   # relative to the task file's folder (or a hub id, see below)
         budget_seconds = 60
         seed = 1
         [dataset]
-        source = "arithmetic.jsonl"        # relative to the task file when that file exists
+        source = "arithmetic.jsonl"        # relative to the task file's folder
         field_instruction = "instruction"
         field_output = "output"
+
+    ``base_model`` and ``dataset.source`` come back absolute (see :func:`_local_or_hub`), so nothing
+    downstream depends on the working directory.
     """
-    path = Path(path)
+    path = Path(path).expanduser().absolute()  # a symlinked task file reads paths beside the link
     data = _parse(path)
     unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
     missing = [key for key in _REQUIRED if key not in data]
@@ -97,11 +102,15 @@ def load_task_file(path: Path) -> TaskDefinition:
     for key in ("name", "base_model"):
         if not isinstance(data[key], str) or not data[key]:
             raise TaskFileError(f"{path}: {key} must be a non-empty string, got {data[key]!r}")
+    dataset = dict(data["dataset"])
+    if isinstance(dataset.get("source"), str):
+        # Image datasets are local folders or zips only; text datasets may be hub ids.
+        dataset["source"] = _local_or_hub(path, "dataset.source", dataset["source"], hub=task_type is not TaskType.IMAGE)
     return TaskDefinition(
         name=data["name"],
         task_type=task_type,
-        base_model=_relative_to(path, data["base_model"]),
-        dataset=_resolve_source(path, data["dataset"]),
+        base_model=_local_or_hub(path, "base_model", data["base_model"], hub=True),
+        dataset=dataset,
         budget_seconds=float(budget),
         seed=seed,
     )
@@ -125,13 +134,22 @@ def _parse(path: Path) -> dict[str, Any]:
     raise TaskFileError(f"{path}: task files are .toml or .json, not '{path.suffix}'")
 
 
-def _relative_to(task_file: Path, value: str) -> str:
-    """Local paths in a task file are relative to it; anything else (a hub id) is kept as written."""
-    candidate = task_file.parent / value
-    return str(candidate.resolve()) if not Path(value).is_absolute() and candidate.exists() else value
+# A Hugging Face id: "name" or "namespace/name" (letters, digits, "-", "_", "."; no leading dot).
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+_LOCAL_SUFFIXES = (*FILE_SUFFIXES, ".zip")  # dataset files, or a zip of captioned images
 
 
-def _resolve_source(task_file: Path, dataset: dict[str, Any]) -> dict[str, Any]:
-    if isinstance(dataset.get("source"), str):
-        return dataset | {"source": _relative_to(task_file, dataset["source"])}
-    return dict(dataset)
+def _local_or_hub(task_file: Path, key: str, value: str, *, hub: bool) -> str:
+    """A local path as an absolute path, relative ones read against the task file's folder; a hub id
+    (where ``hub`` allows one) kept as written. A relative value is a hub id only when nothing of that
+    name is beside the task file, it has the shape of one and no dataset file suffix: ``org/name``
+    stays an id, ``data/rows.jsonl`` or ``./model`` is a path even when missing (preparation then
+    names the absolute path it looked for), never a path in the working directory."""
+    if not value:
+        raise TaskFileError(f"{task_file}: {key} must not be empty")
+    given = Path(value).expanduser()
+    local = task_file.parent / given  # an absolute `given` stays itself
+    looks_like_hub_id = _HUB_ID.fullmatch(value) is not None and given.suffix.lower() not in _LOCAL_SUFFIXES
+    if hub and looks_like_hub_id and not local.exists():
+        return value
+    return str(local.resolve())

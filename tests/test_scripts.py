@@ -1,0 +1,71 @@
+"""scripts/test on a fresh clone: it runs scripts/setup first when .venv is missing or stale, and only
+then. The real scripts/test and its stamp helper run here; setup, the venv's python and ruff are
+stand-ins that record their calls (reinstalling the pinned stack would take minutes)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Stand-ins. Setup makes the venv's two programs and writes the install stamp as the real one does.
+SETUP = """#!/bin/sh
+set -e
+echo setup >> calls.log
+mkdir -p .venv/bin
+cp "$STUBS/python" "$STUBS/ruff" .venv/bin/
+. scripts/install-stamp.sh
+install_hash > "$INSTALL_STAMP"
+"""
+PYTHON = '#!/bin/sh\necho "python $*" >> calls.log\n'
+RUFF = "#!/bin/sh\necho ruff >> calls.log\n"
+NO_POSTGRES = "#!/bin/sh\n"  # pg_lsclusters listing no cluster: scripts/test starts no PostgreSQL here
+
+
+def _executable(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+@pytest.fixture()
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "project"
+    (root / "scripts").mkdir(parents=True)
+    for name in ("test", "install-stamp.sh"):
+        shutil.copy2(REPO / "scripts" / name, root / "scripts" / name)
+    for name in ("pyproject.toml", "requirements.lock"):
+        shutil.copy2(REPO / name, root / name)
+    _executable(root / "scripts" / "setup", SETUP)
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    _executable(stubs / "python", PYTHON)
+    _executable(stubs / "ruff", RUFF)
+    _executable(stubs / "pg_lsclusters", NO_POSTGRES)
+    monkeypatch.setenv("STUBS", str(stubs))
+    monkeypatch.setenv("PATH", f"{stubs}{os.pathsep}{os.environ['PATH']}")
+    return root
+
+
+def _scripts_test(project: Path) -> list[str]:
+    """Run scripts/test -q from elsewhere (it changes into its own root); the calls it made."""
+    log = project / "calls.log"
+    log.unlink(missing_ok=True)
+    done = subprocess.run([str(project / "scripts" / "test"), "-q"], cwd="/", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return log.read_text().splitlines()
+
+
+def test_scripts_test_sets_up_a_fresh_clone_then_only_when_stale(project: Path) -> None:
+    tests = ["ruff", "python -m pytest -q"]
+    assert _scripts_test(project) == ["setup", *tests]  # no .venv
+    assert _scripts_test(project) == tests  # current: setup is not run again
+    with (project / "requirements.lock").open("a") as lock:
+        lock.write("# a new pin\n")
+    assert _scripts_test(project) == ["setup", *tests]  # stale stamp
+    (project / ".venv" / ".trainarena-installed").unlink()
+    assert _scripts_test(project) == ["setup", *tests]  # a venv nobody finished installing
