@@ -14,11 +14,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from execution_helpers import MakeJob, needs_bwrap, processes_of_run
+from execution_helpers import HOST_CGROUPS as HOST
+from execution_helpers import MakeJob, needs_bwrap, needs_cgroups, processes_of_run
 
 from trainarena.contract import RunStatus
 from trainarena.execution.bwrap import BwrapBackend
-from trainarena.execution.cgroups import CgroupLayout, Hierarchy, create_run_cgroup, detect_layout, layout_from
+from trainarena.execution.cgroups import CgroupLayout, Hierarchy, layout_from
 from trainarena.execution.limits import MB, RunLimits, confine
 from trainarena.settings import Settings
 
@@ -31,22 +32,6 @@ V1_MOUNTINFO = """\
 39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 """
-
-
-def _host_controllers() -> CgroupLayout:
-    """This host's layout, limited to the controllers a run group can really be made in."""
-    layout = detect_layout()
-    probe = create_run_cgroup(layout, "probe", {"memory": 64 * MB, "pids": 16, "cpu": 1})
-    usable = set(probe.directories)
-    probe.close()
-    return CgroupLayout({name: h for name, h in layout.hierarchies.items() if name in usable})
-
-
-HOST = _host_controllers()
-needs_cgroups = pytest.mark.skipif(
-    not {"memory", "pids", "cpu"} <= set(HOST.hierarchies),
-    reason="no usable memory+pids+cpu cgroup controllers on this host (read-only or not delegated)",
-)
 
 
 def test_without_cgroups_memory_falls_back_to_rlimits_and_says_so() -> None:

@@ -130,7 +130,7 @@ class BwrapBackend:
             (job.log_dir / "sandbox.txt").write_text(
                 "backend=bwrap\n" + confinement.describe() + disk_description(tmp, output, rules.disk_check_seconds)
             )
-            return supervise(launch, lambda proc: _NamespaceTerminator(proc, info_read), started_at)
+            return confinement.explain(supervise(launch, lambda proc: _NamespaceTerminator(proc, info_read), started_at))
         finally:
             for fd in (info_read, info_write):
                 with contextlib.suppress(OSError):

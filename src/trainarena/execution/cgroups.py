@@ -166,6 +166,17 @@ class RunCgroup:
                 found.update(int(pid) for pid in (directory / "cgroup.procs").read_text().split())
         return found
 
+    def oom_kills(self) -> int:
+        """Processes the kernel's OOM killer ended inside the run's memory cgroup so far."""
+        directory = self.directories.get("memory")
+        for events in ("memory.events", "memory.oom_control"):  # v2, v1
+            if directory is not None and (directory / events).is_file():
+                with contextlib.suppress(OSError, ValueError):
+                    for line in (directory / events).read_text().splitlines():
+                        if line.startswith("oom_kill "):
+                            return int(line.split()[1])
+        return 0
+
     def kill(self) -> None:
         """SIGKILL every process in the run's cgroups, until none is left (or the timeout)."""
         for directory in self._unique():

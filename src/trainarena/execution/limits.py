@@ -35,8 +35,10 @@ from __future__ import annotations
 import os
 import resource
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from trainarena.contract import RunStatus
+from trainarena.execution.base import RunResult
 from trainarena.execution.cgroups import CgroupLayout, RunCgroup, create_run_cgroup
 
 MB = 1024 * 1024
@@ -87,6 +89,15 @@ class Confinement:
         lines += [f"cgroup: {directory}" for directory in dict.fromkeys(self.cgroup.directories.values())]
         lines += [f"fallback: {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
+
+    def explain(self, result: RunResult) -> RunResult:
+        """A failed run the kernel OOM-killed inside its memory cgroup says so (else it reads only
+        "exited with code 137" with an empty stderr)."""
+        if result.status is RunStatus.SUCCEEDED or not self.cgroup.oom_kills():
+            return result
+        reason = (f"out of memory: the kernel killed a process of the run at its memory cap of "
+                  f"{self.limits.memory_mb} MB ({self.memory}); {result.failure_reason or ''}")
+        return replace(result, failure_reason=reason)
 
     def close(self) -> None:
         self.cgroup.close()

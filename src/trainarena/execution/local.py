@@ -87,7 +87,7 @@ class LocalUnsafeBackend:
                                    rules.disk_check_seconds)
             )
             try:
-                return supervise(launch, _GroupTerminator, started_at)
+                return confinement.explain(supervise(launch, _GroupTerminator, started_at))
             finally:
                 confinement.close()
 

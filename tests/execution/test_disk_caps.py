@@ -1,0 +1,101 @@
+"""Disk caps that hold while a run writes: a sized /tmp, each /output file at the cap, the /output
+total measured while the run lives (a run past it is stopped and fails, saying why)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from execution_helpers import MakeJob, needs_bwrap, processes_of_run
+
+from trainarena.contract import RunStatus
+from trainarena.execution.bwrap import BwrapBackend, tmpfs_size_supported
+from trainarena.execution.disk import MB, DiskCap, used_bytes
+from trainarena.settings import Settings
+
+
+def test_used_bytes_counts_sparse_files_at_length_links_once_and_hidden_folders(tmp_path: Path) -> None:
+    with (tmp_path / "sparse").open("wb") as fh:
+        fh.truncate(3 * MB)  # no block written: counts at its length all the same
+    (tmp_path / "data").write_bytes(b"x" * MB)
+    os.link(tmp_path / "data", tmp_path / "data-again")  # one file, two names
+    (tmp_path / "escape").symlink_to("/usr")  # never followed
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "inside").write_bytes(b"y" * MB)
+    locked.chmod(0)  # what a script may do to hide a folder from the measure
+    expected = 3 * MB + MB + 4096 + 4096 + MB  # sparse, data, the link itself, the folder, inside
+    assert expected <= used_bytes(tmp_path) <= expected + 4 * 4096
+    assert DiskCap("/output", tmp_path, 5 * MB).breach() == "wrote more than 5 MB to /output (the run's cap); stopped"
+    assert DiskCap("/output", tmp_path, 6 * MB).breach() is None
+    assert used_bytes(tmp_path / "absent") == 0
+
+
+ONE_BIG_FILE_EACH = '''
+import errno
+def fill(path, limit):
+    written = 0
+    try:
+        with open(path, "wb") as fh:
+            while written < limit:
+                fh.write(b"x" * 65536)
+                fh.flush()
+                written += 65536
+    except OSError as exc:
+        return written, errno.errorcode[exc.errno]
+    return written, "none"
+print("TMP", *fill("/tmp/big", 64 << 20), flush=True)
+print("OUTPUT", *fill("/output/big", 64 << 20), flush=True)
+'''
+
+MANY_FILES = '''
+import time
+for i in range(200):
+    with open(f"/output/part-{i}", "wb") as fh:
+        fh.write(b"x" * (1 << 20))
+    time.sleep(0.01)
+print("wrote all 200 MB", flush=True)
+'''
+
+
+@pytest.fixture
+def capped(settings: Settings) -> BwrapBackend:
+    rules = settings.sandbox.model_copy(update={"tmp_max_mb": 4, "output_max_mb": 8, "disk_check_seconds": 0.1})
+    return BwrapBackend(rules, protected=(settings.data_dir,))
+
+
+@pytest.mark.sandbox
+@needs_bwrap
+def test_tmp_and_each_output_file_stop_at_their_caps(
+    capped: BwrapBackend, make_job: MakeJob, script_dir: Callable[[str], Path]
+) -> None:
+    if not tmpfs_size_supported("bwrap"):
+        pytest.skip("this bwrap has no --size for --tmpfs (bubblewrap < 0.7)")
+    job = make_job(script_dir(ONE_BIG_FILE_EACH))
+    result = capped.run(job)
+    lines = dict(line.split(" ", 1) for line in result.stdout_path.read_text().splitlines())
+    tmp_written, tmp_error = lines["TMP"].split()
+    output_written, output_error = lines["OUTPUT"].split()
+    assert tmp_error == "ENOSPC" and int(tmp_written) <= 4 * MB  # the tmpfs is full
+    assert output_error == "EFBIG" and int(output_written) == 8 * MB  # RLIMIT_FSIZE, exactly
+    assert result.status is RunStatus.SUCCEEDED, result.failure_reason  # it kept to the cap in total
+    report = (job.log_dir / "sandbox.txt").read_text()
+    assert f"tmp=tmpfs:{4 * MB}" in report and f"output=rlimit-fsize+measured-every-0.1s:{8 * MB}" in report
+
+
+@pytest.mark.sandbox
+@needs_bwrap
+def test_a_run_writing_past_the_output_cap_is_stopped_and_fails_saying_why(
+    capped: BwrapBackend, make_job: MakeJob, script_dir: Callable[[str], Path]
+) -> None:
+    job = make_job(script_dir(MANY_FILES), budget=30)
+    result = capped.run(job)
+    assert result.status is RunStatus.FAILED
+    assert (result.failure_reason or "").startswith("wrote more than 8 MB to /output (the run's cap)")
+    assert "wrote all" not in result.stdout_path.read_text()
+    # Stopped within about one measurement interval of passing the cap, far from the 200 MB it wanted.
+    assert 8 * MB < used_bytes(job.output_dir) < 40 * MB
+    assert result.wall_seconds < 10
+    assert processes_of_run(job.spec.run_id) == []
