@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from trainarena.cli import competitor, demo, run, status, tournament
+from trainarena.cli import competitor, demo, doctor, run, status, tournament
 
 app = typer.Typer(
     name="trainarena",
@@ -17,6 +17,7 @@ app.add_typer(competitor.app, name="competitor")
 app.command("run")(run.run_command)
 app.command("status")(status.status_command)
 app.command("demo")(demo.demo_command)
+app.command("doctor")(doctor.doctor_command)
 
 
 def main() -> None:
