@@ -18,6 +18,23 @@ needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewr
 
 MakeJob = Callable[..., SandboxJob]
 
+# Python source: tries 300 forks, children sleeping 2 s; leaves ``children`` (how many it got) and
+# ``error`` (the exception that stopped it, or "none") for the script it starts to report.
+FORK_BOMB = """
+import os, time
+children, error = 0, "none"
+for _ in range(300):
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        error = type(exc).__name__
+        break
+    if pid == 0:
+        time.sleep(2)
+        os._exit(0)
+    children += 1
+"""
+
 
 def _usable_cgroups() -> CgroupLayout:
     """This host's layout, limited to the controllers a run group can really be made in."""

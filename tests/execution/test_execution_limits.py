@@ -14,8 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from execution_helpers import FORK_BOMB, MakeJob, needs_bwrap, needs_cgroups, processes_of_run
 from execution_helpers import HOST_CGROUPS as HOST
-from execution_helpers import MakeJob, needs_bwrap, needs_cgroups, processes_of_run
 
 from trainarena.contract import RunStatus
 from trainarena.execution.bwrap import BwrapBackend
@@ -122,20 +122,7 @@ def test_without_cgroups_a_gpu_run_gets_rlimit_data_instead_of_rlimit_as(
     assert "memory_limit=rlimit-data" in report and "fallback: memory" in report
 
 
-FORK_BOMB = '''
-import os, time
-children = 0
-error = "none"
-for _ in range(300):
-    try:
-        pid = os.fork()
-    except OSError as exc:
-        error = type(exc).__name__
-        break
-    if pid == 0:
-        time.sleep(2)
-        os._exit(0)
-    children += 1
+FORK_AND_REPORT = FORK_BOMB + '''
 print(f"FORKED {children} {error}", flush=True)
 time.sleep(1)
 '''
@@ -149,7 +136,7 @@ def test_a_fork_bomb_stops_at_the_process_limit(
 ) -> None:
     rules = settings.sandbox.model_copy(update={"max_processes": 20})
     backend = BwrapBackend(rules, protected=(settings.data_dir,))
-    job = make_job(script_dir(FORK_BOMB))
+    job = make_job(script_dir(FORK_AND_REPORT))
     peak = []
     runner = threading.Thread(target=lambda: peak.append(backend.run(job)))
     runner.start()

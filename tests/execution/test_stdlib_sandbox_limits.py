@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from execution_helpers import needs_bwrap, needs_cgroups
+from execution_helpers import FORK_BOMB, needs_bwrap, needs_cgroups
 
 from trainarena.execution.disk import MB
 from trainarena.execution.stdlib_sandbox import StdlibSandbox, run_stdlib_program
@@ -13,19 +13,7 @@ from trainarena.settings import DataRules, SandboxRules
 
 pytestmark = [pytest.mark.sandbox, needs_bwrap]
 
-HOSTILE_REWARD = '''
-import os, time
-children, error = 0, "none"
-for _ in range(300):
-    try:
-        pid = os.fork()
-    except OSError as exc:
-        error = type(exc).__name__
-        break
-    if pid == 0:
-        time.sleep(2)
-        os._exit(0)
-    children += 1
+HOSTILE_REWARD = FORK_BOMB + '''
 size = 0
 try:
     with open("/out/huge", "wb") as fh:
