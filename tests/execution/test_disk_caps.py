@@ -8,11 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from execution_helpers import MakeJob, needs_bwrap, processes_of_run
+from execution_helpers import FORK_BOMB, MakeJob, needs_bwrap, needs_cgroups, processes_of_run
 
 from trainarena.contract import RunStatus
 from trainarena.execution.bwrap import BwrapBackend, tmpfs_size_supported
 from trainarena.execution.disk import MB, DiskCap, used_bytes
+from trainarena.execution.local import LocalUnsafeBackend, UnsafeBackendWarning
 from trainarena.settings import Settings
 
 
@@ -98,4 +99,33 @@ def test_a_run_writing_past_the_output_cap_is_stopped_and_fails_saying_why(
     # Stopped within about one measurement interval of passing the cap, far from the 200 MB it wanted.
     assert 8 * MB < used_bytes(job.output_dir) < 40 * MB
     assert result.wall_seconds < 10
+    assert processes_of_run(job.spec.run_id) == []
+
+
+FILL_TMP_THEN_FORK = FORK_BOMB + '''
+import os
+print(f"FORKED {children} {error}", flush=True)
+with open(os.path.join(os.environ["TMPDIR"], "big"), "wb") as fh:
+    for _ in range(200):
+        fh.write(b"x" * (1 << 20))
+        fh.flush()
+        time.sleep(0.01)
+print("filled /tmp", flush=True)
+'''
+
+
+@needs_cgroups
+def test_the_unsafe_backend_keeps_the_process_and_scratch_caps_too(
+    settings: Settings, make_job: MakeJob, script_dir: Callable[[str], Path]
+) -> None:
+    rules = settings.sandbox.model_copy(update={"max_processes": 10, "tmp_max_mb": 4, "disk_check_seconds": 0.1})
+    with pytest.warns(UnsafeBackendWarning):
+        backend = LocalUnsafeBackend(rules)
+    job = make_job(script_dir(FILL_TMP_THEN_FORK))
+    result = backend.run(job)
+    forked, error = result.stdout_path.read_text().split()[1:3]
+    assert 0 < int(forked) <= 9 and error == "BlockingIOError"  # the script and at most 9 children
+    assert result.status is RunStatus.FAILED
+    assert (result.failure_reason or "").startswith("wrote more than 4 MB to /tmp (the run's cap)")
+    assert "processes=cgroup-v" in (job.log_dir / "sandbox.txt").read_text()
     assert processes_of_run(job.spec.run_id) == []
