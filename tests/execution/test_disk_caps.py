@@ -73,7 +73,7 @@ def test_tmp_and_each_output_file_stop_at_their_caps(
     capped: BwrapBackend, make_job: MakeJob, script_dir: Callable[[str], Path]
 ) -> None:
     if not tmpfs_size_supported("bwrap"):
-        pytest.skip("this bwrap has no --size for --tmpfs (bubblewrap < 0.7)")
+        pytest.skip("this bwrap cannot --size a tmpfs (bubblewrap < 0.7, or setuid)")
     job = make_job(script_dir(ONE_BIG_FILE_EACH))
     result = capped.run(job)
     lines = dict(line.split(" ", 1) for line in result.stdout_path.read_text().splitlines())

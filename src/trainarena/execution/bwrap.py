@@ -23,9 +23,10 @@ What it protects against (each property has an adversarial test in tests/executi
   ``logs/sandbox.txt`` says so: RLIMIT_AS/RLIMIT_DATA per process for memory, RLIMIT_NPROC for
   processes (per host uid: not enforced at all when the platform runs as root), nothing for CPU
   (``execution.limits`` explains each).
-- Disk: /tmp is a tmpfs of ``tmp_max_mb`` (bwrap >= 0.7 ``--size``; older bwrap: unsized, and
-  sandbox.txt says so); every file is capped at ``output_max_mb`` (RLIMIT_FSIZE) and /output's total is
-  measured while the run lives, the run killed and failed past the cap (``execution.disk``).
+- Disk: /tmp is a tmpfs of ``tmp_max_mb`` (``--size``: bwrap 0.7 or later, not setuid; otherwise
+  unsized, and sandbox.txt says so); every file is capped at ``output_max_mb`` (RLIMIT_FSIZE) and
+  /output's total is measured while the run lives, the run killed and failed past the cap
+  (``execution.disk``).
 
 What it does not protect against: kernel exploits (bubblewrap is a namespace sandbox, not a VM);
 /output passing its cap by what the disk writes within one measurement interval (the run fails all
@@ -79,12 +80,13 @@ def find_bwrap() -> str:
 
 @functools.cache
 def tmpfs_size_supported(bwrap: str) -> bool:
-    """Whether this bwrap has ``--size`` for ``--tmpfs`` (bubblewrap 0.7 and later)."""
+    """Whether this bwrap can size a ``--tmpfs`` (``--size``: bubblewrap 0.7 and later, and never when
+    bwrap is installed setuid); tried, not read from the version."""
+    probe = [bwrap, "--ro-bind", "/", "/", "--size", str(MB), "--tmpfs", "/tmp", "--", "true"]
     try:
-        usage = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=10, check=False)
+        return subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return "--size" in usage.stdout + usage.stderr
 
 
 class BwrapBackend:
@@ -126,7 +128,7 @@ class BwrapBackend:
                 disk_caps=(output,), disk_check_seconds=rules.disk_check_seconds,
             )
             job.log_dir.mkdir(parents=True, exist_ok=True)
-            tmp = f"tmpfs:{rules.tmp_max_mb * MB}" if self._sized_tmp else "tmpfs-unsized (this bwrap has no --size)"
+            tmp = f"tmpfs:{rules.tmp_max_mb * MB}" if self._sized_tmp else "tmpfs-unsized (this bwrap cannot --size a tmpfs)"
             (job.log_dir / "sandbox.txt").write_text(
                 "backend=bwrap\n" + confinement.describe() + disk_description(tmp, output, rules.disk_check_seconds)
             )

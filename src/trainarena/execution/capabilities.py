@@ -149,9 +149,9 @@ def _disk_features(bwrap: str | None, rules: SandboxRules) -> list[Feature]:
                      f"measured every {rules.disk_check_seconds:g} s", False)
     if bwrap is not None and tmpfs_size_supported(bwrap):
         return [Feature("disk cap /tmp", True, f"{rules.tmp_max_mb} MB tmpfs (bwrap --size)", False), output]
-    return [Feature("disk cap /tmp", False, "bwrap has no --size", False,
+    return [Feature("disk cap /tmp", False, "bwrap cannot --size a tmpfs", False,
                     "/tmp is an unsized tmpfs, bounded only by the run's memory cgroup (or the host's RAM)",
-                    "bubblewrap 0.7 or later"), output]
+                    "bubblewrap 0.7 or later, installed without the setuid bit"), output]
 
 
 def _gpu_feature(dev_root: Path, environ: Mapping[str, str]) -> Feature:
