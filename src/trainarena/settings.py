@@ -187,7 +187,8 @@ class SandboxRules(_Section):
     max_processes: int = Field(
         1024, ge=8, description="Most processes and threads a run may have at once, bwrap's own two included "
         "(cgroup pids.max; the RLIMIT_NPROC fallback is weaker, see execution.limits). Threads count: a "
-        "PyTorch run with data-loader workers needs some hundreds."
+        "PyTorch run with data-loader workers needs some hundreds; raise it for multi-GPU runs on hosts "
+        "with many cores, or set cpus_per_run (which also caps the threads each library starts)."
     )
     tmp_max_mb: int = Field(
         8192, ge=1, description="Size of a run's /tmp, a tmpfs the kernel keeps to it (its pages also count "
@@ -197,6 +198,12 @@ class SandboxRules(_Section):
         20_000, ge=1, description="Most a run may write to /output: each file exactly (RLIMIT_FSIZE), the total "
         "measured every disk_check_seconds while it runs; a run past it fails. Keep it at or above "
         "artifacts.max_artifact_mb."
+    )
+    cgroup_parent: Path | None = Field(
+        None, description="A cgroup v2 directory to make each run's cgroup in, with memory, pids and cpu in its "
+        "cgroup.subtree_control; needed on cgroup v2 hosts where the platform does not run in the root cgroup "
+        "(v2 forbids delegating memory below a cgroup that holds processes). None: below the platform's own "
+        "cgroup, which is what cgroup v1 hosts need."
     )
     disk_check_seconds: float = Field(
         0.5, gt=0.0, description="How often the total size of a run's /output is measured while it runs."

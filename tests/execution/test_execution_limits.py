@@ -77,6 +77,21 @@ def test_cgroup_v2_offers_only_the_controllers_delegated_to_children(tmp_path: P
     assert not group.exists()
 
 
+def test_on_cgroup_v2_the_operators_cgroup_parent_is_used_when_the_platforms_own_cannot_delegate(
+    tmp_path: Path,
+) -> None:
+    own = tmp_path / "system.slice" / "trainarena.service"
+    own.mkdir(parents=True)
+    (own / "cgroup.subtree_control").write_text("")  # it holds the platform's processes: v2 allows nothing
+    runs = tmp_path / "trainarena-runs"
+    runs.mkdir()
+    (runs / "cgroup.subtree_control").write_text("cpu memory pids\n")
+    membership, mountinfo = "0::/system.slice/trainarena.service\n", f"41 31 0:38 / {tmp_path} rw - cgroup2 cgroup2 rw\n"
+    assert layout_from(membership, mountinfo).hierarchies == {}
+    layout = layout_from(membership, mountinfo, v2_parent=runs)
+    assert layout.hierarchies == {c: Hierarchy(2, runs) for c in ("memory", "pids", "cpu")}
+
+
 @needs_cgroups
 def test_a_run_cgroup_holds_its_process_with_the_limits_and_is_gone_after() -> None:
     limits = confine("t1", RunLimits(256, 20, cpus=0.5), has_gpus=False, layout=HOST)

@@ -102,7 +102,7 @@ class BwrapBackend:
         ``cgroups``: where run cgroups go (default: this host's; ``CgroupLayout.none()`` forces rlimits)."""
         self._bwrap = find_bwrap()
         self._sized_tmp = tmpfs_size_supported(self._bwrap)
-        self._cgroups = detect_layout() if cgroups is None else cgroups
+        self._cgroups = detect_layout(rules.cgroup_parent) if cgroups is None else cgroups
         self._rules = rules
         self._python: TrainingPython = training_python(rules)
         self._protected = protected

@@ -66,7 +66,7 @@ def probe_capabilities(
     uses_bwrap = rules.backend == "bwrap"
     features = [_bwrap_feature(bwrap, uses_bwrap)]
     features += [_namespace_feature(bwrap, namespace, uses_bwrap) for namespace in _NAMESPACES]
-    features += _cgroup_features(detect_layout() if layout is None else layout, rules)
+    features += _cgroup_features(detect_layout(rules.cgroup_parent) if layout is None else layout, rules)
     features += _disk_features(bwrap, rules)
     features += [_gpu_feature(dev_root, environ), _docker_feature(docker, rules.backend == "docker")]
     required = [feature for feature in features if feature.required]
@@ -117,8 +117,9 @@ _CGROUP_CONSEQUENCES = {
     "memory": "memory falls back to RLIMIT_AS per process: a run may use its limit once per process",
     "cpu": "cpus_per_run is not enforced; only thread-count environment variables apply",
 }
-_CGROUP_FIX = ("mount the {c} controller writable (cgroup v1: /sys/fs/cgroup/{c}) or delegate it to the "
-               "platform's cgroup (v2: systemd Delegate=yes, or '+{c}' in the parent's cgroup.subtree_control)")
+_CGROUP_FIX = ("cgroup v1: mount the {c} controller writable at /sys/fs/cgroup/{c}; cgroup v2: make a cgroup "
+               "for runs, write '+{c}' to its cgroup.subtree_control and set TRAINARENA_SANDBOX__CGROUP_PARENT "
+               "to it (as a non-root platform: systemd Delegate=yes gives it one)")
 
 
 def _cgroup_features(layout: CgroupLayout, rules: SandboxRules) -> list[Feature]:

@@ -3,9 +3,12 @@ controller), for the ``memory``, ``pids`` and ``cpu`` controllers.
 
 Where: below the platform's own cgroup in each hierarchy (read from ``/proc/self/cgroup`` and
 ``/proc/self/mountinfo``), so a run's limits nest inside whatever limits the platform itself has.
-v2: one directory with every controller the platform's cgroup delegates to its children
-(``cgroup.subtree_control``); we never enable controllers ourselves. v1: one directory per
-controller, under that controller's mount. A controller is usable when its run directory can be
+v1: one directory per controller, under that controller's mount. v2: one directory with every
+controller the parent delegates to its children (``cgroup.subtree_control``); we never enable
+controllers ourselves. v2 forbids delegating memory to children of a cgroup that holds processes
+(the root excepted), so on a v2 host whose platform does not run in the root cgroup the operator
+makes a cgroup for runs (``mkdir``, then ``+memory +pids +cpu`` into its ``cgroup.subtree_control``)
+and names it in ``SandboxRules.cgroup_parent``. A controller is usable when its run directory can be
 created; one that cannot (read-only /sys/fs/cgroup, not delegated, not mounted) is simply absent,
 and ``execution.limits`` falls back to an rlimit for it (and says so).
 
@@ -13,6 +16,8 @@ Life cycle: :func:`create_run_cgroup` makes the directories and writes the limit
 process joins them between fork and exec (:meth:`RunCgroup.join`), so everything it starts is inside;
 :meth:`RunCgroup.close` SIGKILLs whatever is left in them (``cgroup.kill`` on v2, else each pid in
 ``cgroup.procs`` until empty: the pids limit bounds a fork bomb racing the killer) and removes them.
+A platform killed with SIGKILL leaves its runs' (then empty) ``trainarena-*`` directories behind;
+``rmdir`` removes them.
 """
 
 from __future__ import annotations
@@ -94,28 +99,30 @@ def _inside(mount: tuple[Path, str], path: str) -> Path:
     return point / relative.lstrip("/")
 
 
-def layout_from(proc_self_cgroup: str, mountinfo: str) -> CgroupLayout:
-    """Which controller lives where (see the module docstring); v1 mounts win over the v2 one only
-    for controllers bound to v1 (a controller is in one hierarchy at a time)."""
+def layout_from(proc_self_cgroup: str, mountinfo: str, v2_parent: Path | None = None) -> CgroupLayout:
+    """Which controller lives where (see the module docstring); a controller bound to a v1 mount is
+    used there (a controller is in one hierarchy at a time). ``v2_parent``: the operator's cgroup v2
+    directory for runs (``SandboxRules.cgroup_parent``), used instead of the platform's own cgroup."""
     membership, mounts = parse_membership(proc_self_cgroup), parse_mounts(mountinfo)
     found: dict[str, Hierarchy] = {}
     for controller in CONTROLLERS:
         if controller in mounts and controller in membership:
             found[controller] = Hierarchy(1, _inside(mounts[controller], membership[controller]))
-    if "" in mounts and "" in membership:
-        parent = _inside(mounts[""], membership[""])
+    if v2_parent is None and "" in mounts and "" in membership:
+        v2_parent = _inside(mounts[""], membership[""])
+    if v2_parent is not None:
         with contextlib.suppress(OSError):
-            delegated = (parent / "cgroup.subtree_control").read_text().split()
+            delegated = (v2_parent / "cgroup.subtree_control").read_text().split()
             for controller in CONTROLLERS:
                 if controller in delegated and controller not in found:
-                    found[controller] = Hierarchy(2, parent)
+                    found[controller] = Hierarchy(2, v2_parent)
     return CgroupLayout(found)
 
 
-def detect_layout() -> CgroupLayout:
+def detect_layout(v2_parent: Path | None = None) -> CgroupLayout:
     """This process's cgroup layout (reads two small /proc files; no cgroup is created)."""
     try:
-        return layout_from(Path("/proc/self/cgroup").read_text(), Path("/proc/self/mountinfo").read_text())
+        return layout_from(Path("/proc/self/cgroup").read_text(), Path("/proc/self/mountinfo").read_text(), v2_parent)
     except OSError:
         return CgroupLayout.none()
 

@@ -58,7 +58,7 @@ class LocalUnsafeBackend:
 
     def __init__(self, rules: SandboxRules, log_tail_chars: int | None = None, cgroups: CgroupLayout | None = None) -> None:
         warnings.warn(UNSAFE_WARNING, UnsafeBackendWarning, stacklevel=2)
-        self._cgroups = detect_layout() if cgroups is None else cgroups
+        self._cgroups = detect_layout(rules.cgroup_parent) if cgroups is None else cgroups
         self._rules = rules
         self._python: TrainingPython = training_python(rules)
         self._tail_chars = log_tail_chars or rules.log_tail_chars

@@ -43,6 +43,7 @@ class StdlibSandbox:
     uid: int
     max_processes: int
     disk_mb: int
+    cgroup_parent: Path | None = None  # SandboxRules.cgroup_parent
 
 
 def run_stdlib_program(
@@ -53,7 +54,8 @@ def run_stdlib_program(
     ``SandboxUnavailable`` when bubblewrap is missing. ``cgroups``: default this host's layout."""
     argv = _argv(job, out, program, sandbox)
     limits = RunLimits(sandbox.memory_limit_mb, sandbox.max_processes, file_size_bytes=sandbox.disk_mb * MB)
-    confinement = confine(f"stdlib-{os.getpid()}", limits, False, detect_layout() if cgroups is None else cgroups)
+    layout = detect_layout(sandbox.cgroup_parent) if cgroups is None else cgroups
+    confinement = confine(f"stdlib-{os.getpid()}", limits, False, layout)
     try:
         return _run(argv, sandbox.wall_seconds, confinement)
     finally:

@@ -83,21 +83,23 @@ class RewardSandbox:
     uid: int
     max_processes: int
     disk_mb: int
+    cgroup_parent: str | None
 
     @classmethod
     def from_rules(cls, sandbox: SandboxRules, data: DataRules) -> RewardSandbox:
+        parent = None if sandbox.cgroup_parent is None else str(sandbox.cgroup_parent)
         return cls(data.reward_timeout_seconds, data.reward_memory_limit_mb, sandbox.etc_files, sandbox.sandbox_uid,
-                   data.reward_max_processes, data.reward_disk_mb)
+                   data.reward_max_processes, data.reward_disk_mb, parent)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RewardSandbox:
         return cls(data["timeout_seconds"], data["memory_limit_mb"], tuple(data["etc_files"]), data["uid"],
-                   data["max_processes"], data["disk_mb"])
+                   data["max_processes"], data["disk_mb"], data["cgroup_parent"])
 
     def to_dict(self) -> dict[str, Any]:
         return {"timeout_seconds": self.timeout_seconds, "memory_limit_mb": self.memory_limit_mb,
                 "etc_files": list(self.etc_files), "uid": self.uid, "max_processes": self.max_processes,
-                "disk_mb": self.disk_mb}
+                "disk_mb": self.disk_mb, "cgroup_parent": self.cgroup_parent}
 
 
 def score_rewards(
@@ -126,8 +128,9 @@ def score_rewards(
         for path in (scratch, job, job / "payload.json", job / "runner.py"):
             os.chmod(path, 0o755 if Path(path).is_dir() else 0o644)
         limit = STARTUP_SECONDS + sandbox.timeout_seconds * len(functions) * 1.5
+        parent = None if sandbox.cgroup_parent is None else Path(sandbox.cgroup_parent)
         limits = StdlibSandbox(limit, sandbox.memory_limit_mb, sandbox.etc_files, sandbox.uid,
-                               sandbox.max_processes, sandbox.disk_mb)
+                               sandbox.max_processes, sandbox.disk_mb, parent)
         try:
             timed_out = run_stdlib_program(job, out, "runner.py", limits)
         except SandboxUnavailable as error:
