@@ -20,7 +20,8 @@ from execution_helpers import HOST_CGROUPS as HOST
 from trainarena.contract import RunStatus
 from trainarena.execution.bwrap import BwrapBackend
 from trainarena.execution.cgroups import CgroupLayout, Hierarchy, layout_from
-from trainarena.execution.limits import MB, RunLimits, confine
+from trainarena.execution.disk import MB
+from trainarena.execution.limits import RunLimits, confine
 from trainarena.settings import Settings
 
 # What this machine kind reports: cgroup v1 with memory under a nested group, cpu mounted with cpuacct.

@@ -115,29 +115,29 @@ class BwrapBackend:
         rules = self._rules
         output = DiskCap("/output", job.output_dir, rules.output_max_mb * MB)
         limits = RunLimits(job.memory_limit_mb, rules.max_processes, rules.cpus_per_run, output.max_bytes)
-        confinement = confine(f"{job.spec.run_id}-{os.getpid()}", limits, bool(job.spec.devices), self._cgroups)
-        started_at, env = script_env(job)
-        info_read, info_write = os.pipe()
-        try:
-            argv = [self._bwrap, *self.bwrap_args(job, env, info_fd=info_write), "--",
-                    *script_argv(job, self._python.executable)]
-            launch = Launch(
-                argv=argv, env={}, cwd=None, log_dir=job.log_dir, budget_seconds=job.spec.budget_seconds,
-                grace_seconds=job.grace_seconds, log_max_bytes=job.log_max_bytes,
-                log_tail_chars=self._tail_chars, preexec=confinement.preexec(), pass_fds=(info_write,),
-                disk_caps=(output,), disk_check_seconds=rules.disk_check_seconds,
-            )
-            job.log_dir.mkdir(parents=True, exist_ok=True)
-            tmp = f"tmpfs:{rules.tmp_max_mb * MB}" if self._sized_tmp else "tmpfs-unsized (this bwrap cannot --size a tmpfs)"
-            (job.log_dir / "sandbox.txt").write_text(
-                "backend=bwrap\n" + confinement.describe() + disk_description(tmp, output, rules.disk_check_seconds)
-            )
-            return confinement.explain(supervise(launch, lambda proc: _NamespaceTerminator(proc, info_read), started_at))
-        finally:
-            for fd in (info_read, info_write):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            confinement.close()
+        tmp = f"tmpfs:{rules.tmp_max_mb * MB}" if self._sized_tmp else "tmpfs-unsized (this bwrap cannot --size a tmpfs)"
+        with confine(f"{job.spec.run_id}-{os.getpid()}", limits, bool(job.spec.devices), self._cgroups) as confinement:
+            started_at, env = script_env(job)
+            info_read, info_write = os.pipe()
+            try:
+                argv = [self._bwrap, *self.bwrap_args(job, env, info_fd=info_write), "--",
+                        *script_argv(job, self._python.executable)]
+                launch = Launch(
+                    argv=argv, env={}, cwd=None, log_dir=job.log_dir, budget_seconds=job.spec.budget_seconds,
+                    grace_seconds=job.grace_seconds, log_max_bytes=job.log_max_bytes,
+                    log_tail_chars=self._tail_chars, preexec=confinement.preexec(), pass_fds=(info_write,),
+                    disk_caps=(output,), disk_check_seconds=rules.disk_check_seconds,
+                )
+                job.log_dir.mkdir(parents=True, exist_ok=True)
+                (job.log_dir / "sandbox.txt").write_text(
+                    "backend=bwrap\n" + confinement.describe() + disk_description(tmp, output, rules.disk_check_seconds)
+                )
+                result = supervise(launch, lambda proc: _NamespaceTerminator(proc, info_read), started_at)
+                return confinement.explain(result)
+            finally:
+                for fd in (info_read, info_write):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
 
     def close(self) -> None:
         """Nothing is held between runs."""

@@ -40,8 +40,7 @@ from dataclasses import dataclass, replace
 from trainarena.contract import RunStatus
 from trainarena.execution.base import RunResult
 from trainarena.execution.cgroups import CgroupLayout, RunCgroup, create_run_cgroup
-
-MB = 1024 * 1024
+from trainarena.execution.disk import MB
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,8 @@ class RunLimits:
 
 @dataclass
 class Confinement:
-    """One run's caps as applied: ``preexec`` runs in the child before exec, ``close`` after the run
-    (it kills whatever is left in the run's cgroups and removes them)."""
+    """One run's caps as applied: ``preexec`` runs in the child before exec, ``close`` (or leaving a
+    ``with`` block) after the run: it kills whatever is left in the run's cgroups and removes them."""
 
     limits: RunLimits
     memory: str  # "cgroup-v1" | "cgroup-v2" | "rlimit-as" | "rlimit-data"
@@ -101,6 +100,12 @@ class Confinement:
 
     def close(self) -> None:
         self.cgroup.close()
+
+    def __enter__(self) -> Confinement:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def confine(run_name: str, limits: RunLimits, has_gpus: bool, layout: CgroupLayout) -> Confinement:

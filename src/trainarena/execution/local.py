@@ -68,9 +68,10 @@ class LocalUnsafeBackend:
         rules = self._rules
         output = DiskCap("/output", job.output_dir, rules.output_max_mb * MB)
         limits = RunLimits(job.memory_limit_mb, rules.max_processes, rules.cpus_per_run, output.max_bytes)
-        confinement = confine(f"{job.spec.run_id}-{os.getpid()}", limits, bool(job.spec.devices), self._cgroups)
-        started_at, env = script_env(job)
-        with tempfile.TemporaryDirectory(prefix=f"trainarena-{job.spec.run_id}-") as scratch:
+        # The run's leftovers are killed (leaving confine) before its scratch directory is removed.
+        with tempfile.TemporaryDirectory(prefix=f"trainarena-{job.spec.run_id}-") as scratch, \
+                confine(f"{job.spec.run_id}-{os.getpid()}", limits, bool(job.spec.devices), self._cgroups) as confinement:
+            started_at, env = script_env(job)
             env = {key: _scratch(host_path(value, job), scratch) for key, value in env.items()}
             argv = [host_path(item, job) for item in script_argv(job, self._python.executable)]
             tmp = DiskCap("/tmp", Path(scratch), rules.tmp_max_mb * MB)
@@ -86,10 +87,7 @@ class LocalUnsafeBackend:
                 + disk_description(f"measured-every-{rules.disk_check_seconds:g}s:{tmp.max_bytes}", output,
                                    rules.disk_check_seconds)
             )
-            try:
-                return confinement.explain(supervise(launch, _GroupTerminator, started_at))
-            finally:
-                confinement.close()
+            return confinement.explain(supervise(launch, _GroupTerminator, started_at))
 
     def close(self) -> None:
         """Nothing is held between runs."""

@@ -55,11 +55,8 @@ def run_stdlib_program(
     argv = _argv(job, out, program, sandbox)
     limits = RunLimits(sandbox.memory_limit_mb, sandbox.max_processes, file_size_bytes=sandbox.disk_mb * MB)
     layout = detect_layout(sandbox.cgroup_parent) if cgroups is None else cgroups
-    confinement = confine(f"stdlib-{os.getpid()}", limits, False, layout)
-    try:
+    with confine(f"stdlib-{os.getpid()}", limits, False, layout) as confinement:
         return _run(argv, sandbox.wall_seconds, confinement)
-    finally:
-        confinement.close()
 
 
 def _base_python() -> Path:
