@@ -29,7 +29,7 @@ def test_used_bytes_counts_sparse_files_at_length_links_once_and_hidden_folders(
     locked.chmod(0)  # what a script may do to hide a folder from the measure
     expected = 3 * MB + MB + 4096 + 4096 + MB  # sparse, data, the link itself, the folder, inside
     assert expected <= used_bytes(tmp_path) <= expected + 4 * 4096
-    assert DiskCap("/output", tmp_path, 5 * MB).breach() == "wrote more than 5 MB to /output (the run's cap); stopped"
+    assert DiskCap("/output", tmp_path, 5 * MB).breach() == "wrote more than 5 MB to /output (the run's cap)"
     assert DiskCap("/output", tmp_path, 6 * MB).breach() is None
     assert used_bytes(tmp_path / "absent") == 0
 
@@ -94,12 +94,30 @@ def test_a_run_writing_past_the_output_cap_is_stopped_and_fails_saying_why(
     job = make_job(script_dir(MANY_FILES), budget=30)
     result = capped.run(job)
     assert result.status is RunStatus.FAILED
-    assert (result.failure_reason or "").startswith("wrote more than 8 MB to /output (the run's cap)")
+    assert (result.failure_reason or "").startswith("wrote more than 8 MB to /output (the run's cap); the run was stopped")
     assert "wrote all" not in result.stdout_path.read_text()
     # Stopped within about one measurement interval of passing the cap, far from the 200 MB it wanted.
     assert 8 * MB < used_bytes(job.output_dir) < 40 * MB
     assert result.wall_seconds < 10
     assert processes_of_run(job.spec.run_id) == []
+
+
+QUICK_BURST = '''
+for i in range(3):
+    open(f"/output/part-{i}", "wb").write(b"x" * (4 << 20))
+'''
+
+
+@pytest.mark.sandbox
+@needs_bwrap
+def test_a_burst_past_the_cap_between_two_measurements_still_fails_the_run(
+    settings: Settings, make_job: MakeJob, script_dir: Callable[[str], Path]
+) -> None:
+    rules = settings.sandbox.model_copy(update={"output_max_mb": 8, "disk_check_seconds": 60})
+    result = BwrapBackend(rules, protected=(settings.data_dir,)).run(make_job(script_dir(QUICK_BURST)))
+    assert result.exit_code == 0 and result.status is RunStatus.FAILED
+    assert (result.failure_reason or "").startswith(
+        "wrote more than 8 MB to /output (the run's cap); found when the run ended")
 
 
 FILL_TMP_THEN_FORK = FORK_BOMB + '''

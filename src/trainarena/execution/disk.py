@@ -41,7 +41,7 @@ class DiskCap:
         """The failure reason when the folder holds more than the cap, else None."""
         if used_bytes(self.path) <= self.max_bytes:
             return None
-        return f"wrote more than {self.max_bytes / MB:g} MB to {self.label} (the run's cap); stopped"
+        return f"wrote more than {self.max_bytes / MB:g} MB to {self.label} (the run's cap)"
 
 
 def used_bytes(root: Path) -> int:

@@ -139,8 +139,11 @@ def supervise(
     finished_at = time.time()
     for reader in readers:
         reader.join(_READER_JOIN_SECONDS)
-    # Once more after the end: what was written in the last interval counts too.
-    disk_breach = stop if stop not in (None, _DEADLINE) else first_breach(launch.disk_caps)
+    if stop not in (None, _DEADLINE):
+        disk_breach: str | None = f"{stop}; the run was stopped"
+    else:  # measured once more after the end: what was written in the last interval counts too
+        found = first_breach(launch.disk_caps)
+        disk_breach = None if found is None else f"{found}; found when the run ended"
     return _result(proc.returncode, timed_out, how_ended, disk_breach, launch, started_at, finished_at, readers[1])
 
 
