@@ -11,7 +11,8 @@ environment is cleared); writing anywhere but a private /tmp and the out folder;
 fallbacks of ``execution.limits`` (RLIMIT_AS; RLIMIT_NPROC, which does not bind a platform running as
 root); RLIMIT_FSIZE always.
 What it does not protect against: kernel exploits; CPU time of other work while it runs (no CPU
-quota: the wall clock bounds it). The interpreter runs in isolated mode (``-I -S``).
+quota: the wall clock bounds it); the total written to the out folder, which is capped per file only
+(the wall clock bounds the number of files). The interpreter runs in isolated mode (``-I -S``).
 """
 
 from __future__ import annotations
