@@ -144,7 +144,16 @@ class DataRules(_Section):
     reward_timeout_seconds: float = Field(
         5.0, gt=0.0, description="Wall-clock limit of one call of one GRPO reward function (in the sandbox)."
     )
-    reward_memory_limit_mb: int = Field(1024, ge=64, description="Address-space cap of the reward sandbox.")
+    reward_memory_limit_mb: int = Field(
+        1024, ge=64, description="Memory cap of one reward-sandbox call (its cgroup, else RLIMIT_AS per process)."
+    )
+    reward_max_processes: int = Field(
+        16, ge=4, description="Most processes and threads of one reward-sandbox call, bwrap's own two included "
+        "(cgroup pids.max; see execution.limits for the weaker fallback)."
+    )
+    reward_disk_mb: int = Field(
+        64, ge=1, description="Size of the reward sandbox's /tmp (a tmpfs) and of the largest file it may write."
+    )
     reward_sample_rows: int = Field(4, ge=1, description="Train rows each reward function is tried on at task creation.")
     reward_max_functions: int = Field(8, ge=1, description="Most reward functions a GRPO task may declare.")
 
@@ -199,11 +208,41 @@ class SandboxRules(_Section):
     backend: str = Field("bwrap", description="Execution backend: bwrap | docker | local-unsafe.")
     allow_unsafe: bool = Field(False, description="Permit running untrusted code without a sandbox (never in production).")
     grace_seconds: float = Field(10.0, ge=0.0, description="SIGTERM at the budget, SIGKILL this long after.")
-    memory_limit_mb: int = Field(8192, ge=64, description="Address-space / cgroup memory cap per run.")
+    memory_limit_mb: int = Field(
+        8192, ge=64, description="Memory cap per run: its cgroup where the host has the controller, else "
+        "RLIMIT_AS (RLIMIT_DATA with GPUs) per process."
+    )
     log_max_bytes: int = Field(2_000_000, ge=1024, description="Cap on each of stdout and stderr logs.")
     log_tail_chars: int = Field(2000, ge=100, description="Log tail stored as a crashed run's reason.")
     docker_image: str = Field("trainarena-runtime:latest", description="Locally built image of the docker backend.")
-    cpus_per_run: int = Field(0, ge=0, description="CPU threads per run; 0 means all of the machine's.")
+    cpus_per_run: int = Field(
+        0, ge=0, description="CPU threads per run, enforced as a cgroup cpu quota where the host has the "
+        "controller; 0 means all of the machine's."
+    )
+    max_processes: int = Field(
+        1024, ge=8, description="Most processes and threads a run may have at once, bwrap's own two included "
+        "(cgroup pids.max; the RLIMIT_NPROC fallback is weaker, see execution.limits). Threads count: a "
+        "PyTorch run with data-loader workers needs some hundreds; raise it for multi-GPU runs on hosts "
+        "with many cores, or set cpus_per_run (which also caps the threads each library starts)."
+    )
+    tmp_max_mb: int = Field(
+        8192, ge=1, description="Size of a run's /tmp, a tmpfs the kernel keeps to it (its pages also count "
+        "against the run's memory)."
+    )
+    output_max_mb: int = Field(
+        20_000, ge=1, description="Most a run may write to /output: each file exactly (RLIMIT_FSIZE), the total "
+        "measured every disk_check_seconds while it runs; a run past it fails. Keep it at or above "
+        "artifacts.max_artifact_mb."
+    )
+    cgroup_parent: AbsolutePath | None = Field(
+        None, description="A cgroup v2 directory to make each run's cgroup in, with memory, pids and cpu in its "
+        "cgroup.subtree_control; needed on cgroup v2 hosts where the platform does not run in the root cgroup "
+        "(v2 forbids delegating memory below a cgroup that holds processes). None: below the platform's own "
+        "cgroup, which is what cgroup v1 hosts need."
+    )
+    disk_check_seconds: float = Field(
+        0.5, gt=0.0, description="How often the total size of a run's /output is measured while it runs."
+    )
     python: AbsolutePath | None = Field(
         None,
         description="Interpreter of the pinned training environment that runs scripts (its sys.prefix and "

@@ -10,12 +10,46 @@ from pathlib import Path
 import pytest
 
 from trainarena.execution.base import SandboxJob
+from trainarena.execution.cgroups import CgroupLayout, create_run_cgroup, detect_layout
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "competitors"
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 
 MakeJob = Callable[..., SandboxJob]
+
+# Python source: tries 300 forks, children sleeping 2 s; leaves ``children`` (how many it got) and
+# ``error`` (the exception that stopped it, or "none") for the script it starts to report.
+FORK_BOMB = """
+import os, time
+children, error = 0, "none"
+for _ in range(300):
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        error = type(exc).__name__
+        break
+    if pid == 0:
+        time.sleep(2)
+        os._exit(0)
+    children += 1
+"""
+
+
+def _usable_cgroups() -> CgroupLayout:
+    """This host's layout, limited to the controllers a run group can really be made in."""
+    layout = detect_layout()
+    probe = create_run_cgroup(layout, "test-probe", {"memory": 64 << 20, "pids": 16, "cpu": 1})
+    usable = set(probe.directories)
+    probe.close()
+    return CgroupLayout({name: h for name, h in layout.hierarchies.items() if name in usable})
+
+
+HOST_CGROUPS = _usable_cgroups()
+needs_cgroups = pytest.mark.skipif(
+    not {"memory", "pids", "cpu"} <= set(HOST_CGROUPS.hierarchies),
+    reason="no usable memory+pids+cpu cgroup controllers on this host (read-only or not delegated)",
+)
 
 
 def processes_of_run(run_id: str) -> list[int]:

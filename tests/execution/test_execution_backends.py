@@ -67,16 +67,19 @@ def test_docker_command_line_isolates_the_run(rules: SandboxRules, make_job: Mak
 
     job = make_job("crasher", memory_limit_mb=4096)
     job = replace(job, spec=replace(job.spec, devices=(2, 3)))
-    backend = DockerBackend(rules.model_copy(update={"cpus_per_run": 4}), docker="/usr/bin/docker")
+    caps = {"cpus_per_run": 4, "max_processes": 300, "tmp_max_mb": 512, "output_max_mb": 1000}
+    backend = DockerBackend(rules.model_copy(update=caps), docker="/usr/bin/docker")
     argv = backend.docker_argv(job, {"TRAINARENA_RUN_ID": job.spec.run_id, "CUDA_VISIBLE_DEVICES": "2,3"}, "ctr")
     image_at = argv.index(rules.docker_image)
     options, command = argv[:image_at], argv[image_at + 1:]
     assert options[:3] == ["/usr/bin/docker", "run", "--rm"]
     for flag, value in [("--network", "none"), ("--cap-drop", "ALL"), ("--security-opt", "no-new-privileges"),
                         ("--memory", "4096m"), ("--memory-swap", "4096m"), ("--cpus", "4"), ("--name", "ctr"),
-                        ("--gpus", '"device=2,3"'), ("--user", "65534:65534"), ("--pull", "never"), ("-w", "/submission")]:
+                        ("--gpus", '"device=2,3"'), ("--user", "65534:65534"), ("--pull", "never"), ("-w", "/submission"),
+                        ("--pids-limit", "300"), ("--ulimit", f"fsize={1000 * 1024 * 1024}"),
+                        ("--tmpfs", "/tmp:rw,nosuid,nodev,size=512m")]:
         assert options[options.index(flag) + 1] == value, flag
-    assert "--read-only" in options and options[options.index("--tmpfs") + 1].startswith("/tmp:")
+    assert "--read-only" in options
     volumes = [options[i + 1] for i, item in enumerate(options) if item == "-v"]
     assert volumes == [f"{job.submission_dir.resolve()}:/submission:ro", f"{job.inputs_dir.resolve()}:/inputs:ro",
                        f"{job.output_dir.resolve()}:/output:rw"]

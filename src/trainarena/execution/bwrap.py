@@ -17,17 +17,28 @@ What it protects against (each property has an adversarial test in tests/executi
   it and takes any daemon with it; ``--die-with-parent`` covers a platform that dies mid-run.
 - Signalling or ptrace-ing others: its own PID namespace shows only its own processes.
 - Privilege: runs as ``SandboxRules.sandbox_uid`` (nobody) in a user namespace, no capabilities.
-- Memory: see ``execution.limits`` (cgroup v2 when writable, else per-process RLIMIT_AS).
+- Memory, process count (a fork bomb), CPU: one cgroup per run with ``memory_limit_mb``,
+  ``max_processes`` and ``cpus_per_run`` (v2 or v1, whichever the host offers), removed after the run
+  with every process left in it killed. Where a controller is missing, an rlimit stands in and
+  ``logs/sandbox.txt`` says so: RLIMIT_AS/RLIMIT_DATA per process for memory, RLIMIT_NPROC for
+  processes (per host uid: not enforced at all when the platform runs as root), nothing for CPU
+  (``execution.limits`` explains each).
+- Disk: /tmp is a tmpfs of ``tmp_max_mb`` (``--size``: bwrap 0.7 or later, not setuid; otherwise
+  unsized, and sandbox.txt says so); every file is capped at ``output_max_mb`` (RLIMIT_FSIZE) and
+  /output's total is measured while the run lives, the run killed and failed past the cap
+  (``execution.disk``).
 
 What it does not protect against: kernel exploits (bubblewrap is a namespace sandbox, not a VM);
-CPU and disk-space exhaustion of /output and /tmp (tmpfs counts against RAM; the artifact size limit
-is checked afterwards, not enforced while writing); GPU memory of other runs on a shared GPU; timing
-side channels. Operators who need more should use the docker backend on a VM or gVisor runtime.
+/output passing its cap by what the disk writes within one measurement interval (the run fails all
+the same); GPU memory of other runs on a shared GPU; timing side channels. Operators who need more
+should use the docker backend on a VM or gVisor runtime. ``trainarena doctor`` shows which of these
+mechanisms this host has.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -37,7 +48,9 @@ from pathlib import Path
 
 from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT, SANDBOX_SUBMISSION
 from trainarena.execution.base import RunResult, SandboxJob
-from trainarena.execution.limits import memory_limit_for
+from trainarena.execution.cgroups import CgroupLayout, detect_layout
+from trainarena.execution.disk import MB, DiskCap, disk_description
+from trainarena.execution.limits import RunLimits, confine
 from trainarena.execution.runtime import (
     SandboxUnavailable,
     TrainingPython,
@@ -65,14 +78,31 @@ def find_bwrap() -> str:
     return path
 
 
+@functools.cache
+def tmpfs_size_supported(bwrap: str) -> bool:
+    """Whether this bwrap can size a ``--tmpfs`` (``--size``: bubblewrap 0.7 and later, and never when
+    bwrap is installed setuid); tried, not read from the version."""
+    probe = [bwrap, "--ro-bind", "/", "/", "--size", str(MB), "--tmpfs", "/tmp", "--", "true"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 class BwrapBackend:
     """Runs each job in a fresh bubblewrap sandbox (module docstring: what it covers and not)."""
 
     name = "bwrap"
 
-    def __init__(self, rules: SandboxRules, protected: tuple[Path, ...] = (), log_tail_chars: int | None = None) -> None:
-        """``protected``: host directories that must never be bound in (the hidden dir, the data dir)."""
+    def __init__(
+        self, rules: SandboxRules, protected: tuple[Path, ...] = (), log_tail_chars: int | None = None,
+        cgroups: CgroupLayout | None = None,
+    ) -> None:
+        """``protected``: host directories that must never be bound in (the hidden dir, the data dir);
+        ``cgroups``: where run cgroups go (default: this host's; ``CgroupLayout.none()`` forces rlimits)."""
         self._bwrap = find_bwrap()
+        self._sized_tmp = tmpfs_size_supported(self._bwrap)
+        self._cgroups = detect_layout(rules.cgroup_parent) if cgroups is None else cgroups
         self._rules = rules
         self._python: TrainingPython = training_python(rules)
         self._protected = protected
@@ -82,25 +112,32 @@ class BwrapBackend:
     def run(self, job: SandboxJob) -> RunResult:
         check_hidden([job.submission_dir, job.inputs_dir, job.output_dir], self._protected)
         job.output_dir.mkdir(parents=True, exist_ok=True)
-        memory = memory_limit_for(job.spec.run_id + f"-{os.getpid()}", job.memory_limit_mb, bool(job.spec.devices))
-        started_at, env = script_env(job)
-        info_read, info_write = os.pipe()
-        try:
-            argv = [self._bwrap, *self.bwrap_args(job, env, info_fd=info_write), "--",
-                    *script_argv(job, self._python.executable)]
-            launch = Launch(
-                argv=argv, env={}, cwd=None, log_dir=job.log_dir, budget_seconds=job.spec.budget_seconds,
-                grace_seconds=job.grace_seconds, log_max_bytes=job.log_max_bytes,
-                log_tail_chars=self._tail_chars, preexec=memory.preexec(), pass_fds=(info_write,),
-            )
-            job.log_dir.mkdir(parents=True, exist_ok=True)
-            (job.log_dir / "sandbox.txt").write_text(f"backend=bwrap memory_limit={memory.kind}:{memory.limit_bytes}\n")
-            return supervise(launch, lambda proc: _NamespaceTerminator(proc, info_read), started_at)
-        finally:
-            for fd in (info_read, info_write):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            memory.close()
+        rules = self._rules
+        output = DiskCap("/output", job.output_dir, rules.output_max_mb * MB)
+        limits = RunLimits(job.memory_limit_mb, rules.max_processes, rules.cpus_per_run, output.max_bytes)
+        tmp = f"tmpfs:{rules.tmp_max_mb * MB}" if self._sized_tmp else "tmpfs-unsized (this bwrap cannot --size a tmpfs)"
+        with confine(f"{job.spec.run_id}-{os.getpid()}", limits, bool(job.spec.devices), self._cgroups) as confinement:
+            started_at, env = script_env(job)
+            info_read, info_write = os.pipe()
+            try:
+                argv = [self._bwrap, *self.bwrap_args(job, env, info_fd=info_write), "--",
+                        *script_argv(job, self._python.executable)]
+                launch = Launch(
+                    argv=argv, env={}, cwd=None, log_dir=job.log_dir, budget_seconds=job.spec.budget_seconds,
+                    grace_seconds=job.grace_seconds, log_max_bytes=job.log_max_bytes,
+                    log_tail_chars=self._tail_chars, preexec=confinement.preexec(), pass_fds=(info_write,),
+                    disk_caps=(output,), disk_check_seconds=rules.disk_check_seconds,
+                )
+                job.log_dir.mkdir(parents=True, exist_ok=True)
+                (job.log_dir / "sandbox.txt").write_text(
+                    "backend=bwrap\n" + confinement.describe() + disk_description(tmp, output, rules.disk_check_seconds)
+                )
+                result = supervise(launch, lambda proc: _NamespaceTerminator(proc, info_read), started_at)
+                return confinement.explain(result)
+            finally:
+                for fd in (info_read, info_write):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
 
     def close(self) -> None:
         """Nothing is held between runs."""
@@ -121,7 +158,8 @@ class BwrapBackend:
         for entry in self._rules.etc_files:
             args += ["--ro-bind-try", f"/etc/{entry}", f"/etc/{entry}"]
         # The private /tmp first: an interpreter installed under /tmp (a checkout there) is bound on top.
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        args += tmp_args(self._rules.tmp_max_mb, self._sized_tmp)
         for prefix in self._python.needed_dirs:
             args += ["--ro-bind", str(prefix), str(prefix)]
         args += gpu_binds(job.spec.devices)
@@ -136,6 +174,11 @@ class BwrapBackend:
         if info_fd is not None:
             args += ["--info-fd", str(info_fd)]
         return args
+
+
+def tmp_args(size_mb: int, sized: bool) -> list[str]:
+    """A private /tmp: a tmpfs of ``size_mb`` where bwrap can size one."""
+    return ["--size", str(size_mb * MB), "--tmpfs", "/tmp"] if sized else ["--tmpfs", "/tmp"]
 
 
 def root_links() -> list[str]:

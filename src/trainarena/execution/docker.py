@@ -1,7 +1,9 @@
 """``DockerBackend``: the same contract in a locally built container (docker/runtime.Dockerfile).
 
 Each run is ``docker run --rm`` with no network, every capability dropped, no-new-privileges, a
-read-only root filesystem, a private /tmp tmpfs, memory (swap included) and CPU caps, only the
+read-only root filesystem, a private /tmp tmpfs of ``tmp_max_mb``, memory (swap included), process
+(``--pids-limit``) and CPU caps (the container's cgroup), every file capped at ``output_max_mb``
+(``--ulimit fsize``) and /output's total measured while it runs (``execution.disk``), only the
 assigned GPUs, the nobody user, and the run's three directories mounted as in the contract. The
 container's init (``--init``) ends with the script, and the container with it, so no process outlives
 the run. At the deadline ``docker kill --signal TERM``, after the grace period ``docker kill``.
@@ -21,6 +23,7 @@ import uuid
 
 from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT, SANDBOX_SUBMISSION
 from trainarena.execution.base import RunResult, SandboxJob
+from trainarena.execution.disk import MB, DiskCap
 from trainarena.execution.runtime import SandboxUnavailable, script_env
 from trainarena.execution.supervise import Launch, supervise
 from trainarena.settings import SandboxRules
@@ -28,7 +31,6 @@ from trainarena.settings import SandboxRules
 # The interpreter of the pinned training environment inside the image; docker/runtime.Dockerfile
 # creates the virtualenv at exactly this path.
 IMAGE_PYTHON = "/opt/trainarena/venv/bin/python"
-_TMPFS = "/tmp:rw,nosuid,nodev,size=8g"
 
 
 def find_docker() -> str:
@@ -57,11 +59,13 @@ class DockerBackend:
     def docker_argv(self, job: SandboxJob, env: dict[str, str], container: str) -> list[str]:
         """The full ``docker run`` command line for ``job`` (tests assert on it)."""
         memory = f"{job.memory_limit_mb}m"
-        uid = str(self._rules.sandbox_uid)
+        rules = self._rules
+        uid = str(rules.sandbox_uid)
         argv = [self._docker, "run", "--rm", "--init", "--pull", "never", "--name", container,
                 "--network", "none", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-                "--read-only", "--tmpfs", _TMPFS, "--memory", memory, "--memory-swap", memory,
-                "--user", f"{uid}:{uid}"]
+                "--read-only", "--tmpfs", f"/tmp:rw,nosuid,nodev,size={rules.tmp_max_mb}m",
+                "--memory", memory, "--memory-swap", memory, "--pids-limit", str(rules.max_processes),
+                "--ulimit", f"fsize={rules.output_max_mb * MB}", "--user", f"{uid}:{uid}"]
         if self._rules.cpus_per_run:
             argv += ["--cpus", str(self._rules.cpus_per_run)]
         if job.spec.devices:
@@ -84,6 +88,8 @@ class DockerBackend:
             argv=self.docker_argv(job, env, container), env=_client_env(), cwd=None, log_dir=job.log_dir,
             budget_seconds=job.spec.budget_seconds, grace_seconds=job.grace_seconds,
             log_max_bytes=job.log_max_bytes, log_tail_chars=self._rules.log_tail_chars,
+            disk_caps=(DiskCap("/output", job.output_dir, self._rules.output_max_mb * MB),),
+            disk_check_seconds=self._rules.disk_check_seconds,
         )
         return supervise(launch, lambda _proc: _ContainerTerminator(self._docker, container, self._rules), started_at)
 

@@ -1,106 +1,149 @@
-"""Memory caps for a run: a cgroup v2 ``memory.max`` where the platform may write one, else RLIMIT_AS.
+"""What caps one run's memory, process count, CPU and file sizes: a cgroup where the host has the
+controller (``execution.cgroups``: v2 or v1), an rlimit set in the child before exec where it has not.
+:attr:`Confinement.describe` says which applied; backends write it to the run's ``logs/sandbox.txt``
+and ``trainarena doctor`` shows it before any run.
 
-cgroup v2 (preferred): a child cgroup of the platform's own, with ``memory.max`` = the limit and
-``memory.swap.max`` = 0; it covers every process of the run together, page cache included, and the
-kernel OOM-kills inside the cgroup only. It is used only when ``/sys/fs/cgroup`` is a cgroup v2
-hierarchy, the platform's cgroup already delegates the ``memory`` controller to its children
-(``cgroup.subtree_control``) and the platform may create a child there; we never enable controllers
-ourselves.
+Memory. cgroup (preferred): memory.max / memory.limit_in_bytes = the limit, swap 0; it covers every
+process of the run together, page cache and tmpfs pages (the run's /tmp) included, and the kernel
+OOM-kills inside the cgroup only. Fallback RLIMIT_AS: the *virtual address space of each process*; not
+the sum over processes (a script may fork N workers of the limit each), and it counts
+reserved-but-untouched memory. Fallback for runs with GPUs assigned, RLIMIT_DATA: the CUDA driver
+reserves far more virtual address space than any sane RLIMIT_AS, so cuInit fails under it (measured on
+an H200: CUDA_ERROR_OUT_OF_MEMORY under an 8 GiB RLIMIT_AS, a context under an 8 GiB RLIMIT_DATA).
+RLIMIT_DATA caps each process's private writable mappings, not shared or file-backed ones, nor the sum.
 
-RLIMIT_AS (fallback, set in the child before exec): caps the *virtual address space of each process*.
-It does not cover the sum over processes (a script may fork N workers of the limit each) and counts
-reserved-but-untouched memory (so it is stricter than resident memory for allocators that reserve
-big arenas).
+Processes. cgroup pids.max counts the tasks (threads included) of the run's cgroup: exactly this run,
+bwrap's own two processes included. Fallback RLIMIT_NPROC is weak, because the kernel counts it by
+*real uid*: the sandbox's uid 65534 ("nobody") exists only inside bwrap's user namespace and maps to
+the platform's own host uid, so (measured here, kernel 6.18) with the platform running as root the
+limit is not enforced at all (uid 0 is exempt: 50 forks under a limit of 20), and as any other user it
+counts every process of that user on the host too (kernels >= 5.14 count per user namespace *and*
+charge the parent's count: with 15 other processes of the platform's uid alive, a limit of 20 allowed
+the sandbox one fork), so concurrent runs and the platform itself eat into each other's budget. Under
+root the fallback is therefore reported as "none".
 
-RLIMIT_DATA (fallback for runs with GPUs assigned): the CUDA driver reserves far more virtual address
-space than any sane RLIMIT_AS, so cuInit fails under it (measured on an H200: cuInit returned
-CUDA_ERROR_OUT_OF_MEMORY under an 8 GiB RLIMIT_AS, and succeeded - context created - under an 8 GiB
-RLIMIT_DATA). RLIMIT_DATA caps each process's private writable mappings (heap, anonymous mmap) but
-not shared or file-backed mappings, nor the sum over processes. ``MemoryLimit.kind`` says which cap
-applied; backends write it to the run's ``sandbox.txt``.
+CPU. cgroup cpu quota: ``cpus`` CPUs' worth of time per period (``SandboxRules.cpus_per_run``). No
+rlimit fallback exists (RLIMIT_CPU caps CPU-seconds, not a rate): without the controller only the
+thread-count environment variables the pipeline sets apply, which a script may ignore.
+
+File size. RLIMIT_FSIZE caps every file a process of the run writes (EFBIG; Python ignores SIGXFSZ),
+always, cgroups or not; the total of /output is watched by ``execution.disk``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import resource
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+from trainarena.contract import RunStatus
+from trainarena.execution.base import RunResult
+from trainarena.execution.cgroups import CgroupLayout, RunCgroup, create_run_cgroup
+from trainarena.execution.disk import MB
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """What one run may use."""
+
+    memory_mb: int
+    max_processes: int  # processes and threads together (the kernel counts threads as tasks)
+    cpus: float = 0.0  # CPUs' worth of time; 0: no CPU cap
+    file_size_bytes: int = 0  # largest file any process of the run may write; 0: no cap
 
 
 @dataclass
-class MemoryLimit:
-    """One run's memory cap: ``preexec`` runs in the child before exec, ``close`` after the run."""
+class Confinement:
+    """One run's caps as applied: ``preexec`` runs in the child before exec, ``close`` (or leaving a
+    ``with`` block) after the run: it kills whatever is left in the run's cgroups and removes them."""
 
-    kind: str  # "cgroup-v2" | "rlimit-as" | "rlimit-data"
-    limit_bytes: int
-    cgroup_dir: Path | None = None
+    limits: RunLimits
+    memory: str  # "cgroup-v1" | "cgroup-v2" | "rlimit-as" | "rlimit-data"
+    processes: str  # "cgroup-v1" | "cgroup-v2" | "rlimit-nproc" | "none"
+    cpu: str  # "cgroup-v1" | "cgroup-v2" | "none"
+    cgroup: RunCgroup
+    rlimits: tuple[tuple[int, int], ...]  # (resource.RLIMIT_*, value) set before exec
+    notes: tuple[str, ...]  # each fallback, in words
 
-    def preexec(self) -> Callable[[], None] | None:
-        if self.kind in ("rlimit-as", "rlimit-data"):
-            limit = self.limit_bytes
-            which = resource.RLIMIT_AS if self.kind == "rlimit-as" else resource.RLIMIT_DATA
+    def preexec(self) -> Callable[[], None]:
+        join = self.cgroup.join() if self.cgroup.directories else None
+        rlimits = self.rlimits
 
-            def _set_rlimit() -> None:
-                resource.setrlimit(which, (limit, limit))
+        def _apply() -> None:
+            if join is not None:
+                join()
+            for which, value in rlimits:
+                resource.setrlimit(which, (value, value))
 
-            return _set_rlimit
-        if self.kind == "cgroup-v2" and self.cgroup_dir is not None:
-            procs = str(self.cgroup_dir / "cgroup.procs")
+        return _apply
 
-            def _join_cgroup() -> None:
-                with open(procs, "w") as fh:  # noqa: PTH123 - runs between fork and exec: keep it minimal
-                    fh.write(str(os.getpid()))
+    def describe(self) -> str:
+        """``logs/sandbox.txt``'s lines about limits: kind:value per resource, then each fallback."""
+        limits = self.limits
+        cpu = f"cpu={self.cpu}:{limits.cpus:g}" if self.cpu != "none" else "cpu=none"
+        size = f"file_size=rlimit-fsize:{limits.file_size_bytes}" if limits.file_size_bytes else "file_size=none"
+        lines = [f"memory_limit={self.memory}:{limits.memory_mb * MB} processes={self.processes}:"
+                 f"{limits.max_processes} {cpu} {size}"]
+        lines += [f"cgroup: {directory}" for directory in dict.fromkeys(self.cgroup.directories.values())]
+        lines += [f"fallback: {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"
 
-            return _join_cgroup
-        return None
+    def explain(self, result: RunResult) -> RunResult:
+        """A failed run the kernel OOM-killed inside its memory cgroup says so (else it reads only
+        "exited with code 137" with an empty stderr)."""
+        if result.status is RunStatus.SUCCEEDED or not self.cgroup.oom_kills():
+            return result
+        reason = (f"out of memory: the kernel killed a process of the run at its memory cap of "
+                  f"{self.limits.memory_mb} MB ({self.memory}); {result.failure_reason or ''}")
+        return replace(result, failure_reason=reason)
 
     def close(self) -> None:
-        if self.cgroup_dir is not None:
-            with contextlib.suppress(OSError):
-                self.cgroup_dir.rmdir()  # empty once every process of the run is gone
+        self.cgroup.close()
+
+    def __enter__(self) -> Confinement:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
-def memory_limit_for(run_name: str, limit_mb: int, has_gpus: bool, cgroup_root: Path = CGROUP_ROOT) -> MemoryLimit:
-    """The strongest memory cap this machine allows for one run (see the module docstring)."""
-    limit_bytes = limit_mb * 1024 * 1024
-    cgroup_dir = _make_cgroup_v2(run_name, limit_bytes, cgroup_root)
-    if cgroup_dir is not None:
-        return MemoryLimit("cgroup-v2", limit_bytes, cgroup_dir)
-    if has_gpus:
-        return MemoryLimit("rlimit-data", limit_bytes)
-    return MemoryLimit("rlimit-as", limit_bytes)
+def confine(run_name: str, limits: RunLimits, has_gpus: bool, layout: CgroupLayout) -> Confinement:
+    """The strongest caps this host allows for one run (see the module docstring)."""
+    wanted: dict[str, float] = {"memory": limits.memory_mb * MB, "pids": limits.max_processes}
+    if limits.cpus:
+        wanted["cpu"] = limits.cpus
+    cgroup = create_run_cgroup(layout, run_name, wanted)
 
-
-def _own_cgroup(cgroup_root: Path) -> Path | None:
-    if not (cgroup_root / "cgroup.controllers").is_file():
-        return None  # not a cgroup v2 hierarchy (v1 or hybrid)
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        if line.startswith("0::"):
-            return cgroup_root / line[3:].lstrip("/")
-    return None
-
-
-def _make_cgroup_v2(run_name: str, limit_bytes: int, cgroup_root: Path) -> Path | None:
-    parent = _own_cgroup(cgroup_root)
-    if parent is None:
-        return None
-    try:
-        if "memory" not in (parent / "cgroup.subtree_control").read_text().split():
+    def kind(controller: str) -> str | None:
+        if controller not in cgroup.directories:
             return None
-        child = parent / f"trainarena-{run_name}"
-        child.mkdir(exist_ok=False)
-    except OSError:
-        return None
-    try:
-        (child / "memory.max").write_text(str(limit_bytes))
-        if (child / "memory.swap.max").exists():
-            (child / "memory.swap.max").write_text("0")
-    except OSError:
-        child.rmdir()  # a cgroup directory is removed with rmdir, its control files with it
-        return None
-    return child
+        return f"cgroup-v{layout.hierarchies[controller].version}"
+
+    rlimits: list[tuple[int, int]] = []
+    notes: list[str] = []
+    memory = kind("memory")
+    if memory is None:
+        memory = "rlimit-data" if has_gpus else "rlimit-as"
+        rlimits.append((resource.RLIMIT_DATA if has_gpus else resource.RLIMIT_AS, limits.memory_mb * MB))
+        notes.append(f"memory: no usable memory cgroup controller; {memory} caps each process, not their sum")
+    processes = kind("pids")
+    if processes is None:
+        processes, note = _process_fallback(limits.max_processes, rlimits)
+        notes.append(note)
+    cpu = kind("cpu") or "none"
+    if limits.cpus and cpu == "none":
+        notes.append(f"cpu: no usable cpu cgroup controller; the {limits.cpus:g}-CPU cap is not enforced")
+    if limits.file_size_bytes:
+        rlimits.append((resource.RLIMIT_FSIZE, limits.file_size_bytes))
+    return Confinement(limits, memory, processes, cpu, cgroup, tuple(rlimits), tuple(notes))
+
+
+def _process_fallback(max_processes: int, rlimits: list[tuple[int, int]]) -> tuple[str, str]:
+    uid = os.getuid()
+    if uid == 0:
+        return "none", ("processes: no usable pids cgroup controller, and RLIMIT_NPROC does not bind root "
+                        "(the sandbox's uid maps to uid 0): the process count is not capped")
+    rlimits.append((resource.RLIMIT_NPROC, max_processes))
+    return "rlimit-nproc", (f"processes: no usable pids cgroup controller; RLIMIT_NPROC counts every process "
+                            f"of uid {uid} on the host, this run's and others'")

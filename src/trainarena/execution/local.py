@@ -2,10 +2,13 @@
 
 The script gets the same contract with host paths in place of /submission, /inputs and /output (its
 argv is rewritten) and a private scratch directory in place of /tmp. It keeps the budget (SIGTERM to
-its process group at the deadline, SIGKILL after the grace period) and the memory cap, but it can read
-and write anything the platform's user can, reach the network, and a daemon that calls setsid()
-escapes its process group. It is constructed only when ``SandboxRules.allow_unsafe`` is set or the
-operator passes ``--unsafe``, and warns every time it is built.
+its process group at the deadline, SIGKILL after the grace period), the memory, process and CPU caps
+of ``execution.limits`` and the disk caps of ``execution.disk`` (/output and the scratch directory
+measured while it runs), but it can read and write anything the platform's user can and reach the
+network; a daemon that calls setsid() escapes its process group, and is caught only where the host
+gives the run a cgroup (every process left in it is killed after the run). It is constructed only
+when ``SandboxRules.allow_unsafe`` is set or the operator passes ``--unsafe``, and warns every time
+it is built.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ import signal
 import subprocess
 import tempfile
 import warnings
+from pathlib import Path
 
 from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT, SANDBOX_SUBMISSION
 from trainarena.execution.base import RunResult, SandboxJob
-from trainarena.execution.limits import memory_limit_for
+from trainarena.execution.cgroups import CgroupLayout, detect_layout
+from trainarena.execution.disk import MB, DiskCap, disk_description
+from trainarena.execution.limits import RunLimits, confine
 from trainarena.execution.runtime import TrainingPython, script_argv, script_env, training_python
 from trainarena.execution.supervise import Launch, supervise
 from trainarena.settings import SandboxRules
@@ -50,28 +56,38 @@ def host_path(sandbox_value: str, job: SandboxJob) -> str:
 class LocalUnsafeBackend:
     name = "local-unsafe"
 
-    def __init__(self, rules: SandboxRules, log_tail_chars: int | None = None) -> None:
+    def __init__(self, rules: SandboxRules, log_tail_chars: int | None = None, cgroups: CgroupLayout | None = None) -> None:
         warnings.warn(UNSAFE_WARNING, UnsafeBackendWarning, stacklevel=2)
+        self._cgroups = detect_layout(rules.cgroup_parent) if cgroups is None else cgroups
         self._rules = rules
         self._python: TrainingPython = training_python(rules)
         self._tail_chars = log_tail_chars or rules.log_tail_chars
 
     def run(self, job: SandboxJob) -> RunResult:
         job.output_dir.mkdir(parents=True, exist_ok=True)
-        memory = memory_limit_for(job.spec.run_id + f"-{os.getpid()}", job.memory_limit_mb, bool(job.spec.devices))
-        started_at, env = script_env(job)
-        with tempfile.TemporaryDirectory(prefix=f"trainarena-{job.spec.run_id}-") as scratch:
+        rules = self._rules
+        output = DiskCap("/output", job.output_dir, rules.output_max_mb * MB)
+        limits = RunLimits(job.memory_limit_mb, rules.max_processes, rules.cpus_per_run, output.max_bytes)
+        # The run's leftovers are killed (leaving confine) before its scratch directory is removed.
+        with tempfile.TemporaryDirectory(prefix=f"trainarena-{job.spec.run_id}-") as scratch, \
+                confine(f"{job.spec.run_id}-{os.getpid()}", limits, bool(job.spec.devices), self._cgroups) as confinement:
+            started_at, env = script_env(job)
             env = {key: _scratch(host_path(value, job), scratch) for key, value in env.items()}
             argv = [host_path(item, job) for item in script_argv(job, self._python.executable)]
+            tmp = DiskCap("/tmp", Path(scratch), rules.tmp_max_mb * MB)
             launch = Launch(
                 argv=argv, env=env, cwd=job.submission_dir, log_dir=job.log_dir,
                 budget_seconds=job.spec.budget_seconds, grace_seconds=job.grace_seconds,
-                log_max_bytes=job.log_max_bytes, log_tail_chars=self._tail_chars, preexec=memory.preexec(),
+                log_max_bytes=job.log_max_bytes, log_tail_chars=self._tail_chars, preexec=confinement.preexec(),
+                disk_caps=(output, tmp), disk_check_seconds=rules.disk_check_seconds,
             )
-            try:
-                return supervise(launch, _GroupTerminator, started_at)
-            finally:
-                memory.close()
+            job.log_dir.mkdir(parents=True, exist_ok=True)
+            (job.log_dir / "sandbox.txt").write_text(
+                "backend=local-unsafe\n" + confinement.describe()
+                + disk_description(f"measured-every-{rules.disk_check_seconds:g}s:{tmp.max_bytes}", output,
+                                   rules.disk_check_seconds)
+            )
+            return confinement.explain(supervise(launch, _GroupTerminator, started_at))
 
     def close(self) -> None:
         """Nothing is held between runs."""

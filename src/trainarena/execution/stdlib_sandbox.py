@@ -5,22 +5,30 @@ What it protects against: network (``--unshare-all`` leaves a down loopback only
 directory, the hidden splits, the platform's source or environment (the root is an empty tmpfs with
 read-only binds of /usr, ``SandboxRules.etc_files``, the base interpreter and the job folder; the
 environment is cleared); writing anywhere but a private /tmp and the out folder; running past
-``wall_seconds`` (the whole PID namespace is killed); memory beyond ``memory_limit_mb`` (RLIMIT_AS).
-What it does not protect against: kernel exploits. The interpreter runs in isolated mode (``-I -S``).
+``wall_seconds`` (the whole PID namespace is killed); memory beyond ``memory_limit_mb``, more than
+``max_processes`` processes and threads (a fork bomb), files larger than ``disk_mb`` and a /tmp beyond
+``disk_mb`` (a sized tmpfs): one cgroup per call where the host has the controllers, else the rlimit
+fallbacks of ``execution.limits`` (RLIMIT_AS; RLIMIT_NPROC, which does not bind a platform running as
+root); RLIMIT_FSIZE always.
+What it does not protect against: kernel exploits; CPU time of other work while it runs (no CPU
+quota: the wall clock bounds it); the total written to the out folder, which is capped per file only
+(the wall clock bounds the number of files). The interpreter runs in isolated mode (``-I -S``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainarena.execution.bwrap import find_bwrap, root_links
+from trainarena.execution.bwrap import find_bwrap, root_links, tmp_args, tmpfs_size_supported
+from trainarena.execution.cgroups import CgroupLayout, detect_layout
+from trainarena.execution.disk import MB
+from trainarena.execution.limits import Confinement, RunLimits, confine
 
 JOB_MOUNT = "/job"  # the program and its input, read-only
 OUT_MOUNT = "/out"  # the only writable folder that outlives the sandbox
@@ -34,13 +42,22 @@ class StdlibSandbox:
     memory_limit_mb: int
     etc_files: tuple[str, ...]
     uid: int
+    max_processes: int
+    disk_mb: int
+    cgroup_parent: Path | None = None  # SandboxRules.cgroup_parent
 
 
-def run_stdlib_program(job: Path, out: Path, program: str, sandbox: StdlibSandbox) -> bool:
+def run_stdlib_program(
+    job: Path, out: Path, program: str, sandbox: StdlibSandbox, cgroups: CgroupLayout | None = None
+) -> bool:
     """Run ``/job/<program>`` with ``job`` bound read-only at /job and ``out`` writable at /out; wait.
     Returns True when the wall clock ran out (the whole sandbox is then killed). Raises
-    ``SandboxUnavailable`` when bubblewrap is missing."""
-    return _run(_argv(job, out, program, sandbox), sandbox.wall_seconds, sandbox.memory_limit_mb)
+    ``SandboxUnavailable`` when bubblewrap is missing. ``cgroups``: default this host's layout."""
+    argv = _argv(job, out, program, sandbox)
+    limits = RunLimits(sandbox.memory_limit_mb, sandbox.max_processes, file_size_bytes=sandbox.disk_mb * MB)
+    layout = detect_layout(sandbox.cgroup_parent) if cgroups is None else cgroups
+    with confine(f"stdlib-{os.getpid()}", limits, False, layout) as confinement:
+        return _run(argv, sandbox.wall_seconds, confinement)
 
 
 def _base_python() -> Path:
@@ -50,9 +67,10 @@ def _base_python() -> Path:
 
 def _argv(job: Path, out: Path, program: str, sandbox: StdlibSandbox) -> list[str]:
     uid = str(sandbox.uid)
-    args = [find_bwrap(), "--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--uid", uid,
+    bwrap = find_bwrap()
+    args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--uid", uid,
             "--gid", uid, "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr", *root_links(),
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+            "--proc", "/proc", "--dev", "/dev", *tmp_args(sandbox.disk_mb, tmpfs_size_supported(bwrap))]
     for entry in sandbox.etc_files:
         args += ["--ro-bind-try", f"/etc/{entry}", f"/etc/{entry}"]
     prefix = Path(sys.base_prefix).resolve()
@@ -63,14 +81,10 @@ def _argv(job: Path, out: Path, program: str, sandbox: StdlibSandbox) -> list[st
     return [*args, "--", str(_base_python()), "-I", "-S", f"{JOB_MOUNT}/{program}"]
 
 
-def _run(argv: list[str], limit: float, memory_mb: int) -> bool:
-    def cap_memory() -> None:
-        size = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (size, size))
-
+def _run(argv: list[str], limit: float, confinement: Confinement) -> bool:
     process = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, preexec_fn=cap_memory,
+        start_new_session=True, preexec_fn=confinement.preexec(),
     )
     try:
         process.wait(timeout=limit)

@@ -2,7 +2,8 @@
 
 A backend builds the command line (bwrap, docker or plain) and a :class:`Terminator` that knows how to
 reach the whole tree of what it started; :func:`supervise` does the rest as small named steps:
-start -> wait until exit or the deadline -> (SIGTERM, grace, SIGKILL) -> drain logs -> result.
+start -> wait until exit, the deadline or a disk cap passed -> (SIGTERM, grace, SIGKILL at the
+deadline; SIGKILL at once past a disk cap) -> drain logs -> measure the disk once more -> result.
 
 Logs: stdout and stderr go through pipes to one reader thread each, which writes at most
 ``log_max_bytes`` to the log file, then a truncation marker, and keeps draining (and discarding) so a
@@ -23,12 +24,14 @@ from typing import BinaryIO, Protocol
 
 from trainarena.contract import RunStatus
 from trainarena.execution.base import RunResult
+from trainarena.execution.disk import DiskCap, first_breach
 
 TRUNCATION_MARKER = "\n[trainarena: log truncated at {limit} bytes; the rest was discarded]\n"
 _CHUNK = 65536
 # Readers normally finish as soon as the tree is gone; a bounded join keeps a misbehaving leftover
 # (only possible with the unsafe backend) from hanging the platform.
 _READER_JOIN_SECONDS = 5.0
+_DEADLINE = "deadline"
 
 
 class Terminator(Protocol):
@@ -97,6 +100,8 @@ class Launch:
     log_tail_chars: int
     preexec: Callable[[], None] | None = None
     pass_fds: tuple[int, ...] = ()
+    disk_caps: tuple[DiskCap, ...] = ()  # measured every disk_check_seconds while the run lives
+    disk_check_seconds: float = 0.5
 
 
 def supervise(
@@ -110,7 +115,7 @@ def supervise(
     stdout_path, stderr_path = launch.log_dir / "stdout.log", launch.log_dir / "stderr.log"
     try:
         proc = _start(launch)
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError) as exc:  # SubprocessError: the pre-exec hook failed
         stderr_path.write_text(f"could not start: {exc}\n")
         stdout_path.write_text("")
         return RunResult(RunStatus.FAILED, None, started_at, time.time(), stdout_path, stderr_path,
@@ -123,14 +128,23 @@ def supervise(
     for reader in readers:
         reader.start()
     terminator = make_terminator(proc)
-    timed_out, how_ended = _wait_or_stop(proc, terminator, started_at + launch.budget_seconds, launch.grace_seconds)
+    stop = _wait(proc, started_at + launch.budget_seconds, launch)
+    timed_out, how_ended = False, "exited"
+    if stop == _DEADLINE:
+        timed_out, how_ended = True, _stop_at_deadline(proc, terminator, launch.grace_seconds)
     # Whatever happened, nothing of this run may outlive this call (a daemon left by a script that
     # exited in time included).
     terminator.kill()
+    proc.wait()
     finished_at = time.time()
     for reader in readers:
         reader.join(_READER_JOIN_SECONDS)
-    return _result(proc.returncode, timed_out, how_ended, launch, started_at, finished_at, readers[1])
+    if stop not in (None, _DEADLINE):
+        disk_breach: str | None = f"{stop}; the run was stopped"
+    else:  # measured once more after the end: what was written in the last interval counts too
+        found = first_breach(launch.disk_caps)
+        disk_breach = None if found is None else f"{found}; found when the run ended"
+    return _result(proc.returncode, timed_out, how_ended, disk_breach, launch, started_at, finished_at, readers[1])
 
 
 def _start(launch: Launch) -> subprocess.Popen[bytes]:
@@ -148,29 +162,41 @@ def _start(launch: Launch) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_or_stop(
-    proc: subprocess.Popen[bytes], terminator: Terminator, deadline: float, grace: float
-) -> tuple[bool, str]:
-    """Wait for the exit; at the deadline SIGTERM the tree, after ``grace`` SIGKILL it."""
-    try:
-        proc.wait(timeout=max(0.0, deadline - time.time()))
-        return False, "exited"
-    except subprocess.TimeoutExpired:
-        pass
+def _wait(proc: subprocess.Popen[bytes], deadline: float, launch: Launch) -> str | None:
+    """Wait until the run exits (None), reaches the deadline (``_DEADLINE``) or passes a disk cap
+    (the failure reason), measuring the disk caps every ``disk_check_seconds``."""
+    while True:
+        remaining = deadline - time.time()
+        step = min(remaining, launch.disk_check_seconds) if launch.disk_caps else remaining
+        try:
+            proc.wait(timeout=max(0.0, step))
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        breach = first_breach(launch.disk_caps)
+        if breach is not None:
+            return breach
+        if time.time() >= deadline:
+            return _DEADLINE
+
+
+def _stop_at_deadline(proc: subprocess.Popen[bytes], terminator: Terminator, grace: float) -> str:
+    """SIGTERM the tree, after ``grace`` SIGKILL it; says how it ended."""
     terminator.terminate()
     try:
         proc.wait(timeout=grace)
-        return True, "SIGTERM at the deadline; it stopped within the grace period"
+        return "SIGTERM at the deadline; it stopped within the grace period"
     except subprocess.TimeoutExpired:
         terminator.kill()
         proc.wait()
-        return True, f"SIGTERM at the deadline, SIGKILL after {grace:g} s of grace"
+        return f"SIGTERM at the deadline, SIGKILL after {grace:g} s of grace"
 
 
 def _result(
     exit_code: int,
     timed_out: bool,
     how_ended: str,
+    disk_breach: str | None,
     launch: Launch,
     started_at: float,
     finished_at: float,
@@ -178,6 +204,9 @@ def _result(
 ) -> RunResult:
     stdout_path, stderr_path = launch.log_dir / "stdout.log", launch.log_dir / "stderr.log"
     tail = stderr_reader.tail(launch.log_tail_chars)
+    if disk_breach is not None:
+        reason = f"{disk_breach}.\n--- stderr tail ---\n{tail}"
+        return RunResult(RunStatus.FAILED, exit_code, started_at, finished_at, stdout_path, stderr_path, reason)
     if timed_out:
         reason = f"still running at the budget of {launch.budget_seconds:g} s ({how_ended}).\n--- stderr tail ---\n{tail}"
         return RunResult(RunStatus.TIMED_OUT, exit_code, started_at, finished_at, stdout_path, stderr_path, reason)

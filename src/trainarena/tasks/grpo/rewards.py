@@ -9,7 +9,9 @@ What it protects against (each has an adversarial test in tests/tasks/test_grpo_
 - Running forever: each call gets ``DataRules.reward_timeout_seconds`` (SIGALRM inside); code that
   blocks or ignores the alarm is killed with its whole PID namespace when the job's wall clock
   (per-call limit x calls + start-up) runs out, and the function that was running is named.
-- Memory: ``DataRules.reward_memory_limit_mb`` as RLIMIT_AS of the sandbox.
+- Memory, processes, disk: ``DataRules.reward_memory_limit_mb``, ``reward_max_processes`` (a fork
+  bomb stops there) and ``reward_disk_mb`` (/tmp and each file), through a cgroup per call where the
+  host has one (``execution.stdlib_sandbox`` says what stands in where it has not).
 What it does not protect against: kernel exploits; a reward function lying about its own results
 (the results are checked for shape and type only: reward code is the task author's, not a competitor's).
 
@@ -79,18 +81,25 @@ class RewardSandbox:
     memory_limit_mb: int
     etc_files: tuple[str, ...]
     uid: int
+    max_processes: int
+    disk_mb: int
+    cgroup_parent: str | None
 
     @classmethod
     def from_rules(cls, sandbox: SandboxRules, data: DataRules) -> RewardSandbox:
-        return cls(data.reward_timeout_seconds, data.reward_memory_limit_mb, sandbox.etc_files, sandbox.sandbox_uid)
+        parent = None if sandbox.cgroup_parent is None else str(sandbox.cgroup_parent)
+        return cls(data.reward_timeout_seconds, data.reward_memory_limit_mb, sandbox.etc_files, sandbox.sandbox_uid,
+                   data.reward_max_processes, data.reward_disk_mb, parent)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RewardSandbox:
-        return cls(data["timeout_seconds"], data["memory_limit_mb"], tuple(data["etc_files"]), data["uid"])
+        return cls(data["timeout_seconds"], data["memory_limit_mb"], tuple(data["etc_files"]), data["uid"],
+                   data["max_processes"], data["disk_mb"], data["cgroup_parent"])
 
     def to_dict(self) -> dict[str, Any]:
         return {"timeout_seconds": self.timeout_seconds, "memory_limit_mb": self.memory_limit_mb,
-                "etc_files": list(self.etc_files), "uid": self.uid}
+                "etc_files": list(self.etc_files), "uid": self.uid, "max_processes": self.max_processes,
+                "disk_mb": self.disk_mb, "cgroup_parent": self.cgroup_parent}
 
 
 def score_rewards(
@@ -119,7 +128,9 @@ def score_rewards(
         for path in (scratch, job, job / "payload.json", job / "runner.py"):
             os.chmod(path, 0o755 if Path(path).is_dir() else 0o644)
         limit = STARTUP_SECONDS + sandbox.timeout_seconds * len(functions) * 1.5
-        limits = StdlibSandbox(limit, sandbox.memory_limit_mb, sandbox.etc_files, sandbox.uid)
+        parent = None if sandbox.cgroup_parent is None else Path(sandbox.cgroup_parent)
+        limits = StdlibSandbox(limit, sandbox.memory_limit_mb, sandbox.etc_files, sandbox.uid,
+                               sandbox.max_processes, sandbox.disk_mb, parent)
         try:
             timed_out = run_stdlib_program(job, out, "runner.py", limits)
         except SandboxUnavailable as error:
