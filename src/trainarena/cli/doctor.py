@@ -46,8 +46,7 @@ def print_doctor(console: Console, capabilities: Capabilities) -> None:
 def doctor_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
-    """Show which isolation features (bwrap, namespaces, cgroups, disk caps, GPUs, docker) are active
-    here and what is missing; exit 1 when the configured backend cannot isolate runs."""
+    """Show which isolation features (bwrap, namespaces, cgroups, disk caps, GPUs, docker) are active here and what is missing; exit 1 when the configured backend cannot isolate runs."""
     capabilities = probe_capabilities(Settings().sandbox)
     if as_json:
         typer.echo(json.dumps(capabilities.to_dict()))
