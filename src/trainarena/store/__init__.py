@@ -14,7 +14,9 @@ from trainarena.store.competitors import (
     require_competitor,
 )
 from trainarena.store.database import Store, make_engine, open_store, open_store_url, upgrade_schema
+from trainarena.store.locks import named_lock
 from trainarena.store.models import (
+    AttemptStatus,
     Base,
     ChampionHistory,
     Competitor,
@@ -22,9 +24,11 @@ from trainarena.store.models import (
     MatchRow,
     Round,
     Run,
+    RunAttempt,
     TaskRow,
     Tournament,
     TournamentEntrant,
+    TournamentLease,
     TournamentStatus,
     WeightRow,
 )
@@ -43,6 +47,7 @@ from trainarena.store.tournaments import (
 )
 
 __all__ = [
+    "AttemptStatus",
     "Base",
     "ChampionHistory",
     "Competitor",
@@ -50,11 +55,13 @@ __all__ = [
     "MatchRow",
     "Round",
     "Run",
+    "RunAttempt",
     "Store",
     "StoreError",
     "TaskRow",
     "Tournament",
     "TournamentEntrant",
+    "TournamentLease",
     "TournamentStatus",
     "TournamentSummary",
     "WeightRow",
@@ -77,6 +84,7 @@ __all__ = [
     "get_competitor",
     "list_competitors",
     "make_engine",
+    "named_lock",
     "open_store",
     "open_store_url",
     "require_competitor",
