@@ -98,8 +98,8 @@ def tournament_runs(session: Session, tournament_id: int) -> list[Run]:
         session.scalars(
             select(Run)
             .options(
-                selectinload(Run.attempt_records),
-                selectinload(Run.counted_attempt).selectinload(RunAttempt.evaluation),
+                selectinload(Run.attempt_records).selectinload(RunAttempt.evaluation),
+                selectinload(Run.counted_attempt),
             )
             .join(Run.task)
             .join(TaskRow.match)
