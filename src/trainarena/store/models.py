@@ -179,6 +179,21 @@ class TaskRow(Base):
     runs: Mapped[list[Run]] = relationship(back_populates="task", order_by="Run.id", cascade="all, delete-orphan")
 
 
+class _CountedAttemptValue:
+    """A read-only attribute of a run that is the same attribute of its counted attempt, or None."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, run: Run | None, owner: type | None = None) -> Any:
+        if run is None:
+            return self
+        return None if run.counted_attempt is None else getattr(run.counted_attempt, self.name)
+
+    def __set__(self, run: Run, value: object) -> None:
+        raise AttributeError(f"Run.{self.name} is its counted attempt's: set it on a RunAttempt and count that attempt")
+
+
 class Run(Base):
     """One competitor's script on one task. Each try is a :class:`RunAttempt`; the run's result (score,
     artifact, logs, failure) is the counted attempt's, read through the properties below."""
@@ -218,36 +233,17 @@ class Run(Base):
         return self.attempt_records[-1].number if self.attempt_records else 0
 
     @property
-    def evaluation(self) -> EvaluationRow | None:
-        return None if self.counted_attempt is None else self.counted_attempt.evaluation
-
-    @property
     def failure_reason(self) -> str | None:
         return self.abandoned_reason if self.counted_attempt is None else self.counted_attempt.failure_reason
 
-    @property
-    def started_at(self) -> datetime | None:
-        return None if self.counted_attempt is None else self.counted_attempt.started_at
-
-    @property
-    def finished_at(self) -> datetime | None:
-        return None if self.counted_attempt is None else self.counted_attempt.finished_at
-
-    @property
-    def wall_seconds(self) -> float | None:
-        return None if self.counted_attempt is None else self.counted_attempt.wall_seconds
-
-    @property
-    def log_path(self) -> str | None:
-        return None if self.counted_attempt is None else self.counted_attempt.log_path
-
-    @property
-    def artifact_path(self) -> str | None:
-        return None if self.counted_attempt is None else self.counted_attempt.artifact_path
-
-    @property
-    def artifact_digest(self) -> str | None:
-        return None if self.counted_attempt is None else self.counted_attempt.artifact_digest
+    # The counted attempt's values (None while no attempt counts), read as the run's own.
+    evaluation = _CountedAttemptValue()
+    started_at = _CountedAttemptValue()
+    finished_at = _CountedAttemptValue()
+    wall_seconds = _CountedAttemptValue()
+    log_path = _CountedAttemptValue()
+    artifact_path = _CountedAttemptValue()
+    artifact_digest = _CountedAttemptValue()
 
 
 class AttemptStatus:
