@@ -58,6 +58,7 @@ from trainarena.store import (
     TournamentStatus,
     WeightRow,
     create_tournament,
+    get_tournament,
     require_competitor,
     tournament_runs,
 )
@@ -247,9 +248,9 @@ class _Driver:
         announced: str | None = None
         while True:
             with self.store.transaction() as session:
-                tournament = load_tournament(session, self.tournament_id)
+                tournament = get_tournament(session, self.tournament_id)
                 if tournament.status == TournamentStatus.FINISHED:
-                    return self._stored_end(session, tournament)
+                    return self._stored_end(session, load_tournament(session, self.tournament_id))
                 holder = lease_holder(session, self.tournament_id)
                 dead = holder is not None and holder.is_dead_local_process(self.me)
                 holder = try_acquire(session, self.tournament_id, self.me, self.lease_rules,
@@ -258,7 +259,7 @@ class _Driver:
                 return None
             if not wait:
                 raise LeaseHeld(f"tournament {tournament.name!r} is being driven by {holder.describe()}; "
-                                "wait for it (--wait) or try again later", self.tournament_id, holder)
+                                "wait for it or try again later", self.tournament_id, holder)
             if on_wait is not None and announced != holder.owner_id:
                 on_wait(holder)
                 announced = holder.owner_id

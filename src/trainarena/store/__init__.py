@@ -1,7 +1,8 @@
 """The record store: SQLAlchemy models, repository functions and Alembic migrations.
 
-Open it with :func:`open_store` (migrates to the latest schema); pass sessions to the repository
-functions, which never commit on their own.
+Open it with :func:`open_store` (migrates to the latest schema, under a lock); pass sessions to the
+repository functions, which never commit on their own. ``leases`` keeps one driver per tournament;
+``locks`` serializes what several processes may start at once.
 """
 
 from trainarena.store.competitors import (

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from trainarena.settings import LeaseRules
@@ -180,5 +181,5 @@ class LeaseKeeper:
                 if not self._renew_once():
                     self.lost.set()
                     return
-            except Exception:  # noqa: BLE001 - a busy or unreachable store: the next beat tries again
+            except SQLAlchemyError:  # a busy or unreachable store: the next beat tries again
                 continue
