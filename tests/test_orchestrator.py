@@ -8,17 +8,20 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Finished, Stage
-from trainarena.orchestrator import create_tournament, drive
+from trainarena.orchestrator import LeaseHeld, LeaseLost, create_tournament, drive
 from trainarena.runs import ProgressEvent, RunReport, RunRequest
-from trainarena.settings import Settings
+from trainarena.settings import LeaseRules, Settings
 from trainarena.store import (
     Store,
+    TournamentLease,
     add_competitor,
     champion_history,
     get_tournament,
@@ -26,6 +29,7 @@ from trainarena.store import (
     stored_weights,
     tournament_runs,
 )
+from trainarena.store.leases import DriverIdentity, lease_holder, release, try_acquire
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 
@@ -228,8 +232,11 @@ def test_platform_crash_at_every_run_resumes_without_rerunning_finished_runs(tmp
             assert _outcome(store, tid) == expected
             assert set(executor.reported.values()) == {1}
             with store.session() as session:
-                attempts = sorted(r.attempts for r in tournament_runs(session, tid))
-            assert attempts == [1] * (runs_total - 1) + [2]  # only the crashed run was tried twice
+                runs = tournament_runs(session, tid)
+            assert sorted(r.attempts for r in runs) == [1] * (runs_total - 1) + [2]  # only the crashed run twice
+            [crashed] = [r for r in runs if r.attempts == 2]
+            assert [a.status for a in crashed.attempt_records][0] == "interrupted"
+            assert crashed.counted_attempt is crashed.attempt_records[1]
 
 
 def test_second_tournament_meets_the_previous_champion_in_a_boss_round(store: Store, settings: Settings) -> None:
@@ -294,3 +301,73 @@ def test_a_run_that_keeps_killing_the_platform_fails_after_max_attempts(store: S
         crashed = [r for r in tournament_runs(session, tid) if r.competitor.name == "c01"]
     assert [(r.status, r.attempts) for r in crashed] == [("failed", 2)]
     assert "interrupted 2 times" in (crashed[0].failure_reason or "")
+
+
+# --- One driver per tournament: the lease ------------------------------------------------------------
+
+SHORT_LEASE = LeaseRules(lease_seconds=0.6, heartbeat_seconds=0.1, wait_poll_seconds=0.05)
+ELSEWHERE = DriverIdentity("other-driver", "elsewhere", 4242)  # a live driver on another host
+
+
+def _hold_lease(store: Store, tid: int, holder: DriverIdentity, rules: LeaseRules) -> None:
+    with store.transaction() as session:
+        assert try_acquire(session, tid, holder, rules) is None
+
+
+def test_a_second_driver_told_not_to_wait_names_the_holder_and_touches_nothing(store: Store, settings: Settings) -> None:
+    names = _names(3)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+    _hold_lease(store, tid, ELSEWHERE, LeaseRules())
+    executor = FakeExecutor(_skills(names))
+    with pytest.raises(LeaseHeld, match="'t1' is being driven by elsewhere pid 4242 since .* expires") as caught:
+        _drive(store, settings, tid, executor, wait=False)
+    assert caught.value.holder is not None and caught.value.holder.host == "elsewhere"
+    with store.session() as session:
+        assert get_tournament(session, tid).rounds == [] and executor.calls == 0
+
+
+def test_a_waiting_driver_takes_over_once_the_holders_lease_expired(store: Store, settings: Settings) -> None:
+    names = _names(3)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+    _hold_lease(store, tid, ELSEWHERE, SHORT_LEASE)  # and never renewed: that driver died
+    waited_for: list = []
+    started = time.monotonic()
+    finished = _drive(store, settings, tid, FakeExecutor(_skills(names)), wait=True, lease_rules=SHORT_LEASE,
+                      on_wait=waited_for.append)
+    assert finished is not None and time.monotonic() - started >= SHORT_LEASE.lease_seconds * 0.5
+    assert [holder.owner_id for holder in waited_for] == ["other-driver"]
+    with store.session() as session:
+        assert lease_holder(session, tid) is None  # released at the end
+
+
+def test_a_driver_that_lost_its_lease_stops_writing(store: Store, settings: Settings) -> None:
+    names = _names(3)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+
+    class TakenOverMidRun(FakeExecutor):
+        def execute(self, request: RunRequest) -> RunReport:
+            # The driver stalls past its lease, and another driver takes the tournament over.
+            with store.transaction() as session:
+                session.execute(update(TournamentLease).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+            _hold_lease(store, tid, ELSEWHERE, LeaseRules())
+            return super().execute(request)
+
+    executor = TakenOverMidRun(_skills(names), failure_rate=0.0)
+    with pytest.raises(LeaseLost, match="lost its lease .*now held by elsewhere pid 4242"):
+        _drive(store, settings, tid, executor)
+    assert executor.calls == 1
+    with store.session() as session:
+        [run] = [r for r in tournament_runs(session, tid) if r.attempts]
+        assert (run.status, run.counted_attempt, [a.status for a in run.attempt_records]) == ("running", None, ["running"])
+        assert lease_holder(session, tid).owner_id == "other-driver"
+    with store.transaction() as session:
+        release(session, tid, ELSEWHERE)  # the other driver ends without finishing: ours to recover
+    assert _drive(store, settings, tid, FakeExecutor(_skills(names), failure_rate=0.0)) is not None
+    with store.session() as session:
+        recovered = next(r for r in tournament_runs(session, tid) if r.id == run.id)
+        first, second = recovered.attempt_records
+        assert (first.status, second.status, recovered.counted_attempt.number) == ("interrupted", "succeeded", 2)
+        assert first.evaluation is None and recovered.evaluation is second.evaluation is not None

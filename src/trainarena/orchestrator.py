@@ -1,30 +1,41 @@
 """Drives a tournament from the store, one idempotent step at a time, so it can always be resumed.
 
-Each pass reads the tournament back from the store and does the first thing left to do:
+One driver at a time drives a tournament: it first takes the tournament's lease in the store
+(``store/leases.py``), renews it from a heartbeat thread, fences every write step with it, and
+releases it at the end. Another driver meanwhile says who holds the lease and waits (polling until
+it can take over or the tournament finished) or raises :class:`LeaseHeld`. A lease left by a killed
+driver is taken over once it expired. Then:
 
-1. a run left RUNNING by a driver that died is reset to PENDING (it is run again, attempts counted);
-2. the first stored round with unfinished runs gets its next runs executed: each run is marked
-   RUNNING and committed, executed outside any transaction, and its report stored and committed;
+1. runs left RUNNING by the previous lease holder are recovered: their attempt is recorded as
+   interrupted and the run is PENDING again (only the lease holder does this, so never while another
+   live driver executes them);
+2. the first stored round with unfinished runs gets its next runs executed: each run gets a new
+   attempt row, is marked RUNNING and committed, executed outside any transaction, and its report
+   stored on that attempt, which becomes the run's counted attempt;
 3. with every stored round complete, the pure engine (``engine.bracket.next_step``) is asked what is
    next: ``PlayRound`` creates the round's rows (round, matches, tasks drawn from the task source,
    one pending run per competitor and task) in one transaction; ``Finished`` stores the champion
    history, the weights and the outcome in one transaction.
 
 A finished run is never executed again; a tournament that died anywhere resumes from what the store
-holds. Only one driver may drive a given tournament at a time (nothing here takes a lock).
+holds. A driver that lost its lease (it stalled past the expiry and was taken over) stops at its next
+write with :class:`LeaseLost`, writing nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from trainarena.contract import Direction, RunStatus, TaskType
@@ -32,26 +43,43 @@ from trainarena.engine.bracket import next_step
 from trainarena.engine.model import Finished, PlayRound, RoundPlan, Stage
 from trainarena.engine.weights import tournament_weights
 from trainarena.runs import CompetitorInfo, ProgressEvent, RunExecutor, RunReport, RunRequest, TaskSource
-from trainarena.settings import TournamentRules, WeightRules
+from trainarena.settings import LeaseRules, TournamentRules, WeightRules
 from trainarena.store import (
+    AttemptStatus,
     ChampionHistory,
     EvaluationRow,
     MatchRow,
     Round,
     Run,
+    RunAttempt,
     Store,
     TaskRow,
     Tournament,
     TournamentStatus,
     WeightRow,
     create_tournament,
+    get_tournament,
     require_competitor,
     tournament_runs,
+)
+from trainarena.store.leases import (
+    DriverIdentity,
+    LeaseHeld,
+    LeaseHolder,
+    LeaseKeeper,
+    LeaseLost,
+    fence,
+    lease_holder,
+    release,
+    renew,
+    try_acquire,
 )
 from trainarena.store.records import is_round_complete, load_record, load_tournament
 from trainarena.tasks.base import TaskDefinition
 
 __all__ = [
+    "LeaseHeld",
+    "LeaseLost",
     "create_tournament",
     "drive",
     "load_record",
@@ -59,6 +87,7 @@ __all__ = [
 ]
 
 Progress = Callable[[ProgressEvent], None]
+Waiting = Callable[[LeaseHolder], None]
 
 
 def task_seed(tournament_seed: int, round_index: int, match_id: str, task_index: int) -> int:
@@ -126,22 +155,36 @@ def _store_finish(session: Session, tournament: Tournament, finished: Finished, 
     tournament.finished_at = now
 
 
-def _reset_interrupted(session: Session, tournament_id: int) -> None:
+def _recover_interrupted(session: Session, tournament_id: int, me: DriverIdentity) -> None:
+    """Runs left RUNNING by an earlier lease holder: their attempt was interrupted; run them again.
+    Only the lease holder calls this, so no live driver is executing them."""
+    now = datetime.now(UTC)
     for run in tournament_runs(session, tournament_id):
-        if run.status == RunStatus.RUNNING:
-            run.status = RunStatus.PENDING.value
+        if run.status != RunStatus.RUNNING:
+            continue
+        for attempt in run.attempt_records:
+            if attempt.status == AttemptStatus.RUNNING:
+                attempt.status = AttemptStatus.INTERRUPTED
+                attempt.finished_at = now
+                attempt.failure_reason = (f"its driver ({attempt.driver_host} pid {attempt.driver_pid}) stopped before "
+                                          f"it finished; taken over by {me.host} pid {me.pid}")
+        run.status = RunStatus.PENDING.value
 
 
-def _store_report(session: Session, run_id: int, report: RunReport) -> None:
+def _store_report(session: Session, run_id: int, attempt_number: int, report: RunReport) -> None:
     run = session.get_one(Run, run_id)
-    run.status = RunStatus(report.status).value
-    run.started_at = datetime.fromtimestamp(report.started_at, UTC)
-    run.finished_at = datetime.fromtimestamp(report.finished_at, UTC)
-    run.wall_seconds = report.wall_seconds
-    run.log_path = None if report.log_path is None else str(report.log_path)
-    run.artifact_path = None if report.artifact_path is None else str(report.artifact_path)
-    run.artifact_digest = report.artifact_digest
-    run.failure_reason = report.failure_reason
+    attempt = next(a for a in run.attempt_records if a.number == attempt_number)
+    if attempt.status != AttemptStatus.RUNNING:
+        raise RuntimeError(f"run {run_id} attempt {attempt_number} is {attempt.status}, not running: not storing its report")
+    attempt.status = run.status = RunStatus(report.status).value
+    attempt.started_at = datetime.fromtimestamp(report.started_at, UTC)
+    attempt.finished_at = datetime.fromtimestamp(report.finished_at, UTC)
+    attempt.wall_seconds = report.wall_seconds
+    attempt.log_path = None if report.log_path is None else str(report.log_path)
+    attempt.artifact_path = None if report.artifact_path is None else str(report.artifact_path)
+    attempt.artifact_digest = report.artifact_digest
+    attempt.failure_reason = report.failure_reason
+    run.counted_attempt = attempt
     if report.prepared_paths is not None and run.task.prepared is None:
         run.task.prepared = dict(report.prepared_paths)
     evaluation = report.evaluation
@@ -150,7 +193,7 @@ def _store_report(session: Session, run_id: int, report: RunReport) -> None:
         if score is not None and not math.isfinite(score):
             # NaN/inf is a failed evaluation; SQL columns cannot hold it faithfully anyway.
             score, failure = None, failure or f"score is not finite: {score}"
-        run.evaluation = EvaluationRow(
+        attempt.evaluation = EvaluationRow(
             score=score,
             direction=Direction(evaluation.direction).value,
             failure=failure,
@@ -182,13 +225,49 @@ class _Driver:
     progress: Progress
     parallel: int
     max_attempts: int | None
+    lease_rules: LeaseRules
+    me: DriverIdentity
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.progress(ProgressEvent(kind, **fields))
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A write step's transaction, fenced by the lease (LeaseLost if another driver took over)."""
+        with self.store.transaction() as session:
+            fence(session, self.tournament_id, self.me, self.lease_rules)
+            yield session
+
+    def renew_lease(self) -> bool:
+        with self.store.transaction() as session:
+            return renew(session, self.tournament_id, self.me, self.lease_rules)
+
+    def take_lease(self, wait: bool, on_wait: Waiting | None) -> Finished | None:
+        """Take the tournament's lease, waiting while another live driver holds it (when ``wait``).
+        Returns the end instead when the tournament is (or meanwhile got) finished."""
+        announced: str | None = None
+        while True:
+            with self.store.transaction() as session:
+                tournament = get_tournament(session, self.tournament_id)
+                if tournament.status == TournamentStatus.FINISHED:
+                    return self._stored_end(session, load_tournament(session, self.tournament_id))
+                holder = lease_holder(session, self.tournament_id)
+                dead = holder is not None and holder.is_dead_local_process(self.me)
+                holder = try_acquire(session, self.tournament_id, self.me, self.lease_rules,
+                                     take_from=holder.owner_id if dead and holder else None)
+            if holder is None:
+                return None
+            if not wait:
+                raise LeaseHeld(f"tournament {tournament.name!r} is being driven by {holder.describe()}; "
+                                "wait for it or try again later", self.tournament_id, holder)
+            if on_wait is not None and announced != holder.owner_id:
+                on_wait(holder)
+                announced = holder.owner_id
+            time.sleep(self.lease_rules.wait_poll_seconds)
+
     def step(self, budget: int) -> tuple[int, Finished | None, list[RunRequest]]:
         """One transaction: returns (steps taken, the end if reached, runs claimed to execute now)."""
-        with self.store.transaction() as session:
+        with self.writing() as session:
             tournament = load_tournament(session, self.tournament_id)
             if tournament.status == TournamentStatus.FINISHED:
                 return 0, self._stored_end(session, tournament), []
@@ -219,12 +298,13 @@ class _Driver:
                 break
             if self.max_attempts is not None and run.attempts >= self.max_attempts:
                 run.status = RunStatus.FAILED.value
-                run.failure_reason = f"interrupted {run.attempts} times without finishing; not tried again"
+                run.abandoned_reason = f"interrupted {run.attempts} times without finishing; not tried again"
                 steps += 1
                 continue
             run.status = RunStatus.RUNNING.value
-            run.attempts += 1
-            run.started_at = datetime.now(UTC)
+            run.attempt_records.append(RunAttempt(number=run.attempts + 1, status=AttemptStatus.RUNNING,
+                                                  started_at=datetime.now(UTC), driver_host=self.me.host,
+                                                  driver_pid=self.me.pid))
             claimed.append(self._request(tournament, round_row, run))
         return steps, None, claimed
 
@@ -253,8 +333,8 @@ class _Driver:
         self.emit("run_started", **self._run_fields(request))
 
     def _finished(self, request: RunRequest, report: RunReport) -> None:
-        with self.store.transaction() as session:
-            _store_report(session, request.run_id, report)
+        with self.writing() as session:
+            _store_report(session, request.run_id, request.attempt, report)
         score = None if report.evaluation is None else report.evaluation.score
         self.emit("run_finished", status=RunStatus(report.status), score=score, **self._run_fields(request))
 
@@ -309,6 +389,9 @@ def drive(
     max_steps: int | None = None,
     parallel: int = 1,
     max_attempts: int | None = None,
+    lease_rules: LeaseRules | None = None,
+    wait: bool = False,
+    on_wait: Waiting | None = None,
 ) -> Finished | None:
     """Drive a tournament until it finishes; return how it ended (also for an already finished one).
 
@@ -317,13 +400,32 @@ def drive(
     executed at once on a thread pool (the executor's runs are separate processes); all store writes
     stay on the calling thread. ``max_attempts`` fails a run that has been interrupted that often
     (None: retry without limit). ``work_dir`` holds one fresh directory per run attempt.
+
+    While another live driver holds the tournament's lease: with ``wait``, ``on_wait`` is told who
+    (once per holder) and the drive polls until it can take over or the tournament finished (then
+    its end is returned); without, :class:`LeaseHeld` is raised at once, naming the holder.
     """
     if parallel < 1:
         raise ValueError(f"parallel must be at least 1, got {parallel}")
+    me = DriverIdentity.of_this_process()
     driver = _Driver(store, tournament_id, task_source, executor, rules, weight_rules, work_dir,
-                     progress or (lambda _event: None), parallel, max_attempts)
-    with store.transaction() as session:
-        _reset_interrupted(session, tournament_id)
+                     progress or (lambda _event: None), parallel, max_attempts, lease_rules or LeaseRules(), me)
+    end = driver.take_lease(wait, on_wait)
+    if end is not None:
+        return end
+    try:
+        with LeaseKeeper(driver.renew_lease, driver.lease_rules.heartbeat_seconds):
+            return _drive_with_lease(driver, max_steps)
+    finally:
+        # A lease left behind (the store unreachable) expires by itself; the drive's own error matters more.
+        with contextlib.suppress(SQLAlchemyError), store.transaction() as session:
+            release(session, tournament_id, me)
+
+
+def _drive_with_lease(driver: _Driver, max_steps: int | None) -> Finished | None:
+    with driver.writing() as session:
+        _recover_interrupted(session, driver.tournament_id, driver.me)
+    parallel = driver.parallel
     pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="trainarena-run") if parallel > 1 else None
     try:
         steps = 0
@@ -333,7 +435,7 @@ def drive(
             if end is not None:
                 return end
             if taken == 0 and not requests:
-                raise RuntimeError(f"tournament {tournament_id}: an open round has no pending run (another driver?)")
+                raise RuntimeError(f"tournament {driver.tournament_id}: an open round has no pending run after recovery")
             if pool is None:
                 driver.execute_serially(requests)
             else:

@@ -297,6 +297,29 @@ class ResourceRules(_Section):
     memory_factor_grpo: float = Field(2.0, ge=1.0)
 
 
+class LeaseRules(_Section):
+    """How drivers share a store: one driver at a time holds a tournament's lease and renews it; another
+    driver waits (or exits) while it is live and takes over once it has expired (docs/rules.md)."""
+
+    lease_seconds: float = Field(
+        60.0, gt=0.0, description="How long a lease lasts without renewal: a killed driver's tournament is "
+        "taken over this long after its last heartbeat (at once when it ran on the same host)."
+    )
+    heartbeat_seconds: float = Field(10.0, gt=0.0, description="How often the driver renews its lease.")
+    wait_poll_seconds: float = Field(
+        2.0, gt=0.0, description="How often a waiting driver checks whether the tournament finished or its lease came free."
+    )
+
+    @model_validator(mode="after")
+    def _check_heartbeat(self) -> LeaseRules:
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            raise ValueError(
+                f"lease.heartbeat_seconds ({self.heartbeat_seconds}) must be at most half of lease.lease_seconds "
+                f"({self.lease_seconds}), so one late heartbeat does not cost the lease"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     """Everything configurable about a trainarena installation."""
 
@@ -319,6 +342,7 @@ class Settings(BaseSettings):
     artifacts: ArtifactRules = ArtifactRules()
     registration: RegistrationRules = RegistrationRules()
     resources: ResourceRules = ResourceRules()
+    lease: LeaseRules = LeaseRules()
 
     @field_validator("database_url")
     @classmethod

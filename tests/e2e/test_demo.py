@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -13,9 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from trainarena.cli import app
+from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY
 from trainarena.demo.text import set_up_demo
 from trainarena.settings import Settings
-from trainarena.store import list_tournaments, open_store
+from trainarena.store import list_tournaments, open_store, tournament_runs
+from trainarena.store.leases import DriverIdentity, try_acquire
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")]
 
@@ -97,6 +101,34 @@ def test_unfinished_demo_is_resumed_not_replaced(examples: Path, data_dir: Path)
         again = set_up_demo(store, settings, seed=3, examples=examples)
     assert not first.resumed and set(first.registered) == {"baseline", "crasher", "hostile", "trl_defaults"}
     assert again.resumed and again.tournament_id == first.tournament_id and again.registered == ()
+
+
+def test_demos_started_together_all_end_with_the_one_tournament_result(examples: Path, data_dir: Path) -> None:
+    """Today's failure: on a fresh data dir the second demo crashed creating the schema, and later ones
+    ran runs twice and crashed. Now one drives; the others wait and print the same result."""
+    argv = [sys.executable, "-m", "trainarena.cli", "demo", "--examples", str(examples), "--budget", "20", "--json"]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [proc.communicate(timeout=900) for proc in procs]
+    for proc, (_, stderr) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+    boards = [json.loads(stdout) for stdout, _ in outputs]
+    assert len({(board["tournament"], board["champion"], board["reason"]) for board in boards}) == 1
+    assert sum("waiting:" in stderr for _, stderr in outputs) == 2
+    with open_store(Settings()) as store, store.session() as session:
+        [tournament] = list_tournaments(session)
+        runs = tournament_runs(session, tournament.id)
+    assert tournament.status == "finished" and runs and all(run.attempts == 1 for run in runs)
+
+
+def test_a_demo_told_not_to_wait_names_the_driver_and_exits_busy(examples: Path, data_dir: Path) -> None:
+    settings = Settings()
+    with open_store(settings) as store:
+        setup = set_up_demo(store, settings, seed=1, examples=examples)
+        with store.transaction() as session:
+            assert try_acquire(session, setup.tournament_id, DriverIdentity("x", "other-host", 777), settings.lease) is None
+    result = CliRunner().invoke(app, ["demo", "--examples", str(examples), "--no-wait"], env={"COLUMNS": "200"})
+    assert result.exit_code == EXIT_TOURNAMENT_BUSY, result.output
+    assert "is being driven by other-host pid 777 since" in result.output
 
 
 def test_run_command_scores_one_script_on_a_task_file(examples: Path, data_dir: Path, assets, tmp_path: Path) -> None:

@@ -1,26 +1,25 @@
 from __future__ import annotations
 
-import getpass
-import os
-import shutil
 import subprocess
-import uuid
-from collections.abc import Iterator
+import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from trainarena.settings import Settings
-from trainarena.store import Base, make_engine, open_store, open_store_url
+from trainarena.store import Base, Run, Store, make_engine, open_store, open_store_url, upgrade_schema
 from trainarena.store.database import alembic_config
+from trainarena.store.locks import migration_connection
 
 EXPECTED_TABLES = {
     "competitor", "tournament", "tournament_entrant", "round", "match", "task", "run", "evaluation",
-    "champion_history", "weight", "alembic_version",
+    "champion_history", "weight", "alembic_version", "run_attempt", "tournament_lease",
 }
 
 
@@ -32,7 +31,7 @@ def test_fresh_sqlite_file_is_migrated_to_head(tmp_path: Path) -> None:
         with store.engine.connect() as connection:
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
 
 
 def test_opening_twice_is_idempotent(tmp_path: Path) -> None:
@@ -56,56 +55,142 @@ def test_models_match_the_migrations(tmp_path: Path) -> None:
 def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'down.db'}")
     try:
-        with engine.begin() as connection:
+        with migration_connection(engine) as connection:
             command.upgrade(alembic_config(connection), "head")
             command.downgrade(alembic_config(connection), "base")
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
-        with engine.begin() as connection:
+        with migration_connection(engine) as connection:
             command.upgrade(alembic_config(connection), "head")
         assert set(inspect(engine).get_table_names()) == EXPECTED_TABLES
     finally:
         engine.dispose()
 
 
-def _postgres_driver() -> str | None:
-    for module, dialect in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
-        try:
-            __import__(module)
-        except ImportError:
-            continue
-        return dialect
-    return None
-
-
-def _as_postgres(command_line: str) -> bool:
-    result = subprocess.run(["su", "postgres", "-c", command_line], capture_output=True, text=True, check=False)
-    return result.returncode == 0
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A throwaway database on the local PostgreSQL cluster (dropped afterwards), or a skip."""
-    explicit = os.environ.get("TRAINARENA_TEST_POSTGRES_URL")
-    if explicit:
-        yield explicit
-        return
-    dialect = _postgres_driver()
-    if dialect is None:
-        pytest.skip("no PostgreSQL driver installed (psycopg or psycopg2)")
-    if shutil.which("createdb") is None and not Path("/usr/lib/postgresql").is_dir():
-        pytest.skip("PostgreSQL is not installed")
-    name = f"trainarena_test_{uuid.uuid4().hex[:8]}"
-    user = getpass.getuser()  # local connections use peer authentication: a role named like us
-    _as_postgres(f"createuser --superuser {user}")  # fails harmlessly when the role exists
-    if not _as_postgres(f"createdb --owner {user} {name}"):
-        pytest.skip("PostgreSQL is not running (pg_ctlcluster 15 main start)")
-    try:
-        yield f"{dialect}://{user}@/{name}?host=/var/run/postgresql"
-    finally:
-        _as_postgres(f"dropdb --if-exists {name}")
-
-
 def test_migrations_on_postgresql(postgres_url: str) -> None:
     with open_store_url(postgres_url) as store:
         assert set(inspect(store.engine).get_table_names()) == EXPECTED_TABLES
+        assert _drift(store.engine) == []
+
+
+# --- 0002: attempts as rows, leases ------------------------------------------------------------------
+
+_0001_ROWS = """
+INSERT INTO competitor VALUES (1, 'a', 'u', 'c', 't', 'd', 'train.py', NULL, '2026-01-01 00:00:00.000000');
+INSERT INTO tournament VALUES (1, 't', 'text', 'running', 1, '2026-01-01 00:00:00.000000', NULL, NULL, NULL, NULL, NULL);
+INSERT INTO round VALUES (1, 1, 0, 'knockout', '[]');
+INSERT INTO match VALUES (1, 1, 'k0', 0, '["a"]', 6, 1);
+INSERT INTO task VALUES (1, 1, 0, '{}', NULL), (2, 1, 1, '{}', NULL), (3, 1, 2, '{}', NULL),
+                        (4, 1, 3, '{}', NULL), (5, 1, 4, '{}', NULL), (6, 1, 5, '{}', NULL);
+INSERT INTO run (id, task_id, competitor_id, status, attempts, started_at, finished_at, wall_seconds,
+                 log_path, artifact_path, artifact_digest, failure_reason) VALUES
+  (1, 1, 1, 'succeeded', 1, '2026-01-01 00:00:00.000000', '2026-01-01 00:01:00.000000', 60.0, '/l1', '/a1', 'd1', NULL),
+  (2, 2, 1, 'succeeded', 2, '2026-01-01 00:00:00.000000', '2026-01-01 00:01:00.000000', 61.0, '/l2', '/a2', 'd2', NULL),
+  (3, 3, 1, 'pending', 1, '2026-01-01 00:00:00.000000', NULL, NULL, NULL, NULL, NULL, NULL),
+  (4, 4, 1, 'pending', 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+  (5, 5, 1, 'running', 1, '2026-01-01 00:00:00.000000', NULL, NULL, NULL, NULL, NULL, NULL),
+  (6, 6, 1, 'failed', 2, '2026-01-01 00:00:00.000000', NULL, NULL, NULL, NULL, NULL, 'interrupted 2 times');
+INSERT INTO evaluation (id, run_id, score, direction, failure, per_example, details, evaluated_at) VALUES
+  (1, 1, 1.5, 'lower', NULL, '[]', '{}', '2026-01-01 00:01:00.000000'),
+  (2, 2, 2.5, 'lower', NULL, '[]', '{}', '2026-01-01 00:01:00.000000');
+"""
+
+
+def _store_at_0001(path: Path):
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_schema(engine, "0001")
+    with engine.begin() as connection:
+        for statement in _0001_ROWS.split(";"):
+            if statement.strip():
+                connection.exec_driver_sql(statement)
+    return engine
+
+
+def test_0002_gives_every_claimed_run_one_attempt_from_its_own_fields(tmp_path: Path) -> None:
+    engine = _store_at_0001(tmp_path / "old.db")
+    upgrade_schema(engine)
+    store = Store(engine)
+    try:
+        with store.session() as session:
+            runs = {run.id: run for run in session.scalars(select(Run))}
+            assert [(a.number, a.status) for a in runs[1].attempt_records] == [(1, "succeeded")]
+            assert runs[1].counted_attempt is runs[1].attempt_records[0]
+            assert (runs[1].evaluation.score, runs[1].artifact_path, runs[1].log_path) == (1.5, "/a1", "/l1")
+            assert runs[1].started_at == datetime(2026, 1, 1, tzinfo=UTC) and runs[1].wall_seconds == 60.0
+            # A run tried twice keeps its count; its score and artifact belong to the one attempt kept.
+            assert (runs[2].attempts, runs[2].evaluation.score, runs[2].artifact_digest) == (2, 2.5, "d2")
+            assert runs[2].counted_attempt.evaluation is runs[2].evaluation
+            # Claimed, then reset by a restarted driver: an interrupted attempt, nothing counted.
+            assert [(a.number, a.status) for a in runs[3].attempt_records] == [(1, "interrupted")]
+            assert (runs[3].status, runs[3].counted_attempt, runs[3].evaluation) == ("pending", None, None)
+            assert runs[4].attempt_records == [] and runs[4].attempts == 0
+            assert [a.status for a in runs[5].attempt_records] == ["running"] and runs[5].counted_attempt is None
+            assert (runs[6].status, runs[6].failure_reason) == ("failed", "interrupted 2 times")
+    finally:
+        store.close()
+
+
+def test_0002_downgrades_back_to_the_run_columns(tmp_path: Path) -> None:
+    engine = _store_at_0001(tmp_path / "old.db")
+    try:
+        with engine.connect() as connection:
+            before = connection.exec_driver_sql("SELECT * FROM run ORDER BY id").fetchall()
+            evaluations = connection.exec_driver_sql("SELECT run_id, score FROM evaluation ORDER BY id").fetchall()
+        upgrade_schema(engine)
+        with migration_connection(engine) as connection:
+            command.downgrade(alembic_config(connection), "0001")
+        with engine.connect() as connection:
+            after = connection.exec_driver_sql("SELECT * FROM run ORDER BY id").fetchall()
+            assert connection.exec_driver_sql("SELECT run_id, score FROM evaluation ORDER BY id").fetchall() == evaluations
+        # Unfinished runs had no counted attempt: their per-try columns come back empty.
+        unfinished = {3, 5}
+        assert [row for row in after if row[0] not in unfinished] == [row for row in before if row[0] not in unfinished]
+    finally:
+        engine.dispose()
+
+
+_OPEN_AT_THE_GATE = """
+import sys, time
+from pathlib import Path
+from trainarena.store import open_store_url
+gate = Path(sys.argv[2])
+Path(sys.argv[3]).touch()
+while not gate.exists():
+    time.sleep(0.001)
+open_store_url(sys.argv[1]).close()
+print("opened")
+"""
+
+
+def open_at_once(url: str, tmp_path: Path, processes: int) -> list[subprocess.CompletedProcess[str]]:
+    """Start ``processes`` interpreters that open the store at ``url`` at the same moment."""
+    gate = tmp_path / "gate"
+    ready = [tmp_path / f"ready-{i}" for i in range(processes)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _OPEN_AT_THE_GATE, url, str(gate), str(flag)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for flag in ready
+    ]
+    deadline = time.monotonic() + 120
+    while not all(flag.exists() for flag in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gate.touch()
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=120)
+        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+    return results
+
+
+def _assert_all_opened(results: list[subprocess.CompletedProcess[str]]) -> None:
+    for result in results:
+        assert result.returncode == 0 and result.stdout.strip() == "opened", result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_processes_opening_a_fresh_store_at_once_all_succeed(backend: str, tmp_path: Path, request) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    _assert_all_opened(open_at_once(url, tmp_path, processes=4))
+    with open_store_url(url, migrate=False) as store, store.engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
         assert _drift(store.engine) == []

@@ -13,6 +13,7 @@ from trainarena.store import (
     MatchRow,
     Round,
     Run,
+    RunAttempt,
     Store,
     StoreError,
     TaskRow,
@@ -65,9 +66,12 @@ def test_defending_champion_comes_from_history_unless_named(store: Store) -> Non
 
 
 def _run(session, name: str, status: RunStatus, score: float | None = None, failure: str | None = None) -> Run:
-    run = Run(competitor=get_competitor(session, name), status=status.value, failure_reason=failure)
+    run = Run(competitor=get_competitor(session, name), status=status.value)
+    if status.finished:
+        run.counted_attempt = RunAttempt(number=1, status=status.value, failure_reason=failure)
+        run.attempt_records.append(run.counted_attempt)
     if score is not None:
-        run.evaluation = EvaluationRow(score=score, direction=Direction.HIGHER.value, per_example=[score, score])
+        run.counted_attempt.evaluation = EvaluationRow(score=score, direction=Direction.HIGHER.value, per_example=[score, score])
     return run
 
 
@@ -85,7 +89,7 @@ def test_record_turns_runs_into_outcomes_and_skips_the_open_round(store: Store) 
             _run(session, "nan", RunStatus.SUCCEEDED),
             _run(session, "noeval", RunStatus.SUCCEEDED),
         ]
-        task.runs[4].evaluation = EvaluationRow(score=None, direction="higher", failure="model did not load")
+        task.runs[4].counted_attempt.evaluation = EvaluationRow(score=None, direction="higher", failure="model did not load")
         match = MatchRow(match_id="r0-k01", position=0, competitors=names, tasks_count=1, advance_count=1)
         match.tasks.append(task)
         played = Round(index=0, stage=Stage.KNOCKOUT.value, byes=[])

@@ -20,7 +20,12 @@ from trainarena.orchestrator import drive
 from trainarena.pipeline import SandboxedExecutor
 from trainarena.reporting.leaderboard import build_leaderboard
 from trainarena.settings import Settings
-from trainarena.store import get_tournament, open_store
+from trainarena.store import get_tournament, named_lock, open_store
+from trainarena.store.leases import LeaseError, LeaseHolder
+
+# Exit status when another driver holds the tournament (--no-wait) or took it over: EX_TEMPFAIL,
+# "try again later", distinct from errors (1) and bad usage (2).
+EXIT_TOURNAMENT_BUSY = 75
 
 
 def threads_per_run(settings: Settings, parallel: int) -> Settings:
@@ -55,6 +60,7 @@ def demo_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (champion, leaderboard) instead of tables.")] = False,
     examples: Annotated[Path | None, typer.Option(help="A folder of competitor folders to use instead of the bundled examples/competitors.", exists=True, file_okay=False)] = None,
     kind: Annotated[str, typer.Option(help="Tournament kind: text (instruct tasks, tiny LLaMA) or image (person/style LoRA, tiny SD pipeline).")] = "text",
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help=f"When another process is already playing the demo on this store: wait for it and print its result, or exit at once with status {EXIT_TOURNAMENT_BUSY}.")] = True,
 ) -> None:
     """Play a whole small tournament on the CPU, from registration to a champion.
 
@@ -75,7 +81,8 @@ def demo_command(
         task_source = _demo_task_source(kind, settings, budget)
     store = open_store(settings)
     try:
-        with console.status("registering the example competitors"):
+        # Demos started together must not both register the examples or both create the tournament.
+        with console.status("registering the example competitors"), named_lock(store.engine, "demo-set-up"):
             setup = set_up_demo(store, settings, seed=seed, examples=examples, kind=kind)
         verb = "resuming" if setup.resumed else "playing"
         console.print(f"[bold]{verb} {setup.tournament_name}[/bold] (store: {settings.db_url}, sandbox: {backend.name})")
@@ -92,9 +99,15 @@ def demo_command(
                 work_dir=settings.work_dir,
                 progress=progress,
                 parallel=parallel,
+                lease_rules=settings.lease,
+                wait=wait,
+                on_wait=lambda holder: _say_waiting(console, holder),
             )
         with store.session() as session:
             board = build_leaderboard(session, get_tournament(session, setup.tournament_id), finished)
+    except LeaseError as error:
+        console.print(f"[yellow]not driving:[/yellow] {error}")
+        raise typer.Exit(code=EXIT_TOURNAMENT_BUSY) from error
     finally:
         store.close()
         backend.close()
@@ -104,6 +117,11 @@ def demo_command(
     print_bracket(console, board)
     print_leaderboard(console, board)
     console.print(f"[dim]{time.monotonic() - started:.0f} s · `trainarena status` shows every tournament in the store[/dim]")
+
+
+def _say_waiting(console: Console, holder: LeaseHolder) -> None:
+    console.print(f"[yellow]waiting:[/yellow] another process drives this tournament ({holder.describe()}); "
+                  "its result is printed when it finishes (Ctrl-C stops waiting; --no-wait exits at once)")
 
 
 def _demo_task_source(kind: str, settings: Settings, budget: float | None):

@@ -1,7 +1,8 @@
 """The record store: SQLAlchemy models, repository functions and Alembic migrations.
 
-Open it with :func:`open_store` (migrates to the latest schema); pass sessions to the repository
-functions, which never commit on their own.
+Open it with :func:`open_store` (migrates to the latest schema, under a lock); pass sessions to the
+repository functions, which never commit on their own. ``leases`` keeps one driver per tournament;
+``locks`` serializes what several processes may start at once.
 """
 
 from trainarena.store.competitors import (
@@ -14,7 +15,9 @@ from trainarena.store.competitors import (
     require_competitor,
 )
 from trainarena.store.database import Store, make_engine, open_store, open_store_url, upgrade_schema
+from trainarena.store.locks import named_lock
 from trainarena.store.models import (
+    AttemptStatus,
     Base,
     ChampionHistory,
     Competitor,
@@ -22,9 +25,11 @@ from trainarena.store.models import (
     MatchRow,
     Round,
     Run,
+    RunAttempt,
     TaskRow,
     Tournament,
     TournamentEntrant,
+    TournamentLease,
     TournamentStatus,
     WeightRow,
 )
@@ -43,6 +48,7 @@ from trainarena.store.tournaments import (
 )
 
 __all__ = [
+    "AttemptStatus",
     "Base",
     "ChampionHistory",
     "Competitor",
@@ -50,11 +56,13 @@ __all__ = [
     "MatchRow",
     "Round",
     "Run",
+    "RunAttempt",
     "Store",
     "StoreError",
     "TaskRow",
     "Tournament",
     "TournamentEntrant",
+    "TournamentLease",
     "TournamentStatus",
     "TournamentSummary",
     "WeightRow",
@@ -77,6 +85,7 @@ __all__ = [
     "get_competitor",
     "list_competitors",
     "make_engine",
+    "named_lock",
     "open_store",
     "open_store_url",
     "require_competitor",

@@ -2,8 +2,9 @@
 
 ``open_store(settings)`` builds the engine for ``settings.db_url`` (SQLite under the data directory by
 default, any SQLAlchemy URL such as PostgreSQL by setting), brings the schema to the latest Alembic
-revision shipped inside this package (no ``alembic.ini`` needed), and hands out sessions. Nothing here
-runs at import time.
+revision shipped inside this package (no ``alembic.ini`` needed), and hands out sessions. Several
+processes may open a fresh store at once: the migration runs under a lock (``store/locks.py``) and the
+ones that wait find the schema done. Nothing here runs at import time.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from trainarena.settings import Settings
+from trainarena.store.locks import migration_connection
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -59,9 +63,18 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _at_head(engine: Engine) -> bool:
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    with engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads()) == heads
+
+
 def upgrade_schema(engine: Engine, revision: str = "head") -> None:
-    """Run the packaged Alembic migrations up to ``revision`` (idempotent)."""
-    with engine.begin() as connection:
+    """Run the packaged Alembic migrations up to ``revision`` (idempotent, safe to call from several
+    processes at once: one migrates under the lock, the others then find nothing left to do)."""
+    if revision == "head" and _at_head(engine):
+        return  # the common case takes no lock
+    with migration_connection(engine) as connection:
         command.upgrade(alembic_config(connection), revision)
 
 

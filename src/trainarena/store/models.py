@@ -179,8 +179,24 @@ class TaskRow(Base):
     runs: Mapped[list[Run]] = relationship(back_populates="task", order_by="Run.id", cascade="all, delete-orphan")
 
 
+class _CountedAttemptValue:
+    """A read-only attribute of a run that is the same attribute of its counted attempt, or None."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, run: Run | None, owner: type | None = None) -> Any:
+        if run is None:
+            return self
+        return None if run.counted_attempt is None else getattr(run.counted_attempt, self.name)
+
+    def __set__(self, run: Run, value: object) -> None:
+        raise AttributeError(f"Run.{self.name} is its counted attempt's: set it on a RunAttempt and count that attempt")
+
+
 class Run(Base):
-    """One competitor's script on one task."""
+    """One competitor's script on one task. Each try is a :class:`RunAttempt`; the run's result (score,
+    artifact, logs, failure) is the counted attempt's, read through the properties below."""
 
     __tablename__ = "run"
     __table_args__ = (UniqueConstraint("task_id", "competitor_id"),)
@@ -189,7 +205,65 @@ class Run(Base):
     task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"))
     competitor_id: Mapped[int] = mapped_column(ForeignKey("competitor.id"))
     status: Mapped[str] = mapped_column(String(16), default=RunStatus.PENDING.value, index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # use_alter: run and run_attempt reference each other; the attempt rows are created first.
+    counted_attempt_id: Mapped[int | None] = mapped_column(
+        ForeignKey("run_attempt.id", ondelete="SET NULL", use_alter=True)
+    )
+    # Why the run was given up with no attempt to count (interrupted too often); None otherwise.
+    abandoned_reason: Mapped[str | None] = mapped_column(Text)
+
+    task: Mapped[TaskRow] = relationship(back_populates="runs")
+    competitor: Mapped[Competitor] = relationship()
+    attempt_records: Mapped[list[RunAttempt]] = relationship(
+        back_populates="run",
+        foreign_keys="RunAttempt.run_id",
+        order_by="RunAttempt.number",
+        cascade="all, delete-orphan",
+    )
+    # post_update: the counted attempt is set after both rows exist (the foreign keys form a cycle).
+    counted_attempt: Mapped[RunAttempt | None] = relationship(foreign_keys=[counted_attempt_id], post_update=True)
+
+    @property
+    def run_status(self) -> RunStatus:
+        return RunStatus(self.status)
+
+    @property
+    def attempts(self) -> int:
+        """Attempts started so far (the number of the latest one)."""
+        return self.attempt_records[-1].number if self.attempt_records else 0
+
+    @property
+    def failure_reason(self) -> str | None:
+        return self.abandoned_reason if self.counted_attempt is None else self.counted_attempt.failure_reason
+
+    # The counted attempt's values (None while no attempt counts), read as the run's own.
+    evaluation = _CountedAttemptValue()
+    started_at = _CountedAttemptValue()
+    finished_at = _CountedAttemptValue()
+    wall_seconds = _CountedAttemptValue()
+    log_path = _CountedAttemptValue()
+    artifact_path = _CountedAttemptValue()
+    artifact_digest = _CountedAttemptValue()
+
+
+class AttemptStatus:
+    """An attempt is RUNNING, ended with one of the finished run statuses, or INTERRUPTED: its driver
+    stopped (died, or lost its lease) before storing a report, and a later attempt ran instead."""
+
+    RUNNING = RunStatus.RUNNING.value
+    INTERRUPTED = "interrupted"
+
+
+class RunAttempt(Base):
+    """One try of a run: who executed it and what came of it (an interrupted try stays recorded)."""
+
+    __tablename__ = "run_attempt"
+    __table_args__ = (UniqueConstraint("run_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)  # 1 for the first try
+    status: Mapped[str] = mapped_column(String(16), default=AttemptStatus.RUNNING)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     wall_seconds: Mapped[float | None] = mapped_column(Float)
@@ -197,23 +271,23 @@ class Run(Base):
     artifact_path: Mapped[str | None] = mapped_column(Text)
     artifact_digest: Mapped[str | None] = mapped_column(String(128))  # sha256 hex
     failure_reason: Mapped[str | None] = mapped_column(Text)
+    # The driver process that executed it (None for attempts recorded before attempts had rows).
+    driver_host: Mapped[str | None] = mapped_column(String(255))
+    driver_pid: Mapped[int | None] = mapped_column(Integer)
 
-    task: Mapped[TaskRow] = relationship(back_populates="runs")
-    competitor: Mapped[Competitor] = relationship()
+    run: Mapped[Run] = relationship(back_populates="attempt_records", foreign_keys=[run_id])
     evaluation: Mapped[EvaluationRow | None] = relationship(
-        back_populates="run", cascade="all, delete-orphan", uselist=False
+        back_populates="attempt", cascade="all, delete-orphan", uselist=False
     )
-
-    @property
-    def run_status(self) -> RunStatus:
-        return RunStatus(self.status)
 
 
 class EvaluationRow(Base):
+    """The score of one attempt's artifact on the hidden split."""
+
     __tablename__ = "evaluation"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), unique=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("run_attempt.id", ondelete="CASCADE"), unique=True)
     score: Mapped[float | None] = mapped_column(Float)
     direction: Mapped[str] = mapped_column(String(8))  # lower | higher
     failure: Mapped[str | None] = mapped_column(Text)
@@ -221,7 +295,21 @@ class EvaluationRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     evaluated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    run: Mapped[Run] = relationship(back_populates="evaluation")
+    attempt: Mapped[RunAttempt] = relationship(back_populates="evaluation")
+
+
+class TournamentLease(Base):
+    """Which driver process may drive a tournament, until when (store/leases.py takes and renews it)."""
+
+    __tablename__ = "tournament_lease"
+
+    tournament_id: Mapped[int] = mapped_column(ForeignKey("tournament.id", ondelete="CASCADE"), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(String(64))  # random per driver: a restarted pid is a new owner
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    acquired_at: Mapped[datetime] = mapped_column()
+    heartbeat_at: Mapped[datetime] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
 
 
 class ChampionHistory(Base):

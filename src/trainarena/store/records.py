@@ -14,7 +14,7 @@ from trainarena.contract import Direction, RunStatus
 from trainarena.engine.model import Match, PlayedMatch, PlayedRound, RoundPlan, Stage, TaskOutcome, TournamentRecord
 from trainarena.settings import TournamentRules
 from trainarena.store.competitors import StoreError
-from trainarena.store.models import MatchRow, Round, Run, TaskRow, Tournament, TournamentEntrant
+from trainarena.store.models import MatchRow, Round, Run, RunAttempt, TaskRow, Tournament, TournamentEntrant
 
 
 def boss_tasks_for(kind: str, rules: TournamentRules) -> int:
@@ -29,7 +29,8 @@ def load_tournament(session: Session, tournament_id: int) -> Tournament:
         tournament_id,
         options=[
             runs.selectinload(Run.competitor),
-            runs.selectinload(Run.evaluation),
+            runs.selectinload(Run.attempt_records),
+            runs.selectinload(Run.counted_attempt).selectinload(RunAttempt.evaluation),
             selectinload(Tournament.entrants).selectinload(TournamentEntrant.competitor),
         ],
         populate_existing=True,

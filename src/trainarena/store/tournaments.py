@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from trainarena.contract import RunStatus
 from trainarena.store.competitors import StoreError, require_competitor
@@ -16,6 +16,7 @@ from trainarena.store.models import (
     MatchRow,
     Round,
     Run,
+    RunAttempt,
     TaskRow,
     Tournament,
     TournamentEntrant,
@@ -91,10 +92,15 @@ def list_tournaments(session: Session) -> list[Tournament]:
 
 
 def tournament_runs(session: Session, tournament_id: int) -> list[Run]:
-    """Every run of a tournament in play order (round, match, task, then competitor order of creation)."""
+    """Every run of a tournament in play order (round, match, task, then competitor order of creation),
+    with its attempts and counted evaluation loaded (readable after the session closes)."""
     return list(
         session.scalars(
             select(Run)
+            .options(
+                selectinload(Run.attempt_records).selectinload(RunAttempt.evaluation),
+                selectinload(Run.counted_attempt),
+            )
             .join(Run.task)
             .join(TaskRow.match)
             .join(MatchRow.round)
