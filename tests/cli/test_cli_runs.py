@@ -4,6 +4,7 @@ and timings; a clear error for an unknown id; lists filtered by tournament, comp
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,54 @@ def test_list_on_an_empty_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
     assert "no runs yet" in _invoke("runs", "list").stdout
     assert json.loads(_invoke("runs", "list", "--json").stdout) == []
+
+
+def test_show_lists_every_attempt_and_marks_the_one_that_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose first try died with the platform is run again: `runs show` keeps both tries, the
+    interrupted one with its driver, and says which one the score belongs to."""
+    from cli_store import ScriptedExecutor, fake_task
+
+    from trainarena.orchestrator import create_tournament, drive
+    from trainarena.settings import Settings
+    from trainarena.store import add_competitor, open_store
+
+    class DiesOnFirstCall(ScriptedExecutor):
+        calls = 0
+
+        def execute(self, request):  # type: ignore[no-untyped-def]
+            DiesOnFirstCall.calls += 1
+            if DiesOnFirstCall.calls == 1:
+                raise RuntimeError("platform died")
+            return super().execute(request)
+
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    settings = Settings()
+    honest = next(name for name, outcome in COMPETITORS.items() if outcome is None)
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            for i, name in enumerate([honest, "crasher"]):
+                add_competitor(session, name=name, repo_url=f"https://github.com/x/{i}", commit=f"{i}" * 40,
+                               tree_hash=name, source_digest=name, entrypoint="train.py")  # fmt: skip
+            tournament_id = create_tournament(session, name="t", kind="text", seed=1, entrants=[honest, "crasher"]).id
+        kwargs = {"task_source": fake_task, "rules": settings.rules, "weight_rules": settings.weights, "work_dir": settings.work_dir}
+        with pytest.raises(RuntimeError, match="platform died"):
+            drive(store, tournament_id, executor=DiesOnFirstCall(), **kwargs)
+        assert drive(store, tournament_id, executor=DiesOnFirstCall(), **kwargs) is not None
+
+    shown = {}
+    for run_id in _run_ids().values():
+        result = _invoke("runs", "show", str(run_id), "--json")
+        assert result.exit_code == 0, result.output
+        detail = json.loads(result.stdout)
+        shown[detail["competitor"]] = detail
+    retried = next(detail for detail in shown.values() if len(detail["attempt_history"]) == 2)
+    first, second = retried["attempt_history"]
+    assert (first["status"], first["counts"], second["counts"]) == ("interrupted", False, True)
+    assert first["driver"].endswith(f":{os.getpid()}")
+    assert retried["attempts"] == 2 and second["status"] == retried["status"]
+
+    text = _invoke("runs", "show", str(retried["run_id"]), width=80).stdout.splitlines()
+    assert "attempts" in [line.strip() for line in text]
+    rows = [line for line in text if line.startswith("│")]
+    assert any("interrupted" in row for row in rows) and any("(counts)" in row for row in rows)
+    assert all(len(row) <= 80 for row in rows)  # the table keeps to the width; fields print whole values

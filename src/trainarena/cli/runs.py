@@ -32,6 +32,16 @@ LIST_COLUMNS = (
     Col("score", justify="right"),
     Col("reason", shrink_to=8),
 )
+# The tries of a run that was interrupted and run again; the one that counts is marked.
+ATTEMPT_COLUMNS = (
+    Col("#", justify="right"),
+    Col("status"),
+    Col("driver", shrink_to=8),
+    Col("started", shrink_to=10),
+    Col("wall", justify="right"),
+    Col("score", justify="right"),
+    Col("reason", shrink_to=8),
+)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -68,6 +78,13 @@ def _print_detail(console: Console, run: RunDetail) -> None:
             ("artifact digest", run.artifact_digest or "-"),
         ],
     )
+    if len(run.attempt_history) > 1:
+        table = OneLineTable(ATTEMPT_COLUMNS, title="attempts")
+        for line in run.attempt_history:
+            score = "-" if line.score is None else f"{line.score:.4f}"
+            table.add_row([str(line.number), line.status + (" (counts)" if line.counts else ""), line.driver,
+                           _time(line.started_at), _seconds(line.wall_seconds), score, line.reason or "-"])
+        console.print(table)
     print_reason(console, run.summary, run.stderr_tail, run.stderr_tail_from)
 
 
@@ -77,7 +94,7 @@ def show_command(
     tail: Annotated[int, typer.Option("--tail", min=0, help="Lines of the stderr log to print (0: none).")] = DEFAULT_TAIL_LINES,
     as_json: JsonFlag = False,
 ) -> None:
-    """Show one run in full: its whole failure reason, stderr tail, log path, artifact digest, score and timings."""
+    """Show one run in full: its whole failure reason, stderr tail, log path, artifact digest, score, timings and every attempt."""
     with open_store(Settings()) as store, store.session() as session:
         try:
             run = read_run_detail(session, run_id, tail_lines=tail)

@@ -63,9 +63,42 @@ class CountedAttempt:
     direction: str | None
 
 
+@dataclass(frozen=True)
+class AttemptLine:
+    """One try of a run, as ``runs show`` lists them: the interrupted ones stay on record."""
+
+    number: int
+    status: str
+    counts: bool  # the attempt whose outcome is the run's
+    driver: str  # host:pid of the driver process that executed it ("-" when not recorded)
+    started_at: datetime | None
+    wall_seconds: float | None
+    score: float | None
+    reason: str  # one line
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started_at"] = None if self.started_at is None else self.started_at.isoformat()
+        return data
+
+
+def attempt_lines(run: Run) -> tuple[AttemptLine, ...]:
+    """Every attempt of ``run``, oldest first."""
+    lines = []
+    for attempt in sorted(run.attempt_records, key=lambda a: a.number):
+        driver = "-" if attempt.driver_host is None else f"{attempt.driver_host}:{attempt.driver_pid}"
+        score = None if attempt.evaluation is None else attempt.evaluation.score
+        lines.append(AttemptLine(
+            number=attempt.number, status=attempt.status, counts=attempt.id == run.counted_attempt_id, driver=driver,
+            started_at=attempt.started_at, wall_seconds=attempt.wall_seconds, score=score,
+            reason=short_reason(attempt.failure_reason),
+        ))
+    return tuple(lines)
+
+
 def counted_attempt(run: Run) -> CountedAttempt:
-    """The one place reporting reads a run's outcome. Today the run row holds its latest attempt's
-    outcome and a count of attempts; when attempts get rows of their own, read the counted one here."""
+    """The one place reporting reads a run's outcome: the run's fields are those of the attempt that
+    counts (``Run.counted_attempt``), or of none while it is pending or was abandoned."""
     evaluation = run.evaluation
     return CountedAttempt(
         status=run.status,
@@ -118,11 +151,13 @@ class RunDetail:
     started_at: datetime | None
     finished_at: datetime | None
     wall_seconds: float | None
+    attempt_history: tuple[AttemptLine, ...]
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("started_at", "finished_at"):
             data[key] = None if data[key] is None else data[key].isoformat()
+        data["attempt_history"] = [line.to_json() for line in self.attempt_history]
         return data
 
 
@@ -181,6 +216,7 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int) -> RunDet
         started_at=attempt.started_at,
         finished_at=attempt.finished_at,
         wall_seconds=attempt.wall_seconds,
+        attempt_history=attempt_lines(run),
     )
 
 
