@@ -1,4 +1,5 @@
-"""`trainarena task check`: validate a task file and its dataset without running anything."""
+"""`trainarena task list | show | check`: the task files to try, one described, any one validated
+without running anything."""
 
 from __future__ import annotations
 
@@ -11,12 +12,28 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from trainarena.cli.output import Col, OneLineTable
 from trainarena.settings import Settings
 from trainarena.tasks import DatasetError, TaskFileError, load_task_file
 from trainarena.tasks.base import count_dropped, describe_dropped
+from trainarena.tasks.builtin_assets import ASSET_PREFIX, is_builtin
+from trainarena.tasks.catalog import TaskDescription, describe_task, examples_folder, find_task_file, list_tasks
 from trainarena.tasks.check import SHOWN_SHARED_KEYS, TaskCheck, check_task
 
-app = typer.Typer(help="Check task files before a tournament uses them.", no_args_is_help=True)
+app = typer.Typer(help="Task files to try, described and checked before anything runs.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+# One line per task file: the name is never cut (it is what `task show` takes); model and dataset
+# shrink with an ellipsis. Built-in assets are shown by their name alone (a footnote says so).
+LIST_COLUMNS = (
+    Col("name"),
+    Col("type"),
+    Col("base model", shrink_to=10),
+    Col("dataset", shrink_to=12),
+    Col("budget", justify="right"),
+)
+BUILTIN_NOTE = f"model and dataset: a built-in asset ({ASSET_PREFIX}NAME) is shown as NAME"
 
 
 CHECK_HELP = (
@@ -31,14 +48,11 @@ def check_command(
     task_file: Annotated[Path, typer.Argument(help="A task file (TOML or JSON): type, base model, dataset, budget.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
+    settings = Settings()
     try:
-        check = check_task(load_task_file(task_file), Settings())
+        check = check_task(load_task_file(task_file, settings), settings)
     except (TaskFileError, DatasetError) as error:
-        if json_output:
-            typer.echo(json.dumps({"ok": False, "file": str(task_file), "error": str(error)}, indent=2))
-        else:
-            Console(stderr=True, soft_wrap=True).print(Text.assemble(("error: ", "red"), str(error)))
-        raise typer.Exit(code=1) from None
+        raise _fail(str(error), json_output, file=str(task_file)) from None
     if json_output:
         typer.echo(json.dumps(check.to_json(), indent=2))
     else:
@@ -47,15 +61,31 @@ def check_command(
         raise typer.Exit(code=1)
 
 
+def _fail(message: str, json_output: bool, **context: str) -> typer.Exit:
+    """Print a problem (as ``{"ok": false, ..., "error"}`` with ``--json``) and exit 1."""
+    if json_output:
+        typer.echo(json.dumps({"ok": False, **context, "error": message}, indent=2))
+    else:
+        Console(stderr=True, soft_wrap=True).print(Text.assemble(("error: ", "red"), message))
+    return typer.Exit(code=1)
+
+
+def _print_grid(rows: list[tuple[str, str]]) -> None:
+    """``key  value`` rows whose long values wrap within the terminal, under their own column."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column(overflow="fold")
+    for name, value in rows:
+        table.add_row(name, Text(value))  # Text: a path or a reason with [brackets] is not markup
+    Console(highlight=False).print(table)
+
+
 def _print_summary(check: TaskCheck) -> None:
     task, dropped = check.task, count_dropped(check.dropped)
     leak = "passed: no group key on both sides"
     if not check.leak_free:
         leak = "FAILED: on both sides: " + ", ".join(repr(key) for key in check.shared_groups[:SHOWN_SHARED_KEYS])
-    table = Table.grid(padding=(0, 2))
-    table.add_column(no_wrap=True, style="bold")
-    table.add_column(overflow="fold")
-    for name, value in (
+    _print_grid([
         ("task", f"{task.name} ({task.task_type.value})"),
         ("dataset", str(task.dataset.get("source"))),
         ("base model", task.base_model),
@@ -64,6 +94,96 @@ def _print_summary(check: TaskCheck) -> None:
         ("groups", f"{check.train_groups:,} train, {check.hidden_groups:,} hidden"),
         ("dropped", describe_dropped(check.dropped) or "none"),
         ("leak check", leak),
-    ):
-        table.add_row(name, Text(value))  # Text: a path or a reason with [brackets] is not markup
-    Console(highlight=False).print(table)
+    ])
+
+
+LIST_HELP = (
+    "List the task files of a folder (default: examples/tasks of this checkout): name, type, base model, "
+    "dataset and budget, as the files are written. Nothing is built or read beyond the files."
+)
+
+
+@app.command("list", help=LIST_HELP, short_help="List the task files to try.")
+def list_command(
+    folder: Annotated[Path | None, typer.Argument(help="A folder of task files (default: examples/tasks).", show_default=False)] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    folder = folder or examples_folder()
+    try:
+        listings = list_tasks(folder)
+    except TaskFileError as error:
+        raise _fail(str(error), json_output, folder=str(folder)) from None
+    if json_output:
+        typer.echo(json.dumps([listing.to_json() for listing in listings], indent=2))
+        return
+    if not listings:
+        typer.echo(f"no task files (.toml, .json) in {folder}")
+        return
+    table, builtin_shown = OneLineTable(LIST_COLUMNS, title=f"Tasks in {folder}"), False
+    for listing in listings:
+        task = listing.task
+        if task is None:
+            table.add_row([listing.file.stem, "-", "-", "-", "-"])
+            continue
+        model, dataset = task.base_model, str(task.dataset.get("source", "-"))
+        builtin_shown = builtin_shown or is_builtin(model) or is_builtin(dataset)
+        table.add_row([listing.file.stem, task.task_type.value, model.removeprefix(ASSET_PREFIX),
+                       dataset.removeprefix(ASSET_PREFIX), f"{task.budget_seconds:g} s"])
+    console = Console(highlight=False)
+    console.print(table)
+    if builtin_shown:
+        console.print(Text(BUILTIN_NOTE), soft_wrap=True)
+    console.print(Text("describe one: trainarena task show NAME"), soft_wrap=True)
+    warnings = Console(stderr=True, highlight=False, soft_wrap=True)
+    for listing in listings:
+        if listing.error is not None:
+            warnings.print(Text.assemble(("warning: ", "yellow"), listing.error))
+
+
+SHOW_HELP = (
+    "Describe a task: its type, base model, dataset, rows and the train/hidden split sizes (prepared exactly as "
+    "`task check` does, nothing trained), its budget, what the score is and which way is better, and the field "
+    "mapping. NAME is a file stem in examples/tasks (see `trainarena task list`) or a path to any task file. The "
+    "first use of a built-in asset builds it (up to a minute)."
+)
+
+
+@app.command("show", help=SHOW_HELP, short_help="Describe a task: data, split sizes, budget, score.")
+def show_command(
+    name: Annotated[str, typer.Argument(help="A name from `trainarena task list`, or a path to a task file.")],
+    json_output: JsonFlag = False,
+) -> None:
+    settings = Settings()
+    try:
+        description = describe_task(find_task_file(name, examples_folder()), settings)
+    except (TaskFileError, DatasetError) as error:
+        raise _fail(str(error), json_output, name=name) from None
+    details = description.to_json()
+    if json_output:
+        typer.echo(json.dumps(details, indent=2))
+        return
+    _print_description(description)
+
+
+def _print_description(description: TaskDescription) -> None:
+    details, task = description.to_json(), description.task_file
+    rows = [("task", f"{details['name']} ({details['type']})"), ("file", details["file"])]
+    for label, key in (("base model", "base_model"), ("dataset", "dataset")):
+        written, resolved = details[key], details[f"{key}_path"]
+        rows.append((label, written if written == resolved else f"{written}\n{resolved}"))
+    rows += [
+        ("rows", f"{details['rows']:,}: {details['train_rows']:,} train, {details['hidden_rows']:,} hidden "
+                 f"(scored), {details['dropped_rows']:,} dropped"),
+        ("budget", f"{task.budget_seconds:g} s, seed {task.seed}"),
+        ("score", f"{description.metric + ', ' if description.metric else ''}{description.direction} is better: "
+                  f"{description.score_meaning}"),
+        ("fields", "\n".join(f"{key} = {_field_value(key, value)}" for key, value in description.fields.items()) or "-"),
+    ]
+    _print_grid(rows)
+
+
+def _field_value(key: str, value: object) -> str:
+    """A dataset value as TOML-like text; reward functions by name and weight."""
+    if key == "reward_functions" and isinstance(value, list):
+        return ", ".join(f"{f['name']} (weight {f['weight']:g})" for f in value)
+    return json.dumps(value)

@@ -11,10 +11,13 @@ import importlib
 import json
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trainarena.contract import TaskType
+from trainarena.settings import Settings
+from trainarena.tasks import builtin_assets
 from trainarena.tasks.base import DatasetError, Evaluation, PreparedTask, TaskDefinition, TaskPlugin
 from trainarena.tasks.text.rows import FILE_SUFFIXES
 
@@ -24,9 +27,12 @@ __all__ = [
     "PreparedTask",
     "TaskDefinition",
     "TaskPlugin",
+    "TaskFile",
     "TaskFileError",
     "get_task_type",
     "load_task_file",
+    "read_task_file",
+    "resolve_task_file",
     "registered_task_types",
 ]
 
@@ -64,9 +70,24 @@ def get_task_type(task_type: TaskType | str) -> TaskPlugin:
 
 _REQUIRED = ("name", "type", "base_model", "budget_seconds", "dataset")
 _OPTIONAL = ("seed",)
+DEFAULT_SEED = 0
 
 
-def load_task_file(path: Path) -> TaskDefinition:
+@dataclass(frozen=True)
+class TaskFile:
+    """A task file as written: its keys checked, ``base_model`` and ``dataset.source`` not yet resolved
+    (what ``trainarena task list`` shows; :func:`resolve_task_file` makes the definition that runs)."""
+
+    path: Path  # absolute
+    name: str
+    task_type: TaskType
+    base_model: str
+    dataset: dict[str, Any]
+    budget_seconds: float
+    seed: int
+
+
+def load_task_file(path: Path, settings: Settings | None = None) -> TaskDefinition:
     """Read a TOML (``.toml``) or JSON task file::
 
         name = "arith-1"
@@ -80,8 +101,15 @@ def load_task_file(path: Path) -> TaskDefinition:
         field_output = "output"
 
     ``base_model`` and ``dataset.source`` come back absolute (see :func:`_local_or_hub`), so nothing
-    downstream depends on the working directory.
+    downstream depends on the working directory; a ``trainarena:NAME`` value names a built-in offline
+    asset (``tasks/builtin_assets.py``), found or built under ``settings.assets_dir`` (the settings of
+    this process when none are given).
     """
+    return resolve_task_file(read_task_file(path), settings)
+
+
+def read_task_file(path: Path) -> TaskFile:
+    """The task file at ``path``, checked key by key (TaskFileError naming the file and the key)."""
     path = Path(path).expanduser().absolute()  # a symlinked task file reads paths beside the link
     data = _parse(path)
     unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
@@ -92,7 +120,7 @@ def load_task_file(path: Path) -> TaskDefinition:
         task_type = TaskType(data["type"])
     except ValueError:
         raise TaskFileError(f"{path}: type '{data['type']}' is not one of {[t.value for t in TaskType]}") from None
-    budget, seed = data["budget_seconds"], data.get("seed", 0)
+    budget, seed = data["budget_seconds"], data.get("seed", DEFAULT_SEED)
     if isinstance(budget, bool) or not isinstance(budget, int | float) or budget <= 0:
         raise TaskFileError(f"{path}: budget_seconds must be a positive number, got {budget!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -102,17 +130,34 @@ def load_task_file(path: Path) -> TaskDefinition:
     for key in ("name", "base_model"):
         if not isinstance(data[key], str) or not data[key]:
             raise TaskFileError(f"{path}: {key} must be a non-empty string, got {data[key]!r}")
-    dataset = dict(data["dataset"])
+    return TaskFile(path, data["name"], task_type, data["base_model"], dict(data["dataset"]), float(budget), seed)
+
+
+def resolve_task_file(task_file: TaskFile, settings: Settings | None = None) -> TaskDefinition:
+    """The definition a run uses: ``base_model`` and ``dataset.source`` as absolute paths (or hub ids)."""
+    path, task_type = task_file.path, task_file.task_type
+    kind = builtin_assets.IMAGE if task_type is TaskType.IMAGE else builtin_assets.TEXT
+
+    def place(key: str, value: str, *, role: str, hub: bool) -> str:
+        if not builtin_assets.is_builtin(value):
+            return _local_or_hub(path, key, value, hub=hub)
+        try:
+            asset = builtin_assets.find_builtin(value, role=role, kind=kind)
+        except builtin_assets.BuiltinAssetError as error:
+            raise TaskFileError(f"{path}: {key}: {error}") from None
+        return str(builtin_assets.builtin_path(asset, (settings or Settings()).assets_dir))
+
+    dataset = dict(task_file.dataset)
     if isinstance(dataset.get("source"), str):
         # Image datasets are local folders or zips only; text datasets may be hub ids.
-        dataset["source"] = _local_or_hub(path, "dataset.source", dataset["source"], hub=task_type is not TaskType.IMAGE)
+        dataset["source"] = place("dataset.source", dataset["source"], role=builtin_assets.DATASET, hub=kind == builtin_assets.TEXT)
     return TaskDefinition(
-        name=data["name"],
+        name=task_file.name,
         task_type=task_type,
-        base_model=_local_or_hub(path, "base_model", data["base_model"], hub=True),
+        base_model=place("base_model", task_file.base_model, role=builtin_assets.MODEL, hub=True),
         dataset=dataset,
-        budget_seconds=float(budget),
-        seed=seed,
+        budget_seconds=task_file.budget_seconds,
+        seed=task_file.seed,
     )
 
 

@@ -19,8 +19,8 @@ SHOWN_SHARED_KEYS = 5  # shared group keys named in a failed check
 
 @dataclass(frozen=True)
 class TaskCheck:
-    """What preparing a task gave: the split's sizes in rows and groups, the dropped rows, and the
-    group keys found on both sides (none when the split holds)."""
+    """What preparing a task gave: the split's sizes in rows and groups, the dropped rows, the group
+    keys found on both sides (none when the split holds) and the dataset spec scripts would get."""
 
     task: TaskDefinition
     train_rows: int
@@ -29,6 +29,7 @@ class TaskCheck:
     hidden_groups: int
     dropped: tuple[DroppedRows, ...]
     shared_groups: tuple[str, ...]
+    script_spec: dict[str, Any]  # /inputs/dataset_spec.json of a run: the field mapping and the scoring rules
 
     @property
     def leak_free(self) -> bool:
@@ -67,4 +68,5 @@ def check_task(task: TaskDefinition, settings: Settings) -> TaskCheck:
         hidden_groups=len(set(hidden_keys)),
         dropped=prepared.dropped,
         shared_groups=tuple(sorted(set(train_keys) & set(hidden_keys))),
+        script_spec=prepared.dataset_spec,
     )
