@@ -1,8 +1,10 @@
-"""`trainarena competitor add | list | show`: register a repo@commit and look at who is registered."""
+"""`trainarena competitor add | list | show | remove`: register a repo@commit, look at who is registered,
+remove one that no tournament has recorded."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from typing import Annotated, Any
 
 import typer
@@ -12,11 +14,19 @@ from rich.text import Text
 from trainarena.cli.output import Col, OneLineTable, labelled, print_fields
 from trainarena.contract import MANIFEST_NAME
 from trainarena.settings import Settings
-from trainarena.store import Competitor, StoreError, get_competitor, list_competitors, open_store
+from trainarena.store import (
+    Competitor,
+    StoreError,
+    competitors_at_commit,
+    get_competitor,
+    list_competitors,
+    open_store,
+    remove_competitor,
+)
 from trainarena.submissions import RegistrationError, checkout_path, parse_manifest
 from trainarena.submissions.service import register_competitor
 
-app = typer.Typer(help="Register competitors (a git repository at a commit) and inspect them.", no_args_is_help=True)
+app = typer.Typer(help="Register competitors (a git repository at a commit), inspect and remove them.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -129,3 +139,31 @@ def show_command(name: Annotated[str, typer.Argument(help="Competitor name.")], 
         typer.echo(json.dumps(details, indent=2))
         return
     _print_details(details)
+
+
+REMOVE_HELP = (
+    "Remove competitor NAME from the store, with its exported checkout when no other competitor is registered at "
+    "the same commit (the fetched repository stays cached for later registrations). Refused, naming the "
+    "tournaments, for a competitor that has entered a tournament: tournament records stay whole. The name is "
+    "free again afterwards."
+)
+
+
+@app.command("remove", help=REMOVE_HELP, short_help="Remove a competitor that no tournament has recorded.")
+def remove_command(name: Annotated[str, typer.Argument(help="Competitor name.")], as_json: JsonFlag = False) -> None:
+    settings = Settings()
+    try:
+        with open_store(settings) as store, store.transaction() as session:
+            removed = remove_competitor(session, name=name)
+            shared = bool(competitors_at_commit(session, removed.commit))
+    except StoreError as error:
+        raise _fail(str(error)) from error
+    checkout = checkout_path(settings, removed.commit)
+    checkout_removed = not shared and checkout.exists()
+    if checkout_removed:
+        shutil.rmtree(checkout)  # a later run of a competitor at this commit exports it again
+    if as_json:
+        typer.echo(json.dumps({"removed": name, "commit": removed.commit, "checkout_removed": checkout_removed}, indent=2))
+        return
+    kept = "kept: another competitor is registered at this commit" if shared else "removed"
+    Console(highlight=False).print(Text.assemble(("removed", "green"), f" {name} ({removed.commit[:COMMIT_SHOWN]}); checkout {kept}"))

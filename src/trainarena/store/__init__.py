@@ -8,10 +8,13 @@ repository functions, which never commit on their own. ``leases`` keeps one driv
 from trainarena.store.competitors import (
     StoreError,
     add_competitor,
+    competitor_tournaments,
+    competitors_at_commit,
     competitors_with_source_digest,
     competitors_with_tree_hash,
     get_competitor,
     list_competitors,
+    remove_competitor,
     require_competitor,
 )
 from trainarena.store.database import Store, make_engine, open_store, open_store_url, upgrade_schema
@@ -80,6 +83,8 @@ __all__ = [
     "stored_weights",
     "summarize_tournament",
     "tournament_runs",
+    "competitor_tournaments",
+    "competitors_at_commit",
     "competitors_with_source_digest",
     "competitors_with_tree_hash",
     "get_competitor",
@@ -88,6 +93,7 @@ __all__ = [
     "named_lock",
     "open_store",
     "open_store_url",
+    "remove_competitor",
     "require_competitor",
     "upgrade_schema",
 ]

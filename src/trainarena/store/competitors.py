@@ -3,10 +3,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from trainarena.store.models import Competitor
+from trainarena.store.models import (
+    ChampionHistory,
+    Competitor,
+    MatchRow,
+    Round,
+    Run,
+    TaskRow,
+    Tournament,
+    TournamentEntrant,
+    WeightRow,
+)
 
 COMPETITOR_KINDS = ("text", "image", "both")
 
@@ -72,3 +83,48 @@ def competitors_with_source_digest(session: Session, digest: str) -> list[Compet
     return list(
         session.scalars(select(Competitor).where(Competitor.source_digest == digest).order_by(Competitor.id))
     )
+
+
+def competitor_tournaments(session: Session, competitor: Competitor) -> list[str]:
+    """Names of the tournaments that hold a record of ``competitor``: entered it, defended or won a title
+    in it, ran it, weighted it or crowned it. Oldest first."""
+    ids = (
+        select(TournamentEntrant.tournament_id).where(TournamentEntrant.competitor_id == competitor.id)
+        .union(
+            select(Tournament.id).where(or_(Tournament.champion_before_id == competitor.id,
+                                            Tournament.champion_after_id == competitor.id)),
+            select(Round.tournament_id).join(MatchRow).join(TaskRow).join(Run).where(Run.competitor_id == competitor.id),
+            select(WeightRow.tournament_id).where(WeightRow.competitor_id == competitor.id),
+            select(ChampionHistory.tournament_id).where(ChampionHistory.competitor_id == competitor.id),
+        )
+        .subquery()
+    )
+    names = select(Tournament.name).where(Tournament.id.in_(select(ids.c[0]))).order_by(Tournament.created_at, Tournament.id)
+    return list(session.scalars(names))
+
+
+def remove_competitor(session: Session, *, name: str) -> Competitor:
+    """Delete the competitor ``name`` (flushed, not committed) and return the deleted row. StoreError when
+    there is none, or when a record keeps it: a tournament's (the record stays whole, so the competitor
+    stays) or any other row that refers to it."""
+    competitor = get_competitor(session, name)
+    if competitor is None:
+        raise StoreError(f"no competitor named {name!r}; see `trainarena competitor list`")
+    tournaments = competitor_tournaments(session, competitor)
+    if tournaments:
+        raise StoreError(
+            f"competitor {name!r} cannot be removed: it is in the records of tournament(s) {', '.join(tournaments)}, "
+            "whose records stay whole; register new code under a new name instead"
+        )
+    try:
+        with session.begin_nested():  # a row of another table that refers to it fails here, not at commit
+            session.delete(competitor)
+            session.flush()
+    except IntegrityError as error:
+        raise StoreError(f"competitor {name!r} cannot be removed: other records refer to it ({error.orig})") from None
+    return competitor
+
+
+def competitors_at_commit(session: Session, commit: str) -> list[Competitor]:
+    """Competitors registered at exactly this commit (they share one exported checkout)."""
+    return list(session.scalars(select(Competitor).where(Competitor.commit == commit).order_by(Competitor.id)))
