@@ -134,27 +134,35 @@ def read_task_file(path: Path) -> TaskFile:
 
 
 def resolve_task_file(task_file: TaskFile, settings: Settings | None = None) -> TaskDefinition:
-    """The definition a run uses: ``base_model`` and ``dataset.source`` as absolute paths (or hub ids)."""
+    """The definition a run uses: ``base_model`` and ``dataset.source`` as absolute paths (or hub ids).
+    Built-in asset names are all checked before any asset is built."""
     path, task_type = task_file.path, task_file.task_type
     kind = builtin_assets.IMAGE if task_type is TaskType.IMAGE else builtin_assets.TEXT
-
-    def place(key: str, value: str, *, role: str, hub: bool) -> str:
-        if not builtin_assets.is_builtin(value):
-            return _local_or_hub(path, key, value, hub=hub)
-        try:
-            asset = builtin_assets.find_builtin(value, role=role, kind=kind)
-        except builtin_assets.BuiltinAssetError as error:
-            raise TaskFileError(f"{path}: {key}: {error}") from None
-        return str(builtin_assets.builtin_path(asset, (settings or Settings()).assets_dir))
-
     dataset = dict(task_file.dataset)
-    if isinstance(dataset.get("source"), str):
+    source = dataset.get("source")
+    named = {"base_model": (task_file.base_model, builtin_assets.MODEL)}
+    if isinstance(source, str):
+        named["dataset.source"] = (source, builtin_assets.DATASET)
+    assets = {}
+    for key, (value, role) in named.items():
+        if builtin_assets.is_builtin(value):
+            try:
+                assets[key] = builtin_assets.find_builtin(value, role=role, kind=kind)
+            except builtin_assets.BuiltinAssetError as error:
+                raise TaskFileError(f"{path}: {key}: {error}") from None
+
+    def place(key: str, *, hub: bool) -> str:
+        if key in assets:
+            return str(builtin_assets.builtin_path(assets[key], (settings or Settings()).assets_dir))
+        return _local_or_hub(path, key, named[key][0], hub=hub)
+
+    if "dataset.source" in named:
         # Image datasets are local folders or zips only; text datasets may be hub ids.
-        dataset["source"] = place("dataset.source", dataset["source"], role=builtin_assets.DATASET, hub=kind == builtin_assets.TEXT)
+        dataset["source"] = place("dataset.source", hub=kind == builtin_assets.TEXT)
     return TaskDefinition(
         name=task_file.name,
         task_type=task_type,
-        base_model=place("base_model", task_file.base_model, role=builtin_assets.MODEL, hub=True),
+        base_model=place("base_model", hub=True),
         dataset=dataset,
         budget_seconds=task_file.budget_seconds,
         seed=task_file.seed,
