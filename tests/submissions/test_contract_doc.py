@@ -13,7 +13,7 @@ import pytest
 
 from trainarena import contract
 from trainarena.contract import CONTRACT_VERSION, MANIFEST_NAME, RunSpec, TaskType, script_environment
-from trainarena.settings import RegistrationRules, SandboxRules
+from trainarena.settings import DataRules, ImageRules, RegistrationRules, ResourceRules, SandboxRules, TournamentRules
 from trainarena.submissions import RegistrationError, parse_manifest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
@@ -190,3 +190,114 @@ def test_task_file_example_loads(doc: str, tmp_path: Path) -> None:
     # As the doc says: relative paths are read against the task file's folder.
     assert task.base_model == str(tmp_path.resolve() / "models" / "tiny_llama")
     assert task.dataset["source"] == str(tmp_path.resolve() / "arithmetic.jsonl")
+
+
+# --- Tasks: task files, built-in assets, each type's [dataset] table, typical settings -----------------
+
+EXAMPLE_TASKS = Path(__file__).resolve().parents[2] / "examples" / "tasks"
+
+
+def _tables(doc: str, heading: str) -> dict[str, list[str]]:
+    """The key table of the section under ``heading``: each row's key -> its other cells."""
+    start = doc.index(heading)
+    section = doc[start : doc.index("\n### ", start + 1)]
+    rows = re.findall(r"^\| `([^`]+)` \|(.*)\|\s*$", section, flags=re.MULTILINE)
+    return {key: [cell.strip() for cell in cells.split("|")] for key, cells in rows}
+
+
+def _spec_classes() -> dict[TaskType, type]:
+    from trainarena.tasks.chat.spec import ChatDatasetSpec
+    from trainarena.tasks.dpo.spec import DpoDatasetSpec
+    from trainarena.tasks.grpo.spec import GrpoDatasetSpec
+    from trainarena.tasks.image.spec import ImageDatasetSpec
+    from trainarena.tasks.instruct.spec import InstructDatasetSpec
+
+    return {TaskType.INSTRUCT: InstructDatasetSpec, TaskType.CHAT: ChatDatasetSpec, TaskType.DPO: DpoDatasetSpec,
+            TaskType.GRPO: GrpoDatasetSpec, TaskType.IMAGE: ImageDatasetSpec}
+
+
+def _spec_fields(task_type: TaskType) -> dict[str, object]:
+    """A type's [dataset] keys -> default (``dataclasses.MISSING`` when required)."""
+    from dataclasses import MISSING, fields
+
+    return {
+        f.name: (f.default_factory() if f.default_factory is not MISSING else f.default)  # type: ignore[misc]
+        for f in fields(_spec_classes()[task_type])
+    }
+
+
+@pytest.mark.parametrize("task_type", list(TaskType))
+def test_each_type_dataset_table_lists_every_key_with_its_default(doc: str, task_type: TaskType) -> None:
+    from dataclasses import MISSING
+
+    table = _tables(doc, f"### `[dataset]` of `{task_type.value}` tasks")
+    spec = _spec_fields(task_type)
+    assert set(table) == set(spec), f"{task_type.value}: the doc lists {sorted(table)}, the spec has {sorted(spec)}"
+    for key, default in spec.items():
+        required, documented = table[key][0], table[key][1]
+        if default is MISSING:
+            assert (required, documented) == ("yes", ""), f"{task_type.value}.{key} is required"
+        else:
+            expected = "none" if default is None else f"`{json.dumps(default)}`"
+            assert (required, documented) == ("no", expected), f"{task_type.value}.{key}: default {default!r}"
+
+
+def test_task_file_keys_table_matches_the_loader(doc: str) -> None:
+    from trainarena.tasks import DEFAULT_SEED, OPTIONAL_KEYS, REQUIRED_KEYS
+
+    table = _tables(doc, "### Task files")
+    assert set(table) == set(REQUIRED_KEYS) | set(OPTIONAL_KEYS)
+    assert all(table[key][0] == "yes" for key in REQUIRED_KEYS)
+    assert table["seed"][:2] == ["no", f"`{DEFAULT_SEED}`"]
+
+
+@pytest.mark.parametrize("task_type", list(TaskType))
+def test_each_type_task_file_example_is_the_example_file_and_parses(doc: str, task_type: TaskType, tmp_path: Path) -> None:
+    """The doc shows a file of examples/tasks as it is (comments aside), and its [dataset] table is a valid
+    spec of its type whose built-in names exist (the examples themselves pass `task check` in
+    tests/examples/test_example_tasks.py)."""
+    import tomllib
+
+    from trainarena.tasks import read_task_file
+    from trainarena.tasks.builtin_assets import DATASET, IMAGE, MODEL, TEXT, find_builtin
+
+    (example,) = _blocks(doc, f"task-file-{task_type.value}")
+    (tmp_path / "example.toml").write_text(example)
+    task = read_task_file(tmp_path / "example.toml")
+    assert task.task_type is task_type
+    shipped = EXAMPLE_TASKS / f"{task.name}.toml"
+    assert tomllib.loads(example) == tomllib.loads(shipped.read_text(encoding="utf-8")), f"differs from {shipped}"
+    kind = IMAGE if task_type is TaskType.IMAGE else TEXT
+    find_builtin(task.base_model, role=MODEL, kind=kind)
+    find_builtin(task.dataset["source"], role=DATASET, kind=kind)
+    spec_class = _spec_classes()[task_type]
+    if task_type is TaskType.IMAGE:
+        spec_class.from_dict(task.dataset, ImageRules().model_types)
+    else:
+        spec_class.from_dict(task.dataset)  # a DatasetError names what is wrong
+
+
+def test_every_builtin_asset_is_documented_and_no_other(doc: str) -> None:
+    from trainarena.tasks.builtin_assets import ASSET_PREFIX, builtin_assets
+
+    table = _tables(doc, "### Built-in assets: `trainarena:NAME`")
+    assert set(table) == {ASSET_PREFIX + asset.name for asset in builtin_assets()}
+    for asset in builtin_assets():
+        assert table[ASSET_PREFIX + asset.name][0].startswith(asset.role if asset.role == "model" else asset.task_type)
+    named = set(re.findall(r"trainarena:([a-z_0-9]+)", doc))
+    assert named <= {asset.name for asset in builtin_assets()}, f"unknown names in the doc: {named}"
+
+
+def test_typical_settings_state_the_platform_defaults(doc: str) -> None:
+    data, resources, rules = DataRules(), ResourceRules(), TournamentRules()
+    start = doc.index("### Typical tournament settings")
+    section = " ".join(doc[start : doc.index("\n## ", start)].split())
+    assert f"`test_fraction` ({data.test_fraction:.0%})" in section
+    assert f"`test_max_rows` ({data.test_max_rows})" in section and f"`min_rows` ({data.min_rows})" in section
+    assert f"`eval_max_length` ({data.eval_max_length}) tokens" in section
+    assert f"DPO x{resources.memory_factor_dpo:g}, GRPO x{resources.memory_factor_grpo:g}" in section
+    for limit, gpus in resources.gpu_brackets:
+        assert f"| up to {limit:g}B | {gpus} |" in section
+    assert f"| more | {resources.gpu_max} |" in section
+    assert f"{rules.boss_margin:.0%} of the champion's score, at least {rules.boss_margin_floor:g}" in section
+    assert "[docs/rules.md](rules.md)" in section

@@ -68,8 +68,8 @@ def get_task_type(task_type: TaskType | str) -> TaskPlugin:
     return importlib.import_module(plugin_module(task_type)).plugin()
 
 
-_REQUIRED = ("name", "type", "base_model", "budget_seconds", "dataset")
-_OPTIONAL = ("seed",)
+REQUIRED_KEYS = ("name", "type", "base_model", "budget_seconds", "dataset")
+OPTIONAL_KEYS = ("seed",)
 DEFAULT_SEED = 0
 
 
@@ -112,10 +112,10 @@ def read_task_file(path: Path) -> TaskFile:
     """The task file at ``path``, checked key by key (TaskFileError naming the file and the key)."""
     path = Path(path).expanduser().absolute()  # a symlinked task file reads paths beside the link
     data = _parse(path)
-    unknown = sorted(set(data) - set(_REQUIRED) - set(_OPTIONAL))
-    missing = [key for key in _REQUIRED if key not in data]
+    unknown = sorted(set(data) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
+    missing = [key for key in REQUIRED_KEYS if key not in data]
     if unknown or missing:
-        raise TaskFileError(f"{path}: missing {missing}, unknown {unknown}; keys: {list(_REQUIRED + _OPTIONAL)}")
+        raise TaskFileError(f"{path}: missing {missing}, unknown {unknown}; keys: {list(REQUIRED_KEYS + OPTIONAL_KEYS)}")
     try:
         task_type = TaskType(data["type"])
     except ValueError:
