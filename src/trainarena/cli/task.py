@@ -108,11 +108,13 @@ def list_command(
     folder: Annotated[Path | None, typer.Argument(help="A folder of task files (default: examples/tasks).", show_default=False)] = None,
     json_output: JsonFlag = False,
 ) -> None:
+    default = folder is None
     folder = folder or examples_folder()
     try:
         listings = list_tasks(folder)
     except TaskFileError as error:
-        raise _fail(str(error), json_output, folder=str(folder)) from None
+        hint = " (examples/tasks ships with a checkout of the repository; name a folder of task files)" if default else ""
+        raise _fail(f"{error}{hint}", json_output, folder=str(folder)) from None
     if json_output:
         typer.echo(json.dumps([listing.to_json() for listing in listings], indent=2))
         return
@@ -155,7 +157,8 @@ def show_command(
 ) -> None:
     settings = Settings()
     try:
-        description = describe_task(find_task_file(name, examples_folder()), settings)
+        with Console(stderr=True).status(Text(f"preparing {name} (a first use of a built-in asset builds it)")):
+            description = describe_task(find_task_file(name, examples_folder()), settings)
     except (TaskFileError, DatasetError) as error:
         raise _fail(str(error), json_output, name=name) from None
     details = description.to_json()
