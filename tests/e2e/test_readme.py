@@ -120,9 +120,9 @@ def _demo_json(stdout: str) -> dict:
 
 
 def stored_paths(database: Path) -> list[str]:
-    """Every path the store recorded: run logs and artifacts, each task's base model and dataset."""
+    """Every path the store recorded: each attempt's logs and artifact, each task's base model and dataset."""
     with closing(sqlite3.connect(database)) as db:
-        paths = [p for row in db.execute("SELECT log_path, artifact_path FROM run") for p in row if p]
+        paths = [p for row in db.execute("SELECT log_path, artifact_path FROM run_attempt") for p in row if p]
         for (definition,) in db.execute("SELECT definition FROM task"):
             task = json.loads(definition)
             paths += [task["base_model"], task["dataset"]["source"]]
