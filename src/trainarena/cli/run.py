@@ -48,7 +48,8 @@ def _script(settings: Settings, store: Store, competitor: str | None, repo: Path
     try:
         return worktree_script(settings, repo)
     except RegistrationError as error:
-        raise typer.BadParameter(str(error), param_hint="--repo") from error
+        Console(stderr=True).print(labelled("error", "red", f"--repo {repo}: {error}"), soft_wrap=True)
+        raise typer.Exit(code=2) from error
 
 
 def run_command(
@@ -160,9 +161,11 @@ def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary 
              ("spread", f"std {spread.std:.4f}, min {spread.minimum:.4f}, max {spread.maximum:.4f}")]  # fmt: skip
     house = next((line for line in runs[0].references if line.kind == RunOrigin.HOUSE), None)
     if lead is not None and house is not None:
-        interval = "no interval (one run, no per-example scores)" if lead.low is None or lead.high is None else (
-            f"{lead.confidence:.0%} interval {lead.low:+.4f} to {lead.high:+.4f}"
-            + (", paired per example" if lead.paired else ""))  # fmt: skip
         verdict = "a clear difference" if lead.clear else "within the noise"
-        lines.append(("vs house", f"lead {lead.estimate:+.4f} over {house.score:.4f} ({interval}): {verdict}"))
+        lines.append(("vs house", f"lead {lead.estimate:+.4f} over {house.score:.4f}: {verdict}"))
+        if lead.low is None or lead.high is None:
+            lines.append(("interval", "none (one run, no per-example scores)"))
+        else:
+            paired = ", paired per example" if lead.paired else ""
+            lines.append(("interval", f"{lead.confidence:.0%}: {lead.low:+.4f} to {lead.high:+.4f}{paired}"))
     print_fields(console, lines)

@@ -16,7 +16,7 @@ from trainarena.tasks import DatasetError, TaskFileError, load_task_file
 from trainarena.tasks.base import count_dropped, describe_dropped
 from trainarena.tasks.check import SHOWN_SHARED_KEYS, TaskCheck, check_task
 
-app = typer.Typer(help="Check task files before a tournament uses them.", no_args_is_help=True)
+app = typer.Typer(help="Check task files before a tournament uses them; see the leaderboard of a task.", no_args_is_help=True)
 
 
 CHECK_HELP = (
@@ -67,3 +67,15 @@ def _print_summary(check: TaskCheck) -> None:
     ):
         table.add_row(name, Text(value))  # Text: a path or a reason with [brackets] is not markup
     Console(highlight=False).print(table)
+
+
+@app.command("leaderboard")
+def leaderboard_command(
+    name: Annotated[str, typer.Argument(help="The task's name (as in its task file) or a prefix of its digest.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Every run ever made on a task, tournament and ad hoc, best score per entrant, with the references."""
+    # Temporary home: to be wired as `trainarena task show NAME --leaderboard`.
+    from trainarena.cli.leaderboards import show_task_board
+
+    show_task_board(name, json_output)

@@ -37,9 +37,9 @@ def run_label(run: Run) -> str:
     """Who ran: the competitor's name, a working tree's folder name, or the reference's name."""
     if run.competitor is not None:
         return run.competitor.name
-    if run.source_path is not None:
-        return f"{Path(run.source_path).name} (tree)"
-    return REFERENCE_LABELS.get(run.origin, run.origin)
+    if run.origin in REFERENCE_LABELS or run.source_path is None:
+        return REFERENCE_LABELS.get(run.origin, run.origin)
+    return f"{Path(run.source_path).name} (tree)"
 
 
 def reference_lines(session: Session, digest: str | None, score: float | None, direction: str | None) -> tuple[ReferenceLine, ...]:
