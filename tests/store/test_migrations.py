@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,10 +14,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
+from trainarena.contract import TaskType
+from trainarena.runs import task_key
 from trainarena.settings import Settings
 from trainarena.store import Base, Run, Store, make_engine, open_store, open_store_url, upgrade_schema
 from trainarena.store.database import alembic_config
 from trainarena.store.locks import migration_connection
+from trainarena.tasks.base import TaskDefinition
 
 EXPECTED_TABLES = {
     "competitor", "tournament", "tournament_entrant", "round", "match", "task", "run", "evaluation",
@@ -146,6 +151,36 @@ def test_0002_downgrades_back_to_the_run_columns(tmp_path: Path) -> None:
         assert [row for row in after if row[0] not in unfinished] == [row for row in before if row[0] not in unfinished]
     finally:
         engine.dispose()
+
+
+# --- 0003: ad-hoc runs beside tournament runs ----------------------------------------------------
+
+_DEFINITION = {"name": "units", "task_type": "instruct", "base_model": "tiny", "dataset": {"source": "u.jsonl"},
+               "budget_seconds": 30.0, "seed": 1234}  # fmt: skip
+
+
+def test_0003_keys_existing_tasks_and_marks_their_runs_as_tournament_runs(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade_schema(engine, "0002")
+    with engine.begin() as connection:
+        for statement in _0001_ROWS.split(";")[:4]:
+            connection.exec_driver_sql(statement)
+        connection.exec_driver_sql("INSERT INTO task VALUES (1, 1, 0, ?, NULL)", (json.dumps(_DEFINITION),))
+        connection.exec_driver_sql("INSERT INTO run (id, task_id, competitor_id, status) VALUES (1, 1, 1, 'pending')")
+    upgrade_schema(engine)
+    store = Store(engine)
+    try:
+        with store.session() as session:
+            [run] = session.scalars(select(Run))
+            definition = TaskDefinition(**{**_DEFINITION, "task_type": TaskType.INSTRUCT})
+            assert run.origin == "tournament" and run.task.digest == task_key(definition)
+            assert task_key(definition) == task_key(replace(definition, seed=7)) != task_key(replace(definition, budget_seconds=31.0))
+        with migration_connection(engine) as connection:
+            command.downgrade(alembic_config(connection), "0002")
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT id, status FROM run").fetchall() == [(1, "pending")]
+    finally:
+        store.close()
 
 
 _OPEN_AT_THE_GATE = """
