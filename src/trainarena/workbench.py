@@ -25,7 +25,7 @@ from trainarena.orchestrator import store_report
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import CompetitorInfo, RunReport, definition_json, task_key
 from trainarena.settings import Settings
-from trainarena.store import Run, Store, get_competitor
+from trainarena.store import Run, Store, get_competitor, named_lock
 from trainarena.store.adhoc import WorkingTree, cached_reference, start_adhoc_run
 from trainarena.store.models import RunOrigin
 from trainarena.submissions.worktree import WorktreeSnapshot, snapshot_worktree
@@ -102,10 +102,12 @@ class Workbench:
         ids = {}
         key = task_key(task)
         for origin in (RunOrigin.BASE_MODEL, RunOrigin.HOUSE):
-            with self._store.session() as session:
-                cached = cached_reference(session, key, origin)
-                found = None if cached is None else cached.id
-            ids[origin] = found if found is not None else self._compute_reference(origin, task)
+            # Two `trainarena run`s of a new task at once: the second waits and reuses the first's.
+            with named_lock(self._store.engine, f"reference-{origin}-{key}"):
+                with self._store.session() as session:
+                    cached = cached_reference(session, key, origin)
+                    found = None if cached is None else cached.id
+                ids[origin] = found if found is not None else self._compute_reference(origin, task)
         return ids
 
     def _compute_reference(self, origin: str, task: TaskDefinition) -> int:

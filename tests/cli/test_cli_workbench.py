@@ -10,13 +10,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_store import FinishedStore
+from cli_store import COMPETITORS, FinishedStore, ScriptedExecutor, fake_task
 from typer.testing import CliRunner, Result
 
 import trainarena.cli.run as run_cli
 from trainarena.cli import app
 from trainarena.contract import Direction, RunStatus
+from trainarena.orchestrator import create_tournament, drive
+from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import CompetitorInfo, RunReport
+from trainarena.settings import Settings
+from trainarena.store import add_competitor, open_store
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 MANIFEST = '[trainarena]\ncontract = 1\nentrypoint = "train.py"\ntask_types = ["instruct"]\n'
@@ -193,3 +197,26 @@ def test_task_leaderboard_ranks_everything_run_on_the_task(executor: CountingExe
     unknown = _invoke("task", "leaderboard", "nothing-here")
     assert unknown.exit_code == 1 and "no run was ever made on a task named 'nothing-here'" in unknown.output
 
+
+
+def test_tournament_runs_write_result_json_once_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's drive writes each run's result.json through ``on_stored`` (the same writer as ad hoc)."""
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    settings = Settings()
+    names = list(COMPETITORS)
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            for name in names:
+                add_competitor(session, name=name, repo_url=f"https://x/{name}", commit="1" * 40, tree_hash=name,
+                               source_digest=name, entrypoint="train.py")  # fmt: skip
+            tournament_id = create_tournament(session, name="week-1", kind="text", seed=1, entrants=names).id
+        drive(store, tournament_id, task_source=fake_task, executor=ScriptedExecutor(), rules=settings.rules,
+              weight_rules=settings.weights, work_dir=settings.work_dir,
+              on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir))  # fmt: skip
+    written = sorted(settings.work_dir.glob("tournament-*/run-*/attempt-1/result.json"))
+    listed = json.loads(_invoke("runs", "list", "--json").stdout)
+    assert len(written) == len(listed) > 0
+    for path in written:
+        data = json.loads(path.read_text())
+        assert data == json.loads(_invoke("runs", "show", str(data["run_id"]), "--json").stdout)
+        assert data["origin"] == "tournament" and data["tournament"] == "week-1" and data["task_digest"]
