@@ -28,6 +28,7 @@ from trainarena.settings import Settings
 from trainarena.store import Run, Store, get_competitor, named_lock
 from trainarena.store.adhoc import WorkingTree, cached_reference, start_adhoc_run
 from trainarena.store.models import RunOrigin
+from trainarena.submissions import RegistrationError
 from trainarena.submissions.worktree import WorktreeSnapshot, snapshot_worktree
 from trainarena.tasks.base import TaskDefinition
 
@@ -114,7 +115,14 @@ class Workbench:
         if origin == RunOrigin.BASE_MODEL:
             self._say(f"scoring the untrained base model on {task.name} (once per task)")
             return self._execute(origin, task, None)
-        house = worktree_script(self._settings, house_script_dir(self._settings, task.task_type), name="house script")
+        folder = house_script_dir(self._settings, task.task_type)
+        try:
+            house = worktree_script(self._settings, folder, name="house script")
+        except RegistrationError as error:
+            raise RegistrationError(
+                f"the house script at {folder} cannot be run ({error}); point TRAINARENA_WORKBENCH__HOUSE_SCRIPT "
+                "(or __IMAGE_HOUSE_SCRIPT) at a copy of examples/competitors/baseline, or pass --no-reference"
+            ) from error
         self._say(f"running the house script on {task.name} (budget {task.budget_seconds:g} s, once per task)")
         return self._execute(origin, task, house)
 

@@ -164,6 +164,14 @@ def test_working_tree_gets_registrations_checks(executor: CountingExecutor, task
     assert both.exit_code == 2 and "either --competitor NAME" in both.output
 
 
+def test_a_missing_house_script_is_named_with_the_fix(executor: CountingExecutor, task_file: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("TRAINARENA_WORKBENCH__HOUSE_SCRIPT", str(tmp_path / "gone"))
+    refused = _invoke("run", "--competitor", "crasher", "--task", str(task_file))
+    assert refused.exit_code == 2 and f"the house script at {tmp_path / 'gone'} cannot be run" in refused.output
+    assert "--no-reference" in refused.output and executor.calls == [("base model", 5)]
+
+
 def test_seeds_are_summarised_against_the_house_script(executor: CountingExecutor, task_file: Path) -> None:
     ran = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--seeds", "3", "--json")
     assert ran.exit_code == 0, ran.output

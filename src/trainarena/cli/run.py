@@ -16,7 +16,7 @@ from trainarena.cli.output import Col, OneLineTable, labelled, print_fields, pri
 from trainarena.execution import SandboxUnavailable, make_backend
 from trainarena.pipeline import SandboxedExecutor
 from trainarena.reporting.references import ReferenceLine
-from trainarena.reporting.run_detail import RunDetail, read_run_detail
+from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, read_run_detail
 from trainarena.runs import CompetitorInfo
 from trainarena.settings import Settings
 from trainarena.store import Store, get_competitor, open_store
@@ -80,6 +80,9 @@ def run_command(
         executor = SandboxedExecutor(settings, backend)
         try:
             runs, summary = play(settings, store, executor, console, script, definition, seeds=seeds, references=not no_reference)
+        except RegistrationError as error:
+            console.print(labelled("error", "red", str(error)), soft_wrap=True)
+            raise typer.Exit(code=2) from error
         finally:
             executor.close()
     if json_output:
@@ -105,7 +108,7 @@ def play(settings: Settings, store: Store, executor: WorkbenchExecutor, console:
         reference_ids = bench.references(definition) if references else {}
         run_ids = bench.run(script, definition, seeds)
     with store.session() as session:
-        runs = [read_run_detail(session, run_id, tail_lines=0) for run_id in run_ids]
+        runs = [read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES) for run_id in run_ids]
     summary = bench.summarize(run_ids, reference_ids.get(RunOrigin.HOUSE)) if seeds > 1 else None
     return runs, summary
 
@@ -139,7 +142,7 @@ def _print_run(console: Console, run: RunDetail) -> None:
     fields += [("wall time", "-" if run.wall_seconds is None else f"{run.wall_seconds:.1f} s"),
                ("artifact", run.artifact_path or "-"), ("logs", run.log_path or "-")]  # fmt: skip
     print_fields(console, fields)
-    print_reason(console, run.summary, None, None)
+    print_reason(console, run.summary, run.stderr_tail if run.status != "succeeded" else None, None)
 
 
 def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary | None) -> None:
