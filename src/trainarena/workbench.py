@@ -2,12 +2,13 @@
 executor, recorded in the store, and compared with the task's references.
 
 A script is a registered competitor or a working tree (snapshotted and checked as registration would,
-``submissions.worktree``). The references of a task are the untrained base model scored as the artifact
-and the house script (``examples/competitors/baseline``, ``image_baseline`` for image tasks) run on the
-same task and budget; each is computed the first time a task (``runs.task_key``) is run, stored as a run
-of origin ``base_model`` or ``house``, and reused from the store afterwards. With several seeds, run k
-uses the task file's seed + k, and the runs are summarised against the house reference
-(``engine.comparison``). Every run ends with its ``result.json`` in its folder.
+``submissions.worktree``). The references of a task are the untrained base model scored as the
+artifact and the house script (``examples/competitors/baseline``, ``image_baseline`` for image tasks)
+run on the same task and budget (image tasks have the house script alone: ``reference_origins``).
+Each is computed the first time a task (``runs.task_key``) is run, stored as a run of origin
+``base_model`` or ``house``, and reused from the store afterwards. With several seeds, run k uses the
+task file's seed + k, and the runs are summarised against the house reference (``engine.comparison``).
+Every run ends with its ``result.json`` in its folder.
 """
 
 from __future__ import annotations
@@ -82,6 +83,14 @@ def house_script_dir(settings: Settings, task_type: TaskType) -> Path:
     return rules.house_script or examples_root() / "baseline"
 
 
+def reference_origins(task_type: TaskType) -> tuple[str, ...]:
+    """The references a task type has. An image artifact is a LoRA, which the base model is not, so
+    image tasks are compared with the house script alone."""
+    if task_type == TaskType.IMAGE:
+        return (RunOrigin.HOUSE,)
+    return (RunOrigin.BASE_MODEL, RunOrigin.HOUSE)
+
+
 @dataclass(frozen=True)
 class SeedsSummary:
     """Several seeds of one script: the spread of its scores and its lead over the house script."""
@@ -102,7 +111,7 @@ class Workbench:
         A reference that failed is stored as such and tried again next time."""
         ids = {}
         key = task_key(task)
-        for origin in (RunOrigin.BASE_MODEL, RunOrigin.HOUSE):
+        for origin in reference_origins(task.task_type):
             # Two `trainarena run`s of a new task at once: the second waits and reuses the first's.
             with named_lock(self._store.engine, f"reference-{origin}-{key}"):
                 with self._store.session() as session:

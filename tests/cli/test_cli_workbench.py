@@ -228,3 +228,17 @@ def test_tournament_runs_write_result_json_once_stored(tmp_path: Path, monkeypat
         data = json.loads(path.read_text())
         assert data == json.loads(_invoke("runs", "show", str(data["run_id"]), "--json").stdout)
         assert data["origin"] == "tournament" and data["tournament"] == "week-1" and data["task_digest"]
+
+
+def test_image_tasks_are_compared_with_the_house_script_alone(executor: CountingExecutor, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """An image artifact is a LoRA; the base model is not one, so it is no reference there."""
+    house = _tree(tmp_path / "image_house", commit=False)
+    monkeypatch.setenv("TRAINARENA_WORKBENCH__IMAGE_HOUSE_SCRIPT", str(house))
+    task = tmp_path / "image.toml"
+    task.write_text('name = "style"\ntype = "image"\nbase_model = "tiny-sd"\nbudget_seconds = 30\n'
+                    '[dataset]\nsource = "images"\n')  # fmt: skip
+    ran = _invoke("run", "--competitor", "crasher", "--task", str(task), "--json")
+    assert ran.exit_code == 0, ran.output
+    assert executor.calls == [("house script", 0), ("crasher", 0)]
+    assert [line["kind"] for line in json.loads(ran.stdout)["runs"][0]["references"]] == ["house"]
