@@ -17,7 +17,8 @@ from sqlalchemy import inspect, select, text
 from trainarena.contract import TaskType
 from trainarena.runs import task_key
 from trainarena.settings import Settings
-from trainarena.store import Base, Run, Store, make_engine, open_store, open_store_url, upgrade_schema
+from trainarena.store import Base, EvaluationRow, Run, Store, make_engine, open_store, open_store_url, upgrade_schema
+from trainarena.store.adhoc import start_adhoc_run
 from trainarena.store.database import alembic_config
 from trainarena.store.locks import migration_connection
 from trainarena.tasks.base import TaskDefinition
@@ -175,12 +176,30 @@ def test_0003_keys_existing_tasks_and_marks_their_runs_as_tournament_runs(tmp_pa
             definition = TaskDefinition(**{**_DEFINITION, "task_type": TaskType.INSTRUCT})
             assert run.origin == "tournament" and run.task.digest == task_key(definition)
             assert task_key(definition) == task_key(replace(definition, seed=7)) != task_key(replace(definition, budget_seconds=31.0))
+        with store.transaction() as session:  # an ad-hoc run with its attempt and evaluation: gone when downgrading
+            adhoc = start_adhoc_run(session, origin="adhoc", definition=_DEFINITION, digest="d" * 24)
+            adhoc.attempt_records[0].evaluation = EvaluationRow(score=1.0, direction="lower")
         with migration_connection(engine) as connection:
             command.downgrade(alembic_config(connection), "0002")
         with engine.connect() as connection:
             assert connection.exec_driver_sql("SELECT id, status FROM run").fetchall() == [(1, "pending")]
+            assert connection.exec_driver_sql("SELECT count(*) FROM run_attempt").scalar() == 0
+            assert connection.exec_driver_sql("SELECT count(*) FROM evaluation").scalar() == 0
+            assert connection.exec_driver_sql("SELECT id FROM task").fetchall() == [(1,)]
     finally:
         store.close()
+
+
+def test_0003_downgrades_and_upgrades_on_postgresql(postgres_url: str) -> None:
+    with open_store_url(postgres_url) as store:
+        with store.transaction() as session:
+            start_adhoc_run(session, origin="house", definition=_DEFINITION, digest="e" * 24)
+        with migration_connection(store.engine) as connection:
+            command.downgrade(alembic_config(connection), "0002")
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM run").scalar() == 0
+        upgrade_schema(store.engine)
+        assert _drift(store.engine) == []
 
 
 _OPEN_AT_THE_GATE = """
