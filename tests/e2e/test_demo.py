@@ -88,6 +88,9 @@ def test_demo_plays_to_a_champion_and_records_every_failure(examples: Path, data
     assert standings["crasher"]["rank"] is None and standings["hostile"]["rank"] is None
     scores = [line["score"] for line in board["runs"] if line["status"] == "succeeded"]
     assert scores and all(0 < score < 20 for score in scores)
+    # Every run's folder holds its result.json, as `runs show --json` prints it.
+    results = [json.loads(p.read_text()) for p in (data_dir / "runs").glob("tournament-*/run-*/attempt-*/result.json")]
+    assert sorted(r["run_id"] for r in results) == sorted(line["run_id"] for line in board["runs"])
 
     # A second demo is a new tournament against the same champion; the first is kept as it was.
     with open_store(Settings()) as store, store.session() as session:
