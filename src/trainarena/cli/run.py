@@ -5,6 +5,7 @@ in the record, and printed next to the task's references (the base model, the ho
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +14,8 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, labelled, print_fields, print_reason
+from trainarena.contract import Direction
+from trainarena.engine.comparison import relative_improvement
 from trainarena.execution import SandboxUnavailable, make_backend
 from trainarena.pipeline import SandboxedExecutor
 from trainarena.reporting.references import ReferenceLine
@@ -162,6 +165,10 @@ def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary 
     spread, lead = summary.spread, summary.house_lead
     lines = [("mean", f"{spread.mean:.4f} over {spread.runs} scored runs"),
              ("spread", f"std {spread.std:.4f}, min {spread.minimum:.4f}, max {spread.maximum:.4f}")]  # fmt: skip
+    direction = Direction(next(run.direction for run in runs if run.direction))
+    for reference in runs[0].references:
+        change = replace(reference, improvement=relative_improvement(spread.mean, reference.score, direction))
+        lines.append((reference.label, f"{reference.score:.4f}, the mean is {_improvement(change)}"))
     house = next((line for line in runs[0].references if line.kind == RunOrigin.HOUSE), None)
     if lead is not None and house is not None:
         verdict = "a clear difference" if lead.clear else "within the noise"
