@@ -1,5 +1,5 @@
 """Imports only go down: contract/settings <- engine <- tasks, store, execution, submissions <-
-runs <- orchestrator, pipeline <- reporting, demo <- cli. A module may import its own layer or lower ones, never higher."""
+runs <- orchestrator, pipeline <- reporting, demo, workbench <- cli. A module may import its own layer or lower ones, never higher."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ LAYERS = {
     "pipeline": 5,
     "reporting": 6,
     "demo": 6,
+    "workbench": 6,  # trainarena run: ad-hoc runs and their references, over the pipeline and the store
     "cli": 7,
 }
 

@@ -30,7 +30,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,16 @@ from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.bracket import next_step
 from trainarena.engine.model import Finished, PlayRound, RoundPlan, Stage
 from trainarena.engine.weights import tournament_weights
-from trainarena.runs import CompetitorInfo, ProgressEvent, RunExecutor, RunReport, RunRequest, TaskSource
+from trainarena.runs import (
+    CompetitorInfo,
+    ProgressEvent,
+    RunExecutor,
+    RunReport,
+    RunRequest,
+    TaskSource,
+    definition_json,
+    task_key,
+)
 from trainarena.settings import LeaseRules, TournamentRules, WeightRules
 from trainarena.store import (
     AttemptStatus,
@@ -83,11 +92,14 @@ __all__ = [
     "create_tournament",
     "drive",
     "load_record",
+    "store_report",
     "task_seed",
 ]
 
 Progress = Callable[[ProgressEvent], None]
 Waiting = Callable[[LeaseHolder], None]
+# Told each stored run's id and folder once its report is committed (the CLI writes result.json there).
+RunStored = Callable[[int, Path], None]
 
 
 def task_seed(tournament_seed: int, round_index: int, match_id: str, task_index: int) -> int:
@@ -97,12 +109,6 @@ def task_seed(tournament_seed: int, round_index: int, match_id: str, task_index:
 
 
 # --- Task definitions as stored JSON ---------------------------------------------------------------
-
-
-def _definition_json(task: TaskDefinition) -> dict[str, Any]:
-    data = asdict(task)
-    data["task_type"] = task.task_type.value
-    return data
 
 
 def _definition(data: dict[str, Any]) -> TaskDefinition:
@@ -128,7 +134,7 @@ def _create_round(session: Session, tournament: Tournament, plan: RoundPlan, tas
         for index in range(match.tasks):
             seed = task_seed(tournament.seed, plan.index, match.match_id, index)
             definition = task_source(tournament.kind, plan.stage, match.match_id, index, seed)
-            task = TaskRow(index=index, definition=_definition_json(definition))
+            task = TaskRow(index=index, definition=definition_json(definition), digest=task_key(definition))
             task.runs = [Run(competitor=competitor) for competitor in competitors]
             match_row.tasks.append(task)
             runs += len(competitors)
@@ -171,7 +177,7 @@ def _recover_interrupted(session: Session, tournament_id: int, me: DriverIdentit
         run.status = RunStatus.PENDING.value
 
 
-def _store_report(session: Session, run_id: int, attempt_number: int, report: RunReport) -> None:
+def store_report(session: Session, run_id: int, attempt_number: int, report: RunReport) -> None:
     run = session.get_one(Run, run_id)
     attempt = next(a for a in run.attempt_records if a.number == attempt_number)
     if attempt.status != AttemptStatus.RUNNING:
@@ -227,6 +233,7 @@ class _Driver:
     max_attempts: int | None
     lease_rules: LeaseRules
     me: DriverIdentity
+    on_stored: RunStored | None = None
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.progress(ProgressEvent(kind, **fields))
@@ -334,7 +341,9 @@ class _Driver:
 
     def _finished(self, request: RunRequest, report: RunReport) -> None:
         with self.writing() as session:
-            _store_report(session, request.run_id, request.attempt, report)
+            store_report(session, request.run_id, request.attempt, report)
+        if self.on_stored is not None:
+            self.on_stored(request.run_id, request.run_dir)
         score = None if report.evaluation is None else report.evaluation.score
         self.emit("run_finished", status=RunStatus(report.status), score=score, **self._run_fields(request))
 
@@ -392,6 +401,7 @@ def drive(
     lease_rules: LeaseRules | None = None,
     wait: bool = False,
     on_wait: Waiting | None = None,
+    on_stored: RunStored | None = None,
 ) -> Finished | None:
     """Drive a tournament until it finishes; return how it ended (also for an already finished one).
 
@@ -404,12 +414,13 @@ def drive(
     While another live driver holds the tournament's lease: with ``wait``, ``on_wait`` is told who
     (once per holder) and the drive polls until it can take over or the tournament finished (then
     its end is returned); without, :class:`LeaseHeld` is raised at once, naming the holder.
+    ``on_stored`` is called with each run's id and folder after its report is stored.
     """
     if parallel < 1:
         raise ValueError(f"parallel must be at least 1, got {parallel}")
     me = DriverIdentity.of_this_process()
     driver = _Driver(store, tournament_id, task_source, executor, rules, weight_rules, work_dir,
-                     progress or (lambda _event: None), parallel, max_attempts, lease_rules or LeaseRules(), me)
+                     progress or (lambda _event: None), parallel, max_attempts, lease_rules or LeaseRules(), me, on_stored)
     end = driver.take_lease(wait, on_wait)
     if end is not None:
         return end

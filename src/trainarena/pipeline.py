@@ -16,7 +16,6 @@ Prepared task data is cached by the task definition's digest: the train split un
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -25,12 +24,12 @@ import struct
 import tempfile
 import threading
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from trainarena.contract import RunSpec, RunStatus
 from trainarena.execution import Backend, DevicePool, SandboxJob, gpus_for, validate_artifact
-from trainarena.runs import CompetitorInfo, RunReport, RunRequest
+from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest
 from trainarena.settings import Settings
 from trainarena.submissions import checkout_path, register
 from trainarena.tasks import get_task_type
@@ -39,10 +38,8 @@ from trainarena.tasks.base import DatasetError, PreparedTask, TaskDefinition
 _PREPARED_MARKER = "prepared.json"
 
 
-def task_digest(task: TaskDefinition) -> str:
-    """Content address of a task definition: the same definition always prepares the same splits."""
-    data = {**asdict(task), "task_type": task.task_type.value}
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:24]
+# Content address of a task definition (prepared data is cached by it); see ``runs.definition_digest``.
+task_digest = definition_digest
 
 
 def resolve_base_model(base_model: str) -> Path:
@@ -248,6 +245,21 @@ class SandboxedExecutor:
             **report,
         )
 
+    def evaluate_base_model(self, task: TaskDefinition) -> RunReport:
+        """The untrained base model scored on the hidden split as if it were the artifact: the floor a
+        script should rise above (no sandbox: nothing submitted runs)."""
+        started = time.time()
+        try:
+            prepared = self._preparer.prepare(task)
+            model = resolve_base_model(task.base_model)
+        except DatasetError as error:
+            return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"task: {error}")
+        evaluation = get_task_type(task.task_type).evaluate(task, prepared, model, self._settings)
+        status = RunStatus.SUCCEEDED if evaluation.score is not None else RunStatus.INVALID
+        reason = None if evaluation.score is not None else f"evaluation: {evaluation.failure}"
+        return RunReport(status, started, time.time(), artifact_path=model, failure_reason=reason,
+                         evaluation=evaluation, prepared_paths=prepared.to_json())  # fmt: skip
+
     def _stage(
         self,
         competitor: CompetitorInfo,
@@ -290,7 +302,10 @@ class SandboxedExecutor:
         )
 
     def _submission_dir(self, competitor: CompetitorInfo) -> Path:
-        """The exported tree of the registered commit; fetched again if the cache was cleared."""
+        """The exported tree of the registered commit (fetched again if the cache was cleared), or the
+        folder an unregistered script runs from."""
+        if competitor.submission_dir is not None:
+            return competitor.submission_dir
         checkout = checkout_path(self._settings, competitor.commit)
         if not checkout.is_dir():
             register(self._settings, name=competitor.name, repo=competitor.repo_url, commit=competitor.commit)

@@ -4,8 +4,10 @@ them. Plain frozen data, so the two stay siblings that import only this module, 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -13,21 +15,44 @@ from trainarena.contract import RunStatus
 from trainarena.engine.model import Stage
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
-__all__ = ["CompetitorInfo", "ProgressEvent", "RunExecutor", "RunReport", "RunRequest", "TaskSource"]
+__all__ = [
+    "CompetitorInfo", "ProgressEvent", "RunExecutor", "RunReport", "RunRequest", "TaskSource", "definition_digest", "definition_json", "task_key",
+]
 
 # (tournament kind, stage, match id, task index, task seed) -> the task to play.
 TaskSource = Callable[[str, Stage, str, int, int], TaskDefinition]
 
 
+def definition_digest(task: TaskDefinition) -> str:
+    """Content address of a task definition: the same definition always prepares the same splits."""
+    data = definition_json(task)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def definition_json(task: TaskDefinition) -> dict[str, Any]:
+    """A task definition as the store keeps it (the task row's ``definition``)."""
+    return {**asdict(task), "task_type": task.task_type.value}
+
+
+def task_key(task: TaskDefinition) -> str:
+    """What identifies a task for comparing scores (references, leaderboards): its definition's digest
+    with the seed left out, since the seed only reaches the script (the split and the scoring do not
+    depend on it), so runs of one task under several seeds are runs of the same task."""
+    return definition_digest(replace(task, seed=0))
+
+
 @dataclass(frozen=True)
 class CompetitorInfo:
-    """A competitor as an executor needs it (plain data: no ORM row crosses into a worker thread)."""
+    """A competitor as an executor needs it (plain data: no ORM row crosses into a worker thread).
+    ``submission_dir`` is set for a script that is not registered (a snapshot of a working tree, the
+    house script): the executor binds that folder instead of the registered commit's checkout."""
 
     name: str
     repo_url: str
     commit: str
     tree_hash: str
     entrypoint: str
+    submission_dir: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -320,6 +320,23 @@ class LeaseRules(_Section):
         return self
 
 
+class WorkbenchRules(_Section):
+    """``trainarena run``: the references it compares a script with, and its statistics over seeds."""
+
+    house_script: AbsolutePath | None = Field(
+        None,
+        description="Folder of the house script every text run is compared with; default: examples/competitors/baseline "
+        "of this checkout.",
+    )
+    image_house_script: AbsolutePath | None = Field(
+        None, description="Folder of the house script of image tasks; default: examples/competitors/image_baseline."
+    )
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Two-sided confidence of the interval of a difference to the house script.")
+    resamples: int = Field(2000, ge=100, description="Bootstrap resamples of that interval.")
+    resample_seed: int = Field(20261130, description="Fixed resampling seed: the same runs always give the same interval.")
+    max_seeds: int = Field(20, ge=1, description="Most seeds one `trainarena run --seeds N` may ask for.")
+
+
 class Settings(BaseSettings):
     """Everything configurable about a trainarena installation."""
 
@@ -343,6 +360,7 @@ class Settings(BaseSettings):
     registration: RegistrationRules = RegistrationRules()
     resources: ResourceRules = ResourceRules()
     lease: LeaseRules = LeaseRules()
+    workbench: WorkbenchRules = WorkbenchRules()
 
     @field_validator("database_url")
     @classmethod

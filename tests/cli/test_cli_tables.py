@@ -179,11 +179,11 @@ def test_run_prints_one_line_per_field_and_the_whole_reason(
     task = tmp_path / "task.toml"
     task.write_text('name = "arith-1"\ntype = "instruct"\nbase_model = "tiny"\nbudget_seconds = 5\n[dataset]\nsource = "x.jsonl"\n')
 
-    lines = _invoke(["run", "--competitor", "crasher", "--task", str(task)], width, exit_code=1).splitlines()
+    lines = _invoke(["run", "--competitor", "crasher", "--task", str(task), "--no-reference"], width, exit_code=1).splitlines()
 
     reason = lines.index("reason")
-    fields = {line.split()[0]: line.split(maxsplit=1)[1] for line in lines[:reason]}
+    fields = {line.split("  ")[0]: line.split("  ", 1)[1].strip() for line in lines[:reason]}
     assert len(fields) == reason  # one line per field
-    assert fields["status"] == "failed" and fields["task"] == "arith-1" and fields["log_path"] == str(tmp_path / "logs")
+    assert fields["status"] == "failed" and fields["task"].startswith("arith-1 ") and fields["logs"] == str(tmp_path / "logs")
     assert lines[reason + 1] == "  exited with code 1."
     assert lines[lines.index("stderr tail") + 1 :] == ["  " + line for line in CRASH_TAIL.splitlines()]

@@ -88,6 +88,9 @@ def test_demo_plays_to_a_champion_and_records_every_failure(examples: Path, data
     assert standings["crasher"]["rank"] is None and standings["hostile"]["rank"] is None
     scores = [line["score"] for line in board["runs"] if line["status"] == "succeeded"]
     assert scores and all(0 < score < 20 for score in scores)
+    # Every run's folder holds its result.json, as `runs show --json` prints it.
+    results = [json.loads(p.read_text()) for p in (data_dir / "runs").glob("tournament-*/run-*/attempt-*/result.json")]
+    assert sorted(r["run_id"] for r in results) == sorted(line["run_id"] for line in board["runs"])
 
     # A second demo is a new tournament against the same champion; the first is kept as it was.
     with open_store(Settings()) as store, store.session() as session:
@@ -153,15 +156,46 @@ def test_run_command_scores_one_script_on_a_task_file(examples: Path, data_dir: 
             """
         )
     )
-    ok = runner.invoke(app, ["run", "--competitor", "baseline", "--task", str(task), "--json"])
+    ok = runner.invoke(app, ["run", "--competitor", "baseline", "--task", str(task), "--json", "--no-reference"])
     assert ok.exit_code == 0, ok.output
-    report = json.loads(ok.stdout)
+    [report] = json.loads(ok.stdout)["runs"]
     assert report["status"] == "succeeded" and report["score"] > 0 and len(report["artifact_digest"]) == 64
     assert Path(report["artifact_path"], "model.safetensors").is_file()
 
-    crashed = runner.invoke(app, ["run", "--competitor", "crasher", "--task", str(task), "--json"])
+    crashed = runner.invoke(app, ["run", "--competitor", "crasher", "--task", str(task), "--json", "--no-reference"])
     assert crashed.exit_code == 1
-    assert "deliberate failure" in json.loads(crashed.stdout)["failure_reason"]
+    assert "deliberate failure" in json.loads(crashed.stdout)["runs"][0]["failure_reason"]
 
     unknown = runner.invoke(app, ["run", "--competitor", "nobody", "--task", str(task)])
     assert unknown.exit_code == 2 and "no competitor named 'nobody'" in unknown.output
+
+
+def test_run_of_a_working_tree_prints_both_references(data_dir: Path, assets, tmp_path: Path) -> None:
+    """The real house script's folder run unregistered, through the real sandbox, next to the base
+    model's score and the house script's own (the references, computed here once)."""
+    task = tmp_path / "task.toml"
+    task.write_text(
+        textwrap.dedent(
+            f"""
+            name = "units-workbench"
+            type = "instruct"
+            base_model = "{assets.tiny_llama}"
+            budget_seconds = 12
+            [dataset]
+            source = "{assets.datasets['units']}"
+            field_instruction = "instruction"
+            field_input = "input"
+            field_output = "output"
+            """
+        )
+    )
+    ran = CliRunner().invoke(app, ["run", "--repo", str(EXAMPLES / "baseline"), "--task", str(task), "--json"])
+    assert ran.exit_code == 0, ran.output
+    [run] = json.loads(ran.stdout)["runs"]
+    references = {line["kind"]: line for line in run["references"]}
+    assert run["status"] == "succeeded" and run["origin"] == "adhoc" and run["repo_url"] == str(EXAMPLES / "baseline")
+    assert set(references) == {"base_model", "house"}
+    # Training lowers the loss: the trained script beats the untrained base model.
+    assert run["score"] < references["base_model"]["score"] and references["base_model"]["improvement"] > 0
+    assert references["house"]["score"] < references["base_model"]["score"]
+    assert Path(run["log_path"]).parent.joinpath("result.json").is_file()

@@ -84,6 +84,6 @@ def test_public_api_is_exactly_what_all_lists():
     for name in engine.__all__:
         assert getattr(engine, name) is not None
     public = {n for n in vars(engine) if not n.startswith("_")} - {
-        "boss", "bracket", "model", "ranking", "seeding", "simulation", "weights"
+        "boss", "bracket", "comparison", "model", "ranking", "seeding", "simulation", "weights"
     }
     assert public == set(engine.__all__)

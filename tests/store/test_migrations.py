@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,10 +14,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
+from trainarena.contract import TaskType
+from trainarena.runs import task_key
 from trainarena.settings import Settings
-from trainarena.store import Base, Run, Store, make_engine, open_store, open_store_url, upgrade_schema
+from trainarena.store import Base, EvaluationRow, Run, Store, make_engine, open_store, open_store_url, upgrade_schema
+from trainarena.store.adhoc import start_adhoc_run
 from trainarena.store.database import alembic_config
 from trainarena.store.locks import migration_connection
+from trainarena.tasks.base import TaskDefinition
 
 EXPECTED_TABLES = {
     "competitor", "tournament", "tournament_entrant", "round", "match", "task", "run", "evaluation",
@@ -31,7 +37,7 @@ def test_fresh_sqlite_file_is_migrated_to_head(tmp_path: Path) -> None:
         with store.engine.connect() as connection:
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
 
 
 def test_opening_twice_is_idempotent(tmp_path: Path) -> None:
@@ -148,6 +154,54 @@ def test_0002_downgrades_back_to_the_run_columns(tmp_path: Path) -> None:
         engine.dispose()
 
 
+# --- 0003: ad-hoc runs beside tournament runs ----------------------------------------------------
+
+_DEFINITION = {"name": "units", "task_type": "instruct", "base_model": "tiny", "dataset": {"source": "u.jsonl"},
+               "budget_seconds": 30.0, "seed": 1234}  # fmt: skip
+
+
+def test_0003_keys_existing_tasks_and_marks_their_runs_as_tournament_runs(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade_schema(engine, "0002")
+    with engine.begin() as connection:
+        for statement in _0001_ROWS.split(";")[:4]:
+            connection.exec_driver_sql(statement)
+        connection.exec_driver_sql("INSERT INTO task VALUES (1, 1, 0, ?, NULL)", (json.dumps(_DEFINITION),))
+        connection.exec_driver_sql("INSERT INTO run (id, task_id, competitor_id, status) VALUES (1, 1, 1, 'pending')")
+    upgrade_schema(engine)
+    store = Store(engine)
+    try:
+        with store.session() as session:
+            [run] = session.scalars(select(Run))
+            definition = TaskDefinition(**{**_DEFINITION, "task_type": TaskType.INSTRUCT})
+            assert run.origin == "tournament" and run.task.digest == task_key(definition)
+            assert task_key(definition) == task_key(replace(definition, seed=7)) != task_key(replace(definition, budget_seconds=31.0))
+        with store.transaction() as session:  # an ad-hoc run with its attempt and evaluation: gone when downgrading
+            adhoc = start_adhoc_run(session, origin="adhoc", definition=_DEFINITION, digest="d" * 24)
+            adhoc.attempt_records[0].evaluation = EvaluationRow(score=1.0, direction="lower")
+        with migration_connection(engine) as connection:
+            command.downgrade(alembic_config(connection), "0002")
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT id, status FROM run").fetchall() == [(1, "pending")]
+            assert connection.exec_driver_sql("SELECT count(*) FROM run_attempt").scalar() == 0
+            assert connection.exec_driver_sql("SELECT count(*) FROM evaluation").scalar() == 0
+            assert connection.exec_driver_sql("SELECT id FROM task").fetchall() == [(1,)]
+    finally:
+        store.close()
+
+
+def test_0003_downgrades_and_upgrades_on_postgresql(postgres_url: str) -> None:
+    with open_store_url(postgres_url) as store:
+        with store.transaction() as session:
+            start_adhoc_run(session, origin="house", definition=_DEFINITION, digest="e" * 24)
+        with migration_connection(store.engine) as connection:
+            command.downgrade(alembic_config(connection), "0002")
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM run").scalar() == 0
+        upgrade_schema(store.engine)
+        assert _drift(store.engine) == []
+
+
 _OPEN_AT_THE_GATE = """
 import sys, time
 from pathlib import Path
@@ -192,5 +246,5 @@ def test_processes_opening_a_fresh_store_at_once_all_succeed(backend: str, tmp_p
     url = f"sqlite:///{tmp_path / 'fresh.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     _assert_all_opened(open_at_once(url, tmp_path, processes=4))
     with open_store_url(url, migrate=False) as store, store.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0002"]
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0003"]
         assert _drift(store.engine) == []

@@ -97,3 +97,26 @@ def test_remove_competitor_refuses_when_any_row_refers_to_it(runner: CliRunner, 
         with store.transaction() as session, pytest.raises(StoreError, match="'alice' cannot be removed: other records refer to it"):
             remove_competitor(session, name="alice")
     assert names(runner) == ["alice"]
+
+
+def test_remove_keeps_the_competitors_adhoc_runs_with_their_source(runner: CliRunner, make_repo: RepoFactory) -> None:
+    """Runs tried with `trainarena run` are no tournament's record: the competitor may go, its runs stay,
+    naming the repository and commit they ran."""
+    from trainarena.store import Run, get_competitor
+    from trainarena.store.adhoc import start_adhoc_run
+
+    repo, sha = make_repo()
+    add(runner, "alice", repo, sha)
+    with open_store(Settings()) as store:
+        with store.transaction() as session:
+            alice = get_competitor(session, "alice")
+            repo_url = alice.repo_url
+            run_id = start_adhoc_run(session, origin="adhoc", definition={"name": "t"}, digest="d" * 24, competitor=alice).id
+    result = runner.invoke(app, ["competitor", "remove", "alice"])
+    assert result.exit_code == 0, result.output
+    assert names(runner) == []
+    with open_store(Settings()) as store, store.session() as session:
+        run = session.get(Run, run_id)
+        assert run is not None and run.competitor is None
+        assert (run.source_path, run.source_commit, run.source_dirty) == (repo_url, sha, False)
+    assert repo_url.endswith(str(repo))

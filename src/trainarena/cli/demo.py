@@ -19,6 +19,7 @@ from trainarena.execution import SandboxUnavailable, make_backend
 from trainarena.orchestrator import drive
 from trainarena.pipeline import SandboxedExecutor
 from trainarena.reporting.leaderboard import build_leaderboard
+from trainarena.reporting.run_detail import write_result_json
 from trainarena.settings import Settings
 from trainarena.store import get_tournament, named_lock, open_store
 from trainarena.store.leases import LeaseError, LeaseHolder
@@ -102,6 +103,7 @@ def demo_command(
                 lease_rules=settings.lease,
                 wait=wait,
                 on_wait=lambda holder: _say_waiting(console, holder),
+                on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir),
             )
         with store.session() as session:
             board = build_leaderboard(session, get_tournament(session, setup.tournament_id), finished)

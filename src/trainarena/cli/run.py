@@ -1,10 +1,11 @@
-"""`trainarena run`: one registered script on one task file, outside any tournament, through exactly
-the path a tournament takes (sandbox, artifact checks, hidden-split scoring)."""
+"""`trainarena run`: a registered script or a working tree on one task file, outside any tournament,
+through exactly the path a tournament takes (sandbox, artifact checks, hidden-split scoring); stored
+in the record, and printed next to the task's references (the base model, the house script)."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,74 +13,169 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import labelled, print_fields, print_reason
+from trainarena.cli.output import Col, OneLineTable, labelled, print_fields, print_reason
+from trainarena.contract import Direction
+from trainarena.engine.comparison import relative_improvement
 from trainarena.execution import SandboxUnavailable, make_backend
 from trainarena.pipeline import SandboxedExecutor
-from trainarena.reporting.run_detail import split_reason
+from trainarena.reporting.references import ReferenceLine
+from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, read_run_detail
 from trainarena.runs import CompetitorInfo
 from trainarena.settings import Settings
-from trainarena.store import get_competitor, open_store
+from trainarena.store import Store, get_competitor, open_store
+from trainarena.store.models import RunOrigin
+from trainarena.submissions import RegistrationError
 from trainarena.tasks import TaskFileError, load_task_file
+from trainarena.tasks.base import TaskDefinition
+from trainarena.workbench import Script, SeedsSummary, Workbench, WorkbenchExecutor, registered_script, worktree_script
+
+# One line per seed when a script ran under several.
+SEED_COLUMNS = (Col("run", justify="right"), Col("seed", justify="right"), Col("status"),
+                Col("score", justify="right"), Col("vs house", justify="right"), Col("reason", shrink_to=8))  # fmt: skip
 
 
-def _competitor(settings: Settings, name: str) -> CompetitorInfo:
-    with open_store(settings) as store, store.session() as session:
+def _competitor(store: Store, name: str) -> CompetitorInfo:
+    with store.session() as session:
         row = get_competitor(session, name)
         if row is None:
             raise typer.BadParameter(f"no competitor named {name!r}; register it with `trainarena competitor add`", param_hint="--competitor")
         return CompetitorInfo(row.name, row.repo_url, row.commit, row.tree_hash, row.entrypoint)
 
 
+def _script(settings: Settings, store: Store, competitor: str | None, repo: Path | None) -> Script:
+    if (competitor is None) == (repo is None):
+        raise typer.BadParameter("give either --competitor NAME (registered) or --repo PATH (a working tree)")
+    if competitor is not None:
+        return registered_script(_competitor(store, competitor))
+    assert repo is not None
+    try:
+        return worktree_script(settings, repo)
+    except RegistrationError as error:
+        Console(stderr=True).print(labelled("error", "red", f"--repo {repo}: {error}"), soft_wrap=True)
+        raise typer.Exit(code=2) from error
+
+
 def run_command(
-    competitor: Annotated[str, typer.Option(help="A registered competitor's name.")],
     task: Annotated[Path, typer.Option(help="A task file (TOML or JSON): type, base model, dataset, budget.", exists=True, dir_okay=False)],
+    competitor: Annotated[str | None, typer.Option(help="A registered competitor's name.")] = None,
+    repo: Annotated[Path | None, typer.Option(help="A working tree to run as it is, committed or not, without registering it.", file_okay=False)] = None,
+    seeds: Annotated[int, typer.Option(min=1, help="Run this many times, with the task's seed, seed + 1, ...; prints mean, spread and the lead over the house script with its confidence interval.")] = 1,
+    no_reference: Annotated[bool, typer.Option("--no-reference", help="Skip the references (base model, house script).")] = False,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run without a sandbox (only for scripts you trust).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Run one competitor's script on one task and print its status, score, artifact and logs."""
-    console = Console(stderr=json_output)
+    """Run a script on one task, store the run, and print its score next to the base model's and the house script's."""
+    console = Console(stderr=json_output, highlight=False)
     settings = Settings()
+    if seeds > settings.workbench.max_seeds:
+        raise typer.BadParameter(f"at most {settings.workbench.max_seeds} seeds (settings: workbench.max_seeds)", param_hint="--seeds")
     try:
         definition = load_task_file(task)
     except TaskFileError as error:
         raise typer.BadParameter(str(error), param_hint="--task") from error
-    info = _competitor(settings, competitor)
-    try:
-        backend = make_backend(settings, unsafe=unsafe)
-    except SandboxUnavailable as error:
-        console.print(labelled("error", "red", str(error)), soft_wrap=True)
-        raise typer.Exit(code=2) from error
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    run_dir = settings.work_dir / "adhoc" / f"{info.name}-{stamp}"
-    executor = SandboxedExecutor(settings, backend)
-    try:
-        with console.status(Text(f"running {info.name} on {definition.name} (budget {definition.budget_seconds:g} s)")):
-            report = executor.run_task(info, definition, run_dir, f"adhoc-{info.name}-{stamp}")
-    finally:
-        executor.close()
-    evaluation = report.evaluation
-    result = {
-        "competitor": info.name,
-        "task": definition.name,
-        "status": report.status.value,
-        "score": None if evaluation is None else evaluation.score,
-        "direction": None if evaluation is None else evaluation.direction.value,
-        "failure_reason": report.failure_reason,
-        "wall_seconds": round(report.wall_seconds, 2),
-        "artifact_path": None if report.artifact_path is None else str(report.artifact_path),
-        "artifact_digest": report.artifact_digest,
-        "log_path": None if report.log_path is None else str(report.log_path),
-    }
+    with open_store(settings) as store:
+        script = _script(settings, store, competitor, repo)
+        try:
+            backend = make_backend(settings, unsafe=unsafe)
+        except SandboxUnavailable as error:
+            console.print(labelled("error", "red", str(error)), soft_wrap=True)
+            raise typer.Exit(code=2) from error
+        executor = SandboxedExecutor(settings, backend)
+        try:
+            runs, summary = play(settings, store, executor, console, script, definition, seeds=seeds, references=not no_reference)
+        except RegistrationError as error:
+            console.print(labelled("error", "red", str(error)), soft_wrap=True)
+            raise typer.Exit(code=2) from error
+        finally:
+            executor.close()
     if json_output:
-        typer.echo(json.dumps(result, indent=2))
+        data = {"runs": [run.to_json() for run in runs], "summary": None if summary is None else _summary_json(summary)}
+        typer.echo(json.dumps(data, indent=2))
     else:
-        print_run_result(console, result)
-    if report.status.value != "succeeded":
+        print_result(Console(highlight=False), runs, summary)
+    if any(run.status != "succeeded" for run in runs):
         raise typer.Exit(code=1)
 
 
-def print_run_result(console: Console, result: dict[str, Any]) -> None:
-    """One ``key  value`` line per field, then a failure's whole reason and stderr tail as blocks."""
-    print_fields(console, [(key, "-" if value is None else str(value)) for key, value in result.items() if key != "failure_reason"])
-    summary, stderr_tail = split_reason(result["failure_reason"])
-    print_reason(console, summary, stderr_tail, None)
+def play(settings: Settings, store: Store, executor: WorkbenchExecutor, console: Console, script: Script,
+         definition: TaskDefinition, *, seeds: int, references: bool) -> tuple[list[RunDetail], SeedsSummary | None]:  # fmt: skip
+    """References first (computed once per task), then the script's runs, read back from the store;
+    with several seeds, their summary."""
+    status = console.status("")
+
+    def say(message: str) -> None:
+        status.update(Text(message))
+
+    bench = Workbench(settings, store, executor, say)
+    with status:
+        reference_ids = bench.references(definition) if references else {}
+        run_ids = bench.run(script, definition, seeds)
+    with store.session() as session:
+        runs = [read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES) for run_id in run_ids]
+    summary = bench.summarize(run_ids, reference_ids.get(RunOrigin.HOUSE)) if seeds > 1 else None
+    return runs, summary
+
+
+def _summary_json(summary: SeedsSummary) -> dict[str, Any]:
+    spread, lead = summary.spread, summary.house_lead
+    return {
+        "runs_scored": spread.runs, "mean": spread.mean, "std": spread.std, "min": spread.minimum, "max": spread.maximum,
+        "lead_over_house": None if lead is None else {
+            "estimate": lead.estimate, "low": lead.low, "high": lead.high, "confidence": lead.confidence,
+            "paired_per_example": lead.paired, "clear": lead.clear,
+        },
+    }  # fmt: skip
+
+
+def _improvement(line: ReferenceLine) -> str:
+    if line.improvement is None:
+        return "-"
+    return f"{abs(line.improvement):.1%} {'better' if line.improvement >= 0 else 'worse'}"
+
+
+def _print_run(console: Console, run: RunDetail) -> None:
+    score = "-" if run.score is None else f"{run.score:.4f} ({run.direction} is better)"
+    where = run.repo_url if run.commit in (None, "") else f"{run.repo_url} at {run.commit[:12]}"
+    if run.dirty:
+        where += " with uncommitted changes"
+    fields = [("run", f"{run.run_id} (`trainarena runs show {run.run_id}`)"), ("script", f"{run.competitor} ({where})"),
+              ("task", f"{run.task} ({run.task_type}, budget {run.budget_seconds:g} s, seed {run.seed})"),
+              ("status", run.status), ("score", score)]  # fmt: skip
+    fields += [(f"{line.label}", f"{line.score:.4f}, the script is {_improvement(line)}") for line in run.references]
+    fields += [("wall time", "-" if run.wall_seconds is None else f"{run.wall_seconds:.1f} s"),
+               ("artifact", run.artifact_path or "-"), ("logs", run.log_path or "-")]  # fmt: skip
+    print_fields(console, fields)
+    print_reason(console, run.summary, run.stderr_tail if run.status != "succeeded" else None, None)
+
+
+def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary | None) -> None:
+    """One run in full; several seeds as one line each, then their spread and lead over the house script."""
+    if len(runs) == 1:
+        _print_run(console, runs[0])
+        return
+    table = OneLineTable(SEED_COLUMNS, title=f"{runs[0].competitor} on {runs[0].task}, {len(runs)} seeds")
+    for run in runs:
+        house = next((line for line in run.references if line.kind == RunOrigin.HOUSE), None)
+        table.add_row([str(run.run_id), str(run.seed), run.status, "-" if run.score is None else f"{run.score:.4f}",
+                       "-" if house is None else _improvement(house), run.reason or "-"])  # fmt: skip
+    console.print(table)
+    if summary is None:
+        console.print("no run scored: nothing to summarise")
+        return
+    spread, lead = summary.spread, summary.house_lead
+    lines = [("mean", f"{spread.mean:.4f} over {spread.runs} scored runs"),
+             ("spread", f"std {spread.std:.4f}, min {spread.minimum:.4f}, max {spread.maximum:.4f}")]  # fmt: skip
+    direction = Direction(next(run.direction for run in runs if run.direction))
+    for reference in runs[0].references:
+        change = replace(reference, improvement=relative_improvement(spread.mean, reference.score, direction))
+        lines.append((reference.label, f"{reference.score:.4f}, the mean is {_improvement(change)}"))
+    house = next((line for line in runs[0].references if line.kind == RunOrigin.HOUSE), None)
+    if lead is not None and house is not None:
+        verdict = "a clear difference" if lead.clear else "within the noise"
+        lines.append(("vs house", f"lead {lead.estimate:+.4f} over {house.score:.4f}: {verdict}"))
+        if lead.low is None or lead.high is None:
+            lines.append(("interval", "none (one run, no per-example scores)"))
+        else:
+            paired = ", paired per example" if lead.paired else ""
+            lines.append(("interval", f"{lead.confidence:.0%}: {lead.low:+.4f} to {lead.high:+.4f}{paired}"))
+    print_fields(console, lines)

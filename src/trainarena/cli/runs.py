@@ -12,15 +12,24 @@ from rich.console import Console
 
 from trainarena.cli.output import Col, OneLineTable, labelled, print_fields, print_reason
 from trainarena.contract import RunStatus
-from trainarena.reporting.run_detail import RunDetail, RunSummary, UnknownRunError, list_runs, read_run_detail
+from trainarena.reporting.references import REFERENCE_LABELS
+from trainarena.reporting.run_detail import (
+    AD_HOC,
+    RESULT_TAIL_LINES,
+    RunDetail,
+    RunSummary,
+    UnknownRunError,
+    list_runs,
+    read_run_detail,
+)
 from trainarena.settings import Settings
 from trainarena.store import get_competitor, get_tournament_by_name, open_store
 
-app = typer.Typer(help="Look at tournament runs: one in full (reason, stderr tail, files, score, timings), or a list.", no_args_is_help=True)
+app = typer.Typer(help="Look at runs, in tournaments and ad hoc: one in full (reason, stderr tail, files, score, references, timings), or a list.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-# Lines of the stderr log `runs show` prints unless told otherwise.
-DEFAULT_TAIL_LINES = 20
+# Lines of the stderr log `runs show` prints unless told otherwise (as many as result.json holds).
+DEFAULT_TAIL_LINES = RESULT_TAIL_LINES
 # One line per run: the names and the reason shrink (with an ellipsis) to fit the terminal.
 LIST_COLUMNS = (
     Col("run", justify="right"),
@@ -57,19 +66,41 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
 
 
+def _place(run: RunDetail) -> list[tuple[str, str]]:
+    if run.tournament is None:
+        what = "ad hoc (`trainarena run`)" if run.origin == "adhoc" else f"reference: {REFERENCE_LABELS.get(run.origin, run.origin)}"
+        return [("played", what)]
+    return [("tournament", f"{run.tournament} (id {run.tournament_id})"),
+            ("round", f"{run.round} ({run.stage}), match {run.match_id}")]  # fmt: skip
+
+
+def _source(run: RunDetail) -> str:
+    if run.repo_url is None:
+        return run.competitor
+    where = run.repo_url if not run.commit else f"{run.repo_url} at {run.commit}"
+    state = {True: ", with uncommitted changes", False: ", clean"}.get(run.dirty, "") if run.dirty is not None else ""
+    return f"{run.competitor} ({where}{state})"
+
+
 def _print_detail(console: Console, run: RunDetail) -> None:
     score = "-" if run.score is None else f"{run.score:.6f} ({run.direction} is better)"
+    references = []
+    for line in run.references:
+        change = "" if line.improvement is None else f", this run {abs(line.improvement):.1%} {'better' if line.improvement >= 0 else 'worse'}"
+        references.append((line.label, f"{line.score:.6f} (run {line.run_id}{change})"))
+    task_seed = "" if run.seed is None or run.tournament is not None else f", seed {run.seed}"
     print_fields(
         console,
         [
             ("run", str(run.run_id)),
-            ("tournament", f"{run.tournament} (id {run.tournament_id})"),
-            ("round", f"{run.round} ({run.stage}), match {run.match_id}"),
-            ("task", f"{run.task} ({run.task_type} on {run.base_model}, budget {_seconds(run.budget_seconds)})"),
-            ("competitor", f"{run.competitor} ({run.repo_url} at {run.commit})"),
+            *_place(run),
+            ("task", f"{run.task} ({run.task_type} on {run.base_model}, budget {_seconds(run.budget_seconds)}{task_seed})"),
+            ("competitor", _source(run)),
+            *([("snapshot", run.snapshot_path)] if run.snapshot_path else []),
             ("status", run.status),
             ("attempts", str(run.attempts)),
             ("score", score),
+            *references,
             ("started", _time(run.started_at)),
             ("finished", _time(run.finished_at)),
             ("wall time", _seconds(run.wall_seconds)),
@@ -108,29 +139,34 @@ def show_command(
 
 def _list_row(run: RunSummary) -> list[str]:
     score = "-" if run.score is None or run.status != RunStatus.SUCCEEDED else f"{run.score:.4f}"
-    return [str(run.run_id), run.tournament, f"{run.stage} r{run.round}", run.task, run.competitor, run.status, score, run.reason]
+    if run.tournament is None:
+        where, round_text = ("ad hoc", "-") if run.origin == "adhoc" else ("reference", "-")
+    else:
+        where, round_text = run.tournament, f"{run.stage} r{run.round}"
+    return [str(run.run_id), where, round_text, run.task, run.competitor, run.status, score, run.reason]
 
 
 @app.command("list")
 def list_command(
-    tournament: Annotated[str | None, typer.Option(help="Only the runs of this tournament (its name).")] = None,
+    tournament: Annotated[str | None, typer.Option(help=f"Only the runs of this tournament (its name), or '{AD_HOC}' for those outside tournaments.")] = None,
     competitor: Annotated[str | None, typer.Option(help="Only the runs of this competitor (its name).")] = None,
     status: Annotated[RunStatus | None, typer.Option(help="Only runs with this status.")] = None,
+    task: Annotated[str | None, typer.Option(help="Only the runs of this task (its name, or a prefix of its digest).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """List tournament runs in play order, one line each; `trainarena runs show RUN_ID` prints one in full."""
+    """List runs, one line each: tournament runs in play order, then ad-hoc runs and references; `trainarena runs show RUN_ID` prints one in full."""
     with open_store(Settings()) as store, store.session() as session:
-        if tournament is not None and get_tournament_by_name(session, tournament) is None:
+        if tournament not in (None, AD_HOC) and get_tournament_by_name(session, tournament) is None:
             raise _fail(f"no tournament named {tournament!r}; `trainarena status` lists the tournaments")
         if competitor is not None and get_competitor(session, competitor) is None:
             raise _fail(f"no competitor named {competitor!r}; see `trainarena competitor list`")
-        runs = list_runs(session, tournament=tournament, competitor=competitor, status=None if status is None else status.value)
+        runs = list_runs(session, tournament=tournament, competitor=competitor, status=None if status is None else status.value, task=task)
     if as_json:
         typer.echo(json.dumps([run.to_json() for run in runs], indent=2))
         return
     if not runs:
-        filtered = any(value is not None for value in (tournament, competitor, status))
-        typer.echo("no runs match the filters" if filtered else "no runs yet; `trainarena demo` plays a whole tournament")
+        filtered = any(value is not None for value in (tournament, competitor, status, task))
+        typer.echo("no runs match the filters" if filtered else "no runs yet; `trainarena run` or `trainarena demo` makes some")
         return
     table = OneLineTable(LIST_COLUMNS, title="Runs")
     for run in runs:

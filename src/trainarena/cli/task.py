@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from trainarena.cli.leaderboards import print_task_board, stored_task_board
 from trainarena.cli.output import Col, OneLineTable
+from trainarena.runs import task_key
 from trainarena.settings import Settings
 from trainarena.tasks import DatasetError, TaskFileError, load_task_file
 from trainarena.tasks.base import count_dropped, describe_dropped
@@ -146,26 +148,38 @@ SHOW_HELP = (
     "Describe a task: its type, base model, dataset, rows and the train/hidden split sizes (prepared exactly as "
     "`task check` does, nothing trained), its budget, what the score is and which way is better, and the field "
     "mapping. NAME is a file stem in examples/tasks (see `trainarena task list`) or a path to any task file. The "
-    "first use of a built-in asset builds it (up to a minute)."
+    "first use of a built-in asset builds it (up to a minute). --leaderboard adds every run ever stored on the "
+    "task (tournament runs, ad-hoc runs, the references), best score per entrant."
 )
 
 
 @app.command("show", help=SHOW_HELP, short_help="Describe a task: data, split sizes, budget, score.")
 def show_command(
     name: Annotated[str, typer.Argument(help="A name from `trainarena task list`, or a path to a task file.")],
+    leaderboard: Annotated[bool, typer.Option("--leaderboard", help="Also rank every stored run on this task.")] = False,
     json_output: JsonFlag = False,
 ) -> None:
     settings = Settings()
     try:
+        path = find_task_file(name, examples_folder())
         with Console(stderr=True).status(Text(f"preparing {name} (a first use of a built-in asset builds it)")):
-            description = describe_task(find_task_file(name, examples_folder()), settings)
+            description = describe_task(path, settings)
+        board = stored_task_board(settings, task_key(load_task_file(path, settings))) if leaderboard else None
     except (TaskFileError, DatasetError) as error:
         raise _fail(str(error), json_output, name=name) from None
     details = description.to_json()
     if json_output:
+        if leaderboard:
+            details["leaderboard"] = None if board is None else board.to_json()
         typer.echo(json.dumps(details, indent=2))
         return
     _print_description(description)
+    if leaderboard:
+        console = Console(highlight=False)
+        if board is None:
+            console.print(Text(f"no run is stored on this task yet: trainarena run --repo PATH --task {path}"), soft_wrap=True)
+        else:
+            print_task_board(console, board)
 
 
 def _print_description(description: TaskDescription) -> None:

@@ -5,6 +5,7 @@ docs/rules.md states every rule in plain words; this package is its executable f
 
 from trainarena.engine.boss import bootstrap_win_fraction, boss_decision, boss_lead, required_lead
 from trainarena.engine.bracket import Replay, RoundDecision, group_sizes, next_step, play_out, replay
+from trainarena.engine.comparison import LeadInterval, SeedSpread, lead_interval, relative_improvement, seed_spread
 from trainarena.engine.model import (
     BossDecision,
     BossTaskResult,
@@ -29,6 +30,7 @@ __all__ = [
     "BossTaskResult",
     "Finished",
     "LatentSkillPlayer",
+    "LeadInterval",
     "Match",
     "MatchDecision",
     "PlayRound",
@@ -37,6 +39,7 @@ __all__ = [
     "Replay",
     "RoundDecision",
     "RoundPlan",
+    "SeedSpread",
     "SimulationReport",
     "Stage",
     "TaskOutcome",
@@ -50,11 +53,14 @@ __all__ = [
     "hybrid_ratio",
     "hybrid_weights",
     "is_failed",
+    "lead_interval",
     "next_step",
     "play_out",
     "rank_task",
+    "relative_improvement",
     "replay",
     "required_lead",
+    "seed_spread",
     "simulate",
     "tournament_weights",
 ]

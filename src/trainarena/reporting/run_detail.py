@@ -7,6 +7,7 @@ last lines of the script's stderr. Tables show :func:`short_reason` (one line); 
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -16,11 +17,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainarena.store import Competitor, MatchRow, Round, Run, TaskRow, Tournament
+from trainarena.reporting.references import ReferenceLine, reference_lines, run_label
+from trainarena.store import Competitor, MatchRow, Round, Run, Store, TaskRow, Tournament
+from trainarena.store.models import RunOrigin
 
 # How execution/supervise.py joins a crash's summary and its log tail in the recorded reason.
 STDERR_TAIL_MARKER = "--- stderr tail ---"
 STDERR_LOG_NAME = "stderr.log"  # the script's stderr, in the run's log folder
+RESULT_FILE_NAME = "result.json"  # in each run's folder: what `runs show --json` prints
+RESULT_TAIL_LINES = 20  # stderr lines in result.json, and what `runs show` prints unless told otherwise
 
 
 class UnknownRunError(LookupError):
@@ -121,25 +126,32 @@ def task_name(task: TaskRow) -> str:
 
 @dataclass(frozen=True)
 class RunDetail:
-    """Everything about one run: where it was played, by whom, how it ended and where its files are."""
+    """Everything about one run: where it was played (a tournament's round and match, or ad hoc), by
+    whom (a registered competitor, a working tree, or a reference), how it ended and where its files are."""
 
     run_id: int
-    tournament_id: int
-    tournament: str
-    round: int  # 1-based, as the bracket shows it
-    stage: str
-    match_id: str
+    origin: str  # tournament | adhoc | house | base_model
+    tournament_id: int | None
+    tournament: str | None
+    round: int | None  # 1-based, as the bracket shows it
+    stage: str | None
+    match_id: str | None
     task: str
+    task_digest: str | None  # runs.task_key: equal digests, comparable scores
     task_type: str
     base_model: str
     budget_seconds: float | None
-    competitor: str
-    repo_url: str
-    commit: str
+    seed: int | None
+    competitor: str  # the competitor's name, a working tree's folder name, or the reference's name
+    repo_url: str | None  # a competitor's repository, or a working tree's path
+    commit: str | None
+    dirty: bool | None  # a working tree with uncommitted changes
+    snapshot_path: str | None  # the copy of a working tree the sandbox ran
     status: str
     attempts: int
     score: float | None
     direction: str | None
+    references: tuple[ReferenceLine, ...]
     reason: str  # one line, as tables show it
     summary: str  # the platform's full summary of a failure
     failure_reason: str | None  # the whole recorded text (summary and stderr tail)
@@ -158,6 +170,7 @@ class RunDetail:
         for key in ("started_at", "finished_at"):
             data[key] = None if data[key] is None else data[key].isoformat()
         data["attempt_history"] = [line.to_json() for line in self.attempt_history]
+        data["references"] = [line.to_json() for line in self.references]
         return data
 
 
@@ -177,34 +190,51 @@ def _stderr_tail(log_path: str | None, recorded: str | None, lines: int) -> tupl
     return "\n".join(recorded.splitlines()[-lines:]), "recorded with the failure reason"
 
 
+def _place(run: Run) -> dict[str, Any]:
+    """Where a run was played: its tournament, round and match, or nothing for an ad-hoc run."""
+    match = run.task.match
+    if match is None:
+        return dict(tournament_id=None, tournament=None, round=None, stage=None, match_id=None)
+    round_row = match.round
+    return dict(tournament_id=round_row.tournament.id, tournament=round_row.tournament.name, round=round_row.index + 1,
+                stage=round_row.stage, match_id=match.match_id)  # fmt: skip
+
+
+def _source(run: Run) -> dict[str, Any]:
+    """What ran: a registered competitor's repository and commit, or a working tree's path and state."""
+    if run.competitor is not None:
+        return dict(repo_url=run.competitor.repo_url, commit=run.competitor.commit, dirty=None, snapshot_path=None)
+    return dict(repo_url=run.source_path, commit=run.source_commit, dirty=run.source_dirty, snapshot_path=run.snapshot_path)
+
+
 def read_run_detail(session: Session, run_id: int, *, tail_lines: int) -> RunDetail:
     """Run ``run_id`` in full, with the last ``tail_lines`` lines of its stderr (see ``_stderr_tail``)."""
     run = session.get(Run, run_id)
     if run is None:
         raise UnknownRunError(f"no run with id {run_id}")
     attempt = counted_attempt(run)
-    task, match = run.task, run.task.match
+    task = run.task
     summary, recorded_tail = split_reason(attempt.failure_reason)
     tail, tail_from = _stderr_tail(attempt.log_path, recorded_tail, tail_lines)
-    budget = task.definition.get("budget_seconds")
+    budget, seed = task.definition.get("budget_seconds"), task.definition.get("seed")
+    is_reference = run.origin in RunOrigin.REFERENCES
     return RunDetail(
         run_id=run.id,
-        tournament_id=match.round.tournament.id,
-        tournament=match.round.tournament.name,
-        round=match.round.index + 1,
-        stage=match.round.stage,
-        match_id=match.match_id,
+        origin=run.origin,
+        **_place(run),
         task=task_name(task),
+        task_digest=task.digest,
         task_type=str(task.definition.get("task_type", "-")),
         base_model=str(task.definition.get("base_model", "-")),
         budget_seconds=None if budget is None else float(budget),
-        competitor=run.competitor.name,
-        repo_url=run.competitor.repo_url,
-        commit=run.competitor.commit,
+        seed=None if seed is None else int(seed),
+        competitor=run_label(run),
+        **_source(run),
         status=attempt.status,
         attempts=attempt.attempts,
         score=attempt.score,
         direction=attempt.direction,
+        references=() if is_reference else reference_lines(session, task.digest, attempt.score, attempt.direction),
         reason=short_reason(attempt.failure_reason),
         summary=summary,
         failure_reason=attempt.failure_reason,
@@ -220,15 +250,28 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int) -> RunDet
     )
 
 
+def write_result_json(store: Store, run_id: int, run_dir: Path) -> Path:
+    """``run_dir/result.json``: the run as ``runs show --json`` prints it, written once it has ended
+    (``orchestrator.drive``'s ``on_stored`` for a tournament's runs; the workbench for ad-hoc ones)."""
+    path = run_dir / RESULT_FILE_NAME
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with store.session() as session:
+        detail = read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES)
+    path.write_text(json.dumps(detail.to_json(), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """One run as a row of ``runs list``."""
 
     run_id: int
-    tournament: str
-    round: int
-    stage: str
+    origin: str
+    tournament: str | None
+    round: int | None
+    stage: str | None
     task: str
+    task_digest: str | None
     competitor: str
     status: str
     attempts: int
@@ -239,42 +282,62 @@ class RunSummary:
         return asdict(self)
 
 
+# ``runs list --tournament`` value that selects the runs played outside any tournament.
+AD_HOC = "ad hoc"
+
+
+def _summary(run: Run) -> RunSummary:
+    attempt = counted_attempt(run)
+    place = _place(run)
+    return RunSummary(
+        run_id=run.id,
+        origin=run.origin,
+        tournament=place["tournament"],
+        round=place["round"],
+        stage=place["stage"],
+        task=task_name(run.task),
+        task_digest=run.task.digest,
+        competitor=run_label(run),
+        status=attempt.status,
+        attempts=attempt.attempts,
+        score=attempt.score,
+        reason=short_reason(attempt.failure_reason),
+    )
+
+
 def list_runs(
-    session: Session, *, tournament: str | None = None, competitor: str | None = None, status: str | None = None
+    session: Session,
+    *,
+    tournament: str | None = None,
+    competitor: str | None = None,
+    status: str | None = None,
+    task: str | None = None,
 ) -> list[RunSummary]:
-    """Runs in play order (tournament, round, match, task), optionally only those of one tournament
-    (by name), one competitor (by name) or one status."""
-    query = (
+    """Tournament runs in play order (tournament, round, match, task), then runs outside tournaments
+    (ad hoc and references) oldest first. Filters: one tournament by name (or :data:`AD_HOC` for
+    those outside), one competitor (by name), one status, one task (its name or a digest prefix)."""
+    played = (
         select(Run)
         .join(Run.task)
         .join(TaskRow.match)
         .join(MatchRow.round)
         .join(Round.tournament)
-        .join(Run.competitor)
         .order_by(Tournament.id, Round.index, MatchRow.position, TaskRow.index, Run.id)
     )
-    if tournament is not None:
-        query = query.where(Tournament.name == tournament)
-    if competitor is not None:
-        query = query.where(Competitor.name == competitor)
-    if status is not None:
-        query = query.where(Run.status == status)
-    summaries = []
-    for run in session.scalars(query):
-        attempt = counted_attempt(run)
-        round_row = run.task.match.round
-        summaries.append(
-            RunSummary(
-                run_id=run.id,
-                tournament=round_row.tournament.name,
-                round=round_row.index + 1,
-                stage=round_row.stage,
-                task=task_name(run.task),
-                competitor=run.competitor.name,
-                status=attempt.status,
-                attempts=attempt.attempts,
-                score=attempt.score,
-                reason=short_reason(attempt.failure_reason),
-            )
-        )
-    return summaries
+    outside = select(Run).join(Run.task).where(TaskRow.match_row_id.is_(None)).order_by(Run.id)
+    if tournament is None:
+        queries = [played, outside]
+    else:
+        queries = [outside] if tournament == AD_HOC else [played.where(Tournament.name == tournament)]
+    runs = []
+    for query in queries:
+        if competitor is not None:
+            query = query.join(Run.competitor).where(Competitor.name == competitor)
+        if status is not None:
+            query = query.where(Run.status == status)
+        runs += [run for run in session.scalars(query) if task is None or _is_task(run.task, task)]
+    return [_summary(run) for run in runs]
+
+
+def _is_task(row: TaskRow, wanted: str) -> bool:
+    return task_name(row) == wanted or (len(wanted) >= 6 and (row.digest or "").startswith(wanted))

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -13,6 +13,7 @@ from trainarena.store.models import (
     MatchRow,
     Round,
     Run,
+    RunOrigin,
     TaskRow,
     Tournament,
     TournamentEntrant,
@@ -106,7 +107,8 @@ def competitor_tournaments(session: Session, competitor: Competitor) -> list[str
 def remove_competitor(session: Session, *, name: str) -> Competitor:
     """Delete the competitor ``name`` (flushed, not committed) and return the deleted row. StoreError when
     there is none, or when a record keeps it: a tournament's (the record stays whole, so the competitor
-    stays) or any other row that refers to it."""
+    stays) or any other row that refers to it. Its ad-hoc runs (``trainarena run``) stay, detached: each
+    keeps the repository and commit it ran as its source."""
     competitor = get_competitor(session, name)
     if competitor is None:
         raise StoreError(f"no competitor named {name!r}; see `trainarena competitor list`")
@@ -116,6 +118,7 @@ def remove_competitor(session: Session, *, name: str) -> Competitor:
             f"competitor {name!r} cannot be removed: it is in the records of tournament(s) {', '.join(tournaments)}, "
             "whose records stay whole; register new code under a new name instead"
         )
+    _detach_adhoc_runs(session, competitor)
     try:
         with session.begin_nested():  # a row of another table that refers to it fails here, not at commit
             session.delete(competitor)
@@ -123,6 +126,14 @@ def remove_competitor(session: Session, *, name: str) -> Competitor:
     except IntegrityError as error:
         raise StoreError(f"competitor {name!r} cannot be removed: other records refer to it ({error.orig})") from None
     return competitor
+
+
+def _detach_adhoc_runs(session: Session, competitor: Competitor) -> None:
+    session.execute(
+        update(Run)
+        .where(Run.competitor_id == competitor.id, Run.origin == RunOrigin.ADHOC)
+        .values(competitor_id=None, source_path=competitor.repo_url, source_commit=competitor.commit, source_dirty=False)
+    )
 
 
 def competitors_at_commit(session: Session, commit: str) -> list[Competitor]:

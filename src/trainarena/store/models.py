@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -164,18 +165,21 @@ class MatchRow(Base):
 
 
 class TaskRow(Base):
-    """One task a match trains on: its full definition, so the round can be replayed and audited."""
+    """One task a match trains on, or that one ad-hoc run trained on (no match): its full definition,
+    so the run can be replayed and audited."""
 
     __tablename__ = "task"
     __table_args__ = (UniqueConstraint("match_row_id", "index"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    match_row_id: Mapped[int] = mapped_column(ForeignKey("match.id", ondelete="CASCADE"))
+    match_row_id: Mapped[int | None] = mapped_column(ForeignKey("match.id", ondelete="CASCADE"))  # None: ad hoc
     index: Mapped[int] = mapped_column(Integer)
     definition: Mapped[dict[str, Any]] = mapped_column()  # type, base model, dataset, budget, seed
     prepared: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # prepared paths, once prepared
+    # runs.task_key of the definition (seed left out): runs with equal keys are comparable.
+    digest: Mapped[str | None] = mapped_column(String(24), index=True)
 
-    match: Mapped[MatchRow] = relationship(back_populates="tasks")
+    match: Mapped[MatchRow | None] = relationship(back_populates="tasks")
     runs: Mapped[list[Run]] = relationship(back_populates="task", order_by="Run.id", cascade="all, delete-orphan")
 
 
@@ -194,16 +198,36 @@ class _CountedAttemptValue:
         raise AttributeError(f"Run.{self.name} is its counted attempt's: set it on a RunAttempt and count that attempt")
 
 
+class RunOrigin:
+    """Why a run exists: played in a tournament, started with ``trainarena run``, or one of the two
+    references ``trainarena run`` compares with (the house script's run, the untrained base model)."""
+
+    TOURNAMENT = "tournament"
+    ADHOC = "adhoc"
+    HOUSE = "house"
+    BASE_MODEL = "base_model"
+    REFERENCES = (HOUSE, BASE_MODEL)
+
+
 class Run(Base):
-    """One competitor's script on one task. Each try is a :class:`RunAttempt`; the run's result (score,
-    artifact, logs, failure) is the counted attempt's, read through the properties below."""
+    """One script on one task. Each try is a :class:`RunAttempt`; the run's result (score, artifact,
+    logs, failure) is the counted attempt's, read through the properties below. A tournament run is a
+    registered competitor's; an ad-hoc run is a registered competitor's or a working tree's (``source_*``);
+    a reference run has neither."""
 
     __tablename__ = "run"
     __table_args__ = (UniqueConstraint("task_id", "competitor_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"))
-    competitor_id: Mapped[int] = mapped_column(ForeignKey("competitor.id"))
+    competitor_id: Mapped[int | None] = mapped_column(ForeignKey("competitor.id"))
+    origin: Mapped[str] = mapped_column(String(16), default=RunOrigin.TOURNAMENT, server_default=RunOrigin.TOURNAMENT, index=True)
+    # An unregistered working tree (``trainarena run --repo``): its path, HEAD commit when it is a git
+    # repository, whether it had uncommitted changes, and the snapshot the sandbox ran.
+    source_path: Mapped[str | None] = mapped_column(Text)
+    source_commit: Mapped[str | None] = mapped_column(String(64))
+    source_dirty: Mapped[bool | None] = mapped_column(Boolean)
+    snapshot_path: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=RunStatus.PENDING.value, index=True)
     # use_alter: run and run_attempt reference each other; the attempt rows are created first.
     counted_attempt_id: Mapped[int | None] = mapped_column(
@@ -213,7 +237,7 @@ class Run(Base):
     abandoned_reason: Mapped[str | None] = mapped_column(Text)
 
     task: Mapped[TaskRow] = relationship(back_populates="runs")
-    competitor: Mapped[Competitor] = relationship()
+    competitor: Mapped[Competitor | None] = relationship()
     attempt_records: Mapped[list[RunAttempt]] = relationship(
         back_populates="run",
         foreign_keys="RunAttempt.run_id",

@@ -16,17 +16,20 @@ from trainarena.submissions.registration import (
     find_copies,
     register,
 )
+from trainarena.submissions.worktree import WorktreeSnapshot, snapshot_worktree
 
 __all__ = [
     "CopyMatch",
     "Manifest",
     "Registration",
     "RegistrationError",
+    "WorktreeSnapshot",
     "check_commit_sha",
     "checkout_path",
     "find_copies",
     "normalize_repo_url",
     "parse_manifest",
     "register",
+    "snapshot_worktree",
     "source_digest",
 ]

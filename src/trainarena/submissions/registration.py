@@ -107,9 +107,7 @@ def register(settings: Settings, *, name: str, repo: str, commit: str) -> Regist
     check_tree_entries(entries, rules)
     files = [entry for entry in entries if entry.kind == "file"]
     blobs = git.read_blobs(mirror, [entry.object_id for entry in entries if entry.kind != "submodule"], timeout=timeout)
-    manifest = _manifest(entries, blobs)
-    _check_entrypoint(manifest, entries)
-    _check_symlinks(entries, blobs)
+    manifest = check_content(entries, blobs)
     checkout = checkout_path(settings, sha)
     export_tree(entries, blobs, checkout)
     return Registration(
@@ -160,6 +158,15 @@ def check_tree_entries(entries: Iterable[git.TreeEntry], rules: RegistrationRule
         problems.append(f"entries of an unsupported kind: {_capped(others, cap)}")
     if problems:
         raise RegistrationError("repository rejected: " + "; ".join(problems))
+
+
+def check_content(entries: list[git.TreeEntry], blobs: dict[str, bytes]) -> Manifest:
+    """The checks on what the files hold (after :func:`check_tree_entries`): a valid manifest, its
+    entrypoint a file of the tree, no link leaving the tree. Returns the manifest."""
+    manifest = _manifest(entries, blobs)
+    _check_entrypoint(manifest, entries)
+    _check_symlinks(entries, blobs)
+    return manifest
 
 
 def _manifest(entries: list[git.TreeEntry], blobs: dict[str, bytes]) -> Manifest:

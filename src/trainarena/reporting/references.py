@@ -1,0 +1,58 @@
+"""A score next to the references of its task: the untrained base model's and the house script's,
+with the relative improvement over each (plain data; ``trainarena run`` and ``runs show`` render it)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from trainarena.contract import Direction
+from trainarena.engine.comparison import relative_improvement
+from trainarena.store import Run
+from trainarena.store.adhoc import cached_reference
+from trainarena.store.models import RunOrigin
+
+# How each reference is named in tables and details, in the order they are shown.
+REFERENCE_LABELS = {RunOrigin.BASE_MODEL: "base model", RunOrigin.HOUSE: "house script"}
+
+
+@dataclass(frozen=True)
+class ReferenceLine:
+    """One reference of a task, and how a score compares with it."""
+
+    kind: str  # base_model | house
+    label: str
+    run_id: int
+    score: float
+    improvement: float | None  # the compared score's relative improvement (0.1: 10 % better); None: no score
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_label(run: Run) -> str:
+    """Who ran: the competitor's name, a working tree's folder name, or the reference's name."""
+    if run.competitor is not None:
+        return run.competitor.name
+    if run.origin in REFERENCE_LABELS or run.source_path is None:
+        return REFERENCE_LABELS.get(run.origin, run.origin)
+    return f"{Path(run.source_path).name} (tree)"
+
+
+def reference_lines(session: Session, digest: str | None, score: float | None, direction: str | None) -> tuple[ReferenceLine, ...]:
+    """The stored references of the task with ``digest`` (those computed so far), compared with ``score``."""
+    if digest is None:
+        return ()
+    lines = []
+    for kind, label in REFERENCE_LABELS.items():
+        reference = cached_reference(session, digest, kind)
+        if reference is None or reference.evaluation is None or reference.evaluation.score is None:
+            continue
+        value = reference.evaluation.score
+        better = Direction(direction or reference.evaluation.direction)
+        improvement = None if score is None else relative_improvement(score, value, better)
+        lines.append(ReferenceLine(kind, label, reference.id, value, improvement))
+    return tuple(lines)

@@ -1,0 +1,98 @@
+"""A per-task leaderboard: every run ever made on a task (tournament, ad hoc and references), as plain
+data (``trainarena task leaderboard NAME`` renders it).
+
+A task is a name and a definition: runs are comparable only on the same definition (``task.digest``,
+seed left out), so the board is for one digest: the one given, else the one of the task's newest run.
+One line per entrant (a registered competitor, a working tree's path, each reference) with its best
+score over all its runs there, ranked in the task's direction; entrants without a score follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from trainarena.contract import Direction, RunStatus
+from trainarena.engine.ranking import better_first_key
+from trainarena.reporting.references import run_label
+from trainarena.reporting.run_detail import counted_attempt, task_name
+from trainarena.store import Run, TaskRow
+from trainarena.store.adhoc import runs_of_tasks
+from trainarena.store.models import RunOrigin
+
+
+class UnknownTaskError(LookupError):
+    """No run was ever made on a task of that name (or digest)."""
+
+
+@dataclass(frozen=True)
+class BoardLine:
+    rank: int | None  # None: never scored on this task
+    entrant: str
+    origin: str  # tournament | adhoc | house | base_model (of the best run)
+    best_score: float | None
+    best_run_id: int  # the run that made the best score (the latest run when none scored)
+    runs: int
+    runs_scored: int
+
+
+@dataclass(frozen=True)
+class TaskBoard:
+    task: str
+    digest: str
+    direction: str | None
+    other_digests: list[str] = field(default_factory=list)  # other definitions under the same name
+    lines: list[BoardLine] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _entrant(run: Run) -> str:
+    """Runs of one entrant share this key: a competitor's name, a working tree's path, the reference."""
+    if run.origin == RunOrigin.ADHOC and run.competitor is None and run.source_path is not None:
+        return run.source_path
+    return run_label(run)
+
+
+def _digests(session: Session, name: str) -> list[str]:
+    """The digests of the tasks named ``name`` (or whose digest starts with it), newest first."""
+    rows = session.execute(select(TaskRow.digest, TaskRow.definition).where(TaskRow.digest.is_not(None)).order_by(TaskRow.id.desc()))
+    found: list[str] = []
+    for digest, definition in rows:
+        if (definition.get("name") == name or (len(name) >= 6 and digest.startswith(name))) and digest not in found:
+            found.append(digest)
+    return found
+
+
+def task_board(session: Session, name: str) -> TaskBoard:
+    """The leaderboard of the task named ``name`` (or with a digest starting with ``name``)."""
+    digests = _digests(session, name)
+    if not digests:
+        raise UnknownTaskError(f"no run was ever made on a task named {name!r}")
+    digest = digests[0]
+    runs = runs_of_tasks(session, [digest])
+    by_entrant: dict[str, list[Run]] = {}
+    for run in runs:
+        by_entrant.setdefault(_entrant(run), []).append(run)
+    direction = next((counted_attempt(r).direction for r in runs if counted_attempt(r).direction), None)
+    better = Direction(direction or Direction.LOWER)  # no run scored: the order does not matter
+    lines = [_line(entrant, own, better) for entrant, own in by_entrant.items()]
+    scored = sorted(((line.best_score, line) for line in lines if line.best_score is not None),
+                    key=lambda pair: (better_first_key(pair[0], better), pair[1].best_run_id))  # fmt: skip
+    ranked = [BoardLine(**{**asdict(line), "rank": rank}) for rank, (_, line) in enumerate(scored, start=1)]
+    unscored = sorted((line for line in lines if line.best_score is None), key=lambda line: line.best_run_id)
+    return TaskBoard(task_name(runs[0].task), digest, direction, digests[1:], ranked + unscored)
+
+
+def _line(entrant: str, runs: list[Run], better: Direction) -> BoardLine:
+    outcomes = [(counted_attempt(run).score, run) for run in runs if run.status == RunStatus.SUCCEEDED]
+    scored = [(score, run) for score, run in outcomes if score is not None]
+    if scored:
+        score, best = min(scored, key=lambda pair: (better_first_key(pair[0], better), pair[1].id))
+    else:
+        score, best = None, runs[-1]
+    return BoardLine(None, entrant, best.origin, score, best.id, len(runs), len(scored))

@@ -1,0 +1,84 @@
+"""Runs outside tournaments: ``trainarena run``'s own runs and the references it compares with.
+
+An ad-hoc run is a ``run`` row whose task row belongs to no match (see migration 0003). It is created
+running, with its one attempt, before the script starts (so ``runs list`` shows it while it trains);
+the caller stores the report on that attempt as a tournament's driver does.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from trainarena.contract import RunStatus
+from trainarena.store.models import AttemptStatus, Competitor, Run, RunAttempt, RunOrigin, TaskRow
+
+__all__ = ["WorkingTree", "cached_reference", "runs_of_tasks", "start_adhoc_run"]
+
+
+@dataclass(frozen=True)
+class WorkingTree:
+    """An unregistered script's source: where it was, its HEAD commit and state, what the sandbox ran."""
+
+    path: str
+    commit: str | None  # None: not a git repository (or one without a commit yet)
+    dirty: bool | None  # uncommitted changes; None when not a git repository
+    snapshot_path: str
+
+
+def start_adhoc_run(
+    session: Session,
+    *,
+    origin: str,
+    definition: dict[str, Any],
+    digest: str,
+    competitor: Competitor | None = None,
+    source: WorkingTree | None = None,
+) -> Run:
+    """A running run of ``origin`` (adhoc, house or base_model) on its own task row, with attempt 1
+    started now by this process. Flushed, so its id is known."""
+    if origin == RunOrigin.TOURNAMENT:
+        raise ValueError("a tournament's runs are created with its rounds, not as ad-hoc runs")
+    run = Run(origin=origin, competitor=competitor, status=RunStatus.RUNNING.value)
+    if source is not None:
+        run.source_path, run.source_commit = source.path, source.commit
+        run.source_dirty, run.snapshot_path = source.dirty, source.snapshot_path
+    run.task = TaskRow(index=0, definition=definition, digest=digest)
+    run.attempt_records.append(
+        RunAttempt(number=1, status=AttemptStatus.RUNNING, driver_host=socket.gethostname(), driver_pid=os.getpid())
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def cached_reference(session: Session, digest: str, origin: str) -> Run | None:
+    """The latest succeeded reference run of ``origin`` on the task with ``digest``, if any."""
+    if origin not in RunOrigin.REFERENCES:
+        raise ValueError(f"{origin!r} is not a reference origin; use one of {', '.join(RunOrigin.REFERENCES)}")
+    query = (
+        select(Run)
+        .join(Run.task)
+        .where(TaskRow.digest == digest, Run.origin == origin, Run.status == RunStatus.SUCCEEDED.value)
+        .order_by(Run.id.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
+
+
+def runs_of_tasks(session: Session, digests: list[str]) -> list[Run]:
+    """Every run, of any origin, on tasks with one of ``digests``, oldest first, attempts loaded."""
+    return list(
+        session.scalars(
+            select(Run)
+            .options(selectinload(Run.attempt_records).selectinload(RunAttempt.evaluation), selectinload(Run.competitor))
+            .join(Run.task)
+            .where(TaskRow.digest.in_(digests))
+            .order_by(Run.id)
+        )
+    )

@@ -1,0 +1,118 @@
+"""A working tree as a runnable submission, without registering it (``trainarena run --repo PATH``).
+
+The tree's files, committed or not, pass the same checks registration applies to a commit's tree
+(no weights or datasets, size limits, no submodules, a valid manifest and entrypoint, no link leaving
+the tree), then are copied into a content-addressed snapshot under the cache: the run binds that copy
+read-only, so editing the tree during or after a run changes nothing, and the stored run names the
+snapshot it ran. In a git repository the files are those git would see (tracked and untracked, minus
+what ``.gitignore`` excludes); elsewhere every file under the folder except ``.git`` and Python caches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainarena.settings import Settings
+from trainarena.submissions.digest import source_digest
+from trainarena.submissions.errors import RegistrationError
+from trainarena.submissions.git import TreeEntry
+from trainarena.submissions.manifest import Manifest
+from trainarena.submissions.registration import check_content, check_tree_entries, export_tree
+
+_SKIPPED_DIRS = frozenset({".git", "__pycache__"})
+_GIT_TIMEOUT_SECONDS = 30.0  # local commands on the user's own repository
+
+
+@dataclass(frozen=True)
+class WorktreeSnapshot:
+    path: Path  # the working tree, resolved
+    commit: str | None  # HEAD when it is a git repository with a commit
+    dirty: bool | None  # uncommitted or untracked changes under ``path``; None outside git
+    snapshot_dir: Path  # the checked copy the sandbox binds read-only
+    manifest: Manifest
+    source_digest: str
+
+    @property
+    def entrypoint(self) -> str:
+        return self.manifest.entrypoint
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """``git -C root ARGS`` output, or None when git is missing or fails (not a repository)."""
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=False,
+                              timeout=_GIT_TIMEOUT_SECONDS, check=False, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"})  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.decode("utf-8", errors="surrogateescape") if done.returncode == 0 else None
+
+
+def _listed_paths(root: Path) -> list[str]:
+    """Relative POSIX paths of the tree's files (see the module's docstring)."""
+    listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    if listed is not None:
+        # --cached also lists tracked files deleted from the tree: those are not part of it.
+        return sorted({p for p in listed.split("\0") if p and ((root / p).exists() or (root / p).is_symlink())})
+    paths = []
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not (Path(directory) / d).is_symlink())
+        links = [d for d in os.listdir(directory) if d not in files and (Path(directory) / d).is_symlink()]
+        paths += [(Path(directory) / name).relative_to(root).as_posix() for name in [*files, *links]]
+    return sorted(paths)
+
+
+def _entry(root: Path, relative: str) -> TreeEntry:
+    info = (root / relative).lstat()
+    if stat.S_ISLNK(info.st_mode):
+        mode = "120000"
+    elif stat.S_ISDIR(info.st_mode):  # a nested repository git lists as one path
+        mode = "160000"
+    elif stat.S_ISREG(info.st_mode):
+        mode = "100755" if info.st_mode & stat.S_IXUSR else "100644"
+    else:
+        mode = "0"
+    return TreeEntry(path=relative, mode=mode, object_id=relative, size=info.st_size if mode.startswith("100") else 0)
+
+
+def _read(root: Path, entry: TreeEntry) -> bytes:
+    if entry.kind == "symlink":
+        return os.readlink(root / entry.path).encode()
+    return (root / entry.path).read_bytes()
+
+
+def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
+    """Check the working tree at ``path`` as registration would and copy it into the cache; raise
+    RegistrationError naming what is wrong."""
+    root = path.expanduser().resolve()
+    if not root.is_dir():
+        raise RegistrationError(f"--repo {path}: not a folder; give the folder that holds your trainarena.toml")
+    entries = [_entry(root, relative) for relative in _listed_paths(root)]
+    rules = settings.registration
+    check_tree_entries(entries, rules)  # sizes and kinds first: nothing big is read
+    blobs = {entry.object_id: _read(root, entry) for entry in entries if entry.kind in ("file", "symlink")}
+    manifest = check_content(entries, blobs)
+    content = hashlib.sha256()
+    for entry in entries:
+        blob = blobs.get(entry.object_id, b"")
+        content.update(f"{entry.path}\0{entry.mode}\0{len(blob)}\0".encode("utf-8", "surrogateescape") + blob)
+    snapshot_dir = settings.cache_dir / "worktrees" / content.hexdigest()[:32]
+    export_tree(entries, blobs, snapshot_dir)
+    commit = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
+    status = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", ".")
+    return WorktreeSnapshot(
+        path=root,
+        commit=None if commit is None else commit.strip(),
+        dirty=None if status is None else bool(status.strip()),
+        snapshot_dir=snapshot_dir,
+        manifest=manifest,
+        source_digest=source_digest(
+            ((entry.path, blobs[entry.object_id]) for entry in entries if entry.kind == "file"),
+            ignore_suffixes=rules.digest_ignore_suffixes,
+            ignore_names=rules.digest_ignore_names,
+        ),
+    )

@@ -1,0 +1,192 @@
+"""``trainarena run``'s engine: a script on a task outside any tournament, through the tournament's own
+executor, recorded in the store, and compared with the task's references.
+
+A script is a registered competitor or a working tree (snapshotted and checked as registration would,
+``submissions.worktree``). The references of a task are the untrained base model scored as the
+artifact and the house script (``examples/competitors/baseline``, ``image_baseline`` for image tasks)
+run on the same task and budget (image tasks have the house script alone: ``reference_origins``).
+Each is computed the first time a task (``runs.task_key``) is run, stored as a run of origin
+``base_model`` or ``house``, and reused from the store afterwards. With several seeds, run k uses the
+task file's seed + k, and the runs are summarised against the house reference (``engine.comparison``).
+Every run ends with its ``result.json`` in its folder.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+from trainarena.contract import Direction, RunStatus, TaskType
+from trainarena.demo.text import examples_root
+from trainarena.engine.comparison import LeadInterval, SeedSpread, lead_interval, seed_spread
+from trainarena.orchestrator import store_report
+from trainarena.reporting.run_detail import write_result_json
+from trainarena.runs import CompetitorInfo, RunReport, definition_json, task_key
+from trainarena.settings import Settings
+from trainarena.store import Run, Store, get_competitor, named_lock
+from trainarena.store.adhoc import WorkingTree, cached_reference, start_adhoc_run
+from trainarena.store.models import RunOrigin
+from trainarena.submissions import RegistrationError
+from trainarena.submissions.worktree import WorktreeSnapshot, snapshot_worktree
+from trainarena.tasks.base import TaskDefinition
+
+__all__ = ["Script", "SeedsSummary", "Workbench", "house_script_dir", "registered_script", "worktree_script"]
+
+# What the workbench says while it works: one line per step that takes a while.
+Say = Callable[[str], None]
+
+
+class WorkbenchExecutor(Protocol):
+    """What the workbench needs of ``pipeline.SandboxedExecutor`` (tests pass a fake)."""
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport: ...
+
+    def evaluate_base_model(self, task: TaskDefinition) -> RunReport: ...
+
+
+@dataclass(frozen=True)
+class Script:
+    """A script to run: a registered competitor (by name), or a checked snapshot of a working tree."""
+
+    info: CompetitorInfo
+    competitor: str | None  # the registered name; None for a working tree
+    tree: WorkingTree | None
+
+
+def registered_script(info: CompetitorInfo) -> Script:
+    return Script(info, info.name, None)
+
+
+def worktree_script(settings: Settings, path: Path, name: str | None = None) -> Script:
+    """Snapshot and check the working tree at ``path`` (RegistrationError names what is wrong)."""
+    snapshot: WorktreeSnapshot = snapshot_worktree(settings, path)
+    info = CompetitorInfo(
+        name=name or snapshot.path.name,
+        repo_url=str(snapshot.path),
+        commit=snapshot.commit or "",
+        tree_hash=snapshot.source_digest,
+        entrypoint=snapshot.entrypoint,
+        submission_dir=snapshot.snapshot_dir,
+    )
+    tree = WorkingTree(str(snapshot.path), snapshot.commit, snapshot.dirty, str(snapshot.snapshot_dir))
+    return Script(info, None, tree)
+
+
+def house_script_dir(settings: Settings, task_type: TaskType) -> Path:
+    """The house script of a task type (settings.workbench, else the bundled examples)."""
+    rules = settings.workbench
+    if task_type == TaskType.IMAGE:
+        return rules.image_house_script or examples_root() / "image_baseline"
+    return rules.house_script or examples_root() / "baseline"
+
+
+def reference_origins(task_type: TaskType) -> tuple[str, ...]:
+    """The references a task type has. An image artifact is a LoRA, which the base model is not, so
+    image tasks are compared with the house script alone."""
+    if task_type == TaskType.IMAGE:
+        return (RunOrigin.HOUSE,)
+    return (RunOrigin.BASE_MODEL, RunOrigin.HOUSE)
+
+
+@dataclass(frozen=True)
+class SeedsSummary:
+    """Several seeds of one script: the spread of its scores and its lead over the house script."""
+
+    spread: SeedSpread
+    house_lead: LeadInterval | None  # None without a house reference score
+
+
+class Workbench:
+    def __init__(self, settings: Settings, store: Store, executor: WorkbenchExecutor, say: Say | None = None) -> None:
+        self._settings = settings
+        self._store = store
+        self._executor = executor
+        self._say = say or (lambda _message: None)
+
+    def references(self, task: TaskDefinition) -> dict[str, int]:
+        """The run ids of the task's references, computing (and storing) those not computed yet.
+        A reference that failed is stored as such and tried again next time."""
+        ids = {}
+        key = task_key(task)
+        for origin in reference_origins(task.task_type):
+            # Two `trainarena run`s of a new task at once: the second waits and reuses the first's.
+            with named_lock(self._store.engine, f"reference-{origin}-{key}"):
+                with self._store.session() as session:
+                    cached = cached_reference(session, key, origin)
+                    found = None if cached is None else cached.id
+                ids[origin] = found if found is not None else self._compute_reference(origin, task)
+        return ids
+
+    def _compute_reference(self, origin: str, task: TaskDefinition) -> int:
+        if origin == RunOrigin.BASE_MODEL:
+            self._say(f"scoring the untrained base model on {task.name} (once per task)")
+            return self._execute(origin, task, None)
+        folder = house_script_dir(self._settings, task.task_type)
+        try:
+            house = worktree_script(self._settings, folder, name="house script")
+        except RegistrationError as error:
+            raise RegistrationError(
+                f"the house script at {folder} cannot be run ({error}); point TRAINARENA_WORKBENCH__HOUSE_SCRIPT "
+                "(or __IMAGE_HOUSE_SCRIPT) at a copy of examples/competitors/baseline, or pass --no-reference"
+            ) from error
+        self._say(f"running the house script on {task.name} (budget {task.budget_seconds:g} s, once per task)")
+        return self._execute(origin, task, house)
+
+    def run(self, script: Script, task: TaskDefinition, seeds: int = 1) -> list[int]:
+        """Run ``script`` once per seed (the task's seed, then +1, +2, ...); return the stored run ids."""
+        ids = []
+        for k in range(seeds):
+            seeded = replace(task, seed=task.seed + k)
+            count = f" (seed {seeded.seed}, {k + 1} of {seeds})" if seeds > 1 else ""
+            self._say(f"running {script.info.name} on {task.name} (budget {task.budget_seconds:g} s){count}")
+            ids.append(self._execute(RunOrigin.ADHOC, seeded, script))
+        return ids
+
+    def _execute(self, origin: str, task: TaskDefinition, script: Script | None) -> int:
+        """Record the run as running, execute it (``script`` None: score the base model), store its
+        report and write its result.json. A run stopped by an error or Ctrl-C is stored as failed."""
+        with self._store.transaction() as session:
+            competitor = None if script is None or script.competitor is None else get_competitor(session, script.competitor)
+            run = start_adhoc_run(session, origin=origin, definition=definition_json(task), digest=task_key(task),
+                                  competitor=competitor, source=None if script is None else script.tree)  # fmt: skip
+            run_id = run.id
+        run_dir = self._settings.work_dir / "adhoc" / f"run-{run_id}"
+        started = time.time()
+        try:
+            if script is None:
+                report = self._executor.evaluate_base_model(task)
+            else:
+                report = self._executor.run_task(script.info, task, run_dir, f"adhoc-run{run_id}")
+        except BaseException as error:
+            reason = f"stopped before it finished: {type(error).__name__}: {error}".rstrip(": ")
+            self._finish(run_id, run_dir, RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason))
+            raise
+        self._finish(run_id, run_dir, report)
+        return run_id
+
+    def _finish(self, run_id: int, run_dir: Path, report: RunReport) -> None:
+        with self._store.transaction() as session:
+            store_report(session, run_id, 1, report)
+        write_result_json(self._store, run_id, run_dir)
+
+    def summarize(self, run_ids: list[int], house_id: int | None) -> SeedsSummary | None:
+        """Spread and lead over the house reference of the runs that scored (None if none did)."""
+        rules = self._settings.workbench
+        with self._store.session() as session:
+            runs = [session.get_one(Run, run_id) for run_id in run_ids]
+            scored = [run.evaluation for run in runs if run.status == RunStatus.SUCCEEDED and run.evaluation is not None]
+            scored = [evaluation for evaluation in scored if evaluation.score is not None]
+            if not scored:
+                return None
+            house = None if house_id is None else session.get_one(Run, house_id).evaluation
+            spread = seed_spread([e.score for e in scored])
+            if house is None or house.score is None:
+                return SeedsSummary(spread, None)
+            interval = lead_interval(
+                [e.score for e in scored], [e.per_example for e in scored], house.score, house.per_example,
+                Direction(scored[0].direction), confidence=rules.confidence, resamples=rules.resamples, seed=rules.resample_seed,
+            )  # fmt: skip
+        return SeedsSummary(spread, interval)

@@ -1,0 +1,255 @@
+"""`trainarena run` as a workbench, with a fake executor (no training): ad-hoc runs stored and listed
+beside a tournament's, references computed once per task and cached, working trees run unregistered
+(committed or not) after registration's checks, several seeds summarised, result.json in every run
+folder, and the per-task leaderboard."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from cli_store import COMPETITORS, FinishedStore, ScriptedExecutor, fake_task
+from typer.testing import CliRunner, Result
+
+import trainarena.cli.run as run_cli
+from trainarena.cli import app
+from trainarena.contract import Direction, RunStatus
+from trainarena.orchestrator import create_tournament, drive
+from trainarena.reporting.run_detail import write_result_json
+from trainarena.runs import CompetitorInfo, RunReport
+from trainarena.settings import Settings
+from trainarena.store import add_competitor, open_store
+from trainarena.tasks.base import Evaluation, TaskDefinition
+
+MANIFEST = '[trainarena]\ncontract = 1\nentrypoint = "train.py"\ntask_types = ["instruct"]\n'
+EXAMPLES = 8
+
+
+class CountingExecutor:
+    """Scores without training: the base model 4.0, the house script 2.0, anything else 2.5 + seed/100
+    (lower is better), each with per-example scores; counts what it was asked to do."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def _report(self, run_dir: Path | None, score: float) -> RunReport:
+        logs = None
+        if run_dir is not None:
+            logs = run_dir / "logs"
+            logs.mkdir(parents=True)
+            (logs / "stderr.log").write_text("step 1 loss 2.0\n")
+        per_example = tuple(score + (k % 3 - 1) * 0.1 for k in range(EXAMPLES))
+        return RunReport(RunStatus.SUCCEEDED, 1_700_000_000.0, 1_700_000_030.0, log_path=logs,
+                         artifact_path=None if run_dir is None else run_dir / "output", artifact_digest="cd" * 32,
+                         evaluation=Evaluation(score, Direction.LOWER, per_example=per_example))  # fmt: skip
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        self.calls.append((competitor.name, task.seed))
+        assert competitor.submission_dir is None or (competitor.submission_dir / "train.py").is_file()
+        return self._report(run_dir, 2.0 if competitor.name == "house script" else 2.5 + task.seed / 100)
+
+    def evaluate_base_model(self, task: TaskDefinition) -> RunReport:
+        self.calls.append(("base model", task.seed))
+        return self._report(None, 4.0)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def executor(finished_store: FinishedStore, monkeypatch: pytest.MonkeyPatch) -> CountingExecutor:
+    fake = CountingExecutor()
+    monkeypatch.setattr(run_cli, "make_backend", lambda settings, unsafe: object())
+    monkeypatch.setattr(run_cli, "SandboxedExecutor", lambda settings, backend: fake)
+    return fake
+
+
+@pytest.fixture
+def task_file(tmp_path: Path) -> Path:
+    path = tmp_path / "task.toml"
+    # Real rows (`task show` prepares them); the model is never loaded, the executor is a fake.
+    rows = [{"instruction": f"How many cm in {n} m?", "output": f"{100 * n}"} for n in range(1, 41)]
+    (tmp_path / "units.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    path.write_text('name = "units"\ntype = "instruct"\nbase_model = "tiny"\nbudget_seconds = 30\nseed = 5\n'
+                    '[dataset]\nsource = "units.jsonl"\nfield_instruction = "instruction"\nfield_output = "output"\n')  # fmt: skip
+    return path
+
+
+def _tree(root: Path, commit: bool) -> Path:
+    root.mkdir()
+    (root / "trainarena.toml").write_text(MANIFEST)
+    (root / "train.py").write_text("print('v1')\n")
+    if commit:
+        git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+        subprocess.run([*git, "init", "-q"], check=True)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", "v1"], check=True)
+        (root / "train.py").write_text("print('v2, not committed')\n")
+    return root
+
+
+def _invoke(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "80"})
+
+
+def test_references_are_computed_once_per_task_and_cached(executor: CountingExecutor, task_file: Path, tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "mine", commit=False)
+    first = _invoke("run", "--repo", str(tree), "--task", str(task_file))
+    assert first.exit_code == 0, first.output
+    assert executor.calls == [("base model", 5), ("house script", 5), ("mine", 5)]
+    lines = {line.split("  ")[0]: line for line in first.stdout.splitlines()}
+    assert "2.5500 (lower is better)" in lines["score"]
+    assert "4.0000, the script is 36.3% better" in lines["base model"]
+    assert "2.0000, the script is 27.5% worse" in lines["house script"]
+    assert all(len(line) <= 80 for line in first.stdout.splitlines() if not line.startswith(("script", "artifact", "logs")))
+
+    second = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--json")
+    assert second.exit_code == 0, second.output
+    assert executor.calls[3:] == [("crasher", 5)]  # the references came from the store
+    [run] = json.loads(second.stdout)["runs"]
+    assert [(r["label"], r["score"]) for r in run["references"]] == [("base model", 4.0), ("house script", 2.0)]
+
+    _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--no-reference")
+    assert executor.calls[4:] == [("crasher", 5)]
+
+
+def test_adhoc_runs_are_listed_and_shown_beside_tournament_runs(executor: CountingExecutor, task_file: Path, tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "mine", commit=True)
+    ran = _invoke("run", "--repo", str(tree), "--task", str(task_file), "--json")
+    assert ran.exit_code == 0, ran.output
+    [run] = json.loads(ran.stdout)["runs"]
+    head = subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert (run["origin"], run["repo_url"], run["commit"], run["dirty"]) == ("adhoc", str(tree.resolve()), head, True)
+    # The sandbox ran a snapshot holding the uncommitted edit; the tree itself is not registered.
+    assert (Path(run["snapshot_path"]) / "train.py").read_text() == "print('v2, not committed')\n"
+    assert "mine" not in _invoke("competitor", "list").stdout
+
+    listed = json.loads(_invoke("runs", "list", "--json").stdout)
+    origins = [line["origin"] for line in listed]
+    assert origins[0] == "tournament" and origins[-3:] == ["base_model", "house", "adhoc"]
+    assert [line["run_id"] for line in json.loads(_invoke("runs", "list", "--tournament", "ad hoc", "--json").stdout)] == \
+        [line["run_id"] for line in listed[-3:]]  # fmt: skip
+    assert [line["origin"] for line in json.loads(_invoke("runs", "list", "--task", "units", "--json").stdout)] == origins[-3:]
+    table = _invoke("runs", "list", "--tournament", "ad hoc")
+    assert table.exit_code == 0 and all(len(line) <= 80 for line in table.stdout.splitlines())
+    assert "mine (tree)" in table.stdout and "house scr" in table.stdout and "ad hoc" in table.stdout
+
+    shown = _invoke("runs", "show", str(run["run_id"]))
+    fields = {line.split("  ")[0]: line for line in shown.stdout.splitlines()}
+    assert fields["played"].endswith("ad hoc (`trainarena run`)")
+    assert f"at {head}, with uncommitted changes" in fields["competitor"]
+    assert "(run " in fields["house script"] and "this run 27.5% worse" in fields["house script"]
+    assert json.loads(_invoke("runs", "show", str(run["run_id"]), "--json").stdout)["score"] == pytest.approx(2.55)
+
+
+def test_result_json_holds_what_runs_show_prints(executor: CountingExecutor, task_file: Path, finished_store: FinishedStore) -> None:
+    ran = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--json")
+    [run] = json.loads(ran.stdout)["runs"]
+    shown = json.loads(_invoke("runs", "show", str(run["run_id"]), "--json").stdout)
+    written = json.loads((finished_store.data_dir / "runs" / "adhoc" / f"run-{run['run_id']}" / "result.json").read_text())
+    assert written == shown and written["status"] == "succeeded" and written["stderr_tail"] == "step 1 loss 2.0"
+
+
+def test_working_tree_gets_registrations_checks(executor: CountingExecutor, task_file: Path, tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "heavy", commit=False)
+    (tree / "weights.safetensors").write_bytes(b"0" * 16)
+    refused = _invoke("run", "--repo", str(tree), "--task", str(task_file))
+    assert refused.exit_code == 2 and "model weights or datasets must not be in the repository" in refused.output
+    assert "weights.safetensors" in refused.output
+    (tree / "weights.safetensors").unlink()
+    (tree / "trainarena.toml").write_text(MANIFEST.replace("train.py", "missing.py"))
+    refused = _invoke("run", "--repo", str(tree), "--task", str(task_file))
+    assert refused.exit_code == 2 and "'missing.py'" in refused.output
+    assert executor.calls == []
+    both = _invoke("run", "--repo", str(tree), "--competitor", "crasher", "--task", str(task_file))
+    assert both.exit_code == 2 and "either --competitor NAME" in both.output
+
+
+def test_a_missing_house_script_is_named_with_the_fix(executor: CountingExecutor, task_file: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("TRAINARENA_WORKBENCH__HOUSE_SCRIPT", str(tmp_path / "gone"))
+    refused = _invoke("run", "--competitor", "crasher", "--task", str(task_file))
+    assert refused.exit_code == 2 and f"the house script at {tmp_path / 'gone'} cannot be run" in refused.output
+    assert "--no-reference" in refused.output and executor.calls == [("base model", 5)]
+
+
+def test_seeds_are_summarised_against_the_house_script(executor: CountingExecutor, task_file: Path) -> None:
+    ran = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--seeds", "3", "--json")
+    assert ran.exit_code == 0, ran.output
+    assert [call for call in executor.calls if call[0] == "crasher"] == [("crasher", 5), ("crasher", 6), ("crasher", 7)]
+    result = json.loads(ran.stdout)
+    assert [run["seed"] for run in result["runs"]] == [5, 6, 7]
+    summary = result["summary"]
+    assert summary["mean"] == pytest.approx(2.56) and summary["min"] == pytest.approx(2.55) and summary["max"] == pytest.approx(2.57)
+    assert summary["std"] == pytest.approx(0.01)
+    lead = summary["lead_over_house"]
+    assert lead["estimate"] == pytest.approx(-0.56) and lead["paired_per_example"] and lead["clear"]
+    assert lead["low"] <= lead["estimate"] <= lead["high"] < 0
+
+    text = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--seeds", "2")
+    assert text.exit_code == 0, text.output
+    assert "2 seeds" in text.stdout and "std 0.0071" in text.stdout and "a clear difference" in text.stdout
+    assert "95%: -0.5600 to -0.5500, paired per example" in text.stdout
+    assert "4.0000, the mean is 36.1% better" in text.stdout and "2.0000, the mean is 27.7% worse" in text.stdout
+    assert all(len(line) <= 80 for line in text.stdout.splitlines())
+
+
+def test_task_leaderboard_ranks_everything_run_on_the_task(executor: CountingExecutor, task_file: Path, tmp_path: Path) -> None:
+    _invoke("run", "--repo", str(_tree(tmp_path / "mine", commit=False)), "--task", str(task_file), "--seeds", "2")
+    _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--seeds", "2")
+    shown = _invoke("task", "show", str(task_file), "--leaderboard", "--json")
+    assert shown.exit_code == 0, shown.output
+    board = json.loads(shown.stdout)["leaderboard"]
+    lines = [(line["rank"], line["entrant"], line["best_score"], line["runs"]) for line in board["lines"]]
+    assert lines == [(1, "house script", 2.0, 1), (2, str((tmp_path / "mine").resolve()), 2.55, 2),
+                     (3, "crasher", 2.55, 2), (4, "base model", 4.0, 1)]  # fmt: skip
+    assert board["direction"] == "lower" and board["other_digests"] == []
+    text = _invoke("task", "show", str(task_file), "--leaderboard")
+    assert text.exit_code == 0 and "house script" in text.stdout
+    assert all(len(line) <= 80 for line in text.stdout.splitlines() if line.startswith(("│", "┃")))
+    untried = task_file.with_name("untried.toml")  # another budget: another task, on which nothing ran
+    untried.write_text(task_file.read_text().replace("budget_seconds = 30", "budget_seconds = 31"))
+    shown = _invoke("task", "show", str(untried), "--leaderboard", "--json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["leaderboard"] is None
+    assert "no run is stored on this task yet" in _invoke("task", "show", str(untried), "--leaderboard").stdout
+
+
+
+def test_tournament_runs_write_result_json_once_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's drive writes each run's result.json through ``on_stored`` (the same writer as ad hoc)."""
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    settings = Settings()
+    names = list(COMPETITORS)
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            for name in names:
+                add_competitor(session, name=name, repo_url=f"https://x/{name}", commit="1" * 40, tree_hash=name,
+                               source_digest=name, entrypoint="train.py")  # fmt: skip
+            tournament_id = create_tournament(session, name="week-1", kind="text", seed=1, entrants=names).id
+        drive(store, tournament_id, task_source=fake_task, executor=ScriptedExecutor(), rules=settings.rules,
+              weight_rules=settings.weights, work_dir=settings.work_dir,
+              on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir))  # fmt: skip
+    written = sorted(settings.work_dir.glob("tournament-*/run-*/attempt-1/result.json"))
+    listed = json.loads(_invoke("runs", "list", "--json").stdout)
+    assert len(written) == len(listed) > 0
+    for path in written:
+        data = json.loads(path.read_text())
+        assert data == json.loads(_invoke("runs", "show", str(data["run_id"]), "--json").stdout)
+        assert data["origin"] == "tournament" and data["tournament"] == "week-1" and data["task_digest"]
+
+
+def test_image_tasks_are_compared_with_the_house_script_alone(executor: CountingExecutor, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """An image artifact is a LoRA; the base model is not one, so it is no reference there."""
+    house = _tree(tmp_path / "image_house", commit=False)
+    monkeypatch.setenv("TRAINARENA_WORKBENCH__IMAGE_HOUSE_SCRIPT", str(house))
+    task = tmp_path / "image.toml"
+    task.write_text('name = "style"\ntype = "image"\nbase_model = "tiny-sd"\nbudget_seconds = 30\n'
+                    '[dataset]\nsource = "images"\n')  # fmt: skip
+    ran = _invoke("run", "--competitor", "crasher", "--task", str(task), "--json")
+    assert ran.exit_code == 0, ran.output
+    assert executor.calls == [("house script", 0), ("crasher", 0)]
+    assert [line["kind"] for line in json.loads(ran.stdout)["runs"][0]["references"]] == ["house"]

@@ -1,0 +1,76 @@
+"""A working tree as an unregistered submission: what is snapshotted, what registration's checks
+refuse, and what is recorded about the tree (HEAD, dirty)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from trainarena.settings import Settings
+from trainarena.submissions import RegistrationError
+from trainarena.submissions.worktree import snapshot_worktree
+
+MANIFEST = '[trainarena]\ncontract = 1\nentrypoint = "train.py"\n'
+
+
+def _git(root: Path, *args: str) -> str:
+    command = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _tree(root: Path) -> Path:
+    root.mkdir()
+    (root / "trainarena.toml").write_text(MANIFEST)
+    (root / "train.py").write_text("print('hi')\n")
+    return root
+
+
+def test_git_tree_snapshot_follows_gitignore_and_records_head(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "repo")
+    (root / ".gitignore").write_text("checkpoints/\n")
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "one")
+    settings = Settings(data_dir=tmp_path / "data")
+    clean = snapshot_worktree(settings, root)
+    assert (clean.commit, clean.dirty) == (_git(root, "rev-parse", "HEAD"), False)
+
+    (root / "checkpoints").mkdir()
+    (root / "checkpoints" / "step-10.safetensors").write_bytes(b"w" * 64)  # ignored: not part of the tree
+    (root / "helper.py").write_text("X = 1\n")  # untracked, not ignored: part of it
+    edited = snapshot_worktree(settings, root)
+    assert edited.dirty is True and edited.snapshot_dir != clean.snapshot_dir
+    assert sorted(p.name for p in edited.snapshot_dir.iterdir()) == [".gitignore", "helper.py", "train.py", "trainarena.toml"]
+    assert snapshot_worktree(settings, root).snapshot_dir == edited.snapshot_dir  # content-addressed
+
+
+def test_plain_folder_skips_caches_and_has_no_commit(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "plain")
+    (root / "__pycache__").mkdir()
+    (root / "__pycache__" / "train.cpython-312.pyc").write_bytes(b"\0")
+    snapshot = snapshot_worktree(Settings(data_dir=tmp_path / "data"), root)
+    assert (snapshot.commit, snapshot.dirty, snapshot.entrypoint) == (None, None, "train.py")
+    assert sorted(p.name for p in snapshot.snapshot_dir.iterdir()) == ["train.py", "trainarena.toml"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda root: (root / "data.parquet").write_bytes(b"0"), "model weights or datasets must not be in the repository"),
+        (lambda root: (root / "trainarena.toml").unlink(), "no trainarena.toml at the repository root"),
+        (lambda root: (root / "leak").symlink_to("/etc/passwd"), "symbolic links must stay inside the repository"),
+    ],
+)
+def test_registration_checks_refuse_the_tree(tmp_path: Path, make, message: str) -> None:
+    root = _tree(tmp_path / "bad")
+    make(root)
+    with pytest.raises(RegistrationError, match=message):
+        snapshot_worktree(Settings(data_dir=tmp_path / "data"), root)
+    assert not (tmp_path / "data" / "cache" / "worktrees").exists()
+
+
+def test_a_missing_folder_is_named(tmp_path: Path) -> None:
+    with pytest.raises(RegistrationError, match="not a folder"):
+        snapshot_worktree(Settings(data_dir=tmp_path / "data"), tmp_path / "nowhere")
