@@ -35,6 +35,10 @@ def _start(url: str, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
 
 def _finish(proc: subprocess.Popen[str]) -> tuple[dict, str]:
     stdout, stderr = proc.communicate(timeout=300)
+    return _checked(proc, stdout, stderr)
+
+
+def _checked(proc: subprocess.Popen[str], stdout: str, stderr: str) -> tuple[dict, str]:
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr, stderr
     return json.loads(stdout), stderr
@@ -66,7 +70,8 @@ def test_drivers_started_at_once_finish_one_tournament_running_each_attempt_once
     while not all(flag.exists() for flag in ready) and time.monotonic() < deadline:
         time.sleep(0.01)
     gate.touch()  # all at once: a fresh store, nobody has migrated or set up anything
-    results = [_finish(proc) for proc in procs]
+    outputs = [proc.communicate(timeout=300) for proc in procs]  # every pipe drained before any check
+    results = [_checked(proc, *output) for proc, output in zip(procs, outputs, strict=True)]
     assert {result["champion"] for result, _ in results} == {"c0"}
     runs = _stored_runs(url)
     executions = _executions(tmp_path)
