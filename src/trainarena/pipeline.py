@@ -34,6 +34,7 @@ from trainarena.settings import Settings
 from trainarena.submissions import checkout_path, register
 from trainarena.tasks import get_task_type
 from trainarena.tasks.base import DatasetError, PreparedTask, TaskDefinition
+from trainarena.tasks.secret_split import split_settings
 
 _PREPARED_MARKER = "prepared.json"
 
@@ -134,7 +135,7 @@ class TaskPreparer:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 stages.append(Path(tempfile.mkdtemp(prefix=f".staging-{final.name}-", dir=final.parent)))
             train_stage, hidden_stage = stages
-            staged = get_task_type(task.task_type).prepare(task, train_stage, hidden_stage, self._settings)
+            staged = get_task_type(task.task_type).prepare(task, train_stage, hidden_stage, split_settings(task, self._settings))
             prepared = replace(
                 staged,
                 train_file=train_dir / staged.train_file.relative_to(train_stage),

@@ -1,0 +1,47 @@
+"""Data the operations tests write themselves: a tiny model folder (a config and one safetensors
+tensor: enough to check it loads, never trained) and one small instruct dataset in three formats."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainarena.settings import Settings
+
+ROWS = [{"q": f"add {i} and {i + 1}", "a": str(2 * i + 1)} for i in range(40)]
+
+
+@dataclass(frozen=True)
+class OperatorData:
+    model: Path
+    jsonl: Path
+    csv: Path
+    saved: Path  # a datasets.save_to_disk folder
+    settings: Settings
+
+
+def write_model(folder: Path) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    save_file({"weight": torch.zeros(2, 2)}, str(folder / "model.safetensors"))
+    return folder
+
+
+def write_operator_data(folder: Path) -> OperatorData:
+    import datasets
+
+    jsonl = folder / "rows.jsonl"
+    jsonl.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    with open(folder / "rows.csv", "w", newline="") as out:
+        writer = csv.DictWriter(out, ["q", "a"])
+        writer.writeheader()
+        writer.writerows(ROWS)
+    datasets.disable_progress_bars()
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(folder / "saved"))
+    return OperatorData(write_model(folder / "model"), jsonl, folder / "rows.csv", folder / "saved",
+                        Settings(data_dir=folder / "data"))
