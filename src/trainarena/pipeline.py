@@ -31,7 +31,7 @@ from trainarena.contract import RunSpec, RunStatus
 from trainarena.execution import Backend, DevicePool, SandboxJob, gpus_for, validate_artifact
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest
 from trainarena.settings import Settings
-from trainarena.submissions import checkout_path, register
+from trainarena.submissions import RegistrationError, checkout_path, register
 from trainarena.tasks import get_task_type
 from trainarena.tasks.base import DatasetError, PreparedTask, TaskDefinition
 from trainarena.tasks.secret_split import split_settings
@@ -202,7 +202,11 @@ class SandboxedExecutor:
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
         """One script on one task, inside or outside a tournament (``trainarena run``)."""
         started = time.time()
-        unsupported = unsupported_reason(self._submission_dir(competitor), task)
+        try:
+            submission = self._submission_dir(competitor)
+        except RegistrationError as error:  # the repository is gone: this competitor's run fails, nothing else
+            return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"submission: {error}")
+        unsupported = unsupported_reason(submission, task)
         if unsupported:  # recorded as a clear failure, without starting a run that can only fail
             return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=unsupported)
         try:

@@ -45,3 +45,17 @@ def write_operator_data(folder: Path) -> OperatorData:
     datasets.Dataset.from_list(ROWS).save_to_disk(str(folder / "saved"))
     return OperatorData(write_model(folder / "model"), jsonl, folder / "rows.csv", folder / "saved",
                         Settings(data_dir=folder / "data"))
+
+
+def register_example(settings: Settings, name: str, example: str | None = None) -> Path:
+    """Register ``examples/competitors/<example>`` (default: ``name``) as competitor ``name``, from a git
+    repository made in the data dir; returns that repository."""
+    from trainarena.demo.example_repos import make_example_repo
+    from trainarena.demo.text import examples_root
+    from trainarena.store import open_store
+    from trainarena.submissions.service import register_competitor
+
+    repo, commit = make_example_repo(examples_root() / (example or name), settings.data_dir / "repos" / name)
+    with open_store(settings) as store, store.transaction() as session:
+        register_competitor(session, settings, name=name, repo=str(repo), commit=commit)
+    return repo
