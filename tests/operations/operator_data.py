@@ -4,11 +4,15 @@ tensor: enough to check it loads, never trained) and one small instruct dataset 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainarena.contract import Direction, RunStatus
+from trainarena.runs import RunReport, RunRequest
 from trainarena.settings import Settings
+from trainarena.tasks.base import Evaluation
 
 ROWS = [{"q": f"add {i} and {i + 1}", "a": str(2 * i + 1)} for i in range(40)]
 
@@ -59,3 +63,15 @@ def register_example(settings: Settings, name: str, example: str | None = None) 
     with open_store(settings) as store, store.transaction() as session:
         register_competitor(session, settings, name=name, repo=str(repo), commit=commit)
     return repo
+
+
+class FakeExecutor:
+    """Scores each (competitor, task) by a hash, lower is better; remembers every task it was given."""
+
+    def __init__(self) -> None:
+        self.requests: list[RunRequest] = []
+
+    def execute(self, request: RunRequest) -> RunReport:
+        self.requests.append(request)
+        digest = hashlib.sha256(f"{request.competitor.name}/{request.task.name}".encode()).digest()
+        return RunReport(RunStatus.SUCCEEDED, 1.0, 2.0, evaluation=Evaluation(digest[0] / 255, Direction.LOWER))

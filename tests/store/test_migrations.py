@@ -247,5 +247,5 @@ def test_processes_opening_a_fresh_store_at_once_all_succeed(backend: str, tmp_p
     url = f"sqlite:///{tmp_path / 'fresh.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     _assert_all_opened(open_at_once(url, tmp_path, processes=4))
     with open_store_url(url, migrate=False) as store, store.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0003"]
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0004"]
         assert _drift(store.engine) == []

@@ -57,9 +57,7 @@ def create_command(
 ) -> None:
     """Create a tournament on a task pool.
 
-    Every registered competitor whose registration and manifest fit the pool enters (those left out are
-    named, with the reason); the reigning champion of the kind defends in the boss round; the tasks are
-    drawn from the pool without replacement (refused when the pool has too few).
+    Every registered competitor whose registration and manifest fit the pool enters (those left out are named, with the reason); the reigning champion of the kind defends in the boss round; the tasks are drawn from the pool without replacement (refused when the pool has too few).
     """
     settings = Settings()
     closes = _parse_time(entry_closes)

@@ -3,14 +3,12 @@ defending champion, refusals with numbers, faults recorded against one run."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from operator_data import OperatorData, register_example
+from operator_data import FakeExecutor, OperatorData, register_example
 
-from trainarena.contract import Direction, RunStatus
 from trainarena.operations.pools import add_task, task_from_flags
 from trainarena.operations.tournaments import (
     TournamentRefused,
@@ -24,19 +22,6 @@ from trainarena.settings import Settings, TournamentRules
 from trainarena.store import champion_history, open_store, remove_stored_task, tournament_runs
 from trainarena.store.competitors import StoreError, get_competitor
 from trainarena.submissions import checkout_path
-from trainarena.tasks.base import Evaluation
-
-
-class FakeExecutor:
-    """Scores each (competitor, task) by a hash, lower is better; remembers every task it was given."""
-
-    def __init__(self) -> None:
-        self.requests: list[RunRequest] = []
-
-    def execute(self, request: RunRequest) -> RunReport:
-        self.requests.append(request)
-        digest = hashlib.sha256(f"{request.competitor.name}/{request.task.name}".encode()).digest()
-        return RunReport(RunStatus.SUCCEEDED, 1.0, 2.0, evaluation=Evaluation(digest[0] / 255, Direction.LOWER))
 
 
 def _add_tasks(data: OperatorData, *names: str, pool: str = "weekly") -> None:

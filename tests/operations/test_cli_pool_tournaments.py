@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 
-from operator_data import OperatorData, register_example
-from test_tournaments import FakeExecutor
+from operator_data import FakeExecutor, OperatorData, register_example
 from typer.testing import CliRunner
 
 from trainarena.cli import app
