@@ -71,7 +71,7 @@ def test_a_pool_tournament_enters_draws_plays_and_crowns(operator_data: Operator
     assert all(request.task.split_key and request.task.split_key.startswith(request.task.name + ":") for request in executor.requests)
 
     # The next tournament: the champion defends and needs the boss round's tasks too.
-    with pytest.raises(TournamentRefused, match=r"pool 'weekly' has 2 tasks, but 2 entrants and a defending champion can play 4"):
+    with pytest.raises(TournamentRefused, match=r"pool 'weekly' has 2 usable tasks, but 2 entrants and a defending champion can play 4"):
         _create(settings)
     _add_tasks(operator_data, "t3", "t4", "t5")
     second = _create(settings, seed=6)
@@ -145,3 +145,19 @@ def test_a_repository_gone_mid_tournament_fails_its_runs_and_the_tournament_goes
             failed = [run for run in tournament_runs(session, created.id) if run.competitor.name == "torchloop"]
     assert result.champion in ("baseline", "instruct_only")
     assert failed and all(run.status == "failed" and run.failure_reason.startswith("submission: ") for run in failed)
+
+
+def test_tasks_whose_data_is_gone_or_changed_are_not_drawn(operator_data: OperatorData) -> None:
+    settings = operator_data.settings
+    for name in ("baseline", "torchloop", "instruct_only"):
+        register_example(settings, name)
+    _add_tasks(operator_data, "t1", "t2")
+    with open_store(settings) as store, store.transaction() as session:
+        add_task(session, settings, task_from_flags("other", "instruct", str(operator_data.model),
+                 {"source": str(operator_data.csv), "field_instruction": "q", "field_output": "a"}, 5.0), "weekly")
+    operator_data.jsonl.write_text(operator_data.jsonl.read_text() + '{"q": "one more", "a": "1"}\n')
+    with pytest.raises(TournamentRefused, match=r"pool 'weekly' has 1 usable tasks \(2 unusable: t1: its dataset .* changed"):
+        _create(settings)
+    operator_data.jsonl.unlink()
+    with pytest.raises(TournamentRefused, match=r"t2: its dataset .*rows.jsonl is gone"):
+        _create(settings)

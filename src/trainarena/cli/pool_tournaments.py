@@ -78,6 +78,8 @@ def create_command(
     ])
     for competitor, reason in created.left_out:
         console.print(labelled(f"not entered: {competitor}", "yellow", reason), soft_wrap=True)
+    for task, reason in created.unusable_tasks:
+        console.print(labelled(f"not drawn: {task}", "yellow", reason), soft_wrap=True)
     console.print(Text(f"play it: trainarena tournament run {created.id}"), soft_wrap=True)
 
 

@@ -17,6 +17,7 @@ import random
 import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -34,6 +35,7 @@ from trainarena.store import (
     MatchRow,
     Round,
     Store,
+    StoredTask,
     StoreError,
     TaskRow,
     Tournament,
@@ -49,6 +51,7 @@ from trainarena.store import (
 )
 from trainarena.store.records import boss_tasks_for
 from trainarena.submissions import RegistrationError, checkout_path, parse_manifest, register
+from trainarena.tasks.digests import path_digest
 
 
 class TournamentRefused(ValueError):
@@ -89,6 +92,7 @@ class CreatedTournament:
     seed: int
     entrants: tuple[str, ...]
     left_out: tuple[tuple[str, str], ...]  # (competitor, why it did not enter)
+    unusable_tasks: tuple[tuple[str, str], ...]  # (stored task, why it was not drawn)
     defender: str | None
     tasks: tuple[str, ...]  # the stored tasks drawn, in play order
     entry_closes_at: datetime
@@ -98,6 +102,7 @@ class CreatedTournament:
             "id": self.id, "name": self.name, "kind": self.kind, "pool": self.pool, "seed": self.seed,
             "entrants": list(self.entrants), "defender": self.defender, "tasks": list(self.tasks),
             "left_out": [{"competitor": name, "reason": reason} for name, reason in self.left_out],
+            "unusable_tasks": [{"task": name, "reason": reason} for name, reason in self.unusable_tasks],
             "entry_closes_at": self.entry_closes_at.isoformat(),
         }
 
@@ -117,6 +122,20 @@ def entry_problem(competitor: Competitor, kind: str, task_types: set[TaskType], 
     unsupported = sorted(t.value for t in task_types if not manifest.supports(t))
     if unsupported:
         return f"its {MANIFEST_NAME} does not support {', '.join(unsupported)} tasks, which the pool holds"
+    return None
+
+
+def task_problem(task: StoredTask) -> str | None:
+    """Why a stored task cannot be drawn any more, or None: its base model folder or its dataset is
+    gone, or the dataset changed since the task was added (its digest; a hub dataset is not re-read)."""
+    definition = task.definition
+    model, source = Path(definition["base_model"]), Path(str(definition["dataset"].get("source")))
+    if model.is_absolute() and not model.exists():
+        return f"its base model {model} is gone"
+    if source.is_absolute() and not source.exists():
+        return f"its dataset {source} is gone"
+    if source.exists() and path_digest(source) != task.dataset_digest:
+        return f"its dataset {source} changed since it was added (sha256 differs); add it again as a new task"
     return None
 
 
@@ -155,10 +174,12 @@ def create_pool_tournament(
         reasons = "; ".join(f"{n}: {r}" for n, r in left_out) or "no competitor is registered"
         raise TournamentRefused(f"nobody can enter a {kind} tournament on pool {pool!r} ({reasons})")
     needed = tasks_needed(len(entrants), champion is not None, settings.rules, boss_tasks_for(kind, settings.rules))
-    available = sorted(task.name for task in pool_row.tasks)
+    unusable = [(task.name, problem) for task in pool_row.tasks if (problem := task_problem(task)) is not None]
+    available = sorted(task.name for task in pool_row.tasks if task.name not in dict(unusable))
     if len(available) < needed:
+        broken = f" ({len(unusable)} unusable: " + "; ".join(f"{n}: {r}" for n, r in unusable) + ")" if unusable else ""
         raise TournamentRefused(
-            f"pool {pool!r} has {len(available)} tasks, but {len(entrants)} entrants"
+            f"pool {pool!r} has {len(available)} usable tasks{broken}, but {len(entrants)} entrants"
             f"{' and a defending champion' if champion else ''} can play {needed} (no task is played twice in a "
             f"tournament); add {needed - len(available)} more with `trainarena task add ... --pool {pool}`"
         )
@@ -172,7 +193,7 @@ def create_pool_tournament(
     drawn = random.Random(seed).sample(available, needed)
     session.add(TournamentDraw(tournament_id=tournament.id, pool_id=pool_row.id, task_names=drawn, entry_closes_at=closes))
     session.flush()
-    return CreatedTournament(tournament.id, name, kind, pool, seed, tuple(entrants), tuple(left_out),
+    return CreatedTournament(tournament.id, name, kind, pool, seed, tuple(entrants), tuple(left_out), tuple(unusable),
                              None if champion is None else champion.name, tuple(drawn), closes)
 
 
