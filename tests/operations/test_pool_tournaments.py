@@ -13,9 +13,11 @@ from trainarena.operations.pools import add_task, task_from_flags
 from trainarena.operations.tournaments import (
     TournamentRefused,
     create_pool_tournament,
+    pool_task_source,
     run_pool_tournament,
     tasks_needed,
 )
+from trainarena.orchestrator import drive
 from trainarena.pipeline import SandboxedExecutor
 from trainarena.runs import RunReport, RunRequest
 from trainarena.settings import Settings, TournamentRules
@@ -161,3 +163,20 @@ def test_tasks_whose_data_is_gone_or_changed_are_not_drawn(operator_data: Operat
     operator_data.jsonl.unlink()
     with pytest.raises(TournamentRefused, match=r"t2: its dataset .*rows.jsonl is gone"):
         _create(settings)
+
+
+def test_a_stopped_tournament_resumes_with_the_next_drawn_tasks(operator_data: OperatorData) -> None:
+    settings = operator_data.settings
+    for name in ("baseline", "torchloop", "instruct_only"):
+        register_example(settings, name)
+    _add_tasks(operator_data, "t1", "t2", "t3")
+    created = _create(settings, seed=11)
+    with open_store(settings) as store:
+        # Stop after the first round is created and one run played, as a killed driver would.
+        drive(store, created.id, task_source=pool_task_source(store, created.id), executor=FakeExecutor(),
+              rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir, max_steps=2)
+        result = run_pool_tournament(store, settings, created.id, executor=FakeExecutor())
+        with store.session() as session:
+            by_round = {(run.task.match.round.index, run.task.definition["name"]) for run in tournament_runs(session, created.id)}
+    assert result.champion is not None
+    assert [name for _, name in sorted(by_round)] == list(created.tasks)
