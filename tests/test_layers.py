@@ -25,6 +25,7 @@ LAYERS = {
     "reporting": 6,
     "demo": 6,
     "workbench": 6,  # trainarena run: ad-hoc runs and their references, over the pipeline and the store
+    "operations": 6,  # stored tasks and pools, the tournament life cycle: over the pipeline, orchestrator and store
     "cli": 7,
 }
 

@@ -31,9 +31,10 @@ from trainarena.contract import RunSpec, RunStatus
 from trainarena.execution import Backend, DevicePool, SandboxJob, gpus_for, validate_artifact
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest
 from trainarena.settings import Settings
-from trainarena.submissions import checkout_path, register
+from trainarena.submissions import RegistrationError, checkout_path, register
 from trainarena.tasks import get_task_type
 from trainarena.tasks.base import DatasetError, PreparedTask, TaskDefinition
+from trainarena.tasks.secret_split import split_settings
 
 _PREPARED_MARKER = "prepared.json"
 
@@ -134,7 +135,7 @@ class TaskPreparer:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 stages.append(Path(tempfile.mkdtemp(prefix=f".staging-{final.name}-", dir=final.parent)))
             train_stage, hidden_stage = stages
-            staged = get_task_type(task.task_type).prepare(task, train_stage, hidden_stage, self._settings)
+            staged = get_task_type(task.task_type).prepare(task, train_stage, hidden_stage, split_settings(task, self._settings))
             prepared = replace(
                 staged,
                 train_file=train_dir / staged.train_file.relative_to(train_stage),
@@ -201,7 +202,11 @@ class SandboxedExecutor:
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
         """One script on one task, inside or outside a tournament (``trainarena run``)."""
         started = time.time()
-        unsupported = unsupported_reason(self._submission_dir(competitor), task)
+        try:
+            submission = self._submission_dir(competitor)
+        except RegistrationError as error:  # the repository is gone: this competitor's run fails, nothing else
+            return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"submission: {error}")
+        unsupported = unsupported_reason(submission, task)
         if unsupported:  # recorded as a clear failure, without starting a run that can only fail
             return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=unsupported)
         try:

@@ -30,8 +30,12 @@ def definition_digest(task: TaskDefinition) -> str:
 
 
 def definition_json(task: TaskDefinition) -> dict[str, Any]:
-    """A task definition as the store keeps it (the task row's ``definition``)."""
-    return {**asdict(task), "task_type": task.task_type.value}
+    """A task definition as the store keeps it (the task row's ``definition``); an ad-hoc task's absent
+    split key is left out, so definitions stored before split keys existed keep their digests."""
+    data = {**asdict(task), "task_type": task.task_type.value}
+    if data["split_key"] is None:
+        del data["split_key"]
+    return data
 
 
 def task_key(task: TaskDefinition) -> str:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -337,6 +337,23 @@ class WorkbenchRules(_Section):
     max_seeds: int = Field(20, ge=1, description="Most seeds one `trainarena run --seeds N` may ask for.")
 
 
+class PoolRules(_Section):
+    """Stored tasks and pools (``trainarena task add``, ``tournament create``): the operator's secret
+    behind every stored task's hidden split (docs/rules.md, "The hidden split")."""
+
+    split_secret: SecretStr | None = Field(
+        None, description="The operator's secret from which each stored task's split seed is derived (HMAC); "
+        "default: the key file below, created with 32 random bytes on first use. Keep it private: with it and a "
+        "public dataset anyone can recompute which rows are hidden."
+    )
+    split_secret_file: AbsolutePath | None = Field(
+        None, description="Key file holding the operator's secret (mode 0600); default: data_dir/split-secret.key."
+    )
+    default_budget_seconds: float = Field(
+        1800.0, gt=0.0, description="Training budget of a task added with `trainarena task add` without --budget."
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable about a trainarena installation."""
 
@@ -361,6 +378,7 @@ class Settings(BaseSettings):
     resources: ResourceRules = ResourceRules()
     lease: LeaseRules = LeaseRules()
     workbench: WorkbenchRules = WorkbenchRules()
+    pools: PoolRules = PoolRules()
 
     @field_validator("database_url")
     @classmethod
@@ -406,6 +424,11 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         """Cloned repositories, built assets."""
         return self.data_dir / "cache"
+
+    @property
+    def split_secret_path(self) -> Path:
+        """The key file of the operator's split secret (used when ``pools.split_secret`` is not set)."""
+        return self.pools.split_secret_file or self.data_dir / "split-secret.key"
 
     @property
     def assets_dir(self) -> Path:

@@ -1,5 +1,5 @@
-"""`trainarena task list | show | check`: the task files to try, one described, any one validated
-without running anything."""
+"""`trainarena task list | show | check | add | remove`: the task files to try, one described, any one
+validated without running anything; tasks stored in pools for tournaments (cli/stored_tasks.py)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,19 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from trainarena.cli import stored_tasks
 from trainarena.cli.leaderboards import print_task_board, stored_task_board
 from trainarena.cli.output import Col, OneLineTable
 from trainarena.runs import task_key
 from trainarena.settings import Settings
+from trainarena.store.competitors import StoreError
 from trainarena.tasks import DatasetError, TaskFileError, load_task_file
 from trainarena.tasks.base import count_dropped, describe_dropped
 from trainarena.tasks.builtin_assets import ASSET_PREFIX, is_builtin
 from trainarena.tasks.catalog import TaskDescription, describe_task, examples_folder, find_task_file, list_tasks
 from trainarena.tasks.check import SHOWN_SHARED_KEYS, TaskCheck, check_task
 
-app = typer.Typer(help="Task files to try, described and checked before anything runs.", no_args_is_help=True)
+app = typer.Typer(help="Task files to try, described and checked before anything runs; tasks stored in pools.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -63,13 +65,7 @@ def check_command(
         raise typer.Exit(code=1)
 
 
-def _fail(message: str, json_output: bool, **context: str) -> typer.Exit:
-    """Print a problem (as ``{"ok": false, ..., "error"}`` with ``--json``) and exit 1."""
-    if json_output:
-        typer.echo(json.dumps({"ok": False, **context, "error": message}, indent=2))
-    else:
-        Console(stderr=True, soft_wrap=True).print(Text.assemble(("error: ", "red"), message))
-    return typer.Exit(code=1)
+_fail = stored_tasks.fail
 
 
 def _print_grid(rows: list[tuple[str, str]]) -> None:
@@ -99,17 +95,34 @@ def _print_summary(check: TaskCheck) -> None:
     ])
 
 
+app.command("add", help=stored_tasks.ADD_HELP, short_help="Store a task in a pool (checked, secret split, digests).",
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(stored_tasks.add_command)
+app.command("remove", short_help="Remove a stored task (refused when a tournament drew it).")(stored_tasks.remove_command)
+
 LIST_HELP = (
     "List the task files of a folder (default: examples/tasks of this checkout): name, type, base model, "
-    "dataset and budget, as the files are written. Nothing is built or read beyond the files."
+    "dataset and budget, as the files are written. Nothing is built or read beyond the files. --stored lists the "
+    "tasks stored in pools instead (--pool POOL: one pool's)."
 )
 
 
-@app.command("list", help=LIST_HELP, short_help="List the task files to try.")
+@app.command("list", help=LIST_HELP, short_help="List the task files to try, or the stored tasks.")
 def list_command(
     folder: Annotated[Path | None, typer.Argument(help="A folder of task files (default: examples/tasks).", show_default=False)] = None,
+    stored: Annotated[bool, typer.Option("--stored", help="List the tasks stored in pools instead of task files.")] = False,
+    pool: Annotated[str | None, typer.Option("--pool", help="List the stored tasks of this pool (implies --stored).")] = None,
     json_output: JsonFlag = False,
 ) -> None:
+    if stored or pool is not None:
+        try:
+            rows = stored_tasks.stored_rows(pool)
+        except StoreError as error:
+            raise _fail(str(error), json_output, pool=str(pool)) from None
+        if json_output:
+            typer.echo(json.dumps(rows, indent=2))
+        else:
+            stored_tasks.print_stored(rows, pool)
+        return
     default = folder is None
     folder = folder or examples_folder()
     try:
@@ -147,7 +160,8 @@ def list_command(
 SHOW_HELP = (
     "Describe a task: its type, base model, dataset, rows and the train/hidden split sizes (prepared exactly as "
     "`task check` does, nothing trained), its budget, what the score is and which way is better, and the field "
-    "mapping. NAME is a file stem in examples/tasks (see `trainarena task list`) or a path to any task file. The "
+    "mapping. NAME is a stored task (see `task list --stored`: shown with its pool and digests), a file stem in "
+    "examples/tasks (see `trainarena task list`) or a path to any task file. The "
     "first use of a built-in asset builds it (up to a minute). --leaderboard adds every run ever stored on the "
     "task (tournament runs, ad-hoc runs, the references), best score per entrant."
 )
@@ -160,6 +174,13 @@ def show_command(
     json_output: JsonFlag = False,
 ) -> None:
     settings = Settings()
+    stored = None if Path(name).suffix else stored_tasks.stored_task(name)
+    if stored is not None:
+        if json_output:
+            typer.echo(json.dumps(stored, indent=2))
+        else:
+            stored_tasks.print_stored_task(stored)
+        return
     try:
         path = find_task_file(name, examples_folder())
         with Console(stderr=True).status(Text(f"preparing {name} (a first use of a built-in asset builds it)")):

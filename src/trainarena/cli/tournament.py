@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trainarena.cli import pool_tournaments
 from trainarena.engine import (
     BossDecision,
     PlayedMatch,
@@ -23,7 +24,11 @@ from trainarena.engine import (
 )
 from trainarena.settings import Settings
 
-app = typer.Typer(help="Tournament commands, e.g. simulate a whole tournament in memory without training.", no_args_is_help=True)
+app = typer.Typer(help="Tournaments on task pools (create, run, show, list); simulate one in memory.", no_args_is_help=True)
+app.command("create")(pool_tournaments.create_command)
+app.command("run")(pool_tournaments.run_command)
+app.command("show")(pool_tournaments.show_command)
+app.command("list")(pool_tournaments.list_command)
 
 # Rows of the weights table printed by `simulate` (the JSON always carries every weight).
 WEIGHT_ROWS_SHOWN = 10

@@ -361,3 +361,51 @@ class WeightRow(Base):
     weight: Mapped[float] = mapped_column(Float)
 
     competitor: Mapped[Competitor] = relationship()
+
+
+class TaskPool(Base):
+    """A named group of stored tasks of one kind (text or image) that tournaments draw from."""
+
+    __tablename__ = "task_pool"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  # text | image
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    tasks: Mapped[list[StoredTask]] = relationship(back_populates="pool", order_by="StoredTask.id")
+
+
+class StoredTask(Base):
+    """A task an operator added (``trainarena task add``): its resolved definition, whose split key
+    makes its hidden split secret, and the digests of what it was made of when it was added."""
+
+    __tablename__ = "stored_task"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("task_pool.id"), index=True)
+    task_type: Mapped[str] = mapped_column(String(16))
+    definition: Mapped[dict[str, Any]] = mapped_column()  # runs.definition_json of the resolved task
+    base_model_digest: Mapped[str] = mapped_column(String(64))  # sha256 hex of the model's files
+    dataset_digest: Mapped[str] = mapped_column(String(64))  # sha256 hex of the dataset file or folder
+    hidden_digest: Mapped[str] = mapped_column(String(64))  # sha256 hex of the hidden split made at add time
+    train_rows: Mapped[int] = mapped_column(Integer)
+    hidden_rows: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    pool: Mapped[TaskPool] = relationship(back_populates="tasks")
+
+
+class TournamentDraw(Base):
+    """Which stored tasks a pool tournament drew, in play order (without replacement), and when its
+    entry closed."""
+
+    __tablename__ = "tournament_draw"
+
+    tournament_id: Mapped[int] = mapped_column(ForeignKey("tournament.id", ondelete="CASCADE"), primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("task_pool.id"), index=True)
+    task_names: Mapped[list[Any]] = mapped_column()
+    entry_closes_at: Mapped[datetime] = mapped_column()
+
+    pool: Mapped[TaskPool] = relationship()

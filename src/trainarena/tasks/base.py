@@ -30,6 +30,9 @@ class TaskDefinition:
     dataset: dict[str, Any]  # task-type specific dataset spec: source + field mapping + formats
     budget_seconds: float
     seed: int = 0
+    # A stored task's key to its secret split seed (tasks/secret_split.py); None: the public
+    # DataRules.split_seed of an ad-hoc task file. Never given to the script.
+    split_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from typing import Any
 from trainarena.settings import Settings
 from trainarena.tasks import get_task_type
 from trainarena.tasks.base import DroppedRows, TaskDefinition, count_dropped, dropped_to_json
+from trainarena.tasks.digests import path_digest
+from trainarena.tasks.secret_split import split_settings
 
 SHOWN_SHARED_KEYS = 5  # shared group keys named in a failed check
 
@@ -30,6 +32,7 @@ class TaskCheck:
     dropped: tuple[DroppedRows, ...]
     shared_groups: tuple[str, ...]
     script_spec: dict[str, Any]  # /inputs/dataset_spec.json of a run: the field mapping and the scoring rules
+    hidden_digest: str = ""  # sha256 of the written hidden split (tasks/digests.py): what a stored task records
 
     @property
     def leak_free(self) -> bool:
@@ -58,8 +61,9 @@ def check_task(task: TaskDefinition, settings: Settings) -> TaskCheck:
     prepared)."""
     plugin = get_task_type(task.task_type)
     with tempfile.TemporaryDirectory(prefix="trainarena-task-check-") as scratch:
-        prepared = plugin.prepare(task, Path(scratch) / "train", Path(scratch) / "hidden", settings)
+        prepared = plugin.prepare(task, Path(scratch) / "train", Path(scratch) / "hidden", split_settings(task, settings))
         train_keys, hidden_keys = plugin.group_keys(prepared)
+        hidden_digest = path_digest(Path(scratch) / "hidden")
     return TaskCheck(
         task=task,
         train_rows=prepared.train_rows,
@@ -69,4 +73,5 @@ def check_task(task: TaskDefinition, settings: Settings) -> TaskCheck:
         dropped=prepared.dropped,
         shared_groups=tuple(sorted(set(train_keys) & set(hidden_keys))),
         script_spec=prepared.dataset_spec,
+        hidden_digest=hidden_digest,
     )

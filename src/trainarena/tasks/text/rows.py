@@ -37,7 +37,7 @@ def load_rows(spec: SourceSpec, rules: DataRules) -> list[dict[str, Any]]:
     refused when there are none or when a row or a text field is over the size limits."""
     path = Path(spec.source)
     local = path.exists() or path.suffix.lower() in FILE_SUFFIXES
-    rows = _read_file(path) if local else _read_hub(spec)
+    rows = (_read_saved(path, spec.split) if path.is_dir() else _read_file(path)) if local else _read_hub(spec)
     if not rows:
         raise DatasetError(f"{spec.source}: the {'file' if local else 'dataset'} is empty (no rows)")
     for number, row in enumerate(rows, start=1):
@@ -223,6 +223,21 @@ def _read_json(path: Path) -> list[dict[str, Any]]:
     if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
         raise DatasetError(f"{path}: a .json dataset must be a list of objects")
     return data
+
+
+def _read_saved(path: Path, split: str) -> list[dict[str, Any]]:
+    """A folder written by ``datasets``' ``save_to_disk``: a Dataset, or a DatasetDict read at ``split``."""
+    import datasets
+
+    try:
+        saved = datasets.load_from_disk(str(path))
+    except (OSError, ValueError, FileNotFoundError) as error:
+        raise DatasetError(f"{path}: a folder, but not one written by datasets' save_to_disk ({error})") from None
+    if isinstance(saved, datasets.DatasetDict):
+        if split not in saved:
+            raise DatasetError(f"{path}: the saved dataset has no split {split!r}; splits: {sorted(saved)} (set dataset.split)")
+        saved = saved[split]
+    return saved.to_list()
 
 
 def _read_hub(spec: SourceSpec) -> list[dict[str, Any]]:

@@ -1,0 +1,184 @@
+"""`trainarena tournament create | run | show | list`: tournaments on the operator's task pools
+(operations/tournaments.py), registered on the `tournament` command group by cli/tournament.py."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY, stop_at_once_on_ctrl_c, threads_per_run
+from trainarena.cli.output import Col, OneLineTable, labelled, print_fields
+from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
+from trainarena.cli.status import STATUS_COLUMNS, _champion_cell, _summary_json, _where
+from trainarena.execution import SandboxUnavailable, make_backend
+from trainarena.operations.history import boss_json, finished_of, margin_text, tournament_replay
+from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, run_pool_tournament
+from trainarena.pipeline import SandboxedExecutor
+from trainarena.reporting.leaderboard import build_leaderboard
+from trainarena.reporting.run_detail import write_result_json
+from trainarena.settings import Settings
+from trainarena.store import StoreError, get_draw, list_tournaments, open_store, stored_weights, summarize_tournament
+from trainarena.store.leases import LeaseError
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+
+
+def _fail(message: str, json_output: bool, code: int = 1) -> typer.Exit:
+    if json_output:
+        typer.echo(json.dumps({"ok": False, "error": message}))
+    else:
+        Console(stderr=True, soft_wrap=True).print(labelled("error", "red", message))
+    return typer.Exit(code=code)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time, e.g. 2026-12-01T12:00:00+00:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def create_command(
+    kind: Annotated[str, typer.Option("--kind", help="text or image.")],
+    pool: Annotated[str, typer.Option("--pool", help="The task pool to draw from (see `trainarena task list --stored`).")],
+    entry_closes: Annotated[str | None, typer.Option("--entry-closes", help="ISO time; competitors registered later do not enter (default: now; UTC when no zone).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Tournament seed (default: random): the draw of tasks and the bracket follow from it.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Tournament name (default: KIND-POOL-N).")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Create a tournament on a task pool.
+
+    Every registered competitor whose registration and manifest fit the pool enters (those left out are named, with the reason); the reigning champion of the kind defends in the boss round; the tasks are drawn from the pool without replacement (refused when the pool has too few).
+    """
+    settings = Settings()
+    closes = _parse_time(entry_closes)
+    with open_store(settings) as store, store.transaction() as session:
+        try:
+            created = create_pool_tournament(session, settings, kind=kind, pool=pool, entry_closes=closes, seed=seed, name=name)
+        except TournamentRefused as error:
+            raise _fail(str(error), json_output) from None
+    if json_output:
+        typer.echo(json.dumps(created.to_json(), indent=2))
+        return
+    console = Console(highlight=False)
+    print_fields(console, [
+        ("tournament", f"{created.name} (id {created.id}, {created.kind}, pool {created.pool})"),
+        ("entrants", ", ".join(created.entrants)),
+        ("defending", created.defender or "nobody (the bracket's winner is crowned)"),
+        ("tasks", f"{len(created.tasks)} drawn from the pool"),
+    ])
+    for competitor, reason in created.left_out:
+        console.print(labelled(f"not entered: {competitor}", "yellow", reason), soft_wrap=True)
+    for task, reason in created.unusable_tasks:
+        console.print(labelled(f"not drawn: {task}", "yellow", reason), soft_wrap=True)
+    console.print(Text(f"play it: trainarena tournament run {created.id}"), soft_wrap=True)
+
+
+def run_command(
+    tournament_id: Annotated[int, typer.Argument(help="The id `tournament create` printed.")],
+    parallel: Annotated[int, typer.Option(min=1, help="Runs played at once (each gets cores/parallel threads).")] = 1,
+    unsafe: Annotated[bool, typer.Option("--unsafe", help="Run scripts without a sandbox (only where bubblewrap is missing and you trust them).")] = False,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help=f"When another process drives it: wait for it, or exit at once with status {EXIT_TOURNAMENT_BUSY}.")] = True,
+    json_output: JsonFlag = False,
+) -> None:
+    """Play a tournament to its end, then print the champion and the weights.
+
+    Interrupted and run again, it resumes; one process drives a tournament at a time.
+    """
+    console = Console(stderr=json_output)
+    settings = threads_per_run(Settings(), parallel)
+    try:
+        backend = make_backend(settings, unsafe=unsafe)
+    except SandboxUnavailable as error:
+        raise _fail(str(error), json_output, code=2) from None
+    started = time.monotonic()
+    store = open_store(settings)
+    try:
+        executor = SandboxedExecutor(settings, backend)
+        stop_at_once_on_ctrl_c(console)
+        with LiveProgress(console) as progress:
+            result = run_pool_tournament(
+                store, settings, tournament_id, executor=executor, progress=progress, parallel=parallel, wait=wait,
+                on_wait=lambda holder: console.print(labelled("waiting", "yellow", f"another process drives it ({holder.describe()})")),
+                on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir),
+            )
+    except LeaseError as error:
+        raise _fail(f"not driving: {error}", json_output, code=EXIT_TOURNAMENT_BUSY) from None
+    except StoreError as error:
+        raise _fail(str(error), json_output) from None
+    finally:
+        store.close()
+        backend.close()
+    if json_output:
+        typer.echo(json.dumps({**result.to_json(), "wall_seconds": round(time.monotonic() - started, 1)}, indent=2))
+        return
+    console.print(f"champion: [bold]{result.champion or 'none (no winner)'}[/bold] ({result.reason})", highlight=False)
+    console.print(Text(f"details: trainarena tournament show {tournament_id}"), soft_wrap=True)
+
+
+def _show_json(session: Any, settings: Settings, tournament_id: int) -> tuple[dict[str, Any], Any, Any]:
+    tournament, replayed = tournament_replay(session, tournament_id, settings.rules)
+    board = build_leaderboard(session, tournament, finished_of(tournament, replayed))
+    draw = get_draw(session, tournament_id)
+    data = {
+        "id": tournament.id,
+        **board.to_json(),
+        "pool": None if draw is None else draw.pool.name,
+        "tasks": None if draw is None else list(draw.task_names),
+        "boss": boss_json(replayed.boss),
+        "weights": stored_weights(session, tournament_id),
+    }
+    return data, board, replayed
+
+
+def show_command(tournament_id: Annotated[int, typer.Argument(help="A tournament id (see `tournament list`).")], json_output: JsonFlag = False) -> None:
+    """Show a tournament: its bracket with every run's score, the standings, the boss round and the weights."""
+    settings = Settings()
+    with open_store(settings) as store, store.session() as session:
+        try:
+            data, board, replayed = _show_json(session, settings, tournament_id)
+        except StoreError as error:
+            raise _fail(str(error), json_output) from None
+    if json_output:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    console = Console(highlight=False)
+    print_fields(console, [
+        ("tournament", f"{board.tournament} (id {data['id']}, {board.kind}, {board.status})"),
+        ("pool", f"{data['pool']}: {', '.join(data['tasks'])}" if data["pool"] else "-"),
+        ("defending", board.champion_before or "nobody"),
+    ])
+    if board.runs:
+        print_bracket(console, board)
+    if replayed.boss is not None:
+        console.print(Text(f"boss round: {replayed.boss.challenger} against {replayed.boss.champion}: "
+                           f"{margin_text(replayed.boss)}"), soft_wrap=True)
+    print_leaderboard(console, board)
+
+
+LIST_COLUMNS = STATUS_COLUMNS[:5] + (Col("runs", justify="right"), Col("champion", shrink_to=8))
+
+
+def list_command(json_output: JsonFlag = False) -> None:
+    """List the tournaments in the store, oldest first."""
+    with open_store(Settings()) as store, store.session() as session:
+        summaries = [summarize_tournament(session, t) for t in list_tournaments(session)]
+    if json_output:
+        typer.echo(json.dumps([_summary_json(s) for s in summaries], indent=2))
+        return
+    if not summaries:
+        typer.echo("no tournaments yet: trainarena tournament create --kind text --pool POOL")
+        return
+    table = OneLineTable(LIST_COLUMNS, title="Tournaments")
+    for s in summaries:
+        table.add_row([str(s.id), s.name, s.kind, s.status, _where(s), f"{s.runs_done}/{s.runs_total}", _champion_cell(s)])
+    Console(highlight=False).print(table)

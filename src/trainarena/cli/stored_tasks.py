@@ -1,0 +1,157 @@
+"""`trainarena task add | remove`, and the stored-task side of `task list` and `task show`: tasks an
+operator stored in pools for tournaments to draw from (operations/pools.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from trainarena.cli.output import Col, OneLineTable, labelled, print_fields
+from trainarena.operations.pools import TaskRefused, add_task, stored_task_json, task_from_flags
+from trainarena.settings import Settings
+from trainarena.store import StoredTask, get_stored_task, list_stored_tasks, open_store, remove_stored_task
+from trainarena.store.competitors import StoreError
+from trainarena.tasks import TaskFileError, read_task_file
+
+STORED_COLUMNS = (
+    Col("name"),
+    Col("pool"),
+    Col("type"),
+    Col("dataset", shrink_to=12),
+    Col("rows", justify="right"),
+    Col("budget", justify="right"),
+)
+
+ADD_HELP = (
+    "Store a task in a pool for tournaments to draw from. Give a task file (--file, the schema of examples/tasks) or "
+    "NAME with --type, --base-model, --dataset and the dataset's field mapping as flags named after the task file's "
+    "dataset keys (--field-instruction COL --field-output COL, --format TEXT ...). The base model must load, the "
+    "dataset must validate and split as `task check` does; the hidden split uses a seed derived from the operator's "
+    "secret, and the task records the digests of its base model, dataset and hidden split. The pool (default: the "
+    "task's kind, text or image) is made on first use and holds one kind."
+)
+
+
+def fail(message: str, json_output: bool, **context: object) -> typer.Exit:
+    """Print a problem (``{"ok": false, ..., "error"}`` with ``--json``) and exit 1."""
+    if json_output:
+        typer.echo(json.dumps({"ok": False, **context, "error": message}, indent=2))
+    else:
+        Console(stderr=True, soft_wrap=True).print(labelled("error", "red", message))
+    return typer.Exit(code=1)
+
+
+def dataset_flags(extra: list[str]) -> dict[str, str]:
+    """``--field-instruction COL --format TEXT`` as dataset keys (``field_instruction``, ``format``)."""
+    keys: dict[str, str] = {}
+    words = iter(extra)
+    for word in words:
+        if not word.startswith("--") or len(word) < 3:
+            raise TaskFileError(f"unexpected argument {word!r}: dataset keys are given as --KEY VALUE")
+        key, _, value = word[2:].partition("=")
+        if not _:
+            value = next(words, None)
+            if value is None:
+                raise TaskFileError(f"{word} needs a value")
+        keys[key.replace("-", "_")] = value
+    return keys
+
+
+def add_command(
+    context: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="The task's name (with flags; a task file names its task).", show_default=False)] = None,
+    task_type: Annotated[str | None, typer.Option("--type", help="instruct, chat, dpo, grpo or image.")] = None,
+    base_model: Annotated[str | None, typer.Option("--base-model", help="A save_pretrained folder or a Hugging Face model id.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="JSONL, JSON, CSV or Parquet file, a save_to_disk folder, an image folder or zip, or a hub dataset id.")] = None,
+    budget: Annotated[float | None, typer.Option("--budget", min=0.001, help="Training budget in seconds (default: settings pools.default_budget_seconds).")] = None,
+    task_file: Annotated[Path | None, typer.Option("--file", help="A task file (TOML or JSON) instead of the flags.")] = None,
+    pool: Annotated[str | None, typer.Option("--pool", help="The pool to add it to (default: text or image, by the task's kind).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the stored task as JSON.")] = False,
+) -> None:
+    settings = Settings()
+    try:
+        if task_file is not None:
+            if name or task_type or base_model or dataset or context.args:
+                raise TaskFileError("give either --file or NAME with --type/--base-model/--dataset, not both")
+            spec = read_task_file(task_file)
+        else:
+            if not (name and task_type and base_model and dataset):
+                raise TaskFileError("give NAME, --type, --base-model and --dataset (or --file TASK_FILE)")
+            fields = {"source": dataset, **dataset_flags(context.args)}
+            spec = task_from_flags(name, task_type, base_model, fields, budget or settings.pools.default_budget_seconds)
+    except TaskFileError as error:
+        raise fail(str(error), json_output, name=name) from None
+    with open_store(settings) as store, store.transaction() as session:
+        try:
+            with Console(stderr=True).status(Text(f"checking {spec.name}: base model, dataset, split")):
+                added = add_task(session, settings, spec, pool)
+        except TaskRefused as error:
+            raise fail(str(error), json_output, name=spec.name) from None
+        details = stored_task_json(added.stored)
+    if json_output:
+        typer.echo(json.dumps({"ok": True, **details}, indent=2))
+        return
+    console = Console(highlight=False)
+    console.print(Text(f"stored {details['name']} in pool {details['pool']} ({details['kind']}): "
+                       f"{details['train_rows']:,} train rows, {details['hidden_rows']:,} hidden (secret split)"), soft_wrap=True)
+
+
+def remove_command(
+    name: Annotated[str, typer.Argument(help="A stored task's name (see `trainarena task list --stored`).")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Remove a stored task; refused when a tournament drew it."""
+    settings = Settings()
+    with open_store(settings) as store, store.transaction() as session:
+        try:
+            remove_stored_task(session, name)
+        except StoreError as error:
+            raise fail(str(error), json_output, name=name) from None
+    typer.echo(json.dumps({"ok": True, "removed": name}) if json_output else f"removed {name}")
+
+
+def stored_rows(pool: str | None) -> list[dict[str, object]]:
+    """The stored tasks (of one pool) as JSON-ready rows; StoreError when the pool does not exist."""
+    with open_store(Settings()) as store, store.session() as session:
+        return [stored_task_json(task) for task in list_stored_tasks(session, pool)]
+
+
+def print_stored(rows: list[dict[str, object]], pool: str | None) -> None:
+    console = Console(highlight=False)
+    if not rows:
+        console.print(Text("no stored tasks" + (f" in pool {pool}" if pool else "") + ": add one with `trainarena task add`"))
+        return
+    table = OneLineTable(STORED_COLUMNS, title="Stored tasks" + (f" in pool {pool}" if pool else ""))
+    for row in rows:
+        table.add_row([str(row["name"]), str(row["pool"]), str(row["type"]), str(row["dataset"]),
+                       f"{row['train_rows']}+{row['hidden_rows']}", f"{row['budget_seconds']:g} s"])
+    console.print(table)
+    console.print(Text("rows: train+hidden · describe one: trainarena task show NAME"), soft_wrap=True)
+
+
+def stored_task(name: str) -> dict[str, object] | None:
+    """The stored task named ``name`` as JSON, or None when no task of that name is stored."""
+    with open_store(Settings()) as store, store.session() as session:
+        task: StoredTask | None = get_stored_task(session, name)
+        return None if task is None else stored_task_json(task)
+
+
+def print_stored_task(details: dict[str, object]) -> None:
+    digests = details["digests"]
+    assert isinstance(digests, dict)
+    print_fields(Console(highlight=False), [
+        ("task", f"{details['name']} ({details['type']}), pool {details['pool']} ({details['kind']})"),
+        ("base model", str(details["base_model"])),
+        ("dataset", str(details["dataset"])),
+        ("rows", f"{details['train_rows']:,} train, {details['hidden_rows']:,} hidden (secret split)"),
+        ("budget", f"{details['budget_seconds']:g} s"),
+        ("added", str(details["created_at"])),
+        ("model sha256", str(digests["base_model"])),
+        ("data sha256", str(digests["dataset"])),
+        ("hidden sha256", str(digests["hidden_split"])),
+    ])

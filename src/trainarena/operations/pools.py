@@ -1,0 +1,135 @@
+"""Adding stored tasks to pools (``trainarena task add``): a task from a task file or from command-line
+flags is resolved, its base model checked to load, its dataset validated and split exactly as
+``trainarena task check`` does, with its secret split seed (tasks/secret_split.py), and stored with the
+digests of its base model, dataset and hidden split. Nothing is stored when a check fails."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from trainarena.contract import TaskType
+from trainarena.pipeline import parameter_count, resolve_base_model
+from trainarena.runs import definition_json
+from trainarena.settings import Settings
+from trainarena.store import StoredTask, add_stored_task, get_stored_task
+from trainarena.store.competitors import StoreError
+from trainarena.tasks import TaskFile, TaskFileError, resolve_task_file
+from trainarena.tasks.base import DatasetError, TaskDefinition
+from trainarena.tasks.check import SHOWN_SHARED_KEYS, TaskCheck, check_task
+from trainarena.tasks.digests import path_digest
+from trainarena.tasks.text.rows import load_rows
+
+# Files that say a folder is a loadable model: a transformers model or a diffusers pipeline.
+MODEL_CONFIG_FILES = ("config.json", "model_index.json")
+FLAGS_SOURCE = "task add flags"  # stands in for a task file's name in messages about flags
+
+
+class TaskRefused(ValueError):
+    """A task ``task add`` will not store, with the reason (the model, the dataset, the name)."""
+
+
+def task_kind(task_type: TaskType) -> str:
+    return "image" if task_type is TaskType.IMAGE else "text"
+
+
+def task_from_flags(name: str, task_type: str, base_model: str, dataset: dict[str, Any], budget_seconds: float) -> TaskFile:
+    """A task given as flags, as if written in a task file in the working directory (relative paths
+    are read against it)."""
+    try:
+        kind = TaskType(task_type)
+    except ValueError:
+        raise TaskFileError(f"--type {task_type!r} is not one of {[t.value for t in TaskType]}") from None
+    if "source" not in dataset:
+        raise TaskFileError("--dataset is required: a local file or folder, or a Hugging Face dataset id")
+    return TaskFile(Path.cwd() / FLAGS_SOURCE, name, kind, base_model, dataset, budget_seconds, 0)
+
+
+def model_digest(base_model: str) -> str:
+    """sha256 of the base model's files, after checking it is a model that loads: a folder with a
+    config and safetensors weights whose headers read (DatasetError naming what is wrong)."""
+    if Path(base_model).is_absolute() and not Path(base_model).exists():  # a path, never a hub id
+        raise DatasetError(f"base model {base_model!r}: no such folder; give a folder written by save_pretrained")
+    folder = resolve_base_model(base_model)
+    if not any((folder / name).is_file() for name in MODEL_CONFIG_FILES):
+        raise DatasetError(f"base model {base_model!r}: {folder} has none of {list(MODEL_CONFIG_FILES)}; "
+                           "give a folder written by save_pretrained")
+    try:
+        parameters = parameter_count(folder)
+    except (OSError, ValueError, KeyError) as error:
+        raise DatasetError(f"base model {base_model!r}: its safetensors files do not read ({error})") from None
+    if parameters == 0:
+        raise DatasetError(f"base model {base_model!r}: no safetensors weights in {folder}")
+    return path_digest(folder)
+
+
+def dataset_digest(task: TaskDefinition, settings: Settings) -> str:
+    """sha256 of the dataset file or folder; of its rows (canonical JSON) for a hub dataset."""
+    source = Path(str(task.dataset["source"]))
+    if source.exists():
+        return path_digest(source)
+    hub = SimpleNamespace(source=str(task.dataset["source"]), split=str(task.dataset.get("split", "train")))
+    rows = load_rows(hub, settings.data)
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AddedTask:
+    stored: StoredTask
+    check: TaskCheck
+
+
+def add_task(session: Session, settings: Settings, task_file: TaskFile, pool: str | None) -> AddedTask:
+    """Check and store a task (flushed, not committed); TaskRefused with the reason otherwise. The pool
+    defaults to the task's kind (``text`` or ``image``)."""
+    name = task_file.name
+    if get_stored_task(session, name) is not None:
+        raise TaskRefused(f"a task named {name!r} is already stored; choose another name or `trainarena task remove {name}` first")
+    try:
+        definition = replace(resolve_task_file(task_file, settings), split_key=f"{name}:{secrets.token_hex(8)}")
+        base_digest = model_digest(definition.base_model)
+        data_digest = dataset_digest(definition, settings)
+        check = check_task(definition, settings)
+    except (TaskFileError, DatasetError) as error:
+        raise TaskRefused(str(error)) from None
+    if not check.leak_free:
+        shared = ", ".join(repr(key) for key in check.shared_groups[:SHOWN_SHARED_KEYS])
+        raise TaskRefused(f"{name}: the split puts group keys on both sides ({shared}); not stored")
+    kind = task_kind(definition.task_type)
+    try:
+        stored = add_stored_task(session, name=name, pool=pool or kind, kind=kind, definition=definition_json(definition),
+                                 base_model_digest=base_digest, dataset_digest=data_digest, hidden_digest=check.hidden_digest,
+                                 train_rows=check.train_rows, hidden_rows=check.hidden_rows)
+    except StoreError as error:
+        raise TaskRefused(str(error)) from None
+    return AddedTask(stored, check)
+
+
+def stored_definition(task: StoredTask) -> TaskDefinition:
+    """The definition a stored task runs with (its split key included)."""
+    data: dict[str, Any] = dict(task.definition)
+    return TaskDefinition(**{**data, "task_type": TaskType(data["task_type"])})
+
+
+def stored_task_json(task: StoredTask) -> dict[str, Any]:
+    definition = task.definition
+    return {
+        "name": task.name,
+        "pool": task.pool.name,
+        "kind": task.pool.kind,
+        "type": task.task_type,
+        "base_model": definition["base_model"],
+        "dataset": definition["dataset"].get("source"),
+        "budget_seconds": definition["budget_seconds"],
+        "train_rows": task.train_rows,
+        "hidden_rows": task.hidden_rows,
+        "digests": {"base_model": task.base_model_digest, "dataset": task.dataset_digest, "hidden_split": task.hidden_digest},
+        "created_at": task.created_at.isoformat(),
+    }

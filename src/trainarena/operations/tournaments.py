@@ -1,0 +1,282 @@
+"""The tournament life cycle over task pools: create a tournament from a pool (who enters, who
+defends, which stored tasks it draws), drive it to the end, read it back. Plain functions over the
+store, so ``trainarena tournament create/run`` and a scheduler call the same ones.
+
+Entry: every registered competitor who registered before entry closes, whose registration allows the
+kind and whose manifest supports every task type of the pool enters, in registration order; the
+reigning champion of the kind defends in the boss round instead. A competitor whose repository can no
+longer be fetched is left out, with the reason. Tasks: the tournament draws, at creation and from its
+seed, as many stored tasks as its bracket can need (every round's tasks and the boss round's), without
+replacement; each round plays the next undrawn-yet-unplayed tasks, every match of a round the same
+ones, so no task is played twice in one tournament. A pool with too few tasks is refused up front.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from trainarena.contract import MANIFEST_NAME, Direction, TaskType
+from trainarena.engine import Finished, PlayedMatch, PlayedRound, RoundPlan, TaskOutcome, TournamentRecord, play_out
+from trainarena.engine.model import Stage
+from trainarena.operations.pools import stored_definition
+from trainarena.orchestrator import Progress, RunStored, Waiting, drive
+from trainarena.runs import RunExecutor, TaskSource
+from trainarena.settings import Settings, TournamentRules
+from trainarena.store import (
+    Competitor,
+    MatchRow,
+    Round,
+    Store,
+    StoredTask,
+    StoreError,
+    TaskRow,
+    Tournament,
+    TournamentDraw,
+    create_tournament,
+    current_champion,
+    get_draw,
+    get_stored_task,
+    list_competitors,
+    list_tournaments,
+    require_pool,
+    stored_weights,
+)
+from trainarena.store.records import boss_tasks_for
+from trainarena.submissions import RegistrationError, checkout_path, parse_manifest, register
+from trainarena.tasks.digests import path_digest
+
+
+class TournamentRefused(ValueError):
+    """A tournament that cannot be created as asked, with the reason and the numbers."""
+
+
+def tasks_needed(entrants: int, defended: bool, rules: TournamentRules, boss_tasks: int) -> int:
+    """The most tasks a bracket of ``entrants`` can play: each round's tasks (every match of a round
+    plays the same ones) and the boss round's when a champion defends. The engine plans the rounds;
+    every competitor scoring (distinct scores, the defender, if entered, last) is the longest path."""
+    if entrants == 0:
+        return 0
+    names = tuple(f"entrant-{index}" for index in range(entrants))
+    defender = "defender" if defended else None
+
+    def play(plan: RoundPlan) -> PlayedRound:
+        def outcome(name: str) -> TaskOutcome:
+            return TaskOutcome(name, float(entrants) if name == defender else float(names.index(name)))
+
+        return PlayedRound(plan, tuple(
+            PlayedMatch(match, (Direction.LOWER,) * match.tasks, tuple(tuple(outcome(c) for c in match.competitors) for _ in range(match.tasks)))
+            for match in plan.matches
+        ))
+
+    rounds = play_out(TournamentRecord(names, 0, boss_tasks, defender), rules, play).record.rounds
+    return sum(max(match.match.tasks for match in played.matches) for played in rounds)
+
+
+# --- Creating ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatedTournament:
+    id: int
+    name: str
+    kind: str
+    pool: str
+    seed: int
+    entrants: tuple[str, ...]
+    left_out: tuple[tuple[str, str], ...]  # (competitor, why it did not enter)
+    unusable_tasks: tuple[tuple[str, str], ...]  # (stored task, why it was not drawn)
+    defender: str | None
+    tasks: tuple[str, ...]  # the stored tasks drawn, in play order
+    entry_closes_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "kind": self.kind, "pool": self.pool, "seed": self.seed,
+            "entrants": list(self.entrants), "defender": self.defender, "tasks": list(self.tasks),
+            "left_out": [{"competitor": name, "reason": reason} for name, reason in self.left_out],
+            "unusable_tasks": [{"task": name, "reason": reason} for name, reason in self.unusable_tasks],
+            "entry_closes_at": self.entry_closes_at.isoformat(),
+        }
+
+
+def entry_problem(competitor: Competitor, kind: str, task_types: set[TaskType], settings: Settings) -> str | None:
+    """Why ``competitor`` cannot enter a ``kind`` tournament of these task types, or None. A checkout
+    cleared from the cache is fetched again; a repository that is gone is a reason."""
+    if competitor.kind not in (None, "both", kind):
+        return f"registered for {competitor.kind} tasks, not {kind}"
+    checkout = checkout_path(settings, competitor.commit)
+    if not checkout.is_dir():
+        try:
+            register(settings, name=competitor.name, repo=competitor.repo_url, commit=competitor.commit)
+        except RegistrationError as error:
+            return f"its repository cannot be fetched any more ({error})"
+    manifest = parse_manifest((checkout / MANIFEST_NAME).read_text(encoding="utf-8"))
+    unsupported = sorted(t.value for t in task_types if not manifest.supports(t))
+    if unsupported:
+        return f"its {MANIFEST_NAME} does not support {', '.join(unsupported)} tasks, which the pool holds"
+    return None
+
+
+def task_problem(task: StoredTask) -> str | None:
+    """Why a stored task cannot be drawn any more, or None: its base model folder or its dataset is
+    gone, or the dataset changed since the task was added (its digest; a hub dataset is not re-read)."""
+    definition = task.definition
+    model, source = Path(definition["base_model"]), Path(str(definition["dataset"].get("source")))
+    if model.is_absolute() and not model.exists():
+        return f"its base model {model} is gone"
+    if source.is_absolute() and not source.exists():
+        return f"its dataset {source} is gone"
+    if source.exists() and path_digest(source) != task.dataset_digest:
+        return f"its dataset {source} changed since it was added (sha256 differs); add it again as a new task"
+    return None
+
+
+def create_pool_tournament(
+    session: Session,
+    settings: Settings,
+    *,
+    kind: str,
+    pool: str,
+    entry_closes: datetime | None = None,
+    seed: int | None = None,
+    name: str | None = None,
+) -> CreatedTournament:
+    """Record a tournament of ``kind`` drawing from ``pool`` (flushed, not committed); TournamentRefused
+    when the pool is of another kind or too small, or nobody can enter."""
+    try:
+        pool_row = require_pool(session, pool)
+    except StoreError as error:
+        raise TournamentRefused(str(error)) from None
+    if pool_row.kind != kind:
+        raise TournamentRefused(f"pool {pool!r} holds {pool_row.kind} tasks, not {kind}")
+    closes = entry_closes or datetime.now(UTC)
+    champion = current_champion(session, kind)
+    task_types = {TaskType(task.task_type) for task in pool_row.tasks}
+    entrants, left_out = [], []
+    for competitor in list_competitors(session):
+        if competitor.registered_at > closes:
+            left_out.append((competitor.name, f"registered after entry closed ({closes.isoformat(timespec='seconds')})"))
+        elif champion is not None and competitor.id == champion.id:
+            continue  # the reigning champion defends in the boss round
+        elif (problem := entry_problem(competitor, kind, task_types, settings)) is not None:
+            left_out.append((competitor.name, problem))
+        else:
+            entrants.append(competitor.name)
+    if not entrants:
+        reasons = "; ".join(f"{n}: {r}" for n, r in left_out) or "no competitor is registered"
+        raise TournamentRefused(f"nobody can enter a {kind} tournament on pool {pool!r} ({reasons})")
+    needed = tasks_needed(len(entrants), champion is not None, settings.rules, boss_tasks_for(kind, settings.rules))
+    unusable = [(task.name, problem) for task in pool_row.tasks if (problem := task_problem(task)) is not None]
+    available = sorted(task.name for task in pool_row.tasks if task.name not in dict(unusable))
+    if len(available) < needed:
+        broken = f" ({len(unusable)} unusable: " + "; ".join(f"{n}: {r}" for n, r in unusable) + ")" if unusable else ""
+        raise TournamentRefused(
+            f"pool {pool!r} has {len(available)} usable tasks{broken}, but {len(entrants)} entrants"
+            f"{' and a defending champion' if champion else ''} can play {needed} (no task is played twice in a "
+            f"tournament); add {needed - len(available)} more with `trainarena task add ... --pool {pool}`"
+        )
+    seed = secrets.randbits(31) if seed is None else seed
+    name = name or _next_name(session, kind, pool)
+    try:
+        tournament = create_tournament(session, name=name, kind=kind, seed=seed, entrants=entrants,
+                                       champion=None if champion is None else champion.name)
+    except StoreError as error:
+        raise TournamentRefused(str(error)) from None
+    drawn = random.Random(seed).sample(available, needed)
+    session.add(TournamentDraw(tournament_id=tournament.id, pool_id=pool_row.id, task_names=drawn, entry_closes_at=closes))
+    session.flush()
+    return CreatedTournament(tournament.id, name, kind, pool, seed, tuple(entrants), tuple(left_out), tuple(unusable),
+                             None if champion is None else champion.name, tuple(drawn), closes)
+
+
+def _next_name(session: Session, kind: str, pool: str) -> str:
+    taken = {t.name for t in list_tournaments(session)}
+    number = sum(1 for t in taken if t.startswith(f"{kind}-{pool}-")) + 1
+    while f"{kind}-{pool}-{number}" in taken:
+        number += 1
+    return f"{kind}-{pool}-{number}"
+
+
+# --- Driving -------------------------------------------------------------------------------------
+
+
+def played_task_names(session: Session, tournament_id: int) -> set[str]:
+    """The stored tasks the tournament's stored rounds play (task rows hold the stored task's name)."""
+    rows = session.scalars(
+        select(TaskRow).join(TaskRow.match).join(MatchRow.round).where(Round.tournament_id == tournament_id)
+    )
+    return {row.definition["name"] for row in rows}
+
+
+def pool_task_source(store: Store, tournament_id: int) -> TaskSource:
+    """The tournament's tasks: a new round plays the drawn tasks no stored round played yet, in draw
+    order (task ``i`` of every match of the round is the same task). The orchestrator creates a round in
+    one transaction, so the rounds read here are exactly the earlier ones, on a resume as well."""
+
+    def source(kind: str, stage: Stage, match_id: str, task_index: int, seed: int):
+        with store.session() as session:
+            draw = get_draw(session, tournament_id)
+            if draw is None:
+                raise StoreError(f"tournament {tournament_id} was not created from a pool (no task draw)")
+            played = played_task_names(session, tournament_id)
+            remaining = [name for name in draw.task_names if name not in played]
+            if task_index >= len(remaining):
+                raise StoreError(f"tournament {tournament_id}: its draw of {len(draw.task_names)} tasks is used up "
+                                 f"({stage} round, match {match_id}); the pool was checked for fewer rounds")
+            stored = get_stored_task(session, remaining[task_index])
+            if stored is None:
+                raise StoreError(f"stored task {remaining[task_index]!r} drawn by tournament {tournament_id} is gone")
+            return replace(stored_definition(stored), seed=seed)
+
+    return source
+
+
+@dataclass(frozen=True)
+class TournamentResult:
+    id: int
+    name: str
+    champion: str | None
+    crowned: bool
+    reason: str
+    weights: dict[str, float]
+    finished: Finished
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "champion": self.champion, "crowned": self.crowned,
+                "reason": self.reason, "weights": self.weights}
+
+
+def run_pool_tournament(
+    store: Store,
+    settings: Settings,
+    tournament_id: int,
+    *,
+    executor: RunExecutor,
+    progress: Progress | None = None,
+    parallel: int = 1,
+    wait: bool = False,
+    on_wait: Waiting | None = None,
+    on_stored: RunStored | None = None,
+) -> TournamentResult:
+    """Drive a pool tournament to its end under its lease (resuming where the store says it was) and
+    return the champion and the weights. LeaseHeld when another driver has it and ``wait`` is off."""
+    with store.session() as session:
+        tournament = session.get(Tournament, tournament_id)
+        if tournament is None:
+            raise StoreError(f"no tournament with id {tournament_id}")
+        name = tournament.name
+    finished = drive(store, tournament_id, task_source=pool_task_source(store, tournament_id), executor=executor,
+                     rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir, progress=progress,
+                     parallel=parallel, lease_rules=settings.lease, wait=wait, on_wait=on_wait, on_stored=on_stored)
+    assert finished is not None  # no max_steps: drive returns only at the end
+    with store.session() as session:
+        weights = stored_weights(session, tournament_id)
+    return TournamentResult(tournament_id, name, finished.champion, finished.crowned, finished.reason, weights, finished)

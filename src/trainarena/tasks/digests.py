@@ -1,0 +1,23 @@
+"""sha256 digests of what a stored task is made of (its base model, its dataset, its hidden split),
+so an auditor can tell whether a file changed after the task was added."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from trainarena.execution.artifacts import artifact_digest
+
+_READ_CHUNK = 1 << 20
+
+
+def path_digest(path: Path) -> str:
+    """sha256 hex of a file's bytes, or of a folder's files (sorted relative paths, sizes, contents)."""
+    path = Path(path)
+    if path.is_dir():
+        return artifact_digest(path, [p for p in path.rglob("*") if p.is_file()])
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_READ_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,65 @@
+"""Secret split seeds of stored tasks.
+
+What it protects against: a competitor who knows a public dataset and the public split rules
+recomputing which rows will be hidden (with the fixed ``DataRules.split_seed`` anyone can), then
+training on exactly those rows. A stored task's split seed is ``HMAC-SHA256(secret, split key)``: the
+split key (``TaskDefinition.split_key``) is public and stored with the task, the operator's secret is
+not, so without the secret the seed cannot be derived, and two operators split the same data apart.
+
+What it does not protect against: a leaked secret (or key file), or an operator who publishes the
+hidden split. Ad-hoc task files (``trainarena run``, ``task check``, the demo) have no split key and
+keep the public seed: their split is public by design.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from trainarena.settings import Settings
+from trainarena.tasks.base import TaskDefinition
+
+SECRET_BYTES = 32
+
+
+def operator_secret(settings: Settings) -> bytes:
+    """The split secret: ``pools.split_secret`` when set, else the key file, created on first use
+    with random bytes, readable by its owner only (mode 0600)."""
+    if settings.pools.split_secret is not None:
+        return settings.pools.split_secret.get_secret_value().encode()
+    path = settings.split_secret_path
+    if not path.exists():
+        _create_key_file(path)
+    key = path.read_bytes()
+    if len(key) < 16:
+        raise ValueError(f"{path}: the split secret is {len(key)} bytes, too short; delete the file to make a new one "
+                         "(only before any task is stored: stored tasks' splits follow from it)")
+    return key
+
+
+def _create_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # O_EXCL: two processes creating it at once keep the first one's secret
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(secrets.token_hex(SECRET_BYTES).encode())
+
+
+def split_seed(secret: bytes, split_key: str) -> int:
+    """The split seed of a task with this split key under this secret (63 bits of the HMAC)."""
+    digest = hmac.new(secret, split_key.encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") & 0x7FFFFFFFFFFFFFFF
+
+
+def split_settings(task: TaskDefinition, settings: Settings) -> Settings:
+    """The settings a task is prepared with: its secret split seed in ``data.split_seed`` when it is a
+    stored task (has a split key), the settings unchanged for an ad-hoc one."""
+    if task.split_key is None:
+        return settings
+    seed = split_seed(operator_secret(settings), task.split_key)
+    return settings.model_copy(update={"data": settings.data.model_copy(update={"split_seed": seed})})

@@ -1,0 +1,61 @@
+"""`trainarena tournament create | show | list` and `trainarena champions` on a store the test fills
+(the tournament is played by the fake executor; `tournament run` is the e2e test's)."""
+
+from __future__ import annotations
+
+import json
+
+from operator_data import FakeExecutor, OperatorData, register_example
+from typer.testing import CliRunner
+
+from trainarena.cli import app
+from trainarena.operations.tournaments import run_pool_tournament
+from trainarena.store import open_store
+
+runner = CliRunner()
+
+
+def _invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def _add(name: str, source: str) -> None:
+    result = _invoke("task", "add", name, "--type", "instruct", "--base-model", "model", "--dataset", source,
+                     "--field-instruction", "q", "--field-output", "a", "--budget", "5", "--pool", "weekly")
+    assert result.exit_code == 0, result.output
+
+
+def test_create_show_list_and_champions(operator_data: OperatorData) -> None:
+    for name in ("baseline", "instruct_only", "torchloop"):
+        register_example(operator_data.settings, name)
+    _add("from-jsonl", "rows.jsonl")
+
+    refused = _invoke("tournament", "create", "--kind", "text", "--pool", "weekly", "--json")
+    assert refused.exit_code == 1
+    assert "pool 'weekly' has 1 usable tasks, but 3 entrants can play 2" in json.loads(refused.output)["error"]
+
+    _add("from-csv", "rows.csv")
+    created = _invoke("tournament", "create", "--kind", "text", "--pool", "weekly", "--seed", "3", "--json")
+    assert created.exit_code == 0, created.output
+    details = json.loads(created.output)
+    assert details["entrants"] == ["baseline", "instruct_only", "torchloop"] and sorted(details["tasks"]) == ["from-csv", "from-jsonl"]
+
+    with open_store(operator_data.settings) as store:
+        result = run_pool_tournament(store, operator_data.settings, details["id"], executor=FakeExecutor())
+
+    shown = json.loads(_invoke("tournament", "show", str(details["id"]), "--json").output)
+    assert shown["id"] == details["id"] and shown["champion"] == result.champion and shown["pool"] == "weekly"
+    assert shown["weights"] == result.weights and shown["boss"] is None
+    assert {run["task"] for run in shown["runs"]} == set(details["tasks"])
+    text = _invoke("tournament", "show", str(details["id"])).output
+    assert f"Champion: {result.champion}" in text and "weekly: " in text
+
+    listed = json.loads(_invoke("tournament", "list", "--json").output)
+    assert [(t["id"], t["status"], t["champion_after"]) for t in listed] == [(details["id"], "finished", result.champion)]
+
+    champions = json.loads(_invoke("champions", "--json").output)
+    assert [(c["kind"], c["champion"], c["tournament_id"], c["margin"]) for c in champions] == [
+        ("text", result.champion, details["id"], "no defending champion")
+    ]
+    assert result.champion in _invoke("champions").output
+    assert "error" in _invoke("tournament", "show", "99", "--json").output

@@ -1,0 +1,50 @@
+"""`trainarena task add | list --stored | show | remove` on data the test writes."""
+
+from __future__ import annotations
+
+import json
+
+from operator_data import OperatorData
+from typer.testing import CliRunner
+
+from trainarena.cli import app
+
+runner = CliRunner()
+
+
+def _invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_add_list_show_and_remove_a_stored_task(operator_data: OperatorData) -> None:
+    added = _invoke("task", "add", "sums", "--type", "instruct", "--base-model", "model", "--dataset", "saved",
+                    "--field-instruction", "q", "--field-output", "a", "--budget", "5", "--pool", "mine", "--json")
+    assert added.exit_code == 0, added.output
+    details = json.loads(added.output)
+    assert details["pool"] == "mine" and details["dataset"] == str(operator_data.saved)
+    assert details["train_rows"] + details["hidden_rows"] == 40 and len(details["digests"]["hidden_split"]) == 64
+
+    listed = _invoke("task", "list", "--pool", "mine", "--json")
+    assert [row["name"] for row in json.loads(listed.output)] == ["sums"]
+    assert "sums" in _invoke("task", "list", "--stored").output
+    assert "instruct-arithmetic" in _invoke("task", "list").output  # the example task files, as before
+
+    shown = _invoke("task", "show", "sums")
+    assert shown.exit_code == 0 and details["digests"]["dataset"] in shown.output and "pool mine" in shown.output
+
+    assert _invoke("task", "remove", "sums").exit_code == 0
+    assert json.loads(_invoke("task", "list", "--stored", "--json").output) == []
+
+
+def test_add_from_a_task_file_and_refusals_name_the_problem(operator_data: OperatorData) -> None:
+    task_file = operator_data.jsonl.parent / "sums.toml"
+    task_file.write_text('name = "from-file"\ntype = "instruct"\nbase_model = "model"\nbudget_seconds = 5\n'
+                         '[dataset]\nsource = "rows.csv"\nfield_instruction = "q"\nfield_output = "a"\n')
+    assert _invoke("task", "add", "--file", str(task_file)).exit_code == 0
+    again = _invoke("task", "add", "--file", str(task_file), "--json")
+    assert again.exit_code == 1 and "already stored" in json.loads(again.output)["error"]
+    bad_column = _invoke("task", "add", "x", "--type", "instruct", "--base-model", "model", "--dataset", "rows.jsonl",
+                         "--field-instruction", "nope", "--field-output", "a")
+    assert bad_column.exit_code == 1 and "missing column 'nope'" in bad_column.output
+    missing = _invoke("task", "add", "x", "--type", "instruct", "--dataset", "rows.jsonl")
+    assert missing.exit_code == 1 and "--base-model" in missing.output

@@ -1,0 +1,182 @@
+"""The pool tournament life cycle with a fake executor: entry, the draw without replacement, the
+defending champion, refusals with numbers, faults recorded against one run."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from operator_data import FakeExecutor, OperatorData, register_example
+
+from trainarena.operations.pools import add_task, task_from_flags
+from trainarena.operations.tournaments import (
+    TournamentRefused,
+    create_pool_tournament,
+    pool_task_source,
+    run_pool_tournament,
+    tasks_needed,
+)
+from trainarena.orchestrator import drive
+from trainarena.pipeline import SandboxedExecutor
+from trainarena.runs import RunReport, RunRequest
+from trainarena.settings import Settings, TournamentRules
+from trainarena.store import champion_history, open_store, remove_stored_task, tournament_runs
+from trainarena.store.competitors import StoreError, get_competitor
+from trainarena.submissions import checkout_path
+
+
+def _add_tasks(data: OperatorData, *names: str, pool: str = "weekly") -> None:
+    with open_store(data.settings) as store, store.transaction() as session:
+        for name in names:
+            task = task_from_flags(name, "instruct", str(data.model),
+                                   {"source": str(data.jsonl), "field_instruction": "q", "field_output": "a"}, 5.0)
+            add_task(session, data.settings, task, pool)
+
+
+def _create(settings: Settings, **options):
+    with open_store(settings) as store, store.transaction() as session:
+        return create_pool_tournament(session, settings, kind=options.pop("kind", "text"), pool=options.pop("pool", "weekly"), **options)
+
+
+def test_tasks_needed_follows_the_engine() -> None:
+    rules = TournamentRules()
+    assert tasks_needed(0, True, rules, 3) == 0
+    assert tasks_needed(1, False, rules, 3) == 0  # crowned without playing
+    assert tasks_needed(3, False, rules, 3) == 2  # two knockout rounds (a bye in the first)
+    assert tasks_needed(3, True, rules, 3) == 5  # and the boss round
+    # 20 entrants: one group round (3 groups), 6 advance, then 3 knockout rounds.
+    assert tasks_needed(20, False, rules, 3) == rules.group_tasks + 3 * rules.knockout_tasks
+
+
+def test_a_pool_tournament_enters_draws_plays_and_crowns(operator_data: OperatorData) -> None:
+    settings = operator_data.settings
+    for name in ("baseline", "instruct_only", "torchloop", "image_baseline"):
+        register_example(settings, name)
+    _add_tasks(operator_data, "t1", "t2")
+
+    created = _create(settings, seed=5)
+    assert created.entrants == ("baseline", "instruct_only", "torchloop") and created.defender is None
+    assert created.left_out == (("image_baseline", "registered for image tasks, not text"),)
+    assert sorted(created.tasks) == ["t1", "t2"]
+
+    executor = FakeExecutor()
+    with open_store(settings) as store:
+        result = run_pool_tournament(store, settings, created.id, executor=executor)
+        with store.session() as session:
+            played = {(run.task.match.round.index, run.task.definition["name"]) for run in tournament_runs(session, created.id)}
+    assert result.champion in created.entrants and result.crowned
+    assert result.weights and sum(result.weights.values()) <= 1 + 1e-9
+    # Each round played one drawn task, every match of the round the same one, none twice.
+    rounds = sorted(played)
+    assert [name for _, name in rounds] == list(created.tasks) and len({i for i, _ in rounds}) == 2
+    assert all(request.task.split_key and request.task.split_key.startswith(request.task.name + ":") for request in executor.requests)
+
+    # The next tournament: the champion defends and needs the boss round's tasks too.
+    with pytest.raises(TournamentRefused, match=r"pool 'weekly' has 2 usable tasks, but 2 entrants and a defending champion can play 4"):
+        _create(settings)
+    _add_tasks(operator_data, "t3", "t4", "t5")
+    second = _create(settings, seed=6)
+    assert second.defender == result.champion and result.champion not in second.entrants
+    with open_store(settings) as store:
+        again = run_pool_tournament(store, settings, second.id, executor=FakeExecutor())
+        with store.session() as session:
+            history = [(row.competitor.name, row.tournament_id) for row in champion_history(session, "text")]
+            with pytest.raises(StoreError, match="was drawn by tournament"):
+                remove_stored_task(session, created.tasks[0])
+    assert again.champion is not None and history[0] == (result.champion, created.id)
+
+
+def test_entry_closes_and_a_gone_repository_leave_competitors_out(operator_data: OperatorData) -> None:
+    settings = operator_data.settings
+    for name in ("baseline", "torchloop"):
+        register_example(settings, name)
+    gone = register_example(settings, "lost", "instruct_only")
+    _add_tasks(operator_data, "t1", "t2")
+    with open_store(settings) as store, store.session() as session:
+        lost = get_competitor(session, "lost")
+        shutil.rmtree(checkout_path(settings, lost.commit))
+    shutil.rmtree(gone)
+    shutil.rmtree(settings.cache_dir / "repos")
+
+    created = _create(settings)
+    reasons = dict(created.left_out)
+    assert created.entrants == ("baseline", "torchloop")
+    assert reasons["lost"].startswith("its repository cannot be fetched any more")
+
+    with pytest.raises(TournamentRefused, match="nobody can enter"):
+        _create(settings, entry_closes=datetime.now(UTC) - timedelta(days=1))
+
+
+def test_an_image_tournament_refuses_a_text_pool(operator_data: OperatorData) -> None:
+    _add_tasks(operator_data, "t1")
+    with pytest.raises(TournamentRefused, match="pool 'weekly' holds text tasks, not image"):
+        _create(operator_data.settings, kind="image")
+    with pytest.raises(TournamentRefused, match="no task pool named 'nope'"):
+        _create(operator_data.settings, pool="nope")
+
+
+class GoneRepositoryExecutor(FakeExecutor):
+    """The real pipeline for ``gone``'s runs (it stops before any sandbox: the repository is gone), the
+    fake scores for the others."""
+
+    def __init__(self, settings: Settings, gone: str) -> None:
+        super().__init__()
+        self.pipeline, self.gone = SandboxedExecutor(settings, backend=None), gone  # type: ignore[arg-type]
+
+    def execute(self, request: RunRequest) -> RunReport:
+        if request.competitor.name == self.gone:
+            return self.pipeline.execute(request)
+        return super().execute(request)
+
+
+def test_a_repository_gone_mid_tournament_fails_its_runs_and_the_tournament_goes_on(operator_data: OperatorData) -> None:
+    settings = operator_data.settings
+    for name in ("baseline", "instruct_only"):
+        register_example(settings, name)
+    gone = register_example(settings, "torchloop")
+    _add_tasks(operator_data, "t1", "t2")
+    created = _create(settings)
+    with open_store(settings) as store, store.session() as session:
+        shutil.rmtree(checkout_path(settings, get_competitor(session, "torchloop").commit))
+    shutil.rmtree(gone)
+    shutil.rmtree(settings.cache_dir / "repos")
+    with open_store(settings) as store:
+        result = run_pool_tournament(store, settings, created.id, executor=GoneRepositoryExecutor(settings, "torchloop"))
+        with store.session() as session:
+            failed = [run for run in tournament_runs(session, created.id) if run.competitor.name == "torchloop"]
+    assert result.champion in ("baseline", "instruct_only")
+    assert failed and all(run.status == "failed" and run.failure_reason.startswith("submission: ") for run in failed)
+
+
+def test_tasks_whose_data_is_gone_or_changed_are_not_drawn(operator_data: OperatorData) -> None:
+    settings = operator_data.settings
+    for name in ("baseline", "torchloop", "instruct_only"):
+        register_example(settings, name)
+    _add_tasks(operator_data, "t1", "t2")
+    with open_store(settings) as store, store.transaction() as session:
+        add_task(session, settings, task_from_flags("other", "instruct", str(operator_data.model),
+                 {"source": str(operator_data.csv), "field_instruction": "q", "field_output": "a"}, 5.0), "weekly")
+    operator_data.jsonl.write_text(operator_data.jsonl.read_text() + '{"q": "one more", "a": "1"}\n')
+    with pytest.raises(TournamentRefused, match=r"pool 'weekly' has 1 usable tasks \(2 unusable: t1: its dataset .* changed"):
+        _create(settings)
+    operator_data.jsonl.unlink()
+    with pytest.raises(TournamentRefused, match=r"t2: its dataset .*rows.jsonl is gone"):
+        _create(settings)
+
+
+def test_a_stopped_tournament_resumes_with_the_next_drawn_tasks(operator_data: OperatorData) -> None:
+    settings = operator_data.settings
+    for name in ("baseline", "torchloop", "instruct_only"):
+        register_example(settings, name)
+    _add_tasks(operator_data, "t1", "t2", "t3")
+    created = _create(settings, seed=11)
+    with open_store(settings) as store:
+        # Stop after the first round is created and one run played, as a killed driver would.
+        drive(store, created.id, task_source=pool_task_source(store, created.id), executor=FakeExecutor(),
+              rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir, max_steps=2)
+        result = run_pool_tournament(store, settings, created.id, executor=FakeExecutor())
+        with store.session() as session:
+            by_round = {(run.task.match.round.index, run.task.definition["name"]) for run in tournament_runs(session, created.id)}
+    assert result.champion is not None
+    assert [name for _, name in sorted(by_round)] == list(created.tasks)
