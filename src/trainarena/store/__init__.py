@@ -35,6 +35,8 @@ from trainarena.store.models import (
     TournamentLease,
     TournamentStatus,
     WeightRow,
+    WeightVector,
+    WeightVectorEntry,
 )
 from trainarena.store.records import boss_tasks_for, is_round_complete, load_record, load_tournament
 from trainarena.store.tournaments import (
@@ -48,6 +50,13 @@ from trainarena.store.tournaments import (
     stored_weights,
     summarize_tournament,
     tournament_runs,
+)
+from trainarena.store.weight_vectors import (
+    get_vector,
+    latest_finished_tournament,
+    latest_vector,
+    publish_weights,
+    weight_history,
 )
 
 __all__ = [
@@ -69,6 +78,8 @@ __all__ = [
     "TournamentStatus",
     "TournamentSummary",
     "WeightRow",
+    "WeightVector",
+    "WeightVectorEntry",
     "add_competitor",
     "boss_tasks_for",
     "is_round_complete",
@@ -96,4 +107,9 @@ __all__ = [
     "remove_competitor",
     "require_competitor",
     "upgrade_schema",
+    "get_vector",
+    "latest_finished_tournament",
+    "latest_vector",
+    "publish_weights",
+    "weight_history",
 ]
