@@ -114,7 +114,7 @@ class WeightRules(_Section):
     @field_validator("hybrid_start_date")
     @classmethod
     def _utc_start(cls, start: datetime | None) -> datetime | None:
-        return None if start is None or start.tzinfo else start.replace(tzinfo=UTC)
+        return start if start is None or start.tzinfo else start.replace(tzinfo=UTC)
 
     @model_validator(mode="after")
     def _check_shares(self) -> WeightRules:

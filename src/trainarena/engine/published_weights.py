@@ -106,3 +106,68 @@ def u16_weights(values: Sequence[float]) -> list[int]:
     if largest == 0.0:
         return [0 for _ in values]
     return [round(value / largest * U16_MAX) for value in values]
+
+
+FALLBACK_HOLDER = "(fallback)"
+REMAINDER_HOLDER = "(undistributed)"
+
+
+@dataclass(frozen=True)
+class U16Vector:
+    """What a validator sets: one u16 per hotkey (the largest is U16_MAX), heaviest first, ties by hotkey.
+    ``holders[i]`` says whom hotkey i stands for; ``left_out`` names competitors without a hotkey;
+    ``unassigned`` is the weight no hotkey received (the chain, which normalises the vector, shares it
+    among the hotkeys in it)."""
+
+    hotkeys: tuple[str, ...]
+    values: tuple[int, ...]
+    holders: tuple[tuple[str, ...], ...]
+    left_out: tuple[str, ...]
+    unassigned: float
+
+
+def u16_vector(
+    entries: Sequence[tuple[str, str | None, float]],
+    *,
+    fallback: float,
+    undistributed: float,
+    fallback_hotkey: str | None,
+    remainder_hotkey: str | None,
+) -> U16Vector:
+    """The u16 vector of published ``(competitor, hotkey, weight)`` entries. A competitor without a hotkey is
+    left out and its weight joins the undistributed remainder; the fallback share goes to ``fallback_hotkey``
+    (else with the remainder), the remainder to ``remainder_hotkey`` (else it is unassigned). Hotkeys shared
+    by several competitors add up; zero weights are not sent (as bittensor does)."""
+    totals: dict[str, list[float]] = {}
+    holders: dict[str, list[str]] = {}
+
+    def give(hotkey: str, holder: str, weight: float) -> None:
+        totals.setdefault(hotkey, []).append(weight)
+        holders.setdefault(hotkey, []).append(holder)
+
+    left_out = [name for name, hotkey, weight in entries if hotkey is None and weight > 0.0]
+    remainder = math.fsum([undistributed, *(weight for _, hotkey, weight in entries if hotkey is None)])
+    for name, hotkey, weight in entries:
+        if hotkey is not None and weight > 0.0:
+            give(hotkey, name, weight)
+    unassigned: list[float] = []
+    for holder, weight, hotkey in (
+        (FALLBACK_HOLDER, fallback, fallback_hotkey or remainder_hotkey),
+        (REMAINDER_HOLDER, remainder, remainder_hotkey),
+    ):
+        if weight <= 0.0:
+            continue
+        if hotkey is None:
+            unassigned.append(weight)
+        else:
+            give(hotkey, holder, weight)
+    summed = sorted(((hotkey, math.fsum(parts)) for hotkey, parts in totals.items()), key=lambda item: (-item[1], item[0]))
+    values = u16_weights([weight for _, weight in summed])
+    kept = [(hotkey, value) for (hotkey, _), value in zip(summed, values, strict=True) if value > 0]
+    return U16Vector(
+        hotkeys=tuple(hotkey for hotkey, _ in kept),
+        values=tuple(value for _, value in kept),
+        holders=tuple(tuple(holders[hotkey]) for hotkey, _ in kept),
+        left_out=tuple(left_out),
+        unassigned=math.fsum(unassigned),
+    )
