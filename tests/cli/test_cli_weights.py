@@ -122,7 +122,8 @@ def test_u16_export_leaves_out_competitors_without_a_hotkey(finished_store: Fini
     vector = json.loads(out)
     assert vector["hotkeys"] == [] and vector["weights"] == [] and vector["left_out"] == [LONG_NAME]
     assert vector["unassigned"] == pytest.approx(1.0)
-    assert f"no hotkey registered: {LONG_NAME}" in err and "REMAINDER_HOTKEY" in err
+    assert f"left out of the u16 vector (no hotkey registered, or none with a uid): {LONG_NAME}" in err
+    assert "REMAINDER_HOTKEY" in err
 
 
 def test_u16_export_by_hotkey_with_a_burn_key(finished_store: FinishedStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,6 +142,30 @@ def test_u16_export_by_hotkey_with_a_burn_key(finished_store: FinishedStore, mon
     assert vector["hotkeys"] == [BURN_KEY, HONEST_KEY]  # 0.75 remainder, then the 0.25 champion
     assert vector["weights"] == [U16_MAX, round(champion / published["undistributed"] * U16_MAX)]
     assert vector["holders"] == [["(undistributed)"], [LONG_NAME]]
+
+
+def test_u16_export_with_uids_from_the_metagraph(finished_store: FinishedStore, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    _set_hotkeys({LONG_NAME: HONEST_KEY})
+    _publish(datetime.now(UTC))
+    uids = tmp_path / "uids.json"
+    uids.write_text(json.dumps({HONEST_KEY: 7, BURN_KEY: 0, CRASHER_KEY: 3}))
+    monkeypatch.setenv("TRAINARENA_WEIGHTS__REMAINDER_HOTKEY", BURN_KEY)
+    vector = json.loads(_invoke(["weights", "export", "--format", "u16", "--uids", str(uids)])[0])
+    assert list(zip(vector["uids"], vector["hotkeys"], strict=True)) == [(0, BURN_KEY), (7, HONEST_KEY)]
+
+    uids.write_text(json.dumps({BURN_KEY: 0}))  # the champion's hotkey is not on the subnet: left out, burned
+    out, err = _invoke(["weights", "export", "--format", "u16", "--uids", str(uids)])
+    assert json.loads(out)["uids"] == [0] and json.loads(out)["left_out"] == [LONG_NAME] and LONG_NAME in err
+
+    uids.write_text(json.dumps({HONEST_KEY: 7}))
+    _, err = _invoke(["weights", "export", "--format", "u16", "--uids", str(uids)], exit_code=1)
+    assert "weights.remainder_hotkey has no uid" in err
+    uids.write_text(json.dumps([1, 2]))
+    _, err = _invoke(["weights", "export", "--format", "u16", "--uids", str(uids)], exit_code=1)
+    assert "holds a list" in err
+    _, err = _invoke(["weights", "export", "--format", "csv", "--uids", str(uids)], exit_code=1)
+    assert "--uids applies to --format u16 only" in err
 
 
 def test_a_malformed_hotkey_setting_is_named(finished_store: FinishedStore, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, labelled, print_fields
-from trainarena.reporting.weights import ExportError, csv_text, u16_export, u16_warnings, vector_record
+from trainarena.reporting.weights import ExportError, csv_text, read_uids, u16_export, u16_warnings, vector_record
 from trainarena.settings import Settings
 from trainarena.store import StoreError, get_vector, latest_vector, open_store, publish_weights, weight_history
 
@@ -120,14 +120,25 @@ def show_command(as_json: JsonFlag = False) -> None:
     console.print(history_table)
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise _fail(f"cannot read --uids {path}: {error.strerror}") from None
+
+
 @app.command("export")
 def export_command(
     export_format: Annotated[ExportFormat, typer.Option("--format", help="json or csv: competitor, hotkey, weight; "
                                                         "u16: the integer vector a Bittensor validator sets, by hotkey.")],
     output: Annotated[Path | None, typer.Option("--output", help="Write to this file instead of stdout.")] = None,
     vector_id: Annotated[int | None, typer.Option("--vector", help="Export this vector; default the latest.")] = None,
+    uids_file: Annotated[Path | None, typer.Option(
+        "--uids", help="u16: a JSON object of hotkey to uid (from the subnet's metagraph); adds the uids.")] = None,
 ) -> None:
     """Export a published vector. u16 leaves out competitors without a hotkey, with a warning."""
+    if uids_file is not None and export_format is not ExportFormat.U16:
+        raise _fail("--uids applies to --format u16 only (json and csv name hotkeys, not uids)")
     settings = Settings()
     warnings: list[str] = []
     try:
@@ -140,7 +151,8 @@ def export_command(
             elif export_format is ExportFormat.JSON:
                 text = json.dumps(vector_record(vector), indent=2) + "\n"
             else:
-                exported = u16_export(vector, settings.weights)
+                uids = None if uids_file is None else read_uids(_read(uids_file), str(uids_file))
+                exported = u16_export(vector, settings.weights, uids)
                 text = json.dumps(exported.record, indent=2) + "\n"
                 warnings = u16_warnings(exported.vector)
     except (StoreError, ExportError) as error:

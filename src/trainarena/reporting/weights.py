@@ -3,17 +3,20 @@
 The u16 export is what a Bittensor validator sets: one integer per hotkey, scaled so the largest is
 65535 (engine.published_weights). It names hotkeys, not uids: a uid is a hotkey's slot in the subnet's
 metagraph, which only the chain knows and which changes as neurons register, so the validator looks each
-hotkey up in its metagraph (``metagraph.hotkeys.index(hotkey)``) when it sets the weights.
+hotkey up in its metagraph (``metagraph.hotkeys.index(hotkey)``) when it sets the weights, or hands the
+export that mapping (``--uids``, a JSON object of hotkey to uid) to get the uids beside the hotkeys.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trainarena.engine.published_weights import U16Vector, u16_vector
+from trainarena.engine.published_weights import U16_MAX, U16Vector, u16_vector
 from trainarena.engine.ss58 import SS58Error, check_ss58
 from trainarena.settings import WeightRules
 from trainarena.store import Tournament, WeightVector
@@ -75,14 +78,22 @@ class U16Export:
     vector: U16Vector
 
 
-def u16_export(vector: WeightVector, rules: WeightRules) -> U16Export:
-    """The u16 vector of ``vector``, with whom each hotkey stands for; ExportError for a malformed hotkey setting."""
+def u16_export(vector: WeightVector, rules: WeightRules, uids: Mapping[str, int] | None = None) -> U16Export:
+    """The u16 vector of ``vector``, with whom each hotkey stands for; ExportError for a malformed hotkey setting.
+    With ``uids`` (hotkey -> uid on the subnet) the record also lists each hotkey's uid; a competitor whose
+    hotkey is not on the subnet is left out like one without a hotkey."""
     fallback_hotkey = _setting_hotkey(rules, "fallback_hotkey")
     remainder_hotkey = _setting_hotkey(rules, "remainder_hotkey")
-    entries = [(e.competitor.name, e.competitor.hotkey, e.weight) for e in vector.entries]
+    if uids is not None:
+        missing = [f"weights.{field}" for field, key in (("fallback_hotkey", fallback_hotkey),
+                                                         ("remainder_hotkey", remainder_hotkey)) if key and key not in uids]  # fmt: skip
+        if missing:
+            raise ExportError(f"the hotkey of setting {', '.join(missing)} has no uid in the uids file; "
+                              "register it on the subnet or change the setting")
+    entries = [(e.competitor.name, _on_subnet(e.competitor.hotkey, uids), e.weight) for e in vector.entries]
     u16 = u16_vector(entries, fallback=vector.fallback, undistributed=vector.undistributed,
                      fallback_hotkey=fallback_hotkey, remainder_hotkey=remainder_hotkey)  # fmt: skip
-    record = {
+    record: dict[str, Any] = {
         "vector_id": vector.id,
         "published_at": vector.published_at.isoformat(),
         "hotkeys": list(u16.hotkeys),
@@ -91,15 +102,35 @@ def u16_export(vector: WeightVector, rules: WeightRules) -> U16Export:
         "left_out": list(u16.left_out),
         "unassigned": u16.unassigned,
     }
+    if uids is not None:
+        record["uids"] = [uids[hotkey] for hotkey in u16.hotkeys]
     return U16Export(record, u16)
+
+
+def _on_subnet(hotkey: str | None, uids: Mapping[str, int] | None) -> str | None:
+    return hotkey if uids is None or hotkey in uids else None
+
+
+def read_uids(text: str, source: str) -> dict[str, int]:
+    """A uids file: one JSON object of hotkey to uid, e.g. ``dict(zip(metagraph.hotkeys, metagraph.uids.tolist()))``."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ExportError(f"{source} is not JSON ({error}); write one object of hotkey to uid") from None
+    if not isinstance(data, dict):
+        raise ExportError(f"{source} holds a {type(data).__name__}; write one JSON object of hotkey to uid")
+    bad = [key for key, uid in data.items() if not isinstance(uid, int) or isinstance(uid, bool) or not 0 <= uid <= U16_MAX]
+    if bad:
+        raise ExportError(f"{source}: the uids of {', '.join(bad[:5])} are not integers from 0 to {U16_MAX}")
+    return data
 
 
 def u16_warnings(u16: U16Vector) -> list[str]:
     """What an operator must know before setting the vector on chain."""
     warnings = []
     if u16.left_out:
-        warnings.append(f"left out of the u16 vector, no hotkey registered: {', '.join(u16.left_out)} (their weight "
-                        "goes with the undistributed remainder)")
+        warnings.append(f"left out of the u16 vector (no hotkey registered, or none with a uid): "
+                        f"{', '.join(u16.left_out)} (their weight goes with the undistributed remainder)")
     if u16.unassigned > 0.0:
         warnings.append(f"{u16.unassigned:.4f} of the vector has no hotkey to go to: the chain normalises the vector, so it "
                         "is shared among the hotkeys in it; set TRAINARENA_WEIGHTS__REMAINDER_HOTKEY (and "
