@@ -8,6 +8,7 @@ underscore: ``TRAINARENA_RULES__BOSS_MARGIN=0.1``). Nothing is built at import t
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -90,6 +91,30 @@ class WeightRules(_Section):
     hybrid_start: float = Field(0.25, ge=0.0, le=1.0, description="Hybrid mode: tournament ratio in week 0.")
     hybrid_step: float = Field(0.25, ge=0.0, le=1.0, description="Hybrid mode: ratio added each week.")
     hybrid_cap: float = Field(1.0, ge=0.0, le=1.0, description="Hybrid mode: largest tournament ratio.")
+    hybrid_start_date: datetime | None = Field(
+        None, description="Hybrid mode: when week 0 of its schedule begins (ISO time, UTC when no zone is given); "
+        "before it the tournaments get nothing, from it the ratio grows by hybrid_step each whole week. None: "
+        "hybrid mode off, the tournaments get the whole published vector."
+    )
+    text_share: float = Field(
+        0.5, ge=0.0, le=1.0, description="Share of the published vector that follows the latest text tournament; "
+        "the latest image tournament gets the rest. A kind with no finished tournament leaves its share undistributed."
+    )
+    ss58_format: int = Field(42, ge=0, le=16383, description="SS58 network format of hotkeys (Bittensor: 42).")
+    fallback_hotkey: str | None = Field(
+        None, description="Hybrid mode: SS58 hotkey the u16 export gives the fallback share (1 - ratio) to: the "
+        "key of the incentive scheme the tournaments are replacing. None: the fallback goes with the remainder."
+    )
+    remainder_hotkey: str | None = Field(
+        None, description="SS58 hotkey the u16 export gives the undistributed remainder and the weight of "
+        "competitors without a hotkey to (a burn or treasury key). None: they are left out of the vector, and "
+        "the chain, which normalises it, shares them among the hotkeys in it (the export warns)."
+    )
+
+    @field_validator("hybrid_start_date")
+    @classmethod
+    def _utc_start(cls, start: datetime | None) -> datetime | None:
+        return start if start is None or start.tzinfo else start.replace(tzinfo=UTC)
 
     @model_validator(mode="after")
     def _check_shares(self) -> WeightRules:

@@ -82,3 +82,44 @@ def test_show_unknown_and_empty_list(runner: CliRunner) -> None:
     assert shown.exit_code == 1
     assert "no competitor named 'nobody'" in shown.stderr
     assert "no competitors registered" in runner.invoke(app, ["competitor", "list"]).stdout
+
+
+# --- --hotkey: an SS58 hotkey is checked before anything is fetched, stored, shown ---
+
+ALICE = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"  # Substrate's well-known dev key, format 42
+
+
+def test_hotkey_is_stored_and_shown(runner: CliRunner, make_repo: RepoFactory) -> None:
+    repo, sha = make_repo()
+    added = runner.invoke(app, ["competitor", "add", "alice", str(repo), sha, "--hotkey", ALICE])
+    assert added.exit_code == 0, added.output
+    assert ALICE in added.stdout
+    shown = runner.invoke(app, ["competitor", "show", "alice"])
+    assert any(line.split() == ["hotkey", ALICE] for line in shown.stdout.splitlines()), shown.stdout
+    listed = json.loads(runner.invoke(app, ["competitor", "list", "--json"]).stdout)
+    assert [(row["name"], row["hotkey"]) for row in listed] == [("alice", ALICE)]
+
+
+def test_without_a_hotkey_show_says_none(runner: CliRunner, make_repo: RepoFactory) -> None:
+    repo, sha = make_repo()
+    assert runner.invoke(app, ["competitor", "add", "bob", str(repo), sha]).exit_code == 0
+    assert json.loads(runner.invoke(app, ["competitor", "show", "bob", "--json"]).stdout)["hotkey"] is None
+    shown = runner.invoke(app, ["competitor", "show", "bob"]).stdout.splitlines()
+    assert any(line.split() == ["hotkey", "none"] for line in shown)
+
+
+@pytest.mark.parametrize(
+    ("hotkey", "reason"),
+    [
+        (ALICE[:-1] + "Z", "checksum"),
+        ("0x" + "ab" * 32, "base58 alphabet"),
+        ("15oF4uVJwmo4TdGW7VfQxNLavjCXviqxT9S1MgbjMNHr6Sp5", "network format 0, not 42"),  # a Polkadot address
+        (ALICE[:20], "too short"),
+    ],
+)
+def test_a_bad_hotkey_is_refused_and_nothing_is_stored(runner: CliRunner, make_repo: RepoFactory, hotkey: str, reason: str) -> None:
+    repo, sha = make_repo()
+    refused = runner.invoke(app, ["competitor", "add", "eve", str(repo), sha, "--hotkey", hotkey])
+    assert refused.exit_code == 1
+    assert "--hotkey" in refused.stderr and reason in refused.stderr
+    assert json.loads(runner.invoke(app, ["competitor", "list", "--json"]).stdout) == []

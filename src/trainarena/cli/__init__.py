@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from trainarena.cli import champions, competitor, demo, doctor, run, runs, status, tournament
+from trainarena.cli import champions, competitor, demo, doctor, run, runs, status, tournament, weights
 from trainarena.cli import task as task_cli
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app.add_typer(tournament.app, name="tournament")
 app.add_typer(competitor.app, name="competitor")
 app.add_typer(runs.app, name="runs")
 app.add_typer(task_cli.app, name="task")
+app.add_typer(weights.app, name="weights")
 app.command("run")(run.run_command)
 app.command("status")(status.status_command)
 app.command("demo")(demo.demo_command)

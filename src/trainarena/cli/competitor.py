@@ -66,6 +66,7 @@ def _as_dict(settings: Settings, competitor: Competitor) -> dict[str, Any]:
         "source_digest": competitor.source_digest,
         "entrypoint": competitor.entrypoint,
         "kind": competitor.kind,
+        "hotkey": competitor.hotkey,
         "task_types": _task_types(settings, competitor),
         "registered_at": competitor.registered_at.isoformat(),
     }
@@ -76,7 +77,8 @@ def _print_details(details: dict[str, Any]) -> None:
     for key, value in details.items():
         shown = "all" if key == "task_types" and value is None else value
         shown = ", ".join(shown) if isinstance(shown, list) else shown
-        fields.append((key, str(shown if shown is not None else "any")))
+        absent = "none" if key == "hotkey" else "any"
+        fields.append((key, str(shown if shown is not None else absent)))
     print_fields(Console(highlight=False), fields)
 
 
@@ -85,13 +87,16 @@ def add_command(
     name: Annotated[str, typer.Argument(help="Unique competitor name: letters, digits, '.', '_', '-'.")],
     repo: Annotated[str, typer.Argument(help="https or ssh URL, git@host:path, file:// URL or local path.")],
     commit: Annotated[str, typer.Argument(help="Full 40-character commit SHA (not a branch or tag).")],
+    hotkey: Annotated[str | None, typer.Option(
+        "--hotkey", metavar="SS58", help="Bittensor hotkey (SS58 address) the competitor's weight goes to."
+    )] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Register REPO at COMMIT as competitor NAME (checks the manifest and the repository's content)."""
     settings = Settings()
     try:
         with open_store(settings) as store, store.transaction() as session:
-            result = register_competitor(session, settings, name=name, repo=repo, commit=commit)
+            result = register_competitor(session, settings, name=name, repo=repo, commit=commit, hotkey=hotkey)
             details = _as_dict(settings, result.competitor)
     except (RegistrationError, StoreError) as error:
         raise _fail(str(error)) from error

@@ -38,6 +38,8 @@ from trainarena.store.models import (
     TournamentLease,
     TournamentStatus,
     WeightRow,
+    WeightVector,
+    WeightVectorEntry,
 )
 from trainarena.store.pools import (
     add_stored_task,
@@ -63,6 +65,13 @@ from trainarena.store.tournaments import (
     summarize_tournament,
     tournament_runs,
 )
+from trainarena.store.weight_vectors import (
+    get_vector,
+    latest_finished_tournament,
+    latest_vector,
+    publish_weights,
+    weight_history,
+)
 
 __all__ = [
     "AttemptStatus",
@@ -86,6 +95,8 @@ __all__ = [
     "TournamentStatus",
     "TournamentSummary",
     "WeightRow",
+    "WeightVector",
+    "WeightVectorEntry",
     "add_competitor",
     "add_stored_task",
     "get_draw",
@@ -122,4 +133,9 @@ __all__ = [
     "remove_competitor",
     "require_competitor",
     "upgrade_schema",
+    "get_vector",
+    "latest_finished_tournament",
+    "latest_vector",
+    "publish_weights",
+    "weight_history",
 ]

@@ -37,8 +37,10 @@ def add_competitor(
     source_digest: str,
     entrypoint: str,
     kind: str | None = None,
+    hotkey: str | None = None,
 ) -> Competitor:
-    """Record a new competitor (flushed, not committed). Raises StoreError if the name is taken."""
+    """Record a new competitor (flushed, not committed). Raises StoreError if the name is taken. ``hotkey``
+    is stored as given: the caller checks its format (submissions.service does)."""
     if kind is not None and kind not in COMPETITOR_KINDS:
         raise StoreError(f"competitor kind {kind!r} is not one of {COMPETITOR_KINDS} (or None for any)")
     if get_competitor(session, name) is not None:
@@ -51,6 +53,7 @@ def add_competitor(
         source_digest=source_digest,
         entrypoint=entrypoint,
         kind=kind,
+        hotkey=hotkey,
     )
     session.add(competitor)
     session.flush()

@@ -82,6 +82,7 @@ class Competitor(Base):
     entrypoint: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str | None] = mapped_column(String(8))  # text | image | both; None: any
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    hotkey: Mapped[str | None] = mapped_column(String(64))  # SS58 address the weights go to; None: none given
 
     def __repr__(self) -> str:
         return f"Competitor(name={self.name!r}, commit={self.commit[:12]!r})"
@@ -409,3 +410,41 @@ class TournamentDraw(Base):
     entry_closes_at: Mapped[datetime] = mapped_column()
 
     pool: Mapped[TaskPool] = relationship()
+
+
+class WeightVector(Base):
+    """One published weight vector: when, from which tournaments, with which hybrid ratio. Its entries are
+    the competitors' weights; ``sum(entries) + undistributed + fallback == 1``."""
+
+    __tablename__ = "weight_vector"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    published_at: Mapped[datetime] = mapped_column(index=True)
+    ratio: Mapped[float] = mapped_column(Float)  # the tournament share of the hybrid schedule
+    week: Mapped[int | None] = mapped_column(Integer)  # weeks since the hybrid start; None: hybrid mode off
+    undistributed: Mapped[float] = mapped_column(Float)
+    fallback: Mapped[float] = mapped_column(Float)
+    text_tournament_id: Mapped[int | None] = mapped_column(ForeignKey("tournament.id"))
+    image_tournament_id: Mapped[int | None] = mapped_column(ForeignKey("tournament.id"))
+
+    text_tournament: Mapped[Tournament | None] = relationship(foreign_keys=[text_tournament_id])
+    image_tournament: Mapped[Tournament | None] = relationship(foreign_keys=[image_tournament_id])
+    entries: Mapped[list[WeightVectorEntry]] = relationship(
+        back_populates="vector", order_by="WeightVectorEntry.position", cascade="all, delete-orphan"
+    )
+
+
+class WeightVectorEntry(Base):
+    """One competitor's weight in a published vector (position: heaviest first, ties by name)."""
+
+    __tablename__ = "weight_vector_entry"
+    __table_args__ = (UniqueConstraint("vector_id", "competitor_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vector_id: Mapped[int] = mapped_column(ForeignKey("weight_vector.id", ondelete="CASCADE"))
+    competitor_id: Mapped[int] = mapped_column(ForeignKey("competitor.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    weight: Mapped[float] = mapped_column(Float)
+
+    vector: Mapped[WeightVector] = relationship(back_populates="entries")
+    competitor: Mapped[Competitor] = relationship()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from trainarena.contract import TaskType
+from trainarena.engine.ss58 import SS58Error, check_ss58
 from trainarena.settings import Settings
 from trainarena.store import (
     Competitor,
@@ -37,10 +38,18 @@ def competitor_kind(manifest: Manifest) -> str | None:
     return "both" if image and text else "image" if image else "text"
 
 
-def register_competitor(session: Session, settings: Settings, *, name: str, repo: str, commit: str) -> RegisteredResult:
-    """Register and record a competitor; RegistrationError if the name is taken or a check fails."""
+def register_competitor(
+    session: Session, settings: Settings, *, name: str, repo: str, commit: str, hotkey: str | None = None
+) -> RegisteredResult:
+    """Register and record a competitor; RegistrationError if the name is taken or a check fails (the
+    optional SS58 ``hotkey``, where its weight goes on a Bittensor subnet, is checked before any fetch)."""
     if get_competitor(session, name) is not None:
         raise RegistrationError(f"a competitor named {name!r} is already registered; choose another name")
+    if hotkey is not None:
+        try:
+            check_ss58(hotkey, network_format=settings.weights.ss58_format)
+        except SS58Error as error:
+            raise RegistrationError(f"--hotkey: {error}") from None
     registration = register(settings, name=name, repo=repo, commit=commit)
     existing = {c.id: c for c in competitors_with_tree_hash(session, registration.tree_hash)}
     existing.update({c.id: c for c in competitors_with_source_digest(session, registration.source_digest)})
@@ -54,5 +63,6 @@ def register_competitor(session: Session, settings: Settings, *, name: str, repo
         source_digest=registration.source_digest,
         entrypoint=registration.entrypoint,
         kind=competitor_kind(registration.manifest),
+        hotkey=hotkey,
     )
     return RegisteredResult(competitor=competitor, registration=registration, copies=copies)
