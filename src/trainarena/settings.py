@@ -8,11 +8,11 @@ underscore: ``TRAINARENA_RULES__BOSS_MARGIN=0.1``). Nothing is built at import t
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -379,6 +379,52 @@ class PoolRules(_Section):
     )
 
 
+def _seconds_or_iso(value: object) -> object:
+    """A duration from the environment as plain seconds ("30", "1.5") or ISO 8601 ("P14D", "PT10M")."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+# A duration: seconds (a number or a numeric string) or ISO 8601.
+Duration = Annotated[timedelta, BeforeValidator(_seconds_or_iso)]
+
+
+class ScheduleRules(_Section):
+    """When `trainarena serve` creates tournaments (docs/rules.md, "The schedule"). Each kind has a grid
+    of due times, ``anchor + offset + k * every``; a tournament is created from the kind's pool at the
+    first due time with none created since, then driven to the end, and the weights published."""
+
+    anchor: datetime = Field(
+        datetime(2025, 7, 21, tzinfo=UTC), description="Origin of the grid of due times (ISO time, UTC when no zone "
+        "is given); the default is the Monday the seed's tournaments began."
+    )
+    text_every: Duration = Field(timedelta(days=14), gt=timedelta(0), description="Time between text tournaments "
+                                  "(seconds or ISO 8601, e.g. P14D; a few seconds in tests).")
+    image_every: Duration = Field(timedelta(days=14), gt=timedelta(0), description="Time between image tournaments.")
+    image_offset: Duration = Field(
+        timedelta(days=7), ge=timedelta(0), description="How far the image grid is shifted from the text grid: a week, "
+        "so a text and an image tournament alternate."
+    )
+    text_pool: str = Field("text", min_length=1, description="The task pool text tournaments draw from.")
+    image_pool: str = Field("image", min_length=1, description="The task pool image tournaments draw from.")
+    text_enabled: bool = Field(True, description="Whether serve creates and drives text tournaments.")
+    image_enabled: bool = Field(True, description="Whether serve creates and drives image tournaments.")
+    retry_after_fault: Duration = Field(
+        timedelta(minutes=10), gt=timedelta(0), description="After a fault while driving a tournament (the platform "
+        "broke, not a competitor), how long serve leaves that kind before trying again; a refused creation (pool "
+        "too small, nobody can enter) is tried again at the next due time."
+    )
+
+    @field_validator("anchor")
+    @classmethod
+    def _utc_anchor(cls, anchor: datetime) -> datetime:
+        return anchor if anchor.tzinfo else anchor.replace(tzinfo=UTC)
+
+
 class Settings(BaseSettings):
     """Everything configurable about a trainarena installation."""
 
@@ -404,6 +450,7 @@ class Settings(BaseSettings):
     lease: LeaseRules = LeaseRules()
     workbench: WorkbenchRules = WorkbenchRules()
     pools: PoolRules = PoolRules()
+    schedule: ScheduleRules = ScheduleRules()
 
     @field_validator("database_url")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from trainarena.cli import champions, competitor, demo, doctor, run, runs, status, tournament, weights
+from trainarena.cli import champions, competitor, demo, doctor, run, runs, serve, status, tournament, weights
 from trainarena.cli import task as task_cli
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command("status")(status.status_command)
 app.command("demo")(demo.demo_command)
 app.command("doctor")(doctor.doctor_command)
 app.command("champions")(champions.champions_command)
+app.command("serve")(serve.serve_command)
 
 
 def main() -> None:

@@ -1,0 +1,88 @@
+"""`trainarena serve`: the unattended cycle (operations/serving.py) with a log on stdout and a clean
+stop on SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+
+from trainarena.cli.demo import threads_per_run
+from trainarena.cli.pool_tournaments import _fail
+from trainarena.execution import SandboxUnavailable, make_backend
+from trainarena.operations.serving import ServeEvent, Serving
+from trainarena.pipeline import SandboxedExecutor
+from trainarena.reporting.run_detail import write_result_json
+from trainarena.runs import RunExecutor
+from trainarena.settings import Settings
+from trainarena.store import open_store
+
+# A second stop signal leaves at once with this status (128 + SIGINT, as a shell reports Ctrl-C).
+EXIT_STOPPED_AT_ONCE = 130
+
+
+def print_event(json_output: bool) -> Callable[[ServeEvent], None]:
+    def log(event: ServeEvent) -> None:
+        line = json.dumps(event.to_json()) if json_output else f"{event.at:%Y-%m-%dT%H:%M:%SZ} {event.message}"
+        print(line, flush=True)
+
+    return log
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event, say: Callable[[str], None]) -> Iterator[None]:
+    """SIGTERM or SIGINT sets ``stop`` (the step under way finishes and is stored, then serve exits 0);
+    a second one leaves at once: the runs it cuts short are run again as new attempts on the next start."""
+
+    def handle(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            say("stopping now: runs in flight are run again as new attempts when serve starts again")
+            os._exit(EXIT_STOPPED_AT_ONCE)
+        stop.set()
+        say(f"{signal.Signals(signum).name}: stopping after the current step (again to stop at once)")
+
+    previous = {number: signal.signal(number, handle) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def serve_with(settings: Settings, executor: RunExecutor, *, once: bool, parallel: int, json_output: bool) -> int:
+    """Serve with this executor until stopped (``once``: until nothing is due); the number of
+    tournaments finished. Tests call it with a fake executor."""
+    stop = threading.Event()
+    log = print_event(json_output)
+    with open_store(settings) as store:
+        serving = Serving(store, settings, executor, log, stop, parallel=parallel,
+                          on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir))
+        with stop_on_signals(stop, lambda message: serving.say("stopping", message)):
+            return serving.run(once=once)
+
+
+def serve_command(
+    once: Annotated[bool, typer.Option("--once", help="Do what is due now (create, drive to the end, publish), then exit: for cron and tests.")] = False,
+    parallel: Annotated[int, typer.Option(min=1, help="Runs played at once (each gets cores/parallel threads).")] = 1,
+    unsafe: Annotated[bool, typer.Option("--unsafe", help="Run scripts without a sandbox (only where bubblewrap is missing and you trust them).")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Log one JSON object per line instead of text.")] = False,
+) -> None:
+    """Run the tournament cycle unattended: a text and an image tournament on the schedule's cadence.
+
+    Each is created from its pool when due (settings `schedule`), driven to the end, and the weights published. Killed and started again, it resumes from the store; SIGTERM or Ctrl-C stops it after the current step.
+    """
+    settings = threads_per_run(Settings(), parallel)
+    try:
+        backend = make_backend(settings, unsafe=unsafe)
+    except SandboxUnavailable as error:
+        raise _fail(str(error), json_output, code=2) from None
+    try:
+        serve_with(settings, SandboxedExecutor(settings, backend), once=once, parallel=parallel, json_output=json_output)
+    finally:
+        backend.close()

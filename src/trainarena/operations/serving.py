@@ -1,0 +1,178 @@
+"""The loop of ``trainarena serve``: ask the schedule what is due (operations/schedule.py), do it,
+sleep until the next due time or a stop. The store is the clock and the memory, so a killed ``serve``
+started again picks up where the store says it was.
+
+- Create: a tournament from the kind's pool (under a store-wide lock, the facts read again inside it,
+  so two ``serve`` on one store create it once). Refused (pool too small, nobody can enter) or
+  faulted: logged with the reason, and the kind waits for its next due time; the other kind goes on.
+- Drive: one step of the oldest unfinished tournament (a batch of ``parallel`` runs, a round created,
+  or the finish stored) under its lease, then the schedule is asked again, so a tournament of the
+  other kind falling due meanwhile is created on time. Another driver holding the lease: logged,
+  tried again after the lease poll. A fault (the platform broke, not a competitor): logged, the kind
+  rests for ``schedule.retry_after_fault``; a run it cut short is run again as a new attempt.
+- After a tournament finishes (and once at start, for a ``serve`` killed between the two), the
+  weights are published; publishing is idempotent.
+
+``stop`` is checked between steps and wakes the sleep: a step under way is finished and stored first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from trainarena.operations.schedule import KINDS, Create, Drive, Sleep, enabled, grid, kind_facts, next_action, next_due, pool_of
+from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, pool_task_source
+from trainarena.orchestrator import RunStored, drive
+from trainarena.runs import ProgressEvent, RunExecutor
+from trainarena.settings import Settings
+from trainarena.store import Store, StoreError, named_lock, stored_weights
+from trainarena.store.leases import LeaseError
+from trainarena.store.weight_vectors import latest_finished_tournament, publish_weights
+
+
+@dataclass(frozen=True)
+class ServeEvent:
+    """One line of serve's log: ``event`` is started, created, refused, round_created, run_finished,
+    finished, published, waiting, fault, sleeping or stopped."""
+
+    at: datetime
+    event: str
+    message: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "event": self.event, "message": self.message, **self.fields}
+
+
+Log = Callable[[ServeEvent], None]
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Serving:
+    """One ``serve`` process: its store, executor and log, and the kinds it holds back (in memory only:
+    a restart tries them again at once, which a restart is for)."""
+
+    store: Store
+    settings: Settings
+    executor: RunExecutor
+    log: Log
+    stop: threading.Event
+    parallel: int = 1
+    clock: Clock = utc_now
+    on_stored: RunStored | None = None
+    held_back: dict[str, datetime] = field(default_factory=dict)
+    finished: int = 0
+
+    def say(self, event: str, message: str, **fields: Any) -> None:
+        self.log(ServeEvent(self.clock(), event, message, fields))
+
+    def run(self, once: bool = False) -> int:
+        """Serve until ``stop`` is set (``once``: until nothing is due now); returns the number of
+        tournaments finished."""
+        rules = self.settings.schedule
+        plan = [f"{kind} every {grid(kind, rules)[1]} from pool {pool_of(kind, rules)!r}" for kind in KINDS if enabled(kind, rules)]
+        self.say("started", "serving: " + ("; ".join(plan) or "no kind enabled"))
+        self.publish(quiet=True)
+        while not self.stop.is_set():
+            with self.store.session() as session:
+                action = next_action(kind_facts(session, rules, self.held_back), rules, self.clock())
+            if isinstance(action, Create):
+                self.create(action)
+            elif isinstance(action, Drive):
+                self.drive_step(action)
+            elif once:
+                break
+            else:
+                self.sleep(action)
+        self.say("stopped", "stopped" + (" on request" if self.stop.is_set() else ": nothing more is due now"))
+        return self.finished
+
+    def sleep(self, action: Sleep) -> None:
+        if action.until is None:
+            self.say("sleeping", "nothing is scheduled (both kinds disabled); waiting for a stop")
+            self.stop.wait()
+            return
+        self.say("sleeping", f"next due {action.until.isoformat(timespec='seconds')}", until=action.until.isoformat())
+        self.stop.wait(max(0.0, (action.until - self.clock()).total_seconds()))
+
+    def create(self, action: Create) -> None:
+        rules = self.settings.schedule
+        try:
+            with named_lock(self.store.engine, f"serve-create-{action.kind}"), self.store.transaction() as session:
+                # Read again under the lock: another serve may have created it meanwhile.
+                facts = kind_facts(session, rules, {})
+                if next_action([f for f in facts if f.kind == action.kind], rules, self.clock()) != action:
+                    return
+                created = create_pool_tournament(session, self.settings, kind=action.kind, pool=action.pool)
+        except (TournamentRefused, StoreError) as error:
+            retry = next_due(action.kind, rules, self.clock())
+            self.held_back[action.kind] = retry
+            self.say("refused", f"no {action.kind} tournament from pool {action.pool!r}: {error}; "
+                     f"tried again at {retry.isoformat(timespec='seconds')}", kind=action.kind, pool=action.pool,
+                     reason=str(error), retry_at=retry.isoformat())
+            return
+        self.say("created", f"created {created.name} (id {created.id}): {len(created.entrants)} entrants, "
+                 f"{len(created.tasks)} tasks, defending: {created.defender or 'nobody'}", **created.to_json())
+
+    def drive_step(self, action: Drive) -> None:
+        settings = self.settings
+        try:
+            finished = drive(self.store, action.tournament_id, task_source=pool_task_source(self.store, action.tournament_id),
+                             executor=self.executor, rules=settings.rules, weight_rules=settings.weights,
+                             work_dir=settings.work_dir, progress=self.progress, max_steps=self.parallel,
+                             parallel=self.parallel, lease_rules=settings.lease, wait=False, on_stored=self.on_stored)
+        except LeaseError as error:
+            self.held_back[action.kind] = self.clock() + timedelta(seconds=settings.lease.wait_poll_seconds)
+            self.say("waiting", f"not driving tournament {action.tournament_id}: {error}", tournament_id=action.tournament_id)
+            return
+        except Exception as error:  # noqa: BLE001 - a daemon logs a broken step and goes on with the other kind
+            retry = self.clock() + settings.schedule.retry_after_fault
+            self.held_back[action.kind] = retry
+            self.say("fault", f"tournament {action.tournament_id}: {type(error).__name__}: {error}; tried again at "
+                     f"{retry.isoformat(timespec='seconds')}", tournament_id=action.tournament_id, reason=str(error))
+            return
+        if finished is None:
+            return
+        self.finished += 1
+        with self.store.session() as session:
+            weights = stored_weights(session, action.tournament_id)
+        self.say("finished", f"tournament {action.tournament_id} finished: champion "
+                 f"{finished.champion or 'none'} ({finished.reason})", tournament_id=action.tournament_id,
+                 champion=finished.champion, crowned=finished.crowned, weights=weights)
+        self.publish(quiet=False)
+
+    def publish(self, quiet: bool) -> None:
+        """Publish the weights of the latest finished tournaments (stores nothing when unchanged)."""
+        at = self.clock()
+        try:
+            with self.store.transaction() as session:
+                if not any(latest_finished_tournament(session, kind, at) for kind in KINDS):
+                    return
+                vector, new = publish_weights(session, rules=self.settings.weights, at=at)
+                summary = {"vector": vector.id, "new": new, "ratio": vector.ratio, "week": vector.week}
+        except StoreError as error:
+            self.say("fault", f"weights not published: {error}", reason=str(error))
+            return
+        if new or not quiet:
+            self.say("published", f"weights: vector {vector.id}{'' if new else ' (unchanged)'}, tournament ratio "
+                     f"{vector.ratio:g}", **summary)
+
+    def progress(self, event: ProgressEvent) -> None:
+        if event.kind == "round_created":
+            self.say("round_created", f"{event.tournament}: {event.stage} round {event.round_index} created, "
+                     f"{event.runs_total} runs", tournament=event.tournament, runs=event.runs_total)
+        elif event.kind == "run_finished":
+            score = "-" if event.score is None else f"{event.score:.4g}"
+            self.say("run_finished", f"{event.tournament}: {event.competitor} on {event.task_name}: "
+                     f"{event.status} (score {score})", tournament=event.tournament, competitor=event.competitor,
+                     task=event.task_name, status=str(event.status), score=event.score)
+
