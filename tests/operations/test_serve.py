@@ -1,0 +1,140 @@
+"""`trainarena serve` with a fake executor: `--once` creates, finishes and publishes; a refusal is
+logged and waits for the next due time; a serve killed mid-tournament and started again runs every
+run once per attempt and crowns one champion; SIGTERM stops it cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from operator_data import FakeExecutor, OperatorData, register_example
+
+from trainarena.operations.pools import add_task, task_from_flags
+from trainarena.operations.serving import ServeEvent, Serving
+from trainarena.settings import ScheduleRules, Settings
+from trainarena.store import champion_history, open_store, tournament_runs
+from trainarena.store.weight_vectors import latest_vector
+
+SCHEDULE = {"text_pool": "weekly", "image_enabled": False}
+
+
+def _add_tasks(data: OperatorData, *names: str) -> None:
+    with open_store(data.settings) as store, store.transaction() as session:
+        for name in names:
+            task = task_from_flags(name, "instruct", str(data.model),
+                                   {"source": str(data.jsonl), "field_instruction": "q", "field_output": "a"}, 5.0)
+            add_task(session, data.settings, task, "weekly")
+
+
+def _serve_once(settings: Settings, events: list[ServeEvent]) -> int:
+    with open_store(settings) as store:
+        return Serving(store, settings, FakeExecutor(), events.append, threading.Event()).run(once=True)
+
+
+@pytest.fixture
+def scheduled(operator_data: OperatorData) -> OperatorData:
+    for name in ("baseline", "instruct_only", "torchloop"):
+        register_example(operator_data.settings, name)
+    settings = operator_data.settings.model_copy(update={"schedule": ScheduleRules(**SCHEDULE)})
+    return OperatorData(operator_data.model, operator_data.jsonl, operator_data.csv, operator_data.saved, settings)
+
+
+def test_once_creates_finishes_and_publishes_then_nothing_is_due(scheduled: OperatorData) -> None:
+    _add_tasks(scheduled, "t1", "t2")
+    events: list[ServeEvent] = []
+    assert _serve_once(scheduled.settings, events) == 1
+    kinds = [event.event for event in events]
+    assert kinds[0] == "started" and kinds[-1] == "stopped"
+    assert kinds.count("created") == 1 and kinds.count("finished") == 1 and kinds.count("published") == 1
+    assert kinds.index("created") < kinds.index("finished") < kinds.index("published")
+    finished = next(event for event in events if event.event == "finished")
+    with open_store(scheduled.settings) as store, store.session() as session:
+        assert [entry.competitor.name for entry in champion_history(session, "text")] == [finished.fields["champion"]]
+        vector = latest_vector(session)
+        assert vector is not None and vector.text_tournament_id == finished.fields["tournament_id"]
+
+    # Run again in the same due period: nothing is created, the weights are not published twice.
+    again: list[ServeEvent] = []
+    assert _serve_once(scheduled.settings, again) == 0
+    assert [event.event for event in again] == ["started", "stopped"]
+
+
+def test_a_refused_creation_is_logged_and_waits_for_the_next_due_time(scheduled: OperatorData) -> None:
+    _add_tasks(scheduled, "t1")  # 3 entrants need 2 tasks
+    events: list[ServeEvent] = []
+    assert _serve_once(scheduled.settings, events) == 0
+    refused = [event for event in events if event.event == "refused"]
+    assert len(refused) == 1 and "pool 'weekly' has 1 usable tasks" in refused[0].message
+    assert refused[0].fields["retry_at"] > refused[0].at.isoformat()
+
+
+def _executions(path: Path) -> list[tuple[str, int, int, int]]:
+    if not path.exists():
+        return []
+    return [(what, int(run), int(attempt), int(pid)) for what, run, attempt, pid in
+            (line.split() for line in path.read_text().splitlines())]
+
+
+def _start_serve(tmp_path: Path, executions: Path) -> subprocess.Popen[str]:
+    environment = {**os.environ, "TRAINARENA_DATA_DIR": str(tmp_path / "data"), "TRAINARENA_SCHEDULE__TEXT_POOL": "weekly",
+                   "TRAINARENA_SCHEDULE__IMAGE_ENABLED": "false", "TRAINARENA_SCHEDULE__TEXT_EVERY": "3600",
+                   "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    return subprocess.Popen([sys.executable, str(Path(__file__).parent / "serve_process.py"), str(executions)],
+                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_serve_killed_mid_tournament_resumes_runs_each_attempt_once_and_stops_on_sigterm(
+    scheduled: OperatorData, tmp_path: Path
+) -> None:
+    _add_tasks(scheduled, "t1", "t2")
+    executions = tmp_path / "executions.log"
+    first = _start_serve(tmp_path, executions)
+    # Kill it while a run is in flight, after at least one run finished.
+    _wait_for(lambda: any(e[0] == "end" for e in _executions(executions)) and _executions(executions)[-1][0] == "start",
+              "a finished run and one in flight")
+    first.kill()
+    first.communicate()
+    in_flight = _executions(executions)[-1]
+
+    second = _start_serve(tmp_path, executions)
+    with open_store(scheduled.settings) as store:
+        _wait_for(lambda: latest_vector_id(store) is not None, "the weights to be published")
+    second.send_signal(signal.SIGTERM)
+    stdout, stderr = second.communicate(timeout=30)
+    assert second.returncode == 0, stderr
+    log = [json.loads(line) for line in stdout.splitlines()]
+    assert log[-1]["event"] == "stopped" and "on request" in log[-1]["message"]
+    assert any(entry["event"] == "stopping" and "SIGTERM" in entry["message"] for entry in log)
+    assert [entry["event"] for entry in log].count("created") == 0  # resumed, not created again
+
+    runs = _executions(executions)
+    starts = [(run, attempt) for what, run, attempt, _ in runs if what == "start"]
+    ends = [run for what, run, _, _ in runs if what == "end"]
+    assert len(starts) == len(set(starts))  # every attempt executed once
+    assert sorted(ends) == sorted(set(ends))  # every run finished once
+    assert (in_flight[1], in_flight[2] + 1) in starts  # the run cut short ran again as a new attempt
+    with open_store(scheduled.settings) as store, store.session() as session:
+        assert len(champion_history(session, "text")) == 1
+        vector = latest_vector(session)
+        stored = tournament_runs(session, vector.text_tournament_id)
+        assert sorted(ends) == sorted(run.id for run in stored)
+
+
+def latest_vector_id(store) -> int | None:
+    with store.session() as session:
+        vector = latest_vector(session)
+        return None if vector is None else vector.id
