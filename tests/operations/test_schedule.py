@@ -101,3 +101,9 @@ def test_settings_take_seconds_or_iso_durations(monkeypatch) -> None:
     schedule = Settings().schedule
     assert schedule.text_every == timedelta(seconds=2.5) and schedule.image_offset == timedelta(days=3)
     assert schedule.anchor == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_durations_read_in_their_largest_unit() -> None:
+    from trainarena.operations.serving import duration_text
+
+    assert [duration_text(timedelta(seconds=s)) for s in (14 * 86400, 36 * 3600, 600, 2.5)] == ["14d", "36h", "10m", "2.5s"]

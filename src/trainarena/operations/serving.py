@@ -29,7 +29,7 @@ from trainarena.operations.tournaments import TournamentRefused, create_pool_tou
 from trainarena.orchestrator import RunStored, drive
 from trainarena.runs import ProgressEvent, RunExecutor
 from trainarena.settings import Settings
-from trainarena.store import Store, StoreError, named_lock, stored_weights
+from trainarena.store import Store, StoreError, get_tournament, named_lock, stored_weights
 from trainarena.store.leases import LeaseError
 from trainarena.store.weight_vectors import latest_finished_tournament, publish_weights
 
@@ -79,7 +79,7 @@ class Serving:
         """Serve until ``stop`` is set (``once``: until nothing is due now); returns the number of
         tournaments finished."""
         rules = self.settings.schedule
-        plan = [f"{kind} every {grid(kind, rules)[1]} from pool {pool_of(kind, rules)!r}" for kind in KINDS if enabled(kind, rules)]
+        plan = [f"{kind} every {duration_text(grid(kind, rules)[1])} from pool {pool_of(kind, rules)!r}" for kind in KINDS if enabled(kind, rules)]
         self.say("started", "serving: " + ("; ".join(plan) or "no kind enabled"))
         self.publish(quiet=True)
         while not self.stop.is_set():
@@ -145,7 +145,8 @@ class Serving:
         self.finished += 1
         with self.store.session() as session:
             weights = stored_weights(session, action.tournament_id)
-        self.say("finished", f"tournament {action.tournament_id} finished: champion "
+            name = get_tournament(session, action.tournament_id).name
+        self.say("finished", f"{name} (id {action.tournament_id}) finished: champion "
                  f"{finished.champion or 'none'} ({finished.reason})", tournament_id=action.tournament_id,
                  champion=finished.champion, crowned=finished.crowned, weights=weights)
         self.publish(quiet=False)
@@ -176,3 +177,12 @@ class Serving:
                      f"{event.status} (score {score})", tournament=event.tournament, competitor=event.competitor,
                      task=event.task_name, status=str(event.status), score=event.score)
 
+
+
+def duration_text(duration: timedelta) -> str:
+    """14d, 12h, 10m, 2.5s: the largest unit that divides the duration."""
+    seconds = duration.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
