@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,8 +19,10 @@ from operator_data import FakeExecutor, OperatorData, register_example
 
 from trainarena.operations.pools import add_task, task_from_flags
 from trainarena.operations.serving import ServeEvent, Serving
+from trainarena.operations.tournaments import create_pool_tournament
 from trainarena.settings import ScheduleRules, Settings
 from trainarena.store import champion_history, open_store, tournament_runs
+from trainarena.store.leases import DriverIdentity, try_acquire
 from trainarena.store.weight_vectors import latest_vector
 
 SCHEDULE = {"text_pool": "weekly", "image_enabled": False}
@@ -138,3 +141,42 @@ def latest_vector_id(store) -> int | None:
     with store.session() as session:
         vector = latest_vector(session)
         return None if vector is None else vector.id
+
+
+def test_a_tournament_driven_elsewhere_is_waited_for_not_played_nor_created_again(scheduled: OperatorData) -> None:
+    _add_tasks(scheduled, "t1", "t2")
+    events: list[ServeEvent] = []
+    executor = FakeExecutor()
+    with open_store(scheduled.settings) as store:
+        with store.transaction() as session:  # `tournament create`, and another live driver (pid 1) drives it
+            created = create_pool_tournament(session, scheduled.settings, kind="text", pool="weekly")
+            assert try_acquire(session, created.id, DriverIdentity("other", socket.gethostname(), 1), scheduled.settings.lease) is None
+        serving = Serving(store, scheduled.settings, executor, events.append, threading.Event())
+        assert serving.run(once=True) == 0
+    assert [event.event for event in events] == ["started", "waiting", "stopped"]
+    assert "pid 1" in events[1].message and not executor.requests
+    assert serving.held_back["text"] > events[1].at
+
+
+class BrokenExecutor(FakeExecutor):
+    def execute(self, request):
+        raise RuntimeError("the sandbox backend is gone")
+
+
+def test_faults_are_logged_the_other_kind_goes_on_and_a_cut_run_is_a_new_attempt(scheduled: OperatorData) -> None:
+    _add_tasks(scheduled, "t1", "t2")
+    settings = scheduled.settings.model_copy(update={"schedule": ScheduleRules(text_pool="weekly")})  # image too
+    events: list[ServeEvent] = []
+    with open_store(settings) as store:
+        assert Serving(store, settings, BrokenExecutor(), events.append, threading.Event()).run(once=True) == 0
+        refused = next(event for event in events if event.event == "refused")
+        assert refused.fields["kind"] == "image" and "no task pool named 'image'" in refused.message
+        fault = next(event for event in events if event.event == "fault")
+        assert "RuntimeError: the sandbox backend is gone" in fault.message
+        assert [event.event for event in events].count("created") == 1  # text went on despite image
+
+        # The next start drives it on: the run the fault cut short is played again as attempt 2.
+        assert _serve_once(settings, []) == 1
+        with store.session() as session:
+            runs = tournament_runs(session, fault.fields["tournament_id"])
+            assert sorted(run.attempts for run in runs)[-1] == 2 and all(run.status == "succeeded" for run in runs)
