@@ -180,3 +180,34 @@ def test_faults_are_logged_the_other_kind_goes_on_and_a_cut_run_is_a_new_attempt
         with store.session() as session:
             runs = tournament_runs(session, fault.fields["tournament_id"])
             assert sorted(run.attempts for run in runs)[-1] == 2 and all(run.status == "succeeded" for run in runs)
+
+
+def _in_flight(executions: Path) -> tuple[int, int] | None:
+    runs = _executions(executions)
+    return (runs[-1][1], runs[-1][2]) if runs and runs[-1][0] == "start" else None
+
+
+def test_sigterm_mid_run_finishes_that_run_then_exits_and_a_second_one_leaves_at_once(
+    scheduled: OperatorData, tmp_path: Path
+) -> None:
+    _add_tasks(scheduled, "t1", "t2")
+    executions = tmp_path / "executions.log"
+    first = _start_serve(tmp_path, executions)
+    _wait_for(lambda: _in_flight(executions) is not None, "a run in flight")
+    run = _in_flight(executions)
+    first.send_signal(signal.SIGTERM)
+    stdout, stderr = first.communicate(timeout=30)
+    assert first.returncode == 0, stderr
+    assert [(what, r, a) for what, r, a, _ in _executions(executions)] == [("start", *run), ("end", *run)]
+    assert json.loads(stdout.splitlines()[-1])["event"] == "stopped"
+
+    second = _start_serve(tmp_path, executions)
+    _wait_for(lambda: _in_flight(executions) is not None, "the next run in flight")
+    cut = _in_flight(executions)
+    second.send_signal(signal.SIGTERM)
+    while json.loads(second.stdout.readline())["event"] != "stopping":  # the first signal was handled
+        pass
+    second.send_signal(signal.SIGTERM)
+    stdout, _ = second.communicate(timeout=30)
+    assert second.returncode == 130 and "stopping now" in stdout.splitlines()[-1]
+    assert _in_flight(executions) == cut  # left unfinished: the next start plays it as a new attempt
