@@ -65,6 +65,18 @@ def register_example(settings: Settings, name: str, example: str | None = None) 
     return repo
 
 
+def add_tasks(data: OperatorData, *names: str, pool: str = "weekly") -> None:
+    """Add instruct tasks ``names`` on the JSONL rows to ``pool``."""
+    from trainarena.operations.pools import add_task, task_from_flags
+    from trainarena.store import open_store
+
+    with open_store(data.settings) as store, store.transaction() as session:
+        for name in names:
+            task = task_from_flags(name, "instruct", str(data.model),
+                                   {"source": str(data.jsonl), "field_instruction": "q", "field_output": "a"}, 5.0)
+            add_task(session, data.settings, task, pool)
+
+
 class FakeExecutor:
     """Scores each (competitor, task) by a hash, lower is better; remembers every task it was given."""
 

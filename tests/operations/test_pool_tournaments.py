@@ -7,7 +7,7 @@ import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from operator_data import FakeExecutor, OperatorData, register_example
+from operator_data import FakeExecutor, OperatorData, add_tasks, register_example
 
 from trainarena.operations.pools import add_task, task_from_flags
 from trainarena.operations.tournaments import (
@@ -24,14 +24,6 @@ from trainarena.settings import Settings, TournamentRules
 from trainarena.store import champion_history, open_store, remove_stored_task, tournament_runs
 from trainarena.store.competitors import StoreError, get_competitor
 from trainarena.submissions import checkout_path
-
-
-def _add_tasks(data: OperatorData, *names: str, pool: str = "weekly") -> None:
-    with open_store(data.settings) as store, store.transaction() as session:
-        for name in names:
-            task = task_from_flags(name, "instruct", str(data.model),
-                                   {"source": str(data.jsonl), "field_instruction": "q", "field_output": "a"}, 5.0)
-            add_task(session, data.settings, task, pool)
 
 
 def _create(settings: Settings, **options):
@@ -53,7 +45,7 @@ def test_a_pool_tournament_enters_draws_plays_and_crowns(operator_data: Operator
     settings = operator_data.settings
     for name in ("baseline", "instruct_only", "torchloop", "image_baseline"):
         register_example(settings, name)
-    _add_tasks(operator_data, "t1", "t2")
+    add_tasks(operator_data, "t1", "t2")
 
     created = _create(settings, seed=5)
     assert created.entrants == ("baseline", "instruct_only", "torchloop") and created.defender is None
@@ -75,7 +67,7 @@ def test_a_pool_tournament_enters_draws_plays_and_crowns(operator_data: Operator
     # The next tournament: the champion defends and needs the boss round's tasks too.
     with pytest.raises(TournamentRefused, match=r"pool 'weekly' has 2 usable tasks, but 2 entrants and a defending champion can play 4"):
         _create(settings)
-    _add_tasks(operator_data, "t3", "t4", "t5")
+    add_tasks(operator_data, "t3", "t4", "t5")
     second = _create(settings, seed=6)
     assert second.defender == result.champion and result.champion not in second.entrants
     with open_store(settings) as store:
@@ -92,7 +84,7 @@ def test_entry_closes_and_a_gone_repository_leave_competitors_out(operator_data:
     for name in ("baseline", "torchloop"):
         register_example(settings, name)
     gone = register_example(settings, "lost", "instruct_only")
-    _add_tasks(operator_data, "t1", "t2")
+    add_tasks(operator_data, "t1", "t2")
     with open_store(settings) as store, store.session() as session:
         lost = get_competitor(session, "lost")
         shutil.rmtree(checkout_path(settings, lost.commit))
@@ -109,7 +101,7 @@ def test_entry_closes_and_a_gone_repository_leave_competitors_out(operator_data:
 
 
 def test_an_image_tournament_refuses_a_text_pool(operator_data: OperatorData) -> None:
-    _add_tasks(operator_data, "t1")
+    add_tasks(operator_data, "t1")
     with pytest.raises(TournamentRefused, match="pool 'weekly' holds text tasks, not image"):
         _create(operator_data.settings, kind="image")
     with pytest.raises(TournamentRefused, match="no task pool named 'nope'"):
@@ -135,7 +127,7 @@ def test_a_repository_gone_mid_tournament_fails_its_runs_and_the_tournament_goes
     for name in ("baseline", "instruct_only"):
         register_example(settings, name)
     gone = register_example(settings, "torchloop")
-    _add_tasks(operator_data, "t1", "t2")
+    add_tasks(operator_data, "t1", "t2")
     created = _create(settings)
     with open_store(settings) as store, store.session() as session:
         shutil.rmtree(checkout_path(settings, get_competitor(session, "torchloop").commit))
@@ -153,7 +145,7 @@ def test_tasks_whose_data_is_gone_or_changed_are_not_drawn(operator_data: Operat
     settings = operator_data.settings
     for name in ("baseline", "torchloop", "instruct_only"):
         register_example(settings, name)
-    _add_tasks(operator_data, "t1", "t2")
+    add_tasks(operator_data, "t1", "t2")
     with open_store(settings) as store, store.transaction() as session:
         add_task(session, settings, task_from_flags("other", "instruct", str(operator_data.model),
                  {"source": str(operator_data.csv), "field_instruction": "q", "field_output": "a"}, 5.0), "weekly")
@@ -169,7 +161,7 @@ def test_a_stopped_tournament_resumes_with_the_next_drawn_tasks(operator_data: O
     settings = operator_data.settings
     for name in ("baseline", "torchloop", "instruct_only"):
         register_example(settings, name)
-    _add_tasks(operator_data, "t1", "t2", "t3")
+    add_tasks(operator_data, "t1", "t2", "t3")
     created = _create(settings, seed=11)
     with open_store(settings) as store:
         # Stop after the first round is created and one run played, as a killed driver would.

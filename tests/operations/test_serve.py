@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from operator_data import FakeExecutor, OperatorData, register_example
+from operator_data import FakeExecutor, OperatorData, add_tasks, register_example
 
-from trainarena.operations.pools import add_task, task_from_flags
 from trainarena.operations.serving import ServeEvent, Serving
 from trainarena.operations.tournaments import create_pool_tournament
 from trainarena.settings import ScheduleRules, Settings
@@ -27,13 +26,6 @@ from trainarena.store.weight_vectors import latest_vector
 
 SCHEDULE = {"text_pool": "weekly", "image_enabled": False}
 
-
-def _add_tasks(data: OperatorData, *names: str) -> None:
-    with open_store(data.settings) as store, store.transaction() as session:
-        for name in names:
-            task = task_from_flags(name, "instruct", str(data.model),
-                                   {"source": str(data.jsonl), "field_instruction": "q", "field_output": "a"}, 5.0)
-            add_task(session, data.settings, task, "weekly")
 
 
 def _serve_once(settings: Settings, events: list[ServeEvent]) -> int:
@@ -50,7 +42,7 @@ def scheduled(operator_data: OperatorData) -> OperatorData:
 
 
 def test_once_creates_finishes_and_publishes_then_nothing_is_due(scheduled: OperatorData) -> None:
-    _add_tasks(scheduled, "t1", "t2")
+    add_tasks(scheduled, "t1", "t2")
     events: list[ServeEvent] = []
     assert _serve_once(scheduled.settings, events) == 1
     kinds = [event.event for event in events]
@@ -70,7 +62,7 @@ def test_once_creates_finishes_and_publishes_then_nothing_is_due(scheduled: Oper
 
 
 def test_a_refused_creation_is_logged_and_waits_for_the_next_due_time(scheduled: OperatorData) -> None:
-    _add_tasks(scheduled, "t1")  # 3 entrants need 2 tasks
+    add_tasks(scheduled, "t1")  # 3 entrants need 2 tasks
     events: list[ServeEvent] = []
     assert _serve_once(scheduled.settings, events) == 0
     refused = [event for event in events if event.event == "refused"]
@@ -103,7 +95,7 @@ def _wait_for(condition, what: str, timeout: float = 60.0) -> None:
 def test_serve_killed_mid_tournament_resumes_runs_each_attempt_once_and_stops_on_sigterm(
     scheduled: OperatorData, tmp_path: Path
 ) -> None:
-    _add_tasks(scheduled, "t1", "t2")
+    add_tasks(scheduled, "t1", "t2")
     executions = tmp_path / "executions.log"
     first = _start_serve(tmp_path, executions)
     # Kill it while a run is in flight, after at least one run finished.
@@ -144,7 +136,7 @@ def latest_vector_id(store) -> int | None:
 
 
 def test_a_tournament_driven_elsewhere_is_waited_for_not_played_nor_created_again(scheduled: OperatorData) -> None:
-    _add_tasks(scheduled, "t1", "t2")
+    add_tasks(scheduled, "t1", "t2")
     events: list[ServeEvent] = []
     executor = FakeExecutor()
     with open_store(scheduled.settings) as store:
@@ -164,7 +156,7 @@ class BrokenExecutor(FakeExecutor):
 
 
 def test_faults_are_logged_the_other_kind_goes_on_and_a_cut_run_is_a_new_attempt(scheduled: OperatorData) -> None:
-    _add_tasks(scheduled, "t1", "t2")
+    add_tasks(scheduled, "t1", "t2")
     settings = scheduled.settings.model_copy(update={"schedule": ScheduleRules(text_pool="weekly")})  # image too
     events: list[ServeEvent] = []
     with open_store(settings) as store:
@@ -190,7 +182,7 @@ def _in_flight(executions: Path) -> tuple[int, int] | None:
 def test_sigterm_mid_run_finishes_that_run_then_exits_and_a_second_one_leaves_at_once(
     scheduled: OperatorData, tmp_path: Path
 ) -> None:
-    _add_tasks(scheduled, "t1", "t2")
+    add_tasks(scheduled, "t1", "t2")
     executions = tmp_path / "executions.log"
     first = _start_serve(tmp_path, executions)
     _wait_for(lambda: _in_flight(executions) is not None, "a run in flight")

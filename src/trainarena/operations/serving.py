@@ -71,6 +71,7 @@ class Serving:
     on_stored: RunStored | None = None
     held_back: dict[str, datetime] = field(default_factory=dict)
     finished: int = 0
+    _announced_sleep: datetime | None = None
 
     def say(self, event: str, message: str, **fields: Any) -> None:
         self.log(ServeEvent(self.clock(), event, message, fields))
@@ -101,7 +102,9 @@ class Serving:
             self.say("sleeping", "nothing is scheduled (both kinds disabled); waiting for a stop")
             self.stop.wait()
             return
-        self.say("sleeping", f"next due {action.until.isoformat(timespec='seconds')}", until=action.until.isoformat())
+        if action.until != self._announced_sleep:  # a wake-up a hair early sleeps on without a second line
+            self.say("sleeping", f"next due {action.until.isoformat(timespec='seconds')}", until=action.until.isoformat())
+            self._announced_sleep = action.until
         self.stop.wait(max(0.0, (action.until - self.clock()).total_seconds()))
 
     def create(self, action: Create) -> None:
