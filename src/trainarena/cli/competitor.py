@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, labelled, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields
 from trainarena.contract import MANIFEST_NAME
 from trainarena.settings import Settings
 from trainarena.store import (
@@ -42,10 +42,6 @@ LIST_COLUMNS = (
 )
 COMMIT_SHOWN = 12  # hex digits of a commit in the list (like git's short hashes, unambiguous in practice)
 
-
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(labelled("error", "red", message), highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def _task_types(settings: Settings, competitor: Competitor) -> list[str] | None:
@@ -99,7 +95,7 @@ def add_command(
             result = register_competitor(session, settings, name=name, repo=repo, commit=commit, hotkey=hotkey)
             details = _as_dict(settings, result.competitor)
     except (RegistrationError, StoreError) as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     copies = [{"kind": m.kind, "other_name": m.other_name, "message": m.message} for m in result.copies]
     if as_json:
         typer.echo(json.dumps({**details, "copies": copies}, indent=2))
@@ -139,7 +135,7 @@ def show_command(name: Annotated[str, typer.Argument(help="Competitor name.")], 
         competitor = get_competitor(session, name)
         details = None if competitor is None else _as_dict(settings, competitor)
     if details is None:
-        raise _fail(f"no competitor named {name!r}; see `trainarena competitor list`")
+        raise fail(f"no competitor named {name!r}; see `trainarena competitor list`")
     if as_json:
         typer.echo(json.dumps(details, indent=2))
         return
@@ -162,7 +158,7 @@ def remove_command(name: Annotated[str, typer.Argument(help="Competitor name.")]
             removed = remove_competitor(session, name=name)
             shared = bool(competitors_at_commit(session, removed.commit))
     except StoreError as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     checkout = checkout_path(settings, removed.commit)
     checkout_removed = not shared and checkout.exists()
     if checkout_removed:

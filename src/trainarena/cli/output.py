@@ -9,9 +9,11 @@ Everything a user or a script wrote is printed as plain text, never parsed as ri
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import typer
 from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
 from rich.table import Table
 from rich.text import Text
@@ -110,3 +112,13 @@ def print_reason(console: Console, summary: str, stderr_tail: str | None, tail_f
         print_block(console, "reason", summary)
     if stderr_tail:
         print_block(console, f"stderr tail ({tail_from})" if tail_from else "stderr tail", stderr_tail)
+
+
+def fail(message: str, json_output: bool = False, code: int = 1) -> typer.Exit:
+    """The error a command ends with: on stderr as text, or as ``{"ok": false, "error": ...}`` on stdout
+    when the command was asked for JSON; returned for the caller to raise."""
+    if json_output:
+        typer.echo(json.dumps({"ok": False, "error": message}))
+    else:
+        Console(stderr=True).print(labelled("error", "red", message), highlight=False, soft_wrap=True)
+    return typer.Exit(code=code)

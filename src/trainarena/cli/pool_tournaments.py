@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY, stop_at_once_on_ctrl_c, threads_per_run
-from trainarena.cli.output import Col, OneLineTable, labelled, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
-from trainarena.cli.status import STATUS_COLUMNS, _champion_cell, _summary_json, _where
+from trainarena.cli.status import STATUS_COLUMNS, champion_cell, summary_json, where_cell
 from trainarena.execution import SandboxUnavailable, make_backend
 from trainarena.operations.history import boss_json, finished_of, margin_text, tournament_replay
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, run_pool_tournament
@@ -28,13 +28,6 @@ from trainarena.store.leases import LeaseError
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
-
-def _fail(message: str, json_output: bool, code: int = 1) -> typer.Exit:
-    if json_output:
-        typer.echo(json.dumps({"ok": False, "error": message}))
-    else:
-        Console(stderr=True, soft_wrap=True).print(labelled("error", "red", message))
-    return typer.Exit(code=code)
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -65,7 +58,7 @@ def create_command(
         try:
             created = create_pool_tournament(session, settings, kind=kind, pool=pool, entry_closes=closes, seed=seed, name=name)
         except TournamentRefused as error:
-            raise _fail(str(error), json_output) from None
+            raise fail(str(error), json_output) from None
     if json_output:
         typer.echo(json.dumps(created.to_json(), indent=2))
         return
@@ -99,7 +92,7 @@ def run_command(
     try:
         backend = make_backend(settings, unsafe=unsafe)
     except SandboxUnavailable as error:
-        raise _fail(str(error), json_output, code=2) from None
+        raise fail(str(error), json_output, code=2) from None
     started = time.monotonic()
     store = open_store(settings)
     try:
@@ -112,9 +105,9 @@ def run_command(
                 on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir),
             )
     except LeaseError as error:
-        raise _fail(f"not driving: {error}", json_output, code=EXIT_TOURNAMENT_BUSY) from None
+        raise fail(f"not driving: {error}", json_output, code=EXIT_TOURNAMENT_BUSY) from None
     except StoreError as error:
-        raise _fail(str(error), json_output) from None
+        raise fail(str(error), json_output) from None
     finally:
         store.close()
         backend.close()
@@ -147,7 +140,7 @@ def show_command(tournament_id: Annotated[int, typer.Argument(help="A tournament
         try:
             data, board, replayed = _show_json(session, settings, tournament_id)
         except StoreError as error:
-            raise _fail(str(error), json_output) from None
+            raise fail(str(error), json_output) from None
     if json_output:
         typer.echo(json.dumps(data, indent=2))
         return
@@ -173,12 +166,12 @@ def list_command(json_output: JsonFlag = False) -> None:
     with open_store(Settings()) as store, store.session() as session:
         summaries = [summarize_tournament(session, t) for t in list_tournaments(session)]
     if json_output:
-        typer.echo(json.dumps([_summary_json(s) for s in summaries], indent=2))
+        typer.echo(json.dumps([summary_json(s) for s in summaries], indent=2))
         return
     if not summaries:
         typer.echo("no tournaments yet: trainarena tournament create --kind text --pool POOL")
         return
     table = OneLineTable(LIST_COLUMNS, title="Tournaments")
     for s in summaries:
-        table.add_row([str(s.id), s.name, s.kind, s.status, _where(s), f"{s.runs_done}/{s.runs_total}", _champion_cell(s)])
+        table.add_row([str(s.id), s.name, s.kind, s.status, where_cell(s), f"{s.runs_done}/{s.runs_total}", champion_cell(s)])
     Console(highlight=False).print(table)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from trainarena.cli.output import Col, OneLineTable, labelled, print_fields, print_reason
+from trainarena.cli.output import Col, OneLineTable, fail, print_fields, print_reason
 from trainarena.contract import RunStatus
 from trainarena.reporting.references import REFERENCE_LABELS
 from trainarena.reporting.run_detail import (
@@ -52,10 +52,6 @@ ATTEMPT_COLUMNS = (
     Col("reason", shrink_to=8),
 )
 
-
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(labelled("error", "red", message), highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
 
 
 def _time(moment: datetime | None) -> str:
@@ -130,7 +126,7 @@ def show_command(
         try:
             run = read_run_detail(session, run_id, tail_lines=tail)
         except UnknownRunError as error:
-            raise _fail(f"{error}; `trainarena runs list` lists the runs") from error
+            raise fail(f"{error}; `trainarena runs list` lists the runs") from error
     if as_json:
         typer.echo(json.dumps(run.to_json(), indent=2))
         return
@@ -157,9 +153,9 @@ def list_command(
     """List runs, one line each: tournament runs in play order, then ad-hoc runs and references; `trainarena runs show RUN_ID` prints one in full."""
     with open_store(Settings()) as store, store.session() as session:
         if tournament not in (None, AD_HOC) and get_tournament_by_name(session, tournament) is None:
-            raise _fail(f"no tournament named {tournament!r}; `trainarena status` lists the tournaments")
+            raise fail(f"no tournament named {tournament!r}; `trainarena status` lists the tournaments")
         if competitor is not None and get_competitor(session, competitor) is None:
-            raise _fail(f"no competitor named {competitor!r}; see `trainarena competitor list`")
+            raise fail(f"no competitor named {competitor!r}; see `trainarena competitor list`")
         runs = list_runs(session, tournament=tournament, competitor=competitor, status=None if status is None else status.value, task=task)
     if as_json:
         typer.echo(json.dumps([run.to_json() for run in runs], indent=2))

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from trainarena.cli.demo import threads_per_run
-from trainarena.cli.pool_tournaments import _fail
+from trainarena.cli.output import fail
 from trainarena.execution import SandboxUnavailable, make_backend
 from trainarena.operations.serving import ServeEvent, Serving
 from trainarena.pipeline import SandboxedExecutor
@@ -81,7 +81,7 @@ def serve_command(
     try:
         backend = make_backend(settings, unsafe=unsafe)
     except SandboxUnavailable as error:
-        raise _fail(str(error), json_output, code=2) from None
+        raise fail(str(error), json_output, code=2) from None
     try:
         serve_with(settings, SandboxedExecutor(settings, backend), once=once, parallel=parallel, json_output=json_output)
     finally:

@@ -40,20 +40,20 @@ STATUS_COLUMNS = (
 )
 
 
-def _summary_json(summary: TournamentSummary) -> dict[str, Any]:
+def summary_json(summary: TournamentSummary) -> dict[str, Any]:
     data = asdict(summary)
     data["created_at"] = summary.created_at.isoformat()
     data["finished_at"] = None if summary.finished_at is None else summary.finished_at.isoformat()
     return data
 
 
-def _where(summary: TournamentSummary) -> str:
+def where_cell(summary: TournamentSummary) -> str:
     if summary.round_index is None:
         return "not started"
     return f"round {summary.round_index} ({summary.stage})"
 
 
-def _champion_cell(summary: TournamentSummary) -> str:
+def champion_cell(summary: TournamentSummary) -> str:
     if summary.status == "finished":
         return summary.champion_after or "no winner"
     return f"{summary.champion_before} (defending)" if summary.champion_before else "-"
@@ -67,8 +67,8 @@ def print_status(console: Console, summaries: list[TournamentSummary], champions
         return
     table = OneLineTable(STATUS_COLUMNS, title="Tournaments")
     for s in summaries:
-        table.add_row([str(s.id), s.name, s.kind, s.status, _where(s), f"{s.runs_done}/{s.runs_total}",
-                                 _champion_cell(s), s.reason or ""])  # fmt: skip
+        table.add_row([str(s.id), s.name, s.kind, s.status, where_cell(s), f"{s.runs_done}/{s.runs_total}",
+                                 champion_cell(s), s.reason or ""])  # fmt: skip
     console.print(table)
 
 
@@ -88,7 +88,7 @@ def status_command(
         payload = {
             "competitors": competitors,
             "champions": champions,
-            "tournaments": [_summary_json(s) for s in summaries],
+            "tournaments": [summary_json(s) for s in summaries],
         }
         typer.echo(json.dumps(payload))
     else:

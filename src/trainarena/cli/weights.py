@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, labelled, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields
 from trainarena.reporting.weights import ExportError, csv_text, read_uids, u16_export, u16_warnings, vector_record
 from trainarena.settings import Settings
 from trainarena.store import StoreError, get_vector, latest_vector, open_store, publish_weights, weight_history
@@ -34,10 +34,6 @@ class ExportFormat(StrEnum):
     U16 = "u16"
 
 
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(labelled("error", "red", message), highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
-
 
 def _parse_time(value: str | None) -> datetime:
     if value is None:
@@ -45,7 +41,7 @@ def _parse_time(value: str | None) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise _fail(f"--at {value!r} is not an ISO time; write e.g. 2026-12-07T00:00:00+00:00") from None
+        raise fail(f"--at {value!r} is not an ISO time; write e.g. 2026-12-07T00:00:00+00:00") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -62,7 +58,7 @@ def publish_command(
             vector, new = publish_weights(session, rules=settings.weights, at=when)
             record = vector_record(vector)
     except StoreError as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     if as_json:
         typer.echo(json.dumps({**record, "new": new}, indent=2))
         return
@@ -124,7 +120,7 @@ def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as error:
-        raise _fail(f"cannot read --uids {path}: {error.strerror}") from None
+        raise fail(f"cannot read --uids {path}: {error.strerror}") from None
 
 
 @app.command("export")
@@ -138,14 +134,14 @@ def export_command(
 ) -> None:
     """Export a published vector. u16 leaves out competitors without a hotkey, with a warning."""
     if uids_file is not None and export_format is not ExportFormat.U16:
-        raise _fail("--uids applies to --format u16 only (json and csv name hotkeys, not uids)")
+        raise fail("--uids applies to --format u16 only (json and csv name hotkeys, not uids)")
     settings = Settings()
     warnings: list[str] = []
     try:
         with open_store(settings) as store, store.transaction() as session:
             vector = latest_vector(session) if vector_id is None else get_vector(session, vector_id)
             if vector is None:
-                raise _fail("no weights published yet; publish them with `trainarena weights publish`")
+                raise fail("no weights published yet; publish them with `trainarena weights publish`")
             if export_format is ExportFormat.CSV:
                 text = csv_text(vector)
             elif export_format is ExportFormat.JSON:
@@ -156,7 +152,7 @@ def export_command(
                 text = json.dumps(exported.record, indent=2) + "\n"
                 warnings = u16_warnings(exported.vector)
     except (StoreError, ExportError) as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     for warning in warnings:
         errors.print(labelled("warning", "yellow", warning))
