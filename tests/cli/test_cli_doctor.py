@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -48,11 +47,6 @@ def test_the_table_keeps_one_line_per_feature_and_explains_what_is_missing(width
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 
-
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
-    return CliRunner()
 
 
 @needs_bwrap

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from trainarena.cli import app
@@ -29,11 +28,6 @@ class SkillByName:
         loss = float(request.competitor.name.removeprefix("c"))
         return RunReport(RunStatus.SUCCEEDED, 0.0, 1.0, evaluation=Evaluation(loss, Direction.LOWER))
 
-
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
-    return CliRunner()
 
 
 def _fill_store() -> None:

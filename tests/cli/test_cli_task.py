@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from trainarena.cli import app
 
@@ -22,11 +21,6 @@ field_chosen = "chosen"
 field_rejected = "rejected"
 """
 
-
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
-    return CliRunner()
 
 
 def write_task(folder: Path, rows: list[dict], task: str = TASK) -> Path:

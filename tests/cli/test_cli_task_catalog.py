@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from trainarena.cli import app
 from trainarena.tasks.catalog import examples_folder
@@ -27,11 +26,6 @@ field_rejected = "rejected"
 prompt_format = "Q: {prompt}"
 """
 
-
-@pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
-    return CliRunner()
 
 
 @pytest.fixture
