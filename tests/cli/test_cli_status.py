@@ -75,6 +75,7 @@ def test_status_tables_show_where_each_stands(runner: CliRunner) -> None:
 def test_status_on_an_empty_data_dir(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["status", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"competitors": 0, "champions": {"text": None, "image": None}, "tournaments": []}
+    assert json.loads(result.output) == {"competitors": 0, "champions": {"text": None, "image": None}, "tournaments": [],
+                                         "latest_adhoc_runs": []}
     assert (tmp_path / "data" / "trainarena.db").is_file()
     assert "No tournaments yet." in runner.invoke(app, ["status"]).output

@@ -253,3 +253,19 @@ def test_image_tasks_are_compared_with_the_house_script_alone(executor: Counting
     assert ran.exit_code == 0, ran.output
     assert executor.calls == [("house script", 0), ("crasher", 0)]
     assert [line["kind"] for line in json.loads(ran.stdout)["runs"][0]["references"]] == ["house"]
+
+
+def test_status_shows_the_latest_runs_outside_tournaments(executor: CountingExecutor, task_file: Path, tmp_path: Path) -> None:
+    """An ad-hoc score is not only in scrollback: `status` lists the latest runs made with `trainarena run`."""
+    assert "outside tournaments" not in _invoke("status").stdout  # nothing run yet
+    _invoke("run", "--repo", str(_tree(tmp_path / "mine", commit=False)), "--task", str(task_file))
+    text = _invoke("status")
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    assert "Latest runs outside tournaments" in text.stdout
+    title = next(i for i, line in enumerate(lines) if "Latest runs outside tournaments" in line)
+    rows = [line for line in lines[title:] if line.startswith("│")]
+    assert all(len(row) <= 80 for row in rows)
+    assert len(rows) == 3 and "2.5500" in rows[-1] and "ad hoc" in rows[-1]  # the two references, then the run
+    latest = json.loads(_invoke("status", "--json").stdout)["latest_adhoc_runs"]
+    assert [(run["origin"], run["score"]) for run in latest][-1] == ("adhoc", 2.55)

@@ -133,7 +133,7 @@ def show_command(
     _print_detail(Console(highlight=False), run)
 
 
-def _list_row(run: RunSummary) -> list[str]:
+def list_row(run: RunSummary) -> list[str]:
     score = "-" if run.score is None or run.status != RunStatus.SUCCEEDED else f"{run.score:.4f}"
     if run.tournament is None:
         where, round_text = ("ad hoc", "-") if run.origin == "adhoc" else ("reference", "-")
@@ -166,5 +166,5 @@ def list_command(
         return
     table = OneLineTable(LIST_COLUMNS, title="Runs")
     for run in runs:
-        table.add_row(_list_row(run))
+        table.add_row(list_row(run))
     Console().print(table)

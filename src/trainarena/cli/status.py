@@ -1,4 +1,5 @@
-"""`trainarena status`: the tournaments in the store and where each stands.
+"""`trainarena status`: the tournaments in the store and where each stands, and the latest runs made
+outside tournaments (`trainarena run`), so a competitor's last score is not only in scrollback.
 
 A thin shell: builds ``Settings()`` and opens the store inside the command, reads summaries from the
 store's repository functions, and renders them as rich tables or, with ``--json``, one JSON object.
@@ -15,6 +16,8 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable
+from trainarena.cli.runs import LIST_COLUMNS, list_row
+from trainarena.reporting.run_detail import AD_HOC, RunSummary, list_runs
 from trainarena.settings import Settings
 from trainarena.store import (
     TournamentSummary,
@@ -40,6 +43,10 @@ STATUS_COLUMNS = (
 )
 
 
+# How many of the latest runs outside tournaments `status` shows (all of them: `runs list --tournament "ad hoc"`).
+RECENT_ADHOC_RUNS = 5
+
+
 def summary_json(summary: TournamentSummary) -> dict[str, Any]:
     data = asdict(summary)
     data["created_at"] = summary.created_at.isoformat()
@@ -59,23 +66,32 @@ def champion_cell(summary: TournamentSummary) -> str:
     return f"{summary.champion_before} (defending)" if summary.champion_before else "-"
 
 
-def print_status(console: Console, summaries: list[TournamentSummary], champions: dict[str, str | None], competitors: int) -> None:
+def print_status(
+    console: Console, summaries: list[TournamentSummary], champions: dict[str, str | None], competitors: int,
+    adhoc: list[RunSummary],
+) -> None:
     reigning = ", ".join(f"{kind}: {name or '-'}" for kind, name in champions.items())
     console.print(Text.assemble((str(competitors), "bold"), f" competitors registered; champions: {reigning}"), soft_wrap=True)
     if not summaries:
         console.print("No tournaments yet.")
-        return
-    table = OneLineTable(STATUS_COLUMNS, title="Tournaments")
-    for s in summaries:
-        table.add_row([str(s.id), s.name, s.kind, s.status, where_cell(s), f"{s.runs_done}/{s.runs_total}",
-                                 champion_cell(s), s.reason or ""])  # fmt: skip
-    console.print(table)
+    else:
+        table = OneLineTable(STATUS_COLUMNS, title="Tournaments")
+        for s in summaries:
+            table.add_row([str(s.id), s.name, s.kind, s.status, where_cell(s), f"{s.runs_done}/{s.runs_total}",
+                                     champion_cell(s), s.reason or ""])  # fmt: skip
+        console.print(table)
+    if adhoc:
+        runs = OneLineTable(LIST_COLUMNS, title="Latest runs outside tournaments")
+        for run in adhoc:
+            runs.add_row(list_row(run))
+        console.print(runs)
+        console.print(Text(f'all of them: trainarena runs list --tournament "{AD_HOC}"'), soft_wrap=True)
 
 
 def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
 ) -> None:
-    """List the tournaments in the store and where each stands (round, runs done, champion)."""
+    """List the tournaments in the store and where each stands (round, runs done, champion), and the latest runs made outside tournaments."""
     settings = Settings()
     with open_store(settings) as store, store.session() as session:
         summaries = [summarize_tournament(session, t) for t in list_tournaments(session)]
@@ -84,12 +100,14 @@ def status_command(
             champion = current_champion(session, kind)
             champions[kind] = None if champion is None else champion.name
         competitors = len(list_competitors(session))
+        adhoc = list_runs(session, tournament=AD_HOC)[-RECENT_ADHOC_RUNS:]
     if as_json:
         payload = {
             "competitors": competitors,
             "champions": champions,
             "tournaments": [summary_json(s) for s in summaries],
+            "latest_adhoc_runs": [run.to_json() for run in adhoc],
         }
         typer.echo(json.dumps(payload))
     else:
-        print_status(Console(), summaries, champions, competitors)
+        print_status(Console(), summaries, champions, competitors, adhoc)
