@@ -16,7 +16,8 @@ from safetensors.torch import save_file
 from trainarena.assets import ensure_assets
 from trainarena.contract import TaskType
 from trainarena.execution import DevicePool
-from trainarena.pipeline import TaskPreparer, link_tree, parameter_count, task_digest, visible_gpus
+from trainarena.pipeline import TaskPreparer, link_tree, parameter_count, visible_gpus
+from trainarena.runs import definition_digest
 from trainarena.settings import Settings
 from trainarena.tasks import get_task_type
 from trainarena.tasks.base import TaskDefinition
@@ -51,7 +52,7 @@ def test_task_preparation_is_cached_by_definition(tmp_path: Path, assets) -> Non
     again = TaskPreparer(settings).prepare(_task(assets))  # a new process would find it on disk
     assert again == first and first.hidden_file.stat().st_mtime_ns == mtime
     other = preparer.prepare(_task(assets, seed=2))
-    assert task_digest(_task(assets, seed=2)) != task_digest(_task(assets))
+    assert definition_digest(_task(assets, seed=2)) != definition_digest(_task(assets))
     assert other.hidden_file != first.hidden_file
 
 

@@ -39,10 +39,6 @@ from trainarena.tasks.secret_split import split_settings
 _PREPARED_MARKER = "prepared.json"
 
 
-# Content address of a task definition (prepared data is cached by it); see ``runs.definition_digest``.
-task_digest = definition_digest
-
-
 def resolve_base_model(base_model: str) -> Path:
     """A local model directory as is; otherwise a Hugging Face id, fetched (or found in the local HF
     cache when offline) by ``snapshot_download``."""
@@ -116,7 +112,7 @@ class TaskPreparer:
         self._guard = threading.Lock()
 
     def prepare(self, task: TaskDefinition) -> PreparedTask:
-        digest = task_digest(task)
+        digest = definition_digest(task)  # prepared data is cached by the definition's content address
         with self._guard:
             lock = self._locks.setdefault(digest, threading.Lock())
         with lock:

@@ -10,8 +10,8 @@ import pytest
 
 from trainarena.contract import RunStatus, TaskType
 from trainarena.execution.base import RunResult
-from trainarena.pipeline import SandboxedExecutor, TaskPreparer, task_digest
-from trainarena.runs import CompetitorInfo
+from trainarena.pipeline import SandboxedExecutor, TaskPreparer
+from trainarena.runs import CompetitorInfo, definition_digest
 from trainarena.settings import DataRules, Settings
 from trainarena.submissions import checkout_path
 from trainarena.tasks import DatasetError, PreparedTask, TaskDefinition
@@ -60,7 +60,7 @@ def test_dropped_rows_are_kept_in_the_marker_and_read_back(tmp_path):
     task = dpo_task(tmp_path, empty_rows=3)
     prepared = TaskPreparer(settings).prepare(task)
     assert [(g.reason, g.rows) for g in prepared.dropped] == [("column 'c' is empty", (41, 42, 43))]
-    marker = json.loads((settings.cache_dir / "tasks" / task_digest(task) / "prepared.json").read_text())
+    marker = json.loads((settings.cache_dir / "tasks" / definition_digest(task) / "prepared.json").read_text())
     assert marker["dropped"] == [{"reason": "column 'c' is empty", "rows": [41, 42, 43]}] and marker["dropped_rows"] == 3
     assert TaskPreparer(settings).prepare(task) == prepared  # read back from the marker by a new process
     assert prepared.train_file.is_file() and prepared.hidden_file.is_relative_to(settings.hidden_dir)
@@ -70,7 +70,7 @@ def test_dropped_rows_are_kept_in_the_marker_and_read_back(tmp_path):
 def test_a_leftover_without_its_marker_is_replaced(tmp_path):
     settings = Settings(data_dir=tmp_path / "data")
     task = dpo_task(tmp_path, empty_rows=0)
-    for leftover in (settings.cache_dir / "tasks" / task_digest(task), settings.hidden_dir / task_digest(task)):
+    for leftover in (settings.cache_dir / "tasks" / definition_digest(task), settings.hidden_dir / definition_digest(task)):
         leftover.mkdir(parents=True)
         (leftover / "junk").write_text("half-written")
     prepared = TaskPreparer(settings).prepare(task)
