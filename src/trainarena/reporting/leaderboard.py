@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from trainarena.engine.model import Finished
-from trainarena.reporting.run_detail import counted_attempt, task_name
+from trainarena.reporting.run_detail import score_of, task_name
 from trainarena.store import Tournament, stored_weights, tournament_runs
 
 _STAGE_ORDER = {"group": 0, "knockout": 1, "boss": 2}
@@ -65,7 +65,6 @@ def _run_lines(session: Session, tournament: Tournament) -> list[RunLine]:
     lines = []
     for run in tournament_runs(session, tournament.id):
         match = run.task.match
-        attempt = counted_attempt(run)
         lines.append(
             RunLine(
                 run_id=run.id,
@@ -74,10 +73,10 @@ def _run_lines(session: Session, tournament: Tournament) -> list[RunLine]:
                 match_id=match.match_id,
                 task=task_name(run.task),
                 competitor=run.competitor.name,
-                status=attempt.status,
-                score=attempt.score,
-                failure=attempt.failure_reason,
-                wall_seconds=attempt.wall_seconds,
+                status=run.status,
+                score=score_of(run)[0],
+                failure=run.failure_reason,
+                wall_seconds=run.wall_seconds,
             )
         )
     return lines

@@ -52,23 +52,6 @@ def short_reason(text: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class CountedAttempt:
-    """The outcome of the attempt that counts for a run: its status, times, files, score and reason."""
-
-    status: str
-    attempts: int
-    started_at: datetime | None
-    finished_at: datetime | None
-    wall_seconds: float | None
-    log_path: str | None
-    artifact_path: str | None
-    artifact_digest: str | None
-    failure_reason: str | None
-    score: float | None
-    direction: str | None
-
-
-@dataclass(frozen=True)
 class AttemptLine:
     """One try of a run, as ``runs show`` lists them: the interrupted ones stay on record."""
 
@@ -101,23 +84,11 @@ def attempt_lines(run: Run) -> tuple[AttemptLine, ...]:
     return tuple(lines)
 
 
-def counted_attempt(run: Run) -> CountedAttempt:
-    """The one place reporting reads a run's outcome: the run's fields are those of the attempt that
-    counts (``Run.counted_attempt``), or of none while it is pending or was abandoned."""
+def score_of(run: Run) -> tuple[float | None, str | None]:
+    """(score, direction) of the attempt that counts; (None, None) while none was scored. Every other
+    outcome field (status, times, files, reason) ``Run`` itself reads from that attempt."""
     evaluation = run.evaluation
-    return CountedAttempt(
-        status=run.status,
-        attempts=run.attempts,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        wall_seconds=run.wall_seconds,
-        log_path=run.log_path,
-        artifact_path=run.artifact_path,
-        artifact_digest=run.artifact_digest,
-        failure_reason=run.failure_reason,
-        score=None if evaluation is None else evaluation.score,
-        direction=None if evaluation is None else evaluation.direction,
-    )
+    return (None, None) if evaluation is None else (evaluation.score, evaluation.direction)
 
 
 def task_name(task: TaskRow) -> str:
@@ -212,10 +183,10 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int) -> RunDet
     run = session.get(Run, run_id)
     if run is None:
         raise UnknownRunError(f"no run with id {run_id}")
-    attempt = counted_attempt(run)
+    score, direction = score_of(run)
     task = run.task
-    summary, recorded_tail = split_reason(attempt.failure_reason)
-    tail, tail_from = _stderr_tail(attempt.log_path, recorded_tail, tail_lines)
+    summary, recorded_tail = split_reason(run.failure_reason)
+    tail, tail_from = _stderr_tail(run.log_path, recorded_tail, tail_lines)
     budget, seed = task.definition.get("budget_seconds"), task.definition.get("seed")
     is_reference = run.origin in RunOrigin.REFERENCES
     return RunDetail(
@@ -230,22 +201,22 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int) -> RunDet
         seed=None if seed is None else int(seed),
         competitor=run_label(run),
         **_source(run),
-        status=attempt.status,
-        attempts=attempt.attempts,
-        score=attempt.score,
-        direction=attempt.direction,
-        references=() if is_reference else reference_lines(session, task.digest, attempt.score, attempt.direction),
-        reason=short_reason(attempt.failure_reason),
+        status=run.status,
+        attempts=run.attempts,
+        score=score,
+        direction=direction,
+        references=() if is_reference else reference_lines(session, task.digest, score, direction),
+        reason=short_reason(run.failure_reason),
         summary=summary,
-        failure_reason=attempt.failure_reason,
+        failure_reason=run.failure_reason,
         stderr_tail=tail,
         stderr_tail_from=tail_from,
-        log_path=attempt.log_path,
-        artifact_path=attempt.artifact_path,
-        artifact_digest=attempt.artifact_digest,
-        started_at=attempt.started_at,
-        finished_at=attempt.finished_at,
-        wall_seconds=attempt.wall_seconds,
+        log_path=run.log_path,
+        artifact_path=run.artifact_path,
+        artifact_digest=run.artifact_digest,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        wall_seconds=run.wall_seconds,
         attempt_history=attempt_lines(run),
     )
 
@@ -287,7 +258,7 @@ AD_HOC = "ad hoc"
 
 
 def _summary(run: Run) -> RunSummary:
-    attempt = counted_attempt(run)
+    score, direction = score_of(run)
     place = _place(run)
     return RunSummary(
         run_id=run.id,
@@ -298,10 +269,10 @@ def _summary(run: Run) -> RunSummary:
         task=task_name(run.task),
         task_digest=run.task.digest,
         competitor=run_label(run),
-        status=attempt.status,
-        attempts=attempt.attempts,
-        score=attempt.score,
-        reason=short_reason(attempt.failure_reason),
+        status=run.status,
+        attempts=run.attempts,
+        score=score,
+        reason=short_reason(run.failure_reason),
     )
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from trainarena.contract import Direction, RunStatus
 from trainarena.engine.ranking import better_first_key
 from trainarena.reporting.references import run_label
-from trainarena.reporting.run_detail import counted_attempt, task_name
+from trainarena.reporting.run_detail import score_of, task_name
 from trainarena.store import Run, TaskRow
 from trainarena.store.adhoc import runs_of_tasks
 from trainarena.store.models import RunOrigin
@@ -78,7 +78,7 @@ def task_board(session: Session, name: str) -> TaskBoard:
     by_entrant: dict[str, list[Run]] = {}
     for run in runs:
         by_entrant.setdefault(_entrant(run), []).append(run)
-    direction = next((counted_attempt(r).direction for r in runs if counted_attempt(r).direction), None)
+    direction = next((d for _, d in map(score_of, runs) if d), None)
     better = Direction(direction or Direction.LOWER)  # no run scored: the order does not matter
     lines = [_line(entrant, own, better) for entrant, own in by_entrant.items()]
     scored = sorted(((line.best_score, line) for line in lines if line.best_score is not None),
@@ -89,7 +89,7 @@ def task_board(session: Session, name: str) -> TaskBoard:
 
 
 def _line(entrant: str, runs: list[Run], better: Direction) -> BoardLine:
-    outcomes = [(counted_attempt(run).score, run) for run in runs if run.status == RunStatus.SUCCEEDED]
+    outcomes = [(score_of(run)[0], run) for run in runs if run.status == RunStatus.SUCCEEDED]
     scored = [(score, run) for score, run in outcomes if score is not None]
     if scored:
         score, best = min(scored, key=lambda pair: (better_first_key(pair[0], better), pair[1].id))
