@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from trainarena.contract import Direction, RunStatus, TaskType
+from trainarena.contract import Direction, RunStatus
 from trainarena.engine.bracket import next_step
 from trainarena.engine.model import Finished, PlayRound, RoundPlan, Stage
 from trainarena.engine.weights import tournament_weights
@@ -49,6 +49,7 @@ from trainarena.runs import (
     RunReport,
     RunRequest,
     TaskSource,
+    definition_from_json,
     definition_json,
     task_key,
 )
@@ -84,7 +85,6 @@ from trainarena.store.leases import (
     try_acquire,
 )
 from trainarena.store.records import is_round_complete, load_record, load_tournament
-from trainarena.tasks.base import TaskDefinition
 
 __all__ = [
     "LeaseHeld",
@@ -106,13 +106,6 @@ def task_seed(tournament_seed: int, round_index: int, match_id: str, task_index:
     """A task's seed: fixed by the tournament seed and the task's place, so a replay draws the same."""
     text = f"{tournament_seed}:{round_index}:{match_id}:{task_index}".encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:4], "big") & 0x7FFFFFFF
-
-
-# --- Task definitions as stored JSON ---------------------------------------------------------------
-
-
-def _definition(data: dict[str, Any]) -> TaskDefinition:
-    return TaskDefinition(**{**data, "task_type": TaskType(data["task_type"])})
 
 
 # --- Writing steps -------------------------------------------------------------------------------
@@ -331,7 +324,7 @@ class _Driver:
             stage=Stage(round_row.stage),
             match_id=task.match.match_id,
             task_index=task.index,
-            task=_definition(task.definition),
+            task=definition_from_json(task.definition),
             run_dir=run_dir,
         )
 

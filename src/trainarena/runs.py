@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from trainarena.contract import RunStatus
+from trainarena.contract import RunStatus, TaskType
 from trainarena.engine.model import Stage
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
@@ -36,6 +36,11 @@ def definition_json(task: TaskDefinition) -> dict[str, Any]:
     if data["split_key"] is None:
         del data["split_key"]
     return data
+
+
+def definition_from_json(data: dict[str, Any]) -> TaskDefinition:
+    """The inverse of :func:`definition_json` (a definition without a split key gets none)."""
+    return TaskDefinition(**{**data, "task_type": TaskType(data["task_type"])})
 
 
 def task_key(task: TaskDefinition) -> str:

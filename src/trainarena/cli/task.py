@@ -185,7 +185,7 @@ def show_command(
         path = find_task_file(name, examples_folder())
         with Console(stderr=True).status(Text(f"preparing {name} (a first use of a built-in asset builds it)")):
             description = describe_task(path, settings)
-        board = stored_task_board(settings, task_key(load_task_file(path, settings))) if leaderboard else None
+        board = stored_task_board(settings, task_key(description.check.task)) if leaderboard else None
     except (TaskFileError, DatasetError) as error:
         raise _fail(str(error), json_output, name=name) from None
     details = description.to_json()

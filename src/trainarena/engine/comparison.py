@@ -20,11 +20,13 @@ import numpy as np
 import numpy.typing as npt
 
 from trainarena.contract import Direction
+from trainarena.engine.boss import boss_lead
 
 
 def lead(score: float, reference: float, direction: Direction) -> float:
-    """How far ``score`` is better than ``reference`` in ``direction`` (negative: worse)."""
-    return reference - score if direction == Direction.LOWER else score - reference
+    """How far ``score`` is better than ``reference`` in ``direction`` (negative: worse): the boss
+    round's lead, with the reference as the champion. Works on numpy arrays too."""
+    return boss_lead(score, reference, direction)
 
 
 def relative_improvement(score: float, reference: float, direction: Direction) -> float | None:
@@ -107,7 +109,7 @@ def lead_interval(
     if paired:
         matrix = np.asarray(per_example, dtype=np.float64)
         ref = np.asarray(reference_per_example, dtype=np.float64)
-        example_leads = ref - matrix if direction == Direction.LOWER else matrix - ref
+        example_leads = lead(matrix, ref, direction)
         example_weights = _weights(rng, examples, resamples)
         means = np.einsum("br,rk,bk->b", run_weights, example_leads, example_weights)
         deviations = means - example_leads.mean()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from trainarena.contract import TaskType
 from trainarena.pipeline import parameter_count, resolve_base_model
-from trainarena.runs import definition_json
+from trainarena.runs import definition_from_json, definition_json
 from trainarena.settings import Settings
 from trainarena.store import StoredTask, add_stored_task, get_stored_task
 from trainarena.store.competitors import StoreError
@@ -114,8 +114,7 @@ def add_task(session: Session, settings: Settings, task_file: TaskFile, pool: st
 
 def stored_definition(task: StoredTask) -> TaskDefinition:
     """The definition a stored task runs with (its split key included)."""
-    data: dict[str, Any] = dict(task.definition)
-    return TaskDefinition(**{**data, "task_type": TaskType(data["task_type"])})
+    return definition_from_json(task.definition)
 
 
 def stored_task_json(task: StoredTask) -> dict[str, Any]:

@@ -38,12 +38,12 @@ from trainarena.store import (
     StoredTask,
     StoreError,
     TaskRow,
-    Tournament,
     TournamentDraw,
     create_tournament,
     current_champion,
     get_draw,
     get_stored_task,
+    get_tournament,
     list_competitors,
     list_tournaments,
     require_pool,
@@ -269,10 +269,7 @@ def run_pool_tournament(
     """Drive a pool tournament to its end under its lease (resuming where the store says it was) and
     return the champion and the weights. LeaseHeld when another driver has it and ``wait`` is off."""
     with store.session() as session:
-        tournament = session.get(Tournament, tournament_id)
-        if tournament is None:
-            raise StoreError(f"no tournament with id {tournament_id}")
-        name = tournament.name
+        name = get_tournament(session, tournament_id).name
     finished = drive(store, tournament_id, task_source=pool_task_source(store, tournament_id), executor=executor,
                      rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir, progress=progress,
                      parallel=parallel, lease_rules=settings.lease, wait=wait, on_wait=on_wait, on_stored=on_stored)

@@ -157,14 +157,14 @@ def release(session: Session, tournament_id: int, me: DriverIdentity) -> None:
 
 
 class LeaseKeeper:
-    """A daemon thread renewing a held lease every ``heartbeat_seconds``; ``lost`` is set once a renewal
-    finds the lease taken over. A renewal that fails (store busy) is retried at the next beat."""
+    """A daemon thread renewing a held lease every ``heartbeat_seconds``; it stops once a renewal finds the
+    lease taken over (the driver learns it from :func:`fence` before its next write). A renewal that
+    fails (store busy) is retried at the next beat."""
 
     def __init__(self, renew_once: Callable[[], bool], heartbeat_seconds: float) -> None:
         self._renew_once = renew_once
         self._interval = heartbeat_seconds
         self._stop = threading.Event()
-        self.lost = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="trainarena-lease", daemon=True)
 
     def __enter__(self) -> LeaseKeeper:
@@ -179,7 +179,6 @@ class LeaseKeeper:
         while not self._stop.wait(self._interval):
             try:
                 if not self._renew_once():
-                    self.lost.set()
                     return
             except SQLAlchemyError:  # a busy or unreachable store: the next beat tries again
                 continue
