@@ -114,11 +114,11 @@ def print_reason(console: Console, summary: str, stderr_tail: str | None, tail_f
         print_block(console, f"stderr tail ({tail_from})" if tail_from else "stderr tail", stderr_tail)
 
 
-def fail(message: str, json_output: bool = False, code: int = 1) -> typer.Exit:
-    """The error a command ends with: on stderr as text, or as ``{"ok": false, "error": ...}`` on stdout
-    when the command was asked for JSON; returned for the caller to raise."""
+def fail(message: str, json_output: bool = False, code: int = 1, **context: object) -> typer.Exit:
+    """The error a command ends with: on stderr as text, or as ``{"ok": false, ...context, "error": ...}``
+    on stdout when the command was asked for JSON; returned for the caller to raise."""
     if json_output:
-        typer.echo(json.dumps({"ok": False, "error": message}))
+        typer.echo(json.dumps({"ok": False, **context, "error": message}))
     else:
         Console(stderr=True).print(labelled("error", "red", message), highlight=False, soft_wrap=True)
     return typer.Exit(code=code)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, labelled, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, print_fields
 from trainarena.operations.pools import TaskRefused, add_task, stored_task_json, task_from_flags
 from trainarena.settings import Settings
 from trainarena.store import StoredTask, get_stored_task, list_stored_tasks, open_store, remove_stored_task
@@ -36,14 +36,6 @@ ADD_HELP = (
     "task's kind, text or image) is made on first use and holds one kind."
 )
 
-
-def fail(message: str, json_output: bool, **context: object) -> typer.Exit:
-    """Print a problem (``{"ok": false, ..., "error"}`` with ``--json``) and exit 1."""
-    if json_output:
-        typer.echo(json.dumps({"ok": False, **context, "error": message}, indent=2))
-    else:
-        Console(stderr=True, soft_wrap=True).print(labelled("error", "red", message))
-    return typer.Exit(code=1)
 
 
 def dataset_flags(extra: list[str]) -> dict[str, str]:

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from trainarena.cli import stored_tasks
 from trainarena.cli.leaderboards import print_task_board, stored_task_board
-from trainarena.cli.output import Col, OneLineTable
+from trainarena.cli.output import Col, OneLineTable, fail
 from trainarena.runs import task_key
 from trainarena.settings import Settings
 from trainarena.store.competitors import StoreError
@@ -56,16 +56,13 @@ def check_command(
     try:
         check = check_task(load_task_file(task_file, settings), settings)
     except (TaskFileError, DatasetError) as error:
-        raise _fail(str(error), json_output, file=str(task_file)) from None
+        raise fail(str(error), json_output, file=str(task_file)) from None
     if json_output:
         typer.echo(json.dumps(check.to_json(), indent=2))
     else:
         _print_summary(check)
     if not check.leak_free:
         raise typer.Exit(code=1)
-
-
-_fail = stored_tasks.fail
 
 
 def _print_grid(rows: list[tuple[str, str]]) -> None:
@@ -117,7 +114,7 @@ def list_command(
         try:
             rows = stored_tasks.stored_rows(pool)
         except StoreError as error:
-            raise _fail(str(error), json_output, pool=str(pool)) from None
+            raise fail(str(error), json_output, pool=str(pool)) from None
         if json_output:
             typer.echo(json.dumps(rows, indent=2))
         else:
@@ -129,7 +126,7 @@ def list_command(
         listings = list_tasks(folder)
     except TaskFileError as error:
         hint = " (examples/tasks ships with a checkout of the repository; name a folder of task files)" if default else ""
-        raise _fail(f"{error}{hint}", json_output, folder=str(folder)) from None
+        raise fail(f"{error}{hint}", json_output, folder=str(folder)) from None
     if json_output:
         typer.echo(json.dumps([listing.to_json() for listing in listings], indent=2))
         return
@@ -187,7 +184,7 @@ def show_command(
             description = describe_task(path, settings)
         board = stored_task_board(settings, task_key(description.check.task)) if leaderboard else None
     except (TaskFileError, DatasetError) as error:
-        raise _fail(str(error), json_output, name=name) from None
+        raise fail(str(error), json_output, name=name) from None
     details = description.to_json()
     if json_output:
         if leaderboard:
