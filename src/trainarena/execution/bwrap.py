@@ -49,8 +49,8 @@ from pathlib import Path
 from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT, SANDBOX_SUBMISSION
 from trainarena.execution.base import RunResult, SandboxJob
 from trainarena.execution.cgroups import CgroupLayout, detect_layout
-from trainarena.execution.disk import MB, DiskCap, disk_description
-from trainarena.execution.limits import RunLimits, confine
+from trainarena.execution.disk import MB
+from trainarena.execution.limits import confine_job, output_cap, write_sandbox_log
 from trainarena.execution.runtime import (
     SandboxUnavailable,
     TrainingPython,
@@ -113,10 +113,9 @@ class BwrapBackend:
         check_hidden([job.submission_dir, job.inputs_dir, job.output_dir], self._protected)
         job.output_dir.mkdir(parents=True, exist_ok=True)
         rules = self._rules
-        output = DiskCap("/output", job.output_dir, rules.output_max_mb * MB)
-        limits = RunLimits(job.memory_limit_mb, rules.max_processes, rules.cpus_per_run, output.max_bytes)
+        output = output_cap(job, rules)
         tmp = f"tmpfs:{rules.tmp_max_mb * MB}" if self._sized_tmp else "tmpfs-unsized (this bwrap cannot --size a tmpfs)"
-        with confine(f"{job.spec.run_id}-{os.getpid()}", limits, bool(job.spec.devices), self._cgroups) as confinement:
+        with confine_job(job, rules, output, self._cgroups) as confinement:
             started_at, env = script_env(job)
             info_read, info_write = os.pipe()
             try:
@@ -128,10 +127,7 @@ class BwrapBackend:
                     log_tail_chars=self._tail_chars, preexec=confinement.preexec(), pass_fds=(info_write,),
                     disk_caps=(output,), disk_check_seconds=rules.disk_check_seconds,
                 )
-                job.log_dir.mkdir(parents=True, exist_ok=True)
-                (job.log_dir / "sandbox.txt").write_text(
-                    "backend=bwrap\n" + confinement.describe() + disk_description(tmp, output, rules.disk_check_seconds)
-                )
+                write_sandbox_log(job, "bwrap", confinement, tmp, output, rules.disk_check_seconds)
                 result = supervise(launch, lambda proc: _NamespaceTerminator(proc, info_read), started_at)
                 return confinement.explain(result)
             finally:

@@ -23,7 +23,8 @@ import uuid
 
 from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT, SANDBOX_SUBMISSION
 from trainarena.execution.base import RunResult, SandboxJob
-from trainarena.execution.disk import MB, DiskCap
+from trainarena.execution.disk import MB
+from trainarena.execution.limits import output_cap
 from trainarena.execution.runtime import SandboxUnavailable, script_env
 from trainarena.execution.supervise import Launch, supervise
 from trainarena.settings import SandboxRules
@@ -88,7 +89,7 @@ class DockerBackend:
             argv=self.docker_argv(job, env, container), env=_client_env(), cwd=None, log_dir=job.log_dir,
             budget_seconds=job.spec.budget_seconds, grace_seconds=job.grace_seconds,
             log_max_bytes=job.log_max_bytes, log_tail_chars=self._rules.log_tail_chars,
-            disk_caps=(DiskCap("/output", job.output_dir, self._rules.output_max_mb * MB),),
+            disk_caps=(output_cap(job, self._rules),),
             disk_check_seconds=self._rules.disk_check_seconds,
         )
         return supervise(launch, lambda _proc: _ContainerTerminator(self._docker, container, self._rules), started_at)

@@ -38,9 +38,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from trainarena.contract import RunStatus
-from trainarena.execution.base import RunResult
+from trainarena.execution.base import RunResult, SandboxJob
 from trainarena.execution.cgroups import CgroupLayout, RunCgroup, create_run_cgroup
-from trainarena.execution.disk import MB
+from trainarena.execution.disk import MB, DiskCap, disk_description
+from trainarena.settings import SandboxRules
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,26 @@ class Confinement:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def output_cap(job: SandboxJob, rules: SandboxRules) -> DiskCap:
+    """The cap on what one run may write to its /output."""
+    return DiskCap("/output", job.output_dir, rules.output_max_mb * MB)
+
+
+def confine_job(job: SandboxJob, rules: SandboxRules, output: DiskCap, layout: CgroupLayout) -> Confinement:
+    """:func:`confine` with one job's limits: its memory, the rules' process and CPU caps, and the
+    output cap as the largest file it may write."""
+    limits = RunLimits(job.memory_limit_mb, rules.max_processes, rules.cpus_per_run, output.max_bytes)
+    return confine(f"{job.spec.run_id}-{os.getpid()}", limits, bool(job.spec.devices), layout)
+
+
+def write_sandbox_log(job: SandboxJob, backend: str, confinement: Confinement, tmp: str, output: DiskCap, interval: float) -> None:
+    """``logs/sandbox.txt``: which backend ran the job and which caps applied to it, and how."""
+    job.log_dir.mkdir(parents=True, exist_ok=True)
+    (job.log_dir / "sandbox.txt").write_text(
+        f"backend={backend}\n" + confinement.describe() + disk_description(tmp, output, interval)
+    )
 
 
 def confine(run_name: str, limits: RunLimits, has_gpus: bool, layout: CgroupLayout) -> Confinement:

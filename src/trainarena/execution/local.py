@@ -24,8 +24,8 @@ from pathlib import Path
 from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT, SANDBOX_SUBMISSION
 from trainarena.execution.base import RunResult, SandboxJob
 from trainarena.execution.cgroups import CgroupLayout, detect_layout
-from trainarena.execution.disk import MB, DiskCap, disk_description
-from trainarena.execution.limits import RunLimits, confine
+from trainarena.execution.disk import MB, DiskCap
+from trainarena.execution.limits import confine_job, output_cap, write_sandbox_log
 from trainarena.execution.runtime import TrainingPython, script_argv, script_env, training_python
 from trainarena.execution.supervise import Launch, supervise
 from trainarena.settings import SandboxRules
@@ -66,11 +66,10 @@ class LocalUnsafeBackend:
     def run(self, job: SandboxJob) -> RunResult:
         job.output_dir.mkdir(parents=True, exist_ok=True)
         rules = self._rules
-        output = DiskCap("/output", job.output_dir, rules.output_max_mb * MB)
-        limits = RunLimits(job.memory_limit_mb, rules.max_processes, rules.cpus_per_run, output.max_bytes)
+        output = output_cap(job, rules)
         # The run's leftovers are killed (leaving confine) before its scratch directory is removed.
         with tempfile.TemporaryDirectory(prefix=f"trainarena-{job.spec.run_id}-") as scratch, \
-                confine(f"{job.spec.run_id}-{os.getpid()}", limits, bool(job.spec.devices), self._cgroups) as confinement:
+                confine_job(job, rules, output, self._cgroups) as confinement:
             started_at, env = script_env(job)
             env = {key: _scratch(host_path(value, job), scratch) for key, value in env.items()}
             argv = [host_path(item, job) for item in script_argv(job, self._python.executable)]
@@ -81,12 +80,8 @@ class LocalUnsafeBackend:
                 log_max_bytes=job.log_max_bytes, log_tail_chars=self._tail_chars, preexec=confinement.preexec(),
                 disk_caps=(output, tmp), disk_check_seconds=rules.disk_check_seconds,
             )
-            job.log_dir.mkdir(parents=True, exist_ok=True)
-            (job.log_dir / "sandbox.txt").write_text(
-                "backend=local-unsafe\n" + confinement.describe()
-                + disk_description(f"measured-every-{rules.disk_check_seconds:g}s:{tmp.max_bytes}", output,
-                                   rules.disk_check_seconds)
-            )
+            write_sandbox_log(job, "local-unsafe", confinement, f"measured-every-{rules.disk_check_seconds:g}s:{tmp.max_bytes}",
+                              output, rules.disk_check_seconds)
             return confinement.explain(supervise(launch, _GroupTerminator, started_at))
 
     def close(self) -> None:
