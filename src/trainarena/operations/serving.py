@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from trainarena.operations.schedule import KINDS, Create, Drive, Sleep, enabled, grid, kind_facts, next_action, next_due, pool_of
-from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, pool_task_source
-from trainarena.orchestrator import RunStored, drive
+from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, drive_pool_tournament
+from trainarena.orchestrator import RunStored
 from trainarena.runs import ProgressEvent, RunExecutor
 from trainarena.settings import Settings
 from trainarena.store import Store, StoreError, get_tournament, named_lock, stored_weights
@@ -129,10 +129,9 @@ class Serving:
     def drive_step(self, action: Drive) -> None:
         settings = self.settings
         try:
-            finished = drive(self.store, action.tournament_id, task_source=pool_task_source(self.store, action.tournament_id),
-                             executor=self.executor, rules=settings.rules, weight_rules=settings.weights,
-                             work_dir=settings.work_dir, progress=self.progress, max_steps=self.parallel,
-                             parallel=self.parallel, lease_rules=settings.lease, wait=False, on_stored=self.on_stored)
+            finished = drive_pool_tournament(self.store, settings, action.tournament_id, executor=self.executor,
+                                             progress=self.progress, max_steps=self.parallel, parallel=self.parallel,
+                                             wait=False, on_stored=self.on_stored)
         except LeaseError as error:
             self.held_back[action.kind] = self.clock() + timedelta(seconds=settings.lease.wait_poll_seconds)
             self.say("waiting", f"not driving tournament {action.tournament_id}: {error}", tournament_id=action.tournament_id)

@@ -254,6 +254,16 @@ class TournamentResult:
                 "reason": self.reason, "weights": self.weights}
 
 
+def drive_pool_tournament(
+    store: Store, settings: Settings, tournament_id: int, *, executor: RunExecutor, **options: Any
+) -> Finished | None:
+    """``orchestrator.drive`` on a pool tournament with the settings' rules, lease and work dir and its
+    pool's task source; ``options`` are drive's own (progress, parallel, max_steps, wait, on_stored...)."""
+    return drive(store, tournament_id, task_source=pool_task_source(store, tournament_id), executor=executor,
+                 rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir,
+                 lease_rules=settings.lease, **options)
+
+
 def run_pool_tournament(
     store: Store,
     settings: Settings,
@@ -270,9 +280,8 @@ def run_pool_tournament(
     return the champion and the weights. LeaseHeld when another driver has it and ``wait`` is off."""
     with store.session() as session:
         name = get_tournament(session, tournament_id).name
-    finished = drive(store, tournament_id, task_source=pool_task_source(store, tournament_id), executor=executor,
-                     rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir, progress=progress,
-                     parallel=parallel, lease_rules=settings.lease, wait=wait, on_wait=on_wait, on_stored=on_stored)
+    finished = drive_pool_tournament(store, settings, tournament_id, executor=executor, progress=progress,
+                                     parallel=parallel, wait=wait, on_wait=on_wait, on_stored=on_stored)
     assert finished is not None  # no max_steps: drive returns only at the end
     with store.session() as session:
         weights = stored_weights(session, tournament_id)
