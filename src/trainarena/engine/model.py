@@ -13,6 +13,9 @@ from enum import StrEnum
 
 from trainarena.contract import Direction
 
+# The kinds of tournament: text tasks (instruct, chat, DPO, GRPO) and image tasks, each with its own champion.
+TOURNAMENT_KINDS = ("text", "image")
+
 
 class Stage(StrEnum):
     GROUP = "group"

@@ -17,10 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.engine.weights import hybrid_ratio
 from trainarena.settings import WeightRules
 
-KINDS = ("text", "image")
 U16_MAX = 65535  # the largest weight value a validator sets (bittensor.utils.weight_utils.U16_MAX)
 _WEEK = timedelta(days=7)
 
@@ -44,7 +44,7 @@ class PublishedWeights:
     week: int | None  # weeks since the hybrid schedule's start (negative before it); None: hybrid mode off
     undistributed: float
     fallback: float
-    tournament_ids: tuple[int, ...]  # the combined tournaments, in KINDS order
+    tournament_ids: tuple[int, ...]  # the combined tournaments, in TOURNAMENT_KINDS order
 
 
 def hybrid_week(at: datetime, start: datetime | None) -> int | None:
@@ -67,8 +67,8 @@ def publish(results: Sequence[KindWeights], at: datetime, rules: WeightRules) ->
     """Combine the latest tournament of each kind (at most one each) at time ``at``."""
     by_kind: dict[str, KindWeights] = {}
     for result in results:
-        if result.kind not in KINDS:
-            raise ValueError(f"tournament {result.tournament_id} has kind {result.kind!r}; expected one of {KINDS}")
+        if result.kind not in TOURNAMENT_KINDS:
+            raise ValueError(f"tournament {result.tournament_id} has kind {result.kind!r}; expected one of {TOURNAMENT_KINDS}")
         if result.kind in by_kind:
             raise ValueError(f"two {result.kind} tournaments given ({by_kind[result.kind].tournament_id} and "
                              f"{result.tournament_id}); pass the latest of each kind only")
@@ -92,7 +92,7 @@ def publish(results: Sequence[KindWeights], at: datetime, rules: WeightRules) ->
         week=week,
         undistributed=math.fsum(undistributed),
         fallback=1.0 - ratio,
-        tournament_ids=tuple(by_kind[kind].tournament_id for kind in KINDS if kind in by_kind),
+        tournament_ids=tuple(by_kind[kind].tournament_id for kind in TOURNAMENT_KINDS if kind in by_kind),
     )
 
 

@@ -18,10 +18,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.settings import ScheduleRules
 from trainarena.store import TaskPool, Tournament, TournamentDraw, TournamentStatus
-
-KINDS = ("text", "image")
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ def kind_facts(session: Session, rules: ScheduleRules, held_back: dict[str, date
     """The facts of every kind's scheduled pool from the store (every tournament drawing from the pool
     counts, also one made with ``tournament create``), with this process's hold-backs."""
     facts = []
-    for kind in KINDS:
+    for kind in TOURNAMENT_KINDS:
         query = (
             select(Tournament)
             .join(TournamentDraw, TournamentDraw.tournament_id == Tournament.id)

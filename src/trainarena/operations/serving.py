@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from trainarena.operations.schedule import KINDS, Create, Drive, Sleep, enabled, grid, kind_facts, next_action, next_due, pool_of
+from trainarena.engine.model import TOURNAMENT_KINDS
+from trainarena.operations.schedule import Create, Drive, Sleep, enabled, grid, kind_facts, next_action, next_due, pool_of
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, drive_pool_tournament
 from trainarena.orchestrator import RunStored
 from trainarena.runs import ProgressEvent, RunExecutor
@@ -80,7 +81,7 @@ class Serving:
         """Serve until ``stop`` is set (``once``: until nothing is due now); returns the number of
         tournaments finished."""
         rules = self.settings.schedule
-        plan = [f"{kind} every {duration_text(grid(kind, rules)[1])} from pool {pool_of(kind, rules)!r}" for kind in KINDS if enabled(kind, rules)]
+        plan = [f"{kind} every {duration_text(grid(kind, rules)[1])} from pool {pool_of(kind, rules)!r}" for kind in TOURNAMENT_KINDS if enabled(kind, rules)]
         self.say("started", "serving: " + ("; ".join(plan) or "no kind enabled"))
         self.publish(quiet=True)
         while not self.stop.is_set():
@@ -158,7 +159,7 @@ class Serving:
         at = self.clock()
         try:
             with self.store.transaction() as session:
-                if not any(latest_finished_tournament(session, kind, at) for kind in KINDS):
+                if not any(latest_finished_tournament(session, kind, at) for kind in TOURNAMENT_KINDS):
                     return
                 vector, new = publish_weights(session, rules=self.settings.weights, at=at)
                 summary = {"vector": vector.id, "new": new, "ratio": vector.ratio, "week": vector.week}

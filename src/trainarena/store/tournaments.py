@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from trainarena.contract import RunStatus
+from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.store.competitors import StoreError, require_competitor
 from trainarena.store.models import (
     ChampionHistory,
@@ -24,7 +25,6 @@ from trainarena.store.models import (
     WeightRow,
 )
 
-TOURNAMENT_KINDS = ("text", "image")
 FINISHED_RUN_STATUSES = tuple(status.value for status in RunStatus if status.finished)
 
 

@@ -11,7 +11,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainarena.engine.published_weights import KINDS, KindWeights, publish
+from trainarena.engine.model import TOURNAMENT_KINDS
+from trainarena.engine.published_weights import KindWeights, publish
 from trainarena.settings import WeightRules
 from trainarena.store.competitors import StoreError
 from trainarena.store.models import Tournament, TournamentStatus, WeightRow, WeightVector, WeightVectorEntry
@@ -59,7 +60,7 @@ def publish_weights(session: Session, *, rules: WeightRules, at: datetime) -> tu
     if previous is not None and at < previous.published_at:
         raise StoreError(f"cannot publish at {at.isoformat()}: vector {previous.id} was published later, at "
                          f"{previous.published_at.isoformat()}; the weights history only moves forward")
-    tournaments = [t for kind in KINDS if (t := latest_finished_tournament(session, kind, at)) is not None]
+    tournaments = [t for kind in TOURNAMENT_KINDS if (t := latest_finished_tournament(session, kind, at)) is not None]
     if not tournaments:
         raise StoreError(f"no tournament had finished by {at.isoformat()}; run one with `trainarena tournament run`")
     competitor_ids: dict[str, int] = {}
