@@ -17,7 +17,7 @@ from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable
 from trainarena.cli.runs import LIST_COLUMNS, list_row
-from trainarena.reporting.run_detail import AD_HOC, RunSummary, list_runs
+from trainarena.reporting.run_detail import AD_HOC, RunSummary, latest_runs_outside_tournaments
 from trainarena.settings import Settings
 from trainarena.store import (
     TournamentSummary,
@@ -100,7 +100,7 @@ def status_command(
             champion = current_champion(session, kind)
             champions[kind] = None if champion is None else champion.name
         competitors = len(list_competitors(session))
-        adhoc = list_runs(session, tournament=AD_HOC)[-RECENT_ADHOC_RUNS:]
+        adhoc = latest_runs_outside_tournaments(session, RECENT_ADHOC_RUNS)
     if as_json:
         payload = {
             "competitors": competitors,

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from trainarena.reporting.references import ReferenceLine, reference_lines, run_label
@@ -295,7 +295,7 @@ def list_runs(
         .join(Round.tournament)
         .order_by(Tournament.id, Round.index, MatchRow.position, TaskRow.index, Run.id)
     )
-    outside = select(Run).join(Run.task).where(TaskRow.match_row_id.is_(None)).order_by(Run.id)
+    outside = _outside_tournaments().order_by(Run.id)
     if tournament is None:
         queries = [played, outside]
     else:
@@ -308,6 +308,18 @@ def list_runs(
             query = query.where(Run.status == status)
         runs += [run for run in session.scalars(query) if task is None or _is_task(run.task, task)]
     return [_summary(run) for run in runs]
+
+
+def _outside_tournaments() -> Select[tuple[Run]]:
+    """Runs whose task belongs to no match: ad-hoc runs and references."""
+    return select(Run).join(Run.task).where(TaskRow.match_row_id.is_(None))
+
+
+def latest_runs_outside_tournaments(session: Session, count: int) -> list[RunSummary]:
+    """The ``count`` newest runs outside tournaments (ad hoc and references), oldest of them first: the
+    tail of ``list_runs(session, tournament=AD_HOC)`` without reading the rest."""
+    newest = _outside_tournaments().order_by(Run.id.desc()).limit(count)
+    return [_summary(run) for run in reversed(list(session.scalars(newest)))]
 
 
 def _is_task(row: TaskRow, wanted: str) -> bool:
