@@ -1,5 +1,5 @@
 """Imports only go down: contract/settings <- engine <- tasks, store, execution, submissions <-
-runs <- orchestrator, pipeline <- reporting, demo, workbench <- cli. A module may import its own layer or lower ones, never higher."""
+runs <- orchestrator, pipeline <- reporting, demo, workbench, operations, registry, jobs <- api <- cli. A module may import its own layer or lower ones, never higher."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ LAYERS = {
     "demo": 6,
     "workbench": 6,  # trainarena run: ad-hoc runs and their references, over the pipeline and the store
     "operations": 6,  # stored tasks and pools, the tournament life cycle: over the pipeline, orchestrator and store
-    "cli": 7,
+    "registry": 6,  # trained models, model cards, publishing: over the store and the run records
+    "jobs": 6,  # customers' files and training jobs: over the pipeline, the store and the registry
+    "api": 7,  # the HTTP shell over the layers below, beside the CLI
+    "cli": 8,  # the terminal shell; serves the API too (trainarena api, serve)
 }
 
 

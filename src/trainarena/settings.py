@@ -425,6 +425,63 @@ class ScheduleRules(_Section):
         return anchor if anchor.tzinfo else anchor.replace(tzinfo=UTC)
 
 
+class ApiRules(_Section):
+    """The HTTP API (``trainarena api`` and ``trainarena serve``): where it listens and what one key may
+    send (docs/api.md)."""
+
+    host: str = Field("127.0.0.1", description="Address the API listens on (0.0.0.0 to accept other machines).")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port of the API (0: any free port).")
+    rate_limit_per_minute: int = Field(
+        600, ge=1, description="Requests one API key may make per minute (a token bucket that refills evenly); "
+        "past it the API answers 429 with Retry-After."
+    )
+    rate_limit_burst: int = Field(120, ge=1, description="Requests one key may make at once before the even refill applies.")
+    upload_max_bytes: int = Field(
+        200_000_000, ge=1024, description="Largest file a customer may upload (POST /v1/files); larger is refused with 413."
+    )
+    upload_max_unpacked_bytes: int = Field(
+        1_000_000_000, ge=1024, description="Largest total an uploaded zip of images may unpack to (zip bombs are refused)."
+    )
+    sse_poll_seconds: float = Field(0.5, gt=0.0, description="How often a job's event stream checks the store for new events.")
+
+
+class JobRules(_Section):
+    """Customers' training jobs: which base models they may name, their budgets, and how they share the
+    machine with tournaments (docs/api.md, "Jobs")."""
+
+    base_models: tuple[str, ...] = Field(
+        ("trainarena:tiny_llama", "trainarena:tiny_sd"), description="The base models a job may name (Hugging Face ids, local paths or "
+        "trainarena:NAME built-in assets); anything else is refused."
+    )
+    budget_tiers: dict[str, float] = Field(
+        {"small": 60.0, "medium": 600.0, "large": 3600.0}, description="Budget tiers a job may ask for, in seconds of training."
+    )
+    default_tier: str = Field("small", description="The tier of a job that names none.")
+    concurrency: int = Field(1, ge=1, description="Jobs trained at once by one worker.")
+    share_with_tournaments: str = Field(
+        "tournaments_first", pattern="^(tournaments_first|jobs_first)$",
+        description="Who gets the devices when a tournament run and a job both wait: tournaments_first | jobs_first; "
+        "a job never runs beside a tournament run on the same GPU.",
+    )
+    validation_share_max: float = Field(0.5, ge=0.0, lt=1.0, description="Largest share of a file a job may hold out to score the model.")
+    heartbeat_seconds: float = Field(10.0, gt=0.0, description="How often a worker marks its running jobs alive.")
+    stale_seconds: float = Field(60.0, gt=0.0, description="A running job whose worker has not beaten for this long is queued again.")
+    poll_seconds: float = Field(1.0, gt=0.0, description="How often an idle worker looks for queued jobs.")
+
+
+class RegistryRules(_Section):
+    """The model registry and publishing to the Hugging Face Hub (off unless a token and an
+    organisation are set)."""
+
+    register_champions: bool = Field(
+        False, description="Also put every newly crowned champion's tournament models in the registry (public)."
+    )
+    hub_token: SecretStr | None = Field(None, description="Hugging Face token that may create repositories in hub_organisation.")
+    hub_organisation: str | None = Field(None, description="Hub user or organisation the models are published under.")
+    hub_private: bool = Field(True, description="Publish as private repositories.")
+    default_license: str = Field("apache-2.0", description="License named in a model card when the script's repository names none.")
+
+
 class Settings(BaseSettings):
     """Everything configurable about a trainarena installation."""
 
@@ -451,6 +508,9 @@ class Settings(BaseSettings):
     workbench: WorkbenchRules = WorkbenchRules()
     pools: PoolRules = PoolRules()
     schedule: ScheduleRules = ScheduleRules()
+    api: ApiRules = ApiRules()
+    jobs: JobRules = JobRules()
+    registry: RegistryRules = RegistryRules()
 
     @field_validator("database_url")
     @classmethod
@@ -501,6 +561,16 @@ class Settings(BaseSettings):
     def split_secret_path(self) -> Path:
         """The key file of the operator's split secret (used when ``pools.split_secret`` is not set)."""
         return self.pools.split_secret_file or self.data_dir / "split-secret.key"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Customers' uploaded files (never mounted into a sandbox as they are: a job prepares them)."""
+        return self.data_dir / "uploads"
+
+    @property
+    def registry_dir(self) -> Path:
+        """The model registry: one Hugging Face-layout folder per registered model."""
+        return self.data_dir / "models"
 
     @property
     def assets_dir(self) -> Path:

@@ -1,0 +1,63 @@
+"""The FastAPI application: settings and store on ``app.state``, the routers, the error shape, the
+offline interactive docs (``/docs``, ``/redoc``), and the background services the process runs beside
+the API (the job worker, the tournament schedule), started and stopped with it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Protocol
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+
+from trainarena import __version__
+from trainarena.api.auth import RateLimiter
+from trainarena.api.errors import install_error_handlers
+from trainarena.api.routes import ROUTERS
+from trainarena.settings import Settings
+from trainarena.store import Store, open_store
+
+API_DESCRIPTION = """\
+Training scripts compete in tournaments; the champion's method trains customers' models.
+
+Authenticate with an API key (`trainarena keys create --role operator|competitor|customer NAME`) sent as
+`Authorization: Bearer ta_...`. Errors are `{"error": {"code", "message", "details"}}`. See docs/api.md.
+"""
+
+
+class Service(Protocol):
+    """Work a serving process does beside the API (a job worker, the schedule): started once the store
+    is open, stopped (and waited for) before it closes."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def create_app(settings: Settings, *, store: Store | None = None, services: Sequence[Service] = ()) -> FastAPI:
+    """The API over ``store`` (opened from ``settings`` at start-up and closed at shut-down when None)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if store is None:
+                app.state.store = stack.enter_context(open_store(settings))
+            for service in services:
+                service.start()
+                stack.callback(service.stop)
+            yield
+
+    app = FastAPIOffline(
+        title="trainarena",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.rate_limiter = RateLimiter(settings.api)
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

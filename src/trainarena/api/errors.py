@@ -1,0 +1,86 @@
+"""One error shape for every failure the API answers: ``{"error": {"code", "message", "details"}}``.
+
+``code`` is a stable, machine-readable word (``not_found``, ``invalid_request``, ``rate_limited``...),
+``message`` a sentence for people that names what is wrong and the fix, ``details`` whatever helps a
+program (the field, the row, the limit). FastAPI's own errors (a bad body, an unknown path) are turned
+into the same shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+# The code of each HTTP status FastAPI or Starlette may answer on their own.
+STATUS_CODES = {
+    400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "invalid_request", 429: "rate_limited",
+    500: "internal_error", 503: "unavailable",
+}  # fmt: skip
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. not_found, invalid_request, rate_limited.")
+    message: str = Field(description="What is wrong and how to fix it, for people.")
+    details: dict[str, Any] = Field(default_factory=dict, description="Structured context: the field, row, limit...")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class ApiError(Exception):
+    """Raised by a route to answer ``status`` with the error shape."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers
+
+
+def not_found(what: str, identifier: object) -> ApiError:
+    """The 404 of a missing resource, and of one the caller may not see (never a 403: a customer must not
+    learn that another customer's job exists)."""
+    return ApiError(404, "not_found", f"no {what} {identifier!s}", **{what.replace(" ", "_"): str(identifier)})
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:  # fmt: skip
+    body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details or {}))
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+# Responses every authenticated route may give, for the OpenAPI schema.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in ((401, "No valid API key"), (404, "Not found, or not yours"), (422, "Invalid request"),
+                                (429, "Rate limit reached"))
+}  # fmt: skip
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.code, error.message, error.details, error.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = STATUS_CODES.get(error.status_code, "error")
+        return error_response(error.status_code, code, str(error.detail), headers=getattr(error, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"where": ".".join(str(part) for part in problem.get("loc", ())), "problem": problem.get("msg", "")}
+            for problem in error.errors()
+        ]
+        message = "; ".join(f"{p['where']}: {p['problem']}" for p in problems) or "the request is not valid"
+        return error_response(422, "invalid_request", message, {"problems": problems})

@@ -1,0 +1,80 @@
+"""`trainarena keys create | list | revoke`: the HTTP API's bearer keys (docs/api.md, "Keys and roles")."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from trainarena.cli.output import Col, OneLineTable, fail, print_fields
+from trainarena.settings import Settings
+from trainarena.store import StoreError, open_store
+from trainarena.store.api_keys import create_key, list_keys, revoke_key
+from trainarena.store.models import ApiKey, ApiRole
+
+app = typer.Typer(help="Create, list and revoke the HTTP API's keys.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+KEY_COLUMNS = (Col("name", shrink_to=12), Col("role"), Col("key starts"), Col("created"), Col("last used"), Col("revoked"))
+
+
+def _minute(iso: object) -> str:
+    """An ISO time of a key record as ``YYYY-MM-DD HH:MM``; empty for None."""
+    return "" if iso is None else str(iso)[:16].replace("T", " ")
+
+
+def _record(row: ApiKey) -> dict[str, object]:
+    return {
+        "name": row.name, "role": row.role, "key_prefix": row.key_prefix, "created_at": row.created_at.isoformat(),
+        "last_used_at": None if row.last_used_at is None else row.last_used_at.isoformat(),
+        "revoked_at": None if row.revoked_at is None else row.revoked_at.isoformat(),
+    }  # fmt: skip
+
+
+@app.command("create")
+def create_command(
+    name: Annotated[str, typer.Argument(help="A name for the key's holder (unique), e.g. acme-customer.")],
+    role: Annotated[str, typer.Option("--role", help=f"What the key may do: {' | '.join(ApiRole.ALL)}.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a key and print it once: only its hash is kept, so it cannot be shown again."""
+    try:
+        with open_store(Settings()) as store, store.transaction() as session:
+            new = create_key(session, name, role)
+            record = {**_record(new.row), "key": new.secret}
+    except StoreError as error:
+        raise fail(str(error), as_json, name=name) from None
+    if as_json:
+        typer.echo(json.dumps({"ok": True, **record}))
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    print_fields(console, [("name", name), ("role", role), ("key", new.secret)])
+    console.print("Keep the key now: it is shown only once. Send it as `Authorization: Bearer <key>`.")
+
+
+@app.command("list")
+def list_command(as_json: JsonFlag = False) -> None:
+    """Every key: name, role, the first characters of the key, when last used, whether revoked."""
+    with open_store(Settings()) as store, store.session() as session:
+        rows = [_record(row) for row in list_keys(session)]
+    if as_json:
+        typer.echo(json.dumps({"ok": True, "keys": rows}))
+        return
+    table = OneLineTable(KEY_COLUMNS, title="API keys")
+    for row in rows:
+        table.add_row([row["name"], row["role"], f"{row['key_prefix']}...", _minute(row["created_at"]),
+                       _minute(row["last_used_at"]), _minute(row["revoked_at"])])  # fmt: skip
+    Console(highlight=False).print(table if rows else "no API keys yet: trainarena keys create --role ROLE NAME")
+
+
+@app.command("revoke")
+def revoke_command(name: Annotated[str, typer.Argument(help="The key's name.")], as_json: JsonFlag = False) -> None:
+    """Revoke a key: it is refused from the next request on (its files, jobs and models stay)."""
+    try:
+        with open_store(Settings()) as store, store.transaction() as session:
+            record = _record(revoke_key(session, name))
+    except StoreError as error:
+        raise fail(str(error), as_json, name=name) from None
+    typer.echo(json.dumps({"ok": True, **record}) if as_json else f"revoked {name}")
