@@ -33,6 +33,14 @@ ResolvedPath = Annotated[Path, AfterValidator(_resolved)]
 AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# A time as written in a setting: UTC when it names no zone.
+UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -91,7 +99,7 @@ class WeightRules(_Section):
     hybrid_start: float = Field(0.25, ge=0.0, le=1.0, description="Hybrid mode: tournament ratio in week 0.")
     hybrid_step: float = Field(0.25, ge=0.0, le=1.0, description="Hybrid mode: ratio added each week.")
     hybrid_cap: float = Field(1.0, ge=0.0, le=1.0, description="Hybrid mode: largest tournament ratio.")
-    hybrid_start_date: datetime | None = Field(
+    hybrid_start_date: UtcDateTime | None = Field(
         None, description="Hybrid mode: when week 0 of its schedule begins (ISO time, UTC when no zone is given); "
         "before it the tournaments get nothing, from it the ratio grows by hybrid_step each whole week. None: "
         "hybrid mode off, the tournaments get the whole published vector."
@@ -110,11 +118,6 @@ class WeightRules(_Section):
         "competitors without a hotkey to (a burn or treasury key). None: they are left out of the vector, and "
         "the chain, which normalises it, shares them among the hotkeys in it (the export warns)."
     )
-
-    @field_validator("hybrid_start_date")
-    @classmethod
-    def _utc_start(cls, start: datetime | None) -> datetime | None:
-        return start if start is None or start.tzinfo else start.replace(tzinfo=UTC)
 
     @model_validator(mode="after")
     def _check_shares(self) -> WeightRules:
@@ -398,7 +401,7 @@ class ScheduleRules(_Section):
     of due times, ``anchor + offset + k * every``; a tournament is created from the kind's pool at the
     first due time with none created since, then driven to the end, and the weights published."""
 
-    anchor: datetime = Field(
+    anchor: UtcDateTime = Field(
         datetime(2025, 7, 21, tzinfo=UTC), description="Origin of the grid of due times (ISO time, UTC when no zone "
         "is given); the default is the Monday the seed's tournaments began."
     )
@@ -418,11 +421,6 @@ class ScheduleRules(_Section):
         "broke, not a competitor), how long serve leaves that kind before trying again; a refused creation (pool "
         "too small, nobody can enter) is tried again at the next due time."
     )
-
-    @field_validator("anchor")
-    @classmethod
-    def _utc_anchor(cls, anchor: datetime) -> datetime:
-        return anchor if anchor.tzinfo else anchor.replace(tzinfo=UTC)
 
 
 class ApiRules(_Section):
