@@ -1,0 +1,63 @@
+"""`trainarena keys create | list | revoke`, and that a key works (and stops working) against the API."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from trainarena.api import create_app
+from trainarena.cli import app
+from trainarena.settings import Settings
+from trainarena.store import open_store
+from trainarena.store.api_keys import hash_key
+from trainarena.store.models import ApiKey
+
+
+def _invoke(runner: CliRunner, args: list[str], exit_code: int = 0) -> str:
+    result = runner.invoke(app, args, env={"COLUMNS": "80"})
+    assert result.exit_code == exit_code, result.output
+    return result.stdout
+
+
+def test_a_created_key_is_shown_once_and_stored_only_as_its_hash(runner: CliRunner) -> None:
+    created = json.loads(_invoke(runner, ["keys", "create", "--role", "customer", "acme", "--json"]))
+    secret = created["key"]
+    assert created["role"] == "customer" and secret.startswith("ta_") and len(secret) > 40
+    with open_store(Settings()) as store, store.session() as session:
+        row = session.scalar(select(ApiKey).where(ApiKey.name == "acme"))
+        assert row.key_hash == hash_key(secret)
+        stored = [str(value) for value in (row.key_hash, row.key_prefix, row.name)]
+    assert all(secret not in value for value in stored)
+    listed = _invoke(runner, ["keys", "list"])
+    assert "acme" in listed and "customer" in listed and secret not in listed and secret[:10] in listed
+
+
+def test_text_output_says_the_key_is_shown_once(runner: CliRunner) -> None:
+    out = _invoke(runner, ["keys", "create", "--role", "operator", "ops"])
+    assert "ta_" in out and "only once" in out
+
+
+def test_bad_role_and_duplicate_name_are_clear_errors(runner: CliRunner) -> None:
+    bad = json.loads(_invoke(runner, ["keys", "create", "--role", "admin", "x", "--json"], exit_code=1))
+    assert "operator, competitor, customer" in bad["error"]
+    _invoke(runner, ["keys", "create", "--role", "competitor", "alice"])
+    again = json.loads(_invoke(runner, ["keys", "create", "--role", "competitor", "alice", "--json"], exit_code=1))
+    assert "exists already" in again["error"] and again["name"] == "alice"
+    missing = json.loads(_invoke(runner, ["keys", "revoke", "nobody", "--json"], exit_code=1))
+    assert "no API key named 'nobody'" in missing["error"]
+
+
+def test_a_revoked_key_is_refused_by_the_api(runner: CliRunner) -> None:
+    secret = json.loads(_invoke(runner, ["keys", "create", "--role", "customer", "acme", "--json"]))["key"]
+    settings = Settings()
+    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
+        headers = {"Authorization": f"Bearer {secret}"}
+        assert client.get("/v1/me", headers=headers).json() == {"name": "acme", "role": "customer"}
+        _invoke(runner, ["keys", "revoke", "acme"])
+        refused = client.get("/v1/me", headers=headers)
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthenticated"
+    listed = json.loads(_invoke(runner, ["keys", "list", "--json"]))["keys"]
+    assert listed[0]["revoked_at"] is not None and listed[0]["last_used_at"] is not None
