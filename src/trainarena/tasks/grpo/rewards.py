@@ -26,7 +26,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,31 +75,29 @@ class RewardError(DatasetError):
 
 @dataclass(frozen=True)
 class RewardSandbox:
-    """How reward functions are run: the sandbox's binds and limits."""
+    """How reward functions are run: each function's time limit, and the sandbox's binds and limits
+    (``limits.wall_seconds`` is set per call, from the number of functions)."""
 
     timeout_seconds: float
-    memory_limit_mb: int
-    etc_files: tuple[str, ...]
-    uid: int
-    max_processes: int
-    disk_mb: int
-    cgroup_parent: str | None
+    limits: StdlibSandbox
 
     @classmethod
     def from_rules(cls, sandbox: SandboxRules, data: DataRules) -> RewardSandbox:
-        parent = None if sandbox.cgroup_parent is None else str(sandbox.cgroup_parent)
-        return cls(data.reward_timeout_seconds, data.reward_memory_limit_mb, sandbox.etc_files, sandbox.sandbox_uid,
-                   data.reward_max_processes, data.reward_disk_mb, parent)
+        limits = StdlibSandbox(0.0, data.reward_memory_limit_mb, sandbox.etc_files, sandbox.sandbox_uid,
+                               data.reward_max_processes, data.reward_disk_mb, sandbox.cgroup_parent)  # fmt: skip
+        return cls(data.reward_timeout_seconds, limits)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RewardSandbox:
-        return cls(data["timeout_seconds"], data["memory_limit_mb"], tuple(data["etc_files"]), data["uid"],
-                   data["max_processes"], data["disk_mb"], data["cgroup_parent"])
+        limits = data["limits"]
+        parent = None if limits["cgroup_parent"] is None else Path(limits["cgroup_parent"])
+        return cls(data["timeout_seconds"], StdlibSandbox(**{**limits, "etc_files": tuple(limits["etc_files"]), "cgroup_parent": parent}))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"timeout_seconds": self.timeout_seconds, "memory_limit_mb": self.memory_limit_mb,
-                "etc_files": list(self.etc_files), "uid": self.uid, "max_processes": self.max_processes,
-                "disk_mb": self.disk_mb, "cgroup_parent": self.cgroup_parent}
+        """JSON-ready: the evaluation child receives it in its request."""
+        limits = asdict(self.limits)
+        return {"timeout_seconds": self.timeout_seconds,
+                "limits": {**limits, "etc_files": list(limits["etc_files"]), "cgroup_parent": None if self.limits.cgroup_parent is None else str(self.limits.cgroup_parent)}}  # fmt: skip
 
 
 def score_rewards(
@@ -128,11 +126,8 @@ def score_rewards(
         for path in (scratch, job, job / "payload.json", job / "runner.py"):
             os.chmod(path, 0o755 if Path(path).is_dir() else 0o644)
         limit = STARTUP_SECONDS + sandbox.timeout_seconds * len(functions) * 1.5
-        parent = None if sandbox.cgroup_parent is None else Path(sandbox.cgroup_parent)
-        limits = StdlibSandbox(limit, sandbox.memory_limit_mb, sandbox.etc_files, sandbox.uid,
-                               sandbox.max_processes, sandbox.disk_mb, parent)
         try:
-            timed_out = run_stdlib_program(job, out, "runner.py", limits)
+            timed_out = run_stdlib_program(job, out, "runner.py", replace(sandbox.limits, wall_seconds=limit))
         except SandboxUnavailable as error:
             raise RewardError(f"reward functions run only inside bubblewrap: {error}") from None
         results = _read_results(out / "results.jsonl")
