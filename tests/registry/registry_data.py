@@ -63,7 +63,8 @@ def git(repo: Path, *args: str) -> str:
 
 
 def make_repo(folder: Path, files: dict[str, str]) -> tuple[Path, str]:
-    """A git repository of ``files`` (a value starting with ``-> `` is a symbolic link), committed."""
+    """A git repository of ``files`` (a value starting with ``-> `` is a symbolic link; a ``.sh`` file is
+    executable), committed."""
     folder.mkdir(parents=True)
     git(folder, "init", "--quiet", "--initial-branch=main")
     # The name in the code: registration refuses a copy of an already registered competitor's code.
@@ -75,6 +76,7 @@ def make_repo(folder: Path, files: dict[str, str]) -> tuple[Path, str]:
             path.symlink_to(content[3:])
         else:
             path.write_text(content)
+            path.chmod(0o755 if path.suffix == ".sh" else 0o644)
     git(folder, "add", "--all")
     git(folder, "commit", "--quiet", "-m", "initial")
     return folder, git(folder, "rev-parse", "HEAD")
@@ -89,3 +91,42 @@ def register_repo(settings: Settings, name: str, files: dict[str, str] | None = 
     with open_store(settings) as store, store.transaction() as session:
         register_competitor(session, settings, name=name, repo=str(repo), commit=commit)
     return repo, commit
+
+
+ROWS = [{"q": f"add {i} and {i + 1}", "a": str(2 * i + 1)} for i in range(40)]
+
+
+def add_text_tasks(settings: Settings, folder: Path, *names: str, pool: str = "weekly") -> None:
+    """Instruct tasks ``names`` in ``pool``, on a tiny model folder and 40 JSONL rows written in ``folder``."""
+    from trainarena.operations.pools import add_task, task_from_flags
+    from trainarena.store import open_store
+
+    model, rows = folder / "model", folder / "rows.jsonl"
+    if not model.exists():
+        write_base_model(model)
+        rows.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    with open_store(settings) as store, store.transaction() as session:
+        for name in names:
+            task = task_from_flags(name, "instruct", str(model), {"source": str(rows), "field_instruction": "q", "field_output": "a"}, 5.0)
+            add_task(session, settings, task, pool)
+
+
+class ArtifactExecutor:
+    """Every run succeeds with a PEFT adapter as its artifact and the competitor's score in ``scores``
+    (lower is better); the task's prepared data says it held out 4 rows and scores eval_loss."""
+
+    def __init__(self, scores: dict[str, float]) -> None:
+        self.scores = scores
+
+    def execute(self, request):
+        from trainarena.contract import Direction, RunStatus
+        from trainarena.execution import validate_artifact
+        from trainarena.runs import RunReport
+        from trainarena.tasks.base import Evaluation
+
+        artifact = write_peft_artifact(request.run_dir / "output")
+        check = validate_artifact(artifact, request.task.task_type, Settings().artifacts)
+        score = self.scores[request.competitor.name]
+        prepared = {"hidden_rows": 4, "dataset_spec": {"scoring": {"metric": "eval_loss"}}}
+        return RunReport(RunStatus.SUCCEEDED, 1.0, 2.0, artifact_path=artifact, artifact_digest=check.digest,
+                         evaluation=Evaluation(score, Direction.LOWER), prepared_paths=prepared)  # fmt: skip

@@ -7,7 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-from registry_data import MIT_TEXT, register_repo, write_base_model, write_full_artifact, write_image_artifact, write_peft_artifact
+from registry_data import (
+    MIT_TEXT,
+    register_repo,
+    write_base_model,
+    write_full_artifact,
+    write_image_artifact,
+    write_peft_artifact,
+)
 
 from trainarena.registry import ModelSource, register_model
 from trainarena.registry.card import parse_front_matter
