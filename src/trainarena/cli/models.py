@@ -20,8 +20,8 @@ app = typer.Typer(help="List, show, export and publish the registered models.", 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ModelId = Annotated[str, typer.Argument(help="The model's id (model-...), as `trainarena models list` shows it.")]
-COLUMNS = (Col("id"), Col("source"), Col("type"), Col("base model", shrink_to=10), Col("score"),
-           Col("script", shrink_to=10), Col("published", shrink_to=9))  # fmt: skip
+# Base model and Hub URL are in `models show`: seven columns would not fit 80 without cutting the ids.
+COLUMNS = (Col("id"), Col("source"), Col("type"), Col("score"), Col("script", shrink_to=10))
 
 
 def _record(row: RegisteredModel) -> dict[str, Any]:
@@ -59,8 +59,7 @@ def list_command(as_json: JsonFlag = False) -> None:
         return
     table = OneLineTable(COLUMNS, title="Registered models")
     for row in rows:
-        table.add_row([row["id"], row["source"], row["task_type"], row["base_model"], _score(row["score"]),
-                       row["script"] or "house script", row["published_url"] or "-"])  # fmt: skip
+        table.add_row([row["id"], row["source"], row["task_type"], _score(row["score"]), row["script"] or "house script"])
     Console(highlight=False).print(table if rows else "no registered models yet")
 
 
