@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from trainarena.cli.output import Col, OneLineTable, fail, print_fields
-from trainarena.registry import PublishingError, model_files, publish_model, visible_model, visible_models
+from trainarena.registry import PublishingError, model_files, model_record, publish_model, visible_model, visible_models
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.models import RegisteredModel
@@ -25,16 +25,7 @@ COLUMNS = (Col("id"), Col("source"), Col("type"), Col("score"), Col("script", sh
 
 
 def _record(row: RegisteredModel) -> dict[str, Any]:
-    card = row.card or {}
-    script = card.get("script")
-    return {
-        "id": row.id, "created_at": row.created_at.isoformat(), "source": row.source, "owner_key_id": row.owner_key_id,
-        "job_id": row.job_id, "run_id": row.run_id, "task_type": row.task_type, "base_model": row.base_model,
-        "library": card.get("library"), "license": card.get("license"), "license_found": card.get("license_found"),
-        "script": None if not script else f"{script['repo_url']}@{script['commit']}",
-        "dataset_digest": row.dataset_digest, "score": row.score, "measurement": card.get("measurement"),
-        "path": row.path, "digest": row.digest, "published_url": row.published_url,
-    }  # fmt: skip
+    return {**model_record(row), "created_at": row.created_at.isoformat()}
 
 
 def _score(value: float | None) -> str:

@@ -6,7 +6,15 @@ from trainarena.registry.archive import tar_chunks
 from trainarena.registry.card import CardFacts, Measurement, ScriptSource, render_model_card
 from trainarena.registry.champions import register_champion_models
 from trainarena.registry.licenses import LicenseInfo, detect_license
-from trainarena.registry.models import ModelFile, ModelSource, model_files, register_model, visible_model, visible_models
+from trainarena.registry.models import (
+    ModelFile,
+    ModelSource,
+    model_files,
+    model_record,
+    register_model,
+    visible_model,
+    visible_models,
+)
 from trainarena.registry.publishing import PublishingError, PublishingOff, hub_repo_name, publish_model
 from trainarena.registry.source import ChampionSource, ExportError, champion_source, export_code, registered_tree
 
@@ -26,6 +34,7 @@ __all__ = [
     "export_code",
     "hub_repo_name",
     "model_files",
+    "model_record",
     "publish_model",
     "register_champion_models",
     "register_model",

@@ -3,12 +3,12 @@ and reading the registry back: who may see which model, and the files of a model
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -21,8 +21,6 @@ from trainarena.store.models import Competitor, Job, RegisteredModel, Run
 from trainarena.submissions import checkout_path
 from trainarena.tasks.builtin_assets import MODEL, TEXT, BuiltinAssetError, builtin_path, find_builtin, is_builtin
 from trainarena.tasks.digests import path_digest
-
-_READ_CHUNK = 1 << 20
 
 
 class ModelSource:
@@ -140,6 +138,20 @@ def visible_models(session: Session, owner_key_id: int | None) -> list[Registere
     return list(session.scalars(query))
 
 
+def model_record(row: RegisteredModel) -> dict[str, Any]:
+    """A model's row and its card's facts as plain data (the CLI prints it, the API answers with it)."""
+    card = row.card or {}
+    script = card.get("script")
+    return {
+        "id": row.id, "created_at": row.created_at, "source": row.source, "owner_key_id": row.owner_key_id,
+        "job_id": row.job_id, "run_id": row.run_id, "task_type": row.task_type, "base_model": row.base_model,
+        "library": card.get("library"), "license": card.get("license"), "license_found": card.get("license_found"),
+        "script": None if not script else f"{script['repo_url']}@{script['commit']}",
+        "dataset_digest": row.dataset_digest, "score": row.score, "measurement": card.get("measurement"),
+        "path": row.path, "digest": row.digest, "published_url": row.published_url,
+    }  # fmt: skip
+
+
 def visible_model(session: Session, model_id: str, owner_key_id: int | None) -> RegisteredModel | None:
     """The model ``model_id`` if the caller may see it (see :func:`visible_models`), else None."""
     row = session.get(RegisteredModel, model_id)
@@ -155,15 +167,7 @@ class ModelFile:
     sha256: str
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_READ_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def model_files(folder: Path) -> list[ModelFile]:
     """Every file of a model folder, sorted, with its size and sha256."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    return [ModelFile(p.relative_to(folder).as_posix(), p.stat().st_size, _sha256(p)) for p in files]
+    return [ModelFile(p.relative_to(folder).as_posix(), p.stat().st_size, path_digest(p)) for p in files]

@@ -19,6 +19,7 @@ from trainarena.registry import (
     PublishingError,
     PublishingOff,
     model_files,
+    model_record,
     publish_model,
     tar_chunks,
     visible_model,
@@ -49,7 +50,7 @@ class ModelOut(BaseModel):
     script: str | None = Field(description="The training script's repo@commit; null for the house script.")
     license: str | None = Field(description="The license named in its card (a Hub license id).")
     score: float | None = Field(description="Its score, where data was held out to measure one.")
-    measured: dict[str, Any] | None = Field(description="How the score was measured: metric, direction, hidden_rows, validation_share.")
+    measurement: dict[str, Any] | None = Field(description="How the score was measured: metric, direction, hidden_rows, validation_share.")
     digest: str = Field(description="sha256 over the folder's files (paths and contents).")
     published_url: str | None = Field(description="Its Hugging Face Hub repository, once published.")
 
@@ -64,18 +65,6 @@ class ModelList(BaseModel):
     has_more: bool = Field(False, description="Always false: every visible model is listed.")
 
 
-def model_out(row: RegisteredModel) -> dict[str, Any]:
-    card = row.card or {}
-    script = card.get("script")
-    return {
-        "id": row.id, "created_at": row.created_at, "source": row.source, "job_id": row.job_id, "run_id": row.run_id,
-        "task_type": row.task_type, "base_model": row.base_model, "library": card.get("library"),
-        "dataset_digest": row.dataset_digest, "script": None if not script else f"{script['repo_url']}@{script['commit']}",
-        "license": card.get("license"), "score": row.score, "measured": card.get("measurement"), "digest": row.digest,
-        "published_url": row.published_url,
-    }  # fmt: skip
-
-
 def _visible(request: Request, model_id: str, principal: Principal) -> RegisteredModel:
     with app_store(request).session() as session:
         row = visible_model(session, model_id, visible_owner(principal))
@@ -88,7 +77,7 @@ def _visible(request: Request, model_id: str, principal: Principal) -> Registere
 @router.get("", response_model=ModelList, responses=ERROR_RESPONSES, summary="The models this key may see")
 def list_models(request: Request, principal: Caller) -> ModelList:
     with app_store(request).session() as session:
-        rows = [model_out(row) for row in visible_models(session, visible_owner(principal))]
+        rows = [model_record(row) for row in visible_models(session, visible_owner(principal))]
     return ModelList(data=[ModelOut(**row) for row in rows])
 
 
@@ -96,7 +85,7 @@ def list_models(request: Request, principal: Caller) -> ModelList:
 def get_model(request: Request, model_id: str, principal: Caller) -> ModelDetail:
     row = _visible(request, model_id, principal)
     files = [ModelFileOut(path=f.path, size=f.size, sha256=f.sha256) for f in model_files(Path(row.path))]
-    return ModelDetail(**model_out(row), files=files)
+    return ModelDetail(**model_record(row), files=files)
 
 
 @router.get("/{model_id}/download", responses={**ERROR_RESPONSES, 200: {"content": {"application/x-tar": {}},
@@ -121,5 +110,5 @@ def publish(request: Request, model_id: str, principal: Operator) -> ModelOut:
         except PublishingError as error:
             code = "publishing_off" if isinstance(error, PublishingOff) else "conflict"
             raise ApiError(409, code, str(error), model=model_id) from None
-        out = model_out(row)
+        out = model_record(row)
     return ModelOut(**out)
