@@ -18,6 +18,7 @@ from registry_data import (
 
 from trainarena.registry import ModelSource, register_model
 from trainarena.registry.card import parse_front_matter
+from trainarena.registry.models import base_model_folder
 from trainarena.settings import Settings
 from trainarena.store import get_competitor, open_store
 from trainarena.tasks.digests import path_digest
@@ -92,3 +93,14 @@ def test_a_failed_copy_leaves_no_folder_behind(settings: Settings, tmp_path: Pat
     with pytest.raises(FileNotFoundError):
         _register(settings, tmp_path / "missing")
     assert not settings.registry_dir.exists() or not list(settings.registry_dir.iterdir())
+
+
+def test_a_hub_base_model_not_in_the_local_cache_gives_no_tokenizer_and_nothing_is_downloaded(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert base_model_folder(settings, "nobody-here/not-cached") is None
+    _, folder, _, _ = _register(settings, write_peft_artifact(tmp_path / "artifact"), base_model="nobody-here/not-cached")
+    assert not (folder / "tokenizer.json").exists()
+    assert parse_front_matter((folder / "README.md").read_text())["base_model"] == "nobody-here/not-cached"

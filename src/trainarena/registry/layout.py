@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from trainarena.registry.card import CardFacts, Library, is_hub_id, render_model_card
@@ -55,12 +56,13 @@ def point_adapter_at_base(folder: Path, base_model: str) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def build_model_folder(artifact_dir: Path, staging: Path, facts: CardFacts, tokenizer_from: Path | None) -> None:
-    """Fill ``staging`` (absent) with the model folder (see the module's docstring). A card the artifact
-    brought is replaced: the card states what the platform measured."""
+def build_model_folder(artifact_dir: Path, staging: Path, facts: CardFacts, tokenizer_from: Callable[[], Path | None]) -> None:
+    """Fill ``staging`` (absent) with the model folder (see the module's docstring). ``tokenizer_from``
+    finds the base model's folder, asked only when a tokenizer is missing. A card the artifact brought is
+    replaced: the card states what the platform measured."""
     shutil.copytree(artifact_dir, staging, symlinks=False)
     names = {p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()}
-    if tokenizer_from is not None and needs_tokenizer(names, facts.task_type):
-        copy_tokenizer(tokenizer_from, staging)
+    if needs_tokenizer(names, facts.task_type) and (base_folder := tokenizer_from()) is not None:
+        copy_tokenizer(base_folder, staging)
     point_adapter_at_base(staging, facts.base_model)
     (staging / CARD_NAME).write_text(render_model_card(facts), encoding="utf-8")

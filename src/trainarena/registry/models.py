@@ -112,7 +112,7 @@ def register_model(
     staging = settings.registry_dir / f".staging-{model_id}"
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
-        build_model_folder(artifact_dir, staging, facts, base_model_dir or base_model_folder(settings, base_model))
+        build_model_folder(artifact_dir, staging, facts, lambda: base_model_dir or base_model_folder(settings, base_model))
         staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
