@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, fail, print_fields
 from trainarena.operations.history import Reign, champion_reigns
@@ -71,7 +72,7 @@ def champions_command(
     reigning = {reign.kind: reign for reign in reigns}  # the latest of each kind
     for reign in reigning.values():
         source = sources[reign.champion]
-        console.print(f"\nReigning {reign.kind} champion {reign.champion}: its code", style="bold", soft_wrap=True)
+        console.print(Text(f"\nReigning {reign.kind} champion {reign.champion}: its code", style="bold"), soft_wrap=True)
         if isinstance(source, str):
             print_fields(console, [("code", source)])
             continue
