@@ -88,9 +88,12 @@ def get_model(request: Request, model_id: str, principal: Caller) -> ModelDetail
     return ModelDetail(**model_record(row), files=files)
 
 
-@router.get("/{model_id}/download", responses={**ERROR_RESPONSES, 200: {"content": {"application/x-tar": {}},
-            "description": "A tar archive of the model folder, under a folder named after the model"}},
-            response_class=StreamingResponse, summary="Download a model as a tar stream")  # fmt: skip
+TAR_RESPONSE = {"content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
+                "description": "A tar archive of the model folder, under a folder named after the model"}
+
+
+@router.get("/{model_id}/download", responses={**ERROR_RESPONSES, 200: TAR_RESPONSE}, response_class=StreamingResponse,
+            summary="Download a model as a tar stream")
 def download_model(request: Request, model_id: str, principal: Caller) -> StreamingResponse:
     row = _visible(request, model_id, principal)
     return StreamingResponse(tar_chunks(Path(row.path), row.id), media_type="application/x-tar",
