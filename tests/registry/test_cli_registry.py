@@ -92,3 +92,10 @@ def test_champions_export_code_writes_and_verifies_the_tree(settings: Settings, 
     assert exported["ok"] and exported["verified"] and exported["license_text"] == "no license found"
     missing = json.loads(_invoke("champions", "export-code", "nobody", str(tmp_path / "x"), "--json", exit_code=1))
     assert "no competitor 'nobody'" in missing["error"]
+
+
+def test_champions_alone_on_an_empty_store_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "empty"))
+    assert _invoke("champions") == "no champion crowned yet\n"
+    assert json.loads(_invoke("champions", "--json")) == []
+    assert "no registered models yet" in _invoke("models", "list")
