@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from trainarena.cli import api, champions, competitor, demo, doctor, keys, run, runs, serve, status, tournament, weights
+from trainarena.cli import api, champions, competitor, demo, doctor, keys, models, run, runs, serve, status, tournament, weights
 from trainarena.cli import task as task_cli
 
 app = typer.Typer(
@@ -19,11 +19,12 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(task_cli.app, name="task")
 app.add_typer(weights.app, name="weights")
 app.add_typer(keys.app, name="keys")
+app.add_typer(models.app, name="models")
+app.add_typer(champions.app, name="champions")
 app.command("run")(run.run_command)
 app.command("status")(status.status_command)
 app.command("demo")(demo.demo_command)
 app.command("doctor")(doctor.doctor_command)
-app.command("champions")(champions.champions_command)
 app.command("serve")(serve.serve_command)
 app.command("api")(api.api_command)
 

@@ -28,6 +28,7 @@ from trainarena.engine import Finished, PlayedMatch, PlayedRound, RoundPlan, Tas
 from trainarena.engine.model import Stage
 from trainarena.operations.pools import stored_definition
 from trainarena.orchestrator import Progress, RunStored, Waiting, drive
+from trainarena.registry import register_champion_models
 from trainarena.runs import RunExecutor, TaskSource
 from trainarena.settings import Settings, TournamentRules
 from trainarena.store import (
@@ -258,10 +259,15 @@ def drive_pool_tournament(
     store: Store, settings: Settings, tournament_id: int, *, executor: RunExecutor, **options: Any
 ) -> Finished | None:
     """``orchestrator.drive`` on a pool tournament with the settings' rules, lease and work dir and its
-    pool's task source; ``options`` are drive's own (progress, parallel, max_steps, wait, on_stored...)."""
-    return drive(store, tournament_id, task_source=pool_task_source(store, tournament_id), executor=executor,
-                 rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir,
-                 lease_rules=settings.lease, **options)
+    pool's task source; ``options`` are drive's own (progress, parallel, max_steps, wait, on_stored...).
+    Once it has finished, a newly crowned champion's models go into the registry when the settings say
+    so (``registry.register_champions``; idempotent, so a resumed drive registers nothing twice)."""
+    finished = drive(store, tournament_id, task_source=pool_task_source(store, tournament_id), executor=executor,
+                     rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir,
+                     lease_rules=settings.lease, **options)
+    if finished is not None:
+        register_champion_models(store, settings, tournament_id)
+    return finished
 
 
 def run_pool_tournament(

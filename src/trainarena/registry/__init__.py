@@ -1,6 +1,46 @@
 """The model registry: trained models as Hugging Face-layout folders with model cards, listed,
-exported, and published to the Hub when the operator configures it (docs/api.md, "Models")."""
+exported, and published to the Hub when the operator configures it; and the open-sourcing of the
+champions' code (docs/api.md, "Models")."""
 
-from trainarena.registry.models import ModelSource, register_model
+from trainarena.registry.archive import tar_chunks
+from trainarena.registry.card import CardFacts, Measurement, ScriptSource, render_model_card
+from trainarena.registry.champions import register_champion_models
+from trainarena.registry.licenses import LicenseInfo, detect_license
+from trainarena.registry.models import (
+    ModelFile,
+    ModelSource,
+    model_files,
+    model_record,
+    register_model,
+    visible_model,
+    visible_models,
+)
+from trainarena.registry.publishing import PublishingError, PublishingOff, hub_repo_name, publish_model
+from trainarena.registry.source import ChampionSource, ExportError, champion_source, export_code, registered_tree
 
-__all__ = ["ModelSource", "register_model"]
+__all__ = [
+    "CardFacts",
+    "ChampionSource",
+    "ExportError",
+    "LicenseInfo",
+    "Measurement",
+    "ModelFile",
+    "ModelSource",
+    "PublishingError",
+    "PublishingOff",
+    "ScriptSource",
+    "champion_source",
+    "detect_license",
+    "export_code",
+    "hub_repo_name",
+    "model_files",
+    "model_record",
+    "publish_model",
+    "register_champion_models",
+    "register_model",
+    "registered_tree",
+    "render_model_card",
+    "tar_chunks",
+    "visible_model",
+    "visible_models",
+]

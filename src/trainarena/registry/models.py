@@ -1,15 +1,25 @@
-"""Putting a trained model into the registry: its folder under ``settings.registry_dir`` and its row."""
+"""Putting a trained model into the registry (its folder under ``settings.registry_dir`` and its row),
+and reading the registry back: who may see which model, and the files of a model's folder."""
 
 from __future__ import annotations
 
 import secrets
 import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from trainarena.registry.card import CardFacts, Measurement, ScriptSource
+from trainarena.registry.layout import artifact_library, build_model_folder
+from trainarena.registry.licenses import detect_license
 from trainarena.settings import Settings
-from trainarena.store.models import RegisteredModel
+from trainarena.store.models import Competitor, Job, RegisteredModel, Run
+from trainarena.submissions import checkout_path
+from trainarena.tasks.builtin_assets import MODEL, TEXT, BuiltinAssetError, builtin_path, find_builtin, is_builtin
 from trainarena.tasks.digests import path_digest
 
 
@@ -20,6 +30,45 @@ class ModelSource:
 
 def new_model_id() -> str:
     return "model-" + secrets.token_hex(8)
+
+
+def base_model_folder(settings: Settings, base_model: str) -> Path | None:
+    """A local folder holding the base model (to copy its tokenizer from): a local path, a built-in
+    ``trainarena:`` asset, or a Hub id already in the local Hugging Face cache (never downloaded here)."""
+    local = Path(base_model).expanduser()
+    if local.is_dir():
+        return local
+    if is_builtin(base_model):
+        try:
+            return builtin_path(find_builtin(base_model, role=MODEL, kind=TEXT), settings.assets_dir)
+        except BuiltinAssetError:
+            return None
+    from huggingface_hub import snapshot_download  # only for Hub ids
+
+    try:
+        return Path(snapshot_download(base_model, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not cached (or not a Hub id): the card names the base model instead
+        return None
+
+
+def script_source(session: Session, competitor_id: int | None) -> ScriptSource | None:
+    competitor = None if competitor_id is None else session.get(Competitor, competitor_id)
+    return None if competitor is None else ScriptSource(competitor.name, competitor.repo_url, competitor.commit)
+
+
+def run_measurement(session: Session, run_id: int | None, job_id: str | None) -> Measurement | None:
+    """How a run's score was measured: the task's scoring metric, the evaluation's direction, the rows of
+    the hidden split, and a job's validation share."""
+    run = None if run_id is None else session.get(Run, run_id)
+    if run is None or run.evaluation is None:
+        return None
+    prepared = run.task.prepared or {}
+    scoring = prepared.get("dataset_spec", {}).get("scoring", {})
+    job = None if job_id is None else session.get(Job, job_id)
+    return Measurement(
+        metric=str(scoring.get("metric") or scoring.get("method") or "score"), direction=run.evaluation.direction,
+        hidden_rows=prepared.get("hidden_rows"), validation_share=None if job is None else job.validation_share,
+    )  # fmt: skip
 
 
 def register_model(
@@ -36,19 +85,89 @@ def register_model(
     job_id: str | None = None,
     run_id: int | None = None,
     competitor_id: int | None = None,
+    measurement: Measurement | None = None,
+    base_model_dir: Path | None = None,
 ) -> RegisteredModel:
-    """Copy ``artifact_dir`` into the registry and record it (the caller's transaction commits)."""
+    """Build the model's Hugging Face-layout folder from ``artifact_dir`` and record it (the caller's
+    transaction commits). The script (``competitor_id``; None: the house script), how the score was
+    measured (``measurement``, else read from the run ``run_id``) and the license (the script
+    repository's, else ``settings.registry.default_license``) go into the model card. The folder is
+    built in a staging folder and renamed into place, so a registry folder is always whole; its digest
+    is recorded."""
     model_id = new_model_id()
+    script = script_source(session, competitor_id)
+    tree = None if script is None else checkout_path(settings, script.commit)
+    license_info = detect_license(tree) if tree is not None and tree.is_dir() else None
+    run = None if run_id is None else session.get(Run, run_id)
+    names = {p.relative_to(artifact_dir).as_posix() for p in artifact_dir.rglob("*") if p.is_file()}
+    facts = CardFacts(
+        model_id=model_id, source=source, task_type=task_type, library=artifact_library(names, task_type),
+        base_model=base_model, dataset_digest=dataset_digest,
+        license=license_info.license if license_info and license_info.license else settings.registry.default_license,
+        license_found=bool(license_info and license_info.found),
+        trained_at=(run.finished_at if run is not None and run.finished_at else datetime.now(UTC)), score=score,
+        measurement=measurement or run_measurement(session, run_id, job_id), script=script, run_id=run_id, job_id=job_id,
+    )  # fmt: skip
     folder = settings.registry_dir / model_id
     staging = settings.registry_dir / f".staging-{model_id}"
     staging.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(artifact_dir, staging)
-    staging.rename(folder)
+    try:
+        build_model_folder(artifact_dir, staging, facts, lambda: base_model_dir or base_model_folder(settings, base_model))
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     row = RegisteredModel(
         id=model_id, owner_key_id=owner_key_id, source=source, job_id=job_id, run_id=run_id,
         competitor_id=competitor_id, task_type=task_type, base_model=base_model, dataset_digest=dataset_digest,
-        score=score, path=str(folder), digest=path_digest(folder),
+        score=score, path=str(folder), digest=path_digest(folder), card=facts.to_json(),
     )  # fmt: skip
     session.add(row)
     session.flush()
     return row
+
+
+# --- Reading -------------------------------------------------------------------------------------
+
+
+def visible_models(session: Session, owner_key_id: int | None) -> list[RegisteredModel]:
+    """The models a caller may see, newest first: ``owner_key_id``'s own and the public ones (champions');
+    every model when ``owner_key_id`` is None (an operator)."""
+    query = select(RegisteredModel).order_by(RegisteredModel.created_at.desc(), RegisteredModel.id)
+    if owner_key_id is not None:
+        query = query.where(or_(RegisteredModel.owner_key_id == owner_key_id, RegisteredModel.owner_key_id.is_(None)))
+    return list(session.scalars(query))
+
+
+def model_record(row: RegisteredModel) -> dict[str, Any]:
+    """A model's row and its card's facts as plain data (the CLI prints it, the API answers with it)."""
+    card = row.card or {}
+    script = card.get("script")
+    return {
+        "id": row.id, "created_at": row.created_at, "source": row.source, "owner_key_id": row.owner_key_id,
+        "job_id": row.job_id, "run_id": row.run_id, "task_type": row.task_type, "base_model": row.base_model,
+        "library": card.get("library"), "license": card.get("license"), "license_found": card.get("license_found"),
+        "script": None if not script else f"{script['repo_url']}@{script['commit']}",
+        "dataset_digest": row.dataset_digest, "score": row.score, "measurement": card.get("measurement"),
+        "path": row.path, "digest": row.digest, "published_url": row.published_url,
+    }  # fmt: skip
+
+
+def visible_model(session: Session, model_id: str, owner_key_id: int | None) -> RegisteredModel | None:
+    """The model ``model_id`` if the caller may see it (see :func:`visible_models`), else None."""
+    row = session.get(RegisteredModel, model_id)
+    if row is None or owner_key_id is None or row.owner_key_id in (None, owner_key_id):
+        return row
+    return None
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    path: str  # relative to the model folder, POSIX
+    size: int
+    sha256: str
+
+
+def model_files(folder: Path) -> list[ModelFile]:
+    """Every file of a model folder, sorted, with its size and sha256."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return [ModelFile(p.relative_to(folder).as_posix(), p.stat().st_size, path_digest(p)) for p in files]

@@ -576,5 +576,7 @@ class RegisteredModel(Base):
     digest: Mapped[str] = mapped_column(String(64))  # sha256 of the folder's files, as the artifact check computes it
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_url: Mapped[str | None] = mapped_column(Text)  # the Hub repository, once published
+    # What the model card states (registry.card.CardFacts.to_json): script, license, how the score was measured.
+    card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     competitor: Mapped[Competitor | None] = relationship()

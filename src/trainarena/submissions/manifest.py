@@ -6,6 +6,7 @@
     contract = 1
     entrypoint = "train.py"
     task_types = ["instruct"]   # optional; absent means every task type
+    license = "MIT"             # optional; the SPDX id of the script's license (a LICENSE file wins)
 
 Parsing is strict on purpose: a typo such as ``entry_point`` would otherwise register a script that
 can never run. Other top-level tables (``[tool.*]`` and the like) are ignored.
@@ -20,7 +21,7 @@ from pathlib import PurePosixPath
 from trainarena.contract import CONTRACT_VERSION, MANIFEST_NAME, TaskType
 from trainarena.submissions.errors import RegistrationError
 
-_KNOWN_KEYS = frozenset({"contract", "entrypoint", "task_types"})
+_KNOWN_KEYS = frozenset({"contract", "entrypoint", "task_types", "license"})
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Manifest:
     contract: int
     entrypoint: str  # POSIX path relative to the repository root, e.g. "train.py" or "src/train.py"
     task_types: tuple[TaskType, ...] | None = None
+    license: str | None = None  # SPDX id, e.g. MIT; shown when the champion's code is open-sourced
 
     def supports(self, task_type: TaskType) -> bool:
         return self.task_types is None or task_type in self.task_types
@@ -61,6 +63,7 @@ def parse_manifest(text: str) -> Manifest:
         contract=_contract_version(section.get("contract")),
         entrypoint=validate_entrypoint_path(section.get("entrypoint")),
         task_types=_task_types(section.get("task_types")),
+        license=_license(section.get("license")),
     )
 
 
@@ -114,3 +117,11 @@ def _task_types(value: object) -> tuple[TaskType, ...] | None:
             f"{MANIFEST_NAME}: unknown task type(s) {', '.join(map(repr, unknown))}; allowed: {allowed}"
         )
     return tuple(dict.fromkeys(TaskType(item) for item in value))  # dedupe, keep order
+
+
+def _license(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise RegistrationError(f'{MANIFEST_NAME}: license must be an SPDX id in a string, e.g. license = "MIT"; got {value!r}')
+    return value.strip()

@@ -1,7 +1,7 @@
 """The API's routers, one module per resource, all under ``/v1``."""
 
-from trainarena.api.routes import me
+from trainarena.api.routes import me, models
 
-ROUTERS = (me.router,)
+ROUTERS = (me.router, models.router)
 
 __all__ = ["ROUTERS"]

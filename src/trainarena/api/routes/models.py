@@ -1,0 +1,117 @@
+"""``/v1/models``: the model registry. A customer sees its own models and the public ones (champions');
+an operator every model; another customer's model is a 404. Downloads are a tar stream of the model's
+folder, built as it is sent. Publishing to the Hugging Face Hub is an operator's call."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from trainarena.api.auth import Caller, Operator, Principal, visible_owner
+from trainarena.api.context import app_settings, app_store
+from trainarena.api.errors import ERROR_RESPONSES, ApiError, ErrorResponse, not_found
+from trainarena.registry import (
+    PublishingError,
+    PublishingOff,
+    model_files,
+    model_record,
+    publish_model,
+    tar_chunks,
+    visible_model,
+    visible_models,
+)
+from trainarena.store.models import RegisteredModel
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+class ModelFileOut(BaseModel):
+    path: str = Field(description="Path inside the model folder.")
+    size: int = Field(description="Bytes.")
+    sha256: str = Field(description="sha256 hex of the file.")
+
+
+class ModelOut(BaseModel):
+    id: str = Field(description="The model's id, model-<hex>.")
+    object: str = Field("model", description="Always model.")
+    created_at: datetime = Field(description="When it was registered.")
+    source: str = Field(description="job (a customer's job trained it) or champion (a champion's tournament run; public).")
+    job_id: str | None = Field(description="The job that trained it, for a job's model.")
+    run_id: int | None = Field(description="The run that trained it.")
+    task_type: str = Field(description="instruct, chat, dpo, grpo or image.")
+    base_model: str = Field(description="The model it was trained from.")
+    library: str | None = Field(description="What loads it: peft, transformers or diffusers.")
+    dataset_digest: str = Field(description="sha256 of the training dataset.")
+    script: str | None = Field(description="The training script's repo@commit; null for the house script.")
+    license: str | None = Field(description="The license named in its card (a Hub license id).")
+    score: float | None = Field(description="Its score, where data was held out to measure one.")
+    measurement: dict[str, Any] | None = Field(description="How the score was measured: metric, direction, hidden_rows, validation_share.")
+    digest: str = Field(description="sha256 over the folder's files (paths and contents).")
+    published_url: str | None = Field(description="Its Hugging Face Hub repository, once published.")
+
+
+class ModelDetail(ModelOut):
+    files: list[ModelFileOut] = Field(description="Every file of the folder with its size and sha256.")
+
+
+class ModelList(BaseModel):
+    object: str = Field("list", description="Always list.")
+    data: list[ModelOut]
+    has_more: bool = Field(False, description="Always false: every visible model is listed.")
+
+
+def _visible(request: Request, model_id: str, principal: Principal) -> RegisteredModel:
+    with app_store(request).session() as session:
+        row = visible_model(session, model_id, visible_owner(principal))
+        if row is None:
+            raise not_found("model", model_id)
+        session.expunge(row)
+    return row
+
+
+@router.get("", response_model=ModelList, responses=ERROR_RESPONSES, summary="The models this key may see")
+def list_models(request: Request, principal: Caller) -> ModelList:
+    with app_store(request).session() as session:
+        rows = [model_record(row) for row in visible_models(session, visible_owner(principal))]
+    return ModelList(data=[ModelOut(**row) for row in rows])
+
+
+@router.get("/{model_id}", response_model=ModelDetail, responses=ERROR_RESPONSES, summary="A model and its files")
+def get_model(request: Request, model_id: str, principal: Caller) -> ModelDetail:
+    row = _visible(request, model_id, principal)
+    files = [ModelFileOut(path=f.path, size=f.size, sha256=f.sha256) for f in model_files(Path(row.path))]
+    return ModelDetail(**model_record(row), files=files)
+
+
+TAR_RESPONSE = {"content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
+                "description": "A tar archive of the model folder, under a folder named after the model"}
+
+
+@router.get("/{model_id}/download", responses={**ERROR_RESPONSES, 200: TAR_RESPONSE}, response_class=StreamingResponse,
+            summary="Download a model as a tar stream")
+def download_model(request: Request, model_id: str, principal: Caller) -> StreamingResponse:
+    row = _visible(request, model_id, principal)
+    return StreamingResponse(tar_chunks(Path(row.path), row.id), media_type="application/x-tar",
+                             headers={"Content-Disposition": f'attachment; filename="{row.id}.tar"'})  # fmt: skip
+
+
+@router.post("/{model_id}/publish", response_model=ModelOut, summary="Publish a model to the Hugging Face Hub (operators)",
+             responses={**ERROR_RESPONSES, 403: {"model": ErrorResponse, "description": "Not an operator's key"},
+                        409: {"model": ErrorResponse, "description": "Publishing is off, or the model's folder is gone"}})  # fmt: skip
+def publish(request: Request, model_id: str, principal: Operator) -> ModelOut:
+    with app_store(request).transaction() as session:
+        row = visible_model(session, model_id, None)
+        if row is None:
+            raise not_found("model", model_id)
+        try:
+            publish_model(app_settings(request).registry, session, row)
+        except PublishingError as error:
+            code = "publishing_off" if isinstance(error, PublishingOff) else "conflict"
+            raise ApiError(409, code, str(error), model=model_id) from None
+        out = model_record(row)
+    return ModelOut(**out)

@@ -1,0 +1,67 @@
+"""Champions' models into the registry: when ``settings.registry.register_champions`` is on, the
+models a newly crowned champion trained in the tournament that crowned it (its successful runs'
+artifacts) are registered as public models. Idempotent: a run already registered is not again, so a
+resumed or re-driven tournament registers nothing twice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from trainarena.contract import RunStatus
+from trainarena.registry.models import ModelSource, register_model
+from trainarena.settings import Settings
+from trainarena.store import Store, get_stored_task
+from trainarena.store.models import ChampionHistory, MatchRow, RegisteredModel, Round, Run, TaskRow
+from trainarena.tasks.digests import path_digest
+
+
+def dataset_digest_of(session: Session, definition: dict) -> str:
+    """The digest of a task's dataset: the stored task's (taken when it was added), else the dataset
+    file's, else that of the dataset's definition (a Hub dataset is not read here)."""
+    stored = get_stored_task(session, definition.get("name", ""))
+    if stored is not None:
+        return stored.dataset_digest
+    source = Path(str(definition.get("dataset", {}).get("source")))
+    if source.is_absolute() and source.exists():
+        return path_digest(source)
+    return hashlib.sha256(json.dumps(definition.get("dataset", {}), sort_keys=True).encode()).hexdigest()
+
+
+def champion_runs(session: Session, tournament_id: int, competitor_id: int) -> list[Run]:
+    """The competitor's successful runs with an artifact in the tournament, in run order."""
+    query = (select(Run).join(Run.task).join(TaskRow.match).join(MatchRow.round)
+             .where(Round.tournament_id == tournament_id, Run.competitor_id == competitor_id,
+                    Run.status == RunStatus.SUCCEEDED.value).order_by(Run.id))  # fmt: skip
+    return [run for run in session.scalars(query) if run.artifact_path and Path(run.artifact_path).is_dir()]
+
+
+def register_champion_models(store: Store, settings: Settings, tournament_id: int) -> list[RegisteredModel]:
+    """Register the models of the champion the finished tournament ``tournament_id`` crowned (none when it
+    crowned nobody new, or the setting is off); the models registered now."""
+    if not settings.registry.register_champions:
+        return []
+    with store.transaction() as session:
+        crowning = session.scalar(select(ChampionHistory).where(ChampionHistory.tournament_id == tournament_id))
+        if crowning is None:  # not finished, or the defender kept the title: nobody new was crowned
+            return []
+        champion = crowning.competitor
+        done = set(session.scalars(select(RegisteredModel.run_id).where(RegisteredModel.run_id.is_not(None))))
+        registered = []
+        for run in champion_runs(session, tournament_id, champion.id):
+            if run.id in done:
+                continue
+            definition = run.task.definition
+            evaluation = run.evaluation
+            registered.append(register_model(
+                settings, session, artifact_dir=Path(run.artifact_path), source=ModelSource.CHAMPION,
+                task_type=definition["task_type"], base_model=definition["base_model"],
+                dataset_digest=dataset_digest_of(session, definition),
+                score=None if evaluation is None else evaluation.score, owner_key_id=None,
+                run_id=run.id, competitor_id=champion.id,
+            ))  # fmt: skip
+        return registered

@@ -1,0 +1,86 @@
+"""Which license a registered script's repository is under, read from its tree: a license file at the
+root (LICENSE, LICENSE.md, LICENSE.txt, COPYING), else ``license`` in ``trainarena.toml``'s
+``[trainarena]`` table, else ``[project] license`` in ``pyproject.toml``. Named as a Hugging Face Hub
+license id (``mit``, ``apache-2.0``...), or ``other`` for a license file whose text is not recognised.
+Recognising a text is a heuristic on its well-known opening phrases, not a legal reading.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+LICENSE_FILES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "LICENCE.md", "COPYING", "COPYING.md")
+NO_LICENSE = "no license found"
+OTHER = "other"
+
+# (phrases that must all appear, Hub id), most specific first.
+_TEXT_MARKERS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("apache license", "version 2.0"), "apache-2.0"),
+    (("gnu affero general public license",), "agpl-3.0"),
+    (("gnu lesser general public license", "version 3"), "lgpl-3.0"),
+    (("gnu lesser general public license", "version 2.1"), "lgpl-2.1"),
+    (("gnu general public license", "version 3"), "gpl-3.0"),
+    (("gnu general public license", "version 2"), "gpl-2.0"),
+    (("mozilla public license", "2.0"), "mpl-2.0"),
+    (("permission is hereby granted, free of charge",), "mit"),
+    (("redistribution and use in source and binary forms", "neither the name"), "bsd-3-clause"),
+    (("redistribution and use in source and binary forms",), "bsd-2-clause"),
+    (("free and unencumbered software released into the public domain",), "unlicense"),
+)
+
+
+@dataclass(frozen=True)
+class LicenseInfo:
+    license: str | None  # a Hub license id; None when none was found
+    found_in: str | None  # the file it was read from (e.g. LICENSE, pyproject.toml); None when none
+
+    @property
+    def found(self) -> bool:
+        return self.license is not None
+
+    def describe(self) -> str:
+        """``mit (LICENSE)``, or ``no license found``."""
+        return f"{self.license} ({self.found_in})" if self.found else NO_LICENSE
+
+
+def license_from_text(text: str) -> str:
+    """The Hub id of a license file's text; ``other`` when not recognised.
+
+    >>> license_from_text("MIT License\\n\\nPermission is hereby granted, free of charge, to any person")
+    'mit'
+    """
+    lowered = " ".join(text.lower().split())
+    return next((hub_id for phrases, hub_id in _TEXT_MARKERS if all(p in lowered for p in phrases)), OTHER)
+
+
+def hub_license_id(spdx: str) -> str:
+    """An SPDX identifier as the Hub names it: ``GPL-3.0-only`` -> ``gpl-3.0``, ``MIT`` -> ``mit``."""
+    return spdx.strip().lower().removesuffix("-only").removesuffix("-or-later")
+
+
+def _declared(path: Path, table: str) -> str | None:
+    """``license`` of ``[table]`` in a TOML file: a string, or ``{text = ...}`` (``{file = ...}`` names a
+    file, which the license files cover)."""
+    try:
+        section = tomllib.loads(path.read_text(encoding="utf-8")).get(table, {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    value = section.get("license") if isinstance(section, dict) else None
+    if isinstance(value, dict):
+        value = value.get("text")
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def detect_license(tree: Path) -> LicenseInfo:
+    """The license of the repository tree at ``tree`` (see the module's docstring)."""
+    for name in LICENSE_FILES:
+        path = tree / name
+        if path.is_file() and not path.is_symlink():
+            return LicenseInfo(license_from_text(path.read_text(encoding="utf-8", errors="replace")), name)
+    for name, table in (("trainarena.toml", "trainarena"), ("pyproject.toml", "project")):
+        path = tree / name
+        if path.is_file() and (declared := _declared(path, table)) is not None:
+            return LicenseInfo(hub_license_id(declared), name)
+    return LicenseInfo(None, None)

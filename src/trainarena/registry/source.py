@@ -1,0 +1,137 @@
+"""Open-sourcing a champion: its ``repo@commit``, the license its repository declares, its source
+digest, and the exact registered tree written to a folder (``trainarena champions export-code``),
+checked against the tree hash and the source digest recorded when it was registered.
+
+The tree hash is recomputed from the written files the way git computes a commit's tree (blob and
+tree objects, modes 100644/100755/120000), so "equal" means byte-identical to the registered commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainarena.registry.licenses import LicenseInfo, detect_license
+from trainarena.settings import Settings
+from trainarena.store.models import Competitor
+from trainarena.submissions import RegistrationError, checkout_path, register, source_digest
+
+
+class ExportError(ValueError):
+    """The code cannot be written where asked, or its tree cannot be fetched again."""
+
+
+@dataclass(frozen=True)
+class ChampionSource:
+    """What a champion's page shows about its code (pure data; the API and the CLI share it)."""
+
+    competitor: str
+    repo_url: str
+    commit: str
+    tree_hash: str
+    source_digest: str
+    license: LicenseInfo
+
+    def to_json(self) -> dict[str, Any]:
+        return {"competitor": self.competitor, "repo_url": self.repo_url, "commit": self.commit,
+                "pinned": f"{self.repo_url}@{self.commit}", "tree_hash": self.tree_hash,
+                "source_digest": self.source_digest, "license": self.license.license,
+                "license_file": self.license.found_in, "license_found": self.license.found,
+                "license_text": self.license.describe()}  # fmt: skip
+
+
+def champion_source(competitor: Competitor, tree: Path) -> ChampionSource:
+    """The open-source facts of ``competitor`` whose registered tree is at ``tree``."""
+    return ChampionSource(competitor.name, competitor.repo_url, competitor.commit, competitor.tree_hash,
+                          competitor.source_digest, detect_license(tree))
+
+
+def registered_tree(settings: Settings, competitor: Competitor) -> Path:
+    """The exported tree of the competitor's commit, fetched and exported again when the cache lost it."""
+    checkout = checkout_path(settings, competitor.commit)
+    if not checkout.is_dir():
+        try:
+            register(settings, name=competitor.name, repo=competitor.repo_url, commit=competitor.commit)
+        except RegistrationError as error:
+            raise ExportError(f"the code of {competitor.name} ({competitor.repo_url}@{competitor.commit}) is not "
+                              f"cached and cannot be fetched again: {error}") from None  # fmt: skip
+    return checkout
+
+
+def _git_object(kind: bytes, body: bytes) -> bytes:
+    return hashlib.sha1(kind + b" %d\0" % len(body) + body).digest()  # noqa: S324 - git's own object ids
+
+
+def git_tree_hash(root: Path) -> str:
+    """The git tree id of the folder ``root`` (files, executables and links; git has no empty folders)."""
+
+    def tree(folder: Path) -> bytes | None:
+        entries = []
+        for child in folder.iterdir():
+            name = os.fsencode(child.name)
+            if child.is_symlink():
+                entries.append((name, b"120000", _git_object(b"blob", os.fsencode(os.readlink(child)))))
+            elif child.is_dir():
+                if (sub := tree(child)) is not None:
+                    entries.append((name + b"/", b"40000", sub))  # git sorts a folder as if named "name/"
+            else:
+                mode = b"100755" if child.stat().st_mode & 0o111 else b"100644"
+                entries.append((name, mode, _git_object(b"blob", child.read_bytes())))
+        if not entries:
+            return None
+        body = b"".join(mode + b" " + name.removesuffix(b"/") + b"\0" + oid for name, mode, oid in sorted(entries))
+        return _git_object(b"tree", body)
+
+    root_id = tree(root)
+    return (root_id or _git_object(b"tree", b"")).hex()
+
+
+def tree_source_digest(root: Path, settings: Settings) -> str:
+    """The source digest of the files under ``root``, with registration's rules (submissions.digest)."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+    rules = settings.registration
+    return source_digest(((p.relative_to(root).as_posix(), p.read_bytes()) for p in files),
+                         ignore_suffixes=rules.digest_ignore_suffixes, ignore_names=rules.digest_ignore_names)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExportedCode:
+    destination: Path
+    source: ChampionSource
+    files: int
+    tree_hash: str  # recomputed from the written files
+    source_digest: str  # recomputed from the written files
+
+    @property
+    def tree_matches(self) -> bool:
+        return self.tree_hash == self.source.tree_hash
+
+    @property
+    def digest_matches(self) -> bool:
+        return self.source_digest == self.source.source_digest
+
+    @property
+    def verified(self) -> bool:
+        return self.tree_matches and self.digest_matches
+
+    def to_json(self) -> dict[str, Any]:
+        return {"destination": str(self.destination), **self.source.to_json(), "files": self.files,
+                "written_tree_hash": self.tree_hash, "written_source_digest": self.source_digest,
+                "verified": self.verified}  # fmt: skip
+
+
+def export_code(settings: Settings, competitor: Competitor, destination: Path) -> ExportedCode:
+    """Write the competitor's registered tree to ``destination`` (absent or empty) and recompute its tree
+    hash and source digest from what was written."""
+    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        raise ExportError(f"{destination} exists and is not an empty folder; name a new or empty one")
+    tree = registered_tree(settings, competitor)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(tree, destination, symlinks=True, dirs_exist_ok=True)
+    files = sum(1 for p in destination.rglob("*") if p.is_file() or p.is_symlink())
+    return ExportedCode(destination, champion_source(competitor, destination), files,
+                        git_tree_hash(destination), tree_source_digest(destination, settings))

@@ -1,0 +1,146 @@
+"""``/v1/models``: who sees which model (another customer's is a 404), its files with sha256, the tar
+download, and publishing (operators only; off unless configured; the Hub faked)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from trainarena.api import create_app
+from trainarena.registry import ModelSource, register_model
+from trainarena.settings import Settings
+from trainarena.store import open_store
+from trainarena.store.api_keys import create_key
+
+
+@dataclass
+class World:
+    client: TestClient
+    keys: dict[str, str]  # role or customer name -> secret
+    models: dict[str, str]  # owner -> model id: alice's, bob's, the champion's (public)
+
+
+def _artifact(folder: Path) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "/model"}))
+    save_file({"lora_A": torch.ones(2, 3)}, str(folder / "adapter_model.safetensors"))
+    (folder / "sub").mkdir()
+    (folder / "sub" / "notes.txt").write_bytes(b"x" * 700)  # not a multiple of 512: the tar padding is exercised
+    return folder
+
+
+@contextmanager
+def _world(tmp_path: Path, **registry: str) -> Iterator[World]:
+    settings = Settings(data_dir=tmp_path / "data", registry=registry)
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            keys = {name: create_key(session, name, role) for name, role in
+                    (("operator", "operator"), ("competitor", "competitor"), ("alice", "customer"), ("bob", "customer"))}  # fmt: skip
+            models = {}
+            for owner in ("alice", "bob", "champion"):
+                models[owner] = register_model(
+                    settings, session, artifact_dir=_artifact(tmp_path / owner), task_type="instruct",
+                    source=ModelSource.CHAMPION if owner == "champion" else ModelSource.JOB, base_model="org/base",
+                    dataset_digest="e" * 64, score=0.25, owner_key_id=None if owner == "champion" else keys[owner].row.id,
+                ).id  # fmt: skip
+            secrets = {name: key.secret for name, key in keys.items()}
+        with TestClient(create_app(settings, store=store)) as client:
+            yield World(client, secrets, models)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with _world(tmp_path) as built:
+        yield built
+
+
+def _get(world: World, who: str, path: str):
+    return world.client.get(path, headers={"Authorization": f"Bearer {world.keys[who]}"})
+
+
+def test_each_caller_lists_what_it_may_see(world: World) -> None:
+    seen = {who: {m["id"] for m in _get(world, who, "/v1/models").json()["data"]} for who in world.keys}
+    m = world.models
+    assert seen == {"operator": {m["alice"], m["bob"], m["champion"]}, "alice": {m["alice"], m["champion"]},
+                    "bob": {m["bob"], m["champion"]}, "competitor": {m["champion"]}}  # fmt: skip
+    body = _get(world, "alice", "/v1/models").json()
+    assert body["object"] == "list" and body["has_more"] is False
+    assert world.client.get("/v1/models").status_code == 401
+
+
+def test_a_model_shows_its_card_facts_and_files_with_sha256(world: World) -> None:
+    response = _get(world, "alice", f"/v1/models/{world.models['alice']}")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["id"], body["object"], body["source"], body["library"], body["license"], body["script"]) == (
+        world.models["alice"], "model", "job", "peft", "apache-2.0", None)
+    files = {f["path"]: f for f in body["files"]}
+    assert sorted(files) == ["README.md", "adapter_config.json", "adapter_model.safetensors", "sub/notes.txt"]
+    assert files["sub/notes.txt"] == {"path": "sub/notes.txt", "size": 700, "sha256": hashlib.sha256(b"x" * 700).hexdigest()}
+
+
+def test_another_customers_model_is_not_found(world: World) -> None:
+    for path in ("", "/download"):
+        response = _get(world, "alice", f"/v1/models/{world.models['bob']}{path}")
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert _get(world, "alice", "/v1/models/model-nope").status_code == 404
+    assert _get(world, "operator", f"/v1/models/{world.models['bob']}").status_code == 200
+    assert _get(world, "bob", f"/v1/models/{world.models['champion']}/download").status_code == 200
+
+
+def test_the_download_is_a_tar_of_the_folder(world: World) -> None:
+    model_id = world.models["alice"]
+    response = _get(world, "alice", f"/v1/models/{model_id}/download")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/x-tar"
+    assert response.headers["content-disposition"] == f'attachment; filename="{model_id}.tar"'
+    files = {f["path"]: f["sha256"] for f in _get(world, "alice", f"/v1/models/{model_id}").json()["files"]}
+    with tarfile.open(fileobj=io.BytesIO(response.content), mode="r:") as archive:
+        members = {m.name: hashlib.sha256(archive.extractfile(m).read()).hexdigest() for m in archive.getmembers()}
+    assert members == {f"{model_id}/{path}": digest for path, digest in files.items()}
+
+
+class FakeHfApi:
+    calls: list[tuple[str, str, object]] = []
+
+    def create_repo(self, repo_id: str, *, token=None, private=None, exist_ok=False):
+        self.calls.append(("create_repo", repo_id, private))
+
+    def upload_folder(self, *, repo_id: str, folder_path, commit_message=None, token=None):
+        self.calls.append(("upload_folder", repo_id, Path(folder_path).name))
+
+
+def test_publishing_is_for_operators_and_off_by_default(world: World) -> None:
+    model_id = world.models["alice"]
+    headers = {"Authorization": f"Bearer {world.keys['alice']}"}
+    assert world.client.post(f"/v1/models/{model_id}/publish", headers=headers).status_code == 403
+    response = world.client.post(f"/v1/models/{model_id}/publish", headers={"Authorization": f"Bearer {world.keys['operator']}"})
+    assert response.status_code == 409 and response.json()["error"]["code"] == "publishing_off"
+    assert "registry.hub_token" in response.json()["error"]["message"]
+
+
+def test_an_operator_publishes_with_the_hub_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    FakeHfApi.calls = []
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
+    with _world(tmp_path, hub_token="hf_x", hub_organisation="acme") as world:
+        model_id = world.models["champion"]
+        headers = {"Authorization": f"Bearer {world.keys['operator']}"}
+        response = world.client.post(f"/v1/models/{model_id}/publish", headers=headers)
+        repo_id = f"acme/trainarena-instruct-{model_id.removeprefix('model-')}"
+        assert response.status_code == 200 and response.json()["published_url"] == f"https://huggingface.co/{repo_id}"
+        assert FakeHfApi.calls == [("create_repo", repo_id, True), ("upload_folder", repo_id, model_id)]
+        assert _get(world, "bob", f"/v1/models/{model_id}").json()["published_url"] == response.json()["published_url"]
+        assert world.client.post("/v1/models/model-nope/publish", headers=headers).status_code == 404

@@ -1,0 +1,92 @@
+"""Champions' models into the registry: a tournament that crowns a champion registers the models the
+champion trained in it (public, source champion) when the setting is on; never twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from registry_data import ArtifactExecutor, add_text_tasks, register_repo
+
+from trainarena.operations.tournaments import create_pool_tournament, run_pool_tournament
+from trainarena.registry import register_champion_models
+from trainarena.registry.card import parse_front_matter
+from trainarena.settings import Settings
+from trainarena.store import get_competitor, open_store
+from trainarena.store.models import RegisteredModel, Run
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRAINARENA_REGISTRY__REGISTER_CHAMPIONS", "true")
+    return Settings()
+
+
+SCORES = {"alice": 0.1, "bob": 0.5, "carol": 0.9, "dave": 0.01}
+
+
+def _play(settings: Settings, seed: int):
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            created = create_pool_tournament(session, settings, kind="text", pool="weekly", seed=seed)
+        return run_pool_tournament(store, settings, created.id, executor=ArtifactExecutor(SCORES))
+
+
+def _models(settings: Settings) -> list[tuple[str, int | None, int | None, str, str | None]]:
+    with open_store(settings) as store, store.session() as session:
+        rows = session.query(RegisteredModel).order_by(RegisteredModel.run_id).all()
+        return [(row.source, row.owner_key_id, row.run_id, row.path, row.competitor.name if row.competitor else None) for row in rows]
+
+
+def test_a_crowning_registers_the_champions_models_once(settings: Settings, tmp_path: Path) -> None:
+    for name in ("alice", "bob", "carol"):
+        register_repo(settings, name)
+    add_text_tasks(settings, tmp_path, "t1", "t2")
+    result = _play(settings, seed=5)
+    assert result.crowned and result.champion == "alice"
+
+    with open_store(settings) as store, store.session() as session:
+        champion = get_competitor(session, result.champion)
+        runs = [run.id for run in session.query(Run).filter(Run.competitor_id == champion.id).order_by(Run.id)]
+        commit, repo_url = champion.commit, champion.repo_url
+    models = _models(settings)
+    assert runs and [(m[0], m[1], m[2], m[4]) for m in models] == [("champion", None, run, result.champion) for run in runs]
+    card = (Path(models[0][3]) / "README.md").read_text()
+    assert f"- Training script: {repo_url}@{commit}" in card
+    assert "- Measured as: eval_loss (lower is better) on 4 hidden rows the script never saw" in card
+    assert parse_front_matter(card)["tags"] == ["trainarena", "instruct", "lora"]
+
+    # Idempotent: registering the same tournament again adds nothing.
+    with open_store(settings) as store:
+        assert register_champion_models(store, settings, result.id) == []
+    assert _models(settings) == models
+
+    # The champion defends and keeps its title: nobody new is crowned, nothing is registered.
+    add_text_tasks(settings, tmp_path, "t3", "t4", "t5")
+    defended = _play(settings, seed=6)
+    assert (defended.champion, defended.crowned) == ("alice", False) and _models(settings) == models
+
+    # A better challenger takes the title in the boss round: its models from that tournament join.
+    register_repo(settings, "dave")
+    add_text_tasks(settings, tmp_path, *(f"t{i}" for i in range(6, 12)))
+    taken = _play(settings, seed=7)
+    assert (taken.champion, taken.crowned) == ("dave", True)
+    with open_store(settings) as store, store.session() as session:
+        dave = get_competitor(session, "dave")
+        dave_runs = [run.id for run in session.query(Run).filter(Run.competitor_id == dave.id).order_by(Run.id)]
+    assert _models(settings)[len(models):] == [m for m in _models(settings) if m[4] == "dave"]
+    assert [m[2] for m in _models(settings) if m[4] == "dave"] == dave_runs
+
+
+def test_nothing_is_registered_when_the_setting_is_off(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINARENA_REGISTRY__REGISTER_CHAMPIONS", "false")
+    off = Settings()
+    for name in ("alice", "bob"):
+        register_repo(off, name)
+    add_text_tasks(off, tmp_path, "t1", "t2")
+    result = _play(off, seed=5)
+    assert result.crowned and _models(off) == []
+    # Turned on later, the same finished tournament's champion is registered on request.
+    with open_store(settings) as store:
+        assert len(register_champion_models(store, settings, result.id)) >= 1

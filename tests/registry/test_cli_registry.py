@@ -1,0 +1,101 @@
+"""`trainarena models list | show | export | publish` and `trainarena champions [export-code]`: text
+that reads at 80 columns, JSON for scripts, and `champions` alone printing its table as before."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from registry_data import MIT_TEXT, ArtifactExecutor, add_text_tasks, register_repo
+from typer.testing import CliRunner
+
+from trainarena.cli import app
+from trainarena.operations.tournaments import create_pool_tournament, run_pool_tournament
+from trainarena.settings import Settings
+from trainarena.store import open_store
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A store where alice (MIT licensed) was crowned over bob, her models registered."""
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TRAINARENA_REGISTRY__REGISTER_CHAMPIONS", "true")
+    settings = Settings()
+    register_repo(settings, "alice", {"LICENSE": MIT_TEXT})
+    register_repo(settings, "bob")
+    add_text_tasks(settings, tmp_path, "t1")
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            created = create_pool_tournament(session, settings, kind="text", pool="weekly", seed=1)
+        run_pool_tournament(store, settings, created.id, executor=ArtifactExecutor({"alice": 0.1, "bob": 0.9}))
+    return settings
+
+
+def _invoke(*args: str, exit_code: int = 0) -> str:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "80"})
+    assert result.exit_code == exit_code, result.output
+    return result.stdout
+
+
+def _fits(text: str) -> None:
+    """Tables keep to 80 columns (a details view's long values run on, by design: cli/output.py)."""
+    assert max(len(line) for line in text.splitlines() if line[:1] in "┏┃┡│└") <= 80, text
+
+
+def test_models_list_show_and_export(settings: Settings, tmp_path: Path) -> None:
+    listed = json.loads(_invoke("models", "list", "--json"))["models"]
+    assert [m["source"] for m in listed] == ["champion"] and listed[0]["license"] == "mit"
+    model = listed[0]
+    text = _invoke("models", "list")
+    _fits(text)
+    assert model["id"] in text and "champion" in text
+
+    shown = json.loads(_invoke("models", "show", model["id"], "--json"))
+    assert sorted(f["path"] for f in shown["files"]) == ["README.md", "adapter_config.json", "adapter_model.safetensors",
+                                                         "tokenizer.json", "tokenizer_config.json"]  # fmt: skip
+    assert shown["measurement"] == {"metric": "eval_loss", "direction": "lower", "hidden_rows": 4, "validation_share": None}
+    text = _invoke("models", "show", model["id"])
+    assert "eval_loss, lower is better, on 4 hidden rows" in text and f"{model['script']}" in text
+    assert "license     mit" in text
+
+    written = json.loads(_invoke("models", "export", model["id"], str(tmp_path / "exported"), "--json"))
+    assert written["ok"] and (tmp_path / "exported" / "README.md").read_text() == (Path(model["path"]) / "README.md").read_text()
+    failed = json.loads(_invoke("models", "export", model["id"], str(tmp_path / "exported"), "--json", exit_code=1))
+    assert "exists and is not an empty folder" in failed["error"]
+    assert "no model model-nope" in json.loads(_invoke("models", "show", "model-nope", "--json", exit_code=1))["error"]
+
+
+def test_models_publish_says_it_is_off(settings: Settings) -> None:
+    model_id = json.loads(_invoke("models", "list", "--json"))["models"][0]["id"]
+    failed = json.loads(_invoke("models", "publish", model_id, "--json", exit_code=1))
+    assert "publishing to the Hugging Face Hub is off" in failed["error"]
+
+
+def test_champions_alone_prints_the_table_and_the_reigning_champions_code(settings: Settings) -> None:
+    text = _invoke("champions")
+    _fits(text)
+    assert "Champions" in text and "alice" in text
+    assert "Reigning text champion alice: its code" in text and "license        mit (LICENSE)" in text
+    reigns = json.loads(_invoke("champions", "--json"))
+    assert [(r["kind"], r["champion"]) for r in reigns] == [("text", "alice")]
+    code = reigns[0]["code"]
+    assert code["license"] == "mit" and code["license_found"] and code["pinned"].endswith(code["commit"])
+    assert json.loads(_invoke("champions", "--kind", "image", "--json")) == []
+
+
+def test_champions_export_code_writes_and_verifies_the_tree(settings: Settings, tmp_path: Path) -> None:
+    text = _invoke("champions", "export-code", "alice", str(tmp_path / "code"))
+    assert "matches the registered one" in text and "DIFFERS" not in text
+    assert (tmp_path / "code" / "LICENSE").read_text() == MIT_TEXT
+    exported = json.loads(_invoke("champions", "export-code", "bob", str(tmp_path / "bob"), "--json"))
+    assert exported["ok"] and exported["verified"] and exported["license_text"] == "no license found"
+    missing = json.loads(_invoke("champions", "export-code", "nobody", str(tmp_path / "x"), "--json", exit_code=1))
+    assert "no competitor 'nobody'" in missing["error"]
+
+
+def test_champions_alone_on_an_empty_store_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "empty"))
+    assert _invoke("champions") == "no champion crowned yet\n"
+    assert json.loads(_invoke("champions", "--json")) == []
+    assert "no registered models yet" in _invoke("models", "list")

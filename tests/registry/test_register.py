@@ -1,0 +1,106 @@
+"""register_model: the Hugging Face-layout folder (weights, configs, tokenizer, card), built atomically,
+with its digest and its card's facts recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from registry_data import (
+    MIT_TEXT,
+    register_repo,
+    write_base_model,
+    write_full_artifact,
+    write_image_artifact,
+    write_peft_artifact,
+)
+
+from trainarena.registry import ModelSource, register_model
+from trainarena.registry.card import parse_front_matter
+from trainarena.registry.models import base_model_folder
+from trainarena.settings import Settings
+from trainarena.store import get_competitor, open_store
+from trainarena.tasks.digests import path_digest
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    return Settings()
+
+
+def _register(settings: Settings, artifact: Path, **options):
+    fields = dict(source=ModelSource.JOB, task_type="instruct", base_model="org/base", dataset_digest="e" * 64, score=0.5,
+                  owner_key_id=None) | options  # fmt: skip
+    with open_store(settings) as store, store.transaction() as session:
+        row = register_model(settings, session, artifact_dir=artifact, **fields)
+        return row.id, Path(row.path), row.digest, row.card
+
+
+def test_a_peft_adapter_gets_the_base_tokenizer_a_card_and_its_base_model_named(settings: Settings, tmp_path: Path) -> None:
+    artifact = write_peft_artifact(tmp_path / "artifact")
+    base = write_base_model(tmp_path / "base")
+    model_id, folder, digest, card = _register(settings, artifact, base_model_dir=base)
+
+    assert folder == settings.registry_dir / model_id and folder.is_dir()
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "adapter_config.json", "adapter_model.safetensors",
+                                                         "tokenizer.json", "tokenizer_config.json"]  # fmt: skip
+    assert (folder / "tokenizer.json").read_bytes() == (base / "tokenizer.json").read_bytes()
+    assert (folder / "adapter_model.safetensors").read_bytes() == (artifact / "adapter_model.safetensors").read_bytes()
+    # The sandbox path the script saw is replaced by the Hub id the folder is loaded against.
+    assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == "org/base"
+    meta = parse_front_matter((folder / "README.md").read_text())
+    assert meta["library_name"] == "peft" and meta["base_model"] == "org/base" and meta["license"] == "apache-2.0"
+    assert "- Training script: house script" in (folder / "README.md").read_text()
+    assert digest == path_digest(folder)
+    assert card["library"] == "peft" and card["license_found"] is False and card["script"] is None
+    assert not [p.name for p in settings.registry_dir.iterdir() if p.name.startswith(".staging")]
+
+
+def test_a_full_model_keeps_its_own_tokenizer_and_an_image_lora_gets_none(settings: Settings, tmp_path: Path) -> None:
+    base = write_base_model(tmp_path / "base")
+    _, full, _, card = _register(settings, write_full_artifact(tmp_path / "full"), base_model_dir=base)
+    assert json.loads((full / "tokenizer_config.json").read_text()) == {"own": True}
+    assert not (full / "tokenizer.json").exists() and card["library"] == "transformers"
+
+    _, image, _, card = _register(settings, write_image_artifact(tmp_path / "image"), task_type="image", base_model_dir=base)
+    assert sorted(p.name for p in image.iterdir()) == ["README.md", "pytorch_lora_weights.safetensors"]
+    assert parse_front_matter((image / "README.md").read_text())["library_name"] == "diffusers" == card["library"]
+
+
+def test_a_local_base_model_folder_gives_the_tokenizer_and_stays_out_of_the_adapter_config(settings: Settings, tmp_path: Path) -> None:
+    base = write_base_model(tmp_path / "base")
+    _, folder, _, _ = _register(settings, write_peft_artifact(tmp_path / "artifact"), base_model=str(base))
+    assert (folder / "tokenizer_config.json").is_file()
+    assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == "/model"
+    assert "base_model" not in parse_front_matter((folder / "README.md").read_text())
+
+
+def test_the_script_and_its_license_come_from_the_competitor(settings: Settings, tmp_path: Path) -> None:
+    repo, commit = register_repo(settings, "alice", {"LICENSE": MIT_TEXT})
+    with open_store(settings) as store, store.session() as session:
+        competitor_id = get_competitor(session, "alice").id
+    _, folder, _, card = _register(settings, write_peft_artifact(tmp_path / "artifact"), competitor_id=competitor_id,
+                                   source=ModelSource.CHAMPION)  # fmt: skip
+    text = (folder / "README.md").read_text()
+    assert str(repo) in card["script"]["repo_url"] and f"- Training script: {card['script']['repo_url']}@{commit}" in text
+    assert card["script"]["commit"] == commit and card["license"] == "mit" and card["license_found"] is True
+    assert parse_front_matter(text)["license"] == "mit"
+
+
+def test_a_failed_copy_leaves_no_folder_behind(settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        _register(settings, tmp_path / "missing")
+    assert not settings.registry_dir.exists() or not list(settings.registry_dir.iterdir())
+
+
+def test_a_hub_base_model_not_in_the_local_cache_gives_no_tokenizer_and_nothing_is_downloaded(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert base_model_folder(settings, "nobody-here/not-cached") is None
+    _, folder, _, _ = _register(settings, write_peft_artifact(tmp_path / "artifact"), base_model="nobody-here/not-cached")
+    assert not (folder / "tokenizer.json").exists()
+    assert parse_front_matter((folder / "README.md").read_text())["base_model"] == "nobody-here/not-cached"
