@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from trainarena.cli import api, champions, competitor, demo, doctor, keys, run, runs, serve, status, tournament, weights
+from trainarena.cli import jobs as jobs_cli
 from trainarena.cli import task as task_cli
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(task_cli.app, name="task")
 app.add_typer(weights.app, name="weights")
 app.add_typer(keys.app, name="keys")
+app.add_typer(jobs_cli.app, name="jobs")
 app.command("run")(run.run_command)
 app.command("status")(status.status_command)
 app.command("demo")(demo.demo_command)

@@ -1,7 +1,7 @@
 """The API's routers, one module per resource, all under ``/v1``."""
 
-from trainarena.api.routes import me
+from trainarena.api.routes import files, jobs, me
 
-ROUTERS = (me.router,)
+ROUTERS = (me.router, files.router, jobs.router)
 
 __all__ = ["ROUTERS"]
