@@ -61,9 +61,10 @@ class UploadSink:
     """Where an upload's bytes go as they arrive: a staging file under the uploads folder, its size
     bounded (past ``limit`` the file is removed and :class:`TooLarge` raised) and its SHA-256 taken."""
 
-    def __init__(self, uploads_dir: Path, limit: int) -> None:
+    def __init__(self, uploads_dir: Path, limit: int, filename: str) -> None:
         uploads_dir.mkdir(parents=True, exist_ok=True)
-        self.path = uploads_dir / f".incoming-{secrets.token_hex(8)}"
+        suffix = Path(filename).suffix.lower()  # the loaders read a file by its suffix
+        self.path = uploads_dir / f".incoming-{secrets.token_hex(8)}{suffix if suffix in FORMATS else ''}"
         self.size = 0
         self._limit = limit
         self._hash = hashlib.sha256()

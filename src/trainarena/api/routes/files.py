@@ -85,8 +85,8 @@ async def upload_file(request: Request, principal: Customer) -> FileOut:
         raise ApiError(413, "too_large", f"the upload is larger than {limit:,} bytes (ApiRules.upload_max_bytes)", limit_bytes=limit)
     sinks: list[UploadSink] = []
 
-    def open_file(_filename: str) -> Callable[[bytes], None]:
-        sinks.append(UploadSink(settings.uploads_dir, limit))
+    def open_file(filename: str) -> Callable[[bytes], None]:
+        sinks.append(UploadSink(settings.uploads_dir, limit, filename))
         return sinks[-1].write
 
     try:
