@@ -136,8 +136,8 @@ def cancel_job(session: Session, job_id: str, owner: int | None) -> Job:
     else:
         session.refresh(job)
         if job.status in JobStatus.FINISHED:
-            raise Conflict(f"job {job_id} has already {job.status}; only queued or running jobs can be cancelled",
-                           status=job.status)  # fmt: skip
+            raise Conflict(f"job {job_id} has ended ({job.status}); only queued or running jobs can be cancelled",
+                           job_status=job.status)  # fmt: skip
         job.cancel_requested = True
     session.flush()
     session.refresh(job)
