@@ -23,7 +23,6 @@ def serve_api(settings: Settings, host: str | None, port: int | None, services: 
 
 
 def api_command(host: HostOption = None, port: PortOption = None) -> None:
-    """Serve the HTTP API (docs at /docs, schema at /openapi.json) and the job worker, without the
-    tournament schedule."""
+    """Serve the HTTP API (docs at /docs, schema at /openapi.json) and the job worker, no schedule."""
     settings = Settings()
     serve_api(settings, host, port, services=(JobWorker(settings),))

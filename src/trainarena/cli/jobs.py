@@ -19,8 +19,9 @@ app = typer.Typer(help="List, show and cancel customers' training jobs.", no_arg
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 JobId = Annotated[str, typer.Argument(help="The job's id (job-...).")]
-JOB_COLUMNS = (Col("id"), Col("status"), Col("type"), Col("base model", shrink_to=12), Col("tier"), Col("score"),
-               Col("created"), Col("reason", shrink_to=10))  # fmt: skip
+# The failure reason and the budget are in `jobs show`: an 80-column row has room for the id whole.
+JOB_COLUMNS = (Col("id"), Col("status"), Col("type"), Col("base model", shrink_to=5), Col("score", justify="right"),
+               Col("created"))  # fmt: skip
 
 
 def _iso(value: Any) -> str | None:
@@ -53,8 +54,8 @@ def list_command(
     table = OneLineTable(JOB_COLUMNS, title="Training jobs")
     for row in rows:
         score = "" if row["score"] is None else f"{row['score']:.4g}"
-        table.add_row([row["id"], row["status"], row["task_type"], row["base_model"], row["budget_tier"], score,
-                       (row["created_at"] or "")[:16].replace("T", " "), row["failure_reason"] or ""])  # fmt: skip
+        table.add_row([row["id"], row["status"], row["task_type"], row["base_model"], score,
+                       (row["created_at"] or "")[5:16].replace("T", " ")])  # fmt: skip
     Console(highlight=False).print(table if rows else "no jobs yet (customers create them with POST /v1/jobs)")
 
 

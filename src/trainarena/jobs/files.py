@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainarena.jobs.errors import NotFound
@@ -19,7 +19,7 @@ from trainarena.store.models import UploadedFile, utcnow
 
 
 def new_file_id() -> str:
-    return "file-" + secrets.token_hex(12)
+    return "file-" + secrets.token_hex(8)
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,12 @@ def store_upload(session: Session, settings: Settings, *, owner_key_id: int, sta
     return row
 
 
-def paged(session: Session, query: Select, model: type, after: str | None, limit: int) -> Page:
-    """Rows of ``query`` newest first, those older than the row ``after`` (an id) when given."""
-    query = query.order_by(model.created_at.desc(), model.id.desc())
+def owned_page(session: Session, model: type, owner: int | None, *, after: str | None, limit: int) -> Page:
+    """Rows of ``model`` (files, jobs) of ``owner`` (everyone's when None), newest first, those older
+    than the row ``after`` (an id) when given."""
+    query = select(model).order_by(model.created_at.desc(), model.id.desc())
+    if owner is not None:
+        query = query.where(model.owner_key_id == owner)
     if after is not None:
         anchor = session.get(model, after)
         if anchor is not None:
@@ -61,20 +64,22 @@ def paged(session: Session, query: Select, model: type, after: str | None, limit
     return Page(rows[:limit], len(rows) > limit)
 
 
+def owned_row(session: Session, model: type, what: str, row_id: str, owner: int | None) -> Any:
+    """The row ``row_id`` of ``model`` if ``owner`` may see it (None: anyone's); NotFound otherwise,
+    the same for a missing row and another owner's."""
+    row = session.get(model, row_id)
+    if row is None or (owner is not None and row.owner_key_id != owner):
+        raise NotFound(what, row_id)
+    return row
+
+
 def list_files(session: Session, owner: int | None, *, after: str | None = None, limit: int = 100) -> Page:
     """Files of ``owner`` (every owner's when None), deleted ones included (marked)."""
-    query = select(UploadedFile)
-    if owner is not None:
-        query = query.where(UploadedFile.owner_key_id == owner)
-    return paged(session, query, UploadedFile, after, limit)
+    return owned_page(session, UploadedFile, owner, after=after, limit=limit)
 
 
 def get_file(session: Session, file_id: str, owner: int | None) -> UploadedFile:
-    """The file ``file_id`` if ``owner`` may see it (None: anyone's); NotFound otherwise."""
-    row = session.get(UploadedFile, file_id)
-    if row is None or (owner is not None and row.owner_key_id != owner):
-        raise NotFound("file", file_id)
-    return row
+    return owned_row(session, UploadedFile, "file", file_id, owner)
 
 
 def delete_file(session: Session, file_id: str, owner: int | None) -> UploadedFile:

@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session
 
 from trainarena.contract import TaskType
 from trainarena.jobs.errors import Conflict, InvalidInput, NotFound
-from trainarena.jobs.files import Page, get_file, paged
+from trainarena.jobs.files import Page, get_file, owned_page, owned_row
 from trainarena.jobs.split import job_data_rules
-from trainarena.jobs.uploads import check_dataset, kind_of
+from trainarena.jobs.uploads import check_dataset, kind_of, parse_task_type
 from trainarena.settings import Settings
 from trainarena.store.models import Job, JobEvent, JobStatus, utcnow
-from trainarena.tasks import builtin_assets, registered_task_types
+from trainarena.tasks import builtin_assets
 
 
 class EventKind:
@@ -33,7 +33,7 @@ class EventKind:
 
 
 def new_job_id() -> str:
-    return "job-" + secrets.token_hex(12)
+    return "job-" + secrets.token_hex(8)
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def create_job(session: Session, settings: Settings, request: JobRequest, owner_
     """Check every field (InvalidInput naming it) and record the job queued, with its ``queued`` event.
     The file is prepared as the task would be (``task check``), so a bad mapping fails here, not later."""
     rules = settings.jobs
-    task_type = _task_type(request.task_type)
+    task_type = parse_task_type(request.task_type)
     _check_base_model(request.base_model, task_type, rules.base_models)
     tier = request.budget_tier or rules.default_tier
     if tier not in rules.budget_tiers:
@@ -90,13 +90,6 @@ def create_job(session: Session, settings: Settings, request: JobRequest, owner_
     return job
 
 
-def _task_type(value: str) -> TaskType:
-    known = [t.value for t in registered_task_types()]
-    if value not in known:
-        raise InvalidInput(f"task_type {value!r} is not one of {known}", field="task_type")
-    return TaskType(value)
-
-
 def _check_base_model(value: str, task_type: TaskType, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise InvalidInput(f"base_model {value!r} is not on the operator's list: {list(allowed)}", field="base_model")
@@ -109,17 +102,12 @@ def _check_base_model(value: str, task_type: TaskType, allowed: tuple[str, ...])
 
 
 def list_jobs(session: Session, owner: int | None, *, after: str | None = None, limit: int = 100) -> Page:
-    query = select(Job)
-    if owner is not None:
-        query = query.where(Job.owner_key_id == owner)
-    return paged(session, query, Job, after, limit)
+    """Jobs of ``owner`` (every owner's when None), newest first."""
+    return owned_page(session, Job, owner, after=after, limit=limit)
 
 
 def get_job(session: Session, job_id: str, owner: int | None) -> Job:
-    job = session.get(Job, job_id)
-    if job is None or (owner is not None and job.owner_key_id != owner):
-        raise NotFound("job", job_id)
-    return job
+    return owned_row(session, Job, "job", job_id, owner)
 
 
 def cancel_job(session: Session, job_id: str, owner: int | None) -> Job:

@@ -108,33 +108,41 @@ def check_file(path: Path, filename: str, kind: str, fmt: str, settings: Setting
     """Check the bytes at ``path`` (named ``filename`` by the customer); InvalidInput naming the row
     and column otherwise. With ``task_type`` (and its ``field_mapping``) the file is also prepared
     as that task type."""
+    if task_type is not None and task_type in {t.value for t in registered_task_types()} and kind_of(task_type) != kind:
+        raise InvalidInput(f"{filename}: a {kind} file cannot train a {task_type} task", field="task_type")
     if kind == IMAGE:
-        with _named(path, filename):
-            images = check_zip(path, filename, settings.api)
-        if images == 0:
-            raise InvalidInput(f"{filename}: the zip is empty", field="file")
-        mapping = field_mapping if task_type is not None else DEFAULT_IMAGE_MAPPING
-        report = check_dataset(settings, TaskType.IMAGE, path, filename, mapping or DEFAULT_IMAGE_MAPPING, base_model="")
-        return CheckedFile(kind, fmt, report.train_rows + report.hidden_rows, ())
+        return _check_images(path, filename, fmt, settings, field_mapping if task_type is not None else None)
     with _named(path, filename):
         rows = load_rows(_Source(str(path)), settings.data)
     if len(rows) < settings.data.min_rows:
         raise InvalidInput(f"{filename}: {len(rows)} rows, fewer than the minimum of {settings.data.min_rows} "
                            "(DataRules.min_rows)", field="file", rows=len(rows))  # fmt: skip
-    columns = tuple(dict.fromkeys(column for row in rows for column in row))
     if task_type is not None:
-        if kind_of(task_type) != TEXT:
-            raise InvalidInput(f"{filename}: a text file cannot train a {task_type} task", field="task_type")
-        check_dataset(settings, TaskType(task_type), path, filename, field_mapping or {}, base_model="")
-    return CheckedFile(kind, fmt, len(rows), columns)
+        check_dataset(settings, parse_task_type(task_type), path, filename, field_mapping or {}, base_model="")
+    return CheckedFile(kind, fmt, len(rows), tuple(dict.fromkeys(column for row in rows for column in row)))
+
+
+def _check_images(path: Path, filename: str, fmt: str, settings: Settings, field_mapping: dict[str, Any] | None) -> CheckedFile:
+    """The zip's safety first (nothing is inflated before), then the images and captions as image tasks load them."""
+    with _named(path, filename):
+        members = check_zip(path, filename, settings.api)
+    if members == 0:
+        raise InvalidInput(f"{filename}: the zip is empty", field="file")
+    report = check_dataset(settings, TaskType.IMAGE, path, filename, field_mapping or DEFAULT_IMAGE_MAPPING, base_model="")
+    return CheckedFile(IMAGE, fmt, report.train_rows + report.hidden_rows, ())
+
+
+def parse_task_type(value: str) -> TaskType:
+    known = [t.value for t in registered_task_types()]
+    if value not in known:
+        raise InvalidInput(f"task_type {value!r} is not one of {known}", field="task_type")
+    return TaskType(value)
 
 
 def check_dataset(settings: Settings, task_type: TaskType, path: Path, filename: str, field_mapping: dict[str, Any],
                   base_model: str) -> TaskCheck:  # fmt: skip
     """Prepare the file as a ``task_type`` task with ``field_mapping`` into a scratch folder (``task
     check``); InvalidInput naming the field mapping, the row and the column when it cannot be."""
-    if task_type not in registered_task_types():
-        raise InvalidInput(f"task type {task_type!r} is not available", field="task_type")
     if not isinstance(field_mapping, dict) or "source" in field_mapping:
         raise InvalidInput("field_mapping must be an object of the task type's dataset fields (without 'source': "
                            "the file is the source)", field="field_mapping")  # fmt: skip
