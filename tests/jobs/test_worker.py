@@ -258,3 +258,18 @@ def test_a_killed_workers_job_is_queued_again_and_finished_by_another(tmp_path: 
         finally:
             survivor.stop()
         _assert_second_attempt_counted(store, job_id, "its worker (doomed) stopped beating")
+
+
+def test_a_job_that_keeps_losing_its_worker_fails_after_its_last_try(tmp_path: Path) -> None:
+    settings = fast_settings(tmp_path / "data", max_attempts=2)
+    with open_store(settings) as store:
+        owner = customer(store)
+        job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+        for name in ("first", "second"):
+            worker = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()), worker_id=name)
+            worker.start()
+            wait_for(lambda: job_row(store, job_id).status == JobStatus.RUNNING)
+            worker.stop()
+        job = job_row(store, job_id)
+        assert job.status == JobStatus.FAILED and "on each of its 2 tries; not tried again" in job.failure_reason
+        assert kinds(store, job_id) == ["queued", "started", "queued", "started", "failed"]

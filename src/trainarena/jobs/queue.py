@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from trainarena.jobs.records import EventKind, add_event
+from trainarena.settings import JobRules
 from trainarena.store.models import AttemptStatus, Job, JobStatus, Run, utcnow
 
 # Queued jobs looked at per claim: a few, in case other workers take the first ones meanwhile.
@@ -54,10 +55,12 @@ def still_mine(session: Session, worker_id: str, job_id: str) -> bool:
     return job is not None and job.status == JobStatus.RUNNING and job.worker_id == worker_id
 
 
-def requeue(session: Session, job_id: str, worker_id: str | None, reason: str, stale_before: datetime | None = None) -> bool:
+def requeue(session: Session, job_id: str, worker_id: str | None, reason: str, max_attempts: int,
+            stale_before: datetime | None = None) -> bool:  # fmt: skip
     """Queue a running job again (a new attempt next time), if it is still running under
     ``worker_id`` (any worker when None) and, with ``stale_before``, its heartbeat is older than that.
-    Its run's running attempt is marked interrupted. True when this call requeued it."""
+    Its run's running attempt is marked interrupted. After ``max_attempts`` tries the job fails
+    instead. True when this call took the job from its worker."""
     condition = [Job.id == job_id, Job.status == JobStatus.RUNNING]
     if worker_id is not None:
         condition.append(Job.worker_id == worker_id)
@@ -68,21 +71,30 @@ def requeue(session: Session, job_id: str, worker_id: str | None, reason: str, s
         return False
     job = session.get_one(Job, job_id)
     session.refresh(job)
+    tries = 0
     if job.run_id is not None:
-        for attempt in session.get_one(Run, job.run_id).attempt_records:
+        run = session.get_one(Run, job.run_id)
+        tries = run.attempts
+        for attempt in run.attempt_records:
             if attempt.status == AttemptStatus.RUNNING:
                 attempt.status, attempt.finished_at, attempt.failure_reason = AttemptStatus.INTERRUPTED, utcnow(), reason
-    add_event(session, job_id, EventKind.QUEUED, f"queued again: {reason}")
+    if tries >= max_attempts:
+        job.status, job.finished_at = JobStatus.FAILED, utcnow()
+        job.failure_reason = f"{reason}, on each of its {tries} tries; not tried again"
+        add_event(session, job_id, EventKind.FAILED, f"failed: {job.failure_reason}")
+    else:
+        add_event(session, job_id, EventKind.QUEUED, f"queued again: {reason}")
     return True
 
 
-def requeue_stale(session: Session, stale_seconds: float) -> list[str]:
+def requeue_stale(session: Session, rules: JobRules) -> list[str]:
     """Queue again every running job whose worker has not beaten for ``stale_seconds`` (it died)."""
+    stale_seconds = rules.stale_seconds
     cutoff = utcnow() - timedelta(seconds=stale_seconds)
     stale = session.scalars(select(Job).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < cutoff))
     requeued = []
     for job in list(stale):
         reason = f"its worker ({job.worker_id}) stopped beating for over {stale_seconds:g} s"
-        if requeue(session, job.id, job.worker_id, reason, stale_before=cutoff):
+        if requeue(session, job.id, job.worker_id, reason, rules.max_attempts, stale_before=cutoff):
             requeued.append(job.id)
     return requeued

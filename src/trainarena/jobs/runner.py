@@ -119,16 +119,23 @@ class JobRunner:
         self._executor = executor
 
     def run(self, job_id: str, worker_id: str, stop: StopRequest) -> None:
-        """Run this worker's claimed job ``job_id`` to an end (or back to the queue)."""
+        """Run this worker's claimed job ``job_id`` to an end (or back to the queue). A job that cannot
+        be started or recorded fails with the reason rather than being tried again and again."""
         try:
             attempt = self._start(job_id)
-        except (DatasetError, RegistrationError, builtin_assets.BuiltinAssetError, OSError) as error:
-            with self._store.transaction() as session:
-                if still_mine(session, worker_id, job_id):
-                    self._end(session, job_id, JobStatus.FAILED, EventKind.FAILED, f"could not start: {error}")
+        except Exception as error:  # noqa: BLE001 - a missing file, a broken house script, an asset that will not build
+            self._fail(job_id, worker_id, f"could not start: {error}")
             return
         report = self._execute(attempt, stop)
-        self._finish(attempt, worker_id, report, stop)
+        try:
+            self._finish(attempt, worker_id, report, stop)
+        except Exception as error:  # noqa: BLE001 - e.g. the registry's disk is full
+            self._fail(job_id, worker_id, f"could not record its end: {type(error).__name__}: {error}")
+
+    def _fail(self, job_id: str, worker_id: str, reason: str) -> None:
+        with self._store.transaction() as session:
+            if still_mine(session, worker_id, job_id):
+                self._end(session, job_id, JobStatus.FAILED, EventKind.FAILED, f"failed: {reason}")
 
     def _start(self, job_id: str) -> Attempt:
         with self._store.transaction() as session:
@@ -192,7 +199,7 @@ class JobRunner:
             if not still_mine(session, worker_id, attempt.job_id):
                 return  # queued again meanwhile (this worker missed its heartbeats): another attempt counts
             if stop.event.is_set() and not stop.cancelled:
-                requeue(session, attempt.job_id, worker_id, "the service stopped while it ran")
+                requeue(session, attempt.job_id, worker_id, "the service stopped while it ran", self._settings.jobs.max_attempts)
                 return
             store_report(session, attempt.run_id, attempt.number, report)
             if stop.cancelled:

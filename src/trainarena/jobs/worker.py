@@ -92,7 +92,7 @@ class JobWorker:
         """One round: requeue the dead workers' jobs, beat and pass on cancellations, claim."""
         assert self._store is not None
         with self._store.transaction() as session:
-            requeue_stale(session, self._settings.jobs.stale_seconds)
+            requeue_stale(session, self._settings.jobs)
         self._beat()
         while len(self.running()) < self._settings.jobs.concurrency and not self._stopping.is_set():
             with self._store.transaction() as session:
