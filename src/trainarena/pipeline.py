@@ -33,7 +33,7 @@ from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_di
 from trainarena.settings import Settings
 from trainarena.submissions import RegistrationError, checkout_path, register
 from trainarena.tasks import get_task_type
-from trainarena.tasks.base import DatasetError, PreparedTask, TaskDefinition
+from trainarena.tasks.base import DatasetError, PreparedTask, TaskDefinition, TaskPlugin
 from trainarena.tasks.secret_split import split_settings
 
 _PREPARED_MARKER = "prepared.json"
@@ -123,6 +123,10 @@ class TaskPreparer:
                 return PreparedTask.from_json(json.loads(marker.read_text()))
             return self._prepare_staged(task, train_dir, hidden_dir)
 
+    def plugin(self, task: TaskDefinition) -> TaskPlugin:
+        """The plugin that prepares ``task``: its type's (a job's preparer splits differently, ``jobs.split``)."""
+        return get_task_type(task.task_type)
+
     def _prepare_staged(self, task: TaskDefinition, train_dir: Path, hidden_dir: Path) -> PreparedTask:
         created = [p for d in (train_dir, hidden_dir) for p in _missing_ancestors(d.parent)]
         stages: list[Path] = []
@@ -131,7 +135,7 @@ class TaskPreparer:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 stages.append(Path(tempfile.mkdtemp(prefix=f".staging-{final.name}-", dir=final.parent)))
             train_stage, hidden_stage = stages
-            staged = get_task_type(task.task_type).prepare(task, train_stage, hidden_stage, split_settings(task, self._settings))
+            staged = self.plugin(task).prepare(task, train_stage, hidden_stage, split_settings(task, self._settings))
             prepared = replace(
                 staged,
                 train_file=train_dir / staged.train_file.relative_to(train_stage),

@@ -440,6 +440,11 @@ class ApiRules(_Section):
     upload_max_unpacked_bytes: int = Field(
         1_000_000_000, ge=1024, description="Largest total an uploaded zip of images may unpack to (zip bombs are refused)."
     )
+    upload_max_compression_ratio: float = Field(
+        100.0, gt=1.0, description="Largest unpacked/packed size ratio of one member of an uploaded zip (zip bombs "
+        "are refused); PNG and JPEG images barely compress, so honest datasets stay far below it."
+    )
+    upload_max_zip_members: int = Field(20_000, ge=1, description="Most files an uploaded zip of images may hold.")
     sse_poll_seconds: float = Field(0.5, gt=0.0, description="How often a job's event stream checks the store for new events.")
 
 
@@ -464,7 +469,16 @@ class JobRules(_Section):
     validation_share_max: float = Field(0.5, ge=0.0, lt=1.0, description="Largest share of a file a job may hold out to score the model.")
     heartbeat_seconds: float = Field(10.0, gt=0.0, description="How often a worker marks its running jobs alive.")
     stale_seconds: float = Field(60.0, gt=0.0, description="A running job whose worker has not beaten for this long is queued again.")
+    max_attempts: int = Field(
+        3, ge=1, description="Tries of one job: a job whose worker stopped or died this many times fails instead of "
+        "being queued again (a job that brings its worker down must not do it forever)."
+    )
     poll_seconds: float = Field(1.0, gt=0.0, description="How often an idle worker looks for queued jobs.")
+    progress_seconds: float = Field(
+        2.0, gt=0.0, description="How often a running job's new log lines become one progress event (rate limit)."
+    )
+    progress_lines: int = Field(5, ge=1, description="Most new log lines (the last ones) one progress event carries.")
+    progress_line_chars: int = Field(300, ge=20, description="Log lines in progress events are cut to this many characters.")
 
 
 class RegistryRules(_Section):

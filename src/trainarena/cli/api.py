@@ -8,6 +8,7 @@ import typer
 import uvicorn
 
 from trainarena.api import create_app
+from trainarena.jobs import JobWorker
 from trainarena.settings import Settings
 
 HostOption = Annotated[str | None, typer.Option("--host", help="Address to listen on; default settings api.host (127.0.0.1).")]
@@ -22,5 +23,6 @@ def serve_api(settings: Settings, host: str | None, port: int | None, services: 
 
 
 def api_command(host: HostOption = None, port: PortOption = None) -> None:
-    """Serve the HTTP API (docs at /docs, schema at /openapi.json) without the tournament schedule."""
-    serve_api(Settings(), host, port)
+    """Serve the HTTP API (docs at /docs, schema at /openapi.json) and the job worker, no schedule."""
+    settings = Settings()
+    serve_api(settings, host, port, services=(JobWorker(settings),))

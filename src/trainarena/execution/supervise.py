@@ -10,6 +10,12 @@ Logs: stdout and stderr go through pipes to one reader thread each, which writes
 script printing gigabytes neither fills the disk nor blocks on a full pipe. Each reader also keeps a
 rolling tail of the stream, so a crashed run's reason shows the real end of stderr even after
 truncation.
+
+Stopping on request: a caller that may need to end a run early (a customer cancels a training job)
+wraps the blocking ``backend.run`` in :func:`stop_when` with an event; setting the event from another
+thread ends the run as a deadline would (SIGTERM, grace, SIGKILL) and reports it FAILED with
+:data:`STOPPED_REASON`. The event travels in a context variable, so no backend or executor signature
+changes: the run is supervised in the thread that called ``backend.run``.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -32,6 +40,20 @@ _CHUNK = 65536
 # (only possible with the unsafe backend) from hanging the platform.
 _READER_JOIN_SECONDS = 5.0
 _DEADLINE = "deadline"
+STOPPED_REASON = "stopped on request before it finished"
+# How often a run that may be stopped on request checks its event (the wait is otherwise one long sleep).
+_STOP_CHECK_SECONDS = 0.2
+_stop_event: ContextVar[threading.Event | None] = ContextVar("trainarena_stop_event", default=None)
+
+
+@contextmanager
+def stop_when(event: threading.Event) -> Iterator[None]:
+    """Runs supervised in this thread inside the block end (SIGTERM, grace, SIGKILL) once ``event`` is set."""
+    token = _stop_event.set(event)
+    try:
+        yield
+    finally:
+        _stop_event.reset(token)
 
 
 class Terminator(Protocol):
@@ -128,10 +150,12 @@ def supervise(
     for reader in readers:
         reader.start()
     terminator = make_terminator(proc)
-    stop = _wait(proc, started_at + launch.budget_seconds, launch)
+    stop = _wait(proc, started_at + launch.budget_seconds, launch, _stop_event.get())
     timed_out, how_ended = False, "exited"
     if stop == _DEADLINE:
         timed_out, how_ended = True, _stop_at_deadline(proc, terminator, launch.grace_seconds)
+    elif stop == STOPPED_REASON:
+        _stop_at_deadline(proc, terminator, launch.grace_seconds)
     # Whatever happened, nothing of this run may outlive this call (a daemon left by a script that
     # exited in time included).
     terminator.kill()
@@ -162,17 +186,22 @@ def _start(launch: Launch) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait(proc: subprocess.Popen[bytes], deadline: float, launch: Launch) -> str | None:
-    """Wait until the run exits (None), reaches the deadline (``_DEADLINE``) or passes a disk cap
-    (the failure reason), measuring the disk caps every ``disk_check_seconds``."""
+def _wait(proc: subprocess.Popen[bytes], deadline: float, launch: Launch, stop: threading.Event | None) -> str | None:
+    """Wait until the run exits (None), reaches the deadline (``_DEADLINE``), passes a disk cap (the
+    failure reason) or is stopped on request (``STOPPED_REASON``), measuring the disk caps every
+    ``disk_check_seconds``."""
     while True:
         remaining = deadline - time.time()
         step = min(remaining, launch.disk_check_seconds) if launch.disk_caps else remaining
+        if stop is not None:
+            step = min(step, _STOP_CHECK_SECONDS)
         try:
             proc.wait(timeout=max(0.0, step))
             return None
         except subprocess.TimeoutExpired:
             pass
+        if stop is not None and stop.is_set():
+            return STOPPED_REASON
         breach = first_breach(launch.disk_caps)
         if breach is not None:
             return breach

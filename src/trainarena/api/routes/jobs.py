@@ -1,0 +1,154 @@
+"""``/v1/jobs``: customers' training jobs, created (every field checked, the file prepared as the task
+would be), listed, read, cancelled, and their events streamed as server-sent events. A customer sees
+only its own jobs (another's is a 404); an operator sees every job."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from trainarena.api.auth import visible_owner
+from trainarena.api.context import app_settings, app_store
+from trainarena.api.errors import ERROR_RESPONSES
+from trainarena.api.job_errors import answering_jobs_errors
+from trainarena.api.routes.files import LIST_LIMIT_MAX, Customer
+from trainarena.jobs import EventKind, JobRequest, cancel_job, create_job, events_after, get_job, list_jobs
+from trainarena.jobs.runner import HOUSE_SCRIPT
+from trainarena.store import Store
+from trainarena.store.models import Job, JobEvent, JobStatus
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+
+
+class JobIn(BaseModel):
+    task_type: str = Field(description="instruct, chat, dpo, grpo or image.")
+    base_model: str = Field(description="One of the operator's allowed base models (settings jobs.base_models).")
+    file_id: str = Field(description="An uploaded file of yours (POST /v1/files).")
+    field_mapping: dict[str, Any] = Field(default_factory=dict, description="The task type's dataset fields, e.g. "
+                                          "{\"field_instruction\": \"q\", \"field_output\": \"a\"} for instruct.")  # fmt: skip
+    budget_tier: str | None = Field(None, description="A budget tier (settings jobs.budget_tiers); default jobs.default_tier.")
+    validation_share: float = Field(0.0, description="Share of the rows held out and scored; 0 trains on every row, no score.")
+    seed: int = Field(0, description="Seed of the split and of the script.")
+
+
+class JobOut(BaseModel):
+    id: str
+    object: str = Field("job", description="Always job.")
+    status: str = Field(description="queued, running, succeeded, failed or cancelled.")
+    task_type: str
+    base_model: str
+    file_id: str
+    field_mapping: dict[str, Any]
+    budget_tier: str
+    budget_seconds: float
+    validation_share: float
+    seed: int
+    script: str | None = Field(description="Whose script trains it: the champion's name or 'house script' (None until started).")
+    competitor_id: int | None = Field(description="The champion whose script trains it; None for the house script.")
+    run_id: int | None
+    model_id: str | None = Field(description="The registered model, once succeeded.")
+    score: float | None = Field(description="Score on the validation share (none when validation_share is 0).")
+    failure_reason: str | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        script = None if job.run_id is None else (job.competitor.name if job.competitor is not None else HOUSE_SCRIPT)
+        return cls(id=job.id, status=job.status, task_type=job.task_type, base_model=job.base_model, file_id=job.file_id,
+                   field_mapping=job.field_mapping, budget_tier=job.budget_tier, budget_seconds=job.budget_seconds,
+                   validation_share=job.validation_share, seed=job.seed, script=script, competitor_id=job.competitor_id,
+                   run_id=job.run_id, model_id=job.model_id, score=job.score, failure_reason=job.failure_reason,
+                   cancel_requested=job.cancel_requested, created_at=job.created_at, started_at=job.started_at,
+                   finished_at=job.finished_at)  # fmt: skip
+
+
+class JobList(BaseModel):
+    object: str = "list"
+    data: list[JobOut]
+    has_more: bool = Field(description="Older jobs follow; pass the last id as `after`.")
+
+
+@router.post("/jobs", status_code=201, response_model=JobOut, responses=ERROR_RESPONSES, summary="Create a training job")
+def new_job(request: Request, principal: Customer, body: JobIn) -> JobOut:
+    job_request = JobRequest(**body.model_dump())
+    with app_store(request).transaction() as session, answering_jobs_errors():
+        return JobOut.of(create_job(session, app_settings(request), job_request, principal.key_id))
+
+
+@router.get("/jobs", response_model=JobList, responses=ERROR_RESPONSES, summary="Your jobs (operators: everyone's)")
+def jobs(request: Request, principal: Customer, after: str | None = None,
+         limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = LIST_LIMIT_MAX) -> JobList:  # fmt: skip
+    with app_store(request).session() as session:
+        page = list_jobs(session, visible_owner(principal), after=after, limit=limit)
+        return JobList(data=[JobOut.of(job) for job in page.data], has_more=page.has_more)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=ERROR_RESPONSES, summary="One job")
+def job(request: Request, principal: Customer, job_id: str) -> JobOut:
+    with app_store(request).session() as session, answering_jobs_errors():
+        return JobOut.of(get_job(session, job_id, visible_owner(principal)))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={**ERROR_RESPONSES, 409: ERROR_RESPONSES[422]},
+             summary="Cancel a queued or running job")  # fmt: skip
+def cancel(request: Request, principal: Customer, job_id: str) -> JobOut:
+    with app_store(request).transaction() as session, answering_jobs_errors():
+        return JobOut.of(cancel_job(session, job_id, visible_owner(principal)))
+
+
+EVENTS_RESPONSE = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                         "description": "Server-sent events: `id:` (resume with Last-Event-ID), `event:` (the kind), `data:` (JSON)."}}  # fmt: skip
+
+
+@router.get("/jobs/{job_id}/events", response_class=StreamingResponse, responses={**ERROR_RESPONSES, **EVENTS_RESPONSE},
+            summary="Stream a job's events (server-sent events) until it ends")  # fmt: skip
+async def job_events(request: Request, principal: Customer, job_id: str,
+                     last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:  # fmt: skip
+    store = app_store(request)
+    owner = visible_owner(principal)
+    await run_in_threadpool(_visible, store, job_id, owner)
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    poll = app_settings(request).api.sse_poll_seconds
+    return StreamingResponse(_stream(request, store, job_id, after, poll), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+
+
+def _visible(store: Store, job_id: str, owner: int | None) -> None:
+    with store.session() as session, answering_jobs_errors():
+        get_job(session, job_id, owner)
+
+
+def _read_events(store: Store, job_id: str, after: int) -> tuple[list[dict[str, Any]], bool]:
+    """The events after ``after``, and whether the job has ended (no final event can follow)."""
+    with store.session() as session:
+        ended = session.get_one(Job, job_id).status in JobStatus.FINISHED
+        return [_event_json(event) for event in events_after(session, job_id, after)], ended
+
+
+def _event_json(event: JobEvent) -> dict[str, Any]:
+    return {"id": event.id, "kind": event.kind, "message": event.message, "at": event.at.isoformat(), "data": event.data}
+
+
+async def _stream(request: Request, store: Store, job_id: str, after: int, poll: float) -> AsyncIterator[str]:
+    """Every event after ``after``, as it is recorded; ends after a final one (finished, failed, cancelled)."""
+    while True:
+        events, ended = await run_in_threadpool(_read_events, store, job_id, after)
+        for event in events:
+            after = event["id"]
+            yield f"id: {event['id']}\nevent: {event['kind']}\ndata: {json.dumps(event)}\n\n"
+            if event["kind"] in EventKind.FINAL:
+                return
+        if (ended and not events) or await request.is_disconnected():  # resumed after the final event
+            return
+        await asyncio.sleep(poll)

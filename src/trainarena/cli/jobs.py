@@ -1,0 +1,89 @@
+"""`trainarena jobs list | show | cancel`: customers' training jobs, as an operator sees them (every
+customer's; docs/api.md, "Jobs")."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from trainarena.cli.output import Col, OneLineTable, fail, print_block, print_fields
+from trainarena.jobs import JobsError, cancel_job, events_after, get_job, list_jobs
+from trainarena.settings import Settings
+from trainarena.store import open_store
+from trainarena.store.models import Job
+
+app = typer.Typer(help="List, show and cancel customers' training jobs.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+JobId = Annotated[str, typer.Argument(help="The job's id (job-...).")]
+# The failure reason and the budget are in `jobs show`: an 80-column row has room for the id whole.
+JOB_COLUMNS = (Col("id"), Col("status"), Col("type"), Col("base model", shrink_to=5), Col("score", justify="right"),
+               Col("created"))  # fmt: skip
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _record(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id, "status": job.status, "task_type": job.task_type, "base_model": job.base_model,
+        "file_id": job.file_id, "owner_key_id": job.owner_key_id, "budget_tier": job.budget_tier,
+        "validation_share": job.validation_share, "seed": job.seed, "competitor_id": job.competitor_id,
+        "run_id": job.run_id, "model_id": job.model_id, "score": job.score, "failure_reason": job.failure_reason,
+        "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+    }  # fmt: skip
+
+
+@app.command("list")
+def list_command(
+    status: Annotated[str | None, typer.Option("--status", help="Only jobs in this status (queued, running, ...).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest jobs shown.")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """The newest jobs of every customer: status, task type, base model, tier, score."""
+    with open_store(Settings()) as store, store.session() as session:
+        rows = [_record(job) for job in list_jobs(session, None, limit=limit).data if status in (None, job.status)]
+    if as_json:
+        typer.echo(json.dumps({"ok": True, "jobs": rows}))
+        return
+    table = OneLineTable(JOB_COLUMNS, title="Training jobs")
+    for row in rows:
+        score = "" if row["score"] is None else f"{row['score']:.4g}"
+        table.add_row([row["id"], row["status"], row["task_type"], row["base_model"], score,
+                       (row["created_at"] or "")[5:16].replace("T", " ")])  # fmt: skip
+    Console(highlight=False).print(table if rows else "no jobs yet (customers create them with POST /v1/jobs)")
+
+
+@app.command("show")
+def show_command(job_id: JobId, as_json: JsonFlag = False) -> None:
+    """One job: every field, then its events."""
+    try:
+        with open_store(Settings()) as store, store.session() as session:
+            record = _record(get_job(session, job_id, None))
+            events = [{"id": e.id, "at": e.at.isoformat(), "kind": e.kind, "message": e.message}
+                      for e in events_after(session, job_id)]  # fmt: skip
+    except JobsError as error:
+        raise fail(error.message, as_json, id=job_id) from None
+    if as_json:
+        typer.echo(json.dumps({"ok": True, **record, "events": events}))
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    print_fields(console, [(key.replace("_", " "), "" if value is None else str(value)) for key, value in record.items()])
+    print_block(console, "events", "\n".join(f"{e['at'][:19]}  {e['kind']:<9} {e['message']}" for e in events))
+
+
+@app.command("cancel")
+def cancel_command(job_id: JobId, as_json: JsonFlag = False) -> None:
+    """Cancel a job: a queued one at once, a running one is stopped by its worker."""
+    try:
+        with open_store(Settings()) as store, store.transaction() as session:
+            record = _record(cancel_job(session, job_id, None))
+    except JobsError as error:
+        raise fail(error.message, as_json, id=job_id) from None
+    message = "cancelled" if record["status"] == "cancelled" else "cancellation asked; its worker stops the run"
+    typer.echo(json.dumps({"ok": True, **record}) if as_json else f"{job_id}: {message}")

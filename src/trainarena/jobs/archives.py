@@ -1,0 +1,86 @@
+"""Checking an uploaded zip of captioned images before anything unpacks it.
+
+What it protects against: zip bombs (a small upload that unpacks to gigabytes: the sum of the
+members' declared sizes, the bytes actually inflated, and each member's compression ratio are
+bounded by ``ApiRules``), path traversal (a member named ``../x``, ``/etc/x`` or ``C:\\x``), symbolic
+links stored as members, too many members, and a file that only claims to be a zip. Every refusal
+names the member and the limit.
+
+What it does not protect against: an image that is a decompression bomb of its own (Pillow's
+``MAX_IMAGE_PIXELS`` check refuses those when the image is decoded), or captions that are wrong.
+Nothing is extracted to disk: the dataset loader reads members from the archive in memory, which
+this check bounds first.
+"""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from trainarena.settings import ApiRules
+from trainarena.tasks.base import DatasetError
+
+_CHUNK = 1 << 16
+
+
+def check_zip(path: Path, shown_name: str, rules: ApiRules) -> int:
+    """The number of files in the zip at ``path`` after every check passed; DatasetError naming
+    ``shown_name`` (the uploaded file's name) and the member otherwise."""
+    if not zipfile.is_zipfile(path):
+        raise DatasetError(f"{shown_name}: not a zip archive (an image dataset is a .zip of images and captions.jsonl)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            _check_listing(shown_name, members, rules)
+            _check_inflated(shown_name, archive, members, rules)
+    except zipfile.BadZipFile as error:
+        raise DatasetError(f"{shown_name}: a damaged zip archive ({error})") from None
+    return sum(1 for member in members if not member.is_dir())
+
+
+def _check_listing(shown_name: str, members: list[zipfile.ZipInfo], rules: ApiRules) -> None:
+    """Names, kinds, count and declared sizes: refused before a byte is inflated."""
+    if len(members) > rules.upload_max_zip_members:
+        raise DatasetError(f"{shown_name}: {len(members):,} members, more than the {rules.upload_max_zip_members:,} allowed "
+                           "(ApiRules.upload_max_zip_members)")  # fmt: skip
+    declared = 0
+    for member in members:
+        _check_name(shown_name, member.filename)
+        if stat.S_ISLNK(member.external_attr >> 16):
+            raise DatasetError(f"{shown_name}: member {member.filename!r} is a symbolic link; store the file itself")
+        declared += member.file_size
+        if declared > rules.upload_max_unpacked_bytes:
+            raise DatasetError(f"{shown_name}: unpacks to more than {rules.upload_max_unpacked_bytes:,} bytes "
+                               "(ApiRules.upload_max_unpacked_bytes): refused as a zip bomb")  # fmt: skip
+        ratio = member.file_size / max(member.compress_size, 1)
+        if ratio > rules.upload_max_compression_ratio:
+            raise DatasetError(f"{shown_name}: member {member.filename!r} is compressed {ratio:,.0f} to 1, more than "
+                               f"{rules.upload_max_compression_ratio:g} to 1 (ApiRules.upload_max_compression_ratio): "
+                               "refused as a zip bomb")  # fmt: skip
+
+
+def _check_name(shown_name: str, name: str) -> None:
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
+        raise DatasetError(f"{shown_name}: member {name!r} points outside the archive (an absolute path or '..'); "
+                           "use paths relative to the zip's root")  # fmt: skip
+
+
+def _check_inflated(shown_name: str, archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], rules: ApiRules) -> None:
+    """The bytes each member really inflates to, counted as they come: declared sizes can lie."""
+    inflated = 0
+    for member in members:
+        if member.is_dir():
+            continue
+        member_bytes = 0
+        try:
+            with archive.open(member) as stream:
+                while chunk := stream.read(_CHUNK):
+                    member_bytes += len(chunk)
+                    inflated += len(chunk)
+                    if inflated > rules.upload_max_unpacked_bytes or member_bytes > member.file_size:
+                        raise DatasetError(f"{shown_name}: member {member.filename!r} inflates past its declared size "
+                                           "or the unpacked limit (ApiRules.upload_max_unpacked_bytes): refused as a zip bomb")  # fmt: skip
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as error:
+            raise DatasetError(f"{shown_name}: member {member.filename!r} cannot be read ({error})") from None

@@ -1,0 +1,92 @@
+"""The uploaded files' rows: kept when checked, listed and read by their owner (an operator reads
+all), deleted (the bytes go, the row stays with ``deleted_at`` so the jobs made from it stay true)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from trainarena.jobs.errors import NotFound
+from trainarena.jobs.uploads import CheckedFile
+from trainarena.settings import Settings
+from trainarena.store.models import UploadedFile, utcnow
+
+
+def new_file_id() -> str:
+    return "file-" + secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing, newest first: ``has_more`` when older rows follow the last one."""
+
+    data: list[Any]
+    has_more: bool
+
+
+def store_upload(session: Session, settings: Settings, *, owner_key_id: int, staging: Path, filename: str,
+                 checked: CheckedFile, sha256: str, size: int) -> UploadedFile:  # fmt: skip
+    """Move the checked staging file into place and record it (the caller's transaction commits; the
+    file is removed again when the row cannot be written)."""
+    file_id = new_file_id()
+    final = settings.uploads_dir / f"{file_id}{Path(filename).suffix.lower()}"
+    staging.rename(final)
+    try:
+        row = UploadedFile(id=file_id, owner_key_id=owner_key_id, filename=Path(filename).name[:255], kind=checked.kind,
+                           format=checked.format, size_bytes=size, sha256=sha256, rows=checked.rows,
+                           columns=list(checked.columns), path=str(final))  # fmt: skip
+        session.add(row)
+        session.flush()
+    except BaseException:
+        final.unlink(missing_ok=True)
+        raise
+    return row
+
+
+def owned_page(session: Session, model: type, owner: int | None, *, after: str | None, limit: int) -> Page:
+    """Rows of ``model`` (files, jobs) of ``owner`` (everyone's when None), newest first, those older
+    than the row ``after`` (an id) when given."""
+    query = select(model).order_by(model.created_at.desc(), model.id.desc())
+    if owner is not None:
+        query = query.where(model.owner_key_id == owner)
+    if after is not None:
+        anchor = session.get(model, after)
+        if anchor is not None:
+            query = query.where((model.created_at < anchor.created_at)
+                                | ((model.created_at == anchor.created_at) & (model.id < anchor.id)))  # fmt: skip
+    rows = list(session.scalars(query.limit(limit + 1)))
+    return Page(rows[:limit], len(rows) > limit)
+
+
+def owned_row(session: Session, model: type, what: str, row_id: str, owner: int | None) -> Any:
+    """The row ``row_id`` of ``model`` if ``owner`` may see it (None: anyone's); NotFound otherwise,
+    the same for a missing row and another owner's."""
+    row = session.get(model, row_id)
+    if row is None or (owner is not None and row.owner_key_id != owner):
+        raise NotFound(what, row_id)
+    return row
+
+
+def list_files(session: Session, owner: int | None, *, after: str | None = None, limit: int = 100) -> Page:
+    """Files of ``owner`` (every owner's when None), deleted ones included (marked)."""
+    return owned_page(session, UploadedFile, owner, after=after, limit=limit)
+
+
+def get_file(session: Session, file_id: str, owner: int | None) -> UploadedFile:
+    return owned_row(session, UploadedFile, "file", file_id, owner)
+
+
+def delete_file(session: Session, file_id: str, owner: int | None) -> UploadedFile:
+    """Remove the file's bytes and mark its row deleted (idempotent)."""
+    row = get_file(session, file_id, owner)
+    if row.deleted_at is None:
+        with contextlib.suppress(FileNotFoundError):
+            Path(row.path).unlink()
+        row.deleted_at = utcnow()
+    return row

@@ -1,0 +1,137 @@
+"""Jobs in the store: created after every field is checked, listed and read by their owner, cancelled,
+and their events (the SSE stream's source). The worker's side (claiming, heartbeats, requeueing) is
+in ``jobs.queue``."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from trainarena.contract import TaskType
+from trainarena.jobs.errors import Conflict, InvalidInput, NotFound
+from trainarena.jobs.files import Page, get_file, owned_page, owned_row
+from trainarena.jobs.split import job_data_rules
+from trainarena.jobs.uploads import check_dataset, kind_of, parse_task_type
+from trainarena.settings import Settings
+from trainarena.store.models import Job, JobEvent, JobStatus, utcnow
+from trainarena.tasks import builtin_assets
+
+
+class EventKind:
+    QUEUED = "queued"
+    STARTED = "started"
+    PROGRESS = "progress"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    FINAL = (FINISHED, FAILED, CANCELLED)
+
+
+def new_job_id() -> str:
+    return "job-" + secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a customer asks for (POST /v1/jobs); checked by :func:`create_job`."""
+
+    task_type: str
+    base_model: str
+    file_id: str
+    field_mapping: dict[str, Any] = field(default_factory=dict)
+    budget_tier: str | None = None  # None: JobRules.default_tier
+    validation_share: float = 0.0
+    seed: int = 0
+
+
+def add_event(session: Session, job_id: str, kind: str, message: str, **data: Any) -> JobEvent:
+    event = JobEvent(job_id=job_id, kind=kind, message=message, data=data, at=utcnow())
+    session.add(event)
+    session.flush()
+    return event
+
+
+def create_job(session: Session, settings: Settings, request: JobRequest, owner_key_id: int) -> Job:
+    """Check every field (InvalidInput naming it) and record the job queued, with its ``queued`` event.
+    The file is prepared as the task would be (``task check``), so a bad mapping fails here, not later."""
+    rules = settings.jobs
+    task_type = parse_task_type(request.task_type)
+    _check_base_model(request.base_model, task_type, rules.base_models)
+    tier = request.budget_tier or rules.default_tier
+    if tier not in rules.budget_tiers:
+        raise InvalidInput(f"budget_tier {tier!r} is not one of {sorted(rules.budget_tiers)}", field="budget_tier")
+    if not 0.0 <= request.validation_share <= rules.validation_share_max:
+        raise InvalidInput(f"validation_share must be between 0 and {rules.validation_share_max:g} (JobRules.validation_share_max), "
+                           f"got {request.validation_share:g}", field="validation_share")  # fmt: skip
+    try:
+        upload = get_file(session, request.file_id, owner_key_id)
+    except NotFound:
+        upload = None
+    if upload is None or upload.deleted_at is not None:
+        raise InvalidInput(f"no file {request.file_id} (upload one with POST /v1/files)", field="file_id")
+    if upload.kind != kind_of(task_type):
+        raise InvalidInput(f"file {upload.id} is a {upload.kind} dataset; a {task_type.value} job needs a "
+                           f"{kind_of(task_type)} one", field="file_id")  # fmt: skip
+    split_rules = job_data_rules(settings.data, request.validation_share, request.seed)
+    check_dataset(settings.model_copy(update={"data": split_rules}), task_type, Path(upload.path), upload.filename,
+                  request.field_mapping, base_model=request.base_model)  # fmt: skip
+    job = Job(id=new_job_id(), owner_key_id=owner_key_id, file_id=upload.id, task_type=task_type.value,
+              base_model=request.base_model, field_mapping=dict(request.field_mapping), budget_tier=tier,
+              budget_seconds=rules.budget_tiers[tier], validation_share=request.validation_share, seed=request.seed,
+              status=JobStatus.QUEUED, created_at=utcnow())  # fmt: skip
+    session.add(job)
+    session.flush()
+    add_event(session, job.id, EventKind.QUEUED, f"queued: {task_type.value} on {request.base_model}, budget {tier}")
+    return job
+
+
+def _check_base_model(value: str, task_type: TaskType, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InvalidInput(f"base_model {value!r} is not on the operator's list: {list(allowed)}", field="base_model")
+    if builtin_assets.is_builtin(value):
+        kind = builtin_assets.IMAGE if task_type == TaskType.IMAGE else builtin_assets.TEXT
+        try:
+            builtin_assets.find_builtin(value, role=builtin_assets.MODEL, kind=kind)
+        except builtin_assets.BuiltinAssetError as error:
+            raise InvalidInput(f"base_model: {error}", field="base_model") from None
+
+
+def list_jobs(session: Session, owner: int | None, *, after: str | None = None, limit: int = 100) -> Page:
+    """Jobs of ``owner`` (every owner's when None), newest first."""
+    return owned_page(session, Job, owner, after=after, limit=limit)
+
+
+def get_job(session: Session, job_id: str, owner: int | None) -> Job:
+    return owned_row(session, Job, "job", job_id, owner)
+
+
+def cancel_job(session: Session, job_id: str, owner: int | None) -> Job:
+    """A queued job ends cancelled now; a running one is flagged, and its worker stops the run and
+    ends it cancelled (within ``JobRules.poll_seconds``). Conflict when it has finished."""
+    job = get_job(session, job_id, owner)
+    now = utcnow()
+    # Conditional on the status: a worker claiming the job at this moment either sees it cancelled or
+    # has already made it running, never both.
+    cancelled = session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+                                .values(status=JobStatus.CANCELLED, finished_at=now, cancel_requested=True))  # fmt: skip
+    if cancelled.rowcount == 1:
+        add_event(session, job_id, EventKind.CANCELLED, "cancelled before it started")
+    else:
+        session.refresh(job)
+        if job.status in JobStatus.FINISHED:
+            raise Conflict(f"job {job_id} has ended ({job.status}); only queued or running jobs can be cancelled",
+                           job_status=job.status)  # fmt: skip
+        job.cancel_requested = True
+    session.flush()
+    session.refresh(job)
+    return job
+
+
+def events_after(session: Session, job_id: str, after_id: int = 0) -> list[JobEvent]:
+    """The job's events with an id above ``after_id``, oldest first."""
+    return list(session.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after_id).order_by(JobEvent.id)))

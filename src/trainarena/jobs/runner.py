@@ -1,0 +1,243 @@
+"""One attempt of one job, as small steps: start (choose the script, record the run and its attempt,
+the ``started`` event) -> execute (prepare the file with the job's split, run the script in the
+sandbox through the pipeline's executor, progress events from its logs) -> finish (store the run's
+report; register the model and end ``succeeded``, or end ``failed`` / ``cancelled``, or queue the job
+again when the worker is stopping).
+
+The script is the reigning champion's of the task type's tournament kind when its manifest supports
+the task type; otherwise (no champion yet, or one that does not train this type) the house script
+(``workbench.house_script_dir``). The job records which: ``competitor_id``, or None for the house
+script, and its ``started`` event names it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from trainarena.contract import RunStatus, TaskType
+from trainarena.execution.supervise import stop_when
+from trainarena.jobs.progress import ProgressReporter
+from trainarena.jobs.queue import requeue, still_mine
+from trainarena.jobs.records import EventKind, add_event
+from trainarena.jobs.split import JobPreparer
+from trainarena.orchestrator import store_report
+from trainarena.pipeline import unsupported_reason
+from trainarena.registry import ModelSource, register_model
+from trainarena.runs import CompetitorInfo, RunReport, definition_json, task_key
+from trainarena.settings import Settings
+from trainarena.store import Store
+from trainarena.store.adhoc import start_adhoc_run
+from trainarena.store.models import AttemptStatus, Competitor, Job, JobStatus, Run, RunAttempt, RunOrigin, UploadedFile, utcnow
+from trainarena.store.tournaments import current_champion
+from trainarena.submissions import RegistrationError, checkout_path, register
+from trainarena.tasks import builtin_assets
+from trainarena.tasks.base import DatasetError, TaskDefinition
+from trainarena.workbench import house_script_dir, worktree_script
+
+HOUSE_SCRIPT = "house script"
+
+
+class JobExecutor(Protocol):
+    """What a job needs of ``pipeline.SandboxedExecutor`` (tests pass a fake)."""
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport: ...
+
+
+class StopRequest:
+    """How a running attempt is asked to stop: cancelled by its customer, or its worker stopping (the
+    job is then queued again)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.event.set()
+
+    def shutdown(self) -> None:
+        self.event.set()
+
+
+@dataclass(frozen=True)
+class JobScript:
+    info: CompetitorInfo
+    competitor_id: int | None  # None: the house script
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A started attempt: what runs, on what, and where its record is."""
+
+    job_id: str
+    task: TaskDefinition
+    script: JobScript
+    run_id: int
+    number: int
+    run_dir: Path
+    validation_share: float
+
+
+def choose_script(session: Session, settings: Settings, task_type: TaskType) -> JobScript:
+    """The champion's script when it trains ``task_type``, else the house script (module docstring)."""
+    kind = "image" if task_type == TaskType.IMAGE else "text"
+    champion = current_champion(session, kind)
+    if champion is not None:
+        info = CompetitorInfo(champion.name, champion.repo_url, champion.commit, champion.tree_hash, champion.entrypoint)
+        try:
+            checkout = checkout_path(settings, champion.commit)
+            if not checkout.is_dir():
+                register(settings, name=champion.name, repo=champion.repo_url, commit=champion.commit)
+            probe = TaskDefinition("probe", task_type, "", {}, 1.0)
+            if unsupported_reason(checkout, probe) is None:
+                return JobScript(info, champion.id)
+        except RegistrationError:
+            pass  # the champion's repository is gone: the house script trains the job
+    house = worktree_script(settings, house_script_dir(settings, task_type), name=HOUSE_SCRIPT)
+    return JobScript(house.info, None)
+
+
+def resolve_model(settings: Settings, base_model: str, task_type: TaskType) -> str:
+    """A ``trainarena:NAME`` built-in as its built path (built if missing); anything else as given."""
+    if not builtin_assets.is_builtin(base_model):
+        return base_model
+    kind = builtin_assets.IMAGE if task_type == TaskType.IMAGE else builtin_assets.TEXT
+    asset = builtin_assets.find_builtin(base_model, role=builtin_assets.MODEL, kind=kind)
+    return str(builtin_assets.builtin_path(asset, settings.assets_dir))
+
+
+class JobRunner:
+    def __init__(self, settings: Settings, store: Store, executor: JobExecutor) -> None:
+        self._settings = settings
+        self._store = store
+        self._executor = executor
+
+    def run(self, job_id: str, worker_id: str, stop: StopRequest) -> None:
+        """Run this worker's claimed job ``job_id`` to an end (or back to the queue). A job that cannot
+        be started or recorded fails with the reason rather than being tried again and again."""
+        try:
+            attempt = self._start(job_id)
+        except Exception as error:  # noqa: BLE001 - a missing file, a broken house script, an asset that will not build
+            self._fail(job_id, worker_id, f"could not start: {error}")
+            return
+        report = self._execute(attempt, stop)
+        try:
+            self._finish(attempt, worker_id, report, stop)
+        except Exception as error:  # noqa: BLE001 - e.g. the registry's disk is full
+            self._fail(job_id, worker_id, f"could not record its end: {type(error).__name__}: {error}")
+
+    def _fail(self, job_id: str, worker_id: str, reason: str) -> None:
+        with self._store.transaction() as session:
+            if still_mine(session, worker_id, job_id):
+                self._end(session, job_id, JobStatus.FAILED, EventKind.FAILED, f"failed: {reason}")
+
+    def _start(self, job_id: str) -> Attempt:
+        with self._store.transaction() as session:
+            job = session.get_one(Job, job_id)
+            upload = session.get_one(UploadedFile, job.file_id)
+            if upload.deleted_at is not None:
+                raise DatasetError(f"its file {upload.id} was deleted before the job started")
+            task_type = TaskType(job.task_type)
+            task = TaskDefinition(name=job.id, task_type=task_type, base_model=resolve_model(self._settings, job.base_model, task_type),
+                                  dataset={**job.field_mapping, "source": upload.path}, budget_seconds=job.budget_seconds,
+                                  seed=job.seed)  # fmt: skip
+            script = choose_script(session, self._settings, task_type)
+            job.competitor_id = script.competitor_id
+            run_id, number = self._record_attempt(session, job, task, script)
+            add_event(session, job.id, EventKind.STARTED, f"started: {script.info.name} trains {job.task_type} on "
+                      f"{job.base_model} (attempt {number})", script=script.info.name, competitor_id=script.competitor_id,
+                      attempt=number)  # fmt: skip
+            run_dir = self._settings.work_dir / "jobs" / job.id / f"attempt-{number}"
+            return Attempt(job.id, task, script, run_id, number, run_dir, job.validation_share)
+
+    def _record_attempt(self, session: Session, job: Job, task: TaskDefinition, script: JobScript) -> tuple[int, int]:
+        """The job's run (created on its first attempt, origin ``job``) with a new running attempt."""
+        if job.run_id is None:
+            competitor = None if script.competitor_id is None else session.get_one(Competitor, script.competitor_id)
+            run = start_adhoc_run(session, origin=RunOrigin.JOB, definition=definition_json(task), digest=task_key(task),
+                                  competitor=competitor)  # fmt: skip
+            job.run_id = run.id
+            return run.id, 1
+        run = session.get_one(Run, job.run_id)
+        number = run.attempts + 1
+        run.status = RunStatus.RUNNING.value
+        run.attempt_records.append(RunAttempt(number=number, status=AttemptStatus.RUNNING, started_at=utcnow()))
+        session.flush()
+        return run.id, number
+
+    def _execute(self, attempt: Attempt, stop: StopRequest) -> RunReport:
+        started = time.time()
+        if stop.event.is_set():
+            return RunReport(RunStatus.FAILED, started, time.time(), failure_reason="stopped before it started")
+        log_dir = attempt.run_dir / "logs"
+        reporter = ProgressReporter(log_dir, self._settings.jobs, lambda lines: self._progress(attempt.job_id, lines))
+        reporter.start()
+        try:
+            JobPreparer(self._settings, attempt.validation_share, attempt.task.seed).prepare(attempt.task)
+            with stop_when(stop.event):
+                return self._executor.run_task(attempt.script.info, attempt.task, attempt.run_dir,
+                                               f"{attempt.job_id}-try{attempt.number}")  # fmt: skip
+        except DatasetError as error:
+            return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"task: {error}")
+        except Exception as error:  # noqa: BLE001 - the platform broke: the job fails with the reason, the worker goes on
+            return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"{type(error).__name__}: {error}")
+        finally:
+            reporter.stop()
+
+    def _progress(self, job_id: str, lines: list[str]) -> None:
+        with self._store.transaction() as session:
+            add_event(session, job_id, EventKind.PROGRESS, lines[-1], lines=lines)
+
+    def _finish(self, attempt: Attempt, worker_id: str, report: RunReport, stop: StopRequest) -> None:
+        with self._store.transaction() as session:
+            if not still_mine(session, worker_id, attempt.job_id):
+                return  # queued again meanwhile (this worker missed its heartbeats): another attempt counts
+            if stop.event.is_set() and not stop.cancelled:
+                requeue(session, attempt.job_id, worker_id, "the service stopped while it ran", self._settings.jobs.max_attempts)
+                return
+            store_report(session, attempt.run_id, attempt.number, report)
+            if stop.cancelled:
+                self._end(session, attempt.job_id, JobStatus.CANCELLED, EventKind.CANCELLED, "cancelled while it ran; the run was stopped")
+            elif trained(report, attempt.validation_share):
+                self._succeed(session, attempt, report)
+            else:
+                self._end(session, attempt.job_id, JobStatus.FAILED, EventKind.FAILED, f"failed: {report.failure_reason}",
+                          run_status=report.status.value)  # fmt: skip
+
+    def _succeed(self, session: Session, attempt: Attempt, report: RunReport) -> None:
+        job = session.get_one(Job, attempt.job_id)
+        upload = session.get_one(UploadedFile, job.file_id)
+        evaluation = report.evaluation
+        score = evaluation.score if attempt.validation_share > 0 and evaluation is not None else None
+        assert report.artifact_path is not None  # a trained report has its checked artifact
+        model = register_model(self._settings, session, artifact_dir=report.artifact_path, source=ModelSource.JOB,
+                               task_type=job.task_type, base_model=job.base_model, dataset_digest=upload.sha256, score=score,
+                               owner_key_id=job.owner_key_id, job_id=job.id, run_id=attempt.run_id,
+                               competitor_id=attempt.script.competitor_id)  # fmt: skip
+        job.model_id, job.score = model.id, score
+        scored = "" if score is None else f"; score {score:.4g} on the validation share"
+        self._end(session, job.id, JobStatus.SUCCEEDED, EventKind.FINISHED, f"finished: model {model.id}{scored}",
+                  model_id=model.id, score=score)  # fmt: skip
+
+    def _end(self, session: Session, job_id: str, status: str, kind: str, message: str, **data: object) -> None:
+        job = session.get_one(Job, job_id)
+        job.status, job.finished_at, job.worker_id = status, utcnow(), None
+        if status == JobStatus.FAILED:
+            job.failure_reason = message.removeprefix("failed: ")
+        add_event(session, job_id, kind, message, **data)
+
+
+def trained(report: RunReport, validation_share: float) -> bool:
+    """Whether the run left a model for the customer. With a validation share that is a succeeded run.
+    With none, the pipeline's evaluation scored rows the script trained on (``jobs.split``): it is not
+    the job's result, so a checked artifact whose evaluation failed is still the customer's model."""
+    if report.status == RunStatus.SUCCEEDED:
+        return True
+    evaluation_only = report.status == RunStatus.INVALID and (report.failure_reason or "").startswith("evaluation:")
+    return validation_share == 0 and evaluation_only and report.artifact_digest is not None

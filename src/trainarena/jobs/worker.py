@@ -1,0 +1,136 @@
+"""The job worker: a service (``api.app.Service``: ``start()`` / ``stop()``) that runs queued jobs.
+
+One loop thread, every ``JobRules.poll_seconds``: queue again the jobs of workers that stopped beating
+(``stale_seconds``), beat for its own running jobs and pass on their cancellations, and claim queued
+jobs while fewer than ``concurrency`` run, each in its own thread (``jobs.runner``). Jobs outlive the
+process: stopping the worker stops its runs and queues their jobs again, and a worker that is killed
+outright stops beating, so another (or the next start) queues its jobs again after ``stale_seconds``.
+Each try is a new attempt of the job's run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from contextlib import ExitStack
+
+from trainarena.jobs.gate import JOB, DeviceGate, GatedBackend
+from trainarena.jobs.queue import beat, cancellations, claim_next, requeue_stale
+from trainarena.jobs.runner import JobExecutor, JobRunner, StopRequest
+from trainarena.settings import Settings
+from trainarena.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+
+def sandboxed_executor(settings: Settings, gate: DeviceGate) -> JobExecutor:
+    """The pipeline's executor over the configured backend, behind ``gate`` on the job side."""
+    from trainarena.execution.factory import make_backend
+    from trainarena.pipeline import SandboxedExecutor
+
+    return SandboxedExecutor(settings, GatedBackend(make_backend(settings), gate, JOB))
+
+
+class JobWorker:
+    """Runs queued jobs beside the API (module docstring). ``store`` None: opened at start from the
+    settings; ``executor`` None: the sandboxed executor behind ``gate`` (a fresh one when None)."""
+
+    def __init__(self, settings: Settings, store: Store | None = None, executor: JobExecutor | None = None,
+                 gate: DeviceGate | None = None, worker_id: str | None = None) -> None:  # fmt: skip
+        self._settings = settings
+        self._store = store
+        self._executor = executor
+        self.gate = gate or DeviceGate(settings.jobs.share_with_tournaments)
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._running: dict[str, tuple[threading.Thread, StopRequest]] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._loop: threading.Thread | None = None
+        self._resources = ExitStack()
+        self._last_beat = 0.0
+
+    def start(self) -> None:
+        if self._store is None:
+            self._store = self._resources.enter_context(open_store(self._settings))
+        if self._executor is None:
+            self._executor = sandboxed_executor(self._settings, self.gate)
+        self._runner = JobRunner(self._settings, self._store, self._executor)
+        self._stopping.clear()
+        self._loop = threading.Thread(target=self._serve, daemon=True, name=f"job-worker-{self.worker_id}")
+        self._loop.start()
+
+    def stop(self) -> None:
+        """Stop claiming, stop the running jobs' runs (their jobs are queued again), wait for them."""
+        self._stopping.set()
+        with self._lock:
+            running = list(self._running.values())
+        for _thread, stop in running:
+            stop.shutdown()
+        for thread, _stop in running:
+            thread.join()
+        if self._loop is not None:
+            self._loop.join()
+        self._resources.close()
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return list(self._running)
+
+    def _serve(self) -> None:
+        rules = self._settings.jobs
+        while not self._stopping.is_set():
+            try:
+                self._tick()
+            except Exception:  # a database hiccup must not end the worker; the next tick tries again
+                log.exception("job worker %s: tick failed", self.worker_id)
+            self._stopping.wait(rules.poll_seconds)
+
+    def _tick(self) -> None:
+        """One round: requeue the dead workers' jobs, beat and pass on cancellations, claim."""
+        assert self._store is not None
+        with self._store.transaction() as session:
+            requeue_stale(session, self._settings.jobs)
+        self._beat()
+        while len(self.running()) < self._settings.jobs.concurrency and not self._stopping.is_set():
+            with self._store.transaction() as session:
+                job_id = claim_next(session, self.worker_id)
+            if job_id is None:
+                return
+            self._launch(job_id)
+
+    def _beat(self) -> None:
+        """Pass on cancellations (every tick) and mark the running jobs alive (when due)."""
+        assert self._store is not None
+        ids = self.running()
+        now = time.monotonic()
+        due = now - self._last_beat >= self._settings.jobs.heartbeat_seconds
+        with self._store.transaction() as session:
+            if due:
+                beat(session, self.worker_id, ids)
+            cancelled = cancellations(session, ids)
+        if due:
+            self._last_beat = now
+        with self._lock:
+            for job_id in cancelled:
+                if job_id in self._running:
+                    self._running[job_id][1].cancel()
+
+    def _launch(self, job_id: str) -> None:
+        stop = StopRequest()
+        thread = threading.Thread(target=self._run, args=(job_id, stop), daemon=True, name=f"job-{job_id}")
+        with self._lock:
+            self._running[job_id] = (thread, stop)
+        thread.start()
+
+    def _run(self, job_id: str, stop: StopRequest) -> None:
+        try:
+            self._runner.run(job_id, self.worker_id, stop)
+        except Exception:
+            log.exception("job %s: the worker could not record its end", job_id)
+        finally:
+            with self._lock:
+                self._running.pop(job_id, None)
+

@@ -1,0 +1,51 @@
+"""`trainarena jobs list | show | cancel`: every customer's jobs as an operator sees them, as text
+and as JSON; cancelling a queued job; an unknown job named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from trainarena.cli import app
+from trainarena.jobs import JobRequest, create_job
+from trainarena.jobs.files import store_upload
+from trainarena.jobs.uploads import UploadSink, check_file
+from trainarena.settings import JobRules, Settings
+from trainarena.store import open_store
+from trainarena.store.api_keys import create_key
+from trainarena.store.models import ApiRole
+
+
+def _queued_job(data_dir: Path) -> str:
+    model = data_dir.parent / "model"
+    model.mkdir()
+    settings = Settings(data_dir=data_dir, jobs=JobRules(base_models=(str(model),)))
+    sink = UploadSink(settings.uploads_dir, settings.api.upload_max_bytes, "qa.jsonl")
+    sink.write("".join(json.dumps({"q": f"what is {i}", "a": str(i)}) + "\n" for i in range(30)).encode())
+    sha = sink.finish()
+    with open_store(settings) as store, store.transaction() as session:
+        owner = create_key(session, "acme", ApiRole.CUSTOMER).row.id
+        upload = store_upload(session, settings, owner_key_id=owner, staging=sink.path, filename="qa.jsonl",
+                              checked=check_file(sink.path, "qa.jsonl", "text", "jsonl", settings), sha256=sha, size=sink.size)  # fmt: skip
+        request = JobRequest("instruct", str(model), upload.id, {"field_instruction": "q", "field_output": "a"})
+        return create_job(session, settings, request, owner).id
+
+
+def test_list_show_and_cancel(runner: CliRunner, tmp_path: Path) -> None:
+    job_id = _queued_job(tmp_path / "data")
+    listed = runner.invoke(app, ["jobs", "list"], env={"COLUMNS": "80"})
+    assert listed.exit_code == 0 and job_id in listed.output and "queued" in listed.output
+    shown = json.loads(runner.invoke(app, ["jobs", "show", job_id, "--json"]).output)
+    assert (shown["status"], shown["task_type"], [e["kind"] for e in shown["events"]]) == ("queued", "instruct", ["queued"])
+    cancelled = runner.invoke(app, ["jobs", "cancel", job_id])
+    assert cancelled.exit_code == 0 and f"{job_id}: cancelled" in cancelled.output
+    again = runner.invoke(app, ["jobs", "cancel", job_id, "--json"])
+    assert again.exit_code == 1 and "has ended (cancelled)" in json.loads(again.output)["error"]
+    assert json.loads(runner.invoke(app, ["jobs", "list", "--status", "queued", "--json"]).output)["jobs"] == []
+
+
+def test_an_unknown_job_is_named(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["jobs", "show", "job-missing"])
+    assert result.exit_code == 1 and "no job job-missing" in result.output

@@ -1,0 +1,94 @@
+"""What the jobs tests share: fast settings, a customer's uploaded file and job in a store, and fake
+executors (a job's life cycle without training)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from trainarena.contract import Direction, RunStatus
+from trainarena.jobs import JobRequest, create_job
+from trainarena.jobs.files import store_upload
+from trainarena.jobs.uploads import UploadSink, check_file
+from trainarena.runs import CompetitorInfo, RunReport
+from trainarena.settings import JobRules, Settings
+from trainarena.store import Store
+from trainarena.store.api_keys import create_key
+from trainarena.store.models import ApiRole
+from trainarena.tasks.base import Evaluation, TaskDefinition
+
+INSTRUCT_MAPPING = {"field_instruction": "q", "field_output": "a"}
+
+
+def fast_settings(data_dir: Path, database_url: str | None = None, **jobs: object) -> Settings:
+    """Settings whose worker polls, beats and reports progress within a fraction of a second; a local
+    model folder is the one allowed base model (never loaded by a fake executor)."""
+    model = data_dir.parent / "model"
+    model.mkdir(parents=True, exist_ok=True)
+    (model / "config.json").write_text("{}")
+    rules = {"base_models": (str(model),), "poll_seconds": 0.05, "heartbeat_seconds": 0.1, "stale_seconds": 30.0,
+             "progress_seconds": 0.05, **jobs}  # fmt: skip
+    return Settings(data_dir=data_dir, database_url=database_url, jobs=JobRules(**rules))
+
+
+def qa_rows(n: int = 30) -> list[dict]:
+    return [{"q": f"What is {i} plus {i}?", "a": str(2 * i)} for i in range(n)]
+
+
+def customer(store: Store, name: str = "acme") -> int:
+    with store.transaction() as session:
+        return create_key(session, name, ApiRole.CUSTOMER).row.id
+
+
+def uploaded(settings: Settings, store: Store, owner: int, rows: list[dict] | None = None) -> str:
+    """A checked JSONL file of ``owner`` in the store; its id."""
+    sink = UploadSink(settings.uploads_dir, settings.api.upload_max_bytes, "qa.jsonl")
+    sink.write("".join(json.dumps(row) + "\n" for row in rows or qa_rows()).encode())
+    sha = sink.finish()
+    checked = check_file(sink.path, "qa.jsonl", "text", "jsonl", settings)
+    with store.transaction() as session:
+        return store_upload(session, settings, owner_key_id=owner, staging=sink.path, filename="qa.jsonl", checked=checked,
+                            sha256=sha, size=sink.size).id  # fmt: skip
+
+
+def queued_job(settings: Settings, store: Store, owner: int, file_id: str, **fields: object) -> str:
+    request = JobRequest(**{"task_type": "instruct", "base_model": settings.jobs.base_models[0], "file_id": file_id,
+                            "field_mapping": INSTRUCT_MAPPING, **fields})  # fmt: skip
+    with store.transaction() as session:
+        return create_job(session, settings, request, owner).id
+
+
+class FakeExecutor:
+    """Trains nothing: writes two log lines and an artifact, waits for ``release`` when given (a job
+    that stays running), and reports success with a score of 1.25. Records every call."""
+
+    def __init__(self, release: threading.Event | None = None, status: RunStatus = RunStatus.SUCCEEDED) -> None:
+        self.release = release
+        self.status = status
+        self.calls: list[tuple[CompetitorInfo, TaskDefinition, Path]] = []
+        self.started = threading.Event()
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        self.calls.append((competitor, task, run_dir))
+        logs, output = run_dir / "logs", run_dir / "output"
+        logs.mkdir(parents=True)
+        output.mkdir()
+        (logs / "stdout.log").write_text("step 1 loss 2.00\nstep 2 loss 1.50\n")
+        (output / "adapter_model.safetensors").write_bytes(b"weights of " + run_name.encode())
+        self.started.set()
+        if self.release is not None:
+            self.release.wait(30)
+        if self.status != RunStatus.SUCCEEDED:
+            return RunReport(self.status, time.time(), time.time(), log_path=logs, failure_reason="exited with code 1")
+        return RunReport(RunStatus.SUCCEEDED, time.time(), time.time(), log_path=logs, artifact_path=output,
+                         artifact_digest="ab" * 32, evaluation=Evaluation(1.25, Direction.LOWER))  # fmt: skip
+
+
+def wait_for(condition, timeout: float = 20.0, what: str = "the condition") -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)

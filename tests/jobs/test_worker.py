@@ -1,0 +1,275 @@
+"""The job worker with a fake executor (no training): a job's life cycle and events, the script it
+runs (the champion's, else the house script), cancellation, two workers on one store (SQLite and
+PostgreSQL) running each job once, and jobs surviving a worker that stops or is killed."""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from job_support import FakeExecutor, customer, fast_settings, queued_job, uploaded, wait_for
+from sqlalchemy import select
+
+from trainarena.contract import RunStatus
+from trainarena.jobs import JobWorker, cancel_job
+from trainarena.settings import Settings
+from trainarena.store import Store, add_competitor, open_store
+from trainarena.store.models import AttemptStatus, ChampionHistory, Job, JobEvent, JobStatus, RegisteredModel, Run, RunOrigin
+from trainarena.submissions import checkout_path
+
+WORKER = Path(__file__).with_name("worker_process.py")
+_store_fixtures = importlib.util.spec_from_file_location("store_fixtures", Path(__file__).parents[1] / "store" / "conftest.py")
+assert _store_fixtures is not None and _store_fixtures.loader is not None
+_store_module = importlib.util.module_from_spec(_store_fixtures)
+_store_fixtures.loader.exec_module(_store_module)
+postgres_url = _store_module.postgres_url  # the throwaway PostgreSQL database of the store tests
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return fast_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    with open_store(settings) as opened:
+        yield opened
+
+
+def job_row(store: Store, job_id: str) -> Job:
+    with store.session() as session:
+        return session.get_one(Job, job_id)
+
+
+def kinds(store: Store, job_id: str) -> list[str]:
+    with store.session() as session:
+        return [e.kind for e in session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))]
+
+
+def finished(store: Store, job_id: str) -> bool:
+    return job_row(store, job_id).status in JobStatus.FINISHED
+
+
+@pytest.fixture
+def worker_of(settings: Settings, store: Store) -> Iterator:
+    started: list[JobWorker] = []
+
+    def make(executor: FakeExecutor, **kwargs: object) -> JobWorker:
+        worker = JobWorker(settings, store=store, executor=executor, **kwargs)
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield make
+    for worker in started:
+        worker.stop()
+
+
+def test_a_job_trains_registers_its_model_and_reports_its_score(settings: Settings, store: Store, worker_of) -> None:  # noqa: ANN001
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner), validation_share=0.2, seed=7)
+    executor = FakeExecutor()
+    worker_of(executor)
+    wait_for(lambda: finished(store, job_id), what="the job to finish")
+    job = job_row(store, job_id)
+    assert (job.status, job.score, job.competitor_id) == (JobStatus.SUCCEEDED, 1.25, None)
+    assert kinds(store, job_id)[:2] == ["queued", "started"] and kinds(store, job_id)[-1] == "finished"
+    with store.session() as session:
+        model = session.get_one(RegisteredModel, job.model_id)
+        assert (model.owner_key_id, model.job_id, model.score, model.source) == (owner, job_id, 1.25, "job")
+        assert (Path(model.path) / "adapter_model.safetensors").read_bytes().startswith(b"weights of")
+        run = session.get_one(Run, job.run_id)
+        assert (run.origin, run.status, run.attempts) == (RunOrigin.JOB, RunStatus.SUCCEEDED.value, 1)
+        progress = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.kind == "progress")).all()
+    assert progress and "step 2 loss 1.50" in [line for event in progress for line in event.data["lines"]]
+    competitor, task, _run_dir = executor.calls[0]
+    assert competitor.name == "house script" and competitor.submission_dir is not None
+    assert (task.name, task.seed, task.budget_seconds) == (job_id, 7, settings.jobs.budget_tiers["small"])
+
+
+def test_without_a_validation_share_no_score_is_reported(settings: Settings, store: Store, worker_of) -> None:  # noqa: ANN001
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    worker_of(FakeExecutor())
+    wait_for(lambda: finished(store, job_id))
+    job = job_row(store, job_id)
+    assert job.status == JobStatus.SUCCEEDED and job.score is None and job.model_id is not None
+
+
+def _champion(settings: Settings, store: Store, task_types: str) -> int:
+    commit = "c" * 40
+    checkout = checkout_path(settings, commit)
+    checkout.mkdir(parents=True)
+    (checkout / "trainarena.toml").write_text(f'[trainarena]\ncontract = 1\nentrypoint = "train.py"\ntask_types = {task_types}\n')
+    (checkout / "train.py").write_text("print('champion')\n")
+    with store.transaction() as session:
+        champion = add_competitor(session, name="reigning", repo_url="https://example.org/r.git", commit=commit,
+                                  tree_hash="t" * 40, source_digest="s" * 64, entrypoint="train.py", kind="text")  # fmt: skip
+        session.add(ChampionHistory(kind="text", competitor=champion, crowned_at=datetime.now(UTC)))
+        session.flush()
+        return champion.id
+
+
+def test_the_reigning_champion_trains_the_job(settings: Settings, store: Store, worker_of) -> None:  # noqa: ANN001
+    champion = _champion(settings, store, '["instruct", "dpo"]')
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    executor = FakeExecutor()
+    worker_of(executor)
+    wait_for(lambda: finished(store, job_id))
+    assert executor.calls[0][0].name == "reigning"
+    job = job_row(store, job_id)
+    assert job.competitor_id == champion
+    with store.session() as session:
+        assert session.get_one(RegisteredModel, job.model_id).competitor_id == champion
+        started = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.kind == "started")).one()
+    assert started.data["script"] == "reigning" and "reigning trains instruct" in started.message
+
+
+def test_a_champion_that_does_not_train_the_type_leaves_it_to_the_house_script(settings: Settings, store: Store, worker_of) -> None:  # noqa: ANN001
+    _champion(settings, store, '["dpo"]')
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    executor = FakeExecutor()
+    worker_of(executor)
+    wait_for(lambda: finished(store, job_id))
+    assert executor.calls[0][0].name == "house script" and job_row(store, job_id).competitor_id is None
+
+
+def test_a_failed_run_fails_the_job_with_its_reason(settings: Settings, store: Store, worker_of) -> None:  # noqa: ANN001
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    worker_of(FakeExecutor(status=RunStatus.FAILED))
+    wait_for(lambda: finished(store, job_id))
+    job = job_row(store, job_id)
+    assert job.status == JobStatus.FAILED and "exited with code 1" in job.failure_reason and job.model_id is None
+    assert kinds(store, job_id)[-1] == "failed"
+
+
+def test_a_queued_job_is_cancelled_at_once_and_never_runs(settings: Settings, store: Store, worker_of) -> None:  # noqa: ANN001
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    with store.transaction() as session:
+        assert cancel_job(session, job_id, owner).status == JobStatus.CANCELLED
+    executor = FakeExecutor()
+    worker_of(executor)
+    other = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    wait_for(lambda: finished(store, other))
+    assert [call[1].name for call in executor.calls] == [other]
+    assert kinds(store, job_id) == ["queued", "cancelled"]
+
+
+def test_a_running_job_is_stopped_when_cancelled(settings: Settings, store: Store, worker_of) -> None:  # noqa: ANN001
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    release = threading.Event()
+    executor = FakeExecutor(release=release)
+    worker = worker_of(executor)
+    wait_for(executor.started.is_set)
+    with store.transaction() as session:
+        assert cancel_job(session, job_id, None).cancel_requested
+    # The worker passes the cancellation to the run's stop request (the sandbox then kills the run;
+    # tests/jobs/test_sandboxed_job.py shows that with a real sandbox); this fake ends when released.
+    wait_for(lambda: worker._running[job_id][1].cancelled, what="the worker to pass the cancellation on")
+    release.set()
+    wait_for(lambda: finished(store, job_id))
+    assert job_row(store, job_id).status == JobStatus.CANCELLED and kinds(store, job_id)[-1] == "cancelled"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def test_two_workers_on_one_store_run_each_job_once(tmp_path: Path, shared_url: str) -> None:
+    settings = fast_settings(tmp_path / "data", shared_url, concurrency=2)
+    with open_store(settings) as store_a, open_store(settings) as store_b:
+        owner = customer(store_a)
+        file_id = uploaded(settings, store_a, owner)
+        jobs = [queued_job(settings, store_a, owner, file_id, seed=i) for i in range(8)]
+        executors = (FakeExecutor(), FakeExecutor())
+        workers = [JobWorker(settings, store=s, executor=e, worker_id=f"w{i}") for i, (s, e) in enumerate(zip((store_a, store_b), executors, strict=True))]
+        for worker in workers:
+            worker.start()
+        try:
+            wait_for(lambda: all(finished(store_a, job_id) for job_id in jobs), timeout=60)
+        finally:
+            for worker in workers:
+                worker.stop()
+        ran = sorted(call[1].name for executor in executors for call in executor.calls)
+        assert ran == sorted(jobs)
+        assert {job_row(store_a, job_id).status for job_id in jobs} == {JobStatus.SUCCEEDED}
+
+
+def test_a_stopped_worker_queues_its_job_again_for_the_next_one(settings: Settings, store: Store) -> None:
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    first = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()), worker_id="first")
+    first.start()
+    wait_for(lambda: job_row(store, job_id).status == JobStatus.RUNNING)
+    first.stop()  # the service stops: the run is stopped and the job queued again
+    assert job_row(store, job_id).status == JobStatus.QUEUED
+    second = JobWorker(settings, store=store, executor=FakeExecutor(), worker_id="second")
+    second.start()
+    try:
+        wait_for(lambda: finished(store, job_id))
+    finally:
+        second.stop()
+    _assert_second_attempt_counted(store, job_id, "the service stopped")
+
+
+def _assert_second_attempt_counted(store: Store, job_id: str, reason: str) -> None:
+    job = job_row(store, job_id)
+    assert job.status == JobStatus.SUCCEEDED
+    with store.session() as session:
+        attempts = session.get_one(Run, job.run_id).attempt_records
+        assert [a.status for a in attempts] == [AttemptStatus.INTERRUPTED, RunStatus.SUCCEEDED.value]
+        assert reason in attempts[0].failure_reason
+    assert kinds(store, job_id)[:4] == ["queued", "started", "queued", "started"]
+
+
+def test_a_killed_workers_job_is_queued_again_and_finished_by_another(tmp_path: Path) -> None:
+    settings = fast_settings(tmp_path / "data", stale_seconds=0.5)
+    with open_store(settings) as store:
+        owner = customer(store)
+        job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    doomed = subprocess.Popen([sys.executable, str(WORKER), str(tmp_path / "data")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert doomed.stdout is not None
+        assert doomed.stdout.readline().strip() == f"running {job_id}"
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.communicate()
+    with open_store(settings) as store:
+        assert job_row(store, job_id).worker_id == "doomed"
+        survivor = JobWorker(settings, store=store, executor=FakeExecutor(), worker_id="survivor")
+        survivor.start()
+        try:
+            wait_for(lambda: finished(store, job_id))
+        finally:
+            survivor.stop()
+        _assert_second_attempt_counted(store, job_id, "its worker (doomed) stopped beating")
+
+
+def test_a_job_that_keeps_losing_its_worker_fails_after_its_last_try(tmp_path: Path) -> None:
+    settings = fast_settings(tmp_path / "data", max_attempts=2)
+    with open_store(settings) as store:
+        owner = customer(store)
+        job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+        for name in ("first", "second"):
+            worker = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()), worker_id=name)
+            worker.start()
+            wait_for(lambda: job_row(store, job_id).status == JobStatus.RUNNING)
+            worker.stop()
+        job = job_row(store, job_id)
+        assert job.status == JobStatus.FAILED and "on each of its 2 tries; not tried again" in job.failure_reason
+        assert kinds(store, job_id) == ["queued", "started", "queued", "started", "failed"]
