@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_store import FinishedStore, build_finished_store
 from typer.testing import CliRunner
+
+from scripted_store import FinishedStore, build_finished_store
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
-from cli_store import COMPETITORS, CRASH_REASON, CRASH_TAIL, INVALID_REASON, LONG_NAME, TIMEOUT_REASON, FinishedStore
 from typer.testing import CliRunner, Result
 
+from scripted_store import COMPETITORS, CRASH_REASON, CRASH_TAIL, INVALID_REASON, LONG_NAME, TIMEOUT_REASON, FinishedStore
 from trainarena.cli import app
 from trainarena.reporting.run_detail import short_reason, split_reason
 

@@ -1,0 +1,120 @@
+"""The home page (champions, the tournament running now, the next scheduled ones, recent tournaments)
+and the tournament page (bracket, boss round, scores per task, failures, weights), each with the
+fragment its live-update script polls while a tournament runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
+
+from trainarena.contract import RunStatus
+from trainarena.engine.model import TOURNAMENT_KINDS
+from trainarena.operations.history import Reign, champion_reigns, finished_of
+from trainarena.operations.schedule import enabled, next_due, pool_of
+from trainarena.reporting.bracket import read_bracket
+from trainarena.reporting.leaderboard import RunLine, build_leaderboard
+from trainarena.reporting.run_detail import short_reason
+from trainarena.settings import Settings
+from trainarena.store import StoreError, TournamentStatus, get_draw, list_tournaments, summarize_tournament
+from trainarena.web.charts import boss_margin_svg
+from trainarena.web.templating import not_found_page, render, settings_of, store_of
+
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class NextTournament:
+    kind: str
+    pool: str
+    due_at: datetime
+
+
+def _reigning(session: Session, settings: Settings) -> dict[str, Reign | None]:
+    reigns = champion_reigns(session, settings.rules)
+    return {kind: next((r for r in reversed(reigns) if r.kind == kind), None) for kind in TOURNAMENT_KINDS}
+
+
+def _next_scheduled(settings: Settings, now: datetime) -> list[NextTournament]:
+    rules = settings.schedule
+    upcoming = [NextTournament(kind, pool_of(kind, rules), next_due(kind, rules, now)) for kind in TOURNAMENT_KINDS if enabled(kind, rules)]
+    return sorted(upcoming, key=lambda n: n.due_at)
+
+
+def _running(session: Session) -> list[Any]:
+    return [summarize_tournament(session, t) for t in list_tournaments(session) if t.status != TournamentStatus.FINISHED]
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> HTMLResponse:
+    settings = settings_of(request)
+    with store_of(request).session() as session:
+        tournaments = list_tournaments(session)
+        recent = [summarize_tournament(session, t) for t in reversed(tournaments[-settings.dashboard.recent_tournaments:])]
+        context = {"reigns": _reigning(session, settings), "running": _running(session), "recent": recent,
+                   "upcoming": _next_scheduled(settings, datetime.now(UTC))}  # fmt: skip
+    return render(request, "home.html", context)
+
+
+@router.get("/live/running", response_class=HTMLResponse)
+def running_fragment(request: Request) -> HTMLResponse:
+    """The home page's "running now" section, polled while a tournament runs."""
+    with store_of(request).session() as session:
+        running = _running(session)
+    response = render(request, "_running.html", {"running": running})
+    response.headers["X-Live"] = "running" if running else "idle"
+    return response
+
+
+def _tasks(runs: list[RunLine]) -> list[dict[str, Any]]:
+    """The scores table of each task, in play order."""
+    tables: dict[tuple[int, str, str], dict[str, Any]] = {}
+    for line in runs:
+        key = (line.round_index, line.match_id, line.task)
+        table = tables.setdefault(key, {"round": line.round_index + 1, "stage": line.stage, "match_id": line.match_id,
+                                        "task": line.task, "lines": []})  # fmt: skip
+        table["lines"].append(line)
+    return list(tables.values())
+
+
+def _failures(runs: list[RunLine]) -> list[tuple[RunLine, str]]:
+    return [(line, short_reason(line.failure) or line.status) for line in runs
+            if RunStatus(line.status).finished and line.status != RunStatus.SUCCEEDED]  # fmt: skip
+
+
+def _tournament_context(session: Session, settings: Settings, tournament_id: int) -> dict[str, Any]:
+    tournament, replayed, bracket = read_bracket(session, tournament_id, settings.rules)
+    board = build_leaderboard(session, tournament, finished_of(tournament, replayed))
+    draw = get_draw(session, tournament_id)
+    return {
+        "tournament": tournament, "summary": summarize_tournament(session, tournament), "board": board, "bracket": bracket,
+        "pool": None if draw is None else draw.pool.name, "tasks": _tasks(board.runs), "failures": _failures(board.runs),
+        "boss_chart": None if bracket.boss is None else boss_margin_svg(bracket.boss),
+        "running": tournament.status != TournamentStatus.FINISHED,
+    }  # fmt: skip
+
+
+def _tournament_page(request: Request, tournament_id: int, template: str) -> HTMLResponse:
+    with store_of(request).session() as session:
+        try:
+            context = _tournament_context(session, settings_of(request), tournament_id)
+        except StoreError:
+            return not_found_page(request, f"There is no tournament {tournament_id}.")
+        response = render(request, template, context)
+    response.headers["X-Live"] = "running" if context["running"] else "idle"
+    return response
+
+
+@router.get("/tournaments/{tournament_id}", response_class=HTMLResponse)
+def tournament_page(request: Request, tournament_id: int) -> HTMLResponse:
+    return _tournament_page(request, tournament_id, "tournament.html")
+
+
+@router.get("/tournaments/{tournament_id}/live", response_class=HTMLResponse)
+def tournament_fragment(request: Request, tournament_id: int) -> HTMLResponse:
+    """Everything on the tournament page that changes while it runs, polled by live.js."""
+    return _tournament_page(request, tournament_id, "_tournament_live.html")
