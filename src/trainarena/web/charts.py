@@ -1,11 +1,12 @@
 """Charts as inline SVG drawn on the server by pygal: no script and nothing fetched (``js=[]``: pygal
-would otherwise link its tooltip script from the web). Each chart has a title and a description
+would otherwise link its tooltip script from the web; its inline config script is dropped too). Each chart has a title and a description
 for screen readers; the numbers are always in a table beside it too."""
 
 from __future__ import annotations
 
 import pygal
 from markupsafe import Markup
+from pygal.etree import etree
 from pygal.style import Style
 
 from trainarena.reporting.bracket import BossView
@@ -27,7 +28,12 @@ def _options(title: str) -> dict[str, object]:
 
 
 def _svg(chart: pygal.graph.graph.Graph) -> Markup:
-    return Markup(chart.render(is_unicode=True))  # pygal escapes every label and title it writes
+    """The chart without pygal's inline configuration script (only its tooltips would read it)."""
+    tree = chart.render_tree()
+    for parent in list(tree.iter()):
+        for child in [c for c in parent if isinstance(c.tag, str) and c.tag.endswith("script")]:
+            parent.remove(child)
+    return Markup(etree.tostring(tree, encoding="unicode"))  # pygal escapes every label and title it writes
 
 
 def score_history_svg(name: str, points: list[ScorePoint]) -> Markup | None:
