@@ -16,9 +16,10 @@ from web_store import CHALLENGER, DashboardStore, text_of
 
 from scripted_store import CRASH_TAIL, LONG_NAME, LONG_URL
 from trainarena.operations.schedule import next_due
+from trainarena.reporting.competitor_history import ScorePoint, score_history
 from trainarena.reporting.run_detail import list_runs
 from trainarena.settings import Settings
-from trainarena.store import Run, open_store
+from trainarena.store import Run, get_competitor, open_store
 from trainarena.web.templating import when
 
 
@@ -26,6 +27,11 @@ def run_of(competitor: str, tournament: str, status: str | None = None) -> int:
     with open_store(Settings()) as store, store.session() as session:
         runs = list_runs(session, tournament=tournament, competitor=competitor, status=status)
     return runs[0].run_id
+
+
+def history(name: str) -> list[ScorePoint]:
+    with open_store(Settings()) as store, store.session() as session:
+        return score_history(session, get_competitor(session, name))
 
 
 def test_home_shows_the_champion_the_running_tournament_and_the_schedule(client: TestClient) -> None:
@@ -98,6 +104,9 @@ def test_competitor_page_links_the_commit_and_charts_scores_against_the_champion
     assert "week-2 (text, finished) — champion" in words and "week-3 (text, running)" in words
     chart = re.search(r"<figure class=\"chart\">(.*?)</figure>", page.text, flags=re.S)
     assert chart and "Scores of challenger against the champion" in chart.group(1) and ">champion<" in chart.group(1)
+    assert [(p.task, p.score, p.champion, p.champion_score) for p in history(CHALLENGER) if p.champion_score is not None] == [
+        (f"instruct-boss-{i}", score / 2, LONG_NAME, score) for i, score in enumerate((1.4, 1.1, 1.2))
+    ]  # the champion of week-2 is the challenger itself: it is measured against the defender it beat
     assert re.search(r"run \d+ week-2 3 \(boss\) instruct-boss-0 succeeded 0\.7000", words)
     other = client.get(f"/competitors/{LONG_NAME}").text
     assert f'<a href="{LONG_URL}"' in other and "/commit/" not in other  # a host without known commit pages

@@ -1,8 +1,9 @@
 """A competitor's scores over time against the champion's, as plain data (the dashboard charts it).
 
 Scores are comparable only on one task, so each point is one of the competitor's tournament runs
-beside the score, on that same task, of the tournament's champion (its winner, else the defender):
-the champion's score is there when it played that task (the boss round, or a match they shared).
+beside the score, on that same task, of the tournament's champion: its winner, or the defender when
+the competitor is the winner (or nobody won); the champion's score is there when it played that task
+(the boss round, or a match they shared).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ class ScorePoint:
     direction: str | None  # lower | higher, once scored
 
 
-def _champion(tournament: Tournament) -> Competitor | None:
-    return tournament.champion_after or tournament.champion_before
+def _champion(tournament: Tournament, competitor: Competitor) -> Competitor | None:
+    """The champion the competitor is measured against: never itself."""
+    return next((c for c in (tournament.champion_after, tournament.champion_before) if c is not None and c.id != competitor.id), None)
 
 
 def score_history(session: Session, competitor: Competitor) -> list[ScorePoint]:
@@ -43,7 +45,7 @@ def score_history(session: Session, competitor: Competitor) -> list[ScorePoint]:
     points = []
     for run in runs:
         tournament = run.task.match.round.tournament
-        champion = _champion(tournament)
+        champion = _champion(tournament, competitor)
         rival = None if champion is None else next((r for r in run.task.runs if r.competitor_id == champion.id), None)
         score, direction = score_of(run)
         rival_score, rival_direction = (None, None) if rival is None else score_of(rival)

@@ -4,6 +4,8 @@ for screen readers; the numbers are always in a table beside it too."""
 
 from __future__ import annotations
 
+import sys
+
 import pygal
 from markupsafe import Markup
 from pygal.etree import etree
@@ -12,6 +14,11 @@ from pygal.style import Style
 from trainarena.reporting.bracket import BossView
 from trainarena.reporting.competitor_history import ScorePoint
 from trainarena.reporting.task_board import TaskBoard
+
+# pygal 3.1.3 appends a legacy import finder to sys.meta_path (for its world-map plugins, unused here);
+# Python 3.11 then warns (ImportWarning) on every later import of a missing module, which breaks
+# optional imports wherever warnings are errors. Take it out again.
+sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, pygal.PluginImportFixer)]
 
 # High-contrast colours on white (WCAG AA for text); the first series is the subject, the second the rival.
 CHART_STYLE = Style(
@@ -24,7 +31,7 @@ CHART_SIZE = {"width": 720, "height": 340}
 
 def _options(title: str) -> dict[str, object]:
     return {"title": title, "style": CHART_STYLE, "js": [], "disable_xml_declaration": True, "print_values": False,
-            "legend_at_bottom": True, "truncate_label": 18, "x_label_rotation": 20, **CHART_SIZE}  # fmt: skip
+            "legend_at_bottom": True, "truncate_label": 24, "x_label_rotation": 20, **CHART_SIZE}  # fmt: skip
 
 
 def _svg(chart: pygal.graph.graph.Graph) -> Markup:
