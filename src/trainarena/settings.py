@@ -491,6 +491,7 @@ class DashboardRules(_Section):
         2_000_000, ge=1024, description="Largest part of a log file the dashboard serves whole; a longer log is served from its end."
     )
     recent_tournaments: int = Field(20, ge=1, description="Tournaments listed on the home page, newest first.")
+    recent_jobs: int = Field(5, ge=1, description="A signed-in customer's latest jobs listed on the home page.")
     artifact_files_shown: int = Field(100, ge=1, description="Files of a run's artifact listed (with their sha256) on its page.")
     artifact_hash_max_bytes: int = Field(
         64_000_000, ge=0, description="Largest artifact file whose sha256 a run's page computes (larger ones show their size only)."

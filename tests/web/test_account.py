@@ -39,8 +39,11 @@ def test_a_customer_signs_in_and_sees_its_own_jobs_and_models_only(client: TestC
     words = text_of(client.get("/account").text)
     assert "Signed in as alice" in words and "job-alice instruct trainarena:tiny_llama succeeded 1.2500" in words
     assert "model-alice job instruct" in words and "job-bob" not in words and "model-bob" not in words
+    home = text_of(client.get("/").text)
+    assert "Your recent jobs job-alice instruct succeeded" in home and "job-bob" not in home
     job = text_of(client.get("/account/jobs/job-alice").text)
     assert "queued queued behind 0 jobs" in job and "finished model model-alice registered" in job
     assert client.get("/account/jobs/job-bob").status_code == 404  # another customer's job is not found
     client.post("/signout")
     assert client.get("/account", follow_redirects=False).status_code == 303
+    assert "Your recent jobs" not in client.get("/").text

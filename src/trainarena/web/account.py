@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 
 from trainarena.store.api_keys import find_key
 from trainarena.store.models import ApiRole, Job, RegisteredModel
@@ -19,7 +19,7 @@ router = APIRouter(include_in_schema=False)
 KEY_COOKIE = "trainarena_key"
 
 
-def _signed_in(request: Request) -> tuple[int, str, bool] | None:
+def signed_in(request: Request) -> tuple[int, str, bool] | None:
     """(key id, key name, is operator) of the cookie's live key, or None."""
     secret = request.cookies.get(KEY_COOKIE)
     if not secret:
@@ -27,6 +27,23 @@ def _signed_in(request: Request) -> tuple[int, str, bool] | None:
     with store_of(request).session() as session:
         key = find_key(session, secret)
         return None if key is None else (key.id, key.name, key.role == ApiRole.OPERATOR)
+
+
+def visible_jobs(key_id: int, operator: bool) -> Select[tuple[Job]]:
+    """The jobs a key may see, newest first: its own, or everyone's for an operator."""
+    query = select(Job).order_by(Job.created_at.desc())
+    return query if operator else query.where(Job.owner_key_id == key_id)
+
+
+def recent_jobs(request: Request, count: int) -> tuple[str, list[Job]] | None:
+    """(the signed-in key's name, its ``count`` newest jobs) for the home page; None when nobody is signed in.
+    The rows are read in a session that closes here: only their own columns are used."""
+    who = signed_in(request)
+    if who is None:
+        return None
+    key_id, name, operator = who
+    with store_of(request).session() as session:
+        return name, list(session.scalars(visible_jobs(key_id, operator).limit(count)))
 
 
 @router.get("/signin", response_class=HTMLResponse)
@@ -54,15 +71,14 @@ def signout() -> Response:
 
 @router.get("/account", response_model=None)
 def account(request: Request) -> Response:
-    who = _signed_in(request)
+    who = signed_in(request)
     if who is None:
         return RedirectResponse("/signin", status_code=303)
     key_id, name, operator = who
     with store_of(request).session() as session:
-        jobs = select(Job).order_by(Job.created_at.desc())
+        jobs = visible_jobs(key_id, operator)
         models = select(RegisteredModel).order_by(RegisteredModel.created_at.desc())
         if not operator:
-            jobs = jobs.where(Job.owner_key_id == key_id)
             models = models.where(or_(RegisteredModel.owner_key_id == key_id, RegisteredModel.owner_key_id.is_(None)))
         context = {"name": name, "jobs": list(session.scalars(jobs)), "models": list(session.scalars(models))}
         return render(request, "account.html", context)
@@ -70,7 +86,7 @@ def account(request: Request) -> Response:
 
 @router.get("/account/jobs/{job_id}", response_model=None)
 def job_page(request: Request, job_id: str) -> Response:
-    who = _signed_in(request)
+    who = signed_in(request)
     if who is None:
         return RedirectResponse("/signin", status_code=303)
     key_id, _, operator = who

@@ -21,6 +21,7 @@ from trainarena.reporting.leaderboard import RunLine, build_leaderboard
 from trainarena.reporting.run_detail import short_reason
 from trainarena.settings import Settings
 from trainarena.store import StoreError, TournamentStatus, get_draw, list_tournaments, summarize_tournament
+from trainarena.web.account import recent_jobs
 from trainarena.web.charts import boss_margin_svg
 from trainarena.web.templating import not_found_page, render, settings_of, store_of
 
@@ -56,7 +57,8 @@ def home(request: Request) -> HTMLResponse:
         tournaments = list_tournaments(session)
         recent = [summarize_tournament(session, t) for t in reversed(tournaments[-settings.dashboard.recent_tournaments:])]
         context = {"reigns": _reigning(session, settings), "running": _running(session), "recent": recent,
-                   "upcoming": _next_scheduled(settings, datetime.now(UTC))}  # fmt: skip
+                   "upcoming": _next_scheduled(settings, datetime.now(UTC)),
+                   "customer": recent_jobs(request, settings.dashboard.recent_jobs)}  # fmt: skip
     return render(request, "home.html", context)
 
 
