@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from trainarena.engine import BossDecision, Replay
+from trainarena.engine import BossDecision, BossTaskResult, Replay
 from trainarena.operations.history import tournament_replay
 from trainarena.reporting.run_detail import score_of, short_reason, task_name
 from trainarena.settings import TournamentRules
@@ -48,25 +48,15 @@ class RoundView:
 
 
 @dataclass(frozen=True)
-class BossTaskView:
-    task: str
-    challenger_score: float | None
-    champion_score: float | None
-    lead: float | None  # positive: the challenger is better
-    required_lead: float | None
-    margin_met: bool
-    taken: bool
-    reason: str
-
-
-@dataclass(frozen=True)
 class BossView:
-    challenger: str
-    champion: str
-    tasks: tuple[BossTaskView, ...]
-    taken: int
-    needed: int
-    crowned: bool
+    """The engine's decision of the boss round, with the name of each task it played."""
+
+    decision: BossDecision
+    task_names: tuple[str, ...]  # aligned with ``decision.tasks``
+
+    @property
+    def tasks(self) -> list[tuple[str, BossTaskResult]]:
+        return list(zip(self.task_names, self.decision.tasks, strict=True))
 
 
 @dataclass(frozen=True)
@@ -106,12 +96,7 @@ def _boss_view(boss: BossDecision | None, rounds: list[Round]) -> BossView | Non
         return None
     boss_round = next((r for r in rounds if r.stage == "boss"), None)
     names = [] if boss_round is None else [task_name(t) for m in boss_round.matches for t in m.tasks]
-    tasks = tuple(
-        BossTaskView(names[t.task_index] if t.task_index < len(names) else f"task {t.task_index + 1}", t.challenger_score,
-                     t.champion_score, t.lead, t.required_lead, t.margin_met, t.taken, t.reason)
-        for t in boss.tasks
-    )  # fmt: skip
-    return BossView(boss.challenger, boss.champion, tasks, boss.taken, boss.needed, boss.crowned)
+    return BossView(boss, tuple(names[t.task_index] if t.task_index < len(names) else f"task {t.task_index + 1}" for t in boss.tasks))
 
 
 def bracket_of(tournament: Tournament, replayed: Replay) -> Bracket:

@@ -71,8 +71,9 @@ def score_distribution_svg(board: TaskBoard) -> Markup | None:
 
 def boss_margin_svg(boss: BossView) -> Markup:
     """The challenger's lead on each boss task beside the lead it needed."""
-    chart = pygal.Bar(**_options(f"Boss round: {boss.challenger}'s lead over {boss.champion} against the required margin"))
-    chart.x_labels = [task.task for task in boss.tasks]
-    chart.add("lead", [task.lead for task in boss.tasks])
-    chart.add("required lead", [task.required_lead for task in boss.tasks])
+    decision = boss.decision
+    chart = pygal.Bar(**_options(f"Boss round: {decision.challenger}'s lead over {decision.champion} against the required margin"))
+    chart.x_labels = list(boss.task_names)
+    chart.add("lead", [task.lead for task in decision.tasks])
+    chart.add("required lead", [task.required_lead for task in decision.tasks])
     return _svg(chart)
