@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from web_store import CHALLENGER, DashboardStore, text_of
 
-from scripted_store import CRASH_TAIL, LONG_NAME, LONG_URL
+from scripted_store import COMPETITORS, CRASH_TAIL, LONG_NAME, LONG_URL, build_finished_store
+from trainarena.api import create_app
 from trainarena.operations.schedule import next_due
 from trainarena.reporting.competitor_history import ScorePoint, score_history
 from trainarena.reporting.run_detail import list_runs
@@ -165,3 +166,20 @@ def test_pages_load_every_asset_from_the_service_itself(client: TestClient, dash
             assert client.get(asset).status_code == 200, asset
         assert "<script" not in html.split("</head>")[1], f"{path}: no inline script (charts are plain SVG)"
     assert all(path.startswith("/v1/") for path in client.get("/openapi.json").json()["paths"])
+
+
+def test_a_group_stage_shows_each_groups_ranking_points_and_advancers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for rule, value in {"GROUP_STAGE_MIN_ENTRANTS": "4", "GROUP_SIZE_MIN": "3", "GROUP_SIZE_MAX": "4"}.items():
+        monkeypatch.setenv(f"TRAINARENA_RULES__{rule}", value)  # four entrants play one group
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    built = build_finished_store(tmp_path / "data")
+    settings = Settings()
+    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
+        page = client.get(f"/tournaments/{built.tournament_id}").text
+    group = page.split('id="round-0"')[1].split('id="standings"')[0]  # the only round: one competitor scored
+    words = text_of(group)
+    assert "Round 1: group" in words
+    ranking = re.findall(r'href="/competitors/([^"]+)"', group)
+    assert ranking[0] == LONG_NAME and sorted(ranking) == sorted(COMPETITORS)
+    assert re.search(rf"{LONG_NAME} 1\.\d{{4}} \d+ pts advances", words)
+    assert len(re.findall(r"\d+ pts", words)) == len(COMPETITORS)
