@@ -18,6 +18,7 @@ import uvicorn
 from web_store import CHALLENGER, DashboardStore
 
 from trainarena.api import create_app
+from trainarena.orchestrator import create_tournament
 from trainarena.settings import Settings
 from trainarena.store import Store, open_store
 
@@ -144,6 +145,17 @@ def test_a_running_tournament_updates_without_a_reload(page: object, store: Stor
     expect(status).to_contain_text("2 of 4 runs finished", timeout=LIVE_WAIT_MS)
     assert page.evaluate("window.loadedOnce") == "still the same page", "the page was reloaded"
     _shot(page, "tournament-live")
+
+
+def test_the_home_page_shows_a_tournament_that_starts_while_it_is_open(page: object, store: Store) -> None:
+    page.goto("/")
+    running = page.locator("#running")
+    sync_api.expect(running).to_contain_text("week-3")
+    page.evaluate("window.loadedOnce = 'still the same page'")
+    with store.transaction() as session:
+        create_tournament(session, name="week-4", kind="text", seed=4, entrants=["crasher", "slowpoke"])
+    sync_api.expect(running).to_contain_text("week-4", timeout=LIVE_WAIT_MS)
+    assert page.evaluate("window.loadedOnce") == "still the same page", "the page was reloaded"
 
 
 def test_keyboard_reaches_the_content_and_a_phone_needs_no_sideways_scroll(page: object, dashboard_store: DashboardStore) -> None:

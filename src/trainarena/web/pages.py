@@ -64,11 +64,12 @@ def home(request: Request) -> HTMLResponse:
 
 @router.get("/live/running", response_class=HTMLResponse)
 def running_fragment(request: Request) -> HTMLResponse:
-    """The home page's "running now" section, polled while a tournament runs."""
+    """The home page's "running now" section. The home page keeps polling it (X-Live: running) even
+    while nothing runs, so a tournament that starts shows up there."""
     with store_of(request).session() as session:
         running = _running(session)
     response = render(request, "_running.html", {"running": running})
-    response.headers["X-Live"] = "running" if running else "idle"
+    response.headers["X-Live"] = "running"
     return response
 
 
