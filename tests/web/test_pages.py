@@ -19,7 +19,7 @@ from trainarena.api import create_app
 from trainarena.operations.schedule import next_due
 from trainarena.reporting.competitor_history import ScorePoint, score_history
 from trainarena.reporting.run_detail import list_runs
-from trainarena.settings import Settings
+from trainarena.settings import DashboardRules, Settings
 from trainarena.store import Run, get_competitor, open_store
 from trainarena.web.templating import when
 
@@ -156,7 +156,7 @@ def test_missing_things_answer_a_404_page(client: TestClient, path: str) -> None
 
 def test_pages_load_every_asset_from_the_service_itself(client: TestClient, dashboard_store: DashboardStore) -> None:
     paths = ["/", f"/tournaments/{dashboard_store.boss_id}", f"/competitors/{CHALLENGER}", f"/runs/{run_of('crasher', 'week-1')}",
-             "/tasks/instruct-boss-0", "/signin"]  # fmt: skip
+             "/tasks/instruct-boss-0", "/signin", "/tournaments"]  # fmt: skip
     for path in paths:
         html = client.get(path).text
         assets = re.findall(r'<(?:script|img|link)[^>]*(?:src|href)="([^"]+)"', html)
@@ -183,3 +183,12 @@ def test_a_group_stage_shows_each_groups_ranking_points_and_advancers(tmp_path: 
     assert ranking[0] == LONG_NAME and sorted(ranking) == sorted(COMPETITORS)
     assert re.search(rf"{LONG_NAME} 1\.\d{{4}} \d+ pts advances", words)
     assert len(re.findall(r"\d+ pts", words)) == len(COMPETITORS)
+
+
+def test_home_lists_the_latest_tournaments_and_links_to_all_of_them(dashboard_store: DashboardStore) -> None:
+    settings = Settings(dashboard=DashboardRules(recent_tournaments=2))
+    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
+        home, every = client.get("/").text, client.get("/tournaments").text
+    listed = re.findall(r'<a href="/tournaments/\d+">(week-\d)</a>', home.split('id="recent"')[1])
+    assert listed == ["week-3", "week-2"] and '<a href="/tournaments">All 3 tournaments</a>' in home
+    assert re.findall(r'<a href="/tournaments/\d+">(week-\d)</a>', every) == ["week-3", "week-2", "week-1"]

@@ -56,10 +56,18 @@ def home(request: Request) -> HTMLResponse:
     with store_of(request).session() as session:
         tournaments = list_tournaments(session)
         recent = [summarize_tournament(session, t) for t in reversed(tournaments[-settings.dashboard.recent_tournaments:])]
-        context = {"reigns": _reigning(session, settings), "running": _running(session), "recent": recent,
+        context = {"reigns": _reigning(session, settings), "running": _running(session), "recent": recent, "total": len(tournaments),
                    "upcoming": _next_scheduled(settings, datetime.now(UTC)),
                    "customer": recent_jobs(request, settings.dashboard.recent_jobs)}  # fmt: skip
     return render(request, "home.html", context)
+
+
+@router.get("/tournaments", response_class=HTMLResponse)
+def tournaments_page(request: Request) -> HTMLResponse:
+    """Every tournament, newest first."""
+    with store_of(request).session() as session:
+        summaries = [summarize_tournament(session, t) for t in reversed(list_tournaments(session))]
+    return render(request, "tournaments.html", {"tournaments": summaries})
 
 
 @router.get("/live/running", response_class=HTMLResponse)
