@@ -16,10 +16,10 @@ from web_store import CHALLENGER, DashboardStore, text_of
 
 from scripted_store import COMPETITORS, CRASH_TAIL, LONG_NAME, LONG_URL, build_finished_store
 from trainarena.api import create_app
-from trainarena.operations.schedule import next_due
+from trainarena.operations.schedule import latest_due
 from trainarena.reporting.competitor_history import ScorePoint, score_history
 from trainarena.reporting.run_detail import list_runs
-from trainarena.settings import DashboardRules, Settings
+from trainarena.settings import DashboardRules, ScheduleRules, Settings
 from trainarena.store import Run, get_competitor, open_store
 from trainarena.web.templating import when
 
@@ -46,10 +46,10 @@ def test_home_shows_the_champion_the_running_tournament_and_the_schedule(client:
     running = re.search(r'<div id="running"[^>]*>', page.text)
     assert running and 'data-live-state="running"' in running.group(0)
     assert "week-3 (text)" in words and "1 of 4 runs finished, round 1 (knockout)" in words
-    rules = Settings().schedule
+    rules = Settings().schedule  # no tournament was drawn from the scheduled pools: both kinds are due
     now = datetime.now(UTC)
-    assert f"text text {when(next_due('text', rules, now))}" in words
-    assert f"image image {when(next_due('image', rules, now))}" in words
+    assert f"text text due now (since {when(latest_due('text', rules, now))})" in words
+    assert f"image image due now (since {when(latest_due('image', rules, now))})" in words
     for name in ("week-1", "week-2", "week-3"):
         assert re.search(rf'<a href="/tournaments/\d+">{name}</a>', page.text)
 
@@ -192,3 +192,11 @@ def test_home_lists_the_latest_tournaments_and_links_to_all_of_them(dashboard_st
     listed = re.findall(r'<a href="/tournaments/\d+">(week-\d)</a>', home.split('id="recent"')[1])
     assert listed == ["week-3", "week-2"] and '<a href="/tournaments">All 3 tournaments</a>' in home
     assert re.findall(r'<a href="/tournaments/\d+">(week-\d)</a>', every) == ["week-3", "week-2", "week-1"]
+
+
+def test_home_shows_when_each_kind_is_next_due(dashboard_store: DashboardStore) -> None:
+    anchor = datetime(2100, 1, 4, tzinfo=UTC)  # the schedule's grid starts later: nothing is due yet
+    settings = Settings(schedule=ScheduleRules(anchor=anchor, image_enabled=False))
+    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
+        words = text_of(client.get("/").text)
+    assert f"Kind Pool Due text text {when(anchor)}" in words and "image image" not in words and "due now" not in words

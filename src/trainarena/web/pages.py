@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 from trainarena.contract import RunStatus
 from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.operations.history import Reign, champion_reigns, finished_of
-from trainarena.operations.schedule import enabled, next_due, pool_of
+from trainarena.operations.schedule import Create, enabled, kind_facts, next_action, next_due, pool_of
 from trainarena.reporting.bracket import read_bracket
 from trainarena.reporting.leaderboard import RunLine, build_leaderboard
 from trainarena.reporting.run_detail import short_reason
 from trainarena.settings import Settings
-from trainarena.store import StoreError, TournamentStatus, get_draw, list_tournaments, summarize_tournament
+from trainarena.store import StoreError, TournamentStatus, TournamentSummary, get_draw, list_tournaments, summarize_tournament
 from trainarena.web.account import recent_jobs
 from trainarena.web.charts import boss_margin_svg
 from trainarena.web.templating import not_found_page, render, settings_of, store_of
@@ -33,6 +33,7 @@ class NextTournament:
     kind: str
     pool: str
     due_at: datetime
+    overdue: bool  # due already, not created yet: serve creates it when it next looks
 
 
 def _reigning(session: Session, settings: Settings) -> dict[str, Reign | None]:
@@ -40,13 +41,22 @@ def _reigning(session: Session, settings: Settings) -> dict[str, Reign | None]:
     return {kind: next((r for r in reversed(reigns) if r.kind == kind), None) for kind in TOURNAMENT_KINDS}
 
 
-def _next_scheduled(settings: Settings, now: datetime) -> list[NextTournament]:
+def _next_scheduled(session: Session, settings: Settings, now: datetime) -> list[NextTournament]:
+    """Each enabled kind's next tournament, as the schedule decides from the store (operations/schedule.py)."""
     rules = settings.schedule
-    upcoming = [NextTournament(kind, pool_of(kind, rules), next_due(kind, rules, now)) for kind in TOURNAMENT_KINDS if enabled(kind, rules)]
+    upcoming = []
+    for fact in kind_facts(session, rules, {}):
+        if not enabled(fact.kind, rules):
+            continue
+        action = next_action([fact], rules, now)
+        if isinstance(action, Create):
+            upcoming.append(NextTournament(fact.kind, action.pool, action.due_at, overdue=True))
+        else:  # sleeping until its next due time, or driving one now (the next is due after it)
+            upcoming.append(NextTournament(fact.kind, pool_of(fact.kind, rules), next_due(fact.kind, rules, now), overdue=False))
     return sorted(upcoming, key=lambda n: n.due_at)
 
 
-def _running(session: Session) -> list[Any]:
+def _running(session: Session) -> list[TournamentSummary]:
     return [summarize_tournament(session, t) for t in list_tournaments(session) if t.status != TournamentStatus.FINISHED]
 
 
@@ -57,7 +67,7 @@ def home(request: Request) -> HTMLResponse:
         tournaments = list_tournaments(session)
         recent = [summarize_tournament(session, t) for t in reversed(tournaments[-settings.dashboard.recent_tournaments:])]
         context = {"reigns": _reigning(session, settings), "running": _running(session), "recent": recent, "total": len(tournaments),
-                   "upcoming": _next_scheduled(settings, datetime.now(UTC)),
+                   "upcoming": _next_scheduled(session, settings, datetime.now(UTC)),
                    "customer": recent_jobs(request, settings.dashboard.recent_jobs)}  # fmt: skip
     return render(request, "home.html", context)
 
