@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from web_store import CHALLENGER, DashboardStore, text_of
 
 from scripted_store import COMPETITORS, CRASH_TAIL, LONG_NAME, LONG_URL, build_finished_store
@@ -20,7 +21,7 @@ from trainarena.operations.schedule import latest_due
 from trainarena.reporting.competitor_history import ScorePoint, score_history
 from trainarena.reporting.run_detail import list_runs
 from trainarena.settings import DashboardRules, ScheduleRules, Settings
-from trainarena.store import Run, get_competitor, open_store
+from trainarena.store import Run, TaskRow, add_stored_task, get_competitor, open_store
 from trainarena.web.templating import when
 
 
@@ -146,6 +147,15 @@ def test_task_page_shows_its_definition_and_leaderboard(client: TestClient) -> N
     assert "Type instruct Base model tiny" in words and "lower is better" in words
     assert re.search(r"1 challenger tournament 0\.7000 1/1 run \d+ 2 honest-baseline\S* tournament 1\.4000", words)
     assert "Best score per entrant on instruct-boss-0" in page.text
+
+
+def test_task_page_of_a_stored_task_shows_its_digests_and_rows(client: TestClient) -> None:
+    with open_store(Settings()) as store, store.transaction() as session:
+        definition = session.scalar(select(TaskRow.definition).where(TaskRow.definition["name"].as_string() == "instruct-boss-1"))
+        add_stored_task(session, name="instruct-boss-1", pool="weekly", kind="text", definition=definition,
+                        base_model_digest="b" * 64, dataset_digest="d" * 64, hidden_digest="h" * 64, train_rows=360, hidden_rows=40)  # fmt: skip
+    words = text_of(client.get("/tasks/instruct-boss-1").text)
+    assert f"Pool weekly Dataset digest {'d' * 64} Base model digest {'b' * 64} Rows 360 to train on, 40 hidden" in words
 
 
 @pytest.mark.parametrize("path", ["/tournaments/999", "/competitors/nobody", "/runs/999", "/tasks/no-such-task", "/runs/999/logs/stderr.log"])
