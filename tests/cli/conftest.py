@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_store import FinishedStore, build_finished_store
 from typer.testing import CliRunner
-
-from scripted_store import FinishedStore, build_finished_store
 
 
 @pytest.fixture

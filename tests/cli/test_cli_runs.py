@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
+from cli_store import COMPETITORS, CRASH_REASON, CRASH_TAIL, INVALID_REASON, LONG_NAME, TIMEOUT_REASON, FinishedStore
 from typer.testing import CliRunner, Result
 
-from scripted_store import COMPETITORS, CRASH_REASON, CRASH_TAIL, INVALID_REASON, LONG_NAME, TIMEOUT_REASON, FinishedStore
 from trainarena.cli import app
 from trainarena.reporting.run_detail import short_reason, split_reason
 
@@ -139,7 +139,8 @@ def test_list_on_an_empty_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_show_lists_every_attempt_and_marks_the_one_that_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run whose first try died with the platform is run again: `runs show` keeps both tries, the
     interrupted one with its driver, and says which one the score belongs to."""
-    from scripted_store import ScriptedExecutor, fake_task
+    from cli_store import ScriptedExecutor, fake_task
+
     from trainarena.orchestrator import create_tournament, drive
     from trainarena.settings import Settings
     from trainarena.store import add_competitor, open_store

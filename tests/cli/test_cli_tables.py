@@ -8,10 +8,10 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from cli_store import COMPETITORS, CRASH_REASON, CRASH_TAIL, LONG_NAME, LONG_URL, FinishedStore
 from rich.console import Console
 from typer.testing import CliRunner
 
-from scripted_store import COMPETITORS, CRASH_REASON, CRASH_TAIL, LONG_NAME, LONG_URL, FinishedStore
 from trainarena.cli import app
 from trainarena.cli import run as run_module
 from trainarena.cli.output import fit_widths

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cli_store import LONG_NAME, FinishedStore, ScriptedExecutor, fake_task
 from typer.testing import CliRunner
 
-from scripted_store import LONG_NAME, FinishedStore, ScriptedExecutor, fake_task
 from trainarena.cli import app
 from trainarena.engine.published_weights import U16_MAX
 from trainarena.orchestrator import create_tournament, drive

@@ -10,10 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cli_store import COMPETITORS, FinishedStore, ScriptedExecutor, fake_task
 from typer.testing import CliRunner, Result
 
 import trainarena.cli.run as run_cli
-from scripted_store import COMPETITORS, FinishedStore, ScriptedExecutor, fake_task
 from trainarena.cli import app
 from trainarena.contract import Direction, RunStatus
 from trainarena.orchestrator import create_tournament, drive

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from web_store import DashboardStore, build_dashboard_store
 
-from trainarena.api import create_app
-from trainarena.settings import Settings
-from trainarena.store import open_store
+# The CLI tests' scripted store (tests/cli/cli_store.py) serves these tests too, as it does the API's.
+sys.path[:0] = [str(Path(__file__).parents[1] / "cli")]
+
+from web_store import DashboardStore, build_dashboard_store  # noqa: E402
+
+from trainarena.api import create_app  # noqa: E402
+from trainarena.settings import Settings  # noqa: E402
+from trainarena.store import open_store  # noqa: E402
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from cli_store import COMPETITORS, CRASH_TAIL, LONG_NAME, LONG_URL, build_finished_store
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from web_store import CHALLENGER, DashboardStore, text_of
 
-from scripted_store import COMPETITORS, CRASH_TAIL, LONG_NAME, LONG_URL, build_finished_store
 from trainarena.api import create_app
 from trainarena.operations.schedule import latest_due
 from trainarena.reporting.competitor_history import ScorePoint, score_history

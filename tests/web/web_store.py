@@ -9,7 +9,8 @@ from dataclasses import dataclass, replace
 from html import unescape
 from pathlib import Path
 
-from scripted_store import LONG_NAME, ScriptedExecutor, build_finished_store, fake_task
+from cli_store import LONG_NAME, ScriptedExecutor, build_finished_store, fake_task
+
 from trainarena.contract import Direction
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.runs import RunReport, RunRequest

@@ -1,6 +1,6 @@
 """A store holding one finished tournament, built in a second with a scripted executor (no training):
 long competitor names, long repository URLs and long multi-line failure reasons, the inputs that made
-the tables unreadable at 80 columns. Shared by the CLI's and the dashboard's tests."""
+the tables unreadable at 80 columns."""
 
 from __future__ import annotations
 
