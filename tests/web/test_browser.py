@@ -141,9 +141,11 @@ def test_a_running_tournament_updates_without_a_reload(page: object, store: Stor
     status = page.locator("#live-status")
     expect(status).to_contain_text("1 of 4 runs finished")
     page.evaluate("window.loadedOnce = 'still the same page'")
+    page.locator("#bracket ~ .bracket").get_by_role("link", name="crasher").first.focus()  # a keyboard user is on it
     dashboard_store.drive_running(store)
     expect(status).to_contain_text("2 of 4 runs finished", timeout=LIVE_WAIT_MS)
     assert page.evaluate("window.loadedOnce") == "still the same page", "the page was reloaded"
+    assert page.evaluate("document.activeElement.getAttribute('href')") == "/competitors/crasher", "the update took the focus away"
     _shot(page, "tournament-live")
 
 
