@@ -44,6 +44,24 @@ def test_a_customer_signs_in_and_sees_its_own_jobs_and_models_only(client: TestC
     job = text_of(client.get("/account/jobs/job-alice").text)
     assert "queued queued behind 0 jobs" in job and "finished model model-alice registered" in job
     assert client.get("/account/jobs/job-bob").status_code == 404  # another customer's job is not found
+    assert client.get("/account/jobs/job-bob/live").status_code == 404
     client.post("/signout")
     assert client.get("/account", follow_redirects=False).status_code == 303
     assert "Your recent jobs" not in client.get("/").text
+
+
+def test_a_running_jobs_page_follows_its_events(client: TestClient) -> None:
+    secret = _customer_with_a_job("carol")
+    with open_store(Settings()) as store, store.transaction() as session:
+        job = session.get_one(Job, "job-carol")
+        job.status, job.events = "running", job.events[:1]
+    client.post("/signin", data={"key": secret})
+    page = client.get("/account/jobs/job-carol")
+    assert 'data-live="/account/jobs/job-carol/live" data-live-state="running"' in page.text
+    with open_store(Settings()) as store, store.transaction() as session:
+        session.add(JobEvent(job_id="job-carol", kind="progress", message="step 10 loss 2.1"))
+    live = client.get("/account/jobs/job-carol/live")
+    assert live.headers["X-Live"] == "running" and "progress step 10 loss 2.1" in text_of(live.text)
+    with open_store(Settings()) as store, store.transaction() as session:
+        session.get_one(Job, "job-carol").status = "succeeded"
+    assert client.get("/account/jobs/job-carol/live").headers["X-Live"] == "idle"

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Select, or_, select
 
 from trainarena.store.api_keys import find_key
-from trainarena.store.models import ApiRole, Job, RegisteredModel
+from trainarena.store.models import ApiRole, Job, JobStatus, RegisteredModel
 from trainarena.web.templating import not_found_page, render, store_of
 
 router = APIRouter(include_in_schema=False)
@@ -84,8 +84,7 @@ def account(request: Request) -> Response:
         return render(request, "account.html", context)
 
 
-@router.get("/account/jobs/{job_id}", response_model=None)
-def job_page(request: Request, job_id: str) -> Response:
+def _job_page(request: Request, job_id: str, template: str) -> Response:
     who = signed_in(request)
     if who is None:
         return RedirectResponse("/signin", status_code=303)
@@ -94,4 +93,18 @@ def job_page(request: Request, job_id: str) -> Response:
         job = session.get(Job, job_id)
         if job is None or not (operator or job.owner_key_id == key_id):
             return not_found_page(request, f"There is no job {job_id}.")
-        return render(request, "job.html", {"job": job})
+        running = job.status not in JobStatus.FINISHED
+        response = render(request, template, {"job": job, "running": running})
+    response.headers["X-Live"] = "running" if running else "idle"
+    return response
+
+
+@router.get("/account/jobs/{job_id}", response_model=None)
+def job_page(request: Request, job_id: str) -> Response:
+    return _job_page(request, job_id, "job.html")
+
+
+@router.get("/account/jobs/{job_id}/live", response_model=None)
+def job_fragment(request: Request, job_id: str) -> Response:
+    """The job's status and events, polled by live.js until the job has ended."""
+    return _job_page(request, job_id, "_job_live.html")
