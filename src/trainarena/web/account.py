@@ -12,7 +12,7 @@ from sqlalchemy import Select, or_, select
 
 from trainarena.store.api_keys import find_key
 from trainarena.store.models import ApiRole, Job, JobStatus, RegisteredModel
-from trainarena.web.templating import not_found_page, render, store_of
+from trainarena.web.templating import not_found_page, render, render_live, store_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -93,10 +93,7 @@ def _job_page(request: Request, job_id: str, template: str) -> Response:
         job = session.get(Job, job_id)
         if job is None or not (operator or job.owner_key_id == key_id):
             return not_found_page(request, f"There is no job {job_id}.")
-        running = job.status not in JobStatus.FINISHED
-        response = render(request, template, {"job": job, "running": running})
-    response.headers["X-Live"] = "running" if running else "idle"
-    return response
+        return render_live(request, template, {"job": job}, running=job.status not in JobStatus.FINISHED)
 
 
 @router.get("/account/jobs/{job_id}", response_model=None)

@@ -23,7 +23,7 @@ from trainarena.settings import Settings
 from trainarena.store import StoreError, TournamentStatus, TournamentSummary, get_draw, list_tournaments, summarize_tournament
 from trainarena.web.account import recent_jobs
 from trainarena.web.charts import boss_margin_svg
-from trainarena.web.templating import not_found_page, render, settings_of, store_of
+from trainarena.web.templating import not_found_page, render, render_live, settings_of, store_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -66,7 +66,7 @@ def home(request: Request) -> HTMLResponse:
     with store_of(request).session() as session:
         tournaments = list_tournaments(session)
         recent = [summarize_tournament(session, t) for t in reversed(tournaments[-settings.dashboard.recent_tournaments:])]
-        context = {"reigns": _reigning(session, settings), "running": _running(session), "recent": recent, "total": len(tournaments),
+        context = {"reigns": _reigning(session, settings), "running_now": _running(session), "recent": recent, "total": len(tournaments),
                    "upcoming": _next_scheduled(session, settings, datetime.now(UTC)),
                    "customer": recent_jobs(request, settings.dashboard.recent_jobs)}  # fmt: skip
     return render(request, "home.html", context)
@@ -86,9 +86,7 @@ def running_fragment(request: Request) -> HTMLResponse:
     while nothing runs, so a tournament that starts shows up there."""
     with store_of(request).session() as session:
         running = _running(session)
-    response = render(request, "_running.html", {"running": running})
-    response.headers["X-Live"] = "running"
-    return response
+    return render_live(request, "_running.html", {"running_now": running}, running=True)
 
 
 def _tasks(runs: list[RunLine]) -> list[dict[str, Any]]:
@@ -115,7 +113,6 @@ def _tournament_context(session: Session, settings: Settings, tournament_id: int
         "tournament": tournament, "summary": summarize_tournament(session, tournament), "board": board, "bracket": bracket,
         "pool": None if draw is None else draw.pool.name, "tasks": _tasks(board.runs), "failures": _failures(board.runs),
         "boss_chart": None if bracket.boss is None else boss_margin_svg(bracket.boss),
-        "running": tournament.status != TournamentStatus.FINISHED,
     }  # fmt: skip
 
 
@@ -125,9 +122,7 @@ def _tournament_page(request: Request, tournament_id: int, template: str) -> HTM
             context = _tournament_context(session, settings_of(request), tournament_id)
         except StoreError:
             return not_found_page(request, f"There is no tournament {tournament_id}.")
-        response = render(request, template, context)
-    response.headers["X-Live"] = "running" if context["running"] else "idle"
-    return response
+        return render_live(request, template, context, running=context["tournament"].status != TournamentStatus.FINISHED)
 
 
 @router.get("/tournaments/{tournament_id}", response_class=HTMLResponse)

@@ -67,5 +67,12 @@ def render(request: Request, name: str, context: dict[str, Any], status_code: in
                                       status_code=status_code)  # fmt: skip
 
 
+def render_live(request: Request, name: str, context: dict[str, Any], *, running: bool) -> HTMLResponse:
+    """A page or fragment that live.js follows: ``X-Live`` says whether more is to come (keep polling)."""
+    response = render(request, name, {**context, "running": running})
+    response.headers["X-Live"] = "running" if running else "idle"
+    return response
+
+
 def not_found_page(request: Request, message: str) -> HTMLResponse:
     return render(request, "not_found.html", {"message": message}, status_code=404)
