@@ -1,5 +1,5 @@
 """Imports only go down: contract/settings <- engine <- tasks, store, execution, submissions <-
-runs <- orchestrator, pipeline <- reporting, demo, workbench, operations, registry, jobs <- api <- cli. A module may import its own layer or lower ones, never higher."""
+runs <- orchestrator, pipeline <- reporting, demo, workbench, operations, registry, jobs <- api, web <- cli. A module may import its own layer or lower ones, never higher."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ LAYERS = {
     "registry": 6,  # trained models, model cards, publishing: over the store and the run records
     "jobs": 6,  # customers' files and training jobs: over the pipeline, the store and the registry
     "api": 7,  # the HTTP shell over the layers below, beside the CLI
+    "web": 7,  # the dashboard's pages, mounted into the API's app; reads through the layers below
     "cli": 8,  # the terminal shell; serves the API too (trainarena api, serve)
 }
 

@@ -494,6 +494,24 @@ class RegistryRules(_Section):
     default_license: str = Field("apache-2.0", description="License named in a model card when the script's repository names none.")
 
 
+class DashboardRules(_Section):
+    """The web dashboard served at ``/`` beside the API (README, "The dashboard")."""
+
+    poll_seconds: float = Field(
+        3.0, gt=0.0, description="How often an open page asks for fresh progress while a tournament runs (no reloads)."
+    )
+    log_tail_lines: int = Field(40, ge=1, description="Lines of a run's stderr shown on its page; the whole log is one click away.")
+    log_max_bytes: int = Field(
+        2_000_000, ge=1024, description="Largest part of a log file the dashboard serves whole; a longer log is served from its end."
+    )
+    recent_tournaments: int = Field(20, ge=1, description="Tournaments listed on the home page, newest first.")
+    recent_jobs: int = Field(5, ge=1, description="A signed-in customer's latest jobs listed on the home page.")
+    artifact_files_shown: int = Field(100, ge=1, description="Files of a run's artifact listed (with their sha256) on its page.")
+    artifact_hash_max_bytes: int = Field(
+        64_000_000, ge=0, description="Largest artifact file whose sha256 a run's page computes (larger ones show their size only)."
+    )
+
+
 class Settings(BaseSettings):
     """Everything configurable about a trainarena installation."""
 
@@ -523,6 +541,7 @@ class Settings(BaseSettings):
     api: ApiRules = ApiRules()
     jobs: JobRules = JobRules()
     registry: RegistryRules = RegistryRules()
+    dashboard: DashboardRules = DashboardRules()
 
     @field_validator("database_url")
     @classmethod

@@ -4,7 +4,6 @@ PostgreSQL) running each job once, and jobs surviving a worker that stops or is 
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import subprocess
 import sys
@@ -25,11 +24,6 @@ from trainarena.store.models import AttemptStatus, ChampionHistory, Job, JobEven
 from trainarena.submissions import checkout_path
 
 WORKER = Path(__file__).with_name("worker_process.py")
-_store_fixtures = importlib.util.spec_from_file_location("store_fixtures", Path(__file__).parents[1] / "store" / "conftest.py")
-assert _store_fixtures is not None and _store_fixtures.loader is not None
-_store_module = importlib.util.module_from_spec(_store_fixtures)
-_store_fixtures.loader.exec_module(_store_module)
-postgres_url = _store_module.postgres_url  # the throwaway PostgreSQL database of the store tests
 
 
 @pytest.fixture

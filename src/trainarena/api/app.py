@@ -17,6 +17,7 @@ from trainarena.api.errors import install_error_handlers
 from trainarena.api.routes import ROUTERS
 from trainarena.settings import Settings
 from trainarena.store import Store, open_store
+from trainarena.web import install_dashboard
 
 API_DESCRIPTION = """\
 Training scripts compete in tournaments; the champion's method trains customers' models.
@@ -60,4 +61,5 @@ def create_app(settings: Settings, *, store: Store | None = None, services: Sequ
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_dashboard(app)  # the web pages at / and their assets at /static (not in the OpenAPI schema)
     return app

@@ -1,0 +1,62 @@
+"""A run's files as plain data: its log files (listed, and read whole or from their end) and its
+artifact's files with their sizes and sha256. Only names found in the run's own folders are read, so
+a name asked for from outside (a URL) can never reach another file."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+_READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileLine:
+    path: str  # relative to the artifact folder, with /
+    size: int
+    sha256: str | None  # None: larger than the hashing limit
+
+
+def log_names(log_path: str | None) -> list[str]:
+    """The log files of a run's log folder (stdout.log, stderr.log...), sorted; none when it is gone."""
+    folder = None if log_path is None else Path(log_path)
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink())
+
+
+def read_log(log_path: str | None, name: str, max_bytes: int) -> tuple[str, bool] | None:
+    """(the log's text, whether only its last ``max_bytes`` were read), or None when the run's log
+    folder holds no file of that name."""
+    if name not in log_names(log_path):
+        return None
+    path = Path(str(log_path)) / name
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        if size > max_bytes:
+            handle.seek(size - max_bytes)
+        data = handle.read(max_bytes)
+    return data.decode("utf-8", errors="replace"), size > max_bytes
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_READ_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def artifact_files(artifact_path: str | None, *, limit: int, hash_max_bytes: int) -> tuple[list[FileLine], int]:
+    """(the first ``limit`` files of the artifact folder in path order, how many files it holds);
+    files over ``hash_max_bytes`` are listed without their sha256."""
+    folder = None if artifact_path is None else Path(artifact_path)
+    if folder is None or not folder.is_dir():
+        return [], 0
+    files = sorted((p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()), key=lambda p: p.relative_to(folder).as_posix())
+    lines = []
+    for path in files[:limit]:
+        size = path.stat().st_size
+        lines.append(FileLine(path.relative_to(folder).as_posix(), size, _sha256(path) if size <= hash_max_bytes else None))
+    return lines, len(files)

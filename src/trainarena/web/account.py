@@ -1,0 +1,107 @@
+"""Customers' pages: sign in with an API key (kept in an HttpOnly, same-site cookie), then the key's
+training jobs with their events and its registered models, read from the store's tables. An operator's
+key sees everyone's; a customer's only its own (another's job is "not found", as in the API)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import Select, or_, select
+
+from trainarena.store.api_keys import find_key
+from trainarena.store.models import ApiRole, Job, JobStatus, RegisteredModel
+from trainarena.web.templating import not_found_page, render, render_live, store_of
+
+router = APIRouter(include_in_schema=False)
+
+KEY_COOKIE = "trainarena_key"
+
+
+def signed_in(request: Request) -> tuple[int, str, bool] | None:
+    """(key id, key name, is operator) of the cookie's live key, or None."""
+    secret = request.cookies.get(KEY_COOKIE)
+    if not secret:
+        return None
+    with store_of(request).session() as session:
+        key = find_key(session, secret)
+        return None if key is None else (key.id, key.name, key.role == ApiRole.OPERATOR)
+
+
+def visible_jobs(key_id: int, operator: bool) -> Select[tuple[Job]]:
+    """The jobs a key may see, newest first: its own, or everyone's for an operator."""
+    query = select(Job).order_by(Job.created_at.desc())
+    return query if operator else query.where(Job.owner_key_id == key_id)
+
+
+def recent_jobs(request: Request, count: int) -> tuple[str, list[Job]] | None:
+    """(the signed-in key's name, its ``count`` newest jobs) for the home page; None when nobody is signed in.
+    The rows are read in a session that closes here: only their own columns are used."""
+    who = signed_in(request)
+    if who is None:
+        return None
+    key_id, name, operator = who
+    with store_of(request).session() as session:
+        return name, list(session.scalars(visible_jobs(key_id, operator).limit(count)))
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def signin_form(request: Request) -> HTMLResponse:
+    return render(request, "signin.html", {"error": None})
+
+
+@router.post("/signin", response_model=None)
+def signin(request: Request, key: Annotated[str, Form()]) -> Response:
+    with store_of(request).session() as session:
+        known = find_key(session, key.strip()) is not None
+    if not known:
+        return render(request, "signin.html", {"error": "This API key is unknown or revoked."}, status_code=401)
+    response = RedirectResponse("/account", status_code=303)
+    response.set_cookie(KEY_COOKIE, key.strip(), httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/signout", response_model=None)
+def signout() -> Response:
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(KEY_COOKIE)
+    return response
+
+
+@router.get("/account", response_model=None)
+def account(request: Request) -> Response:
+    who = signed_in(request)
+    if who is None:
+        return RedirectResponse("/signin", status_code=303)
+    key_id, name, operator = who
+    with store_of(request).session() as session:
+        jobs = visible_jobs(key_id, operator)
+        models = select(RegisteredModel).order_by(RegisteredModel.created_at.desc())
+        if not operator:
+            models = models.where(or_(RegisteredModel.owner_key_id == key_id, RegisteredModel.owner_key_id.is_(None)))
+        context = {"name": name, "jobs": list(session.scalars(jobs)), "models": list(session.scalars(models))}
+        return render(request, "account.html", context)
+
+
+def _job_page(request: Request, job_id: str, template: str) -> Response:
+    who = signed_in(request)
+    if who is None:
+        return RedirectResponse("/signin", status_code=303)
+    key_id, _, operator = who
+    with store_of(request).session() as session:
+        job = session.get(Job, job_id)
+        if job is None or not (operator or job.owner_key_id == key_id):
+            return not_found_page(request, f"There is no job {job_id}.")
+        return render_live(request, template, {"job": job}, running=job.status not in JobStatus.FINISHED)
+
+
+@router.get("/account/jobs/{job_id}", response_model=None)
+def job_page(request: Request, job_id: str) -> Response:
+    return _job_page(request, job_id, "job.html")
+
+
+@router.get("/account/jobs/{job_id}/live", response_model=None)
+def job_fragment(request: Request, job_id: str) -> Response:
+    """The job's status and events, polled by live.js until the job has ended."""
+    return _job_page(request, job_id, "_job_live.html")

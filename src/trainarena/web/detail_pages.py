@@ -1,0 +1,71 @@
+"""The competitor, run and task pages, and a run's whole log on demand (plain text)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from sqlalchemy import select
+
+from trainarena.reporting.competitor_history import score_history
+from trainarena.reporting.run_detail import UnknownRunError, list_runs, read_run_detail
+from trainarena.reporting.run_files import artifact_files, log_names, read_log
+from trainarena.reporting.task_board import UnknownTaskError, task_board
+from trainarena.store import Run, TaskRow, competitor_tournaments, get_competitor, get_stored_task, get_tournament_by_name
+from trainarena.web.charts import score_distribution_svg, score_history_svg
+from trainarena.web.templating import not_found_page, render, settings_of, store_of
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/competitors/{name}", response_class=HTMLResponse)
+def competitor_page(request: Request, name: str) -> HTMLResponse:
+    with store_of(request).session() as session:
+        competitor = get_competitor(session, name)
+        if competitor is None:
+            return not_found_page(request, f"No competitor is named {name!r}.")
+        names = competitor_tournaments(session, competitor)
+        tournaments = [t for t in (get_tournament_by_name(session, n) for n in names) if t is not None]
+        history = score_history(session, competitor)
+        context = {"competitor": competitor, "tournaments": tournaments, "runs": list_runs(session, competitor=name),
+                   "chart": score_history_svg(name, history), "history": history}  # fmt: skip
+        return render(request, "competitor.html", context)
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: int) -> HTMLResponse:
+    rules = settings_of(request).dashboard
+    with store_of(request).session() as session:
+        try:
+            detail = read_run_detail(session, run_id, tail_lines=rules.log_tail_lines)
+        except UnknownRunError:
+            return not_found_page(request, f"There is no run {run_id}.")
+    files, file_count = artifact_files(detail.artifact_path, limit=rules.artifact_files_shown, hash_max_bytes=rules.artifact_hash_max_bytes)
+    context = {"run": detail, "logs": log_names(detail.log_path), "files": files, "file_count": file_count}
+    return render(request, "run.html", context)
+
+
+@router.get("/runs/{run_id}/logs/{name}", response_model=None)
+def run_log(request: Request, run_id: int, name: str) -> Response:
+    """One of the run's log files, whole (or its end, past the size limit), as plain text."""
+    with store_of(request).session() as session:
+        run = session.get(Run, run_id)
+        log_path = None if run is None else run.log_path
+    text = read_log(log_path, name, settings_of(request).dashboard.log_max_bytes)
+    if text is None:
+        return not_found_page(request, f"Run {run_id} has no log named {name!r}.")
+    body, cut = text
+    notice = f"[only the last {len(body.encode())} bytes of {name} are shown]\n" if cut else ""
+    return PlainTextResponse(notice + body, headers={"X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/tasks/{name}", response_class=HTMLResponse)
+def task_page(request: Request, name: str) -> HTMLResponse:
+    with store_of(request).session() as session:
+        try:
+            board = task_board(session, name)
+        except UnknownTaskError:
+            return not_found_page(request, f"No run was ever made on a task named {name!r}.")
+        row = session.scalar(select(TaskRow).where(TaskRow.digest == board.digest).order_by(TaskRow.id.desc()).limit(1))
+        context = {"board": board, "definition": None if row is None else row.definition,
+                   "stored": get_stored_task(session, board.task), "chart": score_distribution_svg(board)}  # fmt: skip
+        return render(request, "task.html", context)

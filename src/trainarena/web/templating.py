@@ -1,0 +1,78 @@
+"""The dashboard's Jinja2 templates (autoescaped) and the filters that format numbers, times and links."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from trainarena.settings import Settings
+from trainarena.store import Store
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+# Hosts whose web pages show a commit at ``<repository>/commit/<sha>``.
+COMMIT_PAGE_HOSTS = ("github.com", "gitlab.com", "codeberg.org")
+
+
+def score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def when(moment: datetime | None) -> str:
+    return "–" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
+
+
+def web_url(url: str | None) -> str | None:
+    """The repository URL when a browser can open it (http or https), else None."""
+    return url if url and urlsplit(url).scheme in ("http", "https") else None
+
+
+def commit_url(url: str | None, commit: str | None) -> str | None:
+    """A web page of the commit, on hosts known to have one at ``/commit/<sha>``."""
+    base = web_url(url)
+    if base is None or not commit or urlsplit(base).hostname not in COMMIT_PAGE_HOSTS:
+        return None
+    return f"{base.removesuffix('/').removesuffix('.git')}/commit/{commit}"
+
+
+templates.env.filters.update(score=score, when=when, seconds=seconds)
+templates.env.globals.update(web_url=web_url, commit_url=commit_url)
+
+
+def settings_of(request: Request) -> Settings:
+    """The settings of the app the dashboard is mounted in (the API keeps them on ``app.state``; the
+    dashboard reads them there itself, so it never imports the API that mounts it)."""
+    return request.app.state.settings
+
+
+def store_of(request: Request) -> Store:
+    return request.app.state.store
+
+
+def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    settings = settings_of(request)
+    return templates.TemplateResponse(request, name, {"poll_seconds": settings.dashboard.poll_seconds, **context},
+                                      status_code=status_code)  # fmt: skip
+
+
+def render_live(request: Request, name: str, context: dict[str, Any], *, running: bool) -> HTMLResponse:
+    """A page or fragment that live.js follows: ``X-Live`` says whether more is to come (keep polling)."""
+    response = render(request, name, {**context, "running": running})
+    response.headers["X-Live"] = "running" if running else "idle"
+    return response
+
+
+def not_found_page(request: Request, message: str) -> HTMLResponse:
+    return render(request, "not_found.html", {"message": message}, status_code=404)

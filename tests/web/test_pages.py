@@ -1,0 +1,212 @@
+"""Every dashboard page through FastAPI's TestClient, on a store with finished tournaments (one with a
+bye and a boss round) and a running one: what each page must show, its links, its live fragment, and
+that nothing it loads comes from elsewhere."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from html import unescape
+from pathlib import Path
+
+import pytest
+from cli_store import COMPETITORS, CRASH_TAIL, LONG_NAME, LONG_URL, build_finished_store
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from web_store import CHALLENGER, DashboardStore, text_of
+
+from trainarena.api import create_app
+from trainarena.operations.schedule import latest_due
+from trainarena.reporting.competitor_history import ScorePoint, score_history
+from trainarena.reporting.run_detail import list_runs
+from trainarena.settings import DashboardRules, ScheduleRules, Settings
+from trainarena.store import Run, TaskRow, add_stored_task, get_competitor, open_store
+from trainarena.web.templating import when
+
+
+def run_of(competitor: str, tournament: str, status: str | None = None) -> int:
+    with open_store(Settings()) as store, store.session() as session:
+        runs = list_runs(session, tournament=tournament, competitor=competitor, status=status)
+    return runs[0].run_id
+
+
+def history(name: str) -> list[ScorePoint]:
+    with open_store(Settings()) as store, store.session() as session:
+        return score_history(session, get_competitor(session, name))
+
+
+def test_home_shows_the_champion_the_running_tournament_and_the_schedule(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    words = text_of(page.text)
+    assert f"Text {CHALLENGER} Since" in words and "crowned in week-2" in words
+    assert "Margin: took 3 of 3 boss tasks (needed 2), mean lead" in words
+    assert "No image champion crowned yet." in words
+    assert 'href="/competitors/challenger"' in page.text
+    running = re.search(r'<div id="running"[^>]*>', page.text)
+    assert running and 'data-live-state="running"' in running.group(0)
+    assert "week-3 (text)" in words and "1 of 4 runs finished, round 1 (knockout)" in words
+    rules = Settings().schedule  # no tournament was drawn from the scheduled pools: both kinds are due
+    now = datetime.now(UTC)
+    assert f"text text due now (since {when(latest_due('text', rules, now))})" in words
+    assert f"image image due now (since {when(latest_due('image', rules, now))})" in words
+    for name in ("week-1", "week-2", "week-3"):
+        assert re.search(rf'<a href="/tournaments/\d+">{name}</a>', page.text)
+
+
+def test_tournament_page_draws_the_bracket_byes_and_the_boss_round(client: TestClient, dashboard_store: DashboardStore) -> None:
+    page = client.get(f"/tournaments/{dashboard_store.boss_id}")
+    assert page.status_code == 200 and page.headers["X-Live"] == "idle"
+    words = text_of(page.text)
+    assert "Champion: challenger (crowned)" in words
+    assert "Round 1: knockout" in words and "Bye · advance without playing" in words
+    knockout = page.text.split('id="round-0"')[1].split('id="round-1"')[0]
+    assert re.search(r'<li class="advanced">\s*<span class="name"><a href="/competitors/(challenger|slowpoke)">', knockout)
+    assert "advances" in knockout
+    assert "Boss round: challenger against" in words and "The challenger took 3 of 3 tasks; 2 take the title: crowned" in words
+    assert "instruct-boss-0 0.7000 1.4000 +0.7000 0.0700 met yes" in words
+    chart = re.search(r"<figure class=\"chart\">(.*?)</figure>", page.text, flags=re.S)
+    assert chart and chart.group(1).lstrip().startswith("<svg") and "<script" not in chart.group(1)
+    assert "required lead" in chart.group(1)
+    assert "Standings and weights" in words and re.search(r"1 challenger boss r3 \d+/\d+ 0\.\d{4}", words)
+    assert "Scores per task" in words and "Round 3 (boss), boss: task instruct-boss-1" in words
+
+
+def test_tournament_page_lists_failures_with_their_reasons(client: TestClient, dashboard_store: DashboardStore) -> None:
+    words = text_of(client.get(f"/tournaments/{dashboard_store.finished_id}").text)
+    failures = words.split("Failures")[-1]
+    assert "crasher on" in failures and "exited with code 1. ZeroDivisionError: division by zero" in failures
+    assert "slowpoke on" in failures and "timed out" in failures and "still running at the budget of 1 s" in failures
+    assert "hostile on" in failures and "model.bin is a pickle file" in failures
+    assert f"Champion: {LONG_NAME} (crowned)" in words
+
+
+def test_the_live_fragment_follows_the_running_tournament(client: TestClient, dashboard_store: DashboardStore) -> None:
+    page = client.get(f"/tournaments/{dashboard_store.running_id}")
+    live = re.search(r'<div id="live"[^>]*>', page.text)
+    assert live and 'data-live-state="running"' in live.group(0) and f'data-live="/tournaments/{dashboard_store.running_id}/live"' in live.group(0)
+    before = client.get(f"/tournaments/{dashboard_store.running_id}/live")
+    assert before.headers["X-Live"] == "running" and "<html" not in before.text
+    assert "1 of 4 runs finished" in text_of(before.text)
+    with open_store(Settings()) as store:
+        dashboard_store.drive_running(store)
+    after = client.get(f"/tournaments/{dashboard_store.running_id}/live")
+    assert "2 of 4 runs finished" in text_of(after.text)
+    assert client.get("/live/running").headers["X-Live"] == "running"
+    assert client.get(f"/tournaments/{dashboard_store.boss_id}/live").headers["X-Live"] == "idle"
+
+
+def test_competitor_page_links_the_commit_and_charts_scores_against_the_champion(client: TestClient) -> None:
+    page = client.get(f"/competitors/{CHALLENGER}")
+    assert page.status_code == 200
+    assert '<a href="https://github.com/example/challenger.git" rel="noopener noreferrer">' in page.text
+    assert f'href="https://github.com/example/challenger/commit/{"c" * 40}"' in page.text
+    words = text_of(page.text)
+    assert "week-2 (text, finished) — champion" in words and "week-3 (text, running)" in words
+    chart = re.search(r"<figure class=\"chart\">(.*?)</figure>", page.text, flags=re.S)
+    assert chart and "Scores of challenger against the champion" in chart.group(1) and ">champion<" in chart.group(1)
+    assert [(p.task, p.score, p.champion, p.champion_score) for p in history(CHALLENGER) if p.champion_score is not None] == [
+        (f"instruct-boss-{i}", score / 2, LONG_NAME, score) for i, score in enumerate((1.4, 1.1, 1.2))
+    ]  # the champion of week-2 is the challenger itself: it is measured against the defender it beat
+    assert re.search(r"run \d+ week-2 3 \(boss\) instruct-boss-0 succeeded 0\.7000", words)
+    other = client.get(f"/competitors/{LONG_NAME}").text
+    assert f'<a href="{LONG_URL}"' in other and "/commit/" not in other  # a host without known commit pages
+
+
+def test_run_page_shows_reason_timings_log_tail_files_and_the_whole_log(client: TestClient) -> None:
+    crashed = run_of("crasher", "week-1")
+    page = client.get(f"/runs/{crashed}")
+    words = text_of(page.text)
+    assert "failed" in words and "exited with code 1." in words and "Wall time 12.5 s" in words
+    tail = re.search(r'<pre class="log"[^>]*>(.*?)</pre>', page.text, flags=re.S)
+    assert tail and unescape(tail.group(1)).splitlines()[-1] == CRASH_TAIL.splitlines()[-1]
+    assert len(unescape(tail.group(1)).splitlines()) == Settings().dashboard.log_tail_lines
+    assert f'href="/runs/{crashed}/logs/stderr.log"' in page.text and f'href="/runs/{crashed}/logs/stdout.log"' in page.text
+    whole = client.get(f"/runs/{crashed}/logs/stderr.log")
+    assert whole.headers["content-type"].startswith("text/plain")
+    assert whole.text.startswith("stderr line 1\n") and whole.text.rstrip().endswith(CRASH_TAIL.splitlines()[-1])
+    for name in ("..%2F..%2Fdata.db", "result.json", "missing.log"):
+        assert client.get(f"/runs/{crashed}/logs/{name}").status_code == 404
+
+
+def test_run_page_lists_the_artifact_files_with_their_digests(client: TestClient) -> None:
+    scored = run_of(LONG_NAME, "week-1", status="succeeded")
+    with open_store(Settings()) as store, store.session() as session:
+        artifact = Path(session.get_one(Run, scored).artifact_path)
+    (artifact / "model.safetensors").write_bytes(b"weights")
+    words = text_of(client.get(f"/runs/{scored}").text)
+    assert f"model.safetensors 7 {hashlib.sha256(b'weights').hexdigest()}" in words
+    assert "Digest (sha256 over the folder): " + "ab" * 32 in words
+    assert "score 1." in words and "(lower is better)" in words
+
+
+def test_task_page_shows_its_definition_and_leaderboard(client: TestClient) -> None:
+    page = client.get("/tasks/instruct-boss-0")
+    words = text_of(page.text)
+    assert "Type instruct Base model tiny" in words and "lower is better" in words
+    assert re.search(r"1 challenger tournament 0\.7000 1/1 run \d+ 2 honest-baseline\S* tournament 1\.4000", words)
+    assert "Best score per entrant on instruct-boss-0" in page.text
+
+
+def test_task_page_of_a_stored_task_shows_its_digests_and_rows(client: TestClient) -> None:
+    with open_store(Settings()) as store, store.transaction() as session:
+        definition = session.scalar(select(TaskRow.definition).where(TaskRow.definition["name"].as_string() == "instruct-boss-1"))
+        add_stored_task(session, name="instruct-boss-1", pool="weekly", kind="text", definition=definition,
+                        base_model_digest="b" * 64, dataset_digest="d" * 64, hidden_digest="h" * 64, train_rows=360, hidden_rows=40)  # fmt: skip
+    words = text_of(client.get("/tasks/instruct-boss-1").text)
+    assert f"Pool weekly Dataset digest {'d' * 64} Base model digest {'b' * 64} Rows 360 to train on, 40 hidden" in words
+
+
+@pytest.mark.parametrize("path", ["/tournaments/999", "/competitors/nobody", "/runs/999", "/tasks/no-such-task", "/runs/999/logs/stderr.log"])
+def test_missing_things_answer_a_404_page(client: TestClient, path: str) -> None:
+    answer = client.get(path)
+    assert answer.status_code == 404 and "<h1>Not found</h1>" in answer.text
+
+
+def test_pages_load_every_asset_from_the_service_itself(client: TestClient, dashboard_store: DashboardStore) -> None:
+    paths = ["/", f"/tournaments/{dashboard_store.boss_id}", f"/competitors/{CHALLENGER}", f"/runs/{run_of('crasher', 'week-1')}",
+             "/tasks/instruct-boss-0", "/signin", "/tournaments"]  # fmt: skip
+    for path in paths:
+        html = client.get(path).text
+        assets = re.findall(r'<(?:script|img|link)[^>]*(?:src|href)="([^"]+)"', html)
+        assert assets, path
+        for asset in assets:
+            assert asset.startswith("/static/"), f"{path} loads {asset} from elsewhere: the dashboard must work offline"
+            assert client.get(asset).status_code == 200, asset
+        assert "<script" not in html.split("</head>")[1], f"{path}: no inline script (charts are plain SVG)"
+    assert all(path.startswith("/v1/") for path in client.get("/openapi.json").json()["paths"])
+
+
+def test_a_group_stage_shows_each_groups_ranking_points_and_advancers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for rule, value in {"GROUP_STAGE_MIN_ENTRANTS": "4", "GROUP_SIZE_MIN": "3", "GROUP_SIZE_MAX": "4"}.items():
+        monkeypatch.setenv(f"TRAINARENA_RULES__{rule}", value)  # four entrants play one group
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    built = build_finished_store(tmp_path / "data")
+    settings = Settings()
+    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
+        page = client.get(f"/tournaments/{built.tournament_id}").text
+    group = page.split('id="round-0"')[1].split('id="standings"')[0]  # the only round: one competitor scored
+    words = text_of(group)
+    assert "Round 1: group" in words
+    ranking = re.findall(r'href="/competitors/([^"]+)"', group)
+    assert ranking[0] == LONG_NAME and sorted(ranking) == sorted(COMPETITORS)
+    assert re.search(rf"{LONG_NAME} 1\.\d{{4}} \d+ pts advances", words)
+    assert len(re.findall(r"\d+ pts", words)) == len(COMPETITORS)
+
+
+def test_home_lists_the_latest_tournaments_and_links_to_all_of_them(dashboard_store: DashboardStore) -> None:
+    settings = Settings(dashboard=DashboardRules(recent_tournaments=2))
+    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
+        home, every = client.get("/").text, client.get("/tournaments").text
+    listed = re.findall(r'<a href="/tournaments/\d+">(week-\d)</a>', home.split('id="recent"')[1])
+    assert listed == ["week-3", "week-2"] and '<a href="/tournaments">All 3 tournaments</a>' in home
+    assert re.findall(r'<a href="/tournaments/\d+">(week-\d)</a>', every) == ["week-3", "week-2", "week-1"]
+
+
+def test_home_shows_when_each_kind_is_next_due(dashboard_store: DashboardStore) -> None:
+    anchor = datetime(2100, 1, 4, tzinfo=UTC)  # the schedule's grid starts later: nothing is due yet
+    settings = Settings(schedule=ScheduleRules(anchor=anchor, image_enabled=False))
+    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
+        words = text_of(client.get("/").text)
+    assert f"Kind Pool Due text text {when(anchor)}" in words and "image image" not in words and "due now" not in words

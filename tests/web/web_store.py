@@ -1,0 +1,74 @@
+"""The dashboard tests' store: the CLI tests' finished tournament (week-1), a second one won by a
+challenger in the boss round (week-2), and a third one running (week-3), all played by a scripted
+executor; and the visible words of a page."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from html import unescape
+from pathlib import Path
+
+from cli_store import LONG_NAME, ScriptedExecutor, build_finished_store, fake_task
+
+from trainarena.contract import Direction
+from trainarena.orchestrator import create_tournament, drive
+from trainarena.runs import RunReport, RunRequest
+from trainarena.settings import Settings
+from trainarena.store import Store, add_competitor, open_store
+from trainarena.tasks.base import Evaluation
+
+CHALLENGER = "challenger"
+
+
+class ChallengerExecutor(ScriptedExecutor):
+    """The scripted outcomes, plus a challenger whose loss is half the honest baseline's on every task:
+    it takes the boss round from the reigning champion by a clear margin."""
+
+    def execute(self, request: RunRequest) -> RunReport:
+        if request.competitor.name != CHALLENGER:
+            return super().execute(request)
+        report = super().execute(replace(request, competitor=replace(request.competitor, name=LONG_NAME)))
+        assert report.evaluation is not None
+        return replace(report, evaluation=Evaluation(report.evaluation.score / 2, Direction.LOWER))
+
+
+@dataclass(frozen=True)
+class DashboardStore:
+    data_dir: Path
+    finished_id: int  # week-1: no defender, the honest baseline wins
+    boss_id: int  # week-2: three entrants (a bye), the challenger beats the baseline in the boss round
+    running_id: int  # week-3: its first round created, one run done
+
+    def drive_running(self, store: Store, steps: int = 1) -> None:
+        """Play ``steps`` more runs of the running tournament (what a serve process does meanwhile)."""
+        _drive(store, self.running_id, max_steps=steps)
+
+
+def _drive(store: Store, tournament_id: int, **options: object) -> object:
+    settings = Settings()
+    return drive(store, tournament_id, task_source=fake_task, executor=ChallengerExecutor(), rules=settings.rules,
+                 weight_rules=settings.weights, work_dir=settings.work_dir, **options)  # fmt: skip
+
+
+def build_dashboard_store(data_dir: Path) -> DashboardStore:
+    """The three tournaments in ``data_dir`` (``TRAINARENA_DATA_DIR`` must name it)."""
+    finished = build_finished_store(data_dir)
+    with open_store(Settings()) as store:
+        with store.transaction() as session:
+            add_competitor(session, name=CHALLENGER, repo_url="https://github.com/example/challenger.git", commit="c" * 40,
+                           tree_hash=CHALLENGER, source_digest=CHALLENGER, entrypoint="train.py")  # fmt: skip
+            boss_id = create_tournament(session, name="week-2", kind="text", seed=2, entrants=[CHALLENGER, "crasher", "slowpoke"]).id
+        assert _drive(store, boss_id) is not None
+        with store.transaction() as session:
+            running_id = create_tournament(session, name="week-3", kind="text", seed=3,
+                                           entrants=[LONG_NAME, "crasher", "slowpoke", "hostile"]).id  # fmt: skip
+        assert _drive(store, running_id, max_steps=2) is None
+    return DashboardStore(data_dir, finished.tournament_id, boss_id, running_id)
+
+
+
+def text_of(html: str) -> str:
+    """The page's visible words, one space apart (tags, scripts and styles removed)."""
+    html = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", html, flags=re.S)
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
