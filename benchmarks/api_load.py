@@ -1,0 +1,227 @@
+"""The API under load: 50 clients polling job status and leaderboards on loopback, first with the
+machine idle, then while a customer's job trains; requests per second and p50/p99 latency of each,
+side by side, and the p99 ratio. Target (issue #12): p99 under 100 ms for reads while a job trains.
+
+The server is ``trainarena api`` in its own process (as operators run it, job worker included) over
+a fresh data directory holding a tournament of synthetic records (16 competitors, no training) and a
+customer's uploaded dataset; the load comes from another process (this one), asyncio + httpx.
+The job is real: the house script trains the offline tiny model in the sandbox for ``--budget`` s.
+
+Usage: ``.venv/bin/python -m benchmarks.api_load [--clients 50] [--seconds 30] [--budget 60] [--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from trainarena.assets import ensure_assets
+from trainarena.contract import Direction, RunStatus, TaskType
+from trainarena.engine.model import Stage
+from trainarena.orchestrator import create_tournament, drive
+from trainarena.runs import RunReport, RunRequest
+from trainarena.settings import Settings
+from trainarena.store import add_competitor, open_store
+from trainarena.store.api_keys import create_key
+from trainarena.tasks.base import Evaluation, TaskDefinition
+
+COMPETITORS = 16
+JOB_TIER = "bench"
+
+
+class SyntheticExecutor:
+    """Scores without training: a tournament's records (rounds, runs, scores, logs) in a second."""
+
+    def execute(self, request: RunRequest) -> RunReport:
+        logs = request.run_dir / "logs"
+        logs.mkdir(parents=True)
+        (logs / "stderr.log").write_text("".join(f"step {i} loss {3 - i / 50:.3f}\n" for i in range(100)))
+        score = 2.0 + (hash((request.competitor.name, request.task.seed)) % 1000) / 1000
+        return RunReport(RunStatus.SUCCEEDED, time.time() - 30, time.time(), log_path=logs,
+                         evaluation=Evaluation(score, Direction.LOWER))  # fmt: skip
+
+
+def synthetic_task(kind: str, stage: Stage, match_id: str, index: int, seed: int) -> TaskDefinition:
+    return TaskDefinition(f"instruct-{match_id}-{index}", TaskType.INSTRUCT, "tiny", {"seed": seed}, 30.0, seed)
+
+
+def seed_store(settings: Settings) -> tuple[str, str]:
+    """A finished tournament and two keys (operator, customer) in a fresh store; the keys."""
+    names = [f"competitor-{i:02d}" for i in range(COMPETITORS)]
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            for i, name in enumerate(names):
+                add_competitor(session, name=name, repo_url=f"https://github.com/x/{name}", commit=f"{i:040x}",
+                               tree_hash=name, source_digest=name, entrypoint="train.py")  # fmt: skip
+            tournament_id = create_tournament(session, name="week-1", kind="text", seed=1, entrants=names).id
+            operator = create_key(session, "bench-operator", "operator").secret
+            customer = create_key(session, "bench-customer", "customer").secret
+        drive(store, tournament_id, task_source=synthetic_task, executor=SyntheticExecutor(), rules=settings.rules,
+              weight_rules=settings.weights, work_dir=settings.work_dir)  # fmt: skip
+    return operator, customer
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+
+async def _client(http: httpx.AsyncClient, urls: list[str], start: int, stop_at: float, latencies: list[float], errors: list[str]) -> None:
+    index = start
+    while time.monotonic() < stop_at:
+        url = urls[index % len(urls)]
+        index += 1
+        began = time.perf_counter()
+        answer = await http.get(url)
+        latencies.append(time.perf_counter() - began)
+        if answer.status_code != 200:
+            errors.append(f"{url}: {answer.status_code}")
+
+
+async def load(base: str, key: str, urls: list[str], clients: int, seconds: float, name: str) -> Phase:
+    latencies: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, limits=limits, timeout=30) as http:
+        began = time.monotonic()
+        stop_at = began + seconds
+        await asyncio.gather(*(_client(http, urls, i, stop_at, latencies, errors) for i in range(clients)))
+        elapsed = time.monotonic() - began
+    cuts = statistics.quantiles(latencies, n=100)
+    return Phase(name, len(latencies), len(errors), elapsed, cuts[49] * 1000, cuts[98] * 1000)
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001 - a plain callable
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} did not happen within {timeout:g} s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of each phase")
+    parser.add_argument("--budget", type=float, default=60.0, help="training budget of the job (longer than a phase)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+
+    assets = ensure_assets(Settings().assets_dir)
+    dataset = next(d.path for d in assets.task_datasets if d.name == "arithmetic")
+    with tempfile.TemporaryDirectory(prefix="trainarena-api-load-") as scratch:
+        data = Path(scratch)
+        settings = Settings(data_dir=data)
+        operator, customer = seed_store(settings)
+        port = free_port()
+        env = os.environ | {
+            "TRAINARENA_DATA_DIR": str(data),
+            "TRAINARENA_API__RATE_LIMIT_PER_MINUTE": "10000000",
+            "TRAINARENA_API__RATE_LIMIT_BURST": "1000000",
+            "TRAINARENA_JOBS__BASE_MODELS": json.dumps([str(assets.tiny_llama)]),
+            "TRAINARENA_JOBS__BUDGET_TIERS": json.dumps({JOB_TIER: args.budget}),
+            "TRAINARENA_JOBS__DEFAULT_TIER": JOB_TIER,
+        }
+        server = subprocess.Popen([sys.executable, "-m", "trainarena.cli", "api", "--port", str(port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            result = _measure(base, operator, customer, dataset, assets.tiny_llama, args)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_table(result, args)
+    return 0
+
+
+def _up(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/v1/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _measure(base: str, operator: str, customer: str, dataset: Path, model: Path, args: argparse.Namespace) -> dict:
+    wait_until(lambda: _up(base), 60, "the API answering /v1/health")
+    as_customer = {"Authorization": f"Bearer {customer}"}
+    with dataset.open("rb") as upload:
+        uploaded = httpx.post(f"{base}/v1/files", headers=as_customer, files={"file": (dataset.name, upload)}, data={"kind": "text"}, timeout=120)
+    uploaded.raise_for_status()
+    file_id = uploaded.json()["id"]
+    tournaments = httpx.get(f"{base}/v1/tournaments", headers={"Authorization": f"Bearer {operator}"}).json()
+    tournament_id = tournaments["items"][0]["id"] if isinstance(tournaments, dict) else tournaments[0]["id"]
+    # What customers and dashboards poll: the job list (each job's status), a leaderboard, a tournament.
+    urls = ["/v1/jobs", f"/v1/tournaments/{tournament_id}/leaderboard", f"/v1/tournaments/{tournament_id}", "/v1/champions"]
+    idle = asyncio.run(load(base, customer, urls, args.clients, args.seconds, "idle"))
+    job = httpx.post(f"{base}/v1/jobs", headers=as_customer, json={
+        "task_type": "instruct", "base_model": str(model), "file_id": file_id, "budget_tier": JOB_TIER,
+        "field_mapping": {"field_instruction": "instruction", "field_input": "input", "field_output": "output"},
+    }, timeout=30)  # fmt: skip
+    job.raise_for_status()
+    job_id = job.json()["id"]
+
+    def job_status() -> str:
+        return httpx.get(f"{base}/v1/jobs/{job_id}", headers=as_customer).json()["status"]
+
+    wait_until(lambda: job_status() == "running", 120, "the job starting")
+    training = asyncio.run(load(base, customer, urls, args.clients, args.seconds, "job training"))
+    still_training = job_status() == "running"
+    httpx.post(f"{base}/v1/jobs/{job_id}/cancel", headers=as_customer)
+    return {
+        "clients": args.clients, "seconds_per_phase": args.seconds, "urls": urls,
+        "phases": [asdict(idle) | {"per_second": idle.per_second}, asdict(training) | {"per_second": training.per_second}],
+        "job_trained_throughout": still_training,
+        "p99_ratio_training_over_idle": training.p99_ms / idle.p99_ms,
+        "target_p99_ms": 100.0, "target_met": training.p99_ms < 100.0 and still_training,
+    }  # fmt: skip
+
+
+def _print_table(result: dict, args: argparse.Namespace) -> None:
+    print(f"{args.clients} clients, {args.seconds:g} s per phase, polling: {', '.join(result['urls'])}")
+    print(f"{'phase':<16}{'requests':>10}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    for phase in result["phases"]:
+        print(f"{phase['name']:<16}{phase['requests']:>10}{phase['errors']:>8}{phase['per_second']:>9.0f}"
+              f"{phase['p50_ms']:>9.1f}{phase['p99_ms']:>9.1f}")  # fmt: skip
+    print(f"p99 while a job trains / p99 idle: {result['p99_ratio_training_over_idle']:.2f}")
+    verdict = "met" if result["target_met"] else "NOT met"
+    trained = "" if result["job_trained_throughout"] else " (the job stopped training before the phase ended)"
+    print(f"target p99 < 100 ms while a job trains: {verdict}{trained}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
