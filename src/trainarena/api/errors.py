@@ -90,3 +90,8 @@ def install_error_handlers(app: FastAPI) -> None:
 ROLE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES, 403: {"model": ErrorResponse, "description": "This key's role may not do this"},
 }
+
+# And for routes that read a JSON body: one that does not even parse (not UTF-8, say) is a 400.
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body could not be parsed"},
+}

@@ -16,6 +16,11 @@ from trainarena.api.errors import ApiError
 T = TypeVar("T")
 
 
+# The largest integer a request may give where the store keeps it (ids, seeds): a 32-bit column on
+# PostgreSQL; larger ones would not reach the query (the databases refuse them as parameters).
+STORE_INT_MAX = 2**31 - 1
+
+
 class Page(BaseModel, Generic[T]):
     data: list[T] = Field(description="This page's items, in the endpoint's order.")
     has_more: bool = Field(description="Whether items follow this page (ask again with offset + limit).")
@@ -34,7 +39,7 @@ class Window:
 def window(
     request: Request,
     limit: Annotated[int | None, Query(ge=1, description="Items to return (default settings api.page_size; at most api.page_size_max).")] = None,
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=STORE_INT_MAX, description="Items to skip.")] = 0,
 ) -> Window:
     rules = app_settings(request).api
     if limit is not None and limit > rules.page_size_max:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from trainarena.api.auth import Principal, require
 from trainarena.api.context import app_settings, app_store
-from trainarena.api.errors import ROLE_RESPONSES, ApiError, not_found
+from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, not_found
 from trainarena.api.paging import Page, PageWindow
 from trainarena.api.routes.tasks import NAME_MAX_LENGTH
 from trainarena.store import StoreError, get_competitor, list_competitors
@@ -56,7 +56,7 @@ class RegisterIn(BaseModel):
 
 
 @router.post("/competitors", status_code=201, response_model=RegisteredOut, summary="Register a repository at a commit",
-             responses={422: {"description": "Registration refused (name taken, manifest, repository, commit...)"}})
+             responses=BODY_RESPONSES)
 def register(body: RegisterIn, _caller: Competitor, request: Request) -> RegisteredOut:
     """Fetch the repository, check the commit and its trainarena.toml, and record the competitor: the
     checks and messages of `trainarena competitor add`. Refusals are 422 with the reason."""

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from trainarena.api.auth import Principal, require
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ROLE_RESPONSES, ApiError, not_found
-from trainarena.api.paging import Page, PageWindow
+from trainarena.api.paging import STORE_INT_MAX, Page, PageWindow
 from trainarena.contract import RunStatus
 from trainarena.reporting.run_detail import (
     AD_HOC,
@@ -30,7 +30,7 @@ from trainarena.store.models import ApiRole
 router = APIRouter(prefix="/v1", tags=["runs"], responses=ROLE_RESPONSES)
 
 Competitor = Annotated[Principal, Depends(require(ApiRole.COMPETITOR))]
-RunId = Annotated[int, Path(description="The run's id, as brackets, leaderboards and run lists show it.")]
+RunId = Annotated[int, Path(ge=1, le=STORE_INT_MAX, description="The run's id, as brackets, leaderboards and run lists show it.")]
 
 
 class RunSummaryOut(BaseModel):
@@ -138,8 +138,16 @@ def show(run_id: RunId, _caller: Competitor, request: Request) -> RunDetailOut:
     return RunDetailOut(**detail.to_json())
 
 
-@router.get("/runs/{run_id}/logs", response_class=PlainTextResponse, summary="A run's log, as text",
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "The log"}})  # fmt: skip
+# The log route answers text, its errors JSON: each error response names its media type itself.
+LOG_RESPONSES = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "The log"},
+    **{status: {"description": response["description"],
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+       for status, response in ROLE_RESPONSES.items()},
+}  # fmt: skip
+
+
+@router.get("/runs/{run_id}/logs", response_class=PlainTextResponse, summary="A run's log, as text", responses=LOG_RESPONSES)
 def logs(
     run_id: RunId,
     _caller: Competitor,

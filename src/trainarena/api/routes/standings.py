@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from trainarena.api.auth import Operator, Principal, require
 from trainarena.api.context import app_settings, app_store
-from trainarena.api.errors import ROLE_RESPONSES, ApiError, ErrorResponse, not_found
+from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.api.routes.tournaments import Kind
 from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.operations.history import champion_reigns
@@ -118,7 +118,7 @@ def weights(_caller: Competitor, request: Request) -> WeightsOut:
 
 
 @router.post("/weights/publish", response_model=PublishedOut, summary="Publish weights from the latest finished tournaments (operators)",
-             responses={409: {"model": ErrorResponse, "description": "Nothing to publish as of that time"}})  # fmt: skip
+             responses={**BODY_RESPONSES, 409: {"model": ErrorResponse, "description": "Nothing to publish as of that time"}})  # fmt: skip
 def publish(body: PublishIn, _operator: Operator, request: Request) -> PublishedOut:
     """`trainarena weights publish`: a new vector when the latest finished text or image tournament
     changed, else the current one again (``new`` false)."""

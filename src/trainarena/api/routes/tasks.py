@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field
 
 from trainarena.api.auth import Operator
 from trainarena.api.context import app_settings, app_store
-from trainarena.api.errors import ROLE_RESPONSES, ApiError, ErrorResponse, not_found
-from trainarena.api.paging import Page, PageWindow
+from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
+from trainarena.api.paging import STORE_INT_MAX, Page, PageWindow
 from trainarena.contract import TaskType
 from trainarena.operations.pools import add_task, stored_task_json
 from trainarena.store import StoreError, get_pool, get_stored_task, list_pools, list_stored_tasks, remove_stored_task
@@ -64,7 +64,7 @@ class TaskIn(BaseModel):
     dataset: dict[str, Any] = Field(description="`source` (a file or folder on the server, or a hub dataset id) and the "
                                     "type's field mapping, as in a task file's [dataset] table.")  # fmt: skip
     budget_seconds: float | None = Field(None, gt=0, description="Training budget (default settings pools.default_budget_seconds).")
-    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="The task's seed (default the task file default).")
+    seed: int | None = Field(None, ge=0, le=STORE_INT_MAX, description="The task's seed (default the task file default).")
     pool: str | None = Field(None, min_length=1, max_length=NAME_MAX_LENGTH, description="The pool (default: text or image, by kind).")
 
 
@@ -101,7 +101,8 @@ def show(name: TaskName, _operator: Operator, request: Request) -> StoredTaskOut
         return StoredTaskOut(**stored_task_json(task))
 
 
-@router.post("/tasks", status_code=201, response_model=StoredTaskOut, summary="Check and store a task in a pool (operators)")
+@router.post("/tasks", status_code=201, response_model=StoredTaskOut, summary="Check and store a task in a pool (operators)",
+             responses=BODY_RESPONSES)
 def add(body: TaskIn, _operator: Operator, request: Request) -> StoredTaskOut:
     """`trainarena task add --file` with the task file's content as the body: the base model must load,
     the dataset validate and split as `task check` does (with the operator's secret split seed).

@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 
 from trainarena.api.auth import Operator, Principal, require
 from trainarena.api.context import app_settings, app_store
-from trainarena.api.errors import ROLE_RESPONSES, ApiError, ErrorResponse, not_found
-from trainarena.api.paging import Page, PageWindow
+from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
+from trainarena.api.paging import STORE_INT_MAX, Page, PageWindow
 from trainarena.api.routes.tasks import NAME_MAX_LENGTH
 from trainarena.operations.drivers import BackgroundDrivers, DriveRefused, DrivingUnavailable
 from trainarena.operations.history import tournament_detail
@@ -25,10 +25,8 @@ from trainarena.store.models import ApiRole
 router = APIRouter(prefix="/v1", tags=["tournaments"], responses=ROLE_RESPONSES)
 
 Competitor = Annotated[Principal, Depends(require(ApiRole.COMPETITOR))]
-TournamentId = Annotated[int, Path(description="The tournament's id.")]
+TournamentId = Annotated[int, Path(ge=1, le=STORE_INT_MAX, description="The tournament's id.")]
 Kind = Literal["text", "image"]  # engine.model.TOURNAMENT_KINDS
-# A tournament seed as the store keeps it (create_pool_tournament draws 31 bits when none is given).
-MAX_SEED = 2**31 - 1
 
 
 class TournamentSummaryOut(BaseModel):
@@ -119,7 +117,7 @@ class CreateIn(BaseModel):
     kind: Kind
     pool: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="The task pool to draw from (GET /v1/pools).")
     entry_closes: datetime | None = Field(None, description="Competitors registered later do not enter (default now; UTC when no zone).")
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Tournament seed (default random).")
+    seed: int | None = Field(None, ge=0, le=STORE_INT_MAX, description="Tournament seed (default random).")
     name: str | None = Field(None, min_length=1, max_length=NAME_MAX_LENGTH, description="Tournament name (default KIND-POOL-N).")
 
 
@@ -180,7 +178,8 @@ def leaderboard(tournament_id: TournamentId, _caller: Competitor, request: Reque
     return LeaderboardOut(**_detail(request, tournament_id).board.to_json())
 
 
-@router.post("/tournaments", status_code=201, response_model=CreatedOut, summary="Create a tournament on a task pool (operators)")
+@router.post("/tournaments", status_code=201, response_model=CreatedOut, summary="Create a tournament on a task pool (operators)",
+             responses=BODY_RESPONSES)
 def create(body: CreateIn, _operator: Operator, request: Request) -> CreatedOut:
     """Who enters, who defends and which stored tasks it draws, as `trainarena tournament create`;
     refusals (pool too small, of another kind, nobody can enter) are 422 with the numbers."""
