@@ -34,27 +34,28 @@ class StoppingServer(uvicorn.Server):
     services (each finishes and stores its step), and the process exits 0 (uvicorn would raise the
     signal again, reporting the process as killed); a second one leaves at once."""
 
-    def __init__(self, config: uvicorn.Config, say: Callable[[str], None]) -> None:
+    def __init__(self, config: uvicorn.Config, on_signal: Callable[[str], None]) -> None:
         super().__init__(config)
-        self._say = say
+        self._on_signal = on_signal
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit:
-            self._say(STOPPING_NOW)
+            self._on_signal(STOPPING_NOW)
             os._exit(EXIT_STOPPED_AT_ONCE)
-        self._say(STOPPING.format(signal=signal.Signals(sig).name))
-        super().handle_exit(sig, frame)
+        super().handle_exit(sig, frame)  # first: a second signal arriving while we say so is a second one
         self._captured_signals.clear()
+        self._on_signal(STOPPING.format(signal=signal.Signals(sig).name))
 
 
 def serve_api(settings: Settings, host: str | None, port: int | None, *, store: Store | None = None,
-              services: Sequence[Service] = (), say: Callable[[str], None] | None = None) -> None:  # fmt: skip
+              services: Sequence[Service] = (), on_signal: Callable[[str], None] | None = None) -> None:  # fmt: skip
     """Serve the API (over ``store``, or one opened from ``settings``) with ``services`` beside it until
-    SIGTERM or Ctrl-C; ``say`` tells what a stop signal does (default: stderr)."""
+    SIGTERM or Ctrl-C. ``on_signal`` is told at once what a stop signal does (default: said on stderr),
+    before the API stops and then its services."""
     app = create_app(settings, store=store, services=services)
     config = uvicorn.Config(app, host=host or settings.api.host, port=settings.api.port if port is None else port,
                             log_level="info", access_log=False)  # fmt: skip
-    StoppingServer(config, say or (lambda message: typer.echo(message, err=True))).run()
+    StoppingServer(config, on_signal or (lambda message: typer.echo(message, err=True))).run()
 
 
 def api_command(host: HostOption = None, port: PortOption = None) -> None:

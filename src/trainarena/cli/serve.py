@@ -9,6 +9,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -66,15 +67,17 @@ def serve_with(settings: Settings, executor: RunExecutor, *, once: bool, paralle
     with open_store(settings) as store:
         serving = Serving(store, settings, executor, log, stop, parallel=parallel,
                           on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir))
-
-        def say(message: str) -> None:
-            serving.say("stopping", message)
-
+        say = partial(serving.say, "stopping")
         if once:
             with stop_on_signals(stop, say):
                 return serving.run(once=True)
+
+        def stop_soon(message: str) -> None:  # no new step starts while the API shuts down
+            stop.set()
+            say(message)
+
         services = (ServingThread(serving), BackgroundDrivers(settings, executor, parallel=parallel))
-        serve_api(settings, host, port, store=store, services=services, say=say)
+        serve_api(settings, host, port, store=store, services=services, on_signal=stop_soon)
         return serving.finished
 
 
