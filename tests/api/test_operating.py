@@ -37,13 +37,13 @@ def _task(data: OperatorData, name: str, **changes) -> dict:
             "dataset": {"source": str(data.jsonl), "field_instruction": "q", "field_output": "a"}, **changes}  # fmt: skip
 
 
-def _register(client: TestClient, api: Api, name: str, commit: str | None = None, example: str | None = None):
+def _register(client: TestClient, api: Api, name: str, commit: str | None = None, example: str | None = None, role: str = "operator"):
     repo = api.settings.data_dir / "repos" / (example or name)
     if not repo.exists():
         make_example_repo(examples_root() / (example or name), repo)
     head = (repo / ".git" / "refs" / "heads" / "main").read_text().strip()
     return client.post("/v1/competitors", json={"name": name, "repo": str(repo), "commit": commit or head},
-                       headers=api.auth("competitor"))  # fmt: skip
+                       headers=api.auth(role))  # fmt: skip
 
 
 def _wait_until_finished(client: TestClient, api: Api, tournament_id: int) -> dict:
@@ -64,6 +64,8 @@ def test_operators_store_tasks_create_and_drive_a_tournament_and_publish(empty_a
             registered = _register(client, empty_api, name)
             assert registered.status_code == 201, registered.text
             assert registered.json()["name"] == name and registered.json()["copies"] == []
+        local = _register(client, empty_api, "mine", example="baseline", role="competitor")
+        assert local.status_code == 422 and "take an operator's key" in local.json()["error"]["message"]
         taken = _register(client, empty_api, "baseline")
         assert taken.status_code == 422 and "already registered" in taken.json()["error"]["message"]
         branch = _register(client, empty_api, "torchloop2", commit="main", example="torchloop")

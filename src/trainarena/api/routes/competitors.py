@@ -17,6 +17,7 @@ from trainarena.api.routes.tasks import NAME_MAX_LENGTH
 from trainarena.store import StoreError, get_competitor, list_competitors
 from trainarena.store.models import ApiRole
 from trainarena.submissions import RegistrationError
+from trainarena.submissions.git import is_remote_repo
 from trainarena.submissions.service import competitor_record, register_competitor
 
 router = APIRouter(prefix="/v1", tags=["competitors"], responses=ROLE_RESPONSES)
@@ -50,16 +51,22 @@ class RegisteredOut(CompetitorOut):
 
 class RegisterIn(BaseModel):
     name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="Unique competitor name: letters, digits, '.', '_', '-'.")
-    repo: str = Field(description="https or ssh URL, git@host:path, file:// URL or a path on the server.")
+    repo: str = Field(description="https or ssh URL or git@host:path; operators may also give a file:// URL or a path on the server.")
     commit: str = Field(description="Full 40-character commit SHA (not a branch or tag).")
     hotkey: str | None = Field(None, description="Bittensor hotkey (SS58 address) the competitor's weight goes to.")
 
 
 @router.post("/competitors", status_code=201, response_model=RegisteredOut, summary="Register a repository at a commit",
              responses=BODY_RESPONSES)
-def register(body: RegisterIn, _caller: Competitor, request: Request) -> RegisteredOut:
+def register(body: RegisterIn, caller: Competitor, request: Request) -> RegisteredOut:
     """Fetch the repository, check the commit and its trainarena.toml, and record the competitor: the
-    checks and messages of `trainarena competitor add`. Refusals are 422 with the reason."""
+    checks and messages of `trainarena competitor add`. Refusals are 422 with the reason. Only operators
+    may name a repository on the server itself (a path or file:// URL): a competitor must not make the
+    server fetch, and run, whatever repository it can find on its disk."""
+    if not caller.is_operator and not is_remote_repo(body.repo):
+        raise ApiError(422, "registration_refused", "a competitor key registers a repository on another host (https://, "
+                       "ssh:// or user@host:path); paths and file:// URLs on the server take an operator's key",
+                       name=body.name, repo=body.repo)  # fmt: skip
     settings = app_settings(request)
     try:
         with app_store(request).transaction() as session:
