@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from api_client import Api
 from fastapi.testclient import TestClient
 
-from conftest import Api
 from trainarena.api import create_app
 from trainarena.settings import Settings
 from trainarena.store.models import ApiRole

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from api_client import Api
 from fastapi.testclient import TestClient
 
-from conftest import Api
 from trainarena.api import create_app
 
 

@@ -9,10 +9,10 @@ import threading
 import time
 from pathlib import Path
 
+from api_client import Api
 from fastapi.testclient import TestClient
 from operator_data import FakeExecutor, OperatorData, write_operator_data
 
-from conftest import Api
 from trainarena.demo.example_repos import make_example_repo
 from trainarena.demo.text import examples_root
 from trainarena.operations.drivers import BackgroundDrivers

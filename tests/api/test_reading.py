@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from api_client import Api
 from cli_store import COMPETITORS, CRASH_TAIL, LONG_NAME, LONG_URL
 from fastapi.testclient import TestClient
 
-from conftest import Api
 from trainarena.api import create_app
 from trainarena.store import publish_weights
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from api_client import Api
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from operator_data import FakeExecutor
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
-from conftest import Api
 from trainarena.api import create_app
 from trainarena.operations.drivers import BackgroundDrivers
 from trainarena.settings import Settings
