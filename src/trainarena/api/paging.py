@@ -1,5 +1,6 @@
 """Pagination of list endpoints: ``limit`` and ``offset`` query parameters (capped by settings
-``api.page_size_max``) and the answer ``{"data": [...], "has_more": bool}``."""
+``api.page_size_max``) and the answer ``{"data": [...], "has_more": bool}``; and the store's limits on
+the values a request gives (ids, seeds, names), so that a value the store cannot hold is a 422."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ T = TypeVar("T")
 # The largest integer a request may give where the store keeps it (ids, seeds): a 32-bit column on
 # PostgreSQL; larger ones would not reach the query (the databases refuse them as parameters).
 STORE_INT_MAX = 2**31 - 1
+NAME_MAX_LENGTH = 100  # the store's name columns (competitors, tournaments, pools, tasks)
 
 
 class Page(BaseModel, Generic[T]):

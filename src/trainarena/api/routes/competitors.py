@@ -6,23 +6,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
-from trainarena.api.auth import Principal, require
+from trainarena.api.auth import Competitor
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, not_found
-from trainarena.api.paging import Page, PageWindow
-from trainarena.api.routes.tasks import NAME_MAX_LENGTH
+from trainarena.api.paging import NAME_MAX_LENGTH, Page, PageWindow
 from trainarena.store import StoreError, get_competitor, list_competitors
-from trainarena.store.models import ApiRole
 from trainarena.submissions import RegistrationError
 from trainarena.submissions.git import is_remote_repo
 from trainarena.submissions.service import competitor_record, register_competitor
 
 router = APIRouter(prefix="/v1", tags=["competitors"], responses=ROLE_RESPONSES)
 
-Competitor = Annotated[Principal, Depends(require(ApiRole.COMPETITOR))]
 CompetitorName = Annotated[str, Path(description="The competitor's name, as registered.")]
 
 

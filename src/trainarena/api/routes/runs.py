@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from trainarena.api.auth import Principal, require
+from trainarena.api.auth import Competitor
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ROLE_RESPONSES, ApiError, not_found
 from trainarena.api.paging import STORE_INT_MAX, Page, PageWindow
@@ -25,11 +25,9 @@ from trainarena.reporting.run_detail import (
     read_run_log,
     run_filter_problem,
 )
-from trainarena.store.models import ApiRole
 
 router = APIRouter(prefix="/v1", tags=["runs"], responses=ROLE_RESPONSES)
 
-Competitor = Annotated[Principal, Depends(require(ApiRole.COMPETITOR))]
 RunId = Annotated[int, Path(ge=1, le=STORE_INT_MAX, description="The run's id, as brackets, leaderboards and run lists show it.")]
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from trainarena.api.auth import Operator, Principal, require
+from trainarena.api.auth import Competitor, Operator
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.api.routes.tournaments import Kind
@@ -19,11 +19,9 @@ from trainarena.operations.history import champion_reigns
 from trainarena.reporting.task_board import UnknownTaskError, task_board
 from trainarena.reporting.weights import vector_record, weights_overview
 from trainarena.store import StoreError, publish_weights
-from trainarena.store.models import ApiRole
 
 router = APIRouter(prefix="/v1", tags=["standings"], responses=ROLE_RESPONSES)
 
-Competitor = Annotated[Principal, Depends(require(ApiRole.COMPETITOR))]
 
 
 class ReignOut(BaseModel):

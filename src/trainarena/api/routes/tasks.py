@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from trainarena.api.auth import Operator
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
-from trainarena.api.paging import STORE_INT_MAX, Page, PageWindow
+from trainarena.api.paging import NAME_MAX_LENGTH, STORE_INT_MAX, Page, PageWindow
 from trainarena.contract import TaskType
 from trainarena.operations.pools import add_task, stored_task_json
 from trainarena.store import StoreError, get_pool, get_stored_task, list_pools, list_stored_tasks, remove_stored_task
@@ -21,7 +21,6 @@ from trainarena.tasks import task_file_from_data
 
 router = APIRouter(prefix="/v1", tags=["tasks (operators)"], responses=ROLE_RESPONSES)
 
-NAME_MAX_LENGTH = 100  # the store's name columns
 # Stands in for a task file's path: relative paths in a task sent over HTTP are read against the data dir.
 TASK_BODY_SOURCE = "task in the request body"
 TaskName = Annotated[str, Path(description="A stored task's name.")]

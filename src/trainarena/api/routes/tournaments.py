@@ -8,23 +8,20 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
-from trainarena.api.auth import Operator, Principal, require
+from trainarena.api.auth import Competitor, Operator
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
-from trainarena.api.paging import STORE_INT_MAX, Page, PageWindow
-from trainarena.api.routes.tasks import NAME_MAX_LENGTH
+from trainarena.api.paging import NAME_MAX_LENGTH, STORE_INT_MAX, Page, PageWindow
 from trainarena.operations.drivers import BackgroundDrivers, DriveRefused, DrivingUnavailable
 from trainarena.operations.history import tournament_detail
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament
 from trainarena.store import StoreError, get_tournament, list_tournaments, summarize_tournament
-from trainarena.store.models import ApiRole
 
 router = APIRouter(prefix="/v1", tags=["tournaments"], responses=ROLE_RESPONSES)
 
-Competitor = Annotated[Principal, Depends(require(ApiRole.COMPETITOR))]
 TournamentId = Annotated[int, Path(ge=1, le=STORE_INT_MAX, description="The tournament's id.")]
 Kind = Literal["text", "image"]  # engine.model.TOURNAMENT_KINDS
 
