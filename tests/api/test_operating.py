@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from api_client import Api
 from fastapi.testclient import TestClient
 from operator_data import FakeExecutor, OperatorData, write_operator_data
@@ -131,3 +132,33 @@ def test_a_tournament_another_process_drives_is_not_started_again(empty_api: Api
     with empty_api.client(services=(unavailable,)) as client:
         refused = client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator)
         assert refused.status_code == 503 and refused.json()["error"]["message"] == "no sandbox here: install bubblewrap"
+
+
+class BrokenExecutor(FakeExecutor):
+    def execute(self, request: RunRequest) -> RunReport:
+        raise RuntimeError("the sandbox backend is gone")
+
+
+def test_a_background_drive_the_platform_breaks_is_logged_and_a_later_start_resumes_it(
+    empty_api: Api, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = write_operator_data(tmp_path)
+    operator = empty_api.auth("operator")
+    broken = BackgroundDrivers(empty_api.settings, BrokenExecutor())
+    with empty_api.client(services=(broken,)) as client:
+        for name in ("baseline", "instruct_only"):
+            assert _register(client, empty_api, name).status_code == 201
+        assert client.post("/v1/tasks", json=_task(data, "t1"), headers=operator).status_code == 201
+        tournament = client.post("/v1/tournaments", json={"kind": "text", "pool": "weekly"}, headers=operator).json()
+        assert client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator).status_code == 202
+        deadline = time.monotonic() + 30
+        while broken.driving(tournament["id"]):
+            assert time.monotonic() < deadline, "the broken drive did not end"
+            time.sleep(0.05)
+        assert client.get(f"/v1/tournaments/{tournament['id']}", headers=operator).json()["status"] != "finished"
+    assert "RuntimeError: the sandbox backend is gone" in caplog.text and f"driving tournament {tournament['id']} failed" in caplog.text
+
+    with empty_api.client(services=(BackgroundDrivers(empty_api.settings, FakeExecutor()),)) as client:
+        assert client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator).status_code == 202
+        detail = _wait_until_finished(client, empty_api, tournament["id"])
+    assert detail["champion"] in ("baseline", "instruct_only")

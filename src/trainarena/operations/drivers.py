@@ -36,9 +36,9 @@ class DrivingUnavailable(RuntimeError):
 class BackgroundDrivers:
     """The tournaments this process drives in the background, each on its own thread.
 
-    ``executor`` plays the runs (None when the process has no sandbox: ``unavailable`` says why).
-    ``failures`` keeps, per tournament, why its last background drive ended early (another driver took
-    its lease, or the platform broke); the next start clears it.
+    ``executor`` plays the runs (None when the process has no sandbox: ``unavailable`` says why). A
+    drive that ends early (another driver took the lease, or the platform broke) is logged; the
+    tournament stays where the store says it is, and a later start resumes it.
     """
 
     def __init__(self, settings: Settings, executor: RunExecutor | None, *, parallel: int = 1, unavailable: str = "") -> None:
@@ -46,7 +46,6 @@ class BackgroundDrivers:
         self.executor = executor
         self.parallel = parallel
         self.unavailable = unavailable
-        self.failures: dict[int, str] = {}
         self._threads: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -74,7 +73,6 @@ class BackgroundDrivers:
             raise DrivingUnavailable(self.unavailable or "this process has no sandbox to play runs in")
         with self._lock:
             self._refuse_if_busy(store, tournament_id)
-            self.failures.pop(tournament_id, None)
             thread = threading.Thread(target=self._drive, args=(store, tournament_id), daemon=True,
                                       name=f"trainarena-drive-{tournament_id}")  # fmt: skip
             self._threads[tournament_id] = thread
@@ -106,10 +104,9 @@ class BackgroundDrivers:
                 if finished is not None:
                     return
         except LeaseError as error:
-            self.failures[tournament_id] = str(error)
-        except Exception as error:  # noqa: BLE001 - a background thread records why it stopped; a restart resumes
+            logger.warning("stopped driving tournament %s: %s", tournament_id, error)
+        except Exception:  # noqa: BLE001 - a background thread logs why it stopped; a later start resumes
             logger.exception("driving tournament %s failed", tournament_id)
-            self.failures[tournament_id] = f"{type(error).__name__}: {error}"
         finally:
             with self._lock:
                 self._threads.pop(tournament_id, None)
