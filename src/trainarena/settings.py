@@ -446,6 +446,11 @@ class ApiRules(_Section):
     )
     upload_max_zip_members: int = Field(20_000, ge=1, description="Most files an uploaded zip of images may hold.")
     sse_poll_seconds: float = Field(0.5, gt=0.0, description="How often a job's event stream checks the store for new events.")
+    page_size: int = Field(50, ge=1, description="Items a list endpoint returns when the request gives no `limit`.")
+    page_size_max: int = Field(500, ge=1, description="The largest `limit` a list endpoint accepts; more is refused with 422.")
+    log_tail_lines: int = Field(
+        200, ge=1, description="Lines of a run's log GET /v1/runs/{id}/logs returns unless asked for the whole file (`full=true`)."
+    )
 
 
 class JobRules(_Section):

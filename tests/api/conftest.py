@@ -1,5 +1,7 @@
-"""Shared API fixtures: settings under the test's folder, an open store, one key per role (as headers), and a
-client factory (``TestClient`` over ``create_app`` with that store)."""
+"""Fixtures of the API tests: the API over a store holding a finished tournament, or over an empty one
+(api_client.Api: a key of each role and a revoked one), and a client of the first; for the files and
+jobs tests, settings under the test's folder, an open store, one key per role (as headers), and a client
+over that store."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from api_client import Api, make_keys
+from cli_store import build_finished_store
 from fastapi.testclient import TestClient
 
 from trainarena.api import create_app
@@ -14,6 +18,31 @@ from trainarena.settings import Settings
 from trainarena.store import Store, open_store
 from trainarena.store.api_keys import create_key
 from trainarena.store.models import ApiRole
+
+
+@pytest.fixture
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    """The API over a store holding one finished tournament."""
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    finished = build_finished_store(tmp_path / "data")
+    settings = Settings()
+    with open_store(settings) as store:
+        yield Api(settings, store, make_keys(store), finished)
+
+
+@pytest.fixture
+def empty_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    """The API over an empty store (but for the keys)."""
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    settings = Settings()
+    with open_store(settings) as store:
+        yield Api(settings, store, make_keys(store), None)
+
+
+@pytest.fixture
+def client(api: Api) -> Iterator[TestClient]:
+    with api.client() as client:
+        yield client
 
 
 @pytest.fixture
@@ -37,7 +66,7 @@ def auth(api_store: Store) -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture
-def client(api_settings: Settings, api_store: Store) -> Iterator[TestClient]:
+def jobs_client(api_settings: Settings, api_store: Store) -> Iterator[TestClient]:
     with TestClient(create_app(api_settings, store=api_store)) as test_client:
         yield test_client
 

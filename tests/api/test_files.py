@@ -49,8 +49,8 @@ def image_zip(count: int = 6, extra: dict[str, bytes] | None = None) -> bytes:
     return out.getvalue()
 
 
-def upload(client: TestClient, headers: dict[str, str], name: str, data: bytes, **fields: str):  # noqa: ANN201
-    return client.post("/v1/files", headers=headers, files={"file": (name, data, "application/octet-stream")}, data=fields)
+def upload(jobs_client: TestClient, headers: dict[str, str], name: str, data: bytes, **fields: str):  # noqa: ANN201
+    return jobs_client.post("/v1/files", headers=headers, files={"file": (name, data, "application/octet-stream")}, data=fields)
 
 
 def leftovers(settings: Settings) -> list[str]:
@@ -66,45 +66,45 @@ def refused(response, status: int, *words: str) -> dict:  # noqa: ANN001
     return error
 
 
-def test_upload_list_show_and_delete(client: TestClient, auth: dict, api_settings: Settings) -> None:
-    created = upload(client, auth["customer"], "qa.jsonl", jsonl(qa_rows()))
+def test_upload_list_show_and_delete(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:
+    created = upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(qa_rows()))
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["id"].startswith("file-") and body["object"] == "file"
     assert (body["kind"], body["format"], body["rows"], body["columns"]) == ("text", "jsonl", 30, ["q", "a"])
-    listed = client.get("/v1/files", headers=auth["customer"]).json()
+    listed = jobs_client.get("/v1/files", headers=auth["customer"]).json()
     assert [f["id"] for f in listed["data"]] == [body["id"]] and listed["has_more"] is False
-    assert client.get(f"/v1/files/{body['id']}", headers=auth["customer"]).json()["sha256"] == body["sha256"]
+    assert jobs_client.get(f"/v1/files/{body['id']}", headers=auth["customer"]).json()["sha256"] == body["sha256"]
     stored = leftovers(api_settings)
     assert stored == [f"{body['id']}.jsonl"]
 
-    deleted = client.delete(f"/v1/files/{body['id']}", headers=auth["customer"])
+    deleted = jobs_client.delete(f"/v1/files/{body['id']}", headers=auth["customer"])
     assert deleted.status_code == 200 and deleted.json()["deleted_at"] is not None
     assert leftovers(api_settings) == []  # the bytes are gone; the row stays
-    assert client.get(f"/v1/files/{body['id']}", headers=auth["customer"]).json()["deleted_at"] is not None
+    assert jobs_client.get(f"/v1/files/{body['id']}", headers=auth["customer"]).json()["deleted_at"] is not None
 
 
-def test_csv_and_parquet_are_text(client: TestClient, auth: dict, tmp_path: Path) -> None:
+def test_csv_and_parquet_are_text(jobs_client: TestClient, auth: dict, tmp_path: Path) -> None:
     csv_bytes = ("q,a\n" + "".join(f"what is {i},{i}\n" for i in range(25))).encode()
-    assert upload(client, auth["customer"], "rows.csv", csv_bytes).json()["format"] == "csv"
+    assert upload(jobs_client, auth["customer"], "rows.csv", csv_bytes).json()["format"] == "csv"
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = tmp_path / "rows.parquet"
     pq.write_table(pa.Table.from_pylist(qa_rows(25)), path)
-    parquet = upload(client, auth["customer"], "rows.parquet", path.read_bytes(), kind="text").json()
+    parquet = upload(jobs_client, auth["customer"], "rows.parquet", path.read_bytes(), kind="text").json()
     assert (parquet["format"], parquet["rows"]) == ("parquet", 25)
 
 
-def test_customers_never_see_each_others_files(client: TestClient, auth: dict, api_settings: Settings) -> None:
-    mine = upload(client, auth["customer"], "qa.jsonl", jsonl(qa_rows())).json()["id"]
-    theirs = upload(client, auth["other"], "qa.jsonl", jsonl(qa_rows())).json()["id"]
+def test_customers_never_see_each_others_files(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:
+    mine = upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(qa_rows())).json()["id"]
+    theirs = upload(jobs_client, auth["other"], "qa.jsonl", jsonl(qa_rows())).json()["id"]
     for method in ("get", "delete"):
-        response = getattr(client, method)(f"/v1/files/{theirs}", headers=auth["customer"])
+        response = getattr(jobs_client, method)(f"/v1/files/{theirs}", headers=auth["customer"])
         refused(response, 404, theirs)
-    assert [f["id"] for f in client.get("/v1/files", headers=auth["customer"]).json()["data"]] == [mine]
-    assert {f["id"] for f in client.get("/v1/files", headers=auth["operator"]).json()["data"]} == {mine, theirs}
-    refused(client.get("/v1/files", headers=auth["competitor"]), 403)
+    assert [f["id"] for f in jobs_client.get("/v1/files", headers=auth["customer"]).json()["data"]] == [mine]
+    assert {f["id"] for f in jobs_client.get("/v1/files", headers=auth["operator"]).json()["data"]} == {mine, theirs}
+    refused(jobs_client.get("/v1/files", headers=auth["competitor"]), 403)
     assert len(leftovers(api_settings)) == 2  # the refused delete removed nothing
 
 
@@ -116,14 +116,14 @@ def small_client(tmp_path: Path, api_store: Store) -> tuple[TestClient, Settings
 
 
 def test_an_oversized_upload_is_refused_before_it_is_read(small_client, auth: dict) -> None:  # noqa: ANN001
-    client, settings = small_client
-    error = refused(upload(client, auth["customer"], "big.jsonl", jsonl(qa_rows(400))), 413, "4,096 bytes")
+    jobs_client, settings = small_client
+    error = refused(upload(jobs_client, auth["customer"], "big.jsonl", jsonl(qa_rows(400))), 413, "4,096 bytes")
     assert error["details"]["limit_bytes"] == 4096
     assert leftovers(settings) == []
 
 
 def test_an_oversized_stream_without_length_stops_at_the_limit(small_client, auth: dict) -> None:  # noqa: ANN001
-    client, settings = small_client
+    jobs_client, settings = small_client
     boundary = "xyzboundary"
     sent = []
 
@@ -135,24 +135,24 @@ def test_an_oversized_stream_without_length_stops_at_the_limit(small_client, aut
             yield jsonl(qa_rows(10))
         yield f"\r\n--{boundary}--\r\n".encode()
 
-    response = client.post("/v1/files", headers={**auth["customer"], "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    response = jobs_client.post("/v1/files", headers={**auth["customer"], "Content-Type": f"multipart/form-data; boundary={boundary}"},
                            content=body())  # fmt: skip
     refused(response, 413, "larger than 4,096 bytes")
     assert leftovers(settings) == []
 
 
-def test_malformed_rows_name_the_row_and_the_column(client: TestClient, auth: dict, api_settings: Settings) -> None:
+def test_malformed_rows_name_the_row_and_the_column(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:
     rows = qa_rows()
     rows[4]["a"] = None
     mapping = json.dumps({"field_instruction": "q", "field_output": "a"})
-    error = refused(upload(client, auth["customer"], "qa.jsonl", jsonl(rows), task_type="instruct", field_mapping=mapping),
+    error = refused(upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(rows), task_type="instruct", field_mapping=mapping),
                     422, "qa.jsonl", "row 5", "column 'a'")  # fmt: skip
     assert (error["details"]["row"], error["details"]["column"]) == (5, "a")
     assert str(api_settings.data_dir) not in error["message"]  # the server's paths are never shown
-    missing = refused(upload(client, auth["customer"], "qa.jsonl", jsonl(qa_rows()), task_type="instruct",
+    missing = refused(upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(qa_rows()), task_type="instruct",
                              field_mapping=json.dumps({"field_instruction": "question", "field_output": "a"})), 422, "missing column 'question'")  # fmt: skip
     assert missing["details"]["field"] == "field_mapping"
-    too_few = refused(upload(client, auth["customer"], "qa.jsonl", jsonl(qa_rows(3))), 422, "3 rows, fewer than the minimum")
+    too_few = refused(upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(qa_rows(3))), 422, "3 rows, fewer than the minimum")
     assert too_few["details"]["rows"] == 3
     assert leftovers(api_settings) == []
 
@@ -167,21 +167,21 @@ def test_malformed_rows_name_the_row_and_the_column(client: TestClient, auth: di
         ("qa.parquet", b"PAR1 not parquet", ("qa.parquet", "cannot read the file")),
     ],
 )
-def test_wrong_types_are_named(client: TestClient, auth: dict, api_settings: Settings, name: str, data: bytes, words: tuple) -> None:
-    refused(upload(client, auth["customer"], name, data), 422, *words)
+def test_wrong_types_are_named(jobs_client: TestClient, auth: dict, api_settings: Settings, name: str, data: bytes, words: tuple) -> None:
+    refused(upload(jobs_client, auth["customer"], name, data), 422, *words)
     assert leftovers(api_settings) == []
 
 
-def test_a_kind_that_does_not_match_the_file_is_refused(client: TestClient, auth: dict) -> None:
-    error = refused(upload(client, auth["customer"], "qa.jsonl", jsonl(qa_rows()), kind="image"), 422, "not a image dataset")
+def test_a_kind_that_does_not_match_the_file_is_refused(jobs_client: TestClient, auth: dict) -> None:
+    error = refused(upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(qa_rows()), kind="image"), 422, "not a image dataset")
     assert error["details"]["field"] == "kind"
 
 
-def test_an_image_zip_is_checked_as_image_tasks_load_it(client: TestClient, auth: dict, api_settings: Settings) -> None:
-    body = upload(client, auth["customer"], "faces.zip", image_zip()).json()
+def test_an_image_zip_is_checked_as_image_tasks_load_it(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:
+    body = upload(jobs_client, auth["customer"], "faces.zip", image_zip()).json()
     assert (body["kind"], body["format"], body["rows"]) == ("image", "zip", 6)
     broken = image_zip(extra={"images/0099.png": b"not an image"})
-    refused(upload(client, auth["customer"], "faces.zip", broken), 422, "images/0099.png")  # no caption names it
+    refused(upload(jobs_client, auth["customer"], "faces.zip", broken), 422, "images/0099.png")  # no caption names it
     lines = "".join(json.dumps({"file": f"images/{i:04d}.png", "caption": "c"}) + "\n" for i in range(5))
     undecodable = io.BytesIO()
     with zipfile.ZipFile(undecodable, "w") as archive:
@@ -189,7 +189,7 @@ def test_an_image_zip_is_checked_as_image_tasks_load_it(client: TestClient, auth
             archive.writestr(f"images/{i:04d}.png", png(i))
         archive.writestr("images/0004.png", b"\x89PNG but truncated")
         archive.writestr("captions.jsonl", lines)
-    refused(upload(client, auth["customer"], "faces.zip", undecodable.getvalue()), 422, "image images/0004.png is unreadable")
+    refused(upload(jobs_client, auth["customer"], "faces.zip", undecodable.getvalue()), 422, "image images/0004.png is unreadable")
     assert leftovers(api_settings) == [f"{body['id']}.zip"]
 
 
@@ -202,15 +202,15 @@ def _zip_with(members: list[tuple[zipfile.ZipInfo | str, bytes]], compression: i
 
 
 def test_zip_bombs_are_refused(small_client, auth: dict) -> None:  # noqa: ANN001
-    client, settings = small_client
+    jobs_client, settings = small_client
     ratio = _zip_with([("captions.jsonl", b"{}\n"), ("images/zeros.png", bytes(19_000))])
     assert len(ratio) < 4096  # small on the wire
-    refused(upload(client, auth["customer"], "bomb.zip", ratio), 422, "images/zeros.png", "zip bomb", "to 1")
+    refused(upload(jobs_client, auth["customer"], "bomb.zip", ratio), 422, "images/zeros.png", "zip bomb", "to 1")
     big = _zip_with([(f"images/{i}.png", os.urandom(1000)) for i in range(25)], zipfile.ZIP_STORED)
-    refused(upload(client, auth["customer"], "big.zip", big), 413)  # over the upload limit itself
+    refused(upload(jobs_client, auth["customer"], "big.zip", big), 413)  # over the upload limit itself
     many = _zip_with([(f"images/{i}.png", os.urandom(900)) for i in range(3)] + [("captions.jsonl", bytes(19_000))])
     assert len(many) < 4096
-    refused(upload(client, auth["customer"], "wide.zip", many), 422, "unpacks to more than 20,000 bytes", "zip bomb")
+    refused(upload(jobs_client, auth["customer"], "wide.zip", many), 422, "unpacks to more than 20,000 bytes", "zip bomb")
     assert leftovers(settings) == []
 
 
@@ -219,24 +219,24 @@ def test_zip_bombs_are_refused(small_client, auth: dict) -> None:  # noqa: ANN00
     [("../escape.png", ("'../escape.png'", "points outside")), ("/etc/passwd", ("'/etc/passwd'", "points outside")),
      ("images/../../x.png", ("points outside",))],
 )
-def test_path_traversal_inside_a_zip_is_refused(client: TestClient, auth: dict, api_settings: Settings, member: str, words: tuple) -> None:
+def test_path_traversal_inside_a_zip_is_refused(jobs_client: TestClient, auth: dict, api_settings: Settings, member: str, words: tuple) -> None:
     data = image_zip(extra={member: png(9)})
-    refused(upload(client, auth["customer"], "faces.zip", data), 422, *words)
+    refused(upload(jobs_client, auth["customer"], "faces.zip", data), 422, *words)
     assert leftovers(api_settings) == []
 
 
-def test_a_symlink_inside_a_zip_is_refused(client: TestClient, auth: dict, api_settings: Settings) -> None:
+def test_a_symlink_inside_a_zip_is_refused(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:
     link = zipfile.ZipInfo("images/link.png")
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
     data = image_zip(extra={})
     out = io.BytesIO(data)
     with zipfile.ZipFile(out, "a") as archive:
         archive.writestr(link, "/etc/passwd")
-    refused(upload(client, auth["customer"], "faces.zip", out.getvalue()), 422, "'images/link.png' is a symbolic link")
+    refused(upload(jobs_client, auth["customer"], "faces.zip", out.getvalue()), 422, "'images/link.png' is a symbolic link")
     assert leftovers(api_settings) == []
 
 
-def test_an_upload_without_a_file_is_refused(client: TestClient, auth: dict) -> None:
-    refused(client.post("/v1/files", headers=auth["customer"], data={"kind": "text"}, files={"other": ("x", b"1")}),
+def test_an_upload_without_a_file_is_refused(jobs_client: TestClient, auth: dict) -> None:
+    refused(jobs_client.post("/v1/files", headers=auth["customer"], data={"kind": "text"}, files={"other": ("x", b"1")}),
             422, "no file in the upload")  # fmt: skip
-    refused(client.post("/v1/files", headers=auth["customer"], json={"file": "x"}), 415, "multipart/form-data")
+    refused(jobs_client.post("/v1/files", headers=auth["customer"], json={"file": "x"}), 415, "multipart/form-data")

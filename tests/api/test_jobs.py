@@ -54,8 +54,8 @@ def working_client(api_settings: Settings, api_store: Store) -> Iterator[TestCli
         yield test_client
 
 
-def upload(client: TestClient, headers: dict, name: str = "qa.jsonl", data: bytes = ROWS) -> str:
-    response = client.post("/v1/files", headers=headers, files={"file": (name, data)})
+def upload(jobs_client: TestClient, headers: dict, name: str = "qa.jsonl", data: bytes = ROWS) -> str:
+    response = jobs_client.post("/v1/files", headers=headers, files={"file": (name, data)})
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
@@ -64,11 +64,11 @@ def job_body(settings: Settings, file_id: str, **fields: object) -> dict:
     return {"task_type": "instruct", "base_model": settings.jobs.base_models[0], "file_id": file_id, "field_mapping": MAPPING, **fields}
 
 
-def sse_events(client: TestClient, headers: dict, job_id: str, last_event_id: int | None = None) -> list[dict]:
+def sse_events(jobs_client: TestClient, headers: dict, job_id: str, last_event_id: int | None = None) -> list[dict]:
     """Every event of the stream until the server ends it, parsed from the text/event-stream lines."""
     extra = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
     events, current = [], {}
-    with client.stream("GET", f"/v1/jobs/{job_id}/events", headers={**headers, **extra}) as response:
+    with jobs_client.stream("GET", f"/v1/jobs/{job_id}/events", headers={**headers, **extra}) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
@@ -83,26 +83,26 @@ def sse_events(client: TestClient, headers: dict, job_id: str, last_event_id: in
 
 
 def test_a_job_streams_its_events_to_the_end(working_client: TestClient, auth: dict, api_settings: Settings) -> None:
-    client = working_client
-    created = client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(client, auth["customer"]),
+    jobs_client = working_client
+    created = jobs_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(jobs_client, auth["customer"]),
                                                                              validation_share=0.2))  # fmt: skip
     assert created.status_code == 201, created.text
     job = created.json()
     assert (job["status"], job["budget_tier"], job["object"]) == ("queued", "small", "job")
-    events = sse_events(client, auth["customer"], job["id"])
+    events = sse_events(jobs_client, auth["customer"], job["id"])
     kinds = [e["event"] for e in events]
     assert kinds[:2] == ["queued", "started"] and kinds[-1] == "finished" and "progress" in kinds
     assert [e["id"] for e in events] == sorted(e["id"] for e in events) and all(e["kind"] == e["event"] for e in events)
     progress = next(e for e in events if e["event"] == "progress")
     assert "step 2 loss 1.50" in progress["data"]["lines"]
-    done = client.get(f"/v1/jobs/{job['id']}", headers=auth["customer"]).json()
+    done = jobs_client.get(f"/v1/jobs/{job['id']}", headers=auth["customer"]).json()
     assert (done["status"], done["score"], done["script"]) == ("succeeded", 0.75, "house script")
     assert done["model_id"] == events[-1]["data"]["model_id"]
 
     started = next(e["id"] for e in events if e["event"] == "started")
-    resumed = sse_events(client, auth["customer"], job["id"], last_event_id=started)
+    resumed = sse_events(jobs_client, auth["customer"], job["id"], last_event_id=started)
     assert [e["id"] for e in resumed] == [e["id"] for e in events if e["id"] > started]
-    assert sse_events(client, auth["customer"], job["id"], last_event_id=events[-1]["id"]) == []  # ended: nothing more
+    assert sse_events(jobs_client, auth["customer"], job["id"], last_event_id=events[-1]["id"]) == []  # ended: nothing more
 
 
 @pytest.mark.parametrize(
@@ -118,46 +118,46 @@ def test_a_job_streams_its_events_to_the_end(working_client: TestClient, auth: d
         ({"file_id": "file-000"}, "file_id", "no file file-000"),
     ],
 )
-def test_every_field_is_checked_at_creation(client: TestClient, auth: dict, api_settings: Settings, change: dict, field: str,
+def test_every_field_is_checked_at_creation(jobs_client: TestClient, auth: dict, api_settings: Settings, change: dict, field: str,
                                             words: str) -> None:  # fmt: skip
-    body = {**job_body(api_settings, upload(client, auth["customer"])), **change}
-    response = client.post("/v1/jobs", headers=auth["customer"], json=body)
+    body = {**job_body(api_settings, upload(jobs_client, auth["customer"])), **change}
+    response = jobs_client.post("/v1/jobs", headers=auth["customer"], json=body)
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert error["details"]["field"] == field and words in error["message"], error
-    assert client.get("/v1/jobs", headers=auth["customer"]).json()["data"] == []
+    assert jobs_client.get("/v1/jobs", headers=auth["customer"]).json()["data"] == []
 
 
-def test_a_job_cannot_use_another_customers_or_a_deleted_file(client: TestClient, auth: dict, api_settings: Settings) -> None:
-    theirs = upload(client, auth["other"])
-    refused = client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, theirs))
+def test_a_job_cannot_use_another_customers_or_a_deleted_file(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:
+    theirs = upload(jobs_client, auth["other"])
+    refused = jobs_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, theirs))
     assert refused.status_code == 422 and refused.json()["error"]["message"].startswith(f"no file {theirs}")
-    mine = upload(client, auth["customer"])
-    client.delete(f"/v1/files/{mine}", headers=auth["customer"])
-    assert client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, mine)).status_code == 422
+    mine = upload(jobs_client, auth["customer"])
+    jobs_client.delete(f"/v1/files/{mine}", headers=auth["customer"])
+    assert jobs_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, mine)).status_code == 422
 
 
-def test_cancel_a_queued_job_and_keep_others_out(client: TestClient, auth: dict, api_settings: Settings) -> None:
-    job_id = client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(client, auth["customer"]))).json()["id"]
+def test_cancel_a_queued_job_and_keep_others_out(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:
+    job_id = jobs_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(jobs_client, auth["customer"]))).json()["id"]
     for method, path in (("get", ""), ("post", "/cancel"), ("get", "/events")):
-        response = getattr(client, method)(f"/v1/jobs/{job_id}{path}", headers=auth["other"])
+        response = getattr(jobs_client, method)(f"/v1/jobs/{job_id}{path}", headers=auth["other"])
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
-    assert client.get("/v1/jobs", headers=auth["other"]).json()["data"] == []
-    assert [j["id"] for j in client.get("/v1/jobs", headers=auth["operator"]).json()["data"]] == [job_id]
-    assert client.post("/v1/jobs", headers=auth["competitor"], json={}).status_code == 403
+    assert jobs_client.get("/v1/jobs", headers=auth["other"]).json()["data"] == []
+    assert [j["id"] for j in jobs_client.get("/v1/jobs", headers=auth["operator"]).json()["data"]] == [job_id]
+    assert jobs_client.post("/v1/jobs", headers=auth["competitor"], json={}).status_code == 403
 
-    cancelled = client.post(f"/v1/jobs/{job_id}/cancel", headers=auth["customer"])
+    cancelled = jobs_client.post(f"/v1/jobs/{job_id}/cancel", headers=auth["customer"])
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-    assert [e["event"] for e in sse_events(client, auth["customer"], job_id)] == ["queued", "cancelled"]
-    again = client.post(f"/v1/jobs/{job_id}/cancel", headers=auth["customer"])
+    assert [e["event"] for e in sse_events(jobs_client, auth["customer"], job_id)] == ["queued", "cancelled"]
+    again = jobs_client.post(f"/v1/jobs/{job_id}/cancel", headers=auth["customer"])
     assert again.status_code == 409 and "has ended (cancelled)" in again.json()["error"]["message"]
 
 
 def test_a_job_keeps_its_record_when_its_file_is_deleted(working_client: TestClient, auth: dict, api_settings: Settings) -> None:
-    client = working_client
-    file_id = upload(client, auth["customer"])
-    job_id = client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, file_id)).json()["id"]
-    assert sse_events(client, auth["customer"], job_id)[-1]["event"] == "finished"
-    assert client.delete(f"/v1/files/{file_id}", headers=auth["customer"]).status_code == 200
-    job = client.get(f"/v1/jobs/{job_id}", headers=auth["customer"]).json()
+    jobs_client = working_client
+    file_id = upload(jobs_client, auth["customer"])
+    job_id = jobs_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, file_id)).json()["id"]
+    assert sse_events(jobs_client, auth["customer"], job_id)[-1]["event"] == "finished"
+    assert jobs_client.delete(f"/v1/files/{file_id}", headers=auth["customer"]).status_code == 200
+    job = jobs_client.get(f"/v1/jobs/{job_id}", headers=auth["customer"]).json()
     assert (job["status"], job["file_id"]) == ("succeeded", file_id) and job["model_id"] is not None

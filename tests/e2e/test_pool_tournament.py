@@ -74,7 +74,8 @@ class ServeProcess:
 
     def __init__(self, stderr: Path) -> None:
         environment = {**os.environ, "TRAINARENA_SCHEDULE__TEXT_POOL": "weekly", "TRAINARENA_SCHEDULE__TEXT_EVERY": "600",
-                       "TRAINARENA_SCHEDULE__IMAGE_ENABLED": "false", "PYTHONPATH": os.pathsep.join(sys.path)}
+                       "TRAINARENA_SCHEDULE__IMAGE_ENABLED": "false", "PYTHONPATH": os.pathsep.join(sys.path),
+                       "TRAINARENA_API__PORT": "0"}  # serve serves the API too: on any free port
         with stderr.open("w") as errors:  # the child keeps its own copy
             self.process = subprocess.Popen([sys.executable, "-m", "trainarena.cli", "serve", "--json"], env=environment,
                                             stdout=subprocess.PIPE, stderr=errors, text=True)

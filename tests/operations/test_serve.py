@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from operator_data import FakeExecutor, OperatorData, add_tasks, register_example
 
@@ -21,7 +22,9 @@ from trainarena.operations.serving import ServeEvent, Serving
 from trainarena.operations.tournaments import create_pool_tournament
 from trainarena.settings import ScheduleRules, Settings
 from trainarena.store import champion_history, open_store, tournament_runs
+from trainarena.store.api_keys import create_key
 from trainarena.store.leases import DriverIdentity, try_acquire
+from trainarena.store.models import ApiRole
 from trainarena.store.weight_vectors import latest_vector
 
 SCHEDULE = {"text_pool": "weekly", "image_enabled": False}
@@ -77,9 +80,16 @@ def _executions(path: Path) -> list[tuple[str, int, int, int]]:
             (line.split() for line in path.read_text().splitlines())]
 
 
-def _start_serve(tmp_path: Path, executions: Path) -> subprocess.Popen[str]:
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start_serve(tmp_path: Path, executions: Path, port: int | None = None) -> subprocess.Popen[str]:
     environment = {**os.environ, "TRAINARENA_DATA_DIR": str(tmp_path / "data"), "TRAINARENA_SCHEDULE__TEXT_POOL": "weekly",
                    "TRAINARENA_SCHEDULE__IMAGE_ENABLED": "false", "TRAINARENA_SCHEDULE__TEXT_EVERY": "3600",
+                   "TRAINARENA_API__PORT": str(port or _free_port()),  # serve serves the API beside its schedule
                    "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
     return subprocess.Popen([sys.executable, str(Path(__file__).parent / "serve_process.py"), str(executions)],
                             env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -203,3 +213,29 @@ def test_sigterm_mid_run_finishes_that_run_then_exits_and_a_second_one_leaves_at
     stdout, _ = second.communicate(timeout=30)
     assert second.returncode == 130 and "stopping now" in stdout.splitlines()[-1]
     assert _in_flight(executions) == cut  # left unfinished: the next start plays it as a new attempt
+
+
+def test_serve_answers_the_api_beside_its_schedule_and_stops_both_on_sigterm(scheduled: OperatorData, tmp_path: Path) -> None:
+    add_tasks(scheduled, "t1", "t2")
+    with open_store(scheduled.settings) as store, store.transaction() as session:
+        key = create_key(session, "watcher", ApiRole.COMPETITOR).secret
+    port = _free_port()
+    serve = _start_serve(tmp_path, tmp_path / "executions.log", port)
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"{base}/v1/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    _wait_for(answers, "the API to answer")
+    headers = {"Authorization": f"Bearer {key}"}
+    # The schedule runs beside it: the tournament it created is visible through the API while it plays.
+    _wait_for(lambda: httpx.get(f"{base}/v1/tournaments", headers=headers).json()["data"], "the scheduled tournament")
+    serve.send_signal(signal.SIGTERM)
+    stdout, stderr = serve.communicate(timeout=30)
+    assert serve.returncode == 0, stderr
+    log = [json.loads(line) for line in stdout.splitlines()]
+    assert log[-1]["event"] == "stopped" and any("SIGTERM" in e["message"] for e in log if e["event"] == "stopping")
+    assert not answers()

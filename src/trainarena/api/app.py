@@ -58,6 +58,7 @@ def create_app(settings: Settings, *, store: Store | None = None, services: Sequ
     app.state.settings = settings
     app.state.store = store
     app.state.rate_limiter = RateLimiter(settings.api)
+    app.state.services = tuple(services)  # routes find theirs by type (e.g. the tournament drivers)
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

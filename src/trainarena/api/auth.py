@@ -107,9 +107,10 @@ def require(*roles: str) -> Callable[..., Principal]:
     return dependency
 
 
-# Route parameters: any live key; an operator's key.
+# Route parameters: any live key; an operator's key; a competitor's or an operator's key.
 Caller = Annotated[Principal, Depends(authenticated)]
 Operator = Annotated[Principal, Depends(require())]
+Competitor = Annotated[Principal, Depends(require(ApiRole.COMPETITOR))]
 
 
 def visible_owner(principal: Principal) -> int | None:

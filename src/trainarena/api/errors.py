@@ -84,3 +84,14 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         message = "; ".join(f"{p['where']}: {p['problem']}" for p in problems) or "the request is not valid"
         return error_response(422, "invalid_request", message, {"problems": problems})
+
+
+# Responses of routes that only some roles may call: those above, and 403 for the others.
+ROLE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES, 403: {"model": ErrorResponse, "description": "This key's role may not do this"},
+}
+
+# And for routes that read a JSON body: one that does not even parse (not UTF-8, say) is a 400.
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body could not be parsed"},
+}

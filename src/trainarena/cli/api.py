@@ -1,28 +1,80 @@
-"""`trainarena api`: the HTTP API alone (no tournament schedule), served by uvicorn."""
+"""`trainarena api`: the HTTP API alone (no tournament schedule), served by uvicorn; and the serving
+both `api` and `serve` share: a stop signal stops the API and its services, then exits 0."""
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Callable, Sequence
+from types import FrameType
 from typing import Annotated
 
 import typer
 import uvicorn
 
 from trainarena.api import create_app
-from trainarena.jobs import JobWorker
+from trainarena.api.app import Service
+from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE
+from trainarena.execution import SandboxUnavailable, make_backend
+from trainarena.jobs import TOURNAMENT, DeviceGate, GatedBackend, JobWorker
+from trainarena.operations.drivers import BackgroundDrivers
+from trainarena.pipeline import SandboxedExecutor
 from trainarena.settings import Settings
+from trainarena.store import Store
 
 HostOption = Annotated[str | None, typer.Option("--host", help="Address to listen on; default settings api.host (127.0.0.1).")]
 PortOption = Annotated[int | None, typer.Option("--port", help="Port to listen on; default settings api.port (8000).")]
 
+# What a stop signal says: the first lets the step under way finish; a second leaves at once.
+STOPPING = "{signal}: stopping after the current step (again to stop at once)"
+STOPPING_NOW = "stopping now: runs in flight are run again as new attempts on the next start"
 
-def serve_api(settings: Settings, host: str | None, port: int | None, services: tuple = ()) -> None:
-    """Serve the API until SIGTERM or Ctrl-C (uvicorn's own handling: requests in flight finish)."""
-    app = create_app(settings, services=services)
-    uvicorn.run(app, host=host or settings.api.host, port=settings.api.port if port is None else port,
-                log_level="info", access_log=False)  # fmt: skip
+
+class StoppingServer(uvicorn.Server):
+    """uvicorn's server with trainarena's stop: the first SIGTERM or Ctrl-C stops the API, then its
+    services (each finishes and stores its step), and the process exits 0 (uvicorn would raise the
+    signal again, reporting the process as killed); a second one leaves at once."""
+
+    def __init__(self, config: uvicorn.Config, on_signal: Callable[[str], None]) -> None:
+        super().__init__(config)
+        self._on_signal = on_signal
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            self._on_signal(STOPPING_NOW)
+            os._exit(EXIT_STOPPED_AT_ONCE)
+        super().handle_exit(sig, frame)  # first: a second signal arriving while we say so is a second one
+        self._captured_signals.clear()
+        self._on_signal(STOPPING.format(signal=signal.Signals(sig).name))
+
+
+def serve_api(settings: Settings, host: str | None, port: int | None, *, store: Store | None = None,
+              services: Sequence[Service] = (), on_signal: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    """Serve the API (over ``store``, or one opened from ``settings``) with ``services`` beside it until
+    SIGTERM or Ctrl-C. ``on_signal`` is told at once what a stop signal does (default: said on stderr),
+    before the API stops and then its services."""
+    app = create_app(settings, store=store, services=services)
+    config = uvicorn.Config(app, host=host or settings.api.host, port=settings.api.port if port is None else port,
+                            log_level="info", access_log=False)  # fmt: skip
+    StoppingServer(config, on_signal or (lambda message: typer.echo(message, err=True))).run()
 
 
 def api_command(host: HostOption = None, port: PortOption = None) -> None:
-    """Serve the HTTP API (docs at /docs, schema at /openapi.json) and the job worker, no schedule."""
+    """Serve the HTTP API (docs at /docs, schema at /openapi.json) and the job worker, without the tournament schedule.
+
+    Operators may start pool tournaments through it (POST /v1/tournaments/{id}/start): they are played in this process, in the configured sandbox, sharing the devices with jobs by settings jobs.share_with_tournaments.
+    """
     settings = Settings()
-    serve_api(settings, host, port, services=(JobWorker(settings),))
+    try:
+        backend = make_backend(settings)
+    except SandboxUnavailable as error:
+        reason = f"this API process has no sandbox to play runs in: {error}"
+        typer.echo(f"warning: {reason}; tournaments cannot be started here and jobs stay queued", err=True)
+        serve_api(settings, host, port, services=(BackgroundDrivers(settings, None, unavailable=reason),))
+        return
+    gate = DeviceGate(settings.jobs.share_with_tournaments)
+    tournaments = SandboxedExecutor(settings, GatedBackend(backend, gate, TOURNAMENT))
+    try:
+        serve_api(settings, host, port, services=(BackgroundDrivers(settings, tournaments), JobWorker(settings, gate=gate)))
+    finally:
+        backend.close()

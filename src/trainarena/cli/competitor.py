@@ -12,10 +12,8 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields
-from trainarena.contract import MANIFEST_NAME
 from trainarena.settings import Settings
 from trainarena.store import (
-    Competitor,
     StoreError,
     competitors_at_commit,
     get_competitor,
@@ -23,8 +21,8 @@ from trainarena.store import (
     open_store,
     remove_competitor,
 )
-from trainarena.submissions import RegistrationError, checkout_path, parse_manifest
-from trainarena.submissions.service import register_competitor
+from trainarena.submissions import RegistrationError, checkout_path
+from trainarena.submissions.service import competitor_record, register_competitor
 
 app = typer.Typer(help="Register competitors (a git repository at a commit), inspect and remove them.", no_args_is_help=True)
 
@@ -42,30 +40,6 @@ LIST_COLUMNS = (
 )
 COMMIT_SHOWN = 12  # hex digits of a commit in the list (like git's short hashes, unambiguous in practice)
 
-
-
-def _task_types(settings: Settings, competitor: Competitor) -> list[str] | None:
-    """Declared task types, read back from the exported manifest (the store keeps only the kind)."""
-    manifest_file = checkout_path(settings, competitor.commit) / MANIFEST_NAME
-    if not manifest_file.is_file():
-        return None
-    manifest = parse_manifest(manifest_file.read_text(encoding="utf-8"))
-    return None if manifest.task_types is None else [t.value for t in manifest.task_types]
-
-
-def _as_dict(settings: Settings, competitor: Competitor) -> dict[str, Any]:
-    return {
-        "name": competitor.name,
-        "repo_url": competitor.repo_url,
-        "commit": competitor.commit,
-        "tree_hash": competitor.tree_hash,
-        "source_digest": competitor.source_digest,
-        "entrypoint": competitor.entrypoint,
-        "kind": competitor.kind,
-        "hotkey": competitor.hotkey,
-        "task_types": _task_types(settings, competitor),
-        "registered_at": competitor.registered_at.isoformat(),
-    }
 
 
 def _print_details(details: dict[str, Any]) -> None:
@@ -93,7 +67,7 @@ def add_command(
     try:
         with open_store(settings) as store, store.transaction() as session:
             result = register_competitor(session, settings, name=name, repo=repo, commit=commit, hotkey=hotkey)
-            details = _as_dict(settings, result.competitor)
+            details = competitor_record(settings, result.competitor)
     except (RegistrationError, StoreError) as error:
         raise fail(str(error)) from error
     copies = [{"kind": m.kind, "other_name": m.other_name, "message": m.message} for m in result.copies]
@@ -112,7 +86,7 @@ def list_command(as_json: JsonFlag = False) -> None:
     """List registered competitors, oldest first."""
     settings = Settings()
     with open_store(settings) as store, store.transaction() as session:
-        rows = [_as_dict(settings, c) for c in list_competitors(session)]
+        rows = [competitor_record(settings, c) for c in list_competitors(session)]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -133,7 +107,7 @@ def show_command(name: Annotated[str, typer.Argument(help="Competitor name.")], 
     settings = Settings()
     with open_store(settings) as store, store.transaction() as session:
         competitor = get_competitor(session, name)
-        details = None if competitor is None else _as_dict(settings, competitor)
+        details = None if competitor is None else competitor_record(settings, competitor)
     if details is None:
         raise fail(f"no competitor named {name!r}; see `trainarena competitor list`")
     if as_json:

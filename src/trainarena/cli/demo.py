@@ -27,6 +27,9 @@ from trainarena.store.leases import LeaseError, LeaseHolder
 # Exit status when another driver holds the tournament (--no-wait) or took it over: EX_TEMPFAIL,
 # "try again later", distinct from errors (1) and bad usage (2).
 EXIT_TOURNAMENT_BUSY = 75
+# A stop that leaves at once, runs in flight cut short, exits with this status (128 + SIGINT, as a shell
+# reports Ctrl-C): demo and tournament run on their first Ctrl-C, serve on its second stop signal.
+EXIT_STOPPED_AT_ONCE = 130
 
 
 def threads_per_run(settings: Settings, parallel: int) -> Settings:
@@ -42,13 +45,14 @@ def threads_per_run(settings: Settings, parallel: int) -> Settings:
     )
 
 
-def stop_at_once_on_ctrl_c(console: Console) -> None:
-    """Ctrl-C ends the demo now instead of after the runs in flight: every finished step is already
-    committed, runs cut short are run again on resume, and the sandboxes die with their parent."""
+def stop_at_once_on_ctrl_c(console: Console, command: str) -> None:
+    """Ctrl-C ends ``command`` (as the user typed it, e.g. ``trainarena demo``) now instead of after the
+    runs in flight: every finished step is already committed, runs cut short are run again on resume,
+    and the sandboxes die with their parent."""
 
     def stop(_signum: int, _frame: object) -> None:
-        console.print("\n[yellow]interrupted[/yellow]: finished runs are kept; run `trainarena demo` again to resume")
-        os._exit(130)
+        console.print(f"\n[yellow]interrupted[/yellow]: finished runs are kept; run `{command}` again to resume", highlight=False)
+        os._exit(EXIT_STOPPED_AT_ONCE)
 
     signal.signal(signal.SIGINT, stop)
 
@@ -88,7 +92,7 @@ def demo_command(
         verb = "resuming" if setup.resumed else "playing"
         console.print(f"[bold]{verb} {setup.tournament_name}[/bold] (store: {settings.db_url}, sandbox: {backend.name})")
         executor = SandboxedExecutor(settings, backend)
-        stop_at_once_on_ctrl_c(console)
+        stop_at_once_on_ctrl_c(console, "trainarena demo" + ("" if kind == "text" else f" --kind {kind}"))
         with LiveProgress(console) as progress:
             finished = drive(
                 store,

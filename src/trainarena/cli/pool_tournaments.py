@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,13 +17,12 @@ from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_field
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cli.status import STATUS_COLUMNS, champion_cell, summary_json, where_cell
 from trainarena.execution import SandboxUnavailable, make_backend
-from trainarena.operations.history import boss_json, finished_of, margin_text, tournament_replay
+from trainarena.operations.history import margin_text, tournament_detail
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, run_pool_tournament
 from trainarena.pipeline import SandboxedExecutor
-from trainarena.reporting.leaderboard import build_leaderboard
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.settings import Settings
-from trainarena.store import StoreError, get_draw, list_tournaments, open_store, stored_weights, summarize_tournament
+from trainarena.store import StoreError, list_tournaments, open_store, summarize_tournament
 from trainarena.store.leases import LeaseError
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
@@ -97,7 +96,7 @@ def run_command(
     store = open_store(settings)
     try:
         executor = SandboxedExecutor(settings, backend)
-        stop_at_once_on_ctrl_c(console)
+        stop_at_once_on_ctrl_c(console, f"trainarena tournament run {tournament_id}")
         with LiveProgress(console) as progress:
             result = run_pool_tournament(
                 store, settings, tournament_id, executor=executor, progress=progress, parallel=parallel, wait=wait,
@@ -118,36 +117,22 @@ def run_command(
     console.print(Text(f"details: trainarena tournament show {tournament_id}"), soft_wrap=True)
 
 
-def _show_json(session: Any, settings: Settings, tournament_id: int) -> tuple[dict[str, Any], Any, Any]:
-    tournament, replayed = tournament_replay(session, tournament_id, settings.rules)
-    board = build_leaderboard(session, tournament, finished_of(tournament, replayed))
-    draw = get_draw(session, tournament_id)
-    data = {
-        "id": tournament.id,
-        **board.to_json(),
-        "pool": None if draw is None else draw.pool.name,
-        "tasks": None if draw is None else list(draw.task_names),
-        "boss": boss_json(replayed.boss),
-        "weights": stored_weights(session, tournament_id),
-    }
-    return data, board, replayed
-
-
 def show_command(tournament_id: Annotated[int, typer.Argument(help="A tournament id (see `tournament list`).")], json_output: JsonFlag = False) -> None:
     """Show a tournament: its bracket with every run's score, the standings, the boss round and the weights."""
     settings = Settings()
     with open_store(settings) as store, store.session() as session:
         try:
-            data, board, replayed = _show_json(session, settings, tournament_id)
+            detail = tournament_detail(session, tournament_id, settings.rules)
         except StoreError as error:
             raise fail(str(error), json_output) from None
     if json_output:
-        typer.echo(json.dumps(data, indent=2))
+        typer.echo(json.dumps(detail.to_json(), indent=2))
         return
+    board, replayed = detail.board, detail.replayed
     console = Console(highlight=False)
     print_fields(console, [
-        ("tournament", f"{board.tournament} (id {data['id']}, {board.kind}, {board.status})"),
-        ("pool", f"{data['pool']}: {', '.join(data['tasks'])}" if data["pool"] else "-"),
+        ("tournament", f"{board.tournament} (id {detail.id}, {board.kind}, {board.status})"),
+        ("pool", f"{detail.pool}: {', '.join(detail.tasks or [])}" if detail.pool else "-"),
         ("defending", board.champion_before or "nobody"),
     ])
     if board.runs:

@@ -21,9 +21,10 @@ from trainarena.reporting.run_detail import (
     UnknownRunError,
     list_runs,
     read_run_detail,
+    run_filter_problem,
 )
 from trainarena.settings import Settings
-from trainarena.store import get_competitor, get_tournament_by_name, open_store
+from trainarena.store import open_store
 
 app = typer.Typer(help="Look at runs, in tournaments and ad hoc: one in full (reason, stderr tail, files, score, references, timings), or a list.", no_args_is_help=True)
 
@@ -152,10 +153,9 @@ def list_command(
 ) -> None:
     """List runs, one line each: tournament runs in play order, then ad-hoc runs and references; `trainarena runs show RUN_ID` prints one in full."""
     with open_store(Settings()) as store, store.session() as session:
-        if tournament not in (None, AD_HOC) and get_tournament_by_name(session, tournament) is None:
-            raise fail(f"no tournament named {tournament!r}; `trainarena status` lists the tournaments")
-        if competitor is not None and get_competitor(session, competitor) is None:
-            raise fail(f"no competitor named {competitor!r}; see `trainarena competitor list`")
+        problem = run_filter_problem(session, tournament=tournament, competitor=competitor)
+        if problem is not None:
+            raise fail(f"{problem}; `trainarena status` lists the tournaments, `trainarena competitor list` the competitors")
         runs = list_runs(session, tournament=tournament, competitor=competitor, status=None if status is None else status.value, task=task)
     if as_json:
         typer.echo(json.dumps([run.to_json() for run in runs], indent=2))

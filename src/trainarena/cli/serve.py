@@ -1,5 +1,5 @@
-"""`trainarena serve`: the unattended cycle (operations/serving.py) with a log on stdout and a clean
-stop on SIGTERM or Ctrl-C."""
+"""`trainarena serve`: the unattended cycle (operations/serving.py) with a log on stdout, the HTTP API
+beside it (unless ``--once``), and a clean stop on SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
@@ -9,22 +9,22 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Annotated
 
 import typer
 
-from trainarena.cli.demo import threads_per_run
+from trainarena.cli.api import STOPPING, STOPPING_NOW, HostOption, PortOption, serve_api
+from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE, threads_per_run
 from trainarena.cli.output import fail
 from trainarena.execution import SandboxUnavailable, make_backend
-from trainarena.operations.serving import ServeEvent, Serving
+from trainarena.operations.drivers import BackgroundDrivers
+from trainarena.operations.serving import ServeEvent, Serving, ServingThread
 from trainarena.pipeline import SandboxedExecutor
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import RunExecutor
 from trainarena.settings import Settings
 from trainarena.store import open_store
-
-# A second stop signal leaves at once with this status (128 + SIGINT, as a shell reports Ctrl-C).
-EXIT_STOPPED_AT_ONCE = 130
 
 
 def print_event(json_output: bool) -> Callable[[ServeEvent], None]:
@@ -38,14 +38,15 @@ def print_event(json_output: bool) -> Callable[[ServeEvent], None]:
 @contextmanager
 def stop_on_signals(stop: threading.Event, say: Callable[[str], None]) -> Iterator[None]:
     """SIGTERM or SIGINT sets ``stop`` (the step under way finishes and is stored, then serve exits 0);
-    a second one leaves at once: the runs it cuts short are run again as new attempts on the next start."""
+    a second one leaves at once: the runs it cuts short are run again as new attempts on the next start.
+    (``serve --once``; served with the API, uvicorn's signal handling does the same: cli/api.py.)"""
 
     def handle(signum: int, _frame: object) -> None:
         if stop.is_set():
-            say("stopping now: runs in flight are run again as new attempts when serve starts again")
+            say(STOPPING_NOW)
             os._exit(EXIT_STOPPED_AT_ONCE)
         stop.set()
-        say(f"{signal.Signals(signum).name}: stopping after the current step (again to stop at once)")
+        say(STOPPING.format(signal=signal.Signals(signum).name))
 
     previous = {number: signal.signal(number, handle) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -55,16 +56,29 @@ def stop_on_signals(stop: threading.Event, say: Callable[[str], None]) -> Iterat
             signal.signal(number, handler)
 
 
-def serve_with(settings: Settings, executor: RunExecutor, *, once: bool, parallel: int, json_output: bool) -> int:
-    """Serve with this executor until stopped (``once``: until nothing is due); the number of
-    tournaments finished. Tests call it with a fake executor."""
+def serve_with(settings: Settings, executor: RunExecutor, *, once: bool, parallel: int, json_output: bool,
+               host: str | None = None, port: int | None = None) -> int:  # fmt: skip
+    """Serve with this executor until stopped: the schedule on a thread beside the HTTP API (on
+    ``host``/``port``, default the settings'), which can also start pool tournaments with it; or, with
+    ``once``, the schedule alone until nothing is due. The number of tournaments finished. Tests call
+    it with a fake executor."""
     stop = threading.Event()
     log = print_event(json_output)
     with open_store(settings) as store:
         serving = Serving(store, settings, executor, log, stop, parallel=parallel,
                           on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir))
-        with stop_on_signals(stop, lambda message: serving.say("stopping", message)):
-            return serving.run(once=once)
+        say = partial(serving.say, "stopping")
+        if once:
+            with stop_on_signals(stop, say):
+                return serving.run(once=True)
+
+        def stop_soon(message: str) -> None:  # no new step starts while the API shuts down
+            stop.set()
+            say(message)
+
+        services = (ServingThread(serving), BackgroundDrivers(settings, executor, parallel=parallel))
+        serve_api(settings, host, port, store=store, services=services, on_signal=stop_soon)
+        return serving.finished
 
 
 def serve_command(
@@ -72,10 +86,12 @@ def serve_command(
     parallel: Annotated[int, typer.Option(min=1, help="Runs played at once (each gets cores/parallel threads).")] = 1,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run scripts without a sandbox (only where bubblewrap is missing and you trust them).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Log one JSON object per line instead of text.")] = False,
+    host: HostOption = None,
+    port: PortOption = None,
 ) -> None:
-    """Run the tournament cycle unattended: a text and an image tournament on the schedule's cadence.
+    """Run the tournament cycle unattended, with the HTTP API beside it: a text and an image tournament on the schedule's cadence.
 
-    Each is created from its pool when due (settings `schedule`), driven to the end, and the weights published. Killed and started again, it resumes from the store; SIGTERM or Ctrl-C stops it after the current step.
+    Each is created from its pool when due (settings `schedule`), driven to the end, and the weights published. The API (docs/api.md) listens on --host/--port; --once serves no API. Killed and started again, it resumes from the store; SIGTERM or Ctrl-C stops it after the current step.
     """
     settings = threads_per_run(Settings(), parallel)
     try:
@@ -83,6 +99,7 @@ def serve_command(
     except SandboxUnavailable as error:
         raise fail(str(error), json_output, code=2) from None
     try:
-        serve_with(settings, SandboxedExecutor(settings, backend), once=once, parallel=parallel, json_output=json_output)
+        serve_with(settings, SandboxedExecutor(settings, backend), once=once, parallel=parallel, json_output=json_output,
+                   host=host, port=port)
     finally:
         backend.close()

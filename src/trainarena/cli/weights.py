@@ -14,9 +14,17 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields
-from trainarena.reporting.weights import ExportError, csv_text, read_uids, u16_export, u16_warnings, vector_record
+from trainarena.reporting.weights import (
+    ExportError,
+    csv_text,
+    read_uids,
+    u16_export,
+    u16_warnings,
+    vector_record,
+    weights_overview,
+)
 from trainarena.settings import Settings
-from trainarena.store import StoreError, get_vector, latest_vector, open_store, publish_weights, weight_history
+from trainarena.store import StoreError, get_vector, latest_vector, open_store, publish_weights
 
 app = typer.Typer(help="Publish, show and export the weight vectors of the finished tournaments.", no_args_is_help=True)
 
@@ -84,12 +92,11 @@ def show_command(as_json: JsonFlag = False) -> None:
     """Show the latest published vector and the history of every vector published."""
     settings = Settings()
     with open_store(settings) as store, store.transaction() as session:
-        latest = latest_vector(session)
-        history = [{**vector_record(v, with_entries=False), "paid": sum(e.weight > 0 for e in v.entries)} for v in weight_history(session)]
-        record = None if latest is None else vector_record(latest)
+        overview = weights_overview(session)
     if as_json:
-        typer.echo(json.dumps({"latest": record, "history": history}, indent=2))
+        typer.echo(json.dumps(overview, indent=2))
         return
+    record, history = overview["latest"], overview["history"]
     if record is None:
         typer.echo("no weights published yet; publish them with `trainarena weights publish`")
         return

@@ -10,8 +10,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from trainarena.engine import BossDecision, Finished, Replay, replay
+from trainarena.reporting.leaderboard import Leaderboard, build_leaderboard
 from trainarena.settings import TournamentRules
-from trainarena.store import Tournament, TournamentStatus, champion_history, load_record, load_tournament
+from trainarena.store import (
+    Tournament,
+    TournamentStatus,
+    champion_history,
+    get_draw,
+    load_record,
+    load_tournament,
+    stored_weights,
+)
 
 
 def tournament_replay(session: Session, tournament_id: int, rules: TournamentRules) -> tuple[Tournament, Replay]:
@@ -22,6 +31,32 @@ def tournament_replay(session: Session, tournament_id: int, rules: TournamentRul
 
 def finished_of(tournament: Tournament, replayed: Replay) -> Finished | None:
     return replayed.next if tournament.status == TournamentStatus.FINISHED and isinstance(replayed.next, Finished) else None
+
+
+@dataclass(frozen=True)
+class TournamentDetail:
+    """What `tournament show` prints and ``GET /v1/tournaments/{id}`` answers: the leaderboard (bracket
+    runs, standings, outcome), the pool and its drawn tasks, the boss round and the weights."""
+
+    id: int
+    board: Leaderboard
+    replayed: Replay
+    pool: str | None
+    tasks: list[str] | None
+    weights: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, **self.board.to_json(), "pool": self.pool, "tasks": self.tasks,
+                "boss": boss_json(self.replayed.boss), "weights": self.weights}
+
+
+def tournament_detail(session: Session, tournament_id: int, rules: TournamentRules) -> TournamentDetail:
+    """Tournament ``tournament_id`` read back in full; StoreError when there is none."""
+    tournament, replayed = tournament_replay(session, tournament_id, rules)
+    board = build_leaderboard(session, tournament, finished_of(tournament, replayed))
+    draw = get_draw(session, tournament_id)
+    return TournamentDetail(tournament.id, board, replayed, None if draw is None else draw.pool.name,
+                            None if draw is None else list(draw.task_names), stored_weights(session, tournament_id))
 
 
 def boss_json(boss: BossDecision | None) -> dict[str, Any] | None:

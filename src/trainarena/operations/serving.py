@@ -189,3 +189,19 @@ def duration_text(duration: timedelta) -> str:
         if seconds % size == 0:
             return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"
+
+
+class ServingThread:
+    """``Serving.run`` on a thread beside the HTTP API (``trainarena serve``): the app's ``Service``.
+    ``stop`` sets the loop's stop event and waits for the step under way to be stored."""
+
+    def __init__(self, serving: Serving) -> None:
+        self.serving = serving
+        self._thread = threading.Thread(target=serving.run, name="trainarena-serve", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.serving.stop.set()
+        self._thread.join()

@@ -18,18 +18,23 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from trainarena.reporting.references import ReferenceLine, reference_lines, run_label
-from trainarena.store import Competitor, MatchRow, Round, Run, Store, TaskRow, Tournament
+from trainarena.store import Competitor, MatchRow, Round, Run, Store, TaskRow, Tournament, get_competitor, get_tournament_by_name
 from trainarena.store.models import RunOrigin
 
 # How execution/supervise.py joins a crash's summary and its log tail in the recorded reason.
 STDERR_TAIL_MARKER = "--- stderr tail ---"
 STDERR_LOG_NAME = "stderr.log"  # the script's stderr, in the run's log folder
+LOG_NAMES = {"stderr": STDERR_LOG_NAME, "stdout": "stdout.log"}  # the logs the platform writes per run
 RESULT_FILE_NAME = "result.json"  # in each run's folder: what `runs show --json` prints
 RESULT_TAIL_LINES = 20  # stderr lines in result.json, and what `runs show` prints unless told otherwise
 
 
 class UnknownRunError(LookupError):
     """No run has the id asked for."""
+
+
+class UnknownLogError(LookupError):
+    """A run without the log asked for (not started yet, or its folder was cleaned up)."""
 
 
 def split_reason(text: str | None) -> tuple[str, str | None]:
@@ -324,3 +329,25 @@ def latest_runs_outside_tournaments(session: Session, count: int) -> list[RunSum
 
 def _is_task(row: TaskRow, wanted: str) -> bool:
     return task_name(row) == wanted or (len(wanted) >= 6 and (row.digest or "").startswith(wanted))
+
+
+def run_filter_problem(session: Session, *, tournament: str | None, competitor: str | None) -> str | None:
+    """Why :func:`list_runs` with these filters names something that is not there, or None."""
+    if tournament not in (None, AD_HOC) and get_tournament_by_name(session, tournament) is None:
+        return f"no tournament named {tournament!r}"
+    if competitor is not None and get_competitor(session, competitor) is None:
+        return f"no competitor named {competitor!r}"
+    return None
+
+
+def read_run_log(session: Session, run_id: int, stream: str, *, tail_lines: int | None) -> str:
+    """The run's ``stream`` log (a key of :data:`LOG_NAMES`), whole or its last ``tail_lines`` lines.
+    Only the fixed file names in the run's own log folder are read: nothing a caller names as a path."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise UnknownRunError(f"no run with id {run_id}")
+    log = None if run.log_path is None else Path(run.log_path) / LOG_NAMES[stream]
+    if log is None or not log.is_file():
+        raise UnknownLogError(f"run {run_id} has no {LOG_NAMES[stream]} (not started yet, or its folder was cleaned up)")
+    with log.open(encoding="utf-8", errors="replace") as handle:
+        return "".join(handle if tail_lines is None else deque(handle, maxlen=tail_lines))

@@ -16,10 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from trainarena.engine.published_weights import U16_MAX, U16Vector, u16_vector
 from trainarena.engine.ss58 import SS58Error, check_ss58
 from trainarena.settings import WeightRules
-from trainarena.store import Tournament, WeightVector
+from trainarena.store import Tournament, WeightVector, latest_vector, weight_history
 
 CSV_FIELDS = ("competitor", "hotkey", "weight")
 
@@ -46,6 +48,14 @@ def vector_record(vector: WeightVector, *, with_entries: bool = True) -> dict[st
     if with_entries:
         record["weights"] = export_rows(vector)
     return record
+
+
+def weights_overview(session: Session) -> dict[str, Any]:
+    """`weights show --json`: the latest vector with its weights (None before any), and every vector
+    published, oldest first, with how many competitors it pays."""
+    latest = latest_vector(session)
+    history = [{**vector_record(v, with_entries=False), "paid": sum(e.weight > 0 for e in v.entries)} for v in weight_history(session)]
+    return {"latest": None if latest is None else vector_record(latest), "history": history}
 
 
 def export_rows(vector: WeightVector) -> list[dict[str, Any]]:

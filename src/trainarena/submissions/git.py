@@ -72,6 +72,16 @@ def normalize_repo_url(repo: str) -> str:
     return _local_url(Path(value))
 
 
+def is_remote_repo(repo: str) -> bool:
+    """Whether ``repo`` names a repository on another host (an https or ssh URL, ``user@host:path``)
+    rather than a path or ``file://`` URL on this machine, read as :func:`normalize_repo_url` reads it."""
+    value = repo.strip()
+    parts = urlsplit(value)
+    if parts.scheme and "://" in value:
+        return parts.scheme.lower() != "file"
+    return _SCP_LIKE.fullmatch(value) is not None and not Path(value).exists()
+
+
 def _normalize_url(value: str, scheme: str) -> str:
     if scheme not in _ALLOWED_SCHEMES:
         raise RegistrationError(

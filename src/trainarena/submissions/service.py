@@ -4,10 +4,11 @@ copies among stored competitors, record the new one. The session is injected; no
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from trainarena.contract import TaskType
+from trainarena.contract import MANIFEST_NAME, TaskType
 from trainarena.engine.ss58 import SS58Error, check_ss58
 from trainarena.settings import Settings
 from trainarena.store import (
@@ -18,8 +19,8 @@ from trainarena.store import (
     get_competitor,
 )
 from trainarena.submissions.errors import RegistrationError
-from trainarena.submissions.manifest import Manifest
-from trainarena.submissions.registration import CopyMatch, Registration, find_copies, register
+from trainarena.submissions.manifest import Manifest, parse_manifest
+from trainarena.submissions.registration import CopyMatch, Registration, checkout_path, find_copies, register
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,29 @@ def register_competitor(
         hotkey=hotkey,
     )
     return RegisteredResult(competitor=competitor, registration=registration, copies=copies)
+
+
+def declared_task_types(settings: Settings, competitor: Competitor) -> list[str] | None:
+    """Declared task types, read back from the exported manifest (the store keeps only the kind); None
+    for all types, or when the checkout is not there."""
+    manifest_file = checkout_path(settings, competitor.commit) / MANIFEST_NAME
+    if not manifest_file.is_file():
+        return None
+    manifest = parse_manifest(manifest_file.read_text(encoding="utf-8"))
+    return None if manifest.task_types is None else [t.value for t in manifest.task_types]
+
+
+def competitor_record(settings: Settings, competitor: Competitor) -> dict[str, Any]:
+    """One competitor as `competitor show --json` prints it and the API answers it."""
+    return {
+        "name": competitor.name,
+        "repo_url": competitor.repo_url,
+        "commit": competitor.commit,
+        "tree_hash": competitor.tree_hash,
+        "source_digest": competitor.source_digest,
+        "entrypoint": competitor.entrypoint,
+        "kind": competitor.kind,
+        "hotkey": competitor.hotkey,
+        "task_types": declared_task_types(settings, competitor),
+        "registered_at": competitor.registered_at.isoformat(),
+    }

@@ -32,6 +32,7 @@ __all__ = [
     "get_task_type",
     "load_task_file",
     "read_task_file",
+    "task_file_from_data",
     "resolve_task_file",
     "registered_task_types",
 ]
@@ -111,7 +112,12 @@ def load_task_file(path: Path, settings: Settings | None = None) -> TaskDefiniti
 def read_task_file(path: Path) -> TaskFile:
     """The task file at ``path``, checked key by key (TaskFileError naming the file and the key)."""
     path = Path(path).expanduser().absolute()  # a symlinked task file reads paths beside the link
-    data = _parse(path)
+    return task_file_from_data(path, _parse(path))
+
+
+def task_file_from_data(path: Path, data: dict[str, Any]) -> TaskFile:
+    """A task file's content (``data``, parsed from ``path`` or given whole, e.g. in an API request
+    body; relative paths in it are read against ``path``'s folder), checked key by key."""
     unknown = sorted(set(data) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if unknown or missing:

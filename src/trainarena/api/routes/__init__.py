@@ -1,7 +1,8 @@
 """The API's routers, one module per resource, all under ``/v1``."""
 
-from trainarena.api.routes import files, jobs, me, models
+from trainarena.api.routes import competitors, files, jobs, me, models, runs, standings, tasks, tournaments
 
-ROUTERS = (me.router, files.router, jobs.router, models.router)
+ROUTERS = (me.router, competitors.router, runs.router, tournaments.router, standings.router, tasks.router,
+           files.router, jobs.router, models.router)  # fmt: skip
 
 __all__ = ["ROUTERS"]

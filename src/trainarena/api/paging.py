@@ -1,0 +1,53 @@
+"""Pagination of list endpoints: ``limit`` and ``offset`` query parameters (capped by settings
+``api.page_size_max``) and the answer ``{"data": [...], "has_more": bool}``; and the store's limits on
+the values a request gives (ids, seeds, names), so that a value the store cannot hold is a 422."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from trainarena.api.context import app_settings
+from trainarena.api.errors import ApiError
+
+T = TypeVar("T")
+
+
+# The largest integer a request may give where the store keeps it (ids, seeds): a 32-bit column on
+# PostgreSQL; larger ones would not reach the query (the databases refuse them as parameters).
+STORE_INT_MAX = 2**31 - 1
+NAME_MAX_LENGTH = 100  # the store's name columns (competitors, tournaments, pools, tasks)
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T] = Field(description="This page's items, in the endpoint's order.")
+    has_more: bool = Field(description="Whether items follow this page (ask again with offset + limit).")
+
+
+@dataclass(frozen=True)
+class Window:
+    limit: int
+    offset: int
+
+    def page(self, items: Sequence[T]) -> tuple[list[T], bool]:
+        """This window's items of ``items`` and whether more follow."""
+        return list(items[self.offset:self.offset + self.limit]), len(items) > self.offset + self.limit
+
+
+def window(
+    request: Request,
+    limit: Annotated[int | None, Query(ge=1, description="Items to return (default settings api.page_size; at most api.page_size_max).")] = None,
+    offset: Annotated[int, Query(ge=0, le=STORE_INT_MAX, description="Items to skip.")] = 0,
+) -> Window:
+    rules = app_settings(request).api
+    if limit is not None and limit > rules.page_size_max:
+        raise ApiError(422, "invalid_request", f"limit {limit} is over the most a page holds, {rules.page_size_max}; "
+                       "ask for fewer and page with offset", limit=limit, max=rules.page_size_max)  # fmt: skip
+    return Window(rules.page_size if limit is None else limit, offset)
+
+
+PageWindow = Annotated[Window, Depends(window)]

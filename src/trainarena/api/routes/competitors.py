@@ -1,0 +1,94 @@
+"""``/v1/competitors``: register a training script (repo@commit) as `trainarena competitor add` does,
+list and show the registered ones. Competitor and operator keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+
+from trainarena.api.auth import Competitor
+from trainarena.api.context import app_settings, app_store
+from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, not_found
+from trainarena.api.paging import NAME_MAX_LENGTH, Page, PageWindow
+from trainarena.store import StoreError, get_competitor, list_competitors
+from trainarena.submissions import RegistrationError
+from trainarena.submissions.git import is_remote_repo
+from trainarena.submissions.service import competitor_record, register_competitor
+
+router = APIRouter(prefix="/v1", tags=["competitors"], responses=ROLE_RESPONSES)
+
+CompetitorName = Annotated[str, Path(description="The competitor's name, as registered.")]
+
+
+class CompetitorOut(BaseModel):
+    name: str = Field(description="Unique competitor name.")
+    repo_url: str = Field(description="The repository it was registered from.")
+    commit: str = Field(description="The full commit SHA registered.")
+    tree_hash: str = Field(description="git's tree hash of that commit: equal trees are copies.")
+    source_digest: str = Field(description="sha256 of the source modulo comments and layout.")
+    entrypoint: str = Field(description="The script the sandbox runs (from trainarena.toml).")
+    kind: str | None = Field(description="Which tournaments it may enter: text, image, both, or null for any.")
+    hotkey: str | None = Field(description="The Bittensor hotkey (SS58) its weight goes to, if any.")
+    task_types: list[str] | None = Field(description="Task types its manifest declares; null: all.")
+    registered_at: datetime = Field(description="When it was registered (UTC).")
+
+
+class CopyOut(BaseModel):
+    kind: str = Field(description="tree_hash (identical files) or source_digest (same code modulo comments).")
+    other_name: str = Field(description="The competitor registered earlier with the same code.")
+    message: str = Field(description="The warning `competitor add` prints.")
+
+
+class RegisteredOut(CompetitorOut):
+    copies: list[CopyOut] = Field(description="Earlier competitors with the same code (a warning, not a refusal).")
+
+
+class RegisterIn(BaseModel):
+    name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="Unique competitor name: letters, digits, '.', '_', '-'.")
+    repo: str = Field(description="https or ssh URL or git@host:path; operators may also give a file:// URL or a path on the server.")
+    commit: str = Field(description="Full 40-character commit SHA (not a branch or tag).")
+    hotkey: str | None = Field(None, description="Bittensor hotkey (SS58 address) the competitor's weight goes to.")
+
+
+@router.post("/competitors", status_code=201, response_model=RegisteredOut, summary="Register a repository at a commit",
+             responses=BODY_RESPONSES)
+def register(body: RegisterIn, caller: Competitor, request: Request) -> RegisteredOut:
+    """Fetch the repository, check the commit and its trainarena.toml, and record the competitor: the
+    checks and messages of `trainarena competitor add`. Refusals are 422 with the reason. Only operators
+    may name a repository on the server itself (a path or file:// URL): a competitor must not make the
+    server fetch, and run, whatever repository it can find on its disk."""
+    if not caller.is_operator and not is_remote_repo(body.repo):
+        raise ApiError(422, "registration_refused", "a competitor key registers a repository on another host (https://, "
+                       "ssh:// or user@host:path); paths and file:// URLs on the server take an operator's key",
+                       name=body.name, repo=body.repo)  # fmt: skip
+    settings = app_settings(request)
+    try:
+        with app_store(request).transaction() as session:
+            result = register_competitor(session, settings, name=body.name, repo=body.repo, commit=body.commit,
+                                         hotkey=body.hotkey)  # fmt: skip
+            record = competitor_record(settings, result.competitor)
+    except (RegistrationError, StoreError) as error:
+        raise ApiError(422, "registration_refused", str(error), name=body.name) from None
+    copies = [CopyOut(kind=c.kind, other_name=c.other_name, message=c.message) for c in result.copies]
+    return RegisteredOut(**record, copies=copies)
+
+
+@router.get("/competitors", response_model=Page[CompetitorOut], summary="List registered competitors, oldest first")
+def list_all(_caller: Competitor, request: Request, window: PageWindow) -> Page[CompetitorOut]:
+    settings = app_settings(request)
+    with app_store(request).session() as session:
+        rows, more = window.page(list_competitors(session))
+        data = [CompetitorOut(**competitor_record(settings, row)) for row in rows]
+    return Page[CompetitorOut](data=data, has_more=more)
+
+
+@router.get("/competitors/{name}", response_model=CompetitorOut, summary="One competitor's registration")
+def show(name: CompetitorName, _caller: Competitor, request: Request) -> CompetitorOut:
+    with app_store(request).session() as session:
+        competitor = get_competitor(session, name)
+        if competitor is None:
+            raise not_found("competitor", name)
+        return CompetitorOut(**competitor_record(app_settings(request), competitor))

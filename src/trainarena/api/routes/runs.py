@@ -1,0 +1,165 @@
+"""``/v1/runs``: runs with their scores and statuses (`trainarena runs list`), one run in full (`runs
+show`), and its logs as text. Competitor and operator keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from trainarena.api.auth import Competitor
+from trainarena.api.context import app_settings, app_store
+from trainarena.api.errors import ROLE_RESPONSES, ApiError, not_found
+from trainarena.api.paging import STORE_INT_MAX, Page, PageWindow
+from trainarena.contract import RunStatus
+from trainarena.reporting.run_detail import (
+    AD_HOC,
+    RESULT_TAIL_LINES,
+    UnknownLogError,
+    UnknownRunError,
+    list_runs,
+    read_run_detail,
+    read_run_log,
+    run_filter_problem,
+)
+
+router = APIRouter(prefix="/v1", tags=["runs"], responses=ROLE_RESPONSES)
+
+RunId = Annotated[int, Path(ge=1, le=STORE_INT_MAX, description="The run's id, as brackets, leaderboards and run lists show it.")]
+
+
+class RunSummaryOut(BaseModel):
+    run_id: int = Field(description="What GET /v1/runs/{run_id} takes.")
+    origin: str = Field(description="tournament, adhoc, house or base_model (a reference).")
+    tournament: str | None = Field(description="The tournament's name; null outside tournaments.")
+    round: int | None = Field(description="The round, 1-based.")
+    stage: str | None = Field(description="group, knockout or boss.")
+    task: str = Field(description="The task's name.")
+    task_digest: str | None = Field(description="The task definition's digest: equal digests, comparable scores.")
+    competitor: str = Field(description="The competitor's name (or the reference's, or a working tree's).")
+    status: str = Field(description="pending, running, succeeded, failed, timed_out or invalid.")
+    attempts: int = Field(description="How many times it was started (interrupted runs are run again).")
+    score: float | None = Field(description="The score of the attempt that counts; null while none scored.")
+    reason: str = Field(description="Why it failed, in one line; empty when it did not.")
+
+
+class ReferenceOut(BaseModel):
+    kind: str = Field(description="base_model or house.")
+    label: str = Field(description="What the reference is.")
+    run_id: int = Field(description="The reference's run.")
+    score: float = Field(description="The reference's score.")
+    improvement: float | None = Field(description="This run's relative improvement over it (0.1: 10 % better).")
+
+
+class AttemptOut(BaseModel):
+    number: int
+    status: str
+    counts: bool = Field(description="Whether this attempt's outcome is the run's.")
+    driver: str = Field(description="host:pid of the driver that executed it.")
+    started_at: datetime | None
+    wall_seconds: float | None
+    score: float | None
+    reason: str = Field(description="Why it failed, in one line.")
+
+
+class RunDetailOut(BaseModel):
+    """A run in full, as `trainarena runs show --json` prints it."""
+
+    run_id: int
+    origin: str
+    tournament_id: int | None
+    tournament: str | None
+    round: int | None
+    stage: str | None
+    match_id: str | None
+    task: str
+    task_digest: str | None
+    task_type: str
+    base_model: str
+    budget_seconds: float | None
+    seed: int | None
+    competitor: str
+    repo_url: str | None
+    commit: str | None
+    dirty: bool | None = Field(description="A working tree with uncommitted changes (ad-hoc runs).")
+    snapshot_path: str | None
+    status: str
+    attempts: int
+    score: float | None
+    direction: str | None = Field(description="lower or higher: which scores are better.")
+    references: list[ReferenceOut] = Field(description="The task's references and how this run compares.")
+    reason: str = Field(description="Why it failed, in one line.")
+    summary: str = Field(description="The platform's whole summary of a failure.")
+    failure_reason: str | None = Field(description="The whole recorded failure text (summary and stderr tail).")
+    stderr_tail: str | None = Field(description=f"The last {RESULT_TAIL_LINES} lines of the script's stderr.")
+    stderr_tail_from: str | None = Field(description="Where the tail was read from.")
+    log_path: str | None
+    artifact_path: str | None
+    artifact_digest: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    wall_seconds: float | None
+    attempt_history: list[AttemptOut] = Field(description="Every attempt, oldest first.")
+
+
+@router.get("/runs", response_model=Page[RunSummaryOut], summary="List runs with their statuses and scores")
+def list_all(
+    _caller: Competitor,
+    request: Request,
+    window: PageWindow,
+    tournament: Annotated[str | None, Query(description=f"Only this tournament's runs (its name), or '{AD_HOC}' for those outside tournaments.")] = None,
+    competitor: Annotated[str | None, Query(description="Only this competitor's runs (its name).")] = None,
+    status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
+    task: Annotated[str | None, Query(description="Only this task's runs (its name, or a prefix of its digest).")] = None,
+) -> Page[RunSummaryOut]:
+    """Tournament runs in play order, then runs outside tournaments (ad hoc, references) oldest first."""
+    with app_store(request).session() as session:
+        problem = run_filter_problem(session, tournament=tournament, competitor=competitor)
+        if problem is not None:
+            raise ApiError(404, "not_found", problem, **{k: v for k, v in (("tournament", tournament), ("competitor", competitor)) if v})
+        runs = list_runs(session, tournament=tournament, competitor=competitor, status=None if status is None else status.value, task=task)
+    rows, more = window.page(runs)
+    return Page[RunSummaryOut](data=[RunSummaryOut(**run.to_json()) for run in rows], has_more=more)
+
+
+@router.get("/runs/{run_id}", response_model=RunDetailOut, summary="One run in full")
+def show(run_id: RunId, _caller: Competitor, request: Request) -> RunDetailOut:
+    """Status, failure reason, stderr tail, score and references, timings, files and every attempt."""
+    with app_store(request).session() as session:
+        try:
+            detail = read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES)
+        except UnknownRunError:
+            raise not_found("run", run_id) from None
+    return RunDetailOut(**detail.to_json())
+
+
+# The log route answers text, its errors JSON: each error response names its media type itself.
+LOG_RESPONSES = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "The log"},
+    **{status: {"description": response["description"],
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+       for status, response in ROLE_RESPONSES.items()},
+}  # fmt: skip
+
+
+@router.get("/runs/{run_id}/logs", response_class=PlainTextResponse, summary="A run's log, as text", responses=LOG_RESPONSES)
+def logs(
+    run_id: RunId,
+    _caller: Competitor,
+    request: Request,
+    stream: Annotated[Literal["stderr", "stdout"], Query(description="Which log: the script's stderr or stdout.")] = "stderr",
+    full: Annotated[bool, Query(description="The whole file instead of its last lines (settings api.log_tail_lines).")] = False,
+) -> PlainTextResponse:
+    """The last lines of the run's stderr (or stdout) log, or the whole file; 404 when the run has none."""
+    tail = None if full else app_settings(request).api.log_tail_lines
+    with app_store(request).session() as session:
+        try:
+            text = read_run_log(session, run_id, stream, tail_lines=tail)
+        except UnknownRunError:
+            raise not_found("run", run_id) from None
+        except UnknownLogError as error:
+            raise ApiError(404, "not_found", str(error), run=str(run_id), stream=stream) from None
+    return PlainTextResponse(text)

@@ -1,0 +1,144 @@
+"""Who is winning: ``/v1/champions`` (every crowning and the reigning champion per kind), ``/v1/weights``
+(the latest published vector and the history; operators publish), ``/v1/task-leaderboards/{task}``
+(every entrant's best score on one task). Competitor and operator keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from trainarena.api.auth import Competitor, Operator
+from trainarena.api.context import app_settings, app_store
+from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
+from trainarena.api.routes.tournaments import Kind
+from trainarena.engine.model import TOURNAMENT_KINDS
+from trainarena.operations.history import champion_reigns
+from trainarena.reporting.task_board import UnknownTaskError, task_board
+from trainarena.reporting.weights import vector_record, weights_overview
+from trainarena.store import StoreError, publish_weights
+
+router = APIRouter(prefix="/v1", tags=["standings"], responses=ROLE_RESPONSES)
+
+
+
+class ReignOut(BaseModel):
+    kind: str
+    champion: str
+    since: datetime = Field(description="When it was crowned.")
+    tournament_id: int | None = Field(description="The tournament that crowned it (null: set by hand).")
+    tournament: str | None
+    margin: str = Field(description="How the crowning was won (boss tasks taken, mean lead).")
+
+
+class ChampionsOut(BaseModel):
+    reigning: dict[str, ReignOut | None] = Field(description="Kind -> its reigning champion (the latest crowning), or null.")
+    history: list[ReignOut] = Field(description="Every crowning, oldest first.")
+
+
+class TournamentRef(BaseModel):
+    id: int
+    name: str
+
+
+class WeightOut(BaseModel):
+    competitor: str
+    hotkey: str | None
+    weight: float
+
+
+class VectorSummaryOut(BaseModel):
+    id: int
+    published_at: datetime
+    ratio: float = Field(description="The tournaments' share of the vector (hybrid mode ramps it).")
+    week: int | None = Field(description="The hybrid week; null when hybrid mode is off.")
+    fallback: float = Field(description="The share going to the fallback hotkey.")
+    undistributed: float = Field(description="The share nobody earned.")
+    tournaments: dict[str, TournamentRef | None] = Field(description="Kind -> the tournament the vector comes from.")
+
+
+class VectorOut(VectorSummaryOut):
+    weights: list[WeightOut] = Field(description="Every weight, heaviest first.")
+
+
+class VectorHistoryOut(VectorSummaryOut):
+    paid: int = Field(description="Competitors with a weight above zero.")
+
+
+class WeightsOut(BaseModel):
+    latest: VectorOut | None = Field(description="The latest published vector; null before any.")
+    history: list[VectorHistoryOut] = Field(description="Every vector published, oldest first.")
+
+
+class PublishIn(BaseModel):
+    at: datetime | None = Field(None, description="Publish as of this time (UTC when no zone); default now.")
+
+
+class PublishedOut(VectorOut):
+    new: bool = Field(description="False when nothing changed since the last vector (it is returned again).")
+
+
+class BoardLineOut(BaseModel):
+    rank: int | None = Field(description="null: never scored on this task.")
+    entrant: str = Field(description="A competitor, a working tree's path, or a reference.")
+    origin: str = Field(description="tournament, adhoc, house or base_model (of the best run).")
+    best_score: float | None
+    best_run_id: int
+    runs: int
+    runs_scored: int
+
+
+class TaskBoardOut(BaseModel):
+    task: str
+    digest: str = Field(description="The task definition the board is for.")
+    direction: str | None = Field(description="lower or higher: which scores are better.")
+    other_digests: list[str] = Field(description="Other definitions under the same name (ask for one by digest prefix).")
+    lines: list[BoardLineOut]
+
+
+@router.get("/champions", response_model=ChampionsOut, summary="The reigning champion per kind and every crowning")
+def champions(
+    _caller: Competitor, request: Request, kind: Annotated[Kind | None, Query(description="Only this kind.")] = None
+) -> ChampionsOut:
+    with app_store(request).session() as session:
+        reigns = [ReignOut(**reign.to_json()) for reign in champion_reigns(session, app_settings(request).rules, kind)]
+    kinds = TOURNAMENT_KINDS if kind is None else (kind,)
+    reigning = {k: next((r for r in reversed(reigns) if r.kind == k), None) for k in kinds}
+    return ChampionsOut(reigning=reigning, history=reigns)
+
+
+@router.get("/weights", response_model=WeightsOut, summary="The latest weight vector and the history")
+def weights(_caller: Competitor, request: Request) -> WeightsOut:
+    with app_store(request).session() as session:
+        return WeightsOut(**weights_overview(session))
+
+
+@router.post("/weights/publish", response_model=PublishedOut, summary="Publish weights from the latest finished tournaments (operators)",
+             responses={**BODY_RESPONSES, 409: {"model": ErrorResponse, "description": "Nothing to publish as of that time"}})  # fmt: skip
+def publish(body: PublishIn, _operator: Operator, request: Request) -> PublishedOut:
+    """`trainarena weights publish`: a new vector when the latest finished text or image tournament
+    changed, else the current one again (``new`` false)."""
+    at = body.at or datetime.now(UTC)
+    try:
+        with app_store(request).transaction() as session:
+            vector, new = publish_weights(session, rules=app_settings(request).weights, at=at if at.tzinfo else at.replace(tzinfo=UTC))
+            record = vector_record(vector)
+    except StoreError as error:
+        raise ApiError(409, "conflict", str(error)) from None
+    return PublishedOut(**record, new=new)
+
+
+@router.get("/task-leaderboards/{task}", response_model=TaskBoardOut, summary="Every entrant's best score on one task")
+def task_leaderboard(
+    task: Annotated[str, Path(description="A task's name, or a prefix (6+ characters) of its digest.")],
+    _caller: Competitor,
+    request: Request,
+) -> TaskBoardOut:
+    """Runs in tournaments, ad hoc and references on the task's newest definition, ranked in its direction."""
+    with app_store(request).session() as session:
+        try:
+            return TaskBoardOut(**task_board(session, task).to_json())
+        except UnknownTaskError:
+            raise not_found("task", task) from None

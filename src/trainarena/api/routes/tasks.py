@@ -1,0 +1,133 @@
+"""``/v1/pools`` and ``/v1/tasks`` (operators): the stored tasks tournaments draw from, added with the
+checks of `trainarena task add` (the base model loads, the dataset validates and splits), listed,
+shown and removed (`task list --stored`, `task show`, `task remove`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from trainarena.api.auth import Operator
+from trainarena.api.context import app_settings, app_store
+from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
+from trainarena.api.paging import NAME_MAX_LENGTH, STORE_INT_MAX, Page, PageWindow
+from trainarena.contract import TaskType
+from trainarena.operations.pools import add_task, stored_task_json
+from trainarena.store import StoreError, get_pool, get_stored_task, list_pools, list_stored_tasks, remove_stored_task
+from trainarena.tasks import task_file_from_data
+
+router = APIRouter(prefix="/v1", tags=["tasks (operators)"], responses=ROLE_RESPONSES)
+
+# Stands in for a task file's path: relative paths in a task sent over HTTP are read against the data dir.
+TASK_BODY_SOURCE = "task in the request body"
+TaskName = Annotated[str, Path(description="A stored task's name.")]
+
+
+class PoolOut(BaseModel):
+    name: str
+    kind: str = Field(description="text or image: every task of a pool is of one kind.")
+    tasks: list[str] = Field(description="Its stored tasks' names, oldest first.")
+    created_at: datetime
+
+
+class Digests(BaseModel):
+    base_model: str = Field(description="sha256 of the base model's files.")
+    dataset: str = Field(description="sha256 of the dataset.")
+    hidden_split: str = Field(description="sha256 of the hidden split (the rows no script sees).")
+
+
+class StoredTaskOut(BaseModel):
+    name: str
+    pool: str
+    kind: str
+    type: str = Field(description="instruct, chat, dpo, grpo or image.")
+    base_model: str
+    dataset: str | None = Field(description="The dataset's source (a path on the server or a hub id).")
+    budget_seconds: float
+    train_rows: int
+    hidden_rows: int
+    digests: Digests
+    created_at: datetime
+
+
+class TaskIn(BaseModel):
+    """A task definition: the keys of a task file (examples/tasks), and the pool to store it in."""
+
+    name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="Unique task name.")
+    type: TaskType = Field(description="The task type.")
+    base_model: str = Field(min_length=1, description="A save_pretrained folder on the server (absolute, or relative to the "
+                            "data dir), a Hugging Face id, or trainarena:NAME (a built-in asset).")  # fmt: skip
+    dataset: dict[str, Any] = Field(description="`source` (a file or folder on the server, or a hub dataset id) and the "
+                                    "type's field mapping, as in a task file's [dataset] table.")  # fmt: skip
+    budget_seconds: float | None = Field(None, gt=0, description="Training budget (default settings pools.default_budget_seconds).")
+    seed: int | None = Field(None, ge=0, le=STORE_INT_MAX, description="The task's seed (default the task file default).")
+    pool: str | None = Field(None, min_length=1, max_length=NAME_MAX_LENGTH, description="The pool (default: text or image, by kind).")
+
+
+class RemovedOut(BaseModel):
+    removed: str = Field(description="The removed task's name.")
+
+
+@router.get("/pools", response_model=list[PoolOut], summary="The task pools (operators)")
+def pools(_operator: Operator, request: Request) -> list[PoolOut]:
+    with app_store(request).session() as session:
+        return [PoolOut(name=p.name, kind=p.kind, tasks=[t.name for t in p.tasks], created_at=p.created_at) for p in list_pools(session)]
+
+
+@router.get("/tasks", response_model=Page[StoredTaskOut], summary="List stored tasks (operators)")
+def list_all(
+    _operator: Operator,
+    request: Request,
+    window: PageWindow,
+    pool: Annotated[str | None, Query(description="Only this pool's tasks.")] = None,
+) -> Page[StoredTaskOut]:
+    with app_store(request).session() as session:
+        if pool is not None and get_pool(session, pool) is None:
+            raise not_found("pool", pool)
+        tasks, more = window.page(list_stored_tasks(session, pool))
+        return Page[StoredTaskOut](data=[StoredTaskOut(**stored_task_json(t)) for t in tasks], has_more=more)
+
+
+@router.get("/tasks/{name}", response_model=StoredTaskOut, summary="One stored task (operators)")
+def show(name: TaskName, _operator: Operator, request: Request) -> StoredTaskOut:
+    with app_store(request).session() as session:
+        task = get_stored_task(session, name)
+        if task is None:
+            raise not_found("task", name)
+        return StoredTaskOut(**stored_task_json(task))
+
+
+@router.post("/tasks", status_code=201, response_model=StoredTaskOut, summary="Check and store a task in a pool (operators)",
+             responses=BODY_RESPONSES)
+def add(body: TaskIn, _operator: Operator, request: Request) -> StoredTaskOut:
+    """`trainarena task add --file` with the task file's content as the body: the base model must load,
+    the dataset validate and split as `task check` does (with the operator's secret split seed).
+    Refusals are 422 naming the model, the dataset key or the row."""
+    settings = app_settings(request)
+    data = body.model_dump(exclude={"pool"}, exclude_none=True, mode="json")
+    data.setdefault("budget_seconds", settings.pools.default_budget_seconds)
+    try:
+        task_file = task_file_from_data(settings.data_dir / TASK_BODY_SOURCE, data)
+        with app_store(request).transaction() as session:
+            record = stored_task_json(add_task(session, settings, task_file, body.pool).stored)
+    # A definition that does not resolve is the request's fault, whatever stage refuses it (TaskRefused,
+    # TaskFileError, a path the file system rejects).
+    except (ValueError, TypeError, OSError) as error:
+        raise ApiError(422, "task_refused", str(error), name=body.name) from None
+    return StoredTaskOut(**record)
+
+
+@router.delete("/tasks/{name}", response_model=RemovedOut, summary="Remove a stored task no tournament drew (operators)",
+               responses={409: {"model": ErrorResponse, "description": "A tournament drew it"}})  # fmt: skip
+def remove(name: TaskName, _operator: Operator, request: Request) -> RemovedOut:
+    with app_store(request).transaction() as session:
+        if get_stored_task(session, name) is None:
+            raise not_found("task", name)
+        try:
+            remove_stored_task(session, name)
+        except StoreError as error:
+            raise ApiError(409, "conflict", str(error), task=name) from None
+    return RemovedOut(removed=name)

@@ -1,0 +1,221 @@
+"""``/v1/tournaments``: the tournaments (`tournament list`), one in full with its bracket, standings,
+boss round and weights (`tournament show`), its leaderboard; for operators, creating one on a task
+pool (`tournament create`) and starting to drive it in the background (`tournament run`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+
+from trainarena.api.auth import Competitor, Operator
+from trainarena.api.context import app_settings, app_store
+from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
+from trainarena.api.paging import NAME_MAX_LENGTH, STORE_INT_MAX, Page, PageWindow
+from trainarena.operations.drivers import BackgroundDrivers, DriveRefused, DrivingUnavailable
+from trainarena.operations.history import tournament_detail
+from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament
+from trainarena.store import StoreError, get_tournament, list_tournaments, summarize_tournament
+
+router = APIRouter(prefix="/v1", tags=["tournaments"], responses=ROLE_RESPONSES)
+
+TournamentId = Annotated[int, Path(ge=1, le=STORE_INT_MAX, description="The tournament's id.")]
+Kind = Literal["text", "image"]  # engine.model.TOURNAMENT_KINDS
+
+
+class TournamentSummaryOut(BaseModel):
+    id: int
+    name: str
+    kind: str = Field(description="text or image.")
+    status: str = Field(description="created, running or finished.")
+    seed: int = Field(description="The draw of tasks and the bracket follow from it.")
+    entrants: int
+    round_index: int | None = Field(description="The latest round created; null before the first.")
+    stage: str | None = Field(description="That round's stage: group, knockout or boss.")
+    runs_done: int
+    runs_total: int
+    champion_before: str | None = Field(description="The champion who defended.")
+    champion_after: str | None = Field(description="The champion once finished.")
+    reason: str | None = Field(description="How it ended.")
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class StandingOut(BaseModel):
+    rank: int | None = Field(description="Final rank; null for a competitor that never scored.")
+    competitor: str
+    reached: str = Field(description="The furthest stage played, e.g. 'knockout r2'.")
+    runs_ok: int
+    runs: int
+    scores: dict[str, float] = Field(description="Task name -> score of its successful runs.")
+    failures: dict[str, str] = Field(description="Task name -> why its run failed.")
+    weight: float | None = Field(description="Its share of the tournament's weights.")
+
+
+class LeaderboardOut(BaseModel):
+    tournament: str
+    kind: str
+    status: str
+    champion_before: str | None
+    champion: str | None
+    crowned: bool = Field(description="Whether the champion was crowned by this tournament.")
+    reason: str = Field(description="How it ended; empty while it runs.")
+    leaderboard: list[StandingOut] = Field(description="Standings, ranked first, unranked in entry order.")
+    undistributed: float | None = Field(description="The share of weight nobody earned.")
+
+
+class RunLineOut(BaseModel):
+    run_id: int
+    round_index: int = Field(description="0-based round.")
+    stage: str
+    match_id: str
+    task: str
+    competitor: str
+    status: str
+    score: float | None
+    failure: str | None
+    wall_seconds: float | None
+
+
+class BossTaskOut(BaseModel):
+    task: int = Field(description="1-based task of the boss round.")
+    challenger_score: float | None
+    champion_score: float | None
+    lead: float | None
+    required_lead: float | None
+    taken: bool
+    reason: str
+
+
+class BossOut(BaseModel):
+    challenger: str
+    champion: str
+    taken: int = Field(description="Boss tasks the challenger took.")
+    needed: int = Field(description="Tasks it needed (a strict majority).")
+    crowned: bool
+    tasks: list[BossTaskOut]
+
+
+class TournamentDetailOut(LeaderboardOut):
+    """A tournament in full, as `trainarena tournament show --json` prints it."""
+
+    id: int
+    runs: list[RunLineOut] = Field(description="The bracket: every run, by round and match.")
+    pool: str | None = Field(description="The task pool it draws from (null for a tournament not made from one).")
+    tasks: list[str] | None = Field(description="The stored tasks drawn, in play order.")
+    boss: BossOut | None = Field(description="The boss round against the defending champion, once played.")
+    weights: dict[str, float] = Field(description="Competitor -> weight, once finished.")
+
+
+class CreateIn(BaseModel):
+    kind: Kind
+    pool: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="The task pool to draw from (GET /v1/pools).")
+    entry_closes: datetime | None = Field(None, description="Competitors registered later do not enter (default now; UTC when no zone).")
+    seed: int | None = Field(None, ge=0, le=STORE_INT_MAX, description="Tournament seed (default random).")
+    name: str | None = Field(None, min_length=1, max_length=NAME_MAX_LENGTH, description="Tournament name (default KIND-POOL-N).")
+
+
+class LeftOut(BaseModel):
+    competitor: str
+    reason: str
+
+
+class UnusableTask(BaseModel):
+    task: str
+    reason: str
+
+
+class CreatedOut(BaseModel):
+    id: int
+    name: str
+    kind: str
+    pool: str
+    seed: int
+    entrants: list[str]
+    defender: str | None = Field(description="The reigning champion, who defends in the boss round.")
+    tasks: list[str] = Field(description="The stored tasks drawn, in play order.")
+    left_out: list[LeftOut] = Field(description="Registered competitors who did not enter, and why.")
+    unusable_tasks: list[UnusableTask] = Field(description="Pool tasks not drawn, and why.")
+    entry_closes_at: datetime
+
+
+class StartedOut(BaseModel):
+    id: int
+    name: str
+    driving: bool = Field(description="True: this process now drives it in the background.")
+
+
+@router.get("/tournaments", response_model=Page[TournamentSummaryOut], summary="List tournaments, oldest first")
+def list_all(_caller: Competitor, request: Request, window: PageWindow) -> Page[TournamentSummaryOut]:
+    with app_store(request).session() as session:
+        tournaments, more = window.page(list_tournaments(session))
+        data = [TournamentSummaryOut(**asdict(summarize_tournament(session, t))) for t in tournaments]
+    return Page[TournamentSummaryOut](data=data, has_more=more)
+
+
+def _detail(request: Request, tournament_id: int):
+    with app_store(request).session() as session:
+        try:
+            return tournament_detail(session, tournament_id, app_settings(request).rules)
+        except StoreError:
+            raise not_found("tournament", tournament_id) from None
+
+
+@router.get("/tournaments/{tournament_id}", response_model=TournamentDetailOut, summary="A tournament in full")
+def show(tournament_id: TournamentId, _caller: Competitor, request: Request) -> TournamentDetailOut:
+    """Its bracket (every run's score by round and match), standings, outcome, pool and tasks, boss round and weights."""
+    return TournamentDetailOut(**_detail(request, tournament_id).to_json())
+
+
+@router.get("/tournaments/{tournament_id}/leaderboard", response_model=LeaderboardOut, summary="A tournament's standings")
+def leaderboard(tournament_id: TournamentId, _caller: Competitor, request: Request) -> LeaderboardOut:
+    return LeaderboardOut(**_detail(request, tournament_id).board.to_json())
+
+
+@router.post("/tournaments", status_code=201, response_model=CreatedOut, summary="Create a tournament on a task pool (operators)",
+             responses=BODY_RESPONSES)
+def create(body: CreateIn, _operator: Operator, request: Request) -> CreatedOut:
+    """Who enters, who defends and which stored tasks it draws, as `trainarena tournament create`;
+    refusals (pool too small, of another kind, nobody can enter) are 422 with the numbers."""
+    closes = body.entry_closes
+    if closes is not None and closes.tzinfo is None:
+        closes = closes.replace(tzinfo=UTC)
+    try:
+        with app_store(request).transaction() as session:
+            created = create_pool_tournament(session, app_settings(request), kind=body.kind, pool=body.pool,
+                                             entry_closes=closes, seed=body.seed, name=body.name)  # fmt: skip
+    except TournamentRefused as error:
+        raise ApiError(422, "tournament_refused", str(error), kind=body.kind, pool=body.pool) from None
+    return CreatedOut(**created.to_json())
+
+
+def _drivers(request: Request) -> BackgroundDrivers:
+    drivers = next((s for s in request.app.state.services if isinstance(s, BackgroundDrivers)), None)
+    if drivers is None:
+        raise ApiError(503, "unavailable", "this API process drives no tournaments; start it with `trainarena api` or "
+                       "`trainarena serve`, or drive it with `trainarena tournament run`")  # fmt: skip
+    return drivers
+
+
+@router.post("/tournaments/{tournament_id}/start", status_code=202, response_model=StartedOut,
+             summary="Start driving a pool tournament in the background (operators)",
+             responses={409: {"model": ErrorResponse, "description": "Finished, or driven already"},
+                        503: {"model": ErrorResponse, "description": "This process cannot play runs"}})  # fmt: skip
+def start(tournament_id: TournamentId, _operator: Operator, request: Request) -> StartedOut:
+    """Play it to its end in this process, under its lease (`trainarena tournament run` in the
+    background): answers at once; GET /v1/tournaments/{id} shows how far it got. 409 while any
+    process drives it."""
+    store = app_store(request)
+    try:
+        _drivers(request).begin(store, tournament_id)
+    except StoreError:
+        raise not_found("tournament", tournament_id) from None
+    except DriveRefused as error:
+        raise ApiError(409, "conflict", str(error), tournament=str(tournament_id)) from None
+    except DrivingUnavailable as error:
+        raise ApiError(503, "unavailable", str(error)) from None
+    with store.session() as session:
+        return StartedOut(id=tournament_id, name=get_tournament(session, tournament_id).name, driving=True)

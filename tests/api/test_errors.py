@@ -1,0 +1,55 @@
+"""The one error shape on 404, 405 and 422, and the per-key rate limit (429 with Retry-After)."""
+
+from __future__ import annotations
+
+from api_client import Api
+from fastapi.testclient import TestClient
+
+from trainarena.api import create_app
+
+
+def _error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code and body["error"]["message"]
+    return body["error"]
+
+
+def test_unknown_paths_and_resources_are_404_with_the_error_shape(empty_api: Api) -> None:
+    with empty_api.client() as client:
+        _error(client.get("/v1/no-such-thing", headers=empty_api.auth("operator")), 404, "not_found")
+        missing = _error(client.get("/v1/runs/42", headers=empty_api.auth("operator")), 404, "not_found")
+    assert missing["message"] == "no run 42" and missing["details"] == {"run": "42"}
+
+
+def test_a_method_a_path_does_not_take_is_405_with_the_error_shape(empty_api: Api) -> None:
+    with empty_api.client() as client:
+        _error(client.delete("/v1/health"), 405, "method_not_allowed")
+        _error(client.put("/v1/tournaments", headers=empty_api.auth("operator")), 405, "method_not_allowed")
+
+
+def test_invalid_requests_are_422_naming_the_field(empty_api: Api) -> None:
+    headers = empty_api.auth("operator")
+    with empty_api.client() as client:
+        bad_id = _error(client.get("/v1/runs/x", headers=headers), 422, "invalid_request")
+        assert bad_id["details"]["problems"][0]["where"] == "path.run_id"
+        too_many = _error(client.get("/v1/runs", params={"limit": 10_000}, headers=headers), 422, "invalid_request")
+        assert too_many["details"] == {"limit": 10_000, "max": empty_api.settings.api.page_size_max}
+        body = _error(client.post("/v1/tournaments", json={"kind": "video"}, headers=headers), 422, "invalid_request")
+        assert {p["where"] for p in body["details"]["problems"]} == {"body.kind", "body.pool"}
+        refused = _error(client.post("/v1/tournaments", json={"kind": "text", "pool": "nope"}, headers=headers), 422, "tournament_refused")
+        assert "no task pool named 'nope'" in refused["message"]
+
+
+def test_a_key_past_its_rate_limit_gets_429_with_retry_after(empty_api: Api) -> None:
+    rules = empty_api.settings.api.model_copy(update={"rate_limit_burst": 2, "rate_limit_per_minute": 1})
+    app = create_app(empty_api.settings.model_copy(update={"api": rules}), store=empty_api.store)
+    with TestClient(app) as client:
+        for _ in range(2):
+            assert client.get("/v1/me", headers=empty_api.auth("competitor")).status_code == 200
+        limited = client.get("/v1/competitors", headers=empty_api.auth("competitor"))
+        error = _error(limited, 429, "rate_limited")
+        assert 1 <= int(limited.headers["Retry-After"]) <= 60 and error["details"] == {"limit_per_minute": 1}
+        # Limits are per key: another key is not held back.
+        assert client.get("/v1/me", headers=empty_api.auth("operator")).status_code == 200

@@ -1,0 +1,164 @@
+"""An operator's and a competitor's path through the API with a fake executor (no training): register
+competitors, store tasks in a pool (refusals are 422 naming the problem), create a pool tournament,
+drive it in the background (a second start is 409), publish the weights, remove tasks."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from api_client import Api
+from fastapi.testclient import TestClient
+from operator_data import FakeExecutor, OperatorData, write_operator_data
+
+from trainarena.demo.example_repos import make_example_repo
+from trainarena.demo.text import examples_root
+from trainarena.operations.drivers import BackgroundDrivers
+from trainarena.runs import RunReport, RunRequest
+from trainarena.store.leases import DriverIdentity, try_acquire
+
+
+class GatedExecutor(FakeExecutor):
+    """Plays each run once ``gate`` is open, so a test can look at a tournament while it is driven."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def execute(self, request: RunRequest) -> RunReport:
+        assert self.gate.wait(30), "the test never opened the gate"
+        return super().execute(request)
+
+
+def _task(data: OperatorData, name: str, **changes) -> dict:
+    return {"name": name, "type": "instruct", "base_model": str(data.model), "budget_seconds": 5, "pool": "weekly",
+            "dataset": {"source": str(data.jsonl), "field_instruction": "q", "field_output": "a"}, **changes}  # fmt: skip
+
+
+def _register(client: TestClient, api: Api, name: str, commit: str | None = None, example: str | None = None, role: str = "operator"):
+    repo = api.settings.data_dir / "repos" / (example or name)
+    if not repo.exists():
+        make_example_repo(examples_root() / (example or name), repo)
+    head = (repo / ".git" / "refs" / "heads" / "main").read_text().strip()
+    return client.post("/v1/competitors", json={"name": name, "repo": str(repo), "commit": commit or head},
+                       headers=api.auth(role))  # fmt: skip
+
+
+def _wait_until_finished(client: TestClient, api: Api, tournament_id: int) -> dict:
+    deadline = time.monotonic() + 60
+    while (detail := client.get(f"/v1/tournaments/{tournament_id}", headers=api.auth("competitor")).json())["status"] != "finished":
+        assert time.monotonic() < deadline, f"tournament {tournament_id} did not finish: {detail['status']}"
+        time.sleep(0.05)
+    return detail
+
+
+def test_operators_store_tasks_create_and_drive_a_tournament_and_publish(empty_api: Api, tmp_path: Path) -> None:
+    data = write_operator_data(tmp_path)
+    executor = GatedExecutor()
+    drivers = BackgroundDrivers(empty_api.settings, executor)
+    operator = empty_api.auth("operator")
+    with empty_api.client(services=(drivers,)) as client:
+        for name in ("baseline", "instruct_only", "torchloop"):
+            registered = _register(client, empty_api, name)
+            assert registered.status_code == 201, registered.text
+            assert registered.json()["name"] == name and registered.json()["copies"] == []
+        local = _register(client, empty_api, "mine", example="baseline", role="competitor")
+        assert local.status_code == 422 and "take an operator's key" in local.json()["error"]["message"]
+        taken = _register(client, empty_api, "baseline")
+        assert taken.status_code == 422 and "already registered" in taken.json()["error"]["message"]
+        branch = _register(client, empty_api, "torchloop2", commit="main", example="torchloop")
+        assert branch.status_code == 422 and "40-character" in branch.json()["error"]["message"]
+
+        for name in ("t1", "t2", "t3"):
+            added = client.post("/v1/tasks", json=_task(data, name), headers=operator)
+            assert added.status_code == 201, added.text
+        stored = added.json()
+        assert stored["pool"] == "weekly" and stored["train_rows"] + stored["hidden_rows"] == 40 and len(stored["digests"]["hidden_split"]) == 64
+        wrong_column = client.post("/v1/tasks", json=_task(data, "t9", dataset={"source": str(data.jsonl), "field_instruction": "question",
+                                                                               "field_output": "a"}), headers=operator)  # fmt: skip
+        assert wrong_column.status_code == 422 and "question" in wrong_column.json()["error"]["message"]
+        assert client.post("/v1/tasks", json=_task(data, "t1"), headers=operator).json()["error"]["code"] == "task_refused"
+        assert [t["name"] for t in client.get("/v1/tasks", params={"pool": "weekly"}, headers=operator).json()["data"]] == ["t1", "t2", "t3"]
+        assert client.get("/v1/tasks/t2", headers=operator).json()["dataset"] == str(data.jsonl)
+        assert client.get("/v1/pools", headers=operator).json()[0] | {"created_at": None} == {
+            "name": "weekly", "kind": "text", "tasks": ["t1", "t2", "t3"], "created_at": None}
+
+        created = client.post("/v1/tournaments", json={"kind": "text", "pool": "weekly", "seed": 5}, headers=operator)
+        assert created.status_code == 201, created.text
+        tournament = created.json()
+        assert tournament["entrants"] == ["baseline", "instruct_only", "torchloop"] and sorted(tournament["tasks"]) == ["t2", "t3"]
+
+        started = client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator)
+        assert started.status_code == 202 and started.json() == {"id": tournament["id"], "name": tournament["name"], "driving": True}
+        again = client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator)
+        assert again.status_code == 409 and "already being driven by this process" in again.json()["error"]["message"]
+        executor.gate.set()
+        detail = _wait_until_finished(client, empty_api, tournament["id"])
+        assert detail["champion"] in tournament["entrants"] and detail["pool"] == "weekly" and detail["weights"]
+        assert len(executor.requests) == len(detail["runs"])
+        finished = client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator)
+        assert finished.status_code == 409 and "is finished" in finished.json()["error"]["message"]
+
+        published = client.post("/v1/weights/publish", json={}, headers=operator).json()
+        assert published["new"] is True and published["tournaments"]["text"]["id"] == tournament["id"]
+        assert client.post("/v1/weights/publish", json={}, headers=operator).json()["new"] is False
+        assert client.get("/v1/weights", headers=empty_api.auth("competitor")).json()["latest"]["id"] == published["id"]
+
+        drawn = client.delete(f"/v1/tasks/{tournament['tasks'][0]}", headers=operator)
+        assert drawn.status_code == 409 and "was drawn by tournament" in drawn.json()["error"]["message"]
+        assert client.delete("/v1/tasks/t1", headers=operator).json() == {"removed": "t1"}
+        assert client.get("/v1/tasks/t1", headers=operator).status_code == 404
+
+
+def test_a_tournament_another_process_drives_is_not_started_again(empty_api: Api, tmp_path: Path) -> None:
+    data = write_operator_data(tmp_path)
+    drivers = BackgroundDrivers(empty_api.settings, FakeExecutor())
+    operator = empty_api.auth("operator")
+    with empty_api.client(services=(drivers,)) as client:
+        for name in ("baseline", "instruct_only"):
+            assert _register(client, empty_api, name).status_code == 201
+        assert client.post("/v1/tasks", json=_task(data, "t1"), headers=operator).status_code == 201
+        tournament = client.post("/v1/tournaments", json={"kind": "text", "pool": "weekly"}, headers=operator).json()
+        with empty_api.store.transaction() as session:  # another live driver (pid 1 on this host) holds it
+            assert try_acquire(session, tournament["id"], DriverIdentity("other", socket.gethostname(), 1), empty_api.settings.lease) is None
+        refused = client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator)
+        assert refused.status_code == 409 and "pid 1" in refused.json()["error"]["message"]
+        assert not drivers.driving(tournament["id"])
+        assert client.post("/v1/tournaments/999/start", headers=operator).status_code == 404
+    unavailable = BackgroundDrivers(empty_api.settings, None, unavailable="no sandbox here: install bubblewrap")
+    with empty_api.client(services=(unavailable,)) as client:
+        refused = client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator)
+        assert refused.status_code == 503 and refused.json()["error"]["message"] == "no sandbox here: install bubblewrap"
+
+
+class BrokenExecutor(FakeExecutor):
+    def execute(self, request: RunRequest) -> RunReport:
+        raise RuntimeError("the sandbox backend is gone")
+
+
+def test_a_background_drive_the_platform_breaks_is_logged_and_a_later_start_resumes_it(
+    empty_api: Api, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = write_operator_data(tmp_path)
+    operator = empty_api.auth("operator")
+    broken = BackgroundDrivers(empty_api.settings, BrokenExecutor())
+    with empty_api.client(services=(broken,)) as client:
+        for name in ("baseline", "instruct_only"):
+            assert _register(client, empty_api, name).status_code == 201
+        assert client.post("/v1/tasks", json=_task(data, "t1"), headers=operator).status_code == 201
+        tournament = client.post("/v1/tournaments", json={"kind": "text", "pool": "weekly"}, headers=operator).json()
+        assert client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator).status_code == 202
+        deadline = time.monotonic() + 30
+        while broken.driving(tournament["id"]):
+            assert time.monotonic() < deadline, "the broken drive did not end"
+            time.sleep(0.05)
+        assert client.get(f"/v1/tournaments/{tournament['id']}", headers=operator).json()["status"] != "finished"
+    assert "RuntimeError: the sandbox backend is gone" in caplog.text and f"driving tournament {tournament['id']} failed" in caplog.text
+
+    with empty_api.client(services=(BackgroundDrivers(empty_api.settings, FakeExecutor()),)) as client:
+        assert client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator).status_code == 202
+        detail = _wait_until_finished(client, empty_api, tournament["id"])
+    assert detail["champion"] in ("baseline", "instruct_only")
