@@ -7,17 +7,19 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Annotated
 
 import typer
 
+from trainarena.api.app import Service
 from trainarena.cli.api import STOPPING, STOPPING_NOW, HostOption, PortOption, serve_api
 from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE, threads_per_run
 from trainarena.cli.output import fail
 from trainarena.execution import SandboxUnavailable, make_backend
+from trainarena.jobs import TOURNAMENT, DeviceGate, GatedBackend, JobWorker
 from trainarena.operations.drivers import BackgroundDrivers
 from trainarena.operations.serving import ServeEvent, Serving, ServingThread
 from trainarena.pipeline import SandboxedExecutor
@@ -57,10 +59,11 @@ def stop_on_signals(stop: threading.Event, say: Callable[[str], None]) -> Iterat
 
 
 def serve_with(settings: Settings, executor: RunExecutor, *, once: bool, parallel: int, json_output: bool,
-               host: str | None = None, port: int | None = None) -> int:  # fmt: skip
+               host: str | None = None, port: int | None = None, services: Sequence[Service] = ()) -> int:  # fmt: skip
     """Serve with this executor until stopped: the schedule on a thread beside the HTTP API (on
     ``host``/``port``, default the settings'), which can also start pool tournaments with it; or, with
-    ``once``, the schedule alone until nothing is due. The number of tournaments finished. Tests call
+    ``once``, the schedule alone until nothing is due. ``services`` run beside the API too (the job
+    worker). The number of tournaments finished. Tests call
     it with a fake executor."""
     stop = threading.Event()
     log = print_event(json_output)
@@ -76,7 +79,7 @@ def serve_with(settings: Settings, executor: RunExecutor, *, once: bool, paralle
             stop.set()
             say(message)
 
-        services = (ServingThread(serving), BackgroundDrivers(settings, executor, parallel=parallel))
+        services = (ServingThread(serving), BackgroundDrivers(settings, executor, parallel=parallel), *services)
         serve_api(settings, host, port, store=store, services=services, on_signal=stop_soon)
         return serving.finished
 
@@ -98,8 +101,12 @@ def serve_command(
         backend = make_backend(settings, unsafe=unsafe)
     except SandboxUnavailable as error:
         raise fail(str(error), json_output, code=2) from None
+    # Tournament runs and customers' jobs share the devices by settings jobs.share_with_tournaments.
+    gate = DeviceGate(settings.jobs.share_with_tournaments)
+    tournaments = SandboxedExecutor(settings, GatedBackend(backend, gate, TOURNAMENT))
+    jobs = () if once else (JobWorker(settings, gate=gate),)
     try:
-        serve_with(settings, SandboxedExecutor(settings, backend), once=once, parallel=parallel, json_output=json_output,
-                   host=host, port=port)
+        serve_with(settings, tournaments, once=once, parallel=parallel, json_output=json_output, host=host, port=port,
+                   services=jobs)
     finally:
         backend.close()
