@@ -18,6 +18,7 @@ PUBLIC = frozenset()  # no key needed
 ANY_KEY = frozenset(ApiRole.ALL)
 COMPETITORS = frozenset({ApiRole.OPERATOR, ApiRole.COMPETITOR})
 OPERATORS = frozenset({ApiRole.OPERATOR})
+CUSTOMERS = frozenset({ApiRole.OPERATOR, ApiRole.CUSTOMER})
 
 ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/health"): PUBLIC,
@@ -42,6 +43,20 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/tasks/{name}"): OPERATORS,
     ("POST", "/v1/tasks"): OPERATORS,
     ("DELETE", "/v1/tasks/{name}"): OPERATORS,
+    ("POST", "/v1/files"): CUSTOMERS,
+    ("GET", "/v1/files"): CUSTOMERS,
+    ("GET", "/v1/files/{file_id}"): CUSTOMERS,
+    ("DELETE", "/v1/files/{file_id}"): CUSTOMERS,
+    ("POST", "/v1/jobs"): CUSTOMERS,
+    ("GET", "/v1/jobs"): CUSTOMERS,
+    ("GET", "/v1/jobs/{job_id}"): CUSTOMERS,
+    ("POST", "/v1/jobs/{job_id}/cancel"): CUSTOMERS,
+    ("GET", "/v1/jobs/{job_id}/events"): CUSTOMERS,
+    # Every key sees models: a customer its own and the champions' (public), others the champions'.
+    ("GET", "/v1/models"): ANY_KEY,
+    ("GET", "/v1/models/{model_id}"): ANY_KEY,
+    ("GET", "/v1/models/{model_id}/download"): ANY_KEY,
+    ("POST", "/v1/models/{model_id}/publish"): OPERATORS,
 }
 
 

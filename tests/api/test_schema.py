@@ -38,7 +38,8 @@ def app(api: Api, offline_hub: None) -> FastAPI:
     return create_app(api.settings, store=api.store, services=(BackgroundDrivers(api.settings, FakeExecutor()),))
 
 
+# derandomize: the same requests on every run, so CI cannot turn red on a draw no one has seen here.
 @schema.parametrize()
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 def test_the_api_conforms_to_its_schema(case, app: FastAPI, api: Api) -> None:
     case.call_and_validate(app=app, headers=api.auth("operator"), checks=CHECKS)

@@ -107,10 +107,12 @@ def require(*roles: str) -> Callable[..., Principal]:
     return dependency
 
 
-# Route parameters: any live key; an operator's key; a competitor's or an operator's key.
+# Route parameters: any live key; an operator's key; a competitor's or an operator's key; a customer's
+# or an operator's key (files and jobs are customers', and operators see everyone's).
 Caller = Annotated[Principal, Depends(authenticated)]
 Operator = Annotated[Principal, Depends(require())]
 Competitor = Annotated[Principal, Depends(require(ApiRole.COMPETITOR))]
+Customer = Annotated[Principal, Depends(require(ApiRole.CUSTOMER))]
 
 
 def visible_owner(principal: Principal) -> int | None:

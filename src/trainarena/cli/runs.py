@@ -125,7 +125,7 @@ def show_command(
     """Show one run in full: its whole failure reason, stderr tail, log path, artifact digest, score, timings and every attempt."""
     with open_store(Settings()) as store, store.session() as session:
         try:
-            run = read_run_detail(session, run_id, tail_lines=tail)
+            run = read_run_detail(session, run_id, tail_lines=tail, private=True)  # the operator's own machine
         except UnknownRunError as error:
             raise fail(f"{error}; `trainarena runs list` lists the runs") from error
     if as_json:

@@ -183,11 +183,19 @@ def _source(run: Run) -> dict[str, Any]:
     return dict(repo_url=run.source_path, commit=run.source_commit, dirty=run.source_dirty, snapshot_path=run.snapshot_path)
 
 
-def read_run_detail(session: Session, run_id: int, *, tail_lines: int) -> RunDetail:
-    """Run ``run_id`` in full, with the last ``tail_lines`` lines of its stderr (see ``_stderr_tail``)."""
+def visible_run(session: Session, run_id: int, *, private: bool = False) -> Run:
+    """Run ``run_id``, or UnknownRunError; a customer's job run (``RunOrigin.PRIVATE``) only when
+    ``private`` (the operator's CLI, the job's own records), as if it did not exist otherwise."""
     run = session.get(Run, run_id)
-    if run is None:
+    if run is None or (run.origin in RunOrigin.PRIVATE and not private):
         raise UnknownRunError(f"no run with id {run_id}")
+    return run
+
+
+def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: bool = False) -> RunDetail:
+    """Run ``run_id`` in full, with the last ``tail_lines`` lines of its stderr (see ``_stderr_tail``);
+    ``private``: see :func:`visible_run`."""
+    run = visible_run(session, run_id, private=private)
     score, direction = score_of(run)
     task = run.task
     summary, recorded_tail = split_reason(run.failure_reason)
@@ -232,7 +240,7 @@ def write_result_json(store: Store, run_id: int, run_dir: Path) -> Path:
     path = run_dir / RESULT_FILE_NAME
     run_dir.mkdir(parents=True, exist_ok=True)
     with store.session() as session:
-        detail = read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES)
+        detail = read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES, private=True)
     path.write_text(json.dumps(detail.to_json(), indent=2) + "\n", encoding="utf-8")
     return path
 
@@ -316,8 +324,8 @@ def list_runs(
 
 
 def _outside_tournaments() -> Select[tuple[Run]]:
-    """Runs whose task belongs to no match: ad-hoc runs and references."""
-    return select(Run).join(Run.task).where(TaskRow.match_row_id.is_(None))
+    """Runs whose task belongs to no match: ad-hoc runs and references (customers' jobs are private)."""
+    return select(Run).join(Run.task).where(TaskRow.match_row_id.is_(None), Run.origin.not_in(RunOrigin.PRIVATE))
 
 
 def latest_runs_outside_tournaments(session: Session, count: int) -> list[RunSummary]:
@@ -342,10 +350,9 @@ def run_filter_problem(session: Session, *, tournament: str | None, competitor: 
 
 def read_run_log(session: Session, run_id: int, stream: str, *, tail_lines: int | None) -> str:
     """The run's ``stream`` log (a key of :data:`LOG_NAMES`), whole or its last ``tail_lines`` lines.
-    Only the fixed file names in the run's own log folder are read: nothing a caller names as a path."""
-    run = session.get(Run, run_id)
-    if run is None:
-        raise UnknownRunError(f"no run with id {run_id}")
+    Only the fixed file names in the run's own log folder are read: nothing a caller names as a path.
+    A customer's job run is unknown here (:func:`visible_run`)."""
+    run = visible_run(session, run_id)
     log = None if run.log_path is None else Path(run.log_path) / LOG_NAMES[stream]
     if log is None or not log.is_file():
         raise UnknownLogError(f"run {run_id} has no {LOG_NAMES[stream]} (not started yet, or its folder was cleaned up)")

@@ -74,7 +74,9 @@ def task_board(session: Session, name: str) -> TaskBoard:
     if not digests:
         raise UnknownTaskError(f"no run was ever made on a task named {name!r}")
     digest = digests[0]
-    runs = runs_of_tasks(session, [digest])
+    runs = [run for run in runs_of_tasks(session, [digest]) if run.origin not in RunOrigin.PRIVATE]
+    if not runs:  # a customer's job's task: private
+        raise UnknownTaskError(f"no run was ever made on a task named {name!r}")
     by_entrant: dict[str, list[Run]] = {}
     for run in runs:
         by_entrant.setdefault(_entrant(run), []).append(run)

@@ -210,6 +210,9 @@ class RunOrigin:
     HOUSE = "house"
     BASE_MODEL = "base_model"
     REFERENCES = (HOUSE, BASE_MODEL)
+    # A customer's data and logs: shown to the customer (through its job) and to operators (the CLI),
+    # never in run listings, run pages or task boards that competitors or the public read.
+    PRIVATE = (JOB,)
 
 
 class Run(Base):

@@ -7,10 +7,10 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy import select
 
 from trainarena.reporting.competitor_history import score_history
-from trainarena.reporting.run_detail import UnknownRunError, list_runs, read_run_detail
+from trainarena.reporting.run_detail import UnknownRunError, list_runs, read_run_detail, visible_run
 from trainarena.reporting.run_files import artifact_files, log_names, read_log
 from trainarena.reporting.task_board import UnknownTaskError, task_board
-from trainarena.store import Run, TaskRow, competitor_tournaments, get_competitor, get_stored_task, get_tournament_by_name
+from trainarena.store import TaskRow, competitor_tournaments, get_competitor, get_stored_task, get_tournament_by_name
 from trainarena.web.charts import score_distribution_svg, score_history_svg
 from trainarena.web.templating import not_found_page, render, settings_of, store_of
 
@@ -48,8 +48,10 @@ def run_page(request: Request, run_id: int) -> HTMLResponse:
 def run_log(request: Request, run_id: int, name: str) -> Response:
     """One of the run's log files, whole (or its end, past the size limit), as plain text."""
     with store_of(request).session() as session:
-        run = session.get(Run, run_id)
-        log_path = None if run is None else run.log_path
+        try:
+            log_path = visible_run(session, run_id).log_path
+        except UnknownRunError:
+            log_path = None
     text = read_log(log_path, name, settings_of(request).dashboard.log_max_bytes)
     if text is None:
         return not_found_page(request, f"Run {run_id} has no log named {name!r}.")

@@ -9,23 +9,21 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from trainarena.api.auth import Principal, require, visible_owner
+from trainarena.api.auth import Customer, Principal, visible_owner
 from trainarena.api.context import app_settings, app_store
-from trainarena.api.errors import ERROR_RESPONSES, ApiError
+from trainarena.api.errors import ERROR_RESPONSES, ROLE_RESPONSES, ApiError
 from trainarena.api.job_errors import answering_jobs_errors
 from trainarena.api.multipart import read_form
 from trainarena.jobs.errors import InvalidInput
 from trainarena.jobs.files import delete_file, get_file, list_files, store_upload
 from trainarena.jobs.uploads import UploadSink, check_file, file_format
-from trainarena.store.models import ApiRole, UploadedFile
+from trainarena.store.models import UploadedFile
 
 router = APIRouter(prefix="/v1", tags=["files"])
-# Files, jobs and their models are customers' (and operators', who see everyone's); competitors get 403.
-Customer = Annotated[Principal, Depends(require(ApiRole.CUSTOMER))]
 # Room for the multipart framing and the small fields around the file, when judging Content-Length.
 MULTIPART_ALLOWANCE = 1 << 16
 LIST_LIMIT_MAX = 100
@@ -47,7 +45,8 @@ UPLOAD_BODY = {
 }  # fmt: skip
 
 
-UPLOAD_RESPONSES = {**ERROR_RESPONSES, 413: {**ERROR_RESPONSES[422], "description": "Over ApiRules.upload_max_bytes"}}
+UPLOAD_RESPONSES = {**ROLE_RESPONSES, 413: {**ERROR_RESPONSES[422], "description": "Over ApiRules.upload_max_bytes"},
+                    415: {**ERROR_RESPONSES[422], "description": "Not a multipart/form-data body"}}  # fmt: skip
 
 
 class FileOut(BaseModel):
@@ -125,7 +124,7 @@ def _mapping(text: str | None) -> dict[str, Any] | None:
     return value
 
 
-@router.get("/files", response_model=FileList, responses=ERROR_RESPONSES, summary="Your files (operators: everyone's)")
+@router.get("/files", response_model=FileList, responses=ROLE_RESPONSES, summary="Your files (operators: everyone's)")
 def files(request: Request, principal: Customer, after: str | None = None,
           limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = LIST_LIMIT_MAX) -> FileList:  # fmt: skip
     with app_store(request).session() as session:
@@ -133,13 +132,13 @@ def files(request: Request, principal: Customer, after: str | None = None,
         return FileList(data=[FileOut.of(row) for row in page.data], has_more=page.has_more)
 
 
-@router.get("/files/{file_id}", response_model=FileOut, responses=ERROR_RESPONSES, summary="One file")
+@router.get("/files/{file_id}", response_model=FileOut, responses=ROLE_RESPONSES, summary="One file")
 def file(request: Request, principal: Customer, file_id: str) -> FileOut:
     with app_store(request).session() as session, answering_jobs_errors():
         return FileOut.of(get_file(session, file_id, visible_owner(principal)))
 
 
-@router.delete("/files/{file_id}", response_model=FileOut, responses=ERROR_RESPONSES, summary="Delete a file's bytes")
+@router.delete("/files/{file_id}", response_model=FileOut, responses=ROLE_RESPONSES, summary="Delete a file's bytes")
 def remove_file(request: Request, principal: Customer, file_id: str) -> FileOut:
     with app_store(request).transaction() as session, answering_jobs_errors():
         return FileOut.of(delete_file(session, file_id, visible_owner(principal)))

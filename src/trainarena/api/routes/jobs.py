@@ -15,11 +15,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from trainarena.api.auth import visible_owner
+from trainarena.api.auth import Customer, visible_owner
 from trainarena.api.context import app_settings, app_store
-from trainarena.api.errors import ERROR_RESPONSES
+from trainarena.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ROLE_RESPONSES
 from trainarena.api.job_errors import answering_jobs_errors
-from trainarena.api.routes.files import LIST_LIMIT_MAX, Customer
+from trainarena.api.routes.files import LIST_LIMIT_MAX
 from trainarena.jobs import EventKind, JobRequest, cancel_job, create_job, events_after, get_job, list_jobs
 from trainarena.jobs.runner import HOUSE_SCRIPT
 from trainarena.store import Store
@@ -79,14 +79,14 @@ class JobList(BaseModel):
     has_more: bool = Field(description="Older jobs follow; pass the last id as `after`.")
 
 
-@router.post("/jobs", status_code=201, response_model=JobOut, responses=ERROR_RESPONSES, summary="Create a training job")
+@router.post("/jobs", status_code=201, response_model=JobOut, responses={**ROLE_RESPONSES, **BODY_RESPONSES}, summary="Create a training job")
 def new_job(request: Request, principal: Customer, body: JobIn) -> JobOut:
     job_request = JobRequest(**body.model_dump())
     with app_store(request).transaction() as session, answering_jobs_errors():
         return JobOut.of(create_job(session, app_settings(request), job_request, principal.key_id))
 
 
-@router.get("/jobs", response_model=JobList, responses=ERROR_RESPONSES, summary="Your jobs (operators: everyone's)")
+@router.get("/jobs", response_model=JobList, responses=ROLE_RESPONSES, summary="Your jobs (operators: everyone's)")
 def jobs(request: Request, principal: Customer, after: str | None = None,
          limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = LIST_LIMIT_MAX) -> JobList:  # fmt: skip
     with app_store(request).session() as session:
@@ -94,13 +94,13 @@ def jobs(request: Request, principal: Customer, after: str | None = None,
         return JobList(data=[JobOut.of(job) for job in page.data], has_more=page.has_more)
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses=ERROR_RESPONSES, summary="One job")
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=ROLE_RESPONSES, summary="One job")
 def job(request: Request, principal: Customer, job_id: str) -> JobOut:
     with app_store(request).session() as session, answering_jobs_errors():
         return JobOut.of(get_job(session, job_id, visible_owner(principal)))
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={**ERROR_RESPONSES, 409: ERROR_RESPONSES[422]},
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={**ROLE_RESPONSES, 409: ERROR_RESPONSES[422]},
              summary="Cancel a queued or running job")  # fmt: skip
 def cancel(request: Request, principal: Customer, job_id: str) -> JobOut:
     with app_store(request).transaction() as session, answering_jobs_errors():
@@ -111,7 +111,7 @@ EVENTS_RESPONSE = {200: {"content": {"text/event-stream": {"schema": {"type": "s
                          "description": "Server-sent events: `id:` (resume with Last-Event-ID), `event:` (the kind), `data:` (JSON)."}}  # fmt: skip
 
 
-@router.get("/jobs/{job_id}/events", response_class=StreamingResponse, responses={**ERROR_RESPONSES, **EVENTS_RESPONSE},
+@router.get("/jobs/{job_id}/events", response_class=StreamingResponse, responses={**ROLE_RESPONSES, **EVENTS_RESPONSE},
             summary="Stream a job's events (server-sent events) until it ends")  # fmt: skip
 async def job_events(request: Request, principal: Customer, job_id: str,
                      last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:  # fmt: skip

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from trainarena.api.auth import Caller, Operator, Principal, visible_owner
 from trainarena.api.context import app_settings, app_store
-from trainarena.api.errors import ERROR_RESPONSES, ApiError, ErrorResponse, not_found
+from trainarena.api.errors import ERROR_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.registry import (
     PublishingError,
     PublishingOff,
@@ -101,7 +101,7 @@ def download_model(request: Request, model_id: str, principal: Caller) -> Stream
 
 
 @router.post("/{model_id}/publish", response_model=ModelOut, summary="Publish a model to the Hugging Face Hub (operators)",
-             responses={**ERROR_RESPONSES, 403: {"model": ErrorResponse, "description": "Not an operator's key"},
+             responses={**ROLE_RESPONSES,
                         409: {"model": ErrorResponse, "description": "Publishing is off, or the model's folder is gone"}})  # fmt: skip
 def publish(request: Request, model_id: str, principal: Operator) -> ModelOut:
     with app_store(request).transaction() as session:

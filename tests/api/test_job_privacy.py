@@ -1,0 +1,42 @@
+"""A customer's job run is the customer's: its data and logs never show in the run listings, run pages,
+logs or task boards that competitors (and the public dashboard) read; the operator's CLI still shows it."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from trainarena.api import create_app
+from trainarena.contract import TaskType
+from trainarena.reporting.run_detail import list_runs, read_run_detail
+from trainarena.runs import definition_json, task_key
+from trainarena.settings import Settings
+from trainarena.store import Store
+from trainarena.store.adhoc import start_adhoc_run
+from trainarena.store.models import RunOrigin
+from trainarena.tasks.base import TaskDefinition
+
+
+def _job_run(store: Store, tmp_log) -> int:  # noqa: ANN001
+    task = TaskDefinition("job-0123456789abcdef", TaskType.INSTRUCT, "tiny", {"source": "secret.jsonl"}, 10.0)
+    with store.transaction() as session:
+        run = start_adhoc_run(session, origin=RunOrigin.JOB, definition=definition_json(task), digest=task_key(task))
+        run.attempt_records[-1].log_path = str(tmp_log)
+        return run.id
+
+
+def test_job_runs_are_hidden_from_competitors_and_the_dashboard(tmp_path, auth: dict, api_settings: Settings, api_store: Store) -> None:  # noqa: ANN001
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "stderr.log").write_text("customer row: my secret prompt\n")
+    run_id = _job_run(api_store, logs)
+    with TestClient(create_app(api_settings, store=api_store)) as client:
+        assert client.get("/v1/runs", headers=auth["competitor"]).json()["data"] == []
+        for path in (f"/v1/runs/{run_id}", f"/v1/runs/{run_id}/logs"):
+            assert client.get(path, headers=auth["competitor"]).status_code == 404
+        assert client.get(f"/runs/{run_id}").status_code == 404
+        page = client.get(f"/runs/{run_id}/logs/stderr.log")
+        assert page.status_code == 404 and "secret" not in page.text
+        assert client.get("/tasks/job-0123456789abcdef").status_code == 404
+    with api_store.session() as session:
+        assert list_runs(session) == []
+        assert read_run_detail(session, run_id, tail_lines=5, private=True).origin == RunOrigin.JOB
