@@ -7,7 +7,11 @@ a fresh data directory holding a tournament of synthetic records (16 competitors
 customer's uploaded dataset; the load comes from another process (this one), asyncio + httpx.
 The job is real: the house script trains the offline tiny model in the sandbox for ``--budget`` s.
 
-Usage: ``.venv/bin/python -m benchmarks.api_load [--clients 50] [--seconds 30] [--budget 60] [--json]``
+Each client polls every ``--interval`` seconds (0.5 by default: 100 requests a second from 50
+clients, faster than a dashboard's 3 s); ``--interval 0`` sends back to back, which measures how
+many requests a second the service can answer rather than the latency pollers see.
+
+Usage: ``.venv/bin/python -m benchmarks.api_load [--clients 50] [--seconds 30] [--interval 0.5] [--budget 60] [--json]``
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from trainarena.store.api_keys import create_key
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 COMPETITORS = 16
+WARM_UP_SECONDS = 3.0
 JOB_TIER = "bench"
 
 
@@ -59,7 +64,7 @@ def synthetic_task(kind: str, stage: Stage, match_id: str, index: int, seed: int
 
 
 def seed_store(settings: Settings) -> tuple[str, str]:
-    """A finished tournament and two keys (operator, customer) in a fresh store; the keys."""
+    """A finished tournament and two keys (competitor, customer) in a fresh store; the keys."""
     names = [f"competitor-{i:02d}" for i in range(COMPETITORS)]
     with open_store(settings) as store:
         with store.transaction() as session:
@@ -67,11 +72,11 @@ def seed_store(settings: Settings) -> tuple[str, str]:
                 add_competitor(session, name=name, repo_url=f"https://github.com/x/{name}", commit=f"{i:040x}",
                                tree_hash=name, source_digest=name, entrypoint="train.py")  # fmt: skip
             tournament_id = create_tournament(session, name="week-1", kind="text", seed=1, entrants=names).id
-            operator = create_key(session, "bench-operator", "operator").secret
+            competitor = create_key(session, "bench-competitor", "competitor").secret
             customer = create_key(session, "bench-customer", "customer").secret
         drive(store, tournament_id, task_source=synthetic_task, executor=SyntheticExecutor(), rules=settings.rules,
               weight_rules=settings.weights, work_dir=settings.work_dir)  # fmt: skip
-    return operator, customer
+    return competitor, customer
 
 
 def free_port() -> int:
@@ -94,29 +99,47 @@ class Phase:
         return self.requests / self.seconds
 
 
-async def _client(http: httpx.AsyncClient, urls: list[str], start: int, stop_at: float, latencies: list[float], errors: list[str]) -> None:
+# What is polled: (path, the key that reads it).
+Poll = tuple[str, str]
+
+
+async def _client(http: httpx.AsyncClient, polls: list[Poll], start: int, clients: int, stop_at: float, interval: float,
+                  latencies: list[float], errors: list[str]) -> None:  # fmt: skip
+    """Poller number ``start`` of ``clients``: a request every ``interval`` seconds (at once when the last
+    answer came late), the clients' ticks spread evenly over the interval; 0 = back to back."""
     index = start
+    next_at = time.monotonic() + interval * start / clients
     while time.monotonic() < stop_at:
-        url = urls[index % len(urls)]
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        url, key = polls[index % len(polls)]
         index += 1
         began = time.perf_counter()
-        answer = await http.get(url)
+        answer = await http.get(url, headers={"Authorization": f"Bearer {key}"})
         latencies.append(time.perf_counter() - began)
         if answer.status_code != 200:
             errors.append(f"{url}: {answer.status_code}")
+        next_at += interval
 
 
-async def load(base: str, key: str, urls: list[str], clients: int, seconds: float, name: str) -> Phase:
+async def load(base: str, polls: list[Poll], clients: int, seconds: float, interval: float, name: str) -> Phase:
+    """``clients`` pollers for ``seconds``, after a warm-up of ``WARM_UP_SECONDS`` that is not counted
+    (connections opened, caches filled, the server's thread pool started)."""
+    await _run(base, polls, clients, WARM_UP_SECONDS, interval, [], [])
     latencies: list[float] = []
     errors: list[str] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, limits=limits, timeout=30) as http:
-        began = time.monotonic()
-        stop_at = began + seconds
-        await asyncio.gather(*(_client(http, urls, i, stop_at, latencies, errors) for i in range(clients)))
-        elapsed = time.monotonic() - began
+    elapsed = await _run(base, polls, clients, seconds, interval, latencies, errors)
     cuts = statistics.quantiles(latencies, n=100)
     return Phase(name, len(latencies), len(errors), elapsed, cuts[49] * 1000, cuts[98] * 1000)
+
+
+async def _run(base: str, polls: list[Poll], clients: int, seconds: float, interval: float, latencies: list[float],
+               errors: list[str]) -> float:  # fmt: skip
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+        began = time.monotonic()
+        stop_at = began + seconds
+        await asyncio.gather(*(_client(http, polls, i, clients, stop_at, interval, latencies, errors) for i in range(clients)))
+        return time.monotonic() - began
 
 
 def wait_until(predicate, timeout: float, what: str) -> None:  # noqa: ANN001 - a plain callable
@@ -132,6 +155,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each phase")
+    parser.add_argument("--interval", type=float, default=0.5,
+                        help="seconds between one client's polls (0: back to back, a saturation test)")
     parser.add_argument("--budget", type=float, default=60.0, help="training budget of the job (longer than a phase)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
@@ -141,7 +166,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="trainarena-api-load-") as scratch:
         data = Path(scratch)
         settings = Settings(data_dir=data)
-        operator, customer = seed_store(settings)
+        competitor, customer = seed_store(settings)
         port = free_port()
         env = os.environ | {
             "TRAINARENA_DATA_DIR": str(data),
@@ -155,7 +180,7 @@ def main() -> int:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
-            result = _measure(base, operator, customer, dataset, assets.tiny_llama, args)
+            result = _measure(base, competitor, customer, dataset, assets.tiny_llama, args)
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -176,18 +201,19 @@ def _up(base: str) -> bool:
         return False
 
 
-def _measure(base: str, operator: str, customer: str, dataset: Path, model: Path, args: argparse.Namespace) -> dict:
+def _measure(base: str, competitor: str, customer: str, dataset: Path, model: Path, args: argparse.Namespace) -> dict:
     wait_until(lambda: _up(base), 60, "the API answering /v1/health")
     as_customer = {"Authorization": f"Bearer {customer}"}
     with dataset.open("rb") as upload:
-        uploaded = httpx.post(f"{base}/v1/files", headers=as_customer, files={"file": (dataset.name, upload)}, data={"kind": "text"}, timeout=120)
+        uploaded = httpx.post(f"{base}/v1/files", headers=as_customer, files={"file": (dataset.name, upload)}, timeout=120)
     uploaded.raise_for_status()
     file_id = uploaded.json()["id"]
-    tournaments = httpx.get(f"{base}/v1/tournaments", headers={"Authorization": f"Bearer {operator}"}).json()
-    tournament_id = tournaments["items"][0]["id"] if isinstance(tournaments, dict) else tournaments[0]["id"]
-    # What customers and dashboards poll: the job list (each job's status), a leaderboard, a tournament.
-    urls = ["/v1/jobs", f"/v1/tournaments/{tournament_id}/leaderboard", f"/v1/tournaments/{tournament_id}", "/v1/champions"]
-    idle = asyncio.run(load(base, customer, urls, args.clients, args.seconds, "idle"))
+    tournaments = httpx.get(f"{base}/v1/tournaments", headers={"Authorization": f"Bearer {competitor}"}).json()
+    tournament_id = tournaments["data"][0]["id"]
+    # What customers poll (their jobs, each with its status) and competitors (standings, a tournament).
+    polls = [("/v1/jobs", customer), (f"/v1/tournaments/{tournament_id}/leaderboard", competitor),
+             ("/v1/champions", competitor), (f"/v1/tournaments/{tournament_id}", competitor)]  # fmt: skip
+    idle = asyncio.run(load(base, polls, args.clients, args.seconds, args.interval, "idle"))
     job = httpx.post(f"{base}/v1/jobs", headers=as_customer, json={
         "task_type": "instruct", "base_model": str(model), "file_id": file_id, "budget_tier": JOB_TIER,
         "field_mapping": {"field_instruction": "instruction", "field_input": "input", "field_output": "output"},
@@ -199,11 +225,12 @@ def _measure(base: str, operator: str, customer: str, dataset: Path, model: Path
         return httpx.get(f"{base}/v1/jobs/{job_id}", headers=as_customer).json()["status"]
 
     wait_until(lambda: job_status() == "running", 120, "the job starting")
-    training = asyncio.run(load(base, customer, urls, args.clients, args.seconds, "job training"))
+    polls.append((f"/v1/jobs/{job_id}", customer))  # and the running job itself
+    training = asyncio.run(load(base, polls, args.clients, args.seconds, args.interval, "job training"))
     still_training = job_status() == "running"
     httpx.post(f"{base}/v1/jobs/{job_id}/cancel", headers=as_customer)
     return {
-        "clients": args.clients, "seconds_per_phase": args.seconds, "urls": urls,
+        "clients": args.clients, "seconds_per_phase": args.seconds, "poll_interval": args.interval, "paths": [path for path, _ in polls],
         "phases": [asdict(idle) | {"per_second": idle.per_second}, asdict(training) | {"per_second": training.per_second}],
         "job_trained_throughout": still_training,
         "p99_ratio_training_over_idle": training.p99_ms / idle.p99_ms,
@@ -212,7 +239,10 @@ def _measure(base: str, operator: str, customer: str, dataset: Path, model: Path
 
 
 def _print_table(result: dict, args: argparse.Namespace) -> None:
-    print(f"{args.clients} clients, {args.seconds:g} s per phase, polling: {', '.join(result['urls'])}")
+    every = "back to back" if args.interval == 0 else f"every {args.interval:g} s each"
+    print(f"{args.clients} clients polling {every}, {args.seconds:g} s per phase:")
+    for path in result["paths"]:
+        print(f"  {path}")
     print(f"{'phase':<16}{'requests':>10}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
     for phase in result["phases"]:
         print(f"{phase['name']:<16}{phase['requests']:>10}{phase['errors']:>8}{phase['per_second']:>9.0f}"

@@ -243,6 +243,11 @@ class SandboxRules(_Section):
     log_max_bytes: int = Field(2_000_000, ge=1024, description="Cap on each of stdout and stderr logs.")
     log_tail_chars: int = Field(2000, ge=100, description="Log tail stored as a crashed run's reason.")
     docker_image: str = Field("trainarena-runtime:latest", description="Locally built image of the docker backend.")
+    nice: int = Field(
+        10, ge=0, le=19, description="Scheduling niceness added to every run's processes: the same for every run "
+        "(fair among competitors), below the platform's own processes, so the API and the store stay responsive "
+        "while runs train (measured: benchmarks.api_load)."
+    )
     cpus_per_run: int = Field(
         0, ge=0, description="CPU threads per run, enforced as a cgroup cpu quota where the host has the "
         "controller; 0 means all of the machine's."

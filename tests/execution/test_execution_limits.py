@@ -7,6 +7,7 @@ import json
 import os
 import resource
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -218,3 +219,14 @@ def test_only_the_assigned_gpus_device_nodes_are_bound(tmp_path: Path) -> None:
     targets = [args[i + 2] for i, item in enumerate(args) if item == "--dev-bind"]
     assert targets == ["/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia1", "/dev/nvidia2", "/dev/nvidia-caps"]
     assert gpu_binds((), dev_root=tmp_path) == []
+
+
+def test_runs_are_started_below_the_platforms_priority() -> None:
+    """A run's processes get the rules' niceness on top of the platform's: the API keeps answering
+    while runs train (benchmarks.api_load), and every run gets the same, so competitors stay even."""
+    confinement = confine("n1", RunLimits(256, 64, nice=7), has_gpus=False, layout=CgroupLayout.none())
+    script = "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"
+    child = subprocess.run([sys.executable, "-c", script], preexec_fn=confinement.preexec(), capture_output=True, text=True, check=True)
+    assert int(child.stdout) == os.getpriority(os.PRIO_PROCESS, 0) + 7
+    assert "nice=7" in confinement.describe()
+    assert Settings().sandbox.nice == 10

@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from trainarena import __version__
 from trainarena.api.auth import RateLimiter
+from trainarena.api.cache import VersionedCache
 from trainarena.api.errors import install_error_handlers
 from trainarena.api.routes import ROUTERS
 from trainarena.settings import Settings
@@ -58,6 +59,7 @@ def create_app(settings: Settings, *, store: Store | None = None, services: Sequ
     app.state.settings = settings
     app.state.store = store
     app.state.rate_limiter = RateLimiter(settings.api)
+    app.state.cache = VersionedCache()
     app.state.services = tuple(services)  # routes find theirs by type (e.g. the tournament drivers)
     install_error_handlers(app)
     for router in ROUTERS:

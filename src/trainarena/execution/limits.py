@@ -52,6 +52,7 @@ class RunLimits:
     max_processes: int  # processes and threads together (the kernel counts threads as tasks)
     cpus: float = 0.0  # CPUs' worth of time; 0: no CPU cap
     file_size_bytes: int = 0  # largest file any process of the run may write; 0: no cap
+    nice: int = 0  # scheduling niceness of the run's processes (SandboxRules.nice); 0: the platform's own
 
 
 @dataclass
@@ -70,12 +71,15 @@ class Confinement:
     def preexec(self) -> Callable[[], None]:
         join = self.cgroup.join() if self.cgroup.directories else None
         rlimits = self.rlimits
+        nice = self.limits.nice
 
         def _apply() -> None:
             if join is not None:
                 join()
             for which, value in rlimits:
                 resource.setrlimit(which, (value, value))
+            if nice:
+                os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + nice)
 
         return _apply
 
@@ -85,7 +89,7 @@ class Confinement:
         cpu = f"cpu={self.cpu}:{limits.cpus:g}" if self.cpu != "none" else "cpu=none"
         size = f"file_size=rlimit-fsize:{limits.file_size_bytes}" if limits.file_size_bytes else "file_size=none"
         lines = [f"memory_limit={self.memory}:{limits.memory_mb * MB} processes={self.processes}:"
-                 f"{limits.max_processes} {cpu} {size}"]
+                 f"{limits.max_processes} {cpu} {size} nice={limits.nice}"]
         lines += [f"cgroup: {directory}" for directory in dict.fromkeys(self.cgroup.directories.values())]
         lines += [f"fallback: {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
@@ -117,7 +121,7 @@ def output_cap(job: SandboxJob, rules: SandboxRules) -> DiskCap:
 def confine_job(job: SandboxJob, rules: SandboxRules, output: DiskCap, layout: CgroupLayout) -> Confinement:
     """:func:`confine` with one job's limits: its memory, the rules' process and CPU caps, and the
     output cap as the largest file it may write."""
-    limits = RunLimits(job.memory_limit_mb, rules.max_processes, rules.cpus_per_run, output.max_bytes)
+    limits = RunLimits(job.memory_limit_mb, rules.max_processes, rules.cpus_per_run, output.max_bytes, rules.nice)
     return confine(f"{job.spec.run_id}-{os.getpid()}", limits, bool(job.spec.devices), layout)
 
 

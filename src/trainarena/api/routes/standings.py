@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from trainarena.api.auth import Competitor, Operator
+from trainarena.api.cache import champions_version
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.api.routes.tournaments import Kind
@@ -103,7 +104,9 @@ def champions(
     _caller: Competitor, request: Request, kind: Annotated[Kind | None, Query(description="Only this kind.")] = None
 ) -> ChampionsOut:
     with app_store(request).session() as session:
-        reigns = [ReignOut(**reign.to_json()) for reign in champion_reigns(session, app_settings(request).rules, kind)]
+        every = request.app.state.cache.get("champions", champions_version(session),
+                                            lambda: champion_reigns(session, app_settings(request).rules))  # fmt: skip
+    reigns = [ReignOut(**reign.to_json()) for reign in every if kind is None or reign.kind == kind]
     kinds = TOURNAMENT_KINDS if kind is None else (kind,)
     reigning = {k: next((r for r in reversed(reigns) if r.kind == k), None) for k in kinds}
     return ChampionsOut(reigning=reigning, history=reigns)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
 from trainarena.api.auth import Competitor, Operator
+from trainarena.api.cache import tournament_version
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.api.paging import NAME_MAX_LENGTH, STORE_INT_MAX, Page, PageWindow
@@ -157,9 +159,14 @@ def list_all(_caller: Competitor, request: Request, window: PageWindow) -> Page[
 
 
 def _detail(request: Request, tournament_id: int):
+    """The tournament's detail; a finished one's from the app's cache (api/cache.py)."""
     with app_store(request).session() as session:
+        compute = partial(tournament_detail, session, tournament_id, app_settings(request).rules)
         try:
-            return tournament_detail(session, tournament_id, app_settings(request).rules)
+            version = tournament_version(session, tournament_id)
+            if version is None:
+                return compute()
+            return request.app.state.cache.get(("tournament", tournament_id), version, compute)
         except StoreError:
             raise not_found("tournament", tournament_id) from None
 
