@@ -48,11 +48,17 @@ def _cli(env: dict[str, str], *args: str) -> dict:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def service_env(request: pytest.FixtureRequest, tmp_path: Path, assets) -> dict[str, str]:  # noqa: ANN001
+    data = tmp_path / "data"
+    # The session's built assets where the service looks for them, so `trainarena:tiny_llama` (the
+    # README's base model) resolves without building them again.
+    (data / "cache").mkdir(parents=True)
+    (data / "cache" / "assets").symlink_to(assets.tiny_llama.parents[1], target_is_directory=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINARENA_")}
     env |= {
-        "TRAINARENA_DATA_DIR": str(tmp_path / "data"),
-        "TRAINARENA_JOBS__BASE_MODELS": json.dumps([str(assets.tiny_llama)]),
+        "TRAINARENA_DATA_DIR": str(data),
+        "TRAINARENA_JOBS__BASE_MODELS": json.dumps([str(assets.tiny_llama), "trainarena:tiny_llama"]),
         "TRAINARENA_JOBS__BUDGET_TIERS": json.dumps({"quick": BUDGET_SECONDS}),
+        "TRAINARENA_JOBS__DEFAULT_TIER": "quick",
         "TRAINARENA_JOBS__POLL_SECONDS": "0.2",
         "TRAINARENA_API__SSE_POLL_SECONDS": "0.2",
     }
@@ -152,3 +158,27 @@ def test_customer_trains_downloads_and_generates(service: str, service_env: dict
     prompt = tokenizer("How many cm in 3 m?", return_tensors="pt")
     generated = model.generate(**prompt, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id or 0)
     assert generated.shape[1] > prompt["input_ids"].shape[1]
+
+
+def _readme_python() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## For customers"):]
+    return section[section.index("```python\n") + len("```python\n"):section.index("```\n", section.index("```python\n") + 10)]
+
+
+@pytest.mark.parametrize("service_env", ["sqlite"], indirect=True)
+def test_the_readmes_python_path_runs_as_written(service: str, service_env: dict[str, str], assets, tmp_path: Path) -> None:  # noqa: ANN001
+    """The README's httpx example, run as written (its key, its rows.jsonl with columns q and a, its
+    base model `trainarena:tiny_llama`, the default budget tier) against the service."""
+    key = _cli(service_env, "keys", "create", "--role", "customer", "readme")["key"]
+    rows = [json.loads(line) for line in assets.datasets["units"].read_text().splitlines()[:ROWS]]
+    workdir = tmp_path / "customer"
+    workdir.mkdir()
+    (workdir / "rows.jsonl").write_text("".join(json.dumps({"q": f"{r['instruction']} {r['input']}", "a": r["output"]}) + "\n" for r in rows))
+    code = _readme_python().replace("http://127.0.0.1:8000", service)
+    done = subprocess.run([sys.executable, "-c", f"KEY = {key!r}\n{code}"], cwd=workdir, capture_output=True, text=True,
+                          timeout=JOB_TIMEOUT_SECONDS, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "finished" in done.stdout.splitlines()[-1]
+    [card] = (workdir / "my-model").glob("*/README.md")
+    assert (card.parent / "config.json").is_file() or (card.parent / "adapter_config.json").is_file()
