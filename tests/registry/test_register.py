@@ -104,3 +104,17 @@ def test_a_hub_base_model_not_in_the_local_cache_gives_no_tokenizer_and_nothing_
     _, folder, _, _ = _register(settings, write_peft_artifact(tmp_path / "artifact"), base_model="nobody-here/not-cached")
     assert not (folder / "tokenizer.json").exists()
     assert parse_front_matter((folder / "README.md").read_text())["base_model"] == "nobody-here/not-cached"
+
+
+def test_each_files_digest_is_recorded_once_at_registration(settings: Settings, tmp_path: Path) -> None:
+    """Reading a model lists its files from the record: no request hashes a multi-GB folder again."""
+    from trainarena.registry import model_files
+    from trainarena.store.models import RegisteredModel
+
+    model_id, folder, _, card = _register(settings, write_peft_artifact(tmp_path / "artifact"), base_model_dir=write_base_model(tmp_path / "base"))
+    recorded = {entry["path"]: entry["sha256"] for entry in card["files"]}
+    assert recorded == {p.name: path_digest(p) for p in folder.iterdir()}
+    (folder / "README.md").write_text("changed after registration")
+    with open_store(settings) as store, store.session() as session:
+        listed = model_files(session.get_one(RegisteredModel, model_id))
+    assert {f.path: f.sha256 for f in listed} == recorded

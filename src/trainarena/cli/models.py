@@ -59,8 +59,7 @@ def _require(model_id: str, as_json: bool) -> tuple[dict[str, Any], list[dict[st
         row = visible_model(session, model_id, None)
         if row is None:
             raise fail(f"no model {model_id}; `trainarena models list` lists them", as_json, model=model_id)
-        record = _record(row)
-    return record, [vars(f) for f in model_files(Path(record["path"]))]
+        return _record(row), [vars(f) for f in model_files(row)]
 
 
 @app.command("show")

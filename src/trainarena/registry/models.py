@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -119,7 +119,9 @@ def register_model(
     row = RegisteredModel(
         id=model_id, owner_key_id=owner_key_id, source=source, job_id=job_id, run_id=run_id,
         competitor_id=competitor_id, task_type=task_type, base_model=base_model, dataset_digest=dataset_digest,
-        score=score, path=str(folder), digest=path_digest(folder), card=facts.to_json(),
+        score=score, path=str(folder), digest=path_digest(folder),
+        # Each file's size and sha256, hashed once here: reading a model must not hash gigabytes each time.
+        card={**facts.to_json(), "files": [asdict(file) for file in _hash_files(folder)]},
     )  # fmt: skip
     session.add(row)
     session.flush()
@@ -167,7 +169,11 @@ class ModelFile:
     sha256: str
 
 
-def model_files(folder: Path) -> list[ModelFile]:
-    """Every file of a model folder, sorted, with its size and sha256."""
+def _hash_files(folder: Path) -> list[ModelFile]:
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     return [ModelFile(p.relative_to(folder).as_posix(), p.stat().st_size, path_digest(p)) for p in files]
+
+
+def model_files(row: RegisteredModel) -> list[ModelFile]:
+    """Every file of a registered model's folder, sorted, with its size and sha256 as registered."""
+    return [ModelFile(**file) for file in (row.card or {}).get("files", [])]

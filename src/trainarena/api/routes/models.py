@@ -84,7 +84,7 @@ def list_models(request: Request, principal: Caller) -> ModelList:
 @router.get("/{model_id}", response_model=ModelDetail, responses=ERROR_RESPONSES, summary="A model and its files")
 def get_model(request: Request, model_id: str, principal: Caller) -> ModelDetail:
     row = _visible(request, model_id, principal)
-    files = [ModelFileOut(path=f.path, size=f.size, sha256=f.sha256) for f in model_files(Path(row.path))]
+    files = [ModelFileOut(path=f.path, size=f.size, sha256=f.sha256) for f in model_files(row)]
     return ModelDetail(**model_record(row), files=files)
 
 
