@@ -3,49 +3,24 @@
 Values come from defaults, then environment variables ``TRAINARENA_*`` (nested sections use a double
 underscore: ``TRAINARENA_RULES__BOSS_MARGIN=0.1``). Nothing is built at import time: call
 ``Settings()`` in a shell (CLI callback, app factory, test fixture) and pass it down.
+
+The sections of the tournament platform are here; those of the service around it (API, jobs,
+registry, dashboard) in ``settings/service.py``; the shared field types in ``settings/fields.py``.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def _resolved(path: Path) -> Path:
-    return path.expanduser().resolve()
-
-
-def _absolute(path: Path) -> Path:
-    # Not resolve(): a venv's bin/python is a symlink, and the interpreter finds its venv by the path
-    # it was started as, so following the link would start the system python instead.
-    return Path(os.path.abspath(path.expanduser()))
+from trainarena.settings.fields import AbsolutePath, Duration, ResolvedPath, Section, UtcDateTime, resolved
+from trainarena.settings.service import ApiRules, DashboardRules, JobRules, RegistryRules
 
 
-# Every path in the settings is made absolute once, here, against the working directory the settings
-# are built in: a relative path would name another folder in every process that runs elsewhere (the
-# evaluation child, the sandbox) and in every record read later.
-ResolvedPath = Annotated[Path, AfterValidator(_resolved)]
-AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-# A time as written in a setting: UTC when it names no zone.
-UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class TournamentRules(_Section):
+class TournamentRules(Section):
     """Tournament structure (docs/rules.md explains each rule in plain words)."""
 
     group_stage_min_entrants: int = Field(16, ge=2, description="A group stage is played when at least this many entrants remain.")
@@ -90,7 +65,7 @@ class TournamentRules(_Section):
         return self
 
 
-class WeightRules(_Section):
+class WeightRules(Section):
     """How a finished tournament turns into per-competitor weights (docs/rules.md, 'Weights')."""
 
     champion_share: float = Field(0.5, ge=0.0, le=1.0, description="Share of the weight paid to the champion.")
@@ -129,7 +104,7 @@ class WeightRules(_Section):
         return self
 
 
-class DataRules(_Section):
+class DataRules(Section):
     """How task data is validated and split."""
 
     test_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="Share of rows held out as the hidden test split.")
@@ -186,7 +161,7 @@ class DataRules(_Section):
     reward_max_functions: int = Field(8, ge=1, description="Most reward functions a GRPO task may declare.")
 
 
-class TaskMixRules(_Section):
+class TaskMixRules(Section):
     """Which task types a text tournament draws, and how often (relative weights; 0 disables a type).
     The boss round plays every enabled type at least once when it has enough tasks."""
 
@@ -210,7 +185,7 @@ class TaskMixRules(_Section):
         return self
 
 
-class ImageRules(_Section):
+class ImageRules(Section):
     """How image tasks are split and scored (img2img reconstruction of the hidden images, as Gradients does)."""
 
     eval_strength: float = Field(0.5, gt=0.0, le=1.0, description="img2img denoise strength: how much noise is added to each hidden image before the model restores it.")
@@ -230,7 +205,7 @@ class ImageRules(_Section):
         return self
 
 
-class SandboxRules(_Section):
+class SandboxRules(Section):
     """Isolation and budgets of competitor runs."""
 
     backend: str = Field("bwrap", description="Execution backend: bwrap | docker | local-unsafe.")
@@ -290,7 +265,7 @@ class SandboxRules(_Section):
     start_timeout_seconds: float = Field(60.0, gt=0, description="Docker backend: limit on docker create/kill calls.")
 
 
-class ArtifactRules(_Section):
+class ArtifactRules(Section):
     """Checks on what a run leaves behind."""
 
     max_artifact_mb: int = Field(20_000, ge=1, description="Largest artifact directory.")
@@ -298,7 +273,7 @@ class ArtifactRules(_Section):
     max_header_mb: int = Field(100, ge=1, description="Largest safetensors JSON header (the safetensors library's own cap).")
 
 
-class RegistrationRules(_Section):
+class RegistrationRules(Section):
     """What a competitor repository may contain."""
 
     max_file_mb: float = Field(5.0, gt=0, description="Largest single file in a registered repository.")
@@ -321,7 +296,7 @@ class RegistrationRules(_Section):
     )
 
 
-class ResourceRules(_Section):
+class ResourceRules(Section):
     """GPU brackets by parameter count (billions) after the task type's memory factor."""
 
     gpu_brackets: tuple[tuple[float, int], ...] = ((4.0, 1), (12.0, 2), (40.0, 4))
@@ -330,7 +305,7 @@ class ResourceRules(_Section):
     memory_factor_grpo: float = Field(2.0, ge=1.0)
 
 
-class LeaseRules(_Section):
+class LeaseRules(Section):
     """How drivers share a store: one driver at a time holds a tournament's lease and renews it; another
     driver waits (or exits) while it is live and takes over once it has expired (docs/rules.md)."""
 
@@ -353,7 +328,7 @@ class LeaseRules(_Section):
         return self
 
 
-class WorkbenchRules(_Section):
+class WorkbenchRules(Section):
     """``trainarena run``: the references it compares a script with, and its statistics over seeds."""
 
     house_script: AbsolutePath | None = Field(
@@ -370,7 +345,7 @@ class WorkbenchRules(_Section):
     max_seeds: int = Field(20, ge=1, description="Most seeds one `trainarena run --seeds N` may ask for.")
 
 
-class PoolRules(_Section):
+class PoolRules(Section):
     """Stored tasks and pools (``trainarena task add``, ``tournament create``): the operator's secret
     behind every stored task's hidden split (docs/rules.md, "The hidden split")."""
 
@@ -387,21 +362,7 @@ class PoolRules(_Section):
     )
 
 
-def _seconds_or_iso(value: object) -> object:
-    """A duration from the environment as plain seconds ("30", "1.5") or ISO 8601 ("P14D", "PT10M")."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-# A duration: seconds (a number or a numeric string) or ISO 8601.
-Duration = Annotated[timedelta, BeforeValidator(_seconds_or_iso)]
-
-
-class ScheduleRules(_Section):
+class ScheduleRules(Section):
     """When `trainarena serve` creates tournaments (docs/rules.md, "The schedule"). Each kind has a grid
     of due times, ``anchor + offset + k * every``; a tournament is created from the kind's pool at the
     first due time with none created since, then driven to the end, and the weights published."""
@@ -425,100 +386,6 @@ class ScheduleRules(_Section):
         timedelta(minutes=10), gt=timedelta(0), description="After a fault while driving a tournament (the platform "
         "broke, not a competitor), how long serve leaves that kind before trying again; a refused creation (pool "
         "too small, nobody can enter) is tried again at the next due time."
-    )
-
-
-class ApiRules(_Section):
-    """The HTTP API (``trainarena api`` and ``trainarena serve``): where it listens and what one key may
-    send (docs/api.md)."""
-
-    host: str = Field("127.0.0.1", description="Address the API listens on (0.0.0.0 to accept other machines).")
-    port: int = Field(8000, ge=0, le=65535, description="TCP port of the API (0: any free port).")
-    rate_limit_per_minute: int = Field(
-        600, ge=1, description="Requests one API key may make per minute (a token bucket that refills evenly); "
-        "past it the API answers 429 with Retry-After."
-    )
-    rate_limit_burst: int = Field(120, ge=1, description="Requests one key may make at once before the even refill applies.")
-    upload_max_bytes: int = Field(
-        200_000_000, ge=1024, description="Largest file a customer may upload (POST /v1/files); larger is refused with 413."
-    )
-    upload_max_unpacked_bytes: int = Field(
-        1_000_000_000, ge=1024, description="Largest total an uploaded zip of images may unpack to (zip bombs are refused)."
-    )
-    upload_max_compression_ratio: float = Field(
-        100.0, gt=1.0, description="Largest unpacked/packed size ratio of one member of an uploaded zip (zip bombs "
-        "are refused); PNG and JPEG images barely compress, so honest datasets stay far below it."
-    )
-    upload_max_zip_members: int = Field(20_000, ge=1, description="Most files an uploaded zip of images may hold.")
-    sse_poll_seconds: float = Field(0.5, gt=0.0, description="How often a job's event stream checks the store for new events.")
-    page_size: int = Field(50, ge=1, description="Items a list endpoint returns when the request gives no `limit`.")
-    page_size_max: int = Field(500, ge=1, description="The largest `limit` a list endpoint accepts; more is refused with 422.")
-    log_tail_lines: int = Field(
-        200, ge=1, description="Lines of a run's log GET /v1/runs/{id}/logs returns unless asked for the whole file (`full=true`)."
-    )
-
-
-class JobRules(_Section):
-    """Customers' training jobs: which base models they may name, their budgets, and how they share the
-    machine with tournaments (docs/api.md, "Jobs")."""
-
-    base_models: tuple[str, ...] = Field(
-        ("trainarena:tiny_llama", "trainarena:tiny_sd"), description="The base models a job may name (Hugging Face ids, local paths or "
-        "trainarena:NAME built-in assets); anything else is refused."
-    )
-    budget_tiers: dict[str, float] = Field(
-        {"small": 60.0, "medium": 600.0, "large": 3600.0}, description="Budget tiers a job may ask for, in seconds of training."
-    )
-    default_tier: str = Field("small", description="The tier of a job that names none.")
-    concurrency: int = Field(1, ge=1, description="Jobs trained at once by one worker.")
-    share_with_tournaments: str = Field(
-        "tournaments_first", pattern="^(tournaments_first|jobs_first)$",
-        description="Who gets the devices when a tournament run and a job both wait: tournaments_first | jobs_first; "
-        "a job never runs beside a tournament run on the same GPU.",
-    )
-    validation_share_max: float = Field(0.5, ge=0.0, lt=1.0, description="Largest share of a file a job may hold out to score the model.")
-    heartbeat_seconds: float = Field(10.0, gt=0.0, description="How often a worker marks its running jobs alive.")
-    stale_seconds: float = Field(60.0, gt=0.0, description="A running job whose worker has not beaten for this long is queued again.")
-    max_attempts: int = Field(
-        3, ge=1, description="Tries of one job: a job whose worker stopped or died this many times fails instead of "
-        "being queued again (a job that brings its worker down must not do it forever)."
-    )
-    poll_seconds: float = Field(1.0, gt=0.0, description="How often an idle worker looks for queued jobs.")
-    progress_seconds: float = Field(
-        2.0, gt=0.0, description="How often a running job's new log lines become one progress event (rate limit)."
-    )
-    progress_lines: int = Field(5, ge=1, description="Most new log lines (the last ones) one progress event carries.")
-    progress_line_chars: int = Field(300, ge=20, description="Log lines in progress events are cut to this many characters.")
-
-
-class RegistryRules(_Section):
-    """The model registry and publishing to the Hugging Face Hub (off unless a token and an
-    organisation are set)."""
-
-    register_champions: bool = Field(
-        False, description="Also put every newly crowned champion's tournament models in the registry (public)."
-    )
-    hub_token: SecretStr | None = Field(None, description="Hugging Face token that may create repositories in hub_organisation.")
-    hub_organisation: str | None = Field(None, description="Hub user or organisation the models are published under.")
-    hub_private: bool = Field(True, description="Publish as private repositories.")
-    default_license: str = Field("apache-2.0", description="License named in a model card when the script's repository names none.")
-
-
-class DashboardRules(_Section):
-    """The web dashboard served at ``/`` beside the API (README, "The dashboard")."""
-
-    poll_seconds: float = Field(
-        3.0, gt=0.0, description="How often an open page asks for fresh progress while a tournament runs (no reloads)."
-    )
-    log_tail_lines: int = Field(40, ge=1, description="Lines of a run's stderr shown on its page; the whole log is one click away.")
-    log_max_bytes: int = Field(
-        2_000_000, ge=1024, description="Largest part of a log file the dashboard serves whole; a longer log is served from its end."
-    )
-    recent_tournaments: int = Field(20, ge=1, description="Tournaments listed on the home page, newest first.")
-    recent_jobs: int = Field(5, ge=1, description="A signed-in customer's latest jobs listed on the home page.")
-    artifact_files_shown: int = Field(100, ge=1, description="Files of a run's artifact listed (with their sha256) on its page.")
-    artifact_hash_max_bytes: int = Field(
-        64_000_000, ge=0, description="Largest artifact file whose sha256 a run's page computes (larger ones show their size only)."
     )
 
 
@@ -566,7 +433,7 @@ class Settings(BaseSettings):
         in_memory = not database or database == ":memory:" or database.startswith("file:")
         if not parsed.drivername.startswith("sqlite") or in_memory or Path(database).is_absolute():
             return url
-        return parsed.set(database=str(_resolved(Path(database)))).render_as_string(hide_password=False)
+        return parsed.set(database=str(resolved(Path(database)))).render_as_string(hide_password=False)
 
     @model_validator(mode="after")
     def _boss_covers_every_text_type(self) -> Settings:

@@ -1,0 +1,104 @@
+"""The settings sections of the platform as a service: the HTTP API, customers' jobs, the model
+registry and the dashboard (``Settings.api``, ``jobs``, ``registry``, ``dashboard``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from trainarena.settings.fields import Section
+
+__all__ = ["ApiRules", "DashboardRules", "JobRules", "RegistryRules"]
+
+
+class ApiRules(Section):
+    """The HTTP API (``trainarena api`` and ``trainarena serve``): where it listens and what one key may
+    send (docs/api.md)."""
+
+    host: str = Field("127.0.0.1", description="Address the API listens on (0.0.0.0 to accept other machines).")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port of the API (0: any free port).")
+    rate_limit_per_minute: int = Field(
+        600, ge=1, description="Requests one API key may make per minute (a token bucket that refills evenly); "
+        "past it the API answers 429 with Retry-After."
+    )
+    rate_limit_burst: int = Field(120, ge=1, description="Requests one key may make at once before the even refill applies.")
+    upload_max_bytes: int = Field(
+        200_000_000, ge=1024, description="Largest file a customer may upload (POST /v1/files); larger is refused with 413."
+    )
+    upload_max_unpacked_bytes: int = Field(
+        1_000_000_000, ge=1024, description="Largest total an uploaded zip of images may unpack to (zip bombs are refused)."
+    )
+    upload_max_compression_ratio: float = Field(
+        100.0, gt=1.0, description="Largest unpacked/packed size ratio of one member of an uploaded zip (zip bombs "
+        "are refused); PNG and JPEG images barely compress, so honest datasets stay far below it."
+    )
+    upload_max_zip_members: int = Field(20_000, ge=1, description="Most files an uploaded zip of images may hold.")
+    sse_poll_seconds: float = Field(0.5, gt=0.0, description="How often a job's event stream checks the store for new events.")
+    page_size: int = Field(50, ge=1, description="Items a list endpoint returns when the request gives no `limit`.")
+    page_size_max: int = Field(500, ge=1, description="The largest `limit` a list endpoint accepts; more is refused with 422.")
+    log_tail_lines: int = Field(
+        200, ge=1, description="Lines of a run's log GET /v1/runs/{id}/logs returns unless asked for the whole file (`full=true`)."
+    )
+
+
+class JobRules(Section):
+    """Customers' training jobs: which base models they may name, their budgets, and how they share the
+    machine with tournaments (docs/api.md, "Jobs")."""
+
+    base_models: tuple[str, ...] = Field(
+        ("trainarena:tiny_llama", "trainarena:tiny_sd"), description="The base models a job may name (Hugging Face ids, local paths or "
+        "trainarena:NAME built-in assets); anything else is refused."
+    )
+    budget_tiers: dict[str, float] = Field(
+        {"small": 60.0, "medium": 600.0, "large": 3600.0}, description="Budget tiers a job may ask for, in seconds of training."
+    )
+    default_tier: str = Field("small", description="The tier of a job that names none.")
+    concurrency: int = Field(1, ge=1, description="Jobs trained at once by one worker.")
+    share_with_tournaments: str = Field(
+        "tournaments_first", pattern="^(tournaments_first|jobs_first)$",
+        description="Who gets the devices when a tournament run and a job both wait: tournaments_first | jobs_first; "
+        "a job never runs beside a tournament run on the same GPU.",
+    )
+    validation_share_max: float = Field(0.5, ge=0.0, lt=1.0, description="Largest share of a file a job may hold out to score the model.")
+    heartbeat_seconds: float = Field(10.0, gt=0.0, description="How often a worker marks its running jobs alive.")
+    stale_seconds: float = Field(60.0, gt=0.0, description="A running job whose worker has not beaten for this long is queued again.")
+    max_attempts: int = Field(
+        3, ge=1, description="Tries of one job: a job whose worker stopped or died this many times fails instead of "
+        "being queued again (a job that brings its worker down must not do it forever)."
+    )
+    poll_seconds: float = Field(1.0, gt=0.0, description="How often an idle worker looks for queued jobs.")
+    progress_seconds: float = Field(
+        2.0, gt=0.0, description="How often a running job's new log lines become one progress event (rate limit)."
+    )
+    progress_lines: int = Field(5, ge=1, description="Most new log lines (the last ones) one progress event carries.")
+    progress_line_chars: int = Field(300, ge=20, description="Log lines in progress events are cut to this many characters.")
+
+
+class RegistryRules(Section):
+    """The model registry and publishing to the Hugging Face Hub (off unless a token and an
+    organisation are set)."""
+
+    register_champions: bool = Field(
+        False, description="Also put every newly crowned champion's tournament models in the registry (public)."
+    )
+    hub_token: SecretStr | None = Field(None, description="Hugging Face token that may create repositories in hub_organisation.")
+    hub_organisation: str | None = Field(None, description="Hub user or organisation the models are published under.")
+    hub_private: bool = Field(True, description="Publish as private repositories.")
+    default_license: str = Field("apache-2.0", description="License named in a model card when the script's repository names none.")
+
+
+class DashboardRules(Section):
+    """The web dashboard served at ``/`` beside the API (README, "The dashboard")."""
+
+    poll_seconds: float = Field(
+        3.0, gt=0.0, description="How often an open page asks for fresh progress while a tournament runs (no reloads)."
+    )
+    log_tail_lines: int = Field(40, ge=1, description="Lines of a run's stderr shown on its page; the whole log is one click away.")
+    log_max_bytes: int = Field(
+        2_000_000, ge=1024, description="Largest part of a log file the dashboard serves whole; a longer log is served from its end."
+    )
+    recent_tournaments: int = Field(20, ge=1, description="Tournaments listed on the home page, newest first.")
+    recent_jobs: int = Field(5, ge=1, description="A signed-in customer's latest jobs listed on the home page.")
+    artifact_files_shown: int = Field(100, ge=1, description="Files of a run's artifact listed (with their sha256) on its page.")
+    artifact_hash_max_bytes: int = Field(
+        64_000_000, ge=0, description="Largest artifact file whose sha256 a run's page computes (larger ones show their size only)."
+    )
