@@ -90,3 +90,31 @@ def test_nothing_is_registered_when_the_setting_is_off(settings: Settings, tmp_p
     # Turned on later, the same finished tournament's champion is registered on request.
     with open_store(settings) as store:
         assert len(register_champion_models(store, settings, result.id)) >= 1
+
+
+def test_the_api_names_the_reigning_champions_code_and_license(settings: Settings, tmp_path: Path) -> None:
+    """GET /v1/champions carries the open-sourced code of each reigning champion: repo@commit, tree
+    hash, source digest and the license read from its registered tree (flagged when missing)."""
+    from fastapi.testclient import TestClient
+    from registry_data import MIT_TEXT
+
+    from trainarena.api import create_app
+    from trainarena.store.api_keys import create_key
+
+    register_repo(settings, "alice", {"LICENSE": MIT_TEXT})
+    for name in ("bob", "carol"):
+        register_repo(settings, name)
+    add_text_tasks(settings, tmp_path, "t1", "t2")
+    assert _play(settings, seed=5).champion == "alice"
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            headers = {"Authorization": f"Bearer {create_key(session, 'c', 'competitor').secret}"}
+            alice = get_competitor(session, "alice")
+            pinned, tree_hash, digest = f"{alice.repo_url}@{alice.commit}", alice.tree_hash, alice.source_digest
+        with TestClient(create_app(settings, store=store)) as client:
+            answer = client.get("/v1/champions", headers=headers).json()
+            home = client.get("/").text
+    assert answer["reigning"]["text"]["champion"] == "alice" and answer["reigning"]["image"] is None
+    assert answer["code"] == {"text": {"pinned": pinned, "tree_hash": tree_hash, "source_digest": digest, "license": "mit",
+                                       "license_file": "LICENSE", "error": None}}  # fmt: skip
+    assert "license mit (LICENSE)" in home and "trainarena champions export-code alice DIR" in home

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, fail, print_fields
 from trainarena.operations.history import Reign, champion_reigns
-from trainarena.registry import ChampionSource, ExportError, champion_source, export_code, registered_tree
+from trainarena.registry import ChampionSource, ExportError, champion_sources, export_code
 from trainarena.settings import Settings
 from trainarena.store import get_competitor, open_store
 
@@ -25,19 +25,8 @@ app = typer.Typer(help="Show every crowning, oldest first: the latest of each ki
 
 
 def _sources(settings: Settings, reigns: list[Reign]) -> dict[str, ChampionSource | str]:
-    """Each champion's open-source facts, or why its code is not at hand."""
-    sources: dict[str, ChampionSource | str] = {}
     with open_store(settings) as store, store.session() as session:
-        for name in dict.fromkeys(reign.champion for reign in reigns):
-            competitor = get_competitor(session, name)
-            if competitor is None:
-                sources[name] = "no longer registered"
-                continue
-            try:
-                sources[name] = champion_source(competitor, registered_tree(settings, competitor))
-            except ExportError as error:
-                sources[name] = str(error)
-    return sources
+        return champion_sources(settings, session, (reign.champion for reign in reigns))
 
 
 def _source_json(source: ChampionSource | str) -> dict[str, object]:

@@ -16,7 +16,14 @@ from trainarena.registry.models import (
     visible_models,
 )
 from trainarena.registry.publishing import PublishingError, PublishingOff, hub_repo_name, publish_model
-from trainarena.registry.source import ChampionSource, ExportError, champion_source, export_code, registered_tree
+from trainarena.registry.source import (
+    ChampionSource,
+    ExportError,
+    champion_source,
+    champion_sources,
+    export_code,
+    registered_tree,
+)
 
 __all__ = [
     "CardFacts",
@@ -30,6 +37,7 @@ __all__ = [
     "PublishingOff",
     "ScriptSource",
     "champion_source",
+    "champion_sources",
     "detect_license",
     "export_code",
     "hub_repo_name",

@@ -11,12 +11,16 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from trainarena.registry.licenses import LicenseInfo, detect_license
 from trainarena.settings import Settings
+from trainarena.store import get_competitor
 from trainarena.store.models import Competitor
 from trainarena.submissions import RegistrationError, checkout_path, register, source_digest
 
@@ -48,6 +52,26 @@ def champion_source(competitor: Competitor, tree: Path) -> ChampionSource:
     """The open-source facts of ``competitor`` whose registered tree is at ``tree``."""
     return ChampionSource(competitor.name, competitor.repo_url, competitor.commit, competitor.tree_hash,
                           competitor.source_digest, detect_license(tree))
+
+
+def champion_sources(settings: Settings, session: Session, names: Iterable[str], *, fetch: bool = True) -> dict[str, ChampionSource | str]:
+    """Each named champion's open-source facts, or why its code is not at hand (the CLI's champions
+    list, the API's and the dashboard's share it). ``fetch`` False: a tree the cache lost is not
+    fetched again (a web page must not wait on a git host)."""
+    sources: dict[str, ChampionSource | str] = {}
+    for name in dict.fromkeys(names):
+        competitor = get_competitor(session, name)
+        if competitor is None:
+            sources[name] = "no longer registered"
+            continue
+        if not fetch and not checkout_path(settings, competitor.commit).is_dir():
+            sources[name] = "not cached on this server; `trainarena champions export-code` fetches it"
+            continue
+        try:
+            sources[name] = champion_source(competitor, registered_tree(settings, competitor))
+        except ExportError as error:
+            sources[name] = str(error)
+    return sources
 
 
 def registered_tree(settings: Settings, competitor: Competitor) -> Path:

@@ -16,6 +16,7 @@ from trainarena.contract import RunStatus
 from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.operations.history import Reign, champion_reigns, finished_of
 from trainarena.operations.schedule import Create, enabled, kind_facts, next_action, next_due, pool_of
+from trainarena.registry import champion_sources
 from trainarena.reporting.bracket import read_bracket
 from trainarena.reporting.leaderboard import RunLine, build_leaderboard
 from trainarena.reporting.run_detail import short_reason
@@ -66,7 +67,9 @@ def home(request: Request) -> HTMLResponse:
     with store_of(request).session() as session:
         tournaments = list_tournaments(session)
         recent = [summarize_tournament(session, t) for t in reversed(tournaments[-settings.dashboard.recent_tournaments:])]
-        context = {"reigns": _reigning(session, settings), "running_now": _running(session), "recent": recent, "total": len(tournaments),
+        reigns = _reigning(session, settings)
+        code = champion_sources(settings, session, [reign.champion for reign in reigns.values() if reign], fetch=False)
+        context = {"reigns": reigns, "code": code, "running_now": _running(session), "recent": recent, "total": len(tournaments),
                    "upcoming": _next_scheduled(session, settings, datetime.now(UTC)),
                    "customer": recent_jobs(request, settings.dashboard.recent_jobs)}  # fmt: skip
     return render(request, "home.html", context)

@@ -16,7 +16,8 @@ from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.api.routes.tournaments import Kind
 from trainarena.engine.model import TOURNAMENT_KINDS
-from trainarena.operations.history import champion_reigns
+from trainarena.operations.history import Reign, champion_reigns
+from trainarena.registry import ChampionSource, champion_sources
 from trainarena.reporting.task_board import UnknownTaskError, task_board
 from trainarena.reporting.weights import vector_record, weights_overview
 from trainarena.store import StoreError, publish_weights
@@ -34,8 +35,20 @@ class ReignOut(BaseModel):
     margin: str = Field(description="How the crowning was won (boss tasks taken, mean lead).")
 
 
+class ChampionCodeOut(BaseModel):
+    """The reigning champion's open-sourced code: what to fetch and how to check it."""
+
+    pinned: str | None = Field(None, description="repo@commit, the exact registered tree.")
+    tree_hash: str | None = Field(None, description="The git tree id of that commit.")
+    source_digest: str | None = Field(None, description="trainarena's digest of the code (comments and layout left out).")
+    license: str | None = Field(None, description="The license read from the tree (a Hub license id); null when none was found.")
+    license_file: str | None = Field(None, description="Where it was read from (LICENSE, pyproject.toml...).")
+    error: str | None = Field(None, description="Why the code is not at hand (no longer registered, cannot be fetched).")
+
+
 class ChampionsOut(BaseModel):
     reigning: dict[str, ReignOut | None] = Field(description="Kind -> its reigning champion (the latest crowning), or null.")
+    code: dict[str, ChampionCodeOut] = Field(description="Kind -> its reigning champion's code (`trainarena champions export-code` writes it).")
     history: list[ReignOut] = Field(description="Every crowning, oldest first.")
 
 
@@ -103,13 +116,28 @@ class TaskBoardOut(BaseModel):
 def champions(
     _caller: Competitor, request: Request, kind: Annotated[Kind | None, Query(description="Only this kind.")] = None
 ) -> ChampionsOut:
+    settings = app_settings(request)
+
+    def compute() -> tuple[list[Reign], dict[str, ChampionCodeOut]]:
+        every = champion_reigns(session, settings.rules)
+        reigning = {k: next((r.champion for r in reversed(every) if r.kind == k), None) for k in TOURNAMENT_KINDS}
+        sources = champion_sources(settings, session, [name for name in reigning.values() if name])
+        code = {k: _code(sources[name]) for k, name in reigning.items() if name}
+        return every, code
+
     with app_store(request).session() as session:
-        every = request.app.state.cache.get("champions", champions_version(session),
-                                            lambda: champion_reigns(session, app_settings(request).rules))  # fmt: skip
+        every, code = request.app.state.cache.get("champions", champions_version(session), compute)
     reigns = [ReignOut(**reign.to_json()) for reign in every if kind is None or reign.kind == kind]
     kinds = TOURNAMENT_KINDS if kind is None else (kind,)
     reigning = {k: next((r for r in reversed(reigns) if r.kind == k), None) for k in kinds}
-    return ChampionsOut(reigning=reigning, history=reigns)
+    return ChampionsOut(reigning=reigning, code={k: c for k, c in code.items() if k in kinds}, history=reigns)
+
+
+def _code(source: ChampionSource | str) -> ChampionCodeOut:
+    if isinstance(source, str):
+        return ChampionCodeOut(error=source)
+    facts = source.to_json()
+    return ChampionCodeOut(**{field: facts[field] for field in ChampionCodeOut.model_fields if field != "error"})
 
 
 @router.get("/weights", response_model=WeightsOut, summary="The latest weight vector and the history")
