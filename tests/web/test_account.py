@@ -65,3 +65,23 @@ def test_a_running_jobs_page_follows_its_events(client: TestClient) -> None:
     with open_store(Settings()) as store, store.transaction() as session:
         session.get_one(Job, "job-carol").status = "succeeded"
     assert client.get("/account/jobs/job-carol/live").headers["X-Live"] == "idle"
+
+
+def test_a_signed_in_customer_downloads_its_model_and_only_its_own(client: TestClient, tmp_path) -> None:  # noqa: ANN001
+    import io
+    import tarfile
+
+    alice, _bob = _customer_with_a_job("alice"), _customer_with_a_job("bob")
+    folder = tmp_path / "model-alice"
+    folder.mkdir()
+    (folder / "README.md").write_text("---\nlibrary_name: peft\n---\n")
+    with open_store(Settings()) as store, store.transaction() as session:
+        session.get_one(RegisteredModel, "model-alice").path = str(folder)
+    assert client.get("/account/models/model-alice/download", follow_redirects=False).status_code == 303  # signed out
+    client.post("/signin", data={"key": alice})
+    assert 'href="/account/models/model-alice/download"' in client.get("/account").text
+    download = client.get("/account/models/model-alice/download")
+    assert download.status_code == 200 and download.headers["content-disposition"] == 'attachment; filename="model-alice.tar"'
+    with tarfile.open(fileobj=io.BytesIO(download.content)) as tar:
+        assert tar.getnames() == ["model-alice/README.md"]
+    assert client.get("/account/models/model-bob/download").status_code == 404

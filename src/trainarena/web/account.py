@@ -8,10 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, select
 
+from trainarena.api.routes.models import tar_download
+from trainarena.registry import visible_model, visible_models
 from trainarena.store.api_keys import find_key
-from trainarena.store.models import ApiRole, Job, JobStatus, RegisteredModel
+from trainarena.store.models import ApiRole, Job, JobStatus
 from trainarena.web.templating import not_found_page, render, render_live, store_of
 
 router = APIRouter(include_in_schema=False)
@@ -76,12 +78,24 @@ def account(request: Request) -> Response:
         return RedirectResponse("/signin", status_code=303)
     key_id, name, operator = who
     with store_of(request).session() as session:
-        jobs = visible_jobs(key_id, operator)
-        models = select(RegisteredModel).order_by(RegisteredModel.created_at.desc())
-        if not operator:
-            models = models.where(or_(RegisteredModel.owner_key_id == key_id, RegisteredModel.owner_key_id.is_(None)))
-        context = {"name": name, "jobs": list(session.scalars(jobs)), "models": list(session.scalars(models))}
+        models = visible_models(session, None if operator else key_id)
+        context = {"name": name, "jobs": list(session.scalars(visible_jobs(key_id, operator))), "models": models}
         return render(request, "account.html", context)
+
+
+@router.get("/account/models/{model_id}/download", response_model=None)
+def model_download(request: Request, model_id: str) -> Response:
+    """The model as a tar stream, for the signed-in key (a browser link cannot send a bearer key)."""
+    who = signed_in(request)
+    if who is None:
+        return RedirectResponse("/signin", status_code=303)
+    key_id, _, operator = who
+    with store_of(request).session() as session:
+        row = visible_model(session, model_id, None if operator else key_id)
+        if row is None:
+            return not_found_page(request, f"There is no model {model_id}.")
+        session.expunge(row)
+    return tar_download(row)
 
 
 def _job_page(request: Request, job_id: str, template: str) -> Response:

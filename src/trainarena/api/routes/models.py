@@ -95,7 +95,11 @@ TAR_RESPONSE = {"content": {"application/x-tar": {"schema": {"type": "string", "
 @router.get("/{model_id}/download", responses={**ERROR_RESPONSES, 200: TAR_RESPONSE}, response_class=StreamingResponse,
             summary="Download a model as a tar stream")
 def download_model(request: Request, model_id: str, principal: Caller) -> StreamingResponse:
-    row = _visible(request, model_id, principal)
+    return tar_download(_visible(request, model_id, principal))
+
+
+def tar_download(row: RegisteredModel) -> StreamingResponse:
+    """The model's folder as a tar stream built while it is sent (the API's and the dashboard's download)."""
     return StreamingResponse(tar_chunks(Path(row.path), row.id), media_type="application/x-tar",
                              headers={"Content-Disposition": f'attachment; filename="{row.id}.tar"'})  # fmt: skip
 
