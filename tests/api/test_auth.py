@@ -37,6 +37,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/champions"): COMPETITORS,
     ("GET", "/v1/weights"): COMPETITORS,
     ("POST", "/v1/weights/publish"): OPERATORS,
+    ("GET", "/v1/weights/export"): COMPETITORS,
+    ("POST", "/v1/tasks/check"): OPERATORS,
     ("GET", "/v1/task-leaderboards/{task}"): COMPETITORS,
     ("GET", "/v1/pools"): OPERATORS,
     ("GET", "/v1/tasks"): OPERATORS,

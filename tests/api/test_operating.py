@@ -106,6 +106,14 @@ def test_operators_store_tasks_create_and_drive_a_tournament_and_publish(empty_a
         assert published["new"] is True and published["tournaments"]["text"]["id"] == tournament["id"]
         assert client.post("/v1/weights/publish", json={}, headers=operator).json()["new"] is False
         assert client.get("/v1/weights", headers=empty_api.auth("competitor")).json()["latest"]["id"] == published["id"]
+        competitor = empty_api.auth("competitor")
+        as_json = client.get("/v1/weights/export", headers=competitor).json()
+        assert as_json["id"] == published["id"] and as_json["weights"]
+        as_csv = client.get("/v1/weights/export", params={"format": "csv"}, headers=competitor)
+        assert as_csv.headers["content-type"].startswith("text/csv") and as_csv.text.splitlines()[0] == "competitor,hotkey,weight"
+        u16 = client.get("/v1/weights/export", params={"format": "u16"}, headers=competitor).json()
+        assert u16["warnings"] and all("hotkey" in warning for warning in u16["warnings"])  # no competitor gave a hotkey
+        assert client.get("/v1/weights/export", params={"vector": 999}, headers=competitor).status_code == 404
 
         drawn = client.delete(f"/v1/tasks/{tournament['tasks'][0]}", headers=operator)
         assert drawn.status_code == 409 and "was drawn by tournament" in drawn.json()["error"]["message"]
@@ -162,3 +170,17 @@ def test_a_background_drive_the_platform_breaks_is_logged_and_a_later_start_resu
         assert client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator).status_code == 202
         detail = _wait_until_finished(client, empty_api, tournament["id"])
     assert detail["champion"] in ("baseline", "instruct_only")
+
+
+def test_operators_check_a_task_without_storing_it(empty_api: Api, tmp_path: Path) -> None:
+    data = write_operator_data(tmp_path)
+    operator = empty_api.auth("operator")
+    with empty_api.client() as client:
+        checked = client.post("/v1/tasks/check", json=_task(data, "t1"), headers=operator)
+        assert checked.status_code == 200, checked.text
+        report = checked.json()
+        assert report["ok"] and report["leak_check"]["passed"] and report["train_rows"] + report["hidden_rows"] == report["rows"]
+        wrong = client.post("/v1/tasks/check", json=_task(data, "t2", dataset={"source": str(data.jsonl), "field_instruction": "question",
+                                                                                "field_output": "a"}), headers=operator)  # fmt: skip
+        assert wrong.status_code == 422 and "question" in wrong.json()["error"]["message"]
+        assert client.get("/v1/tasks", headers=operator).json()["data"] == []  # nothing was stored

@@ -5,22 +5,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from trainarena.api.auth import Competitor, Operator
 from trainarena.api.cache import champions_version
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
+from trainarena.api.paging import STORE_INT_MAX
 from trainarena.api.routes.tournaments import Kind
 from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.operations.history import Reign, champion_reigns
 from trainarena.registry import ChampionSource, champion_sources
 from trainarena.reporting.task_board import UnknownTaskError, task_board
-from trainarena.reporting.weights import vector_record, weights_overview
-from trainarena.store import StoreError, publish_weights
+from trainarena.reporting.weights import csv_text, u16_export, u16_warnings, vector_record, weights_overview
+from trainarena.store import StoreError, get_vector, latest_vector, publish_weights
 
 router = APIRouter(prefix="/v1", tags=["standings"], responses=ROLE_RESPONSES)
 
@@ -110,6 +113,38 @@ class TaskBoardOut(BaseModel):
     direction: str | None = Field(description="lower or higher: which scores are better.")
     other_digests: list[str] = Field(description="Other definitions under the same name (ask for one by digest prefix).")
     lines: list[BoardLineOut]
+
+
+class ExportFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+    U16 = "u16"
+
+
+@router.get("/weights/export", summary="Export a published weight vector: json, csv or a validator's u16 vector",
+            responses={200: {"content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}},
+                             "description": "json: the vector's record; csv: competitor, hotkey, weight; u16: the "
+                             "integer vector by hotkey, with warnings for competitors left out"}})  # fmt: skip
+def export_weights(
+    _caller: Competitor,
+    request: Request,
+    format: Annotated[ExportFormat, Query(description="json, csv or u16.")] = ExportFormat.JSON,  # noqa: A002 - the query's name
+    vector: Annotated[int | None, Query(ge=1, le=STORE_INT_MAX, description="This vector's id; default the latest.")] = None,
+) -> Response:
+    """`trainarena weights export` over HTTP (u16 without a uid map: hotkeys only)."""
+    with app_store(request).session() as session:
+        try:
+            found = latest_vector(session) if vector is None else get_vector(session, vector)
+        except StoreError:  # no such vector
+            found = None
+        if found is None:
+            raise not_found("weight vector", "latest" if vector is None else vector)
+        if format is ExportFormat.CSV:
+            return PlainTextResponse(csv_text(found), media_type="text/csv")
+        if format is ExportFormat.JSON:
+            return JSONResponse(vector_record(found))
+        exported = u16_export(found, app_settings(request).weights)
+        return JSONResponse({**exported.record, "warnings": u16_warnings(exported.vector)})
 
 
 @router.get("/champions", response_model=ChampionsOut, summary="The reigning champion per kind and every crowning")

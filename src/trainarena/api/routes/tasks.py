@@ -17,7 +17,8 @@ from trainarena.api.paging import NAME_MAX_LENGTH, STORE_INT_MAX, Page, PageWind
 from trainarena.contract import TaskType
 from trainarena.operations.pools import add_task, stored_task_json
 from trainarena.store import StoreError, get_pool, get_stored_task, list_pools, list_stored_tasks, remove_stored_task
-from trainarena.tasks import task_file_from_data
+from trainarena.tasks import resolve_task_file, task_file_from_data
+from trainarena.tasks.check import check_task
 
 router = APIRouter(prefix="/v1", tags=["tasks (operators)"], responses=ROLE_RESPONSES)
 
@@ -118,6 +119,39 @@ def add(body: TaskIn, _operator: Operator, request: Request) -> StoredTaskOut:
     except (ValueError, TypeError, OSError) as error:
         raise ApiError(422, "task_refused", str(error), name=body.name) from None
     return StoredTaskOut(**record)
+
+
+class TaskCheckOut(BaseModel):
+    """What `trainarena task check --json` prints: the split's sizes, the rows dropped and why, the leak check."""
+
+    ok: bool = Field(description="The split holds: no group key on both sides.")
+    name: str
+    type: str
+    base_model: str
+    source: str | None
+    rows: int
+    train_rows: int
+    hidden_rows: int
+    train_groups: int
+    hidden_groups: int
+    dropped_rows: int
+    dropped: list[dict[str, Any]] = Field(description="Rows left out, by reason: {reason, rows}.")
+    leak_check: dict[str, Any] = Field(description="{passed, shared_groups}: group keys found on both sides.")
+
+
+@router.post("/tasks/check", response_model=TaskCheckOut, summary="Check a task without storing it (operators)",
+             responses=BODY_RESPONSES)
+def check(body: TaskIn, _operator: Operator, request: Request) -> TaskCheckOut:
+    """`trainarena task check` on a task sent as the body (the pool is ignored): the dataset loads,
+    validates and splits, nothing is stored. Refusals are 422 naming the dataset key or the row."""
+    settings = app_settings(request)
+    data = body.model_dump(exclude={"pool"}, exclude_none=True, mode="json")
+    data.setdefault("budget_seconds", settings.pools.default_budget_seconds)
+    try:
+        task = resolve_task_file(task_file_from_data(settings.data_dir / TASK_BODY_SOURCE, data), settings)
+        return TaskCheckOut(**check_task(task, settings).to_json())
+    except (ValueError, TypeError, OSError) as error:  # as for POST /v1/tasks
+        raise ApiError(422, "task_refused", str(error), name=body.name) from None
 
 
 @router.delete("/tasks/{name}", response_model=RemovedOut, summary="Remove a stored task no tournament drew (operators)",
