@@ -114,7 +114,9 @@ def test_the_api_names_the_reigning_champions_code_and_license(settings: Setting
         with TestClient(create_app(settings, store=store)) as client:
             answer = client.get("/v1/champions", headers=headers).json()
             home = client.get("/").text
+            page = client.get("/competitors/alice").text
     assert answer["reigning"]["text"]["champion"] == "alice" and answer["reigning"]["image"] is None
     assert answer["code"] == {"text": {"pinned": pinned, "tree_hash": tree_hash, "source_digest": digest, "license": "mit",
                                        "license_file": "LICENSE", "error": None}}  # fmt: skip
     assert "license mit (LICENSE)" in home and "trainarena champions export-code alice DIR" in home
+    assert "<dt>License</dt><dd>mit (LICENSE)</dd>" in page

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy import select
 
+from trainarena.registry import champion_sources
 from trainarena.reporting.competitor_history import score_history
 from trainarena.reporting.run_detail import UnknownRunError, list_runs, read_run_detail, visible_run
 from trainarena.reporting.run_files import artifact_files, log_names, read_log
@@ -26,8 +27,9 @@ def competitor_page(request: Request, name: str) -> HTMLResponse:
         names = competitor_tournaments(session, competitor)
         tournaments = [t for t in (get_tournament_by_name(session, n) for n in names) if t is not None]
         history = score_history(session, competitor)
+        source = champion_sources(settings_of(request), session, [name], fetch=False)[name]
         context = {"competitor": competitor, "tournaments": tournaments, "runs": list_runs(session, competitor=name),
-                   "chart": score_history_svg(name, history), "history": history}  # fmt: skip
+                   "chart": score_history_svg(name, history), "history": history, "source": source}  # fmt: skip
         return render(request, "competitor.html", context)
 
 
