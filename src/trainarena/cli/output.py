@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import typer
 from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
@@ -122,3 +123,13 @@ def fail(message: str, json_output: bool = False, code: int = 1, **context: obje
     else:
         Console(stderr=True).print(labelled("error", "red", message), highlight=False, soft_wrap=True)
     return typer.Exit(code=code)
+
+
+def parse_utc(value: str) -> datetime:
+    """An ISO 8601 time given on the command line, UTC when it names no zone; ValueError saying how to
+    write one."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 time; write e.g. 2026-12-07T00:00:00+00:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY, stop_at_once_on_ctrl_c, threads_per_run
-from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, labelled, parse_utc, print_fields
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cli.status import STATUS_COLUMNS, champion_cell, summary_json, where_cell
 from trainarena.execution import SandboxUnavailable, make_backend
@@ -33,10 +33,9 @@ def _parse_time(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time, e.g. 2026-12-01T12:00:00+00:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_utc(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
 
 
 def create_command(

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, labelled, parse_utc, print_fields
 from trainarena.reporting.weights import (
     ExportError,
     csv_text,
@@ -47,10 +47,9 @@ def _parse_time(value: str | None) -> datetime:
     if value is None:
         return datetime.now(UTC)
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise fail(f"--at {value!r} is not an ISO time; write e.g. 2026-12-07T00:00:00+00:00") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parse_utc(value)
+    except ValueError as error:
+        raise fail(f"--at {error}") from None
 
 
 @app.command("publish")
