@@ -240,3 +240,36 @@ def test_an_upload_without_a_file_is_refused(jobs_client: TestClient, auth: dict
     refused(jobs_client.post("/v1/files", headers=auth["customer"], data={"kind": "text"}, files={"other": ("x", b"1")}),
             422, "no file in the upload")  # fmt: skip
     refused(jobs_client.post("/v1/files", headers=auth["customer"], json={"file": "x"}), 415, "multipart/form-data")
+
+
+def _multipart(jobs_client: TestClient, headers: dict[str, str], body, boundary: str = "xyzboundary"):  # noqa: ANN001, ANN202
+    return jobs_client.post("/v1/files", headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}, content=body)
+
+
+def test_a_body_that_does_not_parse_is_a_400(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:
+    refused(_multipart(jobs_client, auth["customer"], b"garbage\r\n\r\n"), 400, "does not parse")
+    assert leftovers(api_settings) == []
+
+
+def test_a_body_cut_off_inside_the_file_is_not_stored(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:
+    cut = (b'--xyzboundary\r\nContent-Disposition: form-data; name="file"; filename="rows.jsonl"\r\n\r\n' + jsonl(qa_rows()))
+    refused(_multipart(jobs_client, auth["customer"], cut), 422, "cut off")
+    assert leftovers(api_settings) == [] and jobs_client.get("/v1/files", headers=auth["customer"]).json()["data"] == []
+
+
+def test_endless_small_fields_cannot_fill_memory(jobs_client: TestClient, auth: dict) -> None:
+    def parts():  # noqa: ANN202 - streamed: no Content-Length for the early check
+        for i in range(100_000):
+            yield f'--xyzboundary\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\n{"x" * 1000}\r\n'.encode()
+        yield b"--xyzboundary--\r\n"
+
+    refused(_multipart(jobs_client, auth["customer"], parts()), 413, "fields and part headers")
+
+
+def test_an_encrypted_zip_is_refused_by_name(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:
+    out = io.BytesIO(image_zip())
+    with zipfile.ZipFile(out, "a") as archive:
+        archive.writestr("images/secret.png", png(99))
+        archive.getinfo("images/secret.png").flag_bits |= 0x1  # the encrypted flag, in the directory written at close
+    refused(upload(jobs_client, auth["customer"], "faces.zip", out.getvalue()), 422, "'images/secret.png' is encrypted")
+    assert leftovers(api_settings) == []

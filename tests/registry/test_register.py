@@ -118,3 +118,14 @@ def test_each_files_digest_is_recorded_once_at_registration(settings: Settings, 
     with open_store(settings) as store, store.session() as session:
         listed = model_files(session.get_one(RegisteredModel, model_id))
     assert {f.path: f.sha256 for f in listed} == recorded
+
+
+def test_a_link_in_an_artifact_is_never_followed_into_the_model(settings: Settings, tmp_path: Path) -> None:
+    """Defence in depth behind the artifact check: a link a script left must not copy a file from
+    elsewhere on the server (another customer's upload) into a downloadable model."""
+    secret = tmp_path / "someone-elses.jsonl"
+    secret.write_text('{"q": "private"}\n')
+    artifact = write_peft_artifact(tmp_path / "artifact")
+    (artifact / "weights.safetensors").symlink_to(secret)
+    _, folder, _, card = _register(settings, artifact, base_model_dir=write_base_model(tmp_path / "base"))
+    assert not (folder / "weights.safetensors").exists() and "weights.safetensors" not in {f["path"] for f in card["files"]}

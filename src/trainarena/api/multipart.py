@@ -1,17 +1,21 @@
 """Reading a ``multipart/form-data`` upload as it arrives: the file part is handed to a sink chunk by
 chunk (never held in memory or spooled whole, so a size limit stops the read as soon as it is
-passed), the small text fields are kept (each within ``FIELD_MAX_BYTES``)."""
+passed), the small text fields are kept (each within ``FIELD_MAX_BYTES``, all the fields and part
+headers together within ``FORM_MAX_BYTES``, so a body of endless small parts cannot fill memory). A
+body that does not parse is a 400; one cut off before its closing boundary a 422, never a stored file."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from trainarena.api.errors import ApiError
 
 FIELD_MAX_BYTES = 65536  # a text field (kind, task_type, field_mapping) is small
+FORM_MAX_BYTES = 1 << 20  # everything but the file: part headers and text fields together
 
 
 @dataclass
@@ -44,15 +48,25 @@ async def read_form(content_type: str, chunks: AsyncIterator[bytes], file_field:
     header_name = bytearray()
     header_value = bytearray()
     writer: list[Callable[[bytes], None] | None] = [None]
+    held = [0]  # bytes of headers and fields kept so far
+    file_complete = [False]
+
+    def hold(count: int) -> None:
+        held[0] += count
+        if held[0] > FORM_MAX_BYTES:
+            raise ApiError(413, "too_large", f"the form's fields and part headers are over {FORM_MAX_BYTES} bytes; "
+                           "send the file and a few small fields")  # fmt: skip
 
     def on_part_begin() -> None:
         nonlocal part
         part = _Part()
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
+        hold(end - start)
         header_name.extend(data[start:end])
 
     def on_header_value(data: bytes, start: int, end: int) -> None:
+        hold(end - start)
         header_value.extend(data[start:end])
 
     def on_header_end() -> None:
@@ -76,6 +90,7 @@ async def read_form(content_type: str, chunks: AsyncIterator[bytes], file_field:
             assert writer[0] is not None
             writer[0](data[start:end])
             return
+        hold(end - start)
         part.value.extend(data[start:end])
         if len(part.value) > FIELD_MAX_BYTES:
             raise ApiError(413, "too_large", f"form field {part.name!r} is over {FIELD_MAX_BYTES} bytes", field=part.name)
@@ -83,13 +98,21 @@ async def read_form(content_type: str, chunks: AsyncIterator[bytes], file_field:
     def on_part_end() -> None:
         if part.filename is None:
             form.fields[part.name] = part.value.decode("utf-8", errors="replace")
+        elif part.name == file_field:
+            file_complete[0] = True
 
     parser = MultipartParser(boundary, {
         "on_part_begin": on_part_begin, "on_part_data": on_part_data, "on_part_end": on_part_end,
         "on_header_field": on_header_field, "on_header_value": on_header_value, "on_header_end": on_header_end,
         "on_headers_finished": on_headers_finished,
     })  # fmt: skip
-    async for chunk in chunks:
-        parser.write(chunk)
-    parser.finalize()
+    try:
+        async for chunk in chunks:
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as error:
+        raise ApiError(400, "bad_request", f"the multipart body does not parse: {error}") from None
+    if form.filename is not None and not file_complete[0]:
+        raise ApiError(422, "invalid_request", "the upload ended before the file part did (the body was cut off); "
+                       "send it again", field=file_field)  # fmt: skip
     return form

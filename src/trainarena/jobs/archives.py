@@ -49,6 +49,8 @@ def _check_listing(shown_name: str, members: list[zipfile.ZipInfo], rules: ApiRu
         _check_name(shown_name, member.filename)
         if stat.S_ISLNK(member.external_attr >> 16):
             raise DatasetError(f"{shown_name}: member {member.filename!r} is a symbolic link; store the file itself")
+        if member.flag_bits & 0x1:
+            raise DatasetError(f"{shown_name}: member {member.filename!r} is encrypted; upload a zip without a password")
         declared += member.file_size
         if declared > rules.upload_max_unpacked_bytes:
             raise DatasetError(f"{shown_name}: unpacks to more than {rules.upload_max_unpacked_bytes:,} bytes "
@@ -82,5 +84,5 @@ def _check_inflated(shown_name: str, archive: zipfile.ZipFile, members: list[zip
                     if inflated > rules.upload_max_unpacked_bytes or member_bytes > member.file_size:
                         raise DatasetError(f"{shown_name}: member {member.filename!r} inflates past its declared size "
                                            "or the unpacked limit (ApiRules.upload_max_unpacked_bytes): refused as a zip bomb")  # fmt: skip
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as error:
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as error:
             raise DatasetError(f"{shown_name}: member {member.filename!r} cannot be read ({error})") from None

@@ -60,7 +60,9 @@ def build_model_folder(artifact_dir: Path, staging: Path, facts: CardFacts, toke
     """Fill ``staging`` (absent) with the model folder (see the module's docstring). ``tokenizer_from``
     finds the base model's folder, asked only when a tokenizer is missing. A card the artifact brought is
     replaced: the card states what the platform measured."""
-    shutil.copytree(artifact_dir, staging, symlinks=False)
+    # Links are never followed: a link a script left (the artifact check refuses them before this) must
+    # not copy a file from elsewhere on the server into a downloadable model.
+    shutil.copytree(artifact_dir, staging, symlinks=False, ignore=lambda folder, names: [n for n in names if (Path(folder) / n).is_symlink()])
     names = {p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()}
     if needs_tokenizer(names, facts.task_type) and (base_folder := tokenizer_from()) is not None:
         copy_tokenizer(base_folder, staging)
