@@ -81,6 +81,6 @@ def detect_license(tree: Path) -> LicenseInfo:
             return LicenseInfo(license_from_text(path.read_text(encoding="utf-8", errors="replace")), name)
     for name, table in (("trainarena.toml", "trainarena"), ("pyproject.toml", "project")):
         path = tree / name
-        if path.is_file() and (declared := _declared(path, table)) is not None:
+        if path.is_file() and not path.is_symlink() and (declared := _declared(path, table)) is not None:
             return LicenseInfo(hub_license_id(declared), name)
     return LicenseInfo(None, None)
