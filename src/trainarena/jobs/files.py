@@ -49,9 +49,9 @@ def store_upload(session: Session, settings: Settings, *, owner_key_id: int, sta
     return row
 
 
-def owned_page(session: Session, model: type, owner: int | None, *, after: str | None, limit: int) -> Page:
+def owned_page(session: Session, model: type, owner: int | None, *, after: str | None, limit: int | None) -> Page:
     """Rows of ``model`` (files, jobs) of ``owner`` (everyone's when None), newest first, those older
-    than the row ``after`` (an id) when given."""
+    than the row ``after`` (an id) when given; at most ``limit`` (None: all)."""
     query = select(model).order_by(model.created_at.desc(), model.id.desc())
     if owner is not None:
         query = query.where(model.owner_key_id == owner)
@@ -60,6 +60,8 @@ def owned_page(session: Session, model: type, owner: int | None, *, after: str |
         if anchor is not None:
             query = query.where((model.created_at < anchor.created_at)
                                 | ((model.created_at == anchor.created_at) & (model.id < anchor.id)))  # fmt: skip
+    if limit is None:
+        return Page(list(session.scalars(query)), False)
     rows = list(session.scalars(query.limit(limit + 1)))
     return Page(rows[:limit], len(rows) > limit)
 

@@ -4,13 +4,14 @@ key sees everyone's; a customer's only its own (another's job is "not found", as
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import Select, select
 
 from trainarena.api.routes.models import tar_download
+from trainarena.jobs import NotFound, get_job, list_jobs
 from trainarena.registry import visible_model, visible_models
 from trainarena.store.api_keys import find_key
 from trainarena.store.models import ApiRole, Job, JobStatus
@@ -21,31 +22,32 @@ router = APIRouter(include_in_schema=False)
 KEY_COOKIE = "trainarena_key"
 
 
-def signed_in(request: Request) -> tuple[int, str, bool] | None:
-    """(key id, key name, is operator) of the cookie's live key, or None."""
+@dataclass(frozen=True)
+class Visitor:
+    """The signed-in key: its name, and whose jobs and models it sees (``owner`` None: everyone's, an operator)."""
+
+    name: str
+    owner: int | None
+
+
+def signed_in(request: Request) -> Visitor | None:
+    """The cookie's live key, or None."""
     secret = request.cookies.get(KEY_COOKIE)
     if not secret:
         return None
     with store_of(request).session() as session:
         key = find_key(session, secret)
-        return None if key is None else (key.id, key.name, key.role == ApiRole.OPERATOR)
-
-
-def visible_jobs(key_id: int, operator: bool) -> Select[tuple[Job]]:
-    """The jobs a key may see, newest first: its own, or everyone's for an operator."""
-    query = select(Job).order_by(Job.created_at.desc())
-    return query if operator else query.where(Job.owner_key_id == key_id)
+        return None if key is None else Visitor(key.name, None if key.role == ApiRole.OPERATOR else key.id)
 
 
 def recent_jobs(request: Request, count: int) -> tuple[str, list[Job]] | None:
     """(the signed-in key's name, its ``count`` newest jobs) for the home page; None when nobody is signed in.
     The rows are read in a session that closes here: only their own columns are used."""
-    who = signed_in(request)
-    if who is None:
+    visitor = signed_in(request)
+    if visitor is None:
         return None
-    key_id, name, operator = who
     with store_of(request).session() as session:
-        return name, list(session.scalars(visible_jobs(key_id, operator).limit(count)))
+        return visitor.name, list_jobs(session, visitor.owner, limit=count).data
 
 
 @router.get("/signin", response_class=HTMLResponse)
@@ -73,25 +75,23 @@ def signout() -> Response:
 
 @router.get("/account", response_model=None)
 def account(request: Request) -> Response:
-    who = signed_in(request)
-    if who is None:
+    visitor = signed_in(request)
+    if visitor is None:
         return RedirectResponse("/signin", status_code=303)
-    key_id, name, operator = who
     with store_of(request).session() as session:
-        models = visible_models(session, None if operator else key_id)
-        context = {"name": name, "jobs": list(session.scalars(visible_jobs(key_id, operator))), "models": models}
+        context = {"name": visitor.name, "jobs": list_jobs(session, visitor.owner, limit=None).data,
+                   "models": visible_models(session, visitor.owner)}  # fmt: skip
         return render(request, "account.html", context)
 
 
 @router.get("/account/models/{model_id}/download", response_model=None)
 def model_download(request: Request, model_id: str) -> Response:
     """The model as a tar stream, for the signed-in key (a browser link cannot send a bearer key)."""
-    who = signed_in(request)
-    if who is None:
+    visitor = signed_in(request)
+    if visitor is None:
         return RedirectResponse("/signin", status_code=303)
-    key_id, _, operator = who
     with store_of(request).session() as session:
-        row = visible_model(session, model_id, None if operator else key_id)
+        row = visible_model(session, model_id, visitor.owner)
         if row is None:
             return not_found_page(request, f"There is no model {model_id}.")
         session.expunge(row)
@@ -99,13 +99,13 @@ def model_download(request: Request, model_id: str) -> Response:
 
 
 def _job_page(request: Request, job_id: str, template: str) -> Response:
-    who = signed_in(request)
-    if who is None:
+    visitor = signed_in(request)
+    if visitor is None:
         return RedirectResponse("/signin", status_code=303)
-    key_id, _, operator = who
     with store_of(request).session() as session:
-        job = session.get(Job, job_id)
-        if job is None or not (operator or job.owner_key_id == key_id):
+        try:
+            job = get_job(session, job_id, visitor.owner)
+        except NotFound:
             return not_found_page(request, f"There is no job {job_id}.")
         return render_live(request, template, {"job": job}, running=job.status not in JobStatus.FINISHED)
 
