@@ -15,7 +15,7 @@ import uvicorn
 from trainarena.api import create_app
 from trainarena.api.app import Service
 from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE
-from trainarena.execution import SandboxUnavailable, make_backend
+from trainarena.execution import Backend, SandboxUnavailable, make_backend
 from trainarena.jobs import TOURNAMENT, DeviceGate, GatedBackend, JobWorker
 from trainarena.operations.drivers import BackgroundDrivers
 from trainarena.pipeline import SandboxedExecutor
@@ -59,6 +59,13 @@ def serve_api(settings: Settings, host: str | None, port: int | None, *, store: 
     StoppingServer(config, on_signal or (lambda message: typer.echo(message, err=True))).run()
 
 
+def sharing_devices(settings: Settings, backend: Backend) -> tuple[SandboxedExecutor, JobWorker]:
+    """The tournaments' executor over ``backend`` and a job worker, sharing the devices through one gate
+    (settings jobs.share_with_tournaments): a job never runs beside a tournament run on one GPU."""
+    gate = DeviceGate(settings.jobs.share_with_tournaments)
+    return SandboxedExecutor(settings, GatedBackend(backend, gate, TOURNAMENT)), JobWorker(settings, gate=gate)
+
+
 def api_command(host: HostOption = None, port: PortOption = None) -> None:
     """Serve the HTTP API (docs at /docs, schema at /openapi.json) and the job worker, without the tournament schedule.
 
@@ -72,9 +79,8 @@ def api_command(host: HostOption = None, port: PortOption = None) -> None:
         typer.echo(f"warning: {reason}; tournaments cannot be started here and jobs stay queued", err=True)
         serve_api(settings, host, port, services=(BackgroundDrivers(settings, None, unavailable=reason),))
         return
-    gate = DeviceGate(settings.jobs.share_with_tournaments)
-    tournaments = SandboxedExecutor(settings, GatedBackend(backend, gate, TOURNAMENT))
+    tournaments, jobs = sharing_devices(settings, backend)
     try:
-        serve_api(settings, host, port, services=(BackgroundDrivers(settings, tournaments), JobWorker(settings, gate=gate)))
+        serve_api(settings, host, port, services=(BackgroundDrivers(settings, tournaments), jobs))
     finally:
         backend.close()

@@ -15,14 +15,12 @@ from typing import Annotated
 import typer
 
 from trainarena.api.app import Service
-from trainarena.cli.api import STOPPING, STOPPING_NOW, HostOption, PortOption, serve_api
+from trainarena.cli.api import STOPPING, STOPPING_NOW, HostOption, PortOption, serve_api, sharing_devices
 from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE, threads_per_run
 from trainarena.cli.output import fail
 from trainarena.execution import SandboxUnavailable, make_backend
-from trainarena.jobs import TOURNAMENT, DeviceGate, GatedBackend, JobWorker
 from trainarena.operations.drivers import BackgroundDrivers
 from trainarena.operations.serving import ServeEvent, Serving, ServingThread
-from trainarena.pipeline import SandboxedExecutor
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import RunExecutor
 from trainarena.settings import Settings
@@ -101,12 +99,9 @@ def serve_command(
         backend = make_backend(settings, unsafe=unsafe)
     except SandboxUnavailable as error:
         raise fail(str(error), json_output, code=2) from None
-    # Tournament runs and customers' jobs share the devices by settings jobs.share_with_tournaments.
-    gate = DeviceGate(settings.jobs.share_with_tournaments)
-    tournaments = SandboxedExecutor(settings, GatedBackend(backend, gate, TOURNAMENT))
-    jobs = () if once else (JobWorker(settings, gate=gate),)
+    tournaments, jobs = sharing_devices(settings, backend)
     try:
         serve_with(settings, tournaments, once=once, parallel=parallel, json_output=json_output, host=host, port=port,
-                   services=jobs)
+                   services=() if once else (jobs,))
     finally:
         backend.close()
