@@ -74,8 +74,9 @@ def serve_with(settings: Settings, executor: RunExecutor, *, once: bool, paralle
                 return serving.run(once=True)
 
         def stop_soon(message: str) -> None:  # no new step starts while the API shuts down
-            stop.set()
+            # Said before the stop is set: the schedule's thread logs "stopped" as soon as it sees it.
             say(message)
+            stop.set()
 
         services = (ServingThread(serving), BackgroundDrivers(settings, executor, parallel=parallel), *services)
         serve_api(settings, host, port, store=store, services=services, on_signal=stop_soon)
