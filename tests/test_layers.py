@@ -22,6 +22,7 @@ LAYERS = {
     "runs": 4,  # the types between the orchestrator and the pipeline, which are siblings
     "orchestrator": 5,
     "pipeline": 5,
+    "records": 5,  # signed statements, the transparency log, export/verify/audit: beside the orchestrator it records
     "reporting": 6,
     "demo": 6,
     "workbench": 6,  # trainarena run: ad-hoc runs and their references, over the pipeline and the store
