@@ -42,6 +42,7 @@ from trainarena.contract import Direction, RunStatus
 from trainarena.engine.bracket import next_step
 from trainarena.engine.model import Finished, PlayRound, RoundPlan, Stage
 from trainarena.engine.weights import tournament_weights
+from trainarena.records.recorder import Recorder
 from trainarena.runs import (
     CompetitorInfo,
     ProgressEvent,
@@ -227,6 +228,7 @@ class _Driver:
     lease_rules: LeaseRules
     me: DriverIdentity
     on_stored: RunStored | None = None
+    recorder: Recorder | None = None
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.progress(ProgressEvent(kind, **fields))
@@ -274,13 +276,19 @@ class _Driver:
             open_round = _first_open_round(tournament)
             if open_round is not None:
                 return self._claim_runs(tournament, open_round, budget)
+            if self.recorder is not None:
+                self.recorder.rounds_played(session, tournament, self.rules)
             decision = next_step(load_record(tournament, self.rules), self.rules)
             if isinstance(decision, PlayRound):
+                if self.recorder is not None and not tournament.rounds:
+                    self.recorder.tournament_starting(session, tournament)
                 runs = _create_round(session, tournament, decision.plan, self.task_source)
                 self.emit("round_created", tournament=tournament.name, round_index=decision.plan.index,
                           stage=decision.plan.stage, runs_total=runs)
                 return 1, None, []
             _store_finish(session, tournament, decision, self.weight_rules)
+            if self.recorder is not None:
+                self.recorder.tournament_finished(session, tournament, self.rules, self.weight_rules)
             self.emit("finished", tournament=tournament.name, competitor=decision.champion)
             return 1, decision, []
 
@@ -335,6 +343,8 @@ class _Driver:
     def _finished(self, request: RunRequest, report: RunReport) -> None:
         with self.writing() as session:
             store_report(session, request.run_id, request.attempt, report)
+            if self.recorder is not None:
+                self.recorder.run_stored(session, request.run_id)
         if self.on_stored is not None:
             self.on_stored(request.run_id, request.run_dir)
         score = None if report.evaluation is None else report.evaluation.score
@@ -395,6 +405,7 @@ def drive(
     wait: bool = False,
     on_wait: Waiting | None = None,
     on_stored: RunStored | None = None,
+    recorder: Recorder | None = None,
 ) -> Finished | None:
     """Drive a tournament until it finishes; return how it ended (also for an already finished one).
 
@@ -407,13 +418,16 @@ def drive(
     While another live driver holds the tournament's lease: with ``wait``, ``on_wait`` is told who
     (once per holder) and the drive polls until it can take over or the tournament finished (then
     its end is returned); without, :class:`LeaseHeld` is raised at once, naming the holder.
-    ``on_stored`` is called with each run's id and folder after its report is stored.
+    ``on_stored`` is called with each run's id and folder after its report is stored. A ``recorder``
+    signs and logs each stored run, the commitment before the first round, each complete round and the
+    end, in the transactions that store them (``records.recorder``).
     """
     if parallel < 1:
         raise ValueError(f"parallel must be at least 1, got {parallel}")
     me = DriverIdentity.of_this_process()
     driver = _Driver(store, tournament_id, task_source, executor, rules, weight_rules, work_dir,
-                     progress or (lambda _event: None), parallel, max_attempts, lease_rules or LeaseRules(), me, on_stored)
+                     progress or (lambda _event: None), parallel, max_attempts, lease_rules or LeaseRules(), me, on_stored,
+                     recorder)
     end = driver.take_lease(wait, on_wait)
     if end is not None:
         return end

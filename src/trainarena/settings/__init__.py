@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trainarena.settings.fields import AbsolutePath, Duration, ResolvedPath, Section, UtcDateTime, resolved
+from trainarena.settings.records import RecordsRules
 from trainarena.settings.service import ApiRules, DashboardRules, JobRules, RegistryRules
 
 
@@ -419,6 +420,7 @@ class Settings(BaseSettings):
     jobs: JobRules = JobRules()
     registry: RegistryRules = RegistryRules()
     dashboard: DashboardRules = DashboardRules()
+    records: RecordsRules = RecordsRules()
 
     @field_validator("database_url")
     @classmethod
@@ -479,6 +481,11 @@ class Settings(BaseSettings):
     def registry_dir(self) -> Path:
         """The model registry: one Hugging Face-layout folder per registered model."""
         return self.data_dir / "models"
+
+    @property
+    def operator_key_path(self) -> Path:
+        """The operator's signing key (``records.key_file``, else under data_dir)."""
+        return self.records.key_file or self.data_dir / "operator-ed25519.pem"
 
     @property
     def assets_dir(self) -> Path:

@@ -4,7 +4,7 @@ One table per entity. Enumerations are stored as short strings (portable across 
 no native enum types to migrate). Times are stored as UTC and always read back timezone-aware.
 The Alembic migrations in ``store/migrations/versions`` must match these models; a test compares them.
 The base and the time type are in ``store/base.py``; the service's tables (keys, files, jobs, models)
-in ``store/service_tables.py``, re-exported here so every table is importable from one place.
+in ``store/service_tables.py``, the transparency log's in ``store/log_tables.py``, re-exported here so every table is importable from one place.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from trainarena.contract import RunStatus
 from trainarena.store.base import NAMING_CONVENTION, Base, UTCDateTime, utcnow
+from trainarena.store.log_tables import LogEntry, LogState, TreeHead
 from trainarena.store.service_tables import ApiKey, ApiRole, Job, JobEvent, JobStatus, RegisteredModel, UploadedFile
 
 __all__ = [
     "NAMING_CONVENTION", "ApiKey", "ApiRole", "AttemptStatus", "Base", "ChampionHistory", "Competitor", "EvaluationRow",
     "Job", "JobEvent", "JobStatus", "MatchRow", "RegisteredModel", "Round", "Run", "RunAttempt", "RunOrigin", "StoredTask",
-    "TaskPool", "TaskRow", "Tournament", "TournamentDraw", "TournamentEntrant", "TournamentLease", "TournamentStatus",
+    "TaskPool", "TaskRow", "Tournament", "TournamentDraw", "TournamentEntrant", "TournamentLease", "TournamentStatus", "TreeHead",
     "UTCDateTime", "UploadedFile", "WeightRow", "WeightVector", "WeightVectorEntry", "utcnow",
 ]
 

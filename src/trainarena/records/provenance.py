@@ -1,0 +1,83 @@
+"""Facts about a finished run read from disk for its statement: file digests of the artifact and the
+logs, the sandbox and the limits its backend says it applied (``logs/sandbox.txt``), the digests of
+the task's base model and splits, and the platform's environment."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import trainarena
+from trainarena.tasks.digests import path_digest
+
+__all__ = ["environment", "file_subjects", "folder_digest", "sandbox_applied"]
+
+# The libraries a trained model's result depends on, named with their versions in every run statement.
+LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "diffusers", "safetensors", "tokenizers")
+SANDBOX_LOG = "sandbox.txt"
+
+
+def file_subjects(folder: Path | None) -> list[dict[str, Any]]:
+    """Every regular file under ``folder`` as ``{name, digest: {sha256}, size}``, by relative path.
+    Links are left out: the artifact checks refuse them, and the registry never follows one."""
+    if folder is None or not Path(folder).is_dir():
+        return []
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.is_symlink())
+    return [{"name": p.relative_to(folder).as_posix(), "digest": {"sha256": path_digest(p)}, "size": p.stat().st_size}
+            for p in files]
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_digest(path: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    return path_digest(Path(path))
+
+
+def folder_digest(path: Path | None) -> str | None:
+    """``tasks.digests.path_digest`` of a file or folder (None when absent), cached while none of its
+    files changed modification time or size: a tournament's runs share the same base model and splits."""
+    if path is None or not Path(path).exists():
+        return None
+    path = Path(path).resolve()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    return _cached_digest(str(path), stamp)
+
+
+def sandbox_applied(log_dir: Path | None) -> dict[str, Any]:
+    """The backend and the limits it applied, as its ``logs/sandbox.txt`` states them line by line."""
+    path = None if log_dir is None else Path(log_dir) / SANDBOX_LOG
+    if path is None or not path.is_file():
+        return {"backend": None, "applied": [], "note": "the run never reached a sandbox (no sandbox.txt)"}
+    lines = path.read_text(errors="replace").splitlines()
+    backend = next((line.removeprefix("backend=") for line in lines if line.startswith("backend=")), None)
+    return {"backend": backend, "applied": [line for line in lines if not line.startswith("backend=")]}
+
+
+@functools.cache
+def environment() -> dict[str, Any]:
+    """The interpreter, the platform, the library versions and the digests of the lock file (when the
+    package runs from a checkout) and of every installed distribution."""
+    installed = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()
+                       if d.metadata["Name"])
+    lock = Path(trainarena.__file__).resolve().parents[2] / "requirements.lock"
+    return {
+        "trainarena": trainarena.__version__,
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "libraries": {name: _version(name) for name in LIBRARIES},
+        "lock_file_sha256": path_digest(lock) if lock.is_file() else None,
+        "installed_sha256": hashlib.sha256("\n".join(installed).encode()).hexdigest(),
+    }
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None

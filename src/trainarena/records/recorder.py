@@ -1,0 +1,307 @@
+"""Signs what the platform stores, as it stores it: the shell between the store and the log.
+
+The orchestrator, the job runner and ``trainarena run`` call a :class:`Recorder` inside the
+transaction that stores a result, so a statement is in the log exactly when its result is stored:
+
+- a run's counted attempt -> a ``run`` statement and, when scored, an ``evaluation`` statement;
+- a tournament about to play its first round -> a ``commitment`` (entrants, the hidden splits and a
+  salted hash of each split seed);
+- each complete round -> a ``round`` statement (the outcomes, with the engine's decisions);
+- the end -> a ``decision`` (boss round, champion, weights, the rules) and a ``reveal`` of the seeds.
+
+Each entry has a key (``run:12:attempt:1``, ``tournament:3:round:0``...): a resumed driver that
+records the same thing again appends nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from trainarena.engine.bracket import replay
+from trainarena.engine.model import Finished
+from trainarena.engine.weights import tournament_weights
+from trainarena.pipeline import resolve_base_model
+from trainarena.records.engine_json import per_example_digest, played_round_json, replay_json
+from trainarena.records.hardware import hardware_provider
+from trainarena.records.log import Subjects, append
+from trainarena.records.provenance import environment, file_subjects, folder_digest, sandbox_applied
+from trainarena.records.signing import OperatorKey, envelope_payload, init_key, load_key
+from trainarena.records.statements import Kind, commitment_hash, make_statement, payload_digest, subject
+from trainarena.runs import definition_from_json
+from trainarena.settings import Settings, TournamentRules, WeightRules
+from trainarena.store.log_tables import LogEntry
+from trainarena.store.models import Job, Run, RunAttempt, Tournament
+from trainarena.store.pools import get_draw, get_stored_task
+from trainarena.store.records import is_round_complete, load_record, load_tournament
+from trainarena.tasks.base import DatasetError
+from trainarena.tasks.secret_split import operator_secret, split_seed
+
+__all__ = ["Recorder", "operator_key", "recorder_for"]
+
+
+def operator_key(settings: Settings) -> OperatorKey:
+    """The operator's signing key, created on first use (as an SSH host key is)."""
+    path = settings.operator_key_path
+    return load_key(path) if path.exists() else init_key(path)
+
+
+def recorder_for(settings: Settings) -> Recorder | None:
+    """The recorder the settings ask for (None when ``records.enabled`` is off)."""
+    return Recorder(settings) if settings.records.enabled else None
+
+
+def _entry(session: Session, key: str) -> LogEntry | None:
+    return session.scalar(select(LogEntry).where(LogEntry.key == key))
+
+
+def _reference(entry: LogEntry | None) -> dict[str, Any] | None:
+    """How one statement names another: its log index and its payload's digest."""
+    if entry is None:
+        return None
+    return {"log_index": entry.index, "payload_sha256": payload_digest(envelope_payload(entry.envelope))}
+
+
+class Recorder:
+    def __init__(self, settings: Settings, key: OperatorKey | None = None) -> None:
+        self.settings = settings
+        self.key = key or operator_key(settings)
+        self.hardware = hardware_provider(settings.records.hardware_attestation)
+
+    # --- runs ------------------------------------------------------------------------------------
+
+    def run_stored(self, session: Session, run_id: int) -> None:
+        """The run and evaluation statements of a run's counted attempt."""
+        run = session.get_one(Run, run_id)
+        attempt = run.counted_attempt
+        if attempt is None:
+            return
+        about = Subjects(tournament_id=_tournament_id(run), run_id=run.id, job_id=_job_id(session, run))
+        key = f"run:{run.id}:attempt:{attempt.number}"
+        statement = self.run_statement(session, run, attempt)
+        run_index = append(session, self.key, key, Kind.RUN, statement, about)
+        if attempt.evaluation is not None:
+            evaluation = self.evaluation_statement(run, attempt, statement, run_index)
+            append(session, self.key, f"evaluation:{run.id}:attempt:{attempt.number}", Kind.EVALUATION, evaluation, about)
+
+    def run_statement(self, session: Session, run: Run, attempt: RunAttempt) -> dict[str, Any]:
+        task = definition_from_json(run.task.definition)
+        artifact = file_subjects(Path(attempt.artifact_path)) if attempt.artifact_path else []
+        log_dir = Path(attempt.log_path) if attempt.log_path else None
+        logs = file_subjects(log_dir)
+        identity = f"run:{run.id}:attempt:{attempt.number}"
+        predicate = {
+            "run": {"id": run.id, "attempt": attempt.number, "origin": run.origin, "place": _place(run),
+                    "job_id": _job_id(session, run)},
+            "submission": _submission(run),
+            "task": {**self._task_inputs(run), "name": task.name, "type": task.task_type.value,
+                     "base_model": task.base_model, "dataset": task.dataset, "definition_digest": run.task.digest,
+                     "split_key": task.split_key},
+            "budget_seconds": task.budget_seconds,
+            "seed": task.seed,
+            "sandbox": sandbox_applied(log_dir),
+            "environment": environment(),
+            "hardware_attestation": self.hardware.report((), nonce=hashlib.sha256(identity.encode()).hexdigest()),
+            "timing": {"started_at": _iso(attempt.started_at), "finished_at": _iso(attempt.finished_at),
+                       "wall_seconds": attempt.wall_seconds},
+            "exit": {"status": attempt.status, "failure_reason": attempt.failure_reason},
+            "artifact_sha256": attempt.artifact_digest,
+            "logs": [{"name": f["name"], "sha256": f["digest"]["sha256"], "size": f["size"]} for f in logs],
+        }
+        # in-toto needs a subject: the artifact's files; a run without an artifact is about its logs, and
+        # one that never started (an unsupported task type) about itself.
+        files = artifact or logs
+        subjects = [subject(f"artifact/{f['name']}" if artifact else f"logs/{f['name']}", f["digest"]["sha256"])
+                    for f in files] or [subject(identity, payload_digest(predicate))]
+        return make_statement(Kind.RUN, subjects, predicate)
+
+    def _task_inputs(self, run: Run) -> dict[str, Any]:
+        """Digests of what the script trained on and what it was scored on, from the prepared task."""
+        prepared = run.task.prepared or {}
+        train = Path(prepared["train_file"]) if prepared.get("train_file") else None
+        hidden = Path(prepared["hidden_file"]).parent if prepared.get("hidden_file") else None
+        return {"base_model_sha256": self._base_model_digest(run.task.definition["base_model"]),
+                "train_split_sha256": folder_digest(train), "hidden_split_sha256": folder_digest(hidden),
+                "train_rows": prepared.get("train_rows"), "hidden_rows": prepared.get("hidden_rows")}
+
+    @staticmethod
+    def _base_model_digest(base_model: str) -> str | None:
+        local = Path(base_model).expanduser()
+        if local.is_dir():
+            return folder_digest(local)
+        try:  # a hub id the run fetched is in the local cache by now
+            return folder_digest(resolve_base_model(base_model))
+        except DatasetError:
+            return None
+
+    def evaluation_statement(self, run: Run, attempt: RunAttempt, run_statement: dict[str, Any],
+                             run_index: int) -> dict[str, Any]:
+        evaluation = attempt.evaluation
+        assert evaluation is not None
+        task = run_statement["predicate"]["task"]
+        predicate = {
+            "run": {"id": run.id, "attempt": attempt.number,
+                    "statement": {"log_index": run_index, "payload_sha256": payload_digest(run_statement)}},
+            "evaluator": {"task_type": task["type"], "trainarena": environment()["trainarena"],
+                          "module": f"trainarena.tasks.{task['type']}"},
+            "hidden_split_sha256": task["hidden_split_sha256"],
+            "score": evaluation.score,
+            "direction": evaluation.direction,
+            "failure": evaluation.failure,
+            "per_example_count": len(evaluation.per_example),
+            "per_example_sha256": per_example_digest(evaluation.per_example),
+            "details": evaluation.details,
+        }
+        return make_statement(Kind.EVALUATION, run_statement["subject"], predicate)
+
+    # --- tournaments -----------------------------------------------------------------------------
+
+    def tournament_starting(self, session: Session, tournament: Tournament) -> None:
+        """The commitment, logged before the first round is created."""
+        draw = get_draw(session, tournament.id)
+        tasks: list[dict[str, Any]] | None = None
+        if draw is not None:
+            tasks = []
+            for name in draw.task_names:
+                stored = get_stored_task(session, name)
+                if stored is None:
+                    continue
+                seed = self._split_seed(stored.definition.get("split_key"))
+                tasks.append({"name": name, "type": stored.task_type, "dataset_sha256": stored.dataset_digest,
+                              "base_model_sha256": stored.base_model_digest, "hidden_split_sha256": stored.hidden_digest,
+                              "split_seed_commitment": commitment_hash(name, seed, self._salt(tournament, name))})
+        predicate = {
+            "tournament": _tournament_json(tournament),
+            "entrants": [_competitor_json(e.competitor) for e in tournament.entrants],
+            "champion_before": None if tournament.champion_before is None else tournament.champion_before.name,
+            "tasks": tasks,
+            "draw": "pool" if draw is not None else "per round from the tournament's task source",
+            "public_split_seed": None if draw is not None else self.settings.data.split_seed,
+        }
+        self._append_tournament(session, tournament, "commitment", Kind.COMMITMENT, predicate)
+
+    def rounds_played(self, session: Session, tournament: Tournament, rules: TournamentRules) -> None:
+        """A round statement for every complete round not logged yet (in round order)."""
+        record = load_record(tournament, rules)
+        decided = replay(record, rules)
+        for played, round_row in zip(record.rounds, [r for r in tournament.rounds if is_round_complete(r)], strict=True):
+            key = f"tournament:{tournament.id}:round:{played.plan.index}"
+            if _entry(session, key) is not None:
+                continue
+            runs = {(m.match_id, t.index, run.competitor.name): run
+                    for m in round_row.matches for t in m.tasks for run in t.runs}
+
+            def extra(match_id: str, index: int, competitor: str) -> dict[str, Any]:
+                run = runs[(match_id, index, competitor)]
+                number = None if run.counted_attempt is None else run.counted_attempt.number
+                evaluation = None if number is None else _entry(session, f"evaluation:{run.id}:attempt:{number}")
+                return {"run_id": run.id, "attempt": number, "evaluation": _reference(evaluation)}
+
+            decision = next((d for d in decided.rounds if d.plan.index == played.plan.index), None)
+            predicate = {"tournament": _tournament_json(tournament), **played_round_json(played, extra),
+                         "advanced": None if decision is None else list(decision.advanced)}
+            self._append_tournament(session, tournament, f"round:{played.plan.index}", Kind.ROUND, predicate)
+
+    def tournament_finished(self, session: Session, tournament: Tournament, rules: TournamentRules,
+                            weight_rules: WeightRules) -> None:
+        """The decision (what the engine decided, the weights, the rules) and the reveal of the seeds."""
+        tournament = load_tournament(session, tournament.id)
+        self.rounds_played(session, tournament, rules)
+        record = load_record(tournament, rules)
+        decided = replay(record, rules)
+        entrants = [e.competitor.name for e in tournament.entrants]
+        if not isinstance(decided.next, Finished):
+            raise ValueError(f"tournament {tournament.name!r} is being recorded as finished but its record plays on")
+        weights = tournament_weights(decided.next, entrants, weight_rules)
+        predicate = {
+            "tournament": _tournament_json(tournament),
+            "entrants": entrants,
+            "seed": tournament.seed,
+            "boss_tasks": record.boss_tasks,
+            "champion_before": record.champion,
+            "rules": rules.model_dump(mode="json"),
+            "weight_rules": weight_rules.model_dump(mode="json"),
+            "rounds": [_reference(_entry(session, f"tournament:{tournament.id}:round:{r.plan.index}"))
+                       for r in record.rounds],
+            "decided": replay_json(decided),
+            "weights": weights.weights,
+            "undistributed": weights.undistributed,
+        }
+        self._append_tournament(session, tournament, "decision", Kind.DECISION, predicate)
+        self._reveal(session, tournament)
+
+    def _reveal(self, session: Session, tournament: Tournament) -> None:
+        draw = get_draw(session, tournament.id)
+        tasks = []
+        for name in [] if draw is None else draw.task_names:
+            stored = get_stored_task(session, name)
+            if stored is not None:
+                tasks.append({"name": name, "split_seed": self._split_seed(stored.definition.get("split_key")),
+                              "salt": self._salt(tournament, name)})
+        commitment = _entry(session, f"tournament:{tournament.id}:commitment")
+        predicate = {"tournament": _tournament_json(tournament), "commitment": _reference(commitment), "tasks": tasks}
+        self._append_tournament(session, tournament, "reveal", Kind.REVEAL, predicate)
+
+    def _append_tournament(self, session: Session, tournament: Tournament, what: str, kind: Kind,
+                           predicate: dict[str, Any]) -> None:
+        name = f"tournament/{tournament.id}/{what}"
+        statement = make_statement(kind, [subject(name, payload_digest(predicate))], predicate)
+        append(session, self.key, f"tournament:{tournament.id}:{what}", kind, statement, Subjects(tournament_id=tournament.id))
+
+    def _split_seed(self, split_key: str | None) -> int:
+        if split_key is None:
+            return self.settings.data.split_seed
+        return split_seed(operator_secret(self.settings), split_key)
+
+    def _salt(self, tournament: Tournament, task_name: str) -> str:
+        """A commitment's salt: secret until the reveal, and derived rather than stored (HMAC of the
+        operator's split secret), so a restarted driver commits and reveals the same values."""
+        message = f"trainarena-commitment:{tournament.id}:{tournament.name}:{task_name}".encode()
+        return hmac.new(operator_secret(self.settings), message, hashlib.sha256).hexdigest()
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _tournament_id(run: Run) -> int | None:
+    match = run.task.match
+    return None if match is None else match.round.tournament_id
+
+
+def _place(run: Run) -> dict[str, Any] | None:
+    """Where a tournament run was played."""
+    match = run.task.match
+    if match is None:
+        return None
+    round_row = match.round
+    return {"tournament_id": round_row.tournament_id, "tournament": round_row.tournament.name,
+            "round": round_row.index, "stage": round_row.stage, "match_id": match.match_id, "task_index": run.task.index}
+
+
+def _job_id(session: Session, run: Run) -> int | None:
+    return session.scalar(select(Job.id).where(Job.run_id == run.id))
+
+
+def _competitor_json(competitor: Any) -> dict[str, Any]:
+    return {"name": competitor.name, "repo": competitor.repo_url, "commit": competitor.commit,
+            "tree_hash": competitor.tree_hash, "source_digest": competitor.source_digest,
+            "entrypoint": competitor.entrypoint}
+
+
+def _submission(run: Run) -> dict[str, Any]:
+    if run.competitor is not None:
+        return {"kind": "registered", **_competitor_json(run.competitor)}
+    if run.source_path is not None:
+        return {"kind": "working tree", "path": run.source_path, "commit": run.source_commit,
+                "dirty": run.source_dirty, "snapshot_sha256": folder_digest(Path(run.snapshot_path)) if run.snapshot_path else None}
+    return {"kind": run.origin}
+
+
+def _tournament_json(tournament: Tournament) -> dict[str, Any]:
+    return {"id": tournament.id, "name": tournament.name, "kind": tournament.kind}
