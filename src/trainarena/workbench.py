@@ -23,6 +23,7 @@ from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.demo.text import examples_root
 from trainarena.engine.comparison import LeadInterval, SeedSpread, lead_interval, seed_spread
 from trainarena.orchestrator import store_report
+from trainarena.records.recorder import recorder_for
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import CompetitorInfo, RunReport, definition_json, task_key
 from trainarena.settings import Settings
@@ -105,6 +106,7 @@ class Workbench:
         self._store = store
         self._executor = executor
         self._say = say or (lambda _message: None)
+        self._recorder = recorder_for(settings)
 
     def references(self, task: TaskDefinition) -> dict[str, int]:
         """The run ids of the task's references, computing (and storing) those not computed yet.
@@ -170,6 +172,8 @@ class Workbench:
     def _finish(self, run_id: int, run_dir: Path, report: RunReport) -> None:
         with self._store.transaction() as session:
             store_report(session, run_id, 1, report)
+            if self._recorder is not None:
+                self._recorder.run_stored(session, run_id)
         write_result_json(self._store, run_id, run_dir)
 
     def summarize(self, run_ids: list[int], house_id: int | None) -> SeedsSummary | None:

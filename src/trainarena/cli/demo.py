@@ -18,6 +18,7 @@ from trainarena.demo.text import demo_task_source, set_up_demo
 from trainarena.execution import SandboxUnavailable, make_backend
 from trainarena.orchestrator import drive
 from trainarena.pipeline import SandboxedExecutor
+from trainarena.records.recorder import recorder_for
 from trainarena.reporting.leaderboard import build_leaderboard
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.settings import Settings
@@ -108,6 +109,7 @@ def demo_command(
                 wait=wait,
                 on_wait=lambda holder: _say_waiting(console, holder),
                 on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir),
+                recorder=recorder_for(settings),
             )
         with store.session() as session:
             board = build_leaderboard(session, get_tournament(session, setup.tournament_id), finished)

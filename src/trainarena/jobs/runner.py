@@ -28,6 +28,7 @@ from trainarena.jobs.records import EventKind, add_event
 from trainarena.jobs.split import JobPreparer
 from trainarena.orchestrator import store_report
 from trainarena.pipeline import unsupported_reason
+from trainarena.records.recorder import recorder_for
 from trainarena.registry import ModelSource, register_model
 from trainarena.runs import CompetitorInfo, RunReport, definition_json, task_key
 from trainarena.settings import Settings
@@ -117,6 +118,7 @@ class JobRunner:
         self._settings = settings
         self._store = store
         self._executor = executor
+        self._recorder = recorder_for(settings)
 
     def run(self, job_id: str, worker_id: str, stop: StopRequest) -> None:
         """Run this worker's claimed job ``job_id`` to an end (or back to the queue). A job that cannot
@@ -202,6 +204,8 @@ class JobRunner:
                 requeue(session, attempt.job_id, worker_id, "the service stopped while it ran", self._settings.jobs.max_attempts)
                 return
             store_report(session, attempt.run_id, attempt.number, report)
+            if self._recorder is not None:
+                self._recorder.run_stored(session, attempt.run_id)
             if stop.cancelled:
                 self._end(session, attempt.job_id, JobStatus.CANCELLED, EventKind.CANCELLED, "cancelled while it ran; the run was stopped")
             elif trained(report, attempt.validation_share):

@@ -28,6 +28,7 @@ from trainarena.engine import Finished, PlayedMatch, PlayedRound, RoundPlan, Tas
 from trainarena.engine.model import Stage
 from trainarena.operations.pools import stored_definition
 from trainarena.orchestrator import Progress, RunStored, Waiting, drive
+from trainarena.records.recorder import recorder_for
 from trainarena.registry import register_champion_models
 from trainarena.runs import RunExecutor, TaskSource
 from trainarena.settings import Settings, TournamentRules
@@ -264,7 +265,7 @@ def drive_pool_tournament(
     so (``registry.register_champions``; idempotent, so a resumed drive registers nothing twice)."""
     finished = drive(store, tournament_id, task_source=pool_task_source(store, tournament_id), executor=executor,
                      rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir,
-                     lease_rules=settings.lease, **options)
+                     lease_rules=settings.lease, recorder=recorder_for(settings), **options)
     if finished is not None:
         register_champion_models(store, settings, tournament_id)
     return finished

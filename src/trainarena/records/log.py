@@ -33,7 +33,7 @@ class Subjects:
 
     tournament_id: int | None = None
     run_id: int | None = None
-    job_id: int | None = None
+    job_id: str | None = None
 
 
 def entry_leaf_hash(envelope: dict[str, Any]) -> bytes:

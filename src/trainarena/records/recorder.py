@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -195,13 +196,7 @@ class Recorder:
                 continue
             runs = {(m.match_id, t.index, run.competitor.name): run
                     for m in round_row.matches for t in m.tasks for run in t.runs}
-
-            def extra(match_id: str, index: int, competitor: str) -> dict[str, Any]:
-                run = runs[(match_id, index, competitor)]
-                number = None if run.counted_attempt is None else run.counted_attempt.number
-                evaluation = None if number is None else _entry(session, f"evaluation:{run.id}:attempt:{number}")
-                return {"run_id": run.id, "attempt": number, "evaluation": _reference(evaluation)}
-
+            extra = partial(_outcome_reference, session, runs)
             decision = next((d for d in decided.rounds if d.plan.index == played.plan.index), None)
             predicate = {"tournament": _tournament_json(tournament), **played_round_json(played, extra),
                          "advanced": None if decision is None else list(decision.advanced)}
@@ -263,6 +258,15 @@ class Recorder:
         operator's split secret), so a restarted driver commits and reveals the same values."""
         message = f"trainarena-commitment:{tournament.id}:{tournament.name}:{task_name}".encode()
         return hmac.new(operator_secret(self.settings), message, hashlib.sha256).hexdigest()
+
+
+def _outcome_reference(session: Session, runs: dict[tuple[str, int, str], Run], match_id: str, index: int,
+                       competitor: str) -> dict[str, Any]:
+    """What a round statement adds to an outcome: its run, and the evaluation statement it comes from."""
+    run = runs[(match_id, index, competitor)]
+    number = None if run.counted_attempt is None else run.counted_attempt.number
+    evaluation = None if number is None else _entry(session, f"evaluation:{run.id}:attempt:{number}")
+    return {"run_id": run.id, "attempt": number, "evaluation": _reference(evaluation)}
 
 
 def _iso(value: Any) -> str | None:

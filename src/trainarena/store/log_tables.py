@@ -39,7 +39,7 @@ class LogEntry(Base):
     kind: Mapped[str] = mapped_column(String(16), index=True)  # records.statements.Kind
     tournament_id: Mapped[int | None] = mapped_column(Integer, index=True)
     run_id: Mapped[int | None] = mapped_column(Integer, index=True)
-    job_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    job_id: Mapped[str | None] = mapped_column(String(40), index=True)
     envelope: Mapped[dict[str, Any]] = mapped_column()
     leaf_hash: Mapped[str] = mapped_column(String(64))  # hex of SHA-256(0x00 || canonical envelope)
     appended_at: Mapped[datetime] = mapped_column(default=utcnow)

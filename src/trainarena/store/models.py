@@ -26,7 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from trainarena.contract import RunStatus
 from trainarena.store.base import NAMING_CONVENTION, Base, UTCDateTime, utcnow
-from trainarena.store.log_tables import LogEntry, LogState, TreeHead
+from trainarena.store.log_tables import TreeHead
 from trainarena.store.service_tables import ApiKey, ApiRole, Job, JobEvent, JobStatus, RegisteredModel, UploadedFile
 
 __all__ = [

@@ -37,7 +37,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('tournament_id', sa.Integer(), nullable=True),
     sa.Column('run_id', sa.Integer(), nullable=True),
-    sa.Column('job_id', sa.Integer(), nullable=True),
+    sa.Column('job_id', sa.String(length=40), nullable=True),
     sa.Column('envelope', sa.JSON(), nullable=False),
     sa.Column('leaf_hash', sa.String(length=64), nullable=False),
     sa.Column('appended_at', sa.DateTime(), nullable=False),
