@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, fail, labelled, parse_utc, print_fields
+from trainarena.records.recorder import publish_recorded
 from trainarena.reporting.weights import (
     ExportError,
     csv_text,
@@ -24,7 +25,7 @@ from trainarena.reporting.weights import (
     weights_overview,
 )
 from trainarena.settings import Settings
-from trainarena.store import StoreError, get_vector, latest_vector, open_store, publish_weights
+from trainarena.store import StoreError, get_vector, latest_vector, open_store
 
 app = typer.Typer(help="Publish, show and export the weight vectors of the finished tournaments.", no_args_is_help=True)
 
@@ -62,7 +63,7 @@ def publish_command(
     when = _parse_time(at)
     try:
         with open_store(settings) as store, store.transaction() as session:
-            vector, new = publish_weights(session, rules=settings.weights, at=when)
+            vector, new = publish_recorded(session, settings, when)
             record = vector_record(vector)
     except StoreError as error:
         raise fail(str(error)) from error

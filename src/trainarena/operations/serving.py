@@ -28,11 +28,12 @@ from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.operations.schedule import Create, Drive, Sleep, enabled, grid, kind_facts, next_action, next_due, pool_of
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, drive_pool_tournament
 from trainarena.orchestrator import RunStored
+from trainarena.records.recorder import publish_recorded
 from trainarena.runs import ProgressEvent, RunExecutor
 from trainarena.settings import Settings
 from trainarena.store import Store, StoreError, get_tournament, named_lock, stored_weights
 from trainarena.store.leases import LeaseError
-from trainarena.store.weight_vectors import latest_finished_tournament, publish_weights
+from trainarena.store.weight_vectors import latest_finished_tournament
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ class Serving:
             with self.store.transaction() as session:
                 if not any(latest_finished_tournament(session, kind, at) for kind in TOURNAMENT_KINDS):
                     return
-                vector, new = publish_weights(session, rules=self.settings.weights, at=at)
+                vector, new = publish_recorded(session, self.settings, at)
                 summary = {"vector": vector.id, "new": new, "ratio": vector.ratio, "week": vector.week}
         except StoreError as error:
             self.say("fault", f"weights not published: {error}", reason=str(error))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,14 @@ from trainarena.records.statements import Kind, commitment_hash, make_statement,
 from trainarena.runs import definition_from_json
 from trainarena.settings import Settings, TournamentRules, WeightRules
 from trainarena.store.log_tables import LogEntry
-from trainarena.store.models import Job, Run, RunAttempt, Tournament
+from trainarena.store.models import Job, Run, RunAttempt, Tournament, WeightVector
 from trainarena.store.pools import get_draw, get_stored_task
 from trainarena.store.records import is_round_complete, load_record, load_tournament
+from trainarena.store.weight_vectors import publish_weights
 from trainarena.tasks.base import DatasetError
 from trainarena.tasks.secret_split import operator_secret, split_seed
 
-__all__ = ["Recorder", "operator_key", "recorder_for"]
+__all__ = ["Recorder", "operator_key", "publish_recorded", "recorder_for"]
 
 
 def operator_key(settings: Settings) -> OperatorKey:
@@ -55,6 +57,15 @@ def operator_key(settings: Settings) -> OperatorKey:
 def recorder_for(settings: Settings) -> Recorder | None:
     """The recorder the settings ask for (None when ``records.enabled`` is off)."""
     return Recorder(settings) if settings.records.enabled else None
+
+
+def publish_recorded(session: Session, settings: Settings, at: datetime) -> tuple[WeightVector, bool]:
+    """``store.publish_weights`` with a ``weights`` statement logged for a new vector (when records are on)."""
+    vector, new = publish_weights(session, rules=settings.weights, at=at)
+    recorder = recorder_for(settings) if new else None
+    if recorder is not None:
+        recorder.weights_published(session, vector)
+    return vector, new
 
 
 def _entry(session: Session, key: str) -> LogEntry | None:
@@ -229,6 +240,20 @@ class Recorder:
         }
         self._append_tournament(session, tournament, "decision", Kind.DECISION, predicate)
         self._reveal(session, tournament)
+
+    def weights_published(self, session: Session, vector: WeightVector) -> None:
+        session.flush()  # the vector's id and entries
+        decisions = {kind: _reference(_entry(session, f"tournament:{tournament_id}:decision"))
+                     for kind, tournament_id in (("text", vector.text_tournament_id), ("image", vector.image_tournament_id))
+                     if tournament_id is not None}
+        predicate = {"vector": vector.id, "published_at": _iso(vector.published_at), "ratio": vector.ratio,
+                     "week": vector.week, "undistributed": vector.undistributed, "fallback": vector.fallback,
+                     "tournaments": {"text": vector.text_tournament_id, "image": vector.image_tournament_id},
+                     "decisions": decisions,
+                     "weights": [{"competitor": e.competitor.name, "hotkey": e.competitor.hotkey, "weight": e.weight}
+                                 for e in vector.entries]}
+        statement = make_statement(Kind.WEIGHTS, [subject(f"weights/{vector.id}", payload_digest(predicate))], predicate)
+        append(session, self.key, f"weights:{vector.id}", Kind.WEIGHTS, statement)
 
     def _reveal(self, session: Session, tournament: Tournament) -> None:
         draw = get_draw(session, tournament.id)

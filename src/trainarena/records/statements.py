@@ -15,6 +15,7 @@ Kinds and what each attests (docs/records.md has every field):
 - ``round``: a played round: every task's outcome per competitor (referencing the evaluations).
 - ``decision``: the tournament's end: the boss decision, the champion, the weights, the rules used.
 - ``reveal``: at the end, the split seeds and salts the commitment hid.
+- ``weights``: a published weight vector (what goes on chain), naming the tournaments it came from.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Kind(StrEnum):
     ROUND = "round"
     DECISION = "decision"
     REVEAL = "reveal"
+    WEIGHTS = "weights"
 
 
 def predicate_type(kind: Kind) -> str:

@@ -20,10 +20,11 @@ from trainarena.api.paging import STORE_INT_MAX
 from trainarena.api.routes.tournaments import Kind
 from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.operations.history import Reign, champion_reigns
+from trainarena.records.recorder import publish_recorded
 from trainarena.registry import ChampionSource, champion_sources
 from trainarena.reporting.task_board import UnknownTaskError, task_board
 from trainarena.reporting.weights import csv_text, u16_export, u16_warnings, vector_record, weights_overview
-from trainarena.store import StoreError, get_vector, latest_vector, publish_weights
+from trainarena.store import StoreError, get_vector, latest_vector
 
 router = APIRouter(prefix="/v1", tags=["standings"], responses=ROLE_RESPONSES)
 
@@ -189,7 +190,7 @@ def publish(body: PublishIn, _operator: Operator, request: Request) -> Published
     at = body.at or datetime.now(UTC)
     try:
         with app_store(request).transaction() as session:
-            vector, new = publish_weights(session, rules=app_settings(request).weights, at=at if at.tzinfo else at.replace(tzinfo=UTC))
+            vector, new = publish_recorded(session, app_settings(request), at if at.tzinfo else at.replace(tzinfo=UTC))
             record = vector_record(vector)
     except StoreError as error:
         raise ApiError(409, "conflict", str(error)) from None
