@@ -7,7 +7,7 @@ band to judge it by; 2 the run cannot be audited (no record, the tree gone, an i
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -37,21 +37,29 @@ def _difference(comparison: Comparison) -> str:
 
 
 def _band(band: NoiseBand) -> str:
-    source = f"{band.runs} runs in {band.groups} groups of one tree on one task"
+    """The band in one short line: the quantile of pair differences, and how many runs it came from."""
     if band.relative is None:
-        return f"unknown for {band.task_type} tasks (from {source}: too few repeated runs)"
-    return f"{band.relative:.2%} ({band.quantile:.0%} of {band.pairs} pair differences; {source})"
+        return f"unknown for {band.task_type} tasks ({band.runs} repeated runs, {band.min_runs} needed)"
+    groups = "1 tree on 1 task" if band.groups == 1 else f"{band.groups} tree-task groups"
+    return f"±{band.relative:.2%} ({band.quantile:.0%} of pair gaps; {band.runs} runs, {groups})"
+
+
+def _script(submission: dict[str, Any]) -> str:
+    if submission.get("kind") == "registered":
+        return f"{submission['name']} ({submission['repo']} at {submission['commit'][:12]})"
+    commit = f"at {submission['commit'][:12]}" if submission.get("commit") else "not a git commit"
+    return f"working tree {submission['path']} ({commit})"
 
 
 def print_report(console: Console, report: AuditReport) -> None:
     comparison, task = report.comparison, report.task
     verdict = comparison.verdict.value
     if comparison.verdict == Verdict.FAILED:
-        verdict += f": {report.audit_status}, {report.failure_reason or 'no score'}"
+        verdict += f" ({report.audit_status}: {report.failure_reason or 'no score'})"
     record = report.record
     fields = [
         ("run", f"{report.run_id} (attempt {record.attempt}, log entries {record.run_index} and {record.evaluation_index})"),
-        ("script", report.submission),
+        ("script", _script(report.submission)),
         ("task", f"{task.name} ({task.task_type.value}, budget {task.budget_seconds:g} s, seed {task.seed})"),
         ("recorded", f"{_score(comparison.recorded)} ({comparison.direction.value} is better)"),
         ("new", f"{_score(comparison.new)} (run {report.audit_run_id}, `trainarena runs show {report.audit_run_id}`)"),

@@ -226,7 +226,7 @@ def _working_tree(settings: Settings, recorded: dict[str, Any], snapshot_path: s
         raise CannotAudit(f"the snapshot {snapshot} has changed since the run (digest {folder_digest(snapshot)}, "
                           f"recorded {digest}); delete it and snapshot the tree again")
     manifest = parse_manifest((snapshot / MANIFEST_NAME).read_text(encoding="utf-8"))
-    info = CompetitorInfo(snapshot.name, recorded["path"], recorded.get("commit") or "", digest, manifest.entrypoint,
+    info = CompetitorInfo(Path(recorded["path"]).name, recorded["path"], recorded.get("commit") or "", digest, manifest.entrypoint,
                           submission_dir=snapshot)
     return Submission(info, None, WorkingTree(recorded["path"], recorded.get("commit"), recorded.get("dirty"), str(snapshot)))
 
@@ -274,6 +274,7 @@ class NoiseBand:
     runs: int  # scored runs in groups of two or more
     groups: int  # (tree, task) pairs with two or more scored runs
     pairs: int  # pairs of runs the quantile is taken over
+    min_runs: int  # the runs needed for a band
 
 
 def noise_band(groups: Mapping[Any, Sequence[float]], task_type: str, *, quantile: float, min_runs: int) -> NoiseBand:
@@ -283,7 +284,7 @@ def noise_band(groups: Mapping[Any, Sequence[float]], task_type: str, *, quantil
     differences = [abs(a - b) / abs(float(np.mean(scores))) for scores in repeated for a, b in itertools.combinations(scores, 2)]
     runs = sum(len(scores) for scores in repeated)
     relative = float(np.quantile(differences, quantile)) if runs >= min_runs else None
-    return NoiseBand(task_type, relative, quantile, runs, len(repeated), len(differences))
+    return NoiseBand(task_type, relative, quantile, runs, len(repeated), len(differences), min_runs)
 
 
 class Verdict(StrEnum):
@@ -357,7 +358,7 @@ class AuditReport:
     run_id: int
     audit_run_id: int
     record: SignedRun
-    submission: str  # what ran, in words
+    submission: dict[str, Any]  # what ran, as the run statement names it
     task: TaskDefinition
     comparison: Comparison
     band: NoiseBand
@@ -398,15 +399,16 @@ def _rebuild(settings: Settings, store: Store, run_id: int) -> tuple[SignedRun, 
 
 
 def audit_run(settings: Settings, store: Store, executor: AuditExecutor, run_id: int, *, say: Say | None = None,
-              inputs: Callable[[Settings, TaskDefinition], Mapping[str, str | None]] = current_inputs) -> AuditReport:
+              inputs: Callable[[Settings, TaskDefinition], Mapping[str, str | None]] | None = None) -> AuditReport:
     """Check run ``run_id``'s record, rebuild its submission and task, check the inputs, run it again
-    (stored and recorded as an ad-hoc run) and compare. CannotAudit when any check before the run fails."""
+    (stored and recorded as an ad-hoc run) and compare. CannotAudit when any check before the run fails.
+    ``inputs`` gives today's input digests (default :func:`current_inputs`)."""
     tell = say or (lambda _message: None)
     tell(f"checking the signed record of run {run_id}")
     signed, submission = _rebuild(settings, store, run_id)
     task = rebuild_task(signed.run)
     tell(f"checking the digests of {task.name}'s base model and splits")
-    changed = changed_inputs(signed.run["task"], inputs(settings, task))
+    changed = changed_inputs(signed.run["task"], (inputs or current_inputs)(settings, task))
     if changed:
         raise CannotAudit(f"the inputs of run {run_id} changed since it was recorded, so a new score would not "
                           "say anything about the old one: " + "; ".join(changed))
@@ -424,8 +426,7 @@ def audit_run(settings: Settings, store: Store, executor: AuditExecutor, run_id:
                           quantile=band_rules.audit_band_quantile, min_runs=band_rules.audit_band_min_runs)
     new_score = None if report.evaluation is None or report.status != RunStatus.SUCCEEDED else report.evaluation.score
     comparison = compare(signed.evaluation["score"], new_score, Direction(signed.evaluation["direction"]), band)
-    what = f"{submission.info.name} ({submission.info.repo_url} at {submission.info.commit[:12] or 'no commit'})"
-    return AuditReport(run_id, new_id, signed, what, task, comparison, band, RunStatus(report.status).value,
+    return AuditReport(run_id, new_id, signed, signed.run["submission"], task, comparison, band, RunStatus(report.status).value,
                        report.failure_reason, run_dir)
 
 
