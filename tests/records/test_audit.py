@@ -337,3 +337,49 @@ def test_the_command_prints_the_comparison_at_80_columns_and_exits_by_verdict(se
 
     missing = runner.invoke(app, ["audit", "99", "--json"])
     assert missing.exit_code == 2 and "no run 99" in json.loads(missing.stdout)["error"]
+
+
+# --- a real run, audited through the sandbox --------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+def test_a_real_run_audited_through_the_sandbox_scores_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, assets,
+                                                                 tree: Path) -> None:  # fmt: skip
+    """A copier (it hands back the base model) is deterministic: registered or run as a working tree, its
+    audit trains it again in the sandbox, checks the real splits' digests, and gets the recorded score."""
+    data = tmp_path / "data"
+    (data / "cache").mkdir(parents=True)
+    (data / "cache" / "assets").symlink_to(assets.root.parent, target_is_directory=True)  # the session's build
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(data))
+    monkeypatch.setenv("TRAINARENA_SANDBOX__GRACE_SECONDS", "1")
+    task = tmp_path / "task.toml"
+    task.write_text(textwrap.dedent(f"""
+        name = "units-audit"
+        type = "instruct"
+        base_model = "{assets.tiny_llama}"
+        budget_seconds = 20
+        [dataset]
+        source = "{assets.datasets['units']}"
+        field_instruction = "instruction"
+        field_input = "input"
+        field_output = "output"
+        """))  # fmt: skip
+    runner = CliRunner()
+    repo, commit = make_example_repo(tree, tmp_path / "repo")
+    added = runner.invoke(app, ["competitor", "add", "copier", str(repo), commit])
+    assert added.exit_code == 0, added.output
+
+    for script in (["--competitor", "copier"], ["--repo", str(tree)]):
+        ran = runner.invoke(app, ["run", *script, "--task", str(task), "--json", "--no-reference"])
+        assert ran.exit_code == 0, ran.output
+        [run] = json.loads(ran.stdout)["runs"]
+        audited = runner.invoke(app, ["audit", str(run["run_id"]), "--json"])
+        assert audited.exit_code == 0, audited.output
+        report = json.loads(audited.stdout)
+        assert report["verdict"] == "consistent" and report["audit_status"] == "succeeded"
+        assert report["new"] == report["recorded"] == run["score"] and run["score"] > 0
+        assert Path(report["run_dir"], "output", "model.safetensors").is_file()
+        shown = runner.invoke(app, ["runs", "show", str(report["audit_run_id"]), "--json"])
+        assert shown.exit_code == 0 and json.loads(shown.stdout)["score"] == run["score"]
