@@ -19,6 +19,8 @@ import trainarena.cli.audit as audit_cli
 from trainarena.cli import app
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.demo.example_repos import make_example_repo
+from trainarena.engine.model import Stage
+from trainarena.orchestrator import create_tournament, drive
 from trainarena.records.audit import (
     CannotAudit,
     NoiseBand,
@@ -30,9 +32,10 @@ from trainarena.records.audit import (
 )
 from trainarena.records.log import entry_leaf_hash
 from trainarena.records.provenance import folder_digest
+from trainarena.records.recorder import Recorder
 from trainarena.records.signing import envelope_payload, init_key, sign_payload
 from trainarena.records.statements import PAYLOAD_TYPE
-from trainarena.runs import CompetitorInfo, RunReport
+from trainarena.runs import CompetitorInfo, RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.store import Store, open_store
 from trainarena.store.log_tables import LogEntry
@@ -234,6 +237,43 @@ def test_a_registered_checkout_is_checked_against_the_recorded_git_tree(settings
     (result.registration.checkout_dir / "train.py").write_text("print('swapped')\n")
     with pytest.raises(CannotAudit, match=f"has git tree [0-9a-f]{{12}}, the record names tree {row.tree_hash[:12]}"):
         _audit(settings, store, inputs, run_id, 2.5)
+
+
+class TournamentExecutor(ScoreExecutor):
+    """The orchestrator's executor: every run scores 1.5."""
+
+    def execute(self, request: RunRequest) -> RunReport:
+        self.scores = [1.5]
+        return self.run_task(request.competitor, request.task, request.run_dir, f"run{request.run_id}")
+
+
+def test_a_tournament_run_is_audited_until_its_repository_is_gone(settings: Settings, store: Store, inputs: Inputs,
+                                                                 tree: Path, tmp_path: Path) -> None:  # fmt: skip
+    def task_source(kind: str, stage: Stage, match_id: str, index: int, seed: int) -> TaskDefinition:
+        return TaskDefinition(f"instruct-{match_id}-{index}", TaskType.INSTRUCT, str(inputs.model), {"seed": seed}, 1.0, seed)
+
+    (tmp_path / "other").mkdir()
+    shutil.copytree(tree, tmp_path / "other", dirs_exist_ok=True)
+    (tmp_path / "other" / "train.py").write_text(COPIER + "# another competitor\n")
+    with store.transaction() as session:
+        for name, source in (("copier", tree), ("other", tmp_path / "other")):
+            repo, commit = make_example_repo(source, tmp_path / "repos" / name)
+            register_competitor(session, settings, name=name, repo=str(repo), commit=commit)
+        tournament_id = create_tournament(session, name="week-1", kind="text", seed=1, entrants=["copier", "other"]).id
+    drive(store, tournament_id, task_source=task_source, executor=TournamentExecutor(inputs, []), rules=settings.rules,
+          weight_rules=settings.weights, work_dir=settings.work_dir, recorder=Recorder(settings))  # fmt: skip
+    with store.session() as session:
+        run_id = session.scalars(select(Run.id).where(Run.origin == "tournament").order_by(Run.id)).first()
+
+    report, executor = _audit(settings, store, inputs, run_id, 1.5)
+    assert report.comparison.verdict == Verdict.CONSISTENT and report.submission["kind"] == "registered"
+    assert executor.calls[0][1].name.startswith("instruct-")
+
+    shutil.rmtree(settings.cache_dir / "checkouts")
+    shutil.rmtree(settings.cache_dir / "repos")
+    shutil.rmtree(tmp_path / "repos")
+    with pytest.raises(CannotAudit, match=r"the tree of \w+ \(.*\) is gone from the cache and cannot be fetched again"):
+        _audit(settings, store, inputs, run_id, 1.5)
 
 
 def test_git_tree_hash_is_gits_own(tmp_path: Path) -> None:
