@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from trainarena.cli import api, champions, competitor, demo, doctor, keys, models, run, runs, serve, status, tournament, weights
+from trainarena.cli import audit as audit_cli
 from trainarena.cli import jobs as jobs_cli
 from trainarena.cli import task as task_cli
 
@@ -24,6 +25,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(champions.app, name="champions")
 app.add_typer(jobs_cli.app, name="jobs")
 app.command("run")(run.run_command)
+app.command("audit")(audit_cli.audit_command)
 app.command("status")(status.status_command)
 app.command("demo")(demo.demo_command)
 app.command("doctor")(doctor.doctor_command)

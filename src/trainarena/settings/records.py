@@ -26,3 +26,11 @@ class RecordsRules(Section):
         "none", description="Which provider of hardware attestation reports (confidential-computing GPUs) the run "
         "statements embed; 'none' records that no report was available. No other provider ships yet."
     )
+    audit_band_quantile: float = Field(
+        0.95, gt=0.5, le=1.0, description="`trainarena audit`'s noise band: this quantile of the relative "
+        "differences between repeated runs of one script tree on one task, pooled over the task type (1: the largest)."
+    )
+    audit_band_min_runs: int = Field(
+        3, ge=2, description="Fewest scored runs, in groups of at least two runs of one tree on one task, before "
+        "`trainarena audit` states a noise band for a task type; with fewer it shows the difference alone."
+    )

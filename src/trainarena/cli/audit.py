@@ -1,0 +1,100 @@
+"""`trainarena audit RUN_ID`: run a stored run again from its signed record and compare the new score
+with the recorded one, against the noise band measured for the task type (``records.audit``).
+
+Exit codes: 0 consistent; 1 outside the band, the audit run failed, or a difference with no measured
+band to judge it by; 2 the run cannot be audited (no record, the tree gone, an input changed)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from trainarena.cli.output import fail, print_fields
+from trainarena.execution import SandboxUnavailable, make_backend
+from trainarena.pipeline import SandboxedExecutor
+from trainarena.records.audit import AuditReport, CannotAudit, Comparison, NoiseBand, Verdict, audit_run
+from trainarena.settings import Settings
+from trainarena.store import open_store
+
+CANNOT_AUDIT = 2
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _difference(comparison: Comparison) -> str:
+    if comparison.difference is None:
+        return "-"
+    if comparison.difference == 0:
+        return "none (the same score)"
+    relative = "" if comparison.relative is None else f" ({comparison.relative:+.2%})"
+    return f"{comparison.difference:+.4f}{relative}, {'better' if comparison.better else 'worse'}"
+
+
+def _band(band: NoiseBand) -> str:
+    """The band in one short line: the quantile of pair differences, and how many runs it came from."""
+    if band.relative is None:
+        return f"unknown for {band.task_type} tasks ({band.runs} repeated runs, {band.min_runs} needed)"
+    groups = "1 tree on 1 task" if band.groups == 1 else f"{band.groups} tree-task groups"
+    return f"±{band.relative:.2%} ({band.quantile:.0%} of pair gaps; {band.runs} runs, {groups})"
+
+
+def _script(submission: dict[str, Any]) -> str:
+    if submission.get("kind") == "registered":
+        return f"{submission['name']} ({submission['repo']} at {submission['commit'][:12]})"
+    commit = f"at {submission['commit'][:12]}" if submission.get("commit") else "not a git commit"
+    return f"working tree {submission['path']} ({commit})"
+
+
+def print_report(console: Console, report: AuditReport) -> None:
+    comparison, task = report.comparison, report.task
+    verdict = comparison.verdict.value
+    if comparison.verdict == Verdict.FAILED:
+        verdict += f" ({report.audit_status}: {report.failure_reason or 'no score'})"
+    record = report.record
+    fields = [
+        ("run", f"{report.run_id} (attempt {record.attempt}, log entries {record.run_index} and {record.evaluation_index})"),
+        ("script", _script(report.submission)),
+        ("task", f"{task.name} ({task.task_type.value}, budget {task.budget_seconds:g} s, seed {task.seed})"),
+        ("recorded", f"{_score(comparison.recorded)} ({comparison.direction.value} is better)"),
+        ("new", f"{_score(comparison.new)} (run {report.audit_run_id}, `trainarena runs show {report.audit_run_id}`)"),
+        ("difference", _difference(comparison)),
+        ("noise band", _band(report.band)),
+        ("verdict", verdict),
+    ]
+    print_fields(console, fields)
+
+
+def audit_command(
+    run_id: Annotated[int, typer.Argument(help="The run to audit (`trainarena runs list`).")],
+    unsafe: Annotated[bool, typer.Option("--unsafe", help="Run without a sandbox (only for scripts you trust).")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run a stored run again from its signed record and compare the new score with the recorded one."""
+    console = Console(stderr=json_output, highlight=False)
+    settings = Settings()
+    with open_store(settings) as store:
+        try:
+            backend = make_backend(settings, unsafe=unsafe)
+        except SandboxUnavailable as error:
+            raise fail(str(error), json_output, CANNOT_AUDIT, run_id=run_id) from error
+        executor = SandboxedExecutor(settings, backend)
+        status = console.status("")
+        try:
+            with status:
+                report = audit_run(settings, store, executor, run_id, say=lambda message: status.update(Text(message)))
+        except CannotAudit as error:
+            raise fail(f"cannot audit run {run_id}: {error}", json_output, CANNOT_AUDIT, run_id=run_id) from error
+        finally:
+            executor.close()
+    if json_output:
+        typer.echo(json.dumps({"ok": True, **report.to_json()}, indent=2))
+    else:
+        print_report(Console(highlight=False), report)
+    if report.comparison.verdict != Verdict.CONSISTENT:
+        raise typer.Exit(code=1)

@@ -1,0 +1,425 @@
+"""`trainarena audit`: a stored run re-executed from its signed record. Fake executors serve the logic
+(the record's lookup and signatures, refusals, changed inputs, the measured noise band, verdicts); one
+slow test audits a real `trainarena run` through the sandbox."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+from typer.testing import CliRunner
+
+import trainarena.cli.audit as audit_cli
+from trainarena.cli import app
+from trainarena.contract import Direction, RunStatus, TaskType
+from trainarena.demo.example_repos import make_example_repo
+from trainarena.engine.model import Stage
+from trainarena.orchestrator import create_tournament, drive
+from trainarena.records.audit import (
+    CannotAudit,
+    NoiseBand,
+    Verdict,
+    audit_run,
+    compare,
+    git_tree_hash,
+    noise_band,
+)
+from trainarena.records.log import entry_leaf_hash
+from trainarena.records.provenance import folder_digest
+from trainarena.records.recorder import Recorder
+from trainarena.records.signing import envelope_payload, init_key, sign_payload
+from trainarena.records.statements import PAYLOAD_TYPE
+from trainarena.runs import CompetitorInfo, RunReport, RunRequest
+from trainarena.settings import Settings
+from trainarena.store import Store, open_store
+from trainarena.store.log_tables import LogEntry
+from trainarena.store.models import EvaluationRow, Run
+from trainarena.submissions.service import register_competitor
+from trainarena.tasks.base import Evaluation, TaskDefinition
+from trainarena.workbench import Workbench, registered_script, worktree_script
+
+MANIFEST = '[trainarena]\ncontract = 1\nentrypoint = "train.py"\ntask_types = ["instruct"]\n'
+COPIER = textwrap.dedent(
+    """
+    import argparse, shutil
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model"); parser.add_argument("--output-dir")
+    args, _ = parser.parse_known_args()
+    shutil.copytree(args.model, args.output_dir, dirs_exist_ok=True)
+    """
+)
+
+
+class Inputs:
+    """A base model folder and prepared splits on disk: what the recorder digests and the audit checks."""
+
+    def __init__(self, root: Path) -> None:
+        self.model, self.train, self.hidden = root / "model", root / "prepared" / "train.jsonl", root / "hidden" / "hidden.jsonl"
+        for path, text in ((self.model / "config.json", "{}"), (self.train, "train\n"), (self.hidden, "hidden\n")):
+            path.parent.mkdir(parents=True)
+            path.write_text(text)
+
+    def digests(self, settings: Settings, task: TaskDefinition) -> dict[str, str | None]:
+        return {"base_model_sha256": folder_digest(self.model), "train_split_sha256": folder_digest(self.train),
+                "hidden_split_sha256": folder_digest(self.hidden.parent)}  # fmt: skip
+
+
+class ScoreExecutor:
+    """Hands out the given scores in turn (None: the run fails), writing logs and an artifact as a run would."""
+
+    def __init__(self, inputs: Inputs, scores: list[float | None]) -> None:
+        self.inputs, self.scores = inputs, list(scores)
+        self.calls: list[tuple[CompetitorInfo, TaskDefinition, Path]] = []
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        self.calls.append((competitor, task, run_dir))
+        score = self.scores.pop(0)
+        (run_dir / "logs").mkdir(parents=True)
+        (run_dir / "logs" / "stderr.log").write_text("step 1 loss 2.0\n")
+        times = {"started_at": 1_700_000_000.0, "finished_at": 1_700_000_030.0, "log_path": run_dir / "logs",
+                 "prepared_paths": {"train_file": str(self.inputs.train), "hidden_file": str(self.inputs.hidden)}}  # fmt: skip
+        if score is None:
+            return RunReport(RunStatus.FAILED, failure_reason="exited with code 1", **times)
+        (run_dir / "output").mkdir()
+        (run_dir / "output" / "model.safetensors").write_bytes(b"weights")
+        return RunReport(RunStatus.SUCCEEDED, artifact_path=run_dir / "output", artifact_digest="ab" * 32,
+                         evaluation=Evaluation(score, Direction.LOWER, per_example=(score,)), **times)  # fmt: skip
+
+    def evaluate_base_model(self, task: TaskDefinition) -> RunReport:
+        raise AssertionError("an audit never scores the base model")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    return Settings()
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    with open_store(settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> Inputs:
+    return Inputs(tmp_path / "inputs")
+
+
+@pytest.fixture
+def task(inputs: Inputs) -> TaskDefinition:
+    return TaskDefinition("units", TaskType.INSTRUCT, str(inputs.model), {"source": "units.jsonl", "field_output": "a"}, 30.0, 5)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    folder = tmp_path / "copier"
+    folder.mkdir()
+    (folder / "train.py").write_text(COPIER)
+    (folder / "trainarena.toml").write_text(MANIFEST)
+    return folder
+
+
+def _runs(settings: Settings, store: Store, inputs: Inputs, tree: Path, task: TaskDefinition, scores: list[float | None]) -> list[int]:
+    """The working tree run once per score (seeds 5, 6, ...), stored and recorded as `trainarena run` does."""
+    executor = ScoreExecutor(inputs, scores)
+    return Workbench(settings, store, executor).run(worktree_script(settings, tree), task, seeds=len(scores))
+
+
+def _audit(settings: Settings, store: Store, inputs: Inputs, run_id: int, new: float | None):
+    executor = ScoreExecutor(inputs, [new])
+    return audit_run(settings, store, executor, run_id, inputs=inputs.digests), executor
+
+
+def test_an_audit_reruns_the_recorded_tree_and_task_and_records_itself(settings: Settings, store: Store, inputs: Inputs,
+                                                                       tree: Path, task: TaskDefinition) -> None:  # fmt: skip
+    [run_id] = _runs(settings, store, inputs, tree, task, [2.5])
+    report, executor = _audit(settings, store, inputs, run_id, 2.5)
+
+    [(competitor, rerun_task, run_dir)] = executor.calls
+    assert rerun_task == task  # type, base model, dataset and mapping, budget and seed, from the record
+    assert competitor.submission_dir is not None and (competitor.submission_dir / "train.py").read_text() == COPIER
+    assert run_dir == settings.work_dir / "audits" / f"run-{run_id}-{report.audit_run_id}"
+    assert report.comparison.verdict == Verdict.CONSISTENT and report.comparison.difference == 0
+    assert (report.record.run_index, report.record.evaluation_index) == (0, 1)
+    with store.session() as session:
+        audit = session.get_one(Run, report.audit_run_id)
+        assert audit.origin == "adhoc" and audit.snapshot_path == str(competitor.submission_dir)
+        assert audit.evaluation is not None and audit.evaluation.score == 2.5
+        keys = set(session.scalars(select(LogEntry.key)))
+    assert {f"run:{report.audit_run_id}:attempt:1", f"evaluation:{report.audit_run_id}:attempt:1"} <= keys
+
+
+def test_a_run_stored_while_records_were_off_has_no_record_to_audit(settings: Settings, store: Store, inputs: Inputs, tree: Path,
+                                                                    task: TaskDefinition, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    init_key(settings.operator_key_path)
+    monkeypatch.setenv("TRAINARENA_RECORDS__ENABLED", "false")
+    [run_id] = _runs(Settings(), store, inputs, tree, task, [2.5])
+    with pytest.raises(CannotAudit, match=rf"run:{run_id}:attempt:1 is not in the transparency log.*records.enabled was off"):
+        _audit(settings, store, inputs, run_id, 2.5)
+    with pytest.raises(CannotAudit, match="no run 99"):
+        _audit(settings, store, inputs, 99, 2.5)
+
+
+def test_a_record_signed_by_another_key_is_refused(settings: Settings, store: Store, inputs: Inputs, tree: Path,
+                                                   task: TaskDefinition, tmp_path: Path) -> None:  # fmt: skip
+    [run_id] = _runs(settings, store, inputs, tree, task, [2.5])
+    other = init_key(tmp_path / "other.pem")
+    with store.transaction() as session:
+        entry = session.scalars(select(LogEntry).where(LogEntry.key == f"evaluation:{run_id}:attempt:1")).one()
+        forged = sign_payload(other, PAYLOAD_TYPE, envelope_payload(entry.envelope))
+        entry.envelope = forged
+        entry.leaf_hash = entry_leaf_hash(forged).hex()
+    with pytest.raises(CannotAudit, match=rf"log entry 1 \(evaluation:{run_id}:attempt:1\): not signed by key"):
+        _audit(settings, store, inputs, run_id, 2.5)
+
+
+def test_a_score_changed_in_the_store_is_named(settings: Settings, store: Store, inputs: Inputs, tree: Path, task: TaskDefinition) -> None:
+    [run_id] = _runs(settings, store, inputs, tree, task, [2.5])
+    with store.transaction() as session:
+        session.execute(update(EvaluationRow).values(score=1.5))
+    with pytest.raises(CannotAudit, match=r"score: 1\.5 in the store, 2\.5 signed"):
+        _audit(settings, store, inputs, run_id, 2.5)
+
+
+def test_a_changed_hidden_split_is_reported_and_nothing_runs(settings: Settings, store: Store, inputs: Inputs, tree: Path,
+                                                             task: TaskDefinition) -> None:  # fmt: skip
+    [run_id] = _runs(settings, store, inputs, tree, task, [2.5])
+    recorded = folder_digest(inputs.hidden.parent)
+    inputs.hidden.write_text("hidden, with another example\n")
+    with pytest.raises(CannotAudit, match=rf"inputs of run {run_id} changed.*hidden split: recorded {recorded}, now [0-9a-f]{{64}}") as caught:
+        _audit(settings, store, inputs, run_id, 2.5)
+    assert "train split" not in str(caught.value) and "base model" not in str(caught.value)
+    with store.session() as session:
+        assert session.scalars(select(Run.id)).all() == [run_id]  # no audit run was started
+
+
+def test_a_snapshot_changed_or_gone_with_its_tree_cannot_be_audited(settings: Settings, store: Store, inputs: Inputs, tree: Path,
+                                                                    task: TaskDefinition) -> None:  # fmt: skip
+    [run_id] = _runs(settings, store, inputs, tree, task, [2.5])
+    with store.session() as session:
+        snapshot = Path(session.get_one(Run, run_id).snapshot_path)
+    (snapshot / "train.py").write_text(COPIER + "print('changed')\n")
+    with pytest.raises(CannotAudit, match=f"the snapshot {snapshot} has changed since the run"):
+        _audit(settings, store, inputs, run_id, 2.5)
+
+    shutil.rmtree(snapshot)  # the cache cleared: the unchanged source folder serves again
+    report, _ = _audit(settings, store, inputs, run_id, 2.5)
+    assert report.comparison.verdict == Verdict.CONSISTENT and snapshot.is_dir()
+
+    shutil.rmtree(snapshot)
+    (tree / "train.py").write_text(COPIER + "# edited since\n")
+    with pytest.raises(CannotAudit, match=f"the working tree at {tree} no longer holds the tree it ran.*the tree is gone"):
+        _audit(settings, store, inputs, run_id, 2.5)
+
+
+def test_a_registered_checkout_is_checked_against_the_recorded_git_tree(settings: Settings, store: Store, inputs: Inputs,
+                                                                        tree: Path, task: TaskDefinition, tmp_path: Path) -> None:  # fmt: skip
+    repo, commit = make_example_repo(tree, tmp_path / "repo")
+    with store.transaction() as session:
+        result = register_competitor(session, settings, name="copier", repo=str(repo), commit=commit)
+        row = result.competitor
+        info = CompetitorInfo(row.name, row.repo_url, row.commit, row.tree_hash, row.entrypoint)
+    [run_id] = Workbench(settings, store, ScoreExecutor(inputs, [2.5])).run(registered_script(info), task)
+
+    report, executor = _audit(settings, store, inputs, run_id, 2.5)
+    assert report.comparison.verdict == Verdict.CONSISTENT
+    assert executor.calls[0][0].submission_dir == result.registration.checkout_dir
+    (result.registration.checkout_dir / "train.py").write_text("print('swapped')\n")
+    with pytest.raises(CannotAudit, match=f"has git tree [0-9a-f]{{12}}, the record names tree {row.tree_hash[:12]}"):
+        _audit(settings, store, inputs, run_id, 2.5)
+
+
+class TournamentExecutor(ScoreExecutor):
+    """The orchestrator's executor: every run scores 1.5."""
+
+    def execute(self, request: RunRequest) -> RunReport:
+        self.scores = [1.5]
+        return self.run_task(request.competitor, request.task, request.run_dir, f"run{request.run_id}")
+
+
+def test_a_tournament_run_is_audited_until_its_repository_is_gone(settings: Settings, store: Store, inputs: Inputs,
+                                                                 tree: Path, tmp_path: Path) -> None:  # fmt: skip
+    def task_source(kind: str, stage: Stage, match_id: str, index: int, seed: int) -> TaskDefinition:
+        return TaskDefinition(f"instruct-{match_id}-{index}", TaskType.INSTRUCT, str(inputs.model), {"seed": seed}, 1.0, seed)
+
+    (tmp_path / "other").mkdir()
+    shutil.copytree(tree, tmp_path / "other", dirs_exist_ok=True)
+    (tmp_path / "other" / "train.py").write_text(COPIER + "# another competitor\n")
+    with store.transaction() as session:
+        for name, source in (("copier", tree), ("other", tmp_path / "other")):
+            repo, commit = make_example_repo(source, tmp_path / "repos" / name)
+            register_competitor(session, settings, name=name, repo=str(repo), commit=commit)
+        tournament_id = create_tournament(session, name="week-1", kind="text", seed=1, entrants=["copier", "other"]).id
+    drive(store, tournament_id, task_source=task_source, executor=TournamentExecutor(inputs, []), rules=settings.rules,
+          weight_rules=settings.weights, work_dir=settings.work_dir, recorder=Recorder(settings))  # fmt: skip
+    with store.session() as session:
+        run_id = session.scalars(select(Run.id).where(Run.origin == "tournament").order_by(Run.id)).first()
+
+    report, executor = _audit(settings, store, inputs, run_id, 1.5)
+    assert report.comparison.verdict == Verdict.CONSISTENT and report.submission["kind"] == "registered"
+    assert executor.calls[0][1].name.startswith("instruct-")
+
+    shutil.rmtree(settings.cache_dir / "checkouts")
+    shutil.rmtree(settings.cache_dir / "repos")
+    shutil.rmtree(tmp_path / "repos")
+    with pytest.raises(CannotAudit, match=r"the tree of \w+ \(.*\) is gone from the cache and cannot be fetched again"):
+        _audit(settings, store, inputs, run_id, 1.5)
+
+
+def test_git_tree_hash_is_gits_own(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "pkg" / "deep").mkdir(parents=True)
+    (repo / "train.py").write_text("print(1)\n")
+    (repo / "run.sh").write_text("#!/bin/sh\n")
+    (repo / "run.sh").chmod(0o755)
+    (repo / "pkg" / "deep" / "a.txt").write_text("a")
+    (repo / "pkg.txt").write_text("sorted before pkg/ in git's order")
+    (repo / "link").symlink_to("train.py")
+    git = ["git", "-C", str(repo)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    expected = subprocess.run([*git, "write-tree"], check=True, capture_output=True, text=True).stdout.strip()
+    shutil.rmtree(repo / ".git")
+    (repo / "empty").mkdir()  # git keeps no empty folders
+    assert git_tree_hash(repo) == expected
+
+
+def test_the_band_is_measured_from_repeated_runs_of_one_tree_on_one_task(settings: Settings, store: Store, inputs: Inputs,
+                                                                          tree: Path, task: TaskDefinition) -> None:  # fmt: skip
+    first, *_ = _runs(settings, store, inputs, tree, task, [2.0, 2.1, 1.9])  # `trainarena run --seeds 3`
+    close, _ = _audit(settings, store, inputs, first, 2.05)
+    # Pairs of 2.0, 2.1, 1.9 differ by 0.1, 0.1, 0.2 over a mean of 2.0; the audit's own run is not in its band.
+    assert (close.band.runs, close.band.groups, close.band.pairs) == (3, 1, 3)
+    assert close.band.relative == pytest.approx(0.095)  # the 95 % quantile of 0.05, 0.05, 0.1 (interpolated)
+    assert close.comparison.verdict == Verdict.CONSISTENT and close.comparison.relative == pytest.approx(0.025)
+    assert close.comparison.better is False  # lower is better: 2.05 is worse than 2.0
+
+    far, _ = _audit(settings, store, inputs, first, 1.5)
+    assert far.band.runs == 4  # the first audit's run counts now
+    assert far.comparison.verdict == Verdict.OUTSIDE and far.comparison.better is True
+    assert far.comparison.relative == pytest.approx(-0.25)
+
+
+def test_without_repeated_runs_the_band_is_unknown_and_the_difference_stands_alone(settings: Settings, store: Store,
+                                                                                     inputs: Inputs, tree: Path, task: TaskDefinition) -> None:  # fmt: skip
+    [run_id] = _runs(settings, store, inputs, tree, task, [2.0])
+    report, _ = _audit(settings, store, inputs, run_id, 2.2)
+    assert report.band.relative is None and report.band.runs == 0
+    assert report.comparison.verdict == Verdict.UNJUDGED and report.comparison.relative == pytest.approx(0.1)
+
+    failed, _ = _audit(settings, store, inputs, run_id, None)
+    assert failed.comparison.verdict == Verdict.FAILED and failed.audit_status == "failed"
+    assert failed.failure_reason == "exited with code 1"
+
+
+def test_noise_band_pools_groups_and_needs_enough_runs() -> None:
+    groups = {("task-a", "tree-1"): [1.0, 1.1], ("task-b", "tree-1"): [4.0, 4.0, 4.4], ("task-a", "tree-2"): [3.0],
+              ("task-c", "tree-3"): [0.0, 0.0]}  # fmt: skip
+    band = noise_band(groups, "instruct", quantile=1.0, min_runs=3)
+    # single runs and zero means say nothing about relative noise; the largest pair is 0.4 over 4.133
+    assert (band.runs, band.groups, band.pairs) == (5, 2, 4)
+    assert band.relative == pytest.approx(0.4 / (12.4 / 3))
+    assert noise_band(groups, "instruct", quantile=1.0, min_runs=6).relative is None
+    assert noise_band({}, "dpo", quantile=0.95, min_runs=2) == NoiseBand("dpo", None, 0.95, 0, 0, 0, 2)
+
+
+def test_compare_judges_in_the_task_direction() -> None:
+    band = NoiseBand("grpo", 0.1, 0.95, 6, 2, 6, 3)
+    assert compare(0.5, 0.54, Direction.HIGHER, band).verdict == Verdict.CONSISTENT
+    higher = compare(0.5, 0.6, Direction.HIGHER, band)
+    assert higher.verdict == Verdict.OUTSIDE and higher.better is True and higher.difference == pytest.approx(0.1)
+    assert compare(0.0, 0.0, Direction.LOWER, band).verdict == Verdict.CONSISTENT
+    assert compare(0.0, 0.1, Direction.LOWER, band).verdict == Verdict.OUTSIDE  # no relative difference to a zero score
+    assert compare(0.5, None, Direction.LOWER, band).verdict == Verdict.FAILED
+
+
+# --- the command ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_executor(monkeypatch: pytest.MonkeyPatch, inputs: Inputs) -> ScoreExecutor:
+    fake = ScoreExecutor(inputs, [])
+    monkeypatch.setattr(audit_cli, "make_backend", lambda settings, unsafe: object())
+    monkeypatch.setattr(audit_cli, "SandboxedExecutor", lambda settings, backend: fake)
+    monkeypatch.setattr("trainarena.records.audit.current_inputs", inputs.digests)
+    return fake
+
+
+def test_the_command_prints_the_comparison_at_80_columns_and_exits_by_verdict(settings: Settings, store: Store, inputs: Inputs,
+                                                                               tree: Path, task: TaskDefinition,
+                                                                               cli_executor: ScoreExecutor) -> None:  # fmt: skip
+    first, *_ = _runs(settings, store, inputs, tree, task, [2.0, 2.1, 1.9])
+    runner = CliRunner()
+    cli_executor.scores = [2.0]
+    same = runner.invoke(app, ["audit", str(first)], terminal_width=80)
+    assert same.exit_code == 0, same.output
+    assert "verdict" in same.output and "consistent" in same.output and "none (the same score)" in same.output
+    assert "(95% of pair gaps; 3 runs, 1 tree on 1 task)" in same.output
+    # every line fits 80 columns but the script's, whose path runs on as `runs show` lets a path run on
+    assert all(len(line) <= 80 for line in same.output.splitlines() if not line.startswith("script"))
+
+    cli_executor.scores = [1.0]
+    outside = runner.invoke(app, ["audit", str(first), "--json"])
+    assert outside.exit_code == 1, outside.output
+    data = json.loads(outside.stdout)
+    assert data["verdict"] == "outside the band" and data["recorded"] == 2.0 and data["new"] == 1.0
+    assert data["relative"] == pytest.approx(-0.5) and data["band"]["runs"] == 4 and data["record"]["run_entry"] == 0
+
+    missing = runner.invoke(app, ["audit", "99", "--json"])
+    assert missing.exit_code == 2 and "no run 99" in json.loads(missing.stdout)["error"]
+
+
+# --- a real run, audited through the sandbox --------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+def test_a_real_run_audited_through_the_sandbox_scores_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, assets,
+                                                                 tree: Path) -> None:  # fmt: skip
+    """A copier (it hands back the base model) is deterministic: registered or run as a working tree, its
+    audit trains it again in the sandbox, checks the real splits' digests, and gets the recorded score."""
+    data = tmp_path / "data"
+    (data / "cache").mkdir(parents=True)
+    (data / "cache" / "assets").symlink_to(assets.root.parent, target_is_directory=True)  # the session's build
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(data))
+    monkeypatch.setenv("TRAINARENA_SANDBOX__GRACE_SECONDS", "1")
+    task = tmp_path / "task.toml"
+    task.write_text(textwrap.dedent(f"""
+        name = "units-audit"
+        type = "instruct"
+        base_model = "{assets.tiny_llama}"
+        budget_seconds = 20
+        [dataset]
+        source = "{assets.datasets['units']}"
+        field_instruction = "instruction"
+        field_input = "input"
+        field_output = "output"
+        """))  # fmt: skip
+    runner = CliRunner()
+    repo, commit = make_example_repo(tree, tmp_path / "repo")
+    added = runner.invoke(app, ["competitor", "add", "copier", str(repo), commit])
+    assert added.exit_code == 0, added.output
+
+    for script in (["--competitor", "copier"], ["--repo", str(tree)]):
+        ran = runner.invoke(app, ["run", *script, "--task", str(task), "--json", "--no-reference"])
+        assert ran.exit_code == 0, ran.output
+        [run] = json.loads(ran.stdout)["runs"]
+        audited = runner.invoke(app, ["audit", str(run["run_id"]), "--json"])
+        assert audited.exit_code == 0, audited.output
+        report = json.loads(audited.stdout)
+        assert report["verdict"] == "consistent" and report["audit_status"] == "succeeded"
+        assert report["new"] == report["recorded"] == run["score"] and run["score"] > 0
+        assert Path(report["run_dir"], "output", "model.safetensors").is_file()
+        shown = runner.invoke(app, ["runs", "show", str(report["audit_run_id"]), "--json"])
+        assert shown.exit_code == 0 and json.loads(shown.stdout)["score"] == run["score"]
