@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,7 @@ class Recorder:
             "failure": evaluation.failure,
             "per_example_count": len(evaluation.per_example),
             "per_example_sha256": per_example_digest(evaluation.per_example),
-            "details": evaluation.details,
+            "details": _json_safe(evaluation.details),
         }
         return make_statement(Kind.EVALUATION, run_statement["subject"], predicate)
 
@@ -269,6 +270,18 @@ def _outcome_reference(session: Session, runs: dict[tuple[str, int, str], Run], 
     return {"run_id": run.id, "attempt": number, "evaluation": _reference(evaluation)}
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with each NaN or infinite float as its name ('nan', 'inf', '-inf'): canonical JSON has
+    none, and a diverged model's evaluation details hold them (a DPO reward margin of NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
 def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -288,7 +301,7 @@ def _place(run: Run) -> dict[str, Any] | None:
             "round": round_row.index, "stage": round_row.stage, "match_id": match.match_id, "task_index": run.task.index}
 
 
-def _job_id(session: Session, run: Run) -> int | None:
+def _job_id(session: Session, run: Run) -> str | None:
     return session.scalar(select(Job.id).where(Job.run_id == run.id))
 
 
