@@ -120,9 +120,10 @@ def settings_for(data_dir: Path, **overrides: object) -> Settings:
     return fast.model_copy(update=overrides) if overrides else fast
 
 
-def run_jobs(settings: Settings, store: Store) -> RecordedJobs:
-    """One finished job for each of two customers, run by the job worker with a fake executor."""
-    acme, globex = customer(store, "acme"), customer(store, "globex")
+def run_jobs(settings: Settings, store: Store, owners: tuple[int, int] | None = None) -> RecordedJobs:
+    """One finished job for each of two customers (``owners``' key ids, else two new customers
+    acme and globex), run by the job worker with a fake executor."""
+    acme, globex = owners or (customer(store, "acme"), customer(store, "globex"))
     mine = queued_job(settings, store, acme, uploaded(settings, store, acme), validation_share=0.2, seed=7)
     theirs = queued_job(settings, store, globex, uploaded(settings, store, globex))
     worker = JobWorker(settings, store=store, executor=FakeExecutor())
