@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from trainarena.records.engine_json import per_example_digest, played_round_json
 from trainarena.records.hardware import hardware_provider
 from trainarena.records.log import Subjects, append
 from trainarena.records.provenance import environment, file_subjects, folder_digest, sandbox_applied
-from trainarena.records.signing import OperatorKey, envelope_payload, init_key, load_key
+from trainarena.records.signing import OperatorKey, envelope_payload, init_key, json_safe, load_key
 from trainarena.records.statements import Kind, commitment_hash, make_statement, payload_digest, subject
 from trainarena.runs import definition_from_json
 from trainarena.settings import Settings, TournamentRules, WeightRules
@@ -157,7 +156,7 @@ class Recorder:
             "failure": evaluation.failure,
             "per_example_count": len(evaluation.per_example),
             "per_example_sha256": per_example_digest(evaluation.per_example),
-            "details": _json_safe(evaluation.details),
+            "details": json_safe(evaluation.details),
         }
         return make_statement(Kind.EVALUATION, run_statement["subject"], predicate)
 
@@ -268,18 +267,6 @@ def _outcome_reference(session: Session, runs: dict[tuple[str, int, str], Run], 
     number = None if run.counted_attempt is None else run.counted_attempt.number
     evaluation = None if number is None else _entry(session, f"evaluation:{run.id}:attempt:{number}")
     return {"run_id": run.id, "attempt": number, "evaluation": _reference(evaluation)}
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` with each NaN or infinite float as its name ('nan', 'inf', '-inf'): canonical JSON has
-    none, and a diverged model's evaluation details hold them (a DPO reward margin of NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value
 
 
 def _iso(value: Any) -> str | None:
