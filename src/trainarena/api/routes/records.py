@@ -4,8 +4,8 @@ between two heads; each checkable with ``trainarena.records.merkle`` and the pub
 
 Any key may read them: records exist so that anyone holding the public key can check results, and
 tournament results are public already (the dashboard). A key is still needed, as on every route but
-the health check, so that proofs (O(log size) hashes each, over leaves read from the store) are rate
-limited per key. A customer's job is private, so an entry recorded for a job is shown only to that
+the health check, so that proofs (each hashes over the whole log's leaves, read from the store) are
+rate limited per key. A customer's job is private, so an entry recorded for a job is shown only to that
 job's owner and to operators: to anyone else it does not exist (404, and absent from listings).
 """
 
