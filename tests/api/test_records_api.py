@@ -202,3 +202,11 @@ def test_an_empty_log_and_a_missing_key_say_so(tmp_path: Path) -> None:
         no_key = api.get("/public-key")
         assert no_key.status_code == 404 and "trainarena keys init" in no_key.json()["error"]["message"]
         assert not settings.operator_key_path.exists()  # reading never creates the key
+
+
+def test_bad_filters_and_sizes_are_422(records_api: RecordsApi) -> None:
+    for path, params in (("/entries", {"tournament_id": 0}), ("/entries", {"run_id": 2**31}), ("/tree-head", {"size": 0}),
+                         ("/consistency", {"first": 0}), ("/entries", {"job_id": "j" * 41})):
+        response = records_api.get(path, **params)
+        assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_request", (path, params)
+    assert records_api.get("/entries/-1").status_code == 422

@@ -45,7 +45,6 @@ router = APIRouter(prefix="/v1/records", tags=["records"], responses=ERROR_RESPO
 
 KEY_ID_HEADER = "X-Trainarena-Key-Id"
 SIZE_HELP = "A signed tree head's size (the number of entries it covers)."
-StoreInt = Annotated[int | None, Query(ge=1, le=STORE_INT_MAX)]
 
 
 class KeyFormat(StrEnum):
@@ -151,8 +150,9 @@ def entries(
     caller: Caller,
     request: Request,
     window: PageWindow,
-    tournament_id: Annotated[StoreInt, Query(description="Only this tournament's entries.")] = None,
-    run_id: Annotated[StoreInt, Query(description="Only this run's entries (its run and evaluation statements).")] = None,
+    tournament_id: Annotated[int | None, Query(ge=1, le=STORE_INT_MAX, description="Only this tournament's entries.")] = None,
+    run_id: Annotated[int | None, Query(ge=1, le=STORE_INT_MAX, description="Only this run's entries (its run and "
+                                        "evaluation statements).")] = None,
     job_id: Annotated[str | None, Query(max_length=40, description="Only this job's entries (yours, or any for operators).")] = None,
     kind: Annotated[Kind | None, Query(description="Only entries of this kind.")] = None,
 ) -> EntryPage:
