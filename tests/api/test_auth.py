@@ -59,6 +59,12 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/models/{model_id}"): ANY_KEY,
     ("GET", "/v1/models/{model_id}/download"): ANY_KEY,
     ("POST", "/v1/models/{model_id}/publish"): OPERATORS,
+    # Every key reads the signed records (a customer's job entries: only its own; operators all).
+    ("GET", "/v1/records/public-key"): ANY_KEY,
+    ("GET", "/v1/records/tree-head"): ANY_KEY,
+    ("GET", "/v1/records/entries"): ANY_KEY,
+    ("GET", "/v1/records/entries/{index}"): ANY_KEY,
+    ("GET", "/v1/records/consistency"): ANY_KEY,
 }
 
 

@@ -1,20 +1,24 @@
-"""`trainarena keys create | list | revoke`: the HTTP API's bearer keys (docs/api.md, "Keys and roles")."""
+"""`trainarena keys create | list | revoke`: the HTTP API's bearer keys (docs/api.md, "Keys and roles");
+`trainarena keys init | public`: the operator's signing key for the records (docs/records.md)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from trainarena.cli.output import Col, OneLineTable, fail, print_fields
+from trainarena.records.signing import OperatorKeyError, init_key, load_key
 from trainarena.settings import Settings
 from trainarena.store import StoreError, open_store
 from trainarena.store.api_keys import create_key, list_keys, revoke_key
 from trainarena.store.models import ApiKey, ApiRole
 
-app = typer.Typer(help="Create, list and revoke the HTTP API's keys.", no_args_is_help=True)
+app = typer.Typer(help="Create, list and revoke the HTTP API's keys; create and export the operator's signing key.",
+                  no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 KEY_COLUMNS = (Col("name", shrink_to=12), Col("role"), Col("key starts"), Col("created"), Col("last used"), Col("revoked"))
@@ -78,3 +82,46 @@ def revoke_command(name: Annotated[str, typer.Argument(help="The key's name.")],
     except StoreError as error:
         raise fail(str(error), as_json, name=name) from None
     typer.echo(json.dumps({"ok": True, **record}) if as_json else f"revoked {name}")
+
+
+@app.command("init")
+def init_command(
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing signing key (records signed with it "
+                                        "then verify only with its old public key).")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """The operator's signing key for the records (not an API key): create it, print its public key."""
+    path = Settings().operator_key_path
+    try:
+        key = init_key(path, force=force)
+    except OperatorKeyError as error:
+        hint = "; first keep its public key for them: trainarena keys public --output old-key.pem" if path.exists() else ""
+        raise fail(f"{error}{hint}", as_json, path=str(path)) from None
+    record = {"path": str(key.path), "keyid": key.keyid, "public_key_pem": key.public_pem()}
+    if as_json:
+        typer.echo(json.dumps({"ok": True, **record}))
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    print_fields(console, [("signing key", record["path"]), ("fingerprint", key.keyid)])
+    console.print("Keep the private key secret and backed up. Verifiers need only the public key "
+                  "(`trainarena keys public --output FILE`):")
+    typer.echo(record["public_key_pem"], nl=False)
+
+
+@app.command("public")
+def public_command(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the PEM to this file instead of stdout.",
+                                                dir_okay=False)] = None,
+) -> None:
+    """Print (or write) the operator's public signing key as PEM: what verifiers of the records need."""
+    path = Settings().operator_key_path
+    try:
+        pem = load_key(path).public_pem()
+    except OperatorKeyError as error:
+        raise fail(str(error)) from None
+    if output is None:
+        typer.echo(pem, nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(pem)
+    typer.echo(f"wrote the public key to {output}", err=True)

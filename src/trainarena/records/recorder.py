@@ -33,7 +33,7 @@ from trainarena.records.engine_json import per_example_digest, played_round_json
 from trainarena.records.hardware import hardware_provider
 from trainarena.records.log import Subjects, append
 from trainarena.records.provenance import environment, file_subjects, folder_digest, sandbox_applied
-from trainarena.records.signing import OperatorKey, envelope_payload, init_key, load_key
+from trainarena.records.signing import OperatorKey, envelope_payload, init_key, json_safe, load_key
 from trainarena.records.statements import Kind, commitment_hash, make_statement, payload_digest, subject
 from trainarena.runs import definition_from_json
 from trainarena.settings import Settings, TournamentRules, WeightRules
@@ -167,7 +167,7 @@ class Recorder:
             "failure": evaluation.failure,
             "per_example_count": len(evaluation.per_example),
             "per_example_sha256": per_example_digest(evaluation.per_example),
-            "details": evaluation.details,
+            "details": json_safe(evaluation.details),
         }
         return make_statement(Kind.EVALUATION, run_statement["subject"], predicate)
 
@@ -313,7 +313,7 @@ def _place(run: Run) -> dict[str, Any] | None:
             "round": round_row.index, "stage": round_row.stage, "match_id": match.match_id, "task_index": run.task.index}
 
 
-def _job_id(session: Session, run: Run) -> int | None:
+def _job_id(session: Session, run: Run) -> str | None:
     return session.scalar(select(Job.id).where(Job.run_id == run.id))
 
 

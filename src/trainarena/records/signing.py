@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,8 @@ from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
 __all__ = [
-    "OperatorKey", "OperatorKeyError", "SignatureError", "canonical_json", "envelope_payload", "init_key", "load_key",
-    "open_envelope", "public_key_from_pem", "sign_payload",
+    "OperatorKey", "OperatorKeyError", "SignatureError", "canonical_json", "envelope_payload", "init_key", "json_safe",
+    "load_key", "open_envelope", "public_key_from_pem", "sign_payload",
 ]
 
 
@@ -41,6 +42,18 @@ class SignatureError(ValueError):
 def canonical_json(value: Any) -> bytes:
     """The one byte form of a JSON value that is signed and hashed."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with each NaN or infinite float as its name ('nan', 'inf', '-inf'), which canonical JSON
+    refuses: for what a statement quotes from elsewhere (a diverged model's evaluation details)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
