@@ -121,7 +121,7 @@ def list_command(
     named = [row["name"] for row in rows if row["copy_flag"] is not None]
     if named:
         Console(highlight=False).print(labelled(
-            "flagged as copies", "yellow", f"{', '.join(named)}; see `trainarena competitor list --flagged`"
+            "flagged as copies", "yellow", f"{', '.join(named)} (see `competitor list --flagged`)"
         ))
 
 
