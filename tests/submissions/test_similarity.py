@@ -15,7 +15,15 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from trainarena.settings import RegistrationRules
-from trainarena.submissions.similarity import Closest, closest, kgram_hashes, normalised_tokens, similarity, tree_fingerprints, winnow
+from trainarena.submissions.similarity import (
+    Closest,
+    closest,
+    kgram_hashes,
+    normalised_tokens,
+    similarity,
+    tree_fingerprints,
+    winnow,
+)
 
 RULES = RegistrationRules()
 K, WINDOW, MIN_SIZE = RULES.similarity_k, RULES.similarity_window, RULES.similarity_min_fingerprints
