@@ -9,8 +9,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-# The stores and data other test folders build serve these tests too (cli_store, operator_data).
-sys.path[:0] = [str(Path(__file__).parents[1] / "cli"), str(Path(__file__).parents[1] / "operations")]
+# The stores and data other test folders build serve these tests too (cli_store, operator_data, disguised).
+sys.path[:0] = [str(Path(__file__).parents[1] / folder) for folder in ("cli", "operations", "submissions")]
 
 from cli_store import FinishedStore  # noqa: E402
 

@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from disguised import disguised_copy
 from submission_repos import RepoFactory, git
 from typer.testing import CliRunner
 
 from trainarena.cli import app
+from trainarena.demo.example_repos import make_example_repo
+from trainarena.demo.text import examples_root
 
 
 @pytest.fixture
@@ -40,7 +43,22 @@ def test_add_list_show(runner: CliRunner, make_repo: RepoFactory) -> None:
     assert shown["repo_url"] == repo.resolve().as_uri()
 
 
-def test_add_json_reports_copies_and_list_json(runner: CliRunner, make_repo: RepoFactory) -> None:
+def test_an_exact_copy_is_refused_and_not_listed(runner: CliRunner, make_repo: RepoFactory) -> None:
+    repo, sha = make_repo(name="original")
+    copy_repo, copy_sha = make_repo(name="copy")
+    assert runner.invoke(app, ["competitor", "add", "alice", str(repo), sha]).exit_code == 0
+
+    refused = runner.invoke(app, ["competitor", "add", "mallory", str(copy_repo), copy_sha])
+
+    assert refused.exit_code == 1
+    assert "'mallory' has the same tree (identical files) as competitor 'alice'" in refused.stderr
+    assert "exact copy of a registered competitor is refused" in refused.stderr
+    names = [row["name"] for row in json.loads(runner.invoke(app, ["competitor", "list", "--json"]).stdout)]
+    assert names == ["alice"]
+
+
+def test_flagged_copies_are_reported_and_listed(runner: CliRunner, make_repo: RepoFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINARENA_REGISTRATION__EXACT_COPIES", "flag")
     repo, sha = make_repo(name="original")
     copy_repo, copy_sha = make_repo(name="copy")
     assert runner.invoke(app, ["competitor", "add", "alice", str(repo), sha]).exit_code == 0
@@ -48,13 +66,49 @@ def test_add_json_reports_copies_and_list_json(runner: CliRunner, make_repo: Rep
     text = runner.invoke(app, ["competitor", "add", "mallory", str(copy_repo), copy_sha])
     assert text.exit_code == 0
     assert "warning: mallory has the same tree (identical files) as competitor 'alice'" in text.stderr
+    assert "warning: mallory is flagged for the operator as an exact copy of competitor 'alice'" in text.stderr
+    assert [line.split() for line in text.stdout.splitlines() if line.startswith(("similar_to", "copy_flag"))] == [
+        ["similar_to", "alice"], ["copy_flag", "tree_hash"]
+    ]
 
-    as_json = runner.invoke(app, ["competitor", "add", "eve", str(copy_repo), copy_sha, "--json"])
-    copies = json.loads(as_json.stdout)["copies"]
-    assert [(c["kind"], c["other_name"]) for c in copies] == [("tree_hash", "alice"), ("tree_hash", "mallory")]
+    as_json = json.loads(runner.invoke(app, ["competitor", "add", "eve", str(copy_repo), copy_sha, "--json"]).stdout)
+    assert [(c["kind"], c["other_name"]) for c in as_json["copies"]] == [("tree_hash", "alice"), ("tree_hash", "mallory")]
+    assert (as_json["similar_to"], as_json["similarity"], as_json["copy_flag"]) == ("alice", 1.0, "tree_hash")
+    assert any("flagged for the operator" in warning for warning in as_json["warnings"])
 
-    names = [row["name"] for row in json.loads(runner.invoke(app, ["competitor", "list", "--json"]).stdout)]
-    assert names == ["alice", "mallory", "eve"]
+    listed = runner.invoke(app, ["competitor", "list"])
+    assert "flagged as copies: mallory, eve (see `competitor list --flagged`)" in listed.stdout
+    flagged = runner.invoke(app, ["competitor", "list", "--flagged"])
+    rows = [line for line in flagged.stdout.splitlines() if "tree_hash" in line]
+    assert len(rows) == 2 and "mallory" in rows[0] and "alice" in rows[0] and "1.00" in rows[0]
+    names = [row["name"] for row in json.loads(runner.invoke(app, ["competitor", "list", "--flagged", "--json"]).stdout)]
+    assert names == ["mallory", "eve"]
+
+
+def test_a_near_duplicate_is_flagged_with_the_closest_competitor(runner: CliRunner, tmp_path: Path) -> None:
+    repo, sha = make_example_repo(examples_root() / "torchloop", tmp_path / "repos" / "torchloop")
+    assert runner.invoke(app, ["competitor", "add", "torchloop", str(repo), sha]).exit_code == 0
+    copy = disguised_copy(examples_root() / "torchloop", tmp_path / "disguised")
+    copy_repo, copy_sha = make_example_repo(copy, tmp_path / "repos" / "disguised")
+
+    added = runner.invoke(app, ["competitor", "add", "mallory", str(copy_repo), copy_sha])
+
+    assert added.exit_code == 0, added.output
+    fields = dict(line.split(maxsplit=1) for line in added.stdout.splitlines()[1:])
+    assert fields["similar_to"] == "torchloop" and float(fields["similarity"]) >= 0.8
+    assert fields["copy_flag"] == "near_duplicate"
+    assert "warning: mallory is flagged for the operator as a near-duplicate (flag threshold 0.80) of " \
+           "competitor 'torchloop', similarity" in added.stderr
+    assert runner.invoke(app, ["competitor", "list", "--flagged"]).stdout.count("near_duplicate") == 1
+
+
+def test_no_flagged_competitor_says_so(runner: CliRunner, make_repo: RepoFactory) -> None:
+    repo, sha = make_repo()
+    added = runner.invoke(app, ["competitor", "add", "alice", str(repo), sha])
+    fields = [line.split() for line in added.stdout.splitlines()[1:]]
+    assert ["similar_to", "none"] in fields and ["copy_flag", "none"] in fields
+    assert runner.invoke(app, ["competitor", "list", "--flagged"]).stdout.strip() == "no competitor is flagged as a copy"
+    assert "flagged as copies" not in runner.invoke(app, ["competitor", "list"]).stdout
 
 
 def test_duplicate_name_is_an_error(runner: CliRunner, make_repo: RepoFactory) -> None:

@@ -47,7 +47,9 @@ def test_remove_deletes_the_competitor_and_its_checkout(runner: CliRunner, make_
     assert checkout.is_dir()
 
 
-def test_remove_keeps_a_checkout_another_competitor_shares(runner: CliRunner, make_repo: RepoFactory) -> None:
+def test_remove_keeps_a_checkout_another_competitor_shares(runner: CliRunner, make_repo: RepoFactory,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINARENA_REGISTRATION__EXACT_COPIES", "flag")  # two competitors at one commit are copies
     repo, sha = make_repo()
     add(runner, "alice", repo, sha)
     add(runner, "alice-again", repo, sha)
@@ -59,7 +61,9 @@ def test_remove_keeps_a_checkout_another_competitor_shares(runner: CliRunner, ma
     assert names(runner) == ["alice-again"] and checkout_path(Settings(), sha).is_dir()
 
 
-def test_remove_is_refused_for_an_entrant_or_a_champion(runner: CliRunner, make_repo: RepoFactory) -> None:
+def test_remove_is_refused_for_an_entrant_or_a_champion(runner: CliRunner, make_repo: RepoFactory,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINARENA_REGISTRATION__EXACT_COPIES", "flag")  # three names, one commit
     repo, sha = make_repo()
     for name in ("alice", "bob", "carol"):
         add(runner, name, repo, sha)

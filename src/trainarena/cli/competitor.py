@@ -22,6 +22,7 @@ from trainarena.store import (
     remove_competitor,
 )
 from trainarena.submissions import RegistrationError, checkout_path
+from trainarena.submissions.copies import report_warnings
 from trainarena.submissions.service import competitor_record, register_competitor
 
 app = typer.Typer(help="Register competitors (a git repository at a commit), inspect and remove them.", no_args_is_help=True)
@@ -38,6 +39,13 @@ LIST_COLUMNS = (
     Col("types", shrink_to=5),
     Col("registered"),
 )
+FLAGGED_COLUMNS = (
+    Col("name", shrink_to=10),
+    Col("flag"),
+    Col("like", shrink_to=10),
+    Col("similarity", justify="right"),
+    Col("registered"),
+)
 COMMIT_SHOWN = 12  # hex digits of a commit in the list (like git's short hashes, unambiguous in practice)
 
 
@@ -47,7 +55,7 @@ def _print_details(details: dict[str, Any]) -> None:
     for key, value in details.items():
         shown = "all" if key == "task_types" and value is None else value
         shown = ", ".join(shown) if isinstance(shown, list) else shown
-        absent = "none" if key == "hotkey" else "any"
+        absent = "any" if key == "kind" else "none"
         fields.append((key, str(shown if shown is not None else absent)))
     print_fields(Console(highlight=False), fields)
 
@@ -70,25 +78,36 @@ def add_command(
             details = competitor_record(settings, result.competitor)
     except (RegistrationError, StoreError) as error:
         raise fail(str(error)) from error
-    copies = [{"kind": m.kind, "other_name": m.other_name, "message": m.message} for m in result.copies]
+    copies = [{"kind": m.kind, "other_name": m.other_name, "message": m.message} for m in result.report.exact]
+    warnings = report_warnings(name, result.report, settings.registration)
     if as_json:
-        typer.echo(json.dumps({**details, "copies": copies}, indent=2))
+        typer.echo(json.dumps({**details, "copies": copies, "warnings": warnings}, indent=2))
         return
     Console(highlight=False).print(Text.assemble(("registered", "green"), f" {name} at {result.registration.commit}"))
     _print_details(details)
-    warnings = Console(stderr=True, highlight=False, soft_wrap=True)
-    for copy in copies:
-        warnings.print(labelled("warning", "yellow", f"{name} {copy['message']}"))
+    stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+    for warning in warnings:
+        stderr.print(labelled("warning", "yellow", warning))
 
 
 @app.command("list")
-def list_command(as_json: JsonFlag = False) -> None:
-    """List registered competitors, oldest first."""
+def list_command(
+    flagged: Annotated[bool, typer.Option(
+        "--flagged", help="Only competitors flagged as copies, with the competitor each is like and the similarity."
+    )] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """List registered competitors, oldest first; those flagged as copies are named below the table."""
     settings = Settings()
     with open_store(settings) as store, store.transaction() as session:
         rows = [competitor_record(settings, c) for c in list_competitors(session)]
+    if flagged:
+        rows = [row for row in rows if row["copy_flag"] is not None]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
+        return
+    if flagged:
+        _print_flagged(rows)
         return
     if not rows:
         typer.echo("no competitors registered; add one with `trainarena competitor add NAME REPO COMMIT`")
@@ -98,6 +117,21 @@ def list_command(as_json: JsonFlag = False) -> None:
         types = ", ".join(row["task_types"]) if row["task_types"] else "all"
         registered = row["registered_at"][:10]  # the day
         table.add_row([row["name"], row["repo_url"], row["commit"][:COMMIT_SHOWN], row["entrypoint"], types, registered])
+    Console().print(table)
+    named = [row["name"] for row in rows if row["copy_flag"] is not None]
+    if named:
+        Console(highlight=False).print(labelled(
+            "flagged as copies", "yellow", f"{', '.join(named)} (see `competitor list --flagged`)"
+        ))
+
+
+def _print_flagged(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        typer.echo("no competitor is flagged as a copy")
+        return
+    table = OneLineTable(FLAGGED_COLUMNS, title="Flagged as copies")
+    for row in rows:
+        table.add_row([row["name"], row["copy_flag"], row["similar_to"], f"{row['similarity']:.2f}", row["registered_at"][:10]])
     Console().print(table)
 
 

@@ -38,9 +38,13 @@ def add_competitor(
     entrypoint: str,
     kind: str | None = None,
     hotkey: str | None = None,
+    similar_to: str | None = None,
+    similarity: float | None = None,
+    copy_flag: str | None = None,
 ) -> Competitor:
     """Record a new competitor (flushed, not committed). Raises StoreError if the name is taken. ``hotkey``
-    is stored as given: the caller checks its format (submissions.service does)."""
+    is stored as given: the caller checks its format (submissions.service does); so are the copy check's
+    findings (``similar_to``, ``similarity``, ``copy_flag``: submissions.copies)."""
     if kind is not None and kind not in COMPETITOR_KINDS:
         raise StoreError(f"competitor kind {kind!r} is not one of {COMPETITOR_KINDS} (or None for any)")
     if get_competitor(session, name) is not None:
@@ -54,6 +58,9 @@ def add_competitor(
         entrypoint=entrypoint,
         kind=kind,
         hotkey=hotkey,
+        similar_to=similar_to,
+        similarity=similarity,
+        copy_flag=copy_flag,
     )
     session.add(competitor)
     session.flush()

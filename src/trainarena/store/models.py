@@ -56,6 +56,11 @@ class Competitor(Base):
     kind: Mapped[str | None] = mapped_column(String(8))  # text | image | both; None: any
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
     hotkey: Mapped[str | None] = mapped_column(String(64))  # SS58 address the weights go to; None: none given
+    # Copy check at registration (submissions.copies): the closest competitor then and the similarity,
+    # and the flag for the operator (tree_hash | source_digest | near_duplicate; None: not flagged).
+    similar_to: Mapped[str | None] = mapped_column(String(100))
+    similarity: Mapped[float | None] = mapped_column(Float)
+    copy_flag: Mapped[str | None] = mapped_column(String(16))
 
     def __repr__(self) -> str:
         return f"Competitor(name={self.name!r}, commit={self.commit[:12]!r})"

@@ -2,7 +2,8 @@
 
 The public names are below; ``git``, ``digest`` and ``registration`` are the private modules behind
 them. :func:`register` and :func:`find_copies` never touch the store; ``submissions.service`` is the
-thin layer that does.
+thin layer that does. The copy rules are in ``submissions.copies`` (over the pure near-duplicate
+measure, ``submissions.similarity``), which the service applies at registration.
 """
 
 from trainarena.submissions.digest import source_digest

@@ -4,7 +4,8 @@ Python files are reduced to their token stream without comments, docstrings, bla
 indentation width; other files count byte for byte; documentation files (settings: digest_ignore_*)
 do not count. File names and order do not count either, so renaming or moving files does not hide a
 copy. Two repositories with the same digest almost surely run the same code. What this does not catch:
-renamed identifiers, reordered functions, changed constants; that is a later level's job.
+renamed identifiers, reordered functions, changed constants; the near-duplicate measure
+(submissions.similarity) looks for those.
 """
 
 from __future__ import annotations
@@ -20,14 +21,22 @@ _DROPPED = frozenset({tokenize.COMMENT, tokenize.NL, tokenize.ENCODING})
 _STATEMENT_START = frozenset({tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT})
 
 
-def normalized_python(source: bytes) -> bytes:
-    """The token stream of Python source without comments, docstrings or layout; the raw bytes when
-    the file does not tokenize (a copy of a broken file is still a copy)."""
+def code_tokens(source: bytes) -> list[tokenize.TokenInfo] | None:
+    """The tokens of Python source without comments, docstrings, bare string statements and blank
+    lines; None when the file does not tokenize. Shared with the near-duplicate measure (similarity)."""
     try:
         tokens = [t for t in tokenize.tokenize(io.BytesIO(source).readline) if t.type not in _DROPPED]
     except (tokenize.TokenError, SyntaxError, UnicodeDecodeError):
+        return None
+    return list(_without_string_statements(tokens))
+
+
+def normalized_python(source: bytes) -> bytes:
+    """The token stream of Python source without comments, docstrings or layout; the raw bytes when
+    the file does not tokenize (a copy of a broken file is still a copy)."""
+    kept = code_tokens(source)
+    if kept is None:
         return source
-    kept = _without_string_statements(tokens)
     # INDENT/DEDENT keep their type, not their text: 2-space and 4-space indentation are the same code.
     return "\x00".join(
         tokenize.tok_name[t.type] if t.type in (tokenize.INDENT, tokenize.DEDENT) else t.string for t in kept

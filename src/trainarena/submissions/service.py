@@ -1,5 +1,6 @@
-"""The thin layer between registration and the store: check the name is free, register, look for
-copies among stored competitors, record the new one. The session is injected; nothing is committed."""
+"""The thin layer between registration and the store: check the name is free, register, apply the copy
+rules against the stored competitors (submissions.copies), record the new one with what the copy check
+found. The session is injected; nothing is committed."""
 
 from __future__ import annotations
 
@@ -14,20 +15,20 @@ from trainarena.settings import Settings
 from trainarena.store import (
     Competitor,
     add_competitor,
-    competitors_with_source_digest,
-    competitors_with_tree_hash,
     get_competitor,
+    list_competitors,
 )
+from trainarena.submissions.copies import CopyReport, check_copies
 from trainarena.submissions.errors import RegistrationError
 from trainarena.submissions.manifest import Manifest, parse_manifest
-from trainarena.submissions.registration import CopyMatch, Registration, checkout_path, find_copies, register
+from trainarena.submissions.registration import Registration, checkout_path, register
 
 
 @dataclass(frozen=True)
 class RegisteredResult:
     competitor: Competitor
     registration: Registration
-    copies: list[CopyMatch]
+    report: CopyReport
 
 
 def competitor_kind(manifest: Manifest) -> str | None:
@@ -52,9 +53,7 @@ def register_competitor(
         except SS58Error as error:
             raise RegistrationError(f"--hotkey: {error}") from None
     registration = register(settings, name=name, repo=repo, commit=commit)
-    existing = {c.id: c for c in competitors_with_tree_hash(session, registration.tree_hash)}
-    existing.update({c.id: c for c in competitors_with_source_digest(session, registration.source_digest)})
-    copies = find_copies(registration, existing.values())
+    report = check_copies(settings, registration, list_competitors(session))
     competitor = add_competitor(
         session,
         name=registration.name,
@@ -65,8 +64,11 @@ def register_competitor(
         entrypoint=registration.entrypoint,
         kind=competitor_kind(registration.manifest),
         hotkey=hotkey,
+        similar_to=None if report.closest is None else report.closest.name,
+        similarity=None if report.closest is None else report.closest.similarity,
+        copy_flag=report.flag,
     )
-    return RegisteredResult(competitor=competitor, registration=registration, copies=copies)
+    return RegisteredResult(competitor=competitor, registration=registration, report=report)
 
 
 def declared_task_types(settings: Settings, competitor: Competitor) -> list[str] | None:
@@ -92,4 +94,7 @@ def competitor_record(settings: Settings, competitor: Competitor) -> dict[str, A
         "hotkey": competitor.hotkey,
         "task_types": declared_task_types(settings, competitor),
         "registered_at": competitor.registered_at.isoformat(),
+        "similar_to": competitor.similar_to,
+        "similarity": None if competitor.similarity is None else round(competitor.similarity, 3),
+        "copy_flag": competitor.copy_flag,
     }

@@ -15,6 +15,7 @@ from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, not_
 from trainarena.api.paging import NAME_MAX_LENGTH, Page, PageWindow
 from trainarena.store import StoreError, get_competitor, list_competitors
 from trainarena.submissions import RegistrationError
+from trainarena.submissions.copies import report_warnings
 from trainarena.submissions.git import is_remote_repo
 from trainarena.submissions.service import competitor_record, register_competitor
 
@@ -34,6 +35,17 @@ class CompetitorOut(BaseModel):
     hotkey: str | None = Field(description="The Bittensor hotkey (SS58) its weight goes to, if any.")
     task_types: list[str] | None = Field(description="Task types its manifest declares; null: all.")
     registered_at: datetime = Field(description="When it was registered (UTC).")
+    similar_to: str | None = Field(
+        None, description="The registered competitor whose code was closest at registration (null: none was registered)."
+    )
+    similarity: float | None = Field(
+        None, description="That closest similarity, 0 to 1: the share of the smaller tree's winnowed token "
+        "fingerprints found in the other (docs/rules.md, \"Copies\")."
+    )
+    copy_flag: str | None = Field(
+        None, description="Why it is flagged for the operator: tree_hash, source_digest (exact copies) or "
+        "near_duplicate; null when it is not."
+    )
 
 
 class CopyOut(BaseModel):
@@ -43,7 +55,11 @@ class CopyOut(BaseModel):
 
 
 class RegisteredOut(CompetitorOut):
-    copies: list[CopyOut] = Field(description="Earlier competitors with the same code (a warning, not a refusal).")
+    copies: list[CopyOut] = Field(
+        description="Earlier competitors with the same code; empty unless the operator lets exact copies in, flagged "
+        "(registration.exact_copies), since they are refused by default."
+    )
+    warnings: list[str] = Field(description="The warnings `competitor add` prints: copies, the flag, competitors not compared.")
 
 
 class RegisterIn(BaseModel):
@@ -57,9 +73,11 @@ class RegisterIn(BaseModel):
              responses=BODY_RESPONSES)
 def register(body: RegisterIn, caller: Competitor, request: Request) -> RegisteredOut:
     """Fetch the repository, check the commit and its trainarena.toml, and record the competitor: the
-    checks and messages of `trainarena competitor add`. Refusals are 422 with the reason. Only operators
-    may name a repository on the server itself (a path or file:// URL): a competitor must not make the
-    server fetch, and run, whatever repository it can find on its disk."""
+    checks and messages of `trainarena competitor add`, the copy check included (an exact copy of a
+    registered competitor is refused by default; the closest competitor and the similarity are always
+    reported). Refusals are 422 with the reason. Only operators may name a repository on the server
+    itself (a path or file:// URL): a competitor must not make the server fetch, and run, whatever
+    repository it can find on its disk."""
     if not caller.is_operator and not is_remote_repo(body.repo):
         raise ApiError(422, "registration_refused", "a competitor key registers a repository on another host (https://, "
                        "ssh:// or user@host:path); paths and file:// URLs on the server take an operator's key",
@@ -72,8 +90,8 @@ def register(body: RegisterIn, caller: Competitor, request: Request) -> Register
             record = competitor_record(settings, result.competitor)
     except (RegistrationError, StoreError) as error:
         raise ApiError(422, "registration_refused", str(error), name=body.name) from None
-    copies = [CopyOut(kind=c.kind, other_name=c.other_name, message=c.message) for c in result.copies]
-    return RegisteredOut(**record, copies=copies)
+    copies = [CopyOut(kind=c.kind, other_name=c.other_name, message=c.message) for c in result.report.exact]
+    return RegisteredOut(**record, copies=copies, warnings=report_warnings(body.name, result.report, settings.registration))
 
 
 @router.get("/competitors", response_model=Page[CompetitorOut], summary="List registered competitors, oldest first")
