@@ -40,7 +40,8 @@ MANIFEST = '[trainarena]\ncontract = 1\nentrypoint = "train.py"\ntask_types = ["
 
 def _copier(folder: Path) -> None:
     folder.mkdir(parents=True)
-    (folder / "train.py").write_text(COPIER)
+    # Its own name in the code: two identical trees would be refused as exact copies (docs/rules.md, "Copies").
+    (folder / "train.py").write_text(COPIER + f"STAND_IN_FOR = {folder.name!r}\n")
     (folder / "trainarena.toml").write_text(MANIFEST)
 
 
