@@ -254,7 +254,7 @@ def test_a_tournament_run_is_audited_until_its_repository_is_gone(settings: Sett
 
     (tmp_path / "other").mkdir()
     shutil.copytree(tree, tmp_path / "other", dirs_exist_ok=True)
-    (tmp_path / "other" / "train.py").write_text(COPIER + "# another competitor\n")
+    (tmp_path / "other" / "train.py").write_text(COPIER + "ANOTHER_COMPETITOR = True\n")  # its own code: an exact copy is refused
     with store.transaction() as session:
         for name, source in (("copier", tree), ("other", tmp_path / "other")):
             repo, commit = make_example_repo(source, tmp_path / "repos" / name)
