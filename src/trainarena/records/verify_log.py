@@ -44,7 +44,7 @@ def _signers(envelopes: list[Any]) -> set[str]:
 
 
 def _check_key(bundle: Bundle, trusted_pem: str | None) -> tuple[SSlibKey | None, CheckResult]:
-    check = CheckResult("key", "public key: the one the records are signed with", checked=1)
+    check = CheckResult("key", "public key the records are signed with", checked=1)
     bundled = trusted = None
     try:
         bundled = None if bundle.public_key_pem is None else public_key_from_pem(bundle.public_key_pem)
@@ -72,6 +72,14 @@ def _check_key(bundle: Bundle, trusted_pem: str | None) -> tuple[SSlibKey | None
     return key, check
 
 
+def _payload(envelope: Any) -> Any:
+    """An envelope's payload, unchecked; None when it does not decode."""
+    try:
+        return envelope_payload(envelope)
+    except SignatureError:
+        return None
+
+
 def _open(envelope: Any, key: SSlibKey | None, payload_type: str, record: str, check: CheckResult) -> Any:
     """The payload, checked against ``key`` (a failure is noted and the unchecked payload returned, so the
     other checks still say what they find); None when it does not decode at all."""
@@ -82,15 +90,12 @@ def _open(envelope: Any, key: SSlibKey | None, payload_type: str, record: str, c
         return open_envelope(envelope, key, payload_type)
     except SignatureError as error:
         check.fail(record, f"signature does not verify: {error}")
-    try:
-        return envelope_payload(envelope)
-    except SignatureError:
-        return None
+    return _payload(envelope)
 
 
 def _check_heads(bundle: Bundle, key: SSlibKey | None) -> tuple[_Head | None, CheckResult, CheckResult]:
-    heads_check = CheckResult("tree_heads", "signed tree heads: signature, size, growth")
-    consistency = CheckResult("consistency", "consistency proofs between tree heads (append-only log)")
+    heads_check = CheckResult("tree_heads", "signed tree heads (signature, size, growth)")
+    consistency = CheckResult("consistency", "consistency between tree heads (append-only)")
     previous: _Head | None = None
     for line in bundle.tree_heads:
         label = f"tree head of size {line.get('size')}"
@@ -160,8 +165,8 @@ def _shape_problem(statement: dict[str, Any]) -> str | None:
 
 def _check_entries(bundle: Bundle, key: SSlibKey | None, latest: _Head | None) -> tuple[list[Entry], list[CheckResult]]:
     signatures = CheckResult("signatures", "entry signatures")
-    statements = CheckResult("statements", "statement shape, kind and log key")
-    inclusion = CheckResult("inclusion", "inclusion proofs against the latest tree head")
+    statements = CheckResult("statements", "statements (shape, kind, log key)")
+    inclusion = CheckResult("inclusion", "inclusion proofs against the latest head")
     entries: list[Entry] = []
     previous = -1
     for number, line in enumerate(bundle.entries, start=1):
@@ -169,7 +174,7 @@ def _check_entries(bundle: Bundle, key: SSlibKey | None, latest: _Head | None) -
         if not isinstance(index, int):
             statements.fail(f"entries.jsonl line {number}", f"index {index!r} is not a number")
             continue
-        payload = _open(line.get("envelope"), key, PAYLOAD_TYPE, f"entry {index}", signatures)
+        payload = _payload(line.get("envelope"))
         statements.checked += 1
         kind = None
         try:
@@ -178,6 +183,7 @@ def _check_entries(bundle: Bundle, key: SSlibKey | None, latest: _Head | None) -
             problem = _shape_problem(payload) or _label_problem(line, payload)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             label, problem = f"entry {index} ({line.get('kind')} {line.get('key')})", f"not a trainarena statement: {error}"
+        _open(line.get("envelope"), key, PAYLOAD_TYPE, label, signatures)
         if problem:
             statements.fail(label, problem)
         if index <= previous:

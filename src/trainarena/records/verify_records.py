@@ -164,7 +164,7 @@ def _check_tournament_of(view: _View, check: CheckResult, entry: Entry) -> None:
 
 
 def _check_references(view: _View) -> CheckResult:
-    check = CheckResult("references", "cross-references: evaluation -> run, round -> evaluation, decision -> rounds")
+    check = CheckResult("references", "cross-references between records")
     for first, second in view.duplicates:
         check.fail(second.label, f"says the same as {first.label}: one statement each is expected")
     for entry in view.by_index.values():
@@ -205,7 +205,7 @@ def _check_references(view: _View) -> CheckResult:
 
 
 def _check_per_example(view: _View, files: Mapping[str, Any]) -> CheckResult:
-    check = CheckResult("per_example", "per-example score files against their digests")
+    check = CheckResult("per_example", "per-example score files against digests")
     for name, values in files.items():
         check.checked += 1
         found = per_example_digest(values) if isinstance(values, list) else None
@@ -242,7 +242,7 @@ def _plain(value: Any) -> Any:
 
 
 def _check_replay(view: _View, files: Mapping[str, Any]) -> list[CheckResult]:
-    bracket = CheckResult("bracket", "bracket, boss round and champion replayed with the engine")
+    bracket = CheckResult("bracket", "bracket and champion replayed by the engine")
     weights = CheckResult("weights", "weights recomputed from the replayed end")
     decision = view.single.get(Kind.DECISION)
     if decision is None:
@@ -290,7 +290,7 @@ def _check_replay(view: _View, files: Mapping[str, Any]) -> list[CheckResult]:
 
 
 def _check_commitment(view: _View) -> CheckResult:
-    check = CheckResult("commitment", "commitment logged before every run, with the decided entrants")
+    check = CheckResult("commitment", "commitment logged before every run")
     commitment, decision = view.single.get(Kind.COMMITMENT), view.single.get(Kind.DECISION)
     if commitment is None:
         check.fail("commitment", "the bundle has no commitment: nothing shows the hidden data was fixed before the runs")
@@ -320,7 +320,7 @@ def _committed_tasks(view: _View) -> dict[str, dict[str, Any]] | None:
 
 
 def _check_hidden_splits(view: _View) -> CheckResult:
-    check = CheckResult("hidden_splits", "hidden splits: one per task, the committed one in a pool tournament")
+    check = CheckResult("hidden_splits", "hidden splits as committed, one per task")
     seen: dict[str, list[tuple[str, Any]]] = {}
     for key, run in view.runs.items():
         with _reading(check, run.label):
@@ -345,7 +345,7 @@ def _check_hidden_splits(view: _View) -> CheckResult:
 
 
 def _check_reveal(view: _View) -> CheckResult:
-    check = CheckResult("reveal", "reveal: the committed split seeds opened after the runs")
+    check = CheckResult("reveal", "reveal opens the committed split seeds")
     reveal = view.single.get(Kind.REVEAL)
     if reveal is None:
         check.fail("reveal", "the bundle has no reveal: the committed split seeds were never opened")
@@ -388,14 +388,15 @@ def _check_claimed_run(view: _View, check: CheckResult, claim: dict[str, Any]) -
         if claimed != said:
             check.fail(run.label, f"{what}: the database says {_brief(claimed)}, the signed run statement {_brief(said)}")
     evaluation = view.evaluations.get(key)
-    said = None if evaluation is None else evaluation.predicate["score"]
-    if claim["score"] != said:
-        check.fail(run.label if evaluation is None else evaluation.label,
-                   f"score: the database says {claim['score']}, the signed evaluation {said}")
+    if evaluation is None:
+        if claim["score"] is not None:
+            check.fail(run.label, f"score: the database says {claim['score']}, the bundle has no signed evaluation of it")
+    elif claim["score"] != evaluation.predicate["score"]:
+        check.fail(evaluation.label, f"score: the database says {claim['score']}, the signed evaluation {evaluation.predicate['score']}")
 
 
 def _check_claims(view: _View, claims: Any) -> CheckResult:
-    check = CheckResult("claims", "the database's claims (claims.json) against the signed statements")
+    check = CheckResult("claims", "database claims vs the signed statements")
     if not isinstance(claims, dict):
         check.fail("claims.json", "missing: nothing to compare the database with")
         return check
@@ -424,7 +425,7 @@ def _check_claims(view: _View, claims: Any) -> CheckResult:
 
 
 def _check_artifacts(view: _View, artifacts: Mapping[int, list[dict[str, Any]] | None]) -> CheckResult:
-    check = CheckResult("artifacts", "artifact folders against their run statements' files")
+    check = CheckResult("artifacts", "artifact folders vs their run statements")
     for run_id, listing in artifacts.items():
         runs = [e for (rid, _), e in view.runs.items() if rid == run_id]
         if not runs:
