@@ -4,18 +4,18 @@ bundle, and the offline check of one (docs/records.md). ``verify`` opens no stor
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.padding import Padding
 from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, fail, print_fields
 from trainarena.records.bundle import BundleError, export_bundle
 from trainarena.records.checks import CheckResult
-from trainarena.records.verify import Report, verify_directory
+from trainarena.records.verify import BUNDLED_KEY, Report, verify_directory
 from trainarena.settings import Settings
 from trainarena.store import open_store
 
@@ -90,6 +90,16 @@ def _result(check: CheckResult) -> Text:
     return Text("FAILED", style="bold red")
 
 
+def _print_wrapped(console: Console, text: str, indent: str) -> None:
+    """``text`` wrapped to the console's width here (no trailing blanks), continued lines indented more."""
+    wrapped = textwrap.fill(text, width=max(40, console.width - 1), initial_indent=indent, subsequent_indent=indent + "  ")
+    console.print(Text(wrapped), soft_wrap=True)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def print_report(console: Console, directory: Path, report: Report) -> None:
     """The report at any width: who and what, a table of the checks, then every failure with its record."""
     tournament = report.tournament
@@ -98,6 +108,9 @@ def print_report(console: Console, directory: Path, report: Report) -> None:
         ("tournament", f"{tournament.get('id')} {tournament.get('name')} ({tournament.get('kind')})"),
         ("key", f"{(report.keyid or 'none')[:16]}, from {report.key_source}"),
     ])
+    if report.key_source == BUNDLED_KEY:
+        _print_wrapped(console, "note: a bundle's own key proves nothing about who signed it; pass --key PEM with "
+                       "the operator's public key you trust", indent="")
     table = OneLineTable(CHECK_COLUMNS)
     for check in report.checks:
         table.add_row([check.title, str(check.checked), str(len(check.failures)), _result(check)])
@@ -105,13 +118,14 @@ def print_report(console: Console, directory: Path, report: Report) -> None:
     for check in report.checks:
         if check.failures:
             console.print(Text(f"{check.title}:", style="bold"))
-        for failure in check.failures[:SHOWN_FAILURES]:
-            console.print(Padding(Text.assemble((failure.record, "bold"), f": {failure.message}"), (0, 0, 0, 2), expand=False))
+        shown = [f"{failure.record}: {failure.message}" for failure in check.failures[:SHOWN_FAILURES]]
         if len(check.failures) > SHOWN_FAILURES:
-            console.print(Padding(Text(f"and {len(check.failures) - SHOWN_FAILURES} more (--json lists every one)"), (0, 0, 0, 2), expand=False))
+            shown.append(f"and {len(check.failures) - SHOWN_FAILURES} more (--json lists every one)")
+        for line in shown:
+            _print_wrapped(console, line, indent="  ")
     failures = report.failures
     if failures:
         failed = sum(1 for check in report.checks if not check.ok)
-        console.print(Text(f"NOT VERIFIED: {len(failures)} failures in {failed} checks", style="bold red"))
+        console.print(Text(f"NOT VERIFIED: {_count(len(failures), 'failure')} in {_count(failed, 'check')}", style="bold red"))
     else:
         console.print(Text("verified: every check passed", style="bold green"))

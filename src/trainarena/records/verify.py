@@ -41,7 +41,11 @@ from trainarena.records.provenance import file_subjects
 from trainarena.records.verify_log import check_log
 from trainarena.records.verify_records import check_records
 
-__all__ = ["Bundle", "CheckResult", "Failure", "Report", "read_bundle", "verify_bundle", "verify_directory"]
+# Where the key came from when no --key was given: the bundle vouches for itself, which proves nothing
+# about who signed it; the report says so.
+BUNDLED_KEY = "the bundle's public_key.pem"
+
+__all__ = ["BUNDLED_KEY", "Bundle", "CheckResult", "Failure", "Report", "read_bundle", "verify_bundle", "verify_directory"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,8 @@ class Report:
         return [failure for check in self.checks for failure in check.failures]
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "tournament": self.tournament, "key": {"keyid": self.keyid, "source": self.key_source},
+        key = {"keyid": self.keyid, "source": self.key_source, "trusted": self.key_source != BUNDLED_KEY}
+        return {"ok": self.ok, "tournament": self.tournament, "key": key,
                 "checks": [check.to_json() for check in self.checks]}
 
 
@@ -121,8 +126,7 @@ def verify_directory(directory: Path, trusted_key: Path | None = None, artifacts
     ``artifacts`` maps run ids to artifact folders to check against their run statements."""
     listings = {run_id: file_subjects(Path(path)) if Path(path).is_dir() else None for run_id, path in (artifacts or {}).items()}
     trusted = None if trusted_key is None else Path(trusted_key).read_text()
-    source = "the bundle's public_key.pem (not checked against a key you trust: pass --key)" if trusted_key is None \
-        else f"--key {trusted_key}"
+    source = BUNDLED_KEY if trusted_key is None else f"--key {trusted_key}"
     return verify_bundle(read_bundle(Path(directory)), trusted, source, listings)
 
 

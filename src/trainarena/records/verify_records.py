@@ -337,7 +337,7 @@ def _check_hidden_splits(view: _View) -> CheckResult:
             check.fail(uses[0][0], f"plays task {name!r}, which the commitment does not name ({sorted(committed)})")
             continue
         expected = uses[0][1] if committed is None else committed[name].get("hidden_split_sha256")
-        source = f"{uses[0][0]} used" if committed is None else f"the commitment ({commitment.label if commitment else ''}) names"
+        source = f"{uses[0][0]} used" if committed is None or commitment is None else f"{commitment.label} names"
         for label, digest in uses:
             if digest != expected:
                 check.fail(label, f"task {name!r}: hidden split {_short(digest)}, but {source} {_short(expected)}")
