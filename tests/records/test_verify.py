@@ -157,7 +157,7 @@ def test_a_score_edited_in_a_signed_statement_breaks_its_signature(bundle: Path)
     evaluation["envelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
     write_lines(bundle / "entries.jsonl", lines)
     report = verify_directory(bundle)
-    assert any(f.startswith(f"entry {evaluation['index']} (evaluation of run") and "signature does not verify" in f
+    assert any(f.startswith(f"entry {evaluation['index']} (evaluation of run") and "does not match the content: it was changed after signing" in f
                for f in failures(report, "signatures"))
     assert failures(report, "inclusion")
 

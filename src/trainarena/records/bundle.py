@@ -25,6 +25,7 @@ so that ``verify`` can say what changed. It never re-signs anything.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainarena.records.merkle import ProofError, consistency_proof, inclusion_proof
-from trainarena.records.signing import OperatorKeyError, envelope_payload, load_key
+from trainarena.records.signing import OperatorKeyError, SignatureError, envelope_payload, load_key
 from trainarena.records.statements import Kind
 from trainarena.settings import Settings
 from trainarena.store.database import Store
@@ -56,6 +57,7 @@ ENTRIES = "entries.jsonl"
 TREE_HEADS = "tree_heads.jsonl"
 PER_EXAMPLE = "per_example"
 CLAIMS = "claims.json"
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class BundleError(ValueError):
@@ -152,12 +154,20 @@ def _tournament_json(tournament: Tournament) -> dict[str, Any]:
     return {"id": tournament.id, "name": tournament.name, "kind": tournament.kind}
 
 
+def _predicate(entry: LogEntry) -> dict[str, Any]:
+    """An entry's predicate as stored (unchecked: verify checks it); empty when it does not decode."""
+    try:
+        predicate = envelope_payload(entry.envelope).get("predicate")
+    except (SignatureError, AttributeError):
+        return {}
+    return predicate if isinstance(predicate, dict) else {}
+
+
 def _tournament_from_log(entries: list[LogEntry]) -> dict[str, Any]:
     """The tournament as its statements name it, when its row is gone from the store."""
     for entry in entries:
-        predicate = envelope_payload(entry.envelope).get("predicate", {})
-        if isinstance(predicate.get("tournament"), dict):
-            return predicate["tournament"]
+        if isinstance(_predicate(entry).get("tournament"), dict):
+            return _predicate(entry)["tournament"]
     return {"id": entries[0].tournament_id, "name": None, "kind": None}
 
 
@@ -167,11 +177,13 @@ def _per_example(session: Session, entries: list[LogEntry]) -> dict[str, list[An
     for entry in entries:
         if entry.kind != Kind.EVALUATION.value or entry.run_id is None:
             continue
-        predicate = envelope_payload(entry.envelope).get("predicate", {})
-        number = predicate.get("run", {}).get("attempt")
+        predicate = _predicate(entry)
+        number = predicate.get("run", {}).get("attempt") if isinstance(predicate.get("run"), dict) else None
         attempt = session.scalar(select(RunAttempt).where(RunAttempt.run_id == entry.run_id, RunAttempt.number == number))
-        if attempt is not None and attempt.evaluation is not None and "per_example_sha256" in predicate:
-            found[predicate["per_example_sha256"]] = list(attempt.evaluation.per_example)
+        digest = predicate.get("per_example_sha256")
+        # Only a SHA-256 hex names a file: a digest edited into the store must not name a path.
+        if attempt is not None and attempt.evaluation is not None and isinstance(digest, str) and SHA256_HEX.fullmatch(digest):
+            found[digest] = list(attempt.evaluation.per_example)
     return found
 
 

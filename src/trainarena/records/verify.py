@@ -72,13 +72,13 @@ class Report:
 # --- The shell: files in ---------------------------------------------------------------------------
 
 
-def _json_file(path: Path, problems: list[Failure]) -> Any:
+def _json_file(path: Path, problems: list[Failure], name: str | None = None) -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        problems.append(Failure(path.name, "missing from the bundle"))
+        problems.append(Failure(name or path.name, "missing from the bundle"))
     except (OSError, ValueError) as error:
-        problems.append(Failure(path.name, f"does not read as JSON ({error})"))
+        problems.append(Failure(name or path.name, f"does not read as JSON ({error})"))
     return None
 
 
@@ -113,7 +113,7 @@ def read_bundle(directory: Path) -> Bundle:
     per_example = {}
     folder = directory / PER_EXAMPLE
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        value = _json_file(path, problems)
+        value = _json_file(path, problems, f"{PER_EXAMPLE}/{path.name}")
         if value is not None:
             per_example[path.stem] = value
     return Bundle(manifest=manifest if isinstance(manifest, dict) else {}, public_key_pem=pem,

@@ -36,10 +36,12 @@ def _short(keyid: str | None) -> str:
 
 
 def _signers(envelopes: list[Any]) -> set[str]:
+    """The key ids the envelopes' signatures name (what signed them, as they say)."""
     found = set()
     for envelope in envelopes:
-        for signature in (envelope or {}).get("signatures", []) if isinstance(envelope, dict) else []:
-            found.add(str(signature.get("keyid")))
+        signatures = envelope.get("signatures") if isinstance(envelope, dict) else None
+        for signature in signatures if isinstance(signatures, list) else []:
+            found.add(str(signature.get("keyid") if isinstance(signature, dict) else None))
     return found
 
 
@@ -89,7 +91,10 @@ def _open(envelope: Any, key: SSlibKey | None, payload_type: str, record: str, c
             raise SignatureError("no key to check it with")
         return open_envelope(envelope, key, payload_type)
     except SignatureError as error:
-        check.fail(record, f"signature does not verify: {error}")
+        if key is not None and key.keyid in _signers([envelope]):
+            check.fail(record, f"the signature of key {_short(key.keyid)} does not match the content: it was changed after signing")
+        else:
+            check.fail(record, f"signature does not verify: {error}")
     return _payload(envelope)
 
 

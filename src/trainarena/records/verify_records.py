@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainarena.engine.bracket import replay
+from trainarena.engine.bracket import Replay, replay
 from trainarena.engine.model import Finished, TournamentRecord
 from trainarena.engine.weights import tournament_weights
 from trainarena.records.checks import Bundle, CheckResult, Entry
@@ -73,7 +73,7 @@ def _reading(check: CheckResult, record: str) -> Iterator[None]:
     try:
         yield
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
-        check.fail(record, f"a field is missing or malformed ({type(error).__name__}: {error})")
+        check.fail(record, f"a field is missing or malformed ({type(error).__name__}: {' '.join(str(error).split())})")
 
 
 def _brief(value: Any, width: int = 70) -> str:
@@ -241,6 +241,49 @@ def _plain(value: Any) -> Any:
     return json.loads(canonical_json(value))
 
 
+def _replayed(view: _View, decision: Entry, files: Mapping[str, Any], bracket: CheckResult) -> Replay | None:
+    """The engine's replay of the round statements under the decision's rules and record; None (with
+    the failure noted) when they cannot be read or depart from the rules."""
+    signed = decision.predicate
+    with _reading(bracket, decision.label):
+        rules = TournamentRules(**signed["rules"])
+        values = {name: v for name, v in files.items() if isinstance(v, list)}
+        rounds = tuple(played_round_from_json(r.predicate, values) for r in view.rounds)
+        record = TournamentRecord(tuple(signed["entrants"]), int(signed["seed"]), int(signed["boss_tasks"]),
+                                  signed["champion_before"], rounds)
+        bracket.checked += 1
+        try:
+            return replay(record, rules)
+        except ValueError as error:
+            bracket.fail(decision.label, f"the round statements depart from the rules it names: {error}")
+    return None
+
+
+def _compare_bracket(view: _View, decision: Entry, replayed: Replay, bracket: CheckResult) -> None:
+    differences = list(_differences(decision.predicate["decided"], _plain(replay_json(replayed)), "decided"))
+    for path, said, recomputed in differences[:MAX_DIFFERENCES]:
+        bracket.fail(decision.label, f"{path}: the decision says {_brief(said)}, the replayed bracket gives {_brief(recomputed)}")
+    if len(differences) > MAX_DIFFERENCES:
+        bracket.fail(decision.label, f"and {len(differences) - MAX_DIFFERENCES} more differences")
+    for entry, decided in zip(view.rounds, replayed.rounds, strict=False):
+        bracket.checked += 1
+        if entry.predicate.get("advanced") != list(decided.advanced):
+            bracket.fail(entry.label, f"says {_brief(entry.predicate.get('advanced'))} advanced, the replayed "
+                         f"bracket advances {_brief(list(decided.advanced))}")
+
+
+def _compare_weights(decision: Entry, finished: Finished, weights: CheckResult) -> None:
+    signed = decision.predicate
+    computed = tournament_weights(finished, list(signed["entrants"]), WeightRules(**signed["weight_rules"]))
+    for name in sorted(set(computed.weights) | set(signed["weights"])):
+        weights.checked += 1
+        said, recomputed = signed["weights"].get(name), computed.weights.get(name)
+        if said != recomputed:
+            weights.fail(decision.label, f"weight of {name}: the decision says {said}, recomputed {recomputed}")
+    if signed["undistributed"] != computed.undistributed:
+        weights.fail(decision.label, f"undistributed: the decision says {signed['undistributed']}, recomputed {computed.undistributed}")
+
+
 def _check_replay(view: _View, files: Mapping[str, Any]) -> list[CheckResult]:
     bracket = CheckResult("bracket", "bracket and champion replayed by the engine")
     weights = CheckResult("weights", "weights recomputed from the replayed end")
@@ -248,41 +291,16 @@ def _check_replay(view: _View, files: Mapping[str, Any]) -> list[CheckResult]:
     if decision is None:
         bracket.fail("decision", "the bundle has no decision statement: the tournament's end is not recorded")
         return [bracket, weights]
-    signed = decision.predicate
+    replayed = _replayed(view, decision, files, bracket)
+    if replayed is None:
+        return [bracket, weights]
     with _reading(bracket, decision.label):
-        values = {name: v for name, v in files.items() if isinstance(v, list)}
-        rounds = tuple(played_round_from_json(r.predicate, values) for r in view.rounds)
-        record = TournamentRecord(tuple(signed["entrants"]), int(signed["seed"]), int(signed["boss_tasks"]),
-                                  signed["champion_before"], rounds)
-        bracket.checked += 1
-        try:
-            replayed = replay(record, TournamentRules(**signed["rules"]))
-        except ValueError as error:
-            bracket.fail(decision.label, f"the round statements depart from the rules it names: {error}")
-            return [bracket, weights]
-        differences = list(_differences(signed["decided"], _plain(replay_json(replayed)), "decided"))
-        for path, said, recomputed in differences[:MAX_DIFFERENCES]:
-            bracket.fail(decision.label, f"{path}: the decision says {_brief(said)}, the replayed bracket gives {_brief(recomputed)}")
-        if len(differences) > MAX_DIFFERENCES:
-            bracket.fail(decision.label, f"and {len(differences) - MAX_DIFFERENCES} more differences")
-        for entry, decided in zip(view.rounds, replayed.rounds, strict=False):
-            bracket.checked += 1
-            if entry.predicate.get("advanced") != list(decided.advanced):
-                bracket.fail(entry.label, f"says {_brief(entry.predicate.get('advanced'))} advanced, the replayed "
-                             f"bracket advances {_brief(list(decided.advanced))}")
-        if not isinstance(replayed.next, Finished):
-            bracket.fail(decision.label, f"the replayed bracket has not finished: round {replayed.next.plan.index} is still to play")
-            return [bracket, weights]
+        _compare_bracket(view, decision, replayed, bracket)
+    if not isinstance(replayed.next, Finished):
+        bracket.fail(decision.label, f"the replayed bracket has not finished: round {replayed.next.plan.index} is still to play")
+        return [bracket, weights]
     with _reading(weights, decision.label):
-        computed = tournament_weights(replayed.next, list(signed["entrants"]), WeightRules(**signed["weight_rules"]))
-        for name in sorted(set(computed.weights) | set(signed["weights"])):
-            weights.checked += 1
-            said, recomputed = signed["weights"].get(name), computed.weights.get(name)
-            if said != recomputed:
-                weights.fail(decision.label, f"weight of {name}: the decision says {said}, recomputed {recomputed}")
-        if signed["undistributed"] != computed.undistributed:
-            weights.fail(decision.label, f"undistributed: the decision says {signed['undistributed']}, "
-                         f"recomputed {computed.undistributed}")
+        _compare_weights(decision, replayed.next, weights)
     return [bracket, weights]
 
 
@@ -313,10 +331,13 @@ def _check_commitment(view: _View) -> CheckResult:
 
 
 def _committed_tasks(view: _View) -> dict[str, dict[str, Any]] | None:
-    """The pool tasks the commitment names, by name; None when the tournament drew no pool."""
+    """The pool tasks the commitment names, by name; None when the tournament drew no pool (or its
+    task list does not read: the commitment check says so)."""
     commitment = view.single.get(Kind.COMMITMENT)
     tasks = None if commitment is None else commitment.predicate.get("tasks")
-    return None if tasks is None else {t["name"]: t for t in tasks}
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tasks):
+        return None
+    return {t["name"]: t for t in tasks}
 
 
 def _check_hidden_splits(view: _View) -> CheckResult:
@@ -398,12 +419,13 @@ def _check_claimed_run(view: _View, check: CheckResult, claim: dict[str, Any]) -
 def _check_claims(view: _View, claims: Any) -> CheckResult:
     check = CheckResult("claims", "database claims vs the signed statements")
     if not isinstance(claims, dict):
-        check.fail("claims.json", "missing: nothing to compare the database with")
+        check.fail("claims.json", "missing or not a JSON object: nothing to compare the database with")
         return check
     claimed = set()
-    for claim in claims.get("runs", []):
+    runs = claims.get("runs")
+    for number, claim in enumerate(runs if isinstance(runs, list) else []):
         check.checked += 1
-        with _reading(check, f"claims.json run {claim.get('run_id')}"):
+        with _reading(check, f"claims.json run {number + 1} of {len(runs)}"):
             claimed.add((claim["run_id"], claim["attempt"]))
             _check_claimed_run(view, check, claim)
     for key, run in view.runs.items():
@@ -416,7 +438,7 @@ def _check_claims(view: _View, claims: Any) -> CheckResult:
             champion = decision.predicate["decided"]["end"]["champion"]
             if claims.get("champion") != champion:
                 check.fail(decision.label, f"champion: the database says {claims.get('champion')!r}, the signed decision {champion!r}")
-            signed, stored = decision.predicate["weights"], claims.get("weights", {})
+            signed, stored = decision.predicate["weights"], claims["weights"]
             for name in sorted(set(signed) | set(stored)):
                 check.checked += 1
                 if stored.get(name) != signed.get(name):
