@@ -13,7 +13,7 @@ import pytest
 from records_store import RecordedStore, read_lines, resign_bundle, write_lines
 
 from trainarena.records.bundle import BundleError
-from trainarena.records.signing import init_key
+from trainarena.records.signing import init_key, load_key
 from trainarena.records.verify import Report, verify_directory
 
 
@@ -230,3 +230,16 @@ def test_a_swapped_artifact_file_is_caught(recorded: RecordedStore, clean_bundle
 def test_an_artifact_of_an_unknown_run_is_reported(clean_bundle: Path, tmp_path: Path) -> None:
     assert failures(verify_directory(clean_bundle, artifacts={9999: tmp_path}), "artifacts") == [
         "artifact of run 9999: the bundle has no run statement of this run"]
+
+
+def test_a_run_that_never_received_its_tasks_data_is_no_disagreement(recorded: RecordedStore, bundle: Path) -> None:
+    """A crash before the split was made (or a task type a script does not support) leaves a run
+    statement with no hidden split: the other runs of its task still agree, and the bundle verifies."""
+
+    def forget_the_split(statement: dict) -> None:
+        if statement["predicate"].get("submission", {}).get("name") == "crasher":
+            statement["predicate"]["task"]["hidden_split_sha256"] = None
+
+    resign_bundle(bundle, load_key(recorded.settings.operator_key_path), forget_the_split)
+    report = verify_directory(bundle)
+    assert report.ok, failures(report)

@@ -7,10 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from records_store import POOL_TASKS, build_pool_store, build_recorded_store
+from records_store import POOL_TASKS, build_pool_store, build_recorded_store, resign_bundle
 from sqlalchemy.orm import Session
 
 from trainarena.records.recorder import Recorder
+from trainarena.records.signing import load_key
 from trainarena.records.statements import Kind
 from trainarena.records.verify import Report, verify_directory
 from trainarena.store.models import Tournament
@@ -85,3 +86,17 @@ def test_runs_scored_on_another_hidden_split_than_committed_are_caught(tmp_path:
     hidden = failures(report, "hidden_splits")
     assert hidden and all(f"task {changed!r}: hidden split" in f and "but entry 0 (commitment of tournament" in f for f in hidden)
     assert any("(evaluation of run" in f for f in hidden) and any("(run " in f for f in hidden)
+
+
+def test_a_pool_evaluation_that_names_no_hidden_split_is_caught(tmp_path: Path) -> None:
+    recorded = build_pool_store(tmp_path / "data")
+    bundle = recorded.export(tmp_path / "bundle")
+
+    def forget_the_split(statement: dict[str, Any]) -> None:
+        if statement["predicateType"].endswith("/evaluation/v1"):
+            statement["predicate"]["hidden_split_sha256"] = None
+
+    resign_bundle(bundle, load_key(recorded.settings.operator_key_path), forget_the_split)
+    hidden = failures(verify_directory(bundle), "hidden_splits")
+    assert hidden and all("(evaluation of run" in f and "scored, but names no hidden split to hold against the commitment" in f
+                          for f in hidden), hidden

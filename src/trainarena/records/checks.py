@@ -1,14 +1,19 @@
-"""What a verification reports (``records/verify.py``): the bundle as read, each check with its
-failures, and how a log entry is named in them ("entry 12 (evaluation of run 5, attempt 1)")."""
+"""What a verification works on and reports (``records/verify.py``): the bundle as read, its entries
+by what they are about, each check with its failures, and how a log entry is named in them
+("entry 12 (evaluation of run 5, attempt 1)")."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from trainarena.records.statements import Kind, kind_of
 
-__all__ = ["Bundle", "CheckResult", "Entry", "Failure", "describe"]
+__all__ = ["MISSING", "Bundle", "CheckResult", "Entry", "Failure", "RecordView", "brief", "describe", "reading", "short_digest"]
+
+MISSING = object()  # a field one side of a comparison lacks
 
 
 @dataclass(frozen=True)
@@ -87,3 +92,61 @@ def describe(statement: Any) -> str:
         return f"{kind.value} of tournament {tournament}"
     except (KeyError, TypeError, ValueError, AttributeError):
         return "an unreadable statement"
+
+
+@dataclass
+class RecordView:
+    """The bundle's entries by what they are about."""
+
+    tournament_id: Any
+    by_index: dict[int, Entry] = field(default_factory=dict)
+    runs: dict[tuple[Any, Any], Entry] = field(default_factory=dict)
+    evaluations: dict[tuple[Any, Any], Entry] = field(default_factory=dict)
+    rounds: list[Entry] = field(default_factory=list)
+    single: dict[Kind, Entry] = field(default_factory=dict)  # commitment, decision, reveal
+    duplicates: list[tuple[Entry, Entry]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, bundle: Bundle, entries: list[Entry]) -> RecordView:
+        view = cls(bundle.manifest.get("tournament", {}).get("id") if isinstance(bundle.manifest.get("tournament"), dict) else None)
+        for entry in entries:
+            view.by_index.setdefault(entry.index, entry)
+            run = entry.predicate.get("run") if isinstance(entry.predicate.get("run"), dict) else {}
+            if entry.kind in (Kind.RUN, Kind.EVALUATION):
+                target = view.runs if entry.kind is Kind.RUN else view.evaluations
+                view._add(target, (run.get("id"), run.get("attempt")), entry)
+            elif entry.kind is Kind.ROUND:
+                view.rounds.append(entry)
+            elif entry.kind is not None:
+                view._add(view.single, entry.kind, entry)
+        view.rounds.sort(key=lambda e: (_plan_index(e), e.index))
+        return view
+
+    def _add(self, target: dict[Any, Entry], key: Any, entry: Entry) -> None:
+        if key in target:
+            self.duplicates.append((target[key], entry))
+        else:
+            target[key] = entry
+
+
+def _plan_index(entry: Entry) -> int:
+    index = entry.predicate.get("plan", {}).get("index") if isinstance(entry.predicate.get("plan"), dict) else None
+    return index if isinstance(index, int) else -1
+
+
+@contextmanager
+def reading(check: CheckResult, record: str) -> Iterator[None]:
+    """A statement without a field a check needs is a failure of that check, not a crash."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        check.fail(record, f"a field is missing or malformed ({type(error).__name__}: {' '.join(str(error).split())})")
+
+
+def brief(value: Any, width: int = 70) -> str:
+    text = "(absent)" if value is MISSING else repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def short_digest(digest: Any) -> str:
+    return f"{digest[:16]}..." if isinstance(digest, str) else repr(digest)

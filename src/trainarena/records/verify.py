@@ -137,7 +137,7 @@ def verify_bundle(bundle: Bundle, trusted_pem: str | None, key_source: str,
                   artifacts: Mapping[int, list[dict[str, Any]] | None] | None = None) -> Report:
     """Every check of the module's docstring over ``bundle`` (pure). ``artifacts`` maps a run id to the
     listing of its artifact folder (``provenance.file_subjects``; None when it is not a folder)."""
-    files = CheckResult("files", "bundle files present and readable", checked=6 + len(bundle.per_example))
+    files = CheckResult("files", "bundle files present and readable", checked=5 + len(bundle.per_example))
     files.failures.extend(bundle.problems)
     log = check_log(bundle, trusted_pem)
     checks = [files, *log.checks, *check_records(bundle, log.entries, artifacts)]
