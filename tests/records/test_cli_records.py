@@ -4,6 +4,7 @@ machines, exit status 0 only when everything checks out, and verify with no stor
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -70,12 +71,9 @@ def test_verify_checks_an_artifact_folder_given_on_the_command_line(cli: CliRunn
     assert cli.invoke(app, ["export", str(store_copy.tournament_id), str(bundle)]).exit_code == 0
     [(run_id, artifact)] = store_copy.query("SELECT run_id, artifact_path FROM run_attempt WHERE artifact_path IS NOT NULL LIMIT 1")
     assert cli.invoke(app, ["verify", str(bundle), "--artifact", f"{run_id}={artifact}"]).exit_code == 0
-    (Path(artifact) / "config.json").write_text("{}")  # the original's file: store_copy shares its artifacts
-    try:
-        changed = cli.invoke(app, ["verify", str(bundle), "--artifact", f"{run_id}={artifact}"])
-    finally:
-        (Path(artifact) / "config.json").write_text(json.dumps({"trained_by": store_copy.query(
-            "SELECT c.name FROM run r JOIN competitor c ON c.id = r.competitor_id WHERE r.id = ?", run_id)[0][0]}))
+    copy = Path(shutil.copytree(artifact, tmp_path / "artifact"))
+    (copy / "config.json").write_text("{}")
+    changed = cli.invoke(app, ["verify", str(bundle), "--artifact", f"{run_id}={copy}"])
     assert changed.exit_code == 1 and "config.json changed" in changed.output
     malformed = cli.invoke(app, ["verify", str(bundle), "--artifact", "not-a-run"])
     assert malformed.exit_code == 2 and "RUN_ID=PATH" in malformed.output
