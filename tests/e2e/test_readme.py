@@ -1,5 +1,6 @@
 """The README's first command, as typed, on a fresh clone: ``scripts/setup && .venv/bin/trainarena demo``
-(plus ``--json`` to read the results), run by a shell in the clone's root with no ``TRAINARENA_*``
+(plus ``--json`` to read the results), then its ``trainarena export`` and ``trainarena verify`` of the
+demo's records, run by a shell in the clone's root with no ``TRAINARENA_*``
 variable set, so every default applies: the data directory is the clone's own ``.trainarena``.
 Every other test pins an absolute data directory, which is how a relative one reaching the evaluator
 (every model scored invalid) went unnoticed.
@@ -58,6 +59,14 @@ def readme_command() -> str:
     block = re.search(r"## The two commands\s+```bash\n(.*?)```", readme, re.DOTALL)
     assert block, "README.md has no 'The two commands' bash block"
     return block.group(1).splitlines()[0].split("#")[0].strip()
+
+
+def readme_records_commands() -> list[str]:
+    """The README's export and verify commands (the bash block after the demo), without their comments."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = next((b for b in re.findall(r"```bash\n(.*?)```", readme, re.DOTALL) if "trainarena export" in b), None)
+    assert block, "README.md has no bash block with `trainarena export`"
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.strip()]
 
 
 def fresh_clone(destination: Path) -> Path:
@@ -167,3 +176,13 @@ def test_readme_first_command_on_a_fresh_clone_scores_every_honest_run(tmp_path:
     # The records name absolute paths, in the clone's own data directory.
     recorded = stored_paths(clone / ".trainarena" / "trainarena.db")
     assert recorded and all(Path(p).is_absolute() and Path(p).is_relative_to(clone / ".trainarena") for p in recorded), recorded
+
+    # Then the README's export and verify, as typed: the demo's last line (on stderr with --json) names them.
+    hint = re.search(r"`trainarena export (\d+) DIR`.*`trainarena verify DIR`", done.stderr)
+    assert hint, done.stderr[-2000:]
+    export, verify = readme_records_commands()
+    assert f" export {hint.group(1)} " in export, (export, hint.group(0))
+    for command in (export, verify):
+        ran = subprocess.run(["bash", "-c", command], cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+        assert ran.returncode == 0, f"{command}\nstdout:\n{ran.stdout[-3000:]}\nstderr:\n{ran.stderr[-3000:]}"
+    assert ran.stdout.splitlines()[-1] == "verified: every check passed", ran.stdout

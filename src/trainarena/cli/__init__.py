@@ -7,6 +7,7 @@ import typer
 from trainarena.cli import api, champions, competitor, demo, doctor, keys, models, run, runs, serve, status, tournament, weights
 from trainarena.cli import audit as audit_cli
 from trainarena.cli import jobs as jobs_cli
+from trainarena.cli import records as records_cli
 from trainarena.cli import task as task_cli
 
 app = typer.Typer(
@@ -31,6 +32,8 @@ app.command("demo")(demo.demo_command)
 app.command("doctor")(doctor.doctor_command)
 app.command("serve")(serve.serve_command)
 app.command("api")(api.api_command)
+app.command("export")(records_cli.export_command)
+app.command("verify")(records_cli.verify_command)
 
 
 def main() -> None:

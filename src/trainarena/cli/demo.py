@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from trainarena.assets import ensure_assets
+from trainarena.cli.records import records_hint
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.demo.text import demo_task_source, set_up_demo
 from trainarena.execution import SandboxUnavailable, make_backend
@@ -121,10 +122,12 @@ def demo_command(
         backend.close()
     if json_output:
         typer.echo(json.dumps({**board.to_json(), "wall_seconds": round(time.monotonic() - started, 1)}, indent=2))
-        return
-    print_bracket(console, board)
-    print_leaderboard(console, board)
-    console.print(f"[dim]{time.monotonic() - started:.0f} s · `trainarena status` shows every tournament in the store[/dim]")
+    else:
+        print_bracket(console, board)
+        print_leaderboard(console, board)
+        console.print(f"[dim]{time.monotonic() - started:.0f} s · `trainarena status` shows every tournament in the store[/dim]")
+    if settings.records.enabled:  # on stderr with --json: the JSON object on stdout keeps its shape
+        console.print(records_hint(setup.tournament_id), highlight=False, soft_wrap=True, markup=False)
 
 
 def _say_waiting(console: Console, holder: LeaseHolder) -> None:

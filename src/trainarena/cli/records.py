@@ -1,0 +1,131 @@
+"""`trainarena export TOURNAMENT_ID DIR` and `trainarena verify DIR`: a tournament's signed records as a
+bundle, and the offline check of one (docs/records.md). ``verify`` opens no store and reads no settings."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from trainarena.cli.output import Col, OneLineTable, fail, print_fields
+from trainarena.records.bundle import BundleError, export_bundle
+from trainarena.records.checks import CheckResult
+from trainarena.records.verify import BUNDLED_KEY, Report, verify_directory
+from trainarena.settings import Settings
+from trainarena.store import open_store
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+# Failures printed per check (a broken log fails every proof alike); --json lists them all.
+SHOWN_FAILURES = 6
+CHECK_COLUMNS = (Col("what was checked", shrink_to=24), Col("items", justify="right"), Col("failed", justify="right"), Col("result"))
+
+
+def records_hint(tournament_id: int) -> str:
+    """The line that tells how to check a tournament's records (the demo ends with it)."""
+    return f"records: `trainarena export {tournament_id} DIR` bundles them, `trainarena verify DIR` checks them offline"
+
+
+def export_command(
+    tournament_id: Annotated[int, typer.Argument(help="The tournament whose records to export.")],
+    directory: Annotated[Path, typer.Argument(help="A new (or empty) folder to write the bundle into.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Write a tournament's signed records as a bundle anyone can verify offline with `trainarena verify`.
+
+    The bundle holds every log entry about the tournament with its inclusion proof, the signed tree heads with their consistency proofs, the per-example scores, the operator's public key, and what the database says now (claims.json).
+    """
+    settings = Settings()
+    try:
+        with open_store(settings) as store:
+            exported = export_bundle(store, settings, tournament_id, directory)
+    except BundleError as error:
+        raise fail(str(error), as_json, tournament_id=tournament_id) from None
+    if as_json:
+        typer.echo(json.dumps({"ok": True, **exported.to_json()}))
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    name = exported.tournament.get("name")
+    console.print(f"exported tournament {tournament_id} ({name}): {exported.entries} log entries, "
+                  f"{exported.tree_heads} signed tree heads")
+    console.print(f"check it with: trainarena verify {directory}")
+
+
+def _artifact_folders(values: list[str]) -> dict[int, Path]:
+    folders = {}
+    for value in values:
+        run_id, separator, path = value.partition("=")
+        if not separator or not run_id.strip().isdigit() or not path:
+            raise typer.BadParameter(f"{value!r}: write RUN_ID=PATH, e.g. --artifact 12=runs/12/output", param_hint="--artifact")
+        folders[int(run_id)] = Path(path)
+    return folders
+
+
+def verify_command(
+    directory: Annotated[Path, typer.Argument(help="The bundle folder `trainarena export` wrote.", exists=True, file_okay=False)],
+    key: Annotated[Path | None, typer.Option("--key", help="The operator's public key (PEM) you trust; without it the bundle's own key is used, and the report says so.", exists=True, dir_okay=False)] = None,
+    artifact: Annotated[list[str] | None, typer.Option("--artifact", help="RUN_ID=PATH: check an artifact folder against its run statement (repeatable).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a bundle offline: every signature, inclusion and consistency proof; the bracket, boss round and weights recomputed with the engine; the commitment and reveal of the hidden splits; the database's claims and any artifact folder given against the signed statements.
+
+    Exits 0 when everything checks out, 1 when anything does not (each failure names its record).
+    """
+    report = verify_directory(directory, key, _artifact_folders(artifact or []))
+    if as_json:
+        typer.echo(json.dumps({"bundle": str(directory), **report.to_json()}, indent=2))
+    else:
+        print_report(Console(highlight=False), directory, report)
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+def _result(check: CheckResult) -> Text:
+    if check.ok:
+        return Text("ok" if check.checked else "nothing to check", style="green" if check.checked else "dim")
+    return Text("FAILED", style="bold red")
+
+
+def _print_wrapped(console: Console, text: str, indent: str) -> None:
+    """``text`` wrapped to the console's width here (no trailing blanks), continued lines indented more."""
+    wrapped = textwrap.fill(text, width=max(40, console.width - 1), initial_indent=indent, subsequent_indent=indent + "  ")
+    console.print(Text(wrapped), soft_wrap=True)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def print_report(console: Console, directory: Path, report: Report) -> None:
+    """The report at any width: who and what, a table of the checks, then every failure with its record."""
+    tournament = report.tournament
+    print_fields(console, [
+        ("bundle", str(directory)),
+        ("tournament", f"{tournament.get('id')} {tournament.get('name')} ({tournament.get('kind')})"),
+        ("key", f"{(report.keyid or 'none')[:16]}, from {report.key_source}"),
+    ])
+    if report.key_source == BUNDLED_KEY:
+        _print_wrapped(console, "note: a bundle's own key proves nothing about who signed it; pass --key PEM with "
+                       "the operator's public key you trust", indent="")
+    table = OneLineTable(CHECK_COLUMNS)
+    for check in report.checks:
+        table.add_row([check.title, str(check.checked), str(len(check.failures)), _result(check)])
+    console.print(table)
+    for check in report.checks:
+        if check.failures:
+            console.print(Text(f"{check.title}:", style="bold"))
+        shown = [f"{failure.record}: {failure.message}" for failure in check.failures[:SHOWN_FAILURES]]
+        if len(check.failures) > SHOWN_FAILURES:
+            shown.append(f"and {len(check.failures) - SHOWN_FAILURES} more (--json lists every one)")
+        for line in shown:
+            _print_wrapped(console, line, indent="  ")
+    failures = report.failures
+    if failures:
+        failed = sum(1 for check in report.checks if not check.ok)
+        console.print(Text(f"NOT VERIFIED: {_count(len(failures), 'failure')} in {_count(failed, 'check')}", style="bold red"))
+    else:
+        console.print(Text("verified: every check passed", style="bold green"))

@@ -1,0 +1,219 @@
+"""``trainarena export``: one tournament's records as a self-contained bundle anyone can verify offline.
+
+The bundle (a folder; ``records/verify.py`` checks it, docs/records.md documents it)::
+
+    bundle.json       {"format": "trainarena-bundle/v1", "tournament": {id, name, kind}, "exported_at",
+                       "log_id": the operator's keyid, "entries": [log indices exported],
+                       "tree_size": size of the latest signed tree head}
+    public_key.pem    the operator's public key (verify trusts it only when no --key is given)
+    entries.jsonl     one log entry per line, in log order: {"index", "key", "kind", "envelope",
+                      "inclusion_proof": [hex...]} (proof against the latest signed tree head)
+    tree_heads.jsonl  the signed tree heads, from the first covering the tournament's first entry to
+                      the latest: {"size", "envelope", "consistency_proof": [hex...]} (from the
+                      previous line's head; empty on the first line)
+    per_example/<sha256>.json  the per-example scores of each exported evaluation (a JSON list), named
+                      by the digest its signed statement gives
+    claims.json       what the operator's database says *now*: {"runs": [{"run_id", "attempt",
+                      "competitor", "status", "score", "artifact_sha256"}], "champion", "weights"}
+
+Exported: every log entry about the tournament (commitment, runs, evaluations, rounds, decision,
+reveal). The exporter copies what the store holds, as it is: a store whose log or results were changed
+still exports (proofs that no longer lead to the signed root, claims that differ from the statements),
+so that ``verify`` can say what changed. It never re-signs anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from trainarena.records.merkle import ProofError, consistency_proof, inclusion_proof
+from trainarena.records.signing import OperatorKeyError, SignatureError, envelope_payload, load_key
+from trainarena.records.statements import Kind
+from trainarena.settings import Settings
+from trainarena.store.database import Store
+from trainarena.store.log_tables import LogEntry, TreeHead
+from trainarena.store.models import RunAttempt, Tournament, WeightRow
+from trainarena.store.records import load_tournament
+
+__all__ = [
+    "BUNDLE_FORMAT", "BundleError", "CLAIMS", "ENTRIES", "MANIFEST", "PER_EXAMPLE", "PUBLIC_KEY", "TREE_HEADS",
+    "Exported", "export_bundle",
+]
+
+BUNDLE_FORMAT = "trainarena-bundle/v1"
+MANIFEST = "bundle.json"
+PUBLIC_KEY = "public_key.pem"
+ENTRIES = "entries.jsonl"
+TREE_HEADS = "tree_heads.jsonl"
+PER_EXAMPLE = "per_example"
+CLAIMS = "claims.json"
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be exported: the folder is not empty, or there is nothing to export."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What an export wrote: the folder, the tournament, how many entries and tree heads."""
+
+    directory: Path
+    tournament: dict[str, Any]
+    entries: int
+    tree_heads: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"directory": str(self.directory), "tournament": self.tournament, "entries": self.entries,
+                "tree_heads": self.tree_heads}
+
+
+def export_bundle(store_or_session: Store | Session, settings: Settings, tournament_id: int, directory: Path) -> Exported:
+    """Write tournament ``tournament_id``'s bundle into ``directory`` (new or empty); BundleError when it
+    is not empty, when the tournament has no log entries or when the operator's key is missing."""
+    directory = Path(directory)
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise BundleError(f"{directory} is not an empty folder: export writes a new bundle; name a new folder "
+                          "or empty this one")
+    try:
+        key = load_key(settings.operator_key_path)
+    except OperatorKeyError as error:
+        raise BundleError(f"the operator's key is needed for its public half: {error}") from None
+    opened = store_or_session.session() if isinstance(store_or_session, Store) else nullcontext(store_or_session)
+    with opened as session:
+        content = _collect(session, tournament_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = {"format": BUNDLE_FORMAT, "tournament": content["tournament"],
+                "exported_at": datetime.now(UTC).isoformat(timespec="seconds"), "log_id": key.keyid,
+                "entries": [line["index"] for line in content["entries"]], "tree_size": content["tree_size"]}
+    _write_json(directory / MANIFEST, manifest)
+    (directory / PUBLIC_KEY).write_text(key.public_pem())
+    _write_lines(directory / ENTRIES, content["entries"])
+    _write_lines(directory / TREE_HEADS, content["tree_heads"])
+    (directory / PER_EXAMPLE).mkdir()
+    for digest, values in content["per_example"].items():
+        _write_json(directory / PER_EXAMPLE / f"{digest}.json", values)
+    _write_json(directory / CLAIMS, content["claims"])
+    return Exported(directory, content["tournament"], len(content["entries"]), len(content["tree_heads"]))
+
+
+def _collect(session: Session, tournament_id: int) -> dict[str, Any]:
+    entries = list(session.scalars(select(LogEntry).where(LogEntry.tournament_id == tournament_id).order_by(LogEntry.index)))
+    if not entries:
+        raise BundleError(f"the transparency log holds no entry about tournament {tournament_id}: it does not "
+                          "exist, or it ran with records.enabled off")
+    latest = session.scalar(select(TreeHead).order_by(TreeHead.size.desc()).limit(1))
+    if latest is None:
+        raise BundleError("the transparency log has no signed tree head: its tree_head table was emptied")
+    heads = list(session.scalars(select(TreeHead).where(TreeHead.size > entries[0].index).order_by(TreeHead.size)))
+    # The leaves as the store holds them now, in index order: a removed or reordered row changes them,
+    # and the proofs built from them then fail against the roots signed before.
+    leaves = [bytes.fromhex(value) for value in session.scalars(select(LogEntry.leaf_hash).order_by(LogEntry.index))]
+    lines = [{"index": e.index, "key": e.key, "kind": e.kind, "envelope": e.envelope,
+              "inclusion_proof": _hexes(_inclusion(leaves[: latest.size], e.index))} for e in entries]
+    head_lines = []
+    for position, head in enumerate(heads):
+        proof = [] if position == 0 else _consistency(leaves[: head.size], heads[position - 1].size)
+        head_lines.append({"size": head.size, "envelope": head.envelope, "consistency_proof": _hexes(proof)})
+    tournament = session.get(Tournament, tournament_id)
+    about = _tournament_json(tournament) if tournament is not None else _tournament_from_log(entries)
+    return {"tournament": about, "tree_size": latest.size, "entries": lines,
+            "tree_heads": head_lines, "per_example": _per_example(session, entries),
+            "claims": _claims(session, tournament_id) if tournament is not None else {"runs": [], "champion": None, "weights": {}}}
+
+
+def _inclusion(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    try:
+        return inclusion_proof(leaves, index)
+    except ProofError:  # the entry's leaf is missing from the store: no proof to give, verify says so
+        return []
+
+
+def _consistency(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
+    try:
+        return consistency_proof(leaves, old_size)
+    except ProofError:
+        return []
+
+
+def _hexes(values: list[bytes]) -> list[str]:
+    return [value.hex() for value in values]
+
+
+def _tournament_json(tournament: Tournament) -> dict[str, Any]:
+    return {"id": tournament.id, "name": tournament.name, "kind": tournament.kind}
+
+
+def _predicate(entry: LogEntry) -> dict[str, Any]:
+    """An entry's predicate as stored (unchecked: verify checks it); empty when it does not decode."""
+    try:
+        predicate = envelope_payload(entry.envelope).get("predicate")
+    except (SignatureError, AttributeError):
+        return {}
+    return predicate if isinstance(predicate, dict) else {}
+
+
+def _tournament_from_log(entries: list[LogEntry]) -> dict[str, Any]:
+    """The tournament as its statements name it, when its row is gone from the store."""
+    for entry in entries:
+        if isinstance(_predicate(entry).get("tournament"), dict):
+            return _predicate(entry)["tournament"]
+    return {"id": entries[0].tournament_id, "name": None, "kind": None}
+
+
+def _per_example(session: Session, entries: list[LogEntry]) -> dict[str, list[Any]]:
+    """The stored per-example scores of each evaluation, under the digest its statement names."""
+    found: dict[str, list[Any]] = {}
+    for entry in entries:
+        if entry.kind != Kind.EVALUATION.value or entry.run_id is None:
+            continue
+        predicate = _predicate(entry)
+        number = predicate.get("run", {}).get("attempt") if isinstance(predicate.get("run"), dict) else None
+        attempt = session.scalar(select(RunAttempt).where(RunAttempt.run_id == entry.run_id, RunAttempt.number == number))
+        digest = predicate.get("per_example_sha256")
+        # Only a SHA-256 hex names a file: a digest edited into the store must not name a path.
+        if attempt is not None and attempt.evaluation is not None and isinstance(digest, str) and SHA256_HEX.fullmatch(digest):
+            found[digest] = list(attempt.evaluation.per_example)
+    return found
+
+
+def _claims(session: Session, tournament_id: int) -> dict[str, Any]:
+    """The tournament's results as the database holds them now: each counted attempt, the champion, the weights."""
+    tournament = load_tournament(session, tournament_id)
+    runs = []
+    for round_row in tournament.rounds:
+        for match in round_row.matches:
+            for task in match.tasks:
+                for run in task.runs:
+                    attempt = run.counted_attempt
+                    if attempt is None:
+                        continue
+                    evaluation = attempt.evaluation
+                    runs.append({"run_id": run.id, "attempt": attempt.number,
+                                 "competitor": None if run.competitor is None else run.competitor.name,
+                                 "status": attempt.status, "score": None if evaluation is None else evaluation.score,
+                                 "artifact_sha256": attempt.artifact_digest})
+    weights = session.scalars(select(WeightRow).where(WeightRow.tournament_id == tournament_id).order_by(WeightRow.id))
+    return {"runs": runs,
+            "champion": None if tournament.champion_after is None else tournament.champion_after.name,
+            "weights": {row.competitor.name: row.weight for row in weights}}
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _write_lines(path: Path, lines: list[dict[str, Any]]) -> None:
+    with path.open("w") as out:
+        for line in lines:
+            out.write(json.dumps(line, sort_keys=True, allow_nan=False) + "\n")

@@ -1,0 +1,91 @@
+"""The database half of ``trainarena verify`` (pure): ``claims.json`` (what the operator's database
+said at export) against the signed statements, and artifact folders against their run statements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from trainarena.records.checks import CheckResult, RecordView, brief, reading, short_digest
+from trainarena.records.statements import Kind
+
+__all__ = ["check_artifacts", "check_claims"]
+
+
+def _check_claimed_run(view: RecordView, check: CheckResult, claim: dict[str, Any]) -> None:
+    key = (claim["run_id"], claim["attempt"])
+    run = view.runs.get(key)
+    if run is None:
+        check.fail(f"claims.json run {key[0]}, attempt {key[1]}", "the database has this run, the bundle no signed run statement of it")
+        return
+    signed = run.predicate
+    for what, claimed, said in (("status", claim["status"], signed["exit"]["status"]),
+                                ("artifact sha256", claim["artifact_sha256"], signed["artifact_sha256"]),
+                                ("competitor", claim["competitor"], signed["submission"].get("name", claim["competitor"]))):
+        if claimed != said:
+            check.fail(run.label, f"{what}: the database says {brief(claimed)}, the signed run statement {brief(said)}")
+    evaluation = view.evaluations.get(key)
+    if evaluation is None:
+        if claim["score"] is not None:
+            check.fail(run.label, f"score: the database says {claim['score']}, the bundle has no signed evaluation of it")
+    elif claim["score"] != evaluation.predicate["score"]:
+        check.fail(evaluation.label, f"score: the database says {claim['score']}, the signed evaluation {evaluation.predicate['score']}")
+
+
+def check_claims(view: RecordView, claims: Any) -> CheckResult:
+    check = CheckResult("claims", "database claims vs the signed statements")
+    if not isinstance(claims, dict):
+        check.fail("claims.json", "missing or not a JSON object: nothing to compare the database with")
+        return check
+    claimed = set()
+    runs = claims.get("runs")
+    for number, claim in enumerate(runs if isinstance(runs, list) else []):
+        check.checked += 1
+        with reading(check, f"claims.json run {number + 1} of {len(runs)}"):
+            claimed.add((claim["run_id"], claim["attempt"]))
+            _check_claimed_run(view, check, claim)
+    for key, run in view.runs.items():
+        if key not in claimed:
+            check.fail(run.label, "signed, but the database no longer has this attempt counted for the tournament")
+    decision = view.single.get(Kind.DECISION)
+    if decision is not None:
+        with reading(check, decision.label):
+            check.checked += 1
+            champion = decision.predicate["decided"]["end"]["champion"]
+            if claims.get("champion") != champion:
+                check.fail(decision.label, f"champion: the database says {claims.get('champion')!r}, the signed decision {champion!r}")
+            signed, stored = decision.predicate["weights"], claims["weights"]
+            for name in sorted(set(signed) | set(stored)):
+                check.checked += 1
+                if stored.get(name) != signed.get(name):
+                    check.fail(decision.label, f"weight of {name}: the database says {stored.get(name)}, the signed decision {signed.get(name)}")
+    return check
+
+
+def check_artifacts(view: RecordView, artifacts: Mapping[int, list[dict[str, Any]] | None]) -> CheckResult:
+    check = CheckResult("artifacts", "artifact folders vs their run statements")
+    for run_id, listing in artifacts.items():
+        runs = [e for (rid, _), e in view.runs.items() if rid == run_id]
+        if not runs:
+            check.fail(f"artifact of run {run_id}", "the bundle has no run statement of this run")
+            continue
+        run = max(runs, key=lambda e: e.index)
+        with reading(check, run.label):
+            expected = {s["name"].removeprefix("artifact/"): s["digest"]["sha256"]
+                        for s in run.statement["subject"] if s["name"].startswith("artifact/")}  # type: ignore[index]
+            if not expected:
+                check.fail(run.label, "its statement names no artifact files: the run produced none")
+                continue
+            if listing is None:
+                check.fail(f"artifact of run {run_id}", "the path given is not a folder")
+                continue
+            found = {f["name"]: f["digest"]["sha256"] for f in listing}
+            check.checked += len(expected.keys() | found.keys())
+            for name in sorted(expected.keys() & found.keys()):
+                if expected[name] != found[name]:
+                    check.fail(run.label, f"{name} changed: its sha256 is {short_digest(found[name])}, the statement says {short_digest(expected[name])}")
+            for name in sorted(expected.keys() - found.keys()):
+                check.fail(run.label, f"{name} is missing from the folder")
+            for name in sorted(found.keys() - expected.keys()):
+                check.fail(run.label, f"{name} is in the folder but not in the statement (an extra file)")
+    return check

@@ -1,0 +1,79 @@
+"""`trainarena export` and `trainarena verify` as a user types them: text at 80 columns, --json for
+machines, exit status 0 only when everything checks out, and verify with no store at all."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from records_store import RecordedStore, read_lines, write_lines
+from typer.testing import CliRunner
+
+from trainarena.cli import app
+
+
+@pytest.fixture
+def cli(store_copy: RecordedStore, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(store_copy.data_dir))
+    monkeypatch.setenv("COLUMNS", "80")
+    return CliRunner()
+
+
+def test_export_then_verify_in_text_at_80_columns(cli: CliRunner, store_copy: RecordedStore, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = tmp_path / "bundle"
+    exported = cli.invoke(app, ["export", str(store_copy.tournament_id), str(bundle)])
+    assert exported.exit_code == 0, exported.output
+    assert f"exported tournament {store_copy.tournament_id} (week-1): 34 log entries" in exported.output
+    again = cli.invoke(app, ["export", str(store_copy.tournament_id), str(bundle)])
+    assert again.exit_code == 1 and "is not an empty folder" in again.output
+
+    offline = tmp_path / "no-such-data-dir"
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(offline))  # verify opens no store and needs no settings
+    verified = cli.invoke(app, ["verify", str(bundle)])
+    assert verified.exit_code == 0, verified.output
+    assert not offline.exists()
+    lines = verified.output.splitlines()
+    assert lines[-1] == "verified: every check passed"
+    long = [line for line in lines if len(line) > 80 and not line.startswith("bundle ")]  # a path runs on, whole
+    assert not long, long
+    assert "pass --key PEM" in verified.output
+    assert any("inclusion proofs against the latest head" in line and " 34 " in line and " ok " in line for line in lines)
+
+
+def test_verify_json_and_a_failing_bundle(cli: CliRunner, store_copy: RecordedStore, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    assert cli.invoke(app, ["export", str(store_copy.tournament_id), str(bundle), "--json"]).exit_code == 0
+    clean = cli.invoke(app, ["verify", str(bundle), "--json", "--key", str(bundle / "public_key.pem")])
+    assert clean.exit_code == 0, clean.output
+    report = json.loads(clean.stdout)
+    assert report["ok"] is True and report["tournament"]["id"] == store_copy.tournament_id
+    assert report["key"] == {"keyid": json.loads((bundle / "bundle.json").read_text())["log_id"],
+                             "source": f"--key {bundle / 'public_key.pem'}", "trusted": True}
+    assert {c["name"] for c in report["checks"]} >= {"signatures", "inclusion", "consistency", "bracket", "weights", "claims"}
+
+    lines = read_lines(bundle / "entries.jsonl")
+    write_lines(bundle / "entries.jsonl", [e for e in lines if e["kind"] != "round"])
+    failed = cli.invoke(app, ["verify", str(bundle), "--json"])
+    assert failed.exit_code == 1
+    failing = {c["name"]: c["failures"] for c in json.loads(failed.stdout)["checks"] if not c["ok"]}
+    assert "references" in failing and "bracket" in failing
+    text = cli.invoke(app, ["verify", str(bundle)])
+    assert text.exit_code == 1
+    assert text.output.splitlines()[-1].startswith("NOT VERIFIED: ")
+    assert "(decision of tournament 1): its rounds: names the round statement at entry" in " ".join(text.output.split())
+
+
+def test_verify_checks_an_artifact_folder_given_on_the_command_line(cli: CliRunner, store_copy: RecordedStore, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    assert cli.invoke(app, ["export", str(store_copy.tournament_id), str(bundle)]).exit_code == 0
+    [(run_id, artifact)] = store_copy.query("SELECT run_id, artifact_path FROM run_attempt WHERE artifact_path IS NOT NULL LIMIT 1")
+    assert cli.invoke(app, ["verify", str(bundle), "--artifact", f"{run_id}={artifact}"]).exit_code == 0
+    copy = Path(shutil.copytree(artifact, tmp_path / "artifact"))
+    (copy / "config.json").write_text("{}")
+    changed = cli.invoke(app, ["verify", str(bundle), "--artifact", f"{run_id}={copy}"])
+    assert changed.exit_code == 1 and "config.json changed" in changed.output
+    malformed = cli.invoke(app, ["verify", str(bundle), "--artifact", "not-a-run"])
+    assert malformed.exit_code == 2 and "RUN_ID=PATH" in malformed.output

@@ -1,0 +1,245 @@
+"""Export and verify: an untampered bundle checks out; every tampering of the issue (a score changed in
+the database, an artifact file swapped, a log entry dropped, entries reordered, records re-signed with
+another key) is caught, and the failure names the record and what changed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from records_store import RecordedStore, read_lines, resign_bundle, write_lines
+
+from trainarena.records.bundle import BundleError
+from trainarena.records.signing import init_key, load_key
+from trainarena.records.verify import Report, verify_directory
+
+
+def failures(report: Report, check: str | None = None) -> list[str]:
+    return [f"{f.record}: {f.message}" for c in report.checks if check in (None, c.name) for f in c.failures]
+
+
+def entry_index(bundle: Path, key: str) -> int:
+    return next(e["index"] for e in read_lines(bundle / "entries.jsonl") if e["key"] == key)
+
+
+def scored_run(recorded: RecordedStore) -> tuple[int, float]:
+    """The first run with a score: its id and score."""
+    [(run_id, score)] = recorded.query(
+        "SELECT a.run_id, e.score FROM evaluation e JOIN run_attempt a ON a.id = e.attempt_id ORDER BY a.run_id LIMIT 1")
+    return run_id, score
+
+
+def test_an_untampered_bundle_verifies_with_every_check_counted(recorded: RecordedStore, clean_bundle: Path) -> None:
+    report = verify_directory(clean_bundle, trusted_key=None)
+    assert report.ok, failures(report)
+    checked = {c.name: c.checked for c in report.checks}
+    entries = read_lines(clean_bundle / "entries.jsonl")
+    assert checked["inclusion"] == checked["signatures"] == len(entries) > 10
+    assert checked["consistency"] == len(read_lines(clean_bundle / "tree_heads.jsonl")) - 1 > 0
+    assert checked["bracket"] > 1 and checked["weights"] == 6 and checked["claims"] > len(entries) // 2
+    kinds = {e["kind"] for e in entries}
+    assert kinds == {"commitment", "run", "evaluation", "round", "decision", "reveal"}
+    assert recorded.finished.champion in json.loads((clean_bundle / "claims.json").read_text())["weights"]
+    assert len(list((clean_bundle / "per_example").glob("*.json"))) > 5  # the boss round's bootstrap data included
+    assert report.key_source == "the bundle's public_key.pem" and report.to_json()["key"]["trusted"] is False
+
+
+def test_the_operators_public_key_given_with_key_verifies(recorded: RecordedStore, clean_bundle: Path, tmp_path: Path) -> None:
+    trusted = tmp_path / "operator.pem"
+    trusted.write_text((clean_bundle / "public_key.pem").read_text())
+    report = verify_directory(clean_bundle, trusted_key=trusted)
+    assert report.ok, failures(report)
+    assert report.key_source == f"--key {trusted}"
+
+
+def test_export_refuses_a_folder_that_is_not_empty(recorded: RecordedStore, tmp_path: Path) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    with pytest.raises(BundleError, match="not an empty folder"):
+        recorded.export(tmp_path / "full")
+    assert (tmp_path / "full" / "notes.txt").read_text() == "mine"
+
+
+def test_export_refuses_a_tournament_without_records(recorded: RecordedStore, tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="no entry about tournament 99"):
+        recorded.__class__(recorded.data_dir, 99, recorded.finished).export(tmp_path / "none")
+
+
+# --- The database changed after the fact ------------------------------------------------------------
+
+
+def test_a_score_changed_in_the_database_is_caught(store_copy: RecordedStore, tmp_path: Path) -> None:
+    run_id, score = scored_run(store_copy)
+    store_copy.query("UPDATE evaluation SET score = ? WHERE attempt_id = (SELECT id FROM run_attempt WHERE run_id = ?)",
+                     score - 0.25, run_id)
+    report = verify_directory(store_copy.export(tmp_path / "bundle"))
+    assert not report.ok
+    [claim] = failures(report, "claims")
+    assert f"(evaluation of run {run_id}, attempt 1)" in claim
+    assert f"the database says {score - 0.25}, the signed evaluation {score}" in claim
+    assert failures(report, "inclusion") == failures(report, "signatures") == []  # the log itself is intact
+
+
+def test_a_log_entry_deleted_from_the_database_is_caught(store_copy: RecordedStore, tmp_path: Path) -> None:
+    run_id, _ = scored_run(store_copy)
+    key = f"evaluation:{run_id}:attempt:1"
+    [(index,)] = store_copy.query("SELECT \"index\" FROM log_entry WHERE key = ?", key)
+    store_copy.query("DELETE FROM log_entry WHERE key = ?", key)
+    report = verify_directory(store_copy.export(tmp_path / "bundle"))
+    assert not report.ok
+    references = failures(report, "references")
+    assert any(f"names the evaluation statement at entry {index}, which is not in the bundle" in f for f in references), references
+    assert any(f"(run {run_id}, attempt 1" in f and "the bundle has no signed evaluation of it" in f for f in failures(report, "claims"))
+    assert failures(report, "inclusion")  # the leaves no longer lead to the signed roots
+
+
+def test_two_log_entries_with_swapped_indices_in_the_database_are_caught(store_copy: RecordedStore, tmp_path: Path) -> None:
+    run_id, _ = scored_run(store_copy)
+    [(run_index,)] = store_copy.query("SELECT \"index\" FROM log_entry WHERE key = ?", f"run:{run_id}:attempt:1")
+    [(evaluation_index,)] = store_copy.query("SELECT \"index\" FROM log_entry WHERE key = ?", f"evaluation:{run_id}:attempt:1")
+    for old, new in ((run_index, -1), (evaluation_index, run_index), (-1, evaluation_index)):
+        store_copy.query("UPDATE log_entry SET \"index\" = ? WHERE \"index\" = ?", new, old)
+    report = verify_directory(store_copy.export(tmp_path / "bundle"))
+    inclusion = failures(report, "inclusion")
+    assert any(f.startswith(f"entry {run_index} (evaluation of run {run_id}, attempt 1)") for f in inclusion), inclusion
+    assert any(f.startswith(f"entry {evaluation_index} (run {run_id}, attempt 1") for f in inclusion), inclusion
+    assert any(f"names the run statement at entry {run_index}, which is entry {run_index} (evaluation" in f
+               for f in failures(report, "references"))
+
+
+# --- The bundle changed -------------------------------------------------------------------------------
+
+
+def test_a_line_dropped_from_entries_jsonl_is_caught(bundle: Path) -> None:
+    lines = read_lines(bundle / "entries.jsonl")
+    crashed = next(e for e in lines if e["kind"] == "run" and "evaluation:" + e["key"].removeprefix("run:")
+                   not in {x["key"] for x in lines})
+    write_lines(bundle / "entries.jsonl", [e for e in lines if e is not crashed])
+    report = verify_directory(bundle)
+    run_id = crashed["key"].split(":")[1]
+    assert any(f"run {run_id}, attempt 1 has no run statement in the bundle" in f for f in failures(report, "references"))
+    assert any(f"claims.json run {run_id}, attempt 1: the database has this run" in f for f in failures(report, "claims"))
+    assert any("bundle.json: lists entries" in f for f in failures(report, "statements"))
+
+
+def test_the_decision_dropped_from_the_bundle_is_caught(bundle: Path) -> None:
+    write_lines(bundle / "entries.jsonl", [e for e in read_lines(bundle / "entries.jsonl") if e["kind"] != "decision"])
+    report = verify_directory(bundle)
+    assert "decision: the bundle has no decision statement: the tournament's end is not recorded" in failures(report, "bracket")
+
+
+def test_two_entries_with_swapped_indices_in_the_bundle_are_caught(bundle: Path) -> None:
+    lines = read_lines(bundle / "entries.jsonl")
+    first, second = lines[1], lines[2]
+    first["index"], second["index"] = second["index"], first["index"]
+    lines[1], lines[2] = second, first
+    write_lines(bundle / "entries.jsonl", lines)
+    inclusion = failures(verify_directory(bundle), "inclusion")
+    assert any(f.startswith(f"entry {first['index']} (") and "not in the log the latest head signs" in f for f in inclusion)
+    assert any(f.startswith(f"entry {second['index']} (") for f in inclusion)
+
+
+def test_entries_reordered_in_the_bundle_are_caught(bundle: Path) -> None:
+    lines = read_lines(bundle / "entries.jsonl")
+    write_lines(bundle / "entries.jsonl", [lines[0], lines[3], lines[1], lines[2], *lines[4:]])
+    statements = failures(verify_directory(bundle), "statements")
+    assert any("out of log order in entries.jsonl: index 1 after index 3" in f for f in statements), statements
+
+
+def test_a_score_edited_in_a_signed_statement_breaks_its_signature(bundle: Path) -> None:
+    lines = read_lines(bundle / "entries.jsonl")
+    evaluation = next(e for e in lines if e["kind"] == "evaluation")
+    statement = json.loads(base64.b64decode(evaluation["envelope"]["payload"]))
+    statement["predicate"]["score"] = 0.001
+    evaluation["envelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    write_lines(bundle / "entries.jsonl", lines)
+    report = verify_directory(bundle)
+    assert any(f.startswith(f"entry {evaluation['index']} (evaluation of run") and "does not match the content: it was changed after signing" in f
+               for f in failures(report, "signatures"))
+    assert failures(report, "inclusion")
+
+
+def test_records_resigned_with_another_key_are_caught(bundle: Path, tmp_path: Path) -> None:
+    forger = init_key(tmp_path / "forger.pem")
+    operator_keyid = json.loads((bundle / "bundle.json").read_text())["log_id"]
+    resign_bundle(bundle, forger)
+    report = verify_directory(bundle)
+    signatures = failures(report, "signatures")
+    assert len(signatures) == len(read_lines(bundle / "entries.jsonl"))
+    assert f"not signed by key {operator_keyid[:16]} (signed by {forger.keyid[:16]})" in signatures[0]
+    assert any(f"the records are signed with {forger.keyid[:16]}, not with the key {operator_keyid[:16]}" in f
+               for f in failures(report, "key"))
+
+
+def test_a_bundle_resigned_and_its_public_key_replaced_is_caught_with_the_trusted_key(bundle: Path, tmp_path: Path) -> None:
+    trusted = tmp_path / "operator.pem"
+    shutil.copy(bundle / "public_key.pem", trusted)
+    forger = init_key(tmp_path / "forger.pem")
+    resign_bundle(bundle, forger)
+    (bundle / "public_key.pem").write_text(forger.public_pem())
+    assert verify_directory(bundle).ok  # self-consistent: the bundle's own key is no trust anchor
+    report = verify_directory(bundle, trusted_key=trusted)
+    assert not report.ok
+    key_failure, log_id = failures(report, "key")
+    assert f"the bundle's public key is {forger.keyid[:16]}, not the trusted key" in key_failure
+    assert f"its records are signed with {forger.keyid[:16]}" in key_failure
+    assert log_id.startswith(f"bundle.json: log_id is {forger.keyid[:16]}")
+    assert len(failures(report, "signatures")) == len(read_lines(bundle / "entries.jsonl"))
+
+
+def test_a_per_example_file_changed_is_caught(bundle: Path) -> None:
+    path = next(p for p in sorted((bundle / "per_example").glob("*.json")) if json.loads(p.read_text()))
+    values = json.loads(path.read_text())
+    path.write_text(json.dumps([values[0] - 0.5, *values[1:]]))
+    per_example = failures(verify_directory(bundle), "per_example")
+    assert any(f.startswith(f"per_example/{path.stem}.json: its values hash to") for f in per_example), per_example
+
+
+# --- Artifact folders ---------------------------------------------------------------------------------
+
+
+def artifact_of(recorded: RecordedStore, run_id: int) -> Path:
+    [(path,)] = recorded.query("SELECT artifact_path FROM run_attempt WHERE run_id = ?", run_id)
+    return Path(path)
+
+
+def test_an_artifact_folder_verifies_against_its_run_statement(recorded: RecordedStore, clean_bundle: Path) -> None:
+    run_id, _ = scored_run(recorded)
+    report = verify_directory(clean_bundle, artifacts={run_id: artifact_of(recorded, run_id)})
+    assert report.ok, failures(report)
+    assert next(c for c in report.checks if c.name == "artifacts").checked == 2
+
+
+def test_a_swapped_artifact_file_is_caught(recorded: RecordedStore, clean_bundle: Path, tmp_path: Path) -> None:
+    run_id, _ = scored_run(recorded)
+    [(other,)] = recorded.query("SELECT artifact_path FROM run_attempt WHERE run_id != ? AND artifact_path IS NOT NULL LIMIT 1", run_id)
+    folder = Path(shutil.copytree(artifact_of(recorded, run_id), tmp_path / "artifact"))
+    shutil.copy(Path(other) / "model.safetensors", folder / "model.safetensors")
+    (folder / "config.json").unlink()
+    (folder / "extra.bin").write_bytes(b"\0")
+    artifacts = failures(verify_directory(clean_bundle, artifacts={run_id: folder}), "artifacts")
+    assert len(artifacts) == 3
+    assert f"(run {run_id}, attempt 1" in artifacts[0] and "model.safetensors changed: its sha256 is" in artifacts[0]
+    assert "config.json is missing from the folder" in artifacts[1]
+    assert "extra.bin is in the folder but not in the statement" in artifacts[2]
+
+
+def test_an_artifact_of_an_unknown_run_is_reported(clean_bundle: Path, tmp_path: Path) -> None:
+    assert failures(verify_directory(clean_bundle, artifacts={9999: tmp_path}), "artifacts") == [
+        "artifact of run 9999: the bundle has no run statement of this run"]
+
+
+def test_a_run_that_never_received_its_tasks_data_is_no_disagreement(recorded: RecordedStore, bundle: Path) -> None:
+    """A crash before the split was made (or a task type a script does not support) leaves a run
+    statement with no hidden split: the other runs of its task still agree, and the bundle verifies."""
+
+    def forget_the_split(statement: dict) -> None:
+        if statement["predicate"].get("submission", {}).get("name") == "crasher":
+            statement["predicate"]["task"]["hidden_split_sha256"] = None
+
+    resign_bundle(bundle, load_key(recorded.settings.operator_key_path), forget_the_split)
+    report = verify_directory(bundle)
+    assert report.ok, failures(report)

@@ -1,0 +1,102 @@
+"""What only replaying the records can catch: an operator who signs, with the right key, a decision the
+engine would not make, a reveal that does not open its commitment, or runs scored on another hidden
+split than the one committed. Each store here is recorded by a recorder that lies in one way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from records_store import POOL_TASKS, build_pool_store, build_recorded_store, resign_bundle
+from sqlalchemy.orm import Session
+
+from trainarena.records.recorder import Recorder
+from trainarena.records.signing import load_key
+from trainarena.records.statements import Kind
+from trainarena.records.verify import Report, verify_directory
+from trainarena.store.models import Tournament
+
+
+def failures(report: Report, check: str) -> list[str]:
+    return [f"{f.record}: {f.message}" for c in report.checks if c.name == check for f in c.failures]
+
+
+class CrownsTheRunnerUp(Recorder):
+    """Signs a decision that crowns the runner-up and pays it the champion's weight."""
+
+    def _append_tournament(self, session: Session, tournament: Tournament, what: str, kind: Kind, predicate: dict[str, Any]) -> None:
+        if what == "decision":
+            end = predicate["decided"]["end"]
+            winner, runner_up = end["champion"], end["standings"][1]
+            weights = {**predicate["weights"], winner: predicate["weights"][runner_up], runner_up: predicate["weights"][winner]}
+            predicate = {**predicate, "decided": {**predicate["decided"], "end": {**end, "champion": runner_up}}, "weights": weights}
+        super()._append_tournament(session, tournament, what, kind, predicate)
+
+
+class RevealsAnotherSeed(Recorder):
+    """Commits to the split seeds, then reveals others."""
+
+    revealing = False
+
+    def _reveal(self, session: Session, tournament: Tournament) -> None:
+        self.revealing = True
+        super()._reveal(session, tournament)
+
+    def _split_seed(self, split_key: str | None) -> int:
+        return super()._split_seed(split_key) + (1 if self.revealing else 0)
+
+
+def test_a_signed_decision_the_engine_would_not_make_is_caught(tmp_path: Path) -> None:
+    recorded = build_recorded_store(tmp_path / "data", recorder=CrownsTheRunnerUp)
+    champion, runner_up = recorded.finished.standings[:2]
+    report = verify_directory(recorded.export(tmp_path / "bundle"))
+    assert not report.ok
+    for check in ("signatures", "inclusion", "consistency", "references"):
+        assert failures(report, check) == [], check  # properly signed and logged: only the replay catches it
+    bracket = failures(report, "bracket")
+    assert any(f"(decision of tournament {recorded.tournament_id}): decided.end.champion: the decision says {runner_up!r}, "
+               f"the replayed bracket gives {champion!r}" in f for f in bracket), bracket
+    weights = failures(report, "weights")
+    assert any(f"weight of {champion}: the decision says" in f and "recomputed 0.5" in f for f in weights), weights
+    assert any(f"champion: the database says {champion!r}, the signed decision {runner_up!r}" in f for f in failures(report, "claims"))
+
+
+def test_a_pool_tournament_verifies_its_commitment_and_reveal(tmp_path: Path) -> None:
+    recorded = build_pool_store(tmp_path / "data")
+    report = verify_directory(recorded.export(tmp_path / "bundle"))
+    assert report.ok, [f"{f.record}: {f.message}" for f in report.failures]
+    checked = {c.name: c.checked for c in report.checks}
+    assert checked["reveal"] == 1 + len(POOL_TASKS)  # every committed seed opened
+    assert checked["hidden_splits"] >= 6  # the runs and evaluations of the tasks played
+
+
+def test_a_reveal_that_does_not_open_the_commitment_is_caught(tmp_path: Path) -> None:
+    recorded = build_pool_store(tmp_path / "data", recorder=RevealsAnotherSeed)
+    report = verify_directory(recorded.export(tmp_path / "bundle"))
+    reveal = failures(report, "reveal")
+    assert len(reveal) == len(POOL_TASKS), reveal
+    assert f"(reveal of tournament {recorded.tournament_id}): task {POOL_TASKS[0]!r}: the revealed seed and salt hash to" in reveal[0]
+    assert "the commitment says" in reveal[0]
+
+
+def test_runs_scored_on_another_hidden_split_than_committed_are_caught(tmp_path: Path) -> None:
+    changed = POOL_TASKS[1]  # the second round's task
+    recorded = build_pool_store(tmp_path / "data", changed_hidden=frozenset({changed}))
+    report = verify_directory(recorded.export(tmp_path / "bundle"))
+    hidden = failures(report, "hidden_splits")
+    assert hidden and all(f"task {changed!r}: hidden split" in f and "but entry 0 (commitment of tournament" in f for f in hidden)
+    assert any("(evaluation of run" in f for f in hidden) and any("(run " in f for f in hidden)
+
+
+def test_a_pool_evaluation_that_names_no_hidden_split_is_caught(tmp_path: Path) -> None:
+    recorded = build_pool_store(tmp_path / "data")
+    bundle = recorded.export(tmp_path / "bundle")
+
+    def forget_the_split(statement: dict[str, Any]) -> None:
+        if statement["predicateType"].endswith("/evaluation/v1"):
+            statement["predicate"]["hidden_split_sha256"] = None
+
+    resign_bundle(bundle, load_key(recorded.settings.operator_key_path), forget_the_split)
+    hidden = failures(verify_directory(bundle), "hidden_splits")
+    assert hidden and all("(evaluation of run" in f and "scored, but names no hidden split to hold against the commitment" in f
+                          for f in hidden), hidden

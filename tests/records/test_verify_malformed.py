@@ -1,0 +1,78 @@
+"""A bundle anyone may have edited by hand: whatever its files hold, verify reports failures, naming the
+file or record, and never crashes."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from records_store import read_lines, write_lines
+
+from trainarena.records.verify import verify_directory
+
+
+def _statement_edit(kind: str, edit: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+    """Edit the first ``kind`` statement's payload in place (its signature then fails too)."""
+
+    def apply(bundle: Path) -> None:
+        lines = read_lines(bundle / "entries.jsonl")
+        line = next(e for e in lines if e["kind"] == kind)
+        statement = json.loads(base64.b64decode(line["envelope"]["payload"]))
+        edit(statement)
+        line["envelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+        write_lines(bundle / "entries.jsonl", lines)
+
+    return apply
+
+
+def _lines_edit(name: str, edit: Callable[[list[dict[str, Any]]], None]) -> Callable[[Path], None]:
+    def apply(bundle: Path) -> None:
+        lines = read_lines(bundle / name)
+        edit(lines)
+        write_lines(bundle / name, lines)
+
+    return apply
+
+
+def _write(name: str, text: str) -> Callable[[Path], None]:
+    return lambda bundle: (bundle / name).write_text(text)
+
+
+MALFORMED = {
+    "manifest not JSON": _write("bundle.json", "{"),
+    "manifest a list": _write("bundle.json", "[]"),
+    "no public key": lambda bundle: (bundle / "public_key.pem").unlink(),
+    "public key garbage": _write("public_key.pem", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"),
+    "entries not JSON": _write("entries.jsonl", "{nope\n"),
+    "envelope a string": _lines_edit("entries.jsonl", lambda lines: lines[0].update(envelope="x")),
+    "payload not base64": _lines_edit("entries.jsonl", lambda lines: lines[1]["envelope"].update(payload="%%%")),
+    "proof not hex": _lines_edit("entries.jsonl", lambda lines: lines[2].update(inclusion_proof=["zz"])),
+    "index a string": _lines_edit("entries.jsonl", lambda lines: lines[3].update(index="three")),
+    "signatures a string": _lines_edit("entries.jsonl", lambda lines: lines[0]["envelope"].update(signatures="me")),
+    "tree head envelope empty": _lines_edit("tree_heads.jsonl", lambda lines: lines[-1].update(envelope={})),
+    "no tree heads": _write("tree_heads.jsonl", ""),
+    "predicate a list": _statement_edit("decision", lambda s: s.update(predicate=[])),
+    "run without exit": _statement_edit("run", lambda s: s["predicate"].pop("exit")),
+    "rules unknown": _statement_edit("decision", lambda s: s["predicate"]["rules"].update(group_tasks="many")),
+    "round matches a dict": _statement_edit("round", lambda s: s["predicate"].update(matches={})),
+    "commitment tasks a string": _statement_edit("commitment", lambda s: s["predicate"].update(tasks="all")),
+    "reveal tasks of numbers": _statement_edit("reveal", lambda s: s["predicate"].update(tasks=[1, 2])),
+    "subject without digest": _statement_edit("evaluation", lambda s: s.update(subject=[{"name": "x"}])),
+    "claims a list": _write("claims.json", "[]"),
+    "claims runs of numbers": _write("claims.json", json.dumps({"runs": [1, 2], "champion": None, "weights": {}})),
+    "per-example file a dict": lambda bundle: next((bundle / "per_example").glob("*.json")).write_text("{}"),
+    "per-example file not JSON": lambda bundle: next((bundle / "per_example").glob("*.json")).write_text("[1,"),
+}
+
+
+@pytest.mark.parametrize("edit", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_bundle_fails_verification_without_crashing(bundle: Path, edit: Callable[[Path], None]) -> None:
+    edit(bundle)
+    report = verify_directory(bundle, artifacts={1: bundle / "missing"})
+    assert not report.ok
+    assert all(f.record and f.message for f in report.failures)
+    json.dumps(report.to_json())  # the --json form writes too
