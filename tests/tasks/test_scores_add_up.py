@@ -4,9 +4,13 @@ The image type is checked in test_image_eval.py."""
 
 from __future__ import annotations
 
+import doctest
+import json
+
 import pytest
 
 from trainarena.contract import Direction, RunStatus, TaskType
+from trainarena.engine import scores
 from trainarena.engine.scores import PER_EXAMPLE_FORM, score_of
 from trainarena.orchestrator import store_report
 from trainarena.runs import RunReport
@@ -15,6 +19,9 @@ from trainarena.store import open_store
 from trainarena.store.adhoc import start_adhoc_run
 from trainarena.store.models import EvaluationRow, Run, RunOrigin
 from trainarena.tasks import TaskDefinition, get_task_type
+from trainarena.tasks import result as task_result
+from trainarena.tasks.dpo import evaluation as dpo_evaluation
+from trainarena.tasks.grpo import evaluation as grpo_evaluation
 
 TEXT_TYPES = (TaskType.INSTRUCT, TaskType.CHAT, TaskType.DPO, TaskType.GRPO)
 RULES = DataRules(eval_cpu_threads=1, grpo_eval_prompts=8, grpo_eval_max_new_tokens=8)
@@ -74,3 +81,26 @@ def test_stored_per_example_values_add_up_to_the_stored_score(assets, trained, t
         tokens = evaluation.details["tokens"]
         assert all(share * tokens > 0 for share in row.per_example)
     assert Direction(row.direction) is plugin.direction
+
+
+def test_the_evaluator_pins_and_records_its_cpu_threads(tmp_path):
+    """A CPU score is bit-for-bit repeatable only at one thread count: the default pins it, the worker
+    applies it and records it with every result (a failed one too)."""
+    import subprocess
+    import sys
+
+    pinned = DataRules().eval_cpu_threads
+    assert pinned > 0
+    request = {"task_type": "instruct", "hidden_file": str(tmp_path / "missing.jsonl"), "dataset_spec": {},
+               "artifact_dir": str(tmp_path), "base_model": str(tmp_path),
+               "rules": DataRules(eval_cpu_threads=pinned + 1, eval_memory_limit_mb=0).model_dump()}  # fmt: skip
+    result_path = tmp_path / "result.json"
+    subprocess.run([sys.executable, "-m", "trainarena.tasks.evaluate_worker", str(result_path)],
+                   input=json.dumps(request), text=True, check=True, capture_output=True)  # fmt: skip
+    result = json.loads(result_path.read_text())
+    assert result["score"] is None and result["details"]["cpu_threads"] == pinned + 1
+
+
+def test_the_examples_of_the_combination_hold():
+    for module in (scores, task_result, dpo_evaluation, grpo_evaluation):
+        assert doctest.testmod(module).failed == 0
