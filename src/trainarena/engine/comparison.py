@@ -73,9 +73,9 @@ class LeadInterval:
         return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
 
 
-def _weights(rng: np.random.Generator, size: int, resamples: int) -> npt.NDArray[np.float64]:
-    """Bootstrap weights (rows: resamples): how often each of ``size`` items is drawn, over ``size``."""
-    return rng.multinomial(size, np.full(size, 1.0 / size), size=resamples).astype(np.float64) / size
+def _counts(rng: np.random.Generator, size: int, resamples: int) -> npt.NDArray[np.float64]:
+    """Bootstrap counts (rows: resamples): how often each of ``size`` items is drawn."""
+    return rng.multinomial(size, np.full(size, 1.0 / size), size=resamples).astype(np.float64)
 
 
 def lead_interval(
@@ -106,12 +106,12 @@ def lead_interval(
     if not paired and len(scores) == 1:
         return LeadInterval(estimate, None, None, confidence, paired=False)
     rng = np.random.default_rng(seed)
-    run_weights = _weights(rng, len(scores), resamples)
+    run_weights = _counts(rng, len(scores), resamples) / len(scores)  # a resample's mean over runs
     if paired:
         matrix = np.asarray(per_example, dtype=np.float64)
         ref = np.asarray(reference_per_example, dtype=np.float64)
         example_leads = lead(matrix, ref, direction)
-        example_counts = _weights(rng, examples, resamples) * examples  # draws of each example
+        example_counts = _counts(rng, examples, resamples)
         resampled = np.einsum("br,rk,bk->b", run_weights, example_leads, example_counts)
         deviations = resampled - example_leads.sum(axis=1).mean()
     else:
