@@ -22,6 +22,7 @@ from typing import Protocol
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.demo.text import examples_root
 from trainarena.engine.comparison import LeadInterval, SeedSpread, lead_interval, seed_spread
+from trainarena.engine.scores import has_shares
 from trainarena.orchestrator import store_report
 from trainarena.records.recorder import recorder_for
 from trainarena.reporting.run_detail import write_result_json
@@ -189,8 +190,11 @@ class Workbench:
             spread = seed_spread([e.score for e in scored])
             if house is None or house.score is None:
                 return SeedsSummary(spread, None)
+            # A house run stored before per-example shares (engine.scores) is compared by score alone.
+            shared = all(has_shares(e.details) for e in (*scored, house))
             interval = lead_interval(
-                [e.score for e in scored], [e.per_example for e in scored], house.score, house.per_example,
+                [e.score for e in scored], [e.per_example for e in scored] if shared else [], house.score,
+                house.per_example if shared else [],
                 Direction(scored[0].direction), confidence=rules.confidence, resamples=rules.resamples, seed=rules.resample_seed,
             )  # fmt: skip
         return SeedsSummary(spread, interval)

@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 import trainarena.cli.run as run_cli
 from trainarena.cli import app
 from trainarena.contract import Direction, RunStatus
+from trainarena.engine.scores import PER_EXAMPLE_FORM, shares
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import CompetitorInfo, RunReport
@@ -29,26 +30,31 @@ EXAMPLES = 8
 
 class CountingExecutor:
     """Scores without training: the base model 4.0, the house script 2.0, anything else 2.5 + seed/100
-    (lower is better), each with per-example scores; counts what it was asked to do."""
+    (lower is better), each with per-example shares of the score; counts what it was asked to do.
+    ``legacy_house``: the house script's evaluation as stored before shares (no per_example_form)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
+        self.legacy_house = False
 
-    def _report(self, run_dir: Path | None, score: float) -> RunReport:
+    def _report(self, run_dir: Path | None, score: float, *, legacy: bool = False) -> RunReport:
         logs = None
         if run_dir is not None:
             logs = run_dir / "logs"
             logs.mkdir(parents=True)
             (logs / "stderr.log").write_text("step 1 loss 2.0\n")
-        per_example = tuple(score + (k % 3 - 1) * 0.1 for k in range(EXAMPLES))
+        values = [score + (k % 3 - 1) * 0.1 for k in range(EXAMPLES)]
+        per_example = tuple(values if legacy else shares(values, EXAMPLES))
+        details = {} if legacy else {"per_example_form": PER_EXAMPLE_FORM}
         return RunReport(RunStatus.SUCCEEDED, 1_700_000_000.0, 1_700_000_030.0, log_path=logs,
                          artifact_path=None if run_dir is None else run_dir / "output", artifact_digest="cd" * 32,
-                         evaluation=Evaluation(score, Direction.LOWER, per_example=per_example))  # fmt: skip
+                         evaluation=Evaluation(score, Direction.LOWER, per_example=per_example, details=details))  # fmt: skip
 
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
         self.calls.append((competitor.name, task.seed))
         assert competitor.submission_dir is None or (competitor.submission_dir / "train.py").is_file()
-        return self._report(run_dir, 2.0 if competitor.name == "house script" else 2.5 + task.seed / 100)
+        house = competitor.name == "house script"
+        return self._report(run_dir, 2.0 if house else 2.5 + task.seed / 100, legacy=house and self.legacy_house)
 
     def evaluate_base_model(self, task: TaskDefinition) -> RunReport:
         self.calls.append(("base model", task.seed))
@@ -173,6 +179,15 @@ def test_a_missing_house_script_is_named_with_the_fix(executor: CountingExecutor
     refused = _invoke("run", "--competitor", "crasher", "--task", str(task_file))
     assert refused.exit_code == 2 and f"the house script at {tmp_path / 'gone'} cannot be run" in refused.output
     assert "--no-reference" in refused.output and executor.calls == [("base model", 5)]
+
+
+def test_a_house_run_stored_before_shares_is_compared_by_score_alone(executor: CountingExecutor, task_file: Path) -> None:
+    """Per-example means (old rows) and shares are on different scales: never paired."""
+    executor.legacy_house = True
+    ran = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--seeds", "3", "--json")
+    assert ran.exit_code == 0, ran.output
+    lead = json.loads(ran.stdout)["summary"]["lead_over_house"]
+    assert lead["estimate"] == pytest.approx(-0.56) and not lead["paired_per_example"]
 
 
 def test_seeds_are_summarised_against_the_house_script(executor: CountingExecutor, task_file: Path) -> None:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from trainarena.contract import Direction
 from trainarena.engine.comparison import lead, lead_interval, relative_improvement, seed_spread
+from trainarena.engine.scores import score_of, shares
 
 FINITE = st.floats(-100, 100, allow_nan=False, allow_infinity=False)
 OPTIONS = {"confidence": 0.95, "resamples": 300, "seed": 7}
@@ -20,8 +21,8 @@ def comparisons(draw):
     examples = draw(st.integers(1, 12))
     per_example = [draw(st.lists(FINITE, min_size=examples, max_size=examples)) for _ in range(runs)]
     reference = draw(st.lists(FINITE, min_size=examples, max_size=examples))
-    scores = [sum(row) / examples for row in per_example]
-    return scores, per_example, sum(reference) / examples, reference, draw(st.sampled_from(list(Direction)))
+    scores = [score_of(row) for row in per_example]  # per-example values are shares of the score
+    return scores, per_example, score_of(reference), reference, draw(st.sampled_from(list(Direction)))
 
 
 def test_relative_improvement_reads_the_direction() -> None:
@@ -54,10 +55,12 @@ def test_interval_is_ordered_and_deterministic(case) -> None:
 @settings(max_examples=60, deadline=None)
 @given(comparisons(), FINITE)
 def test_shifting_the_script_shifts_the_interval(case, shift: float) -> None:
-    """Every example better by ``shift``: the lead and its interval move by exactly that much."""
+    """Every example better by ``shift`` (each share by shift / examples): the lead and its interval
+    move by exactly that much, since every resample draws as many examples as there are."""
     scores, per_example, reference, reference_per_example, direction = case
     sign = -1 if direction == Direction.LOWER else 1
-    moved = lead_interval([s + sign * shift for s in scores], [[x + sign * shift for x in row] for row in per_example],
+    step = [[x + sign * shift / len(row) for x in row] for row in per_example]
+    moved = lead_interval([s + sign * shift for s in scores], step,
                           reference, reference_per_example, direction, **OPTIONS)  # fmt: skip
     base = lead_interval(scores, per_example, reference, reference_per_example, direction, **OPTIONS)
     assert moved.estimate == pytest.approx(base.estimate + shift, abs=1e-6)
@@ -83,12 +86,25 @@ def test_the_same_script_as_the_reference_is_within_the_noise() -> None:
 
 
 def test_a_consistent_lead_is_clear_and_noise_is_not() -> None:
-    reference = [2.0 + 0.1 * (k % 5) for k in range(200)]
-    better = [[x - 0.2 for x in reference] for _ in range(3)]
-    clear = lead_interval([sum(r) / 200 for r in better], better, sum(reference) / 200, reference, Direction.LOWER, **OPTIONS)
+    reference = shares([2.0 + 0.1 * (k % 5) for k in range(200)], 200)
+    better = [[x - 0.2 / 200 for x in reference] for _ in range(3)]
+    clear = lead_interval([score_of(r) for r in better], better, score_of(reference), reference, Direction.LOWER, **OPTIONS)
     assert clear.clear and clear.low > 0
     noisy = lead_interval([2.0, 2.4, 1.8, 2.3], [], 2.1, [], Direction.LOWER, **OPTIONS)
     assert not noisy.paired and not noisy.clear and noisy.low < 0 < noisy.high
+
+
+def test_the_interval_is_on_the_scale_of_the_score() -> None:
+    """Shares of 400 examples whose leads swing +-1 (in loss units): a resample's lead is a sum of 400
+    draws of +-1/400, standard deviation 1/20, so the 95 % interval is about +-0.1 around 0 (the mean
+    of the shares would give +-0.1/400, an interval 400 times too narrow)."""
+    examples = 400
+    reference = shares([2.0] * examples, examples)
+    script = shares([2.0 + (1.0 if k % 2 else -1.0) for k in range(examples)], examples)
+    interval = lead_interval([score_of(script)], [script], score_of(reference), reference, Direction.LOWER, **OPTIONS)
+    assert interval.paired and interval.estimate == pytest.approx(0.0, abs=1e-12)
+    assert interval.low is not None and interval.high is not None
+    assert -0.13 < interval.low < -0.07 and 0.07 < interval.high < 0.13
 
 
 def test_one_run_without_per_example_scores_has_no_interval() -> None:

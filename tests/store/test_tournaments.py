@@ -118,3 +118,33 @@ def test_record_turns_runs_into_outcomes_and_skips_the_open_round(store: Store) 
         TaskOutcome("noeval", None, "the artifact was not evaluated"),
     )
     assert (summary.round_index, summary.stage, summary.runs_done, summary.runs_total) == (1, "knockout", 6, 7)
+
+
+def _match_of_one_task(session, tournament, forms: dict[str, bool]) -> None:
+    """A played knockout match whose one task has a succeeded run per name; ``forms[name]``: its
+    per-example values are shares of the score (stored since engine.scores) or older per-example means."""
+    task = TaskRow(index=0, definition={"name": "x"})
+    task.runs = [_run(session, name, RunStatus.SUCCEEDED, 0.5) for name in forms]
+    for run, shares in zip(task.runs, forms.values(), strict=True):
+        run.counted_attempt.evaluation.details = {"per_example_form": "shares"} if shares else {}
+    match = MatchRow(match_id="r0-k01", position=0, competitors=list(forms), tasks_count=1, advance_count=1)
+    match.tasks.append(task)
+    played = Round(index=0, stage=Stage.KNOCKOUT.value, byes=[])
+    played.matches.append(match)
+    tournament.rounds.append(played)
+
+
+@pytest.mark.parametrize(("forms", "kept"), [((False, False), True), ((True, True), True), ((True, False), False)])
+def test_per_example_values_of_two_forms_are_never_paired(store: Store, forms, kept) -> None:
+    """Old rows (per-example means) load as stored, so a replay of an old tournament's gate is
+    unchanged; a task mixing old and new rows passes no per-example values (the gate: 'missing')."""
+    with store.transaction() as session:
+        _register(session, "a", "b")
+        tournament = create_tournament(session, name="t", kind="text", seed=5, entrants=["a", "b"])
+        _match_of_one_task(session, tournament, dict(zip(["a", "b"], forms, strict=True)))
+        tid = tournament.id
+    with store.session() as session:
+        record = load_record(load_tournament(session, tid), TournamentRules())
+    outcomes = record.rounds[0].matches[0].tasks[0]
+    assert [o.score for o in outcomes] == [0.5, 0.5]
+    assert [o.per_example for o in outcomes] == ([(0.5, 0.5)] * 2 if kept else [(), ()])

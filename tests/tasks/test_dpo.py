@@ -10,6 +10,7 @@ import math
 import pytest
 
 from trainarena.contract import Direction, TaskType
+from trainarena.engine.scores import score_of
 from trainarena.settings import DataRules, Settings
 from trainarena.tasks import DatasetError, TaskDefinition, get_task_type
 from trainarena.tasks.dpo import DpoDatasetSpec
@@ -123,14 +124,16 @@ def test_spec_rejects_unknown_keys():
 def test_the_base_model_against_itself_scores_log_2_with_no_margin(assets, prepared):
     result = score(prepared, assets.tiny_llama)
     assert result["score"] == pytest.approx(math.log(2), abs=1e-5)
-    assert all(x == pytest.approx(math.log(2), abs=1e-5) for x in result["per_example"])
+    rows = len(result["per_example"])  # each row's share: its loss / rows
+    assert all(x * rows == pytest.approx(math.log(2), abs=1e-5) for x in result["per_example"])
     assert result["details"]["reward_margin"] == pytest.approx(0.0, abs=1e-4)
 
 
 def test_loss_formula_matches_a_hand_computation():
     out = dpo_losses([-1.0, -5.0], [-3.0, -2.0], [-2.0, -2.0], [-2.0, -2.0], beta=0.5)
     expected = [-math.log(1 / (1 + math.exp(-0.5 * 2.0))), -math.log(1 / (1 + math.exp(0.5 * 3.0)))]
-    assert out["per_example"] == pytest.approx(expected) and out["score"] == pytest.approx(sum(expected) / 2)
+    assert out["per_example"] == pytest.approx([e / 2 for e in expected]) and out["score"] == pytest.approx(sum(expected) / 2)
+    assert out["score"] == score_of(out["per_example"])
     assert out["details"]["reward_accuracy"] == 0.5
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from trainarena.engine.scores import PER_EXAMPLE_FORM, score_of
 from trainarena.settings import Settings
 from trainarena.tasks import TaskDefinition, get_task_type
 from trainarena.tasks.evaluate_worker import evaluate_request
@@ -52,16 +53,22 @@ def score(prepared, artifact: Path) -> dict:
     return evaluate_request(request)
 
 
-def test_scoring_is_bit_for_bit_repeatable_in_the_child_evaluator(prepared, image_assets, tmp_path):
+def test_scoring_is_bit_for_bit_repeatable_at_the_pinned_thread_count(prepared, image_assets, tmp_path):
+    """The default settings pin torch's CPU threads; the child evaluator applies and records the count,
+    and two evaluations of one artifact give the same bits. The per-image shares add up to the score."""
     task, prep = prepared
     artifact = write_lora(image_assets.tiny_sd, tmp_path / "lora", scale=0.05)
     plugin = get_task_type("image")
+    pinned = Settings().data.eval_cpu_threads
+    assert pinned > 0
     first = plugin.evaluate(task, prep, artifact, Settings())
     second = plugin.evaluate(task, prep, artifact, Settings())
     assert first.failure is None and first.score is not None and 0.0 < first.score < 1.0
+    assert first.details["cpu_threads"] == second.details["cpu_threads"] == pinned
     assert first.score == second.score and first.per_example == second.per_example
     assert len(first.per_example) == prep.hidden_rows
     details = first.details
+    assert first.score == score_of(first.per_example) and details["per_example_form"] == PER_EXAMPLE_FORM
     assert first.score == pytest.approx(0.25 * details["text_loss"] + 0.75 * details["no_text_loss"], rel=1e-12)
 
 

@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from trainarena.engine.scores import score_of
 from trainarena.settings import DataRules, Settings
 from trainarena.tasks import TaskDefinition, get_task_type
 from trainarena.tasks.evaluate_worker import evaluate_request
@@ -51,8 +52,11 @@ def test_score_is_the_token_weighted_mean_of_completion_losses(assets, prepared)
     spec = InstructDatasetSpec.from_dict(prepared[1].dataset_spec)
     counts = [sum(1 for x in labels if x != -100) for _, labels in encode_rows(spec, read_jsonl(prepared[1].hidden_file), tokenizer, 512)]
     assert details["tokens"] == sum(counts)
-    weighted = sum(loss * count for loss, count in zip(per_example, counts, strict=True)) / sum(counts)
-    assert result["score"] == pytest.approx(weighted, rel=1e-6)
+    # Each example's share is its summed loss over the split's tokens; the score is exactly their sum.
+    assert result["score"] == score_of(per_example) and details["per_example_form"] == "shares"
+    means = [share * sum(counts) / count for share, count in zip(per_example, counts, strict=True)]
+    assert result["score"] == pytest.approx(sum(m * c for m, c in zip(means, counts, strict=True)) / sum(counts), rel=1e-12)
+    assert result["score"] != pytest.approx(sum(means) / len(means), rel=1e-6)  # not the mean of example means
     # batch size and sort order do not change the number
     assert score_in_process(prepared, assets.tiny_llama, eval_batch_size=1)["score"] == pytest.approx(result["score"], abs=1e-5)
 
@@ -77,13 +81,24 @@ def test_score_equals_trainer_evaluate_eval_loss(assets, prepared, tmp_path):
             "labels": torch.tensor([pad(b["labels"], -100) for b in batch]),
         }
 
+    def eval_loss(batch_size: int) -> float:
+        args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=batch_size, report_to=[],
+                                 use_cpu=True, remove_unused_columns=False)
+        model = AutoModelForCausalLM.from_pretrained(assets.tiny_llama, use_safetensors=True)
+        return Trainer(model=model, args=args, eval_dataset=dataset, data_collator=collate).evaluate()["eval_loss"]
+
+    result = score_in_process(prepared, assets.tiny_llama)
     # One batch holding every example: Trainer's per-batch mean is then the token-weighted mean.
-    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=len(encoded), report_to=[],
-                             use_cpu=True, remove_unused_columns=False)
-    model = AutoModelForCausalLM.from_pretrained(assets.tiny_llama, use_safetensors=True)
-    trainer = Trainer(model=model, args=args, eval_dataset=dataset, data_collator=collate)
-    eval_loss = trainer.evaluate()["eval_loss"]
-    assert score_in_process(prepared, assets.tiny_llama)["score"] == pytest.approx(eval_loss, abs=1e-4)
+    assert result["score"] == pytest.approx(eval_loss(len(encoded)), abs=1e-4)
+    # Several batches: Trainer averages each batch's token mean, weighted by the batch's examples
+    # (docs/rules.md); the shares give that number too, and it is not the score.
+    counts = [sum(label != -100 for label in labels) for _, labels in encoded]
+    sums = [share * sum(counts) for share in result["per_example"]]
+    batches = [range(start, min(start + 4, len(encoded))) for start in range(0, len(encoded), 4)]
+    means = [sum(sums[k] for k in b) / sum(counts[k] for k in b) for b in batches]
+    by_batches = sum(len(b) * mean for b, mean in zip(batches, means, strict=True)) / len(encoded)
+    several = eval_loss(4)
+    assert several == pytest.approx(by_batches, abs=1e-4) and several != pytest.approx(result["score"], abs=1e-3)
 
 
 # peft 0.21 reads a property transformers 5.23 deprecated; not ours to fix.

@@ -35,15 +35,13 @@ EXIT_STOPPED_AT_ONCE = 130
 
 
 def threads_per_run(settings: Settings, parallel: int) -> Settings:
-    """Split the machine's cores between the runs (and their evaluations) played at once, unless the
-    operator set the numbers: oversubscribed torch threads run small models several times slower."""
+    """Split the machine's cores between the runs played at once, unless the operator set the number:
+    oversubscribed torch threads run small models several times slower. Evaluations keep their pinned
+    thread count (``data.eval_cpu_threads``): a CPU score's last bits depend on it, not on ``parallel``."""
     cpus = max(1, (os.cpu_count() or 1) // parallel)
-    sandbox, data = settings.sandbox, settings.data
+    sandbox = settings.sandbox
     return settings.model_copy(
-        update={
-            "sandbox": sandbox if sandbox.cpus_per_run else sandbox.model_copy(update={"cpus_per_run": cpus}),
-            "data": data if data.eval_cpu_threads else data.model_copy(update={"eval_cpu_threads": cpus}),
-        }
+        update={"sandbox": sandbox if sandbox.cpus_per_run else sandbox.model_copy(update={"cpus_per_run": cpus})}
     )
 
 

@@ -11,14 +11,14 @@ Using ``|champion score|`` keeps the rule right for zero and negative scores, wh
 a challenger that succeeded; a challenger that failed never takes the task. Crowned only by taking a
 strict majority of the boss tasks.
 
-Optional gate (``bootstrap_gate``): the challenger must also beat the champion's per-example scores in
-a paired bootstrap (the share of resampled mean leads above 0 must reach ``bootstrap_confidence``).
-Missing or mismatched per-example scores mean the gate is not satisfied.
+Optional gate (``bootstrap_gate``): the challenger must also beat the champion in a paired bootstrap
+over the hidden examples: each resample's lead is the lead between the two runs' resampled scores
+(``engine.scores``: the per-example values are shares whose sum is the score), and the share of
+resampled leads strictly above 0 must reach ``bootstrap_confidence``. Identical per-example values
+give a fraction of 0. Missing or mismatched per-example values mean the gate is not satisfied.
 """
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +26,7 @@ import numpy.typing as npt
 from trainarena.contract import Direction
 from trainarena.engine.model import BossDecision, BossTaskResult, PlayedMatch, TaskOutcome
 from trainarena.engine.ranking import better_first_key, is_failed
+from trainarena.engine.scores import resample_counts, resampled_scores
 from trainarena.settings import TournamentRules
 
 
@@ -38,28 +39,20 @@ def required_lead(champion_score: float, rules: TournamentRules) -> float:
     return max(rules.boss_margin * abs(champion_score), rules.boss_margin_floor)
 
 
-@lru_cache(maxsize=8)
-def _resample_counts(examples: int, resamples: int, seed: int) -> npt.NDArray[np.float64]:
-    """How often each example is drawn in each resample (rows: resamples). Fixed by the seed, so the
-    same counts serve every boss task of that length; cached read-only because it is pure."""
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(examples, np.full(examples, 1.0 / examples), size=resamples).astype(np.float64)
-    counts.flags.writeable = False
-    return counts
-
-
 def bootstrap_win_fraction(leads: npt.ArrayLike, resamples: int, seed: int) -> npt.NDArray[np.float64]:
     """Paired bootstrap over examples, vectorised over leading axes.
 
-    ``leads[..., k]`` is the challenger's lead on example k (positive = challenger better). Returns,
-    per row, the share of ``resamples`` resampled mean leads that are strictly above 0."""
+    ``leads[..., k]`` is the challenger's lead on example k: the difference of the two runs' shares
+    of the score (positive = challenger better), so ``sum(leads)`` is the task's lead. Returns, per
+    row, the share of ``resamples`` resampled leads (:func:`resampled_scores` of the leads: the lead
+    between the two resampled scores) that are strictly above 0."""
     array = np.asarray(leads, dtype=np.float64)
     examples = array.shape[-1]
     if examples == 0:
         raise ValueError("bootstrap needs at least one per-example score")
-    counts = _resample_counts(examples, resamples, seed)
-    means = array.reshape(-1, examples) @ counts.T  # (rows, resamples); dividing by n keeps the sign
-    return (means > 0).mean(axis=1).reshape(array.shape[:-1])
+    counts = resample_counts(examples, resamples, seed)
+    resampled = resampled_scores(array.reshape(-1, examples), counts)  # (rows, resamples)
+    return (resampled > 0).mean(axis=1).reshape(array.shape[:-1])
 
 
 def _per_example_leads(challenger: TaskOutcome, champion: TaskOutcome, direction: Direction) -> npt.NDArray[np.float64] | None:

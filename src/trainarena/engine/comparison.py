@@ -5,8 +5,9 @@ Pure: scores and seeds in, numbers out. A *lead* is measured in the task's direc
 positive means the script is better than the reference (lower loss, or higher reward).
 
 The interval resamples both sources of noise a reader can see: the script's runs (seeds) and the
-hidden examples. Where every run and the reference have per-example scores of the same length, the
-examples are paired (the same resampled examples for both); otherwise only the runs are resampled.
+hidden examples. Where every run and the reference have per-example values of the same length (shares
+of the score, ``engine.scores``), the examples are paired (the same resampled examples for both) and
+each resample's lead is the lead between resampled scores; otherwise only the runs are resampled.
 The reference is one run, so its own run-to-run noise is not in the interval (docs/workbench.md says
 how large that noise is).
 """
@@ -72,9 +73,9 @@ class LeadInterval:
         return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
 
 
-def _weights(rng: np.random.Generator, size: int, resamples: int) -> npt.NDArray[np.float64]:
-    """Bootstrap weights (rows: resamples): how often each of ``size`` items is drawn, over ``size``."""
-    return rng.multinomial(size, np.full(size, 1.0 / size), size=resamples).astype(np.float64) / size
+def _counts(rng: np.random.Generator, size: int, resamples: int) -> npt.NDArray[np.float64]:
+    """Bootstrap counts (rows: resamples): how often each of ``size`` items is drawn."""
+    return rng.multinomial(size, np.full(size, 1.0 / size), size=resamples).astype(np.float64)
 
 
 def lead_interval(
@@ -91,9 +92,9 @@ def lead_interval(
     """The mean lead of ``scores`` (one per run) over ``reference``, with a percentile bootstrap interval.
 
     Paired (see the module's docstring), each resample draws runs and examples with replacement and
-    takes the mean per-example lead; the interval is the estimate plus the quantiles of how far those
-    means fall from the unresampled one (a task's score need not be the plain mean of its per-example
-    scores, so the estimate itself is always the difference of the scores)."""
+    takes the runs' mean of the resampled score leads; the interval is the estimate plus the quantiles
+    of how far those fall from the unresampled lead of the shares (the estimate itself is always the
+    difference of the stored scores, which the shares add up to)."""
     if not scores or len(per_example) not in (0, len(scores)):
         raise ValueError(f"{len(scores)} scores with {len(per_example)} per-example lists: give one list per score, or none")
     if not 0.5 < confidence < 1:
@@ -105,14 +106,14 @@ def lead_interval(
     if not paired and len(scores) == 1:
         return LeadInterval(estimate, None, None, confidence, paired=False)
     rng = np.random.default_rng(seed)
-    run_weights = _weights(rng, len(scores), resamples)
+    run_weights = _counts(rng, len(scores), resamples) / len(scores)  # a resample's mean over runs
     if paired:
         matrix = np.asarray(per_example, dtype=np.float64)
         ref = np.asarray(reference_per_example, dtype=np.float64)
         example_leads = lead(matrix, ref, direction)
-        example_weights = _weights(rng, examples, resamples)
-        means = np.einsum("br,rk,bk->b", run_weights, example_leads, example_weights)
-        deviations = means - example_leads.mean()
+        example_counts = _counts(rng, examples, resamples)
+        resampled = np.einsum("br,rk,bk->b", run_weights, example_leads, example_counts)
+        deviations = resampled - example_leads.sum(axis=1).mean()
     else:
         deviations = run_weights @ leads - estimate
     tail = (1 - confidence) / 2

@@ -138,7 +138,10 @@ class DataRules(Section):
         16384, ge=0, description="Address-space cap (RLIMIT_AS) of an evaluation child on CPU; 0 = none. "
         "Not applied when CUDA is used (the CUDA runtime reserves huge virtual ranges)."
     )
-    eval_cpu_threads: int = Field(0, ge=0, description="torch CPU threads of an evaluation; 0 = torch's default.")
+    eval_cpu_threads: int = Field(
+        1, ge=0, description="torch CPU threads of an evaluation, pinned: a CPU score is bit-for-bit repeatable "
+        "only at one thread count (recorded as details.cpu_threads); 0 = torch's default, which varies by machine."
+    )
     dpo_beta: float = Field(0.1, gt=0.0, description="Beta of the DPO evaluation loss.")
     grpo_kl_coef: float = Field(0.05, ge=0.0, description="KL penalty coefficient of the GRPO score.")
     grpo_eval_prompts: int = Field(64, ge=1, description="Hidden GRPO prompts generated from and scored (the first N).")

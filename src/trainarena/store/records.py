@@ -2,16 +2,21 @@
 
 A run counts as a score only when it SUCCEEDED and its evaluation has a finite score; anything else
 is a failed outcome with the stored reason. Only complete rounds (every run finished) are played rounds.
+Per-example values are passed on as stored; a task whose evaluations were stored in two forms (shares
+of the score, ``engine.scores``, and the older per-example scores) passes none, since the two are on
+different scales and a paired bootstrap of them would mean nothing.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from sqlalchemy.orm import Session, selectinload
 
 from trainarena.contract import Direction, RunStatus
 from trainarena.engine.model import Match, PlayedMatch, PlayedRound, RoundPlan, Stage, TaskOutcome, TournamentRecord
+from trainarena.engine.scores import has_shares
 from trainarena.settings import TournamentRules
 from trainarena.store.competitors import StoreError
 from trainarena.store.models import MatchRow, Round, Run, RunAttempt, TaskRow, Tournament, TournamentEntrant
@@ -68,11 +73,17 @@ def _plan(round_row: Round) -> RoundPlan:
     return RoundPlan(round_row.index, Stage(round_row.stage), matches, tuple(round_row.byes))
 
 
+def _task_outcomes(task: TaskRow, competitors: list[str]) -> tuple[TaskOutcome, ...]:
+    by_name = {run.competitor.name: run for run in task.runs}
+    outcomes = tuple(_outcome(by_name[name]) for name in competitors)
+    forms = {has_shares(run.evaluation.details) for run in task.runs if run.evaluation is not None and run.evaluation.per_example}
+    if len(forms) > 1:
+        return tuple(replace(outcome, per_example=()) for outcome in outcomes)
+    return outcomes
+
+
 def _played_match(row: MatchRow) -> PlayedMatch:
-    tasks = []
-    for task in row.tasks:
-        by_name = {run.competitor.name: run for run in task.runs}
-        tasks.append(tuple(_outcome(by_name[name]) for name in row.competitors))
+    tasks = [_task_outcomes(task, row.competitors) for task in row.tasks]
     match = Match(row.match_id, tuple(row.competitors), row.tasks_count, row.advance_count)
     return PlayedMatch(match, tuple(_direction(task) for task in row.tasks), tuple(tasks))
 

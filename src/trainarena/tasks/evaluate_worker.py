@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 
-def apply_limits(rules: dict[str, Any]) -> None:
-    """Cap threads and address space; the cap is skipped under CUDA, whose runtime maps huge ranges."""
+def apply_limits(rules: dict[str, Any]) -> int:
+    """Pin torch's CPU threads (CPU scores are bit-for-bit repeatable only at one thread count) and cap
+    the address space (skipped under CUDA, whose runtime maps huge ranges). Returns the thread count."""
     import torch
 
     if rules.get("eval_cpu_threads"):
@@ -30,6 +31,7 @@ def apply_limits(rules: dict[str, Any]) -> None:
     if limit_mb and not torch.cuda.is_available():
         limit = limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return torch.get_num_threads()
 
 
 def evaluate_request(request: dict[str, Any]) -> dict[str, Any]:
@@ -48,8 +50,9 @@ def evaluate_request(request: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     result_path = Path(argv[0])
     request = json.loads(sys.stdin.read())
-    apply_limits(request["rules"])
+    threads = apply_limits(request["rules"])
     result = evaluate_request(request)
+    result["details"] = dict(result.get("details", {})) | {"cpu_threads": threads}  # what the score's bits depend on
     partial = result_path.with_suffix(".partial")
     partial.write_text(json.dumps(result))
     os.replace(partial, result_path)  # the parent never reads half a result

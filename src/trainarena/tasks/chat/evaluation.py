@@ -1,16 +1,17 @@
 """Scoring a chat artifact: token-weighted mean cross-entropy over the assistant tokens of the hidden
 conversations (other tokens masked), exactly as the instruct evaluator computes it (same batching and
-safety: safetensors only, no artifact code, the base model's tokenizer and chat template)."""
+safety: safetensors only, no artifact code, the base model's tokenizer and chat template; per-example
+values are each conversation's share: its summed cross-entropy over the split's token count)."""
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 from trainarena.tasks.chat.render import tokenize_conversation
 from trainarena.tasks.chat.spec import ChatDatasetSpec, to_messages
+from trainarena.tasks.result import score_result
 from trainarena.tasks.text.rows import read_jsonl
 from trainarena.tasks.text.scoring import example_losses, load_scoring_model, load_tokenizer, pad_id
 
@@ -28,11 +29,6 @@ def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
     model = load_scoring_model(Path(request["artifact_dir"]), request["base_model"], device)
     started = time.monotonic()
     sums, counts = example_losses(model, scored, rules["eval_batch_size"], pad_id(tokenizer), device)
-    tokens = sum(counts)
-    score = sum(sums) / tokens
-    per_example = [s / c for s, c in zip(sums, counts, strict=True)]
-    details = {"tokens": tokens, "examples": len(scored), "skipped": len(encoded) - len(scored),
+    details = {"tokens": sum(counts), "examples": len(scored), "skipped": len(encoded) - len(scored),
                "seconds": round(time.monotonic() - started, 3), "device": device.type}
-    if not math.isfinite(score):
-        return {"score": None, "failure": "the loss is not finite (NaN or inf)", "details": details}
-    return {"score": score, "per_example": per_example, "details": details}
+    return score_result(sums, details["tokens"], details, "the loss")

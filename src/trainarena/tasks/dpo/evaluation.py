@@ -4,7 +4,8 @@ evaluation child process (``trainarena.tasks.evaluate_worker``).
 
 Per row: ``loss = -logsigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r)))`` where ``pi_c`` is the summed
 log-probability of the chosen completion's tokens under the policy (``ref_*`` under the base model).
-Score = mean loss (lower is better); ``per_example`` holds each row's loss. Details: reward accuracy
+Score = mean loss (lower is better); ``per_example`` holds each row's share (its loss / rows), whose
+sum is the score (``engine.scores``). Details: reward accuracy
 (share of rows where the implicit reward of chosen beats rejected), mean margin, mean rewards.
 
 Tokenization follows TRL so that a script using ``DPOTrainer`` trains on exactly what is scored: the
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from trainarena.tasks.dpo.spec import DpoDatasetSpec, render_triple
+from trainarena.tasks.result import score_result
 from trainarena.tasks.text.rows import read_jsonl
 from trainarena.tasks.text.scoring import load_scoring_model, load_tokenizer, pad_id, summed_logps
 
@@ -94,10 +96,7 @@ def dpo_losses(policy_c: list[float], policy_r: list[float], ref_c: list[float],
         "chosen_reward": sum(chosen_rewards) / n,
         "rejected_reward": sum(rejected_rewards) / n,
     }
-    score = sum(losses) / n
-    if not math.isfinite(score):
-        return {"score": None, "failure": "the DPO loss is not finite (NaN or inf)", "details": details}
-    return {"score": score, "per_example": losses, "details": details}
+    return score_result(losses, n, details, "the DPO loss")
 
 
 def _softplus(x: float) -> float:

@@ -5,18 +5,19 @@ penalty to the base model. Higher is better.
 
 Per prompt: ``sum_i w_i * reward_i - kl_coef * (logp_trained(c) - logp_base(c))`` with weights normalised
 to sum to 1 and ``c`` the sampled completion's tokens (eos included when generated). The score is the
-mean; ``per_example`` holds each prompt's value; details hold each reward's mean and the mean KL.
+mean; ``per_example`` holds each prompt's share (its value / prompts), whose sum is the score
+(``engine.scores``); details hold each reward's mean and the mean KL.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 from trainarena.tasks.grpo.rewards import RewardSandbox, score_rewards
 from trainarena.tasks.grpo.spec import GrpoDatasetSpec, render_prompt
+from trainarena.tasks.result import score_result
 from trainarena.tasks.text.rows import read_jsonl
 from trainarena.tasks.text.scoring import load_scoring_model, load_tokenizer, pad_id, summed_logps
 
@@ -88,18 +89,15 @@ def combine(rewards: list[list[float]], weights: list[float], kls: list[float], 
 
     >>> out = combine([[1.0, 0.0], [1.0, 1.0]], [2 / 3, 1 / 3], [0.5, 1.5], 0.1, ["a", "b"])
     >>> [round(x, 4) for x in out["per_example"]], round(out["score"], 4)
-    ([0.95, 0.1833], 0.5667)
+    ([0.475, 0.0917], 0.5667)
     """
-    per_example = [
+    values = [
         sum(w * values[i] for w, values in zip(weights, rewards, strict=True)) - kl_coef * kls[i] for i in range(len(kls))
     ]
-    n = len(per_example)
+    n = len(values)
     details = {
         "rewards": {name: sum(values) / n for name, values in zip(names, rewards, strict=True)},
         "kl": sum(kls) / n,
         "kl_coef": kl_coef,
     }
-    score = sum(per_example) / n
-    if not math.isfinite(score):
-        return {"score": None, "failure": "the GRPO score is not finite (NaN or inf)", "details": details}
-    return {"score": score, "per_example": per_example, "details": details}
+    return score_result(values, n, details, "the GRPO score")

@@ -6,7 +6,8 @@ base pipeline with the LoRA loaded noises the image to ``eval_strength`` and den
 scheduler's ``eval_steps``; the loss is the pixel mean squared error (RGB in [0, 1]) between the result
 and the original. Once with the image's caption as the prompt, once with an empty prompt; score =
 ``text_weight`` x mean(with caption) + ``no_text_weight`` x mean(without). ``per_example`` holds each
-image's weighted loss, in hidden-file order, for the bootstrap gate.
+image's share, in hidden-file order: its weighted loss / images, whose sum is the score
+(``engine.scores``).
 
 Strength: ``eval_strength`` 0.5 separates training methods best on the tiny pipeline (measured, house /
 diffusers-defaults LoRA at 40 s budgets, style and person: 0.90 / 0.94 at 0.5, 0.93 / 0.95 at 0.75, and
@@ -22,13 +23,13 @@ diffusers' loader; no artifact file other than ``*.safetensors`` is opened.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from pathlib import Path
 from typing import Any
 
 from trainarena.tasks.image.data import read_captions_file
+from trainarena.tasks.result import score_result
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
 ADAPTER_NAME = "artifact"
@@ -48,18 +49,14 @@ def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
     started = time.monotonic()
     with_text = reconstruction_losses(pipeline, pairs, rules, use_captions=True)
     without_text = reconstruction_losses(pipeline, pairs, rules, use_captions=False)
-    per_example = [rules["text_weight"] * t + rules["no_text_weight"] * n for t, n in zip(with_text, without_text, strict=True)]
-    text_loss, no_text_loss = sum(with_text) / len(pairs), sum(without_text) / len(pairs)
-    score = rules["text_weight"] * text_loss + rules["no_text_weight"] * no_text_loss
+    weighted = [rules["text_weight"] * t + rules["no_text_weight"] * n for t, n in zip(with_text, without_text, strict=True)]
     details = {
         "images": len(pairs),
-        "text_loss": text_loss,
-        "no_text_loss": no_text_loss,
+        "text_loss": sum(with_text) / len(pairs),
+        "no_text_loss": sum(without_text) / len(pairs),
         "seconds": round(time.monotonic() - started, 3),
     }
-    if not math.isfinite(score):
-        return {"score": None, "failure": "the reconstruction loss is not finite (NaN or inf)", "details": details}
-    return {"score": score, "per_example": per_example, "details": details}
+    return score_result(weighted, len(pairs), details, "the reconstruction loss")
 
 
 def noise_seeds(master_seed: int, count: int) -> list[int]:

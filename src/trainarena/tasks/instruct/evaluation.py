@@ -2,8 +2,9 @@
 hidden split. Runs inside the evaluation child process (``trainarena.tasks.evaluate_worker``).
 
 Score = (sum of the cross-entropy of every completion token, eos included) / (number of completion
-tokens), i.e. the loss ``transformers`` reports for one batch holding every example. Prompt tokens are
-masked. ``per_example`` holds each example's own mean, in hidden-file order, for the bootstrap gate.
+tokens of the whole hidden split), i.e. the loss ``transformers`` reports for one batch holding every
+example. Prompt tokens are masked. ``per_example`` holds, in hidden-file order, each example's share:
+its summed cross-entropy over the split's token count; the score is their sum (``engine.scores``).
 
 Safety: weights load with ``use_safetensors=True`` and ``trust_remote_code=False``; no file of the artifact
 is executed or unpickled. The tokenizer is always the base model's, so an artifact cannot change how
@@ -12,13 +13,13 @@ the hidden text is cut into tokens (and so the number of tokens the loss is aver
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 from trainarena.tasks.instruct.render import render_example, tokenize_example
 from trainarena.tasks.instruct.spec import InstructDatasetSpec
+from trainarena.tasks.result import score_result
 from trainarena.tasks.text.rows import read_jsonl
 from trainarena.tasks.text.scoring import Encoded, example_losses, load_scoring_model, load_tokenizer, pad_id
 
@@ -38,13 +39,8 @@ def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
     started = time.monotonic()
     sums, counts = example_losses(model, encoded, rules["eval_batch_size"], pad_id(tokenizer), device)
     seconds = time.monotonic() - started
-    tokens = sum(counts)
-    score = sum(sums) / tokens
-    per_example = [s / c for s, c in zip(sums, counts, strict=True)]
-    details = {"tokens": tokens, "examples": len(rows), "seconds": round(seconds, 3), "device": device.type}
-    if not math.isfinite(score) or not all(math.isfinite(x) for x in per_example):
-        return {"score": None, "failure": "the loss is not finite (NaN or inf)", "details": details}
-    return {"score": score, "per_example": per_example, "details": details}
+    details = {"tokens": sum(counts), "examples": len(rows), "seconds": round(seconds, 3), "device": device.type}
+    return score_result(sums, details["tokens"], details, "the loss")
 
 
 def encode_rows(spec: InstructDatasetSpec, rows: list[dict], tokenizer, max_length: int) -> list[Encoded]:
