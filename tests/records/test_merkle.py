@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from trainarena.records.merkle import (
     HASH_SIZE,
+    CachedLeaves,
     ProofError,
     consistency_proof,
     inclusion_proof,
@@ -317,3 +318,15 @@ def test_a_log_that_dropped_or_reordered_an_entry_cannot_prove_anything_about_it
         for index in range(len(rewritten)):  # nor can any entry be shown in the honest tree
             with pytest.raises(ProofError):
                 verify_inclusion(rewritten[index], index, len(hashes), inclusion_proof(rewritten, index), honest_root)
+
+
+@given(st.lists(st.binary(min_size=HASH_SIZE, max_size=HASH_SIZE), min_size=1, max_size=70))
+@settings(max_examples=25, deadline=None)
+def test_cached_leaves_give_the_same_proofs_and_remember_at_most_one_root_per_node(leaves: list[bytes]) -> None:
+    cached = CachedLeaves(leaves)
+    for index in range(len(leaves)):
+        assert inclusion_proof(cached, index) == inclusion_proof(leaves, index)
+    for old_size in range(len(leaves) + 1):
+        assert consistency_proof(cached, old_size) == consistency_proof(leaves, old_size)
+    assert root_hash(cached) == root_hash(leaves)
+    assert len(cached.roots) <= len(leaves)  # a tree of n leaves has n - 1 interior nodes

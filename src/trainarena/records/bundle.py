@@ -8,8 +8,8 @@ The bundle (a folder; ``records/verify.py`` checks it, docs/records.md documents
     public_key.pem    the operator's public key (verify trusts it only when no --key is given)
     entries.jsonl     one log entry per line, in log order: {"index", "key", "kind", "envelope",
                       "inclusion_proof": [hex...]} (proof against the latest signed tree head)
-    tree_heads.jsonl  the signed tree heads, from the first covering the tournament's first entry to
-                      the latest: {"size", "envelope", "consistency_proof": [hex...]} (from the
+    tree_heads.jsonl  the signed tree head right after each exported entry, and the latest, in size
+                      order: {"size", "envelope", "consistency_proof": [hex...]} (from the
                       previous line's head; empty on the first line)
     per_example/<sha256>.json  the per-example scores of each exported evaluation (a JSON list), named
                       by the digest its signed statement gives
@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainarena.records.merkle import ProofError, consistency_proof, inclusion_proof
+from trainarena.records.merkle import CachedLeaves, ProofError, consistency_proof, inclusion_proof
 from trainarena.records.signing import OperatorKeyError, SignatureError, envelope_payload, load_key
 from trainarena.records.statements import Kind
 from trainarena.settings import Settings
@@ -115,12 +115,16 @@ def _collect(session: Session, tournament_id: int) -> dict[str, Any]:
     latest = session.scalar(select(TreeHead).order_by(TreeHead.size.desc()).limit(1))
     if latest is None:
         raise BundleError("the transparency log has no signed tree head: its tree_head table was emptied")
-    heads = list(session.scalars(select(TreeHead).where(TreeHead.size > entries[0].index).order_by(TreeHead.size)))
+    # The head signed right after each exported entry (it dates the entry) and the latest one: a busy log
+    # signs a head per append, and the heads between add nothing a consistency proof does not show.
+    sizes = {e.index + 1 for e in entries} | {latest.size}
+    heads = list(session.scalars(select(TreeHead).where(TreeHead.size.in_(sizes)).order_by(TreeHead.size)))
     # The leaves as the store holds them now, in index order: a removed or reordered row changes them,
     # and the proofs built from them then fail against the roots signed before.
     leaves = [bytes.fromhex(value) for value in session.scalars(select(LogEntry.leaf_hash).order_by(LogEntry.index))]
+    latest_leaves = CachedLeaves(leaves[: latest.size])
     lines = [{"index": e.index, "key": e.key, "kind": e.kind, "envelope": e.envelope,
-              "inclusion_proof": _hexes(_inclusion(leaves[: latest.size], e.index))} for e in entries]
+              "inclusion_proof": _hexes(_inclusion(latest_leaves, e.index))} for e in entries]
     head_lines = []
     for position, head in enumerate(heads):
         proof = [] if position == 0 else _consistency(leaves[: head.size], heads[position - 1].size)

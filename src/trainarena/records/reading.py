@@ -17,7 +17,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from trainarena.records.log import latest_head, leaf_hashes
-from trainarena.records.merkle import consistency_proof, inclusion_proof
+from trainarena.records.merkle import CachedLeaves, consistency_proof, inclusion_proof
 from trainarena.records.signing import envelope_payload
 from trainarena.store.log_tables import LogEntry, TreeHead
 from trainarena.store.models import Job
@@ -108,7 +108,8 @@ def get_entry(session: Session, head: TreeHead, index: int, visibility: Visibili
 def proofs_against(session: Session, head: TreeHead, indices: list[int]) -> dict[int, list[bytes]]:
     """The RFC 6962 inclusion proof of each entry index in the tree of ``head`` (its leaves read once)."""
     leaves = leaf_hashes(session, head.size)
-    return {index: inclusion_proof(leaves, index) for index in indices}
+    cached = CachedLeaves(leaves)
+    return {index: inclusion_proof(cached, index) for index in indices}
 
 
 def entry_json(entry: LogEntry, head: TreeHead, proof: list[bytes]) -> dict[str, Any]:
