@@ -152,6 +152,11 @@ def _task_pairs(rounds: Sequence[PlayedMatch], challenger: str, champion: str) -
     return pairs
 
 
+def boss_rounds_at_most(rules: TournamentRules) -> int:
+    """The most boss rounds one tournament can play under ``rules`` (what a task pool must cover)."""
+    return rules.boss_rounds_max if rules.boss_rule == "paired" else 1
+
+
 def boss_decision(played: PlayedMatch, challenger: str, champion: str, rules: TournamentRules) -> BossDecision:
     """Decide a boss round of one match; a missing outcome counts as a failed run."""
     return decide_boss((played,), challenger, champion, rules)
