@@ -91,11 +91,13 @@ def _boss_json(index: int, boss: BossDecision) -> dict[str, Any]:
             "bootstrap_met": t.bootstrap_met,
             "taken": t.taken,
             "reason": t.reason,
+            "relative_lead": t.relative_lead,
         }
         for t in boss.tasks
     ]
     match = {"match_id": "boss", "challenger": boss.challenger, "champion": boss.champion, "tasks": tasks,
-             "taken": boss.taken, "needed": boss.needed, "crowned": boss.crowned}  # fmt: skip
+             "taken": boss.taken, "needed": boss.needed, "crowned": boss.crowned, "rule": boss.rule, "reason": boss.reason,
+             "mean_lead": boss.mean_lead, "lower_bound": boss.lower_bound, "upper_bound": boss.upper_bound}  # fmt: skip
     return {"stage": "boss", "round": index + 1, "matches": [match], "byes": []}
 
 
@@ -177,7 +179,10 @@ def _print_boss(console: Console, boss: BossDecision) -> None:
         table.add_row(str(t.task_index + 1), _fmt(t.challenger_score), _fmt(t.champion_score), lead, required,
                       "met" if t.margin_met else "not met", gate, "yes" if t.taken else "no")  # fmt: skip
     console.print(table)
-    console.print(f"challenger took {boss.taken} of {len(boss.tasks)} tasks; a strict majority is {boss.needed}")
+    if boss.rule == "majority":
+        console.print(f"challenger took {boss.taken} of {len(boss.tasks)} tasks; a strict majority is {boss.needed}")
+    else:
+        console.print(f"paired rule: {boss.reason}")
 
 
 def _print_weights(console: Console, report: SimulationReport) -> None:
