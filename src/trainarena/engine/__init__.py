@@ -3,7 +3,14 @@
 docs/rules.md states every rule in plain words; this package is its executable form.
 """
 
-from trainarena.engine.boss import bootstrap_win_fraction, boss_decision, boss_lead, boss_rounds_at_most, decide_boss, required_lead
+from trainarena.engine.boss import (
+    bootstrap_win_fraction,
+    boss_decision,
+    boss_lead,
+    boss_rounds_at_most,
+    decide_boss,
+    required_lead,
+)
 from trainarena.engine.bracket import Replay, RoundDecision, group_sizes, next_step, play_out, replay
 from trainarena.engine.comparison import LeadInterval, SeedSpread, lead_interval, relative_improvement, seed_spread
 from trainarena.engine.model import (
