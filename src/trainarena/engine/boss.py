@@ -16,8 +16,9 @@ tasks; and ``paired`` (the default), a sequential test on the relative leads of 
 played so far (``engine/paired.py``), which crowns, retains, or asks for another boss round while the
 decision is unclear, up to ``boss_rounds_max`` rounds. Failed runs under the paired rule: a
 challenger that failed a task the champion completed is not crowned; a champion that failed a strict
-majority of the tasks played (the challenger failing none of them) loses the title; otherwise a
-champion's failure counts as a relative lead of +1 and a task both failed as 0.
+majority of the tasks played (the challenger completing them) loses the title; a challenger that
+completed no boss task is not crowned; otherwise a task only the champion failed counts as a
+relative lead of +1, and a task both failed is left out of the test.
 
 Optional gate of the majority rule (``bootstrap_gate``): the challenger must also beat the champion's per-example scores in
 a paired bootstrap (the share of resampled mean leads above 0 must reach ``bootstrap_confidence``).
@@ -180,10 +181,11 @@ def decide_boss(rounds: Sequence[PlayedMatch], challenger: str, champion: str, r
 
 
 def _paired_task(index: int, challenger: TaskOutcome, champion: TaskOutcome, direction: Direction) -> BossTaskResult:
-    """One task of the paired rule: its relative lead, or the failure's fixed value."""
+    """One task of the paired rule: its relative lead; +1 where only the champion failed, -1 where only
+    the challenger did, None (left out of the test) where both did."""
     if is_failed(challenger) or is_failed(champion):
         failed = _failed_task(index, challenger, champion)
-        value = 1.0 if failed.taken else (-1.0 if is_failed(challenger) and not is_failed(champion) else 0.0)
+        value = None if is_failed(challenger) and is_failed(champion) else (1.0 if failed.taken else -1.0)
         return replace(failed, relative_lead=value)
     assert challenger.score is not None and champion.score is not None  # narrowed by is_failed
     relative = float(relative_lead(challenger.score, champion.score, direction))
@@ -205,14 +207,17 @@ def _paired_decision(
     champion_failed = sum(r.champion_score is None and r.challenger_score is not None for r in results)
     if champion_failed >= needed:
         return outcome(True, reason=f"champion {champion} failed {champion_failed} of {len(results)} boss tasks, which challenger {challenger} completed")
-    test = paired_bounds([r.relative_lead for r in results if r.relative_lead is not None], rules)
+    if all(r.challenger_score is None for r in results):
+        return outcome(False, reason=f"challenger {challenger} completed none of {len(results)} boss tasks")
+    leads = [r.relative_lead for r in results if r.relative_lead is not None]  # tasks both failed are left out
+    test = paired_bounds(leads, rules)
     if test is None:
-        verdict, said = Verdict.UNCLEAR, "one relative lead is too few to test"
+        verdict, said = Verdict.UNCLEAR, f"{len(leads)} relative lead is too few to test"
         numbers: dict[str, float] = {}
     else:
         verdict = test.verdict
         numbers = {"mean_lead": test.mean, "lower_bound": test.lower, "upper_bound": test.upper}
-        said = (f"mean relative lead {test.mean:+.2%} over {len(results)} boss tasks, bounds "
+        said = (f"mean relative lead {test.mean:+.2%} over {len(leads)} boss tasks, bounds "
                 f"[{test.lower:+.2%}, {test.upper:+.2%}]")
     if verdict == Verdict.CROWN:
         return outcome(True, reason=f"{said}: the lower bound reaches {rules.boss_min_lead:.1%}", **numbers)

@@ -6,16 +6,17 @@ its sign for zero and negative scores (GRPO rewards), and lies in [-2, 2]; two s
 
 After every boss round the mean of all relative leads so far gets a one-sided lower bound (crown when
 it reaches ``boss_min_lead``) and upper bound (retain when it falls below ``boss_futility_lead``),
-Student-t bounds with the spread floored at ``boss_noise_floor``. The t quantile is the four-term
-Cornish-Fisher expansion (Abramowitz & Stegun 26.7.5), written out here so that anyone replaying a
-record gets the same bound without a statistics library; the benchmark measures the rule as written.
+Student-t bounds with the spread floored at ``boss_noise_floor``. The t quantile is computed here,
+exactly, from the closed-form t distribution of integer degrees of freedom, so anyone replaying a
+record gets the same bound without a statistics library.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
-from statistics import NormalDist
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -39,18 +40,36 @@ def relative_lead(challenger: npt.ArrayLike, champion: npt.ArrayLike, direction:
     return np.divide(lead, scale, out=np.zeros_like(lead), where=scale > 0)
 
 
-def t_quantile(p: float, df: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """Student-t quantile by the Cornish-Fisher expansion. Against the exact quantile: 2.895 for
-    2.896 (p 0.99, df 8), 2.977 for 2.977 (0.995, 14), 4.010 for 4.032 (0.995, 5); at df 2 it is
-    smaller, so less strict (8.76 for 9.92 at 0.995), which the benchmark's rates include."""
-    z = NormalDist().inv_cdf(p)
-    v = np.asarray(df, dtype=np.float64)
-    return (
-        z
-        + (z**3 + z) / (4 * v)
-        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
-        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3)
-    )
+def _t_within(theta: float, df: int) -> float:
+    """P(|T| <= sqrt(df) tan(theta)) for Student's t with integer ``df`` (Abramowitz & Stegun 26.7.3-4)."""
+    sine, cosine = math.sin(theta), math.cos(theta)
+    term, total = 1.0, 1.0
+    if df % 2 == 0:
+        for k in range(1, df // 2):
+            term *= cosine**2 * (2 * k - 1) / (2 * k)
+            total += term
+        return sine * total
+    if df == 1:
+        return 2 * theta / math.pi
+    for k in range(1, (df - 1) // 2):
+        term *= cosine**2 * (2 * k) / (2 * k + 1)
+        total += term
+    return 2 / math.pi * (theta + sine * cosine * total)
+
+
+@lru_cache(maxsize=256)
+def t_quantile(p: float, df: int) -> float:
+    """The exact one-sided Student-t quantile (p > 0.5, integer df >= 1): the series above, solved by
+    bisection on the angle to float precision, so a replay needs no statistics library."""
+    if not 0.5 < p < 1 or df < 1:
+        raise ValueError(f"t quantile needs 0.5 < p < 1 and df >= 1, got p={p}, df={df}")
+    low, high = 0.0, math.pi / 2
+    for _ in range(200):
+        middle = (low + high) / 2
+        if middle in (low, high):
+            break
+        low, high = (middle, high) if _t_within(middle, df) < 2 * p - 1 else (low, middle)
+    return math.sqrt(df) * math.tan((low + high) / 2)
 
 
 @dataclass(frozen=True)
