@@ -1,7 +1,9 @@
 """Tournament structure: group stage, knockout, boss round, and how it ends (docs/rules.md).
 
 ``next_step`` replays a record from its entrants and seed, checks that every stored round is the
-round the rules would have planned, and returns the next decision. ``play_out`` drives a whole
+round the rules would have planned, and returns the next decision. The boss round may be several
+rounds of the record (stage ``boss``, matches ``boss``, ``boss-2``...): the paired boss rule asks for
+another while its decision is unclear. ``play_out`` drives a whole
 tournament with a pure ``play`` function (the simulator and the tests use it); it folds rounds in one
 at a time, so a 10,000-entrant tournament is decided in linear work.
 """

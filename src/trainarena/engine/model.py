@@ -71,7 +71,7 @@ class PlayedRound:
 class TournamentRecord:
     entrants: tuple[str, ...]
     seed: int
-    boss_tasks: int  # M, from settings by tournament kind
+    boss_tasks: int  # M, tasks per boss round, from settings by tournament kind
     champion: str | None = None  # the defending champion, if any
     rounds: tuple[PlayedRound, ...] = field(default_factory=tuple)
 

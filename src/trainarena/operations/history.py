@@ -66,7 +66,8 @@ def boss_json(boss: BossDecision | None) -> dict[str, Any] | None:
         "challenger": boss.challenger, "champion": boss.champion, "taken": boss.taken, "needed": boss.needed,
         "crowned": boss.crowned, "rule": boss.rule, "reason": boss.reason,
         "tasks": [{"task": t.task_index + 1, "challenger_score": t.challenger_score, "champion_score": t.champion_score,
-                   "lead": t.lead, "required_lead": t.required_lead, "taken": t.taken, "reason": t.reason} for t in boss.tasks],
+                   "lead": t.lead, "required_lead": t.required_lead, "relative_lead": t.relative_lead, "taken": t.taken,
+                   "reason": t.reason} for t in boss.tasks],
     }
 
 
