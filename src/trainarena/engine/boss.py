@@ -20,8 +20,9 @@ majority of the tasks played (the challenger completing them) loses the title; a
 completed no boss task is not crowned; otherwise a task only the champion failed counts as a
 relative lead of +1, and a task both failed is left out of the test.
 
-Optional gate of the majority rule (``bootstrap_gate``): the challenger must also beat the champion's per-example scores in
-a paired bootstrap (the share of resampled mean leads above 0 must reach ``bootstrap_confidence``).
+Optional gate of the majority rule (``bootstrap_gate``): the challenger must also beat the
+champion's per-example scores in a paired bootstrap (the share of resampled mean leads above 0 must
+reach ``bootstrap_confidence``).
 Missing or mismatched per-example scores mean the gate is not satisfied.
 """
 

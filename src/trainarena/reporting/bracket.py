@@ -87,7 +87,9 @@ def _round_view(row: Round, replayed: Replay) -> RoundView:
             ranking=None if decided is None else decided.ranking, points=None if decided is None else decided.points,
             advancers=None if decided is None else decided.advancers,
         ))  # fmt: skip
-    boss_decided = row.stage == "boss" and replayed.boss is not None
+    # A boss round is decided once complete (the record holds complete rounds only); the paired rule may
+    # then play another, still open.
+    boss_decided = row.stage == "boss" and replayed.boss is not None and row.index < len(replayed.record.rounds)
     return RoundView(row.index, row.stage, tuple(row.byes), tuple(matches), decision is not None or boss_decided)
 
 
