@@ -170,16 +170,22 @@ def _print_knockout_round(console: Console, played: PlayedRound, decided: RoundD
 
 def _print_boss(console: Console, boss: BossDecision) -> None:
     table = Table(title=f"boss round: {boss.challenger} (challenger) vs {boss.champion} (champion)", title_justify="left")
-    for header in ("task", "challenger", "champion", "lead", "required", "margin", "bootstrap", "taken"):
+    majority = boss.rule == "majority"
+    extra = ("required", "margin", "bootstrap") if majority else ("relative",)
+    for header in ("task", "challenger", "champion", "lead", *extra, "taken"):
         table.add_column(header)
     for t in boss.tasks:
         lead = "-" if t.lead is None else f"{t.lead:+.4f}"
-        required = "-" if t.required_lead is None else f"{t.required_lead:.4f}"
-        gate = "-" if t.bootstrap_met is None else f"{t.bootstrap_met} ({t.bootstrap_win_fraction})"
-        table.add_row(str(t.task_index + 1), _fmt(t.challenger_score), _fmt(t.champion_score), lead, required,
-                      "met" if t.margin_met else "not met", gate, "yes" if t.taken else "no")  # fmt: skip
+        if majority:
+            gate = "-" if t.bootstrap_met is None else f"{t.bootstrap_met} ({t.bootstrap_win_fraction})"
+            required = "-" if t.required_lead is None else f"{t.required_lead:.4f}"
+            cells: tuple[str, ...] = (required, "met" if t.margin_met else "not met", gate)
+        else:
+            cells = ("left out" if t.relative_lead is None else f"{t.relative_lead:+.2%}",)
+        table.add_row(str(t.task_index + 1), _fmt(t.challenger_score), _fmt(t.champion_score), lead, *cells,
+                      "yes" if t.taken else "no")  # fmt: skip
     console.print(table)
-    if boss.rule == "majority":
+    if majority:
         console.print(f"challenger took {boss.taken} of {len(boss.tasks)} tasks; a strict majority is {boss.needed}")
     else:
         console.print(f"paired rule: {boss.reason}")
