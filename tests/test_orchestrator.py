@@ -18,6 +18,7 @@ from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.bracket import replay
 from trainarena.engine.model import Finished, Stage
 from trainarena.orchestrator import LeaseHeld, LeaseLost, create_tournament, drive, load_record
+from trainarena.reporting.bracket import read_bracket
 from trainarena.runs import ProgressEvent, RunReport, RunRequest
 from trainarena.settings import LeaseRules, Settings
 from trainarena.store import (
@@ -424,3 +425,16 @@ def test_majority_rule_still_decides_in_one_boss_round(store: Store, settings: S
                      weight_rules=settings.weights, work_dir=settings.work_dir)
     assert finished is not None and finished.crowned and "took 2 of 3" in finished.reason
     assert executor.calls == 2 + 3 * 2
+
+
+def test_an_open_boss_round_after_an_unclear_one_shows_in_play(store: Store, settings: Settings) -> None:
+    _register(store, ["new", "weak", "king"])
+    tid = _new_tournament(store, ["new", "weak"], champion="king")
+    executor = BossLeadExecutor({"boss": (0.2, 0.0, 0.1), "boss-2": (0.15, 0.05, 0.1), "boss-3": (0.1, 0.12, 0.08)})
+    # knockout: created + 2 runs; boss: created + 6 runs; boss-2: created, not played
+    assert _drive(store, settings, tid, executor, max_steps=11) is None
+    with store.session() as session:
+        _, replayed, bracket = read_bracket(session, tid, settings.rules)
+    assert [(r.stage, r.decided) for r in bracket.rounds] == [("knockout", True), ("boss", True), ("boss", False)]
+    assert replayed.boss is not None and not replayed.boss.decided and "another boss round" in replayed.boss.reason
+    assert bracket.boss is not None and [name for name, _ in bracket.boss.tasks] == [f"boss-boss-{i}" for i in range(3)]

@@ -184,3 +184,17 @@ def test_whole_tournaments_under_noise_crown_only_the_better_challenger(better, 
     result = play_out(TournamentRecord(names, 5, 3, "king"), RULES, LatentSkillPlayer(truth, 0.02, 5))
     assert isinstance(result.next, Finished) and result.next.crowned is crowned
     assert replay(result.record, RULES) == result
+
+
+@given(
+    st.lists(st.tuples(st.floats(0.1, 10.0), st.floats(0.1, 10.0)), min_size=3, max_size=9),
+    st.sampled_from([0.25, 0.5, 2.0, 1024.0]),
+)
+def test_the_decision_ignores_the_scale_and_the_sign_convention_of_scores(pairs, power_of_two):
+    rounds = [pairs[i : i + 3] for i in range(0, len(pairs), 3)]
+    loss = _decide(*rounds)
+    scaled = _decide(*[[(a * power_of_two, b * power_of_two) for a, b in r] for r in rounds])
+    # The same losses as negative rewards (higher is better), as GRPO scores are.
+    reward = _decide(*[[(-a, -b) for a, b in r] for r in rounds], direction=Direction.HIGHER)
+    for other in (scaled, reward):
+        assert (other.crowned, other.decided, other.mean_lead) == (loss.crowned, loss.decided, loss.mean_lead)
