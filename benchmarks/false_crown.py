@@ -1,22 +1,29 @@
 """How often the boss round crowns the wrong challenger (docs/rules.md, 'Study: false crowns').
 
-Each trial is one boss round of ``boss_tasks_text`` tasks (lower is better, champion true loss 1.0).
-On each task every run gets a run-level score ``true * (1 + noise * z)`` (training noise, the 1/3/5%
-of the table), and ``EXAMPLES`` per-example scores ``run level * difficulty_k * (1 + EXAMPLE_NOISE * e)``
-(``EXAMPLE_NOISE`` 0.2 or 1.0) with a difficulty shared by both runs (paired examples); the task score is the mean of the examples.
-The challenger's true loss is the champion's (no better) or 10% lower (truly better). Decisions use
-the engine's rule, vectorised here; a sample of trials is re-decided by ``boss_decision`` itself to
-check that the two agree.
+Part 1, the candidate procedures (issue #15): each trial is one boss decision between a champion of
+true loss 1.0 and a challenger that is equal (a crown is a false crown) or 10% better (a crown is a
+true crown); every run scores ``true * (1 + sigma * z)`` (run noise: training and evaluation
+together), at 5% and at the measured 4.5%. Each candidate's decision is the engine's rule written over
+arrays; a sample of trials is re-decided by ``decide_boss`` itself to check that the two agree. Runs
+are counted for both players (a boss task costs 2 runs).
 
-Run from the repo root: ``.venv/bin/python -m benchmarks.false_crown``
+Part 2, the majority rule and its bootstrap gate: on each task every run gets a run-level score
+``true * (1 + noise * z)`` (training noise, the 1/3/5% of the table), and ``EXAMPLES`` per-example
+scores ``run level * difficulty_k * (1 + EXAMPLE_NOISE * e)`` (``EXAMPLE_NOISE`` 0.2 or 1.0) with a
+difficulty shared by both runs (paired examples); the task score is the mean of the examples.
+
+Run from the repo root: ``.venv/bin/python -m benchmarks.false_crown [--json]``
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 
 import numpy as np
 
+from benchmarks import crown_candidates
 from trainarena.contract import Direction
 from trainarena.engine import Match, PlayedMatch, TaskOutcome, bootstrap_win_fraction, boss_decision
 from trainarena.settings import TournamentRules
@@ -76,7 +83,7 @@ def engine_agrees(scores: np.ndarray, examples: np.ndarray, rules: TournamentRul
 
 
 def crown_rate(noise: float, example_noise: float, challenger_loss: float, gate: bool, seed: int) -> float:
-    rules = TournamentRules(bootstrap_gate=gate)
+    rules = TournamentRules(boss_rule="majority", bootstrap_gate=gate)
     rng = np.random.default_rng(seed)
     scores, examples = draw_boss_rounds(rng, TRIALS, rules.boss_tasks_text, noise, example_noise, challenger_loss)
     crowned = decide(scores, examples, rules, gate)
@@ -85,19 +92,41 @@ def crown_rate(noise: float, example_noise: float, challenger_loss: float, gate:
     return float(crowned.mean())
 
 
-def main() -> None:
-    start = time.perf_counter()
-    rules = TournamentRules()
-    print(f"boss tasks {rules.boss_tasks_text}, margin {rules.boss_margin:.0%}, trials per cell {TRIALS}, "
-          f"{EXAMPLES} examples/task, gate: {rules.bootstrap_confidence:.0%} one-sided, {rules.bootstrap_resamples} resamples")  # fmt: skip
-    print("| task noise | example noise | false crown, 5% rule | false crown, + gate | 10% better crowned, 5% rule | 10% better crowned, + gate |")
-    print("|---|---|---|---|---|---|")
+def gate_study() -> list[dict[str, float]]:
+    """Part 2: the majority rule with and without the bootstrap gate, per task and example noise."""
+    rows = []
     # Same seed with and without the gate: the gated cells are the same rounds, judged more strictly.
     scenarios = [(1.0, False), (1.0, True), (1.0 - BETTER, False), (1.0 - BETTER, True)]
     for k, noise in enumerate(NOISES):
         for m, example_noise in enumerate(EXAMPLE_NOISES):
             cells = [crown_rate(noise, example_noise, loss, gate, seed=1000 * k + 100 * m + j // 2) for j, (loss, gate) in enumerate(scenarios)]
-            print(f"| {noise:.0%} | {example_noise:g} | " + " | ".join(f"{c:.2%}" for c in cells) + " |")
+            rows.append({"task_noise": noise, "example_noise": example_noise, "false_crown": cells[0],
+                         "false_crown_gated": cells[1], "true_crown": cells[2], "true_crown_gated": cells[3]})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    candidates = crown_candidates.study()
+    gated = gate_study()
+    if args.json:
+        print(json.dumps({"default": candidates["default"], "candidates": candidates, "trials": crown_candidates.TRIALS,
+                          "majority_gate": gated, "seconds": round(time.perf_counter() - start, 1)}, indent=2))
+        return
+    print(f"Part 1: candidates, {crown_candidates.TRIALS} trials a cell (s.e. of 1%: 0.03%);")
+    print("false = equal challenger crowned, true = 10%-better crowned; runs per boss")
+    print("decision (both players, mean over the two challengers) and at most.")
+    print("\n".join(crown_candidates.table(candidates)))
+    rules = TournamentRules(boss_rule="majority")
+    print(f"\nPart 2: majority rule and bootstrap gate, {rules.boss_tasks_text} tasks, {TRIALS} trials a cell,")
+    print(f"{EXAMPLES} examples/task, gate {rules.bootstrap_confidence:.0%} one-sided, {rules.bootstrap_resamples} resamples")
+    print(f"{'task':>5}{'example':>8}{'false':>9}{'+ gate':>9}{'true':>9}{'+ gate':>9}")
+    for row in gated:
+        print(f"{row['task_noise']:>5.0%}{row['example_noise']:>8g}{row['false_crown']:>9.2%}{row['false_crown_gated']:>9.2%}"
+              f"{row['true_crown']:>9.2%}{row['true_crown_gated']:>9.2%}")
     print(f"({time.perf_counter() - start:.1f} s)")
 
 

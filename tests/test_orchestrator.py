@@ -15,8 +15,10 @@ import pytest
 from sqlalchemy import update
 
 from trainarena.contract import Direction, RunStatus, TaskType
+from trainarena.engine.bracket import replay
 from trainarena.engine.model import Finished, Stage
-from trainarena.orchestrator import LeaseHeld, LeaseLost, create_tournament, drive
+from trainarena.orchestrator import LeaseHeld, LeaseLost, create_tournament, drive, load_record
+from trainarena.reporting.bracket import read_bracket
 from trainarena.runs import ProgressEvent, RunReport, RunRequest
 from trainarena.settings import LeaseRules, Settings
 from trainarena.store import (
@@ -25,6 +27,7 @@ from trainarena.store import (
     add_competitor,
     champion_history,
     get_tournament,
+    load_tournament,
     open_store,
     stored_weights,
     tournament_runs,
@@ -371,3 +374,67 @@ def test_a_driver_that_lost_its_lease_stops_writing(store: Store, settings: Sett
         first, second = recovered.attempt_records
         assert (first.status, second.status, recovered.counted_attempt.number) == ("interrupted", "succeeded", 2)
         assert first.evaluation is None and recovered.evaluation is second.evaluation is not None
+
+
+@dataclass
+class BossLeadExecutor:
+    """The challenger "new" leads the champion "king" (loss 1.0) by a set relative lead on each boss
+    task, by boss round and task; "weak" loses the bracket."""
+
+    leads: dict[str, tuple[float, ...]]
+    calls: int = 0
+
+    def execute(self, request: RunRequest) -> RunReport:
+        self.calls += 1
+        name = request.competitor.name
+        if name == "king":
+            loss = 1.0
+        elif request.stage == Stage.BOSS:
+            loss = 1.0 - self.leads[request.match_id][request.task_index]
+        else:
+            loss = 1.0 if name == "new" else 2.0
+        return RunReport(RunStatus.SUCCEEDED, 0.0, 1.0, None, request.run_dir, "ab" * 32,
+                         evaluation=Evaluation(loss, Direction.LOWER))
+
+
+def test_paired_rule_plays_boss_rounds_while_unclear_and_replays(store: Store, settings: Settings) -> None:
+    _register(store, ["new", "weak", "king"])
+    tid = _new_tournament(store, ["new", "weak"], champion="king")
+    executor = BossLeadExecutor({"boss": (0.2, 0.0, 0.1), "boss-2": (0.15, 0.05, 0.1), "boss-3": (0.1, 0.12, 0.08)})
+    finished = _drive(store, settings, tid, executor)
+    assert settings.rules.boss_rule == "paired"
+    assert finished is not None and finished.crowned and finished.champion == "new"
+    assert "9 boss tasks" in finished.reason
+    with store.session() as session:
+        tournament = load_tournament(session, tid)
+        bosses = [r for r in tournament.rounds if r.stage == "boss"]
+        assert [(r.index, r.matches[0].match_id) for r in bosses] == [(1, "boss"), (2, "boss-2"), (3, "boss-3")]
+        seeds = {t.definition["seed"] for r in bosses for t in r.matches[0].tasks}
+        assert len(seeds) == 9  # every boss round draws fresh tasks
+        replayed = replay(load_record(tournament, settings.rules), settings.rules)
+    assert replayed.next == finished and replayed.boss is not None and len(replayed.boss.tasks) == 9
+    assert executor.calls == 2 + 9 * 2  # one knockout task for two, then nine boss tasks for two
+
+
+def test_majority_rule_still_decides_in_one_boss_round(store: Store, settings: Settings) -> None:
+    _register(store, ["new", "weak", "king"])
+    tid = _new_tournament(store, ["new", "weak"], champion="king")
+    rules = settings.rules.model_copy(update={"boss_rule": "majority"})
+    executor = BossLeadExecutor({"boss": (0.2, 0.0, 0.1)})
+    finished = drive(store, tid, task_source=fake_task_source, executor=executor, rules=rules,
+                     weight_rules=settings.weights, work_dir=settings.work_dir)
+    assert finished is not None and finished.crowned and "took 2 of 3" in finished.reason
+    assert executor.calls == 2 + 3 * 2
+
+
+def test_an_open_boss_round_after_an_unclear_one_shows_in_play(store: Store, settings: Settings) -> None:
+    _register(store, ["new", "weak", "king"])
+    tid = _new_tournament(store, ["new", "weak"], champion="king")
+    executor = BossLeadExecutor({"boss": (0.2, 0.0, 0.1), "boss-2": (0.15, 0.05, 0.1), "boss-3": (0.1, 0.12, 0.08)})
+    # knockout: created + 2 runs; boss: created + 6 runs; boss-2: created, not played
+    assert _drive(store, settings, tid, executor, max_steps=11) is None
+    with store.session() as session:
+        _, replayed, bracket = read_bracket(session, tid, settings.rules)
+    assert [(r.stage, r.decided) for r in bracket.rounds] == [("knockout", True), ("boss", True), ("boss", False)]
+    assert replayed.boss is not None and not replayed.boss.decided and "another boss round" in replayed.boss.reason
+    assert bracket.boss is not None and [name for name, _ in bracket.boss.tasks] == [f"boss-boss-{i}" for i in range(3)]

@@ -36,6 +36,16 @@ def test_rule_sections_reject_contradictions() -> None:
         Settings(weights={"champion_share": 0.8, "placed_share": 0.4})
 
 
+def test_the_bootstrap_gate_belongs_to_the_majority_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINARENA_RULES__BOOTSTRAP_GATE", "true")
+    with pytest.raises(ValidationError, match="TRAINARENA_RULES__BOSS_RULE=majority"):
+        Settings()
+    monkeypatch.setenv("TRAINARENA_RULES__BOSS_RULE", "majority")
+    assert Settings().rules.bootstrap_gate
+    with pytest.raises(ValidationError, match="boss_rule"):
+        Settings(rules={"boss_rule": "median"})
+
+
 def _without_trainarena_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [name for name in os.environ if name.startswith("TRAINARENA_")]:
         monkeypatch.delenv(name)

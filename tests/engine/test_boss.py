@@ -8,8 +8,8 @@ from trainarena.settings import TournamentRules
 
 from .helpers import outcome
 
-RULES = TournamentRules()  # margin 5%, floor 1e-3
-GATED = TournamentRules(bootstrap_gate=True, bootstrap_resamples=500)
+RULES = TournamentRules(boss_rule="majority")  # margin 5%, floor 1e-3
+GATED = TournamentRules(boss_rule="majority", bootstrap_gate=True, bootstrap_resamples=500)
 
 
 def _task(challenger, champion, direction=Direction.LOWER, rules=RULES, ours=(), theirs=()):

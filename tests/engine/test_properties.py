@@ -9,8 +9,9 @@ from trainarena.contract import Direction
 from trainarena.engine import Finished, LatentSkillPlayer, Stage, TournamentRecord, play_out, replay, tournament_weights
 from trainarena.settings import TournamentRules, WeightRules
 
-RULES = TournamentRules()
-GATED = TournamentRules(bootstrap_gate=True, bootstrap_resamples=200)
+RULES = TournamentRules()  # the paired boss rule
+MAJORITY = TournamentRules(boss_rule="majority")
+GATED = TournamentRules(boss_rule="majority", bootstrap_gate=True, bootstrap_resamples=200)
 
 
 @st.composite
@@ -30,7 +31,7 @@ def tournaments(draw, max_entrants=2000):
         always_fail=always_fail,
         examples=draw(st.sampled_from([0, 16])),
     )
-    rules = draw(st.sampled_from([RULES, GATED]))
+    rules = draw(st.sampled_from([RULES, MAJORITY, GATED]))
     return TournamentRecord(names, seed, draw(st.integers(1, 4)), champion), player, rules
 
 
@@ -50,6 +51,9 @@ def _check(record, player, rules):
         assert len(seats) == len(set(seats)), "someone plays twice in a round"
         if played.plan.stage == Stage.KNOCKOUT:
             assert len(played.plan.byes) <= 1
+    boss_rounds = [p for p in result.record.rounds if p.plan.stage == Stage.BOSS]
+    assert len(boss_rounds) <= (rules.boss_rounds_max if rules.boss_rule == "paired" else 1)
+    assert result.boss is None or result.boss.decided  # an unclear boss round never ends a tournament
     weights = tournament_weights(finished, record.entrants, WeightRules())
     assert all(w >= 0.0 for w in weights.weights.values()) and weights.undistributed >= 0.0
     assert math.isclose(math.fsum(weights.weights.values()) + weights.undistributed, 1.0, abs_tol=1e-9)

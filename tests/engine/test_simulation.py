@@ -30,7 +30,7 @@ def test_with_no_noise_the_best_entrant_reaches_the_boss_round():
 
 
 def test_bootstrap_gate_runs_in_simulation():
-    report = simulate(20, 2, 0.01, -0.5, TournamentRules(bootstrap_gate=True), WEIGHTS)
+    report = simulate(20, 2, 0.01, -0.5, TournamentRules(boss_rule="majority", bootstrap_gate=True), WEIGHTS)
     assert report.replay.boss is not None
     assert all(t.bootstrap_met for t in report.replay.boss.tasks)  # a 2x better challenger passes the gate
 

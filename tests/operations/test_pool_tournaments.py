@@ -36,7 +36,8 @@ def test_tasks_needed_follows_the_engine() -> None:
     assert tasks_needed(0, True, rules, 3) == 0
     assert tasks_needed(1, False, rules, 3) == 0  # crowned without playing
     assert tasks_needed(3, False, rules, 3) == 2  # two knockout rounds (a bye in the first)
-    assert tasks_needed(3, True, rules, 3) == 5  # and the boss round
+    assert tasks_needed(3, True, rules, 3) == 2 + 3 * rules.boss_rounds_max  # and every boss round the paired rule may add
+    assert tasks_needed(3, True, TournamentRules(boss_rule="majority"), 3) == 5  # the majority rule plays one
     # 20 entrants: one group round (3 groups), 6 advance, then 3 knockout rounds.
     assert tasks_needed(20, False, rules, 3) == rules.group_tasks + 3 * rules.knockout_tasks
 
@@ -64,10 +65,11 @@ def test_a_pool_tournament_enters_draws_plays_and_crowns(operator_data: Operator
     assert [name for _, name in rounds] == list(created.tasks) and len({i for i, _ in rounds}) == 2
     assert all(request.task.split_key and request.task.split_key.startswith(request.task.name + ":") for request in executor.requests)
 
-    # The next tournament: the champion defends and needs the boss round's tasks too.
-    with pytest.raises(TournamentRefused, match=r"pool 'weekly' has 2 usable tasks, but 2 entrants and a defending champion can play 4"):
+    # The next tournament: the champion defends and needs the boss rounds' tasks too: one knockout task
+    # and 3 boss tasks for each of the 5 boss rounds the paired rule may play.
+    with pytest.raises(TournamentRefused, match=r"pool 'weekly' has 2 usable tasks, but 2 entrants and a defending champion can play 16"):
         _create(settings)
-    add_tasks(operator_data, "t3", "t4", "t5")
+    add_tasks(operator_data, *(f"t{number}" for number in range(3, 17)))
     second = _create(settings, seed=6)
     assert second.defender == result.champion and result.champion not in second.entrants
     with open_store(settings) as store:

@@ -41,7 +41,7 @@ def test_home_shows_the_champion_the_running_tournament_and_the_schedule(client:
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     words = text_of(page.text)
     assert f"Text {CHALLENGER} Since" in words and "crowned in week-2" in words
-    assert "Margin: took 3 of 3 boss tasks (needed 2), mean lead" in words
+    assert "Margin: mean relative lead +50.00% over 3 boss tasks" in words  # the paired rule's reason
     assert "No image champion crowned yet." in words
     assert 'href="/competitors/challenger"' in page.text
     running = re.search(r'<div id="running"[^>]*>', page.text)
@@ -64,11 +64,11 @@ def test_tournament_page_draws_the_bracket_byes_and_the_boss_round(client: TestC
     knockout = page.text.split('id="round-0"')[1].split('id="round-1"')[0]
     assert re.search(r'<li class="advanced">\s*<span class="name"><a href="/competitors/(challenger|slowpoke)">', knockout)
     assert "advances" in knockout
-    assert "Boss round: challenger against" in words and "The challenger took 3 of 3 tasks; 2 take the title: crowned" in words
-    assert "instruct-boss-0 0.7000 1.4000 +0.7000 0.0700 met yes" in words
+    assert "Boss round: challenger against" in words and "Paired rule: mean relative lead +50.00% over 3 boss tasks" in words
+    assert "instruct-boss-0 0.7000 1.4000 +0.7000 +50.00% ahead yes" in words
     chart = re.search(r"<figure class=\"chart\">(.*?)</figure>", page.text, flags=re.S)
     assert chart and chart.group(1).lstrip().startswith("<svg") and "<script" not in chart.group(1)
-    assert "required lead" in chart.group(1)
+    assert "relative lead" in chart.group(1)  # the paired rule's chart
     assert "Standings and weights" in words and re.search(r"1 challenger boss r3 \d+/\d+ 0\.\d{4}", words)
     assert "Scores per task" in words and "Round 3 (boss), boss: task instruct-boss-1" in words
 

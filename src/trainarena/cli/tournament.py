@@ -91,11 +91,13 @@ def _boss_json(index: int, boss: BossDecision) -> dict[str, Any]:
             "bootstrap_met": t.bootstrap_met,
             "taken": t.taken,
             "reason": t.reason,
+            "relative_lead": t.relative_lead,
         }
         for t in boss.tasks
     ]
     match = {"match_id": "boss", "challenger": boss.challenger, "champion": boss.champion, "tasks": tasks,
-             "taken": boss.taken, "needed": boss.needed, "crowned": boss.crowned}  # fmt: skip
+             "taken": boss.taken, "needed": boss.needed, "crowned": boss.crowned, "rule": boss.rule, "reason": boss.reason,
+             "mean_lead": boss.mean_lead, "lower_bound": boss.lower_bound, "upper_bound": boss.upper_bound}  # fmt: skip
     return {"stage": "boss", "round": index + 1, "matches": [match], "byes": []}
 
 
@@ -168,16 +170,25 @@ def _print_knockout_round(console: Console, played: PlayedRound, decided: RoundD
 
 def _print_boss(console: Console, boss: BossDecision) -> None:
     table = Table(title=f"boss round: {boss.challenger} (challenger) vs {boss.champion} (champion)", title_justify="left")
-    for header in ("task", "challenger", "champion", "lead", "required", "margin", "bootstrap", "taken"):
+    majority = boss.rule == "majority"
+    extra = ("required", "margin", "bootstrap") if majority else ("relative",)
+    for header in ("task", "challenger", "champion", "lead", *extra, "taken"):
         table.add_column(header)
     for t in boss.tasks:
         lead = "-" if t.lead is None else f"{t.lead:+.4f}"
-        required = "-" if t.required_lead is None else f"{t.required_lead:.4f}"
-        gate = "-" if t.bootstrap_met is None else f"{t.bootstrap_met} ({t.bootstrap_win_fraction})"
-        table.add_row(str(t.task_index + 1), _fmt(t.challenger_score), _fmt(t.champion_score), lead, required,
-                      "met" if t.margin_met else "not met", gate, "yes" if t.taken else "no")  # fmt: skip
+        if majority:
+            gate = "-" if t.bootstrap_met is None else f"{t.bootstrap_met} ({t.bootstrap_win_fraction})"
+            required = "-" if t.required_lead is None else f"{t.required_lead:.4f}"
+            cells: tuple[str, ...] = (required, "met" if t.margin_met else "not met", gate)
+        else:
+            cells = ("left out" if t.relative_lead is None else f"{t.relative_lead:+.2%}",)
+        table.add_row(str(t.task_index + 1), _fmt(t.challenger_score), _fmt(t.champion_score), lead, *cells,
+                      "yes" if t.taken else "no")  # fmt: skip
     console.print(table)
-    console.print(f"challenger took {boss.taken} of {len(boss.tasks)} tasks; a strict majority is {boss.needed}")
+    if majority:
+        console.print(f"challenger took {boss.taken} of {len(boss.tasks)} tasks; a strict majority is {boss.needed}")
+    else:
+        console.print(f"paired rule: {boss.reason}")
 
 
 def _print_weights(console: Console, report: SimulationReport) -> None:

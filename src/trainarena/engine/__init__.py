@@ -3,7 +3,14 @@
 docs/rules.md states every rule in plain words; this package is its executable form.
 """
 
-from trainarena.engine.boss import bootstrap_win_fraction, boss_decision, boss_lead, required_lead
+from trainarena.engine.boss import (
+    bootstrap_win_fraction,
+    boss_decision,
+    boss_lead,
+    boss_rounds_at_most,
+    decide_boss,
+    required_lead,
+)
 from trainarena.engine.bracket import Replay, RoundDecision, group_sizes, next_step, play_out, replay
 from trainarena.engine.comparison import LeadInterval, SeedSpread, lead_interval, relative_improvement, seed_spread
 from trainarena.engine.model import (
@@ -21,6 +28,7 @@ from trainarena.engine.model import (
     TournamentRecord,
     Weights,
 )
+from trainarena.engine.paired import relative_lead
 from trainarena.engine.ranking import decide_match, is_failed, rank_task
 from trainarena.engine.simulation import LatentSkillPlayer, SimulationReport, simulate
 from trainarena.engine.weights import hybrid_ratio, hybrid_weights, tournament_weights
@@ -47,7 +55,9 @@ __all__ = [
     "Weights",
     "boss_decision",
     "boss_lead",
+    "boss_rounds_at_most",
     "bootstrap_win_fraction",
+    "decide_boss",
     "decide_match",
     "group_sizes",
     "hybrid_ratio",
@@ -58,6 +68,7 @@ __all__ = [
     "play_out",
     "rank_task",
     "relative_improvement",
+    "relative_lead",
     "replay",
     "required_lead",
     "seed_spread",

@@ -11,20 +11,35 @@ Using ``|champion score|`` keeps the rule right for zero and negative scores, wh
 a challenger that succeeded; a challenger that failed never takes the task. Crowned only by taking a
 strict majority of the boss tasks.
 
-Optional gate (``bootstrap_gate``): the challenger must also beat the champion in a paired bootstrap
-over the hidden examples: each resample's lead is the lead between the two runs' resampled scores
-(``engine.scores``: the per-example values are shares whose sum is the score), and the share of
-resampled leads strictly above 0 must reach ``bootstrap_confidence``. Identical per-example values
-give a fraction of 0. Missing or mismatched per-example values mean the gate is not satisfied.
+Two rules (``boss_rule``): ``majority``, the margin above on a strict majority of one boss round's
+tasks; and ``paired`` (the default), a sequential test on the relative leads of every boss task
+played so far (``engine/paired.py``), which crowns, retains, or asks for another boss round while the
+decision is unclear, up to ``boss_rounds_max`` rounds. Failed runs under the paired rule: a
+challenger that failed a task the champion completed is not crowned; a champion that failed a strict
+majority of the tasks played (the challenger completing them) loses the title; a challenger that
+completed no boss task is not crowned; otherwise a task only the champion failed counts as a
+relative lead of +1, and a task both failed is left out of the test.
+
+Optional gate of the majority rule (``bootstrap_gate``): the challenger must also beat the champion in
+a paired bootstrap over the hidden examples: each resample's lead is the lead between the two runs'
+resampled scores (``engine.scores``: the per-example values are shares whose sum is the score), and
+the share of resampled leads strictly above 0 must reach ``bootstrap_confidence``. Identical
+per-example values give a fraction of 0. Missing or mismatched per-example values mean the gate is
+not satisfied.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
 
 from trainarena.contract import Direction
 from trainarena.engine.model import BossDecision, BossTaskResult, PlayedMatch, TaskOutcome
+from trainarena.engine.paired import Verdict, paired_bounds, relative_lead
 from trainarena.engine.ranking import better_first_key, is_failed
 from trainarena.engine.scores import resample_counts, resampled_scores
 from trainarena.settings import TournamentRules
@@ -117,16 +132,93 @@ def _outcome_of(outcomes: tuple[TaskOutcome, ...], competitor: str) -> TaskOutco
     return found[0] if found else TaskOutcome(competitor, None, "no outcome recorded")
 
 
-def boss_decision(played: PlayedMatch, challenger: str, champion: str, rules: TournamentRules) -> BossDecision:
-    """Decide the boss round; a missing outcome counts as a failed run."""
+def _check_boss_match(played: PlayedMatch, challenger: str, champion: str) -> None:
     if {challenger, champion} != set(played.match.competitors) or challenger == champion:
         raise ValueError(f"boss match {played.match.competitors} must be exactly challenger {challenger!r} and champion {champion!r}")
     if len(played.tasks) != played.match.tasks or len(played.directions) != played.match.tasks:
         raise ValueError(f"boss round planned {played.match.tasks} tasks, got {len(played.tasks)}")
-    results = tuple(
-        boss_task(i, _outcome_of(outcomes, challenger), _outcome_of(outcomes, champion), direction, rules)
-        for i, (direction, outcomes) in enumerate(zip(played.directions, played.tasks, strict=True))
-    )
+
+
+def _task_pairs(rounds: Sequence[PlayedMatch], challenger: str, champion: str) -> list[tuple[TaskOutcome, TaskOutcome, Direction]]:
+    """(challenger's outcome, champion's, direction) of every boss task, in play order."""
+    pairs = []
+    for played in rounds:
+        _check_boss_match(played, challenger, champion)
+        for direction, outcomes in zip(played.directions, played.tasks, strict=True):
+            pairs.append((_outcome_of(outcomes, challenger), _outcome_of(outcomes, champion), direction))
+    return pairs
+
+
+def boss_rounds_at_most(rules: TournamentRules) -> int:
+    """The most boss rounds one tournament can play under ``rules`` (what a task pool must cover)."""
+    return rules.boss_rounds_max if rules.boss_rule == "paired" else 1
+
+
+def boss_decision(played: PlayedMatch, challenger: str, champion: str, rules: TournamentRules) -> BossDecision:
+    """Decide a boss round of one match; a missing outcome counts as a failed run."""
+    return decide_boss((played,), challenger, champion, rules)
+
+
+def decide_boss(rounds: Sequence[PlayedMatch], challenger: str, champion: str, rules: TournamentRules) -> BossDecision:
+    """Decide the boss rounds played so far, by ``rules.boss_rule``."""
+    if not rounds:
+        raise ValueError("no boss round to decide")
+    pairs = _task_pairs(rounds, challenger, champion)
+    if rules.boss_rule == "paired":
+        return _paired_decision(pairs, len(rounds), challenger, champion, rules)
+    if len(rounds) != 1:
+        raise ValueError(f"the majority rule plays one boss round, got {len(rounds)}")
+    results = tuple(boss_task(i, ours, theirs, direction, rules) for i, (ours, theirs, direction) in enumerate(pairs))
     taken = sum(r.taken for r in results)
     needed = len(results) // 2 + 1
-    return BossDecision(challenger, champion, results, taken, needed, crowned=taken >= needed)
+    verb = "took" if taken >= needed else "only took"
+    reason = f"challenger {challenger} {verb} {taken} of {len(results)} boss tasks (needed {needed})"
+    return BossDecision(challenger, champion, results, taken, needed, crowned=taken >= needed, reason=reason)
+
+
+def _paired_task(index: int, challenger: TaskOutcome, champion: TaskOutcome, direction: Direction) -> BossTaskResult:
+    """One task of the paired rule: its relative lead; +1 where only the champion failed, -1 where only
+    the challenger did, None (left out of the test) where both did."""
+    if is_failed(challenger) or is_failed(champion):
+        failed = _failed_task(index, challenger, champion)
+        value = None if is_failed(challenger) and is_failed(champion) else (1.0 if failed.taken else -1.0)
+        return replace(failed, relative_lead=value)
+    assert challenger.score is not None and champion.score is not None  # narrowed by is_failed
+    relative = float(relative_lead(challenger.score, champion.score, direction))
+    lead = boss_lead(challenger.score, champion.score, direction)
+    reason = f"relative lead {relative:+.2%}"
+    return BossTaskResult(index, challenger.score, champion.score, lead, None, relative > 0, None, None, relative > 0, reason, relative)
+
+
+def _paired_decision(
+    pairs: list[tuple[TaskOutcome, TaskOutcome, Direction]], played_rounds: int, challenger: str, champion: str, rules: TournamentRules
+) -> BossDecision:
+    results = tuple(_paired_task(i, ours, theirs, direction) for i, (ours, theirs, direction) in enumerate(pairs))
+    taken = sum(r.taken for r in results)
+    needed = len(results) // 2 + 1
+    outcome = partial(BossDecision, challenger, champion, results, taken, needed, rule="paired")
+    challenger_failed = [r.task_index + 1 for r in results if r.challenger_score is None and r.champion_score is not None]
+    if challenger_failed:
+        return outcome(False, reason=f"challenger {challenger} failed boss task {challenger_failed[0]}, which the champion completed")
+    champion_failed = sum(r.champion_score is None and r.challenger_score is not None for r in results)
+    if champion_failed >= needed:
+        return outcome(True, reason=f"champion {champion} failed {champion_failed} of {len(results)} boss tasks, which challenger {challenger} completed")
+    if all(r.challenger_score is None for r in results):
+        return outcome(False, reason=f"challenger {challenger} completed none of {len(results)} boss tasks")
+    leads = [r.relative_lead for r in results if r.relative_lead is not None]  # tasks both failed are left out
+    test = paired_bounds(leads, rules)
+    if test is None:
+        verdict, said = Verdict.UNCLEAR, f"{len(leads)} relative lead is too few to test"
+        numbers: dict[str, float] = {}
+    else:
+        verdict = test.verdict
+        numbers = {"mean_lead": test.mean, "lower_bound": test.lower, "upper_bound": test.upper}
+        said = (f"mean relative lead {test.mean:+.2%} over {len(leads)} boss tasks, bounds "
+                f"[{test.lower:+.2%}, {test.upper:+.2%}]")
+    if verdict == Verdict.CROWN:
+        return outcome(True, reason=f"{said}: the lower bound reaches {rules.boss_min_lead:.1%}", **numbers)
+    if verdict == Verdict.RETAIN:
+        return outcome(False, reason=f"{said}: the upper bound is below {rules.boss_futility_lead:.1%}", **numbers)
+    if played_rounds >= rules.boss_rounds_max:
+        return outcome(False, reason=f"{said}: still unclear after {played_rounds} boss rounds", **numbers)
+    return outcome(False, decided=False, reason=f"{said}: unclear, another boss round", **numbers)

@@ -1,7 +1,9 @@
 """Tournament structure: group stage, knockout, boss round, and how it ends (docs/rules.md).
 
 ``next_step`` replays a record from its entrants and seed, checks that every stored round is the
-round the rules would have planned, and returns the next decision. ``play_out`` drives a whole
+round the rules would have planned, and returns the next decision. The boss round may be several
+rounds of the record (stage ``boss``, matches ``boss``, ``boss-2``...): the paired boss rule asks for
+another while its decision is unclear. ``play_out`` drives a whole
 tournament with a pure ``play`` function (the simulator and the tests use it); it folds rounds in one
 at a time, so a 10,000-entrant tournament is decided in linear work.
 """
@@ -11,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from trainarena.engine.boss import boss_decision
+from trainarena.engine.boss import decide_boss
 from trainarena.engine.model import (
     BossDecision,
     Finished,
     Match,
     MatchDecision,
+    PlayedMatch,
     PlayedRound,
     PlayRound,
     RoundPlan,
@@ -56,7 +59,8 @@ class _State:
     scored: set[str] = field(default_factory=set)  # produced at least one valid score
     eliminated: list[tuple[str, ...]] = field(default_factory=list)  # per round, best first
     rounds: list[RoundDecision] = field(default_factory=list)
-    boss: BossDecision | None = None
+    boss_played: list[PlayedMatch] = field(default_factory=list)  # every boss round so far
+    boss: BossDecision | None = None  # the decision over them (undecided: another boss round follows)
 
 
 def group_sizes(remaining: int, rules: TournamentRules) -> tuple[int, ...]:
@@ -114,16 +118,22 @@ def _standings(state: _State, first: tuple[str | None, ...]) -> tuple[str, ...]:
 def _finish_after_boss(state: _State, boss: BossDecision) -> Finished:
     winner, loser = (boss.challenger, boss.champion) if boss.crowned else (boss.champion, boss.challenger)
     loser_placed = loser if loser in state.scored else None
-    verb = "took" if boss.crowned else "only took"
-    reason = f"challenger {boss.challenger} {verb} {boss.taken} of {len(boss.tasks)} boss tasks (needed {boss.needed})"
-    return Finished(winner, boss.crowned, boss.challenger, _standings(state, (winner, loser_placed)), reason)
+    return Finished(winner, boss.crowned, boss.challenger, _standings(state, (winner, loser_placed)), boss.reason)
+
+
+def boss_match_id(boss_round: int) -> str:
+    """``boss`` for the first boss round, ``boss-2``, ``boss-3``... for those the paired rule adds."""
+    return "boss" if boss_round == 0 else f"boss-{boss_round + 1}"
 
 
 def _next(state: _State, record: TournamentRecord, rules: TournamentRules) -> PlayRound | Finished:
     defender = record.champion
+    index = len(state.rounds) + len(state.boss_played)
     if state.boss is not None:
-        return _finish_after_boss(state, state.boss)
-    index = len(state.rounds)
+        if state.boss.decided:
+            return _finish_after_boss(state, state.boss)
+        again = Match(boss_match_id(len(state.boss_played)), (state.boss.challenger, state.boss.champion), record.boss_tasks, 1)
+        return PlayRound(RoundPlan(index, Stage.BOSS, (again,)))
     if not state.alive:
         reason = "nobody produced a valid score in the last round" if state.rounds else "no entrants"
         if defender is None:
@@ -135,7 +145,7 @@ def _next(state: _State, record: TournamentRecord, rules: TournamentRules) -> Pl
             return Finished(challenger, True, challenger, _standings(state, (challenger,)), "no defending champion: the last challenger is crowned")
         if challenger == defender:
             return Finished(defender, False, challenger, _standings(state, (defender,)), "the champion entered and won the bracket: retained")
-        boss = Match("boss", (challenger, defender), record.boss_tasks, 1)
+        boss = Match(boss_match_id(0), (challenger, defender), record.boss_tasks, 1)
         return PlayRound(RoundPlan(index, Stage.BOSS, (boss,)))
     if len(state.alive) >= rules.group_stage_min_entrants:
         return PlayRound(plan_group_round(state.alive, record.seed, index, rules))
@@ -151,8 +161,9 @@ def _apply(state: _State, played: PlayedRound, record: TournamentRecord, rules: 
         for outcomes in played_match.tasks:
             state.scored.update(o.competitor for o in outcomes if not is_failed(o))
     if plan.stage == Stage.BOSS:
-        challenger, champion = plan.matches[0].competitors
-        state.boss = boss_decision(by_id["boss"], challenger, champion, rules)
+        match = plan.matches[0]
+        state.boss_played.append(by_id[match.match_id])
+        state.boss = decide_boss(state.boss_played, *match.competitors, rules)
         return
     decisions = tuple(decide_match(by_id[m.match_id], rules, record.seed) for m in plan.matches)
     advanced = tuple(c for d in decisions for c in d.advancers) + plan.byes

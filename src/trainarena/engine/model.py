@@ -71,7 +71,7 @@ class PlayedRound:
 class TournamentRecord:
     entrants: tuple[str, ...]
     seed: int
-    boss_tasks: int  # M, from settings by tournament kind
+    boss_tasks: int  # M, tasks per boss round, from settings by tournament kind
     champion: str | None = None  # the defending champion, if any
     rounds: tuple[PlayedRound, ...] = field(default_factory=tuple)
 
@@ -122,6 +122,7 @@ class BossTaskResult:
     bootstrap_met: bool | None  # None when the gate is off or was not needed
     taken: bool  # the challenger took this task
     reason: str
+    relative_lead: float | None = None  # paired rule: the lead over the larger |score| (+-1 for a failure)
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,14 @@ class BossDecision:
     champion: str
     tasks: tuple[BossTaskResult, ...]
     taken: int  # boss tasks the challenger took
-    needed: int  # strict majority of the boss tasks
+    needed: int  # strict majority of the boss tasks (what the majority rule asks)
     crowned: bool
+    rule: str = "majority"  # TournamentRules.boss_rule that decided it
+    decided: bool = True  # False: the paired rule is unclear and plays another boss round
+    reason: str = ""  # plain words: why it came out this way
+    mean_lead: float | None = None  # paired rule: mean relative lead and its one-sided bounds
+    lower_bound: float | None = None
+    upper_bound: float | None = None
 
 
 @dataclass(frozen=True)

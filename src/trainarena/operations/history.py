@@ -64,9 +64,10 @@ def boss_json(boss: BossDecision | None) -> dict[str, Any] | None:
         return None
     return {
         "challenger": boss.challenger, "champion": boss.champion, "taken": boss.taken, "needed": boss.needed,
-        "crowned": boss.crowned,
+        "crowned": boss.crowned, "rule": boss.rule, "reason": boss.reason,
         "tasks": [{"task": t.task_index + 1, "challenger_score": t.challenger_score, "champion_score": t.champion_score,
-                   "lead": t.lead, "required_lead": t.required_lead, "taken": t.taken, "reason": t.reason} for t in boss.tasks],
+                   "lead": t.lead, "required_lead": t.required_lead, "relative_lead": t.relative_lead, "taken": t.taken,
+                   "reason": t.reason} for t in boss.tasks],
     }
 
 
@@ -74,6 +75,8 @@ def margin_text(boss: BossDecision | None) -> str:
     """How a crowning was won: the boss tasks taken and the mean lead over the champion on them."""
     if boss is None:
         return "no defending champion"
+    if boss.rule == "paired":
+        return boss.reason
     leads = [t.lead for t in boss.tasks if t.taken and t.lead is not None]
     mean = f", mean lead {sum(leads) / len(leads):.4g}" if leads else ""
     return f"took {boss.taken} of {len(boss.tasks)} boss tasks (needed {boss.needed}){mean}"

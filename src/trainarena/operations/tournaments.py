@@ -24,7 +24,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainarena.contract import MANIFEST_NAME, Direction, TaskType
-from trainarena.engine import Finished, PlayedMatch, PlayedRound, RoundPlan, TaskOutcome, TournamentRecord, play_out
+from trainarena.engine import (
+    Finished,
+    PlayedMatch,
+    PlayedRound,
+    RoundPlan,
+    TaskOutcome,
+    TournamentRecord,
+    boss_rounds_at_most,
+    play_out,
+)
 from trainarena.engine.model import Stage
 from trainarena.operations.pools import stored_definition
 from trainarena.orchestrator import Progress, RunStored, Waiting, drive
@@ -62,7 +71,7 @@ class TournamentRefused(ValueError):
 
 def tasks_needed(entrants: int, defended: bool, rules: TournamentRules, boss_tasks: int) -> int:
     """The most tasks a bracket of ``entrants`` can play: each round's tasks (every match of a round
-    plays the same ones) and the boss round's when a champion defends. The engine plans the rounds;
+    plays the same ones) and the boss rounds' when a champion defends (as many as the rule allows). The engine plans the rounds;
     every competitor scoring (distinct scores, the defender, if entered, last) is the longest path."""
     if entrants == 0:
         return 0
@@ -79,7 +88,10 @@ def tasks_needed(entrants: int, defended: bool, rules: TournamentRules, boss_tas
         ))
 
     rounds = play_out(TournamentRecord(names, 0, boss_tasks, defender), rules, play).record.rounds
-    return sum(max(match.match.tasks for match in played.matches) for played in rounds)
+    # The paired boss rule may add boss rounds while its decision is unclear: count the most it can play.
+    boss_rounds = sum(played.plan.stage == Stage.BOSS for played in rounds)
+    unplayed_boss = (boss_rounds_at_most(rules) - boss_rounds) * boss_tasks if boss_rounds else 0
+    return sum(max(match.match.tasks for match in played.matches) for played in rounds) + unplayed_boss
 
 
 # --- Creating ------------------------------------------------------------------------------------

@@ -87,15 +87,17 @@ def _round_view(row: Round, replayed: Replay) -> RoundView:
             ranking=None if decided is None else decided.ranking, points=None if decided is None else decided.points,
             advancers=None if decided is None else decided.advancers,
         ))  # fmt: skip
-    boss_decided = row.stage == "boss" and replayed.boss is not None
+    # A boss round is decided once complete (the record holds complete rounds only); the paired rule may
+    # then play another, still open.
+    boss_decided = row.stage == "boss" and replayed.boss is not None and row.index < len(replayed.record.rounds)
     return RoundView(row.index, row.stage, tuple(row.byes), tuple(matches), decision is not None or boss_decided)
 
 
 def _boss_view(boss: BossDecision | None, rounds: list[Round]) -> BossView | None:
     if boss is None:
         return None
-    boss_round = next((r for r in rounds if r.stage == "boss"), None)
-    names = [] if boss_round is None else [task_name(t) for m in boss_round.matches for t in m.tasks]
+    # The paired rule may play several boss rounds; its tasks are numbered across them, in play order.
+    names = [task_name(t) for r in rounds if r.stage == "boss" for m in r.matches for t in m.tasks]
     return BossView(boss, tuple(names[t.task_index] if t.task_index < len(names) else f"task {t.task_index + 1}" for t in boss.tasks))
 
 

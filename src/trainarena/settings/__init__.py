@@ -31,22 +31,51 @@ class TournamentRules(Section):
     group_advance: int = Field(2, ge=1, description="How many of each group advance (the top K).")
     group_tasks: int = Field(1, ge=1, description="Tasks every member of a group trains on.")
     knockout_tasks: int = Field(1, ge=1, description="Tasks each knockout pair trains on (odd avoids drawn pairs).")
-    boss_tasks_text: int = Field(3, ge=1, description="Fresh tasks in a text tournament's boss round.")
-    boss_tasks_image: int = Field(3, ge=1, description="Fresh tasks in an image tournament's boss round.")
+    boss_tasks_text: int = Field(3, ge=1, description="Fresh tasks in each boss round of a text tournament.")
+    boss_tasks_image: int = Field(3, ge=1, description="Fresh tasks in each boss round of an image tournament.")
     boss_margin: float = Field(
         0.05,
         ge=0.0,
         lt=1.0,
-        description="Relative margin a challenger needs on a boss task; applied to |champion score| "
+        description="Majority rule: relative margin a challenger needs on a boss task; applied to |champion score| "
         "so the rule stays correct for zero and negative scores (docs/rules.md).",
     )
     boss_margin_floor: float = Field(
         1e-3,
         ge=0.0,
-        description="Absolute minimum lead on a boss task, so a champion scoring exactly 0 cannot be "
+        description="Majority rule: absolute minimum lead on a boss task, so a champion scoring exactly 0 cannot be "
         "beaten by an infinitesimal lead.",
     )
-    bootstrap_gate: bool = Field(False, description="Also require a paired per-example bootstrap win on boss tasks.")
+    boss_rule: Literal["paired", "majority"] = Field(
+        "paired",
+        description="How the boss round crowns (docs/rules.md, 'Boss round'): 'paired' = a sequential one-sided "
+        "test on the relative leads of every boss task played, adding boss rounds while unclear; 'majority' = "
+        "the seed's rule, boss_margin on a strict majority of one boss round's tasks.",
+    )
+    boss_rounds_max: int = Field(
+        5, ge=1, description="Paired rule: most boss rounds (each of boss_tasks fresh tasks) before an unclear "
+        "decision retains the champion."
+    )
+    boss_confidence: float = Field(
+        0.997, gt=0.5, lt=1.0, description="Paired rule: one-sided confidence of the lower bound on the mean "
+        "relative lead that crowns, checked after every boss round (0.997: 0.3% per look)."
+    )
+    boss_min_lead: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Paired rule: the lower bound on the mean relative lead must reach "
+        "this to crown (0: the challenger is better at all; 0.02: at least 2% better)."
+    )
+    boss_futility_lead: float = Field(
+        0.07, ge=0.0, lt=1.0, description="Paired rule: the champion retains at once when the upper bound on the "
+        "mean relative lead falls below this (the challenger is clearly not this much better)."
+    )
+    boss_futility_confidence: float = Field(
+        0.95, gt=0.5, lt=1.0, description="Paired rule: one-sided confidence of that upper bound."
+    )
+    boss_noise_floor: float = Field(
+        0.01, ge=0.0, lt=1.0, description="Paired rule: smallest spread of relative leads the test assumes, so a "
+        "few leads that happen to agree cannot crown on a spread of nearly zero."
+    )
+    bootstrap_gate: bool = Field(False, description="Majority rule: also require a paired per-example bootstrap win on boss tasks.")
     bootstrap_confidence: float = Field(0.95, gt=0.5, lt=1.0, description="One-sided confidence of the bootstrap gate.")
     bootstrap_resamples: int = Field(2000, ge=100, description="Bootstrap resamples per boss task.")
     bootstrap_seed: int = Field(20250721, description="Fixed resampling seed, so auditors get the same answer.")
@@ -64,6 +93,11 @@ class TournamentRules(Section):
             )
         if self.group_stage_min_entrants < self.group_size_min:
             raise ValueError("group_stage_min_entrants must be at least group_size_min")
+        if self.bootstrap_gate and self.boss_rule != "majority":
+            raise ValueError(
+                f"bootstrap_gate is part of the majority rule, but boss_rule is {self.boss_rule!r}: set "
+                "boss_rule='majority' (TRAINARENA_RULES__BOSS_RULE=majority) or turn the gate off"
+            )
         return self
 
 

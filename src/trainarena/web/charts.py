@@ -75,5 +75,8 @@ def boss_margin_svg(boss: BossView) -> Markup:
     chart = pygal.Bar(**_options(f"Boss round: {decision.challenger}'s lead over {decision.champion} against the required margin"))
     chart.x_labels = list(boss.task_names)
     chart.add("lead", [task.lead for task in decision.tasks])
-    chart.add("required lead", [task.required_lead for task in decision.tasks])
+    if decision.rule == "majority":
+        chart.add("required lead", [task.required_lead for task in decision.tasks])
+    else:  # the paired rule tests the leads relative to the larger |score|, with no margin per task
+        chart.add("relative lead", [task.relative_lead for task in decision.tasks])
     return _svg(chart)

@@ -36,7 +36,7 @@ class ReignOut(BaseModel):
     since: datetime = Field(description="When it was crowned.")
     tournament_id: int | None = Field(description="The tournament that crowned it (null: set by hand).")
     tournament: str | None
-    margin: str = Field(description="How the crowning was won (boss tasks taken, mean lead).")
+    margin: str = Field(description="How the crowning was won: the paired rule's reason (mean relative lead and its bounds), or the boss tasks taken and the mean lead under the majority rule.")
 
 
 class ChampionCodeOut(BaseModel):

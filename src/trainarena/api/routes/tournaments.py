@@ -83,11 +83,12 @@ class RunLineOut(BaseModel):
 
 
 class BossTaskOut(BaseModel):
-    task: int = Field(description="1-based task of the boss round.")
+    task: int = Field(description="1-based boss task, numbered across every boss round played.")
     challenger_score: float | None
     champion_score: float | None
     lead: float | None
-    required_lead: float | None
+    required_lead: float | None = Field(description="Majority rule: the lead the task needed (null under the paired rule).")
+    relative_lead: float | None = Field(description="Paired rule: the lead over the larger |score| (+1/-1 for a failure; null when both failed or under the majority rule).")
     taken: bool
     reason: str
 
@@ -96,8 +97,10 @@ class BossOut(BaseModel):
     challenger: str
     champion: str
     taken: int = Field(description="Boss tasks the challenger took.")
-    needed: int = Field(description="Tasks it needed (a strict majority).")
+    needed: int = Field(description="Tasks a strict majority is (what the majority rule asks).")
     crowned: bool
+    rule: str = Field(description="The boss rule that decided: paired or majority (docs/rules.md, 'Boss round').")
+    reason: str = Field(description="Why it came out this way, in plain words.")
     tasks: list[BossTaskOut]
 
 
