@@ -21,7 +21,8 @@ from .helpers import outcome
 
 LOSS_SUMS = st.floats(0.0, 500.0, allow_nan=False, allow_infinity=False)
 VALUES = st.floats(-50.0, 50.0, allow_nan=False, allow_infinity=False)
-GATED = TournamentRules(bootstrap_gate=True, bootstrap_resamples=400, boss_margin=0.0, boss_margin_floor=0.0)
+GATED = TournamentRules(boss_rule="majority", bootstrap_gate=True, bootstrap_resamples=400, boss_margin=0.0,
+                        boss_margin_floor=0.0)
 
 
 @st.composite

@@ -124,10 +124,10 @@ def _register(settings: Settings, names: list[str]) -> None:
 
 def build_recorded_store(data_dir: Path, recorder: type[Recorder] = Recorder) -> RecordedStore:
     """Five entrants (one crashes) and a defending champion: knockout rounds, a boss round with the
-    bootstrap gate on, the decision and the reveal, all in the log."""
+    bootstrap gate on (the majority rule, its only rule), the decision and the reveal, all in the log."""
     settings = Settings(data_dir=data_dir)
     _register(settings, [*SKILLS, CHAMPION])
-    rules = settings.rules.model_copy(update={"bootstrap_gate": True, "bootstrap_resamples": 200})
+    rules = settings.rules.model_copy(update={"boss_rule": "majority", "bootstrap_gate": True, "bootstrap_resamples": 200})
     with open_store(settings) as store:
         with store.transaction() as session:
             tournament_id = create_tournament(session, name="week-1", kind="text", seed=7, entrants=list(SKILLS), champion=CHAMPION).id
