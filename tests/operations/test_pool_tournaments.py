@@ -66,10 +66,12 @@ def test_a_pool_tournament_enters_draws_plays_and_crowns(operator_data: Operator
     assert all(request.task.split_key and request.task.split_key.startswith(request.task.name + ":") for request in executor.requests)
 
     # The next tournament: the champion defends and needs the boss rounds' tasks too: one knockout task
-    # and 3 boss tasks for each of the 5 boss rounds the paired rule may play.
-    with pytest.raises(TournamentRefused, match=r"pool 'weekly' has 2 usable tasks, but 2 entrants and a defending champion can play 16"):
+    # and 3 boss tasks for each of the 5 boss rounds the paired rule may play. The two tasks played are
+    # spent: the end of the tournament revealed their split seeds.
+    with pytest.raises(TournamentRefused, match=r"pool 'weekly' has 0 usable tasks \(2 unusable: t1: its split seed was "
+                       r"revealed when tournament 'text-weekly-1' ended.*, but 2 entrants and a defending champion can play 16"):
         _create(settings)
-    add_tasks(operator_data, *(f"t{number}" for number in range(3, 17)))
+    add_tasks(operator_data, *(f"t{number}" for number in range(3, 19)))
     second = _create(settings, seed=6)
     assert second.defender == result.champion and result.champion not in second.entrants
     with open_store(settings) as store:

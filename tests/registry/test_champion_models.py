@@ -62,14 +62,15 @@ def test_a_crowning_registers_the_champions_models_once(settings: Settings, tmp_
         assert register_champion_models(store, settings, result.id) == []
     assert _models(settings) == models
 
-    # The champion defends and keeps its title: nobody new is crowned, nothing is registered.
-    add_text_tasks(settings, tmp_path, "t3", "t4", "t5")
+    # The champion defends and keeps its title: nobody new is crowned, nothing is registered. A defended
+    # tournament draws the tasks of every boss round the paired rule may play; played tasks are spent.
+    add_text_tasks(settings, tmp_path, *(f"t{i}" for i in range(3, 19)))
     defended = _play(settings, seed=6)
     assert (defended.champion, defended.crowned) == ("alice", False) and _models(settings) == models
 
     # A better challenger takes the title in the boss round: its models from that tournament join.
     register_repo(settings, "dave")
-    add_text_tasks(settings, tmp_path, *(f"t{i}" for i in range(6, 12)))
+    add_text_tasks(settings, tmp_path, *(f"t{i}" for i in range(19, 35)))
     taken = _play(settings, seed=7)
     assert (taken.champion, taken.crowned) == ("dave", True)
     with open_store(settings) as store, store.session() as session:

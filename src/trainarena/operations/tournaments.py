@@ -37,7 +37,7 @@ from trainarena.engine import (
 from trainarena.engine.model import Stage
 from trainarena.operations.pools import stored_definition
 from trainarena.orchestrator import Progress, RunStored, Waiting, drive
-from trainarena.records.recorder import recorder_for
+from trainarena.records.recorder import recorder_for, revealed_task_names
 from trainarena.registry import register_champion_models
 from trainarena.runs import RunExecutor, TaskSource
 from trainarena.settings import Settings, TournamentRules
@@ -153,6 +153,13 @@ def task_problem(task: StoredTask) -> str | None:
     return None
 
 
+def _revealed(task: str, revealed: dict[str, str]) -> str | None:
+    if task not in revealed:
+        return None
+    return (f"its split seed was revealed when tournament {revealed[task]!r} ended, so its hidden rows are public; "
+            "add its dataset again as a new task (a new name gives a new secret split)")
+
+
 def create_pool_tournament(
     session: Session,
     settings: Settings,
@@ -188,7 +195,9 @@ def create_pool_tournament(
         reasons = "; ".join(f"{n}: {r}" for n, r in left_out) or "no competitor is registered"
         raise TournamentRefused(f"nobody can enter a {kind} tournament on pool {pool!r} ({reasons})")
     needed = tasks_needed(len(entrants), champion is not None, settings.rules, boss_tasks_for(kind, settings.rules))
-    unusable = [(task.name, problem) for task in pool_row.tasks if (problem := task_problem(task)) is not None]
+    revealed = revealed_task_names(session)
+    unusable = [(task.name, problem) for task in pool_row.tasks
+                if (problem := _revealed(task.name, revealed) or task_problem(task)) is not None]
     available = sorted(task.name for task in pool_row.tasks if task.name not in dict(unusable))
     if len(available) < needed:
         broken = f" ({len(unusable)} unusable: " + "; ".join(f"{n}: {r}" for n, r in unusable) + ")" if unusable else ""

@@ -45,7 +45,7 @@ from trainarena.store.weight_vectors import publish_weights
 from trainarena.tasks.base import DatasetError
 from trainarena.tasks.secret_split import operator_secret, split_seed
 
-__all__ = ["Recorder", "operator_key", "publish_recorded", "recorder_for"]
+__all__ = ["Recorder", "operator_key", "publish_recorded", "recorder_for", "revealed_task_names"]
 
 
 def operator_key(settings: Settings) -> OperatorKey:
@@ -66,6 +66,17 @@ def publish_recorded(session: Session, settings: Settings, at: datetime) -> tupl
     if recorder is not None:
         recorder.weights_published(session, vector)
     return vector, new
+
+
+def revealed_task_names(session: Session) -> dict[str, str]:
+    """Stored tasks whose split seed a finished tournament revealed, with that tournament's name: their
+    hidden rows are public to anyone holding the dataset, so a pool never draws them again."""
+    revealed: dict[str, str] = {}
+    for envelope in session.scalars(select(LogEntry.envelope).where(LogEntry.kind == Kind.REVEAL.value)):
+        predicate = envelope_payload(envelope)["predicate"]
+        for task in predicate["tasks"]:
+            revealed.setdefault(task["name"], predicate["tournament"]["name"])
+    return revealed
 
 
 def _entry(session: Session, key: str) -> LogEntry | None:
@@ -256,15 +267,24 @@ class Recorder:
         append(session, self.key, f"weights:{vector.id}", Kind.WEIGHTS, statement)
 
     def _reveal(self, session: Session, tournament: Tournament) -> None:
+        """Open the split seeds of the drawn tasks that were played. A task drawn but never played (a
+        boss round the rule did not need) keeps its seed secret and stays usable; a revealed one is
+        spent (``revealed_task_names``): anyone holding its dataset can now rebuild its hidden rows."""
         draw = get_draw(session, tournament.id)
-        tasks = []
+        played = {task.definition["name"] for r in tournament.rounds for m in r.matches for task in m.tasks}
+        tasks, unplayed = [], []
         for name in [] if draw is None else draw.task_names:
             stored = get_stored_task(session, name)
-            if stored is not None:
-                tasks.append({"name": name, "split_seed": self._split_seed(stored.definition.get("split_key")),
-                              "salt": self._salt(tournament, name)})
+            if stored is None:
+                continue
+            if name not in played:
+                unplayed.append(name)
+                continue
+            tasks.append({"name": name, "split_seed": self._split_seed(stored.definition.get("split_key")),
+                          "salt": self._salt(tournament, name)})
         commitment = _entry(session, f"tournament:{tournament.id}:commitment")
-        predicate = {"tournament": _tournament_json(tournament), "commitment": _reference(commitment), "tasks": tasks}
+        predicate = {"tournament": _tournament_json(tournament), "commitment": _reference(commitment), "tasks": tasks,
+                     "unplayed": unplayed}
         self._append_tournament(session, tournament, "reveal", Kind.REVEAL, predicate)
 
     def _append_tournament(self, session: Session, tournament: Tournament, what: str, kind: Kind,
