@@ -101,3 +101,22 @@ def test_a_pool_evaluation_that_names_no_hidden_split_is_caught(tmp_path: Path) 
     hidden = failures(verify_directory(bundle), "hidden_splits")
     assert hidden and all("(evaluation of run" in f and "scored, but names no hidden split to hold against the commitment" in f
                           for f in hidden), hidden
+
+
+class SignsLikeAnOlderEngine(Recorder):
+    """Signs the decision as a platform from before ``boss_rule`` existed would have: its rules lack the
+    field (it decided by the majority rule) and its reasons are worded otherwise."""
+
+    def _append_tournament(self, session: Session, tournament: Tournament, what: str, kind: Kind, predicate: dict[str, Any]) -> None:
+        if what == "decision":
+            rules = {k: v for k, v in predicate["rules"].items() if k != "boss_rule"}
+            decided = predicate["decided"]
+            predicate = {**predicate, "rules": rules,
+                         "decided": {**decided, "end": {**decided["end"], "reason": "worded by an older engine"}}}
+        super()._append_tournament(session, tournament, what, kind, predicate)
+
+
+def test_a_decision_signed_before_a_rule_existed_replays_under_the_rule_of_its_day(tmp_path: Path) -> None:
+    recorded = build_recorded_store(tmp_path / "data", recorder=SignsLikeAnOlderEngine)  # played by the majority rule
+    report = verify_directory(recorded.export(tmp_path / "bundle"))
+    assert report.ok, [f"{f.record}: {f.message}" for f in report.failures]

@@ -165,10 +165,20 @@ def _check_per_example(view: RecordView, files: Mapping[str, Any]) -> CheckResul
 # --- The bracket and the weights, replayed ---------------------------------------------------------
 
 
+# Rules fields added after signed records began, with the value that reproduces how decisions signed
+# before them were made: a decision names every rule of its day, and a later default must not change it.
+RULES_BEFORE_THEIR_FIELD = {"boss_rule": "majority"}
+# Engine output compared by its decisive fields: the wording of a reason may improve between versions.
+WORDING = frozenset({"reason"})
+
+
 def _differences(signed: Any, recomputed: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    """Where the signed decision and the replay differ: every field the decision states is compared
+    (fields a later engine adds, and the wording of reasons, are not)."""
     if isinstance(signed, dict) and isinstance(recomputed, dict):
-        for key in sorted(set(signed) | set(recomputed), key=str):
-            yield from _differences(signed.get(key, MISSING), recomputed.get(key, MISSING), f"{path}.{key}")
+        for key in sorted(set(signed), key=str):
+            if key not in WORDING:
+                yield from _differences(signed[key], recomputed.get(key, MISSING), f"{path}.{key}")
     elif isinstance(signed, list) and isinstance(recomputed, list) and len(signed) == len(recomputed):
         for position, (a, b) in enumerate(zip(signed, recomputed, strict=True)):
             yield from _differences(a, b, f"{path}[{position}]")
@@ -186,7 +196,7 @@ def _replayed(view: RecordView, decision: Entry, files: Mapping[str, Any], brack
     the failure noted) when they cannot be read or depart from the rules."""
     signed = decision.predicate
     with reading(bracket, decision.label):
-        rules = TournamentRules(**signed["rules"])
+        rules = TournamentRules(**{**RULES_BEFORE_THEIR_FIELD, **signed["rules"]})
         values = {name: v for name, v in files.items() if isinstance(v, list)}
         rounds = tuple(played_round_from_json(r.predicate, values) for r in view.rounds)
         record = TournamentRecord(tuple(signed["entrants"]), int(signed["seed"]), int(signed["boss_tasks"]),
