@@ -83,6 +83,19 @@ def test_a_score_changed_in_the_database_is_caught(store_copy: RecordedStore, tm
     assert failures(report, "inclusion") == failures(report, "signatures") == []  # the log itself is intact
 
 
+def test_a_registration_and_a_run_status_changed_in_the_database_are_caught(store_copy: RecordedStore, tmp_path: Path) -> None:
+    [(name,)] = store_copy.query("SELECT c.name FROM competitor c JOIN tournament_entrant e ON e.competitor_id = c.id "
+                                 "ORDER BY e.position LIMIT 1")
+    store_copy.query("UPDATE competitor SET commit_sha = ?, hotkey = ? WHERE name = ?", "f" * 40, "5Forged", name)
+    run_id, _score = scored_run(store_copy)
+    store_copy.query("UPDATE run SET status = 'failed' WHERE id = ?", run_id)
+    report = verify_directory(store_copy.export(tmp_path / "bundle"))
+    claims = failures(report, "claims")
+    assert any(f"{name}'s commit: the database says {'f' * 40!r}" in f for f in claims), claims
+    assert any(f"{name}'s hotkey: the database says '5Forged'" in f for f in claims), claims
+    assert any(f"(run {run_id}, attempt 1, by " in f and "run status: the database says 'failed'" in f for f in claims), claims
+
+
 def test_a_log_entry_deleted_from_the_database_is_caught(store_copy: RecordedStore, tmp_path: Path) -> None:
     run_id, _ = scored_run(store_copy)
     key = f"evaluation:{run_id}:attempt:1"

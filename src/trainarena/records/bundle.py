@@ -192,7 +192,8 @@ def _per_example(session: Session, entries: list[LogEntry]) -> dict[str, list[An
 
 
 def _claims(session: Session, tournament_id: int) -> dict[str, Any]:
-    """The tournament's results as the database holds them now: each counted attempt, the champion, the weights."""
+    """The tournament's results as the database holds them now: each counted attempt, the entrants' and
+    the defending champion's registrations, the champion, the weights."""
     tournament = load_tournament(session, tournament_id)
     runs = []
     for round_row in tournament.rounds:
@@ -205,10 +206,16 @@ def _claims(session: Session, tournament_id: int) -> dict[str, Any]:
                     evaluation = attempt.evaluation
                     runs.append({"run_id": run.id, "attempt": attempt.number,
                                  "competitor": None if run.competitor is None else run.competitor.name,
-                                 "status": attempt.status, "score": None if evaluation is None else evaluation.score,
+                                 "status": attempt.status, "run_status": run.status,
+                                 "score": None if evaluation is None else evaluation.score,
+                                 "direction": None if evaluation is None else evaluation.direction,
                                  "artifact_sha256": attempt.artifact_digest})
     weights = session.scalars(select(WeightRow).where(WeightRow.tournament_id == tournament_id).order_by(WeightRow.id))
-    return {"runs": runs,
+    entrants = [{"name": c.name, "repo": c.repo_url, "commit": c.commit, "tree_hash": c.tree_hash,
+                 "source_digest": c.source_digest, "entrypoint": c.entrypoint, "hotkey": c.hotkey}
+                for c in [e.competitor for e in tournament.entrants]
+                + ([tournament.champion_before] if tournament.champion_before is not None else [])]
+    return {"runs": runs, "entrants": entrants,
             "champion": None if tournament.champion_after is None else tournament.champion_after.name,
             "weights": {row.competitor.name: row.weight for row in weights}}
 

@@ -202,6 +202,8 @@ class Recorder:
             "tournament": _tournament_json(tournament),
             "entrants": [_competitor_json(e.competitor) for e in tournament.entrants],
             "champion_before": None if tournament.champion_before is None else tournament.champion_before.name,
+            "champion_before_registration": None if tournament.champion_before is None
+            else _competitor_json(tournament.champion_before),
             "tasks": tasks,
             "draw": "pool" if draw is not None else "per round from the tournament's task source",
             "public_split_seed": None if draw is not None else self.settings.data.split_seed,
@@ -340,7 +342,7 @@ def _job_id(session: Session, run: Run) -> str | None:
 def _competitor_json(competitor: Any) -> dict[str, Any]:
     return {"name": competitor.name, "repo": competitor.repo_url, "commit": competitor.commit,
             "tree_hash": competitor.tree_hash, "source_digest": competitor.source_digest,
-            "entrypoint": competitor.entrypoint}
+            "entrypoint": competitor.entrypoint, "hotkey": competitor.hotkey}
 
 
 def _submission(run: Run) -> dict[str, Any]:

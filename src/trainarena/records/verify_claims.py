@@ -20,6 +20,7 @@ def _check_claimed_run(view: RecordView, check: CheckResult, claim: dict[str, An
         return
     signed = run.predicate
     for what, claimed, said in (("status", claim["status"], signed["exit"]["status"]),
+                                ("run status", claim.get("run_status", claim["status"]), signed["exit"]["status"]),
                                 ("artifact sha256", claim["artifact_sha256"], signed["artifact_sha256"]),
                                 ("competitor", claim["competitor"], signed["submission"].get("name", claim["competitor"]))):
         if claimed != said:
@@ -28,8 +29,35 @@ def _check_claimed_run(view: RecordView, check: CheckResult, claim: dict[str, An
     if evaluation is None:
         if claim["score"] is not None:
             check.fail(run.label, f"score: the database says {claim['score']}, the bundle has no signed evaluation of it")
-    elif claim["score"] != evaluation.predicate["score"]:
-        check.fail(evaluation.label, f"score: the database says {claim['score']}, the signed evaluation {evaluation.predicate['score']}")
+    else:
+        for what in ("score", "direction"):
+            if what in claim and claim[what] != evaluation.predicate[what]:
+                check.fail(evaluation.label, f"{what}: the database says {claim[what]}, the signed evaluation {evaluation.predicate[what]}")
+
+
+# What a registration is: a change to any of these after the commitment changes who was entered.
+REGISTRATION = ("repo", "commit", "tree_hash", "source_digest", "entrypoint", "hotkey")
+
+
+def _check_entrants(view: RecordView, check: CheckResult, claimed: Any) -> None:
+    """The database's registrations of the entrants and the defending champion against the commitment's."""
+    commitment = view.single.get(Kind.COMMITMENT)
+    if commitment is None or not isinstance(claimed, list):
+        return
+    with reading(check, commitment.label):
+        signed = {e["name"]: e for e in commitment.predicate["entrants"]}
+        defender = commitment.predicate.get("champion_before_registration")
+        if defender is not None:
+            signed[defender["name"]] = defender
+        for entrant in claimed:
+            check.checked += 1
+            committed = signed.get(entrant["name"])
+            if committed is None:
+                continue  # an older commitment named only the challengers
+            for field in REGISTRATION:
+                if field in committed and entrant.get(field) != committed[field]:
+                    check.fail(commitment.label, f"{entrant['name']}'s {field}: the database says {brief(entrant.get(field))}, "
+                               f"the signed commitment {brief(committed[field])}")
 
 
 def check_claims(view: RecordView, claims: Any) -> CheckResult:
@@ -44,6 +72,7 @@ def check_claims(view: RecordView, claims: Any) -> CheckResult:
         with reading(check, f"claims.json run {number + 1} of {len(runs)}"):
             claimed.add((claim["run_id"], claim["attempt"]))
             _check_claimed_run(view, check, claim)
+    _check_entrants(view, check, claims.get("entrants"))
     for key, run in view.runs.items():
         if key not in claimed:
             check.fail(run.label, "signed, but the database no longer has this attempt counted for the tournament")
