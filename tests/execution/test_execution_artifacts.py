@@ -121,3 +121,14 @@ def test_missing_expected_files_are_named(tmp_path: Path) -> None:
     (adapter / "adapter_config.json").write_text("{}")
     check = validate_artifact(adapter, TaskType.CHAT, RULES)
     assert not check.ok and "adapter_model.safetensors" in (check.reason or "")
+
+
+@pytest.mark.parametrize("name", [b"weights-\xff.json", b"notes\x1b[2J.txt"])
+def test_a_file_name_that_is_not_printable_utf8_is_rejected(tmp_path: Path, name: bytes) -> None:
+    """Names are recorded, listed and published: one that cannot be written as UTF-8 text is refused
+    (it used to crash the artifact digest and stall the tournament on every resume)."""
+    model = _model_dir(tmp_path / "m")
+    with open(bytes(model) + b"/" + name, "wb") as out:
+        out.write(b"{}")
+    check = validate_artifact(model, TaskType.INSTRUCT, RULES)
+    assert not check.ok and "file names in an artifact must be printable UTF-8" in (check.reason or "")

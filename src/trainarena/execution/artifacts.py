@@ -64,6 +64,9 @@ def _list_files(output_dir: Path, rules: ArtifactRules) -> list[Path]:
     files = []
     for path in sorted(output_dir.rglob("*")):
         rel = path.relative_to(output_dir).as_posix()
+        if not rel.isprintable() or _undecodable(rel):
+            raise ArtifactError(f"{rel.encode('utf-8', 'backslashreplace').decode()!r}: file names in an artifact must be "
+                                "printable UTF-8 (they are recorded, listed and published)")
         if path.is_symlink():
             raise ArtifactError(f"symlink {rel} -> {path.readlink()}: symlinks are not allowed in an artifact")
         if path.suffix.lower() in rules.forbidden_suffixes:
@@ -75,6 +78,15 @@ def _list_files(output_dir: Path, rules: ArtifactRules) -> list[Path]:
     if not files:
         raise ArtifactError("the output directory is empty")
     return files
+
+
+def _undecodable(name: str) -> bool:
+    """Whether a file name came from bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _check_expected(names: set[str], task_type: TaskType) -> None:
