@@ -62,7 +62,7 @@ def readme_command() -> str:
 
 
 def readme_records_commands() -> list[str]:
-    """The README's export and verify commands (the bash block after the demo), without their comments."""
+    """The README's export, public key and verify commands (the bash block after the demo), without their comments."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     block = next((b for b in re.findall(r"```bash\n(.*?)```", readme, re.DOTALL) if "trainarena export" in b), None)
     assert block, "README.md has no bash block with `trainarena export`"
@@ -180,9 +180,10 @@ def test_readme_first_command_on_a_fresh_clone_scores_every_honest_run(tmp_path:
     # Then the README's export and verify, as typed: the demo's last line (on stderr with --json) names them.
     hint = re.search(r"`trainarena export (\d+) DIR`.*`trainarena verify DIR`", done.stderr)
     assert hint, done.stderr[-2000:]
-    export, verify = readme_records_commands()
+    export, publish, verify = readme_records_commands()
     assert f" export {hint.group(1)} " in export, (export, hint.group(0))
-    for command in (export, verify):
+    assert " keys public " in publish and " --key " in verify, (publish, verify)
+    for command in (export, publish, verify):
         ran = subprocess.run(["bash", "-c", command], cwd=clone, env=env, capture_output=True, text=True, timeout=300)
         assert ran.returncode == 0, f"{command}\nstdout:\n{ran.stdout[-3000:]}\nstderr:\n{ran.stderr[-3000:]}"
     assert ran.stdout.splitlines()[-1] == "verified: every check passed", ran.stdout

@@ -12,6 +12,7 @@ from records_store import RecordedStore, read_lines, write_lines
 from typer.testing import CliRunner
 
 from trainarena.cli import app
+from trainarena.records.signing import load_key
 
 
 @pytest.fixture
@@ -36,7 +37,14 @@ def test_export_then_verify_in_text_at_80_columns(cli: CliRunner, store_copy: Re
     assert verified.exit_code == 0, verified.output
     assert not offline.exists()
     lines = verified.output.splitlines()
-    assert lines[-1] == "verified: every check passed"
+    # Consistent, but under the bundle's own key: the verdict says so rather than "verified".
+    verdict = " ".join(line.strip() for line in lines[-2:])
+    assert verdict.startswith("verified against the bundle's own key ") and verdict.endswith(
+        "every check passed; compare that key with the operator's (--key) before trusting it"), lines[-3:]
+    published = tmp_path / "operator.pem"
+    published.write_text(load_key(store_copy.settings.operator_key_path).public_pem())
+    trusted = cli.invoke(app, ["verify", str(bundle), "--key", str(published)])
+    assert trusted.exit_code == 0 and trusted.output.splitlines()[-1] == "verified: every check passed", trusted.output
     long = [line for line in lines if len(line) > 80 and not line.startswith("bundle ")]  # a path runs on, whole
     assert not long, long
     assert "pass --key PEM" in verified.output

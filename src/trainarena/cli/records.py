@@ -127,5 +127,9 @@ def print_report(console: Console, directory: Path, report: Report) -> None:
     if failures:
         failed = sum(1 for check in report.checks if not check.ok)
         console.print(Text(f"NOT VERIFIED: {_count(len(failures), 'failure')} in {_count(failed, 'check')}", style="bold red"))
+    elif report.key_source == BUNDLED_KEY:
+        # Consistent, but only under a key anyone could have put in the folder: not the operator's word yet.
+        console.print(Text(f"verified against the bundle's own key {(report.keyid or '')[:16]}: every check passed; "
+                           "compare that key with the operator's (--key) before trusting it", style="bold yellow"))
     else:
         console.print(Text("verified: every check passed", style="bold green"))
