@@ -341,6 +341,8 @@ class _Driver:
         self.emit("run_started", **self._run_fields(request))
 
     def _finished(self, request: RunRequest, report: RunReport) -> None:
+        if self.recorder is not None:
+            self.recorder.warm(report, request.task)
         with self.writing() as session:
             store_report(session, request.run_id, request.attempt, report)
             if self.recorder is not None:

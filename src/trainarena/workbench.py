@@ -165,12 +165,14 @@ class Workbench:
                 report = self._executor.run_task(script.info, task, run_dir, f"adhoc-run{run_id}")
         except BaseException as error:
             reason = f"stopped before it finished: {type(error).__name__}: {error}".rstrip(": ")
-            self._finish(run_id, run_dir, RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason))
+            self._finish(run_id, run_dir, task, RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason))
             raise
-        self._finish(run_id, run_dir, report)
+        self._finish(run_id, run_dir, task, report)
         return run_id
 
-    def _finish(self, run_id: int, run_dir: Path, report: RunReport) -> None:
+    def _finish(self, run_id: int, run_dir: Path, task: TaskDefinition, report: RunReport) -> None:
+        if self._recorder is not None:
+            self._recorder.warm(report, task)
         with self._store.transaction() as session:
             store_report(session, run_id, 1, report)
             if self._recorder is not None:

@@ -197,6 +197,8 @@ class JobRunner:
             add_event(session, job_id, EventKind.PROGRESS, lines[-1], lines=lines)
 
     def _finish(self, attempt: Attempt, worker_id: str, report: RunReport, stop: StopRequest) -> None:
+        if self._recorder is not None:
+            self._recorder.warm(report, attempt.task)
         with self._store.transaction() as session:
             if not still_mine(session, worker_id, attempt.job_id):
                 return  # queued again meanwhile (this worker missed its heartbeats): another attempt counts
@@ -204,8 +206,6 @@ class JobRunner:
                 requeue(session, attempt.job_id, worker_id, "the service stopped while it ran", self._settings.jobs.max_attempts)
                 return
             store_report(session, attempt.run_id, attempt.number, report)
-            if self._recorder is not None:
-                self._recorder.run_stored(session, attempt.run_id)
             if stop.cancelled:
                 self._end(session, attempt.job_id, JobStatus.CANCELLED, EventKind.CANCELLED, "cancelled while it ran; the run was stopped")
             elif trained(report, attempt.validation_share):
@@ -213,6 +213,9 @@ class JobRunner:
             else:
                 self._end(session, attempt.job_id, JobStatus.FAILED, EventKind.FAILED, f"failed: {report.failure_reason}",
                           run_status=report.status.value)  # fmt: skip
+            # Last in the transaction: the log's lock is held only while the statements are appended.
+            if self._recorder is not None:
+                self._recorder.run_stored(session, attempt.run_id)
 
     def _succeed(self, session: Session, attempt: Attempt, report: RunReport) -> None:
         job = session.get_one(Job, attempt.job_id)

@@ -28,11 +28,11 @@ def file_subjects(folder: Path | None) -> list[dict[str, Any]]:
     if folder is None or not Path(folder).is_dir():
         return []
     files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.is_symlink())
-    return [{"name": p.relative_to(folder).as_posix(), "digest": {"sha256": path_digest(p)}, "size": p.stat().st_size}
+    return [{"name": p.relative_to(folder).as_posix(), "digest": {"sha256": folder_digest(p)}, "size": p.stat().st_size}
             for p in files]
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=4096)
 def _cached_digest(path: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
     return path_digest(Path(path))
 

@@ -28,21 +28,20 @@ from sqlalchemy.orm import Session
 from trainarena.engine.bracket import replay
 from trainarena.engine.model import Finished
 from trainarena.engine.weights import tournament_weights
-from trainarena.pipeline import resolve_base_model
 from trainarena.records.engine_json import per_example_digest, played_round_json, replay_json
 from trainarena.records.hardware import hardware_provider
 from trainarena.records.log import Subjects, append
 from trainarena.records.provenance import environment, file_subjects, folder_digest, sandbox_applied
 from trainarena.records.signing import OperatorKey, envelope_payload, init_key, json_safe, load_key
 from trainarena.records.statements import Kind, commitment_hash, make_statement, payload_digest, subject
-from trainarena.runs import definition_from_json
+from trainarena.runs import RunReport, definition_from_json
 from trainarena.settings import Settings, TournamentRules, WeightRules
 from trainarena.store.log_tables import LogEntry
 from trainarena.store.models import Job, Run, RunAttempt, Tournament, WeightVector
 from trainarena.store.pools import get_draw, get_stored_task
 from trainarena.store.records import is_round_complete, load_record, load_tournament
 from trainarena.store.weight_vectors import publish_weights
-from trainarena.tasks.base import DatasetError
+from trainarena.tasks.base import TaskDefinition
 from trainarena.tasks.secret_split import operator_secret, split_seed
 
 __all__ = ["Recorder", "operator_key", "publish_recorded", "recorder_for", "revealed_task_names"]
@@ -97,6 +96,19 @@ class Recorder:
         self.hardware = hardware_provider(settings.records.hardware_attestation)
 
     # --- runs ------------------------------------------------------------------------------------
+
+    def warm(self, report: RunReport, task: TaskDefinition) -> None:
+        """Hash what a run's statement names (base model, splits, artifact, logs) before the transaction
+        that stores it: the digests are cached while the files are unchanged, so the statement is then
+        built without hashing gigabytes under the database's write lock."""
+        self._base_model_digest(task.base_model)
+        prepared = report.prepared_paths or {}
+        for key in ("train_file", "hidden_file"):
+            if prepared.get(key):
+                path = Path(prepared[key])
+                folder_digest(path if key == "train_file" else path.parent)
+        file_subjects(report.artifact_path)
+        file_subjects(report.log_path)
 
     def run_stored(self, session: Session, run_id: int) -> None:
         """The run and evaluation statements of a run's counted attempt."""
@@ -157,9 +169,11 @@ class Recorder:
         local = Path(base_model).expanduser()
         if local.is_dir():
             return folder_digest(local)
-        try:  # a hub id the run fetched is in the local cache by now
-            return folder_digest(resolve_base_model(base_model))
-        except DatasetError:
+        from huggingface_hub import snapshot_download  # only for hub ids, as in the pipeline
+
+        try:  # a hub id the run fetched is in the local cache by now; never a download from here
+            return folder_digest(Path(snapshot_download(base_model, local_files_only=True)))
+        except Exception:  # noqa: BLE001 - not in the local cache (or no hub library): the digest is unknown
             return None
 
     def evaluation_statement(self, run: Run, attempt: RunAttempt, run_statement: dict[str, Any],
