@@ -13,8 +13,11 @@ import pytest
 from records_store import RecordedStore, read_lines, resign_bundle, write_lines
 
 from trainarena.records.bundle import BundleError
+from trainarena.records.log import append
 from trainarena.records.signing import init_key, load_key
+from trainarena.records.statements import Kind, make_statement, subject
 from trainarena.records.verify import Report, verify_directory
+from trainarena.store import open_store
 
 
 def failures(report: Report, check: str | None = None) -> list[str]:
@@ -256,3 +259,19 @@ def test_a_run_that_never_received_its_tasks_data_is_no_disagreement(recorded: R
     resign_bundle(bundle, load_key(recorded.settings.operator_key_path), forget_the_split)
     report = verify_directory(bundle)
     assert report.ok, failures(report)
+
+
+def test_records_signed_before_a_key_rotation_still_export_and_verify(store_copy: RecordedStore, tmp_path: Path) -> None:
+    """`keys init --force` keeps the replaced key's public half: the older tournament's bundle carries
+    that key and the heads it signed, and verifies with it while newer records use the new key."""
+    settings = store_copy.settings
+    old = load_key(settings.operator_key_path)
+    new = init_key(settings.operator_key_path, force=True)
+    assert (settings.operator_key_path.parent / "retired-keys" / f"{old.keyid}.pem").read_text() == old.public_pem()
+    with open_store(settings) as store, store.transaction() as session:  # the log goes on under the new key
+        append(session, new, "after-rotation", Kind.ROUND, make_statement(Kind.ROUND, [subject("x", "0" * 64)], {"n": 1}))
+    trusted = tmp_path / "old.pem"
+    trusted.write_text(old.public_pem())
+    report = verify_directory(store_copy.export(tmp_path / "bundle"), trusted_key=trusted)
+    assert report.ok, failures(report)
+    assert report.keyid == old.keyid != new.keyid

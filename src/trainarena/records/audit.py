@@ -45,7 +45,14 @@ from trainarena.pipeline import TaskPreparer, resolve_base_model
 from trainarena.records.log import entry_leaf_hash
 from trainarena.records.provenance import folder_digest
 from trainarena.records.recorder import recorder_for
-from trainarena.records.signing import OperatorKeyError, SignatureError, load_key, open_envelope
+from trainarena.records.signing import (
+    OperatorKeyError,
+    SignatureError,
+    load_key,
+    open_envelope,
+    public_key_from_pem,
+    public_pem_for,
+)
 from trainarena.records.statements import PAYLOAD_TYPE, Kind, kind_of, payload_digest
 from trainarena.runs import CompetitorInfo, RunReport, definition_json, task_key
 from trainarena.settings import Settings
@@ -382,13 +389,23 @@ class AuditReport:
         }  # fmt: skip
 
 
-def _rebuild(settings: Settings, store: Store, run_id: int) -> tuple[SignedRun, Submission]:
+def _record_key(settings: Settings, session: Session, run_id: int) -> Any:
+    """The public key that signed the run's record: the operator key, or the one it replaced when the key
+    was rotated since (``retired-keys/``)."""
     try:
-        key = load_key(settings.operator_key_path).public
+        current = load_key(settings.operator_key_path)
     except OperatorKeyError as error:
         raise CannotAudit(f"the records cannot be checked without the operator's key: {error}") from error
+    entry = session.scalar(select(LogEntry).where(LogEntry.run_id == run_id, LogEntry.kind == Kind.RUN.value)
+                           .order_by(LogEntry.index.desc()).limit(1))
+    signer = None if entry is None else (entry.envelope.get("signatures") or [{}])[0].get("keyid")
+    pem = None if signer is None else public_pem_for(settings.operator_key_path, signer)
+    return current.public if pem is None else public_key_from_pem(pem)
+
+
+def _rebuild(settings: Settings, store: Store, run_id: int) -> tuple[SignedRun, Submission]:
     with store.session() as session:
-        signed = read_signed_run(session, run_id, key)
+        signed = read_signed_run(session, run_id, _record_key(settings, session, run_id))
         snapshot_path = session.get_one(Run, run_id).snapshot_path
     recorded = signed.run["submission"]
     if recorded.get("kind") == "registered":

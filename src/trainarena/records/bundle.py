@@ -37,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainarena.records.merkle import CachedLeaves, ProofError, consistency_proof, inclusion_proof
-from trainarena.records.signing import OperatorKeyError, SignatureError, envelope_payload, load_key
+from trainarena.records.signing import OperatorKeyError, SignatureError, envelope_payload, public_pem_for
 from trainarena.records.statements import Kind
 from trainarena.settings import Settings
 from trainarena.store.database import Store
@@ -85,19 +85,23 @@ def export_bundle(store_or_session: Store | Session, settings: Settings, tournam
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise BundleError(f"{directory} is not an empty folder: export writes a new bundle; name a new folder "
                           "or empty this one")
-    try:
-        key = load_key(settings.operator_key_path)
-    except OperatorKeyError as error:
-        raise BundleError(f"the operator's key is needed for its public half: {error}") from None
     opened = store_or_session.session() if isinstance(store_or_session, Store) else nullcontext(store_or_session)
     with opened as session:
-        content = _collect(session, tournament_id)
+        keyid = _signing_keyid(session, tournament_id)
+        try:
+            public = public_pem_for(settings.operator_key_path, keyid)
+        except OperatorKeyError as error:
+            raise BundleError(f"the operator's key is needed for its public half: {error}") from None
+        if public is None:
+            raise BundleError(f"tournament {tournament_id}'s records are signed with key {keyid[:16]}, which is neither "
+                              f"the operator key at {settings.operator_key_path} nor one it replaced (retired-keys/)")
+        content = _collect(session, tournament_id, keyid)
     directory.mkdir(parents=True, exist_ok=True)
     manifest = {"format": BUNDLE_FORMAT, "tournament": content["tournament"],
-                "exported_at": datetime.now(UTC).isoformat(timespec="seconds"), "log_id": key.keyid,
+                "exported_at": datetime.now(UTC).isoformat(timespec="seconds"), "log_id": keyid,
                 "entries": [line["index"] for line in content["entries"]], "tree_size": content["tree_size"]}
     _write_json(directory / MANIFEST, manifest)
-    (directory / PUBLIC_KEY).write_text(key.public_pem())
+    (directory / PUBLIC_KEY).write_text(public)
     _write_lines(directory / ENTRIES, content["entries"])
     _write_lines(directory / TREE_HEADS, content["tree_heads"])
     (directory / PER_EXAMPLE).mkdir()
@@ -107,14 +111,43 @@ def export_bundle(store_or_session: Store | Session, settings: Settings, tournam
     return Exported(directory, content["tournament"], len(content["entries"]), len(content["tree_heads"]))
 
 
-def _collect(session: Session, tournament_id: int) -> dict[str, Any]:
+def _tournament_entries(session: Session, tournament_id: int) -> list[LogEntry]:
     entries = list(session.scalars(select(LogEntry).where(LogEntry.tournament_id == tournament_id).order_by(LogEntry.index)))
     if not entries:
         raise BundleError(f"the transparency log holds no entry about tournament {tournament_id}: it does not "
                           "exist, or it ran with records.enabled off")
-    latest = session.scalar(select(TreeHead).order_by(TreeHead.size.desc()).limit(1))
+    return entries
+
+
+def _signer(envelope: dict[str, Any]) -> str | None:
+    signatures = envelope.get("signatures") or [{}]
+    return signatures[0].get("keyid")
+
+
+def _signing_keyid(session: Session, tournament_id: int) -> str:
+    """The key that signed the tournament's records (one: a key replaced mid-tournament is refused)."""
+    keyids = {_signer(e.envelope) for e in _tournament_entries(session, tournament_id)} - {None}
+    if len(keyids) != 1:
+        raise BundleError(f"tournament {tournament_id}'s records are signed by {len(keyids)} keys "
+                          f"({', '.join(sorted(k[:16] for k in keyids))}): the operator key was replaced while it "
+                          "ran, and a bundle is checked against one key")
+    return keyids.pop()
+
+
+def _latest_head(session: Session, keyid: str) -> TreeHead | None:
+    """The latest tree head signed by ``keyid`` (after a key rotation the newest heads are the new key's)."""
+    for head in session.scalars(select(TreeHead).order_by(TreeHead.size.desc())):
+        if _signer(head.envelope) == keyid:
+            return head
+    return None
+
+
+def _collect(session: Session, tournament_id: int, keyid: str) -> dict[str, Any]:
+    entries = _tournament_entries(session, tournament_id)
+    latest = _latest_head(session, keyid)
     if latest is None:
-        raise BundleError("the transparency log has no signed tree head: its tree_head table was emptied")
+        raise BundleError("the transparency log has no tree head signed by the tournament's key: its tree_head "
+                          "table was emptied")
     # The head signed right after each exported entry (it dates the entry) and the latest one: a busy log
     # signs a head per append, and the heads between add nothing a consistency proof does not show.
     sizes = {e.index + 1 for e in entries} | {latest.size}

@@ -27,7 +27,7 @@ from securesystemslib.signer import CryptoSigner, SSlibKey
 
 __all__ = [
     "OperatorKey", "OperatorKeyError", "SignatureError", "canonical_json", "envelope_payload", "init_key", "json_safe",
-    "load_key", "open_envelope", "public_key_from_pem", "sign_payload",
+    "load_key", "open_envelope", "public_key_from_pem", "public_pem_for", "retired_keys_dir", "sign_payload",
 ]
 
 
@@ -89,12 +89,30 @@ def public_key_from_pem(pem: str) -> SSlibKey:
     return SSlibKey.from_crypto(crypto_key)
 
 
+def retired_keys_dir(path: Path) -> Path:
+    """Where the public halves of replaced operator keys are kept, one ``<keyid>.pem`` each."""
+    return path.parent / "retired-keys"
+
+
+def public_pem_for(path: Path, keyid: str) -> str | None:
+    """The public key PEM of ``keyid``: the operator key at ``path`` or one it replaced; None if unknown."""
+    if path.exists() and load_key(path).keyid == keyid:
+        return load_key(path).public_pem()
+    retired = retired_keys_dir(path) / f"{keyid}.pem"
+    return retired.read_text() if retired.is_file() else None
+
+
 def init_key(path: Path, *, force: bool = False) -> OperatorKey:
-    """Create a new Ed25519 key at ``path`` (0600). Refuses to replace an existing key unless ``force``:
-    records signed with the old key then verify only with the old public key."""
+    """Create a new Ed25519 key at ``path`` (0600). Refuses to replace an existing key unless ``force``;
+    a replaced key's public half is kept in ``retired-keys/``, so the records it signed still export
+    and verify (with it) after the rotation."""
     if path.exists() and not force:
         raise OperatorKeyError(f"{path} already holds a key (fingerprint {load_key(path).keyid[:16]}); "
-                        "pass --force to replace it (records signed with it then need its old public key)")
+                        "pass --force to replace it (records signed with it then verify with its old public key)")
+    if path.exists():
+        old = load_key(path)
+        retired_keys_dir(path).mkdir(parents=True, exist_ok=True)
+        (retired_keys_dir(path) / f"{old.keyid}.pem").write_text(old.public_pem())
     path.parent.mkdir(parents=True, exist_ok=True)
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
