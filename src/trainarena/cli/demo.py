@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from trainarena.assets import ensure_assets
 from trainarena.cli.records import records_hint
@@ -25,6 +26,7 @@ from trainarena.reporting.run_detail import write_result_json
 from trainarena.settings import Settings
 from trainarena.store import get_tournament, named_lock, open_store
 from trainarena.store.leases import LeaseError, LeaseHolder
+from trainarena.submissions import RegistrationError
 
 # Exit status when another driver holds the tournament (--no-wait) or took it over: EX_TEMPFAIL,
 # "try again later", distinct from errors (1) and bad usage (2).
@@ -115,6 +117,12 @@ def demo_command(
     except LeaseError as error:
         console.print(f"[yellow]not driving:[/yellow] {error}")
         raise typer.Exit(code=EXIT_TOURNAMENT_BUSY) from error
+    except RegistrationError as error:  # e.g. an unchanged copy of an example was registered under another name
+        console.print(f"[red]cannot register the demo's examples:[/red] {escape(str(error))}", highlight=False)
+        console.print(f"the demo needs its examples under their own names; run it in a data directory of its own "
+                      f"(TRAINARENA_DATA_DIR=/tmp/demo trainarena demo), or remove the competitor named above "
+                      f"from {settings.data_dir}", highlight=False)
+        raise typer.Exit(code=2) from error
     finally:
         store.close()
         backend.close()

@@ -151,6 +151,9 @@ def read_signed_run(session: Session, run_id: int, key: Any) -> SignedRun:
         raise CannotAudit(f"run {run_id} was never scored (status {run.status}): there is no score to reproduce")
     evaluation_index, evaluation = _signed_statement(session, key, f"evaluation:{run_id}:attempt:{number}", Kind.EVALUATION)
     predicate, scored = run_statement["predicate"], evaluation["predicate"]
+    if scored["score"] is None:
+        raise CannotAudit(f"run {run_id}'s signed evaluation has no score ({scored.get('failure') or 'not scored'}): "
+                          "there is no score to reproduce")
     if (predicate["run"]["id"], predicate["run"]["attempt"]) != (run_id, number):
         raise CannotAudit(f"log entry {run_index} is signed for run {predicate['run']['id']} attempt "
                           f"{predicate['run']['attempt']}, not run {run_id} attempt {number}")

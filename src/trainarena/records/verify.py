@@ -125,7 +125,7 @@ def verify_directory(directory: Path, trusted_key: Path | None = None, artifacts
     """Verify the bundle in ``directory``; ``trusted_key`` is a public key PEM file to check it against,
     ``artifacts`` maps run ids to artifact folders to check against their run statements."""
     listings = {run_id: file_subjects(Path(path)) if Path(path).is_dir() else None for run_id, path in (artifacts or {}).items()}
-    trusted = None if trusted_key is None else Path(trusted_key).read_text()
+    trusted = None if trusted_key is None else Path(trusted_key).read_text(errors="replace")  # not PEM: the key check says so
     source = BUNDLED_KEY if trusted_key is None else f"--key {trusted_key}"
     return verify_bundle(read_bundle(Path(directory)), trusted, source, listings)
 
