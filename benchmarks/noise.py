@@ -1,6 +1,7 @@
-"""How noisy is a score? The honest example scripts run repeatedly on each text task type, scored on
-the hidden split by the task plugin's own evaluation; prints the relative spread per type (issue #15,
-docs/rules.md "Noise").
+"""How noisy is a score? Runs the honest example scripts repeatedly on each text task type.
+
+Each run is scored on the hidden split by the task plugin's own evaluation; prints the relative
+spread of the scores per type and script (issue #15, docs/rules.md "Noise").
 
 - **Training noise** (between runs): the relative standard deviation of the scores of repeated runs,
   ``std(ddof=1) / |mean|``, in two groups: *same seed* (one seed run alone, then twice at once so
@@ -16,8 +17,10 @@ the paired boss rule divides a lead by (the larger |score| of the two players). 
 0, so the same absolute spread reads as a larger relative one; the JSON also gives the absolute
 spread, the base model's score, and GRPO's spread relative to its gain over the base model.
 
-Run from the repo root: ``.venv/bin/python -m benchmarks.noise [--json] [--types ...] [--seeds N]
-[--budget S]`` (defaults: the four text types, 2 seeds, 15 s a run: about 11 minutes on 2 cores).
+Run from the repo root: ``.venv/bin/python -m benchmarks.noise [--json] [--types ...] [--scripts ...]
+[--seeds N] [--budget S] [--cache-dir DIR]`` (defaults: the four text types, both scripts, 2 seeds,
+15 s a run: about 9 minutes on 2 cores). Image is left out: its assets and img2img scoring do not fit
+that time (``benchmarks.quality_image``). Measured tables: docs/rules.md "Noise".
 """
 
 from __future__ import annotations
@@ -133,7 +136,7 @@ def _run(plugin, task, prepared, script: Path, output: Path, budget: float, seed
     return RunResult(output.parent.name, seed, loaded, evaluation.score, se, wall, evaluation.failure or note)
 
 
-def benchmark_type(task_type: str, assets, seeds: int, budget: float, settings: Settings) -> dict:
+def benchmark_type(task_type: str, assets, scripts: Sequence[str], seeds: int, budget: float, settings: Settings) -> dict:
     """Every script's runs on one task of the type, and their spreads."""
     dataset = assets.datasets_of(task_type)[0]
     task = TaskDefinition(dataset.name, TaskType(task_type), str(assets.tiny_llama), dataset.dataset_spec(), budget, TASK_SEED)
@@ -144,7 +147,8 @@ def benchmark_type(task_type: str, assets, seeds: int, budget: float, settings: 
         prepared = plugin.prepare(task, root / "train", root / "hidden", settings)
         base = plugin.evaluate(task, prepared, assets.tiny_llama, settings).score
         result["base_score"] = base
-        for name, script in SCRIPTS[task_type].items():
+        for name in scripts:
+            script = SCRIPTS[task_type][name]
             runs = [_run(plugin, task, prepared, script, root / f"seed{s}" / name, budget, s, settings, False) for s in range(1, seeds + 1)]
             with ThreadPoolExecutor(LOADED_COPIES) as pool:
                 loaded = [pool.submit(_run, plugin, task, prepared, script, root / f"loaded{k}" / name, budget, 1, settings, True)
@@ -164,6 +168,8 @@ def table(results: dict[str, dict]) -> list[str]:
     lines = [f"{'type':<9}{'script':<14}{'mean':>9}{'runs':>6}{'same seed':>11}{'seeds':>9}{'all':>9}{'eval':>9}",
              "-" * 76]
     for task_type, result in results.items():
+        base = "n/a" if result["base_score"] is None else f"{result['base_score']:.4f}"
+        lines.append(f"{task_type:<9}{'(base model)':<14}{base:>9}")
         for name, data in result["scripts"].items():
             s = data["summary"]
             mean = "n/a" if s["mean"] is None else f"{s['mean']:.4f}"
@@ -177,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--types", nargs="+", default=list(TEXT_TYPES), choices=TEXT_TYPES)
+    parser.add_argument("--scripts", nargs="+", default=list(SCRIPTS["instruct"]), choices=list(SCRIPTS["instruct"]),
+                        help="the house script and/or the other honest example")
     parser.add_argument("--seeds", type=int, default=2, help="seeds run alone per script (at least 2)")
     parser.add_argument("--budget", type=float, default=15.0, help="seconds per run (imports included)")
     parser.add_argument("--cache-dir", type=Path, default=Settings().assets_dir, help="the tiny offline assets")
@@ -185,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--seeds must be at least 2: a spread across seeds needs two runs")
     started = time.perf_counter()
     settings, assets = Settings(), ensure_assets(args.cache_dir)
-    results = {t: benchmark_type(t, assets, args.seeds, args.budget, settings) for t in args.types}
+    results = {t: benchmark_type(t, assets, args.scripts, args.seeds, args.budget, settings) for t in args.types}
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, load {os.getloadavg()[0]:.1f}"
     header = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "budget_seconds": args.budget, "seeds": args.seeds,
               "loaded_copies": LOADED_COPIES, "machine": machine, "seconds": round(time.perf_counter() - started, 1)}
