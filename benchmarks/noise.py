@@ -130,10 +130,10 @@ def _run(plugin, task, prepared, script: Path, output: Path, budget: float, seed
     code, wall, note = run_contract_script(script, task.task_type, Path(task.base_model), prepared.train_file, output, budget,
                                            seed, {"OMP_NUM_THREADS": "1"})
     if code != 0:
-        return RunResult(output.parent.name, seed, loaded, None, None, wall, f"exit {code}: {note}")
+        return RunResult(output.name, seed, loaded, None, None, wall, f"exit {code}: {note}")
     evaluation = plugin.evaluate(task, prepared, output, settings)
     se = share_standard_error(evaluation.per_example) if evaluation.score is not None else None
-    return RunResult(output.parent.name, seed, loaded, evaluation.score, se, wall, evaluation.failure or note)
+    return RunResult(output.name, seed, loaded, evaluation.score, se, wall, evaluation.failure or note)
 
 
 def benchmark_type(task_type: str, assets, scripts: Sequence[str], seeds: int, budget: float, settings: Settings) -> dict:
