@@ -3,8 +3,8 @@
 Part 1, the candidate procedures (issue #15): each trial is one boss decision between a champion of
 true loss 1.0 and a challenger that is equal (a crown is a false crown) or 10% better (a crown is a
 true crown); every run scores ``true * (1 + sigma * z)`` (run noise: training and evaluation
-together), at 5% and at the measured 4.5%. Each candidate's decision is the engine's rule written over
-arrays; a sample of trials is re-decided by ``decide_boss`` itself to check that the two agree. Runs
+together), at 5% and at the measured 5.1% (``benchmarks.noise``). Each candidate's decision is the
+engine's rule written over arrays; a sample of trials is re-decided by ``decide_boss`` itself to check that the two agree. Runs
 are counted for both players (a boss task costs 2 runs).
 
 Part 2, the majority rule and its bootstrap gate: on each task every run gets a run-level score
