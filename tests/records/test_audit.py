@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,6 @@ from trainarena.records.audit import (
     Verdict,
     audit_run,
     compare,
-    git_tree_hash,
     noise_band,
 )
 from trainarena.records.log import entry_leaf_hash
@@ -274,24 +272,6 @@ def test_a_tournament_run_is_audited_until_its_repository_is_gone(settings: Sett
     shutil.rmtree(tmp_path / "repos")
     with pytest.raises(CannotAudit, match=r"the tree of \w+ \(.*\) is gone from the cache and cannot be fetched again"):
         _audit(settings, store, inputs, run_id, 1.5)
-
-
-def test_git_tree_hash_is_gits_own(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    (repo / "pkg" / "deep").mkdir(parents=True)
-    (repo / "train.py").write_text("print(1)\n")
-    (repo / "run.sh").write_text("#!/bin/sh\n")
-    (repo / "run.sh").chmod(0o755)
-    (repo / "pkg" / "deep" / "a.txt").write_text("a")
-    (repo / "pkg.txt").write_text("sorted before pkg/ in git's order")
-    (repo / "link").symlink_to("train.py")
-    git = ["git", "-C", str(repo)]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    expected = subprocess.run([*git, "write-tree"], check=True, capture_output=True, text=True).stdout.strip()
-    shutil.rmtree(repo / ".git")
-    (repo / "empty").mkdir()  # git keeps no empty folders
-    assert git_tree_hash(repo) == expected
 
 
 def test_the_band_is_measured_from_repeated_runs_of_one_tree_on_one_task(settings: Settings, store: Store, inputs: Inputs,

@@ -24,7 +24,6 @@ run is not audited (its data is split by the job's own rules, and its results ar
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import time
 from collections import defaultdict
@@ -61,11 +60,12 @@ from trainarena.store.adhoc import WorkingTree, start_adhoc_run
 from trainarena.store.log_tables import LogEntry
 from trainarena.store.models import Run, RunAttempt, RunOrigin, TaskRow
 from trainarena.submissions import RegistrationError, checkout_path, parse_manifest, register, snapshot_worktree
+from trainarena.submissions.tree_hash import git_tree_hash
 from trainarena.tasks.base import DatasetError, TaskDefinition
 
 __all__ = [
     "AuditExecutor", "AuditReport", "CannotAudit", "NoiseBand", "SignedRun", "Verdict", "audit_run", "compare",
-    "current_inputs", "git_tree_hash", "noise_band", "read_signed_run",
+    "current_inputs", "noise_band", "read_signed_run",
 ]
 
 Say = Callable[[str], None]
@@ -169,28 +169,6 @@ def read_signed_run(session: Session, run_id: int, key: Any) -> SignedRun:
 
 
 # --- the submission and the task, rebuilt from the record ------------------------------------------
-
-
-def git_tree_hash(folder: Path) -> str:
-    """The git tree hash (SHA-1) of ``folder``'s files, as ``git write-tree`` would give it for a
-    repository holding them: how an exported checkout is checked against a recorded commit's tree."""
-    entries = []
-    for path in folder.iterdir():
-        name = path.name.encode()
-        if path.is_symlink():
-            entries.append((name, b"120000", _git_object(b"blob", str(path.readlink()).encode())))
-        elif path.is_dir():
-            if any(path.iterdir()):  # git stores no empty folders
-                entries.append((name + b"/", b"40000", bytes.fromhex(git_tree_hash(path))))
-        else:
-            mode = b"100755" if path.stat().st_mode & 0o100 else b"100644"
-            entries.append((name, mode, _git_object(b"blob", path.read_bytes())))
-    body = b"".join(mode + b" " + name.removesuffix(b"/") + b"\0" + digest for name, mode, digest in sorted(entries))
-    return _git_object(b"tree", body).hex()
-
-
-def _git_object(kind: bytes, content: bytes) -> bytes:
-    return hashlib.sha1(kind + b" " + str(len(content)).encode() + b"\0" + content, usedforsecurity=False).digest()
 
 
 @dataclass(frozen=True)
