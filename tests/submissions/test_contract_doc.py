@@ -299,5 +299,7 @@ def test_typical_settings_state_the_platform_defaults(doc: str) -> None:
     for limit, gpus in resources.gpu_brackets:
         assert f"| up to {limit:g}B | {gpus} |" in section
     assert f"| more | {resources.gpu_max} |" in section
-    assert f"{rules.boss_margin:.0%} of the champion's score, at least {rules.boss_margin_floor:g}" in section
+    assert rules.boss_rule == "paired"
+    assert (f"a paired test over {rules.boss_tasks_text} to {rules.boss_tasks_text * rules.boss_rounds_max} boss tasks"
+            in section and f"at {rules.boss_confidence:.1%} per look" in section)
     assert "[docs/rules.md](rules.md)" in section

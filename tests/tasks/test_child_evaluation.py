@@ -154,8 +154,10 @@ def test_killing_the_driver_during_grpo_rewards_kills_the_reward_sandbox(assets,
                "base_model": task.base_model, "dataset_spec": prepared.dataset_spec | {"reward_functions": [sleeper]},
                "kl_coef": 0.05, "sampling": sampling_settings(rules), "reward_sandbox": sandbox}
     driver = start_driver("grpo", request, rules, tmp_path)
-    sandbox_pids = wait_until(lambda: _bwrap_sandbox_under(temp_root), driver, "reward sandbox")
-    assert len(sandbox_pids) >= 3  # bwrap, bwrap as pid 1 of the sandbox, the reward runner
+    # bwrap, bwrap as pid 1 of the sandbox, the reward runner: polled until all three are up (under load
+    # the first two can be seen before the runner starts).
+    sandbox_pids = wait_until(lambda: (p if (p := _bwrap_sandbox_under(temp_root)) and len(p) >= 3 else None),
+                              driver, "reward sandbox")
     driver.send_signal(signal.SIGKILL)
     driver.communicate(timeout=30)
     assert leftover_processes(tmp_path) == []
