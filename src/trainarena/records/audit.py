@@ -42,11 +42,12 @@ from trainarena.engine.comparison import lead
 from trainarena.orchestrator import store_report
 from trainarena.pipeline import TaskPreparer, resolve_base_model
 from trainarena.records.log import entry_leaf_hash
-from trainarena.records.provenance import folder_digest
+from trainarena.records.provenance import folder_digest, split_digests
 from trainarena.records.recorder import recorder_for
 from trainarena.records.signing import (
     OperatorKeyError,
     SignatureError,
+    envelope_keyid,
     load_key,
     open_envelope,
     public_key_from_pem,
@@ -239,8 +240,7 @@ def current_inputs(settings: Settings, task: TaskDefinition) -> dict[str, str | 
         model = resolve_base_model(task.base_model)
     except DatasetError as error:
         raise CannotAudit(f"the task's data cannot be prepared now: {error}") from error
-    return {"base_model_sha256": folder_digest(model), "train_split_sha256": folder_digest(prepared.train_file),
-            "hidden_split_sha256": folder_digest(prepared.hidden_file.parent)}
+    return {"base_model_sha256": folder_digest(model), **split_digests(prepared.to_json())}
 
 
 def changed_inputs(recorded: Mapping[str, Any], now: Mapping[str, str | None]) -> list[str]:
@@ -379,7 +379,7 @@ def _record_key(settings: Settings, session: Session, run_id: int) -> Any:
         raise CannotAudit(f"the records cannot be checked without the operator's key: {error}") from error
     entry = session.scalar(select(LogEntry).where(LogEntry.run_id == run_id, LogEntry.kind == Kind.RUN.value)
                            .order_by(LogEntry.index.desc()).limit(1))
-    signer = None if entry is None else (entry.envelope.get("signatures") or [{}])[0].get("keyid")
+    signer = None if entry is None else envelope_keyid(entry.envelope)
     pem = None if signer is None else public_pem_for(settings.operator_key_path, signer)
     return current.public if pem is None else public_key_from_pem(pem)
 

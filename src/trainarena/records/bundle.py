@@ -37,7 +37,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainarena.records.merkle import CachedLeaves, ProofError, consistency_proof, inclusion_proof
-from trainarena.records.signing import OperatorKeyError, SignatureError, envelope_payload, public_pem_for
+from trainarena.records.recorder import tournament_json
+from trainarena.records.signing import OperatorKeyError, SignatureError, envelope_keyid, envelope_payload, public_pem_for
 from trainarena.records.statements import Kind
 from trainarena.settings import Settings
 from trainarena.store.database import Store
@@ -119,14 +120,9 @@ def _tournament_entries(session: Session, tournament_id: int) -> list[LogEntry]:
     return entries
 
 
-def _signer(envelope: dict[str, Any]) -> str | None:
-    signatures = envelope.get("signatures") or [{}]
-    return signatures[0].get("keyid")
-
-
 def _signing_keyid(session: Session, tournament_id: int) -> str:
     """The key that signed the tournament's records (one: a key replaced mid-tournament is refused)."""
-    keyids = {_signer(e.envelope) for e in _tournament_entries(session, tournament_id)} - {None}
+    keyids = {envelope_keyid(e.envelope) for e in _tournament_entries(session, tournament_id)} - {None}
     if len(keyids) != 1:
         raise BundleError(f"tournament {tournament_id}'s records are signed by {len(keyids)} keys "
                           f"({', '.join(sorted(k[:16] for k in keyids))}): the operator key was replaced while it "
@@ -137,7 +133,7 @@ def _signing_keyid(session: Session, tournament_id: int) -> str:
 def _latest_head(session: Session, keyid: str) -> TreeHead | None:
     """The latest tree head signed by ``keyid`` (after a key rotation the newest heads are the new key's)."""
     for head in session.scalars(select(TreeHead).order_by(TreeHead.size.desc())):
-        if _signer(head.envelope) == keyid:
+        if envelope_keyid(head.envelope) == keyid:
             return head
     return None
 
@@ -163,7 +159,7 @@ def _collect(session: Session, tournament_id: int, keyid: str) -> dict[str, Any]
         proof = [] if position == 0 else _consistency(leaves[: head.size], heads[position - 1].size)
         head_lines.append({"size": head.size, "envelope": head.envelope, "consistency_proof": _hexes(proof)})
     tournament = session.get(Tournament, tournament_id)
-    about = _tournament_json(tournament) if tournament is not None else _tournament_from_log(entries)
+    about = tournament_json(tournament) if tournament is not None else _tournament_from_log(entries)
     return {"tournament": about, "tree_size": latest.size, "entries": lines,
             "tree_heads": head_lines, "per_example": _per_example(session, entries),
             "claims": _claims(session, tournament_id) if tournament is not None else {"runs": [], "champion": None, "weights": {}}}
@@ -185,10 +181,6 @@ def _consistency(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
 
 def _hexes(values: list[bytes]) -> list[str]:
     return [value.hex() for value in values]
-
-
-def _tournament_json(tournament: Tournament) -> dict[str, Any]:
-    return {"id": tournament.id, "name": tournament.name, "kind": tournament.kind}
 
 
 def _predicate(entry: LogEntry) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import trainarena
 from trainarena.tasks.digests import path_digest
 
-__all__ = ["environment", "file_subjects", "folder_digest", "sandbox_applied"]
+__all__ = ["environment", "file_subjects", "folder_digest", "sandbox_applied", "split_digests"]
 
 # The libraries a trained model's result depends on, named with their versions in every run statement.
 LIBRARIES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "diffusers", "safetensors", "tokenizers")
@@ -46,6 +46,14 @@ def folder_digest(path: Path | None) -> str | None:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
     return _cached_digest(str(path), stamp)
+
+
+def split_digests(prepared: dict[str, Any]) -> dict[str, str | None]:
+    """The digests a run statement gives of a prepared task's splits (``PreparedTask.to_json()``): the
+    train file the script got, and the whole hidden folder its artifact was scored on."""
+    train, hidden = prepared.get("train_file"), prepared.get("hidden_file")
+    return {"train_split_sha256": folder_digest(Path(train)) if train else None,
+            "hidden_split_sha256": folder_digest(Path(hidden).parent) if hidden else None}
 
 
 def sandbox_applied(log_dir: Path | None) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from trainarena.engine.weights import tournament_weights
 from trainarena.records.engine_json import per_example_digest, played_round_json, replay_json
 from trainarena.records.hardware import hardware_provider
 from trainarena.records.log import Subjects, append
-from trainarena.records.provenance import environment, file_subjects, folder_digest, sandbox_applied
+from trainarena.records.provenance import environment, file_subjects, folder_digest, sandbox_applied, split_digests
 from trainarena.records.signing import OperatorKey, envelope_payload, init_key, json_safe, load_key
 from trainarena.records.statements import Kind, commitment_hash, make_statement, payload_digest, subject
 from trainarena.runs import RunReport, definition_from_json
@@ -44,7 +44,7 @@ from trainarena.store.weight_vectors import publish_weights
 from trainarena.tasks.base import TaskDefinition
 from trainarena.tasks.secret_split import operator_secret, split_seed
 
-__all__ = ["Recorder", "operator_key", "publish_recorded", "recorder_for", "revealed_task_names"]
+__all__ = ["Recorder", "operator_key", "publish_recorded", "recorder_for", "revealed_task_names", "tournament_json"]
 
 
 def operator_key(settings: Settings) -> OperatorKey:
@@ -102,11 +102,7 @@ class Recorder:
         that stores it: the digests are cached while the files are unchanged, so the statement is then
         built without hashing gigabytes under the database's write lock."""
         self._base_model_digest(task.base_model)
-        prepared = report.prepared_paths or {}
-        for key in ("train_file", "hidden_file"):
-            if prepared.get(key):
-                path = Path(prepared[key])
-                folder_digest(path if key == "train_file" else path.parent)
+        split_digests(report.prepared_paths or {})
         file_subjects(report.artifact_path)
         file_subjects(report.log_path)
 
@@ -158,11 +154,8 @@ class Recorder:
     def _task_inputs(self, run: Run) -> dict[str, Any]:
         """Digests of what the script trained on and what it was scored on, from the prepared task."""
         prepared = run.task.prepared or {}
-        train = Path(prepared["train_file"]) if prepared.get("train_file") else None
-        hidden = Path(prepared["hidden_file"]).parent if prepared.get("hidden_file") else None
         return {"base_model_sha256": self._base_model_digest(run.task.definition["base_model"]),
-                "train_split_sha256": folder_digest(train), "hidden_split_sha256": folder_digest(hidden),
-                "train_rows": prepared.get("train_rows"), "hidden_rows": prepared.get("hidden_rows")}
+                **split_digests(prepared), "train_rows": prepared.get("train_rows"), "hidden_rows": prepared.get("hidden_rows")}
 
     @staticmethod
     def _base_model_digest(base_model: str) -> str | None:
@@ -213,7 +206,7 @@ class Recorder:
                               "base_model_sha256": stored.base_model_digest, "hidden_split_sha256": stored.hidden_digest,
                               "split_seed_commitment": commitment_hash(name, seed, self._salt(tournament, name))})
         predicate = {
-            "tournament": _tournament_json(tournament),
+            "tournament": tournament_json(tournament),
             "entrants": [_competitor_json(e.competitor) for e in tournament.entrants],
             "champion_before": None if tournament.champion_before is None else tournament.champion_before.name,
             "champion_before_registration": None if tournament.champion_before is None
@@ -236,7 +229,7 @@ class Recorder:
                     for m in round_row.matches for t in m.tasks for run in t.runs}
             extra = partial(_outcome_reference, session, runs)
             decision = next((d for d in decided.rounds if d.plan.index == played.plan.index), None)
-            predicate = {"tournament": _tournament_json(tournament), **played_round_json(played, extra),
+            predicate = {"tournament": tournament_json(tournament), **played_round_json(played, extra),
                          "advanced": None if decision is None else list(decision.advanced)}
             self._append_tournament(session, tournament, f"round:{played.plan.index}", Kind.ROUND, predicate)
 
@@ -252,7 +245,7 @@ class Recorder:
             raise ValueError(f"tournament {tournament.name!r} is being recorded as finished but its record plays on")
         weights = tournament_weights(decided.next, entrants, weight_rules)
         predicate = {
-            "tournament": _tournament_json(tournament),
+            "tournament": tournament_json(tournament),
             "entrants": entrants,
             "seed": tournament.seed,
             "boss_tasks": record.boss_tasks,
@@ -299,7 +292,7 @@ class Recorder:
             tasks.append({"name": name, "split_seed": self._split_seed(stored.definition.get("split_key")),
                           "salt": self._salt(tournament, name)})
         commitment = _entry(session, f"tournament:{tournament.id}:commitment")
-        predicate = {"tournament": _tournament_json(tournament), "commitment": _reference(commitment), "tasks": tasks,
+        predicate = {"tournament": tournament_json(tournament), "commitment": _reference(commitment), "tasks": tasks,
                      "unplayed": unplayed}
         self._append_tournament(session, tournament, "reveal", Kind.REVEAL, predicate)
 
@@ -368,5 +361,6 @@ def _submission(run: Run) -> dict[str, Any]:
     return {"kind": run.origin}
 
 
-def _tournament_json(tournament: Tournament) -> dict[str, Any]:
+def tournament_json(tournament: Tournament) -> dict[str, Any]:
+    """How every statement about a tournament names it."""
     return {"id": tournament.id, "name": tournament.name, "kind": tournament.kind}

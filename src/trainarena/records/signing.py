@@ -26,7 +26,7 @@ from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
 __all__ = [
-    "OperatorKey", "OperatorKeyError", "SignatureError", "canonical_json", "envelope_payload", "init_key", "json_safe",
+    "OperatorKey", "OperatorKeyError", "SignatureError", "canonical_json", "envelope_keyid", "envelope_payload", "init_key", "json_safe",
     "load_key", "open_envelope", "public_key_from_pem", "public_pem_for", "retired_keys_dir", "sign_payload",
 ]
 
@@ -152,6 +152,12 @@ def sign_payload(key: OperatorKey, payload_type: str, payload: Any) -> dict[str,
     envelope = Envelope(payload=canonical_json(payload), payload_type=payload_type, signatures={})
     envelope.sign(key.signer)
     return envelope.to_dict()
+
+
+def envelope_keyid(envelope: dict[str, Any]) -> str | None:
+    """The key id an envelope's first signature names (unchecked: what it says signed it)."""
+    signatures = envelope.get("signatures") or [{}]
+    return signatures[0].get("keyid")
 
 
 def envelope_payload(envelope: dict[str, Any]) -> Any:
