@@ -8,8 +8,6 @@ from trainarena.store import (
     Store,
     StoreError,
     add_competitor,
-    competitors_with_source_digest,
-    competitors_with_tree_hash,
     get_competitor,
     list_competitors,
     require_competitor,
@@ -57,13 +55,10 @@ def test_unknown_kind_and_unknown_name_are_refused(store: Store) -> None:
             require_competitor(session, "ghost")
 
 
-def test_list_and_copy_detection_lookups(store: Store) -> None:
+def test_competitors_are_listed_in_registration_order(store: Store) -> None:
     with store.transaction() as session:
         _add(session, "alice", tree="t1", digest="d1")
         _add(session, "bob", tree="t2", digest="d1")
         _add(session, "carol", tree="t1", digest="d3")
     with store.session() as session:
         assert [c.name for c in list_competitors(session)] == ["alice", "bob", "carol"]
-        assert [c.name for c in competitors_with_tree_hash(session, "t1")] == ["alice", "carol"]
-        assert [c.name for c in competitors_with_source_digest(session, "d1")] == ["alice", "bob"]
-        assert competitors_with_tree_hash(session, "missing") == []

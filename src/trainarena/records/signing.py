@@ -96,8 +96,9 @@ def retired_keys_dir(path: Path) -> Path:
 
 def public_pem_for(path: Path, keyid: str) -> str | None:
     """The public key PEM of ``keyid``: the operator key at ``path`` or one it replaced; None if unknown."""
-    if path.exists() and load_key(path).keyid == keyid:
-        return load_key(path).public_pem()
+    current = load_key(path) if path.exists() else None
+    if current is not None and current.keyid == keyid:
+        return current.public_pem()
     retired = retired_keys_dir(path) / f"{keyid}.pem"
     return retired.read_text() if retired.is_file() else None
 

@@ -84,18 +84,6 @@ def list_competitors(session: Session) -> list[Competitor]:
     return list(session.scalars(select(Competitor).order_by(Competitor.registered_at, Competitor.id)))
 
 
-def competitors_with_tree_hash(session: Session, tree_hash: str) -> list[Competitor]:
-    """Competitors registered with exactly this git tree (copy detection)."""
-    return list(session.scalars(select(Competitor).where(Competitor.tree_hash == tree_hash).order_by(Competitor.id)))
-
-
-def competitors_with_source_digest(session: Session, digest: str) -> list[Competitor]:
-    """Competitors whose normalized source has this digest (copy detection beyond the tree hash)."""
-    return list(
-        session.scalars(select(Competitor).where(Competitor.source_digest == digest).order_by(Competitor.id))
-    )
-
-
 def competitor_tournaments(session: Session, competitor: Competitor) -> list[str]:
     """Names of the tournaments that hold a record of ``competitor``: entered it, defended or won a title
     in it, ran it, weighted it or crowned it. Oldest first."""
