@@ -218,12 +218,16 @@ class Recorder:
         self._append_tournament(session, tournament, "commitment", Kind.COMMITMENT, predicate)
 
     def rounds_played(self, session: Session, tournament: Tournament, rules: TournamentRules) -> None:
-        """A round statement for every complete round not logged yet (in round order)."""
+        """A round statement for every complete round not logged yet (in round order). Called at every
+        step of a drive: when every complete round is logged already, nothing is loaded or replayed."""
+        complete = [f"tournament:{tournament.id}:round:{r.index}" for r in tournament.rounds if is_round_complete(r)]
+        logged = set(session.scalars(select(LogEntry.key).where(LogEntry.key.in_(complete)))) if complete else set()
+        if logged == set(complete):
+            return
         record = load_record(tournament, rules)
         decided = replay(record, rules)
         for played, round_row in zip(record.rounds, [r for r in tournament.rounds if is_round_complete(r)], strict=True):
-            key = f"tournament:{tournament.id}:round:{played.plan.index}"
-            if _entry(session, key) is not None:
+            if f"tournament:{tournament.id}:round:{played.plan.index}" in logged:
                 continue
             runs = {(m.match_id, t.index, run.competitor.name): run
                     for m in round_row.matches for t in m.tasks for run in t.runs}
