@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import delete, event
 
 from trainarena.settings import LeaseRules
-from trainarena.store import Store, add_competitor, create_tournament
+from trainarena.store import Store, TournamentLease, add_competitor, create_tournament, open_store_url
 from trainarena.store.leases import DriverIdentity, LeaseLost, fence, lease_holder, release, renew, try_acquire
 
 SHORT = LeaseRules(lease_seconds=0.4, heartbeat_seconds=0.1, wait_poll_seconds=0.05)
@@ -64,3 +65,31 @@ def test_a_renewed_lease_is_not_taken_over(store: Store, tournament_id: int) -> 
 def test_heartbeat_must_leave_room_within_the_lease() -> None:
     with pytest.raises(ValueError, match="heartbeat_seconds .* at most half"):
         LeaseRules(lease_seconds=10, heartbeat_seconds=6)
+
+
+def test_a_lease_released_between_the_takers_insert_and_update_is_taken(postgres_url: str) -> None:
+    """The race of a waiting driver on PostgreSQL: its INSERT sees the holder's row, the holder's release
+    commits, its UPDATE finds no row. It must take the free lease, not report it taken without a row."""
+    with open_store_url(postgres_url) as store:
+        with store.transaction() as session:
+            add_competitor(session, name="a", repo_url="u", commit="0" * 40, tree_hash="t", source_digest="d",
+                           entrypoint="train.py")
+            tid = create_tournament(session, name="t", kind="text", seed=1, entrants=["a"]).id
+        assert _acquire(store, tid, ALICE, LeaseRules()) is None
+        released = []
+
+        def release_before_the_update(conn, cursor, statement, *args) -> None:
+            if statement.lstrip().upper().startswith("UPDATE TOURNAMENT_LEASE") and not released:
+                released.append(True)
+                with store.transaction() as other:
+                    other.execute(delete(TournamentLease).where(TournamentLease.owner_id == ALICE.owner_id))
+
+        event.listen(store.engine, "before_cursor_execute", release_before_the_update)
+        try:
+            assert _acquire(store, tid, BOB, LeaseRules()) is None
+        finally:
+            event.remove(store.engine, "before_cursor_execute", release_before_the_update)
+        assert released
+        with store.transaction() as session:
+            assert lease_holder(session, tid).owner_id == "bob-owner"
+            fence(session, tid, BOB, LeaseRules())

@@ -115,17 +115,24 @@ def try_acquire(
     insert = _INSERTS.get(session.get_bind().dialect.name)
     if insert is None:
         raise StoreError(f"driver leases need SQLite or PostgreSQL, not {session.get_bind().dialect.name}")
-    now = datetime.now(UTC)
-    values = {"owner_id": me.owner_id, "host": me.host, "pid": me.pid, "acquired_at": now, "heartbeat_at": now,
-              "expires_at": now + timedelta(seconds=rules.lease_seconds)}
-    session.execute(insert(TournamentLease).values(tournament_id=tournament_id, **values).on_conflict_do_nothing())
-    takeable = [TournamentLease.owner_id == me.owner_id, TournamentLease.expires_at <= now]
-    if take_from is not None:
-        takeable.append(TournamentLease.owner_id == take_from)
-    taken = session.execute(
-        update(TournamentLease).where(TournamentLease.tournament_id == tournament_id, or_(*takeable)).values(**values)
-    )
-    return None if taken.rowcount == 1 else lease_holder(session, tournament_id)
+    while True:
+        now = datetime.now(UTC)
+        values = {"owner_id": me.owner_id, "host": me.host, "pid": me.pid, "acquired_at": now, "heartbeat_at": now,
+                  "expires_at": now + timedelta(seconds=rules.lease_seconds)}
+        session.execute(insert(TournamentLease).values(tournament_id=tournament_id, **values).on_conflict_do_nothing())
+        takeable = [TournamentLease.owner_id == me.owner_id, TournamentLease.expires_at <= now]
+        if take_from is not None:
+            takeable.append(TournamentLease.owner_id == take_from)
+        taken = session.execute(
+            update(TournamentLease).where(TournamentLease.tournament_id == tournament_id, or_(*takeable)).values(**values)
+        )
+        if taken.rowcount == 1:
+            return None
+        holder = lease_holder(session, tournament_id)
+        if holder is not None:
+            return holder
+        # On PostgreSQL (read committed) the holder's release can commit between our INSERT, which
+        # saw its row, and our UPDATE, which no longer does: the lease is free now, so try again.
 
 
 def renew(session: Session, tournament_id: int, me: DriverIdentity, rules: LeaseRules) -> bool:
