@@ -196,6 +196,7 @@ def store_report(session: Session, run_id: int, attempt_number: int, report: Run
         attempt.evaluation = EvaluationRow(
             score=score,
             direction=Direction(evaluation.direction).value,
+            lead_unit=evaluation.lead_unit,
             failure=failure,
             per_example=list(evaluation.per_example),
             details=dict(evaluation.details),

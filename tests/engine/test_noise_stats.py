@@ -24,6 +24,16 @@ def test_relative_spread_is_the_sample_std_over_the_absolute_mean():
     assert relative_spread([0.5, 0.5]) == 0.0
 
 
+def test_with_a_lead_unit_spreads_are_over_the_unit_whatever_the_scores_zero():
+    # GRPO rewards near 0: over |mean| the spread is huge; over the reward span it is what a lead is measured in.
+    assert relative_spread([0.04, 0.06]) == pytest.approx(math.sqrt(2) * 0.01 / 0.05)
+    assert relative_spread([0.04, 0.06], unit=1.0) == pytest.approx(math.sqrt(2) * 0.01)
+    assert relative_spread([10.04, 10.06], unit=1.0) == pytest.approx(relative_spread([0.04, 0.06], unit=1.0))
+    runs = [_run(1, 0.04), _run(2, 0.06), _run(1, 0.05, loaded=True)]
+    summary = summarise(runs, base_score=0.03, unit=1.0)
+    assert summary["all_runs"] == pytest.approx(0.01) and summary["eval"] == pytest.approx(0.01)
+
+
 def test_relative_spread_is_undefined_for_one_score_or_a_zero_mean():
     assert relative_spread([]) is None
     assert relative_spread([1.0]) is None

@@ -66,6 +66,39 @@ def test_relative_lead_for_negative_and_zero_scores(challenger, champion, direct
     assert float(relative_lead(challenger, champion, direction)) == pytest.approx(expected)
 
 
+@given(scores, scores, st.floats(-1e3, 1e3), st.floats(0.01, 100.0), directions)
+def test_a_lead_in_the_tasks_unit_ignores_where_the_scores_zero_lies(a, b, shift, unit, direction):
+    # A reward's zero is arbitrary: adding a constant to every reward must not change who leads by how much.
+    shifted = float(relative_lead(a + shift, b + shift, direction, unit))
+    assert shifted == pytest.approx(float(relative_lead(a, b, direction, unit)), rel=1e-6, abs=1e-6)
+    assert float(relative_lead(a, b, direction, unit)) == -float(relative_lead(b, a, direction, unit))
+
+
+@pytest.mark.parametrize("unit", [0.0, -1.0, math.inf, math.nan])
+def test_a_lead_unit_must_be_a_finite_positive_number(unit):
+    with pytest.raises(ValueError, match="lead unit must be a finite number above 0"):
+        relative_lead(0.1, 0.2, Direction.HIGHER, unit)
+
+
+def test_grpo_rewards_near_zero_lead_by_their_span_not_by_their_size():
+    # The tiny GRPO task: champion 0.050, challenger 0.055 (rewards in [0, 1]). Over |score| that is a
+    # 9% lead, the same as 0.55 against 0.50; over the reward span it is half a point.
+    pairs = [(0.055, 0.050), (0.0545, 0.050), (0.0555, 0.050)]
+    match = Match("boss", ("new", "old"), 3, 1)
+    outcomes = tuple((outcome("new", a), outcome("old", b)) for a, b in pairs)
+    by_size = decide_boss([PlayedMatch(match, (Direction.HIGHER,) * 3, outcomes)], "new", "old", RULES)
+    by_span = decide_boss([PlayedMatch(match, (Direction.HIGHER,) * 3, outcomes, (1.0, 1.0, 1.0))], "new", "old", RULES)
+    assert [t.relative_lead for t in by_span.tasks] == pytest.approx([0.005, 0.0045, 0.0055])
+    assert by_size.tasks[0].relative_lead == pytest.approx(0.005 / 0.055)
+    assert by_span.decided and not by_span.crowned and "upper bound is below" in by_span.reason  # not 7% better
+    assert by_size.mean_lead > 0.08
+
+
+def test_lead_units_must_cover_every_task():
+    with pytest.raises(ValueError, match="2 lead units for 3 tasks"):
+        PlayedMatch(Match("boss", ("new", "old"), 3, 1), (Direction.HIGHER,) * 3, ((),) * 3, (1.0, 1.0))
+
+
 @pytest.mark.parametrize(
     ("p", "df", "exact"),
     [(0.997, 1, math.tan(math.pi * 0.497)), (0.997, 2, 0.994 / math.sqrt(2 * 0.997 * 0.003)),

@@ -86,6 +86,15 @@ def test_a_score_changed_in_the_database_is_caught(store_copy: RecordedStore, tm
     assert failures(report, "inclusion") == failures(report, "signatures") == []  # the log itself is intact
 
 
+def test_a_lead_unit_set_in_the_database_is_caught(store_copy: RecordedStore, tmp_path: Path) -> None:
+    # A task's lead unit changes how a boss lead is measured: one slipped in after the fact is a changed claim.
+    run_id, _score = scored_run(store_copy)
+    store_copy.query("UPDATE evaluation SET lead_unit = 0.001 WHERE attempt_id = (SELECT id FROM run_attempt WHERE run_id = ?)",
+                     run_id)
+    [claim] = failures(verify_directory(store_copy.export(tmp_path / "bundle")), "claims")
+    assert f"(evaluation of run {run_id}, attempt 1)" in claim and "lead_unit: the database says 0.001, the signed evaluation None" in claim
+
+
 def test_a_registration_and_a_run_status_changed_in_the_database_are_caught(store_copy: RecordedStore, tmp_path: Path) -> None:
     [(name,)] = store_copy.query("SELECT c.name FROM competitor c JOIN tournament_entrant e ON e.competitor_id = c.id "
                                  "ORDER BY e.position LIMIT 1")

@@ -148,3 +148,28 @@ def test_per_example_values_of_two_forms_are_never_paired(store: Store, forms, k
     outcomes = record.rounds[0].matches[0].tasks[0]
     assert [o.score for o in outcomes] == [0.5, 0.5]
     assert [o.per_example for o in outcomes] == ([(0.5, 0.5)] * 2 if kept else [(), ()])
+
+
+@pytest.mark.parametrize(("units", "loaded"), [((None, None), ()), ((1.0, 1.0), (1.0,)), ((1.0, None), ())])
+def test_a_tasks_lead_unit_comes_from_its_evaluations(store: Store, units, loaded) -> None:
+    with store.transaction() as session:
+        _register(session, "a", "b")
+        tournament = create_tournament(session, name="t", kind="text", seed=5, entrants=["a", "b"])
+        _match_of_one_task(session, tournament, {"a": True, "b": True})
+        for run, unit in zip(tournament.rounds[0].matches[0].tasks[0].runs, units, strict=True):
+            run.counted_attempt.evaluation.lead_unit = unit
+        tid = tournament.id
+    with store.session() as session:
+        assert load_record(load_tournament(session, tid), TournamentRules()).rounds[0].matches[0].lead_units == loaded
+
+
+def test_evaluations_of_one_task_disagreeing_on_the_lead_unit_are_refused(store: Store) -> None:
+    with store.transaction() as session:
+        _register(session, "a", "b")
+        tournament = create_tournament(session, name="t", kind="text", seed=5, entrants=["a", "b"])
+        _match_of_one_task(session, tournament, {"a": True, "b": True})
+        for run, unit in zip(tournament.rounds[0].matches[0].tasks[0].runs, (1.0, 2.0), strict=True):
+            run.counted_attempt.evaluation.lead_unit = unit
+        tid = tournament.id
+    with store.session() as session, pytest.raises(ValueError, match="disagree on the lead unit"):
+        load_record(load_tournament(session, tid), TournamentRules())

@@ -105,6 +105,10 @@ def test_bad_results_name_the_function(sandbox, source, message):
         ({"source": "x = 1\n"}, "defines no function"),
         ({"source": "def f(completions): pass", "weight": -1}, "weight' must be a number >= 0"),
         ({"source": "def f(completions): pass", "name": "g"}, "no function named 'g'"),
+        ({"source": "def f(completions): pass", "range": [1, 1]}, r"'range' must be \[low, high\].*low < high, got \[1, 1\]"),
+        ({"source": "def f(completions): pass", "range": [0, "1"]}, "'range' must be"),
+        ({"source": "def f(completions): pass", "range": [0, float("inf")]}, "'range' must be"),
+        ({"source": "def f(completions): pass", "range": 1.0}, "'range' must be"),
     ],
 )
 def test_spec_checks_the_source_without_running_it(entry, message):
@@ -118,3 +122,33 @@ def test_the_named_function_is_used(sandbox):
     function = RewardFunction("second", "def first(completions, **kw):\n    return [0.0]*len(completions)\n"
                               "def second(completions, **kw):\n    return [2.0]*len(completions)\n", 1.0)
     assert score_rewards((function,), ["p"], ["c"], {}, sandbox) == [[2.0]]
+
+
+def test_a_value_outside_the_declared_range_names_the_function_and_the_range(sandbox):
+    source = "def scaled(completions, **kw):\n    return [1.5] * len(completions)\n"
+    declared = parse_reward_function(1, {"source": source, "range": [0, 1]})
+    with pytest.raises(RewardError, match=r"'scaled' returned 1.5, outside its declared range \[0, 1\]"):
+        score_rewards((declared,), ["p"], ["c"], {}, sandbox)
+    wider = parse_reward_function(1, {"source": source, "range": [-2, 2]})
+    assert score_rewards((wider,), ["p"], ["c"], {}, sandbox) == [[1.5]]
+
+
+def test_the_reward_span_is_the_lead_unit_only_when_every_weighted_range_is_declared():
+    import doctest
+
+    from trainarena.tasks.grpo import spec as spec_module
+    from trainarena.tasks.grpo.spec import GrpoDatasetSpec
+
+    assert doctest.testmod(spec_module).failed == 0
+
+    def spec(*entries):
+        return GrpoDatasetSpec.from_dict({"source": "x", "field_prompt": "q", "reward_functions": list(entries)})
+
+    source = "def {0}(completions, **kw):\n    return [0.0] * len(completions)\n"
+    correct, formatted = {"source": source.format("a"), "weight": 1.0, "range": [0, 1]}, {"source": source.format("b"), "weight": 0.5}
+    assert spec(correct).reward_span() == 1.0
+    assert spec(correct, formatted).reward_span() is None  # one weighted reward's range is unknown
+    assert spec(correct, formatted | {"weight": 0.0}).reward_span() == 1.0  # weight 0: it adds nothing
+    assert spec(correct, formatted | {"range": [-1, 3]}).reward_span() == pytest.approx(2 / 3 * 1 + 1 / 3 * 4)
+    round_trip = spec(correct).to_dict()  # the spec written for scripts and read back keeps the range
+    assert GrpoDatasetSpec.from_dict(round_trip).reward_functions[0].range == (0.0, 1.0)

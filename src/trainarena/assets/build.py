@@ -136,6 +136,7 @@ def _token_stream(tokenizer, texts: list[str]) -> list[int]:
 
 def _load(root: Path) -> Assets:
     manifest = json.loads((root / MANIFEST).read_text())
+    code_specs = {d.name: d.spec for d in synthetic_types.TYPED_DATASETS}
     return Assets(
         root=root,
         tiny_llama=root / manifest["tiny_llama"],
@@ -145,7 +146,9 @@ def _load(root: Path) -> Assets:
         task_datasets=tuple(
             [TaskDataset(name, "instruct", root / info["file"], dict(info["fields"])) for name, info in manifest["datasets"].items()]
             + [
-                TaskDataset(name, info["task_type"], root / info["file"], info["spec"])
+                # The spec is code (its rewards, their ranges): taken from this version of it, so that a
+                # change to it needs no rebuild of the rows; the manifest's copy is what was built with.
+                TaskDataset(name, info["task_type"], root / info["file"], code_specs.get(name, info["spec"]))
                 for name, info in manifest.get("typed_datasets", {}).items()
             ]
         ),

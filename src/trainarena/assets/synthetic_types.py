@@ -142,8 +142,8 @@ TYPED_DATASETS: tuple[TypedSyntheticDataset, ...] = (
             "field_extra": "answer",
             "response_separator": "",  # the prompt is a statement to complete, not a question
             "reward_functions": [
-                {"source": CORRECTNESS_REWARD.strip() + "\n", "weight": 1.0},
-                {"source": FORMAT_REWARD.strip() + "\n", "weight": 0.5},
+                {"source": CORRECTNESS_REWARD.strip() + "\n", "weight": 1.0, "range": [0.0, 1.0]},
+                {"source": FORMAT_REWARD.strip() + "\n", "weight": 0.5, "range": [0.0, 1.0]},
             ],
         },
         _grpo_arithmetic,

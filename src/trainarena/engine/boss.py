@@ -44,6 +44,9 @@ from trainarena.engine.ranking import better_first_key, is_failed
 from trainarena.engine.scores import resample_counts, resampled_scores
 from trainarena.settings import TournamentRules
 
+# One boss task as the rules see it: (challenger's outcome, champion's, direction, lead unit).
+_TaskPair = tuple[TaskOutcome, TaskOutcome, Direction, float | None]
+
 
 def boss_lead(challenger_score: float, champion_score: float, direction: Direction) -> float:
     """The challenger's lead in the task's direction: positive means the challenger is better."""
@@ -139,13 +142,13 @@ def _check_boss_match(played: PlayedMatch, challenger: str, champion: str) -> No
         raise ValueError(f"boss round planned {played.match.tasks} tasks, got {len(played.tasks)}")
 
 
-def _task_pairs(rounds: Sequence[PlayedMatch], challenger: str, champion: str) -> list[tuple[TaskOutcome, TaskOutcome, Direction]]:
-    """(challenger's outcome, champion's, direction) of every boss task, in play order."""
+def _task_pairs(rounds: Sequence[PlayedMatch], challenger: str, champion: str) -> list[_TaskPair]:
+    """(challenger's outcome, champion's, direction, lead unit) of every boss task, in play order."""
     pairs = []
     for played in rounds:
         _check_boss_match(played, challenger, champion)
-        for direction, outcomes in zip(played.directions, played.tasks, strict=True):
-            pairs.append((_outcome_of(outcomes, challenger), _outcome_of(outcomes, champion), direction))
+        for index, (direction, outcomes) in enumerate(zip(played.directions, played.tasks, strict=True)):
+            pairs.append((_outcome_of(outcomes, challenger), _outcome_of(outcomes, champion), direction, played.lead_unit(index)))
     return pairs
 
 
@@ -168,7 +171,7 @@ def decide_boss(rounds: Sequence[PlayedMatch], challenger: str, champion: str, r
         return _paired_decision(pairs, len(rounds), challenger, champion, rules)
     if len(rounds) != 1:
         raise ValueError(f"the majority rule plays one boss round, got {len(rounds)}")
-    results = tuple(boss_task(i, ours, theirs, direction, rules) for i, (ours, theirs, direction) in enumerate(pairs))
+    results = tuple(boss_task(i, ours, theirs, direction, rules) for i, (ours, theirs, direction, _unit) in enumerate(pairs))
     taken = sum(r.taken for r in results)
     needed = len(results) // 2 + 1
     verb = "took" if taken >= needed else "only took"
@@ -176,24 +179,25 @@ def decide_boss(rounds: Sequence[PlayedMatch], challenger: str, champion: str, r
     return BossDecision(challenger, champion, results, taken, needed, crowned=taken >= needed, reason=reason)
 
 
-def _paired_task(index: int, challenger: TaskOutcome, champion: TaskOutcome, direction: Direction) -> BossTaskResult:
-    """One task of the paired rule: its relative lead; +1 where only the champion failed, -1 where only
-    the challenger did, None (left out of the test) where both did."""
+def _paired_task(index: int, challenger: TaskOutcome, champion: TaskOutcome, direction: Direction, unit: float | None) -> BossTaskResult:
+    """One task of the paired rule: its relative lead (over the task's lead unit, if it has one); +1
+    where only the champion failed, -1 where only the challenger did, None (left out of the test)
+    where both did."""
     if is_failed(challenger) or is_failed(champion):
         failed = _failed_task(index, challenger, champion)
         value = None if is_failed(challenger) and is_failed(champion) else (1.0 if failed.taken else -1.0)
         return replace(failed, relative_lead=value)
     assert challenger.score is not None and champion.score is not None  # narrowed by is_failed
-    relative = float(relative_lead(challenger.score, champion.score, direction))
+    relative = float(relative_lead(challenger.score, champion.score, direction, unit))
     lead = boss_lead(challenger.score, champion.score, direction)
     reason = f"relative lead {relative:+.2%}"
     return BossTaskResult(index, challenger.score, champion.score, lead, None, relative > 0, None, None, relative > 0, reason, relative)
 
 
 def _paired_decision(
-    pairs: list[tuple[TaskOutcome, TaskOutcome, Direction]], played_rounds: int, challenger: str, champion: str, rules: TournamentRules
+    pairs: list[_TaskPair], played_rounds: int, challenger: str, champion: str, rules: TournamentRules
 ) -> BossDecision:
-    results = tuple(_paired_task(i, ours, theirs, direction) for i, (ours, theirs, direction) in enumerate(pairs))
+    results = tuple(_paired_task(i, *pair) for i, pair in enumerate(pairs))
     taken = sum(r.taken for r in results)
     needed = len(results) // 2 + 1
     outcome = partial(BossDecision, challenger, champion, results, taken, needed, rule="paired")

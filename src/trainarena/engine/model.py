@@ -59,6 +59,16 @@ class PlayedMatch:
     match: Match
     directions: tuple[Direction, ...]
     tasks: tuple[tuple[TaskOutcome, ...], ...]
+    # Per task, the unit the paired rule divides a lead by (engine.paired.relative_lead); None, or an
+    # empty tuple for every task, means the larger |score| of the two.
+    lead_units: tuple[float | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.lead_units and len(self.lead_units) != len(self.tasks):
+            raise ValueError(f"match {self.match.match_id}: {len(self.lead_units)} lead units for {len(self.tasks)} tasks")
+
+    def lead_unit(self, task: int) -> float | None:
+        return self.lead_units[task] if self.lead_units else None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """The statistics of the paired boss rule (docs/rules.md, 'Boss round'), over plain numbers or arrays.
 
 Each boss task gives one *relative lead*: the challenger's lead in the task's direction over the
-larger magnitude of the two scores. It is antisymmetric (swapping the two players negates it), keeps
-its sign for zero and negative scores (GRPO rewards), and lies in [-2, 2]; two scores of 0 give 0.
+larger magnitude of the two scores, or over the task's own unit where it has one (a GRPO task whose
+rewards declare their ranges: the weighted reward span, since a reward's zero is arbitrary). It is
+antisymmetric (swapping the two players negates it) and keeps its sign for zero and negative scores;
+over the larger magnitude it lies in [-2, 2], and two scores of 0 give 0.
 
 After every boss round the mean of all relative leads so far gets a one-sided lower bound (crown when
 it reaches ``boss_min_lead``) and upper bound (retain when it falls below ``boss_futility_lead``),
@@ -32,10 +34,17 @@ class Verdict(StrEnum):
     UNCLEAR = "unclear"
 
 
-def relative_lead(challenger: npt.ArrayLike, champion: npt.ArrayLike, direction: Direction) -> npt.NDArray[np.float64]:
-    """The challenger's lead over the larger |score| of the two (0 where both are 0); elementwise."""
+def relative_lead(
+    challenger: npt.ArrayLike, champion: npt.ArrayLike, direction: Direction, unit: float | None = None
+) -> npt.NDArray[np.float64]:
+    """The challenger's lead over ``unit`` (the task's scale) when given, else over the larger |score|
+    of the two (0 where both are 0); elementwise."""
     ours, theirs = np.asarray(challenger, dtype=np.float64), np.asarray(champion, dtype=np.float64)
     lead = np.asarray(better_first_key(theirs, direction) - better_first_key(ours, direction))  # type: ignore[arg-type]
+    if unit is not None:
+        if not (math.isfinite(unit) and unit > 0):
+            raise ValueError(f"a task's lead unit must be a finite number above 0, got {unit}")
+        return lead / unit
     scale = np.maximum(np.abs(ours), np.abs(theirs))
     return np.divide(lead, scale, out=np.zeros_like(lead), where=scale > 0)
 

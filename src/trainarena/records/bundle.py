@@ -234,6 +234,7 @@ def _claims(session: Session, tournament_id: int) -> dict[str, Any]:
                                  "status": attempt.status, "run_status": run.status,
                                  "score": None if evaluation is None else evaluation.score,
                                  "direction": None if evaluation is None else evaluation.direction,
+                                 "lead_unit": None if evaluation is None else evaluation.lead_unit,
                                  "artifact_sha256": attempt.artifact_digest})
     weights = session.scalars(select(WeightRow).where(WeightRow.tournament_id == tournament_id).order_by(WeightRow.id))
     entrants = [{"name": c.name, "repo": c.repo_url, "commit": c.commit, "tree_hash": c.tree_hash,

@@ -39,7 +39,8 @@ def played_round_json(played: PlayedRound, extra: Callable[[str, int, str], dict
     for match in played.matches:
         tasks = []
         for index, (direction, outcomes) in enumerate(zip(match.directions, match.tasks, strict=True)):
-            tasks.append({"direction": direction.value, "outcomes": [
+            unit = match.lead_unit(index)
+            tasks.append({"direction": direction.value, **({} if unit is None else {"lead_unit": unit}), "outcomes": [
                 {"competitor": o.competitor, "score": o.score, "failure": o.failure,
                  "per_example_count": len(o.per_example), "per_example_sha256": per_example_digest(o.per_example),
                  **extra(match.match.match_id, index, o.competitor)}
@@ -67,7 +68,8 @@ def played_round_from_json(data: Mapping[str, Any], per_example: Mapping[str, li
                   for o in task["outcomes"])
             for task in match_data["tasks"]
         )
-        played.append(PlayedMatch(match, directions, tasks))
+        units = tuple(task.get("lead_unit") for task in match_data["tasks"])
+        played.append(PlayedMatch(match, directions, tasks, units if any(u is not None for u in units) else ()))
     return PlayedRound(plan, tuple(played))
 
 

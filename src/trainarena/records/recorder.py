@@ -182,6 +182,7 @@ class Recorder:
             "hidden_split_sha256": task["hidden_split_sha256"],
             "score": evaluation.score,
             "direction": evaluation.direction,
+            "lead_unit": evaluation.lead_unit,
             "failure": evaluation.failure,
             "per_example_count": len(evaluation.per_example),
             "per_example_sha256": per_example_digest(evaluation.per_example),

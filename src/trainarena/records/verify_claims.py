@@ -30,9 +30,9 @@ def _check_claimed_run(view: RecordView, check: CheckResult, claim: dict[str, An
         if claim["score"] is not None:
             check.fail(run.label, f"score: the database says {claim['score']}, the bundle has no signed evaluation of it")
     else:
-        for what in ("score", "direction"):
-            if what in claim and claim[what] != evaluation.predicate[what]:
-                check.fail(evaluation.label, f"{what}: the database says {claim[what]}, the signed evaluation {evaluation.predicate[what]}")
+        for what in ("score", "direction", "lead_unit"):
+            if what in claim and claim[what] != evaluation.predicate.get(what):
+                check.fail(evaluation.label, f"{what}: the database says {claim[what]}, the signed evaluation {evaluation.predicate.get(what)}")
 
 
 # What a registration is: a change to any of these after the commitment changes who was entered.

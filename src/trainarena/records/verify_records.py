@@ -53,7 +53,8 @@ def _engine_score(evaluation: Entry, run: Entry | None) -> float | None:
     return score if finite and status == "succeeded" else None
 
 
-def _check_outcome(view: RecordView, check: CheckResult, entry: Entry, where: str, outcome: dict[str, Any]) -> None:
+def _check_outcome(view: RecordView, check: CheckResult, entry: Entry, where: str, outcome: dict[str, Any],
+                   lead_unit: float | None) -> None:
     key = (outcome["run_id"], outcome["attempt"])
     run = view.runs.get(key)
     if outcome["attempt"] is not None:
@@ -77,6 +78,8 @@ def _check_outcome(view: RecordView, check: CheckResult, entry: Entry, where: st
     expected = _engine_score(evaluation, run)
     if outcome["score"] != expected:
         check.fail(entry.label, f"{where}: score {outcome['score']} in the round, {expected} in {evaluation.label}")
+    if expected is not None and lead_unit != signed.get("lead_unit"):
+        check.fail(entry.label, f"{where}: lead unit {lead_unit} in the round, {signed.get('lead_unit')} in {evaluation.label}")
     for name in ("per_example_sha256", "per_example_count"):
         if outcome[name] != signed[name]:
             check.fail(entry.label, f"{where}: {name} {brief(outcome[name])} in the round, "
@@ -117,7 +120,7 @@ def _check_references(view: RecordView) -> CheckResult:
                     for number, task in enumerate(match["tasks"]):
                         for outcome in task["outcomes"]:
                             where = f"match {match['match_id']} task {number}, {outcome['competitor']}"
-                            _check_outcome(view, check, entry, where, outcome)
+                            _check_outcome(view, check, entry, where, outcome, task.get("lead_unit"))
     decision, reveal = view.single.get(Kind.DECISION), view.single.get(Kind.REVEAL)
     if decision is not None:
         with reading(check, decision.label):

@@ -298,6 +298,7 @@ class EvaluationRow(Base):
     attempt_id: Mapped[int] = mapped_column(ForeignKey("run_attempt.id", ondelete="CASCADE"), unique=True)
     score: Mapped[float | None] = mapped_column(Float)
     direction: Mapped[str] = mapped_column(String(8))  # lower | higher
+    lead_unit: Mapped[float | None] = mapped_column(Float)  # the task's lead scale (engine.paired); null: |score|
     failure: Mapped[str | None] = mapped_column(Text)
     per_example: Mapped[list[Any]] = mapped_column(default=list)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -58,6 +58,17 @@ def _outcome(run: Run) -> TaskOutcome:
     return TaskOutcome(name, evaluation.score, None, tuple(evaluation.per_example))
 
 
+def _lead_unit(task: TaskRow) -> float | None:
+    """The unit the scored evaluations of a task give; None when one was stored before lead units were
+    (a tournament resumed across the upgrade: the task is compared as it would have been then)."""
+    units = {run.evaluation.lead_unit for run in task.runs if run.evaluation is not None and run.evaluation.score is not None}
+    if None in units:
+        return None
+    if len(units) > 1:
+        raise ValueError(f"task {task.id}: evaluations disagree on the lead unit {sorted(units)}")
+    return units.pop() if units else None
+
+
 def _direction(task: TaskRow) -> Direction:
     directions = {run.evaluation.direction for run in task.runs if run.evaluation is not None}
     if len(directions) > 1:
@@ -85,7 +96,9 @@ def _task_outcomes(task: TaskRow, competitors: list[str]) -> tuple[TaskOutcome, 
 def _played_match(row: MatchRow) -> PlayedMatch:
     tasks = [_task_outcomes(task, row.competitors) for task in row.tasks]
     match = Match(row.match_id, tuple(row.competitors), row.tasks_count, row.advance_count)
-    return PlayedMatch(match, tuple(_direction(task) for task in row.tasks), tuple(tasks))
+    units = tuple(_lead_unit(task) for task in row.tasks)
+    return PlayedMatch(match, tuple(_direction(task) for task in row.tasks), tuple(tasks),
+                       units if any(unit is not None for unit in units) else ())
 
 
 def is_round_complete(round_row: Round) -> bool:

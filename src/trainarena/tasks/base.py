@@ -101,6 +101,8 @@ class Evaluation:
     score: float | None  # None: the artifact could not be evaluated (see failure)
     direction: Direction
     failure: str | None = None
+    # The scale a boss lead is measured in on this task (engine.paired.relative_lead); None: |score|.
+    lead_unit: float | None = None
     # Each hidden example's share of the score, in hidden-file order: the score is exactly
     # engine.scores.score_of(per_example) (details["per_example_form"] == "shares"; older rows differ).
     per_example: tuple[float, ...] = ()

@@ -69,4 +69,5 @@ def _to_evaluation(result: dict[str, Any], direction: Direction) -> Evaluation:
         details["traceback"] = result["traceback"]
     if score is None or not math.isfinite(score):
         return Evaluation(None, direction, failure=result.get("failure") or "no score", details=details)
-    return Evaluation(float(score), direction, per_example=tuple(result.get("per_example", ())), details=details)
+    return Evaluation(float(score), direction, per_example=tuple(result.get("per_example", ())), details=details,
+                      lead_unit=result.get("lead_unit"))

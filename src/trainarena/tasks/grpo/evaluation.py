@@ -6,7 +6,8 @@ penalty to the base model. Higher is better.
 Per prompt: ``sum_i w_i * reward_i - kl_coef * (logp_trained(c) - logp_base(c))`` with weights normalised
 to sum to 1 and ``c`` the sampled completion's tokens (eos included when generated). The score is the
 mean; ``per_example`` holds each prompt's share (its value / prompts), whose sum is the score
-(``engine.scores``); details hold each reward's mean and the mean KL.
+(``engine.scores``); details hold each reward's mean and the mean KL. Where the rewards declare their
+ranges, the weighted reward span is returned as the task's lead unit.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
     rewards = score_rewards(spec.reward_functions, prompts, texts, columns, RewardSandbox.from_dict(request["reward_sandbox"]))
     kls = [p - r for p, r in zip(policy_logps, reference_logps, strict=True)]
     result = combine(rewards, spec.weights(), kls, float(request["kl_coef"]), [f.name for f in spec.reward_functions])
+    result["lead_unit"] = spec.reward_span()
     result["details"] |= {
         "examples": len(rows),
         "seconds": round(time.monotonic() - started, 3),

@@ -165,5 +165,10 @@ def _check_results(
         bad = [v for v in values if isinstance(v, str) or not math.isfinite(v)]
         if bad:
             raise RewardError(f"reward function '{function.name}' returned a non-numeric or non-finite value: {bad[0]}")
+        outside = [v for v in values if function.range is not None and not function.range[0] <= v <= function.range[1]]
+        if outside:
+            low, high = function.range or (0.0, 0.0)
+            raise RewardError(f"reward function '{function.name}' returned {outside[0]!r}, outside its declared range "
+                              f"[{low:g}, {high:g}]: fix the function or its 'range'")
         scores.append([float(v) for v in values])
     return scores

@@ -20,6 +20,9 @@ A task file's ``[dataset]`` table::
 
 A reward function has TRL's signature: ``f(prompts, completions, **columns) -> list[float]`` (one
 number per completion). Its name is ``name`` when given, else the last top-level ``def`` of its source.
+An optional ``range = [low, high]`` declares the values it can return (checked on every call): when
+every weighted function declares one, the weighted reward span is the task's *lead unit*, the scale a
+boss lead is measured in (docs/rules.md, "The paired rule"), since a reward's zero is arbitrary.
 The source is only parsed here (``ast``), never run: running happens in the sandbox (``rewards.py``).
 """
 
@@ -55,6 +58,7 @@ class RewardFunction:
     name: str
     source: str
     weight: float
+    range: tuple[float, float] | None = None  # the values it can return, when declared
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,19 @@ class GrpoDatasetSpec:
         total = sum(f.weight for f in self.reward_functions)
         return [f.weight / total for f in self.reward_functions]
 
+    def reward_span(self) -> float | None:
+        """The weighted reward's span, ``sum_i w_i (high_i - low_i)`` over normalised weights, when every
+        function of weight above 0 declares its range; else None.
+
+        >>> f = "def f(completions, **kw): return [0] * len(completions)"
+        >>> GrpoDatasetSpec("x", "q", (RewardFunction("f", f, 2.0, (0.0, 1.0)), RewardFunction("g", f.replace("f(", "g("), 1.0, (-1.0, 2.0)))).reward_span()
+        1.6666666666666665
+        """
+        weighted = [(w, f.range) for w, f in zip(self.weights(), self.reward_functions, strict=True) if w > 0]
+        if any(declared is None for _, declared in weighted):
+            return None
+        return sum(w * (declared[1] - declared[0]) for w, declared in weighted if declared is not None)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"reward_functions": [asdict(f) for f in self.reward_functions]}
 
@@ -114,8 +131,8 @@ class GrpoDatasetSpec:
 def parse_reward_function(index: int, entry: object) -> RewardFunction:
     """Check one ``reward_functions`` entry without running it: source parses, names a function, weight >= 0."""
     where = f"reward function #{index}"
-    if not isinstance(entry, Mapping) or set(entry) - {"source", "weight", "name"} or "source" not in entry:
-        raise DatasetError(f"dataset spec: {where} must be a table with 'source', optional 'weight' and 'name'")
+    if not isinstance(entry, Mapping) or set(entry) - {"source", "weight", "name", "range"} or "source" not in entry:
+        raise DatasetError(f"dataset spec: {where} must be a table with 'source', optional 'weight', 'name' and 'range'")
     source, weight = entry["source"], entry.get("weight", 1.0)
     if not isinstance(source, str) or not source.strip() or len(source) > MAX_SOURCE_CHARS:
         raise DatasetError(f"dataset spec: {where}: 'source' must be Python source of 1-{MAX_SOURCE_CHARS} characters")
@@ -129,7 +146,17 @@ def parse_reward_function(index: int, entry: object) -> RewardFunction:
     name = entry.get("name") or (defined[-1] if defined else None)
     if not name or name not in defined:
         raise DatasetError(f"dataset spec: {where}: the source defines no function {'named ' + repr(name) if name else ''}".rstrip())
-    return RewardFunction(name=str(name), source=source, weight=float(weight))
+    return RewardFunction(name=str(name), source=source, weight=float(weight), range=_declared_range(where, entry.get("range")))
+
+
+def _declared_range(where: str, value: object) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    numbers = list(value) if isinstance(value, list | tuple) else []
+    if (len(numbers) != 2 or any(isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) for v in numbers)
+            or not numbers[0] < numbers[1]):
+        raise DatasetError(f"dataset spec: {where}: 'range' must be [low, high], two finite numbers with low < high, got {value!r}")
+    return float(numbers[0]), float(numbers[1])
 
 
 def render_prompt(spec: GrpoDatasetSpec, row: Mapping[str, object]) -> str:
