@@ -139,3 +139,19 @@ def postgres_url() -> Iterator[str]:
         yield f"{dialect}://{user}@/{name}?host=/var/run/postgresql"
     finally:
         _as_postgres(f"dropdb --if-exists {name}")
+
+
+@pytest.fixture(scope="session")
+def docker_daemon() -> str:
+    """The docker CLI, with a daemon that answers and this host's runtime image built, once per session
+    (each docker backend then finds it and builds nothing); skips, saying why, where no daemon runs.
+    scripts/test starts one as root when docker.io is installed."""
+    from trainarena.execution.docker_cli import DockerCli, daemon_problem, find_docker
+    from trainarena.execution.docker_image import ensure_image, host_image
+
+    problem = daemon_problem()
+    if problem is not None:
+        pytest.skip(f"the docker backend's tests need a Docker daemon: {problem}")
+    docker = find_docker()
+    ensure_image(DockerCli(docker, 60.0), host_image())
+    return docker

@@ -13,8 +13,8 @@ What it protects against (the adversarial tests in tests/execution/ run against 
 - Privilege: ``--user`` ``sandbox_uid`` (nobody; the platform's own uid when it is not root),
   ``--cap-drop ALL``, ``no-new-privileges``.
 - Memory (swap included), processes and threads (``--pids-limit``: the init and the deadline
-  keeper count, as bwrap's two processes do), CPU (``--cpus``; ``nice`` as ``--cpu-shares``): the
-  container's cgroup; every file at ``output_max_mb`` (``--ulimit fsize``) and /output's total
+  keeper count, as bwrap's two processes do), CPU (``--cpus``): the container's cgroup; the run's
+  processes get ``nice`` added, as under bwrap; every file at ``output_max_mb`` (``--ulimit fsize``) and /output's total
   measured while it runs (``execution.disk``). Only the assigned GPUs (``--gpus device=...``).
 - Outliving its budget: at the deadline ``docker kill --signal TERM`` (the init passes it on to the
   deadline keeper, which signals the script's whole process group), after the grace period ``docker
@@ -39,6 +39,7 @@ import io
 import os
 import re
 import shutil
+import stat
 import threading
 import uuid
 from dataclasses import dataclass
@@ -90,12 +91,6 @@ def outermost(paths: list[Path]) -> tuple[Path, ...]:
     return tuple(p for p in unique if not any(p != other and p.is_relative_to(other) for other in unique))
 
 
-def cpu_shares(nice: int) -> int:
-    """The CPU weight of a process at niceness ``nice``, as the kernel weighs it (1024 at 0, about
-    1.25 times less per step: 110 at 10): the container stands below the platform as bwrap's runs do."""
-    return max(2, round(1024 / 1.25**nice))
-
-
 def container_user(rules: SandboxRules) -> int:
     """Never root: ``sandbox_uid`` when the platform runs as root (it can hand /output over and read
     back what the run wrote), else the platform's own uid, whose files /output holds."""
@@ -145,7 +140,7 @@ class DockerBackend:
                 "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", f"{uid}:{uid}", "--read-only",
                 "--tmpfs", f"/tmp:rw,nosuid,nodev,size={rules.tmp_max_mb}m", "--shm-size", f"{rules.tmp_max_mb}m",
                 "--memory", memory, "--memory-swap", memory, "--pids-limit", str(rules.max_processes),
-                "--ulimit", f"fsize={rules.output_max_mb * MB}", "--cpu-shares", str(cpu_shares(rules.nice))]
+                "--ulimit", f"fsize={rules.output_max_mb * MB}"]
         if rules.cpus_per_run:
             argv += ["--cpus", str(rules.cpus_per_run)]
         if job.spec.devices:
@@ -161,7 +156,7 @@ class DockerBackend:
                  "--workdir", str(SANDBOX_SUBMISSION)]
         for key, value in sorted(_container_env(job, env).items()):
             argv += ["--env", f"{key}={value}"]
-        return [*argv, runtime.image, *runtime.init, *self._deadline_keeper(job),
+        return [*argv, runtime.image, *runtime.init, *self._deadline_keeper(job), "/usr/bin/nice", "-n", str(rules.nice),
                 # docker always sets PATH and HOSTNAME; the contract's environment has neither.
                 "/usr/bin/env", "-u", "PATH", "-u", "HOSTNAME", runtime.python, *job.spec.argv(job.entrypoint)[1:]]
 
@@ -176,8 +171,11 @@ class DockerBackend:
         self.prepare()
         check_hidden([job.submission_dir, job.inputs_dir, job.output_dir], self._protected)
         job.output_dir.mkdir(parents=True, exist_ok=True)
+        user = container_user(self._rules)
         if os.geteuid() == 0:  # the run's user writes there; the platform (root) reads it back
-            os.chown(job.output_dir, container_user(self._rules), container_user(self._rules))
+            os.chown(job.output_dir, user, user)
+        share_inputs(job.inputs_dir, user)
+        check_readable(job.submission_dir, user)
         container = f"trainarena-{_NAME_UNSAFE.sub('-', job.spec.run_id)}-{uuid.uuid4().hex[:8]}"
         rules, output = self._rules, output_cap(job, self._rules)
         started_at, env = script_env(job)
@@ -203,13 +201,42 @@ class DockerBackend:
         cpu = f"cpu={cgroup}:{rules.cpus_per_run:g}" if rules.cpus_per_run else "cpu=none"
         return (f"backend=docker image={self.runtime.image} user={container_user(rules)}\n"
                 f"memory_limit={cgroup}:{job.memory_limit_mb * MB} processes={cgroup}:{rules.max_processes} {cpu} "
-                f"file_size=rlimit-fsize:{rules.output_max_mb * MB} nice=cpu-shares:{cpu_shares(rules.nice)}\n")
+                f"file_size=rlimit-fsize:{rules.output_max_mb * MB} nice={rules.nice}\n")
 
     def _oom_killed(self, container: str) -> bool:
         return self._cli.call("inspect", "--format", "{{.State.OOMKilled}}", container).stdout.strip() == b"true"
 
     def close(self) -> None:
         """Nothing is held between runs (each run removes its container)."""
+
+
+def share_inputs(inputs: Path, uid: int) -> None:
+    """Let the container user read the run's inputs: folders o+rx, files o+r. They are hard links
+    into the platform's caches (the model writer leaves model.safetensors 0600), so the cached copy
+    opens up too: base models, train splits and task files only, which every run is given anyway; the
+    hidden split is never among them (``check_hidden``)."""
+    if uid == inputs.stat().st_uid:
+        return
+    for folder, _folders, files in os.walk(inputs):
+        _grant(Path(folder), 0o005)
+        for name in files:
+            _grant(Path(folder) / name, 0o004)
+
+
+def _grant(path: Path, bits: int) -> None:
+    mode = path.lstat().st_mode
+    if not stat.S_ISLNK(mode) and mode & bits != bits:
+        path.chmod(stat.S_IMODE(mode) | bits)
+
+
+def check_readable(folder: Path, uid: int) -> None:
+    """Refuse a run whose container user could not open its submission (a checkout made 0700, a
+    working tree under umask 077): it would fail as if its script had."""
+    info = folder.stat()
+    if uid != info.st_uid and info.st_mode & 0o005 != 0o005:
+        raise SandboxUnavailable(f"{folder} (mode {info.st_mode & 0o777:o}) cannot be read by the docker backend's "
+                                 f"container user {uid}; make it readable (chmod o+rx) and keep the platform's "
+                                 "umask at 022")
 
 
 def bind(source: Path, target: PurePosixPath, read_only: bool) -> str:
