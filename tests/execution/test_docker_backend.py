@@ -58,10 +58,8 @@ def test_the_command_line_isolates_the_run(rules: SandboxRules, make_job: MakeJo
         f"type=bind,source={job.output_dir.resolve()},target=/output,bind-propagation=rprivate"]
     # The assigned GPUs are renumbered inside the container.
     assert _options(options, "--env") == ["CUDA_VISIBLE_DEVICES=0,1", f"TRAINARENA_RUN_ID={job.spec.run_id}"]
-    keeper_seconds = job.spec.budget_seconds + job.grace_seconds + rules.start_timeout_seconds
-    assert command == ["/usr/bin/timeout", "--foreground", "--kill-after", f"{job.grace_seconds:.3f}s",
-                       f"{keeper_seconds:.3f}s", "/usr/bin/nice", "-n", "7", "/usr/bin/env", "-u", "PATH", "-u",
-                       "HOSTNAME", IMAGE_PYTHON, *job.spec.argv("train.py")[1:]]
+    assert command == ["/usr/bin/nice", "-n", "7", "/usr/bin/env", "-u", "PATH", "-u", "HOSTNAME", IMAGE_PYTHON,
+                       *job.spec.argv("train.py")[1:]]
 
 
 @needs_tini
@@ -78,7 +76,7 @@ def test_the_host_runtime_binds_what_bwrap_binds_read_only(rules: SandboxRules, 
     assert Path("/usr") in expected
     image_at = argv.index(backend.runtime.image)
     assert backend.runtime.image.startswith(f"{HOST_IMAGE_REPOSITORY}:")
-    assert argv[image_at + 1:image_at + 3] == [backend.runtime.init[0], "--"]  # tini, seen through the /usr bind
+    assert argv[image_at + 1:image_at + 4] == [backend.runtime.init[0], "-g", "--"]  # tini, seen through the /usr bind
     assert argv[-len(job.spec.argv("train.py")):] == [str(python.executable), *job.spec.argv("train.py")[1:]]
 
 
@@ -151,7 +149,7 @@ spec = RunSpec(run_id=run.name, task_type=TaskType.INSTRUCT, dataset_file="train
 job = SandboxJob(spec=spec, entrypoint="train.py", submission_dir=Path(sys.argv[2]), inputs_dir=run / "inputs",
                  output_dir=run / "output", log_dir=run / "logs", grace_seconds=0.5, memory_limit_mb=256,
                  log_max_bytes=100000)
-DockerBackend(SandboxRules(start_timeout_seconds=2)).run(job)
+DockerBackend(SandboxRules()).run(job)
 """
 
 
@@ -170,7 +168,7 @@ def _wait_for(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def
 
 
 @pytest.mark.docker
-def test_a_run_whose_platform_died_stops_itself_and_is_removed_by_the_next_backend(
+def test_a_run_whose_platform_died_is_removed_by_the_next_backend(
     docker_daemon: str, tmp_path: Path
 ) -> None:
     cli = DockerCli(docker_daemon, 30)
@@ -182,11 +180,10 @@ def test_a_run_whose_platform_died_stops_itself_and_is_removed_by_the_next_backe
     assert _wait_for(lambda: any(c["State"] == "running" for c in _containers(cli, run.name)), 60)
     platform.send_signal(signal.SIGKILL)  # no finally block runs: the container is left behind
     platform.wait()
+    time.sleep(2)  # past its budget of 1 s and grace of 0.5 s: nobody is left to stop it
     [left] = _containers(cli, run.name)
     assert left["State"] == "running" and left["Names"].startswith("trainarena-run-orphaned-")
     assert [item.container for item in leftovers(cli)] == [left["Names"]]
-    # Its deadline keeper ends it by itself at budget + grace + start_timeout_seconds (1 + 0.5 + 2 s).
-    assert _wait_for(lambda: _containers(cli, run.name)[0]["State"] == "exited", 30)
     alive = cli.text("create", "--label", f"{OWNER_LABEL}={owner_label()}", "--label", "trainarena.run=run-alive",
                      host_image().tag, "/usr/bin/true")
     try:

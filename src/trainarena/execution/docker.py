@@ -12,17 +12,18 @@ What it protects against (the adversarial tests in tests/execution/ run against 
   /dev/shm, in a private IPC namespace) are private tmpfs of ``tmp_max_mb``.
 - Privilege: ``--user`` ``sandbox_uid`` (nobody; the platform's own uid when it is not root),
   ``--cap-drop ALL``, ``no-new-privileges``.
-- Memory (swap included), processes and threads (``--pids-limit``: the init and the deadline
-  keeper count, as bwrap's two processes do), CPU (``--cpus``): the container's cgroup; the run's
+- Memory (swap included), processes and threads (``--pids-limit``: the init counts, as bwrap's two
+  processes do), CPU (``--cpus``): the container's cgroup; the run's
   processes get ``nice`` added, as under bwrap; every file at ``output_max_mb`` (``--ulimit fsize``) and /output's total
   measured while it runs (``execution.disk``). Only the assigned GPUs (``--gpus device=...``).
-- Outliving its budget: at the deadline ``docker kill --signal TERM`` (the init passes it on to the
-  deadline keeper, which signals the script's whole process group), after the grace period ``docker
-  kill`` (SIGKILL to the init: the kernel kills everything in the container's PID namespace,
+- Outliving its budget: at the deadline ``docker kill --signal TERM`` (the init, tini, passes it to
+  the script's process group: its children too, not a setsid'd daemon), after the grace period
+  ``docker kill`` (SIGKILL to the init: the kernel kills everything in the container's PID namespace,
   setsid'd daemons included). A script that ends in time takes its daemons along the same way.
-  The container is removed after every run. If the platform itself dies mid-run, the container ends
-  itself: coreutils ``timeout`` inside it stops the script at budget + grace + start_timeout_seconds;
-  and ``execution.docker_cli.remove_leftovers`` removes it when a docker backend next starts.
+  The container is removed after every run. A platform that dies mid-run cannot stop its containers
+  (``docker run`` does not end its container with the client): they carry its name in a label, and
+  ``execution.docker_cli.remove_leftovers`` removes them when a docker backend next starts (or
+  ``trainarena docker clean``).
 - Logs: the container's log driver is ``none`` (a flood never reaches the daemon's disk); the
   attached streams are capped by ``execution.supervise`` as for every backend.
 
@@ -82,7 +83,8 @@ def host_runtime(rules: SandboxRules) -> Runtime:
     etc = [Path("/etc") / entry for entry in rules.etc_files if (Path("/etc") / entry).exists()]
     python = training_python(rules)
     binds = outermost([Path("/usr"), *(Path("/") / name for name in image.layout.bound), *etc, *python.needed_dirs])
-    return Runtime(image.tag, str(python.executable), (init, "--"), binds, image)
+    # -g: a signal reaches the script's whole process group, as bwrap signals every process of a run.
+    return Runtime(image.tag, str(python.executable), (init, "-g", "--"), binds, image)
 
 
 def outermost(paths: list[Path]) -> tuple[Path, ...]:
@@ -156,16 +158,9 @@ class DockerBackend:
                  "--workdir", str(SANDBOX_SUBMISSION)]
         for key, value in sorted(_container_env(job, env).items()):
             argv += ["--env", f"{key}={value}"]
-        return [*argv, runtime.image, *runtime.init, *self._deadline_keeper(job), "/usr/bin/nice", "-n", str(rules.nice),
+        return [*argv, runtime.image, *runtime.init, "/usr/bin/nice", "-n", str(rules.nice),
                 # docker always sets PATH and HOSTNAME; the contract's environment has neither.
                 "/usr/bin/env", "-u", "PATH", "-u", "HOSTNAME", runtime.python, *job.spec.argv(job.entrypoint)[1:]]
-
-    def _deadline_keeper(self, job: SandboxJob) -> list[str]:
-        """coreutils ``timeout``: the container's own deadline, for a platform that died mid-run; it
-        leaves the start of the container a margin, so it never fires before the platform's own."""
-        seconds = job.spec.budget_seconds + job.grace_seconds + self._rules.start_timeout_seconds
-        # --foreground: a signal the init passes on reaches the script once (without it, twice).
-        return ["/usr/bin/timeout", "--foreground", "--kill-after", f"{job.grace_seconds:.3f}s", f"{seconds:.3f}s"]
 
     def run(self, job: SandboxJob) -> RunResult:
         self.prepare()

@@ -4,10 +4,9 @@ platform left behind.
 Every container the docker backend starts carries two labels: the run's id and its *owner*, the
 platform process that started it (host name, pid and the process's start time, so a recycled pid is
 not mistaken for it). ``docker run`` does not stop its container when the client dies, so a platform
-killed mid-run (SIGKILL, OOM, power) leaves its containers running; each one also ends itself past
-its budget (``docker.container_deadline``), and :func:`remove_leftovers` (run when a docker backend
-is prepared, and by ``trainarena docker clean``) removes every container of this host whose owner is
-gone. Containers of a platform that is still alive, on this host or another one sharing the daemon,
+killed mid-run (SIGKILL, OOM, power) leaves its containers running; :func:`remove_leftovers` (run
+when a docker backend is prepared, and by ``trainarena docker clean``) removes every container of
+this host whose owner is gone. Containers of a platform that is still alive, on this host or another one sharing the daemon,
 are never touched.
 """
 

@@ -307,8 +307,7 @@ class SandboxRules(Section):
         description="Entries of /etc bound read-only into the bwrap sandbox (nothing else of /etc is visible).",
     )
     start_timeout_seconds: float = Field(
-        60.0, gt=0, description="Docker backend: limit on each docker call (info, import, kill, inspect, rm); also "
-        "how long past budget + grace a container stops itself when the platform died mid-run."
+        60.0, gt=0, description="Docker backend: limit on each docker call (info, import, kill, inspect, rm)."
     )
 
 
