@@ -304,7 +304,8 @@ class SandboxRules(Section):
     etc_files: tuple[str, ...] = Field(
         ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "passwd", "group", "hosts",
          "localtime", "alternatives", "ssl/certs", "ca-certificates"),
-        description="Entries of /etc bound read-only into the bwrap sandbox (nothing else of /etc is visible).",
+        description="Entries of /etc bound read-only into each run, under bwrap and in the docker backend's host "
+        "image (nothing else of /etc is visible).",
     )
     start_timeout_seconds: float = Field(
         60.0, gt=0, description="Docker backend: limit on each docker call (info, import, kill, inspect, rm)."
