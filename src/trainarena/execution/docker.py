@@ -93,10 +93,10 @@ def outermost(paths: list[Path]) -> tuple[Path, ...]:
     return tuple(p for p in unique if not any(p != other and p.is_relative_to(other) for other in unique))
 
 
-def container_user(rules: SandboxRules) -> int:
-    """Never root: ``sandbox_uid`` when the platform runs as root (it can hand /output over and read
-    back what the run wrote), else the platform's own uid, whose files /output holds."""
-    return rules.sandbox_uid if os.geteuid() == 0 else os.geteuid()
+def container_user(rules: SandboxRules) -> tuple[int, int]:
+    """uid and gid, never root: ``sandbox_uid`` when the platform runs as root (it can hand /output
+    over and read back what the run wrote), else the platform's own, whose files /output holds."""
+    return (rules.sandbox_uid, rules.sandbox_uid) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
 
 
 class DockerBackend:
@@ -135,11 +135,11 @@ class DockerBackend:
     def docker_argv(self, job: SandboxJob, env: dict[str, str], container: str) -> list[str]:
         """The full ``docker run`` command line for ``job`` (tests assert on it)."""
         rules, runtime = self._rules, self.runtime
-        memory, uid = f"{job.memory_limit_mb}m", container_user(rules)
+        memory, (uid, gid) = f"{job.memory_limit_mb}m", container_user(rules)
         argv = [self._cli.executable, "run", "--pull", "never", "--name", container,
                 "--label", f"{RUN_LABEL}={job.spec.run_id}", "--label", f"{OWNER_LABEL}={self._owner}",
                 "--network", "none", "--ipc", "private", "--hostname", "sandbox", "--log-driver", "none",
-                "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", f"{uid}:{uid}", "--read-only",
+                "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", f"{uid}:{gid}", "--read-only",
                 "--tmpfs", f"/tmp:rw,nosuid,nodev,size={rules.tmp_max_mb}m", "--shm-size", f"{rules.tmp_max_mb}m",
                 "--memory", memory, "--memory-swap", memory, "--pids-limit", str(rules.max_processes),
                 "--ulimit", f"fsize={rules.output_max_mb * MB}"]
@@ -166,11 +166,11 @@ class DockerBackend:
         self.prepare()
         check_hidden([job.submission_dir, job.inputs_dir, job.output_dir], self._protected)
         job.output_dir.mkdir(parents=True, exist_ok=True)
-        user = container_user(self._rules)
+        uid, gid = container_user(self._rules)
         if os.geteuid() == 0:  # the run's user writes there; the platform (root) reads it back
-            os.chown(job.output_dir, user, user)
-        share_inputs(job.inputs_dir, user)
-        check_readable(job.submission_dir, user)
+            os.chown(job.output_dir, uid, gid)
+        share_inputs(job.inputs_dir, uid)
+        check_readable(job.submission_dir, uid)
         container = f"trainarena-{_NAME_UNSAFE.sub('-', job.spec.run_id)}-{uuid.uuid4().hex[:8]}"
         rules, output = self._rules, output_cap(job, self._rules)
         started_at, env = script_env(job)
@@ -194,7 +194,7 @@ class DockerBackend:
         """``logs/sandbox.txt``'s lines about the backend and the run's limits (bwrap's vocabulary)."""
         rules, cgroup = self._rules, self._cgroup
         cpu = f"cpu={cgroup}:{rules.cpus_per_run:g}" if rules.cpus_per_run else "cpu=none"
-        return (f"backend=docker image={self.runtime.image} user={container_user(rules)}\n"
+        return (f"backend=docker image={self.runtime.image} user={':'.join(map(str, container_user(rules)))}\n"
                 f"memory_limit={cgroup}:{job.memory_limit_mb * MB} processes={cgroup}:{rules.max_processes} {cpu} "
                 f"file_size=rlimit-fsize:{rules.output_max_mb * MB} nice={rules.nice}\n")
 
