@@ -1,5 +1,7 @@
 # The docker backend's image: the pinned training environment, nothing else.
+# A self-contained alternative to the backend's default image (built from the host, execution.docker_image).
 # Build locally (the backend never pulls): docker build -f docker/runtime.Dockerfile -t trainarena-runtime:latest .
+# and select it: TRAINARENA_SANDBOX__DOCKER_IMAGE=trainarena-runtime:latest
 # Scripts run as nobody (65534) with the repository at /submission (ro), inputs at /inputs (ro) and
 # /output (rw); the backend adds --network none, --read-only, --cap-drop ALL and a private /tmp.
 FROM python:3.11-slim-bookworm

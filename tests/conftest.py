@@ -139,3 +139,26 @@ def postgres_url() -> Iterator[str]:
         yield f"{dialect}://{user}@/{name}?host=/var/run/postgresql"
     finally:
         _as_postgres(f"dropdb --if-exists {name}")
+
+
+@pytest.fixture(scope="session")
+def docker_daemon() -> str:
+    """The docker CLI, with a daemon that answers and this host's runtime image built, once per session
+    (each docker backend then finds it and builds nothing); skips, saying why, where no daemon runs.
+    scripts/test starts one as root when docker.io is installed."""
+    from trainarena.execution.docker_cli import DockerCli, daemon_problem, find_docker
+    from trainarena.execution.docker_image import ensure_image, host_image
+
+    problem = daemon_problem()
+    if problem is not None:
+        pytest.skip(f"the docker backend's tests need a Docker daemon: {problem}")
+    cli = DockerCli(find_docker(), 60.0)
+    image = host_image()
+    ensure_image(cli, image)
+    # A daemon that answers but cannot start a container with limits (no cgroups where it runs) is
+    # no daemon for these tests either; a broken command line of the backend's own still fails them.
+    probe = cli.call("run", "--rm", "--network", "none", "--read-only", "--memory", "64m", "--pids-limit", "64",
+                     "--mount", "type=bind,source=/usr,target=/usr,readonly", image.tag, "/usr/bin/true")
+    if probe.returncode != 0:
+        pytest.skip(f"the Docker daemon cannot run a container here: {probe.stderr.decode(errors='replace').strip()[:300]}")
+    return cli.executable

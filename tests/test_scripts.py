@@ -25,6 +25,14 @@ install_hash > "$INSTALL_STAMP"
 PYTHON = '#!/bin/sh\necho "python $*" >> calls.log\n'
 RUFF = "#!/bin/sh\necho ruff >> calls.log\n"
 NO_POSTGRES = "#!/bin/sh\n"  # pg_lsclusters listing no cluster: scripts/test starts no PostgreSQL here
+# A Docker daemon that answers while $STUBS/daemon.up exists; dockerd makes it until it is stopped.
+DOCKER = '#!/bin/sh\n[ "$1" = info ] && [ -f "$STUBS/daemon.up" ]\n'
+DOCKERD = """#!/bin/sh
+echo "dockerd $*" >> calls.log
+touch "$STUBS/daemon.up"
+trap 'rm -f "$STUBS/daemon.up"; echo "dockerd stopped" >> calls.log; exit 0' TERM
+while :; do sleep 0.05; done
+"""
 
 
 def _executable(path: Path, text: str) -> None:
@@ -46,17 +54,20 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     _executable(stubs / "python", PYTHON)
     _executable(stubs / "ruff", RUFF)
     _executable(stubs / "pg_lsclusters", NO_POSTGRES)
+    _executable(stubs / "docker", DOCKER)
+    _executable(stubs / "dockerd", DOCKERD)
+    (stubs / "daemon.up").touch()  # a daemon runs already: scripts/test starts none
     monkeypatch.setenv("STUBS", str(stubs))
     monkeypatch.setenv("PATH", f"{stubs}{os.pathsep}{os.environ['PATH']}")
     return root
 
 
-def _scripts_test(project: Path) -> list[str]:
+def _scripts_test(project: Path, status: int = 0) -> list[str]:
     """Run scripts/test -q from elsewhere (it changes into its own root); the calls it made."""
     log = project / "calls.log"
     log.unlink(missing_ok=True)
     done = subprocess.run([str(project / "scripts" / "test"), "-q"], cwd="/", capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == status, done.stderr
     return log.read_text().splitlines()
 
 
@@ -69,3 +80,17 @@ def test_scripts_test_sets_up_a_fresh_clone_then_only_when_stale(project: Path) 
     assert _scripts_test(project) == ["setup", *tests]  # stale stamp
     (project / ".venv" / ".trainarena-installed").unlink()
     assert _scripts_test(project) == ["setup", *tests]  # a venv nobody finished installing
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="scripts/test starts a Docker daemon only as root")
+def test_scripts_test_starts_a_docker_daemon_only_when_none_answers_and_stops_only_its_own(project: Path) -> None:
+    stubs = Path(os.environ["STUBS"])
+    _scripts_test(project)  # set up once
+    assert _scripts_test(project) == ["ruff", "python -m pytest -q"]  # one answers: used, left running
+    assert (stubs / "daemon.up").exists()
+    (stubs / "daemon.up").unlink()
+    started = ["dockerd --iptables=false --ip6tables=false --bridge=none", "ruff", "python -m pytest -q", "dockerd stopped"]
+    assert _scripts_test(project) == started
+    assert not (stubs / "daemon.up").exists()
+    _executable(project / ".venv" / "bin" / "python", PYTHON + "exit 1\n")  # failing tests: the status comes back
+    assert _scripts_test(project, status=1) == started

@@ -71,7 +71,13 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, assets) -> Path:
     return data
 
 
-def test_demo_plays_to_a_champion_and_records_every_failure(examples: Path, data_dir: Path) -> None:
+@pytest.mark.parametrize("sandbox", ["bwrap", pytest.param("docker", marks=pytest.mark.docker)])
+def test_demo_plays_to_a_champion_and_records_every_failure(
+    sandbox: str, examples: Path, data_dir: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if sandbox == "docker":
+        request.getfixturevalue("docker_daemon")  # a daemon, or a skip saying why
+        monkeypatch.setenv("TRAINARENA_SANDBOX__BACKEND", "docker")
     result = CliRunner().invoke(app, ["demo", "--examples", str(examples), "--budget", "20", "--json"])
     assert result.exit_code == 0, result.output
     board = json.loads(result.stdout)
@@ -92,6 +98,8 @@ def test_demo_plays_to_a_champion_and_records_every_failure(examples: Path, data
     # Every run's folder holds its result.json, as `runs show --json` prints it.
     results = [json.loads(p.read_text()) for p in (data_dir / "runs").glob("tournament-*/run-*/attempt-*/result.json")]
     assert sorted(r["run_id"] for r in results) == sorted(line["run_id"] for line in board["runs"])
+    reports = [p.read_text() for p in (data_dir / "runs").rglob("sandbox.txt")]
+    assert len(reports) == len(results) and all(r.startswith(f"backend={sandbox}") for r in reports)
 
     # A second demo is a new tournament against the same champion; the first is kept as it was.
     with open_store(Settings()) as store, store.session() as session:

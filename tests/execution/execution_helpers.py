@@ -9,14 +9,31 @@ from pathlib import Path
 
 import pytest
 
-from trainarena.execution.base import SandboxJob
+from trainarena.execution.base import Backend, SandboxJob
 from trainarena.execution.cgroups import CgroupLayout, create_run_cgroup, detect_layout
+from trainarena.settings import SandboxRules
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "competitors"
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 
 MakeJob = Callable[..., SandboxJob]
+
+# The sandboxing backends every adversarial test runs against (``sandbox_backend`` builds one).
+SANDBOXES = [pytest.param("bwrap", marks=[pytest.mark.sandbox, needs_bwrap], id="bwrap"),
+             pytest.param("docker", marks=pytest.mark.docker, id="docker")]
+
+
+def sandbox_backend(request: pytest.FixtureRequest, name: str, rules: SandboxRules, protected: tuple[Path, ...]) -> Backend:
+    """The ``name`` backend under ``rules``; for docker, a daemon and its image first (or a skip)."""
+    if name == "docker":
+        from trainarena.execution.docker import DockerBackend
+
+        request.getfixturevalue("docker_daemon")
+        return DockerBackend(rules, protected=protected)
+    from trainarena.execution.bwrap import BwrapBackend
+
+    return BwrapBackend(rules, protected=protected)
 
 # Python source: tries 300 forks, children sleeping 2 s; leaves ``children`` (how many it got) and
 # ``error`` (the exception that stopped it, or "none") for the script it starts to report.
@@ -46,10 +63,9 @@ def _usable_cgroups() -> CgroupLayout:
 
 
 HOST_CGROUPS = _usable_cgroups()
-needs_cgroups = pytest.mark.skipif(
-    not {"memory", "pids", "cpu"} <= set(HOST_CGROUPS.hierarchies),
-    reason="no usable memory+pids+cpu cgroup controllers on this host (read-only or not delegated)",
-)
+HOST_CGROUPS_COMPLETE = {"memory", "pids", "cpu"} <= set(HOST_CGROUPS.hierarchies)
+NO_CGROUPS = "no usable memory+pids+cpu cgroup controllers on this host (read-only or not delegated)"
+needs_cgroups = pytest.mark.skipif(not HOST_CGROUPS_COMPLETE, reason=NO_CGROUPS)
 
 
 def processes_of_run(run_id: str) -> list[int]:

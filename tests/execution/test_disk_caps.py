@@ -8,10 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from execution_helpers import FORK_BOMB, MakeJob, needs_bwrap, needs_cgroups, processes_of_run
+from execution_helpers import FORK_BOMB, SANDBOXES, MakeJob, needs_cgroups, processes_of_run, sandbox_backend
 
 from trainarena.contract import RunStatus
-from trainarena.execution.bwrap import BwrapBackend, tmpfs_size_supported
+from trainarena.execution.base import Backend
+from trainarena.execution.bwrap import tmpfs_size_supported
 from trainarena.execution.disk import MB, DiskCap, used_bytes
 from trainarena.execution.local import LocalUnsafeBackend, UnsafeBackendWarning
 from trainarena.settings import Settings
@@ -61,18 +62,16 @@ print("wrote all 200 MB", flush=True)
 '''
 
 
-@pytest.fixture
-def capped(settings: Settings) -> BwrapBackend:
+@pytest.fixture(params=SANDBOXES)
+def capped(request: pytest.FixtureRequest, settings: Settings) -> Backend:
     rules = settings.sandbox.model_copy(update={"tmp_max_mb": 4, "output_max_mb": 8, "disk_check_seconds": 0.1})
-    return BwrapBackend(rules, protected=(settings.data_dir,))
+    return sandbox_backend(request, request.param, rules, (settings.data_dir,))
 
 
-@pytest.mark.sandbox
-@needs_bwrap
 def test_tmp_and_each_output_file_stop_at_their_caps(
-    capped: BwrapBackend, make_job: MakeJob, script_dir: Callable[[str], Path]
+    capped: Backend, make_job: MakeJob, script_dir: Callable[[str], Path]
 ) -> None:
-    if not tmpfs_size_supported("bwrap"):
+    if capped.name == "bwrap" and not tmpfs_size_supported("bwrap"):
         pytest.skip("this bwrap cannot --size a tmpfs (bubblewrap < 0.7, or setuid)")
     job = make_job(script_dir(ONE_BIG_FILE_EACH))
     result = capped.run(job)
@@ -86,10 +85,8 @@ def test_tmp_and_each_output_file_stop_at_their_caps(
     assert f"tmp=tmpfs:{4 * MB}" in report and f"output=rlimit-fsize+measured-every-0.1s:{8 * MB}" in report
 
 
-@pytest.mark.sandbox
-@needs_bwrap
 def test_a_run_writing_past_the_output_cap_is_stopped_and_fails_saying_why(
-    capped: BwrapBackend, make_job: MakeJob, script_dir: Callable[[str], Path]
+    capped: Backend, make_job: MakeJob, script_dir: Callable[[str], Path]
 ) -> None:
     job = make_job(script_dir(MANY_FILES), budget=30)
     result = capped.run(job)
@@ -108,13 +105,12 @@ for i in range(3):
 '''
 
 
-@pytest.mark.sandbox
-@needs_bwrap
+@pytest.mark.parametrize("sandbox", SANDBOXES)
 def test_a_burst_past_the_cap_between_two_measurements_still_fails_the_run(
-    settings: Settings, make_job: MakeJob, script_dir: Callable[[str], Path]
+    request: pytest.FixtureRequest, sandbox: str, settings: Settings, make_job: MakeJob, script_dir: Callable[[str], Path]
 ) -> None:
     rules = settings.sandbox.model_copy(update={"output_max_mb": 8, "disk_check_seconds": 60})
-    result = BwrapBackend(rules, protected=(settings.data_dir,)).run(make_job(script_dir(QUICK_BURST)))
+    result = sandbox_backend(request, sandbox, rules, (settings.data_dir,)).run(make_job(script_dir(QUICK_BURST)))
     assert result.exit_code == 0 and result.status is RunStatus.FAILED
     assert (result.failure_reason or "").startswith(
         "wrote more than 8 MB to /output (the run's cap); found when the run ended")

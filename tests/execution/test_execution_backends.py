@@ -1,4 +1,4 @@
-"""The unsafe local backend, the docker command line, and the backend factory."""
+"""The unsafe local backend and the backend factory (the docker backend: test_docker_backend.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from execution_helpers import MakeJob, needs_bwrap, processes_of_run
 
 from trainarena.contract import RunStatus
 from trainarena.execution import make_backend
-from trainarena.execution.docker import IMAGE_PYTHON, DockerBackend, docker_available
 from trainarena.execution.local import LocalUnsafeBackend, UnsafeBackendWarning, host_path
 from trainarena.execution.runtime import SandboxUnavailable
 from trainarena.settings import SandboxRules, Settings
@@ -60,44 +59,6 @@ def test_host_path_maps_only_contract_roots(make_job: MakeJob) -> None:
     assert host_path("/output/model.safetensors", job) == f"{job.output_dir.resolve()}/model.safetensors"
     assert host_path("/outputs", job) == "/outputs"
     assert host_path("instruct", job) == "instruct"
-
-
-def test_docker_command_line_isolates_the_run(rules: SandboxRules, make_job: MakeJob) -> None:
-    from dataclasses import replace
-
-    job = make_job("crasher", memory_limit_mb=4096)
-    job = replace(job, spec=replace(job.spec, devices=(2, 3)))
-    caps = {"cpus_per_run": 4, "max_processes": 300, "tmp_max_mb": 512, "output_max_mb": 1000}
-    backend = DockerBackend(rules.model_copy(update=caps), docker="/usr/bin/docker")
-    argv = backend.docker_argv(job, {"TRAINARENA_RUN_ID": job.spec.run_id, "CUDA_VISIBLE_DEVICES": "2,3"}, "ctr")
-    image_at = argv.index(rules.docker_image)
-    options, command = argv[:image_at], argv[image_at + 1:]
-    assert options[:3] == ["/usr/bin/docker", "run", "--rm"]
-    for flag, value in [("--network", "none"), ("--cap-drop", "ALL"), ("--security-opt", "no-new-privileges"),
-                        ("--memory", "4096m"), ("--memory-swap", "4096m"), ("--cpus", "4"), ("--name", "ctr"),
-                        ("--gpus", '"device=2,3"'), ("--user", "65534:65534"), ("--pull", "never"), ("-w", "/submission"),
-                        ("--pids-limit", "300"), ("--ulimit", f"fsize={1000 * 1024 * 1024}"),
-                        ("--tmpfs", "/tmp:rw,nosuid,nodev,size=512m")]:
-        assert options[options.index(flag) + 1] == value, flag
-    assert "--read-only" in options
-    volumes = [options[i + 1] for i, item in enumerate(options) if item == "-v"]
-    assert volumes == [f"{job.submission_dir.resolve()}:/submission:ro", f"{job.inputs_dir.resolve()}:/inputs:ro",
-                       f"{job.output_dir.resolve()}:/output:rw"]
-    envs = [options[i + 1] for i, item in enumerate(options) if item == "-e"]
-    assert envs == ["CUDA_VISIBLE_DEVICES=0,1", f"TRAINARENA_RUN_ID={job.spec.run_id}"]  # renumbered in the container
-    assert command == [IMAGE_PYTHON, *job.spec.argv("train.py")[1:]]
-
-
-def test_docker_command_line_without_gpus_or_cpu_cap(rules: SandboxRules, make_job: MakeJob) -> None:
-    argv = DockerBackend(rules, docker="docker").docker_argv(make_job("crasher"), {}, "ctr")
-    assert "--gpus" not in argv and "--cpus" not in argv
-
-
-@pytest.mark.docker
-@pytest.mark.skipif(shutil.which("docker") is None or not docker_available(), reason="no Docker daemon")
-def test_docker_runs_the_crasher(rules: SandboxRules, make_job: MakeJob) -> None:
-    result = DockerBackend(rules).run(make_job("crasher"))
-    assert result.status is RunStatus.FAILED and "deliberate failure" in (result.failure_reason or "")
 
 
 @needs_bwrap

@@ -15,7 +15,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from execution_helpers import FORK_BOMB, MakeJob, needs_bwrap, needs_cgroups, processes_of_run
+from execution_helpers import (
+    FORK_BOMB,
+    HOST_CGROUPS_COMPLETE,
+    NO_CGROUPS,
+    SANDBOXES,
+    MakeJob,
+    needs_bwrap,
+    needs_cgroups,
+    processes_of_run,
+    sandbox_backend,
+)
 from execution_helpers import HOST_CGROUPS as HOST
 
 from trainarena.contract import RunStatus
@@ -145,14 +155,14 @@ time.sleep(1)
 '''
 
 
-@pytest.mark.sandbox
-@needs_bwrap
-@needs_cgroups
+@pytest.mark.parametrize("sandbox", SANDBOXES)
 def test_a_fork_bomb_stops_at_the_process_limit(
-    settings: Settings, make_job: MakeJob, script_dir: Callable[[str], Path]
+    request: pytest.FixtureRequest, sandbox: str, settings: Settings, make_job: MakeJob, script_dir: Callable[[str], Path]
 ) -> None:
+    if sandbox == "bwrap" and not HOST_CGROUPS_COMPLETE:
+        pytest.skip(NO_CGROUPS)  # the docker daemon has cgroups of its own
     rules = settings.sandbox.model_copy(update={"max_processes": 20})
-    backend = BwrapBackend(rules, protected=(settings.data_dir,))
+    backend = sandbox_backend(request, sandbox, rules, (settings.data_dir,))
     job = make_job(script_dir(FORK_AND_REPORT))
     peak = []
     runner = threading.Thread(target=lambda: peak.append(backend.run(job)))
@@ -164,8 +174,9 @@ def test_a_fork_bomb_stops_at_the_process_limit(
     result = peak[0]
     assert result.status is RunStatus.SUCCEEDED, result.failure_reason
     forked, error = result.stdout_path.read_text().split()[1:3]
-    # 20 tasks in the cgroup: bwrap's two, the script, at most 17 children.
-    assert 0 < int(forked) <= 17 and error == "BlockingIOError"
+    # 20 tasks in the cgroup: the sandbox's own (bwrap's two; docker's init), the script, its children.
+    own = {"bwrap": 2, "docker": 1}[sandbox]
+    assert 0 < int(forked) <= 20 - own - 1 and error == "BlockingIOError"
     assert seen <= 20
     assert "processes=cgroup-v" in (job.log_dir / "sandbox.txt").read_text()
     assert processes_of_run(job.spec.run_id) == []

@@ -6,6 +6,7 @@ import typer
 
 from trainarena.cli import api, champions, competitor, demo, doctor, keys, models, run, runs, serve, status, tournament, weights
 from trainarena.cli import audit as audit_cli
+from trainarena.cli import docker as docker_cli
 from trainarena.cli import jobs as jobs_cli
 from trainarena.cli import records as records_cli
 from trainarena.cli import task as task_cli
@@ -25,6 +26,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(models.app, name="models")
 app.add_typer(champions.app, name="champions")
 app.add_typer(jobs_cli.app, name="jobs")
+app.add_typer(docker_cli.app, name="docker")
 app.command("run")(run.run_command)
 app.command("audit")(audit_cli.audit_command)
 app.command("status")(status.status_command)

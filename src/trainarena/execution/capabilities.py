@@ -18,7 +18,7 @@ from typing import Any
 from trainarena.execution.bwrap import tmpfs_size_supported
 from trainarena.execution.cgroups import CONTROLLERS, CgroupLayout, create_run_cgroup, detect_layout
 from trainarena.execution.disk import MB
-from trainarena.execution.docker import docker_available
+from trainarena.execution.docker_cli import docker_available
 from trainarena.settings import SandboxRules
 
 _PROBE_TIMEOUT_SECONDS = 20.0

@@ -1,101 +1,247 @@
-"""``DockerBackend``: the same contract in a locally built container (docker/runtime.Dockerfile).
+"""``DockerBackend``: the same contract and the same mount plan as bwrap, in a Docker container.
 
-Each run is ``docker run --rm`` with no network, every capability dropped, no-new-privileges, a
-read-only root filesystem, a private /tmp tmpfs of ``tmp_max_mb``, memory (swap included), process
-(``--pids-limit``) and CPU caps (the container's cgroup), every file capped at ``output_max_mb``
-(``--ulimit fsize``) and /output's total measured while it runs (``execution.disk``), only the
-assigned GPUs, the nobody user, and the run's three directories mounted as in the contract. The
-container's init (``--init``) ends with the script, and the container with it, so no process outlives
-the run. At the deadline ``docker kill --signal TERM``, after the grace period ``docker kill``.
+Each run is one ``docker run`` of the host runtime image (``execution.docker_image``: an empty root
+with, bound read-only, /usr, bwrap's /etc entries and the pinned training interpreter's prefixes),
+or of an operator's self-contained image (``SandboxRules.docker_image``, docker/runtime.Dockerfile).
 
-Covers what the bwrap backend covers, with the memory cap applied to the container as a whole (a
-cgroup). Does not cover: a compromised Docker daemon or kernel; the daemon's own resources (image
-pulls are impossible anyway: the image must be built locally and is never pulled, ``--pull never``).
+What it protects against (the adversarial tests in tests/execution/ run against both backends):
+- Network: ``--network none``: a loopback only, no route, no DNS.
+- Reading what it should not: only the binds above and the run's /submission (ro), /inputs (ro) and
+  /output (rw); a mount plan that would expose the hidden directory is refused before anything starts.
+- Writing outside /output: ``--read-only`` root, every bind read-only but /output; /tmp (and
+  /dev/shm, in a private IPC namespace) are private tmpfs of ``tmp_max_mb``.
+- Privilege: ``--user`` ``sandbox_uid`` (nobody; the platform's own uid when it is not root),
+  ``--cap-drop ALL``, ``no-new-privileges``.
+- Memory (swap included), processes and threads (``--pids-limit``: the init counts, as bwrap's two
+  processes do), CPU (``--cpus``): the container's cgroup; the run's
+  processes get ``nice`` added, as under bwrap; every file at ``output_max_mb`` (``--ulimit fsize``) and /output's total
+  measured while it runs (``execution.disk``). Only the assigned GPUs (``--gpus device=...``).
+- Outliving its budget: at the deadline ``docker kill --signal TERM`` (the init, tini, passes it to
+  the script's process group: its children too, not a setsid'd daemon), after the grace period
+  ``docker kill`` (SIGKILL to the init: the kernel kills everything in the container's PID namespace,
+  setsid'd daemons included). A script that ends in time takes its daemons along the same way.
+  The container is removed after every run. A platform that dies mid-run cannot stop its containers
+  (``docker run`` does not end its container with the client): they carry its name in a label, and
+  ``execution.docker_cli.remove_leftovers`` removes them when a docker backend next starts (or
+  ``trainarena docker clean``).
+- Logs: the container's log driver is ``none`` (a flood never reaches the daemon's disk); the
+  attached streams are capped by ``execution.supervise`` as for every backend.
+
+What it does not protect against: a compromised daemon or kernel (containers share the host kernel:
+use a VM or gVisor's runsc runtime for more); /output passing its cap within one measurement
+interval (the run fails all the same); GPU memory of other runs on a shared GPU. GPU runs need the
+NVIDIA container toolkit on the host (argv tested only: no GPU machine here).
 """
 
 from __future__ import annotations
 
-import contextlib
+import csv
+import io
 import os
+import re
 import shutil
-import subprocess
+import stat
+import threading
 import uuid
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
-from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT, SANDBOX_SUBMISSION
+from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT, SANDBOX_SUBMISSION, RunStatus
 from trainarena.execution.base import RunResult, SandboxJob
-from trainarena.execution.disk import MB
-from trainarena.execution.limits import output_cap
-from trainarena.execution.runtime import SandboxUnavailable, script_env
+from trainarena.execution.disk import MB, disk_description
+from trainarena.execution.docker_cli import OWNER_LABEL, RUN_LABEL, DockerCli, find_docker, owner_label, remove_leftovers
+from trainarena.execution.docker_image import HostImage, ensure_image, host_image
+from trainarena.execution.limits import out_of_memory, output_cap
+from trainarena.execution.runtime import SandboxUnavailable, check_hidden, script_env, training_python
 from trainarena.execution.supervise import Launch, supervise
 from trainarena.settings import SandboxRules
 
-# The interpreter of the pinned training environment inside the image; docker/runtime.Dockerfile
-# creates the virtualenv at exactly this path.
+# The interpreter of a self-contained image; docker/runtime.Dockerfile creates its venv here.
 IMAGE_PYTHON = "/opt/trainarena/venv/bin/python"
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 
 
-def find_docker() -> str:
-    path = shutil.which("docker")
-    if path is None:
-        raise SandboxUnavailable("the docker backend needs the docker CLI and a running daemon; install Docker "
-                                 "or use the default bwrap backend")
-    return path
+@dataclass(frozen=True)
+class Runtime:
+    """Where a run's system comes from: the image, its interpreter, the init to start (``()``:
+    docker's own ``--init``) and the host paths bound read-only at the same place."""
+
+    image: str
+    python: str
+    init: tuple[str, ...]
+    binds: tuple[Path, ...]
+    host_image: HostImage | None = None
 
 
-def docker_available(docker: str = "docker") -> bool:
-    """True when a Docker daemon answers (``docker info`` succeeds)."""
-    try:
-        return subprocess.run([docker, "info"], capture_output=True, timeout=20, check=False).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+def host_runtime(rules: SandboxRules) -> Runtime:
+    """The host runtime image with bwrap's system binds and the pinned training interpreter."""
+    init = shutil.which("docker-init") or shutil.which("tini")
+    if init is None or not Path(init).is_relative_to("/usr"):
+        raise SandboxUnavailable("the docker backend's host runtime starts each run under tini, which it needs under "
+                                 f"/usr (found: {init}); install it (apt-get install tini; docker.io ships it)")
+    image = host_image()
+    etc = [Path("/etc") / entry for entry in rules.etc_files if (Path("/etc") / entry).exists()]
+    python = training_python(rules)
+    binds = outermost([Path("/usr"), *(Path("/") / name for name in image.layout.bound), *etc, *python.needed_dirs])
+    # -g: a signal reaches the script's whole process group, as bwrap signals every process of a run.
+    return Runtime(image.tag, str(python.executable), (init, "-g", "--"), binds, image)
+
+
+def outermost(paths: list[Path]) -> tuple[Path, ...]:
+    """``paths`` without those inside another one (docker refuses two mounts on one target)."""
+    unique = sorted(set(paths))
+    return tuple(p for p in unique if not any(p != other and p.is_relative_to(other) for other in unique))
+
+
+def container_user(rules: SandboxRules) -> tuple[int, int]:
+    """uid and gid, never root: ``sandbox_uid`` when the platform runs as root (it can hand /output
+    over and read back what the run wrote), else the platform's own, whose files /output holds."""
+    return (rules.sandbox_uid, rules.sandbox_uid) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
 
 
 class DockerBackend:
+    """Runs each job in a fresh container (module docstring: what it covers and not)."""
+
     name = "docker"
 
-    def __init__(self, rules: SandboxRules, docker: str | None = None) -> None:
+    def __init__(self, rules: SandboxRules, protected: tuple[Path, ...] = (), docker: str | None = None) -> None:
+        """``protected``: host directories that must never be bound in (the hidden dir, the data dir)."""
         self._rules = rules
-        self._docker = docker or find_docker()
+        self._cli = DockerCli(docker or find_docker(), rules.start_timeout_seconds)
+        self._protected = protected
+        self.runtime = (host_runtime(rules) if rules.docker_image is None
+                        else Runtime(rules.docker_image, IMAGE_PYTHON, (), ()))
+        check_hidden(list(self.runtime.binds), protected)
+        self._owner = owner_label()
+        self._cgroup: str | None = None  # "cgroup-v1" | "cgroup-v2" once prepared
+        self._prepare_lock = threading.Lock()
+
+    def prepare(self) -> None:
+        """Once per backend, before its first run: the daemon answers, the image is there (the host
+        runtime image built when missing), containers a dead platform left here are removed."""
+        with self._prepare_lock:
+            if self._cgroup is not None:
+                return
+            version = self._cli.text("info", "--format", "{{.CgroupVersion}}")
+            if self.runtime.host_image is not None:
+                ensure_image(self._cli, self.runtime.host_image)
+            elif self._cli.call("image", "inspect", self.runtime.image).returncode != 0:
+                raise SandboxUnavailable(f"the docker image {self.runtime.image} (sandbox.docker_image) is not on the daemon "
+                                         f"and is never pulled: build it (docker build -f docker/runtime.Dockerfile -t "
+                                         f"{self.runtime.image} .) or unset docker_image to use this host's runtime")
+            remove_leftovers(self._cli)
+            self._cgroup = f"cgroup-v{version or '1'}"
 
     def docker_argv(self, job: SandboxJob, env: dict[str, str], container: str) -> list[str]:
         """The full ``docker run`` command line for ``job`` (tests assert on it)."""
-        memory = f"{job.memory_limit_mb}m"
-        rules = self._rules
-        uid = str(rules.sandbox_uid)
-        argv = [self._docker, "run", "--rm", "--init", "--pull", "never", "--name", container,
-                "--network", "none", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-                "--read-only", "--tmpfs", f"/tmp:rw,nosuid,nodev,size={rules.tmp_max_mb}m",
+        rules, runtime = self._rules, self.runtime
+        memory, (uid, gid) = f"{job.memory_limit_mb}m", container_user(rules)
+        argv = [self._cli.executable, "run", "--pull", "never", "--name", container,
+                "--label", f"{RUN_LABEL}={job.spec.run_id}", "--label", f"{OWNER_LABEL}={self._owner}",
+                "--network", "none", "--ipc", "private", "--hostname", "sandbox", "--log-driver", "none",
+                "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", f"{uid}:{gid}", "--read-only",
+                "--tmpfs", f"/tmp:rw,nosuid,nodev,size={rules.tmp_max_mb}m", "--shm-size", f"{rules.tmp_max_mb}m",
                 "--memory", memory, "--memory-swap", memory, "--pids-limit", str(rules.max_processes),
-                "--ulimit", f"fsize={rules.output_max_mb * MB}", "--user", f"{uid}:{uid}"]
-        if self._rules.cpus_per_run:
-            argv += ["--cpus", str(self._rules.cpus_per_run)]
+                "--ulimit", f"fsize={rules.output_max_mb * MB}"]
+        if rules.cpus_per_run:
+            argv += ["--cpus", str(rules.cpus_per_run)]
         if job.spec.devices:
             # The quotes are part of the value: docker parses --gpus as CSV.
             argv += ["--gpus", '"device=' + ",".join(str(d) for d in job.spec.devices) + '"']
-        argv += ["-v", f"{job.submission_dir.resolve()}:{SANDBOX_SUBMISSION}:ro",
-                 "-v", f"{job.inputs_dir.resolve()}:{SANDBOX_INPUTS}:ro",
-                 "-v", f"{job.output_dir.resolve()}:{SANDBOX_OUTPUT}:rw",
-                 "-w", str(SANDBOX_SUBMISSION)]
+        if not runtime.init:
+            argv.append("--init")
+        for path in runtime.binds:
+            argv += ["--mount", bind(path, PurePosixPath(path), read_only=True)]
+        argv += ["--mount", bind(job.submission_dir.resolve(), SANDBOX_SUBMISSION, read_only=True),
+                 "--mount", bind(job.inputs_dir.resolve(), SANDBOX_INPUTS, read_only=True),
+                 "--mount", bind(job.output_dir.resolve(), SANDBOX_OUTPUT, read_only=False),
+                 "--workdir", str(SANDBOX_SUBMISSION)]
         for key, value in sorted(_container_env(job, env).items()):
-            argv += ["-e", f"{key}={value}"]
-        argv += [self._rules.docker_image, IMAGE_PYTHON, *job.spec.argv(job.entrypoint)[1:]]
-        return argv
+            argv += ["--env", f"{key}={value}"]
+        return [*argv, runtime.image, *runtime.init, "/usr/bin/nice", "-n", str(rules.nice),
+                # docker always sets PATH and HOSTNAME; the contract's environment has neither.
+                "/usr/bin/env", "-u", "PATH", "-u", "HOSTNAME", runtime.python, *job.spec.argv(job.entrypoint)[1:]]
 
     def run(self, job: SandboxJob) -> RunResult:
+        self.prepare()
+        check_hidden([job.submission_dir, job.inputs_dir, job.output_dir], self._protected)
         job.output_dir.mkdir(parents=True, exist_ok=True)
+        uid, gid = container_user(self._rules)
+        if os.geteuid() == 0:  # the run's user writes there; the platform (root) reads it back
+            os.chown(job.output_dir, uid, gid)
+        share_inputs(job.inputs_dir, uid)
+        check_readable(job.submission_dir, uid)
+        container = f"trainarena-{_NAME_UNSAFE.sub('-', job.spec.run_id)}-{uuid.uuid4().hex[:8]}"
+        rules, output = self._rules, output_cap(job, self._rules)
         started_at, env = script_env(job)
-        container = f"trainarena-{job.spec.run_id}-{uuid.uuid4().hex[:8]}"
         launch = Launch(
-            argv=self.docker_argv(job, env, container), env=_client_env(), cwd=None, log_dir=job.log_dir,
-            budget_seconds=job.spec.budget_seconds, grace_seconds=job.grace_seconds,
-            log_max_bytes=job.log_max_bytes, log_tail_chars=self._rules.log_tail_chars,
-            disk_caps=(output_cap(job, self._rules),),
-            disk_check_seconds=self._rules.disk_check_seconds,
+            argv=self.docker_argv(job, env, container), env={}, cwd=None, log_dir=job.log_dir,
+            budget_seconds=job.spec.budget_seconds, grace_seconds=job.grace_seconds, log_max_bytes=job.log_max_bytes,
+            log_tail_chars=rules.log_tail_chars, disk_caps=(output,), disk_check_seconds=rules.disk_check_seconds,
         )
-        return supervise(launch, lambda _proc: _ContainerTerminator(self._docker, container, self._rules), started_at)
+        job.log_dir.mkdir(parents=True, exist_ok=True)
+        (job.log_dir / "sandbox.txt").write_text(self.describe(job) + disk_description(
+            f"tmpfs:{rules.tmp_max_mb * MB}", output, rules.disk_check_seconds))
+        try:
+            result = supervise(launch, lambda _proc: _ContainerTerminator(self._cli, container), started_at)
+            if result.status is not RunStatus.SUCCEEDED and self._oom_killed(container):
+                return out_of_memory(result, job.memory_limit_mb, f"{self._cgroup}, docker")
+            return result
+        finally:
+            self._cli.call("rm", "--force", "--volumes", container)
+
+    def describe(self, job: SandboxJob) -> str:
+        """``logs/sandbox.txt``'s lines about the backend and the run's limits (bwrap's vocabulary)."""
+        rules, cgroup = self._rules, self._cgroup
+        cpu = f"cpu={cgroup}:{rules.cpus_per_run:g}" if rules.cpus_per_run else "cpu=none"
+        return (f"backend=docker image={self.runtime.image} user={':'.join(map(str, container_user(rules)))}\n"
+                f"memory_limit={cgroup}:{job.memory_limit_mb * MB} processes={cgroup}:{rules.max_processes} {cpu} "
+                f"file_size=rlimit-fsize:{rules.output_max_mb * MB} nice={rules.nice}\n")
+
+    def _oom_killed(self, container: str) -> bool:
+        return self._cli.call("inspect", "--format", "{{.State.OOMKilled}}", container).stdout.strip() == b"true"
 
     def close(self) -> None:
-        """Nothing is held between runs."""
+        """Nothing is held between runs (each run removes its container)."""
+
+
+def share_inputs(inputs: Path, uid: int) -> None:
+    """Let the container user read the run's inputs: folders o+rx, files o+r. They are hard links
+    into the platform's caches (the model writer leaves model.safetensors 0600), so the cached copy
+    opens up too: base models, train splits and task files only, which every run is given anyway; the
+    hidden split is never among them (``check_hidden``)."""
+    if uid == inputs.stat().st_uid:
+        return
+    for folder, _folders, files in os.walk(inputs):
+        _grant(Path(folder), 0o005)
+        for name in files:
+            _grant(Path(folder) / name, 0o004)
+
+
+def _grant(path: Path, bits: int) -> None:
+    mode = path.lstat().st_mode
+    if not stat.S_ISLNK(mode) and mode & bits != bits:
+        path.chmod(stat.S_IMODE(mode) | bits)
+
+
+def check_readable(folder: Path, uid: int) -> None:
+    """Refuse a run whose container user could not open its submission (a checkout made 0700, a
+    working tree under umask 077): it would fail as if its script had."""
+    info = folder.stat()
+    if uid != info.st_uid and info.st_mode & 0o005 != 0o005:
+        raise SandboxUnavailable(f"{folder} (mode {info.st_mode & 0o777:o}) cannot be read by the docker backend's "
+                                 f"container user {uid}; make it readable (chmod o+rx) and keep the platform's "
+                                 "umask at 022")
+
+
+def bind(source: Path, target: PurePosixPath, read_only: bool) -> str:
+    """A ``--mount`` value binding ``source`` at ``target`` (CSV: a comma in a path is quoted)."""
+    fields = ["type=bind", f"source={source}", f"target={target}", "bind-propagation=rprivate"]
+    if read_only:
+        fields.append("readonly")
+    line = io.StringIO()
+    csv.writer(line, lineterminator="").writerow(fields)
+    return line.getvalue()
 
 
 def _container_env(job: SandboxJob, env: dict[str, str]) -> dict[str, str]:
@@ -105,28 +251,13 @@ def _container_env(job: SandboxJob, env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _client_env() -> dict[str, str]:
-    """The docker CLI's own environment: how to reach the daemon, nothing else of the platform's."""
-    keep = {key: value for key, value in os.environ.items() if key.startswith("DOCKER_")}
-    keep["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
-    if "HOME" in os.environ:
-        keep["HOME"] = os.environ["HOME"]  # the CLI reads its config from ~/.docker
-    return keep
-
-
 class _ContainerTerminator:
-    def __init__(self, docker: str, container: str, rules: SandboxRules) -> None:
-        self._docker = docker
+    def __init__(self, cli: DockerCli, container: str) -> None:
+        self._cli = cli
         self._container = container
-        self._timeout = rules.start_timeout_seconds
-
-    def _kill(self, *signal_args: str) -> None:
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            subprocess.run([self._docker, "kill", *signal_args, self._container],
-                           capture_output=True, timeout=self._timeout, check=False)
 
     def terminate(self) -> None:
-        self._kill("--signal", "TERM")
+        self._cli.call("kill", "--signal", "TERM", self._container)
 
     def kill(self) -> None:
-        self._kill()
+        self._cli.call("kill", self._container)

@@ -32,5 +32,7 @@ def make_backend(settings: Settings, unsafe: bool = False) -> Backend:
     if name == "docker":
         from trainarena.execution.docker import DockerBackend
 
-        return DockerBackend(rules)
+        backend = DockerBackend(rules, protected=(settings.hidden_dir, settings.data_dir))
+        backend.prepare()  # no daemon, no image: say so now, not at the first run
+        return backend
     raise SandboxUnavailable(f"unknown sandbox backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")

@@ -99,9 +99,7 @@ class Confinement:
         "exited with code 137" with an empty stderr)."""
         if result.status is RunStatus.SUCCEEDED or not self.cgroup.oom_kills():
             return result
-        reason = (f"out of memory: the kernel killed a process of the run at its memory cap of "
-                  f"{self.limits.memory_mb} MB ({self.memory}); {result.failure_reason or ''}")
-        return replace(result, failure_reason=reason)
+        return out_of_memory(result, self.limits.memory_mb, self.memory)
 
     def close(self) -> None:
         self.cgroup.close()
@@ -111,6 +109,13 @@ class Confinement:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def out_of_memory(result: RunResult, memory_mb: int, how: str) -> RunResult:
+    """``result`` of a run the kernel OOM-killed at its memory cap (``how``: the cap's kind), saying so."""
+    reason = (f"out of memory: the kernel killed a process of the run at its memory cap of "
+              f"{memory_mb} MB ({how}); {result.failure_reason or ''}")
+    return replace(result, failure_reason=reason)
 
 
 def output_cap(job: SandboxJob, rules: SandboxRules) -> DiskCap:

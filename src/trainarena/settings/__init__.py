@@ -256,7 +256,11 @@ class SandboxRules(Section):
     )
     log_max_bytes: int = Field(2_000_000, ge=1024, description="Cap on each of stdout and stderr logs.")
     log_tail_chars: int = Field(2000, ge=100, description="Log tail stored as a crashed run's reason.")
-    docker_image: str = Field("trainarena-runtime:latest", description="Locally built image of the docker backend.")
+    docker_image: str | None = Field(
+        None, description="Docker backend: None (default) runs scripts in this host's runtime image, built locally on "
+        "first use (`trainarena docker build-image`), with /usr and the training interpreter bound read-only as in "
+        "bwrap; or the name of a self-contained image built from docker/runtime.Dockerfile (never pulled)."
+    )
     nice: int = Field(
         10, ge=0, le=19, description="Scheduling niceness added to every run's processes: the same for every run "
         "(fair among competitors), below the platform's own processes, so the API and the store stay responsive "
@@ -295,13 +299,17 @@ class SandboxRules(Section):
         description="Interpreter of the pinned training environment that runs scripts (its sys.prefix and "
         "sys.base_prefix are bound read-only into the sandbox); None: this platform's own venv interpreter.",
     )
-    sandbox_uid: int = Field(65534, ge=1, description="Uid/gid the script runs as inside the bwrap user namespace (nobody).")
+    sandbox_uid: int = Field(65534, ge=1, description="Uid/gid the script runs as inside the bwrap user namespace (nobody); "
+                             "the docker backend's container user when the platform runs as root.")
     etc_files: tuple[str, ...] = Field(
         ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "passwd", "group", "hosts",
          "localtime", "alternatives", "ssl/certs", "ca-certificates"),
-        description="Entries of /etc bound read-only into the bwrap sandbox (nothing else of /etc is visible).",
+        description="Entries of /etc bound read-only into each run, under bwrap and in the docker backend's host "
+        "image (nothing else of /etc is visible).",
     )
-    start_timeout_seconds: float = Field(60.0, gt=0, description="Docker backend: limit on docker create/kill calls.")
+    start_timeout_seconds: float = Field(
+        60.0, gt=0, description="Docker backend: limit on each docker call (info, import, kill, inspect, rm)."
+    )
 
 
 class ArtifactRules(Section):

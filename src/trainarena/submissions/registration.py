@@ -212,6 +212,8 @@ def export_tree(entries: list[git.TreeEntry], blobs: dict[str, bytes], destinati
         return
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=destination.parent))
+    # Readable as its files are (mkdtemp makes it 0700): the docker backend's container user is not the platform's.
+    staging.chmod(0o755)
     try:
         for entry in entries:
             if entry.kind == "submodule":

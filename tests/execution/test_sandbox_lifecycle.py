@@ -1,4 +1,4 @@
-"""Budgets, crashes, log caps, memory and concurrency under the bwrap backend."""
+"""Budgets, crashes, log caps, memory and concurrency under each sandbox backend."""
 
 from __future__ import annotations
 
@@ -9,24 +9,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from execution_helpers import MakeJob, needs_bwrap, processes_of_run
+from execution_helpers import SANDBOXES, MakeJob, processes_of_run, sandbox_backend
 
 from trainarena.contract import RunStatus
-from trainarena.execution.base import RunResult, SandboxJob
-from trainarena.execution.bwrap import BwrapBackend
+from trainarena.execution.base import Backend, RunResult, SandboxJob
 from trainarena.execution.runtime import SandboxUnavailable
 from trainarena.execution.supervise import TRUNCATION_MARKER
 from trainarena.settings import Settings
 
-pytestmark = [pytest.mark.sandbox, needs_bwrap]
+
+@pytest.fixture(params=SANDBOXES)
+def backend(request: pytest.FixtureRequest, settings: Settings) -> Backend:
+    return sandbox_backend(request, request.param, settings.sandbox, (settings.hidden_dir, settings.data_dir))
 
 
-@pytest.fixture
-def backend(settings: Settings) -> BwrapBackend:
-    return BwrapBackend(settings.sandbox, protected=(settings.hidden_dir, settings.data_dir))
-
-
-def test_overtime_is_killed_at_budget_plus_grace_and_recorded_timed_out(backend: BwrapBackend, make_job: MakeJob) -> None:
+def test_overtime_is_killed_at_budget_plus_grace_and_recorded_timed_out(backend: Backend, make_job: MakeJob) -> None:
     job = make_job("overtime", budget=2.0, grace=1.0)
     result = backend.run(job)
     assert result.status is RunStatus.TIMED_OUT
@@ -55,7 +52,7 @@ while True:
 
 
 def test_a_timed_out_run_takes_its_daemons_with_it(
-    backend: BwrapBackend, make_job: MakeJob, script_dir: Callable[[str], Path]
+    backend: Backend, make_job: MakeJob, script_dir: Callable[[str], Path]
 ) -> None:
     job = make_job(script_dir(DAEMON_THEN_HANG), budget=1.0, grace=0.5)
     result = backend.run(job)
@@ -68,7 +65,7 @@ def test_a_timed_out_run_takes_its_daemons_with_it(
     assert (marker.stat().st_size if marker.exists() else 0) == size_after_run  # nobody writes any more
 
 
-def test_a_crash_is_recorded_failed_with_the_tail_of_its_log(backend: BwrapBackend, make_job: MakeJob) -> None:
+def test_a_crash_is_recorded_failed_with_the_tail_of_its_log(backend: Backend, make_job: MakeJob) -> None:
     result = backend.run(make_job("crasher"))
     assert result.status is RunStatus.FAILED
     assert result.exit_code == 1
@@ -91,7 +88,7 @@ sys.exit(3)
 
 
 def test_logs_are_capped_and_the_failure_tail_is_the_real_end(
-    backend: BwrapBackend, make_job: MakeJob, script_dir: Callable[[str], Path]
+    backend: Backend, make_job: MakeJob, script_dir: Callable[[str], Path]
 ) -> None:
     cap = 64 * 1024
     result = backend.run(make_job(script_dir(FLOOD), log_max_bytes=cap))
@@ -113,7 +110,7 @@ print("allocated everything", flush=True)
 
 
 def test_memory_limit_stops_a_greedy_script(
-    backend: BwrapBackend, make_job: MakeJob, script_dir: Callable[[str], Path]
+    backend: Backend, make_job: MakeJob, script_dir: Callable[[str], Path]
 ) -> None:
     job = make_job(script_dir(ALLOCATE), memory_limit_mb=512)
     result = backend.run(job)
@@ -139,7 +136,7 @@ print("other visible:", os.path.exists(other), flush=True)
 
 
 def test_two_runs_at_once_do_not_see_each_other(
-    backend: BwrapBackend, make_job: MakeJob, script_dir: Callable[[str], Path]
+    backend: Backend, make_job: MakeJob, script_dir: Callable[[str], Path]
 ) -> None:
     source = script_dir(NEIGHBOUR)
     first, second = make_job(source), make_job(source)
@@ -186,7 +183,7 @@ print(json.dumps({"argv": sys.argv, "executable": sys.executable, "prefix": sys.
 
 
 def test_script_gets_the_contract_command_environment_and_interpreter(
-    backend: BwrapBackend, make_job: MakeJob, script_dir: Callable[[str], Path]
+    backend: Backend, make_job: MakeJob, script_dir: Callable[[str], Path]
 ) -> None:
     import json
 
@@ -208,7 +205,7 @@ def test_script_gets_the_contract_command_environment_and_interpreter(
 
 
 def test_a_job_directory_holding_the_hidden_split_is_refused(
-    backend: BwrapBackend, make_job: MakeJob, settings: Settings
+    backend: Backend, make_job: MakeJob, settings: Settings
 ) -> None:
     from dataclasses import replace
 

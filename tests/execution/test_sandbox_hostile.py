@@ -1,22 +1,22 @@
-"""The hostile example against the bwrap sandbox: one run, one assertion per isolation property."""
+"""The hostile example against each sandbox backend: one run per backend, one assertion per isolation
+property."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from execution_helpers import EXAMPLES, needs_bwrap, processes_of_run
+from execution_helpers import EXAMPLES, SANDBOXES, MakeJob, processes_of_run, sandbox_backend
 
 from trainarena.contract import RunStatus
 from trainarena.execution.artifacts import validate_artifact
 from trainarena.execution.base import RunResult, SandboxJob
-from trainarena.execution.bwrap import BwrapBackend
 from trainarena.settings import ArtifactRules, Settings
-
-pytestmark = [pytest.mark.sandbox, needs_bwrap]
 
 SECRET = "TOP-SECRET-HIDDEN-ROW-4242"
 ATTEMPT = re.compile(r"^ATTEMPT (?P<name>.+?): (?P<outcome>BLOCKED|SUCCEEDED) (?P<detail>.*)$", re.MULTILINE)
@@ -37,8 +37,8 @@ class HostileRun:
     sibling_file: Path
 
 
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> HostileRun:
+@pytest.fixture(scope="module", params=SANDBOXES)
+def hostile(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> HostileRun:
     data_dir = tmp_path_factory.mktemp("hostile") / "data"
     settings = Settings(data_dir=data_dir)
     hidden_file = settings.hidden_dir / "task-1" / "test.jsonl"
@@ -57,7 +57,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> HostileRun:
     job = SandboxJob(spec=spec, entrypoint="train.py", submission_dir=EXAMPLES / "hostile", inputs_dir=run_dir / "inputs",
                      output_dir=run_dir / "output", log_dir=run_dir / "logs", grace_seconds=1, memory_limit_mb=2048,
                      log_max_bytes=1_000_000, extra_env={"HOSTILE_PROBE_PATHS": probes})
-    backend = BwrapBackend(settings.sandbox, protected=(settings.hidden_dir, settings.data_dir))
+    backend = sandbox_backend(request, request.param, settings.sandbox, (settings.hidden_dir, settings.data_dir))
     result = backend.run(job)
     return HostileRun(job, result, result.stdout_path.read_text(), hidden_file, sibling_file)
 
@@ -106,3 +106,39 @@ def test_daemon_is_dead_and_its_marker_never_appears(hostile: HostileRun) -> Non
 def test_nothing_valid_is_left_in_output(hostile: HostileRun) -> None:
     check = validate_artifact(hostile.job.output_dir, hostile.job.spec.task_type, ArtifactRules())
     assert not check.ok
+
+
+ARTIFACT_TRICKS = '''
+import os
+open("/output/config.json", "w").write("{}")
+os.symlink(os.environ["HIDDEN_FILE"], "/output/model.safetensors")  # scored, it would read the hidden split
+open("/output/optimizer.pt", "wb").write(b"\\x80\\x04")  # a pickle: code run when loaded
+try:
+    os.link("/inputs/train.jsonl", "/output/linked.jsonl")
+    print("LINK made", flush=True)
+except OSError as exc:
+    print("LINK refused", type(exc).__name__, flush=True)
+os.makedirs("/output/locked")
+open("/output/locked/weights", "w").write("x" * 4096)
+os.chmod("/output/locked", 0)  # hidden from whoever checks the artifact?
+'''
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_artifact_tricks_are_refused_and_the_platform_still_owns_the_output(
+    request: pytest.FixtureRequest, sandbox: str, settings: Settings, make_job: MakeJob,
+    script_dir: Callable[[str], Path],
+) -> None:
+    hidden_file = settings.hidden_dir / "task-1" / "test.jsonl"
+    hidden_file.parent.mkdir(parents=True)
+    hidden_file.write_text(SECRET)
+    job = make_job(script_dir(ARTIFACT_TRICKS), extra_env={"HIDDEN_FILE": str(hidden_file)})
+    backend = sandbox_backend(request, sandbox, settings.sandbox, (settings.hidden_dir, settings.data_dir))
+    result = backend.run(job)
+    assert result.status is RunStatus.SUCCEEDED, result.failure_reason
+    assert "LINK refused" in result.stdout_path.read_text()  # /inputs is another mount: no hard link into it
+    check = validate_artifact(job.output_dir, job.spec.task_type, ArtifactRules())
+    assert not check.ok and f"symlink model.safetensors -> {hidden_file}" in (check.reason or "")
+    assert hidden_file.read_text() == SECRET
+    shutil.rmtree(job.output_dir)  # whatever the run's user left, the platform can remove it
+    assert not job.output_dir.exists()
