@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from trainarena.tasks.image.data import read_captions_file
+from trainarena.tasks.image.pipelines import FAMILIES, family_of
 from trainarena.tasks.result import score_result
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
@@ -40,11 +41,12 @@ class ArtifactError(Exception):
 
 
 def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
-    """Child-process entry: ``request`` holds hidden_file, artifact_dir, base_model and image_rules."""
+    """Child-process entry: ``request`` holds hidden_file, artifact_dir, base_model, model_type (sd when
+    absent) and image_rules."""
     rules = request["image_rules"]
     pairs = read_captions_file(Path(request["hidden_file"]))
     state, weights_name = read_lora(Path(request["artifact_dir"]))  # before the pipeline: a broken file fails fast
-    pipeline = load_pipeline(request["base_model"])
+    pipeline = load_pipeline(request["base_model"], request.get("model_type", "sd"))
     apply_lora(pipeline, state, weights_name)
     started = time.monotonic()
     with_text = reconstruction_losses(pipeline, pairs, rules, use_captions=True)
@@ -65,15 +67,16 @@ def noise_seeds(master_seed: int, count: int) -> list[int]:
     return [rng.randrange(2**31) for _ in range(count)]
 
 
-def load_pipeline(base_model: str):
+def load_pipeline(base_model: str, model_type: str = "sd"):
+    """The img2img pipeline of ``model_type``'s family (``pipelines.FAMILIES``), float32, on the GPU if any."""
+    import diffusers
     import torch
-    from diffusers import StableDiffusionImg2ImgPipeline
     from diffusers.utils import logging as diffusers_logging
 
+    family = family_of(model_type)
     diffusers_logging.disable_progress_bar()
-    pipeline = StableDiffusionImg2ImgPipeline.from_pretrained(
-        base_model, safety_checker=None, feature_extractor=None, requires_safety_checker=False, use_safetensors=True
-    )
+    extra = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False} if model_type == "sd" else {}
+    pipeline = getattr(diffusers, family.img2img).from_pretrained(base_model, use_safetensors=True, **extra)
     pipeline.set_progress_bar_config(disable=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return pipeline.to(device=device, dtype=torch.float32)
@@ -127,6 +130,16 @@ def peft_key_format(state: dict) -> dict:
     return convert_unet_state_dict_to_peft(unet) | rest
 
 
+def family_call_arguments(pipeline, size: tuple[int, int]) -> dict[str, int]:
+    """What the loaded pipeline's family must be told besides the shared arguments: Flux resizes to its
+    default size and pads T5 to 512 tokens unless given the image's size and the tokenizer's length."""
+    family = next(f for f in FAMILIES.values() if f.img2img == type(pipeline).__name__)
+    arguments = {"height": size[0], "width": size[1]} if family.explicit_size else {}
+    if family.t5_sequence:
+        arguments["max_sequence_length"] = pipeline.tokenizer_2.model_max_length
+    return arguments
+
+
 def reconstruction_losses(pipeline, pairs: list[tuple[Path, str]], rules: dict[str, Any], use_captions: bool) -> list[float]:
     """Per image: mean pixel MSE over the noise seeds."""
     import numpy as np
@@ -138,6 +151,7 @@ def reconstruction_losses(pipeline, pairs: list[tuple[Path, str]], rules: dict[s
     jobs = [(i, seed) for i in range(len(pairs)) for seed in seeds]
     totals = [0.0] * len(pairs)
     device = pipeline.device
+    sizing = family_call_arguments(pipeline, originals[0].shape[:2]) if originals else {}
     for start in range(0, len(jobs), rules["eval_batch_size"]):
         batch = jobs[start : start + rules["eval_batch_size"]]
         with torch.inference_mode():
@@ -149,6 +163,7 @@ def reconstruction_losses(pipeline, pairs: list[tuple[Path, str]], rules: dict[s
                 guidance_scale=rules["eval_guidance_scale"],
                 generator=[torch.Generator(device=device).manual_seed(seed) for _, seed in batch],
                 output_type="np",
+                **sizing,
             ).images
         for (i, _), result in zip(batch, output, strict=True):
             totals[i] += float(np.mean((result.astype(np.float64) - originals[i]) ** 2))
