@@ -1,6 +1,7 @@
-"""End to end on the SDXL and Flux example tasks (examples/tasks/image-*-sdxl|flux.toml): `trainarena run`
-of the house image script through the real sandbox trains a LoRA of the family's denoiser (SDXL's UNet,
-Flux's transformer), saved in that pipeline's LoRA layout, and the family's img2img evaluator scores it."""
+"""End to end on an example task of each image model type (examples/tasks/image-person.toml, and the
+-sdxl and -flux ones): `trainarena run` of the house image script through the real sandbox trains a LoRA
+of the family's denoiser (the UNet, or Flux's transformer), saved in that pipeline's LoRA layout, and the
+family's img2img evaluator scores it."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from trainarena.demo.example_repos import make_example_repo
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")]
 
 ROOT = Path(__file__).resolve().parents[2]
-TASKS = {"sdxl": ROOT / "examples" / "tasks" / "image-person-sdxl.toml", "flux": ROOT / "examples" / "tasks" / "image-style-flux.toml"}
-DENOISER_PREFIX = {"sdxl": "unet.", "flux": "transformer."}
+TASKS = {"sd": ROOT / "examples" / "tasks" / "image-person.toml", "sdxl": ROOT / "examples" / "tasks" / "image-person-sdxl.toml", "flux": ROOT / "examples" / "tasks" / "image-style-flux.toml"}
+DENOISER_PREFIX = {"sd": "unet.", "sdxl": "unet.", "flux": "transformer."}
 BUDGET = 35  # seconds: imports and loading the pipeline take ~10-20 s of it on a busy 2-core machine
 
 
