@@ -92,3 +92,28 @@ def test_a_lora_of_another_family_is_a_failure_with_a_reason(prepared, image_ass
     for model_type, foreign in (("flux", sdxl_lora), ("sdxl", flux_lora)):
         result = score_in_process(*prepared[model_type], foreign)
         assert result["score"] is None and "pytorch_lora_weights.safetensors" in result["failure"], (model_type, result)
+
+
+def test_hidden_images_of_odd_and_mixed_sizes_are_scored(image_assets, tmp_path):
+    """Sides that are not multiples of the pipeline's factor (Flux: 4 on the tiny one) are cropped, and
+    two sizes in one dataset are denoised in separate batches; both used to fail the whole evaluation."""
+    from PIL import Image
+
+    from trainarena.assets.image import write_image_folder
+    from trainarena.tasks.image.data import read_captions_file
+
+    source = image_assets.datasets["style_qrt"]
+    sizes = ((34, 34), (30, 38), (40, 24))
+    pairs = [(Image.open(path).resize(sizes[n % 3]), caption) for n, (path, caption) in enumerate(read_captions_file(source / "captions.jsonl"))]
+    write_image_folder(pairs, tmp_path / "odd")
+    dataset = {"source": str(tmp_path / "odd"), "kind": "style", "model_type": "flux"}
+    task = TaskDefinition("odd-flux", "image", str(image_assets.pipelines["flux"]), dataset, 10)
+    prep = get_task_type("image").prepare(task, tmp_path / "train", tmp_path / "hidden", Settings())
+    hidden_sizes = set()
+    for path, _caption in read_captions_file(prep.hidden_file):
+        with Image.open(path) as image:
+            hidden_sizes.add(image.size)
+    assert len(hidden_sizes) > 1
+    result = score_in_process(task, prep, write_family_lora(image_assets.pipelines["flux"], "flux", tmp_path / "lora", scale=0.0))
+    assert result["score"] is not None, result.get("failure")
+    assert len(result["per_example"]) == prep.hidden_rows

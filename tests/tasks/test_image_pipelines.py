@@ -55,3 +55,23 @@ def test_preparing_a_task_checks_the_base_model(tmp_path):
     task = TaskDefinition("t", "image", saved_pipeline(tmp_path, "StableDiffusionXLPipeline"), dataset, 10)
     with pytest.raises(DatasetError, match="set model_type = 'sdxl'"):
         get_task_type("image").prepare(task, tmp_path / "train", tmp_path / "hidden", Settings())
+
+
+def test_images_are_centre_cropped_to_the_pipelines_multiple():
+    import numpy as np
+
+    from trainarena.tasks.image.evaluation import crop_to_multiple
+
+    image = np.arange(7 * 10 * 3, dtype=np.float32).reshape(7, 10, 3)
+    cropped = crop_to_multiple(image, 4)
+    assert cropped.shape == (4, 8, 3) and np.array_equal(cropped, image[1:5, 1:9])
+    assert crop_to_multiple(image[:4, :8], 4).shape == (4, 8, 3)  # already a multiple: unchanged
+
+
+def test_batches_hold_one_image_size_and_keep_the_order_of_one_sized_data():
+    from trainarena.tasks.image.evaluation import same_size_batches
+
+    jobs = [(i, seed) for i in range(3) for seed in (5, 6)]
+    assert same_size_batches(jobs, [(32, 32, 3)] * 3, 4) == [jobs[:4], jobs[4:]]
+    mixed = same_size_batches(jobs, [(32, 32, 3), (16, 48, 3), (32, 32, 3)], 3)
+    assert mixed == [[(1, 5), (1, 6)], [(0, 5), (0, 6), (2, 5)], [(2, 6)]]
