@@ -39,6 +39,7 @@ BATCH_SIZE = 16
 CAPTION_DROPOUT = 0.5  # scoring is 75% unprompted
 SCORED_TIMESTEP_SHARE = 0.8  # share of steps drawn at the noise levels img2img scoring uses
 MAX_STEPS = 5000
+SIZE_MULTIPLE = 16  # training images are batched at one size whose sides every family's VAE (and Flux's packing) divides
 STOP_REQUESTED = False
 
 
@@ -62,11 +63,15 @@ def on_sigterm(*_) -> None:
 
 
 def read_images(zip_path: str, captions_file: str) -> list[tuple[object, str]]:
-    from PIL import Image
+    """The (image, caption) pairs, every image fitted (scaled and centre-cropped) to one size: the
+    smallest width and height among them, in multiples of SIZE_MULTIPLE (images of one size stay as they are)."""
+    from PIL import Image, ImageOps
 
     with zipfile.ZipFile(zip_path) as archive:
         rows = [json.loads(line) for line in archive.read(captions_file).decode().splitlines() if line.strip()]
-        return [(Image.open(io.BytesIO(archive.read(row["file"]))).convert("RGB"), row["caption"]) for row in rows]
+        pairs = [(Image.open(io.BytesIO(archive.read(row["file"]))).convert("RGB"), row["caption"]) for row in rows]
+    size = tuple(max(SIZE_MULTIPLE, min(image.size[axis] for image, _ in pairs) // SIZE_MULTIPLE * SIZE_MULTIPLE) for axis in (0, 1))
+    return [(image if image.size == size else ImageOps.fit(image, size), caption) for image, caption in pairs]
 
 
 def encode_data(pairs, family, device):
