@@ -84,7 +84,7 @@ def test_every_built_dataset_and_model_has_a_name(assets, image_assets):
     """The names come from the builders' lists: each one is something a build produces."""
     names = {(a.name, a.role, a.kind) for a in builtin_assets()}
     built = {(d.name, DATASET, TEXT) for d in assets.task_datasets} | {(n, DATASET, IMAGE) for n in image_assets.datasets}
-    built |= {(assets.tiny_llama.name, MODEL, TEXT), (image_assets.tiny_sd.name, MODEL, IMAGE)}
+    built |= {(assets.tiny_llama.name, MODEL, TEXT)} | {(p.name, MODEL, IMAGE) for p in image_assets.pipelines.values()}
     assert names == built
 
 

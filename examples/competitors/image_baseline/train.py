@@ -1,9 +1,11 @@
-"""trainarena house baseline for image tasks: a diffusers LoRA on the UNet, trained on the clock.
+"""trainarena house baseline for image tasks: a diffusers LoRA on the denoiser, trained on the clock.
 
 What it does, and why:
 - Reads the scoring constants from the dataset spec: most of the score is img2img *without* a prompt
   at a known denoise strength, so half of the captions are dropped (the LoRA must know the subject or
   style unprompted) and most timesteps are drawn below strength x T (the noise levels scored).
+- SD, SDXL and Flux pipelines (the spec's model_type): a LoRA on the UNet or on Flux's transformer,
+  with each family's own objective (``families.py``).
 - Latents and text embeddings are computed once (VAE and text encoder are frozen): a step is one UNet
   forward and backward, so the small budget buys many steps. Horizontal flips double the images.
 - LoRA rank 8 on attention and feed-forward projections; AdamW with warmup + cosine driven by the
@@ -26,7 +28,6 @@ import zipfile
 
 STOP_FRACTION = 0.75  # saving, and imports already paid, fit in the rest
 LORA_RANK = 8
-LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2"]
 # A LoRA on a tiny UNet, with ~100 steps in the budget, wants a high rate. Measured at 40 s budgets
 # (img2img MSE at strength 0.5; image_defaults at 1e-4: style 0.0198, person 0.0189): 1e-3 gave
 # 0.0189 / 0.0183, 5e-3 0.0179 / 0.0177, 1e-2 0.0173 / 0.0172. Attention-only targets at 5e-3 took
@@ -38,6 +39,7 @@ BATCH_SIZE = 16
 CAPTION_DROPOUT = 0.5  # scoring is 75% unprompted
 SCORED_TIMESTEP_SHARE = 0.8  # share of steps drawn at the noise levels img2img scoring uses
 MAX_STEPS = 5000
+SIZE_MULTIPLE = 16  # training images are batched at one size whose sides every family's VAE (and Flux's packing) divides
 STOP_REQUESTED = False
 
 
@@ -61,15 +63,19 @@ def on_sigterm(*_) -> None:
 
 
 def read_images(zip_path: str, captions_file: str) -> list[tuple[object, str]]:
-    from PIL import Image
+    """The (image, caption) pairs, every image fitted (scaled and centre-cropped) to one size: the
+    smallest width and height among them, in multiples of SIZE_MULTIPLE (images of one size stay as they are)."""
+    from PIL import Image, ImageOps
 
     with zipfile.ZipFile(zip_path) as archive:
         rows = [json.loads(line) for line in archive.read(captions_file).decode().splitlines() if line.strip()]
-        return [(Image.open(io.BytesIO(archive.read(row["file"]))).convert("RGB"), row["caption"]) for row in rows]
+        pairs = [(Image.open(io.BytesIO(archive.read(row["file"]))).convert("RGB"), row["caption"]) for row in rows]
+    size = tuple(max(SIZE_MULTIPLE, min(image.size[axis] for image, _ in pairs) // SIZE_MULTIPLE * SIZE_MULTIPLE) for axis in (0, 1))
+    return [(image if image.size == size else ImageOps.fit(image, size), caption) for image, caption in pairs]
 
 
-def encode_data(pairs, vae, text_encoder, tokenizer, device):
-    """Latents of every image and its mirror, the caption embeddings, and the empty prompt's."""
+def encode_data(pairs, family, device):
+    """Latents of every image and its mirror, the captions' text conditioning, and the empty prompt's."""
     import numpy as np
     import torch
 
@@ -77,14 +83,9 @@ def encode_data(pairs, vae, text_encoder, tokenizer, device):
     pixels = pixels.permute(0, 3, 1, 2).to(device)
     pixels = torch.cat([pixels, pixels.flip(3)])
     captions = [caption for _, caption in pairs] * 2
-
-    def embed(texts):
-        ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
-        return text_encoder(ids.to(device))[0]
-
+    size = tuple(pixels.shape[2:])
     with torch.no_grad():
-        latents = vae.encode(pixels).latent_dist.mean * vae.config.scaling_factor
-        return latents, embed(captions), embed([""])[0]
+        return family.encode_latents(pixels), family.encode_text(captions, size), family.encode_text([""], size)
 
 
 def lr_multiplier(started: float, stop_at: float):
@@ -98,42 +99,27 @@ def lr_multiplier(started: float, stop_at: float):
 
 def train(args, spec: dict, stop_at: float) -> int:
     import torch
-    import torch.nn.functional as F
-    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-    from transformers import AutoTokenizer, CLIPTextModel
+    from families import load_family
 
-    if spec.get("model_type", "sd") != "sd":
-        raise SystemExit(f"this script trains SD-layout pipelines, not {spec['model_type']!r}")
     device = "cuda" if args.devices and torch.cuda.is_available() else "cpu"
-    tokenizer = AutoTokenizer.from_pretrained(args.model, subfolder="tokenizer")
-    text_encoder = CLIPTextModel.from_pretrained(args.model, subfolder="text_encoder").to(device).requires_grad_(False)
-    vae = AutoencoderKL.from_pretrained(args.model, subfolder="vae").to(device).requires_grad_(False)
-    unet = UNet2DConditionModel.from_pretrained(args.model, subfolder="unet").to(device).requires_grad_(False)
-    scheduler = DDPMScheduler.from_pretrained(args.model, subfolder="scheduler")
-    unet.add_adapter(LoraConfig(r=LORA_RANK, lora_alpha=LORA_RANK, init_lora_weights="gaussian", target_modules=LORA_TARGETS))
-    latents, captions, empty = encode_data(read_images(args.dataset, spec["captions_file"]), vae, text_encoder, tokenizer, device)
+    scoring = spec.get("scoring", {})
+    family = load_family(spec.get("model_type", "sd"), args.model, device, LORA_RANK, scoring.get("guidance_scale", 1.0))
+    latents, captions, empty = encode_data(read_images(args.dataset, spec["captions_file"]), family, device)
 
-    parameters = [p for p in unet.parameters() if p.requires_grad]
+    parameters = [p for p in family.denoiser.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=LEARNING_RATE, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(time.time(), stop_at))
-    total_timesteps = scheduler.config.num_train_timesteps
-    scored = max(1, int(spec.get("scoring", {}).get("strength", 1.0) * total_timesteps))
+    total_levels, scored = family.timestep_limits(scoring.get("strength", 1.0))
     rng, generator = random.Random(args.seed), torch.Generator().manual_seed(args.seed)
-    unet.train()
+    family.denoiser.train()
     step, step_seconds = 0, 0.0
     while step < MAX_STEPS and not STOP_REQUESTED and time.time() + step_seconds < stop_at:
         began = time.time()
         index = torch.randint(len(latents), (BATCH_SIZE,), generator=generator)
-        drop = torch.tensor([rng.random() < CAPTION_DROPOUT for _ in range(BATCH_SIZE)])
-        states = torch.where(drop[:, None, None], empty.expand_as(captions[index]), captions[index])
-        high = [scored if rng.random() < SCORED_TIMESTEP_SHARE else total_timesteps for _ in range(BATCH_SIZE)]
-        timesteps = torch.tensor([rng.randrange(h) for h in high])
-        noise = torch.randn(latents[index].shape, generator=generator).to(device)
-        noisy = scheduler.add_noise(latents[index], noise, timesteps.to(device))
-        loss = F.mse_loss(unet(noisy, timesteps.to(device), states).sample, noise)
+        drop = torch.tensor([rng.random() < CAPTION_DROPOUT for _ in range(BATCH_SIZE)], device=device)
+        text = {key: torch.where(drop.view(-1, *[1] * (value.dim() - 1)), empty[key], value[index]) for key, value in captions.items()}
+        high = [scored if rng.random() < SCORED_TIMESTEP_SHARE else total_levels for _ in range(BATCH_SIZE)]
+        loss = family.loss(latents[index], text, high, rng, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -143,8 +129,7 @@ def train(args, spec: dict, stop_at: float) -> int:
         step_seconds = time.time() - began
         if step % 50 == 0:
             print(f"step {step} loss {loss.item():.4f}", flush=True)
-    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-    StableDiffusionPipeline.save_lora_weights(args.output_dir, unet_lora_layers=layers, safe_serialization=True)
+    family.save(args.output_dir)
     return step
 
 

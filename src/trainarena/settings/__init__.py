@@ -235,7 +235,7 @@ class ImageRules(Section):
     eval_batch_size: int = Field(32, ge=1, description="Images denoised at once during scoring.")
     text_weight: float = Field(0.25, ge=0.0, le=1.0, description="Weight of the loss with each image's caption as prompt.")
     no_text_weight: float = Field(0.75, ge=0.0, le=1.0, description="Weight of the loss with an empty prompt.")
-    model_types: tuple[str, ...] = Field(("sd", "sdxl", "flux"), description="Declared base-model types a task may name.")
+    model_types: tuple[str, ...] = Field(("sd", "sdxl", "flux"), description="Base-model types a task may name; each is scored with its own img2img pipeline (tasks/image/pipelines.py).")
 
     @model_validator(mode="after")
     def _check_weights(self) -> ImageRules:

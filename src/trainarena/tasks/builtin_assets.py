@@ -39,7 +39,7 @@ def builtin_assets() -> tuple[BuiltinAsset, ...]:
 
     return (
         BuiltinAsset(build.TINY_LLAMA, MODEL, TEXT),
-        BuiltinAsset(image_build.TINY_SD, MODEL, IMAGE),
+        *(BuiltinAsset(folder, MODEL, IMAGE) for folder in image_build.PIPELINES.values()),
         *(BuiltinAsset(d.name, DATASET, TEXT, "instruct") for d in synthetic.DATASETS),
         *(BuiltinAsset(d.name, DATASET, TEXT, d.task_type) for d in synthetic_types.TYPED_DATASETS),
         *(BuiltinAsset(d.name, DATASET, IMAGE, "image") for d in image_synthetic.DATASETS),
@@ -71,7 +71,7 @@ def builtin_path(asset: BuiltinAsset, assets_dir: Path) -> Path:
         from trainarena.assets.image import ensure_image_assets
 
         images = ensure_image_assets(assets_dir)
-        return images.tiny_sd if asset.role == MODEL else images.datasets[asset.name]
+        return images.root / asset.name if asset.role == MODEL else images.datasets[asset.name]
     from trainarena.assets import ensure_assets
 
     texts = ensure_assets(assets_dir)

@@ -17,6 +17,9 @@ def main(argv: list[str]) -> int:
     assets = ensure_image_assets(cache_dir)
     print(f"image assets: {assets.root} ({time.monotonic() - started:.1f} s this call)")
     print(f"tiny_sd: {assets.tiny_sd} (parameters: {json.dumps(assets.manifest['parameters'])})")
+    for model_type, path in assets.pipelines.items():
+        print(f"model_type {model_type}: {path}")
+    print(f"sdxl/flux parameters: {json.dumps(assets.manifest['family_parameters'])}")
     for name, path in assets.datasets.items():
         print(f"dataset {name} ({assets.dataset_kinds[name]}): {path}")
     print("pretraining:", json.dumps(assets.manifest["pretraining"]))

@@ -1,5 +1,6 @@
-"""Builds the offline image assets into a cache directory, once: the tiny SD-shaped pipeline and the
-synthetic person and style datasets (each a folder of PNGs + ``captions.jsonl``).
+"""Builds the offline image assets into a cache directory, once: the tiny SD-shaped pipeline (pre-trained),
+tiny SDXL- and Flux-shaped ones (random weights, built in about a second) and the synthetic person and
+style datasets (each a folder of PNGs + ``captions.jsonl``).
 
 Cached apart from the text assets: its own lock (``.image-assets.lock``), its own directory and stamp
 (the hash of this folder's source and of the text tokenizer builder it reuses), so building or changing
@@ -13,15 +14,19 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainarena.assets.cache import ensure_built
 
-IMAGE_ASSETS_VERSION = 1
+IMAGE_ASSETS_VERSION = 2  # 2: tiny_sdxl and tiny_flux
 MANIFEST = "manifest.json"
 TINY_SD = "tiny_sd"
+TINY_SDXL = "tiny_sdxl"
+TINY_FLUX = "tiny_flux"
+CALIBRATION_IMAGES = 256  # the latent statistics the SDXL and Flux VAE constants are set from (all 2,000 took 5 s)
+PIPELINES = {"sd": TINY_SD, "sdxl": TINY_SDXL, "flux": TINY_FLUX}  # model_type -> folder (and built-in name)
 CAPTIONS_FILE = "captions.jsonl"
 IMAGES_DIR = "images"
 MODEL_TYPE = "sd"  # the tiny pipeline has SD 1.x's layout
@@ -29,13 +34,15 @@ MODEL_TYPE = "sd"  # the tiny pipeline has SD 1.x's layout
 
 @dataclass(frozen=True)
 class ImageAssets:
-    """Paths of a finished image build. ``dataset_kinds[name]`` is person or style."""
+    """Paths of a finished image build. ``dataset_kinds[name]`` is person or style; ``pipelines[model_type]``
+    is the tiny pipeline of that type (``pipelines["sd"]`` is ``tiny_sd``)."""
 
     root: Path
     tiny_sd: Path  # diffusers pipeline directory (model_index.json, safetensors)
     datasets: dict[str, Path]  # folders: images/*.png + captions.jsonl
     dataset_kinds: dict[str, str]
     manifest: dict[str, Any]
+    pipelines: dict[str, Path] = field(default_factory=dict)
 
 
 def image_assets_stamp() -> str:
@@ -100,14 +107,20 @@ def _build(root: Path, seed: int) -> None:
         torch.set_num_threads(threads)
     model_builder.save_pipeline(components, root / TINY_SD)
     timings["model"] = time.monotonic() - mark
+    mark = time.monotonic()
+    sample = model_builder.images_to_tensor([image for image, _ in generic[:CALIBRATION_IMAGES]])
+    family_parameters = _build_families(root, captions, sample, seed)
+    timings["sdxl_flux"] = time.monotonic() - mark
     timings["total"] = time.monotonic() - started
     manifest = {
         "stamp": image_assets_stamp(),
         "seed": seed,
         "tiny_sd": TINY_SD,
         "model_type": MODEL_TYPE,
+        "pipelines": PIPELINES,
         "resolution": shape.resolution,
         "parameters": {k: sum(p.numel() for p in components[k].parameters()) for k in ("vae", "unet", "text_encoder")},
+        "family_parameters": family_parameters,
         "pretraining": pretraining,
         "datasets": {
             d.name: {"folder": f"datasets/{d.name}", "kind": d.kind, "token": d.token, "images": d.images}
@@ -118,6 +131,22 @@ def _build(root: Path, seed: int) -> None:
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
 
+def _build_families(root: Path, captions: list[str], pixels, seed: int) -> dict[str, dict[str, int]]:
+    """Build and save the tiny SDXL and Flux pipelines; their parameter counts by component."""
+    from trainarena.assets.image.codec import calibrate_latents
+    from trainarena.assets.image.flux import build_flux
+    from trainarena.assets.image.sdxl import build_sdxl
+
+    counts = {}
+    for model_type, builder in (("sdxl", build_sdxl), ("flux", build_flux)):
+        pipeline = builder(captions, seed)
+        calibrate_latents(pipeline.vae, pixels, shift=model_type == "flux")
+        pipeline.save_pretrained(root / PIPELINES[model_type], safe_serialization=True)
+        modules = {name: part for name, part in pipeline.components.items() if hasattr(part, "parameters")}
+        counts[model_type] = {name: sum(p.numel() for p in part.parameters()) for name, part in modules.items()}
+    return counts
+
+
 def _load(root: Path) -> ImageAssets:
     manifest = json.loads((root / MANIFEST).read_text())
     return ImageAssets(
@@ -126,4 +155,5 @@ def _load(root: Path) -> ImageAssets:
         datasets={name: root / info["folder"] for name, info in manifest["datasets"].items()},
         dataset_kinds={name: info["kind"] for name, info in manifest["datasets"].items()},
         manifest=manifest,
+        pipelines={model_type: root / folder for model_type, folder in manifest["pipelines"].items()},
     )

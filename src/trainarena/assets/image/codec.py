@@ -30,6 +30,21 @@ def codec_groups(channels: int) -> int:
     return channels // GROUP_SIZE
 
 
+def box_codec_vae(resolution: int, channels: tuple[int, ...], latent_channels: int, **config):
+    """An ``AutoencoderKL`` of ``len(channels) - 1`` downsamplings set to the box codec (frozen, eval mode);
+    ``config`` adds a family's own keys (Flux: no quant convs, a shift factor)."""
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=latent_channels,
+        block_out_channels=channels, layers_per_block=1, norm_num_groups=codec_groups(channels[0]),
+        down_block_types=("DownEncoderBlock2D",) * len(channels), up_block_types=("UpDecoderBlock2D",) * len(channels),
+        sample_size=resolution, mid_block_add_attention=False, **config,
+    )
+    init_box_codec(vae)
+    return vae.eval().requires_grad_(False)
+
+
 def init_box_codec(vae) -> None:
     """Set ``vae``'s weights (one downsampling, all blocks ``codec_groups`` wide) to the 2x2 box codec."""
     import torch
@@ -96,3 +111,16 @@ def _pick_signals(norm, conv_out) -> None:
     for signal in range(RGB):
         conv_out.weight[signal, GROUP_SIZE * signal, centre, centre] = 1.0
         conv_out.bias[signal] = -SILU_SHIFT
+
+
+def calibrate_latents(vae, pixels, shift: bool) -> None:
+    """Set ``vae``'s ``scaling_factor`` so that the latents of ``pixels`` ((N, 3, H, W) in [-1, 1]) have
+    unit variance, and, when ``shift`` (Flux's VAE has one), its ``shift_factor`` so that they have zero
+    mean: the real VAEs' constants are chosen so."""
+    import torch
+
+    with torch.no_grad():
+        latents = vae.encode(pixels).latent_dist.mean
+    mean = round(latents.mean().item(), 5) if shift else 0.0
+    config = {"scaling_factor": round(1.0 / (latents - mean).std().item(), 5)}
+    vae.register_to_config(**config | ({"shift_factor": mean} if shift else {}))

@@ -64,21 +64,13 @@ def scheduler_config(shape: TinySDShape) -> dict:
 
 def build_components(tokenizer, shape: TinySDShape, seed: int) -> dict:
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from diffusers import DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from trainarena.assets.image.codec import codec_groups, init_box_codec
+    from trainarena.assets.image.codec import box_codec_vae
 
     torch.manual_seed(seed)
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=shape.latent_channels,
-        block_out_channels=shape.vae_channels, layers_per_block=1, norm_num_groups=codec_groups(shape.vae_channels[0]),
-        down_block_types=("DownEncoderBlock2D",) * len(shape.vae_channels),
-        up_block_types=("UpDecoderBlock2D",) * len(shape.vae_channels),
-        sample_size=shape.resolution, mid_block_add_attention=False,
-    )
-    init_box_codec(vae)
-    vae.eval().requires_grad_(False)
+    vae = box_codec_vae(shape.resolution, shape.vae_channels, shape.latent_channels)
     unet = UNet2DConditionModel(
         sample_size=shape.resolution // 2 ** (len(shape.vae_channels) - 1),
         in_channels=shape.latent_channels, out_channels=shape.latent_channels,

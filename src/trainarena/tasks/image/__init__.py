@@ -22,6 +22,7 @@ from trainarena.tasks.image.data import (
     write_train_zip,
     written_image_keys,
 )
+from trainarena.tasks.image.pipelines import check_base_model
 from trainarena.tasks.image.spec import ImageDatasetSpec
 
 TRAIN_FILE = "train.zip"
@@ -37,6 +38,7 @@ class ImageTask:
 
     def prepare(self, task: TaskDefinition, train_dir: Path, hidden_dir: Path, settings: Settings) -> PreparedTask:
         spec = ImageDatasetSpec.from_dict(task.dataset, settings.image.model_types)
+        check_base_model(task.base_model, spec.model_type)
         train, hidden = split_images(load_images(spec, settings.data), settings.data, spec.source)
         write_train_zip(train, Path(train_dir) / TRAIN_FILE)
         hidden_file = write_hidden_folder(hidden, Path(hidden_dir))
@@ -60,6 +62,7 @@ class ImageTask:
             "hidden_file": str(prepared.hidden_file),
             "artifact_dir": str(artifact_dir),
             "base_model": task.base_model,
+            "model_type": task.dataset["model_type"],
             "image_rules": settings.image.model_dump(mode="json"),
         }
         return evaluate_in_child(self.task_type, self.direction, request, settings.data)

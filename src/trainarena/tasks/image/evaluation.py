@@ -14,6 +14,11 @@ diffusers-defaults LoRA at 40 s budgets, style and person: 0.90 / 0.94 at 0.5, 0
 at 1.0 the house scored worse on style): at high strength the result is a fresh sample whose layout
 differs from the hidden image, so the MSE measures the sampler's luck more than the LoRA.
 
+Sizes: each family's pipeline works on sides that are multiples of its VAE factor (SD/SDXL's, times
+two for Flux's latent packing) and resizes other images; every hidden image is centre-cropped to such
+sides first, so that the result and the original are compared pixel for pixel, and images of different
+sizes are denoised in separate batches.
+
 Determinism: every (image, seed) pair has its own ``torch.Generator``, so the noise does not depend on
 batching; the same artifact, hidden split, settings and thread count give the same bits.
 
@@ -23,12 +28,14 @@ diffusers' loader; no artifact file other than ``*.safetensors`` is opened.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from pathlib import Path
 from typing import Any
 
 from trainarena.tasks.image.data import read_captions_file
+from trainarena.tasks.image.pipelines import FAMILIES, family_of
 from trainarena.tasks.result import score_result
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
@@ -40,11 +47,12 @@ class ArtifactError(Exception):
 
 
 def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
-    """Child-process entry: ``request`` holds hidden_file, artifact_dir, base_model and image_rules."""
+    """Child-process entry: ``request`` holds hidden_file, artifact_dir, base_model, model_type (sd when
+    absent) and image_rules."""
     rules = request["image_rules"]
     pairs = read_captions_file(Path(request["hidden_file"]))
     state, weights_name = read_lora(Path(request["artifact_dir"]))  # before the pipeline: a broken file fails fast
-    pipeline = load_pipeline(request["base_model"])
+    pipeline = load_pipeline(request["base_model"], request.get("model_type", "sd"))
     apply_lora(pipeline, state, weights_name)
     started = time.monotonic()
     with_text = reconstruction_losses(pipeline, pairs, rules, use_captions=True)
@@ -65,15 +73,16 @@ def noise_seeds(master_seed: int, count: int) -> list[int]:
     return [rng.randrange(2**31) for _ in range(count)]
 
 
-def load_pipeline(base_model: str):
+def load_pipeline(base_model: str, model_type: str = "sd"):
+    """The img2img pipeline of ``model_type``'s family (``pipelines.FAMILIES``), float32, on the GPU if any."""
+    import diffusers
     import torch
-    from diffusers import StableDiffusionImg2ImgPipeline
     from diffusers.utils import logging as diffusers_logging
 
+    family = family_of(model_type)
     diffusers_logging.disable_progress_bar()
-    pipeline = StableDiffusionImg2ImgPipeline.from_pretrained(
-        base_model, safety_checker=None, feature_extractor=None, requires_safety_checker=False, use_safetensors=True
-    )
+    extra = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False} if model_type == "sd" else {}
+    pipeline = getattr(diffusers, family.img2img).from_pretrained(base_model, use_safetensors=True, **extra)
     pipeline.set_progress_bar_config(disable=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return pipeline.to(device=device, dtype=torch.float32)
@@ -127,19 +136,29 @@ def peft_key_format(state: dict) -> dict:
     return convert_unet_state_dict_to_peft(unet) | rest
 
 
+def family_call_arguments(pipeline, size: tuple[int, int]) -> dict[str, int]:
+    """What the loaded pipeline's family must be told besides the shared arguments: Flux resizes to its
+    default size and pads T5 to 512 tokens unless given the image's size and the tokenizer's length."""
+    family = next(f for f in FAMILIES.values() if f.img2img == type(pipeline).__name__)
+    arguments = {"height": size[0], "width": size[1]} if family.explicit_size else {}
+    if family.t5_sequence:
+        arguments["max_sequence_length"] = pipeline.tokenizer_2.model_max_length
+    return arguments
+
+
 def reconstruction_losses(pipeline, pairs: list[tuple[Path, str]], rules: dict[str, Any], use_captions: bool) -> list[float]:
     """Per image: mean pixel MSE over the noise seeds."""
     import numpy as np
     import torch
     from PIL import Image
 
-    originals = [np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0 for path, _ in pairs]
+    multiple = pipeline.image_processor.config.vae_scale_factor  # Flux's counts its 2x2 latent packing
+    originals = [crop_to_multiple(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0, multiple) for path, _ in pairs]
     seeds = noise_seeds(rules["eval_master_seed"], rules["eval_seeds"])
     jobs = [(i, seed) for i in range(len(pairs)) for seed in seeds]
     totals = [0.0] * len(pairs)
     device = pipeline.device
-    for start in range(0, len(jobs), rules["eval_batch_size"]):
-        batch = jobs[start : start + rules["eval_batch_size"]]
+    for batch in same_size_batches(jobs, [image.shape for image in originals], rules["eval_batch_size"]):
         with torch.inference_mode():
             output = pipeline(
                 prompt=[pairs[i][1] if use_captions else "" for i, _ in batch],
@@ -149,7 +168,26 @@ def reconstruction_losses(pipeline, pairs: list[tuple[Path, str]], rules: dict[s
                 guidance_scale=rules["eval_guidance_scale"],
                 generator=[torch.Generator(device=device).manual_seed(seed) for _, seed in batch],
                 output_type="np",
+                **family_call_arguments(pipeline, originals[batch[0][0]].shape[:2]),
             ).images
         for (i, _), result in zip(batch, output, strict=True):
             totals[i] += float(np.mean((result.astype(np.float64) - originals[i]) ** 2))
     return [total / len(seeds) for total in totals]
+
+
+def crop_to_multiple(image, multiple: int):
+    """The centre of ``image`` (H, W, 3) whose sides are multiples of ``multiple``. The pipelines resize
+    other sizes down to such sides, so their output could not be compared pixel for pixel with the
+    original; a crop keeps the pixels as they are (a 1023x767 photo is scored as its 1016x760 centre)."""
+    height, width = image.shape[:2]
+    top, left = (height % multiple) // 2, (width % multiple) // 2
+    return image[top : top + height - height % multiple, left : left + width - width % multiple]
+
+
+def same_size_batches(jobs: list[tuple[int, int]], shapes: list[tuple[int, ...]], size: int) -> list[list[tuple[int, int]]]:
+    """``jobs`` ((image, seed) pairs) in batches of at most ``size`` whose images share one shape (a
+    pipeline call takes one size); a dataset of one size keeps the jobs' order. Each job has its own
+    generator, so the batching never changes a result."""
+    ordered = sorted(jobs, key=lambda job: shapes[job[0]])  # stable
+    groups = [list(group) for _shape, group in itertools.groupby(ordered, key=lambda job: shapes[job[0]])]
+    return [group[start : start + size] for group in groups for start in range(0, len(group), size)]
