@@ -194,7 +194,7 @@ def loss_function(model, fused: bool, compiled: bool) -> Callable[[dict], object
     if any(getattr(model.config, name, None) for name in LOGIT_TRANSFORMS):
         return lambda inputs, labels: model(**inputs, labels=labels).loss
     decoder, head = model.get_decoder(), model.get_output_embeddings()
-    body = torch.compile(decoder) if compiled else decoder
+    body = torch.compile(decoder, dynamic=True) if compiled else decoder  # packed rows change length every step
     liger = _liger_loss() if fused else None
 
     def loss(inputs: dict, labels):
@@ -223,12 +223,15 @@ def train_steps(model, examples: list[Example], batches: Iterator[list[int]], *,
                 history: list[tuple[int, float]] | None = None) -> list[tuple[int, float]]:
     """Train over ``batches`` until they run out or ``should_stop(step, last_step_seconds)``; returns
     (tokens, loss) per step, appended to ``history`` as they come (it survives an interruption).
-    ``accelerate``: varlen attention and Liger (CUDA); ``compile``: torch.compile the decoder. If the
+    ``accelerate``: varlen attention (also used when the model already has it) and Liger (CUDA);
+    ``compile``: torch.compile the decoder. If the
     first such step fails, the loop says why and goes on eager with SDPA."""
     import torch
 
     device = next(model.parameters()).device
-    varlen = accelerate and packed and use_varlen_attention(model)
+    if accelerate and packed:
+        use_varlen_attention(model)
+    varlen = packed and model.config._attn_implementation == VARLEN_ATTENTION
     loss_of = loss_function(model, fused=accelerate, compiled=compile)
     multiple = PACK_MULTIPLE_CUDA if compile else 1
     if log_every:
