@@ -65,6 +65,15 @@ TINY = Scale(vocab=512, hidden=64, layers=2, heads=4, intermediate=128, max_leng
              warmup_steps=2, timed_steps=10, learning_rate=3e-3, eval_examples=32, eval_batch=8, peak_matrix=512)
 
 
+def house_loop():
+    """examples/competitors/baseline/fastloop.py, imported as the house script imports it."""
+    if str(HOUSE_DIR) not in sys.path:
+        sys.path.insert(0, str(HOUSE_DIR))
+    import fastloop
+
+    return fastloop
+
+
 def build_model(scale: Scale, seed: int, device, dtype):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -150,14 +159,6 @@ def run_trainer(scale: Scale, examples, device, peak: float, params: int) -> Loo
     model.register_forward_pre_hook(
         lambda module, args, kwargs: batches.append(kwargs["attention_mask"].sum(dim=1).tolist()), with_kwargs=True)
 
-    def collate(rows):
-        width = max(len(r["input_ids"]) for r in rows)
-        return {
-            "input_ids": torch.tensor([r["input_ids"] + [0] * (width - len(r["input_ids"])) for r in rows]),
-            "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in rows]),
-            "labels": torch.tensor([r["labels"] + [-100] * (width - len(r["labels"])) for r in rows]),
-        }
-
     class Clock(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
             if state.global_step == scale.warmup_steps:
@@ -175,7 +176,8 @@ def run_trainer(scale: Scale, examples, device, peak: float, params: int) -> Loo
             learning_rate=scale.learning_rate, lr_scheduler_type="constant", bf16=cuda, use_cpu=not cuda, logging_steps=1,
             save_strategy="no", report_to="none", disable_tqdm=True, dataloader_num_workers=0, seed=0,
         )
-        trainer = Trainer(model=model, args=arguments, train_dataset=examples, data_collator=collate, callbacks=[Clock()])
+        trainer = Trainer(model=model, args=arguments, train_dataset=examples, callbacks=[Clock()],
+                          data_collator=lambda rows: house_loop().pad(rows, 0))  # padded to the batch's longest
         trainer.remove_callback(PrinterCallback)  # its per-step log lines would break --json
         trainer.train()
     timed = batches[marks["first"] : marks["first"] + scale.timed_steps]
@@ -187,9 +189,7 @@ def run_house(scale: Scale, examples, device, peak: float, params: int) -> LoopR
     """The house loop as train.py runs it: packed rows; on CUDA bf16 weights, compiled, fused, varlen."""
     import torch
 
-    sys.path.insert(0, str(HOUSE_DIR))
-    import fastloop
-
+    fastloop = house_loop()
     cuda = torch.device(device).type == "cuda"
     model = build_model(scale, 0, device, torch.bfloat16 if cuda else torch.float32)
     optimizer = fastloop.optimizer_for(model, scale.learning_rate, cuda)
@@ -227,13 +227,11 @@ def evaluator_speed(scale: Scale, examples, device) -> dict:
     model = build_model(scale, 0, device, torch.float32).eval()
     encoded = [(e["input_ids"], e["labels"]) for e in examples[: scale.eval_examples]]
     tokens = sum(len(ids) for ids, _ in encoded)
-    ordered = sorted((ids for ids, _ in encoded), key=len, reverse=True)  # the evaluator's batches
+    ordered = sorted(examples[: scale.eval_examples], key=lambda e: -len(e["input_ids"]))  # the evaluator's batches
     batches = []
     for start in range(0, len(ordered), scale.eval_batch):
-        chunk = ordered[start : start + scale.eval_batch]
-        width = max(map(len, chunk))
-        batches.append((torch.tensor([c + [0] * (width - len(c)) for c in chunk], device=device),
-                        torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in chunk], device=device)))
+        padded = house_loop().pad(ordered[start : start + scale.eval_batch], 0)
+        batches.append((padded["input_ids"].to(device), padded["attention_mask"].to(device)))
     forward = torch.compile(model, dynamic=True) if cuda else model
 
     def bare() -> None:

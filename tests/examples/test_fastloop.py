@@ -1,7 +1,7 @@
 """The house SFT loop (examples/competitors/baseline/fastloop.py) on a tiny LLaMA built from a config:
 packing, the varlen attention adapter and the scored-positions-only loss train exactly as the plain
-padded loop does (same data, same seed, same batches), and a failing accelerated first step falls
-back to eager training instead of ending the run."""
+padded loop does (same data, same seed, same batches), and a failing compiled step falls back to
+eager training instead of ending the run."""
 
 from __future__ import annotations
 
@@ -115,15 +115,24 @@ def test_pack_restarts_positions_and_masks_each_first_token(fastloop):
 
 @pytest.mark.slow
 def test_a_failing_compiled_step_falls_back_to_eager(fastloop, examples, packed_curve, monkeypatch, capsys):
-    def broken_compile(module, *args, **kwargs):
-        def fail(*call_args, **call_kwargs):
-            raise RuntimeError("inductor: no C++ compiler")
+    """A compiled decoder that works for two steps, then fails (a recompilation, say): the third step
+    is redone eager, and training goes on as if nothing had been compiled."""
 
-        return fail
+    def flaky_compile(module, *args, **kwargs):
+        calls = []
 
-    monkeypatch.setattr(torch, "compile", broken_compile)
+        def compiled(*call_args, **call_kwargs):
+            calls.append(1)
+            if len(calls) == 3:
+                raise RuntimeError("inductor: recompilation failed")
+            return module(*call_args, **call_kwargs)
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", flaky_compile)
     losses = loss_curve(fastloop, examples, packed=True, compile=True)
-    assert "accelerated step failed (RuntimeError: inductor: no C++ compiler); training eager" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.count("accelerated step failed (RuntimeError: inductor: recompilation failed); training eager") == 1
     assert losses == pytest.approx(packed_curve, rel=1e-4)
 
 

@@ -15,7 +15,7 @@ Why each piece, and where it applies:
   loss in chunks, without materialising the logits. Optional: it needs Triton, so it is not pinned.
 - torch.compile of the decoder (the caller decides: train.py compiles on CUDA with a budget long
   enough to repay it; on a CPU with a small model compiling costs more than a demo's whole budget).
-  If compiling or the first compiled step fails, training goes on eager.
+  If compiling or a compiled step fails, training goes on eager.
 - Fused AdamW (CUDA): one kernel for every parameter instead of a loop of small ones.
 """
 
@@ -224,8 +224,9 @@ def train_steps(model, examples: list[Example], batches: Iterator[list[int]], *,
     """Train over ``batches`` until they run out or ``should_stop(step, last_step_seconds)``; returns
     (tokens, loss) per step, appended to ``history`` as they come (it survives an interruption).
     ``accelerate``: varlen attention (also used when the model already has it) and Liger (CUDA);
-    ``compile``: torch.compile the decoder. If the
-    first such step fails, the loop says why and goes on eager with SDPA."""
+    ``compile``: torch.compile the decoder. If such a step
+    fails (before the optimizer step: the weights are untouched), the loop says why and redoes it, and
+    every later one, eager with SDPA."""
     import torch
 
     device = next(model.parameters()).device
@@ -251,7 +252,7 @@ def train_steps(model, examples: list[Example], batches: Iterator[list[int]], *,
             loss = loss_of(model_inputs(batch, device, varlen), labels)
             loss.backward()
         except Exception as error:  # noqa: BLE001 - a compiler or kernel failure: train eager rather than not at all
-            if not (accelerate or compile) or history:
+            if not (accelerate or compile):
                 raise
             print(f"accelerated step failed ({type(error).__name__}: {error}); training eager", flush=True)
             optimizer.zero_grad(set_to_none=True)
