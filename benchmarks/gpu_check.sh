@@ -11,6 +11,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp/gpu-check}"
 mkdir -p "$OUT"
+# The platform process imports the carried wheels; a sandboxed script sees the image's own packages
+# (/tmp is private inside bubblewrap), which is all the house instruct script needs: torch, transformers.
 if compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     && export PYTHONPATH=/tmp/site
@@ -33,4 +35,5 @@ timeout 110 python3 -m trainarena.cli run --task examples/tasks/instruct-arithme
   --repo examples/competitors/baseline --no-reference --json > "$OUT/run.json" 2> "$OUT/run.log"
 echo "trainarena run exit $?"
 tail -c 3000 "$OUT/run.json"; tail -20 "$OUT/run.log"
-find "$TRAINARENA_DATA_DIR" -name 'stdout.log' -path '*runs*' -exec tail -5 {} \; 2>/dev/null | head -20
+# The house script's own log: the device it trained on and the CUDA_VISIBLE_DEVICES the platform gave it.
+cat "$TRAINARENA_DATA_DIR"/runs/*/*/logs/stdout.log 2>/dev/null | tee "$OUT/house-stdout.log" | grep -E "training on|baseline:"

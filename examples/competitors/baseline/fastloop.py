@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -237,7 +238,9 @@ def train_steps(model, examples: list[Example], batches: Iterator[list[int]], *,
     multiple = PACK_MULTIPLE_CUDA if compile else 1
     if log_every:
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-        print(f"training on {device} ({name}): packed={packed} varlen={varlen} compile={compile}", flush=True)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+        print(f"training on {device} ({name}, CUDA_VISIBLE_DEVICES={visible}): packed={packed} varlen={varlen} "
+              f"compile={compile}", flush=True)
     history = [] if history is None else history
     step_seconds = 0.0
     model.train()
