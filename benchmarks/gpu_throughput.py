@@ -270,11 +270,18 @@ def run(tiny: bool) -> dict:
         house = run_house(scale, examples, device, peak, params)
         report["cases"][case] = {"trainer": _public(trainer), "house": _public(house),
                                  "house_over_trainer": round(house.tokens_per_s / trainer.tokens_per_s, 3)}
+        _progress(f"{case}: {json.dumps(report['cases'][case])}")
         if cuda:
             torch.cuda.empty_cache()
     report["evaluator"] = evaluator_speed(scale, make_examples(scale, scale.eval_examples, False, seed=2), device)
+    _progress(f"evaluator: {json.dumps(report['evaluator'])}")
     report["targets"] = TARGETS
     return report
+
+
+def _progress(line: str) -> None:
+    """Each result on stderr as soon as it is measured: a run cut short by its time limit still tells."""
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
 def _public(result: LoopResult) -> dict:

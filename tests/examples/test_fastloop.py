@@ -110,7 +110,8 @@ def test_pack_restarts_positions_and_masks_each_first_token(fastloop):
     assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1, 0, 1, 2]]
     # A first token is never a target: the previous example's last token must not learn to predict it.
     assert batch["labels"].tolist() == [[-100, 6, 7, -100, 9, -100, -100, -100]]
-    assert batch["cu_seq_lens"].tolist() == [0, 3, 5, 8] and batch["max_length"] == 3
+    assert batch["cu_seq_lens"].tolist() == [0, 3, 5, 8] and batch["max_length"] == 4  # a power of two, >= multiple
+    assert fastloop.pack(rows, pad_id=0)["max_length"] == 3 and fastloop.pack(rows * 40, 0, 4)["max_length"] == 4
 
 
 @pytest.mark.slow

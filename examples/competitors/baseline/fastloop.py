@@ -21,7 +21,6 @@ Why each piece, and where it applies:
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import inspect
 import os
@@ -51,7 +50,8 @@ def step_batches(count: int, batch_size: int, seed: int, epochs: int) -> Iterato
 
 def pack(examples: list[Example], pad_id: int, multiple: int = 1) -> dict:
     """One row holding every example end to end, positions restarting at 0 for each; padded to a
-    multiple of ``multiple`` with one more (unscored) sequence. ``cu_seq_lens``: sequence boundaries."""
+    multiple of ``multiple`` with one more (unscored) sequence. ``cu_seq_lens``: sequence boundaries;
+    ``max_length``: the longest sequence (rounded up to a power of two when ``multiple`` > 1)."""
     import torch
 
     ids: list[int] = []
@@ -69,12 +69,15 @@ def pack(examples: list[Example], pad_id: int, multiple: int = 1) -> dict:
         positions += range(tail)
         labels += [-100] * tail
         bounds.append(len(ids))
+    longest = max(b - a for a, b in zip(bounds, bounds[1:], strict=False))
+    if multiple > 1:  # compiled: a bound, not the exact value (a power of two), so few values ever recompile
+        longest = max(multiple, 1 << (longest - 1).bit_length())
     return {
         "input_ids": torch.tensor([ids]),
         "position_ids": torch.tensor([positions]),
         "labels": torch.tensor([labels]),
         "cu_seq_lens": torch.tensor(bounds, dtype=torch.int32),
-        "max_length": max(b - a for a, b in zip(bounds, bounds[1:], strict=False)),
+        "max_length": longest,
     }
 
 
@@ -119,7 +122,6 @@ def _sequence_attention(query, key, value, bounds, scale: float):
     return torch.cat(out)
 
 
-@functools.cache
 def _varlen_kernel() -> Callable | None:
     """torch's varlen flash attention (torch >= 2.10), adapted to the two signatures it has had."""
     try:
@@ -142,17 +144,21 @@ def _varlen_kernel() -> Callable | None:
     return kernel
 
 
-def varlen_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """A transformers attention function over one packed row: (1, heads, tokens, dim) in, (1, tokens,
-    heads, dim) out. On CUDA torch's varlen kernel, else per-sequence SDPA (same result)."""
-    bounds, scale = kwargs["cu_seq_lens_q"], scaling if scaling is not None else query.shape[-1] ** -0.5
-    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))
-    kernel = _varlen_kernel() if q.is_cuda else None
-    if kernel is None:
-        out = _sequence_attention(q, k, v, bounds, scale)
-    else:
-        out = kernel(q, k, v, bounds, int(kwargs["max_length_q"]), scale)
-    return out.unsqueeze(0), None
+def varlen_attention(kernel: Callable | None) -> Callable:
+    """A transformers attention function over one packed row, (1, heads, tokens, dim) in and (1, tokens,
+    heads, dim) out: ``kernel`` (the varlen one, chosen once, outside any compiled code) or, without
+    one, per-sequence SDPA (the same result)."""
+
+    def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+        bounds, scale = kwargs["cu_seq_lens_q"], scaling if scaling is not None else query.shape[-1] ** -0.5
+        q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))
+        if kernel is None or not q.is_cuda:
+            out = _sequence_attention(q, k, v, bounds, scale)
+        else:
+            out = kernel(q, k, v, bounds, int(kwargs["max_length_q"]), scale)
+        return out.unsqueeze(0), None
+
+    return attention
 
 
 def use_varlen_attention(model) -> bool:
@@ -162,7 +168,7 @@ def use_varlen_attention(model) -> bool:
         from transformers import AttentionInterface
         from transformers.masking_utils import AttentionMaskInterface
 
-        AttentionInterface.register(VARLEN_ATTENTION, varlen_attention)
+        AttentionInterface.register(VARLEN_ATTENTION, varlen_attention(_varlen_kernel()))
         AttentionMaskInterface.register(VARLEN_ATTENTION, lambda *args, **kwargs: None)  # sequences come as bounds
         model.set_attn_implementation(VARLEN_ATTENTION)
     except (ImportError, ValueError, AttributeError) as error:
