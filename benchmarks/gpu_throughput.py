@@ -263,7 +263,7 @@ def run(tiny: bool) -> dict:
     params = build_model(scale, 0, "meta", torch.float32).num_parameters()
     count = scale.batch * (scale.warmup_steps + scale.timed_steps)
     report: dict = {"device": torch.cuda.get_device_name() if cuda else "cpu", "tiny": scale is TINY,
-                    "parameters": params, "scale": asdict(scale), "peak_tflops": round(peak / 1e12, 2), "cases": {}}
+                    "parameters": params, "scale": asdict(scale), "peak_tflops": float(f"{peak / 1e12:.4g}"), "cases": {}}
     for case, fixed in (("variable", False), ("fixed", True)):
         examples = make_examples(scale, count, fixed, seed=1)
         trainer = run_trainer(scale, examples, device, peak, params)
