@@ -38,7 +38,7 @@ def test_both_loops_train_on_both_cases(report):
             result = case[loop]
             assert result["trained"], (loop, result["losses"])
             assert result["losses"][-1] < result["losses"][0]
-            assert result["tokens_per_s"] > 0 and 0 < result["mfu"] < 1
+            assert result["tokens_per_s"] > 0 and result["mfu"] > 0  # no upper bound: a busy CPU measures a low peak
             assert result["steps"] == gpu_throughput.TINY.timed_steps
 
 
