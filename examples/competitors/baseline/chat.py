@@ -1,11 +1,10 @@
 """House baseline for chat tasks: conversations rendered with the base tokenizer's chat template and
-tokenized exactly as the scorer does (labels on assistant turns only), then train.py's SFT recipe."""
+tokenized exactly as the scorer does (labels on assistant turns only), then train.py's SFT recipe
+(train_examples: the packed loop of fastloop.py)."""
 
 from __future__ import annotations
 
 import json
-import math
-import time
 
 ROLES = ("system", "user", "assistant")
 
@@ -39,11 +38,8 @@ def encode(tokenizer, messages: list[dict[str, str]], max_length: int) -> dict[s
 
 def run(args, stop_at: float) -> int:
     import torch
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
     import train
-    from train import budget_callback, load_model, save, time_cosine, train_until_stopped
+    from train import load_model, save, train_examples
 
     spec = json.load(open(args.dataset_spec))
     use_cuda = bool(args.devices) and torch.cuda.is_available()
@@ -51,36 +47,7 @@ def run(args, stop_at: float) -> int:
     with open(args.dataset) as handle:
         examples = [encode(tokenizer, messages_of(json.loads(line), spec), train.MAX_LENGTH) for line in handle if line.strip()]
     examples = [e for e in examples if any(label != -100 for label in e["labels"])]
-    config = SFTConfig(
-        output_dir="/tmp/trainarena-baseline-chat",
-        per_device_train_batch_size=train.BATCH_SIZE,
-        num_train_epochs=train.MAX_EPOCHS,
-        max_length=train.MAX_LENGTH,
-        train_sampling_strategy="group_by_length",
-        activation_checkpointing=False,
-        bf16=model.dtype == torch.bfloat16,
-        max_grad_norm=1.0,
-        save_strategy="no",
-        report_to="none",
-        logging_steps=10,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=not use_cuda,
-        seed=args.seed,
-        data_seed=args.seed,
-    )
     rate = train.LEARNING_RATE_LORA if lora else train.LEARNING_RATE_FULL
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=rate)
-    steps = math.ceil(len(examples) / train.BATCH_SIZE) * train.MAX_EPOCHS
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, time_cosine(time.time(), stop_at, steps))
-    trainer = SFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=Dataset.from_list(examples),
-        processing_class=tokenizer,
-        optimizers=(optimizer, schedule),
-        callbacks=[budget_callback(stop_at)],
-    )
-    train_until_stopped(trainer, stop_at)
-    save(trainer.model, tokenizer, args.output_dir)
-    return trainer.state.global_step
+    steps = train_examples(model, tokenizer, examples, rate, stop_at, args.seed, use_cuda)
+    save(model, tokenizer, args.output_dir)
+    return steps

@@ -2,7 +2,11 @@
 platform's beta (so training minimises exactly the scored loss), on the clock like train.py.
 
 Rows are rendered as the scorer renders them (the dataset spec's format strings); TRL then tokenizes
-prompt and prompt + completion + eos as the scorer does (see the spec's "scoring" entry)."""
+prompt and prompt + completion + eos as the scorer does (see the spec's "scoring" entry).
+
+On a GPU: fused AdamW, and Liger's kernels when installed (fastloop.py). Not used: packing (TRL 1.16
+disabled DPO's padding-free mode, and a chosen/rejected pair is scored together) and torch.compile
+(every batch has its own padded shape, so a compiled model would recompile step after step)."""
 
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ def run(args, stop_at: float) -> int:
     from transformers import AutoModelForCausalLM
     from trl import DPOConfig, DPOTrainer
 
+    import fastloop
     from train import budget_callback, load_model, save, time_cosine, train_until_stopped
 
     spec = json.load(open(args.dataset_spec))
@@ -49,6 +54,7 @@ def run(args, stop_at: float) -> int:
         max_length=MAX_LENGTH,
         activation_checkpointing=False,
         bf16=model.dtype == torch.bfloat16,
+        use_liger_kernel=use_cuda and fastloop.liger_installed(),  # Liger's RMSNorm, RoPE, SwiGLU kernels
         save_strategy="no",
         report_to="none",
         logging_steps=10,
@@ -57,7 +63,7 @@ def run(args, stop_at: float) -> int:
         use_cpu=not use_cuda,
         seed=args.seed,
     )
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LEARNING_RATE)
+    optimizer = fastloop.optimizer_for(model, LEARNING_RATE, use_cuda)  # fused into one kernel on CUDA
     steps = -(-len(rows) // BATCH_SIZE) * MAX_EPOCHS
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, time_cosine(time.time(), stop_at, steps))
     trainer = DPOTrainer(
