@@ -192,6 +192,7 @@ class SandboxedExecutor:
     def __init__(self, settings: Settings, backend: Backend, gpus: list[int] | None = None) -> None:
         self._settings = settings
         self._backend = backend
+        self.name = backend.name
         self._devices = DevicePool(visible_gpus() if gpus is None else gpus)
         self._preparer = TaskPreparer(settings)
 
