@@ -115,7 +115,7 @@ class RunExecutor(Protocol):
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """``kind`` is run_started, run_finished, round_created or finished."""
+    """``kind`` is run_started, run_finished, run_interrupted (tried again), round_created or finished."""
 
     kind: str
     tournament: str
