@@ -85,3 +85,27 @@ class FakeRunner:
         loss = 3.0 - skill(competitor.name, task.seed)
         return RunReport(RunStatus.SUCCEEDED, started, time.time(), log_path=logs, artifact_path=output,
                          artifact_digest=hashlib.sha256(weights).hexdigest(), evaluation=Evaluation(loss, Direction.LOWER))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WaitForStop:
+    """A ``NodeExecutorFactory`` whose ``run_task`` waits (up to ``seconds``) for the stop its node was
+    asked for, as a supervised sandbox run does, and reports whether it was stopped."""
+
+    seconds: float = 60.0
+
+    def __call__(self, settings: Settings, gpus: list[int]) -> StoppableRunner:
+        return StoppableRunner(self.seconds)
+
+
+class StoppableRunner(FakeRunner):
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        from trainarena.execution.supervise import current_stop_event
+
+        started, stop = time.time(), current_stop_event()
+        stopped = stop is not None and stop.wait(self._seconds)
+        reason = "stopped on request" if stopped else "never asked to stop"
+        return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason)

@@ -15,13 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ray_fakes import STARTED, FakeOnNode, executions, fake_task
+from ray_fakes import STARTED, FakeOnNode, WaitForStop, executions, fake_task
 
 from trainarena.cluster import SharedPathMissing
+from trainarena.cluster.node import STOP_FILE
 from trainarena.cluster.ray_executor import RayExecutor
 from trainarena.contract import RunStatus
 from trainarena.engine.model import Finished
+from trainarena.execution.supervise import stop_when
 from trainarena.orchestrator import create_tournament, drive
+from trainarena.runs import CompetitorInfo
 from trainarena.settings import Settings
 from trainarena.store import Store, add_competitor, open_store, tournament_runs
 
@@ -182,3 +185,20 @@ def test_a_node_that_does_not_see_the_data_directory_refuses_the_work(ray_cluste
             executor.evaluate_base_model(fake_task("text", None, "m", 0, 1))  # type: ignore[arg-type]
     finally:
         executor.close()
+
+
+def test_a_job_run_stopped_on_the_driver_stops_on_its_node(ray_cluster, tmp_path: Path) -> None:
+    """A job's cancellation (``stop_when`` around ``run_task``, as the job runner does) reaches the node."""
+    settings = _settings(tmp_path, ray_cluster.address)
+    executor = RayExecutor(settings, WaitForStop(seconds=60))
+    stop = threading.Event()
+    competitor = CompetitorInfo("c0", "https://example.org/c0.git", "f" * 40, "tree", "train.py")
+    try:
+        threading.Timer(1.0, stop.set).start()
+        started = time.monotonic()
+        with stop_when(stop):
+            report = executor.run_task(competitor, fake_task("text", None, "m", 0, 1), tmp_path / "job", "job-try1")  # type: ignore[arg-type]
+    finally:
+        executor.close()
+    assert report.failure_reason == "stopped on request" and time.monotonic() - started < 30
+    assert (tmp_path / "job" / STOP_FILE).is_file()
