@@ -7,36 +7,24 @@ from __future__ import annotations
 
 import json
 import shutil
-import textwrap
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from stand_ins import copier
 from trainarena.cli import app
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "competitors"
-COPIER = textwrap.dedent(
-    """
-    import argparse, shutil
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model"); parser.add_argument("--output-dir")
-    args, _ = parser.parse_known_args()
-    shutil.copytree(args.model, args.output_dir, dirs_exist_ok=True)
-    """
-)
-MANIFEST = '[trainarena]\ncontract = 1\nentrypoint = "train.py"\ntask_types = ["instruct"]\n'
 
 
 def test_the_demo_plays_to_a_champion_with_its_runs_on_ray_workers(ray_cluster, assets, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     examples = tmp_path / "examples"
     for name in ("baseline", "trl_defaults"):
-        (examples / name).mkdir(parents=True)
-        (examples / name / "train.py").write_text(COPIER + f"STAND_IN_FOR = {name!r}\n")
-        (examples / name / "trainarena.toml").write_text(MANIFEST)
+        copier(examples / name)
     shutil.copytree(EXAMPLES / "crasher", examples / "crasher")
     data = tmp_path / "data"
     (data / "cache").mkdir(parents=True)

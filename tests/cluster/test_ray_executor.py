@@ -50,6 +50,15 @@ def _drive(store: Store, settings: Settings, tid: int, executor: RayExecutor, pa
                  work_dir=settings.work_dir, parallel=parallel)  # fmt: skip
 
 
+def _drive_with(store: Store, settings: Settings, tid: int, factory: FakeOnNode, parallel: int) -> Finished | None:
+    """A drive to the end with a fresh Ray executor over ``factory``."""
+    executor = RayExecutor(settings, factory)
+    try:
+        return _drive(store, settings, tid, executor, parallel)
+    finally:
+        executor.close()
+
+
 def _wait_for(condition: Callable[[], object], what: str, seconds: float = 60.0) -> object:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -71,11 +80,7 @@ def test_a_tournament_plays_to_a_champion_with_every_run_a_ray_task(ray_cluster,
     settings = _settings(tmp_path, ray_cluster.address)
     with open_store(settings) as store:
         tid = _tournament(store, [f"c{i}" for i in range(6)])
-        executor = RayExecutor(settings, FakeOnNode(seconds=0.3))
-        try:
-            finished = _drive(store, settings, tid, executor, parallel=2)
-        finally:
-            executor.close()
+        finished = _drive_with(store, settings, tid, FakeOnNode(seconds=0.3), parallel=2)
         runs = _runs(store, tid)
         with store.session() as session:
             stored = {run.id: (run.artifact_path, run.artifact_digest) for run in tournament_runs(session, tid)}
@@ -148,11 +153,7 @@ def test_a_driver_killed_mid_dispatch_resumes_without_running_finished_runs_agai
             driver.send_signal(signal.SIGKILL)
             driver.wait(timeout=30)
             done_before = {run_id for run_id, _, status, _ in _runs(store, tid) if status == RunStatus.SUCCEEDED}
-            executor = RayExecutor(settings, FakeOnNode(seconds=0.1))
-            try:
-                finished = _drive(store, settings, tid, executor, parallel=2)
-            finally:
-                executor.close()
+            finished = _drive_with(store, settings, tid, FakeOnNode(seconds=0.1), parallel=2)
             runs = _runs(store, tid)
     finally:
         if driver.poll() is None:
