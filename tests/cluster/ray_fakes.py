@@ -18,7 +18,6 @@ from trainarena.settings import Settings
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 EXECUTIONS = "executions.log"
-STARTED = "started-on-node"
 
 
 def fake_task(kind: str, stage: Stage, match_id: str, index: int, seed: int) -> TaskDefinition:
@@ -60,7 +59,6 @@ class FakeRunner:
         node = ray.get_runtime_context().get_node_id()
         with (self._settings.data_dir / EXECUTIONS).open("a") as log:
             log.write(f"{request.run_id} {request.attempt} {node}\n")
-        (request.run_dir / STARTED).write_text(node)
         slow = request.competitor.name == self._plan.slow_for and request.attempt == 1
         time.sleep(self._plan.slow_seconds if slow else self._plan.seconds)
         return self._report(request.competitor, request.task, request.run_dir, started)

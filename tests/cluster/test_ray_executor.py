@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ray_fakes import STARTED, FakeOnNode, WaitForStop, executions, fake_task
+from ray_fakes import FakeOnNode, WaitForStop, executions, fake_task
 
 from trainarena.cluster import SharedPathMissing
 from trainarena.cluster.node import STOP_FILE
@@ -112,9 +112,8 @@ def test_a_worker_node_killed_mid_run_leaves_an_interrupted_attempt_and_a_retry(
         driver = threading.Thread(target=play)
         driver.start()
         try:
-            slow = _wait_for(lambda: next(iter(settings.work_dir.glob(f"tournament-{tid}/run-*/attempt-1/{STARTED}")), None)
-                             if _slow_run_started(store, tid, settings) else None, "c2's first try to start")  # fmt: skip
-            ray_cluster.kill(ray_cluster.node_with_id(Path(slow).read_text()))
+            node = _wait_for(lambda: _slow_try_node(store, tid, settings), "c2's first try to start")
+            ray_cluster.kill(ray_cluster.node_with_id(str(node)))
             driver.join(timeout=120)
             assert not driver.is_alive(), "the drive did not finish after the node died"
         finally:
@@ -133,9 +132,10 @@ def test_a_worker_node_killed_mid_run_leaves_an_interrupted_attempt_and_a_retry(
     assert ray_cluster.worker_count() == 2
 
 
-def _slow_run_started(store: Store, tid: int, settings: Settings) -> bool:
+def _slow_try_node(store: Store, tid: int, settings: Settings) -> str | None:
+    """The node c2's first (slow) try runs on, once it started."""
     c2 = {run_id for run_id, name, _, _ in _runs(store, tid) if name == "c2"}
-    return any(run_id in c2 and attempt == 1 for run_id, attempt, _ in executions(settings.data_dir))
+    return next((node for run_id, attempt, node in executions(settings.data_dir) if run_id in c2 and attempt == 1), None)
 
 
 def test_a_driver_killed_mid_dispatch_resumes_without_running_finished_runs_again(ray_cluster, tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def test_a_driver_killed_mid_dispatch_resumes_without_running_finished_runs_agai
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         with open_store(settings) as store:
-            _wait_for(lambda: _alive(driver) and _slow_run_started(store, tid, settings)
+            _wait_for(lambda: _alive(driver) and _slow_try_node(store, tid, settings)
                       and any(status == RunStatus.SUCCEEDED for _, _, status, _ in _runs(store, tid)),
                       "a run stored and c2's slow run dispatched")  # fmt: skip
             driver.send_signal(signal.SIGKILL)
