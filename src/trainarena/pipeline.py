@@ -192,9 +192,13 @@ class SandboxedExecutor:
     def __init__(self, settings: Settings, backend: Backend, gpus: list[int] | None = None) -> None:
         self._settings = settings
         self._backend = backend
-        self.name = backend.name
         self._devices = DevicePool(visible_gpus() if gpus is None else gpus)
         self._preparer = TaskPreparer(settings)
+
+    @property
+    def name(self) -> str:
+        """Where runs execute: the backend's name."""
+        return self._backend.name
 
     def execute(self, request: RunRequest) -> RunReport:
         run_name = f"{request.tournament_name}-run{request.run_id}-try{request.attempt}"
