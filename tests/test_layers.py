@@ -28,6 +28,7 @@ LAYERS = {
     "workbench": 6,  # trainarena run: ad-hoc runs and their references, over the pipeline and the store
     "operations": 6,  # stored tasks and pools, the tournament life cycle: over the pipeline, orchestrator and store
     "registry": 6,  # trained models, model cards, publishing: over the store and the run records
+    "cluster": 6,  # where runs execute (here or on a Ray cluster): over the pipeline; jobs and the shells build executors with it
     "jobs": 6,  # customers' files and training jobs: over the pipeline, the store and the registry
     "api": 7,  # the HTTP shell over the layers below, beside the CLI
     "web": 7,  # the dashboard's pages, mounted into the API's app; reads through the layers below

@@ -19,7 +19,7 @@ from trainarena.engine.bracket import replay
 from trainarena.engine.model import Finished, Stage
 from trainarena.orchestrator import LeaseHeld, LeaseLost, create_tournament, drive, load_record
 from trainarena.reporting.bracket import read_bracket
-from trainarena.runs import ProgressEvent, RunReport, RunRequest
+from trainarena.runs import ProgressEvent, RunInterrupted, RunReport, RunRequest
 from trainarena.settings import LeaseRules, Settings
 from trainarena.store import (
     Store,
@@ -304,6 +304,57 @@ def test_a_run_that_keeps_killing_the_platform_fails_after_max_attempts(store: S
         crashed = [r for r in tournament_runs(session, tid) if r.competitor.name == "c01"]
     assert [(r.status, r.attempts) for r in crashed] == [("failed", 2)]
     assert "interrupted 2 times" in (crashed[0].failure_reason or "")
+
+
+@dataclass
+class NodeLosingExecutor(FakeExecutor):
+    """Loses ``lose_for``'s first ``lose_times`` tries as a cluster loses a run with its node."""
+
+    lose_for: str = ""
+    lose_times: int = 1
+    lost: int = 0
+
+    def execute(self, request: RunRequest) -> RunReport:
+        if request.competitor.name == self.lose_for and self.lost < self.lose_times:
+            self.lost += 1
+            raise RunInterrupted(f"lost on the Ray cluster (NodeDiedError: node {self.lost} died); tried again")
+        return super().execute(request)
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_try_lost_with_its_node_is_recorded_and_tried_again_in_the_same_drive(
+    store: Store, settings: Settings, parallel: int
+) -> None:
+    names = _names(4)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+    executor = NodeLosingExecutor(_skills(names), failure_rate=0.0, lose_for="c02")
+    events: list[ProgressEvent] = []
+    finished = _drive(store, settings, tid, executor, parallel=parallel, progress=events.append)
+    assert finished is not None and finished.champion is not None
+    with store.session() as session:
+        lost = [r for r in tournament_runs(session, tid) if r.competitor.name == "c02"][0]
+        attempts = [(a.number, a.status, a.failure_reason) for a in lost.attempt_records]
+        assert attempts[0][:2] == (1, "interrupted") and "NodeDiedError: node 1 died" in (attempts[0][2] or "")
+        assert attempts[1][:2] == (2, "succeeded") and lost.counted_attempt.number == 2
+        # Scored once: only the counted attempt has an evaluation.
+        assert [a.evaluation is not None for a in lost.attempt_records] == [False, True]
+    assert executor.reported[lost.id] == 1
+    assert [e.competitor for e in events if e.kind == "run_interrupted"] == ["c02"]
+
+
+def test_a_run_lost_on_every_try_fails_after_max_attempts(store: Store, settings: Settings) -> None:
+    names = _names(3)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+    executor = NodeLosingExecutor(_skills(names), failure_rate=0.0, lose_for="c01", lose_times=99)
+    finished = _drive(store, settings, tid, executor, max_attempts=3)
+    assert finished is not None and finished.champion != "c01"
+    with store.session() as session:
+        lost = [r for r in tournament_runs(session, tid) if r.competitor.name == "c01"]
+        assert [(r.status, r.attempts) for r in lost] == [("failed", 3)]
+        assert [a.status for a in lost[0].attempt_records] == ["interrupted"] * 3
+    assert executor.lost == 3
 
 
 # --- One driver per tournament: the lease ------------------------------------------------------------

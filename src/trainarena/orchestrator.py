@@ -11,7 +11,9 @@ driver is taken over once it expired. Then:
    live driver executes them);
 2. the first stored round with unfinished runs gets its next runs executed: each run gets a new
    attempt row, is marked RUNNING and committed, executed outside any transaction, and its report
-   stored on that attempt, which becomes the run's counted attempt;
+   stored on that attempt, which becomes the run's counted attempt; a try the executor lost
+   (``RunInterrupted``: its node died) is recorded as interrupted and the run is PENDING again, so
+   the next step tries it again in a new attempt;
 3. with every stored round complete, the pure engine (``engine.bracket.next_step``) is asked what is
    next: ``PlayRound`` creates the round's rows (round, matches, tasks drawn from the task source,
    one pending run per competitor and task) in one transaction; ``Finished`` stores the champion
@@ -32,6 +34,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,7 @@ from trainarena.runs import (
     CompetitorInfo,
     ProgressEvent,
     RunExecutor,
+    RunInterrupted,
     RunReport,
     RunRequest,
     TaskSource,
@@ -92,6 +96,7 @@ __all__ = [
     "LeaseLost",
     "create_tournament",
     "drive",
+    "interrupt_attempt",
     "load_record",
     "store_report",
     "task_seed",
@@ -201,6 +206,19 @@ def store_report(session: Session, run_id: int, attempt_number: int, report: Run
             per_example=list(evaluation.per_example),
             details=dict(evaluation.details),
         )
+
+
+def interrupt_attempt(session: Session, run_id: int, attempt_number: int, reason: str) -> None:
+    """A running attempt the executor lost (``RunInterrupted``): recorded as interrupted with the
+    reason, and its run PENDING again, to be tried in a new attempt. Nothing of it is scored."""
+    run = session.get_one(Run, run_id)
+    attempt = next(a for a in run.attempt_records if a.number == attempt_number)
+    if attempt.status != AttemptStatus.RUNNING:
+        raise RuntimeError(f"run {run_id} attempt {attempt_number} is {attempt.status}, not running: not interrupting it")
+    attempt.status = AttemptStatus.INTERRUPTED
+    attempt.finished_at = datetime.now(UTC)
+    attempt.failure_reason = reason
+    run.status = RunStatus.PENDING.value
 
 
 # --- Driving -------------------------------------------------------------------------------------
@@ -353,6 +371,20 @@ class _Driver:
         score = None if report.evaluation is None else report.evaluation.score
         self.emit("run_finished", status=RunStatus(report.status), score=score, **self._run_fields(request))
 
+    def _interrupted(self, request: RunRequest, error: RunInterrupted) -> None:
+        with self.writing() as session:
+            interrupt_attempt(session, request.run_id, request.attempt, str(error))
+        self.emit("run_interrupted", **self._run_fields(request))
+
+    def _settle(self, request: RunRequest, run: Callable[[], RunReport]) -> None:
+        """Store what came of one try: its report, or its interruption."""
+        try:
+            report = run()
+        except RunInterrupted as error:
+            self._interrupted(request, error)
+            return
+        self._finished(request, report)
+
     @staticmethod
     def _run_fields(request: RunRequest) -> dict[str, Any]:
         return {
@@ -368,7 +400,7 @@ class _Driver:
     def execute_serially(self, requests: list[RunRequest]) -> None:
         for request in requests:
             self._started(request)
-            self._finished(request, self.executor.execute(request))
+            self._settle(request, partial(self.executor.execute, request))
 
     def execute_in_pool(self, pool: ThreadPoolExecutor, requests: list[RunRequest]) -> None:
         """Execute concurrently; store each report from this thread as it arrives. If an executor
@@ -383,10 +415,10 @@ class _Driver:
             done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
             for future in done:
                 error = future.exception()
-                if error is not None:
+                if error is not None and not isinstance(error, RunInterrupted):
                     errors.append(error)
                 else:
-                    self._finished(futures[future], future.result())
+                    self._settle(futures[future], future.result)
         if errors:
             raise errors[0]
 

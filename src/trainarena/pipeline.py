@@ -195,6 +195,11 @@ class SandboxedExecutor:
         self._devices = DevicePool(visible_gpus() if gpus is None else gpus)
         self._preparer = TaskPreparer(settings)
 
+    @property
+    def name(self) -> str:
+        """Where runs execute: the backend's name."""
+        return self._backend.name
+
     def execute(self, request: RunRequest) -> RunReport:
         run_name = f"{request.tournament_name}-run{request.run_id}-try{request.attempt}"
         return self.run_task(request.competitor, request.task, request.run_dir, run_name)

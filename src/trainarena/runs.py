@@ -16,7 +16,7 @@ from trainarena.engine.model import Stage
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 __all__ = [
-    "CompetitorInfo", "ProgressEvent", "RunExecutor", "RunReport", "RunRequest", "TaskSource", "definition_digest", "definition_json", "task_key",
+    "CompetitorInfo", "ProgressEvent", "RunExecutor", "RunInterrupted", "RunReport", "RunRequest", "TaskSource", "definition_digest", "definition_json", "task_key",
 ]
 
 # (tournament kind, stage, match id, task index, task seed) -> the task to play.
@@ -98,17 +98,24 @@ class RunReport:
         return self.finished_at - self.started_at
 
 
+class RunInterrupted(RuntimeError):
+    """An executor lost a run's try to the platform, not to the competitor: the machine executing it
+    (a Ray node) died under it. The message says which and how. The try is recorded as an interrupted
+    attempt with that message and the run is tried again at once, in a fresh attempt."""
+
+
 class RunExecutor(Protocol):
     def execute(self, request: RunRequest) -> RunReport:
         """Run one competitor on one task and evaluate the artifact. A competitor's failure is a
-        report (FAILED, TIMED_OUT, INVALID); raising means the platform itself broke, and the run is
-        tried again when the tournament is resumed."""
+        report (FAILED, TIMED_OUT, INVALID); :class:`RunInterrupted` means the try was lost and is tried
+        again; raising anything else means the platform itself broke, and the run is tried again when
+        the tournament is resumed."""
         ...
 
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """``kind`` is run_started, run_finished, round_created or finished."""
+    """``kind`` is run_started, run_finished, run_interrupted (tried again), round_created or finished."""
 
     kind: str
     tournament: str

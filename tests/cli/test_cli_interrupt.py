@@ -45,7 +45,7 @@ def test_the_message_names_the_command_that_was_running(ctrl_c) -> None:
     assert status == EXIT_STOPPED_AT_ONCE
 
 
-class NoBackend:
+class NoExecutor:
     def close(self) -> None:
         pass
 
@@ -58,7 +58,7 @@ def test_tournament_run_names_itself(tmp_path: Path, monkeypatch: pytest.MonkeyP
         raise Exited("played")  # stands for the run being interrupted
 
     monkeypatch.setattr(pool_tournaments, "stop_at_once_on_ctrl_c", lambda _console, command: named.append(command))
-    monkeypatch.setattr(pool_tournaments, "make_backend", lambda *_args, **_kwargs: NoBackend())
+    monkeypatch.setattr(pool_tournaments, "make_executor", lambda *_args, **_kwargs: NoExecutor())
     monkeypatch.setattr(pool_tournaments, "run_pool_tournament", played)
     with pytest.raises(Exited):
         pool_tournaments.run_command(7, parallel=1, unsafe=False, wait=True, json_output=False)

@@ -153,19 +153,12 @@ def test_live_progress_keeps_one_line_per_run(width: int) -> None:
     assert all("0:00:0" in line for line in lines)
 
 
-class _Backend:
-    name = "fake"
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("width", WIDTHS)
 def test_run_prints_one_line_per_field_and_the_whole_reason(
     finished_store: FinishedStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, width: int
 ) -> None:
     class CrashingExecutor:
-        def __init__(self, *_args: object) -> None:
+        def __init__(self, *_args: object, **_kwargs: object) -> None:
             pass
 
         def run_task(self, *_args: object) -> RunReport:
@@ -174,8 +167,7 @@ def test_run_prints_one_line_per_field_and_the_whole_reason(
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(run_module, "make_backend", lambda *_args, **_kwargs: _Backend())
-    monkeypatch.setattr(run_module, "SandboxedExecutor", CrashingExecutor)
+    monkeypatch.setattr(run_module, "make_executor", CrashingExecutor)
     task = tmp_path / "task.toml"
     task.write_text('name = "arith-1"\ntype = "instruct"\nbase_model = "tiny"\nbudget_seconds = 5\n[dataset]\nsource = "x.jsonl"\n')
 

@@ -67,8 +67,7 @@ class CountingExecutor:
 @pytest.fixture
 def executor(finished_store: FinishedStore, monkeypatch: pytest.MonkeyPatch) -> CountingExecutor:
     fake = CountingExecutor()
-    monkeypatch.setattr(run_cli, "make_backend", lambda settings, unsafe: object())
-    monkeypatch.setattr(run_cli, "SandboxedExecutor", lambda settings, backend: fake)
+    monkeypatch.setattr(run_cli, "make_executor", lambda settings, unsafe: fake)
     return fake
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from stand_ins import copier
 from trainarena.cli import app
 from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY
 from trainarena.demo.text import set_up_demo
@@ -25,33 +26,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.skipif(shutil.w
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "competitors"
 
-# Hands back the base model unchanged: a valid artifact whose score is the base model's own loss.
-COPIER = textwrap.dedent(
-    """
-    import argparse, shutil
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model"); parser.add_argument("--output-dir")
-    args, _ = parser.parse_known_args()
-    shutil.copytree(args.model, args.output_dir, dirs_exist_ok=True)
-    """
-)
-MANIFEST = '[trainarena]\ncontract = 1\nentrypoint = "train.py"\ntask_types = ["instruct"]\n'
-
-
-def _copier(folder: Path) -> None:
-    folder.mkdir(parents=True)
-    # Its own name in the code: two identical trees would be refused as exact copies (docs/rules.md, "Copies").
-    (folder / "train.py").write_text(COPIER + f"STAND_IN_FOR = {folder.name!r}\n")
-    (folder / "trainarena.toml").write_text(MANIFEST)
-
-
 @pytest.fixture()
 def examples(tmp_path: Path) -> Path:
     """Stand-ins under the demo's names: two copiers (baseline and the default champion), plus the
     real crasher and hostile examples."""
     root = tmp_path / "examples"
-    _copier(root / "baseline")
-    _copier(root / "trl_defaults")
+    copier(root / "baseline")
+    copier(root / "trl_defaults")
     for name in ("crasher", "hostile"):
         shutil.copytree(EXAMPLES / name, root / name)
     return root

@@ -18,10 +18,12 @@ from sqlalchemy import select
 
 from trainarena.contract import RunStatus
 from trainarena.jobs import JobWorker, cancel_job
+from trainarena.runs import CompetitorInfo, RunInterrupted, RunReport
 from trainarena.settings import Settings
 from trainarena.store import Store, add_competitor, open_store
 from trainarena.store.models import AttemptStatus, ChampionHistory, Job, JobEvent, JobStatus, RegisteredModel, Run, RunOrigin
 from trainarena.submissions import checkout_path
+from trainarena.tasks.base import TaskDefinition
 
 WORKER = Path(__file__).with_name("worker_process.py")
 
@@ -229,6 +231,26 @@ def _assert_second_attempt_counted(store: Store, job_id: str, reason: str) -> No
         assert [a.status for a in attempts] == [AttemptStatus.INTERRUPTED, RunStatus.SUCCEEDED.value]
         assert reason in attempts[0].failure_reason
     assert kinds(store, job_id)[:4] == ["queued", "started", "queued", "started"]
+
+
+class NodeLosingExecutor(FakeExecutor):
+    """Loses the first try as the Ray executor does when the run's node dies."""
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        if not self.calls:
+            self.calls.append((competitor, task, run_dir))
+            raise RunInterrupted("lost on the Ray cluster (NodeDiedError: node 7 died); tried again")
+        return super().run_task(competitor, task, run_dir, run_name)
+
+
+def test_a_job_whose_run_is_lost_with_its_node_is_queued_again_and_finished(settings: Settings, store: Store, worker_of) -> None:  # noqa: ANN001
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    executor = NodeLosingExecutor()
+    worker_of(executor)
+    wait_for(lambda: finished(store, job_id), what="the job to finish")
+    _assert_second_attempt_counted(store, job_id, "NodeDiedError: node 7 died")
+    assert len(executor.calls) == 2
 
 
 def test_a_killed_workers_job_is_queued_again_and_finished_by_another(tmp_path: Path) -> None:

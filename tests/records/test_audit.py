@@ -329,8 +329,7 @@ def test_compare_judges_in_the_task_direction() -> None:
 @pytest.fixture
 def cli_executor(monkeypatch: pytest.MonkeyPatch, inputs: Inputs) -> ScoreExecutor:
     fake = ScoreExecutor(inputs, [])
-    monkeypatch.setattr(audit_cli, "make_backend", lambda settings, unsafe: object())
-    monkeypatch.setattr(audit_cli, "SandboxedExecutor", lambda settings, backend: fake)
+    monkeypatch.setattr(audit_cli, "make_executor", lambda settings, unsafe: fake)
     monkeypatch.setattr("trainarena.records.audit.current_inputs", inputs.digests)
     return fake
 

@@ -15,10 +15,10 @@ import uvicorn
 from trainarena.api import create_app
 from trainarena.api.app import Service
 from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE
-from trainarena.execution import Backend, SandboxUnavailable, make_backend
+from trainarena.cluster import Executor, make_executor
+from trainarena.execution import SandboxUnavailable
 from trainarena.jobs import TOURNAMENT, DeviceGate, GatedBackend, JobWorker
 from trainarena.operations.drivers import BackgroundDrivers
-from trainarena.pipeline import SandboxedExecutor
 from trainarena.settings import Settings
 from trainarena.store import Store
 
@@ -59,11 +59,12 @@ def serve_api(settings: Settings, host: str | None, port: int | None, *, store: 
     StoppingServer(config, on_signal or (lambda message: typer.echo(message, err=True))).run()
 
 
-def sharing_devices(settings: Settings, backend: Backend) -> tuple[SandboxedExecutor, JobWorker]:
-    """The tournaments' executor over ``backend`` and a job worker, sharing the devices through one gate
-    (settings jobs.share_with_tournaments): a job never runs beside a tournament run on one GPU."""
+def sharing_devices(settings: Settings, unsafe: bool = False) -> tuple[Executor, JobWorker]:
+    """The tournaments' executor (``make_executor``) and a job worker, sharing the devices through one
+    gate (settings jobs.share_with_tournaments): a job never runs beside a tournament run on one GPU."""
     gate = DeviceGate(settings.jobs.share_with_tournaments)
-    return SandboxedExecutor(settings, GatedBackend(backend, gate, TOURNAMENT)), JobWorker(settings, gate=gate)
+    tournaments = make_executor(settings, unsafe, wrap=lambda backend: GatedBackend(backend, gate, TOURNAMENT))
+    return tournaments, JobWorker(settings, gate=gate)
 
 
 def api_command(host: HostOption = None, port: PortOption = None) -> None:
@@ -73,14 +74,13 @@ def api_command(host: HostOption = None, port: PortOption = None) -> None:
     """
     settings = Settings()
     try:
-        backend = make_backend(settings)
+        tournaments, jobs = sharing_devices(settings)
     except SandboxUnavailable as error:
         reason = f"this API process has no sandbox to play runs in: {error}"
         typer.echo(f"warning: {reason}; tournaments cannot be started here and jobs stay queued", err=True)
         serve_api(settings, host, port, services=(BackgroundDrivers(settings, None, unavailable=reason),))
         return
-    tournaments, jobs = sharing_devices(settings, backend)
     try:
         serve_api(settings, host, port, services=(BackgroundDrivers(settings, tournaments), jobs))
     finally:
-        backend.close()
+        tournaments.close()

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.output import fail, print_fields
-from trainarena.execution import SandboxUnavailable, make_backend
-from trainarena.pipeline import SandboxedExecutor
+from trainarena.cluster import make_executor
+from trainarena.execution import SandboxUnavailable
 from trainarena.records.audit import AuditReport, CannotAudit, Comparison, NoiseBand, Verdict, audit_run
 from trainarena.settings import Settings
 from trainarena.store import open_store
@@ -80,10 +80,9 @@ def audit_command(
     settings = Settings()
     with open_store(settings) as store:
         try:
-            backend = make_backend(settings, unsafe=unsafe)
+            executor = make_executor(settings, unsafe=unsafe)
         except SandboxUnavailable as error:
             raise fail(str(error), json_output, CANNOT_AUDIT, run_id=run_id) from error
-        executor = SandboxedExecutor(settings, backend)
         status = console.status("")
         try:
             with status:

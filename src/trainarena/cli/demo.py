@@ -16,10 +16,10 @@ from rich.markup import escape
 from trainarena.assets import ensure_assets
 from trainarena.cli.records import records_hint
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
+from trainarena.cluster import make_executor
 from trainarena.demo.text import demo_task_source, set_up_demo
-from trainarena.execution import SandboxUnavailable, make_backend
+from trainarena.execution import SandboxUnavailable
 from trainarena.orchestrator import drive
-from trainarena.pipeline import SandboxedExecutor
 from trainarena.records.recorder import recorder_for
 from trainarena.reporting.leaderboard import build_leaderboard
 from trainarena.reporting.run_detail import write_result_json
@@ -76,7 +76,7 @@ def demo_command(
     console = Console(stderr=json_output)
     settings = threads_per_run(Settings(), parallel)
     try:
-        backend = make_backend(settings, unsafe=unsafe)
+        executor = make_executor(settings, unsafe=unsafe)
     except SandboxUnavailable as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=2) from error
@@ -92,8 +92,7 @@ def demo_command(
         with console.status("registering the example competitors"), named_lock(store.engine, "demo-set-up"):
             setup = set_up_demo(store, settings, seed=seed, examples=examples, kind=kind)
         verb = "resuming" if setup.resumed else "playing"
-        console.print(f"[bold]{verb} {setup.tournament_name}[/bold] (store: {settings.db_url}, sandbox: {backend.name})")
-        executor = SandboxedExecutor(settings, backend)
+        console.print(f"[bold]{verb} {setup.tournament_name}[/bold] (store: {settings.db_url}, sandbox: {executor.name})")
         stop_at_once_on_ctrl_c(console, "trainarena demo" + ("" if kind == "text" else f" --kind {kind}"))
         with LiveProgress(console) as progress:
             finished = drive(
@@ -125,7 +124,7 @@ def demo_command(
         raise typer.Exit(code=2) from error
     finally:
         store.close()
-        backend.close()
+        executor.close()
     if json_output:
         typer.echo(json.dumps({**board.to_json(), "wall_seconds": round(time.monotonic() - started, 1)}, indent=2))
     else:

@@ -16,10 +16,10 @@ from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY, stop_at_once_on_ctrl_c, th
 from trainarena.cli.output import Col, OneLineTable, fail, labelled, parse_utc, print_fields
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cli.status import STATUS_COLUMNS, champion_cell, summary_json, where_cell
-from trainarena.execution import SandboxUnavailable, make_backend
+from trainarena.cluster import make_executor
+from trainarena.execution import SandboxUnavailable
 from trainarena.operations.history import margin_text, tournament_detail
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, run_pool_tournament
-from trainarena.pipeline import SandboxedExecutor
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.settings import Settings
 from trainarena.store import StoreError, list_tournaments, open_store, summarize_tournament
@@ -88,13 +88,12 @@ def run_command(
     console = Console(stderr=json_output)
     settings = threads_per_run(Settings(), parallel)
     try:
-        backend = make_backend(settings, unsafe=unsafe)
+        executor = make_executor(settings, unsafe=unsafe)
     except SandboxUnavailable as error:
         raise fail(str(error), json_output, code=2) from None
     started = time.monotonic()
     store = open_store(settings)
     try:
-        executor = SandboxedExecutor(settings, backend)
         stop_at_once_on_ctrl_c(console, f"trainarena tournament run {tournament_id}")
         with LiveProgress(console) as progress:
             result = run_pool_tournament(
@@ -108,7 +107,7 @@ def run_command(
         raise fail(str(error), json_output) from None
     finally:
         store.close()
-        backend.close()
+        executor.close()
     if json_output:
         typer.echo(json.dumps({**result.to_json(), "wall_seconds": round(time.monotonic() - started, 1)}, indent=2))
         return

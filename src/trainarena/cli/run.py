@@ -14,10 +14,10 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, labelled, print_fields, print_reason
+from trainarena.cluster import make_executor
 from trainarena.contract import Direction
 from trainarena.engine.comparison import relative_improvement
-from trainarena.execution import SandboxUnavailable, make_backend
-from trainarena.pipeline import SandboxedExecutor
+from trainarena.execution import SandboxUnavailable
 from trainarena.reporting.references import ReferenceLine
 from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, read_run_detail
 from trainarena.runs import CompetitorInfo
@@ -76,11 +76,10 @@ def run_command(
     with open_store(settings) as store:
         script = _script(settings, store, competitor, repo)
         try:
-            backend = make_backend(settings, unsafe=unsafe)
+            executor = make_executor(settings, unsafe=unsafe)
         except SandboxUnavailable as error:
             console.print(labelled("error", "red", str(error)), soft_wrap=True)
             raise typer.Exit(code=2) from error
-        executor = SandboxedExecutor(settings, backend)
         try:
             runs, summary = play(settings, store, executor, console, script, definition, seeds=seeds, references=not no_reference)
         except RegistrationError as error:

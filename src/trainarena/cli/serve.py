@@ -18,7 +18,7 @@ from trainarena.api.app import Service
 from trainarena.cli.api import STOPPING, STOPPING_NOW, HostOption, PortOption, serve_api, sharing_devices
 from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE, threads_per_run
 from trainarena.cli.output import fail
-from trainarena.execution import SandboxUnavailable, make_backend
+from trainarena.execution import SandboxUnavailable
 from trainarena.operations.drivers import BackgroundDrivers
 from trainarena.operations.serving import ServeEvent, Serving, ServingThread
 from trainarena.reporting.run_detail import write_result_json
@@ -97,12 +97,11 @@ def serve_command(
     """
     settings = threads_per_run(Settings(), parallel)
     try:
-        backend = make_backend(settings, unsafe=unsafe)
+        tournaments, jobs = sharing_devices(settings, unsafe)
     except SandboxUnavailable as error:
         raise fail(str(error), json_output, code=2) from None
-    tournaments, jobs = sharing_devices(settings, backend)
     try:
         serve_with(settings, tournaments, once=once, parallel=parallel, json_output=json_output, host=host, port=port,
                    services=() if once else (jobs,))
     finally:
-        backend.close()
+        tournaments.close()

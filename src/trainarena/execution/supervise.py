@@ -56,6 +56,12 @@ def stop_when(event: threading.Event) -> Iterator[None]:
         _stop_event.reset(token)
 
 
+def current_stop_event() -> threading.Event | None:
+    """The event of the innermost ``stop_when`` block this thread is in, if any (an executor that runs
+    elsewhere, on a Ray node, passes it on)."""
+    return _stop_event.get()
+
+
 class Terminator(Protocol):
     """Reaches the whole process tree of one run."""
 

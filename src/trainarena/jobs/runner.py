@@ -30,7 +30,7 @@ from trainarena.orchestrator import store_report
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
 from trainarena.registry import ModelSource, register_model
-from trainarena.runs import CompetitorInfo, RunReport, definition_json, task_key
+from trainarena.runs import CompetitorInfo, RunInterrupted, RunReport, definition_json, task_key
 from trainarena.settings import Settings
 from trainarena.store import Store
 from trainarena.store.adhoc import start_adhoc_run
@@ -128,11 +128,20 @@ class JobRunner:
         except Exception as error:  # noqa: BLE001 - a missing file, a broken house script, an asset that will not build
             self._fail(job_id, worker_id, f"could not start: {error}")
             return
-        report = self._execute(attempt, stop)
+        try:
+            report = self._execute(attempt, stop)
+        except RunInterrupted as error:  # its node died (Ray): the job is queued again, a new attempt next time
+            self._requeue(attempt.job_id, worker_id, str(error))
+            return
         try:
             self._finish(attempt, worker_id, report, stop)
         except Exception as error:  # noqa: BLE001 - e.g. the registry's disk is full
             self._fail(job_id, worker_id, f"could not record its end: {type(error).__name__}: {error}")
+
+    def _requeue(self, job_id: str, worker_id: str, reason: str) -> None:
+        with self._store.transaction() as session:
+            if still_mine(session, worker_id, job_id):
+                requeue(session, job_id, worker_id, reason, self._settings.jobs.max_attempts)
 
     def _fail(self, job_id: str, worker_id: str, reason: str) -> None:
         with self._store.transaction() as session:
@@ -187,6 +196,8 @@ class JobRunner:
                                                f"{attempt.job_id}-try{attempt.number}")  # fmt: skip
         except DatasetError as error:
             return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"task: {error}")
+        except RunInterrupted:
+            raise
         except Exception as error:  # noqa: BLE001 - the platform broke: the job fails with the reason, the worker goes on
             return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"{type(error).__name__}: {error}")
         finally:

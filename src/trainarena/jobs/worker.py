@@ -27,11 +27,11 @@ log = logging.getLogger(__name__)
 
 
 def sandboxed_executor(settings: Settings, gate: DeviceGate) -> JobExecutor:
-    """The pipeline's executor over the configured backend, behind ``gate`` on the job side."""
-    from trainarena.execution.factory import make_backend
-    from trainarena.pipeline import SandboxedExecutor
+    """The configured executor (``settings.cluster``): locally, the pipeline's over the configured
+    backend behind ``gate`` on the job side; on Ray, Ray's resource requests keep runs apart."""
+    from trainarena.cluster import make_executor
 
-    return SandboxedExecutor(settings, GatedBackend(make_backend(settings), gate, JOB))
+    return make_executor(settings, wrap=lambda backend: GatedBackend(backend, gate, JOB))
 
 
 class JobWorker:

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from trainarena.settings.cluster import ClusterRules
 from trainarena.settings.fields import AbsolutePath, Duration, ResolvedPath, Section, UtcDateTime, resolved
 from trainarena.settings.records import RecordsRules
 from trainarena.settings.service import ApiRules, DashboardRules, JobRules, RegistryRules
@@ -488,6 +489,7 @@ class Settings(BaseSettings):
     registry: RegistryRules = RegistryRules()
     dashboard: DashboardRules = DashboardRules()
     records: RecordsRules = RecordsRules()
+    cluster: ClusterRules = ClusterRules()
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,166 @@
+"""The node's side of a Ray task: one piece of work (a tournament run, a job's run, a base-model
+evaluation) done by the pipeline's ``SandboxedExecutor`` over the node's own sandbox backend.
+
+What travels: the driver sends the work (plain frozen data), its settings and a :class:`SharedCheck`;
+the node sends back the ``RunReport`` (a few KB, through Ray's object store). The artifact and the
+logs are written into the run's folder under the settings' data directory, which every node mounts
+at the same path (docs/deploy.md, "Ray cluster"), so they are on the operator's storage the moment
+the run writes them. The node never opens the store: only the driver writes it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from trainarena.execution import SandboxUnavailable, make_backend
+from trainarena.execution.supervise import stop_when
+from trainarena.pipeline import SandboxedExecutor
+from trainarena.runs import CompetitorInfo, RunReport, RunRequest
+from trainarena.settings import Settings
+from trainarena.tasks.base import TaskDefinition
+
+# Written by the driver into a job's run folder to stop it on its node (cancelled, worker stopping).
+STOP_FILE = "stop-requested"
+
+
+class ClusterUnavailable(SandboxUnavailable):
+    """The Ray cluster cannot be reached or used; the message says what to start or configure."""
+
+
+class SharedPathMissing(RuntimeError):
+    """A node does not see the operator's data directory at the driver's path."""
+
+
+class NodeExecutor(Protocol):
+    """What a node runs the work with: ``SandboxedExecutor`` (tests pass a fake)."""
+
+    def execute(self, request: RunRequest) -> RunReport: ...
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport: ...
+
+    def evaluate_base_model(self, task: TaskDefinition) -> RunReport: ...
+
+    def close(self) -> None: ...
+
+
+# (the driver's settings, the GPU ids Ray gave the task) -> the executor that does the work on the node.
+NodeExecutorFactory = Callable[[Settings, list[int]], NodeExecutor]
+
+
+@dataclass(frozen=True)
+class SandboxedOnNode:
+    """The real ``NodeExecutorFactory``: the pipeline's executor over the backend ``settings.sandbox``
+    names, built on the node (``unsafe``: the operator's ``--unsafe``), with Ray's GPUs only."""
+
+    unsafe: bool = False
+
+    def __call__(self, settings: Settings, gpus: list[int]) -> NodeExecutor:
+        return SandboxedExecutor(settings, make_backend(settings, unsafe=self.unsafe), gpus=gpus)
+
+
+@dataclass(frozen=True)
+class SharedCheck:
+    """A file the driver wrote under its data directory, with a random token: a node that cannot read
+    it at the same path does not share the operator's storage, and refuses the work."""
+
+    path: Path
+    token: str
+
+    @classmethod
+    def create(cls, data_dir: Path) -> SharedCheck:
+        token = secrets.token_hex(16)
+        path = data_dir / "cluster" / f"driver-{token}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(token)
+        return cls(path, token)
+
+    def verify(self) -> None:
+        try:
+            found = self.path.read_text()
+        except OSError:
+            found = None
+        if found != self.token:
+            raise SharedPathMissing(
+                f"Ray node {socket.gethostname()} does not see the operator's data directory: the driver's check "
+                f"file {self.path} is missing there; mount the shared data directory at the same path on every "
+                "node (docs/deploy.md, 'Ray cluster')"
+            )
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class ExecuteRun:
+    """A tournament run: prepare, sandboxed run, artifact check, evaluation (``execute``)."""
+
+    request: RunRequest
+
+    def apply(self, executor: NodeExecutor, settings: Settings) -> RunReport:
+        return executor.execute(self.request)
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One script on one task outside a tournament (a job, ``trainarena run``, an audit's re-run);
+    stopped when the driver writes ``STOP_FILE`` into ``run_dir``."""
+
+    competitor: CompetitorInfo
+    task: TaskDefinition
+    run_dir: Path
+    run_name: str
+
+    def apply(self, executor: NodeExecutor, settings: Settings) -> RunReport:
+        with _stopped_by_file(self.run_dir / STOP_FILE, settings.cluster.stop_poll_seconds):
+            return executor.run_task(self.competitor, self.task, self.run_dir, self.run_name)
+
+
+@dataclass(frozen=True)
+class EvaluateBase:
+    """The untrained base model scored on the hidden split (``evaluate_base_model``)."""
+
+    task: TaskDefinition
+
+    def apply(self, executor: NodeExecutor, settings: Settings) -> RunReport:
+        return executor.evaluate_base_model(self.task)
+
+
+Work = ExecuteRun | RunTask | EvaluateBase
+
+
+def do_work(work: Work, settings: Settings, factory: NodeExecutorFactory, shared: SharedCheck, gpus: list[int]) -> RunReport:
+    """What the Ray task runs on its node."""
+    shared.verify()
+    executor = factory(settings, gpus)
+    try:
+        return work.apply(executor, settings)
+    finally:
+        executor.close()
+
+
+@contextmanager
+def _stopped_by_file(path: Path, poll_seconds: float) -> Iterator[None]:
+    """Runs supervised in the block stop once ``path`` appears (the driver asked, over the shared path)."""
+    stop, done = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        while not done.wait(poll_seconds):
+            if path.exists():
+                stop.set()
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True, name="trainarena-stop-watch")
+    watcher.start()
+    try:
+        with stop_when(stop):
+            yield
+    finally:
+        done.set()
+        watcher.join()

@@ -1,0 +1,109 @@
+"""Fake node executors for the Ray tests: each try leaves a line in ``executions.log`` on the shared
+data directory (run id, attempt, node) and an artifact in its run folder; scores are deterministic
+from the competitor and the task, so a retried run scores as its first try would have."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from trainarena.contract import Direction, RunStatus, TaskType
+from trainarena.engine.model import Stage
+from trainarena.runs import CompetitorInfo, RunReport, RunRequest
+from trainarena.settings import Settings
+from trainarena.tasks.base import Evaluation, TaskDefinition
+
+EXECUTIONS = "executions.log"
+
+
+def fake_task(kind: str, stage: Stage, match_id: str, index: int, seed: int) -> TaskDefinition:
+    return TaskDefinition(f"{stage}-{match_id}-{index}", TaskType.INSTRUCT, "tiny", {"seed": seed}, 1.0, seed)
+
+
+def skill(name: str, seed: int) -> float:
+    return int.from_bytes(hashlib.sha256(f"{name}:{seed}".encode()).digest()[:4], "big") / 2**32
+
+
+def executions(data_dir: Path) -> list[tuple[int, int, str]]:
+    """(run id, attempt, node id) of every try the fake executors started, in order."""
+    path = data_dir / EXECUTIONS
+    if not path.exists():
+        return []
+    return [(int(r), int(a), n) for r, a, n in (line.split() for line in path.read_text().splitlines())]
+
+
+@dataclass(frozen=True)
+class FakeOnNode:
+    """A ``NodeExecutorFactory``: the first try of ``slow_for``'s runs sleeps ``slow_seconds`` (long
+    enough to kill its node or its driver meanwhile); every other try takes ``seconds``."""
+
+    seconds: float = 0.0
+    slow_for: str | None = None
+    slow_seconds: float = 0.0
+
+    def __call__(self, settings: Settings, gpus: list[int]) -> FakeRunner:
+        return FakeRunner(self, settings)
+
+
+class FakeRunner:
+    def __init__(self, plan: FakeOnNode, settings: Settings) -> None:
+        self._plan = plan
+        self._settings = settings
+
+    def execute(self, request: RunRequest) -> RunReport:
+        started = time.time()
+        node = ray.get_runtime_context().get_node_id()
+        with (self._settings.data_dir / EXECUTIONS).open("a") as log:
+            log.write(f"{request.run_id} {request.attempt} {node}\n")
+        slow = request.competitor.name == self._plan.slow_for and request.attempt == 1
+        time.sleep(self._plan.slow_seconds if slow else self._plan.seconds)
+        return self._report(request.competitor, request.task, request.run_dir, started)
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        return self._report(competitor, task, run_dir, time.time())
+
+    def evaluate_base_model(self, task: TaskDefinition) -> RunReport:
+        return RunReport(RunStatus.SUCCEEDED, time.time(), time.time(), evaluation=Evaluation(2.0, Direction.LOWER))
+
+    def close(self) -> None:
+        """Nothing is held."""
+
+    @staticmethod
+    def _report(competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, started: float) -> RunReport:
+        logs, output = run_dir / "logs", run_dir / "output"
+        for folder in (logs, output):
+            folder.mkdir(parents=True, exist_ok=True)
+        (logs / "stdout.log").write_text(f"{competitor.name} trained on {task.name}\n")
+        weights = f"weights of {competitor.name} on {task.name}".encode()
+        (output / "model.safetensors").write_bytes(weights)
+        loss = 3.0 - skill(competitor.name, task.seed)
+        return RunReport(RunStatus.SUCCEEDED, started, time.time(), log_path=logs, artifact_path=output,
+                         artifact_digest=hashlib.sha256(weights).hexdigest(), evaluation=Evaluation(loss, Direction.LOWER))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WaitForStop:
+    """A ``NodeExecutorFactory`` whose ``run_task`` waits (up to ``seconds``) for the stop its node was
+    asked for, as a supervised sandbox run does, and reports whether it was stopped."""
+
+    seconds: float = 60.0
+
+    def __call__(self, settings: Settings, gpus: list[int]) -> StoppableRunner:
+        return StoppableRunner(self.seconds)
+
+
+class StoppableRunner(FakeRunner):
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        from trainarena.execution.supervise import current_stop_event
+
+        started, stop = time.time(), current_stop_event()
+        stopped = stop is not None and stop.wait(self._seconds)
+        reason = "stopped on request" if stopped else "never asked to stop"
+        return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason)

@@ -1,0 +1,36 @@
+"""What a run asks a Ray cluster for (``cluster.resources``), and how the executor is chosen."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainarena.cluster.resources import MB, ClusterTooSmall, task_resources
+from trainarena.settings import Settings
+
+
+def test_a_run_asks_for_the_sizing_rules_gpus_on_a_cluster_that_has_gpus() -> None:
+    settings = Settings(cluster={"cpus_per_run": 2.0}, sandbox={"memory_limit_mb": 4096})
+    assert task_resources(settings, gpus_needed=2, largest_node_gpus=8) == {"num_cpus": 2.0, "num_gpus": 2, "memory": 4096 * MB}
+
+
+def test_a_cpu_only_cluster_gets_no_gpu_request() -> None:
+    assert task_resources(Settings(), gpus_needed=1, largest_node_gpus=0)["num_gpus"] == 0
+
+
+def test_the_memory_request_follows_the_cluster_setting_and_zero_asks_none() -> None:
+    assert task_resources(Settings(cluster={"memory_per_run_mb": 512}), 1, 0)["memory"] == 512 * MB
+    assert "memory" not in task_resources(Settings(cluster={"memory_per_run_mb": 0}), 1, 0)
+
+
+def test_a_run_no_node_can_hold_is_refused_with_the_numbers() -> None:
+    with pytest.raises(ClusterTooSmall, match="needs 4 GPUs .* the largest node of the Ray cluster has 2"):
+        task_resources(Settings(), gpus_needed=4, largest_node_gpus=2)
+
+
+def test_the_executor_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINARENA_CLUSTER__EXECUTOR", "ray")
+    monkeypatch.setenv("TRAINARENA_CLUSTER__ADDRESS", "10.0.0.1:6379")
+    assert (Settings().cluster.executor, Settings().cluster.address) == ("ray", "10.0.0.1:6379")
+    monkeypatch.setenv("TRAINARENA_CLUSTER__EXECUTOR", "kubernetes")
+    with pytest.raises(ValueError, match="executor"):
+        Settings()
