@@ -1,0 +1,86 @@
+"""A warm evaluation worker: the evaluation child process (``tasks.evaluate_worker --serve``) kept up
+between evaluations, so each one after the first skips Python's start and the library imports (seconds
+per run on a small CPU machine, measured by ``benchmarks.overhead``).
+
+Isolation is the cold worker's (``tasks.child_evaluation``): guarded (it dies with the thread that
+started it, its scratch folder with it), requests on stdin only, its own address-space cap and pinned
+thread count. Scores are the cold worker's, bit for bit (tested): the worker keeps nothing between
+requests but imported libraries; every evaluator loads its models and seeds its generators itself.
+
+What can differ from a cold start, and how it is made not to:
+- A worker that crashed, or ran out of memory, after earlier evaluations (memory it kept from them
+  may be what was missing): the evaluation is retried once in a fresh worker, which is a cold start, so
+  the result is the cold one. A fresh worker's crash is reported as the cold worker's is.
+- A hung evaluation: the worker is stopped at ``eval_timeout_seconds`` (the evaluation fails as a
+  cold one does) and the next evaluation starts a fresh one.
+- Memory held over time: the worker is recycled after ``eval_worker_max_evaluations`` evaluations,
+  when the base model or the evaluation rules change, and when another thread asks (the guard dies
+  with the thread that started it, so a worker serves one thread).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+
+from trainarena.execution.child_process import GuardedRun, GuardedWorker
+from trainarena.settings import DataRules
+from trainarena.tasks.child_evaluation import SCRATCH_PREFIX, WORKER_MODULE, worker_env
+
+RESULT_STEM = "result"  # the worker answers request n in <scratch>/result-<n>.json
+POLL_SECONDS = 0.02  # how often the parent looks for the answer (an evaluation takes seconds)
+OUT_OF_MEMORY = "out of memory"  # how evaluate_worker words a MemoryError
+
+
+class WarmEvaluator:
+    """``EvaluationRunner`` over one warm worker (thread-safe: evaluations take turns)."""
+
+    def __init__(self, max_evaluations: int) -> None:
+        self._max = max_evaluations
+        self._lock = threading.Lock()
+        self._worker: GuardedWorker | None = None
+        self._key: tuple[str, str, int] | None = None  # base model, rules, owning thread
+        self.started = 0  # workers started so far (each one a cold start)
+
+    def run(self, payload: str, base_model: str, rules: DataRules) -> GuardedRun:
+        key = (base_model, rules.model_dump_json(), threading.get_ident())
+        with self._lock:
+            worker = self._worker_for(key, rules)
+            fresh = worker.served == 0
+            run = worker.request(payload, rules.eval_timeout_seconds)
+            if not fresh and _worth_a_cold_retry(run):
+                self._drop()
+                run = self._worker_for(key, rules).request(payload, rules.eval_timeout_seconds)
+            if run.result is None or self._worker is None or self._worker.served >= self._max:
+                self._drop()
+            return run
+
+    def _worker_for(self, key: tuple[str, str, int], rules: DataRules) -> GuardedWorker:
+        if self._worker is not None and (self._key != key or not self._worker.alive()):
+            self._drop()
+        if self._worker is None:
+            argv = [sys.executable, "-m", WORKER_MODULE, "--serve", RESULT_STEM]
+            self._worker = GuardedWorker(argv, env=worker_env(), stop_grace=rules.eval_stop_grace_seconds,
+                                         scratch_prefix=SCRATCH_PREFIX, result_stem=RESULT_STEM, poll_seconds=POLL_SECONDS)
+            self._key = key
+            self.started += 1
+        return self._worker
+
+    def _drop(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+        self._worker, self._key = None, None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+def _worth_a_cold_retry(run: GuardedRun) -> bool:
+    """A used worker died, or ran out of memory: what a fresh one might not do."""
+    if run.timed_out:
+        return False
+    if run.result is None:
+        return True
+    return str(json.loads(run.result).get("failure") or "").startswith(OUT_OF_MEMORY)
