@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from trainarena.contract import Direction, TaskType
 from trainarena.settings import DataRules, ImageRules, Settings
 from trainarena.tasks import TaskDefinition, get_task_type
-from trainarena.tasks.child_evaluation import SCRATCH_PREFIX, evaluate_in_child, evaluation_scope
+from trainarena.tasks.child_evaluation import evaluate_in_child, evaluation_scope
 from trainarena.tasks.warm_evaluation import WarmEvaluator
 
 RULES = DataRules(eval_cpu_threads=1)
@@ -113,17 +112,19 @@ def test_a_hung_evaluation_fails_at_its_limit_and_the_next_one_gets_a_fresh_work
             "image_rules": ImageRules().model_dump(mode="json")}
     rules = DataRules(eval_cpu_threads=1, eval_timeout_seconds=20.0)
     runner = WarmEvaluator(max_evaluations=10)
-    before = set(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"))
     try:
         assert _failure(runner, _bad_request("/nonexistent/a"), rules)  # the worker is warm
+        hung_scratch = runner._worker.scratch
         with evaluation_scope(runner):
             failed = evaluate_in_child(TaskType.IMAGE, Direction.LOWER, hung, rules)
         assert "exceeded its 20 s limit" in failed.failure
+        assert not hung_scratch.exists()  # the stopped worker's folder went with it
         assert _failure(runner, _bad_request("/nonexistent/a"), rules)
-        assert runner.started == 2  # the hung worker was stopped; a fresh one answered
+        assert runner.started == 2  # a fresh worker answered
+        fresh_scratch = runner._worker.scratch
     finally:
         runner.close()
-    assert set(Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*")) <= before  # no scratch folder left
+    assert not fresh_scratch.exists()
 
 
 def test_the_request_reaches_the_worker_on_stdin_only(tmp_path) -> None:
