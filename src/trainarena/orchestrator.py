@@ -450,6 +450,7 @@ class _RunSlots:
         self.in_flight: dict[Future[Any], tuple[RunRequest, int | None]] = {}  # slot None: being scored
         self.marks: dict[int, dict[str, Any]] = {}
         self.errors: list[BaseException] = []
+        self.warmed = False
 
     def drive(self, max_steps: int | None) -> Finished | None:
         steps = 0
@@ -476,6 +477,12 @@ class _RunSlots:
         slot = self.free.pop()
         self.marks[request.run_id] = {"slot": slot, "claimed_at": time.time()}
         self.driver._started(request)
+        warm_up = getattr(self.driver.executor, "warm_up", None)
+        if self.scoring is not None and warm_up is not None and not self.warmed:
+            # The scoring thread readies its worker while the first scripts train (it would otherwise
+            # start cold on the first artifact, possibly at a round's end where every slot waits).
+            self.scoring.submit(contextvars.copy_context().run, warm_up, request.task)
+            self.warmed = True
         work = self.driver.executor.train if self.staged else self.driver.executor.execute  # type: ignore[attr-defined]
         # In the caller's context: a stop requested around the drive (execution.supervise.stop_when) reaches the run.
         self.in_flight[self.runs.submit(contextvars.copy_context().run, work, request)] = (request, slot)

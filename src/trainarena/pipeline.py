@@ -258,6 +258,12 @@ class SandboxedExecutor:
         return _Scoring(self, task, prepared, run_dir, timings,
                         dict(report, artifact_path=job.output_dir, artifact_digest=check.digest))
 
+    def warm_up(self, task: TaskDefinition) -> None:
+        """Have the evaluation worker ready (libraries imported) before the first artifact of ``task``'s
+        kind: called on the scoring thread while the first scripts train."""
+        if self._evaluator is not None:
+            self._evaluator.warm_up(task.task_type.value, task.base_model, self._settings.data)
+
     def score(self, scoring: _Scoring) -> RunReport:
         """``finish`` of a run's pending evaluation."""
         with evaluation_scope(self._evaluator) as times:

@@ -136,3 +136,14 @@ def test_the_request_reaches_the_worker_on_stdin_only(tmp_path) -> None:
         assert not any("secret-place" in p.read_text(errors="replace") for p in files), files
     finally:
         runner.close()
+
+
+def test_a_warmed_up_worker_serves_the_first_evaluation() -> None:
+    runner = WarmEvaluator(max_evaluations=10)
+    try:
+        assert runner.warm_up("instruct", "/nonexistent/a", RULES)
+        with evaluation_scope(runner) as times:
+            assert evaluate_in_child(TaskType.INSTRUCT, Direction.LOWER, _bad_request("/nonexistent/a"), RULES).failure
+        assert runner.started == 1 and times.startup < 1.0  # no Python or library start left to pay
+    finally:
+        runner.close()

@@ -81,6 +81,10 @@ def serve(stem: str) -> int:
         request = json.loads(line)
         if threads is None:  # the parent keys a worker by its rules: they are the same for every request
             threads = apply_limits(request["rules"])
+        if request.get("warm_up"):  # only import what the type's evaluations will need
+            evaluation_module(request["task_type"])
+            Path(f"{stem}-{number}.json").write_text(json.dumps({"warm": True}))
+            continue
         answer(request, threads, Path(f"{stem}-{number}.json"))
     return 0
 

@@ -56,6 +56,17 @@ class WarmEvaluator:
                 self._drop()
             return run
 
+    def warm_up(self, task_type: str, base_model: str, rules: DataRules) -> bool:
+        """Start a worker and import what ``task_type``'s evaluations need, ahead of the first artifact
+        (call it from the thread that will evaluate). Returns whether the worker is ready."""
+        key = (base_model, rules.model_dump_json(), threading.get_ident())
+        payload = json.dumps({"warm_up": True, "task_type": task_type, "rules": rules.model_dump()})
+        with self._lock:
+            run = self._worker_for(key, rules).request(payload, rules.eval_timeout_seconds)
+            if run.result is None:
+                self._drop()
+            return run.result is not None
+
     def _worker_for(self, key: tuple[str, str, int], rules: DataRules) -> GuardedWorker:
         if self._worker is not None and (self._key != key or not self._worker.alive()):
             self._drop()
