@@ -94,22 +94,40 @@ def measure(settings: Settings, parallel: int) -> dict[str, Any]:
     first_claim = min(run["claimed_at"] for run in runs)
     slot_total = parallel * (end - first_claim)  # every slot's every second from the first claim to the end
     script_total = sum(run.get("script", 0.0) for run in runs)
-    waiting = 0.0
-    for slot in {run["slot"] for run in runs}:
-        mine = sorted((run for run in runs if run["slot"] == slot), key=lambda run: run["claimed_at"])
-        waiting += mine[0]["claimed_at"] - first_claim
-        nexts = [run["claimed_at"] for run in mine[1:]] + [end]
-        waiting += sum(following - run["slot_freed_at"] for run, following in zip(mine, nexts, strict=True))
+    idle = [interval for slot in {run["slot"] for run in runs} for interval in _idle_intervals(runs, slot, first_claim, end)]
+    training = [(run["claimed_at"], run["slot_freed_at"]) for run in runs]
+    round_tail = sum(_overlap(interval, training) for interval in idle)
     steps = {step: sum(run.get(step, 0.0) for run in runs) for step in STEPS}
     return {
         "slot_over_script": round(slot_total / script_total, 3),
         "runs": len(runs),
         "slot_seconds": round(slot_total, 1),
         "script_seconds": round(script_total, 1),
-        "slot_waiting_seconds": round(waiting, 1),
+        "slot_waiting_seconds": round(sum(b - a for a, b in idle), 1),
+        # Waiting while another slot still ran a script: the round had no run left to claim.
+        "slot_waiting_round_tail_seconds": round(round_tail, 1),
         "per_run_seconds": {step: round(total / len(runs), 2) for step, total in steps.items()},
         "scored_runs": sum("eval_compute" in run for run in runs),
     }
+
+
+def _idle_intervals(runs: list[dict[str, Any]], slot: int, first_claim: float, end: float) -> list[tuple[float, float]]:
+    """When ``slot`` held no run: before its first claim, and from each ``slot_freed_at`` to its next claim."""
+    mine = sorted((run for run in runs if run["slot"] == slot), key=lambda run: run["claimed_at"])
+    nexts = [run["claimed_at"] for run in mine[1:]] + [end]
+    return [(first_claim, mine[0]["claimed_at"])] + [(run["slot_freed_at"], following) for run, following in zip(mine, nexts, strict=True)]
+
+
+def _overlap(interval: tuple[float, float], others: list[tuple[float, float]]) -> float:
+    """Seconds of ``interval`` covered by the union of ``others``."""
+    start, stop = interval
+    covered, reach = 0.0, start
+    for a, b in sorted(others):
+        a, b = max(a, reach), min(b, stop)
+        if b > a:
+            covered += b - a
+            reach = b
+    return covered
 
 
 def _unix(moment: datetime) -> float:
@@ -127,7 +145,10 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"  {label:<44}{result['per_run_seconds'][step]:>8.2f}")
     print(f"{'script time (sum)':<46}{result['script_seconds']:>8.1f}")
     print(f"{'slot time (sum)':<46}{result['slot_seconds']:>8.1f}")
-    print(f"  {'of which slots waited (scores, round ends)':<44}{result['slot_waiting_seconds']:>8.1f}")
+    print(f"  {'of which slots held no run':<44}{result['slot_waiting_seconds']:>8.1f}")
+    print(f"    {'while another slot ran its last script':<42}{result['slot_waiting_round_tail_seconds']:>8.1f}")
+    scores = result["slot_waiting_seconds"] - result["slot_waiting_round_tail_seconds"]
+    print(f"    {'while the last scores and store were done':<42}{scores:>8.1f}")
     ratio = result["slot_over_script"]
     print(f"slot time / script time: {ratio:.3f}   (target <= {TARGET}: {'met' if ratio <= TARGET else 'NOT met'})")
 
