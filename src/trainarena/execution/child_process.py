@@ -149,7 +149,7 @@ class GuardedWorker:
             if self._process.poll() is not None:
                 return self._died()
             if time.monotonic() >= deadline:
-                self.close()
+                self.close(stop=True)
                 return GuardedRun(timed_out=True, exit_code=None, result=None, stderr="")
             time.sleep(self._poll)
         self._served += 1
@@ -161,16 +161,15 @@ class GuardedWorker:
         self.close()
         return GuardedRun(False, self._report.get("exit_code", self._process.returncode), None, self._stderr.text())
 
-    def close(self) -> None:
-        """End the worker: its stdin closed (it exits), else stopped like a timed-out run."""
+    def close(self, stop: bool = False) -> None:
+        """End the worker: its stdin closed (an idle worker exits), then, when it is still there after
+        the grace period or at once with ``stop`` (a hung one), stopped as a timed-out run is."""
         if self._report is not None:
             return
         with contextlib.suppress(OSError):
             if self._process.stdin is not None:
                 self._process.stdin.close()
-        try:
-            self._process.wait(self._grace)
-        except subprocess.TimeoutExpired:
+        if stop or not _exited_within(self._process, self._grace):
             _stop(self._process, self._grace)
         self._stderr.join()
         self._report = _read_report(self._process.stdout.read() if self._process.stdout else "")
@@ -201,6 +200,14 @@ class _TailReader:
     def text(self) -> str:
         self.join()
         return self._chunks
+
+
+def _exited_within(process: subprocess.Popen[str], seconds: float) -> bool:
+    try:
+        process.wait(seconds)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def _stop(process: subprocess.Popen[str], grace: float) -> None:
