@@ -81,6 +81,13 @@ class StagedExecutor:
 
     runs: Recorder = field(default_factory=Recorder)
     overlapped: list[bool] = field(default_factory=list)
+    scoring_threads: list[tuple[str, int]] = field(default_factory=list)  # (hook or "score", thread)
+
+    def warm_up(self, task: TaskDefinition) -> None:
+        self.scoring_threads.append(("warm_up", threading.get_ident()))
+
+    def end_scoring(self) -> None:
+        self.scoring_threads.append(("end_scoring", threading.get_ident()))
 
     def execute(self, request: RunRequest) -> RunReport:  # pragma: no cover - the orchestrator uses train
         raise AssertionError("a staged executor's runs go through train and finish")
@@ -89,6 +96,7 @@ class StagedExecutor:
         number = self.runs.start()
 
         def score() -> RunReport:
+            self.scoring_threads.append(("score", threading.get_ident()))
             self.overlapped.append(self.runs.wait_for(number + 1, SCORE_WAIT_SECONDS))
             return report_for(request)
 
@@ -149,3 +157,11 @@ def test_each_run_folder_records_its_slot_timings(store: Store, settings: Settin
         by_slot.setdefault(entry["slot"], []).append(entry)
     for entries in by_slot.values():  # a slot takes its next run only once it is free
         assert all(a["slot_freed_at"] <= b["claimed_at"] for a, b in zip(entries, entries[1:], strict=False))
+
+
+def test_the_scoring_thread_is_warmed_up_first_and_ended_last(store: Store, settings: Settings) -> None:
+    staged = StagedExecutor()
+    play(store, settings, staged, parallel=2)
+    hooks = [hook for hook, _thread in staged.scoring_threads]
+    assert hooks[0] == "warm_up" and hooks[-1] == "end_scoring" and hooks.count("warm_up") == hooks.count("end_scoring") == 1
+    assert len({thread for _hook, thread in staged.scoring_threads}) == 1  # one thread, whose worker it is

@@ -514,4 +514,7 @@ class _RunSlots:
     def close(self) -> None:
         self.runs.shutdown(wait=True)
         if self.scoring is not None:
+            end_scoring = getattr(self.driver.executor, "end_scoring", None)
+            if end_scoring is not None:  # on the scoring thread, whose worker it is
+                self.scoring.submit(end_scoring)
             self.scoring.shutdown(wait=True)

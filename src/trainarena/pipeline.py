@@ -264,6 +264,11 @@ class SandboxedExecutor:
         if self._evaluator is not None:
             self._evaluator.warm_up(task.task_type.value, task.base_model, self._settings.data)
 
+    def end_scoring(self) -> None:
+        """This thread scores no more (a drive's scoring thread, at the drive's end): its worker goes."""
+        if self._evaluator is not None:
+            self._evaluator.close_mine()
+
     def score(self, scoring: _Scoring) -> RunReport:
         """``finish`` of a run's pending evaluation."""
         with evaluation_scope(self._evaluator) as times:

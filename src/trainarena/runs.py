@@ -122,7 +122,8 @@ class PendingEvaluation(Protocol):
 class StagedExecutor(RunExecutor, Protocol):
     """An executor whose runs come in two steps, so the orchestrator can start the next script while the
     last artifact is scored: ``execute(r)`` is ``train(r)``, then ``finish()`` of what it returned when
-    that is a :class:`PendingEvaluation`."""
+    that is a :class:`PendingEvaluation`. Optional hooks, called on the thread that scores: ``warm_up(task)``
+    when a drive claims its first run, ``end_scoring()`` when it ends."""
 
     def train(self, request: RunRequest) -> RunReport | PendingEvaluation: ...
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -77,8 +78,13 @@ def _failure(runner: WarmEvaluator, request: dict, rules: DataRules = RULES) -> 
         return evaluate_in_child(TaskType.INSTRUCT, Direction.LOWER, request, rules).failure
 
 
+def _mine(runner: WarmEvaluator):
+    """This thread's worker."""
+    return runner._workers[threading.get_ident()][0]
+
+
 def _worker_pid(runner: WarmEvaluator) -> int:
-    guard = runner._worker._process.pid  # the guard; the evaluation worker is its only child
+    guard = _mine(runner)._process.pid  # the guard; the evaluation worker is its only child
     children = Path(f"/proc/{guard}/task/{guard}/children").read_text().split()
     return int(children[0])
 
@@ -114,14 +120,14 @@ def test_a_hung_evaluation_fails_at_its_limit_and_the_next_one_gets_a_fresh_work
     runner = WarmEvaluator(max_evaluations=10)
     try:
         assert _failure(runner, _bad_request("/nonexistent/a"), rules)  # the worker is warm
-        hung_scratch = runner._worker.scratch
+        hung_scratch = _mine(runner).scratch
         with evaluation_scope(runner):
             failed = evaluate_in_child(TaskType.IMAGE, Direction.LOWER, hung, rules)
         assert "exceeded its 20 s limit" in failed.failure
         assert not hung_scratch.exists()  # the stopped worker's folder went with it
         assert _failure(runner, _bad_request("/nonexistent/a"), rules)
         assert runner.started == 2  # a fresh worker answered
-        fresh_scratch = runner._worker.scratch
+        fresh_scratch = _mine(runner).scratch
     finally:
         runner.close()
     assert not fresh_scratch.exists()
@@ -132,7 +138,7 @@ def test_the_request_reaches_the_worker_on_stdin_only(tmp_path) -> None:
     runner = WarmEvaluator(max_evaluations=10)
     try:
         _failure(runner, _bad_request("/nonexistent/secret-place"))
-        files = [p for p in runner._worker.scratch.rglob("*") if p.is_file()]
+        files = [p for p in _mine(runner).scratch.rglob("*") if p.is_file()]
         assert not any("secret-place" in p.read_text(errors="replace") for p in files), files
     finally:
         runner.close()

@@ -13,9 +13,9 @@ What can differ from a cold start, and how it is made not to:
   the result is the cold one. A fresh worker's crash is reported as the cold worker's is.
 - A hung evaluation: the worker is stopped at ``eval_timeout_seconds`` (the evaluation fails as a
   cold one does) and the next evaluation starts a fresh one.
-- Memory held over time: the worker is recycled after ``eval_worker_max_evaluations`` evaluations,
-  when the base model or the evaluation rules change, and when another thread asks (the guard dies
-  with the thread that started it, so a worker serves one thread).
+- Memory held over time: the worker is recycled after ``eval_worker_max_evaluations`` evaluations
+  and when the base model or the evaluation rules change; a drive ends its scoring thread's worker
+  when it ends. A worker serves the one thread that started it (its guard dies with that thread).
 """
 
 from __future__ import annotations
@@ -34,58 +34,66 @@ OUT_OF_MEMORY = "out of memory"  # how evaluate_worker words a MemoryError
 
 
 class WarmEvaluator:
-    """``EvaluationRunner`` over one warm worker (thread-safe: evaluations take turns)."""
+    """``EvaluationRunner`` keeping one warm worker per evaluating thread (a drive scores on one thread;
+    drives side by side each get their own worker instead of taking turns with one)."""
 
     def __init__(self, max_evaluations: int) -> None:
         self._max = max_evaluations
-        self._lock = threading.Lock()
-        self._worker: GuardedWorker | None = None
-        self._key: tuple[str, str, int] | None = None  # base model, rules, owning thread
+        self._guard = threading.Lock()
+        self._workers: dict[int, tuple[GuardedWorker, tuple[str, str]]] = {}  # thread -> worker, (base model, rules)
         self.started = 0  # workers started so far (each one a cold start)
 
     def run(self, payload: str, base_model: str, rules: DataRules) -> GuardedRun:
-        key = (base_model, rules.model_dump_json(), threading.get_ident())
-        with self._lock:
+        key = (base_model, rules.model_dump_json())
+        worker = self._worker_for(key, rules)
+        fresh = worker.served == 0
+        run = worker.request(payload, rules.eval_timeout_seconds)
+        if not fresh and _worth_a_cold_retry(run):
+            self.close_mine()
             worker = self._worker_for(key, rules)
-            fresh = worker.served == 0
             run = worker.request(payload, rules.eval_timeout_seconds)
-            if not fresh and _worth_a_cold_retry(run):
-                self._drop()
-                run = self._worker_for(key, rules).request(payload, rules.eval_timeout_seconds)
-            if run.result is None or self._worker is None or self._worker.served >= self._max:
-                self._drop()
-            return run
+        if run.result is None or worker.served >= self._max:
+            self.close_mine()
+        return run
 
     def warm_up(self, task_type: str, base_model: str, rules: DataRules) -> bool:
-        """Start a worker and import what ``task_type``'s evaluations need, ahead of the first artifact
-        (call it from the thread that will evaluate). Returns whether the worker is ready."""
-        key = (base_model, rules.model_dump_json(), threading.get_ident())
+        """Start this thread's worker and import what ``task_type``'s evaluations need, ahead of the
+        first artifact. Returns whether the worker is ready."""
         payload = json.dumps({"warm_up": True, "task_type": task_type, "rules": rules.model_dump()})
-        with self._lock:
-            run = self._worker_for(key, rules).request(payload, rules.eval_timeout_seconds)
-            if run.result is None:
-                self._drop()
-            return run.result is not None
+        run = self._worker_for((base_model, rules.model_dump_json()), rules).request(payload, rules.eval_timeout_seconds)
+        if run.result is None:
+            self.close_mine()
+        return run.result is not None
 
-    def _worker_for(self, key: tuple[str, str, int], rules: DataRules) -> GuardedWorker:
-        if self._worker is not None and (self._key != key or not self._worker.alive()):
-            self._drop()
-        if self._worker is None:
+    def _worker_for(self, key: tuple[str, str], rules: DataRules) -> GuardedWorker:
+        with self._guard:
+            held = self._workers.get(threading.get_ident())
+        if held is not None and (held[1] != key or not held[0].alive()):
+            self.close_mine()
+            held = None
+        if held is None:
             argv = [sys.executable, "-m", WORKER_MODULE, "--serve", RESULT_STEM]
-            self._worker = GuardedWorker(argv, env=worker_env(), stop_grace=rules.eval_stop_grace_seconds,
-                                         scratch_prefix=SCRATCH_PREFIX, result_stem=RESULT_STEM, poll_seconds=POLL_SECONDS)
-            self._key = key
-            self.started += 1
-        return self._worker
+            worker = GuardedWorker(argv, env=worker_env(), stop_grace=rules.eval_stop_grace_seconds,
+                                   scratch_prefix=SCRATCH_PREFIX, result_stem=RESULT_STEM, poll_seconds=POLL_SECONDS)
+            with self._guard:
+                self._workers[threading.get_ident()] = (worker, key)
+                self.started += 1
+            return worker
+        return held[0]
 
-    def _drop(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
-        self._worker, self._key = None, None
+    def close_mine(self) -> None:
+        """End this thread's worker (a drive's scoring thread, when the drive ends)."""
+        with self._guard:
+            held = self._workers.pop(threading.get_ident(), None)
+        if held is not None:
+            held[0].close()
 
     def close(self) -> None:
-        with self._lock:
-            self._drop()
+        """End every worker (those of threads that are gone died with them; this reaps them)."""
+        with self._guard:
+            held, self._workers = list(self._workers.values()), {}
+        for worker, _key in held:
+            worker.close()
 
 
 def _worth_a_cold_retry(run: GuardedRun) -> bool:
