@@ -24,17 +24,20 @@ import struct
 import tempfile
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from trainarena.contract import RunSpec, RunStatus
 from trainarena.execution import Backend, DevicePool, SandboxJob, gpus_for, validate_artifact
-from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest
+from trainarena.runs import CompetitorInfo, PendingEvaluation, RunReport, RunRequest, definition_digest, record_timings
 from trainarena.settings import Settings
 from trainarena.submissions import RegistrationError, checkout_path, register
 from trainarena.tasks import get_task_type
 from trainarena.tasks.base import DatasetError, PreparedTask, TaskDefinition, TaskPlugin
+from trainarena.tasks.child_evaluation import evaluation_scope
 from trainarena.tasks.secret_split import split_settings
+from trainarena.tasks.warm_evaluation import WarmEvaluator
 
 _PREPARED_MARKER = "prepared.json"
 
@@ -187,13 +190,18 @@ def unsupported_reason(submission_dir: Path, task: TaskDefinition) -> str | None
 
 
 class SandboxedExecutor:
-    """``RunExecutor``: prepare -> sandboxed run -> artifact check -> hidden-split evaluation."""
+    """``StagedExecutor``: prepare -> sandboxed run -> artifact check (``train``), then hidden-split
+    evaluation (``finish`` of what ``train`` returned). Each step's seconds go into the report's
+    ``timings`` and the run folder's ``timings.json``; evaluations share one warm worker
+    (``DataRules.eval_warm_worker``)."""
 
     def __init__(self, settings: Settings, backend: Backend, gpus: list[int] | None = None) -> None:
         self._settings = settings
         self._backend = backend
         self._devices = DevicePool(visible_gpus() if gpus is None else gpus)
         self._preparer = TaskPreparer(settings)
+        rules = settings.data
+        self._evaluator = WarmEvaluator(rules.eval_worker_max_evaluations) if rules.eval_warm_worker else None
 
     @property
     def name(self) -> str:
@@ -201,31 +209,45 @@ class SandboxedExecutor:
         return self._backend.name
 
     def execute(self, request: RunRequest) -> RunReport:
+        return _complete(self.train(request))
+
+    def train(self, request: RunRequest) -> RunReport | PendingEvaluation:
         run_name = f"{request.tournament_name}-run{request.run_id}-try{request.attempt}"
-        return self.run_task(request.competitor, request.task, request.run_dir, run_name)
+        return self.train_task(request.competitor, request.task, request.run_dir, run_name)
 
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
         """One script on one task, inside or outside a tournament (``trainarena run``)."""
-        started = time.time()
+        return _complete(self.train_task(competitor, task, run_dir, run_name))
+
+    def train_task(
+        self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str
+    ) -> RunReport | PendingEvaluation:
+        """The run up to its checked artifact: a final report, or the evaluation still to do."""
+        started, clock = time.time(), _Clock()
+        timings: dict[str, float] = {}
         try:
             submission = self._submission_dir(competitor)
         except RegistrationError as error:  # the repository is gone: this competitor's run fails, nothing else
-            return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"submission: {error}")
+            return _timed(RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"submission: {error}"), run_dir, timings)
         unsupported = unsupported_reason(submission, task)
         if unsupported:  # recorded as a clear failure, without starting a run that can only fail
-            return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=unsupported)
+            return _timed(RunReport(RunStatus.FAILED, started, time.time(), failure_reason=unsupported), run_dir, timings)
         try:
             prepared = self._preparer.prepare(task)
             model = resolve_base_model(task.base_model)
         except DatasetError as error:
             # The task, not the competitor, is broken: every competitor fails it alike, with the reason.
-            return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"task: {error}")
+            return _timed(RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"task: {error}"), run_dir, timings)
         devices = self._devices.acquire(gpus_for(parameter_count(model), task.task_type, self._settings.resources))
         try:
             job = self._stage(competitor, task, prepared, model, devices, run_dir, run_name)
+            timings["prepare"] = clock.lap()
             result = self._backend.run(job)
         finally:
             self._devices.release(devices)
+        # The sandbox's own clock runs from the script's start to its last process's exit: the rest of
+        # the backend's call is setting up and tearing down the sandbox.
+        timings |= {"script": result.wall_seconds, "sandbox": max(0.0, clock.lap() - result.wall_seconds)}
         report = dict(
             started_at=result.started_at,
             finished_at=result.finished_at,
@@ -233,27 +255,35 @@ class SandboxedExecutor:
             prepared_paths=prepared.to_json(),  # kept on the task: where its data is, what was dropped
         )
         if result.status != RunStatus.SUCCEEDED:
-            return RunReport(result.status, failure_reason=result.failure_reason, **report)
+            return _timed(RunReport(result.status, failure_reason=result.failure_reason, **report), run_dir, timings)
         check = validate_artifact(job.output_dir, task.task_type, self._settings.artifacts)
+        timings["artifact_check"] = clock.lap()
         if not check.ok:
-            return RunReport(RunStatus.INVALID, failure_reason=f"artifact: {check.reason}", **report)
-        evaluation = get_task_type(task.task_type).evaluate(task, prepared, job.output_dir, self._settings)
+            return _timed(RunReport(RunStatus.INVALID, failure_reason=f"artifact: {check.reason}", **report), run_dir, timings)
+        return _Scoring(self, task, prepared, run_dir, timings,
+                        dict(report, artifact_path=job.output_dir, artifact_digest=check.digest))
+
+    def warm_up(self, task: TaskDefinition) -> None:
+        """Have the evaluation worker ready (libraries imported) before the first artifact of ``task``'s
+        kind: called on the scoring thread while the first scripts train."""
+        if self._evaluator is not None:
+            self._evaluator.warm_up(task.task_type.value, task.base_model, self._settings.data)
+
+    def end_scoring(self) -> None:
+        """This thread scores no more (a drive's scoring thread, at the drive's end): its worker goes."""
+        if self._evaluator is not None:
+            self._evaluator.close_mine()
+
+    def score(self, scoring: _Scoring) -> RunReport:
+        """``finish`` of a run's pending evaluation."""
+        with evaluation_scope(self._evaluator) as times:
+            evaluation = get_task_type(scoring.task.task_type).evaluate(scoring.task, scoring.prepared,
+                                                                        scoring.report["artifact_path"], self._settings)
+        timings = scoring.timings | {"eval_startup": times.startup, "eval_compute": times.compute}
         if evaluation.score is None:
-            return RunReport(
-                RunStatus.INVALID,
-                failure_reason=f"evaluation: {evaluation.failure}",
-                artifact_path=job.output_dir,
-                artifact_digest=check.digest,
-                evaluation=evaluation,
-                **report,
-            )
-        return RunReport(
-            RunStatus.SUCCEEDED,
-            artifact_path=job.output_dir,
-            artifact_digest=check.digest,
-            evaluation=evaluation,
-            **report,
-        )
+            return _timed(RunReport(RunStatus.INVALID, failure_reason=f"evaluation: {evaluation.failure}",
+                                    evaluation=evaluation, **scoring.report), scoring.run_dir, timings)
+        return _timed(RunReport(RunStatus.SUCCEEDED, evaluation=evaluation, **scoring.report), scoring.run_dir, timings)
 
     def evaluate_base_model(self, task: TaskDefinition) -> RunReport:
         """The untrained base model scored on the hidden split as if it were the artifact: the floor a
@@ -264,7 +294,8 @@ class SandboxedExecutor:
             model = resolve_base_model(task.base_model)
         except DatasetError as error:
             return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"task: {error}")
-        evaluation = get_task_type(task.task_type).evaluate(task, prepared, model, self._settings)
+        with evaluation_scope(self._evaluator):
+            evaluation = get_task_type(task.task_type).evaluate(task, prepared, model, self._settings)
         status = RunStatus.SUCCEEDED if evaluation.score is not None else RunStatus.INVALID
         reason = None if evaluation.score is not None else f"evaluation: {evaluation.failure}"
         return RunReport(status, started, time.time(), artifact_path=model, failure_reason=reason,
@@ -322,4 +353,43 @@ class SandboxedExecutor:
         return checkout
 
     def close(self) -> None:
+        if self._evaluator is not None:
+            self._evaluator.close()
         self._backend.close()
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """``PendingEvaluation``: a run whose artifact passed its checks, to be scored by ``executor``."""
+
+    executor: SandboxedExecutor
+    task: TaskDefinition
+    prepared: PreparedTask
+    run_dir: Path
+    timings: dict[str, float]
+    report: dict[str, Any]  # the RunReport's fields so far
+
+    def finish(self) -> RunReport:
+        return self.executor.score(self)
+
+
+class _Clock:
+    """Seconds since the last lap (monotonic)."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+
+    def lap(self) -> float:
+        now = time.monotonic()
+        seconds, self._last = now - self._last, now
+        return seconds
+
+
+def _timed(report: RunReport, run_dir: Path, timings: dict[str, float]) -> RunReport:
+    """``report`` with its steps' seconds, which also go into the run folder's timings file."""
+    record_timings(run_dir, timings)
+    return replace(report, timings=timings)
+
+
+def _complete(trained: RunReport | PendingEvaluation) -> RunReport:
+    return trained if isinstance(trained, RunReport) else trained.finish()

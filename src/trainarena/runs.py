@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,8 +16,12 @@ from trainarena.engine.model import Stage
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 __all__ = [
-    "CompetitorInfo", "ProgressEvent", "RunExecutor", "RunInterrupted", "RunReport", "RunRequest", "TaskSource", "definition_digest", "definition_json", "task_key",
+    "CompetitorInfo", "PendingEvaluation", "ProgressEvent", "RunExecutor", "RunInterrupted", "RunReport", "RunRequest",
+    "StagedExecutor", "TIMINGS_FILE", "TaskSource", "definition_digest", "definition_json", "record_timings", "task_key",
 ]
+
+# A run folder's timings, written by the platform where it does each step (docs/benchmarks.md#overhead).
+TIMINGS_FILE = "timings.json"
 
 # (tournament kind, stage, match id, task index, task seed) -> the task to play.
 TaskSource = Callable[[str, Stage, str, int, int], TaskDefinition]
@@ -92,6 +96,9 @@ class RunReport:
     failure_reason: str | None = None
     evaluation: Evaluation | None = None
     prepared_paths: dict[str, Any] | None = None  # PreparedTask.to_json(): where the data is, rows dropped; kept on the task
+    # Seconds of each step of the run (prepare, sandbox, script, artifact_check, eval_startup, eval_compute):
+    # how long the platform took around the script. Not part of the record (they vary run to run).
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def wall_seconds(self) -> float:
@@ -111,6 +118,29 @@ class RunExecutor(Protocol):
         again; raising anything else means the platform itself broke, and the run is tried again when
         the tournament is resumed."""
         ...
+
+
+class PendingEvaluation(Protocol):
+    def finish(self) -> RunReport:
+        """Score the artifact of a run whose script is done; the run's final report."""
+        ...
+
+
+class StagedExecutor(RunExecutor, Protocol):
+    """An executor whose runs come in two steps, so the orchestrator can start the next script while the
+    last artifact is scored: ``execute(r)`` is ``train(r)``, then ``finish()`` of what it returned when
+    that is a :class:`PendingEvaluation`. Optional hooks, called on the thread that scores: ``warm_up(task)``
+    when a drive claims its first run, ``end_scoring()`` when it ends."""
+
+    def train(self, request: RunRequest) -> RunReport | PendingEvaluation: ...
+
+
+def record_timings(run_dir: Path, timings: dict[str, Any]) -> None:
+    """Add ``timings`` to the run folder's :data:`TIMINGS_FILE` (steps recorded later add to it)."""
+    path = run_dir / TIMINGS_FILE
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(known | timings, indent=2, sort_keys=True))
 
 
 @dataclass(frozen=True)

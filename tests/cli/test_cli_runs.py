@@ -17,7 +17,7 @@ from trainarena.reporting.run_detail import short_reason, split_reason
 CRASH_SUMMARY = "exited with code 1."
 LAST_STDERR_LINE = CRASH_TAIL.splitlines()[-1]
 DETAIL_FIELDS = ["run", "tournament", "round", "task", "competitor", "status", "attempts", "score", "started", "finished",
-                 "wall time", "log path", "artifact", "artifact digest"]  # fmt: skip
+                 "wall time", "steps (s)", "log path", "artifact", "artifact digest"]  # fmt: skip
 
 
 def _invoke(*args: str, width: int = 80) -> Result:

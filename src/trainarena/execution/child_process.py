@@ -51,6 +51,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,9 +86,7 @@ def run_guarded(
     """Run ``argv`` guarded in a fresh scratch folder under the system temp dir, ``request`` on its
     stdin; wait up to ``timeout`` seconds and return what it wrote to ``result_name`` in its folder."""
     scratch = Path(tempfile.gettempdir()) / f"{scratch_prefix}{secrets.token_hex(8)}"
-    guard = [sys.executable, "-P", str(Path(__file__).resolve()), "--parent", str(os.getpid()),
-             "--scratch", str(scratch), "--result", result_name, "--", *argv]
-    with subprocess.Popen(guard, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    with subprocess.Popen(_guard_argv(scratch, result_name, argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env=env, start_new_session=True) as process:
         try:
             stdout, stderr = process.communicate(request, timeout=timeout)
@@ -100,6 +100,114 @@ def run_guarded(
             shutil.rmtree(scratch, ignore_errors=True)  # left only by a guard that was SIGKILLed
     report = _read_report(stdout)
     return GuardedRun(False, report.get("exit_code", process.returncode), report.get("result"), stderr)
+
+
+def _guard_argv(scratch: Path, result_name: str, argv: Sequence[str]) -> list[str]:
+    return [sys.executable, "-P", str(Path(__file__).resolve()), "--parent", str(os.getpid()),
+            "--scratch", str(scratch), "--result", result_name, "--", *argv]
+
+
+class GuardedWorker:
+    """A guarded command that stays up between requests (the warm evaluation worker): the same guard
+    and scratch folder as :func:`run_guarded`, but its stdin stays open. Each request is one line on
+    its stdin; the command answers request ``n`` by writing ``<result_stem>-<n>.json`` in its scratch
+    folder (atomically: written aside, then renamed). Closing stdin ends it. Not thread-safe: one
+    caller at a time, from the thread that started it (the guard dies with that thread)."""
+
+    def __init__(self, argv: Sequence[str], *, env: dict[str, str], stop_grace: float, scratch_prefix: str,
+                 result_stem: str, poll_seconds: float) -> None:
+        self.scratch = Path(tempfile.gettempdir()) / f"{scratch_prefix}{secrets.token_hex(8)}"
+        self._stem, self._poll, self._grace = result_stem, poll_seconds, stop_grace
+        self._served = 0
+        self._report: dict[str, Any] | None = None  # the guard's, once it ended
+        self._stderr = _TailReader()
+        self._process = subprocess.Popen(
+            _guard_argv(self.scratch, result_stem, argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+        self._stderr.follow(self._process.stderr)
+
+    @property
+    def served(self) -> int:
+        """Requests answered so far."""
+        return self._served
+
+    def alive(self) -> bool:
+        return self._report is None and self._process.poll() is None
+
+    def request(self, line: str, timeout: float) -> GuardedRun:
+        """Send one request line and wait up to ``timeout`` s for its result. A time-out stops the
+        worker (it is not used again); a worker that died is reported with its exit and stderr tail."""
+        result = self.scratch / f"{self._stem}-{self._served + 1}.json"
+        try:
+            assert self._process.stdin is not None
+            self._process.stdin.write(line.rstrip("\n") + "\n")
+            self._process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return self._died()
+        deadline = time.monotonic() + timeout
+        while not result.is_file():
+            if self._process.poll() is not None:
+                return self._died()
+            if time.monotonic() >= deadline:
+                self.close(stop=True)
+                return GuardedRun(timed_out=True, exit_code=None, result=None, stderr="")
+            time.sleep(self._poll)
+        self._served += 1
+        text = result.read_text()
+        result.unlink()
+        return GuardedRun(False, 0, text, "")
+
+    def _died(self) -> GuardedRun:
+        self.close()
+        return GuardedRun(False, self._report.get("exit_code", self._process.returncode), None, self._stderr.text())
+
+    def close(self, stop: bool = False) -> None:
+        """End the worker: its stdin closed (an idle worker exits), then, when it is still there after
+        the grace period or at once with ``stop`` (a hung one), stopped as a timed-out run is."""
+        if self._report is not None:
+            return
+        with contextlib.suppress(OSError):
+            if self._process.stdin is not None:
+                self._process.stdin.close()
+        if stop or not _exited_within(self._process, self._grace):
+            _stop(self._process, self._grace)
+        self._stderr.join()
+        self._report = _read_report(self._process.stdout.read() if self._process.stdout else "")
+        for stream in (self._process.stdout, self._process.stderr):
+            if stream is not None:
+                stream.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)  # left only by a guard that was SIGKILLed
+
+
+class _TailReader:
+    """Drains a pipe on a thread (a full pipe would block the writer) and keeps its last characters."""
+
+    def __init__(self, keep: int = 20_000) -> None:
+        self._keep, self._chunks, self._thread = keep, "", None
+
+    def follow(self, stream: Any) -> None:
+        def read() -> None:
+            for line in stream:
+                self._chunks = (self._chunks + line)[-self._keep :]
+
+        self._thread = threading.Thread(target=read, daemon=True, name="guarded-worker-stderr")
+        self._thread.start()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+    def text(self) -> str:
+        self.join()
+        return self._chunks
+
+
+def _exited_within(process: subprocess.Popen[str], seconds: float) -> bool:
+    try:
+        process.wait(seconds)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def _stop(process: subprocess.Popen[str], grace: float) -> None:

@@ -177,6 +177,14 @@ class DataRules(Section):
         1, ge=0, description="torch CPU threads of an evaluation, pinned: a CPU score is bit-for-bit repeatable "
         "only at one thread count (recorded as details.cpu_threads); 0 = torch's default, which varies by machine."
     )
+    eval_warm_worker: bool = Field(
+        True, description="Keep one evaluation worker warm between the evaluations of a tournament (libraries "
+        "imported once; same isolation and the same scores as a worker per evaluation: tasks.warm_evaluation)."
+    )
+    eval_worker_max_evaluations: int = Field(
+        32, ge=1, description="Evaluations a warm worker serves before it is replaced by a fresh one (bounds "
+        "the memory it can hold; it is also replaced when the base model changes)."
+    )
     dpo_beta: float = Field(0.1, gt=0.0, description="Beta of the DPO evaluation loss.")
     grpo_kl_coef: float = Field(0.05, ge=0.0, description="KL penalty coefficient of the GRPO score.")
     grpo_eval_prompts: int = Field(64, ge=1, description="Hidden GRPO prompts generated from and scored (the first N).")

@@ -10,25 +10,70 @@ signal) and then kills the worker's group and removes the folder; so do the time
 exception here. Why a guard: a SIGKILLed driver runs no cleanup, and a worker busy in native code
 cannot be relied on to clean up after itself, so the one that cleans up must be a small process that
 only waits. Killing the driver with SIGKILL mid-evaluation leaves no process and no scratch file.
+
+By default each evaluation starts its own worker (a cold start: seconds of Python and library imports).
+Inside :func:`evaluation_scope` with a runner (``tasks.warm_evaluation.WarmEvaluator``), the request
+goes to that runner's warm worker instead; either way the scope collects how long the evaluation took
+outside the evaluator (start-up) and inside it (compute), for the run's timings.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sys
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from trainarena.contract import Direction, TaskType
-from trainarena.execution.child_process import run_guarded
+from trainarena.execution.child_process import GuardedRun, run_guarded
 from trainarena.settings import DataRules, Settings
 from trainarena.tasks.base import Evaluation, PreparedTask, TaskDefinition
 
 STDERR_TAIL_CHARS = 1500  # how much of a crashed child's stderr is kept as the failure reason
 SCRATCH_PREFIX = "trainarena-eval-"  # the worker's scratch folder, under the system temp dir
 RESULT_FILE = "result.json"  # written by the worker in its scratch folder
+WORKER_MODULE = "trainarena.tasks.evaluate_worker"
+
+
+class EvaluationRunner(Protocol):
+    def run(self, payload: str, base_model: str, rules: DataRules) -> GuardedRun:
+        """Evaluate one request (JSON, ``rules`` inside) in a guarded worker; how it ended."""
+        ...
+
+
+@dataclass
+class EvaluationTimes:
+    """Seconds of the evaluations of one scope: ``startup`` outside the evaluator (process start,
+    library imports, passing the request), ``compute`` inside it (loading the artifact, scoring)."""
+
+    startup: float = 0.0
+    compute: float = 0.0
+
+
+_scope: ContextVar[tuple[EvaluationRunner | None, EvaluationTimes] | None] = ContextVar("evaluation_scope", default=None)
+
+
+@contextlib.contextmanager
+def evaluation_scope(runner: EvaluationRunner | None) -> Iterator[EvaluationTimes]:
+    """Evaluations in this block (this thread) go to ``runner`` (None: a cold worker each) and add their
+    times to the yielded :class:`EvaluationTimes`."""
+    times = EvaluationTimes()
+    token = _scope.set((runner, times))
+    try:
+        yield times
+    finally:
+        _scope.reset(token)
+
+
+def worker_env() -> dict[str, str]:
+    return os.environ | {"TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
 
 
 def evaluate_artifact(
@@ -48,18 +93,31 @@ def evaluate_artifact(
 
 def evaluate_in_child(task_type: TaskType, direction: Direction, request: dict[str, Any], rules: DataRules) -> Evaluation:
     payload = json.dumps(request | {"task_type": task_type.value, "rules": rules.model_dump()})
-    env = os.environ | {"TOKENIZERS_PARALLELISM": "false", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
-    run = run_guarded(
-        [sys.executable, "-m", "trainarena.tasks.evaluate_worker", RESULT_FILE], payload, env=env,
+    runner, times = _scope.get() or (None, EvaluationTimes())
+    started = time.monotonic()
+    run = runner.run(payload, str(request.get("base_model")), rules) if runner is not None else run_cold(payload, rules)
+    elapsed = time.monotonic() - started
+    if run.timed_out:
+        times.startup += elapsed
+        return Evaluation(None, direction, failure=f"evaluation exceeded its {rules.eval_timeout_seconds:g} s limit")
+    if run.result is None:
+        times.startup += elapsed
+        tail = run.stderr[-STDERR_TAIL_CHARS:]
+        return Evaluation(None, direction, failure=f"evaluation process died (exit {run.exit_code}): {tail}")
+    result = json.loads(run.result)
+    compute = float(result.pop("compute_seconds", 0.0))
+    times.compute += compute
+    times.startup += max(0.0, elapsed - compute)
+    return _to_evaluation(result, direction)
+
+
+def run_cold(payload: str, rules: DataRules) -> GuardedRun:
+    """One evaluation in a worker of its own, started for it and gone after it."""
+    return run_guarded(
+        [sys.executable, "-m", WORKER_MODULE, RESULT_FILE], payload, env=worker_env(),
         timeout=rules.eval_timeout_seconds, stop_grace=rules.eval_stop_grace_seconds,
         scratch_prefix=SCRATCH_PREFIX, result_name=RESULT_FILE,
     )
-    if run.timed_out:
-        return Evaluation(None, direction, failure=f"evaluation exceeded its {rules.eval_timeout_seconds:g} s limit")
-    if run.result is None:
-        tail = run.stderr[-STDERR_TAIL_CHARS:]
-        return Evaluation(None, direction, failure=f"evaluation process died (exit {run.exit_code}): {tail}")
-    return _to_evaluation(json.loads(run.result), direction)
 
 
 def _to_evaluation(result: dict[str, Any], direction: Direction) -> Evaluation:

@@ -2,6 +2,11 @@
 as JSON on stdin (never written to disk: it names the hidden split). Started guarded by
 ``tasks.child_evaluation``: it dies with its driver, and RESULT.json lies in its private scratch folder.
 
+``--serve STEM`` keeps it warm (``tasks.warm_evaluation``): one request per stdin line, answered in
+``STEM-<n>.json``, until stdin closes. Nothing carries over from one request to the next but the
+imported libraries and the thread count (each evaluator loads its models and seeds its generators
+itself), so a warm answer is the cold one.
+
 It protects the platform from an artifact that eats memory or time (address-space cap here, wall-clock
 limit in the parent) and turns every error of loading or scoring into a failure reason in RESULT.json.
 It does not protect against malicious weights exploiting a bug in safetensors or torch: the loaders it
@@ -15,9 +20,12 @@ import json
 import os
 import resource
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+LIBRARIES = {"image": "diffusers"}  # the model library a type's evaluator loads with; text types: transformers
 
 
 def apply_limits(rules: dict[str, Any]) -> int:
@@ -34,10 +42,17 @@ def apply_limits(rules: dict[str, Any]) -> int:
     return torch.get_num_threads()
 
 
-def evaluate_request(request: dict[str, Any]) -> dict[str, Any]:
+def evaluation_module(task_type: str) -> Any:
+    """The type's evaluation module, with the model library it loads with (imported once per process:
+    the start-up a warm worker saves, and that the timings count apart from the compute)."""
     from trainarena.tasks import plugin_module
 
-    module = importlib.import_module(plugin_module(request["task_type"]) + ".evaluation")
+    importlib.import_module(LIBRARIES.get(task_type, "transformers"))
+    return importlib.import_module(plugin_module(task_type) + ".evaluation")
+
+
+def evaluate_request(request: dict[str, Any]) -> dict[str, Any]:
+    module = evaluation_module(request["task_type"])
     try:
         return module.run_evaluation(request)
     except MemoryError:
@@ -47,15 +62,38 @@ def evaluate_request(request: dict[str, Any]) -> dict[str, Any]:
         return {"score": None, "failure": f"{type(error).__name__}: {message}", "traceback": traceback.format_exc(limit=5)}
 
 
-def main(argv: list[str]) -> int:
-    result_path = Path(argv[0])
-    request = json.loads(sys.stdin.read())
-    threads = apply_limits(request["rules"])
+def answer(request: dict[str, Any], threads: int, result_path: Path) -> None:
+    """Evaluate ``request`` and write its result to ``result_path`` (its compute time beside the score)."""
+    evaluation_module(request["task_type"])
+    started = time.monotonic()
     result = evaluate_request(request)
     result["details"] = dict(result.get("details", {})) | {"cpu_threads": threads}  # what the score's bits depend on
+    result["compute_seconds"] = time.monotonic() - started  # read by the parent, not stored with the score
     partial = result_path.with_suffix(".partial")
     partial.write_text(json.dumps(result))
     os.replace(partial, result_path)  # the parent never reads half a result
+
+
+def serve(stem: str) -> int:
+    """Answer request lines until stdin closes (the warm worker)."""
+    threads = None
+    for number, line in enumerate(sys.stdin, start=1):
+        request = json.loads(line)
+        if threads is None:  # the parent keys a worker by its rules: they are the same for every request
+            threads = apply_limits(request["rules"])
+        if request.get("warm_up"):  # only import what the type's evaluations will need
+            evaluation_module(request["task_type"])
+            Path(f"{stem}-{number}.json").write_text(json.dumps({"warm": True}))
+            continue
+        answer(request, threads, Path(f"{stem}-{number}.json"))
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--serve"]:
+        return serve(argv[1])
+    request = json.loads(sys.stdin.read())
+    answer(request, apply_limits(request["rules"]), Path(argv[0]))
     return 0
 
 

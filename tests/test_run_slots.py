@@ -1,0 +1,167 @@
+"""Run slots of the orchestrator: a slot takes the next pending run as soon as its own is done (not
+when every slot's run is), a staged executor's artifact is scored while the slot trains the next run,
+and every run folder gets its slot's timings. The tournament's outcome does not change."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from trainarena.contract import Direction, RunStatus, TaskType
+from trainarena.engine.model import Stage
+from trainarena.orchestrator import create_tournament, drive
+from trainarena.runs import TIMINGS_FILE, RunReport, RunRequest
+from trainarena.settings import Settings
+from trainarena.store import Store, add_competitor, get_tournament, open_store, tournament_runs
+from trainarena.tasks.base import Evaluation, TaskDefinition
+
+NAMES = [f"c{i}" for i in range(4)]
+WAIT_SECONDS = 10.0  # how long a blocked run waits for what it expects before giving up
+# A score waits this long for the next script: the last run of a round waits in vain (the next round
+# needs its score), so keep it short.
+SCORE_WAIT_SECONDS = 3.0
+
+
+def task_source(kind: str, stage: Stage, match_id: str, task_index: int, seed: int) -> TaskDefinition:
+    return TaskDefinition(f"{stage}-{match_id}-{task_index}", TaskType.INSTRUCT, "tiny", {"source": "fake"}, 1.0, seed)
+
+
+def report_for(request: RunRequest) -> RunReport:
+    loss = 1.0 + NAMES.index(request.competitor.name) / 10 + (request.task.seed % 7) / 100
+    return RunReport(RunStatus.SUCCEEDED, 0.0, 1.0, evaluation=Evaluation(loss, Direction.LOWER, per_example=(loss,)))
+
+
+@dataclass
+class Recorder:
+    """Counts run starts; lets a run wait until ``count`` more runs started after it."""
+
+    started: int = 0
+    condition: threading.Condition = field(default_factory=threading.Condition)
+
+    def start(self) -> int:
+        with self.condition:
+            self.started += 1
+            self.condition.notify_all()
+            return self.started
+
+    def wait_for(self, count: int, seconds: float = WAIT_SECONDS) -> bool:
+        with self.condition:
+            return self.condition.wait_for(lambda: self.started >= count, seconds)
+
+
+@dataclass
+class FirstRunWaits:
+    """A plain executor whose first run lasts until two more runs have started (or gives up)."""
+
+    runs: Recorder = field(default_factory=Recorder)
+    first_overlapped: bool | None = None
+
+    def execute(self, request: RunRequest) -> RunReport:
+        if self.runs.start() == 1:
+            self.first_overlapped = self.runs.wait_for(3)
+        return report_for(request)
+
+
+@dataclass
+class Scoring:
+    score: Callable[[], RunReport]
+
+    def finish(self) -> RunReport:
+        return self.score()
+
+
+@dataclass
+class StagedExecutor:
+    """Scripts are instant; scoring a run waits until the next run's script has started."""
+
+    runs: Recorder = field(default_factory=Recorder)
+    overlapped: list[bool] = field(default_factory=list)
+    scoring_threads: list[tuple[str, int]] = field(default_factory=list)  # (hook or "score", thread)
+
+    def warm_up(self, task: TaskDefinition) -> None:
+        self.scoring_threads.append(("warm_up", threading.get_ident()))
+
+    def end_scoring(self) -> None:
+        self.scoring_threads.append(("end_scoring", threading.get_ident()))
+
+    def execute(self, request: RunRequest) -> RunReport:  # pragma: no cover - the orchestrator uses train
+        raise AssertionError("a staged executor's runs go through train and finish")
+
+    def train(self, request: RunRequest) -> Scoring:
+        number = self.runs.start()
+
+        def score() -> RunReport:
+            self.scoring_threads.append(("score", threading.get_ident()))
+            self.overlapped.append(self.runs.wait_for(number + 1, SCORE_WAIT_SECONDS))
+            return report_for(request)
+
+        return Scoring(score)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    with open_store(settings) as opened:
+        with opened.transaction() as session:
+            for name in NAMES:
+                add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
+                               tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")
+        yield opened
+
+
+def play(store: Store, settings: Settings, executor, parallel: int, name: str = "t") -> tuple:
+    with store.transaction() as session:
+        tid = create_tournament(session, name=name, kind="text", seed=5, entrants=NAMES).id
+    drive(store, tid, task_source=task_source, executor=executor, rules=settings.rules, weight_rules=settings.weights,
+          work_dir=settings.work_dir, parallel=parallel)
+    with store.session() as session:
+        tournament = get_tournament(session, tid)
+        runs = [(r.competitor.name, r.task.index, r.status, r.evaluation.score, r.counted_attempt.log_path) for r in tournament_runs(session, tid)]
+        folders = [settings.work_dir / f"tournament-{tid}" / f"run-{r.id}" / "attempt-1" for r in tournament_runs(session, tid)]
+        return tournament.champion_after.name, [run[:4] for run in runs], folders
+
+
+def test_a_free_slot_takes_the_next_run_while_the_other_slot_still_runs(store: Store, settings: Settings) -> None:
+    executor = FirstRunWaits()
+    play(store, settings, executor, parallel=2)
+    assert executor.first_overlapped is True  # the second slot ran two runs during the first one
+
+
+def test_artifacts_are_scored_while_the_slot_trains_the_next_run(store: Store, settings: Settings) -> None:
+    staged = StagedExecutor()
+    champion, runs, folders = play(store, settings, staged, parallel=1)
+    plain = play(store, settings, FirstRunWaits(), parallel=1, name="plain")
+    assert (champion, runs) == plain[:2]  # the same tournament, whichever way it was executed
+    # Every round but the last run of each round overlaps the next script (a round waits for its scores).
+    assert sum(staged.overlapped) >= len(runs) / 2 and len(staged.overlapped) == len(runs)
+
+
+def test_each_run_folder_records_its_slot_timings(store: Store, settings: Settings) -> None:
+    _champion, _runs, folders = play(store, settings, StagedExecutor(), parallel=2)
+    timings = [json.loads((folder / TIMINGS_FILE).read_text()) for folder in folders]
+    assert all({"slot", "claimed_at", "slot_freed_at", "store"} <= set(t) for t in timings)
+    assert {t["slot"] for t in timings} == {0, 1}
+    for entry in timings:
+        assert entry["claimed_at"] <= entry["slot_freed_at"] and entry["store"] >= 0
+    by_slot: dict[int, list[dict]] = {}
+    for entry in sorted(timings, key=lambda t: t["claimed_at"]):
+        by_slot.setdefault(entry["slot"], []).append(entry)
+    for entries in by_slot.values():  # a slot takes its next run only once it is free
+        assert all(a["slot_freed_at"] <= b["claimed_at"] for a, b in zip(entries, entries[1:], strict=False))
+
+
+def test_the_scoring_thread_is_warmed_up_first_and_ended_last(store: Store, settings: Settings) -> None:
+    staged = StagedExecutor()
+    play(store, settings, staged, parallel=2)
+    hooks = [hook for hook, _thread in staged.scoring_threads]
+    assert hooks[0] == "warm_up" and hooks[-1] == "end_scoring" and hooks.count("warm_up") == hooks.count("end_scoring") == 1
+    assert len({thread for _hook, thread in staged.scoring_threads}) == 1  # one thread, whose worker it is
