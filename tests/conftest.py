@@ -8,7 +8,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -164,6 +164,23 @@ def store_databases(request: pytest.FixtureRequest) -> PostgresDatabases | None:
     if databases.unavailable:
         pytest.fail(f"--store postgresql: {databases.unavailable}")
     return databases
+
+
+@pytest.fixture
+def store_of_its_own(store_databases: PostgresDatabases | None) -> Iterator[Callable[[Path], str]]:
+    """``store_of_its_own(data_dir)``: the database URL of one more store, apart from the test's own (the
+    SQLite file in ``data_dir``, or a fresh PostgreSQL database), for tests comparing several stores."""
+    made: list[str] = []
+
+    def url(data_dir: Path) -> str:
+        if store_databases is None:
+            return f"sqlite:///{data_dir.resolve() / 'trainarena.db'}"
+        made.append(store_databases.fresh())
+        return made[-1]
+
+    yield url
+    for database in made:
+        store_databases.release(database)
 
 
 @pytest.fixture(autouse=True)
