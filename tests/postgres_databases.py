@@ -69,7 +69,7 @@ class PostgresDatabases:
         self._head: str | None = None
         self._tables: list[str] = []
         self._seed: dict[str, bytes] = {}  # each table's rows in the template (COPY's text format)
-        self._sequences: list[tuple[str, int, bool]] = []
+        self._emptying = ""  # the SQL that empties a copy of the template, its sequences as they were
         self._admin: Any = None
         self.user = getpass.getuser()
         self.unavailable = self._connect()
@@ -123,7 +123,12 @@ class PostgresDatabases:
                 self._head = connection.execute("SELECT version_num FROM alembic_version").fetchone()[0]
                 self._tables = _tables(connection)
                 self._seed = {table: _copy_out(connection, table) for table in self._tables}
-                self._sequences = connection.execute(_SEQUENCES).fetchall()
+                sequences = connection.execute(_SEQUENCES).fetchall()
+            self._emptying = ";".join([
+                "SET LOCAL session_replication_role = replica",  # no foreign-key order to follow
+                *(f'DELETE FROM "{table}"' for table in self._tables),
+                *(f"SELECT setval('{name}', {value}, {called})" for name, value, called in sequences),
+            ])
         return self.url(self._create(self._template))
 
     def release(self, url: str) -> None:
@@ -139,14 +144,11 @@ class PostgresDatabases:
                 self.drop(url)
                 return
             with connection.transaction():
-                connection.execute("SET LOCAL session_replication_role = replica")  # no foreign-key order to follow
-                for table in tables:
-                    connection.execute(f'DELETE FROM "{table}"')
-                    if self._seed[table]:  # rows the migrations put in (the log's state row)
+                connection.execute(self._emptying)  # one round trip
+                for table, rows in self._seed.items():  # rows the migrations put in (the log's state row)
+                    if rows:
                         with connection.cursor().copy(f'COPY "{table}" FROM STDIN') as copy:
-                            copy.write(self._seed[table])
-                for sequence, last_value, is_called in self._sequences:
-                    connection.execute("SELECT setval(%s, %s, %s)", (sequence, last_value, is_called))
+                            copy.write(rows)
         self._idle.append(name)
 
     def copy(self, url: str) -> str:
