@@ -4,8 +4,8 @@ One admin connection per test session makes them with SQL: ``empty()`` for the m
 ``fresh()`` for every test that runs on PostgreSQL instead of SQLite (``--store postgresql``): a copy
 of one template migrated once per session (``CREATE DATABASE ... TEMPLATE``), handed back with
 ``release()`` and emptied for the next test. Emptying (DELETE, the template's rows and sequence values
-put back) takes milliseconds
-where dropping and creating a database took seconds on a busy disk (each forces writes to disk).
+put back) takes milliseconds where dropping and creating a database took seconds on a busy disk
+(each forces writes to disk).
 Names carry the test process's id, so a session killed before it cleaned up leaves databases the next
 session drops (``drop_orphans``) without touching those of another session still running.
 """
