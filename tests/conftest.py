@@ -166,6 +166,14 @@ def store_databases(request: pytest.FixtureRequest) -> PostgresDatabases | None:
     return databases
 
 
+@pytest.fixture(params=STORES)
+def url_on_each_backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store's database URL on each backend in turn: a SQLite file, then an empty PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
 def store_of_its_own(store_databases: PostgresDatabases | None) -> Iterator[Callable[[Path], str]]:
     """``store_of_its_own(data_dir)``: the database URL of one more store, apart from the test's own (the

@@ -10,7 +10,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from job_support import customer, fast_settings, queued_job, uploaded, wait_for
 from sqlalchemy import select
 
@@ -22,27 +21,20 @@ WORKERS = 3
 JOBS = 9
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 def _statuses(store: Store, jobs: list[str]) -> list[str]:
     with store.session() as session:
         return list(session.scalars(select(Job.status).where(Job.id.in_(jobs))))
 
 
-def test_worker_processes_on_one_store_share_the_queue_and_run_each_job_once(url: str, tmp_path: Path) -> None:
-    settings = fast_settings(tmp_path / "data", url)
+def test_worker_processes_on_one_store_share_the_queue_and_run_each_job_once(url_on_each_backend: str, tmp_path: Path) -> None:
+    settings = fast_settings(tmp_path / "data", url_on_each_backend)
     store = open_store(settings)
     with store:
         owner = customer(store)
         file_id = uploaded(settings, store, owner)
         jobs = [queued_job(settings, store, owner, file_id, seed=i) for i in range(JOBS)]
         log, gate = tmp_path / "executions", tmp_path / "gate"
-        argv = [sys.executable, str(WORKER), str(tmp_path / "data"), url, str(log), str(gate)]
+        argv = [sys.executable, str(WORKER), str(tmp_path / "data"), url_on_each_backend, str(log), str(gate)]
         procs = [subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) for _ in range(WORKERS)]
         try:
             gate.touch()

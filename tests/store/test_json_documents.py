@@ -4,24 +4,14 @@ type refuses Python's NaN token (a diverged model's evaluation details stopped t
 from __future__ import annotations
 
 import math
-from pathlib import Path
-
-import pytest
 
 from trainarena.store import add_stored_task, open_store_url
 from trainarena.store.models import StoredTask
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
-def test_non_finite_numbers_are_stored_by_name_on_every_backend(url: str) -> None:
+def test_non_finite_numbers_are_stored_by_name_on_every_backend(url_on_each_backend: str) -> None:
     definition = {"margin": math.nan, "rewards": [math.inf, -math.inf, 1.5], "nested": {"loss": math.nan}, "task_type": "instruct"}
-    with open_store_url(url) as store:
+    with open_store_url(url_on_each_backend) as store:
         with store.transaction() as session:
             add_stored_task(session, name="t", pool="p", kind="text", definition=definition, base_model_digest="0" * 64,
                             dataset_digest="1" * 64, hidden_digest="2" * 64, train_rows=2, hidden_rows=1)  # fmt: skip
