@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from postgres_databases import PostgresDatabases, postgres_dialect
 
 
 @pytest.fixture(scope="session")
@@ -103,42 +102,105 @@ def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def _postgres_driver() -> str | None:
-    for module, dialect in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
-        try:
-            __import__(module)
-        except ImportError:
-            continue
-        return dialect
-    return None
-
-
-def _as_postgres(command_line: str) -> bool:
-    result = subprocess.run(["su", "postgres", "-c", command_line], capture_output=True, text=True, check=False)
-    return result.returncode == 0
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    """The session's throwaway databases on the local PostgreSQL cluster (tests/postgres_databases.py)."""
+    databases = PostgresDatabases()
+    yield databases
+    databases.close()
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A throwaway database on the local PostgreSQL cluster (dropped afterwards), or a skip."""
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A throwaway database with no schema on the local PostgreSQL cluster (dropped afterwards), or a skip."""
     explicit = os.environ.get("TRAINARENA_TEST_POSTGRES_URL")
     if explicit:
         yield explicit
         return
-    dialect = _postgres_driver()
-    if dialect is None:
+    if postgres_dialect() is None:
         pytest.skip("no PostgreSQL driver installed (psycopg or psycopg2)")
     if shutil.which("createdb") is None and not Path("/usr/lib/postgresql").is_dir():
         pytest.skip("PostgreSQL is not installed")
-    name = f"trainarena_test_{uuid.uuid4().hex[:8]}"
-    user = getpass.getuser()  # local connections use peer authentication: a role named like us
-    _as_postgres(f"createuser --superuser {user}")  # fails harmlessly when the role exists
-    if not _as_postgres(f"createdb --owner {user} {name}"):
-        pytest.skip("PostgreSQL is not running (pg_ctlcluster 15 main start)")
-    try:
-        yield f"{dialect}://{user}@/{name}?host=/var/run/postgresql"
-    finally:
-        _as_postgres(f"dropdb --if-exists {name}")
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    if databases.unavailable:
+        pytest.skip(databases.unavailable)
+    url = databases.empty()
+    yield url
+    databases.drop(url)
+
+
+# --- The whole suite on PostgreSQL ----------------------------------------------------------------
+# `pytest --store postgresql` (scripts/test --postgresql) gives every test that has a folder of its own
+# (tmp_path: where a store would live) a fresh, migrated PostgreSQL database instead, as
+# TRAINARENA_DATABASE_URL, which the settings read in this process and in every process a test starts.
+# Tests of SQLite itself name a sqlite:/// URL; tests of the embedded default clear TRAINARENA_*.
+STORES = ("sqlite", "postgresql")
+_FOLDER_FIXTURES = frozenset({"tmp_path", "tmp_path_factory"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store", choices=STORES, default=os.environ.get("TRAINARENA_TEST_STORE", "sqlite"),
+        help="the database every store of the tests uses: sqlite (the default: a file in the test's folder) or "
+        "postgresql (a fresh database per test on the local cluster); default $TRAINARENA_TEST_STORE or sqlite",
+    )
+
+
+def on_postgresql(config: pytest.Config) -> bool:
+    return config.getoption("--store") == "postgresql"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"stores: {config.getoption('--store')}"
+
+
+@pytest.fixture(scope="session")
+def store_databases(request: pytest.FixtureRequest) -> PostgresDatabases | None:
+    """The session's PostgreSQL databases under ``--store postgresql`` (failing the test when the cluster
+    cannot make them), else None: the tests' stores are SQLite files."""
+    if not on_postgresql(request.config):
+        return None
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    if databases.unavailable:
+        pytest.fail(f"--store postgresql: {databases.unavailable}")
+    return databases
+
+
+@pytest.fixture(params=STORES)
+def url_on_each_backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store's database URL on each backend in turn: a SQLite file, then an empty PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store_of_its_own(store_databases: PostgresDatabases | None) -> Iterator[Callable[[Path], str]]:
+    """``store_of_its_own(data_dir)``: the database URL of one more store, apart from the test's own (the
+    SQLite file in ``data_dir``, or a fresh PostgreSQL database), for tests comparing several stores."""
+    made: list[str] = []
+
+    def url(data_dir: Path) -> str:
+        if store_databases is None:
+            return f"sqlite:///{data_dir.resolve() / 'trainarena.db'}"
+        made.append(store_databases.fresh())
+        return made[-1]
+
+    yield url
+    for database in made:
+        store_databases.release(database)
+
+
+@pytest.fixture(autouse=True)
+def _database_of_the_test(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if not on_postgresql(request.config) or not _FOLDER_FIXTURES & set(request.fixturenames):
+        yield
+        return
+    databases: PostgresDatabases = request.getfixturevalue("store_databases")
+    url = databases.fresh()
+    monkeypatch.setenv("TRAINARENA_DATABASE_URL", url)
+    yield
+    databases.release(url)
 
 
 @pytest.fixture(scope="session")

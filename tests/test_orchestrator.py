@@ -6,7 +6,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -193,8 +193,9 @@ def test_whole_tournament_reaches_a_champion(store: Store, settings: Settings, e
     assert again == finished and executor.calls == len(runs)
 
 
-def _reference(tmp_path: Path, names: list[str]) -> tuple:
-    settings = Settings(data_dir=tmp_path / "reference")
+def _reference(tmp_path: Path, names: list[str], store_of_its_own: Callable[[Path], str]) -> tuple:
+    """The outcome of the tournament of ``names`` driven at once in a fresh store."""
+    settings = Settings(data_dir=tmp_path / "reference", database_url=store_of_its_own(tmp_path / "reference"))
     with open_store(settings) as reference:
         _register(reference, names)
         tid = _new_tournament(reference, names)
@@ -203,7 +204,7 @@ def _reference(tmp_path: Path, names: list[str]) -> tuple:
 
 
 def test_stopping_after_every_step_and_resuming_changes_nothing(
-    store: Store, settings: Settings, tmp_path: Path
+    store: Store, settings: Settings, tmp_path: Path, store_of_its_own: Callable[[Path], str]
 ) -> None:
     names = _names(5)
     _register(store, names)
@@ -213,17 +214,20 @@ def test_stopping_after_every_step_and_resuming_changes_nothing(
     while _drive(store, settings, tid, executor, max_steps=1) is None:
         drives += 1
         assert drives < 100
-    assert _outcome(store, tid) == _reference(tmp_path, names)
+    assert _outcome(store, tid) == _reference(tmp_path, names, store_of_its_own)
     assert set(executor.reported.values()) == {1}
 
 
 @pytest.mark.slow
-def test_platform_crash_at_every_run_resumes_without_rerunning_finished_runs(tmp_path: Path) -> None:
+def test_platform_crash_at_every_run_resumes_without_rerunning_finished_runs(
+    tmp_path: Path, store_of_its_own: Callable[[Path], str]
+) -> None:
     names = _names(5)
-    expected = _reference(tmp_path, names)
+    expected = _reference(tmp_path, names, store_of_its_own)
     runs_total = len(expected[-1])
     for crash_at in range(1, runs_total + 1):
-        settings = Settings(data_dir=tmp_path / f"crash-{crash_at}")  # a fresh store: no champion yet
+        data_dir = tmp_path / f"crash-{crash_at}"
+        settings = Settings(data_dir=data_dir, database_url=store_of_its_own(data_dir))  # a fresh store: no champion yet
         with open_store(settings) as store:
             _register(store, names)
             tid = _new_tournament(store, names)
@@ -261,7 +265,9 @@ def test_second_tournament_meets_the_previous_champion_in_a_boss_round(store: St
     assert math.isclose(sum(_outcome(store, tid)[2].values()) + _outcome(store, tid)[3], 1.0)
 
 
-def test_parallel_runs_overlap_and_give_the_same_result(store: Store, settings: Settings, tmp_path: Path) -> None:
+def test_parallel_runs_overlap_and_give_the_same_result(
+    store: Store, settings: Settings, tmp_path: Path, store_of_its_own: Callable[[Path], str]
+) -> None:
     names = _names(5)
     _register(store, names)
     tid = _new_tournament(store, names)
@@ -269,7 +275,7 @@ def test_parallel_runs_overlap_and_give_the_same_result(store: Store, settings: 
     events: list[ProgressEvent] = []
     _drive(store, settings, tid, executor, parallel=3, progress=events.append)
     assert executor.max_active >= 2
-    assert _outcome(store, tid) == _reference(tmp_path, names)
+    assert _outcome(store, tid) == _reference(tmp_path, names, store_of_its_own)
     started = [e for e in events if e.kind == "run_started"]
     finished = [e for e in events if e.kind == "run_finished"]
     assert len(started) == len(finished) == executor.calls

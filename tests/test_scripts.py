@@ -5,8 +5,10 @@ stand-ins that record their calls (reinstalling the pinned stack would take minu
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,7 @@ touch "$STUBS/daemon.up"
 trap 'rm -f "$STUBS/daemon.up"; echo "dockerd stopped" >> calls.log; exit 0' TERM
 while :; do sleep 0.05; done
 """
+ONLINE_POSTGRES = "#!/bin/sh\necho '15 main 5432 online postgres /var/lib/postgresql/15/main /var/log/pg.log'\n"
 
 
 def _executable(path: Path, text: str) -> None:
@@ -62,13 +65,18 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def _scripts_test(project: Path, status: int = 0) -> list[str]:
-    """Run scripts/test -q from elsewhere (it changes into its own root); the calls it made."""
+def _run(project: Path, arguments: Sequence[str]) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run scripts/test from elsewhere (it changes into its own root): how it ended, the calls it made."""
     log = project / "calls.log"
     log.unlink(missing_ok=True)
-    done = subprocess.run([str(project / "scripts" / "test"), "-q"], cwd="/", capture_output=True, text=True, timeout=60)
+    done = subprocess.run([str(project / "scripts" / "test"), *arguments], cwd="/", capture_output=True, text=True, timeout=60)
+    return done, log.read_text().splitlines()
+
+
+def _scripts_test(project: Path, arguments: Sequence[str] = ("-q",), status: int = 0) -> list[str]:
+    done, calls = _run(project, arguments)
     assert done.returncode == status, done.stderr
-    return log.read_text().splitlines()
+    return calls
 
 
 def test_scripts_test_sets_up_a_fresh_clone_then_only_when_stale(project: Path) -> None:
@@ -94,3 +102,35 @@ def test_scripts_test_starts_a_docker_daemon_only_when_none_answers_and_stops_on
     assert not (stubs / "daemon.up").exists()
     _executable(project / ".venv" / "bin" / "python", PYTHON + "exit 1\n")  # failing tests: the status comes back
     assert _scripts_test(project, status=1) == started
+
+
+def _postgres_pass(project: Path) -> str:
+    """The pytest call of scripts/test's PostgreSQL pass, with the test paths scripts/test names."""
+    paths = re.search(r"^POSTGRES_PASS=\(([^)]*)\)", (project / "scripts" / "test").read_text(), flags=re.MULTILINE)
+    assert paths is not None
+    for path in paths.group(1).split():
+        assert (REPO / path).exists(), f"scripts/test's PostgreSQL pass names {path}, which is gone"
+    return f"python -m pytest --store postgresql -m not slow and not browser {paths.group(1)}"
+
+
+def test_scripts_test_runs_the_store_heavy_tests_again_on_postgresql_when_a_cluster_is_up(project: Path) -> None:
+    stubs = Path(os.environ["STUBS"])
+    assert _scripts_test(project, ["tests/store"]) == ["setup", "ruff", "python -m pytest tests/store"]  # arguments: one pass
+    assert _scripts_test(project, ["--postgresql", "-q"]) == ["ruff", "python -m pytest --store postgresql -q"]
+    assert _scripts_test(project, ["--postgresql"]) == ["ruff", "python -m pytest --store postgresql"]
+    done, calls = _run(project, [])
+    assert done.returncode == 0 and "the PostgreSQL pass is skipped" in done.stdout  # no cluster here
+    assert calls == ["ruff", "python -m pytest"]
+    _executable(stubs / "pg_lsclusters", ONLINE_POSTGRES)
+    assert _scripts_test(project, []) == ["ruff", "python -m pytest", _postgres_pass(project)]
+
+
+def test_scripts_test_fails_when_either_pass_fails_and_still_runs_the_second(project: Path) -> None:
+    stubs = Path(os.environ["STUBS"])
+    _executable(stubs / "pg_lsclusters", ONLINE_POSTGRES)
+    _scripts_test(project)  # set up
+    for failing in ("python -m pytest$", "--store postgresql"):
+        _executable(project / ".venv" / "bin" / "python", PYTHON + f'echo "python $*" | grep -q -- "{failing}" && exit 1\nexit 0\n')
+        done, calls = _run(project, [])
+        assert done.returncode == 1, f"a failing pass ({failing}) must fail scripts/test"
+        assert calls == ["ruff", "python -m pytest", _postgres_pass(project)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sqlalchemy import inspect
 from typer.testing import CliRunner
 
 from trainarena.cli import app
@@ -13,7 +14,7 @@ from trainarena.engine.model import Stage
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.runs import RunReport, RunRequest
 from trainarena.settings import Settings
-from trainarena.store import add_competitor, open_store
+from trainarena.store import add_competitor, open_store, open_store_url
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 
@@ -77,5 +78,6 @@ def test_status_on_an_empty_data_dir(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"competitors": 0, "champions": {"text": None, "image": None}, "tournaments": [],
                                          "latest_adhoc_runs": []}
-    assert (tmp_path / "data" / "trainarena.db").is_file()
+    with open_store_url(Settings().db_url, migrate=False) as store:  # made where the settings say (a SQLite file by default)
+        assert inspect(store.engine).has_table("tournament")
     assert "No tournaments yet." in runner.invoke(app, ["status"]).output

@@ -24,13 +24,15 @@ INSTRUCT_MAPPING = {"field_instruction": "q", "field_output": "a"}
 
 def fast_settings(data_dir: Path, database_url: str | None = None, **jobs: object) -> Settings:
     """Settings whose worker polls, beats and reports progress within a fraction of a second; a local
-    model folder is the one allowed base model (never loaded by a fake executor)."""
+    model folder is the one allowed base model (never loaded by a fake executor). The store is at
+    ``database_url``, else where the environment says (TRAINARENA_DATABASE_URL), else in ``data_dir``."""
     model = data_dir.parent / "model"
     model.mkdir(parents=True, exist_ok=True)
     (model / "config.json").write_text("{}")
     rules = {"base_models": (str(model),), "poll_seconds": 0.05, "heartbeat_seconds": 0.1, "stale_seconds": 30.0,
              "progress_seconds": 0.05, **jobs}  # fmt: skip
-    return Settings(data_dir=data_dir, database_url=database_url, jobs=JobRules(**rules))
+    store = {"database_url": database_url} if database_url else {}
+    return Settings(data_dir=data_dir, jobs=JobRules(**rules), **store)
 
 
 def qa_rows(n: int = 30) -> list[dict]:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +23,15 @@ from trainarena.records.recorder import Recorder
 from trainarena.records.signing import OperatorKey, canonical_json, envelope_payload, sign_payload
 from trainarena.runs import RunReport, RunRequest, definition_json
 from trainarena.settings import Settings
-from trainarena.store import TournamentDraw, add_competitor, add_stored_task, create_tournament, get_pool, open_store
+from trainarena.store import (
+    TournamentDraw,
+    add_competitor,
+    add_stored_task,
+    create_tournament,
+    get_pool,
+    open_store,
+    open_store_url,
+)
 from trainarena.tasks.base import Evaluation, TaskDefinition
 from trainarena.tasks.digests import path_digest
 
@@ -91,19 +97,19 @@ class RecordedStore:
     data_dir: Path
     tournament_id: int
     finished: Finished
+    database_url: str  # SQLite in data_dir, or the PostgreSQL database of tests run with --store postgresql
 
     @property
     def settings(self) -> Settings:
-        return Settings(data_dir=self.data_dir)
+        return Settings(data_dir=self.data_dir, database_url=self.database_url)
 
-    @property
-    def database(self) -> Path:
-        return self.data_dir / "trainarena.db"
-
-    def copy(self, destination: Path) -> RecordedStore:
-        """A copy to tamper with (the artifact paths in it still name the original's files)."""
+    def copy(self, destination: Path, database_url: str | None = None) -> RecordedStore:
+        """A copy to tamper with (the artifact paths in it still name the original's files): the data
+        directory, with the SQLite file in it, or the copy of a PostgreSQL database at ``database_url``."""
         shutil.copytree(self.data_dir, destination)
-        return replace(self, data_dir=destination)
+        if database_url is None:
+            database_url = Settings(data_dir=destination, database_url=None).db_url
+        return replace(self, data_dir=destination, database_url=database_url)
 
     def export(self, directory: Path) -> Path:
         with open_store(self.settings) as store:
@@ -111,8 +117,12 @@ class RecordedStore:
         return directory
 
     def query(self, sql: str, *parameters: Any) -> list[tuple[Any, ...]]:
-        with closing(sqlite3.connect(self.database)) as db, db:
-            return db.execute(sql, parameters).fetchall()
+        """Run SQL with ``?`` placeholders on the store directly, as someone with the database would."""
+        with open_store_url(self.database_url, migrate=False) as store, store.engine.begin() as connection:
+            if connection.dialect.paramstyle != "qmark":
+                sql = sql.replace("?", "%s")
+            result = connection.exec_driver_sql(sql, tuple(parameters))
+            return [tuple(row) for row in result] if result.returns_rows else []
 
 
 def _register(settings: Settings, names: list[str]) -> None:
@@ -134,7 +144,7 @@ def build_recorded_store(data_dir: Path, recorder: type[Recorder] = Recorder) ->
         finished = drive(store, tournament_id, task_source=task_source, executor=ArtifactExecutor(data_dir / "splits"),
                          rules=rules, weight_rules=settings.weights, work_dir=settings.work_dir, recorder=recorder(settings))
     assert finished is not None
-    return RecordedStore(data_dir, tournament_id, finished)
+    return RecordedStore(data_dir, tournament_id, finished, settings.db_url)
 
 
 def build_pool_store(data_dir: Path, recorder: type[Recorder] = Recorder, changed_hidden: frozenset[str] = frozenset()) -> RecordedStore:
@@ -158,7 +168,7 @@ def build_pool_store(data_dir: Path, recorder: type[Recorder] = Recorder, change
         finished = drive(store, tournament_id, task_source=pool_task_source(store, tournament_id), executor=executor,
                          rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir, recorder=recorder(settings))
     assert finished is not None
-    return RecordedStore(data_dir, tournament_id, finished)
+    return RecordedStore(data_dir, tournament_id, finished, settings.db_url)
 
 
 # --- Rewriting a bundle as an attacker holding some key would -------------------------------------

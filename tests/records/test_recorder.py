@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -204,7 +204,9 @@ def test_every_stored_run_and_the_tournaments_decisions_are_logged_once(settings
     assert set(decision["weights"]) <= set(ENTRANTS)
 
 
-def test_driving_again_or_resuming_appends_nothing_twice(settings: Settings, store: Store, tmp_path: Path) -> None:
+def test_driving_again_or_resuming_appends_nothing_twice(
+    settings: Settings, store: Store, tmp_path: Path, store_of_its_own: Callable[[Path], str]
+) -> None:
     tournament_id = add_entrants(store)
     executor = RecordedExecutor(tmp_path)
     steps = 0
@@ -230,8 +232,8 @@ def test_driving_again_or_resuming_appends_nothing_twice(settings: Settings, sto
         assert set(session.scalars(select(LogEntry.key))) == keys
     assert executor.calls == runs
     # Resumed step by step, the log holds what one uninterrupted drive logs.
-    with open_store(settings_for(tmp_path / "other")) as other:
-        straight = settings_for(tmp_path / "other")
+    straight = settings_for(tmp_path / "other", database_url=store_of_its_own(tmp_path / "other"))
+    with open_store(straight) as other:
         other_id = add_entrants(other)
         drive_recorded(straight, other, other_id, RecordedExecutor(tmp_path / "straight"))
         with other.session() as session:

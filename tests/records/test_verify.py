@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def test_export_refuses_a_folder_that_is_not_empty(recorded: RecordedStore, tmp_
 
 def test_export_refuses_a_tournament_without_records(recorded: RecordedStore, tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="no entry about tournament 99"):
-        recorded.__class__(recorded.data_dir, 99, recorded.finished).export(tmp_path / "none")
+        replace(recorded, tournament_id=99).export(tmp_path / "none")
 
 
 # --- The database changed after the fact ------------------------------------------------------------

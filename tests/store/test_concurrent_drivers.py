@@ -21,11 +21,9 @@ DRIVER = Path(__file__).with_name("driver_process.py")
 DRIVERS = 4
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("postgres_url")
+@pytest.fixture
+def url(url_on_each_backend: str) -> str:
+    return url_on_each_backend
 
 
 def _start(url: str, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:

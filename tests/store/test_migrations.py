@@ -32,7 +32,7 @@ EXPECTED_TABLES = {
 
 
 def test_fresh_sqlite_file_is_migrated_to_head(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "nested" / "data")
+    settings = Settings(data_dir=tmp_path / "nested" / "data", database_url=None)  # the default, whatever the environment
     with open_store(settings) as store:
         assert (tmp_path / "nested" / "data" / "trainarena.db").is_file()
         assert set(inspect(store.engine).get_table_names()) == EXPECTED_TABLES

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import CryptoSigner, SSlibKey
+
+from trainarena.store.base import json_safe
 
 __all__ = [
     "OperatorKey", "OperatorKeyError", "SignatureError", "canonical_json", "envelope_keyid", "envelope_payload", "init_key", "json_safe",
@@ -42,18 +43,6 @@ class SignatureError(ValueError):
 def canonical_json(value: Any) -> bytes:
     """The one byte form of a JSON value that is signed and hashed."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with each NaN or infinite float as its name ('nan', 'inf', '-inf'), which canonical JSON
-    refuses: for what a statement quotes from elsewhere (a diverged model's evaluation details)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(item) for item in value]
-    return value
 
 
 @dataclass(frozen=True)

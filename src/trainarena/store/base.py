@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = ["NAMING_CONVENTION", "UTCDateTime", "Base", "utcnow"]
+__all__ = ["NAMING_CONVENTION", "Base", "JSONDocument", "UTCDateTime", "json_safe", "utcnow"]
 
 # Deterministic constraint names, so migrations can address them on every backend.
 NAMING_CONVENTION = {
@@ -42,6 +43,29 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with each NaN or infinite float as its name ('nan', 'inf', '-inf'), which JSON proper
+    refuses (PostgreSQL's json type, canonical JSON): a diverged model's evaluation details."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
+class JSONDocument(TypeDecorator[Any]):
+    """JSON stored alike on every backend: NaN and infinities as their names (``json_safe``), where
+    SQLite would keep Python's NaN token and PostgreSQL would refuse the row."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return json_safe(value)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDocument(), list[Any]: JSONDocument()}
