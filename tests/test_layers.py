@@ -21,6 +21,7 @@ LAYERS = {
     "submissions": 3,  # its thin service layer records registrations in the store
     "runs": 4,  # the types between the orchestrator and the pipeline, which are siblings
     "orchestrator": 5,
+    "run_slots": 5,  # how the orchestrator's driver schedules runs on its slots
     "pipeline": 5,
     "records": 5,  # signed statements, the transparency log, export/verify/audit: beside the orchestrator it records
     "reporting": 6,
