@@ -349,12 +349,13 @@ def test_a_try_lost_with_its_node_is_recorded_and_tried_again_in_the_same_drive(
     assert [e.competitor for e in events if e.kind == "run_interrupted"] == ["c02"]
 
 
-def test_a_run_lost_on_every_try_fails_after_max_attempts(store: Store, settings: Settings) -> None:
+@pytest.mark.parametrize("cap", [{"max_attempts": 3}, {"lease_rules": LeaseRules(max_attempts=3)}])  # given, or the settings'
+def test_a_run_lost_on_every_try_fails_after_max_attempts(store: Store, settings: Settings, cap: dict) -> None:
     names = _names(3)
     _register(store, names)
     tid = _new_tournament(store, names)
     executor = NodeLosingExecutor(_skills(names), failure_rate=0.0, lose_for="c01", lose_times=99)
-    finished = _drive(store, settings, tid, executor, max_attempts=3)
+    finished = _drive(store, settings, tid, executor, **cap)
     assert finished is not None and finished.champion != "c01"
     with store.session() as session:
         lost = [r for r in tournament_runs(session, tid) if r.competitor.name == "c01"]

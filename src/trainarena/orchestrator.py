@@ -413,8 +413,8 @@ def drive(
     stops after that many and returns None (drive again to go on). ``parallel`` runs of a round are
     executed at once on a thread pool (the executor's runs are separate processes), each slot taking the
     next pending run as soon as its own is done; a ``StagedExecutor``'s artifacts are scored on a thread
-    of their own meanwhile (``run_slots.RunSlots``). All store writes stay on the calling thread. ``max_attempts`` fails a run that has been interrupted that often
-    (None: retry without limit). ``work_dir`` holds one fresh directory per run attempt.
+    of their own meanwhile (``run_slots.RunSlots``). All store writes stay on the calling thread.
+    ``max_attempts`` fails a run that has been interrupted that often (None: ``lease_rules.max_attempts``). ``work_dir`` holds one fresh directory per run attempt.
 
     While another live driver holds the tournament's lease: with ``wait``, ``on_wait`` is told who
     (once per holder) and the drive polls until it can take over or the tournament finished (then
@@ -427,7 +427,9 @@ def drive(
         raise ValueError(f"parallel must be at least 1, got {parallel}")
     me = DriverIdentity.of_this_process()
     driver = _Driver(store, tournament_id, task_source, executor, rules, weight_rules, work_dir,
-                     progress or (lambda _event: None), parallel, max_attempts, lease_rules or LeaseRules(), me, on_stored,
+                     progress or (lambda _event: None), parallel,
+                     max_attempts if max_attempts is not None else (lease_rules or LeaseRules()).max_attempts,
+                     lease_rules or LeaseRules(), me, on_stored,
                      recorder)
     end = driver.take_lease(wait, on_wait)
     if end is not None:

@@ -203,3 +203,29 @@ def test_a_job_run_stopped_on_the_driver_stops_on_its_node(ray_cluster, tmp_path
         executor.close()
     assert report.failure_reason == "stopped on request" and time.monotonic() - started < 30
     assert (tmp_path / "job" / STOP_FILE).is_file()
+
+
+def test_work_ray_itself_refused_stops_the_drive_instead_of_being_tried_forever(ray_cluster, tmp_path: Path, monkeypatch) -> None:
+    # Ray's memory monitor (or a failed runtime environment) would refuse a retry just the same: only a
+    # run lost with its node or worker is RunInterrupted and tried again.
+    from ray.exceptions import OutOfMemoryError, WorkerCrashedError
+
+    from trainarena.cluster import ray_executor
+    from trainarena.runs import RunInterrupted
+
+    settings = _settings(tmp_path, ray_cluster.address)
+    executor = RayExecutor(settings, FakeOnNode(seconds=0.0))
+    task = fake_task("text", None, "boss", 0, 1)
+    try:
+        for error, expected, said in ((OutOfMemoryError("the node ran low on memory"), RuntimeError, "did not run"),
+                                      (WorkerCrashedError(), RunInterrupted, "tried again")):
+            def refuse(*_args, error=error, **_kwargs):
+                raise error
+
+            monkeypatch.setattr(ray_executor.ray, "get", refuse)
+            with pytest.raises(expected, match=said) as raised:
+                executor.evaluate_base_model(task)
+            assert type(raised.value) is expected and type(error).__name__ in str(raised.value)
+    finally:
+        monkeypatch.undo()
+        executor.close()

@@ -19,7 +19,15 @@ import threading
 from pathlib import Path
 
 import ray
-from ray.exceptions import RayError, RayTaskError
+from ray.exceptions import (
+    LocalRayletDiedError,
+    NodeDiedError,
+    ObjectFetchTimedOutError,
+    ObjectLostError,
+    RayError,
+    RayTaskError,
+    WorkerCrashedError,
+)
 
 from trainarena.cluster.node import (
     STOP_FILE,
@@ -95,9 +103,12 @@ class RayExecutor:
             return ray.get(ref)
         except RayTaskError as error:
             raise error.as_instanceof_cause() from None  # the work's own exception, as a local run raises it
+        except _LOST_WITH_ITS_NODE as error:
+            raise RunInterrupted(f"lost on the Ray cluster ({_brief(error)}); tried again") from error
         except RayError as error:
-            text = " ".join(str(error).split())[:_REASON_CHARS]
-            raise RunInterrupted(f"lost on the Ray cluster ({type(error).__name__}: {text}); tried again") from error
+            # Ray itself refused or killed the work (its memory monitor, a runtime environment or disk that
+            # failed, no node that fits): trying it again would fail again. The drive stops, naming it.
+            raise RuntimeError(f"the Ray cluster did not run {task.name!r} ({_brief(error)})") from error
 
     def _gpus_needed(self, task: TaskDefinition) -> int:
         """The sizing rule's GPUs for the task's base model, read once per model; a model the driver
@@ -111,6 +122,14 @@ class RayExecutor:
                 self._sizes[task.base_model] = params
             params = self._sizes[task.base_model]
         return gpus_for(params, task.task_type, self._settings.resources)
+
+
+# The run's node or worker process went away: the run itself may be fine, so it is tried again.
+_LOST_WITH_ITS_NODE = (NodeDiedError, WorkerCrashedError, LocalRayletDiedError, ObjectLostError, ObjectFetchTimedOutError)
+
+
+def _brief(error: RayError) -> str:
+    return f"{type(error).__name__}: {' '.join(str(error).split())[:_REASON_CHARS]}"
 
 
 def _largest_node_gpus() -> float:

@@ -394,6 +394,10 @@ class LeaseRules(Section):
     wait_poll_seconds: float = Field(
         2.0, gt=0.0, description="How often a waiting driver checks whether the tournament finished or its lease came free."
     )
+    max_attempts: int = Field(
+        5, ge=1, description="A run whose tries were interrupted this often (its driver died, its Ray node was lost) "
+        "fails instead of being tried again, so a run that keeps taking its node down cannot stall a tournament."
+    )
 
     @model_validator(mode="after")
     def _check_heartbeat(self) -> LeaseRules:
