@@ -39,12 +39,16 @@ class CopyBaseModel:
         pass
 
 
-def test_each_step_of_a_run_is_timed_in_its_report_and_folder(assets, tmp_path: Path) -> None:
+def _run_of_copied_base_model(assets, tmp_path: Path) -> tuple[Settings, TaskDefinition, CompetitorInfo]:
     settings = Settings(data_dir=tmp_path / "data", data=DataRules(eval_cpu_threads=1))
     task = TaskDefinition("units", TaskType.INSTRUCT, str(assets.tiny_llama),
                           {"source": str(assets.datasets["units"]), **assets.dataset_fields["units"]}, 10, 1)
     (tmp_path / "script").mkdir()
-    competitor = CompetitorInfo("fake", "-", "-", "-", "train.py", submission_dir=tmp_path / "script")
+    return settings, task, CompetitorInfo("fake", "-", "-", "-", "train.py", submission_dir=tmp_path / "script")
+
+
+def test_each_step_of_a_run_is_timed_in_its_report_and_folder(assets, tmp_path: Path) -> None:
+    settings, task, competitor = _run_of_copied_base_model(assets, tmp_path)
     executor = SandboxedExecutor(settings, CopyBaseModel(assets.tiny_llama), gpus=[])
     try:
         trained = executor.train_task(competitor, task, tmp_path / "run", "timed")
@@ -59,3 +63,14 @@ def test_each_step_of_a_run_is_timed_in_its_report_and_folder(assets, tmp_path: 
     assert report.timings["script"] >= SCRIPT_SECONDS and report.timings["eval_compute"] > 0
     assert report.timings["script"] == report.wall_seconds  # the sandbox's own clock, nothing around it
     assert json.loads((tmp_path / "run" / TIMINGS_FILE).read_text()) == report.timings
+
+
+def test_on_a_gpu_host_the_run_is_scored_before_its_slot_is_free(assets, tmp_path: Path) -> None:
+    # The evaluator takes a GPU: scored while the next script trains, it would share that run's GPU.
+    settings, task, competitor = _run_of_copied_base_model(assets, tmp_path)
+    executor = SandboxedExecutor(settings, CopyBaseModel(assets.tiny_llama), gpus=[0])
+    try:
+        report = executor.train_task(competitor, task, tmp_path / "run", "on-gpu")
+    finally:
+        executor.close()
+    assert isinstance(report, RunReport) and report.status == RunStatus.SUCCEEDED and report.evaluation.score is not None

@@ -260,8 +260,11 @@ class SandboxedExecutor:
         timings["artifact_check"] = clock.lap()
         if not check.ok:
             return _timed(RunReport(RunStatus.INVALID, failure_reason=f"artifact: {check.reason}", **report), run_dir, timings)
-        return _Scoring(self, task, prepared, run_dir, timings,
-                        dict(report, artifact_path=job.output_dir, artifact_digest=check.digest))
+        scoring = _Scoring(self, task, prepared, run_dir, timings, dict(report, artifact_path=job.output_dir,
+                                                                         artifact_digest=check.digest))
+        # On a GPU host the evaluator takes a GPU too: scoring while the next script trains would share
+        # it with a run whose budget is wall time, so there the slot scores before it takes another run.
+        return scoring.finish() if self._devices.has_gpus else scoring
 
     def warm_up(self, task: TaskDefinition) -> None:
         """Have the evaluation worker ready (libraries imported) before the first artifact of ``task``'s

@@ -59,6 +59,10 @@ class DevicePool:
         self._total = len(devices)
         self._changed = threading.Condition()
 
+    @property
+    def has_gpus(self) -> bool:
+        return self._total > 0
+
     def acquire(self, n: int) -> tuple[int, ...]:
         if not self._total:
             return ()

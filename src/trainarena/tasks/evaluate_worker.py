@@ -52,14 +52,19 @@ def evaluation_module(task_type: str) -> Any:
 
 
 def evaluate_request(request: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
     module = evaluation_module(request["task_type"])
     try:
         return module.run_evaluation(request)
-    except MemoryError:
+    except (MemoryError, torch.OutOfMemoryError):  # host memory, or a GPU's: a fresh worker may not run out
         return {"score": None, "failure": "out of memory: the evaluation exceeded its memory limit"}
     except Exception as error:  # any failure of the artifact is a result, not a crash
         message = str(error).strip().splitlines()[0][:500] if str(error).strip() else ""
         return {"score": None, "failure": f"{type(error).__name__}: {message}", "traceback": traceback.format_exc(limit=5)}
+    finally:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # a warm worker keeps no GPU memory of one artifact into the next
 
 
 def answer(request: dict[str, Any], threads: int, result_path: Path) -> None:
