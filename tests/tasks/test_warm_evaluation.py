@@ -99,6 +99,21 @@ def test_the_worker_is_replaced_after_its_quota_and_when_the_base_model_changes(
     assert runner.started == 3  # a, a | a | b
 
 
+def test_the_workers_of_threads_that_ended_are_reaped_by_the_next_evaluation() -> None:
+    # Jobs evaluate on a thread each, outside any drive: their workers must not pile up in a service.
+    runner = WarmEvaluator(max_evaluations=10)
+    try:
+        for _ in range(3):
+            job = threading.Thread(target=_failure, args=(runner, _bad_request("/nonexistent/a")))
+            job.start()
+            job.join()
+        assert len(runner._workers) == 1  # each new thread's evaluation reaped the one before
+        assert _failure(runner, _bad_request("/nonexistent/a"))
+        assert list(runner._workers) == [threading.get_ident()] and runner.started == 4
+    finally:
+        runner.close()
+
+
 def test_a_crashed_worker_is_replaced_and_the_evaluation_retried() -> None:
     runner = WarmEvaluator(max_evaluations=10)
     try:

@@ -66,6 +66,7 @@ class WarmEvaluator:
         return run.result is not None
 
     def _worker_for(self, key: tuple[str, str], rules: DataRules) -> GuardedWorker:
+        self._close_those_of_ended_threads()
         with self._guard:
             held = self._workers.get(threading.get_ident())
         if held is not None and (held[1] != key or not held[0].alive()):
@@ -80,6 +81,15 @@ class WarmEvaluator:
                 self.started += 1
             return worker
         return held[0]
+
+    def _close_those_of_ended_threads(self) -> None:
+        """A thread that evaluated and ended (a job's, outside any drive) took its worker's guard with it:
+        its worker is reaped and its pipes closed here, so a long-running service does not collect them."""
+        running = {thread.ident for thread in threading.enumerate()}
+        with self._guard:
+            ended = [self._workers.pop(ident) for ident in list(self._workers) if ident not in running]
+        for worker, _key in ended:
+            worker.close()
 
     def close_mine(self) -> None:
         """End this thread's worker (a drive's scoring thread, when the drive ends)."""
