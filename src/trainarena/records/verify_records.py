@@ -53,8 +53,7 @@ def _engine_score(evaluation: Entry, run: Entry | None) -> float | None:
     return score if finite and status == "succeeded" else None
 
 
-def _check_outcome(view: RecordView, check: CheckResult, entry: Entry, where: str, outcome: dict[str, Any],
-                   lead_unit: float | None) -> None:
+def _check_outcome(view: RecordView, check: CheckResult, entry: Entry, where: str, outcome: dict[str, Any]) -> None:
     key = (outcome["run_id"], outcome["attempt"])
     run = view.runs.get(key)
     if outcome["attempt"] is not None:
@@ -78,12 +77,24 @@ def _check_outcome(view: RecordView, check: CheckResult, entry: Entry, where: st
     expected = _engine_score(evaluation, run)
     if outcome["score"] != expected:
         check.fail(entry.label, f"{where}: score {outcome['score']} in the round, {expected} in {evaluation.label}")
-    if expected is not None and lead_unit != signed.get("lead_unit"):
-        check.fail(entry.label, f"{where}: lead unit {lead_unit} in the round, {signed.get('lead_unit')} in {evaluation.label}")
     for name in ("per_example_sha256", "per_example_count"):
         if outcome[name] != signed[name]:
             check.fail(entry.label, f"{where}: {name} {brief(outcome[name])} in the round, "
                        f"{brief(signed[name])} in {evaluation.label}")
+
+
+def _check_lead_unit(view: RecordView, check: CheckResult, entry: Entry, where: str, task: dict[str, Any]) -> None:
+    """The round's lead unit of a task is the one its scored evaluations sign, by the store's rule
+    (``store.records``): none when one of them signs none (stored before lead units existed)."""
+    signed = []
+    for outcome in task["outcomes"]:
+        evaluation = _resolve(view, outcome["evaluation"], Kind.EVALUATION)[0] if outcome.get("evaluation") else None
+        if evaluation is not None and outcome["score"] is not None:
+            signed.append(evaluation.predicate.get("lead_unit"))
+    units = set(signed)
+    expected = None if None in units or len(units) != 1 else units.pop()
+    if task.get("lead_unit") != expected:
+        check.fail(entry.label, f"{where}: lead unit {task.get('lead_unit')} in the round, {expected} by its evaluations")
 
 
 def _check_evaluation(view: RecordView, check: CheckResult, entry: Entry) -> None:
@@ -120,7 +131,8 @@ def _check_references(view: RecordView) -> CheckResult:
                     for number, task in enumerate(match["tasks"]):
                         for outcome in task["outcomes"]:
                             where = f"match {match['match_id']} task {number}, {outcome['competitor']}"
-                            _check_outcome(view, check, entry, where, outcome, task.get("lead_unit"))
+                            _check_outcome(view, check, entry, where, outcome)
+                        _check_lead_unit(view, check, entry, f"match {match['match_id']} task {number}", task)
     decision, reveal = view.single.get(Kind.DECISION), view.single.get(Kind.REVEAL)
     if decision is not None:
         with reading(check, decision.label):
