@@ -162,17 +162,22 @@ def _store_finish(session: Session, tournament: Tournament, finished: Finished, 
 def _recover_interrupted(session: Session, tournament_id: int, me: DriverIdentity) -> None:
     """Runs left RUNNING by an earlier lease holder: their attempt was interrupted; run them again.
     Only the lease holder calls this, so no live driver is executing them."""
-    now = datetime.now(UTC)
     for run in tournament_runs(session, tournament_id):
         if run.status != RunStatus.RUNNING:
             continue
         for attempt in run.attempt_records:
             if attempt.status == AttemptStatus.RUNNING:
-                attempt.status = AttemptStatus.INTERRUPTED
-                attempt.finished_at = now
-                attempt.failure_reason = (f"its driver ({attempt.driver_host} pid {attempt.driver_pid}) stopped before "
-                                          f"it finished; taken over by {me.host} pid {me.pid}")
+                _interrupted(run, attempt, f"its driver ({attempt.driver_host} pid {attempt.driver_pid}) stopped before "
+                                           f"it finished; taken over by {me.host} pid {me.pid}")
         run.status = RunStatus.PENDING.value
+
+
+def _interrupted(run: Run, attempt: RunAttempt, reason: str) -> None:
+    """The attempt ended without a report: recorded as interrupted, and its run PENDING again."""
+    attempt.status = AttemptStatus.INTERRUPTED
+    attempt.finished_at = datetime.now(UTC)
+    attempt.failure_reason = reason
+    run.status = RunStatus.PENDING.value
 
 
 def store_report(session: Session, run_id: int, attempt_number: int, report: RunReport) -> None:
@@ -214,10 +219,7 @@ def interrupt_attempt(session: Session, run_id: int, attempt_number: int, reason
     attempt = next(a for a in run.attempt_records if a.number == attempt_number)
     if attempt.status != AttemptStatus.RUNNING:
         raise RuntimeError(f"run {run_id} attempt {attempt_number} is {attempt.status}, not running: not interrupting it")
-    attempt.status = AttemptStatus.INTERRUPTED
-    attempt.finished_at = datetime.now(UTC)
-    attempt.failure_reason = reason
-    run.status = RunStatus.PENDING.value
+    _interrupted(run, attempt, reason)
 
 
 # --- Driving -------------------------------------------------------------------------------------
