@@ -389,8 +389,10 @@ class _Clock:
 
 
 def _timed(report: RunReport, run_dir: Path, timings: dict[str, float]) -> RunReport:
-    """``report`` with its steps' seconds, which also go into the run folder's timings file."""
-    record_timings(run_dir, timings)
+    """``report`` with its steps' seconds, which also go into the run folder's timings file (a run that
+    failed before any step, e.g. a task type its script declines, gets no folder for nothing)."""
+    if timings:
+        record_timings(run_dir, timings)
     return replace(report, timings=timings)
 
 
