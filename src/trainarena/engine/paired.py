@@ -16,6 +16,7 @@ record gets the same bound without a statistics library.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -47,6 +48,22 @@ def relative_lead(
         return lead / unit
     scale = np.maximum(np.abs(ours), np.abs(theirs))
     return np.divide(lead, scale, out=np.zeros_like(lead), where=scale > 0)
+
+
+def task_lead_unit(units: Iterable[float | None], task: str) -> float | None:
+    """One task's lead unit from the units its scored evaluations give: None when there are none or one
+    gives none (stored before lead units existed: the task is compared over |score|, as it was then);
+    ValueError, naming ``task``, when two differ.
+
+    >>> task_lead_unit([1.0, 1.0], "t"), task_lead_unit([1.0, None], "t"), task_lead_unit([], "t")
+    (1.0, None, None)
+    """
+    given = set(units)
+    if None in given or not given:
+        return None
+    if len(given) > 1:
+        raise ValueError(f"{task}: evaluations disagree on the lead unit {sorted(given)}")
+    return given.pop()
 
 
 def _t_within(theta: float, df: int) -> float:

@@ -11,6 +11,7 @@ from typing import Any
 
 from trainarena.engine.bracket import Replay, replay
 from trainarena.engine.model import Finished, TournamentRecord
+from trainarena.engine.paired import task_lead_unit
 from trainarena.engine.weights import tournament_weights
 from trainarena.records.checks import MISSING, Bundle, CheckResult, Entry, RecordView, brief, reading, short_digest
 from trainarena.records.engine_json import per_example_digest, played_round_from_json, replay_json
@@ -85,14 +86,17 @@ def _check_outcome(view: RecordView, check: CheckResult, entry: Entry, where: st
 
 def _check_lead_unit(view: RecordView, check: CheckResult, entry: Entry, where: str, task: dict[str, Any]) -> None:
     """The round's lead unit of a task is the one its scored evaluations sign, by the store's rule
-    (``store.records``): none when one of them signs none (stored before lead units existed)."""
+    (``engine.paired.task_lead_unit``)."""
     signed = []
     for outcome in task["outcomes"]:
         evaluation = _resolve(view, outcome["evaluation"], Kind.EVALUATION)[0] if outcome.get("evaluation") else None
         if evaluation is not None and outcome["score"] is not None:
             signed.append(evaluation.predicate.get("lead_unit"))
-    units = set(signed)
-    expected = None if None in units or len(units) != 1 else units.pop()
+    try:
+        expected = task_lead_unit(signed, where)
+    except ValueError as error:
+        check.fail(entry.label, str(error))
+        return
     if task.get("lead_unit") != expected:
         check.fail(entry.label, f"{where}: lead unit {task.get('lead_unit')} in the round, {expected} by its evaluations")
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from trainarena.contract import Direction, RunStatus
 from trainarena.engine.model import Match, PlayedMatch, PlayedRound, RoundPlan, Stage, TaskOutcome, TournamentRecord
+from trainarena.engine.paired import task_lead_unit
 from trainarena.engine.scores import has_shares
 from trainarena.settings import TournamentRules
 from trainarena.store.competitors import StoreError
@@ -59,14 +60,8 @@ def _outcome(run: Run) -> TaskOutcome:
 
 
 def _lead_unit(task: TaskRow) -> float | None:
-    """The unit the scored evaluations of a task give; None when one was stored before lead units were
-    (a tournament resumed across the upgrade: the task is compared as it would have been then)."""
-    units = {run.evaluation.lead_unit for run in task.runs if run.evaluation is not None and run.evaluation.score is not None}
-    if None in units:
-        return None
-    if len(units) > 1:
-        raise ValueError(f"task {task.id}: evaluations disagree on the lead unit {sorted(units)}")
-    return units.pop() if units else None
+    scored = [run.evaluation for run in task.runs if run.evaluation is not None and run.evaluation.score is not None]
+    return task_lead_unit((evaluation.lead_unit for evaluation in scored), f"task {task.id}")
 
 
 def _direction(task: TaskRow) -> Direction:
