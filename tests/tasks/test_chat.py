@@ -4,7 +4,6 @@ evaluation equal to the instruct scorer's arithmetic on the assistant tokens."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -106,8 +105,8 @@ def test_score_is_the_token_weighted_loss_on_assistant_tokens(assets, prepared):
     assert result["score"] == pytest.approx(total / tokens, rel=1e-5)
 
 
-def test_group_key_is_the_opening_user_turns_without_the_system():
-    spec = ChatDatasetSpec.from_dict(sharegpt(Path("."), []))
+def test_group_key_is_the_opening_user_turns_without_the_system(tmp_path):
+    spec = ChatDatasetSpec.from_dict(sharegpt(tmp_path, []))
     first = {"conversations": [{"from": "system", "value": "Be brief."}, {"from": "human", "value": "Add 2 and 3"},
                                {"from": "gpt", "value": "5"}, {"from": "human", "value": "and 4?"}, {"from": "gpt", "value": "9"}]}
     second = {"conversations": [{"from": "human", "value": "add 2  and 3"}, {"from": "gpt", "value": "five"}]}
