@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import time
@@ -38,9 +39,14 @@ EXIT_STOPPED_AT_ONCE = 130
 
 def threads_per_run(settings: Settings, parallel: int) -> Settings:
     """Split the machine's cores between the runs played at once, unless the operator set the number:
-    oversubscribed torch threads run small models several times slower. Evaluations keep their pinned
-    thread count (``data.eval_cpu_threads``): a CPU score's last bits depend on it, not on ``parallel``."""
-    cpus = max(1, (os.cpu_count() or 1) // parallel)
+    oversubscribed torch threads run small models several times slower. On a Ray cluster a run gets the
+    CPUs it asks its node for (``cluster.cpus_per_run``), whatever this driver's cores. Evaluations keep
+    their pinned thread count (``data.eval_cpu_threads``): a CPU score's last bits depend on it, not on
+    ``parallel``."""
+    if settings.cluster.executor == "ray":
+        cpus = max(1, math.ceil(settings.cluster.cpus_per_run))
+    else:
+        cpus = max(1, (os.cpu_count() or 1) // parallel)
     sandbox = settings.sandbox
     return settings.model_copy(
         update={"sandbox": sandbox if sandbox.cpus_per_run else sandbox.model_copy(update={"cpus_per_run": cpus})}
