@@ -30,6 +30,7 @@ from pathlib import Path
 
 from benchmarks.quality_runs import (
     ALL_TYPES,
+    BASE,
     TEXT_TYPES,
     Contender,
     RunScore,
@@ -42,7 +43,6 @@ from benchmarks.quality_runs import (
 from benchmarks.quality_verdicts import (
     DEFAULTS_RATIO_TARGET,
     GAIN_RATIO_TARGET,
-    Scores,
     Verdict,
     defaults_gain_verdict,
     defaults_ratio_verdict,
@@ -58,7 +58,6 @@ from trainarena.settings import Settings
 from trainarena.tasks import get_task_type
 
 MEAN_OF_TASKS = "(mean of tasks)"  # the image verdicts' extra row: per seed, the mean over its tasks
-BASE = "(base model)"
 WIDTH = 80
 
 
@@ -102,7 +101,7 @@ def _print_verdicts(task_type: str, verdicts: list[Verdict]) -> None:
     print(f"\nverdicts, {task_type}:")
     for verdict in verdicts:
         mark = "OK" if verdict.met else "MISSED"
-        seeds = f"seeds {verdict.seeds_met}/{verdict.seeds}"
+        seeds = f"every seed: {'yes' if verdict.every_seed else 'no'} ({verdict.seeds_met}/{verdict.seeds})"
         if verdict.rule == "defaults_ratio":
             head = f"  vs {verdict.other} on {verdict.task}: defaults/house >= {DEFAULTS_RATIO_TARGET:g}?"
             body = f"    mean {_f(verdict.measure)}  min {_f(verdict.worst)}  {mark}  {seeds}"
@@ -112,7 +111,7 @@ def _print_verdicts(task_type: str, verdicts: list[Verdict]) -> None:
                     f"  ratio {_f(verdict.measure)}  {mark}  {seeds}")
         else:
             head = f"  vs {verdict.other} on {verdict.task}: house mean at least as good?"
-            body = f"    house {_g(verdict.measure)}  {verdict.other} {_g(verdict.worst)}  {mark}  house wins {seeds}"
+            body = f"    house {_g(verdict.measure)}  {verdict.other} {_g(verdict.worst)}  {mark}  wins {verdict.seeds_met}/{verdict.seeds}"
         print(head[:WIDTH])
         print(body[:WIDTH])
         if verdict.note:
@@ -178,13 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         roster = contenders(task_type, args.scripts)
         results, runs = {}, {}
         for task in task_names(task_type, assets):
-            base: Scores = {}
-            runs[task] = []
-            for seed in args.seeds:
-                base[seed], seed_runs = play_seed(task_type, task, seed, assets, roster, budget, thread_env(threads), settings)
-                runs[task] += seed_runs
+            runs[task] = [run for seed in args.seeds
+                          for run in play_seed(task_type, task, seed, assets, roster, budget, thread_env(threads), settings)]
             scores = {c.name: {r.seed: r.score for r in runs[task] if r.contender == c.name} for c in roster}
-            results[task] = {"base": base, "scores": scores}
+            results[task] = {"base": {r.seed: r.score for r in runs[task] if r.contender == BASE}, "scores": scores}
         verdicts = type_verdicts(task_type, results, roster)
         if not args.json:
             print_type(task_type, results, runs, verdicts, budget, threads)

@@ -26,6 +26,7 @@ TEXT_TYPES = ("instruct", "chat", "dpo", "grpo")
 ALL_TYPES = (*TEXT_TYPES, "image")
 INSTRUCT_TASKS = ("arithmetic", "strings")  # the assets' synthetic instruct datasets
 IMAGE_TASKS = ("person_zxq", "style_qrt")  # one person and one style task on the tiny SD pipeline
+BASE = "(base model)"  # the untrained model, scored as a run would be
 STEPS_PATTERN = re.compile(r"(\d+) steps")  # the count in a script's summary line, e.g. "baseline: 212 steps, ..."
 
 
@@ -95,16 +96,17 @@ def task_definition(task_type: str, name: str, assets, budget: float, seed: int)
 
 
 def play_seed(task_type: str, name: str, seed: int, assets, scripts: list[Contender], budget: float,
-              thread_caps: dict[str, str], settings: Settings) -> tuple[float | None, list[RunScore]]:
-    """The base model's score and every contender's run on one task and seed."""
+              thread_caps: dict[str, str], settings: Settings) -> list[RunScore]:
+    """The base model's score (as a run named ``BASE``, first) and every contender's run on one task and
+    seed. Image tasks score LoRA artifacts, so there the base model's evaluation fails with that reason."""
     plugin = get_task_type(task_type)
     task, model_dir = task_definition(task_type, name, assets, budget, seed)
     with tempfile.TemporaryDirectory(prefix=f"quality-{task_type}-{name}-") as scratch:
         root = Path(scratch)
         prepared = plugin.prepare(task, root / "train", root / "hidden", settings)
-        base = plugin.evaluate(task, prepared, model_dir, settings).score
-        progress(f"{task_type} {name} seed {seed}: base model {_shown(base)}")
-        runs = []
+        base = plugin.evaluate(task, prepared, model_dir, settings)
+        progress(f"{task_type} {name} seed {seed}: base model {_shown(base.score)} {base.failure or ''}")
+        runs = [RunScore(BASE, seed, base.score, None, 0.0, base.failure or "")]
         for contender in scripts:
             output = root / "out" / contender.name
             output.mkdir(parents=True)
@@ -119,7 +121,7 @@ def play_seed(task_type: str, name: str, seed: int, assets, scripts: list[Conten
                                evaluation.failure or "")
             runs.append(run)
             progress(f"  {contender.name:<20} {_shown(run.score):>10}  wall {wall:5.1f}s  {run.failure or last_line}")
-    return base, runs
+    return runs
 
 
 def progress(line: str) -> None:
