@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import textwrap
 from dataclasses import asdict
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def print_type(task_type: str, results: dict[str, dict], runs: dict[str, list[Ru
             print(f"{name:<22}{_g(s.mean):>10}{_g(s.sd):>10}  {span:<21}{f'{s.n}/{s.seeds}':>5}{mean_steps:>7}")
         for run in runs[task]:
             if run.score is None:
-                print(f"  {run.contender} seed {run.seed} failed: {run.failure}"[:WIDTH])
+                _print_wrapped(f"{run.contender} seed {run.seed} failed: {run.failure}", "  ")
     _print_verdicts(task_type, verdicts)
 
 
@@ -112,10 +113,14 @@ def _print_verdicts(task_type: str, verdicts: list[Verdict]) -> None:
         else:
             head = f"  vs {verdict.other} on {verdict.task}: house mean at least as good?"
             body = f"    house {_g(verdict.measure)}  {verdict.other} {_g(verdict.worst)}  {mark}  wins {verdict.seeds_met}/{verdict.seeds}"
-        print(head[:WIDTH])
-        print(body[:WIDTH])
+        _print_wrapped(head.lstrip(), "  ")
+        _print_wrapped(body.lstrip(), "    ")
         if verdict.note:
-            print(f"    ({verdict.note})"[:WIDTH])
+            _print_wrapped(f"({verdict.note})", "    ")
+
+
+def _print_wrapped(text: str, indent: str) -> None:
+    print(textwrap.fill(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  "))
 
 
 def _g(value: float | None) -> str:
