@@ -2,18 +2,32 @@
 
 ``parallel`` slots each take the next pending run the moment they are free, and a staged executor's
 artifacts are scored on one thread while the slots train the next runs (docs/benchmarks.md,
-"Overhead"). The driver claims runs and stores what came of them; the slots only schedule.
+"Overhead"); a slot with no pending run left trains the next round's runs early when that round is
+foreseen (``early_runs``). The driver claims runs and stores what came of them; the slots only schedule.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
+from trainarena.early_runs import EarlyRuns
 from trainarena.engine.model import Finished
 from trainarena.runs import RunExecutor, RunInterrupted, RunReport, RunRequest, record_timings
+
+log = logging.getLogger(__name__)
+
+
+def _log_warm_up_failure(warming: Future[Any]) -> None:
+    """The warm-up only saves time (the first evaluation starts its worker itself), so its failure stops
+    nothing; but it is said, with its traceback, rather than lost with the future."""
+    error = warming.exception()
+    if error is not None:
+        log.warning("warming up the evaluation worker failed; the first evaluation starts it instead: %s", error,
+                    exc_info=error)
 
 
 class SlotDriver(Protocol):
@@ -22,6 +36,7 @@ class SlotDriver(Protocol):
     tournament_id: int
     executor: RunExecutor
     parallel: int
+    early: EarlyRuns | None  # with one, free slots train the runs of a foreseen round early
 
     def step(self, budget: int) -> tuple[int, Finished | None, list[RunRequest]]: ...
 
@@ -30,6 +45,8 @@ class SlotDriver(Protocol):
     def run_finished(self, request: RunRequest, report: RunReport) -> None: ...
 
     def run_interrupted(self, request: RunRequest, error: RunInterrupted) -> None: ...
+
+    def foresee(self, budget: int) -> list[RunRequest]: ...
 
 
 class RunSlots:
@@ -52,6 +69,7 @@ class RunSlots:
         self.marks: dict[int, dict[str, Any]] = {}
         self.errors: list[BaseException] = []
         self.warmed = False
+        self.early = driver.early
 
     def drive(self, max_steps: int | None) -> Finished | None:
         steps = 0
@@ -63,8 +81,15 @@ class RunSlots:
                     return end
                 steps += taken + len(requests)
                 for request in requests:
-                    self._start(request)
+                    taken_over = None if self.early is None else self.early.take_over(request)
+                    if taken_over is None:
+                        self._start(request)
+                    else:
+                        self._adopt(request, *taken_over)
                 if taken == 0 and not requests:
+                    # No run of the open round left to claim: free slots train the next round's early.
+                    for request in self.driver.foresee(len(self.free)) if self.early is not None and self.free else ():
+                        self._start(request)
                     break
             if not self.in_flight:
                 if self.errors:
@@ -77,12 +102,16 @@ class RunSlots:
     def _start(self, request: RunRequest) -> None:
         slot = self.free.pop()
         self.marks[request.run_id] = {"slot": slot, "claimed_at": time.time()}
-        self.driver.run_started(request)
+        if self.early is not None and self.early.is_early(request):  # told once its round adopts it
+            request.run_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            self.driver.run_started(request)
         warm_up = getattr(self.driver.executor, "warm_up", None)
         if self.scoring is not None and warm_up is not None and not self.warmed:
             # The scoring thread readies its worker while the first scripts train (it would otherwise
             # start cold on the first artifact, possibly at a round's end where every slot waits).
-            self.scoring.submit(contextvars.copy_context().run, warm_up, request.task)
+            warming = self.scoring.submit(contextvars.copy_context().run, warm_up, request.task)
+            warming.add_done_callback(_log_warm_up_failure)
             self.warmed = True
         work = self.driver.executor.train if self.staged else self.driver.executor.execute  # type: ignore[attr-defined]
         # In the caller's context: a stop requested around the drive (execution.supervise.stop_when) reaches the run.
@@ -99,21 +128,36 @@ class RunSlots:
                 self.free.append(slot)
                 self.marks[request.run_id]["slot_freed_at"] = time.time()
             error = future.exception()
+            early = self.early is not None and self.early.is_early(request)
             if isinstance(error, RunInterrupted):  # its node died: recorded, and the run is claimed again
                 self.marks.pop(request.run_id, None)
-                self.driver.run_interrupted(request, error)
+                adopted = self.early.lost(request) if early else request  # type: ignore[union-attr]
+                if adopted is not None:
+                    self.driver.run_interrupted(adopted, error)
             elif error is not None:
+                if early:
+                    self.early.lost(request)  # type: ignore[union-attr]
                 self.errors.append(error)
             elif isinstance(outcome := future.result(), RunReport):
-                self._store(request, outcome)
+                stored = self.early.finished(request, outcome) if early else (request, outcome)  # type: ignore[union-attr]
+                if stored is not None:
+                    self._store(*stored, marks_of=request.run_id)
             else:
                 assert self.scoring is not None
                 self.in_flight[self.scoring.submit(contextvars.copy_context().run, outcome.finish)] = (request, None)
 
-    def _store(self, request: RunRequest, report: RunReport) -> None:
+    def _adopt(self, request: RunRequest, early_id: int, report: RunReport | None) -> None:
+        """A claimed run trained early: stored now when done, else once its early run is."""
+        self.driver.run_started(request)
+        if report is not None:
+            self._store(request, report, marks_of=early_id)
+
+    def _store(self, request: RunRequest, report: RunReport, marks_of: int) -> None:
+        """Store a run's report; its slot's timings are those kept under ``marks_of`` (its early run's
+        provisional id when it was trained early)."""
         started = time.monotonic()
         self.driver.run_finished(request, report)
-        record_timings(request.run_dir, self.marks.pop(request.run_id) | {"store": time.monotonic() - started})
+        record_timings(request.run_dir, self.marks.pop(marks_of) | {"store": time.monotonic() - started})
 
     def close(self) -> None:
         self.runs.shutdown(wait=True)
@@ -122,3 +166,5 @@ class RunSlots:
             if end_scoring is not None:  # on the scoring thread, whose worker it is
                 self.scoring.submit(end_scoring)
             self.scoring.shutdown(wait=True)
+        if self.early is not None:
+            self.early.clear(self.driver.tournament_id)
