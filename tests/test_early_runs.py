@@ -6,6 +6,7 @@ need are dropped unstored; a driver that dies with early runs resumes as usual."
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Stage
+from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.runs import TIMINGS_FILE, RunReport, RunRequest
 from trainarena.settings import Settings
@@ -34,6 +36,8 @@ class Final:
     final run lasts until an early run started on the other slot, then ends as ``b_final`` says."""
 
     b_final: Callable[[], RunReport] = lambda: _succeeded(1.0)
+    early_trains_until_stopped: bool = False
+    stopped: list[RunRequest] = field(default_factory=list)  # early runs that saw their stop
     runs: list[RunRequest] = field(default_factory=list)
     early_started: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -52,7 +56,18 @@ class Final:
         if request.stage == Stage.KNOCKOUT and name == "b":
             self.early_started.wait(EARLY_WAIT_SECONDS)
             return self.b_final()
+        if request.run_id < 0 and self.early_trains_until_stopped:
+            return self._until_stopped(request)
         return _succeeded(1.0 if name == "b" else 2.0, log_path=request.run_dir / "logs")
+
+    def _until_stopped(self, request: RunRequest) -> RunReport:
+        """A script that would train for a long while, ended as the sandbox ends one (polling its stop)."""
+        stop, deadline = current_stop_event(), time.monotonic() + EARLY_WAIT_SECONDS
+        while stop is not None and not stop.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if stop is not None and stop.is_set():
+            self.stopped.append(request)
+        return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason=STOPPED_REASON)
 
 
 def _succeeded(loss: float, log_path: Path | None = None) -> RunReport:
@@ -117,6 +132,18 @@ def test_early_runs_the_tournament_does_not_need_are_never_stored(store: Store, 
     assert [(match, name) for match, _i, name, *_ in _stored(store, tournament_id)] == [("r1-k001", "a"), ("r1-k001", "b")] \
         or [(match, name) for match, _i, name, *_ in _stored(store, tournament_id)] == [("r1-k001", "b"), ("r1-k001", "a")]
     assert not (settings.work_dir / f"tournament-{tournament_id}" / "early").exists()
+
+
+def test_an_early_run_the_tournament_does_not_need_is_stopped(store: Store, settings: Settings) -> None:
+    executor = Final(b_final=lambda: RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason="crashed"),
+                     early_trains_until_stopped=True)
+    tournament_id = _tournament(store, "t")
+    started = time.monotonic()
+    assert _drive(store, settings, tournament_id, executor, parallel=2).champion == CHAMPION
+    assert time.monotonic() - started < EARLY_WAIT_SECONDS  # the drive did not wait for the script to end by itself
+    early = [r for r in executor.runs if r.run_id < 0]
+    assert early and executor.stopped == early
+    assert len(_stored(store, tournament_id)) == 2
 
 
 def test_a_driver_that_dies_with_early_runs_resumes_and_stores_each_run_once(store: Store, settings: Settings) -> None:

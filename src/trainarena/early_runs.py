@@ -17,15 +17,16 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from trainarena.engine.lookahead import foreseen_round, round_places
 from trainarena.engine.model import RoundPlan
-from trainarena.runs import CompetitorInfo, RunReport, RunRequest, task_key
+from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest
 from trainarena.settings import TournamentRules
 from trainarena.store import Round, Tournament, require_competitor
 from trainarena.store.records import load_record, open_matches, round_plan
@@ -33,8 +34,8 @@ from trainarena.tasks.base import TaskDefinition
 
 # (tournament, round, match id, task index) -> the task the round's rows will hold for that place.
 TaskOf = Callable[[Tournament, RoundPlan, str, int], TaskDefinition]
-# (match id, task index, competitor, task digest): a run's identity before and after its round is
-# created (match ids are unique within a tournament: they name their round).
+# (match id, task index, competitor, digest of the task with its seed): a run's identity before and
+# after its round is created (match ids are unique within a tournament: they name their round).
 EarlyKey = tuple[str, int, str, str]
 
 
@@ -45,6 +46,7 @@ class _Early:
     adopted: RunRequest | None = None  # the stored run's request, once its round's claim adopted it
     report: RunReport | None = None  # its final report, while not adopted yet
     dropped: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)  # set when dropped: its script ends
 
 
 class EarlyRuns:
@@ -92,6 +94,18 @@ class EarlyRuns:
     def is_early(self, request: RunRequest) -> bool:
         return request.run_id in self.by_id
 
+    def stop_of(self, request: RunRequest) -> threading.Event:
+        """Set once the early run ``request`` is dropped, to end its script (``execution.supervise``)."""
+        return self.runs[self.by_id[request.run_id]].stop
+
+    def dropped(self, request: RunRequest) -> bool:
+        """Whether the early run ``request`` was dropped (its artifact is not worth scoring); its folder
+        is then removed."""
+        early = self.runs[self.by_id[request.run_id]]
+        if early.dropped:
+            self._remove(early)
+        return early.dropped
+
     def adoptable(self, key: EarlyKey) -> bool:
         """Whether the pending run ``key`` (not tried yet) was trained early, or is training early."""
         early = self.runs.get(key)
@@ -119,6 +133,7 @@ class EarlyRuns:
                 continue
             if round_index is None or early.round_index <= round_index:
                 early.dropped = True
+                early.stop.set()
                 if early.report is not None:
                     self._remove(early)
 
@@ -168,7 +183,7 @@ class EarlyRuns:
 
 
 def early_key(match_id: str, task_index: int, competitor: str, task: TaskDefinition) -> EarlyKey:
-    return match_id, task_index, competitor, task_key(task)
+    return match_id, task_index, competitor, definition_digest(task)
 
 
 def _key(request: RunRequest) -> EarlyKey:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from functools import partial
 from typing import Any, Protocol
 
 from trainarena.early_runs import EarlyRuns
 from trainarena.engine.model import Finished
+from trainarena.execution.supervise import current_stop_event, stop_when
 from trainarena.runs import RunExecutor, RunInterrupted, RunReport, RunRequest, record_timings
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,22 @@ def _log_warm_up_failure(warming: Future[Any]) -> None:
     if error is not None:
         log.warning("warming up the evaluation worker failed; the first evaluation starts it instead: %s", error,
                     exc_info=error)
+
+
+class _EitherStop(threading.Event):
+    """Set when ``own`` or ``outer`` is: what ``execution.supervise`` polls to end a run early."""
+
+    def __init__(self, own: threading.Event, outer: threading.Event | None) -> None:
+        super().__init__()
+        self.own, self.outer = own, outer
+
+    def is_set(self) -> bool:
+        return self.own.is_set() or (self.outer is not None and self.outer.is_set())
+
+
+def _stoppable(work: Callable[[RunRequest], Any], stop: threading.Event, request: RunRequest) -> Any:
+    with stop_when(stop):
+        return work(request)
 
 
 class SlotDriver(Protocol):
@@ -114,6 +134,9 @@ class RunSlots:
             warming.add_done_callback(_log_warm_up_failure)
             self.warmed = True
         work = self.driver.executor.train if self.staged else self.driver.executor.execute  # type: ignore[attr-defined]
+        if self.early is not None and self.early.is_early(request):  # ended once dropped, or as the drive's runs
+            stop = _EitherStop(self.early.stop_of(request), current_stop_event())
+            work = partial(_stoppable, work, stop)
         # In the caller's context: a stop requested around the drive (execution.supervise.stop_when) reaches the run.
         self.in_flight[self.runs.submit(contextvars.copy_context().run, work, request)] = (request, slot)
 
@@ -142,7 +165,7 @@ class RunSlots:
                 stored = self.early.finished(request, outcome) if early else (request, outcome)  # type: ignore[union-attr]
                 if stored is not None:
                     self._store(*stored, marks_of=request.run_id)
-            else:
+            elif not (early and self.early.dropped(request)):  # type: ignore[union-attr]
                 assert self.scoring is not None
                 self.in_flight[self.scoring.submit(contextvars.copy_context().run, outcome.finish)] = (request, None)
 
