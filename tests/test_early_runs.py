@@ -36,6 +36,7 @@ class Final:
     final run lasts until an early run started on the other slot, then ends as ``b_final`` says."""
 
     b_final: Callable[[], RunReport] = lambda: _succeeded(1.0)
+    waits_for_early: bool = True  # False with one slot, where no run is trained early
     early_trains_until_stopped: bool = False
     stopped: list[RunRequest] = field(default_factory=list)  # early runs that saw their stop
     runs: list[RunRequest] = field(default_factory=list)
@@ -54,7 +55,8 @@ class Final:
         if request.stage == Stage.KNOCKOUT and name == "a":
             return RunReport(RunStatus.FAILED, 0.0, 0.1, failure_reason="crashed")
         if request.stage == Stage.KNOCKOUT and name == "b":
-            self.early_started.wait(EARLY_WAIT_SECONDS)
+            if self.waits_for_early:
+                self.early_started.wait(EARLY_WAIT_SECONDS)
             return self.b_final()
         if request.run_id < 0 and self.early_trains_until_stopped:
             return self._until_stopped(request)
@@ -101,7 +103,7 @@ def _stored(store: Store, tournament_id: int) -> list[tuple]:
 
 
 def test_the_boss_round_is_trained_early_and_stored_as_if_trained_after_the_final(store: Store, settings: Settings) -> None:
-    one_slot, two_slots = Final(), Final()
+    one_slot, two_slots = Final(waits_for_early=False), Final()
     alone = _tournament(store, "one-slot")
     assert _drive(store, settings, alone, one_slot, parallel=1).champion == "b"
     early = _tournament(store, "two-slots")
@@ -164,3 +166,49 @@ def test_a_driver_that_dies_with_early_runs_resumes_and_stores_each_run_once(sto
     assert attempts[("r1-k001", "b")] == [AttemptStatus.INTERRUPTED, RunStatus.SUCCEEDED]
     assert all(statuses == [RunStatus.SUCCEEDED] for (match, _name), statuses in attempts.items() if match.startswith("boss"))
     assert len([r for r in resumed.runs if r.stage == Stage.BOSS]) == 2 * settings.rules.boss_tasks_text
+
+
+@dataclass
+class CrashOnCall(Final):
+    """``Final`` (b's final lasts until an early run started), raising on call ``crash_on_call`` (which
+    also ends b's wait: after a crash no run starts early)."""
+
+    crash_on_call: int | None = None
+    calls: int = 0
+    crashed: RunRequest | None = None
+
+    def execute(self, request: RunRequest) -> RunReport:
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+        if call == self.crash_on_call:
+            self.crashed = request
+            self.early_started.set()
+            raise RuntimeError(f"the platform died on call {call}")
+        return super().execute(request)
+
+
+def test_a_crash_at_any_call_with_early_runs_resumes_to_the_same_tournament(store: Store, settings: Settings) -> None:
+    clean, played = _tournament(store, "clean"), CrashOnCall()
+    _drive(store, settings, clean, played, parallel=2)
+    assert [r for r in played.runs if r.run_id < 0]
+    expected = [(match, index, name, status, score) for match, index, name, status, score, _ in _stored(store, clean)]
+    crashed_early = False
+    for crash_at in range(1, 2 + 2 * settings.rules.boss_tasks_text + 1):
+        tournament_id = _tournament(store, f"crash-{crash_at}")
+        dying = CrashOnCall(crash_on_call=crash_at)
+        with pytest.raises(RuntimeError, match="platform died"):
+            _drive(store, settings, tournament_id, dying, parallel=2)
+        crashed_early |= dying.crashed is not None and dying.crashed.run_id < 0
+        stored_before = {(match, index, name) for match, index, name, status, *_ in _stored(store, tournament_id)
+                         if status != RunStatus.PENDING and status != RunStatus.RUNNING}
+        resumed = CrashOnCall()
+        assert _drive(store, settings, tournament_id, resumed, parallel=2).champion == "b"
+        runs = _stored(store, tournament_id)
+        assert [(match, index, name, status, score) for match, index, name, status, score, _ in runs] == expected
+        assert not stored_before & {(r.match_id, r.task_index, r.competitor.name) for r in resumed.runs}
+        for *_, attempts in runs:  # stored once: at most the attempt the crash interrupted, then the counted one
+            assert attempts in ([RunStatus.SUCCEEDED], [RunStatus.FAILED], [AttemptStatus.INTERRUPTED, RunStatus.SUCCEEDED],
+                                [AttemptStatus.INTERRUPTED, RunStatus.FAILED])
+        assert not (settings.work_dir / f"tournament-{tournament_id}" / "early").exists()
+    assert crashed_early, "no crash hit a run trained early"
