@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from trainarena.early_runs import EarlyRuns
 from trainarena.engine.model import Finished
-from trainarena.execution.supervise import current_stop_event, stop_when
+from trainarena.execution.supervise import StopAtOnce, current_stop_event, stop_when
 from trainarena.runs import RunExecutor, RunInterrupted, RunReport, RunRequest, record_timings
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,9 @@ def _log_warm_up_failure(warming: Future[Any]) -> None:
                     exc_info=error)
 
 
-class _EitherStop(threading.Event):
-    """Set when ``own`` or ``outer`` is: what ``execution.supervise`` polls to end a run early."""
+class _EitherStop(StopAtOnce):
+    """Set when ``own`` or ``outer`` is: what ``execution.supervise`` polls to end a run early (at
+    once: an early run is stopped only when nothing of it is to be kept)."""
 
     def __init__(self, own: threading.Event, outer: threading.Event | None) -> None:
         super().__init__()
