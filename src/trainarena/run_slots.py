@@ -78,7 +78,8 @@ class RunSlots:
 
     Each run's folder gets its slot's part of the timings: ``slot`` and ``claimed_at`` (unix seconds),
     ``slot_freed_at`` (when the slot could take the next run) and ``store`` (seconds storing its
-    report); a slot's time for a run ends at the slot's next ``claimed_at``, or at the tournament's end."""
+    report); a slot's time for a run ends at the slot's next ``claimed_at``, or at the tournament's end.
+    A run trained early (``early_runs``) has the timings of the slot that trained it, from its start."""
 
     def __init__(self, driver: SlotDriver) -> None:
         self.driver = driver
@@ -98,7 +99,7 @@ class RunSlots:
             while self.free and not self.errors and (max_steps is None or steps < max_steps):
                 budget = len(self.free) if max_steps is None else min(len(self.free), max_steps - steps)
                 taken, end, requests = self.driver.step(budget)
-                if end is not None:  # only with nothing in flight: a round ends when all its runs are stored
+                if end is not None:  # nothing in flight but dropped early runs, stopped: a round ends when all its runs are stored
                     return end
                 steps += taken + len(requests)
                 for request in requests:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from trainarena.contract import RunStatus
 from trainarena.execution.local import _GroupTerminator
 from trainarena.execution.supervise import STOPPED_REASON, Launch, StopAtOnce, stop_when, supervise
 
@@ -33,3 +34,15 @@ def _stopped_after(event: threading.Event, tmp_path: Path) -> float:
 def test_a_stop_waits_the_grace_unless_it_is_a_stop_at_once(event: threading.Event, grace_waited: bool, tmp_path: Path) -> None:
     seconds = _stopped_after(event, tmp_path)
     assert (seconds >= GRACE_SECONDS) is grace_waited
+
+
+def test_a_stop_at_once_during_the_grace_of_a_timed_out_run_kills_it_then(tmp_path: Path) -> None:
+    launch = Launch(argv=[sys.executable, "-c", DEAF_SCRIPT], env={}, cwd=tmp_path, log_dir=tmp_path / "logs",
+                    budget_seconds=1.0, grace_seconds=GRACE_SECONDS, log_max_bytes=10_000, log_tail_chars=200)
+    event = StopAtOnce()
+    threading.Timer(1.5, event.set).start()  # half a second into the grace
+    started = time.monotonic()
+    with stop_when(event):
+        result = supervise(launch, _GroupTerminator, time.time())
+    assert result.status is RunStatus.TIMED_OUT and "stopped on request within the grace" in (result.failure_reason or "")
+    assert time.monotonic() - started < GRACE_SECONDS

@@ -165,7 +165,7 @@ def supervise(
     stop = _wait(proc, started_at + launch.budget_seconds, launch, event)
     timed_out, how_ended = False, "exited"
     if stop == _DEADLINE:
-        timed_out, how_ended = True, _stop_at_deadline(proc, terminator, launch.grace_seconds)
+        timed_out, how_ended = True, _stop_at_deadline(proc, terminator, launch.grace_seconds, event)
     elif stop == STOPPED_REASON and not isinstance(event, StopAtOnce):  # else killed just below
         _stop_at_deadline(proc, terminator, launch.grace_seconds)
     # Whatever happened, nothing of this run may outlive this call (a daemon left by a script that
@@ -221,16 +221,23 @@ def _wait(proc: subprocess.Popen[bytes], deadline: float, launch: Launch, stop: 
             return _DEADLINE
 
 
-def _stop_at_deadline(proc: subprocess.Popen[bytes], terminator: Terminator, grace: float) -> str:
-    """SIGTERM the tree, after ``grace`` SIGKILL it; says how it ended."""
+def _stop_at_deadline(proc: subprocess.Popen[bytes], terminator: Terminator, grace: float,
+                      stop: threading.Event | None = None) -> str:
+    """SIGTERM the tree, after ``grace`` SIGKILL it (at once when a :class:`StopAtOnce` is set
+    meanwhile); says how it ended."""
     terminator.terminate()
-    try:
-        proc.wait(timeout=grace)
-        return "SIGTERM at the deadline; it stopped within the grace period"
-    except subprocess.TimeoutExpired:
-        terminator.kill()
-        proc.wait()
-        return f"SIGTERM at the deadline, SIGKILL after {grace:g} s of grace"
+    ends = time.monotonic() + grace
+    while (remaining := ends - time.monotonic()) > 0 and not (isinstance(stop, StopAtOnce) and stop.is_set()):
+        try:
+            proc.wait(timeout=min(remaining, _STOP_CHECK_SECONDS) if stop is not None else remaining)
+            return "SIGTERM at the deadline; it stopped within the grace period"
+        except subprocess.TimeoutExpired:
+            pass
+    terminator.kill()
+    proc.wait()
+    if remaining > 0:
+        return "SIGTERM at the deadline, SIGKILL when it was stopped on request within the grace"
+    return f"SIGTERM at the deadline, SIGKILL after {grace:g} s of grace"
 
 
 def _result(
