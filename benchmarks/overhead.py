@@ -14,7 +14,7 @@ Prints the ratio slot time / script time (target <= 1.15 on the demo), the secon
 outside its script by step, and the load average while it ran (the machine is shared: the ratio is
 measured within one run, so load hits both sides alike).
 
-Usage: ``.venv/bin/python -m benchmarks.overhead [--parallel N] [--budget S] [--json]``
+Usage: ``.venv/bin/python -m benchmarks.overhead [--parallel N] [--budget S] [--seed N] [--json]``
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--budget", type=float, default=30.0)
+    parser.add_argument("--seed", type=int, default=1, help="The demo's tournament seed: its draw and tasks.")
     parser.add_argument("--json", action="store_true", help="Print the numbers as JSON.")
     parser.add_argument("--keep", type=Path, help="Play in this new folder and keep it (run folders, timings.json).")
     args = parser.parse_args()
@@ -65,7 +66,7 @@ def main() -> int:
         (data / "cache" / "assets").symlink_to(built.resolve(), target_is_directory=True)
         env = os.environ | {"TRAINARENA_DATA_DIR": str(data)}
         command = [sys.executable, "-m", "trainarena.cli", "demo", "--json", "--parallel", str(args.parallel),
-                   "--budget", str(args.budget)]
+                   "--budget", str(args.budget), "--seed", str(args.seed)]
         started = time.monotonic()
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         wall = time.monotonic() - started
@@ -74,7 +75,7 @@ def main() -> int:
             return 1
         board = json.loads(done.stdout)
         result = measure(Settings(data_dir=data), args.parallel)
-    result |= {"demo_wall_seconds": round(wall, 1), "champion": board["champion"], "parallel": args.parallel,
+    result |= {"demo_wall_seconds": round(wall, 1), "champion": board["champion"], "seed": args.seed, "parallel": args.parallel,
                "budget_seconds": args.budget, "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)]}
     if args.json:
         print(json.dumps(result, indent=2))
@@ -136,7 +137,7 @@ def _unix(moment: datetime) -> float:
 
 def print_table(result: dict[str, Any]) -> None:
     runs = result["runs"]
-    print(f"demo: {runs} runs ({result['scored_runs']} scored), champion {result['champion']}, "
+    print(f"demo (seed {result['seed']}): {runs} runs ({result['scored_runs']} scored), champion {result['champion']}, "
           f"{result['parallel']} slots, budget {result['budget_seconds']:g} s per run")
     print(f"load average {result['load_average'][0]} before, {result['load_average'][1]} after; "
           f"demo wall {result['demo_wall_seconds']} s")

@@ -28,6 +28,23 @@ def assets(tmp_path_factory: pytest.TempPathFactory):
     return ensure_assets(cache)
 
 
+@pytest.fixture
+def settings(tmp_path: Path):
+    """Default settings over a data folder of the test's own (a test folder's conftest may give others)."""
+    from trainarena.settings import Settings
+
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def store(settings) -> Iterator:
+    """The store of ``settings``, open for the test."""
+    from trainarena.store import open_store
+
+    with open_store(settings) as opened:
+        yield opened
+
+
 @pytest.fixture(scope="session")
 def image_assets(tmp_path_factory: pytest.TempPathFactory):
     """The tiny SD-shaped pipeline and image datasets, built once per machine (``$TRAINARENA_TEST_IMAGE_ASSETS``

@@ -22,6 +22,7 @@ LAYERS = {
     "runs": 4,  # the types between the orchestrator and the pipeline, which are siblings
     "orchestrator": 5,
     "run_slots": 5,  # how the orchestrator's driver schedules runs on its slots
+    "early_runs": 5,  # runs of a foreseen round trained on free slots, adopted by its claim
     "pipeline": 5,
     "records": 5,  # signed statements, the transparency log, export/verify/audit: beside the orchestrator it records
     "reporting": 6,

@@ -6,7 +6,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -122,17 +122,6 @@ def _register(store: Store, names: list[str]) -> None:
                 session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
                 tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py",
             )
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data")
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    with open_store(settings) as opened:
-        yield opened
 
 
 def _new_tournament(store: Store, names: list[str], *, name: str = "t1", champion: str | None = None) -> int:

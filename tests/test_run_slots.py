@@ -5,10 +5,10 @@ and every run folder gets its slot's timings. The tournament's outcome does not 
 from __future__ import annotations
 
 import json
+import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +17,7 @@ from trainarena.engine.model import Stage
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.runs import TIMINGS_FILE, RunReport, RunRequest
 from trainarena.settings import Settings
-from trainarena.store import Store, add_competitor, get_tournament, open_store, tournament_runs
+from trainarena.store import Store, add_competitor, get_tournament, tournament_runs
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 NAMES = [f"c{i}" for i in range(4)]
@@ -103,19 +103,12 @@ class StagedExecutor:
         return Scoring(score)
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data")
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    with open_store(settings) as opened:
-        with opened.transaction() as session:
-            for name in NAMES:
-                add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
-                               tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")
-        yield opened
+@pytest.fixture(autouse=True)
+def _competitors(store: Store) -> None:
+    with store.transaction() as session:
+        for name in NAMES:
+            add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
+                           tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")
 
 
 def play(store: Store, settings: Settings, executor, parallel: int, name: str = "t") -> tuple:
@@ -165,3 +158,18 @@ def test_the_scoring_thread_is_warmed_up_first_and_ended_last(store: Store, sett
     hooks = [hook for hook, _thread in staged.scoring_threads]
     assert hooks[0] == "warm_up" and hooks[-1] == "end_scoring" and hooks.count("warm_up") == hooks.count("end_scoring") == 1
     assert len({thread for _hook, thread in staged.scoring_threads}) == 1  # one thread, whose worker it is
+
+
+@dataclass
+class WarmUpFails(StagedExecutor):
+    def warm_up(self, task: TaskDefinition) -> None:
+        raise OSError("no memory for the evaluation worker")
+
+
+def test_a_failed_warm_up_is_logged_and_the_tournament_goes_on(store: Store, settings: Settings,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="trainarena.run_slots"):
+        champion, runs, _folders = play(store, settings, WarmUpFails(), parallel=2)
+    assert champion in NAMES and all(status == RunStatus.SUCCEEDED for _name, _task, status, _score in runs)
+    (record,) = [r for r in caplog.records if "warming up the evaluation worker failed" in r.getMessage()]
+    assert "no memory for the evaluation worker" in record.getMessage() and record.exc_info is not None

@@ -40,6 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from trainarena.contract import Direction, RunStatus
+from trainarena.early_runs import EarlyRuns, early_key
 from trainarena.engine.bracket import next_step
 from trainarena.engine.model import Finished, PlayRound, RoundPlan, Stage
 from trainarena.engine.weights import tournament_weights
@@ -89,6 +90,7 @@ from trainarena.store.leases import (
     try_acquire,
 )
 from trainarena.store.records import is_round_complete, load_record, load_tournament
+from trainarena.tasks.base import TaskDefinition
 
 __all__ = [
     "LeaseHeld",
@@ -113,6 +115,12 @@ def task_seed(tournament_seed: int, round_index: int, match_id: str, task_index:
     return int.from_bytes(hashlib.sha256(text).digest()[:4], "big") & 0x7FFFFFFF
 
 
+def task_of(task_source: TaskSource, tournament: Tournament, plan: RoundPlan, match_id: str, index: int) -> TaskDefinition:
+    """The task a round's match plays as its task ``index`` (the same when asked again: early runs)."""
+    seed = task_seed(tournament.seed, plan.index, match_id, index)
+    return task_source(tournament.kind, plan.stage, match_id, index, seed)
+
+
 # --- Writing steps -------------------------------------------------------------------------------
 
 
@@ -130,8 +138,7 @@ def _create_round(session: Session, tournament: Tournament, plan: RoundPlan, tas
         )
         competitors = [require_competitor(session, name) for name in match.competitors]
         for index in range(match.tasks):
-            seed = task_seed(tournament.seed, plan.index, match.match_id, index)
-            definition = task_source(tournament.kind, plan.stage, match.match_id, index, seed)
+            definition = task_of(task_source, tournament, plan, match.match_id, index)
             task = TaskRow(index=index, definition=definition_json(definition), digest=task_key(definition))
             task.runs = [Run(competitor=competitor) for competitor in competitors]
             match_row.tasks.append(task)
@@ -249,6 +256,7 @@ class _Driver:
     me: DriverIdentity
     on_stored: RunStored | None = None
     recorder: Recorder | None = None
+    early: EarlyRuns | None = None  # runs of a foreseen round trained on free slots (early_runs)
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.progress(ProgressEvent(kind, **fields))
@@ -306,6 +314,8 @@ class _Driver:
                 self.emit("round_created", tournament=tournament.name, round_index=decision.plan.index,
                           stage=decision.plan.stage, runs_total=runs)
                 return 1, None, []
+            if self.early is not None:
+                self.early.drop_unneeded(None)
             _store_finish(session, tournament, decision, self.weight_rules)
             if self.recorder is not None:
                 self.recorder.tournament_finished(session, tournament, self.rules, self.weight_rules)
@@ -319,11 +329,16 @@ class _Driver:
         return decision
 
     def _claim_runs(self, tournament: Tournament, round_row: Round, budget: int) -> tuple[int, None, list[RunRequest]]:
-        """Mark up to ``parallel`` pending runs RUNNING; a run interrupted too often fails instead."""
-        steps, claimed = 0, []
+        """Mark up to ``parallel`` pending runs RUNNING, and every one trained early (which needs no
+        slot: it is adopted); a run interrupted too often fails instead."""
+        steps, claimed, adopted = 0, [], set()
         for run in _pending_runs(round_row):
-            if steps + len(claimed) >= min(budget, self.parallel):
-                break
+            key = None if self.early is None or run.attempts else early_key(
+                run.task.match.match_id, run.task.index, run.competitor.name, definition_from_json(run.task.definition))
+            if key is not None and self.early is not None and self.early.adoptable(key):
+                adopted.add(key)
+            elif steps + len(claimed) - len(adopted) >= min(budget, self.parallel):
+                continue
             if self.max_attempts is not None and run.attempts >= self.max_attempts:
                 run.status = RunStatus.FAILED.value
                 run.abandoned_reason = f"interrupted {run.attempts} times without finishing; not tried again"
@@ -334,7 +349,23 @@ class _Driver:
                                                   started_at=datetime.now(UTC), driver_host=self.me.host,
                                                   driver_pid=self.me.pid))
             claimed.append(self._request(tournament, round_row, run))
+            if key in adopted:
+                self.early.adopt(claimed[-1])  # type: ignore[union-attr]
+        if self.early is not None:
+            self.early.drop_unneeded(round_row.index, frozenset(adopted))
         return steps, None, claimed
+
+    def foresee(self, budget: int) -> list[RunRequest]:
+        """Up to ``budget`` runs of the round foreseen after the open one, to train early (``early_runs``)."""
+        if self.early is None:
+            return []
+        with self.store.session() as session:  # reads only: an early run is written once adopted
+            tournament = load_tournament(session, self.tournament_id)
+            open_round = _first_open_round(tournament)
+            if open_round is None or tournament.status == TournamentStatus.FINISHED:
+                return []
+            return self.early.foresee(session, tournament, open_round, self.rules,
+                                      lambda *place: task_of(self.task_source, *place), budget)
 
     def _request(self, tournament: Tournament, round_row: Round, run: Run) -> RunRequest:
         task = run.task
@@ -415,7 +446,9 @@ def drive(
     stops after that many and returns None (drive again to go on). ``parallel`` runs of a round are
     executed at once on a thread pool (the executor's runs are separate processes), each slot taking the
     next pending run as soon as its own is done; a ``StagedExecutor``'s artifacts are scored on a thread
-    of their own meanwhile (``run_slots.RunSlots``). All store writes stay on the calling thread.
+    of their own meanwhile (``run_slots.RunSlots``); a slot with no pending run left trains the runs of
+    the round foreseen next early (``early_runs``; not in a drive of ``max_steps``). All store writes
+    stay on the calling thread.
     ``max_attempts`` fails a run that has been interrupted that often (None: ``lease_rules.max_attempts``). ``work_dir`` holds one fresh directory per run attempt.
 
     While another live driver holds the tournament's lease: with ``wait``, ``on_wait`` is told who
@@ -448,6 +481,8 @@ def drive(
 def _drive_with_lease(driver: _Driver, max_steps: int | None) -> Finished | None:
     with driver.writing() as session:
         _recover_interrupted(session, driver.tournament_id, driver.me)
+    if max_steps is None and driver.parallel > 1:  # a drive of so many steps claims those, none early
+        driver.early = EarlyRuns(driver.work_dir)
     slots = RunSlots(driver)
     try:
         return slots.drive(max_steps)

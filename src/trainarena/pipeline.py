@@ -212,8 +212,7 @@ class SandboxedExecutor:
         return _complete(self.train(request))
 
     def train(self, request: RunRequest) -> RunReport | PendingEvaluation:
-        run_name = f"{request.tournament_name}-run{request.run_id}-try{request.attempt}"
-        return self.train_task(request.competitor, request.task, request.run_dir, run_name)
+        return self.train_task(request.competitor, request.task, request.run_dir, request.run_name)
 
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
         """One script on one task, inside or outside a tournament (``trainarena run``)."""

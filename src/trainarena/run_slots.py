@@ -2,18 +2,53 @@
 
 ``parallel`` slots each take the next pending run the moment they are free, and a staged executor's
 artifacts are scored on one thread while the slots train the next runs (docs/benchmarks.md,
-"Overhead"). The driver claims runs and stores what came of them; the slots only schedule.
+"Overhead"); a slot with no pending run left trains the next round's runs early when that round is
+foreseen (``early_runs``). The driver claims runs and stores what came of them; the slots only schedule.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from functools import partial
 from typing import Any, Protocol
 
+from trainarena.early_runs import EarlyRuns
 from trainarena.engine.model import Finished
+from trainarena.execution.supervise import StopAtOnce, current_stop_event, stop_when
 from trainarena.runs import RunExecutor, RunInterrupted, RunReport, RunRequest, record_timings
+
+log = logging.getLogger(__name__)
+
+
+def _log_warm_up_failure(warming: Future[Any]) -> None:
+    """The warm-up only saves time (the first evaluation starts its worker itself), so its failure stops
+    nothing; but it is said, with its traceback, rather than lost with the future."""
+    error = warming.exception()
+    if error is not None:
+        log.warning("warming up the evaluation worker failed; the first evaluation starts it instead: %s", error,
+                    exc_info=error)
+
+
+class _EitherStop(StopAtOnce):
+    """Set when ``own`` or ``outer`` is: what ``execution.supervise`` polls to end a run early (at
+    once: an early run is stopped only when nothing of it is to be kept)."""
+
+    def __init__(self, own: threading.Event, outer: threading.Event | None) -> None:
+        super().__init__()
+        self.own, self.outer = own, outer
+
+    def is_set(self) -> bool:
+        return self.own.is_set() or (self.outer is not None and self.outer.is_set())
+
+
+def _stoppable(work: Callable[[RunRequest], Any], stop: threading.Event, request: RunRequest) -> Any:
+    with stop_when(stop):
+        return work(request)
 
 
 class SlotDriver(Protocol):
@@ -22,6 +57,7 @@ class SlotDriver(Protocol):
     tournament_id: int
     executor: RunExecutor
     parallel: int
+    early: EarlyRuns | None  # with one, free slots train the runs of a foreseen round early
 
     def step(self, budget: int) -> tuple[int, Finished | None, list[RunRequest]]: ...
 
@@ -30,6 +66,8 @@ class SlotDriver(Protocol):
     def run_finished(self, request: RunRequest, report: RunReport) -> None: ...
 
     def run_interrupted(self, request: RunRequest, error: RunInterrupted) -> None: ...
+
+    def foresee(self, budget: int) -> list[RunRequest]: ...
 
 
 class RunSlots:
@@ -40,7 +78,8 @@ class RunSlots:
 
     Each run's folder gets its slot's part of the timings: ``slot`` and ``claimed_at`` (unix seconds),
     ``slot_freed_at`` (when the slot could take the next run) and ``store`` (seconds storing its
-    report); a slot's time for a run ends at the slot's next ``claimed_at``, or at the tournament's end."""
+    report); a slot's time for a run ends at the slot's next ``claimed_at``, or at the tournament's end.
+    A run trained early (``early_runs``) has the timings of the slot that trained it, from its start."""
 
     def __init__(self, driver: SlotDriver) -> None:
         self.driver = driver
@@ -52,6 +91,7 @@ class RunSlots:
         self.marks: dict[int, dict[str, Any]] = {}
         self.errors: list[BaseException] = []
         self.warmed = False
+        self.early = driver.early
 
     def drive(self, max_steps: int | None) -> Finished | None:
         steps = 0
@@ -59,12 +99,19 @@ class RunSlots:
             while self.free and not self.errors and (max_steps is None or steps < max_steps):
                 budget = len(self.free) if max_steps is None else min(len(self.free), max_steps - steps)
                 taken, end, requests = self.driver.step(budget)
-                if end is not None:  # only with nothing in flight: a round ends when all its runs are stored
+                if end is not None:  # nothing in flight but dropped early runs, stopped: a round ends when all its runs are stored
                     return end
                 steps += taken + len(requests)
                 for request in requests:
-                    self._start(request)
+                    taken_over = None if self.early is None else self.early.take_over(request)
+                    if taken_over is None:
+                        self._start(request)
+                    else:
+                        self._adopt(request, *taken_over)
                 if taken == 0 and not requests:
+                    # No run of the open round left to claim: free slots train the next round's early.
+                    for request in self.driver.foresee(len(self.free)) if self.early is not None and self.free else ():
+                        self._start(request)
                     break
             if not self.in_flight:
                 if self.errors:
@@ -77,14 +124,21 @@ class RunSlots:
     def _start(self, request: RunRequest) -> None:
         slot = self.free.pop()
         self.marks[request.run_id] = {"slot": slot, "claimed_at": time.time()}
-        self.driver.run_started(request)
+        if self.early is not None and self.early.is_early(request):  # told once its round adopts it
+            request.run_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            self.driver.run_started(request)
         warm_up = getattr(self.driver.executor, "warm_up", None)
         if self.scoring is not None and warm_up is not None and not self.warmed:
             # The scoring thread readies its worker while the first scripts train (it would otherwise
             # start cold on the first artifact, possibly at a round's end where every slot waits).
-            self.scoring.submit(contextvars.copy_context().run, warm_up, request.task)
+            warming = self.scoring.submit(contextvars.copy_context().run, warm_up, request.task)
+            warming.add_done_callback(_log_warm_up_failure)
             self.warmed = True
         work = self.driver.executor.train if self.staged else self.driver.executor.execute  # type: ignore[attr-defined]
+        if self.early is not None and self.early.is_early(request):  # ended once dropped, or as the drive's runs
+            stop = _EitherStop(self.early.stop_of(request), current_stop_event())
+            work = partial(_stoppable, work, stop)
         # In the caller's context: a stop requested around the drive (execution.supervise.stop_when) reaches the run.
         self.in_flight[self.runs.submit(contextvars.copy_context().run, work, request)] = (request, slot)
 
@@ -99,21 +153,36 @@ class RunSlots:
                 self.free.append(slot)
                 self.marks[request.run_id]["slot_freed_at"] = time.time()
             error = future.exception()
+            early = self.early is not None and self.early.is_early(request)
             if isinstance(error, RunInterrupted):  # its node died: recorded, and the run is claimed again
                 self.marks.pop(request.run_id, None)
-                self.driver.run_interrupted(request, error)
+                adopted = self.early.lost(request) if early else request  # type: ignore[union-attr]
+                if adopted is not None:
+                    self.driver.run_interrupted(adopted, error)
             elif error is not None:
+                if early:
+                    self.early.lost(request)  # type: ignore[union-attr]
                 self.errors.append(error)
             elif isinstance(outcome := future.result(), RunReport):
-                self._store(request, outcome)
-            else:
+                stored = self.early.finished(request, outcome) if early else (request, outcome)  # type: ignore[union-attr]
+                if stored is not None:
+                    self._store(*stored, marks_of=request.run_id)
+            elif not (early and self.early.dropped(request)):  # type: ignore[union-attr]
                 assert self.scoring is not None
                 self.in_flight[self.scoring.submit(contextvars.copy_context().run, outcome.finish)] = (request, None)
 
-    def _store(self, request: RunRequest, report: RunReport) -> None:
+    def _adopt(self, request: RunRequest, early_id: int, report: RunReport | None) -> None:
+        """A claimed run trained early: stored now when done, else once its early run is."""
+        self.driver.run_started(request)
+        if report is not None:
+            self._store(request, report, marks_of=early_id)
+
+    def _store(self, request: RunRequest, report: RunReport, marks_of: int) -> None:
+        """Store a run's report; its slot's timings are those kept under ``marks_of`` (its early run's
+        provisional id when it was trained early)."""
         started = time.monotonic()
         self.driver.run_finished(request, report)
-        record_timings(request.run_dir, self.marks.pop(request.run_id) | {"store": time.monotonic() - started})
+        record_timings(request.run_dir, self.marks.pop(marks_of) | {"store": time.monotonic() - started})
 
     def close(self) -> None:
         self.runs.shutdown(wait=True)
@@ -122,3 +191,5 @@ class RunSlots:
             if end_scoring is not None:  # on the scoring thread, whose worker it is
                 self.scoring.submit(end_scoring)
             self.scoring.shutdown(wait=True)
+        if self.early is not None:
+            self.early.clear(self.driver.tournament_id)

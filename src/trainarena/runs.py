@@ -82,6 +82,12 @@ class RunRequest:
     task: TaskDefinition
     run_dir: Path  # fresh, empty directory for this attempt, under the settings' work_dir
 
+    @property
+    def run_name(self) -> str:
+        """The name the script is given (``task.json``'s ``run_id``): from the run's place, not its
+        store id, so a run trained early (``early_runs``), before its row exists, gets the same name."""
+        return f"{self.tournament_name}-{self.match_id}-t{self.task_index}-{self.competitor.name}-try{self.attempt}"
+
 
 @dataclass(frozen=True)
 class RunReport:

@@ -46,6 +46,11 @@ _STOP_CHECK_SECONDS = 0.2
 _stop_event: ContextVar[threading.Event | None] = ContextVar("trainarena_stop_event", default=None)
 
 
+class StopAtOnce(threading.Event):
+    """A stop request whose run is killed at once (SIGKILL, no grace): for a run nothing of which is
+    kept, so it has nothing to save (an early run its tournament dropped, ``early_runs``)."""
+
+
 @contextmanager
 def stop_when(event: threading.Event) -> Iterator[None]:
     """Runs supervised in this thread inside the block end (SIGTERM, grace, SIGKILL) once ``event`` is set."""
@@ -156,11 +161,12 @@ def supervise(
     for reader in readers:
         reader.start()
     terminator = make_terminator(proc)
-    stop = _wait(proc, started_at + launch.budget_seconds, launch, _stop_event.get())
+    event = _stop_event.get()
+    stop = _wait(proc, started_at + launch.budget_seconds, launch, event)
     timed_out, how_ended = False, "exited"
     if stop == _DEADLINE:
-        timed_out, how_ended = True, _stop_at_deadline(proc, terminator, launch.grace_seconds)
-    elif stop == STOPPED_REASON:
+        timed_out, how_ended = True, _stop_at_deadline(proc, terminator, launch.grace_seconds, event)
+    elif stop == STOPPED_REASON and not isinstance(event, StopAtOnce):  # else killed just below
         _stop_at_deadline(proc, terminator, launch.grace_seconds)
     # Whatever happened, nothing of this run may outlive this call (a daemon left by a script that
     # exited in time included).
@@ -215,16 +221,23 @@ def _wait(proc: subprocess.Popen[bytes], deadline: float, launch: Launch, stop: 
             return _DEADLINE
 
 
-def _stop_at_deadline(proc: subprocess.Popen[bytes], terminator: Terminator, grace: float) -> str:
-    """SIGTERM the tree, after ``grace`` SIGKILL it; says how it ended."""
+def _stop_at_deadline(proc: subprocess.Popen[bytes], terminator: Terminator, grace: float,
+                      stop: threading.Event | None = None) -> str:
+    """SIGTERM the tree, after ``grace`` SIGKILL it (at once when a :class:`StopAtOnce` is set
+    meanwhile); says how it ended."""
     terminator.terminate()
-    try:
-        proc.wait(timeout=grace)
-        return "SIGTERM at the deadline; it stopped within the grace period"
-    except subprocess.TimeoutExpired:
-        terminator.kill()
-        proc.wait()
-        return f"SIGTERM at the deadline, SIGKILL after {grace:g} s of grace"
+    ends = time.monotonic() + grace
+    while (remaining := ends - time.monotonic()) > 0 and not (isinstance(stop, StopAtOnce) and stop.is_set()):
+        try:
+            proc.wait(timeout=min(remaining, _STOP_CHECK_SECONDS) if stop is not None else remaining)
+            return "SIGTERM at the deadline; it stopped within the grace period"
+        except subprocess.TimeoutExpired:
+            pass
+    terminator.kill()
+    proc.wait()
+    if remaining > 0:
+        return "SIGTERM at the deadline, SIGKILL when it was stopped on request within the grace"
+    return f"SIGTERM at the deadline, SIGKILL after {grace:g} s of grace"
 
 
 def _result(

@@ -15,6 +15,7 @@ from dataclasses import replace
 from sqlalchemy.orm import Session, selectinload
 
 from trainarena.contract import Direction, RunStatus
+from trainarena.engine.lookahead import OpenMatch
 from trainarena.engine.model import Match, PlayedMatch, PlayedRound, RoundPlan, Stage, TaskOutcome, TournamentRecord
 from trainarena.engine.paired import task_lead_unit
 from trainarena.engine.scores import has_shares
@@ -72,7 +73,7 @@ def _direction(task: TaskRow) -> Direction:
     return Direction(directions.pop()) if directions else Direction.LOWER
 
 
-def _plan(round_row: Round) -> RoundPlan:
+def round_plan(round_row: Round) -> RoundPlan:
     matches = tuple(
         Match(m.match_id, tuple(m.competitors), m.tasks_count, m.advance_count) for m in round_row.matches
     )
@@ -95,6 +96,21 @@ def _played_match(row: MatchRow) -> PlayedMatch:
     return PlayedMatch(match, tuple(_direction(task) for task in row.tasks), tuple(tasks), units)
 
 
+def open_matches(round_row: Round) -> tuple[OpenMatch, ...]:
+    """A round as far as it is played, for ``engine.lookahead``: each finished run's outcome, None for
+    the others."""
+
+    def outcome(run: Run) -> TaskOutcome | None:
+        return _outcome(run) if RunStatus(run.status).finished else None
+
+    matches = []
+    for row, match in zip(round_row.matches, round_plan(round_row).matches, strict=True):
+        tasks = [{run.competitor.name: run for run in task.runs} for task in row.tasks]
+        matches.append(OpenMatch(match, tuple(_direction(task) for task in row.tasks),
+                                 tuple(tuple(outcome(runs[name]) for name in match.competitors) for runs in tasks)))
+    return tuple(matches)
+
+
 def is_round_complete(round_row: Round) -> bool:
     return all(RunStatus(run.status).finished for m in round_row.matches for t in m.tasks for run in t.runs)
 
@@ -102,7 +118,7 @@ def is_round_complete(round_row: Round) -> bool:
 def load_record(tournament: Tournament, rules: TournamentRules) -> TournamentRecord:
     """The engine's view of a tournament: every complete stored round with its outcomes."""
     played = tuple(
-        PlayedRound(_plan(r), tuple(_played_match(m) for m in r.matches)) for r in tournament.rounds if is_round_complete(r)
+        PlayedRound(round_plan(r), tuple(_played_match(m) for m in r.matches)) for r in tournament.rounds if is_round_complete(r)
     )
     return TournamentRecord(
         entrants=tuple(e.competitor.name for e in tournament.entrants),

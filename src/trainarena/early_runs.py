@@ -1,0 +1,191 @@
+"""Early runs: the next round's runs, trained on run slots that would otherwise wait at a round's end.
+
+``engine.lookahead.foreseen_round`` names the round that follows the open one when its unfinished
+runs succeed, whatever their scores. A free slot with no pending run left trains that round's runs
+early, each in a folder of its own under ``tournament-<id>/early/``, under the same run name, task and
+attempt number (1) it gets once its round is created. Nothing of an early run reaches the store, the
+records or the progress display until its round is created: the claim of the round's runs then
+adopts it (the run's attempt is written as for any claimed run), its folder becomes the run's
+``run-<id>/attempt-1`` and its report is stored then, so the stored run and its signed record are those
+of a run trained after its round was created. An early run its round does not need (a run assumed to
+succeed failed, and another round or the end followed) is dropped: never stored, its folder removed.
+A driver that dies loses its early runs, not a stored one: the resumed drive trains them as usual.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from trainarena.engine.lookahead import foreseen_round, round_places
+from trainarena.engine.model import RoundPlan
+from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest
+from trainarena.settings import TournamentRules
+from trainarena.store import Round, Tournament, require_competitor
+from trainarena.store.records import load_record, open_matches, round_plan
+from trainarena.tasks.base import TaskDefinition
+
+# (tournament, round, match id, task index) -> the task the round's rows will hold for that place.
+TaskOf = Callable[[Tournament, RoundPlan, str, int], TaskDefinition]
+# (match id, task index, competitor, digest of the task with its seed): a run's identity before and
+# after its round is created (match ids are unique within a tournament: they name their round).
+EarlyKey = tuple[str, int, str, str]
+
+
+@dataclass
+class _Early:
+    request: RunRequest  # provisional: a negative run id, a folder under early/
+    round_index: int
+    adopted: RunRequest | None = None  # the stored run's request, once its round's claim adopted it
+    report: RunReport | None = None  # its final report, while not adopted yet
+    dropped: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)  # set when dropped: its script ends
+
+
+class EarlyRuns:
+    """The early runs of one drive: started by free slots, adopted by the claim of their round's runs."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.work_dir = work_dir
+        self.runs: dict[EarlyKey, _Early] = {}
+        self.by_id: dict[int, EarlyKey] = {}
+        self._ids = itertools.count(-1, -1)
+
+    def foresee(self, session: Session, tournament: Tournament, open_round: Round, rules: TournamentRules,
+                task_of: TaskOf, budget: int) -> list[RunRequest]:
+        """Up to ``budget`` runs of the round foreseen after ``open_round`` not started early yet, in the
+        order their round will claim them."""
+        plan = foreseen_round(load_record(tournament, rules), round_plan(open_round), open_matches(open_round), rules)
+        if plan is None:
+            return []
+        started = []
+        for match_id, index, name in round_places(plan):
+            if len(started) == budget:
+                break
+            task = task_of(tournament, plan, match_id, index)
+            if early_key(match_id, index, name, task) in self.runs:
+                continue
+            request = self._request(session, tournament, plan, match_id, index, name, task)
+            key = _key(request)
+            self.runs[key], self.by_id[request.run_id] = _Early(request, plan.index), key
+            started.append(request)
+        return started
+
+    def _request(self, session: Session, tournament: Tournament, plan: RoundPlan, match_id: str, index: int,
+                 name: str, task: TaskDefinition) -> RunRequest:
+        competitor = require_competitor(session, name)
+        provisional = next(self._ids)
+        return RunRequest(
+            tournament_id=tournament.id, tournament_name=tournament.name, run_id=provisional, attempt=1,
+            task_id=provisional,
+            competitor=CompetitorInfo(competitor.name, competitor.repo_url, competitor.commit, competitor.tree_hash,
+                                      competitor.entrypoint),
+            stage=plan.stage, match_id=match_id, task_index=index, task=task,
+            run_dir=self.work_dir / f"tournament-{tournament.id}" / "early" / f"{match_id}-t{index}-{name}" / "attempt-1",
+        )
+
+    def is_early(self, request: RunRequest) -> bool:
+        return request.run_id in self.by_id
+
+    def stop_of(self, request: RunRequest) -> threading.Event:
+        """Set once the early run ``request`` is dropped, to end its script (``execution.supervise``)."""
+        return self.runs[self.by_id[request.run_id]].stop
+
+    def dropped(self, request: RunRequest) -> bool:
+        """Whether the early run ``request`` was dropped (its artifact is not worth scoring); its folder
+        is then removed."""
+        early = self.runs[self.by_id[request.run_id]]
+        if early.dropped:
+            self._remove(early)
+        return early.dropped
+
+    def adoptable(self, key: EarlyKey) -> bool:
+        """Whether the pending run ``key`` (not tried yet) was trained early, or is training early."""
+        early = self.runs.get(key)
+        return early is not None and not early.dropped and early.adopted is None
+
+    def adopt(self, request: RunRequest) -> None:
+        """The just claimed run ``request`` takes over its early run (in the claim's transaction: nothing
+        moves until :meth:`take_over`, after it is committed)."""
+        self.runs[_key(request)].adopted = request
+
+    def take_over(self, request: RunRequest) -> tuple[int, RunReport | None] | None:
+        """For a claimed run that adopted an early run: the early run's provisional id and, when it is
+        done, the report to store now (its folder moved to the run's); None for any other run."""
+        early = self.runs.get(_key(request))
+        if early is None or early.adopted is not request:
+            return None
+        return early.request.run_id, None if early.report is None else self._moved(early, early.report)
+
+    def drop_unneeded(self, round_index: int | None, needed: frozenset[EarlyKey] = frozenset()) -> None:
+        """Drop the early runs of rounds up to ``round_index`` (created, or passed by; None: every round,
+        at the tournament's end) that are not ``needed`` by the round's claim: those done are removed
+        now, those still training once they are done."""
+        for key, early in self.runs.items():
+            if early.adopted is not None or early.dropped or key in needed:
+                continue
+            if round_index is None or early.round_index <= round_index:
+                early.dropped = True
+                early.stop.set()
+                if early.report is not None:
+                    self._remove(early)
+
+    def finished(self, request: RunRequest, report: RunReport) -> tuple[RunRequest, RunReport] | None:
+        """An early run's final report: the stored run's request and the report to store, when its round
+        adopted it; else None (kept for the adoption to come, or removed when dropped)."""
+        early = self.runs[self.by_id[request.run_id]]
+        if early.adopted is not None:
+            return early.adopted, self._moved(early, report)
+        if early.dropped:
+            self._remove(early)
+        else:
+            early.report = report
+        return None
+
+    def lost(self, request: RunRequest) -> RunRequest | None:
+        """An early run whose try was lost (``RunInterrupted``) or broke: the stored run's request when
+        adopted (recorded as for any run), else None (dropped: its round claims the run as usual)."""
+        early = self.runs[self.by_id[request.run_id]]
+        if early.adopted is None:
+            early.dropped = True
+            self._remove(early)
+        return early.adopted
+
+    def _moved(self, early: _Early, report: RunReport) -> RunReport:
+        """The early folder becomes the stored run's, and the report's paths follow it."""
+        assert early.adopted is not None
+        source, target = early.request.run_dir, early.adopted.run_dir
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        if source.is_dir():
+            os.replace(source, target)
+
+        def follow(path: Path | None) -> Path | None:
+            return path if path is None or not path.is_relative_to(source) else target / path.relative_to(source)
+
+        return replace(report, log_path=follow(report.log_path), artifact_path=follow(report.artifact_path))
+
+    def clear(self, tournament_id: int) -> None:
+        """At the drive's end: every early run not stored is gone (a resumed drive trains it as usual)."""
+        shutil.rmtree(self.work_dir / f"tournament-{tournament_id}" / "early", ignore_errors=True)
+
+    @staticmethod
+    def _remove(early: _Early) -> None:
+        shutil.rmtree(early.request.run_dir.parent, ignore_errors=True)
+
+
+def early_key(match_id: str, task_index: int, competitor: str, task: TaskDefinition) -> EarlyKey:
+    return match_id, task_index, competitor, definition_digest(task)
+
+
+def _key(request: RunRequest) -> EarlyKey:
+    return early_key(request.match_id, request.task_index, request.competitor.name, request.task)
+

@@ -1,0 +1,214 @@
+"""Early runs (early_runs, engine.lookahead): a slot with no run of the open round left trains the runs of
+the round foreseen after it; the round's claim adopts them, so each is stored once, in its own run
+folder, exactly as a run trained after its round was created; runs the tournament turns out not to
+need are dropped unstored; a driver that dies with early runs resumes as usual."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from trainarena.contract import Direction, RunStatus, TaskType
+from trainarena.engine.model import Stage
+from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
+from trainarena.orchestrator import create_tournament, drive
+from trainarena.runs import TIMINGS_FILE, RunReport, RunRequest
+from trainarena.settings import Settings
+from trainarena.store import AttemptStatus, Store, add_competitor, get_tournament, tournament_runs
+from trainarena.tasks.base import Evaluation, TaskDefinition
+
+CHAMPION = "king"
+EARLY_WAIT_SECONDS = 10.0  # how long a finalist's run waits for the other slot to start an early run
+
+
+def task_source(kind: str, stage: Stage, match_id: str, task_index: int, seed: int) -> TaskDefinition:
+    return TaskDefinition(f"{stage}-{match_id}-{task_index}", TaskType.INSTRUCT, "tiny", {"source": "fake"}, 1.0, seed)
+
+
+@dataclass
+class Final:
+    """A final between ``a`` and ``b`` before a boss round against ``king``: ``a`` fails at once, ``b``'s
+    final run lasts until an early run started on the other slot, then ends as ``b_final`` says."""
+
+    b_final: Callable[[], RunReport] = lambda: _succeeded(1.0)
+    waits_for_early: bool = True  # False with one slot, where no run is trained early
+    early_trains_until_stopped: bool = False
+    stopped: list[RunRequest] = field(default_factory=list)  # early runs that saw their stop
+    runs: list[RunRequest] = field(default_factory=list)
+    early_started: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def execute(self, request: RunRequest) -> RunReport:
+        with self.lock:
+            self.runs.append(request)
+        assert request.run_dir.is_dir()
+        (request.run_dir / "logs").mkdir(exist_ok=True)
+        (request.run_dir / "logs" / "stdout.log").write_text(f"{request.run_name}\n")
+        if request.run_id < 0:
+            self.early_started.set()
+        name = request.competitor.name
+        if request.stage == Stage.KNOCKOUT and name == "a":
+            return RunReport(RunStatus.FAILED, 0.0, 0.1, failure_reason="crashed")
+        if request.stage == Stage.KNOCKOUT and name == "b":
+            if self.waits_for_early:
+                self.early_started.wait(EARLY_WAIT_SECONDS)
+            return self.b_final()
+        if request.run_id < 0 and self.early_trains_until_stopped:
+            return self._until_stopped(request)
+        return _succeeded(1.0 if name == "b" else 2.0, log_path=request.run_dir / "logs")
+
+    def _until_stopped(self, request: RunRequest) -> RunReport:
+        """A script that would train for a long while, ended as the sandbox ends one (polling its stop)."""
+        stop, deadline = current_stop_event(), time.monotonic() + EARLY_WAIT_SECONDS
+        while stop is not None and not stop.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if stop is not None and stop.is_set():
+            self.stopped.append(request)
+        return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason=STOPPED_REASON)
+
+
+def _succeeded(loss: float, log_path: Path | None = None) -> RunReport:
+    return RunReport(RunStatus.SUCCEEDED, 0.0, 1.0, log_path=log_path,
+                     evaluation=Evaluation(loss, Direction.LOWER, per_example=(loss,)))
+
+
+@pytest.fixture(autouse=True)
+def _competitors(store: Store) -> None:
+    with store.transaction() as session:
+        for name in ("a", "b", CHAMPION):
+            add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
+                           tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")
+
+
+def _tournament(store: Store, name: str) -> int:
+    with store.transaction() as session:
+        return create_tournament(session, name=name, kind="text", seed=3, entrants=["a", "b"], champion=CHAMPION).id
+
+
+def _drive(store: Store, settings: Settings, tournament_id: int, executor, parallel: int):
+    return drive(store, tournament_id, task_source=task_source, executor=executor, rules=settings.rules,
+                 weight_rules=settings.weights, work_dir=settings.work_dir, parallel=parallel)
+
+
+def _stored(store: Store, tournament_id: int) -> list[tuple]:
+    with store.session() as session:
+        return [(r.task.match.match_id, r.task.index, r.competitor.name, r.status,
+                 None if r.evaluation is None else r.evaluation.score, [a.status for a in r.attempt_records])
+                for r in tournament_runs(session, tournament_id)]
+
+
+def test_the_boss_round_is_trained_early_and_stored_as_if_trained_after_the_final(store: Store, settings: Settings) -> None:
+    one_slot, two_slots = Final(waits_for_early=False), Final()
+    alone = _tournament(store, "one-slot")
+    assert _drive(store, settings, alone, one_slot, parallel=1).champion == "b"
+    early = _tournament(store, "two-slots")
+    assert _drive(store, settings, early, two_slots, parallel=2).champion == "b"
+
+    assert [r for r in two_slots.runs if r.run_id < 0], "no run was trained early"
+    assert not [r for r in one_slot.runs if r.run_id < 0]
+    assert len(two_slots.runs) == len(one_slot.runs) == 2 + 2 * settings.rules.boss_tasks_text  # none trained twice
+    assert _stored(store, early) == _stored(store, alone)  # the same runs, outcomes and attempts
+    with store.session() as session:
+        tournament = get_tournament(session, early)
+        for run in tournament_runs(session, early):
+            folder = settings.work_dir / f"tournament-{early}" / f"run-{run.id}" / "attempt-1"
+            assert (folder / TIMINGS_FILE).is_file()  # the slot's timings, written where the run is stored
+            if run.task.match.match_id == "boss":  # the log the script wrote is where the attempt says
+                assert Path(run.counted_attempt.log_path) == folder / "logs"
+                assert (folder / "logs" / "stdout.log").read_text() == f"{tournament.name}-{run.task.match.match_id}-t{run.task.index}-{run.competitor.name}-try1\n"
+    assert not (settings.work_dir / f"tournament-{early}" / "early").exists()
+
+
+def test_early_runs_the_tournament_does_not_need_are_never_stored(store: Store, settings: Settings) -> None:
+    # b's final fails too: nobody challenges, the champion keeps the title, and no boss round is played.
+    executor = Final(b_final=lambda: RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason="crashed"))
+    tournament_id = _tournament(store, "t")
+    finished = _drive(store, settings, tournament_id, executor, parallel=2)
+    assert finished.champion == CHAMPION and not finished.crowned
+    assert [r for r in executor.runs if r.run_id < 0 and r.stage == Stage.BOSS], "the boss round was not trained early"
+    assert [(match, name) for match, _i, name, *_ in _stored(store, tournament_id)] == [("r1-k001", "a"), ("r1-k001", "b")] \
+        or [(match, name) for match, _i, name, *_ in _stored(store, tournament_id)] == [("r1-k001", "b"), ("r1-k001", "a")]
+    assert not (settings.work_dir / f"tournament-{tournament_id}" / "early").exists()
+
+
+def test_an_early_run_the_tournament_does_not_need_is_stopped(store: Store, settings: Settings) -> None:
+    executor = Final(b_final=lambda: RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason="crashed"),
+                     early_trains_until_stopped=True)
+    tournament_id = _tournament(store, "t")
+    started = time.monotonic()
+    assert _drive(store, settings, tournament_id, executor, parallel=2).champion == CHAMPION
+    assert time.monotonic() - started < EARLY_WAIT_SECONDS  # the drive did not wait for the script to end by itself
+    early = [r for r in executor.runs if r.run_id < 0]
+    assert early and executor.stopped == early
+    assert len(_stored(store, tournament_id)) == 2
+
+
+def test_a_driver_that_dies_with_early_runs_resumes_and_stores_each_run_once(store: Store, settings: Settings) -> None:
+    def platform_breaks() -> RunReport:
+        raise RuntimeError("the platform broke under b's final")
+
+    tournament_id = _tournament(store, "t")
+    dying = Final(b_final=platform_breaks)
+    with pytest.raises(RuntimeError, match="platform broke"):
+        _drive(store, settings, tournament_id, dying, parallel=2)
+    assert [r for r in dying.runs if r.run_id < 0], "no run was trained early before the driver died"
+    assert not (settings.work_dir / f"tournament-{tournament_id}" / "early").exists()
+
+    resumed = Final()
+    assert _drive(store, settings, tournament_id, resumed, parallel=2).champion == "b"
+    assert "a" not in {r.competitor.name for r in resumed.runs}  # its stored final is not run again
+    attempts = {(match, name): statuses for match, _i, name, _status, _score, statuses in _stored(store, tournament_id)}
+    assert attempts[("r1-k001", "b")] == [AttemptStatus.INTERRUPTED, RunStatus.SUCCEEDED]
+    assert all(statuses == [RunStatus.SUCCEEDED] for (match, _name), statuses in attempts.items() if match.startswith("boss"))
+    assert len([r for r in resumed.runs if r.stage == Stage.BOSS]) == 2 * settings.rules.boss_tasks_text
+
+
+@dataclass
+class CrashOnCall(Final):
+    """``Final`` (b's final lasts until an early run started), raising on call ``crash_on_call`` (which
+    also ends b's wait: after a crash no run starts early)."""
+
+    crash_on_call: int | None = None
+    calls: int = 0
+    crashed: RunRequest | None = None
+
+    def execute(self, request: RunRequest) -> RunReport:
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+        if call == self.crash_on_call:
+            self.crashed = request
+            self.early_started.set()
+            raise RuntimeError(f"the platform died on call {call}")
+        return super().execute(request)
+
+
+def test_a_crash_at_any_call_with_early_runs_resumes_to_the_same_tournament(store: Store, settings: Settings) -> None:
+    clean, played = _tournament(store, "clean"), CrashOnCall()
+    _drive(store, settings, clean, played, parallel=2)
+    assert [r for r in played.runs if r.run_id < 0]
+    expected = [(match, index, name, status, score) for match, index, name, status, score, _ in _stored(store, clean)]
+    crashed_early = False
+    for crash_at in range(1, 2 + 2 * settings.rules.boss_tasks_text + 1):
+        tournament_id = _tournament(store, f"crash-{crash_at}")
+        dying = CrashOnCall(crash_on_call=crash_at)
+        with pytest.raises(RuntimeError, match="platform died"):
+            _drive(store, settings, tournament_id, dying, parallel=2)
+        crashed_early |= dying.crashed is not None and dying.crashed.run_id < 0
+        stored_before = {(match, index, name) for match, index, name, status, *_ in _stored(store, tournament_id)
+                         if status != RunStatus.PENDING and status != RunStatus.RUNNING}
+        resumed = CrashOnCall()
+        assert _drive(store, settings, tournament_id, resumed, parallel=2).champion == "b"
+        runs = _stored(store, tournament_id)
+        assert [(match, index, name, status, score) for match, index, name, status, score, _ in runs] == expected
+        assert not stored_before & {(r.match_id, r.task_index, r.competitor.name) for r in resumed.runs}
+        for *_, attempts in runs:  # stored once: at most the attempt the crash interrupted, then the counted one
+            assert attempts in ([RunStatus.SUCCEEDED], [RunStatus.FAILED], [AttemptStatus.INTERRUPTED, RunStatus.SUCCEEDED],
+                                [AttemptStatus.INTERRUPTED, RunStatus.FAILED])
+        assert not (settings.work_dir / f"tournament-{tournament_id}" / "early").exists()
+    assert crashed_early, "no crash hit a run trained early"
