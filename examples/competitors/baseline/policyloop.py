@@ -89,17 +89,18 @@ def frozen_base(model, lora: bool):
 
 
 def train_on_clock(step: Callable[[list[int]], float], batches: Iterable[list[int]], stop_at: float,
-                   log_every: int = fastloop.LOG_EVERY) -> int:
+                   log_every: int = fastloop.LOG_EVERY, reserve_steps: float = 0.0) -> int:
     """Run ``step(indices) -> value`` (printed every ``log_every`` steps) over ``batches`` until they run out, the next step would end past
     ``stop_at`` (assuming it lasts as long as the last one; the first, slowed by set-up, is no
-    estimate) or SIGTERM (train.py's handler: the step in progress ends where it is). Returns the steps."""
+    estimate) or SIGTERM (train.py's handler: the step in progress ends where it is). ``reserve_steps``:
+    that many step-times are kept free after the last step, for work that follows. Returns the steps."""
     from train import STOP_REQUESTED, TRAINING, StopTraining
 
     steps, step_seconds = 0, 0.0
     TRAINING.set()
     try:
         for indices in batches:
-            if STOP_REQUESTED.is_set() or time.time() + (step_seconds if steps >= 2 else 0.0) >= stop_at:
+            if STOP_REQUESTED.is_set() or time.time() + (1 + reserve_steps) * (step_seconds if steps >= 2 else 0.0) >= stop_at:
                 break
             began = time.time()
             value = step(indices)
