@@ -1,22 +1,43 @@
-"""House baseline for DPO tasks: TRL's DPOTrainer against a frozen copy of the base model, with the
-platform's beta (so training minimises exactly the scored loss), on the clock like train.py.
+"""House baseline for DPO tasks: a hand-written sigmoid DPO loop with the platform's beta, so training
+minimises exactly the scored loss, on the clock like train.py. No TRL (policyloop.py says why).
 
-Rows are rendered as the scorer renders them (the dataset spec's format strings); TRL then tokenizes
-prompt and prompt + completion + eos as the scorer does (see the spec's "scoring" entry).
-
-On a GPU: fused AdamW, and Liger's kernels when installed (fastloop.py). Not used: packing (TRL 1.16
-disabled DPO's padding-free mode, and a chosen/rejected pair is scored together) and torch.compile
-(every batch has its own padded shape, so a compiled model would recompile step after step)."""
+- Rows are rendered and tokenized as the scorer does (the dataset spec's format strings and its
+  "scoring" entry: prompt and prompt + completion + eos tokenized apart, the completion being what
+  follows their common prefix).
+- The reference log-probs (the base model's) are computed once per pair, when a step first uses it.
+- Each step packs its pairs' chosen and rejected sequences in one row (policyloop.completion_logps).
+- A held-out tenth of the pairs decides, after training, how far the model moves from the base: the
+  weights are scaled back toward the base's (by the factor whose held-out DPO loss is lowest, margins
+  taken as proportional to it). When the pairs teach little, as on a short run, training mostly adds
+  noise to the margins, and a DPO loss grows with noisy margins: a short run scored worse than the
+  base itself without this.
+- Full fine-tune for small models, LoRA for large ones (train.load_model); on a GPU, varlen attention,
+  Liger's kernels when installed and fused AdamW (policyloop.py).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import random
 import time
+from collections.abc import Callable
 
-LEARNING_RATE = 3e-3  # measured on the tiny model, 30 s: 1e-3 -> 0.691, 3e-3 -> 0.683 hidden DPO loss (base 0.693)
-BATCH_SIZE = 8  # more, smaller steps in a short budget
+# Measured on the tiny model (docs/benchmarks.md, "DPO and GRPO: what was tried"), hidden DPO loss,
+# base 0.693, mean (sd) of 3 seeds: at 120 steps 3e-4 -> 0.692 (0.012), 1e-3 -> 0.677 (0.004), 3e-3 ->
+# 0.683 (0.008); on the clock of a loaded machine 1e-3 -> 0.688 (0.003), 3e-3 -> 0.689 (0.013).
+LEARNING_RATE = 1e-3
+LEARNING_RATE_LORA = 2e-4  # not measured here (no large model offline): the instruct recipe's LoRA rate
+BATCH_SIZE = 8
 MAX_EPOCHS = 4
 MAX_LENGTH = 512
+HELD_OUT_FRACTION = 0.1  # pairs kept out of training to choose the scale below
+SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)  # how far from the base (0) toward the trained weights (1)
+# The held-out pass costs about this many training steps' time (two forward passes per pair, no
+# backward, a tenth of the pairs: ~9 batches of 8), kept free at the end of training.
+HELD_OUT_STEPS = 6
+
+Pair = tuple[list[int], list[int], list[int]]  # (prompt, chosen, rejected) token ids
 
 
 def render(row: dict, spec: dict) -> dict[str, str]:
@@ -30,51 +51,122 @@ def render(row: dict, spec: dict) -> dict[str, str]:
     }
 
 
+def encode_pair(tokenizer, prompt: str, chosen: str, rejected: str) -> Pair:
+    """As the scorer: ids(prompt) and ids(prompt + completion + eos) with special tokens, the completion
+    being what follows their common prefix; too long: the start is kept (at least one completion token)."""
+    eos = tokenizer.eos_token or ""
+    prompt_ids = tokenizer(prompt)["input_ids"]
+    with_chosen, with_rejected = (tokenizer(prompt + text + eos)["input_ids"] for text in (chosen, rejected))
+    cut = min(common_prefix(prompt_ids, with_chosen), common_prefix(prompt_ids, with_rejected), MAX_LENGTH - 1)
+    return prompt_ids[:cut], with_chosen[cut:MAX_LENGTH], with_rejected[cut:MAX_LENGTH]
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def sequences(pairs: list[Pair]) -> list[tuple[list[int], int]]:
+    """The chosen sequences of ``pairs``, then their rejected ones."""
+    return [(p + c, len(p)) for p, c, _ in pairs] + [(p + r, len(p)) for p, _, r in pairs]
+
+
+def reference_logps(base, base_context, pairs: list[Pair], pad_id: int, varlen: bool) -> Callable:
+    """indices -> the base model's summed log-probs (row 0 chosen, row 1 rejected) of those pairs,
+    each pair computed once, when a step first needs it (a short run sees a fraction of the pairs, and
+    computing them all up front cost a third of an epoch). ``base`` and ``base_context``:
+    policyloop.frozen_base's."""
+    import policyloop
+    import torch
+
+    logps = policyloop.packed_logps(base, pad_id, varlen)
+    values, known = torch.zeros((2, len(pairs)), device=next(base.parameters()).device), set()
+
+    def reference(indices: list[int]):
+        missing = [i for i in indices if i not in known]
+        if missing:
+            with torch.no_grad(), base_context():
+                values[:, missing] = logps(sequences([pairs[i] for i in missing]))[0][0].view(2, -1)
+            known.update(missing)
+        return values[:, indices]
+
+    return reference
+
+
+def best_scale(margins: list[float]) -> float:
+    """The scale in SCALES whose margins (``margins`` times it) give the lowest mean DPO loss.
+
+    >>> best_scale([2.0, 2.0, 2.0, -1.0]), best_scale([0.5, -0.5, -0.5])
+    (1.0, 0.0)
+    """
+    def loss(scale: float) -> float:
+        return sum(math.log1p(math.exp(-scale * m)) for m in margins) / max(len(margins), 1)
+
+    return min(SCALES, key=loss)
+
+
+def scale_toward_base(model, base, lora: bool, scale: float) -> None:
+    """Weights = base + scale * (trained - base): LoRA's update is scaled through its B matrices."""
+    import torch
+
+    with torch.no_grad():
+        if lora:
+            for name, parameter in model.named_parameters():
+                if "lora_B" in name:
+                    parameter.mul_(scale)
+        else:
+            for parameter, original in zip(model.parameters(), base.parameters(), strict=True):
+                parameter.lerp_(original, 1.0 - scale)
+
+
 def run(args, stop_at: float) -> int:
     """Train and save; returns the optimizer steps taken."""
-    import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM
-    from trl import DPOConfig, DPOTrainer
-
     import fastloop
-    from train import budget_callback, load_model, save, time_cosine, train_until_stopped
+    import policyloop
+    import torch
+    import torch.nn.functional as F
+    from train import STOP_REQUESTED, load_model, save, time_cosine
 
-    spec = json.load(open(args.dataset_spec))
-    with open(args.dataset) as handle:
-        rows = [render(json.loads(line), spec) for line in handle if line.strip()]
+    with open(args.dataset_spec) as handle:
+        spec = json.load(handle)
+    beta = float(spec["scoring"]["beta"])
     use_cuda = bool(args.devices) and torch.cuda.is_available()
     model, tokenizer, lora = load_model(args.model, use_cuda)
-    reference = None if lora else AutoModelForCausalLM.from_pretrained(args.model, dtype=model.dtype).to(model.device)
-    config = DPOConfig(
-        output_dir="/tmp/trainarena-baseline-dpo",
-        beta=float(spec["scoring"]["beta"]),
-        per_device_train_batch_size=BATCH_SIZE,
-        num_train_epochs=MAX_EPOCHS,
-        max_length=MAX_LENGTH,
-        activation_checkpointing=False,
-        bf16=model.dtype == torch.bfloat16,
-        use_liger_kernel=use_cuda and fastloop.liger_installed(),  # Liger's RMSNorm, RoPE, SwiGLU kernels
-        save_strategy="no",
-        report_to="none",
-        logging_steps=10,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=not use_cuda,
-        seed=args.seed,
-    )
-    optimizer = fastloop.optimizer_for(model, LEARNING_RATE, use_cuda)  # fused into one kernel on CUDA
-    steps = -(-len(rows) // BATCH_SIZE) * MAX_EPOCHS
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, time_cosine(time.time(), stop_at, steps))
-    trainer = DPOTrainer(
-        model=model,
-        ref_model=reference,
-        args=config,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        optimizers=(optimizer, schedule),
-        callbacks=[budget_callback(stop_at)],
-    )
-    train_until_stopped(trainer, stop_at)
-    save(trainer.model, tokenizer, args.output_dir)
-    return trainer.state.global_step
+    with open(args.dataset) as handle:
+        pairs = [encode_pair(tokenizer, **render(json.loads(line), spec)) for line in handle if line.strip()]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    varlen = use_cuda and policyloop.accelerate(model)
+    logps = policyloop.packed_logps(model, pad_id, varlen)
+    base, base_context = policyloop.frozen_base(model, lora)
+    reference = reference_logps(base, base_context, pairs, pad_id, varlen)
+    learning_rate = LEARNING_RATE_LORA if lora else LEARNING_RATE
+    optimizer = fastloop.optimizer_for(model, learning_rate, use_cuda)
+    max_steps = math.ceil(len(pairs) * (1 - HELD_OUT_FRACTION) / BATCH_SIZE) * MAX_EPOCHS
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, time_cosine(time.time(), stop_at, max_steps))
+
+    def step(indices: list[int]) -> float:
+        policy = logps(sequences([pairs[i] for i in indices]))[0][0].view(2, -1)
+        chosen, rejected = policy - reference(indices)
+        loss = -F.logsigmoid(beta * (chosen - rejected)).mean()
+        return policyloop.optimizer_step(model, optimizer, schedule, loss)
+
+    order = list(range(len(pairs)))
+    random.Random(args.seed).shuffle(order)
+    held_out, trained = order[: int(len(pairs) * HELD_OUT_FRACTION)], order[int(len(pairs) * HELD_OUT_FRACTION) :]
+    batches = ([trained[i] for i in batch] for batch in fastloop.step_batches(len(trained), BATCH_SIZE, args.seed, MAX_EPOCHS))
+    steps = policyloop.train_on_clock(step, batches, stop_at, reserve_steps=HELD_OUT_STEPS if held_out else 0.0)
+    if steps >= 2 and held_out and not STOP_REQUESTED.is_set() and time.time() < stop_at:  # else no time for it
+        model.eval()
+        margins = []
+        with torch.no_grad():
+            for start in range(0, len(held_out), BATCH_SIZE):
+                indices = held_out[start : start + BATCH_SIZE]
+                chosen, rejected = logps(sequences([pairs[i] for i in indices]))[0][0].view(2, -1) - reference(indices)
+                margins += (beta * (chosen - rejected)).tolist()
+        scale = best_scale(margins)
+        print(f"held-out pairs: weights scaled {scale:g} of the way from the base to the trained model", flush=True)
+        scale_toward_base(model, base, lora, scale)
+    save(model, tokenizer, args.output_dir)
+    return steps

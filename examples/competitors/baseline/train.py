@@ -45,7 +45,7 @@ MAX_LENGTH = 512
 OTHER_TYPES = ("dpo", "grpo", "chat")
 
 STOP_REQUESTED = threading.Event()  # set by SIGTERM
-TRAINING = threading.Event()  # set while trainer.train() runs
+TRAINING = threading.Event()  # set while a training loop runs
 
 
 def parse_args() -> argparse.Namespace:
@@ -131,40 +131,6 @@ def on_sigterm(*_) -> None:
     if TRAINING.is_set():
         TRAINING.clear()
         raise StopTraining
-
-
-def budget_callback(stop_at: float):
-    from transformers import TrainerCallback
-
-    class StopOnBudget(TrainerCallback):
-        """Stops before a step that would end past ``stop_at``, assuming it lasts as long as the last one
-        (the first step, slowed by one-time set-up, is not used as an estimate)."""
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.step_ended, self.step_seconds = time.time(), 0.0
-
-        def on_step_end(self, args, state, control, **kwargs):
-            now = time.time()
-            self.step_seconds, self.step_ended = now - self.step_ended, now
-            predicted_end = now + (self.step_seconds if state.global_step >= 2 else 0.0)
-            if STOP_REQUESTED.is_set() or predicted_end >= stop_at:
-                control.should_training_stop = True
-
-    return StopOnBudget()
-
-
-def train_until_stopped(trainer, stop_at: float) -> None:
-    """Train unless the budget is already spent; a SIGTERM ends training where it is (the weights
-    stay usable: at worst one optimizer update is partly applied)."""
-    if time.time() >= stop_at or STOP_REQUESTED.is_set():
-        return
-    TRAINING.set()
-    try:
-        trainer.train()
-    except StopTraining:
-        print("SIGTERM: training stopped, saving", flush=True)
-    finally:
-        TRAINING.clear()
 
 
 def load_model(path: str, use_cuda: bool):

@@ -1,0 +1,113 @@
+"""The pieces of the house DPO and GRPO loops (examples/competitors/baseline/policyloop.py, dpo.py) on a
+tiny LLaMA built from a config: packed completion log-probs equal the scorer's, per sequence and per
+sampling temperature, and carry gradients; the held-out scaling picks the scale of lowest DPO loss and
+moves the weights that fraction of the way from the base, for a full model and for LoRA."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import math
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+HOUSE = Path(__file__).resolve().parents[2] / "examples" / "competitors" / "baseline"
+VOCAB = 300
+
+
+@pytest.fixture(scope="module")
+def house():
+    """The house modules, imported as the script imports them (by name, from its own folder)."""
+    sys.path.insert(0, str(HOUSE))
+    try:
+        yield {name: importlib.import_module(name) for name in ("policyloop", "dpo")}
+    finally:
+        sys.path.remove(str(HOUSE))
+        for name, module in list(sys.modules.items()):
+            if str(getattr(module, "__file__", "") or "").startswith(str(HOUSE)):
+                del sys.modules[name]
+
+
+def tiny_model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    model = LlamaForCausalLM(config)
+    model.set_attn_implementation("sdpa")
+    return model.eval()
+
+
+def sequences(count: int = 12) -> list[tuple[list[int], int]]:
+    rng = random.Random(0)
+    out = []
+    for _ in range(count):
+        length = rng.randint(3, 40)
+        out.append(([rng.randrange(1, VOCAB) for _ in range(length)], rng.randint(1, length - 1)))
+    return out
+
+
+def test_packed_completion_logps_equal_the_scorers_and_carry_gradients(house):
+    from trainarena.tasks.text.scoring import summed_logps
+
+    model, given = tiny_model(), sequences()
+    sums, counts = house["policyloop"].completion_logps(model, given, 0, False, (1.0, 0.7))
+
+    expected = summed_logps(model, given, 4, 0, torch.device("cpu"))
+    assert sums[0].tolist() == pytest.approx(expected, abs=1e-4)
+    assert counts.tolist() == [len(ids) - start for ids, start in given]
+    with torch.no_grad():  # at a temperature: the logits divided by it, one sequence at a time
+        tempered = []
+        for ids, start in given:
+            logps = (model(torch.tensor([ids])).logits[0, :-1] / 0.7).log_softmax(-1)
+            tempered.append(sum(logps[i - 1, ids[i]].item() for i in range(start, len(ids))))
+    assert sums[1].tolist() == pytest.approx(tempered, abs=1e-4)
+    sums[1].sum().backward()
+    assert all(p.grad is not None for p in model.model.layers[0].parameters())
+
+
+def test_best_scale_is_the_one_of_lowest_held_out_loss(house):
+    dpo = house["dpo"]
+    assert dpo.best_scale([3.0] * 9 + [-1.0]) == 1.0  # mostly right and confident: keep the training
+    assert dpo.best_scale([-2.0, -1.0, 0.5]) == 0.0  # mostly wrong: back to the base (loss ln 2)
+    margins = [random.Random(1).gauss(0.3, 2.0) for _ in range(50)]
+
+    def loss(scale):
+        return sum(math.log1p(math.exp(-scale * m)) for m in margins)
+
+    assert loss(dpo.best_scale(margins)) == min(loss(s) for s in dpo.SCALES)
+
+
+def test_scaling_toward_the_base_moves_the_weights_that_fraction(house):
+    dpo = house["dpo"]
+    base = tiny_model()
+    model = copy.deepcopy(base)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+    dpo.scale_toward_base(model, base, lora=False, scale=0.25)
+    for moved, original in zip(model.parameters(), base.parameters(), strict=True):
+        assert torch.allclose(moved, original + 0.25, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft 0.21 on transformers 5
+def test_scaling_a_lora_model_scales_its_update(house):
+    from peft import LoraConfig, get_peft_model
+
+    dpo = house["dpo"]
+    model = get_peft_model(tiny_model(), LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.fill_(0.5)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    dpo.scale_toward_base(model, None, lora=True, scale=0.5)
+    for name, parameter in model.named_parameters():
+        factor = 0.5 if "lora_B" in name else 1.0
+        assert torch.equal(parameter, before[name] * factor), name
