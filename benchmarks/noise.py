@@ -58,7 +58,7 @@ SCRIPTS = {  # per type: the house script and another honest example
               "trl_defaults": REPO_ROOT / "examples" / "competitors" / "image_defaults" / "train.py"},
 }
 TEXT_TYPES = ("instruct", "chat", "dpo", "grpo")
-IMAGE_TASK = "person_zxq"  # the image task of benchmarks.quality_image
+IMAGE_TASK = "person_zxq"  # one of the image tasks of benchmarks.quality
 LOADED_COPIES = 2  # the same seed run this many times at once: each run is the others' load
 TASK_SEED = 0  # the task's split; the runs' seeds are 1..--seeds
 

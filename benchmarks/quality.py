@@ -1,112 +1,210 @@
-"""Does the house recipe earn its place? The house baseline against TRL's defaults (and, on request,
-the other honest examples) on the same instruct tasks, budgets and seeds, scored on the hidden split.
+"""Is the house script the strongest known method at the demo's budgets? (issue 17, part 3)
 
-Each script runs as a subprocess with the contract's arguments and environment (not sandboxed: this
-measures training quality, not isolation), one at a time so they do not share the CPU. Artifacts are
-scored with the instruct task plugin's own evaluation. Target: the house loss at least 15% lower than
-trl_defaults' on every task (ratio house/defaults <= 0.85).
+Per task type, the house script (examples/competitors/baseline, image_baseline for images), the
+library-defaults reference (trl_defaults for instruct, benchmarks/trl_defaults_types.py for chat, dpo
+and grpo, image_defaults for images) and every honest example declaring the type train on the same
+tasks, budget and seeds: instruct on the arithmetic and strings datasets, chat/dpo/grpo on the assets'
+dataset of that type, image on person_zxq and style_qrt (tiny SD pipeline). Each (type, task, seed)
+prepares the task once with the seed and scores the base model once; every script then runs alone,
+unsandboxed, with the contract's arguments and the threads one of the demo's run slots gets; the task
+plugin's own evaluate() scores it on the hidden split.
 
-Run from the repo root: ``.venv/bin/python -m benchmarks.quality [--budget 45] [--tasks arithmetic strings]``
+The report shows each contender's mean, sd, min..max and n over the seeds, then the verdicts
+(rules in benchmarks/quality_verdicts.py): house vs defaults, defaults/house >= 1.15 in the mean
+on lower-is-better types; for GRPO, house reward gain over the base model >= 3x the defaults' gain
+(when the defaults gain <= 0: the house gain positive and above the defaults' by more than the seed
+sd of their difference); house vs every honest example: at least as good in the mean. For images
+also on the per-seed mean of the two tasks.
+
+Run from the repo root:
+``.venv/bin/python -m benchmarks.quality [--types ...] [--seeds 1 2 3] [--budget S] [--scripts NAME ...] [--json]``
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
-from dataclasses import dataclass
+import json
+import math
+import textwrap
+from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks.script_runner import run_contract_script
-from trainarena.assets import ensure_assets
-from trainarena.contract import TaskType
+from benchmarks.quality_runs import (
+    ALL_TYPES,
+    BASE,
+    TEXT_TYPES,
+    Contender,
+    RunScore,
+    contenders,
+    honest_examples,
+    play_seed,
+    progress,
+    task_names,
+)
+from benchmarks.quality_verdicts import (
+    DEFAULTS_RATIO_TARGET,
+    GAIN_RATIO_TARGET,
+    Verdict,
+    defaults_gain_verdict,
+    defaults_ratio_verdict,
+    example_verdict,
+    mean_over_tasks,
+    summarize,
+)
+from trainarena.cli.demo import DEMO_PARALLEL, threads_per_run
+from trainarena.demo.image import IMAGE_DEMO_BUDGET_SECONDS
+from trainarena.demo.text import TEXT_DEMO_BUDGET_SECONDS
+from trainarena.pipeline import thread_env
 from trainarena.settings import Settings
-from trainarena.tasks import TaskDefinition, get_task_type
+from trainarena.tasks import get_task_type
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-COMPETITORS = REPO_ROOT / "examples" / "competitors"
-HOUSE, DEFAULTS = "baseline", "trl_defaults"
-TARGET_RATIO = 0.85  # house loss / defaults loss must be at most this
+MEAN_OF_TASKS = "(mean of tasks)"  # the image verdicts' extra row: per seed, the mean over its tasks
+WIDTH = 80
 
 
-@dataclass(frozen=True)
-class Outcome:
-    script: str
-    task: str
-    loss: float | None
-    wall_seconds: float
-    exit_code: int | None
-    note: str = ""  # the script's summary line, or why it failed
+def type_verdicts(task_type: str, results: dict[str, dict], roster: list[Contender]) -> list[Verdict]:
+    """Every verdict of one type from its per-task scores (``results[task]["scores"][name]``)."""
+    lower = get_task_type(task_type).direction.value == "lower"
+    house, defaults = roster[0].name, roster[1].name
+    tables = {task: {**entry["scores"], BASE: entry["base"]} for task, entry in results.items()}
+    if task_type == "image" and len(tables) > 1:
+        tables[MEAN_OF_TASKS] = {name: mean_over_tasks([t[name] for t in tables.values()]) for name in tables[next(iter(tables))]}
+    verdicts = []
+    for task, scores in tables.items():
+        if lower:
+            verdicts.append(defaults_ratio_verdict(task, defaults, scores[house], scores[defaults]))
+        else:
+            verdicts.append(defaults_gain_verdict(task, defaults, scores[house], scores[defaults], scores[BASE]))
+        verdicts += [example_verdict(task, c.name, scores[house], scores[c.name], lower) for c in roster[2:]]
+    return verdicts
 
 
-def benchmark_task(name: str, assets, scripts: list[str], budget: float, seed: int, settings: Settings) -> list[Outcome]:
-    plugin = get_task_type(TaskType.INSTRUCT)
-    task = TaskDefinition(name=name, task_type=TaskType.INSTRUCT, base_model=str(assets.tiny_llama),
-                          dataset={"source": str(assets.datasets[name]), **assets.dataset_fields[name]},
-                          budget_seconds=budget, seed=seed)
-    outcomes = []
-    with tempfile.TemporaryDirectory(prefix=f"quality-{name}-") as scratch:
-        root = Path(scratch)
-        prepared = plugin.prepare(task, root / "train", root / "hidden", settings)
-        base = plugin.evaluate(task, prepared, assets.tiny_llama, settings)
-        outcomes.append(Outcome("(base model)", name, base.score, 0.0, 0, base.failure or ""))
-        for script in scripts:
-            output = root / "out" / script
-            output.mkdir(parents=True)
-            code, wall, last_line = run_contract_script(COMPETITORS / script / "train.py", TaskType.INSTRUCT, assets.tiny_llama,
-                                                        prepared.train_file, output, budget, seed)
-            if code != 0:
-                outcomes.append(Outcome(script, name, None, wall, code, f"exit {code}: {last_line}"))
-                continue
-            evaluation = plugin.evaluate(task, prepared, output, settings)
-            outcomes.append(Outcome(script, name, evaluation.score, wall, code, evaluation.failure or last_line))
-            print(f"  {name:<22} {script:<14} loss {_fmt(evaluation.score)}  wall {wall:5.1f}s", flush=True)
-    return outcomes
+def print_type(task_type: str, results: dict[str, dict], runs: dict[str, list[RunScore]], verdicts: list[Verdict],
+               budget: float, threads: int) -> None:
+    direction = get_task_type(task_type).direction.value
+    for task, entry in results.items():
+        print(f"\n{task_type} / {task}: hidden-split score, {direction} is better")
+        print(f"(budget {budget:g} s, {threads} thread(s) per run)")
+        print(f"{'contender':<22}{'mean':>10}{'sd':>10}  {'min..max':<21}{'n':>5}{'steps':>7}")
+        for name, scores in {BASE: entry["base"], **entry["scores"]}.items():
+            s = summarize(scores)
+            steps = [r.steps for r in runs[task] if r.contender == name and r.steps is not None]
+            span = "" if s.low is None else f"{_g(s.low)}..{_g(s.high)}"
+            mean_steps = f"{sum(steps) / len(steps):.0f}" if steps else ""
+            print(f"{name:<22}{_g(s.mean):>10}{_g(s.sd):>10}  {span:<21}{f'{s.n}/{s.seeds}':>5}{mean_steps:>7}")
+        for run in runs[task]:
+            if run.score is None:
+                _print_wrapped(f"{run.contender} seed {run.seed} failed: {run.failure}", "  ")
+    _print_verdicts(task_type, verdicts)
 
 
-def print_table(outcomes: list[Outcome], tasks: list[str], budget: float) -> bool:
-    """The per-task table and the house/defaults ratios; True when every ratio meets the target."""
-    print(f"\nhidden-split loss (mean cross-entropy over output tokens; lower is better), budget {budget:g} s")
-    print(f"{'task':<22} {'script':<14} {'loss':>8} {'wall s':>7}  note")
-    for outcome in outcomes:
-        print(f"{outcome.task:<22} {outcome.script:<14} {_fmt(outcome.loss):>8} {outcome.wall_seconds:>7.1f}  {outcome.note}")
-    ok = True
-    print(f"\n{'task':<22} {'house/defaults':>15}  (target <= {TARGET_RATIO})")
-    for task in tasks:
-        losses = {o.script: o.loss for o in outcomes if o.task == task}
-        house, defaults = losses.get(HOUSE), losses.get(DEFAULTS)
-        if house is None or defaults is None:
-            print(f"{task:<22} {'n/a':>15}  a run failed")
-            ok = False
-            continue
-        ratio = house / defaults
-        ok = ok and ratio <= TARGET_RATIO
-        print(f"{task:<22} {ratio:>15.3f}  {'OK' if ratio <= TARGET_RATIO else 'MISSED'}")
-    return ok
+def _print_verdicts(task_type: str, verdicts: list[Verdict]) -> None:
+    print(f"\nverdicts, {task_type}:")
+    for verdict in verdicts:
+        mark = "OK" if verdict.met else "MISSED"
+        seeds = f"every seed: {'yes' if verdict.every_seed else 'no'} ({verdict.seeds_met}/{verdict.seeds})"
+        if verdict.rule == "defaults_ratio":
+            head = f"  vs {verdict.other} on {verdict.task}: defaults/house >= {DEFAULTS_RATIO_TARGET:g}?"
+            body = f"    mean {_f(verdict.measure)}  min {_f(verdict.worst)}  {mark}  {seeds}"
+        elif verdict.rule == "defaults_gain":
+            head = f"  vs {verdict.other} on {verdict.task}: gain over base >= {GAIN_RATIO_TARGET:g}x?"
+            body = (f"    house {_signed(verdict.house_gain)}  defaults {_signed(verdict.other_gain)}"
+                    f"  ratio {_f(verdict.measure)}  {mark}  {seeds}")
+        else:
+            head = f"  vs {verdict.other} on {verdict.task}: house mean at least as good?"
+            body = f"    house {_g(verdict.measure)}  {verdict.other} {_g(verdict.worst)}  {mark}  wins {verdict.seeds_met}/{verdict.seeds}"
+        _print_wrapped(head.lstrip(), "  ")
+        _print_wrapped(body.lstrip(), "    ")
+        if verdict.note:
+            _print_wrapped(f"({verdict.note})", "    ")
 
 
-def _fmt(value: float | None) -> str:
-    return "failed" if value is None else f"{value:.4f}"
+def _print_wrapped(text: str, indent: str) -> None:
+    print(textwrap.fill(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  "))
 
 
-def main() -> None:
+def _g(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _f(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.4g}"
+
+
+def _finite(value):
+    """JSON has no infinity: a ratio against a perfect (zero-loss) house is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=45.0, help="seconds per run (imports included)")
-    parser.add_argument("--tasks", nargs="+", default=["arithmetic", "strings"], help="synthetic dataset names")
-    parser.add_argument("--scripts", nargs="+", default=[HOUSE, DEFAULTS], help="example directories to compare")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--cache-dir", type=Path, default=REPO_ROOT / ".trainarena" / "cache")
-    args = parser.parse_args()
+    parser.add_argument("--types", nargs="+", default=list(ALL_TYPES), choices=ALL_TYPES)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="a task and every run per seed")
+    parser.add_argument("--budget", type=float, help=f"seconds per run (default: the demo's, {TEXT_DEMO_BUDGET_SECONDS:g} "
+                                                      f"text, {IMAGE_DEMO_BUDGET_SECONDS:g} image)")
+    parser.add_argument("--scripts", nargs="+", help="only these honest examples (house and defaults always run)")
+    parser.add_argument("--threads", type=int, help="threads per run (default: one of the demo's run slots' share)")
+    parser.add_argument("--assets-dir", type=Path, help="offline assets cache (default: the installation's)")
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout; progress on stderr")
+    args = parser.parse_args(argv)
+    known = {c.name for t in args.types for c in honest_examples(t)}
+    if args.scripts and not set(args.scripts) <= known:
+        parser.error(f"--scripts: {sorted(set(args.scripts) - known)} are not honest examples of "
+                     f"{' '.join(args.types)}; choose from {sorted(known)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
     settings = Settings()
-    assets = ensure_assets(args.cache_dir)
-    unknown = sorted(set(args.tasks) - set(assets.datasets))
-    if unknown:
-        raise SystemExit(f"unknown task(s) {unknown}; available: {sorted(assets.datasets)}")
-    outcomes = []
-    for name in args.tasks:
-        outcomes += benchmark_task(name, assets, args.scripts, args.budget, args.seed, settings)
-    ok = print_table(outcomes, args.tasks, args.budget)
-    print("\nverdict:", "house beats TRL defaults by >= 15% on every task" if ok else "TARGET MISSED")
+    threads = args.threads or threads_per_run(settings, DEMO_PARALLEL).sandbox.cpus_per_run
+    assets_dir = args.assets_dir or settings.assets_dir
+    document: dict = {"seeds": args.seeds, "threads_per_run": threads, "types": {}}
+    for task_type in args.types:
+        if task_type in TEXT_TYPES:
+            from trainarena.assets import ensure_assets
+
+            assets, budget = ensure_assets(assets_dir), args.budget or TEXT_DEMO_BUDGET_SECONDS
+        else:
+            from trainarena.assets.image import ensure_image_assets
+
+            assets, budget = ensure_image_assets(assets_dir), args.budget or IMAGE_DEMO_BUDGET_SECONDS
+        roster = contenders(task_type, args.scripts)
+        results, runs = {}, {}
+        for task in task_names(task_type, assets):
+            runs[task] = [run for seed in args.seeds
+                          for run in play_seed(task_type, task, seed, assets, roster, budget, thread_env(threads), settings)]
+            scores = {c.name: {r.seed: r.score for r in runs[task] if r.contender == c.name} for c in roster}
+            results[task] = {"base": {r.seed: r.score for r in runs[task] if r.contender == BASE}, "scores": scores}
+        verdicts = type_verdicts(task_type, results, roster)
+        if not args.json:
+            print_type(task_type, results, runs, verdicts, budget, threads)
+        document["types"][task_type] = {
+            "direction": get_task_type(task_type).direction.value,
+            "budget_seconds": budget,
+            "contenders": {c.name: c.role for c in roster},
+            "tasks": {task: {"base": results[task]["base"], "runs": [asdict(r) for r in runs[task]]} for task in results},
+            "verdicts": [asdict(v) for v in verdicts],
+        }
+    verdicts = [v for t in document["types"].values() for v in t["verdicts"]]
+    met = sum(v["met"] for v in verdicts)
+    if args.json:
+        print(json.dumps(_finite(document), indent=2))
+    else:
+        print(f"\npart 3: {met} of {len(verdicts)} verdicts met")
+    progress(f"done: {met} of {len(verdicts)} verdicts met")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -3,7 +3,7 @@ that trains with TRL's trainers and their default hyperparameters (learning rate
 changing only what a run must change: stop on the clock, no checkpoints, no reporting, and the data
 rendered as the dataset spec says (the house baseline's own renderers, so that only the recipe differs).
 
-Run by ``benchmarks/quality_types.py`` as ``python benchmarks/trl_defaults_types.py <contract arguments>``.
+Run by ``benchmarks.quality`` (the chat, dpo and grpo defaults reference) as ``python benchmarks/trl_defaults_types.py <contract arguments>``.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from trainarena.cli.demo import threads_per_run
 from trainarena.cluster.resources import MB, ClusterTooSmall, task_resources
 from trainarena.settings import Settings
 
@@ -34,3 +35,12 @@ def test_the_executor_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("TRAINARENA_CLUSTER__EXECUTOR", "kubernetes")
     with pytest.raises(ValueError, match="executor"):
         Settings()
+
+
+def test_a_run_on_ray_gets_the_threads_it_asks_its_node_for_not_the_drivers_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 64)  # a big driver: its share would be 32 threads a run
+    on_ray = Settings(cluster={"executor": "ray", "cpus_per_run": 1.5})
+    assert threads_per_run(on_ray, parallel=2).sandbox.cpus_per_run == 2
+    assert threads_per_run(Settings(), parallel=2).sandbox.cpus_per_run == 32
+    chosen = on_ray.model_copy(update={"sandbox": on_ray.sandbox.model_copy(update={"cpus_per_run": 3})})
+    assert threads_per_run(chosen, parallel=2).sandbox.cpus_per_run == 3

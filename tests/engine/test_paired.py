@@ -99,6 +99,13 @@ def test_lead_units_must_cover_every_task():
         PlayedMatch(Match("boss", ("new", "old"), 3, 1), (Direction.HIGHER,) * 3, ((),) * 3, (1.0, 1.0))
 
 
+def test_no_lead_unit_on_any_task_reads_as_none_at_all():
+    match = Match("boss", ("new", "old"), 2, 1)
+    unspelt = PlayedMatch(match, (Direction.HIGHER,) * 2, ((),) * 2)
+    assert PlayedMatch(match, (Direction.HIGHER,) * 2, ((),) * 2, (None, None)) == unspelt
+    assert unspelt.lead_unit(1) is None
+
+
 @pytest.mark.parametrize(
     ("p", "df", "exact"),
     [(0.997, 1, math.tan(math.pi * 0.497)), (0.997, 2, 0.994 / math.sqrt(2 * 0.997 * 0.003)),

@@ -109,7 +109,10 @@ def test_the_workers_of_threads_that_ended_are_reaped_by_the_next_evaluation() -
             job.join()
         assert len(runner._workers) == 1  # each new thread's evaluation reaped the one before
         assert _failure(runner, _bad_request("/nonexistent/a"))
-        assert list(runner._workers) == [threading.get_ident()] and runner.started == 4
+        assert list(runner._workers) == [threading.get_ident()]
+        # A new thread may get the ident of one that ended, and with it that thread's idle worker
+        # (harmless), so three job threads start one to three workers; this thread then starts its own.
+        assert 2 <= runner.started <= 4
     finally:
         runner.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import time
@@ -17,7 +18,7 @@ from trainarena.assets import ensure_assets
 from trainarena.cli.records import records_hint
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cluster import make_executor
-from trainarena.demo.text import demo_task_source, set_up_demo
+from trainarena.demo.text import TEXT_DEMO_BUDGET_SECONDS, demo_task_source, set_up_demo
 from trainarena.execution import SandboxUnavailable
 from trainarena.orchestrator import drive
 from trainarena.records.recorder import recorder_for
@@ -34,13 +35,20 @@ EXIT_TOURNAMENT_BUSY = 75
 # A stop that leaves at once, runs in flight cut short, exits with this status (128 + SIGINT, as a shell
 # reports Ctrl-C): demo and tournament run on their first Ctrl-C, serve on its second stop signal.
 EXIT_STOPPED_AT_ONCE = 130
+# Runs the demo plays at once (`--parallel`): two slots share the cores (threads_per_run).
+DEMO_PARALLEL = 2
 
 
 def threads_per_run(settings: Settings, parallel: int) -> Settings:
     """Split the machine's cores between the runs played at once, unless the operator set the number:
-    oversubscribed torch threads run small models several times slower. Evaluations keep their pinned
-    thread count (``data.eval_cpu_threads``): a CPU score's last bits depend on it, not on ``parallel``."""
-    cpus = max(1, (os.cpu_count() or 1) // parallel)
+    oversubscribed torch threads run small models several times slower. On a Ray cluster a run gets the
+    CPUs it asks its node for (``cluster.cpus_per_run``), whatever this driver's cores. Evaluations keep
+    their pinned thread count (``data.eval_cpu_threads``): a CPU score's last bits depend on it, not on
+    ``parallel``."""
+    if settings.cluster.executor == "ray":
+        cpus = max(1, math.ceil(settings.cluster.cpus_per_run))
+    else:
+        cpus = max(1, (os.cpu_count() or 1) // parallel)
     sandbox = settings.sandbox
     return settings.model_copy(
         update={"sandbox": sandbox if sandbox.cpus_per_run else sandbox.model_copy(update={"cpus_per_run": cpus})}
@@ -62,7 +70,7 @@ def stop_at_once_on_ctrl_c(console: Console, command: str) -> None:
 def demo_command(
     seed: Annotated[int, typer.Option(help="Tournament seed: the draw and the tasks follow from it.")] = 1,
     budget: Annotated[float | None, typer.Option(help="Training budget of every run, in seconds (default: 30 text, 45 image).")] = None,
-    parallel: Annotated[int, typer.Option(min=1, help="Runs played at once (each gets cores/parallel threads).")] = 2,
+    parallel: Annotated[int, typer.Option(min=1, help="Runs played at once (each gets cores/parallel threads).")] = DEMO_PARALLEL,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run scripts without a sandbox (only where bubblewrap is missing and you trust them).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (champion, leaderboard) instead of tables.")] = False,
     examples: Annotated[Path | None, typer.Option(help="A folder of competitor folders to use instead of the bundled examples/competitors.", exists=True, file_okay=False)] = None,
@@ -147,4 +155,4 @@ def _demo_task_source(kind: str, settings: Settings, budget: float | None):
         from trainarena.demo.image import IMAGE_DEMO_BUDGET_SECONDS, image_demo_task_source
 
         return image_demo_task_source(ensure_image_assets(settings.assets_dir), budget or IMAGE_DEMO_BUDGET_SECONDS)
-    return demo_task_source(ensure_assets(settings.assets_dir), budget or 30.0, settings.task_mix)
+    return demo_task_source(ensure_assets(settings.assets_dir), budget or TEXT_DEMO_BUDGET_SECONDS, settings.task_mix)

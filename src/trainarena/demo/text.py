@@ -27,6 +27,7 @@ DEMO_PREFIX = "demo-text-"
 DEFAULT_CHAMPION = "trl_defaults"
 # Honest scripts first, then the ones that show the platform's defences; all of them enter.
 DEMO_ENTRANTS = ("baseline", "torchloop", "instruct_only", "crasher", "hostile", "overtime")
+TEXT_DEMO_BUDGET_SECONDS = 30.0  # each run's budget unless `trainarena demo --budget` says otherwise
 
 
 @dataclass(frozen=True)

@@ -60,10 +60,13 @@ class PlayedMatch:
     directions: tuple[Direction, ...]
     tasks: tuple[tuple[TaskOutcome, ...], ...]
     # Per task, the unit the paired rule divides a lead by (engine.paired.relative_lead); None, or an
-    # empty tuple for every task, means the larger |score| of the two.
+    # empty tuple for every task, means the larger |score| of the two. All None is kept as the empty
+    # tuple, so a match reads back equal however its units were spelt.
     lead_units: tuple[float | None, ...] = ()
 
     def __post_init__(self) -> None:
+        if all(unit is None for unit in self.lead_units):
+            object.__setattr__(self, "lead_units", ())
         if self.lead_units and len(self.lead_units) != len(self.tasks):
             raise ValueError(f"match {self.match.match_id}: {len(self.lead_units)} lead units for {len(self.tasks)} tasks")
 

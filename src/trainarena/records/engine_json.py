@@ -69,7 +69,7 @@ def played_round_from_json(data: Mapping[str, Any], per_example: Mapping[str, li
             for task in match_data["tasks"]
         )
         units = tuple(task.get("lead_unit") for task in match_data["tasks"])
-        played.append(PlayedMatch(match, directions, tasks, units if any(u is not None for u in units) else ()))
+        played.append(PlayedMatch(match, directions, tasks, units))
     return PlayedRound(plan, tuple(played))
 
 

@@ -26,8 +26,8 @@ class ClusterRules(Section):
     )
     namespace: str = Field("trainarena", min_length=1, description="Ray namespace the platform's tasks run in.")
     cpus_per_run: float = Field(
-        1.0, gt=0.0, description="CPUs each run, evaluation or job asks Ray for; sandbox.cpus_per_run (when set) "
-        "caps the threads its libraries start."
+        1.0, gt=0.0, description="CPUs each run, evaluation or job asks Ray for, and (rounded up) the threads its "
+        "libraries start, whatever the driver's cores; sandbox.cpus_per_run, when set, caps the threads instead."
     )
     memory_per_run_mb: int | None = Field(
         None, ge=0, description="Memory each run asks Ray for (MB), so a node never takes on more runs than it can "

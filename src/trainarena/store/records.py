@@ -92,8 +92,7 @@ def _played_match(row: MatchRow) -> PlayedMatch:
     tasks = [_task_outcomes(task, row.competitors) for task in row.tasks]
     match = Match(row.match_id, tuple(row.competitors), row.tasks_count, row.advance_count)
     units = tuple(_lead_unit(task) for task in row.tasks)
-    return PlayedMatch(match, tuple(_direction(task) for task in row.tasks), tuple(tasks),
-                       units if any(unit is not None for unit in units) else ())
+    return PlayedMatch(match, tuple(_direction(task) for task in row.tasks), tuple(tasks), units)
 
 
 def is_round_complete(round_row: Round) -> bool:
