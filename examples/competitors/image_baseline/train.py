@@ -29,8 +29,9 @@ import zipfile
 
 # Measured side by side at the demo's 45 s budget on the tiny SD pipeline (img2img MSE, person_zxq and
 # style_qrt; image_defaults 0.0171 / 0.0170, near the untrained base): docs/benchmarks.md, "Image".
-# Saving, and the interpreter's exit, fit in the rest: at 0.9 the house exited 2-3 s before a 45 s
-# deadline on a loaded machine and overran 35 s ones (a failed run); 0.75 left ~9 s of 45 unused.
+# Saving, and the interpreter's exit, fit in the rest: at 0.9 the house exited 1.7-2.9 s before a 45 s
+# deadline on a loaded machine and overran 35 s ones (a failed run; 0.8 passed there); 0.75 left ~9 s
+# of 45 unused.
 STOP_FRACTION = 0.8
 # Full fine-tune when the denoiser is small: on the 0.25M-parameter tiny UNet it scored 0.0143 / 0.0119
 # against 0.0152 / 0.0135 for a LoRA on the same layers (attention, feed-forward, convolutions), at twice
