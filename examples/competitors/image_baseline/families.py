@@ -1,9 +1,14 @@
 """The model families the house image script trains: what differs between SD, SDXL and Flux.
 
-Each family loads its text-to-image pipeline from ``--model`` (frozen), puts a LoRA on its denoiser (the
-UNet, or Flux's transformer), encodes the training data once with the pipeline's own text encoding (so
-the conditioning is exactly the one scoring uses), computes the training loss of a batch, and saves the
+Each family loads its text-to-image pipeline from ``--model`` (frozen), makes its denoiser (the UNet, or
+Flux's transformer) trainable, encodes the training data once with the pipeline's own text encoding (so
+the conditioning is exactly the one scoring uses), computes the training loss of a batch, and saves a
 LoRA in diffusers' layout for that pipeline (``pytorch_lora_weights.safetensors``).
+
+What trains depends on the denoiser's size: a small one is fully fine-tuned (every Linear and Conv2d
+weight) and its change is saved as an exact full-rank LoRA (``WeightDelta``), since on a small model a
+full fine-tune both learns more per step and steps faster than a LoRA (no adapter layers in the
+forward pass); a large one gets a PEFT LoRA on its attention and feed-forward projections.
 
 Objectives, as each family was trained:
 - SD and SDXL: DDPM noising at integer timesteps; the target is the noise (``epsilon``) or the velocity
@@ -29,9 +34,10 @@ FLUX_LORA_TARGETS = [
 PIPELINES = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline", "flux": "FluxPipeline"}
 
 
-def load_family(model_type: str, model: str, device: str, rank: int, guidance_scale: float = 1.0):
+def load_family(model_type: str, model: str, device: str, rank: int, guidance_scale: float = 1.0, full_finetune_below: int = 0):
+    """The family of ``model_type`` loaded from ``model``; its denoiser fully fine-tuned when it has fewer
+    than ``full_finetune_below`` parameters, else given a rank-``rank`` LoRA."""
     import diffusers
-    from peft import LoraConfig
 
     if model_type not in PIPELINES:
         raise SystemExit(f"model_type {model_type!r}: this script trains {sorted(PIPELINES)}")
@@ -41,9 +47,54 @@ def load_family(model_type: str, model: str, device: str, rank: int, guidance_sc
         if isinstance(component, torch.nn.Module):
             component.requires_grad_(False)
     family = FluxFamily(pipeline, guidance_scale) if model_type == "flux" else UNetFamily(pipeline, model_type)
-    targets = FLUX_LORA_TARGETS if model_type == "flux" else UNET_LORA_TARGETS
-    family.denoiser.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=targets))
+    if sum(p.numel() for p in family.denoiser.parameters()) < full_finetune_below:
+        family.delta = WeightDelta(family.denoiser)
+    else:
+        from peft import LoraConfig  # imported only here: it costs seconds of a small budget
+
+        targets = FLUX_LORA_TARGETS if model_type == "flux" else UNET_LORA_TARGETS
+        family.denoiser.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=targets))
     return family
+
+
+class WeightDelta:
+    """A full fine-tune of a denoiser's Linear and Conv2d weights, saved as a LoRA: each layer's change
+    factored exactly (``exact_lora_factors``), so any LoRA loader applies the fine-tuned model as it was
+    trained. Biases and norms stay frozen (a LoRA cannot carry them)."""
+
+    def __init__(self, denoiser: torch.nn.Module) -> None:
+        self.layers = {name: m for name, m in denoiser.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))}
+        self.start = {name: layer.weight.detach().clone() for name, layer in self.layers.items()}
+        for layer in self.layers.values():
+            layer.weight.requires_grad_(True)
+
+    def lora_layers(self) -> dict[str, torch.Tensor]:
+        """PEFT-named LoRA tensors (``<layer>.lora_A.weight`` / ``lora_B``) whose product is each layer's change."""
+        layers = {}
+        for name, layer in self.layers.items():
+            down, up = exact_lora_factors(layer.weight.detach() - self.start[name])
+            layers[f"{name}.lora_A.weight"], layers[f"{name}.lora_B.weight"] = down, up
+        return layers
+
+
+def exact_lora_factors(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(down, up) whose product is ``delta``: its SVD at full rank, the singular values in ``up``. A conv
+    kernel (out, in, kh, kw) factors as PEFT's conv LoRA does: a kh x kw convolution down to the rank and
+    a 1x1 convolution up."""
+    u, s, vh = torch.linalg.svd(delta.float().reshape(delta.shape[0], -1), full_matrices=False)
+    down, up = vh.contiguous(), (u * s).contiguous()
+    if delta.dim() == 4:
+        down, up = down.reshape(len(s), *delta.shape[1:]), up.reshape(delta.shape[0], len(s), 1, 1)
+    return down, up
+
+
+def adapter_layers(family) -> dict[str, torch.Tensor]:
+    """What the family trained, as PEFT-named LoRA tensors for its pipeline's ``save_lora_weights``."""
+    if family.delta:
+        return family.delta.lora_layers()
+    from peft.utils import get_peft_model_state_dict
+
+    return get_peft_model_state_dict(family.denoiser)
 
 
 class UNetFamily:
@@ -53,6 +104,7 @@ class UNetFamily:
         from diffusers import DDPMScheduler
 
         self.pipeline, self.model_type, self.denoiser = pipeline, model_type, pipeline.unet
+        self.delta: WeightDelta | None = None  # set by load_family for a full fine-tune
         self.scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
         self.prediction = self.scheduler.config.prediction_type
 
@@ -87,11 +139,7 @@ class UNetFamily:
         return total, max(1, int(strength * total))
 
     def save(self, output_dir: str) -> None:
-        from diffusers.utils import convert_state_dict_to_diffusers
-        from peft.utils import get_peft_model_state_dict
-
-        layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(self.denoiser))
-        type(self.pipeline).save_lora_weights(output_dir, unet_lora_layers=layers, safe_serialization=True)
+        type(self.pipeline).save_lora_weights(output_dir, unet_lora_layers=adapter_layers(self), safe_serialization=True)
 
 
 class FluxFamily:
@@ -101,6 +149,7 @@ class FluxFamily:
 
     def __init__(self, pipeline, guidance_scale: float = 1.0) -> None:
         self.pipeline, self.denoiser = pipeline, pipeline.transformer
+        self.delta: WeightDelta | None = None  # set by load_family for a full fine-tune
         self.guidance_scale = guidance_scale  # only guidance-distilled transformers (Flux.1-dev) take it
 
     def encode_latents(self, pixels):
@@ -145,7 +194,4 @@ class FluxFamily:
         return F.mse_loss(prediction, noise - latents)
 
     def save(self, output_dir: str) -> None:
-        from peft.utils import get_peft_model_state_dict
-
-        layers = get_peft_model_state_dict(self.denoiser)
-        type(self.pipeline).save_lora_weights(output_dir, transformer_lora_layers=layers, safe_serialization=True)
+        type(self.pipeline).save_lora_weights(output_dir, transformer_lora_layers=adapter_layers(self), safe_serialization=True)
