@@ -96,9 +96,10 @@ def task_definition(task_type: str, name: str, assets, budget: float, seed: int)
 
 
 def play_seed(task_type: str, name: str, seed: int, assets, scripts: list[Contender], budget: float,
-              thread_caps: dict[str, str], settings: Settings) -> list[RunScore]:
+              thread_caps: dict[str, str], settings: Settings, cpu_clock_threads: int | None = None) -> list[RunScore]:
     """The base model's score (as a run named ``BASE``, first) and every contender's run on one task and
-    seed. Image tasks score LoRA artifacts, so there the base model's evaluation fails with that reason."""
+    seed (on the CPU clock with ``cpu_clock_threads``: script_runner). Image tasks score LoRA artifacts,
+    so there the base model's evaluation fails with that reason."""
     plugin = get_task_type(task_type)
     task, model_dir = task_definition(task_type, name, assets, budget, seed)
     with tempfile.TemporaryDirectory(prefix=f"quality-{task_type}-{name}-") as scratch:
@@ -111,7 +112,7 @@ def play_seed(task_type: str, name: str, seed: int, assets, scripts: list[Conten
             output = root / "out" / contender.name
             output.mkdir(parents=True)
             code, wall, last_line = run_contract_script(contender.script, TaskType(task_type), model_dir, prepared.train_file,
-                                                        output, budget, seed, thread_caps)
+                                                        output, budget, seed, thread_caps, cpu_clock_threads)
             if code != 0:
                 run = RunScore(contender.name, seed, None, None, wall, f"exit {code}: {last_line}")
             else:

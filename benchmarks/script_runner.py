@@ -13,6 +13,10 @@ from trainarena.contract import RunSpec, TaskType, script_environment
 
 GRACE_SECONDS = 10.0  # as the platform: SIGKILL this long after the budget
 NOTE_CHARS = 120
+CPU_CLOCK_DIR = Path(__file__).resolve().parent / "cpu_clock"  # its sitecustomize.py turns the clock
+# On the CPU clock the script stops itself on its own CPU time; the wall clock only guards against a
+# script that never stops, at this many budgets (a load of 20 makes a 30 s run take 600 s).
+CPU_CLOCK_WALL_BUDGETS = 25
 
 
 def run_contract_script(
@@ -24,8 +28,11 @@ def run_contract_script(
     budget: float,
     seed: int,
     extra_env: dict[str, str] | None = None,
+    cpu_clock_threads: int | None = None,
 ) -> tuple[int | None, float, str]:
-    """(exit code or None when killed, wall seconds, last line of its output)."""
+    """(exit code or None when killed, wall seconds, last line of its output). With ``cpu_clock_threads``
+    the script's ``time.time()`` runs on its own CPU time over that many threads (cpu_clock/), so its
+    budget is compute, not wall time: the same on a loaded machine as on an idle one."""
     spec = RunSpec(run_id=f"quality-{task_type.value}-{script.parent.name}", task_type=task_type,
                    dataset_file=train_file.name, budget_seconds=budget, seed=seed)
     script = script.resolve()
@@ -35,9 +42,13 @@ def run_contract_script(
     argv = [sys.executable] + [paths.get(argv[i - 1], arg) for i, arg in enumerate(argv) if i > 0]
     started = time.time()
     env = script_environment(spec, started + budget) | {"PATH": os.environ.get("PATH", "/usr/bin:/bin")} | (extra_env or {})
+    limit = budget + GRACE_SECONDS
+    if cpu_clock_threads:
+        env |= {"PYTHONPATH": str(CPU_CLOCK_DIR), "TRAINARENA_BENCH_CPU_CLOCK": f"{started}:{cpu_clock_threads}"}
+        limit = budget * CPU_CLOCK_WALL_BUDGETS + GRACE_SECONDS
     process = subprocess.Popen(argv, env=env, cwd=script.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        stdout, stderr = process.communicate(timeout=budget + GRACE_SECONDS)
+        stdout, stderr = process.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
