@@ -168,6 +168,55 @@ def test_a_driver_that_dies_with_early_runs_resumes_and_stores_each_run_once(sto
     assert len([r for r in resumed.runs if r.stage == Stage.BOSS]) == 2 * settings.rules.boss_tasks_text
 
 
+def test_early_runs_a_driver_killed_outright_left_behind_are_cleared_before_the_next_drive(store: Store,
+                                                                                         settings: Settings) -> None:
+    def platform_breaks() -> RunReport:
+        raise RuntimeError("the platform broke under b's final")
+
+    tournament_id = _tournament(store, "t")
+    dying = Final(b_final=platform_breaks)
+    with pytest.raises(RuntimeError, match="platform broke"):
+        _drive(store, settings, tournament_id, dying, parallel=2)
+    early_dirs = [r.run_dir for r in dying.runs if r.run_id < 0]
+    assert early_dirs
+    for folder in early_dirs:  # as a SIGKILL leaves them: the drive's clean-up never ran
+        (folder / "output").mkdir(parents=True)
+        (folder / "output" / "model.safetensors").write_text("the killed driver's artifact")
+
+    @dataclass
+    class StartsClean(Final):
+        def execute(self, request: RunRequest) -> RunReport:
+            assert request.run_id > 0 or not (request.run_dir / "output").exists(), f"{request.run_dir} holds a stale output"
+            return super().execute(request)
+
+    resumed = StartsClean()
+    assert _drive(store, settings, tournament_id, resumed, parallel=2).champion == "b"
+    assert [r for r in resumed.runs if r.run_id < 0], "no run was trained early on resume"
+
+
+def test_a_drive_that_fails_stops_its_early_runs_at_once_rather_than_waiting_for_them(store: Store,
+                                                                                      settings: Settings) -> None:
+    def platform_breaks() -> RunReport:
+        raise RuntimeError("the platform broke under b's final")
+
+    dying = Final(b_final=platform_breaks, early_trains_until_stopped=True)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="platform broke"):
+        _drive(store, settings, _tournament(store, "t"), dying, parallel=2)
+    assert dying.stopped, "the early run was not told to stop"
+    assert time.monotonic() - started < EARLY_WAIT_SECONDS / 2  # not held until the early run ends by itself
+
+
+def test_an_executor_that_cannot_stop_runs_at_once_trains_nothing_early(store: Store, settings: Settings) -> None:
+    @dataclass
+    class Unstoppable(Final):
+        stops_runs_at_once: bool = False
+
+    executor = Unstoppable(waits_for_early=False)
+    assert _drive(store, settings, _tournament(store, "t"), executor, parallel=2).champion == "b"
+    assert executor.runs and all(r.run_id > 0 for r in executor.runs)
+
+
 @dataclass
 class CrashOnCall(Final):
     """``Final`` (b's final lasts until an early run started), raising on call ``crash_on_call`` (which

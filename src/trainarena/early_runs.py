@@ -6,10 +6,12 @@ early, each in a folder of its own under ``tournament-<id>/early/``, under the s
 attempt number (1) it gets once its round is created. Nothing of an early run reaches the store, the
 records or the progress display until its round is created: the claim of the round's runs then
 adopts it (the run's attempt is written as for any claimed run), its folder becomes the run's
-``run-<id>/attempt-1`` and its report is stored then, so the stored run and its signed record are those
-of a run trained after its round was created. An early run its round does not need (a run assumed to
+``run-<id>/attempt-1`` and its report is stored then: the stored run and its signed record are those
+of its first attempt, with the times it actually trained (before the round existed). An early run its round does not need (a run assumed to
 succeed failed, and another round or the end followed) is dropped: never stored, its folder removed.
-A driver that dies loses its early runs, not a stored one: the resumed drive trains them as usual.
+A driver that dies loses its early runs, not a stored one: the next drive clears their folders and
+trains them as usual. An executor that cannot stop a run at once (``stops_runs_at_once = False``:
+Ray's) gets none, and a drive that fails drops those not adopted yet.
 """
 
 from __future__ import annotations

@@ -481,8 +481,11 @@ def drive(
 def _drive_with_lease(driver: _Driver, max_steps: int | None) -> Finished | None:
     with driver.writing() as session:
         _recover_interrupted(session, driver.tournament_id, driver.me)
-    if max_steps is None and driver.parallel > 1:  # a drive of so many steps claims those, none early
+    # A drive of so many steps claims those, none early; an executor that cannot stop a run at once
+    # (Ray's, today) would keep a dropped early run's node, and the drive's end, for its whole budget.
+    if max_steps is None and driver.parallel > 1 and getattr(driver.executor, "stops_runs_at_once", True):
         driver.early = EarlyRuns(driver.work_dir)
+        driver.early.clear(driver.tournament_id)  # a driver killed outright left its early runs behind
     slots = RunSlots(driver)
     try:
         return slots.drive(max_steps)

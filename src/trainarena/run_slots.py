@@ -163,6 +163,8 @@ class RunSlots:
                 if early:
                     self.early.lost(request)  # type: ignore[union-attr]
                 self.errors.append(error)
+                if self.early is not None:  # nothing is claimed after an error: no round adopts them now
+                    self.early.drop_unneeded(None)
             elif isinstance(outcome := future.result(), RunReport):
                 stored = self.early.finished(request, outcome) if early else (request, outcome)  # type: ignore[union-attr]
                 if stored is not None:

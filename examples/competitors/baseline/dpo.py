@@ -6,8 +6,8 @@ minimises exactly the scored loss, on the clock like train.py. No TRL (policyloo
   follows their common prefix).
 - The reference log-probs (the base model's) are computed once per pair, when a step first uses it.
 - Each step packs its pairs' chosen and rejected sequences in one row (policyloop.completion_logps).
-- A held-out tenth of the pairs decides, after training, how far the model moves from the base: the
-  weights are scaled back toward the base's (by the factor whose held-out DPO loss is lowest, margins
+- A held-out tenth of the pairs (at most 64) decides, after training, how far the model moves from
+  the base: the weights are scaled back toward the base's (by the factor whose held-out DPO loss is lowest, margins
   taken as proportional to it). When the pairs teach little, as on a short run, training mostly adds
   noise to the margins, and a DPO loss grows with noisy margins: a short run scored worse than the
   base itself without this.
@@ -32,9 +32,10 @@ BATCH_SIZE = 8
 MAX_EPOCHS = 4
 MAX_LENGTH = 512
 HELD_OUT_FRACTION = 0.1  # pairs kept out of training to choose the scale below
+HELD_OUT_MAX_PAIRS = 64  # at most this many, so the pass fits the time kept for it on any split size
 SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)  # how far from the base (0) toward the trained weights (1)
 # The held-out pass costs about this many training steps' time (two forward passes per pair, no
-# backward, a tenth of the pairs: ~9 batches of 8), kept free at the end of training.
+# backward, at most 8 batches of 8), kept free at the end of training.
 HELD_OUT_STEPS = 6
 
 Pair = tuple[list[int], list[int], list[int]]  # (prompt, chosen, rejected) token ids
@@ -143,7 +144,11 @@ def run(args, stop_at: float) -> int:
     reference = reference_logps(base, base_context, pairs, pad_id, varlen)
     learning_rate = LEARNING_RATE_LORA if lora else LEARNING_RATE
     optimizer = fastloop.optimizer_for(model, learning_rate, use_cuda)
-    max_steps = math.ceil(len(pairs) * (1 - HELD_OUT_FRACTION) / BATCH_SIZE) * MAX_EPOCHS
+    order = list(range(len(pairs)))
+    random.Random(args.seed).shuffle(order)
+    held = min(int(len(pairs) * HELD_OUT_FRACTION), HELD_OUT_MAX_PAIRS)
+    held_out, trained = order[:held], order[held:]
+    max_steps = math.ceil(len(trained) / BATCH_SIZE) * MAX_EPOCHS
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, time_cosine(time.time(), stop_at, max_steps))
 
     def step(indices: list[int]) -> float:
@@ -152,21 +157,22 @@ def run(args, stop_at: float) -> int:
         loss = -F.logsigmoid(beta * (chosen - rejected)).mean()
         return policyloop.optimizer_step(model, optimizer, schedule, loss)
 
-    order = list(range(len(pairs)))
-    random.Random(args.seed).shuffle(order)
-    held_out, trained = order[: int(len(pairs) * HELD_OUT_FRACTION)], order[int(len(pairs) * HELD_OUT_FRACTION) :]
     batches = ([trained[i] for i in batch] for batch in fastloop.step_batches(len(trained), BATCH_SIZE, args.seed, MAX_EPOCHS))
     steps = policyloop.train_on_clock(step, batches, stop_at, reserve_steps=HELD_OUT_STEPS if held_out else 0.0)
     if steps >= 2 and held_out and not STOP_REQUESTED.is_set() and time.time() < stop_at:  # else no time for it
         model.eval()
-        margins = []
+        margins: list[float] | None = []
         with torch.no_grad():
             for start in range(0, len(held_out), BATCH_SIZE):
+                if STOP_REQUESTED.is_set() or time.time() >= stop_at:  # out of time: save as trained
+                    margins = None
+                    break
                 indices = held_out[start : start + BATCH_SIZE]
                 chosen, rejected = logps(sequences([pairs[i] for i in indices]))[0][0].view(2, -1) - reference(indices)
                 margins += (beta * (chosen - rejected)).tolist()
-        scale = best_scale(margins)
-        print(f"held-out pairs: weights scaled {scale:g} of the way from the base to the trained model", flush=True)
-        scale_toward_base(model, base, lora, scale)
+        if margins is not None:
+            scale = best_scale(margins)
+            print(f"held-out pairs: weights scaled {scale:g} of the way from the base to the trained model", flush=True)
+            scale_toward_base(model, base, lora, scale)
     save(model, tokenizer, args.output_dir)
     return steps

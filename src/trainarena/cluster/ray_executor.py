@@ -65,6 +65,10 @@ def _on_node(work: Work, settings: Settings, factory: NodeExecutorFactory, share
 class RayExecutor:
     """``RunExecutor`` (and the workbench's, audits' and jobs' executor) over a Ray cluster."""
 
+    # A tournament run on a node is not stopped from the driver (only a job's, through its stop file),
+    # so the orchestrator trains no early runs here: a dropped one would hold its node for its budget.
+    stops_runs_at_once = False
+
     def __init__(self, settings: Settings, factory: NodeExecutorFactory, node_backend: str | None = None) -> None:
         self._settings = settings
         self._factory = factory
