@@ -72,6 +72,10 @@ class Final:
         return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason=STOPPED_REASON)
 
 
+def _platform_breaks() -> RunReport:
+    raise RuntimeError("the platform broke under b's final")
+
+
 def _succeeded(loss: float, log_path: Path | None = None) -> RunReport:
     return RunReport(RunStatus.SUCCEEDED, 0.0, 1.0, log_path=log_path,
                      evaluation=Evaluation(loss, Direction.LOWER, per_example=(loss,)))
@@ -149,11 +153,8 @@ def test_an_early_run_the_tournament_does_not_need_is_stopped(store: Store, sett
 
 
 def test_a_driver_that_dies_with_early_runs_resumes_and_stores_each_run_once(store: Store, settings: Settings) -> None:
-    def platform_breaks() -> RunReport:
-        raise RuntimeError("the platform broke under b's final")
-
     tournament_id = _tournament(store, "t")
-    dying = Final(b_final=platform_breaks)
+    dying = Final(b_final=_platform_breaks)
     with pytest.raises(RuntimeError, match="platform broke"):
         _drive(store, settings, tournament_id, dying, parallel=2)
     assert [r for r in dying.runs if r.run_id < 0], "no run was trained early before the driver died"
@@ -170,11 +171,8 @@ def test_a_driver_that_dies_with_early_runs_resumes_and_stores_each_run_once(sto
 
 def test_early_runs_a_driver_killed_outright_left_behind_are_cleared_before_the_next_drive(store: Store,
                                                                                          settings: Settings) -> None:
-    def platform_breaks() -> RunReport:
-        raise RuntimeError("the platform broke under b's final")
-
     tournament_id = _tournament(store, "t")
-    dying = Final(b_final=platform_breaks)
+    dying = Final(b_final=_platform_breaks)
     with pytest.raises(RuntimeError, match="platform broke"):
         _drive(store, settings, tournament_id, dying, parallel=2)
     early_dirs = [r.run_dir for r in dying.runs if r.run_id < 0]
@@ -196,10 +194,7 @@ def test_early_runs_a_driver_killed_outright_left_behind_are_cleared_before_the_
 
 def test_a_drive_that_fails_stops_its_early_runs_at_once_rather_than_waiting_for_them(store: Store,
                                                                                       settings: Settings) -> None:
-    def platform_breaks() -> RunReport:
-        raise RuntimeError("the platform broke under b's final")
-
-    dying = Final(b_final=platform_breaks, early_trains_until_stopped=True)
+    dying = Final(b_final=_platform_breaks, early_trains_until_stopped=True)
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="platform broke"):
         _drive(store, settings, _tournament(store, "t"), dying, parallel=2)
