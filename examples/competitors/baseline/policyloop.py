@@ -94,11 +94,10 @@ def train_on_clock(step: Callable[[list[int]], float], batches: Iterable[list[in
     ``stop_at`` (assuming it lasts as long as the last one; the first, slowed by set-up, is no
     estimate) or SIGTERM (train.py's handler: the step in progress ends where it is). ``reserve_steps``:
     that many step-times are kept free after the last step, for work that follows. Returns the steps."""
-    from train import STOP_REQUESTED, TRAINING, StopTraining
+    from train import STOP_REQUESTED, interruptible
 
     steps, step_seconds = 0, 0.0
-    TRAINING.set()
-    try:
+    with interruptible():
         for indices in batches:
             if STOP_REQUESTED.is_set() or time.time() + (1 + reserve_steps) * (step_seconds if steps >= 2 else 0.0) >= stop_at:
                 break
@@ -108,10 +107,6 @@ def train_on_clock(step: Callable[[list[int]], float], batches: Iterable[list[in
             step_seconds = time.time() - began
             if log_every and steps % log_every == 0:
                 print(f"step {steps}: {value:.4f} ({step_seconds:.2f}s/step)", flush=True)
-    except StopTraining:
-        print("SIGTERM: training stopped, saving", flush=True)
-    finally:
-        TRAINING.clear()
     return steps
 
 

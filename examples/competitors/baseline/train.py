@@ -20,6 +20,7 @@ Run: python train.py --task-type instruct --model M --dataset D --dataset-spec S
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -134,6 +135,18 @@ def on_sigterm(*_) -> None:
         raise StopTraining
 
 
+@contextlib.contextmanager
+def interruptible():
+    """The block is a training loop that SIGTERM ends where it is (the model is saved after it)."""
+    TRAINING.set()
+    try:
+        yield
+    except StopTraining:
+        print("SIGTERM: training stopped, saving", flush=True)
+    finally:
+        TRAINING.clear()
+
+
 def load_model(path: str, use_cuda: bool):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -186,16 +199,11 @@ def train_examples(model, tokenizer, examples, learning_rate: float, stop_at: fl
 
     if time.time() >= stop_at or STOP_REQUESTED.is_set():
         return 0
-    TRAINING.set()
-    try:
+    with interruptible():
         fastloop.train_steps(model, examples, fastloop.step_batches(len(examples), BATCH_SIZE, seed, MAX_EPOCHS),
-                                        optimizer=optimizer, schedule=schedule, pad_id=pad_id, accelerate=use_cuda,
-                                        compile=use_cuda and stop_at - time.time() >= COMPILE_MIN_SECONDS,
-                                        should_stop=should_stop, history=history)
-    except StopTraining:
-        print("SIGTERM: training stopped, saving", flush=True)
-    finally:
-        TRAINING.clear()
+                             optimizer=optimizer, schedule=schedule, pad_id=pad_id, accelerate=use_cuda,
+                             compile=use_cuda and stop_at - time.time() >= COMPILE_MIN_SECONDS,
+                             should_stop=should_stop, history=history)
     return len(history)
 
 
