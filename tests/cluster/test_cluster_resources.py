@@ -18,6 +18,14 @@ def test_a_cpu_only_cluster_gets_no_gpu_request() -> None:
     assert task_resources(Settings(), gpus_needed=1, largest_node_gpus=0)["num_gpus"] == 0
 
 
+def test_gpu_runs_always_asks_for_gpus_and_never_asks_none() -> None:
+    always = Settings(cluster={"gpu_runs": "always"})
+    assert task_resources(always, gpus_needed=1, largest_node_gpus=0)["num_gpus"] == 1  # waits for a GPU node
+    assert task_resources(Settings(cluster={"gpu_runs": "never"}), gpus_needed=1, largest_node_gpus=8)["num_gpus"] == 0
+    with pytest.raises(ValueError, match="gpu_runs"):
+        Settings(cluster={"gpu_runs": "sometimes"})
+
+
 def test_the_memory_request_follows_the_cluster_setting_and_zero_asks_none() -> None:
     assert task_resources(Settings(cluster={"memory_per_run_mb": 512}), 1, 0)["memory"] == 512 * MB
     assert "memory" not in task_resources(Settings(cluster={"memory_per_run_mb": 0}), 1, 0)

@@ -229,3 +229,20 @@ def test_work_ray_itself_refused_stops_the_drive_instead_of_being_tried_forever(
     finally:
         monkeypatch.undo()
         executor.close()
+
+
+def test_runs_still_ask_for_gpus_while_every_gpu_node_is_down(ray_cluster, tmp_path: Path, monkeypatch) -> None:
+    # Ray reports a dead node's resources as none: a driver that trusted only the nodes alive now
+    # would send GPU-sized runs to the CPU while the GPU nodes restart, measured on other hardware.
+    from trainarena.cluster import ray_executor
+
+    gpu_node = {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 4.0}}
+    monkeypatch.setattr(ray_executor.ray, "nodes", lambda: [{"Alive": True, "Resources": {"CPU": 1.0}}, gpu_node])
+    executor = RayExecutor(_settings(tmp_path, ray_cluster.address), FakeOnNode(seconds=0.0))
+    try:
+        assert executor._largest_node_gpus() == 4.0
+        gpu_node.update(Alive=False, Resources={})
+        assert executor._largest_node_gpus() == 4.0
+    finally:
+        monkeypatch.undo()
+        executor.close()

@@ -78,6 +78,7 @@ class RayExecutor:
         self._shared = SharedCheck.create(settings.data_dir)
         self._sizes: dict[str, int] = {}
         self._sizes_lock = threading.Lock()
+        self._most_node_gpus = 0.0  # the largest node's GPUs seen since this executor started
 
     def execute(self, request: RunRequest) -> RunReport:
         return self._dispatch(ExecuteRun(request), request.task)
@@ -96,7 +97,7 @@ class RayExecutor:
         _leave_connection()
 
     def _dispatch(self, work: Work, task: TaskDefinition, on_stop: tuple[threading.Event, Path] | None = None) -> RunReport:
-        options = task_resources(self._settings, self._gpus_needed(task), _largest_node_gpus())
+        options = task_resources(self._settings, self._gpus_needed(task), self._largest_node_gpus())
         ref = self._remote.options(**options).remote(work, self._settings, self._factory, self._shared)
         if on_stop is not None:
             stop, stop_file = on_stop
@@ -113,6 +114,14 @@ class RayExecutor:
             # Ray itself refused or killed the work (its memory monitor, a runtime environment or disk that
             # failed, no node that fits): trying it again would fail again. The drive stops, naming it.
             raise RuntimeError(f"the Ray cluster did not run {task.name!r} ({_brief(error)})") from error
+
+    def _largest_node_gpus(self) -> float:
+        """The most GPUs of one node, alive now or seen alive before: Ray reports a dead node's resources
+        as none, and a GPU node that is down must make runs wait for it, not go to the CPU."""
+        alive = max((node["Resources"].get("GPU", 0.0) for node in ray.nodes() if node["Alive"]), default=0.0)
+        with self._sizes_lock:
+            self._most_node_gpus = max(self._most_node_gpus, alive)
+            return self._most_node_gpus
 
     def _gpus_needed(self, task: TaskDefinition) -> int:
         """The sizing rule's GPUs for the task's base model, read once per model; a model the driver
@@ -136,8 +145,6 @@ def _brief(error: RayError) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())[:_REASON_CHARS]}"
 
 
-def _largest_node_gpus() -> float:
-    return max((node["Resources"].get("GPU", 0.0) for node in ray.nodes() if node["Alive"]), default=0.0)
 
 
 def _use_connection(settings: Settings) -> None:

@@ -3,7 +3,9 @@
 
 A CPU-only cluster gets no GPU request (the run goes on the CPU, as on a machine without GPUs); a
 cluster whose largest node has fewer GPUs than a run needs refuses the run here, with the numbers,
-instead of leaving it unschedulable forever.
+instead of leaving it unschedulable forever. "Largest node" is the largest the driver has seen, alive
+or not: Ray forgets a dead node's resources, and a run that went to the CPU because the GPU nodes
+were down would be measured on other hardware than its rivals (``cluster.gpu_runs``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ class ClusterTooSmall(RuntimeError):
 
 def task_resources(settings: Settings, gpus_needed: int, largest_node_gpus: float) -> dict[str, float]:
     """Ray task options (``num_cpus``, ``num_gpus``, ``memory`` in bytes) for a run needing
-    ``gpus_needed`` GPUs on a cluster whose largest node offers ``largest_node_gpus``."""
+    ``gpus_needed`` GPUs on a cluster whose largest node (seen so far) offers ``largest_node_gpus``."""
     rules = settings.cluster
-    gpus = gpus_needed if largest_node_gpus > 0 else 0
+    asks_gpus = {"auto": largest_node_gpus > 0, "always": True, "never": False}[rules.gpu_runs]
+    gpus = gpus_needed if asks_gpus else 0
     if gpus > largest_node_gpus > 0:
         raise ClusterTooSmall(
             f"a run needs {gpus} GPUs (resources.gpu_brackets) but the largest node of the Ray cluster has "

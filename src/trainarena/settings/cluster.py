@@ -33,6 +33,12 @@ class ClusterRules(Section):
         None, ge=0, description="Memory each run asks Ray for (MB), so a node never takes on more runs than it can "
         "hold; None: sandbox.memory_limit_mb, the run's own cap; 0: no request."
     )
+    gpu_runs: Literal["auto", "always", "never"] = Field(
+        "auto", description="Whether runs ask Ray for the GPUs of the sizing rule: 'auto' when a node the driver "
+        "has seen since it connected has GPUs (so runs wait for a GPU node that went down, never silently "
+        "training on the CPU), 'always' (a driver started while every GPU node is down waits for one), "
+        "'never' (CPU only)."
+    )
     stop_poll_seconds: float = Field(
         0.5, gt=0.0, description="How often a node checks whether a job running there was asked to stop (cancelled, "
         "or its worker stopping): the driver asks through a file in the run's folder on the shared data directory."
