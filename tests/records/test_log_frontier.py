@@ -4,6 +4,8 @@ frontier that does not give the last signed root is refused."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,16 @@ def _append(store: Store, key: OperatorKey, number: int) -> None:
         append(session, key, f"entry:{number}", Kind.ROUND, statement)
 
 
+@contextmanager
+def _log(tmp_path: Path, entries: int) -> Iterator[tuple[Store, OperatorKey]]:
+    """A store whose log holds ``entries`` entries, and the key that signed them."""
+    key = init_key(tmp_path / "key.pem")
+    with open_store_url(f"sqlite:///{tmp_path / 'log.db'}") as store:
+        for number in range(entries):
+            _append(store, key, number)
+        yield store, key
+
+
 def _heads_are_the_roots_of_the_leaves(store: Store) -> None:
     with store.session() as session:
         leaves = leaf_hashes(session)
@@ -33,10 +45,7 @@ def _heads_are_the_roots_of_the_leaves(store: Store) -> None:
 
 
 def test_an_append_reads_no_earlier_leaf(tmp_path: Path) -> None:
-    key = init_key(tmp_path / "key.pem")
-    with open_store_url(f"sqlite:///{tmp_path / 'log.db'}") as store:
-        for number in range(12):
-            _append(store, key, number)
+    with _log(tmp_path, 12) as (store, key):
         statements: list[str] = []
         event.listen(store.engine, "before_cursor_execute",
                      lambda _conn, _cursor, sql, *_args: statements.append(sql))
@@ -47,10 +56,7 @@ def test_an_append_reads_no_earlier_leaf(tmp_path: Path) -> None:
 
 
 def test_a_log_without_a_frontier_derives_it_once_and_keeps_its_roots(tmp_path: Path) -> None:
-    key = init_key(tmp_path / "key.pem")
-    with open_store_url(f"sqlite:///{tmp_path / 'log.db'}") as store:
-        for number in range(5):
-            _append(store, key, number)
+    with _log(tmp_path, 5) as (store, key):
         with store.transaction() as session:  # as migration 0011 leaves a log that grew before it
             session.execute(update(LogState).values(frontier=None))
         for number in range(5, 9):
@@ -59,10 +65,7 @@ def test_a_log_without_a_frontier_derives_it_once_and_keeps_its_roots(tmp_path: 
 
 
 def test_a_frontier_that_does_not_give_the_signed_root_is_refused(tmp_path: Path) -> None:
-    key = init_key(tmp_path / "key.pem")
-    with open_store_url(f"sqlite:///{tmp_path / 'log.db'}") as store:
-        for number in range(3):
-            _append(store, key, number)
+    with _log(tmp_path, 3) as (store, key):
         with store.transaction() as session:
             frontier = session.get_one(LogState, 1).frontier
             session.execute(update(LogState).values(frontier=[frontier[0], "00" * 32]))
