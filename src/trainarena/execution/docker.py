@@ -223,8 +223,8 @@ def share_inputs(inputs: Path, uid: int, gid: int) -> None:
 
 
 def _grant(path: Path, gid: int, group_bits: int) -> None:
-    """Give ``gid`` the ``group_bits`` on ``path`` unless anyone may already (the other bits); a file
-    in another group loses that group's access, which is the platform's own cache's."""
+    """Give group ``gid`` the ``group_bits`` on ``path``, unless its other bits give them to every
+    user already. A file of another group moves to ``gid``: the platform's cache is its own."""
     info = path.lstat()
     mode = stat.S_IMODE(info.st_mode)
     if stat.S_ISLNK(info.st_mode) or mode & (group_bits >> 3) == group_bits >> 3:
