@@ -4,6 +4,7 @@ properties it shares with bwrap are tested on both (test_sandbox_*.py, the caps 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -18,11 +19,13 @@ from pathlib import Path
 import pytest
 from execution_helpers import EXAMPLES, MakeJob
 
+from trainarena.contract import RunStatus
 from trainarena.execution import make_backend
 from trainarena.execution.docker import IMAGE_PYTHON, DockerBackend, bind, check_readable, outermost, share_inputs
 from trainarena.execution.docker_cli import OWNER_LABEL, DockerCli, leftovers, owner_is_gone, owner_label
 from trainarena.execution.docker_image import HOST_IMAGE_REPOSITORY, ensure_image, host_image, root_layout
 from trainarena.execution.runtime import SandboxUnavailable, training_python
+from trainarena.pipeline import link_tree
 from trainarena.settings import SandboxRules, Settings
 
 needs_tini = pytest.mark.skipif(not (shutil.which("docker-init") or shutil.which("tini")),
@@ -194,7 +197,7 @@ def test_a_run_whose_platform_died_is_removed_by_the_next_backend(
         cli.call("rm", "--force", alive)
 
 
-def test_the_inputs_are_opened_to_the_container_user_and_an_unreadable_submission_is_refused(tmp_path: Path) -> None:
+def test_the_inputs_are_opened_to_the_container_group_and_an_unreadable_submission_is_refused(tmp_path: Path) -> None:
     inputs = tmp_path / "inputs"
     (inputs / "model").mkdir(parents=True)
     (inputs / "model").chmod(0o700)
@@ -202,10 +205,42 @@ def test_the_inputs_are_opened_to_the_container_user_and_an_unreadable_submissio
     weights.write_bytes(b"w")
     weights.chmod(0o600)  # as the model writer leaves it
     (inputs / "link").symlink_to("/etc/hostname")
-    share_inputs(inputs, uid=os.geteuid() + 1)
-    assert stat.S_IMODE(weights.stat().st_mode) == 0o604 and stat.S_IMODE((inputs / "model").stat().st_mode) == 0o705
+    shared = inputs / "train.jsonl"
+    shared.write_bytes(b"{}")
+    shared.chmod(0o644)  # anyone reads it already: left as it is
+    group = os.getegid() + 1 if os.geteuid() == 0 else os.getegid()  # root may hand a file to any group
+    share_inputs(inputs, uid=os.geteuid() + 1, gid=group)
+    # The container's group reads them; other users of the host still do not.
+    assert stat.S_IMODE(weights.stat().st_mode) == 0o640 and stat.S_IMODE((inputs / "model").stat().st_mode) == 0o750
+    assert weights.stat().st_gid == (inputs / "model").stat().st_gid == group
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o644 and shared.stat().st_gid == os.getegid()
     submission = tmp_path / "checkout"
     submission.mkdir(mode=0o700)
     with pytest.raises(SandboxUnavailable, match=r"checkout \(mode 700\) cannot be read by the docker backend's container user"):
         check_readable(submission, uid=os.geteuid() + 1)
     check_readable(submission, uid=os.geteuid())  # its owner reads it
+
+
+READ_THE_MODEL = """
+import hashlib, pathlib
+weights = pathlib.Path("/inputs/model/model.safetensors").read_bytes()
+pathlib.Path("/output/digest.txt").write_text(hashlib.sha256(weights).hexdigest())
+"""
+
+
+def test_a_run_reads_the_cached_model_which_stays_closed_to_other_users(
+    docker_daemon: str, settings: Settings, make_job: MakeJob, script_dir, tmp_path: Path
+) -> None:
+    cached = tmp_path / "cache" / "model"
+    cached.mkdir(parents=True, mode=0o700)
+    weights = cached / "model.safetensors"
+    weights.write_bytes(os.urandom(4096))
+    weights.chmod(0o600)  # as the model writer leaves it
+    job = make_job(script_dir(READ_THE_MODEL))
+    link_tree(cached, job.inputs_dir / "model")  # as the pipeline gives a run its base model
+    backend = DockerBackend(settings.sandbox, protected=(settings.hidden_dir,), docker=docker_daemon)
+    result = backend.run(job)
+    assert result.status is RunStatus.SUCCEEDED, result.failure_reason
+    assert (job.output_dir / "digest.txt").read_text() == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert weights.stat().st_mode & 0o007 == 0 and cached.stat().st_mode & 0o007 == 0  # never world-readable
+    assert (job.inputs_dir / "model" / "model.safetensors").stat().st_ino == weights.stat().st_ino  # a link, no copy

@@ -8,6 +8,8 @@ What it protects against (the adversarial tests in tests/execution/ run against 
 - Network: ``--network none``: a loopback only, no route, no DNS.
 - Reading what it should not: only the binds above and the run's /submission (ro), /inputs (ro) and
   /output (rw); a mount plan that would expose the hidden directory is refused before anything starts.
+  The inputs (hard links into the platform's caches) are opened to the container's group only, never
+  to every user of the host (``share_inputs``).
 - Writing outside /output: ``--read-only`` root, every bind read-only but /output; /tmp (and
   /dev/shm, in a private IPC namespace) are private tmpfs of ``tmp_max_mb``.
 - Privilege: ``--user`` ``sandbox_uid`` (nobody; the platform's own uid when it is not root),
@@ -169,7 +171,7 @@ class DockerBackend:
         uid, gid = container_user(self._rules)
         if os.geteuid() == 0:  # the run's user writes there; the platform (root) reads it back
             os.chown(job.output_dir, uid, gid)
-        share_inputs(job.inputs_dir, uid)
+        share_inputs(job.inputs_dir, uid, gid)
         check_readable(job.submission_dir, uid)
         container = f"trainarena-{_NAME_UNSAFE.sub('-', job.spec.run_id)}-{uuid.uuid4().hex[:8]}"
         rules, output = self._rules, output_cap(job, self._rules)
@@ -205,23 +207,32 @@ class DockerBackend:
         """Nothing is held between runs (each run removes its container)."""
 
 
-def share_inputs(inputs: Path, uid: int) -> None:
-    """Let the container user read the run's inputs: folders o+rx, files o+r. They are hard links
-    into the platform's caches (the model writer leaves model.safetensors 0600), so the cached copy
-    opens up too: base models, train splits and task files only, which every run is given anyway; the
-    hidden split is never among them (``check_hidden``)."""
+def share_inputs(inputs: Path, uid: int, gid: int) -> None:
+    """Let the container user read the run's inputs, and no other user: what it cannot read yet is
+    handed to its group ``gid`` (folders g+rx, files g+r; others are given nothing). The files are
+    hard links into the platform's caches (the model writer leaves model.safetensors 0600), and a
+    link shares its file's owner and mode, so the cached copy takes that group too; a per-run copy
+    would cost a base model's size on every run. Base models, train splits and task files only,
+    which every run is given anyway; the hidden split is never among them (``check_hidden``)."""
     if uid == inputs.stat().st_uid:
         return
     for folder, _folders, files in os.walk(inputs):
-        _grant(Path(folder), 0o005)
+        _grant(Path(folder), gid, 0o050)
         for name in files:
-            _grant(Path(folder) / name, 0o004)
+            _grant(Path(folder) / name, gid, 0o040)
 
 
-def _grant(path: Path, bits: int) -> None:
-    mode = path.lstat().st_mode
-    if not stat.S_ISLNK(mode) and mode & bits != bits:
-        path.chmod(stat.S_IMODE(mode) | bits)
+def _grant(path: Path, gid: int, group_bits: int) -> None:
+    """Give group ``gid`` the ``group_bits`` on ``path``, unless its other bits give them to every
+    user already. A file of another group moves to ``gid``: the platform's cache is its own."""
+    info = path.lstat()
+    mode = stat.S_IMODE(info.st_mode)
+    if stat.S_ISLNK(info.st_mode) or mode & (group_bits >> 3) == group_bits >> 3:
+        return
+    if info.st_gid != gid:
+        os.chown(path, -1, gid, follow_symlinks=False)
+    if mode & group_bits != group_bits:
+        path.chmod(mode | group_bits)
 
 
 def check_readable(folder: Path, uid: int) -> None:

@@ -3,8 +3,10 @@
 Append-only: an entry is the DSSE envelope of one statement; its leaf is the envelope's canonical
 JSON, hashed as RFC 6962 prescribes (``records.merkle``). After each append the operator signs the
 tree head (size, root, time), so a verifier holding two heads can ask for a consistency proof, and
-one holding an entry and a head for an inclusion proof. Appends run inside the caller's transaction,
-beside the rows they speak about: a statement is in the log exactly when what it states is stored.
+one holding an entry and a head for an inclusion proof. The root comes from the log's frontier
+(``records.merkle``), kept in ``log_state``, so an append costs O(log n) hashes, not one per entry.
+Appends run inside the caller's transaction, beside the rows they speak about: a statement is in the
+log exactly when what it states is stored.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from trainarena.records.merkle import leaf_hash, root_hash
+from trainarena.records.merkle import frontier_append, frontier_of, frontier_root, leaf_hash
 from trainarena.records.signing import OperatorKey, canonical_json, sign_payload
 from trainarena.records.statements import PAYLOAD_TYPE, Kind
 from trainarena.store.log_tables import LogEntry, LogState, TreeHead
@@ -50,28 +52,53 @@ def tree_head_payload(key: OperatorKey | str, size: int, root: bytes, timestamp:
 def append(session: Session, key: OperatorKey, entry_key: str, kind: Kind, statement: dict[str, Any],
            about: Subjects = Subjects()) -> int:
     """Sign ``statement``, append it under ``entry_key`` and sign the new tree head; returns its index.
-    An entry already logged under ``entry_key`` is not appended again (its index is returned)."""
+    An entry already logged under ``entry_key`` is not appended again (its index is returned).
+    O(log n): the new root comes from the stored frontier and the new leaf, no other leaf is read."""
     existing = session.scalar(select(LogEntry.index).where(LogEntry.key == entry_key))
     if existing is not None:
         return existing
     # Taking the next index increments the size first: appenders queue on that row's lock.
-    size = session.execute(update(LogState).where(LogState.id == 1).values(size=LogState.size + 1)
-                           .returning(LogState.size)).scalar_one()
+    size, stored = session.execute(update(LogState).where(LogState.id == 1).values(size=LogState.size + 1)
+                                   .returning(LogState.size, LogState.frontier)).one()
     index = size - 1
+    frontier = _frontier_before(session, index, stored)
     envelope = sign_payload(key, PAYLOAD_TYPE, statement)
+    leaf = entry_leaf_hash(envelope)
     session.add(LogEntry(index=index, key=entry_key, kind=kind.value, tournament_id=about.tournament_id,
-                         run_id=about.run_id, job_id=about.job_id, envelope=envelope,
-                         leaf_hash=entry_leaf_hash(envelope).hex()))
-    session.flush()
-    leaves = leaf_hashes(session)
-    if len(leaves) != size:
-        raise RuntimeError(f"the transparency log holds {len(leaves)} entries but its size says {size}: "
-                           "entries were removed from the store; export and verify the log")
+                         run_id=about.run_id, job_id=about.job_id, envelope=envelope, leaf_hash=leaf.hex()))
+    frontier = frontier_append(frontier, index, leaf)
+    session.execute(update(LogState).where(LogState.id == 1).values(frontier=[node.hex() for node in frontier]))
     now = datetime.now(UTC)
-    root = root_hash(leaves)
+    root = frontier_root(frontier)
     session.add(TreeHead(size=size, root_hash=root.hex(), signed_at=now,
                          envelope=sign_payload(key, TREE_HEAD_TYPE, tree_head_payload(key, size, root, now))))
     return index
+
+
+def _frontier_before(session: Session, size: int, stored: list[str] | None) -> list[bytes]:
+    """The frontier of the log's first ``size`` entries, checked against the store: the first and
+    last of them are there, and the frontier gives the root of the signed head of ``size``. A log
+    without one (first append after migration 0011) derives it once from all its leaves."""
+    if stored is None:
+        leaves = leaf_hashes(session, size)
+        if len(leaves) != size:
+            raise _removed(f"holds {len(leaves)} entries but its size says {size}")
+        return frontier_of(leaves)
+    ends = {0, size - 1} if size else set()
+    found = set(session.scalars(select(LogEntry.index).where(LogEntry.index.in_(ends))))
+    if found != ends:
+        raise _removed(f"lacks entry {min(ends - found)} of the {size} its size says")
+    frontier = [bytes.fromhex(node) for node in stored]
+    head = session.get(TreeHead, size) if size else None
+    if head is not None and (len(frontier) != size.bit_count() or frontier_root(frontier).hex() != head.root_hash):
+        raise RuntimeError(f"the transparency log's stored frontier (log_state.frontier) does not give the root of "
+                           f"its signed head of {size} entries; set it to null, and the next append derives it "
+                           "again from the entries")
+    return frontier
+
+
+def _removed(what: str) -> RuntimeError:
+    return RuntimeError(f"the transparency log {what}: entries were removed from the store; export and verify the log")
 
 
 def leaf_hashes(session: Session, size: int | None = None) -> list[bytes]:

@@ -9,6 +9,9 @@ CT tool can check our proofs and ours can check theirs:
 
 Proofs are built over the list of leaf hashes (O(n) per call; wrap the list in :class:`CachedLeaves`
 to build many proofs over one tree for O(n) in all) and checked with the RFC 9162 algorithms, which need only the sizes, the proof and the two hashes.
+Appending needs no leaf but the new one: the log keeps its *frontier*, the roots of the perfect subtrees
+that a tree of n leaves splits into (one per set bit of n, largest first), which gives the root and the
+next frontier in O(log n) hashes (``frontier_append``, ``frontier_root``).
 
 What a verified proof shows: that the leaf is in the tree the root commits to (inclusion), or that the
 old tree is a prefix of the new one (consistency). Not what it shows: that the root is the operator's,
@@ -61,6 +64,45 @@ def root_hash(leaf_hashes: Sequence[bytes]) -> bytes:
     if not leaf_hashes:
         return hashlib.sha256(b"").digest()
     return _subtree_root(leaf_hashes, 0, len(leaf_hashes))
+
+
+def frontier_of(leaf_hashes: Sequence[bytes]) -> list[bytes]:
+    """The frontier of a tree: the roots of its perfect subtrees, left to right, one per set bit of its
+    size from the highest (RFC 6962's split makes each left subtree perfect). O(n): done once, for a log
+    whose frontier was never stored."""
+    frontier, low, size = [], 0, len(leaf_hashes)
+    for bit in reversed(range(size.bit_length())):
+        if size >> bit & 1:
+            frontier.append(_subtree_root(leaf_hashes, low, low + (1 << bit)))
+            low += 1 << bit
+    return frontier
+
+
+def frontier_append(frontier: Sequence[bytes], size: int, leaf: bytes) -> list[bytes]:
+    """The frontier after appending ``leaf`` to the tree of ``size`` leaves whose frontier is given.
+
+    Like adding 1 in binary: each trailing set bit of ``size`` is a perfect subtree of the new leaf's
+    width, which merges with it into one twice as wide (at most log2 n hashes).
+    """
+    if size < 0 or len(frontier) != size.bit_count():
+        raise ProofError(f"a frontier of a tree of {size} leaves has {max(size, 0).bit_count()} hashes, "
+                         f"not {len(frontier)}")
+    merged, node = list(frontier), leaf
+    while size & 1:
+        node = node_hash(merged.pop(), node)
+        size >>= 1
+    merged.append(node)
+    return merged
+
+
+def frontier_root(frontier: Sequence[bytes]) -> bytes:
+    """MTH of the tree whose frontier is given: each perfect subtree is the left child of what follows it."""
+    if not frontier:
+        return root_hash([])
+    root = frontier[-1]
+    for left in reversed(frontier[:-1]):
+        root = node_hash(left, root)
+    return root
 
 
 def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:

@@ -1,5 +1,6 @@
 """The transparency log's tables (migration 0008): its entries, in append order, and the signed tree
-head after each append. ``records/log.py`` is the only writer; nothing ever updates or deletes a row.
+head after each append. ``records/log.py`` is the only writer; nothing ever updates or deletes an
+entry or a head (only the one ``log_state`` row changes, at each append).
 
 Entries carry plain ids of what they record (no foreign keys): the log outlives the rows it speaks
 about, and removing a tournament must never rewrite it.
@@ -19,13 +20,17 @@ __all__ = ["LogEntry", "LogState", "TreeHead"]
 
 
 class LogState(Base):
-    """One row: the log's size. Every append first increments it, which takes the write lock on SQLite
-    and the row lock on PostgreSQL, so concurrent appenders (drivers, job workers) queue up there."""
+    """One row: the log's size and frontier (migration 0011). Every append first increments the size,
+    which takes the write lock on SQLite and the row lock on PostgreSQL, so concurrent appenders
+    (drivers, job workers) queue up there, and then replaces the frontier under that lock."""
 
     __tablename__ = "log_state"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     size: Mapped[int] = mapped_column(Integer, default=0)
+    # Hex roots of the perfect subtrees of the tree of `size` leaves (records.merkle.frontier_of): an
+    # append hashes only these and its leaf. None until the first append after migration 0011.
+    frontier: Mapped[list[Any] | None] = mapped_column()
 
 
 class LogEntry(Base):
