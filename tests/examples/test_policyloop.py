@@ -46,6 +46,15 @@ def tiny_model():
     return model.eval()
 
 
+def shifted_copy(base):
+    """A copy of ``base`` with 1 added to every weight: each moved weight's fraction is readable."""
+    model = copy.deepcopy(base)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+    return model
+
+
 def sequences(count: int = 12) -> list[tuple[list[int], int]]:
     rng = random.Random(0)
     out = []
@@ -89,10 +98,7 @@ def test_best_scale_is_the_one_of_lowest_held_out_loss(house):
 def test_scaling_toward_the_base_moves_the_weights_that_fraction(house):
     dpo = house["dpo"]
     base = tiny_model()
-    model = copy.deepcopy(base)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(1.0)
+    model = shifted_copy(base)
     dpo.scale_toward_base(model, base, lora=False, scale=0.25)
     for moved, original in zip(model.parameters(), base.parameters(), strict=True):
         assert torch.allclose(moved, original + 0.25, atol=1e-6)
@@ -147,10 +153,7 @@ def test_grpo_guard_picks_the_best_fraction_scored_in_time(house):
 def test_grpo_guard_moves_from_the_base_whatever_the_weights_were_at(house):
     grpo = house["grpo"]
     base = tiny_model()
-    model = copy.deepcopy(base)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(1.0)
+    model = shifted_copy(base)
     tuned = {name: p.detach().clone() for name, p in model.named_parameters()}
     for scale in (0.0, 0.5, 0.25):  # each from wherever the last left the weights
         grpo.move_from_base(model, base, False, tuned, scale)
