@@ -1,7 +1,9 @@
-"""The pieces of the house DPO and GRPO loops (examples/competitors/baseline/policyloop.py, dpo.py) on a
-tiny LLaMA built from a config: packed completion log-probs equal the scorer's, per sequence and per
-sampling temperature, and carry gradients; the held-out scaling picks the scale of lowest DPO loss and
-moves the weights that fraction of the way from the base, for a full model and for LoRA."""
+"""The pieces of the house DPO and GRPO loops (examples/competitors/baseline/policyloop.py, dpo.py,
+grpo.py) on a tiny LLaMA built from a config: packed completion log-probs equal the scorer's, per
+sequence and per sampling temperature, and carry gradients; the held-out scaling picks the scale of
+lowest DPO loss and moves the weights that fraction of the way from the base, for a full model and for
+LoRA; GRPO's advantages are the centred weights toward base * exp(R / kl_coef), and its held-out guard
+picks the fraction of highest score, whatever fraction the weights were at before."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ def house():
     """The house modules, imported as the script imports them (by name, from its own folder)."""
     sys.path.insert(0, str(HOUSE))
     try:
-        yield {name: importlib.import_module(name) for name in ("policyloop", "dpo")}
+        yield {name: importlib.import_module(name) for name in ("policyloop", "dpo", "grpo")}
     finally:
         sys.path.remove(str(HOUSE))
         for name, module in list(sys.modules.items()):
@@ -42,6 +44,15 @@ def tiny_model():
     model = LlamaForCausalLM(config)
     model.set_attn_implementation("sdpa")
     return model.eval()
+
+
+def shifted_copy(base):
+    """A copy of ``base`` with 1 added to every weight: each moved weight's fraction is readable."""
+    model = copy.deepcopy(base)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+    return model
 
 
 def sequences(count: int = 12) -> list[tuple[list[int], int]]:
@@ -87,10 +98,7 @@ def test_best_scale_is_the_one_of_lowest_held_out_loss(house):
 def test_scaling_toward_the_base_moves_the_weights_that_fraction(house):
     dpo = house["dpo"]
     base = tiny_model()
-    model = copy.deepcopy(base)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(1.0)
+    model = shifted_copy(base)
     dpo.scale_toward_base(model, base, lora=False, scale=0.25)
     for moved, original in zip(model.parameters(), base.parameters(), strict=True):
         assert torch.allclose(moved, original + 0.25, atol=1e-6)
@@ -111,3 +119,43 @@ def test_scaling_a_lora_model_scales_its_update(house):
     for name, parameter in model.named_parameters():
         factor = 0.5 if "lora_B" in name else 1.0
         assert torch.equal(parameter, before[name] * factor), name
+
+
+def test_grpo_advantages_are_centred_weights_toward_the_scores_optimum(house):
+    grpo = house["grpo"]
+    scores = torch.tensor([[0.2, 0.2, 0.2, 0.2], [0.0, 0.1, 0.0, 0.0], [0.3, 0.25, 0.0, -0.1]])
+    advantages = grpo.group_advantages(scores, 0.05)
+    weights = torch.exp(scores / 0.05)
+    expected = 4 * weights / weights.sum(1, keepdim=True) - 1
+    assert torch.allclose(advantages, expected, atol=1e-5)
+    assert advantages[0].abs().max() < 1e-6  # an all-alike group teaches nothing
+    assert torch.allclose(advantages.sum(1), torch.zeros(3), atol=1e-5)
+    # e^(0.1 / 0.05) = e^2 times the others' weight: the better completion gets nearly all of it
+    assert advantages[1, 1] == pytest.approx(4 * math.e**2 / (math.e**2 + 3) - 1, abs=1e-5)
+    plain = grpo.group_advantages(scores, 0.0)  # no KL in the score: GRPO's group-normalised ones
+    assert torch.allclose(plain[2], (scores[2] - scores[2].mean()) / (scores[2].std() + grpo.STD_EPSILON))
+
+
+def test_grpo_guard_picks_the_best_fraction_scored_in_time(house):
+    grpo = house["grpo"]
+    scored = []
+
+    def score_at(scale):
+        scored.append(scale)
+        return {1.0: 0.02, 0.0: 0.03, 0.5: 0.05, 0.75: 0.04, 0.25: 0.01}[scale]
+
+    assert grpo.best_fraction(score_at, lambda: False) == (0.5, {1.0: 0.02, 0.0: 0.03, 0.5: 0.05, 0.75: 0.04, 0.25: 0.01})
+    assert scored == list(grpo.SCALES) and grpo.SCALES[:2] == (1.0, 0.0)  # trained, then base, first
+    assert grpo.best_fraction(score_at, lambda: len(scored) >= 7)[0] == 0.0  # time for two: the base beat training
+    assert grpo.best_fraction(score_at, lambda: True) == (1.0, {})  # no time at all: the trained model
+
+
+def test_grpo_guard_moves_from_the_base_whatever_the_weights_were_at(house):
+    grpo = house["grpo"]
+    base = tiny_model()
+    model = shifted_copy(base)
+    tuned = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for scale in (0.0, 0.5, 0.25):  # each from wherever the last left the weights
+        grpo.move_from_base(model, base, False, tuned, scale)
+        for moved, original in zip(model.parameters(), base.parameters(), strict=True):
+            assert torch.allclose(moved, original + scale, atol=1e-6)
