@@ -79,6 +79,7 @@ def test_packed_completion_logps_equal_the_scorers_and_carry_gradients(house):
             logps = (model(torch.tensor([ids])).logits[0, :-1] / 0.7).log_softmax(-1)
             tempered.append(sum(logps[i - 1, ids[i]].item() for i in range(start, len(ids))))
     assert sums[1].tolist() == pytest.approx(tempered, abs=1e-4)
+    assert summed_logps(model, given, 4, 0, torch.device("cpu"), temperature=0.7) == pytest.approx(tempered, abs=1e-4)
     sums[1].sum().backward()
     assert all(p.grad is not None for p in model.model.layers[0].parameters())
 

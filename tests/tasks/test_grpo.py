@@ -95,6 +95,20 @@ def test_a_changed_policy_pays_a_kl_penalty(assets, prepared, tmp_path):
     assert penalised["score"] == pytest.approx(without["score"] - without["details"]["kl"], abs=1e-4)
 
 
+def test_a_flatter_policy_pays_a_kl_penalty_too(assets, prepared, tmp_path):
+    # Log-probs at temperature 1 of completions sampled at 0.7 made a model flatter than the base
+    # score a negative "KL": a bonus for unlearning. At the sampling temperature it is a real KL.
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(assets.tiny_llama)
+    with torch.no_grad():
+        model.model.norm.weight.mul_(0.8)  # every logit scaled by 0.8: the same ranking, a flatter distribution
+    model.save_pretrained(tmp_path / "flatter")
+    # measured: -2.13 nats at temperature 1, +0.125 at the sampling temperature (0.7)
+    assert score(prepared, tmp_path / "flatter", kl_coef=0.0)["details"]["kl"] > 0.05
+
+
 def test_spec_refuses_all_zero_weights(assets, tmp_path):
     zero = [{"source": "def f(completions, **kw):\n    return [0.0] * len(completions)\n", "weight": 0}]
     with pytest.raises(DatasetError, match="weights sum to 0"):

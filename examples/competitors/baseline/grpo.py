@@ -2,8 +2,8 @@
 is scored, on the clock like train.py. No TRL (policyloop.py says why).
 
 The score of a completion c of a prompt is R(c) - kl_coef * (log p_trained(c) - log p_base(c)), with R
-the task's weighted reward functions and c sampled with the platform's settings (the dataset spec's
-"scoring" entry). Each step samples GENERATIONS completions for each of PROMPTS_PER_STEP prompts with
+the task's weighted reward functions, c sampled with the platform's settings (the dataset spec's
+"scoring" entry) and both log-probs at the sampling temperature. Each step samples GENERATIONS completions for each of PROMPTS_PER_STEP prompts with
 those settings and scores every completion so (KL included, against the base model).
 
 - The update: the policy that maximises E[R] - kl_coef * KL(policy || base) is base * exp(R / kl_coef)
@@ -169,10 +169,11 @@ def run(args, stop_at: float) -> int:
         sequences = [(prompts[i] + c, len(prompts[i])) for i, c in zip(chosen, completions, strict=True)]
         return None if rewards is None else (sequences, rewards)
 
-    def scores(sequences, rewards: list[float], plain):
-        """The scored quantity per completion: reward minus kl_coef times its log-ratio to the base."""
+    def scores(sequences, rewards: list[float], tempered):
+        """The scored quantity per completion: reward minus kl_coef times its log-ratio to the base, both
+        at the sampling temperature."""
         with torch.no_grad(), base_context():
-            kl = plain.detach() - base_logps(sequences)[0][0] if kl_coef else torch.zeros_like(plain)
+            kl = tempered.detach() - base_logps(sequences, (temperature,))[0][0] if kl_coef else torch.zeros_like(tempered)
         return torch.tensor(rewards, device=kl.device) - kl_coef * kl
 
     def step(indices: list[int]) -> float:
@@ -180,8 +181,8 @@ def run(args, stop_at: float) -> int:
         if sampled is None:
             return math.nan
         model.train()
-        tempered, plain = logps(sampled[0], (temperature, 1.0))[0]
-        scored = scores(*sampled, plain).view(-1, GENERATIONS)
+        tempered = logps(sampled[0], (temperature,))[0][0]
+        scored = scores(*sampled, tempered).view(-1, GENERATIONS)
         loss = -(group_advantages(scored, kl_coef).flatten() * tempered).mean()
         policyloop.optimizer_step(model, optimizer, schedule, loss)
         return scored.mean().item()
@@ -192,7 +193,7 @@ def run(args, stop_at: float) -> int:
         if sampled is None:
             return -math.inf
         with torch.no_grad():
-            return scores(*sampled, logps(sampled[0])[0][0]).mean().item()
+            return scores(*sampled, logps(sampled[0], (temperature,))[0][0]).mean().item()
 
     batches = ([trained[i] for i in batch] for batch in fastloop.step_batches(len(trained), PROMPTS_PER_STEP, args.seed, MAX_EPOCHS))
     steps = policyloop.train_on_clock(step, batches, stop_at, reserve_steps=HELD_OUT_STEPS if held_out else 0.0)

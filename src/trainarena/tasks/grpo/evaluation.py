@@ -4,7 +4,10 @@ with the task's weighted reward functions (run in the reward sandbox, never here
 penalty to the base model. Higher is better.
 
 Per prompt: ``sum_i w_i * reward_i - kl_coef * (logp_trained(c) - logp_base(c))`` with weights normalised
-to sum to 1 and ``c`` the sampled completion's tokens (eos included when generated). The score is the
+to sum to 1 and ``c`` the sampled completion's tokens (eos included when generated). Both log-probs are
+taken at the sampling temperature, so the KL term estimates KL(trained || base) of the distributions
+the completions are drawn from (never negative in expectation); at temperature 1 a model flatter than
+the base, sampled at 0.7, scored a negative "KL", a bonus for learning nothing. The score is the
 mean; ``per_example`` holds each prompt's share (its value / prompts), whose sum is the score
 (``engine.scores``); details hold each reward's mean and the mean KL. Where the rewards declare their
 ranges, the weighted reward span is returned as the task's lead unit.
@@ -37,10 +40,11 @@ def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
     prompt_ids = [list(tokenizer(p)["input_ids"])[-(rules["eval_max_length"] // 2) :] for p in prompts]
     completion_ids = generate(policy, tokenizer, prompt_ids, sampling, rules["eval_batch_size"], device)
     sequences = [(p + c, len(p)) for p, c in zip(prompt_ids, completion_ids, strict=True)]
-    policy_logps = summed_logps(policy, sequences, rules["eval_batch_size"], pad_id(tokenizer), device)
+    temperature = float(sampling["temperature"])
+    policy_logps = summed_logps(policy, sequences, rules["eval_batch_size"], pad_id(tokenizer), device, temperature)
     del policy
     reference = load_scoring_model(Path(request["base_model"]), request["base_model"], device)
-    reference_logps = summed_logps(reference, sequences, rules["eval_batch_size"], pad_id(tokenizer), device)
+    reference_logps = summed_logps(reference, sequences, rules["eval_batch_size"], pad_id(tokenizer), device, temperature)
     texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
     columns = {spec.field_extra: [row.get(spec.field_extra, "") for row in rows]} if spec.field_extra else {}
     rewards = score_rewards(spec.reward_functions, prompts, texts, columns, RewardSandbox.from_dict(request["reward_sandbox"]))

@@ -113,8 +113,10 @@ def _short(value: object, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def summed_logps(model, sequences: list[tuple[list[int], int]], batch_size: int, pad: int, device) -> list[float]:
-    """For each ``(ids, prompt_len)``: the summed log-probability of ``ids[prompt_len:]`` given what precedes."""
+def summed_logps(model, sequences: list[tuple[list[int], int]], batch_size: int, pad: int, device,
+                 temperature: float = 1.0) -> list[float]:
+    """For each ``(ids, prompt_len)``: the summed log-probability of ``ids[prompt_len:]`` given what precedes,
+    under the model's distribution at ``temperature`` (its logits divided by it)."""
     import torch
 
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i][0]))
@@ -122,12 +124,13 @@ def summed_logps(model, sequences: list[tuple[list[int], int]], batch_size: int,
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            for i, value in zip(chunk, _batch_logps(model, [sequences[i] for i in chunk], pad, device), strict=True):
+            batch = [sequences[i] for i in chunk]
+            for i, value in zip(chunk, _batch_logps(model, batch, pad, device, temperature), strict=True):
                 sums[i] = value
     return sums
 
 
-def _batch_logps(model, sequences: list[tuple[list[int], int]], pad: int, device) -> list[float]:
+def _batch_logps(model, sequences: list[tuple[list[int], int]], pad: int, device, temperature: float) -> list[float]:
     import torch
 
     width = max(len(ids) for ids, _ in sequences)
@@ -139,7 +142,7 @@ def _batch_logps(model, sequences: list[tuple[list[int], int]], pad: int, device
         attention[row, : len(ids)] = 1
         completion[row, prompt_len : len(ids)] = True
     logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits.float()
-    logps = torch.log_softmax(logits[:, :-1], dim=-1)
+    logps = torch.log_softmax(logits[:, :-1] / temperature, dim=-1)
     targets = input_ids[:, 1:].to(device)
     token_logps = logps.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     return (token_logps * completion[:, 1:].to(device)).sum(dim=1).tolist()
