@@ -61,10 +61,15 @@ def image_assets(tmp_path_factory: pytest.TempPathFactory):
 _COSTLY_FIXTURES = frozenset({"assets", "image_assets"})
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if _COSTLY_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    if config.getoption("--skip-store-independent"):
+        same = [item for item in items if not runs_on_the_chosen_store(item)]
+        if same:
+            config.hook.pytest_deselected(items=same)
+            items[:] = [item for item in items if runs_on_the_chosen_store(item)]
 
 
 def _command_line_if_using(pid: Path, folder: str) -> str | None:
@@ -153,6 +158,16 @@ def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
 # Tests of SQLite itself name a sqlite:/// URL; tests of the embedded default clear TRAINARENA_*.
 STORES = ("sqlite", "postgresql")
 _FOLDER_FIXTURES = frozenset({"tmp_path", "tmp_path_factory"})
+# Fixtures through which a test names its database itself, whatever --store says.
+_OWN_DATABASE_FIXTURES = frozenset({"url_on_each_backend", "postgres_url"})
+
+
+def runs_on_the_chosen_store(item: pytest.Item) -> bool:
+    """Whether --store changes what a test runs on: it has a folder of its own (where its store lives,
+    or the database --store gives it) and names no database itself. The others run the same on either
+    store, so a second pass (--skip-store-independent) leaves them to the first."""
+    names = set(getattr(item, "fixturenames", ()))
+    return bool(_FOLDER_FIXTURES & names) and not _OWN_DATABASE_FIXTURES & names
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -160,6 +175,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--store", choices=STORES, default=os.environ.get("TRAINARENA_TEST_STORE", "sqlite"),
         help="the database every store of the tests uses: sqlite (the default: a file in the test's folder) or "
         "postgresql (a fresh database per test on the local cluster); default $TRAINARENA_TEST_STORE or sqlite",
+    )
+    parser.addoption(
+        "--skip-store-independent", action="store_true",
+        help="deselect the tests that run the same on either store (see runs_on_the_chosen_store): for a second "
+        "pass with --store postgresql after a first one that ran them (scripts/test)",
     )
 
 

@@ -110,7 +110,7 @@ def _postgres_pass(project: Path) -> str:
     assert paths is not None
     for path in paths.group(1).split():
         assert (REPO / path).exists(), f"scripts/test's PostgreSQL pass names {path}, which is gone"
-    return f"python -m pytest --store postgresql -m not slow and not browser {paths.group(1)}"
+    return f"python -m pytest --store postgresql --skip-store-independent -m not slow and not browser {paths.group(1)}"
 
 
 def test_scripts_test_runs_the_store_heavy_tests_again_on_postgresql_when_a_cluster_is_up(project: Path) -> None:
