@@ -1,9 +1,10 @@
 """The pieces of the house DPO and GRPO loops (examples/competitors/baseline/policyloop.py, dpo.py,
 grpo.py) on a tiny LLaMA built from a config: packed completion log-probs equal the scorer's, per
-sequence and per sampling temperature, and carry gradients; the held-out scaling picks the scale of
-lowest DPO loss and moves the weights that fraction of the way from the base, for a full model and for
-LoRA; GRPO's advantages are the centred weights toward base * exp(R / kl_coef), and its held-out guard
-picks the fraction of highest score, whatever fraction the weights were at before."""
+sequence and per sampling temperature, and carry gradients; the SFT phase's loss is the chosen answers'
+NLL per token; the held-out scaling picks the scale of lowest DPO loss (past the trained weights when
+their margins are right but timid) and moves the weights that fraction of the way from the base, for a
+full model and for LoRA; GRPO's advantages are the centred weights toward base * exp(R / kl_coef), and
+its held-out guard picks the fraction of highest score, whatever fraction the weights were at before."""
 
 from __future__ import annotations
 
@@ -84,6 +85,26 @@ def test_packed_completion_logps_equal_the_scorers_and_carry_gradients(house):
     assert all(p.grad is not None for p in model.model.layers[0].parameters())
 
 
+def test_sft_loss_is_the_chosen_completions_nll_per_token_and_training_on_it_lowers_it(house):
+    from trainarena.tasks.text.scoring import summed_logps
+
+    model, rng = tiny_model(), random.Random(2)
+    pairs = [([rng.randrange(1, VOCAB) for _ in range(rng.randint(2, 9))],
+              [rng.randrange(1, VOCAB) for _ in range(rng.randint(1, 5))],
+              [rng.randrange(1, VOCAB) for _ in range(rng.randint(1, 5))]) for _ in range(6)]
+    logps = house["policyloop"].packed_logps(model, 0, False)
+    chosen = [(p + c, len(p)) for p, c, _ in pairs]
+    per_token = [s / len(c) for s, (_, c, _) in zip(summed_logps(model, chosen, 4, 0, torch.device("cpu")), pairs, strict=True)]
+    loss = house["dpo"].sft_loss(logps, pairs)
+    assert loss.item() == pytest.approx(-sum(per_token) / len(pairs), abs=1e-4)  # the rejected answers play no part
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(5):
+        optimizer.zero_grad()
+        house["dpo"].sft_loss(logps, pairs).backward()
+        optimizer.step()
+    assert house["dpo"].sft_loss(logps, pairs).item() < loss.item() - 0.1
+
+
 def test_best_scale_is_the_one_of_lowest_held_out_loss(house):
     dpo = house["dpo"]
     assert dpo.best_scale([3.0] * 9 + [-1.0]) == 1.0  # mostly right and confident: keep the training
@@ -96,6 +117,12 @@ def test_best_scale_is_the_one_of_lowest_held_out_loss(house):
     assert loss(dpo.best_scale(margins)) == min(loss(s) for s in dpo.SCALES)
 
 
+def test_best_scale_extrapolates_right_but_timid_margins(house):
+    """Every held-out pair ranked right, by little: the weights move past the trained ones (ExPO)."""
+    dpo = house["dpo"]
+    assert dpo.best_scale([0.2] * 10) == max(dpo.SCALES) > 1.0
+
+
 def test_scaling_toward_the_base_moves_the_weights_that_fraction(house):
     dpo = house["dpo"]
     base = tiny_model()
@@ -103,6 +130,9 @@ def test_scaling_toward_the_base_moves_the_weights_that_fraction(house):
     dpo.scale_toward_base(model, base, lora=False, scale=0.25)
     for moved, original in zip(model.parameters(), base.parameters(), strict=True):
         assert torch.allclose(moved, original + 0.25, atol=1e-6)
+    dpo.scale_toward_base(model, base, lora=False, scale=2.0)  # past the trained weights: twice their change
+    for moved, original in zip(model.parameters(), base.parameters(), strict=True):
+        assert torch.allclose(moved, original + 0.5, atol=1e-6)
 
 
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft 0.21 on transformers 5

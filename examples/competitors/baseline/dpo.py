@@ -4,13 +4,19 @@ minimises exactly the scored loss, on the clock like train.py. No TRL (policyloo
 - Rows are rendered and tokenized as the scorer does (the dataset spec's format strings and its
   "scoring" entry: prompt and prompt + completion + eos tokenized apart, the completion being what
   follows their common prefix).
+- The first SFT_FRACTION of the training time, at most one epoch, is supervised fine-tuning on the
+  chosen completions (mean token NLL), then DPO: the SFT-then-preference recipe of the DPO paper
+  (there the reference is the SFT model; here it stays the base, as the scorer's is). SFT teaches
+  what a good completion looks like from every token, where a DPO pair gives one bit; too long an
+  SFT phase hurt (it raises both answers of a pair, and DPO must undo that).
 - The reference log-probs (the base model's) are computed once per pair, when a step first uses it.
 - Each step packs its pairs' chosen and rejected sequences in one row (policyloop.completion_logps).
 - A held-out tenth of the pairs (at most 64) decides, after training, how far the model moves from
-  the base: the weights are scaled back toward the base's (by the factor whose held-out DPO loss is lowest, margins
-  taken as proportional to it). When the pairs teach little, as on a short run, training mostly adds
-  noise to the margins, and a DPO loss grows with noisy margins: a short run scored worse than the
-  base itself without this.
+  the base: the weights become base + s * (trained - base) for the s in SCALES whose held-out DPO
+  loss is lowest, margins taken as proportional to s. When the pairs teach little, as on a short run,
+  training mostly adds noise to the margins, and a DPO loss grows with noisy margins: a short run
+  scored worse than the base itself without s < 1. When the margins are right but timid, s > 1
+  extrapolates past the trained weights (as ExPO does with DPO models, Zheng et al. 2024).
 - Full fine-tune for small models, LoRA for large ones (train.load_model); on a GPU, varlen attention,
   Liger's kernels when installed and fused AdamW (policyloop.py).
 """
@@ -29,11 +35,18 @@ from collections.abc import Callable
 LEARNING_RATE = 1e-3
 LEARNING_RATE_LORA = 2e-4  # not measured here (no large model offline): the instruct recipe's LoRA rate
 BATCH_SIZE = 8
+# Share of the training time spent on SFT before DPO, at most one epoch of steps (the rest is DPO).
+# Hidden DPO loss, seed 1: 0 -> 0.670-0.676, 0.15 -> 0.647, 0.2 -> 0.646, 0.3 -> 0.676, 0.5 -> 0.679;
+# at 120 s the time share alone gave ~3 epochs of SFT and 0.688, capped (65 steps) 0.638
+# (docs/benchmarks.md, "DPO and GRPO: what was tried").
+SFT_FRACTION = 0.2
 MAX_EPOCHS = 4
 MAX_LENGTH = 512
 HELD_OUT_FRACTION = 0.1  # pairs kept out of training to choose the scale below
 HELD_OUT_MAX_PAIRS = 64  # at most this many, so the pass fits the time kept for it on any split size
-SCALES = (0.0, 0.25, 0.5, 0.75, 1.0)  # how far from the base (0) toward the trained weights (1)
+# How far from the base (0) toward the trained weights (1) and past them: after SFT then DPO the
+# hidden margins were timid (their best multiplier 1.5-2 on every seed); up to 2: 0.652 vs 0.658.
+SCALES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 # The held-out pass costs about this many training steps' time (two forward passes per pair, no
 # backward, at most 8 batches of 8), kept free at the end of training.
 HELD_OUT_STEPS = 6
@@ -96,6 +109,13 @@ def reference_logps(base, base_context, pairs: list[Pair], pad_id: int, varlen: 
     return reference
 
 
+def sft_loss(logps: Callable, batch: list[Pair]):
+    """The SFT phase's loss: the mean over ``batch`` of its chosen completions' NLL per token (``logps``:
+    policyloop.packed_logps's); the rejected ones are not computed."""
+    sums, counts = logps(sequences(batch)[: len(batch)])
+    return -(sums[0] / counts.clamp(min=1)).mean()
+
+
 def best_scale(margins: list[float]) -> float:
     """The scale in SCALES whose margins (``margins`` times it) give the lowest mean DPO loss.
 
@@ -150,11 +170,17 @@ def run(args, stop_at: float) -> int:
     held_out, trained = order[:held], order[held:]
     max_steps = math.ceil(len(trained) / BATCH_SIZE) * MAX_EPOCHS
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, time_cosine(time.time(), stop_at, max_steps))
+    sft_until, sft_steps_left = time.time() + SFT_FRACTION * (stop_at - time.time()), math.ceil(len(trained) / BATCH_SIZE)
 
     def step(indices: list[int]) -> float:
-        policy = logps(sequences([pairs[i] for i in indices]))[0][0].view(2, -1)
-        chosen, rejected = policy - reference(indices)
-        loss = -F.logsigmoid(beta * (chosen - rejected)).mean()
+        nonlocal sft_steps_left
+        if sft_steps_left > 0 and time.time() < sft_until:
+            sft_steps_left -= 1
+            loss = sft_loss(logps, [pairs[i] for i in indices])
+        else:
+            policy = logps(sequences([pairs[i] for i in indices]))[0][0].view(2, -1)
+            chosen, rejected = policy - reference(indices)
+            loss = -F.logsigmoid(beta * (chosen - rejected)).mean()
         return policyloop.optimizer_step(model, optimizer, schedule, loss)
 
     batches = ([trained[i] for i in batch] for batch in fastloop.step_batches(len(trained), BATCH_SIZE, args.seed, MAX_EPOCHS))
