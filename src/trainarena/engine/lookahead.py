@@ -34,10 +34,10 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from trainarena.contract import Direction
-from trainarena.engine.bracket import next_step
+from trainarena.engine.bracket import next_steps
 from trainarena.engine.model import Match, PlayedMatch, PlayedRound, PlayRound, RoundPlan, Stage, TaskOutcome, TournamentRecord
 from trainarena.engine.ranking import better_first_key, decide_match, is_failed
 from trainarena.settings import TournamentRules
@@ -124,10 +124,8 @@ def look_ahead(record: TournamentRecord, plan: RoundPlan, matches: Sequence[Open
         per_match.append(completions)
     if math.prod(len(c) for c in per_match) > max_completions:
         return None
-    rounds: dict[RoundPlan | None, None] = {}
-    for played in itertools.product(*per_match):
-        step = next_step(replace(record, rounds=(*record.rounds, PlayedRound(plan, played))), rules)
-        rounds.setdefault(step.plan if isinstance(step, PlayRound) else None)
+    completions = (PlayedRound(plan, played) for played in itertools.product(*per_match))
+    rounds = {step.plan if isinstance(step, PlayRound) else None: None for step in next_steps(record, rules, completions)}
     return Lookahead(tuple(rounds))
 
 
