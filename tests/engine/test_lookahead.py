@@ -96,6 +96,9 @@ def test_certain_runs_are_played_next_and_possible_runs_cover_the_next_round_wha
         step = next_step(replace(before, rounds=(*before.rounds, completed)), rules)
         actual = step.plan if isinstance(step, PlayRound) else None
         assert actual in lookahead.rounds
+        succeeded = all(o.score is not None for m in completed.matches for i, task in enumerate(m.tasks) for o in task
+                        if (m.match.match_id, i, o.competitor) in unfinished)
+        assert actual in lookahead.if_all_succeed or not succeeded
         runs = set(round_runs(actual)) if actual is not None else set()
         assert set(lookahead.certain()) <= runs
         assert runs <= lookahead.possible()
@@ -131,32 +134,31 @@ def test_a_finalist_whose_opponent_failed_is_a_bet_on_the_boss_round_not_a_certa
     record, plan, matches = _knockout("ab", 7, {"a": None})
     lookahead = look_ahead(record, plan, matches, KNOCKOUT, CAP)
     boss = RoundPlan(1, Stage.BOSS, (Match("boss", ("b", "king"), 3, 1),))
-    assert lookahead == Lookahead((boss, None)) or lookahead == Lookahead((None, boss))
+    assert lookahead is not None and set(lookahead.rounds) == {boss, None} and lookahead.if_all_succeed == (boss,)
     assert lookahead.certain() == ()  # b may fail too, and the champion keeps the title
     assert lookahead.bets() == round_runs(boss) == tuple(NextRun(1, Stage.BOSS, "boss", i, c) for i in range(3) for c in ("b", "king"))
 
 
-def test_the_bet_is_the_larger_of_two_rounds_that_can_follow() -> None:
-    # The demo's seed-2 shape: one pair decided, another's only hope still training. If it succeeds
-    # a final of two runs follows, if it fails the boss round of six: the bet is the boss round.
+def test_the_first_bets_are_on_the_runs_still_training_succeeding() -> None:
+    # The demo's seed-2 shape: one pair decided, the other's only hope still training. If it succeeds
+    # a final follows, if it fails the boss round: the bet is the final, then the boss round.
     record, plan, matches = _knockout("abcd", 1, {})
-    pairs = [m.competitors for m in plan.matches]
-    (first, second), (hope, failed) = pairs
-    scores = {first: 1.0, second: 2.0, failed: None}
-    record, plan, matches = _knockout("abcd", 1, scores)
+    (first, second), (hope, failed) = (m.competitors for m in plan.matches)
+    record, plan, matches = _knockout("abcd", 1, {first: 1.0, second: 2.0, failed: None})
     lookahead = look_ahead(record, plan, matches, KNOCKOUT, CAP)
     assert lookahead is not None and lookahead.certain() == ()
     boss = RoundPlan(1, Stage.BOSS, (Match("boss", (first, "king"), 3, 1),))
-    assert boss in lookahead.rounds and len(lookahead.rounds) == 2
-    assert lookahead.bets()[: len(round_runs(boss))] == round_runs(boss)
+    (final,) = lookahead.if_all_succeed
+    assert set(lookahead.rounds) == {final, boss} and {c for m in final.matches for c in m.competitors} == {first, hope}
+    assert lookahead.bets() == round_runs(final) + round_runs(boss)
 
 
 def test_a_settled_round_is_certain_whole() -> None:
     record, plan, matches = _knockout("ab", 7, {"a": None})
     done = look_ahead(record, plan, _knockout("ab", 7, {"a": None, "b": 1.5})[2], KNOCKOUT, CAP)
     boss = RoundPlan(1, Stage.BOSS, (Match("boss", ("b", "king"), 3, 1),))
-    assert done == Lookahead((boss,)) and done.certain() == round_runs(boss) and done.bets() == ()
-    assert look_ahead(record, plan, _knockout("ab", 7, {"a": None, "b": None})[2], KNOCKOUT, CAP) == Lookahead((None,))
+    assert done == Lookahead((boss,), (boss,)) and done.certain() == round_runs(boss) and done.bets() == ()
+    assert look_ahead(record, plan, _knockout("ab", 7, {"a": None, "b": None})[2], KNOCKOUT, CAP) == Lookahead((None,), (None,))
 
 
 def test_ties_with_finished_scores_are_among_the_completions() -> None:

@@ -11,7 +11,10 @@ succeeds at each rank position its task allows) and returns the distinct rounds 
 - :meth:`Lookahead.possible`: the runs of any round that can follow; an early run outside them is
   proved unneeded;
 - :meth:`Lookahead.bets`: the possible runs that are not certain, best bet first, for a slot that
-  would otherwise idle.
+  would otherwise idle: first those of the rounds that follow if every unfinished run succeeds. A
+  run still training has outlived the failures that come at once (a crash, a refused task type, an
+  invalid artifact take seconds) and scripts are written to end within their budget; nothing else
+  in a tournament says which way a run will go (a competitor's history across tournaments would).
 
 Why the completions cover every outcome: a group or knockout match is ranked from the order of each
 task's scores alone (``engine.ranking``: a point per competitor strictly beaten, ties by exact
@@ -76,10 +79,12 @@ class OpenMatch:
 
 @dataclass(frozen=True)
 class Lookahead:
-    """The distinct rounds that can follow the open round, in the order the completions found them;
-    None stands for the tournament's end."""
+    """The distinct rounds that can follow the open round, in the order the completions found them
+    (None stands for the tournament's end), and those of them that follow when every unfinished run
+    succeeds."""
 
     rounds: tuple[RoundPlan | None, ...]
+    if_all_succeed: tuple[RoundPlan | None, ...] = ()
 
     def certain(self) -> tuple[NextRun, ...]:
         """The runs of the next round whatever the unfinished runs do, in claim order."""
@@ -94,18 +99,22 @@ class Lookahead:
         return frozenset(run for plan in self.rounds if plan is not None for run in round_runs(plan))
 
     def bets(self) -> tuple[NextRun, ...]:
-        """The possible runs that are not certain, best bet first: those in more of the rounds that can
-        follow (nothing here says which outcome is likelier, so each round counts once), then those of
-        the larger rounds (a round of more runs than slots ends sooner for each of its runs trained
-        early, one of no more runs than slots only when all of them are), each round in claim order."""
+        """The possible runs that are not certain, best bet first: those in more of the rounds that
+        follow if every unfinished run succeeds, then those in more of all the rounds that can follow
+        (each round counts once: nothing here says which scores are likelier), then in the order the
+        rounds were found, each in claim order."""
         certain = set(self.certain())
-        plans = sorted((plan for plan in self.rounds if plan is not None), key=lambda plan: -len(round_runs(plan)))
-        counts: dict[NextRun, int] = {}
-        for plan in plans:
-            for run in round_runs(plan):
-                if run not in certain:
-                    counts[run] = counts.get(run, 0) + 1
-        return tuple(sorted(counts, key=lambda run: -counts[run]))  # stable: larger rounds first within a count
+        likely, every = _counts(self.if_all_succeed), _counts(self.rounds)
+        return tuple(sorted((run for run in every if run not in certain), key=lambda run: (-likely.get(run, 0), -every[run])))
+
+
+def _counts(plans: Sequence[RoundPlan | None]) -> dict[NextRun, int]:
+    """How many of ``plans`` each of their runs is in, in the order the plans first name them."""
+    counts: dict[NextRun, int] = {}
+    for plan in plans:
+        for run in round_runs(plan) if plan is not None else ():
+            counts[run] = counts.get(run, 0) + 1
+    return counts
 
 
 def look_ahead(record: TournamentRecord, plan: RoundPlan, matches: Sequence[OpenMatch], rules: TournamentRules,
@@ -124,13 +133,19 @@ def look_ahead(record: TournamentRecord, plan: RoundPlan, matches: Sequence[Open
         per_match.append(completions)
     if math.prod(len(c) for c in per_match) > max_completions:
         return None
-    completions = (PlayedRound(plan, played) for played in itertools.product(*per_match))
-    rounds = {step.plan if isinstance(step, PlayRound) else None: None for step in next_steps(record, rules, completions)}
-    return Lookahead(tuple(rounds))
+    combinations = list(itertools.product(*per_match))
+    completions = (PlayedRound(plan, tuple(played for played, _ in matches)) for matches in combinations)
+    rounds: dict[RoundPlan | None, bool] = {}  # each round that can follow: whether all succeeding reaches it
+    for matches, step in zip(combinations, next_steps(record, rules, completions), strict=True):
+        following = step.plan if isinstance(step, PlayRound) else None
+        rounds[following] = rounds.get(following, False) or all(succeeded for _, succeeded in matches)
+    return Lookahead(tuple(rounds), tuple(following for following, likely in rounds.items() if likely))
 
 
-def _match_completions(open_match: OpenMatch, rules: TournamentRules, seed: int, cap: int) -> tuple[PlayedMatch, ...] | None:
-    """One completion of the match per set of advancers it can still have (None past ``cap``)."""
+def _match_completions(open_match: OpenMatch, rules: TournamentRules, seed: int,
+                       cap: int) -> tuple[tuple[PlayedMatch, bool], ...] | None:
+    """One completion of the match per set of advancers it can still have, each with whether its
+    unfinished runs can all succeed and give those advancers (None past ``cap``)."""
     tasks = []
     for direction, outcomes in zip(open_match.directions, open_match.outcomes, strict=True):
         completions = _task_completions(open_match.match.competitors, direction, outcomes, cap)
@@ -139,10 +154,13 @@ def _match_completions(open_match: OpenMatch, rules: TournamentRules, seed: int,
         tasks.append(completions)
     if math.prod(len(t) for t in tasks) > cap:
         return None
-    by_advancers: dict[tuple[str, ...], PlayedMatch] = {}
-    for outcomes in itertools.product(*tasks):
-        played = PlayedMatch(open_match.match, open_match.directions, outcomes)
-        by_advancers.setdefault(decide_match(played, rules, seed).advancers, played)
+    by_advancers: dict[tuple[str, ...], tuple[PlayedMatch, bool]] = {}
+    for completed in itertools.product(*tasks):
+        played = PlayedMatch(open_match.match, open_match.directions, tuple(outcomes for outcomes, _ in completed))
+        succeeded = all(task_succeeded for _, task_succeeded in completed)
+        advancers = decide_match(played, rules, seed).advancers
+        first, reached = by_advancers.get(advancers, (played, False))
+        by_advancers[advancers] = first, reached or succeeded
     return tuple(by_advancers.values())
 
 
@@ -152,8 +170,9 @@ _Order = tuple[tuple[tuple[float | None, frozenset[str]], ...], frozenset[str]]
 
 
 def _task_completions(competitors: tuple[str, ...], direction: Direction, outcomes: tuple[TaskOutcome | None, ...],
-                      cap: int) -> list[tuple[TaskOutcome, ...]] | None:
-    """A task's outcomes in each weak order of its unfinished runs among its finished scores."""
+                      cap: int) -> list[tuple[tuple[TaskOutcome, ...], bool]] | None:
+    """A task's outcomes in each weak order of its unfinished runs among its finished scores, each
+    with whether all of them succeed in it."""
     unfinished = [c for c, o in zip(competitors, outcomes, strict=True) if o is None]
     keys = sorted({better_first_key(o.score, direction) for o in outcomes if o is not None and not is_failed(o)})  # type: ignore[arg-type]
     orders: dict[_Order, None] = {(tuple((key, frozenset()) for key in keys), frozenset()): None}
@@ -174,11 +193,11 @@ def _task_completions(competitors: tuple[str, ...], direction: Direction, outcom
         if level_keys is None:  # no float scores fall in this order
             continue
         placed = {name: key for (_, members), key in zip(levels, level_keys, strict=True) for name in members}
-        completions.append(tuple(
+        completions.append((tuple(
             o if o is not None
             else TaskOutcome(c, None, UNFINISHED_FAILS) if c in failed
             else TaskOutcome(c, placed[c] if direction == Direction.LOWER else -placed[c])
-            for c, o in zip(competitors, outcomes, strict=True)))
+            for c, o in zip(competitors, outcomes, strict=True)), not failed))
     return completions
 
 
