@@ -356,3 +356,54 @@ def test_a_step_loads_the_tournament_once_and_foresees_from_what_it_loaded(store
     assert _drive(store, settings, _tournament(store, "t"), executor, parallel=2).champion == "b"
     assert [r for r in executor.runs if r.run_id < 0], "no run was trained early"
     assert len(loads) == len(steps)
+
+
+@dataclass
+class WrongBet:
+    """Round 1 of a, b, c, d (seed 1 pairs c with d, b with a) on three slots: b and c fail at once, so
+    a slot bets on the final of d and a (training until stopped). d then fails, which rules the final
+    out while a still trains: a's run lasts until the bet saw its stop (or gives up), then succeeds."""
+
+    runs: list[RunRequest] = field(default_factory=list)
+    stopped: list[RunRequest] = field(default_factory=list)
+    early_started: threading.Event = field(default_factory=threading.Event)
+    bet_stopped: threading.Event = field(default_factory=threading.Event)
+    a_saw_the_stop: bool | None = None
+
+    def execute(self, request: RunRequest) -> RunReport:
+        self.runs.append(request)
+        name, first_round = request.competitor.name, request.match_id.startswith("r1")
+        if request.run_id < 0:
+            self.early_started.set()
+        if request.run_id < 0 and request.match_id == "r2-k001":  # the bet on the final: trains until stopped
+            stop, deadline = current_stop_event(), time.monotonic() + EARLY_WAIT_SECONDS
+            while stop is not None and not stop.is_set() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if stop is not None and stop.is_set():
+                self.stopped.append(request)
+                self.bet_stopped.set()
+            return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason=STOPPED_REASON)
+        if first_round and name in ("b", "c"):
+            return RunReport(RunStatus.FAILED, 0.0, 0.1, failure_reason="crashed")
+        if first_round and name == "d":
+            self.early_started.wait(EARLY_WAIT_SECONDS)
+            return RunReport(RunStatus.FAILED, 0.0, 0.1, failure_reason="crashed")
+        if first_round and name == "a":
+            self.a_saw_the_stop = self.bet_stopped.wait(EARLY_WAIT_SECONDS)
+        return _succeeded({"a": 1.0, CHAMPION: 1.2}[name])
+
+
+def test_a_bet_an_outcome_rules_out_is_stopped_while_its_round_still_plays(store: Store, settings: Settings) -> None:
+    with store.transaction() as session:
+        for name in ("c", "d"):
+            add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
+                           tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")
+        tournament_id = create_tournament(session, name="t", kind="text", seed=1, entrants=["a", "b", "c", "d"],
+                                          champion=CHAMPION).id
+    executor = WrongBet()
+    started = time.monotonic()
+    assert _drive(store, settings, tournament_id, executor, parallel=3).champion == "a"
+    assert executor.stopped and {(r.match_id, r.competitor.name) for r in executor.stopped} <= {("r2-k001", "a"), ("r2-k001", "d")}
+    assert executor.a_saw_the_stop, "the bet on the final trained on after d's failure ruled the final out"
+    assert time.monotonic() - started < EARLY_WAIT_SECONDS
+    assert not [run for run in _stored(store, tournament_id) if run[0] == "r2-k001"]  # no final was played
