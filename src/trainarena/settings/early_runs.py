@@ -21,6 +21,6 @@ class EarlyRunRules(Section):
     )
     bets: bool = Field(
         True, description="Whether a slot with no certain run left trains a run of a round that only may follow (a "
-        "bet; the slot would idle otherwise). A bet is stopped and dropped, never stored, the moment an outcome "
-        "proves its round will not be played."
+        "bet, first on the runs still training succeeding; the slot would idle otherwise). A bet is stopped and "
+        "dropped, never stored, the moment an outcome proves its round will not be played."
     )
