@@ -256,3 +256,154 @@ def test_a_crash_at_any_call_with_early_runs_resumes_to_the_same_tournament(stor
                                 [AttemptStatus.INTERRUPTED, RunStatus.FAILED])
         assert not (settings.work_dir / f"tournament-{tournament_id}" / "early").exists()
     assert crashed_early, "no crash hit a run trained early"
+
+
+@dataclass
+class StagedFinal(Final):
+    """``Final`` through a staged executor's train and finish (scripts first, scores on a thread of
+    their own): b's script ends once an early run started, and its score, a failure, comes once a
+    second early run took the slot b's script freed. Early runs train until stopped."""
+
+    early_count: int = 0
+    counted: threading.Condition = field(default_factory=threading.Condition)
+    early_trains_until_stopped: bool = True
+
+    def train(self, request: RunRequest) -> RunReport | Scoring:
+        if request.run_id < 0:
+            with self.counted:
+                self.early_count += 1
+                self.counted.notify_all()
+        if request.stage == Stage.KNOCKOUT and request.competitor.name == "b":
+            self.early_started.wait(EARLY_WAIT_SECONDS)
+            return Scoring(self._b_scored)
+        return self.execute(request)
+
+    def _b_scored(self) -> RunReport:
+        with self.counted:
+            self.counted.wait_for(lambda: self.early_count >= 2, EARLY_WAIT_SECONDS)
+        return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason="its artifact failed evaluation")
+
+
+@dataclass
+class Scoring:
+    finish: Callable[[], RunReport]
+
+
+def test_a_bet_proved_wrong_while_no_slot_is_free_is_stopped_at_once(store: Store, settings: Settings) -> None:
+    # Both slots bet on the boss round (b may go on) when b's score says b failed: nobody challenges.
+    executor = StagedFinal()
+    tournament_id = _tournament(store, "t")
+    started = time.monotonic()
+    finished = _drive(store, settings, tournament_id, executor, parallel=2)
+    assert finished.champion == CHAMPION
+    early = [r for r in executor.runs if r.run_id < 0]
+    assert len(early) == 2 and {r.stage for r in early} == {Stage.BOSS}
+    assert time.monotonic() - started < EARLY_WAIT_SECONDS / 2  # not when an early run ends by itself
+    assert sorted(r.run_id for r in executor.stopped) == sorted(r.run_id for r in early)
+    assert len(_stored(store, tournament_id)) == 2
+
+
+@dataclass
+class OpenPair:
+    """Round 1 of a, b, c, d (seed 1 pairs c with d, b with a): b fails, a and c score at once, and d's
+    run lasts until an early run started, then beats c. Whoever of c and d goes on meets a in the
+    final, so a's run of it is certain while d still trains (though d's pair is not settled)."""
+
+    waits_for_early: bool = True
+    runs: list[RunRequest] = field(default_factory=list)
+    early_started: threading.Event = field(default_factory=threading.Event)
+
+    def execute(self, request: RunRequest) -> RunReport:
+        self.runs.append(request)
+        if request.run_id < 0:
+            self.early_started.set()
+        name = request.competitor.name
+        if name == "b":
+            return RunReport(RunStatus.FAILED, 0.0, 0.1, failure_reason="crashed")
+        if name == "d" and request.stage == Stage.KNOCKOUT and request.match_id.startswith("r1") and self.waits_for_early:
+            self.early_started.wait(EARLY_WAIT_SECONDS)
+        return _succeeded({"a": 1.0, "c": 2.0, "d": 1.5, CHAMPION: 1.2}[name])
+
+
+def test_a_run_certain_while_its_round_still_depends_on_a_score_is_trained_early(store: Store, settings: Settings) -> None:
+    with store.transaction() as session:
+        for name in ("c", "d"):
+            add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
+                           tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")
+    one_slot, two_slots = OpenPair(waits_for_early=False), OpenPair()
+    ids = []
+    for name, executor, parallel in (("one-slot", one_slot, 1), ("two-slots", two_slots, 2)):
+        with store.transaction() as session:
+            ids.append(create_tournament(session, name=name, kind="text", seed=1, entrants=["a", "b", "c", "d"],
+                                         champion=CHAMPION).id)
+        assert _drive(store, settings, ids[-1], executor, parallel=parallel).champion == "a"
+    assert {(r.match_id, r.competitor.name) for r in one_slot.runs if r.stage == Stage.KNOCKOUT} >= {("r1-k001", "c"), ("r1-k001", "d")}
+    early = [(r.match_id, r.task_index, r.competitor.name) for r in two_slots.runs if r.run_id < 0]
+    assert early[0] == ("r2-k001", 0, "a"), "a's final was not trained early"
+    assert _stored(store, ids[1]) == _stored(store, ids[0])  # the same runs, outcomes and attempts
+    assert len(two_slots.runs) == len(one_slot.runs)  # each trained once: a certain run is never dropped
+
+
+def test_a_step_loads_the_tournament_once_and_foresees_from_what_it_loaded(store: Store, settings: Settings,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import trainarena.orchestrator as orchestrator
+
+    loads, steps = [], []
+    load, step = orchestrator.load_tournament, orchestrator._Driver.step
+    monkeypatch.setattr(orchestrator, "load_tournament", lambda *args: loads.append(args) or load(*args))
+    monkeypatch.setattr(orchestrator._Driver, "step", lambda self, budget: steps.append(budget) or step(self, budget))
+    executor = Final()
+    assert _drive(store, settings, _tournament(store, "t"), executor, parallel=2).champion == "b"
+    assert [r for r in executor.runs if r.run_id < 0], "no run was trained early"
+    assert len(loads) == len(steps)
+
+
+@dataclass
+class WrongBet:
+    """Round 1 of a, b, c, d (seed 1 pairs c with d, b with a) on three slots: b and c fail at once, so
+    a slot bets on the final of d and a (training until stopped). d then fails, which rules the final
+    out while a still trains: a's run lasts until the bet saw its stop (or gives up), then succeeds."""
+
+    runs: list[RunRequest] = field(default_factory=list)
+    stopped: list[RunRequest] = field(default_factory=list)
+    early_started: threading.Event = field(default_factory=threading.Event)
+    bet_stopped: threading.Event = field(default_factory=threading.Event)
+    a_saw_the_stop: bool | None = None
+
+    def execute(self, request: RunRequest) -> RunReport:
+        self.runs.append(request)
+        name, first_round = request.competitor.name, request.match_id.startswith("r1")
+        if request.run_id < 0:
+            self.early_started.set()
+        if request.run_id < 0 and request.match_id == "r2-k001":  # the bet on the final: trains until stopped
+            stop, deadline = current_stop_event(), time.monotonic() + EARLY_WAIT_SECONDS
+            while stop is not None and not stop.is_set() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if stop is not None and stop.is_set():
+                self.stopped.append(request)
+                self.bet_stopped.set()
+            return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason=STOPPED_REASON)
+        if first_round and name in ("b", "c"):
+            return RunReport(RunStatus.FAILED, 0.0, 0.1, failure_reason="crashed")
+        if first_round and name == "d":
+            self.early_started.wait(EARLY_WAIT_SECONDS)
+            return RunReport(RunStatus.FAILED, 0.0, 0.1, failure_reason="crashed")
+        if first_round and name == "a":
+            self.a_saw_the_stop = self.bet_stopped.wait(EARLY_WAIT_SECONDS)
+        return _succeeded({"a": 1.0, CHAMPION: 1.2}[name])
+
+
+def test_a_bet_an_outcome_rules_out_is_stopped_while_its_round_still_plays(store: Store, settings: Settings) -> None:
+    with store.transaction() as session:
+        for name in ("c", "d"):
+            add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
+                           tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")
+        tournament_id = create_tournament(session, name="t", kind="text", seed=1, entrants=["a", "b", "c", "d"],
+                                          champion=CHAMPION).id
+    executor = WrongBet()
+    started = time.monotonic()
+    assert _drive(store, settings, tournament_id, executor, parallel=3).champion == "a"
+    assert executor.stopped and {(r.match_id, r.competitor.name) for r in executor.stopped} <= {("r2-k001", "a"), ("r2-k001", "d")}
+    assert executor.a_saw_the_stop, "the bet on the final trained on after d's failure ruled the final out"
+    assert time.monotonic() - started < EARLY_WAIT_SECONDS
+    assert not [run for run in _stored(store, tournament_id) if run[0] == "r2-k001"]  # no final was played
