@@ -1,6 +1,7 @@
 """Appending to the transparency log (records/log.py) reads no earlier leaf: the root comes from the
-frontier kept in log_state. A log without one (as after migration 0011) derives it once, and a stored
-frontier that does not give the last signed root is refused."""
+frontier kept in log_state. A log without one (as after migration 0011), or whose stored one does not
+give the last signed root (a process on older code appended), derives it once from its entries; entries
+that do not give that root either are refused."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from trainarena.records.merkle import frontier_of, root_hash
 from trainarena.records.signing import OperatorKey, init_key
 from trainarena.records.statements import Kind, make_statement, subject
 from trainarena.store import Store, open_store_url
-from trainarena.store.log_tables import LogState, TreeHead
+from trainarena.store.log_tables import LogEntry, LogState, TreeHead
 
 
 def _append(store: Store, key: OperatorKey, number: int) -> None:
@@ -64,11 +65,15 @@ def test_a_log_without_a_frontier_derives_it_once_and_keeps_its_roots(tmp_path: 
         _heads_are_the_roots_of_the_leaves(store)
 
 
-def test_a_frontier_that_does_not_give_the_signed_root_is_refused(tmp_path: Path) -> None:
+def test_a_frontier_behind_the_signed_root_is_derived_again_and_changed_entries_are_refused(tmp_path: Path) -> None:
     with _log(tmp_path, 3) as (store, key):
-        with store.transaction() as session:
+        with store.transaction() as session:  # as an append by code before migration 0011 leaves it
             frontier = session.get_one(LogState, 1).frontier
             session.execute(update(LogState).values(frontier=[frontier[0], "00" * 32]))
-        with pytest.raises(RuntimeError, match=r"stored frontier \(log_state.frontier\) does not give the root of its "
-                                               r"signed head of 3 entries; set it to null"):
-            _append(store, key, 3)
+        _append(store, key, 3)
+        _heads_are_the_roots_of_the_leaves(store)
+        with store.transaction() as session:
+            session.execute(update(LogState).values(frontier=["00" * 32]))
+            session.execute(update(LogEntry).where(LogEntry.index == 1).values(leaf_hash="11" * 32))
+        with pytest.raises(RuntimeError, match="do not give the root of its signed head of 4 entries: they were changed"):
+            _append(store, key, 4)

@@ -78,12 +78,10 @@ def append(session: Session, key: OperatorKey, entry_key: str, kind: Kind, state
 def _frontier_before(session: Session, size: int, stored: list[str] | None) -> list[bytes]:
     """The frontier of the log's first ``size`` entries, checked against the store: the first and
     last of them are there, and the frontier gives the root of the signed head of ``size``. A log
-    without one (first append after migration 0011) derives it once from all its leaves."""
+    without one (first append after migration 0011), or whose stored one is behind (a process on
+    code before 0011 appended), derives it once from all its leaves."""
     if stored is None:
-        leaves = leaf_hashes(session, size)
-        if len(leaves) != size:
-            raise _removed(f"holds {len(leaves)} entries but its size says {size}")
-        return frontier_of(leaves)
+        return _derived(session, size)
     ends = {0, size - 1} if size else set()
     found = set(session.scalars(select(LogEntry.index).where(LogEntry.index.in_(ends))))
     if found != ends:
@@ -91,10 +89,18 @@ def _frontier_before(session: Session, size: int, stored: list[str] | None) -> l
     frontier = [bytes.fromhex(node) for node in stored]
     head = session.get(TreeHead, size) if size else None
     if head is not None and (len(frontier) != size.bit_count() or frontier_root(frontier).hex() != head.root_hash):
-        raise RuntimeError(f"the transparency log's stored frontier (log_state.frontier) does not give the root of "
-                           f"its signed head of {size} entries; set it to null, and the next append derives it "
-                           "again from the entries")
+        frontier = _derived(session, size)
+        if frontier_root(frontier).hex() != head.root_hash:
+            raise RuntimeError(f"the transparency log's entries do not give the root of its signed head of {size} "
+                               "entries: they were changed in the store; export and verify the log")
     return frontier
+
+
+def _derived(session: Session, size: int) -> list[bytes]:
+    leaves = leaf_hashes(session, size)
+    if len(leaves) != size:
+        raise _removed(f"holds {len(leaves)} entries but its size says {size}")
+    return frontier_of(leaves)
 
 
 def _removed(what: str) -> RuntimeError:
