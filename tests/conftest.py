@@ -65,10 +65,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _COSTLY_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-        if item.get_closest_marker("docker"):
-            # One Docker daemon for all: a backend's start-up removes the containers whose platform died,
-            # which another test may be leaving on purpose. With xdist's --dist loadgroup they run in turn.
-            item.add_marker(pytest.mark.xdist_group("docker"))
     if config.getoption("--skip-store-independent"):
         same = [item for item in items if not runs_on_the_chosen_store(item)]
         if same:

@@ -105,7 +105,7 @@ def test_scripts_test_starts_a_docker_daemon_only_when_none_answers_and_stops_on
 
 
 # With no arguments: the tests that train nothing, one per core, then the slow and browser ones.
-SQLITE_PASSES = ("python -m pytest -m not slow and not browser -n auto --maxprocesses 4 --dist loadgroup --durations=10",
+SQLITE_PASSES = ("python -m pytest -m not slow and not browser -n auto --maxprocesses 4 --durations=10",
                  "python -m pytest -m slow or browser --durations=25")
 
 
