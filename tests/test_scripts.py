@@ -104,11 +104,6 @@ def test_scripts_test_starts_a_docker_daemon_only_when_none_answers_and_stops_on
     assert _scripts_test(project, status=1) == started
 
 
-# With no arguments: the tests that train nothing, one per core, then the slow and browser ones.
-SQLITE_PASSES = ("python -m pytest -m not slow and not browser -n auto --maxprocesses 4 --durations=10",
-                 "python -m pytest -m slow or browser --durations=25")
-
-
 def _postgres_pass(project: Path) -> str:
     """The pytest call of scripts/test's PostgreSQL pass, with the test paths scripts/test names."""
     paths = re.search(r"^POSTGRES_PASS=\(([^)]*)\)", (project / "scripts" / "test").read_text(), flags=re.MULTILINE)
@@ -125,17 +120,17 @@ def test_scripts_test_runs_the_store_heavy_tests_again_on_postgresql_when_a_clus
     assert _scripts_test(project, ["--postgresql"]) == ["ruff", "python -m pytest --store postgresql"]
     done, calls = _run(project, [])
     assert done.returncode == 0 and "the PostgreSQL pass is skipped" in done.stdout  # no cluster here
-    assert calls == ["ruff", *SQLITE_PASSES]
+    assert calls == ["ruff", "python -m pytest --durations=25"]
     _executable(stubs / "pg_lsclusters", ONLINE_POSTGRES)
-    assert _scripts_test(project, []) == ["ruff", *SQLITE_PASSES, _postgres_pass(project)]
+    assert _scripts_test(project, []) == ["ruff", "python -m pytest --durations=25", _postgres_pass(project)]
 
 
 def test_scripts_test_fails_when_either_pass_fails_and_still_runs_the_second(project: Path) -> None:
     stubs = Path(os.environ["STUBS"])
     _executable(stubs / "pg_lsclusters", ONLINE_POSTGRES)
     _scripts_test(project)  # set up
-    for failing in ("-n auto", "slow or browser", "--store postgresql"):
+    for failing in ("python -m pytest --durations=25$", "--store postgresql"):
         _executable(project / ".venv" / "bin" / "python", PYTHON + f'echo "python $*" | grep -q -- "{failing}" && exit 1\nexit 0\n')
         done, calls = _run(project, [])
         assert done.returncode == 1, f"a failing pass ({failing}) must fail scripts/test"
-        assert calls == ["ruff", *SQLITE_PASSES, _postgres_pass(project)]
+        assert calls == ["ruff", "python -m pytest --durations=25", _postgres_pass(project)]
