@@ -123,6 +123,21 @@ def test_best_scale_extrapolates_right_but_timid_margins(house):
     assert dpo.best_scale([0.2] * 10) == max(dpo.SCALES) > 1.0
 
 
+def test_an_extrapolated_scale_is_kept_only_if_the_measured_margins_bear_it_out(house):
+    # best_scale takes margins as proportional to the scale; the moved weights are measured, and
+    # weights whose measured held-out loss is no better than the trained ones' go back to them.
+    dpo = house["dpo"]
+    base = tiny_model()
+    timid = [0.2] * 10  # chooses the largest scale
+    for measured, kept in (([0.5] * 10, max(dpo.SCALES)), ([0.1] * 10, 1.0), (None, 1.0)):
+        model = shifted_copy(base)  # trained = base + 1
+        assert dpo.settle_scale(model, base, False, timid, lambda measured=measured: measured) == kept
+        for moved, original in zip(model.parameters(), base.parameters(), strict=True):
+            assert torch.allclose(moved, original + kept, atol=1e-5)
+    model = shifted_copy(base)
+    assert dpo.settle_scale(model, base, False, [-2.0, -1.0, 0.5], lambda: pytest.fail("the base needs no measuring")) == 0.0
+
+
 def test_scaling_toward_the_base_moves_the_weights_that_fraction(house):
     dpo = house["dpo"]
     base = tiny_model()

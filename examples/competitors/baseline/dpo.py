@@ -16,7 +16,9 @@ minimises exactly the scored loss, on the clock like train.py. No TRL (policyloo
   loss is lowest, margins taken as proportional to s. When the pairs teach little, as on a short run,
   training mostly adds noise to the margins, and a DPO loss grows with noisy margins: a short run
   scored worse than the base itself without s < 1. When the margins are right but timid, s > 1
-  extrapolates past the trained weights (as ExPO does with DPO models, Zheng et al. 2024).
+  extrapolates past the trained weights (as ExPO does with DPO models, Zheng et al. 2024). A scale
+  other than 0 (the base, exact) is then measured on the held-out pairs and kept only if it beats
+  the trained weights.
 - Full fine-tune for small models, LoRA for large ones (train.load_model); on a GPU, varlen attention,
   Liger's kernels when installed and fused AdamW (policyloop.py).
 """
@@ -47,9 +49,9 @@ HELD_OUT_MAX_PAIRS = 64  # at most this many, so the pass fits the time kept for
 # How far from the base (0) toward the trained weights (1) and past them: after SFT then DPO the
 # hidden margins were timid (their best multiplier 1.5-2 on every seed); up to 2: 0.652 vs 0.658.
 SCALES = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
-# The held-out pass costs about this many training steps' time (two forward passes per pair, no
-# backward, at most 8 batches of 8), kept free at the end of training.
-HELD_OUT_STEPS = 6
+# The held-out passes cost about this many training steps' time (each two forward passes per pair,
+# no backward, at most 8 batches of 8; one as trained, one at the chosen scale), kept free at the end.
+HELD_OUT_STEPS = 12
 
 Pair = tuple[list[int], list[int], list[int]]  # (prompt, chosen, rejected) token ids
 
@@ -122,10 +124,27 @@ def best_scale(margins: list[float]) -> float:
     >>> best_scale([2.0, 2.0, 2.0, -1.0]), best_scale([0.5, -0.5, -0.5])
     (1.0, 0.0)
     """
-    def loss(scale: float) -> float:
-        return sum(math.log1p(math.exp(-scale * m)) for m in margins) / max(len(margins), 1)
+    return min(SCALES, key=lambda scale: dpo_loss([scale * m for m in margins]))
 
-    return min(SCALES, key=loss)
+
+def dpo_loss(margins: list[float]) -> float:
+    """The mean DPO loss, -log sigmoid(margin), of ``margins`` (already times beta)."""
+    return sum(math.log1p(math.exp(-m)) for m in margins) / max(len(margins), 1)
+
+
+def settle_scale(model, base, lora: bool, margins: list[float], measure: Callable[[], list[float] | None]) -> float:
+    """Move the trained weights to the scale ``best_scale(margins)`` chose and return it. The choice took
+    margins as proportional to the scale: exact at 0 (the base), else the moved weights' margins are
+    measured (``measure``; None when out of time) and kept only if they beat the trained ones (else the
+    weights go back to the trained ones, scale 1)."""
+    scale = best_scale(margins)
+    if scale == 1.0:
+        return scale
+    scale_toward_base(model, base, lora, scale)
+    if scale != 0.0 and ((moved := measure()) is None or dpo_loss(moved) >= dpo_loss(margins)):
+        scale_toward_base(model, base, lora, 1.0 / scale)
+        return 1.0
+    return scale
 
 
 def scale_toward_base(model, base, lora: bool, scale: float) -> None:
@@ -185,20 +204,23 @@ def run(args, stop_at: float) -> int:
 
     batches = ([trained[i] for i in batch] for batch in fastloop.step_batches(len(trained), BATCH_SIZE, args.seed, MAX_EPOCHS))
     steps = policyloop.train_on_clock(step, batches, stop_at, reserve_steps=HELD_OUT_STEPS if held_out else 0.0)
-    if steps >= 2 and held_out and not STOP_REQUESTED.is_set() and time.time() < stop_at:  # else no time for it
+
+    def held_out_margins() -> list[float] | None:
+        """The held-out pairs' margins (times beta) as the weights are now; None when out of time."""
         model.eval()
-        margins: list[float] | None = []
+        margins: list[float] = []
         with torch.no_grad():
             for start in range(0, len(held_out), BATCH_SIZE):
-                if STOP_REQUESTED.is_set() or time.time() >= stop_at:  # out of time: save as trained
-                    margins = None
-                    break
+                if STOP_REQUESTED.is_set() or time.time() >= stop_at:
+                    return None
                 indices = held_out[start : start + BATCH_SIZE]
                 chosen, rejected = logps(sequences([pairs[i] for i in indices]))[0][0].view(2, -1) - reference(indices)
                 margins += (beta * (chosen - rejected)).tolist()
-        if margins is not None:
-            scale = best_scale(margins)
-            print(f"held-out pairs: weights scaled {scale:g} of the way from the base to the trained model", flush=True)
-            scale_toward_base(model, base, lora, scale)
+        return margins
+
+    margins = held_out_margins() if steps >= 2 and held_out else None  # None: save as trained
+    if margins is not None:
+        scale = settle_scale(model, base, lora, margins, held_out_margins)
+        print(f"held-out pairs: weights scaled {scale:g} of the way from the base to the trained model", flush=True)
     save(model, tokenizer, args.output_dir)
     return steps
