@@ -185,15 +185,31 @@ def test_grpo_advantages_are_centred_weights_toward_the_scores_optimum(house):
 def test_grpo_guard_picks_the_best_fraction_scored_in_time(house):
     grpo = house["grpo"]
     scored = []
+    means = {1.0: 0.02, 0.0: 0.03, 0.5: 0.05, 0.75: 0.04, 0.25: 0.01}
 
-    def score_at(scale):
+    def score_at(scale):  # per-prompt values whose differences to the base hardly vary
         scored.append(scale)
-        return {1.0: 0.02, 0.0: 0.03, 0.5: 0.05, 0.75: 0.04, 0.25: 0.01}[scale]
+        return [means[scale] + 0.001 * (i % 2) * scale for i in range(8)]
 
-    assert grpo.best_fraction(score_at, lambda: False) == (0.5, {1.0: 0.02, 0.0: 0.03, 0.5: 0.05, 0.75: 0.04, 0.25: 0.01})
+    chosen, found = grpo.best_fraction(score_at, lambda: False)
+    assert chosen == 0.5 and found == pytest.approx({s: m + 0.0005 * s for s, m in means.items()})
     assert scored == list(grpo.SCALES) and grpo.SCALES[:2] == (1.0, 0.0)  # trained, then base, first
     assert grpo.best_fraction(score_at, lambda: len(scored) >= 7)[0] == 0.0  # time for two: the base beat training
     assert grpo.best_fraction(score_at, lambda: True) == (1.0, {})  # no time at all: the trained model
+
+
+def test_grpo_guard_keeps_the_base_unless_a_gain_clears_its_standard_error(house):
+    grpo = house["grpo"]
+    noise = [0.1, -0.1] * 16  # the per-prompt spread of the house's 32 held-out prompts
+
+    def noisy(gain):  # the base's values, then every fraction's: ``gain`` more, with that noise
+        return lambda scale: [0.03 + (scale > 0) * (gain * scale + e) for e in noise]
+
+    assert grpo.best_fraction(noisy(0.01), lambda: False)[0] == 0.0  # +0.01 against a 0.018 standard error
+    assert grpo.best_fraction(noisy(0.2), lambda: False)[0] == 1.0
+    # 0.75 is within a standard error of 1's gain: the smaller move is saved
+    assert grpo.best_fraction(noisy(0.06), lambda: False)[0] == 0.75
+    assert grpo.paired_gain([0.1, 0.3], [0.0, 0.0]) == pytest.approx((0.2, 0.1))
 
 
 def test_grpo_guard_moves_from_the_base_whatever_the_weights_were_at(house):
