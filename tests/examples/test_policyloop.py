@@ -212,6 +212,14 @@ def test_grpo_guard_keeps_the_base_unless_a_gain_clears_its_standard_error(house
     assert grpo.paired_gain([0.1, 0.3], [0.0, 0.0]) == pytest.approx((0.2, 0.1))
 
 
+def test_a_grpo_guard_that_fails_saves_the_trained_weights(house, capsys):
+    def out_of_memory(fraction):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    assert house["grpo"].guarded_fraction(out_of_memory, lambda: False) == (1.0, {})
+    assert "held-out guard failed (OutOfMemoryError" in capsys.readouterr().out
+
+
 def test_grpo_guard_moves_from_the_base_whatever_the_weights_were_at(house):
     grpo = house["grpo"]
     base = tiny_model()

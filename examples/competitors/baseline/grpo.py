@@ -215,12 +215,22 @@ def run(args, stop_at: float) -> int:
             move_from_base(model, base, lora, tuned, scale)
             return held_out_scores()
 
-        best, found = best_fraction(score_at, lambda: STOP_REQUESTED.is_set() or time.time() >= stop_at)
+        best, found = guarded_fraction(score_at, lambda: STOP_REQUESTED.is_set() or time.time() >= stop_at)
         move_from_base(model, base, lora, tuned, best)
         shown = ", ".join(f"{scale:g}: {value:.4f}" for scale, value in sorted(found.items()))
         print(f"held-out score by fraction of the way from the base ({shown}): saved {best:g}", flush=True)
     save(model, tokenizer, args.output_dir)
     return steps
+
+
+def guarded_fraction(score_at, out_of_time) -> tuple[float, dict[float, float]]:
+    """``best_fraction``, or (1, nothing) when it fails: the guard only refines, so a failure in it (out of
+    memory: it samples twice a step's completions) still saves what was trained, as the contract asks."""
+    try:
+        return best_fraction(score_at, out_of_time)
+    except Exception as error:  # noqa: BLE001 - whatever broke the guard, the trained weights are saved
+        print(f"held-out guard failed ({type(error).__name__}: {error}); saving the trained weights", flush=True)
+        return 1.0, {}
 
 
 def best_fraction(score_at, out_of_time) -> tuple[float, dict[float, float]]:
