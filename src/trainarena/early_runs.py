@@ -70,7 +70,7 @@ class EarlyRuns:
         runs of the next round to start early, not started yet: the certain ones in the order their
         round will claim them, then (``rules.bets``) the best bets."""
         lookahead = look_ahead(load_record(tournament, rules), round_plan(open_round), open_matches(open_round), rules,
-                               self.rules.max_completions, self.rules.max_entrant_completions)
+                               self.rules.max_completions)
         if lookahead is None:  # past the cap: nothing is known, so nothing is dropped or started
             return []
         possible = lookahead.possible()

@@ -118,13 +118,11 @@ def _counts(plans: Sequence[RoundPlan | None]) -> dict[NextRun, int]:
 
 
 def look_ahead(record: TournamentRecord, plan: RoundPlan, matches: Sequence[OpenMatch], rules: TournamentRules,
-               max_completions: int, max_entrant_completions: int | None = None) -> Lookahead | None:
+               max_completions: int) -> Lookahead | None:
     """The rounds that can follow ``plan`` (the record's next round, played as far as ``matches``
     say), over every completion of its unfinished runs; None past an open boss round or when the
     completions to examine (of a task, of a match's tasks, of the round's matches) exceed
-    ``max_completions``, or they times the entrants (what replaying the bracket for each costs)
-    exceed ``max_entrant_completions``. Raises ValueError when ``plan`` is not the round the record
-    plays next."""
+    ``max_completions``. Raises ValueError when ``plan`` is not the round the record plays next."""
     if plan.stage == Stage.BOSS:
         return None
     per_match = []
@@ -133,8 +131,7 @@ def look_ahead(record: TournamentRecord, plan: RoundPlan, matches: Sequence[Open
         if completions is None:
             return None
         per_match.append(completions)
-    count = math.prod(len(c) for c in per_match)
-    if count > max_completions or (max_entrant_completions is not None and count * len(record.entrants) > max_entrant_completions):
+    if math.prod(len(c) for c in per_match) > max_completions:
         return None
     combinations = list(itertools.product(*per_match))
     completions = (PlayedRound(plan, tuple(played for played, _ in matches)) for matches in combinations)

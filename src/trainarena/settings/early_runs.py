@@ -19,12 +19,6 @@ class EarlyRunRules(Section):
         "unfinished runs, of a match's tasks, of the round's matches, each counted apart); past it nothing is "
         "trained early, and an early run is dropped only when its round's claim leaves it out."
     )
-    max_entrant_completions: int = Field(
-        50_000, ge=1, description="Most completions times entrants the lookahead examines (it replays the bracket "
-        "for each completion, under the step's write lock: measured about 3 microseconds per entrant and "
-        "completion, so the default holds a step's lookahead near 0.15 s at any size); past it nothing is "
-        "trained early."
-    )
     bets: bool = Field(
         True, description="Whether a slot with no certain run left trains a run of a round that only may follow (a "
         "bet, first on the runs still training succeeding; the slot would idle otherwise). A bet is stopped and "
