@@ -19,7 +19,7 @@ from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.runs import TIMINGS_FILE, RunReport, RunRequest
 from trainarena.settings import Settings
-from trainarena.store import AttemptStatus, Store, StoreError, add_competitor, get_tournament, tournament_runs
+from trainarena.store import AttemptStatus, Store, add_competitor, get_tournament, tournament_runs
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 CHAMPION = "king"
@@ -407,20 +407,3 @@ def test_a_bet_an_outcome_rules_out_is_stopped_while_its_round_still_plays(store
     assert executor.a_saw_the_stop, "the bet on the final trained on after d's failure ruled the final out"
     assert time.monotonic() - started < EARLY_WAIT_SECONDS
     assert not [run for run in _stored(store, tournament_id) if run[0] == "r2-k001"]  # no final was played
-
-
-def test_a_bet_on_a_round_whose_task_cannot_be_drawn_is_not_taken_and_the_drive_goes_on(store: Store,
-                                                                                         settings: Settings) -> None:
-    # A pool's draw is sized for the rounds a bracket plays; a bet may name a round that never comes
-    # and has no task: the step must skip that bet, not fail the drive.
-    def short_draw(kind: str, stage: Stage, match_id: str, task_index: int, seed: int) -> TaskDefinition:
-        if stage == Stage.BOSS:
-            raise StoreError("tournament 1: its draw of 1 tasks is used up")
-        return task_source(kind, stage, match_id, task_index, seed)
-
-    tournament_id = _tournament(store, "t")
-    executor = Final(b_final=lambda: RunReport(RunStatus.FAILED, 0.0, 0.1, failure_reason="crashed"), waits_for_early=False)
-    result = drive(store, tournament_id, task_source=short_draw, executor=executor, rules=settings.rules,
-                   weight_rules=settings.weights, work_dir=settings.work_dir, parallel=2)
-    assert result.champion == CHAMPION  # both finalists failed: the champion keeps the title, no boss round
-    assert not [run for run in executor.runs if run.stage == Stage.BOSS]

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from trainarena.engine.lookahead import NextRun, look_ahead
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest
 from trainarena.settings import EarlyRunRules, TournamentRules
-from trainarena.store import Round, StoreError, Tournament, require_competitor
+from trainarena.store import Round, Tournament, require_competitor
 from trainarena.store.records import load_record, open_matches, round_plan
 from trainarena.tasks.base import TaskDefinition
 
@@ -78,19 +78,10 @@ class EarlyRuns:
             if early.place.round_index == open_round.index + 1 and early.place not in possible:
                 self._drop(early)
         started: list[RunRequest] = []
-        trained = {early.place for early in self.runs.values()}
-        certain = lookahead.certain()
-        for place in certain + (lookahead.bets() if self.rules.bets else ()):
+        for place in lookahead.certain() + (lookahead.bets() if self.rules.bets else ()):
             if len(started) == budget:
                 break
-            if place in trained:  # known before asking for its task (a pool's task source reads the store)
-                continue
-            try:
-                task = task_of(tournament, place)
-            except StoreError:
-                if place in certain:  # its round comes whatever happens: its creation will say the same
-                    raise
-                continue  # a bet on a round that may never come (a pool's draw too short for it): not taken
+            task = task_of(tournament, place)
             if early_key(place.match_id, place.task_index, place.competitor, task) in self.runs:
                 continue
             request = self._request(session, tournament, place, task)
