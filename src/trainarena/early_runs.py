@@ -1,18 +1,14 @@
-"""Early runs: runs of the next round, trained on run slots that would otherwise wait at a round's end.
+"""Early runs: the next round's runs, trained on run slots that would otherwise wait at a round's end.
 
-While the open round's last runs still train, ``engine.lookahead.look_ahead`` names the runs of the
-next round that are certain (in it whatever those runs do) and those that are only possible. A slot
-with no pending run of the open round left trains a certain one early, or, when none is left and
-``early_runs.bets`` is on, a possible one: a bet, on a slot that would idle otherwise. Each trains in
-a folder of its own under ``tournament-<id>/early/``, under the same run name, task and attempt
-number (1) it gets once its round is created. Nothing of an early run reaches the store, the records
-or the progress display until its round is created: the claim of the round's runs then adopts it
-(the run's attempt is written as for any claimed run), its folder becomes the run's
+``engine.lookahead.foreseen_round`` names the round that follows the open one when its unfinished
+runs succeed, whatever their scores. A free slot with no pending run left trains that round's runs
+early, each in a folder of its own under ``tournament-<id>/early/``, under the same run name, task and
+attempt number (1) it gets once its round is created. Nothing of an early run reaches the store, the
+records or the progress display until its round is created: the claim of the round's runs then
+adopts it (the run's attempt is written as for any claimed run), its folder becomes the run's
 ``run-<id>/attempt-1`` and its report is stored then: the stored run and its signed record are those
-of its first attempt, with the times it actually trained (before the round existed). The driver
-looks again after every stored outcome, a slot free or not: an early run no longer possible (a bet
-the outcomes proved wrong) is dropped at once, and so is one its round's claim leaves out: stopped,
-never stored, its folder removed. A certain run is never dropped so, only when the drive fails.
+of its first attempt, with the times it actually trained (before the round existed). An early run its round does not need (a run assumed to
+succeed failed, and another round or the end followed) is dropped: never stored, its folder removed.
 A driver that dies loses its early runs, not a stored one: the next drive clears their folders and
 trains them as usual. An executor that cannot stop a run at once (``stops_runs_at_once = False``:
 Ray's) gets none, and a drive that fails drops those not adopted yet.
@@ -30,15 +26,16 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from trainarena.engine.lookahead import NextRun, look_ahead
+from trainarena.engine.lookahead import foreseen_round, round_places
+from trainarena.engine.model import RoundPlan
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest
-from trainarena.settings import EarlyRunRules, TournamentRules
+from trainarena.settings import TournamentRules
 from trainarena.store import Round, Tournament, require_competitor
 from trainarena.store.records import load_record, open_matches, round_plan
 from trainarena.tasks.base import TaskDefinition
 
-# (tournament, a run of a round yet to be created) -> the task the round's rows will hold for it.
-TaskOf = Callable[[Tournament, NextRun], TaskDefinition]
+# (tournament, round, match id, task index) -> the task the round's rows will hold for that place.
+TaskOf = Callable[[Tournament, RoundPlan, str, int], TaskDefinition]
 # (match id, task index, competitor, digest of the task with its seed): a run's identity before and
 # after its round is created (match ids are unique within a tournament: they name their round).
 EarlyKey = tuple[str, int, str, str]
@@ -47,7 +44,7 @@ EarlyKey = tuple[str, int, str, str]
 @dataclass
 class _Early:
     request: RunRequest  # provisional: a negative run id, a folder under early/
-    place: NextRun
+    round_index: int
     adopted: RunRequest | None = None  # the stored run's request, once its round's claim adopted it
     report: RunReport | None = None  # its final report, while not adopted yet
     dropped: bool = False
@@ -57,50 +54,43 @@ class _Early:
 class EarlyRuns:
     """The early runs of one drive: started by free slots, adopted by the claim of their round's runs."""
 
-    def __init__(self, work_dir: Path, rules: EarlyRunRules) -> None:
+    def __init__(self, work_dir: Path) -> None:
         self.work_dir = work_dir
-        self.rules = rules
         self.runs: dict[EarlyKey, _Early] = {}
         self.by_id: dict[int, EarlyKey] = {}
         self._ids = itertools.count(-1, -1)
 
     def foresee(self, session: Session, tournament: Tournament, open_round: Round, rules: TournamentRules,
                 task_of: TaskOf, budget: int) -> list[RunRequest]:
-        """Drop the early runs the open round's outcomes so far proved unneeded; return up to ``budget``
-        runs of the next round to start early, not started yet: the certain ones in the order their
-        round will claim them, then (``rules.bets``) the best bets."""
-        lookahead = look_ahead(load_record(tournament, rules), round_plan(open_round), open_matches(open_round), rules,
-                               self.rules.max_completions)
-        if lookahead is None:  # past the cap: nothing is known, so nothing is dropped or started
+        """Up to ``budget`` runs of the round foreseen after ``open_round`` not started early yet, in the
+        order their round will claim them."""
+        plan = foreseen_round(load_record(tournament, rules), round_plan(open_round), open_matches(open_round), rules)
+        if plan is None:
             return []
-        possible = lookahead.possible()
-        for early in self.runs.values():
-            if early.place.round_index == open_round.index + 1 and early.place not in possible:
-                self._drop(early)
-        started: list[RunRequest] = []
-        for place in lookahead.certain() + (lookahead.bets() if self.rules.bets else ()):
+        started = []
+        for match_id, index, name in round_places(plan):
             if len(started) == budget:
                 break
-            task = task_of(tournament, place)
-            if early_key(place.match_id, place.task_index, place.competitor, task) in self.runs:
+            task = task_of(tournament, plan, match_id, index)
+            if early_key(match_id, index, name, task) in self.runs:
                 continue
-            request = self._request(session, tournament, place, task)
+            request = self._request(session, tournament, plan, match_id, index, name, task)
             key = _key(request)
-            self.runs[key], self.by_id[request.run_id] = _Early(request, place), key
+            self.runs[key], self.by_id[request.run_id] = _Early(request, plan.index), key
             started.append(request)
         return started
 
-    def _request(self, session: Session, tournament: Tournament, place: NextRun, task: TaskDefinition) -> RunRequest:
-        competitor = require_competitor(session, place.competitor)
+    def _request(self, session: Session, tournament: Tournament, plan: RoundPlan, match_id: str, index: int,
+                 name: str, task: TaskDefinition) -> RunRequest:
+        competitor = require_competitor(session, name)
         provisional = next(self._ids)
         return RunRequest(
             tournament_id=tournament.id, tournament_name=tournament.name, run_id=provisional, attempt=1,
             task_id=provisional,
             competitor=CompetitorInfo(competitor.name, competitor.repo_url, competitor.commit, competitor.tree_hash,
                                       competitor.entrypoint),
-            stage=place.stage, match_id=place.match_id, task_index=place.task_index, task=task,
-            run_dir=self.work_dir / f"tournament-{tournament.id}" / "early" / f"{place.match_id}-t{place.task_index}-{place.competitor}"
-            / "attempt-1",
+            stage=plan.stage, match_id=match_id, task_index=index, task=task,
+            run_dir=self.work_dir / f"tournament-{tournament.id}" / "early" / f"{match_id}-t{index}-{name}" / "attempt-1",
         )
 
     def is_early(self, request: RunRequest) -> bool:
@@ -117,12 +107,6 @@ class EarlyRuns:
         if early.dropped:
             self._remove(early)
         return early.dropped
-
-    def undecided(self, request: RunRequest) -> bool:
-        """Whether ``request`` is an early run neither adopted nor dropped yet (the driver looks again
-        after each stored outcome while one is in flight)."""
-        key = self.by_id.get(request.run_id)
-        return key is not None and self.runs[key].adopted is None and not self.runs[key].dropped
 
     def adoptable(self, key: EarlyKey) -> bool:
         """Whether the pending run ``key`` (not tried yet) was trained early, or is training early."""
@@ -147,17 +131,13 @@ class EarlyRuns:
         at the tournament's end) that are not ``needed`` by the round's claim: those done are removed
         now, those still training once they are done."""
         for key, early in self.runs.items():
-            if key not in needed and (round_index is None or early.place.round_index <= round_index):
-                self._drop(early)
-
-    def _drop(self, early: _Early) -> None:
-        """Not to be stored: its script is told to end, and its folder removed once done."""
-        if early.adopted is not None or early.dropped:
-            return
-        early.dropped = True
-        early.stop.set()
-        if early.report is not None:
-            self._remove(early)
+            if early.adopted is not None or early.dropped or key in needed:
+                continue
+            if round_index is None or early.round_index <= round_index:
+                early.dropped = True
+                early.stop.set()
+                if early.report is not None:
+                    self._remove(early)
 
     def finished(self, request: RunRequest, report: RunReport) -> tuple[RunRequest, RunReport] | None:
         """An early run's final report: the stored run's request and the report to store, when its round

@@ -31,7 +31,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,11 +42,10 @@ from sqlalchemy.orm import Session
 from trainarena.contract import Direction, RunStatus
 from trainarena.early_runs import EarlyRuns, early_key
 from trainarena.engine.bracket import next_step
-from trainarena.engine.lookahead import NextRun
 from trainarena.engine.model import Finished, PlayRound, RoundPlan, Stage
 from trainarena.engine.weights import tournament_weights
 from trainarena.records.recorder import Recorder
-from trainarena.run_slots import RunSlots, Step
+from trainarena.run_slots import RunSlots
 from trainarena.runs import (
     CompetitorInfo,
     ProgressEvent,
@@ -59,7 +58,7 @@ from trainarena.runs import (
     definition_json,
     task_key,
 )
-from trainarena.settings import EarlyRunRules, LeaseRules, TournamentRules, WeightRules
+from trainarena.settings import LeaseRules, TournamentRules, WeightRules
 from trainarena.store import (
     AttemptStatus,
     ChampionHistory,
@@ -116,12 +115,10 @@ def task_seed(tournament_seed: int, round_index: int, match_id: str, task_index:
     return int.from_bytes(hashlib.sha256(text).digest()[:4], "big") & 0x7FFFFFFF
 
 
-def task_of(task_source: TaskSource, tournament: Tournament, round_index: int, stage: Stage, match_id: str,
-            index: int) -> TaskDefinition:
-    """The task a round's match plays as its task ``index``: it depends on nothing else (not on who
-    plays the match), and is the same when asked again (early runs: ``engine.lookahead.NextRun``)."""
-    seed = task_seed(tournament.seed, round_index, match_id, index)
-    return task_source(tournament.kind, stage, match_id, index, seed)
+def task_of(task_source: TaskSource, tournament: Tournament, plan: RoundPlan, match_id: str, index: int) -> TaskDefinition:
+    """The task a round's match plays as its task ``index`` (the same when asked again: early runs)."""
+    seed = task_seed(tournament.seed, plan.index, match_id, index)
+    return task_source(tournament.kind, plan.stage, match_id, index, seed)
 
 
 # --- Writing steps -------------------------------------------------------------------------------
@@ -141,7 +138,7 @@ def _create_round(session: Session, tournament: Tournament, plan: RoundPlan, tas
         )
         competitors = [require_competitor(session, name) for name in match.competitors]
         for index in range(match.tasks):
-            definition = task_of(task_source, tournament, plan.index, plan.stage, match.match_id, index)
+            definition = task_of(task_source, tournament, plan, match.match_id, index)
             task = TaskRow(index=index, definition=definition_json(definition), digest=task_key(definition))
             task.runs = [Run(competitor=competitor) for competitor in competitors]
             match_row.tasks.append(task)
@@ -259,8 +256,7 @@ class _Driver:
     me: DriverIdentity
     on_stored: RunStored | None = None
     recorder: Recorder | None = None
-    early_rules: EarlyRunRules = field(default_factory=EarlyRunRules)
-    early: EarlyRuns | None = None  # runs of the next round trained on free slots (early_runs)
+    early: EarlyRuns | None = None  # runs of a foreseen round trained on free slots (early_runs)
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.progress(ProgressEvent(kind, **fields))
@@ -299,16 +295,15 @@ class _Driver:
                 announced = holder.owner_id
             time.sleep(self.lease_rules.wait_poll_seconds)
 
-    def step(self, budget: int) -> Step:
-        """One transaction: up to ``budget`` runs claimed (or the next round created, or the end stored),
-        and the early runs to start with what is left of it (``early_runs``)."""
+    def step(self, budget: int) -> tuple[int, Finished | None, list[RunRequest]]:
+        """One transaction: returns (steps taken, the end if reached, runs claimed to execute now)."""
         with self.writing() as session:
             tournament = load_tournament(session, self.tournament_id)
             if tournament.status == TournamentStatus.FINISHED:
-                return Step(0, self._stored_end(session, tournament))
+                return 0, self._stored_end(session, tournament), []
             open_round = _first_open_round(tournament)
             if open_round is not None:
-                return self._claim_runs(session, tournament, open_round, budget)
+                return self._claim_runs(tournament, open_round, budget)
             if self.recorder is not None:
                 self.recorder.rounds_played(session, tournament, self.rules)
             decision = next_step(load_record(tournament, self.rules), self.rules)
@@ -318,14 +313,14 @@ class _Driver:
                 runs = _create_round(session, tournament, decision.plan, self.task_source)
                 self.emit("round_created", tournament=tournament.name, round_index=decision.plan.index,
                           stage=decision.plan.stage, runs_total=runs)
-                return Step(1)
+                return 1, None, []
             if self.early is not None:
                 self.early.drop_unneeded(None)
             _store_finish(session, tournament, decision, self.weight_rules)
             if self.recorder is not None:
                 self.recorder.tournament_finished(session, tournament, self.rules, self.weight_rules)
             self.emit("finished", tournament=tournament.name, competitor=decision.champion)
-            return Step(1, decision)
+            return 1, decision, []
 
     def _stored_end(self, session: Session, tournament: Tournament) -> Finished:
         decision = next_step(load_record(tournament, self.rules), self.rules)
@@ -333,10 +328,9 @@ class _Driver:
             raise ValueError(f"tournament {tournament.name!r} is marked finished but its record plays on")
         return decision
 
-    def _claim_runs(self, session: Session, tournament: Tournament, round_row: Round, budget: int) -> Step:
-        """Mark up to ``budget`` pending runs RUNNING, and every one trained early (which needs no slot:
-        it is adopted); a run interrupted too often fails instead. With no pending run left, the slots
-        left over train runs of the next round early, and the early runs proved unneeded are dropped."""
+    def _claim_runs(self, tournament: Tournament, round_row: Round, budget: int) -> tuple[int, None, list[RunRequest]]:
+        """Mark up to ``parallel`` pending runs RUNNING, and every one trained early (which needs no
+        slot: it is adopted); a run interrupted too often fails instead."""
         steps, claimed, adopted = 0, [], set()
         for run in _pending_runs(round_row):
             key = None if self.early is None or run.attempts else early_key(
@@ -357,18 +351,21 @@ class _Driver:
             claimed.append(self._request(tournament, round_row, run))
             if key in adopted:
                 self.early.adopt(claimed[-1])  # type: ignore[union-attr]
-        if self.early is None:
-            return Step(steps, claimed=claimed)
-        self.early.drop_unneeded(round_row.index, frozenset(adopted))
-        if _pending_runs(round_row):
-            return Step(steps, claimed=claimed)
-        # Read in this transaction (an early run is written once adopted): what this step loaded.
-        early = self.early.foresee(session, tournament, round_row, self.rules, self._task_of,
-                                   max(0, min(budget, self.parallel) - (len(claimed) - len(adopted))))
-        return Step(steps, claimed=claimed, early=early)
+        if self.early is not None:
+            self.early.drop_unneeded(round_row.index, frozenset(adopted))
+        return steps, None, claimed
 
-    def _task_of(self, tournament: Tournament, run: NextRun) -> TaskDefinition:
-        return task_of(self.task_source, tournament, run.round_index, run.stage, run.match_id, run.task_index)
+    def foresee(self, budget: int) -> list[RunRequest]:
+        """Up to ``budget`` runs of the round foreseen after the open one, to train early (``early_runs``)."""
+        if self.early is None:
+            return []
+        with self.store.session() as session:  # reads only: an early run is written once adopted
+            tournament = load_tournament(session, self.tournament_id)
+            open_round = _first_open_round(tournament)
+            if open_round is None or tournament.status == TournamentStatus.FINISHED:
+                return []
+            return self.early.foresee(session, tournament, open_round, self.rules,
+                                      lambda *place: task_of(self.task_source, *place), budget)
 
     def _request(self, tournament: Tournament, round_row: Round, run: Run) -> RunRequest:
         task = run.task
@@ -442,7 +439,6 @@ def drive(
     on_wait: Waiting | None = None,
     on_stored: RunStored | None = None,
     recorder: Recorder | None = None,
-    early_rules: EarlyRunRules | None = None,
 ) -> Finished | None:
     """Drive a tournament until it finishes; return how it ended (also for an already finished one).
 
@@ -450,9 +446,9 @@ def drive(
     stops after that many and returns None (drive again to go on). ``parallel`` runs of a round are
     executed at once on a thread pool (the executor's runs are separate processes), each slot taking the
     next pending run as soon as its own is done; a ``StagedExecutor``'s artifacts are scored on a thread
-    of their own meanwhile (``run_slots.RunSlots``); a slot with no pending run left trains runs of the
-    next round early, as ``early_rules`` say (``early_runs``; not in a drive of ``max_steps``). All
-    store writes stay on the calling thread.
+    of their own meanwhile (``run_slots.RunSlots``); a slot with no pending run left trains the runs of
+    the round foreseen next early (``early_runs``; not in a drive of ``max_steps``). All store writes
+    stay on the calling thread.
     ``max_attempts`` fails a run that has been interrupted that often (None: ``lease_rules.max_attempts``). ``work_dir`` holds one fresh directory per run attempt.
 
     While another live driver holds the tournament's lease: with ``wait``, ``on_wait`` is told who
@@ -469,7 +465,7 @@ def drive(
                      progress or (lambda _event: None), parallel,
                      max_attempts if max_attempts is not None else (lease_rules or LeaseRules()).max_attempts,
                      lease_rules or LeaseRules(), me, on_stored,
-                     recorder, early_rules=early_rules or EarlyRunRules())
+                     recorder)
     end = driver.take_lease(wait, on_wait)
     if end is not None:
         return end
@@ -488,7 +484,7 @@ def _drive_with_lease(driver: _Driver, max_steps: int | None) -> Finished | None
     # A drive of so many steps claims those, none early; an executor that cannot stop a run at once
     # (Ray's, today) would keep a dropped early run's node, and the drive's end, for its whole budget.
     if max_steps is None and driver.parallel > 1 and getattr(driver.executor, "stops_runs_at_once", True):
-        driver.early = EarlyRuns(driver.work_dir, driver.early_rules)
+        driver.early = EarlyRuns(driver.work_dir)
         driver.early.clear(driver.tournament_id)  # a driver killed outright left its early runs behind
     slots = RunSlots(driver)
     try:

@@ -2,8 +2,8 @@
 
 ``parallel`` slots each take the next pending run the moment they are free, and a staged executor's
 artifacts are scored on one thread while the slots train the next runs (docs/benchmarks.md,
-"Overhead"); a slot with no pending run left trains runs of the next round early (``early_runs``).
-The driver claims runs and stores what came of them; the slots only schedule.
+"Overhead"); a slot with no pending run left trains the next round's runs early when that round is
+foreseen (``early_runs``). The driver claims runs and stores what came of them; the slots only schedule.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
@@ -52,33 +51,23 @@ def _stoppable(work: Callable[[RunRequest], Any], stop: threading.Event, request
         return work(request)
 
 
-@dataclass(frozen=True)
-class Step:
-    """What one of the driver's steps did: ``taken`` steps (a round created, the end stored, runs failed
-    after too many tries), ``end`` when the tournament is over, the runs ``claimed`` to execute now
-    (some adopting an early run), and the ``early`` runs to start on the slots left over."""
-
-    taken: int
-    end: Finished | None = None
-    claimed: list[RunRequest] = field(default_factory=list)
-    early: list[RunRequest] = field(default_factory=list)
-
-
 class SlotDriver(Protocol):
     """The driver's side: it claims runs in its write steps and stores their outcomes."""
 
     tournament_id: int
     executor: RunExecutor
     parallel: int
-    early: EarlyRuns | None  # with one, free slots train runs of the next round early
+    early: EarlyRuns | None  # with one, free slots train the runs of a foreseen round early
 
-    def step(self, budget: int) -> Step: ...
+    def step(self, budget: int) -> tuple[int, Finished | None, list[RunRequest]]: ...
 
     def run_started(self, request: RunRequest) -> None: ...
 
     def run_finished(self, request: RunRequest, report: RunReport) -> None: ...
 
     def run_interrupted(self, request: RunRequest, error: RunInterrupted) -> None: ...
+
+    def foresee(self, budget: int) -> list[RunRequest]: ...
 
 
 class RunSlots:
@@ -107,23 +96,22 @@ class RunSlots:
     def drive(self, max_steps: int | None) -> Finished | None:
         steps = 0
         while True:
-            # While an early run is undecided, a step follows every outcome, a slot free or not: it drops
-            # the early runs proved unneeded at once, and creates the next round as soon as it can.
-            while (self.free or self._undecided_early()) and not self.errors and (max_steps is None or steps < max_steps):
+            while self.free and not self.errors and (max_steps is None or steps < max_steps):
                 budget = len(self.free) if max_steps is None else min(len(self.free), max_steps - steps)
-                step = self.driver.step(budget)
-                if step.end is not None:  # nothing in flight but dropped early runs, stopped: a round ends when all its runs are stored
-                    return step.end
-                steps += step.taken + len(step.claimed)
-                for request in step.claimed:
+                taken, end, requests = self.driver.step(budget)
+                if end is not None:  # nothing in flight but dropped early runs, stopped: a round ends when all its runs are stored
+                    return end
+                steps += taken + len(requests)
+                for request in requests:
                     taken_over = None if self.early is None else self.early.take_over(request)
                     if taken_over is None:
                         self._start(request)
                     else:
                         self._adopt(request, *taken_over)
-                for request in step.early:
-                    self._start(request)
-                if step.taken == 0 and not step.claimed:
+                if taken == 0 and not requests:
+                    # No run of the open round left to claim: free slots train the next round's early.
+                    for request in self.driver.foresee(len(self.free)) if self.early is not None and self.free else ():
+                        self._start(request)
                     break
             if not self.in_flight:
                 if self.errors:
@@ -132,9 +120,6 @@ class RunSlots:
                     return None
                 raise RuntimeError(f"tournament {self.driver.tournament_id}: an open round has no pending run after recovery")
             self._collect()
-
-    def _undecided_early(self) -> bool:
-        return self.early is not None and any(self.early.undecided(request) for request, _ in self.in_flight.values())
 
     def _start(self, request: RunRequest) -> None:
         slot = self.free.pop()

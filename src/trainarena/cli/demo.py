@@ -114,7 +114,6 @@ def demo_command(
                 progress=progress,
                 parallel=parallel,
                 lease_rules=settings.lease,
-                early_rules=settings.early_runs,
                 wait=wait,
                 on_wait=lambda holder: _say_waiting(console, holder),
                 on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir),

@@ -10,7 +10,7 @@ at a time, so a 10,000-entrant tournament is decided in linear work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from trainarena.engine.boss import decide_boss
@@ -152,11 +152,7 @@ def _next(state: _State, record: TournamentRecord, rules: TournamentRules) -> Pl
     return PlayRound(plan_knockout_round(state.alive, state.byes, record.seed, index, rules))
 
 
-Decide = Callable[[PlayedMatch, TournamentRules, int], MatchDecision]
-
-
-def _apply(state: _State, played: PlayedRound, record: TournamentRecord, rules: TournamentRules,
-           decide: Decide = decide_match) -> None:
+def _apply(state: _State, played: PlayedRound, record: TournamentRecord, rules: TournamentRules) -> None:
     plan = played.plan
     by_id = {m.match.match_id: m for m in played.matches}
     if len(by_id) != len(plan.matches) or any(by_id.get(m.match_id) is None or by_id[m.match_id].match != m for m in plan.matches):
@@ -169,7 +165,7 @@ def _apply(state: _State, played: PlayedRound, record: TournamentRecord, rules: 
         state.boss_played.append(by_id[match.match_id])
         state.boss = decide_boss(state.boss_played, *match.competitors, rules)
         return
-    decisions = tuple(decide(by_id[m.match_id], rules, record.seed) for m in plan.matches)
+    decisions = tuple(decide_match(by_id[m.match_id], rules, record.seed) for m in plan.matches)
     advanced = tuple(c for d in decisions for c in d.advancers) + plan.byes
     for name in plan.byes:
         state.byes[name] = state.byes.get(name, 0) + 1
@@ -189,14 +185,13 @@ def _start(record: TournamentRecord) -> _State:
     return _State(alive=tuple(record.entrants))
 
 
-def _check_and_apply(state: _State, played: PlayedRound, record: TournamentRecord, rules: TournamentRules,
-                     decide: Decide = decide_match) -> None:
+def _check_and_apply(state: _State, played: PlayedRound, record: TournamentRecord, rules: TournamentRules) -> None:
     expected = _next(state, record, rules)
     if isinstance(expected, Finished):
         raise ValueError(f"round {played.plan.index} was played after the tournament finished")
     if played.plan != expected.plan:
         raise ValueError(f"round {played.plan.index} differs from the plan the rules give for this record")
-    _apply(state, played, record, rules, decide)
+    _apply(state, played, record, rules)
 
 
 def _replay(state: _State, record: TournamentRecord, rules: TournamentRules) -> Replay:
@@ -213,27 +208,6 @@ def replay(record: TournamentRecord, rules: TournamentRules) -> Replay:
 
 def next_step(record: TournamentRecord, rules: TournamentRules) -> PlayRound | Finished:
     return replay(record, rules).next
-
-
-def next_steps(record: TournamentRecord, rules: TournamentRules, candidates: Iterable[PlayedRound]) -> Iterator[PlayRound | Finished]:
-    """``next_step`` of ``record`` with each of ``candidates`` played as its next round (the ways an
-    open round can end: ``engine.lookahead``), replaying the record once rather than once each, and
-    deciding a match the candidates share (the same object) once."""
-    state = _start(record)
-    for played in record.rounds:
-        _check_and_apply(state, played, record, rules)
-    decided: dict[int, tuple[PlayedMatch, MatchDecision]] = {}  # by id, holding the match: no id is reused
-
-    def decide(match: PlayedMatch, rules: TournamentRules, seed: int) -> MatchDecision:
-        if id(match) not in decided:
-            decided[id(match)] = match, decide_match(match, rules, seed)
-        return decided[id(match)][1]
-
-    for played in candidates:
-        trial = replace(state, byes=dict(state.byes), scored=set(state.scored), eliminated=list(state.eliminated),
-                        rounds=list(state.rounds), boss_played=list(state.boss_played))
-        _check_and_apply(trial, played, record, rules, decide)
-        yield _next(trial, record, rules)
 
 
 def play_out(record: TournamentRecord, rules: TournamentRules, play: Callable[[RoundPlan], PlayedRound]) -> Replay:

@@ -286,8 +286,7 @@ def drive_pool_tournament(
     so (``registry.register_champions``; idempotent, so a resumed drive registers nothing twice)."""
     finished = drive(store, tournament_id, task_source=pool_task_source(store, tournament_id), executor=executor,
                      rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir,
-                     lease_rules=settings.lease, early_rules=settings.early_runs, recorder=recorder_for(settings),
-                     **options)
+                     lease_rules=settings.lease, recorder=recorder_for(settings), **options)
     if finished is not None:
         register_champion_models(store, settings, tournament_id)
     return finished

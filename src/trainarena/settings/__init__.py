@@ -18,7 +18,6 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trainarena.settings.cluster import ClusterRules
-from trainarena.settings.early_runs import EarlyRunRules
 from trainarena.settings.fields import AbsolutePath, Duration, ResolvedPath, Section, UtcDateTime, resolved
 from trainarena.settings.records import RecordsRules
 from trainarena.settings.service import ApiRules, DashboardRules, JobRules, RegistryRules
@@ -494,7 +493,6 @@ class Settings(BaseSettings):
     registration: RegistrationRules = RegistrationRules()
     resources: ResourceRules = ResourceRules()
     lease: LeaseRules = LeaseRules()
-    early_runs: EarlyRunRules = EarlyRunRules()
     workbench: WorkbenchRules = WorkbenchRules()
     pools: PoolRules = PoolRules()
     schedule: ScheduleRules = ScheduleRules()
