@@ -121,9 +121,9 @@ class JobWorker:
     def _launch(self, job_id: str) -> None:
         stop = StopRequest()
         thread = threading.Thread(target=self._run, args=(job_id, stop), daemon=True, name=f"job-{job_id}")
-        with self._lock:
+        with self._lock:  # started under the lock: stop() never finds a thread it cannot join yet
             self._running[job_id] = (thread, stop)
-        thread.start()
+            thread.start()
 
     def _run(self, job_id: str, stop: StopRequest) -> None:
         try:
