@@ -35,8 +35,9 @@ def _log_warm_up_failure(warming: Future[Any]) -> None:
 
 
 class _EitherStop(StopAtOnce):
-    """Set when ``own`` or ``outer`` is: what ``execution.supervise`` polls to end a run early (at
-    once: an early run is stopped only when nothing of it is to be kept)."""
+    """Set when ``own`` or ``outer`` is: what ``execution.supervise`` polls to end an early run. Its own
+    stop (dropped: nothing of it is kept) kills at once; a stop around the drive gives the grace any
+    run gets (the run may be adopted, stored, by then)."""
 
     def __init__(self, own: threading.Event, outer: threading.Event | None) -> None:
         super().__init__()
@@ -44,6 +45,9 @@ class _EitherStop(StopAtOnce):
 
     def is_set(self) -> bool:
         return self.own.is_set() or (self.outer is not None and self.outer.is_set())
+
+    def at_once(self) -> bool:
+        return self.own.is_set()
 
 
 def _stoppable(work: Callable[[RunRequest], Any], stop: threading.Event, request: RunRequest) -> Any:

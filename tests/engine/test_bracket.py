@@ -13,6 +13,7 @@ from trainarena.engine import (
     next_step,
     play_out,
     replay,
+    tasks_at_most,
 )
 from trainarena.engine.bracket import plan_knockout_round
 from trainarena.settings import TournamentRules
@@ -168,3 +169,39 @@ def test_higher_is_better_tournament_with_negative_scores_crowns_a_clearly_bette
     player = LatentSkillPlayer(truth, 0.005, 4, direction=Direction.HIGHER)
     finished = play_out(TournamentRecord(names, 4, 3, champion="king"), RULES, player).next
     assert isinstance(finished, Finished) and finished.champion == names[7] and finished.crowned
+
+
+def test_tasks_at_most_counts_every_round_and_boss_round_the_rules_allow():
+    assert tasks_at_most(0, True, RULES, 3) == 0
+    assert tasks_at_most(1, False, RULES, 3) == 0  # crowned without playing
+    assert tasks_at_most(3, False, RULES, 3) == 2  # two knockout rounds (a bye in the first)
+    assert tasks_at_most(3, True, RULES, 3) == 2 + 3 * RULES.boss_rounds_max  # every boss round the paired rule may add
+    assert tasks_at_most(3, True, TournamentRules(boss_rule="majority"), 3) == 5  # the majority rule plays one
+    # 20 entrants: one group round (3 groups), up to 6 advance, then at most 3 knockout rounds.
+    assert tasks_at_most(20, False, RULES, 3) == RULES.group_tasks + 3 * RULES.knockout_tasks
+
+
+def test_failures_can_make_a_bracket_longer_than_everyone_scoring_and_tasks_at_most_covers_it():
+    """64 entrants: 8 groups of 8 leave 16, a second group round leaves 4, two knockout rounds: 4 rounds
+    when everyone scores. If one first-round group has a single scorer, 15 are left: knockout rounds of
+    15, 8, 4 and 2 follow, 5 rounds (a pool drawn for 4 ran out in its last round)."""
+    names = _names(64)
+    everyone = _player(names)
+
+    def one_scorer_in_the_first_group(plan):
+        played = everyone(plan)
+        if plan.index != 0:
+            return played
+        first, *others = played.matches
+        survivor = first.match.competitors[0]
+        failed = tuple(tuple(o if o.competitor == survivor else replace(o, score=None, failure="failed") for o in task)
+                       for task in first.tasks)
+        return replace(played, matches=(replace(first, tasks=failed), *others))
+
+    def tasks_played(play):
+        result = play_out(TournamentRecord(names, 1, 3, None), RULES, play)
+        assert isinstance(result.next, Finished)
+        return sum(max(m.match.tasks for m in p.matches) for p in result.record.rounds)
+
+    assert tasks_played(everyone) == 4
+    assert tasks_played(one_scorer_in_the_first_group) == 5 == tasks_at_most(64, False, RULES, 3)

@@ -6,7 +6,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trainarena.contract import Direction
-from trainarena.engine import Finished, LatentSkillPlayer, Stage, TournamentRecord, play_out, replay, tournament_weights
+from trainarena.engine import (
+    Finished,
+    LatentSkillPlayer,
+    Stage,
+    TournamentRecord,
+    play_out,
+    replay,
+    tasks_at_most,
+    tournament_weights,
+)
 from trainarena.settings import TournamentRules, WeightRules
 
 RULES = TournamentRules()  # the paired boss rule
@@ -54,6 +63,9 @@ def _check(record, player, rules):
     boss_rounds = [p for p in result.record.rounds if p.plan.stage == Stage.BOSS]
     assert len(boss_rounds) <= (rules.boss_rounds_max if rules.boss_rule == "paired" else 1)
     assert result.boss is None or result.boss.decided  # an unclear boss round never ends a tournament
+    # A task pool drawn for tasks_at_most never runs out, whatever fails.
+    played_tasks = sum(max(m.match.tasks for m in p.matches) for p in result.record.rounds)
+    assert played_tasks <= tasks_at_most(len(record.entrants), record.champion is not None, rules, record.boss_tasks)
     weights = tournament_weights(finished, record.entrants, WeightRules())
     assert all(w >= 0.0 for w in weights.weights.values()) and weights.undistributed >= 0.0
     assert math.isclose(math.fsum(weights.weights.values()) + weights.undistributed, 1.0, abs_tol=1e-9)

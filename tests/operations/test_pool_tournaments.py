@@ -15,12 +15,11 @@ from trainarena.operations.tournaments import (
     create_pool_tournament,
     pool_task_source,
     run_pool_tournament,
-    tasks_needed,
 )
 from trainarena.orchestrator import drive
 from trainarena.pipeline import SandboxedExecutor
 from trainarena.runs import RunReport, RunRequest
-from trainarena.settings import Settings, TournamentRules
+from trainarena.settings import Settings
 from trainarena.store import champion_history, open_store, remove_stored_task, tournament_runs
 from trainarena.store.competitors import StoreError, get_competitor
 from trainarena.submissions import checkout_path
@@ -29,17 +28,6 @@ from trainarena.submissions import checkout_path
 def _create(settings: Settings, **options):
     with open_store(settings) as store, store.transaction() as session:
         return create_pool_tournament(session, settings, kind=options.pop("kind", "text"), pool=options.pop("pool", "weekly"), **options)
-
-
-def test_tasks_needed_follows_the_engine() -> None:
-    rules = TournamentRules()
-    assert tasks_needed(0, True, rules, 3) == 0
-    assert tasks_needed(1, False, rules, 3) == 0  # crowned without playing
-    assert tasks_needed(3, False, rules, 3) == 2  # two knockout rounds (a bye in the first)
-    assert tasks_needed(3, True, rules, 3) == 2 + 3 * rules.boss_rounds_max  # and every boss round the paired rule may add
-    assert tasks_needed(3, True, TournamentRules(boss_rule="majority"), 3) == 5  # the majority rule plays one
-    # 20 entrants: one group round (3 groups), 6 advance, then 3 knockout rounds.
-    assert tasks_needed(20, False, rules, 3) == rules.group_tasks + 3 * rules.knockout_tasks
 
 
 def test_a_pool_tournament_enters_draws_plays_and_crowns(operator_data: OperatorData) -> None:

@@ -11,7 +11,7 @@ from trainarena.engine.boss import (
     decide_boss,
     required_lead,
 )
-from trainarena.engine.bracket import Replay, RoundDecision, group_sizes, next_step, play_out, replay
+from trainarena.engine.bracket import Replay, RoundDecision, group_sizes, next_step, play_out, replay, tasks_at_most
 from trainarena.engine.comparison import LeadInterval, SeedSpread, lead_interval, relative_improvement, seed_spread
 from trainarena.engine.model import (
     BossDecision,
@@ -73,5 +73,6 @@ __all__ = [
     "required_lead",
     "seed_spread",
     "simulate",
+    "tasks_at_most",
     "tournament_weights",
 ]

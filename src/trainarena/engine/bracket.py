@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from trainarena.engine.boss import decide_boss
+from trainarena.engine.boss import boss_rounds_at_most, decide_boss
 from trainarena.engine.model import (
     BossDecision,
     Finished,
@@ -67,11 +67,16 @@ def group_sizes(remaining: int, rules: TournamentRules) -> tuple[int, ...]:
     """Balanced group sizes: the fewest groups that keep every group within [min, max]; when no count
     fits (17 with 6..8), the groups keep the minimum, which is what guarantees each group eliminates
     someone, and go over the maximum: 17 -> (9, 8)."""
+    groups = _group_count(remaining, rules)
+    base, extra = divmod(remaining, groups)
+    return tuple(base + 1 if i < extra else base for i in range(groups))
+
+
+def _group_count(remaining: int, rules: TournamentRules) -> int:
     groups = -(-remaining // rules.group_size_max)
     if remaining // groups < rules.group_size_min:
         groups = max(1, remaining // rules.group_size_min)
-    base, extra = divmod(remaining, groups)
-    return tuple(base + 1 if i < extra else base for i in range(groups))
+    return groups
 
 
 def plan_group_round(alive: tuple[str, ...], seed: int, index: int, rules: TournamentRules) -> RoundPlan:
@@ -208,6 +213,29 @@ def replay(record: TournamentRecord, rules: TournamentRules) -> Replay:
 
 def next_step(record: TournamentRecord, rules: TournamentRules) -> PlayRound | Finished:
     return replay(record, rules).next
+
+
+def tasks_at_most(entrants: int, defended: bool, rules: TournamentRules, boss_tasks: int) -> int:
+    """The most tasks a bracket of ``entrants`` can play, whatever the outcomes: what a task pool must
+    cover. A round's plan depends only on how many are alive, and a match advances anywhere from nobody
+    (everyone failed) to its quota, so failures can make a bracket longer than the path where everyone
+    scores (a knockout round of 5 can leave 3 instead of 2, a group round fewer than a knockout needs to
+    end in as few rounds). The longest path over counts alive, then every boss round the rule allows."""
+    boss = boss_rounds_at_most(rules) * boss_tasks if defended else 0
+    longest = [0, boss]  # by how many are alive: nobody left ends it, one challenger meets the champion
+    reach = [0, boss]  # the longest from any count up to this one (a round can leave 0..its most)
+    for alive in range(2, entrants + 1):
+        if alive >= rules.group_stage_min_entrants:
+            groups = _group_count(alive, rules)  # of group_sizes: `extra` groups one larger than `base`
+            base, extra = divmod(alive, groups)
+            advance = rules.group_advance
+            most_left = extra * min(base + 1, advance) + (groups - extra) * min(base, advance)
+            tasks = rules.group_tasks
+        else:
+            most_left, tasks = alive - alive // 2, rules.knockout_tasks
+        longest.append(tasks + reach[most_left])
+        reach.append(max(reach[-1], longest[-1]))
+    return longest[entrants]
 
 
 def play_out(record: TournamentRecord, rules: TournamentRules, play: Callable[[RoundPlan], PlayedRound]) -> Replay:

@@ -48,7 +48,15 @@ _stop_event: ContextVar[threading.Event | None] = ContextVar("trainarena_stop_ev
 
 class StopAtOnce(threading.Event):
     """A stop request whose run is killed at once (SIGKILL, no grace): for a run nothing of which is
-    kept, so it has nothing to save (an early run its tournament dropped, ``early_runs``)."""
+    kept, so it has nothing to save (an early run its tournament dropped, ``early_runs``). A subclass
+    set for more than one reason says by :meth:`at_once` whether this one kills at once."""
+
+    def at_once(self) -> bool:
+        return self.is_set()
+
+
+def _kills_at_once(event: threading.Event | None) -> bool:
+    return isinstance(event, StopAtOnce) and event.at_once()
 
 
 @contextmanager
@@ -166,7 +174,7 @@ def supervise(
     timed_out, how_ended = False, "exited"
     if stop == _DEADLINE:
         timed_out, how_ended = True, _stop_at_deadline(proc, terminator, launch.grace_seconds, event)
-    elif stop == STOPPED_REASON and not isinstance(event, StopAtOnce):  # else killed just below
+    elif stop == STOPPED_REASON and not _kills_at_once(event):  # else killed just below
         _stop_at_deadline(proc, terminator, launch.grace_seconds)
     # Whatever happened, nothing of this run may outlive this call (a daemon left by a script that
     # exited in time included).
@@ -227,7 +235,7 @@ def _stop_at_deadline(proc: subprocess.Popen[bytes], terminator: Terminator, gra
     meanwhile); says how it ended."""
     terminator.terminate()
     ends = time.monotonic() + grace
-    while (remaining := ends - time.monotonic()) > 0 and not (isinstance(stop, StopAtOnce) and stop.is_set()):
+    while (remaining := ends - time.monotonic()) > 0 and not _kills_at_once(stop):
         try:
             proc.wait(timeout=min(remaining, _STOP_CHECK_SECONDS) if stop is not None else remaining)
             return "SIGTERM at the deadline; it stopped within the grace period"

@@ -6,7 +6,8 @@ Entry: every registered competitor who registered before entry closes, whose reg
 kind and whose manifest supports every task type of the pool enters, in registration order; the
 reigning champion of the kind defends in the boss round instead. A competitor whose repository can no
 longer be fetched is left out, with the reason. Tasks: the tournament draws, at creation and from its
-seed, as many stored tasks as its bracket can need (every round's tasks and the boss round's), without
+seed, as many stored tasks as its bracket can need whatever the outcomes (every round's tasks on the
+longest path failures can make, and the boss rounds'), without
 replacement; each round plays the next undrawn-yet-unplayed tasks, every match of a round the same
 ones, so no task is played twice in one tournament. A pool with too few tasks is refused up front.
 """
@@ -23,24 +24,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainarena.contract import MANIFEST_NAME, Direction, TaskType
-from trainarena.engine import (
-    Finished,
-    PlayedMatch,
-    PlayedRound,
-    RoundPlan,
-    TaskOutcome,
-    TournamentRecord,
-    boss_rounds_at_most,
-    play_out,
-)
+from trainarena.contract import MANIFEST_NAME, TaskType
+from trainarena.engine import Finished, tasks_at_most
 from trainarena.engine.model import Stage
 from trainarena.operations.pools import stored_definition
 from trainarena.orchestrator import Progress, RunStored, Waiting, drive
 from trainarena.records.recorder import recorder_for, revealed_task_names
 from trainarena.registry import register_champion_models
 from trainarena.runs import RunExecutor, TaskSource
-from trainarena.settings import Settings, TournamentRules
+from trainarena.settings import Settings
 from trainarena.store import (
     Competitor,
     MatchRow,
@@ -67,31 +59,6 @@ from trainarena.tasks.digests import path_digest
 
 class TournamentRefused(ValueError):
     """A tournament that cannot be created as asked, with the reason and the numbers."""
-
-
-def tasks_needed(entrants: int, defended: bool, rules: TournamentRules, boss_tasks: int) -> int:
-    """The most tasks a bracket of ``entrants`` can play: each round's tasks (every match of a round
-    plays the same ones) and the boss rounds' when a champion defends (as many as the rule allows). The engine plans the rounds;
-    every competitor scoring (distinct scores, the defender, if entered, last) is the longest path."""
-    if entrants == 0:
-        return 0
-    names = tuple(f"entrant-{index}" for index in range(entrants))
-    defender = "defender" if defended else None
-
-    def play(plan: RoundPlan) -> PlayedRound:
-        def outcome(name: str) -> TaskOutcome:
-            return TaskOutcome(name, float(entrants) if name == defender else float(names.index(name)))
-
-        return PlayedRound(plan, tuple(
-            PlayedMatch(match, (Direction.LOWER,) * match.tasks, tuple(tuple(outcome(c) for c in match.competitors) for _ in range(match.tasks)))
-            for match in plan.matches
-        ))
-
-    rounds = play_out(TournamentRecord(names, 0, boss_tasks, defender), rules, play).record.rounds
-    # The paired boss rule may add boss rounds while its decision is unclear: count the most it can play.
-    boss_rounds = sum(played.plan.stage == Stage.BOSS for played in rounds)
-    unplayed_boss = (boss_rounds_at_most(rules) - boss_rounds) * boss_tasks if boss_rounds else 0
-    return sum(max(match.match.tasks for match in played.matches) for played in rounds) + unplayed_boss
 
 
 # --- Creating ------------------------------------------------------------------------------------
@@ -194,7 +161,7 @@ def create_pool_tournament(
     if not entrants:
         reasons = "; ".join(f"{n}: {r}" for n, r in left_out) or "no competitor is registered"
         raise TournamentRefused(f"nobody can enter a {kind} tournament on pool {pool!r} ({reasons})")
-    needed = tasks_needed(len(entrants), champion is not None, settings.rules, boss_tasks_for(kind, settings.rules))
+    needed = tasks_at_most(len(entrants), champion is not None, settings.rules, boss_tasks_for(kind, settings.rules))
     revealed = revealed_task_names(session)
     unusable = [(task.name, problem) for task in pool_row.tasks
                 if (problem := _revealed(task.name, revealed) or task_problem(task)) is not None]
