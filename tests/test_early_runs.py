@@ -256,3 +256,47 @@ def test_a_crash_at_any_call_with_early_runs_resumes_to_the_same_tournament(stor
                                 [AttemptStatus.INTERRUPTED, RunStatus.FAILED])
         assert not (settings.work_dir / f"tournament-{tournament_id}" / "early").exists()
     assert crashed_early, "no crash hit a run trained early"
+
+
+@dataclass
+class _Scoring:
+    score: Callable[[], RunReport]
+
+    def finish(self) -> RunReport:
+        return self.score()
+
+
+@dataclass
+class ScoredFinal(Final):
+    """``Final`` on a staged executor: b's final script is done at once, so its slot trains early too,
+    and its artifact then fails its evaluation once both slots train the boss round early."""
+
+    both_early: threading.Event = field(default_factory=threading.Event)
+
+    def train(self, request: RunRequest) -> RunReport | _Scoring:
+        if request.stage == Stage.KNOCKOUT and request.competitor.name == "b":
+            with self.lock:
+                self.runs.append(request)
+
+            def fails_once_both_slots_train_early() -> RunReport:
+                self.both_early.wait(EARLY_WAIT_SECONDS)
+                return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason="its artifact failed evaluation")
+
+            return _Scoring(fails_once_both_slots_train_early)
+        if request.run_id < 0 and sum(r.run_id < 0 for r in self.runs) == 1:
+            self.both_early.set()  # the second early run starts now
+        return self.execute(request)
+
+
+def test_early_runs_a_stored_failure_rules_out_are_stopped_while_every_slot_trains_them(store: Store,
+                                                                                         settings: Settings) -> None:
+    executor = ScoredFinal(waits_for_early=False, early_trains_until_stopped=True)
+    tournament_id = _tournament(store, "t")
+    started = time.monotonic()
+    assert _drive(store, settings, tournament_id, executor, parallel=2).champion == CHAMPION
+    early = [r for r in executor.runs if r.run_id < 0]
+    assert len(early) == 2 and executor.both_early.is_set()
+    # Stopped when b's failed evaluation was stored, not when a script ended by itself (no slot was free).
+    assert sorted(r.run_id for r in executor.stopped) == sorted(r.run_id for r in early)
+    assert time.monotonic() - started < EARLY_WAIT_SECONDS
+    assert len(_stored(store, tournament_id)) == 2

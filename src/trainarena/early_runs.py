@@ -26,8 +26,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from trainarena.engine.bracket import next_step
 from trainarena.engine.lookahead import foreseen_round, round_places
-from trainarena.engine.model import RoundPlan
+from trainarena.engine.model import PlayRound, RoundPlan
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest
 from trainarena.settings import TournamentRules
 from trainarena.store import Round, Tournament, require_competitor
@@ -79,6 +80,32 @@ class EarlyRuns:
             self.runs[key], self.by_id[request.run_id] = _Early(request, plan.index), key
             started.append(request)
         return started
+
+    def unclaimed(self) -> bool:
+        """Whether some early run is neither dropped nor adopted yet (one a stored outcome may rule out)."""
+        return any(not early.dropped and early.adopted is None for early in self.runs.values())
+
+    def rule_out(self, tournament: Tournament, open_round: Round | None, rules: TournamentRules, task_of: TaskOf) -> None:
+        """Drop the early runs the outcomes stored so far rule out (a run assumed to succeed failed, so
+        another round, or the end, follows), at once: not when a slot next frees and the next round's
+        claim finds them unneeded, which, with every slot training such runs, is when they end. The
+        next round is known once every match of the open round is settled (as when they started) or
+        the round is done."""
+        record = load_record(tournament, rules)
+        if open_round is None:
+            step = next_step(record, rules)
+            plan = step.plan if isinstance(step, PlayRound) else None
+        else:
+            matches = open_matches(open_round)
+            if not all(match.settled() for match in matches):
+                return  # the next round still depends on scores to come: nothing is ruled out yet
+            plan = foreseen_round(record, round_plan(open_round), matches, rules)
+        if plan is None:
+            self.drop_unneeded(None)
+            return
+        needed = frozenset(early_key(match_id, index, name, task_of(tournament, plan, match_id, index))
+                           for match_id, index, name in round_places(plan))
+        self.drop_unneeded(plan.index, needed)
 
     def _request(self, session: Session, tournament: Tournament, plan: RoundPlan, match_id: str, index: int,
                  name: str, task: TaskDefinition) -> RunRequest:

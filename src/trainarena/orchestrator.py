@@ -367,6 +367,16 @@ class _Driver:
             return self.early.foresee(session, tournament, open_round, self.rules,
                                       lambda *place: task_of(self.task_source, *place), budget)
 
+    def rule_out_early(self) -> None:
+        """Drop the early runs the outcomes stored so far rule out (``EarlyRuns.rule_out``)."""
+        if self.early is None or not self.early.unclaimed():
+            return
+        with self.store.session() as session:
+            tournament = load_tournament(session, self.tournament_id)
+            if tournament.status != TournamentStatus.FINISHED:
+                self.early.rule_out(tournament, _first_open_round(tournament), self.rules,
+                                    lambda *place: task_of(self.task_source, *place))
+
     def _request(self, tournament: Tournament, round_row: Round, run: Run) -> RunRequest:
         task = run.task
         competitor = run.competitor

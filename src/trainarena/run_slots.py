@@ -73,6 +73,8 @@ class SlotDriver(Protocol):
 
     def foresee(self, budget: int) -> list[RunRequest]: ...
 
+    def rule_out_early(self) -> None: ...
+
 
 class RunSlots:
     """``parallel`` run slots, each given the next pending run the moment it is free (not when the
@@ -173,6 +175,8 @@ class RunSlots:
                 stored = self.early.finished(request, outcome) if early else (request, outcome)  # type: ignore[union-attr]
                 if stored is not None:
                     self._store(*stored, marks_of=request.run_id)
+                    if self.early is not None:  # a failure may rule out early runs: ended now, slots or not
+                        self.driver.rule_out_early()
             elif not (early and self.early.dropped(request)):  # type: ignore[union-attr]
                 assert self.scoring is not None
                 self.in_flight[self.scoring.submit(contextvars.copy_context().run, outcome.finish)] = (request, None)
