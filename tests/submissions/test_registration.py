@@ -239,6 +239,15 @@ def test_url_rejections(given: str, message: str) -> None:
         normalize_repo_url(given)
 
 
+@pytest.mark.parametrize("given", ["https://alice:ghp_SECRET@GitHub.com/alice/trainer.git", "https://ghp_SECRET@github.com/a/b",
+                                   "ssh://git:SECRET@host/a/b"])
+def test_a_url_with_credentials_is_refused_without_echoing_them(given: str) -> None:
+    """The URL is published (dashboard, API, signed records): a token in it would be public for good."""
+    with pytest.raises(RegistrationError, match="carries credentials") as refused:
+        normalize_repo_url(given)
+    assert "SECRET" not in str(refused.value) and "alice:" not in str(refused.value)
+
+
 def test_commit_amended_away_upstream_is_still_served_from_the_cache(settings: Settings, make_repo: RepoFactory) -> None:
     repo, first = make_repo()
     register(settings, name="a", repo=str(repo), commit=first)

@@ -83,6 +83,16 @@ def is_remote_repo(repo: str) -> bool:
 
 
 def _normalize_url(value: str, scheme: str) -> str:
+    parts = urlsplit(value)
+    if parts.password is not None or (parts.username is not None and scheme in ("http", "https")):
+        # The URL is stored, shown on the dashboard and the API, and signed into the append-only
+        # records log: a token in it would be published for good. Nor is it echoed here.
+        shown = urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))
+        raise RegistrationError(
+            f"repository URL {shown!r} carries credentials (user:password@ or a token before the host); the URL is "
+            "published in signed records, so it must not: give the URL without them and let git find them on the "
+            "platform's host (a credential helper, or an ssh deploy key with git@host:path)"
+        )
     if scheme not in _ALLOWED_SCHEMES:
         raise RegistrationError(
             f"repository {value!r} uses {scheme}://; allowed are https://, ssh://, git@host:path, "
