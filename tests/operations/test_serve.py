@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -182,6 +183,66 @@ def test_faults_are_logged_the_other_kind_goes_on_and_a_cut_run_is_a_new_attempt
         with store.session() as session:
             runs = tournament_runs(session, fault.fields["tournament_id"])
             assert sorted(run.attempts for run in runs)[-1] == 2 and all(run.status == "succeeded" for run in runs)
+
+
+def test_a_store_failing_for_a_moment_is_logged_and_serve_goes_on(scheduled: OperatorData, monkeypatch) -> None:
+    """The schedule read, a creation and publishing each fail once (the store locked past its timeout):
+    each is logged as a fault, and the same serve then creates, finishes and publishes the tournament."""
+    from sqlalchemy.exc import OperationalError
+
+    from trainarena.operations import serving
+
+    add_tasks(scheduled, "t1", "t2")
+    settings = scheduled.settings.model_copy(update={"schedule": ScheduleRules(**SCHEDULE, retry_after_fault=timedelta(seconds=0.2))})
+
+    def fails_once(real):
+        calls = []
+
+        def call(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 1:
+                raise OperationalError("SELECT ...", {}, Exception("database is locked"))
+            return real(*args, **kwargs)
+
+        return call
+
+    for name in ("kind_facts", "create_pool_tournament", "publish_recorded"):
+        monkeypatch.setattr(serving, name, fails_once(getattr(serving, name)))
+    events: list[ServeEvent] = []
+    stop = threading.Event()
+
+    def log(event: ServeEvent) -> None:
+        events.append(event)
+        if event.event == "published":
+            stop.set()
+
+    with open_store(settings) as store:
+        thread = threading.Thread(target=Serving(store, settings, FakeExecutor(), log, stop).run)
+        thread.start()
+        thread.join(60)
+        stop.set()
+        thread.join(10)
+    faults = [event.message for event in events if event.event == "fault"]
+    assert any(m.startswith("reading the schedule failed: OperationalError") for m in faults)
+    assert any(m.startswith("creating a text tournament failed: OperationalError") for m in faults)
+    assert any(m.startswith("weights not published: OperationalError") for m in faults)
+    kinds = [event.event for event in events]
+    assert kinds.count("created") == 1 and kinds.count("finished") == 1 and "published" in kinds
+
+
+def test_with_both_kinds_disabled_serve_says_so_and_waits_for_a_stop(scheduled: OperatorData) -> None:
+    settings = scheduled.settings.model_copy(update={"schedule": ScheduleRules(text_enabled=False, image_enabled=False)})
+    events: list[ServeEvent] = []
+    stop = threading.Event()
+    with open_store(settings) as store:
+        thread = threading.Thread(target=Serving(store, settings, FakeExecutor(), events.append, stop).run)
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive()
+        stop.set()
+        thread.join(10)
+    assert [(e.event, e.message) for e in events][1] == ("sleeping", "nothing is scheduled (both kinds disabled); waiting for a stop")
+    assert [e.event for e in events] == ["started", "sleeping", "stopped"]
 
 
 def _in_flight(executions: Path) -> tuple[int, int] | None:

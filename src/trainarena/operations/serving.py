@@ -11,7 +11,10 @@ started again picks up where the store says it was.
   tried again after the lease poll. A fault (the platform broke, not a competitor): logged, the kind
   rests for ``schedule.retry_after_fault``; a run it cut short is run again as a new attempt.
 - After a tournament finishes (and once at start, for a ``serve`` killed between the two), the
-  weights are published; publishing is idempotent.
+  weights are published; publishing is idempotent, so a failure is logged and tried again after
+  ``schedule.retry_after_fault``.
+- The store failing for a moment (SQLite locked past its timeout, a PostgreSQL restart) while the
+  schedule is read: logged, asked again after ``schedule.retry_after_fault``; serve never dies of it.
 
 ``stop`` is checked between steps and wakes the sleep: a step under way is finished and stored first.
 """
@@ -73,7 +76,8 @@ class Serving:
     on_stored: RunStored | None = None
     held_back: dict[str, datetime] = field(default_factory=dict)
     finished: int = 0
-    _announced_sleep: datetime | None = None
+    _announced_sleep: datetime | None | str = "not yet"  # the due time last announced (None: nothing scheduled)
+    _publish_again_at: datetime | None = None  # set when publishing failed
 
     def say(self, event: str, message: str, **fields: Any) -> None:
         self.log(ServeEvent(self.clock(), event, message, fields))
@@ -86,8 +90,19 @@ class Serving:
         self.say("started", "serving: " + ("; ".join(plan) or "no kind enabled"))
         self.publish(quiet=True)
         while not self.stop.is_set():
-            with self.store.session() as session:
-                action = next_action(kind_facts(session, rules, self.held_back), rules, self.clock())
+            if self._publish_again_at is not None and self.clock() >= self._publish_again_at:
+                self.publish(quiet=False)
+            try:
+                with self.store.session() as session:
+                    action = next_action(kind_facts(session, rules, self.held_back), rules, self.clock())
+            except Exception as error:  # noqa: BLE001 - the store is out for a moment: wait and ask again
+                wait = rules.retry_after_fault
+                self.say("fault", f"reading the schedule failed: {type(error).__name__}: {error}; asked again in "
+                         f"{duration_text(wait)}", reason=str(error))
+                if once:
+                    break
+                self.stop.wait(wait.total_seconds())
+                continue
             if isinstance(action, Create):
                 self.create(action)
             elif isinstance(action, Drive):
@@ -100,14 +115,15 @@ class Serving:
         return self.finished
 
     def sleep(self, action: Sleep) -> None:
-        if action.until is None:
-            self.say("sleeping", "nothing is scheduled (both kinds disabled); waiting for a stop")
-            self.stop.wait()
-            return
+        """Until the next due time, a stop, or publishing again after it failed."""
         if action.until != self._announced_sleep:  # a wake-up a hair early sleeps on without a second line
-            self.say("sleeping", f"next due {action.until.isoformat(timespec='seconds')}", until=action.until.isoformat())
+            if action.until is None:
+                self.say("sleeping", "nothing is scheduled (both kinds disabled); waiting for a stop")
+            else:
+                self.say("sleeping", f"next due {action.until.isoformat(timespec='seconds')}", until=action.until.isoformat())
             self._announced_sleep = action.until
-        self.stop.wait(max(0.0, (action.until - self.clock()).total_seconds()))
+        wake = min((at for at in (action.until, self._publish_again_at) if at is not None), default=None)
+        self.stop.wait(None if wake is None else max(0.0, (wake - self.clock()).total_seconds()))
 
     def create(self, action: Create) -> None:
         rules = self.settings.schedule
@@ -124,6 +140,13 @@ class Serving:
             self.say("refused", f"no {action.kind} tournament from pool {action.pool!r}: {error}; "
                      f"tried again at {retry.isoformat(timespec='seconds')}", kind=action.kind, pool=action.pool,
                      reason=str(error), retry_at=retry.isoformat())
+            return
+        except Exception as error:  # noqa: BLE001 - the platform broke (the store, a disk): the kind rests, serve goes on
+            retry = self.clock() + rules.retry_after_fault
+            self.held_back[action.kind] = retry
+            self.say("fault", f"creating a {action.kind} tournament failed: {type(error).__name__}: {error}; tried "
+                     f"again at {retry.isoformat(timespec='seconds')}", kind=action.kind, reason=str(error),
+                     retry_at=retry.isoformat())
             return
         self.say("created", f"created {created.name} (id {created.id}): {len(created.entrants)} entrants, "
                  f"{len(created.tasks)} tasks, defending: {created.defender or 'nobody'}", **created.to_json())
@@ -164,9 +187,12 @@ class Serving:
                     return
                 vector, new = publish_recorded(session, self.settings, at)
                 summary = {"vector": vector.id, "new": new, "ratio": vector.ratio, "week": vector.week}
-        except StoreError as error:
-            self.say("fault", f"weights not published: {error}", reason=str(error))
+        except Exception as error:  # noqa: BLE001 - publishing is idempotent: tried again after a rest
+            self._publish_again_at = at + self.settings.schedule.retry_after_fault
+            self.say("fault", f"weights not published: {type(error).__name__}: {error}; tried again at "
+                     f"{self._publish_again_at.isoformat(timespec='seconds')}", reason=str(error))
             return
+        self._publish_again_at = None
         if new or not quiet:
             self.say("published", f"weights: vector {vector.id}{'' if new else ' (unchanged)'}, tournament ratio "
                      f"{vector.ratio:g}", **summary)

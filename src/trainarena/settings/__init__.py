@@ -464,9 +464,10 @@ class ScheduleRules(Section):
     text_enabled: bool = Field(True, description="Whether serve creates and drives text tournaments.")
     image_enabled: bool = Field(True, description="Whether serve creates and drives image tournaments.")
     retry_after_fault: Duration = Field(
-        timedelta(minutes=10), gt=timedelta(0), description="After a fault while driving a tournament (the platform "
-        "broke, not a competitor), how long serve leaves that kind before trying again; a refused creation (pool "
-        "too small, nobody can enter) is tried again at the next due time."
+        timedelta(minutes=10), gt=timedelta(0), description="After a fault while driving or creating a tournament "
+        "(the platform broke, not a competitor), how long serve leaves that kind before trying again, and how long "
+        "it waits to read the schedule again after the store failed; a refused creation (pool too small, nobody can "
+        "enter) is tried again at the next due time."
     )
 
 
