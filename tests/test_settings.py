@@ -34,6 +34,8 @@ def test_rule_sections_reject_contradictions() -> None:
         Settings(rules={"group_advance": 6})
     with pytest.raises(ValidationError, match="remainder"):
         Settings(weights={"champion_share": 0.8, "placed_share": 0.4})
+    with pytest.raises(ValidationError, match=r"jobs.stale_seconds \(15\) must be at least twice"):
+        Settings(jobs={"stale_seconds": 15})  # a live worker beats up to 10 + 1 s apart
 
 
 def test_the_bootstrap_gate_belongs_to_the_majority_rule(monkeypatch: pytest.MonkeyPatch) -> None:

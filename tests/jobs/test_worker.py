@@ -223,6 +223,31 @@ def test_a_stopped_worker_queues_its_job_again_for_the_next_one(settings: Settin
     _assert_second_attempt_counted(store, job_id, "the service stopped")
 
 
+def test_a_job_claimed_while_the_worker_stops_is_stopped_and_queued_again_too(settings: Settings, store: Store,
+                                                                             monkeypatch) -> None:  # noqa: ANN001
+    """stop() comes between the loop's check of the stop and its claim: the job it claims then is
+    launched after stop() began, and must be stopped and queued again like the others, not left running
+    on a store stop() closes."""
+    from trainarena.jobs import worker as worker_module
+
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    claiming, real_claim = threading.Event(), worker_module.claim_next
+    worker = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()), worker_id="first")
+
+    def claim_once_stop_began(session, worker_id):  # noqa: ANN001
+        claiming.set()
+        worker._stopping.wait(10)
+        return real_claim(session, worker_id)
+
+    monkeypatch.setattr(worker_module, "claim_next", claim_once_stop_began)
+    worker.start()
+    assert claiming.wait(10)
+    worker.stop()
+    assert worker.running() == [] and job_row(store, job_id).status == JobStatus.QUEUED
+    assert not [t for t in threading.enumerate() if t.name == f"job-{job_id}"]
+
+
 def _assert_second_attempt_counted(store: Store, job_id: str, reason: str) -> None:
     job = job_row(store, job_id)
     assert job.status == JobStatus.SUCCEEDED

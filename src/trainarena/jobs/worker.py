@@ -65,14 +65,14 @@ class JobWorker:
     def stop(self) -> None:
         """Stop claiming, stop the running jobs' runs (their jobs are queued again), wait for them."""
         self._stopping.set()
+        if self._loop is not None:  # first: a job it claims meanwhile is then among those stopped below
+            self._loop.join()
         with self._lock:
             running = list(self._running.values())
         for _thread, stop in running:
             stop.shutdown()
         for thread, _stop in running:
             thread.join()
-        if self._loop is not None:
-            self._loop.join()
         self._resources.close()
 
     def running(self) -> list[str]:

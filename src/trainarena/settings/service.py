@@ -3,7 +3,7 @@ registry and the dashboard (``Settings.api``, ``jobs``, ``registry``, ``dashboar
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from trainarena.settings.fields import Section
 
@@ -71,6 +71,17 @@ class JobRules(Section):
     )
     progress_lines: int = Field(5, ge=1, description="Most new log lines (the last ones) one progress event carries.")
     progress_line_chars: int = Field(300, ge=20, description="Log lines in progress events are cut to this many characters.")
+
+    @model_validator(mode="after")
+    def _check_stale(self) -> JobRules:
+        # A worker beats at its first tick after heartbeat_seconds: up to heartbeat + poll apart.
+        if 2 * (self.heartbeat_seconds + self.poll_seconds) > self.stale_seconds:
+            raise ValueError(
+                f"jobs.stale_seconds ({self.stale_seconds:g}) must be at least twice jobs.heartbeat_seconds + "
+                f"jobs.poll_seconds ({self.heartbeat_seconds:g} + {self.poll_seconds:g}): a live worker's jobs would "
+                "be queued again, and fail after max_attempts"
+            )
+        return self
 
 
 class RegistryRules(Section):
