@@ -46,6 +46,9 @@ def test_bad_role_and_duplicate_name_are_clear_errors(runner: CliRunner) -> None
     _invoke(runner, ["keys", "create", "--role", "competitor", "alice"])
     again = json.loads(_invoke(runner, ["keys", "create", "--role", "competitor", "alice", "--json"], exit_code=1))
     assert "exists already" in again["error"] and again["name"] == "alice"
+    _invoke(runner, ["keys", "revoke", "alice"])  # revoking does not free the name: its records keep naming it
+    revoked = json.loads(_invoke(runner, ["keys", "create", "--role", "competitor", "alice", "--json"], exit_code=1))
+    assert "a revoked key keeps its name" in revoked["error"] and "alice-2" in revoked["error"]
     missing = json.loads(_invoke(runner, ["keys", "revoke", "nobody", "--json"], exit_code=1))
     assert "no API key named 'nobody'" in missing["error"]
 

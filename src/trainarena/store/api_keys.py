@@ -31,8 +31,11 @@ def hash_key(secret: str) -> str:
 def create_key(session: Session, name: str, role: str) -> NewKey:
     if role not in ApiRole.ALL:
         raise StoreError(f"role {role!r} is not one of {', '.join(ApiRole.ALL)}")
-    if session.scalar(select(ApiKey).where(ApiKey.name == name)) is not None:
-        raise StoreError(f"an API key named {name!r} exists already; pick another name or revoke it first")
+    existing = session.scalar(select(ApiKey).where(ApiKey.name == name))
+    if existing is not None:
+        # A name names one key for good, revoked or not: its jobs, files and records keep naming it.
+        state = "a revoked key keeps its name" if existing.revoked_at is not None else "it exists already"
+        raise StoreError(f"an API key named {name!r} was created before ({state}); pick another name, e.g. {name}-2")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(name=name, role=role, key_hash=hash_key(secret), key_prefix=secret[:PREFIX_SHOWN])
     session.add(row)
