@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 import pytest
 from submission_repos import MANIFEST, TRAIN_PY, RepoFactory, git
 
@@ -9,7 +11,7 @@ from trainarena.contract import TaskType
 from trainarena.settings import RegistrationRules, Settings
 from trainarena.submissions import RegistrationError, checkout_path, register
 from trainarena.submissions.git import check_commit_sha, normalize_repo_url, repo_cache_key
-from trainarena.submissions.registration import repo_mirror_path
+from trainarena.submissions.registration import _escapes, repo_mirror_path
 
 
 def test_registers_local_repo_and_exports_the_tree(settings: Settings, make_repo: RepoFactory) -> None:
@@ -187,6 +189,29 @@ def test_symlink_leaving_the_repo_is_rejected(settings: Settings, make_repo: Rep
     sha = make_repo.commit(repo, {})
     with pytest.raises(RegistrationError, match="secrets.py -> ../../etc/passwd"):
         register(settings, name="a", repo=str(repo), commit=sha)
+
+
+def test_a_symlink_that_climbs_out_through_another_link_is_rejected(settings: Settings, make_repo: RepoFactory) -> None:
+    """Read as text, ``a``'s target stays inside; followed through ``b -> .`` it climbs two levels out."""
+    repo, _ = make_repo()
+    (repo / "b").symlink_to(".")
+    (repo / "a").symlink_to("b/b/../..")
+    (repo / "ok").symlink_to("b/b/train.py")  # through links, but inside
+    sha = make_repo.commit(repo, {})
+    with pytest.raises(RegistrationError, match="symbolic links must stay inside the repository: a -> b/b/../..$"):
+        register(settings, name="a", repo=str(repo), commit=sha)
+
+
+@pytest.mark.parametrize(("links", "escaping"), [
+    ({"sub/up": ".."}, False),
+    ({"sub/up": "../.."}, True),
+    ({"loop": "loop"}, True),  # followed past the limit
+    ({"d": "sub", "sub/x": "../d/../.."}, True),
+    ({"d": "sub/deeper", "sub/x": "../d/.."}, False),
+])
+def test_links_are_followed_through_the_tree(links: dict[str, str], escaping: bool) -> None:
+    assert any(_escapes(list(PurePosixPath(path).parent.parts) + target.split("/"), links)
+               for path, target in links.items()) is escaping
 
 
 def test_submodule_is_rejected(settings: Settings, make_repo: RepoFactory) -> None:

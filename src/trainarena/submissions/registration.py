@@ -10,7 +10,6 @@ plain value, and :func:`find_copies` compares it with already registered competi
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
@@ -191,18 +190,47 @@ def _check_entrypoint(manifest: Manifest, entries: list[git.TreeEntry]) -> None:
         raise RegistrationError(f"entrypoint {manifest.entrypoint!r} must be a regular file, not a {entry.kind}")
 
 
+# As the kernel's limit on links followed in one lookup: past it a lookup fails (ELOOP), here it is refused.
+_MAX_LINKS_FOLLOWED = 40
+
+
 def _check_symlinks(entries: list[git.TreeEntry], blobs: dict[str, bytes]) -> None:
-    """A link may point inside the repository only: outside it would read the host in a sandbox-less run."""
-    escaping = []
-    for entry in entries:
-        if entry.kind != "symlink":
-            continue
-        target = blobs[entry.object_id].decode("utf-8", errors="replace")
-        resolved = os.path.normpath(PurePosixPath(entry.path).parent / target)
-        if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
-            escaping.append(f"{entry.path} -> {target}")
+    """A link may point inside the repository only: outside it would read the host in a sandbox-less run.
+    Links are followed through the tree as the kernel would (``b -> .`` then ``a -> b/b/../..`` climbs
+    two levels, which the text alone does not show)."""
+    links = {entry.path: blobs[entry.object_id].decode("utf-8", errors="replace") for entry in entries if entry.kind == "symlink"}
+    escaping = [f"{path} -> {target}" for path, target in links.items()
+                if _escapes(list(PurePosixPath(path).parent.parts) + target.split("/"), links)]
     if escaping:
         raise RegistrationError(f"symbolic links must stay inside the repository: {', '.join(escaping)}")
+
+
+def _escapes(components: list[str], links: dict[str, str]) -> bool:
+    """Whether the path ``components`` (from the repository root) leaves it, following the tree's links;
+    a path that follows too many links is refused as escaping."""
+    if components and components[0] == "":
+        return True  # absolute
+    resolved: list[str] = []
+    pending, followed = list(reversed(components)), 0
+    while pending:
+        part = pending.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not resolved:
+                return True
+            resolved.pop()
+            continue
+        resolved.append(part)
+        target = links.get("/".join(resolved))
+        if target is None:
+            continue
+        followed += 1
+        if followed > _MAX_LINKS_FOLLOWED or target.startswith("/"):
+            return True
+        resolved.pop()  # the link is replaced by its target, read from the link's folder
+        pending.extend(reversed(target.split("/")))
+    return False
 
 
 def export_tree(entries: list[git.TreeEntry], blobs: dict[str, bytes], destination: Path) -> None:
