@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -184,3 +185,16 @@ def test_operators_check_a_task_without_storing_it(empty_api: Api, tmp_path: Pat
                                                                                 "field_output": "a"}), headers=operator)  # fmt: skip
         assert wrong.status_code == 422 and "question" in wrong.json()["error"]["message"]
         assert client.get("/v1/tasks", headers=operator).json()["data"] == []  # nothing was stored
+
+
+def test_competitor_keys_register_from_the_allowed_hosts_only(empty_api: Api) -> None:
+    rules = empty_api.settings.api.model_copy(update={"competitor_repo_hosts": ("github.com",)})
+    limited = replace(empty_api, settings=empty_api.settings.model_copy(update={"api": rules}))
+    body = {"name": "probe", "repo": "git@10.0.0.7:internal/secrets.git", "commit": "a" * 40}
+    with limited.client() as client:
+        refused = client.post("/v1/competitors", json=body, headers=limited.auth("competitor"))
+        assert refused.status_code == 422
+        assert refused.json()["error"]["message"] == ("a competitor key registers repositories from github.com only "
+                                                      "(api.competitor_repo_hosts), not 10.0.0.7")
+        malformed = client.post("/v1/competitors", json=body | {"repo": "https://tok@github.com/a/b"}, headers=limited.auth("competitor"))
+        assert malformed.status_code == 422 and "carries credentials" in malformed.json()["error"]["message"]

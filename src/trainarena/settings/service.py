@@ -38,6 +38,12 @@ class ApiRules(Section):
     log_tail_lines: int = Field(
         200, ge=1, description="Lines of a run's log GET /v1/runs/{id}/logs returns unless asked for the whole file (`full=true`)."
     )
+    competitor_repo_hosts: tuple[str, ...] = Field(
+        (), description="Hosts a competitor key may register repositories from (e.g. github.com, gitlab.com); empty: "
+        "any host. Registration makes the server fetch the URL (with its own ssh keys for ssh URLs) and answers with "
+        "git's error, so on a server that reaches an internal network name the hosts competitors may use. Operator "
+        "keys are not limited."
+    )
 
 
 class JobRules(Section):

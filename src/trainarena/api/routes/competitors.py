@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
@@ -16,7 +17,7 @@ from trainarena.api.paging import NAME_MAX_LENGTH, Page, PageWindow
 from trainarena.store import StoreError, get_competitor, list_competitors
 from trainarena.submissions import RegistrationError
 from trainarena.submissions.copies import report_warnings
-from trainarena.submissions.git import is_remote_repo
+from trainarena.submissions.git import is_remote_repo, normalize_repo_url
 from trainarena.submissions.service import competitor_record, register_competitor
 
 router = APIRouter(prefix="/v1", tags=["competitors"], responses=ROLE_RESPONSES)
@@ -83,6 +84,15 @@ def register(body: RegisterIn, caller: Competitor, request: Request) -> Register
                        "ssh:// or user@host:path); paths and file:// URLs on the server take an operator's key",
                        name=body.name, repo=body.repo)  # fmt: skip
     settings = app_settings(request)
+    allowed = {host.lower() for host in settings.api.competitor_repo_hosts}
+    if allowed and not caller.is_operator:
+        try:
+            host = urlsplit(normalize_repo_url(body.repo)).hostname
+        except RegistrationError as error:
+            raise ApiError(422, "registration_refused", str(error), name=body.name) from None
+        if host not in allowed:
+            raise ApiError(422, "registration_refused", f"a competitor key registers repositories from "
+                           f"{', '.join(sorted(allowed))} only (api.competitor_repo_hosts), not {host}", name=body.name)
     try:
         with app_store(request).transaction() as session:
             result = register_competitor(session, settings, name=body.name, repo=body.repo, commit=body.commit,
