@@ -53,6 +53,10 @@ MALFORMED = {
     "proof not hex": _lines_edit("entries.jsonl", lambda lines: lines[2].update(inclusion_proof=["zz"])),
     "index a string": _lines_edit("entries.jsonl", lambda lines: lines[3].update(index="three")),
     "signatures a string": _lines_edit("entries.jsonl", lambda lines: lines[0]["envelope"].update(signatures="me")),
+    "signature keyid null": _lines_edit("entries.jsonl", lambda lines: lines[0]["envelope"]["signatures"][0].update(keyid=None)),
+    "payload a list": _lines_edit("entries.jsonl", lambda lines: lines[1]["envelope"].update(payload=["x"])),
+    "log id a number": lambda bundle: (bundle / "bundle.json").write_text(
+        json.dumps(json.loads((bundle / "bundle.json").read_text()) | {"log_id": 5})),
     "tree head envelope empty": _lines_edit("tree_heads.jsonl", lambda lines: lines[-1].update(envelope={})),
     "no tree heads": _write("tree_heads.jsonl", ""),
     "predicate a list": _statement_edit("decision", lambda s: s.update(predicate=[])),

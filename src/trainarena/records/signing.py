@@ -162,13 +162,13 @@ def open_envelope(envelope: dict[str, Any], key: SSlibKey, payload_type: str) ->
     """The payload of ``envelope`` once its signature by ``key`` checks out; SignatureError otherwise."""
     try:
         parsed = Envelope.from_dict(copy.deepcopy(envelope))  # from_dict rewrites the signatures it is given
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:  # AttributeError: a payload that is no string
         raise SignatureError(f"not a DSSE envelope: {error}") from error
     if parsed.payload_type != payload_type:
         raise SignatureError(f"payload type is {parsed.payload_type!r}, expected {payload_type!r}")
     try:
         parsed.verify([key], 1)
-    except VerificationError as error:
-        signers = ", ".join(keyid[:16] for keyid in parsed.signatures) or "nobody"
+    except (VerificationError, TypeError, AttributeError) as error:  # the last two: a mangled envelope (a payload that is no string)
+        signers = ", ".join(str(keyid)[:16] for keyid in parsed.signatures) or "nobody"
         raise SignatureError(f"not signed by key {key.keyid[:16]} (signed by {signers}): {error}") from error
     return envelope_payload(envelope)

@@ -31,8 +31,8 @@ class _Head:
     label: str
 
 
-def _short(keyid: str | None) -> str:
-    return "none" if keyid is None else keyid[:16]
+def _short(keyid: object) -> str:
+    return "none" if keyid is None else str(keyid)[:16]  # what a tampered bundle holds may be no string
 
 
 def _signers(envelopes: list[Any]) -> set[str]:
