@@ -158,6 +158,21 @@ def test_task_page_of_a_stored_task_shows_its_digests_and_rows(client: TestClien
     assert f"Pool weekly Dataset digest {'d' * 64} Base model digest {'b' * 64} Rows 360 to train on, 40 hidden" in words
 
 
+def test_a_task_named_with_a_slash_has_a_page(client: TestClient) -> None:
+    """Task names are free text (`task add --name`): the link the pages write (urlencode keeps '/') must
+    reach the task's page."""
+    name = "arith/v2 #1?"
+    with open_store(Settings()) as store, store.transaction() as session:
+        for row in session.scalars(select(TaskRow)):
+            if row.definition["name"] == "instruct-boss-1":
+                row.definition = row.definition | {"name": name}
+        run = list_runs(session, task=name)[0].run_id
+    link = re.search(r'href="(/tasks/arith[^"]*)"', client.get(f"/runs/{run}").text)
+    assert link is not None and link.group(1) == "/tasks/arith/v2%20%231%3F"
+    page = client.get(link.group(1))
+    assert page.status_code == 200 and f"Best score per entrant on {name}" in unescape(page.text)
+
+
 @pytest.mark.parametrize("path", ["/tournaments/999", "/competitors/nobody", "/runs/999", "/tasks/no-such-task", "/runs/999/logs/stderr.log"])
 def test_missing_things_answer_a_404_page(client: TestClient, path: str) -> None:
     answer = client.get(path)

@@ -77,7 +77,7 @@ def add_command(
             result = register_competitor(session, settings, name=name, repo=repo, commit=commit, hotkey=hotkey)
             details = competitor_record(settings, result.competitor)
     except (RegistrationError, StoreError) as error:
-        raise fail(str(error)) from error
+        raise fail(str(error), as_json, name=name) from error
     copies = [{"kind": m.kind, "other_name": m.other_name, "message": m.message} for m in result.report.exact]
     warnings = report_warnings(name, result.report, settings.registration)
     if as_json:
@@ -143,7 +143,7 @@ def show_command(name: Annotated[str, typer.Argument(help="Competitor name.")], 
         competitor = get_competitor(session, name)
         details = None if competitor is None else competitor_record(settings, competitor)
     if details is None:
-        raise fail(f"no competitor named {name!r}; see `trainarena competitor list`")
+        raise fail(f"no competitor named {name!r}; see `trainarena competitor list`", as_json, name=name)
     if as_json:
         typer.echo(json.dumps(details, indent=2))
         return
@@ -166,7 +166,7 @@ def remove_command(name: Annotated[str, typer.Argument(help="Competitor name.")]
             removed = remove_competitor(session, name=name)
             shared = bool(competitors_at_commit(session, removed.commit))
     except StoreError as error:
-        raise fail(str(error)) from error
+        raise fail(str(error), as_json, name=name) from error
     checkout = checkout_path(settings, removed.commit)
     checkout_removed = not shared and checkout.exists()
     if checkout_removed:

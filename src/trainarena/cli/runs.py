@@ -144,7 +144,7 @@ def show_command(
         try:
             run = read_run_detail(session, run_id, tail_lines=tail, private=True)  # the operator's own machine
         except UnknownRunError as error:
-            raise fail(f"{error}; `trainarena runs list` lists the runs") from error
+            raise fail(f"{error}; `trainarena runs list` lists the runs", as_json, run_id=run_id) from error
     if as_json:
         typer.echo(json.dumps(run.to_json(), indent=2))
         return
@@ -172,7 +172,8 @@ def list_command(
     with open_store(Settings()) as store, store.session() as session:
         problem = run_filter_problem(session, tournament=tournament, competitor=competitor)
         if problem is not None:
-            raise fail(f"{problem}; `trainarena status` lists the tournaments, `trainarena competitor list` the competitors")
+            raise fail(f"{problem}; `trainarena status` lists the tournaments, `trainarena competitor list` the competitors",
+                       as_json)
         runs = list_runs(session, tournament=tournament, competitor=competitor, status=None if status is None else status.value, task=task)
     if as_json:
         typer.echo(json.dumps([run.to_json() for run in runs], indent=2))

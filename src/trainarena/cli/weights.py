@@ -44,13 +44,13 @@ class ExportFormat(StrEnum):
 
 
 
-def _parse_time(value: str | None) -> datetime:
+def _parse_time(value: str | None, as_json: bool) -> datetime:
     if value is None:
         return datetime.now(UTC)
     try:
         return parse_utc(value)
     except ValueError as error:
-        raise fail(f"--at {error}") from None
+        raise fail(f"--at {error}", as_json) from None
 
 
 @app.command("publish")
@@ -60,13 +60,13 @@ def publish_command(
 ) -> None:
     """Publish a vector from the latest finished text and image tournaments (nothing new when unchanged)."""
     settings = Settings()
-    when = _parse_time(at)
+    when = _parse_time(at, as_json)
     try:
         with open_store(settings) as store, store.transaction() as session:
             vector, new = publish_recorded(session, settings, when)
             record = vector_record(vector)
     except StoreError as error:
-        raise fail(str(error)) from error
+        raise fail(str(error), as_json) from error
     if as_json:
         typer.echo(json.dumps({**record, "new": new}, indent=2))
         return
@@ -166,5 +166,9 @@ def export_command(
     if output is None:
         typer.echo(text, nl=False)
         return
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise fail(f"cannot write --output {output}: {error.strerror}") from None
     errors.print(f"wrote {export_format.value} weights of vector {vector.id} to {output}")

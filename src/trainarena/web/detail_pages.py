@@ -62,7 +62,7 @@ def run_log(request: Request, run_id: int, name: str) -> Response:
     return PlainTextResponse(notice + body, headers={"X-Content-Type-Options": "nosniff"})
 
 
-@router.get("/tasks/{name}", response_class=HTMLResponse)
+@router.get("/tasks/{name:path}", response_class=HTMLResponse)
 def task_page(request: Request, name: str) -> HTMLResponse:
     with store_of(request).session() as session:
         try:

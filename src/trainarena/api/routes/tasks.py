@@ -92,7 +92,7 @@ def list_all(
         return Page[StoredTaskOut](data=[StoredTaskOut(**stored_task_json(t)) for t in tasks], has_more=more)
 
 
-@router.get("/tasks/{name}", response_model=StoredTaskOut, summary="One stored task (operators)")
+@router.get("/tasks/{name:path}", response_model=StoredTaskOut, summary="One stored task (operators)")
 def show(name: TaskName, _operator: Operator, request: Request) -> StoredTaskOut:
     with app_store(request).session() as session:
         task = get_stored_task(session, name)
@@ -154,7 +154,7 @@ def check(body: TaskIn, _operator: Operator, request: Request) -> TaskCheckOut:
         raise ApiError(422, "task_refused", str(error), name=body.name) from None
 
 
-@router.delete("/tasks/{name}", response_model=RemovedOut, summary="Remove a stored task no tournament drew (operators)",
+@router.delete("/tasks/{name:path}", response_model=RemovedOut, summary="Remove a stored task no tournament drew (operators)",
                responses={409: {"model": ErrorResponse, "description": "A tournament drew it"}})  # fmt: skip
 def remove(name: TaskName, _operator: Operator, request: Request) -> RemovedOut:
     with app_store(request).transaction() as session:
