@@ -85,3 +85,19 @@ def test_a_signed_in_customer_downloads_its_model_and_only_its_own(client: TestC
     with tarfile.open(fileobj=io.BytesIO(download.content)) as tar:
         assert tar.getnames() == ["model-alice/README.md"]
     assert client.get("/account/models/model-bob/download").status_code == 404
+
+
+def test_the_sign_in_cookie_is_secure_over_https_or_when_the_settings_say_so(client: TestClient) -> None:
+    from trainarena.api import create_app
+
+    alice = _customer_with_a_job("alice")
+
+    def cookie(test_client: TestClient, base: str) -> str:
+        answer = test_client.post(f"{base}/signin", data={"key": alice}, follow_redirects=False)
+        assert answer.status_code == 303
+        return answer.headers["set-cookie"].lower()
+
+    assert "secure" not in cookie(client, "http://testserver") and "secure" in cookie(client, "https://testserver")
+    behind_proxy = Settings().model_copy(update={"dashboard": Settings().dashboard.model_copy(update={"secure_cookie": True})})
+    with open_store(behind_proxy) as store, TestClient(create_app(behind_proxy, store=store)) as proxied:
+        assert "secure" in cookie(proxied, "http://testserver")  # TLS ended at the proxy: the API sees http

@@ -15,7 +15,7 @@ from trainarena.jobs import NotFound, get_job, list_jobs
 from trainarena.registry import visible_model, visible_models
 from trainarena.store.api_keys import find_key
 from trainarena.store.models import ApiRole, Job, JobStatus
-from trainarena.web.templating import not_found_page, render, render_live, store_of
+from trainarena.web.templating import not_found_page, render, render_live, settings_of, store_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,7 +62,9 @@ def signin(request: Request, key: Annotated[str, Form()]) -> Response:
     if not known:
         return render(request, "signin.html", {"error": "This API key is unknown or revoked."}, status_code=401)
     response = RedirectResponse("/account", status_code=303)
-    response.set_cookie(KEY_COOKIE, key.strip(), httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    secure = settings_of(request).dashboard.secure_cookie
+    response.set_cookie(KEY_COOKIE, key.strip(), httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https" if secure is None else secure)
     return response
 
 
