@@ -89,7 +89,7 @@ from trainarena.store.leases import (
     renew,
     try_acquire,
 )
-from trainarena.store.records import is_round_complete, load_record, load_tournament
+from trainarena.store.records import fix_rules, is_round_complete, load_record, load_tournament, rules_of
 from trainarena.tasks.base import TaskDefinition
 
 __all__ = [
@@ -285,6 +285,8 @@ class _Driver:
                 dead = holder is not None and holder.is_dead_local_process(self.me)
                 holder = try_acquire(session, self.tournament_id, self.me, self.lease_rules,
                                      take_from=holder.owner_id if dead and holder else None)
+                if holder is None:  # the lease is ours: from now on the tournament's own rules, stored at its first drive
+                    self.rules = fix_rules(tournament, self.rules)
             if holder is None:
                 return None
             if not wait:
@@ -323,7 +325,8 @@ class _Driver:
             return 1, decision, []
 
     def _stored_end(self, session: Session, tournament: Tournament) -> Finished:
-        decision = next_step(load_record(tournament, self.rules), self.rules)
+        rules = rules_of(tournament, self.rules)
+        decision = next_step(load_record(tournament, rules), rules)
         if not isinstance(decision, Finished):
             raise ValueError(f"tournament {tournament.name!r} is marked finished but its record plays on")
         return decision

@@ -39,7 +39,7 @@ def test_fresh_sqlite_file_is_migrated_to_head(tmp_path: Path) -> None:
         with store.engine.connect() as connection:
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0011"
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0012"
 
 
 def test_opening_twice_is_idempotent(tmp_path: Path) -> None:
@@ -248,5 +248,5 @@ def test_processes_opening_a_fresh_store_at_once_all_succeed(backend: str, tmp_p
     url = f"sqlite:///{tmp_path / 'fresh.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     _assert_all_opened(open_at_once(url, tmp_path, processes=4))
     with open_store_url(url, migrate=False) as store, store.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0011"]
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0012"]
         assert _drift(store.engine) == []

@@ -21,11 +21,14 @@ from trainarena.store import (
     load_tournament,
     stored_weights,
 )
+from trainarena.store.records import rules_of
 
 
 def tournament_replay(session: Session, tournament_id: int, rules: TournamentRules) -> tuple[Tournament, Replay]:
-    """The tournament (its record loaded) and the engine's replay of its complete rounds."""
+    """The tournament (its record loaded) and the engine's replay of its complete rounds, under the
+    rules it is played under (``rules``, the settings', only for one not driven yet)."""
     tournament = load_tournament(session, tournament_id)
+    rules = rules_of(tournament, rules)
     return tournament, replay(load_record(tournament, rules), rules)
 
 

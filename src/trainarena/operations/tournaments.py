@@ -52,7 +52,7 @@ from trainarena.store import (
     require_pool,
     stored_weights,
 )
-from trainarena.store.records import boss_tasks_for
+from trainarena.store.records import boss_tasks_for, fix_rules
 from trainarena.submissions import RegistrationError, checkout_path, parse_manifest, register
 from trainarena.tasks.digests import path_digest
 
@@ -180,6 +180,7 @@ def create_pool_tournament(
                                        champion=None if champion is None else champion.name)
     except StoreError as error:
         raise TournamentRefused(str(error)) from None
+    fix_rules(tournament, settings.rules)  # the draw is sized for them
     drawn = random.Random(seed).sample(available, needed)
     session.add(TournamentDraw(tournament_id=tournament.id, pool_id=pool_row.id, task_names=drawn, entry_closes_at=closes))
     session.flush()

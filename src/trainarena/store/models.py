@@ -81,6 +81,9 @@ class Tournament(Base):
     outcome_reason: Mapped[str | None] = mapped_column(Text)
     # Weight the tournament's weight rules leave undistributed (weights + remainder sum to 1).
     weight_remainder: Mapped[float | None] = mapped_column(Float)
+    # The TournamentRules it is played under (settings.rules as a dict), fixed when it is created from a
+    # pool or first driven: its record is replayed under them, whatever the settings say later.
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     champion_before: Mapped[Competitor | None] = relationship(foreign_keys=[champion_before_id])
     champion_after: Mapped[Competitor | None] = relationship(foreign_keys=[champion_after_id])

@@ -115,6 +115,22 @@ def is_round_complete(round_row: Round) -> bool:
     return all(RunStatus(run.status).finished for m in round_row.matches for t in m.tasks for run in t.runs)
 
 
+def rules_of(tournament: Tournament, fallback: TournamentRules) -> TournamentRules:
+    """The rules ``tournament`` is played under: those stored with it, else ``fallback`` (the settings'),
+    for a tournament not driven yet."""
+    return fallback if tournament.rules is None else TournamentRules.model_validate(tournament.rules)
+
+
+def fix_rules(tournament: Tournament, rules: TournamentRules) -> TournamentRules:
+    """Store ``rules`` with ``tournament`` unless it has its own already; the rules it is played under.
+    A tournament's rounds are only valid under the rules that planned them (the boss rule decides
+    whether a boss round is replayed, the group sizes who meets whom), so settings changed since it
+    began do not apply to it."""
+    if tournament.rules is None:
+        tournament.rules = rules.model_dump(mode="json")
+    return rules_of(tournament, rules)
+
+
 def load_record(tournament: Tournament, rules: TournamentRules) -> TournamentRecord:
     """The engine's view of a tournament: every complete stored round with its outcomes."""
     played = tuple(
