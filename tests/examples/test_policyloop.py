@@ -69,19 +69,20 @@ def test_packed_completion_logps_equal_the_scorers_and_carry_gradients(house):
     from trainarena.tasks.text.scoring import summed_logps
 
     model, given = tiny_model(), sequences()
-    sums, counts = house["policyloop"].completion_logps(model, given, 0, False, (1.0, 0.7))
+    sums, counts = house["policyloop"].completion_logps(model, given, 0, False)
 
     expected = summed_logps(model, given, 4, 0, torch.device("cpu"))
-    assert sums[0].tolist() == pytest.approx(expected, abs=1e-4)
+    assert sums.tolist() == pytest.approx(expected, abs=1e-4)
     assert counts.tolist() == [len(ids) - start for ids, start in given]
     with torch.no_grad():  # at a temperature: the logits divided by it, one sequence at a time
         tempered = []
         for ids, start in given:
             logps = (model(torch.tensor([ids])).logits[0, :-1] / 0.7).log_softmax(-1)
             tempered.append(sum(logps[i - 1, ids[i]].item() for i in range(start, len(ids))))
-    assert sums[1].tolist() == pytest.approx(tempered, abs=1e-4)
+    sums_tempered, _ = house["policyloop"].completion_logps(model, given, 0, False, 0.7)
+    assert sums_tempered.tolist() == pytest.approx(tempered, abs=1e-4)
     assert summed_logps(model, given, 4, 0, torch.device("cpu"), temperature=0.7) == pytest.approx(tempered, abs=1e-4)
-    sums[1].sum().backward()
+    sums_tempered.sum().backward()
     assert all(p.grad is not None for p in model.model.layers[0].parameters())
 
 

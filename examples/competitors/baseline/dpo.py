@@ -104,7 +104,7 @@ def reference_logps(base, base_context, pairs: list[Pair], pad_id: int, varlen: 
         missing = [i for i in indices if i not in known]
         if missing:
             with torch.no_grad(), base_context():
-                values[:, missing] = logps(sequences([pairs[i] for i in missing]))[0][0].view(2, -1)
+                values[:, missing] = logps(sequences([pairs[i] for i in missing]))[0].view(2, -1)
             known.update(missing)
         return values[:, indices]
 
@@ -115,7 +115,7 @@ def sft_loss(logps: Callable, batch: list[Pair]):
     """The SFT phase's loss: the mean over ``batch`` of its chosen completions' NLL per token (``logps``:
     policyloop.packed_logps's); the rejected ones are not computed."""
     sums, counts = logps(sequences(batch)[: len(batch)])
-    return -(sums[0] / counts.clamp(min=1)).mean()
+    return -(sums / counts.clamp(min=1)).mean()
 
 
 def best_scale(margins: list[float]) -> float:
@@ -197,7 +197,7 @@ def run(args, stop_at: float) -> int:
             sft_steps_left -= 1
             loss = sft_loss(logps, [pairs[i] for i in indices])
         else:
-            policy = logps(sequences([pairs[i] for i in indices]))[0][0].view(2, -1)
+            policy = logps(sequences([pairs[i] for i in indices]))[0].view(2, -1)
             chosen, rejected = policy - reference(indices)
             loss = -F.logsigmoid(beta * (chosen - rejected)).mean()
         return policyloop.optimizer_step(model, optimizer, schedule, loss)
@@ -214,7 +214,7 @@ def run(args, stop_at: float) -> int:
                 if STOP_REQUESTED.is_set() or time.time() >= stop_at:
                     return None
                 indices = held_out[start : start + BATCH_SIZE]
-                chosen, rejected = logps(sequences([pairs[i] for i in indices]))[0][0].view(2, -1) - reference(indices)
+                chosen, rejected = logps(sequences([pairs[i] for i in indices]))[0].view(2, -1) - reference(indices)
                 margins += (beta * (chosen - rejected)).tolist()
         return margins
 

@@ -183,7 +183,7 @@ def run(args, stop_at: float) -> int:
         """The scored quantity per completion: reward minus kl_coef times its log-ratio to the base, both
         at the sampling temperature."""
         with torch.no_grad(), base_context():
-            kl = tempered.detach() - base_logps(sequences, (temperature,))[0][0] if kl_coef else torch.zeros_like(tempered)
+            kl = tempered.detach() - base_logps(sequences, temperature)[0] if kl_coef else torch.zeros_like(tempered)
         return torch.tensor(rewards, device=kl.device) - kl_coef * kl
 
     def step(indices: list[int]) -> float:
@@ -191,7 +191,7 @@ def run(args, stop_at: float) -> int:
         if sampled is None:
             return math.nan
         model.train()
-        tempered = logps(sampled[0], (temperature,))[0][0]
+        tempered = logps(sampled[0], temperature)[0]
         scored = scores(*sampled, tempered).view(-1, GENERATIONS)
         loss = -(group_advantages(scored, kl_coef).flatten() * tempered).mean()
         policyloop.optimizer_step(model, optimizer, schedule, loss)
@@ -204,7 +204,7 @@ def run(args, stop_at: float) -> int:
         if sampled is None:
             return [-math.inf] * len(held_out)
         with torch.no_grad():
-            return scores(*sampled, logps(sampled[0], (temperature,))[0][0]).view(-1, HELD_OUT_SAMPLES).mean(1).tolist()
+            return scores(*sampled, logps(sampled[0], temperature)[0]).view(-1, HELD_OUT_SAMPLES).mean(1).tolist()
 
     batches = ([trained[i] for i in batch] for batch in fastloop.step_batches(len(trained), PROMPTS_PER_STEP, args.seed, MAX_EPOCHS))
     steps = policyloop.train_on_clock(step, batches, stop_at, reserve_steps=HELD_OUT_STEPS if held_out else 0.0)

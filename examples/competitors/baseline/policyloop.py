@@ -32,11 +32,10 @@ def accelerate(model, varlen: bool = True) -> bool:
     return varlen and fastloop.use_varlen_attention(model)
 
 
-def completion_logps(model, sequences: list[Sequence], pad_id: int, varlen: bool, temperatures: tuple[float, ...] = (1.0,)):
-    """(summed log-probability of each sequence's completion, one row per temperature, and each
-    completion's token count), tensors on the model's device; differentiable unless called under
-    ``torch.no_grad``. A temperature divides the logits first (the distribution a sampler at that
-    temperature draws from); several share one forward pass."""
+def completion_logps(model, sequences: list[Sequence], pad_id: int, varlen: bool, temperature: float = 1.0):
+    """(summed log-probability of each sequence's completion, and each completion's token count),
+    tensors on the model's device; differentiable unless called under ``torch.no_grad``. The
+    temperature divides the logits first (the distribution a sampler at that temperature draws from)."""
     import torch
     import torch.nn.functional as F
 
@@ -53,10 +52,8 @@ def completion_logps(model, sequences: list[Sequence], pad_id: int, varlen: bool
     else:
         logits = model.get_output_embeddings()(model.get_decoder()(**inputs).last_hidden_state[0, :-1][scored]).float()
     count = len(sequences)
-    sums = torch.zeros((len(temperatures), count), device=device)
-    for row, temperature in enumerate(temperatures):
-        token_logps = -F.cross_entropy(logits / temperature, targets, reduction="none")
-        sums[row] = sums[row].index_add(0, owner, token_logps)
+    token_logps = -F.cross_entropy(logits / temperature, targets, reduction="none")
+    sums = torch.zeros(count, device=device).index_add(0, owner, token_logps)
     return sums, torch.bincount(owner, minlength=count)
 
 
@@ -64,15 +61,15 @@ def packed_logps(model, pad_id: int, varlen: bool) -> Callable:
     """``completion_logps`` bound to ``model``; if a varlen step fails, says why and goes on with SDPA."""
     state = {"varlen": varlen}
 
-    def logps(sequences: list[Sequence], temperatures: tuple[float, ...] = (1.0,)):
+    def logps(sequences: list[Sequence], temperature: float = 1.0):
         if state["varlen"]:
             try:
-                return completion_logps(model, sequences, pad_id, True, temperatures)
+                return completion_logps(model, sequences, pad_id, True, temperature)
             except Exception as error:  # noqa: BLE001 - a kernel failure: train on SDPA rather than not at all
                 print(f"varlen step failed ({type(error).__name__}: {error}); using SDPA", flush=True)
                 model.set_attn_implementation("sdpa")
                 state["varlen"] = False
-        return completion_logps(model, sequences, pad_id, False, temperatures)
+        return completion_logps(model, sequences, pad_id, False, temperature)
 
     return logps
 
