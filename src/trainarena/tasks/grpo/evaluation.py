@@ -1,10 +1,12 @@
-"""Scoring a GRPO artifact, inside the evaluation child process: sample one completion per hidden prompt
-from the trained model (fixed settings and seed, the same for every artifact), reward the completions
-with the task's weighted reward functions (run in the reward sandbox, never here), and subtract a KL
-penalty to the base model. Higher is better.
+"""Scoring a GRPO artifact, inside the evaluation child process: sample ``sampling["samples"]``
+completions per hidden prompt from the trained model (fixed settings and seed, the same for every
+artifact), reward the completions with the task's weighted reward functions (run in the reward sandbox,
+never here), and subtract a KL penalty to the base model. Higher is better.
 
-Per prompt: ``sum_i w_i * reward_i - kl_coef * (logp_trained(c) - logp_base(c))`` with weights normalised
-to sum to 1 and ``c`` the sampled completion's tokens (eos included when generated). Both log-probs are
+Per completion: ``sum_i w_i * reward_i - kl_coef * (logp_trained(c) - logp_base(c))`` with weights
+normalised to sum to 1 and ``c`` the sampled completion's tokens (eos included when generated); a
+prompt's value is the mean over its samples (one completion's value varies by more than a short run's
+gain: docs/benchmarks.md, "GRPO: the scorer's noise"). Both log-probs are
 taken at the sampling temperature, so the KL term estimates KL(trained || base) of the distributions
 the completions are drawn from (never negative in expectation); at temperature 1 a model flatter than
 the base, sampled at 0.7, scored a negative "KL", a bonus for learning nothing. The score is the
@@ -64,8 +66,8 @@ def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: dict[str, Any], batch_size: int, device) -> list[list[int]]:
-    """One sampled completion per prompt (left-padded batches, one seeded generator for the whole run);
-    each completion ends at its first eos (kept) or at ``max_new_tokens``."""
+    """One sampled completion per entry of ``prompt_ids`` (a prompt repeated for several samples; left-padded
+    batches, one seeded generator for the whole run); each ends at its first eos (kept) or at ``max_new_tokens``."""
     import torch
 
     torch.manual_seed(int(sampling["seed"]))
