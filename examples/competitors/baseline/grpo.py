@@ -55,7 +55,7 @@ STD_EPSILON = 1e-4  # an all-equal group has advantage 0, not 0 / 0 (kl_coef 0 o
 # the end of training (10 left a loaded run 9 steps), and the pass stops between fractions at the stop time.
 HELD_OUT_PROMPTS = 32
 HELD_OUT_FRACTION = 0.1  # at most this share of a small prompt set
-HELD_OUT_SAMPLES = 4
+HELD_OUT_SAMPLES = 4  # a prompt's held-out value is the mean of its samples, as the scorer's (8 per prompt since 0.3.0)
 SCALES = (1.0, 0.0, 0.5, 0.75, 0.25)  # scored in this order: when time runs out, the trained model and the base come first
 HELD_OUT_STEPS = 6
 # The held-out 128 samples' score has a standard error (0.005-0.007 on the tiny model's differences to
