@@ -41,13 +41,13 @@ def prepared(assets, tmp_path_factory):
     return task, get_task_type("grpo").prepare(task, root / "train", root / "hidden", Settings())
 
 
-def score(prepared, artifact_dir, kl_coef=0.05):
+def score(prepared, artifact_dir, kl_coef=0.05, rules=RULES):
     task, prep = prepared
     settings = Settings()
     return evaluate_request({
         "task_type": "grpo", "hidden_file": str(prep.hidden_file), "dataset_spec": prep.dataset_spec,
         "artifact_dir": str(artifact_dir), "base_model": task.base_model, "kl_coef": kl_coef,
-        "sampling": sampling_settings(RULES), "rules": RULES.model_dump(),
+        "sampling": sampling_settings(rules), "rules": rules.model_dump(),
         "reward_sandbox": RewardSandbox.from_rules(settings.sandbox, RULES).to_dict(),
     })
 
@@ -78,6 +78,22 @@ def test_the_base_model_scores_its_rewards_with_no_kl(assets, prepared):
     assert result["score"] == pytest.approx((rewards["correct_answer"] + 0.5 * rewards["leading_number"]) / 1.5, abs=1e-4)
     again = score(prepared, assets.tiny_llama)  # fixed seed: the same samples, the same score
     assert again["score"] == result["score"] and again["details"]["sample_completions"] == details["sample_completions"]
+
+
+def test_each_prompt_scores_the_mean_of_its_samples(assets, prepared):
+    one = score(prepared, assets.tiny_llama, rules=RULES.model_copy(update={"grpo_eval_samples": 1}))
+    several = score(prepared, assets.tiny_llama, rules=RULES.model_copy(update={"grpo_eval_samples": 6}))
+    assert one["details"]["samples_per_example"] == 1 and several["details"]["samples_per_example"] == 6
+    # still one value per prompt (the paired boss rule resamples prompts), adding up to the score
+    assert len(one["per_example"]) == len(several["per_example"]) == 12
+    assert sum(several["per_example"]) == pytest.approx(several["score"], abs=1e-12)
+    # one completion's reward is (correct + 0.5 * format) / 1.5, a multiple of 1/6 (the base pays no KL);
+    # a prompt's value is the mean of 6 of them, a multiple of 1/36, and here not always of 1/6
+    values = [share * 12 for share in several["per_example"]]
+    assert all(abs(v * 36 - round(v * 36)) < 1e-2 for v in values)
+    assert all(abs(v * 6 - round(v * 6)) < 1e-2 for v in [share * 12 for share in one["per_example"]])
+    assert any(abs(v * 6 - round(v * 6)) > 1e-2 for v in values)
+    assert len(several["details"]["sample_completions"]) == 3  # one per prompt, not one prompt's samples
 
 
 def test_a_changed_policy_pays_a_kl_penalty(assets, prepared, tmp_path):

@@ -188,6 +188,8 @@ class DataRules(Section):
     dpo_beta: float = Field(0.1, gt=0.0, description="Beta of the DPO evaluation loss.")
     grpo_kl_coef: float = Field(0.05, ge=0.0, description="KL penalty coefficient of the GRPO score.")
     grpo_eval_prompts: int = Field(64, ge=1, description="Hidden GRPO prompts generated from and scored (the first N).")
+    grpo_eval_samples: int = Field(8, ge=1, description="Completions sampled per hidden GRPO prompt; a prompt's "
+        "value is their mean.")
     grpo_eval_max_new_tokens: int = Field(24, ge=1, description="Tokens generated per hidden GRPO prompt.")
     grpo_eval_temperature: float = Field(0.7, gt=0.0, description="Sampling temperature of GRPO evaluation.")
     grpo_eval_top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling of GRPO evaluation.")

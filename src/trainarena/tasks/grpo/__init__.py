@@ -37,6 +37,7 @@ def sampling_settings(rules: DataRules) -> dict[str, Any]:
         "top_p": rules.grpo_eval_top_p,
         "seed": rules.grpo_eval_seed,
         "prompts": rules.grpo_eval_prompts,
+        "samples": rules.grpo_eval_samples,
     }
 
 

@@ -1,10 +1,12 @@
-"""Scoring a GRPO artifact, inside the evaluation child process: sample one completion per hidden prompt
-from the trained model (fixed settings and seed, the same for every artifact), reward the completions
-with the task's weighted reward functions (run in the reward sandbox, never here), and subtract a KL
-penalty to the base model. Higher is better.
+"""Scoring a GRPO artifact, inside the evaluation child process: sample ``sampling["samples"]``
+completions per hidden prompt from the trained model (fixed settings and seed, the same for every
+artifact), reward the completions with the task's weighted reward functions (run in the reward sandbox,
+never here), and subtract a KL penalty to the base model. Higher is better.
 
-Per prompt: ``sum_i w_i * reward_i - kl_coef * (logp_trained(c) - logp_base(c))`` with weights normalised
-to sum to 1 and ``c`` the sampled completion's tokens (eos included when generated). Both log-probs are
+Per completion: ``sum_i w_i * reward_i - kl_coef * (logp_trained(c) - logp_base(c))`` with weights
+normalised to sum to 1 and ``c`` the sampled completion's tokens (eos included when generated); a
+prompt's value is the mean over its samples (one completion's value varies by more than a short run's
+gain: docs/benchmarks.md, "GRPO: the scorer's noise"). Both log-probs are
 taken at the sampling temperature, so the KL term estimates KL(trained || base) of the distributions
 the completions are drawn from (never negative in expectation); at temperature 1 a model flatter than
 the base, sampled at 0.7, scored a negative "KL", a bonus for learning nothing. The score is the
@@ -37,7 +39,8 @@ def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
     prompts = [render_prompt(spec, row) for row in rows]
     policy = load_scoring_model(Path(request["artifact_dir"]), request["base_model"], device)
     started = time.monotonic()
-    prompt_ids = [list(tokenizer(p)["input_ids"])[-(rules["eval_max_length"] // 2) :] for p in prompts]
+    samples = int(sampling.get("samples", 1))
+    prompt_ids = [list(tokenizer(p)["input_ids"])[-(rules["eval_max_length"] // 2) :] for p in prompts for _ in range(samples)]
     completion_ids = generate(policy, tokenizer, prompt_ids, sampling, rules["eval_batch_size"], device)
     sequences = [(p + c, len(p)) for p, c in zip(prompt_ids, completion_ids, strict=True)]
     temperature = float(sampling["temperature"])
@@ -46,23 +49,25 @@ def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
     reference = load_scoring_model(Path(request["base_model"]), request["base_model"], device)
     reference_logps = summed_logps(reference, sequences, rules["eval_batch_size"], pad_id(tokenizer), device, temperature)
     texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
-    columns = {spec.field_extra: [row.get(spec.field_extra, "") for row in rows]} if spec.field_extra else {}
-    rewards = score_rewards(spec.reward_functions, prompts, texts, columns, RewardSandbox.from_dict(request["reward_sandbox"]))
+    columns = {spec.field_extra: [row.get(spec.field_extra, "") for row in rows for _ in range(samples)]} if spec.field_extra else {}
+    repeated = [p for p in prompts for _ in range(samples)]
+    rewards = score_rewards(spec.reward_functions, repeated, texts, columns, RewardSandbox.from_dict(request["reward_sandbox"]))
     kls = [p - r for p, r in zip(policy_logps, reference_logps, strict=True)]
-    result = combine(rewards, spec.weights(), kls, float(request["kl_coef"]), [f.name for f in spec.reward_functions])
+    result = combine(rewards, spec.weights(), kls, float(request["kl_coef"]), [f.name for f in spec.reward_functions], samples)
     result["lead_unit"] = spec.reward_span()
     result["details"] |= {
         "examples": len(rows),
+        "samples_per_example": samples,
         "seconds": round(time.monotonic() - started, 3),
         "device": device.type,
-        "sample_completions": texts[:3],
+        "sample_completions": texts[::samples][:3],
     }
     return result
 
 
 def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: dict[str, Any], batch_size: int, device) -> list[list[int]]:
-    """One sampled completion per prompt (left-padded batches, one seeded generator for the whole run);
-    each completion ends at its first eos (kept) or at ``max_new_tokens``."""
+    """One sampled completion per entry of ``prompt_ids`` (a prompt repeated for several samples; left-padded
+    batches, one seeded generator for the whole run); each ends at its first eos (kept) or at ``max_new_tokens``."""
     import torch
 
     torch.manual_seed(int(sampling["seed"]))
@@ -90,20 +95,25 @@ def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: dict[str, 
     return completions
 
 
-def combine(rewards: list[list[float]], weights: list[float], kls: list[float], kl_coef: float, names: list[str]) -> dict[str, Any]:
-    """Score, per-example values and details from rewards ``[function][row]`` and per-row KL.
+def combine(rewards: list[list[float]], weights: list[float], kls: list[float], kl_coef: float, names: list[str],
+            samples: int = 1) -> dict[str, Any]:
+    """Score, per-example values and details from rewards ``[function][completion]`` and per-completion KL,
+    the completions ``samples`` consecutive ones per prompt: a prompt's value is the mean of its samples'.
 
     >>> out = combine([[1.0, 0.0], [1.0, 1.0]], [2 / 3, 1 / 3], [0.5, 1.5], 0.1, ["a", "b"])
     >>> [round(x, 4) for x in out["per_example"]], round(out["score"], 4)
     ([0.475, 0.0917], 0.5667)
+    >>> combine([[1.0, 0.0]], [1.0], [0.0, 0.0], 0.1, ["a"], samples=2)["per_example"]
+    [0.5]
     """
     values = [
         sum(w * values[i] for w, values in zip(weights, rewards, strict=True)) - kl_coef * kls[i] for i in range(len(kls))
     ]
+    per_prompt = [sum(values[i : i + samples]) / samples for i in range(0, len(values), samples)]
     n = len(values)
     details = {
         "rewards": {name: sum(values) / n for name, values in zip(names, rewards, strict=True)},
         "kl": sum(kls) / n,
         "kl_coef": kl_coef,
     }
-    return score_result(values, n, details, "the GRPO score")
+    return score_result(per_prompt, len(per_prompt), details, "the GRPO score")
