@@ -60,6 +60,7 @@ MALFORMED = {
     "tree head envelope empty": _lines_edit("tree_heads.jsonl", lambda lines: lines[-1].update(envelope={})),
     "no tree heads": _write("tree_heads.jsonl", ""),
     "predicate a list": _statement_edit("decision", lambda s: s.update(predicate=[])),
+    "run attempt an object": _statement_edit("run", lambda s: s["predicate"]["run"].update(attempt={"n": 1})),
     "run without exit": _statement_edit("run", lambda s: s["predicate"].pop("exit")),
     "rules unknown": _statement_edit("decision", lambda s: s["predicate"]["rules"].update(group_tasks="many")),
     "round matches a dict": _statement_edit("round", lambda s: s["predicate"].update(matches={})),

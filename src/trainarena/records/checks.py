@@ -114,7 +114,7 @@ class RecordView:
             run = entry.predicate.get("run") if isinstance(entry.predicate.get("run"), dict) else {}
             if entry.kind in (Kind.RUN, Kind.EVALUATION):
                 target = view.runs if entry.kind is Kind.RUN else view.evaluations
-                view._add(target, (run.get("id"), run.get("attempt")), entry)
+                view._add(target, (_key_part(run.get("id")), _key_part(run.get("attempt"))), entry)
             elif entry.kind is Kind.ROUND:
                 view.rounds.append(entry)
             elif entry.kind is not None:
@@ -127,6 +127,11 @@ class RecordView:
             self.duplicates.append((target[key], entry))
         else:
             target[key] = entry
+
+
+def _key_part(value: Any) -> Any:
+    """A run's id or attempt as a dict key: what an edited statement holds may be a list or an object."""
+    return value if value is None or isinstance(value, (int, str, float)) else repr(value)
 
 
 def _plan_index(entry: Entry) -> int:
