@@ -17,7 +17,8 @@ sd of their difference); house vs every honest example: at least as good in the 
 also on the per-seed mean of the two tasks.
 
 Run from the repo root:
-``.venv/bin/python -m benchmarks.quality [--types ...] [--seeds 1 2 3] [--budget S] [--scripts NAME ...] [--json]``
+``.venv/bin/python -m benchmarks.quality [--types ...] [--seeds 1 2 3] [--budget S] [--scripts NAME ...] [--clock cpu
+[--parallel N]] [--json]``
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import argparse
 import json
 import math
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -157,9 +159,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="what a script's budget counts: wall seconds, as the platform does, or its own CPU "
                         "seconds over its threads, which load on the machine does not shrink")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="(task, seed) plays at once (default 1: each script alone); more only with --clock cpu, "
+                        "where a script's budget is its own CPU time, which sharing the cores does not shrink")
     parser.add_argument("--assets-dir", type=Path, help="offline assets cache (default: the installation's)")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout; progress on stderr")
     args = parser.parse_args(argv)
+    if args.parallel < 1:
+        parser.error("--parallel: at least 1")
+    if args.parallel > 1 and args.clock != "cpu":
+        parser.error("--parallel above 1 needs --clock cpu: on the wall clock, plays at once take each other's cores")
     known = {c.name for t in args.types for c in honest_examples(t)}
     if args.scripts and not set(args.scripts) <= known:
         parser.error(f"--scripts: {sorted(set(args.scripts) - known)} are not honest examples of "
@@ -185,10 +194,14 @@ def main(argv: list[str] | None = None) -> int:
             assets, budget = ensure_image_assets(assets_dir), args.budget or IMAGE_DEMO_BUDGET_SECONDS
         roster = contenders(task_type, args.scripts)
         results, runs = {}, {}
-        for task in task_names(task_type, assets):
-            runs[task] = [run for seed in args.seeds
-                          for run in play_seed(task_type, task, seed, assets, roster, budget, thread_env(threads), settings,
-                                               cpu_clock_threads)]
+        plays = [(task, seed) for task in task_names(task_type, assets) for seed in args.seeds]
+        with ThreadPoolExecutor(args.parallel) as pool:  # each play's runs and evaluations are child processes
+            futures = [pool.submit(play_seed, task_type, task, seed, assets, roster, budget, thread_env(threads), settings,
+                                   cpu_clock_threads) for task, seed in plays]
+            played = [future.result() for future in futures]
+        for task in dict.fromkeys(task for task, _ in plays):
+            runs[task] = [run for (played_task, _), seed_runs in zip(plays, played, strict=True) if played_task == task
+                          for run in seed_runs]
             scores = {c.name: {r.seed: r.score for r in runs[task] if r.contender == c.name} for c in roster}
             results[task] = {"base": {r.seed: r.score for r in runs[task] if r.contender == BASE}, "scores": scores}
         verdicts = type_verdicts(task_type, results, roster)

@@ -121,12 +121,20 @@ def test_the_command_rejects_a_script_that_is_not_an_honest_example_of_the_types
     assert "['hostile'] are not honest examples of dpo" in capsys.readouterr().err
 
 
+def test_plays_at_once_need_the_cpu_clock(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        quality_command(["--types", "instruct", "--parallel", "2"])
+    assert exit_info.value.code == 2
+    assert "--parallel above 1 needs --clock cpu" in capsys.readouterr().err
+
+
 def test_end_to_end_json_on_a_tiny_budget(assets):
     """The command as the tuners run it, narrowed: instruct with one honest example, one seed, on the
-    CPU clock (a wall-clock budget this short leaves a loaded machine nothing to train with)."""
+    CPU clock (a wall-clock budget this short leaves a loaded machine nothing to train with), its two
+    tasks played at once (the CPU clock gives each script its budget whatever else runs)."""
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.quality", "--types", "instruct", "--scripts", "instruct_only",
-         "--seeds", "1", "--budget", "6", "--clock", "cpu", "--json", "--assets-dir", str(assets.root.parent)],
+         "--seeds", "1", "--budget", "6", "--clock", "cpu", "--parallel", "2", "--json", "--assets-dir", str(assets.root.parent)],
         cwd=REPO_ROOT, capture_output=True, text=True, env=_env(), timeout=560)
     assert result.returncode == 0, result.stderr[-2000:]
     document = json.loads(result.stdout)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -51,13 +52,18 @@ def _evaluate(task: TaskDefinition, prepared, artifact: Path, runner: WarmEvalua
 def test_a_warm_worker_scores_bit_for_bit_as_a_cold_one(assets, nudged_model, tmp_path, task_type) -> None:
     task = _task(assets, task_type)
     prepared = get_task_type(task_type).prepare(task, tmp_path / "train", tmp_path / "hidden", Settings())
-    cold = [_evaluate(task, prepared, artifact, None)[0] for artifact in (nudged_model, assets.tiny_llama)]
-    warm_worker = WarmEvaluator(max_evaluations=10)
-    try:
-        # The second and third evaluations find the worker warm, after scoring other weights.
-        warm = [_evaluate(task, prepared, artifact, warm_worker) for artifact in (assets.tiny_llama, nudged_model, assets.tiny_llama)]
-    finally:
-        warm_worker.close()
+    # The cold scores come from a thread of their own while this one drives the warm worker: each
+    # evaluation is a single-threaded child (eval_cpu_threads=1), so on two cores the two chains overlap
+    # instead of adding up, and neither sees the other's worker (each thread has its own scope).
+    with ThreadPoolExecutor(1) as cold_side:
+        cold_future = cold_side.submit(lambda: [_evaluate(task, prepared, artifact, None)[0] for artifact in (nudged_model, assets.tiny_llama)])
+        warm_worker = WarmEvaluator(max_evaluations=10)
+        try:
+            # The second and third evaluations find the worker warm, after scoring other weights.
+            warm = [_evaluate(task, prepared, artifact, warm_worker) for artifact in (assets.tiny_llama, nudged_model, assets.tiny_llama)]
+        finally:
+            warm_worker.close()
+        cold = cold_future.result()
     assert warm_worker.started == 1
     assert cold[0].score != cold[1].score  # the two artifacts are told apart
     for (evaluation, _times), expected in zip(warm, (cold[1], cold[0], cold[1]), strict=True):
