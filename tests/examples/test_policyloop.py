@@ -13,6 +13,7 @@ import importlib
 import math
 import random
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -192,11 +193,16 @@ def test_grpo_guard_picks_the_best_fraction_scored_in_time(house):
         scored.append(scale)
         return [means[scale] + 0.001 * (i % 2) * scale for i in range(8)]
 
-    chosen, found = grpo.best_fraction(score_at, lambda: False)
+    chosen, found = grpo.best_fraction(score_at, lambda needed: False)
     assert chosen == 0.5 and found == pytest.approx({s: m + 0.0005 * s for s, m in means.items()})
     assert scored == list(grpo.SCALES) and grpo.SCALES[:2] == (1.0, 0.0)  # trained, then base, first
-    assert grpo.best_fraction(score_at, lambda: len(scored) >= 7)[0] == 0.0  # time for two: the base beat training
-    assert grpo.best_fraction(score_at, lambda: True) == (1.0, {})  # no time at all: the trained model
+    assert grpo.best_fraction(score_at, lambda needed: len(scored) >= 7)[0] == 0.0  # time for two: the base beat training
+    assert grpo.best_fraction(score_at, lambda needed: True) == (1.0, {})  # no time at all: the trained model
+    # Time left for one more scoring as long as the longest so far, not for one started at the last moment.
+    slow = lambda scale: time.sleep(0.05) or [scale]  # noqa: E731
+    asked: list[float] = []
+    grpo.best_fraction(slow, lambda needed: asked.append(needed) or len(asked) > 2)
+    assert asked[0] == 0.0 and asked[1] >= 0.05 and asked[2] >= 0.05
 
 
 def test_grpo_guard_keeps_the_base_unless_a_gain_clears_its_standard_error(house):
@@ -206,10 +212,10 @@ def test_grpo_guard_keeps_the_base_unless_a_gain_clears_its_standard_error(house
     def noisy(gain):  # the base's values, then every fraction's: ``gain`` more, with that noise
         return lambda scale: [0.03 + (scale > 0) * (gain * scale + e) for e in noise]
 
-    assert grpo.best_fraction(noisy(0.01), lambda: False)[0] == 0.0  # +0.01 against a 0.018 standard error
-    assert grpo.best_fraction(noisy(0.2), lambda: False)[0] == 1.0
+    assert grpo.best_fraction(noisy(0.01), lambda needed: False)[0] == 0.0  # +0.01 against a 0.018 standard error
+    assert grpo.best_fraction(noisy(0.2), lambda needed: False)[0] == 1.0
     # 0.75 is within a standard error of 1's gain: the smaller move is saved
-    assert grpo.best_fraction(noisy(0.06), lambda: False)[0] == 0.75
+    assert grpo.best_fraction(noisy(0.06), lambda needed: False)[0] == 0.75
     assert grpo.paired_gain([0.1, 0.3], [0.0, 0.0]) == pytest.approx((0.2, 0.1))
 
 
@@ -217,7 +223,7 @@ def test_a_grpo_guard_that_fails_saves_the_trained_weights(house, capsys):
     def out_of_memory(fraction):
         raise torch.OutOfMemoryError("CUDA out of memory")
 
-    assert house["grpo"].guarded_fraction(out_of_memory, lambda: False) == (1.0, {})
+    assert house["grpo"].guarded_fraction(out_of_memory, lambda needed: False) == (1.0, {})
     assert "held-out guard failed (OutOfMemoryError" in capsys.readouterr().out
 
 

@@ -215,7 +215,7 @@ def run(args, stop_at: float) -> int:
             move_from_base(model, base, lora, tuned, scale)
             return held_out_scores()
 
-        best, found = guarded_fraction(score_at, lambda: STOP_REQUESTED.is_set() or time.time() >= stop_at)
+        best, found = guarded_fraction(score_at, lambda needed: STOP_REQUESTED.is_set() or time.time() + needed >= stop_at)
         move_from_base(model, base, lora, tuned, best)
         shown = ", ".join(f"{scale:g}: {value:.4f}" for scale, value in sorted(found.items()))
         print(f"held-out score by fraction of the way from the base ({shown}): saved {best:g}", flush=True)
@@ -235,20 +235,27 @@ def guarded_fraction(score_at, out_of_time) -> tuple[float, dict[float, float]]:
 
 def best_fraction(score_at, out_of_time) -> tuple[float, dict[float, float]]:
     """(the fraction to save, each scored fraction's mean), scoring ``score_at(fraction)`` (per-prompt
-    values on one draw) in SCALES' order until ``out_of_time()``. The base (0) unless some fraction's
+    values on one draw) in SCALES' order while ``out_of_time(seconds)`` says another scoring, as long as
+    the longest so far, still ends in time (under load one takes seconds: started just before the stop
+    time, it ended past the deadline). The base (0) unless some fraction's
     mean per-prompt gain over it exceeds STANDARD_ERRORS standard errors; then the smallest such
     fraction within one standard error of the best gain. Base not scored: the best scored (none: 1).
 
-    >>> best_fraction(lambda s: [0.1 * s * (1 - s) + e for e in (-0.01, 0.01)] * 8, lambda: False)[0]
+    >>> best_fraction(lambda s: [0.1 * s * (1 - s) + e for e in (-0.01, 0.01)] * 8, lambda needed: False)[0]
     0.5
-    >>> best_fraction(lambda s: [0.01 * s + e for e in ((-0.1, 0.1) if s else (0.1, -0.1))] * 8, lambda: False)[0]  # in the noise
+    >>> best_fraction(lambda s: [0.01 * s + e for e in ((-0.1, 0.1) if s else (0.1, -0.1))] * 8, lambda needed: False)[0]  # in the noise
     0.0
+    >>> best_fraction(lambda s: [s], lambda needed: needed > 0)  # time for one scoring only: the trained model's
+    (1.0, {1.0: 1.0})
     """
     found: dict[float, list[float]] = {}
+    longest = 0.0
     for scale in SCALES:
-        if out_of_time():
+        if out_of_time(longest):
             break
+        started = time.monotonic()
         found[scale] = score_at(scale)
+        longest = max(longest, time.monotonic() - started)
     means = {scale: sum(values) / len(values) for scale, values in found.items()}
     if 0.0 not in found:
         return max(means, key=means.__getitem__, default=1.0), means
