@@ -94,11 +94,12 @@ def test_show_json_and_tail_options(finished_store: FinishedStore) -> None:
 
 
 def test_show_an_unknown_run_is_a_clear_error(finished_store: FinishedStore) -> None:
-    for args in (["runs", "show", "999"], ["runs", "show", "999", "--json"]):
-        result = _invoke(*args)
-        assert result.exit_code == 1
-        assert result.stdout == ""
-        assert "error: no run with id 999; `trainarena runs list` lists the runs" in result.stderr
+    result = _invoke("runs", "show", "999")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "error: no run with id 999; `trainarena runs list` lists the runs" in result.stderr
+    as_json = _invoke("runs", "show", "999", "--json")  # asked for JSON: the error is JSON too
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout) == {
+        "ok": False, "run_id": 999, "error": "no run with id 999; `trainarena runs list` lists the runs"}
 
 
 def test_list_filters_by_tournament_competitor_and_status(finished_store: FinishedStore) -> None:
