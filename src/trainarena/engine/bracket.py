@@ -67,16 +67,16 @@ def group_sizes(remaining: int, rules: TournamentRules) -> tuple[int, ...]:
     """Balanced group sizes: the fewest groups that keep every group within [min, max]; when no count
     fits (17 with 6..8), the groups keep the minimum, which is what guarantees each group eliminates
     someone, and go over the maximum: 17 -> (9, 8)."""
-    groups = _group_count(remaining, rules)
-    base, extra = divmod(remaining, groups)
+    groups, base, extra = _group_split(remaining, rules)
     return tuple(base + 1 if i < extra else base for i in range(groups))
 
 
-def _group_count(remaining: int, rules: TournamentRules) -> int:
+def _group_split(remaining: int, rules: TournamentRules) -> tuple[int, int, int]:
+    """(groups, base size, how many groups are one larger): group_sizes without listing them."""
     groups = -(-remaining // rules.group_size_max)
     if remaining // groups < rules.group_size_min:
         groups = max(1, remaining // rules.group_size_min)
-    return groups
+    return groups, *divmod(remaining, groups)
 
 
 def plan_group_round(alive: tuple[str, ...], seed: int, index: int, rules: TournamentRules) -> RoundPlan:
@@ -226,8 +226,7 @@ def tasks_at_most(entrants: int, defended: bool, rules: TournamentRules, boss_ta
     reach = [0, boss]  # the longest from any count up to this one (a round can leave 0..its most)
     for alive in range(2, entrants + 1):
         if alive >= rules.group_stage_min_entrants:
-            groups = _group_count(alive, rules)  # of group_sizes: `extra` groups one larger than `base`
-            base, extra = divmod(alive, groups)
+            groups, base, extra = _group_split(alive, rules)
             advance = rules.group_advance
             most_left = extra * min(base + 1, advance) + (groups - extra) * min(base, advance)
             tasks = rules.group_tasks

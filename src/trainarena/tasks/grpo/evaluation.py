@@ -40,7 +40,11 @@ def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
     policy = load_scoring_model(Path(request["artifact_dir"]), request["base_model"], device)
     started = time.monotonic()
     samples = int(sampling.get("samples", 1))
-    prompt_ids = [list(tokenizer(p)["input_ids"])[-(rules["eval_max_length"] // 2) :] for p in prompts for _ in range(samples)]
+
+    def each_sample(items: list[Any]) -> list[Any]:  # one entry per completion: a prompt's `samples` in a row
+        return [item for item in items for _ in range(samples)]
+
+    prompt_ids = each_sample([list(tokenizer(p)["input_ids"])[-(rules["eval_max_length"] // 2) :] for p in prompts])
     completion_ids = generate(policy, tokenizer, prompt_ids, sampling, rules["eval_batch_size"], device)
     sequences = [(p + c, len(p)) for p, c in zip(prompt_ids, completion_ids, strict=True)]
     temperature = float(sampling["temperature"])
@@ -49,9 +53,9 @@ def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
     reference = load_scoring_model(Path(request["base_model"]), request["base_model"], device)
     reference_logps = summed_logps(reference, sequences, rules["eval_batch_size"], pad_id(tokenizer), device, temperature)
     texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
-    columns = {spec.field_extra: [row.get(spec.field_extra, "") for row in rows for _ in range(samples)]} if spec.field_extra else {}
-    repeated = [p for p in prompts for _ in range(samples)]
-    rewards = score_rewards(spec.reward_functions, repeated, texts, columns, RewardSandbox.from_dict(request["reward_sandbox"]))
+    columns = {spec.field_extra: each_sample([row.get(spec.field_extra, "") for row in rows])} if spec.field_extra else {}
+    rewards = score_rewards(spec.reward_functions, each_sample(prompts), texts, columns,
+                            RewardSandbox.from_dict(request["reward_sandbox"]))
     kls = [p - r for p, r in zip(policy_logps, reference_logps, strict=True)]
     result = combine(rewards, spec.weights(), kls, float(request["kl_coef"]), [f.name for f in spec.reward_functions], samples)
     result["lead_unit"] = spec.reward_span()
