@@ -84,9 +84,30 @@ def test_no_champion_crowns_the_last_challenger_without_a_boss_round():
     assert all(p.plan.stage == Stage.KNOCKOUT for p in result.record.rounds)
 
 
-def test_single_entrant_without_champion_is_crowned_at_once():
-    step = next_step(TournamentRecord(("solo",), seed=0, boss_tasks=3), RULES)
-    assert step == Finished("solo", True, "solo", ("solo",), "no defending champion: the last challenger is crowned")
+def test_a_single_entrant_without_a_score_is_not_crowned_unless_the_rules_of_its_day_did():
+    record = TournamentRecord(("solo",), seed=0, boss_tasks=3)
+    assert next_step(record, RULES) == Finished(
+        None, False, None, (), "no defending champion, and the last challenger, solo, has no valid score (it entered alone): no winner")
+    # Tournaments played before the rule existed replay as they were decided.
+    old = TournamentRules.as_recorded(RULES.model_dump(exclude={"crown_unscored"}))
+    assert old.crown_unscored
+    assert next_step(record, old) == Finished("solo", True, "solo", ("solo",), "no defending champion: the last challenger is crowned")
+
+
+def test_the_bye_of_a_round_where_every_run_failed_is_no_winner():
+    """Three entrants: a pair whose runs both fail and a bye. The bye is the last one left, without a
+    score: crowning it would sell a method that never trained once."""
+    record = TournamentRecord(("a", "b", "c"), seed=0, boss_tasks=3)
+    nobody_scores = LatentSkillPlayer({"a": 1.0, "b": 1.0, "c": 1.0}, 0.0, 0, always_fail=frozenset({"a", "b", "c"}))
+    result = play_out(record, RULES, nobody_scores)
+    [played] = result.record.rounds
+    [bye] = played.plan.byes
+    assert result.next == Finished(None, False, None, (), f"no defending champion, and the last challenger, {bye}, has no "
+                                   "valid score (it advanced on byes): no winner")
+    # With a champion defending, the bye meets it in the boss round, fails, and the champion retains.
+    defended = play_out(TournamentRecord(("a", "b", "c"), seed=0, boss_tasks=3, champion="king"), RULES,
+                        LatentSkillPlayer({"a": 1.0, "b": 1.0, "c": 1.0, "king": 1.0}, 0.0, 0, always_fail=frozenset({"a", "b", "c"})))
+    assert defended.next.champion == "king" and not defended.next.crowned
 
 
 def test_boss_round_is_challenger_against_champion_on_fresh_tasks():

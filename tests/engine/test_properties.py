@@ -16,6 +16,7 @@ from trainarena.engine import (
     tasks_at_most,
     tournament_weights,
 )
+from trainarena.engine.ranking import is_failed
 from trainarena.settings import TournamentRules, WeightRules
 
 RULES = TournamentRules()  # the paired boss rule
@@ -55,6 +56,9 @@ def _check(record, player, rules):
         assert finished.standings[0] == finished.champion
         assert finished.champion in record.entrants or finished.champion == record.champion
     assert len(set(finished.standings)) == len(finished.standings)
+    if finished.crowned and record.champion is None:  # a title only for a script that trained at least once
+        assert any(o.competitor == finished.champion and not is_failed(o)
+                   for p in result.record.rounds for m in p.matches for task in m.tasks for o in task)
     for played in result.record.rounds:
         seats = [c for m in played.plan.matches for c in m.competitors] + list(played.plan.byes)
         assert len(seats) == len(set(seats)), "someone plays twice in a round"

@@ -147,7 +147,12 @@ def _next(state: _State, record: TournamentRecord, rules: TournamentRules) -> Pl
     if len(state.alive) == 1:
         challenger = state.alive[0]
         if defender is None:
-            return Finished(challenger, True, challenger, _standings(state, (challenger,)), "no defending champion: the last challenger is crowned")
+            if challenger in state.scored or rules.crown_unscored:
+                return Finished(challenger, True, challenger, _standings(state, (challenger,)),
+                                "no defending champion: the last challenger is crowned")
+            how = "advanced on byes" if state.rounds else "entered alone"
+            return Finished(None, False, None, _standings(state, ()), f"no defending champion, and the last challenger, "
+                            f"{challenger}, has no valid score (it {how}): no winner")
         if challenger == defender:
             return Finished(defender, False, challenger, _standings(state, (defender,)), "the champion entered and won the bracket: retained")
         boss = Match(boss_match_id(0), (challenger, defender), record.boss_tasks, 1)

@@ -187,9 +187,6 @@ def _check_per_example(view: RecordView, files: Mapping[str, Any]) -> CheckResul
 # --- The bracket and the weights, replayed ---------------------------------------------------------
 
 
-# Rules fields added after signed records began, with the value that reproduces how decisions signed
-# before them were made: a decision names every rule of its day, and a later default must not change it.
-RULES_BEFORE_THEIR_FIELD = {"boss_rule": "majority"}
 # Engine output compared by its decisive fields: the wording of a reason may improve between versions.
 WORDING = frozenset({"reason"})
 
@@ -218,7 +215,7 @@ def _replayed(view: RecordView, decision: Entry, files: Mapping[str, Any], brack
     the failure noted) when they cannot be read or depart from the rules."""
     signed = decision.predicate
     with reading(bracket, decision.label):
-        rules = TournamentRules(**{**RULES_BEFORE_THEIR_FIELD, **signed["rules"]})
+        rules = TournamentRules.as_recorded(signed["rules"])
         values = {name: v for name, v in files.items() if isinstance(v, list)}
         rounds = tuple(played_round_from_json(r.predicate, values) for r in view.rounds)
         record = TournamentRecord(tuple(signed["entrants"]), int(signed["seed"]), int(signed["boss_tasks"]),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +21,10 @@ from trainarena.settings.cluster import ClusterRules
 from trainarena.settings.fields import AbsolutePath, Duration, ResolvedPath, Section, UtcDateTime, resolved
 from trainarena.settings.records import RecordsRules
 from trainarena.settings.service import ApiRules, DashboardRules, JobRules, RegistryRules
+
+# Rules fields added after tournaments began to be stored and signed, with the value that reproduces how
+# those played before the field existed were decided (a record names every rule of its day).
+RULES_BEFORE_THEIR_FIELD: dict[str, Any] = {"boss_rule": "majority", "crown_unscored": True}
 
 
 class TournamentRules(Section):
@@ -80,6 +84,17 @@ class TournamentRules(Section):
     bootstrap_confidence: float = Field(0.95, gt=0.5, lt=1.0, description="One-sided confidence of the bootstrap gate.")
     bootstrap_resamples: int = Field(2000, ge=100, description="Bootstrap resamples per boss task.")
     bootstrap_seed: int = Field(20250721, description="Fixed resampling seed, so auditors get the same answer.")
+    crown_unscored: bool = Field(
+        False, description="With no defending champion, crown a last challenger that has no valid score in the "
+        "tournament (it advanced on byes while every other run failed, or entered alone). False: no winner then: "
+        "a title, and the method sold under it, go only to a script that trained at least once."
+    )
+
+    @classmethod
+    def as_recorded(cls, recorded: dict[str, Any]) -> TournamentRules:
+        """The rules a stored or signed tournament names; a field it lacks (added to the rules after it was
+        played) takes the value that reproduces how it was decided then, not today's default."""
+        return cls(**{**RULES_BEFORE_THEIR_FIELD, **recorded})
 
     @model_validator(mode="after")
     def _check_groups(self) -> TournamentRules:

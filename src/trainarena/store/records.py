@@ -118,7 +118,7 @@ def is_round_complete(round_row: Round) -> bool:
 def rules_of(tournament: Tournament, fallback: TournamentRules) -> TournamentRules:
     """The rules ``tournament`` is played under: those stored with it, else ``fallback`` (the settings'),
     for a tournament not driven yet."""
-    return fallback if tournament.rules is None else TournamentRules.model_validate(tournament.rules)
+    return fallback if tournament.rules is None else TournamentRules.as_recorded(tournament.rules)
 
 
 def fix_rules(tournament: Tournament, rules: TournamentRules) -> TournamentRules:
