@@ -1,5 +1,6 @@
 """The log half of ``trainarena verify`` (pure): the key, the signed tree heads (their sizes and times
-only grow) and their consistency, each entry's signature, statement and inclusion proof. Returns the opened entries for the record checks."""
+only grow) and their consistency, each entry's signature, statement and inclusion proof. Returns the
+opened entries for the record checks."""
 
 from __future__ import annotations
 
