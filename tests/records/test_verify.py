@@ -7,15 +7,18 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from records_store import RecordedStore, read_lines, resign_bundle, write_lines
 
 from trainarena.records.bundle import BundleError
-from trainarena.records.log import append
-from trainarena.records.signing import init_key, load_key
+from trainarena.records.log import TREE_HEAD_TYPE, append
+from trainarena.records.signing import OperatorKey, envelope_payload, init_key, load_key, sign_payload
 from trainarena.records.statements import Kind, make_statement, subject
 from trainarena.records.verify import Report, verify_directory
 from trainarena.store import open_store
@@ -285,3 +288,43 @@ def test_records_signed_before_a_key_rotation_still_export_and_verify(store_copy
     report = verify_directory(store_copy.export(tmp_path / "bundle"), trusted_key=trusted)
     assert report.ok, failures(report)
     assert report.keyid == old.keyid != new.keyid
+
+
+def _resign_heads(bundle: Path, key: OperatorKey, edits: dict[int, Callable[[dict[str, Any]], None]]) -> list[dict[str, Any]]:
+    """Edit the payloads of tree_heads.jsonl's lines at the given positions and sign them again with
+    ``key`` (the operator's own: the signatures verify); returns the lines as they were before."""
+    lines = read_lines(bundle / "tree_heads.jsonl")
+    edited = [dict(line) for line in lines]
+    for position, edit in edits.items():
+        payload = envelope_payload(lines[position]["envelope"])
+        edit(payload)
+        edited[position]["envelope"] = sign_payload(key, TREE_HEAD_TYPE, payload)
+    write_lines(bundle / "tree_heads.jsonl", edited)
+    return lines
+
+
+def test_tree_heads_whose_times_go_backwards_are_caught_though_their_signatures_verify(recorded: RecordedStore,
+                                                                                       bundle: Path) -> None:  # fmt: skip
+    key = load_key(recorded.settings.operator_key_path)
+    lines = read_lines(bundle / "tree_heads.jsonl")
+    assert len(lines) > 3
+    before = envelope_payload(lines[1]["envelope"])["timestamp"]
+    earlier = (datetime.fromisoformat(before) - timedelta(hours=1)).isoformat(timespec="microseconds")
+    _resign_heads(bundle, key, {2: lambda payload: payload.update(timestamp=earlier)})
+    report = verify_directory(bundle)
+    assert failures(report) == [f"tree head of size {lines[2]['size']}: signed at {earlier}, before the tree head of size "
+                                f"{lines[1]['size']} signed at {before}: a log's time only moves forward"]  # fmt: skip
+
+
+@pytest.mark.parametrize("timestamp", [None, 1_700_000_000, "yesterday", "2026-12-01T02:00:00"], ids=["missing", "a number",
+                                                                                                     "words", "no zone"])
+def test_a_tree_head_without_a_readable_time_is_caught(recorded: RecordedStore, bundle: Path, timestamp: object) -> None:
+    def edit(payload: dict[str, Any]) -> None:
+        if timestamp is None:
+            del payload["timestamp"]
+        else:
+            payload["timestamp"] = timestamp
+
+    lines = _resign_heads(bundle, load_key(recorded.settings.operator_key_path), {1: edit})
+    report = verify_directory(bundle)
+    assert failures(report) == [f"tree head of size {lines[1]['size']}: timestamp {timestamp!r} is not an ISO 8601 time with a zone"]

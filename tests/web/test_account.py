@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from web_store import text_of
+from httpx import Response
+from web_store import form_token, text_of
 
 from trainarena.settings import Settings
 from trainarena.store import open_store
@@ -29,12 +30,21 @@ def _customer_with_a_job(name: str) -> str:
         return key.secret
 
 
+def _sign_in(client: TestClient, secret: str, **options: object) -> Response:
+    """Post the sign-in form as a browser would: with the token of the page ``GET /signin`` served."""
+    return client.post("/signin", data={"key": secret, "form_token": form_token(client.get("/signin").text)}, **options)
+
+
+def _sign_out(client: TestClient) -> Response:
+    return client.post("/signout", data={"form_token": form_token(client.get("/account").text)}, follow_redirects=False)
+
+
 def test_a_customer_signs_in_and_sees_its_own_jobs_and_models_only(client: TestClient) -> None:
     alice, _bob = _customer_with_a_job("alice"), _customer_with_a_job("bob")
     assert client.get("/account", follow_redirects=False).headers["location"] == "/signin"
-    refused = client.post("/signin", data={"key": "ta_not-a-key"})
+    refused = _sign_in(client, "ta_not-a-key")
     assert refused.status_code == 401 and "unknown or revoked" in refused.text
-    signed_in = client.post("/signin", data={"key": alice}, follow_redirects=False)
+    signed_in = _sign_in(client, alice, follow_redirects=False)
     assert signed_in.status_code == 303 and "httponly" in signed_in.headers["set-cookie"].lower()
     words = text_of(client.get("/account").text)
     assert "Signed in as alice" in words and "job-alice instruct trainarena:tiny_llama succeeded 1.2500" in words
@@ -45,9 +55,58 @@ def test_a_customer_signs_in_and_sees_its_own_jobs_and_models_only(client: TestC
     assert "queued queued behind 0 jobs" in job and "finished model model-alice registered" in job
     assert client.get("/account/jobs/job-bob").status_code == 404  # another customer's job is not found
     assert client.get("/account/jobs/job-bob/live").status_code == 404
-    client.post("/signout")
+    signed_out = _sign_out(client)
+    assert signed_out.status_code == 303 and signed_out.headers["location"] == "/"
     assert client.get("/account", follow_redirects=False).status_code == 303
     assert "Your recent jobs" not in client.get("/").text
+
+
+def _key_cookies(answer: Response) -> list[str]:
+    return [c for c in answer.headers.get_list("set-cookie") if c.startswith("trainarena_key=")]
+
+
+def test_a_sign_in_form_posted_from_elsewhere_is_refused_and_signs_nobody_in(client: TestClient) -> None:
+    """Login CSRF: another site's page posting the attacker's key. Without the form's token, with a wrong
+    one, with the cookie missing (a cross-site post carries no SameSite=strict cookie) or from another
+    Origin: 403, the sign-in page saying why, and no key cookie."""
+    from trainarena.web.account import FORM_COOKIE
+
+    mallory = _customer_with_a_job("mallory")
+    token = form_token(client.get("/signin").text)
+    forged = {
+        "no token": ({"key": mallory}, {}),
+        "a wrong token": ({"key": mallory, "form_token": token[::-1]}, {}),
+        "a token of another alphabet": ({"key": mallory, "form_token": "é" * 43}, {}),
+        "a foreign Origin": ({"key": mallory, "form_token": token}, {"origin": "https://attacker.example"}),
+        "an opaque Origin": ({"key": mallory, "form_token": token}, {"origin": "null"}),
+    }
+    for case, (data, headers) in forged.items():
+        answer = client.post("/signin", data=data, headers=headers, follow_redirects=False)
+        assert answer.status_code == 403, case
+        assert "This sign-in form expired or came from another site" in text_of(answer.text) and not _key_cookies(answer), case
+        assert form_token(answer.text) == token, case  # the page it answers with signs in again
+    client.cookies.delete(FORM_COOKIE)
+    no_cookie = client.post("/signin", data={"key": mallory, "form_token": token}, follow_redirects=False)
+    assert no_cookie.status_code == 403 and not _key_cookies(no_cookie)
+    assert client.get("/account", follow_redirects=False).headers["location"] == "/signin"
+    fresh = form_token(no_cookie.text)
+    assert fresh != token and client.cookies[FORM_COOKIE] == fresh  # a new token, in the form and its cookie
+    own = client.post("/signin", data={"key": mallory, "form_token": fresh}, headers={"origin": "http://testserver"},
+                      follow_redirects=False)  # fmt: skip
+    assert own.status_code == 303 and _key_cookies(own)  # this site's Origin and the form's token: signed in
+
+
+def test_a_sign_out_form_posted_from_elsewhere_is_refused(client: TestClient) -> None:
+    alice = _customer_with_a_job("alice")
+    _sign_in(client, alice)
+    token = form_token(client.get("/account").text)
+    forged = (({}, {}), ({"form_token": "x" * 43}, {}), ({"form_token": token}, {"origin": "http://attacker.example"}))
+    for data, headers in forged:
+        answer = client.post("/signout", data=data, headers=headers, follow_redirects=False)
+        assert answer.status_code == 403 and "you are still signed in" in text_of(answer.text)
+        assert not _key_cookies(answer) and "Signed in as alice" in text_of(client.get("/account").text)
+    assert _sign_out(client).status_code == 303
+    assert client.get("/account", follow_redirects=False).headers["location"] == "/signin"
 
 
 def test_a_running_jobs_page_follows_its_events(client: TestClient) -> None:
@@ -55,7 +114,7 @@ def test_a_running_jobs_page_follows_its_events(client: TestClient) -> None:
     with open_store(Settings()) as store, store.transaction() as session:
         job = session.get_one(Job, "job-carol")
         job.status, job.events = "running", job.events[:1]
-    client.post("/signin", data={"key": secret})
+    _sign_in(client, secret)
     page = client.get("/account/jobs/job-carol")
     assert 'data-live="/account/jobs/job-carol/live" data-live-state="running"' in page.text
     with open_store(Settings()) as store, store.transaction() as session:
@@ -78,7 +137,7 @@ def test_a_signed_in_customer_downloads_its_model_and_only_its_own(client: TestC
     with open_store(Settings()) as store, store.transaction() as session:
         session.get_one(RegisteredModel, "model-alice").path = str(folder)
     assert client.get("/account/models/model-alice/download", follow_redirects=False).status_code == 303  # signed out
-    client.post("/signin", data={"key": alice})
+    _sign_in(client, alice)
     assert 'href="/account/models/model-alice/download"' in client.get("/account").text
     download = client.get("/account/models/model-alice/download")
     assert download.status_code == 200 and download.headers["content-disposition"] == 'attachment; filename="model-alice.tar"'
@@ -89,13 +148,18 @@ def test_a_signed_in_customer_downloads_its_model_and_only_its_own(client: TestC
 
 def test_the_sign_in_cookie_is_secure_over_https_or_when_the_settings_say_so(client: TestClient) -> None:
     from trainarena.api import create_app
+    from trainarena.web.account import FORM_COOKIE
 
     alice = _customer_with_a_job("alice")
 
     def cookie(test_client: TestClient, base: str) -> str:
-        answer = test_client.post(f"{base}/signin", data={"key": alice}, follow_redirects=False)
-        assert answer.status_code == 303
-        return answer.headers["set-cookie"].lower()
+        form = test_client.get(f"{base}/signin")
+        token = form.cookies[FORM_COOKIE]  # a Secure cookie the client keeps for https only: sent as the browser would
+        answer = test_client.post(f"{base}/signin", data={"key": alice, "form_token": form_token(form.text)},
+                                  headers={"cookie": f"{FORM_COOKIE}={token}"}, follow_redirects=False)  # fmt: skip
+        key_cookie, form_cookie = answer.headers["set-cookie"].lower(), form.headers["set-cookie"].lower()
+        assert answer.status_code == 303 and ("secure" in key_cookie) == ("secure" in form_cookie)  # both cookies alike
+        return key_cookie
 
     assert "secure" not in cookie(client, "http://testserver") and "secure" in cookie(client, "https://testserver")
     behind_proxy = Settings().model_copy(update={"dashboard": Settings().dashboard.model_copy(update={"secure_cookie": True})})

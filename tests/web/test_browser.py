@@ -1,7 +1,8 @@
 """The dashboard in a real browser: Debian's chromium driven by Playwright (no browser download), the
 service on a free loopback port over the dashboard tests' store. Clicks through tournament ->
 competitor -> run -> logs, watches a live update arrive without a reload, checks keyboard and phone
-use, and keeps a screenshot of each page as an artifact (the folder is printed)."""
+use, signs a customer in and out through the forms (and not through another site's), and keeps a
+screenshot of each page as an artifact (the folder is printed)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from trainarena.api import create_app
 from trainarena.orchestrator import create_tournament
 from trainarena.settings import Settings
 from trainarena.store import Store, open_store
+from trainarena.store.api_keys import create_key
+from trainarena.store.models import ApiRole
 
 pytestmark = pytest.mark.browser
 
@@ -171,3 +174,46 @@ def test_keyboard_reaches_the_content_and_a_phone_needs_no_sideways_scroll(page:
         page.goto(path)
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), f"{path} scrolls sideways on a phone"
         _shot(page, name)
+
+
+def _customer_key(store: Store, name: str) -> str:
+    with store.transaction() as session:
+        return create_key(session, name, ApiRole.CUSTOMER).secret
+
+
+def test_a_customer_signs_in_and_out_through_the_forms(page: object, store: Store) -> None:
+    expect = sync_api.expect
+    secret = _customer_key(store, "alice")
+    page.goto("/signin")
+    page.get_by_label("API key").fill(secret)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Jobs and models")
+    expect(page.locator("main")).to_contain_text("Signed in as alice")
+    _shot(page, "account")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Reigning champions")).to_be_visible()
+    page.goto("/account")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
+
+
+def test_another_sites_page_cannot_sign_a_visitor_in(browser: object, service: Service, store: Store) -> None:
+    """Login CSRF in a real browser: a page on another site auto-submits the sign-in form with the
+    attacker's key (a top-level cross-site post, which would set even a SameSite=strict cookie). The
+    attacker's page is served by the browser itself (a route), so nothing leaves the machine."""
+    attacker_key = _customer_key(store, "mallory")
+    attack = (f'<form method="post" action="{service.url}/signin"><input name="key" value="{attacker_key}">'
+              f'<input name="form_token" value="{"A" * 43}"></form><script>document.forms[0].submit()</script>')  # fmt: skip
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        context.route("http://attacker.test/**", lambda route: route.fulfill(content_type="text/html", body=attack))
+        victim = context.new_page()
+        victim.goto(f"{service.url}/signin")  # the visitor has the form's cookie of this site, too
+        with victim.expect_response(f"{service.url}/signin") as answered:
+            victim.goto("http://attacker.test/")
+        assert answered.value.status == 403 and answered.value.request.method == "POST"
+        sync_api.expect(victim.get_by_role("alert")).to_contain_text("came from another site")
+        assert not [c for c in context.cookies() if c["name"] == "trainarena_key"], "the attacker's key was set"
+        victim.goto(f"{service.url}/account")
+        sync_api.expect(victim.get_by_role("heading", level=1)).to_have_text("Sign in")
+    finally:
+        context.close()

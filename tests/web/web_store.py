@@ -72,3 +72,10 @@ def text_of(html: str) -> str:
     """The page's visible words, one space apart (tags, scripts and styles removed)."""
     html = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", html, flags=re.S)
     return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def form_token(html: str) -> str:
+    """The double-submit token of a page's sign-in or sign-out form, as a browser would post it."""
+    found = re.search(r'<input type="hidden" name="form_token" value="([^"]+)">', html)
+    assert found, "the page has no form token"
+    return found.group(1)

@@ -11,6 +11,7 @@ log exactly when what it states is stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from trainarena.records.merkle import frontier_append, frontier_of, frontier_root, leaf_hash
 from trainarena.records.signing import OperatorKey, canonical_json, sign_payload
 from trainarena.records.statements import PAYLOAD_TYPE, Kind
+from trainarena.store.base import utcnow
 from trainarena.store.log_tables import LogEntry, LogState, TreeHead
 
 __all__ = ["TREE_HEAD_TYPE", "Subjects", "append", "entry_leaf_hash", "leaf_hashes", "latest_head", "tree_head_payload"]
@@ -50,10 +52,12 @@ def tree_head_payload(key: OperatorKey | str, size: int, root: bytes, timestamp:
 
 
 def append(session: Session, key: OperatorKey, entry_key: str, kind: Kind, statement: dict[str, Any],
-           about: Subjects = Subjects()) -> int:
+           about: Subjects = Subjects(), *, clock: Callable[[], datetime] = utcnow) -> int:
     """Sign ``statement``, append it under ``entry_key`` and sign the new tree head; returns its index.
     An entry already logged under ``entry_key`` is not appended again (its index is returned).
-    O(log n): the new root comes from the stored frontier and the new leaf, no other leaf is read."""
+    O(log n): the new root comes from the stored frontier and the new leaf, no other leaf is read.
+    The head's timestamp is ``clock()``, or the previous head's where that is later (a clock stepped
+    back): a head never predates the one before it, which ``verify`` checks."""
     existing = session.scalar(select(LogEntry.index).where(LogEntry.key == entry_key))
     if existing is not None:
         return existing
@@ -68,11 +72,20 @@ def append(session: Session, key: OperatorKey, entry_key: str, kind: Kind, state
                          run_id=about.run_id, job_id=about.job_id, envelope=envelope, leaf_hash=leaf.hex()))
     frontier = frontier_append(frontier, index, leaf)
     session.execute(update(LogState).where(LogState.id == 1).values(frontier=[node.hex() for node in frontier]))
-    now = datetime.now(UTC)
+    now = _signing_time(session, index, clock())
     root = frontier_root(frontier)
     session.add(TreeHead(size=size, root_hash=root.hex(), signed_at=now,
                          envelope=sign_payload(key, TREE_HEAD_TYPE, tree_head_payload(key, size, root, now))))
     return index
+
+
+def _signing_time(session: Session, size: int, now: datetime) -> datetime:
+    """``now``, or the signed time of the head of ``size`` entries (the one before) when that is later."""
+    previous = session.get(TreeHead, size) if size else None
+    if previous is None:
+        return now
+    signed = previous.signed_at if previous.signed_at.tzinfo else previous.signed_at.replace(tzinfo=UTC)
+    return max(now, signed)
 
 
 def _frontier_before(session: Session, size: int, stored: list[str] | None) -> list[bytes]:

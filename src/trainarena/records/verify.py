@@ -3,9 +3,10 @@
 Trust rests on one thing: the operator's public key (``--key PEM``; without it, the bundle's own
 ``public_key.pem``, and the report says so). Everything else is checked against it:
 
-- the log: every tree head's signature, sizes only growing, a consistency proof between each head and
-  the next (the log was only appended to); every entry's signature, its statement's shape and kind,
-  and its inclusion proof against the latest head (its leaf hash, at its index, under that root);
+- the log: every tree head's signature, sizes only growing, timestamps never going back, a consistency
+  proof between each head and the next (the log was only appended to); every entry's signature, its
+  statement's shape and kind, and its inclusion proof against the latest head (its leaf hash, at its
+  index, under that root);
 - the records: each evaluation names its run statement (log index and payload digest), each round
   outcome its evaluation (same score, same per-example digest), the decision its rounds, the reveal
   its commitment; each per-example file has the digest the statements give;

@@ -1,9 +1,11 @@
-"""The log half of ``trainarena verify`` (pure): the key, the signed tree heads and their consistency,
-each entry's signature, statement and inclusion proof. Returns the opened entries for the record checks."""
+"""The log half of ``trainarena verify`` (pure): the key, the signed tree heads (their sizes and times
+only grow) and their consistency, each entry's signature, statement and inclusion proof. Returns the
+opened entries for the record checks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from securesystemslib.signer import SSlibKey
@@ -98,10 +100,24 @@ def _open(envelope: Any, key: SSlibKey | None, payload_type: str, record: str, c
     return _payload(envelope)
 
 
+def _signed_time(payload: dict[str, Any], label: str, check: CheckResult) -> datetime | None:
+    """The head's timestamp (ISO 8601 with a zone); a missing or unreadable one is a failure."""
+    value = payload.get("timestamp")
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        check.fail(label, f"timestamp {value!r} is not an ISO 8601 time with a zone")
+        return None
+    return moment
+
+
 def _check_heads(bundle: Bundle, key: SSlibKey | None) -> tuple[_Head | None, CheckResult, CheckResult]:
-    heads_check = CheckResult("tree_heads", "signed tree heads (signature, size, growth)")
+    heads_check = CheckResult("tree_heads", "signed tree heads (signature, size and time growth)")
     consistency = CheckResult("consistency", "consistency between tree heads (append-only)")
     previous: _Head | None = None
+    last_signed: tuple[datetime, str] | None = None  # the latest head time read so far, and its head
     for line in bundle.tree_heads:
         label = f"tree head of size {line.get('size')}"
         payload = _open(line.get("envelope"), key, TREE_HEAD_TYPE, label, heads_check)
@@ -118,6 +134,12 @@ def _check_heads(bundle: Bundle, key: SSlibKey | None) -> tuple[_Head | None, Ch
             heads_check.fail(label, f"the signed head says size {size}, the line says {line.get('size')}")
         if key is not None and payload.get("log_id") != key.keyid:
             heads_check.fail(label, f"log_id is {_short(payload.get('log_id'))}, the key is {_short(key.keyid)}")
+        signed = _signed_time(payload, label, heads_check)
+        if signed is not None and last_signed is not None and signed < last_signed[0]:
+            heads_check.fail(label, f"signed at {signed.isoformat()}, before the {last_signed[1]} signed at "
+                             f"{last_signed[0].isoformat()}: a log's time only moves forward")
+        if signed is not None:
+            last_signed = (signed, label)
         if not isinstance(size, int):
             continue
         head = _Head(size, root, label)

@@ -116,8 +116,9 @@ class DashboardRules(Section):
     recent_tournaments: int = Field(20, ge=1, description="Tournaments listed on the home page, newest first.")
     recent_jobs: int = Field(5, ge=1, description="A signed-in customer's latest jobs listed on the home page.")
     secure_cookie: bool | None = Field(
-        None, description="Mark the sign-in cookie (it holds the API key) Secure, sent over https only. None: when the "
-        "request came over https; behind a reverse proxy that ends TLS the API sees http, so set it true there."
+        None, description="Mark the sign-in cookie (it holds the API key) and the forms' token cookie Secure, sent "
+        "over https only. None: when the request came over https; behind a reverse proxy that ends TLS the API sees "
+        "http, so set it true there."
     )
     artifact_files_shown: int = Field(100, ge=1, description="Files of a run's artifact listed (with their sha256) on its page.")
     artifact_hash_max_bytes: int = Field(

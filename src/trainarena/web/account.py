@@ -1,11 +1,21 @@
 """Customers' pages: sign in with an API key (kept in an HttpOnly, same-site cookie), then the key's
 training jobs with their events and its registered models, read from the store's tables. An operator's
-key sees everyone's; a customer's only its own (another's job is "not found", as in the API)."""
+key sees everyone's; a customer's only its own (another's job is "not found", as in the API).
+
+Against cross-site request forgery of the sign-in and sign-out forms (login CSRF: another site's page
+posting a form that signs the visitor in as the attacker's key, so what they do next lands in the
+attacker's account): each form carries a random token that must equal the one in a cookie of its own
+(double submit; the cookie is HttpOnly and SameSite=strict, so a cross-site post carries none), and a
+post whose ``Origin`` names another host is refused. Not covered: a site that can set cookies for this
+host (a sibling subdomain under the same registrable domain could plant a token cookie of its own)."""
 
 from __future__ import annotations
 
+import re
+import secrets
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -20,6 +30,11 @@ from trainarena.web.templating import not_found_page, render, render_live, setti
 router = APIRouter(include_in_schema=False)
 
 KEY_COOKIE = "trainarena_key"
+# The double-submit token of the sign-in and sign-out forms: in this cookie and in their field ``form_token``.
+FORM_COOKIE = "trainarena_form"
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
+FORGED_SIGNIN = "This sign-in form expired or came from another site: sign in again from this page."
+FORGED_SIGNOUT = "This sign-out form expired or came from another site: you are still signed in; sign out from your account page."
 
 
 @dataclass(frozen=True)
@@ -50,26 +65,55 @@ def recent_jobs(request: Request, count: int) -> tuple[str, list[Job]] | None:
         return visitor.name, list_jobs(session, visitor.owner, limit=count).data
 
 
+def _secure(request: Request) -> bool:
+    """Whether the dashboard's cookies are marked Secure (``dashboard.secure_cookie``; None: over https)."""
+    secure = settings_of(request).dashboard.secure_cookie
+    return request.url.scheme == "https" if secure is None else secure
+
+
+def _with_form(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    """A page with a posting form: its token in the form and in the form cookie (the cookie's own token
+    when it holds one, so pages open in two tabs both still post)."""
+    token = request.cookies.get(FORM_COOKIE, "")
+    if not TOKEN_SHAPE.fullmatch(token):
+        token = secrets.token_urlsafe(32)
+    response = render(request, name, {**context, "form_token": token}, status_code=status_code)
+    response.set_cookie(FORM_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request))
+    return response
+
+
+def _forged(request: Request, token: str) -> bool:
+    """Whether a form post did not come from this site's own form: its token is not the form cookie's
+    (compared in constant time), or its ``Origin`` names another host."""
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).hostname != request.url.hostname:
+        return True
+    cookie = request.cookies.get(FORM_COOKIE, "")
+    return not (cookie and secrets.compare_digest(token.encode(), cookie.encode()))
+
+
 @router.get("/signin", response_class=HTMLResponse)
 def signin_form(request: Request) -> HTMLResponse:
-    return render(request, "signin.html", {"error": None})
+    return _with_form(request, "signin.html", {"error": None})
 
 
 @router.post("/signin", response_model=None)
-def signin(request: Request, key: Annotated[str, Form()]) -> Response:
+def signin(request: Request, key: Annotated[str, Form()], form_token: Annotated[str, Form()] = "") -> Response:
+    if _forged(request, form_token):
+        return _with_form(request, "signin.html", {"error": FORGED_SIGNIN}, status_code=403)
     with store_of(request).session() as session:
         known = find_key(session, key.strip()) is not None
     if not known:
-        return render(request, "signin.html", {"error": "This API key is unknown or revoked."}, status_code=401)
+        return _with_form(request, "signin.html", {"error": "This API key is unknown or revoked."}, status_code=401)
     response = RedirectResponse("/account", status_code=303)
-    secure = settings_of(request).dashboard.secure_cookie
-    response.set_cookie(KEY_COOKIE, key.strip(), httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https" if secure is None else secure)
+    response.set_cookie(KEY_COOKIE, key.strip(), httponly=True, samesite="strict", secure=_secure(request))
     return response
 
 
 @router.post("/signout", response_model=None)
-def signout() -> Response:
+def signout(request: Request, form_token: Annotated[str, Form()] = "") -> Response:
+    if _forged(request, form_token):
+        return _with_form(request, "signin.html", {"error": FORGED_SIGNOUT}, status_code=403)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(KEY_COOKIE)
     return response
@@ -83,7 +127,7 @@ def account(request: Request) -> Response:
     with store_of(request).session() as session:
         context = {"name": visitor.name, "jobs": list_jobs(session, visitor.owner, limit=None).data,
                    "models": visible_models(session, visitor.owner)}  # fmt: skip
-        return render(request, "account.html", context)
+        return _with_form(request, "account.html", context)
 
 
 @router.get("/account/models/{model_id}/download", response_model=None)
