@@ -15,17 +15,25 @@ import pytest
 
 from postgres_databases import PostgresDatabases, postgres_dialect
 
+# Where ``scripts/setup`` builds the assets (``python -m trainarena.assets``: the default data folder's cache).
+_SETUP_ASSETS = Path(__file__).resolve().parents[1] / ".trainarena" / "cache" / "assets"
+
 
 @pytest.fixture(scope="session")
 def assets(tmp_path_factory: pytest.TempPathFactory):
     """The offline tiny model, tokenizer and datasets, built once. Set ``$TRAINARENA_TEST_ASSETS`` to a
-    directory to reuse a build across sessions; by default the cache sits beside pytest's per-session
-    temporary directories, so the next session reuses it (a builder code change gives a new stamp)."""
-    from trainarena.assets import ensure_assets
+    directory to reuse a build across sessions. By default: the build ``scripts/setup`` made in the
+    repository's own cache when it is there with this builder's stamp (CI runs setup, then the suite:
+    it need not pre-train the same model twice; nothing writes into the assets), else a cache beside
+    pytest's per-session temporary directories, so the next session reuses it."""
+    from trainarena.assets import assets_stamp, ensure_assets
 
     configured = os.environ.get("TRAINARENA_TEST_ASSETS")
-    cache = Path(configured) if configured else tmp_path_factory.getbasetemp().parent / "trainarena-assets-cache"
-    return ensure_assets(cache)
+    if configured:
+        return ensure_assets(Path(configured))
+    if (_SETUP_ASSETS / f"assets-{assets_stamp()}-seed0").is_dir():
+        return ensure_assets(_SETUP_ASSETS)
+    return ensure_assets(tmp_path_factory.getbasetemp().parent / "trainarena-assets-cache")
 
 
 @pytest.fixture
