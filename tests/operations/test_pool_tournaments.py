@@ -92,6 +92,17 @@ def test_entry_closes_and_a_gone_repository_leave_competitors_out(operator_data:
         _create(settings, entry_closes=datetime.now(UTC) - timedelta(days=1))
 
 
+def test_a_lone_entrant_with_no_champion_is_refused_unless_the_rules_crown_without_a_score(operator_data: OperatorData) -> None:
+    settings = operator_data.settings
+    register_example(settings, "baseline")
+    add_tasks(operator_data, "t1")
+    with pytest.raises(TournamentRefused, match="only baseline can enter a text tournament on pool 'weekly' and no champion "
+                       "defends: a lone entrant plays nothing, and a title needs a valid score"):
+        _create(settings)
+    crowning = settings.model_copy(update={"rules": settings.rules.model_copy(update={"crown_unscored": True})})
+    assert _create(crowning).entrants == ("baseline",)
+
+
 def test_an_image_tournament_refuses_a_text_pool(operator_data: OperatorData) -> None:
     add_tasks(operator_data, "t1")
     with pytest.raises(TournamentRefused, match="pool 'weekly' holds text tasks, not image"):

@@ -161,6 +161,10 @@ def create_pool_tournament(
     if not entrants:
         reasons = "; ".join(f"{n}: {r}" for n, r in left_out) or "no competitor is registered"
         raise TournamentRefused(f"nobody can enter a {kind} tournament on pool {pool!r} ({reasons})")
+    if len(entrants) == 1 and champion is None and not settings.rules.crown_unscored:
+        raise TournamentRefused(f"only {entrants[0]} can enter a {kind} tournament on pool {pool!r} and no champion defends: "
+                                "a lone entrant plays nothing, and a title needs a valid score (docs/rules.md, 'How a "
+                                "tournament ends'); register another competitor")
     needed = tasks_at_most(len(entrants), champion is not None, settings.rules, boss_tasks_for(kind, settings.rules))
     revealed = revealed_task_names(session)
     unusable = [(task.name, problem) for task in pool_row.tasks
