@@ -132,3 +132,22 @@ def test_a_file_name_that_is_not_printable_utf8_is_rejected(tmp_path: Path, name
         out.write(b"{}")
     check = validate_artifact(model, TaskType.INSTRUCT, RULES)
     assert not check.ok and "file names in an artifact must be printable UTF-8" in (check.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("shard", "why"),
+    [("/srv/trainarena/runs/run-1/attempt-1/output/model.safetensors", "which is not a file beside it"),
+     ("../run-1/model.safetensors", "which is not a file beside it"),
+     ("missing.safetensors", "which is not a file beside it"),
+     (None, "which is not a file beside it")],
+)
+def test_a_weight_index_may_name_only_shards_inside_the_artifact(tmp_path: Path, shard: str | None, why: str) -> None:
+    artifact = _model_dir(tmp_path / "sharded")
+    index = artifact / "model.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": {"weight": "model.safetensors"}}))
+    assert validate_artifact(artifact, TaskType.INSTRUCT, RULES).ok
+    index.write_text(json.dumps({"weight_map": {"weight": "model.safetensors", "other": shard}}))
+    check = validate_artifact(artifact, TaskType.INSTRUCT, RULES)
+    assert not check.ok and f"model.safetensors.index.json maps weights to {shard!r}, {why}" in check.reason
+    index.write_text("[1, 2]")
+    assert "is not a readable weight index" in validate_artifact(artifact, TaskType.INSTRUCT, RULES).reason

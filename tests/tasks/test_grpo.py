@@ -80,6 +80,18 @@ def test_the_base_model_scores_its_rewards_with_no_kl(assets, prepared):
     assert again["score"] == result["score"] and again["details"]["sample_completions"] == details["sample_completions"]
 
 
+def test_an_artifacts_generation_config_does_not_steer_the_sampling(assets, prepared, tmp_path):
+    """The base weights with a generation_config.json that suppresses every token but a few: scored
+    under it, completions would be forced at no KL cost (the penalty reads the raw logits)."""
+    artifact = tmp_path / "steered"
+    shutil.copytree(assets.tiny_llama, artifact)
+    vocabulary = json.loads((artifact / "config.json").read_text())["vocab_size"]
+    (artifact / "generation_config.json").write_text(json.dumps({"suppress_tokens": list(range(3, vocabulary))}))
+    steered, base = score(prepared, artifact), score(prepared, assets.tiny_llama)
+    assert steered["details"]["sample_completions"] == base["details"]["sample_completions"]
+    assert steered["score"] == base["score"]
+
+
 def test_each_prompt_scores_the_mean_of_its_samples(assets, prepared):
     one = score(prepared, assets.tiny_llama, rules=RULES.model_copy(update={"grpo_eval_samples": 1}))
     several = score(prepared, assets.tiny_llama, rules=RULES.model_copy(update={"grpo_eval_samples": 6}))

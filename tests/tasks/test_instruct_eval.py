@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 
@@ -159,6 +160,33 @@ def _broken(kind: str, assets, directory):
 def test_broken_artifacts_are_failures_with_a_reason(assets, prepared, tmp_path, kind, reason):
     result = score_in_process(prepared, _broken(kind, assets, tmp_path / "artifact"))
     assert result["score"] is None and reason in result["failure"] and result["failure"]
+
+
+def test_an_artifacts_config_cannot_change_the_architecture_it_is_scored_in(assets, prepared, tmp_path):
+    """The base weights under a config.json that changes how attention works (the position encoding
+    here; another model type or bidirectional attention would let a position see the token it
+    predicts): it is scored in the base model's architecture, so exactly as the base model."""
+    artifact = tmp_path / "reconfigured"
+    shutil.copytree(assets.tiny_llama, artifact)
+    config = json.loads((artifact / "config.json").read_text())
+    (artifact / "config.json").write_text(json.dumps({**config, "rope_parameters": {"rope_theta": 1.0, "rope_type": "default"}}))
+    assert score_in_process(prepared, artifact)["score"] == score_in_process(prepared, assets.tiny_llama)["score"]
+
+
+def test_a_weight_index_naming_files_outside_the_artifact_is_refused(assets, prepared, tmp_path):
+    """A sharded index whose weight_map names another run's weights by path: loaders would open them."""
+    artifact = tmp_path / "borrowed"
+    artifact.mkdir()
+    shutil.copy(assets.tiny_llama / "config.json", artifact / "config.json")
+    (artifact / "dummy.safetensors").write_bytes((assets.tiny_llama / "model.safetensors").read_bytes())
+    from safetensors import safe_open
+
+    with safe_open(assets.tiny_llama / "model.safetensors", framework="pt") as weights:
+        keys = list(weights.keys())
+    elsewhere = str(assets.tiny_llama / "model.safetensors")
+    (artifact / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": dict.fromkeys(keys, elsewhere)}))
+    result = score_in_process(prepared, artifact)
+    assert result["score"] is None and f"maps weights to {elsewhere!r}, which is not a file beside it" in result["failure"]
 
 
 @pytest.mark.slow

@@ -5,10 +5,10 @@ are rejected, the path named); symlinks (ALL rejected, not only those resolving 
 dir: a link inside is useless to a model directory and a check-then-use race on a link target is not
 worth defending; a link can also point at the hidden split); files that are named .safetensors but are
 not (the header - 8-byte little-endian length + JSON object - is parsed, tensors are never loaded, and
-every tensor's byte range must lie inside the file); oversize artifacts; missing expected files.
-Does not protect against: a well-formed safetensors file with adversarial values (the evaluator runs
-in its own process for that); config.json contents (the evaluator loads them with trust_remote_code
-off).
+every tensor's byte range must lie inside the file); oversize artifacts; missing expected files; a
+sharded index naming weights outside the artifact. Does not protect against: a well-formed
+safetensors file with adversarial values (the evaluator runs in its own process for that);
+config.json contents (the evaluator builds the base model's architecture and ignores them).
 
 The digest is sha256 over the sorted relative paths and contents, so the same artifact gives the
 same digest anywhere (it goes into the signed record).
@@ -50,6 +50,7 @@ def validate_artifact(output_dir: Path, task_type: TaskType, rules: ArtifactRule
             raise ArtifactError(f"artifact is {total} bytes, above the limit of {rules.max_artifact_mb} MB")
         names = {path.relative_to(output_dir).as_posix() for path in files}
         _check_expected(names, task_type)
+        check_weight_indexes(output_dir, names)
         for path in files:
             if path.suffix == ".safetensors":
                 check_safetensors(path, rules.max_header_mb * 1024 * 1024)
@@ -105,6 +106,23 @@ def _check_expected(names: set[str], task_type: TaskType) -> None:
         "a text artifact needs config.json + *.safetensors (save_pretrained) or adapter_config.json + "
         f"adapter_model.safetensors (PEFT); found {sorted(names)[:20]}"
     )
+
+
+def check_weight_indexes(root: Path, names: set[str]) -> None:
+    """Each sharded checkpoint index (``*.index.json``) in the artifact maps its weights only to files
+    beside it in the artifact, named plainly: loaders open what its ``weight_map`` names, so an absolute
+    or ``../`` name would score another run's weights (the champion's), which the digest never covered."""
+    for name in sorted(n for n in names if n.endswith(".index.json")):
+        try:
+            weight_map = json.loads((root / name).read_text(encoding="utf-8"))["weight_map"]
+            shards = set(weight_map.values())
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ArtifactError(f"{name} is not a readable weight index ({type(error).__name__}: {error})") from None
+        folder = name.rpartition("/")[0]
+        for shard in sorted(shards, key=repr):
+            plain = isinstance(shard, str) and shard not in ("", ".", "..") and "/" not in shard and "\\" not in shard
+            if not plain or (f"{folder}/{shard}" if folder else shard) not in names:
+                raise ArtifactError(f"{name} maps weights to {shard!r}, which is not a file beside it in the artifact")
 
 
 def check_safetensors(path: Path, max_header_bytes: int) -> None:

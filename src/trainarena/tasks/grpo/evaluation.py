@@ -73,9 +73,15 @@ def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: dict[str, 
     """One sampled completion per entry of ``prompt_ids`` (a prompt repeated for several samples; left-padded
     batches, one seeded generator for the whole run); each ends at its first eos (kept) or at ``max_new_tokens``."""
     import torch
+    from transformers import GenerationConfig
 
     torch.manual_seed(int(sampling["seed"]))
     pad, eos = pad_id(tokenizer), tokenizer.eos_token_id
+    # Only the platform's sampling settings: an artifact's generation_config.json (suppressed tokens,
+    # biases, penalties) would steer the completions while the KL penalty, taken from the raw logits,
+    # never saw it. It replaces the model's own: generate fills what a passed config leaves unset from it.
+    model.generation_config = GenerationConfig(do_sample=True, temperature=float(sampling["temperature"]), top_p=float(sampling["top_p"]),
+                               top_k=0, max_new_tokens=int(sampling["max_new_tokens"]), pad_token_id=pad, eos_token_id=eos)
     completions: list[list[int]] = []
     with torch.inference_mode():
         for start in range(0, len(prompt_ids), batch_size):
@@ -83,17 +89,7 @@ def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: dict[str, 
             width = max(len(ids) for ids in batch)
             input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=device)
             attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
-            output = model.generate(
-                input_ids=input_ids,
-                attention_mask=attention,
-                do_sample=True,
-                temperature=float(sampling["temperature"]),
-                top_p=float(sampling["top_p"]),
-                top_k=0,
-                max_new_tokens=int(sampling["max_new_tokens"]),
-                pad_token_id=pad,
-                eos_token_id=eos,
-            )
+            output = model.generate(input_ids=input_ids, attention_mask=attention)
             for row in output[:, width:].tolist():
                 completions.append(row[: row.index(eos) + 1] if eos in row else row)
     return completions

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trainarena.execution.artifacts import check_weight_indexes
+
 Encoded = tuple[list[int], list[int]]  # (input_ids, labels)
 
 
@@ -32,19 +34,29 @@ def load_scoring_model(artifact_dir: Path, base_model: str, device):
     if (artifact_dir / "adapter_config.json").is_file():
         model = _load_adapter(artifact_dir, base_model)
     elif (artifact_dir / "config.json").is_file():
-        model = _load_checked(artifact_dir)
+        model = _load_checked(artifact_dir, base_model)
     else:
         raise ArtifactError("artifact has neither config.json (a model) nor adapter_config.json (a PEFT adapter)")
     return model.to(device=device, dtype=torch.float32).eval()
 
 
-def _load_checked(directory: Path):
-    from transformers import AutoModelForCausalLM
+def _load_checked(directory: Path, base_model: str):
+    """The weights of ``directory`` in the architecture of ``base_model``'s config: a fine-tune changes
+    weights, not what the model is. The artifact's own config.json is not used: its architecture fields
+    (another model_type, bidirectional attention that lets a position see the token it predicts) would
+    change what the score measures."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     if not any(directory.glob("*.safetensors")):
         raise ArtifactError(f"no .safetensors weights in {directory.name or directory}")
+    names = {path.relative_to(directory).as_posix() for path in directory.rglob("*") if path.is_file()}
+    try:
+        check_weight_indexes(directory, names)
+    except ValueError as error:
+        raise ArtifactError(str(error)) from None
+    config = AutoConfig.from_pretrained(base_model, trust_remote_code=False)
     model, info = AutoModelForCausalLM.from_pretrained(
-        directory, use_safetensors=True, trust_remote_code=False, output_loading_info=True
+        directory, config=config, use_safetensors=True, trust_remote_code=False, output_loading_info=True
     )
     problems = {key: info.get(key) for key in ("missing_keys", "mismatched_keys") if info.get(key)}
     if problems:
@@ -62,7 +74,7 @@ def _load_adapter(directory: Path, base_model: str):
     with safe_open(weights, framework="pt") as adapter:  # raises on a corrupt file before PEFT sees it
         if not list(adapter.keys()):
             raise ArtifactError("adapter_model.safetensors holds no tensors")
-    base = _load_checked(Path(base_model))
+    base = _load_checked(Path(base_model), base_model)
     return PeftModel.from_pretrained(base, directory, is_trainable=False)
 
 
