@@ -85,6 +85,29 @@ def test_tmp_and_each_output_file_stop_at_their_caps(
     assert f"tmp=tmpfs:{4 * MB}" in report and f"output=rlimit-fsize+measured-every-0.1s:{8 * MB}" in report
 
 
+DEV_WRITES = ONE_BIG_FILE_EACH.split("print(", 1)[0] + '''
+print("SHM", *fill("/dev/shm/big", 64 << 20), flush=True)
+try:
+    open("/dev/planted", "w")
+    print("DEV writable", flush=True)
+except OSError as exc:
+    print("DEV", errno.errorcode[exc.errno], flush=True)
+open("/dev/null", "w").write("devices still work")
+'''
+
+
+def test_dev_shm_is_capped_and_dev_is_read_only_in_bwrap(capped: Backend, make_job: MakeJob, script_dir: Callable[[str], Path]) -> None:
+    """bwrap's own /dev is an unsized tmpfs: without a memory cgroup nothing bounded what a run put there."""
+    if capped.name != "bwrap" or not tmpfs_size_supported("bwrap"):
+        pytest.skip("bwrap's /dev only (sized where bwrap can size a tmpfs)")
+    result = capped.run(make_job(script_dir(DEV_WRITES)))
+    lines = dict(line.split(" ", 1) for line in result.stdout_path.read_text().splitlines())
+    shm_written, shm_error = lines["SHM"].split()
+    assert shm_error == "ENOSPC" and int(shm_written) <= 4 * MB
+    assert lines["DEV"] == "EROFS"
+    assert result.status is RunStatus.SUCCEEDED, result.failure_reason
+
+
 def test_a_run_writing_past_the_output_cap_is_stopped_and_fails_saying_why(
     capped: Backend, make_job: MakeJob, script_dir: Callable[[str], Path]
 ) -> None:

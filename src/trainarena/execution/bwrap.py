@@ -156,9 +156,13 @@ class BwrapBackend:
         # The private /tmp first: an interpreter installed under /tmp (a checkout there) is bound on top.
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += tmp_args(self._rules.tmp_max_mb, self._sized_tmp)
+        # /dev/shm sized like /tmp, then /dev itself read-only: bwrap's /dev is an unsized tmpfs, and
+        # without a memory cgroup (the rlimit fallback) its pages count against no limit of the run.
+        args += tmp_args(self._rules.tmp_max_mb, self._sized_tmp, "/dev/shm")
         for prefix in self._python.needed_dirs:
             args += ["--ro-bind", str(prefix), str(prefix)]
         args += gpu_binds(job.spec.devices)
+        args += ["--remount-ro", "/dev"]
         args += ["--ro-bind", str(job.submission_dir.resolve()), str(SANDBOX_SUBMISSION)]
         args += ["--ro-bind", str(job.inputs_dir.resolve()), str(SANDBOX_INPUTS)]
         args += ["--bind", str(job.output_dir.resolve()), str(SANDBOX_OUTPUT)]
@@ -172,9 +176,9 @@ class BwrapBackend:
         return args
 
 
-def tmp_args(size_mb: int, sized: bool) -> list[str]:
-    """A private /tmp: a tmpfs of ``size_mb`` where bwrap can size one."""
-    return ["--size", str(size_mb * MB), "--tmpfs", "/tmp"] if sized else ["--tmpfs", "/tmp"]
+def tmp_args(size_mb: int, sized: bool, where: str = "/tmp") -> list[str]:
+    """A private tmpfs at ``where`` (/tmp): of ``size_mb`` where bwrap can size one."""
+    return ["--size", str(size_mb * MB), "--tmpfs", where] if sized else ["--tmpfs", where]
 
 
 def root_links() -> list[str]:

@@ -304,7 +304,7 @@ class SandboxRules(Section):
     )
     tmp_max_mb: int = Field(
         8192, ge=1, description="Size of a run's /tmp, a tmpfs the kernel keeps to it (its pages also count "
-        "against the run's memory)."
+        "against the run's memory); the sandbox's /dev/shm is a tmpfs of the same size, and /dev is read-only."
     )
     output_max_mb: int = Field(
         20_000, ge=1, description="Most a run may write to /output: each file exactly (RLIMIT_FSIZE), the total "
