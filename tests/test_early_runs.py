@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from trainarena.contract import Direction, RunStatus, TaskType
+from trainarena.early_runs import EarlyRuns
 from trainarena.engine.model import Stage
 from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
 from trainarena.orchestrator import create_tournament, drive
@@ -300,3 +301,19 @@ def test_early_runs_a_stored_failure_rules_out_are_stopped_while_every_slot_trai
     assert sorted(r.run_id for r in executor.stopped) == sorted(r.run_id for r in early)
     assert time.monotonic() - started < EARLY_WAIT_SECONDS
     assert len(_stored(store, tournament_id)) == 2
+
+
+def test_a_driver_clears_only_its_own_early_runs_at_its_end_and_all_left_behind_at_its_start(tmp_path: Path) -> None:
+    """A driver that lost its lease (a stalled heartbeat) trains on; at its end it must not remove the
+    early runs of the driver that took over, whose adopted runs would then find no output."""
+    lost, successor = EarlyRuns(tmp_path), EarlyRuns(tmp_path)
+    early = tmp_path / "tournament-7" / "early"
+    for driver in (lost, successor):
+        (early / driver.owner / "r2-k001-t0-a" / "attempt-1" / "output").mkdir(parents=True)
+    lost.clear(7)
+    assert not (early / lost.owner).exists() and (early / successor.owner / "r2-k001-t0-a" / "attempt-1" / "output").is_dir()
+    successor.clear(7)
+    assert not early.exists()  # the last one out removes early/ itself
+    (early / lost.owner / "r2-k001-t0-a").mkdir(parents=True)  # a driver killed outright left this
+    EarlyRuns(tmp_path).clear_left_behind(7)
+    assert not early.exists()

@@ -16,8 +16,10 @@ Ray's) gets none, and a drive that fails drops those not adopted yet.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import secrets
 import shutil
 import threading
 from collections.abc import Callable
@@ -57,6 +59,9 @@ class EarlyRuns:
 
     def __init__(self, work_dir: Path) -> None:
         self.work_dir = work_dir
+        # This drive's own folder under early/: a driver that lost its lease and trains on (a stalled
+        # heartbeat) must not remove, at its end, the early runs of the driver that took over.
+        self.owner = secrets.token_hex(4)
         self.runs: dict[EarlyKey, _Early] = {}
         self.by_id: dict[int, EarlyKey] = {}
         self._ids = itertools.count(-1, -1)
@@ -117,7 +122,7 @@ class EarlyRuns:
             competitor=CompetitorInfo(competitor.name, competitor.repo_url, competitor.commit, competitor.tree_hash,
                                       competitor.entrypoint),
             stage=plan.stage, match_id=match_id, task_index=index, task=task,
-            run_dir=self.work_dir / f"tournament-{tournament.id}" / "early" / f"{match_id}-t{index}-{name}" / "attempt-1",
+            run_dir=self._early_dir(tournament.id) / self.owner / f"{match_id}-t{index}-{name}" / "attempt-1",
         )
 
     def is_early(self, request: RunRequest) -> bool:
@@ -203,8 +208,19 @@ class EarlyRuns:
         return replace(report, log_path=follow(report.log_path), artifact_path=follow(report.artifact_path))
 
     def clear(self, tournament_id: int) -> None:
-        """At the drive's end: every early run not stored is gone (a resumed drive trains it as usual)."""
-        shutil.rmtree(self.work_dir / f"tournament-{tournament_id}" / "early", ignore_errors=True)
+        """At the drive's end: its early runs not stored are gone (a resumed drive trains them as usual);
+        another driver's are left alone."""
+        shutil.rmtree(self._early_dir(tournament_id) / self.owner, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self._early_dir(tournament_id).rmdir()  # when no other driver's are there
+
+    def clear_left_behind(self, tournament_id: int) -> None:
+        """At the drive's start, the lease held: early runs of drivers killed outright, or of one that
+        lost its lease (whose results it can no longer store), are gone."""
+        shutil.rmtree(self._early_dir(tournament_id), ignore_errors=True)
+
+    def _early_dir(self, tournament_id: int) -> Path:
+        return self.work_dir / f"tournament-{tournament_id}" / "early"
 
     @staticmethod
     def _remove(early: _Early) -> None:

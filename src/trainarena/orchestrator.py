@@ -498,7 +498,7 @@ def _drive_with_lease(driver: _Driver, max_steps: int | None) -> Finished | None
     # (Ray's, today) would keep a dropped early run's node, and the drive's end, for its whole budget.
     if max_steps is None and driver.parallel > 1 and getattr(driver.executor, "stops_runs_at_once", True):
         driver.early = EarlyRuns(driver.work_dir)
-        driver.early.clear(driver.tournament_id)  # a driver killed outright left its early runs behind
+        driver.early.clear_left_behind(driver.tournament_id)
     slots = RunSlots(driver)
     try:
         return slots.drive(max_steps)
