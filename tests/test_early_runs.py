@@ -317,3 +317,37 @@ def test_a_driver_clears_only_its_own_early_runs_at_its_end_and_all_left_behind_
     (early / lost.owner / "r2-k001-t0-a").mkdir(parents=True)  # a driver killed outright left this
     EarlyRuns(tmp_path).clear_left_behind(7)
     assert not early.exists()
+
+
+@dataclass
+class YieldsAfterTheFinal(Final):
+    """``Final``, and the caller has other work due once b's final is done (a daemon's schedule)."""
+
+    other_work_due: threading.Event = field(default_factory=threading.Event)
+
+    def execute(self, request: RunRequest) -> RunReport:
+        report = super().execute(request)
+        if request.stage == Stage.KNOCKOUT and request.competitor.name == "b":
+            self.other_work_due.set()
+        return report
+
+
+def test_a_drive_yields_when_other_work_is_due_and_the_next_one_finishes_the_same_tournament(store: Store,
+                                                                                          settings: Settings) -> None:
+    """serve drives with ``until`` (not batches of runs): slots and early runs as in any drive, and when
+    its schedule has something due the runs in flight are stored, early ones dropped, and it yields."""
+    alone = _tournament(store, "one-slot")
+    assert _drive(store, settings, alone, Final(waits_for_early=False), parallel=1).champion == "b"
+    tournament_id = _tournament(store, "yields")
+    executor = YieldsAfterTheFinal(early_trains_until_stopped=True)
+    assert drive(store, tournament_id, task_source=task_source, executor=executor, rules=settings.rules,
+                 weight_rules=settings.weights, work_dir=settings.work_dir, parallel=2,
+                 until=executor.other_work_due.is_set) is None
+    early = [r for r in executor.runs if r.run_id < 0]
+    assert early and executor.stopped == early  # trained on the free slot, stopped when the drive yielded
+    assert [(match, name) for match, _i, name, *_ in _stored(store, tournament_id)] in (
+        [("r1-k001", "a"), ("r1-k001", "b")], [("r1-k001", "b"), ("r1-k001", "a")])  # nothing of the boss round
+    assert not (settings.work_dir / f"tournament-{tournament_id}" / "early").exists()
+
+    assert _drive(store, settings, tournament_id, Final(), parallel=2).champion == "b"
+    assert _stored(store, tournament_id) == _stored(store, alone)

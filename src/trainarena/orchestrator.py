@@ -445,6 +445,7 @@ def drive(
     work_dir: Path,
     progress: Progress | None = None,
     max_steps: int | None = None,
+    until: Callable[[], bool] | None = None,
     parallel: int = 1,
     max_attempts: int | None = None,
     lease_rules: LeaseRules | None = None,
@@ -456,7 +457,9 @@ def drive(
     """Drive a tournament until it finishes; return how it ended (also for an already finished one).
 
     A step is one round created, one run executed, or the finish stored; with ``max_steps`` the drive
-    stops after that many and returns None (drive again to go on). ``parallel`` runs of a round are
+    stops after that many and returns None (drive again to go on); likewise once ``until()`` (asked
+    whenever a run is done) says another task of the caller's is due, the runs in flight finished and
+    stored first (a daemon's schedule: early runs stay on). ``parallel`` runs of a round are
     executed at once on a thread pool (the executor's runs are separate processes), each slot taking the
     next pending run as soon as its own is done; a ``StagedExecutor``'s artifacts are scored on a thread
     of their own meanwhile (``run_slots.RunSlots``); a slot with no pending run left trains the runs of
@@ -484,14 +487,14 @@ def drive(
         return end
     try:
         with LeaseKeeper(driver.renew_lease, driver.lease_rules.heartbeat_seconds):
-            return _drive_with_lease(driver, max_steps)
+            return _drive_with_lease(driver, max_steps, until)
     finally:
         # A lease left behind (the store unreachable) expires by itself; the drive's own error matters more.
         with contextlib.suppress(SQLAlchemyError), store.transaction() as session:
             release(session, tournament_id, me)
 
 
-def _drive_with_lease(driver: _Driver, max_steps: int | None) -> Finished | None:
+def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[], bool] | None) -> Finished | None:
     with driver.writing() as session:
         _recover_interrupted(session, driver.tournament_id, driver.me)
     # A drive of so many steps claims those, none early; an executor that cannot stop a run at once
@@ -501,6 +504,6 @@ def _drive_with_lease(driver: _Driver, max_steps: int | None) -> Finished | None
         driver.early.clear_left_behind(driver.tournament_id)
     slots = RunSlots(driver)
     try:
-        return slots.drive(max_steps)
+        return slots.drive(max_steps, until)
     finally:
         slots.close()

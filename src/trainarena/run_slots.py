@@ -99,10 +99,18 @@ class RunSlots:
         self.warmed = False
         self.early = driver.early
 
-    def drive(self, max_steps: int | None) -> Finished | None:
+    def drive(self, max_steps: int | None, until: Callable[[], bool] | None = None) -> Finished | None:
+        """Claim and run until the tournament ends (returned), or until ``max_steps`` steps or ``until()``
+        (asked once a step was taken, then whenever a run is done) says to yield: None, once the runs in
+        flight are finished and stored (early ones not adopted yet are dropped)."""
         steps = 0
+        yielding = False
         while True:
-            while self.free and not self.errors and (max_steps is None or steps < max_steps):
+            if until is not None and not yielding and steps and until():  # after some progress: never a busy loop
+                yielding = True
+                if self.early is not None:  # no round adopts them now: ended at once, never stored
+                    self.early.drop_unneeded(None)
+            while self.free and not self.errors and not yielding and (max_steps is None or steps < max_steps):
                 budget = len(self.free) if max_steps is None else min(len(self.free), max_steps - steps)
                 taken, end, requests = self.driver.step(budget)
                 if end is not None:  # nothing in flight but dropped early runs, stopped: a round ends when all its runs are stored
@@ -122,7 +130,7 @@ class RunSlots:
             if not self.in_flight:
                 if self.errors:
                     raise self.errors[0]
-                if max_steps is not None and steps >= max_steps:
+                if yielding or (max_steps is not None and steps >= max_steps):
                     return None
                 raise RuntimeError(f"tournament {self.driver.tournament_id}: an open round has no pending run after recovery")
             self._collect()

@@ -1,9 +1,9 @@
 """Pool tournaments driven in the background of a serving process (``POST /v1/tournaments/{id}/start``):
-one thread per tournament, driving it step by step (``drive_pool_tournament``, a batch of runs at a
-time) under the tournament's lease until it finishes or the process stops. The lease keeps one driver
-per tournament across processes (``tournament run``, ``serve``, another API); a start while one drives
-it is refused with the holder named. A stop lets the step under way finish and be stored; runs it did
-not reach are played by the next driver.
+one thread per tournament, driving it (``drive_pool_tournament``: each slot taking the next run as
+soon as its own is done) under the tournament's lease until it finishes or the process stops. The
+lease keeps one driver per tournament across processes (``tournament run``, ``serve``, another API);
+a start while one drives it is refused with the holder named. A stop lets the runs under way finish
+and be stored; runs it did not reach are played by the next driver.
 
 The drivers are a ``Service`` of the API app (start/stop with the process); they own no store: each
 start names the store to drive on, which outlives them (the app stops its services before closing it).
@@ -95,14 +95,11 @@ class BackgroundDrivers:
 
     def _drive(self, store: Store, tournament_id: int) -> None:
         try:
-            while not self._stop.is_set():
-                finished = drive_pool_tournament(
-                    store, self.settings, tournament_id, executor=self.executor, max_steps=self.parallel,
-                    parallel=self.parallel, wait=False,
-                    on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir),
-                )
-                if finished is not None:
-                    return
+            drive_pool_tournament(
+                store, self.settings, tournament_id, executor=self.executor, until=self._stop.is_set,
+                parallel=self.parallel, wait=False,
+                on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir),
+            )
         except LeaseError as error:
             logger.warning("stopped driving tournament %s: %s", tournament_id, error)
         except Exception:  # noqa: BLE001 - a background thread logs why it stopped; a later start resumes

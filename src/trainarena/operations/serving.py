@@ -5,9 +5,11 @@ started again picks up where the store says it was.
 - Create: a tournament from the kind's pool (under a store-wide lock, the facts read again inside it,
   so two ``serve`` on one store create it once). Refused (pool too small, nobody can enter) or
   faulted: logged with the reason, and the kind waits for its next due time; the other kind goes on.
-- Drive: one step of the oldest unfinished tournament (a batch of ``parallel`` runs, a round created,
-  or the finish stored) under its lease, then the schedule is asked again, so a tournament of the
-  other kind falling due meanwhile is created on time. Another driver holding the lease: logged,
+- Drive: the oldest unfinished tournament under its lease, its ``parallel`` slots each taking the
+  next run as soon as its own is done (and early runs of the round foreseen next), until it finishes
+  or, asked whenever a run is done, a creation or publishing falls due or a stop comes: the runs in
+  flight are finished and stored, and the loop does what is due, so a tournament of the other kind
+  is created on time. Another driver holding the lease: logged,
   tried again after the lease poll. A fault (the platform broke, not a competitor): logged, the kind
   rests for ``schedule.retry_after_fault``; a run it cut short is run again as a new attempt.
 - After a tournament finishes (and once at start, for a ``serve`` killed between the two), the
@@ -16,7 +18,7 @@ started again picks up where the store says it was.
 - The store failing for a moment (SQLite locked past its timeout, a PostgreSQL restart) while the
   schedule is read: logged, asked again after ``schedule.retry_after_fault``; serve never dies of it.
 
-``stop`` is checked between steps and wakes the sleep: a step under way is finished and stored first.
+``stop`` is checked whenever a run is done and wakes the sleep: runs under way are finished and stored first.
 """
 
 from __future__ import annotations
@@ -151,11 +153,23 @@ class Serving:
         self.say("created", f"created {created.name} (id {created.id}): {len(created.entrants)} entrants, "
                  f"{len(created.tasks)} tasks, defending: {created.defender or 'nobody'}", **created.to_json())
 
+    def _other_work_due(self) -> bool:
+        """Whether the drive under way should yield to the loop: a stop, a creation due, publishing due
+        again. A schedule that cannot be read yields too: the loop reports it and tries again."""
+        if self.stop.is_set() or (self._publish_again_at is not None and self.clock() >= self._publish_again_at):
+            return True
+        try:
+            with self.store.session() as session:
+                due = next_action(kind_facts(session, self.settings.schedule, self.held_back), self.settings.schedule, self.clock())
+        except Exception:  # noqa: BLE001 - the loop reads it again and says what failed
+            return True
+        return isinstance(due, Create)
+
     def drive_step(self, action: Drive) -> None:
         settings = self.settings
         try:
             finished = drive_pool_tournament(self.store, settings, action.tournament_id, executor=self.executor,
-                                             progress=self.progress, max_steps=self.parallel, parallel=self.parallel,
+                                             progress=self.progress, until=self._other_work_due, parallel=self.parallel,
                                              wait=False, on_stored=self.on_stored)
         except LeaseError as error:
             self.held_back[action.kind] = self.clock() + timedelta(seconds=settings.lease.wait_poll_seconds)
