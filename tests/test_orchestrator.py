@@ -17,6 +17,7 @@ from sqlalchemy import update
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.bracket import replay
 from trainarena.engine.model import Finished, Stage
+from trainarena.execution.supervise import STOPPED_REASON, StopAtOnce, current_stop_event
 from trainarena.orchestrator import LeaseHeld, LeaseLost, create_tournament, drive, load_record
 from trainarena.reporting.bracket import read_bracket
 from trainarena.runs import ProgressEvent, RunInterrupted, RunReport, RunRequest
@@ -390,6 +391,32 @@ def test_a_waiting_driver_takes_over_once_the_holders_lease_expired(store: Store
     assert [holder.owner_id for holder in waited_for] == ["other-driver"]
     with store.session() as session:
         assert lease_holder(session, tid) is None  # released at the end
+
+
+def test_a_driver_that_loses_its_lease_mid_run_kills_its_runs_at_once(store: Store, settings: Settings) -> None:
+    """Its heartbeat finds the lease taken over (the driver stalled past it): the runs it trains would
+    go on beside the new driver's same runs, and their results can no longer be stored."""
+    names = _names(3)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+    seen: list[tuple[bool, bool]] = []  # (stopped, at once) as the run saw its stop
+
+    class TakenOverMidRun(FakeExecutor):
+        def execute(self, request: RunRequest) -> RunReport:
+            with store.transaction() as session:
+                session.execute(update(TournamentLease).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+            _hold_lease(store, tid, ELSEWHERE, LeaseRules())
+            stop, deadline = current_stop_event(), time.monotonic() + 30
+            while not stop.is_set() and time.monotonic() < deadline:  # a script training on
+                time.sleep(0.01)
+            seen.append((stop.is_set(), isinstance(stop, StopAtOnce) and stop.at_once()))
+            return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason=STOPPED_REASON)
+
+    started = time.monotonic()
+    with pytest.raises(LeaseLost, match="now held by elsewhere pid 4242"):
+        _drive(store, settings, tid, TakenOverMidRun(_skills(names), failure_rate=0.0),
+               lease_rules=LeaseRules(lease_seconds=2, heartbeat_seconds=0.2))
+    assert seen == [(True, True)] and time.monotonic() - started < 10
 
 
 def test_a_driver_that_lost_its_lease_stops_writing(store: Store, settings: Settings) -> None:

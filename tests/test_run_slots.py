@@ -14,8 +14,8 @@ import pytest
 
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Stage
+from trainarena.execution.supervise import EitherStop
 from trainarena.orchestrator import create_tournament, drive
-from trainarena.run_slots import _EitherStop
 from trainarena.runs import TIMINGS_FILE, RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.store import Store, add_competitor, get_tournament, tournament_runs
@@ -178,10 +178,10 @@ def test_a_failed_warm_up_is_logged_and_the_tournament_goes_on(store: Store, set
 
 def test_an_early_run_is_killed_at_once_only_when_dropped_and_gets_the_grace_on_a_drive_stop() -> None:
     dropped, outer = threading.Event(), threading.Event()
-    stop = _EitherStop(dropped, outer)
+    stop = EitherStop(dropped, outer)
     assert not stop.is_set()
     outer.set()  # the drive is stopped: the run may be adopted (stored) by now, so it may save its work
     assert stop.is_set() and not stop.at_once()
     dropped.set()  # its round does not need it: nothing of it is kept
     assert stop.at_once()
-    assert _EitherStop(dropped, None).at_once()
+    assert EitherStop(dropped, None).at_once()

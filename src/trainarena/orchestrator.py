@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from trainarena.early_runs import EarlyRuns, early_key
 from trainarena.engine.bracket import next_step
 from trainarena.engine.model import Finished, PlayRound, RoundPlan, Stage
 from trainarena.engine.weights import tournament_weights
+from trainarena.execution.supervise import EitherStop, current_stop_event, stop_when
 from trainarena.records.recorder import Recorder
 from trainarena.run_slots import RunSlots
 from trainarena.runs import (
@@ -486,7 +488,11 @@ def drive(
     if end is not None:
         return end
     try:
-        with LeaseKeeper(driver.renew_lease, driver.lease_rules.heartbeat_seconds):
+        # Lost (another driver took over after a stall), its runs are killed at once: their results can
+        # no longer be stored, and the new driver trains the same runs.
+        lost = threading.Event()
+        with LeaseKeeper(driver.renew_lease, driver.lease_rules.heartbeat_seconds, lost.set), \
+                stop_when(EitherStop(lost, current_stop_event())):
             return _drive_with_lease(driver, max_steps, until)
     finally:
         # A lease left behind (the store unreachable) expires by itself; the drive's own error matters more.

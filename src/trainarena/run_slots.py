@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from trainarena.early_runs import EarlyRuns
 from trainarena.engine.model import Finished
-from trainarena.execution.supervise import StopAtOnce, current_stop_event, stop_when
+from trainarena.execution.supervise import EitherStop, current_stop_event, stop_when
 from trainarena.runs import RunExecutor, RunInterrupted, RunReport, RunRequest, record_timings
 
 log = logging.getLogger(__name__)
@@ -32,22 +32,6 @@ def _log_warm_up_failure(warming: Future[Any]) -> None:
     if error is not None:
         log.warning("warming up the evaluation worker failed; the first evaluation starts it instead: %s", error,
                     exc_info=error)
-
-
-class _EitherStop(StopAtOnce):
-    """Set when ``own`` or ``outer`` is: what ``execution.supervise`` polls to end an early run. Its own
-    stop (dropped: nothing of it is kept) kills at once; a stop around the drive gives the grace any
-    run gets (the run may be adopted, stored, by then)."""
-
-    def __init__(self, own: threading.Event, outer: threading.Event | None) -> None:
-        super().__init__()
-        self.own, self.outer = own, outer
-
-    def is_set(self) -> bool:
-        return self.own.is_set() or (self.outer is not None and self.outer.is_set())
-
-    def at_once(self) -> bool:
-        return self.own.is_set()
 
 
 def _stoppable(work: Callable[[RunRequest], Any], stop: threading.Event, request: RunRequest) -> Any:
@@ -151,7 +135,8 @@ class RunSlots:
             self.warmed = True
         work = self.driver.executor.train if self.staged else self.driver.executor.execute  # type: ignore[attr-defined]
         if self.early is not None and self.early.is_early(request):  # ended once dropped, or as the drive's runs
-            stop = _EitherStop(self.early.stop_of(request), current_stop_event())
+            # Dropped, it is killed at once; a stop around the drive gives it the grace (it may be adopted by then).
+            stop = EitherStop(self.early.stop_of(request), current_stop_event())
             work = partial(_stoppable, work, stop)
         # In the caller's context: a stop requested around the drive (execution.supervise.stop_when) reaches the run.
         self.in_flight[self.runs.submit(contextvars.copy_context().run, work, request)] = (request, slot)

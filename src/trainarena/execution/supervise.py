@@ -59,6 +59,22 @@ def _kills_at_once(event: threading.Event | None) -> bool:
     return isinstance(event, StopAtOnce) and event.at_once()
 
 
+class EitherStop(StopAtOnce):
+    """Set when ``own`` or ``outer`` is. Its own stop (nothing of the run can be kept: an early run
+    dropped, a drive that lost its lease) kills at once; ``outer``, a stop around it, as ``outer`` says
+    (a plain stop gives the grace any run gets)."""
+
+    def __init__(self, own: threading.Event, outer: threading.Event | None) -> None:
+        super().__init__()
+        self.own, self.outer = own, outer
+
+    def is_set(self) -> bool:
+        return self.own.is_set() or (self.outer is not None and self.outer.is_set())
+
+    def at_once(self) -> bool:
+        return self.own.is_set() or _kills_at_once(self.outer)
+
+
 @contextmanager
 def stop_when(event: threading.Event) -> Iterator[None]:
     """Runs supervised in this thread inside the block end (SIGTERM, grace, SIGKILL) once ``event`` is set."""

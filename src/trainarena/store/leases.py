@@ -165,11 +165,14 @@ def release(session: Session, tournament_id: int, me: DriverIdentity) -> None:
 
 class LeaseKeeper:
     """A daemon thread renewing a held lease every ``heartbeat_seconds``; it stops once a renewal finds the
-    lease taken over (the driver learns it from :func:`fence` before its next write). A renewal that
-    fails (store busy) is retried at the next beat."""
+    lease taken over, calling ``on_lost`` (the driver learns it from :func:`fence` before its next write
+    too, but its runs would train on meanwhile, beside the new driver's). A renewal that fails (store
+    busy) is retried at the next beat."""
 
-    def __init__(self, renew_once: Callable[[], bool], heartbeat_seconds: float) -> None:
+    def __init__(self, renew_once: Callable[[], bool], heartbeat_seconds: float,
+                 on_lost: Callable[[], None] = lambda: None) -> None:
         self._renew_once = renew_once
+        self._on_lost = on_lost
         self._interval = heartbeat_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="trainarena-lease", daemon=True)
@@ -186,6 +189,7 @@ class LeaseKeeper:
         while not self._stop.wait(self._interval):
             try:
                 if not self._renew_once():
+                    self._on_lost()
                     return
             except SQLAlchemyError:  # a busy or unreachable store: the next beat tries again
                 continue
