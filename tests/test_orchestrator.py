@@ -419,6 +419,26 @@ def test_a_driver_that_loses_its_lease_mid_run_kills_its_runs_at_once(store: Sto
     assert seen == [(True, True)] and time.monotonic() - started < 10
 
 
+def test_a_claimed_attempt_starts_in_an_empty_folder_whatever_an_earlier_store_left(store: Store, settings: Settings) -> None:
+    """A store reset while its work folder was kept numbers runs from 1 again: an old artifact in
+    ``run-1/attempt-1/output`` must not pass for the new run's when its script writes nothing."""
+    names = _names(2)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+    stale = settings.work_dir / f"tournament-{tid}" / "run-1" / "attempt-1" / "output"
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_text("another store's champion")
+    seen: list[bool] = []
+
+    class LooksAtItsFolder(FakeExecutor):
+        def execute(self, request: RunRequest) -> RunReport:
+            seen.append((request.run_dir / "output" / "model.safetensors").exists())
+            return super().execute(request)
+
+    assert _drive(store, settings, tid, LooksAtItsFolder(_skills(names), failure_rate=0.0)) is not None
+    assert seen and not any(seen)
+
+
 def test_a_driver_that_lost_its_lease_stops_writing(store: Store, settings: Settings) -> None:
     names = _names(3)
     _register(store, names)

@@ -56,6 +56,7 @@ from trainarena.runs import (
     RunReport,
     RunRequest,
     TaskSource,
+    clear_stale_folder,
     definition_from_json,
     definition_json,
     task_key,
@@ -386,6 +387,7 @@ class _Driver:
         task = run.task
         competitor = run.competitor
         run_dir = self.work_dir / f"tournament-{tournament.id}" / f"run-{run.id}" / f"attempt-{run.attempts}"
+        clear_stale_folder(run_dir)  # claimed now, under the lease: nothing of this attempt can be there yet
         return RunRequest(
             tournament_id=tournament.id,
             tournament_name=tournament.name,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -14,6 +16,8 @@ from typing import Any, Protocol
 from trainarena.contract import RunStatus, TaskType
 from trainarena.engine.model import Stage
 from trainarena.tasks.base import Evaluation, TaskDefinition
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CompetitorInfo", "PendingEvaluation", "ProgressEvent", "RunExecutor", "RunInterrupted", "RunReport", "RunRequest",
@@ -165,3 +169,12 @@ class ProgressEvent:
     status: RunStatus | None = None
     score: float | None = None
     runs_total: int | None = None  # round_created: runs in the round
+
+
+def clear_stale_folder(run_dir: Path) -> None:
+    """A newly claimed attempt's folder is empty: one already there is from another store (a store reset
+    while its work folder was kept numbers runs from 1 again), and an old artifact in it would pass
+    for this attempt's when its script writes nothing."""
+    if run_dir.exists():
+        logger.warning("removing %s, left by another store: a new attempt's folder starts empty", run_dir)
+        shutil.rmtree(run_dir)
