@@ -84,9 +84,10 @@ def _with_form(request: Request, name: str, context: dict[str, Any], status_code
 
 def _forged(request: Request, token: str) -> bool:
     """Whether a form post did not come from this site's own form: its token is not the form cookie's
-    (compared in constant time), or its ``Origin`` names another host."""
+    (compared in constant time), or its ``Origin`` names another host. ``Origin: null`` names none (a
+    browser sends it for this site's own form under ``Referrer-Policy: no-referrer``): the token decides."""
     origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).hostname != request.url.hostname:
+    if origin not in (None, "null") and urlsplit(origin).hostname != request.url.hostname:
         return True
     cookie = request.cookies.get(FORM_COOKIE, "")
     return not (cookie and secrets.compare_digest(token.encode(), cookie.encode()))
