@@ -328,3 +328,26 @@ def test_a_tree_head_without_a_readable_time_is_caught(recorded: RecordedStore, 
     lines = _resign_heads(bundle, load_key(recorded.settings.operator_key_path), {1: edit})
     report = verify_directory(bundle)
     assert failures(report) == [f"tree head of size {lines[1]['size']}: timestamp {timestamp!r} is not an ISO 8601 time with a zone"]
+
+
+def test_heads_signed_before_the_time_rule_whose_times_go_back_are_noted_not_failed(recorded: RecordedStore,
+                                                                                   bundle: Path) -> None:  # fmt: skip
+    """A log signed before heads promised non-decreasing times took the raw clock: a clock that stepped
+    back then broke no rule, and a bundle that verified before still verifies, saying so."""
+    key = load_key(recorded.settings.operator_key_path)
+    lines = read_lines(bundle / "tree_heads.jsonl")
+    before = envelope_payload(lines[1]["envelope"])["timestamp"]
+    earlier = (datetime.fromisoformat(before) - timedelta(hours=1)).isoformat(timespec="microseconds")
+
+    def as_before_the_rule(payload: dict[str, Any], timestamp: str | None = None) -> None:
+        del payload["time_rule"]
+        if timestamp is not None:
+            payload["timestamp"] = timestamp
+
+    _resign_heads(bundle, key, {1: as_before_the_rule, 2: lambda payload: as_before_the_rule(payload, earlier)})
+    report = verify_directory(bundle)
+    assert report.ok, failures(report)
+    [heads] = [check for check in report.checks if check.name == "tree_heads"]
+    assert [f"{n.record}: {n.message}" for n in heads.notes] == [
+        f"tree head of size {lines[2]['size']}: signed at {earlier}, before the tree head of size {lines[1]['size']} signed "
+        f"at {before} (signed before tree heads promised non-decreasing times)"]

@@ -116,9 +116,10 @@ def print_report(console: Console, directory: Path, report: Report) -> None:
         table.add_row([check.title, str(check.checked), str(len(check.failures)), _result(check)])
     console.print(table)
     for check in report.checks:
-        if check.failures:
+        if check.failures or check.notes:
             console.print(Text(f"{check.title}:", style="bold"))
         shown = [f"{failure.record}: {failure.message}" for failure in check.failures[:SHOWN_FAILURES]]
+        shown += [f"note: {note.record}: {note.message}" for note in check.notes[:SHOWN_FAILURES]]
         if len(check.failures) > SHOWN_FAILURES:
             shown.append(f"and {len(check.failures) - SHOWN_FAILURES} more (--json lists every one)")
         for line in shown:

@@ -29,15 +29,20 @@ class Failure:
 
 @dataclass
 class CheckResult:
-    """One kind of check: what it checks, over how many items, and each failure."""
+    """One kind of check: what it checks, over how many items, each failure, and each note (something a
+    reader should know that does not fail it: what older records did not promise yet)."""
 
     name: str
     title: str
     checked: int = 0
     failures: list[Failure] = field(default_factory=list)
+    notes: list[Failure] = field(default_factory=list)
 
     def fail(self, record: str, message: str) -> None:
         self.failures.append(Failure(record, message))
+
+    def note(self, record: str, message: str) -> None:
+        self.notes.append(Failure(record, message))
 
     @property
     def ok(self) -> bool:
@@ -45,7 +50,7 @@ class CheckResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "checked": self.checked, "ok": self.ok,
-                "failures": [f.to_json() for f in self.failures]}
+                "failures": [f.to_json() for f in self.failures], "notes": [n.to_json() for n in self.notes]}
 
 
 @dataclass(frozen=True)

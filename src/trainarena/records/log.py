@@ -29,6 +29,9 @@ __all__ = ["TREE_HEAD_TYPE", "Subjects", "append", "entry_leaf_hash", "leaf_hash
 
 # DSSE payload type of a signed tree head.
 TREE_HEAD_TYPE = "application/vnd.trainarena.tree-head+json"
+# What a head signed since the rule says of its time, so verify holds it to it (heads signed before
+# took the raw clock, which may have stepped back).
+TIME_RULE = "non-decreasing"
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ def entry_leaf_hash(envelope: dict[str, Any]) -> bytes:
 def tree_head_payload(key: OperatorKey | str, size: int, root: bytes, timestamp: datetime) -> dict[str, Any]:
     keyid = key if isinstance(key, str) else key.keyid
     return {"log_id": keyid, "tree_size": size, "root_hash": root.hex(),
-            "timestamp": timestamp.astimezone(UTC).isoformat(timespec="microseconds")}
+            "timestamp": timestamp.astimezone(UTC).isoformat(timespec="microseconds"), "time_rule": TIME_RULE}
 
 
 def append(session: Session, key: OperatorKey, entry_key: str, kind: Kind, statement: dict[str, Any],
