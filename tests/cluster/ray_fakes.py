@@ -100,6 +100,9 @@ class StoppableRunner(FakeRunner):
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds
 
+    def execute(self, request: RunRequest) -> RunReport:
+        return self.run_task(request.competitor, request.task, request.run_dir, request.run_name)
+
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
         from trainarena.execution.supervise import current_stop_event
 

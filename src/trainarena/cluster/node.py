@@ -99,12 +99,14 @@ class SharedCheck:
 
 @dataclass(frozen=True)
 class ExecuteRun:
-    """A tournament run: prepare, sandboxed run, artifact check, evaluation (``execute``)."""
+    """A tournament run: prepare, sandboxed run, artifact check, evaluation (``execute``); stopped when
+    the driver writes ``STOP_FILE`` into its run folder (a stop around the drive, a lost lease)."""
 
     request: RunRequest
 
     def apply(self, executor: NodeExecutor, settings: Settings) -> RunReport:
-        return executor.execute(self.request)
+        with _stopped_by_file(self.request.run_dir / STOP_FILE, settings.cluster.stop_poll_seconds):
+            return executor.execute(self.request)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,13 @@ _connection_users = 0
 _connection_owned = False
 
 
+def _stop_by_file(run_dir: Path) -> tuple[threading.Event, Path] | None:
+    """The stop around this call (``execution.supervise.stop_when``), passed to the node as a file in
+    the run's folder, which its watcher polls."""
+    stop = current_stop_event()
+    return None if stop is None else (stop, run_dir / STOP_FILE)
+
+
 def _on_node(work: Work, settings: Settings, factory: NodeExecutorFactory, shared: SharedCheck) -> RunReport:
     return do_work(work, settings, factory, shared, [int(gpu) for gpu in ray.get_gpu_ids()])
 
@@ -81,13 +88,11 @@ class RayExecutor:
         self._most_node_gpus = 0.0  # the largest node's GPUs seen since this executor started
 
     def execute(self, request: RunRequest) -> RunReport:
-        return self._dispatch(ExecuteRun(request), request.task)
+        return self._dispatch(ExecuteRun(request), request.task, _stop_by_file(request.run_dir))
 
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
         run_dir.mkdir(parents=True, exist_ok=True)
-        stop = current_stop_event()
-        return self._dispatch(RunTask(competitor, task, run_dir, run_name), task,
-                              on_stop=None if stop is None else (stop, run_dir / STOP_FILE))  # fmt: skip
+        return self._dispatch(RunTask(competitor, task, run_dir, run_name), task, _stop_by_file(run_dir))
 
     def evaluate_base_model(self, task: TaskDefinition) -> RunReport:
         return self._dispatch(EvaluateBase(task), task)

@@ -95,6 +95,8 @@ class BackgroundDrivers:
 
     def _drive(self, store: Store, tournament_id: int) -> None:
         try:
+            if self._stop.is_set():  # stopped before this thread began: claim nothing
+                return
             drive_pool_tournament(
                 store, self.settings, tournament_id, executor=self.executor, until=self._stop.is_set,
                 parallel=self.parallel, wait=False,
