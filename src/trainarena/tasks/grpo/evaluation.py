@@ -80,8 +80,10 @@ def generate(model, tokenizer, prompt_ids: list[list[int]], sampling: dict[str, 
     # Only the platform's sampling settings: an artifact's generation_config.json (suppressed tokens,
     # biases, penalties) would steer the completions while the KL penalty, taken from the raw logits,
     # never saw it. It replaces the model's own: generate fills what a passed config leaves unset from it.
-    model.generation_config = GenerationConfig(do_sample=True, temperature=float(sampling["temperature"]), top_p=float(sampling["top_p"]),
-                               top_k=0, max_new_tokens=int(sampling["max_new_tokens"]), pad_token_id=pad, eos_token_id=eos)
+    model.generation_config = GenerationConfig(
+        do_sample=True, temperature=float(sampling["temperature"]), top_p=float(sampling["top_p"]), top_k=0,
+        max_new_tokens=int(sampling["max_new_tokens"]), pad_token_id=pad, eos_token_id=eos,
+    )
     completions: list[list[int]] = []
     with torch.inference_mode():
         for start in range(0, len(prompt_ids), batch_size):
