@@ -118,12 +118,12 @@ def print_report(console: Console, directory: Path, report: Report) -> None:
     for check in report.checks:
         if check.failures or check.notes:
             console.print(Text(f"{check.title}:", style="bold"))
-        shown = [f"{failure.record}: {failure.message}" for failure in check.failures[:SHOWN_FAILURES]]
-        shown += [f"note: {note.record}: {note.message}" for note in check.notes[:SHOWN_FAILURES]]
-        if len(check.failures) > SHOWN_FAILURES:
-            shown.append(f"and {len(check.failures) - SHOWN_FAILURES} more (--json lists every one)")
-        for line in shown:
-            _print_wrapped(console, line, indent="  ")
+        for found, prefix in ((check.failures, ""), (check.notes, "note: ")):
+            shown = [f"{prefix}{item.record}: {item.message}" for item in found[:SHOWN_FAILURES]]
+            if len(found) > SHOWN_FAILURES:
+                shown.append(f"and {len(found) - SHOWN_FAILURES} more (--json lists every one)")
+            for line in shown:
+                _print_wrapped(console, line, indent="  ")
     failures = report.failures
     if failures:
         failed = sum(1 for check in report.checks if not check.ok)

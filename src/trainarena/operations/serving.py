@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from trainarena.engine.model import TOURNAMENT_KINDS
-from trainarena.operations.schedule import Create, Drive, Sleep, enabled, grid, kind_facts, next_action, next_due, pool_of
+from trainarena.operations.schedule import Action, Create, Drive, Sleep, enabled, grid, kind_facts, next_action, next_due, pool_of
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, drive_pool_tournament
 from trainarena.orchestrator import RunStored
 from trainarena.records.recorder import publish_recorded
@@ -92,11 +92,10 @@ class Serving:
         self.say("started", "serving: " + ("; ".join(plan) or "no kind enabled"))
         self.publish(quiet=True)
         while not self.stop.is_set():
-            if self._publish_again_at is not None and self.clock() >= self._publish_again_at:
+            if self._publish_due():
                 self.publish(quiet=False)
             try:
-                with self.store.session() as session:
-                    action = next_action(kind_facts(session, rules, self.held_back), rules, self.clock())
+                action = self._next_action()
             except Exception as error:  # noqa: BLE001 - the store is out for a moment: wait and ask again
                 wait = rules.retry_after_fault
                 self.say("fault", f"reading the schedule failed: {type(error).__name__}: {error}; asked again in "
@@ -153,17 +152,25 @@ class Serving:
         self.say("created", f"created {created.name} (id {created.id}): {len(created.entrants)} entrants, "
                  f"{len(created.tasks)} tasks, defending: {created.defender or 'nobody'}", **created.to_json())
 
+    def _next_action(self) -> Action:
+        """What the schedule says is due now, the kinds held back left out (reads the store)."""
+        rules = self.settings.schedule
+        with self.store.session() as session:
+            return next_action(kind_facts(session, rules, self.held_back), rules, self.clock())
+
+    def _publish_due(self) -> bool:
+        """Whether publishing failed and its retry time has come."""
+        return self._publish_again_at is not None and self.clock() >= self._publish_again_at
+
     def _other_work_due(self) -> bool:
         """Whether the drive under way should yield to the loop: a stop, a creation due, publishing due
         again. A schedule that cannot be read yields too: the loop reports it and tries again."""
-        if self.stop.is_set() or (self._publish_again_at is not None and self.clock() >= self._publish_again_at):
+        if self.stop.is_set() or self._publish_due():
             return True
         try:
-            with self.store.session() as session:
-                due = next_action(kind_facts(session, self.settings.schedule, self.held_back), self.settings.schedule, self.clock())
+            return isinstance(self._next_action(), Create)
         except Exception:  # noqa: BLE001 - the loop reads it again and says what failed
             return True
-        return isinstance(due, Create)
 
     def drive_step(self, action: Drive) -> None:
         settings = self.settings
