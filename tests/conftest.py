@@ -12,8 +12,24 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from postgres_databases import PostgresDatabases, postgres_dialect
+
+# Property tests check what holds, not how fast: on a loaded machine (scripts/test's two workers, a
+# CI neighbour) Hypothesis' 200 ms deadline failed correct examples as flaky.
+hypothesis_settings.register_profile("trainarena", deadline=None)
+hypothesis_settings.load_profile("trainarena")
+
+
+def _kept_across_sessions(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A cache folder beside pytest's numbered session folders, so the next session reuses it. An xdist
+    worker's temporary folder sits one level deeper, inside its session's."""
+    session = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        session = session.parent
+    return session.parent / name
+
 
 # Where ``scripts/setup`` builds the assets (``python -m trainarena.assets``: the default data folder's cache).
 _SETUP_ASSETS = Path(__file__).resolve().parents[1] / ".trainarena" / "cache" / "assets"
@@ -33,7 +49,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory):
         return ensure_assets(Path(configured))
     if (_SETUP_ASSETS / f"assets-{assets_stamp()}-seed0").is_dir():
         return ensure_assets(_SETUP_ASSETS)
-    return ensure_assets(tmp_path_factory.getbasetemp().parent / "trainarena-assets-cache")
+    return ensure_assets(_kept_across_sessions(tmp_path_factory, "trainarena-assets-cache"))
 
 
 @pytest.fixture
@@ -60,7 +76,7 @@ def image_assets(tmp_path_factory: pytest.TempPathFactory):
     from trainarena.assets.image import ensure_image_assets
 
     configured = os.environ.get("TRAINARENA_TEST_IMAGE_ASSETS")
-    cache = Path(configured) if configured else tmp_path_factory.getbasetemp().parent / "trainarena-image-assets-cache"
+    cache = Path(configured) if configured else _kept_across_sessions(tmp_path_factory, "trainarena-image-assets-cache")
     return ensure_image_assets(cache)
 
 

@@ -104,13 +104,18 @@ def test_scripts_test_starts_a_docker_daemon_only_when_none_answers_and_stops_on
     assert _scripts_test(project, status=1) == started
 
 
+PARALLEL = "-n 2 --dist loadfile"
+# With no arguments: the suite on two workers but for the tests that assert timing, then those alone.
+SQLITE_PASSES = [f"python -m pytest {PARALLEL} -m not serial --durations=25", "python -m pytest -m serial"]
+
+
 def _postgres_pass(project: Path) -> str:
     """The pytest call of scripts/test's PostgreSQL pass, with the test paths scripts/test names."""
     paths = re.search(r"^POSTGRES_PASS=\(([^)]*)\)", (project / "scripts" / "test").read_text(), flags=re.MULTILINE)
     assert paths is not None
     for path in paths.group(1).split():
         assert (REPO / path).exists(), f"scripts/test's PostgreSQL pass names {path}, which is gone"
-    return f"python -m pytest --store postgresql --skip-store-independent -m not slow and not browser {paths.group(1)}"
+    return f"python -m pytest {PARALLEL} --store postgresql --skip-store-independent -m not slow and not browser {paths.group(1)}"
 
 
 def test_scripts_test_runs_the_store_heavy_tests_again_on_postgresql_when_a_cluster_is_up(project: Path) -> None:
@@ -120,17 +125,17 @@ def test_scripts_test_runs_the_store_heavy_tests_again_on_postgresql_when_a_clus
     assert _scripts_test(project, ["--postgresql"]) == ["ruff", "python -m pytest --store postgresql"]
     done, calls = _run(project, [])
     assert done.returncode == 0 and "the PostgreSQL pass is skipped" in done.stdout  # no cluster here
-    assert calls == ["ruff", "python -m pytest --durations=25"]
+    assert calls == ["ruff", *SQLITE_PASSES]
     _executable(stubs / "pg_lsclusters", ONLINE_POSTGRES)
-    assert _scripts_test(project, []) == ["ruff", "python -m pytest --durations=25", _postgres_pass(project)]
+    assert _scripts_test(project, []) == ["ruff", *SQLITE_PASSES, _postgres_pass(project)]
 
 
 def test_scripts_test_fails_when_either_pass_fails_and_still_runs_the_second(project: Path) -> None:
     stubs = Path(os.environ["STUBS"])
     _executable(stubs / "pg_lsclusters", ONLINE_POSTGRES)
     _scripts_test(project)  # set up
-    for failing in ("python -m pytest --durations=25$", "--store postgresql"):
+    for failing in ("not serial --durations=25$", "-m serial$", "--store postgresql"):
         _executable(project / ".venv" / "bin" / "python", PYTHON + f'echo "python $*" | grep -q -- "{failing}" && exit 1\nexit 0\n')
         done, calls = _run(project, [])
         assert done.returncode == 1, f"a failing pass ({failing}) must fail scripts/test"
-        assert calls == ["ruff", "python -m pytest --durations=25", _postgres_pass(project)]
+        assert calls == ["ruff", *SQLITE_PASSES, _postgres_pass(project)]

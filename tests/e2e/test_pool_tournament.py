@@ -108,8 +108,9 @@ class ServeProcess:
         return code
 
 
+@pytest.mark.serial  # 10 s runs: under a second worker's load both scored runs can time out, and nobody is crowned
 def test_serve_killed_mid_tournament_resumes_to_one_champion_and_weights(assets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _operator_set_up(assets, tmp_path, monkeypatch, budget="6")
+    _operator_set_up(assets, tmp_path, monkeypatch, budget="10")
     first = ServeProcess(tmp_path / "serve-1.err")
     created = first.wait_for("created")
     assert created["entrants"] == ["baseline", "instruct_only", "crasher"]

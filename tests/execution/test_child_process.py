@@ -27,9 +27,12 @@ HANGING = (
     "time.sleep(600)\n"
 )
 
-# A starter process: runs HANGING guarded (scratch under its TMPDIR) and prints how it ended.
+# A starter process: runs HANGING guarded (scratch under its TMPDIR) and prints how it ended. Ctrl-C
+# raises KeyboardInterrupt in it even when the tests run in the background of a shell (which starts them
+# with SIGINT ignored, inherited by every child).
 STARTER = (
-    "import dataclasses, json, os, sys\n"
+    "import dataclasses, json, os, signal, sys\n"
+    "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
     "from trainarena.execution.child_process import run_guarded\n"
     "run = run_guarded([sys.executable, '-c', sys.argv[1]], 'request', env=dict(os.environ), timeout=600,\n"
     "                  stop_grace=5, scratch_prefix='guarded-', result_name='result.json')\n"

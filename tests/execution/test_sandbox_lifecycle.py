@@ -23,6 +23,7 @@ def backend(request: pytest.FixtureRequest, settings: Settings) -> Backend:
     return sandbox_backend(request, request.param, settings.sandbox, (settings.hidden_dir, settings.data_dir))
 
 
+@pytest.mark.serial
 def test_overtime_is_killed_at_budget_plus_grace_and_recorded_timed_out(backend: Backend, make_job: MakeJob) -> None:
     job = make_job("overtime", budget=2.0, grace=1.0)
     result = backend.run(job)

@@ -30,7 +30,7 @@ BUDGET = 25.0
 TASK_TYPES = ("dpo", "chat", "grpo")
 BATCHES = (("chat", "grpo"), ("dpo",))  # runs training together: at most one per core of a 2-core machine
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # the house scripts must stop before their budget
 
 
 @dataclass(frozen=True)
