@@ -15,7 +15,7 @@ import pytest
 
 from trainarena.contract import RunStatus, TaskType
 from trainarena.pipeline import TaskPreparer
-from trainarena.records.audit import Verdict, audit_run
+from trainarena.records.audit import Verdict, as_scored, audit_run
 from trainarena.records.provenance import folder_digest
 from trainarena.runs import CompetitorInfo, RunReport
 from trainarena.settings import Settings
@@ -115,3 +115,16 @@ def test_an_image_run_is_audited_with_the_noise_it_was_scored_with(settings: Set
         comparison = report.comparison
         assert comparison.verdict == Verdict.CONSISTENT and comparison.difference == 0 and comparison.new is not None
     assert audits[run_id].comparison.recorded != audits[older_id].comparison.recorded
+
+
+def test_the_audited_task_follows_the_noise_its_evaluation_names() -> None:
+    """Only an image task with a split key has secret noise to replay; its record says which noise it
+    was scored with, and a record from before the field was scored with the public seed."""
+    stored = TaskDefinition("style", TaskType.IMAGE, "tiny-sd", {"model_type": "sd"}, 10.0, split_key="style:0a1b2c3d")
+    scored = {name: as_scored(stored, evaluation).public_noise
+              for name, evaluation in (("secret", {"details": {"noise_seed": "secret"}}),
+                                       ("public", {"details": {"noise_seed": "public"}}),
+                                       ("older", {"details": {"images": 4}}))}  # fmt: skip
+    assert scored == {"secret": False, "public": True, "older": True}
+    for unchanged in (replace(stored, split_key=None), replace(stored, task_type=TaskType.INSTRUCT)):
+        assert as_scored(unchanged, {"details": {}}) == unchanged

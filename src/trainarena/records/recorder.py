@@ -284,7 +284,8 @@ class Recorder:
     def _reveal(self, session: Session, tournament: Tournament) -> None:
         """Open the split seeds (and image tasks' noise seeds) of the drawn tasks that were played. A task
         drawn but never played (a boss round the rule did not need) keeps its seeds secret and stays
-        usable; a revealed one is spent (``revealed_task_names``): anyone holding its dataset can now rebuild its hidden rows."""
+        usable; a revealed one is spent (``revealed_task_names``): anyone holding its dataset can now
+        rebuild its hidden rows."""
         draw = get_draw(session, tournament.id)
         played = {task.definition["name"] for r in tournament.rounds for m in r.matches for task in m.tasks}
         commitment = _entry(session, f"tournament:{tournament.id}:commitment")
