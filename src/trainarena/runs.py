@@ -39,8 +39,10 @@ def definition_digest(task: TaskDefinition) -> str:
 
 def definition_json(task: TaskDefinition) -> dict[str, Any]:
     """A task definition as the store keeps it (the task row's ``definition``); an ad-hoc task's absent
-    split key is left out, so definitions stored before split keys existed keep their digests."""
+    split key is left out, so definitions stored before split keys existed keep their digests, and so is
+    ``public_noise`` (how an audit scores a run, not part of the task)."""
     data = {**asdict(task), "task_type": task.task_type.value}
+    del data["public_noise"]
     if data["split_key"] is None:
         del data["split_key"]
     return data

@@ -147,22 +147,25 @@ def build_recorded_store(data_dir: Path, recorder: type[Recorder] = Recorder) ->
     return RecordedStore(data_dir, tournament_id, finished, settings.db_url)
 
 
-def build_pool_store(data_dir: Path, recorder: type[Recorder] = Recorder, changed_hidden: frozenset[str] = frozenset()) -> RecordedStore:
+def build_pool_store(data_dir: Path, recorder: type[Recorder] = Recorder, changed_hidden: frozenset[str] = frozenset(),
+                     task_type: TaskType = TaskType.INSTRUCT) -> RecordedStore:
     """Four entrants on tasks drawn from a pool: the commitment names each task's hidden split and a
-    salted hash of its split seed; ``changed_hidden`` tasks are then played on another hidden split."""
+    salted hash of its split seed (and an image task's noise seed); ``changed_hidden`` tasks are then
+    played on another hidden split."""
     settings = Settings(data_dir=data_dir)
+    kind = "image" if task_type == TaskType.IMAGE else "text"
     entrants = ["alpha", "bravo", "charlie", "crasher"]
     _register(settings, entrants)
     executor = ArtifactExecutor(data_dir / "splits", changed_hidden)
     with open_store(settings) as store:
         with store.transaction() as session:
             for name in POOL_TASKS:
-                definition = TaskDefinition(name, TaskType.INSTRUCT, "tiny", {"source": "rows.jsonl"}, 1.0, 0, split_key=f"{name}:0123abcd")
+                definition = TaskDefinition(name, task_type, "tiny", {"source": "rows.jsonl"}, 1.0, 0, split_key=f"{name}:0123abcd")
                 hidden = Path(ArtifactExecutor(data_dir / "splits").prepared(definition)["hidden_file"]).parent
-                add_stored_task(session, name=name, pool="weekly", kind="text", definition=definition_json(definition),
+                add_stored_task(session, name=name, pool="weekly", kind=kind, definition=definition_json(definition),
                                 base_model_digest="0" * 64, dataset_digest="1" * 64, hidden_digest=path_digest(hidden),
                                 train_rows=2 * EXAMPLES, hidden_rows=EXAMPLES)
-            tournament_id = create_tournament(session, name="text-weekly-1", kind="text", seed=3, entrants=entrants).id
+            tournament_id = create_tournament(session, name=f"{kind}-weekly-1", kind=kind, seed=3, entrants=entrants).id
             session.add(TournamentDraw(tournament_id=tournament_id, pool_id=get_pool(session, "weekly").id,
                                        task_names=list(POOL_TASKS), entry_closes_at=datetime.now(UTC)))
         finished = drive(store, tournament_id, task_source=pool_task_source(store, tournament_id), executor=executor,

@@ -4,17 +4,21 @@ split than the one committed. Each store here is recorded by a recorder that lie
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from records_store import POOL_TASKS, build_pool_store, build_recorded_store, resign_bundle
+from records_store import POOL_TASKS, RecordedStore, build_pool_store, build_recorded_store, resign_bundle
 from sqlalchemy.orm import Session
 
+from trainarena.contract import TaskType
 from trainarena.records.recorder import Recorder
-from trainarena.records.signing import load_key
+from trainarena.records.signing import envelope_payload, load_key
 from trainarena.records.statements import Kind
 from trainarena.records.verify import Report, verify_directory
 from trainarena.store.models import Tournament
+from trainarena.tasks.base import TaskDefinition
+from trainarena.tasks.secret_split import noise_master_seed
 
 
 def failures(report: Report, check: str) -> list[str]:
@@ -78,6 +82,67 @@ def test_a_reveal_that_does_not_open_the_commitment_is_caught(tmp_path: Path) ->
     assert 1 <= len(reveal) <= len(POOL_TASKS) and all("the revealed seed and salt hash to" in f for f in reveal), reveal
     assert f"(reveal of tournament {recorded.tournament_id}): task {POOL_TASKS[0]!r}: the revealed seed and salt hash to" in reveal[0]
     assert "the commitment says" in reveal[0]
+
+
+class RevealsAnotherNoiseSeed(RevealsAnotherSeed):
+    """Commits to the image tasks' noise seeds, then reveals others (the split seeds as committed)."""
+
+    def _split_seed(self, split_key: str | None) -> int:
+        return Recorder._split_seed(self, split_key)
+
+    def _noise_seed(self, definition: dict[str, Any]) -> int | None:
+        seed = super()._noise_seed(definition)
+        return None if seed is None else seed + (1 if self.revealing else 0)
+
+
+class CommitsBeforeNoiseSeeds(RevealsAnotherSeed):
+    """Commits as a platform from before image tasks had their own noise seeds (over the split seed
+    alone), then reveals as today's, as a tournament committed before an upgrade and finished after."""
+
+    def _split_seed(self, split_key: str | None) -> int:
+        return Recorder._split_seed(self, split_key)
+
+    def _noise_seed(self, definition: dict[str, Any]) -> int | None:
+        return super()._noise_seed(definition) if self.revealing else None
+
+
+def reveal_of(recorded: RecordedStore) -> dict[str, Any]:
+    """The reveal statement's predicate, read from an export of the store."""
+    bundle = recorded.export(recorded.data_dir.parent / "reveal-bundle")
+    entries = [json.loads(line) for line in (bundle / "entries.jsonl").read_text().splitlines()]
+    [reveal] = [envelope_payload(e["envelope"])["predicate"] for e in entries
+                if envelope_payload(e["envelope"])["predicateType"].endswith("/reveal/v1")]
+    return reveal
+
+
+def test_an_image_pool_commits_and_reveals_each_tasks_own_noise_seed(tmp_path: Path) -> None:
+    recorded = build_pool_store(tmp_path / "data", task_type=TaskType.IMAGE)
+    report = verify_directory(recorded.export(tmp_path / "bundle"))
+    assert report.ok, [f"{f.record}: {f.message}" for f in report.failures]
+    settings, opened = recorded.settings, reveal_of(recorded)["tasks"]
+    assert opened and all(set(task) == {"name", "split_seed", "salt", "noise_seed"} for task in opened)
+    for task in opened:  # the seed the evaluator noised with: the task's own, not the split seed, not the public one
+        definition = TaskDefinition(task["name"], TaskType.IMAGE, "tiny", {"source": "rows.jsonl"}, 1.0, 0,
+                                    split_key=f"{task['name']}:0123abcd")
+        assert task["noise_seed"] == noise_master_seed(definition, settings)
+        assert task["noise_seed"] not in (task["split_seed"], settings.image.eval_master_seed)
+    assert len({task["noise_seed"] for task in opened}) == len(opened)
+
+
+def test_a_reveal_of_another_noise_seed_than_committed_is_caught(tmp_path: Path) -> None:
+    recorded = build_pool_store(tmp_path / "data", recorder=RevealsAnotherNoiseSeed, task_type=TaskType.IMAGE)
+    reveal = failures(verify_directory(recorded.export(tmp_path / "bundle")), "reveal")
+    assert reveal and all("the revealed seed and salt hash to" in f for f in reveal), reveal
+
+
+def test_a_commitment_from_before_noise_seeds_is_opened_as_it_was_made(tmp_path: Path) -> None:
+    """Records without the noise seed (an image tournament committed before it existed) verify as before:
+    the reveal opens what the commitment hashed, the split seed and the salt alone."""
+    recorded = build_pool_store(tmp_path / "data", recorder=CommitsBeforeNoiseSeeds, task_type=TaskType.IMAGE)
+    report = verify_directory(recorded.export(tmp_path / "bundle"))
+    assert report.ok, [f"{f.record}: {f.message}" for f in report.failures]
+    opened = reveal_of(recorded)["tasks"]
+    assert opened and all(set(task) == {"name", "split_seed", "salt"} for task in opened)
 
 
 def test_runs_scored_on_another_hidden_split_than_committed_are_caught(tmp_path: Path) -> None:

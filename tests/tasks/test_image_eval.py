@@ -3,6 +3,7 @@ bit-for-bit repeatable; the LoRA really changes the result; broken LoRAs are fai
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,23 @@ def test_scoring_is_bit_for_bit_repeatable_at_the_pinned_thread_count(prepared, 
     details = first.details
     assert first.score == score_of(first.per_example) and details["per_example_form"] == PER_EXAMPLE_FORM
     assert first.score == pytest.approx(0.25 * details["text_loss"] + 0.75 * details["no_text_loss"], rel=1e-12)
+
+
+def test_a_stored_task_is_noised_by_its_own_seed_from_the_operators_secret(prepared, image_assets, tmp_path):
+    """One artifact on one hidden split: two stored tasks (split keys) are noised apart, so score apart;
+    the same task under the same secret scores the same bits again; another operator's secret noises
+    (and scores) it otherwise."""
+    task, prep = prepared
+    artifact = write_lora(image_assets.tiny_sd, tmp_path / "lora", scale=0.05)
+    plugin = get_task_type("image")
+    ours = Settings(data_dir=tmp_path / "ours", pools={"split_secret": "our operator's secret"})
+    theirs = Settings(data_dir=tmp_path / "theirs", pools={"split_secret": "another operator's secret"})
+    stored, other = replace(task, split_key="style:0a1b2c3d"), replace(task, split_key="style:4e5f6a7b")
+    first, again = plugin.evaluate(stored, prep, artifact, ours), plugin.evaluate(stored, prep, artifact, ours)
+    other_task, other_secret = plugin.evaluate(other, prep, artifact, ours), plugin.evaluate(stored, prep, artifact, theirs)
+    assert first.score is not None and first.details["noise_seed"] == "secret"
+    assert (first.score, first.per_example) == (again.score, again.per_example)
+    assert len({first.score, other_task.score, other_secret.score}) == 3
 
 
 def test_the_lora_changes_the_reconstructions(prepared, image_assets, tmp_path):

@@ -2,11 +2,12 @@
 
 What an audit shows: that the script the record names (the registered commit's tree, checked against
 the record's git tree hash, or the working tree's snapshot, checked against its digest), trained again
-on the same task (type, base model, dataset and field mapping, split key, budget, seed), with the base
-model and both splits unchanged (their digests checked before anything runs), through the same
-sandboxed executor, scores within the noise that repeated runs of one script show on that task type
--- or by how much it does not. The record is read from the transparency log and both its statements
-(run, evaluation) are checked against the operator's key, and the store's row against them, first.
+on the same task (type, base model, dataset and field mapping, split key, budget, seed; an image task
+noised from the master seed its evaluation was), with the base model and both splits unchanged (their
+digests checked before anything runs), through the same sandboxed executor, scores within the noise
+that repeated runs of one script show on that task type -- or by how much it does not. The record is
+read from the transparency log and both its statements (run, evaluation) are checked against the
+operator's key, and the store's row against them, first.
 
 The noise band is measured, never assumed: stored runs of one submission tree on one task key
 (``tasks.digest``: ``trainarena run --seeds N``, tournament retries, earlier audits) give relative
@@ -28,7 +29,7 @@ import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,11 +66,13 @@ from trainarena.submissions.tree_hash import git_tree_hash
 from trainarena.tasks.base import DatasetError, TaskDefinition
 
 __all__ = [
-    "AuditExecutor", "AuditReport", "CannotAudit", "NoiseBand", "SignedRun", "Verdict", "audit_run", "compare",
-    "current_inputs", "noise_band", "read_signed_run",
+    "AuditExecutor", "AuditReport", "CannotAudit", "NoiseBand", "SignedRun", "Verdict", "as_scored", "audit_run",
+    "compare", "current_inputs", "noise_band", "read_signed_run",
 ]
 
 Say = Callable[[str], None]
+# Where an image evaluation recorded before its details named one took its noise master seed from.
+NOISE_BEFORE_ITS_FIELD = "public"
 # The digests of a task's inputs, under the names the run statement gives them.
 INPUTS = {"base_model_sha256": "base model", "train_split_sha256": "train split", "hidden_split_sha256": "hidden split"}
 
@@ -230,6 +233,16 @@ def rebuild_task(record: dict[str, Any]) -> TaskDefinition:
         raise CannotAudit(f"the recorded task {task['name']!r} does not hash to its recorded digest "
                           f"{task['definition_digest']}: the record cannot be replayed")
     return definition
+
+
+def as_scored(task: TaskDefinition, evaluation: Mapping[str, Any]) -> TaskDefinition:
+    """``task`` to be scored as its recorded evaluation was: an image task with a split key whose
+    evaluation names no ``noise_seed`` (recorded before noise seeds were per task) was noised from the
+    public ``eval_master_seed``, and is audited so."""
+    if task.task_type != TaskType.IMAGE or task.split_key is None:
+        return task
+    source = (evaluation.get("details") or {}).get("noise_seed", NOISE_BEFORE_ITS_FIELD)
+    return replace(task, public_noise=source == "public")
 
 
 def current_inputs(settings: Settings, task: TaskDefinition) -> dict[str, str | None]:
@@ -404,7 +417,7 @@ def audit_run(settings: Settings, store: Store, executor: AuditExecutor, run_id:
     tell = say or (lambda _message: None)
     tell(f"checking the signed record of run {run_id}")
     signed, submission = _rebuild(settings, store, run_id)
-    task = rebuild_task(signed.run)
+    task = as_scored(rebuild_task(signed.run), signed.evaluation)
     tell(f"checking the digests of {task.name}'s base model and splits")
     changed = changed_inputs(signed.run["task"], (inputs or current_inputs)(settings, task))
     if changed:

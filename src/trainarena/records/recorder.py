@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trainarena.contract import TaskType
 from trainarena.engine.bracket import replay
 from trainarena.engine.model import Finished
 from trainarena.engine.weights import tournament_weights
@@ -42,7 +43,7 @@ from trainarena.store.pools import get_draw, get_stored_task
 from trainarena.store.records import is_round_complete, load_record, load_tournament
 from trainarena.store.weight_vectors import publish_weights
 from trainarena.tasks.base import TaskDefinition
-from trainarena.tasks.secret_split import operator_secret, split_seed
+from trainarena.tasks.secret_split import noise_master_seed, operator_secret, split_seed
 
 __all__ = ["Recorder", "operator_key", "publish_recorded", "recorder_for", "revealed_task_names", "tournament_json"]
 
@@ -202,10 +203,10 @@ class Recorder:
                 stored = get_stored_task(session, name)
                 if stored is None:
                     continue
-                seed = self._split_seed(stored.definition.get("split_key"))
+                seed, noise = self._split_seed(stored.definition.get("split_key")), self._noise_seed(stored.definition)
                 tasks.append({"name": name, "type": stored.task_type, "dataset_sha256": stored.dataset_digest,
                               "base_model_sha256": stored.base_model_digest, "hidden_split_sha256": stored.hidden_digest,
-                              "split_seed_commitment": commitment_hash(name, seed, self._salt(tournament, name))})
+                              "split_seed_commitment": commitment_hash(name, seed, self._salt(tournament, name), noise)})
         predicate = {
             "tournament": tournament_json(tournament),
             "entrants": [_competitor_json(e.competitor) for e in tournament.entrants],
@@ -281,11 +282,15 @@ class Recorder:
         append(session, self.key, f"weights:{vector.id}", Kind.WEIGHTS, statement)
 
     def _reveal(self, session: Session, tournament: Tournament) -> None:
-        """Open the split seeds of the drawn tasks that were played. A task drawn but never played (a
-        boss round the rule did not need) keeps its seed secret and stays usable; a revealed one is
-        spent (``revealed_task_names``): anyone holding its dataset can now rebuild its hidden rows."""
+        """Open the split seeds (and image tasks' noise seeds) of the drawn tasks that were played. A task
+        drawn but never played (a boss round the rule did not need) keeps its seeds secret and stays
+        usable; a revealed one is spent (``revealed_task_names``): anyone holding its dataset can now
+        rebuild its hidden rows."""
         draw = get_draw(session, tournament.id)
         played = {task.definition["name"] for r in tournament.rounds for m in r.matches for task in m.tasks}
+        commitment = _entry(session, f"tournament:{tournament.id}:commitment")
+        committed = {} if commitment is None else {t["name"]: t["split_seed_commitment"] for t in
+                                                   envelope_payload(commitment.envelope)["predicate"]["tasks"] or ()}
         tasks, unplayed = [], []
         for name in [] if draw is None else draw.task_names:
             stored = get_stored_task(session, name)
@@ -294,9 +299,14 @@ class Recorder:
             if name not in played:
                 unplayed.append(name)
                 continue
-            tasks.append({"name": name, "split_seed": self._split_seed(stored.definition.get("split_key")),
-                          "salt": self._salt(tournament, name)})
-        commitment = _entry(session, f"tournament:{tournament.id}:commitment")
+            opened = {"name": name, "split_seed": self._split_seed(stored.definition.get("split_key")),
+                      "salt": self._salt(tournament, name)}
+            noise = self._noise_seed(stored.definition)
+            # An image task's noise seed is opened too, unless its commitment (made before noise seeds
+            # were per task) was over the split seed alone.
+            if noise is not None and committed.get(name) != commitment_hash(name, opened["split_seed"], opened["salt"]):
+                opened["noise_seed"] = noise
+            tasks.append(opened)
         predicate = {"tournament": tournament_json(tournament), "commitment": _reference(commitment), "tasks": tasks,
                      "unplayed": unplayed}
         self._append_tournament(session, tournament, "reveal", Kind.REVEAL, predicate)
@@ -311,6 +321,12 @@ class Recorder:
         if split_key is None:
             return self.settings.data.split_seed
         return split_seed(operator_secret(self.settings), split_key)
+
+    def _noise_seed(self, definition: dict[str, Any]) -> int | None:
+        """An image task's noise master seed, committed and revealed with its split seed (what an auditor
+        needs to noise its hidden images as its evaluations did); None for other types."""
+        task = definition_from_json(definition)
+        return noise_master_seed(task, self.settings) if task.task_type == TaskType.IMAGE else None
 
     def _salt(self, tournament: Tournament, task_name: str) -> str:
         """A commitment's salt: secret until the reveal, and derived rather than stored (HMAC of the

@@ -92,7 +92,12 @@ def payload_digest(statement: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(statement)).hexdigest()
 
 
-def commitment_hash(task: str, split_seed: int, salt: str) -> str:
-    """What the commitment publishes for one task's split seed: SHA-256 over the task's name, the seed
-    and a random salt (the salt keeps a small seed space from being searched)."""
-    return hashlib.sha256(canonical_json({"task": task, "split_seed": split_seed, "salt": salt})).hexdigest()
+def commitment_hash(task: str, split_seed: int, salt: str, noise_seed: int | None = None) -> str:
+    """What the commitment publishes for one task's split seed (and an image task's noise seed): SHA-256
+    over the task's name, the seeds and a random salt (the salt keeps a small seed space from being
+    searched). Without a noise seed (other types; records from before image tasks had their own) the
+    hash is over the name, the split seed and the salt alone."""
+    opened: dict[str, Any] = {"task": task, "split_seed": split_seed, "salt": salt}
+    if noise_seed is not None:
+        opened["noise_seed"] = noise_seed
+    return hashlib.sha256(canonical_json(opened)).hexdigest()

@@ -372,7 +372,7 @@ def _check_reveal(view: RecordView) -> CheckResult:
                 if name in played:  # a task drawn but never played keeps its seed secret (and stays usable)
                     check.fail(reveal.label, f"does not reveal the split seed of committed task {name!r}, which was played")
                 continue
-            found = commitment_hash(name, opened["split_seed"], opened["salt"])
+            found = commitment_hash(name, opened["split_seed"], opened["salt"], opened.get("noise_seed"))
             if found != task["split_seed_commitment"]:
                 check.fail(reveal.label, f"task {name!r}: the revealed seed and salt hash to {short_digest(found)}, "
                            f"the commitment says {short_digest(task['split_seed_commitment'])}")

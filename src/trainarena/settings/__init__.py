@@ -256,7 +256,10 @@ class ImageRules(Section):
     eval_strength: float = Field(0.5, gt=0.0, le=1.0, description="img2img denoise strength: how much noise is added to each hidden image before the model restores it.")
     eval_steps: int = Field(10, ge=1, description="Scheduler steps of the full schedule; strength x steps of them are run.")
     eval_seeds: int = Field(2, ge=1, description="Noise seeds per hidden image (Gradients uses 10; 2 keeps CPU scoring short).")
-    eval_master_seed: int = Field(42, description="Master seed the per-image noise seeds are derived from.")
+    eval_master_seed: int = Field(
+        42, description="Master seed the per-image noise seeds of a task file used outside pools are derived from; "
+        "a stored task's is its own, from the operator's secret (tasks/secret_split.py, docs/rules.md)."
+    )
     eval_guidance_scale: float = Field(1.0, ge=1.0, description="Classifier-free guidance; 1.0 = none (one UNet pass per step).")
     eval_batch_size: int = Field(32, ge=1, description="Images denoised at once during scoring.")
     text_weight: float = Field(0.25, ge=0.0, le=1.0, description="Weight of the loss with each image's caption as prompt.")

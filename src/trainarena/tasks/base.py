@@ -33,6 +33,11 @@ class TaskDefinition:
     # A stored task's key to its secret split seed (tasks/secret_split.py); None: the public
     # DataRules.split_seed of an ad-hoc task file. Never given to the script.
     split_key: str | None = None
+    # An image task with a split key scored with the public ImageRules.eval_master_seed instead of its
+    # secret noise seed (tasks/secret_split.py), as image runs were before noise seeds were per task: set
+    # only by an audit replaying such a record. How a run is scored, not what the task is: never stored
+    # with the definition (runs.definition_json) nor given to the script.
+    public_noise: bool = False
 
 
 @dataclass(frozen=True)

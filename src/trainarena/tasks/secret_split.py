@@ -6,9 +6,14 @@ training on exactly those rows. A stored task's split seed is ``HMAC-SHA256(secr
 split key (``TaskDefinition.split_key``) is public and stored with the task, the operator's secret is
 not, so without the secret the seed cannot be derived, and two operators split the same data apart.
 
+Likewise an image task's evaluation noise: with the public ``ImageRules.eval_master_seed`` every image
+of every task is noised with the same tensors, which a LoRA could learn. A stored task's noise master
+seed is ``HMAC-SHA256(secret, "trainarena-noise:" + split key)``: per task, secret until revealed with
+the split seed, and independent of the split seed (knowing one does not give the other).
+
 What it does not protect against: a leaked secret (or key file), or an operator who publishes the
 hidden split. Ad-hoc task files (``trainarena run``, ``task check``, the demo) have no split key and
-keep the public seed: their split is public by design.
+keep the public seeds (split and noise): their split is public by design.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from trainarena.settings import Settings
 from trainarena.tasks.base import TaskDefinition
 
 SECRET_BYTES = 32
+NOISE_LABEL = "trainarena-noise:"  # keeps a task's noise seed apart from its split seed (same secret, same key)
 
 
 def operator_secret(settings: Settings) -> bytes:
@@ -54,6 +60,27 @@ def split_seed(secret: bytes, split_key: str) -> int:
     """The split seed of a task with this split key under this secret (63 bits of the HMAC)."""
     digest = hmac.new(secret, split_key.encode(), hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "big") & 0x7FFFFFFFFFFFFFFF
+
+
+def noise_seed(secret: bytes, split_key: str) -> int:
+    """The image evaluator's noise master seed of a task with this split key under this secret (63 bits
+    of an HMAC under its own label, so it says nothing of the split seed)."""
+    digest = hmac.new(secret, f"{NOISE_LABEL}{split_key}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") & 0x7FFFFFFFFFFFFFFF
+
+
+def noise_source(task: TaskDefinition) -> str:
+    """Where an image task's noise master seed comes from: ``secret``, its own noise seed (a stored task,
+    with a split key); ``public``, ``ImageRules.eval_master_seed`` (an ad-hoc task, or a stored one
+    whose record was scored so: ``TaskDefinition.public_noise``)."""
+    return "public" if task.split_key is None or task.public_noise else "secret"
+
+
+def noise_master_seed(task: TaskDefinition, settings: Settings) -> int:
+    """The master seed an image task's evaluation noise comes from (:func:`noise_source`)."""
+    if task.split_key is None or noise_source(task) == "public":
+        return settings.image.eval_master_seed
+    return noise_seed(operator_secret(settings), task.split_key)
 
 
 def split_settings(task: TaskDefinition, settings: Settings) -> Settings:

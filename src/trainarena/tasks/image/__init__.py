@@ -9,6 +9,7 @@ kind, the base model's type (sd | sdxl | flux) and the scoring constants; they l
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from trainarena.contract import Direction, TaskType
@@ -24,6 +25,7 @@ from trainarena.tasks.image.data import (
 )
 from trainarena.tasks.image.pipelines import check_base_model
 from trainarena.tasks.image.spec import ImageDatasetSpec
+from trainarena.tasks.secret_split import noise_master_seed, noise_source
 
 TRAIN_FILE = "train.zip"
 SPEC_FILE = "dataset_spec.json"
@@ -58,14 +60,18 @@ class ImageTask:
     def evaluate(self, task: TaskDefinition, prepared: PreparedTask, artifact_dir: Path, settings: Settings) -> Evaluation:
         from trainarena.tasks.child_evaluation import evaluate_in_child
 
+        rules = {**settings.image.model_dump(mode="json"), "eval_master_seed": noise_master_seed(task, settings)}
         request = {
             "hidden_file": str(prepared.hidden_file),
             "artifact_dir": str(artifact_dir),
             "base_model": task.base_model,
             "model_type": task.dataset["model_type"],
-            "image_rules": settings.image.model_dump(mode="json"),
+            "image_rules": rules,
         }
-        return evaluate_in_child(self.task_type, self.direction, request, settings.data)
+        evaluation = evaluate_in_child(self.task_type, self.direction, request, settings.data)
+        # Which master seed the noise came from (never the seed itself: a stored task's is revealed with
+        # its split seed): what an audit needs to score the run again the same way.
+        return replace(evaluation, details={**evaluation.details, "noise_seed": noise_source(task)})
 
 
 def script_dataset_spec(spec: ImageDatasetSpec, settings: Settings, train_images: int) -> dict:

@@ -1,13 +1,14 @@
 """Scoring an image artifact (LoRA weights) by img2img reconstruction of the hidden images, as Gradients
 does. Runs inside the evaluation child process (``trainarena.tasks.evaluate_worker``).
 
-For each hidden image and each of ``eval_seeds`` noise seeds (derived from ``eval_master_seed``), the
-base pipeline with the LoRA loaded noises the image to ``eval_strength`` and denoises it over the
-scheduler's ``eval_steps``; the loss is the pixel mean squared error (RGB in [0, 1]) between the result
-and the original. Once with the image's caption as the prompt, once with an empty prompt; score =
-``text_weight`` x mean(with caption) + ``no_text_weight`` x mean(without). ``per_example`` holds each
-image's share, in hidden-file order: its weighted loss / images, whose sum is the score
-(``engine.scores``).
+For each hidden image and each of ``eval_seeds`` noise seeds (derived from the request's
+``eval_master_seed``: a stored task's own secret seed, else the public ``ImageRules.eval_master_seed``;
+``tasks.secret_split.noise_master_seed``), the base pipeline with the LoRA loaded noises the image to
+``eval_strength`` and denoises it over the scheduler's ``eval_steps``; the loss is the pixel mean
+squared error (RGB in [0, 1]) between the result and the original. Once with the image's caption as
+the prompt, once with an empty prompt; score = ``text_weight`` x mean(with caption) +
+``no_text_weight`` x mean(without). ``per_example`` holds each image's share, in hidden-file order: its
+weighted loss / images, whose sum is the score (``engine.scores``).
 
 Strength: ``eval_strength`` 0.5 separates training methods best on the tiny pipeline (measured, house /
 diffusers-defaults LoRA at 40 s budgets, style and person: 0.90 / 0.94 at 0.5, 0.93 / 0.95 at 0.75, and
@@ -68,7 +69,7 @@ def run_evaluation(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def noise_seeds(master_seed: int, count: int) -> list[int]:
-    """The per-image noise seeds, the same for every image and every artifact."""
+    """The per-image noise seeds, the same for every image and every artifact of one task."""
     rng = random.Random(master_seed)
     return [rng.randrange(2**31) for _ in range(count)]
 
