@@ -391,6 +391,18 @@ def test_a_job_cancelled_while_its_worker_was_dead_ends_cancelled_not_queued(set
     assert job_row(store, job_id).status == JobStatus.CANCELLED and kinds(store, job_id)[-1] == "cancelled"
 
 
+def test_a_worker_late_with_its_beat_does_not_requeue_its_own_run(settings: Settings, store: Store) -> None:
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    with store.transaction() as session:
+        assert claim_next(session, "slow-loop") == job_id
+        session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=datetime.now(UTC) - timedelta(hours=1)))
+    with store.transaction() as session:  # the worker itself, alive: it beats for its run next
+        assert requeue_stale(session, settings.jobs, running_here=[job_id]) == []
+    with store.transaction() as session:  # any other worker: it died
+        assert requeue_stale(session, settings.jobs, running_here=["job-of-its-own"]) == [job_id]
+
+
 def test_a_queued_job_flagged_cancelled_is_never_claimed(settings: Settings, store: Store) -> None:
     """The flag came while the job ran and its requeue committed after the cancel looked at it: it
     sits queued with the flag, and the next claim ends it instead of running it."""

@@ -112,12 +112,16 @@ def requeue(session: Session, job_id: str, worker_id: str | None, reason: str, m
     return True
 
 
-def requeue_stale(session: Session, rules: JobRules) -> list[str]:
+def requeue_stale(session: Session, rules: JobRules, running_here: list[str] | None = None) -> list[str]:
     """Queue again every running job whose worker has not beaten for ``stale_seconds`` (it died), by
-    the database's clock."""
+    the database's clock; but ``running_here``, the asking worker's own runs: it is alive, and beats
+    for them next (a loop stalled past ``stale_seconds`` would otherwise throw away its own tries)."""
     stale_seconds = rules.stale_seconds
     cutoff = database_now(session) - timedelta(seconds=stale_seconds)
-    stale = session.scalars(select(Job).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < cutoff))
+    condition = [Job.status == JobStatus.RUNNING, Job.heartbeat_at < cutoff]
+    if running_here:
+        condition.append(Job.id.not_in(running_here))
+    stale = session.scalars(select(Job).where(*condition))
     requeued = []
     for job in list(stale):
         reason = f"its worker ({job.worker_id}) stopped beating for over {stale_seconds:g} s"

@@ -95,7 +95,7 @@ class JobWorker:
         """One round: requeue the dead workers' jobs, beat and pass on cancellations, claim."""
         assert self._store is not None
         with self._store.transaction() as session:
-            requeue_stale(session, self._settings.jobs)
+            requeue_stale(session, self._settings.jobs, running_here=self.running())
         self._beat()
         while len(self.running()) < self._settings.jobs.concurrency and not self._stopping.is_set():
             with self._store.transaction() as session:
