@@ -120,7 +120,8 @@ class JobWorker:
         with self._lock:
             for job_id in set(ids) - mine:
                 if job_id in self._running:
-                    log.warning("job worker %s: job %s is no longer its own; its run is stopped", self.worker_id, job_id)
+                    log.warning("job worker %s: job %s is no longer its running job (queued again after late heartbeats, "
+                                "or just ended); its run, if still going, is killed", self.worker_id, job_id)  # fmt: skip
                     self._running[job_id][1].lose()
             for job_id in cancelled & mine:
                 if job_id in self._running:
