@@ -92,6 +92,21 @@ def test_device_pool_never_shares_a_gpu_and_waits_for_release() -> None:
         DevicePool([0, 1, 2]).acquire(4)
 
 
+def test_a_run_stopped_while_waiting_for_gpus_takes_none() -> None:
+    pool, stop = DevicePool([0, 1]), threading.Event()
+    held = pool.acquire(2)
+    got: list[tuple[int, ...] | None] = []
+    waiter = threading.Thread(target=lambda: got.append(pool.acquire(1, stop=stop)))
+    waiter.start()
+    time.sleep(0.2)
+    assert got == []  # waiting for a GPU
+    stop.set()  # a cancelled job, a drive that lost its lease: it gives up at once, not when GPUs free
+    waiter.join(timeout=5)
+    assert got == [None]
+    pool.release(held)
+    assert pool.acquire(2) == (0, 1)  # it took nothing
+
+
 def test_the_default_data_dir_reaches_the_evaluator_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, assets) -> None:
     """As `trainarena demo` runs from a checkout: no TRAINARENA_* variable, the default `.trainarena`
     of the working directory. The evaluation child runs in a folder of its own, so a relative base

@@ -30,6 +30,7 @@ from typing import Any
 
 from trainarena.contract import RunSpec, RunStatus
 from trainarena.execution import Backend, DevicePool, SandboxJob, gpus_for, validate_artifact
+from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
 from trainarena.runs import CompetitorInfo, PendingEvaluation, RunReport, RunRequest, definition_digest, record_timings
 from trainarena.settings import Settings
 from trainarena.submissions import RegistrationError, checkout_path, register
@@ -237,7 +238,11 @@ class SandboxedExecutor:
         except DatasetError as error:
             # The task, not the competitor, is broken: every competitor fails it alike, with the reason.
             return _timed(RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"task: {error}"), run_dir, timings)
-        devices = self._devices.acquire(gpus_for(parameter_count(model), task.task_type, self._settings.resources))
+        needed = gpus_for(parameter_count(model), task.task_type, self._settings.resources)
+        devices = self._devices.acquire(needed, stop=current_stop_event())
+        if devices is None:  # stopped (a cancelled job, a lost lease) while other runs held the GPUs
+            reason = f"{STOPPED_REASON}: it was still waiting for {needed} GPU(s), and never started"
+            return _timed(RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason), run_dir, timings)
         try:
             job = self._stage(competitor, task, prepared, model, devices, run_dir, run_name)
             timings["prepare"] = clock.lap()

@@ -1,23 +1,26 @@
 """The job worker with a fake executor (no training): a job's life cycle and events, the script it
 runs (the champion's, else the house script), cancellation, two workers on one store (SQLite and
-PostgreSQL) running each job once, and jobs surviving a worker that stops or is killed."""
+PostgreSQL) running each job once, jobs surviving a worker that stops or is killed, a worker that
+lost its job stopping its run, and no ended job leaving its run running."""
 
 from __future__ import annotations
 
+import errno
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from job_support import FakeExecutor, customer, fast_settings, queued_job, uploaded, wait_for
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from trainarena.contract import RunStatus
 from trainarena.jobs import JobWorker, cancel_job
+from trainarena.jobs.queue import beat, claim_next, requeue_stale
 from trainarena.runs import CompetitorInfo, RunInterrupted, RunReport
 from trainarena.settings import Settings
 from trainarena.store import Store, add_competitor, open_store
@@ -319,3 +322,159 @@ def test_a_job_that_keeps_losing_its_worker_fails_after_its_last_try(tmp_path: P
         job = job_row(store, job_id)
         assert job.status == JobStatus.FAILED and "on each of its 2 tries; not tried again" in job.failure_reason
         assert life_cycle(store, job_id) == ["queued", "started", "queued", "started", "failed"]
+
+
+def run_of(store: Store, job_id: str) -> tuple[str, list[str], str | None]:
+    """The job's run: its status, its attempts' statuses and its failure reason."""
+    with store.session() as session:
+        run = session.get_one(Run, session.get_one(Job, job_id).run_id)
+        return run.status, [a.status for a in run.attempt_records], run.failure_reason
+
+
+def test_a_job_failed_after_its_last_try_fails_its_run_too(tmp_path: Path) -> None:
+    settings = fast_settings(tmp_path / "data", max_attempts=1)
+    with open_store(settings) as store:
+        owner = customer(store)
+        job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+        worker = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()))
+        worker.start()
+        wait_for(lambda: job_row(store, job_id).status == JobStatus.RUNNING and job_row(store, job_id).run_id)
+        worker.stop()  # its one try ends without a report: the job fails, and so does its run
+        assert job_row(store, job_id).status == JobStatus.FAILED
+        status, attempts, reason = run_of(store, job_id)
+        assert (status, attempts) == (RunStatus.FAILED.value, [AttemptStatus.INTERRUPTED])
+        assert "on each of its 1 tries; not tried again" in reason
+
+
+def test_a_job_whose_end_cannot_be_recorded_fails_with_its_run(settings: Settings, store: Store, worker_of, monkeypatch) -> None:  # noqa: ANN001
+    from trainarena.registry import layout
+
+    def disk_full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(layout.shutil, "copytree", disk_full)  # registering the model fails: _finish rolls back
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    worker_of(FakeExecutor())
+    wait_for(lambda: finished(store, job_id))
+    assert job_row(store, job_id).status == JobStatus.FAILED and "No space left" in job_row(store, job_id).failure_reason
+    status, attempts, reason = run_of(store, job_id)
+    assert (status, attempts) == (RunStatus.FAILED.value, [AttemptStatus.INTERRUPTED]) and "No space left" in reason
+
+
+def test_a_job_queued_again_then_cancelled_closes_its_run(settings: Settings, store: Store) -> None:
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    worker = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()))
+    worker.start()
+    wait_for(lambda: job_row(store, job_id).status == JobStatus.RUNNING and job_row(store, job_id).run_id)
+    worker.stop()  # queued again, its run waiting for a next try
+    assert run_of(store, job_id)[:2] == (RunStatus.PENDING.value, [AttemptStatus.INTERRUPTED])
+    with store.transaction() as session:
+        assert cancel_job(session, job_id, owner).status == JobStatus.CANCELLED
+    assert run_of(store, job_id)[:2] == (RunStatus.FAILED.value, [AttemptStatus.INTERRUPTED])
+    assert kinds(store, job_id)[-1] == "cancelled"
+
+
+def test_a_job_cancelled_while_its_worker_was_dead_ends_cancelled_not_queued(settings: Settings, store: Store) -> None:
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    with store.transaction() as session:
+        assert claim_next(session, "dead-worker") == job_id
+    with store.transaction() as session:
+        cancel_job(session, job_id, owner)  # flagged; nobody is alive to pass it on
+        session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=datetime.now(UTC) - timedelta(hours=1)))
+    with store.transaction() as session:
+        assert requeue_stale(session, settings.jobs) == [job_id]
+    with store.transaction() as session:
+        assert claim_next(session, "next-worker") is None
+    assert job_row(store, job_id).status == JobStatus.CANCELLED and kinds(store, job_id)[-1] == "cancelled"
+
+
+def test_a_worker_late_with_its_beat_does_not_requeue_its_own_run(settings: Settings, store: Store) -> None:
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    with store.transaction() as session:
+        assert claim_next(session, "slow-loop") == job_id
+        session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=datetime.now(UTC) - timedelta(hours=1)))
+    with store.transaction() as session:  # the worker itself, alive: it beats for its run next
+        assert requeue_stale(session, settings.jobs, running_here=[job_id]) == []
+    with store.transaction() as session:  # any other worker: it died
+        assert requeue_stale(session, settings.jobs, running_here=["job-of-its-own"]) == [job_id]
+
+
+def test_a_queued_job_flagged_cancelled_is_never_claimed(settings: Settings, store: Store) -> None:
+    """The flag came while the job ran and its requeue committed after the cancel looked at it: it
+    sits queued with the flag, and the next claim ends it instead of running it."""
+    owner = customer(store)
+    flagged = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    other = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    with store.transaction() as session:
+        session.execute(update(Job).where(Job.id == flagged).values(cancel_requested=True))
+    with store.transaction() as session:
+        assert claim_next(session, "w") == other
+    assert job_row(store, flagged).status == JobStatus.CANCELLED and kinds(store, flagged) == ["queued", "cancelled"]
+
+
+def test_a_worker_whose_job_was_taken_kills_its_run_at_once(tmp_path: Path) -> None:
+    slow = fast_settings(tmp_path / "data")
+    quick = fast_settings(tmp_path / "data", stale_seconds=0.5)
+    with open_store(slow) as store:
+        owner = customer(store)
+        job_id = queued_job(slow, store, owner, uploaded(slow, store, owner))
+        first_release, second_executor = threading.Event(), FakeExecutor(release=threading.Event())
+        first = JobWorker(slow, store=store, executor=FakeExecutor(release=first_release), worker_id="first")
+        real_beat = first._beat
+
+        def stalled_beat() -> None:  # a store write that stalls until another worker has taken the job
+            if first.running():
+                second_executor.started.wait(20)
+            real_beat()
+
+        first._beat = stalled_beat  # type: ignore[method-assign]
+        first.start()
+        wait_for(lambda: job_row(store, job_id).status == JobStatus.RUNNING)
+        second = JobWorker(quick, store=store, executor=second_executor, worker_id="second")
+        second.start()
+        try:
+            wait_for(second_executor.started.is_set, what="the second worker to start the job")
+            stop = first._running[job_id][1]
+            wait_for(stop.event.is_set, timeout=5, what="the first worker to stop its run")
+            assert stop.event.at_once() and not stop.cancelled  # killed at once: nothing of it is kept
+            first_release.set()
+            wait_for(lambda: first.running() == [], what="the first worker's run to end")
+            second_executor.release.set()  # type: ignore[union-attr]
+            wait_for(lambda: finished(store, job_id), what="the second worker to finish the job")
+        finally:
+            first_release.set()
+            second_executor.release.set()  # type: ignore[union-attr]
+            second.stop()
+            first.stop()
+        job = job_row(store, job_id)
+        assert (job.status, job.worker_id) == (JobStatus.SUCCEEDED, None)
+        assert run_of(store, job_id)[:2] == (RunStatus.SUCCEEDED.value, [AttemptStatus.INTERRUPTED, RunStatus.SUCCEEDED.value])
+
+
+def test_heartbeats_and_staleness_follow_the_database_clock(tmp_path: Path, shared_url: str, monkeypatch) -> None:  # noqa: ANN001
+    """A worker whose host clock runs an hour ahead neither takes the jobs of live workers nor has its
+    own taken: beats and the cutoff are the database's times."""
+    from trainarena.jobs import queue
+
+    settings = fast_settings(tmp_path / "data", shared_url)
+    ahead = lambda: datetime.now(UTC) + timedelta(hours=1)  # noqa: E731
+    with open_store(settings) as store:
+        owner = customer(store)
+        file_id = uploaded(settings, store, owner)
+        jobs = [queued_job(settings, store, owner, file_id, seed=i) for i in range(2)]
+        with store.transaction() as session:
+            assert claim_next(session, "on-time") == jobs[0]
+        monkeypatch.setattr(queue, "utcnow", ahead)
+        with store.transaction() as session:
+            assert claim_next(session, "ahead") == jobs[1]
+            assert beat(session, "ahead", jobs) == {jobs[1]}  # only its own
+            assert requeue_stale(session, settings.jobs) == []  # the on-time worker's beat is fresh
+        monkeypatch.undo()
+        with store.transaction() as session:
+            assert requeue_stale(session, settings.jobs) == []  # and so is the one of the worker ahead
+            beats = dict(session.execute(select(Job.id, Job.heartbeat_at).where(Job.id.in_(jobs))).all())
+    assert all(abs(beats[job_id] - datetime.now(UTC)) < timedelta(minutes=1) for job_id in jobs), beats

@@ -81,6 +81,9 @@ def api_command(host: HostOption = None, port: PortOption = None) -> None:
         serve_api(settings, host, port, services=(BackgroundDrivers(settings, None, unavailable=reason),))
         return
     try:
+        # Stopped in reverse: the jobs first. A job waiting at the gate then gives up at once (queued
+        # again), where stopping the drivers first (they let their runs under way finish) would let it
+        # start its run as theirs ended, only to be stopped.
         serve_api(settings, host, port, services=(BackgroundDrivers(settings, tournaments), jobs))
     finally:
         tournaments.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 from trainarena.contract import TaskType
+from trainarena.execution.supervise import wait_unless_stopped
 from trainarena.settings import ResourceRules
 
 
@@ -50,8 +51,9 @@ def assign_devices(available: list[int], n: int) -> tuple[int, ...]:
 class DevicePool:
     """GPUs shared by runs played at once: a run takes the devices it needs and gives them back.
 
-    ``acquire`` blocks until enough devices are free, so two concurrent runs never share a GPU. On a
-    machine without GPUs every acquisition is the empty tuple (the run goes on the CPU).
+    ``acquire`` blocks until enough devices are free, so two concurrent runs never share a GPU, or
+    until the run's ``stop`` is set (None then: the run is not started). On a machine without GPUs
+    every acquisition is the empty tuple (the run goes on the CPU).
     """
 
     def __init__(self, devices: list[int]) -> None:
@@ -63,13 +65,14 @@ class DevicePool:
     def has_gpus(self) -> bool:
         return self._total > 0
 
-    def acquire(self, n: int) -> tuple[int, ...]:
+    def acquire(self, n: int, stop: threading.Event | None = None) -> tuple[int, ...] | None:
         if not self._total:
             return ()
         if n > self._total:
             raise ValueError(f"{n} GPUs needed but this machine has only {self._total}")
         with self._changed:
-            self._changed.wait_for(lambda: len(self._free) >= n)
+            if not wait_unless_stopped(self._changed, lambda: len(self._free) >= n, stop):
+                return None
             taken = assign_devices(self._free, n)
             self._free = [d for d in self._free if d not in taken]
             return taken

@@ -15,7 +15,9 @@ Stopping on request: a caller that may need to end a run early (a customer cance
 wraps the blocking ``backend.run`` in :func:`stop_when` with an event; setting the event from another
 thread ends the run as a deadline would (SIGTERM, grace, SIGKILL) and reports it FAILED with
 :data:`STOPPED_REASON`. The event travels in a context variable, so no backend or executor signature
-changes: the run is supervised in the thread that called ``backend.run``.
+changes: the run is supervised in the thread that called ``backend.run``. A run still waiting for its
+devices (``DevicePool``, the jobs' device gate) gives up the wait when the event is set, and is not
+started (:func:`wait_unless_stopped`).
 """
 
 from __future__ import annotations
@@ -89,6 +91,18 @@ def current_stop_event() -> threading.Event | None:
     """The event of the innermost ``stop_when`` block this thread is in, if any (an executor that runs
     elsewhere, on a Ray node, passes it on)."""
     return _stop_event.get()
+
+
+def wait_unless_stopped(changed: threading.Condition, ready: Callable[[], bool], stop: threading.Event | None) -> bool:
+    """``changed.wait_for(ready)`` (the caller holds ``changed``) for a run not yet started (waiting
+    for its devices), given up once ``stop`` is set: whether ``ready``. Setting an event does not notify
+    the condition, so with a stop the wait wakes every ``_STOP_CHECK_SECONDS`` to look; a stop set by
+    then wins over devices come free (a run asked to stop is not started)."""
+    while stop is None or not stop.is_set():
+        if ready():
+            return True
+        changed.wait(None if stop is None else _STOP_CHECK_SECONDS)
+    return False
 
 
 class Terminator(Protocol):

@@ -16,24 +16,34 @@ tournament run is in flight or waiting). Runs of one side share the CPU as befor
 :class:`GatedBackend` puts any execution backend behind the gate, so neither the pipeline nor the
 orchestrator changes: the job worker wraps its backend on the ``job`` side; ``serve`` wraps the
 tournaments' backend on the ``tournament`` side with the same gate (``make_backend`` then
-``GatedBackend(backend, gate, TOURNAMENT)``). What the gate does not cover: the scoring of an artifact,
-which runs after the sandboxed run has left the gate.
+``GatedBackend(backend, gate, TOURNAMENT)``). A run waiting at the gate stops waiting when the stop
+around it is set (``execution.supervise.stop_when``: a cancelled job, a stopping worker, a drive that
+lost its lease) and reports itself stopped without starting, so neither a cancel nor a worker's stop
+waits out the other side's run. What the gate does not cover: the scoring of an artifact, which runs
+after the sandboxed run has left the gate.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from trainarena.contract import RunStatus
 from trainarena.execution import Backend, SandboxJob
 from trainarena.execution.base import RunResult
+from trainarena.execution.supervise import STOPPED_REASON, current_stop_event, wait_unless_stopped
 
 TOURNAMENT, JOB = "tournament", "job"
 SIDES = (TOURNAMENT, JOB)
 CPU = -1  # the device key of a run given no GPU
 FIRST_SIDE = {"tournaments_first": TOURNAMENT, "jobs_first": JOB}
+
+
+class StoppedAtGate(Exception):
+    """A run's stop was set while it waited at the gate: it never entered."""
 
 
 class DeviceGate:
@@ -48,18 +58,21 @@ class DeviceGate:
         self._changed = threading.Condition()
 
     @contextmanager
-    def hold(self, side: str, devices: tuple[int, ...]) -> Iterator[None]:
-        """Block until ``side`` may use ``devices`` (() = the CPU), hold them for the block."""
+    def hold(self, side: str, devices: tuple[int, ...], stop: threading.Event | None = None) -> Iterator[None]:
+        """Block until ``side`` may use ``devices`` (() = the CPU), hold them for the block. Raises
+        :class:`StoppedAtGate` instead when ``stop`` is set first."""
         if side not in SIDES:
             raise ValueError(f"side {side!r} is not one of {SIDES}")
         keys = devices or (CPU,)
         with self._changed:
             self._waiting[side].update(keys)
             try:
-                self._changed.wait_for(lambda: self._may_enter(side, keys))
+                entered = wait_unless_stopped(self._changed, lambda: self._may_enter(side, keys), stop)
             finally:
                 self._waiting[side].subtract(keys)
                 self._changed.notify_all()  # a side that waited behind this one re-checks
+            if not entered:
+                raise StoppedAtGate(f"{STOPPED_REASON}: it was still waiting at the device gate ({side} side), and never started")
             self._holding[side].update(keys)
         try:
             yield
@@ -91,8 +104,18 @@ class GatedBackend:
         self.name = inner.name
 
     def run(self, job: SandboxJob) -> RunResult:
-        with self._gate.hold(self._side, job.spec.devices):
-            return self._inner.run(job)
+        """The inner backend's run once the gate lets it in; FAILED, not started, when the stop around
+        this call (``stop_when``) is set while it waits, with empty logs as a run that never began."""
+        try:
+            with self._gate.hold(self._side, job.spec.devices, current_stop_event()):
+                return self._inner.run(job)
+        except StoppedAtGate as stopped:
+            now = time.time()
+            job.log_dir.mkdir(parents=True, exist_ok=True)
+            stdout, stderr = job.log_dir / "stdout.log", job.log_dir / "stderr.log"
+            stdout.write_text("")
+            stderr.write_text(f"{stopped}\n")
+            return RunResult(RunStatus.FAILED, None, now, now, stdout, stderr, failure_reason=str(stopped))
 
     def close(self) -> None:
         self._inner.close()

@@ -3,7 +3,9 @@ ones, noticing cancellations, and queueing again the jobs of a worker that stopp
 
 Every transition is one conditional UPDATE (``WHERE status = ...``) whose row count says who won, so
 two workers on one store (SQLite or PostgreSQL, in one process or several) never both run a job,
-and a cancellation racing a claim has one outcome.
+and a cancellation racing a claim has one outcome. Heartbeats and the staleness cutoff are read from
+the database's clock (``database_now``), so workers on hosts whose clocks disagree still agree on
+which worker stopped beating; the times people read (started, finished) are the worker's.
 """
 
 from __future__ import annotations
@@ -13,33 +15,52 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from trainarena.jobs.records import EventKind, add_event
+from trainarena.contract import RunStatus
+from trainarena.jobs.records import EventKind, add_event, close_run, interrupt_running_attempts
 from trainarena.settings import JobRules
-from trainarena.store.models import AttemptStatus, Job, JobStatus, Run, utcnow
+from trainarena.store.models import Job, JobStatus, Run, database_now, utcnow
 
 # Queued jobs looked at per claim: a few, in case other workers take the first ones meanwhile.
 _CLAIM_CANDIDATES = 8
 
 
 def claim_next(session: Session, worker_id: str) -> str | None:
-    """Make the oldest queued job this worker's running job; its id, or None when none is queued."""
-    now = utcnow()
-    candidates = session.scalars(select(Job.id).where(Job.status == JobStatus.QUEUED)
+    """Make the oldest queued job this worker's running job; its id, or None when none is queued. A
+    queued job whose cancellation was asked for (it raced the requeue of its try) is never claimed: it
+    ends cancelled here."""
+    beat_at, now = database_now(session), utcnow()
+    candidates = session.execute(select(Job.id, Job.cancel_requested).where(Job.status == JobStatus.QUEUED)
                                  .order_by(Job.created_at, Job.id).limit(_CLAIM_CANDIDATES))  # fmt: skip
-    for job_id in list(candidates):
-        claimed = session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-                                  .values(status=JobStatus.RUNNING, worker_id=worker_id, heartbeat_at=now,
+    for job_id, cancel_requested in list(candidates):
+        if cancel_requested:
+            _end_cancelled_in_queue(session, job_id)
+            continue
+        claimed = session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED,
+                                                    Job.cancel_requested.is_(False))
+                                  .values(status=JobStatus.RUNNING, worker_id=worker_id, heartbeat_at=beat_at,
                                           started_at=now))  # fmt: skip
         if claimed.rowcount == 1:
             return job_id
     return None
 
 
-def beat(session: Session, worker_id: str, job_ids: list[str]) -> None:
-    """Mark this worker's running jobs alive."""
-    if job_ids:
-        session.execute(update(Job).where(Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
-                        .values(heartbeat_at=utcnow()))  # fmt: skip
+def _end_cancelled_in_queue(session: Session, job_id: str) -> None:
+    ended = session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+                            .values(status=JobStatus.CANCELLED, finished_at=utcnow()))  # fmt: skip
+    if ended.rowcount == 1:
+        close_run(session, session.get_one(Job, job_id), "the job was cancelled before it was tried again")
+        add_event(session, job_id, EventKind.CANCELLED, "cancelled before it was tried again")
+
+
+def beat(session: Session, worker_id: str, job_ids: list[str]) -> set[str]:
+    """Mark this worker's running jobs alive; the ids among ``job_ids`` still its own. One missing was
+    queued again after missed heartbeats (and may run under another worker now) or ended meanwhile:
+    its run must stop, and nothing of it be recorded."""
+    if not job_ids:
+        return set()
+    mine = (Job.id.in_(job_ids), Job.worker_id == worker_id, Job.status == JobStatus.RUNNING)
+    session.execute(update(Job).where(*mine).values(heartbeat_at=database_now(session)))
+    return set(session.scalars(select(Job.id).where(*mine)))
 
 
 def cancellations(session: Session, job_ids: list[str]) -> set[str]:
@@ -59,8 +80,9 @@ def requeue(session: Session, job_id: str, worker_id: str | None, reason: str, m
             stale_before: datetime | None = None) -> bool:  # fmt: skip
     """Queue a running job again (a new attempt next time), if it is still running under
     ``worker_id`` (any worker when None) and, with ``stale_before``, its heartbeat is older than that.
-    Its run's running attempt is marked interrupted. After ``max_attempts`` tries the job fails
-    instead. True when this call took the job from its worker."""
+    Its run's running attempt is marked interrupted. A job whose cancellation was asked for ends
+    cancelled instead, and after ``max_attempts`` tries the job fails instead; either way its run is
+    closed (``close_run``). True when this call took the job from its worker."""
     condition = [Job.id == job_id, Job.status == JobStatus.RUNNING]
     if worker_id is not None:
         condition.append(Job.worker_id == worker_id)
@@ -71,27 +93,35 @@ def requeue(session: Session, job_id: str, worker_id: str | None, reason: str, m
         return False
     job = session.get_one(Job, job_id)
     session.refresh(job)
-    tries = 0
-    if job.run_id is not None:
-        run = session.get_one(Run, job.run_id)
-        tries = run.attempts
-        for attempt in run.attempt_records:
-            if attempt.status == AttemptStatus.RUNNING:
-                attempt.status, attempt.finished_at, attempt.failure_reason = AttemptStatus.INTERRUPTED, utcnow(), reason
-    if tries >= max_attempts:
+    run = None if job.run_id is None else session.get_one(Run, job.run_id)
+    tries = 0 if run is None else run.attempts
+    if run is not None:
+        interrupt_running_attempts(run, reason)
+        run.status = RunStatus.PENDING.value  # until its next attempt
+    if job.cancel_requested:  # asked while it ran; nobody stopped it (its worker died, or its node did)
+        job.status, job.finished_at = JobStatus.CANCELLED, utcnow()
+        close_run(session, job, f"the job was cancelled; its try ended without a report ({reason})")
+        add_event(session, job_id, EventKind.CANCELLED, f"cancelled (its try had ended: {reason})")
+    elif tries >= max_attempts:
         job.status, job.finished_at = JobStatus.FAILED, utcnow()
         job.failure_reason = f"{reason}, on each of its {tries} tries; not tried again"
+        close_run(session, job, job.failure_reason)
         add_event(session, job_id, EventKind.FAILED, f"failed: {job.failure_reason}")
     else:
         add_event(session, job_id, EventKind.QUEUED, f"queued again: {reason}")
     return True
 
 
-def requeue_stale(session: Session, rules: JobRules) -> list[str]:
-    """Queue again every running job whose worker has not beaten for ``stale_seconds`` (it died)."""
+def requeue_stale(session: Session, rules: JobRules, running_here: list[str] | None = None) -> list[str]:
+    """Queue again every running job whose worker has not beaten for ``stale_seconds`` (it died), by
+    the database's clock; but ``running_here``, the asking worker's own runs: it is alive, and beats
+    for them next (a loop stalled past ``stale_seconds`` would otherwise throw away its own tries)."""
     stale_seconds = rules.stale_seconds
-    cutoff = utcnow() - timedelta(seconds=stale_seconds)
-    stale = session.scalars(select(Job).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < cutoff))
+    cutoff = database_now(session) - timedelta(seconds=stale_seconds)
+    condition = [Job.status == JobStatus.RUNNING, Job.heartbeat_at < cutoff]
+    if running_here:
+        condition.append(Job.id.not_in(running_here))
+    stale = session.scalars(select(Job).where(*condition))
     requeued = []
     for job in list(stale):
         reason = f"its worker ({job.worker_id}) stopped beating for over {stale_seconds:g} s"

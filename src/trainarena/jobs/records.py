@@ -1,6 +1,6 @@
 """Jobs in the store: created after every field is checked, listed and read by their owner, cancelled,
-and their events (the SSE stream's source). The worker's side (claiming, heartbeats, requeueing) is
-in ``jobs.queue``."""
+their events (the SSE stream's source), and the closing of a job's run when the job ends without a
+report to store. The worker's side (claiming, heartbeats, requeueing) is in ``jobs.queue``."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from trainarena.contract import TaskType
+from trainarena.contract import RunStatus, TaskType
 from trainarena.jobs.errors import Conflict, InvalidInput, NotFound
 from trainarena.jobs.files import Page, get_file, owned_page, owned_row
 from trainarena.jobs.split import job_data_rules
 from trainarena.jobs.uploads import check_dataset, kind_of, parse_task_type
 from trainarena.settings import Settings
-from trainarena.store.models import Job, JobEvent, JobStatus, utcnow
+from trainarena.store.models import AttemptStatus, Job, JobEvent, JobStatus, Run, utcnow
 from trainarena.tasks import builtin_assets
 
 
@@ -120,7 +120,9 @@ def cancel_job(session: Session, job_id: str, owner: int | None) -> Job:
     cancelled = session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
                                 .values(status=JobStatus.CANCELLED, finished_at=now, cancel_requested=True))  # fmt: skip
     if cancelled.rowcount == 1:
-        add_event(session, job_id, EventKind.CANCELLED, "cancelled before it started")
+        tried = job.run_id is not None  # queued again after a try: its run ends with it
+        close_run(session, job, "the job was cancelled before it was tried again")
+        add_event(session, job_id, EventKind.CANCELLED, "cancelled before it was tried again" if tried else "cancelled before it started")
     else:
         session.refresh(job)
         if job.status in JobStatus.FINISHED:
@@ -130,6 +132,26 @@ def cancel_job(session: Session, job_id: str, owner: int | None) -> Job:
     session.flush()
     session.refresh(job)
     return job
+
+
+def interrupt_running_attempts(run: Run, reason: str) -> None:
+    """The run's running attempt ended with no report stored: recorded as interrupted, with ``reason``."""
+    for attempt in run.attempt_records:
+        if attempt.status == AttemptStatus.RUNNING:
+            attempt.status, attempt.finished_at, attempt.failure_reason = AttemptStatus.INTERRUPTED, utcnow(), reason
+
+
+def close_run(session: Session, job: Job, reason: str) -> None:
+    """The run of a job that ends without a report stored (failed after its last try, cancelled while
+    queued again or while its worker was gone, its end not recordable): a running attempt is
+    interrupted and a run not finished fails with ``reason``, as a tournament gives up a run, so no
+    ended job leaves its run ``running``. Nothing to do for a job never started or a stored report."""
+    if job.run_id is None:
+        return
+    run = session.get_one(Run, job.run_id)
+    interrupt_running_attempts(run, reason)
+    if not RunStatus(run.status).finished:
+        run.status, run.abandoned_reason = RunStatus.FAILED.value, reason
 
 
 def events_after(session: Session, job_id: str, after_id: int = 0) -> list[JobEvent]:

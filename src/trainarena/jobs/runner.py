@@ -12,7 +12,6 @@ script, and its ``started`` event names it.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,10 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from trainarena.contract import RunStatus, TaskType
-from trainarena.execution.supervise import stop_when
+from trainarena.execution.supervise import StopAtOnce, stop_when
 from trainarena.jobs.progress import ProgressReporter
 from trainarena.jobs.queue import requeue, still_mine
-from trainarena.jobs.records import EventKind, add_event
+from trainarena.jobs.records import EventKind, add_event, close_run
 from trainarena.jobs.split import JobPreparer
 from trainarena.orchestrator import store_report
 from trainarena.pipeline import unsupported_reason
@@ -50,12 +49,23 @@ class JobExecutor(Protocol):
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport: ...
 
 
+class _AttemptStop(StopAtOnce):
+    """Set to stop an attempt's run: with the grace any run gets, or at once when its job was lost."""
+
+    lost = False
+
+    def at_once(self) -> bool:
+        return self.lost and self.is_set()
+
+
 class StopRequest:
-    """How a running attempt is asked to stop: cancelled by its customer, or its worker stopping (the
-    job is then queued again)."""
+    """How a running attempt is asked to stop: cancelled by its customer, its worker stopping (the job
+    is then queued again), or its job lost to the queue (its worker missed its heartbeats: nothing of
+    this attempt is recorded, so its run is killed at once). A run waiting for its devices stops
+    waiting (``jobs.gate``, ``execution.DevicePool``)."""
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.event = _AttemptStop()
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -63,6 +73,10 @@ class StopRequest:
         self.event.set()
 
     def shutdown(self) -> None:
+        self.event.set()
+
+    def lose(self) -> None:
+        self.event.lost = True
         self.event.set()
 
 
@@ -244,10 +258,12 @@ class JobRunner:
                   model_id=model.id, score=score)  # fmt: skip
 
     def _end(self, session: Session, job_id: str, status: str, kind: str, message: str, **data: object) -> None:
+        """End the job; a run left without its report (``_fail`` after a rolled-back ``_finish``) is closed."""
         job = session.get_one(Job, job_id)
         job.status, job.finished_at, job.worker_id = status, utcnow(), None
         if status == JobStatus.FAILED:
             job.failure_reason = message.removeprefix("failed: ")
+        close_run(session, job, job.failure_reason or message)
         add_event(session, job_id, kind, message, **data)
 
 

@@ -1,11 +1,14 @@
 """The job worker: a service (``api.app.Service``: ``start()`` / ``stop()``) that runs queued jobs.
 
 One loop thread, every ``JobRules.poll_seconds``: queue again the jobs of workers that stopped beating
-(``stale_seconds``), beat for its own running jobs and pass on their cancellations, and claim queued
-jobs while fewer than ``concurrency`` run, each in its own thread (``jobs.runner``). Jobs outlive the
-process: stopping the worker stops its runs and queues their jobs again, and a worker that is killed
-outright stops beating, so another (or the next start) queues its jobs again after ``stale_seconds``.
-Each try is a new attempt of the job's run.
+(``stale_seconds``, by the database's clock), beat for its own running jobs and pass on their
+cancellations, and claim queued jobs while fewer than ``concurrency`` run, each in its own thread
+(``jobs.runner``). Jobs outlive the process: stopping the worker stops its runs and queues their jobs
+again, and a worker that is killed outright stops beating, so another (or the next start) queues its
+jobs again after ``stale_seconds``. A worker whose beats did not land in time (a stalled store write,
+a paused process) finds at its next beat that the job is no longer its own and kills its run at once:
+the job's next try, perhaps under another worker, is the one that counts. Each try is a new attempt
+of the job's run.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ class JobWorker:
         """One round: requeue the dead workers' jobs, beat and pass on cancellations, claim."""
         assert self._store is not None
         with self._store.transaction() as session:
-            requeue_stale(session, self._settings.jobs)
+            requeue_stale(session, self._settings.jobs, running_here=self.running())
         self._beat()
         while len(self.running()) < self._settings.jobs.concurrency and not self._stopping.is_set():
             with self._store.transaction() as session:
@@ -102,19 +105,25 @@ class JobWorker:
             self._launch(job_id)
 
     def _beat(self) -> None:
-        """Pass on cancellations (every tick) and mark the running jobs alive (when due)."""
+        """Pass on cancellations (every tick), mark the running jobs alive (when due), and stop at once
+        the runs of jobs the beat found no longer this worker's (queued again after heartbeats that did
+        not land in time, perhaps running under another worker now)."""
         assert self._store is not None
         ids = self.running()
         now = time.monotonic()
         due = now - self._last_beat >= self._settings.jobs.heartbeat_seconds
         with self._store.transaction() as session:
-            if due:
-                beat(session, self.worker_id, ids)
+            mine = beat(session, self.worker_id, ids) if due else set(ids)
             cancelled = cancellations(session, ids)
         if due:
             self._last_beat = now
         with self._lock:
-            for job_id in cancelled:
+            for job_id in set(ids) - mine:
+                if job_id in self._running:
+                    log.warning("job worker %s: job %s is no longer its running job (queued again after late heartbeats, "
+                                "or just ended); its run, if still going, is killed", self.worker_id, job_id)  # fmt: skip
+                    self._running[job_id][1].lose()
+            for job_id in cancelled & mine:
                 if job_id in self._running:
                     self._running[job_id][1].cancel()
 

@@ -6,11 +6,11 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
+from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, func, select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 
-__all__ = ["NAMING_CONVENTION", "Base", "JSONDocument", "UTCDateTime", "json_safe", "utcnow"]
+__all__ = ["NAMING_CONVENTION", "Base", "JSONDocument", "UTCDateTime", "database_now", "json_safe", "utcnow"]
 
 # Deterministic constraint names, so migrations can address them on every backend.
 NAMING_CONVENTION = {
@@ -24,6 +24,21 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def database_now(session: Session) -> datetime:
+    """The database server's clock, timezone-aware UTC: one clock for every process on the store, where
+    a time written by one process is compared with a time taken by another (a job's heartbeat and the
+    staleness cutoff). Stored like any other time (``UTCDateTime``). SQLite's clock to the millisecond
+    (its CURRENT_TIMESTAMP keeps whole seconds); PostgreSQL's ``now()`` (the transaction's start) in
+    whatever zone the session has, converted."""
+    if session.get_bind().dialect.name == "sqlite":
+        text = session.scalar(select(func.strftime("%Y-%m-%d %H:%M:%f", "now")))
+        return datetime.fromisoformat(str(text)).replace(tzinfo=UTC)
+    now = session.scalar(select(func.now()))
+    if not isinstance(now, datetime) or now.tzinfo is None:
+        raise TypeError(f"the database's now() gave {now!r}, not a time with a zone")
+    return now.astimezone(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from trainarena.contract import RunStatus
-from trainarena.store.base import NAMING_CONVENTION, Base, UTCDateTime, utcnow
+from trainarena.store.base import NAMING_CONVENTION, Base, UTCDateTime, database_now, utcnow
 from trainarena.store.log_tables import TreeHead
 from trainarena.store.service_tables import ApiKey, ApiRole, Job, JobEvent, JobStatus, RegisteredModel, UploadedFile
 
@@ -33,7 +33,7 @@ __all__ = [
     "NAMING_CONVENTION", "ApiKey", "ApiRole", "AttemptStatus", "Base", "ChampionHistory", "Competitor", "EvaluationRow",
     "Job", "JobEvent", "JobStatus", "MatchRow", "RegisteredModel", "Round", "Run", "RunAttempt", "RunOrigin", "StoredTask",
     "TaskPool", "TaskRow", "Tournament", "TournamentDraw", "TournamentEntrant", "TournamentLease", "TournamentStatus", "TreeHead",
-    "UTCDateTime", "UploadedFile", "WeightRow", "WeightVector", "WeightVectorEntry", "utcnow",
+    "UTCDateTime", "UploadedFile", "WeightRow", "WeightVector", "WeightVectorEntry", "database_now", "utcnow",
 ]
 
 
