@@ -357,7 +357,8 @@ def test_an_ended_job_leaves_no_copy_of_its_file_and_deleting_the_file_removes_t
     worker_of(executor)
     wait_for(lambda: finished(store, job_id))
     assert job_row(store, job_id).status == JobStatus.SUCCEEDED
-    assert files_with_rows(settings) == [f"uploads/{file_id}.jsonl"]  # the prepared splits and the inputs went
+    # The prepared splits and the inputs go right after the end is stored.
+    wait_for(lambda: files_with_rows(settings) == [f"uploads/{file_id}.jsonl"], what="only the upload to hold its rows")
     run_dir = executor.calls[0][2]
     assert (run_dir / "logs" / "stdout.log").is_file() and (run_dir / "output").is_dir()  # logs and output stay
     with store.transaction() as session:
@@ -373,7 +374,7 @@ def test_deleting_a_file_removes_every_copy_of_its_rows_an_ended_job_left(settin
     file_id = uploaded(settings, store, owner, SECRET_ROWS)
     job_id = queued_job(settings, store, owner, file_id, validation_share=0.2)
     worker_of(FakeExecutor())
-    wait_for(lambda: finished(store, job_id))
+    wait_for(lambda: finished(store, job_id) and files_with_rows(settings) == [f"uploads/{file_id}.jsonl"])
     with store.session() as session:
         run = session.get_one(Run, job_row(store, job_id).run_id)
         task, run_id = definition_from_json(run.task.definition), run.id
@@ -405,4 +406,4 @@ def test_a_running_job_keeps_its_copies_until_it_ends_after_its_file_is_deleted(
     release.set()
     wait_for(lambda: finished(store, job_id))
     assert job_row(store, job_id).status == JobStatus.SUCCEEDED
-    assert files_with_rows(settings) == []
+    wait_for(lambda: files_with_rows(settings) == [], what="the ended job's copies to go")
