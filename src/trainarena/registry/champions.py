@@ -5,9 +5,9 @@ resumed or re-driven tournament registers nothing twice.
 
 The registration follows the transaction that finished the tournament: a failure there (a full disk)
 or a process killed in between leaves a crowning without its models, and nothing drives a finished
-tournament again. :func:`register_reigning_champion_models` heals that: ``serve`` calls it at start,
-after each tournament it drives ends, and again after a fault; the API's tournament drivers before each
-drive. It looks at each kind's latest crowning only, so turning the setting on registers the reigning
+tournament again. :func:`register_reigning_champion_models` heals that: ``serve`` calls it at start
+and again ``schedule.retry_after_fault`` after a fault while driving; the API's tournament drivers
+before each drive. It looks at each kind's latest crowning only, so turning the setting on registers the reigning
 champions' models, never those of champions dethroned before."""
 
 from __future__ import annotations
