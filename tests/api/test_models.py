@@ -111,6 +111,22 @@ def test_the_download_is_a_tar_of_the_folder(world: World) -> None:
     assert members == {f"{model_id}/{path}": digest for path, digest in files.items()}
 
 
+def test_a_model_whose_folder_is_gone_or_changed_answers_409_not_an_empty_tar(world: World, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "data" / "models" / world.models["alice"]
+    (folder / "sub" / "notes.txt").write_bytes(b"cut short")
+    changed = _get(world, "alice", f"/v1/models/{world.models['alice']}/download")
+    assert changed.status_code == 409 and changed.json()["error"]["code"] == "model_files_missing"
+    assert "sub/notes.txt is 9 bytes, registered as 700" in changed.json()["error"]["message"]
+    shutil.rmtree(folder)
+    gone = _get(world, "alice", f"/v1/models/{world.models['alice']}/download").json()["error"]
+    assert "its folder is missing" in gone["message"] and str(folder) not in gone["message"]  # no server path
+    (folder.parent / world.models["bob"] / "README.md").unlink()
+    assert "README.md is missing" in _get(world, "bob", f"/v1/models/{world.models['bob']}/download").json()["error"]["message"]
+    assert _get(world, "bob", f"/v1/models/{world.models['champion']}/download").status_code == 200
+
+
 class FakeHfApi:
     calls: list[tuple[str, str, object]] = []
 

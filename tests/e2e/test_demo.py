@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 from stand_ins import copier
 from trainarena.cli import app
 from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY
+from trainarena.demo.example_repos import example_commit, make_example_repo
 from trainarena.demo.text import set_up_demo
 from trainarena.settings import Settings
-from trainarena.store import list_tournaments, open_store, tournament_runs
+from trainarena.store import get_competitor, list_tournaments, open_store, tournament_runs
 from trainarena.store.leases import DriverIdentity, try_acquire
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")]
@@ -94,6 +95,64 @@ def test_unfinished_demo_is_resumed_not_replaced(examples: Path, data_dir: Path)
         again = set_up_demo(store, settings, seed=3, examples=examples)
     assert not first.resumed and set(first.registered) == {"baseline", "crasher", "hostile", "trl_defaults"}
     assert again.resumed and again.tournament_id == first.tournament_id and again.registered == ()
+
+
+def _half_made_example_repo(examples: Path, data_dir: Path, name: str = "baseline") -> Path:
+    """What a set-up killed inside an older make_example_repo left: the copied folder, no commit."""
+    repo = data_dir / "example-repos" / name
+    shutil.copytree(examples / name, repo)
+    return repo
+
+
+def test_a_demo_set_up_killed_while_making_an_example_repo_resumes(examples: Path, data_dir: Path) -> None:
+    repo = _half_made_example_repo(examples, data_dir)
+    settings = Settings()
+    with open_store(settings) as store:
+        setup = set_up_demo(store, settings, seed=3, examples=examples)
+        with store.session() as session:
+            commit = get_competitor(session, "baseline").commit
+    assert "baseline" in setup.registered and commit == example_commit(repo)
+    assert [p.name for p in (data_dir / "example-repos").iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_half_made_example_repo_inside_a_checkout_is_not_taken_for_the_checkout(
+    examples: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's data dir is ./.trainarena inside the trainarena checkout: git asked in the half-made
+    folder walks up and answers the checkout's HEAD, which must not be registered as the example's."""
+    checkout = tmp_path / "checkout"
+    env = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent", "PATH": "/usr/bin:/bin",
+           "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@b"}  # fmt: skip
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True, env=env)
+    subprocess.run(["git", "-C", str(checkout), "commit", "-q", "--allow-empty", "-m", "x"], check=True, env=env)
+    checkout_head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], check=True, env=env,
+                                   capture_output=True, text=True).stdout.strip()  # fmt: skip
+    inside = checkout / ".trainarena"
+    (inside / "cache").mkdir(parents=True)
+    (inside / "cache" / "assets").symlink_to((data_dir / "cache" / "assets").resolve(), target_is_directory=True)
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(inside))
+    repo = _half_made_example_repo(examples, inside)
+    settings = Settings()
+    with open_store(settings) as store:
+        set_up_demo(store, settings, seed=3, examples=examples)
+        with store.session() as session:
+            commit = get_competitor(session, "baseline").commit
+    assert commit != checkout_head and commit == example_commit(repo)
+
+
+def test_a_failed_example_repo_leaves_no_folder(examples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainarena.demo import example_repos
+
+    def refused(repo: Path, *args: str) -> str:
+        if args[0] == "commit":
+            raise RuntimeError("git commit failed")
+        return real(repo, *args)
+
+    real = example_repos._git
+    monkeypatch.setattr(example_repos, "_git", refused)
+    with pytest.raises(RuntimeError, match="git commit failed"):
+        make_example_repo(examples / "baseline", tmp_path / "repos" / "baseline")
+    assert list((tmp_path / "repos").iterdir()) == []
 
 
 def test_demos_started_together_all_end_with_the_one_tournament_result(examples: Path, data_dir: Path) -> None:

@@ -6,6 +6,7 @@ lost its job stopping its run, and no ended job leaving its run running."""
 from __future__ import annotations
 
 import errno
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,8 +21,10 @@ from sqlalchemy import select, update
 
 from trainarena.contract import RunStatus
 from trainarena.jobs import JobWorker, cancel_job
+from trainarena.jobs.files import delete_file
 from trainarena.jobs.queue import beat, claim_next, requeue_stale
-from trainarena.runs import CompetitorInfo, RunInterrupted, RunReport
+from trainarena.pipeline import TaskPreparer
+from trainarena.runs import CompetitorInfo, RunInterrupted, RunReport, definition_digest, definition_from_json
 from trainarena.settings import Settings
 from trainarena.store import Store, add_competitor, open_store
 from trainarena.store.models import AttemptStatus, ChampionHistory, Job, JobEvent, JobStatus, RegisteredModel, Run, RunOrigin
@@ -478,3 +481,86 @@ def test_heartbeats_and_staleness_follow_the_database_clock(tmp_path: Path, shar
             assert requeue_stale(session, settings.jobs) == []  # and so is the one of the worker ahead
             beats = dict(session.execute(select(Job.id, Job.heartbeat_at).where(Job.id.in_(jobs))).all())
     assert all(abs(beats[job_id] - datetime.now(UTC)) < timedelta(minutes=1) for job_id in jobs), beats
+class StagingExecutor(FakeExecutor):
+    """A fake that lays out its attempt's inputs as the pipeline does: the prepared train split copied in."""
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        prepared = TaskPreparer(self.settings).prepare(task)  # the job prepared it: found in the cache
+        (run_dir / "inputs").mkdir(parents=True)
+        shutil.copy2(prepared.train_file, run_dir / "inputs" / prepared.train_file.name)
+        return super().run_task(competitor, task, run_dir, run_name)
+
+    def __init__(self, settings: Settings, release: threading.Event | None = None) -> None:
+        super().__init__(release)
+        self.settings = settings
+
+
+SECRET_ROWS = [{"q": f"secret-{i} plus {i}?", "a": str(2 * i)} for i in range(30)]
+
+
+def files_with_rows(settings: Settings) -> list[str]:
+    """The files under the data dir (the store aside) holding a row of SECRET_ROWS."""
+    return sorted(str(p.relative_to(settings.data_dir)) for p in settings.data_dir.rglob("*")
+                  if p.is_file() and p.suffix != ".db" and b"secret-" in p.read_bytes())  # fmt: skip
+
+
+def test_an_ended_job_leaves_no_copy_of_its_file_and_deleting_the_file_removes_the_upload(
+    settings: Settings, store: Store, worker_of  # noqa: ANN001
+) -> None:
+    owner = customer(store)
+    file_id = uploaded(settings, store, owner, SECRET_ROWS)
+    job_id = queued_job(settings, store, owner, file_id, validation_share=0.2)
+    executor = StagingExecutor(settings)
+    worker_of(executor)
+    wait_for(lambda: finished(store, job_id))
+    assert job_row(store, job_id).status == JobStatus.SUCCEEDED
+    # The prepared splits and the inputs go right after the end is stored.
+    wait_for(lambda: files_with_rows(settings) == [f"uploads/{file_id}.jsonl"], what="only the upload to hold its rows")
+    run_dir = executor.calls[0][2]
+    assert (run_dir / "logs" / "stdout.log").is_file() and (run_dir / "output").is_dir()  # logs and output stay
+    with store.transaction() as session:
+        delete_file(session, file_id, owner, settings=settings)
+    assert files_with_rows(settings) == []
+
+
+def test_deleting_a_file_removes_every_copy_of_its_rows_an_ended_job_left(settings: Settings, store: Store, worker_of) -> None:  # noqa: ANN001
+    """A job that ended before its copies were removed at its end (or whose audit prepared the task
+    again): deleting the file removes the cached splits, a killed preparation's staging folders, every
+    attempt's inputs and the audit's."""
+    owner = customer(store)
+    file_id = uploaded(settings, store, owner, SECRET_ROWS)
+    job_id = queued_job(settings, store, owner, file_id, validation_share=0.2)
+    worker_of(FakeExecutor())
+    wait_for(lambda: finished(store, job_id) and files_with_rows(settings) == [f"uploads/{file_id}.jsonl"])
+    with store.session() as session:
+        run = session.get_one(Run, job_row(store, job_id).run_id)
+        task, run_id = definition_from_json(run.task.definition), run.id
+    prepared = TaskPreparer(settings).prepare(task)  # what an audit of the job's run prepares again
+    leftovers = [settings.work_dir / "jobs" / job_id / "attempt-1" / "inputs", settings.work_dir / "audits" / f"run-{run_id}-9" / "inputs",
+                 settings.cache_dir / "tasks" / f".staging-{definition_digest(task)}-x1"]  # fmt: skip
+    for folder in leftovers:
+        folder.mkdir(parents=True)
+        shutil.copy2(prepared.train_file, folder / "train.jsonl")
+    assert len(files_with_rows(settings)) == 6
+    with store.transaction() as session:
+        delete_file(session, file_id, owner, settings=settings)
+    assert files_with_rows(settings) == []
+    assert (settings.work_dir / "audits" / f"run-{run_id}-9").is_dir()  # only the inputs of the audit's run went
+
+
+def test_a_running_job_keeps_its_copies_until_it_ends_after_its_file_is_deleted(settings: Settings, store: Store, worker_of) -> None:  # noqa: ANN001
+    owner = customer(store)
+    file_id = uploaded(settings, store, owner, SECRET_ROWS)
+    job_id = queued_job(settings, store, owner, file_id, validation_share=0.2)
+    release = threading.Event()
+    executor = StagingExecutor(settings, release)
+    worker_of(executor)
+    wait_for(executor.started.is_set)
+    with store.transaction() as session:
+        delete_file(session, file_id, owner, settings=settings)
+    still = files_with_rows(settings)
+    assert f"uploads/{file_id}.jsonl" not in still and any(name.startswith("hidden/") for name in still)  # it still scores
+    release.set()
+    wait_for(lambda: finished(store, job_id))
+    assert job_row(store, job_id).status == JobStatus.SUCCEEDED
+    wait_for(lambda: files_with_rows(settings) == [], what="the ended job's copies to go")

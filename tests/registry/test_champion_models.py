@@ -1,18 +1,25 @@
 """Champions' models into the registry: a tournament that crowns a champion registers the models the
-champion trained in it (public, source champion) when the setting is on; never twice."""
+champion trained in it (public, source champion) when the setting is on; never twice. A registration
+that failed after the crowning is done later by serve (at start, after a fault) and the API's drivers;
+a failed one leaves no folder behind."""
 
 from __future__ import annotations
 
+import errno
+import threading
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from registry_data import ArtifactExecutor, add_text_tasks, register_repo
 
+from trainarena.operations.serving import ServeEvent, Serving
 from trainarena.operations.tournaments import create_pool_tournament, run_pool_tournament
 from trainarena.registry import register_champion_models
 from trainarena.registry.card import parse_front_matter
-from trainarena.settings import Settings
-from trainarena.store import get_competitor, open_store
+from trainarena.settings import ScheduleRules, Settings
+from trainarena.store import get_competitor, open_store, tournament_runs
 from trainarena.store.models import RegisteredModel, Run
 
 
@@ -121,3 +128,131 @@ def test_the_api_names_the_reigning_champions_code_and_license(settings: Setting
                                        "license_file": "LICENSE", "error": None}}  # fmt: skip
     assert "license mit (LICENSE)" in home and "trainarena champions export-code alice DIR" in home
     assert "<dt>License</dt><dd>mit (LICENSE)</dd>" in page
+
+
+def _crowned_but_unregistered(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failures: int = 10**6) -> int:
+    """A tournament that crowned alice, whose registration of her models failed (the disk full) the
+    first ``failures`` times; its id."""
+    from trainarena.operations import tournaments as tournaments_module
+
+    for name in ("alice", "bob", "carol"):
+        register_repo(settings, name)
+    add_text_tasks(settings, tmp_path, *(f"t{i}" for i in range(1, 19)))
+    real, calls = tournaments_module.register_champion_models, []
+
+    def disk_full(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        if len(calls) <= failures:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tournaments_module, "register_champion_models", disk_full)
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            return create_pool_tournament(session, settings, kind="text", pool="weekly", seed=5).id
+
+
+def _champion_runs(settings: Settings, name: str) -> list[int]:
+    with open_store(settings) as store, store.session() as session:
+        champion = get_competitor(session, name)
+        return [run.id for run in session.query(Run).filter(Run.competitor_id == champion.id).order_by(Run.id)]
+
+
+def test_a_crowning_whose_registration_failed_is_registered_when_serve_starts(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tournament is finished, so nothing drives it again: serve's start registers its models."""
+    tournament_id = _crowned_but_unregistered(settings, tmp_path, monkeypatch)
+    with open_store(settings) as store, pytest.raises(OSError, match="No space left"):
+        run_pool_tournament(store, settings, tournament_id, executor=ArtifactExecutor(SCORES))
+    assert _models(settings) == []
+    quiet = settings.model_copy(update={"schedule": ScheduleRules(text_enabled=False, image_enabled=False)})
+    events: list[ServeEvent] = []
+    with open_store(quiet) as store:
+        Serving(store, quiet, ArtifactExecutor(SCORES), events.append, threading.Event()).run(once=True)
+    runs = _champion_runs(settings, "alice")
+    assert runs and [(m[0], m[2], m[4]) for m in _models(settings)] == [("champion", run, "alice") for run in runs]
+    registered = [event for event in events if event.event == "registered"]
+    assert len(registered) == 1 and len(registered[0].fields["models"]) == len(runs)
+    with open_store(quiet) as store:  # started again: nothing is left to register
+        Serving(store, quiet, ArtifactExecutor(SCORES), events.append, threading.Event()).run(once=True)
+    assert [event.event for event in events].count("registered") == 1 and len(_models(settings)) == len(runs)
+
+
+def test_serve_registers_a_crowning_whose_registration_faulted_after_its_rest(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fault comes inside serve's own drive: the retry after ``retry_after_fault`` registers them."""
+    _crowned_but_unregistered(settings, tmp_path, monkeypatch, failures=1)
+    rules = ScheduleRules(text_pool="weekly", image_enabled=False, retry_after_fault=timedelta(seconds=0.3))
+    scheduled = settings.model_copy(update={"schedule": rules})
+    events: list[ServeEvent] = []
+    stop = threading.Event()
+    with open_store(scheduled) as store:
+        serving = threading.Thread(target=Serving(store, scheduled, ArtifactExecutor(SCORES), events.append, stop).run)
+        serving.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not any(event.event == "registered" for event in events) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            serving.join()
+    kinds = [event.event for event in events]
+    assert "fault" in kinds and "registered" in kinds and kinds.index("fault") < kinds.index("registered")
+    assert [m[2] for m in _models(settings)] == _champion_runs(settings, "alice")
+
+
+def test_the_api_drivers_register_a_crowning_left_out_before_their_next_drive(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainarena.operations.drivers import BackgroundDrivers
+
+    tournament_id = _crowned_but_unregistered(settings, tmp_path, monkeypatch)
+    with open_store(settings) as store:
+        with pytest.raises(OSError, match="No space left"):
+            run_pool_tournament(store, settings, tournament_id, executor=ArtifactExecutor(SCORES))
+        with store.transaction() as session:
+            later = create_pool_tournament(session, settings, kind="text", pool="weekly", seed=6).id
+        drivers = BackgroundDrivers(settings, ArtifactExecutor(SCORES))
+        drivers.start()
+        drivers.begin(store, later)
+        deadline = time.monotonic() + 60
+        while drivers.driving(later) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        drivers.stop()
+    assert [m[2] for m in _models(settings) if m[4] == "alice"] == [
+        run for run in _champion_runs(settings, "alice") if run < min(_tournament_run_ids(settings, later))
+    ]
+
+
+def _tournament_run_ids(settings: Settings, tournament_id: int) -> list[int]:
+    with open_store(settings) as store, store.session() as session:
+        return [run.id for run in tournament_runs(session, tournament_id)]
+
+
+def test_a_failed_registration_leaves_no_folder_without_a_row(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second of the champion's models fails to copy: the first one's folder goes with the rolled
+    back rows, each time it is tried."""
+    from trainarena.registry import layout
+
+    for name in ("alice", "bob", "carol"):
+        register_repo(settings, name)
+    add_text_tasks(settings, tmp_path, "t1", "t2")
+    real_copytree, calls = layout.shutil.copytree, []
+
+    def second_fails(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        if len(calls) % 2 == 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_copytree(*args, **kwargs)
+
+    monkeypatch.setenv("TRAINARENA_REGISTRY__REGISTER_CHAMPIONS", "false")
+    result = _play(Settings(), seed=5)
+    monkeypatch.setattr(layout.shutil, "copytree", second_fails)
+    with open_store(settings) as store:
+        for _try in range(2):
+            with pytest.raises(OSError, match="No space left"):
+                register_champion_models(store, settings, result.id)
+    assert len(calls) == 4 and _models(settings) == []
+    assert [p.name for p in settings.registry_dir.iterdir()] == []

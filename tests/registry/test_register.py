@@ -129,3 +129,67 @@ def test_a_link_in_an_artifact_is_never_followed_into_the_model(settings: Settin
     (artifact / "weights.safetensors").symlink_to(secret)
     _, folder, _, card = _register(settings, artifact, base_model_dir=write_base_model(tmp_path / "base"))
     assert not (folder / "weights.safetensors").exists() and "weights.safetensors" not in {f["path"] for f in card["files"]}
+
+
+def test_a_registration_whose_transaction_rolls_back_leaves_no_folder(settings: Settings, tmp_path: Path) -> None:
+    """The folder is placed before the caller's transaction commits the row: a later failure in that
+    transaction (a job's end that cannot be stored) takes the folder with the row."""
+    from trainarena.store.models import RegisteredModel
+
+    artifact = write_peft_artifact(tmp_path / "artifact")
+    fields = dict(source=ModelSource.JOB, task_type="instruct", base_model="org/base", dataset_digest="e" * 64, score=None,
+                  owner_key_id=None, base_model_dir=write_base_model(tmp_path / "base"))  # fmt: skip
+    with open_store(settings) as store:
+        with pytest.raises(RuntimeError, match="later in the transaction"), store.transaction() as session:
+            folder = Path(register_model(settings, session, artifact_dir=artifact, **fields).path)
+            assert folder.is_dir()
+            raise RuntimeError("later in the transaction")
+        assert not folder.exists()
+        with store.session() as session:  # a session closed without a commit is a rollback too
+            folder = Path(register_model(settings, session, artifact_dir=artifact, **fields).path)
+        assert not folder.exists()
+        with store.transaction() as session:
+            kept = Path(register_model(settings, session, artifact_dir=artifact, **fields).path)
+            with pytest.raises(RuntimeError), session.begin_nested():  # a savepoint's end is not the rows' end
+                raise RuntimeError("a savepoint rolled back")
+            with session.begin_nested():
+                pass
+        with store.session() as session:  # one session, two transactions: the first one's commit keeps its folder
+            also_kept = Path(register_model(settings, session, artifact_dir=artifact, **fields).path)
+            session.commit()
+            dropped = Path(register_model(settings, session, artifact_dir=artifact, **fields).path)
+            session.rollback()
+        assert kept.is_dir() and also_kept.is_dir() and not dropped.exists()
+        with store.session() as session:
+            assert sorted(row.path for row in session.query(RegisteredModel)) == sorted([str(kept), str(also_kept)])
+    assert sorted(p.name for p in settings.registry_dir.iterdir()) == sorted([kept.name, also_kept.name])
+
+
+def test_the_sweep_removes_old_folders_without_a_row_and_spares_young_ones(settings: Settings, tmp_path: Path) -> None:
+    """What a process killed between placing a folder and committing its row leaves; a folder younger
+    than ``registry.orphan_grace`` may be a registration about to commit. The API sweeps at start."""
+    import os
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from trainarena.api import create_app
+    from trainarena.registry import sweep_registry
+
+    model_id, kept, _, _ = _register(settings, write_peft_artifact(tmp_path / "artifact"), base_model_dir=write_base_model(tmp_path / "base"))
+    long_ago = time.time() - 2 * settings.registry.orphan_grace.total_seconds()
+    old_orphan, young_orphan = settings.registry_dir / "model-0ld", settings.registry_dir / "model-y0ung"
+    old_staging, elsewhere = settings.registry_dir / ".staging-model-k111ed", settings.registry_dir / "operator-notes"
+    for folder in (old_orphan, young_orphan, old_staging, elsewhere):
+        folder.mkdir()
+        (folder / "README.md").write_text("card")
+    for folder in (kept, old_orphan, old_staging, elsewhere):
+        os.utime(folder, (long_ago, long_ago))
+    with open_store(settings) as store:
+        with store.session() as session:
+            assert sorted(sweep_registry(session, settings)) == sorted([old_orphan, old_staging])
+        assert sorted(p.name for p in settings.registry_dir.iterdir()) == sorted([model_id, "model-y0ung", "operator-notes"])
+        os.utime(young_orphan, (long_ago, long_ago))
+        with TestClient(create_app(settings, store=store)):
+            pass
+    assert sorted(p.name for p in settings.registry_dir.iterdir()) == sorted([model_id, "operator-notes"])

@@ -155,6 +155,15 @@ def test_a_signed_in_customer_downloads_its_model_and_only_its_own(client: TestC
     assert client.get("/account/models/model-bob/download").status_code == 404
 
 
+def test_a_model_whose_folder_is_gone_gets_a_page_saying_so(client: TestClient, tmp_path) -> None:  # noqa: ANN001
+    alice = _customer_with_a_job("alice")
+    with open_store(Settings()) as store, store.transaction() as session:
+        session.get_one(RegisteredModel, "model-alice").path = str(tmp_path / "gone")
+    _sign_in(client, alice)
+    download = client.get("/account/models/model-alice/download")
+    assert download.status_code == 409 and "model-alice cannot be downloaded: its folder is missing" in text_of(download.text)
+
+
 def test_the_sign_in_cookie_is_secure_over_https_or_when_the_settings_say_so(client: TestClient) -> None:
     from trainarena.api import create_app
     from trainarena.web.account import FORM_COOKIE

@@ -1,9 +1,11 @@
 """The FastAPI application: settings and store on ``app.state``, the routers, the error shape, the
 offline interactive docs (``/docs``, ``/redoc``), and the background services the process runs beside
-the API (the job worker, the tournament schedule), started and stopped with it."""
+the API (the job worker, the tournament schedule), started and stopped with it. At start, model
+folders that registrations killed midway left without a row are swept (``registry.sweep_registry``)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Protocol
@@ -16,6 +18,7 @@ from trainarena.api.auth import RateLimiter
 from trainarena.api.cache import VersionedCache
 from trainarena.api.errors import install_error_handlers
 from trainarena.api.routes import ROUTERS
+from trainarena.registry import sweep_registry
 from trainarena.settings import Settings
 from trainarena.store import Store, open_store
 from trainarena.web import install_dashboard
@@ -26,6 +29,8 @@ Training scripts compete in tournaments; the champion's method trains customers'
 Authenticate with an API key (`trainarena keys create --role operator|competitor|customer NAME`) sent as
 `Authorization: Bearer ta_...`. Errors are `{"error": {"code", "message", "details"}}`. See docs/api.md.
 """
+
+logger = logging.getLogger(__name__)
 
 
 class Service(Protocol):
@@ -45,6 +50,7 @@ def create_app(settings: Settings, *, store: Store | None = None, services: Sequ
         async with AsyncExitStack() as stack:
             if store is None:
                 app.state.store = stack.enter_context(open_store(settings))
+            _sweep_registry(app.state.store, settings)
             for service in services:
                 service.start()
                 stack.callback(service.stop)
@@ -66,3 +72,14 @@ def create_app(settings: Settings, *, store: Store | None = None, services: Sequ
         app.include_router(router)
     install_dashboard(app)  # the web pages at / and their assets at /static (not in the OpenAPI schema)
     return app
+
+
+def _sweep_registry(store: Store, settings: Settings) -> None:
+    try:
+        with store.session() as session:
+            removed = sweep_registry(session, settings)
+    except Exception:  # noqa: BLE001 - only tidying: the API starts anyway
+        logger.exception("the model registry was not swept")
+        return
+    if removed:
+        logger.warning("removed %d model folders without a registry row: %s", len(removed), ", ".join(p.name for p in removed))

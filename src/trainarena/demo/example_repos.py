@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 _FIXED_IDENTITY = {
@@ -33,16 +34,34 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def make_example_repo(src: Path, dest: Path) -> tuple[Path, str]:
-    """Copy ``src`` to ``dest`` (must not exist), commit everything once; return (repo, 40-hex commit)."""
+    """Copy ``src`` to ``dest`` (must not exist), commit everything once; return (repo, 40-hex commit).
+    The repository is made in a staging folder beside ``dest`` and renamed into place once committed,
+    so ``dest`` never exists without its commit (a process killed midway leaves a ``.staging-*``
+    folder, which nothing reads)."""
     if dest.exists():
         raise FileExistsError(f"{dest} already exists; pass a fresh path")
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    _git(dest, "init", "--quiet", "--initial-branch=main")
-    _git(dest, "add", "--all")
-    _git(dest, "commit", "--quiet", "--no-gpg-sign", "--no-verify", "-m", f"example competitor {src.name}")
-    return dest, _git(dest, "rev-parse", "HEAD")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{dest.name}-", dir=dest.parent))
+    try:
+        repo = staging / dest.name
+        shutil.copytree(src, repo, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        _git(repo, "init", "--quiet", "--initial-branch=main")
+        _git(repo, "add", "--all")
+        _git(repo, "commit", "--quiet", "--no-gpg-sign", "--no-verify", "-m", f"example competitor {src.name}")
+        commit = _git(repo, "rev-parse", "HEAD")
+        repo.rename(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest, commit
 
 
-def head_commit(repo: Path) -> str:
-    """The commit an example repository made by :func:`make_example_repo` points at."""
-    return _git(repo, "rev-parse", "HEAD")
+def example_commit(repo: Path) -> str | None:
+    """The commit of the example repository at ``repo``, or None when it is not one: no ``.git`` of its
+    own (git would answer for a repository around it, such as a checkout holding the data dir) or no
+    commit (an older version killed midway through :func:`make_example_repo`)."""
+    if not (repo / ".git").is_dir():
+        return None
+    try:
+        return _git(repo, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    except RuntimeError:
+        return None

@@ -8,12 +8,13 @@ already registered are kept, and an unfinished demo tournament is resumed rather
 from __future__ import annotations
 
 import random
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from trainarena.assets import Assets
 from trainarena.contract import TaskType
-from trainarena.demo.example_repos import head_commit, make_example_repo
+from trainarena.demo.example_repos import example_commit, make_example_repo
 from trainarena.engine.model import Stage
 from trainarena.runs import TaskSource
 from trainarena.settings import Settings, TaskMixRules
@@ -84,9 +85,10 @@ def _register_examples(store: Store, settings: Settings, examples: Path, names: 
             if get_competitor(session, name) is not None:
                 continue
             repo = repos / name
-            if repo.exists():  # made by an earlier, interrupted set-up
-                commit = head_commit(repo)
-            else:
+            commit = example_commit(repo)  # made by an earlier, interrupted set-up
+            if commit is None:
+                if repo.exists():  # not a committed example repository: junk of a set-up killed midway
+                    shutil.rmtree(repo)
                 repo, commit = make_example_repo(examples / name, repo)
             register_competitor(session, settings, name=name, repo=str(repo), commit=commit)
             newly.append(name)

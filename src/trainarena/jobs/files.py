@@ -1,5 +1,6 @@
 """The uploaded files' rows: kept when checked, listed and read by their owner (an operator reads
-all), deleted (the bytes go, the row stays with ``deleted_at`` so the jobs made from it stay true)."""
+all), deleted (the bytes go, with every copy of its rows the jobs made, ``jobs.copies``; the row stays
+with ``deleted_at`` so the jobs made from it stay true)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trainarena.jobs.copies import job_copies, remove_copies
 from trainarena.jobs.errors import NotFound
 from trainarena.jobs.uploads import CheckedFile
 from trainarena.settings import Settings
-from trainarena.store.models import UploadedFile, utcnow
+from trainarena.store.models import Job, JobStatus, UploadedFile, utcnow
 
 
 def new_file_id() -> str:
@@ -84,11 +86,15 @@ def get_file(session: Session, file_id: str, owner: int | None) -> UploadedFile:
     return owned_row(session, UploadedFile, "file", file_id, owner)
 
 
-def delete_file(session: Session, file_id: str, owner: int | None) -> UploadedFile:
-    """Remove the file's bytes and mark its row deleted (idempotent)."""
+def delete_file(session: Session, file_id: str, owner: int | None, *, settings: Settings) -> UploadedFile:
+    """Remove the file's bytes and the copies of its rows its jobs made (``jobs.copies``: a running
+    job's are removed when it ends) and mark its row deleted. Idempotent: deleting it again removes
+    what jobs left since."""
     row = get_file(session, file_id, owner)
     if row.deleted_at is None:
         with contextlib.suppress(FileNotFoundError):
             Path(row.path).unlink()
         row.deleted_at = utcnow()
+    for job in session.scalars(select(Job).where(Job.file_id == row.id, Job.status != JobStatus.RUNNING)):
+        remove_copies(job_copies(session, settings, job))
     return row

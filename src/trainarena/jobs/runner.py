@@ -12,6 +12,7 @@ script, and its ``started`` event names it.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from trainarena.contract import RunStatus, TaskType
 from trainarena.execution.supervise import StopAtOnce, stop_when
+from trainarena.jobs.copies import ended_job_copies, remove_copies
 from trainarena.jobs.progress import ProgressReporter
 from trainarena.jobs.queue import requeue, still_mine
 from trainarena.jobs.records import EventKind, add_event, close_run
@@ -41,6 +43,8 @@ from trainarena.tasks.base import DatasetError, TaskDefinition
 from trainarena.workbench import house_script_dir, worktree_script
 
 HOUSE_SCRIPT = "house script"
+
+log = logging.getLogger(__name__)
 
 
 class JobExecutor(Protocol):
@@ -136,7 +140,23 @@ class JobRunner:
 
     def run(self, job_id: str, worker_id: str, stop: StopRequest) -> None:
         """Run this worker's claimed job ``job_id`` to an end (or back to the queue). A job that cannot
-        be started or recorded fails with the reason rather than being tried again and again."""
+        be started or recorded fails with the reason rather than being tried again and again. Once it
+        has ended, the copies of its file's rows it made are removed (``jobs.copies``)."""
+        try:
+            self._run(job_id, worker_id, stop)
+        finally:
+            self._remove_copies(job_id)
+
+    def _remove_copies(self, job_id: str) -> None:
+        """After the end was committed (the run's statement hashed the splits in that transaction); a
+        store that fails here leaves them to the file's deletion, which removes them again."""
+        try:
+            with self._store.session() as session:
+                remove_copies(ended_job_copies(session, self._settings, job_id))
+        except Exception:  # noqa: BLE001 - the job's outcome is stored; this is only tidying
+            log.exception("job %s: its copies of the file's rows were not removed", job_id)
+
+    def _run(self, job_id: str, worker_id: str, stop: StopRequest) -> None:
         try:
             attempt = self._start(job_id)
         except Exception as error:  # noqa: BLE001 - a missing file, a broken house script, an asset that will not build

@@ -3,7 +3,9 @@ one thread per tournament, driving it (``drive_pool_tournament``: each slot taki
 soon as its own is done) under the tournament's lease until it finishes or the process stops. The
 lease keeps one driver per tournament across processes (``tournament run``, ``serve``, another API);
 a start while one drives it is refused with the holder named. A stop lets the runs under way finish
-and be stored; runs it did not reach are played by the next driver.
+and be stored; runs it did not reach are played by the next driver. Each drive first registers the
+reigning champions' models an earlier registration left out (a finished tournament is not driven
+again, so this is where a failure after a crowning heals; ``registry.champions``).
 
 The drivers are a ``Service`` of the API app (start/stop with the process); they own no store: each
 start names the store to drive on, which outlives them (the app stops its services before closing it).
@@ -16,6 +18,7 @@ import threading
 from datetime import UTC, datetime
 
 from trainarena.operations.tournaments import drive_pool_tournament
+from trainarena.registry import register_reigning_champion_models
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import RunExecutor
 from trainarena.settings import Settings
@@ -97,6 +100,7 @@ class BackgroundDrivers:
         try:
             if self._stop.is_set():  # stopped before this thread began: claim nothing
                 return
+            self._register_left_out(store)
             drive_pool_tournament(
                 store, self.settings, tournament_id, executor=self.executor, until=self._stop.is_set,
                 parallel=self.parallel, wait=False,
@@ -109,3 +113,12 @@ class BackgroundDrivers:
         finally:
             with self._lock:
                 self._threads.pop(tournament_id, None)
+
+    def _register_left_out(self, store: Store) -> None:
+        try:
+            registered = register_reigning_champion_models(store, self.settings)
+        except Exception:  # noqa: BLE001 - logged; the next drive (or serve) tries again
+            logger.exception("registering the champion models left out before failed")
+            return
+        if registered:
+            logger.info("registered %d champion models left out before: %s", len(registered), ", ".join(m.id for m in registered))

@@ -15,6 +15,10 @@ started again picks up where the store says it was.
 - After a tournament finishes (and once at start, for a ``serve`` killed between the two), the
   weights are published; publishing is idempotent, so a failure is logged and tried again after
   ``schedule.retry_after_fault``.
+- A new champion's models are registered as its tournament finishes (``registry.register_champions``);
+  a registration that failed or was cut short (a fault while driving, a killed ``serve``) is done at
+  start and again ``schedule.retry_after_fault`` after a fault (``register_reigning_champion_models``,
+  idempotent). At start, model folders that killed registrations left without a row are swept.
 - The store failing for a moment (SQLite locked past its timeout, a PostgreSQL restart) while the
   schedule is read: logged, asked again after ``schedule.retry_after_fault``; serve never dies of it.
 
@@ -34,6 +38,7 @@ from trainarena.operations.schedule import Action, Create, Drive, Sleep, enabled
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, drive_pool_tournament
 from trainarena.orchestrator import RunStored
 from trainarena.records.recorder import publish_recorded
+from trainarena.registry import register_reigning_champion_models, sweep_registry
 from trainarena.runs import ProgressEvent, RunExecutor
 from trainarena.settings import Settings
 from trainarena.store import Store, StoreError, get_tournament, named_lock, stored_weights
@@ -44,7 +49,7 @@ from trainarena.store.weight_vectors import latest_finished_tournament
 @dataclass(frozen=True)
 class ServeEvent:
     """One line of serve's log: ``event`` is started, created, refused, round_created, run_finished,
-    finished, published, waiting, fault, sleeping or stopped."""
+    finished, published, registered, swept, waiting, fault, sleeping or stopped."""
 
     at: datetime
     event: str
@@ -80,6 +85,7 @@ class Serving:
     finished: int = 0
     _announced_sleep: datetime | None | str = "not yet"  # the due time last announced (None: nothing scheduled)
     _publish_again_at: datetime | None = None  # set when publishing failed
+    _register_again_at: datetime | None = None  # set when a fault may have cut a champion's registration short
 
     def say(self, event: str, message: str, **fields: Any) -> None:
         self.log(ServeEvent(self.clock(), event, message, fields))
@@ -90,10 +96,14 @@ class Serving:
         rules = self.settings.schedule
         plan = [f"{kind} every {duration_text(grid(kind, rules)[1])} from pool {pool_of(kind, rules)!r}" for kind in TOURNAMENT_KINDS if enabled(kind, rules)]
         self.say("started", "serving: " + ("; ".join(plan) or "no kind enabled"))
+        self.sweep_registry()
+        self.register_models()
         self.publish(quiet=True)
         while not self.stop.is_set():
             if self._publish_due():
                 self.publish(quiet=False)
+            if self._due(self._register_again_at):
+                self.register_models()
             try:
                 action = self._next_action()
             except Exception as error:  # noqa: BLE001 - the store is out for a moment: wait and ask again
@@ -123,7 +133,7 @@ class Serving:
             else:
                 self.say("sleeping", f"next due {action.until.isoformat(timespec='seconds')}", until=action.until.isoformat())
             self._announced_sleep = action.until
-        wake = min((at for at in (action.until, self._publish_again_at) if at is not None), default=None)
+        wake = min((at for at in (action.until, self._publish_again_at, self._register_again_at) if at is not None), default=None)
         self.stop.wait(None if wake is None else max(0.0, (wake - self.clock()).total_seconds()))
 
     def create(self, action: Create) -> None:
@@ -160,7 +170,10 @@ class Serving:
 
     def _publish_due(self) -> bool:
         """Whether publishing failed and its retry time has come."""
-        return self._publish_again_at is not None and self.clock() >= self._publish_again_at
+        return self._due(self._publish_again_at)
+
+    def _due(self, retry_at: datetime | None) -> bool:
+        return retry_at is not None and self.clock() >= retry_at
 
     def _other_work_due(self) -> bool:
         """Whether the drive under way should yield to the loop: a stop, a creation due, publishing due
@@ -185,6 +198,8 @@ class Serving:
         except Exception as error:  # noqa: BLE001 - a daemon logs a broken step and goes on with the other kind
             retry = self.clock() + settings.schedule.retry_after_fault
             self.held_back[action.kind] = retry
+            # The fault may have come after the tournament finished, registering its champion's models.
+            self._register_again_at = min(retry, self._register_again_at or retry)
             self.say("fault", f"tournament {action.tournament_id}: {type(error).__name__}: {error}; tried again at "
                      f"{retry.isoformat(timespec='seconds')}", tournament_id=action.tournament_id, reason=str(error))
             return
@@ -198,6 +213,32 @@ class Serving:
                  f"{finished.champion or 'none'} ({finished.reason})", tournament_id=action.tournament_id,
                  champion=finished.champion, crowned=finished.crowned, weights=weights)
         self.publish(quiet=False)
+
+    def register_models(self) -> None:
+        """Register the reigning champions' models a failed or cut-short registration left out."""
+        try:
+            registered = register_reigning_champion_models(self.store, self.settings)
+        except Exception as error:  # noqa: BLE001 - idempotent: tried again after a rest
+            self._register_again_at = self.clock() + self.settings.schedule.retry_after_fault
+            self.say("fault", f"champion models not registered: {type(error).__name__}: {error}; tried again at "
+                     f"{self._register_again_at.isoformat(timespec='seconds')}", reason=str(error))
+            return
+        self._register_again_at = None
+        if registered:
+            self.say("registered", f"registered {len(registered)} champion models left out before: "
+                     f"{', '.join(model.id for model in registered)}", models=[model.id for model in registered])
+
+    def sweep_registry(self) -> None:
+        """Remove the model folders killed registrations left without a row (``registry.sweep_registry``)."""
+        try:
+            with self.store.session() as session:
+                removed = sweep_registry(session, self.settings)
+        except Exception as error:  # noqa: BLE001 - only tidying: said, and serve goes on
+            self.say("fault", f"the registry was not swept: {type(error).__name__}: {error}", reason=str(error))
+            return
+        if removed:
+            self.say("swept", f"removed {len(removed)} model folders without a registry row: "
+                     f"{', '.join(p.name for p in removed)}", folders=[p.name for p in removed])
 
     def publish(self, quiet: bool) -> None:
         """Publish the weights of the latest finished tournaments (stores nothing when unchanged)."""

@@ -2,9 +2,9 @@
 exported, and published to the Hub when the operator configures it; and the open-sourcing of the
 champions' code (docs/api.md, "Models")."""
 
-from trainarena.registry.archive import tar_chunks
+from trainarena.registry.archive import folder_problem, tar_chunks
 from trainarena.registry.card import CardFacts, Measurement, ScriptSource, render_model_card
-from trainarena.registry.champions import register_champion_models
+from trainarena.registry.champions import register_champion_models, register_reigning_champion_models
 from trainarena.registry.licenses import LicenseInfo, detect_license
 from trainarena.registry.models import (
     ModelFile,
@@ -12,6 +12,7 @@ from trainarena.registry.models import (
     model_files,
     model_record,
     register_model,
+    sweep_registry,
     visible_model,
     visible_models,
 )
@@ -40,14 +41,17 @@ __all__ = [
     "champion_sources",
     "detect_license",
     "export_code",
+    "folder_problem",
     "hub_repo_name",
     "model_files",
     "model_record",
     "publish_model",
     "register_champion_models",
     "register_model",
+    "register_reigning_champion_models",
     "registered_tree",
     "render_model_card",
+    "sweep_registry",
     "tar_chunks",
     "visible_model",
     "visible_models",

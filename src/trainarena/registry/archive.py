@@ -1,14 +1,37 @@
 """A model folder as a tar stream, written as it is read: no temporary file, a chunk at a time, so a
-download of a large model costs a buffer, not its size (``GET /v1/models/{id}/download``)."""
+download of a large model costs a buffer, not its size (``GET /v1/models/{id}/download``). Checked
+first (:func:`folder_problem`): once the stream has begun, the answer's status is sent, so a folder
+that is gone would otherwise arrive as an empty archive with 200."""
 
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from trainarena.registry.models import ModelFile
 
 CHUNK_BYTES = 1 << 20
 _BLOCK = tarfile.BLOCKSIZE
+
+
+def folder_problem(folder: Path, files: Sequence[ModelFile]) -> str | None:
+    """Why ``folder`` is not the model whose registered ``files`` are given: missing, or a file missing
+    or of another size (sizes only: hashing every file on each download would cost its size in reads);
+    None when it is whole. The reason names files inside the folder, never the server's paths."""
+    if not folder.is_dir():
+        return "its folder is missing"
+    broken = []
+    for file in files:
+        path = folder / file.path
+        if not path.is_file() or path.is_symlink():
+            broken.append(f"{file.path} is missing")
+        elif path.stat().st_size != file.size:
+            broken.append(f"{file.path} is {path.stat().st_size} bytes, registered as {file.size}")
+    if not broken:
+        return None
+    shown = "; ".join(broken[:5]) + (f"; and {len(broken) - 5} more" if len(broken) > 5 else "")
+    return f"its folder differs from its registration: {shown}"
 
 
 def tar_chunks(folder: Path, root_name: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:

@@ -1,7 +1,14 @@
 """Champions' models into the registry: when ``settings.registry.register_champions`` is on, the
 models a newly crowned champion trained in the tournament that crowned it (its successful runs'
 artifacts) are registered as public models. Idempotent: a run already registered is not again, so a
-resumed or re-driven tournament registers nothing twice."""
+resumed or re-driven tournament registers nothing twice.
+
+The registration follows the transaction that finished the tournament: a failure there (a full disk)
+or a process killed in between leaves a crowning without its models, and nothing drives a finished
+tournament again. :func:`register_reigning_champion_models` heals that: ``serve`` calls it at start
+and again ``schedule.retry_after_fault`` after a fault while driving; the API's tournament drivers
+before each drive. It looks at each kind's latest crowning only, so turning the setting on registers the reigning
+champions' models, never those of champions dethroned before."""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainarena.contract import RunStatus
+from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.registry.models import ModelSource, register_model
 from trainarena.settings import Settings
 from trainarena.store import Store, get_stored_task
@@ -65,3 +73,21 @@ def register_champion_models(store: Store, settings: Settings, tournament_id: in
                 run_id=run.id, competitor_id=champion.id,
             ))  # fmt: skip
         return registered
+
+
+def register_reigning_champion_models(store: Store, settings: Settings) -> list[RegisteredModel]:
+    """``register_champion_models`` for each kind's latest crowning by a tournament whose champion's runs
+    there are not all registered (module docstring); the models registered now."""
+    if not settings.registry.register_champions:
+        return []
+    with store.session() as session:
+        done = set(session.scalars(select(RegisteredModel.run_id).where(RegisteredModel.run_id.is_not(None))))
+        pending = []
+        for kind in TOURNAMENT_KINDS:
+            latest = session.scalar(select(ChampionHistory).where(ChampionHistory.kind == kind)
+                                    .order_by(ChampionHistory.crowned_at.desc(), ChampionHistory.id.desc()).limit(1))  # fmt: skip
+            if latest is not None and latest.tournament_id is not None and any(
+                run.id not in done for run in champion_runs(session, latest.tournament_id, latest.competitor_id)
+            ):
+                pending.append(latest.tournament_id)
+    return [model for tournament_id in pending for model in register_champion_models(store, settings, tournament_id)]

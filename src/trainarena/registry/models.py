@@ -3,6 +3,7 @@ and reading the registry back: who may see which model, and the files of a model
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 from dataclasses import asdict, dataclass
@@ -10,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, or_, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from trainarena.registry.card import CardFacts, Measurement, ScriptSource
 from trainarena.registry.layout import artifact_library, build_model_folder
@@ -26,6 +27,10 @@ from trainarena.tasks.digests import path_digest
 class ModelSource:
     JOB = "job"  # a customer's job trained it; the customer's own
     CHAMPION = "champion"  # a crowned champion's tournament run; public
+
+
+# A model folder is built under this prefix and renamed to its id once whole.
+STAGING_PREFIX = ".staging-"
 
 
 def new_model_id() -> str:
@@ -93,7 +98,7 @@ def register_model(
     measured (``measurement``, else read from the run ``run_id``) and the license (the script
     repository's, else ``settings.registry.default_license``) go into the model card. The folder is
     built in a staging folder and renamed into place, so a registry folder is always whole; its digest
-    is recorded."""
+    is recorded. When the caller's transaction ends without committing the row, the folder is removed."""
     model_id = new_model_id()
     script = script_source(session, competitor_id)
     tree = None if script is None else checkout_path(settings, script.commit)
@@ -109,23 +114,70 @@ def register_model(
         measurement=measurement or run_measurement(session, run_id, job_id), script=script, run_id=run_id, job_id=job_id,
     )  # fmt: skip
     folder = settings.registry_dir / model_id
-    staging = settings.registry_dir / f".staging-{model_id}"
+    staging = settings.registry_dir / f"{STAGING_PREFIX}{model_id}"
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
         build_model_folder(artifact_dir, staging, facts, lambda: base_model_dir or base_model_folder(settings, base_model))
+        # Hashed before it is placed: the folder waits for its row's commit as briefly as can be.
+        digest, files = path_digest(staging), _hash_files(staging)
         staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    os.utime(folder)  # its age, for the sweep of folders without a row, counts from now
+    _remove_unless_committed(session, folder)
     row = RegisteredModel(
         id=model_id, owner_key_id=owner_key_id, source=source, job_id=job_id, run_id=run_id,
         competitor_id=competitor_id, task_type=task_type, base_model=base_model, dataset_digest=dataset_digest,
-        score=score, path=str(folder), digest=path_digest(folder),
+        score=score, path=str(folder), digest=digest,
         # Each file's size and sha256, hashed once here: reading a model must not hash gigabytes each time.
-        card={**facts.to_json(), "files": [asdict(file) for file in _hash_files(folder)]},
+        card={**facts.to_json(), "files": [asdict(file) for file in files]},
     )  # fmt: skip
     session.add(row)
     session.flush()
     return row
+
+
+# --- A folder only with its row ---------------------------------------------------------------------
+# register_model places the folder before the caller's transaction commits its row: when that
+# transaction ends without a commit (rolled back, or the session closed), the folder is removed then.
+# A process killed in between leaves a folder without a row: sweep_registry removes it later.
+
+_PENDING = "trainarena.registry.uncommitted_folders"
+
+
+def _remove_unless_committed(session: Session, folder: Path) -> None:
+    session.info.setdefault(_PENDING, []).append(folder)
+    if not event.contains(session, "after_transaction_end", _drop_uncommitted):
+        event.listen(session, "after_commit", _keep_committed)
+        event.listen(session, "after_transaction_end", _drop_uncommitted)
+
+
+def _keep_committed(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint's commit is not the rows' commit
+        session.info.pop(_PENDING, None)
+
+
+def _drop_uncommitted(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction ended; a commit took its folders off first
+        for folder in session.info.pop(_PENDING, []):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep_registry(session: Session, settings: Settings) -> list[Path]:
+    """Remove what killed registrations left under ``settings.registry_dir``: model folders without a
+    row and staging folders, once older than ``registry.orphan_grace`` (a registration under way is
+    younger); the folders removed."""
+    root = settings.registry_dir
+    if not root.is_dir():
+        return []
+    cutoff = datetime.now(UTC).timestamp() - settings.registry.orphan_grace.total_seconds()
+    candidates = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()
+                  and (p.name.startswith(("model-", STAGING_PREFIX))) and p.stat().st_mtime < cutoff]  # fmt: skip
+    known = set(session.scalars(select(RegisteredModel.id).where(RegisteredModel.id.in_([p.name for p in candidates]))))
+    removed = [p for p in candidates if p.name not in known]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
 
 
 # --- Reading -------------------------------------------------------------------------------------

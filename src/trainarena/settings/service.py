@@ -3,9 +3,11 @@ registry and the dashboard (``Settings.api``, ``jobs``, ``registry``, ``dashboar
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field, SecretStr, model_validator
 
-from trainarena.settings.fields import Section
+from trainarena.settings.fields import Duration, Section
 
 __all__ = ["ApiRules", "DashboardRules", "JobRules", "RegistryRules"]
 
@@ -101,6 +103,11 @@ class RegistryRules(Section):
     hub_organisation: str | None = Field(None, description="Hub user or organisation the models are published under.")
     hub_private: bool = Field(True, description="Publish as private repositories.")
     default_license: str = Field("apache-2.0", description="License named in a model card when the script's repository names none.")
+    orphan_grace: Duration = Field(
+        timedelta(hours=1), gt=timedelta(0), description="How old a folder under models/ without a registry row must be "
+        "before the sweep at start-up (serve, api) removes it as the leftover of a registration killed midway; a "
+        "registration places its folder moments before its row commits, so it is never that old."
+    )
 
 
 class DashboardRules(Section):

@@ -54,7 +54,8 @@ class JobStatus:
 
 class UploadedFile(Base):
     """A customer's dataset, uploaded through the API and checked on arrival (``jobs`` reads it).
-    Deleting it removes the bytes and keeps the row (``deleted_at``), so the jobs made from it stay true."""
+    Deleting it removes the bytes (and the copies its jobs made, ``jobs.copies``) and keeps the row
+    (``deleted_at``), so the jobs made from it stay true."""
 
     __tablename__ = "uploaded_file"
 

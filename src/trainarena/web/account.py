@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from trainarena.api.errors import ApiError
 from trainarena.api.routes.models import tar_download
 from trainarena.jobs import NotFound, get_job, list_jobs
 from trainarena.registry import visible_model, visible_models
@@ -142,7 +143,10 @@ def model_download(request: Request, model_id: str) -> Response:
         if row is None:
             return not_found_page(request, f"There is no model {model_id}.")
         session.expunge(row)
-    return tar_download(row)
+    try:
+        return tar_download(row)
+    except ApiError as error:  # its folder is not the registered one: said on a page, not as JSON
+        return render(request, "not_found.html", {"message": error.message}, status_code=error.status)
 
 
 def _job_page(request: Request, job_id: str, template: str) -> Response:

@@ -141,5 +141,5 @@ def file(request: Request, principal: Customer, file_id: str) -> FileOut:
 @router.delete("/files/{file_id}", response_model=FileOut, responses=ROLE_RESPONSES, summary="Delete a file's bytes")
 def remove_file(request: Request, principal: Customer, file_id: str) -> FileOut:
     with app_store(request).transaction() as session, answering_jobs_errors():
-        return FileOut.of(delete_file(session, file_id, visible_owner(principal)))
+        return FileOut.of(delete_file(session, file_id, visible_owner(principal), settings=app_settings(request)))
 

@@ -18,6 +18,7 @@ from trainarena.api.errors import ERROR_RESPONSES, ROLE_RESPONSES, ApiError, Err
 from trainarena.registry import (
     PublishingError,
     PublishingOff,
+    folder_problem,
     model_files,
     model_record,
     publish_model,
@@ -92,14 +93,21 @@ TAR_RESPONSE = {"content": {"application/x-tar": {"schema": {"type": "string", "
                 "description": "A tar archive of the model folder, under a folder named after the model"}
 
 
-@router.get("/{model_id}/download", responses={**ERROR_RESPONSES, 200: TAR_RESPONSE}, response_class=StreamingResponse,
-            summary="Download a model as a tar stream")
+@router.get("/{model_id}/download", response_class=StreamingResponse, summary="Download a model as a tar stream",
+            responses={**ERROR_RESPONSES, 200: TAR_RESPONSE,
+                       409: {"model": ErrorResponse, "description": "The model's folder is missing or differs from its registration"}})  # fmt: skip
 def download_model(request: Request, model_id: str, principal: Caller) -> StreamingResponse:
     return tar_download(_visible(request, model_id, principal))
 
 
 def tar_download(row: RegisteredModel) -> StreamingResponse:
-    """The model's folder as a tar stream built while it is sent (the API's and the dashboard's download)."""
+    """The model's folder as a tar stream built while it is sent (the API's and the dashboard's
+    download); 409 ``model_files_missing`` when the folder is not the registered one, checked before
+    the stream begins (its 200 is sent with the first bytes)."""
+    problem = folder_problem(Path(row.path), model_files(row))
+    if problem is not None:
+        raise ApiError(409, "model_files_missing", f"model {row.id} cannot be downloaded: {problem}; an operator must "
+                       "restore the folder (from a backup, or the run's artifact) or remove the model", model=row.id)  # fmt: skip
     return StreamingResponse(tar_chunks(Path(row.path), row.id), media_type="application/x-tar",
                              headers={"Content-Disposition": f'attachment; filename="{row.id}.tar"'})  # fmt: skip
 

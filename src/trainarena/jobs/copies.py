@@ -1,0 +1,75 @@
+"""The copies of an uploaded file's rows that a job makes, and their removal.
+
+A job prepares its file as a task (``jobs.split``, through the pipeline's preparer): the train split
+under ``cache/tasks/<digest>/`` and the held-out split under ``hidden/<digest>/``, where ``digest`` is
+that of the job's task definition (a killed preparation leaves ``.staging-<digest>-*`` folders beside
+them). A job's task is named after the job, so no tournament and no other job shares these folders.
+Each attempt copies the train split into ``runs/jobs/<job>/attempt-N/inputs/``, and an audit of the
+job's run (``records.audit``) prepares the same task again and stages it under
+``runs/audits/run-<run>-<n>/inputs/``.
+
+Nothing reads them once the job has ended: its run's statement hashed the splits when the run was
+stored, and its model is in the registry. So they are removed when the job ends (``JobRunner``), and
+again when the file is deleted (``delete_file``), which catches jobs that ended another way (a worker
+that died on the last try) and audits made since. A running job keeps its copies until it ends; a
+queued one whose file was deleted fails when it starts.
+
+Kept: each attempt's ``logs/`` and ``output/`` (what the script printed and wrote), the run's records
+and the registered model.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from trainarena.runs import definition_digest, definition_from_json
+from trainarena.settings import Settings
+from trainarena.store.models import Job, JobStatus, Run
+
+
+def prepared_dirs(settings: Settings, digest: str) -> list[Path]:
+    """The folders a preparation of the task with definition digest ``digest`` writes: its train and
+    hidden folders, and the staging folders a killed preparation left beside them."""
+    tasks = settings.cache_dir / "tasks"
+    found = [tasks / digest, settings.hidden_dir / digest]
+    for parent in (tasks, settings.hidden_dir):
+        if parent.is_dir():
+            found += sorted(parent.glob(f".staging-{digest}-*"))
+    return found
+
+
+def job_copies(session: Session, settings: Settings, job: Job) -> list[Path]:
+    """Every folder of ``job``'s that may hold rows of its file (see the module's docstring)."""
+    found: list[Path] = []
+    run = None if job.run_id is None else session.get(Run, job.run_id)
+    if run is not None:
+        found += prepared_dirs(settings, definition_digest(definition_from_json(run.task.definition)))
+        audits = settings.work_dir / "audits"
+        if audits.is_dir():
+            found += sorted(audits.glob(f"run-{run.id}-*/inputs"))
+    attempts = settings.work_dir / "jobs" / job.id
+    if attempts.is_dir():
+        found += sorted(attempts.glob("attempt-*/inputs"))
+    return found
+
+
+def remove_copies(paths: list[Path]) -> list[Path]:
+    """Remove each of ``paths`` (folders) that exists; the ones removed."""
+    removed = []
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def ended_job_copies(session: Session, settings: Settings, job_id: str) -> list[Path]:
+    """``job_copies`` of the job ``job_id`` once it has ended (succeeded, failed, cancelled); none
+    while it is queued or running (a worker may be using them, or another one took it over)."""
+    job = session.get(Job, job_id)
+    if job is None or job.status not in JobStatus.FINISHED:
+        return []
+    return job_copies(session, settings, job)
