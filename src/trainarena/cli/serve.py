@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,7 +31,11 @@ from trainarena.store import open_store
 def print_event(json_output: bool) -> Callable[[ServeEvent], None]:
     def log(event: ServeEvent) -> None:
         line = json.dumps(event.to_json()) if json_output else f"{event.at:%Y-%m-%dT%H:%M:%SZ} {event.message}"
-        print(line, flush=True)
+        # One write with its newline: print writes them apart, and a line another thread (or the signal
+        # handler) logged at that moment fell between them, two events on one line. No lock: the signal
+        # handler may run while its own thread is logging.
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
     return log
 
