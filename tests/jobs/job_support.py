@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from trainarena.contract import Direction, RunStatus
+from trainarena.execution.supervise import current_stop_event
 from trainarena.jobs import JobRequest, create_job
 from trainarena.jobs.files import store_upload
 from trainarena.jobs.uploads import UploadSink, check_file
@@ -64,7 +65,8 @@ def queued_job(settings: Settings, store: Store, owner: int, file_id: str, **fie
 
 class FakeExecutor:
     """Trains nothing: writes two log lines and an artifact, waits for ``release`` when given (a job
-    that stays running), and reports success with a score of 1.25. Records every call."""
+    that stays running) or for its run to be stopped (as a sandbox is killed), and reports success with a
+    score of 1.25. Records every call."""
 
     def __init__(self, release: threading.Event | None = None, status: RunStatus = RunStatus.SUCCEEDED) -> None:
         self.release = release
@@ -81,7 +83,9 @@ class FakeExecutor:
         (output / "adapter_model.safetensors").write_bytes(b"weights of " + run_name.encode())
         self.started.set()
         if self.release is not None:
-            self.release.wait(30)
+            stop, deadline = current_stop_event(), time.monotonic() + 30
+            while not self.release.wait(0.05) and not stop.is_set() and time.monotonic() < deadline:
+                pass
         if self.status != RunStatus.SUCCEEDED:
             return RunReport(self.status, time.time(), time.time(), log_path=logs, failure_reason="exited with code 1")
         return RunReport(RunStatus.SUCCEEDED, time.time(), time.time(), log_path=logs, artifact_path=output,
