@@ -21,6 +21,7 @@ LAYERS = {
     "submissions": 3,  # its thin service layer records registrations in the store
     "runs": 4,  # the types between the orchestrator and the pipeline, which are siblings
     "orchestrator": 5,
+    "attempts": 5,  # an attempt's end in the store: shared by the orchestrator, jobs, ad-hoc runs and audits
     "run_slots": 5,  # how the orchestrator's driver schedules runs on its slots
     "early_runs": 5,  # runs of a foreseen round trained on free slots, adopted by its claim
     "pipeline": 5,

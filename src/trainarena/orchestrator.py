@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +39,8 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from trainarena.contract import Direction, RunStatus
+from trainarena.attempts import interrupt_attempt, store_report, to_run_again
+from trainarena.contract import RunStatus
 from trainarena.early_runs import EarlyRuns, early_key
 from trainarena.engine.bracket import next_step
 from trainarena.engine.model import Finished, PlayRound, RoundPlan, Stage
@@ -65,7 +65,6 @@ from trainarena.settings import LeaseRules, TournamentRules, WeightRules
 from trainarena.store import (
     AttemptStatus,
     ChampionHistory,
-    EvaluationRow,
     MatchRow,
     Round,
     Run,
@@ -100,9 +99,7 @@ __all__ = [
     "LeaseLost",
     "create_tournament",
     "drive",
-    "interrupt_attempt",
     "load_record",
-    "store_report",
     "task_seed",
 ]
 
@@ -177,59 +174,9 @@ def _recover_interrupted(session: Session, tournament_id: int, me: DriverIdentit
             continue
         for attempt in run.attempt_records:
             if attempt.status == AttemptStatus.RUNNING:
-                _interrupted(run, attempt, f"its driver ({attempt.driver_host} pid {attempt.driver_pid}) stopped before "
+                to_run_again(run, attempt, f"its driver ({attempt.driver_host} pid {attempt.driver_pid}) stopped before "
                                            f"it finished; taken over by {me.host} pid {me.pid}")
         run.status = RunStatus.PENDING.value
-
-
-def _interrupted(run: Run, attempt: RunAttempt, reason: str) -> None:
-    """The attempt ended without a report: recorded as interrupted, and its run PENDING again."""
-    attempt.status = AttemptStatus.INTERRUPTED
-    attempt.finished_at = datetime.now(UTC)
-    attempt.failure_reason = reason
-    run.status = RunStatus.PENDING.value
-
-
-def store_report(session: Session, run_id: int, attempt_number: int, report: RunReport) -> None:
-    run = session.get_one(Run, run_id)
-    attempt = next(a for a in run.attempt_records if a.number == attempt_number)
-    if attempt.status != AttemptStatus.RUNNING:
-        raise RuntimeError(f"run {run_id} attempt {attempt_number} is {attempt.status}, not running: not storing its report")
-    attempt.status = run.status = RunStatus(report.status).value
-    attempt.started_at = datetime.fromtimestamp(report.started_at, UTC)
-    attempt.finished_at = datetime.fromtimestamp(report.finished_at, UTC)
-    attempt.wall_seconds = report.wall_seconds
-    attempt.log_path = None if report.log_path is None else str(report.log_path)
-    attempt.artifact_path = None if report.artifact_path is None else str(report.artifact_path)
-    attempt.artifact_digest = report.artifact_digest
-    attempt.failure_reason = report.failure_reason
-    run.counted_attempt = attempt
-    if report.prepared_paths is not None and run.task.prepared is None:
-        run.task.prepared = dict(report.prepared_paths)
-    evaluation = report.evaluation
-    if evaluation is not None:
-        score, failure = evaluation.score, evaluation.failure
-        if score is not None and not math.isfinite(score):
-            # NaN/inf is a failed evaluation; SQL columns cannot hold it faithfully anyway.
-            score, failure = None, failure or f"score is not finite: {score}"
-        attempt.evaluation = EvaluationRow(
-            score=score,
-            direction=Direction(evaluation.direction).value,
-            lead_unit=evaluation.lead_unit,
-            failure=failure,
-            per_example=list(evaluation.per_example),
-            details=dict(evaluation.details),
-        )
-
-
-def interrupt_attempt(session: Session, run_id: int, attempt_number: int, reason: str) -> None:
-    """A running attempt the executor lost (``RunInterrupted``): recorded as interrupted with the
-    reason, and its run PENDING again, to be tried in a new attempt. Nothing of it is scored."""
-    run = session.get_one(Run, run_id)
-    attempt = next(a for a in run.attempt_records if a.number == attempt_number)
-    if attempt.status != AttemptStatus.RUNNING:
-        raise RuntimeError(f"run {run_id} attempt {attempt_number} is {attempt.status}, not running: not interrupting it")
-    _interrupted(run, attempt, reason)
 
 
 # --- Driving -------------------------------------------------------------------------------------

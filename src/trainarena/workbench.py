@@ -19,11 +19,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from trainarena.attempts import store_report
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.demo.text import examples_root
 from trainarena.engine.comparison import LeadInterval, SeedSpread, lead_interval, seed_spread
 from trainarena.engine.scores import has_shares
-from trainarena.orchestrator import store_report
 from trainarena.records.recorder import recorder_for
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import CompetitorInfo, RunReport, definition_json, task_key

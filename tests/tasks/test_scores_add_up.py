@@ -9,10 +9,10 @@ import json
 
 import pytest
 
+from trainarena.attempts import store_report
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine import scores
 from trainarena.engine.scores import PER_EXAMPLE_FORM, score_of
-from trainarena.orchestrator import store_report
 from trainarena.runs import RunReport
 from trainarena.settings import DataRules, Settings
 from trainarena.store import open_store
@@ -54,7 +54,7 @@ def _task(assets, task_type: TaskType) -> TaskDefinition:
 
 
 def _stored(tmp_path, evaluation) -> EvaluationRow:
-    """The evaluation stored as every run's is (``orchestrator.store_report``), read back in a new session."""
+    """The evaluation stored as every run's is (``attempts.store_report``), read back in a new session."""
     with open_store(Settings(data_dir=tmp_path)) as store:
         with store.transaction() as session:
             run_id = start_adhoc_run(session, origin=RunOrigin.BASE_MODEL, definition={}, digest="d").id

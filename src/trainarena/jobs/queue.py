@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from trainarena.attempts import interrupt_running_attempts
 from trainarena.contract import RunStatus
-from trainarena.jobs.records import EventKind, add_event, close_run, interrupt_running_attempts
+from trainarena.jobs.records import EventKind, add_event, close_run
 from trainarena.settings import JobRules
 from trainarena.store.models import Job, JobStatus, Run, database_now, utcnow
 

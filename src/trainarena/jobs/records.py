@@ -12,13 +12,14 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from trainarena.attempts import interrupt_running_attempts
 from trainarena.contract import RunStatus, TaskType
 from trainarena.jobs.errors import Conflict, InvalidInput, NotFound
 from trainarena.jobs.files import Page, get_file, owned_page, owned_row
 from trainarena.jobs.split import job_data_rules
 from trainarena.jobs.uploads import check_dataset, kind_of, parse_task_type
 from trainarena.settings import Settings
-from trainarena.store.models import AttemptStatus, Job, JobEvent, JobStatus, Run, utcnow
+from trainarena.store.models import Job, JobEvent, JobStatus, Run, utcnow
 from trainarena.tasks import builtin_assets
 
 
@@ -132,13 +133,6 @@ def cancel_job(session: Session, job_id: str, owner: int | None) -> Job:
     session.flush()
     session.refresh(job)
     return job
-
-
-def interrupt_running_attempts(run: Run, reason: str) -> None:
-    """The run's running attempt ended with no report stored: recorded as interrupted, with ``reason``."""
-    for attempt in run.attempt_records:
-        if attempt.status == AttemptStatus.RUNNING:
-            attempt.status, attempt.finished_at, attempt.failure_reason = AttemptStatus.INTERRUPTED, utcnow(), reason
 
 
 def close_run(session: Session, job: Job, reason: str) -> None:

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from trainarena.attempts import store_report
 from trainarena.contract import RunStatus, TaskType
 from trainarena.execution.supervise import StopAtOnce, stop_when
 from trainarena.jobs.copies import ended_job_copies, remove_copies
@@ -27,7 +28,6 @@ from trainarena.jobs.progress import ProgressReporter
 from trainarena.jobs.queue import requeue, still_mine
 from trainarena.jobs.records import EventKind, add_event, close_run
 from trainarena.jobs.split import JobPreparer
-from trainarena.orchestrator import store_report
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
 from trainarena.registry import ModelSource, register_model

@@ -38,9 +38,9 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from trainarena.attempts import store_report
 from trainarena.contract import MANIFEST_NAME, Direction, RunStatus, TaskType
 from trainarena.engine.comparison import lead
-from trainarena.orchestrator import store_report
 from trainarena.pipeline import TaskPreparer, resolve_base_model
 from trainarena.records.log import entry_leaf_hash
 from trainarena.records.provenance import folder_digest, split_digests

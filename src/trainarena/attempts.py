@@ -1,0 +1,78 @@
+"""An attempt's end written to the store: its report (status, times, artifact, evaluation) stored, or
+its interruption (no report: the run is tried again, or given up by its caller). Shared by the
+tournament driver, customer jobs, ad-hoc runs and audits, so an attempt ends the same way in each."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from trainarena.contract import Direction, RunStatus
+from trainarena.runs import RunReport
+from trainarena.store import AttemptStatus, EvaluationRow, Run, RunAttempt
+
+__all__ = ["interrupt_attempt", "interrupt_running_attempts", "interrupted", "store_report", "to_run_again"]
+
+
+def interrupted(attempt: RunAttempt, reason: str) -> None:
+    """The attempt ended without a report: recorded as interrupted, with ``reason``."""
+    attempt.status = AttemptStatus.INTERRUPTED
+    attempt.finished_at = datetime.now(UTC)
+    attempt.failure_reason = reason
+
+
+def interrupt_running_attempts(run: Run, reason: str) -> None:
+    """The run's running attempt ended with no report stored: recorded as interrupted, with ``reason``."""
+    for attempt in run.attempt_records:
+        if attempt.status == AttemptStatus.RUNNING:
+            interrupted(attempt, reason)
+
+
+def to_run_again(run: Run, attempt: RunAttempt, reason: str) -> None:
+    """The attempt ended without a report: recorded as interrupted, and its run PENDING again."""
+    interrupted(attempt, reason)
+    run.status = RunStatus.PENDING.value
+
+
+def store_report(session: Session, run_id: int, attempt_number: int, report: RunReport) -> None:
+    run = session.get_one(Run, run_id)
+    attempt = next(a for a in run.attempt_records if a.number == attempt_number)
+    if attempt.status != AttemptStatus.RUNNING:
+        raise RuntimeError(f"run {run_id} attempt {attempt_number} is {attempt.status}, not running: not storing its report")
+    attempt.status = run.status = RunStatus(report.status).value
+    attempt.started_at = datetime.fromtimestamp(report.started_at, UTC)
+    attempt.finished_at = datetime.fromtimestamp(report.finished_at, UTC)
+    attempt.wall_seconds = report.wall_seconds
+    attempt.log_path = None if report.log_path is None else str(report.log_path)
+    attempt.artifact_path = None if report.artifact_path is None else str(report.artifact_path)
+    attempt.artifact_digest = report.artifact_digest
+    attempt.failure_reason = report.failure_reason
+    run.counted_attempt = attempt
+    if report.prepared_paths is not None and run.task.prepared is None:
+        run.task.prepared = dict(report.prepared_paths)
+    evaluation = report.evaluation
+    if evaluation is not None:
+        score, failure = evaluation.score, evaluation.failure
+        if score is not None and not math.isfinite(score):
+            # NaN/inf is a failed evaluation; SQL columns cannot hold it faithfully anyway.
+            score, failure = None, failure or f"score is not finite: {score}"
+        attempt.evaluation = EvaluationRow(
+            score=score,
+            direction=Direction(evaluation.direction).value,
+            lead_unit=evaluation.lead_unit,
+            failure=failure,
+            per_example=list(evaluation.per_example),
+            details=dict(evaluation.details),
+        )
+
+
+def interrupt_attempt(session: Session, run_id: int, attempt_number: int, reason: str) -> None:
+    """A running attempt the executor lost (``RunInterrupted``): recorded as interrupted with the
+    reason, and its run PENDING again, to be tried in a new attempt. Nothing of it is scored."""
+    run = session.get_one(Run, run_id)
+    attempt = next(a for a in run.attempt_records if a.number == attempt_number)
+    if attempt.status != AttemptStatus.RUNNING:
+        raise RuntimeError(f"run {run_id} attempt {attempt_number} is {attempt.status}, not running: not interrupting it")
+    to_run_again(run, attempt, reason)
