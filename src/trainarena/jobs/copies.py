@@ -20,25 +20,27 @@ and the registered model.
 
 from __future__ import annotations
 
+import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from trainarena.pipeline import staged_leftovers, task_folders
 from trainarena.runs import definition_digest, definition_from_json
 from trainarena.settings import Settings
+from trainarena.store import Store
 from trainarena.store.models import Job, JobStatus, Run
+
+log = logging.getLogger(__name__)
 
 
 def prepared_dirs(settings: Settings, digest: str) -> list[Path]:
-    """The folders a preparation of the task with definition digest ``digest`` writes: its train and
-    hidden folders, and the staging folders a killed preparation left beside them."""
-    tasks = settings.cache_dir / "tasks"
-    found = [tasks / digest, settings.hidden_dir / digest]
-    for parent in (tasks, settings.hidden_dir):
-        if parent.is_dir():
-            found += sorted(parent.glob(f".staging-{digest}-*"))
-    return found
+    """The folders a preparation of the task with definition digest ``digest`` writes (the
+    preparer's ``task_folders``), and the staging folders a killed preparation left beside them."""
+    folders = task_folders(settings, digest)
+    return [*folders, *(leftover for folder in folders for leftover in staged_leftovers(folder))]
 
 
 def job_copies(session: Session, settings: Settings, job: Job) -> list[Path]:
@@ -73,3 +75,18 @@ def ended_job_copies(session: Session, settings: Settings, job_id: str) -> list[
     if job is None or job.status not in JobStatus.FINISHED:
         return []
     return job_copies(session, settings, job)
+
+
+def remove_ended_copies(store: Store, settings: Settings, job_ids: Iterable[str]) -> None:
+    """Remove the copies of each of ``job_ids`` that has ended (``ended_job_copies``); called after the
+    end was committed (the run's statement hashed the splits in that transaction). A store that fails
+    here leaves them to the file's deletion, which removes them again."""
+    ids = list(job_ids)
+    if not ids:
+        return
+    try:
+        with store.session() as session:
+            for job_id in ids:
+                remove_copies(ended_job_copies(session, settings, job_id))
+    except Exception:  # noqa: BLE001 - the jobs' outcomes are stored; this is only tidying
+        log.exception("jobs %s: their copies of the file's rows were not removed", ", ".join(ids))
