@@ -3,16 +3,21 @@
 A job prepares its file as a task (``jobs.split``, through the pipeline's preparer): the train split
 under ``cache/tasks/<digest>/`` and the held-out split under ``hidden/<digest>/``, where ``digest`` is
 that of the job's task definition (a killed preparation leaves ``.staging-<digest>-*`` folders beside
-them). A job's task is named after the job, so no tournament and no other job shares these folders.
+them; ``pipeline.task_folders`` and ``pipeline.staged_leftovers`` name them, for the preparer too). A job's task is named after the job, so no tournament and no other job shares these folders.
 Each attempt copies the train split into ``runs/jobs/<job>/attempt-N/inputs/``, and an audit of the
 job's run (``records.audit``) prepares the same task again and stages it under
 ``runs/audits/run-<run>-<n>/inputs/``.
 
 Nothing reads them once the job has ended: its run's statement hashed the splits when the run was
-stored, and its model is in the registry. So they are removed when the job ends (``JobRunner``), and
-again when the file is deleted (``delete_file``), which catches jobs that ended another way (a worker
-that died on the last try) and audits made since. A running job keeps its copies until it ends; a
-queued one whose file was deleted fails when it starts.
+stored, and its model is in the registry. So they are removed (``remove_ended_copies``) right after
+each ending is committed, by whoever ended the job: its worker when the try returns (``JobRunner``);
+another worker's ``requeue_stale`` that fails or cancels the job of a worker that stopped beating; the
+claim that ends cancelled a job queued again with its cancellation asked (``queue.claim_next``); and
+the API's and the CLI's cancel of a job queued again for another try (``records.cancel_job`` itself has
+no settings). A job queued again keeps them for its next try. They are removed again when the file is
+deleted (``delete_file``), which catches what an ending missed (a process that died between the commit
+and the removal, a store that failed then) and audits made since. A running job keeps its copies until
+it ends; a queued one whose file was deleted fails when it starts.
 
 Kept: each attempt's ``logs/`` and ``output/`` (what the script printed and wrote), the run's records
 and the registered model.
