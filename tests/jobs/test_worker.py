@@ -248,10 +248,10 @@ def test_a_job_claimed_while_the_worker_stops_is_stopped_and_queued_again_too(se
     claiming, real_claim = threading.Event(), worker_module.claim_next
     worker = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()), worker_id="first")
 
-    def claim_once_stop_began(session, worker_id):  # noqa: ANN001
+    def claim_once_stop_began(session, worker_id, **kwargs):  # noqa: ANN001, ANN003
         claiming.set()
         worker._stopping.wait(10)
-        return real_claim(session, worker_id)
+        return real_claim(session, worker_id, **kwargs)
 
     monkeypatch.setattr(worker_module, "claim_next", claim_once_stop_began)
     worker.start()
