@@ -102,6 +102,23 @@ def thread_env(cpus: int) -> dict[str, str]:
     return {"OMP_WAIT_POLICY": "PASSIVE", **caps}
 
 
+def task_folders(settings: Settings, digest: str) -> list[Path]:
+    """Where ``TaskPreparer`` puts the task whose definition digest is ``digest``: its train folder
+    (under the cache dir, with the marker) and its hidden folder, in that order. A preparation stages
+    each in a ``staging_prefix(folder)*`` folder beside it (``staged_leftovers``)."""
+    return [settings.cache_dir / "tasks" / digest, settings.hidden_dir / digest]
+
+
+def staging_prefix(folder: Path) -> str:
+    """The name prefix of the staging folders a preparation of ``folder`` makes beside it."""
+    return f".staging-{folder.name}-"
+
+
+def staged_leftovers(folder: Path) -> list[Path]:
+    """The staging folders beside ``folder`` (a preparation running, or one killed midway)."""
+    return sorted(folder.parent.glob(f"{staging_prefix(folder)}*")) if folder.parent.is_dir() else []
+
+
 class TaskPreparer:
     """Prepares each distinct task once (thread-safe), reusing earlier preparations from disk.
 
@@ -120,8 +137,7 @@ class TaskPreparer:
         with self._guard:
             lock = self._locks.setdefault(digest, threading.Lock())
         with lock:
-            train_dir = self._settings.cache_dir / "tasks" / digest
-            hidden_dir = self._settings.hidden_dir / digest
+            train_dir, hidden_dir = task_folders(self._settings, digest)
             marker = train_dir / _PREPARED_MARKER
             if marker.exists():
                 return PreparedTask.from_json(json.loads(marker.read_text()))
@@ -137,7 +153,7 @@ class TaskPreparer:
         try:
             for final in (train_dir, hidden_dir):
                 final.parent.mkdir(parents=True, exist_ok=True)
-                stages.append(Path(tempfile.mkdtemp(prefix=f".staging-{final.name}-", dir=final.parent)))
+                stages.append(Path(tempfile.mkdtemp(prefix=staging_prefix(final), dir=final.parent)))
             train_stage, hidden_stage = stages
             staged = self.plugin(task).prepare(task, train_stage, hidden_stage, split_settings(task, self._settings))
             prepared = replace(

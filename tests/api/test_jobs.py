@@ -6,6 +6,7 @@ other's jobs."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +16,13 @@ from fastapi.testclient import TestClient
 
 from trainarena.api import create_app
 from trainarena.contract import Direction, RunStatus
+from trainarena.execution.supervise import current_stop_event
 from trainarena.jobs import JobWorker
+from trainarena.jobs.copies import job_copies
 from trainarena.runs import CompetitorInfo, RunReport
 from trainarena.settings import JobRules, Settings
 from trainarena.store import Store
+from trainarena.store.models import Job
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 MAPPING = {"field_instruction": "q", "field_output": "a"}
@@ -151,6 +155,42 @@ def test_cancel_a_queued_job_and_keep_others_out(jobs_client: TestClient, auth: 
     assert [e["event"] for e in sse_events(jobs_client, auth["customer"], job_id)] == ["queued", "cancelled"]
     again = jobs_client.post(f"/v1/jobs/{job_id}/cancel", headers=auth["customer"])
     assert again.status_code == 409 and "has ended (cancelled)" in again.json()["error"]["message"]
+
+
+class UntilStopped:
+    """Runs until its try is asked to stop (the worker stopping): the job is then queued again."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        self.started.set()
+        stop = current_stop_event()
+        assert stop is not None and stop.wait(30)
+        return RunReport(RunStatus.FAILED, time.time(), time.time(), failure_reason="stopped")
+
+
+def copies_left(settings: Settings, store: Store, job_id: str) -> list[Path]:
+    with store.session() as session:
+        return [path for path in job_copies(session, settings, session.get_one(Job, job_id)) if path.is_dir()]
+
+
+def test_cancelling_a_job_queued_again_removes_its_copies(jobs_client: TestClient, auth: dict, api_settings: Settings,
+                                                          api_store: Store) -> None:  # fmt: skip
+    job_id = jobs_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(jobs_client, auth["customer"]))).json()["id"]
+    executor = UntilStopped()
+    worker = JobWorker(api_settings, store=api_store, executor=executor)
+    worker.start()
+    try:
+        assert executor.started.wait(20)
+        assert copies_left(api_settings, api_store, job_id)  # its task was prepared for the try
+    finally:
+        worker.stop()  # queued again: the copies stay for its next try
+    assert jobs_client.get(f"/v1/jobs/{job_id}", headers=auth["customer"]).json()["status"] == "queued"
+    assert copies_left(api_settings, api_store, job_id)
+    cancelled = jobs_client.post(f"/v1/jobs/{job_id}/cancel", headers=auth["customer"])
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert copies_left(api_settings, api_store, job_id) == []
 
 
 def test_a_job_keeps_its_record_when_its_file_is_deleted(working_client: TestClient, auth: dict, api_settings: Settings) -> None:

@@ -1,5 +1,5 @@
 """`trainarena jobs list | show | cancel`: every customer's jobs as an operator sees them, as text
-and as JSON; cancelling a queued job; an unknown job named."""
+and as JSON; cancelling a queued job (and removing copies of its rows); an unknown job named."""
 
 from __future__ import annotations
 
@@ -44,6 +44,18 @@ def test_list_show_and_cancel(runner: CliRunner, tmp_path: Path) -> None:
     again = runner.invoke(app, ["jobs", "cancel", job_id, "--json"])
     assert again.exit_code == 1 and "has ended (cancelled)" in json.loads(again.output)["error"]
     assert json.loads(runner.invoke(app, ["jobs", "list", "--status", "queued", "--json"]).output)["jobs"] == []
+
+
+def test_cancel_removes_the_copies_of_an_attempt_the_job_made(runner: CliRunner, tmp_path: Path) -> None:
+    """A job queued again after a try still has that try's copies of its file's rows; cancelling it ends
+    it, and the cancel removes them (``jobs.copies``)."""
+    job_id = _queued_job(tmp_path / "data")
+    inputs = Settings(data_dir=tmp_path / "data").work_dir / "jobs" / job_id / "attempt-1" / "inputs"
+    inputs.mkdir(parents=True)
+    (inputs / "train.jsonl").write_text('{"q": "what is 1", "a": "1"}\n')
+    cancelled = runner.invoke(app, ["jobs", "cancel", job_id])
+    assert cancelled.exit_code == 0 and f"{job_id}: cancelled" in cancelled.output
+    assert not inputs.exists() and inputs.parent.is_dir()  # the attempt's logs and output folder stay
 
 
 def test_an_unknown_job_is_named(runner: CliRunner) -> None:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,8 @@ from sqlalchemy import select, update
 from trainarena.contract import RunStatus
 from trainarena.jobs import JobWorker, cancel_job
 from trainarena.jobs.files import delete_file
-from trainarena.jobs.queue import beat, claim_next, requeue_stale
+from trainarena.jobs.queue import beat, claim_next, requeue, requeue_stale, still_mine
+from trainarena.jobs.runner import JobRunner, StopRequest
 from trainarena.pipeline import TaskPreparer
 from trainarena.runs import CompetitorInfo, RunInterrupted, RunReport, definition_digest, definition_from_json
 from trainarena.settings import Settings
@@ -246,10 +248,10 @@ def test_a_job_claimed_while_the_worker_stops_is_stopped_and_queued_again_too(se
     claiming, real_claim = threading.Event(), worker_module.claim_next
     worker = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()), worker_id="first")
 
-    def claim_once_stop_began(session, worker_id):  # noqa: ANN001
+    def claim_once_stop_began(session, worker_id, **kwargs):  # noqa: ANN001, ANN003
         claiming.set()
         worker._stopping.wait(10)
-        return real_claim(session, worker_id)
+        return real_claim(session, worker_id, **kwargs)
 
     monkeypatch.setattr(worker_module, "claim_next", claim_once_stop_began)
     worker.start()
@@ -456,6 +458,77 @@ def test_a_worker_whose_job_was_taken_kills_its_run_at_once(tmp_path: Path) -> N
         job = job_row(store, job_id)
         assert (job.status, job.worker_id) == (JobStatus.SUCCEEDED, None)
         assert run_of(store, job_id)[:2] == (RunStatus.SUCCEEDED.value, [AttemptStatus.INTERRUPTED, RunStatus.SUCCEEDED.value])
+
+
+class OneReleasePerCall(FakeExecutor):
+    """Each call waits for its own release (``releases[n]`` for the n-th call)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.releases = [threading.Event() for _ in range(4)]
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        self.release = self.releases[len(self.calls)]
+        return super().run_task(competitor, task, run_dir, run_name)
+
+
+def test_a_worker_does_not_claim_again_a_job_it_lost_until_the_lost_try_returns(tmp_path: Path) -> None:
+    """With room for two jobs, the job a worker lost (queued again after its late beats) is not handed
+    back to it while the lost try still runs: once it returns (recording nothing), the next try runs
+    tracked and is the one that counts."""
+    settings = fast_settings(tmp_path / "data", concurrency=2)
+    with open_store(settings) as store:
+        owner = customer(store)
+        job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+        executor = OneReleasePerCall()
+        worker = JobWorker(settings, store=store, executor=executor, worker_id="A")
+        worker.start()
+        try:
+            wait_for(lambda: len(executor.calls) == 1)
+            lost = worker._running[job_id][1]
+            with store.transaction() as session:  # what another worker's requeue_stale does after A's late beats
+                assert requeue(session, job_id, None, "simulated: heartbeats late", settings.jobs.max_attempts)
+            wait_for(lost.event.at_once, timeout=5, what="the lost try to be killed")
+            time.sleep(10 * settings.jobs.poll_seconds)  # ticks in which the claim loop has room
+            assert len(executor.calls) == 1 and job_row(store, job_id).status == JobStatus.QUEUED
+            executor.releases[0].set()  # the lost try returns
+            wait_for(lambda: len(executor.calls) == 2, what="the next try")
+            assert worker.running() == [job_id] and worker._running[job_id][1] is not lost  # tracked: beats, cancel, stop
+            executor.releases[1].set()
+            wait_for(lambda: finished(store, job_id), what="the next try to finish the job")
+        finally:
+            for release in executor.releases:
+                release.set()
+            worker.stop()
+        assert job_row(store, job_id).status == JobStatus.SUCCEEDED
+        assert run_of(store, job_id)[:2] == (RunStatus.SUCCEEDED.value, [AttemptStatus.INTERRUPTED, RunStatus.SUCCEEDED.value])
+        assert life_cycle(store, job_id) == ["queued", "started", "queued", "started", "finished"]
+
+
+def test_the_end_of_a_lost_try_leaves_the_next_try_of_the_job_alone(settings: Settings, store: Store) -> None:
+    """A try that returns after its job was queued again and claimed again by the same worker neither
+    records nor requeues anything: only the running attempt's own try may."""
+    owner = customer(store)
+    job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    with store.transaction() as session:
+        assert claim_next(session, "A") == job_id
+    runner = JobRunner(settings, store, FakeExecutor())
+    first = runner._start(job_id)
+    with store.transaction() as session:
+        assert requeue(session, job_id, "A", "heartbeats late", settings.jobs.max_attempts)
+    with store.transaction() as session:
+        assert claim_next(session, "A") == job_id
+    second = runner._start(job_id)
+    assert (first.number, second.number) == (1, 2)
+    with store.session() as session:
+        assert not still_mine(session, "A", job_id, first.number) and still_mine(session, "A", job_id, second.number)
+    stopped = StopRequest()
+    stopped.shutdown()  # the lost try ends as if its service stopped: it must not queue the job again
+    runner._finish(first, "A", RunReport(RunStatus.FAILED, time.time(), time.time(), failure_reason="killed"), stopped)
+    with store.transaction() as session:
+        assert not requeue(session, job_id, "A", "the lost try's node died", settings.jobs.max_attempts, attempt=first.number)
+    assert job_row(store, job_id).status == JobStatus.RUNNING
+    assert run_of(store, job_id)[:2] == (RunStatus.RUNNING.value, [AttemptStatus.INTERRUPTED, AttemptStatus.RUNNING])
 
 
 def test_heartbeats_and_staleness_follow_the_database_clock(tmp_path: Path, shared_url: str, monkeypatch) -> None:  # noqa: ANN001

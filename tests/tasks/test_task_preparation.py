@@ -10,7 +10,7 @@ import pytest
 
 from trainarena.contract import RunStatus, TaskType
 from trainarena.execution.base import RunResult
-from trainarena.pipeline import SandboxedExecutor, TaskPreparer
+from trainarena.pipeline import SandboxedExecutor, TaskPreparer, staged_leftovers, task_folders
 from trainarena.runs import CompetitorInfo, definition_digest
 from trainarena.settings import DataRules, Settings
 from trainarena.submissions import checkout_path
@@ -53,6 +53,34 @@ def test_an_interrupted_preparation_leaves_no_folder_and_keeps_other_tasks(tmp_p
     with pytest.raises(KeyboardInterrupt):
         TaskPreparer(settings).prepare(dpo_task(tmp_path, empty_rows=1))
     assert folders(settings.data_dir) == before and kept.hidden_file.is_file()
+
+
+def test_task_folders_name_where_a_preparation_writes_and_stages(tmp_path, monkeypatch):
+    """What ``jobs.copies`` removes of a job's task: the folders ``task_folders`` names, and while a
+    preparation runs (or after one was killed) the staging folders ``staged_leftovers`` finds."""
+    settings = Settings(data_dir=tmp_path / "data")
+    task = dpo_task(tmp_path, empty_rows=0)
+    train, hidden = task_folders(settings, definition_digest(task))
+    prepared = TaskPreparer(settings).prepare(task)
+    assert prepared.train_file.parent == train and prepared.hidden_file.parent == hidden
+    assert staged_leftovers(train) == staged_leftovers(hidden) == []
+    seen = []
+
+    class Killed:
+        def prepare(self, task, train_dir, hidden_dir, settings):
+            seen.append((train_dir, hidden_dir))
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("trainarena.pipeline.get_task_type", lambda task_type: Killed())
+    other = dpo_task(tmp_path, empty_rows=1)
+    other_train, other_hidden = task_folders(settings, definition_digest(other))
+    with pytest.raises(KeyboardInterrupt):
+        TaskPreparer(settings).prepare(other)
+    [(train_stage, hidden_stage)] = seen
+    assert train_stage.parent == other_train.parent and hidden_stage.parent == other_hidden.parent
+    for stage, folder in ((train_stage, other_train), (hidden_stage, other_hidden)):
+        stage.mkdir()  # as a killed process would have left it
+        assert staged_leftovers(folder) == [stage] and staged_leftovers(train if folder == other_train else hidden) == []
 
 
 def test_dropped_rows_are_kept_in_the_marker_and_read_back(tmp_path):

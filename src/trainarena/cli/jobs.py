@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from trainarena.cli.output import Col, OneLineTable, fail, print_block, print_fields
-from trainarena.jobs import JobsError, cancel_job, events_after, get_job, list_jobs
+from trainarena.jobs import JobsError, cancel_job, events_after, get_job, list_jobs, remove_ended_copies
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.models import Job
@@ -81,8 +81,11 @@ def show_command(job_id: JobId, as_json: JsonFlag = False) -> None:
 def cancel_command(job_id: JobId, as_json: JsonFlag = False) -> None:
     """Cancel a job: a queued one at once, a running one is stopped by its worker."""
     try:
-        with open_store(Settings()) as store, store.transaction() as session:
-            record = _record(cancel_job(session, job_id, None))
+        settings = Settings()
+        with open_store(settings) as store:
+            with store.transaction() as session:
+                record = _record(cancel_job(session, job_id, None))
+            remove_ended_copies(store, settings, [job_id])  # a job queued again after a try ended now
     except JobsError as error:
         raise fail(error.message, as_json, id=job_id) from None
     message = "cancelled" if record["status"] == "cancelled" else "cancellation asked; its worker stops the run"

@@ -2,6 +2,7 @@
 champion's script (or the house script) in the same sandbox as tournaments, their events, the worker
 that runs them, and the gate that shares devices with tournaments (docs/api.md, "Files", "Jobs")."""
 
+from trainarena.jobs.copies import remove_ended_copies
 from trainarena.jobs.errors import Conflict, InvalidInput, JobsError, NotFound, TooLarge
 from trainarena.jobs.gate import JOB, TOURNAMENT, DeviceGate, GatedBackend
 from trainarena.jobs.records import EventKind, JobRequest, cancel_job, create_job, events_after, get_job, list_jobs
@@ -10,4 +11,5 @@ from trainarena.jobs.worker import JobWorker
 __all__ = [
     "JOB", "TOURNAMENT", "Conflict", "DeviceGate", "EventKind", "GatedBackend", "InvalidInput", "JobRequest", "JobWorker",
     "JobsError", "NotFound", "TooLarge", "cancel_job", "create_job", "events_after", "get_job", "list_jobs",
+    "remove_ended_copies",
 ]

@@ -3,16 +3,21 @@
 A job prepares its file as a task (``jobs.split``, through the pipeline's preparer): the train split
 under ``cache/tasks/<digest>/`` and the held-out split under ``hidden/<digest>/``, where ``digest`` is
 that of the job's task definition (a killed preparation leaves ``.staging-<digest>-*`` folders beside
-them). A job's task is named after the job, so no tournament and no other job shares these folders.
+them; ``pipeline.task_folders`` and ``pipeline.staged_leftovers`` name them, for the preparer too). A job's task is named after the job, so no tournament and no other job shares these folders.
 Each attempt copies the train split into ``runs/jobs/<job>/attempt-N/inputs/``, and an audit of the
 job's run (``records.audit``) prepares the same task again and stages it under
 ``runs/audits/run-<run>-<n>/inputs/``.
 
 Nothing reads them once the job has ended: its run's statement hashed the splits when the run was
-stored, and its model is in the registry. So they are removed when the job ends (``JobRunner``), and
-again when the file is deleted (``delete_file``), which catches jobs that ended another way (a worker
-that died on the last try) and audits made since. A running job keeps its copies until it ends; a
-queued one whose file was deleted fails when it starts.
+stored, and its model is in the registry. So they are removed (``remove_ended_copies``) right after
+each ending is committed, by whoever ended the job: its worker when the try returns (``JobRunner``);
+another worker's ``requeue_stale`` that fails or cancels the job of a worker that stopped beating; the
+claim that ends cancelled a job queued again with its cancellation asked (``queue.claim_next``); and
+the API's and the CLI's cancel of a job queued again for another try (``records.cancel_job`` itself has
+no settings). A job queued again keeps them for its next try. They are removed again when the file is
+deleted (``delete_file``), which catches what an ending missed (a process that died between the commit
+and the removal, a store that failed then) and audits made since. A running job keeps its copies until
+it ends; a queued one whose file was deleted fails when it starts.
 
 Kept: each attempt's ``logs/`` and ``output/`` (what the script printed and wrote), the run's records
 and the registered model.
@@ -20,25 +25,27 @@ and the registered model.
 
 from __future__ import annotations
 
+import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from trainarena.pipeline import staged_leftovers, task_folders
 from trainarena.runs import definition_digest, definition_from_json
 from trainarena.settings import Settings
+from trainarena.store import Store
 from trainarena.store.models import Job, JobStatus, Run
+
+log = logging.getLogger(__name__)
 
 
 def prepared_dirs(settings: Settings, digest: str) -> list[Path]:
-    """The folders a preparation of the task with definition digest ``digest`` writes: its train and
-    hidden folders, and the staging folders a killed preparation left beside them."""
-    tasks = settings.cache_dir / "tasks"
-    found = [tasks / digest, settings.hidden_dir / digest]
-    for parent in (tasks, settings.hidden_dir):
-        if parent.is_dir():
-            found += sorted(parent.glob(f".staging-{digest}-*"))
-    return found
+    """The folders a preparation of the task with definition digest ``digest`` writes (the
+    preparer's ``task_folders``), and the staging folders a killed preparation left beside them."""
+    folders = task_folders(settings, digest)
+    return [*folders, *(leftover for folder in folders for leftover in staged_leftovers(folder))]
 
 
 def job_copies(session: Session, settings: Settings, job: Job) -> list[Path]:
@@ -73,3 +80,18 @@ def ended_job_copies(session: Session, settings: Settings, job_id: str) -> list[
     if job is None or job.status not in JobStatus.FINISHED:
         return []
     return job_copies(session, settings, job)
+
+
+def remove_ended_copies(store: Store, settings: Settings, job_ids: Iterable[str]) -> None:
+    """Remove the copies of each of ``job_ids`` that has ended (``ended_job_copies``); called after the
+    end was committed (the run's statement hashed the splits in that transaction). A store that fails
+    here leaves them to the file's deletion, which removes them again."""
+    ids = list(job_ids)
+    if not ids:
+        return
+    try:
+        with store.session() as session:
+            for job_id in ids:
+                remove_copies(ended_job_copies(session, settings, job_id))
+    except Exception:  # noqa: BLE001 - the jobs' outcomes are stored; this is only tidying
+        log.exception("jobs %s: their copies of the file's rows were not removed", ", ".join(ids))

@@ -10,31 +10,37 @@ which worker stopped beating; the times people read (started, finished) are the 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from trainarena.attempts import interrupt_running_attempts
 from trainarena.contract import RunStatus
 from trainarena.jobs.records import EventKind, add_event, close_run
 from trainarena.settings import JobRules
-from trainarena.store.models import Job, JobStatus, Run, database_now, utcnow
+from trainarena.store.models import AttemptStatus, Job, JobStatus, Run, RunAttempt, database_now, utcnow
 
 # Queued jobs looked at per claim: a few, in case other workers take the first ones meanwhile.
 _CLAIM_CANDIDATES = 8
 
 
-def claim_next(session: Session, worker_id: str) -> str | None:
-    """Make the oldest queued job this worker's running job; its id, or None when none is queued. A
-    queued job whose cancellation was asked for (it raced the requeue of its try) is never claimed: it
-    ends cancelled here."""
+def claim_next(session: Session, worker_id: str, skip: Collection[str] = (), ended: list[str] | None = None) -> str | None:
+    """Make the oldest queued job this worker's running job; its id, or None when none is queued. Jobs
+    in ``skip`` are left to others: the worker's tries still going (one it lost to the queue may not
+    have returned yet, and a new try must not share its place). A queued job whose cancellation was
+    asked for (it raced the requeue of its try) is never claimed: it ends cancelled here, its id
+    appended to ``ended`` (its copies are removed once that is committed, ``jobs.copies``)."""
     beat_at, now = database_now(session), utcnow()
-    candidates = session.execute(select(Job.id, Job.cancel_requested).where(Job.status == JobStatus.QUEUED)
-                                 .order_by(Job.created_at, Job.id).limit(_CLAIM_CANDIDATES))  # fmt: skip
+    query = select(Job.id, Job.cancel_requested).where(Job.status == JobStatus.QUEUED)
+    if skip:
+        query = query.where(Job.id.not_in(list(skip)))
+    candidates = session.execute(query.order_by(Job.created_at, Job.id).limit(_CLAIM_CANDIDATES))
     for job_id, cancel_requested in list(candidates):
         if cancel_requested:
-            _end_cancelled_in_queue(session, job_id)
+            if _end_cancelled_in_queue(session, job_id) and ended is not None:
+                ended.append(job_id)
             continue
         claimed = session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED,
                                                     Job.cancel_requested.is_(False))
@@ -45,12 +51,14 @@ def claim_next(session: Session, worker_id: str) -> str | None:
     return None
 
 
-def _end_cancelled_in_queue(session: Session, job_id: str) -> None:
+def _end_cancelled_in_queue(session: Session, job_id: str) -> bool:
     ended = session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED)
                             .values(status=JobStatus.CANCELLED, finished_at=utcnow()))  # fmt: skip
-    if ended.rowcount == 1:
-        close_run(session, session.get_one(Job, job_id), "the job was cancelled before it was tried again")
-        add_event(session, job_id, EventKind.CANCELLED, "cancelled before it was tried again")
+    if ended.rowcount != 1:
+        return False
+    close_run(session, session.get_one(Job, job_id), "the job was cancelled before it was tried again")
+    add_event(session, job_id, EventKind.CANCELLED, "cancelled before it was tried again")
+    return True
 
 
 def beat(session: Session, worker_id: str, job_ids: list[str]) -> set[str]:
@@ -71,16 +79,27 @@ def cancellations(session: Session, job_ids: list[str]) -> set[str]:
     return set(session.scalars(select(Job.id).where(Job.id.in_(job_ids), Job.cancel_requested.is_(True))))
 
 
-def still_mine(session: Session, worker_id: str, job_id: str) -> bool:
-    """Whether the job is still this worker's running job (not requeued after a missed heartbeat)."""
-    job = session.get(Job, job_id)
-    return job is not None and job.status == JobStatus.RUNNING and job.worker_id == worker_id
+def _running_attempt(attempt: int) -> ColumnElement[bool]:
+    """A condition on ``Job``: its run's attempt number ``attempt`` is the one running (not a try
+    interrupted when the job was queued again, whose job may have been claimed again since)."""
+    return Job.run_id.in_(select(RunAttempt.run_id).where(RunAttempt.number == attempt, RunAttempt.status == AttemptStatus.RUNNING))
+
+
+def still_mine(session: Session, worker_id: str, job_id: str, attempt: int | None = None) -> bool:
+    """Whether the job is still this worker's running job (not requeued after a missed heartbeat) and,
+    with ``attempt``, that try's: a worker may claim again a job it lost, and the lost try's end must
+    not touch the new one."""
+    condition = [Job.id == job_id, Job.status == JobStatus.RUNNING, Job.worker_id == worker_id]
+    if attempt is not None:
+        condition.append(_running_attempt(attempt))
+    return session.scalar(select(Job.id).where(*condition)) is not None
 
 
 def requeue(session: Session, job_id: str, worker_id: str | None, reason: str, max_attempts: int,
-            stale_before: datetime | None = None) -> bool:  # fmt: skip
+            stale_before: datetime | None = None, attempt: int | None = None) -> bool:  # fmt: skip
     """Queue a running job again (a new attempt next time), if it is still running under
-    ``worker_id`` (any worker when None) and, with ``stale_before``, its heartbeat is older than that.
+    ``worker_id`` (any worker when None), with ``stale_before`` its heartbeat is older than that, and
+    with ``attempt`` that try is its run's running attempt (``still_mine``).
     Its run's running attempt is marked interrupted. A job whose cancellation was asked for ends
     cancelled instead, and after ``max_attempts`` tries the job fails instead; either way its run is
     closed (``close_run``). True when this call took the job from its worker."""
@@ -89,6 +108,8 @@ def requeue(session: Session, job_id: str, worker_id: str | None, reason: str, m
         condition.append(Job.worker_id == worker_id)
     if stale_before is not None:
         condition.append(Job.heartbeat_at < stale_before)
+    if attempt is not None:
+        condition.append(_running_attempt(attempt))
     done = session.execute(update(Job).where(*condition).values(status=JobStatus.QUEUED, worker_id=None, heartbeat_at=None))
     if done.rowcount != 1:
         return False

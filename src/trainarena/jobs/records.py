@@ -113,7 +113,9 @@ def get_job(session: Session, job_id: str, owner: int | None) -> Job:
 
 def cancel_job(session: Session, job_id: str, owner: int | None) -> Job:
     """A queued job ends cancelled now; a running one is flagged, and its worker stops the run and
-    ends it cancelled (within ``JobRules.poll_seconds``). Conflict when it has finished."""
+    ends it cancelled (within ``JobRules.poll_seconds``). Conflict when it has finished. A job queued
+    again after a try still has its copies: the caller removes them once this is committed
+    (``jobs.copies.remove_ended_copies``)."""
     job = get_job(session, job_id, owner)
     now = utcnow()
     # Conditional on the status: a worker claiming the job at this moment either sees it cancelled or

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from trainarena.attempts import store_report
 from trainarena.contract import RunStatus, TaskType
 from trainarena.execution.supervise import StopAtOnce, stop_when
-from trainarena.jobs.copies import ended_job_copies, remove_copies
+from trainarena.jobs.copies import remove_ended_copies
 from trainarena.jobs.progress import ProgressReporter
 from trainarena.jobs.queue import requeue, still_mine
 from trainarena.jobs.records import EventKind, add_event, close_run
@@ -145,16 +145,7 @@ class JobRunner:
         try:
             self._run(job_id, worker_id, stop)
         finally:
-            self._remove_copies(job_id)
-
-    def _remove_copies(self, job_id: str) -> None:
-        """After the end was committed (the run's statement hashed the splits in that transaction); a
-        store that fails here leaves them to the file's deletion, which removes them again."""
-        try:
-            with self._store.session() as session:
-                remove_copies(ended_job_copies(session, self._settings, job_id))
-        except Exception:  # noqa: BLE001 - the job's outcome is stored; this is only tidying
-            log.exception("job %s: its copies of the file's rows were not removed", job_id)
+            remove_ended_copies(self._store, self._settings, [job_id])
 
     def _run(self, job_id: str, worker_id: str, stop: StopRequest) -> None:
         try:
@@ -165,21 +156,21 @@ class JobRunner:
         try:
             report = self._execute(attempt, stop)
         except RunInterrupted as error:  # its node died (Ray): the job is queued again, a new attempt next time
-            self._requeue(attempt.job_id, worker_id, str(error))
+            self._requeue(attempt, worker_id, str(error))
             return
         try:
             self._finish(attempt, worker_id, report, stop)
         except Exception as error:  # noqa: BLE001 - e.g. the registry's disk is full
-            self._fail(job_id, worker_id, f"could not record its end: {type(error).__name__}: {error}")
+            self._fail(job_id, worker_id, f"could not record its end: {type(error).__name__}: {error}", attempt.number)
 
-    def _requeue(self, job_id: str, worker_id: str, reason: str) -> None:
+    def _requeue(self, attempt: Attempt, worker_id: str, reason: str) -> None:
         with self._store.transaction() as session:
-            if still_mine(session, worker_id, job_id):
-                requeue(session, job_id, worker_id, reason, self._settings.jobs.max_attempts)
+            requeue(session, attempt.job_id, worker_id, reason, self._settings.jobs.max_attempts, attempt=attempt.number)
 
-    def _fail(self, job_id: str, worker_id: str, reason: str) -> None:
+    def _fail(self, job_id: str, worker_id: str, reason: str, attempt: int | None = None) -> None:
+        """End the job failed if it is still this worker's and, with ``attempt``, that try's."""
         with self._store.transaction() as session:
-            if still_mine(session, worker_id, job_id):
+            if still_mine(session, worker_id, job_id, attempt):
                 self._end(session, job_id, JobStatus.FAILED, EventKind.FAILED, f"failed: {reason}")
 
     def _start(self, job_id: str) -> Attempt:
@@ -245,10 +236,11 @@ class JobRunner:
         if self._recorder is not None:
             self._recorder.warm(report, attempt.task)
         with self._store.transaction() as session:
-            if not still_mine(session, worker_id, attempt.job_id):
+            if not still_mine(session, worker_id, attempt.job_id, attempt.number):
                 return  # queued again meanwhile (this worker missed its heartbeats): another attempt counts
             if stop.event.is_set() and not stop.cancelled:
-                requeue(session, attempt.job_id, worker_id, "the service stopped while it ran", self._settings.jobs.max_attempts)
+                requeue(session, attempt.job_id, worker_id, "the service stopped while it ran", self._settings.jobs.max_attempts,
+                        attempt=attempt.number)  # fmt: skip
                 return
             store_report(session, attempt.run_id, attempt.number, report)
             if stop.cancelled:

@@ -20,6 +20,7 @@ import threading
 import time
 from contextlib import ExitStack
 
+from trainarena.jobs.copies import remove_ended_copies
 from trainarena.jobs.gate import JOB, DeviceGate, GatedBackend
 from trainarena.jobs.queue import beat, cancellations, claim_next, requeue_stale
 from trainarena.jobs.runner import JobExecutor, JobRunner, StopRequest
@@ -95,11 +96,14 @@ class JobWorker:
         """One round: requeue the dead workers' jobs, beat and pass on cancellations, claim."""
         assert self._store is not None
         with self._store.transaction() as session:
-            requeue_stale(session, self._settings.jobs, running_here=self.running())
+            requeued = requeue_stale(session, self._settings.jobs, running_here=self.running())
+        remove_ended_copies(self._store, self._settings, requeued)  # those that failed or were cancelled instead
         self._beat()
         while len(self.running()) < self._settings.jobs.concurrency and not self._stopping.is_set():
-            with self._store.transaction() as session:
-                job_id = claim_next(session, self.worker_id)
+            ended: list[str] = []
+            with self._store.transaction() as session:  # not a job whose lost try is still going here
+                job_id = claim_next(session, self.worker_id, skip=self.running(), ended=ended)
+            remove_ended_copies(self._store, self._settings, ended)
             if job_id is None:
                 return
             self._launch(job_id)
@@ -140,6 +144,7 @@ class JobWorker:
         except Exception:
             log.exception("job %s: the worker could not record its end", job_id)
         finally:
-            with self._lock:
-                self._running.pop(job_id, None)
+            with self._lock:  # only its own entry (a later try of the job, launched here, keeps its own)
+                if self._running.get(job_id, (None, None))[1] is stop:
+                    del self._running[job_id]
 

@@ -20,7 +20,7 @@ from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ROLE_RESPONSES
 from trainarena.api.job_errors import answering_jobs_errors
 from trainarena.api.routes.files import LIST_LIMIT_MAX
-from trainarena.jobs import EventKind, JobRequest, cancel_job, create_job, events_after, get_job, list_jobs
+from trainarena.jobs import EventKind, JobRequest, cancel_job, create_job, events_after, get_job, list_jobs, remove_ended_copies
 from trainarena.jobs.runner import HOUSE_SCRIPT
 from trainarena.store import Store
 from trainarena.store.models import Job, JobEvent, JobStatus
@@ -104,7 +104,9 @@ def job(request: Request, principal: Customer, job_id: str) -> JobOut:
              summary="Cancel a queued or running job")  # fmt: skip
 def cancel(request: Request, principal: Customer, job_id: str) -> JobOut:
     with app_store(request).transaction() as session, answering_jobs_errors():
-        return JobOut.of(cancel_job(session, job_id, visible_owner(principal)))
+        out = JobOut.of(cancel_job(session, job_id, visible_owner(principal)))
+    remove_ended_copies(app_store(request), app_settings(request), [job_id])  # a job queued again after a try ended now
+    return out
 
 
 EVENTS_RESPONSE = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
