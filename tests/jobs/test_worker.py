@@ -458,12 +458,13 @@ def test_a_worker_whose_job_was_taken_kills_its_run_at_once(tmp_path: Path) -> N
         assert run_of(store, job_id)[:2] == (RunStatus.SUCCEEDED.value, [AttemptStatus.INTERRUPTED, RunStatus.SUCCEEDED.value])
 
 
-def test_heartbeats_and_staleness_follow_the_database_clock(tmp_path: Path, shared_url: str, monkeypatch) -> None:  # noqa: ANN001
+def test_on_postgresql_heartbeats_and_staleness_follow_the_database_clock(tmp_path: Path, postgres_url: str, monkeypatch) -> None:  # noqa: ANN001
     """A worker whose host clock runs an hour ahead neither takes the jobs of live workers nor has its
-    own taken: beats and the cutoff are the database's times."""
+    own taken: beats and the cutoff are the PostgreSQL server's times. (A SQLite store's clock is its
+    one host's: test_store_clock.)"""
     from trainarena.jobs import queue
 
-    settings = fast_settings(tmp_path / "data", shared_url)
+    settings = fast_settings(tmp_path / "data", postgres_url)
     ahead = lambda: datetime.now(UTC) + timedelta(hours=1)  # noqa: E731
     with open_store(settings) as store:
         owner = customer(store)
