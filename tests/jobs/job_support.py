@@ -68,8 +68,10 @@ class FakeExecutor:
     that stays running) or for its run to be stopped (as a sandbox is killed), and reports success with a
     score of 1.25. Records every call."""
 
-    def __init__(self, release: threading.Event | None = None, status: RunStatus = RunStatus.SUCCEEDED) -> None:
+    def __init__(self, release: threading.Event | None = None, status: RunStatus = RunStatus.SUCCEEDED,
+                 stoppable: bool = True) -> None:
         self.release = release
+        self.stoppable = stoppable  # False: a run that outlives its stop (slow to die) until released
         self.status = status
         self.calls: list[tuple[CompetitorInfo, TaskDefinition, Path]] = []
         self.started = threading.Event()
@@ -84,7 +86,7 @@ class FakeExecutor:
         self.started.set()
         if self.release is not None:
             stop, deadline = current_stop_event(), time.monotonic() + 30
-            while not self.release.wait(0.05) and not stop.is_set() and time.monotonic() < deadline:
+            while not self.release.wait(0.05) and not (self.stoppable and stop.is_set()) and time.monotonic() < deadline:
                 pass
         if self.status != RunStatus.SUCCEEDED:
             return RunReport(self.status, time.time(), time.time(), log_path=logs, failure_reason="exited with code 1")

@@ -461,10 +461,11 @@ def test_a_worker_whose_job_was_taken_kills_its_run_at_once(tmp_path: Path) -> N
 
 
 class OneReleasePerCall(FakeExecutor):
-    """Each call waits for its own release (``releases[n]`` for the n-th call)."""
+    """Each call waits for its own release (``releases[n]`` for the n-th call), even once stopped: a lost
+    try still running when the claim loop has room again."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(stoppable=False)
         self.releases = [threading.Event() for _ in range(4)]
 
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
@@ -531,12 +532,13 @@ def test_the_end_of_a_lost_try_leaves_the_next_try_of_the_job_alone(settings: Se
     assert run_of(store, job_id)[:2] == (RunStatus.RUNNING.value, [AttemptStatus.INTERRUPTED, AttemptStatus.RUNNING])
 
 
-def test_heartbeats_and_staleness_follow_the_database_clock(tmp_path: Path, shared_url: str, monkeypatch) -> None:  # noqa: ANN001
+def test_on_postgresql_heartbeats_and_staleness_follow_the_database_clock(tmp_path: Path, postgres_url: str, monkeypatch) -> None:  # noqa: ANN001
     """A worker whose host clock runs an hour ahead neither takes the jobs of live workers nor has its
-    own taken: beats and the cutoff are the database's times."""
+    own taken: beats and the cutoff are the PostgreSQL server's times. (A SQLite store's clock is its
+    one host's: test_store_clock.)"""
     from trainarena.jobs import queue
 
-    settings = fast_settings(tmp_path / "data", shared_url)
+    settings = fast_settings(tmp_path / "data", postgres_url)
     ahead = lambda: datetime.now(UTC) + timedelta(hours=1)  # noqa: E731
     with open_store(settings) as store:
         owner = customer(store)
@@ -554,6 +556,8 @@ def test_heartbeats_and_staleness_follow_the_database_clock(tmp_path: Path, shar
             assert requeue_stale(session, settings.jobs) == []  # and so is the one of the worker ahead
             beats = dict(session.execute(select(Job.id, Job.heartbeat_at).where(Job.id.in_(jobs))).all())
     assert all(abs(beats[job_id] - datetime.now(UTC)) < timedelta(minutes=1) for job_id in jobs), beats
+
+
 class StagingExecutor(FakeExecutor):
     """A fake that lays out its attempt's inputs as the pipeline does: the prepared train split copied in."""
 

@@ -256,3 +256,46 @@ def test_a_failed_registration_leaves_no_folder_without_a_row(settings: Settings
                 register_champion_models(store, settings, result.id)
     assert len(calls) == 4 and _models(settings) == []
     assert [p.name for p in settings.registry_dir.iterdir()] == []
+
+
+def test_two_heals_at_once_register_each_champion_run_once(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two heals (a drive thread starting while serve starts) overlap; building a model folder is slow
+    enough that each would read what is registered before the other commits. One registers the models,
+    the other finds them and registers nothing, and no folder is left without its row."""
+    from trainarena.registry import layout, register_reigning_champion_models
+
+    monkeypatch.setenv("TRAINARENA_REGISTRY__REGISTER_CHAMPIONS", "false")
+    off = Settings()
+    for name in ("alice", "bob", "carol"):
+        register_repo(off, name)
+    add_text_tasks(off, tmp_path, "t1", "t2")
+    assert _play(off, seed=5).crowned and _models(settings) == []
+    real_build = layout.build_model_folder
+
+    def slow_build(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        time.sleep(0.3)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr("trainarena.registry.models.build_model_folder", slow_build)
+    counts: list[int] = []
+    errors: list[BaseException] = []
+    with open_store(settings) as store:
+
+        def heal() -> None:
+            try:
+                counts.append(len(register_reigning_champion_models(store, settings)))
+            except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+                errors.append(error)
+
+        threads = [threading.Thread(target=heal) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    runs = _champion_runs(settings, "alice")
+    assert errors == [] and sorted(counts) == [0, len(runs)] and runs
+    models = _models(settings)
+    assert [m[2] for m in models] == runs
+    assert sorted(p.name for p in settings.registry_dir.iterdir()) == sorted(Path(m[3]).name for m in models)

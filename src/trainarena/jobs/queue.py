@@ -4,8 +4,9 @@ ones, noticing cancellations, and queueing again the jobs of a worker that stopp
 Every transition is one conditional UPDATE (``WHERE status = ...``) whose row count says who won, so
 two workers on one store (SQLite or PostgreSQL, in one process or several) never both run a job,
 and a cancellation racing a claim has one outcome. Heartbeats and the staleness cutoff are read from
-the database's clock (``database_now``), so workers on hosts whose clocks disagree still agree on
-which worker stopped beating; the times people read (started, finished) are the worker's.
+the store's clock (``database_now``: PostgreSQL's server clock, so workers on hosts whose clocks
+disagree still agree on which worker stopped beating; a SQLite store's one host's clock); the times
+people read (started, finished) are the worker's.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def requeue(session: Session, job_id: str, worker_id: str | None, reason: str, m
 
 def requeue_stale(session: Session, rules: JobRules, running_here: list[str] | None = None) -> list[str]:
     """Queue again every running job whose worker has not beaten for ``stale_seconds`` (it died), by
-    the database's clock; but ``running_here``, the asking worker's own runs: it is alive, and beats
+    the store's clock; but ``running_here``, the asking worker's own runs: it is alive, and beats
     for them next (a loop stalled past ``stale_seconds`` would otherwise throw away its own tries)."""
     stale_seconds = rules.stale_seconds
     cutoff = database_now(session) - timedelta(seconds=stale_seconds)

@@ -1,7 +1,7 @@
 """The job worker: a service (``api.app.Service``: ``start()`` / ``stop()``) that runs queued jobs.
 
 One loop thread, every ``JobRules.poll_seconds``: queue again the jobs of workers that stopped beating
-(``stale_seconds``, by the database's clock), beat for its own running jobs and pass on their
+(``stale_seconds``, by the store's clock), beat for its own running jobs and pass on their
 cancellations, and claim queued jobs while fewer than ``concurrency`` run, each in its own thread
 (``jobs.runner``). Jobs outlive the process: stopping the worker stops its runs and queues their jobs
 again, and a worker that is killed outright stops beating, so another (or the next start) queues its

@@ -64,6 +64,7 @@ from trainarena.store.models import Run, RunAttempt, RunOrigin, TaskRow
 from trainarena.submissions import RegistrationError, checkout_path, parse_manifest, register, snapshot_worktree
 from trainarena.submissions.tree_hash import git_tree_hash
 from trainarena.tasks.base import DatasetError, TaskDefinition
+from trainarena.tasks.secret_split import PUBLIC_NOISE
 
 __all__ = [
     "AuditExecutor", "AuditReport", "CannotAudit", "NoiseBand", "SignedRun", "Verdict", "as_scored", "audit_run",
@@ -71,8 +72,6 @@ __all__ = [
 ]
 
 Say = Callable[[str], None]
-# Where an image evaluation recorded before its details named one took its noise master seed from.
-NOISE_BEFORE_ITS_FIELD = "public"
 # The digests of a task's inputs, under the names the run statement gives them.
 INPUTS = {"base_model_sha256": "base model", "train_split_sha256": "train split", "hidden_split_sha256": "hidden split"}
 
@@ -241,8 +240,9 @@ def as_scored(task: TaskDefinition, evaluation: Mapping[str, Any]) -> TaskDefini
     public ``eval_master_seed``, and is audited so."""
     if task.task_type != TaskType.IMAGE or task.split_key is None:
         return task
-    source = (evaluation.get("details") or {}).get("noise_seed", NOISE_BEFORE_ITS_FIELD)
-    return replace(task, public_noise=source == "public")
+    # An evaluation recorded before its details named one took its noise master seed from the public one.
+    source = (evaluation.get("details") or {}).get("noise_seed", PUBLIC_NOISE)
+    return replace(task, public_noise=source == PUBLIC_NOISE)
 
 
 def current_inputs(settings: Settings, task: TaskDefinition) -> dict[str, str | None]:

@@ -8,7 +8,12 @@ or a process killed in between leaves a crowning without its models, and nothing
 tournament again. :func:`register_reigning_champion_models` heals that: ``serve`` calls it at start
 and again ``schedule.retry_after_fault`` after a fault while driving; the API's tournament drivers
 before each drive. It looks at each kind's latest crowning only, so turning the setting on registers the reigning
-champions' models, never those of champions dethroned before."""
+champions' models, never those of champions dethroned before.
+
+Those callers overlap (a tournament finishing while a drive thread or another process heals), and a
+run's row has no unique constraint: registration holds the store-wide ``named_lock``
+:data:`REGISTRATION_LOCK` from reading what is registered until its rows are committed, so the second
+of two finds the first one's rows and skips them."""
 
 from __future__ import annotations
 
@@ -23,9 +28,11 @@ from trainarena.contract import RunStatus
 from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.registry.models import ModelSource, register_model
 from trainarena.settings import Settings
-from trainarena.store import Store, get_stored_task
+from trainarena.store import Store, get_stored_task, named_lock
 from trainarena.store.models import ChampionHistory, MatchRow, RegisteredModel, Round, Run, TaskRow
 from trainarena.tasks.digests import path_digest
+
+REGISTRATION_LOCK = "register-champion-models"
 
 
 def dataset_digest_of(session: Session, definition: dict) -> str:
@@ -53,7 +60,9 @@ def register_champion_models(store: Store, settings: Settings, tournament_id: in
     crowned nobody new, or the setting is off); the models registered now."""
     if not settings.registry.register_champions:
         return []
-    with store.transaction() as session:
+    # Held until the commit: what is registered is read under it (module docstring). A registration
+    # that fails rolls back, and its folders go with its rows (register_model).
+    with named_lock(store.engine, REGISTRATION_LOCK), store.transaction() as session:
         crowning = session.scalar(select(ChampionHistory).where(ChampionHistory.tournament_id == tournament_id))
         if crowning is None:  # not finished, or the defender kept the title: nobody new was crowned
             return []

@@ -68,7 +68,7 @@ class JobRules(Section):
     )
     validation_share_max: float = Field(0.5, ge=0.0, lt=1.0, description="Largest share of a file a job may hold out to score the model.")
     heartbeat_seconds: float = Field(10.0, gt=0.0, description="How often a worker marks its running jobs alive.")
-    stale_seconds: float = Field(60.0, gt=0.0, description="A running job whose worker has not beaten for this long (by the database's clock) is queued again.")
+    stale_seconds: float = Field(60.0, gt=0.0, description="A running job whose worker has not beaten for this long (by the store's clock: the PostgreSQL server's; a SQLite store's host's) is queued again.")
     max_attempts: int = Field(
         3, ge=1, description="Tries of one job: a job whose worker stopped or died this many times fails instead of "
         "being queued again (a job that brings its worker down must not do it forever)."

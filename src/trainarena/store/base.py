@@ -27,14 +27,13 @@ def utcnow() -> datetime:
 
 
 def database_now(session: Session) -> datetime:
-    """The database server's clock, timezone-aware UTC: one clock for every process on the store, where
-    a time written by one process is compared with a time taken by another (a job's heartbeat and the
-    staleness cutoff). Stored like any other time (``UTCDateTime``). SQLite's clock to the millisecond
-    (its CURRENT_TIMESTAMP keeps whole seconds); PostgreSQL's ``now()`` (the transaction's start) in
-    whatever zone the session has, converted."""
+    """The store's clock, timezone-aware UTC, for a time written by one process and compared with a time
+    taken by another (a job's heartbeat and the staleness cutoff). On PostgreSQL the server's ``now()``
+    (the transaction's start) in whatever zone the session has, converted: one clock for every host on
+    the store. SQLite has no server: its ``'now'`` is the calling process's own clock, so this is
+    :func:`utcnow` (a SQLite store lives on one host, whose processes share that clock)."""
     if session.get_bind().dialect.name == "sqlite":
-        text = session.scalar(select(func.strftime("%Y-%m-%d %H:%M:%f", "now")))
-        return datetime.fromisoformat(str(text)).replace(tzinfo=UTC)
+        return utcnow()
     now = session.scalar(select(func.now()))
     if not isinstance(now, datetime) or now.tzinfo is None:
         raise TypeError(f"the database's now() gave {now!r}, not a time with a zone")

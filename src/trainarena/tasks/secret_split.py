@@ -29,6 +29,9 @@ from trainarena.tasks.base import TaskDefinition
 
 SECRET_BYTES = 32
 NOISE_LABEL = "trainarena-noise:"  # keeps a task's noise seed apart from its split seed (same secret, same key)
+# noise_source's answers.
+PUBLIC_NOISE = "public"
+SECRET_NOISE = "secret"
 
 
 def operator_secret(settings: Settings) -> bytes:
@@ -56,31 +59,42 @@ def _create_key_file(path: Path) -> None:
         out.write(secrets.token_hex(SECRET_BYTES).encode())
 
 
-def split_seed(secret: bytes, split_key: str) -> int:
-    """The split seed of a task with this split key under this secret (63 bits of the HMAC)."""
-    digest = hmac.new(secret, split_key.encode(), hashlib.sha256).digest()
+def _hmac_seed(secret: bytes, message: str) -> int:
+    """63 bits of ``HMAC-SHA256(secret, message)``."""
+    digest = hmac.new(secret, message.encode(), hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "big") & 0x7FFFFFFFFFFFFFFF
+
+
+def split_seed(secret: bytes, split_key: str) -> int:
+    """The split seed of a task with this split key under this secret."""
+    return _hmac_seed(secret, split_key)
 
 
 def noise_seed(secret: bytes, split_key: str) -> int:
-    """The image evaluator's noise master seed of a task with this split key under this secret (63 bits
-    of an HMAC under its own label, so it says nothing of the split seed)."""
-    digest = hmac.new(secret, f"{NOISE_LABEL}{split_key}".encode(), hashlib.sha256).digest()
-    return int.from_bytes(digest[:8], "big") & 0x7FFFFFFFFFFFFFFF
+    """The image evaluator's noise master seed of a task with this split key under this secret (an HMAC
+    under its own label, so it says nothing of the split seed)."""
+    return _hmac_seed(secret, f"{NOISE_LABEL}{split_key}")
+
+
+def _secret_noise_key(task: TaskDefinition) -> str | None:
+    """The split key an image task's secret noise seed follows from; None when its noise is public."""
+    return None if task.public_noise else task.split_key
 
 
 def noise_source(task: TaskDefinition) -> str:
     """Where an image task's noise master seed comes from: ``secret``, its own noise seed (a stored task,
-    with a split key); ``public``, ``ImageRules.eval_master_seed`` (an ad-hoc task, or a stored one
-    whose record was scored so: ``TaskDefinition.public_noise``)."""
-    return "public" if task.split_key is None or task.public_noise else "secret"
+    with a split key); :data:`PUBLIC_NOISE`, ``ImageRules.eval_master_seed`` (an ad-hoc task, or a stored
+    one whose record was scored so: ``TaskDefinition.public_noise``). Recorded in an image evaluation's
+    details as ``noise_seed``."""
+    return PUBLIC_NOISE if _secret_noise_key(task) is None else SECRET_NOISE
 
 
 def noise_master_seed(task: TaskDefinition, settings: Settings) -> int:
     """The master seed an image task's evaluation noise comes from (:func:`noise_source`)."""
-    if task.split_key is None or noise_source(task) == "public":
+    key = _secret_noise_key(task)
+    if key is None:
         return settings.image.eval_master_seed
-    return noise_seed(operator_secret(settings), task.split_key)
+    return noise_seed(operator_secret(settings), key)
 
 
 def split_settings(task: TaskDefinition, settings: Settings) -> Settings:
