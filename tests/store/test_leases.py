@@ -93,3 +93,30 @@ def test_a_lease_released_between_the_takers_insert_and_update_is_taken(postgres
         with store.transaction() as session:
             assert lease_holder(session, tid).owner_id == "bob-owner"
             fence(session, tid, BOB, LeaseRules())
+
+
+def test_on_postgresql_a_driver_whose_clock_runs_ahead_does_not_take_a_live_lease(postgres_url: str, monkeypatch) -> None:  # noqa: ANN001
+    """Leases are timed by the PostgreSQL server's clock: Bob's host, an hour ahead, would otherwise
+    read Alice's fresh lease as long expired and drive her tournament beside her."""
+    from datetime import UTC, datetime, timedelta
+
+    from trainarena.store import base, leases
+
+    class HourAhead(datetime):
+        @classmethod
+        def now(cls, tz=None):  # noqa: ANN001, ANN206
+            return datetime.now(tz) + timedelta(hours=1)
+
+    with open_store_url(postgres_url) as store:
+        with store.transaction() as session:
+            add_competitor(session, name="a", repo_url="u", commit="0" * 40, tree_hash="t", source_digest="d", entrypoint="train.py")
+            tid = create_tournament(session, name="t", kind="text", seed=1, entrants=["a"]).id
+        rules = LeaseRules(lease_seconds=60, heartbeat_seconds=10)
+        assert _acquire(store, tid, ALICE, rules) is None
+        monkeypatch.setattr(leases, "datetime", HourAhead)  # Bob's host clock, wherever the code reads it
+        monkeypatch.setattr(base, "utcnow", lambda: datetime.now(UTC) + timedelta(hours=1))
+        holder = _acquire(store, tid, BOB, rules)
+        assert holder is not None and holder.owner_id == ALICE.owner_id
+        with store.transaction() as session:
+            assert leases.live_holder(session, tid) == holder
+            assert renew(session, tid, ALICE, rules)

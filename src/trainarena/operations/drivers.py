@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
 
 from trainarena.operations.tournaments import drive_pool_tournament
 from trainarena.registry import register_reigning_champion_models
@@ -23,7 +22,7 @@ from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import RunExecutor
 from trainarena.settings import Settings
 from trainarena.store import Store, TournamentStatus, get_draw, get_tournament
-from trainarena.store.leases import DriverIdentity, LeaseError, lease_holder
+from trainarena.store.leases import DriverIdentity, LeaseError, live_holder
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +90,9 @@ class BackgroundDrivers:
             if get_draw(session, tournament_id) is None:
                 raise DriveRefused(f"tournament {tournament.name!r} was not created from a task pool; "
                                    "drive it with the command that created it")
-            holder = lease_holder(session, tournament_id)
+            holder = live_holder(session, tournament_id)
         me = DriverIdentity.of_this_process()
-        if holder is not None and holder.expires_at > datetime.now(UTC) and not holder.is_dead_local_process(me):
+        if holder is not None and not holder.is_dead_local_process(me):
             raise DriveRefused(f"tournament {tournament.name!r} is being driven by {holder.describe()}")
 
     def _drive(self, store: Store, tournament_id: int) -> None:

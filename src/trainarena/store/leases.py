@@ -22,7 +22,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from trainarena.settings import LeaseRules
 from trainarena.store.competitors import StoreError
-from trainarena.store.models import TournamentLease
+from trainarena.store.models import TournamentLease, database_now
 
 # The two dialects with INSERT ... ON CONFLICT DO NOTHING, which taking a lease needs.
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -107,6 +107,12 @@ def lease_holder(session: Session, tournament_id: int) -> LeaseHolder | None:
     return None if row is None else _holder(row)
 
 
+def live_holder(session: Session, tournament_id: int) -> LeaseHolder | None:
+    """Who holds the tournament's lease now, if it has not expired by the store's clock; else None."""
+    holder = lease_holder(session, tournament_id)
+    return holder if holder is not None and holder.expires_at > database_now(session) else None
+
+
 def try_acquire(
     session: Session, tournament_id: int, me: DriverIdentity, rules: LeaseRules, *, take_from: str | None = None
 ) -> LeaseHolder | None:
@@ -116,7 +122,7 @@ def try_acquire(
     if insert is None:
         raise StoreError(f"driver leases need SQLite or PostgreSQL, not {session.get_bind().dialect.name}")
     while True:
-        now = datetime.now(UTC)
+        now = database_now(session)  # one clock for drivers on hosts whose clocks disagree (PostgreSQL's)
         values = {"owner_id": me.owner_id, "host": me.host, "pid": me.pid, "acquired_at": now, "heartbeat_at": now,
                   "expires_at": now + timedelta(seconds=rules.lease_seconds)}
         session.execute(insert(TournamentLease).values(tournament_id=tournament_id, **values).on_conflict_do_nothing())
@@ -137,7 +143,7 @@ def try_acquire(
 
 def renew(session: Session, tournament_id: int, me: DriverIdentity, rules: LeaseRules) -> bool:
     """Extend our lease; False when the row is no longer ours (taken over, or released)."""
-    now = datetime.now(UTC)
+    now = database_now(session)
     renewed = session.execute(
         update(TournamentLease)
         .where(TournamentLease.tournament_id == tournament_id, TournamentLease.owner_id == me.owner_id)
