@@ -3,11 +3,12 @@
 Per task type, the house script (examples/competitors/baseline, image_baseline for images), the
 library-defaults reference (trl_defaults for instruct, benchmarks/trl_defaults_types.py for chat, dpo
 and grpo, image_defaults for images) and every honest example declaring the type train on the same
-tasks, budget and seeds: instruct on the arithmetic and strings datasets, chat/dpo/grpo on the assets'
-dataset of that type, image on person_zxq and style_qrt (tiny SD pipeline). Each (type, task, seed)
-prepares the task once with the seed and scores the base model once; every script then runs alone,
-unsandboxed, with the contract's arguments and the threads one of the demo's run slots gets; the task
-plugin's own evaluate() scores it on the hidden split.
+tasks, budget and seeds: instruct on the arithmetic and strings datasets, dpo on
+preference_arithmetic and preference_units_custom, chat and grpo on the assets' dataset of that type,
+image on person_zxq and style_qrt (tiny SD pipeline). Each (type, task, seed) prepares the task once
+with the seed and scores the base model once; every script then runs alone, unsandboxed, with the
+contract's arguments and the threads one of the demo's run slots gets; the task plugin's own
+evaluate() scores it on the hidden split.
 
 The report shows each contender's mean, sd, min..max and n over the seeds, then the verdicts
 (rules in benchmarks/quality_verdicts.py): house vs defaults, defaults/house >= 1.15 in the mean
