@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from benchmarks.quality import main as quality_command
-from benchmarks.quality_runs import ADVERSARIAL_EXAMPLES, contenders, honest_examples
+from benchmarks.quality_runs import ADVERSARIAL_EXAMPLES, DPO_TASKS, contenders, honest_examples, task_names
 from benchmarks.quality_verdicts import (
     defaults_gain_verdict,
     defaults_ratio_verdict,
@@ -22,6 +22,7 @@ from benchmarks.quality_verdicts import (
     mean_over_tasks,
     summarize,
 )
+from trainarena.assets.synthetic_types import TYPED_DATASETS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 losses = st.floats(min_value=1e-3, max_value=1e3, allow_nan=False)
@@ -112,6 +113,11 @@ def test_contenders_are_house_defaults_then_honest_examples_without_adversarial_
     assert not ADVERSARIAL_EXAMPLES & set(names)
     assert [c.name for c in contenders("image", ["image_fewsteps"])] == ["image_baseline", "image_defaults", "image_fewsteps"]
     assert honest_examples("dpo") == []  # no shipped example but the house declares dpo
+
+
+def test_dpo_plays_every_dpo_dataset_of_the_assets():
+    assert task_names("dpo", text_assets=None) == list(DPO_TASKS)
+    assert set(DPO_TASKS) == {d.name for d in TYPED_DATASETS if d.task_type == "dpo"}
 
 
 def test_the_command_rejects_a_script_that_is_not_an_honest_example_of_the_types(capsys):
