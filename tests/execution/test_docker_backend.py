@@ -171,6 +171,7 @@ def _wait_for(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def
 
 
 @pytest.mark.docker
+@pytest.mark.serial  # alone: another test's backend starting meanwhile sweeps the orphan this one leaves on purpose
 def test_a_run_whose_platform_died_is_removed_by_the_next_backend(
     docker_daemon: str, tmp_path: Path
 ) -> None:
