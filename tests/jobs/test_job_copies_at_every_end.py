@@ -7,29 +7,19 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from job_support import FakeExecutor, customer, fast_settings, queued_job, uploaded, wait_for
 from sqlalchemy import update
 
-from trainarena.execution.supervise import current_stop_event
 from trainarena.jobs import JobWorker
 from trainarena.jobs.copies import job_copies
-from trainarena.runs import CompetitorInfo, RunReport
 from trainarena.settings import Settings
 from trainarena.store import Store, open_store
 from trainarena.store.models import Job, JobStatus
-from trainarena.tasks.base import TaskDefinition
 
 WORKER = Path(__file__).with_name("worker_process.py")
-
-
-class UntilStopped(FakeExecutor):
-    """Runs until its try is asked to stop (``stop_when``)."""
-
-    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
-        self.release = current_stop_event()
-        return super().run_task(competitor, task, run_dir, run_name)
 
 
 def copies_left(settings: Settings, store: Store, job_id: str) -> list[Path]:
@@ -70,7 +60,7 @@ def test_a_job_queued_again_and_cancelled_before_its_next_claim_leaves_no_copies
     with open_store(settings) as store:
         owner = customer(store)
         job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
-        first = JobWorker(settings, store=store, executor=UntilStopped(), worker_id="first")
+        first = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()), worker_id="first")
         first.start()
         wait_for(lambda: status_of(store, job_id) == JobStatus.RUNNING and copies_left(settings, store, job_id) != [])
         first.stop()  # queued again: its copies stay for the next try
