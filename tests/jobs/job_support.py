@@ -4,6 +4,9 @@ executors (a job's life cycle without training)."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -92,6 +95,19 @@ class FakeExecutor:
             return RunReport(self.status, time.time(), time.time(), log_path=logs, failure_reason="exited with code 1")
         return RunReport(RunStatus.SUCCEEDED, time.time(), time.time(), log_path=logs, artifact_path=output,
                          artifact_digest="ab" * 32, evaluation=Evaluation(1.25, Direction.LOWER))  # fmt: skip
+
+
+def worker_killed_mid_job(data_dir: Path, job_id: str) -> None:
+    """A worker process (``worker_process.py``) that claims ``job_id``, prepares its task and is killed
+    outright while its run hangs: its job stays RUNNING under the dead worker ``doomed``."""
+    doomed = subprocess.Popen([sys.executable, str(Path(__file__).with_name("worker_process.py")), str(data_dir)],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert doomed.stdout is not None
+        assert doomed.stdout.readline().strip() == f"running {job_id}"  # its task is prepared: the splits are on disk
+    finally:
+        doomed.send_signal(signal.SIGKILL)
+        doomed.communicate()
 
 
 def wait_for(condition, timeout: float = 20.0, what: str = "the condition") -> None:  # noqa: ANN001

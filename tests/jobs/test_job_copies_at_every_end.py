@@ -4,13 +4,11 @@ job queued again is cancelled before its next try (at a claim; the API's cancel 
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
-from job_support import FakeExecutor, customer, fast_settings, queued_job, uploaded, wait_for
+import pytest
+from job_support import FakeExecutor, customer, fast_settings, queued_job, uploaded, wait_for, worker_killed_mid_job
 from sqlalchemy import update
 
 from trainarena.jobs import JobWorker
@@ -18,8 +16,6 @@ from trainarena.jobs.copies import job_copies
 from trainarena.settings import Settings
 from trainarena.store import Store, open_store
 from trainarena.store.models import Job, JobStatus
-
-WORKER = Path(__file__).with_name("worker_process.py")
 
 
 def copies_left(settings: Settings, store: Store, job_id: str) -> list[Path]:
@@ -37,13 +33,7 @@ def test_a_job_failed_by_another_worker_after_its_last_try_leaves_no_copies(tmp_
     with open_store(settings) as store:
         owner = customer(store)
         job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
-    doomed = subprocess.Popen([sys.executable, str(WORKER), str(tmp_path / "data")], stdout=subprocess.PIPE, text=True)
-    try:
-        assert doomed.stdout is not None
-        assert doomed.stdout.readline().strip() == f"running {job_id}"  # its task is prepared: the splits are on disk
-    finally:
-        doomed.send_signal(signal.SIGKILL)
-        doomed.communicate()
+    worker_killed_mid_job(tmp_path / "data", job_id)
     with open_store(settings) as store:
         assert len(copies_left(settings, store, job_id)) == 2  # the train and the held-out split
         survivor = JobWorker(settings, store=store, executor=FakeExecutor(), worker_id="survivor")
@@ -76,3 +66,36 @@ def test_a_job_queued_again_and_cancelled_before_its_next_claim_leaves_no_copies
         finally:
             second.stop()
         assert executor.calls == []
+
+
+def test_copies_an_ended_jobs_removal_missed_go_when_a_worker_starts_and_a_running_jobs_stay(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    settings = fast_settings(tmp_path / "data")
+    with open_store(settings) as store:
+        owner = customer(store)
+        file_id = uploaded(settings, store, owner)
+        ended = queued_job(settings, store, owner, file_id)
+        with monkeypatch.context() as patch:  # the process died between the end's commit and the removal
+            patch.setattr("trainarena.jobs.runner.remove_ended_copies", lambda *args: None)
+            cut_short = JobWorker(settings, store=store, executor=FakeExecutor(), worker_id="cut-short")
+            cut_short.start()
+            try:
+                wait_for(lambda: status_of(store, ended) == JobStatus.SUCCEEDED, what="the job to succeed")
+            finally:
+                cut_short.stop()
+        assert len(copies_left(settings, store, ended)) == 2  # the train and the held-out split
+        running = queued_job(settings, store, owner, file_id)
+        holder = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()), worker_id="holder")
+        holder.start()
+        try:
+            wait_for(lambda: status_of(store, running) == JobStatus.RUNNING and copies_left(settings, store, running) != [])
+            held = copies_left(settings, store, running)
+            sweeper = JobWorker(settings, store=store, executor=FakeExecutor(), worker_id="sweeper")
+            sweeper.start()
+            try:
+                wait_for(lambda: copies_left(settings, store, ended) == [], timeout=5, what="the ended job's copies to go")
+                assert copies_left(settings, store, running) == held
+            finally:
+                sweeper.stop()
+        finally:
+            holder.stop()

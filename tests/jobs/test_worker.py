@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import errno
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from job_support import FakeExecutor, customer, fast_settings, queued_job, uploaded, wait_for
+from job_support import FakeExecutor, customer, fast_settings, queued_job, uploaded, wait_for, worker_killed_mid_job
 from sqlalchemy import select, update
 
 from trainarena.contract import RunStatus
@@ -32,8 +29,6 @@ from trainarena.store import Store, add_competitor, open_store
 from trainarena.store.models import AttemptStatus, ChampionHistory, Job, JobEvent, JobStatus, RegisteredModel, Run, RunOrigin
 from trainarena.submissions import checkout_path
 from trainarena.tasks.base import TaskDefinition
-
-WORKER = Path(__file__).with_name("worker_process.py")
 
 
 @pytest.fixture
@@ -296,13 +291,7 @@ def test_a_killed_workers_job_is_queued_again_and_finished_by_another(tmp_path: 
     with open_store(settings) as store:
         owner = customer(store)
         job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
-    doomed = subprocess.Popen([sys.executable, str(WORKER), str(tmp_path / "data")], stdout=subprocess.PIPE, text=True)
-    try:
-        assert doomed.stdout is not None
-        assert doomed.stdout.readline().strip() == f"running {job_id}"
-    finally:
-        doomed.send_signal(signal.SIGKILL)
-        doomed.communicate()
+    worker_killed_mid_job(tmp_path / "data", job_id)
     with open_store(settings) as store:
         assert job_row(store, job_id).worker_id == "doomed"
         survivor = JobWorker(settings, store=store, executor=FakeExecutor(), worker_id="survivor")

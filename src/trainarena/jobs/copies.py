@@ -14,9 +14,10 @@ each ending is committed, by whoever ended the job: its worker when the try retu
 another worker's ``requeue_stale`` that fails or cancels the job of a worker that stopped beating; the
 claim that ends cancelled a job queued again with its cancellation asked (``queue.claim_next``); and
 the API's and the CLI's cancel of a job queued again for another try (``records.cancel_job`` itself has
-no settings). A job queued again keeps them for its next try. They are removed again when the file is
-deleted (``delete_file``), which catches what an ending missed (a process that died between the commit
-and the removal, a store that failed then) and audits made since. A running job keeps its copies until
+no settings). A job queued again keeps them for its next try. What an ending missed (a process that
+died between the commit and the removal, a store that failed then) is removed when a job worker starts
+(``sweep_ended_copies``: a removal that finished marks the job's folder), and again when the file is
+deleted (``delete_file``), with the audits made since. A running job keeps its copies until
 it ends; a queued one whose file was deleted fails when it starts.
 
 Kept: each attempt's ``logs/`` and ``output/`` (what the script printed and wrote), the run's records
@@ -39,6 +40,9 @@ from trainarena.store import Store
 from trainarena.store.models import Job, JobStatus, Run
 
 log = logging.getLogger(__name__)
+
+# In a job's folder (``runs/jobs/<job>/``) once its copies were removed after it ended.
+REMOVED_MARK = ".copies-removed"
 
 
 def prepared_dirs(settings: Settings, digest: str) -> list[Path]:
@@ -73,25 +77,31 @@ def remove_copies(paths: list[Path]) -> list[Path]:
     return removed
 
 
-def ended_job_copies(session: Session, settings: Settings, job_id: str) -> list[Path]:
-    """``job_copies`` of the job ``job_id`` once it has ended (succeeded, failed, cancelled); none
-    while it is queued or running (a worker may be using them, or another one took it over)."""
-    job = session.get(Job, job_id)
-    if job is None or job.status not in JobStatus.FINISHED:
-        return []
-    return job_copies(session, settings, job)
-
-
 def remove_ended_copies(store: Store, settings: Settings, job_ids: Iterable[str]) -> None:
-    """Remove the copies of each of ``job_ids`` that has ended (``ended_job_copies``); called after the
-    end was committed (the run's statement hashed the splits in that transaction). A store that fails
-    here leaves them to the file's deletion, which removes them again."""
+    """Remove the copies of each of ``job_ids`` that has ended (succeeded, failed, cancelled; a queued
+    or running job keeps them: a worker may be using them, or another one took it over) and mark its
+    folder (``REMOVED_MARK``). Called after the end was committed (the run's statement hashed the
+    splits in that transaction). A store that fails here leaves them to ``sweep_ended_copies``."""
     ids = list(job_ids)
     if not ids:
         return
     try:
         with store.session() as session:
             for job_id in ids:
-                remove_copies(ended_job_copies(session, settings, job_id))
+                job = session.get(Job, job_id)
+                if job is not None and job.status in JobStatus.FINISHED:
+                    remove_copies(job_copies(session, settings, job))
+                    folder = settings.work_dir / "jobs" / job_id
+                    if folder.is_dir():
+                        (folder / REMOVED_MARK).touch()
     except Exception:  # noqa: BLE001 - the jobs' outcomes are stored; this is only tidying
         log.exception("jobs %s: their copies of the file's rows were not removed", ", ".join(ids))
+
+
+def sweep_ended_copies(store: Store, settings: Settings) -> None:
+    """At a job worker's start: remove the copies of the ended jobs whose removal never finished (a
+    process that died between the end's commit and the removal, a store that failed then), the jobs
+    whose folder has no ``REMOVED_MARK``. Queued and running jobs among them are left alone."""
+    jobs = settings.work_dir / "jobs"
+    unmarked = sorted(folder.name for folder in jobs.iterdir() if not (folder / REMOVED_MARK).exists()) if jobs.is_dir() else []
+    remove_ended_copies(store, settings, unmarked)

@@ -215,6 +215,7 @@ class JobRunner:
         reporter = ProgressReporter(log_dir, self._settings.jobs, lambda lines: self._progress(attempt.job_id, lines))
         reporter.start()
         try:
+            attempt.run_dir.mkdir(parents=True, exist_ok=True)  # before any copy: jobs.copies sweeps by job folder
             JobPreparer(self._settings, attempt.validation_share, attempt.task.seed).prepare(attempt.task)
             with stop_when(stop.event):
                 return self._executor.run_task(attempt.script.info, attempt.task, attempt.run_dir,

@@ -20,7 +20,7 @@ import threading
 import time
 from contextlib import ExitStack
 
-from trainarena.jobs.copies import remove_ended_copies
+from trainarena.jobs.copies import remove_ended_copies, sweep_ended_copies
 from trainarena.jobs.gate import JOB, DeviceGate, GatedBackend
 from trainarena.jobs.queue import beat, cancellations, claim_next, requeue_stale
 from trainarena.jobs.runner import JobExecutor, JobRunner, StopRequest
@@ -85,6 +85,8 @@ class JobWorker:
 
     def _serve(self) -> None:
         rules = self._settings.jobs
+        assert self._store is not None
+        sweep_ended_copies(self._store, self._settings)  # what a worker that died mid-removal left
         while not self._stopping.is_set():
             try:
                 self._tick()
