@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,7 @@ from trainarena.records.signing import envelope_payload, init_key, sign_payload
 from trainarena.records.statements import PAYLOAD_TYPE
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest
 from trainarena.settings import Settings
-from trainarena.store import Store, open_store
+from trainarena.store import Store
 from trainarena.store.log_tables import LogEntry
 from trainarena.store.models import EvaluationRow, Run
 from trainarena.submissions.service import register_competitor
@@ -100,12 +99,6 @@ class ScoreExecutor:
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
     return Settings()
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    with open_store(settings) as opened:
-        yield opened
 
 
 @pytest.fixture

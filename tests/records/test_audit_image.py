@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-
-import pytest
 
 from trainarena.contract import RunStatus, TaskType
 from trainarena.pipeline import TaskPreparer
@@ -19,7 +16,7 @@ from trainarena.records.audit import Verdict, as_scored, audit_run
 from trainarena.records.provenance import folder_digest
 from trainarena.runs import CompetitorInfo, RunReport
 from trainarena.settings import Settings
-from trainarena.store import Store, open_store
+from trainarena.store import Store
 from trainarena.tasks import get_task_type
 from trainarena.tasks.base import TaskDefinition
 from trainarena.workbench import Workbench, worktree_script
@@ -75,18 +72,6 @@ class LoraExecutor:
 
     def close(self) -> None:
         pass
-
-
-@pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
-    return Settings()
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
-    with open_store(settings) as opened:
-        yield opened
 
 
 def test_an_image_run_is_audited_with_the_noise_it_was_scored_with(settings: Settings, store: Store, image_assets,
