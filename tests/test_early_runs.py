@@ -321,7 +321,7 @@ def test_a_driver_clears_only_its_own_early_runs_at_its_end_and_all_left_behind_
 
 @dataclass
 class YieldsAfterTheFinal(Final):
-    """``Final``, and the caller has other work due once b's final is done (a daemon's schedule)."""
+    """``Final``, and the caller asks the drive to yield once b's final is done (serve's stop)."""
 
     other_work_due: threading.Event = field(default_factory=threading.Event)
 
@@ -335,7 +335,7 @@ class YieldsAfterTheFinal(Final):
 def test_a_drive_yields_when_other_work_is_due_and_the_next_one_finishes_the_same_tournament(store: Store,
                                                                                           settings: Settings) -> None:
     """serve drives with ``until`` (not batches of runs): slots and early runs as in any drive, and when
-    its schedule has something due the runs in flight are stored, early ones dropped, and it yields."""
+    it is asked to yield (serve: a stop) the runs in flight are stored, early ones dropped, and it yields."""
     alone = _tournament(store, "one-slot")
     assert _drive(store, settings, alone, Final(waits_for_early=False), parallel=1).champion == "b"
     tournament_id = _tournament(store, "yields")

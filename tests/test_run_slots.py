@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -15,7 +16,7 @@ import pytest
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Stage
 from trainarena.execution.supervise import EitherStop
-from trainarena.orchestrator import create_tournament, drive
+from trainarena.orchestrator import Tending, create_tournament, drive
 from trainarena.runs import TIMINGS_FILE, RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.store import Store, add_competitor, get_tournament, tournament_runs
@@ -112,11 +113,11 @@ def _competitors(store: Store) -> None:
                            tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")
 
 
-def play(store: Store, settings: Settings, executor, parallel: int, name: str = "t") -> tuple:
+def play(store: Store, settings: Settings, executor, parallel: int, name: str = "t", tending: Tending | None = None) -> tuple:
     with store.transaction() as session:
         tid = create_tournament(session, name=name, kind="text", seed=5, entrants=NAMES).id
     drive(store, tid, task_source=task_source, executor=executor, rules=settings.rules, weight_rules=settings.weights,
-          work_dir=settings.work_dir, parallel=parallel)
+          work_dir=settings.work_dir, parallel=parallel, tending=tending)
     with store.session() as session:
         tournament = get_tournament(session, tid)
         runs = [(r.competitor.name, r.task.index, r.status, r.evaluation.score, r.counted_attempt.log_path) for r in tournament_runs(session, tid)]
@@ -185,3 +186,49 @@ def test_an_early_run_is_killed_at_once_only_when_dropped_and_gets_the_grace_on_
     dropped.set()  # its round does not need it: nothing of it is kept
     assert stop.at_once()
     assert EitherStop(dropped, None).at_once()
+
+
+TEND_SECONDS = 0.05
+
+
+@dataclass
+class TendedDuringTheFirstRun:
+    """The first run lasts until the caller's tending was done three times (or gives up); the tending
+    fails every time, as a broken schedule would."""
+
+    tended: list[float] = field(default_factory=list)  # time.monotonic() of each call
+    three_times: threading.Event = field(default_factory=threading.Event)
+    first_saw_tending: bool | None = None
+
+    def execute(self, request: RunRequest) -> RunReport:
+        if self.first_saw_tending is None:  # one slot: one run at a time
+            self.first_saw_tending = self.three_times.wait(WAIT_SECONDS)
+        return report_for(request)
+
+    def tend(self) -> None:
+        self.tended.append(time.monotonic())
+        if len(self.tended) >= 3:
+            self.three_times.set()
+        raise OSError("the schedule's store is locked")
+
+
+@dataclass
+class Instant:
+    def execute(self, request: RunRequest) -> RunReport:
+        return report_for(request)
+
+
+def test_tending_is_done_while_a_run_goes_on_never_in_a_busy_loop_and_its_faults_never_end_the_drive(
+    store: Store, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    executor = TendedDuringTheFirstRun()
+    with caplog.at_level(logging.ERROR, logger="trainarena.run_slots"):
+        champion, runs, _folders = play(store, settings, executor, parallel=1, tending=Tending(executor.tend, TEND_SECONDS))
+    assert executor.first_saw_tending is True  # tended while the run went on, not once it was done
+    assert (champion, runs) == play(store, settings, Instant(), parallel=1, name="untended")[:2]
+    gaps = [later - earlier for earlier, later in zip(executor.tended, executor.tended[1:], strict=False)]
+    assert min(gaps) >= TEND_SECONDS  # counted from the end of the previous call: never a busy loop
+    failures = [r for r in caplog.records if "the work done between runs failed" in r.getMessage()]
+    assert len(failures) == len(executor.tended) and "the schedule's store is locked" in str(failures[0].exc_info[1])
+    with pytest.raises(ValueError, match="every_seconds must be positive"):
+        Tending(executor.tend, 0)

@@ -47,7 +47,7 @@ from trainarena.engine.model import Finished, PlayRound, RoundPlan, Stage
 from trainarena.engine.weights import tournament_weights
 from trainarena.execution.supervise import EitherStop, current_stop_event, stop_when
 from trainarena.records.recorder import Recorder
-from trainarena.run_slots import RunSlots
+from trainarena.run_slots import RunSlots, Tending
 from trainarena.runs import (
     CompetitorInfo,
     ProgressEvent,
@@ -97,6 +97,7 @@ from trainarena.tasks.base import TaskDefinition
 __all__ = [
     "LeaseHeld",
     "LeaseLost",
+    "Tending",
     "create_tournament",
     "drive",
     "load_record",
@@ -397,6 +398,7 @@ def drive(
     progress: Progress | None = None,
     max_steps: int | None = None,
     until: Callable[[], bool] | None = None,
+    tending: Tending | None = None,
     parallel: int = 1,
     max_attempts: int | None = None,
     lease_rules: LeaseRules | None = None,
@@ -409,8 +411,11 @@ def drive(
 
     A step is one round created, one run executed, or the finish stored; with ``max_steps`` the drive
     stops after that many and returns None (drive again to go on); likewise once ``until()`` (asked
-    whenever a run is done) says another task of the caller's is due, the runs in flight finished and
-    stored first (a daemon's schedule: early runs stay on). ``parallel`` runs of a round are
+    whenever a run is done) says to stop, the runs in flight finished and stored first (early runs not
+    adopted yet are dropped). ``tending`` is the caller's other work, done on the calling thread between
+    waits for the runs in flight every ``tending.every_seconds`` while they go on (a daemon's schedule:
+    a creation or publishing that fell due is not held up by a run's budget); ``until`` is asked after
+    it too. Its faults never end the drive (``run_slots.Tending``). ``parallel`` runs of a round are
     executed at once on a thread pool (the executor's runs are separate processes), each slot taking the
     next pending run as soon as its own is done; a ``StagedExecutor``'s artifacts are scored on a thread
     of their own meanwhile (``run_slots.RunSlots``); a slot with no pending run left trains the runs of
@@ -442,14 +447,15 @@ def drive(
         lost = threading.Event()
         with LeaseKeeper(driver.renew_lease, driver.lease_rules.heartbeat_seconds, lost.set), \
                 stop_when(EitherStop(lost, current_stop_event())):
-            return _drive_with_lease(driver, max_steps, until)
+            return _drive_with_lease(driver, max_steps, until, tending)
     finally:
         # A lease left behind (the store unreachable) expires by itself; the drive's own error matters more.
         with contextlib.suppress(SQLAlchemyError), store.transaction() as session:
             release(session, tournament_id, me)
 
 
-def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[], bool] | None) -> Finished | None:
+def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[], bool] | None,
+                      tending: Tending | None) -> Finished | None:
     with driver.writing() as session:
         _recover_interrupted(session, driver.tournament_id, driver.me)
     # A drive of so many steps claims those, none early; an executor that cannot stop a run at once
@@ -459,6 +465,6 @@ def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[]
         driver.early.clear_left_behind(driver.tournament_id)
     slots = RunSlots(driver)
     try:
-        return slots.drive(max_steps, until)
+        return slots.drive(max_steps, until, tending)
     finally:
         slots.close()

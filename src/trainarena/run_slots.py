@@ -4,6 +4,8 @@
 artifacts are scored on one thread while the slots train the next runs (docs/benchmarks.md,
 "Overhead"); a slot with no pending run left trains the next round's runs early when that round is
 foreseen (``early_runs``). The driver claims runs and stores what came of them; the slots only schedule.
+While runs are in flight the driving thread waits for them; a caller with other work (``serve``'s
+schedule) passes ``Tending``, done between those waits every so often, while the runs go on.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
@@ -37,6 +40,21 @@ def _log_warm_up_failure(warming: Future[Any]) -> None:
 def _stoppable(work: Callable[[RunRequest], Any], stop: threading.Event, request: RunRequest) -> Any:
     with stop_when(stop):
         return work(request)
+
+
+@dataclass(frozen=True)
+class Tending:
+    """The caller's other work during a drive (``serve``: a creation or publishing that fell due): ``work``
+    is called on the driving thread between waits for the runs in flight, every ``every_seconds`` (counted
+    from the end of the previous call, so never in a busy loop), while the runs go on. It must be quick
+    and report its own faults; one it raises anyway is logged and the drive goes on."""
+
+    work: Callable[[], None]
+    every_seconds: float
+
+    def __post_init__(self) -> None:
+        if not self.every_seconds > 0:
+            raise ValueError(f"Tending.every_seconds must be positive, got {self.every_seconds}")
 
 
 class SlotDriver(Protocol):
@@ -82,19 +100,26 @@ class RunSlots:
         self.errors: list[BaseException] = []
         self.warmed = False
         self.early = driver.early
+        self.tending: Tending | None = None
+        self.tend_at = 0.0  # time.monotonic() of the next tending
 
-    def drive(self, max_steps: int | None, until: Callable[[], bool] | None = None) -> Finished | None:
+    def drive(self, max_steps: int | None, until: Callable[[], bool] | None = None,
+              tending: Tending | None = None) -> Finished | None:
         """Claim and run until the tournament ends (returned), or until ``max_steps`` steps or ``until()``
-        (asked once a step was taken, then whenever a run is done) says to yield: None, once the runs in
-        flight are finished and stored (early ones not adopted yet are dropped)."""
+        (asked once a step was taken, then whenever a run is done or ``tending`` was done) says to yield:
+        None, once the runs in flight are finished and stored (early ones not adopted yet are dropped)."""
         steps = 0
         yielding = False
+        claim = True  # False after a wait that only tended: nothing changed that a claim could use
+        self.tending = tending
+        if tending is not None:
+            self.tend_at = time.monotonic() + tending.every_seconds
         while True:
             if until is not None and not yielding and steps and until():  # after some progress: never a busy loop
                 yielding = True
                 if self.early is not None:  # no round adopts them now: ended at once, never stored
                     self.early.drop_unneeded(None)
-            while self.free and not self.errors and not yielding and (max_steps is None or steps < max_steps):
+            while claim and self.free and not self.errors and not yielding and (max_steps is None or steps < max_steps):
                 budget = len(self.free) if max_steps is None else min(len(self.free), max_steps - steps)
                 taken, end, requests = self.driver.step(budget)
                 if end is not None:  # nothing in flight but dropped early runs, stopped: a round ends when all its runs are stored
@@ -117,7 +142,7 @@ class RunSlots:
                 if yielding or (max_steps is not None and steps >= max_steps):
                     return None
                 raise RuntimeError(f"tournament {self.driver.tournament_id}: an open round has no pending run after recovery")
-            self._collect()
+            claim = self._collect()
 
     def _start(self, request: RunRequest) -> None:
         slot = self.free.pop()
@@ -141,11 +166,13 @@ class RunSlots:
         # In the caller's context: a stop requested around the drive (execution.supervise.stop_when) reaches the run.
         self.in_flight[self.runs.submit(contextvars.copy_context().run, work, request)] = (request, slot)
 
-    def _collect(self) -> None:
+    def _collect(self) -> bool:
         """Wait for a run's script or score; store what is final, queue what is to be scored. If an
         executor raised, no run is claimed any more; the others still finish and are stored, then the
-        first error is raised."""
-        done, _ = wait(self.in_flight, return_when=FIRST_COMPLETED)
+        first error is raised. With ``tending``, the wait ends when it is due, and it is done (after
+        what finished meanwhile is stored). Returns whether any run or score was done."""
+        timeout = None if self.tending is None else max(0.0, self.tend_at - time.monotonic())
+        done, _ = wait(self.in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
         for future in done:
             request, slot = self.in_flight.pop(future)
             if slot is not None:
@@ -173,6 +200,18 @@ class RunSlots:
             elif not (early and self.early.dropped(request)):  # type: ignore[union-attr]
                 assert self.scoring is not None
                 self.in_flight[self.scoring.submit(contextvars.copy_context().run, outcome.finish)] = (request, None)
+        self._tend()
+        return bool(done)
+
+    def _tend(self) -> None:
+        """The caller's other work, when due; its faults are logged and never end the drive."""
+        if self.tending is None or time.monotonic() < self.tend_at:
+            return
+        try:
+            self.tending.work()
+        except Exception:  # noqa: BLE001 - the caller's other work never breaks the runs of a tournament
+            log.exception("tournament %s: the work done between runs failed; the drive goes on", self.driver.tournament_id)
+        self.tend_at = time.monotonic() + self.tending.every_seconds
 
     def _adopt(self, request: RunRequest, early_id: int, report: RunReport | None) -> None:
         """A claimed run trained early: stored now when done, else once its early run is."""

@@ -65,21 +65,6 @@ def test_once_creates_finishes_and_publishes_then_nothing_is_due(scheduled: Oper
     assert [event.event for event in again] == ["started", "stopped"]
 
 
-def test_a_drive_yields_to_the_loop_only_for_a_stop_or_a_creation_due(scheduled: OperatorData) -> None:
-    """serve drives a tournament in one drive (slots take the next run at once, early runs on), asked
-    whenever a run is done whether to yield: for a stop or a creation due, not for driving on."""
-    add_tasks(scheduled, "t1", "t2")
-    stop = threading.Event()
-    with open_store(scheduled.settings) as store:
-        serving = Serving(store, scheduled.settings, FakeExecutor(), [].append, stop)
-        assert serving._other_work_due()  # the text tournament of this period is due: create it first
-        with store.transaction() as session:
-            create_pool_tournament(session, scheduled.settings, kind="text", pool="weekly")
-        assert not serving._other_work_due()  # only driving it is due
-        stop.set()
-        assert serving._other_work_due()
-
-
 def test_a_refused_creation_is_logged_and_waits_for_the_next_due_time(scheduled: OperatorData) -> None:
     add_tasks(scheduled, "t1")  # 3 entrants need 2 tasks
     events: list[ServeEvent] = []

@@ -7,9 +7,10 @@ started again picks up where the store says it was.
   faulted: logged with the reason, and the kind waits for its next due time; the other kind goes on.
 - Drive: the oldest unfinished tournament under its lease, its ``parallel`` slots each taking the
   next run as soon as its own is done (and early runs of the round foreseen next), until it finishes
-  or, asked whenever a run is done, a creation or publishing falls due or a stop comes: the runs in
-  flight are finished and stored, and the loop does what is due, so a tournament of the other kind
-  is created on time. Another driver holding the lease: logged,
+  or a stop comes. Meanwhile, every ``schedule.tend_every`` between waits for the runs in flight
+  (``Serving.tend``, on the driving thread), what falls due is done while the runs go on: a creation
+  of the other kind, publishing or registering again after a fault; so none of it waits for a run's
+  budget, and the drive is neither stopped nor yielded for it. Another driver holding the lease: logged,
   tried again after the lease poll. A fault (the platform broke, not a competitor): logged, the kind
   rests for ``schedule.retry_after_fault``; a run it cut short is run again as a new attempt.
 - After a tournament finishes (and once at start, for a ``serve`` killed between the two), the
@@ -22,7 +23,8 @@ started again picks up where the store says it was.
 - The store failing for a moment (SQLite locked past its timeout, a PostgreSQL restart) while the
   schedule is read: logged, asked again after ``schedule.retry_after_fault``; serve never dies of it.
 
-``stop`` is checked whenever a run is done and wakes the sleep: runs under way are finished and stored first.
+``stop`` is checked whenever a run is done (and after each tending) and wakes the sleep: runs under way
+are finished and stored first.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any
 from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.operations.schedule import Action, Create, Drive, Sleep, enabled, grid, kind_facts, next_action, next_due, pool_of
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, drive_pool_tournament
-from trainarena.orchestrator import RunStored
+from trainarena.orchestrator import RunStored, Tending
 from trainarena.records.recorder import publish_recorded
 from trainarena.registry import register_reigning_champion_models, sweep_registry
 from trainarena.runs import ProgressEvent, RunExecutor
@@ -175,22 +177,32 @@ class Serving:
     def _due(self, retry_at: datetime | None) -> bool:
         return retry_at is not None and self.clock() >= retry_at
 
-    def _other_work_due(self) -> bool:
-        """Whether the drive under way should yield to the loop: a stop, a creation due, publishing due
-        again. A schedule that cannot be read yields too: the loop reports it and tries again."""
-        if self.stop.is_set() or self._publish_due():
-            return True
+    def tend(self) -> None:
+        """During a drive, between waits for its runs (every ``schedule.tend_every``, on the driving
+        thread): publish and register again when due after a fault, and create a tournament of the other
+        kind that fell due. Each reports its own faults; the runs go on meanwhile."""
+        if self.stop.is_set():  # the drive ends as soon as its runs are stored: nothing new now
+            return
+        if self._publish_due():
+            self.publish(quiet=False)
+        if self._due(self._register_again_at):
+            self.register_models()
         try:
-            return isinstance(self._next_action(), Create)
-        except Exception:  # noqa: BLE001 - the loop reads it again and says what failed
-            return True
+            action = self._next_action()
+        except Exception as error:  # noqa: BLE001 - the store is out for a moment: read again at the next tending
+            self.say("fault", f"reading the schedule during a drive failed: {type(error).__name__}: {error}; read again "
+                     f"in {duration_text(self.settings.schedule.tend_every)}", reason=str(error))
+            return
+        if isinstance(action, Create):  # the kind driven is never due: one creation at most
+            self.create(action)
 
     def drive_step(self, action: Drive) -> None:
         settings = self.settings
         try:
+            tending = Tending(self.tend, settings.schedule.tend_every.total_seconds())
             finished = drive_pool_tournament(self.store, settings, action.tournament_id, executor=self.executor,
-                                             progress=self.progress, until=self._other_work_due, parallel=self.parallel,
-                                             wait=False, on_stored=self.on_stored)
+                                             progress=self.progress, until=self.stop.is_set, tending=tending,
+                                             parallel=self.parallel, wait=False, on_stored=self.on_stored)
         except LeaseError as error:
             self.held_back[action.kind] = self.clock() + timedelta(seconds=settings.lease.wait_poll_seconds)
             self.say("waiting", f"not driving tournament {action.tournament_id}: {error}", tournament_id=action.tournament_id)

@@ -489,6 +489,12 @@ class ScheduleRules(Section):
         "it waits to read the schedule again after the store failed; a refused creation (pool too small, nobody can "
         "enter) is tried again at the next due time."
     )
+    tend_every: Duration = Field(
+        timedelta(seconds=30), gt=timedelta(0), description="While serve drives a tournament, how often it does the "
+        "schedule's other work between waits for the runs in flight, which go on meanwhile: creating a tournament that "
+        "fell due, publishing weights or registering champion models again after a fault. Each time reads the schedule "
+        "from the store; that work is late by at most this much (and never by a run's budget)."
+    )
 
 
 class Settings(BaseSettings):
