@@ -13,7 +13,9 @@ driver is taken over once it expired. Then:
    attempt row, is marked RUNNING and committed, executed outside any transaction, and its report
    stored on that attempt, which becomes the run's counted attempt; a try the executor lost
    (``RunInterrupted``: its node died) is recorded as interrupted and the run is PENDING again, so
-   the next step tries it again in a new attempt;
+   the next step tries it again in a new attempt; a run the executor could not start
+   (``RunNotStarted``: no node can hold it) has its attempt withdrawn, PENDING as if never claimed,
+   and the drive stops with the error;
 3. with every stored round complete, the pure engine (``engine.bracket.next_step``) is asked what is
    next: ``PlayRound`` creates the round's rows (round, matches, tasks drawn from the task source,
    one pending run per competitor and task) in one transaction; ``Finished`` stores the champion
@@ -39,7 +41,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from trainarena.attempts import interrupt_attempt, store_report, to_run_again
+from trainarena.attempts import interrupt_attempt, store_report, to_run_again, withdraw_attempt
 from trainarena.contract import RunStatus
 from trainarena.early_runs import EarlyRuns, early_key
 from trainarena.engine.bracket import next_step
@@ -53,6 +55,7 @@ from trainarena.runs import (
     ProgressEvent,
     RunExecutor,
     RunInterrupted,
+    RunNotStarted,
     RunReport,
     RunRequest,
     TaskSource,
@@ -371,6 +374,11 @@ class _Driver:
         with self.writing() as session:
             interrupt_attempt(session, request.run_id, request.attempt, str(error))
         self.emit("run_interrupted", **self._run_fields(request))
+
+    def run_not_started(self, request: RunRequest, error: RunNotStarted) -> None:
+        with self.writing() as session:
+            withdraw_attempt(session, request.run_id, request.attempt)
+        self.emit("run_not_started", **self._run_fields(request))
 
     @staticmethod
     def _run_fields(request: RunRequest) -> dict[str, Any]:
