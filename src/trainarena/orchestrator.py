@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -378,6 +379,7 @@ class _Driver:
     def run_not_started(self, request: RunRequest, error: RunNotStarted) -> None:
         with self.writing() as session:
             withdraw_attempt(session, request.run_id, request.attempt)
+        shutil.rmtree(request.run_dir, ignore_errors=True)  # the attempt is gone; its number is claimed again
         self.emit("run_not_started", **self._run_fields(request))
 
     @staticmethod
