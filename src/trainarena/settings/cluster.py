@@ -40,8 +40,9 @@ class ClusterRules(Section):
         "'never' (CPU only)."
     )
     stop_poll_seconds: float = Field(
-        0.5, gt=0.0, description="How often a node checks whether a job running there was asked to stop (cancelled, "
-        "or its worker stopping): the driver asks through a file in the run's folder on the shared data directory."
+        0.5, gt=0.0, description="How often a node checks whether a run it started was asked to stop (a job "
+        "cancelled, its worker stopping, a drive that lost its lease): the driver asks through a file in the run's "
+        "folder on the shared data directory; and how often the driver looks at a run still waiting for a node."
     )
     placement_timeout_seconds: float | None = Field(
         900.0, ge=0.0, description="How long a run not yet started may wait while no live node of the Ray cluster "
