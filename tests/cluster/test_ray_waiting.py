@@ -1,8 +1,8 @@
 """Runs whose Ray task waits for a node, on a real local cluster (conftest): a job cancelled while no
 node can hold its task ends at once and the task never runs, even once a node that could joins; a
 tournament whose runs no live node can hold stops after the placement timeout with an error naming
-the ask and the nodes, and costs no competitor a try. (A run its node started is stopped through its
-stop file: ``test_ray_executor``.)"""
+the ask and the nodes, and costs no competitor a try; a job in the same spot fails with that error.
+(A run its node started is stopped through its stop file: ``test_ray_executor``.)"""
 
 from __future__ import annotations
 
@@ -175,3 +175,23 @@ def test_runs_no_live_node_can_hold_stop_the_drive_after_the_placement_timeout_a
     assert runs and all(run == (RunStatus.PENDING.value, 0) for run in runs)
     assert reached_a_node == [] and left == []  # the withdrawn attempts' folders went with them
     assert getattr(finished, "champion", None) is not None and all(attempts == ["succeeded"] for attempts in again)
+
+
+def test_a_job_no_live_node_can_hold_fails_after_the_placement_timeout_saying_why(ray_cluster, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(ray_executor, "task_resources", lambda *_: {"num_cpus": 1.0, "num_gpus": 2})
+    settings = _settings(tmp_path, ray_cluster.address, placement_timeout_seconds=1.0)
+    with open_store(settings) as store:
+        job_id = _job(settings, store)
+        executor = RayExecutor(settings, MarksItsRuns())
+        worker = JobWorker(settings, store=store, executor=executor)
+        worker.start()
+        try:
+            _wait_for(lambda: _status(store, job_id) in JobStatus.FINISHED, "the job to end", seconds=30)
+        finally:
+            worker.stop()
+            executor.close()
+        with store.session() as session:
+            job = session.get_one(Job, job_id)
+    assert job.status == JobStatus.FAILED and job.failure_reason.startswith("PlacementTimeout: the Ray cluster did not start")
+    assert "it asks for 1 CPU, 2 GPU, and for 1 s (cluster.placement_timeout_seconds)" in job.failure_reason
+    assert ran(settings.data_dir) == []

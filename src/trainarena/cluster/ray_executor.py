@@ -161,12 +161,10 @@ class RayExecutor:
                     ray.cancel(ref)
                     return False
                 stop, started = None, True
-            elif limit is not None and not started and not (started := claim.exists()):
-                if any(holds(node, asked) for node in self._alive_nodes()):
-                    unheld_since = None
-                elif unheld_since is None:
-                    unheld_since = time.monotonic()
-                elif time.monotonic() - unheld_since >= limit:
+            elif limit is not None and not started:
+                started = claim.exists()
+                unheld_since = None if started else self._unheld_since(asked, unheld_since)
+                if unheld_since is not None and time.monotonic() - unheld_since >= limit:
                     if claim_start(claim, "withdrawn by the driver: no live node could hold it"):
                         ray.cancel(ref)
                         raise PlacementTimeout(
@@ -177,6 +175,12 @@ class RayExecutor:
                         )
                     started = True
         return True
+
+    def _unheld_since(self, asked: dict[str, float], since: float | None) -> float | None:
+        """Since when no live node could hold ``asked`` (``since``, or now), or None while one could."""
+        if any(holds(node, asked) for node in self._alive_nodes()):
+            return None
+        return time.monotonic() if since is None else since
 
     def _alive_nodes(self) -> list[dict[str, float]]:
         """The live nodes' total resources, read from Ray at most once a ``_NODES_READ_SECONDS`` for
