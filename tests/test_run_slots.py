@@ -17,7 +17,7 @@ from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Stage
 from trainarena.execution.supervise import EitherStop
 from trainarena.orchestrator import Tending, create_tournament, drive
-from trainarena.runs import TIMINGS_FILE, RunReport, RunRequest
+from trainarena.runs import TIMINGS_FILE, ProgressEvent, RunNotStarted, RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.store import Store, add_competitor, get_tournament, tournament_runs
 from trainarena.tasks.base import Evaluation, TaskDefinition
@@ -232,3 +232,45 @@ def test_tending_is_done_while_a_run_goes_on_never_in_a_busy_loop_and_its_faults
     assert len(failures) == len(executor.tended) and "the schedule's store is locked" in str(failures[0].exc_info[1])
     with pytest.raises(ValueError, match="every_seconds must be positive"):
         Tending(executor.tend, 0)
+
+
+@dataclass
+class NoNodeFor:
+    """Cannot start ``competitor``'s runs (``RunNotStarted``, as a cluster without the node it needs)
+    until ``node_back`` is set; every other run, and then every run, succeeds."""
+
+    competitor: str
+    node_back: threading.Event = field(default_factory=threading.Event)
+    refused: list[int] = field(default_factory=list)
+
+    def execute(self, request: RunRequest) -> RunReport:
+        if request.competitor.name == self.competitor and not self.node_back.is_set():
+            self.refused.append(request.attempt)
+            (request.run_dir / "start-claim").write_text("withdrawn")
+            raise RunNotStarted(f"no live node could hold {request.task.name}")
+        return report_for(request)
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_run_that_could_not_start_stops_the_drive_and_costs_no_try(store: Store, settings: Settings, parallel: int) -> None:
+    executor = NoNodeFor("c2")
+    with store.transaction() as session:
+        tid = create_tournament(session, name="no-node", kind="text", seed=5, entrants=NAMES).id
+    events: list[ProgressEvent] = []
+    for _ in range(3):  # driven again and again while the node is missing (serve retries after a fault)
+        with pytest.raises(RunNotStarted, match="no live node could hold"):
+            drive(store, tid, task_source=task_source, executor=executor, rules=settings.rules, weight_rules=settings.weights,
+                  work_dir=settings.work_dir, parallel=parallel, progress=events.append)  # fmt: skip
+    with store.session() as session:
+        refused = [(r.status, r.attempts) for r in tournament_runs(session, tid) if r.competitor.name == "c2"]
+    assert executor.refused == [1, 1, 1]  # always claimed afresh as attempt 1: withdrawn, never interrupted
+    assert refused and (RunStatus.PENDING.value, 0) in refused and all(status != "failed" for status, _ in refused)
+    assert [e.kind for e in events].count("run_not_started") == 3
+    assert not any((settings.work_dir / f"tournament-{tid}").glob("run-*/attempt-*/start-claim"))  # folders gone too
+    executor.node_back.set()
+    finished = drive(store, tid, task_source=task_source, executor=executor, rules=settings.rules,
+                     weight_rules=settings.weights, work_dir=settings.work_dir, parallel=parallel)  # fmt: skip
+    with store.session() as session:
+        attempts = [[a.status for a in r.attempt_records] for r in tournament_runs(session, tid)]
+    assert finished is not None and finished.champion is not None
+    assert all(statuses == ["succeeded"] for statuses in attempts)

@@ -1,5 +1,6 @@
 """An attempt's end written to the store: its report (status, times, artifact, evaluation) stored, or
-its interruption (no report: the run is tried again, or given up by its caller). Shared by the
+its interruption (no report: the run is tried again, or given up by its caller), or its withdrawal
+(the run never started, for want of a node: as if never claimed). Shared by the
 tournament driver, customer jobs, ad-hoc runs and audits, so an attempt ends the same way in each."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from trainarena.contract import Direction, RunStatus
 from trainarena.runs import RunReport
 from trainarena.store import AttemptStatus, EvaluationRow, Run, RunAttempt
 
-__all__ = ["interrupt_attempt", "interrupt_running_attempts", "interrupted", "store_report", "to_run_again"]
+__all__ = ["interrupt_attempt", "interrupt_running_attempts", "interrupted", "store_report", "to_run_again", "withdraw_attempt"]
 
 
 def interrupted(attempt: RunAttempt, reason: str) -> None:
@@ -76,3 +77,15 @@ def interrupt_attempt(session: Session, run_id: int, attempt_number: int, reason
     if attempt.status != AttemptStatus.RUNNING:
         raise RuntimeError(f"run {run_id} attempt {attempt_number} is {attempt.status}, not running: not interrupting it")
     to_run_again(run, attempt, reason)
+
+
+def withdraw_attempt(session: Session, run_id: int, attempt_number: int) -> None:
+    """A running attempt whose run the executor could not start (``RunNotStarted``: no node can hold
+    it): removed, and its run PENDING again, as if never claimed. Nothing of the competitor's ran, so
+    the platform's fault costs it no try (``lease.max_attempts``)."""
+    run = session.get_one(Run, run_id)
+    attempt = next(a for a in run.attempt_records if a.number == attempt_number)
+    if attempt.status != AttemptStatus.RUNNING:
+        raise RuntimeError(f"run {run_id} attempt {attempt_number} is {attempt.status}, not running: not withdrawing it")
+    run.attempt_records.remove(attempt)
+    run.status = RunStatus.PENDING.value

@@ -13,7 +13,9 @@ driver is taken over once it expired. Then:
    attempt row, is marked RUNNING and committed, executed outside any transaction, and its report
    stored on that attempt, which becomes the run's counted attempt; a try the executor lost
    (``RunInterrupted``: its node died) is recorded as interrupted and the run is PENDING again, so
-   the next step tries it again in a new attempt;
+   the next step tries it again in a new attempt; a run the executor could not start
+   (``RunNotStarted``: no node can hold it) has its attempt withdrawn, PENDING as if never claimed,
+   and the drive stops with the error;
 3. with every stored round complete, the pure engine (``engine.bracket.next_step``) is asked what is
    next: ``PlayRound`` creates the round's rows (round, matches, tasks drawn from the task source,
    one pending run per competitor and task) in one transaction; ``Finished`` stores the champion
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,7 +42,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from trainarena.attempts import interrupt_attempt, store_report, to_run_again
+from trainarena.attempts import interrupt_attempt, store_report, to_run_again, withdraw_attempt
 from trainarena.contract import RunStatus
 from trainarena.early_runs import EarlyRuns, early_key
 from trainarena.engine.bracket import next_step
@@ -53,6 +56,7 @@ from trainarena.runs import (
     ProgressEvent,
     RunExecutor,
     RunInterrupted,
+    RunNotStarted,
     RunReport,
     RunRequest,
     TaskSource,
@@ -372,6 +376,12 @@ class _Driver:
         with self.writing() as session:
             interrupt_attempt(session, request.run_id, request.attempt, str(error))
         self.emit("run_interrupted", **self._run_fields(request))
+
+    def run_not_started(self, request: RunRequest, error: RunNotStarted) -> None:
+        with self.writing() as session:
+            withdraw_attempt(session, request.run_id, request.attempt)
+        shutil.rmtree(request.run_dir, ignore_errors=True)  # the attempt is gone; its number is claimed again
+        self.emit("run_not_started", **self._run_fields(request))
 
     @staticmethod
     def _run_fields(request: RunRequest) -> dict[str, Any]:

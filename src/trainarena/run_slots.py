@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from trainarena.early_runs import EarlyRuns
 from trainarena.engine.model import Finished
 from trainarena.execution.supervise import EitherStop, current_stop_event, stop_when
-from trainarena.runs import RunExecutor, RunInterrupted, RunReport, RunRequest, record_timings
+from trainarena.runs import RunExecutor, RunInterrupted, RunNotStarted, RunReport, RunRequest, record_timings
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ class SlotDriver(Protocol):
     def run_finished(self, request: RunRequest, report: RunReport) -> None: ...
 
     def run_interrupted(self, request: RunRequest, error: RunInterrupted) -> None: ...
+
+    def run_not_started(self, request: RunRequest, error: RunNotStarted) -> None: ...
 
     def foresee(self, budget: int) -> list[RunRequest]: ...
 
@@ -188,6 +190,8 @@ class RunSlots:
             elif error is not None:
                 if early:
                     self.early.lost(request)  # type: ignore[union-attr]
+                elif isinstance(error, RunNotStarted):  # no node could hold it: withdrawn, then the drive stops
+                    self.driver.run_not_started(request, error)
                 self.errors.append(error)
                 if self.early is not None:  # nothing is claimed after an error: no round adopts them now
                     self.early.drop_unneeded(None)

@@ -20,8 +20,8 @@ from trainarena.tasks.base import Evaluation, TaskDefinition
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "CompetitorInfo", "PendingEvaluation", "ProgressEvent", "RunExecutor", "RunInterrupted", "RunReport", "RunRequest",
-    "StagedExecutor", "TIMINGS_FILE", "TaskSource", "definition_digest", "definition_json", "record_timings", "task_key",
+    "CompetitorInfo", "PendingEvaluation", "ProgressEvent", "RunExecutor", "RunInterrupted", "RunNotStarted", "RunReport",
+    "RunRequest", "StagedExecutor", "TIMINGS_FILE", "TaskSource", "definition_digest", "definition_json", "record_timings", "task_key",
 ]
 
 # A run folder's timings, written by the platform where it does each step (docs/benchmarks.md#overhead).
@@ -123,12 +123,21 @@ class RunInterrupted(RuntimeError):
     attempt with that message and the run is tried again at once, in a fresh attempt."""
 
 
+class RunNotStarted(RuntimeError):
+    """An executor could not start a run for a reason of the platform's, not the competitor's: no node
+    of its cluster can hold it (``cluster.resources``), or none came alive in time. Nothing of the
+    competitor's ran. The drive stops with it, naming the reason, and the run's claimed attempt is
+    withdrawn (``attempts.withdraw_attempt``), so a platform without the node it needs never costs a
+    competitor a try; driven again, the run is claimed afresh."""
+
+
 class RunExecutor(Protocol):
     def execute(self, request: RunRequest) -> RunReport:
         """Run one competitor on one task and evaluate the artifact. A competitor's failure is a
         report (FAILED, TIMED_OUT, INVALID); :class:`RunInterrupted` means the try was lost and is tried
-        again; raising anything else means the platform itself broke, and the run is tried again when
-        the tournament is resumed."""
+        again; :class:`RunNotStarted` that it never started (its attempt is withdrawn and the drive stops);
+        raising anything else means the platform itself broke, and the run is tried again when the
+        tournament is resumed."""
         ...
 
 
@@ -157,7 +166,8 @@ def record_timings(run_dir: Path, timings: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """``kind`` is run_started, run_finished, run_interrupted (tried again), round_created or finished."""
+    """``kind`` is run_started, run_finished, run_interrupted (tried again), run_not_started (no node could
+    hold it: withdrawn, and the drive stops), round_created or finished."""
 
     kind: str
     tournament: str

@@ -110,3 +110,36 @@ class StoppableRunner(FakeRunner):
         stopped = stop is not None and stop.wait(self._seconds)
         reason = "stopped on request" if stopped else "never asked to stop"
         return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason)
+
+
+# Where the runs of ``MarksItsRuns`` are listed, in the shared data directory.
+RAN = "ran-on-a-node.log"
+
+
+def ran(data_dir: Path) -> list[str]:
+    """The run folders of every run ``MarksItsRuns`` started on a node."""
+    path = data_dir / RAN
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@dataclass(frozen=True)
+class MarksItsRuns:
+    """A ``NodeExecutorFactory`` whose runs are listed in :data:`RAN`, then report as ``FakeOnNode``'s
+    do: whether a run ever reached a node shows there."""
+
+    def __call__(self, settings: Settings, gpus: list[int]) -> MarkingRunner:
+        return MarkingRunner(FakeOnNode(), settings)
+
+
+class MarkingRunner(FakeRunner):
+    def execute(self, request: RunRequest) -> RunReport:
+        self._mark(request.run_dir)
+        return super().execute(request)
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        self._mark(run_dir)
+        return super().run_task(competitor, task, run_dir, run_name)
+
+    def _mark(self, run_dir: Path) -> None:
+        with (self._settings.data_dir / RAN).open("a") as log:
+            log.write(f"{run_dir}\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trainarena.cli.demo import threads_per_run
-from trainarena.cluster.resources import MB, ClusterTooSmall, task_resources
+from trainarena.cluster.resources import MB, ClusterTooSmall, asked_resources, describe, describe_nodes, holds, task_resources
 from trainarena.settings import Settings
 
 
@@ -52,3 +52,30 @@ def test_a_run_on_ray_gets_the_threads_it_asks_its_node_for_not_the_drivers_shar
     assert threads_per_run(Settings(), parallel=2).sandbox.cpus_per_run == 32
     chosen = on_ray.model_copy(update={"sandbox": on_ray.sandbox.model_copy(update={"cpus_per_run": 3})})
     assert threads_per_run(chosen, parallel=2).sandbox.cpus_per_run == 3
+
+
+def test_a_node_holds_a_run_when_it_has_every_resource_the_run_asks_for() -> None:
+    options = {"num_cpus": 2.0, "num_gpus": 1, "memory": 256 * MB, "resources": {"fast_disk": 1.0}}
+    asked = asked_resources(options)
+    assert asked == {"CPU": 2.0, "GPU": 1.0, "memory": 256.0 * MB, "fast_disk": 1.0}
+    assert asked_resources({"num_cpus": 1.0, "num_gpus": 0}) == {"CPU": 1.0}  # none asked of what is zero
+    gpu_node = {"CPU": 8.0, "GPU": 4.0, "memory": 4096.0 * MB, "fast_disk": 1.0}
+    assert holds(gpu_node, asked)
+    assert not holds({"CPU": 8.0, "memory": 4096.0 * MB, "fast_disk": 1.0}, asked)  # no GPU: Ray omits it
+    assert not holds({**gpu_node, "CPU": 1.0}, asked)
+
+
+def test_the_placement_error_describes_the_ask_and_the_live_nodes_by_shape() -> None:
+    asked = asked_resources({"num_cpus": 1.0, "num_gpus": 2, "memory": 512 * MB})
+    nodes = [{"CPU": 4.0, "memory": 1024.0 * MB}, {"CPU": 4.0, "memory": 1024.0 * MB}, {"CPU": 0.0, "memory": 64.0 * MB}]
+    assert describe(asked) == "1 CPU, 2 GPU, 512 MB memory"
+    assert describe_nodes(nodes, asked) == "1 node of 0 CPU, 0 GPU, 64 MB memory; 2 nodes of 4 CPU, 0 GPU, 1024 MB memory"
+    assert describe_nodes([], asked) == "no live node"
+
+
+def test_the_placement_timeout_defaults_to_a_limit_and_zero_or_none_means_none() -> None:
+    assert Settings().cluster.placement_timeout_seconds == 900.0
+    assert Settings(cluster={"placement_timeout_seconds": 0}).cluster.placement_timeout_seconds == 0
+    assert Settings(cluster={"placement_timeout_seconds": None}).cluster.placement_timeout_seconds is None
+    with pytest.raises(ValueError, match="placement_timeout_seconds"):
+        Settings(cluster={"placement_timeout_seconds": -1})

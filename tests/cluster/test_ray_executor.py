@@ -18,7 +18,7 @@ import pytest
 from ray_fakes import FakeOnNode, WaitForStop, executions, fake_task
 
 from trainarena.cluster import SharedPathMissing
-from trainarena.cluster.node import STOP_FILE
+from trainarena.cluster.node import START_CLAIM, STOP_FILE
 from trainarena.cluster.ray_executor import RayExecutor
 from trainarena.contract import RunStatus
 from trainarena.engine.model import Finished, Stage
@@ -190,14 +190,27 @@ def test_a_node_that_does_not_see_the_data_directory_refuses_the_work(ray_cluste
         executor.close()
 
 
+def _stop_once_started(run_dir: Path) -> threading.Event:
+    """A stop set once the run's node has claimed its start (and begun the work)."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        _wait_for(lambda: (run_dir / START_CLAIM).is_file(), "the node to start the run")
+        stop.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    return stop
+
+
 def test_a_job_run_stopped_on_the_driver_stops_on_its_node(ray_cluster, tmp_path: Path) -> None:
-    """A job's cancellation (``stop_when`` around ``run_task``, as the job runner does) reaches the node."""
+    """A job's cancellation (``stop_when`` around ``run_task``, as the job runner does) reaches the node:
+    through the stop file its watcher polls, never by cancelling the started task (``test_ray_waiting``
+    has a run stopped before it started)."""
     settings = _settings(tmp_path, ray_cluster.address)
     executor = RayExecutor(settings, WaitForStop(seconds=60))
-    stop = threading.Event()
     competitor = CompetitorInfo("c0", "https://example.org/c0.git", "f" * 40, "tree", "train.py")
     try:
-        threading.Timer(1.0, stop.set).start()
+        stop = _stop_once_started(tmp_path / "job")
         started = time.monotonic()
         with stop_when(stop):
             report = executor.run_task(competitor, fake_task("text", None, "m", 0, 1), tmp_path / "job", "job-try1")  # type: ignore[arg-type]
@@ -205,19 +218,19 @@ def test_a_job_run_stopped_on_the_driver_stops_on_its_node(ray_cluster, tmp_path
         executor.close()
     assert report.failure_reason == "stopped on request" and time.monotonic() - started < 30
     assert (tmp_path / "job" / STOP_FILE).is_file()
+    assert (tmp_path / "job" / START_CLAIM).read_text().startswith("started on Ray node")
 
 
 def test_a_tournament_run_stopped_on_the_driver_stops_on_its_node(ray_cluster, tmp_path: Path) -> None:
     """A stop around a drive (serve's, or a lease lost to another driver) reaches a tournament run's node too."""
     settings = _settings(tmp_path, ray_cluster.address)
     executor = RayExecutor(settings, WaitForStop(seconds=60))
-    stop = threading.Event()
     competitor = CompetitorInfo("c0", "https://example.org/c0.git", "f" * 40, "tree", "train.py")
     request = RunRequest(1, "t", 1, 1, 1, competitor, Stage.KNOCKOUT, "r1-k001", 0, fake_task("text", None, "m", 0, 1),  # type: ignore[arg-type]
                          tmp_path / "run-1" / "attempt-1")
     request.run_dir.mkdir(parents=True)
     try:
-        threading.Timer(1.0, stop.set).start()
+        stop = _stop_once_started(request.run_dir)
         started = time.monotonic()
         with stop_when(stop):
             report = executor.execute(request)
@@ -225,6 +238,7 @@ def test_a_tournament_run_stopped_on_the_driver_stops_on_its_node(ray_cluster, t
         executor.close()
     assert report.failure_reason == "stopped on request" and time.monotonic() - started < 30
     assert (request.run_dir / STOP_FILE).is_file()
+    assert (request.run_dir / START_CLAIM).read_text().startswith("started on Ray node")
 
 
 def test_work_ray_itself_refused_stops_the_drive_instead_of_being_tried_forever(ray_cluster, tmp_path: Path, monkeypatch) -> None:

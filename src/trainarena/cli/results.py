@@ -164,10 +164,11 @@ class LiveProgress:
                 label = f"  {escape(event.competitor or '')} · {escape(event.task_name or '')}"
                 task_id = self._progress.add_task(label, total=budget or None, note="")
                 self._runs[(event.competitor, event.task_name)] = (task_id, time.monotonic(), budget)
-            elif event.kind == "run_interrupted":  # its node died: tried again at once, under a new bar
-                entry = self._runs.pop((event.competitor, event.task_name), None)
+            elif event.kind in ("run_interrupted", "run_not_started"):  # tried again at once, under a new bar; or
+                entry = self._runs.pop((event.competitor, event.task_name), None)  # no node could hold it
                 if entry is not None:
-                    self._progress.update(entry[0], note="[yellow]interrupted[/yellow] tried again")
+                    note = "[yellow]interrupted[/yellow] tried again" if event.kind == "run_interrupted" else "[red]not started[/red]"
+                    self._progress.update(entry[0], note=note)
             elif event.kind == "run_finished":
                 entry = self._runs.pop((event.competitor, event.task_name), None)
                 if entry is not None:

@@ -6,10 +6,19 @@ the node sends back the ``RunReport`` (a few KB, through Ray's object store). Th
 logs are written into the run's folder under the settings' data directory, which every node mounts
 at the same path (docs/deploy.md, "Ray cluster"), so they are on the operator's storage the moment
 the run writes them. The node never opens the store: only the driver writes it.
+
+Starting, stopping: a run starts on its node only once the node has claimed :data:`START_CLAIM`, a
+file the driver names (in the run's folder) and that one side alone can create (``O_EXCL``, atomic on
+a local disk and on NFS v3 or later). A driver that stops a run, or gives up waiting for a node to
+hold it, claims it first when it can: the node then starts nothing, and the driver may cancel the
+Ray task without interrupting a started run (``ray.cancel`` raises KeyboardInterrupt in a running
+task, which would leave its sandbox behind). Once the node has claimed it, the driver stops the run
+through :data:`STOP_FILE`, which a watcher on the node polls, as a local run is stopped.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import threading
@@ -26,8 +35,12 @@ from trainarena.runs import CompetitorInfo, RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.tasks.base import TaskDefinition
 
-# Written by the driver into a job's run folder to stop it on its node (cancelled, worker stopping).
+# Written by the driver into a run's folder to stop it on its node (a job cancelled, its worker
+# stopping, a drive that lost its lease).
 STOP_FILE = "stop-requested"
+# Created by whichever comes first: the node as it starts the work, or the driver withdrawing a run
+# that no node has started (module docstring).
+START_CLAIM = "start-claim"
 
 
 class ClusterUnavailable(SandboxUnavailable):
@@ -137,9 +150,24 @@ class EvaluateBase:
 Work = ExecuteRun | RunTask | EvaluateBase
 
 
-def do_work(work: Work, settings: Settings, factory: NodeExecutorFactory, shared: SharedCheck, gpus: list[int]) -> RunReport:
-    """What the Ray task runs on its node."""
+def claim_start(path: Path, claimant: str) -> bool:
+    """Create ``path`` if nothing has yet (exclusively), naming ``claimant``: whether this side was first."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as out:
+        out.write(f"{claimant}\n")
+    return True
+
+
+def do_work(work: Work, settings: Settings, factory: NodeExecutorFactory, shared: SharedCheck, gpus: list[int],
+            claim: Path) -> RunReport | None:
+    """What the Ray task runs on its node: the work, once ``claim`` (:data:`START_CLAIM`) is the
+    node's; None, starting nothing, when the driver withdrew the run first (it cancels the task)."""
     shared.verify()
+    if not claim_start(claim, f"started on Ray node {socket.gethostname()} pid {os.getpid()}"):
+        return None
     executor = factory(settings, gpus)
     try:
         return work.apply(executor, settings)

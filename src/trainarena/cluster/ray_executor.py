@@ -9,13 +9,30 @@ a node that can hold it and never gives one GPU to two runs. Ray retries nothing
 attempt and tries again in a fresh attempt and folder, so a retry is visible and nothing is scored
 twice. An exception the work itself raised on the node is raised here as that exception.
 
+Waiting for a node: a task Ray cannot place yet waits in its queue. A stop around the call (a job
+cancelled, its worker stopping, a drive that lost its lease: ``execution.supervise.stop_when``) ends
+such a wait at once: the driver withdraws the run by claiming its start (``cluster.node``,
+:data:`~trainarena.cluster.node.START_CLAIM`) and cancels the task, which never starts, and the call
+returns the report of a local run stopped while it waited for its devices (FAILED, "stopped on request
+before it finished: ... never started"). A run its node already started is stopped through its stop
+file instead, never by ``ray.cancel``. A run that waits while no live node could ever hold what it asks
+for (its GPU nodes down, say) is withdrawn after ``cluster.placement_timeout_seconds`` and
+:class:`~trainarena.cluster.resources.PlacementTimeout` raised, naming the ask and the live nodes. That
+is a ``RunNotStarted``, not a ``RunInterrupted``: trying again at once would wait again for the same
+missing node, and each try would count against the competitor (``lease.max_attempts``); instead the
+drive stops with the error and the run's attempt is withdrawn, so the run is claimed afresh once the
+tournament is driven again (a job fails with the error). A run waiting only for a busy node waits
+without limit.
+
 This module imports Ray; only ``cluster.factory`` imports it, when ``cluster.executor`` is ``ray``.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
+import time
 from pathlib import Path
 
 import ray
@@ -30,6 +47,7 @@ from ray.exceptions import (
 )
 
 from trainarena.cluster.node import (
+    START_CLAIM,
     STOP_FILE,
     ClusterUnavailable,
     EvaluateBase,
@@ -38,11 +56,13 @@ from trainarena.cluster.node import (
     RunTask,
     SharedCheck,
     Work,
+    claim_start,
     do_work,
 )
-from trainarena.cluster.resources import task_resources
+from trainarena.cluster.resources import PlacementTimeout, asked_resources, describe, describe_nodes, holds, task_resources
+from trainarena.contract import RunStatus
 from trainarena.execution import gpus_for
-from trainarena.execution.supervise import current_stop_event
+from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
 from trainarena.pipeline import parameter_count, resolve_base_model
 from trainarena.runs import CompetitorInfo, RunInterrupted, RunReport, RunRequest
 from trainarena.settings import Settings
@@ -50,6 +70,8 @@ from trainarena.tasks.base import DatasetError, TaskDefinition
 
 # How much of a lost task's error message is kept in the interrupted attempt's reason.
 _REASON_CHARS = 400
+# How long the live nodes read from Ray serve every waiting run's placement check.
+_NODES_READ_SECONDS = 1.0
 
 # Ray's connection is one per process: the executors of one process (serve's tournaments and its job
 # worker) share it, and the last one closed disconnects, if an executor made the connection.
@@ -58,22 +80,15 @@ _connection_users = 0
 _connection_owned = False
 
 
-def _stop_by_file(run_dir: Path) -> tuple[threading.Event, Path] | None:
-    """The stop around this call (``execution.supervise.stop_when``), passed to the node as a file in
-    the run's folder, which its watcher polls."""
-    stop = current_stop_event()
-    return None if stop is None else (stop, run_dir / STOP_FILE)
-
-
-def _on_node(work: Work, settings: Settings, factory: NodeExecutorFactory, shared: SharedCheck) -> RunReport:
-    return do_work(work, settings, factory, shared, [int(gpu) for gpu in ray.get_gpu_ids()])
+def _on_node(work: Work, settings: Settings, factory: NodeExecutorFactory, shared: SharedCheck, claim: Path) -> RunReport | None:
+    return do_work(work, settings, factory, shared, [int(gpu) for gpu in ray.get_gpu_ids()], claim)
 
 
 class RayExecutor:
     """``RunExecutor`` (and the workbench's, audits' and jobs' executor) over a Ray cluster."""
 
-    # A tournament run on a node is not stopped from the driver (only a job's, through its stop file),
-    # so the orchestrator trains no early runs here: a dropped one would hold its node for its budget.
+    # A run its node started is stopped through its stop file, after a poll and with the grace any run
+    # gets, never at once: so the orchestrator trains no early runs here (a dropped one would hold its node).
     stops_runs_at_once = False
 
     def __init__(self, settings: Settings, factory: NodeExecutorFactory, node_backend: str | None = None) -> None:
@@ -86,29 +101,98 @@ class RayExecutor:
         self._sizes: dict[str, int] = {}
         self._sizes_lock = threading.Lock()
         self._most_node_gpus = 0.0  # the largest node's GPUs seen since this executor started
+        self._alive: list[dict[str, float]] = []  # the live nodes' resources, read at _alive_read_at
+        self._alive_read_at = -_NODES_READ_SECONDS
 
     def execute(self, request: RunRequest) -> RunReport:
-        return self._dispatch(ExecuteRun(request), request.task, _stop_by_file(request.run_dir))
+        return self._dispatch(ExecuteRun(request), request.task, request.run_dir)
 
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
         run_dir.mkdir(parents=True, exist_ok=True)
-        return self._dispatch(RunTask(competitor, task, run_dir, run_name), task, _stop_by_file(run_dir))
+        return self._dispatch(RunTask(competitor, task, run_dir, run_name), task, run_dir)
 
     def evaluate_base_model(self, task: TaskDefinition) -> RunReport:
-        return self._dispatch(EvaluateBase(task), task)
+        return self._dispatch(EvaluateBase(task), task, None)
 
     def close(self) -> None:
         self._shared.remove()
         _leave_connection()
 
-    def _dispatch(self, work: Work, task: TaskDefinition, on_stop: tuple[threading.Event, Path] | None = None) -> RunReport:
+    def _dispatch(self, work: Work, task: TaskDefinition, run_dir: Path | None) -> RunReport:
+        """The work as a Ray task; a run (``run_dir``) stopped by the stop around this call, through its
+        folder. A base-model evaluation is not stopped; its claim is a file of the driver's own."""
         options = task_resources(self._settings, self._gpus_needed(task), self._largest_node_gpus())
-        ref = self._remote.options(**options).remote(work, self._settings, self._factory, self._shared)
-        if on_stop is not None:
-            stop, stop_file = on_stop
-            while not ray.wait([ref], timeout=self._settings.cluster.stop_poll_seconds)[0]:
-                if stop.is_set() and not stop_file.exists():
-                    stop_file.touch()  # the node's watcher stops the run; its report still comes back
+        asked, dispatched_at = asked_resources(options), time.time()
+        if run_dir is None:
+            claim, stop = self._shared.path.with_name(f"start-{secrets.token_hex(8)}"), None
+        else:
+            claim, stop = run_dir / START_CLAIM, current_stop_event()
+            for left in (claim, run_dir / STOP_FILE):  # by an earlier run in the same folder (``trainarena run``)
+                left.unlink(missing_ok=True)
+        ref = self._remote.options(**options).remote(work, self._settings, self._factory, self._shared, claim)
+        try:
+            if not self._watch(ref, task, asked, claim, stop):
+                reason = f"{STOPPED_REASON}: it was still waiting for a Ray node to hold it ({describe(asked)}), and never started"
+                return RunReport(RunStatus.FAILED, dispatched_at, time.time(), failure_reason=reason)
+            report = self._get(ref, task)
+        finally:
+            if run_dir is None:
+                claim.unlink(missing_ok=True)
+        if report is None:  # the node found the run withdrawn, and only this call withdraws it
+            raise RuntimeError(f"{task.name!r} was withdrawn from the Ray cluster by someone else: {claim} existed")
+        return report
+
+    def _watch(self, ref: ray.ObjectRef, task: TaskDefinition, asked: dict[str, float], claim: Path,
+               stop: threading.Event | None) -> bool:
+        """Wait until the task is done (True) while a stop or the placement timeout may still act on it.
+        Stopped before its node started it, the run is withdrawn and its task cancelled (False); started,
+        its stop file stops it. Raises :class:`PlacementTimeout` once no live node could hold it for
+        ``cluster.placement_timeout_seconds``, withdrawn too (module docstring)."""
+        rules = self._settings.cluster
+        limit = rules.placement_timeout_seconds or None
+        started = False  # the node claimed the start: only the stop file acts on it now
+        unheld_since: float | None = None  # since when no live node could hold it
+        while stop is not None or (limit is not None and not started):
+            if ray.wait([ref], timeout=rules.stop_poll_seconds)[0]:
+                return True
+            if stop is not None and stop.is_set():
+                (claim.parent / STOP_FILE).touch()  # the node's watcher stops a started run; its report comes back
+                if not started and claim_start(claim, "withdrawn by the driver: stopped before a node started it"):
+                    ray.cancel(ref)
+                    return False
+                stop, started = None, True
+            elif limit is not None and not started:
+                started = claim.exists()
+                unheld_since = None if started else self._unheld_since(asked, unheld_since)
+                if unheld_since is not None and time.monotonic() - unheld_since >= limit:
+                    if claim_start(claim, "withdrawn by the driver: no live node could hold it"):
+                        ray.cancel(ref)
+                        raise PlacementTimeout(
+                            f"the Ray cluster did not start {task.name!r}: it asks for {describe(asked)}, and for "
+                            f"{limit:g} s (cluster.placement_timeout_seconds) no live node could hold that; the live "
+                            f"nodes have: {describe_nodes(self._alive_nodes(), asked)}. Start a node that can (a GPU node "
+                            "down?) or ask for less; it was cancelled before it started"
+                        )
+                    started = True
+        return True
+
+    def _unheld_since(self, asked: dict[str, float], since: float | None) -> float | None:
+        """Since when no live node could hold ``asked`` (``since``, or now), or None while one could."""
+        if any(holds(node, asked) for node in self._alive_nodes()):
+            return None
+        return time.monotonic() if since is None else since
+
+    def _alive_nodes(self) -> list[dict[str, float]]:
+        """The live nodes' total resources, read from Ray at most once a ``_NODES_READ_SECONDS`` for
+        every waiting run."""
+        with self._sizes_lock:
+            if time.monotonic() - self._alive_read_at >= _NODES_READ_SECONDS:
+                self._alive = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+                self._alive_read_at = time.monotonic()
+            return self._alive
+
+    @staticmethod
+    def _get(ref: ray.ObjectRef, task: TaskDefinition) -> RunReport | None:
         try:
             return ray.get(ref)
         except RayTaskError as error:

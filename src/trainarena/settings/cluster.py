@@ -40,6 +40,14 @@ class ClusterRules(Section):
         "'never' (CPU only)."
     )
     stop_poll_seconds: float = Field(
-        0.5, gt=0.0, description="How often a node checks whether a job running there was asked to stop (cancelled, "
-        "or its worker stopping): the driver asks through a file in the run's folder on the shared data directory."
+        0.5, gt=0.0, description="How often a node checks whether a run it started was asked to stop (a job "
+        "cancelled, its worker stopping, a drive that lost its lease): the driver asks through a file in the run's "
+        "folder on the shared data directory; and how often the driver looks at a run still waiting for a node."
+    )
+    placement_timeout_seconds: float | None = Field(
+        900.0, ge=0.0, description="How long a run not yet started may wait while no live node of the Ray cluster "
+        "could ever hold what it asks for (its GPUs, CPUs, memory; a GPU node down, say): then it is cancelled and "
+        "the drive or job ends with an error naming what it asked for and what the live nodes have. A run waiting "
+        "only for a busy node to free up waits without limit. Raise it on a cluster whose nodes take longer to "
+        "(re)start; 0 or None: no limit."
     )
