@@ -10,7 +10,7 @@ the evaluator's own seconds per evaluation (details.seconds: sampling, log-probs
 sandbox, not the model loading). Scored in this process on one thread, as the evaluation child is.
 
 Run from the repo root:
-``.venv/bin/python -m benchmarks.grpo_scorer_noise [--settings 50x1 50x4] [--eval-seeds 8] [--json]``
+``.venv/bin/python -m benchmarks.grpo_scorer_noise [--settings 50x1 50x8] [--eval-seeds 8] [--json]``
 """
 
 from __future__ import annotations
@@ -69,13 +69,11 @@ def measure(prepared, task, artifact: Path, setting: tuple[int, int], seeds: lis
             **{name: summary(values) for name, values in rows.items()}}
 
 
-def main(argv: list[str] | None = None) -> int:
-    import torch
-
-    from trainarena.assets import ensure_assets
-
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", nargs="+", default=["64x1", "64x4", "128x2"], help="PROMPTSxSAMPLES each")
+    parser.add_argument("--settings", nargs="+", default=["50x1", "50x8"],
+                        help="PROMPTSxSAMPLES each (default: the hidden split's 50 prompts, one completion each as "
+                             "before trainarena 0.3.0, then 8 as since)")
     parser.add_argument("--eval-seeds", type=int, default=8)
     parser.add_argument("--task-seed", type=int, default=1, help="the task's split and the training run's seed")
     parser.add_argument("--artifact", type=Path, help="the trained model scored; the script trains it there first "
@@ -84,8 +82,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="the script trained (default: the house one; its guard may save the base model)")
     parser.add_argument("--budget", type=float, default=TEXT_DEMO_BUDGET_SECONDS)
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    settings = [tuple(int(x) for x in s.lower().split("x")) for s in args.settings]
+    return parser
+
+
+def parse_settings(settings: list[str]) -> list[tuple[int, int]]:
+    """``PROMPTSxSAMPLES`` strings -> (prompts, samples per prompt)."""
+    return [tuple(int(x) for x in s.lower().split("x")) for s in settings]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from trainarena.assets import ensure_assets
+
+    args = build_parser().parse_args(argv)
+    settings = parse_settings(args.settings)
     torch.set_num_threads(1)
     base = Settings()
     assets = ensure_assets(base.assets_dir)

@@ -5,11 +5,14 @@ Scores are keyed by seed; ``None`` is a run that failed (or could not be evaluat
 
 - house vs defaults, lower-is-better types: per seed the ratio defaults / house (above 1: the house is
   better); OK when the mean over seeds is at least ``DEFAULTS_RATIO_TARGET`` (>= 15% better).
-- house vs defaults, higher-is-better types (GRPO reward): the gain over the base model, per seed;
-  when the defaults' mean gain is positive, OK when house gain / defaults gain (of the means) is at
-  least ``GAIN_RATIO_TARGET``. When it is <= 0 the ratio means nothing: OK only when the house's mean
-  gain is positive and exceeds the defaults' by more than the seed spread (the sample standard
-  deviation over seeds of house gain - defaults gain; 0 with a single seed).
+- house vs defaults, higher-is-better types (GRPO reward): the gain over the base model, per seed.
+  Always: OK only when the house's mean gain exceeds the defaults' by more than the seed spread (the
+  sample standard deviation over seeds of house gain - defaults gain; 0 with a single seed), so noise
+  alone never passes. When the defaults' mean gain exceeds its own standard error (sd of their gains
+  over sqrt(seeds); 0 with a single seed) the gain is real and the ratio house / defaults (of the
+  means) must also reach ``GAIN_RATIO_TARGET``; otherwise the ratio means nothing (it is not
+  reported: a defaults' gain of +0.00015 or -0.00015 is the same noise) and the house's mean gain
+  must be positive.
 - house vs each honest example: OK when the house is at least as good in the mean over seeds; wins
   per seed count ties as wins.
 
@@ -107,9 +110,13 @@ def defaults_gain_verdict(task: str, other: str, house: Scores, defaults: Scores
                        sum(per_seed), len(seeds), None, None, note=_failures(house, defaults, seeds, other))
     house_gain, other_gain = statistics.fmean(house_gains), statistics.fmean(other_gains)
     spread = statistics.stdev(h - o for h, o in zip(house_gains, other_gains, strict=True)) if len(paired) > 1 else 0.0
-    ratio = house_gain / other_gain if other_gain > 0 else None
-    note = "" if other_gain > 0 else f"defaults gain <= 0: ratio undefined, needs house gain > 0 and > defaults gain + {spread:.4g} (seed sd)"
-    met = house_ran and _gain_met(house_gain, other_gain, target, margin=spread)
+    noise = statistics.stdev(other_gains) / math.sqrt(len(paired)) if len(paired) > 1 else 0.0
+    real = other_gain > noise
+    ratio = house_gain / other_gain if real else None
+    note = (f"needs house gain >= {target:g}x defaults gain and > defaults gain + {spread:.4g} (seed sd)" if real else
+            f"defaults gain {other_gain:+.4g} within its standard error {noise:.4g}: ratio undefined, "
+            f"needs house gain > 0 and > defaults gain + {spread:.4g} (seed sd)")
+    met = house_ran and _gain_met(house_gain, other_gain, target, margin=spread, noise=noise)
     return Verdict("defaults_gain", task, other, met, all(per_seed), sum(per_seed), len(seeds), ratio, None,
                    house_gain, other_gain, "; ".join(filter(None, [note, _failures(house, defaults, seeds, other)])))
 
@@ -129,10 +136,14 @@ def example_verdict(task: str, other: str, house: Scores, example: Scores, lower
                    note=_failures(house, example, seeds, other))
 
 
-def _gain_met(house_gain: float, other_gain: float, target: float, margin: float) -> bool:
-    if other_gain > 0:
+def _gain_met(house_gain: float, other_gain: float, target: float, margin: float, noise: float = 0.0) -> bool:
+    """The gain rule (module docstring): above the defaults by more than ``margin`` (the seed spread)
+    always; ``target`` times their gain when it exceeds ``noise`` (its standard error), else positive."""
+    if house_gain - other_gain <= margin:
+        return False
+    if other_gain > noise:
         return house_gain >= target * other_gain
-    return house_gain > 0 and house_gain - other_gain > margin
+    return house_gain > 0
 
 
 def _ratio(other: float, house: float) -> float:

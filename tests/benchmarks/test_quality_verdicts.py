@@ -4,7 +4,9 @@ one end-to-end run of ``python -m benchmarks.quality --json`` on the cached asse
 from __future__ import annotations
 
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +90,58 @@ def test_gain_rule_when_the_defaults_gain_nothing_needs_a_margin_above_the_seed_
     noisy = defaults_gain_verdict("g", "d", {1: 0.9, 2: 0.4, 3: 0.5}, {1: 0.5, 2: 0.49, 3: 0.5}, base)
     assert not noisy.met
     assert not defaults_gain_verdict("g", "d", {1: 0.4}, {1: 0.3}, {1: 0.5}).met  # the house lost reward
+
+
+def test_a_defaults_gain_within_its_noise_cannot_flip_the_gain_verdict():
+    """Defaults' mean gain +0.00015 or -0.00015 (sd 0.001 over 3 seeds: both inside its standard
+    error) is the same noise: neither side gives a ratio, and a house whose own gain is inside the seed
+    spread fails both (the rule before this passed it at +0.00015 on 0.0018 >= 3 x 0.00015)."""
+    base = {1: 0.0, 2: 0.0, 3: 0.0}
+    house = {1: 0.009, 2: -0.004, 3: 0.0005}  # mean +0.0018, sd 0.0065
+    above, below = {1: 0.00115, 2: -0.00085, 3: 0.00015}, {1: 0.00085, 2: -0.00115, 3: -0.00015}
+    verdicts = [defaults_gain_verdict("g", "d", house, defaults, base) for defaults in (above, below)]
+    assert [v.met for v in verdicts] == [False, False]
+    assert [v.measure for v in verdicts] == [None, None]
+    assert all("within its standard error" in v.note for v in verdicts)
+    # A clear house gain passes against both alike.
+    strong = {1: 0.012, 2: 0.010, 3: 0.011}
+    assert all(defaults_gain_verdict("g", "d", strong, defaults, base).met for defaults in (above, below))
+
+
+def test_a_real_defaults_gain_needs_three_times_it_and_the_seed_spread():
+    base = {1: 0.0, 2: 0.0, 3: 0.0}
+    defaults = {1: 0.010, 2: 0.011, 3: 0.012}  # +0.011, standard error 0.0006: real
+    met = defaults_gain_verdict("g", "d", {1: 0.034, 2: 0.033, 3: 0.035}, defaults, base)
+    assert met.met and met.measure == pytest.approx(3.0909, rel=1e-3)
+    # 3.1x in the mean, but one seed below the defaults: the difference's spread swamps the margin.
+    noisy = defaults_gain_verdict("g", "d", {1: 0.070, 2: 0.0, 3: 0.032}, defaults, base)
+    assert noisy.measure == pytest.approx(3.0909, rel=1e-3) and not noisy.met
+
+
+gains = st.lists(st.floats(min_value=-0.05, max_value=0.05, allow_nan=False), min_size=2, max_size=6)
+
+
+@given(gains, gains)
+def test_a_house_gain_within_the_seed_spread_of_the_defaults_never_passes(defaults_gains, differences):
+    n = min(len(defaults_gains), len(differences))
+    defaults_gains, differences = defaults_gains[:n], differences[:n]
+    base = dict.fromkeys(range(n), 0.5)
+    defaults = {s: 0.5 + g for s, g in enumerate(defaults_gains)}
+    house = {s: 0.5 + g + d for s, (g, d) in enumerate(zip(defaults_gains, differences, strict=True))}
+    verdict = defaults_gain_verdict("g", "d", house, defaults, base)
+    mean_gap = statistics.fmean(house[s] - defaults[s] for s in range(n))
+    spread = statistics.stdev(house[s] - defaults[s] for s in range(n))
+    if mean_gap <= spread:
+        assert not verdict.met
+    # The ratio only when the defaults' gain is above its own standard error, and a met verdict with a
+    # ratio has reached the target.
+    other = [defaults[s] - base[s] for s in range(n)]
+    real = statistics.fmean(other) > statistics.stdev(other) / math.sqrt(n)
+    assert (verdict.measure is not None) == real
+    if verdict.met and real:
+        assert verdict.measure >= 3.0 * (1 - 1e-9)
+    if verdict.met and not real:
+        assert verdict.house_gain > 0
 
 
 @given(seed_losses)

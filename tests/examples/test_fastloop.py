@@ -131,10 +131,32 @@ def test_a_failing_compiled_step_falls_back_to_eager(fastloop, examples, packed_
         return compiled
 
     monkeypatch.setattr(torch, "compile", flaky_compile)
-    losses = loss_curve(fastloop, examples, packed=True, compile=True)
-    out = capsys.readouterr().out
-    assert out.count("accelerated step failed (RuntimeError: inductor: recompilation failed); training eager") == 1
+    speedups: dict = {}
+    losses = loss_curve(fastloop, examples, packed=True, compile=True, speedups=speedups)
+    captured = capsys.readouterr()
+    # On stderr: a caller's stdout may be a JSON report (benchmarks.gpu_throughput --json).
+    assert captured.err.count("accelerated step failed (RuntimeError: inductor: recompilation failed); training eager") == 1
+    assert "accelerated step failed" not in captured.out
     assert losses == pytest.approx(packed_curve, rel=1e-4)
+    assert speedups == {"packed": True, "varlen": False, "compiled": True, "liger": False, "eager_from_step": 2,
+                        "error": "RuntimeError: inductor: recompilation failed"}
+
+
+def test_speedups_report_what_ran_without_a_fallback(fastloop, examples):
+    model = tiny_model()
+    optimizer = fastloop.optimizer_for(model, 1e-3, cuda=False)
+    speedups: dict = {}
+    history = fastloop.train_steps(model, examples, iter([[0, 1], [2, 3]]), optimizer=optimizer,
+                                   schedule=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0), pad_id=0,
+                                   log_every=0, speedups=speedups)
+    assert len(history) == 2
+    assert speedups == {"packed": True, "varlen": False, "compiled": False, "liger": False, "eager_from_step": None, "error": None}
+
+
+def test_varlen_unavailable_is_said_on_stderr(fastloop, capsys):
+    assert fastloop.use_varlen_attention(object()) is False  # no set_attn_implementation: not pluggable
+    captured = capsys.readouterr()
+    assert "varlen attention unavailable" in captured.err and captured.out == ""
 
 
 @pytest.mark.slow

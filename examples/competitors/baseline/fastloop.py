@@ -25,6 +25,7 @@ import importlib.util
 import inspect
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -172,7 +173,8 @@ def use_varlen_attention(model) -> bool:
         AttentionMaskInterface.register(VARLEN_ATTENTION, lambda *args, **kwargs: None)  # sequences come as bounds
         model.set_attn_implementation(VARLEN_ATTENTION)
     except (ImportError, ValueError, AttributeError) as error:
-        print(f"varlen attention unavailable ({error}); packed rows use SDPA's block mask", flush=True)
+        # stderr: a caller's stdout may be a report (benchmarks.gpu_throughput --json)
+        print(f"varlen attention unavailable ({error}); packed rows use SDPA's block mask", file=sys.stderr, flush=True)
         return False
     return True
 
@@ -213,6 +215,7 @@ def loss_function(model, fused: bool, compiled: bool) -> Callable[[dict], object
             return liger(head.weight, hidden, targets, head.bias)
         return F.cross_entropy(head(hidden).float(), targets)
 
+    loss.liger = liger is not None  # what train_steps reports as the speed-ups that ran
     return loss
 
 
@@ -227,13 +230,15 @@ def optimizer_for(model, learning_rate: float, cuda: bool):
 def train_steps(model, examples: list[Example], batches: Iterator[list[int]], *, optimizer, schedule, pad_id: int,
                 packed: bool = True, accelerate: bool = False, compile: bool = False, should_stop: Callable[[int, float], bool] = lambda s, t: False,
                 max_grad_norm: float = 1.0, log_every: int = LOG_EVERY,
-                history: list[tuple[int, float]] | None = None) -> list[tuple[int, float]]:
+                history: list[tuple[int, float]] | None = None, speedups: dict | None = None) -> list[tuple[int, float]]:
     """Train over ``batches`` until they run out or ``should_stop(step, last_step_seconds)``; returns
     (tokens, loss) per step, appended to ``history`` as they come (it survives an interruption).
     ``accelerate``: varlen attention (also used when the model already has it) and Liger (CUDA);
     ``compile``: torch.compile the decoder. If such a step
-    fails (before the optimizer step: the weights are untouched), the loop says why and redoes it, and
-    every later one, eager with SDPA."""
+    fails (before the optimizer step: the weights are untouched), the loop says why (on stderr) and
+    redoes it, and every later one, eager with SDPA. ``speedups``, when given, is filled with what
+    actually ran: ``packed``, ``varlen``, ``compiled``, ``liger`` as set up, and ``eager_from_step``
+    (the first step redone eager, None when none was) with its ``error``."""
     import torch
 
     device = next(model.parameters()).device
@@ -242,6 +247,9 @@ def train_steps(model, examples: list[Example], batches: Iterator[list[int]], *,
     varlen = packed and model.config._attn_implementation == VARLEN_ATTENTION
     loss_of = loss_function(model, fused=accelerate, compiled=compile)
     multiple = PACK_MULTIPLE_CUDA if compile else 1
+    speedups = {} if speedups is None else speedups
+    speedups.update(packed=packed, varlen=varlen, compiled=compile, liger=getattr(loss_of, "liger", False),
+                    eager_from_step=None, error=None)
     if log_every:
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
@@ -263,7 +271,8 @@ def train_steps(model, examples: list[Example], batches: Iterator[list[int]], *,
         except Exception as error:  # noqa: BLE001 - a compiler or kernel failure: train eager rather than not at all
             if not (accelerate or compile):
                 raise
-            print(f"accelerated step failed ({type(error).__name__}: {error}); training eager", flush=True)
+            print(f"accelerated step failed ({type(error).__name__}: {error}); training eager", file=sys.stderr, flush=True)
+            speedups.update(eager_from_step=len(history), error=f"{type(error).__name__}: {error}")
             optimizer.zero_grad(set_to_none=True)
             if varlen:
                 model.set_attn_implementation("sdpa")
