@@ -339,6 +339,33 @@ def test_a_try_lost_with_its_node_is_recorded_and_tried_again_in_the_same_drive(
     assert [e.competitor for e in events if e.kind == "run_interrupted"] == ["c02"]
 
 
+@dataclass
+class LosingAfterWritingExecutor(NodeLosingExecutor):
+    """Its lost tries leave output and a log behind, as a script stopped midway does."""
+
+    def execute(self, request: RunRequest) -> RunReport:
+        if request.competitor.name == self.lose_for and self.lost < self.lose_times:
+            for folder in ("output", "logs"):
+                (request.run_dir / folder).mkdir(parents=True, exist_ok=True)
+            (request.run_dir / "output" / "half.safetensors").write_bytes(b"x" * 1000)
+            (request.run_dir / "logs" / "stderr.log").write_text("step 1\n")
+        return super().execute(request)
+
+
+def test_an_interrupted_attempt_loses_its_output_and_keeps_its_logs(store: Store, settings: Settings) -> None:
+    names = _names(4)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+    executor = LosingAfterWritingExecutor(_skills(names), failure_rate=0.0, lose_for="c02")
+    assert _drive(store, settings, tid, executor) is not None
+    with store.session() as session:
+        lost = [r for r in tournament_runs(session, tid) if r.competitor.name == "c02"][0]
+        assert lost.attempt_records[0].status == "interrupted"
+    first = settings.work_dir / f"tournament-{tid}" / f"run-{lost.id}" / "attempt-1"
+    assert (first / "logs" / "stderr.log").read_text() == "step 1\n"
+    assert not (first / "output").exists()
+
+
 @pytest.mark.parametrize("cap", [{"max_attempts": 3}, {"lease_rules": LeaseRules(max_attempts=3)}])  # given, or the settings'
 def test_a_run_lost_on_every_try_fails_after_max_attempts(store: Store, settings: Settings, cap: dict) -> None:
     names = _names(3)

@@ -20,7 +20,6 @@ import contextlib
 import itertools
 import os
 import secrets
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -31,6 +30,7 @@ from sqlalchemy.orm import Session
 from trainarena.engine.bracket import next_step
 from trainarena.engine.lookahead import foreseen_round, round_places
 from trainarena.engine.model import PlayRound, RoundPlan
+from trainarena.execution.output_tree import remove_tree
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest
 from trainarena.settings import TournamentRules
 from trainarena.store import Round, Tournament, require_competitor
@@ -210,21 +210,21 @@ class EarlyRuns:
     def clear(self, tournament_id: int) -> None:
         """At the drive's end: its early runs not stored are gone (a resumed drive trains them as usual);
         another driver's are left alone."""
-        shutil.rmtree(self._early_dir(tournament_id) / self.owner, ignore_errors=True)
+        remove_tree(self._early_dir(tournament_id) / self.owner)
         with contextlib.suppress(OSError):
             self._early_dir(tournament_id).rmdir()  # when no other driver's are there
 
     def clear_left_behind(self, tournament_id: int) -> None:
         """At the drive's start, the lease held: early runs of drivers killed outright, or of one that
         lost its lease (whose results it can no longer store), are gone."""
-        shutil.rmtree(self._early_dir(tournament_id), ignore_errors=True)
+        remove_tree(self._early_dir(tournament_id))
 
     def _early_dir(self, tournament_id: int) -> Path:
         return self.work_dir / f"tournament-{tournament_id}" / "early"
 
     @staticmethod
     def _remove(early: _Early) -> None:
-        shutil.rmtree(early.request.run_dir.parent, ignore_errors=True)
+        remove_tree(early.request.run_dir.parent)
 
 
 def early_key(match_id: str, task_index: int, competitor: str, task: TaskDefinition) -> EarlyKey:

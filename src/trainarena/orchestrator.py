@@ -48,6 +48,7 @@ from trainarena.early_runs import EarlyRuns, early_key
 from trainarena.engine.bracket import next_step
 from trainarena.engine.model import Finished, PlayRound, RoundPlan, Stage
 from trainarena.engine.weights import tournament_weights
+from trainarena.execution.output_tree import remove_tree
 from trainarena.execution.supervise import EitherStop, current_stop_event, stop_when
 from trainarena.records.recorder import Recorder
 from trainarena.run_slots import RunSlots, Tending
@@ -375,6 +376,7 @@ class _Driver:
     def run_interrupted(self, request: RunRequest, error: RunInterrupted) -> None:
         with self.writing() as session:
             interrupt_attempt(session, request.run_id, request.attempt, str(error))
+        remove_tree(request.run_dir / "output")  # recorded as interrupted: nothing of it is scored or kept; logs stay
         self.emit("run_interrupted", **self._run_fields(request))
 
     def run_not_started(self, request: RunRequest, error: RunNotStarted) -> None:

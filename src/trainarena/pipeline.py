@@ -9,6 +9,13 @@ Layout of one run directory (host side)::
     <run_dir>/output/   the artifact (the only directory the script can write)
     <run_dir>/logs/     stdout.log, stderr.log (written by the platform, outside the sandbox)
 
+The data dir's ``runs`` folder, which holds the run directories, is made 0700 (``private_work_dir``).
+Once the script has ended its output gets fixed modes before it is checked (``check_output``). The
+output is kept only when its artifact passed the checks (the run succeeded, or its evaluation failed:
+the signed record names those files); a run that failed in the sandbox (a crash, its budget, its
+/output cap) or whose artifact was refused loses its ``output/`` as soon as its report is made, and
+keeps ``logs/`` and ``inputs/``.
+
 Prepared task data is cached by the task definition's digest: the train split under
 ``cache_dir/tasks/<digest>/``, the hidden split under ``hidden_dir/<digest>/``, which no sandbox sees.
 """
@@ -29,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from trainarena.contract import RunSpec, RunStatus
-from trainarena.execution import Backend, DevicePool, SandboxJob, gpus_for, validate_artifact
+from trainarena.execution import Backend, DevicePool, SandboxJob, check_output, gpus_for, remove_tree
 from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
 from trainarena.runs import CompetitorInfo, PendingEvaluation, RunReport, RunRequest, definition_digest, record_timings
 from trainarena.settings import Settings
@@ -92,6 +99,18 @@ def link_tree(source: Path, destination: Path) -> None:
             os.link(path.resolve(), target)
         except OSError:
             shutil.copy2(path, target)
+
+
+def private_work_dir(work_dir: Path, run_dir: Path) -> None:
+    """Make the data dir's ``runs`` folder (``work_dir``) the platform's alone (0700) when ``run_dir``
+    lies under it: what scripts leave there (written as the platform's uid under bwrap) is then out of
+    other local users' reach, between the script's end and its artifact's digest too. The sandboxes need
+    no path through it: bwrap and docker bind each run's folders by their host paths, as the platform."""
+    if not run_dir.absolute().is_relative_to(work_dir.absolute()):
+        return
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if work_dir.stat().st_mode & 0o777 != 0o700:
+        work_dir.chmod(0o700)
 
 
 def thread_env(cpus: int) -> dict[str, str]:
@@ -274,11 +293,13 @@ class SandboxedExecutor:
             log_path=result.stderr_path.parent,
             prepared_paths=prepared.to_json(),  # kept on the task: where its data is, what was dropped
         )
-        if result.status != RunStatus.SUCCEEDED:
+        if result.status != RunStatus.SUCCEEDED:  # over its cap, timed out, crashed: nothing of it is scored or kept
+            remove_tree(job.output_dir)
             return _timed(RunReport(result.status, failure_reason=result.failure_reason, **report), run_dir, timings)
-        check = validate_artifact(job.output_dir, task.task_type, self._settings.artifacts)
+        check = check_output(job.output_dir, task.task_type, self._settings.artifacts)  # modes settled first
         timings["artifact_check"] = clock.lap()
         if not check.ok:
+            remove_tree(job.output_dir)
             return _timed(RunReport(RunStatus.INVALID, failure_reason=f"artifact: {check.reason}", **report), run_dir, timings)
         scoring = _Scoring(self, task, prepared, run_dir, timings, dict(report, artifact_path=job.output_dir,
                                                                          artifact_digest=check.digest))
@@ -335,6 +356,7 @@ class SandboxedExecutor:
         run_name: str,
     ) -> SandboxJob:
         """Lay out the run directory and describe the sandboxed job."""
+        private_work_dir(self._settings.work_dir, run_dir)
         inputs, output, logs = (run_dir / name for name in ("inputs", "output", "logs"))
         for directory in (inputs, output, logs):
             directory.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, Protocol
 
 from trainarena.contract import RunStatus, TaskType
 from trainarena.engine.model import Stage
+from trainarena.execution.output_tree import remove_tree
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 logger = logging.getLogger(__name__)
@@ -189,4 +189,4 @@ def clear_stale_folder(run_dir: Path) -> None:
     for this attempt's when its script writes nothing."""
     if run_dir.exists():
         logger.warning("removing %s, left by another store: a new attempt's folder starts empty", run_dir)
-        shutil.rmtree(run_dir)
+        remove_tree(run_dir)  # iterative: a folder a script nested thousands deep is removed too

@@ -3,7 +3,12 @@ with its digest and its card's facts recorded."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import shutil
+import stat
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +21,7 @@ from registry_data import (
     write_peft_artifact,
 )
 
-from trainarena.registry import ModelSource, register_model
+from trainarena.registry import ModelSource, register_model, tar_chunks
 from trainarena.registry.card import parse_front_matter
 from trainarena.registry.models import base_model_folder
 from trainarena.settings import Settings
@@ -129,6 +134,25 @@ def test_a_link_in_an_artifact_is_never_followed_into_the_model(settings: Settin
     (artifact / "weights.safetensors").symlink_to(secret)
     _, folder, _, card = _register(settings, artifact, base_model_dir=write_base_model(tmp_path / "base"))
     assert not (folder / "weights.safetensors").exists() and "weights.safetensors" not in {f["path"] for f in card["files"]}
+
+
+def test_a_registered_model_and_its_download_have_fixed_modes_whatever_the_artifact_had(settings: Settings, tmp_path: Path) -> None:
+    """A setuid file or a world-writable folder an artifact brought is neither published setuid nor
+    writable by others, on disk or in the downloaded tar."""
+    artifact = write_peft_artifact(tmp_path / "artifact")
+    (artifact / "extra").mkdir()
+    shutil.copyfile("/usr/bin/id", artifact / "extra" / "suid_id")
+    os.chmod(artifact / "extra" / "suid_id", 0o6755)
+    os.chmod(artifact / "extra", 0o1777)
+    os.chmod(artifact / "adapter_model.safetensors", 0o666)
+    model_id, folder, _, _ = _register(settings, artifact, base_model_dir=write_base_model(tmp_path / "base"))
+    modes = {p.relative_to(folder).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in [folder, *folder.rglob("*")]}
+    assert modes.pop("extra/suid_id") == 0o644 and modes.pop(".") == modes.pop("extra") == 0o755
+    assert set(modes.values()) == {0o644}, modes
+    with tarfile.open(fileobj=io.BytesIO(b"".join(tar_chunks(folder, model_id)))) as tar:
+        members = tar.getmembers()
+    assert {m.name for m in members} >= {f"{model_id}/extra/suid_id", f"{model_id}/adapter_model.safetensors"}
+    assert {m.mode for m in members} == {0o644} and all(m.isfile() and m.uid == m.gid == 0 for m in members)
 
 
 def test_a_registration_whose_transaction_rolls_back_leaves_no_folder(settings: Settings, tmp_path: Path) -> None:

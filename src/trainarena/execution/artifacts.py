@@ -10,6 +10,11 @@ sharded index naming weights outside the artifact. Does not protect against: a w
 safetensors file with adversarial values (the evaluator runs in its own process for that);
 config.json contents (the evaluator builds the base model's architecture and ignores them).
 
+:func:`check_output` is what the platform calls once the script has ended: it first gives the tree
+fixed modes (``output_tree.settle_modes``: no setuid/setgid file, no folder others can write), then
+validates; a tree nested deeper than ``ArtifactRules.max_depth`` or holding more than ``max_entries``
+entries is refused, and no error while checking escapes as an exception.
+
 The digest is sha256 over the sorted relative paths and contents, so the same artifact gives the
 same digest anywhere (it goes into the signed record).
 """
@@ -18,11 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from trainarena.contract import TaskType
+from trainarena.execution.output_tree import TreeError, settle_modes, walk
 from trainarena.settings import ArtifactRules
 
 _HEADER_LENGTH_BYTES = 8
@@ -41,6 +48,20 @@ class ArtifactCheck:
     total_bytes: int
 
 
+def check_output(output_dir: Path, task_type: TaskType, rules: ArtifactRules) -> ArtifactCheck:
+    """What the platform does with ``output_dir`` once the script has ended: fixed modes first
+    (``output_tree.settle_modes``: no setuid file or writable folder outlives the run), then
+    :func:`validate_artifact`. Never raises: whatever the script left, an error while handling it
+    refuses this artifact (with the reason), never the caller's run of other scripts."""
+    try:
+        settle_modes(output_dir, max_depth=rules.max_depth, max_entries=rules.max_entries)
+        return validate_artifact(output_dir, task_type, rules)
+    except TreeError as error:
+        return ArtifactCheck(False, f"the output {error}", None, 0)
+    except Exception as error:  # noqa: BLE001 - a script's output must never crash the platform
+        return ArtifactCheck(False, f"the output could not be checked ({type(error).__name__}: {error})", None, 0)
+
+
 def validate_artifact(output_dir: Path, task_type: TaskType, rules: ArtifactRules) -> ArtifactCheck:
     """Check ``output_dir`` against the output contract of ``task_type`` (module docstring)."""
     try:
@@ -54,27 +75,34 @@ def validate_artifact(output_dir: Path, task_type: TaskType, rules: ArtifactRule
         for path in files:
             if path.suffix == ".safetensors":
                 check_safetensors(path, rules.max_header_mb * 1024 * 1024)
+        digest = artifact_digest(output_dir, files)
     except ArtifactError as exc:
         return ArtifactCheck(False, str(exc), None, 0)
-    return ArtifactCheck(True, None, artifact_digest(output_dir, files), total)
+    except OSError as exc:
+        return ArtifactCheck(False, f"the output could not be read ({exc})", None, 0)
+    return ArtifactCheck(True, None, digest, total)
 
 
 def _list_files(output_dir: Path, rules: ArtifactRules) -> list[Path]:
     if output_dir.is_symlink() or not output_dir.is_dir():
         raise ArtifactError(f"output directory {output_dir} is missing (or is a symlink)")
+    try:
+        entries = walk(output_dir, max_depth=rules.max_depth, max_entries=rules.max_entries)
+    except TreeError as error:
+        raise ArtifactError(f"the output {error}") from None
     files = []
-    for path in sorted(output_dir.rglob("*")):
-        rel = path.relative_to(output_dir).as_posix()
+    for rel, info in entries:
+        path = output_dir / rel
         if not rel.isprintable() or _undecodable(rel):
             raise ArtifactError(f"{rel.encode('utf-8', 'backslashreplace').decode()!r}: file names in an artifact must be "
                                 "printable UTF-8 (they are recorded, listed and published)")
-        if path.is_symlink():
+        if stat.S_ISLNK(info.st_mode):
             raise ArtifactError(f"symlink {rel} -> {path.readlink()}: symlinks are not allowed in an artifact")
         if path.suffix.lower() in rules.forbidden_suffixes:
             raise ArtifactError(f"{rel}: pickle-based weights ({path.suffix}) are refused; save safetensors")
-        if path.is_file():
+        if stat.S_ISREG(info.st_mode):
             files.append(path)
-        elif not path.is_dir():
+        elif not stat.S_ISDIR(info.st_mode):
             raise ArtifactError(f"{rel} is not a regular file")
     if not files:
         raise ArtifactError("the output directory is empty")

@@ -10,7 +10,8 @@ file at the cap exactly, and the supervisor measures the directory's total every
 ``SandboxRules.disk_check_seconds`` and kills the run when it passes ``SandboxRules.output_max_mb``
 (and measures once more after the run). What this does not hold: between two measurements a script
 writing many files can pass the total by what the disk writes in one interval; the run still ends as
-a failure ("wrote more than N MB to /output") and the platform deletes its output with the run.
+a failure ("wrote more than N MB to /output"), and the pipeline deletes its ``output/`` as soon as the
+run's report is made (its ``logs/`` and ``inputs/`` stay; ``pipeline``'s docstring says what is kept).
 
 Sizes count what a file takes on disk or its length, whichever is larger (a sparse file counts at its
 length), and every file or folder at least one block, so a million empty files count too. Symlinks

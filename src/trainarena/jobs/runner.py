@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from trainarena.attempts import store_report
 from trainarena.contract import RunStatus, TaskType
+from trainarena.execution.output_tree import remove_tree
 from trainarena.execution.supervise import StopAtOnce, stop_when
 from trainarena.jobs.copies import remove_ended_copies
 from trainarena.jobs.progress import ProgressReporter
@@ -166,6 +167,7 @@ class JobRunner:
     def _requeue(self, attempt: Attempt, worker_id: str, reason: str) -> None:
         with self._store.transaction() as session:
             requeue(session, attempt.job_id, worker_id, reason, self._settings.jobs.max_attempts, attempt=attempt.number)
+        remove_tree(attempt.run_dir / "output")  # recorded as interrupted: nothing of it is scored or kept; logs stay
 
     def _fail(self, job_id: str, worker_id: str, reason: str, attempt: int | None = None) -> None:
         """End the job failed if it is still this worker's and, with ``attempt``, that try's."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from trainarena.registry.card import CardFacts, Library, is_hub_id, render_model_card
 
 CARD_NAME = "README.md"
+DIR_MODE, FILE_MODE = 0o755, 0o644  # what every folder and file of a registered model gets
 ADAPTER_CONFIG = "adapter_config.json"
 # What a tokenizer saved with save_pretrained may consist of; tokenizer_config.json or tokenizer.json
 # marks an artifact that brought its own.
@@ -40,6 +41,7 @@ def copy_tokenizer(base_model_dir: Path, destination: Path) -> list[str]:
         source = base_model_dir / name
         if source.is_file():
             shutil.copyfile(source, destination / name)
+            (destination / name).chmod(FILE_MODE)
             copied.append(name)
     return copied
 
@@ -56,13 +58,32 @@ def point_adapter_at_base(folder: Path, base_model: str) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def copy_plain(source: Path, destination: Path) -> None:
+    """Copy ``source``'s folders and regular files into ``destination`` (absent) with fixed modes: folders
+    0755, files 0644 (``copyfile``, never the modes, owners or flags of what a script left: a setuid file
+    in an artifact must not become a setuid file in the registry). Links are never followed: a link a
+    script left (the artifact check refuses them before this) must not copy a file from elsewhere on the
+    server into a downloadable model. Iterative: the artifact's depth is capped, but no recursion at all."""
+    pending = [(source, destination)]
+    while pending:
+        folder, target = pending.pop()
+        target.mkdir(mode=DIR_MODE)
+        target.chmod(DIR_MODE)  # mkdir's mode passes through the umask
+        for path in sorted(folder.iterdir()):
+            if path.is_symlink():
+                continue
+            if path.is_dir():
+                pending.append((path, target / path.name))
+            elif path.is_file():
+                shutil.copyfile(path, target / path.name)
+                (target / path.name).chmod(FILE_MODE)
+
+
 def build_model_folder(artifact_dir: Path, staging: Path, facts: CardFacts, tokenizer_from: Callable[[], Path | None]) -> None:
     """Fill ``staging`` (absent) with the model folder (see the module's docstring). ``tokenizer_from``
     finds the base model's folder, asked only when a tokenizer is missing. A card the artifact brought is
     replaced: the card states what the platform measured."""
-    # Links are never followed: a link a script left (the artifact check refuses them before this) must
-    # not copy a file from elsewhere on the server into a downloadable model.
-    shutil.copytree(artifact_dir, staging, symlinks=False, ignore=lambda folder, names: [n for n in names if (Path(folder) / n).is_symlink()])
+    copy_plain(artifact_dir, staging)
     names = {p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()}
     if needs_tokenizer(names, facts.task_type) and (base_folder := tokenizer_from()) is not None:
         copy_tokenizer(base_folder, staging)

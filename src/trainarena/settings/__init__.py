@@ -347,6 +347,10 @@ class ArtifactRules(Section):
     max_artifact_mb: int = Field(20_000, ge=1, description="Largest artifact directory.")
     forbidden_suffixes: tuple[str, ...] = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
     max_header_mb: int = Field(100, ge=1, description="Largest safetensors JSON header (the safetensors library's own cap).")
+    max_depth: int = Field(32, ge=1, description="Deepest folder nesting in /output (a save_pretrained folder is 1-3 deep); "
+                           "a deeper output is refused before anything walks it further.")
+    max_entries: int = Field(100_000, ge=1, description="Most files and folders in /output; a larger output is refused "
+                             "(checking, digesting and publishing walk every entry).")
 
 
 class RegistrationRules(Section):
