@@ -83,7 +83,7 @@ class RunSpec:
     budget_seconds: float
     seed: int
     devices: tuple[int, ...] = ()
-    base_model_name: str = ""  # the model's original id, for information only; weights are at /inputs/model
+    base_model_name: str = ""  # the model's id (Hub id, trainarena:NAME, else /inputs/model), for information only
     contract_version: int = CONTRACT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # task-type specific, e.g. the image model type
 

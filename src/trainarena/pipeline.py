@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from trainarena.contract import RunSpec, RunStatus
+from trainarena.contract import SANDBOX_INPUTS, RunSpec, RunStatus
 from trainarena.execution import Backend, DevicePool, SandboxJob, check_output, gpus_for, remove_tree
 from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
 from trainarena.runs import CompetitorInfo, PendingEvaluation, RunReport, RunRequest, definition_digest, record_timings
@@ -43,6 +43,7 @@ from trainarena.settings import Settings
 from trainarena.submissions import RegistrationError, checkout_path, register
 from trainarena.tasks import get_task_type
 from trainarena.tasks.base import DatasetError, PreparedTask, TaskDefinition, TaskPlugin
+from trainarena.tasks.builtin_assets import model_name_for_script
 from trainarena.tasks.child_evaluation import evaluation_scope
 from trainarena.tasks.secret_split import split_settings
 from trainarena.tasks.warm_evaluation import WarmEvaluator
@@ -370,7 +371,7 @@ class SandboxedExecutor:
             budget_seconds=task.budget_seconds,
             seed=task.seed,
             devices=devices,
-            base_model_name=task.base_model,
+            base_model_name=model_name_for_script(task.base_model, self._settings.assets_dir, str(SANDBOX_INPUTS / "model")),
         )
         (inputs / "task.json").write_text(spec.to_json())
         rules = self._settings.sandbox

@@ -36,6 +36,7 @@ class QuickExecutor:
         (run_dir / "logs").mkdir(parents=True)
         (run_dir / "output").mkdir()
         (run_dir / "logs" / "stdout.log").write_text("step 1 loss 2.00\nstep 2 loss 1.50\n")
+        (run_dir / "output" / "adapter_config.json").write_text('{"peft_type": "LORA"}')
         (run_dir / "output" / "adapter_model.safetensors").write_bytes(b"weights")
         time.sleep(0.3)  # long enough for a progress event
         return RunReport(RunStatus.SUCCEEDED, time.time(), time.time(), log_path=run_dir / "logs", artifact_path=run_dir / "output",

@@ -85,6 +85,7 @@ class FakeExecutor:
         logs.mkdir(parents=True)
         output.mkdir()
         (logs / "stdout.log").write_text("step 1 loss 2.00\nstep 2 loss 1.50\n")
+        (output / "adapter_config.json").write_text('{"peft_type": "LORA"}')
         (output / "adapter_model.safetensors").write_bytes(b"weights of " + run_name.encode())
         self.started.set()
         if self.release is not None:

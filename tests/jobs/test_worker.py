@@ -346,7 +346,7 @@ def test_a_job_whose_end_cannot_be_recorded_fails_with_its_run(settings: Setting
     def disk_full(*_args: object, **_kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(layout, "copy_plain", disk_full)  # registering the model fails: _finish rolls back
+    monkeypatch.setattr(layout.shutil, "copyfile", disk_full)  # registering the model fails: _finish rolls back
     owner = customer(store)
     job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
     worker_of(FakeExecutor())

@@ -239,17 +239,17 @@ def test_a_failed_registration_leaves_no_folder_without_a_row(settings: Settings
     for name in ("alice", "bob", "carol"):
         register_repo(settings, name)
     add_text_tasks(settings, tmp_path, "t1", "t2")
-    real_copy, calls = layout.copy_plain, []
+    real_build, calls = layout.build_model_folder, []
 
     def second_fails(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         calls.append(1)
         if len(calls) % 2 == 0:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_copy(*args, **kwargs)
+        return real_build(*args, **kwargs)
 
     monkeypatch.setenv("TRAINARENA_REGISTRY__REGISTER_CHAMPIONS", "false")
     result = _play(Settings(), seed=5)
-    monkeypatch.setattr(layout, "copy_plain", second_fails)
+    monkeypatch.setattr("trainarena.registry.models.build_model_folder", second_fails)
     with open_store(settings) as store:
         for _try in range(2):
             with pytest.raises(OSError, match="No space left"):

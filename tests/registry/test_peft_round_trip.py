@@ -45,3 +45,42 @@ def test_a_registered_lora_adapter_loads_with_peft_and_generates(assets, tmp_pat
                                  pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)  # fmt: skip
     assert output.shape[1] == inputs["input_ids"].shape[1] + 5
     assert isinstance(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:]), str)
+
+
+def test_a_published_full_model_loads_as_the_evaluator_scored_it(assets, tmp_path: Path) -> None:
+    """The audit's artifact: a fine-tune whose config.json asks for another rms_norm_eps and remote code.
+    The evaluator scores the weights in the base model's config; the published folder loads to that same
+    model with plain from_pretrained, and trust_remote_code finds no code to run."""
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainarena.tasks.text.scoring import load_scoring_model
+
+    torch.manual_seed(0)
+    trained = AutoModelForCausalLM.from_pretrained(assets.tiny_llama)
+    with torch.no_grad():
+        for parameter in trained.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    artifact = tmp_path / "output"
+    trained.save_pretrained(artifact)
+    config = json.loads((artifact / "config.json").read_text())
+    config |= {"rms_norm_eps": 0.5, "auto_map": {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}}
+    (artifact / "config.json").write_text(json.dumps(config))
+    marker = tmp_path / "planted-code-ran"
+    (artifact / "modeling_evil.py").write_text(f"open({str(marker)!r}, 'w').close()\nfrom transformers import LlamaForCausalLM as EvilForCausalLM\n")
+    settings = Settings(data_dir=tmp_path / "data")
+    assert validate_artifact(artifact, TaskType.INSTRUCT, settings.artifacts).ok
+
+    with open_store(settings) as store, store.transaction() as session:
+        folder = Path(register_model(settings, session, artifact_dir=artifact, source=ModelSource.JOB, task_type="instruct",
+                                     base_model=str(assets.tiny_llama), dataset_digest="e" * 64, score=None,
+                                     owner_key_id=None).path)  # fmt: skip
+    scored = load_scoring_model(artifact, str(assets.tiny_llama), "cpu")
+    published = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True).eval()
+    assert not marker.exists() and not (folder / "modeling_evil.py").exists()
+    assert published.config.rms_norm_eps == scored.config.rms_norm_eps != 0.5
+    inputs = AutoTokenizer.from_pretrained(folder)("What is 2 and 3?", return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(published(**inputs).logits, scored(**inputs).logits)

@@ -23,10 +23,12 @@ from registry_data import (
 
 from trainarena.registry import ModelSource, register_model, tar_chunks
 from trainarena.registry.card import parse_front_matter
+from trainarena.registry.layout import PublishError
 from trainarena.registry.models import base_model_folder
 from trainarena.settings import Settings
 from trainarena.store import get_competitor, open_store
 from trainarena.tasks.digests import path_digest
+from trainarena.tasks.text.scoring import ArtifactError
 
 
 @pytest.fixture
@@ -63,15 +65,92 @@ def test_a_peft_adapter_gets_the_base_tokenizer_a_card_and_its_base_model_named(
     assert not [p.name for p in settings.registry_dir.iterdir() if p.name.startswith(".staging")]
 
 
-def test_a_full_model_keeps_its_own_tokenizer_and_an_image_lora_gets_none(settings: Settings, tmp_path: Path) -> None:
+def test_a_full_model_gets_the_base_config_and_tokenizer_and_an_image_lora_only_its_weights(settings: Settings, tmp_path: Path) -> None:
     base = write_base_model(tmp_path / "base")
-    _, full, _, card = _register(settings, write_full_artifact(tmp_path / "full"), base_model_dir=base)
-    assert json.loads((full / "tokenizer_config.json").read_text()) == {"own": True}
-    assert not (full / "tokenizer.json").exists() and card["library"] == "transformers"
+    artifact = write_full_artifact(tmp_path / "full")
+    _, full, _, card = _register(settings, artifact, base_model_dir=base)
+    assert sorted(p.name for p in full.iterdir()) == ["README.md", "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
+    # The evaluator scored the weights in the base model's config, with the base model's tokenizer.
+    assert (full / "config.json").read_bytes() == (base / "config.json").read_bytes()
+    assert (full / "tokenizer_config.json").read_bytes() == (base / "tokenizer_config.json").read_bytes()
+    assert (full / "model.safetensors").read_bytes() == (artifact / "model.safetensors").read_bytes()
+    assert card["library"] == "transformers"
 
     _, image, _, card = _register(settings, write_image_artifact(tmp_path / "image"), task_type="image", base_model_dir=base)
     assert sorted(p.name for p in image.iterdir()) == ["README.md", "pytorch_lora_weights.safetensors"]
     assert parse_front_matter((image / "README.md").read_text())["library_name"] == "diffusers" == card["library"]
+
+
+HOSTILE_EXTRAS = {
+    "modeling_evil.py": "import os\nos.system('touch /tmp/pwned')\n",
+    "tokenizer_config.json": json.dumps({"auto_map": {"AutoTokenizer": ["tokenization_evil.EvilTokenizer", None]}}),
+    "tokenization_evil.py": "raise SystemExit\n",
+    "generation_config.json": json.dumps({"suppress_tokens": [1, 2, 3]}),
+    "notes/extra.txt": "anything",
+    "training_args.bin": "pickle",
+}
+
+
+def _add_hostile_files(artifact: Path) -> None:
+    for name, text in HOSTILE_EXTRAS.items():
+        (artifact / name).parent.mkdir(parents=True, exist_ok=True)
+        (artifact / name).write_text(text)
+
+
+def test_only_what_was_scored_is_published_never_an_artifacts_code_or_its_own_configs(settings: Settings, tmp_path: Path) -> None:
+    """The audit's artifact: config.json with auto_map and an unscored rms_norm_eps, modeling_evil.py, its own
+    tokenizer and generation config. The folder holds the scored weights and the base model's files only."""
+    base = write_base_model(tmp_path / "base")
+    (base / "generation_config.json").write_text(json.dumps({"max_new_tokens": 7}))
+    full = write_full_artifact(tmp_path / "full")
+    (full / "config.json").write_text(json.dumps({"model_type": "llama", "rms_norm_eps": 0.5,
+                                                  "auto_map": {"AutoModelForCausalLM": "modeling_evil.Evil"}}))  # fmt: skip
+    _add_hostile_files(full)
+    _, folder, _, card = _register(settings, full, base_model_dir=base)
+    published = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert published == ["README.md", "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                         "tokenizer_config.json"]  # fmt: skip
+    for name in ("config.json", "generation_config.json", "tokenizer_config.json"):
+        assert (folder / name).read_bytes() == (base / name).read_bytes(), name
+    assert sorted(f["path"] for f in card["files"]) == published
+
+    peft = write_peft_artifact(tmp_path / "peft")
+    config = json.loads((peft / "adapter_config.json").read_text()) | {"auto_mapping": {"base_model_class": "Evil", "parent_library": "evil"}}
+    (peft / "adapter_config.json").write_text(json.dumps(config))
+    _add_hostile_files(peft)
+    _, folder, _, _ = _register(settings, peft, base_model_dir=base)
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "adapter_config.json", "adapter_model.safetensors",
+                                                         "generation_config.json", "tokenizer.json", "tokenizer_config.json"]  # fmt: skip
+    published_config = json.loads((folder / "adapter_config.json").read_text())
+    assert "auto_mapping" not in published_config and published_config["r"] == 2
+
+    image = tmp_path / "image"
+    image.mkdir()
+    (image / "my_lora.safetensors").write_bytes((write_image_artifact(tmp_path / "lora") / "pytorch_lora_weights.safetensors").read_bytes())
+    _add_hostile_files(image)
+    _, folder, _, _ = _register(settings, image, task_type="image", base_model_dir=base)
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "pytorch_lora_weights.safetensors"]
+    assert (folder / "pytorch_lora_weights.safetensors").read_bytes() == (image / "my_lora.safetensors").read_bytes()
+
+
+def test_a_sharded_full_model_publishes_its_index_and_the_shards_it_names(settings: Settings, tmp_path: Path) -> None:
+    base = write_base_model(tmp_path / "base")
+    artifact = write_full_artifact(tmp_path / "full")
+    (artifact / "model.safetensors").rename(artifact / "model-00001-of-00001.safetensors")
+    (artifact / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"weight": "model-00001-of-00001.safetensors"}}))
+    (artifact / "unused.safetensors").write_bytes((artifact / "model-00001-of-00001.safetensors").read_bytes())
+    _, folder, _, _ = _register(settings, artifact, base_model_dir=base)
+    assert {"model.safetensors.index.json", "model-00001-of-00001.safetensors"} <= {p.name for p in folder.iterdir()}
+    assert not (folder / "unused.safetensors").exists()
+
+
+def test_a_full_model_whose_base_model_is_not_here_is_not_published(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the base model's config.json the folder could only carry the artifact's, which was not scored."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(PublishError, match="not on this machine"):
+        _register(settings, write_full_artifact(tmp_path / "full"), base_model="nobody-here/not-cached")
+    assert not [p for p in settings.registry_dir.iterdir()]
 
 
 def test_a_local_base_model_folder_gives_the_tokenizer_and_stays_out_of_the_adapter_config(settings: Settings, tmp_path: Path) -> None:
@@ -95,7 +174,7 @@ def test_the_script_and_its_license_come_from_the_competitor(settings: Settings,
 
 
 def test_a_failed_copy_leaves_no_folder_behind(settings: Settings, tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ArtifactError, match="neither"):
         _register(settings, tmp_path / "missing")
     assert not settings.registry_dir.exists() or not list(settings.registry_dir.iterdir())
 

@@ -132,3 +132,25 @@ def test_the_run_report_carries_the_prepared_record_for_the_task_row(tmp_path):
     record = json.loads(json.dumps(report.prepared_paths))  # what the orchestrator stores on the task row
     assert record["dropped"] == [{"reason": "column 'c' is empty", "rows": [41, 42, 43, 44, 45]}] and record["dropped_rows"] == 5
     assert Path(record["hidden_file"]).is_file() and record["train_rows"] + record["hidden_rows"] == 40
+
+
+def test_task_json_never_gives_the_script_a_host_path(tmp_path):
+    """audit11s probe: /inputs/task.json named the model by its absolute path on the platform's machine.
+    A local folder is named where the script finds it, a built-in by its ``trainarena:`` name, a Hub id as
+    it is."""
+    from trainarena.tasks.builtin_assets import model_name_for_script
+
+    settings = Settings(data_dir=tmp_path / "data")
+    (tmp_path / "model").mkdir()
+    checkout_path(settings, COMMIT).mkdir(parents=True)
+    competitor = CompetitorInfo("c", "repo", COMMIT, "tree", "train.py")
+    SandboxedExecutor(settings, FailingBackend(), gpus=[]).run_task(competitor, dpo_task(tmp_path, empty_rows=0), tmp_path / "run", "run-1")
+    (task_json,) = (tmp_path / "run").rglob("inputs/task.json")
+    text = task_json.read_text()
+    assert json.loads(text)["base_model_name"] == "/inputs/model" and str(tmp_path) not in text
+
+    builtin = settings.assets_dir / "text" / "tiny_llama"
+    builtin.mkdir(parents=True)
+    assert model_name_for_script(str(builtin), settings.assets_dir, "/inputs/model") == "trainarena:tiny_llama"
+    assert model_name_for_script("org/model", settings.assets_dir, "/inputs/model") == "org/model"
+    assert model_name_for_script(str(tmp_path / "elsewhere" / "tiny_llama"), settings.assets_dir, "/inputs/model") == "/inputs/model"

@@ -4,12 +4,15 @@ Tables keep one line per row: every cell is cut with an ellipsis instead of wrap
 (ids, statuses, numbers) keep their width; long ones (names, URLs, reasons) shrink, widest first, but
 never below a readable minimum, so no column disappears. Details views (``show`` commands) print one
 ``key  value`` line per field with the whole value, and multi-line text as indented blocks.
-Everything a user or a script wrote is printed as plain text, never parsed as rich markup.
+Everything a user or a script wrote is printed as plain text, never parsed as rich markup, and with
+its control characters escaped (``printable``): a script's stderr (a failure reason, a log tail) must not
+move the cursor, erase lines, retitle the window or set the clipboard on the operator's terminal.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,11 +28,21 @@ FIELD_GAP = 2
 BLOCK_INDENT = "  "
 
 
+# C0 controls but tab and newline, DEL, and the C1 controls (0x9b is a one-byte CSI on some terminals).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character written as a visible ``\\xNN`` escape (tab and newline kept),
+    so that no escape sequence in it reaches the terminal. Every helper here prints text through it."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
 def one_line(value: str | None, style: str = "") -> Text:
     """A cell that never wraps: a multi-line value is joined into one line, and the cell is cut with an
     ellipsis where its column is narrower than the value."""
     joined = " ".join(part.strip() for part in (value or "").splitlines() if part.strip())
-    return Text(joined, style=style, no_wrap=True, overflow="ellipsis")
+    return Text(printable(joined), style=style, no_wrap=True, overflow="ellipsis")
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,7 @@ class OneLineTable:
 
 def labelled(label: str, style: str, message: str) -> Text:
     """``label: message`` with the label styled and the message as plain text (it may hold brackets)."""
-    return Text.assemble((f"{label}:", style), f" {message}")
+    return Text.assemble((f"{label}:", style), f" {printable(message)}")
 
 
 def print_fields(console: Console, fields: Sequence[tuple[str, str]]) -> None:
@@ -96,7 +109,7 @@ def print_fields(console: Console, fields: Sequence[tuple[str, str]]) -> None:
     width = max((len(key) for key, _ in fields), default=0) + FIELD_GAP
     for key, value in fields:
         line = Text(key.ljust(width), style="bold")
-        line.append(" ".join(value.splitlines()))
+        line.append(printable(" ".join(value.splitlines())))
         console.print(line, soft_wrap=True)
 
 
@@ -104,7 +117,7 @@ def print_block(console: Console, heading: str, text: str) -> None:
     """A heading, then ``text`` line by line, indented and never rewrapped (tracebacks keep their shape)."""
     console.print(Text(heading, style="bold"), soft_wrap=True)
     for line in text.splitlines():
-        console.print(Text(BLOCK_INDENT + line), soft_wrap=True)
+        console.print(Text(BLOCK_INDENT + printable(line)), soft_wrap=True)
 
 
 def print_reason(console: Console, summary: str, stderr_tail: str | None, tail_from: str | None) -> None:

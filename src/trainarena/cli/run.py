@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, labelled, print_fields, print_reason
+from trainarena.cli.output import Col, OneLineTable, labelled, print_fields, print_reason, printable
 from trainarena.cluster import make_executor
 from trainarena.contract import Direction
 from trainarena.engine.comparison import relative_improvement
@@ -103,7 +103,7 @@ def play(settings: Settings, store: Store, executor: WorkbenchExecutor, console:
     status = console.status("")
 
     def say(message: str) -> None:
-        status.update(Text(message))
+        status.update(Text(printable(message)))
 
     bench = Workbench(settings, store, executor, say)
     with status:

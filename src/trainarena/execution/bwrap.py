@@ -16,7 +16,11 @@ What it protects against (each property has an adversarial test in tests/executi
   (double-forked, setsid'd daemons included). When the script exits in time, bwrap's init exits with
   it and takes any daemon with it; ``--die-with-parent`` covers a platform that dies mid-run.
 - Signalling or ptrace-ing others: its own PID namespace shows only its own processes.
-- Privilege: runs as ``SandboxRules.sandbox_uid`` (nobody) in a user namespace, no capabilities.
+- Privilege: runs as ``SandboxRules.sandbox_uid`` (nobody) in a user namespace, no capabilities, and
+  no way to create a nested user namespace (``--disable-userns``), where it would hold a full
+  capability set again (mounts, its own network namespace: more kernel surface). That needs bubblewrap
+  0.8 or later: with an older one ``unshare -Urm`` works inside the run, and ``trainarena doctor`` says
+  so.
 - Memory, process count (a fork bomb), CPU: one cgroup per run with ``memory_limit_mb``,
   ``max_processes`` and ``cpus_per_run`` (v2 or v1, whichever the host offers), removed after the run
   with every process left in it killed. Where a controller is missing, an rlimit stands in and
@@ -63,6 +67,8 @@ from trainarena.execution.supervise import Launch, supervise
 from trainarena.settings import SandboxRules
 
 _ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+# --disable-userns needs the sandbox's user namespace to be certain (--unshare-all only tries one).
+NO_NESTED_USERNS = ("--unshare-user", "--disable-userns")
 _NVIDIA_SHARED_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
 
 
@@ -89,6 +95,22 @@ def tmpfs_size_supported(bwrap: str) -> bool:
         return False
 
 
+@functools.cache
+def userns_disable_supported(bwrap: str) -> bool:
+    """Whether this bwrap can forbid nested user namespaces (``--disable-userns``: bubblewrap 0.8 and
+    later, with a user namespace of its own); tried, not read from the version."""
+    probe = [bwrap, "--unshare-all", *NO_NESTED_USERNS, "--ro-bind", "/", "/", "--", "true"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def userns_args(bwrap: str) -> list[str]:
+    """The options that keep a sandbox from creating a nested user namespace, where this bwrap has them."""
+    return list(NO_NESTED_USERNS) if userns_disable_supported(bwrap) else []
+
+
 class BwrapBackend:
     """Runs each job in a fresh bubblewrap sandbox (module docstring: what it covers and not)."""
 
@@ -102,6 +124,7 @@ class BwrapBackend:
         ``cgroups``: where run cgroups go (default: this host's; ``CgroupLayout.none()`` forces rlimits)."""
         self._bwrap = find_bwrap()
         self._sized_tmp = tmpfs_size_supported(self._bwrap)
+        self._userns = userns_args(self._bwrap)
         self._cgroups = detect_layout(rules.cgroup_parent) if cgroups is None else cgroups
         self._rules = rules
         self._python: TrainingPython = training_python(rules)
@@ -148,7 +171,7 @@ class BwrapBackend:
         """bwrap's options for ``job`` (everything before ``--``)."""
         uid = str(self._rules.sandbox_uid)
         args = ["--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
-                "--uid", uid, "--gid", uid, "--hostname", "sandbox", "--cap-drop", "ALL"]
+                "--uid", uid, "--gid", uid, "--hostname", "sandbox", "--cap-drop", "ALL", *self._userns]
         args += ["--ro-bind", "/usr", "/usr"]
         args += root_links()
         for entry in self._rules.etc_files:

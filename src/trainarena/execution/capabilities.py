@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trainarena.execution.bwrap import tmpfs_size_supported
+from trainarena.execution.bwrap import tmpfs_size_supported, userns_disable_supported
 from trainarena.execution.cgroups import CONTROLLERS, CgroupLayout, create_run_cgroup, detect_layout
 from trainarena.execution.disk import MB
 from trainarena.execution.docker_cli import docker_available
@@ -66,6 +66,7 @@ def probe_capabilities(
     uses_bwrap = rules.backend == "bwrap"
     features = [_bwrap_feature(bwrap, uses_bwrap)]
     features += [_namespace_feature(bwrap, namespace, uses_bwrap) for namespace in _NAMESPACES]
+    features.append(_nested_userns_feature(bwrap))
     features += _cgroup_features(detect_layout(rules.cgroup_parent) if layout is None else layout, rules)
     features += _disk_features(bwrap, rules)
     features += [_gpu_feature(dev_root, environ), _docker_feature(docker, rules.backend == "docker")]
@@ -111,6 +112,17 @@ def _namespace_feature(bwrap: str | None, namespace: str, required: bool) -> Fea
         return Feature(name, True, "usable", required)
     error = probe.stderr.strip().splitlines()[-1] if probe is not None and probe.stderr.strip() else "bwrap failed"
     return Feature(name, False, error, required, consequence, fix)
+
+
+def _nested_userns_feature(bwrap: str | None) -> Feature:
+    name = "no nested user namespace"
+    if bwrap is not None and userns_disable_supported(bwrap):
+        return Feature(name, True, "bwrap --disable-userns", False)
+    detail = "untested: bwrap is missing" if bwrap is None else "this bwrap has no --disable-userns"
+    return Feature(name, False, detail, False,
+                   "a script can create a nested user namespace (unshare -Urm) and hold every capability in it: "
+                   "mounts and namespaces of its own, more kernel surface to attack",
+                   "bubblewrap 0.8 or later, able to create a user namespace")
 
 
 _CGROUP_CONSEQUENCES = {

@@ -9,7 +9,8 @@ environment is cleared); writing anywhere but a private /tmp and the out folder;
 ``max_processes`` processes and threads (a fork bomb), files larger than ``disk_mb`` and a /tmp beyond
 ``disk_mb`` (a sized tmpfs): one cgroup per call where the host has the controllers, else the rlimit
 fallbacks of ``execution.limits`` (RLIMIT_AS; RLIMIT_NPROC, which does not bind a platform running as
-root); RLIMIT_FSIZE always.
+root); RLIMIT_FSIZE always; regaining capabilities in a nested user namespace (``--disable-userns``,
+where bubblewrap is 0.8 or later; ``trainarena doctor`` says when it is not).
 What it does not protect against: kernel exploits; CPU time of other work while it runs (no CPU
 quota: the wall clock bounds it); the total written to the out folder, which is capped per file only
 (the wall clock bounds the number of files). The interpreter runs in isolated mode (``-I -S``).
@@ -25,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainarena.execution.bwrap import find_bwrap, root_links, tmp_args, tmpfs_size_supported
+from trainarena.execution.bwrap import find_bwrap, root_links, tmp_args, tmpfs_size_supported, userns_args
 from trainarena.execution.cgroups import CgroupLayout, detect_layout
 from trainarena.execution.disk import MB
 from trainarena.execution.limits import Confinement, RunLimits, confine
@@ -69,7 +70,7 @@ def _argv(job: Path, out: Path, program: str, sandbox: StdlibSandbox) -> list[st
     uid = str(sandbox.uid)
     bwrap = find_bwrap()
     args = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--uid", uid,
-            "--gid", uid, "--cap-drop", "ALL", "--ro-bind", "/usr", "/usr", *root_links(),
+            "--gid", uid, "--cap-drop", "ALL", *userns_args(bwrap), "--ro-bind", "/usr", "/usr", *root_links(),
             "--proc", "/proc", "--dev", "/dev", *tmp_args(sandbox.disk_mb, tmpfs_size_supported(bwrap))]
     for entry in sandbox.etc_files:
         args += ["--ro-bind-try", f"/etc/{entry}", f"/etc/{entry}"]

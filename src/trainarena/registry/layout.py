@@ -1,7 +1,16 @@
-"""A registered model's folder in the Hugging Face layout: the artifact's safetensors weights and its
-config (``adapter_config.json`` of a PEFT LoRA adapter, ``config.json`` of a full model, or a diffusers
-LoRA's ``pytorch_lora_weights.safetensors``), the tokenizer (the base model's when a text artifact has
-none), and the model card ``README.md``. Built in a staging folder the caller renames into place.
+"""A registered model's folder in the Hugging Face layout, holding exactly the model that was scored:
+the artifact's files the evaluator read (a PEFT adapter's ``adapter_config.json`` and
+``adapter_model.safetensors``; a full model's ``model.safetensors``, or its index and shards; a
+diffusers LoRA's weights as ``pytorch_lora_weights.safetensors``), and for a text model the base
+model's ``config.json`` (a full model only), tokenizer and ``generation_config.json``, which the
+evaluator used in place of the artifact's; and the model card ``README.md``. Built in a staging folder
+the caller renames into place.
+
+Protects against: a published model that differs from the scored one (an artifact's own config.json
+with other architecture fields, its own tokenizer or generation config) and an artifact that carries
+code or anything else into a downloadable model (``auto_map`` + ``modeling_*.py`` run by
+``trust_remote_code``): no other artifact file is published. Does not protect against a base model
+the operator chose that itself carries code.
 """
 
 from __future__ import annotations
@@ -12,15 +21,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trainarena.registry.card import CardFacts, Library, is_hub_id, render_model_card
+from trainarena.tasks.image.evaluation import LORA_WEIGHTS, lora_weights_file
+from trainarena.tasks.text.scoring import ADAPTER_CONFIG, scored_files
 
 CARD_NAME = "README.md"
-DIR_MODE, FILE_MODE = 0o755, 0o644  # what every folder and file of a registered model gets
-ADAPTER_CONFIG = "adapter_config.json"
-# What a tokenizer saved with save_pretrained may consist of; tokenizer_config.json or tokenizer.json
-# marks an artifact that brought its own.
+DIR_MODE, FILE_MODE = 0o755, 0o644  # what the folder and every file of a registered model gets
+BASE_CONFIG = "config.json"
+GENERATION_CONFIG = "generation_config.json"
+# What a tokenizer saved with save_pretrained may consist of (copied from the base model's folder).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "spiece.model", "vocab.json", "merges.txt", "vocab.txt", "added_tokens.json", "chat_template.jinja")  # fmt: skip
-TOKENIZER_MARKERS = ("tokenizer_config.json", "tokenizer.json")
+# Adapter config keys a loader could act on beyond the scored adapter: AutoPeftModel imports the module
+# ``auto_mapping`` names to build the base model. PeftModel (the evaluator's loader) never reads it.
+ADAPTER_KEYS_DROPPED = ("auto_mapping",)
+
+
+class PublishError(Exception):
+    """The model folder cannot hold what was scored (a full model whose base model's config is not here)."""
 
 
 def artifact_library(artifact_names: set[str], task_type: str) -> str:
@@ -30,62 +47,73 @@ def artifact_library(artifact_names: set[str], task_type: str) -> str:
     return Library.PEFT if ADAPTER_CONFIG in artifact_names else Library.TRANSFORMERS
 
 
-def needs_tokenizer(artifact_names: set[str], task_type: str) -> bool:
-    return task_type != "image" and not any(marker in artifact_names for marker in TOKENIZER_MARKERS)
-
-
 def copy_tokenizer(base_model_dir: Path, destination: Path) -> list[str]:
-    """Copy the base model's tokenizer files into ``destination``; the names copied."""
+    """Copy the base model's tokenizer files into ``destination``; the names copied. The base model's
+    folder is the operator's (links followed: a Hugging Face cache snapshot is links to blobs)."""
     copied = []
     for name in TOKENIZER_FILES:
-        source = base_model_dir / name
-        if source.is_file():
-            shutil.copyfile(source, destination / name)
-            (destination / name).chmod(FILE_MODE)
+        if (base_model_dir / name).is_file():
+            shutil.copyfile(base_model_dir / name, destination / name)
             copied.append(name)
     return copied
 
 
-def point_adapter_at_base(folder: Path, base_model: str) -> None:
-    """Name the base model in the adapter's config: the script saw it at a sandbox path (``/model``),
-    which means nothing where the folder is downloaded. Only a Hub id is written (a local path of this
-    machine would mean nothing either); the card names the base model in every case."""
-    path = folder / ADAPTER_CONFIG
-    if not path.is_file() or not is_hub_id(base_model):
-        return
-    config = json.loads(path.read_text(encoding="utf-8"))
-    config["base_model_name_or_path"] = base_model
-    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+def write_adapter_config(source: Path, destination: Path, base_model: str) -> None:
+    """The adapter's config as JSON the platform wrote: the base model named by its Hub id (the script saw
+    it at a sandbox path, ``/model``, which means nothing where the folder is downloaded; a local path of
+    this machine would mean nothing either, so only a Hub id is written; the card names the base model in
+    every case), and ``ADAPTER_KEYS_DROPPED`` removed."""
+    config = json.loads(source.read_text(encoding="utf-8"))
+    if not isinstance(config, dict):
+        raise PublishError(f"{ADAPTER_CONFIG} is not a JSON object")
+    for key in ADAPTER_KEYS_DROPPED:
+        config.pop(key, None)
+    if is_hub_id(base_model):
+        config["base_model_name_or_path"] = base_model
+    destination.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def copy_plain(source: Path, destination: Path) -> None:
-    """Copy ``source``'s folders and regular files into ``destination`` (absent) with fixed modes: folders
-    0755, files 0644 (``copyfile``, never the modes, owners or flags of what a script left: a setuid file
-    in an artifact must not become a setuid file in the registry). Links are never followed: a link a
-    script left (the artifact check refuses them before this) must not copy a file from elsewhere on the
-    server into a downloadable model. Iterative: the artifact's depth is capped, but no recursion at all."""
-    pending = [(source, destination)]
-    while pending:
-        folder, target = pending.pop()
-        target.mkdir(mode=DIR_MODE)
-        target.chmod(DIR_MODE)  # mkdir's mode passes through the umask
-        for path in sorted(folder.iterdir()):
-            if path.is_symlink():
-                continue
-            if path.is_dir():
-                pending.append((path, target / path.name))
-            elif path.is_file():
-                shutil.copyfile(path, target / path.name)
-                (target / path.name).chmod(FILE_MODE)
-
-
-def build_model_folder(artifact_dir: Path, staging: Path, facts: CardFacts, tokenizer_from: Callable[[], Path | None]) -> None:
-    """Fill ``staging`` (absent) with the model folder (see the module's docstring). ``tokenizer_from``
-    finds the base model's folder, asked only when a tokenizer is missing. A card the artifact brought is
-    replaced: the card states what the platform measured."""
-    copy_plain(artifact_dir, staging)
-    names = {p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()}
-    if needs_tokenizer(names, facts.task_type) and (base_folder := tokenizer_from()) is not None:
-        copy_tokenizer(base_folder, staging)
-    point_adapter_at_base(staging, facts.base_model)
+def build_model_folder(artifact_dir: Path, staging: Path, facts: CardFacts, base_folder: Callable[[], Path | None]) -> None:
+    """Fill ``staging`` (absent) with the model folder (see the module's docstring). ``base_folder`` finds
+    the base model's folder (None: not on this machine; a text model then has no tokenizer, and a full
+    model cannot be published: PublishError). A card the artifact brought is replaced: the card states
+    what the platform measured."""
+    staging.mkdir(mode=DIR_MODE)
+    staging.chmod(DIR_MODE)  # mkdir's mode passes through the umask
+    if facts.task_type == "image":
+        _copy_file(lora_weights_file(artifact_dir), staging / LORA_WEIGHTS)
+    else:
+        _build_text_folder(artifact_dir, staging, facts, base_folder)
     (staging / CARD_NAME).write_text(render_model_card(facts), encoding="utf-8")
+
+
+def _build_text_folder(artifact_dir: Path, staging: Path, facts: CardFacts, base_folder: Callable[[], Path | None]) -> None:
+    names = scored_files(artifact_dir)
+    for name in names:
+        if name == ADAPTER_CONFIG:
+            write_adapter_config(_plain_file(artifact_dir / name), staging / name, facts.base_model)
+        else:
+            _copy_file(artifact_dir / name, staging / name)
+    base = base_folder()
+    if ADAPTER_CONFIG not in names:  # a full model: scored in the base model's architecture
+        if base is None or not (base / BASE_CONFIG).is_file():
+            raise PublishError(f"the base model {facts.base_model!r} is not on this machine: its {BASE_CONFIG}, which the model was scored with, cannot be published")
+        shutil.copyfile(base / BASE_CONFIG, staging / BASE_CONFIG)
+    if base is not None:
+        copy_tokenizer(base, staging)
+        if (base / GENERATION_CONFIG).is_file():
+            shutil.copyfile(base / GENERATION_CONFIG, staging / GENERATION_CONFIG)
+
+
+def _plain_file(path: Path) -> Path:
+    """``path`` if it is a regular file, not a link: a link a script left (the artifact check refuses
+    them before this) must not copy a file from elsewhere on the server into a downloadable model."""
+    if path.is_symlink() or not path.is_file():
+        raise PublishError(f"{path.name} is not a regular file of the artifact")
+    return path
+
+
+def _copy_file(source: Path, destination: Path) -> None:
+    """A copy with a fixed mode (``FILE_MODE``), never the mode of what a script left (a setuid file)."""
+    shutil.copyfile(_plain_file(source), destination)
+    destination.chmod(FILE_MODE)

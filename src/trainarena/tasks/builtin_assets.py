@@ -76,3 +76,17 @@ def builtin_path(asset: BuiltinAsset, assets_dir: Path) -> Path:
 
     texts = ensure_assets(assets_dir)
     return texts.tiny_llama if asset.role == MODEL else next(d.path for d in texts.task_datasets if d.name == asset.name)
+
+
+def model_name_for_script(base_model: str, assets_dir: Path, in_sandbox: str) -> str:
+    """What a run's task.json names its base model: a Hub id as it is; a built-in model (a folder of
+    ``assets_dir`` named as one) as ``trainarena:NAME``; any other local folder as ``in_sandbox``, where the
+    script finds it. A path of the platform's machine never reaches the script."""
+    local = Path(base_model).expanduser()
+    if not local.is_absolute() and not local.is_dir():
+        return base_model  # a Hub id
+    models = {asset.name for asset in builtin_assets() if asset.role == MODEL}
+    resolved = local.resolve()
+    if resolved.is_relative_to(assets_dir.resolve()) and resolved.name in models:
+        return ASSET_PREFIX + resolved.name
+    return in_sandbox

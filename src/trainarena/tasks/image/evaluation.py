@@ -89,17 +89,24 @@ def load_pipeline(base_model: str, model_type: str = "sd"):
     return pipeline.to(device=device, dtype=torch.float32)
 
 
+def lora_weights_file(artifact_dir: Path) -> Path:
+    """The one file of the artifact the evaluation reads: ``pytorch_lora_weights.safetensors``, else the
+    artifact's only top-level ``*.safetensors``."""
+    weights = artifact_dir / LORA_WEIGHTS
+    if weights.is_file():
+        return weights
+    candidates = sorted(artifact_dir.glob("*.safetensors"))
+    if len(candidates) != 1:
+        raise ArtifactError(f"expected {LORA_WEIGHTS} in the artifact, found {[p.name for p in candidates]}")
+    return candidates[0]
+
+
 def read_lora(artifact_dir: Path) -> tuple[dict, str]:
     """The artifact's LoRA tensors (read with safetensors, never unpickled) and the file's name."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    weights = artifact_dir / LORA_WEIGHTS
-    if not weights.is_file():
-        candidates = sorted(artifact_dir.glob("*.safetensors"))
-        if len(candidates) != 1:
-            raise ArtifactError(f"expected {LORA_WEIGHTS} in the artifact, found {[p.name for p in candidates]}")
-        weights = candidates[0]
+    weights = lora_weights_file(artifact_dir)
     try:
         state = load_file(weights)
     except (SafetensorError, OSError) as error:

@@ -4,11 +4,16 @@ summed completion log-probabilities, batched longest first."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from trainarena.execution.artifacts import check_weight_indexes
 
 Encoded = tuple[list[int], list[int]]  # (input_ids, labels)
+
+ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
+# What transformers' from_pretrained reads from a local folder with use_safetensors=True, in its order.
+FULL_WEIGHTS, FULL_INDEX = "model.safetensors", "model.safetensors.index.json"
 
 
 class ArtifactError(Exception):
@@ -25,13 +30,30 @@ def pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
 
 
+def scored_files(artifact_dir: Path) -> list[str]:
+    """The artifact's files :func:`load_scoring_model` reads, in its order: a PEFT adapter's config and
+    weights, or a full model's weights (``model.safetensors``, else the index and the shards it names).
+    Nothing else of the artifact (its config.json, tokenizer, generation config, code) is ever read."""
+    if (artifact_dir / ADAPTER_CONFIG).is_file():
+        return [ADAPTER_CONFIG, ADAPTER_WEIGHTS]
+    if (artifact_dir / FULL_WEIGHTS).is_file():
+        return [FULL_WEIGHTS]
+    if (artifact_dir / FULL_INDEX).is_file():
+        try:
+            shards = json.loads((artifact_dir / FULL_INDEX).read_text(encoding="utf-8"))["weight_map"].values()
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ArtifactError(f"{FULL_INDEX} is not a readable weight index ({type(error).__name__})") from None
+        return [FULL_INDEX, *sorted({str(shard) for shard in shards})]
+    raise ArtifactError(f"artifact has neither {ADAPTER_CONFIG} nor {FULL_WEIGHTS} / {FULL_INDEX}")
+
+
 def load_scoring_model(artifact_dir: Path, base_model: str, device):
     """A full ``save_pretrained`` model directory, or a PEFT adapter directory on the base model."""
     import torch
 
     if not artifact_dir.is_dir():
         raise ArtifactError(f"artifact directory {artifact_dir} does not exist")
-    if (artifact_dir / "adapter_config.json").is_file():
+    if (artifact_dir / ADAPTER_CONFIG).is_file():
         model = _load_adapter(artifact_dir, base_model)
     elif (artifact_dir / "config.json").is_file():
         model = _load_checked(artifact_dir, base_model)
@@ -68,7 +90,7 @@ def _load_adapter(directory: Path, base_model: str):
     from peft import PeftModel
     from safetensors import safe_open
 
-    weights = directory / "adapter_model.safetensors"
+    weights = directory / ADAPTER_WEIGHTS
     if not weights.is_file():
         raise ArtifactError("PEFT adapter without adapter_model.safetensors (pickled weights are not loaded)")
     with safe_open(weights, framework="pt") as adapter:  # raises on a corrupt file before PEFT sees it
