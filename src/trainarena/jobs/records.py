@@ -102,9 +102,10 @@ def _check_base_model(value: str, task_type: TaskType, allowed: tuple[str, ...])
             raise InvalidInput(f"base_model: {error}", field="base_model") from None
 
 
-def list_jobs(session: Session, owner: int | None, *, after: str | None = None, limit: int | None = 100) -> Page:
+def list_jobs(session: Session, owner: int | None, *, after: str | None = None, limit: int | None = 100,
+              offset: int = 0) -> Page:  # fmt: skip
     """Jobs of ``owner`` (every owner's when None), newest first."""
-    return owned_page(session, Job, owner, after=after, limit=limit)
+    return owned_page(session, Job, owner, after=after, limit=limit, offset=offset)
 
 
 def get_job(session: Session, job_id: str, owner: int | None) -> Job:
