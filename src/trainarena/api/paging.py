@@ -13,14 +13,12 @@ from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from trainarena.api.context import app_settings
-from trainarena.api.errors import ApiError
+from trainarena.api.errors import STORE_INT_MAX, ApiError
 
 T = TypeVar("T")
 
 
-# The largest integer a request may give where the store keeps it (ids, seeds): a 32-bit column on
-# PostgreSQL; larger ones would not reach the query (the databases refuse them as parameters).
-STORE_INT_MAX = 2**31 - 1
+__all__ = ["NAME_MAX_LENGTH", "STORE_INT_MAX", "CursorWindow", "Page", "PageWindow", "Window"]
 NAME_MAX_LENGTH = 100  # the store's name columns (competitors, tournaments, pools, tasks)
 
 

@@ -73,8 +73,11 @@ def create_job(session: Session, settings: Settings, request: JobRequest, owner_
         upload = get_file(session, request.file_id, owner_key_id)
     except NotFound:
         upload = None
-    if upload is None or upload.deleted_at is not None:
+    if upload is None:
         raise InvalidInput(f"no file {request.file_id} (upload one with POST /v1/files)", field="file_id")
+    if upload.deleted_at is not None:
+        raise InvalidInput(f"file {upload.id} was deleted ({upload.deleted_at:%Y-%m-%d %H:%M} UTC); upload the data again "
+                           "with POST /v1/files and use the new id", field="file_id")  # fmt: skip
     if upload.kind != kind_of(task_type):
         raise InvalidInput(f"file {upload.id} is a {upload.kind} dataset; a {task_type.value} job needs a "
                            f"{kind_of(task_type)} one", field="file_id")  # fmt: skip
