@@ -29,12 +29,24 @@ as ``pytorch_lora_weights.safetensors``. Weights must be safetensors: pickle fil
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any
 
 CONTRACT_VERSION = 1
+# A name people type and the platform prints (competitors, API keys): one line, no spaces.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def name_problem(what: str, name: str, max_length: int) -> str | None:
+    """Why ``name`` may not name a ``what`` (competitor, API key), or None when it may."""
+    if NAME_PATTERN.fullmatch(name) and len(name) <= max_length:
+        return None
+    return (f"{what} name {name!r} is not allowed: use 1 to {max_length} letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit")  # fmt: skip
+
 MANIFEST_NAME = "trainarena.toml"
 
 SANDBOX_SUBMISSION = PurePosixPath("/submission")

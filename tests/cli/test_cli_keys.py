@@ -64,3 +64,12 @@ def test_a_revoked_key_is_refused_by_the_api(runner: CliRunner) -> None:
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthenticated"
     listed = json.loads(_invoke(runner, ["keys", "list", "--json"]))["keys"]
     assert listed[0]["revoked_at"] is not None and listed[0]["last_used_at"] is not None
+
+
+def test_key_names_are_checked_as_competitor_names_are(runner: CliRunner) -> None:
+    for bad in ("", "   ", "two\nlines", "has space", "x" * 65):
+        refused = json.loads(_invoke(runner, ["keys", "create", "--role", "customer", bad, "--json"], exit_code=1))
+        assert refused["ok"] is False and "letters, digits" in refused["error"], bad
+    with open_store(Settings()) as store, store.session() as session:
+        assert session.scalars(select(ApiKey.name)).all() == []
+    assert json.loads(_invoke(runner, ["keys", "create", "--role", "customer", "acme.eu-2", "--json"]))["name"] == "acme.eu-2"

@@ -87,7 +87,7 @@ def test_every_file_format_loads_the_same_rows(tmp_path, suffix):
     [
         (lambda rows: [{k: v for k, v in r.items() if k != "a"} for r in rows], "missing column 'a' \\(field_output\\)"),
         (lambda rows: rows[:5] + [{**rows[5], "a": "  "}] + rows[6:], "row 6, column 'a' is empty"),
-        (lambda rows: rows[:2] + [{**rows[2], "q": 42}] + rows[3:], "row 3, column 'q' is a int"),
+        (lambda rows: rows[:2] + [{**rows[2], "q": [42]}] + rows[3:], "row 3, column 'q' is a list"),  # a number reads as its text
         (lambda rows: rows[:3] + [{"i": "", "a": "1", "q": None}] + rows[4:], "row 4, column 'q' is null"),
         (lambda rows: rows[:3] + [{"i": "", "a": "1"}] + rows[4:], "row 4, column 'q' is missing"),
         (lambda rows: rows[:7] + [{**rows[7], "i": None}] + rows[8:], None),  # an optional column may be null

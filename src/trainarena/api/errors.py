@@ -79,11 +79,26 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         problems = [
-            {"where": ".".join(str(part) for part in problem.get("loc", ())), "problem": problem.get("msg", "")}
+            {"where": ".".join(str(part) for part in problem.get("loc", ())), "problem": _problem_text(problem)}
             for problem in error.errors()
         ]
         message = "; ".join(f"{p['where']}: {p['problem']}" for p in problems) or "the request is not valid"
         return error_response(422, "invalid_request", message, {"problems": problems})
+
+
+# The largest integer a request may give where the store keeps it (ids, seeds): a 32-bit column on
+# PostgreSQL; larger ones would not reach the query (the databases refuse them as parameters).
+STORE_INT_MAX = 2**31 - 1
+
+
+def _problem_text(problem: dict[str, Any]) -> str:
+    """pydantic's message, or a plainer one where it names the parser rather than the fix."""
+    kind = problem.get("type")
+    if kind == "json_invalid":
+        return f"the body must be JSON (it is not: {problem.get('ctx', {}).get('error', 'it does not parse')})"
+    if kind == "int_parsing_size":
+        return f"the number is too large: give a whole number from 0 to {STORE_INT_MAX}"
+    return str(problem.get("msg", ""))
 
 
 # Responses of routes that only some roles may call: those above, and 403 for the others.

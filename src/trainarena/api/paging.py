@@ -1,10 +1,11 @@
 """Pagination of list endpoints: ``limit`` and ``offset`` query parameters (capped by settings
-``api.page_size_max``) and the answer ``{"data": [...], "has_more": bool}``; and the store's limits on
+``api.page_size_max``), and on the id-keyed lists (files, jobs, models) also ``after`` (an id a page
+answered: the items after it; an unknown one is a 422), and the answer ``{"data": [...], "has_more": bool}``; and the store's limits on
 the values a request gives (ids, seeds, names), so that a value the store cannot hold is a 422."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
@@ -12,14 +13,12 @@ from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from trainarena.api.context import app_settings
-from trainarena.api.errors import ApiError
+from trainarena.api.errors import STORE_INT_MAX, ApiError
 
 T = TypeVar("T")
 
 
-# The largest integer a request may give where the store keeps it (ids, seeds): a 32-bit column on
-# PostgreSQL; larger ones would not reach the query (the databases refuse them as parameters).
-STORE_INT_MAX = 2**31 - 1
+__all__ = ["NAME_MAX_LENGTH", "STORE_INT_MAX", "CursorWindow", "Page", "PageWindow", "Window"]
 NAME_MAX_LENGTH = 100  # the store's name columns (competitors, tournaments, pools, tasks)
 
 
@@ -32,10 +31,25 @@ class Page(BaseModel, Generic[T]):
 class Window:
     limit: int
     offset: int
+    after: str | None = None
 
     def page(self, items: Sequence[T]) -> tuple[list[T], bool]:
         """This window's items of ``items`` and whether more follow."""
         return list(items[self.offset:self.offset + self.limit]), len(items) > self.offset + self.limit
+
+    def page_after(self, items: Sequence[T], key: Callable[[T], str]) -> tuple[list[T], bool]:
+        """Like ``page``, of the items after the one whose ``key`` is ``after`` (all when None)."""
+        if self.after is not None:
+            ids = [key(item) for item in items]
+            if self.after not in ids:
+                raise unknown_cursor(self.after)
+            items = items[ids.index(self.after) + 1:]
+        return self.page(items)
+
+
+def unknown_cursor(after: str) -> ApiError:
+    return ApiError(422, "invalid_request", f"after {after!r} is none of the listed ids; page on from an id a list "
+                    "answered, or start again without after", field="after")  # fmt: skip
 
 
 def window(
@@ -50,4 +64,12 @@ def window(
     return Window(rules.page_size if limit is None else limit, offset)
 
 
+def cursor_window(
+    base: Annotated[Window, Depends(window)],
+    after: Annotated[str | None, Query(max_length=NAME_MAX_LENGTH, description="An id a page answered: the items after it.")] = None,
+) -> Window:
+    return Window(base.limit, base.offset, after or None)
+
+
 PageWindow = Annotated[Window, Depends(window)]
+CursorWindow = Annotated[Window, Depends(cursor_window)]

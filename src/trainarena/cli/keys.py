@@ -45,8 +45,9 @@ def create_command(
 ) -> None:
     """Create a key and print it once: only its hash is kept, so it cannot be shown again."""
     try:
-        with open_store(Settings()) as store, store.transaction() as session:
-            new = create_key(session, name, role)
+        settings = Settings()
+        with open_store(settings) as store, store.transaction() as session:
+            new = create_key(session, name, role, name_max_length=settings.registration.name_max_length)
             record = {**_record(new.row), "key": new.secret}
     except StoreError as error:
         raise fail(str(error), as_json, name=name) from None

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainarena.jobs.copies import job_copies, remove_copies
-from trainarena.jobs.errors import NotFound
+from trainarena.jobs.errors import InvalidInput, NotFound
 from trainarena.jobs.uploads import CheckedFile
 from trainarena.settings import Settings
 from trainarena.store.models import Job, JobStatus, UploadedFile, utcnow
@@ -51,17 +51,24 @@ def store_upload(session: Session, settings: Settings, *, owner_key_id: int, sta
     return row
 
 
-def owned_page(session: Session, model: type, owner: int | None, *, after: str | None, limit: int | None) -> Page:
+def owned_page(session: Session, model: type, owner: int | None, *, after: str | None, limit: int | None,
+               offset: int = 0) -> Page:  # fmt: skip
     """Rows of ``model`` (files, jobs) of ``owner`` (everyone's when None), newest first, those older
-    than the row ``after`` (an id) when given; at most ``limit`` (None: all)."""
+    than the row ``after`` (an id) when given, less the first ``offset``; at most ``limit`` (None: all).
+    An ``after`` that is no row ``owner`` may see is refused (InvalidInput): answering the first page
+    instead would make a client paging with a stale cursor loop."""
     query = select(model).order_by(model.created_at.desc(), model.id.desc())
     if owner is not None:
         query = query.where(model.owner_key_id == owner)
     if after is not None:
         anchor = session.get(model, after)
-        if anchor is not None:
-            query = query.where((model.created_at < anchor.created_at)
-                                | ((model.created_at == anchor.created_at) & (model.id < anchor.id)))  # fmt: skip
+        if anchor is None or (owner is not None and anchor.owner_key_id != owner):
+            raise InvalidInput(f"after {after!r} is none of the listed ids; page on from an id a list answered, "
+                               "or start again without after", field="after")  # fmt: skip
+        query = query.where((model.created_at < anchor.created_at)
+                            | ((model.created_at == anchor.created_at) & (model.id < anchor.id)))  # fmt: skip
+    if offset:
+        query = query.offset(offset)
     if limit is None:
         return Page(list(session.scalars(query)), False)
     rows = list(session.scalars(query.limit(limit + 1)))
@@ -77,9 +84,10 @@ def owned_row(session: Session, model: type, what: str, row_id: str, owner: int 
     return row
 
 
-def list_files(session: Session, owner: int | None, *, after: str | None = None, limit: int = 100) -> Page:
+def list_files(session: Session, owner: int | None, *, after: str | None = None, limit: int | None = 100,
+               offset: int = 0) -> Page:  # fmt: skip
     """Files of ``owner`` (every owner's when None), deleted ones included (marked)."""
-    return owned_page(session, UploadedFile, owner, after=after, limit=limit)
+    return owned_page(session, UploadedFile, owner, after=after, limit=limit, offset=offset)
 
 
 def get_file(session: Session, file_id: str, owner: int | None) -> UploadedFile:

@@ -73,8 +73,11 @@ def create_job(session: Session, settings: Settings, request: JobRequest, owner_
         upload = get_file(session, request.file_id, owner_key_id)
     except NotFound:
         upload = None
-    if upload is None or upload.deleted_at is not None:
+    if upload is None:
         raise InvalidInput(f"no file {request.file_id} (upload one with POST /v1/files)", field="file_id")
+    if upload.deleted_at is not None:
+        raise InvalidInput(f"file {upload.id} was deleted ({upload.deleted_at:%Y-%m-%d %H:%M} UTC); upload the data again "
+                           "with POST /v1/files and use the new id", field="file_id")  # fmt: skip
     if upload.kind != kind_of(task_type):
         raise InvalidInput(f"file {upload.id} is a {upload.kind} dataset; a {task_type.value} job needs a "
                            f"{kind_of(task_type)} one", field="file_id")  # fmt: skip
@@ -102,9 +105,10 @@ def _check_base_model(value: str, task_type: TaskType, allowed: tuple[str, ...])
             raise InvalidInput(f"base_model: {error}", field="base_model") from None
 
 
-def list_jobs(session: Session, owner: int | None, *, after: str | None = None, limit: int | None = 100) -> Page:
+def list_jobs(session: Session, owner: int | None, *, after: str | None = None, limit: int | None = 100,
+              offset: int = 0) -> Page:  # fmt: skip
     """Jobs of ``owner`` (every owner's when None), newest first."""
-    return owned_page(session, Job, owner, after=after, limit=limit)
+    return owned_page(session, Job, owner, after=after, limit=limit, offset=offset)
 
 
 def get_job(session: Session, job_id: str, owner: int | None) -> Job:

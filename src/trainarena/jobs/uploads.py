@@ -108,6 +108,9 @@ def check_file(path: Path, filename: str, kind: str, fmt: str, settings: Setting
     """Check the bytes at ``path`` (named ``filename`` by the customer); InvalidInput naming the row
     and column otherwise. With ``task_type`` (and its ``field_mapping``) the file is also prepared
     as that task type."""
+    if field_mapping and task_type is None:
+        raise InvalidInput("field_mapping was sent without task_type: send task_type too (the file is then checked as "
+                           "that task type with this mapping), or leave both out", field="task_type")  # fmt: skip
     if task_type is not None and task_type in {t.value for t in registered_task_types()} and kind_of(task_type) != kind:
         raise InvalidInput(f"{filename}: a {kind} file cannot train a {task_type} task", field="task_type")
     if kind == IMAGE:
@@ -143,9 +146,14 @@ def check_dataset(settings: Settings, task_type: TaskType, path: Path, filename:
                   base_model: str) -> TaskCheck:  # fmt: skip
     """Prepare the file as a ``task_type`` task with ``field_mapping`` into a scratch folder (``task
     check``); InvalidInput naming the field mapping, the row and the column when it cannot be."""
-    if not isinstance(field_mapping, dict) or "source" in field_mapping:
-        raise InvalidInput("field_mapping must be an object of the task type's dataset fields (without 'source': "
-                           "the file is the source)", field="field_mapping")  # fmt: skip
+    if not isinstance(field_mapping, dict) or "source" in field_mapping or "split" in field_mapping:
+        raise InvalidInput("field_mapping must be an object of the task type's dataset fields (without 'source' or "
+                           "'split': the file is the source, all of it)", field="field_mapping")  # fmt: skip
+    prompt = field_mapping.get("system_prompt")
+    longest = settings.jobs.system_prompt_max_chars
+    if isinstance(prompt, str) and len(prompt) > longest:
+        raise InvalidInput(f"field_mapping.system_prompt is {len(prompt):,} characters, over the most allowed, {longest:,} "
+                           "(settings jobs.system_prompt_max_chars); shorten it", field="field_mapping", limit=longest)  # fmt: skip
     task = TaskDefinition(name=f"upload-{filename}", task_type=task_type, base_model=base_model,
                           dataset={**field_mapping, "source": str(path)}, budget_seconds=1.0)  # fmt: skip
     with _named(path, filename, field="field_mapping"):

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trainarena.contract import name_problem
+from trainarena.settings import RegistrationRules
 from trainarena.store.competitors import StoreError
 from trainarena.store.models import ApiKey, ApiRole, utcnow
 
@@ -28,7 +30,12 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(session: Session, name: str, role: str) -> NewKey:
+def create_key(session: Session, name: str, role: str, *, name_max_length: int | None = None) -> NewKey:
+    """A new key named ``name`` (checked as competitor names are: settings registration.name_max_length)."""
+    longest = RegistrationRules.model_fields["name_max_length"].default if name_max_length is None else name_max_length
+    problem = name_problem("API key", name, longest)
+    if problem is not None:
+        raise StoreError(problem)
     if role not in ApiRole.ALL:
         raise StoreError(f"role {role!r} is not one of {', '.join(ApiRole.ALL)}")
     existing = session.scalar(select(ApiKey).where(ApiKey.name == name))

@@ -10,7 +10,6 @@ plain value, and :func:`find_copies` compares it with already registered competi
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -18,14 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal, Protocol
 
-from trainarena.contract import MANIFEST_NAME
+from trainarena.contract import MANIFEST_NAME, name_problem
 from trainarena.settings import RegistrationRules, Settings
 from trainarena.submissions import git
 from trainarena.submissions.digest import source_digest
 from trainarena.submissions.errors import RegistrationError
 from trainarena.submissions.manifest import Manifest, parse_manifest
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MB = 1024 * 1024
 
 
@@ -81,11 +79,9 @@ def checkout_path(settings: Settings, commit: str) -> Path:
 
 
 def check_name(name: str, rules: RegistrationRules) -> str:
-    if not _NAME.fullmatch(name) or len(name) > rules.name_max_length:
-        raise RegistrationError(
-            f"competitor name {name!r} is not allowed: use 1 to {rules.name_max_length} letters, digits, "
-            "'.', '_' or '-', starting with a letter or digit"
-        )
+    problem = name_problem("competitor", name, rules.name_max_length)
+    if problem is not None:
+        raise RegistrationError(problem)
     return name
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -18,6 +18,7 @@ from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ERROR_RESPONSES, ROLE_RESPONSES, ApiError
 from trainarena.api.job_errors import answering_jobs_errors
 from trainarena.api.multipart import read_form
+from trainarena.api.paging import CursorWindow
 from trainarena.jobs.errors import InvalidInput
 from trainarena.jobs.files import delete_file, get_file, list_files, store_upload
 from trainarena.jobs.uploads import UploadSink, check_file, file_format
@@ -26,7 +27,6 @@ from trainarena.store.models import UploadedFile
 router = APIRouter(prefix="/v1", tags=["files"])
 # Room for the multipart framing and the small fields around the file, when judging Content-Length.
 MULTIPART_ALLOWANCE = 1 << 16
-LIST_LIMIT_MAX = 100
 
 UPLOAD_BODY = {
     "requestBody": {
@@ -125,10 +125,9 @@ def _mapping(text: str | None) -> dict[str, Any] | None:
 
 
 @router.get("/files", response_model=FileList, responses=ROLE_RESPONSES, summary="Your files (operators: everyone's)")
-def files(request: Request, principal: Customer, after: str | None = None,
-          limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = LIST_LIMIT_MAX) -> FileList:  # fmt: skip
-    with app_store(request).session() as session:
-        page = list_files(session, visible_owner(principal), after=after, limit=limit)
+def files(request: Request, principal: Customer, window: CursorWindow) -> FileList:
+    with app_store(request).session() as session, answering_jobs_errors():
+        page = list_files(session, visible_owner(principal), after=window.after, limit=window.limit, offset=window.offset)
         return FileList(data=[FileOut.of(row) for row in page.data], has_more=page.has_more)
 
 

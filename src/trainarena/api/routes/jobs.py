@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +19,7 @@ from trainarena.api.auth import Customer, visible_owner
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ROLE_RESPONSES
 from trainarena.api.job_errors import answering_jobs_errors
-from trainarena.api.routes.files import LIST_LIMIT_MAX
+from trainarena.api.paging import STORE_INT_MAX, CursorWindow
 from trainarena.jobs import EventKind, JobRequest, cancel_job, create_job, events_after, get_job, list_jobs, remove_ended_copies
 from trainarena.jobs.runner import HOUSE_SCRIPT
 from trainarena.store import Store
@@ -36,7 +36,7 @@ class JobIn(BaseModel):
                                           "{\"field_instruction\": \"q\", \"field_output\": \"a\"} for instruct.")  # fmt: skip
     budget_tier: str | None = Field(None, description="A budget tier (settings jobs.budget_tiers); default jobs.default_tier.")
     validation_share: float = Field(0.0, description="Share of the rows held out and scored; 0 trains on every row, no score.")
-    seed: int = Field(0, description="Seed of the split and of the script.")
+    seed: int = Field(0, ge=0, le=STORE_INT_MAX, description=f"Seed of the split and of the script: 0 to {STORE_INT_MAX}.")
 
 
 class JobOut(BaseModel):
@@ -87,10 +87,9 @@ def new_job(request: Request, principal: Customer, body: JobIn) -> JobOut:
 
 
 @router.get("/jobs", response_model=JobList, responses=ROLE_RESPONSES, summary="Your jobs (operators: everyone's)")
-def jobs(request: Request, principal: Customer, after: str | None = None,
-         limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = LIST_LIMIT_MAX) -> JobList:  # fmt: skip
-    with app_store(request).session() as session:
-        page = list_jobs(session, visible_owner(principal), after=after, limit=limit)
+def jobs(request: Request, principal: Customer, window: CursorWindow) -> JobList:
+    with app_store(request).session() as session, answering_jobs_errors():
+        page = list_jobs(session, visible_owner(principal), after=window.after, limit=window.limit, offset=window.offset)
         return JobList(data=[JobOut.of(job) for job in page.data], has_more=page.has_more)
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from trainarena.api.auth import Caller, Operator, Principal, visible_owner
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ERROR_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
+from trainarena.api.paging import CursorWindow
 from trainarena.registry import (
     PublishingError,
     PublishingOff,
@@ -63,7 +64,7 @@ class ModelDetail(ModelOut):
 class ModelList(BaseModel):
     object: str = Field("list", description="Always list.")
     data: list[ModelOut]
-    has_more: bool = Field(False, description="Always false: every visible model is listed.")
+    has_more: bool = Field(False, description="Models follow this page; pass the last id as `after` (or raise `offset`).")
 
 
 def _visible(request: Request, model_id: str, principal: Principal) -> RegisteredModel:
@@ -76,10 +77,11 @@ def _visible(request: Request, model_id: str, principal: Principal) -> Registere
 
 
 @router.get("", response_model=ModelList, responses=ERROR_RESPONSES, summary="The models this key may see")
-def list_models(request: Request, principal: Caller) -> ModelList:
+def list_models(request: Request, principal: Caller, window: CursorWindow) -> ModelList:
     with app_store(request).session() as session:
-        rows = [model_record(row) for row in visible_models(session, visible_owner(principal))]
-    return ModelList(data=[ModelOut(**row) for row in rows])
+        rows, has_more = window.page_after(visible_models(session, visible_owner(principal)), lambda row: row.id)
+        records = [model_record(row) for row in rows]
+    return ModelList(data=[ModelOut(**row) for row in records], has_more=has_more)
 
 
 @router.get("/{model_id}", response_model=ModelDetail, responses=ERROR_RESPONSES, summary="A model and its files")

@@ -46,7 +46,7 @@ def _validate_row(source: str, number: int, row: dict[str, Any], columns: dict[s
             raise DatasetError(f"{source}: row {number}, {problem}")
         value = row.get(column)
         value = "" if value is None else value  # an optional column, absent or null: no text
-        if not isinstance(value, str):
+        if not isinstance(value, str | int | float) or isinstance(value, bool):  # a number reads as its text, as in a CSV
             raise DatasetError(f"{source}: row {number}, column '{column}' is a {type(value).__name__} ({value!r:.40}), not text")
-        clean[column] = value
+        clean[column] = str(value)
     return clean

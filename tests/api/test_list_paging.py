@@ -1,0 +1,75 @@
+"""Every list route pages as docs/api.md says: `limit` (default api.page_size, at most
+api.page_size_max), `offset`, and on files/jobs/models `after`; out-of-range values and an unknown
+cursor are refused, never answered with the first page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from test_files import jsonl, qa_rows, upload
+from test_models import World, _get, _world
+
+from trainarena.api import create_app
+from trainarena.settings import ApiRules, Settings
+from trainarena.store import Store
+
+
+@pytest.fixture
+def paged_client(tmp_path: Path, api_store: Store) -> Iterator[TestClient]:
+    settings = Settings(data_dir=tmp_path / "data", api=ApiRules(page_size=2, page_size_max=3))
+    with TestClient(create_app(settings, store=api_store)) as test_client:
+        yield test_client
+
+
+def _ids(response) -> list[str]:  # noqa: ANN001
+    assert response.status_code == 200, response.text
+    return [row["id"] for row in response.json()["data"]]
+
+
+def test_files_page_with_the_settings_sizes_offset_and_after(paged_client: TestClient, auth: dict) -> None:
+    who = auth["customer"]
+    for i in range(4):
+        assert upload(paged_client, who, f"d{i}.jsonl", jsonl(qa_rows())).status_code == 201
+    everything = [_ids(paged_client.get("/v1/files", headers=who, params={"limit": 3}))]
+    everything = everything[0] + _ids(paged_client.get("/v1/files", headers=who, params={"limit": 3, "offset": 3}))
+    assert len(set(everything)) == 4
+    first = paged_client.get("/v1/files", headers=who)
+    assert _ids(first) == everything[:2] and first.json()["has_more"] is True  # api.page_size, not 100
+    assert _ids(paged_client.get("/v1/files", headers=who, params={"limit": 1, "offset": 1})) == everything[1:2]
+    assert _ids(paged_client.get("/v1/files", headers=who, params={"after": everything[1]})) == everything[2:4]
+    for params in ({"limit": 4}, {"limit": 0}, {"offset": -3}):  # over api.page_size_max, or out of range
+        assert paged_client.get("/v1/files", headers=who, params=params).status_code == 422, params
+    stale = paged_client.get("/v1/files", headers=who, params={"after": "file-nope"})
+    assert stale.status_code == 422 and "file-nope" in stale.json()["error"]["message"]
+    # another customer's id is no cursor for this one (the same answer as an unknown one)
+    assert paged_client.get("/v1/files", headers=auth["other"], params={"after": everything[0]}).status_code == 422
+
+
+def test_jobs_take_offset_and_refuse_a_stale_cursor(paged_client: TestClient, auth: dict) -> None:
+    who = auth["customer"]
+    assert paged_client.get("/v1/jobs", headers=who, params={"limit": 4}).status_code == 422
+    assert paged_client.get("/v1/jobs", headers=who, params={"after": "job-nope"}).status_code == 422
+    assert paged_client.get("/v1/jobs", headers=who, params={"offset": 5}).json() == {"object": "list", "data": [], "has_more": False}
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with _world(tmp_path) as built:
+        yield built
+
+
+def test_models_page_too(world: World) -> None:
+    every = _ids(_get(world, "operator", "/v1/models"))
+    assert len(every) == 3
+    one = _get(world, "operator", "/v1/models?limit=1&offset=1")
+    assert _ids(one) == every[1:2] and one.json()["has_more"] is True
+    assert _ids(_get(world, "operator", f"/v1/models?after={every[0]}")) == every[1:]
+    for query in ("limit=600", "offset=-3", "limit=0", "after=model-nope"):
+        assert _get(world, "operator", f"/v1/models?{query}").status_code == 422, query
+    # alice's own cursor works for her; bob's model is none of hers
+    assert _get(world, "alice", f"/v1/models?after={world.models['bob']}").status_code == 422
+    params = {p["name"] for p in world.client.get("/openapi.json").json()["paths"]["/v1/models"]["get"]["parameters"]}
+    assert {"limit", "offset", "after"} <= params
