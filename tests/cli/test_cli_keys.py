@@ -64,3 +64,13 @@ def test_a_revoked_key_is_refused_by_the_api(runner: CliRunner) -> None:
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthenticated"
     listed = json.loads(_invoke(runner, ["keys", "list", "--json"]))["keys"]
     assert listed[0]["revoked_at"] is not None and listed[0]["last_used_at"] is not None
+
+
+def test_keys_list_at_80_columns_shows_whole_names_the_revoke_command_needs(runner: CliRunner) -> None:
+    names = ["acme-research-lab-production", "acme-research-lab-staging"]
+    for name in names:
+        _invoke(runner, ["keys", "create", "--role", "customer", name, "--json"])
+    listed = runner.invoke(app, ["keys", "list"], env={"COLUMNS": "80"})
+    assert listed.exit_code == 0, listed.output
+    for name in names:
+        assert name in listed.output  # `keys revoke NAME` takes exactly this handle
