@@ -371,7 +371,8 @@ class _Driver:
         if self.on_stored is not None:
             self.on_stored(request.run_id, request.run_dir)
         score = None if report.evaluation is None else report.evaluation.score
-        self.emit("run_finished", status=RunStatus(report.status), score=score, **self._run_fields(request))
+        self.emit("run_finished", status=RunStatus(report.status), score=score, reason=report.failure_reason,
+                  **self._run_fields(request))
 
     def run_interrupted(self, request: RunRequest, error: RunInterrupted) -> None:
         with self.writing() as session:

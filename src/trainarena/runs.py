@@ -181,6 +181,7 @@ class ProgressEvent:
     status: RunStatus | None = None
     score: float | None = None
     runs_total: int | None = None  # round_created: runs in the round
+    reason: str | None = None  # run_finished: the short failure reason of a run that failed
 
 
 def clear_stale_folder(run_dir: Path) -> None:

@@ -73,3 +73,13 @@ def test_key_names_are_checked_as_competitor_names_are(runner: CliRunner) -> Non
     with open_store(Settings()) as store, store.session() as session:
         assert session.scalars(select(ApiKey.name)).all() == []
     assert json.loads(_invoke(runner, ["keys", "create", "--role", "customer", "acme.eu-2", "--json"]))["name"] == "acme.eu-2"
+
+
+def test_keys_list_at_80_columns_shows_whole_names_the_revoke_command_needs(runner: CliRunner) -> None:
+    names = ["acme-research-lab-production", "acme-research-lab-staging"]
+    for name in names:
+        _invoke(runner, ["keys", "create", "--role", "customer", name, "--json"])
+    listed = runner.invoke(app, ["keys", "list"], env={"COLUMNS": "80"})
+    assert listed.exit_code == 0, listed.output
+    for name in names:
+        assert name in listed.output  # `keys revoke NAME` takes exactly this handle

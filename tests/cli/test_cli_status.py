@@ -70,7 +70,7 @@ def test_status_tables_show_where_each_stands(runner: CliRunner) -> None:
     assert "4 competitors registered; champions: text: c0, image: -" in result.output
     lines = {line.split("│")[2].strip(): line for line in result.output.splitlines() if line.count("│") > 3}
     assert "finished" in lines["week-1"] and "c0" in lines["week-1"]
-    assert "round 0 (knockout)" in lines["week-2"] and "1/2" in lines["week-2"] and "c0 (defending)" in lines["week-2"]
+    assert "round 1 (knockout)" in lines["week-2"] and "1/2" in lines["week-2"] and "c0 (defending)" in lines["week-2"]
 
 
 def test_status_on_an_empty_data_dir(runner: CliRunner, tmp_path: Path) -> None:

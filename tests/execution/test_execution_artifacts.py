@@ -112,7 +112,9 @@ def test_size_limit_and_empty_output(tmp_path: Path) -> None:
     check = validate_artifact(model, TaskType.INSTRUCT, ArtifactRules(max_artifact_mb=1))
     assert not check.ok and "above the limit of 1 MB" in (check.reason or "")
     (tmp_path / "empty").mkdir()
-    assert validate_artifact(tmp_path / "empty", TaskType.INSTRUCT, RULES).reason == "the output directory is empty"
+    assert validate_artifact(tmp_path / "empty", TaskType.INSTRUCT, RULES).reason == (
+        "the output directory is empty: write safetensors weights into --output-dir (/output) before exiting; "
+        "see docs/contract.md")
 
 
 def test_missing_expected_files_are_named(tmp_path: Path) -> None:

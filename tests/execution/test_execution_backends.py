@@ -49,6 +49,7 @@ def test_local_backend_keeps_the_budget_and_reports_crashes(local: LocalUnsafeBa
     overtime = make_job("overtime", budget=1.0, grace=0.5)
     result = local.run(overtime)
     assert result.status is RunStatus.TIMED_OUT
+    assert "stop before --budget-seconds or save on SIGTERM (docs/contract.md" in (result.failure_reason or "")
     assert processes_of_run(overtime.spec.run_id) == []
     crashed = local.run(make_job("crasher"))
     assert crashed.status is RunStatus.FAILED and "deliberate failure" in (crashed.failure_reason or "")

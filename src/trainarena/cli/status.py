@@ -57,7 +57,7 @@ def summary_json(summary: TournamentSummary) -> dict[str, Any]:
 def where_cell(summary: TournamentSummary) -> str:
     if summary.round_index is None:
         return "not started"
-    return f"round {summary.round_index} ({summary.stage})"
+    return f"round {summary.round_index + 1} ({summary.stage})"  # round_index counts from 0; people count from 1
 
 
 def champion_cell(summary: TournamentSummary) -> str:

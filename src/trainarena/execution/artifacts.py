@@ -105,7 +105,8 @@ def _list_files(output_dir: Path, rules: ArtifactRules) -> list[Path]:
         elif not stat.S_ISDIR(info.st_mode):
             raise ArtifactError(f"{rel} is not a regular file")
     if not files:
-        raise ArtifactError("the output directory is empty")
+        raise ArtifactError("the output directory is empty: write safetensors weights into --output-dir (/output) "
+                            "before exiting; see docs/contract.md")
     return files
 
 

@@ -294,7 +294,9 @@ def _result(
         reason = f"{disk_breach}.\n--- stderr tail ---\n{tail}"
         return RunResult(RunStatus.FAILED, exit_code, started_at, finished_at, stdout_path, stderr_path, reason)
     if timed_out:
-        reason = f"still running at the budget of {launch.budget_seconds:g} s ({how_ended}).\n--- stderr tail ---\n{tail}"
+        reason = (f"still running at the budget of {launch.budget_seconds:g} s ({how_ended}); stop before "
+                  f"--budget-seconds or save on SIGTERM (docs/contract.md, \"Deadline, SIGTERM and SIGKILL\")."
+                  f"\n--- stderr tail ---\n{tail}")
         return RunResult(RunStatus.TIMED_OUT, exit_code, started_at, finished_at, stdout_path, stderr_path, reason)
     if exit_code != 0:
         reason = f"exited with code {exit_code}.\n--- stderr tail ---\n{tail}"

@@ -273,13 +273,16 @@ class Serving:
 
     def progress(self, event: ProgressEvent) -> None:
         if event.kind == "round_created":
-            self.say("round_created", f"{event.tournament}: {event.stage} round {event.round_index} created, "
-                     f"{event.runs_total} runs", tournament=event.tournament, runs=event.runs_total)
+            self.say("round_created", f"{event.tournament}: {event.stage} round {(event.round_index or 0) + 1} created, "
+                     f"{event.runs_total} runs", tournament=event.tournament, runs=event.runs_total,
+                     round_index=event.round_index)
         elif event.kind == "run_finished":
             score = "-" if event.score is None else f"{event.score:.4g}"
+            reason = f": {event.reason}" if event.reason else ""
             self.say("run_finished", f"{event.tournament}: {event.competitor} on {event.task_name}: "
-                     f"{event.status} (score {score})", tournament=event.tournament, competitor=event.competitor,
-                     task=event.task_name, status=str(event.status), score=event.score)
+                     f"{event.status} (score {score}){reason}", tournament=event.tournament,
+                     competitor=event.competitor, task=event.task_name, status=str(event.status), score=event.score,
+                     reason=event.reason)
 
 
 

@@ -90,7 +90,7 @@ def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
     RegistrationError naming what is wrong."""
     root = path.expanduser().resolve()
     if not root.is_dir():
-        raise RegistrationError(f"--repo {path}: not a folder; give the folder that holds your trainarena.toml")
+        raise RegistrationError("not a folder; give the folder that holds your trainarena.toml")  # callers name the path
     entries = [_entry(root, relative) for relative in _listed_paths(root)]
     rules = settings.registration
     check_tree_entries(entries, rules)  # sizes and kinds first: nothing big is read
