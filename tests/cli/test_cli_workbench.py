@@ -283,3 +283,12 @@ def test_status_shows_the_latest_runs_outside_tournaments(executor: CountingExec
     assert len(rows) == 3 and "2.5500" in rows[-1] and "ad hoc" in rows[-1]  # the two references, then the run
     latest = json.loads(_invoke("status", "--json").stdout)["latest_adhoc_runs"]
     assert [(run["origin"], run["score"]) for run in latest][-1] == ("adhoc", 2.55)
+
+
+def test_a_task_type_the_manifest_does_not_declare_costs_no_reference(executor: CountingExecutor, task_file: Path,
+                                                                      tmp_path: Path) -> None:  # fmt: skip
+    tree = _tree(tmp_path / "chatty", commit=False)
+    (tree / "trainarena.toml").write_text(MANIFEST.replace('["instruct"]', '["chat"]'))
+    _invoke("run", "--repo", str(tree), "--task", str(task_file))
+    # The sandboxed executor refuses it (pipeline.unsupported_reason); no base model or house run first.
+    assert [name for name, _ in executor.calls] == ["chatty"]

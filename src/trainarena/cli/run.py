@@ -107,7 +107,10 @@ def play(settings: Settings, store: Store, executor: WorkbenchExecutor, console:
 
     bench = Workbench(settings, store, executor, say)
     with status:
-        reference_ids = bench.references(definition) if references else {}
+        # A script whose manifest refuses the task type is refused by its run (stored as failed, as
+        # before); the references would be paid for nothing, so they wait for a script that can run.
+        refused = bench.unsupported(script, definition) is not None
+        reference_ids = bench.references(definition) if references and not refused else {}
         run_ids = bench.run(script, definition, seeds)
     with store.session() as session:
         runs = [read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES) for run_id in run_ids]
