@@ -180,4 +180,6 @@ def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary 
         else:
             paired = ", paired per example" if lead.paired else ""
             lines.append(("interval", f"{lead.confidence:.0%}: {lead.low:+.4f} to {lead.high:+.4f}{paired}"))
+            # The house reference is one run on the task's seed: its own seed noise is not measured.
+            lines.append(("covers", "this script's seeds, not the house run's own seed noise"))
     print_fields(console, lines)
