@@ -24,6 +24,7 @@ from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.demo.text import examples_root
 from trainarena.engine.comparison import LeadInterval, SeedSpread, lead_interval, seed_spread
 from trainarena.engine.scores import has_shares
+from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import CompetitorInfo, RunReport, definition_json, task_key
@@ -137,6 +138,12 @@ class Workbench:
             ) from error
         self._say(f"running the house script on {task.name} (budget {task.budget_seconds:g} s, once per task)")
         return self._execute(origin, task, house)
+
+    def unsupported(self, script: Script, task: TaskDefinition) -> str | None:
+        """Why the script's manifest refuses ``task`` (None if it may run, or the manifest is not at
+        hand here: a registered competitor's checkout, which its executor checks)."""
+        folder = script.info.submission_dir
+        return None if folder is None else unsupported_reason(Path(folder), task)
 
     def run(self, script: Script, task: TaskDefinition, seeds: int = 1) -> list[int]:
         """Run ``script`` once per seed (the task's seed, then +1, +2, ...); return the stored run ids."""

@@ -209,6 +209,7 @@ def test_seeds_are_summarised_against_the_house_script(executor: CountingExecuto
     assert text.exit_code == 0, text.output
     assert "2 seeds" in text.stdout and "std 0.0071" in text.stdout and "a clear difference" in text.stdout
     assert "95%: -0.5600 to -0.5500, paired per example" in text.stdout
+    assert "not the house run's own seed noise" in text.stdout
     assert "4.0000, the mean is 36.1% better" in text.stdout and "2.0000, the mean is 27.7% worse" in text.stdout
     assert all(len(line) <= 80 for line in text.stdout.splitlines())
 
@@ -286,3 +287,12 @@ def test_status_shows_the_latest_runs_outside_tournaments(executor: CountingExec
     assert len(rows) == 3 and "2.5500" in rows[-1] and "ad hoc" in rows[-1]  # the two references, then the run
     latest = json.loads(_invoke("status", "--json").stdout)["latest_adhoc_runs"]
     assert [(run["origin"], run["score"]) for run in latest][-1] == ("adhoc", 2.55)
+
+
+def test_a_task_type_the_manifest_does_not_declare_costs_no_reference(executor: CountingExecutor, task_file: Path,
+                                                                      tmp_path: Path) -> None:  # fmt: skip
+    tree = _tree(tmp_path / "chatty", commit=False)
+    (tree / "trainarena.toml").write_text(MANIFEST.replace('["instruct"]', '["chat"]'))
+    _invoke("run", "--repo", str(tree), "--task", str(task_file))
+    # The sandboxed executor refuses it (pipeline.unsupported_reason); no base model or house run first.
+    assert [name for name, _ in executor.calls] == ["chatty"]

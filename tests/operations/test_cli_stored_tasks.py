@@ -43,6 +43,14 @@ def test_add_from_a_task_file_and_refusals_name_the_problem(operator_data: Opera
     assert _invoke("task", "add", "--file", str(task_file)).exit_code == 0
     again = _invoke("task", "add", "--file", str(task_file), "--json")
     assert again.exit_code == 1 and "already stored" in json.loads(again.output)["error"]
+    assert "trainarena task add NEW-NAME --file TASK_FILE" in json.loads(again.output)["error"]
+    # A drawn task cannot be removed (its split seed is spent): the same file goes in under a new name.
+    renamed = _invoke("task", "add", "from-file-2", "--file", str(task_file), "--json")
+    assert renamed.exit_code == 0, renamed.output
+    assert json.loads(renamed.output)["name"] == "from-file-2"
+    assert {row["name"] for row in json.loads(_invoke("task", "list", "--stored", "--json").output)} == {"from-file", "from-file-2"}
+    mixed = _invoke("task", "add", "x", "--file", str(task_file), "--type", "instruct")
+    assert mixed.exit_code == 1 and "not both" in mixed.output
     bad_column = _invoke("task", "add", "x", "--type", "instruct", "--base-model", "model", "--dataset", "rows.jsonl",
                          "--field-instruction", "nope", "--field-output", "a")
     assert bad_column.exit_code == 1 and "missing column 'nope'" in bad_column.output

@@ -107,7 +107,10 @@ def play(settings: Settings, store: Store, executor: WorkbenchExecutor, console:
 
     bench = Workbench(settings, store, executor, say)
     with status:
-        reference_ids = bench.references(definition) if references else {}
+        # A script whose manifest refuses the task type is refused by its run (stored as failed, as
+        # before); the references would be paid for nothing, so they wait for a script that can run.
+        refused = bench.unsupported(script, definition) is not None
+        reference_ids = bench.references(definition) if references and not refused else {}
         run_ids = bench.run(script, definition, seeds)
     with store.session() as session:
         runs = [read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES) for run_id in run_ids]
@@ -177,4 +180,6 @@ def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary 
         else:
             paired = ", paired per example" if lead.paired else ""
             lines.append(("interval", f"{lead.confidence:.0%}: {lead.low:+.4f} to {lead.high:+.4f}{paired}"))
+            # The house reference is one run on the task's seed: its own seed noise is not measured.
+            lines.append(("covers", "this script's seeds, not the house run's own seed noise"))
     print_fields(console, lines)

@@ -4,6 +4,7 @@ operator stored in pools for tournaments to draw from (operations/pools.py)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -56,7 +57,7 @@ def dataset_flags(extra: list[str]) -> dict[str, str]:
 
 def add_command(
     context: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="The task's name (with flags; a task file names its task).", show_default=False)] = None,
+    name: Annotated[str | None, typer.Argument(help="The task's name (with flags; with --file, it replaces the name the file gives).", show_default=False)] = None,
     task_type: Annotated[str | None, typer.Option("--type", help="instruct, chat, dpo, grpo or image.")] = None,
     base_model: Annotated[str | None, typer.Option("--base-model", help="A save_pretrained folder or a Hugging Face model id.")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="JSONL, JSON, CSV or Parquet file, a save_to_disk folder, an image folder or zip, or a hub dataset id.")] = None,
@@ -68,9 +69,11 @@ def add_command(
     settings = Settings()
     try:
         if task_file is not None:
-            if name or task_type or base_model or dataset or context.args:
-                raise TaskFileError("give either --file or NAME with --type/--base-model/--dataset, not both")
+            if task_type or base_model or dataset or context.args:
+                raise TaskFileError("give either --file (NAME, if given, renames the file's task) or NAME with --type/--base-model/--dataset, not both")
             spec = read_task_file(task_file)
+            if name:  # the same file again under a new name: a drawn task's split seed is spent
+                spec = replace(spec, name=name)
         else:
             if not (name and task_type and base_model and dataset):
                 raise TaskFileError("give NAME, --type, --base-model and --dataset (or --file TASK_FILE)")

@@ -91,7 +91,9 @@ def add_task(session: Session, settings: Settings, task_file: TaskFile, pool: st
     defaults to the task's kind (``text`` or ``image``)."""
     name = task_file.name
     if get_stored_task(session, name) is not None:
-        raise TaskRefused(f"a task named {name!r} is already stored; choose another name or `trainarena task remove {name}` first")
+        raise TaskRefused(f"a task named {name!r} is already stored; store it under another name "
+                          f"(`trainarena task add NEW-NAME --file TASK_FILE`), or `trainarena task remove {name}` first "
+                          "if no tournament drew it")
     try:
         definition = replace(resolve_task_file(task_file, settings), split_key=f"{name}:{secrets.token_hex(8)}")
         base_digest = model_digest(definition.base_model)

@@ -89,7 +89,8 @@ def remove_stored_task(session: Session, name: str) -> StoredTask:
     used = tournaments_drawing(session, name)
     if used:
         names = ", ".join(f"{t.name} (id {t.id})" for t in used)
-        raise StoreError(f"task {name!r} was drawn by tournament(s) {names}: it stays so their records can be audited")
+        raise StoreError(f"task {name!r} was drawn by tournament(s) {names}: it stays so their records can be "
+                         f"audited; to play its data again, add it under a new name: `trainarena task add NEW-NAME --file TASK_FILE`")
     pool = task.pool
     session.delete(task)
     session.flush()
