@@ -7,7 +7,8 @@ artifact and the house script (``examples/competitors/baseline``, ``image_baseli
 run on the same task and budget (image tasks have the house script alone: ``reference_origins``).
 Each is computed the first time a task (``runs.task_key``) is run, stored as a run of origin
 ``base_model`` or ``house``, and reused from the store afterwards. With several seeds, run k uses the
-task file's seed + k, and the runs are summarised against the house reference (``engine.comparison``).
+task file's seed + k, the house script is run on the same seeds (each cached per seed), and the runs
+are compared with it seed by seed (paired differences, ``engine.comparison``).
 Every run ends with its ``result.json`` in its folder.
 """
 
@@ -19,10 +20,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from trainarena.attempts import store_report
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.demo.text import examples_root
-from trainarena.engine.comparison import LeadInterval, SeedSpread, lead_interval, seed_spread
+from trainarena.engine.comparison import LeadInterval, SeedSpread, lead, lead_interval, seed_spread
 from trainarena.engine.scores import has_shares
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
@@ -31,7 +34,7 @@ from trainarena.runs import CompetitorInfo, RunReport, definition_json, task_key
 from trainarena.settings import Settings
 from trainarena.store import Run, Store, get_competitor, named_lock
 from trainarena.store.adhoc import WorkingTree, cached_reference, start_adhoc_run
-from trainarena.store.models import RunOrigin
+from trainarena.store.models import EvaluationRow, RunOrigin
 from trainarena.submissions import RegistrationError
 from trainarena.submissions.worktree import WorktreeSnapshot, snapshot_worktree
 from trainarena.tasks.base import TaskDefinition
@@ -99,7 +102,9 @@ class SeedsSummary:
     """Several seeds of one script: the spread of its scores and its lead over the house script."""
 
     spread: SeedSpread
-    house_lead: LeadInterval | None  # None without a house reference score
+    house_lead: LeadInterval | None  # None without a house score on a seed the script scored on too
+    house_scores: tuple[float | None, ...] = ()  # the house script's score on each seed (None: failed)
+    pairs: int = 0  # seeds on which both scored: what the interval resamples
 
 
 class Workbench:
@@ -124,6 +129,19 @@ class Workbench:
                 ids[origin] = found if found is not None else self._compute_reference(origin, task)
         return ids
 
+    def house_runs(self, task: TaskDefinition, seeds: int) -> list[int]:
+        """The house script's run on each of the script's seeds (the task's seed + k), computed (and
+        stored) the first time a seed of the task is asked for, reused from the store afterwards."""
+        key, ids = task_key(task), []
+        for k in range(seeds):
+            seeded = replace(task, seed=task.seed + k)
+            with named_lock(self._store.engine, f"reference-{RunOrigin.HOUSE}-{key}-seed-{seeded.seed}"):
+                with self._store.session() as session:
+                    cached = cached_reference(session, key, RunOrigin.HOUSE, seed=seeded.seed)
+                    found = None if cached is None else cached.id
+                ids.append(found if found is not None else self._compute_reference(RunOrigin.HOUSE, seeded))
+        return ids
+
     def _compute_reference(self, origin: str, task: TaskDefinition) -> int:
         if origin == RunOrigin.BASE_MODEL:
             self._say(f"scoring the untrained base model on {task.name} (once per task)")
@@ -136,7 +154,7 @@ class Workbench:
                 f"the house script at {folder} cannot be run ({error}); point TRAINARENA_WORKBENCH__HOUSE_SCRIPT "
                 "(or __IMAGE_HOUSE_SCRIPT) at a copy of examples/competitors/baseline, or pass --no-reference"
             ) from error
-        self._say(f"running the house script on {task.name} (budget {task.budget_seconds:g} s, once per task)")
+        self._say(f"running the house script on {task.name} (seed {task.seed}, once per task and seed)")
         return self._execute(origin, task, house)
 
     def unsupported(self, script: Script, task: TaskDefinition) -> str | None:
@@ -186,24 +204,45 @@ class Workbench:
                 self._recorder.run_stored(session, run_id)
         write_result_json(self._store, run_id, run_dir)
 
-    def summarize(self, run_ids: list[int], house_id: int | None) -> SeedsSummary | None:
-        """Spread and lead over the house reference of the runs that scored (None if none did)."""
+    def summarize(self, run_ids: list[int], house_ids: list[int]) -> SeedsSummary | None:
+        """Spread of the runs that scored, and their lead over the house script paired by seed (run k
+        against the house run k, ``house_ids`` in the same seed order; none: no lead). None if no run scored.
+
+        The lead is ``engine.comparison.lead_interval`` over the per-seed leads (each against a
+        reference of 0, higher is better), so the interval resamples the seeds, which carries both
+        sides' seed noise, and, where every run has per-example shares, the hidden examples, paired."""
         rules = self._settings.workbench
         with self._store.session() as session:
-            runs = [session.get_one(Run, run_id) for run_id in run_ids]
-            scored = [run.evaluation for run in runs if run.status == RunStatus.SUCCEEDED and run.evaluation is not None]
-            scored = [evaluation for evaluation in scored if evaluation.score is not None]
+            mine = [_scored(session.get_one(Run, run_id)) for run_id in run_ids]
+            scored = [e for e in mine if e is not None]
             if not scored:
                 return None
-            house = None if house_id is None else session.get_one(Run, house_id).evaluation
             spread = seed_spread([e.score for e in scored])
-            if house is None or house.score is None:
-                return SeedsSummary(spread, None)
+            house = [_scored(session.get_one(Run, run_id)) for run_id in house_ids]
+            pairs = [(a, b) for a, b in zip(mine, house, strict=False) if a is not None and b is not None]
+            house_scores = tuple(None if e is None else e.score for e in house)
+            if not pairs:
+                return SeedsSummary(spread, None, house_scores)
+            direction = Direction(scored[0].direction)
+            leads = [lead(a.score, b.score, direction) for a, b in pairs]
             # A house run stored before per-example shares (engine.scores) is compared by score alone.
-            shared = all(has_shares(e.details) for e in (*scored, house))
+            shared = all(has_shares(e.details) for pair in pairs for e in pair)
+            shared = shared and len({len(e.per_example) for pair in pairs for e in pair}) == 1
+            example_leads = [
+                list(lead(np.asarray(a.per_example, dtype=np.float64), np.asarray(b.per_example, dtype=np.float64), direction))
+                for a, b in pairs
+            ] if shared else []  # fmt: skip
+            zeros = [0.0] * len(example_leads[0]) if shared else []
             interval = lead_interval(
-                [e.score for e in scored], [e.per_example for e in scored] if shared else [], house.score,
-                house.per_example if shared else [],
-                Direction(scored[0].direction), confidence=rules.confidence, resamples=rules.resamples, seed=rules.resample_seed,
+                leads, example_leads, 0.0, zeros, Direction.HIGHER,
+                confidence=rules.confidence, resamples=rules.resamples, seed=rules.resample_seed,
             )  # fmt: skip
-        return SeedsSummary(spread, interval)
+        return SeedsSummary(spread, interval, house_scores, len(pairs))
+
+
+def _scored(run: Run) -> EvaluationRow | None:
+    """A run's evaluation if it succeeded with a score."""
+    evaluation = run.evaluation
+    if run.status != RunStatus.SUCCEEDED or evaluation is None or evaluation.score is None:
+        return None
+    return evaluation

@@ -31,11 +31,13 @@ EXAMPLES = 8
 class CountingExecutor:
     """Scores without training: the base model 4.0, the house script 2.0, anything else 2.5 + seed/100
     (lower is better), each with per-example shares of the score; counts what it was asked to do.
-    ``legacy_house``: the house script's evaluation as stored before shares (no per_example_form)."""
+    ``legacy_house``: the house script's evaluation as stored before shares (no per_example_form).
+    ``house``, ``script``: (base, step) of a score base + step * seed, to make either depend on the seed."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
         self.legacy_house = False
+        self.house, self.script = (2.0, 0.0), (2.5, 0.01)
 
     def _report(self, run_dir: Path | None, score: float, *, legacy: bool = False) -> RunReport:
         logs = None
@@ -54,7 +56,8 @@ class CountingExecutor:
         self.calls.append((competitor.name, task.seed))
         assert competitor.submission_dir is None or (competitor.submission_dir / "train.py").is_file()
         house = competitor.name == "house script"
-        return self._report(run_dir, 2.0 if house else 2.5 + task.seed / 100, legacy=house and self.legacy_house)
+        base, step = self.house if house else self.script
+        return self._report(run_dir, base + step * task.seed, legacy=house and self.legacy_house)
 
     def evaluate_base_model(self, task: TaskDefinition) -> RunReport:
         self.calls.append(("base model", task.seed))
@@ -209,9 +212,47 @@ def test_seeds_are_summarised_against_the_house_script(executor: CountingExecuto
     assert text.exit_code == 0, text.output
     assert "2 seeds" in text.stdout and "std 0.0071" in text.stdout and "a clear difference" in text.stdout
     assert "95%: -0.5600 to -0.5500, paired per example" in text.stdout
-    assert "not the house run's own seed noise" in text.stdout
+    assert "both scripts' seed noise, over 2 seeds run by both" in text.stdout
     assert "4.0000, the mean is 36.1% better" in text.stdout and "2.0000, the mean is 27.7% worse" in text.stdout
     assert all(len(line) <= 80 for line in text.stdout.splitlines())
+
+
+def test_the_house_script_runs_once_per_seed_and_is_cached(executor: CountingExecutor, task_file: Path) -> None:
+    ran = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--seeds", "3", "--json")
+    assert ran.exit_code == 0, ran.output
+    house = [call for call in executor.calls if call[0] == "house script"]
+    assert house == [("house script", 5), ("house script", 6), ("house script", 7)]
+    assert json.loads(ran.stdout)["summary"]["house_scores"] == [2.0, 2.0, 2.0]
+    again = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--seeds", "4")
+    assert again.exit_code == 0, again.output
+    # Seeds 5-7 come from the store; only the new seed 8 is run, and a single seed runs no house script.
+    assert [call for call in executor.calls if call[0] == "house script"] == [*house, ("house script", 8)]
+    assert _invoke("run", "--competitor", "crasher", "--task", str(task_file)).exit_code == 0
+    assert len([call for call in executor.calls if call[0] == "house script"]) == 4
+
+
+def test_an_exact_copy_of_the_house_script_is_no_clear_difference(executor: CountingExecutor, task_file: Path) -> None:
+    """Both score 2.0 + 0.1 per seed above the task's: against one house run (seed 5) the copy's later
+    seeds looked worse; seed by seed they are equal."""
+    executor.house = executor.script = (1.5, 0.1)
+    ran = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--seeds", "4", "--json")
+    assert ran.exit_code == 0, ran.output
+    summary = json.loads(ran.stdout)["summary"]
+    lead = summary["lead_over_house"]
+    assert lead["estimate"] == pytest.approx(0.0) and not lead["clear"] and lead["seeds_paired"] == 4
+    assert summary["house_scores"] == pytest.approx([2.0, 2.1, 2.2, 2.3])
+    text = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--seeds", "4")
+    assert "within the noise" in text.stdout and "a clear difference" not in text.stdout
+
+
+def test_a_script_better_on_every_seed_is_a_clear_difference(executor: CountingExecutor, task_file: Path) -> None:
+    """0.1 better than the house script on each seed, while both move by 0.3 a seed: against the
+    house run on the task's seed alone the script looked worse."""
+    executor.house, executor.script = (0.5, 0.3), (0.4, 0.3)
+    ran = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--seeds", "4", "--json")
+    assert ran.exit_code == 0, ran.output
+    lead = json.loads(ran.stdout)["summary"]["lead_over_house"]
+    assert lead["estimate"] == pytest.approx(0.1) and lead["clear"] and lead["low"] > 0.09
 
 
 def test_task_leaderboard_ranks_everything_run_on_the_task(executor: CountingExecutor, task_file: Path, tmp_path: Path) -> None:
@@ -221,7 +262,7 @@ def test_task_leaderboard_ranks_everything_run_on_the_task(executor: CountingExe
     assert shown.exit_code == 0, shown.output
     board = json.loads(shown.stdout)["leaderboard"]
     lines = [(line["rank"], line["entrant"], line["best_score"], line["runs"]) for line in board["lines"]]
-    assert lines == [(1, "house script", 2.0, 1), (2, str((tmp_path / "mine").resolve()), 2.55, 2),
+    assert lines == [(1, "house script", 2.0, 2), (2, str((tmp_path / "mine").resolve()), 2.55, 2),
                      (3, "crasher", 2.55, 2), (4, "base model", 4.0, 1)]  # fmt: skip
     assert board["direction"] == "lower" and board["other_digests"] == []
     text = _invoke("task", "show", str(task_file), "--leaderboard")

@@ -16,7 +16,7 @@ from rich.text import Text
 from trainarena.cli.output import Col, OneLineTable, labelled, print_fields, print_reason, printable
 from trainarena.cluster import make_executor
 from trainarena.contract import Direction
-from trainarena.engine.comparison import relative_improvement
+from trainarena.engine.comparison import relative_improvement, seed_spread
 from trainarena.execution import SandboxUnavailable
 from trainarena.reporting.references import ReferenceLine
 from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, read_run_detail
@@ -111,10 +111,12 @@ def play(settings: Settings, store: Store, executor: WorkbenchExecutor, console:
         # before); the references would be paid for nothing, so they wait for a script that can run.
         refused = bench.unsupported(script, definition) is not None
         reference_ids = bench.references(definition) if references and not refused else {}
+        # Several seeds are compared seed by seed: the house script runs on each of them too.
+        house_ids = bench.house_runs(definition, seeds) if seeds > 1 and RunOrigin.HOUSE in reference_ids else []
         run_ids = bench.run(script, definition, seeds)
     with store.session() as session:
         runs = [read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES) for run_id in run_ids]
-    summary = bench.summarize(run_ids, reference_ids.get(RunOrigin.HOUSE)) if seeds > 1 else None
+    summary = bench.summarize(run_ids, house_ids) if seeds > 1 else None
     return runs, summary
 
 
@@ -122,9 +124,10 @@ def _summary_json(summary: SeedsSummary) -> dict[str, Any]:
     spread, lead = summary.spread, summary.house_lead
     return {
         "runs_scored": spread.runs, "mean": spread.mean, "std": spread.std, "min": spread.minimum, "max": spread.maximum,
+        "house_scores": list(summary.house_scores),
         "lead_over_house": None if lead is None else {
             "estimate": lead.estimate, "low": lead.low, "high": lead.high, "confidence": lead.confidence,
-            "paired_per_example": lead.paired, "clear": lead.clear,
+            "paired_by_seed": True, "seeds_paired": summary.pairs, "paired_per_example": lead.paired, "clear": lead.clear,
         },
     }  # fmt: skip
 
@@ -156,8 +159,13 @@ def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary 
         _print_run(console, runs[0])
         return
     table = OneLineTable(SEED_COLUMNS, title=f"{runs[0].competitor} on {runs[0].task}, {len(runs)} seeds")
-    for run in runs:
+    by_seed = summary.house_scores if summary is not None else ()
+    for k, run in enumerate(runs):
         house = next((line for line in run.references if line.kind == RunOrigin.HOUSE), None)
+        if house is not None and k < len(by_seed) and by_seed[k] is not None and run.score is not None and run.direction:
+            # The same seed's house run, which the verdict pairs this run with.
+            improvement = relative_improvement(run.score, by_seed[k], Direction(run.direction))  # type: ignore[arg-type]
+            house = replace(house, score=by_seed[k], improvement=improvement)
         table.add_row([str(run.run_id), str(run.seed), run.status, "-" if run.score is None else f"{run.score:.4f}",
                        "-" if house is None else _improvement(house), run.reason or "-"])  # fmt: skip
     console.print(table)
@@ -171,15 +179,18 @@ def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary 
     for reference in runs[0].references:
         change = replace(reference, improvement=relative_improvement(spread.mean, reference.score, direction))
         lines.append((reference.label, f"{reference.score:.4f}, the mean is {_improvement(change)}"))
-    house = next((line for line in runs[0].references if line.kind == RunOrigin.HOUSE), None)
-    if lead is not None and house is not None:
+    house_scores = [score for score in summary.house_scores if score is not None]
+    if house_scores:
+        house_spread = seed_spread(house_scores)
+        lines.append(("house seeds", f"mean {house_spread.mean:.4f}, std {house_spread.std:.4f} over {house_spread.runs} runs"))
+    if lead is not None:
         verdict = "a clear difference" if lead.clear else "within the noise"
-        lines.append(("vs house", f"lead {lead.estimate:+.4f} over {house.score:.4f}: {verdict}"))
+        lines.append(("vs house", f"lead {lead.estimate:+.4f}, paired by seed: {verdict}"))
         if lead.low is None or lead.high is None:
-            lines.append(("interval", "none (one run, no per-example scores)"))
+            lines.append(("interval", "none (one pair, no per-example scores)"))
         else:
             paired = ", paired per example" if lead.paired else ""
             lines.append(("interval", f"{lead.confidence:.0%}: {lead.low:+.4f} to {lead.high:+.4f}{paired}"))
-            # The house reference is one run on the task's seed: its own seed noise is not measured.
-            lines.append(("covers", "this script's seeds, not the house run's own seed noise"))
+            # Run k is set against the house run on the same seed: both sides' seed noise is inside.
+            lines.append(("covers", f"both scripts' seed noise, over {summary.pairs} seeds run by both"))
     print_fields(console, lines)

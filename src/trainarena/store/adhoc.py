@@ -57,8 +57,9 @@ def start_adhoc_run(
     return run
 
 
-def cached_reference(session: Session, digest: str, origin: str) -> Run | None:
-    """The latest succeeded reference run of ``origin`` on the task with ``digest``, if any."""
+def cached_reference(session: Session, digest: str, origin: str, seed: int | None = None) -> Run | None:
+    """The latest succeeded reference run of ``origin`` on the task with ``digest``, if any; with
+    ``seed``, the latest one run on that seed (the digest leaves the seed out, the definition keeps it)."""
     if origin not in RunOrigin.REFERENCES:
         raise ValueError(f"{origin!r} is not a reference origin; use one of {', '.join(RunOrigin.REFERENCES)}")
     query = (
@@ -66,9 +67,10 @@ def cached_reference(session: Session, digest: str, origin: str) -> Run | None:
         .join(Run.task)
         .where(TaskRow.digest == digest, Run.origin == origin, Run.status == RunStatus.SUCCEEDED.value)
         .order_by(Run.id.desc())
-        .limit(1)
     )
-    return session.scalars(query).first()
+    if seed is None:
+        return session.scalars(query.limit(1)).first()
+    return next((run for run in session.scalars(query) if run.task.definition.get("seed") == seed), None)
 
 
 def runs_of_tasks(session: Session, digests: list[str]) -> list[Run]:
