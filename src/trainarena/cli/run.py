@@ -59,7 +59,7 @@ def run_command(
     task: Annotated[Path, typer.Option(help="A task file (TOML or JSON): type, base model, dataset, budget.", exists=True, dir_okay=False)],
     competitor: Annotated[str | None, typer.Option(help="A registered competitor's name.")] = None,
     repo: Annotated[Path | None, typer.Option(help="A working tree to run as it is, committed or not, without registering it.", file_okay=False)] = None,
-    seeds: Annotated[int, typer.Option(min=1, help="Run this many times, with the task's seed, seed + 1, ...; prints mean, spread and the lead over the house script with its confidence interval.")] = 1,
+    seeds: Annotated[int, typer.Option(min=1, help="Run this many times, with the task's seed, seed + 1, ...; runs the house script on the same seeds (cached per seed) and prints mean, spread and the lead over it, paired by seed, with its confidence interval.")] = 1,
     no_reference: Annotated[bool, typer.Option("--no-reference", help="Skip the references (base model, house script).")] = False,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run without a sandbox (only for scripts you trust).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
