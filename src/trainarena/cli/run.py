@@ -162,10 +162,11 @@ def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary 
     by_seed = summary.house_scores if summary is not None else ()
     for k, run in enumerate(runs):
         house = next((line for line in run.references if line.kind == RunOrigin.HOUSE), None)
-        if house is not None and k < len(by_seed) and by_seed[k] is not None and run.score is not None and run.direction:
+        same_seed = by_seed[k] if k < len(by_seed) else None
+        if house is not None and same_seed is not None and run.score is not None and run.direction:
             # The same seed's house run, which the verdict pairs this run with.
-            improvement = relative_improvement(run.score, by_seed[k], Direction(run.direction))  # type: ignore[arg-type]
-            house = replace(house, score=by_seed[k], improvement=improvement)
+            improvement = relative_improvement(run.score, same_seed, Direction(run.direction))
+            house = replace(house, score=same_seed, improvement=improvement)
         table.add_row([str(run.run_id), str(run.seed), run.status, "-" if run.score is None else f"{run.score:.4f}",
                        "-" if house is None else _improvement(house), run.reason or "-"])  # fmt: skip
     console.print(table)
