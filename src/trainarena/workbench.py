@@ -25,7 +25,7 @@ import numpy as np
 from trainarena.attempts import store_report
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.demo.text import examples_root
-from trainarena.engine.comparison import LeadInterval, SeedSpread, lead, lead_interval, seed_spread
+from trainarena.engine.comparison import LeadInterval, SeedSpread, lead, lead_interval, seed_spread, widened_by_seeds
 from trainarena.engine.scores import has_shares
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
@@ -210,7 +210,8 @@ class Workbench:
 
         The lead is ``engine.comparison.lead_interval`` over the per-seed leads (each against a
         reference of 0, higher is better), so the interval resamples the seeds, which carries both
-        sides' seed noise, and, where every run has per-example shares, the hidden examples, paired."""
+        sides' seed noise, and, where every run has per-example shares, the hidden examples, paired; then
+        widened to the per-seed leads' Student-t interval (``widened_by_seeds``), honest at few seeds."""
         rules = self._settings.workbench
         with self._store.session() as session:
             mine = [_scored(session.get_one(Run, run_id)) for run_id in run_ids]
@@ -237,7 +238,7 @@ class Workbench:
                 leads, example_leads, 0.0, zeros, Direction.HIGHER,
                 confidence=rules.confidence, resamples=rules.resamples, seed=rules.resample_seed,
             )  # fmt: skip
-        return SeedsSummary(spread, interval, house_scores, len(pairs))
+        return SeedsSummary(spread, widened_by_seeds(interval, leads), house_scores, len(pairs))
 
 
 def _scored(run: Run) -> EvaluationRow | None:

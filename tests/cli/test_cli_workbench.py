@@ -211,7 +211,7 @@ def test_seeds_are_summarised_against_the_house_script(executor: CountingExecuto
     text = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--seeds", "2")
     assert text.exit_code == 0, text.output
     assert "2 seeds" in text.stdout and "std 0.0071" in text.stdout and "a clear difference" in text.stdout
-    assert "95%: -0.5600 to -0.5500, paired per example" in text.stdout
+    assert "95%: -0.6185 to -0.4915, paired per example" in text.stdout
     assert "both scripts' seed noise, over 2 seeds run by both" in text.stdout
     assert "4.0000, the mean is 36.1% better" in text.stdout and "2.0000, the mean is 27.7% worse" in text.stdout
     assert all(len(line) <= 80 for line in text.stdout.splitlines())

@@ -118,3 +118,17 @@ def test_mismatched_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="no scores"):
         seed_spread([])
     assert math.isfinite(lead(1.0, 2.0, Direction.LOWER))
+
+
+def test_two_seeds_whose_leads_share_a_sign_are_no_clear_difference_once_widened_by_the_t_interval() -> None:
+    from trainarena.engine.comparison import widened_by_seeds
+
+    bootstrap = lead_interval([0.05, 0.11], [], 0.0, [], Direction.HIGHER, confidence=0.95, resamples=2000, seed=1)
+    assert bootstrap.clear  # the bootstrap over two seeds is their range: a false difference
+    widened = widened_by_seeds(bootstrap, [0.05, 0.11])
+    assert not widened.clear and widened.low < bootstrap.low and widened.high > bootstrap.high
+    assert widened.estimate == bootstrap.estimate
+    steady = widened_by_seeds(lead_interval([0.5, 0.52, 0.51, 0.5], [], 0.0, [], Direction.HIGHER, confidence=0.95,
+                                            resamples=2000, seed=1), [0.5, 0.52, 0.51, 0.5])  # fmt: skip
+    assert steady.clear  # a lead far above its spread stays clear
+    assert widened_by_seeds(bootstrap, [0.05]) == bootstrap
