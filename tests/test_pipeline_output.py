@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from deep_trees import nest
 from trainarena.contract import RunStatus, TaskType
 from trainarena.execution.base import RunResult, SandboxJob
 from trainarena.pipeline import SandboxedExecutor
@@ -89,13 +90,7 @@ def test_a_setuid_file_in_a_valid_artifact_is_no_longer_setuid_when_it_is_digest
 
 def test_1500_nested_folders_fail_their_run_as_invalid_and_are_deleted(train) -> None:
     def deep(output: Path) -> RunStatus:
-        fd = os.open(output, os.O_RDONLY)
-        for _ in range(1500):
-            os.mkdir("a", dir_fd=fd)
-            inner = os.open("a", os.O_RDONLY, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-        os.close(fd)
+        nest(output, 1500)
         return RunStatus.SUCCEEDED
 
     report, run_dir, _ = train(train.with_model(deep))  # no RecursionError reaches the caller
@@ -134,12 +129,6 @@ def test_a_refused_artifact_is_deleted(train) -> None:
 def test_a_stale_run_folder_nested_1500_deep_is_cleared(tmp_path: Path) -> None:
     run_dir = tmp_path / "run-1" / "attempt-1"
     (run_dir / "output").mkdir(parents=True)
-    fd = os.open(run_dir / "output", os.O_RDONLY)
-    for _ in range(1500):
-        os.mkdir("a", dir_fd=fd)
-        inner = os.open("a", os.O_RDONLY, dir_fd=fd)
-        os.close(fd)
-        fd = inner
-    os.close(fd)
+    nest(run_dir / "output", 1500)
     clear_stale_folder(run_dir)
     assert not run_dir.exists() and (tmp_path / "run-1").is_dir()

@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from deep_trees import nest
 from trainarena.contract import TaskType
 from trainarena.execution import artifacts
 from trainarena.execution.artifacts import check_output, validate_artifact
@@ -28,22 +29,6 @@ def _model_dir(path: Path) -> Path:
     (path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     save_file({"weight": torch.zeros(2, 3)}, str(path / "model.safetensors"))
     return path
-
-
-def _nest(root: Path, levels: int, name: str = "a") -> None:
-    """``levels`` folders one inside the other, made through directory fds as a script does (the
-    path grows past what a path-based mkdir accepts)."""
-    fd = os.open(root, os.O_RDONLY)
-    try:
-        for _ in range(levels):
-            os.mkdir(name, dir_fd=fd)
-            inner = os.open(name, os.O_RDONLY, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-        with open(os.open("deep.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as fh:
-            fh.write("x")
-    finally:
-        os.close(fd)
 
 
 def _mode(path: Path) -> int:
@@ -87,7 +72,7 @@ def test_a_symlink_is_left_alone_and_its_target_keeps_its_mode(tmp_path: Path) -
 
 def test_1500_nested_folders_are_refused_with_the_reason_not_a_recursion_error(tmp_path: Path) -> None:
     output = _model_dir(tmp_path / "output")
-    _nest(output, 1500)
+    nest(output, 1500)
     for check in (validate_artifact(output, TaskType.INSTRUCT, RULES), check_output(output, TaskType.INSTRUCT, RULES)):
         assert not check.ok and check.digest is None
         assert "nested deeper than 32 folders" in (check.reason or "")
@@ -96,7 +81,7 @@ def test_1500_nested_folders_are_refused_with_the_reason_not_a_recursion_error(t
 
 def test_the_depth_and_entry_caps_are_settings(tmp_path: Path) -> None:
     output = _model_dir(tmp_path / "output")
-    _nest(output, 3)
+    nest(output, 3)
     assert check_output(output, TaskType.INSTRUCT, RULES).ok
     assert "deeper than 2" in (check_output(output, TaskType.INSTRUCT, ArtifactRules(max_depth=2)).reason or "")
     for i in range(20):
@@ -120,7 +105,7 @@ def test_any_error_while_checking_refuses_the_artifact_instead_of_escaping(tmp_p
 def test_remove_tree_deletes_trees_deeper_than_recursion_and_path_length_allow(tmp_path: Path) -> None:
     deep = tmp_path / "deep"
     deep.mkdir()
-    _nest(deep, 1500)
+    nest(deep, 1500)
     with pytest.raises(RecursionError):  # what the platform used before
         shutil.rmtree(deep, ignore_errors=True)
     remove_tree(deep)
@@ -128,7 +113,7 @@ def test_remove_tree_deletes_trees_deeper_than_recursion_and_path_length_allow(t
 
     long = tmp_path / "long"  # 40 levels of 200-character names: 8,000 characters, past PATH_MAX
     long.mkdir()
-    _nest(long, 40, name="n" * 200)
+    nest(long, 40, name="n" * 200)
     (long / "locked").mkdir()
     (long / "locked" / "f").write_text("x")
     os.chmod(long / "locked", 0o000)
