@@ -13,11 +13,22 @@ import ray
 
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Stage
+from trainarena.orchestrator import create_tournament
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest
 from trainarena.settings import Settings
+from trainarena.store import Store, add_competitor
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 EXECUTIONS = "executions.log"
+
+
+def fake_tournament(store: Store, names: list[str]) -> int:
+    """A text tournament of ``names``, registered as stand-ins (never fetched: the fake nodes run nothing)."""
+    with store.transaction() as session:
+        for name in names:
+            add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
+                           tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")  # fmt: skip
+        return create_tournament(session, name="on-ray", kind="text", seed=5, entrants=names).id
 
 
 def fake_task(kind: str, stage: Stage, match_id: str, index: int, seed: int) -> TaskDefinition:

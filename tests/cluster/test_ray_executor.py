@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ray_fakes import FakeOnNode, WaitForStop, executions, fake_task
+from ray_fakes import FakeOnNode, WaitForStop, executions, fake_task, fake_tournament
 
 from trainarena.cluster import SharedPathMissing
 from trainarena.cluster.node import START_CLAIM, STOP_FILE
@@ -23,10 +23,10 @@ from trainarena.cluster.ray_executor import RayExecutor
 from trainarena.contract import RunStatus
 from trainarena.engine.model import Finished, Stage
 from trainarena.execution.supervise import stop_when
-from trainarena.orchestrator import create_tournament, drive
+from trainarena.orchestrator import drive
 from trainarena.runs import CompetitorInfo, RunRequest
 from trainarena.settings import Settings
-from trainarena.store import Store, add_competitor, open_store, tournament_runs
+from trainarena.store import Store, open_store, tournament_runs
 
 pytestmark = pytest.mark.slow
 
@@ -35,14 +35,6 @@ HERE = Path(__file__).resolve().parent
 
 def _settings(tmp_path: Path, address: str) -> Settings:
     return Settings(data_dir=tmp_path / "data", cluster={"executor": "ray", "address": address, "memory_per_run_mb": 256})
-
-
-def _tournament(store: Store, names: list[str]) -> int:
-    with store.transaction() as session:
-        for name in names:
-            add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
-                           tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")  # fmt: skip
-        return create_tournament(session, name="on-ray", kind="text", seed=5, entrants=names).id
 
 
 def _drive(store: Store, settings: Settings, tid: int, executor: RayExecutor, parallel: int) -> Finished | None:
@@ -79,7 +71,7 @@ def _runs(store: Store, tid: int) -> list[tuple[int, str, str, list[tuple[str, b
 def test_a_tournament_plays_to_a_champion_with_every_run_a_ray_task(ray_cluster, tmp_path: Path) -> None:
     settings = _settings(tmp_path, ray_cluster.address)
     with open_store(settings) as store:
-        tid = _tournament(store, [f"c{i}" for i in range(6)])
+        tid = fake_tournament(store, [f"c{i}" for i in range(6)])
         finished = _drive_with(store, settings, tid, FakeOnNode(seconds=0.3), parallel=2)
         runs = _runs(store, tid)
         with store.session() as session:
@@ -99,7 +91,7 @@ def test_a_worker_node_killed_mid_run_leaves_an_interrupted_attempt_and_a_retry(
     ray_cluster.add_worker()  # the one killed below: the module's cluster keeps two workers
     settings = _settings(tmp_path, ray_cluster.address)
     with open_store(settings) as store:
-        tid = _tournament(store, ["c0", "c1", "c2", "c3"])
+        tid = fake_tournament(store, ["c0", "c1", "c2", "c3"])
         executor = RayExecutor(settings, FakeOnNode(seconds=0.3, slow_for="c2", slow_seconds=300))
         outcome: dict[str, object] = {}
 
@@ -141,7 +133,7 @@ def _slow_try_node(store: Store, tid: int, settings: Settings) -> str | None:
 def test_a_driver_killed_mid_dispatch_resumes_without_running_finished_runs_again(ray_cluster, tmp_path: Path) -> None:
     settings = _settings(tmp_path, ray_cluster.address)
     with open_store(settings) as store:
-        tid = _tournament(store, ["c0", "c1", "c2", "c3", "c4", "c5"])
+        tid = fake_tournament(store, ["c0", "c1", "c2", "c3", "c4", "c5"])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
     driver = subprocess.Popen([sys.executable, str(HERE / "drive_on_ray.py"), ray_cluster.address, str(settings.data_dir), str(tid)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import ray
-from ray_fakes import MarksItsRuns, fake_task, ran
+from ray_fakes import MarksItsRuns, fake_task, fake_tournament, ran
 from sqlalchemy import select
 
 from trainarena.cluster import ray_executor
@@ -27,9 +27,9 @@ from trainarena.execution.supervise import STOPPED_REASON
 from trainarena.jobs import JobRequest, JobWorker, cancel_job, create_job
 from trainarena.jobs.files import store_upload
 from trainarena.jobs.uploads import UploadSink, check_file
-from trainarena.orchestrator import create_tournament, drive
+from trainarena.orchestrator import drive
 from trainarena.settings import JobRules, Settings
-from trainarena.store import Store, add_competitor, open_store, tournament_runs
+from trainarena.store import Store, open_store, tournament_runs
 from trainarena.store.api_keys import create_key
 from trainarena.store.models import ApiRole, Job, JobEvent, JobStatus, Run
 
@@ -120,14 +120,6 @@ def _status(store: Store, job_id: str) -> str:
         return session.get_one(Job, job_id).status
 
 
-def _tournament(store: Store, names: list[str]) -> int:
-    with store.transaction() as session:
-        for name in names:
-            add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
-                           tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")  # fmt: skip
-        return create_tournament(session, name="waits", kind="text", seed=5, entrants=names).id
-
-
 def _drive(store: Store, settings: Settings, tid: int, executor: RayExecutor) -> object:
     """The drive's end, or the error it stopped with; it must be over within a minute."""
     outcome: list[object] = []
@@ -152,7 +144,7 @@ def test_runs_no_live_node_can_hold_stop_the_drive_after_the_placement_timeout_a
     monkeypatch.setattr(ray_executor, "task_resources", lambda *_: {"num_cpus": 1.0, "num_gpus": 1, "memory": 256 * MB})
     settings = _settings(tmp_path, ray_cluster.address, placement_timeout_seconds=2.0)
     with open_store(settings) as store:
-        tid = _tournament(store, ["c0", "c1", "c2", "c3"])
+        tid = fake_tournament(store, ["c0", "c1", "c2", "c3"])
         executor = RayExecutor(settings, MarksItsRuns())
         try:
             started = time.monotonic()
