@@ -15,6 +15,16 @@ from trainarena.settings import Settings
 from trainarena.store import open_store
 
 
+def _registered(artifact: Path, base_model: Path, data_dir: Path) -> Path:
+    """``artifact`` checked as a run's output is, then registered as a job's model; its folder."""
+    settings = Settings(data_dir=data_dir)
+    assert validate_artifact(artifact, TaskType.INSTRUCT, settings.artifacts).ok
+    with open_store(settings) as store, store.transaction() as session:
+        return Path(register_model(settings, session, artifact_dir=artifact, source=ModelSource.JOB, task_type="instruct",
+                                   base_model=str(base_model), dataset_digest="e" * 64, score=None,
+                                   owner_key_id=None).path)  # fmt: skip
+
+
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft 0.21 on transformers 5
 def test_a_registered_lora_adapter_loads_with_peft_and_generates(assets, tmp_path: Path) -> None:
     import torch
@@ -26,13 +36,7 @@ def test_a_registered_lora_adapter_loads_with_peft_and_generates(assets, tmp_pat
                              LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))  # fmt: skip
     artifact = tmp_path / "output"
     trained.save_pretrained(artifact)  # as a script leaves it: adapter only, no tokenizer
-    settings = Settings(data_dir=tmp_path / "data")
-    assert validate_artifact(artifact, TaskType.INSTRUCT, settings.artifacts).ok
-
-    with open_store(settings) as store, store.transaction() as session:
-        folder = Path(register_model(settings, session, artifact_dir=artifact, source=ModelSource.JOB, task_type="instruct",
-                                     base_model=str(assets.tiny_llama), dataset_digest="e" * 64, score=None,
-                                     owner_key_id=None).path)  # fmt: skip
+    folder = _registered(artifact, assets.tiny_llama, tmp_path / "data")
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "README.md"} <= {p.name for p in folder.iterdir()}
     assert parse_front_matter((folder / "README.md").read_text())["library_name"] == "peft"
 
@@ -70,13 +74,7 @@ def test_a_published_full_model_loads_as_the_evaluator_scored_it(assets, tmp_pat
     (artifact / "config.json").write_text(json.dumps(config))
     marker = tmp_path / "planted-code-ran"
     (artifact / "modeling_evil.py").write_text(f"open({str(marker)!r}, 'w').close()\nfrom transformers import LlamaForCausalLM as EvilForCausalLM\n")
-    settings = Settings(data_dir=tmp_path / "data")
-    assert validate_artifact(artifact, TaskType.INSTRUCT, settings.artifacts).ok
-
-    with open_store(settings) as store, store.transaction() as session:
-        folder = Path(register_model(settings, session, artifact_dir=artifact, source=ModelSource.JOB, task_type="instruct",
-                                     base_model=str(assets.tiny_llama), dataset_digest="e" * 64, score=None,
-                                     owner_key_id=None).path)  # fmt: skip
+    folder = _registered(artifact, assets.tiny_llama, tmp_path / "data")
     scored = load_scoring_model(artifact, str(assets.tiny_llama), "cpu")
     published = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True).eval()
     assert not marker.exists() and not (folder / "modeling_evil.py").exists()
