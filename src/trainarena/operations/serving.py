@@ -102,10 +102,7 @@ class Serving:
         self.register_models()
         self.publish(quiet=True)
         while not self.stop.is_set():
-            if self._publish_due():
-                self.publish(quiet=False)
-            if self._due(self._register_again_at):
-                self.register_models()
+            self._retry_due()
             try:
                 action = self._next_action()
             except Exception as error:  # noqa: BLE001 - the store is out for a moment: wait and ask again
@@ -170,9 +167,13 @@ class Serving:
         with self.store.session() as session:
             return next_action(kind_facts(session, rules, self.held_back), rules, self.clock())
 
-    def _publish_due(self) -> bool:
-        """Whether publishing failed and its retry time has come."""
-        return self._due(self._publish_again_at)
+    def _retry_due(self) -> None:
+        """Publish and register again, each once its retry time after a fault has come (the loop and,
+        during a drive, ``tend``)."""
+        if self._due(self._publish_again_at):
+            self.publish(quiet=False)
+        if self._due(self._register_again_at):
+            self.register_models()
 
     def _due(self, retry_at: datetime | None) -> bool:
         return retry_at is not None and self.clock() >= retry_at
@@ -183,10 +184,7 @@ class Serving:
         kind that fell due. Each reports its own faults; the runs go on meanwhile."""
         if self.stop.is_set():  # the drive ends as soon as its runs are stored: nothing new now
             return
-        if self._publish_due():
-            self.publish(quiet=False)
-        if self._due(self._register_again_at):
-            self.register_models()
+        self._retry_due()
         try:
             action = self._next_action()
         except Exception as error:  # noqa: BLE001 - the store is out for a moment: read again at the next tending
