@@ -69,13 +69,19 @@ def store_report(session: Session, run_id: int, attempt_number: int, report: Run
         )
 
 
-def interrupt_attempt(session: Session, run_id: int, attempt_number: int, reason: str) -> None:
-    """A running attempt the executor lost (``RunInterrupted``): recorded as interrupted with the
-    reason, and its run PENDING again, to be tried in a new attempt. Nothing of it is scored."""
+def _running_attempt(session: Session, run_id: int, attempt_number: int, doing: str) -> tuple[Run, RunAttempt]:
+    """The run and its attempt ``attempt_number``, which must be running (else nothing is ``doing`` to it)."""
     run = session.get_one(Run, run_id)
     attempt = next(a for a in run.attempt_records if a.number == attempt_number)
     if attempt.status != AttemptStatus.RUNNING:
-        raise RuntimeError(f"run {run_id} attempt {attempt_number} is {attempt.status}, not running: not interrupting it")
+        raise RuntimeError(f"run {run_id} attempt {attempt_number} is {attempt.status}, not running: not {doing} it")
+    return run, attempt
+
+
+def interrupt_attempt(session: Session, run_id: int, attempt_number: int, reason: str) -> None:
+    """A running attempt the executor lost (``RunInterrupted``): recorded as interrupted with the
+    reason, and its run PENDING again, to be tried in a new attempt. Nothing of it is scored."""
+    run, attempt = _running_attempt(session, run_id, attempt_number, "interrupting")
     to_run_again(run, attempt, reason)
 
 
@@ -83,9 +89,6 @@ def withdraw_attempt(session: Session, run_id: int, attempt_number: int) -> None
     """A running attempt whose run the executor could not start (``RunNotStarted``: no node can hold
     it): removed, and its run PENDING again, as if never claimed. Nothing of the competitor's ran, so
     the platform's fault costs it no try (``lease.max_attempts``)."""
-    run = session.get_one(Run, run_id)
-    attempt = next(a for a in run.attempt_records if a.number == attempt_number)
-    if attempt.status != AttemptStatus.RUNNING:
-        raise RuntimeError(f"run {run_id} attempt {attempt_number} is {attempt.status}, not running: not withdrawing it")
+    run, attempt = _running_attempt(session, run_id, attempt_number, "withdrawing")
     run.attempt_records.remove(attempt)
     run.status = RunStatus.PENDING.value
