@@ -2,7 +2,7 @@
 exported, and published to the Hub when the operator configures it; and the open-sourcing of the
 champions' code (docs/api.md, "Models")."""
 
-from trainarena.registry.archive import folder_problem, tar_chunks
+from trainarena.registry.archive import ModelFilesMissing, folder_problem, model_archive, tar_chunks
 from trainarena.registry.card import CardFacts, Measurement, ScriptSource, render_model_card
 from trainarena.registry.champions import register_champion_models, register_reigning_champion_models
 from trainarena.registry.licenses import LicenseInfo, detect_license
@@ -32,6 +32,7 @@ __all__ = [
     "ExportError",
     "LicenseInfo",
     "Measurement",
+    "ModelFilesMissing",
     "ModelFile",
     "ModelSource",
     "PublishingError",
@@ -42,6 +43,7 @@ __all__ = [
     "detect_license",
     "export_code",
     "folder_problem",
+    "model_archive",
     "hub_repo_name",
     "model_files",
     "model_record",

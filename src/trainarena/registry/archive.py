@@ -9,7 +9,8 @@ import tarfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from trainarena.registry.models import ModelFile
+from trainarena.registry.models import ModelFile, model_files
+from trainarena.store.models import RegisteredModel
 
 CHUNK_BYTES = 1 << 20
 _BLOCK = tarfile.BLOCKSIZE
@@ -51,3 +52,17 @@ def tar_chunks(folder: Path, root_name: str, chunk_bytes: int = CHUNK_BYTES) -> 
             raise OSError(f"{path} changed size while it was being archived")
         yield b"\0" * (-info.size % _BLOCK)
     yield b"\0" * (2 * _BLOCK)  # the end-of-archive marker
+
+
+class ModelFilesMissing(Exception):
+    """A registered model whose folder is not the one registered: it cannot be downloaded."""
+
+
+def model_archive(row: RegisteredModel) -> Iterator[bytes]:
+    """The registered model ``row`` as a tar stream under ``<model id>/``, its folder checked before
+    the first byte: ModelFilesMissing (saying what differs) when it is not the registered one."""
+    problem = folder_problem(Path(row.path), model_files(row))
+    if problem is not None:
+        raise ModelFilesMissing(f"model {row.id} cannot be downloaded: {problem}; an operator must restore the folder "
+                                "(from a backup, or the run's artifact) or remove the model")  # fmt: skip
+    return tar_chunks(Path(row.path), row.id)

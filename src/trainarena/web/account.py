@@ -18,12 +18,10 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from trainarena.api.errors import ApiError
-from trainarena.api.routes.models import tar_download
 from trainarena.jobs import NotFound, get_job, list_jobs
-from trainarena.registry import visible_model, visible_models
+from trainarena.registry import ModelFilesMissing, model_archive, visible_model, visible_models
 from trainarena.store.api_keys import find_key
 from trainarena.store.models import ApiRole, Job, JobStatus
 from trainarena.web.templating import not_found_page, render, render_live, settings_of, store_of
@@ -144,9 +142,10 @@ def model_download(request: Request, model_id: str) -> Response:
             return not_found_page(request, f"There is no model {model_id}.")
         session.expunge(row)
     try:
-        return tar_download(row)
-    except ApiError as error:  # its folder is not the registered one: said on a page, not as JSON
-        return render(request, "not_found.html", {"message": error.message}, status_code=error.status)
+        chunks = model_archive(row)
+    except ModelFilesMissing as error:  # its folder is not the registered one: said on a page, not as JSON
+        return render(request, "not_found.html", {"message": str(error)}, status_code=409)
+    return StreamingResponse(chunks, media_type="application/x-tar", headers={"Content-Disposition": f'attachment; filename="{row.id}.tar"'})
 
 
 def _job_page(request: Request, job_id: str, template: str) -> Response:

@@ -5,7 +5,6 @@ folder, built as it is sent. Publishing to the Hugging Face Hub is an operator's
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,13 +16,13 @@ from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ERROR_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.api.paging import CursorWindow
 from trainarena.registry import (
+    ModelFilesMissing,
     PublishingError,
     PublishingOff,
-    folder_problem,
+    model_archive,
     model_files,
     model_record,
     publish_model,
-    tar_chunks,
     visible_model,
     visible_models,
 )
@@ -107,15 +106,13 @@ def download_model(request: Request, model_id: str, principal: Caller) -> Stream
 
 
 def tar_download(row: RegisteredModel) -> StreamingResponse:
-    """The model's folder as a tar stream built while it is sent (the API's and the dashboard's
-    download); 409 ``model_files_missing`` when the folder is not the registered one, checked before
-    the stream begins (its 200 is sent with the first bytes)."""
-    problem = folder_problem(Path(row.path), model_files(row))
-    if problem is not None:
-        raise ApiError(409, "model_files_missing", f"model {row.id} cannot be downloaded: {problem}; an operator must "
-                       "restore the folder (from a backup, or the run's artifact) or remove the model", model=row.id)  # fmt: skip
-    return StreamingResponse(tar_chunks(Path(row.path), row.id), media_type="application/x-tar",
-                             headers={"Content-Disposition": f'attachment; filename="{row.id}.tar"'})  # fmt: skip
+    """The model's folder as a tar stream built while it is sent; 409 ``model_files_missing`` when the
+    folder is not the registered one, checked before the stream begins (its 200 is sent with the first bytes)."""
+    try:
+        return StreamingResponse(model_archive(row), media_type="application/x-tar",
+                                 headers={"Content-Disposition": f'attachment; filename="{row.id}.tar"'})  # fmt: skip
+    except ModelFilesMissing as error:
+        raise ApiError(409, "model_files_missing", str(error), model=row.id) from None
 
 
 @router.post("/{model_id}/publish", response_model=ModelOut, summary="Publish a model to the Hugging Face Hub (operators)",
