@@ -172,9 +172,10 @@ def _store_finish(session: Session, tournament: Tournament, finished: Finished, 
     tournament.finished_at = now
 
 
-def _recover_interrupted(session: Session, tournament_id: int, me: DriverIdentity) -> None:
+def _recover_interrupted(session: Session, tournament_id: int, me: DriverIdentity) -> int:
     """Runs left RUNNING by an earlier lease holder: their attempt was interrupted; run them again.
-    Only the lease holder calls this, so no live driver is executing them."""
+    Only the lease holder calls this, so no live driver is executing them. Returns how many."""
+    recovered = 0
     for run in tournament_runs(session, tournament_id):
         if run.status != RunStatus.RUNNING:
             continue
@@ -183,6 +184,8 @@ def _recover_interrupted(session: Session, tournament_id: int, me: DriverIdentit
                 to_run_again(run, attempt, f"its driver ({attempt.driver_host} pid {attempt.driver_pid}) stopped before "
                                            f"it finished; taken over by {me.host} pid {me.pid}")
         run.status = RunStatus.PENDING.value
+        recovered += 1
+    return recovered
 
 
 # --- Driving -------------------------------------------------------------------------------------
@@ -252,6 +255,16 @@ class _Driver:
                 on_wait(holder)
                 announced = holder.owner_id
             time.sleep(self.lease_rules.wait_poll_seconds)
+
+    def announce_resumption(self, session: Session, interrupted: int) -> None:
+        """A tournament left mid-way (by a stop, a fault or a killed driver) is resumed: say at which
+        round, with how many of its runs still to play and how many of them were cut short."""
+        tournament = load_tournament(session, self.tournament_id)
+        if not tournament.rounds:
+            return
+        round_row = _first_open_round(tournament) or tournament.rounds[-1]
+        self.emit("resumed", tournament=tournament.name, tournament_id=tournament.id, round_index=round_row.index,
+                  stage=Stage(round_row.stage), runs_total=len(_pending_runs(round_row)), runs_interrupted=interrupted)
 
     def step(self, budget: int) -> tuple[int, Finished | None, list[RunRequest]]:
         """One transaction: returns (steps taken, the end if reached, runs claimed to execute now)."""
@@ -470,7 +483,8 @@ def drive(
 def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[], bool] | None,
                       tending: Tending | None) -> Finished | None:
     with driver.writing() as session:
-        _recover_interrupted(session, driver.tournament_id, driver.me)
+        interrupted = _recover_interrupted(session, driver.tournament_id, driver.me)
+        driver.announce_resumption(session, interrupted)
     # A drive of so many steps claims those, none early; an executor that cannot stop a run at once
     # (Ray's, today) would keep a dropped early run's node, and the drive's end, for its whole budget.
     if max_steps is None and driver.parallel > 1 and getattr(driver.executor, "stops_runs_at_once", True):

@@ -167,10 +167,12 @@ def record_timings(run_dir: Path, timings: dict[str, Any]) -> None:
 @dataclass(frozen=True)
 class ProgressEvent:
     """``kind`` is run_started, run_finished, run_interrupted (tried again), run_not_started (no node could
-    hold it: withdrawn, and the drive stops), round_created or finished."""
+    hold it: withdrawn, and the drive stops), round_created, resumed (a drive took up a tournament left
+    mid-way, at ``round_index``) or finished."""
 
     kind: str
     tournament: str
+    tournament_id: int | None = None  # resumed
     round_index: int | None = None
     stage: Stage | None = None
     match_id: str | None = None
@@ -180,7 +182,8 @@ class ProgressEvent:
     budget_seconds: float | None = None
     status: RunStatus | None = None
     score: float | None = None
-    runs_total: int | None = None  # round_created: runs in the round
+    runs_total: int | None = None  # round_created: runs in the round; resumed: its runs left to play
+    runs_interrupted: int | None = None  # resumed: runs an earlier driver left running, played again
     reason: str | None = None  # run_finished: the short failure reason of a run that failed
 
 

@@ -35,7 +35,7 @@ from trainarena.settings import Settings
 from trainarena.store import Run, Store, get_competitor, named_lock
 from trainarena.store.adhoc import WorkingTree, cached_reference, start_adhoc_run
 from trainarena.store.models import EvaluationRow, RunOrigin
-from trainarena.submissions import RegistrationError
+from trainarena.submissions import RegistrationError, checkout_path
 from trainarena.submissions.worktree import WorktreeSnapshot, snapshot_worktree
 from trainarena.tasks.base import TaskDefinition
 
@@ -158,10 +158,11 @@ class Workbench:
         return self._execute(origin, task, house)
 
     def unsupported(self, script: Script, task: TaskDefinition) -> str | None:
-        """Why the script's manifest refuses ``task`` (None if it may run, or the manifest is not at
-        hand here: a registered competitor's checkout, which its executor checks)."""
-        folder = script.info.submission_dir
-        return None if folder is None else unsupported_reason(Path(folder), task)
+        """Why the script's manifest refuses ``task`` (None if it may run). A registered competitor's
+        manifest is read from its checkout; one the cache lost is not fetched for this: its run fetches
+        it again and refuses there."""
+        folder = script.info.submission_dir or checkout_path(self._settings, script.info.commit)
+        return unsupported_reason(Path(folder), task)
 
     def run(self, script: Script, task: TaskDefinition, seeds: int = 1) -> list[int]:
         """Run ``script`` once per seed (the task's seed, then +1, +2, ...); return the stored run ids."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from cli_store import COMPETITORS, FinishedStore, ScriptedExecutor, fake_task
+from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 import trainarena.cli.run as run_cli
@@ -18,13 +19,17 @@ from trainarena.cli import app
 from trainarena.contract import Direction, RunStatus
 from trainarena.engine.scores import PER_EXAMPLE_FORM, shares
 from trainarena.orchestrator import create_tournament, drive
+from trainarena.pipeline import SandboxedExecutor
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import CompetitorInfo, RunReport
 from trainarena.settings import Settings
-from trainarena.store import add_competitor, open_store
+from trainarena.store import Run, add_competitor, open_store
+from trainarena.store.models import RunOrigin
+from trainarena.submissions.service import register_competitor
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 MANIFEST = '[trainarena]\ncontract = 1\nentrypoint = "train.py"\ntask_types = ["instruct"]\n'
+CHAT_ONLY = MANIFEST.replace('["instruct"]', '["chat"]')
 EXAMPLES = 8
 
 
@@ -85,17 +90,23 @@ def task_file(tmp_path: Path) -> Path:
     return path
 
 
-def _tree(root: Path, commit: bool) -> Path:
+def _tree(root: Path, commit: bool, manifest: str = MANIFEST) -> Path:
     root.mkdir()
-    (root / "trainarena.toml").write_text(MANIFEST)
+    (root / "trainarena.toml").write_text(manifest)
     (root / "train.py").write_text("print('v1')\n")
     if commit:
-        git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
-        subprocess.run([*git, "init", "-q"], check=True)
-        subprocess.run([*git, "add", "-A"], check=True)
-        subprocess.run([*git, "commit", "-qm", "v1"], check=True)
+        _commit_all(root)
         (root / "train.py").write_text("print('v2, not committed')\n")
     return root
+
+
+def _commit_all(root: Path) -> str:
+    """``git init`` and commit everything in ``root``; returns the commit's SHA."""
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "v1"], check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def _invoke(*args: str) -> Result:
@@ -332,8 +343,38 @@ def test_status_shows_the_latest_runs_outside_tournaments(executor: CountingExec
 
 def test_a_task_type_the_manifest_does_not_declare_costs_no_reference(executor: CountingExecutor, task_file: Path,
                                                                       tmp_path: Path) -> None:  # fmt: skip
-    tree = _tree(tmp_path / "chatty", commit=False)
-    (tree / "trainarena.toml").write_text(MANIFEST.replace('["instruct"]', '["chat"]'))
+    tree = _tree(tmp_path / "chatty", commit=False, manifest=CHAT_ONLY)
     _invoke("run", "--repo", str(tree), "--task", str(task_file))
     # The sandboxed executor refuses it (pipeline.unsupported_reason); no base model or house run first.
     assert [name for name, _ in executor.calls] == ["chatty"]
+
+
+class NeverRun:
+    """A sandbox backend that must not be reached: the script is refused before it would start."""
+
+    def run(self, job):
+        raise AssertionError(f"nothing should run in a sandbox here: {job}")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_registered_competitor_whose_manifest_leaves_the_type_out_costs_no_reference(
+    finished_store: FinishedStore, task_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The QA found `run --competitor` paid for the base model's score and the house script's run
+    (minutes) before its run refused the task type; `--repo` already skipped them."""
+    commit = _commit_all(_tree(tmp_path / "chatty", commit=False, manifest=CHAT_ONLY))
+    settings = Settings()
+    with open_store(settings) as store, store.transaction() as session:
+        register_competitor(session, settings, name="chatty", repo=str(tmp_path / "chatty"), commit=commit)
+    # The real executor, whose base model scoring or house script run would fail on the fake model.
+    monkeypatch.setattr(run_cli, "make_executor", lambda settings, unsafe: SandboxedExecutor(settings, NeverRun()))
+    ran = _invoke("run", "--competitor", "chatty", "--task", str(task_file), "--json")
+    assert ran.exit_code == 1, ran.output
+    [run] = json.loads(ran.stdout)["runs"]
+    assert run["status"] == "failed" and run["references"] == []
+    assert "does not support instruct tasks (its trainarena.toml declares task_types: chat)" in run["summary"]
+    with open_store(settings) as store, store.session() as session:
+        origins = set(session.scalars(select(Run.origin)))
+    assert RunOrigin.BASE_MODEL not in origins and RunOrigin.HOUSE not in origins

@@ -126,6 +126,8 @@ def test_serve_killed_mid_tournament_resumes_runs_each_attempt_once_and_stops_on
     assert log[-1]["event"] == "stopped" and "on request" in log[-1]["message"]
     assert any(entry["event"] == "stopping" and "SIGTERM" in entry["message"] for entry in log)
     assert [entry["event"] for entry in log].count("created") == 0  # resumed, not created again
+    [resumed] = [entry for entry in log if entry["event"] == "resumed"]  # and said so, with the run cut short
+    assert resumed["runs_interrupted"] == 1 and "1 of them cut short and run again" in resumed["message"]
 
     runs = _executions(executions)
     starts = [(run, attempt) for what, run, attempt, _ in runs if what == "start"]

@@ -126,7 +126,7 @@ def test_missing_manifest(settings: Settings, make_repo: RepoFactory) -> None:
 def test_entrypoint_missing_from_tree(settings: Settings, make_repo: RepoFactory) -> None:
     manifest = '[trainarena]\ncontract = 1\nentrypoint = "src/train.py"\n'
     repo, sha = make_repo({"trainarena.toml": manifest, "train.py": TRAIN_PY})
-    with pytest.raises(RegistrationError, match="'src/train.py'.*not in the commit's tree"):
+    with pytest.raises(RegistrationError, match=rf"'src/train.py'.*not in the commit's tree \({sha[:12]}\)$"):
         register(settings, name="a", repo=str(repo), commit=sha)
 
 
@@ -140,7 +140,7 @@ def test_entrypoint_escaping_the_repo(settings: Settings, make_repo: RepoFactory
 def test_entrypoint_that_is_a_directory(settings: Settings, make_repo: RepoFactory) -> None:
     manifest = '[trainarena]\ncontract = 1\nentrypoint = "pkg.py"\n'
     repo, sha = make_repo({"trainarena.toml": manifest, "pkg.py/inner.py": ""})
-    with pytest.raises(RegistrationError, match="not in the commit's tree"):
+    with pytest.raises(RegistrationError, match=rf"'pkg.py' .* is a folder, not a file, in the commit's tree \({sha[:12]}\)"):
         register(settings, name="a", repo=str(repo), commit=sha)
 
 

@@ -59,7 +59,7 @@ def test_plain_folder_skips_caches_and_has_no_commit(tmp_path: Path) -> None:
     ("make", "message"),
     [
         (lambda root: (root / "data.parquet").write_bytes(b"0"), "model weights or datasets must not be in the repository"),
-        (lambda root: (root / "trainarena.toml").unlink(), "no trainarena.toml at the repository root"),
+        (lambda root: (root / "trainarena.toml").unlink(), "no trainarena.toml at the root of the folder"),
         (lambda root: (root / "leak").symlink_to("/etc/passwd"), "symbolic links must stay inside the repository"),
     ],
 )
@@ -74,3 +74,32 @@ def test_registration_checks_refuse_the_tree(tmp_path: Path, make, message: str)
 def test_a_missing_folder_is_named(tmp_path: Path) -> None:
     with pytest.raises(RegistrationError, match="not a folder"):
         snapshot_worktree(Settings(data_dir=tmp_path / "data"), tmp_path / "nowhere")
+
+
+def test_a_missing_entrypoint_names_the_working_tree_not_a_commit(tmp_path: Path) -> None:
+    """The QA found "not in the commit's tree" for a plain working tree, which has no commit."""
+    root = _tree(tmp_path / "plain")
+    (root / "train.py").unlink()
+    (root / "helper.py").write_text("X = 1\n")
+    settings = Settings(data_dir=tmp_path / "data")
+    with pytest.raises(RegistrationError) as plain:
+        snapshot_worktree(settings, root)
+    assert str(plain.value) == f"entrypoint 'train.py' named in trainarena.toml is not in the folder {root} (not a git repository)"
+    _git(root, "init", "-q")
+    with pytest.raises(RegistrationError) as in_git:
+        snapshot_worktree(settings, root)
+    assert str(in_git.value) == f"entrypoint 'train.py' named in trainarena.toml is not in the working tree {root}"
+    (root / "train.py").mkdir()
+    (root / "train.py" / "main.py").write_text("X = 1\n")
+    with pytest.raises(RegistrationError, match=r"'train.py' named in trainarena.toml is a folder, not a file, in the working tree"):
+        snapshot_worktree(settings, root)
+
+
+def test_an_empty_folder_is_named_empty(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    settings = Settings(data_dir=tmp_path / "data")
+    with pytest.raises(RegistrationError, match=r"^the folder .*empty \(not a git repository\) is empty; give the folder"):
+        snapshot_worktree(settings, tmp_path / "empty")
+    _git(tmp_path / "empty", "init", "-q")
+    with pytest.raises(RegistrationError, match=r"working tree .*empty holds no file git sees \(none yet, or all in .gitignore\)"):
+        snapshot_worktree(settings, tmp_path / "empty")

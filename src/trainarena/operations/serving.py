@@ -50,8 +50,8 @@ from trainarena.store.weight_vectors import latest_finished_tournament
 
 @dataclass(frozen=True)
 class ServeEvent:
-    """One line of serve's log: ``event`` is started, created, refused, round_created, run_finished,
-    finished, published, registered, swept, waiting, fault, sleeping or stopped."""
+    """One line of serve's log: ``event`` is started, created, refused, resumed, round_created,
+    run_finished, finished, published, registered, swept, waiting, fault, sleeping or stopped."""
 
     at: datetime
     event: str
@@ -274,6 +274,10 @@ class Serving:
             self.say("round_created", f"{event.tournament}: {event.stage} round {(event.round_index or 0) + 1} created, "
                      f"{event.runs_total} runs", tournament=event.tournament, runs=event.runs_total,
                      round_index=event.round_index)
+        elif event.kind == "resumed":
+            self.say("resumed", resumed_text(event), tournament_id=event.tournament_id, tournament=event.tournament,
+                     round_index=event.round_index, stage=str(event.stage), runs_left=event.runs_total,
+                     runs_interrupted=event.runs_interrupted)
         elif event.kind == "run_finished":
             score = "-" if event.score is None else f"{event.score:.4g}"
             reason = f": {event.reason}" if event.reason else ""
@@ -282,6 +286,15 @@ class Serving:
                      competitor=event.competitor, task=event.task_name, status=str(event.status), score=event.score,
                      reason=event.reason)
 
+
+def resumed_text(event: ProgressEvent) -> str:
+    """'week-1 (id 3): resumed at knockout round 2: 5 runs left, 2 of them cut short and run again'."""
+    where = f"{event.tournament} (id {event.tournament_id}): resumed at {event.stage} round {(event.round_index or 0) + 1}"
+    if not event.runs_total:
+        return f"{where}, all its runs played"
+    interrupted = event.runs_interrupted or 0
+    again = f"{interrupted} of them cut short and run again" if interrupted else "none cut short"
+    return f"{where}: {event.runs_total} run{'s' if event.runs_total != 1 else ''} left, {again}"
 
 
 def duration_text(duration: timedelta) -> str:

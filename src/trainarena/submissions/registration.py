@@ -102,7 +102,7 @@ def register(settings: Settings, *, name: str, repo: str, commit: str) -> Regist
     check_tree_entries(entries, rules)
     files = [entry for entry in entries if entry.kind == "file"]
     blobs = git.read_blobs(mirror, [entry.object_id for entry in entries if entry.kind != "submodule"], timeout=timeout)
-    manifest = check_content(entries, blobs)
+    manifest = check_content(entries, blobs, where=f"the commit's tree ({sha[:12]})")
     checkout = checkout_path(settings, sha)
     export_tree(entries, blobs, checkout)
     return Registration(
@@ -155,20 +155,21 @@ def check_tree_entries(entries: Iterable[git.TreeEntry], rules: RegistrationRule
         raise RegistrationError("repository rejected: " + "; ".join(problems))
 
 
-def check_content(entries: list[git.TreeEntry], blobs: dict[str, bytes]) -> Manifest:
+def check_content(entries: list[git.TreeEntry], blobs: dict[str, bytes], *, where: str) -> Manifest:
     """The checks on what the files hold (after :func:`check_tree_entries`): a valid manifest, its
-    entrypoint a file of the tree, no link leaving the tree. Returns the manifest."""
-    manifest = _manifest(entries, blobs)
-    _check_entrypoint(manifest, entries)
+    entrypoint a file of the tree, no link leaving the tree. Returns the manifest. ``where`` names the
+    tree in the errors, as the user knows it ("the commit's tree (1a2b3c4d5e6f)", "the folder /src/x")."""
+    manifest = _manifest(entries, blobs, where)
+    _check_entrypoint(manifest, entries, where)
     _check_symlinks(entries, blobs)
     return manifest
 
 
-def _manifest(entries: list[git.TreeEntry], blobs: dict[str, bytes]) -> Manifest:
+def _manifest(entries: list[git.TreeEntry], blobs: dict[str, bytes], where: str) -> Manifest:
     entry = next((e for e in entries if e.path == MANIFEST_NAME and e.kind == "file"), None)
     if entry is None:
         raise RegistrationError(
-            f"no {MANIFEST_NAME} at the repository root; add one with [trainarena] contract = 1 and "
+            f"no {MANIFEST_NAME} at the root of {where}; add one with [trainarena] contract = 1 and "
             'entrypoint = "train.py" (docs/contract.md, "The manifest")'
         )
     try:
@@ -178,10 +179,12 @@ def _manifest(entries: list[git.TreeEntry], blobs: dict[str, bytes]) -> Manifest
     return parse_manifest(text)
 
 
-def _check_entrypoint(manifest: Manifest, entries: list[git.TreeEntry]) -> None:
+def _check_entrypoint(manifest: Manifest, entries: list[git.TreeEntry], where: str) -> None:
     entry = next((e for e in entries if e.path == manifest.entrypoint), None)
     if entry is None:
-        raise RegistrationError(f"entrypoint {manifest.entrypoint!r} named in {MANIFEST_NAME} is not in the commit's tree")
+        folder = any(e.path.startswith(f"{manifest.entrypoint}/") for e in entries)
+        what = "a folder, not a file," if folder else "not"
+        raise RegistrationError(f"entrypoint {manifest.entrypoint!r} named in {MANIFEST_NAME} is {what} in {where}")
     if entry.kind != "file":
         raise RegistrationError(f"entrypoint {manifest.entrypoint!r} must be a regular file, not a {entry.kind}")
 

@@ -52,9 +52,9 @@ def _git(root: Path, *args: str) -> str | None:
     return done.stdout.decode("utf-8", errors="surrogateescape") if done.returncode == 0 else None
 
 
-def _listed_paths(root: Path) -> list[str]:
-    """Relative POSIX paths of the tree's files (see the module's docstring)."""
-    listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+def _listed_paths(root: Path, listed: str | None) -> list[str]:
+    """Relative POSIX paths of the tree's files (see the module's docstring): those git ``listed``, or
+    with None (not a git repository) those found under ``root``."""
     if listed is not None:
         # --cached also lists tracked files deleted from the tree: those are not part of it.
         return sorted({p for p in listed.split("\0") if p and ((root / p).exists() or (root / p).is_symlink())})
@@ -91,11 +91,17 @@ def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
     root = path.expanduser().resolve()
     if not root.is_dir():
         raise RegistrationError("not a folder; give the folder that holds your trainarena.toml")  # callers name the path
-    entries = [_entry(root, relative) for relative in _listed_paths(root)]
+    listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    # Errors name the tree as the user has it: a git working tree, or a plain folder.
+    where = f"the folder {root} (not a git repository)" if listed is None else f"the working tree {root}"
+    entries = [_entry(root, relative) for relative in _listed_paths(root, listed)]
+    if not entries:
+        seen = "is empty" if listed is None else "holds no file git sees (none yet, or all in .gitignore)"
+        raise RegistrationError(f"{where} {seen}; give the folder that holds your trainarena.toml and training script")
     rules = settings.registration
     check_tree_entries(entries, rules)  # sizes and kinds first: nothing big is read
     blobs = {entry.object_id: _read(root, entry) for entry in entries if entry.kind in ("file", "symlink")}
-    manifest = check_content(entries, blobs)
+    manifest = check_content(entries, blobs, where=where)
     content = hashlib.sha256()
     for entry in entries:
         blob = blobs.get(entry.object_id, b"")
