@@ -23,10 +23,11 @@ _STATUS_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "yellow", "
 BRACKET_NAME_WIDTH = 24
 PROGRESS_BAR_WIDTH = 20  # narrow enough to leave the run's name room at 80 columns
 RUNS_SHOW_HINT = "trainarena runs show RUN_ID"
-# The leaderboard's columns: names and reasons shrink (with an ellipsis) to fit the terminal.
+# The leaderboard's columns: names are whole (folded where they do not fit), scores and reasons shrink
+# with an ellipsis.
 LEADERBOARD_COLUMNS = (
     Col("#", justify="right"),
-    Col("competitor", shrink_to=12),
+    Col("competitor", handle=True),
     Col("reached"),
     Col("ok", justify="right"),
     Col("scores", shrink_to=6),
