@@ -16,7 +16,7 @@ def read_table(output: str, width: int, headers: list[str], key: str | None = No
     right border (nothing cropped) and that the header is one line with every column's name whole.
     A row starts on a line whose ``key`` cell (the first column unless told) is filled: a column every
     row fills, which never folds (an id, a rank, a commit)."""
-    table = [line for line in output.splitlines() if line[:1] in LEFT_BORDERS]
+    table = [line for line in output.splitlines() if line and line[0] in LEFT_BORDERS]
     assert table, output
     assert all(len(line) <= width and line[-1] in RIGHT_BORDERS for line in table), output
     header = [line for line in table if line.startswith("┃")]
