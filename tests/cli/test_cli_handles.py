@@ -96,3 +96,12 @@ def test_runs_show_keeps_attempt_numbers_and_start_times_whole(tmp_path: Path, m
     assert [row[:2] for row in rows] == [["1", "interrupted"], ["2", "succeeded (counts)"]]
     started = [datetime.fromisoformat(line["started_at"]).strftime("%m-%d %H:%M") for line in detail["attempt_history"]]
     assert [row[3] for row in rows] == started
+
+
+def test_tournament_show_keeps_task_and_competitor_names_whole(long_names: FinishedStore) -> None:
+    output = _invoke("tournament", "show", str(long_names.tournament_id))
+    runs = _listed_runs()
+    lines = output.splitlines()
+    assert f"{LONG_TOURNAMENT} (text)" in lines and all(run["task"] in output for run in runs)  # the bracket's labels
+    headers = ["#", "competitor", "reached", "ok", "scores", "failed because", "weight"]
+    assert sorted(row[1] for row in read_table(output, WIDTH, headers)) == sorted({run["competitor"] for run in runs})

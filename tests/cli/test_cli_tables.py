@@ -5,6 +5,7 @@ details views with every value whole."""
 
 from __future__ import annotations
 
+import math
 from io import StringIO
 from pathlib import Path
 
@@ -115,20 +116,26 @@ def test_leaderboard_keeps_one_line_per_competitor_with_the_failed_run_id(finish
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_bracket_shows_each_run_on_one_line_with_its_id(finished_store: FinishedStore, width: int) -> None:
+def test_bracket_shows_each_run_with_its_id_and_the_whole_name(finished_store: FinishedStore, width: int) -> None:
     board = _board(finished_store)
     lines = _render(width, lambda console: print_bracket(console, board)).splitlines()
     rounds = {(line.round_index, line.stage) for line in board.runs}
     tasks = {(line.round_index, line.match_id, line.task) for line in board.runs}
-    assert len(lines) == 1 + len(rounds) + len(tasks) + len(board.runs)  # nothing wrapped
-    assert all(len(line) <= width for line in lines)
     name_width = min(BRACKET_NAME_WIDTH, max(len(name) for name in COMPETITORS))
+    run_lines = sum(math.ceil(len(run.competitor) / name_width) for run in board.runs)  # a long name folds
+    assert len(lines) == 1 + len(rounds) + len(tasks) + run_lines  # nothing else wrapped
+    assert all(len(line) <= width for line in lines)
     for run in board.runs:
-        (shown,) = [line for line in lines if f"run {run.run_id} " in line]
-        after_id = shown.split(f"run {run.run_id} ", 1)[1]
-        assert _shown(after_id[:name_width].strip(), run.competitor)
+        (at,) = [i for i, line in enumerate(lines) if f"run {run.run_id} " in line]
+        start = lines[at].index(f"run {run.run_id} ") + len(f"run {run.run_id} ")
+        name = lines[at][start : start + name_width].strip()
+        for follow in lines[at + 1 :]:
+            if not set(follow[:start]) <= set(" │"):  # the next run, task or round
+                break
+            name += follow[start : start + name_width].strip()
+        assert name == run.competitor
         expected = "1.0000" if run.status == "succeeded" else f"{run.status}: {short_reason(run.failure)}"
-        assert _shown(after_id[name_width:].strip(), expected)
+        assert _shown(lines[at][start + name_width :].strip(), expected)
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -44,8 +44,16 @@ def printable(text: str) -> str:
 def one_line(value: str | None, style: str = "") -> Text:
     """A cell that never wraps: a multi-line value is joined into one line, and the cell is cut with an
     ellipsis where its column is narrower than the value."""
-    joined = " ".join(part.strip() for part in (value or "").splitlines() if part.strip())
-    return Text(printable(joined), style=style, no_wrap=True, overflow="ellipsis")
+    return Text(printable(_joined(value)), style=style, no_wrap=True, overflow="ellipsis")
+
+
+def whole(value: str | None, style: str = "") -> Text:
+    """A handle's cell (a name, an id): one line where it fits, else folded onto more lines, never cut."""
+    return Text(printable(_joined(value)), style=style, no_wrap=False, overflow="fold")
+
+
+def _joined(value: str | None) -> str:
+    return " ".join(part.strip() for part in (value or "").splitlines() if part.strip())
 
 
 # A handle folds at this width (or its header's) before free text gives up its readable minimum.
@@ -68,9 +76,11 @@ class Col:
     def cell(self, value: str | Text) -> Text:
         """``value`` as this column's cell: free text cut with an ellipsis, anything else folded (a short
         value only folds where even the headers do not fit)."""
-        text = value.copy() if isinstance(value, Text) else one_line(value)
-        if self.shrink_to is None:
-            text.no_wrap, text.overflow = False, "fold"
+        free = self.shrink_to is not None
+        if not isinstance(value, Text):
+            return one_line(value) if free else whole(value)
+        text = value.copy()
+        text.no_wrap, text.overflow = (True, "ellipsis") if free else (False, "fold")
         return text
 
 
