@@ -4,7 +4,7 @@ Tables have three kinds of column. Short values (numbers, statuses, times) keep 
 the names and ids a user types back into another command, are never cut: where the handles alone do
 not fit, their cells fold onto continuation lines, widest first. Free text (reasons, repositories,
 paths) shrinks, widest first, to a readable minimum and is cut there with an ellipsis, one line per
-row; the ``show`` commands print it whole. No column disappears and no header is cut at 80 columns.
+row; the ``show`` commands print it whole. No column disappears.
 Details views (``show`` commands) print one ``key  value`` line per field with the whole value, and
 multi-line text as indented blocks.
 Everything a user or a script wrote is printed as plain text, never parsed as rich markup, and with
@@ -103,16 +103,19 @@ def fit_columns(columns: Sequence[Col], natural: Sequence[int], available: int) 
     handles fit whole, else the handles fold, down to ``HANDLE_FOLD_WIDTH`` (free text keeping its
     ``shrink_to``), then everything down to its header's width."""
     headers = [len(column.header) for column in columns]
-    free = [column.shrink_to for column in columns]
-    handles = [header if column.handle else None for column, header in zip(columns, headers, strict=True)]
-    readable = fit_widths(natural, free, available)
+    text_floors = [column.shrink_to for column in columns]
+    text_at_header = [None if floor is None else min(floor, header) for floor, header in zip(text_floors, headers, strict=True)]
+    handle_at_header = [header if column.handle else None for column, header in zip(columns, headers, strict=True)]
+    handle_folded = [None if header is None else max(header, HANDLE_FOLD_WIDTH) for header in handle_at_header]
+
+    readable = fit_widths(natural, text_floors, available)
     if sum(readable) <= available:
         return readable
-    narrowest_text = fit_widths(readable, [None if floor is None else min(floor, header) for floor, header in zip(free, headers, strict=True)], available)
+    narrowest_text = fit_widths(readable, text_at_header, available)
     if sum(narrowest_text) <= available:
         return narrowest_text
-    folded = fit_widths(readable, [None if header is None else max(header, HANDLE_FOLD_WIDTH) for header in handles], available)
-    return folded if sum(folded) <= available else fit_widths(narrowest_text, handles, available)
+    folded = fit_widths(readable, handle_folded, available)
+    return folded if sum(folded) <= available else fit_widths(narrowest_text, handle_at_header, available)
 
 
 class OneLineTable:
