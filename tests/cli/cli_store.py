@@ -4,18 +4,21 @@ the tables unreadable at 80 columns."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import pytest
 
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Finished, Stage
 from trainarena.orchestrator import create_tournament, drive
-from trainarena.runs import RunReport, RunRequest
+from trainarena.runs import RunReport, RunRequest, TaskSource
 from trainarena.settings import Settings
-from trainarena.store import add_competitor, open_store
+from trainarena.store import Store, add_competitor, open_store
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 LONG_NAME = "honest-baseline-with-a-really-quite-long-competitor-name"
+LONG_TOURNAMENT = "weekly-text-tournament-2026-w49-with-the-main-bracket"
 LONG_URL = "https://git.example.org/some-research-group/subgroup/" + "very-long-repository-name-" * 3 + "trainer.git"
 CRASH_TAIL = "\n".join(
     [
@@ -48,6 +51,12 @@ def fake_task(kind: str, stage: Stage, match_id: str, index: int, seed: int) -> 
     return TaskDefinition(f"instruct-{match_id}-{index}", TaskType.INSTRUCT, "tiny", {"seed": seed}, 1.0, seed)
 
 
+def long_named_task(kind: str, stage: Stage, match_id: str, index: int, seed: int) -> TaskDefinition:
+    """``fake_task`` under a name as long as a stored task's may be (a handle tables must not cut)."""
+    task = fake_task(kind, stage, match_id, index, seed)
+    return replace(task, name=f"instruction-following-on-a-long-named-dataset-{task.name}")
+
+
 class ScriptedExecutor:
     """Each competitor fails its own way (``COMPETITORS``); the honest one scores. Every run writes its
     logs as the sandbox would (stdout.log, stderr.log in the run's folder) and the honest one an artifact."""
@@ -77,17 +86,51 @@ class FinishedStore:
     finished: Finished
 
 
-def build_finished_store(data_dir: Path) -> FinishedStore:
+def _add_competitors(store: Store, names: list[str]) -> None:
+    with store.transaction() as session:
+        for i, name in enumerate(names):
+            add_competitor(session, name=name, repo_url=LONG_URL if i == 0 else f"https://github.com/x/{name}",
+                           commit=f"{i}" * 40, tree_hash=name, source_digest=name, entrypoint="train.py")  # fmt: skip
+
+
+def build_finished_store(data_dir: Path, tournament: str = "week-1", task_source: TaskSource = fake_task) -> FinishedStore:
     """The competitors and one finished tournament in ``data_dir`` (``TRAINARENA_DATA_DIR`` must name it)."""
     settings = Settings()
     names = list(COMPETITORS)
     with open_store(settings) as store:
+        _add_competitors(store, names)
         with store.transaction() as session:
-            for i, name in enumerate(names):
-                add_competitor(session, name=name, repo_url=LONG_URL if i == 0 else f"https://github.com/x/{name}",
-                               commit=f"{i}" * 40, tree_hash=name, source_digest=name, entrypoint="train.py")  # fmt: skip
-            tournament_id = create_tournament(session, name="week-1", kind="text", seed=1, entrants=names).id
-        finished = drive(store, tournament_id, task_source=fake_task, executor=ScriptedExecutor(), rules=settings.rules,
+            tournament_id = create_tournament(session, name=tournament, kind="text", seed=1, entrants=names).id
+        finished = drive(store, tournament_id, task_source=task_source, executor=ScriptedExecutor(), rules=settings.rules,
                          weight_rules=settings.weights, work_dir=settings.work_dir)  # fmt: skip
     assert finished is not None
     return FinishedStore(data_dir, tournament_id, finished)
+
+
+class DiesOnFirstCall(ScriptedExecutor):
+    """The platform dies during the tournament's first run (the run is interrupted and run again)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def execute(self, request: RunRequest) -> RunReport:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("platform died")
+        return super().execute(request)
+
+
+def build_retried_store(tournament: str = "t", task_source: TaskSource = fake_task) -> None:
+    """The honest competitor and the crasher in a finished tournament whose first run was interrupted by
+    the platform dying and then run again: that run has two attempts (in ``TRAINARENA_DATA_DIR``)."""
+    settings = Settings()
+    names = [LONG_NAME, "crasher"]
+    executor = DiesOnFirstCall()
+    kwargs = {"task_source": task_source, "rules": settings.rules, "weight_rules": settings.weights, "work_dir": settings.work_dir}
+    with open_store(settings) as store:
+        _add_competitors(store, names)
+        with store.transaction() as session:
+            tournament_id = create_tournament(session, name=tournament, kind="text", seed=1, entrants=names).id
+        with pytest.raises(RuntimeError, match="platform died"):
+            drive(store, tournament_id, executor=executor, **kwargs)
+        assert drive(store, tournament_id, executor=executor, **kwargs) is not None

@@ -8,7 +8,17 @@ import os
 from pathlib import Path
 
 import pytest
-from cli_store import COMPETITORS, CRASH_REASON, CRASH_TAIL, INVALID_REASON, LONG_NAME, TIMEOUT_REASON, FinishedStore
+from box_table import read_table
+from cli_store import (
+    COMPETITORS,
+    CRASH_REASON,
+    CRASH_TAIL,
+    INVALID_REASON,
+    LONG_NAME,
+    TIMEOUT_REASON,
+    FinishedStore,
+    build_retried_store,
+)
 from typer.testing import CliRunner, Result
 
 from trainarena.cli import app
@@ -119,16 +129,15 @@ def test_list_filters_by_tournament_competitor_and_status(finished_store: Finish
 
 
 @pytest.mark.parametrize("width", [80, 120])
-def test_list_keeps_one_line_per_run(finished_store: FinishedStore, width: int) -> None:
+def test_list_keeps_the_names_whole_and_cuts_the_reason(finished_store: FinishedStore, width: int) -> None:
     result = _invoke("runs", "list", width=width)
     assert result.exit_code == 0, result.output
-    table = [line for line in result.stdout.splitlines() if line[:1] in "┏┃┡│└"]
-    assert all(len(line) <= width and line[-1] in "┓┃┩│┘" for line in table)
-    rows = [line for line in table if line.startswith("│")]
-    assert len(rows) == len(COMPETITORS)
-    (crash_row,) = [row for row in rows if "crasher" in row]
-    reason_cell = crash_row.strip("│").split("│")[-1].strip()
-    assert reason_cell.endswith("…") and short_reason(CRASH_REASON).startswith(reason_cell[:-1])
+    rows = read_table(result.stdout, width, ["run", "tournament", "round", "task", "competitor", "result", "reason"])
+    runs = json.loads(_invoke("runs", "list", "--json").stdout)
+    assert [row[:2] + row[3:5] for row in rows] == [[str(run["run_id"]), "week-1", run["task"], run["competitor"]] for run in runs]
+    assert [row[5] for row in rows] == [f"{run['score']:.4f}" if run["status"] == "succeeded" else run["status"] for run in runs]
+    (crash_row,) = [row for row in rows if row[4] == "crasher"]
+    assert crash_row[6].endswith("…") and short_reason(CRASH_REASON).startswith(crash_row[6][:-1])
 
 
 def test_list_on_an_empty_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,34 +149,8 @@ def test_list_on_an_empty_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_show_lists_every_attempt_and_marks_the_one_that_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run whose first try died with the platform is run again: `runs show` keeps both tries, the
     interrupted one with its driver, and says which one the score belongs to."""
-    from cli_store import ScriptedExecutor, fake_task
-
-    from trainarena.orchestrator import create_tournament, drive
-    from trainarena.settings import Settings
-    from trainarena.store import add_competitor, open_store
-
-    class DiesOnFirstCall(ScriptedExecutor):
-        calls = 0
-
-        def execute(self, request):  # type: ignore[no-untyped-def]
-            DiesOnFirstCall.calls += 1
-            if DiesOnFirstCall.calls == 1:
-                raise RuntimeError("platform died")
-            return super().execute(request)
-
     monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
-    settings = Settings()
-    honest = next(name for name, outcome in COMPETITORS.items() if outcome is None)
-    with open_store(settings) as store:
-        with store.transaction() as session:
-            for i, name in enumerate([honest, "crasher"]):
-                add_competitor(session, name=name, repo_url=f"https://github.com/x/{i}", commit=f"{i}" * 40,
-                               tree_hash=name, source_digest=name, entrypoint="train.py")  # fmt: skip
-            tournament_id = create_tournament(session, name="t", kind="text", seed=1, entrants=[honest, "crasher"]).id
-        kwargs = {"task_source": fake_task, "rules": settings.rules, "weight_rules": settings.weights, "work_dir": settings.work_dir}
-        with pytest.raises(RuntimeError, match="platform died"):
-            drive(store, tournament_id, executor=DiesOnFirstCall(), **kwargs)
-        assert drive(store, tournament_id, executor=DiesOnFirstCall(), **kwargs) is not None
+    build_retried_store()
 
     shown = {}
     for run_id in _run_ids().values():

@@ -1,20 +1,23 @@
 """What `status`, `competitor list | show`, `run` and the demo's bracket, leaderboard and progress print at
-80 and 120 columns: one line per table row, long values cut with an ellipsis instead of wrapping word by
-word, no column dropped or cropped, and details views with every value whole."""
+80 and 120 columns: names whole in tables (folded onto continuation lines where they do not fit), long
+free text cut with an ellipsis instead of wrapping word by word, no column dropped or cropped, and
+details views with every value whole."""
 
 from __future__ import annotations
 
+import math
 from io import StringIO
 from pathlib import Path
 
 import pytest
+from box_table import read_table
 from cli_store import COMPETITORS, CRASH_REASON, CRASH_TAIL, LONG_NAME, LONG_URL, FinishedStore
 from rich.console import Console
 from typer.testing import CliRunner
 
 from trainarena.cli import app
 from trainarena.cli import run as run_module
-from trainarena.cli.output import fit_widths
+from trainarena.cli.output import Col, fit_columns, fit_widths
 from trainarena.cli.results import BRACKET_NAME_WIDTH, LiveProgress, print_bracket, print_leaderboard
 from trainarena.contract import RunStatus
 from trainarena.engine.model import Stage
@@ -25,31 +28,12 @@ from trainarena.settings import Settings
 from trainarena.store import get_tournament, open_store
 
 WIDTHS = (80, 120)
-LEFT_BORDERS, RIGHT_BORDERS = "┏┃┡│└", "┓┃┩│┘"
 
 
 def _invoke(args: list[str], width: int, exit_code: int = 0) -> str:
     result = CliRunner().invoke(app, args, env={"COLUMNS": str(width)})
     assert result.exit_code == exit_code, result.output
     return result.stdout
-
-
-def _cells(row: str) -> list[str]:
-    return [cell.strip() for cell in row.strip().strip("│").split("│")]
-
-
-def _one_line_table(output: str, width: int, headers: list[str], rows: int) -> list[list[str]]:
-    """Checks the one box table in ``output`` and returns its rows' cells: every line within the width and
-    closed by its right border (nothing cropped), the header on one line with every column's name whole,
-    exactly ``rows`` body lines (no row wrapped onto a second line)."""
-    table = [line for line in output.splitlines() if line[:1] in LEFT_BORDERS]
-    assert table, output
-    assert all(len(line) <= width and line[-1] in RIGHT_BORDERS for line in table), output
-    header = [line for line in table if line.startswith("┃")]
-    assert len(header) == 1 and _cells(header[0].replace("┃", "│")) == headers, output
-    body = [_cells(line) for line in table if line.startswith("│")]
-    assert len(body) == rows and all(len(cells) == len(headers) for cells in body), output
-    return body
 
 
 def _shown(cell: str, value: str) -> bool:
@@ -75,23 +59,34 @@ def test_fit_widths_shrinks_the_widest_first_never_below_a_floor() -> None:
     assert fit_widths([5, 40, 30], [None, 10, 10], 10) == [5, 10, 10]  # too narrow: the floors hold
 
 
+def test_fit_columns_cuts_free_text_before_it_folds_handles_and_never_goes_below_a_header() -> None:
+    columns = [Col("id"), Col("name", handle=True), Col("reason", shrink_to=10)]
+    assert fit_columns(columns, [4, 30, 40], 100) == [4, 30, 40]
+    assert fit_columns(columns, [4, 30, 40], 44) == [4, 30, 10]  # the reason shrinks, the name stays whole
+    assert fit_columns(columns, [4, 30, 40], 40) == [4, 30, 6]  # to its header, when that keeps the name whole
+    assert fit_columns(columns, [4, 30, 40], 30) == [4, 16, 10]  # else the name folds; the reason stays readable
+    assert fit_columns(columns, [4, 30, 40], 14) == [4, 4, 6]  # narrower than that: everything down to its header
+    with pytest.raises(ValueError, match="a handle is never cut"):
+        Col("name", shrink_to=8, handle=True)
+
+
 @pytest.mark.parametrize("width", WIDTHS)
-def test_status_keeps_one_line_per_tournament(finished_store: FinishedStore, width: int) -> None:
+def test_status_keeps_the_champion_whole_and_cuts_the_outcome(finished_store: FinishedStore, width: int) -> None:
     output = _invoke(["status"], width)
     headers = ["id", "name", "kind", "status", "where", "runs", "champion", "outcome"]
-    (row,) = _one_line_table(output, width, headers, rows=1)
+    (row,) = read_table(output, width, headers)
     assert row[1:4] == ["week-1", "text", "finished"]
-    assert _shown(row[6], LONG_NAME) and row[6].endswith("…")
+    assert row[6] == LONG_NAME  # `competitor show NAME` takes it
     assert _shown(row[7], finished_store.finished.reason) and row[7].endswith("…")
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_competitor_list_cuts_with_an_ellipsis_and_keeps_the_repository(finished_store: FinishedStore, width: int) -> None:
+def test_competitor_list_keeps_names_whole_and_cuts_the_repository(finished_store: FinishedStore, width: int) -> None:
     output = _invoke(["competitor", "list"], width)
     headers = ["name", "repository", "commit", "entrypoint", "types", "registered"]
-    rows = _one_line_table(output, width, headers, rows=len(COMPETITORS))
+    rows = read_table(output, width, headers, key="commit")
     long_row = rows[0]
-    assert _shown(long_row[0], LONG_NAME) and long_row[0].endswith("…")
+    assert long_row[0] == LONG_NAME
     assert _shown(long_row[1], LONG_URL) and long_row[1].endswith("…")
     assert long_row[2] == "0" * 12 and long_row[3] == "train.py"
     assert [row[0] for row in rows[1:]] == list(COMPETITORS)[1:]
@@ -111,9 +106,9 @@ def test_leaderboard_keeps_one_line_per_competitor_with_the_failed_run_id(finish
     board = _board(finished_store)
     output = _render(width, lambda console: print_leaderboard(console, board))
     headers = ["#", "competitor", "reached", "ok", "scores", "failed because", "weight"]
-    rows = {row[1]: row for row in _one_line_table(output, width, headers, rows=len(COMPETITORS))}
-    (long_name_shown,) = [name for name in rows if _shown(name, LONG_NAME)]
-    assert rows[long_name_shown][0] == "1" and rows[long_name_shown][5] == ""
+    rows = {row[1]: row for row in read_table(output, width, headers)}
+    assert sorted(rows) == sorted(COMPETITORS)  # every name whole
+    assert rows[LONG_NAME][0] == "1" and rows[LONG_NAME][5] == ""
     crasher_run = next(line.run_id for line in board.runs if line.competitor == "crasher")
     assert _shown(rows["crasher"][5], f"run {crasher_run}: {short_reason(CRASH_REASON)}")
     assert rows["crasher"][5].endswith("…")  # the reason is long: cut, not wrapped
@@ -121,20 +116,26 @@ def test_leaderboard_keeps_one_line_per_competitor_with_the_failed_run_id(finish
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_bracket_shows_each_run_on_one_line_with_its_id(finished_store: FinishedStore, width: int) -> None:
+def test_bracket_shows_each_run_with_its_id_and_the_whole_name(finished_store: FinishedStore, width: int) -> None:
     board = _board(finished_store)
     lines = _render(width, lambda console: print_bracket(console, board)).splitlines()
     rounds = {(line.round_index, line.stage) for line in board.runs}
     tasks = {(line.round_index, line.match_id, line.task) for line in board.runs}
-    assert len(lines) == 1 + len(rounds) + len(tasks) + len(board.runs)  # nothing wrapped
-    assert all(len(line) <= width for line in lines)
     name_width = min(BRACKET_NAME_WIDTH, max(len(name) for name in COMPETITORS))
+    run_lines = sum(math.ceil(len(run.competitor) / name_width) for run in board.runs)  # a long name folds
+    assert len(lines) == 1 + len(rounds) + len(tasks) + run_lines  # nothing else wrapped
+    assert all(len(line) <= width for line in lines)
     for run in board.runs:
-        (shown,) = [line for line in lines if f"run {run.run_id} " in line]
-        after_id = shown.split(f"run {run.run_id} ", 1)[1]
-        assert _shown(after_id[:name_width].strip(), run.competitor)
+        (at,) = [i for i, line in enumerate(lines) if f"run {run.run_id} " in line]
+        start = lines[at].index(f"run {run.run_id} ") + len(f"run {run.run_id} ")
+        name = lines[at][start : start + name_width].strip()
+        for follow in lines[at + 1 :]:
+            if not set(follow[:start]) <= set(" │"):  # the next run, task or round
+                break
+            name += follow[start : start + name_width].strip()
+        assert name == run.competitor
         expected = "1.0000" if run.status == "succeeded" else f"{run.status}: {short_reason(run.failure)}"
-        assert _shown(after_id[name_width:].strip(), expected)
+        assert _shown(lines[at][start + name_width :].strip(), expected)
 
 
 @pytest.mark.parametrize("width", WIDTHS)

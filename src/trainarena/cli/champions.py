@@ -18,7 +18,8 @@ from trainarena.registry import ChampionSource, ExportError, champion_sources, e
 from trainarena.settings import Settings
 from trainarena.store import get_competitor, open_store
 
-COLUMNS = (Col("kind"), Col("champion", shrink_to=8), Col("since"), Col("tournament", shrink_to=8), Col("margin", shrink_to=10))
+# The champion's and tournament's names are whole (folded where they do not fit); the margin shrinks.
+COLUMNS = (Col("kind"), Col("champion", handle=True), Col("since"), Col("tournament", handle=True), Col("margin", shrink_to=10))
 
 app = typer.Typer(help="Show every crowning, oldest first: the latest of each kind reigns; its code (repo@commit, license, "
                   "source digest) follows. `export-code` writes a champion's code.", invoke_without_command=True)

@@ -29,20 +29,20 @@ app = typer.Typer(help="Register competitors (a git repository at a commit), ins
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
-# One line per competitor: the name and repository shrink (with an ellipsis) to fit the terminal;
-# `competitor show NAME` prints every value whole.
+# A line per competitor: the name is whole (folded where it does not fit), the repository shrinks with
+# an ellipsis; `competitor show NAME` prints every value whole.
 LIST_COLUMNS = (
-    Col("name", shrink_to=10),
+    Col("name", handle=True),
     Col("repository", shrink_to=14),
     Col("commit"),
-    Col("entrypoint", shrink_to=8),
+    Col("entrypoint", shrink_to=10),
     Col("types", shrink_to=5),
     Col("registered"),
 )
 FLAGGED_COLUMNS = (
-    Col("name", shrink_to=10),
+    Col("name", handle=True),
     Col("flag"),
-    Col("like", shrink_to=10),
+    Col("like", handle=True),
     Col("similarity", justify="right"),
     Col("registered"),
 )

@@ -20,7 +20,7 @@ app = typer.Typer(help="List, show and cancel customers' training jobs.", no_arg
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 JobId = Annotated[str, typer.Argument(help="The job's id (job-...).")]
 # The failure reason and the budget are in `jobs show`: an 80-column row has room for the id whole.
-JOB_COLUMNS = (Col("id"), Col("status"), Col("type"), Col("base model", shrink_to=5), Col("score", justify="right"),
+JOB_COLUMNS = (Col("id", handle=True), Col("status"), Col("type"), Col("base model", shrink_to=5), Col("score", justify="right"),
                Col("created"))  # fmt: skip
 
 

@@ -21,7 +21,7 @@ app = typer.Typer(help="Create, list and revoke the HTTP API's keys; create and 
                   no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-KEY_COLUMNS = (Col("name"), Col("role"), Col("key starts", shrink_to=6), Col("created", shrink_to=10), Col("last used", shrink_to=5),
+KEY_COLUMNS = (Col("name", handle=True), Col("role"), Col("key starts", shrink_to=6), Col("created", shrink_to=10), Col("last used", shrink_to=5),
                Col("revoked", shrink_to=5))  # the name is the handle `keys revoke` takes: never cut
 
 

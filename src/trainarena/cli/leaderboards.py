@@ -12,7 +12,7 @@ from trainarena.store import open_store
 
 BOARD_COLUMNS = (
     Col("rank", justify="right"),
-    Col("entrant", shrink_to=12),
+    Col("entrant", handle=True),  # a competitor's name, or a reference's label
     Col("kind"),
     Col("best", justify="right"),
     Col("run", justify="right"),

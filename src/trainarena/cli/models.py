@@ -21,7 +21,7 @@ app = typer.Typer(help="List, show, export and publish the registered models.", 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ModelId = Annotated[str, typer.Argument(help="The model's id (model-...), as `trainarena models list` shows it.")]
 # Base model and Hub URL are in `models show`: seven columns would not fit 80 without cutting the ids.
-COLUMNS = (Col("id"), Col("source"), Col("type"), Col("score"), Col("script", shrink_to=10))
+COLUMNS = (Col("id", handle=True), Col("source"), Col("type"), Col("score"), Col("script", shrink_to=10))
 
 
 def _record(row: RegisteredModel) -> dict[str, Any]:

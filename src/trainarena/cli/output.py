@@ -1,9 +1,12 @@
 """Output that reads at any terminal width, 80 columns included.
 
-Tables keep one line per row: every cell is cut with an ellipsis instead of wrapping; short columns
-(ids, statuses, numbers) keep their width; long ones (names, URLs, reasons) shrink, widest first, but
-never below a readable minimum, so no column disappears. Details views (``show`` commands) print one
-``key  value`` line per field with the whole value, and multi-line text as indented blocks.
+Tables have three kinds of column. Short values (numbers, statuses, times) keep their width. Handles,
+the names and ids a user types back into another command, are never cut: where the handles alone do
+not fit, their cells fold onto continuation lines, widest first. Free text (reasons, repositories,
+paths) shrinks, widest first, to a readable minimum and is cut there with an ellipsis, one line per
+row; the ``show`` commands print it whole. No column disappears.
+Details views (``show`` commands) print one ``key  value`` line per field with the whole value, and
+multi-line text as indented blocks.
 Everything a user or a script wrote is printed as plain text, never parsed as rich markup, and with
 its control characters escaped (``printable``): a script's stderr (a failure reason, a log tail) must not
 move the cursor, erase lines, retitle the window or set the clipboard on the operator's terminal.
@@ -41,17 +44,44 @@ def printable(text: str) -> str:
 def one_line(value: str | None, style: str = "") -> Text:
     """A cell that never wraps: a multi-line value is joined into one line, and the cell is cut with an
     ellipsis where its column is narrower than the value."""
-    joined = " ".join(part.strip() for part in (value or "").splitlines() if part.strip())
-    return Text(printable(joined), style=style, no_wrap=True, overflow="ellipsis")
+    return Text(printable(_joined(value)), style=style, no_wrap=True, overflow="ellipsis")
+
+
+def whole(value: str | None, style: str = "") -> Text:
+    """A handle's cell (a name, an id): one line where it fits, else folded onto more lines, never cut."""
+    return Text(printable(_joined(value)), style=style, no_wrap=False, overflow="fold")
+
+
+def _joined(value: str | None) -> str:
+    return " ".join(part.strip() for part in (value or "").splitlines() if part.strip())
+
+
+# A handle folds at this width (or its header's) before free text gives up its readable minimum.
+HANDLE_FOLD_WIDTH = 8
 
 
 @dataclass(frozen=True)
 class Col:
-    """A column of a ``OneLineTable``."""
+    """A column of a ``OneLineTable``: a short value (the default), a handle, or free text (``shrink_to``)."""
 
     header: str
-    shrink_to: int | None = None  # None: always as wide as its widest cell; else shrinks, not below this
+    shrink_to: int | None = None  # free text: shrinks, cut with an ellipsis, first down to this, then to its header
     justify: JustifyMethod = "left"
+    handle: bool = False  # typed back into commands (a name, an id): never cut, folds onto more lines instead
+
+    def __post_init__(self) -> None:
+        if self.handle and self.shrink_to is not None:
+            raise ValueError(f"column {self.header!r}: a handle is never cut, so it takes no shrink_to")
+
+    def cell(self, value: str | Text) -> Text:
+        """``value`` as this column's cell: free text cut with an ellipsis, anything else folded (a short
+        value only folds where even the headers do not fit)."""
+        free = self.shrink_to is not None
+        if not isinstance(value, Text):
+            return one_line(value) if free else whole(value)
+        text = value.copy()
+        text.no_wrap, text.overflow = (True, "ellipsis") if free else (False, "fold")
+        return text
 
 
 def fit_widths(natural: Sequence[int], floors: Sequence[int | None], available: int) -> list[int]:
@@ -67,11 +97,33 @@ def fit_widths(natural: Sequence[int], floors: Sequence[int | None], available: 
     return at_level(level)
 
 
+def fit_columns(columns: Sequence[Col], natural: Sequence[int], available: int) -> list[int]:
+    """The widths of ``columns`` at ``available`` cells. Short values keep theirs; free text shrinks to its
+    ``shrink_to``; where that is not enough, free text goes down to its header's width if that lets the
+    handles fit whole, else the handles fold, down to ``HANDLE_FOLD_WIDTH`` (free text keeping its
+    ``shrink_to``), then everything down to its header's width."""
+    headers = [len(column.header) for column in columns]
+    text_floors = [column.shrink_to for column in columns]
+    text_at_header = [None if floor is None else min(floor, header) for floor, header in zip(text_floors, headers, strict=True)]
+    handle_at_header = [header if column.handle else None for column, header in zip(columns, headers, strict=True)]
+    handle_folded = [None if header is None else max(header, HANDLE_FOLD_WIDTH) for header in handle_at_header]
+
+    readable = fit_widths(natural, text_floors, available)
+    if sum(readable) <= available:
+        return readable
+    narrowest_text = fit_widths(readable, text_at_header, available)
+    if sum(narrowest_text) <= available:
+        return narrowest_text
+    folded = fit_widths(readable, handle_folded, available)
+    return folded if sum(folded) <= available else fit_widths(narrowest_text, handle_at_header, available)
+
+
 class OneLineTable:
-    """A rich table whose rows are one line each at any width (see the module's docstring).
+    """A rich table that cuts only free text, at any width (see the module's docstring): a row is one
+    line unless a handle has to fold.
 
     rich itself would shrink wrapping columns to nothing and then crop the table's right side, which is
-    how a column silently disappears; here the widths are fitted first (``fit_widths``) and fixed."""
+    how a column silently disappears; here the widths are fitted first (``fit_columns``) and fixed."""
 
     def __init__(self, columns: Sequence[Col], title: str | None = None) -> None:
         self.columns = tuple(columns)
@@ -79,20 +131,22 @@ class OneLineTable:
         self.rows: list[list[Text]] = []
 
     def add_row(self, cells: Iterable[str | Text]) -> None:
-        row = [cell if isinstance(cell, Text) else one_line(cell) for cell in cells]
-        if len(row) != len(self.columns):
-            raise ValueError(f"a row of {len(row)} cells in a table of {len(self.columns)} columns")
-        self.rows.append(row)
+        values = list(cells)
+        if len(values) != len(self.columns):
+            raise ValueError(f"a row of {len(values)} cells in a table of {len(self.columns)} columns")
+        self.rows.append([column.cell(value) for column, value in zip(self.columns, values, strict=True)])
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        table = Table(title=None if self.title is None else one_line(self.title, style="bold"))
+        # A title names things (a tournament, a task): it wraps rather than being cut.
+        table = Table(title=None if self.title is None else Text(printable(self.title), style="bold"))
         # Each column costs one cell of padding on either side, plus a border between and around columns.
         available = options.max_width - 3 * len(self.columns) - 1
         headers = [one_line(column.header) for column in self.columns]
         natural = [max(cell.cell_len for cell in [header, *(row[i] for row in self.rows)]) for i, header in enumerate(headers)]
-        widths = fit_widths(natural, [column.shrink_to for column in self.columns], available)
+        widths = fit_columns(self.columns, natural, available)
         for column, header, width in zip(self.columns, headers, widths, strict=True):
-            table.add_column(header, justify=column.justify, width=width, no_wrap=True, overflow="ellipsis")
+            free = column.shrink_to is not None
+            table.add_column(header, justify=column.justify, width=width, no_wrap=free, overflow="ellipsis" if free else "fold")
         for row in self.rows:
             table.add_row(*row)
         yield table

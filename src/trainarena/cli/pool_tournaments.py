@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY, stop_at_once_on_ctrl_c, threads_per_run
-from trainarena.cli.output import Col, OneLineTable, fail, labelled, parse_utc, print_fields
+from trainarena.cli.output import OneLineTable, fail, labelled, parse_utc, print_fields
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cli.status import STATUS_COLUMNS, champion_cell, summary_json, where_cell
 from trainarena.cluster import make_executor
@@ -141,7 +141,7 @@ def show_command(tournament_id: Annotated[int, typer.Argument(help="A tournament
     print_leaderboard(console, board)
 
 
-LIST_COLUMNS = STATUS_COLUMNS[:5] + (Col("runs", justify="right"), Col("champion", shrink_to=8))
+LIST_COLUMNS = STATUS_COLUMNS[:7]  # without the outcome
 
 
 def list_command(json_output: JsonFlag = False) -> None:

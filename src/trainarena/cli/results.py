@@ -12,7 +12,7 @@ from rich.table import Column, Table
 from rich.text import Text
 from rich.tree import Tree
 
-from trainarena.cli.output import Col, OneLineTable, one_line
+from trainarena.cli.output import Col, OneLineTable, one_line, whole
 from trainarena.contract import RunStatus
 from trainarena.reporting.leaderboard import Leaderboard, RunLine
 from trainarena.reporting.run_detail import short_reason
@@ -23,10 +23,11 @@ _STATUS_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "yellow", "
 BRACKET_NAME_WIDTH = 24
 PROGRESS_BAR_WIDTH = 20  # narrow enough to leave the run's name room at 80 columns
 RUNS_SHOW_HINT = "trainarena runs show RUN_ID"
-# The leaderboard's columns: names and reasons shrink (with an ellipsis) to fit the terminal.
+# The leaderboard's columns: names are whole (folded where they do not fit), scores and reasons shrink
+# with an ellipsis.
 LEADERBOARD_COLUMNS = (
     Col("#", justify="right"),
-    Col("competitor", shrink_to=12),
+    Col("competitor", handle=True),
     Col("reached"),
     Col("ok", justify="right"),
     Col("scores", shrink_to=6),
@@ -46,18 +47,19 @@ def _run_result(line: RunLine) -> Text:
 
 
 def _bracket_line(line: RunLine, id_width: int, name_width: int) -> Table:
-    """One run on one line: its id, the competitor (cut to ``name_width``) and its score or reason."""
+    """One run on one line: its id, the competitor and its score or reason; a name wider than
+    ``name_width`` folds onto more lines (it is what `runs list --competitor` takes), the reason is cut."""
     grid = Table.grid(padding=(0, 1))
     grid.add_column(width=id_width, no_wrap=True, justify="right")
-    grid.add_column(width=name_width, no_wrap=True, overflow="ellipsis")
+    grid.add_column(width=name_width, overflow="fold")
     grid.add_column(no_wrap=False, overflow="ellipsis")  # takes what is left; the cell is cut, not wrapped
-    grid.add_row(one_line(f"run {line.run_id}", style="dim"), one_line(line.competitor), _run_result(line))
+    grid.add_row(one_line(f"run {line.run_id}", style="dim"), whole(line.competitor), _run_result(line))
     return grid
 
 
 def print_bracket(console: Console, board: Leaderboard) -> None:
     """Every round, match and task with each run's id, competitor and score or failure, one line each."""
-    tree = Tree(one_line(f"{board.tournament} ({board.kind})", style="bold"))
+    tree = Tree(whole(f"{board.tournament} ({board.kind})", style="bold"))
     rounds: dict[tuple[int, str], Tree] = {}
     tasks: dict[tuple[int, str, str], Tree] = {}
     id_width = max((len(f"run {line.run_id}") for line in board.runs), default=0)
@@ -68,7 +70,7 @@ def print_bracket(console: Console, board: Leaderboard) -> None:
             rounds[key] = tree.add(one_line(f"round {line.round_index + 1}: {line.stage}", style="cyan"))
         task_key = (line.round_index, line.match_id, line.task)
         if task_key not in tasks:
-            tasks[task_key] = rounds[key].add(one_line(f"{line.match_id} · task {line.task}"))
+            tasks[task_key] = rounds[key].add(whole(f"{line.match_id} · task {line.task}"))
         tasks[task_key].add(_bracket_line(line, id_width, name_width))
     console.print(tree)
 

@@ -33,23 +33,25 @@ app = typer.Typer(help="Look at runs, in tournaments and ad hoc: one in full (re
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 # Lines of the stderr log `runs show` prints unless told otherwise (as many as result.json holds).
 DEFAULT_TAIL_LINES = RESULT_TAIL_LINES
-# One line per run: the names and the reason shrink (with an ellipsis) to fit the terminal.
+# A line per run: the names the filters take are whole (folded where they do not fit), the round and
+# the reason shrink with an ellipsis (`runs show` has the whole reason). The result is the score of a
+# run that succeeded, else its status: a column of each would leave the three names 24 cells at 80.
 LIST_COLUMNS = (
     Col("run", justify="right"),
-    Col("tournament", shrink_to=8),
+    Col("tournament", handle=True),
     Col("round", shrink_to=5),
-    Col("task", shrink_to=6),
-    Col("competitor", shrink_to=10),
-    Col("status"),
-    Col("score", justify="right"),
+    Col("task", handle=True),
+    Col("competitor", handle=True),
+    Col("result", justify="right"),
     Col("reason", shrink_to=8),
 )
-# The tries of a run that was interrupted and run again; the one that counts is marked.
+# The tries of a run that was interrupted and run again; the one that counts is marked. The start time
+# is short (the run's fields above have its year and zone) so that it stays whole at 80 columns.
 ATTEMPT_COLUMNS = (
     Col("#", justify="right"),
     Col("status"),
     Col("driver", shrink_to=8),
-    Col("started", shrink_to=10),
+    Col("started"),
     Col("wall", justify="right"),
     Col("score", justify="right"),
     Col("reason", shrink_to=8),
@@ -57,8 +59,8 @@ ATTEMPT_COLUMNS = (
 
 
 
-def _time(moment: datetime | None) -> str:
-    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S %Z")
+def _time(moment: datetime | None, form: str = "%Y-%m-%d %H:%M:%S %Z") -> str:
+    return "-" if moment is None else moment.strftime(form)
 
 
 # The run's steps in timings.json, in the order a run does them (docs/benchmarks.md#overhead).
@@ -128,7 +130,7 @@ def _print_detail(console: Console, run: RunDetail) -> None:
         for line in run.attempt_history:
             score = "-" if line.score is None else f"{line.score:.4f}"
             table.add_row([str(line.number), line.status + (" (counts)" if line.counts else ""), line.driver,
-                           _time(line.started_at), _seconds(line.wall_seconds), score, line.reason or "-"])
+                           _time(line.started_at, "%m-%d %H:%M"), _seconds(line.wall_seconds), score, line.reason or "-"])
         console.print(table)
     print_reason(console, run.summary, run.stderr_tail, run.stderr_tail_from)
 
@@ -152,12 +154,12 @@ def show_command(
 
 
 def list_row(run: RunSummary) -> list[str]:
-    score = "-" if run.score is None or run.status != RunStatus.SUCCEEDED else f"{run.score:.4f}"
+    result = f"{run.score:.4f}" if run.status == RunStatus.SUCCEEDED and run.score is not None else run.status
     if run.tournament is None:
         where, round_text = ("ad hoc", "-") if run.origin == "adhoc" else ("reference", "-")
     else:
-        where, round_text = run.tournament, f"{run.stage} r{run.round}"
-    return [str(run.run_id), where, round_text, run.task, run.competitor, run.status, score, run.reason]
+        where, round_text = run.tournament, f"r{run.round} {run.stage}"  # cut to its width, the number stays
+    return [str(run.run_id), where, round_text, run.task, run.competitor, result, run.reason]
 
 
 @app.command("list")

@@ -29,16 +29,16 @@ from trainarena.store import (
 )
 from trainarena.store.tournaments import TOURNAMENT_KINDS
 
-# One line per tournament: names and the outcome shrink (with an ellipsis) to fit the terminal;
-# `status --json` has every value whole.
+# A line per tournament: its name and the champion's are whole (folded where they do not fit), where
+# it stands and its outcome shrink with an ellipsis; `status --json` has every value whole.
 STATUS_COLUMNS = (
     Col("id", justify="right"),
-    Col("name", shrink_to=8),
+    Col("name", handle=True),
     Col("kind"),
     Col("status"),
     Col("where", shrink_to=8),
     Col("runs", justify="right"),
-    Col("champion", shrink_to=8),
+    Col("champion", handle=True),
     Col("outcome", shrink_to=7),
 )
 

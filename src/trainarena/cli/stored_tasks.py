@@ -19,9 +19,10 @@ from trainarena.store import StoredTask, get_stored_task, list_stored_tasks, ope
 from trainarena.store.competitors import StoreError
 from trainarena.tasks import TaskFileError, read_task_file
 
+# The name and the pool are what `task stored show` and `--pool` take: never cut.
 STORED_COLUMNS = (
-    Col("name"),
-    Col("pool"),
+    Col("name", handle=True),
+    Col("pool", handle=True),
     Col("type"),
     Col("dataset", shrink_to=12),
     Col("rows", justify="right"),

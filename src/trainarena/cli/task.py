@@ -31,7 +31,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of te
 # One line per task file: the name is never cut (it is what `task show` takes); model and dataset
 # shrink with an ellipsis. Built-in assets are shown by their name alone (a footnote says so).
 LIST_COLUMNS = (
-    Col("name"),
+    Col("name", handle=True),
     Col("type"),
     Col("base model", shrink_to=10),
     Col("dataset", shrink_to=12),

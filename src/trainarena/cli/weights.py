@@ -31,9 +31,10 @@ app = typer.Typer(help="Publish, show and export the weight vectors of the finis
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
-WEIGHT_COLUMNS = (Col("#", justify="right"), Col("competitor", shrink_to=12), Col("hotkey", shrink_to=10),
+# Competitor and tournament names are whole (folded where they do not fit); a hotkey shows its start.
+WEIGHT_COLUMNS = (Col("#", justify="right"), Col("competitor", handle=True), Col("hotkey", shrink_to=10),
                   Col("weight", justify="right"))  # fmt: skip
-HISTORY_COLUMNS = (Col("id", justify="right"), Col("published"), Col("text", shrink_to=8), Col("image", shrink_to=8),
+HISTORY_COLUMNS = (Col("id", justify="right"), Col("published"), Col("text", handle=True), Col("image", handle=True),
                    Col("ratio", justify="right"), Col("week", justify="right"), Col("paid", justify="right"))  # fmt: skip
 
 
