@@ -172,10 +172,16 @@ def _store_finish(session: Session, tournament: Tournament, finished: Finished, 
     tournament.finished_at = now
 
 
-def _recover_interrupted(session: Session, tournament_id: int, me: DriverIdentity) -> int:
+def attempt_dir(work_dir: Path, tournament_id: int, run_id: int, attempt: int) -> Path:
+    """The folder of a tournament run's attempt: its inputs, output and logs."""
+    return work_dir / f"tournament-{tournament_id}" / f"run-{run_id}" / f"attempt-{attempt}"
+
+
+def _recover_interrupted(session: Session, tournament_id: int, me: DriverIdentity) -> list[tuple[int, int]]:
     """Runs left RUNNING by an earlier lease holder: their attempt was interrupted; run them again.
-    Only the lease holder calls this, so no live driver is executing them. Returns how many."""
-    recovered = 0
+    Only the lease holder calls this, so no live driver is executing them. Returns the interrupted
+    attempts, (run id, attempt number)."""
+    interrupted = []
     for run in tournament_runs(session, tournament_id):
         if run.status != RunStatus.RUNNING:
             continue
@@ -183,9 +189,9 @@ def _recover_interrupted(session: Session, tournament_id: int, me: DriverIdentit
             if attempt.status == AttemptStatus.RUNNING:
                 to_run_again(run, attempt, f"its driver ({attempt.driver_host} pid {attempt.driver_pid}) stopped before "
                                            f"it finished; taken over by {me.host} pid {me.pid}")
+                interrupted.append((run.id, attempt.number))
         run.status = RunStatus.PENDING.value
-        recovered += 1
-    return recovered
+    return interrupted
 
 
 # --- Driving -------------------------------------------------------------------------------------
@@ -352,7 +358,7 @@ class _Driver:
     def _request(self, tournament: Tournament, round_row: Round, run: Run) -> RunRequest:
         task = run.task
         competitor = run.competitor
-        run_dir = self.work_dir / f"tournament-{tournament.id}" / f"run-{run.id}" / f"attempt-{run.attempts}"
+        run_dir = attempt_dir(self.work_dir, tournament.id, run.id, run.attempts)
         clear_stale_folder(run_dir)  # claimed now, under the lease: nothing of this attempt can be there yet
         return RunRequest(
             tournament_id=tournament.id,
@@ -484,7 +490,9 @@ def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[]
                       tending: Tending | None) -> Finished | None:
     with driver.writing() as session:
         interrupted = _recover_interrupted(session, driver.tournament_id, driver.me)
-        driver.announce_resumption(session, interrupted)
+        driver.announce_resumption(session, len({run_id for run_id, _ in interrupted}))
+    for run_id, number in interrupted:  # as run_interrupted does: nothing of them is scored or kept; logs stay
+        remove_tree(attempt_dir(driver.work_dir, driver.tournament_id, run_id, number) / "output")
     # A drive of so many steps claims those, none early; an executor that cannot stop a run at once
     # (Ray's, today) would keep a dropped early run's node, and the drive's end, for its whole budget.
     if max_steps is None and driver.parallel > 1 and getattr(driver.executor, "stops_runs_at_once", True):

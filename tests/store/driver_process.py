@@ -43,8 +43,11 @@ class RecordingExecutor:
 
     def execute(self, request: RunRequest) -> RunReport:
         self._record("start", request)
-        if self.hang:
-            time.sleep(600)  # killed here
+        if self.hang:  # killed here, mid-run, its output and logs half written
+            for part in ("output", "logs"):
+                (request.run_dir / part).mkdir(parents=True)
+                (request.run_dir / part / "partial").write_text("half\n")
+            time.sleep(600)
         time.sleep(0.05)
         loss = float(request.competitor.name.removeprefix("c"))
         log = request.run_dir / "stdout.log"

@@ -118,6 +118,9 @@ def test_a_killed_drivers_running_run_is_taken_over_as_a_second_attempt(url: str
     assert (second.number, second.status, second.driver_pid) == (2, "succeeded", result["pid"])
     assert taken_over.counted_attempt.id == second.id and taken_over.evaluation is second.evaluation
     assert "attempt-2" in (taken_over.artifact_path or "")
+    # The interrupted attempt's output is deleted (nothing of it is scored or kept), its logs kept.
+    killed_dir = Path(taken_over.artifact_path or "").parent / "attempt-1"
+    assert not (killed_dir / "output").exists() and (killed_dir / "logs" / "partial").is_file()
     starts = Counter((run, attempt) for what, run, attempt, _ in _executions(tmp_path) if what == "start")
     attempts = Counter((run.id, attempt.number) for run in runs for attempt in run.attempt_records)
     assert starts == attempts and set(starts.values()) == {1}
