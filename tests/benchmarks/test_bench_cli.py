@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks import engine_scale, eval_speed
+from benchmarks import engine_scale, eval_speed, list_scale
 
 
 def test_eval_speed_help_builds_nothing(tmp_path, monkeypatch, capsys):
@@ -34,6 +34,22 @@ def test_engine_scale_json(capsys):
     per_entrant = {n: report["seconds"][n] / int(n) for n in sizes}
     assert report["per_entrant_ratio"] == pytest.approx(per_entrant[large] / per_entrant[small])
     assert report["target_met"] is (report["seconds"][large] < engine_scale.TARGET_SECONDS)
+
+
+def test_list_scale_json_on_small_stores(capsys, monkeypatch):
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", "unused")  # each store sets its own
+    assert list_scale.main(["--small", "50", "--large", "60", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["small"]["rows"], report["large"]["rows"]) == (50, 60)
+    for name, ratio in report["ratios"].items():
+        assert ratio == pytest.approx(report["large"][name] / report["small"][name])
+    assert report["met"] is all(report["ratios"][name] < list_scale.TARGET_RATIO for name in list_scale.JUDGED)
+
+
+def test_list_scale_refuses_a_small_store_larger_than_the_large(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        list_scale.main(["--small", "200", "--large", "100"])
+    assert exit_info.value.code == 2 and "--small < --large" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # the evaluator and a forward pass over a task's training split (about 40 s)
