@@ -20,7 +20,9 @@ What it protects against (each property has an adversarial test in tests/executi
   no way to create a nested user namespace (``--disable-userns``), where it would hold a full
   capability set again (mounts, its own network namespace: more kernel surface). That needs bubblewrap
   0.8 or later: with an older one ``unshare -Urm`` works inside the run, and ``trainarena doctor`` says
-  so.
+  so. On the host, a platform running as root starts bwrap as ``SandboxRules.run_as`` (nobody), so the
+  run's processes are not host root (``execution.host_user``: how its binds stay reachable); where
+  unprivileged user namespaces are not allowed they stay root, and doctor and sandbox.txt say so.
 - Memory, process count (a fork bomb), CPU: one cgroup per run with ``memory_limit_mb``,
   ``max_processes`` and ``cpus_per_run`` (v2 or v1, whichever the host offers), removed after the run
   with every process left in it killed. Where a controller is missing, an rlimit stands in and
@@ -54,6 +56,7 @@ from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT, SANDBOX_SUBMISSI
 from trainarena.execution.base import RunResult, SandboxJob
 from trainarena.execution.cgroups import CgroupLayout, detect_layout
 from trainarena.execution.disk import MB
+from trainarena.execution.host_user import HostUser, as_host_user, choose_host_user, hand_over
 from trainarena.execution.limits import confine_job, output_cap, write_sandbox_log
 from trainarena.execution.runtime import (
     SandboxUnavailable,
@@ -111,6 +114,28 @@ def userns_args(bwrap: str) -> list[str]:
     return list(NO_NESTED_USERNS) if userns_disable_supported(bwrap) else []
 
 
+@functools.cache
+def run_as_problem(bwrap: str, uid: int) -> str | None:
+    """Why this bwrap cannot start a sandbox as host uid ``uid`` with staged binds (``host_user``):
+    bwrap's last error line, or None when it can. Tried, as the runs do it."""
+    probe = [bwrap, "--unshare-all", *userns_args(bwrap), "--uid", str(uid), "--gid", str(uid),
+             "--ro-bind", "/usr", "/usr", *root_links(), "--", "/usr/bin/true"]
+    argv, preexec = as_host_user(HostUser(uid), probe, None)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False, preexec_fn=preexec)
+    except (OSError, subprocess.SubprocessError) as error:  # SubprocessError: the pre-exec hook failed
+        return str(error)
+    if done.returncode == 0:
+        return None
+    lines = done.stderr.strip().splitlines()
+    return lines[-1] if lines else f"bwrap exited with code {done.returncode}"
+
+
+def host_user(bwrap: str, rules: SandboxRules) -> tuple[HostUser | None, str]:
+    """Who this host's bwrap runs sandboxes as, and one line saying so and why."""
+    return choose_host_user(rules.run_as, functools.partial(run_as_problem, bwrap))
+
+
 class BwrapBackend:
     """Runs each job in a fresh bubblewrap sandbox (module docstring: what it covers and not)."""
 
@@ -125,6 +150,7 @@ class BwrapBackend:
         self._bwrap = find_bwrap()
         self._sized_tmp = tmpfs_size_supported(self._bwrap)
         self._userns = userns_args(self._bwrap)
+        self._host_user, self._host_user_line = host_user(self._bwrap, rules)
         self._cgroups = detect_layout(rules.cgroup_parent) if cgroups is None else cgroups
         self._rules = rules
         self._python: TrainingPython = training_python(rules)
@@ -135,6 +161,8 @@ class BwrapBackend:
     def run(self, job: SandboxJob) -> RunResult:
         check_hidden([job.submission_dir, job.inputs_dir, job.output_dir], self._protected)
         job.output_dir.mkdir(parents=True, exist_ok=True)
+        if self._host_user is not None:
+            hand_over(job, self._host_user.uid, self._host_user.uid)
         rules = self._rules
         output = output_cap(job, rules)
         tmp = f"tmpfs:{rules.tmp_max_mb * MB}" if self._sized_tmp else "tmpfs-unsized (this bwrap cannot --size a tmpfs)"
@@ -144,13 +172,15 @@ class BwrapBackend:
             try:
                 argv = [self._bwrap, *self.bwrap_args(job, env, info_fd=info_write), "--",
                         *script_argv(job, self._python.executable)]
+                argv, preexec = as_host_user(self._host_user, argv, confinement.preexec())
                 launch = Launch(
                     argv=argv, env={}, cwd=None, log_dir=job.log_dir, budget_seconds=job.spec.budget_seconds,
                     grace_seconds=job.grace_seconds, log_max_bytes=job.log_max_bytes,
-                    log_tail_chars=self._tail_chars, preexec=confinement.preexec(), pass_fds=(info_write,),
+                    log_tail_chars=self._tail_chars, preexec=preexec, pass_fds=(info_write,),
                     disk_caps=(output,), disk_check_seconds=rules.disk_check_seconds,
                 )
-                write_sandbox_log(job, "bwrap", confinement, tmp, output, rules.disk_check_seconds)
+                write_sandbox_log(job, "bwrap", confinement, tmp, output, rules.disk_check_seconds,
+                                  self._host_user_line)
                 result = supervise(launch, lambda proc: _NamespaceTerminator(proc, info_read), started_at)
                 return confinement.explain(result)
             finally:

@@ -130,11 +130,14 @@ def confine_job(job: SandboxJob, rules: SandboxRules, output: DiskCap, layout: C
     return confine(f"{job.spec.run_id}-{os.getpid()}", limits, bool(job.spec.devices), layout)
 
 
-def write_sandbox_log(job: SandboxJob, backend: str, confinement: Confinement, tmp: str, output: DiskCap, interval: float) -> None:
-    """``logs/sandbox.txt``: which backend ran the job and which caps applied to it, and how."""
+def write_sandbox_log(job: SandboxJob, backend: str, confinement: Confinement, tmp: str, output: DiskCap, interval: float,
+                      host_user: str | None = None) -> None:
+    """``logs/sandbox.txt``: which backend ran the job (as which host user, where it says), and which
+    caps applied to it, and how."""
     job.log_dir.mkdir(parents=True, exist_ok=True)
+    user = "" if host_user is None else f"host_user={host_user}\n"
     (job.log_dir / "sandbox.txt").write_text(
-        f"backend={backend}\n" + confinement.describe() + disk_description(tmp, output, interval)
+        f"backend={backend}\n" + user + confinement.describe() + disk_description(tmp, output, interval)
     )
 
 
