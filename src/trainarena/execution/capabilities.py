@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trainarena.execution.bwrap import tmpfs_size_supported, userns_disable_supported
+from trainarena.execution.bwrap import host_user, tmpfs_size_supported, userns_disable_supported
 from trainarena.execution.cgroups import CONTROLLERS, CgroupLayout, create_run_cgroup, detect_layout
 from trainarena.execution.disk import MB
 from trainarena.execution.docker_cli import docker_available
@@ -66,7 +66,7 @@ def probe_capabilities(
     uses_bwrap = rules.backend == "bwrap"
     features = [_bwrap_feature(bwrap, uses_bwrap)]
     features += [_namespace_feature(bwrap, namespace, uses_bwrap) for namespace in _NAMESPACES]
-    features.append(_nested_userns_feature(bwrap))
+    features += [_nested_userns_feature(bwrap), _host_user_feature(bwrap, rules)]
     features += _cgroup_features(detect_layout(rules.cgroup_parent) if layout is None else layout, rules)
     features += _disk_features(bwrap, rules)
     features += [_gpu_feature(dev_root, environ), _docker_feature(docker, rules.backend == "docker")]
@@ -123,6 +123,22 @@ def _nested_userns_feature(bwrap: str | None) -> Feature:
                    "a script can create a nested user namespace (unshare -Urm) and hold every capability in it: "
                    "mounts and namespaces of its own, more kernel surface to attack",
                    "bubblewrap 0.8 or later, able to create a user namespace")
+
+
+def _host_user_feature(bwrap: str | None, rules: SandboxRules) -> Feature:
+    name = "unprivileged host uid"
+    if bwrap is None:
+        return Feature(name, False, "untested: bwrap is missing", False, "", "install bubblewrap first")
+    user, line = host_user(bwrap, rules)
+    if user is not None or os.geteuid() != 0:
+        return Feature(name, True, line, False)
+    return Feature(name, False, line, False,
+                   f"scripts run as host {line}, capabilities dropped: a kernel bug that escapes the sandbox, or a "
+                   "file a bind exposes, is root's",
+                   "set sandbox.run_as (TRAINARENA_SANDBOX__RUN_AS=65534)" if rules.run_as == 0 else
+                   "allow unprivileged user namespaces (sysctl user.max_user_namespaces=15000, and "
+                   "kernel.unprivileged_userns_clone=1 and kernel.apparmor_restrict_unprivileged_userns=0 where "
+                   "they exist)")
 
 
 _CGROUP_CONSEQUENCES = {

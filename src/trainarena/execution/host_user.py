@@ -55,18 +55,18 @@ class HostUser:
     uid: int
 
 
-def choose_host_user(run_as: int | None, problem: Callable[[int], str | None]) -> tuple[HostUser | None, str]:
-    """The host user for sandboxes and one line saying who runs them and why. ``problem(uid)``: why
-    bwrap cannot start as ``uid`` here, None when it can (``bwrap.run_as_problem``)."""
+def choose_host_user(run_as: int, problem: Callable[[int], str | None]) -> tuple[HostUser | None, str]:
+    """The host user for sandboxes (None: the platform's own) and a few words saying who and why.
+    ``problem(uid)``: why bwrap cannot start as ``uid`` here, None when it can (``bwrap.run_as_problem``)."""
     euid = os.geteuid()
     if euid != 0:
-        return None, f"uid {euid}, the platform's own (it is not root)"
-    if run_as is None:
-        return None, "root (sandbox.run_as is unset)"
+        return None, f"uid {euid}, the platform's own"
+    if run_as == 0:
+        return None, "root (sandbox.run_as is 0)"
     found = problem(run_as)
     if found is not None:
-        return None, f"root: bwrap cannot start as uid {run_as} here ({found})"
-    return HostUser(run_as), f"uid {run_as} (sandbox.run_as; the platform is root)"
+        return None, f"root (bwrap cannot start as uid {run_as}: {found})"
+    return HostUser(run_as), f"uid {run_as} (sandbox.run_as)"
 
 
 def as_host_user(

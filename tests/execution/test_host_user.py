@@ -1,0 +1,153 @@
+"""A platform running as root starts bwrap as an unprivileged host uid (``sandbox.run_as``): the script
+sees the same uid inside, the host sees its processes and files as ``run_as``, and what root alone may
+read stays unreadable though bound. Where the platform is not root, or this host does not let ``run_as``
+start bwrap, the runs that need it are skipped (saying why)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from execution_helpers import MakeJob, needs_bwrap, processes_of_run
+
+from trainarena.contract import RunStatus
+from trainarena.execution import host_user
+from trainarena.execution.bwrap import BwrapBackend, run_as_problem
+from trainarena.execution.capabilities import probe_capabilities
+from trainarena.execution.host_user import STAGE, HostUser, as_host_user, choose_host_user
+from trainarena.execution.output_tree import settle_modes
+from trainarena.settings import SandboxRules, Settings
+
+RUN_AS = SandboxRules().run_as
+
+
+def _why_not_unprivileged() -> str | None:
+    if os.geteuid() != 0:
+        return "the platform is not root here: runs keep its own uid, there is nothing to drop"
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return "bubblewrap (bwrap) is not installed"
+    problem = run_as_problem(bwrap, RUN_AS)
+    return None if problem is None else f"bwrap cannot start as uid {RUN_AS} here: {problem}"
+
+
+_WHY_NOT = _why_not_unprivileged()
+needs_unprivileged = pytest.mark.skipif(_WHY_NOT is not None, reason=str(_WHY_NOT))
+
+# Reports its uid inside and whether it could read the bound root-only file, leaves a file in
+# /output, then stays alive a moment for the host to look at its processes.
+WHO_AM_I = """
+import os, time
+try:
+    with open("/submission/root-only.txt") as secret:
+        secret_read = "read " + secret.read()
+except PermissionError:
+    secret_read = "denied"
+with open("/output/mine.txt", "w") as out:
+    out.write("x")
+print(f"uid={os.getuid()} gid={os.getgid()} secret={secret_read}", flush=True)
+time.sleep(float(os.environ.get("WHO_AM_I_SLEEP", "0")))
+"""
+
+
+@pytest.fixture
+def who_am_i(script_dir: Callable[[str], Path]) -> Path:
+    submission = script_dir(WHO_AM_I)
+    secret = submission / "root-only.txt"
+    secret.write_text("ROOT-ONLY")
+    secret.chmod(0o600)
+    return submission
+
+
+@needs_bwrap
+@needs_unprivileged
+@pytest.mark.sandbox
+def test_the_script_keeps_its_uid_inside_while_the_host_sees_run_as(
+    settings: Settings, make_job: MakeJob, who_am_i: Path
+) -> None:
+    job = make_job(who_am_i, extra_env={"WHO_AM_I_SLEEP": "3"})
+    (job.inputs_dir / "train.jsonl").chmod(0o600)  # as the platform's caches leave files: shared with run_as
+    backend = BwrapBackend(settings.sandbox, protected=(settings.hidden_dir,))
+    seen: list[int] = []  # real, effective, saved and filesystem uids of each process
+
+    def watch() -> None:  # the host's view of the script's processes while it lives
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            for pid in processes_of_run(job.spec.run_id):
+                status = Path(f"/proc/{pid}/status").read_text()
+                uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
+                seen.extend(int(uid) for uid in uids)
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    result = backend.run(job)
+    watcher.join()
+    stdout = job.log_dir.joinpath("stdout.log").read_text()
+    assert result.status is RunStatus.SUCCEEDED, result.failure_reason
+    uid = SandboxRules().sandbox_uid
+    assert f"uid={uid} gid={uid} secret=denied" in stdout
+    assert seen and set(seen) == {RUN_AS}
+    assert job.output_dir.joinpath("mine.txt").stat().st_uid == RUN_AS
+    assert f"host_user=uid {RUN_AS} (sandbox.run_as)" in job.log_dir.joinpath("sandbox.txt").read_text()
+    # Settled afterwards, the output is root's again with the platform's modes.
+    settle_modes(job.output_dir, max_depth=4, max_entries=10)
+    mine = job.output_dir.joinpath("mine.txt").stat()
+    assert (mine.st_uid, mine.st_gid, stat.S_IMODE(mine.st_mode)) == (0, 0, 0o644)
+
+
+@needs_bwrap
+@pytest.mark.sandbox
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root platform can run scripts as host root")
+def test_run_as_zero_keeps_todays_behaviour_and_says_so(settings: Settings, make_job: MakeJob, who_am_i: Path) -> None:
+    job = make_job(who_am_i)
+    result = BwrapBackend(SandboxRules(run_as=0), protected=(settings.hidden_dir,)).run(job)
+    assert result.status is RunStatus.SUCCEEDED, result.failure_reason
+    assert "uid=65534 gid=65534 secret=read ROOT-ONLY" in job.log_dir.joinpath("stdout.log").read_text()
+    assert job.output_dir.joinpath("mine.txt").stat().st_uid == 0
+    assert "host_user=root (sandbox.run_as is 0)" in job.log_dir.joinpath("sandbox.txt").read_text()
+
+
+@needs_bwrap
+@needs_unprivileged
+@pytest.mark.sandbox
+def test_doctor_reports_the_unprivileged_host_uid(tmp_path: Path) -> None:
+    def feature(rules: SandboxRules) -> tuple[bool, str, str]:
+        found = next(f for f in probe_capabilities(rules, dev_root=tmp_path).features if f.name == "unprivileged host uid")
+        return found.ok, found.detail, found.consequence
+
+    assert feature(SandboxRules()) == (True, f"uid {RUN_AS} (sandbox.run_as)", "")
+    ok, detail, consequence = feature(SandboxRules(run_as=0))
+    assert not ok and detail == "root (sandbox.run_as is 0)" and "is root's" in consequence
+
+
+def test_a_root_platform_falls_back_to_root_when_run_as_cannot_start_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host_user.os, "geteuid", lambda: 0)
+    assert choose_host_user(65534, lambda _uid: None) == (HostUser(65534), "uid 65534 (sandbox.run_as)")
+    assert choose_host_user(65534, lambda _uid: "setting up uid map: Permission denied") == (
+        None, "root (bwrap cannot start as uid 65534: setting up uid map: Permission denied)")
+    monkeypatch.setattr(host_user.os, "geteuid", lambda: 1000)
+    assert choose_host_user(65534, lambda _uid: "never asked") == (None, "uid 1000, the platform's own")
+
+
+def test_bind_sources_are_staged_and_nothing_else_is_taken_for_a_bind(tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    argv = ["bwrap", "--unshare-all", "--ro-bind", str(folder), "/inputs", "--setenv", "X", "--bind",
+            "--ro-bind-try", str(tmp_path / "missing"), "/etc/missing", "--bind", str(folder), "/output",
+            "--", "python", "--bind", "a", "b"]
+    staged, preexec = as_host_user(HostUser(65534), argv, None)
+    assert staged == ["bwrap", "--unshare-all", "--ro-bind", f"{STAGE}/0", "/inputs", "--setenv", "X", "--bind",
+                      "--bind", f"{STAGE}/1", "/output", "--", "python", "--bind", "a", "b"]
+    assert preexec is not None
+    assert as_host_user(None, argv, None) == (argv, None)
+    with pytest.raises(ValueError, match="unknown bwrap option '--bind-fd' at position 1"):
+        as_host_user(HostUser(65534), ["bwrap", "--bind-fd", "3", "/x"], None)
+    with pytest.raises(FileNotFoundError):
+        as_host_user(HostUser(65534), ["bwrap", "--ro-bind", str(tmp_path / "missing"), "/x"], None)
