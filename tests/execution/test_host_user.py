@@ -22,6 +22,7 @@ from trainarena.execution.bwrap import BwrapBackend, run_as_problem
 from trainarena.execution.capabilities import probe_capabilities
 from trainarena.execution.host_user import STAGE, HostUser, as_host_user, choose_host_user
 from trainarena.execution.output_tree import settle_modes
+from trainarena.execution.stdlib_sandbox import StdlibSandbox, run_stdlib_program
 from trainarena.settings import SandboxRules, Settings
 
 RUN_AS = SandboxRules().run_as
@@ -125,6 +126,26 @@ def test_doctor_reports_the_unprivileged_host_uid(tmp_path: Path) -> None:
     assert feature(SandboxRules()) == (True, f"uid {RUN_AS} (sandbox.run_as)", "")
     ok, detail, consequence = feature(SandboxRules(run_as=0))
     assert not ok and detail == "root (sandbox.run_as is 0)" and "is root's" in consequence
+
+
+@needs_bwrap
+@needs_unprivileged
+@pytest.mark.sandbox
+def test_a_reward_program_runs_as_run_as_too(tmp_path: Path) -> None:
+    job, out = tmp_path / "job", tmp_path / "out"  # under pytest's 0700 temp folder, as rewards' are not
+    job.mkdir()
+    out.mkdir()
+    out.chmod(0o777)
+    (job / "root-only.txt").write_text("ROOT-ONLY")
+    (job / "root-only.txt").chmod(0o600)
+    (job / "program.py").write_text(
+        "import os\ntry:\n    seen = open('/job/root-only.txt').read()\nexcept PermissionError:\n    seen = 'denied'\n"
+        "open('/out/report', 'w').write(f'{os.getuid()} {seen}')\n")
+    rules = SandboxRules()
+    sandbox = StdlibSandbox(20.0, 256, rules.etc_files, rules.sandbox_uid, 16, 4, run_as=rules.run_as)
+    assert not run_stdlib_program(job, out, "program.py", sandbox)
+    assert (out / "report").read_text() == f"{rules.sandbox_uid} denied"
+    assert (out / "report").stat().st_uid == RUN_AS
 
 
 def test_a_root_platform_falls_back_to_root_when_run_as_cannot_start_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
