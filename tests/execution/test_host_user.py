@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from execution_helpers import MakeJob, needs_bwrap, processes_of_run
 
 from trainarena.contract import RunStatus
 from trainarena.execution import host_user
-from trainarena.execution.bwrap import BwrapBackend, run_as_problem
+from trainarena.execution.bwrap import BwrapBackend, gpu_groups, root_links, run_as_problem
 from trainarena.execution.capabilities import probe_capabilities
 from trainarena.execution.host_user import STAGE, HostUser, as_host_user, choose_host_user
 from trainarena.execution.output_tree import settle_modes
@@ -172,3 +173,35 @@ def test_bind_sources_are_staged_and_nothing_else_is_taken_for_a_bind(tmp_path: 
         as_host_user(HostUser(65534), ["bwrap", "--bind-fd", "3", "/x"], None)
     with pytest.raises(FileNotFoundError):
         as_host_user(HostUser(65534), ["bwrap", "--ro-bind", str(tmp_path / "missing"), "/x"], None)
+
+
+def test_gpu_nodes_not_open_to_every_user_give_their_group(tmp_path: Path) -> None:
+    for node, mode in (("nvidia0", 0o660), ("nvidia1", 0o660), ("nvidiactl", 0o666), ("nvidia-uvm", 0o666)):
+        (tmp_path / node).touch()
+        (tmp_path / node).chmod(mode)
+    assert gpu_groups((0,), dev_root=tmp_path) == (os.getegid(),)  # nvidia0 is 0660; the shared nodes 0666
+    (tmp_path / "nvidia0").chmod(0o666)
+    assert gpu_groups((0,), dev_root=tmp_path) == ()
+    assert gpu_groups((), dev_root=tmp_path) == ()
+
+
+@needs_bwrap
+@needs_unprivileged
+@pytest.mark.sandbox
+def test_the_host_user_holds_its_groups_and_no_others(tmp_path: Path) -> None:
+    device = tmp_path / "device"
+    device.mkdir(mode=0o755)
+    node = device / "group-only"
+    node.write_text("GROUP")
+    os.chown(node, 0, 4242)
+    node.chmod(0o640)
+    argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr", *root_links(),
+            "--ro-bind", str(device), "/device", "--", "/usr/bin/cat", "/device/group-only"]
+
+    def read_as(user: HostUser) -> subprocess.CompletedProcess[str]:
+        staged, preexec = as_host_user(user, argv, None)
+        return subprocess.run(staged, preexec_fn=preexec, capture_output=True, text=True, timeout=20, check=False)
+
+    assert read_as(HostUser(RUN_AS, groups=(4242,))).stdout == "GROUP"
+    denied = read_as(HostUser(RUN_AS))
+    assert denied.returncode != 0 and "Permission denied" in denied.stderr

@@ -50,6 +50,7 @@ import os
 import shutil
 import signal
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT, SANDBOX_SUBMISSION
@@ -172,7 +173,8 @@ class BwrapBackend:
             try:
                 argv = [self._bwrap, *self.bwrap_args(job, env, info_fd=info_write), "--",
                         *script_argv(job, self._python.executable)]
-                argv, preexec = as_host_user(self._host_user, argv, confinement.preexec())
+                user = None if self._host_user is None else replace(self._host_user, groups=gpu_groups(job.spec.devices))
+                argv, preexec = as_host_user(user, argv, confinement.preexec())
                 launch = Launch(
                     argv=argv, env={}, cwd=None, log_dir=job.log_dir, budget_seconds=job.spec.budget_seconds,
                     grace_seconds=job.grace_seconds, log_max_bytes=job.log_max_bytes,
@@ -246,19 +248,30 @@ def root_links() -> list[str]:
     return args
 
 
+def gpu_nodes(devices: tuple[int, ...], dev_root: Path = Path("/dev")) -> list[Path]:
+    """Device nodes of the assigned GPUs only (plus the driver's shared nodes), those present."""
+    if not devices:
+        return []
+    names = [*_NVIDIA_SHARED_NODES, *(f"nvidia{d}" for d in devices), "nvidia-caps"]
+    return [dev_root / name for name in names if (dev_root / name).exists()]
+
+
 def gpu_binds(devices: tuple[int, ...], dev_root: Path = Path("/dev")) -> list[str]:
-    """Device nodes of the assigned GPUs only (plus the driver's shared nodes), when present.
+    """The binds of :func:`gpu_nodes`.
 
     Verified on an H200: with these nodes CUDA initialises inside the sandbox; with none bound
     cuInit reports no device, so a GPU not assigned to the run is unreachable."""
-    if not devices:
-        return []
-    nodes = [*_NVIDIA_SHARED_NODES, *(f"nvidia{d}" for d in devices), "nvidia-caps"]
     args: list[str] = []
-    for node in nodes:
-        if (dev_root / node).exists():
-            args += ["--dev-bind", str(dev_root / node), f"/dev/{node}"]
+    for node in gpu_nodes(devices, dev_root):
+        args += ["--dev-bind", str(node), f"/dev/{node.name}"]
     return args
+
+
+def gpu_groups(devices: tuple[int, ...], dev_root: Path = Path("/dev")) -> tuple[int, ...]:
+    """Groups of the assigned GPUs' nodes that not every user may open (a driver loaded with
+    NVreg_DeviceFileMode=0660): the host user of a run gets them, as root could open them all."""
+    nodes = [node.stat() for node in gpu_nodes(devices, dev_root)]
+    return tuple(sorted({info.st_gid for info in nodes if info.st_mode & 0o006 != 0o006}))
 
 
 class _NamespaceTerminator:

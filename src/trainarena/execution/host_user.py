@@ -53,6 +53,7 @@ class HostUser:
     """The host uid (and gid, the same number) bwrap and the script run as."""
 
     uid: int
+    groups: tuple[int, ...] = ()  # supplementary groups (those of the run's GPU nodes); none by default
 
 
 def choose_host_user(run_as: int, problem: Callable[[int], str | None]) -> tuple[HostUser | None, str]:
@@ -77,7 +78,7 @@ def as_host_user(
     if user is None:
         return argv, preexec
     sources: list[tuple[str, bool]] = []
-    return _stage(argv, sources), _enter(user.uid, sources, preexec)
+    return _stage(argv, sources), _enter(user, sources, preexec)
 
 
 def _stage(argv: list[str], sources: list[tuple[str, bool]]) -> list[str]:
@@ -115,8 +116,8 @@ def _check(result: int, what: str) -> None:
         raise OSError(error, f"{what}: {os.strerror(error)}")
 
 
-def _enter(uid: int, sources: list[tuple[str, bool]], then: Callable[[], None] | None) -> Callable[[], None]:
-    """The pre-exec hook: ``then`` (cgroup, rlimits) as root, the staging, then uid and gid ``uid``."""
+def _enter(user: HostUser, sources: list[tuple[str, bool]], then: Callable[[], None] | None) -> Callable[[], None]:
+    """The pre-exec hook: ``then`` (cgroup, rlimits) as root, the staging, then ``user``."""
     libc = _libc()  # loaded before the fork: nothing is looked up in the child
     mount, unshare = libc.mount, libc.unshare
 
@@ -139,9 +140,9 @@ def _enter(uid: int, sources: list[tuple[str, bool]], then: Callable[[], None] |
             _check(mount(f"/proc/self/fd/{fd}".encode(), target.encode(), None, _MS_BIND | _MS_REC, None),
                    f"bind-mount {target}")
             os.close(fd)
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)
+        os.setgroups(list(user.groups))
+        os.setresgid(user.uid, user.uid, user.uid)
+        os.setresuid(user.uid, user.uid, user.uid)
 
     return _apply
 
