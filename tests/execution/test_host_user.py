@@ -15,12 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from execution_helpers import MakeJob, needs_bwrap, processes_of_run
+from execution_helpers import FORK_BOMB, MakeJob, needs_bwrap, processes_of_run
 
 from trainarena.contract import RunStatus
 from trainarena.execution import host_user
 from trainarena.execution.bwrap import BwrapBackend, gpu_groups, root_links, run_as_problem
 from trainarena.execution.capabilities import probe_capabilities
+from trainarena.execution.cgroups import CgroupLayout
 from trainarena.execution.host_user import STAGE, HostUser, as_host_user, choose_host_user
 from trainarena.execution.output_tree import settle_modes
 from trainarena.execution.stdlib_sandbox import StdlibSandbox, run_stdlib_program
@@ -127,6 +128,22 @@ def test_doctor_reports_the_unprivileged_host_uid(tmp_path: Path) -> None:
     assert feature(SandboxRules()) == (True, f"uid {RUN_AS} (sandbox.run_as)", "")
     ok, detail, consequence = feature(SandboxRules(run_as=0))
     assert not ok and detail == "root (sandbox.run_as is 0)" and "is root's" in consequence
+
+
+@needs_bwrap
+@needs_unprivileged
+@pytest.mark.sandbox
+def test_without_a_pids_cgroup_rlimit_nproc_caps_a_run_as_run(
+    settings: Settings, make_job: MakeJob, script_dir: Callable[[str], Path]
+) -> None:
+    rules = settings.sandbox.model_copy(update={"max_processes": 20})
+    job = make_job(script_dir(FORK_BOMB + "print(children, error)\n"))
+    result = BwrapBackend(rules, protected=(settings.hidden_dir,), cgroups=CgroupLayout.none()).run(job)
+    assert result.status is RunStatus.SUCCEEDED, result.failure_reason
+    forked, error = job.log_dir.joinpath("stdout.log").read_text().split()
+    # Root is exempt from RLIMIT_NPROC; as run_as the run stops below 20 processes of that uid.
+    assert 0 < int(forked) < 20 and error == "BlockingIOError"
+    assert "processes=rlimit-nproc:20" in job.log_dir.joinpath("sandbox.txt").read_text()
 
 
 @needs_bwrap

@@ -167,7 +167,8 @@ class BwrapBackend:
         rules = self._rules
         output = output_cap(job, rules)
         tmp = f"tmpfs:{rules.tmp_max_mb * MB}" if self._sized_tmp else "tmpfs-unsized (this bwrap cannot --size a tmpfs)"
-        with confine_job(job, rules, output, self._cgroups) as confinement:
+        host_uid = None if self._host_user is None else self._host_user.uid
+        with confine_job(job, rules, output, self._cgroups, host_uid) as confinement:
             started_at, env = script_env(job)
             info_read, info_write = os.pipe()
             try:

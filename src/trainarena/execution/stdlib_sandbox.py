@@ -63,7 +63,7 @@ def run_stdlib_program(
     limits = RunLimits(sandbox.memory_limit_mb, sandbox.max_processes, file_size_bytes=sandbox.disk_mb * MB)
     layout = detect_layout(sandbox.cgroup_parent) if cgroups is None else cgroups
     user, _line = choose_host_user(sandbox.run_as, functools.partial(run_as_problem, argv[0]))
-    with confine(f"stdlib-{os.getpid()}", limits, False, layout) as confinement:
+    with confine(f"stdlib-{os.getpid()}", limits, False, layout, None if user is None else user.uid) as confinement:
         return _run(*as_host_user(user, argv, confinement.preexec()), sandbox.wall_seconds)
 
 
