@@ -20,7 +20,7 @@ from execution_helpers import FORK_BOMB, MakeJob, needs_bwrap, processes_of_run
 from trainarena.contract import RunStatus
 from trainarena.execution import host_user
 from trainarena.execution.bwrap import BwrapBackend, gpu_groups, root_links, run_as_problem
-from trainarena.execution.capabilities import probe_capabilities
+from trainarena.execution.capabilities import Feature, probe_capabilities
 from trainarena.execution.cgroups import CgroupLayout
 from trainarena.execution.host_user import STAGE, HostUser, as_host_user, choose_host_user
 from trainarena.execution.output_tree import settle_modes
@@ -121,13 +121,18 @@ def test_run_as_zero_keeps_todays_behaviour_and_says_so(settings: Settings, make
 @needs_unprivileged
 @pytest.mark.sandbox
 def test_doctor_reports_the_unprivileged_host_uid(tmp_path: Path) -> None:
-    def feature(rules: SandboxRules) -> tuple[bool, str, str]:
-        found = next(f for f in probe_capabilities(rules, dev_root=tmp_path).features if f.name == "unprivileged host uid")
-        return found.ok, found.detail, found.consequence
+    def features(rules: SandboxRules) -> dict[str, Feature]:
+        found = probe_capabilities(rules, layout=CgroupLayout.none(), dev_root=tmp_path).features
+        return {feature.name: feature for feature in found}
 
-    assert feature(SandboxRules()) == (True, f"uid {RUN_AS} (sandbox.run_as)", "")
-    ok, detail, consequence = feature(SandboxRules(run_as=0))
-    assert not ok and detail == "root (sandbox.run_as is 0)" and "is root's" in consequence
+    as_run_as, as_root = features(SandboxRules()), features(SandboxRules(run_as=0))
+    assert as_run_as["unprivileged host uid"] == Feature("unprivileged host uid", True, f"uid {RUN_AS} (sandbox.run_as)", False)
+    root = as_root["unprivileged host uid"]
+    assert not root.ok and root.detail == "root (sandbox.run_as is 0)" and "is root's" in root.consequence
+    assert root.fix == "set sandbox.run_as (TRAINARENA_SANDBOX__RUN_AS=65534)"
+    # Without a pids cgroup, RLIMIT_NPROC binds the run_as uid, never root.
+    assert f"every process of uid {RUN_AS} on the host" in as_run_as["cgroup pids"].consequence
+    assert "RLIMIT_NPROC does not bind root" in as_root["cgroup pids"].consequence
 
 
 @needs_bwrap
