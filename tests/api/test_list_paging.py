@@ -71,5 +71,10 @@ def test_models_page_too(world: World) -> None:
         assert _get(world, "operator", f"/v1/models?{query}").status_code == 422, query
     # alice's own cursor works for her; bob's model is none of hers
     assert _get(world, "alice", f"/v1/models?after={world.models['bob']}").status_code == 422
+    # a public model (the champion's) is a cursor every caller may page on from
+    theirs = _ids(_get(world, "alice", "/v1/models"))
+    assert set(theirs) == {world.models["alice"], world.models["champion"]}
+    after_champion = theirs[theirs.index(world.models["champion"]) + 1:]
+    assert _ids(_get(world, "alice", f"/v1/models?after={world.models['champion']}")) == after_champion
     params = {p["name"] for p in world.client.get("/openapi.json").json()["paths"]["/v1/models"]["get"]["parameters"]}
     assert {"limit", "offset", "after"} <= params

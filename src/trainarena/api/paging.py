@@ -5,7 +5,7 @@ the values a request gives (ids, seeds, names), so that a value the store cannot
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
@@ -36,20 +36,6 @@ class Window:
     def page(self, items: Sequence[T]) -> tuple[list[T], bool]:
         """This window's items of ``items`` and whether more follow."""
         return list(items[self.offset:self.offset + self.limit]), len(items) > self.offset + self.limit
-
-    def page_after(self, items: Sequence[T], key: Callable[[T], str]) -> tuple[list[T], bool]:
-        """Like ``page``, of the items after the one whose ``key`` is ``after`` (all when None)."""
-        if self.after is not None:
-            ids = [key(item) for item in items]
-            if self.after not in ids:
-                raise unknown_cursor(self.after)
-            items = items[ids.index(self.after) + 1:]
-        return self.page(items)
-
-
-def unknown_cursor(after: str) -> ApiError:
-    return ApiError(422, "invalid_request", f"after {after!r} is none of the listed ids; page on from an id a list "
-                    "answered, or start again without after", field="after")  # fmt: skip
 
 
 def window(

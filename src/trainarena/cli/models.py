@@ -44,7 +44,7 @@ def _measured(measurement: dict[str, Any] | None) -> str:
 def list_command(as_json: JsonFlag = False) -> None:
     """Every registered model, newest first: jobs' models and champions'."""
     with open_store(Settings()) as store, store.session() as session:
-        rows = [_record(row) for row in visible_models(session, None)]
+        rows = [_record(row) for row in visible_models(session, None).data]
     if as_json:
         typer.echo(json.dumps({"ok": True, "models": rows}))
         return

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from trainarena.jobs.copies import job_copies, remove_copies
@@ -52,17 +52,19 @@ def store_upload(session: Session, settings: Settings, *, owner_key_id: int, sta
 
 
 def owned_page(session: Session, model: type, owner: int | None, *, after: str | None, limit: int | None,
-               offset: int = 0) -> Page:  # fmt: skip
-    """Rows of ``model`` (files, jobs) of ``owner`` (everyone's when None), newest first, those older
-    than the row ``after`` (an id) when given, less the first ``offset``; at most ``limit`` (None: all).
-    An ``after`` that is no row ``owner`` may see is refused (InvalidInput): answering the first page
-    instead would make a client paging with a stale cursor loop."""
+               offset: int = 0, public: bool = False) -> Page:  # fmt: skip
+    """Rows of ``model`` (files, jobs, models) of ``owner`` (everyone's when None), and with ``public``
+    the rows of no owner too, newest first, those older than the row ``after`` (an id) when given, less
+    the first ``offset``; at most ``limit`` (None: all). An ``after`` that is no row ``owner`` may see
+    is refused (InvalidInput): answering the first page instead would make a client paging with a
+    stale cursor loop."""
     query = select(model).order_by(model.created_at.desc(), model.id.desc())
+    visible = {owner, None} if public else {owner}
     if owner is not None:
-        query = query.where(model.owner_key_id == owner)
+        query = query.where(or_(model.owner_key_id == owner, model.owner_key_id.is_(None)) if public else model.owner_key_id == owner)
     if after is not None:
         anchor = session.get(model, after)
-        if anchor is None or (owner is not None and anchor.owner_key_id != owner):
+        if anchor is None or (owner is not None and anchor.owner_key_id not in visible):
             raise InvalidInput(f"after {after!r} is none of the listed ids; page on from an id a list answered, "
                                "or start again without after", field="after")  # fmt: skip
         query = query.where((model.created_at < anchor.created_at)

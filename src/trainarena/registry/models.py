@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, or_, select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
+from trainarena.jobs.files import Page, owned_page
 from trainarena.registry.card import CardFacts, Measurement, ScriptSource
 from trainarena.registry.layout import artifact_library, build_model_folder
 from trainarena.registry.licenses import detect_license
@@ -183,13 +184,11 @@ def sweep_registry(session: Session, settings: Settings) -> list[Path]:
 # --- Reading -------------------------------------------------------------------------------------
 
 
-def visible_models(session: Session, owner_key_id: int | None) -> list[RegisteredModel]:
+def visible_models(session: Session, owner_key_id: int | None, *, after: str | None = None, limit: int | None = None,
+                   offset: int = 0) -> Page:  # fmt: skip
     """The models a caller may see, newest first: ``owner_key_id``'s own and the public ones (champions');
-    every model when ``owner_key_id`` is None (an operator)."""
-    query = select(RegisteredModel).order_by(RegisteredModel.created_at.desc(), RegisteredModel.id)
-    if owner_key_id is not None:
-        query = query.where(or_(RegisteredModel.owner_key_id == owner_key_id, RegisteredModel.owner_key_id.is_(None)))
-    return list(session.scalars(query))
+    every model when ``owner_key_id`` is None (an operator). Paged as files and jobs are (``owned_page``)."""
+    return owned_page(session, RegisteredModel, owner_key_id, after=after, limit=limit, offset=offset, public=True)
 
 
 def model_record(row: RegisteredModel) -> dict[str, Any]:

@@ -14,12 +14,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, false, func, or_, select
+from sqlalchemy.orm import Session, selectinload
 
 from trainarena.reporting.references import ReferenceLine, reference_lines, run_label
 from trainarena.store import Competitor, MatchRow, Round, Run, Store, TaskRow, Tournament, get_competitor, get_tournament_by_name
-from trainarena.store.models import RunOrigin
+from trainarena.store.models import RunAttempt, RunOrigin
 
 # How execution/supervise.py joins a crash's summary and its log tail in the recorded reason.
 STDERR_TAIL_MARKER = "--- stderr tail ---"
@@ -296,10 +296,14 @@ def list_runs(
     competitor: str | None = None,
     status: str | None = None,
     task: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> list[RunSummary]:
     """Tournament runs in play order (tournament, round, match, task), then runs outside tournaments
-    (ad hoc and references) oldest first. Filters: one tournament by name (or :data:`AD_HOC` for
-    those outside), one competitor (by name), one status, one task (its name or a digest prefix)."""
+    (ad hoc and references) oldest first; of those, ``limit`` (all when None) from ``offset``.
+    Filters: one tournament by name (or :data:`AD_HOC` for those outside), one competitor (by name),
+    one status, one task (its name or a digest prefix). Filters and the window are the database's:
+    a page costs the same with ten thousand runs stored as with ten."""
     played = (
         select(Run)
         .join(Run.task)
@@ -313,14 +317,34 @@ def list_runs(
         queries = [played, outside]
     else:
         queries = [outside] if tournament == AD_HOC else [played.where(Tournament.name == tournament)]
-    runs = []
+    runs: list[Run] = []
     for query in queries:
         if competitor is not None:
             query = query.join(Run.competitor).where(Competitor.name == competitor)
         if status is not None:
             query = query.where(Run.status == status)
-        runs += [run for run in session.scalars(query) if task is None or _is_task(run.task, task)]
+        if task is not None:
+            query = query.where(_is_task(task))
+        if limit is not None and len(runs) >= limit:
+            break
+        if offset:  # the window starts past this query's runs, or inside them
+            matching = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+            if offset >= matching:
+                offset -= matching
+                continue
+        window = query.offset(offset).limit(None if limit is None else limit - len(runs))
+        runs += session.scalars(window.options(*_SUMMARY_LOADS))
+        offset = 0
     return [_summary(run) for run in runs]
+
+
+# What a summary reads of each run, loaded for a whole page in a few queries rather than row by row.
+_SUMMARY_LOADS = (
+    selectinload(Run.task).selectinload(TaskRow.match).selectinload(MatchRow.round).selectinload(Round.tournament),
+    selectinload(Run.competitor),
+    selectinload(Run.attempt_records),
+    selectinload(Run.counted_attempt).selectinload(RunAttempt.evaluation),
+)
 
 
 def _outside_tournaments() -> Select[tuple[Run]]:
@@ -335,8 +359,15 @@ def latest_runs_outside_tournaments(session: Session, count: int) -> list[RunSum
     return [_summary(run) for run in reversed(list(session.scalars(newest)))]
 
 
-def _is_task(row: TaskRow, wanted: str) -> bool:
-    return task_name(row) == wanted or (len(wanted) >= 6 and (row.digest or "").startswith(wanted))
+def _is_task(wanted: str) -> ColumnElement[bool]:
+    """The task is ``wanted`` by name (as :func:`task_name` reads it) or by a digest prefix of 6 or more."""
+    name = TaskRow.definition["name"].as_string()
+    matches = [name == wanted]
+    if wanted.startswith("task") and wanted[4:].isdigit():  # task_name's fallback for an unnamed task
+        matches.append(name.is_(None) & (TaskRow.id == int(wanted[4:])))
+    if len(wanted) >= 6:
+        matches.append(TaskRow.digest.startswith(wanted, autoescape=True))
+    return or_(false(), *matches)
 
 
 def run_filter_problem(session: Session, *, tournament: str | None, competitor: str | None) -> str | None:

@@ -128,7 +128,7 @@ def account(request: Request) -> Response:
         return RedirectResponse("/signin", status_code=303)
     with store_of(request).session() as session:
         context = {"name": visitor.name, "jobs": list_jobs(session, visitor.owner, limit=None).data,
-                   "models": visible_models(session, visitor.owner)}  # fmt: skip
+                   "models": visible_models(session, visitor.owner).data}  # fmt: skip
         return _with_form(request, "account.html", context)
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from trainarena.api.auth import Caller, Operator, Principal, visible_owner
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ERROR_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
+from trainarena.api.job_errors import answering_jobs_errors
 from trainarena.api.paging import CursorWindow
 from trainarena.registry import (
     PublishingError,
@@ -78,10 +79,10 @@ def _visible(request: Request, model_id: str, principal: Principal) -> Registere
 
 @router.get("", response_model=ModelList, responses=ERROR_RESPONSES, summary="The models this key may see")
 def list_models(request: Request, principal: Caller, window: CursorWindow) -> ModelList:
-    with app_store(request).session() as session:
-        rows, has_more = window.page_after(visible_models(session, visible_owner(principal)), lambda row: row.id)
-        records = [model_record(row) for row in rows]
-    return ModelList(data=[ModelOut(**row) for row in records], has_more=has_more)
+    with app_store(request).session() as session, answering_jobs_errors():
+        page = visible_models(session, visible_owner(principal), after=window.after, limit=window.limit, offset=window.offset)
+        records = [model_record(row) for row in page.data]
+    return ModelList(data=[ModelOut(**row) for row in records], has_more=page.has_more)
 
 
 @router.get("/{model_id}", response_model=ModelDetail, responses=ERROR_RESPONSES, summary="A model and its files")

@@ -120,8 +120,10 @@ def list_all(
         problem = run_filter_problem(session, tournament=tournament, competitor=competitor)
         if problem is not None:
             raise ApiError(404, "not_found", problem, **{k: v for k, v in (("tournament", tournament), ("competitor", competitor)) if v})
-        runs = list_runs(session, tournament=tournament, competitor=competitor, status=None if status is None else status.value, task=task)
-    rows, more = window.page(runs)
+        # One more than the page holds says whether more follow.
+        rows = list_runs(session, tournament=tournament, competitor=competitor, status=None if status is None else status.value,
+                         task=task, offset=window.offset, limit=window.limit + 1)  # fmt: skip
+    rows, more = rows[:window.limit], len(rows) > window.limit
     return Page[RunSummaryOut](data=[RunSummaryOut(**run.to_json()) for run in rows], has_more=more)
 
 
