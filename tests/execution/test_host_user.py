@@ -18,7 +18,7 @@ import pytest
 from execution_helpers import FORK_BOMB, MakeJob, needs_bwrap, processes_of_run
 
 from trainarena.contract import RunStatus
-from trainarena.execution import host_user
+from trainarena.execution import bwrap, host_user
 from trainarena.execution.bwrap import BwrapBackend, gpu_groups, root_links, run_as_problem
 from trainarena.execution.capabilities import Feature, probe_capabilities
 from trainarena.execution.cgroups import CgroupLayout
@@ -120,6 +120,20 @@ def test_run_as_zero_keeps_todays_behaviour_and_says_so(settings: Settings, make
 @needs_bwrap
 @needs_unprivileged
 @pytest.mark.sandbox
+def test_a_run_whose_gpu_nodes_only_root_may_open_stays_root_and_says_so(
+    settings: Settings, make_job: MakeJob, who_am_i: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bwrap, "gpu_groups", lambda _devices: None)
+    job = make_job(who_am_i)
+    result = BwrapBackend(settings.sandbox, protected=(settings.hidden_dir,)).run(job)
+    assert result.status is RunStatus.SUCCEEDED, result.failure_reason
+    assert job.output_dir.joinpath("mine.txt").stat().st_uid == 0
+    assert "host_user=root (the run's GPU device nodes open to root only)" in job.log_dir.joinpath("sandbox.txt").read_text()
+
+
+@needs_bwrap
+@needs_unprivileged
+@pytest.mark.sandbox
 def test_doctor_reports_the_unprivileged_host_uid(tmp_path: Path) -> None:
     def features(rules: SandboxRules) -> dict[str, Feature]:
         found = probe_capabilities(rules, layout=CgroupLayout.none(), dev_root=tmp_path).features
@@ -197,13 +211,20 @@ def test_bind_sources_are_staged_and_nothing_else_is_taken_for_a_bind(tmp_path: 
         as_host_user(HostUser(65534), ["bwrap", "--ro-bind", str(tmp_path / "missing"), "/x"], None)
 
 
-def test_gpu_nodes_not_open_to_every_user_give_their_group(tmp_path: Path) -> None:
-    for node, mode in (("nvidia0", 0o660), ("nvidia1", 0o660), ("nvidiactl", 0o666), ("nvidia-uvm", 0o666)):
-        (tmp_path / node).touch()
-        (tmp_path / node).chmod(mode)
-    assert gpu_groups((0,), dev_root=tmp_path) == (os.getegid(),)  # nvidia0 is 0660; the shared nodes 0666
-    (tmp_path / "nvidia0").chmod(0o666)
-    assert gpu_groups((0,), dev_root=tmp_path) == ()
+@pytest.mark.skipif(os.geteuid() != 0, reason="making device nodes (mknod) needs root")
+def test_gpu_nodes_not_open_to_every_user_give_their_group_never_root(tmp_path: Path) -> None:
+    def node(name: str, mode: int, gid: int) -> None:
+        os.mknod(tmp_path / name, stat.S_IFCHR | mode, os.makedev(1, 3))  # /dev/null's numbers: harmless
+        os.chown(tmp_path / name, 0, gid)
+        (tmp_path / name).chmod(mode)
+
+    node("nvidiactl", 0o666, 0)
+    node("nvidia-uvm", 0o666, 0)
+    node("nvidia0", 0o660, 44)  # NVreg_DeviceFileMode=0660, group video
+    node("nvidia1", 0o600, 0)
+    (tmp_path / "nvidia-caps").mkdir(mode=0o755)  # a folder: bound, never a reason for a group
+    assert gpu_groups((0,), dev_root=tmp_path) == (44,)
+    assert gpu_groups((0, 1), dev_root=tmp_path) is None  # open to root alone: the run stays root
     assert gpu_groups((), dev_root=tmp_path) == ()
 
 

@@ -49,6 +49,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -119,8 +120,10 @@ def userns_args(bwrap: str) -> list[str]:
 def run_as_problem(bwrap: str, uid: int) -> str | None:
     """Why this bwrap cannot start a sandbox as host uid ``uid`` with staged binds (``host_user``):
     bwrap's last error line, or None when it can. Tried, as the runs do it."""
+    # --proc too: unprivileged, the kernel refuses a new procfs where the host's /proc is partly
+    # masked (a container's default), which root's bwrap never meets.
     probe = [bwrap, "--unshare-all", *userns_args(bwrap), "--uid", str(uid), "--gid", str(uid),
-             "--ro-bind", "/usr", "/usr", *root_links(), "--", "/usr/bin/true"]
+             "--ro-bind", "/usr", "/usr", *root_links(), "--proc", "/proc", "--dev", "/dev", "--", "/usr/bin/true"]
     argv, preexec = as_host_user(HostUser(uid), probe, None)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False, preexec_fn=preexec)
@@ -162,19 +165,16 @@ class BwrapBackend:
     def run(self, job: SandboxJob) -> RunResult:
         check_hidden([job.submission_dir, job.inputs_dir, job.output_dir], self._protected)
         job.output_dir.mkdir(parents=True, exist_ok=True)
-        if self._host_user is not None:
-            hand_over(job, self._host_user.uid, self._host_user.uid)
+        user, user_line = self._run_user(job)
         rules = self._rules
         output = output_cap(job, rules)
         tmp = f"tmpfs:{rules.tmp_max_mb * MB}" if self._sized_tmp else "tmpfs-unsized (this bwrap cannot --size a tmpfs)"
-        host_uid = None if self._host_user is None else self._host_user.uid
-        with confine_job(job, rules, output, self._cgroups, host_uid) as confinement:
+        with confine_job(job, rules, output, self._cgroups, None if user is None else user.uid) as confinement:
             started_at, env = script_env(job)
             info_read, info_write = os.pipe()
             try:
                 argv = [self._bwrap, *self.bwrap_args(job, env, info_fd=info_write), "--",
                         *script_argv(job, self._python.executable)]
-                user = None if self._host_user is None else replace(self._host_user, groups=gpu_groups(job.spec.devices))
                 argv, preexec = as_host_user(user, argv, confinement.preexec())
                 launch = Launch(
                     argv=argv, env={}, cwd=None, log_dir=job.log_dir, budget_seconds=job.spec.budget_seconds,
@@ -182,8 +182,7 @@ class BwrapBackend:
                     log_tail_chars=self._tail_chars, preexec=preexec, pass_fds=(info_write,),
                     disk_caps=(output,), disk_check_seconds=rules.disk_check_seconds,
                 )
-                write_sandbox_log(job, "bwrap", confinement, tmp, output, rules.disk_check_seconds,
-                                  self._host_user_line)
+                write_sandbox_log(job, "bwrap", confinement, tmp, output, rules.disk_check_seconds, user_line)
                 result = supervise(launch, lambda proc: _NamespaceTerminator(proc, info_read), started_at)
                 return confinement.explain(result)
             finally:
@@ -193,6 +192,16 @@ class BwrapBackend:
 
     def close(self) -> None:
         """Nothing is held between runs."""
+
+    def _run_user(self, job: SandboxJob) -> tuple[HostUser | None, str]:
+        """Who ``job`` runs as on the host (``execution.host_user``), its folders handed over to it."""
+        if self._host_user is None:
+            return None, self._host_user_line
+        groups = gpu_groups(job.spec.devices)
+        if groups is None:
+            return None, "root (the run's GPU device nodes open to root only)"
+        hand_over(job, self._host_user.uid, self._host_user.uid)
+        return replace(self._host_user, groups=groups), self._host_user_line
 
     # -- the mount plan -------------------------------------------------------------------------
 
@@ -268,11 +277,19 @@ def gpu_binds(devices: tuple[int, ...], dev_root: Path = Path("/dev")) -> list[s
     return args
 
 
-def gpu_groups(devices: tuple[int, ...], dev_root: Path = Path("/dev")) -> tuple[int, ...]:
-    """Groups of the assigned GPUs' nodes that not every user may open (a driver loaded with
-    NVreg_DeviceFileMode=0660): the host user of a run gets them, as root could open them all."""
-    nodes = [node.stat() for node in gpu_nodes(devices, dev_root)]
-    return tuple(sorted({info.st_gid for info in nodes if info.st_mode & 0o006 != 0o006}))
+def gpu_groups(devices: tuple[int, ...], dev_root: Path = Path("/dev")) -> tuple[int, ...] | None:
+    """The groups an unprivileged host user needs to open the assigned GPUs' device nodes: those of
+    nodes not open to every user (a driver loaded with NVreg_DeviceFileMode=0660). None when one is
+    open to root alone (group root: that group is never handed out). MIG's nvidia-caps nodes are
+    not counted (0400 root by default: MIG needs a root run)."""
+    needed: set[int] = set()
+    for node in gpu_nodes(devices, dev_root):
+        info = node.stat()
+        if stat.S_ISCHR(info.st_mode) and info.st_mode & 0o006 != 0o006:
+            if info.st_gid == 0 or info.st_mode & 0o060 != 0o060:
+                return None
+            needed.add(info.st_gid)
+    return tuple(sorted(needed))
 
 
 class _NamespaceTerminator:
