@@ -23,6 +23,8 @@ from trainarena.store.database import alembic_config
 from trainarena.store.locks import migration_connection
 from trainarena.tasks.base import TaskDefinition
 
+HEAD = "0013"  # the newest migration: a fresh store is at it
+
 EXPECTED_TABLES = {
     "competitor", "tournament", "tournament_entrant", "round", "match", "task", "run", "evaluation",
     "champion_history", "weight", "alembic_version", "run_attempt", "tournament_lease",
@@ -39,7 +41,7 @@ def test_fresh_sqlite_file_is_migrated_to_head(tmp_path: Path) -> None:
         with store.engine.connect() as connection:
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
             assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0012"
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
 
 
 def test_opening_twice_is_idempotent(tmp_path: Path) -> None:
@@ -248,5 +250,5 @@ def test_processes_opening_a_fresh_store_at_once_all_succeed(backend: str, tmp_p
     url = f"sqlite:///{tmp_path / 'fresh.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     _assert_all_opened(open_at_once(url, tmp_path, processes=4))
     with open_store_url(url, migrate=False) as store, store.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0012"]
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
         assert _drift(store.engine) == []

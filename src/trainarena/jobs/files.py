@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainarena.jobs.copies import job_copies, remove_copies
@@ -18,18 +17,12 @@ from trainarena.jobs.errors import InvalidInput, NotFound
 from trainarena.jobs.uploads import CheckedFile
 from trainarena.settings import Settings
 from trainarena.store.models import Job, JobStatus, UploadedFile, utcnow
+from trainarena.store.owned_lists import Page, UnknownCursor
+from trainarena.store.owned_lists import owned_page as store_owned_page
 
 
 def new_file_id() -> str:
     return "file-" + secrets.token_hex(8)
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a listing, newest first: ``has_more`` when older rows follow the last one."""
-
-    data: list[Any]
-    has_more: bool
 
 
 def store_upload(session: Session, settings: Settings, *, owner_key_id: int, staging: Path, filename: str,
@@ -52,29 +45,12 @@ def store_upload(session: Session, settings: Settings, *, owner_key_id: int, sta
 
 
 def owned_page(session: Session, model: type, owner: int | None, *, after: str | None, limit: int | None,
-               offset: int = 0, public: bool = False) -> Page:  # fmt: skip
-    """Rows of ``model`` (files, jobs, models) of ``owner`` (everyone's when None), and with ``public``
-    the rows of no owner too, newest first, those older than the row ``after`` (an id) when given, less
-    the first ``offset``; at most ``limit`` (None: all). An ``after`` that is no row ``owner`` may see
-    is refused (InvalidInput): answering the first page instead would make a client paging with a
-    stale cursor loop."""
-    query = select(model).order_by(model.created_at.desc(), model.id.desc())
-    visible = {owner, None} if public else {owner}
-    if owner is not None:
-        query = query.where(or_(model.owner_key_id == owner, model.owner_key_id.is_(None)) if public else model.owner_key_id == owner)
-    if after is not None:
-        anchor = session.get(model, after)
-        if anchor is None or (owner is not None and anchor.owner_key_id not in visible):
-            raise InvalidInput(f"after {after!r} is none of the listed ids; page on from an id a list answered, "
-                               "or start again without after", field="after")  # fmt: skip
-        query = query.where((model.created_at < anchor.created_at)
-                            | ((model.created_at == anchor.created_at) & (model.id < anchor.id)))  # fmt: skip
-    if offset:
-        query = query.offset(offset)
-    if limit is None:
-        return Page(list(session.scalars(query)), False)
-    rows = list(session.scalars(query.limit(limit + 1)))
-    return Page(rows[:limit], len(rows) > limit)
+               offset: int = 0) -> Page:  # fmt: skip
+    """``store.owned_lists.owned_page``, an unknown ``after`` refused as invalid input (a 422)."""
+    try:
+        return store_owned_page(session, model, owner, after=after, limit=limit, offset=offset)
+    except UnknownCursor as error:
+        raise InvalidInput(str(error), field="after") from None
 
 
 def owned_row(session: Session, model: type, what: str, row_id: str, owner: int | None) -> Any:

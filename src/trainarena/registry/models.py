@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
-from trainarena.jobs.files import Page, owned_page
 from trainarena.registry.card import CardFacts, Measurement, ScriptSource
 from trainarena.registry.layout import artifact_library, build_model_folder
 from trainarena.registry.licenses import detect_license
 from trainarena.settings import Settings
 from trainarena.store.models import Competitor, Job, RegisteredModel, Run
+from trainarena.store.owned_lists import Page, owned_page
 from trainarena.submissions import checkout_path
 from trainarena.tasks.builtin_assets import MODEL, TEXT, BuiltinAssetError, builtin_path, find_builtin, is_builtin
 from trainarena.tasks.digests import path_digest
@@ -187,7 +187,8 @@ def sweep_registry(session: Session, settings: Settings) -> list[Path]:
 def visible_models(session: Session, owner_key_id: int | None, *, after: str | None = None, limit: int | None = None,
                    offset: int = 0) -> Page:  # fmt: skip
     """The models a caller may see, newest first: ``owner_key_id``'s own and the public ones (champions');
-    every model when ``owner_key_id`` is None (an operator). Paged as files and jobs are (``owned_page``)."""
+    every model when ``owner_key_id`` is None (an operator). Paged as files and jobs are; an unknown ``after``
+    is an UnknownCursor."""
     return owned_page(session, RegisteredModel, owner_key_id, after=after, limit=limit, offset=offset, public=True)
 
 

@@ -69,7 +69,7 @@ class UploadedFile(Base):
     rows: Mapped[int] = mapped_column(Integer)  # records (text) or images (image)
     columns: Mapped[list[Any]] = mapped_column(default=list)  # column names (text); [] for image
     path: Mapped[str] = mapped_column(Text)  # where the bytes are, under data_dir
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     deleted_at: Mapped[datetime | None]
 
 
@@ -140,7 +140,7 @@ class RegisteredModel(Base):
     score: Mapped[float | None] = mapped_column(Float)
     path: Mapped[str] = mapped_column(Text)  # the model folder, under data_dir
     digest: Mapped[str] = mapped_column(String(64))  # sha256 of the folder's files, as the artifact check computes it
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     published_url: Mapped[str | None] = mapped_column(Text)  # the Hub repository, once published
     # What the model card states (registry.card.CardFacts.to_json): script, license, how the score was measured.
     card: Mapped[dict[str, Any] | None] = mapped_column(JSON)

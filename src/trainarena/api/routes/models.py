@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 from trainarena.api.auth import Caller, Operator, Principal, visible_owner
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ERROR_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
-from trainarena.api.job_errors import answering_jobs_errors
 from trainarena.api.paging import CursorWindow
 from trainarena.registry import (
     PublishingError,
@@ -29,6 +28,7 @@ from trainarena.registry import (
     visible_models,
 )
 from trainarena.store.models import RegisteredModel
+from trainarena.store.owned_lists import UnknownCursor
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -79,8 +79,11 @@ def _visible(request: Request, model_id: str, principal: Principal) -> Registere
 
 @router.get("", response_model=ModelList, responses=ERROR_RESPONSES, summary="The models this key may see")
 def list_models(request: Request, principal: Caller, window: CursorWindow) -> ModelList:
-    with app_store(request).session() as session, answering_jobs_errors():
-        page = visible_models(session, visible_owner(principal), after=window.after, limit=window.limit, offset=window.offset)
+    with app_store(request).session() as session:
+        try:
+            page = visible_models(session, visible_owner(principal), after=window.after, limit=window.limit, offset=window.offset)
+        except UnknownCursor as error:
+            raise ApiError(422, "invalid_request", str(error), field="after") from None
         records = [model_record(row) for row in page.data]
     return ModelList(data=[ModelOut(**row) for row in records], has_more=page.has_more)
 

@@ -1,0 +1,126 @@
+"""What a page of a list costs as the store grows: ``GET /v1/runs?limit=50`` (first and last page) and
+``GET /v1/models?limit=50`` over a small store and a large one, side by side in one process, and the
+ratio large / small of each, the two stores' requests alternating so that the machine's load falls
+on both alike. A list that reads every row to answer one page costs in proportion to the
+store (the large store holds 100x the rows: a ratio near 100); one that pages in the database costs
+about the same at any size. Target: the first pages' ratios under 3. The last page of runs is shown,
+not judged: an ``offset`` makes the database step over the rows it skips, at any store (the model list
+has ``after`` cursors for that; runs are filtered by tournament, competitor, status or task).
+
+The stores are synthetic rows (runs outside tournaments with their tasks, registered models of one
+customer), inserted directly: nothing trains. The requests go through the API app in process
+(FastAPI's TestClient), authenticated as an operator, so the timing is the route, the query and the
+serialisation a client pays for, without a network.
+
+Run from the repo root: ``.venv/bin/python -m benchmarks.list_scale [--small 100] [--large 10000] [--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import insert
+
+from trainarena.api import create_app
+from trainarena.settings import Settings
+from trainarena.store import open_store
+from trainarena.store.api_keys import create_key
+from trainarena.store.models import RegisteredModel, Run, RunOrigin, TaskRow
+
+PAGE = 50
+REPEATS = 15  # median of these: the machine is shared
+RUNS_PER_TASK = 100
+TARGET_RATIO = 3.0
+JUDGED = ("runs_first_ms", "models_ms")  # the first pages: what a client's first request costs
+
+
+@dataclass(frozen=True)
+class Timing:
+    rows: int
+    runs_first_ms: float
+    runs_last_ms: float
+    models_ms: float
+
+
+def _fill(data_dir: Path, rows: int) -> tuple[Settings, str]:
+    """A store in ``data_dir`` with ``rows`` runs and ``rows`` models; returns its settings and an operator key."""
+    os.environ["TRAINARENA_DATA_DIR"] = str(data_dir)
+    settings = Settings()
+    with open_store(settings) as store, store.transaction() as session:
+        key = create_key(session, "bench-operator", "operator")
+        customer = create_key(session, "bench-customer", "customer").row.id
+        tasks = [TaskRow(match_row_id=None, index=0, definition={"name": f"task-{i}"}, digest=f"{i:024x}")
+                 for i in range(max(1, rows // RUNS_PER_TASK))]  # fmt: skip
+        session.add_all(tasks)
+        session.flush()
+        session.execute(insert(Run), [{"task_id": tasks[i % len(tasks)].id, "origin": RunOrigin.ADHOC, "status": "succeeded",
+                                       "source_path": f"/trees/tree-{i}"} for i in range(rows)])  # fmt: skip
+        session.execute(insert(RegisteredModel), [
+            {"id": f"model-{i:08x}", "owner_key_id": customer, "source": "job", "task_type": "instruct", "base_model": "org/base",
+             "dataset_digest": "e" * 64, "score": 0.5, "path": f"models/{i}", "digest": "f" * 64, "card": {"library": "peft"}}
+            for i in range(rows)])  # fmt: skip
+    return settings, key.secret
+
+
+def _ms(client: TestClient, path: str, headers: dict[str, str]) -> float:
+    start = time.perf_counter()
+    response = client.get(path, headers=headers)
+    seconds = time.perf_counter() - start
+    if response.status_code != 200 or len(response.json()["data"]) != PAGE:
+        raise SystemExit(f"{path}: {response.status_code} {response.text[:200]}")
+    return seconds * 1000
+
+
+def measure(sizes: tuple[int, ...]) -> list[Timing]:
+    """Each size's medians; the stores are filled first, then asked in turn, request by request."""
+    with ExitStack() as stack:
+        clients = []
+        for rows in sizes:
+            settings, secret = _fill(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="trainarena-list-scale-"))), rows)
+            store = stack.enter_context(open_store(settings))
+            client = stack.enter_context(TestClient(create_app(settings, store=store)))
+            clients.append((client, {"Authorization": f"Bearer {secret}"}, rows))
+        paths = {"first": f"/v1/runs?limit={PAGE}", "models": f"/v1/models?limit={PAGE}"}
+        times: dict[tuple[int, str], list[float]] = {}
+        for repeat in range(REPEATS + 1):  # the first round warms each app and connection, uncounted
+            for client, headers, rows in clients:
+                for name, path in {**paths, "last": f"/v1/runs?limit={PAGE}&offset={rows - PAGE}"}.items():
+                    took = _ms(client, path, headers)
+                    if repeat:
+                        times.setdefault((rows, name), []).append(took)
+    return [Timing(rows, *(statistics.median(times[rows, name]) for name in ("first", "last", "models"))) for rows in sizes]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=100, help="rows of each kind in the small store")
+    parser.add_argument("--large", type=int, default=10_000, help="rows of each kind in the large store")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if not PAGE <= args.small < args.large:
+        parser.error(f"need {PAGE} <= --small < --large")
+    small, large = measure((args.small, args.large))
+    ratios = {name: getattr(large, name) / getattr(small, name) for name in ("runs_first_ms", "runs_last_ms", "models_ms")}
+    met = all(ratios[name] < TARGET_RATIO for name in JUDGED)
+    if args.json:
+        print(json.dumps({"small": asdict(small), "large": asdict(large), "ratios": ratios, "target_ratio": TARGET_RATIO, "met": met}))
+        return 0
+    print(f"A page of {PAGE}, median of {REPEATS} requests, in ms")
+    print(f"{'list':<22}{args.small:>10,} rows{args.large:>10,} rows{'ratio':>9}")
+    for name, label in (("runs_first_ms", "/v1/runs first page"), ("runs_last_ms", "/v1/runs last page"), ("models_ms", "/v1/models")):
+        print(f"{label:<22}{getattr(small, name):>15.1f}{getattr(large, name):>15.1f}{ratios[name]:>9.2f}")
+    print(f"target: first pages' ratios < {TARGET_RATIO:g} -> {'met' if met else 'NOT met'} (the last page is offset {args.large - PAGE:,}: not judged)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
