@@ -34,8 +34,9 @@ What it protects against (each property has an adversarial test in tests/executi
   /output's total is measured while the run lives, the run killed and failed past the cap
   (``execution.disk``).
 
-What it does not protect against: kernel exploits (bubblewrap is a namespace sandbox, not a VM);
-/output passing its cap by what the disk writes within one measurement interval (the run fails all
+What it does not protect against: kernel exploits (bubblewrap is a namespace sandbox, not a VM; as
+``run_as`` an escaped script is that user on the host, not root, but every run of the host shares
+it); /output passing its cap by what the disk writes within one measurement interval (the run fails all
 the same); GPU memory of other runs on a shared GPU; timing side channels. Operators who need more
 should use the docker backend on a VM or gVisor runtime. ``trainarena doctor`` shows which of these
 mechanisms this host has.
