@@ -20,10 +20,12 @@ from execution_helpers import FORK_BOMB, MakeJob, needs_bwrap, processes_of_run
 from trainarena.contract import RunStatus
 from trainarena.execution import bwrap, host_user
 from trainarena.execution.bwrap import BwrapBackend, gpu_groups, root_links, run_as_problem
+from trainarena.execution.bwrap import host_user as host_user_of
 from trainarena.execution.capabilities import Feature, probe_capabilities
 from trainarena.execution.cgroups import CgroupLayout
 from trainarena.execution.host_user import STAGE, HostUser, as_host_user, choose_host_user
 from trainarena.execution.output_tree import settle_modes
+from trainarena.execution.runtime import TrainingPython
 from trainarena.execution.stdlib_sandbox import StdlibSandbox, run_stdlib_program
 from trainarena.settings import SandboxRules, Settings
 
@@ -183,6 +185,24 @@ def test_a_reward_program_runs_as_run_as_too(tmp_path: Path) -> None:
     assert not run_stdlib_program(job, out, "program.py", sandbox)
     assert (out / "report").read_text() == f"{rules.sandbox_uid} denied"
     assert (out / "report").stat().st_uid == RUN_AS
+
+
+@needs_bwrap
+@needs_unprivileged
+@pytest.mark.sandbox
+def test_a_training_interpreter_run_as_cannot_start_keeps_runs_root(tmp_path: Path) -> None:
+    def interpreter(name: str, mode: int) -> TrainingPython:
+        prefix = tmp_path / name
+        prefix.mkdir(mode=0o755)
+        (prefix / "python").write_text("#!/bin/sh\nexit 0\n")
+        (prefix / "python").chmod(mode)
+        return TrainingPython(prefix / "python", (prefix,))
+
+    rules, bwrap_path = SandboxRules(), shutil.which("bwrap") or "bwrap"
+    user, line = host_user_of(bwrap_path, rules, interpreter("locked", 0o700))  # root's alone
+    assert user is None and line.startswith(f"root (bwrap cannot start as uid {RUN_AS}: ")
+    assert "Permission denied" in line
+    assert host_user_of(bwrap_path, rules, interpreter("open", 0o755))[0] == HostUser(RUN_AS)
 
 
 def test_a_root_platform_falls_back_to_root_when_run_as_cannot_start_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:

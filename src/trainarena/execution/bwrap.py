@@ -118,13 +118,20 @@ def userns_args(bwrap: str) -> list[str]:
 
 
 @functools.cache
-def run_as_problem(bwrap: str, uid: int) -> str | None:
-    """Why this bwrap cannot start a sandbox as host uid ``uid`` with staged binds (``host_user``):
-    bwrap's last error line, or None when it can. Tried, as the runs do it."""
+def run_as_problem(bwrap: str, uid: int, python: TrainingPython | None = None) -> str | None:
+    """Why this bwrap cannot start a sandbox as host uid ``uid`` with staged binds (``host_user``),
+    with ``python`` (the training interpreter) starting in it: the last error line, or None when it
+    can. Tried, as the runs do it."""
     # --proc too: unprivileged, the kernel refuses a new procfs where the host's /proc is partly
     # masked (a container's default), which root's bwrap never meets.
     probe = [bwrap, "--unshare-all", *userns_args(bwrap), "--uid", str(uid), "--gid", str(uid),
-             "--ro-bind", "/usr", "/usr", *root_links(), "--proc", "/proc", "--dev", "/dev", "--", "/usr/bin/true"]
+             "--ro-bind", "/usr", "/usr", *root_links(), "--proc", "/proc", "--dev", "/dev"]
+    if python is None:
+        probe += ["--", "/usr/bin/true"]
+    else:  # an interpreter its user cannot read would fail every run as if its script had
+        for prefix in python.needed_dirs:
+            probe += ["--ro-bind", str(prefix), str(prefix)]
+        probe += ["--", str(python.executable), "-I", "-c", ""]
     argv, preexec = as_host_user(HostUser(uid), probe, None)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False, preexec_fn=preexec)
@@ -136,9 +143,9 @@ def run_as_problem(bwrap: str, uid: int) -> str | None:
     return lines[-1] if lines else f"bwrap exited with code {done.returncode}"
 
 
-def host_user(bwrap: str, rules: SandboxRules) -> tuple[HostUser | None, str]:
-    """Who this host's bwrap runs sandboxes as, and one line saying so and why."""
-    return choose_host_user(rules.run_as, functools.partial(run_as_problem, bwrap))
+def host_user(bwrap: str, rules: SandboxRules, python: TrainingPython | None = None) -> tuple[HostUser | None, str]:
+    """Who this host's bwrap runs sandboxes (of ``python``) as, and one line saying so and why."""
+    return choose_host_user(rules.run_as, lambda uid: run_as_problem(bwrap, uid, python))
 
 
 class BwrapBackend:
@@ -155,10 +162,10 @@ class BwrapBackend:
         self._bwrap = find_bwrap()
         self._sized_tmp = tmpfs_size_supported(self._bwrap)
         self._userns = userns_args(self._bwrap)
-        self._host_user, self._host_user_line = host_user(self._bwrap, rules)
         self._cgroups = detect_layout(rules.cgroup_parent) if cgroups is None else cgroups
         self._rules = rules
         self._python: TrainingPython = training_python(rules)
+        self._host_user, self._host_user_line = host_user(self._bwrap, rules, self._python)
         self._protected = protected
         self._tail_chars = log_tail_chars or rules.log_tail_chars
         check_hidden(self._system_sources(), protected)

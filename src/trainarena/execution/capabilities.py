@@ -20,6 +20,7 @@ from trainarena.execution.cgroups import CONTROLLERS, CgroupLayout, create_run_c
 from trainarena.execution.disk import MB
 from trainarena.execution.docker_cli import docker_available
 from trainarena.execution.host_user import HostUser
+from trainarena.execution.runtime import SandboxUnavailable, TrainingPython, training_python
 from trainarena.settings import SandboxRules
 
 _PROBE_TIMEOUT_SECONDS = 20.0
@@ -67,7 +68,7 @@ def probe_capabilities(
     uses_bwrap = rules.backend == "bwrap"
     features = [_bwrap_feature(bwrap, uses_bwrap)]
     features += [_namespace_feature(bwrap, namespace, uses_bwrap) for namespace in _NAMESPACES]
-    user = None if bwrap is None else host_user(bwrap, rules)
+    user = None if bwrap is None else host_user(bwrap, rules, _python(rules))
     features += [_nested_userns_feature(bwrap), _host_user_feature(user, rules.run_as)]
     run_uid = os.getuid() if user is None or user[0] is None else user[0].uid
     features += _cgroup_features(detect_layout(rules.cgroup_parent) if layout is None else layout, rules, run_uid)
@@ -126,6 +127,14 @@ def _nested_userns_feature(bwrap: str | None) -> Feature:
                    "a script can create a nested user namespace (unshare -Urm) and hold every capability in it: "
                    "mounts and namespaces of its own, more kernel surface to attack",
                    "bubblewrap 0.8 or later, able to create a user namespace")
+
+
+def _python(rules: SandboxRules) -> TrainingPython | None:
+    """The training interpreter, None where it cannot start (runs then fail to start at all)."""
+    try:
+        return training_python(rules)
+    except SandboxUnavailable:
+        return None
 
 
 def _host_user_feature(found: tuple[HostUser | None, str] | None, run_as: int) -> Feature:
