@@ -21,9 +21,10 @@ from execution_helpers import EXAMPLES, MakeJob
 
 from trainarena.contract import RunStatus
 from trainarena.execution import make_backend
-from trainarena.execution.docker import IMAGE_PYTHON, DockerBackend, bind, check_readable, outermost, share_inputs
+from trainarena.execution.docker import IMAGE_PYTHON, DockerBackend, bind, outermost
 from trainarena.execution.docker_cli import OWNER_LABEL, DockerCli, leftovers, owner_is_gone, owner_label
 from trainarena.execution.docker_image import HOST_IMAGE_REPOSITORY, ensure_image, host_image, root_layout
+from trainarena.execution.host_user import check_readable, share_inputs
 from trainarena.execution.runtime import SandboxUnavailable, training_python
 from trainarena.pipeline import link_tree
 from trainarena.settings import SandboxRules, Settings
@@ -217,7 +218,7 @@ def test_the_inputs_are_opened_to_the_container_group_and_an_unreadable_submissi
     assert stat.S_IMODE(shared.stat().st_mode) == 0o644 and shared.stat().st_gid == os.getegid()
     submission = tmp_path / "checkout"
     submission.mkdir(mode=0o700)
-    with pytest.raises(SandboxUnavailable, match=r"checkout \(mode 700\) cannot be read by the docker backend's container user"):
+    with pytest.raises(SandboxUnavailable, match=r"checkout \(mode 700\) cannot be read by the sandbox's host user"):
         check_readable(submission, uid=os.geteuid() + 1)
     check_readable(submission, uid=os.geteuid())  # its owner reads it
 

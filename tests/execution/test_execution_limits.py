@@ -59,6 +59,10 @@ def test_without_cgroups_memory_falls_back_to_rlimits_and_says_so() -> None:
     else:
         assert cpu.processes == "rlimit-nproc" and (resource.RLIMIT_NPROC, 64) in cpu.rlimits
     assert cpu.describe().count("fallback:") == 3
+    # Runs started as an unprivileged host uid (a root platform's sandbox.run_as) are bound by it.
+    as_nobody = confine("r3", limits, has_gpus=False, layout=CgroupLayout.none(), host_uid=65534)
+    assert as_nobody.processes == "rlimit-nproc" and (resource.RLIMIT_NPROC, 64) in as_nobody.rlimits
+    assert "every process of uid 65534 on the host" in as_nobody.describe()
 
 
 def test_layout_of_a_cgroup_v1_host() -> None:

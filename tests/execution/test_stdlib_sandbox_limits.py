@@ -29,7 +29,8 @@ open("/out/report", "w").write(f"{children} {error} {size}")
 
 def _sandbox(max_processes: int) -> StdlibSandbox:
     rules, data = SandboxRules(), DataRules()
-    return StdlibSandbox(20.0, data.reward_memory_limit_mb, rules.etc_files, rules.sandbox_uid, max_processes, 4)
+    return StdlibSandbox(20.0, data.reward_memory_limit_mb, rules.etc_files, rules.sandbox_uid, max_processes, 4,
+                         run_as=rules.run_as)
 
 
 @needs_cgroups

@@ -116,16 +116,23 @@ def test_a_failed_evaluation_leaves_nothing_behind(tmp_path, temp_root, leftover
     assert leftover_processes(tmp_path) == [] and list(temp_root.iterdir()) == []
 
 
-def _bwrap_sandbox_under(root: Path) -> list[int] | None:
-    """Pids of a bubblewrap sandbox whose binds lie under ``root`` and of everything inside it."""
-    sandboxes = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).startswith("bwrap")
-                 and f" {root}/" in _cmdline(p)]
-    if not sandboxes:
-        return None
-    family = set(sandboxes)
-    for _ in range(4):  # bwrap -> bwrap (pid 1 inside) -> python -> ...
-        family |= {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) in family}
-    return sorted(family)
+def _bwrap_sandbox_below(ancestor: int) -> list[int] | None:
+    """Pids of a bubblewrap sandbox started below process ``ancestor`` and of everything inside it
+    (found by descent: its command line names staged binds, not the folders it binds, when the
+    platform is root and starts it as ``sandbox.run_as``)."""
+    children: dict[int | None, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            children.setdefault(_parent(entry), []).append(int(entry.name))
+    family: list[int] = []
+    pending = [(ancestor, False)]
+    while pending:  # driver -> guard -> worker -> bwrap -> bwrap (pid 1 inside) -> python -> ...
+        pid, inside = pending.pop()
+        inside = inside or _cmdline(Path(f"/proc/{pid}")).startswith("bwrap")
+        if inside:
+            family.append(pid)
+        pending += [(child, inside) for child in children.get(pid, [])]
+    return sorted(family) or None
 
 
 def _cmdline(pid: Path) -> str:
@@ -156,7 +163,7 @@ def test_killing_the_driver_during_grpo_rewards_kills_the_reward_sandbox(assets,
     driver = start_driver("grpo", request, rules, tmp_path)
     # bwrap, bwrap as pid 1 of the sandbox, the reward runner: polled until all three are up (under load
     # the first two can be seen before the runner starts).
-    sandbox_pids = wait_until(lambda: (p if (p := _bwrap_sandbox_under(temp_root)) and len(p) >= 3 else None),
+    sandbox_pids = wait_until(lambda: (p if (p := _bwrap_sandbox_below(driver.pid)) and len(p) >= 3 else None),
                               driver, "reward sandbox")
     driver.send_signal(signal.SIGKILL)
     driver.communicate(timeout=30)

@@ -20,7 +20,9 @@ What it protects against (each property has an adversarial test in tests/executi
   no way to create a nested user namespace (``--disable-userns``), where it would hold a full
   capability set again (mounts, its own network namespace: more kernel surface). That needs bubblewrap
   0.8 or later: with an older one ``unshare -Urm`` works inside the run, and ``trainarena doctor`` says
-  so.
+  so. On the host, a platform running as root starts bwrap as ``SandboxRules.run_as`` (nobody), so the
+  run's processes are not host root (``execution.host_user``: how its binds stay reachable); where
+  unprivileged user namespaces are not allowed they stay root, and doctor and sandbox.txt say so.
 - Memory, process count (a fork bomb), CPU: one cgroup per run with ``memory_limit_mb``,
   ``max_processes`` and ``cpus_per_run`` (v2 or v1, whichever the host offers), removed after the run
   with every process left in it killed. Where a controller is missing, an rlimit stands in and
@@ -32,8 +34,9 @@ What it protects against (each property has an adversarial test in tests/executi
   /output's total is measured while the run lives, the run killed and failed past the cap
   (``execution.disk``).
 
-What it does not protect against: kernel exploits (bubblewrap is a namespace sandbox, not a VM);
-/output passing its cap by what the disk writes within one measurement interval (the run fails all
+What it does not protect against: kernel exploits (bubblewrap is a namespace sandbox, not a VM; as
+``run_as`` an escaped script is that user on the host, not root, but every run of the host shares
+it); /output passing its cap by what the disk writes within one measurement interval (the run fails all
 the same); GPU memory of other runs on a shared GPU; timing side channels. Operators who need more
 should use the docker backend on a VM or gVisor runtime. ``trainarena doctor`` shows which of these
 mechanisms this host has.
@@ -47,13 +50,16 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT, SANDBOX_SUBMISSION
 from trainarena.execution.base import RunResult, SandboxJob
 from trainarena.execution.cgroups import CgroupLayout, detect_layout
 from trainarena.execution.disk import MB
+from trainarena.execution.host_user import HostUser, as_host_user, choose_host_user, hand_over
 from trainarena.execution.limits import confine_job, output_cap, write_sandbox_log
 from trainarena.execution.runtime import (
     SandboxUnavailable,
@@ -111,6 +117,37 @@ def userns_args(bwrap: str) -> list[str]:
     return list(NO_NESTED_USERNS) if userns_disable_supported(bwrap) else []
 
 
+@functools.cache
+def run_as_problem(bwrap: str, uid: int, python: TrainingPython | None = None) -> str | None:
+    """Why this bwrap cannot start a sandbox as host uid ``uid`` with staged binds (``host_user``),
+    with ``python`` (the training interpreter) starting in it: the last error line, or None when it
+    can. Tried, as the runs do it."""
+    # --proc too: unprivileged, the kernel refuses a new procfs where the host's /proc is partly
+    # masked (a container's default), which root's bwrap never meets.
+    probe = [bwrap, "--unshare-all", *userns_args(bwrap), "--uid", str(uid), "--gid", str(uid),
+             "--ro-bind", "/usr", "/usr", *root_links(), "--proc", "/proc", "--dev", "/dev"]
+    if python is None:
+        probe += ["--", "/usr/bin/true"]
+    else:  # an interpreter its user cannot read would fail every run as if its script had
+        for prefix in python.needed_dirs:
+            probe += ["--ro-bind", str(prefix), str(prefix)]
+        probe += ["--", str(python.executable), "-I", "-c", ""]
+    argv, preexec = as_host_user(HostUser(uid), probe, None)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False, preexec_fn=preexec)
+    except (OSError, subprocess.SubprocessError) as error:  # SubprocessError: the pre-exec hook failed
+        return str(error)
+    if done.returncode == 0:
+        return None
+    lines = done.stderr.strip().splitlines()
+    return lines[-1] if lines else f"bwrap exited with code {done.returncode}"
+
+
+def host_user(bwrap: str, rules: SandboxRules, python: TrainingPython | None = None) -> tuple[HostUser | None, str]:
+    """Who this host's bwrap runs sandboxes (of ``python``) as, and one line saying so and why."""
+    return choose_host_user(rules.run_as, lambda uid: run_as_problem(bwrap, uid, python))
+
+
 class BwrapBackend:
     """Runs each job in a fresh bubblewrap sandbox (module docstring: what it covers and not)."""
 
@@ -128,6 +165,7 @@ class BwrapBackend:
         self._cgroups = detect_layout(rules.cgroup_parent) if cgroups is None else cgroups
         self._rules = rules
         self._python: TrainingPython = training_python(rules)
+        self._host_user, self._host_user_line = host_user(self._bwrap, rules, self._python)
         self._protected = protected
         self._tail_chars = log_tail_chars or rules.log_tail_chars
         check_hidden(self._system_sources(), protected)
@@ -135,22 +173,24 @@ class BwrapBackend:
     def run(self, job: SandboxJob) -> RunResult:
         check_hidden([job.submission_dir, job.inputs_dir, job.output_dir], self._protected)
         job.output_dir.mkdir(parents=True, exist_ok=True)
+        user, user_line = self._run_user(job)
         rules = self._rules
         output = output_cap(job, rules)
         tmp = f"tmpfs:{rules.tmp_max_mb * MB}" if self._sized_tmp else "tmpfs-unsized (this bwrap cannot --size a tmpfs)"
-        with confine_job(job, rules, output, self._cgroups) as confinement:
+        with confine_job(job, rules, output, self._cgroups, None if user is None else user.uid) as confinement:
             started_at, env = script_env(job)
             info_read, info_write = os.pipe()
             try:
                 argv = [self._bwrap, *self.bwrap_args(job, env, info_fd=info_write), "--",
                         *script_argv(job, self._python.executable)]
+                argv, preexec = as_host_user(user, argv, confinement.preexec())
                 launch = Launch(
                     argv=argv, env={}, cwd=None, log_dir=job.log_dir, budget_seconds=job.spec.budget_seconds,
                     grace_seconds=job.grace_seconds, log_max_bytes=job.log_max_bytes,
-                    log_tail_chars=self._tail_chars, preexec=confinement.preexec(), pass_fds=(info_write,),
+                    log_tail_chars=self._tail_chars, preexec=preexec, pass_fds=(info_write,),
                     disk_caps=(output,), disk_check_seconds=rules.disk_check_seconds,
                 )
-                write_sandbox_log(job, "bwrap", confinement, tmp, output, rules.disk_check_seconds)
+                write_sandbox_log(job, "bwrap", confinement, tmp, output, rules.disk_check_seconds, user_line)
                 result = supervise(launch, lambda proc: _NamespaceTerminator(proc, info_read), started_at)
                 return confinement.explain(result)
             finally:
@@ -160,6 +200,16 @@ class BwrapBackend:
 
     def close(self) -> None:
         """Nothing is held between runs."""
+
+    def _run_user(self, job: SandboxJob) -> tuple[HostUser | None, str]:
+        """Who ``job`` runs as on the host (``execution.host_user``), its folders handed over to it."""
+        if self._host_user is None:
+            return None, self._host_user_line
+        groups = gpu_groups(job.spec.devices)
+        if groups is None:
+            return None, "root (the run's GPU device nodes open to root only)"
+        hand_over(job, self._host_user.uid, self._host_user.uid)
+        return replace(self._host_user, groups=groups), self._host_user_line
 
     # -- the mount plan -------------------------------------------------------------------------
 
@@ -216,19 +266,38 @@ def root_links() -> list[str]:
     return args
 
 
+def gpu_nodes(devices: tuple[int, ...], dev_root: Path = Path("/dev")) -> list[Path]:
+    """Device nodes of the assigned GPUs only (plus the driver's shared nodes), those present."""
+    if not devices:
+        return []
+    names = [*_NVIDIA_SHARED_NODES, *(f"nvidia{d}" for d in devices), "nvidia-caps"]
+    return [dev_root / name for name in names if (dev_root / name).exists()]
+
+
 def gpu_binds(devices: tuple[int, ...], dev_root: Path = Path("/dev")) -> list[str]:
-    """Device nodes of the assigned GPUs only (plus the driver's shared nodes), when present.
+    """The binds of :func:`gpu_nodes`.
 
     Verified on an H200: with these nodes CUDA initialises inside the sandbox; with none bound
     cuInit reports no device, so a GPU not assigned to the run is unreachable."""
-    if not devices:
-        return []
-    nodes = [*_NVIDIA_SHARED_NODES, *(f"nvidia{d}" for d in devices), "nvidia-caps"]
     args: list[str] = []
-    for node in nodes:
-        if (dev_root / node).exists():
-            args += ["--dev-bind", str(dev_root / node), f"/dev/{node}"]
+    for node in gpu_nodes(devices, dev_root):
+        args += ["--dev-bind", str(node), f"/dev/{node.name}"]
     return args
+
+
+def gpu_groups(devices: tuple[int, ...], dev_root: Path = Path("/dev")) -> tuple[int, ...] | None:
+    """The groups an unprivileged host user needs to open the assigned GPUs' device nodes: those of
+    nodes not open to every user (a driver loaded with NVreg_DeviceFileMode=0660). None when one is
+    open to root alone (group root: that group is never handed out). MIG's nvidia-caps nodes are
+    not counted (0400 root by default: MIG needs a root run)."""
+    needed: set[int] = set()
+    for node in gpu_nodes(devices, dev_root):
+        info = node.stat()
+        if stat.S_ISCHR(info.st_mode) and info.st_mode & 0o006 != 0o006:
+            if info.st_gid == 0 or info.st_mode & 0o060 != 0o060:
+                return None
+            needed.add(info.st_gid)
+    return tuple(sorted(needed))
 
 
 class _NamespaceTerminator:

@@ -15,10 +15,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trainarena.execution.bwrap import tmpfs_size_supported, userns_disable_supported
+from trainarena.execution.bwrap import host_user, tmpfs_size_supported, userns_disable_supported
 from trainarena.execution.cgroups import CONTROLLERS, CgroupLayout, create_run_cgroup, detect_layout
 from trainarena.execution.disk import MB
 from trainarena.execution.docker_cli import docker_available
+from trainarena.execution.host_user import HostUser
+from trainarena.execution.runtime import SandboxUnavailable, TrainingPython, training_python
 from trainarena.settings import SandboxRules
 
 _PROBE_TIMEOUT_SECONDS = 20.0
@@ -66,8 +68,10 @@ def probe_capabilities(
     uses_bwrap = rules.backend == "bwrap"
     features = [_bwrap_feature(bwrap, uses_bwrap)]
     features += [_namespace_feature(bwrap, namespace, uses_bwrap) for namespace in _NAMESPACES]
-    features.append(_nested_userns_feature(bwrap))
-    features += _cgroup_features(detect_layout(rules.cgroup_parent) if layout is None else layout, rules)
+    user = None if bwrap is None else host_user(bwrap, rules, _python(rules))
+    features += [_nested_userns_feature(bwrap), _host_user_feature(user, rules.run_as)]
+    run_uid = os.getuid() if user is None or user[0] is None else user[0].uid
+    features += _cgroup_features(detect_layout(rules.cgroup_parent) if layout is None else layout, rules, run_uid)
     features += _disk_features(bwrap, rules)
     features += [_gpu_feature(dev_root, environ), _docker_feature(docker, rules.backend == "docker")]
     required = [feature for feature in features if feature.required]
@@ -125,6 +129,31 @@ def _nested_userns_feature(bwrap: str | None) -> Feature:
                    "bubblewrap 0.8 or later, able to create a user namespace")
 
 
+def _python(rules: SandboxRules) -> TrainingPython | None:
+    """The training interpreter, None where it cannot start (runs then fail to start at all)."""
+    try:
+        return training_python(rules)
+    except SandboxUnavailable:
+        return None
+
+
+def _host_user_feature(found: tuple[HostUser | None, str] | None, run_as: int) -> Feature:
+    """``found``: ``bwrap.host_user``'s answer, None without bwrap."""
+    name = "unprivileged host uid"
+    if found is None:
+        return Feature(name, False, "untested: bwrap is missing", False, "", "install bubblewrap first")
+    user, line = found
+    if user is not None or os.geteuid() != 0:
+        return Feature(name, True, line, False)
+    return Feature(name, False, line, False,
+                   f"scripts run as host {line}, capabilities dropped: a kernel bug that escapes the sandbox, or a "
+                   "file a bind exposes, is root's",
+                   "set sandbox.run_as (TRAINARENA_SANDBOX__RUN_AS=65534)" if run_as == 0 else
+                   "allow unprivileged user namespaces (sysctl user.max_user_namespaces=15000, and "
+                   "kernel.unprivileged_userns_clone=1 and kernel.apparmor_restrict_unprivileged_userns=0 where "
+                   "they exist)")
+
+
 _CGROUP_CONSEQUENCES = {
     "memory": "memory falls back to RLIMIT_AS per process: a run may use its limit once per process",
     "cpu": "cpus_per_run is not enforced; only thread-count environment variables apply",
@@ -134,7 +163,8 @@ _CGROUP_FIX = ("cgroup v1: mount the {c} controller writable at /sys/fs/cgroup/{
                "to it (as a non-root platform: systemd Delegate=yes gives it one)")
 
 
-def _cgroup_features(layout: CgroupLayout, rules: SandboxRules) -> list[Feature]:
+def _cgroup_features(layout: CgroupLayout, rules: SandboxRules, run_uid: int) -> list[Feature]:
+    """``run_uid``: the host uid of the runs' processes (``execution.host_user``)."""
     features = []
     for controller in CONTROLLERS:
         probe = create_run_cgroup(layout, "doctor", {controller: _PROBE_LIMITS[controller]})
@@ -147,8 +177,8 @@ def _cgroup_features(layout: CgroupLayout, rules: SandboxRules) -> list[Feature]
         detail = layout.describe(controller) + (": not writable" if controller in layout.hierarchies else "")
         if controller == "pids":
             consequence = ("no process-count cap at all (RLIMIT_NPROC does not bind root): a fork bomb floods "
-                           "the host" if os.getuid() == 0 else
-                           f"RLIMIT_NPROC stands in, counting every process of uid {os.getuid()} on the host")
+                           "the host" if run_uid == 0 else
+                           f"RLIMIT_NPROC stands in, counting every process of uid {run_uid} on the host")
         elif controller == "cpu" and not rules.cpus_per_run:
             consequence = "none while cpus_per_run is 0 (no CPU cap configured)"
         else:

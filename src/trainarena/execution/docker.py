@@ -42,7 +42,6 @@ import io
 import os
 import re
 import shutil
-import stat
 import threading
 import uuid
 from dataclasses import dataclass
@@ -53,6 +52,7 @@ from trainarena.execution.base import RunResult, SandboxJob
 from trainarena.execution.disk import MB, disk_description
 from trainarena.execution.docker_cli import OWNER_LABEL, RUN_LABEL, DockerCli, find_docker, owner_label, remove_leftovers
 from trainarena.execution.docker_image import HostImage, ensure_image, host_image
+from trainarena.execution.host_user import hand_over
 from trainarena.execution.limits import out_of_memory, output_cap
 from trainarena.execution.runtime import SandboxUnavailable, check_hidden, script_env, training_python
 from trainarena.execution.supervise import Launch, supervise
@@ -168,11 +168,7 @@ class DockerBackend:
         self.prepare()
         check_hidden([job.submission_dir, job.inputs_dir, job.output_dir], self._protected)
         job.output_dir.mkdir(parents=True, exist_ok=True)
-        uid, gid = container_user(self._rules)
-        if os.geteuid() == 0:  # the run's user writes there; the platform (root) reads it back
-            os.chown(job.output_dir, uid, gid)
-        share_inputs(job.inputs_dir, uid, gid)
-        check_readable(job.submission_dir, uid)
+        hand_over(job, *container_user(self._rules))
         container = f"trainarena-{_NAME_UNSAFE.sub('-', job.spec.run_id)}-{uuid.uuid4().hex[:8]}"
         rules, output = self._rules, output_cap(job, self._rules)
         started_at, env = script_env(job)
@@ -205,44 +201,6 @@ class DockerBackend:
 
     def close(self) -> None:
         """Nothing is held between runs (each run removes its container)."""
-
-
-def share_inputs(inputs: Path, uid: int, gid: int) -> None:
-    """Let the container user read the run's inputs, and no other user: what it cannot read yet is
-    handed to its group ``gid`` (folders g+rx, files g+r; others are given nothing). The files are
-    hard links into the platform's caches (the model writer leaves model.safetensors 0600), and a
-    link shares its file's owner and mode, so the cached copy takes that group too; a per-run copy
-    would cost a base model's size on every run. Base models, train splits and task files only,
-    which every run is given anyway; the hidden split is never among them (``check_hidden``)."""
-    if uid == inputs.stat().st_uid:
-        return
-    for folder, _folders, files in os.walk(inputs):
-        _grant(Path(folder), gid, 0o050)
-        for name in files:
-            _grant(Path(folder) / name, gid, 0o040)
-
-
-def _grant(path: Path, gid: int, group_bits: int) -> None:
-    """Give group ``gid`` the ``group_bits`` on ``path``, unless its other bits give them to every
-    user already. A file of another group moves to ``gid``: the platform's cache is its own."""
-    info = path.lstat()
-    mode = stat.S_IMODE(info.st_mode)
-    if stat.S_ISLNK(info.st_mode) or mode & (group_bits >> 3) == group_bits >> 3:
-        return
-    if info.st_gid != gid:
-        os.chown(path, -1, gid, follow_symlinks=False)
-    if mode & group_bits != group_bits:
-        path.chmod(mode | group_bits)
-
-
-def check_readable(folder: Path, uid: int) -> None:
-    """Refuse a run whose container user could not open its submission (a checkout made 0700, a
-    working tree under umask 077): it would fail as if its script had."""
-    info = folder.stat()
-    if uid != info.st_uid and info.st_mode & 0o005 != 0o005:
-        raise SandboxUnavailable(f"{folder} (mode {info.st_mode & 0o777:o}) cannot be read by the docker backend's "
-                                 f"container user {uid}; make it readable (chmod o+rx) and keep the platform's "
-                                 "umask at 022")
 
 
 def bind(source: Path, target: PurePosixPath, read_only: bool) -> str:

@@ -15,12 +15,12 @@ RLIMIT_DATA caps each process's private writable mappings, not shared or file-ba
 Processes. cgroup pids.max counts the tasks (threads included) of the run's cgroup: exactly this run,
 bwrap's own two processes included. Fallback RLIMIT_NPROC is weak, because the kernel counts it by
 *real uid*: the sandbox's uid 65534 ("nobody") exists only inside bwrap's user namespace and maps to
-the platform's own host uid, so (measured here, kernel 6.18) with the platform running as root the
-limit is not enforced at all (uid 0 is exempt: 50 forks under a limit of 20), and as any other user it
+the run's host uid (the platform's own, or ``sandbox.run_as`` for a root platform, ``execution.host_user``),
+so (measured here, kernel 6.18) with runs as host root the limit is not enforced at all (uid 0 is exempt: 50 forks under a limit of 20), and as any other user it
 counts every process of that user on the host too (kernels >= 5.14 count per user namespace *and*
 charge the parent's count: with 15 other processes of the platform's uid alive, a limit of 20 allowed
-the sandbox one fork), so concurrent runs and the platform itself eat into each other's budget. Under
-root the fallback is therefore reported as "none".
+the sandbox one fork), so concurrent runs and the platform itself (or, as ``run_as``, every process of that user) eat into
+each other's budget. Under root the fallback is therefore reported as "none".
 
 CPU. cgroup cpu quota: ``cpus`` CPUs' worth of time per period (``SandboxRules.cpus_per_run``). No
 rlimit fallback exists (RLIMIT_CPU caps CPU-seconds, not a rate): without the controller only the
@@ -123,23 +123,28 @@ def output_cap(job: SandboxJob, rules: SandboxRules) -> DiskCap:
     return DiskCap("/output", job.output_dir, rules.output_max_mb * MB)
 
 
-def confine_job(job: SandboxJob, rules: SandboxRules, output: DiskCap, layout: CgroupLayout) -> Confinement:
+def confine_job(job: SandboxJob, rules: SandboxRules, output: DiskCap, layout: CgroupLayout,
+                host_uid: int | None = None) -> Confinement:
     """:func:`confine` with one job's limits: its memory, the rules' process and CPU caps, and the
     output cap as the largest file it may write."""
     limits = RunLimits(job.memory_limit_mb, rules.max_processes, rules.cpus_per_run, output.max_bytes, rules.nice)
-    return confine(f"{job.spec.run_id}-{os.getpid()}", limits, bool(job.spec.devices), layout)
+    return confine(f"{job.spec.run_id}-{os.getpid()}", limits, bool(job.spec.devices), layout, host_uid)
 
 
-def write_sandbox_log(job: SandboxJob, backend: str, confinement: Confinement, tmp: str, output: DiskCap, interval: float) -> None:
-    """``logs/sandbox.txt``: which backend ran the job and which caps applied to it, and how."""
+def write_sandbox_log(job: SandboxJob, backend: str, confinement: Confinement, tmp: str, output: DiskCap, interval: float,
+                      host_user: str | None = None) -> None:
+    """``logs/sandbox.txt``: which backend ran the job (as which host user, where it says), and which
+    caps applied to it, and how."""
     job.log_dir.mkdir(parents=True, exist_ok=True)
+    user = "" if host_user is None else f"host_user={host_user}\n"
     (job.log_dir / "sandbox.txt").write_text(
-        f"backend={backend}\n" + confinement.describe() + disk_description(tmp, output, interval)
+        f"backend={backend}\n" + user + confinement.describe() + disk_description(tmp, output, interval)
     )
 
 
-def confine(run_name: str, limits: RunLimits, has_gpus: bool, layout: CgroupLayout) -> Confinement:
-    """The strongest caps this host allows for one run (see the module docstring)."""
+def confine(run_name: str, limits: RunLimits, has_gpus: bool, layout: CgroupLayout, host_uid: int | None = None) -> Confinement:
+    """The strongest caps this host allows for one run (see the module docstring); ``host_uid``: the
+    run's processes' (``execution.host_user``), when not the platform's own."""
     wanted: dict[str, float] = {"memory": limits.memory_mb * MB, "pids": limits.max_processes}
     if limits.cpus:
         wanted["cpu"] = limits.cpus
@@ -159,7 +164,7 @@ def confine(run_name: str, limits: RunLimits, has_gpus: bool, layout: CgroupLayo
         notes.append(f"memory: no usable memory cgroup controller; {memory} caps each process, not their sum")
     processes = kind("pids")
     if processes is None:
-        processes, note = _process_fallback(limits.max_processes, rlimits)
+        processes, note = _process_fallback(limits.max_processes, rlimits, os.getuid() if host_uid is None else host_uid)
         notes.append(note)
     cpu = kind("cpu") or "none"
     if limits.cpus and cpu == "none":
@@ -169,8 +174,7 @@ def confine(run_name: str, limits: RunLimits, has_gpus: bool, layout: CgroupLayo
     return Confinement(limits, memory, processes, cpu, cgroup, tuple(rlimits), tuple(notes))
 
 
-def _process_fallback(max_processes: int, rlimits: list[tuple[int, int]]) -> tuple[str, str]:
-    uid = os.getuid()
+def _process_fallback(max_processes: int, rlimits: list[tuple[int, int]], uid: int) -> tuple[str, str]:
     if uid == 0:
         return "none", ("processes: no usable pids cgroup controller, and RLIMIT_NPROC does not bind root "
                         "(the sandbox's uid maps to uid 0): the process count is not capped")

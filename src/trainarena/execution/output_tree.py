@@ -4,9 +4,10 @@ recursive: a script can nest folders thousands deep, which ``Path.rglob`` and ``
 with RecursionError (Python 3.11).
 
 Protects against: a setuid/setgid file or a world-writable folder the script left for the host (under
-bwrap the sandbox's uid is the platform's, root when the platform is root, so its files are the
-platform's: ``settle_modes`` gives every folder 0755 and every file 0644, or 0755 when executable,
-before anything checks, digests or publishes the artifact); a tree too deep or too large to check
+bwrap the sandbox's host uid is the platform's, or ``sandbox.run_as`` when the platform is root and
+the host allows it: ``settle_modes`` gives every file and folder to a root platform, every folder
+0755 and every file 0644, or 0755 when executable, before anything checks, digests or publishes the
+artifact); a tree too deep or too large to check
 (``walk`` stops at ``ArtifactRules.max_depth`` / ``max_entries`` with the reason); a tree the platform
 could not delete (``remove_tree`` lifts a folder above a fixed path length before descending, so no
 path it builds grows past what the kernel accepts, and opens folders a script made unreadable).

@@ -10,7 +10,8 @@ environment is cleared); writing anywhere but a private /tmp and the out folder;
 ``disk_mb`` (a sized tmpfs): one cgroup per call where the host has the controllers, else the rlimit
 fallbacks of ``execution.limits`` (RLIMIT_AS; RLIMIT_NPROC, which does not bind a platform running as
 root); RLIMIT_FSIZE always; regaining capabilities in a nested user namespace (``--disable-userns``,
-where bubblewrap is 0.8 or later; ``trainarena doctor`` says when it is not).
+where bubblewrap is 0.8 or later; ``trainarena doctor`` says when it is not); being host root when
+the platform is (bwrap starts as ``run_as`` where the host allows it, as for runs: ``execution.host_user``).
 What it does not protect against: kernel exploits; CPU time of other work while it runs (no CPU
 quota: the wall clock bounds it); the total written to the out folder, which is capped per file only
 (the wall clock bounds the number of files). The interpreter runs in isolated mode (``-I -S``).
@@ -19,17 +20,20 @@ quota: the wall clock bounds it); the total written to the out folder, which is 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainarena.execution.bwrap import find_bwrap, root_links, tmp_args, tmpfs_size_supported, userns_args
+from trainarena.execution.bwrap import find_bwrap, root_links, run_as_problem, tmp_args, tmpfs_size_supported, userns_args
 from trainarena.execution.cgroups import CgroupLayout, detect_layout
 from trainarena.execution.disk import MB
-from trainarena.execution.limits import Confinement, RunLimits, confine
+from trainarena.execution.host_user import as_host_user, choose_host_user
+from trainarena.execution.limits import RunLimits, confine
 
 JOB_MOUNT = "/job"  # the program and its input, read-only
 OUT_MOUNT = "/out"  # the only writable folder that outlives the sandbox
@@ -46,6 +50,7 @@ class StdlibSandbox:
     max_processes: int
     disk_mb: int
     cgroup_parent: Path | None = None  # SandboxRules.cgroup_parent
+    run_as: int = 0  # SandboxRules.run_as: the host uid a root platform starts bwrap as; 0: root
 
 
 def run_stdlib_program(
@@ -57,8 +62,9 @@ def run_stdlib_program(
     argv = _argv(job, out, program, sandbox)
     limits = RunLimits(sandbox.memory_limit_mb, sandbox.max_processes, file_size_bytes=sandbox.disk_mb * MB)
     layout = detect_layout(sandbox.cgroup_parent) if cgroups is None else cgroups
-    with confine(f"stdlib-{os.getpid()}", limits, False, layout) as confinement:
-        return _run(argv, sandbox.wall_seconds, confinement)
+    user, _line = choose_host_user(sandbox.run_as, functools.partial(run_as_problem, argv[0]))
+    with confine(f"stdlib-{os.getpid()}", limits, False, layout, None if user is None else user.uid) as confinement:
+        return _run(*as_host_user(user, argv, confinement.preexec()), sandbox.wall_seconds)
 
 
 def _base_python() -> Path:
@@ -82,10 +88,10 @@ def _argv(job: Path, out: Path, program: str, sandbox: StdlibSandbox) -> list[st
     return [*args, "--", str(_base_python()), "-I", "-S", f"{JOB_MOUNT}/{program}"]
 
 
-def _run(argv: list[str], limit: float, confinement: Confinement) -> bool:
+def _run(argv: list[str], preexec: Callable[[], None] | None, limit: float) -> bool:
     process = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, preexec_fn=confinement.preexec(),
+        start_new_session=True, preexec_fn=preexec,
     )
     try:
         process.wait(timeout=limit)

@@ -68,6 +68,11 @@ class SandboxRules(Section):
     )
     sandbox_uid: int = Field(65534, ge=1, description="Uid/gid the script runs as inside the bwrap user namespace (nobody); "
                              "the docker backend's container user when the platform runs as root.")
+    run_as: int = Field(
+        65534, ge=0, description="Host uid and gid that bwrap, hence the script's processes, run as when the platform "
+        "runs as root (nobody), so that a sandbox escape is not root's; needs unprivileged user namespaces, else "
+        "runs stay root and `trainarena doctor` says why. 0: run as root (execution.host_user)."
+    )
     etc_files: tuple[str, ...] = Field(
         ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "passwd", "group", "hosts",
          "localtime", "alternatives", "ssl/certs", "ca-certificates"),

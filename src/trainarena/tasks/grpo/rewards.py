@@ -84,7 +84,8 @@ class RewardSandbox:
     @classmethod
     def from_rules(cls, sandbox: SandboxRules, data: DataRules) -> RewardSandbox:
         limits = StdlibSandbox(0.0, data.reward_memory_limit_mb, sandbox.etc_files, sandbox.sandbox_uid,
-                               data.reward_max_processes, data.reward_disk_mb, sandbox.cgroup_parent)  # fmt: skip
+                               data.reward_max_processes, data.reward_disk_mb, sandbox.cgroup_parent,
+                               sandbox.run_as)  # fmt: skip
         return cls(data.reward_timeout_seconds, limits)
 
     @classmethod
