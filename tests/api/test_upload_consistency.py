@@ -53,8 +53,15 @@ def test_a_jobs_mapping_names_no_split_and_a_bounded_prompt(jobs_client: TestCli
     assert split.status_code == 422 and "'split'" in split.json()["error"]["message"]
     unknown = jobs_client.post("/v1/jobs", headers=who, json=job_body(api_settings, file_id, field_mapping={**mapping, "splat": 1}))
     assert unknown.status_code == 422 and "field_instruction" in unknown.json()["error"]["message"]  # the known keys
-    longest = api_settings.jobs.system_prompt_max_chars
+    longest = api_settings.jobs.field_mapping_text_max_chars
     long = jobs_client.post("/v1/jobs", headers=who, json=job_body(api_settings, file_id, field_mapping={**mapping, "system_prompt": "x" * 100_000}))
-    assert long.status_code == 422 and "system_prompt_max_chars" in long.json()["error"]["message"], long.text
+    assert long.status_code == 422 and "field_mapping_text_max_chars" in long.json()["error"]["message"], long.text
+    # a format string too: each row's text is built from it while the platform prepares the data
+    long_format = jobs_client.post("/v1/jobs", headers=who, json=job_body(api_settings, file_id, field_mapping={
+        **mapping, "format": "{instruction}" + " " * longest}))  # fmt: skip
+    assert long_format.status_code == 422 and "field_mapping.format is" in long_format.json()["error"]["message"]
+    repeated = jobs_client.post("/v1/jobs", headers=who, json=job_body(api_settings, file_id, field_mapping={
+        **mapping, "format": "{instruction}" * 300}))  # fmt: skip
+    assert repeated.status_code == 422 and "['instruction'] more than once" in repeated.json()["error"]["message"], repeated.text
     fits = jobs_client.post("/v1/jobs", headers=who, json=job_body(api_settings, file_id, field_mapping={**mapping, "system_prompt": "x" * longest}))
     assert fits.status_code == 201, fits.text

@@ -107,6 +107,7 @@ def test_a_long_chosen_answer_names_its_row(tmp_path):
         ([{"p": "a", "c": "b"}], {}, "missing column 'r'"),
         ([{"p": "a", "c": ["b"], "r": "c"}], {}, "row 1, column 'c' is a list"),
         ([{"p": "a", "c": "b", "r": "c"}], {"prompt_format": "{question}"}, "allowed placeholders"),
+        ([{"p": "a", "c": "b", "r": "c"}], {"prompt_format": "{prompt} {prompt}"}, r"uses \['prompt'\] more than once"),
     ],
 )
 def test_bad_datasets_name_the_problem(tmp_path, rows, fields, message):

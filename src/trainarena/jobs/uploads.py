@@ -149,11 +149,11 @@ def check_dataset(settings: Settings, task_type: TaskType, path: Path, filename:
     if not isinstance(field_mapping, dict) or "source" in field_mapping or "split" in field_mapping:
         raise InvalidInput("field_mapping must be an object of the task type's dataset fields (without 'source' or "
                            "'split': the file is the source, all of it)", field="field_mapping")  # fmt: skip
-    prompt = field_mapping.get("system_prompt")
-    longest = settings.jobs.system_prompt_max_chars
-    if isinstance(prompt, str) and len(prompt) > longest:
-        raise InvalidInput(f"field_mapping.system_prompt is {len(prompt):,} characters, over the most allowed, {longest:,} "
-                           "(settings jobs.system_prompt_max_chars); shorten it", field="field_mapping", limit=longest)  # fmt: skip
+    longest = settings.jobs.field_mapping_text_max_chars
+    for key, text in field_mapping.items():
+        if isinstance(text, str) and len(text) > longest:
+            raise InvalidInput(f"field_mapping.{key} is {len(text):,} characters, over the most allowed, {longest:,} "
+                               "(settings jobs.field_mapping_text_max_chars); shorten it", field="field_mapping", limit=longest)  # fmt: skip
     task = TaskDefinition(name=f"upload-{filename}", task_type=task_type, base_model=base_model,
                           dataset={**field_mapping, "source": str(path)}, budget_seconds=1.0)  # fmt: skip
     with _named(path, filename, field="field_mapping"):

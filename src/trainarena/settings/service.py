@@ -67,7 +67,8 @@ class JobRules(Section):
         "a job never runs beside a tournament run on the same GPU.",
     )
     validation_share_max: float = Field(0.5, ge=0.0, lt=1.0, description="Largest share of a file a job may hold out to score the model.")
-    system_prompt_max_chars: int = Field(4000, ge=1, description="Longest `system_prompt` a job's or an upload's field_mapping may give.")
+    field_mapping_text_max_chars: int = Field(
+        4000, ge=1, description="Longest text (a `system_prompt`, a format string, a column name) a job's or an upload's field_mapping may give.")
     heartbeat_seconds: float = Field(10.0, gt=0.0, description="How often a worker marks its running jobs alive.")
     stale_seconds: float = Field(60.0, gt=0.0, description="A running job whose worker has not beaten for this long (by the store's clock: the PostgreSQL server's; a SQLite store's host's) is queued again.")
     max_attempts: int = Field(

@@ -23,13 +23,19 @@ def require_strings(spec: object, names: Iterable[str]) -> None:
 
 
 def check_format(name: str, value: object, allowed: set[str]) -> None:
-    """A format string that uses only the allowed placeholders (DatasetError naming the field otherwise)."""
+    """A format string that uses only the allowed placeholders, each at most once (DatasetError naming
+    the field otherwise): a placeholder repeated a thousand times would make each row's text a thousand
+    times its size while the platform prepares the data."""
     if not isinstance(value, str):
         raise DatasetError(f"dataset spec: '{name}' must be a string, got {value!r}")
     try:
-        used = {field for _, field, _, _ in string.Formatter().parse(value) if field is not None}
+        fields = [field for _, field, _, _ in string.Formatter().parse(value) if field is not None]
     except ValueError as error:
         raise DatasetError(f"dataset spec: '{name}' = {value!r} is not a valid format string ({error})") from None
+    repeated = sorted({field for field in fields if fields.count(field) > 1})
+    if repeated:
+        raise DatasetError(f"dataset spec: '{name}' uses {repeated} more than once; each placeholder may appear once")
+    used = set(fields)
     if used - allowed:
         raise DatasetError(
             f"dataset spec: '{name}' = {value!r} uses {sorted(used - allowed)}; allowed placeholders: {sorted(allowed)}"
