@@ -48,6 +48,19 @@ def test_files_page_with_the_settings_sizes_offset_and_after(paged_client: TestC
     assert paged_client.get("/v1/files", headers=auth["other"], params={"after": everything[0]}).status_code == 422
 
 
+def test_a_parameter_a_route_does_not_take_is_refused_not_ignored(paged_client: TestClient, auth: dict) -> None:
+    # /v1/runs takes no `after`: answering its first page again would make a client paging on it loop
+    runs = paged_client.get("/v1/runs", headers=auth["competitor"], params={"after": "5"})
+    assert runs.status_code == 422, runs.text
+    error = runs.json()["error"]
+    assert error["code"] == "invalid_request" and error["details"]["unknown"] == ["after"]
+    assert "unknown query parameter after; /v1/runs takes: competitor, limit, offset, status, task, tournament" in error["message"]
+    misspelt = paged_client.get("/v1/files", headers=auth["customer"], params={"limitt": 3, "offsett": 1})
+    assert misspelt.status_code == 422 and "unknown query parameters limitt, offsett" in misspelt.json()["error"]["message"]
+    assert paged_client.get("/v1/files", headers=auth["customer"], params={"limit": 3}).status_code == 200
+    assert paged_client.get("/v1/champions", headers=auth["competitor"]).status_code == 200
+
+
 def test_jobs_take_offset_and_refuse_a_stale_cursor(paged_client: TestClient, auth: dict) -> None:
     who = auth["customer"]
     assert paged_client.get("/v1/jobs", headers=who, params={"limit": 4}).status_code == 422

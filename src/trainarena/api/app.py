@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Protocol
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from trainarena import __version__
@@ -18,6 +18,7 @@ from trainarena.api.auth import RateLimiter
 from trainarena.api.cache import VersionedCache
 from trainarena.api.errors import install_error_handlers
 from trainarena.api.routes import ROUTERS
+from trainarena.api.strict_query import refuse_unknown_query
 from trainarena.registry import sweep_registry
 from trainarena.settings import Settings
 from trainarena.store import Store, open_store
@@ -69,7 +70,7 @@ def create_app(settings: Settings, *, store: Store | None = None, services: Sequ
     app.state.services = tuple(services)  # routes find theirs by type (e.g. the tournament drivers)
     install_error_handlers(app)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(refuse_unknown_query)])
     install_dashboard(app)  # the web pages at / and their assets at /static (not in the OpenAPI schema)
     return app
 
