@@ -59,3 +59,17 @@ def test_create_show_list_and_champions(operator_data: OperatorData) -> None:
     ]
     assert result.champion in _invoke("champions").output
     assert "error" in _invoke("tournament", "show", "99", "--json").output
+
+    # a stored task's leaderboard ranks its runs of every tournament (QA: --leaderboard was ignored)
+    scored = {run["competitor"] for run in shown["runs"] if run["task"] == "from-csv" and run["score"] is not None}
+    stored = json.loads(_invoke("task", "show", "from-csv", "--leaderboard", "--json").output)
+    assert stored["name"] == "from-csv" and stored["leaderboard"] is not None
+    assert {line["entrant"] for line in stored["leaderboard"]["lines"] if line["rank"] is not None} == scored
+    board_text = _invoke("task", "show", "from-csv", "--leaderboard").output
+    assert all(name in board_text for name in scored)
+    runs_of_task = json.loads(_invoke("runs", "list", "--task", stored["task_digest"][:12], "--json").output)
+    assert {run["task"] for run in runs_of_task} == {"from-csv"}
+    _add("unplayed", "rows.jsonl")
+    unplayed = json.loads(_invoke("task", "show", "unplayed", "--leaderboard", "--json").output)
+    assert unplayed["leaderboard"] is None
+    assert "no run is stored on this task yet" in _invoke("task", "show", "unplayed", "--leaderboard").output

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +15,7 @@ from rich.text import Text
 from trainarena.cli import stored_tasks
 from trainarena.cli.leaderboards import print_task_board, stored_task_board
 from trainarena.cli.output import Col, OneLineTable, fail
+from trainarena.reporting.task_board import TaskBoard
 from trainarena.runs import task_key
 from trainarena.settings import Settings
 from trainarena.store.competitors import StoreError
@@ -173,10 +174,13 @@ def show_command(
     settings = Settings()
     stored = None if Path(name).suffix else stored_tasks.stored_task(name)
     if stored is not None:
+        stored_board = stored_task_board(settings, str(stored["task_digest"])) if leaderboard else None
         if json_output:
-            typer.echo(json.dumps(stored, indent=2))
-        else:
-            stored_tasks.print_stored_task(stored)
+            typer.echo(json.dumps(stored | ({"leaderboard": _board_json(stored_board)} if leaderboard else {}), indent=2))
+            return
+        stored_tasks.print_stored_task(stored)
+        if leaderboard:
+            _print_board(stored_board, f"no run is stored on this task yet: it is played in pool {stored['pool']}'s tournaments")
         return
     try:
         path = find_task_file(name, examples_folder())
@@ -188,16 +192,24 @@ def show_command(
     details = description.to_json()
     if json_output:
         if leaderboard:
-            details["leaderboard"] = None if board is None else board.to_json()
+            details["leaderboard"] = _board_json(board)
         typer.echo(json.dumps(details, indent=2))
         return
     _print_description(description)
     if leaderboard:
-        console = Console(highlight=False)
-        if board is None:
-            console.print(Text(f"no run is stored on this task yet: trainarena run --repo PATH --task {path}"), soft_wrap=True)
-        else:
-            print_task_board(console, board)
+        _print_board(board, f"no run is stored on this task yet: trainarena run --repo PATH --task {path}")
+
+
+def _board_json(board: TaskBoard | None) -> dict[str, Any] | None:
+    return None if board is None else board.to_json()
+
+
+def _print_board(board: TaskBoard | None, empty: str) -> None:
+    console = Console(highlight=False)
+    if board is None:
+        console.print(Text(empty), soft_wrap=True)
+    else:
+        print_task_board(console, board)
 
 
 def _print_description(description: TaskDescription) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from trainarena.contract import TaskType
 from trainarena.pipeline import parameter_count, resolve_base_model
-from trainarena.runs import definition_from_json, definition_json
+from trainarena.runs import definition_from_json, definition_json, task_key
 from trainarena.settings import Settings
 from trainarena.store import StoredTask, add_stored_task, get_stored_task
 from trainarena.store.competitors import StoreError
@@ -132,5 +132,6 @@ def stored_task_json(task: StoredTask) -> dict[str, Any]:
         "train_rows": task.train_rows,
         "hidden_rows": task.hidden_rows,
         "digests": {"base_model": task.base_model_digest, "dataset": task.dataset_digest, "hidden_split": task.hidden_digest},
+        "task_digest": task_key(stored_definition(task)),  # its runs' task digest, in every tournament (runs list --task)
         "created_at": task.created_at.isoformat(),
     }

@@ -51,6 +51,7 @@ class StoredTaskOut(BaseModel):
     train_rows: int
     hidden_rows: int
     digests: Digests
+    task_digest: str = Field(description="The digest its runs are listed under, in every tournament (`/v1/runs?task=`, task leaderboards).")
     created_at: datetime
 
 
