@@ -231,9 +231,12 @@ def test_bad_names(settings: Settings, name: str) -> None:
 def test_unreachable_remote_is_a_registration_error(settings: Settings, tmp_path) -> None:
     not_a_repo = tmp_path / "empty"
     not_a_repo.mkdir()
-    with pytest.raises(RegistrationError, match="git clone failed"):
+    with pytest.raises(RegistrationError, match="is not a git repository: commit the script there") as refused:
         register(settings, name="a", repo=str(not_a_repo), commit="0" * 40)
+    assert "\n" not in str(refused.value) and "Please make sure" not in str(refused.value)  # one line, not git's three
     assert list((settings.cache_dir / "repos").iterdir()) == []  # no half-made cache left behind
+    with pytest.raises(RegistrationError, match=r"git clone of https://127\.0\.0\.1:9/x failed: unable to access"):
+        register(settings, name="a", repo="https://127.0.0.1:9/x.git", commit="0" * 40)
 
 
 @pytest.mark.parametrize(

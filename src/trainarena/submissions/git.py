@@ -149,13 +149,24 @@ def _git(args: list[str], *, timeout: float, cwd: Path | None = None, check: boo
     return result
 
 
+def _clone_failure(url: str, stderr: str) -> str:
+    """One line for a clone git refused: its first complaint, or what to do with a folder that is not a repository."""
+    complaints = [line.strip().removeprefix("fatal: ") for line in stderr.splitlines() if line.strip()]
+    if any("does not appear to be a git repository" in line for line in complaints):
+        return (f"{url} is not a git repository: commit the script there (git init, git add, git commit) and register "
+                "that commit; `trainarena run --repo PATH` tries a folder without registering it")  # fmt: skip
+    return f"git clone of {url} failed: {complaints[0] if complaints else 'no reason given'}"
+
+
 def fetch_mirror(url: str, mirror: Path, commit: str, *, timeout: float) -> None:
     """Make ``mirror`` a bare mirror of ``url`` that contains ``commit`` if the remote has it."""
     if not mirror.exists():
         mirror.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".clone-", dir=mirror.parent))
         try:
-            _git(["clone", "--mirror", "--quiet", "--", url, str(staging / "repo.git")], timeout=timeout)
+            clone = _git(["clone", "--mirror", "--quiet", "--", url, str(staging / "repo.git")], timeout=timeout, check=False)
+            if clone.returncode != 0:
+                raise RegistrationError(_clone_failure(url, clone.stderr.decode(errors="replace")))
             try:
                 (staging / "repo.git").rename(mirror)  # atomic: a half-clone is never seen as the cache
             except OSError:
