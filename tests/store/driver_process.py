@@ -42,12 +42,13 @@ class RecordingExecutor:
             handle.write(f"{what} {request.run_id} {request.attempt} {os.getpid()}\n")
 
     def execute(self, request: RunRequest) -> RunReport:
-        self._record("start", request)
-        if self.hang:  # killed here, mid-run, its output and logs half written
+        if self.hang:  # output and logs half written before the start line the test waits for to kill it
             for part in ("output", "logs"):
                 (request.run_dir / part).mkdir(parents=True)
                 (request.run_dir / part / "partial").write_text("half\n")
-            time.sleep(600)
+        self._record("start", request)
+        if self.hang:
+            time.sleep(600)  # killed here
         time.sleep(0.05)
         loss = float(request.competitor.name.removeprefix("c"))
         log = request.run_dir / "stdout.log"

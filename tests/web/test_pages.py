@@ -179,6 +179,18 @@ def test_missing_things_answer_a_404_page(client: TestClient, path: str) -> None
     assert answer.status_code == 404 and "<h1>Not found</h1>" in answer.text
 
 
+def test_a_page_address_that_is_no_page_answers_the_404_page_and_the_api_stays_json(client: TestClient) -> None:
+    for path in ("/tournaments/abc", "/runs/xyz"):  # an id that is no number: a validation error, as a page
+        answer = client.get(path)
+        assert answer.status_code == 404 and "<h1>Not found</h1>" in answer.text, path
+    browsed = client.get("/no-such-page", headers={"Accept": "text/html"})
+    assert browsed.status_code == 404 and "There is no page at /no-such-page." in browsed.text
+    assert client.get("/no-such-page").json()["error"]["code"] == "not_found"  # a client that asks for no HTML
+    api = client.get("/v1/tournaments/abc", headers={"Accept": "text/html"})  # unauthenticated: the API's JSON 401
+    assert api.status_code == 401 and api.json()["error"]["code"] == "unauthenticated"
+    assert client.get("/v1/no-such-route", headers={"Accept": "text/html"}).json()["error"]["code"] == "not_found"
+
+
 def test_pages_load_every_asset_from_the_service_itself(client: TestClient, dashboard_store: DashboardStore) -> None:
     paths = ["/", f"/tournaments/{dashboard_store.boss_id}", f"/competitors/{CHALLENGER}", f"/runs/{run_of('crasher', 'week-1')}",
              "/tasks/instruct-boss-0", "/signin", "/tournaments"]  # fmt: skip
