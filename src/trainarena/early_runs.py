@@ -29,12 +29,12 @@ from sqlalchemy.orm import Session
 
 from trainarena.engine.bracket import next_step
 from trainarena.engine.lookahead import foreseen_round, round_places
-from trainarena.engine.model import PlayRound, RoundPlan
+from trainarena.engine.model import PlayRound, RoundPlan, TournamentRecord
 from trainarena.execution.output_tree import remove_tree
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest
 from trainarena.settings import TournamentRules
 from trainarena.store import Round, Tournament, require_competitor
-from trainarena.store.records import load_record, open_matches, round_plan
+from trainarena.store.records import open_matches, round_plan
 from trainarena.tasks.base import TaskDefinition
 
 # (tournament, round, match id, task index) -> the task the round's rows will hold for that place.
@@ -66,11 +66,11 @@ class EarlyRuns:
         self.by_id: dict[int, EarlyKey] = {}
         self._ids = itertools.count(-1, -1)
 
-    def foresee(self, session: Session, tournament: Tournament, open_round: Round, rules: TournamentRules,
-                task_of: TaskOf, budget: int) -> list[RunRequest]:
-        """Up to ``budget`` runs of the round foreseen after ``open_round`` not started early yet, in the
-        order their round will claim them."""
-        plan = foreseen_round(load_record(tournament, rules), round_plan(open_round), open_matches(open_round), rules)
+    def foresee(self, session: Session, tournament: Tournament, record: TournamentRecord, open_round: Round,
+                rules: TournamentRules, task_of: TaskOf, budget: int) -> list[RunRequest]:
+        """Up to ``budget`` runs of the round foreseen after ``open_round`` (``record``: the complete rounds
+        before it) not started early yet, in the order their round will claim them."""
+        plan = foreseen_round(record, round_plan(open_round), open_matches(open_round), rules)
         if plan is None:
             return []
         started = []
@@ -90,13 +90,13 @@ class EarlyRuns:
         """Whether some early run is neither dropped nor adopted yet (one a stored outcome may rule out)."""
         return any(not early.dropped and early.adopted is None for early in self.runs.values())
 
-    def rule_out(self, tournament: Tournament, open_round: Round | None, rules: TournamentRules, task_of: TaskOf) -> None:
+    def rule_out(self, tournament: Tournament, record: TournamentRecord, open_round: Round | None,
+                 rules: TournamentRules, task_of: TaskOf) -> None:
         """Drop the early runs the outcomes stored so far rule out (a run assumed to succeed failed, so
         another round, or the end, follows), at once: not when a slot next frees and the next round's
         claim finds them unneeded, which, with every slot training such runs, is when they end. The
         next round is known once every match of the open round is settled (as when they started) or
-        the round is done."""
-        record = load_record(tournament, rules)
+        the round is done. ``record``: the tournament's complete rounds."""
         if open_round is None:
             step = next_step(record, rules)
             plan = step.plan if isinstance(step, PlayRound) else None
