@@ -46,7 +46,7 @@ from trainarena.attempts import interrupt_attempt, store_report, to_run_again, w
 from trainarena.contract import RunStatus
 from trainarena.early_runs import EarlyRuns, early_key
 from trainarena.engine.bracket import next_step
-from trainarena.engine.model import Finished, PlayRound, RoundPlan, Stage, TournamentRecord
+from trainarena.engine.model import Finished, PlayRound, RoundPlan, Stage
 from trainarena.engine.weights import tournament_weights
 from trainarena.execution.output_tree import remove_tree
 from trainarena.execution.supervise import EitherStop, current_stop_event, stop_when
@@ -96,15 +96,7 @@ from trainarena.store.leases import (
     renew,
     try_acquire,
 )
-from trainarena.store.records import (
-    fix_rules,
-    load_record,
-    load_round,
-    load_tournament,
-    open_round,
-    pending_runs,
-    rules_of,
-)
+from trainarena.store.records import fix_rules, load_record, load_tournament, open_round, pending_runs, rules_of
 from trainarena.tasks.base import TaskDefinition
 
 __all__ = [
@@ -222,9 +214,6 @@ class _Driver:
     on_stored: RunStored | None = None
     recorder: Recorder | None = None
     early: EarlyRuns | None = None  # runs of a foreseen round trained on free slots (early_runs)
-    # For early runs: the record of the complete rounds and the id of the open round that follows them
-    # (None: none open), loaded whole once per open round since finished runs never change.
-    played: tuple[int | None, TournamentRecord] | None = None
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.progress(ProgressEvent(kind, **fields))
@@ -347,32 +336,15 @@ class _Driver:
         if self.early is None:
             return []
         with self.store.session() as session:  # reads only: an early run is written once adopted
-            state = self._state_in_play(session)
-            if state is None or state[2] is None:
-                return []
-            return self.early.foresee(session, *state, self.rules, lambda *place: task_of(self.task_source, *place),
-                                      budget)
+            return self.early.foresee(session, self.tournament_id, self.rules,
+                                      lambda *place: task_of(self.task_source, *place), budget)
 
     def rule_out_early(self) -> None:
         """Drop the early runs the outcomes stored so far rule out (``EarlyRuns.rule_out``)."""
         if self.early is None or not self.early.unclaimed():
             return
         with self.store.session() as session:
-            state = self._state_in_play(session)
-            if state is not None:
-                self.early.rule_out(*state, self.rules, lambda *place: task_of(self.task_source, *place))
-
-    def _state_in_play(self, session: Session) -> tuple[Tournament, TournamentRecord, Round | None] | None:
-        """What early runs are decided from: the tournament, the record of its complete rounds and its
-        open round loaded whole (None: every round is complete); None once the tournament finished."""
-        tournament = get_tournament(session, self.tournament_id)
-        if tournament.status == TournamentStatus.FINISHED:
-            return None
-        round_row = open_round(session, self.tournament_id)
-        key = None if round_row is None else round_row.id
-        if self.played is None or key is None or self.played[0] != key:
-            self.played = key, load_record(load_tournament(session, self.tournament_id), self.rules)
-        return tournament, self.played[1], None if round_row is None else load_round(session, round_row.id)
+            self.early.rule_out(session, self.tournament_id, self.rules, lambda *place: task_of(self.task_source, *place))
 
     def _request(self, tournament: Tournament, round_row: Round, run: Run) -> RunRequest:
         task = run.task
