@@ -66,7 +66,7 @@ class EarlyRuns:
         self.by_id: dict[int, EarlyKey] = {}
         self._ids = itertools.count(-1, -1)
         # The record of the complete rounds, and the id of the open round after them (None: none open).
-        self.played: tuple[int | None, TournamentRecord] | None = None
+        self._played: tuple[int | None, TournamentRecord] | None = None
 
     def _in_play(self, session: Session, tournament_id: int,
                  rules: TournamentRules) -> tuple[Tournament, TournamentRecord, Round | None] | None:
@@ -78,9 +78,9 @@ class EarlyRuns:
             return None
         round_row = open_round(session, tournament_id)
         key = None if round_row is None else round_row.id
-        if self.played is None or key is None or self.played[0] != key:
-            self.played = key, load_record(load_tournament(session, tournament_id), rules)
-        return tournament, self.played[1], None if round_row is None else load_round(session, round_row.id)
+        if self._played is None or key is None or self._played[0] != key:
+            self._played = key, load_record(load_tournament(session, tournament_id), rules)
+        return tournament, self._played[1], None if round_row is None else load_round(session, round_row.id)
 
     def foresee(self, session: Session, tournament_id: int, rules: TournamentRules, task_of: TaskOf,
                 budget: int) -> list[RunRequest]:
