@@ -1,11 +1,12 @@
 """Scheduling overhead of the orchestrator: a whole tournament of 1,000 simulated entrants driven
 through ``orchestrator.drive`` against a real store (SQLite in a scratch folder) with a fake executor
-that returns each run's report at once, measured side by side with 100 entrants. Everything the
+that returns each run's report at once, measured side by side with 100 entrants (``--large``,
+``--small``: other sizes). Everything the
 wall time holds is the platform's own work per run (claiming it in the store, its attempt row, storing
 its report and score, creating rounds, the engine's decisions); the per-run ratio between the two
 sizes shows whether that work grows with the tournament.
 
-Usage: ``.venv/bin/python -m benchmarks.scheduling [--json] [--parallel N]``
+Usage: ``.venv/bin/python -m benchmarks.scheduling [--json] [--parallel N] [--small N] [--large N]``
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from trainarena.runs import RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.store import add_competitor, open_store
 from trainarena.tasks.base import Evaluation, TaskDefinition
-
-SIZES = (100, 1_000)
 
 
 def _task(kind: str, stage: Stage, match_id: str, index: int, seed: int) -> TaskDefinition:
@@ -66,13 +65,17 @@ def simulate(entrants: int, parallel: int, scratch: Path) -> dict[str, Any]:
             "champion": None if finished is None else finished.champion}  # fmt: skip
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.add_argument("--parallel", type=int, default=1, help="runs the driver claims and executes at once")
-    args = parser.parse_args()
+    parser.add_argument("--small", type=int, default=100, help="entrants of the small tournament")
+    parser.add_argument("--large", type=int, default=1_000, help="entrants of the large tournament")
+    args = parser.parse_args(argv)
+    if not 2 <= args.small < args.large:
+        parser.error("need 2 <= --small < --large")
     with tempfile.TemporaryDirectory(prefix="trainarena-scheduling-") as scratch:
-        results = [simulate(n, args.parallel, Path(scratch)) for n in SIZES]
+        results = [simulate(n, args.parallel, Path(scratch)) for n in (args.small, args.large)]
     small, large = results
     data = {"parallel": args.parallel, "sizes": results,
             "per_run_ratio_large_to_small": large["seconds_per_run"] / small["seconds_per_run"]}  # fmt: skip

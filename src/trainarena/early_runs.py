@@ -29,12 +29,12 @@ from sqlalchemy.orm import Session
 
 from trainarena.engine.bracket import next_step
 from trainarena.engine.lookahead import foreseen_round, round_places
-from trainarena.engine.model import PlayRound, RoundPlan
+from trainarena.engine.model import PlayRound, RoundPlan, TournamentRecord
 from trainarena.execution.output_tree import remove_tree
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest
 from trainarena.settings import TournamentRules
-from trainarena.store import Round, Tournament, require_competitor
-from trainarena.store.records import load_record, open_matches, round_plan
+from trainarena.store import Round, Tournament, TournamentStatus, get_tournament, require_competitor
+from trainarena.store.records import load_record, load_round, load_tournament, open_matches, open_round, round_plan
 from trainarena.tasks.base import TaskDefinition
 
 # (tournament, round, match id, task index) -> the task the round's rows will hold for that place.
@@ -65,12 +65,32 @@ class EarlyRuns:
         self.runs: dict[EarlyKey, _Early] = {}
         self.by_id: dict[int, EarlyKey] = {}
         self._ids = itertools.count(-1, -1)
+        # The record of the complete rounds, and the id of the open round after them (None: none open).
+        self._played: tuple[int | None, TournamentRecord] | None = None
 
-    def foresee(self, session: Session, tournament: Tournament, open_round: Round, rules: TournamentRules,
-                task_of: TaskOf, budget: int) -> list[RunRequest]:
-        """Up to ``budget`` runs of the round foreseen after ``open_round`` not started early yet, in the
+    def _in_play(self, session: Session, tournament_id: int,
+                 rules: TournamentRules) -> tuple[Tournament, TournamentRecord, Round | None] | None:
+        """What early runs are decided from: the tournament, the record of its complete rounds and its
+        open round loaded whole (None: every round is complete); None once the tournament finished.
+        The record is loaded whole once per open round (finished runs never change), not per call."""
+        tournament = get_tournament(session, tournament_id)
+        if tournament.status == TournamentStatus.FINISHED:
+            return None
+        round_row = open_round(session, tournament_id)
+        key = None if round_row is None else round_row.id
+        if self._played is None or key is None or self._played[0] != key:
+            self._played = key, load_record(load_tournament(session, tournament_id), rules)
+        return tournament, self._played[1], None if round_row is None else load_round(session, round_row.id)
+
+    def foresee(self, session: Session, tournament_id: int, rules: TournamentRules, task_of: TaskOf,
+                budget: int) -> list[RunRequest]:
+        """Up to ``budget`` runs of the round foreseen after the open one not started early yet, in the
         order their round will claim them."""
-        plan = foreseen_round(load_record(tournament, rules), round_plan(open_round), open_matches(open_round), rules)
+        state = self._in_play(session, tournament_id, rules)
+        if state is None or state[2] is None:
+            return []
+        tournament, record, round_row = state
+        plan = foreseen_round(record, round_plan(round_row), open_matches(round_row), rules)
         if plan is None:
             return []
         started = []
@@ -90,21 +110,24 @@ class EarlyRuns:
         """Whether some early run is neither dropped nor adopted yet (one a stored outcome may rule out)."""
         return any(not early.dropped and early.adopted is None for early in self.runs.values())
 
-    def rule_out(self, tournament: Tournament, open_round: Round | None, rules: TournamentRules, task_of: TaskOf) -> None:
+    def rule_out(self, session: Session, tournament_id: int, rules: TournamentRules, task_of: TaskOf) -> None:
         """Drop the early runs the outcomes stored so far rule out (a run assumed to succeed failed, so
         another round, or the end, follows), at once: not when a slot next frees and the next round's
         claim finds them unneeded, which, with every slot training such runs, is when they end. The
         next round is known once every match of the open round is settled (as when they started) or
         the round is done."""
-        record = load_record(tournament, rules)
-        if open_round is None:
+        state = self._in_play(session, tournament_id, rules)
+        if state is None:
+            return
+        tournament, record, round_row = state
+        if round_row is None:
             step = next_step(record, rules)
             plan = step.plan if isinstance(step, PlayRound) else None
         else:
-            matches = open_matches(open_round)
+            matches = open_matches(round_row)
             if not all(match.settled() for match in matches):
                 return  # the next round still depends on scores to come: nothing is ruled out yet
-            plan = foreseen_round(record, round_plan(open_round), matches, rules)
+            plan = foreseen_round(record, round_plan(round_row), matches, rules)
         if plan is None:
             self.drop_unneeded(None)
             return

@@ -96,7 +96,7 @@ from trainarena.store.leases import (
     renew,
     try_acquire,
 )
-from trainarena.store.records import fix_rules, is_round_complete, load_record, load_tournament, rules_of
+from trainarena.store.records import fix_rules, load_record, load_tournament, open_round, pending_runs, rules_of
 from trainarena.tasks.base import TaskDefinition
 
 __all__ = [
@@ -197,14 +197,6 @@ def _recover_interrupted(session: Session, tournament_id: int, me: DriverIdentit
 # --- Driving -------------------------------------------------------------------------------------
 
 
-def _first_open_round(tournament: Tournament) -> Round | None:
-    return next((r for r in tournament.rounds if not is_round_complete(r)), None)
-
-
-def _pending_runs(round_row: Round) -> list[Run]:
-    return [run for m in round_row.matches for t in m.tasks for run in t.runs if run.status == RunStatus.PENDING]
-
-
 @dataclass
 class _Driver:
     store: Store
@@ -265,22 +257,25 @@ class _Driver:
     def announce_resumption(self, session: Session, interrupted: int) -> None:
         """A tournament left mid-way (by a stop, a fault or a killed driver) is resumed: say at which
         round, with how many of its runs still to play and how many of them were cut short."""
-        tournament = load_tournament(session, self.tournament_id)
-        if not tournament.rounds:
+        tournament = get_tournament(session, self.tournament_id)
+        round_row = open_round(session, self.tournament_id) or (tournament.rounds[-1] if tournament.rounds else None)
+        if round_row is None:
             return
-        round_row = _first_open_round(tournament) or tournament.rounds[-1]
         self.emit("resumed", tournament=tournament.name, tournament_id=tournament.id, round_index=round_row.index,
-                  stage=Stage(round_row.stage), runs_total=len(_pending_runs(round_row)), runs_interrupted=interrupted)
+                  stage=Stage(round_row.stage), runs_total=len(pending_runs(session, round_row.id)),
+                  runs_interrupted=interrupted)
 
     def step(self, budget: int) -> tuple[int, Finished | None, list[RunRequest]]:
-        """One transaction: returns (steps taken, the end if reached, runs claimed to execute now)."""
+        """One transaction: returns (steps taken, the end if reached, runs claimed to execute now). A claim
+        loads the open round's next pending runs only; the whole record, once a round is complete."""
         with self.writing() as session:
-            tournament = load_tournament(session, self.tournament_id)
+            tournament = get_tournament(session, self.tournament_id)
             if tournament.status == TournamentStatus.FINISHED:
-                return 0, self._stored_end(session, tournament), []
-            open_round = _first_open_round(tournament)
-            if open_round is not None:
-                return self._claim_runs(tournament, open_round, budget)
+                return 0, self._stored_end(session, load_tournament(session, self.tournament_id)), []
+            round_row = open_round(session, self.tournament_id)
+            if round_row is not None:
+                return self._claim_runs(session, tournament, round_row, budget)
+            tournament = load_tournament(session, self.tournament_id)
             if self.recorder is not None:
                 self.recorder.rounds_played(session, tournament, self.rules)
             decision = next_step(load_record(tournament, self.rules), self.rules)
@@ -306,11 +301,14 @@ class _Driver:
             raise ValueError(f"tournament {tournament.name!r} is marked finished but its record plays on")
         return decision
 
-    def _claim_runs(self, tournament: Tournament, round_row: Round, budget: int) -> tuple[int, None, list[RunRequest]]:
+    def _claim_runs(self, session: Session, tournament: Tournament, round_row: Round,
+                    budget: int) -> tuple[int, None, list[RunRequest]]:
         """Mark up to ``parallel`` pending runs RUNNING, and every one trained early (which needs no
         slot: it is adopted); a run interrupted too often fails instead."""
         steps, claimed, adopted = 0, [], set()
-        for run in _pending_runs(round_row):
+        # Only while some early run may be adopted can a claim take more than its slots' worth.
+        limit = None if self.early is not None and self.early.unclaimed() else min(budget, self.parallel)
+        for run in pending_runs(session, round_row.id, limit):
             key = None if self.early is None or run.attempts else early_key(
                 run.task.match.match_id, run.task.index, run.competitor.name, definition_from_json(run.task.definition))
             if key is not None and self.early is not None and self.early.adoptable(key):
@@ -338,11 +336,7 @@ class _Driver:
         if self.early is None:
             return []
         with self.store.session() as session:  # reads only: an early run is written once adopted
-            tournament = load_tournament(session, self.tournament_id)
-            open_round = _first_open_round(tournament)
-            if open_round is None or tournament.status == TournamentStatus.FINISHED:
-                return []
-            return self.early.foresee(session, tournament, open_round, self.rules,
+            return self.early.foresee(session, self.tournament_id, self.rules,
                                       lambda *place: task_of(self.task_source, *place), budget)
 
     def rule_out_early(self) -> None:
@@ -350,10 +344,7 @@ class _Driver:
         if self.early is None or not self.early.unclaimed():
             return
         with self.store.session() as session:
-            tournament = load_tournament(session, self.tournament_id)
-            if tournament.status != TournamentStatus.FINISHED:
-                self.early.rule_out(tournament, _first_open_round(tournament), self.rules,
-                                    lambda *place: task_of(self.task_source, *place))
+            self.early.rule_out(session, self.tournament_id, self.rules, lambda *place: task_of(self.task_source, *place))
 
     def _request(self, tournament: Tournament, round_row: Round, run: Run) -> RunRequest:
         task = run.task

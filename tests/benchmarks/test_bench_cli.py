@@ -1,5 +1,6 @@
-"""The small benchmarks' command lines: ``eval_speed`` and ``engine_scale`` parse their arguments
-(``--help`` is help, not a cache folder) and print one JSON object with ``--json``."""
+"""The small benchmarks' command lines: ``eval_speed``, ``engine_scale``, ``list_scale`` and
+``scheduling`` parse their arguments (``--help`` is help, not a cache folder) and print one JSON
+object with ``--json``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 
 import pytest
 
-from benchmarks import engine_scale, eval_speed, list_scale
+from benchmarks import engine_scale, eval_speed, list_scale, scheduling
 
 
 def test_eval_speed_help_builds_nothing(tmp_path, monkeypatch, capsys):
@@ -49,6 +50,21 @@ def test_list_scale_json_on_small_stores(capsys, monkeypatch):
 def test_list_scale_refuses_a_small_store_larger_than_the_large(capsys):
     with pytest.raises(SystemExit) as exit_info:
         list_scale.main(["--small", "200", "--large", "100"])
+    assert exit_info.value.code == 2 and "--small < --large" in capsys.readouterr().err
+
+
+def test_scheduling_json_on_small_tournaments(capsys):
+    assert scheduling.main(["--small", "3", "--large", "6", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    small, large = report["sizes"]
+    assert (small["entrants"], large["entrants"]) == (3, 6) and small["runs"] < large["runs"]
+    assert small["champion"] is not None and large["champion"] is not None
+    assert report["per_run_ratio_large_to_small"] == pytest.approx(large["seconds_per_run"] / small["seconds_per_run"])
+
+
+def test_scheduling_refuses_a_small_tournament_larger_than_the_large(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        scheduling.main(["--small", "300", "--large", "100"])
     assert exit_info.value.code == 2 and "--small < --large" in capsys.readouterr().err
 
 

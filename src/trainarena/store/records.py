@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import select
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from trainarena.contract import Direction, RunStatus
 from trainarena.engine.lookahead import OpenMatch
@@ -23,21 +25,32 @@ from trainarena.settings import TournamentRules
 from trainarena.store.competitors import StoreError
 from trainarena.store.models import MatchRow, Round, Run, RunAttempt, TaskRow, Tournament, TournamentEntrant
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm.strategy_options import _AbstractLoad
+
 
 def boss_tasks_for(kind: str, rules: TournamentRules) -> int:
     return rules.boss_tasks_image if kind == "image" else rules.boss_tasks_text
 
 
+def _runs_with_outcomes(matches: _AbstractLoad) -> list[_AbstractLoad]:
+    """Load options for the runs of the ``matches`` loaded: with their competitor, attempts and
+    counted evaluation, in a handful of queries (not one per run)."""
+    runs = matches.selectinload(MatchRow.tasks).selectinload(TaskRow.runs)
+    return [
+        runs.selectinload(Run.competitor),
+        runs.selectinload(Run.attempt_records),
+        runs.selectinload(Run.counted_attempt).selectinload(RunAttempt.evaluation),
+    ]
+
+
 def load_tournament(session: Session, tournament_id: int) -> Tournament:
-    """A tournament with its whole record loaded in a handful of queries (not one per run)."""
-    runs = selectinload(Tournament.rounds).selectinload(Round.matches).selectinload(MatchRow.tasks).selectinload(TaskRow.runs)
+    """A tournament with its whole record loaded."""
     tournament = session.get(
         Tournament,
         tournament_id,
         options=[
-            runs.selectinload(Run.competitor),
-            runs.selectinload(Run.attempt_records),
-            runs.selectinload(Run.counted_attempt).selectinload(RunAttempt.evaluation),
+            *_runs_with_outcomes(selectinload(Tournament.rounds).selectinload(Round.matches)),
             selectinload(Tournament.entrants).selectinload(TournamentEntrant.competitor),
         ],
         populate_existing=True,
@@ -45,6 +58,43 @@ def load_tournament(session: Session, tournament_id: int) -> Tournament:
     if tournament is None:
         raise StoreError(f"no tournament with id {tournament_id}")
     return tournament
+
+
+# What a driver's step needs of a tournament in play: its open round, found and loaded alone, so that a
+# step costs the same in the first round as after thousands of finished runs (docs/benchmarks.md).
+
+_UNFINISHED = tuple(status.value for status in RunStatus if not status.finished)
+
+
+def open_round(session: Session, tournament_id: int) -> Round | None:
+    """The tournament's first round with an unfinished run (the first not ``is_round_complete``), in one
+    query; None when every stored round is complete. Its matches are loaded when first read."""
+    return session.scalar(
+        select(Round).join(Round.matches).join(MatchRow.tasks).join(TaskRow.runs)
+        .where(Round.tournament_id == tournament_id, Run.status.in_(_UNFINISHED))
+        .order_by(Round.index).limit(1)
+    )
+
+
+def load_round(session: Session, round_id: int) -> Round:
+    """A round with its whole record loaded (for ``open_matches``)."""
+    round_row = session.get(Round, round_id, options=_runs_with_outcomes(selectinload(Round.matches)),
+                            populate_existing=True)
+    if round_row is None:
+        raise StoreError(f"no round with id {round_id}")
+    return round_row
+
+
+def pending_runs(session: Session, round_id: int, limit: int | None = None) -> list[Run]:
+    """The round's pending runs in the order they are claimed (match, task, then creation), the first
+    ``limit`` of them (None: all), each with its task, match, competitor and attempts loaded."""
+    return list(session.scalars(
+        select(Run).join(Run.task).join(TaskRow.match)
+        .where(MatchRow.round_id == round_id, Run.status == RunStatus.PENDING.value)
+        .order_by(MatchRow.position, TaskRow.index, Run.id).limit(limit)
+        .options(contains_eager(Run.task).contains_eager(TaskRow.match), selectinload(Run.competitor),
+                 selectinload(Run.attempt_records))
+    ))
 
 
 def _outcome(run: Run) -> TaskOutcome:
