@@ -351,6 +351,15 @@ def test_the_command_prints_the_comparison_at_80_columns_and_exits_by_verdict(se
     assert missing.exit_code == 2 and "no run 99" in json.loads(missing.stdout)["error"]
 
 
+def test_a_difference_with_no_band_yet_exits_3_not_1(settings: Settings, store: Store, inputs: Inputs, tree: Path,
+                                                      task: TaskDefinition, cli_executor: ScoreExecutor) -> None:  # fmt: skip
+    [only] = _runs(settings, store, inputs, tree, task, [2.0])  # the task type's first run: no band
+    cli_executor.scores = [2.2]
+    unjudged = CliRunner().invoke(app, ["audit", str(only), "--json"])
+    assert unjudged.exit_code == 3, unjudged.output
+    assert json.loads(unjudged.stdout)["verdict"] == "no band to judge by"
+
+
 # --- a real run, audited through the sandbox --------------------------------------------------------------
 
 

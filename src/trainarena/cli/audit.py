@@ -1,8 +1,10 @@
 """`trainarena audit RUN_ID`: run a stored run again from its signed record and compare the new score
 with the recorded one, against the noise band measured for the task type (``records.audit``).
 
-Exit codes: 0 consistent; 1 outside the band, the audit run failed, or a difference with no measured
-band to judge it by; 2 the run cannot be audited (no record, the tree gone, an input changed)."""
+Exit codes: 0 consistent; 1 outside the band, or the audit run failed; 2 the run cannot be audited (no
+record, the tree gone, an input changed); 3 a difference with no measured band to judge it by (too
+few repeated runs of the task type yet: every audit adds one), which a cron job should not read as a
+failure."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from trainarena.settings import Settings
 from trainarena.store import open_store
 
 CANNOT_AUDIT = 2
+EXIT_CODES = {Verdict.CONSISTENT: 0, Verdict.UNJUDGED: 3}  # any other verdict: 1 (see the module docstring)
 
 
 def _score(value: float | None) -> str:
@@ -75,7 +78,8 @@ def audit_command(
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run without a sandbox (only for scripts you trust).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Run a stored run again from its signed record and compare the new score with the recorded one."""
+    """Run a stored run again from its signed record and compare the new score with the recorded one.
+    Exits 0 consistent, 1 outside the noise band or the audit run failed, 2 cannot audit, 3 no band yet."""
     console = Console(stderr=json_output, highlight=False)
     settings = Settings()
     with open_store(settings) as store:
@@ -95,5 +99,6 @@ def audit_command(
         typer.echo(json.dumps({"ok": True, **report.to_json()}, indent=2))
     else:
         print_report(Console(highlight=False), report)
-    if report.comparison.verdict != Verdict.CONSISTENT:
-        raise typer.Exit(code=1)
+    code = EXIT_CODES.get(report.comparison.verdict, 1)
+    if code:
+        raise typer.Exit(code=code)
