@@ -103,3 +103,11 @@ def test_an_empty_folder_is_named_empty(tmp_path: Path) -> None:
     _git(tmp_path / "empty", "init", "-q")
     with pytest.raises(RegistrationError, match=r"working tree .*empty holds no file git sees \(none yet, or all in .gitignore\)"):
         snapshot_worktree(settings, tmp_path / "empty")
+
+
+def test_a_manifest_git_ignores_is_named_as_ignored_not_missing(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "tree")
+    _git(root, "init", "-q")
+    (root / ".gitignore").write_text("*.toml\n")
+    with pytest.raises(RegistrationError, match=r"^trainarena.toml is in the working tree .*tree but git ignores it \(.gitignore\)"):
+        snapshot_worktree(Settings(data_dir=tmp_path / "data"), root)

@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainarena.contract import MANIFEST_NAME
 from trainarena.settings import Settings
 from trainarena.submissions.digest import source_digest
 from trainarena.submissions.errors import RegistrationError
@@ -98,6 +99,9 @@ def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
     if not entries:
         seen = "is empty" if listed is None else "holds no file git sees (none yet, or all in .gitignore)"
         raise RegistrationError(f"{where} {seen}; give the folder that holds your trainarena.toml and training script")
+    if listed is not None and (root / MANIFEST_NAME).is_file() and all(entry.path != MANIFEST_NAME for entry in entries):
+        raise RegistrationError(f"{MANIFEST_NAME} is in {where} but git ignores it (.gitignore): a run takes the files "
+                                f"git sees; stop ignoring {MANIFEST_NAME}")  # fmt: skip
     rules = settings.registration
     check_tree_entries(entries, rules)  # sizes and kinds first: nothing big is read
     blobs = {entry.object_id: _read(root, entry) for entry in entries if entry.kind in ("file", "symlink")}
