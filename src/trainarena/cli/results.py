@@ -106,7 +106,7 @@ def print_leaderboard(console: Console, board: Leaderboard) -> None:
         ])  # fmt: skip
     console.print(table)
     if any(_failed(line) for line in board.runs):
-        console.print(Text(f"a run's whole reason, stderr tail and files: {RUNS_SHOW_HINT}", style="dim"), soft_wrap=True)
+        print_wrapped(console, Text(f"a run's whole reason, stderr tail and files: {RUNS_SHOW_HINT}", style="dim"))
     retained = board.champion is not None and board.champion == board.champion_before
     verdict = "crowned" if board.crowned else "retained the title" if retained else ""
     print_wrapped(console, Text(f"Champion: {printable(board.champion or 'none')} {verdict}".rstrip(), style="bold green"))
