@@ -141,7 +141,7 @@ def fit_columns(columns: Sequence[Col], natural: Sequence[int], unbroken: Sequen
         widths = fit_widths(natural, plan, content)
         if sum(widths) <= content:
             return widths
-    return fit_widths(natural, ones, content)  # too narrow for whole numbers: cut rather than squeeze a column out
+    return fit_widths(natural, ones, content)  # too narrow for whole numbers: fold inside them rather than lose a column
 
 
 def _longest_word(text: Text) -> int:
