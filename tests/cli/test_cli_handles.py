@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from box_table import read_table
 from cli_store import LONG_NAME, LONG_TOURNAMENT, FinishedStore, build_finished_store, build_retried_store, long_named_task
+from field_lines import read_fields
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -25,7 +26,7 @@ from trainarena.store import open_store
 WIDTH = 80
 RUN_HEADERS = ["run", "tournament", "round", "task", "competitor", "result", "reason"]
 TOURNAMENT_HEADERS = ["id", "name", "kind", "status", "where", "runs", "champion", "outcome"]
-ATTEMPT_HEADERS = ["#", "status", "driver", "started", "wall", "score", "reason"]
+ATTEMPT_HEADERS = ["#", "status", "driver", "started", "wall", "score"]
 
 
 @pytest.fixture
@@ -92,10 +93,18 @@ def test_runs_show_keeps_attempt_numbers_and_start_times_whole(tmp_path: Path, m
     build_retried_store(tournament=LONG_TOURNAMENT, task_source=long_named_task)
     (retried,) = [run for run in _listed_runs() if run["competitor"] == LONG_NAME]
     detail = json.loads(_invoke("runs", "show", str(retried["run_id"]), "--json"))
-    rows = read_table(_invoke("runs", "show", str(retried["run_id"])), WIDTH, ATTEMPT_HEADERS)
+    output = _invoke("runs", "show", str(retried["run_id"]))
+    rows = read_table(output, WIDTH, ATTEMPT_HEADERS)
     assert [row[:2] for row in rows] == [["1", "interrupted"], ["2", "succeeded (counts)"]]
     started = [datetime.fromisoformat(line["started_at"]).strftime("%m-%d %H:%M") for line in detail["attempt_history"]]
     assert [row[3] for row in rows] == started
+    # Each attempt's reason whole under the table (`runs show` shows the run in full), within the width.
+    after_table = output[output.index("└") :].split("\n", 1)[1]
+    reasons, _ = read_fields(after_table, WIDTH)
+    expected = {f"attempt {line['number']}": line["reason"] for line in detail["attempt_history"] if line["reason"]}
+    assert expected and {key: "".join(reason.split()) for key, reason in reasons.items()} == {
+        key: "".join(reason.split()) for key, reason in expected.items()
+    }  # where a line ends at the width, a fold and a wrap between words read alike: compare the characters
 
 
 def test_tournament_show_keeps_task_and_competitor_names_whole(long_names: FinishedStore) -> None:

@@ -19,6 +19,7 @@ from cli_store import (
     FinishedStore,
     build_retried_store,
 )
+from field_lines import read_fields
 from typer.testing import CliRunner, Result
 
 from trainarena.cli import app
@@ -54,11 +55,9 @@ def test_show_prints_a_failed_run_in_full(finished_store: FinishedStore, width: 
     run_id = _run_ids()["crasher"]
     result = _invoke("runs", "show", str(run_id), width=width)
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
-    reason = lines.index("reason")
-    assert reason == len(DETAIL_FIELDS)  # one line per field, none wrapped
-    assert all(line.startswith(f"{key}  ") for key, line in zip(DETAIL_FIELDS, lines, strict=False))
-    fields = {key: line[len(key) :].strip() for key, line in zip(DETAIL_FIELDS, lines, strict=False)}
+    fields, lines = read_fields(result.stdout, width)
+    assert list(fields) == list(DETAIL_FIELDS) and lines[0] == "reason"
+    reason = 0
     assert fields["run"] == str(run_id) and fields["tournament"] == "week-1 (id 1)"
     assert fields["round"].startswith("1 (knockout), match ")
     assert fields["task"].startswith("instruct-r1-") and fields["task"].endswith("(instruct on tiny, budget 1.0 s)")
@@ -77,8 +76,9 @@ def test_show_prints_a_scored_run_with_its_artifact(finished_store: FinishedStor
     run_id = _run_ids()[LONG_NAME]
     result = _invoke("runs", "show", str(run_id))
     assert result.exit_code == 0, result.output
-    assert "succeeded" in result.stdout and "(lower is better)" in result.stdout
-    assert "ab" * 32 in result.stdout and f"run-{run_id}/attempt-1/output" in result.stdout
+    fields, _ = read_fields(result.stdout, 80)
+    assert fields["status"] == "succeeded" and fields["score"].endswith("(lower is better)")
+    assert fields["artifact digest"] == "ab" * 32 and fields["artifact"].endswith(f"run-{run_id}/attempt-1/output")
     assert "\nreason\n" not in result.stdout  # nothing failed, so no reason block
 
 

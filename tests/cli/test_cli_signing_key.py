@@ -6,6 +6,7 @@ import json
 import stat
 from pathlib import Path
 
+from field_lines import read_fields
 from typer.testing import CliRunner
 
 from trainarena.cli import app
@@ -36,7 +37,9 @@ def test_init_creates_a_private_key_and_prints_its_public_half(runner: CliRunner
 def test_init_text_names_path_fingerprint_and_pem(runner: CliRunner) -> None:
     out = _invoke(runner, ["keys", "init"]).stdout
     key = load_key(Settings().operator_key_path)
-    assert str(key.path) in out and key.keyid in out
+    fields, after = read_fields(out, 80)  # a long path wraps within the width, whole
+    assert fields == {"signing key": str(key.path), "fingerprint": key.keyid}
+    assert after[0].startswith("Keep the private key secret") and all(len(line) <= 80 for line in after)
     assert key.public_pem() in out and "BEGIN PRIVATE KEY" not in out
 
 

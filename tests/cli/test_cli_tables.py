@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from box_table import read_table
 from cli_store import COMPETITORS, CRASH_REASON, CRASH_TAIL, LONG_NAME, LONG_URL, FinishedStore
+from field_lines import read_fields
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -59,13 +60,25 @@ def test_fit_widths_shrinks_the_widest_first_never_below_a_floor() -> None:
     assert fit_widths([5, 40, 30], [None, 10, 10], 10) == [5, 10, 10]  # too narrow: the floors hold
 
 
-def test_fit_columns_cuts_free_text_before_it_folds_handles_and_never_goes_below_a_header() -> None:
+def test_fit_columns_cuts_free_text_before_it_folds_handles_and_leaves_it_out_before_an_id_goes() -> None:
     columns = [Col("id"), Col("name", handle=True), Col("reason", shrink_to=10)]
-    assert fit_columns(columns, [4, 30, 40], 100) == [4, 30, 40]
-    assert fit_columns(columns, [4, 30, 40], 44) == [4, 30, 10]  # the reason shrinks, the name stays whole
-    assert fit_columns(columns, [4, 30, 40], 40) == [4, 30, 6]  # to its header, when that keeps the name whole
-    assert fit_columns(columns, [4, 30, 40], 30) == [4, 16, 10]  # else the name folds; the reason stays readable
-    assert fit_columns(columns, [4, 30, 40], 14) == [4, 4, 6]  # narrower than that: everything down to its header
+    natural, unbroken = [4, 30, 40], [4, 30, 40]
+    # The widths given are the table's: 3 cells of padding and border per column, and one more.
+    assert fit_columns(columns, natural, unbroken, 110) == [4, 30, 40]
+    assert fit_columns(columns, natural, unbroken, 54) == [4, 30, 10]  # the reason shrinks, the name stays whole
+    assert fit_columns(columns, natural, unbroken, 50) == [4, 30, 6]  # to its header, when that keeps the name whole
+    assert fit_columns(columns, natural, unbroken, 40) == [4, 16, 10]  # else the name folds; the reason stays readable
+    assert fit_columns(columns, natural, unbroken, 28) == [4, 8, 6]  # the name folds at 8, the reason at its header
+    assert fit_columns(columns, natural, unbroken, 24) == [4, 13, 0]  # narrower: the reason is left out, not the id
+    assert fit_columns(columns, natural, unbroken, 14) == [4, 3, 0]  # the name folds below its header last
+
+
+def test_fit_columns_folds_numbers_between_them_never_inside_one() -> None:
+    columns = [Col("#"), Col("name", handle=True), Col("scores")]
+    natural, unbroken = [2, 20, 13], [2, 20, 6]  # scores such as "2.2276 2.7179"
+    assert fit_columns(columns, natural, unbroken, 40) == [2, 15, 13]  # the name folds first
+    assert fit_columns(columns, natural, unbroken, 30) == [2, 9, 9]  # then the scores, between numbers
+    assert fit_columns(columns, natural, unbroken, 25) == [2, 6, 6]  # no narrower than a number while a name can fold
     with pytest.raises(ValueError, match="a handle is never cut"):
         Col("name", shrink_to=8, handle=True)
 
@@ -95,9 +108,8 @@ def test_competitor_list_keeps_names_whole_and_cuts_the_repository(finished_stor
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_competitor_show_prints_every_value_whole(finished_store: FinishedStore, width: int) -> None:
-    lines = _invoke(["competitor", "show", LONG_NAME], width).splitlines()
-    fields = {line.split()[0]: line.split(maxsplit=1)[1] for line in lines}
-    assert len(lines) == len(fields)  # one line per field
+    fields, after = read_fields(_invoke(["competitor", "show", LONG_NAME], width), width)
+    assert after == []  # nothing but fields, each wrapped within the width under its value column
     assert fields["name"] == LONG_NAME and fields["repo_url"] == LONG_URL and fields["commit"] == "0" * 40
 
 

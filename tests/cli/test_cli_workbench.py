@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from cli_store import COMPETITORS, FinishedStore, ScriptedExecutor, fake_task
+from field_lines import read_fields
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
@@ -156,8 +157,8 @@ def test_adhoc_runs_are_listed_and_shown_beside_tournament_runs(executor: Counti
     assert "mine (tree)" in table.stdout and "house scr" in table.stdout and "ad hoc" in table.stdout
 
     shown = _invoke("runs", "show", str(run["run_id"]))
-    fields = {line.split("  ")[0]: line for line in shown.stdout.splitlines()}
-    assert fields["played"].endswith("ad hoc (`trainarena run`)")
+    fields, _ = read_fields(shown.stdout, 80)
+    assert fields["played"] == "ad hoc (`trainarena run`)"
     assert f"at {head}, with uncommitted changes" in fields["competitor"]
     assert "(run " in fields["house script"] and "this run 27.5% worse" in fields["house script"]
     assert json.loads(_invoke("runs", "show", str(run["run_id"]), "--json").stdout)["score"] == pytest.approx(2.55)

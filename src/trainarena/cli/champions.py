@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, fail, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, print_fields, print_wrapped, printable
 from trainarena.operations.history import Reign, champion_reigns
 from trainarena.registry import ChampionSource, ExportError, champion_sources, export_code
 from trainarena.settings import Settings
@@ -62,7 +62,8 @@ def champions_command(
     reigning = {reign.kind: reign for reign in reigns}  # the latest of each kind
     for reign in reigning.values():
         source = sources[reign.champion]
-        console.print(Text(f"\nReigning {reign.kind} champion {reign.champion}: its code", style="bold"), soft_wrap=True)
+        console.print()
+        print_wrapped(console, Text(printable(f"Reigning {reign.kind} champion {reign.champion}: its code"), style="bold"))
         if isinstance(source, str):
             print_fields(console, [("code", source)])
             continue

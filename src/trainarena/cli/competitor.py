@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields, print_wrapped, printable
 from trainarena.settings import Settings
 from trainarena.store import (
     StoreError,
@@ -83,7 +83,7 @@ def add_command(
     if as_json:
         typer.echo(json.dumps({**details, "copies": copies, "warnings": warnings}, indent=2))
         return
-    Console(highlight=False).print(Text.assemble(("registered", "green"), f" {name} at {result.registration.commit}"))
+    print_wrapped(Console(highlight=False), Text.assemble(("registered", "green"), printable(f" {name} at {result.registration.commit}")))
     _print_details(details)
     stderr = Console(stderr=True, highlight=False, soft_wrap=True)
     for warning in warnings:

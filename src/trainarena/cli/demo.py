@@ -13,8 +13,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from trainarena.assets import ensure_assets
+from trainarena.cli.output import print_wrapped
 from trainarena.cli.records import records_hint
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cluster import make_executor
@@ -138,9 +140,9 @@ def demo_command(
     else:
         print_bracket(console, board)
         print_leaderboard(console, board)
-        console.print(f"[dim]{time.monotonic() - started:.0f} s · `trainarena status` shows every tournament in the store[/dim]")
+        print_wrapped(console, Text(f"{time.monotonic() - started:.0f} s · `trainarena status` shows every tournament in the store", style="dim"))
     if settings.records.enabled:  # on stderr with --json: the JSON object on stdout keeps its shape
-        console.print(records_hint(setup.tournament_id), highlight=False, soft_wrap=True, markup=False)
+        print_wrapped(console, records_hint(setup.tournament_id))
 
 
 def _say_waiting(console: Console, holder: LeaseHolder) -> None:

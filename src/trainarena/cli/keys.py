@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from trainarena.cli.output import Col, OneLineTable, fail, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, print_fields, print_wrapped
 from trainarena.records.signing import OperatorKeyError, init_key, load_key
 from trainarena.settings import Settings
 from trainarena.store import StoreError, open_store
@@ -105,8 +105,8 @@ def init_command(
         return
     console = Console(highlight=False, soft_wrap=True)
     print_fields(console, [("signing key", record["path"]), ("fingerprint", key.keyid)])
-    console.print("Keep the private key secret and backed up. Verifiers need only the public key "
-                  "(`trainarena keys public --output FILE`):")
+    print_wrapped(console, "Keep the private key secret and backed up. Verifiers need only the public key "
+                           "(`trainarena keys public --output FILE`):")
     typer.echo(record["public_key_pem"], nl=False)
 
 

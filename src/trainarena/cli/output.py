@@ -4,9 +4,11 @@ Tables have three kinds of column. Short values (numbers, statuses, times) keep 
 the names and ids a user types back into another command, are never cut: where the handles alone do
 not fit, their cells fold onto continuation lines, widest first. Free text (reasons, repositories,
 paths) shrinks, widest first, to a readable minimum and is cut there with an ellipsis, one line per
-row; the ``show`` commands print it whole. No column disappears.
-Details views (``show`` commands) print one ``key  value`` line per field with the whole value, and
-multi-line text as indented blocks.
+row; the ``show`` commands print it whole. A short value holding several numbers folds between them,
+never inside one. Where a narrow terminal leaves no room, free-text columns are left out (named under
+the table) before an id or a rank could be squeezed to nothing.
+Details views (``show`` commands) print ``key  value`` lines with the whole value, wrapped within the
+width under the value column, and multi-line text as indented blocks.
 Everything a user or a script wrote is printed as plain text, never parsed as rich markup, and with
 its control characters escaped (``printable``): a script's stderr (a failure reason, a log tail) must not
 move the cursor, erase lines, retitle the window or set the clipboard on the operator's terminal.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
 from rich.table import Table
 from rich.text import Text
@@ -56,8 +59,11 @@ def _joined(value: str | None) -> str:
     return " ".join(part.strip() for part in (value or "").splitlines() if part.strip())
 
 
-# A handle folds at this width (or its header's) before free text gives up its readable minimum.
+# A handle folds at this width (or its header's) before free text gives up its readable minimum, and
+# before a free-text column is left out.
 HANDLE_FOLD_WIDTH = 8
+# A details view's values narrower than this go on the lines below their key instead of beside it.
+MIN_VALUE_WIDTH = 20
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ class Col:
 
     def cell(self, value: str | Text) -> Text:
         """``value`` as this column's cell: free text cut with an ellipsis, anything else folded (a short
-        value only folds where even the headers do not fit)."""
+        value only between its words, such as the scores in "2.2276 2.7179")."""
         free = self.shrink_to is not None
         if not isinstance(value, Text):
             return one_line(value) if free else whole(value)
@@ -97,33 +103,58 @@ def fit_widths(natural: Sequence[int], floors: Sequence[int | None], available: 
     return at_level(level)
 
 
-def fit_columns(columns: Sequence[Col], natural: Sequence[int], available: int) -> list[int]:
-    """The widths of ``columns`` at ``available`` cells. Short values keep theirs; free text shrinks to its
-    ``shrink_to``; where that is not enough, free text goes down to its header's width if that lets the
-    handles fit whole, else the handles fold, down to ``HANDLE_FOLD_WIDTH`` (free text keeping its
-    ``shrink_to``), then everything down to its header's width."""
-    headers = [len(column.header) for column in columns]
-    text_floors = [column.shrink_to for column in columns]
-    text_at_header = [None if floor is None else min(floor, header) for floor, header in zip(text_floors, headers, strict=True)]
-    handle_at_header = [header if column.handle else None for column, header in zip(columns, headers, strict=True)]
-    handle_folded = [None if header is None else max(header, HANDLE_FOLD_WIDTH) for header in handle_at_header]
+def fit_columns(columns: Sequence[Col], natural: Sequence[int], unbroken: Sequence[int], available: int) -> list[int]:
+    """The widths of ``columns`` in a table ``available`` cells wide, borders and padding included; 0 for
+    a column left out. ``natural`` is each column's widest cell (header included), ``unbroken`` its
+    longest word (header included), the narrowest a short value folds to without splitting a number.
 
-    readable = fit_widths(natural, text_floors, available)
-    if sum(readable) <= available:
-        return readable
-    narrowest_text = fit_widths(readable, text_at_header, available)
-    if sum(narrowest_text) <= available:
-        return narrowest_text
-    folded = fit_widths(readable, handle_folded, available)
-    return folded if sum(folded) <= available else fit_widths(narrowest_text, handle_at_header, available)
+    Short values keep their width; free text shrinks to its ``shrink_to``; where that is not enough, free
+    text goes down to its header's width if that lets the handles fit whole, else the handles fold, down
+    to ``HANDLE_FOLD_WIDTH``, then short values fold between their words. Where even that does not fit,
+    free-text columns are left out, the rightmost first, before handles fold further (to one cell at
+    the least) or anything is cut: an id or a rank is never squeezed out of its row."""
+    content = available - 3 * len(columns) - 1  # one cell of padding either side, a border between and around
+    headers = [len(column.header) for column in columns]
+    free = [column.shrink_to is not None for column in columns]
+
+    def floors(text: Sequence[int | None], handle: Sequence[int | None], short: Sequence[int | None]) -> list[int | None]:
+        return [text[i] if free[i] else handle[i] if column.handle else short[i] for i, column in enumerate(columns)]
+
+    kept = [None] * len(columns)
+    readable_text = [column.shrink_to for column in columns]
+    text_at_header = [None if floor is None else min(floor, header) for floor, header in zip(readable_text, headers, strict=True)]
+    handle_folded = [max(header, HANDLE_FOLD_WIDTH) for header in headers]
+    readable = fit_widths(natural, floors(readable_text, kept, kept), content)
+    narrowest_text = fit_widths(readable, floors(text_at_header, kept, kept), content)
+    handles_folded = fit_widths(readable, floors(kept, handle_folded, kept), content)
+    shorts_folded = fit_widths(narrowest_text, floors(kept, handle_folded, unbroken), content)
+    for widths in (readable, narrowest_text, handles_folded, shorts_folded):
+        if sum(widths) <= content:
+            return widths
+    if any(free):
+        out = max(i for i, is_free in enumerate(free) if is_free)
+        rest = [i for i in range(len(columns)) if i != out]
+        widths = fit_columns([columns[i] for i in rest], [natural[i] for i in rest], [unbroken[i] for i in rest], available)
+        return [*widths[:out], 0, *widths[out:]]
+    ones = [1] * len(columns)
+    for plan in (floors(ones, headers, unbroken), floors(ones, ones, unbroken)):
+        widths = fit_widths(natural, plan, content)
+        if sum(widths) <= content:
+            return widths
+    return fit_widths(natural, ones, content)  # too narrow for whole numbers: fold inside them rather than lose a column
+
+
+def _longest_word(text: Text) -> int:
+    return max((cell_len(word) for word in text.plain.split()), default=0)
 
 
 class OneLineTable:
     """A rich table that cuts only free text, at any width (see the module's docstring): a row is one
-    line unless a handle has to fold.
+    line unless a handle or a short value has to fold.
 
     rich itself would shrink wrapping columns to nothing and then crop the table's right side, which is
-    how a column silently disappears; here the widths are fitted first (``fit_columns``) and fixed."""
+    how a column silently disappears or an id goes blank; here the widths are fitted first
+    (``fit_columns``) and fixed, and a free-text column left out is named under the table."""
 
     def __init__(self, columns: Sequence[Col], title: str | None = None) -> None:
         self.columns = tuple(columns)
@@ -137,18 +168,20 @@ class OneLineTable:
         self.rows.append([column.cell(value) for column, value in zip(self.columns, values, strict=True)])
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        # A title names things (a tournament, a task): it wraps rather than being cut.
-        table = Table(title=None if self.title is None else Text(printable(self.title), style="bold"))
-        # Each column costs one cell of padding on either side, plus a border between and around columns.
-        available = options.max_width - 3 * len(self.columns) - 1
         headers = [one_line(column.header) for column in self.columns]
         natural = [max(cell.cell_len for cell in [header, *(row[i] for row in self.rows)]) for i, header in enumerate(headers)]
-        widths = fit_columns(self.columns, natural, available)
-        for column, header, width in zip(self.columns, headers, widths, strict=True):
-            free = column.shrink_to is not None
-            table.add_column(header, justify=column.justify, width=width, no_wrap=free, overflow="ellipsis" if free else "fold")
+        unbroken = [max([header.cell_len, *(_longest_word(row[i]) for row in self.rows)]) for i, header in enumerate(headers)]
+        widths = fit_columns(self.columns, natural, unbroken, options.max_width)
+        shown = [i for i, width in enumerate(widths) if width]
+        left_out = [self.columns[i].header for i, width in enumerate(widths) if not width]
+        # A title names things (a tournament, a task): it wraps rather than being cut.
+        table = Table(title=None if self.title is None else Text(printable(self.title), style="bold"),
+                      caption=Text(f"left out at this width: {', '.join(left_out)}", style="dim") if left_out else None)
+        for i in shown:
+            column, free = self.columns[i], self.columns[i].shrink_to is not None
+            table.add_column(headers[i], justify=column.justify, width=widths[i], no_wrap=free, overflow="ellipsis" if free else "fold")
         for row in self.rows:
-            table.add_row(*row)
+            table.add_row(*(row[i] for i in shown))
         yield table
 
 
@@ -157,14 +190,41 @@ def labelled(label: str, style: str, message: str) -> Text:
     return Text.assemble((f"{label}:", style), f" {printable(message)}")
 
 
+def _wrapped(console: Console, text: Text, width: int) -> list[Text]:
+    """``text`` in lines of at most ``width`` cells, broken between words, or anywhere in a word longer
+    than a line (a path, a URL): nothing is cut."""
+    lines = [line.copy() for line in text.wrap(console, max(width, 1), overflow="fold", no_wrap=False)]
+    for line in lines:
+        line.rstrip()
+    return lines or [Text()]
+
+
+def print_wrapped(console: Console, text: str | Text, indent: str = "", hanging: str = BLOCK_INDENT) -> None:
+    """``text`` (a sentence, a hint) wrapped at the console's width, its first line indented by ``indent``
+    and the lines it continues on by ``indent + hanging``, so that they read as one item."""
+    body = text if isinstance(text, Text) else Text(printable(text))
+    lines = _wrapped(console, body, console.width - len(indent) - len(hanging))
+    for number, line in enumerate(lines):
+        console.print(Text(indent if number == 0 else indent + hanging) + line, soft_wrap=True)
+
+
 def print_fields(console: Console, fields: Sequence[tuple[str, str]]) -> None:
-    """``key  value`` lines, keys aligned; a long value runs on (the terminal wraps it) rather than
-    being cut, since a details view is where the whole value is read or copied from."""
+    """``key  value`` lines, keys aligned; a long value wraps within the console's width under its own
+    column (a hanging indent), never cut, since a details view is where the whole value is read or
+    copied from. Where the keys leave a value too little room, each value goes under its key."""
     width = max((len(key) for key, _ in fields), default=0) + FIELD_GAP
+    beside = console.width - width >= MIN_VALUE_WIDTH
+    indent = " " * width if beside else BLOCK_INDENT
     for key, value in fields:
-        line = Text(key.ljust(width), style="bold")
-        line.append(printable(" ".join(value.splitlines())))
-        console.print(line, soft_wrap=True)
+        lines = _wrapped(console, Text(printable(" ".join(value.splitlines()))), console.width - len(indent))
+        if beside:
+            first = Text(key.ljust(width), style="bold") + lines.pop(0)
+            first.rstrip()  # an empty value leaves no trailing blanks
+            console.print(first, soft_wrap=True)
+        else:
+            console.print(Text(key, style="bold"), soft_wrap=True)
+        for line in lines:
+            console.print(Text(indent) + line, soft_wrap=True)
 
 
 def print_block(console: Console, heading: str, text: str) -> None:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY, stop_at_once_on_ctrl_c, threads_per_run
-from trainarena.cli.output import OneLineTable, fail, labelled, parse_utc, print_fields
+from trainarena.cli.output import OneLineTable, fail, labelled, parse_utc, print_fields, print_wrapped
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cli.status import STATUS_COLUMNS, champion_cell, summary_json, where_cell
 from trainarena.cluster import make_executor
@@ -136,8 +136,7 @@ def show_command(tournament_id: Annotated[int, typer.Argument(help="A tournament
     if board.runs:
         print_bracket(console, board)
     if replayed.boss is not None:
-        console.print(Text(f"boss round: {replayed.boss.challenger} against {replayed.boss.champion}: "
-                           f"{margin_text(replayed.boss)}"), soft_wrap=True)
+        print_wrapped(console, f"boss round: {replayed.boss.challenger} against {replayed.boss.champion}: {margin_text(replayed.boss)}")
     print_leaderboard(console, board)
 
 

@@ -4,7 +4,6 @@ bundle, and the offline check of one (docs/records.md). ``verify`` opens no stor
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, fail, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, print_fields, print_wrapped
 from trainarena.records.bundle import BundleError, export_bundle
 from trainarena.records.checks import CheckResult
 from trainarena.records.verify import BUNDLED_KEY, Report, verify_directory
@@ -90,12 +89,6 @@ def _result(check: CheckResult) -> Text:
     return Text("FAILED", style="bold red")
 
 
-def _print_wrapped(console: Console, text: str, indent: str) -> None:
-    """``text`` wrapped to the console's width here (no trailing blanks), continued lines indented more."""
-    wrapped = textwrap.fill(text, width=max(40, console.width - 1), initial_indent=indent, subsequent_indent=indent + "  ")
-    console.print(Text(wrapped), soft_wrap=True)
-
-
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
@@ -109,8 +102,8 @@ def print_report(console: Console, directory: Path, report: Report) -> None:
         ("key", f"{(report.keyid or 'none')[:16]}, from {report.key_source}"),
     ])
     if report.key_source == BUNDLED_KEY:
-        _print_wrapped(console, "note: a bundle's own key proves nothing about who signed it; pass --key PEM with "
-                       "the operator's public key you trust", indent="")
+        print_wrapped(console, "note: a bundle's own key proves nothing about who signed it; pass --key PEM with "
+                      "the operator's public key you trust")
     table = OneLineTable(CHECK_COLUMNS)
     for check in report.checks:
         table.add_row([check.title, str(check.checked), str(len(check.failures)), _result(check)])
@@ -123,7 +116,7 @@ def print_report(console: Console, directory: Path, report: Report) -> None:
             if len(found) > SHOWN_FAILURES:
                 shown.append(f"and {len(found) - SHOWN_FAILURES} more (--json lists every one)")
             for line in shown:
-                _print_wrapped(console, line, indent="  ")
+                print_wrapped(console, line, indent="  ")
     failures = report.failures
     if failures:
         failed = sum(1 for check in report.checks if not check.ok)

@@ -12,7 +12,7 @@ from rich.table import Column, Table
 from rich.text import Text
 from rich.tree import Tree
 
-from trainarena.cli.output import Col, OneLineTable, one_line, whole
+from trainarena.cli.output import Col, OneLineTable, one_line, print_wrapped, printable, whole
 from trainarena.contract import RunStatus
 from trainarena.reporting.leaderboard import Leaderboard, RunLine
 from trainarena.reporting.run_detail import short_reason
@@ -23,14 +23,14 @@ _STATUS_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "yellow", "
 BRACKET_NAME_WIDTH = 24
 PROGRESS_BAR_WIDTH = 20  # narrow enough to leave the run's name room at 80 columns
 RUNS_SHOW_HINT = "trainarena runs show RUN_ID"
-# The leaderboard's columns: names are whole (folded where they do not fit), scores and reasons shrink
-# with an ellipsis.
+# The leaderboard's columns: names are whole (folded where they do not fit), scores fold between numbers,
+# reasons shrink with an ellipsis.
 LEADERBOARD_COLUMNS = (
     Col("#", justify="right"),
     Col("competitor", handle=True),
     Col("reached"),
     Col("ok", justify="right"),
-    Col("scores", shrink_to=6),
+    Col("scores"),  # numbers: folded between them, never cut (a cut score reads as another value)
     Col("failed because", shrink_to=14),
     Col("weight", justify="right"),
 )
@@ -106,12 +106,12 @@ def print_leaderboard(console: Console, board: Leaderboard) -> None:
         ])  # fmt: skip
     console.print(table)
     if any(_failed(line) for line in board.runs):
-        console.print(Text(f"a run's whole reason, stderr tail and files: {RUNS_SHOW_HINT}", style="dim"), soft_wrap=True)
+        print_wrapped(console, Text(f"a run's whole reason, stderr tail and files: {RUNS_SHOW_HINT}", style="dim"))
     retained = board.champion is not None and board.champion == board.champion_before
     verdict = "crowned" if board.crowned else "retained the title" if retained else ""
-    console.print(Text(f"Champion: {board.champion or 'none'} {verdict}".rstrip(), style="bold green"), soft_wrap=True)
+    print_wrapped(console, Text(f"Champion: {printable(board.champion or 'none')} {verdict}".rstrip(), style="bold green"))
     if board.reason:
-        console.print(Text(board.reason, style="dim"), soft_wrap=True)
+        print_wrapped(console, Text(printable(board.reason), style="dim"))
     if board.undistributed is not None:
         console.print(Text(f"undistributed weight: {board.undistributed:.3f}", style="dim"))
 

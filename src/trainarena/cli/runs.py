@@ -33,20 +33,21 @@ app = typer.Typer(help="Look at runs, in tournaments and ad hoc: one in full (re
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 # Lines of the stderr log `runs show` prints unless told otherwise (as many as result.json holds).
 DEFAULT_TAIL_LINES = RESULT_TAIL_LINES
-# A line per run: the names the filters take are whole (folded where they do not fit), the round and
-# the reason shrink with an ellipsis (`runs show` has the whole reason). The result is the score of a
+# A line per run: the names the filters take are whole (folded where they do not fit), the round a short
+# value (folded between its words), the reason shrinks with an ellipsis (`runs show` has it whole). The result is the score of a
 # run that succeeded, else its status: a column of each would leave the three names 24 cells at 80.
 LIST_COLUMNS = (
     Col("run", justify="right"),
     Col("tournament", handle=True),
-    Col("round", shrink_to=5),
+    Col("round"),
     Col("task", handle=True),
     Col("competitor", handle=True),
     Col("result", justify="right"),
     Col("reason", shrink_to=8),
 )
 # The tries of a run that was interrupted and run again; the one that counts is marked. The start time
-# is short (the run's fields above have its year and zone) so that it stays whole at 80 columns.
+# is short (the run's fields above have its year and zone) so that it stays whole at 80 columns. Each
+# attempt's reason is printed whole under the table (`runs show` shows the run in full).
 ATTEMPT_COLUMNS = (
     Col("#", justify="right"),
     Col("status"),
@@ -54,7 +55,6 @@ ATTEMPT_COLUMNS = (
     Col("started"),
     Col("wall", justify="right"),
     Col("score", justify="right"),
-    Col("reason", shrink_to=8),
 )
 
 
@@ -130,8 +130,9 @@ def _print_detail(console: Console, run: RunDetail) -> None:
         for line in run.attempt_history:
             score = "-" if line.score is None else f"{line.score:.4f}"
             table.add_row([str(line.number), line.status + (" (counts)" if line.counts else ""), line.driver,
-                           _time(line.started_at, "%m-%d %H:%M"), _seconds(line.wall_seconds), score, line.reason or "-"])
+                           _time(line.started_at, "%m-%d %H:%M"), _seconds(line.wall_seconds), score])
         console.print(table)
+        print_fields(console, [(f"attempt {line.number}", line.reason) for line in run.attempt_history if line.reason])
     print_reason(console, run.summary, run.stderr_tail, run.stderr_tail_from)
 
 

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable
+from trainarena.cli.output import Col, OneLineTable, print_wrapped, printable
 from trainarena.cli.runs import LIST_COLUMNS, list_row
 from trainarena.reporting.run_detail import AD_HOC, RunSummary, latest_runs_outside_tournaments
 from trainarena.settings import Settings
@@ -71,7 +71,7 @@ def print_status(
     adhoc: list[RunSummary],
 ) -> None:
     reigning = ", ".join(f"{kind}: {name or '-'}" for kind, name in champions.items())
-    console.print(Text.assemble((str(competitors), "bold"), f" competitors registered; champions: {reigning}"), soft_wrap=True)
+    print_wrapped(console, Text.assemble((str(competitors), "bold"), printable(f" competitors registered; champions: {reigning}")))
     if not summaries:
         console.print("No tournaments yet.")
     else:
