@@ -184,11 +184,12 @@ def test_run_prints_one_line_per_field_and_the_whole_reason(
     task = tmp_path / "task.toml"
     task.write_text('name = "arith-1"\ntype = "instruct"\nbase_model = "tiny"\nbudget_seconds = 5\n[dataset]\nsource = "x.jsonl"\n')
 
-    lines = _invoke(["run", "--competitor", "crasher", "--task", str(task), "--no-reference"], width, exit_code=1).splitlines()
+    output = _invoke(["run", "--competitor", "crasher", "--task", str(task), "--no-reference"], width, exit_code=1)
 
-    reason = lines.index("reason")
-    fields = {line.split("  ")[0]: line.split("  ", 1)[1].strip() for line in lines[:reason]}
-    assert len(fields) == reason  # one line per field
+    # one field a key, its value wrapped under its column where it is longer than the line (the logs'
+    # path is as long as pytest's temporary folder)
+    fields, lines = read_fields(output, width)
+    assert lines[0] == "reason"
     assert fields["status"] == "failed" and fields["task"].startswith("arith-1 ") and fields["logs"] == str(tmp_path / "logs")
-    assert lines[reason + 1] == "  exited with code 1."
+    assert lines[1] == "  exited with code 1."
     assert lines[lines.index("stderr tail") + 1 :] == ["  " + line for line in CRASH_TAIL.splitlines()]

@@ -79,6 +79,7 @@ def audit_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Run a stored run again from its signed record and compare the new score with the recorded one.
+
     Exits 0 consistent, 1 outside the noise band or the audit run failed, 2 cannot audit, 3 no band yet."""
     console = Console(stderr=json_output, highlight=False)
     settings = Settings()
