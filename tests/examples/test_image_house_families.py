@@ -54,6 +54,7 @@ def test_the_saved_file_gives_the_evaluator_the_trained_denoiser(model_type: str
     from trainarena.tasks.image.evaluation import apply_lora, read_lora
 
     families, base = house_families(), str(image_assets.pipelines[model_type])
+    torch.manual_seed(0)  # the LoRA's initial factors: unseeded, sdxl's change was once under the 1e-3 below
     trained = families.load_family(model_type, base, "cpu", 4, full_finetune_below=EVERYTHING if full else 0)
     assert (trained.delta is not None) == full
     before = batch_loss(trained)
