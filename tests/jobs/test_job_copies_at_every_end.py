@@ -88,7 +88,11 @@ def test_copies_an_ended_jobs_removal_missed_go_when_a_worker_starts_and_a_runni
         holder = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()), worker_id="holder")
         holder.start()
         try:
-            wait_for(lambda: status_of(store, running) == JobStatus.RUNNING and copies_left(settings, store, running) != [])
+            def prepared() -> bool:  # its splits moved from their staging folders to where they stay
+                copies = copies_left(settings, store, running)
+                return copies != [] and not any(copy.name.startswith(".staging-") for copy in copies)
+
+            wait_for(lambda: status_of(store, running) == JobStatus.RUNNING and prepared())
             held = copies_left(settings, store, running)
             sweeper = JobWorker(settings, store=store, executor=FakeExecutor(), worker_id="sweeper")
             sweeper.start()
