@@ -318,7 +318,7 @@ def list_runs(
     else:
         queries = [outside] if tournament == AD_HOC else [played.where(Tournament.name == tournament)]
     runs: list[Run] = []
-    for query in queries:
+    for number, query in enumerate(queries, start=1):
         if competitor is not None:
             query = query.join(Run.competitor).where(Competitor.name == competitor)
         if status is not None:
@@ -327,14 +327,13 @@ def list_runs(
             query = query.where(_is_task(task))
         if limit is not None and len(runs) >= limit:
             break
-        if offset:  # the window starts past this query's runs, or inside them
-            matching = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-            if offset >= matching:
-                offset -= matching
-                continue
         window = query.offset(offset).limit(None if limit is None else limit - len(runs))
-        runs += session.scalars(window.options(*_SUMMARY_LOADS))
-        offset = 0
+        found = list(session.scalars(window.options(*_SUMMARY_LOADS)))
+        runs += found
+        if offset and not found and number < len(queries):  # the window starts past this query's runs: count them
+            offset -= session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+        else:
+            offset = 0
     return [_summary(run) for run in runs]
 
 
