@@ -1,11 +1,12 @@
-"""What a page of a list costs as the store grows: ``GET /v1/runs?limit=50`` (first and last page) and
-``GET /v1/models?limit=50`` over a small store and a large one, side by side in one process, and the
-ratio large / small of each, the two stores' requests alternating so that the machine's load falls
-on both alike. A list that reads every row to answer one page costs in proportion to the
-store (the large store holds 100x the rows: a ratio near 100); one that pages in the database costs
-about the same at any size. Target: the first pages' ratios under 3. The last page of runs is shown,
-not judged: an ``offset`` makes the database step over the rows it skips, at any store (the model list
-has ``after`` cursors for that; runs are filtered by tournament, competitor, status or task).
+"""What a page of a list costs as the store grows: ``GET /v1/runs?limit=50`` (the first page, and the
+last page reached by ``offset`` and by ``after``, side by side) and ``GET /v1/models?limit=50`` over a
+small store and a large one, side by side in one process, and the ratio large / small of each, the two
+stores' requests alternating so that the machine's load falls on both alike. A list that reads every
+row to answer one page costs in proportion to the store (the large store holds 100x the rows: a ratio
+near 100); one that pages in the database costs about the same at any size. Target: the first pages'
+and the cursor's last page's ratios under 3. The last page by ``offset`` is shown, not judged: an
+offset makes the database step over the rows it skips, at any store; ``after`` (the run before the
+last page, a keyset cursor) starts the page where it is.
 
 The stores are synthetic rows (runs outside tournaments with their tasks, registered models of one
 customer), inserted directly: nothing trains. The requests go through the API app in process
@@ -40,14 +41,19 @@ PAGE = 50
 REPEATS = 15  # median of these: the machine is shared
 RUNS_PER_TASK = 100
 TARGET_RATIO = 3.0
-JUDGED = ("runs_first_ms", "models_ms")  # the first pages: what a client's first request costs
+# The first pages (what a client's first request costs) and the cursor's deepest (what each request of a
+# client walking every run costs).
+JUDGED = ("runs_first_ms", "runs_after_ms", "models_ms")
+SHOWN = (("runs_first_ms", "/v1/runs first page"), ("runs_last_ms", "/v1/runs last, offset"),
+         ("runs_after_ms", "/v1/runs last, after"), ("models_ms", "/v1/models"))  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Timing:
     rows: int
     runs_first_ms: float
-    runs_last_ms: float
+    runs_last_ms: float  # the last page by offset
+    runs_after_ms: float  # the same page by after
     models_ms: float
 
 
@@ -71,6 +77,19 @@ def _fill(data_dir: Path, rows: int) -> tuple[Settings, str]:
     return settings, key.secret
 
 
+def _last_page_cursor(client: TestClient, headers: dict[str, str], rows: int) -> str:
+    """The ``after`` of the last page (the run before it; none when that page is the first), checked to
+    answer the runs the offset's last page does."""
+    if rows == PAGE:
+        return ""
+    before = client.get(f"/v1/runs?limit=1&offset={rows - PAGE - 1}", headers=headers).json()["data"][0]["run_id"]
+    by_offset, by_after = (client.get(f"/v1/runs?limit={PAGE}&{window}", headers=headers).json()
+                           for window in (f"offset={rows - PAGE}", f"after={before}"))  # fmt: skip
+    if by_after != by_offset:
+        raise SystemExit(f"the last page of {rows} runs by after={before} is not the one by offset")
+    return f"&after={before}"
+
+
 def _ms(client: TestClient, path: str, headers: dict[str, str]) -> float:
     start = time.perf_counter()
     response = client.get(path, headers=headers)
@@ -88,16 +107,19 @@ def measure(sizes: tuple[int, ...]) -> list[Timing]:
             settings, secret = _fill(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="trainarena-list-scale-"))), rows)
             store = stack.enter_context(open_store(settings))
             client = stack.enter_context(TestClient(create_app(settings, store=store)))
-            clients.append((client, {"Authorization": f"Bearer {secret}"}, rows))
-        paths = {"first": f"/v1/runs?limit={PAGE}", "models": f"/v1/models?limit={PAGE}"}
+            headers = {"Authorization": f"Bearer {secret}"}
+            paths = {"runs_first_ms": f"/v1/runs?limit={PAGE}", "runs_last_ms": f"/v1/runs?limit={PAGE}&offset={rows - PAGE}",
+                     "runs_after_ms": f"/v1/runs?limit={PAGE}{_last_page_cursor(client, headers, rows)}",
+                     "models_ms": f"/v1/models?limit={PAGE}"}  # fmt: skip
+            clients.append((client, headers, rows, paths))
         times: dict[tuple[int, str], list[float]] = {}
         for repeat in range(REPEATS + 1):  # the first round warms each app and connection, uncounted
-            for client, headers, rows in clients:
-                for name, path in {**paths, "last": f"/v1/runs?limit={PAGE}&offset={rows - PAGE}"}.items():
+            for client, headers, rows, paths in clients:
+                for name, path in paths.items():
                     took = _ms(client, path, headers)
                     if repeat:
                         times.setdefault((rows, name), []).append(took)
-    return [Timing(rows, *(statistics.median(times[rows, name]) for name in ("first", "last", "models"))) for rows in sizes]
+    return [Timing(rows, **{name: statistics.median(times[rows, name]) for name, _ in SHOWN}) for rows in sizes]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,16 +131,17 @@ def main(argv: list[str] | None = None) -> int:
     if not PAGE <= args.small < args.large:
         parser.error(f"need {PAGE} <= --small < --large")
     small, large = measure((args.small, args.large))
-    ratios = {name: getattr(large, name) / getattr(small, name) for name in ("runs_first_ms", "runs_last_ms", "models_ms")}
+    ratios = {name: getattr(large, name) / getattr(small, name) for name, _ in SHOWN}
     met = all(ratios[name] < TARGET_RATIO for name in JUDGED)
     if args.json:
         print(json.dumps({"small": asdict(small), "large": asdict(large), "ratios": ratios, "target_ratio": TARGET_RATIO, "met": met}))
         return 0
     print(f"A page of {PAGE}, median of {REPEATS} requests, in ms")
     print(f"{'list':<22}{args.small:>10,} rows{args.large:>10,} rows{'ratio':>9}")
-    for name, label in (("runs_first_ms", "/v1/runs first page"), ("runs_last_ms", "/v1/runs last page"), ("models_ms", "/v1/models")):
+    for name, label in SHOWN:
         print(f"{label:<22}{getattr(small, name):>15.1f}{getattr(large, name):>15.1f}{ratios[name]:>9.2f}")
-    print(f"target: first pages' ratios < {TARGET_RATIO:g} -> {'met' if met else 'NOT met'} (the last page is offset {args.large - PAGE:,}: not judged)")
+    print(f"target: the first pages' and the cursor's ratios < {TARGET_RATIO:g} -> {'met' if met else 'NOT met'} "
+          f"(the last page by offset, {args.large - PAGE:,}: not judged)")
     return 0
 
 

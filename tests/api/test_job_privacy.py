@@ -37,6 +37,9 @@ def test_job_runs_are_hidden_from_competitors_and_the_dashboard(tmp_path, auth: 
         page = client.get(f"/runs/{run_id}/logs/stderr.log")
         assert page.status_code == 404 and "secret" not in page.text
         assert client.get("/tasks/job-0123456789abcdef").status_code == 404
+        for role in ("competitor", "operator"):  # nor is its task a name the run list knows, nor its run a cursor
+            assert client.get("/v1/runs", headers=auth[role], params={"task": "job-0123456789abcdef"}).status_code == 404
+            assert client.get("/v1/runs", headers=auth[role], params={"after": run_id}).status_code == 422
     with api_store.session() as session:
         assert list_runs(session) == []
         assert read_run_detail(session, run_id, tail_lines=5, private=True).origin == RunOrigin.JOB

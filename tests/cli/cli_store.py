@@ -8,13 +8,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Finished, Stage
 from trainarena.orchestrator import create_tournament, drive
-from trainarena.runs import RunReport, RunRequest, TaskSource
+from trainarena.runs import RunReport, RunRequest, TaskSource, definition_json
 from trainarena.settings import Settings
 from trainarena.store import Store, add_competitor, open_store
+from trainarena.store.pools import add_stored_task
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 LONG_NAME = "honest-baseline-with-a-really-quite-long-competitor-name"
@@ -134,3 +136,11 @@ def build_retried_store(tournament: str = "t", task_source: TaskSource = fake_ta
         with pytest.raises(RuntimeError, match="platform died"):
             drive(store, tournament_id, executor=executor, **kwargs)
         assert drive(store, tournament_id, executor=executor, **kwargs) is not None
+
+
+def add_undrawn_stored_task(session: Session) -> TaskDefinition:
+    """A task stored in a pool (rows only: nothing checked) that no tournament drew: a task with no runs."""
+    task = TaskDefinition("pooled-task", TaskType.INSTRUCT, "tiny", {"source": "x.jsonl"}, 10.0)
+    add_stored_task(session, name=task.name, pool="pool", kind="text", definition=definition_json(task),
+                    base_model_digest="a" * 64, dataset_digest="b" * 64, hidden_digest="c" * 64, train_rows=9, hidden_rows=1)  # fmt: skip
+    return task

@@ -14,7 +14,8 @@ from trainarena.cli import app
 
 FAILING = {
     "runs show of no run": (["runs", "show", "999", "--json"], {"run_id": 999}),
-    "runs list of no tournament": (["runs", "list", "--tournament", "nope", "--json"], {}),
+    "runs list of no tournament": (["runs", "list", "--tournament", "nope", "--json"], {"tournament": "nope"}),
+    "runs list of no task": (["runs", "list", "--task", "nope", "--json"], {"task": "nope"}),
     "competitor show of nobody": (["competitor", "show", "nobody", "--json"], {"name": "nobody"}),
     "competitor remove of nobody": (["competitor", "remove", "nobody", "--json"], {"name": "nobody"}),
     "competitor add of a bad name": (["competitor", "add", "bad/name", "/no/such/repo", "a" * 40, "--json"], {"name": "bad/name"}),

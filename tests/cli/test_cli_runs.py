@@ -126,6 +126,15 @@ def test_list_filters_by_tournament_competitor_and_status(finished_store: Finish
     unknown = _invoke("runs", "list", "--tournament", "week-9")
     assert unknown.exit_code == 1 and "no tournament named 'week-9'" in unknown.stderr
     assert "no competitor named 'nobody'" in _invoke("runs", "list", "--competitor", "nobody").stderr
+    no_task = _invoke("runs", "list", "--task", "nosuch")
+    assert no_task.exit_code == 1 and no_task.stdout == "" and no_task.stderr.count("\n") == 1
+    assert no_task.stderr.startswith("error: no task named 'nosuch'; the task filter takes a task's name, or the first 6 ")
+    assert json.loads(_invoke("runs", "list", "--task", "nosuch", "--json").stdout)["task"] == "nosuch"
+    # a task that is there lists its runs, none when the other filters leave none
+    task = everything[0]["task"]
+    listed = [run["run_id"] for run in json.loads(_invoke("runs", "list", "--json", "--task", task).stdout)]
+    assert listed == [run["run_id"] for run in everything if run["task"] == task] and listed
+    assert _invoke("runs", "list", "--task", task, "--status", "running").stdout.strip() == "no runs match the filters"
 
 
 @pytest.mark.parametrize("width", [80, 120])

@@ -1,6 +1,6 @@
 """Pagination of list endpoints: ``limit`` and ``offset`` query parameters (capped by settings
-``api.page_size_max``), and on the id-keyed lists (files, jobs, models) also ``after`` (an id a page
-answered: the items after it; an unknown one is a 422), and the answer ``{"data": [...], "has_more": bool}``; and the store's limits on
+``api.page_size_max``), and on the id-keyed lists (files, jobs, models, runs) also ``after`` (an id a
+page answered: the items after it; an unknown one is a 422), and the answer ``{"data": [...], "has_more": bool}``; and the store's limits on
 the values a request gives (ids, seeds, names), so that a value the store cannot hold is a 422."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Query parameters a route does not take are refused (422), not ignored: a client paging ``/v1/runs``
-with ``after`` (which only files, jobs and models take) was answered the first page again and again,
-and a misspelt ``limitt`` silently gave the default page. What each route takes is read from the
+with ``after`` (which only files, jobs and models took then) was answered the first page again and
+again, and a misspelt ``limitt`` silently gave the default page. What each route takes is read from the
 app's own OpenAPI schema, the parameters it documents."""
 
 from __future__ import annotations

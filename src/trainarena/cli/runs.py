@@ -57,6 +57,12 @@ ATTEMPT_COLUMNS = (
     Col("score", justify="right"),
 )
 
+# What lists the names each filter of `runs list` takes, for the error of a filter that names none.
+FILTER_LISTS = {
+    "tournament": "`trainarena status` lists the tournaments",
+    "competitor": "`trainarena competitor list` lists the competitors",
+    "task": "`trainarena task list --stored` lists the stored tasks, `trainarena runs list` the tasks runs were made on",
+}
 
 
 def _time(moment: datetime | None, form: str = "%Y-%m-%d %H:%M:%S %Z") -> str:
@@ -168,15 +174,14 @@ def list_command(
     tournament: Annotated[str | None, typer.Option(help=f"Only the runs of this tournament (its name), or '{AD_HOC}' for those outside tournaments.")] = None,
     competitor: Annotated[str | None, typer.Option(help="Only the runs of this competitor (its name).")] = None,
     status: Annotated[RunStatus | None, typer.Option(help="Only runs with this status.")] = None,
-    task: Annotated[str | None, typer.Option(help="Only the runs of this task (its name, or a prefix of its digest).")] = None,
+    task: Annotated[str | None, typer.Option(help="Only the runs of this task (its name, or a prefix of 6 or more characters of its digest).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List runs, one line each: tournament runs in play order, then ad-hoc runs and references; `trainarena runs show RUN_ID` prints one in full."""
     with open_store(Settings()) as store, store.session() as session:
-        problem = run_filter_problem(session, tournament=tournament, competitor=competitor)
+        problem = run_filter_problem(session, tournament=tournament, competitor=competitor, task=task, stored_tasks=True)
         if problem is not None:
-            raise fail(f"{problem}; `trainarena status` lists the tournaments, `trainarena competitor list` the competitors",
-                       as_json)
+            raise fail(f"{problem.message} ({FILTER_LISTS[problem.field]})", as_json, **{problem.field: problem.value})
         runs = list_runs(session, tournament=tournament, competitor=competitor, status=None if status is None else status.value, task=task)
     if as_json:
         typer.echo(json.dumps([run.to_json() for run in runs], indent=2))

@@ -14,12 +14,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from trainarena.reporting.references import ReferenceLine, reference_lines, run_label
-from trainarena.store import Competitor, MatchRow, Round, Run, Store, TaskRow, Tournament, get_competitor, get_tournament_by_name
+from trainarena.runs import definition_from_json, task_key
+from trainarena.store import (
+    Competitor,
+    MatchRow,
+    Round,
+    Run,
+    Store,
+    StoredTask,
+    TaskRow,
+    Tournament,
+    get_competitor,
+    get_tournament_by_name,
+)
 from trainarena.store.models import RunAttempt, RunOrigin
+from trainarena.store.owned_lists import UnknownCursor
 
 # How execution/supervise.py joins a crash's summary and its log tail in the recorded reason.
 STDERR_TAIL_MARKER = "--- stderr tail ---"
@@ -268,6 +281,8 @@ class RunSummary:
 
 # ``runs list --tournament`` value that selects the runs played outside any tournament.
 AD_HOC = "ad hoc"
+# The shortest digest prefix ``runs list --task`` takes as one: shorter ones would match too many tasks by chance.
+TASK_DIGEST_PREFIX_MIN = 6
 
 
 def _summary(run: Run) -> RunSummary:
@@ -289,6 +304,11 @@ def _summary(run: Run) -> RunSummary:
     )
 
 
+# The order tournament runs are listed in (play order); ``Run.id`` last, so that no two runs tie and a
+# cursor (``list_runs(after=...)``) names one place in it.
+PLAY_ORDER = (Tournament.id, Round.index, MatchRow.position, TaskRow.index, Run.id)
+
+
 def list_runs(
     session: Session,
     *,
@@ -296,27 +316,28 @@ def list_runs(
     competitor: str | None = None,
     status: str | None = None,
     task: str | None = None,
+    after: int | None = None,
     offset: int = 0,
     limit: int | None = None,
 ) -> list[RunSummary]:
-    """Tournament runs in play order (tournament, round, match, task), then runs outside tournaments
-    (ad hoc and references) oldest first; of those, ``limit`` (all when None) from ``offset``.
-    Filters: one tournament by name (or :data:`AD_HOC` for those outside), one competitor (by name),
-    one status, one task (its name or a digest prefix). Filters and the window are the database's:
-    a page costs the same with ten thousand runs stored as with ten."""
-    played = (
-        select(Run)
-        .join(Run.task)
-        .join(TaskRow.match)
-        .join(MatchRow.round)
-        .join(Round.tournament)
-        .order_by(Tournament.id, Round.index, MatchRow.position, TaskRow.index, Run.id)
-    )
+    """Tournament runs in play order (tournament, round, match, task, run id), then runs outside
+    tournaments (ad hoc and references) by id, oldest first; of those, the ones after run ``after``
+    when given (a keyset cursor: the last run a page answered), less the first ``offset``, at most
+    ``limit`` (all when None). Filters: one tournament by name (or :data:`AD_HOC` for those outside),
+    one competitor (by name), one status, one task (its name or a digest prefix). Filters and the
+    window are the database's: a page after a cursor costs about what the first page does, however
+    deep (of tournament runs, at most what sorting its tournament's runs does: no index serves play
+    order); one at an offset grows with the runs it skips. An ``after`` that is no run of these lists
+    is refused (UnknownCursor); a run the filters leave out still has its place in the order (a run's
+    status changes while a client pages)."""
+    played = _with_tournament(select(Run)).order_by(*PLAY_ORDER)
     outside = _outside_tournaments().order_by(Run.id)
     if tournament is None:
         queries = [played, outside]
     else:
         queries = [outside] if tournament == AD_HOC else [played.where(Tournament.name == tournament)]
+    if after is not None:
+        queries = _after_run(session, after, queries, outside)
     runs: list[Run] = []
     for number, query in enumerate(queries, start=1):
         if competitor is not None:
@@ -335,6 +356,24 @@ def list_runs(
         else:
             offset = 0
     return [_summary(run) for run in runs]
+
+
+def _with_tournament(query: Select[Any]) -> Select[Any]:
+    """``query`` over runs joined to their task, match, round and tournament: tournament runs only."""
+    return query.join_from(Run, TaskRow, Run.task).join(TaskRow.match).join(MatchRow.round).join(Round.tournament)
+
+
+def _after_run(session: Session, after: int, queries: list[Select[tuple[Run]]], outside: Select[tuple[Run]]) -> list[Select[tuple[Run]]]:
+    """``queries`` (the played runs' then the outside ones', or one of them) narrowed to the runs that
+    follow run ``after`` in :func:`list_runs`'s order. After a tournament run: the played runs past its
+    place, then every run outside; after a run outside: the runs outside with a greater id."""
+    run = session.get(Run, after)
+    if run is None or run.origin in RunOrigin.PRIVATE:  # a customer's job run is no place in these lists
+        raise UnknownCursor(str(after))
+    place = session.execute(_with_tournament(select(*PLAY_ORDER)).where(Run.id == after)).first()
+    if place is None:
+        return [query.where(Run.id > after) for query in queries if query is outside]
+    return [query if query is outside else query.where(tuple_(*PLAY_ORDER) > tuple_(*place)) for query in queries]
 
 
 # What a summary reads of each run, loaded for a whole page in a few queries rather than row by row.
@@ -359,23 +398,58 @@ def latest_runs_outside_tournaments(session: Session, count: int) -> list[RunSum
 
 
 def _is_task(wanted: str) -> ColumnElement[bool]:
-    """The task is ``wanted`` by name (as :func:`task_name` reads it) or by a digest prefix of 6 or more."""
+    """The task is ``wanted`` by name (as :func:`task_name` reads it) or by a digest prefix of
+    :data:`TASK_DIGEST_PREFIX_MIN` or more characters."""
     name = TaskRow.definition["name"].as_string()
     matches = [name == wanted]
     if wanted.startswith("task") and wanted[4:].isdigit():  # task_name's fallback for an unnamed task
         matches.append(name.is_(None) & (TaskRow.id == int(wanted[4:])))
-    if len(wanted) >= 6:
+    if len(wanted) >= TASK_DIGEST_PREFIX_MIN:
         matches.append(TaskRow.digest.startswith(wanted, autoescape=True))
     return or_(false(), *matches)
 
 
-def run_filter_problem(session: Session, *, tournament: str | None, competitor: str | None) -> str | None:
-    """Why :func:`list_runs` with these filters names something that is not there, or None."""
+@dataclass(frozen=True)
+class UnknownFilter:
+    """A filter of :func:`list_runs` that names nothing there: which one, its value, and a message that
+    says what the filter takes."""
+
+    field: str  # tournament | competitor | task
+    value: str
+    message: str
+
+
+def run_filter_problem(session: Session, *, tournament: str | None, competitor: str | None, task: str | None = None,
+                       stored_tasks: bool = False) -> UnknownFilter | None:  # fmt: skip
+    """The first filter of :func:`list_runs` that names something that is not there, or None. A task
+    is there when a tournament played it or a listed run was made on it, and with ``stored_tasks`` (the
+    operator's callers) when a pool stores it: such a task with no runs yet lists no runs, rather than
+    being unknown. A customer's job task is not there (its name is the customer's)."""
     if tournament not in (None, AD_HOC) and get_tournament_by_name(session, tournament) is None:
-        return f"no tournament named {tournament!r}"
+        return UnknownFilter("tournament", tournament, f"no tournament named {tournament!r}; the tournament filter "
+                             f"takes a tournament's name, or {AD_HOC!r} for the runs outside tournaments")  # fmt: skip
     if competitor is not None and get_competitor(session, competitor) is None:
-        return f"no competitor named {competitor!r}"
+        return UnknownFilter("competitor", competitor, f"no competitor named {competitor!r}; the competitor filter "
+                             "takes a registered competitor's name")  # fmt: skip
+    if task is not None and not _task_is_known(session, task, stored_tasks=stored_tasks):
+        return UnknownFilter("task", task, f"no task named {task!r}; the task filter takes a task's name, or the "
+                             f"first {TASK_DIGEST_PREFIX_MIN} or more characters of its digest")  # fmt: skip
     return None
+
+
+def _task_is_known(session: Session, task: str, *, stored_tasks: bool) -> bool:
+    listed_run = select(Run.id).where(Run.task_id == TaskRow.id, Run.origin.not_in(RunOrigin.PRIVATE)).exists()
+    played_or_listed = select(TaskRow.id).where(_is_task(task), TaskRow.match_row_id.is_not(None) | listed_run).limit(1)
+    if session.scalar(played_or_listed) is not None:
+        return True
+    if not stored_tasks:
+        return False
+    if session.scalar(select(StoredTask.id).where(StoredTask.name == task)) is not None:
+        return True
+    # A stored task's digest is its definition's (not a column): few tasks are stored, and this runs only
+    # for a task no run was made on.
+    return len(task) >= TASK_DIGEST_PREFIX_MIN and any(
+        task_key(definition_from_json(definition)).startswith(task) for definition in session.scalars(select(StoredTask.definition)))
 
 
 def read_run_log(session: Session, run_id: int, stream: str, *, tail_lines: int | None) -> str:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from trainarena.api.auth import Competitor
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ROLE_RESPONSES, ApiError, not_found
-from trainarena.api.paging import STORE_INT_MAX, Page, PageWindow
+from trainarena.api.paging import STORE_INT_MAX, CursorWindow, Page
 from trainarena.contract import RunStatus
 from trainarena.reporting.run_detail import (
     AD_HOC,
@@ -25,6 +25,7 @@ from trainarena.reporting.run_detail import (
     read_run_log,
     run_filter_problem,
 )
+from trainarena.store.owned_lists import UnknownCursor
 
 router = APIRouter(prefix="/v1", tags=["runs"], responses=ROLE_RESPONSES)
 
@@ -105,26 +106,45 @@ class RunDetailOut(BaseModel):
     attempt_history: list[AttemptOut] = Field(description="Every attempt, oldest first.")
 
 
-@router.get("/runs", response_model=Page[RunSummaryOut], summary="List runs with their statuses and scores")
+class RunList(Page[RunSummaryOut]):
+    has_more: bool = Field(description="Runs follow this page: pass its last run_id as `after` (or raise `offset`).")
+
+
+@router.get("/runs", response_model=RunList, summary="List runs with their statuses and scores")
 def list_all(
-    _caller: Competitor,
+    caller: Competitor,
     request: Request,
-    window: PageWindow,
+    window: CursorWindow,
     tournament: Annotated[str | None, Query(description=f"Only this tournament's runs (its name), or '{AD_HOC}' for those outside tournaments.")] = None,
     competitor: Annotated[str | None, Query(description="Only this competitor's runs (its name).")] = None,
     status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
-    task: Annotated[str | None, Query(description="Only this task's runs (its name, or a prefix of its digest).")] = None,
-) -> Page[RunSummaryOut]:
-    """Tournament runs in play order, then runs outside tournaments (ad hoc, references) oldest first."""
+    task: Annotated[str | None, Query(description="Only this task's runs (its name, or a prefix of 6 or more characters of its digest).")] = None,
+) -> RunList:
+    """Tournament runs in play order (tournament, round, match, task, run id), then runs outside
+    tournaments (ad hoc, references) by id, oldest first. Page on with `after` (the last `run_id` a
+    page answered: a deep page costs about what the first does) or `offset` (the database steps over
+    the runs it skips). A filter naming no tournament, competitor or task is a 404; an `after` that is
+    no listed run a 422."""
+    cursor = None if window.after is None else _run_cursor(window.after)
     with app_store(request).session() as session:
-        problem = run_filter_problem(session, tournament=tournament, competitor=competitor)
+        problem = run_filter_problem(session, tournament=tournament, competitor=competitor, task=task, stored_tasks=caller.is_operator)
         if problem is not None:
-            raise ApiError(404, "not_found", problem, **{k: v for k, v in (("tournament", tournament), ("competitor", competitor)) if v})
-        # One more than the page holds says whether more follow.
-        rows = list_runs(session, tournament=tournament, competitor=competitor, status=None if status is None else status.value,
-                         task=task, offset=window.offset, limit=window.limit + 1)  # fmt: skip
+            raise ApiError(404, "not_found", problem.message, **{problem.field: problem.value})
+        try:  # one more than the page holds says whether more follow
+            rows = list_runs(session, tournament=tournament, competitor=competitor, status=None if status is None else status.value,
+                             task=task, after=cursor, offset=window.offset, limit=window.limit + 1)  # fmt: skip
+        except UnknownCursor as error:
+            raise ApiError(422, "invalid_request", str(error), field="after") from None
     rows, more = rows[:window.limit], len(rows) > window.limit
-    return Page[RunSummaryOut](data=[RunSummaryOut(**run.to_json()) for run in rows], has_more=more)
+    return RunList(data=[RunSummaryOut(**run.to_json()) for run in rows], has_more=more)
+
+
+def _run_cursor(after: str) -> int:
+    """``after`` as a run id; one that no run can have (not a number, or past what the store holds) is
+    an unknown cursor, as a missing run is."""
+    if not (after.isascii() and after.isdigit()) or not 1 <= int(after) <= STORE_INT_MAX:
+        raise ApiError(422, "invalid_request", str(UnknownCursor(after)), field="after")
+    return int(after)
 
 
 @router.get("/runs/{run_id}", response_model=RunDetailOut, summary="One run in full")
