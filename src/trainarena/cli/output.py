@@ -228,8 +228,10 @@ def print_fields(console: Console, fields: Sequence[tuple[str, str]]) -> None:
 
 
 def print_block(console: Console, heading: str, text: str) -> None:
-    """A heading, then ``text`` line by line, indented and never rewrapped (tracebacks keep their shape)."""
-    console.print(Text(heading, style="bold"), soft_wrap=True)
+    """A heading, wrapped within the console's width (a path in it, a run's log file, folds: nothing is
+    cut), then ``text`` line by line, indented and never rewrapped (tracebacks keep their shape)."""
+    for line in _wrapped(console, Text(printable(heading), style="bold"), console.width):
+        console.print(line, soft_wrap=True)
     for line in text.splitlines():
         console.print(Text(BLOCK_INDENT + printable(line)), soft_wrap=True)
 
