@@ -6,6 +6,7 @@ details views with every value whole."""
 from __future__ import annotations
 
 import math
+import re
 from io import StringIO
 from pathlib import Path
 
@@ -150,20 +151,30 @@ def test_bracket_shows_each_run_with_its_id_and_the_whole_name(finished_store: F
         assert _shown(lines[at][start + name_width :].strip(), expected)
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_live_progress_keeps_one_line_per_run(width: int) -> None:
+# What follows a bar's label on its line: the bar, the count, a note (a run's status and score), the time.
+_BAR_LINE_END = re.compile(r"\s*[━╸╺]*\s*\d+/\d+\s.*\d+:\d\d:\d\d\s*$")
+
+
+@pytest.mark.parametrize("width", [*WIDTHS, 60, 40])
+def test_live_progress_shows_each_run_s_competitor_and_task_whole(width: int) -> None:
+    runs = [(LONG_NAME, "instruction-following-on-a-long-named-dataset-instruct-r1-k001-0"),
+            ("overtime", "preference_units_custom-3178"), ("crasher", "instruct-r1-k001-0")]  # fmt: skip
+
     def play(console: Console) -> None:
         with LiveProgress(console) as progress:
-            progress(ProgressEvent("round_created", "t", round_index=0, stage=Stage.KNOCKOUT, runs_total=2))
-            for name in (LONG_NAME, "crasher"):
-                progress(ProgressEvent("run_started", "t", competitor=name, task_name="instruct-r1-k001-0", budget_seconds=30))
-            progress(ProgressEvent("run_finished", "t", competitor="crasher", task_name="instruct-r1-k001-0",
-                                   status=RunStatus.FAILED))  # fmt: skip
+            progress(ProgressEvent("round_created", "t", round_index=0, stage=Stage.KNOCKOUT, runs_total=3))
+            for name, task in runs:
+                progress(ProgressEvent("run_started", "t", competitor=name, task_name=task, budget_seconds=30))
+            progress(ProgressEvent("run_finished", "t", competitor="crasher", task_name=runs[-1][1], status=RunStatus.FAILED))
 
     lines = _render(width, play).splitlines()
-    assert len(lines) == 3 and all(len(line) <= width for line in lines)
-    assert "0/30" in lines[1] and "30/30" in lines[2] and "failed" in lines[2]  # no column pushed out
-    assert all("0:00:0" in line for line in lines)
+    assert all(len(line) <= width for line in lines)
+    # every label whole, in order, folded where it is wider than its column (or than a line of its own)
+    labels = "".join(_BAR_LINE_END.sub("", line).strip() for line in lines)
+    assert labels.replace(" ", "") == "".join(["round 1 · knockout", *(f"{name} · {task}" for name, task in runs)]).replace(" ", "")
+    counts = [line for line in lines if _BAR_LINE_END.search(line)]
+    assert len(counts) == 4 and "30/30" in counts[-1] and "failed" in counts[-1]  # no column pushed out
+    assert all(" 0/30" in line for line in counts[1:3])
 
 
 @pytest.mark.parametrize("width", WIDTHS)
