@@ -61,17 +61,29 @@ def test_fit_widths_shrinks_the_widest_first_never_below_a_floor() -> None:
     assert fit_widths([5, 40, 30], [None, 10, 10], 10) == [5, 10, 10]  # too narrow: the floors hold
 
 
-def test_fit_columns_cuts_free_text_before_it_folds_handles_and_leaves_it_out_before_an_id_goes() -> None:
+def test_fit_columns_cuts_or_leaves_out_free_text_before_it_folds_handles_and_before_an_id_goes() -> None:
     columns = [Col("id"), Col("name", handle=True), Col("reason", shrink_to=10)]
     natural, unbroken = [4, 30, 40], [4, 30, 40]
     # The widths given are the table's: 3 cells of padding and border per column, and one more.
     assert fit_columns(columns, natural, unbroken, 110) == [4, 30, 40]
     assert fit_columns(columns, natural, unbroken, 54) == [4, 30, 10]  # the reason shrinks, the name stays whole
     assert fit_columns(columns, natural, unbroken, 50) == [4, 30, 6]  # to its header, when that keeps the name whole
+    assert fit_columns(columns, natural, unbroken, 44) == [4, 30, 0]  # else it gives way, where that keeps the name whole
     assert fit_columns(columns, natural, unbroken, 40) == [4, 16, 10]  # else the name folds; the reason stays readable
     assert fit_columns(columns, natural, unbroken, 28) == [4, 8, 6]  # the name folds at 8, the reason at its header
     assert fit_columns(columns, natural, unbroken, 24) == [4, 13, 0]  # narrower: the reason is left out, not the id
     assert fit_columns(columns, natural, unbroken, 14) == [4, 3, 0]  # the name folds below its header last
+
+
+def test_fit_columns_leaves_out_as_little_free_text_as_keeps_the_handles_whole() -> None:
+    columns = [Col("name", handle=True), Col("repository", shrink_to=14), Col("commit"), Col("types", shrink_to=5)]
+    natural = [56, 60, 12, 20]
+    assert fit_columns(columns, natural, natural, 100) == [56, 14, 12, 5]  # all fits, the free text at its minimum
+    assert fit_columns(columns, natural, natural, 94) == [56, 16, 12, 0]  # the rightmost gives way; the other is readable
+    assert fit_columns(columns, natural, natural, 85) == [56, 0, 12, 0]  # then the next
+    assert fit_columns(columns, natural, natural, 74) == [30, 14, 12, 5]  # where nothing keeps the name whole, it folds
+    # free text gives way to a handle only: a table of short values folds them before it leaves out its text
+    assert fit_columns([Col("what was checked", shrink_to=24), Col("items")], [40, 30], [40, 10], 40) == [16, 17]
 
 
 def test_fit_columns_folds_numbers_between_them_never_inside_one() -> None:
@@ -98,6 +110,10 @@ def test_status_keeps_the_champion_whole_and_cuts_the_outcome(finished_store: Fi
 def test_competitor_list_keeps_names_whole_and_cuts_the_repository(finished_store: FinishedStore, width: int) -> None:
     output = _invoke(["competitor", "list"], width)
     headers = ["name", "repository", "commit", "entrypoint", "types", "registered"]
+    if width == 120:  # leaving out the rightmost free text (types) leaves the name room on one line: it gives way
+        headers.remove("types")
+        assert "left out at this width: types" in output
+        assert any(line.startswith(f"│ {LONG_NAME} │") for line in output.splitlines())
     rows = read_table(output, width, headers, key="commit")
     long_row = rows[0]
     assert long_row[0] == LONG_NAME
