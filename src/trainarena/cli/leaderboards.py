@@ -8,7 +8,7 @@ from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, print_fields, print_wrapped
 from trainarena.reporting.references import REFERENCE_LABELS
-from trainarena.reporting.task_board import PlayedTask, TaskBoard, UnknownTaskError, played_task, task_board
+from trainarena.reporting.task_board import PlayedTask, TaskBoard, UnknownTaskError, played_task
 from trainarena.settings import Settings
 from trainarena.store import open_store
 
@@ -38,11 +38,8 @@ def print_task_board(console: Console, board: TaskBoard) -> None:
 
 def stored_task_board(settings: Settings, key: str) -> TaskBoard | None:
     """The leaderboard of the task whose key (``runs.task_key``) is ``key``; None when nothing ran on it."""
-    with open_store(settings) as store, store.session() as session:
-        try:
-            return task_board(session, key)
-        except UnknownTaskError:
-            return None
+    played = find_played_task(settings, key)
+    return None if played is None else played.board
 
 
 def find_played_task(settings: Settings, name: str) -> PlayedTask | None:
