@@ -188,9 +188,27 @@ def test_live_progress_shows_each_run_s_competitor_and_task_whole(width: int) ->
     # every label whole, in order, folded where it is wider than its column (or than a line of its own)
     labels = "".join(_BAR_LINE_END.sub("", line).strip() for line in lines)
     assert labels.replace(" ", "") == "".join(["round 1 · knockout", *(f"{name} · {task}" for name, task in runs)]).replace(" ", "")
+    if width >= 80:  # a line holds each name: none is folded inside it (the labels take lines of their own)
+        assert all(any(name in line for line in lines) for run in runs for name in run)
     counts = [line for line in lines if _BAR_LINE_END.search(line)]
     assert len(counts) == 4 and "30/30" in counts[-1] and "failed" in counts[-1]  # no column pushed out
     assert all(" 0/30" in line for line in counts[1:3])
+
+
+def test_live_progress_keeps_the_round_in_play_and_the_earlier_rounds_bars() -> None:
+    def play(console: Console) -> None:
+        with LiveProgress(console) as progress:
+            for round_index, names in enumerate((["crasher", LONG_NAME], [LONG_NAME])):
+                progress(ProgressEvent("round_created", "t", round_index=round_index, stage=Stage.KNOCKOUT, runs_total=len(names)))
+                for name in names:
+                    progress(ProgressEvent("run_started", "t", competitor=name, task_name=f"task-r{round_index + 1}", budget_seconds=30))
+                progress(ProgressEvent("run_finished", "t", competitor=names[0], task_name=f"task-r{round_index + 1}",
+                                       status=RunStatus.SUCCEEDED, score=1.25))  # fmt: skip
+
+    text = " ".join(_render(120, play).split())
+    # round 1's finished run left the display (the bracket printed after has it), its run in flight stays
+    assert "crasher" not in text and f"{LONG_NAME} · task-r1" in text and f"{LONG_NAME} · task-r2" in text
+    assert "round 1 · knockout" in text and "round 2 · knockout" in text and "1.2500" in text
 
 
 @pytest.mark.parametrize("width", WIDTHS)

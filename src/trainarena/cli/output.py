@@ -180,7 +180,8 @@ def _folded_to_fit(columns: Sequence[Col], natural: Sequence[int], unbroken: Seq
     return fit_widths(natural, ones, content)  # too narrow for whole numbers: fold inside them rather than lose a column
 
 
-def _longest_word(text: Text) -> int:
+def longest_word(text: Text) -> int:
+    """The cells of ``text``'s longest word: the narrowest it wraps to without folding inside a word."""
     return max((cell_len(word) for word in text.plain.split()), default=0)
 
 
@@ -206,7 +207,7 @@ class OneLineTable:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         headers = [one_line(column.header) for column in self.columns]
         natural = [max(cell.cell_len for cell in [header, *(row[i] for row in self.rows)]) for i, header in enumerate(headers)]
-        unbroken = [max([header.cell_len, *(_longest_word(row[i]) for row in self.rows)]) for i, header in enumerate(headers)]
+        unbroken = [max([header.cell_len, *(longest_word(row[i]) for row in self.rows)]) for i, header in enumerate(headers)]
         widths = fit_columns(self.columns, natural, unbroken, options.max_width)
         shown = [i for i, width in enumerate(widths) if width]
         left_out = [self.columns[i].header for i, width in enumerate(widths) if not width]

@@ -14,7 +14,7 @@ from rich.table import Column, Table
 from rich.text import Text
 from rich.tree import Tree
 
-from trainarena.cli.output import Col, OneLineTable, one_line, print_wrapped, printable, whole
+from trainarena.cli.output import Col, OneLineTable, longest_word, one_line, print_wrapped, printable, whole
 from trainarena.contract import RunStatus
 from trainarena.reporting.leaderboard import Leaderboard, RunLine
 from trainarena.reporting.run_detail import short_reason
@@ -138,9 +138,10 @@ class _LabelColumn(ProgressColumn):
 
 class _LabelledProgress(Progress):
     """A progress display whose first column is a ``_LabelColumn``: beside the bars while that leaves the
-    labels ``LABEL_MIN_WIDTH`` cells, else each label on its own lines (the terminal's whole width) with
-    its bar indented under it, so that a narrow terminal folds a name onto a line or two rather than a few
-    cells to a line. There the bar itself is left out where its line would not fit: the count says as much."""
+    labels ``LABEL_MIN_WIDTH`` cells and their longest name whole on a line, else each label on its own
+    lines (the terminal's whole width) with its bar indented under it, so that a name is not folded inside
+    it where a line of its own would hold it. There the bar itself is left out where its line would not
+    fit: the count says as much."""
 
     def get_renderables(self) -> Iterable[RenderableType]:
         yield _ProgressRows(self, [task for task in self.tasks if task.visible])
@@ -158,7 +159,8 @@ class _ProgressRows:
         assert isinstance(labels, _LabelColumn) and len(others) == len(rest)
         cells = [[column(task) for column in others] for task in self.tasks]
         widths = [max((Measurement.get(console, options, row[i]).maximum for row in cells), default=0) for i in range(len(others))]
-        if options.max_width - sum(widths) - len(widths) >= LABEL_MIN_WIDTH:  # one cell between columns
+        longest = max((task.fields.get("indent", 0) + longest_word(task.fields["label"]) for task in self.tasks), default=0)
+        if options.max_width - sum(widths) - len(widths) >= max(LABEL_MIN_WIDTH, longest):  # one cell between columns
             yield self.progress.make_tasks_table(self.tasks)
             return
         indent = 2 * RUN_LABEL_INDENT  # every bar under a run's label, so that the counts line up
@@ -191,6 +193,7 @@ class LiveProgress:
         )
         self._round: TaskID | None = None
         self._runs: dict[tuple[str | None, str | None], tuple[TaskID, float, float]] = {}
+        self._finished: list[TaskID] = []  # the bars of this round's finished runs
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, daemon=True)
@@ -216,6 +219,11 @@ class LiveProgress:
         with self._lock:
             # A resumed tournament announces no round: its first run opens the round's bar.
             if event.kind == "round_created" or (event.kind == "run_started" and self._round is None):
+                # The finished runs of the rounds before leave the display (the bracket printed at the end
+                # has them all): it stays within the terminal's height, where rich would cut its bottom.
+                for task_id in self._finished:
+                    self._progress.update(task_id, visible=False)
+                self._finished.clear()
                 label = whole(f"round {(event.round_index or 0) + 1} · {event.stage}", style="cyan")
                 self._round = self._progress.add_task("", total=event.runs_total, note="", label=label)
             if event.kind == "run_started":
@@ -230,9 +238,10 @@ class LiveProgress:
                     self._progress.update(entry[0], note=note)
             elif event.kind == "run_finished":
                 entry = self._runs.pop((event.competitor, event.task_name), None)
-                if entry is not None:
+                if entry is not None:  # a score is a success's note (green); a failure's is its status
                     style = _STATUS_STYLE.get(str(event.status), "white")
-                    note = f"[{style}]{event.status}[/{style}] {_score(event.score)}"
-                    self._progress.update(entry[0], completed=entry[2], note=note)
+                    note = _score(event.score) if event.status == RunStatus.SUCCEEDED and event.score is not None else event.status
+                    self._progress.update(entry[0], completed=entry[2], note=f"[{style}]{note}[/{style}]")
+                    self._finished.append(entry[0])
                 if self._round is not None:
                     self._progress.advance(self._round)
