@@ -30,3 +30,21 @@ def read_fields(output: str, width: int) -> tuple[dict[str, str], list[str]]:
         assert key not in fields, output
         fields[key] = match[3]
     return fields, []
+
+
+def read_block(lines: list[str], width: int) -> tuple[str, list[str], list[str]]:
+    """The block (``cli.output.print_block``) at the start of ``lines``: its heading whole again, its body's
+    lines without their indent, and the lines after it. The heading is the unindented lines before the
+    body, joined as ``read_fields`` joins a value; checks that each of them is within ``width``."""
+    at = 0
+    heading, last = "", ""
+    while at < len(lines) and not lines[at].startswith("  "):
+        assert len(lines[at]) <= width, "\n".join(lines)
+        heading += ("" if not last or len(last) == width else " ") + lines[at]
+        last = lines[at]
+        at += 1
+    body = []
+    while at < len(lines) and lines[at].startswith("  "):
+        body.append(lines[at][2:])
+        at += 1
+    return heading, body, lines[at:]

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from box_table import read_table
 from cli_store import LONG_NAME, LONG_TOURNAMENT, FinishedStore, build_finished_store, long_named_task
-from field_lines import read_fields
+from field_lines import read_block, read_fields
 from rich.console import Console
 from typer.testing import CliRunner
 
 from trainarena.cli import app
-from trainarena.cli.output import Col, OneLineTable
+from trainarena.cli.output import Col, OneLineTable, print_block
 from trainarena.cli.results import LEADERBOARD_COLUMNS
 
 WIDTHS = (80, 60, 50)
@@ -80,6 +80,16 @@ def test_a_table_too_narrow_for_its_free_text_leaves_it_out_and_says_so() -> Non
     output = console.file.getvalue()
     assert LEFT_OUT + "reason" in " ".join(output.split())
     assert read_table(output, 22, ["run", "competitor"], headers_cut=True) == [["12345", LONG_NAME]]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_block_heading_holding_a_long_path_folds_within_the_width(width: int) -> None:
+    heading = f"stderr tail (/srv/trainarena/data/runs/tournament-12/run-345/attempt-2/logs/{LONG_NAME}/stderr.log)"
+    console = Console(file=StringIO(), width=width)
+    print_block(console, heading, "Traceback (most recent call last):\n  ZeroDivisionError")
+    shown, body, rest = read_block(console.file.getvalue().splitlines(), width)
+    assert "".join(shown.split()) == "".join(heading.split()) and rest == []
+    assert body == ["Traceback (most recent call last):", "  ZeroDivisionError"]  # the text itself keeps its shape
 
 
 @pytest.mark.parametrize("width", WIDTHS)

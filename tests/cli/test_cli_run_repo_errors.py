@@ -1,9 +1,11 @@
 """`trainarena run --repo PATH` on a folder that cannot be run says what is wrong with the folder the
 user has, in one line, and exits 2: no traceback, and no "commit's tree" where there is no commit
-(the QA found that wording for plain folders)."""
+(the QA found that wording for plain folders). A --repo that is a file or nothing, and a --task that is
+missing, a folder or not a task file, get the same one line naming the path (they got typer's usage box)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -24,6 +26,14 @@ def _plain(root: Path) -> None:  # files, but neither a manifest nor git
     (root / "notes.py").write_text("X = 1\n")
 
 
+def _file(root: Path) -> None:
+    root.write_text("print('a script, not its folder')\n")
+
+
+def _missing(root: Path) -> None:
+    pass
+
+
 def _no_entrypoint(root: Path) -> None:
     root.mkdir()
     (root / "trainarena.toml").write_text(MANIFEST)
@@ -33,20 +43,58 @@ def _no_entrypoint(root: Path) -> None:
 @pytest.mark.parametrize(
     ("make", "says"),
     [
+        (_file, "a file, not a folder; give the folder that holds your trainarena.toml"),
+        (_missing, "no such folder; give the folder that holds your trainarena.toml"),
         (_empty, "the folder {root} (not a git repository) is empty; give the folder that holds your trainarena.toml"),
         (_plain, "no trainarena.toml at the root of the folder {root} (not a git repository); add one"),
         (_no_entrypoint, "entrypoint 'train.py' named in trainarena.toml is not in the working tree {root}"),
     ],
-    ids=["empty", "not-git-no-manifest", "git-no-entrypoint"],
+    ids=["file", "missing", "empty", "not-git-no-manifest", "git-no-entrypoint"],
 )
 def test_a_folder_that_cannot_run_gets_one_specific_error(runner: CliRunner, tmp_path: Path, make, says: str) -> None:
     root = tmp_path / "mine"
     make(root)
     task = tmp_path / "task.toml"
-    task.write_text('name = "t"\ntype = "instruct"\nbase_model = "tiny"\nbudget_seconds = 30\n[dataset]\nsource = "d.jsonl"\n')
-    result = runner.invoke(app, ["run", "--repo", str(root), "--task", str(task)], env={"COLUMNS": "200"})
+    task.write_text(TASK)
+    line = _one_line_error(runner, ["run", "--repo", str(root), "--task", str(task)])
+    assert line.startswith(f"error: --repo {root}: ") and says.format(root=root.resolve()) in line
+    assert "commit's tree" not in line
+
+
+TASK = 'name = "t"\ntype = "instruct"\nbase_model = "tiny"\nbudget_seconds = 30\n[dataset]\nsource = "d.jsonl"\n'
+
+
+def _one_line_error(runner: CliRunner, args: list[str]) -> str:
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output and "commit's tree" not in result.output
+    assert "Traceback" not in result.output and "Usage:" not in result.output
     [line] = result.output.strip().splitlines()
-    assert line.startswith(f"error: --repo {root}: ") and says.format(root=root.resolve()) in line
+    return line
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "says"),
+    [
+        ("missing.toml", lambda path: None, "cannot read the task file (No such file or directory)"),
+        ("folder", Path.mkdir, "cannot read the task file (Is a directory)"),
+        ("notes.txt", lambda path: path.write_text(TASK), "task files are .toml or .json, not '.txt'"),
+        ("broken.toml", lambda path: path.write_text("name = "), "not valid TOML"),
+    ],
+    ids=["missing", "folder", "not-toml-or-json", "invalid"],
+)
+def test_a_task_that_cannot_be_read_gets_one_line_naming_it(runner: CliRunner, tmp_path: Path, name: str, make, says: str) -> None:
+    task = tmp_path / name
+    make(task)
+    _plain(tmp_path / "mine")
+    line = _one_line_error(runner, ["run", "--repo", str(tmp_path / "mine"), "--task", str(task)])
+    assert line.startswith(f"error: --task {task}: {says}")
+
+
+def test_a_bad_repo_asked_for_json_is_a_json_error(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "task.toml").write_text(TASK)
+    _file(tmp_path / "train.py")
+    result = runner.invoke(app, ["run", "--repo", str(tmp_path / "train.py"), "--task", str(tmp_path / "task.toml"), "--json"])
+    body = json.loads(result.stdout)
+    assert result.exit_code == 2 and body["ok"] is False and body["repo"] == str(tmp_path / "train.py")
+    assert body["error"] == f"--repo {tmp_path / 'train.py'}: a file, not a folder; give the folder that holds your trainarena.toml"

@@ -19,7 +19,7 @@ from cli_store import (
     FinishedStore,
     build_retried_store,
 )
-from field_lines import read_fields
+from field_lines import read_block, read_fields
 from typer.testing import CliRunner, Result
 
 from trainarena.cli import app
@@ -56,8 +56,7 @@ def test_show_prints_a_failed_run_in_full(finished_store: FinishedStore, width: 
     result = _invoke("runs", "show", str(run_id), width=width)
     assert result.exit_code == 0, result.output
     fields, lines = read_fields(result.stdout, width)
-    assert list(fields) == list(DETAIL_FIELDS) and lines[0] == "reason"
-    reason = 0
+    assert list(fields) == list(DETAIL_FIELDS)
     assert fields["run"] == str(run_id) and fields["tournament"] == "week-1 (id 1)"
     assert fields["round"].startswith("1 (knockout), match ")
     assert fields["task"].startswith("instruct-r1-") and fields["task"].endswith("(instruct on tiny, budget 1.0 s)")
@@ -66,9 +65,10 @@ def test_show_prints_a_failed_run_in_full(finished_store: FinishedStore, width: 
     assert fields["started"] == "2023-11-14 22:13:20 UTC" and fields["wall time"] == "12.5 s"
     log_dir = finished_store.data_dir / "runs" / "tournament-1" / f"run-{run_id}" / "attempt-1" / "logs"
     assert fields["log path"] == str(log_dir) and fields["artifact"] == fields["artifact digest"] == "-"
-    assert lines[reason + 1] == f"  {CRASH_SUMMARY}"
-    tail_heading = lines.index(f"stderr tail ({log_dir / 'stderr.log'})")
-    tail = [line.removeprefix("  ") for line in lines[tail_heading + 1 :]]
+    assert read_block(lines, width)[:2] == ("reason", [CRASH_SUMMARY])
+    # the heading names the log file whole, folded within the width where the path is longer than a line
+    heading, tail, rest = read_block(read_block(lines, width)[2], width)
+    assert "".join(heading.split()) == "".join(f"stderr tail ({log_dir / 'stderr.log'})".split()) and rest == []
     assert len(tail) == 20 and tail[-len(CRASH_TAIL.splitlines()) :] == CRASH_TAIL.splitlines()  # the log's last lines, verbatim
 
 

@@ -6,6 +6,7 @@ details views with every value whole."""
 from __future__ import annotations
 
 import math
+import re
 from io import StringIO
 from pathlib import Path
 
@@ -60,17 +61,29 @@ def test_fit_widths_shrinks_the_widest_first_never_below_a_floor() -> None:
     assert fit_widths([5, 40, 30], [None, 10, 10], 10) == [5, 10, 10]  # too narrow: the floors hold
 
 
-def test_fit_columns_cuts_free_text_before_it_folds_handles_and_leaves_it_out_before_an_id_goes() -> None:
+def test_fit_columns_cuts_or_leaves_out_free_text_before_it_folds_handles_and_before_an_id_goes() -> None:
     columns = [Col("id"), Col("name", handle=True), Col("reason", shrink_to=10)]
     natural, unbroken = [4, 30, 40], [4, 30, 40]
     # The widths given are the table's: 3 cells of padding and border per column, and one more.
     assert fit_columns(columns, natural, unbroken, 110) == [4, 30, 40]
     assert fit_columns(columns, natural, unbroken, 54) == [4, 30, 10]  # the reason shrinks, the name stays whole
     assert fit_columns(columns, natural, unbroken, 50) == [4, 30, 6]  # to its header, when that keeps the name whole
+    assert fit_columns(columns, natural, unbroken, 44) == [4, 30, 0]  # else it gives way, where that keeps the name whole
     assert fit_columns(columns, natural, unbroken, 40) == [4, 16, 10]  # else the name folds; the reason stays readable
     assert fit_columns(columns, natural, unbroken, 28) == [4, 8, 6]  # the name folds at 8, the reason at its header
     assert fit_columns(columns, natural, unbroken, 24) == [4, 13, 0]  # narrower: the reason is left out, not the id
     assert fit_columns(columns, natural, unbroken, 14) == [4, 3, 0]  # the name folds below its header last
+
+
+def test_fit_columns_leaves_out_as_little_free_text_as_keeps_the_handles_whole() -> None:
+    columns = [Col("name", handle=True), Col("repository", shrink_to=14), Col("commit"), Col("types", shrink_to=5)]
+    natural = [56, 60, 12, 20]
+    assert fit_columns(columns, natural, natural, 100) == [56, 14, 12, 5]  # all fits, the free text at its minimum
+    assert fit_columns(columns, natural, natural, 94) == [56, 16, 12, 0]  # the rightmost gives way; the other is readable
+    assert fit_columns(columns, natural, natural, 85) == [56, 0, 12, 0]  # then the next
+    assert fit_columns(columns, natural, natural, 74) == [30, 14, 12, 5]  # where nothing keeps the name whole, it folds
+    # free text gives way to a handle only: a table of short values folds them before it leaves out its text
+    assert fit_columns([Col("what was checked", shrink_to=24), Col("items")], [40, 30], [40, 10], 40) == [16, 17]
 
 
 def test_fit_columns_folds_numbers_between_them_never_inside_one() -> None:
@@ -97,6 +110,10 @@ def test_status_keeps_the_champion_whole_and_cuts_the_outcome(finished_store: Fi
 def test_competitor_list_keeps_names_whole_and_cuts_the_repository(finished_store: FinishedStore, width: int) -> None:
     output = _invoke(["competitor", "list"], width)
     headers = ["name", "repository", "commit", "entrypoint", "types", "registered"]
+    if width == 120:  # leaving out the rightmost free text (types) leaves the name room on one line: it gives way
+        headers.remove("types")
+        assert "left out at this width: types" in output
+        assert any(line.startswith(f"│ {LONG_NAME} │") for line in output.splitlines())
     rows = read_table(output, width, headers, key="commit")
     long_row = rows[0]
     assert long_row[0] == LONG_NAME
@@ -150,20 +167,48 @@ def test_bracket_shows_each_run_with_its_id_and_the_whole_name(finished_store: F
         assert _shown(lines[at][start + name_width :].strip(), expected)
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_live_progress_keeps_one_line_per_run(width: int) -> None:
+# What follows a bar's label on its line: the bar, the count, a note (a run's status and score), the time.
+_BAR_LINE_END = re.compile(r"\s*[━╸╺]*\s*\d+/\d+\s.*\d+:\d\d:\d\d\s*$")
+
+
+@pytest.mark.parametrize("width", [*WIDTHS, 60, 40])
+def test_live_progress_shows_each_run_s_competitor_and_task_whole(width: int) -> None:
+    runs = [(LONG_NAME, "instruction-following-on-a-long-named-dataset-instruct-r1-k001-0"),
+            ("overtime", "preference_units_custom-3178"), ("crasher", "instruct-r1-k001-0")]  # fmt: skip
+
     def play(console: Console) -> None:
         with LiveProgress(console) as progress:
-            progress(ProgressEvent("round_created", "t", round_index=0, stage=Stage.KNOCKOUT, runs_total=2))
-            for name in (LONG_NAME, "crasher"):
-                progress(ProgressEvent("run_started", "t", competitor=name, task_name="instruct-r1-k001-0", budget_seconds=30))
-            progress(ProgressEvent("run_finished", "t", competitor="crasher", task_name="instruct-r1-k001-0",
-                                   status=RunStatus.FAILED))  # fmt: skip
+            progress(ProgressEvent("round_created", "t", round_index=0, stage=Stage.KNOCKOUT, runs_total=3))
+            for name, task in runs:
+                progress(ProgressEvent("run_started", "t", competitor=name, task_name=task, budget_seconds=30))
+            progress(ProgressEvent("run_finished", "t", competitor="crasher", task_name=runs[-1][1], status=RunStatus.FAILED))
 
     lines = _render(width, play).splitlines()
-    assert len(lines) == 3 and all(len(line) <= width for line in lines)
-    assert "0/30" in lines[1] and "30/30" in lines[2] and "failed" in lines[2]  # no column pushed out
-    assert all("0:00:0" in line for line in lines)
+    assert all(len(line) <= width for line in lines)
+    # every label whole, in order, folded where it is wider than its column (or than a line of its own)
+    labels = "".join(_BAR_LINE_END.sub("", line).strip() for line in lines)
+    assert labels.replace(" ", "") == "".join(["round 1 · knockout", *(f"{name} · {task}" for name, task in runs)]).replace(" ", "")
+    if width >= 80:  # a line holds each name: none is folded inside it (the labels take lines of their own)
+        assert all(any(name in line for line in lines) for run in runs for name in run)
+    counts = [line for line in lines if _BAR_LINE_END.search(line)]
+    assert len(counts) == 4 and "30/30" in counts[-1] and "failed" in counts[-1]  # no column pushed out
+    assert all(" 0/30" in line for line in counts[1:3])
+
+
+def test_live_progress_keeps_the_round_in_play_and_the_earlier_rounds_bars() -> None:
+    def play(console: Console) -> None:
+        with LiveProgress(console) as progress:
+            for round_index, names in enumerate((["crasher", LONG_NAME], [LONG_NAME])):
+                progress(ProgressEvent("round_created", "t", round_index=round_index, stage=Stage.KNOCKOUT, runs_total=len(names)))
+                for name in names:
+                    progress(ProgressEvent("run_started", "t", competitor=name, task_name=f"task-r{round_index + 1}", budget_seconds=30))
+                progress(ProgressEvent("run_finished", "t", competitor=names[0], task_name=f"task-r{round_index + 1}",
+                                       status=RunStatus.SUCCEEDED, score=1.25))  # fmt: skip
+
+    text = " ".join(_render(120, play).split())
+    # round 1's finished run left the display (the bracket printed after has it), its run in flight stays
+    assert "crasher" not in text and f"{LONG_NAME} · task-r1" in text and f"{LONG_NAME} · task-r2" in text
+    assert "round 1 · knockout" in text and "round 2 · knockout" in text and "1.2500" in text
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -71,9 +71,12 @@ def test_registration_checks_refuse_the_tree(tmp_path: Path, make, message: str)
     assert not (tmp_path / "data" / "cache" / "worktrees").exists()
 
 
-def test_a_missing_folder_is_named(tmp_path: Path) -> None:
-    with pytest.raises(RegistrationError, match="not a folder"):
+def test_a_missing_folder_or_a_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(RegistrationError, match="no such folder"):
         snapshot_worktree(Settings(data_dir=tmp_path / "data"), tmp_path / "nowhere")
+    (tmp_path / "train.py").write_text("pass\n")
+    with pytest.raises(RegistrationError, match="a file, not a folder"):
+        snapshot_worktree(Settings(data_dir=tmp_path / "data"), tmp_path / "train.py")
 
 
 def test_a_missing_entrypoint_names_the_working_tree_not_a_commit(tmp_path: Path) -> None:

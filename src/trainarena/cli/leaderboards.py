@@ -1,12 +1,14 @@
-"""Rendering of the per-task leaderboard (``reporting.task_board``): one line per entrant."""
+"""Rendering of the per-task leaderboard (``reporting.task_board``): one line per entrant; and of a task
+found only by its runs (a tournament's task, as a bracket names it), for ``task show``."""
 
 from __future__ import annotations
 
 from rich.console import Console
+from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable
+from trainarena.cli.output import Col, OneLineTable, print_fields, print_wrapped
 from trainarena.reporting.references import REFERENCE_LABELS
-from trainarena.reporting.task_board import TaskBoard, UnknownTaskError, task_board
+from trainarena.reporting.task_board import PlayedTask, TaskBoard, UnknownTaskError, played_task
 from trainarena.settings import Settings
 from trainarena.store import open_store
 
@@ -36,8 +38,38 @@ def print_task_board(console: Console, board: TaskBoard) -> None:
 
 def stored_task_board(settings: Settings, key: str) -> TaskBoard | None:
     """The leaderboard of the task whose key (``runs.task_key``) is ``key``; None when nothing ran on it."""
+    played = find_played_task(settings, key)
+    return None if played is None else played.board
+
+
+def find_played_task(settings: Settings, name: str) -> PlayedTask | None:
+    """The task named ``name`` (or with a digest starting with it) that runs were made on, or None."""
     with open_store(settings) as store, store.session() as session:
         try:
-            return task_board(session, key)
+            return played_task(session, name)
         except UnknownTaskError:
             return None
+
+
+def print_played_task(console: Console, played: PlayedTask, name: str, leaderboard: bool) -> None:
+    """What was played under ``name`` (as the user typed it): the definition, then the board, or how to
+    see it."""
+    details, board = played.to_json(), played.board
+    digest = board.digest
+    if board.other_digests and not leaderboard:  # the board names them itself
+        others = ", ".join(other[:12] for other in board.other_digests)
+        digest += f" (the newest definition of this name; the others, given by a digest prefix: {others})"
+    fields = [
+        ("task", f"{board.task} ({details['type']})"),
+        ("digest", digest),
+        ("base model", str(details["base_model"])),
+        ("dataset", str((details["dataset"] or {}).get("source", "-"))),
+        ("budget", f"{details['budget_seconds']:g} s, seed {details['seed']}"),
+        ("score", f"{board.direction} is better" if board.direction else "none yet"),
+        ("runs", f"{details['runs']} by {details['entrants']} {'entrant' if details['entrants'] == 1 else 'entrants'}"),
+    ]
+    print_fields(console, fields)
+    if leaderboard:
+        print_task_board(console, board)
+    else:
+        print_wrapped(console, Text(f"every run on it, best per entrant: trainarena task show {name} --leaderboard", style="dim"))

@@ -4,9 +4,12 @@ Tables have three kinds of column. Short values (numbers, statuses, times) keep 
 the names and ids a user types back into another command, are never cut: where the handles alone do
 not fit, their cells fold onto continuation lines, widest first. Free text (reasons, repositories,
 paths) shrinks, widest first, to a readable minimum and is cut there with an ellipsis, one line per
-row; the ``show`` commands print it whole. A short value holding several numbers folds between them,
-never inside one. Where a narrow terminal leaves no room, free-text columns are left out (named under
-the table) before an id or a rank could be squeezed to nothing.
+row; the ``show`` commands print it whole. Free text gives way before a handle folds: where leaving
+out free-text columns (the rightmost first, named under the table) keeps every handle on one line,
+they are left out; where even that would not, the handles fold and the free text keeps its readable
+minimum. A short value holding several numbers folds between them, never inside one. Where a narrow
+terminal leaves no room, free-text columns are left out before an id or a rank could be squeezed to
+nothing.
 Details views (``show`` commands) print ``key  value`` lines with the whole value, wrapped within the
 width under the value column, and multi-line text as indented blocks.
 Everything a user or a script wrote is printed as plain text, never parsed as rich markup, and with
@@ -109,8 +112,44 @@ def fit_columns(columns: Sequence[Col], natural: Sequence[int], unbroken: Sequen
     longest word (header included), the narrowest a short value folds to without splitting a number.
 
     Short values keep their width; free text shrinks to its ``shrink_to``; where that is not enough, free
-    text goes down to its header's width if that lets the handles fit whole, else the handles fold, down
-    to ``HANDLE_FOLD_WIDTH``, then short values fold between their words. Where even that does not fit,
+    text goes down to its header's width if that lets the handles fit whole. Else free text gives way
+    before a handle folds: where leaving out free-text columns, the rightmost first, lets every handle
+    and short value keep its whole width, as few as that takes are left out. Only where even that is not
+    enough do the handles fold (``_folded_to_fit``), the free text keeping its readable width."""
+    widths = _folded_to_fit(columns, natural, unbroken, available)
+    if all(width >= natural[i] for i, width in enumerate(widths) if columns[i].handle):
+        return widths
+    return _handles_kept_whole(columns, natural, available) or widths
+
+
+def _free_text_shrunk(columns: Sequence[Col], natural: Sequence[int], content: int) -> tuple[list[int], list[int]]:
+    """The widths where only free text shrinks to fit ``content``: down to its ``shrink_to``, and down to
+    its header's width (if that is narrower); every other column keeps its natural width."""
+    readable = fit_widths(natural, [column.shrink_to for column in columns], content)
+    at_header = [None if column.shrink_to is None else min(column.shrink_to, len(column.header)) for column in columns]
+    return readable, fit_widths(readable, at_header, content)
+
+
+def _handles_kept_whole(columns: Sequence[Col], natural: Sequence[int], available: int) -> list[int] | None:
+    """The widths with the fewest free-text columns left out (the rightmost first, 0 wide) that let every
+    other column keep its natural width, free text shrinking as ``_free_text_shrunk`` does; None where
+    leaving out all of it is not enough."""
+    free = [i for i, column in enumerate(columns) if column.shrink_to is not None]
+    for count in range(1, len(free) + 1):
+        out = set(free[len(free) - count :])
+        rest = [i for i in range(len(columns)) if i not in out]
+        content = available - 3 * len(rest) - 1
+        widths = next((w for w in _free_text_shrunk([columns[i] for i in rest], [natural[i] for i in rest], content) if sum(w) <= content), None)
+        if widths is not None:
+            shown = iter(widths)
+            return [0 if i in out else next(shown) for i in range(len(columns))]
+    return None
+
+
+def _folded_to_fit(columns: Sequence[Col], natural: Sequence[int], unbroken: Sequence[int], available: int) -> list[int]:
+    """``fit_columns``'s widths where the handles must fold: free text shrinks to its ``shrink_to`` (or to
+    its header's width, if that lets the handles fit whole), the handles fold, down to
+    ``HANDLE_FOLD_WIDTH``, then short values fold between their words. Where even that does not fit,
     free-text columns are left out, the rightmost first, before handles fold further (to one cell at
     the least) or anything is cut: an id or a rank is never squeezed out of its row."""
     content = available - 3 * len(columns) - 1  # one cell of padding either side, a border between and around
@@ -121,11 +160,8 @@ def fit_columns(columns: Sequence[Col], natural: Sequence[int], unbroken: Sequen
         return [text[i] if free[i] else handle[i] if column.handle else short[i] for i, column in enumerate(columns)]
 
     kept = [None] * len(columns)
-    readable_text = [column.shrink_to for column in columns]
-    text_at_header = [None if floor is None else min(floor, header) for floor, header in zip(readable_text, headers, strict=True)]
     handle_folded = [max(header, HANDLE_FOLD_WIDTH) for header in headers]
-    readable = fit_widths(natural, floors(readable_text, kept, kept), content)
-    narrowest_text = fit_widths(readable, floors(text_at_header, kept, kept), content)
+    readable, narrowest_text = _free_text_shrunk(columns, natural, content)
     handles_folded = fit_widths(readable, floors(kept, handle_folded, kept), content)
     shorts_folded = fit_widths(narrowest_text, floors(kept, handle_folded, unbroken), content)
     for widths in (readable, narrowest_text, handles_folded, shorts_folded):
@@ -144,7 +180,8 @@ def fit_columns(columns: Sequence[Col], natural: Sequence[int], unbroken: Sequen
     return fit_widths(natural, ones, content)  # too narrow for whole numbers: fold inside them rather than lose a column
 
 
-def _longest_word(text: Text) -> int:
+def longest_word(text: Text) -> int:
+    """The cells of ``text``'s longest word: the narrowest it wraps to without folding inside a word."""
     return max((cell_len(word) for word in text.plain.split()), default=0)
 
 
@@ -170,7 +207,7 @@ class OneLineTable:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         headers = [one_line(column.header) for column in self.columns]
         natural = [max(cell.cell_len for cell in [header, *(row[i] for row in self.rows)]) for i, header in enumerate(headers)]
-        unbroken = [max([header.cell_len, *(_longest_word(row[i]) for row in self.rows)]) for i, header in enumerate(headers)]
+        unbroken = [max([header.cell_len, *(longest_word(row[i]) for row in self.rows)]) for i, header in enumerate(headers)]
         widths = fit_columns(self.columns, natural, unbroken, options.max_width)
         shown = [i for i, width in enumerate(widths) if width]
         left_out = [self.columns[i].header for i, width in enumerate(widths) if not width]
@@ -228,8 +265,10 @@ def print_fields(console: Console, fields: Sequence[tuple[str, str]]) -> None:
 
 
 def print_block(console: Console, heading: str, text: str) -> None:
-    """A heading, then ``text`` line by line, indented and never rewrapped (tracebacks keep their shape)."""
-    console.print(Text(heading, style="bold"), soft_wrap=True)
+    """A heading, wrapped within the console's width (a path in it, a run's log file, folds: nothing is
+    cut), then ``text`` line by line, indented and never rewrapped (tracebacks keep their shape)."""
+    for line in _wrapped(console, Text(printable(heading), style="bold"), console.width):
+        console.print(line, soft_wrap=True)
     for line in text.splitlines():
         console.print(Text(BLOCK_INDENT + printable(line)), soft_wrap=True)
 

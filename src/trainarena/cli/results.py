@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.padding import Padding
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 from rich.text import Text
 from rich.tree import Tree
 
-from trainarena.cli.output import Col, OneLineTable, one_line, print_wrapped, printable, whole
+from trainarena.cli.output import Col, OneLineTable, longest_word, one_line, print_wrapped, printable, whole
 from trainarena.contract import RunStatus
 from trainarena.reporting.leaderboard import Leaderboard, RunLine
 from trainarena.reporting.run_detail import short_reason
@@ -22,6 +24,11 @@ _STATUS_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "yellow", "
 # Widest competitor name in a bracket line before it is cut (the result after it needs the room).
 BRACKET_NAME_WIDTH = 24
 PROGRESS_BAR_WIDTH = 20  # narrow enough to leave the run's name room at 80 columns
+# A run's label is indented this far under its round's, on every line it folds onto (and a bar under
+# its label, where the label has a line of its own).
+RUN_LABEL_INDENT = 2
+# The narrowest a label goes beside its bar; narrower, it has its own line (``_LabelledProgress``).
+LABEL_MIN_WIDTH = 24
 RUNS_SHOW_HINT = "trainarena runs show RUN_ID"
 # The leaderboard's columns: names are whole (folded where they do not fit), scores fold between numbers,
 # reasons shrink with an ellipsis.
@@ -116,14 +123,66 @@ def print_leaderboard(console: Console, board: Leaderboard) -> None:
         console.print(Text(f"undistributed weight: {board.undistributed:.3f}", style="dim"))
 
 
+class _LabelColumn(ProgressColumn):
+    """A bar's label (the ``label`` field: a round, or a run's competitor and task), in the width the
+    other columns leave, folded onto more lines where it is wider: the names in it are what a user types
+    back (`task show`, `runs list --competitor`), so they are never cut. A run's label, continuation
+    lines included, is indented under its round's."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(ratio=1, overflow="fold"))
+
+    def render(self, task: Task) -> RenderableType:
+        return Padding(task.fields["label"], (0, 0, 0, task.fields.get("indent", 0)))
+
+
+class _LabelledProgress(Progress):
+    """A progress display whose first column is a ``_LabelColumn``: beside the bars while that leaves the
+    labels ``LABEL_MIN_WIDTH`` cells and their longest name whole on a line, else each label on its own
+    lines (the terminal's whole width) with its bar indented under it, so that a name is not folded inside
+    it where a line of its own would hold it. There the bar itself is left out where its line would not
+    fit: the count says as much."""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield _ProgressRows(self, [task for task in self.tasks if task.visible])
+
+
+class _ProgressRows:
+    """The rows of a ``_LabelledProgress``, laid out at the width they are rendered at."""
+
+    def __init__(self, progress: _LabelledProgress, tasks: list[Task]) -> None:
+        self.progress, self.tasks = progress, tasks
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        labels, *rest = self.progress.columns
+        others = [column for column in rest if isinstance(column, ProgressColumn)]  # no format strings here
+        assert isinstance(labels, _LabelColumn) and len(others) == len(rest)
+        cells = [[column(task) for column in others] for task in self.tasks]
+        widths = [max((Measurement.get(console, options, row[i]).maximum for row in cells), default=0) for i in range(len(others))]
+        longest = max((task.fields.get("indent", 0) + longest_word(task.fields["label"]) for task in self.tasks), default=0)
+        if options.max_width - sum(widths) - len(widths) >= max(LABEL_MIN_WIDTH, longest):  # one cell between columns
+            yield self.progress.make_tasks_table(self.tasks)
+            return
+        indent = 2 * RUN_LABEL_INDENT  # every bar under a run's label, so that the counts line up
+        shown = [i for i, column in enumerate(others) if not isinstance(column, BarColumn)
+                 or indent + sum(widths) + len(widths) <= options.max_width]  # fmt: skip
+        for task, row in zip(self.tasks, cells, strict=True):
+            bar = Table.grid(padding=(0, 1, 0, 0))  # one cell after each column: ``indent`` in all
+            bar.add_column(width=indent - 1)
+            for i in shown:
+                bar.add_column(width=widths[i], no_wrap=True)
+            bar.add_row("", *(row[i] for i in shown))
+            yield labels(task)
+            yield bar
+
+
 class LiveProgress:
     """A rich progress display fed by the orchestrator's events: one bar for the round, one per active
     run showing its budget being spent (time left = budget - elapsed)."""
 
     def __init__(self, console: Console) -> None:
-        # The description takes the width the other columns leave (cut with an ellipsis, one line per run).
-        self._progress = Progress(
-            TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
+        self._progress = _LabelledProgress(
+            _LabelColumn(),
             BarColumn(bar_width=PROGRESS_BAR_WIDTH),
             MofNCompleteColumn(),
             TextColumn("{task.fields[note]}", table_column=Column(no_wrap=True)),
@@ -134,6 +193,7 @@ class LiveProgress:
         )
         self._round: TaskID | None = None
         self._runs: dict[tuple[str | None, str | None], tuple[TaskID, float, float]] = {}
+        self._finished: list[TaskID] = []  # the bars of this round's finished runs
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, daemon=True)
@@ -159,12 +219,17 @@ class LiveProgress:
         with self._lock:
             # A resumed tournament announces no round: its first run opens the round's bar.
             if event.kind == "round_created" or (event.kind == "run_started" and self._round is None):
-                label = f"[cyan]round {(event.round_index or 0) + 1} · {event.stage}[/cyan]"
-                self._round = self._progress.add_task(label, total=event.runs_total, note="")
+                # The finished runs of the rounds before leave the display (the bracket printed at the end
+                # has them all): it stays within the terminal's height, where rich would cut its bottom.
+                for task_id in self._finished:
+                    self._progress.update(task_id, visible=False)
+                self._finished.clear()
+                label = whole(f"round {(event.round_index or 0) + 1} · {event.stage}", style="cyan")
+                self._round = self._progress.add_task("", total=event.runs_total, note="", label=label)
             if event.kind == "run_started":
                 budget = event.budget_seconds or 0.0
-                label = f"  {escape(event.competitor or '')} · {escape(event.task_name or '')}"
-                task_id = self._progress.add_task(label, total=budget or None, note="")
+                label = whole(f"{event.competitor or ''} · {event.task_name or ''}")
+                task_id = self._progress.add_task("", total=budget or None, note="", label=label, indent=RUN_LABEL_INDENT)
                 self._runs[(event.competitor, event.task_name)] = (task_id, time.monotonic(), budget)
             elif event.kind in ("run_interrupted", "run_not_started"):  # tried again at once, under a new bar; or
                 entry = self._runs.pop((event.competitor, event.task_name), None)  # no node could hold it
@@ -173,9 +238,10 @@ class LiveProgress:
                     self._progress.update(entry[0], note=note)
             elif event.kind == "run_finished":
                 entry = self._runs.pop((event.competitor, event.task_name), None)
-                if entry is not None:
+                if entry is not None:  # a score is a success's note (green); a failure's is its status
                     style = _STATUS_STYLE.get(str(event.status), "white")
-                    note = f"[{style}]{event.status}[/{style}] {_score(event.score)}"
-                    self._progress.update(entry[0], completed=entry[2], note=note)
+                    note = _score(event.score) if event.status == RunStatus.SUCCEEDED and event.score is not None else event.status
+                    self._progress.update(entry[0], completed=entry[2], note=f"[{style}]{note}[/{style}]")
+                    self._finished.append(entry[0])
                 if self._round is not None:
                     self._progress.advance(self._round)

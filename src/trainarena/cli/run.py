@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, labelled, print_fields, print_reason, printable
+from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields, print_reason, printable
 from trainarena.cluster import make_executor
 from trainarena.contract import Direction
 from trainarena.engine.comparison import relative_improvement, seed_spread
@@ -42,7 +42,7 @@ def _competitor(store: Store, name: str) -> CompetitorInfo:
         return CompetitorInfo(row.name, row.repo_url, row.commit, row.tree_hash, row.entrypoint)
 
 
-def _script(settings: Settings, store: Store, competitor: str | None, repo: Path | None) -> Script:
+def _script(settings: Settings, store: Store, competitor: str | None, repo: Path | None, json_output: bool) -> Script:
     if (competitor is None) == (repo is None):
         raise typer.BadParameter("give either --competitor NAME (registered) or --repo PATH (a working tree)")
     if competitor is not None:
@@ -51,14 +51,15 @@ def _script(settings: Settings, store: Store, competitor: str | None, repo: Path
     try:
         return worktree_script(settings, repo)
     except RegistrationError as error:
-        Console(stderr=True).print(labelled("error", "red", f"--repo {repo}: {error}"), soft_wrap=True)
-        raise typer.Exit(code=2) from error
+        raise fail(f"--repo {repo}: {error}", json_output, code=2, repo=str(repo)) from error
 
 
 def run_command(
-    task: Annotated[Path, typer.Option(help="A task file (TOML or JSON): type, base model, dataset, budget.", exists=True, dir_okay=False)],
+    # Paths are checked by the command, not by typer: a bad one is one line naming it (as --repo's
+    # problems are), not a usage box.
+    task: Annotated[Path, typer.Option(help="A task file (TOML or JSON): type, base model, dataset, budget.")],
     competitor: Annotated[str | None, typer.Option(help="A registered competitor's name.")] = None,
-    repo: Annotated[Path | None, typer.Option(help="A working tree to run as it is, committed or not, without registering it.", file_okay=False)] = None,
+    repo: Annotated[Path | None, typer.Option(help="A working tree to run as it is, committed or not, without registering it.")] = None,
     seeds: Annotated[int, typer.Option(min=1, help="Run this many times, with the task's seed, seed + 1, ...; runs the house script on the same seeds (cached per seed) and prints mean, spread and the lead over it, paired by seed, with its confidence interval.")] = 1,
     no_reference: Annotated[bool, typer.Option("--no-reference", help="Skip the references (base model, house script).")] = False,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run without a sandbox (only for scripts you trust).")] = False,
@@ -71,10 +72,10 @@ def run_command(
         raise typer.BadParameter(f"at most {settings.workbench.max_seeds} seeds (settings: workbench.max_seeds)", param_hint="--seeds")
     try:
         definition = load_task_file(task)
-    except TaskFileError as error:
-        raise typer.BadParameter(str(error), param_hint="--task") from error
+    except TaskFileError as error:  # it names the file
+        raise fail(f"--task {error}", json_output, code=2, task=str(task)) from error
     with open_store(settings) as store:
-        script = _script(settings, store, competitor, repo)
+        script = _script(settings, store, competitor, repo, json_output)
         try:
             executor = make_executor(settings, unsafe=unsafe)
         except SandboxUnavailable as error:

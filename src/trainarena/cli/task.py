@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from trainarena.cli import stored_tasks
-from trainarena.cli.leaderboards import print_task_board, stored_task_board
+from trainarena.cli.leaderboards import find_played_task, print_played_task, print_task_board, stored_task_board
 from trainarena.cli.output import Col, OneLineTable, fail
 from trainarena.reporting.task_board import TaskBoard
 from trainarena.runs import task_key
@@ -159,7 +159,8 @@ SHOW_HELP = (
     "Describe a task: its type, base model, dataset, rows and the train/hidden split sizes (prepared exactly as "
     "`task check` does, nothing trained), its budget, what the score is and which way is better, and the field "
     "mapping. NAME is a stored task (see `task list --stored`: shown with its pool and digests), a file stem in "
-    "examples/tasks (see `trainarena task list`) or a path to any task file. The "
+    "examples/tasks (see `trainarena task list`), a path to any task file, or a task runs were made on (as a "
+    "tournament's bracket or `runs list` names it, or a prefix of its digest): shown as it was played. The "
     "first use of a built-in asset builds it (up to a minute). --leaderboard adds every run ever stored on the "
     "task (tournament runs, ad-hoc runs, the references), best score per entrant."
 )
@@ -167,7 +168,7 @@ SHOW_HELP = (
 
 @app.command("show", help=SHOW_HELP, short_help="Describe a task: data, split sizes, budget, score.")
 def show_command(
-    name: Annotated[str, typer.Argument(help="A name from `trainarena task list`, or a path to a task file.")],
+    name: Annotated[str, typer.Argument(help="A name from `trainarena task list` or a bracket, a digest prefix, or a path to a task file.")],
     leaderboard: Annotated[bool, typer.Option("--leaderboard", help="Also rank every stored run on this task.")] = False,
     json_output: JsonFlag = False,
 ) -> None:
@@ -184,6 +185,17 @@ def show_command(
         return
     try:
         path = find_task_file(name, examples_folder())
+    except TaskFileError as error:
+        # A task a tournament drew (as its bracket names it) or an ad-hoc run trained on: no file, no pool.
+        played = find_played_task(settings, name)
+        if played is None:
+            raise fail(f"{error}, nor a task stored or run on in this store", json_output, name=name) from None
+        if json_output:
+            typer.echo(json.dumps(played.to_json() | ({"leaderboard": played.board.to_json()} if leaderboard else {}), indent=2))
+        else:
+            print_played_task(Console(highlight=False), played, name, leaderboard)
+        return
+    try:
         with Console(stderr=True).status(Text(f"preparing {name} (a first use of a built-in asset builds it)")):
             description = describe_task(path, settings)
         board = stored_task_board(settings, task_key(description.check.task)) if leaderboard else None

@@ -98,3 +98,31 @@ def _line(entrant: str, runs: list[Run], better: Direction) -> BoardLine:
     else:
         score, best = None, runs[-1]
     return BoardLine(None, entrant, best.origin, score, best.id, len(runs), len(scored))
+
+
+@dataclass(frozen=True)
+class PlayedTask:
+    """A task runs were made on (a tournament's, an ad-hoc run's), found as :func:`task_board` finds it
+    (by name or digest prefix): its board and the definition played under the board's digest (the
+    newest task row's: the seed may differ between the rows of one digest)."""
+
+    board: TaskBoard
+    definition: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        definition = self.definition
+        return {
+            "name": self.board.task, "digest": self.board.digest, "type": definition.get("task_type"),
+            "base_model": definition.get("base_model"), "dataset": definition.get("dataset"),
+            "budget_seconds": definition.get("budget_seconds"), "seed": definition.get("seed"),
+            "direction": self.board.direction, "other_digests": self.board.other_digests,
+            "runs": sum(line.runs for line in self.board.lines), "entrants": len(self.board.lines),
+        }  # fmt: skip
+
+
+def played_task(session: Session, name: str) -> PlayedTask:
+    """The task named ``name`` (or with a digest starting with ``name``) that runs were made on;
+    UnknownTaskError when none was."""
+    board = task_board(session, name)
+    newest = select(TaskRow.definition).where(TaskRow.digest == board.digest).order_by(TaskRow.id.desc()).limit(1)
+    return PlayedTask(board, dict(session.scalars(newest).one()))

@@ -90,8 +90,9 @@ def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
     """Check the working tree at ``path`` as registration would and copy it into the cache; raise
     RegistrationError naming what is wrong."""
     root = path.expanduser().resolve()
-    if not root.is_dir():
-        raise RegistrationError("not a folder; give the folder that holds your trainarena.toml")  # callers name the path
+    if not root.is_dir():  # callers name the path
+        what = "a file, not a folder" if root.exists() else "no such folder"
+        raise RegistrationError(f"{what}; give the folder that holds your trainarena.toml")
     listed = _git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     # Errors name the tree as the user has it: a git working tree, or a plain folder.
     where = f"the folder {root} (not a git repository)" if listed is None else f"the working tree {root}"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from sqlalchemy import select
 
 from trainarena.registry import champion_sources
 from trainarena.reporting.competitor_history import score_history
 from trainarena.reporting.run_detail import UnknownRunError, list_runs, read_run_detail, visible_run
 from trainarena.reporting.run_files import artifact_files, log_names, read_log
-from trainarena.reporting.task_board import UnknownTaskError, task_board
-from trainarena.store import TaskRow, competitor_tournaments, get_competitor, get_stored_task, get_tournament_by_name
+from trainarena.reporting.task_board import UnknownTaskError, played_task
+from trainarena.store import competitor_tournaments, get_competitor, get_stored_task, get_tournament_by_name
 from trainarena.web.charts import score_distribution_svg, score_history_svg
 from trainarena.web.templating import not_found_page, render, settings_of, store_of
 
@@ -66,10 +65,10 @@ def run_log(request: Request, run_id: int, name: str) -> Response:
 def task_page(request: Request, name: str) -> HTMLResponse:
     with store_of(request).session() as session:
         try:
-            board = task_board(session, name)
+            played = played_task(session, name)
         except UnknownTaskError:
             return not_found_page(request, f"No run was ever made on a task named {name!r}.")
-        row = session.scalar(select(TaskRow).where(TaskRow.digest == board.digest).order_by(TaskRow.id.desc()).limit(1))
-        context = {"board": board, "definition": None if row is None else row.definition,
+        board = played.board
+        context = {"board": board, "definition": played.definition,
                    "stored": get_stored_task(session, board.task), "chart": score_distribution_svg(board)}  # fmt: skip
         return render(request, "task.html", context)
