@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from one_line_error import one_line_error
 from typer.testing import CliRunner
 
 from trainarena.cli import app
@@ -56,21 +57,12 @@ def test_a_folder_that_cannot_run_gets_one_specific_error(runner: CliRunner, tmp
     make(root)
     task = tmp_path / "task.toml"
     task.write_text(TASK)
-    line = _one_line_error(runner, ["run", "--repo", str(root), "--task", str(task)])
+    line = one_line_error(runner, ["run", "--repo", str(root), "--task", str(task)])
     assert line.startswith(f"error: --repo {root}: ") and says.format(root=root.resolve()) in line
     assert "commit's tree" not in line
 
 
 TASK = 'name = "t"\ntype = "instruct"\nbase_model = "tiny"\nbudget_seconds = 30\n[dataset]\nsource = "d.jsonl"\n'
-
-
-def _one_line_error(runner: CliRunner, args: list[str]) -> str:
-    result = runner.invoke(app, args, env={"COLUMNS": "200"})
-    assert result.exit_code == 2, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output and "Usage:" not in result.output
-    [line] = result.output.strip().splitlines()
-    return line
 
 
 @pytest.mark.parametrize(
@@ -87,7 +79,7 @@ def test_a_task_that_cannot_be_read_gets_one_line_naming_it(runner: CliRunner, t
     task = tmp_path / name
     make(task)
     _plain(tmp_path / "mine")
-    line = _one_line_error(runner, ["run", "--repo", str(tmp_path / "mine"), "--task", str(task)])
+    line = one_line_error(runner, ["run", "--repo", str(tmp_path / "mine"), "--task", str(task)])
     assert line.startswith(f"error: --task {task}: {says}")
 
 

@@ -216,7 +216,7 @@ def test_run_command_scores_one_script_on_a_task_file(examples: Path, data_dir: 
     assert "deliberate failure" in json.loads(crashed.stdout)["runs"][0]["failure_reason"]
 
     unknown = runner.invoke(app, ["run", "--competitor", "nobody", "--task", str(task)])
-    assert unknown.exit_code == 2 and "no competitor named 'nobody'" in unknown.output
+    assert unknown.exit_code == 2 and unknown.output.strip() == "error: --competitor nobody: no such competitor; register it with `trainarena competitor add`"
 
 
 def test_run_of_a_working_tree_prints_both_references(data_dir: Path, assets, tmp_path: Path) -> None:

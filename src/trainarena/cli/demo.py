@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from trainarena.assets import ensure_assets
-from trainarena.cli.output import print_wrapped
+from trainarena.cli.output import check_path, print_wrapped
 from trainarena.cli.records import records_hint
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cluster import make_executor
@@ -75,7 +75,7 @@ def demo_command(
     parallel: Annotated[int, typer.Option(min=1, help="Runs played at once (each gets cores/parallel threads).")] = DEMO_PARALLEL,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run scripts without a sandbox (only where bubblewrap is missing and you trust them).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (champion, leaderboard) instead of tables.")] = False,
-    examples: Annotated[Path | None, typer.Option(help="A folder of competitor folders to use instead of the bundled examples/competitors.", exists=True, file_okay=False)] = None,
+    examples: Annotated[Path | None, typer.Option(help="A folder of competitor folders to use instead of the bundled examples/competitors.")] = None,
     kind: Annotated[str, typer.Option(help="Tournament kind: text (instruct tasks, tiny LLaMA) or image (person/style LoRA, tiny SD pipeline).")] = "text",
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help=f"When another process is already playing the demo on this store: wait for it and print its result, or exit at once with status {EXIT_TOURNAMENT_BUSY}.")] = True,
 ) -> None:
@@ -83,6 +83,8 @@ def demo_command(
 
     Example competitors (honest, crashing, over-budget and hostile) train on tasks built offline (a tiny LLaMA for text, a tiny Stable-Diffusion-shaped pipeline for images), sandboxed; every model is scored on a hidden split; a boss round is played against the reigning champion. Interrupted and run again, it resumes.
     """
+    if examples is not None:
+        check_path(examples, "--examples", folder=True, json_output=json_output, examples=str(examples))
     console = Console(stderr=json_output)
     settings = threads_per_run(Settings(), parallel)
     try:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from trainarena.cli.output import Col, OneLineTable, fail, print_fields, print_wrapped
+from trainarena.cli.output import Col, OneLineTable, check_path, fail, print_fields, print_wrapped
 from trainarena.records.signing import OperatorKeyError, init_key, load_key
 from trainarena.settings import Settings
 from trainarena.store import StoreError, open_store
@@ -112,10 +112,11 @@ def init_command(
 
 @app.command("public")
 def public_command(
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the PEM to this file instead of stdout.",
-                                                dir_okay=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the PEM to this file instead of stdout.")] = None,
 ) -> None:
     """Print (or write) the operator's public signing key as PEM: what verifiers of the records need."""
+    if output is not None:
+        check_path(output, "--output", folder=False, must_exist=False)
     path = Settings().operator_key_path
     try:
         pem = load_key(path).public_pem()
@@ -124,6 +125,9 @@ def public_command(
     if output is None:
         typer.echo(pem, nl=False)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(pem)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(pem)
+    except OSError as error:
+        raise fail(f"--output {output}: cannot write it ({error.strerror})", code=2) from None
     typer.echo(f"wrote the public key to {output}", err=True)

@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import typer
 from rich.cells import cell_len
@@ -289,6 +290,21 @@ def fail(message: str, json_output: bool = False, code: int = 1, **context: obje
     else:
         Console(stderr=True).print(labelled("error", "red", message), highlight=False, soft_wrap=True)
     return typer.Exit(code=code)
+
+
+def check_path(path: Path, option: str, *, folder: bool, must_exist: bool = True, json_output: bool = False,
+               **context: object) -> None:
+    """Raise ``fail`` (exit 2) with ``--option PATH: what is wrong`` where ``path`` is not the folder (or
+    file) the option takes. Commands check their paths here rather than through typer's ``exists`` /
+    ``file_okay`` / ``dir_okay``, which end with a usage box instead of the one line naming the path;
+    ``must_exist=False`` for a path the command will write (only the wrong kind is refused)."""
+    if path.exists() and path.is_dir() != folder:
+        wrong = "a file, not a folder" if folder else "a folder, not a file"
+    elif not path.exists() and must_exist:
+        wrong = "no such folder" if folder else "no such file"
+    else:
+        return
+    raise fail(f"{option} {path}: {wrong}", json_output, code=2, **context)
 
 
 def parse_utc(value: str) -> datetime:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, fail, print_fields, print_wrapped
+from trainarena.cli.output import Col, OneLineTable, check_path, fail, print_fields, print_wrapped
 from trainarena.records.bundle import BundleError, export_bundle
 from trainarena.records.checks import CheckResult
 from trainarena.records.verify import BUNDLED_KEY, Report, verify_directory
@@ -65,8 +65,8 @@ def _artifact_folders(values: list[str]) -> dict[int, Path]:
 
 
 def verify_command(
-    directory: Annotated[Path, typer.Argument(help="The bundle folder `trainarena export` wrote.", exists=True, file_okay=False)],
-    key: Annotated[Path | None, typer.Option("--key", help="The operator's public key (PEM) you trust; without it the bundle's own key is used, and the report says so.", exists=True, dir_okay=False)] = None,
+    directory: Annotated[Path, typer.Argument(help="The bundle folder `trainarena export` wrote.")],
+    key: Annotated[Path | None, typer.Option("--key", help="The operator's public key (PEM) you trust; without it the bundle's own key is used, and the report says so.")] = None,
     artifact: Annotated[list[str] | None, typer.Option("--artifact", help="RUN_ID=PATH: check an artifact folder against its run statement (repeatable).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -74,7 +74,13 @@ def verify_command(
 
     Exits 0 when everything checks out, 1 when anything does not (each failure names its record).
     """
-    report = verify_directory(directory, key, _artifact_folders(artifact or []))
+    check_path(directory, "bundle", folder=True, json_output=as_json, bundle=str(directory))
+    if key is not None:
+        check_path(key, "--key", folder=False, json_output=as_json, bundle=str(directory))
+    try:
+        report = verify_directory(directory, key, _artifact_folders(artifact or []))
+    except OSError as error:  # the bundle's own files are reported, not raised: this is the key
+        raise fail(f"--key {key}: cannot read it ({error.strerror})", as_json, code=2, bundle=str(directory)) from None
     if as_json:
         typer.echo(json.dumps({"bundle": str(directory), **report.to_json()}, indent=2))
     else:

@@ -34,11 +34,12 @@ SEED_COLUMNS = (Col("run", justify="right"), Col("seed", justify="right"), Col("
                 Col("score", justify="right"), Col("vs house", justify="right"), Col("reason", shrink_to=8))  # fmt: skip
 
 
-def _competitor(store: Store, name: str) -> CompetitorInfo:
+def _competitor(store: Store, name: str, json_output: bool) -> CompetitorInfo:
     with store.session() as session:
         row = get_competitor(session, name)
-        if row is None:
-            raise typer.BadParameter(f"no competitor named {name!r}; register it with `trainarena competitor add`", param_hint="--competitor")
+        if row is None:  # one line naming it, as a bad --repo or --task gets
+            raise fail(f"--competitor {name}: no such competitor; register it with `trainarena competitor add`",
+                       json_output, code=2, competitor=name)
         return CompetitorInfo(row.name, row.repo_url, row.commit, row.tree_hash, row.entrypoint)
 
 
@@ -46,7 +47,7 @@ def _script(settings: Settings, store: Store, competitor: str | None, repo: Path
     if (competitor is None) == (repo is None):
         raise typer.BadParameter("give either --competitor NAME (registered) or --repo PATH (a working tree)")
     if competitor is not None:
-        return registered_script(_competitor(store, competitor))
+        return registered_script(_competitor(store, competitor, json_output))
     assert repo is not None
     try:
         return worktree_script(settings, repo)
