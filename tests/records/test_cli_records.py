@@ -51,6 +51,16 @@ def test_export_then_verify_in_text_at_80_columns(cli: CliRunner, store_copy: Re
     assert any("inclusion proofs against the latest head" in line and " 34 " in line and " ok " in line for line in lines)
 
 
+def test_export_folds_a_long_folder_within_the_width(cli: CliRunner, store_copy: RecordedStore, tmp_path: Path) -> None:
+    bundle = tmp_path / ("bundle-of-the-first-weekly-tournament-" * 3) / "records"
+    exported = cli.invoke(app, ["export", str(store_copy.tournament_id), str(bundle)])
+    assert exported.exit_code == 0, exported.output
+    lines = exported.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, lines  # it ran past the edge as one line
+    hint = lines[next(number for number, line in enumerate(lines) if line.startswith("check it with:")):]
+    assert "".join(line.strip() for line in hint) == f"check it with: trainarena verify{bundle}"  # whole, folded
+
+
 def test_verify_json_and_a_failing_bundle(cli: CliRunner, store_copy: RecordedStore, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     assert cli.invoke(app, ["export", str(store_copy.tournament_id), str(bundle), "--json"]).exit_code == 0

@@ -47,11 +47,13 @@ def export_command(
     if as_json:
         typer.echo(json.dumps({"ok": True, **exported.to_json()}))
         return
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False)
     name = exported.tournament.get("name")
-    console.print(f"exported tournament {tournament_id} ({name}): {exported.entries} log entries, "
-                  f"{exported.tree_heads} signed tree heads")
-    console.print(f"check it with: trainarena verify {directory}")
+    # Folded within the width (a long folder path runs on as one word otherwise), never cut: the
+    # command is copied from here.
+    print_wrapped(console, f"exported tournament {tournament_id} ({name}): {exported.entries} log entries, "
+                           f"{exported.tree_heads} signed tree heads")
+    print_wrapped(console, f"check it with: trainarena verify {directory}")
 
 
 def _artifact_folders(values: list[str]) -> dict[int, Path]:
