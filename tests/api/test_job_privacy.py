@@ -3,11 +3,14 @@ logs or task boards that competitors (and the public dashboard) read; the operat
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi.testclient import TestClient
 
 from trainarena.api import create_app
 from trainarena.contract import TaskType
 from trainarena.reporting.run_detail import list_runs, read_run_detail
+from trainarena.reporting.task_board import played_task
 from trainarena.runs import definition_json, task_key
 from trainarena.settings import Settings
 from trainarena.store import Store
@@ -43,3 +46,30 @@ def test_job_runs_are_hidden_from_competitors_and_the_dashboard(tmp_path, auth: 
     with api_store.session() as session:
         assert list_runs(session) == []
         assert read_run_detail(session, run_id, tail_lines=5, private=True).origin == RunOrigin.JOB
+
+
+def _run_on(store: Store, origin: str, task: TaskDefinition) -> int:
+    with store.transaction() as session:
+        return start_adhoc_run(session, origin=origin, definition=definition_json(task), digest=task_key(task)).id
+
+
+def test_a_job_under_a_public_tasks_name_neither_hides_nor_joins_its_board(auth: dict, api_settings: Settings, api_store: Store) -> None:
+    """A job's task named as a public one (and newer) left that task's board 'unknown' everywhere, and
+    could have listed the job's digest among its other definitions (QA)."""
+    public = TaskDefinition("shared", TaskType.INSTRUCT, "tiny", {"source": "public.jsonl"}, 10.0, seed=1)
+    _run_on(api_store, RunOrigin.ADHOC, public)
+    secret = TaskDefinition("shared", TaskType.INSTRUCT, "tiny", {"source": "customer-secret.jsonl"}, 10.0)
+    assert task_key(secret) != task_key(public)
+    _run_on(api_store, RunOrigin.JOB, replace(public, seed=987654))  # the same definition, its own seed
+    _run_on(api_store, RunOrigin.JOB, secret)  # the newest task of the name
+    with api_store.session() as session:
+        played = played_task(session, "shared")
+    assert (played.board.digest, played.board.other_digests) == (task_key(public), [])
+    assert played.definition["seed"] == 1 and [line.runs for line in played.board.lines] == [1]
+    with TestClient(create_app(api_settings, store=api_store)) as client:
+        board = client.get("/v1/task-leaderboards/shared", headers=auth["competitor"])
+        assert board.status_code == 200 and board.json()["digest"] == task_key(public) and board.json()["other_digests"] == []
+        assert client.get(f"/v1/task-leaderboards/{task_key(secret)[:12]}", headers=auth["competitor"]).status_code == 404
+        page = client.get("/tasks/shared")
+        assert page.status_code == 200 and "public.jsonl" in page.text
+        assert "customer-secret" not in page.text and task_key(secret)[:12] not in page.text and "987654" not in page.text

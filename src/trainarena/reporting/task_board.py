@@ -3,6 +3,7 @@ data (``trainarena task leaderboard NAME`` renders it).
 
 A task is a name and a definition: runs are comparable only on the same definition (``task.digest``,
 seed left out), so the board is for one digest: the one given, else the one of the task's newest run.
+A customer's job's tasks and runs are private: they are never on a board nor found by name.
 One line per entrant (a registered competitor, a working tree's path, each reference) with its best
 score over all its runs there, ranked in the task's direction; entrants without a score follow.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from trainarena.contract import Direction, RunStatus
@@ -58,9 +59,17 @@ def _entrant(run: Run) -> str:
     return run_label(run)
 
 
+def _public_tasks() -> Select[tuple[TaskRow]]:
+    """Task rows that a public run (not a customer's job's) was made on. A job's task is the customer's:
+    under a name a public task has too, it must neither hide that task's board (by being the newest
+    row of the name) nor be listed among its other definitions, nor give the definition shown."""
+    public_run = select(Run.id).where(Run.task_id == TaskRow.id, Run.origin.not_in(RunOrigin.PRIVATE)).exists()
+    return select(TaskRow).where(TaskRow.digest.is_not(None), public_run)
+
+
 def _digests(session: Session, name: str) -> list[str]:
-    """The digests of the tasks named ``name`` (or whose digest starts with it), newest first."""
-    rows = session.execute(select(TaskRow.digest, TaskRow.definition).where(TaskRow.digest.is_not(None)).order_by(TaskRow.id.desc()))
+    """The digests of the public tasks named ``name`` (or whose digest starts with it), newest first."""
+    rows = session.execute(_public_tasks().with_only_columns(TaskRow.digest, TaskRow.definition).order_by(TaskRow.id.desc()))
     found: list[str] = []
     for digest, definition in rows:
         if (definition.get("name") == name or (len(name) >= 6 and digest.startswith(name))) and digest not in found:
@@ -75,8 +84,6 @@ def task_board(session: Session, name: str) -> TaskBoard:
         raise UnknownTaskError(f"no run was ever made on a task named {name!r}")
     digest = digests[0]
     runs = [run for run in runs_of_tasks(session, [digest]) if run.origin not in RunOrigin.PRIVATE]
-    if not runs:  # a customer's job's task: private
-        raise UnknownTaskError(f"no run was ever made on a task named {name!r}")
     by_entrant: dict[str, list[Run]] = {}
     for run in runs:
         by_entrant.setdefault(_entrant(run), []).append(run)
@@ -124,5 +131,5 @@ def played_task(session: Session, name: str) -> PlayedTask:
     """The task named ``name`` (or with a digest starting with ``name``) that runs were made on;
     UnknownTaskError when none was."""
     board = task_board(session, name)
-    newest = select(TaskRow.definition).where(TaskRow.digest == board.digest).order_by(TaskRow.id.desc()).limit(1)
+    newest = _public_tasks().with_only_columns(TaskRow.definition).where(TaskRow.digest == board.digest).order_by(TaskRow.id.desc()).limit(1)
     return PlayedTask(board, dict(session.scalars(newest).one()))
