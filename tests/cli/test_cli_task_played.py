@@ -14,6 +14,13 @@ from field_lines import read_fields
 from typer.testing import CliRunner
 
 from trainarena.cli import app
+from trainarena.contract import TaskType
+from trainarena.runs import definition_json, task_key
+from trainarena.settings import Settings
+from trainarena.store import open_store
+from trainarena.store.adhoc import start_adhoc_run
+from trainarena.store.models import RunOrigin
+from trainarena.tasks.base import TaskDefinition
 
 WIDE = 400  # no bracket line wraps: the task names are read whole
 _BRACKET_TASK = re.compile(r"· task (\S+)$")
@@ -65,3 +72,14 @@ def test_a_name_neither_stored_played_nor_a_file_is_a_clear_error(long_named_tas
     message = " ".join(_invoke(["task", "show", "instruct-r9-k009-0"], exit_code=1).split())
     assert "no task file 'instruct-r9-k009-0': not a file, nor a task in" in message
     assert message.endswith(", nor a task stored or run on in this store")
+
+
+def test_a_played_task_no_run_scored_on_says_which_way_is_better(runner: CliRunner) -> None:
+    """Its type fixes the direction before any score (it said 'none yet'); GRPO's is higher."""
+    task = TaskDefinition("rewarded", TaskType.GRPO, "tiny", {"source": "prompts.jsonl"}, 10.0)
+    with open_store(Settings()) as store, store.transaction() as session:
+        start_adhoc_run(session, origin=RunOrigin.ADHOC, definition=definition_json(task), digest=task_key(task))
+    fields, _ = read_fields(_invoke(["task", "show", "rewarded"]), 80)
+    assert fields["score"] == "higher is better" and fields["runs"] == "1 by 1 entrant"
+    shown = json.loads(_invoke(["task", "show", "rewarded", "--leaderboard", "--json"]))
+    assert shown["direction"] == shown["leaderboard"]["direction"] == "higher"
