@@ -53,3 +53,27 @@ def test_a_key_past_its_rate_limit_gets_429_with_retry_after(empty_api: Api) -> 
         assert 1 <= int(limited.headers["Retry-After"]) <= 60 and error["details"] == {"limit_per_minute": 1}
         # Limits are per key: another key is not held back.
         assert client.get("/v1/me", headers=empty_api.auth("operator")).status_code == 200
+
+
+def test_a_body_key_a_route_does_not_take_is_422_naming_it_and_the_keys_it_takes(empty_api: Api) -> None:
+    """A customer's ``budget_seconds`` (a task file's key) or a misspelt ``validaton_share`` was ignored:
+    the job got the default tier and was never scored."""
+    with empty_api.client() as client:
+        job = {"task_type": "instruct", "base_model": "trainarena:tiny_llama", "file_id": "file-x",
+               "budget_seconds": 5, "validaton_share": 0.2}  # fmt: skip
+        unknown = _error(client.post("/v1/jobs", json=job, headers=empty_api.auth("customer")), 422, "invalid_request")
+        assert unknown["details"]["unknown"] == ["budget_seconds", "validaton_share"]
+        assert unknown["message"].startswith("unknown fields budget_seconds, validaton_share; the body of POST /v1/jobs "
+                                             "takes: base_model, budget_tier, field_mapping, file_id, seed, task_type, "
+                                             "validation_share")  # fmt: skip
+        task = {"name": "typo", "type": "instruct", "base_model": "m", "dataset": {}, "budgett": 3}
+        typo = _error(client.post("/v1/tasks", json=task, headers=empty_api.auth("operator")), 422, "invalid_request")
+        assert typo["details"]["unknown"] == ["budgett"] and "takes: base_model, budget_seconds, dataset" in typo["message"]
+        # Every JSON body is as strict, and other problems are still named beside the unknown key.
+        both = _error(client.post("/v1/tournaments", json={"kind": "text", "pol": "p"}, headers=empty_api.auth("operator")),
+                      422, "invalid_request")  # fmt: skip
+        assert both["details"]["unknown"] == ["pol"] and "body.pool: Field required" in both["message"]
+        for path, body in (("/v1/competitors", {"name": "a", "repo": "r", "commit": "c", "hot_key": "x"}),
+                           ("/v1/weights/publish", {"at": None, "when": "now"})):  # fmt: skip
+            refused = client.post(path, json=body, headers=empty_api.auth("operator"))
+            assert refused.status_code == 422 and refused.json()["error"]["details"].get("unknown"), (path, refused.text)

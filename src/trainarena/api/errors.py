@@ -77,13 +77,24 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(error.status_code, code, str(error.detail), headers=getattr(error, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = [
             {"where": ".".join(str(part) for part in problem.get("loc", ())), "problem": _problem_text(problem)}
             for problem in error.errors()
         ]
         message = "; ".join(f"{p['where']}: {p['problem']}" for p in problems) or "the request is not valid"
-        return error_response(422, "invalid_request", message, {"problems": problems})
+        details: dict[str, Any] = {"problems": problems}
+        unknown = [str(problem["loc"][1]) for problem in error.errors()
+                   if problem.get("type") == "extra_forbidden" and len(problem.get("loc", ())) == 2]  # fmt: skip
+        if unknown:  # one sentence for them all, with what the route takes (as strict_query words query parameters)
+            route = request.scope.get("route")
+            takes = ", ".join(body_fields(route)) or "none"
+            path = getattr(route, "path_format", request.url.path)
+            others = [f"{p['where']}: {p['problem']}" for p in problems if p["problem"] != EXTRA_FIELD]
+            message = "; ".join([f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                                 f"the body of {request.method} {path} takes: {takes}", *others])  # fmt: skip
+            details["unknown"] = unknown
+        return error_response(422, "invalid_request", message, details)
 
 
 # The largest integer a request may give where the store keeps it (ids, seeds): a 32-bit column on
@@ -91,11 +102,22 @@ def install_error_handlers(app: FastAPI) -> None:
 STORE_INT_MAX = 2**31 - 1
 
 
+EXTRA_FIELD = "unknown field"
+
+
+def body_fields(route: object) -> list[str]:
+    """The keys of the route's JSON body (its pydantic model's fields)."""
+    model = getattr(getattr(getattr(route, "body_field", None), "field_info", None), "annotation", None)
+    return sorted(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
 def _problem_text(problem: dict[str, Any]) -> str:
     """pydantic's message, or a plainer one where it names the parser rather than the fix."""
     kind = problem.get("type")
     if kind == "json_invalid":
         return f"the body must be JSON (it is not: {problem.get('ctx', {}).get('error', 'it does not parse')})"
+    if kind == "extra_forbidden":
+        return EXTRA_FIELD
     if kind == "int_parsing_size":
         return f"the number is too large: give a whole number from 0 to {STORE_INT_MAX}"
     return str(problem.get("msg", ""))

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from trainarena.api.auth import Competitor
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, not_found
+from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import NAME_MAX_LENGTH, Page, PageWindow
 from trainarena.store import StoreError, get_competitor, list_competitors
 from trainarena.submissions import RegistrationError
@@ -63,7 +64,7 @@ class RegisteredOut(CompetitorOut):
     warnings: list[str] = Field(description="The warnings `competitor add` prints: copies, the flag, competitors not compared.")
 
 
-class RegisterIn(BaseModel):
+class RegisterIn(RequestBody):
     name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="Unique competitor name: letters, digits, '.', '_', '-'.")
     repo: str = Field(description="https or ssh URL or git@host:path; operators may also give a file:// URL or a path on the server.")
     commit: str = Field(description="Full 40-character commit SHA (not a branch or tag).")

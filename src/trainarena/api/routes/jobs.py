@@ -19,6 +19,7 @@ from trainarena.api.auth import Customer, visible_owner
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ROLE_RESPONSES
 from trainarena.api.job_errors import answering_jobs_errors
+from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import STORE_INT_MAX, CursorWindow
 from trainarena.jobs import EventKind, JobRequest, cancel_job, create_job, events_after, get_job, list_jobs, remove_ended_copies
 from trainarena.jobs.runner import HOUSE_SCRIPT
@@ -28,7 +29,7 @@ from trainarena.store.models import Job, JobEvent, JobStatus
 router = APIRouter(prefix="/v1", tags=["jobs"])
 
 
-class JobIn(BaseModel):
+class JobIn(RequestBody):
     task_type: str = Field(description="instruct, chat, dpo, grpo or image.")
     base_model: str = Field(description="One of the operator's allowed base models (settings jobs.base_models).")
     file_id: str = Field(description="An uploaded file of yours (POST /v1/files).")

@@ -16,6 +16,7 @@ from trainarena.api.auth import Competitor, Operator
 from trainarena.api.cache import champions_version
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
+from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import STORE_INT_MAX
 from trainarena.api.routes.tournaments import Kind
 from trainarena.engine.model import TOURNAMENT_KINDS
@@ -90,7 +91,7 @@ class WeightsOut(BaseModel):
     history: list[VectorHistoryOut] = Field(description="Every vector published, oldest first.")
 
 
-class PublishIn(BaseModel):
+class PublishIn(RequestBody):
     at: datetime | None = Field(None, description="Publish as of this time (UTC when no zone); default now.")
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from trainarena.api.auth import Operator
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
+from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import NAME_MAX_LENGTH, STORE_INT_MAX, Page, PageWindow
 from trainarena.contract import TaskType
 from trainarena.operations.pools import add_task, stored_task_json
@@ -55,7 +56,7 @@ class StoredTaskOut(BaseModel):
     created_at: datetime
 
 
-class TaskIn(BaseModel):
+class TaskIn(RequestBody):
     """A task definition: the keys of a task file (examples/tasks), and the pool to store it in."""
 
     name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="Unique task name.")

@@ -16,6 +16,7 @@ from trainarena.api.auth import Competitor, Operator
 from trainarena.api.cache import tournament_version
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
+from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import NAME_MAX_LENGTH, STORE_INT_MAX, Page, PageWindow
 from trainarena.operations.drivers import BackgroundDrivers, DriveRefused, DrivingUnavailable
 from trainarena.operations.history import tournament_detail
@@ -115,7 +116,7 @@ class TournamentDetailOut(LeaderboardOut):
     weights: dict[str, float] = Field(description="Competitor -> weight, once finished.")
 
 
-class CreateIn(BaseModel):
+class CreateIn(RequestBody):
     kind: Kind
     pool: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="The task pool to draw from (GET /v1/pools).")
     entry_closes: datetime | None = Field(None, description="Competitors registered later do not enter (default now; UTC when no zone).")
