@@ -63,9 +63,26 @@ def test_models_list_show_and_export(settings: Settings, tmp_path: Path) -> None
 
     written = json.loads(_invoke("models", "export", model["id"], str(tmp_path / "exported"), "--json"))
     assert written["ok"] and (tmp_path / "exported" / "README.md").read_text() == (Path(model["path"]) / "README.md").read_text()
+    assert sorted(p.name for p in (tmp_path / "exported").iterdir()) == sorted(f["path"] for f in shown["files"])
     failed = json.loads(_invoke("models", "export", model["id"], str(tmp_path / "exported"), "--json", exit_code=1))
     assert "exists and is not an empty folder" in failed["error"]
     assert "no model model-nope" in json.loads(_invoke("models", "show", "model-nope", "--json", exit_code=1))["error"]
+
+
+def test_models_export_refuses_a_folder_that_differs_from_its_registration(settings: Settings, tmp_path: Path) -> None:
+    """As the download answers 409 model_files_missing: export copied what was left, claimed the registered
+    number of files and exited 0 with no tokenizer in the copy."""
+    model = json.loads(_invoke("models", "list", "--json"))["models"][0]
+    folder = Path(model["path"])
+    (folder / "tokenizer.json").unlink()
+    (folder / "README.md").write_text("changed")
+    refused = CliRunner().invoke(app, ["models", "export", model["id"], str(tmp_path / "partial")], env={"COLUMNS": "80"})
+    failed = " ".join(refused.output.split())  # the one error line, folded at 80 columns
+    assert refused.exit_code == 1 and "wrote" not in failed
+    assert "cannot be exported" in failed and "tokenizer.json is missing" in failed and "README.md is 7 bytes" in failed
+    assert not (tmp_path / "partial").exists() or not any((tmp_path / "partial").iterdir())
+    as_json = json.loads(_invoke("models", "export", model["id"], str(tmp_path / "partial"), "--json", exit_code=1))
+    assert "tokenizer.json is missing" in as_json["error"]
 
 
 def test_models_publish_says_it_is_off(settings: Settings) -> None:

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from sqlalchemy.orm import Session
 
 from trainarena.cli.output import Col, OneLineTable, fail, print_fields
-from trainarena.registry import PublishingError, model_files, model_record, publish_model, visible_model, visible_models
+from trainarena.registry import (
+    ModelFilesMissing,
+    PublishingError,
+    export_model,
+    model_files,
+    model_record,
+    publish_model,
+    visible_model,
+    visible_models,
+)
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.models import RegisteredModel
@@ -54,11 +63,16 @@ def list_command(as_json: JsonFlag = False) -> None:
     Console(highlight=False).print(table if rows else "no registered models yet")
 
 
+def _require_row(session: Session, model_id: str, as_json: bool) -> RegisteredModel:
+    row = visible_model(session, model_id, None)
+    if row is None:
+        raise fail(f"no model {model_id}; `trainarena models list` lists them", as_json, model=model_id)
+    return row
+
+
 def _require(model_id: str, as_json: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     with open_store(Settings()) as store, store.session() as session:
-        row = visible_model(session, model_id, None)
-        if row is None:
-            raise fail(f"no model {model_id}; `trainarena models list` lists them", as_json, model=model_id)
+        row = _require_row(session, model_id, as_json)
         return _record(row), [vars(f) for f in model_files(row)]
 
 
@@ -93,10 +107,14 @@ def export_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Copy a model's folder (weights, configs, tokenizer, model card) into DIR."""
-    record, files = _require(model_id, as_json)
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise fail(f"{destination} exists and is not an empty folder; name a new or empty one", as_json, model=model_id)
-    shutil.copytree(record["path"], destination, dirs_exist_ok=True)
+    with open_store(Settings()) as store, store.session() as session:
+        row = _require_row(session, model_id, as_json)
+        try:
+            files = [vars(file) for file in export_model(row, destination)]
+        except ModelFilesMissing as error:  # as GET /v1/models/{id}/download refuses it: never a partial copy
+            raise fail(str(error), as_json, model=model_id) from None
     if as_json:
         typer.echo(json.dumps({"ok": True, "id": model_id, "destination": str(destination.resolve()), "files": files}))
         return

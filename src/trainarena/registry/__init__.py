@@ -2,7 +2,7 @@
 exported, and published to the Hub when the operator configures it; and the open-sourcing of the
 champions' code (docs/api.md, "Models")."""
 
-from trainarena.registry.archive import ModelFilesMissing, folder_problem, model_archive, tar_chunks
+from trainarena.registry.archive import ModelFilesMissing, export_model, folder_problem, model_archive, tar_chunks
 from trainarena.registry.card import CardFacts, Measurement, ScriptSource, render_model_card
 from trainarena.registry.champions import register_champion_models, register_reigning_champion_models
 from trainarena.registry.licenses import LicenseInfo, detect_license
@@ -42,6 +42,7 @@ __all__ = [
     "champion_sources",
     "detect_license",
     "export_code",
+    "export_model",
     "folder_problem",
     "model_archive",
     "hub_repo_name",

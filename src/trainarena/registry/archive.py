@@ -5,6 +5,7 @@ that is gone would otherwise arrive as an empty archive with 200."""
 
 from __future__ import annotations
 
+import shutil
 import tarfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -55,14 +56,34 @@ def tar_chunks(folder: Path, root_name: str, chunk_bytes: int = CHUNK_BYTES) -> 
 
 
 class ModelFilesMissing(Exception):
-    """A registered model whose folder is not the one registered: it cannot be downloaded."""
+    """A registered model whose folder is not the one registered: it cannot be downloaded or exported."""
+
+
+def whole_folder(row: RegisteredModel, doing: str) -> Path:
+    """The folder of the registered model ``row``, checked (:func:`folder_problem`): ModelFilesMissing,
+    saying what differs, when it is not the registered one, so that it is not ``doing`` (downloaded,
+    exported) in part."""
+    problem = folder_problem(Path(row.path), model_files(row))
+    if problem is not None:
+        raise ModelFilesMissing(f"model {row.id} cannot be {doing}: {problem}; an operator must restore the folder "
+                                "(from a backup, or the run's artifact) or remove the model")  # fmt: skip
+    return Path(row.path)
 
 
 def model_archive(row: RegisteredModel) -> Iterator[bytes]:
     """The registered model ``row`` as a tar stream under ``<model id>/``, its folder checked before
-    the first byte: ModelFilesMissing (saying what differs) when it is not the registered one."""
-    problem = folder_problem(Path(row.path), model_files(row))
-    if problem is not None:
-        raise ModelFilesMissing(f"model {row.id} cannot be downloaded: {problem}; an operator must restore the folder "
-                                "(from a backup, or the run's artifact) or remove the model")  # fmt: skip
-    return tar_chunks(Path(row.path), row.id)
+    the first byte."""
+    return tar_chunks(whole_folder(row, "downloaded"), row.id)
+
+
+def export_model(row: RegisteredModel, destination: Path) -> list[ModelFile]:
+    """Copy the registered files of ``row`` into the folder ``destination`` (`trainarena models export`),
+    the folder checked first as for a download: a copy that silently lacked the tokenizer was reported
+    as whole. Returns the files written."""
+    folder = whole_folder(row, "exported")
+    files = model_files(row)
+    for file in files:
+        target = destination / file.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / file.path, target)
+    return files
