@@ -121,6 +121,9 @@ def test_a_job_streams_its_events_to_the_end(working_client: TestClient, auth: d
         ({"field_mapping": {"field_instruction": "question", "field_output": "a"}}, "field_mapping", "missing column 'question'"),
         ({"field_mapping": {"field_instruction": "q", "field_output": "a", "source": "/etc/passwd"}}, "field_mapping", "without 'source'"),
         ({"file_id": "file-000"}, "file_id", "no file file-000"),
+        # Chosen and rejected from one column: every row the same text twice, every model scores ln 2.
+        ({"task_type": "dpo", "field_mapping": {"field_prompt": "q", "field_chosen": "a", "field_rejected": "a"}}, "field_mapping",
+         "'field_chosen' and 'field_rejected' both name the column 'a'"),
     ],
 )
 def test_every_field_is_checked_at_creation(jobs_client: TestClient, auth: dict, api_settings: Settings, change: dict, field: str,

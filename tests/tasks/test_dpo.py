@@ -92,6 +92,24 @@ def test_too_many_empty_rows_refuse_the_dataset(tmp_path):
     assert prep.dropped_count == 5
 
 
+def test_rows_whose_chosen_and_rejected_texts_are_equal_are_dropped(tmp_path):
+    """Such a row scores ln 2 for every model: a task made of them ranked nobody and every entrant tied."""
+    rows = [{"p": f"q{i}", "c": "good", "r": "bad"} for i in range(25)] + [{"p": "x", "c": "same", "r": "same"}]
+    dataset = {"source": write_rows(tmp_path / "d.jsonl", rows), "field_prompt": "p", "field_chosen": "c", "field_rejected": "r"}
+    task = TaskDefinition("t", TaskType.DPO, "m", dataset, 5)
+    prep = get_task_type("dpo").prepare(task, tmp_path / "train", tmp_path / "hidden", Settings())
+    assert [(group.reason, group.rows) for group in prep.dropped] == [("chosen and rejected are the same text", (26,))]
+    # Equal raw texts that their formats tell apart are kept: the completions scored differ.
+    formatted = TaskDefinition("t", TaskType.DPO, "m", {**dataset, "rejected_format": "no: {rejected}"}, 5)
+    assert get_task_type("dpo").prepare(formatted, tmp_path / "t2", tmp_path / "h2", Settings()).dropped == ()
+    only_same = [{"p": f"{i}+1=", "c": "a", "r": "a"} for i in range(60)]
+    same_task = TaskDefinition("t", TaskType.DPO, "m", {**dataset, "source": write_rows(tmp_path / "same.jsonl", only_same)}, 5)
+    with pytest.raises(DatasetError, match=r"60 of 60 rows \(100%\) are unusable.*chosen and rejected are the same text"):
+        get_task_type("dpo").prepare(same_task, tmp_path / "t3", tmp_path / "h3", Settings())
+    with pytest.raises(DatasetError, match="'field_chosen' and 'field_rejected' both name the column 'c'"):
+        DpoDatasetSpec.from_dict({**dataset, "field_rejected": "c"})
+
+
 def test_a_long_chosen_answer_names_its_row(tmp_path):
     rows = [{"p": f"q{i}", "c": "good", "r": "bad"} for i in range(30)]
     rows[17]["c"] = "y" * 65_537

@@ -25,7 +25,8 @@ class DpoTask:
 
     def prepare(self, task: TaskDefinition, train_dir: Path, hidden_dir: Path, settings: Settings) -> PreparedTask:
         spec = DpoDatasetSpec.from_dict(task.dataset)
-        rows, dropped = clean_rows(spec.source, load_rows(spec, settings.data), spec.columns(), REQUIRED_ROLES, settings.data)
+        rows, dropped = clean_rows(spec.source, load_rows(spec, settings.data), spec.columns(), REQUIRED_ROLES, settings.data,
+                                   partial(same_answers, spec))  # fmt: skip
         train, hidden = split_rows(rows, settings.data, partial(group_key, spec), spec.source)
         script_spec = spec.for_script(TRAIN_FILE, settings.data.dpo_beta, count_dropped(dropped))
         return write_split(train, hidden, script_spec, train_dir, hidden_dir, dropped)
@@ -44,6 +45,13 @@ def group_key(spec: DpoDatasetSpec, row: Mapping[str, object]) -> str:
     """The split's group: the normalised prompt (not the system text), so every pair of answers to one
     prompt lands on one side."""
     return normalise(str(row[spec.field_prompt]))
+
+
+def same_answers(spec: DpoDatasetSpec, row: Mapping[str, object]) -> str | None:
+    """Why a row cannot tell a better policy from a worse one: its chosen and rejected completions are
+    the same text, so its DPO loss is ln 2 for every model (the two log-ratios cancel)."""
+    _prompt, chosen, rejected = render_triple(spec, row)
+    return "chosen and rejected are the same text" if chosen == rejected else None
 
 
 def plugin() -> DpoTask:

@@ -17,7 +17,8 @@ A task file's ``[dataset]`` table::
     response_separator = "\\n### Response:\\n"
 
 Rendered prompt = system_format (if a system text) + prompt_format + response_separator; the chosen and
-rejected completions are their formats. Rows with a missing, null or empty prompt, chosen or rejected
+rejected completions are their formats. Rows with a missing, null or empty prompt, chosen or rejected,
+and rows whose chosen and rejected completions are the same text (every model scores ln 2 on them),
 are dropped and recorded on the prepared task (more than ``DataRules.max_dropped_fraction`` of the rows,
 or fewer than ``DataRules.min_rows`` remaining, is an error); the split keeps each prompt on one side.
 """
@@ -28,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from trainarena.tasks.base import DatasetError
 from trainarena.tasks.spec_checks import SCRIPT_KEYS, check_format, require_strings, spec_fields
 
 _PLACEHOLDERS = {
@@ -67,6 +69,9 @@ class DpoDatasetSpec:
 
     def __post_init__(self) -> None:
         require_strings(self, ("source", "field_prompt", "field_chosen", "field_rejected"))
+        if self.field_chosen == self.field_rejected:  # every row would be dropped as chosen == rejected
+            raise DatasetError(f"dataset spec: 'field_chosen' and 'field_rejected' both name the column {self.field_chosen!r}; "
+                               "the rejected completion must be another column than the chosen one")  # fmt: skip
         for name, allowed in _PLACEHOLDERS.items():
             check_format(name, getattr(self, name), allowed)
 

@@ -138,10 +138,12 @@ def decode_text(where: str, data: bytes) -> str:
 
 
 def clean_rows(
-    source: str, raw: list[dict[str, Any]], columns: dict[str, str], required: tuple[str, ...], rules: DataRules
+    source: str, raw: list[dict[str, Any]], columns: dict[str, str], required: tuple[str, ...], rules: DataRules,
+    unusable: Callable[[Row], str | None] | None = None,
 ) -> tuple[list[Row], tuple[DroppedRows, ...]]:
     """``(rows, dropped)``: rows reduced to ``columns`` (role -> column name) as strings; rows where a
-    ``required`` role is absent, null or empty are dropped, within ``rules.max_dropped_fraction``."""
+    ``required`` role is absent, null or empty are dropped, within ``rules.max_dropped_fraction``, and
+    so are those the task type finds ``unusable`` (it says why, given the cleaned row)."""
     present = set().union(*(row.keys() for row in raw)) if raw else set()
     for role, column in columns.items():
         if column not in present:
@@ -150,10 +152,13 @@ def clean_rows(
     dropped: list[tuple[int, str]] = []
     for number, row in enumerate(raw, start=1):
         problem = next(filter(None, (text_problem(row, columns[role]) for role in required)), None)
+        if not problem:
+            clean = _clean_row(source, number, row, columns)
+            problem = unusable(clean) if unusable is not None else None
         if problem:
             dropped.append((number, problem))
         else:
-            rows.append(_clean_row(source, number, row, columns))
+            rows.append(clean)
     return rows, accept_dropped(source, dropped, len(raw), rules)
 
 
