@@ -173,8 +173,13 @@ def test_wrong_types_are_named(jobs_client: TestClient, auth: dict, api_settings
 
 
 def test_a_kind_that_does_not_match_the_file_is_refused(jobs_client: TestClient, auth: dict) -> None:
-    error = refused(upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(qa_rows()), kind="image"), 422, "not a image dataset")
+    error = refused(upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(qa_rows()), kind="image"), 422,
+                    "qa.jsonl: a .jsonl file is not an image dataset; image datasets are .zip")  # fmt: skip
     assert error["details"]["field"] == "kind"
+    # A kind that is neither: it said "audio datasets are none".
+    unknown = refused(upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(qa_rows()), kind="audio"), 422,
+                      "kind must be text or image, got 'audio'")  # fmt: skip
+    assert unknown["details"] == {"field": "kind", "kind": "audio"}
 
 
 def test_an_image_zip_is_checked_as_image_tasks_load_it(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:

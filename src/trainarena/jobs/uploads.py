@@ -50,10 +50,12 @@ def file_format(filename: str, kind: str | None) -> tuple[str, str]:
         raise InvalidInput(f"{filename}: unsupported file type {suffix or '(none)'!r}; upload one of "
                            f"{', '.join(FORMATS)}", field="file", filename=filename)  # fmt: skip
     found_kind, fmt = FORMATS[suffix]
+    if kind is not None and kind not in (TEXT, IMAGE):  # before the suffix: "audio datasets are none" named no fix
+        raise InvalidInput(f"kind must be {TEXT} or {IMAGE}, got {kind!r}", field="kind", kind=kind)
     if kind is not None and kind != found_kind:
         allowed = [s for s, (k, _f) in FORMATS.items() if k == kind]
-        raise InvalidInput(f"{filename}: a {suffix} file is not a {kind} dataset; {kind} datasets are {', '.join(allowed) or 'none'}",
-                           field="kind", kind=kind)  # fmt: skip
+        raise InvalidInput(f"{filename}: a {suffix} file is not {'an' if kind == IMAGE else 'a'} {kind} dataset; {kind} datasets "
+                           f"are {', '.join(allowed)}", field="kind", kind=kind)  # fmt: skip
     return found_kind, fmt
 
 
