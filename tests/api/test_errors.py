@@ -77,3 +77,22 @@ def test_a_body_key_a_route_does_not_take_is_422_naming_it_and_the_keys_it_takes
                            ("/v1/weights/publish", {"at": None, "when": "now"})):  # fmt: skip
             refused = client.post(path, json=body, headers=empty_api.auth("operator"))
             assert refused.status_code == 422 and refused.json()["error"]["details"].get("unknown"), (path, refused.text)
+
+
+def test_a_body_not_sent_as_json_is_415_and_one_that_does_not_parse_says_where(empty_api: Api) -> None:
+    """`curl -d` without a Content-Type sends a form: it was answered "Input should be a valid dictionary
+    or object to extract fields from"; a body that did not parse was placed at "body.13"."""
+    headers = empty_api.auth("customer")
+    with empty_api.client() as client:
+        for content_type in (None, "application/x-www-form-urlencoded"):
+            sent = {**headers, **({"Content-Type": content_type} if content_type else {})}
+            refused = _error(client.post("/v1/jobs", content=b'{"task_type": "instruct"}', headers=sent), 415, "unsupported_media_type")
+            assert "send the body as JSON with `Content-Type: application/json`" in refused["message"]
+        as_json = {**headers, "Content-Type": "application/json"}
+        broken = _error(client.post("/v1/jobs", content=b'{"task_type":\n instruct}', headers=as_json), 422, "invalid_request")
+        assert broken["message"] == "the body is not valid JSON: Expecting value at line 2, column 2"
+        assert broken["details"]["problems"][0]["where"] == "body"
+        listed = _error(client.post("/v1/jobs", content=b"[1]", headers=as_json), 422, "invalid_request")
+        assert listed["message"] == "the body must be a JSON object"
+        # A route without a JSON body takes a POST with no content type, as before.
+        assert client.post("/v1/jobs/job-x/cancel", headers=headers).status_code == 404

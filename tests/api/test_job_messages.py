@@ -29,7 +29,7 @@ def test_seeds_are_0_to_the_store_maximum(jobs_client: TestClient, auth: dict, a
 
 def test_a_body_that_is_not_json_is_named_so(jobs_client: TestClient, auth: dict) -> None:
     headers = {**auth["customer"], "Content-Type": "application/json"}
-    message = _refused(jobs_client.post("/v1/jobs", headers=headers, content=b"task_type=instruct"), "must be JSON")
+    message = _refused(jobs_client.post("/v1/jobs", headers=headers, content=b"task_type=instruct"), "is not valid JSON")
     assert "JSON decode error" not in message
 
 

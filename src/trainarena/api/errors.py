@@ -78,11 +78,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"where": ".".join(str(part) for part in problem.get("loc", ())), "problem": _problem_text(problem)}
-            for problem in error.errors()
-        ]
-        message = "; ".join(f"{p['where']}: {p['problem']}" for p in problems) or "the request is not valid"
+        problems = [{"where": _where(problem), "problem": _problem_text(problem, error.body)} for problem in error.errors()]
+        message = "; ".join(_said(p) for p in problems) or "the request is not valid"
         details: dict[str, Any] = {"problems": problems}
         unknown = [str(problem["loc"][1]) for problem in error.errors()
                    if problem.get("type") == "extra_forbidden" and len(problem.get("loc", ())) == 2]  # fmt: skip
@@ -90,7 +87,7 @@ def install_error_handlers(app: FastAPI) -> None:
             route = request.scope.get("route")
             takes = ", ".join(body_fields(route)) or "none"
             path = getattr(route, "path_format", request.url.path)
-            others = [f"{p['where']}: {p['problem']}" for p in problems if p["problem"] != EXTRA_FIELD]
+            others = [_said(p) for p in problems if p["problem"] != EXTRA_FIELD]
             message = "; ".join([f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
                                  f"the body of {request.method} {path} takes: {takes}", *others])  # fmt: skip
             details["unknown"] = unknown
@@ -111,16 +108,41 @@ def body_fields(route: object) -> list[str]:
     return sorted(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
 
 
-def _problem_text(problem: dict[str, Any]) -> str:
+def _said(problem: dict[str, str]) -> str:
+    """A problem in the message: where, then what ("the body ..." names its place itself)."""
+    return problem["problem"] if problem["problem"].startswith("the body") else f"{problem['where']}: {problem['problem']}"
+
+
+def _where(problem: dict[str, Any]) -> str:
+    location = problem.get("loc", ())
+    if problem.get("type") == "json_invalid":  # pydantic's location is the character the parser stopped at
+        location = location[:1]
+    return ".".join(str(part) for part in location)
+
+
+def _problem_text(problem: dict[str, Any], body: Any) -> str:
     """pydantic's message, or a plainer one where it names the parser rather than the fix."""
     kind = problem.get("type")
     if kind == "json_invalid":
-        return f"the body must be JSON (it is not: {problem.get('ctx', {}).get('error', 'it does not parse')})"
+        return f"the body is not valid JSON: {problem.get('ctx', {}).get('error', 'it does not parse')}{_at(problem, body)}"
     if kind == "extra_forbidden":
         return EXTRA_FIELD
+    if kind in ("model_attributes_type", "dict_type") and tuple(problem.get("loc", ())) == ("body",):
+        return "the body must be a JSON object"
     if kind == "int_parsing_size":
         return f"the number is too large: give a whole number from 0 to {STORE_INT_MAX}"
     return str(problem.get("msg", ""))
+
+
+def _at(problem: dict[str, Any], body: Any) -> str:
+    """Where in the body the JSON parser stopped: " at line L, column C"."""
+    location = problem.get("loc", ())
+    position = location[1] if len(location) > 1 and isinstance(location[1], int) else None
+    if position is None or not isinstance(body, str):
+        return ""
+    line_start = body.rfind("\n", 0, position) + 1
+    line = body.count("\n", 0, position) + 1
+    return f" at line {line}, column {position - line_start + 1}"
 
 
 # Responses of routes that only some roles may call: those above, and 403 for the others.
@@ -128,7 +150,9 @@ ROLE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES, 403: {"model": ErrorResponse, "description": "This key's role may not do this"},
 }
 
-# And for routes that read a JSON body: one that does not even parse (not UTF-8, say) is a 400.
+# And for routes that read a JSON body: one that does not even parse (not UTF-8, say) is a 400, one
+# sent as another content type (a form) a 415.
 BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "The body could not be parsed"},
+    415: {"model": ErrorResponse, "description": "The body was not sent as Content-Type: application/json"},
 }
