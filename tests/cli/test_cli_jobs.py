@@ -18,10 +18,8 @@ from trainarena.store.api_keys import create_key
 from trainarena.store.models import ApiRole
 
 
-def _queued_job(data_dir: Path) -> str:
-    model = data_dir.parent / "model"
-    model.mkdir()
-    settings = Settings(data_dir=data_dir, jobs=JobRules(base_models=(str(model),)))
+def _queued_job(data_dir: Path, base_model: str = "trainarena:tiny_llama") -> str:
+    settings = Settings(data_dir=data_dir, jobs=JobRules(base_models=(base_model,)))
     sink = UploadSink(settings.uploads_dir, settings.api.upload_max_bytes, "qa.jsonl")
     sink.write("".join(json.dumps({"q": f"what is {i}", "a": str(i)}) + "\n" for i in range(30)).encode())
     sha = sink.finish()
@@ -29,7 +27,7 @@ def _queued_job(data_dir: Path) -> str:
         owner = create_key(session, "acme", ApiRole.CUSTOMER).row.id
         upload = store_upload(session, settings, owner_key_id=owner, staging=sink.path, filename="qa.jsonl",
                               checked=check_file(sink.path, "qa.jsonl", "text", "jsonl", settings), sha256=sha, size=sink.size)  # fmt: skip
-        request = JobRequest("instruct", str(model), upload.id, {"field_instruction": "q", "field_output": "a"})
+        request = JobRequest("instruct", base_model, upload.id, {"field_instruction": "q", "field_output": "a"})
         return create_job(session, settings, request, owner).id
 
 
@@ -44,6 +42,19 @@ def test_list_show_and_cancel(runner: CliRunner, tmp_path: Path) -> None:
     again = runner.invoke(app, ["jobs", "cancel", job_id, "--json"])
     assert again.exit_code == 1 and "has ended (cancelled)" in json.loads(again.output)["error"]
     assert json.loads(runner.invoke(app, ["jobs", "list", "--status", "queued", "--json"]).output)["jobs"] == []
+
+
+def test_list_keeps_the_base_model_whole_at_80_columns(runner: CliRunner, tmp_path: Path) -> None:
+    """The base model (a name typed back into POST /v1/jobs) was cut to 'trainar…' while the creation time
+    kept its width; the help promised a tier column the table does not have."""
+    job_id = _queued_job(tmp_path / "data")
+    listed = runner.invoke(app, ["jobs", "list"], env={"COLUMNS": "80"})
+    assert listed.exit_code == 0 and f"│ {job_id} │ queued │ instruct │ trainarena:tiny_llama │" in listed.output, listed.output
+    assert max(len(line) for line in listed.output.splitlines()) <= 80 and "left out at this width: created" in listed.output
+    wide = runner.invoke(app, ["jobs", "list"], env={"COLUMNS": "120"})
+    assert "┃ created     ┃" in wide.output and "left out" not in wide.output
+    described = runner.invoke(app, ["jobs", "--help"], env={"COLUMNS": "200"}).output
+    assert "base model, score, when created (`jobs show` has the tier)" in described
 
 
 def test_cancel_removes_the_copies_of_an_attempt_the_job_made(runner: CliRunner, tmp_path: Path) -> None:
