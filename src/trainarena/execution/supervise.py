@@ -213,8 +213,10 @@ def supervise(
     finished_at = time.time()
     for reader in readers:
         reader.join(_READER_JOIN_SECONDS)
-    if stop not in (None, _DEADLINE):
-        disk_breach: str | None = f"{stop}; the run was stopped"
+    if stop == STOPPED_REASON:  # says it was stopped: "...; the run was stopped" said it twice
+        disk_breach: str | None = stop
+    elif stop not in (None, _DEADLINE):
+        disk_breach = f"{stop}; the run was stopped"
     else:  # measured once more after the end: what was written in the last interval counts too
         found = first_breach(launch.disk_caps)
         disk_breach = None if found is None else f"{found}; found when the run ended"
