@@ -48,7 +48,8 @@ def test_a_job_model_of_the_house_script_measured_on_a_validation_share() -> Non
     assert "on a validation share of 10% held out from the training data" in body
     assert "- Job: job-1" in body and "- Run:" not in body
     assert "- License: apache-2.0 (no license found in the script's repository: the operator's default)" in body
-    assert "a customer's training job" in body
+    assert "An instruct model trained on trainarena by a customer's training job." in body  # not "A instruct"
+    assert "A dpo model trained on trainarena" in render_model_card(_facts(task_type="dpo"))
 
 
 def test_no_score_and_a_full_model_and_an_image_lora() -> None:

@@ -114,7 +114,7 @@ def render_model_card(facts: CardFacts) -> str:
     lines = [
         f"# {facts.model_id}",
         "",
-        f"A {facts.task_type} model trained on trainarena by {origin}.",
+        f"{'An' if facts.task_type[:1] in 'aeiou' else 'A'} {facts.task_type} model trained on trainarena by {origin}.",
         "",
         f"- Task type: {facts.task_type}",
         f"- Base model: {facts.base_model}",
