@@ -164,6 +164,15 @@ def test_adhoc_runs_are_listed_and_shown_beside_tournament_runs(executor: Counti
     assert json.loads(_invoke("runs", "show", str(run["run_id"]), "--json").stdout)["score"] == pytest.approx(2.55)
 
 
+def test_a_customer_job_run_is_shown_as_a_job_not_a_reference(executor: CountingExecutor, task_file: Path) -> None:
+    """`runs show` (the operator's view of a job's run) said `played  reference: job`."""
+    [run] = json.loads(_invoke("run", "--competitor", "crasher", "--task", str(task_file), "--no-reference", "--json").stdout)["runs"]
+    with open_store(Settings()) as store, store.transaction() as session:
+        session.get_one(Run, run["run_id"]).origin = RunOrigin.JOB  # as the job runner records its runs
+    fields, _ = read_fields(_invoke("runs", "show", str(run["run_id"])).stdout, 80)
+    assert fields["played"] == "a customer's training job (units; `trainarena jobs show units`)"
+
+
 def test_result_json_holds_what_runs_show_prints(executor: CountingExecutor, task_file: Path, finished_store: FinishedStore) -> None:
     ran = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--json")
     [run] = json.loads(ran.stdout)["runs"]

@@ -27,6 +27,7 @@ from trainarena.reporting.run_detail import (
 from trainarena.runs import TIMINGS_FILE
 from trainarena.settings import Settings
 from trainarena.store import open_store
+from trainarena.store.models import RunOrigin
 
 app = typer.Typer(help="Look at runs, in tournaments and ad hoc: one in full (reason, stderr tail, files, score, references, timings), or a list.", no_args_is_help=True)
 
@@ -89,7 +90,9 @@ def _seconds(value: float | None) -> str:
 
 def _place(run: RunDetail) -> list[tuple[str, str]]:
     if run.tournament is None:
-        what = "ad hoc (`trainarena run`)" if run.origin == "adhoc" else f"reference: {REFERENCE_LABELS.get(run.origin, run.origin)}"
+        if run.origin == RunOrigin.JOB:  # a customer's training, no reference: its task is named after the job
+            return [("played", f"a customer's training job ({run.task}; `trainarena jobs show {run.task}`)")]
+        what = "ad hoc (`trainarena run`)" if run.origin == RunOrigin.ADHOC else f"reference: {REFERENCE_LABELS.get(run.origin, run.origin)}"
         return [("played", what)]
     return [("tournament", f"{run.tournament} (id {run.tournament_id})"),
             ("round", f"{run.round} ({run.stage}), match {run.match_id}")]  # fmt: skip
