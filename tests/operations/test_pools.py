@@ -13,6 +13,7 @@ from trainarena.operations.pools import TaskRefused, add_task, stored_definition
 from trainarena.settings import DataRules, Settings
 from trainarena.store import list_stored_tasks, open_store, remove_stored_task
 from trainarena.store.competitors import StoreError
+from trainarena.tasks import TaskFileError
 from trainarena.tasks.check import check_task
 from trainarena.tasks.secret_split import operator_secret, split_seed
 from trainarena.tasks.split import normalise, split_rows
@@ -123,3 +124,9 @@ def test_removing_the_last_task_of_a_pool_removes_the_pool(operator_data: Operat
             list_stored_tasks(session, "mine")
         with pytest.raises(StoreError, match="no stored task named 'j'"):
             remove_stored_task(session, "j")
+
+
+@pytest.mark.parametrize("budget", [float("inf"), float("nan"), 0.0])
+def test_flags_are_checked_as_a_task_file_is(tmp_path: Path, budget: float) -> None:
+    with pytest.raises(TaskFileError, match=f"task add flags: budget_seconds must be a positive number, got {budget}"):
+        task_from_flags("t", "instruct", "model", {"source": "rows.jsonl", **FIELDS}, budget)

@@ -69,6 +69,11 @@ def test_json_task_file_keeps_hub_ids_as_written(tmp_path):
         ("t.toml", TOML.replace('name = "arith"', ""), r"missing \['name'\]"),
         ("t.toml", TOML.replace('"instruct"', '"cooking"'), "type 'cooking' is not one of"),
         ("t.toml", TOML.replace("budget_seconds = 30", "budget_seconds = -1"), "budget_seconds must be a positive"),
+        # TOML allows both; either would give a run no deadline.
+        ("t.toml", TOML.replace("budget_seconds = 30", "budget_seconds = inf"), "budget_seconds must be a positive number, got inf"),
+        ("t.toml", TOML.replace("budget_seconds = 30", "budget_seconds = nan"), "budget_seconds must be a positive number, got nan"),
+        ("t.json", '{"name": "n", "type": "instruct", "base_model": "m", "budget_seconds": Infinity, "dataset": {}}',
+         "budget_seconds must be a positive number, got inf"),
         ("t.toml", TOML.replace("seed = 7", 'seed = "x"'), "seed must be an integer"),
         ("t.toml", "name = ", "not valid TOML"),
         ("t.json", "[1, 2]", "must hold one object"),

@@ -21,7 +21,7 @@ from trainarena.runs import definition_from_json, definition_json, task_key
 from trainarena.settings import Settings
 from trainarena.store import StoredTask, add_stored_task, get_stored_task
 from trainarena.store.competitors import StoreError
-from trainarena.tasks import TaskFile, TaskFileError, resolve_task_file
+from trainarena.tasks import TaskFile, TaskFileError, resolve_task_file, task_file_from_data
 from trainarena.tasks.base import DatasetError, TaskDefinition
 from trainarena.tasks.check import SHOWN_SHARED_KEYS, TaskCheck, check_task
 from trainarena.tasks.digests import path_digest
@@ -49,7 +49,9 @@ def task_from_flags(name: str, task_type: str, base_model: str, dataset: dict[st
         raise TaskFileError(f"--type {task_type!r} is not one of {[t.value for t in TaskType]}") from None
     if "source" not in dataset:
         raise TaskFileError("--dataset is required: a local file or folder, or a Hugging Face dataset id")
-    return TaskFile(Path.cwd() / FLAGS_SOURCE, name, kind, base_model, dataset, budget_seconds, 0)
+    # The task file's checks, so a flag cannot give what a file may not (e.g. an infinite budget).
+    data = {"name": name, "type": kind.value, "base_model": base_model, "dataset": dataset, "budget_seconds": budget_seconds}
+    return task_file_from_data(Path.cwd() / FLAGS_SOURCE, data)
 
 
 def model_digest(base_model: str) -> str:

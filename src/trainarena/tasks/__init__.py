@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -127,7 +128,8 @@ def task_file_from_data(path: Path, data: dict[str, Any]) -> TaskFile:
     except ValueError:
         raise TaskFileError(f"{path}: type '{data['type']}' is not one of {[t.value for t in TaskType]}") from None
     budget, seed = data["budget_seconds"], data.get("seed", DEFAULT_SEED)
-    if isinstance(budget, bool) or not isinstance(budget, int | float) or budget <= 0:
+    # inf and nan pass `> 0` checks one way or the other, and would give a run no deadline.
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget) or budget <= 0:
         raise TaskFileError(f"{path}: budget_seconds must be a positive number, got {budget!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TaskFileError(f"{path}: seed must be an integer, got {seed!r}")

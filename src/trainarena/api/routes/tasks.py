@@ -64,7 +64,7 @@ class TaskIn(BaseModel):
                             "data dir), a Hugging Face id, or trainarena:NAME (a built-in asset).")  # fmt: skip
     dataset: dict[str, Any] = Field(description="`source` (a file or folder on the server, or a hub dataset id) and the "
                                     "type's field mapping, as in a task file's [dataset] table.")  # fmt: skip
-    budget_seconds: float | None = Field(None, gt=0, description="Training budget (default settings pools.default_budget_seconds).")
+    budget_seconds: float | None = Field(None, gt=0, allow_inf_nan=False, description="Training budget (default settings pools.default_budget_seconds).")
     seed: int | None = Field(None, ge=0, le=STORE_INT_MAX, description="The task's seed (default the task file default).")
     pool: str | None = Field(None, min_length=1, max_length=NAME_MAX_LENGTH, description="The pool (default: text or image, by kind).")
 
