@@ -80,6 +80,12 @@ def test_list_of_a_folder_names_a_broken_file_and_goes_on(runner, dpo_task):
     assert "│ prefs  │ dpo  │ models/tiny │ prefs.jsonl │   30 s │" in text and "│ broken │ -" in text
     assert "trainarena:NAME" not in text  # no built-in asset, no footnote
     assert "broken.toml: missing ['type', 'base_model', 'budget_seconds', 'dataset']" in " ".join(result.stderr.split())
+    # A file saved in Latin-1 is one more warning, not a crash of the whole listing.
+    (dpo_task.parent / "latin1.toml").write_bytes(DPO_TASK.replace('"prefs"', '"caf\u00e9"').encode("latin-1"))
+    with_latin1 = runner.invoke(app, ["task", "list", str(dpo_task.parent)], env={"COLUMNS": "80"})
+    assert with_latin1.exit_code == 0 and "│ prefs  │ dpo" in with_latin1.stdout and "│ latin1 │ -" in with_latin1.stdout
+    assert "latin1.toml: line 2 is not valid UTF-8 (byte offset 12: invalid continuation byte); save the file as UTF-8" in (
+        " ".join(with_latin1.stderr.split()))
     missing = runner.invoke(app, ["task", "list", str(dpo_task.parent / "nope"), "--json"])
     assert missing.exit_code == 1 and "no such folder of task files" in json.loads(missing.stdout)["error"]
 

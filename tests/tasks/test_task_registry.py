@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -84,6 +85,19 @@ def test_bad_task_files_say_what_is_wrong(tmp_path, name, text, message):
     (tmp_path / name).write_text(text)
     with pytest.raises(TaskFileError, match=message):
         load_task_file(tmp_path / name)
+
+
+@pytest.mark.parametrize(("encoding", "where"), [("latin-1", "line 2 is not valid UTF-8 (byte offset 12: "), ("utf-16", "byte offset 0")])
+def test_a_task_file_that_is_not_utf8_names_the_byte(tmp_path, encoding, where):
+    (tmp_path / "t.toml").write_bytes(TOML.replace('"arith"', '"caf\u00e9"').encode(encoding))
+    with pytest.raises(TaskFileError, match=rf"t\.toml: .*{re.escape(where)}.*save the file as UTF-8"):
+        load_task_file(tmp_path / "t.toml")
+
+
+def test_a_task_file_with_a_byte_order_mark_reads(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "t.toml").write_bytes(TOML.encode("utf-8-sig"))
+    assert load_task_file(tmp_path / "t.toml").name == "arith"
 
 
 def test_a_missing_task_file_is_a_task_file_error(tmp_path):

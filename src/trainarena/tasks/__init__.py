@@ -20,7 +20,7 @@ from trainarena.contract import TaskType
 from trainarena.settings import Settings
 from trainarena.tasks import builtin_assets
 from trainarena.tasks.base import DatasetError, Evaluation, PreparedTask, TaskDefinition, TaskPlugin
-from trainarena.tasks.text.rows import FILE_SUFFIXES
+from trainarena.tasks.text.rows import FILE_SUFFIXES, decode_text
 
 __all__ = [
     "DatasetError",
@@ -179,9 +179,13 @@ def resolve_task_file(task_file: TaskFile, settings: Settings | None = None) -> 
 
 def _parse(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as error:
         raise TaskFileError(f"{path}: cannot read the task file ({error.strerror})") from None
+    try:  # as a dataset file is read: a byte-order mark dropped, a byte that is not UTF-8 named
+        text = decode_text(str(path), data)
+    except DatasetError as error:
+        raise TaskFileError(str(error)) from None
     try:
         if path.suffix.lower() == ".toml":
             return tomllib.loads(text)
