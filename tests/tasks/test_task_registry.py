@@ -44,6 +44,11 @@ field_output = "output"
 """
 
 
+def test_the_largest_seed_is_allowed(tmp_path):
+    (tmp_path / "t.toml").write_text(TOML.replace("seed = 7", "seed = 2147483647"))
+    assert load_task_file(tmp_path / "t.toml").seed == 2147483647
+
+
 def test_toml_task_file_resolves_local_paths_relative_to_itself(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "rows.jsonl").write_text("{}\n")
@@ -76,6 +81,10 @@ def test_json_task_file_keeps_hub_ids_as_written(tmp_path):
         ("t.json", '{"name": "n", "type": "instruct", "base_model": "m", "budget_seconds": Infinity, "dataset": {}}',
          "budget_seconds must be a positive number, got inf"),
         ("t.toml", TOML.replace("seed = 7", 'seed = "x"'), "seed must be an integer"),
+        # The jobs API's range: torch.manual_seed overflows past 64 bits, and so did the house script.
+        ("t.toml", TOML.replace("seed = 7", "seed = 99999999999999999999"), "seed must be from 0 to 2147483647, got 99999999999999999999"),
+        ("t.toml", TOML.replace("seed = 7", "seed = 2147483648"), "seed must be from 0 to 2147483647"),
+        ("t.toml", TOML.replace("seed = 7", "seed = -7"), "seed must be from 0 to 2147483647, got -7"),
         ("t.toml", "name = ", "not valid TOML"),
         ("t.json", "[1, 2]", "must hold one object"),
         ("t.yaml", "name: x", "task files are .toml or .json"),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainarena.contract import TaskType
+from trainarena.contract import SEED_MAX, TaskType
 from trainarena.settings import Settings
 from trainarena.tasks import builtin_assets
 from trainarena.tasks.base import DatasetError, Evaluation, PreparedTask, TaskDefinition, TaskPlugin
@@ -133,6 +133,8 @@ def task_file_from_data(path: Path, data: dict[str, Any]) -> TaskFile:
         raise TaskFileError(f"{path}: budget_seconds must be a positive number, got {budget!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TaskFileError(f"{path}: seed must be an integer, got {seed!r}")
+    if not 0 <= seed <= SEED_MAX:
+        raise TaskFileError(f"{path}: seed must be from 0 to {SEED_MAX}, got {seed}")
     if not isinstance(data["dataset"], dict):
         raise TaskFileError(f"{path}: dataset must be a table/object")
     for key in ("name", "base_model"):
