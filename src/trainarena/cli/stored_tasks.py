@@ -32,7 +32,8 @@ STORED_COLUMNS = (
 ADD_HELP = (
     "Store a task in a pool for tournaments to draw from. Give a task file (--file, the schema of examples/tasks) or "
     "NAME with --type, --base-model, --dataset and the dataset's field mapping as flags named after the task file's "
-    "dataset keys (--field-instruction COL --field-output COL, --format TEXT ...). The base model must load, the "
+    "dataset keys (--field-instruction COL --field-output COL, --format TEXT ...; a table or list key in JSON: "
+    "--role-map '{\"human\": \"user\"}', --reward-functions '[{\"source\": \"...\"}]'). The base model must load, the "
     "dataset must validate and split as `task check` does; the hidden split uses a seed derived from the operator's "
     "secret, and the task records the digests of its base model, dataset and hidden split. The pool (default: the "
     "task's kind, text or image) is made on first use and holds one kind."
