@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainarena.settings import DataRules
-from trainarena.tasks.base import DatasetError, DroppedRows, PreparedTask, describe_dropped
+from trainarena.tasks.base import DatasetError, DroppedRows, PreparedTask, counted, describe_dropped
 from trainarena.tasks.text.hub_rows import read_hub_rows
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ def accept_dropped(source: str, dropped: list[tuple[int, str]], total: int, rule
         )
     if total - len(dropped) < rules.min_rows:
         raise DatasetError(
-            f"{source}: {total - len(dropped)} usable rows ({len(dropped)} dropped), fewer than the minimum of {rules.min_rows}"
+            f"{source}: {counted(total - len(dropped), 'usable row')} ({len(dropped)} dropped), fewer than the minimum of {rules.min_rows}"
         )
     return groups
 
