@@ -47,6 +47,10 @@ def name_problem(what: str, name: str, max_length: int) -> str | None:
     return (f"{what} name {name!r} is not allowed: use 1 to {max_length} letters, digits, '.', '_' or '-', "
             "starting with a letter or digit")  # fmt: skip
 
+# The largest --seed a script is given (tasks' and jobs' seeds alike): what every seeding call takes
+# (torch.manual_seed overflows past 64 bits, numpy's legacy seed past 32) and a store integer holds.
+SEED_MAX = 2**31 - 1
+
 MANIFEST_NAME = "trainarena.toml"
 
 SANDBOX_SUBMISSION = PurePosixPath("/submission")

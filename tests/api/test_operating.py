@@ -4,6 +4,7 @@ drive it in the background (a second start is 409), publish the weights, remove 
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -78,6 +79,10 @@ def test_operators_store_tasks_create_and_drive_a_tournament_and_publish(empty_a
             assert added.status_code == 201, added.text
         stored = added.json()
         assert stored["pool"] == "weekly" and stored["train_rows"] + stored["hidden_rows"] == 40 and len(stored["digests"]["hidden_split"]) == 64
+        for budget in ("Infinity", "1e400", "NaN"):  # JSON parsers read all three; each would give a run no deadline
+            body = json.dumps(_task(data, "forever")).replace('"budget_seconds": 5', f'"budget_seconds": {budget}')
+            endless = client.post("/v1/tasks", content=body, headers={**operator, "Content-Type": "application/json"})
+            assert endless.status_code == 422 and "budget_seconds" in endless.text, (budget, endless.text)
         wrong_column = client.post("/v1/tasks", json=_task(data, "t9", dataset={"source": str(data.jsonl), "field_instruction": "question",
                                                                                "field_output": "a"}), headers=operator)  # fmt: skip
         assert wrong_column.status_code == 422 and "question" in wrong_column.json()["error"]["message"]

@@ -77,9 +77,18 @@ def test_list_of_a_folder_names_a_broken_file_and_goes_on(runner, dpo_task):
     result = runner.invoke(app, ["task", "list", str(dpo_task.parent)], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     text = text_of(result.stdout)
-    assert "│ prefs  │ dpo  │ models/tiny │ prefs.jsonl │   30 s │" in text and "│ broken │ -" in text
+    # Another folder's task files are named by their `name` key, beside their file: `task show` takes the path.
+    assert "│ prefs │ prefs.toml  │ dpo  │ models/tiny │ prefs.jsonl │   30 s │" in text and "│ -     │ broken.toml │ -" in text
+    hint = f"describe one: trainarena task show {dpo_task.parent / 'FILE'}"  # folded at 80 columns where it is longer
+    assert "".join(hint.split()) in "".join(text.split())
     assert "trainarena:NAME" not in text  # no built-in asset, no footnote
     assert "broken.toml: missing ['type', 'base_model', 'budget_seconds', 'dataset']" in " ".join(result.stderr.split())
+    # A file saved in Latin-1 is one more warning, not a crash of the whole listing.
+    (dpo_task.parent / "latin1.toml").write_bytes(DPO_TASK.replace('"prefs"', '"caf\u00e9"').encode("latin-1"))
+    with_latin1 = runner.invoke(app, ["task", "list", str(dpo_task.parent)], env={"COLUMNS": "80"})
+    assert with_latin1.exit_code == 0 and "│ prefs │ prefs.toml  │ dpo" in with_latin1.stdout and "│ latin1.toml │" in with_latin1.stdout
+    assert "latin1.toml: line 2 is not valid UTF-8 (byte offset 12: invalid continuation byte); save the file as UTF-8" in (
+        " ".join(with_latin1.stderr.split()))
     missing = runner.invoke(app, ["task", "list", str(dpo_task.parent / "nope"), "--json"])
     assert missing.exit_code == 1 and "no such folder of task files" in json.loads(missing.stdout)["error"]
 
@@ -108,6 +117,15 @@ def test_show_json(runner, dpo_task):
     assert (shown["rows"], shown["train_rows"], shown["hidden_rows"], shown["dropped_rows"]) == (82, 72, 8, 2)
     assert shown["score"]["metric"] == "dpo_eval_loss" and shown["score"]["direction"] == "lower"
     assert shown["fields"]["field_rejected"] == "rejected" and "source" not in shown["fields"]
+
+
+def test_show_names_the_task_by_its_name_key_not_its_file(runner, dpo_task):
+    renamed = dpo_task.rename(dpo_task.with_name("whatever.toml"))  # the name runs and boards use stays "prefs"
+    shown = runner.invoke(app, ["task", "show", str(renamed)], env={"COLUMNS": "80"})
+    assert shown.exit_code == 0 and "task        prefs (dpo)" in shown.stdout and "whatever (" not in shown.stdout
+    assert json.loads(runner.invoke(app, ["task", "show", str(renamed), "--json"]).stdout)["name"] == "prefs"
+    listed = json.loads(runner.invoke(app, ["task", "list", str(renamed.parent), "--json"]).stdout)
+    assert [(row["name"], Path(row["file"]).name) for row in listed] == [("prefs", "whatever.toml")]
 
 
 def test_show_of_an_unknown_name_lists_the_known_ones(runner):

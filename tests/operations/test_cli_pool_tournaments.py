@@ -73,3 +73,11 @@ def test_create_show_list_and_champions(operator_data: OperatorData) -> None:
     unplayed = json.loads(_invoke("task", "show", "unplayed", "--leaderboard", "--json").output)
     assert unplayed["leaderboard"] is None
     assert "no run is stored on this task yet" in _invoke("task", "show", "unplayed", "--leaderboard").output
+
+
+def test_an_unknown_kind_is_a_usage_error_before_the_pool_is_looked_up(operator_data: OperatorData) -> None:
+    for pool in ("weekly", "nope"):
+        result = _invoke("tournament", "create", "--kind", "foo", "--pool", pool)
+        message = " ".join(result.output.replace("│", " ").split())
+        assert result.exit_code == 2 and "Invalid value for '--kind': Value error, 'foo' is not one of 'text', 'image'" in message
+        assert "pool" not in message.split("Error", 1)[1]

@@ -8,6 +8,7 @@ from operator_data import OperatorData
 from typer.testing import CliRunner
 
 from trainarena.cli import app
+from trainarena.store import get_stored_task, open_store
 
 runner = CliRunner()
 
@@ -56,3 +57,18 @@ def test_add_from_a_task_file_and_refusals_name_the_problem(operator_data: Opera
     assert bad_column.exit_code == 1 and "missing column 'nope'" in bad_column.output
     missing = _invoke("task", "add", "x", "--type", "instruct", "--dataset", "rows.jsonl")
     assert missing.exit_code == 1 and "--base-model" in missing.output
+
+
+def test_an_infinite_budget_is_refused_and_a_stored_one_does_not_break_the_listings(operator_data: OperatorData) -> None:
+    flags = ("--type", "instruct", "--base-model", "model", "--dataset", "rows.jsonl", "--field-instruction", "q", "--field-output", "a")
+    refused = _invoke("task", "add", "forever", *flags, "--budget", "inf")
+    assert refused.exit_code == 1 and "budget_seconds must be a positive number, got inf" in refused.output
+    assert _invoke("task", "add", "old", *flags, "--budget", "5").exit_code == 0
+    # A row stored before the check existed (JSON keeps an infinite float as a string).
+    with open_store(operator_data.settings) as store, store.transaction() as session:
+        task = get_stored_task(session, "old")
+        task.definition = {**task.definition, "budget_seconds": "inf"}
+    listed = _invoke("task", "list", "--stored")
+    assert listed.exit_code == 0 and "inf s" in listed.output
+    shown = _invoke("task", "show", "old")
+    assert shown.exit_code == 0 and "inf s" in shown.output

@@ -109,6 +109,10 @@ def test_an_image_tournament_refuses_a_text_pool(operator_data: OperatorData) ->
         _create(operator_data.settings, kind="image")
     with pytest.raises(TournamentRefused, match="no task pool named 'nope'"):
         _create(operator_data.settings, pool="nope")
+    # The kind first: a typo said "pool 'weekly' holds text tasks, not foo", or that the pool is missing.
+    for pool in ("weekly", "nope"):
+        with pytest.raises(TournamentRefused, match="kind must be text or image, got 'foo'"):
+            _create(operator_data.settings, kind="foo", pool=pool)
 
 
 class GoneRepositoryExecutor(FakeExecutor):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import stat
 from pathlib import Path
@@ -13,6 +14,7 @@ from trainarena.operations.pools import TaskRefused, add_task, stored_definition
 from trainarena.settings import DataRules, Settings
 from trainarena.store import list_stored_tasks, open_store, remove_stored_task
 from trainarena.store.competitors import StoreError
+from trainarena.tasks import TaskFileError
 from trainarena.tasks.check import check_task
 from trainarena.tasks.secret_split import operator_secret, split_seed
 from trainarena.tasks.split import normalise, split_rows
@@ -123,3 +125,35 @@ def test_removing_the_last_task_of_a_pool_removes_the_pool(operator_data: Operat
             list_stored_tasks(session, "mine")
         with pytest.raises(StoreError, match="no stored task named 'j'"):
             remove_stored_task(session, "j")
+
+
+@pytest.mark.parametrize("budget", [float("inf"), float("nan"), 0.0])
+def test_flags_are_checked_as_a_task_file_is(tmp_path: Path, budget: float) -> None:
+    with pytest.raises(TaskFileError, match=f"task add flags: budget_seconds must be a positive number, got {budget}"):
+        task_from_flags("t", "instruct", "model", {"source": "rows.jsonl", **FIELDS}, budget)
+
+
+def test_table_and_list_keys_are_given_as_json_flags() -> None:
+    chat = task_from_flags("c", "chat", "model", {"source": "chats.jsonl", "role_map": '{"human": "user", "bot": "assistant"}'}, 5.0)
+    assert chat.dataset["role_map"] == {"human": "user", "bot": "assistant"}
+    functions = '[{"source": "def r(completions, **kw):\\n    return [0.0] * len(completions)\\n", "weight": 2}]'
+    grpo = task_from_flags("g", "grpo", "model", {"source": "q.jsonl", "field_prompt": "q", "reward_functions": functions}, 5.0)
+    assert grpo.dataset["reward_functions"][0]["weight"] == 2
+    # A format string may start with "[" or "{": only the table and list keys are JSON.
+    assert task_from_flags("i", "instruct", "model", {"source": "r.jsonl", "format": "[INST] {instruction}"}, 5.0).dataset["format"] == (
+        "[INST] {instruction}")
+    with pytest.raises(TaskFileError, match=r"--role-map takes JSON, .* got 'human=user' \(Expecting value\); or write a task file"):
+        task_from_flags("c", "chat", "model", {"source": "chats.jsonl", "role_map": "human=user"}, 5.0)
+
+
+def test_the_structured_keys_are_the_specs_table_and_list_fields() -> None:
+    from trainarena.tasks.chat.spec import ChatDatasetSpec
+    from trainarena.tasks.dpo.spec import DpoDatasetSpec
+    from trainarena.tasks.grpo.spec import GrpoDatasetSpec
+    from trainarena.tasks.image.spec import ImageDatasetSpec
+    from trainarena.tasks.instruct.spec import InstructDatasetSpec
+    from trainarena.tasks.spec_checks import STRUCTURED_KEYS
+
+    specs = (ChatDatasetSpec, DpoDatasetSpec, GrpoDatasetSpec, ImageDatasetSpec, InstructDatasetSpec)
+    structured = {f.name for spec in specs for f in dataclasses.fields(spec) if str(f.type).startswith(("dict", "tuple", "list"))}
+    assert structured == STRUCTURED_KEYS

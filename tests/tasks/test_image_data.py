@@ -117,6 +117,15 @@ def test_spec_errors_name_the_field(tmp_path, overrides, message):
         spec_for(tmp_path, **overrides)
 
 
+def test_a_missing_required_key_is_named_as_for_text_types(tmp_path):
+    with pytest.raises(DatasetError, match=r"^image dataset spec: missing required key\(s\) \['kind', 'model_type'\]$"):
+        ImageDatasetSpec.from_dict({"source": str(tmp_path)}, MODEL_TYPES)
+    with pytest.raises(DatasetError, match="'kind' must be a non-empty string, got ''"):
+        spec_for(tmp_path, kind="")
+    with pytest.raises(DatasetError, match="^.*: 1 captioned image, fewer than the minimum of 4$"):
+        load_images(spec_for(make_folder(tmp_path / "one", 1)), DataRules(min_images=4))
+
+
 def test_split_is_seeded_ten_percent_with_at_least_one(tmp_path):
     images = load_images(spec_for(make_folder(tmp_path / "d", 30)), DataRules())
     train, hidden = split_images(images, DataRules())

@@ -92,6 +92,7 @@ def test_every_file_format_loads_the_same_rows(tmp_path, suffix):
         (lambda rows: rows[:3] + [{"i": "", "a": "1"}] + rows[4:], "row 4, column 'q' is missing"),
         (lambda rows: rows[:7] + [{**rows[7], "i": None}] + rows[8:], None),  # an optional column may be null
         (lambda rows: rows[:10], "10 rows, fewer than the minimum of 20"),
+        (lambda rows: rows[:1], ": 1 row, fewer than the minimum of 20"),
     ],
 )
 def test_invalid_rows_are_named(tmp_path, mutate, message):

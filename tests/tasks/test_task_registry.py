@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -43,6 +44,11 @@ field_output = "output"
 """
 
 
+def test_the_largest_seed_is_allowed(tmp_path):
+    (tmp_path / "t.toml").write_text(TOML.replace("seed = 7", "seed = 2147483647"))
+    assert load_task_file(tmp_path / "t.toml").seed == 2147483647
+
+
 def test_toml_task_file_resolves_local_paths_relative_to_itself(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "rows.jsonl").write_text("{}\n")
@@ -69,7 +75,16 @@ def test_json_task_file_keeps_hub_ids_as_written(tmp_path):
         ("t.toml", TOML.replace('name = "arith"', ""), r"missing \['name'\]"),
         ("t.toml", TOML.replace('"instruct"', '"cooking"'), "type 'cooking' is not one of"),
         ("t.toml", TOML.replace("budget_seconds = 30", "budget_seconds = -1"), "budget_seconds must be a positive"),
+        # TOML allows both; either would give a run no deadline.
+        ("t.toml", TOML.replace("budget_seconds = 30", "budget_seconds = inf"), "budget_seconds must be a positive number, got inf"),
+        ("t.toml", TOML.replace("budget_seconds = 30", "budget_seconds = nan"), "budget_seconds must be a positive number, got nan"),
+        ("t.json", '{"name": "n", "type": "instruct", "base_model": "m", "budget_seconds": Infinity, "dataset": {}}',
+         "budget_seconds must be a positive number, got inf"),
         ("t.toml", TOML.replace("seed = 7", 'seed = "x"'), "seed must be an integer"),
+        # The jobs API's range: torch.manual_seed overflows past 64 bits, and so did the house script.
+        ("t.toml", TOML.replace("seed = 7", "seed = 99999999999999999999"), "seed must be from 0 to 2147483647, got 99999999999999999999"),
+        ("t.toml", TOML.replace("seed = 7", "seed = 2147483648"), "seed must be from 0 to 2147483647"),
+        ("t.toml", TOML.replace("seed = 7", "seed = -7"), "seed must be from 0 to 2147483647, got -7"),
         ("t.toml", "name = ", "not valid TOML"),
         ("t.json", "[1, 2]", "must hold one object"),
         ("t.yaml", "name: x", "task files are .toml or .json"),
@@ -79,6 +94,19 @@ def test_bad_task_files_say_what_is_wrong(tmp_path, name, text, message):
     (tmp_path / name).write_text(text)
     with pytest.raises(TaskFileError, match=message):
         load_task_file(tmp_path / name)
+
+
+@pytest.mark.parametrize(("encoding", "where"), [("latin-1", "line 2 is not valid UTF-8 (byte offset 12: "), ("utf-16", "byte offset 0")])
+def test_a_task_file_that_is_not_utf8_names_the_byte(tmp_path, encoding, where):
+    (tmp_path / "t.toml").write_bytes(TOML.replace('"arith"', '"caf\u00e9"').encode(encoding))
+    with pytest.raises(TaskFileError, match=rf"t\.toml: .*{re.escape(where)}.*save the file as UTF-8"):
+        load_task_file(tmp_path / "t.toml")
+
+
+def test_a_task_file_with_a_byte_order_mark_reads(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "t.toml").write_bytes(TOML.encode("utf-8-sig"))
+    assert load_task_file(tmp_path / "t.toml").name == "arith"
 
 
 def test_a_missing_task_file_is_a_task_file_error(tmp_path):

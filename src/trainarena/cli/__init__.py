@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from trainarena.cli import api, champions, competitor, demo, doctor, keys, models, run, runs, serve, status, tournament, weights
 from trainarena.cli import audit as audit_cli
@@ -10,6 +12,9 @@ from trainarena.cli import docker as docker_cli
 from trainarena.cli import jobs as jobs_cli
 from trainarena.cli import records as records_cli
 from trainarena.cli import task as task_cli
+from trainarena.settings import Settings
+from trainarena.settings.problems import setting_problems, settings_error_problems
+from trainarena.store import StoreUnavailable
 
 app = typer.Typer(
     name="trainarena",
@@ -39,4 +44,17 @@ app.command("verify")(records_cli.verify_command)
 
 
 def main() -> None:
-    app()
+    """The ``trainarena`` entry: a bad ``TRAINARENA_*`` setting is one line naming the variable, not a traceback."""
+    try:
+        app()
+    except ValidationError as error:
+        if error.title != Settings.__name__:  # another model's failure is a bug: keep its traceback
+            raise
+        problems = setting_problems(error)
+    except SettingsError as error:
+        problems = settings_error_problems(error)
+    except StoreUnavailable as error:
+        problems = [f"{error} (TRAINARENA_DATABASE_URL)"]
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    raise SystemExit(1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, print_fields, print_wrapped
+from trainarena.cli.output import Col, OneLineTable, print_fields, print_wrapped, seconds_text
 from trainarena.reporting.references import REFERENCE_LABELS
 from trainarena.reporting.task_board import PlayedTask, TaskBoard, UnknownTaskError, played_task
 from trainarena.settings import Settings
@@ -64,7 +64,7 @@ def print_played_task(console: Console, played: PlayedTask, name: str, leaderboa
         ("digest", digest),
         ("base model", str(details["base_model"])),
         ("dataset", str((details["dataset"] or {}).get("source", "-"))),
-        ("budget", f"{details['budget_seconds']:g} s, seed {details['seed']}"),
+        ("budget", f"{seconds_text(details['budget_seconds'])}, seed {details['seed']}"),
         ("score", f"{board.direction} is better" if board.direction else "none yet"),
         ("runs", f"{details['runs']} by {details['entrants']} {'entrant' if details['entrants'] == 1 else 'entrants'}"),
     ]

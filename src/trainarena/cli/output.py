@@ -282,6 +282,14 @@ def print_reason(console: Console, summary: str, stderr_tail: str | None, tail_f
         print_block(console, f"stderr tail ({tail_from})" if tail_from else "stderr tail", stderr_tail)
 
 
+def seconds_text(value: object) -> str:
+    """A duration read back from the store (``"60 s"``), whatever it holds: a stored row written before a
+    check refused it (an infinite budget kept as a string, a null) must not break a listing."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g} s"
+    return f"{value} s" if isinstance(value, str) else "-"
+
+
 def fail(message: str, json_output: bool = False, code: int = 1, **context: object) -> typer.Exit:
     """The error a command ends with: on stderr as text, or as ``{"ok": false, ...context, "error": ...}``
     on stdout when the command was asked for JSON; returned for the caller to raise."""

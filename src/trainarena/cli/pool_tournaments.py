@@ -17,6 +17,7 @@ from trainarena.cli.output import OneLineTable, fail, labelled, parse_utc, print
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cli.status import STATUS_COLUMNS, champion_cell, summary_json, where_cell
 from trainarena.cluster import make_executor
+from trainarena.engine.model import TournamentKind
 from trainarena.execution import SandboxUnavailable
 from trainarena.operations.history import margin_text, tournament_detail
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, run_pool_tournament
@@ -39,7 +40,7 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 def create_command(
-    kind: Annotated[str, typer.Option("--kind", help="text or image.")],
+    kind: Annotated[TournamentKind, typer.Option("--kind", help="text or image.")],
     pool: Annotated[str, typer.Option("--pool", help="The task pool to draw from (see `trainarena task list --stored`).")],
     entry_closes: Annotated[str | None, typer.Option("--entry-closes", help="ISO time; competitors registered later do not enter (default: now; UTC when no zone).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Tournament seed (default: random): the draw of tasks and the bracket follow from it.")] = None,

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, fail, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, print_fields, seconds_text
 from trainarena.operations.pools import TaskRefused, add_task, stored_task_json, task_from_flags
 from trainarena.settings import Settings
 from trainarena.store import StoredTask, get_stored_task, list_stored_tasks, open_store, remove_stored_task
@@ -32,7 +32,8 @@ STORED_COLUMNS = (
 ADD_HELP = (
     "Store a task in a pool for tournaments to draw from. Give a task file (--file, the schema of examples/tasks) or "
     "NAME with --type, --base-model, --dataset and the dataset's field mapping as flags named after the task file's "
-    "dataset keys (--field-instruction COL --field-output COL, --format TEXT ...). The base model must load, the "
+    "dataset keys (--field-instruction COL --field-output COL, --format TEXT ...; a table or list key in JSON: "
+    "--role-map '{\"human\": \"user\"}', --reward-functions '[{\"source\": \"...\"}]'). The base model must load, the "
     "dataset must validate and split as `task check` does; the hidden split uses a seed derived from the operator's "
     "secret, and the task records the digests of its base model, dataset and hidden split. The pool (default: the "
     "task's kind, text or image) is made on first use and holds one kind."
@@ -125,7 +126,7 @@ def print_stored(rows: list[dict[str, object]], pool: str | None) -> None:
     table = OneLineTable(STORED_COLUMNS, title="Stored tasks" + (f" in pool {pool}" if pool else ""))
     for row in rows:
         table.add_row([str(row["name"]), str(row["pool"]), str(row["type"]), str(row["dataset"]),
-                       f"{row['train_rows']}+{row['hidden_rows']}", f"{row['budget_seconds']:g} s"])
+                       f"{row['train_rows']}+{row['hidden_rows']}", seconds_text(row['budget_seconds'])])
     console.print(table)
     console.print(Text("rows: train+hidden · describe one: trainarena task show NAME"), soft_wrap=True)
 
@@ -145,7 +146,7 @@ def print_stored_task(details: dict[str, object]) -> None:
         ("base model", str(details["base_model"])),
         ("dataset", str(details["dataset"])),
         ("rows", f"{details['train_rows']:,} train, {details['hidden_rows']:,} hidden (secret split)"),
-        ("budget", f"{details['budget_seconds']:g} s"),
+        ("budget", seconds_text(details["budget_seconds"])),
         ("added", str(details["created_at"])),
         ("model sha256", str(digests["base_model"])),
         ("data sha256", str(digests["dataset"])),

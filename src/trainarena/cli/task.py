@@ -38,6 +38,7 @@ LIST_COLUMNS = (
     Col("dataset", shrink_to=12),
     Col("budget", justify="right"),
 )
+FILE_COLUMN = Col("file", handle=True)
 BUILTIN_NOTE = f"model and dataset: a built-in asset ({ASSET_PREFIX}NAME) is shown as NAME"
 
 
@@ -134,21 +135,25 @@ def list_command(
     if not listings:
         typer.echo(f"no task files (.toml, .json) in {folder}")
         return
-    table, builtin_shown = OneLineTable(LIST_COLUMNS, title=f"Tasks in {folder}"), False
+    # `task show NAME` finds the examples by name; a task file elsewhere is shown by its path, so
+    # another folder's table has the file column that path is made of.
+    columns = LIST_COLUMNS if default else (LIST_COLUMNS[0], FILE_COLUMN, *LIST_COLUMNS[1:])
+    table, builtin_shown = OneLineTable(columns, title=f"Tasks in {folder}"), False
     for listing in listings:
-        task = listing.task
+        task, file = listing.task, [] if default else [listing.file.name]
         if task is None:
-            table.add_row([listing.file.stem, "-", "-", "-", "-"])
+            table.add_row([listing.file.stem if default else "-", *file, "-", "-", "-", "-"])
             continue
         model, dataset = task.base_model, str(task.dataset.get("source", "-"))
         builtin_shown = builtin_shown or is_builtin(model) or is_builtin(dataset)
-        table.add_row([listing.file.stem, task.task_type.value, model.removeprefix(ASSET_PREFIX),
+        table.add_row([task.name, *file, task.task_type.value, model.removeprefix(ASSET_PREFIX),
                        dataset.removeprefix(ASSET_PREFIX), f"{task.budget_seconds:g} s"])
     console = Console(highlight=False)
     console.print(table)
     if builtin_shown:
         console.print(Text(BUILTIN_NOTE), soft_wrap=True)
-    console.print(Text("describe one: trainarena task show NAME"), soft_wrap=True)
+    shown_as = "NAME" if default else str(folder / "FILE")  # wrapped: a folder's path can be long
+    console.print(Text(f"describe one: trainarena task show {shown_as}"))
     warnings = Console(stderr=True, highlight=False, soft_wrap=True)
     for listing in listings:
         if listing.error is not None:

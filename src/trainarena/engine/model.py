@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal, get_args
 
 from trainarena.contract import Direction
 
 # The kinds of tournament: text tasks (instruct, chat, DPO, GRPO) and image tasks, each with its own champion.
-TOURNAMENT_KINDS = ("text", "image")
+# A Literal, so that an option or a request field of this type refuses any other kind by itself.
+TournamentKind = Literal["text", "image"]
+TOURNAMENT_KINDS: tuple[str, ...] = get_args(TournamentKind)
 
 
 class Stage(StrEnum):

@@ -25,7 +25,7 @@ from trainarena.jobs.archives import check_zip
 from trainarena.jobs.errors import InvalidInput, TooLarge
 from trainarena.settings import Settings
 from trainarena.tasks import registered_task_types
-from trainarena.tasks.base import DatasetError, TaskDefinition
+from trainarena.tasks.base import DatasetError, TaskDefinition, counted
 from trainarena.tasks.check import TaskCheck, check_task
 from trainarena.tasks.text.rows import load_rows
 
@@ -120,7 +120,7 @@ def check_file(path: Path, filename: str, kind: str, fmt: str, settings: Setting
     with _named(path, filename):
         rows = load_rows(_Source(str(path)), settings.data)
     if len(rows) < settings.data.min_rows:
-        raise InvalidInput(f"{filename}: {len(rows)} rows, fewer than the minimum of {settings.data.min_rows} "
+        raise InvalidInput(f"{filename}: {counted(len(rows), 'row')}, fewer than the minimum of {settings.data.min_rows} "
                            "(DataRules.min_rows)", field="file", rows=len(rows))  # fmt: skip
     if task_type is not None:
         check_dataset(settings, parse_task_type(task_type), path, filename, field_mapping or {}, base_model="")

@@ -21,10 +21,11 @@ from trainarena.runs import definition_from_json, definition_json, task_key
 from trainarena.settings import Settings
 from trainarena.store import StoredTask, add_stored_task, get_stored_task
 from trainarena.store.competitors import StoreError
-from trainarena.tasks import TaskFile, TaskFileError, resolve_task_file
+from trainarena.tasks import TaskFile, TaskFileError, resolve_task_file, task_file_from_data
 from trainarena.tasks.base import DatasetError, TaskDefinition
 from trainarena.tasks.check import SHOWN_SHARED_KEYS, TaskCheck, check_task
 from trainarena.tasks.digests import path_digest
+from trainarena.tasks.spec_checks import STRUCTURED_KEYS
 from trainarena.tasks.text.rows import load_rows
 
 # Files that say a folder is a loadable model: a transformers model or a diffusers pipeline.
@@ -49,7 +50,22 @@ def task_from_flags(name: str, task_type: str, base_model: str, dataset: dict[st
         raise TaskFileError(f"--type {task_type!r} is not one of {[t.value for t in TaskType]}") from None
     if "source" not in dataset:
         raise TaskFileError("--dataset is required: a local file or folder, or a Hugging Face dataset id")
-    return TaskFile(Path.cwd() / FLAGS_SOURCE, name, kind, base_model, dataset, budget_seconds, 0)
+    dataset = {key: _json_flag(key, value) if key in STRUCTURED_KEYS else value for key, value in dataset.items()}
+    # The task file's checks, so a flag cannot give what a file may not (e.g. an infinite budget).
+    data = {"name": name, "type": kind.value, "base_model": base_model, "dataset": dataset, "budget_seconds": budget_seconds}
+    return task_file_from_data(Path.cwd() / FLAGS_SOURCE, data)
+
+
+def _json_flag(key: str, value: Any) -> Any:
+    """A table or list key given as a flag, in JSON: ``--role-map '{"human": "user"}'``."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as error:
+        raise TaskFileError(f"--{key.replace('_', '-')} takes JSON, as in a JSON task file (e.g. --role-map "
+                            f"'{{\"human\": \"user\"}}'), got {value!r} ({error.msg}); or write a task file "
+                            "and use `task add --file`") from None
 
 
 def model_digest(base_model: str) -> str:

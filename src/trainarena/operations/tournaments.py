@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from trainarena.contract import MANIFEST_NAME, TaskType
 from trainarena.engine import Finished, tasks_at_most
-from trainarena.engine.model import Stage
+from trainarena.engine.model import TOURNAMENT_KINDS, Stage
 from trainarena.operations.pools import stored_definition
 from trainarena.orchestrator import Progress, RunStored, Waiting, drive
 from trainarena.records.recorder import recorder_for, revealed_task_names
@@ -138,7 +138,9 @@ def create_pool_tournament(
     name: str | None = None,
 ) -> CreatedTournament:
     """Record a tournament of ``kind`` drawing from ``pool`` (flushed, not committed); TournamentRefused
-    when the pool is of another kind or too small, or nobody can enter."""
+    when the kind is not one, the pool is of another kind or too small, or nobody can enter."""
+    if kind not in TOURNAMENT_KINDS:  # before the pool: "pool 'p' holds text tasks, not foo" hid the typo
+        raise TournamentRefused(f"kind must be {' or '.join(TOURNAMENT_KINDS)}, got {kind!r}")
     try:
         pool_row = require_pool(session, pool)
     except StoreError as error:

@@ -81,8 +81,16 @@ class Settings(BaseSettings):
         if url is None:
             return None
         from sqlalchemy.engine import make_url  # only when a URL is set: keeps importing settings light
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-        parsed = make_url(url)
+        try:
+            parsed = make_url(url)
+            parsed.get_dialect()  # an unknown database fails here, not in the first command that opens the store
+        except NoSuchModuleError:  # an ArgumentError too: first
+            raise ValueError(f"no database kind {parsed.drivername!r} is known; use sqlite or postgresql+psycopg") from None
+        except ArgumentError:
+            raise ValueError("not a database URL; give one such as sqlite:////path/to/trainarena.db or "
+                             "postgresql+psycopg://user@host/dbname") from None
         database = parsed.database
         in_memory = not database or database == ":memory:" or database.startswith("file:")
         if not parsed.drivername.startswith("sqlite") or in_memory or Path(database).is_absolute():

@@ -22,6 +22,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from trainarena.settings import Settings
@@ -124,11 +125,20 @@ class Store:
         self.close()
 
 
+class StoreUnavailable(RuntimeError):
+    """The database the settings name cannot be reached (no server, a wrong password, a missing driver)."""
+
+
 def open_store_url(url: str, *, migrate: bool = True) -> Store:
-    """Open the store at a SQLAlchemy URL, migrating its schema to the latest revision."""
-    engine = make_engine(url)
-    if migrate:
-        upgrade_schema(engine)
+    """Open the store at a SQLAlchemy URL, migrating its schema to the latest revision (the first
+    connection: StoreUnavailable naming the database, password hidden, when it fails)."""
+    try:
+        engine = make_engine(url)
+        if migrate:
+            upgrade_schema(engine)
+    except (OperationalError, InterfaceError, ImportError) as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise StoreUnavailable(f"cannot open the database {make_url(url).render_as_string(hide_password=True)}: {reason}") from None
     return Store(engine)
 
 

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainarena.contract import TaskType
+from trainarena.contract import SEED_MAX, TaskType
 from trainarena.settings import Settings
 from trainarena.tasks import builtin_assets
 from trainarena.tasks.base import DatasetError, Evaluation, PreparedTask, TaskDefinition, TaskPlugin
-from trainarena.tasks.text.rows import FILE_SUFFIXES
+from trainarena.tasks.text.rows import FILE_SUFFIXES, decode_text
 
 __all__ = [
     "DatasetError",
@@ -127,10 +128,13 @@ def task_file_from_data(path: Path, data: dict[str, Any]) -> TaskFile:
     except ValueError:
         raise TaskFileError(f"{path}: type '{data['type']}' is not one of {[t.value for t in TaskType]}") from None
     budget, seed = data["budget_seconds"], data.get("seed", DEFAULT_SEED)
-    if isinstance(budget, bool) or not isinstance(budget, int | float) or budget <= 0:
+    # inf and nan pass `> 0` checks one way or the other, and would give a run no deadline.
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget) or budget <= 0:
         raise TaskFileError(f"{path}: budget_seconds must be a positive number, got {budget!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TaskFileError(f"{path}: seed must be an integer, got {seed!r}")
+    if not 0 <= seed <= SEED_MAX:
+        raise TaskFileError(f"{path}: seed must be from 0 to {SEED_MAX}, got {seed}")
     if not isinstance(data["dataset"], dict):
         raise TaskFileError(f"{path}: dataset must be a table/object")
     for key in ("name", "base_model"):
@@ -177,9 +181,13 @@ def resolve_task_file(task_file: TaskFile, settings: Settings | None = None) -> 
 
 def _parse(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as error:
         raise TaskFileError(f"{path}: cannot read the task file ({error.strerror})") from None
+    try:  # as a dataset file is read: a byte-order mark dropped, a byte that is not UTF-8 named
+        text = decode_text(str(path), data)
+    except DatasetError as error:
+        raise TaskFileError(str(error)) from None
     try:
         if path.suffix.lower() == ".toml":
             return tomllib.loads(text)

@@ -58,7 +58,7 @@ class TaskListing:
     def to_json(self) -> dict[str, Any]:
         task = self.task
         return {
-            "name": self.file.stem,
+            "name": self.file.stem if task is None else task.name,  # the name runs and boards use
             "file": str(self.file),
             "type": None if task is None else task.task_type.value,
             "base_model": None if task is None else task.base_model,
@@ -114,8 +114,7 @@ class TaskDescription:
     def to_json(self) -> dict[str, Any]:
         task, check, resolved = self.task_file, self.check, self.check.task
         return {
-            "name": task.path.stem,
-            "task_name": task.name,
+            "name": task.name,
             "file": str(task.path),
             "type": task.task_type.value,
             "base_model": task.base_model,

@@ -12,6 +12,8 @@ from trainarena.tasks.base import DatasetError
 
 # Keys the platform adds to the spec it writes for scripts; accepted (and ignored) when read back.
 SCRIPT_KEYS = frozenset({"scoring", "task_type", "file"})
+# Dataset keys whose value is a table or a list, not a string: `task add` takes them as JSON flags.
+STRUCTURED_KEYS = frozenset({"role_map", "reward_functions"})
 
 
 def require_strings(spec: object, names: Iterable[str]) -> None:

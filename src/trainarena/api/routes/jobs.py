@@ -20,7 +20,8 @@ from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ROLE_RESPONSES
 from trainarena.api.job_errors import answering_jobs_errors
 from trainarena.api.json_body import RequestBody
-from trainarena.api.paging import STORE_INT_MAX, CursorWindow
+from trainarena.api.paging import CursorWindow
+from trainarena.contract import SEED_MAX
 from trainarena.jobs import EventKind, JobRequest, cancel_job, create_job, events_after, get_job, list_jobs, remove_ended_copies
 from trainarena.jobs.runner import HOUSE_SCRIPT
 from trainarena.store import Store
@@ -37,7 +38,7 @@ class JobIn(RequestBody):
                                           "{\"field_instruction\": \"q\", \"field_output\": \"a\"} for instruct.")  # fmt: skip
     budget_tier: str | None = Field(None, description="A budget tier (settings jobs.budget_tiers); default jobs.default_tier.")
     validation_share: float = Field(0.0, description="Share of the rows held out and scored; 0 trains on every row, no score.")
-    seed: int = Field(0, ge=0, le=STORE_INT_MAX, description=f"Seed of the split and of the script: 0 to {STORE_INT_MAX}.")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description=f"Seed of the split and of the script: 0 to {SEED_MAX}.")
 
 
 class JobOut(BaseModel):

@@ -18,8 +18,7 @@ from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import STORE_INT_MAX
-from trainarena.api.routes.tournaments import Kind
-from trainarena.engine.model import TOURNAMENT_KINDS
+from trainarena.engine.model import TOURNAMENT_KINDS, TournamentKind
 from trainarena.operations.history import Reign, champion_reigns
 from trainarena.records.recorder import publish_recorded
 from trainarena.registry import ChampionSource, champion_sources
@@ -151,7 +150,7 @@ def export_weights(
 
 @router.get("/champions", response_model=ChampionsOut, summary="The reigning champion per kind and every crowning")
 def champions(
-    _caller: Competitor, request: Request, kind: Annotated[Kind | None, Query(description="Only this kind.")] = None
+    _caller: Competitor, request: Request, kind: Annotated[TournamentKind | None, Query(description="Only this kind.")] = None
 ) -> ChampionsOut:
     settings = app_settings(request)
 

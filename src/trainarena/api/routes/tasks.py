@@ -14,8 +14,8 @@ from trainarena.api.auth import Operator
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.api.json_body import RequestBody
-from trainarena.api.paging import NAME_MAX_LENGTH, STORE_INT_MAX, Page, PageWindow
-from trainarena.contract import TaskType
+from trainarena.api.paging import NAME_MAX_LENGTH, Page, PageWindow
+from trainarena.contract import SEED_MAX, TaskType
 from trainarena.operations.pools import add_task, stored_task_json
 from trainarena.store import StoreError, get_pool, get_stored_task, list_pools, list_stored_tasks, remove_stored_task
 from trainarena.tasks import resolve_task_file, task_file_from_data
@@ -65,8 +65,8 @@ class TaskIn(RequestBody):
                             "data dir), a Hugging Face id, or trainarena:NAME (a built-in asset).")  # fmt: skip
     dataset: dict[str, Any] = Field(description="`source` (a file or folder on the server, or a hub dataset id) and the "
                                     "type's field mapping, as in a task file's [dataset] table.")  # fmt: skip
-    budget_seconds: float | None = Field(None, gt=0, description="Training budget (default settings pools.default_budget_seconds).")
-    seed: int | None = Field(None, ge=0, le=STORE_INT_MAX, description="The task's seed (default the task file default).")
+    budget_seconds: float | None = Field(None, gt=0, allow_inf_nan=False, description="Training budget (default settings pools.default_budget_seconds).")
+    seed: int | None = Field(None, ge=0, le=SEED_MAX, description=f"The task's seed, 0 to {SEED_MAX} (default 0).")
     pool: str | None = Field(None, min_length=1, max_length=NAME_MAX_LENGTH, description="The pool (default: text or image, by kind).")
 
 

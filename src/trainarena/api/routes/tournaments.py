@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
@@ -18,6 +18,7 @@ from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import NAME_MAX_LENGTH, STORE_INT_MAX, Page, PageWindow
+from trainarena.engine.model import TournamentKind
 from trainarena.operations.drivers import BackgroundDrivers, DriveRefused, DrivingUnavailable
 from trainarena.operations.history import tournament_detail
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament
@@ -26,7 +27,6 @@ from trainarena.store import StoreError, get_tournament, list_tournaments, summa
 router = APIRouter(prefix="/v1", tags=["tournaments"], responses=ROLE_RESPONSES)
 
 TournamentId = Annotated[int, Path(ge=1, le=STORE_INT_MAX, description="The tournament's id.")]
-Kind = Literal["text", "image"]  # engine.model.TOURNAMENT_KINDS
 
 
 class TournamentSummaryOut(BaseModel):
@@ -117,7 +117,7 @@ class TournamentDetailOut(LeaderboardOut):
 
 
 class CreateIn(RequestBody):
-    kind: Kind
+    kind: TournamentKind
     pool: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="The task pool to draw from (GET /v1/pools).")
     entry_closes: datetime | None = Field(None, description="Competitors registered later do not enter (default now; UTC when no zone).")
     seed: int | None = Field(None, ge=0, le=STORE_INT_MAX, description="Tournament seed (default random).")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from trainarena.settings import DataRules
-from trainarena.tasks.base import DatasetError
+from trainarena.tasks.base import DatasetError, counted
 from trainarena.tasks.image.spec import ImageDatasetSpec
 from trainarena.tasks.split import split_rows
 from trainarena.tasks.text.rows import check_text_size, parse_jsonl, text_problem
@@ -51,7 +51,7 @@ def load_images(spec: ImageDatasetSpec, rules: DataRules) -> list[CaptionedImage
             raise DatasetError(f"{spec.source}: {spec.captions} names {name}, which is not in the dataset")
         images.append(_decode(spec.source, name, caption, files[name]))
     if len(images) < rules.min_images:
-        raise DatasetError(f"{spec.source}: {len(images)} captioned images, fewer than the minimum of {rules.min_images}")
+        raise DatasetError(f"{spec.source}: {counted(len(images), 'captioned image')}, fewer than the minimum of {rules.min_images}")
     return images
 
 

@@ -18,6 +18,7 @@ from trainarena.tasks.base import DatasetError
 KINDS = ("person", "style")
 DEFAULT_CAPTIONS = "captions.jsonl"
 _KEYS = ("source", "kind", "model_type", "captions")
+_REQUIRED = ("source", "kind", "model_type")
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,11 @@ class ImageDatasetSpec:
         unknown = sorted(set(data) - set(_KEYS))
         if unknown:
             raise DatasetError(f"image dataset spec: unknown keys {unknown}; allowed: {list(_KEYS)}")
-        for key in ("source", "kind", "model_type"):
-            if not isinstance(data.get(key), str) or not data[key]:
+        missing = sorted(key for key in _REQUIRED if key not in data)
+        if missing:  # as the text types say it
+            raise DatasetError(f"image dataset spec: missing required key(s) {missing}")
+        for key in _REQUIRED:
+            if not isinstance(data[key], str) or not data[key]:
                 raise DatasetError(f"image dataset spec: '{key}' must be a non-empty string, got {data.get(key)!r}")
         if data["kind"] not in KINDS:
             raise DatasetError(f"image dataset spec: kind {data['kind']!r} is not one of {list(KINDS)}")

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trainarena.settings import DataRules
-from trainarena.tasks.base import DatasetError
+from trainarena.tasks.base import DatasetError, counted
 from trainarena.tasks.instruct.spec import InstructDatasetSpec
 from trainarena.tasks.split import joined_key
 from trainarena.tasks.text.rows import Row, text_problem
@@ -27,7 +27,7 @@ def validate_rows(spec: InstructDatasetSpec, raw: list[dict[str, Any]], rules: D
             )
     rows = [_validate_row(spec.source, number, row, columns) for number, row in enumerate(raw, start=1)]
     if len(rows) < rules.min_rows:
-        raise DatasetError(f"{spec.source}: {len(rows)} rows, fewer than the minimum of {rules.min_rows}")
+        raise DatasetError(f"{spec.source}: {counted(len(rows), 'row')}, fewer than the minimum of {rules.min_rows}")
     return rows
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainarena.settings import DataRules
-from trainarena.tasks.base import DatasetError, DroppedRows, PreparedTask, describe_dropped
+from trainarena.tasks.base import DatasetError, DroppedRows, PreparedTask, counted, describe_dropped
+from trainarena.tasks.text.hub_rows import read_hub_rows
 
 log = logging.getLogger(__name__)
 Row = dict[str, str]
@@ -37,7 +38,7 @@ def load_rows(spec: SourceSpec, rules: DataRules) -> list[dict[str, Any]]:
     refused when there are none or when a row or a text field is over the size limits."""
     path = Path(spec.source)
     local = path.exists() or path.suffix.lower() in FILE_SUFFIXES
-    rows = (_read_saved(path, spec.split) if path.is_dir() else _read_file(path)) if local else _read_hub(spec)
+    rows = (_read_saved(path, spec.split) if path.is_dir() else _read_file(path)) if local else read_hub_rows(spec.source, spec.split)
     if not rows:
         raise DatasetError(f"{spec.source}: the {'file' if local else 'dataset'} is empty (no rows)")
     for number, row in enumerate(rows, start=1):
@@ -176,7 +177,7 @@ def accept_dropped(source: str, dropped: list[tuple[int, str]], total: int, rule
         )
     if total - len(dropped) < rules.min_rows:
         raise DatasetError(
-            f"{source}: {total - len(dropped)} usable rows ({len(dropped)} dropped), fewer than the minimum of {rules.min_rows}"
+            f"{source}: {counted(total - len(dropped), 'usable row')} ({len(dropped)} dropped), fewer than the minimum of {rules.min_rows}"
         )
     return groups
 
@@ -243,13 +244,3 @@ def _read_saved(path: Path, split: str) -> list[dict[str, Any]]:
             raise DatasetError(f"{path}: the saved dataset has no split {split!r}; splits: {sorted(saved)} (set dataset.split)")
         saved = saved[split]
     return saved.to_list()
-
-
-def _read_hub(spec: SourceSpec) -> list[dict[str, Any]]:
-    """A Hugging Face dataset id (needs a network; never used by the tests)."""
-    import datasets
-
-    try:
-        return datasets.load_dataset(spec.source, split=spec.split).to_list()
-    except Exception as error:  # the hub raises many unrelated types; the message is what matters
-        raise DatasetError(f"{spec.source}: cannot load the Hugging Face dataset ({type(error).__name__}: {error})") from None

@@ -1,0 +1,66 @@
+"""What is wrong with the ``TRAINARENA_*`` environment, one line per bad setting, naming the variable:
+the shells (the CLI's entry) print these instead of pydantic's multi-line report and a traceback."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
+__all__ = ["ENV_PREFIX", "setting_problems", "settings_error_problems"]
+
+ENV_PREFIX = "TRAINARENA_"
+NESTED_DELIMITER = "__"
+# Values never echoed back: a database URL may hold a password, a secret is a secret.
+_HIDDEN_VALUE = re.compile(r"secret|password|token|database_url", re.IGNORECASE)
+# pydantic's wording where a user of an environment variable needs the accepted forms instead.
+_HINTS = {
+    "time_delta_parsing": "not a duration (seconds, or ISO 8601 such as P14D or PT10M)",
+    "time_delta_type": "not a duration (seconds, or ISO 8601 such as P14D or PT10M)",
+    "datetime_parsing": "not a time (ISO 8601, such as 2026-01-05T12:00:00Z)",
+    "datetime_from_date_parsing": "not a time (ISO 8601, such as 2026-01-05T12:00:00Z)",
+}
+
+
+def _variable(location: tuple[str | int, ...]) -> str:
+    return ENV_PREFIX + NESTED_DELIMITER.join(str(part) for part in location).upper()
+
+
+def _given(variable: str, environ: Mapping[str, str]) -> str | None:
+    """The variable's value as set (names are matched without case, as the settings read them)."""
+    return next((value for name, value in environ.items() if name.upper() == variable), None)
+
+
+def setting_problems(error: ValidationError, environ: Mapping[str, str] | None = None) -> list[str]:
+    """``TRAINARENA_SCHEDULE__TEXT_EVERY='garbage' (setting schedule.text_every): not a duration ...``,
+    one line per error of a ``Settings()`` that failed; a rule across settings (no location) says
+    itself which variables to set."""
+    environ = os.environ if environ is None else environ
+    lines = []
+    for problem in error.errors(include_url=False):
+        message = _HINTS.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
+        location = tuple(problem["loc"])
+        if not location:
+            lines.append(f"settings: {message}")
+            continue
+        # The deepest variable that was set: TRAINARENA_SCHEDULE__TEXT_EVERY, or TRAINARENA_SCHEDULE
+        # when the section came whole as JSON.
+        named = next((location[:n] for n in range(len(location), 0, -1) if _given(_variable(location[:n]), environ) is not None),
+                     location)
+        variable, value = _variable(named), _given(_variable(named), environ)
+        shown = variable if value is None or _HIDDEN_VALUE.search(variable) else f"{variable}={value!r}"
+        setting = ".".join(str(part) for part in location)
+        lines.append(f"{shown} (setting {setting}): {message}")
+    return lines
+
+
+def settings_error_problems(error: SettingsError) -> list[str]:
+    """A value pydantic-settings could not even parse (a section given as JSON that is not JSON)."""
+    found = re.search(r'field "(\w+)"', str(error))
+    if found is None:
+        return [f"settings: {error}"]
+    return [f"{_variable((found.group(1),))} (setting {found.group(1)}): not valid JSON; give the section's fields "
+            f"as {_variable((found.group(1), 'FIELD'))} variables, or the section as a JSON object"]

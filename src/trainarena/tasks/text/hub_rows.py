@@ -1,0 +1,71 @@
+"""Rows of a Hugging Face dataset named by its id: the one reading of a text dataset that needs a network.
+
+A dataset value shaped like a hub id is one only when no file or folder of that name is beside the
+task file (tasks/__init__.py), so a failure here is also what a misspelt local name looks like: the
+error gives both readings. On a host that cannot reach the Hub, the hub library retries each request
+with backoff for about half a minute, logging every retry; instead the Hub is probed once, briefly,
+and an unreachable one fails at once (``HF_HUB_OFFLINE=1`` reads a copy in the Hugging Face cache
+without the probe). The library's retry chatter is kept off the terminal either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlparse
+
+from trainarena.tasks.base import DatasetError
+
+# Long enough for a slow network's DNS and TCP handshake, short beside the hub library's retries.
+PROBE_SECONDS = 3.0
+_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+_CHATTY_LOGGERS = ("huggingface_hub", "datasets", "fsspec", "urllib3")
+
+
+def read_hub_rows(source: str, split: str) -> list[dict[str, Any]]:
+    """The rows of the hub dataset ``source`` (its ``split``); DatasetError naming both readings of
+    ``source`` when it cannot be loaded."""
+    both = (f"{source}: no file or folder of that name beside the task file, and the Hugging Face dataset "
+            f"{source!r} could not be loaded")
+    offline = any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on") for name in _OFFLINE_VARIABLES)
+    if not offline and not hub_reachable():
+        raise DatasetError(f"{both}: the Hub cannot be reached from this host (set HF_HUB_OFFLINE=1 to use a copy "
+                           "in the Hugging Face cache)")
+    import datasets
+
+    try:
+        with _quiet(_CHATTY_LOGGERS):
+            return datasets.load_dataset(source, split=split).to_list()
+    except Exception as error:  # the hub raises many unrelated types; the message is what matters
+        raise DatasetError(f"{both} ({type(error).__name__}: {error})") from None
+
+
+def hub_reachable(timeout: float = PROBE_SECONDS) -> bool:
+    """Whether a TCP connection to the Hub's endpoint (``HF_ENDPOINT``) opens within ``timeout``."""
+    from huggingface_hub import constants
+
+    endpoint = urlparse(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def _quiet(names: tuple[str, ...]) -> Iterator[None]:
+    """Only errors from these loggers while the block runs (their retries and progress are not ours)."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

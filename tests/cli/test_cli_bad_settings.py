@@ -1,0 +1,55 @@
+"""A bad ``TRAINARENA_*`` setting is one line per variable at the CLI's entry, naming the variable, the
+setting and the problem, with exit 1: it was pydantic's 40-line traceback from every command."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from trainarena.cli import main
+
+
+def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["trainarena", *args])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    captured = capsys.readouterr()
+    return ended.value.code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "line"),
+    [
+        ("TRAINARENA_SCHEDULE__TEXT_EVERY", "garbage", "error: TRAINARENA_SCHEDULE__TEXT_EVERY='garbage' (setting schedule.text_every): "
+                                                       "not a duration (seconds, or ISO 8601 such as P14D or PT10M)"),
+        ("TRAINARENA_SCHEDULE__TEXT_EVERY", "P0D", "error: TRAINARENA_SCHEDULE__TEXT_EVERY='P0D' (setting schedule.text_every): "
+                                                   "Input should be greater than 0 seconds"),
+        ("TRAINARENA_SCHEDULE__ANCHOR", "notadate", "error: TRAINARENA_SCHEDULE__ANCHOR='notadate' (setting schedule.anchor): not a time"),
+        ("TRAINARENA_RULES__BOSS_MARGIN", "abc", "error: TRAINARENA_RULES__BOSS_MARGIN='abc' (setting rules.boss_margin): Input should be a valid number"),
+        ("TRAINARENA_SCHEDULE", "notjson", "error: TRAINARENA_SCHEDULE (setting schedule): not valid JSON"),
+        ("TRAINARENA_DATABASE_URL", "foo://bar", "error: TRAINARENA_DATABASE_URL (setting database_url): no database kind 'foo' is known"),
+        ("TRAINARENA_DATABASE_URL", "garbage", "error: TRAINARENA_DATABASE_URL (setting database_url): not a database URL"),
+        ("TRAINARENA_RULES__BOSS_TASKS_TEXT", "1", "error: settings: 3 text task types are enabled in task_mix but rules.boss_tasks_text is 1"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch, capsys, variable, value, line) -> None:
+    monkeypatch.setenv(variable, value)
+    code, out, err = _main(monkeypatch, capsys, "status")
+    assert code == 1 and out == ""
+    assert err.startswith(line) and err.count("\n") == 1, err
+
+
+def test_every_bad_setting_is_named_and_a_database_password_is_not_shown(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("TRAINARENA_WEIGHTS__TEXT_SHARE", "2")
+    monkeypatch.setenv("TRAINARENA_SCHEDULE__IMAGE_ENABLED", "maybe")
+    code, _, err = _main(monkeypatch, capsys, "serve", "--once")
+    assert code == 1 and sorted(line.split("=")[0] for line in err.splitlines()) == [
+        "error: TRAINARENA_SCHEDULE__IMAGE_ENABLED", "error: TRAINARENA_WEIGHTS__TEXT_SHARE"]
+    monkeypatch.delenv("TRAINARENA_WEIGHTS__TEXT_SHARE")
+    monkeypatch.delenv("TRAINARENA_SCHEDULE__IMAGE_ENABLED")
+    # A well-formed URL of a database that is not there: the first connection fails.
+    monkeypatch.setenv("TRAINARENA_DATABASE_URL", "postgresql+psycopg://me:hunter2@127.0.0.1:1/arena?connect_timeout=2")
+    code, _, err = _main(monkeypatch, capsys, "status")
+    assert code == 1 and err.startswith("error: cannot open the database postgresql+psycopg://me:***@127.0.0.1:1/arena")
+    assert "hunter2" not in err and err.count("\n") == 1 and err.rstrip().endswith("(TRAINARENA_DATABASE_URL)")

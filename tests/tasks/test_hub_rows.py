@@ -1,0 +1,57 @@
+"""A hub-shaped dataset value that loads nothing: the error gives both readings (a misspelt local
+name, a hub id), an unreachable Hub fails at once instead of retrying for half a minute, and the hub
+library's retry chatter stays off the terminal. No test reaches the network."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import datasets
+import pytest
+from huggingface_hub import constants
+
+from trainarena.tasks.base import DatasetError
+from trainarena.tasks.text import hub_rows
+
+BOTH_READINGS = "rowz: no file or folder of that name beside the task file, and the Hugging Face dataset 'rowz' could not be loaded"
+
+
+def _never_loaded(*_args, **_kwargs):
+    raise AssertionError("load_dataset was called for an unreachable Hub")
+
+
+def test_an_unreachable_hub_fails_at_once_naming_both_readings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(hub_rows, "hub_reachable", lambda: False)
+    monkeypatch.setattr(datasets, "load_dataset", _never_loaded)
+    with pytest.raises(DatasetError) as refused:
+        hub_rows.read_hub_rows("rowz", "train")
+    assert str(refused.value).startswith(f"{BOTH_READINGS}: the Hub cannot be reached from this host (set HF_HUB_OFFLINE=1")
+
+
+def test_offline_mode_reads_the_cache_without_probing_and_keeps_the_retries_quiet(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_rows, "hub_reachable", _never_loaded)
+
+    def retrying(*_args, **_kwargs):
+        logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s [Retry 1/5].")
+        raise ConnectionError("Couldn't reach 'rowz' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(datasets, "load_dataset", retrying)
+    level = logging.getLogger("huggingface_hub").level
+    with caplog.at_level(logging.WARNING), pytest.raises(DatasetError) as refused:
+        hub_rows.read_hub_rows("rowz", "train")
+    assert str(refused.value) == f"{BOTH_READINGS} (ConnectionError: Couldn't reach 'rowz' on the Hub (OfflineModeIsEnabled))"
+    assert "Retrying" not in caplog.text
+    assert logging.getLogger("huggingface_hub").level == level  # put back
+
+
+def test_the_probe_gives_up_quickly_on_a_closed_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:1")  # loopback, nothing listens on port 1
+    started = time.monotonic()
+    assert hub_rows.hub_reachable() is False
+    assert time.monotonic() - started < hub_rows.PROBE_SECONDS + 1
