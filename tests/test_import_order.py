@@ -1,7 +1,7 @@
 """Every package and top-level module of trainarena imports on its own, as the first trainarena
 module of a process: an import cycle breaks only for the module imported first (``trainarena.web``
 alone, and ``operations.serving`` alone once, failed while every test that imported the API first
-passed)."""
+passed). ``__main__`` is left out: importing it runs the CLI."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import trainarena
 PROBE = """
 import importlib, pkgutil, sys, trainarena
 failed = []
-names = ["trainarena." + info.name for info in pkgutil.iter_modules(trainarena.__path__)]
+names = ["trainarena." + info.name for info in pkgutil.iter_modules(trainarena.__path__) if info.name != "__main__"]
 names += [name + "." + info.name for name in list(names) if hasattr(importlib.import_module(name), "__path__")
           for info in pkgutil.iter_modules(importlib.import_module(name).__path__) if info.ispkg]
 for name in names:
