@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from operator_data import OperatorData
 from typer.testing import CliRunner
@@ -56,3 +57,12 @@ def test_add_from_a_task_file_and_refusals_name_the_problem(operator_data: Opera
     assert bad_column.exit_code == 1 and "missing column 'nope'" in bad_column.output
     missing = _invoke("task", "add", "x", "--type", "instruct", "--dataset", "rows.jsonl")
     assert missing.exit_code == 1 and "--base-model" in missing.output
+
+
+def test_show_of_a_stored_task_says_which_way_is_better(operator_data: OperatorData) -> None:
+    """As file and played tasks do: the task's type fixes it (a stored task's show had no score line)."""
+    assert _invoke("task", "add", "sums", "--type", "instruct", "--base-model", "model", "--dataset", "saved",
+                   "--field-instruction", "q", "--field-output", "a", "--pool", "mine").exit_code == 0
+    shown = _invoke("task", "show", "sums").output
+    assert re.search(r"^score {2,}lower is better$", shown, re.MULTILINE), shown
+    assert json.loads(_invoke("task", "show", "sums", "--json").output)["direction"] == "lower"
