@@ -4,6 +4,7 @@ and as JSON; cancelling a queued job (and removing copies of its rows); an unkno
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -55,6 +56,24 @@ def test_list_keeps_the_base_model_whole_at_80_columns(runner: CliRunner, tmp_pa
     assert "┃ created     ┃" in wide.output and "left out" not in wide.output
     described = runner.invoke(app, ["jobs", "--help"], env={"COLUMNS": "200"}).output
     assert "base model, score, when created (`jobs show` has the tier)" in described
+
+
+def test_list_shows_the_creation_time_whole_or_leaves_it_out_before_the_ids_fold(runner: CliRunner, tmp_path: Path) -> None:
+    """With a long local base model the id and the path folded onto several lines while `created` kept
+    its width, and at some widths `created` showed cut ("12-02 …")."""
+    model = tmp_path / "models" / "an-organisation" / "a-rather-long-local-base-model-folder"
+    model.mkdir(parents=True)
+    job_id = _queued_job(tmp_path / "data", str(model))
+    assert len(str(model)) > 60
+    listed = runner.invoke(app, ["jobs", "list"], env={"COLUMNS": "80"}).output
+    assert f"│ {job_id} │ queued │ instruct │" in listed and "left out at this width: created" in listed, listed
+    for width in range(80, 2 * len(str(model)) + 1):
+        listed = runner.invoke(app, ["jobs", "list"], env={"COLUMNS": str(width)}).output
+        assert max(len(line) for line in listed.splitlines()) <= width and "…" not in listed, listed
+        shown_whole = re.search(r"│ \d\d-\d\d \d\d:\d\d │", listed) is not None
+        assert shown_whole != ("left out at this width: created" in listed), listed
+        if shown_whole:  # only where nothing folds: the base model on the id's line, whole
+            assert str(model) in listed, listed
 
 
 def test_cancel_removes_the_copies_of_an_attempt_the_job_made(runner: CliRunner, tmp_path: Path) -> None:

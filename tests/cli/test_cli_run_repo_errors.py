@@ -14,6 +14,7 @@ from one_line_error import one_line_error
 from typer.testing import CliRunner
 
 from trainarena.cli import app
+from trainarena.settings import Settings
 
 MANIFEST = '[trainarena]\ncontract = 1\nentrypoint = "train.py"\ntask_types = ["instruct"]\n'
 
@@ -90,3 +91,23 @@ def test_a_bad_repo_asked_for_json_is_a_json_error(runner: CliRunner, tmp_path: 
     body = json.loads(result.stdout)
     assert result.exit_code == 2 and body["ok"] is False and body["repo"] == str(tmp_path / "train.py")
     assert body["error"] == f"--repo {tmp_path / 'train.py'}: a file, not a folder; give the folder that holds your trainarena.toml"
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ([], "--competitor or --repo: give one: --competitor NAME (registered) or --repo PATH (a working tree)"),
+        (["--competitor", "c", "--repo", "."], "--competitor and --repo: give one, not both: --competitor NAME (registered) or --repo PATH (a working tree)"),
+        (["--repo", ".", "--seeds", "999"], "--seeds 999: at most {most} (settings: workbench.max_seeds)"),
+        (["--repo", ".", "--seeds", "0"], "--seeds 0: at least 1"),
+    ],
+    ids=["neither", "both", "too-many-seeds", "no-seeds"],
+)
+def test_scripts_and_seeds_given_wrong_get_one_line(runner: CliRunner, tmp_path: Path, options: list[str], says: str) -> None:
+    """As a bad path does: one line naming the option, exit 2, JSON with --json (they got typer's usage box)."""
+    (tmp_path / "task.toml").write_text(TASK)
+    args = ["run", "--task", str(tmp_path / "task.toml"), *options]
+    message = says.format(most=Settings().workbench.max_seeds)
+    assert one_line_error(runner, args) == f"error: {message}"
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 2 and json.loads(result.stdout) == {"ok": False, "error": message}

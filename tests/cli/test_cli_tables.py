@@ -86,6 +86,17 @@ def test_fit_columns_leaves_out_as_little_free_text_as_keeps_the_handles_whole()
     assert fit_columns([Col("what was checked", shrink_to=24), Col("items")], [40, 30], [40, 10], 40) == [16, 17]
 
 
+def test_an_optional_column_is_shown_whole_or_left_out_before_anything_folds() -> None:
+    """A timestamp was cut ("12-02 …") or kept its width while the handles beside it folded."""
+    columns = [Col("id", handle=True), Col("name", handle=True), Col("score"), Col("created", optional=True)]
+    natural, unbroken = [20, 30, 12, 11], [20, 30, 5, 7]
+    assert fit_columns(columns, natural, unbroken, 86) == [20, 30, 12, 11]  # it all fits
+    assert fit_columns(columns, natural, unbroken, 85) == [20, 30, 12, 0]  # one cell short: left out, not cut
+    assert fit_columns(columns, natural, unbroken, 60) == [19, 19, 12, 0]  # out before the handles fold
+    with pytest.raises(ValueError, match="shown whole or left out"):
+        Col("created", optional=True, shrink_to=5)
+
+
 def test_fit_columns_folds_numbers_between_them_never_inside_one() -> None:
     columns = [Col("#"), Col("name", handle=True), Col("scores")]
     natural, unbroken = [2, 20, 13], [2, 20, 6]  # scores such as "2.2276 2.7179"

@@ -193,7 +193,7 @@ def test_working_tree_gets_registrations_checks(executor: CountingExecutor, task
     assert refused.exit_code == 2 and "'missing.py'" in refused.output
     assert executor.calls == []
     both = _invoke("run", "--repo", str(tree), "--competitor", "crasher", "--task", str(task_file))
-    assert both.exit_code == 2 and "either --competitor NAME" in both.output
+    assert both.exit_code == 2 and "give one, not both: --competitor NAME" in both.output
     missing = _invoke("run", "--repo", str(tmp_path / "nope"), "--task", str(task_file))
     assert missing.exit_code == 2 and f"--repo {tmp_path / 'nope'}: no such folder" in missing.output
     assert missing.output.count("--repo") == 1  # the prefix once, not "--repo nope: --repo nope: ..."

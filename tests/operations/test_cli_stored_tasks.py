@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from operator_data import OperatorData
 from typer.testing import CliRunner
@@ -72,3 +73,12 @@ def test_an_infinite_budget_is_refused_and_a_stored_one_does_not_break_the_listi
     assert listed.exit_code == 0 and "inf s" in listed.output
     shown = _invoke("task", "show", "old")
     assert shown.exit_code == 0 and "inf s" in shown.output
+
+
+def test_show_of_a_stored_task_says_which_way_is_better(operator_data: OperatorData) -> None:
+    """As file and played tasks do: the task's type fixes it (a stored task's show had no score line)."""
+    assert _invoke("task", "add", "sums", "--type", "instruct", "--base-model", "model", "--dataset", "saved",
+                   "--field-instruction", "q", "--field-output", "a", "--pool", "mine").exit_code == 0
+    shown = _invoke("task", "show", "sums").output
+    assert re.search(r"^score {2,}lower is better$", shown, re.MULTILINE), shown
+    assert json.loads(_invoke("task", "show", "sums", "--json").output)["direction"] == "lower"

@@ -17,7 +17,7 @@ from trainarena import __version__
 from trainarena.api.auth import RateLimiter
 from trainarena.api.cache import VersionedCache
 from trainarena.api.errors import install_error_handlers
-from trainarena.api.json_body import refuse_non_json_body
+from trainarena.api.json_body import check_request_body
 from trainarena.api.routes import ROUTERS
 from trainarena.api.strict_query import refuse_unknown_query
 from trainarena.registry import sweep_registry
@@ -71,7 +71,7 @@ def create_app(settings: Settings, *, store: Store | None = None, services: Sequ
     app.state.services = tuple(services)  # routes find theirs by type (e.g. the tournament drivers)
     install_error_handlers(app)
     for router in ROUTERS:
-        app.include_router(router, dependencies=[Depends(refuse_unknown_query), Depends(refuse_non_json_body)])
+        app.include_router(router, dependencies=[Depends(refuse_unknown_query), Depends(check_request_body)])
     install_dashboard(app)  # the web pages at / and their assets at /static (not in the OpenAPI schema)
     return app
 

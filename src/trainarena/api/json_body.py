@@ -8,11 +8,13 @@ it was answered "Input should be a valid dictionary or object to extract fields 
 from __future__ import annotations
 
 import email.message
+import json
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict
 
 from trainarena.api.errors import ApiError, body_fields
+from trainarena.api.strict_query import schema_operation
 
 
 class RequestBody(BaseModel):
@@ -21,9 +23,20 @@ class RequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-async def refuse_non_json_body(request: Request) -> None:
-    """A dependency of every API route: a body sent to a route that reads JSON, of another content type
-    (or none), is a 415 saying how to send it."""
+# A body this short may be read to see whether it is an empty JSON object; a longer one is refused unread.
+_EMPTY_OBJECT_MOST_BYTES = 64
+
+
+async def check_request_body(request: Request) -> None:
+    """A dependency of every API route. A body sent to a route that takes none (its OpenAPI operation has
+    no requestBody: cancel, start, publish, delete...) is a 422 saying so, as an unknown query parameter
+    is, rather than ignored; ``{}``, which many clients send with every POST, says nothing and is let
+    through. A body sent to a route that reads JSON, of another content type (or none), is a 415 saying
+    how to send it."""
+    operation = schema_operation(request)
+    if operation is not None and "requestBody" not in operation:
+        await _refuse_any_body(request)
+        return
     if not body_fields(request.scope.get("route")) or not await request.body():
         return
     content_type = request.headers.get("content-type")
@@ -35,3 +48,26 @@ async def refuse_non_json_body(request: Request) -> None:
     raise ApiError(415, "unsupported_media_type", "send the body as JSON with `Content-Type: application/json` (it was "
                    f"{'sent as ' + content_type if content_type else 'sent without a Content-Type'}; `curl -d` sends a form "
                    "unless given -H 'Content-Type: application/json')", content_type=content_type)  # fmt: skip
+
+
+async def _refuse_any_body(request: Request) -> None:
+    """422 where the request carries a body other than ``{}``; judged from its headers where they say
+    there is none or it is long, so a large body is never read into memory."""
+    length = request.headers.get("content-length")
+    if length is None and "transfer-encoding" not in request.headers:
+        return
+    sent = f"{length} bytes" if length is not None else "a chunked body"
+    if length is not None and length.isdigit() and int(length) <= _EMPTY_OBJECT_MOST_BYTES:
+        body = await request.body()
+        if not body.strip() or _is_empty_object(body):
+            return
+    route = request.scope["route"].path_format
+    raise ApiError(422, "invalid_request", f"{request.method} {route} takes no body; send none (it was sent {sent})",
+                   body_bytes=int(length) if length is not None and length.isdigit() else None)
+
+
+def _is_empty_object(body: bytes) -> bool:
+    try:
+        return json.loads(body) == {}
+    except ValueError:
+        return False

@@ -21,9 +21,10 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of te
 JobId = Annotated[str, typer.Argument(help="The job's id (job-...).")]
 # The tier, the budget and the failure reason are in `jobs show`. The base model is a handle (it is one of
 # settings jobs.base_models, typed back into POST /v1/jobs): never cut; where 80 columns cannot hold it
-# whole beside the id, the creation time (free text) gives way, as it is in `jobs show` too.
+# whole beside the id, the creation time gives way (it is in `jobs show` too): shown whole or not at all,
+# since a cut time ("12-02 …") reads as a time.
 JOB_COLUMNS = (Col("id", handle=True), Col("status"), Col("type"), Col("base model", handle=True), Col("score", justify="right"),
-               Col("created", shrink_to=len("MM-DD HH:MM")))  # fmt: skip
+               Col("created", optional=True))  # fmt: skip
 
 
 def _iso(value: Any) -> str | None:

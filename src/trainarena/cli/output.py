@@ -78,10 +78,15 @@ class Col:
     shrink_to: int | None = None  # free text: shrinks, cut with an ellipsis, first down to this, then to its header
     justify: JustifyMethod = "left"
     handle: bool = False  # typed back into commands (a name, an id): never cut, folds onto more lines instead
+    # A short value read only whole (a timestamp), and found elsewhere too: never cut nor folded; left out
+    # (named under the table) before any other column folds or is cut to keep it.
+    optional: bool = False
 
     def __post_init__(self) -> None:
         if self.handle and self.shrink_to is not None:
             raise ValueError(f"column {self.header!r}: a handle is never cut, so it takes no shrink_to")
+        if self.optional and (self.handle or self.shrink_to is not None):
+            raise ValueError(f"column {self.header!r}: an optional column is shown whole or left out, so it is no handle and takes no shrink_to")
 
     def cell(self, value: str | Text) -> Text:
         """``value`` as this column's cell: free text cut with an ellipsis, anything else folded (a short
@@ -116,7 +121,22 @@ def fit_columns(columns: Sequence[Col], natural: Sequence[int], unbroken: Sequen
     text goes down to its header's width if that lets the handles fit whole. Else free text gives way
     before a handle folds: where leaving out free-text columns, the rightmost first, lets every handle
     and short value keep its whole width, as few as that takes are left out. Only where even that is not
-    enough do the handles fold (``_folded_to_fit``), the free text keeping its readable width."""
+    enough do the handles fold (``_folded_to_fit``), the free text keeping its readable width. Optional
+    columns go first, the rightmost first: each is kept only where it and every other column that is no
+    free text keep their whole width."""
+    optional = [i for i, column in enumerate(columns) if column.optional]
+    for count in range(len(optional) + 1):
+        out = set(optional[len(optional) - count :])
+        rest = [i for i in range(len(columns)) if i not in out]
+        fitted = iter(_fit_shown([columns[i] for i in rest], [natural[i] for i in rest], [unbroken[i] for i in rest], available))
+        widths = [0 if i in out else next(fitted) for i in range(len(columns))]
+        if all(widths[i] >= natural[i] for i in rest if columns[i].shrink_to is None):
+            break
+    return widths
+
+
+def _fit_shown(columns: Sequence[Col], natural: Sequence[int], unbroken: Sequence[int], available: int) -> list[int]:
+    """``fit_columns`` for the columns left once optional ones are out (an optional one here is a short value)."""
     widths = _folded_to_fit(columns, natural, unbroken, available)
     if all(width >= natural[i] for i, width in enumerate(widths) if columns[i].handle):
         return widths

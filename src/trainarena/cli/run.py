@@ -43,9 +43,20 @@ def _competitor(store: Store, name: str, json_output: bool) -> CompetitorInfo:
         return CompetitorInfo(row.name, row.repo_url, row.commit, row.tree_hash, row.entrypoint)
 
 
+def _check_options(settings: Settings, competitor: str | None, repo: Path | None, seeds: int, json_output: bool) -> None:
+    """One line naming the option given wrong (exit 2), as a bad path gets: typer's checks end in a usage box."""
+    script = "--competitor NAME (registered) or --repo PATH (a working tree)"
+    if competitor is None and repo is None:
+        raise fail(f"--competitor or --repo: give one: {script}", json_output, code=2)
+    if competitor is not None and repo is not None:
+        raise fail(f"--competitor and --repo: give one, not both: {script}", json_output, code=2)
+    if seeds < 1:
+        raise fail(f"--seeds {seeds}: at least 1", json_output, code=2)
+    if seeds > settings.workbench.max_seeds:
+        raise fail(f"--seeds {seeds}: at most {settings.workbench.max_seeds} (settings: workbench.max_seeds)", json_output, code=2)
+
+
 def _script(settings: Settings, store: Store, competitor: str | None, repo: Path | None, json_output: bool) -> Script:
-    if (competitor is None) == (repo is None):
-        raise typer.BadParameter("give either --competitor NAME (registered) or --repo PATH (a working tree)")
     if competitor is not None:
         return registered_script(_competitor(store, competitor, json_output))
     assert repo is not None
@@ -61,7 +72,7 @@ def run_command(
     task: Annotated[Path, typer.Option(help="A task file (TOML or JSON): type, base model, dataset, budget.")],
     competitor: Annotated[str | None, typer.Option(help="A registered competitor's name.")] = None,
     repo: Annotated[Path | None, typer.Option(help="A working tree to run as it is, committed or not, without registering it.")] = None,
-    seeds: Annotated[int, typer.Option(min=1, help="Run this many times, with the task's seed, seed + 1, ...; runs the house script on the same seeds (cached per seed) and prints mean, spread and the lead over it, paired by seed, with its confidence interval.")] = 1,
+    seeds: Annotated[int, typer.Option(help="Run this many times (1 to settings workbench.max_seeds), with the task's seed, seed + 1, ...; runs the house script on the same seeds (cached per seed) and prints mean, spread and the lead over it, paired by seed, with its confidence interval.")] = 1,
     no_reference: Annotated[bool, typer.Option("--no-reference", help="Skip the references (base model, house script).")] = False,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run without a sandbox (only for scripts you trust).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -69,8 +80,7 @@ def run_command(
     """Run a script on one task, store the run, and print its score next to the base model's and the house script's."""
     console = Console(stderr=json_output, highlight=False)
     settings = Settings()
-    if seeds > settings.workbench.max_seeds:
-        raise typer.BadParameter(f"at most {settings.workbench.max_seeds} seeds (settings: workbench.max_seeds)", param_hint="--seeds")
+    _check_options(settings, competitor, repo, seeds, json_output)
     try:
         definition = load_task_file(task)
     except TaskFileError as error:  # it names the file

@@ -147,6 +147,7 @@ def print_stored_task(details: dict[str, object]) -> None:
         ("dataset", str(details["dataset"])),
         ("rows", f"{details['train_rows']:,} train, {details['hidden_rows']:,} hidden (secret split)"),
         ("budget", seconds_text(details["budget_seconds"])),
+        ("score", f"{details['direction']} is better" if details["direction"] else "-"),
         ("added", str(details["created_at"])),
         ("model sha256", str(digests["base_model"])),
         ("data sha256", str(digests["dataset"])),

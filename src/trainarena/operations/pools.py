@@ -21,7 +21,7 @@ from trainarena.runs import definition_from_json, definition_json, task_key
 from trainarena.settings import Settings
 from trainarena.store import StoredTask, add_stored_task, get_stored_task
 from trainarena.store.competitors import StoreError
-from trainarena.tasks import TaskFile, TaskFileError, resolve_task_file, task_file_from_data
+from trainarena.tasks import TaskFile, TaskFileError, resolve_task_file, score_direction, task_file_from_data
 from trainarena.tasks.base import DatasetError, TaskDefinition
 from trainarena.tasks.check import SHOWN_SHARED_KEYS, TaskCheck, check_task
 from trainarena.tasks.digests import path_digest
@@ -145,6 +145,7 @@ def stored_task_json(task: StoredTask) -> dict[str, Any]:
         "base_model": definition["base_model"],
         "dataset": definition["dataset"].get("source"),
         "budget_seconds": definition["budget_seconds"],
+        "direction": score_direction(task.task_type),  # which way its score is better, by its type
         "train_rows": task.train_rows,
         "hidden_rows": task.hidden_rows,
         "digests": {"base_model": task.base_model_digest, "dataset": task.dataset_digest, "hidden_split": task.hidden_digest},

@@ -23,7 +23,7 @@ from trainarena.reporting.run_detail import score_of, task_name
 from trainarena.store import Run, TaskRow
 from trainarena.store.adhoc import runs_of_tasks
 from trainarena.store.models import RunOrigin
-from trainarena.tasks import get_task_type
+from trainarena.tasks import score_direction
 
 
 class UnknownTaskError(LookupError):
@@ -89,7 +89,7 @@ def task_board(session: Session, name: str) -> TaskBoard:
     for run in runs:
         by_entrant.setdefault(_entrant(run), []).append(run)
     # Before any run is scored, the task's type still says which way is better.
-    direction = next((d for _, d in map(score_of, runs) if d), None) or _type_direction(runs[0].task.definition)
+    direction = next((d for _, d in map(score_of, runs) if d), None) or score_direction(runs[0].task.definition.get("task_type", ""))
     better = Direction(direction or Direction.LOWER)  # no run scored: the order does not matter
     lines = [_line(entrant, own, better) for entrant, own in by_entrant.items()]
     scored = sorted(((line.best_score, line) for line in lines if line.best_score is not None),
@@ -97,14 +97,6 @@ def task_board(session: Session, name: str) -> TaskBoard:
     ranked = [BoardLine(**{**asdict(line), "rank": rank}) for rank, (_, line) in enumerate(scored, start=1)]
     unscored = sorted((line for line in lines if line.best_score is None), key=lambda line: line.best_run_id)
     return TaskBoard(task_name(runs[0].task), digest, direction, digests[1:], ranked + unscored)
-
-
-def _type_direction(definition: dict[str, Any]) -> str | None:
-    """Which way the task's type scores (lower or higher); None for a type not registered here."""
-    try:
-        return get_task_type(definition.get("task_type", "")).direction.value
-    except KeyError:
-        return None
 
 
 def _line(entrant: str, runs: list[Run], better: Direction) -> BoardLine:

@@ -70,6 +70,14 @@ def get_task_type(task_type: TaskType | str) -> TaskPlugin:
     return importlib.import_module(plugin_module(task_type)).plugin()
 
 
+def score_direction(task_type: TaskType | str) -> str | None:
+    """Which way a task type's score is better (lower or higher); None for a type not registered here."""
+    try:
+        return get_task_type(task_type).direction.value
+    except KeyError:
+        return None
+
+
 REQUIRED_KEYS = ("name", "type", "base_model", "budget_seconds", "dataset")
 OPTIONAL_KEYS = ("seed",)
 DEFAULT_SEED = 0
