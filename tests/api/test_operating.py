@@ -88,7 +88,8 @@ def test_operators_store_tasks_create_and_drive_a_tournament_and_publish(empty_a
         assert wrong_column.status_code == 422 and "question" in wrong_column.json()["error"]["message"]
         assert client.post("/v1/tasks", json=_task(data, "t1"), headers=operator).json()["error"]["code"] == "task_refused"
         assert [t["name"] for t in client.get("/v1/tasks", params={"pool": "weekly"}, headers=operator).json()["data"]] == ["t1", "t2", "t3"]
-        assert client.get("/v1/tasks/t2", headers=operator).json()["dataset"] == str(data.jsonl)
+        stored = client.get("/v1/tasks/t2", headers=operator).json()
+        assert stored["dataset"] == str(data.jsonl) and stored["direction"] == "lower"
         assert client.get("/v1/pools", headers=operator).json()[0] | {"created_at": None} == {
             "name": "weekly", "kind": "text", "tasks": ["t1", "t2", "t3"], "created_at": None}
 

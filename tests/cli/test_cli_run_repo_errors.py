@@ -14,6 +14,7 @@ from one_line_error import one_line_error
 from typer.testing import CliRunner
 
 from trainarena.cli import app
+from trainarena.contract import SEED_MAX
 from trainarena.settings import Settings
 
 MANIFEST = '[trainarena]\ncontract = 1\nentrypoint = "train.py"\ntask_types = ["instruct"]\n'
@@ -111,3 +112,11 @@ def test_scripts_and_seeds_given_wrong_get_one_line(runner: CliRunner, tmp_path:
     assert one_line_error(runner, args) == f"error: {message}"
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 2 and json.loads(result.stdout) == {"ok": False, "error": message}
+
+
+def test_seeds_past_the_largest_seed_get_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    """Run k takes the task's seed + k: a task at the largest seed has room for one run, not two."""
+    (tmp_path / "task.toml").write_text(TASK.replace("budget_seconds = 30\n", f"budget_seconds = 30\nseed = {SEED_MAX - 1}\n"))
+    _plain(tmp_path / "mine")
+    args = ["run", "--repo", str(tmp_path / "mine"), "--task", str(tmp_path / "task.toml"), "--seeds", "3"]
+    assert one_line_error(runner, args) == f"error: --seeds 3: the task's seed {SEED_MAX - 1} leaves room for 2 (seeds end at {SEED_MAX})"

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields, print_reason, printable
 from trainarena.cluster import make_executor
-from trainarena.contract import Direction
+from trainarena.contract import SEED_MAX, Direction
 from trainarena.engine.comparison import relative_improvement, seed_spread
 from trainarena.execution import SandboxUnavailable
 from trainarena.reporting.references import ReferenceLine
@@ -85,6 +85,9 @@ def run_command(
         definition = load_task_file(task)
     except TaskFileError as error:  # it names the file
         raise fail(f"--task {error}", json_output, code=2, task=str(task)) from error
+    if definition.seed + seeds - 1 > SEED_MAX:  # run k takes the task's seed + k
+        raise fail(f"--seeds {seeds}: the task's seed {definition.seed} leaves room for {SEED_MAX - definition.seed + 1} "
+                   f"(seeds end at {SEED_MAX})", json_output, code=2)  # fmt: skip
     with open_store(settings) as store:
         script = _script(settings, store, competitor, repo, json_output)
         try:

@@ -5,7 +5,7 @@ shown and removed (`task list --stored`, `task show`, `task remove`)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
@@ -49,6 +49,7 @@ class StoredTaskOut(BaseModel):
     base_model: str
     dataset: str | None = Field(description="The dataset's source (a path on the server or a hub id).")
     budget_seconds: float
+    direction: Literal["lower", "higher"] = Field(description="Which way the task's score is better (its type fixes it).")
     train_rows: int
     hidden_rows: int
     digests: Digests
