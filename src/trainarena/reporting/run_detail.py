@@ -231,7 +231,7 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
         attempts=run.attempts,
         score=score,
         direction=direction,
-        references=() if is_reference else reference_lines(session, task.digest, score, direction),
+        references=() if is_reference else reference_lines(session, task.digest, score, direction, None if seed is None else int(seed)),
         reason=short_reason(run.failure_reason),
         summary=summary,
         failure_reason=run.failure_reason,

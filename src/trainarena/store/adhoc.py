@@ -58,15 +58,17 @@ def start_adhoc_run(
 
 
 def cached_reference(session: Session, digest: str, origin: str, seed: int | None = None) -> Run | None:
-    """The latest succeeded reference run of ``origin`` on the task with ``digest``, if any; with
-    ``seed``, the latest one run on that seed (the digest leaves the seed out, the definition keeps it)."""
+    """The first succeeded reference run of ``origin`` on the task with ``digest``, if any; with
+    ``seed``, the first one run on that seed (the digest leaves the seed out, the definition keeps it).
+    The first, so that a run's reference never changes once there: a later one (two computed at once)
+    does not displace it."""
     if origin not in RunOrigin.REFERENCES:
         raise ValueError(f"{origin!r} is not a reference origin; use one of {', '.join(RunOrigin.REFERENCES)}")
     query = (
         select(Run)
         .join(Run.task)
         .where(TaskRow.digest == digest, Run.origin == origin, Run.status == RunStatus.SUCCEEDED.value)
-        .order_by(Run.id.desc())
+        .order_by(Run.id)
     )
     if seed is None:
         return session.scalars(query.limit(1)).first()

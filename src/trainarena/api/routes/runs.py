@@ -91,7 +91,7 @@ class RunDetailOut(BaseModel):
     attempts: int
     score: float | None
     direction: str | None = Field(description="lower or higher: which scores are better.")
-    references: list[ReferenceOut] = Field(description="The task's references and how this run compares.")
+    references: list[ReferenceOut] = Field(description="The task's references (the base model's, the house script's run on this run's seed) and how this run compares.")
     reason: str = Field(description="Why it failed, in one line.")
     summary: str = Field(description="The platform's whole summary of a failure.")
     failure_reason: str | None = Field(description="The whole recorded failure text (summary and stderr tail).")
