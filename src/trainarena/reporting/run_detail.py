@@ -119,7 +119,8 @@ class RunDetail:
     whom (a registered competitor, a working tree, or a reference), how it ended and where its files are."""
 
     run_id: int
-    origin: str  # tournament | adhoc | house | base_model
+    origin: str  # tournament | adhoc | audit | house | base_model (| job, for the operator)
+    audit_of: int | None  # an audit's run: the run it re-measures
     tournament_id: int | None
     tournament: str | None
     round: int | None  # 1-based, as the bracket shows it
@@ -218,6 +219,7 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
     return RunDetail(
         run_id=run.id,
         origin=run.origin,
+        audit_of=run.audit_of_id,
         **_place(run),
         task=task_name(task),
         task_digest=task.digest,
@@ -264,6 +266,7 @@ class RunSummary:
 
     run_id: int
     origin: str
+    audit_of: int | None  # an audit's run: the run it re-measures
     tournament: str | None
     round: int | None
     stage: str | None
@@ -291,6 +294,7 @@ def _summary(run: Run) -> RunSummary:
     return RunSummary(
         run_id=run.id,
         origin=run.origin,
+        audit_of=run.audit_of_id,
         tournament=place["tournament"],
         round=place["round"],
         stage=place["stage"],

@@ -34,7 +34,8 @@ RunId = Annotated[int, Path(ge=1, le=STORE_INT_MAX, description="The run's id, a
 
 class RunSummaryOut(BaseModel):
     run_id: int = Field(description="What GET /v1/runs/{run_id} takes.")
-    origin: str = Field(description="tournament, adhoc, house or base_model (a reference).")
+    origin: str = Field(description="tournament, adhoc, audit (a re-run of run audit_of), house or base_model (a reference).")
+    audit_of: int | None = Field(description="An audit's run: the run it re-measures; null for every other run.")
     tournament: str | None = Field(description="The tournament's name; null outside tournaments.")
     round: int | None = Field(description="The round, 1-based.")
     stage: str | None = Field(description="group, knockout or boss.")
@@ -70,7 +71,8 @@ class RunDetailOut(BaseModel):
     """A run in full, as `trainarena runs show --json` prints it."""
 
     run_id: int
-    origin: str
+    origin: str = Field(description="tournament, adhoc, audit (a re-run of run audit_of), house or base_model (a reference).")
+    audit_of: int | None = Field(description="An audit's run: the run it re-measures; null for every other run.")
     tournament_id: int | None
     tournament: str | None
     round: int | None
