@@ -421,3 +421,31 @@ def test_a_run_is_compared_with_the_house_run_on_its_own_seed_for_good(executor:
     assert fields["house script"] == "2.0500 over the same 2 seeds, the mean is 24.6% worse"
     rows = [line for line in text.stdout.splitlines() if line.startswith("│")]
     assert "27.5% worse" in rows[0] and "21.9% worse" in rows[1]
+
+
+def test_runs_list_filters_by_the_names_its_table_shows(executor: CountingExecutor, task_file: Path, tmp_path: Path) -> None:
+    """The QA found `--competitor` refused `mine (tree)`, `house script` and `base model`, and
+    `--tournament` refused `reference`, all of which the table itself shows."""
+    _invoke("run", "--repo", str(_tree(tmp_path / "mine", commit=False)), "--task", str(task_file))
+    _invoke("run", "--competitor", "crasher", "--task", str(task_file))
+
+    def listed(*filters: str) -> list[tuple[str, str]]:
+        result = _invoke("runs", "list", "--json", *filters)
+        assert result.exit_code == 0, result.output
+        return [(run["origin"], run["competitor"]) for run in json.loads(result.stdout)]
+
+    assert listed("--competitor", "mine (tree)") == [("adhoc", "mine (tree)")]
+    assert listed("--competitor", str((tmp_path / "mine").resolve())) == [("adhoc", "mine (tree)")]  # as the task board shows it
+    assert listed("--competitor", "house script") == [("house", "house script")]
+    assert listed("--competitor", "base model") == [("base_model", "base model")]
+    assert listed("--tournament", "reference") == [("base_model", "base model"), ("house", "house script")]
+    assert listed("--tournament", "ad hoc", "--competitor", "crasher") == [("adhoc", "crasher")]
+    table = _invoke("runs", "list", "--tournament", "reference")
+    assert table.exit_code == 0 and "house scr" in table.stdout and "mine" not in table.stdout
+    unknown = _invoke("runs", "list", "--competitor", "other (tree)")
+    assert unknown.exit_code == 1
+    assert ("the competitor filter takes a registered competitor's name, a working tree's as the list shows it "
+            "('NAME (tree)') or its path, 'base model' or 'house script'") in " ".join(unknown.stderr.split())
+    unknown = _invoke("runs", "list", "--tournament", "nope")
+    assert "or 'ad hoc' for the runs outside tournaments ('reference' for the references alone, 'audit' for the audits)" \
+        in " ".join(unknown.stderr.split())  # fmt: skip

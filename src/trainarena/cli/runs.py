@@ -61,7 +61,7 @@ ATTEMPT_COLUMNS = (
 # What lists the names each filter of `runs list` takes, for the error of a filter that names none.
 FILTER_LISTS = {
     "tournament": "`trainarena status` lists the tournaments",
-    "competitor": "`trainarena competitor list` lists the competitors",
+    "competitor": "`trainarena competitor list` lists the competitors, `trainarena runs list` every name it shows",
     "task": "`trainarena task list --stored` lists the stored tasks, `trainarena runs list` the tasks runs were made on",
 }
 
@@ -184,8 +184,8 @@ def list_row(run: RunSummary) -> list[str]:
 
 @app.command("list")
 def list_command(
-    tournament: Annotated[str | None, typer.Option(help=f"Only the runs of this tournament (its name), or '{AD_HOC}' for those outside tournaments.")] = None,
-    competitor: Annotated[str | None, typer.Option(help="Only the runs of this competitor (its name).")] = None,
+    tournament: Annotated[str | None, typer.Option(help=f"Only the runs of this tournament (its name), or '{AD_HOC}' for those outside tournaments ('reference', 'audit': those alone).")] = None,
+    competitor: Annotated[str | None, typer.Option(help="Only the runs of this competitor (its name), working tree ('NAME (tree)', or its path) or reference ('house script', 'base model').")] = None,
     status: Annotated[RunStatus | None, typer.Option(help="Only runs with this status.")] = None,
     task: Annotated[str | None, typer.Option(help="Only the runs of this task (its name, or a prefix of 6 or more characters of its digest).")] = None,
     as_json: JsonFlag = False,

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
-from trainarena.reporting.references import ReferenceLine, reference_lines, run_label
+from trainarena.reporting.references import REFERENCE_LABELS, ReferenceLine, reference_lines, run_label
 from trainarena.runs import definition_from_json, task_key
 from trainarena.store import (
     Competitor,
@@ -284,6 +284,11 @@ class RunSummary:
 
 # ``runs list --tournament`` value that selects the runs played outside any tournament.
 AD_HOC = "ad hoc"
+# Values of the tournament filter that select some of the runs outside tournaments: what the list's
+# tournament column says of them (``cli.runs.list_row``).
+OUTSIDE_KINDS = {"reference": RunOrigin.REFERENCES, "audit": (RunOrigin.AUDIT,)}
+# How a working tree's runs are labelled (``reporting.references.run_label``): its folder's name and this.
+TREE_SUFFIX = " (tree)"
 # The shortest digest prefix ``runs list --task`` takes as one: shorter ones would match too many tasks by chance.
 TASK_DIGEST_PREFIX_MIN = 6
 
@@ -336,16 +341,19 @@ def list_runs(
     status changes while a client pages)."""
     played = _with_tournament(select(Run)).order_by(*PLAY_ORDER)
     outside = _outside_tournaments().order_by(Run.id)
+    if tournament in OUTSIDE_KINDS:
+        outside = outside.where(Run.origin.in_(OUTSIDE_KINDS[tournament]))
     if tournament is None:
         queries = [played, outside]
     else:
-        queries = [outside] if tournament == AD_HOC else [played.where(Tournament.name == tournament)]
+        queries = [outside] if tournament in (AD_HOC, *OUTSIDE_KINDS) else [played.where(Tournament.name == tournament)]
     if after is not None:
         queries = _after_run(session, after, queries, outside)
     runs: list[Run] = []
     for number, query in enumerate(queries, start=1):
         if competitor is not None:
-            query = query.join(Run.competitor).where(Competitor.name == competitor)
+            registered = get_competitor(session, competitor) is not None
+            query = query.join(Run.competitor).where(Competitor.name == competitor) if registered else query.where(_labelled(competitor))
         if status is not None:
             query = query.where(Run.status == status)
         if task is not None:
@@ -389,6 +397,21 @@ _SUMMARY_LOADS = (
 )
 
 
+def _labelled(name: str) -> ColumnElement[bool]:
+    """The runs of no registered competitor that the lists label ``name`` (``run_label``): a reference by
+    its label, a working tree by its folder's name with :data:`TREE_SUFFIX` or by its path (as the task
+    board shows it). A competitor removed since leaves its runs as working trees of its repository."""
+    matches = [Run.competitor_id.is_(None) & (Run.source_path == name)]
+    origins = [origin for origin, label in REFERENCE_LABELS.items() if label == name]
+    if origins:
+        matches.append(Run.origin.in_(origins))
+    folder = name.removesuffix(TREE_SUFFIX)
+    if folder != name and folder:
+        tree = (Run.source_path == folder) | Run.source_path.endswith(f"/{folder}", autoescape=True)
+        matches.append(Run.competitor_id.is_(None) & Run.origin.not_in(RunOrigin.REFERENCES) & tree)
+    return or_(false(), *matches)
+
+
 def _outside_tournaments() -> Select[tuple[Run]]:
     """Runs whose task belongs to no match: ad-hoc runs and references (customers' jobs are private)."""
     return select(Run).join(Run.task).where(TaskRow.match_row_id.is_(None), Run.origin.not_in(RunOrigin.PRIVATE))
@@ -429,16 +452,25 @@ def run_filter_problem(session: Session, *, tournament: str | None, competitor: 
     is there when a tournament played it or a listed run was made on it, and with ``stored_tasks`` (the
     operator's callers) when a pool stores it: such a task with no runs yet lists no runs, rather than
     being unknown. A customer's job task is not there (its name is the customer's)."""
-    if tournament not in (None, AD_HOC) and get_tournament_by_name(session, tournament) is None:
+    if tournament not in (None, AD_HOC, *OUTSIDE_KINDS) and get_tournament_by_name(session, tournament) is None:
         return UnknownFilter("tournament", tournament, f"no tournament named {tournament!r}; the tournament filter "
-                             f"takes a tournament's name, or {AD_HOC!r} for the runs outside tournaments")  # fmt: skip
-    if competitor is not None and get_competitor(session, competitor) is None:
+                             f"takes a tournament's name, or {AD_HOC!r} for the runs outside tournaments ('reference' "
+                             "for the references alone, 'audit' for the audits)")  # fmt: skip
+    if competitor is not None and get_competitor(session, competitor) is None and not _has_labelled_runs(session, competitor):
         return UnknownFilter("competitor", competitor, f"no competitor named {competitor!r}; the competitor filter "
-                             "takes a registered competitor's name")  # fmt: skip
+                             f"takes a registered competitor's name, a working tree's as the list shows it ('NAME"
+                             f"{TREE_SUFFIX}') or its path, {' or '.join(map(repr, REFERENCE_LABELS.values()))}")  # fmt: skip
     if task is not None and not _task_is_known(session, task, stored_tasks=stored_tasks):
         return UnknownFilter("task", task, f"no task named {task!r}; the task filter takes a task's name, or the "
                              f"first {TASK_DIGEST_PREFIX_MIN} or more characters of its digest")  # fmt: skip
     return None
+
+
+def _has_labelled_runs(session: Session, name: str) -> bool:
+    """Whether a listed run is labelled ``name`` (:func:`_labelled`): a name the competitor filter takes."""
+    if name in REFERENCE_LABELS.values():  # a reference's label is known before any reference is computed
+        return True
+    return session.scalar(select(Run.id).where(_labelled(name), Run.origin.not_in(RunOrigin.PRIVATE)).limit(1)) is not None
 
 
 def _task_is_known(session: Session, task: str, *, stored_tasks: bool) -> bool:
