@@ -44,6 +44,7 @@ class CountingExecutor:
         self.calls: list[tuple[str, int]] = []
         self.legacy_house = False
         self.house, self.script = (2.0, 0.0), (2.5, 0.01)
+        self.script_fails = False  # the script's runs exit with code 1 (the references still score)
 
     def _report(self, run_dir: Path | None, score: float, *, legacy: bool = False) -> RunReport:
         logs = None
@@ -62,6 +63,8 @@ class CountingExecutor:
         self.calls.append((competitor.name, task.seed))
         assert competitor.submission_dir is None or (competitor.submission_dir / "train.py").is_file()
         house = competitor.name == "house script"
+        if self.script_fails and not house:
+            return RunReport(RunStatus.FAILED, 1_700_000_000.0, 1_700_000_001.0, failure_reason="exited with code 1")
         base, step = self.house if house else self.script
         return self._report(run_dir, base + step * task.seed, legacy=house and self.legacy_house)
 
@@ -449,3 +452,14 @@ def test_runs_list_filters_by_the_names_its_table_shows(executor: CountingExecut
     unknown = _invoke("runs", "list", "--tournament", "nope")
     assert "or 'ad hoc' for the runs outside tournaments ('reference' for the references alone, 'audit' for the audits)" \
         in " ".join(unknown.stderr.split())  # fmt: skip
+
+
+def test_a_failed_run_says_it_has_no_comparison(executor: CountingExecutor, task_file: Path) -> None:
+    """The QA saw `base model  8.2464, the script is -`: a sentence with no comparison in it."""
+    executor.script_fails = True
+    ran = _invoke("run", "--competitor", "crasher", "--task", str(task_file))
+    assert ran.exit_code == 1, ran.output
+    fields, _ = read_fields(ran.stdout, 80)
+    assert fields["status"] == "failed"
+    assert fields["base model"] == "4.0000 (no comparison: the run has no score)"
+    assert fields["house script"] == "2.0000 (no comparison: the run has no score)"

@@ -150,7 +150,8 @@ def _print_run(console: Console, run: RunDetail) -> None:
     fields = [("run", f"{run.run_id} (`trainarena runs show {run.run_id}`)"), ("script", f"{run.competitor} ({where})"),
               ("task", f"{run.task} ({run.task_type}, budget {run.budget_seconds:g} s, seed {run.seed})"),
               ("status", run.status), ("score", score)]  # fmt: skip
-    fields += [(f"{line.label}", f"{line.score:.4f}, the script is {_improvement(line)}") for line in run.references]
+    fields += [(line.label, f"{line.score:.4f}, the script is {_improvement(line)}" if line.improvement is not None
+                else f"{line.score:.4f} (no comparison: the run has no score)") for line in run.references]  # fmt: skip
     fields += [("wall time", "-" if run.wall_seconds is None else f"{run.wall_seconds:.1f} s"),
                ("artifact", run.artifact_path or "-"), ("logs", run.log_path or "-")]  # fmt: skip
     print_fields(console, fields)
