@@ -17,6 +17,8 @@ from trainarena.store.models import RunOrigin
 
 # How each reference is named in tables and details, in the order they are shown.
 REFERENCE_LABELS = {RunOrigin.BASE_MODEL: "base model", RunOrigin.HOUSE: "house script"}
+# A working tree's runs are labelled with its folder's name and this.
+TREE_SUFFIX = " (tree)"
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ def run_label(run: Run) -> str:
         return run.competitor.name
     if run.origin in REFERENCE_LABELS or run.source_path is None:
         return REFERENCE_LABELS.get(run.origin, run.origin)
-    return f"{Path(run.source_path).name} (tree)"
+    return f"{Path(run.source_path).name}{TREE_SUFFIX}"
 
 
 def reference_lines(session: Session, digest: str | None, score: float | None, direction: str | None,

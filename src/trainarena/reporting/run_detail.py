@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
-from trainarena.reporting.references import REFERENCE_LABELS, ReferenceLine, reference_lines, run_label
+from trainarena.reporting.references import REFERENCE_LABELS, TREE_SUFFIX, ReferenceLine, reference_lines, run_label
+from trainarena.reporting.run_labels import has_labelled_runs, labelled_runs
 from trainarena.runs import definition_from_json, task_key
 from trainarena.store import (
     Competitor,
@@ -287,8 +288,6 @@ AD_HOC = "ad hoc"
 # Values of the tournament filter that select some of the runs outside tournaments: what the list's
 # tournament column says of them (``cli.runs.list_row``).
 OUTSIDE_KINDS = {"reference": RunOrigin.REFERENCES, "audit": (RunOrigin.AUDIT,)}
-# How a working tree's runs are labelled (``reporting.references.run_label``): its folder's name and this.
-TREE_SUFFIX = " (tree)"
 # The shortest digest prefix ``runs list --task`` takes as one: shorter ones would match too many tasks by chance.
 TASK_DIGEST_PREFIX_MIN = 6
 
@@ -353,7 +352,7 @@ def list_runs(
     for number, query in enumerate(queries, start=1):
         if competitor is not None:
             registered = get_competitor(session, competitor) is not None
-            query = query.join(Run.competitor).where(Competitor.name == competitor) if registered else query.where(_labelled(competitor))
+            query = query.join(Run.competitor).where(Competitor.name == competitor) if registered else query.where(labelled_runs(competitor))
         if status is not None:
             query = query.where(Run.status == status)
         if task is not None:
@@ -395,21 +394,6 @@ _SUMMARY_LOADS = (
     selectinload(Run.attempt_records),
     selectinload(Run.counted_attempt).selectinload(RunAttempt.evaluation),
 )
-
-
-def _labelled(name: str) -> ColumnElement[bool]:
-    """The runs of no registered competitor that the lists label ``name`` (``run_label``): a reference by
-    its label, a working tree by its folder's name with :data:`TREE_SUFFIX` or by its path (as the task
-    board shows it). A competitor removed since leaves its runs as working trees of its repository."""
-    matches = [Run.competitor_id.is_(None) & (Run.source_path == name)]
-    origins = [origin for origin, label in REFERENCE_LABELS.items() if label == name]
-    if origins:
-        matches.append(Run.origin.in_(origins))
-    folder = name.removesuffix(TREE_SUFFIX)
-    if folder != name and folder:
-        tree = (Run.source_path == folder) | Run.source_path.endswith(f"/{folder}", autoescape=True)
-        matches.append(Run.competitor_id.is_(None) & Run.origin.not_in(RunOrigin.REFERENCES) & tree)
-    return or_(false(), *matches)
 
 
 def _outside_tournaments() -> Select[tuple[Run]]:
@@ -456,7 +440,7 @@ def run_filter_problem(session: Session, *, tournament: str | None, competitor: 
         return UnknownFilter("tournament", tournament, f"no tournament named {tournament!r}; the tournament filter "
                              f"takes a tournament's name, or {AD_HOC!r} for the runs outside tournaments ('reference' "
                              "for the references alone, 'audit' for the audits)")  # fmt: skip
-    if competitor is not None and get_competitor(session, competitor) is None and not _has_labelled_runs(session, competitor):
+    if competitor is not None and get_competitor(session, competitor) is None and not has_labelled_runs(session, competitor):
         return UnknownFilter("competitor", competitor, f"no competitor named {competitor!r}; the competitor filter "
                              f"takes a registered competitor's name, a working tree's as the list shows it ('NAME"
                              f"{TREE_SUFFIX}') or its path, {' or '.join(map(repr, REFERENCE_LABELS.values()))}")  # fmt: skip
@@ -464,13 +448,6 @@ def run_filter_problem(session: Session, *, tournament: str | None, competitor: 
         return UnknownFilter("task", task, f"no task named {task!r}; the task filter takes a task's name, or the "
                              f"first {TASK_DIGEST_PREFIX_MIN} or more characters of its digest")  # fmt: skip
     return None
-
-
-def _has_labelled_runs(session: Session, name: str) -> bool:
-    """Whether a listed run is labelled ``name`` (:func:`_labelled`): a name the competitor filter takes."""
-    if name in REFERENCE_LABELS.values():  # a reference's label is known before any reference is computed
-        return True
-    return session.scalar(select(Run.id).where(_labelled(name), Run.origin.not_in(RunOrigin.PRIVATE)).limit(1)) is not None
 
 
 def _task_is_known(session: Session, task: str, *, stored_tasks: bool) -> bool:
