@@ -10,11 +10,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from field_lines import read_fields
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 import trainarena.cli.audit as audit_cli
+from trainarena.api import create_app
 from trainarena.cli import app
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.demo.example_repos import make_example_repo
@@ -374,6 +376,9 @@ def test_an_audit_run_is_labelled_as_one_and_kept_off_the_task_board(settings: S
     with store.session() as session:
         [line] = task_board(session, task.name).lines
     assert (line.best_run_id, line.best_score, line.runs) == (run_id, 2.5, 1)
+    with TestClient(create_app(settings, store=store)) as client:
+        page = client.get(f"/runs/{audit_id}").text
+    assert f'audit of <a href="/runs/{run_id}">run {run_id}</a>, outside tournaments' in page
 
 
 def test_a_difference_with_no_band_yet_exits_3_not_1(settings: Settings, store: Store, inputs: Inputs, tree: Path,
