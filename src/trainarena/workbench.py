@@ -6,9 +6,10 @@ A script is a registered competitor or a working tree (snapshotted and checked a
 artifact and the house script (``examples/competitors/baseline``, ``image_baseline`` for image tasks)
 run on the same task and budget (image tasks have the house script alone: ``reference_origins``).
 Each is computed the first time a task (``runs.task_key``) is run, stored as a run of origin
-``base_model`` or ``house``, and reused from the store afterwards. With several seeds, run k uses the
-task file's seed + k, the house script is run on the same seeds (each cached per seed), and the runs
-are compared with it seed by seed (paired differences, ``engine.comparison``).
+``base_model`` or ``house``, and reused from the store afterwards; the house script's once per seed,
+as a run is compared with the house run on its own seed. With several seeds, run k uses the task
+file's seed + k, the house script is run on the same seeds, and the runs are compared with it seed by
+seed (paired differences, ``engine.comparison``).
 Every run ends with its ``result.json`` in its folder.
 """
 
@@ -116,31 +117,27 @@ class Workbench:
         self._recorder = recorder_for(settings)
 
     def references(self, task: TaskDefinition) -> dict[str, int]:
-        """The run ids of the task's references, computing (and storing) those not computed yet.
-        A reference that failed is stored as such and tried again next time."""
-        ids = {}
-        key = task_key(task)
-        for origin in reference_origins(task.task_type):
-            # Two `trainarena run`s of a new task at once: the second waits and reuses the first's.
-            with named_lock(self._store.engine, f"reference-{origin}-{key}"):
-                with self._store.session() as session:
-                    cached = cached_reference(session, key, origin)
-                    found = None if cached is None else cached.id
-                ids[origin] = found if found is not None else self._compute_reference(origin, task)
-        return ids
+        """The run ids of the task's references (the house script's on the task's seed), computing (and
+        storing) those not computed yet. A reference that failed is stored as such and tried again next time."""
+        return {origin: self._reference(origin, task) for origin in reference_origins(task.task_type)}
 
     def house_runs(self, task: TaskDefinition, seeds: int) -> list[int]:
         """The house script's run on each of the script's seeds (the task's seed + k), computed (and
         stored) the first time a seed of the task is asked for, reused from the store afterwards."""
-        key, ids = task_key(task), []
-        for k in range(seeds):
-            seeded = replace(task, seed=task.seed + k)
-            with named_lock(self._store.engine, f"reference-{RunOrigin.HOUSE}-{key}-seed-{seeded.seed}"):
-                with self._store.session() as session:
-                    cached = cached_reference(session, key, RunOrigin.HOUSE, seed=seeded.seed)
-                    found = None if cached is None else cached.id
-                ids.append(found if found is not None else self._compute_reference(RunOrigin.HOUSE, seeded))
-        return ids
+        return [self._reference(RunOrigin.HOUSE, replace(task, seed=task.seed + k)) for k in range(seeds)]
+
+    def _reference(self, origin: str, task: TaskDefinition) -> int:
+        """The stored reference of ``origin`` on ``task``, or a new one. The house script's runs are one per
+        seed (a run is compared with the one on its own seed, ``reporting.references``); the untrained base
+        model's score is one for every seed."""
+        key = task_key(task)
+        seed = task.seed if origin == RunOrigin.HOUSE else None
+        # Two `trainarena run`s of a new task at once: the second waits and reuses the first's.
+        with named_lock(self._store.engine, f"reference-{origin}-{key}" + ("" if seed is None else f"-seed-{seed}")):
+            with self._store.session() as session:
+                cached = cached_reference(session, key, origin, seed=seed)
+                found = None if cached is None else cached.id
+            return found if found is not None else self._compute_reference(origin, task)
 
     def _compute_reference(self, origin: str, task: TaskDefinition) -> int:
         if origin == RunOrigin.BASE_MODEL:

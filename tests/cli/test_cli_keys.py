@@ -83,3 +83,23 @@ def test_keys_list_at_80_columns_shows_whole_names_the_revoke_command_needs(runn
     assert listed.exit_code == 0, listed.output
     for name in names:
         assert name in listed.output  # `keys revoke NAME` takes exactly this handle
+
+
+def test_keys_list_at_80_columns_keeps_the_three_times_to_the_minute(runner: CliRunner) -> None:
+    """The QA saw every time cut to the day (`2026-12-02…`) once a key was used and another revoked,
+    so when a key was last used could not be read."""
+    secret = json.loads(_invoke(runner, ["keys", "create", "--role", "customer", "acme", "--json"]))["key"]
+    _invoke(runner, ["keys", "create", "--role", "operator", "ops-team"])
+    _invoke(runner, ["keys", "revoke", "ops-team"])
+    with open_store(Settings()) as store, store.transaction() as session:
+        for row in session.scalars(select(ApiKey)):
+            row.last_used_at = row.created_at
+    keys = json.loads(_invoke(runner, ["keys", "list", "--json"]))["keys"]
+    listed = _invoke(runner, ["keys", "list"])
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in listed.splitlines() if line.startswith("│")]
+    assert all(len(line) <= 80 for line in listed.splitlines())
+    year, minute = keys[1]["revoked_at"][:4], keys[1]["revoked_at"][5:16].replace("T", " ")
+    assert f"API keys (times UTC, {year})" in listed  # the year, said once for every time
+    assert rows[0][:2] == ["acme", "customer"] and rows[0][2] == f"{secret[:10]}…"
+    assert rows[0][3:] == [keys[0]["created_at"][5:16].replace("T", " "), keys[0]["last_used_at"][5:16].replace("T", " "), ""]
+    assert rows[1][5] == minute and "…" not in "".join(rows[1][3:])

@@ -44,6 +44,7 @@ class CountingExecutor:
         self.calls: list[tuple[str, int]] = []
         self.legacy_house = False
         self.house, self.script = (2.0, 0.0), (2.5, 0.01)
+        self.script_fails = False  # the script's runs exit with code 1 (the references still score)
 
     def _report(self, run_dir: Path | None, score: float, *, legacy: bool = False) -> RunReport:
         logs = None
@@ -62,6 +63,8 @@ class CountingExecutor:
         self.calls.append((competitor.name, task.seed))
         assert competitor.submission_dir is None or (competitor.submission_dir / "train.py").is_file()
         house = competitor.name == "house script"
+        if self.script_fails and not house:
+            return RunReport(RunStatus.FAILED, 1_700_000_000.0, 1_700_000_001.0, failure_reason="exited with code 1")
         base, step = self.house if house else self.script
         return self._report(run_dir, base + step * task.seed, legacy=house and self.legacy_house)
 
@@ -234,7 +237,7 @@ def test_seeds_are_summarised_against_the_house_script(executor: CountingExecuto
     assert "2 seeds" in text.stdout and "std 0.0071" in text.stdout and "a clear difference" in text.stdout
     assert "95%: -0.6185 to -0.4915, paired per example" in text.stdout
     assert "both scripts' seed noise, over 2 seeds run by both" in text.stdout
-    assert "4.0000, the mean is 36.1% better" in text.stdout and "2.0000, the mean is 27.7% worse" in text.stdout
+    assert "4.0000, the mean is 36.1% better" in text.stdout and "2.0000 over the same 2 seeds, the mean is 27.7% worse" in text.stdout
     assert all(len(line) <= 80 for line in text.stdout.splitlines())
 
 
@@ -388,3 +391,75 @@ def test_a_registered_competitor_whose_manifest_leaves_the_type_out_costs_no_ref
     with open_store(settings) as store, store.session() as session:
         origins = set(session.scalars(select(Run.origin)))
     assert RunOrigin.BASE_MODEL not in origins and RunOrigin.HOUSE not in origins
+
+
+def test_a_run_is_compared_with_the_house_run_on_its_own_seed_for_good(executor: CountingExecutor, task_file: Path) -> None:
+    """The QA found that once `--seeds 2` stored a house run for seed 6, every run on the task, those
+    stored before included, was compared with it: a stored comparison changed after the fact, and the
+    summary set a 2-seed mean against one seed's house score."""
+    executor.house = (1.5, 0.1)  # the house script scores 2.0 on seed 5, 2.1 on seed 6
+    first = json.loads(_invoke("run", "--competitor", "crasher", "--task", str(task_file), "--json").stdout)["runs"][0]
+    [house_5] = [line for line in first["references"] if line["kind"] == RunOrigin.HOUSE]
+    assert house_5["score"] == pytest.approx(2.0)
+
+    seeds = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--seeds", "2", "--json")
+    assert seeds.exit_code == 0, seeds.output
+    result = json.loads(seeds.stdout)
+    by_seed = {run["seed"]: next(line for line in run["references"] if line["kind"] == RunOrigin.HOUSE) for run in result["runs"]}
+    assert by_seed[5]["run_id"] == house_5["run_id"] and by_seed[6]["score"] == pytest.approx(2.1)
+    assert result["summary"]["house_mean"] == pytest.approx(2.05)
+
+    # Afterwards: the first run still reads against the seed-5 house run, everywhere it is shown.
+    shown = json.loads(_invoke("runs", "show", str(first["run_id"]), "--json").stdout)
+    assert shown["references"] == first["references"]
+    fields, _ = read_fields(_invoke("runs", "show", str(first["run_id"])).stdout, 80)
+    assert fields["house script"] == f"2.000000 (run {house_5['run_id']}, this run 27.5% worse)"
+    seed_6 = result["runs"][1]
+    fields, _ = read_fields(_invoke("runs", "show", str(seed_6["run_id"])).stdout, 80)
+    assert fields["house script"] == f"2.100000 (run {by_seed[6]['run_id']}, this run 21.9% worse)"
+
+    # The summary's house line is the house mean over the same seeds (2.05), not the last seed's 2.1.
+    text = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--seeds", "2")
+    fields, _ = read_fields(text.stdout.split("└")[-1].split("\n", 1)[1], 80)  # the lines under the table
+    assert fields["house script"] == "2.0500 over the same 2 seeds, the mean is 24.6% worse"
+    rows = [line for line in text.stdout.splitlines() if line.startswith("│")]
+    assert "27.5% worse" in rows[0] and "21.9% worse" in rows[1]
+
+
+def test_runs_list_filters_by_the_names_its_table_shows(executor: CountingExecutor, task_file: Path, tmp_path: Path) -> None:
+    """The QA found `--competitor` refused `mine (tree)`, `house script` and `base model`, and
+    `--tournament` refused `reference`, all of which the table itself shows."""
+    _invoke("run", "--repo", str(_tree(tmp_path / "mine", commit=False)), "--task", str(task_file))
+    _invoke("run", "--competitor", "crasher", "--task", str(task_file))
+
+    def listed(*filters: str) -> list[tuple[str, str]]:
+        result = _invoke("runs", "list", "--json", *filters)
+        assert result.exit_code == 0, result.output
+        return [(run["origin"], run["competitor"]) for run in json.loads(result.stdout)]
+
+    assert listed("--competitor", "mine (tree)") == [("adhoc", "mine (tree)")]
+    assert listed("--competitor", str((tmp_path / "mine").resolve())) == [("adhoc", "mine (tree)")]  # as the task board shows it
+    assert listed("--competitor", "house script") == [("house", "house script")]
+    assert listed("--competitor", "base model") == [("base_model", "base model")]
+    assert listed("--tournament", "reference") == [("base_model", "base model"), ("house", "house script")]
+    assert listed("--tournament", "ad hoc", "--competitor", "crasher") == [("adhoc", "crasher")]
+    table = _invoke("runs", "list", "--tournament", "reference")
+    assert table.exit_code == 0 and "house scr" in table.stdout and "mine" not in table.stdout
+    unknown = _invoke("runs", "list", "--competitor", "other (tree)")
+    assert unknown.exit_code == 1
+    assert ("the competitor filter takes a registered competitor's name, a working tree's as the list shows it "
+            "('NAME (tree)') or its path, 'base model' or 'house script'") in " ".join(unknown.stderr.split())
+    unknown = _invoke("runs", "list", "--tournament", "nope")
+    assert "or 'ad hoc' for the runs outside tournaments ('reference' for the references alone, 'audit' for the audits)" \
+        in " ".join(unknown.stderr.split())  # fmt: skip
+
+
+def test_a_failed_run_says_it_has_no_comparison(executor: CountingExecutor, task_file: Path) -> None:
+    """The QA saw `base model  8.2464, the script is -`: a sentence with no comparison in it."""
+    executor.script_fails = True
+    ran = _invoke("run", "--competitor", "crasher", "--task", str(task_file))
+    assert ran.exit_code == 1, ran.output
+    fields, _ = read_fields(ran.stdout, 80)
+    assert fields["status"] == "failed"
+    assert fields["base model"] == "4.0000 (no comparison: the run has no score)"
+    assert fields["house script"] == "2.0000 (no comparison: the run has no score)"

@@ -190,6 +190,9 @@ def test_unclear_until_the_last_boss_round_retains():
     assert not _decide(unclear, rules=rules).decided
     last = _decide(unclear, unclear, rules=rules)
     assert last.decided and not last.crowned and "still unclear after 2 boss rounds" in last.reason
+    # The QA saw "after 1 boss rounds" when one boss round was all the rules allowed.
+    only = _decide(unclear, rules=TournamentRules(boss_rounds_max=1))
+    assert only.decided and only.reason.endswith("still unclear after 1 boss round")
 
 
 def test_negative_higher_is_better_scores_are_judged_by_direction():

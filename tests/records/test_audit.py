@@ -10,10 +10,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from field_lines import read_fields
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 import trainarena.cli.audit as audit_cli
+from trainarena.api import create_app
 from trainarena.cli import app
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.demo.example_repos import make_example_repo
@@ -32,6 +35,7 @@ from trainarena.records.provenance import folder_digest
 from trainarena.records.recorder import Recorder
 from trainarena.records.signing import envelope_payload, init_key, sign_payload
 from trainarena.records.statements import PAYLOAD_TYPE
+from trainarena.reporting.task_board import task_board
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.store import Store
@@ -144,7 +148,7 @@ def test_an_audit_reruns_the_recorded_tree_and_task_and_records_itself(settings:
     assert (report.record.run_index, report.record.evaluation_index) == (0, 1)
     with store.session() as session:
         audit = session.get_one(Run, report.audit_run_id)
-        assert audit.origin == "adhoc" and audit.snapshot_path == str(competitor.submission_dir)
+        assert (audit.origin, audit.audit_of_id) == ("audit", run_id) and audit.snapshot_path == str(competitor.submission_dir)
         assert audit.evaluation is not None and audit.evaluation.score == 2.5
         keys = set(session.scalars(select(LogEntry.key)))
     assert {f"run:{report.audit_run_id}:attempt:1", f"evaluation:{report.audit_run_id}:attempt:1"} <= keys
@@ -349,6 +353,32 @@ def test_the_command_prints_the_comparison_at_80_columns_and_exits_by_verdict(se
 
     missing = runner.invoke(app, ["audit", "99", "--json"])
     assert missing.exit_code == 2 and "no run 99" in json.loads(missing.stdout)["error"]
+
+
+def test_an_audit_run_is_labelled_as_one_and_kept_off_the_task_board(settings: Settings, store: Store, inputs: Inputs,
+                                                                     tree: Path, task: TaskDefinition) -> None:  # fmt: skip
+    """The QA found an audit's re-run shown as a `trainarena run` and counted on the task's board as the
+    competitor's second run: had it scored better, it would have become the competitor's best."""
+    [run_id] = _runs(settings, store, inputs, tree, task, [2.5])
+    report, _ = _audit(settings, store, inputs, run_id, 1.0)  # better than the recorded run
+    audit_id, runner = report.audit_run_id, CliRunner()
+    fields, _ = read_fields(runner.invoke(app, ["runs", "show", str(audit_id)], terminal_width=80).stdout, 80)
+    assert fields["played"] == f"audit of run {run_id} (`trainarena audit {run_id}`)"
+    shown = json.loads(runner.invoke(app, ["runs", "show", str(audit_id), "--json"]).stdout)
+    assert (shown["origin"], shown["audit_of"]) == ("audit", run_id)
+    listed = {line["run_id"]: line for line in json.loads(runner.invoke(app, ["runs", "list", "--json"]).stdout)}
+    assert (listed[audit_id]["origin"], listed[audit_id]["audit_of"]) == ("audit", run_id)
+    assert (listed[run_id]["origin"], listed[run_id]["audit_of"]) == ("adhoc", None)
+    rows = [line.split("│")[1:-1] for line in runner.invoke(app, ["runs", "list"], terminal_width=80).stdout.splitlines()
+            if line.startswith("│")]  # fmt: skip
+    [audit_row] = [[cell.strip() for cell in row[:3]] for row in rows if row[0].strip() == str(audit_id)]
+    assert audit_row == [str(audit_id), "audit", f"of run {run_id}"]
+    with store.session() as session:
+        [line] = task_board(session, task.name).lines
+    assert (line.best_run_id, line.best_score, line.runs) == (run_id, 2.5, 1)
+    with TestClient(create_app(settings, store=store)) as client:
+        page = client.get(f"/runs/{audit_id}").text
+    assert f'audit of <a href="/runs/{run_id}">run {run_id}</a>, outside tournaments' in page
 
 
 def test_a_difference_with_no_band_yet_exits_3_not_1(settings: Settings, store: Store, inputs: Inputs, tree: Path,

@@ -95,3 +95,20 @@ def test_verify_checks_an_artifact_folder_given_on_the_command_line(cli: CliRunn
     assert changed.exit_code == 1 and "config.json changed" in changed.output
     malformed = cli.invoke(app, ["verify", str(bundle), "--artifact", "not-a-run"])
     assert malformed.exit_code == 2 and "RUN_ID=PATH" in malformed.output
+
+
+def test_verify_of_a_bundle_json_that_is_not_json_says_so_in_its_header(cli: CliRunner, store_copy: RecordedStore,
+                                                                        tmp_path: Path) -> None:  # fmt: skip
+    """The QA saw `tournament  None None (None)` for a bundle.json that does not read as JSON."""
+    bundle = tmp_path / "bundle"
+    assert cli.invoke(app, ["export", str(store_copy.tournament_id), str(bundle)]).exit_code == 0
+    (bundle / "bundle.json").write_text("{not json")
+    text = cli.invoke(app, ["verify", str(bundle)])
+    assert text.exit_code == 1
+    header = " ".join(" ".join(text.output.split("┏")[0].split("\nkey ")[0].split("\ntournament ")[1:]).split())
+    assert header == ("unknown: bundle.json is unreadable: does not read as JSON (Expecting property name "
+                      "enclosed in double quotes: line 1 column 2 (char 1))")
+    assert "None None" not in text.output
+    (bundle / "bundle.json").write_text("[]")
+    header = cli.invoke(app, ["verify", str(bundle)]).output.split("\ntournament ")[1].split("\n")[0]
+    assert header.strip() == "unknown: bundle.json names no tournament"

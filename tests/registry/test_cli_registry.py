@@ -107,10 +107,19 @@ def test_champions_export_code_writes_and_verifies_the_tree(settings: Settings, 
     text = _invoke("champions", "export-code", "alice", str(tmp_path / "code"))
     assert "matches the registered one" in text and "DIFFERS" not in text
     assert (tmp_path / "code" / "LICENSE").read_text() == MIT_TEXT
-    exported = json.loads(_invoke("champions", "export-code", "bob", str(tmp_path / "bob"), "--json"))
-    assert exported["ok"] and exported["verified"] and exported["license_text"] == "no license found"
+    exported = json.loads(_invoke("champions", "export-code", "alice", str(tmp_path / "again"), "--json"))
+    assert exported["ok"] and exported["verified"] and exported["license_text"] == "mit (LICENSE)"
     missing = json.loads(_invoke("champions", "export-code", "nobody", str(tmp_path / "x"), "--json", exit_code=1))
     assert "no competitor 'nobody'" in missing["error"]
+
+
+def test_champions_export_code_refuses_a_competitor_never_crowned(settings: Settings, tmp_path: Path) -> None:
+    """The QA exported a losing entrant's code under the heading "champion": the command that open-sources
+    a champion's code names who the champions are instead."""
+    refused = json.loads(_invoke("champions", "export-code", "bob", str(tmp_path / "bob"), "--json", exit_code=1))
+    assert refused["error"] == ("bob has never been crowned champion; the champions are alice (text) "
+                                "(`trainarena champions` lists every crowning)")
+    assert not (tmp_path / "bob").exists()
 
 
 def test_champions_alone_on_an_empty_store_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

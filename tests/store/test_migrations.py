@@ -23,7 +23,7 @@ from trainarena.store.database import alembic_config
 from trainarena.store.locks import migration_connection
 from trainarena.tasks.base import TaskDefinition
 
-HEAD = "0013"  # the newest migration: a fresh store is at it
+HEAD = "0014"  # the newest migration: a fresh store is at it
 
 EXPECTED_TABLES = {
     "competitor", "tournament", "tournament_entrant", "round", "match", "task", "run", "evaluation",
@@ -192,6 +192,34 @@ def test_0003_keys_existing_tasks_and_marks_their_runs_as_tournament_runs(tmp_pa
             assert connection.exec_driver_sql("SELECT id FROM task").fetchall() == [(1,)]
     finally:
         store.close()
+
+
+# --- 0014: audit runs --------------------------------------------------------------------------------
+
+
+def test_0014_finds_the_audits_stored_as_ad_hoc_runs_by_their_folder(tmp_path: Path) -> None:
+    """Before 0014 an audit's re-run was an ad-hoc run; its folder audits/run-N-M names the audited run N."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade_schema(engine, "0013")
+    folders = {1: "/d/runs/adhoc/run-1/logs", 2: "/d/runs/audits/run-1-2/logs", 3: "/d/runs/audits/run-9-3/logs",
+               4: "/d/runs/audits/run-1-2/logs"}  # 3 audits a run that is gone, 4 is in another run's folder
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO task (id, \"index\", definition) VALUES (1, 0, ?)", (json.dumps(_DEFINITION),))
+        for run_id, logs in folders.items():
+            connection.exec_driver_sql("INSERT INTO run (id, task_id, status, origin) VALUES (?, 1, 'succeeded', 'adhoc')", (run_id,))
+            connection.exec_driver_sql("INSERT INTO run_attempt (run_id, number, status, log_path) VALUES (?, 1, 'succeeded', ?)",
+                                       (run_id, logs))  # fmt: skip
+    upgrade_schema(engine)
+    try:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT id, origin, audit_of_id FROM run ORDER BY id").fetchall()
+        assert rows == [(1, "adhoc", None), (2, "audit", 1), (3, "adhoc", None), (4, "adhoc", None)]
+        with migration_connection(engine) as connection:
+            command.downgrade(alembic_config(connection), "0013")
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT DISTINCT origin FROM run").scalars().all() == ["adhoc"]
+    finally:
+        engine.dispose()
 
 
 def test_0003_downgrades_and_upgrades_on_postgresql(postgres_url: str) -> None:

@@ -55,8 +55,12 @@ def test_zip_loads_like_the_folder(tmp_path):
 def test_unreadable_image_is_named(tmp_path):
     folder = make_folder(tmp_path / "d", 5)
     (folder / "images" / "003.png").write_bytes(b"not a png at all")
-    with pytest.raises(DatasetError, match=r"images/003\.png is unreadable"):
+    with pytest.raises(DatasetError, match=r"images/003\.png is unreadable") as refused:
         load_images(spec_for(folder), DataRules())
+    # PIL names the in-memory stream it read (`<_io.BytesIO object at 0x...>`): the file is named instead.
+    assert str(refused.value).endswith("images/003.png is unreadable (UnidentifiedImageError: cannot identify image file "
+                                       "images/003.png)")
+    assert "0x" not in str(refused.value)
 
 
 def test_image_without_caption_is_named(tmp_path):

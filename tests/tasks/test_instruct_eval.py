@@ -138,6 +138,8 @@ def _broken(kind: str, assets, directory):
         (directory / "model.safetensors").write_bytes(b"\x00" * 64 + b"not a safetensors file")
     elif kind == "wrong shapes":
         save_file({k: (v[:, :-1].contiguous() if v.dim() == 2 else v) for k, v in weights.items()}, directory / "model.safetensors")
+    elif kind == "one tensor of another shape":  # the QA's script: only the embeddings, 3 x 3
+        save_file({"model.embed_tokens.weight": torch.zeros(3, 3)}, directory / "model.safetensors")
     elif kind == "missing tensors":
         save_file({k: v for k, v in weights.items() if "layers.0." not in k}, directory / "model.safetensors")
     elif kind == "nan weights":
@@ -152,14 +154,22 @@ def _broken(kind: str, assets, directory):
         ("empty directory", "neither config.json"),
         ("adapter with pickled weights only", "pickled weights are not loaded"),
         ("garbage safetensors", "Error"),
-        ("wrong shapes", ""),
-        ("missing tensors", "do not match the architecture"),
+        # Each hidden size one short: the shapes named against the base model's (hidden 192, vocabulary 3000).
+        ("wrong shapes", "29 tensors of another shape (model.embed_tokens.weight: artifact [3000, 191], expected "
+                         "[3000, 192]; model.layers.0.mlp.down_proj.weight: artifact [192, 511], expected [192, 512]; "
+                         "model.layers.0.mlp.gate_proj.weight: artifact [512, 191], expected [512, 192]; and 26 more)"),
+        ("one tensor of another shape", "weights do not match the base model's architecture: 1 tensor of another shape "
+                                        "(model.embed_tokens.weight: artifact [3, 3], expected [3000, 192]); "
+                                        "37 tensors missing (model.layers.0.input_layernorm.weight, "),
+        ("missing tensors", "do not match the base model's architecture: 9 tensors missing (model.layers.0."),
         ("nan weights", "not finite"),
     ],
 )
 def test_broken_artifacts_are_failures_with_a_reason(assets, prepared, tmp_path, kind, reason):
     result = score_in_process(prepared, _broken(kind, assets, tmp_path / "artifact"))
     assert result["score"] is None and reason in result["failure"] and result["failure"]
+    if reason.startswith("weights do not match"):  # the platform's own reason, not an exception's name
+        assert result["failure"].startswith(reason)
 
 
 def test_an_artifacts_config_cannot_change_the_architecture_it_is_scored_in(assets, prepared, tmp_path):

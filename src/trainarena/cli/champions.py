@@ -16,7 +16,7 @@ from trainarena.cli.output import Col, OneLineTable, fail, print_fields, print_w
 from trainarena.operations.history import Reign, champion_reigns
 from trainarena.registry import ChampionSource, ExportError, champion_sources, export_code
 from trainarena.settings import Settings
-from trainarena.store import get_competitor, open_store
+from trainarena.store import champion_history, get_competitor, open_store
 
 # The champion's and tournament's names are whole (folded where they do not fit); the margin shrinks.
 COLUMNS = (Col("kind"), Col("champion", handle=True), Col("since"), Col("tournament", handle=True), Col("margin", shrink_to=10))
@@ -78,7 +78,7 @@ def _verdict(matches: bool) -> str:
 
 @app.command("export-code")
 def export_code_command(
-    champion: Annotated[str, typer.Argument(help="The champion's (competitor's) name, as `trainarena champions` shows it.")],
+    champion: Annotated[str, typer.Argument(help="A champion's name (one crowned at some time), as `trainarena champions` shows it.")],
     destination: Annotated[Path, typer.Argument(help="A new or empty folder to write the code into.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
@@ -88,6 +88,13 @@ def export_code_command(
         competitor = get_competitor(session, champion)
         if competitor is None:
             raise fail(f"no competitor {champion!r}; `trainarena champions` lists the champions", json_output, champion=champion)
+        # This command open-sources a champion's code: a competitor never crowned is not one.
+        crowned = {(row.competitor.name, row.kind): None for row in champion_history(session)}
+        if champion not in {name for name, _ in crowned}:
+            champions = ", ".join(f"{name} ({kind})" for name, kind in crowned)
+            known = f"the champions are {champions}" if champions else "no champion has been crowned yet"
+            raise fail(f"{champion} has never been crowned champion; {known} (`trainarena champions` lists every crowning)",
+                       json_output, champion=champion)  # fmt: skip
         try:
             exported = export_code(settings, competitor, destination.resolve())
         except ExportError as error:

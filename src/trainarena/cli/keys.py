@@ -25,9 +25,16 @@ KEY_COLUMNS = (Col("name", handle=True), Col("role"), Col("key starts", shrink_t
                Col("revoked", shrink_to=5))  # the name is the handle `keys revoke` takes: never cut
 
 
-def _minute(iso: object) -> str:
-    """An ISO time of a key record as ``YYYY-MM-DD HH:MM``; empty for None."""
-    return "" if iso is None else str(iso)[:16].replace("T", " ")
+def _minute(iso: object, *, year: bool = True) -> str:
+    """An ISO time of a key record as ``YYYY-MM-DD HH:MM`` (``MM-DD HH:MM`` without ``year``); empty for None."""
+    return "" if iso is None else str(iso)[0 if year else 5:16].replace("T", " ")
+
+
+def _same_year(rows: list[dict[str, object]]) -> str | None:
+    """The year every time of ``rows`` falls in, when they all do in one (the table's title says it, and its
+    times leave it out, so that the three of them stay whole at 80 columns); None otherwise."""
+    years = {str(row[key])[:4] for row in rows for key in ("created_at", "last_used_at", "revoked_at") if row[key] is not None}
+    return years.pop() if len(years) == 1 else None
 
 
 def _record(row: ApiKey) -> dict[str, object]:
@@ -68,10 +75,11 @@ def list_command(as_json: JsonFlag = False) -> None:
     if as_json:
         typer.echo(json.dumps({"ok": True, "keys": rows}))
         return
-    table = OneLineTable(KEY_COLUMNS, title="API keys")
+    year = _same_year(rows)
+    table = OneLineTable(KEY_COLUMNS, title="API keys (times UTC)" if year is None else f"API keys (times UTC, {year})")
     for row in rows:
-        table.add_row([row["name"], row["role"], f"{row['key_prefix']}...", _minute(row["created_at"]),
-                       _minute(row["last_used_at"]), _minute(row["revoked_at"])])  # fmt: skip
+        times = [_minute(row[key], year=year is None) for key in ("created_at", "last_used_at", "revoked_at")]
+        table.add_row([row["name"], row["role"], f"{row['key_prefix']}…", *times])
     Console(highlight=False).print(table if rows else "no API keys yet: trainarena keys create --role ROLE NAME")
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, check_path, fail, print_fields, print_wrapped
-from trainarena.records.bundle import BundleError, export_bundle
+from trainarena.records.bundle import MANIFEST, BundleError, export_bundle
 from trainarena.records.checks import CheckResult
 from trainarena.records.verify import BUNDLED_KEY, Report, verify_directory
 from trainarena.settings import Settings
@@ -101,12 +101,21 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
+def _tournament(report: Report) -> str:
+    """The bundle's tournament, or why the bundle does not say which it is."""
+    tournament = report.tournament
+    if tournament:
+        return f"{tournament.get('id')} {tournament.get('name')} ({tournament.get('kind')})"
+    unread = [failure for check in report.checks if check.name == "files" for failure in check.failures]  # files not read
+    problem = next((failure.message for failure in unread if failure.record == MANIFEST), None)
+    return f"unknown: {MANIFEST} is unreadable: {problem}" if problem else f"unknown: {MANIFEST} names no tournament"
+
+
 def print_report(console: Console, directory: Path, report: Report) -> None:
     """The report at any width: who and what, a table of the checks, then every failure with its record."""
-    tournament = report.tournament
     print_fields(console, [
         ("bundle", str(directory)),
-        ("tournament", f"{tournament.get('id')} {tournament.get('name')} ({tournament.get('kind')})"),
+        ("tournament", _tournament(report)),
         ("key", f"{(report.keyid or 'none')[:16]}, from {report.key_source}"),
     ])
     if report.key_source == BUNDLED_KEY:

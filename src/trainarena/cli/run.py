@@ -137,9 +137,11 @@ def play(settings: Settings, store: Store, executor: WorkbenchExecutor, console:
 
 def _summary_json(summary: SeedsSummary) -> dict[str, Any]:
     spread, lead = summary.spread, summary.house_lead
+    house = [score for score in summary.house_scores if score is not None]
     return {
         "runs_scored": spread.runs, "mean": spread.mean, "std": spread.std, "min": spread.minimum, "max": spread.maximum,
         "house_scores": list(summary.house_scores),
+        "house_mean": None if not house else seed_spread(house).mean,
         "lead_over_house": None if lead is None else {
             "estimate": lead.estimate, "low": lead.low, "high": lead.high, "confidence": lead.confidence,
             "paired_by_seed": True, "seeds_paired": summary.pairs, "paired_per_example": lead.paired, "clear": lead.clear,
@@ -161,7 +163,8 @@ def _print_run(console: Console, run: RunDetail) -> None:
     fields = [("run", f"{run.run_id} (`trainarena runs show {run.run_id}`)"), ("script", f"{run.competitor} ({where})"),
               ("task", f"{run.task} ({run.task_type}, budget {run.budget_seconds:g} s, seed {run.seed})"),
               ("status", run.status), ("score", score)]  # fmt: skip
-    fields += [(f"{line.label}", f"{line.score:.4f}, the script is {_improvement(line)}") for line in run.references]
+    fields += [(line.label, f"{line.score:.4f}, the script is {_improvement(line)}" if line.improvement is not None
+                else f"{line.score:.4f} (no comparison: the run has no score)") for line in run.references]  # fmt: skip
     fields += [("wall time", "-" if run.wall_seconds is None else f"{run.wall_seconds:.1f} s"),
                ("artifact", run.artifact_path or "-"), ("logs", run.log_path or "-")]  # fmt: skip
     print_fields(console, fields)
@@ -174,14 +177,9 @@ def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary 
         _print_run(console, runs[0])
         return
     table = OneLineTable(SEED_COLUMNS, title=f"{runs[0].competitor} on {runs[0].task}, {len(runs)} seeds")
-    by_seed = summary.house_scores if summary is not None else ()
-    for k, run in enumerate(runs):
+    for run in runs:
+        # Each run's house reference is the house run on its own seed, which the verdict pairs it with.
         house = next((line for line in run.references if line.kind == RunOrigin.HOUSE), None)
-        same_seed = by_seed[k] if k < len(by_seed) else None
-        if house is not None and same_seed is not None and run.score is not None and run.direction:
-            # The same seed's house run, which the verdict pairs this run with.
-            improvement = relative_improvement(run.score, same_seed, Direction(run.direction))
-            house = replace(house, score=same_seed, improvement=improvement)
         table.add_row([str(run.run_id), str(run.seed), run.status, "-" if run.score is None else f"{run.score:.4f}",
                        "-" if house is None else _improvement(house), run.reason or "-"])  # fmt: skip
     console.print(table)
@@ -193,11 +191,17 @@ def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary 
              ("spread", f"std {spread.std:.4f}, min {spread.minimum:.4f}, max {spread.maximum:.4f}")]  # fmt: skip
     direction = Direction(next(run.direction for run in runs if run.direction))
     for reference in runs[0].references:
-        change = replace(reference, improvement=relative_improvement(spread.mean, reference.score, direction))
-        lines.append((reference.label, f"{reference.score:.4f}, the mean is {_improvement(change)}"))
+        if reference.kind != RunOrigin.HOUSE:  # the house script's is its mean over the seeds, below
+            change = replace(reference, improvement=relative_improvement(spread.mean, reference.score, direction))
+            lines.append((reference.label, f"{reference.score:.4f}, the mean is {_improvement(change)}"))
     house_scores = [score for score in summary.house_scores if score is not None]
     if house_scores:
         house_spread = seed_spread(house_scores)
+        # The mean against the house script's mean over the same seeds, not one seed's house run.
+        over = f"the same {len(runs)}" if len(house_scores) == len(runs) else f"{len(house_scores)} of the {len(runs)}"
+        change = relative_improvement(spread.mean, house_spread.mean, direction)
+        lines.append(("house script", f"{house_spread.mean:.4f} over {over} seeds, the mean is "
+                      f"{abs(change):.1%} {'better' if change >= 0 else 'worse'}"))  # fmt: skip
         lines.append(("house seeds", f"mean {house_spread.mean:.4f}, std {house_spread.std:.4f} over {house_spread.runs} runs"))
     if lead is not None:
         verdict = "a clear difference" if lead.clear else "within the noise"

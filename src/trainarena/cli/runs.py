@@ -61,7 +61,7 @@ ATTEMPT_COLUMNS = (
 # What lists the names each filter of `runs list` takes, for the error of a filter that names none.
 FILTER_LISTS = {
     "tournament": "`trainarena status` lists the tournaments",
-    "competitor": "`trainarena competitor list` lists the competitors",
+    "competitor": "`trainarena competitor list` lists the competitors, `trainarena runs list` every name it shows",
     "task": "`trainarena task list --stored` lists the stored tasks, `trainarena runs list` the tasks runs were made on",
 }
 
@@ -88,12 +88,21 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
 
 
+def _outside(run: RunDetail) -> str:
+    """What a run outside tournaments is: a `trainarena run`, an audit's re-run, a reference or a job."""
+    if run.origin == RunOrigin.ADHOC:
+        return "ad hoc (`trainarena run`)"
+    if run.origin == RunOrigin.AUDIT:
+        audited = run.audit_of
+        return "audit of " + ("a deleted run" if audited is None else f"run {audited} (`trainarena audit {audited}`)")
+    if run.origin == RunOrigin.JOB:  # a customer's training, no reference: its task is named after the job
+        return f"a customer's training job ({run.task}; `trainarena jobs show {run.task}`)"
+    return f"reference: {REFERENCE_LABELS.get(run.origin, run.origin)}"
+
+
 def _place(run: RunDetail) -> list[tuple[str, str]]:
     if run.tournament is None:
-        if run.origin == RunOrigin.JOB:  # a customer's training, no reference: its task is named after the job
-            return [("played", f"a customer's training job ({run.task}; `trainarena jobs show {run.task}`)")]
-        what = "ad hoc (`trainarena run`)" if run.origin == RunOrigin.ADHOC else f"reference: {REFERENCE_LABELS.get(run.origin, run.origin)}"
-        return [("played", what)]
+        return [("played", _outside(run))]
     return [("tournament", f"{run.tournament} (id {run.tournament_id})"),
             ("round", f"{run.round} ({run.stage}), match {run.match_id}")]  # fmt: skip
 
@@ -166,7 +175,8 @@ def show_command(
 def list_row(run: RunSummary) -> list[str]:
     result = f"{run.score:.4f}" if run.status == RunStatus.SUCCEEDED and run.score is not None else run.status
     if run.tournament is None:
-        where, round_text = ("ad hoc", "-") if run.origin == "adhoc" else ("reference", "-")
+        audited = "-" if run.audit_of is None else f"of run {run.audit_of}"  # the round column names the audited run
+        where, round_text = {RunOrigin.ADHOC: ("ad hoc", "-"), RunOrigin.AUDIT: ("audit", audited)}.get(run.origin, ("reference", "-"))
     else:
         where, round_text = run.tournament, f"r{run.round} {run.stage}"  # cut to its width, the number stays
     return [str(run.run_id), where, round_text, run.task, run.competitor, result, run.reason]
@@ -174,8 +184,8 @@ def list_row(run: RunSummary) -> list[str]:
 
 @app.command("list")
 def list_command(
-    tournament: Annotated[str | None, typer.Option(help=f"Only the runs of this tournament (its name), or '{AD_HOC}' for those outside tournaments.")] = None,
-    competitor: Annotated[str | None, typer.Option(help="Only the runs of this competitor (its name).")] = None,
+    tournament: Annotated[str | None, typer.Option(help=f"Only the runs of this tournament (its name), or '{AD_HOC}' for those outside tournaments ('reference', 'audit': those alone).")] = None,
+    competitor: Annotated[str | None, typer.Option(help="Only the runs of this competitor (its name), working tree ('NAME (tree)', or its path) or reference ('house script', 'base model').")] = None,
     status: Annotated[RunStatus | None, typer.Option(help="Only runs with this status.")] = None,
     task: Annotated[str | None, typer.Option(help="Only the runs of this task (its name, or a prefix of 6 or more characters of its digest).")] = None,
     as_json: JsonFlag = False,

@@ -224,5 +224,6 @@ def _paired_decision(
     if verdict == Verdict.RETAIN:
         return outcome(False, reason=f"{said}: the upper bound is below {rules.boss_futility_lead:.1%}", **numbers)
     if played_rounds >= rules.boss_rounds_max:
-        return outcome(False, reason=f"{said}: still unclear after {played_rounds} boss rounds", **numbers)
+        rounds = f"{played_rounds} boss round{'' if played_rounds == 1 else 's'}"
+        return outcome(False, reason=f"{said}: still unclear after {rounds}", **numbers)
     return outcome(False, decided=False, reason=f"{said}: unclear, another boss round", **numbers)

@@ -13,8 +13,9 @@ The noise band is measured, never assumed: stored runs of one submission tree on
 (``tasks.digest``: ``trainarena run --seeds N``, tournament retries, earlier audits) give relative
 differences between pairs of runs; pooled over the task type, a quantile of them is the band
 (``records.audit_band_*``). With too few such runs the band is unknown and the difference is shown
-alone. The audit run is itself stored as an ad-hoc run (with its own signed record), so each audit
-adds to the band.
+alone. The audit run is itself stored (origin ``audit``, naming the audited run, with its own signed
+record), so each audit adds to the band; it is a re-measurement, so no task board counts it as the
+competitor's run.
 
 What an audit cannot show: that the recorded run happened on the hardware or library versions it
 names (the audit runs on today's machine and environment); that a nondeterministic script did
@@ -412,7 +413,7 @@ def _rebuild(settings: Settings, store: Store, run_id: int) -> tuple[SignedRun, 
 def audit_run(settings: Settings, store: Store, executor: AuditExecutor, run_id: int, *, say: Say | None = None,
               inputs: Callable[[Settings, TaskDefinition], Mapping[str, str | None]] | None = None) -> AuditReport:
     """Check run ``run_id``'s record, rebuild its submission and task, check the inputs, run it again
-    (stored and recorded as an ad-hoc run) and compare. CannotAudit when any check before the run fails.
+    (stored and recorded as an audit run of ``run_id``) and compare. CannotAudit when any check before the run fails.
     ``inputs`` gives today's input digests (default :func:`current_inputs`)."""
     tell = say or (lambda _message: None)
     tell(f"checking the signed record of run {run_id}")
@@ -425,8 +426,8 @@ def audit_run(settings: Settings, store: Store, executor: AuditExecutor, run_id:
                           "say anything about the old one: " + "; ".join(changed))
     with store.transaction() as session:
         competitor = None if submission.competitor is None else get_competitor(session, submission.competitor)
-        new_id = start_adhoc_run(session, origin=RunOrigin.ADHOC, definition=definition_json(task), digest=task_key(task),
-                                 competitor=competitor, source=submission.tree).id  # fmt: skip
+        new_id = start_adhoc_run(session, origin=RunOrigin.AUDIT, definition=definition_json(task), digest=task_key(task),
+                                 competitor=competitor, source=submission.tree, audit_of=run_id).id  # fmt: skip
     run_dir = settings.work_dir / "audits" / f"run-{run_id}-{new_id}"
     tell(f"running {submission.info.name} on {task.name} again as run {new_id} "
          f"(budget {task.budget_seconds:g} s, seed {task.seed})")

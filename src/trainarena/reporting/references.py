@@ -17,6 +17,8 @@ from trainarena.store.models import RunOrigin
 
 # How each reference is named in tables and details, in the order they are shown.
 REFERENCE_LABELS = {RunOrigin.BASE_MODEL: "base model", RunOrigin.HOUSE: "house script"}
+# A working tree's runs are labelled with its folder's name and this.
+TREE_SUFFIX = " (tree)"
 
 
 @dataclass(frozen=True)
@@ -39,16 +41,20 @@ def run_label(run: Run) -> str:
         return run.competitor.name
     if run.origin in REFERENCE_LABELS or run.source_path is None:
         return REFERENCE_LABELS.get(run.origin, run.origin)
-    return f"{Path(run.source_path).name} (tree)"
+    return f"{Path(run.source_path).name}{TREE_SUFFIX}"
 
 
-def reference_lines(session: Session, digest: str | None, score: float | None, direction: str | None) -> tuple[ReferenceLine, ...]:
-    """The stored references of the task with ``digest`` (those computed so far), compared with ``score``."""
+def reference_lines(session: Session, digest: str | None, score: float | None, direction: str | None,
+                    seed: int | None) -> tuple[ReferenceLine, ...]:  # fmt: skip
+    """The stored references of the task with ``digest`` (those computed so far) for a run on ``seed``,
+    compared with ``score``: the base model's, and the house script's run on the same seed (none yet:
+    no house line). The house script's score moves with its seed, so another seed's would set the run
+    against noise; the untrained base model's is one score for every seed."""
     if digest is None:
         return ()
     lines = []
     for kind, label in REFERENCE_LABELS.items():
-        reference = cached_reference(session, digest, kind)
+        reference = cached_reference(session, digest, kind, seed=seed if kind == RunOrigin.HOUSE else None)
         if reference is None or reference.evaluation is None or reference.evaluation.score is None:
             continue
         value = reference.evaluation.score

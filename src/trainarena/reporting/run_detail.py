@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, false, func, or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
-from trainarena.reporting.references import ReferenceLine, reference_lines, run_label
+from trainarena.reporting.references import REFERENCE_LABELS, TREE_SUFFIX, ReferenceLine, reference_lines, run_label
+from trainarena.reporting.run_labels import has_labelled_runs, labelled_runs
 from trainarena.runs import definition_from_json, task_key
 from trainarena.store import (
     Competitor,
@@ -119,7 +120,8 @@ class RunDetail:
     whom (a registered competitor, a working tree, or a reference), how it ended and where its files are."""
 
     run_id: int
-    origin: str  # tournament | adhoc | house | base_model
+    origin: str  # tournament | adhoc | audit | house | base_model (| job, for the operator)
+    audit_of: int | None  # an audit's run: the run it re-measures
     tournament_id: int | None
     tournament: str | None
     round: int | None  # 1-based, as the bracket shows it
@@ -218,6 +220,7 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
     return RunDetail(
         run_id=run.id,
         origin=run.origin,
+        audit_of=run.audit_of_id,
         **_place(run),
         task=task_name(task),
         task_digest=task.digest,
@@ -231,7 +234,7 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
         attempts=run.attempts,
         score=score,
         direction=direction,
-        references=() if is_reference else reference_lines(session, task.digest, score, direction),
+        references=() if is_reference else reference_lines(session, task.digest, score, direction, None if seed is None else int(seed)),
         reason=short_reason(run.failure_reason),
         summary=summary,
         failure_reason=run.failure_reason,
@@ -264,6 +267,7 @@ class RunSummary:
 
     run_id: int
     origin: str
+    audit_of: int | None  # an audit's run: the run it re-measures
     tournament: str | None
     round: int | None
     stage: str | None
@@ -281,6 +285,9 @@ class RunSummary:
 
 # ``runs list --tournament`` value that selects the runs played outside any tournament.
 AD_HOC = "ad hoc"
+# Values of the tournament filter that select some of the runs outside tournaments: what the list's
+# tournament column says of them (``cli.runs.list_row``).
+OUTSIDE_KINDS = {"reference": RunOrigin.REFERENCES, "audit": (RunOrigin.AUDIT,)}
 # The shortest digest prefix ``runs list --task`` takes as one: shorter ones would match too many tasks by chance.
 TASK_DIGEST_PREFIX_MIN = 6
 
@@ -291,6 +298,7 @@ def _summary(run: Run) -> RunSummary:
     return RunSummary(
         run_id=run.id,
         origin=run.origin,
+        audit_of=run.audit_of_id,
         tournament=place["tournament"],
         round=place["round"],
         stage=place["stage"],
@@ -332,16 +340,19 @@ def list_runs(
     status changes while a client pages)."""
     played = _with_tournament(select(Run)).order_by(*PLAY_ORDER)
     outside = _outside_tournaments().order_by(Run.id)
+    if tournament in OUTSIDE_KINDS:
+        outside = outside.where(Run.origin.in_(OUTSIDE_KINDS[tournament]))
     if tournament is None:
         queries = [played, outside]
     else:
-        queries = [outside] if tournament == AD_HOC else [played.where(Tournament.name == tournament)]
+        queries = [outside] if tournament in (AD_HOC, *OUTSIDE_KINDS) else [played.where(Tournament.name == tournament)]
     if after is not None:
         queries = _after_run(session, after, queries, outside)
     runs: list[Run] = []
     for number, query in enumerate(queries, start=1):
         if competitor is not None:
-            query = query.join(Run.competitor).where(Competitor.name == competitor)
+            registered = get_competitor(session, competitor) is not None
+            query = query.join(Run.competitor).where(Competitor.name == competitor) if registered else query.where(labelled_runs(competitor))
         if status is not None:
             query = query.where(Run.status == status)
         if task is not None:
@@ -425,12 +436,14 @@ def run_filter_problem(session: Session, *, tournament: str | None, competitor: 
     is there when a tournament played it or a listed run was made on it, and with ``stored_tasks`` (the
     operator's callers) when a pool stores it: such a task with no runs yet lists no runs, rather than
     being unknown. A customer's job task is not there (its name is the customer's)."""
-    if tournament not in (None, AD_HOC) and get_tournament_by_name(session, tournament) is None:
+    if tournament not in (None, AD_HOC, *OUTSIDE_KINDS) and get_tournament_by_name(session, tournament) is None:
         return UnknownFilter("tournament", tournament, f"no tournament named {tournament!r}; the tournament filter "
-                             f"takes a tournament's name, or {AD_HOC!r} for the runs outside tournaments")  # fmt: skip
-    if competitor is not None and get_competitor(session, competitor) is None:
+                             f"takes a tournament's name, or {AD_HOC!r} for the runs outside tournaments ('reference' "
+                             "for the references alone, 'audit' for the audits)")  # fmt: skip
+    if competitor is not None and get_competitor(session, competitor) is None and not has_labelled_runs(session, competitor):
         return UnknownFilter("competitor", competitor, f"no competitor named {competitor!r}; the competitor filter "
-                             "takes a registered competitor's name")  # fmt: skip
+                             f"takes a registered competitor's name, a working tree's as the list shows it ('NAME"
+                             f"{TREE_SUFFIX}') or its path, {' or '.join(map(repr, REFERENCE_LABELS.values()))}")  # fmt: skip
     if task is not None and not _task_is_known(session, task, stored_tasks=stored_tasks):
         return UnknownFilter("task", task, f"no task named {task!r}; the task filter takes a task's name, or the "
                              f"first {TASK_DIGEST_PREFIX_MIN} or more characters of its digest")  # fmt: skip

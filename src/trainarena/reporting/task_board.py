@@ -1,5 +1,6 @@
-"""A per-task leaderboard: every run ever made on a task (tournament, ad hoc and references), as plain
-data (``trainarena task leaderboard NAME`` renders it).
+"""A per-task leaderboard: every run ever made on a task (tournament, ad hoc and references; not an
+audit's re-run, which re-measures one of them), as plain data (``trainarena task leaderboard NAME``
+renders it).
 
 A task is a name and a definition: runs are comparable only on the same definition (``task.digest``,
 seed left out), so the board is for one digest: the one given, else the one of the task's newest run.
@@ -84,19 +85,22 @@ def task_board(session: Session, name: str) -> TaskBoard:
     if not digests:
         raise UnknownTaskError(f"no run was ever made on a task named {name!r}")
     digest = digests[0]
-    runs = [run for run in runs_of_tasks(session, [digest]) if run.origin not in RunOrigin.PRIVATE]
+    public = [run for run in runs_of_tasks(session, [digest]) if run.origin not in RunOrigin.PRIVATE]
+    # An audit's run re-measures a run already on the board: counting it would make it the competitor's
+    # run twice (and its best, when the re-measurement scored better).
+    runs = [run for run in public if run.origin != RunOrigin.AUDIT]
     by_entrant: dict[str, list[Run]] = {}
     for run in runs:
         by_entrant.setdefault(_entrant(run), []).append(run)
     # Before any run is scored, the task's type still says which way is better.
-    direction = next((d for _, d in map(score_of, runs) if d), None) or score_direction(runs[0].task.definition.get("task_type", ""))
+    direction = next((d for _, d in map(score_of, runs) if d), None) or score_direction(public[0].task.definition.get("task_type", ""))
     better = Direction(direction or Direction.LOWER)  # no run scored: the order does not matter
     lines = [_line(entrant, own, better) for entrant, own in by_entrant.items()]
     scored = sorted(((line.best_score, line) for line in lines if line.best_score is not None),
                     key=lambda pair: (better_first_key(pair[0], better), pair[1].best_run_id))  # fmt: skip
     ranked = [BoardLine(**{**asdict(line), "rank": rank}) for rank, (_, line) in enumerate(scored, start=1)]
     unscored = sorted((line for line in lines if line.best_score is None), key=lambda line: line.best_run_id)
-    return TaskBoard(task_name(runs[0].task), digest, direction, digests[1:], ranked + unscored)
+    return TaskBoard(task_name(public[0].task), digest, direction, digests[1:], ranked + unscored)
 
 
 def _line(entrant: str, runs: list[Run], better: Direction) -> BoardLine:

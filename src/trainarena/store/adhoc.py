@@ -39,12 +39,15 @@ def start_adhoc_run(
     digest: str,
     competitor: Competitor | None = None,
     source: WorkingTree | None = None,
+    audit_of: int | None = None,
 ) -> Run:
-    """A running run of ``origin`` (adhoc, house or base_model) on its own task row, with attempt 1
-    started now by this process. Flushed, so its id is known."""
+    """A running run of ``origin`` (adhoc, house, base_model, job, or audit of run ``audit_of``) on its
+    own task row, with attempt 1 started now by this process. Flushed, so its id is known."""
     if origin == RunOrigin.TOURNAMENT:
         raise ValueError("a tournament's runs are created with its rounds, not as ad-hoc runs")
-    run = Run(origin=origin, competitor=competitor, status=RunStatus.RUNNING.value)
+    if (origin == RunOrigin.AUDIT) != (audit_of is not None):
+        raise ValueError("an audit's run names the run it audits (audit_of), and only an audit's run does")
+    run = Run(origin=origin, competitor=competitor, status=RunStatus.RUNNING.value, audit_of_id=audit_of)
     if source is not None:
         run.source_path, run.source_commit = source.path, source.commit
         run.source_dirty, run.snapshot_path = source.dirty, source.snapshot_path
@@ -58,15 +61,17 @@ def start_adhoc_run(
 
 
 def cached_reference(session: Session, digest: str, origin: str, seed: int | None = None) -> Run | None:
-    """The latest succeeded reference run of ``origin`` on the task with ``digest``, if any; with
-    ``seed``, the latest one run on that seed (the digest leaves the seed out, the definition keeps it)."""
+    """The first succeeded reference run of ``origin`` on the task with ``digest``, if any; with
+    ``seed``, the first one run on that seed (the digest leaves the seed out, the definition keeps it).
+    The first, so that a run's reference never changes once there: a later one (two computed at once)
+    does not displace it."""
     if origin not in RunOrigin.REFERENCES:
         raise ValueError(f"{origin!r} is not a reference origin; use one of {', '.join(RunOrigin.REFERENCES)}")
     query = (
         select(Run)
         .join(Run.task)
         .where(TaskRow.digest == digest, Run.origin == origin, Run.status == RunStatus.SUCCEEDED.value)
-        .order_by(Run.id.desc())
+        .order_by(Run.id)
     )
     if seed is None:
         return session.scalars(query.limit(1)).first()

@@ -105,8 +105,8 @@ def competitor_tournaments(session: Session, competitor: Competitor) -> list[str
 def remove_competitor(session: Session, *, name: str) -> Competitor:
     """Delete the competitor ``name`` (flushed, not committed) and return the deleted row. StoreError when
     there is none, or when a record keeps it: a tournament's (the record stays whole, so the competitor
-    stays) or any other row that refers to it. Its ad-hoc runs (``trainarena run``) stay, detached: each
-    keeps the repository and commit it ran as its source."""
+    stays) or any other row that refers to it. Its ad-hoc runs (``trainarena run``) and audits of them
+    stay, detached: each keeps the repository and commit it ran as its source."""
     competitor = get_competitor(session, name)
     if competitor is None:
         raise StoreError(f"no competitor named {name!r}; see `trainarena competitor list`")
@@ -129,7 +129,7 @@ def remove_competitor(session: Session, *, name: str) -> Competitor:
 def _detach_adhoc_runs(session: Session, competitor: Competitor) -> None:
     session.execute(
         update(Run)
-        .where(Run.competitor_id == competitor.id, Run.origin == RunOrigin.ADHOC)
+        .where(Run.competitor_id == competitor.id, Run.origin.in_((RunOrigin.ADHOC, RunOrigin.AUDIT)))
         .values(competitor_id=None, source_path=competitor.repo_url, source_commit=competitor.commit, source_dirty=False)
     )
 

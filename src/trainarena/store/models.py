@@ -182,11 +182,13 @@ class _CountedAttemptValue:
 
 class RunOrigin:
     """Why a run exists: played in a tournament, started with ``trainarena run``, one of the two
-    references ``trainarena run`` compares with (the house script's run, the untrained base model), or
-    a customer's training job."""
+    references ``trainarena run`` compares with (the house script's run, the untrained base model), a
+    customer's training job, or ``trainarena audit``'s re-run of a stored run (``Run.audit_of_id``):
+    a re-measurement, not one more run of the competitor's, so no task board counts it."""
 
     TOURNAMENT = "tournament"
     ADHOC = "adhoc"
+    AUDIT = "audit"
     JOB = "job"
     HOUSE = "house"
     BASE_MODEL = "base_model"
@@ -215,6 +217,8 @@ class Run(Base):
     source_commit: Mapped[str | None] = mapped_column(String(64))
     source_dirty: Mapped[bool | None] = mapped_column(Boolean)
     snapshot_path: Mapped[str | None] = mapped_column(Text)
+    # An audit's run (origin audit): the run it re-measures (None once that run is deleted).
+    audit_of_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(16), default=RunStatus.PENDING.value, index=True)
     # use_alter: run and run_attempt reference each other; the attempt rows are created first.
     counted_attempt_id: Mapped[int | None] = mapped_column(

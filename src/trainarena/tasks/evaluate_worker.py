@@ -61,7 +61,11 @@ def evaluate_request(request: dict[str, Any]) -> dict[str, Any]:
         return {"score": None, "failure": "out of memory: the evaluation exceeded its memory limit"}
     except Exception as error:  # any failure of the artifact is a result, not a crash
         message = str(error).strip().splitlines()[0][:500] if str(error).strip() else ""
-        return {"score": None, "failure": f"{type(error).__name__}: {message}", "traceback": traceback.format_exc(limit=5)}
+        from trainarena.tasks.text.scoring import ArtifactError
+
+        # A text artifact's refusal is written as the reason; any other error is named by its type.
+        failure = message if isinstance(error, ArtifactError) else f"{type(error).__name__}: {message}"
+        return {"score": None, "failure": failure, "traceback": traceback.format_exc(limit=5)}
     finally:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()  # a warm worker keeps no GPU memory of one artifact into the next

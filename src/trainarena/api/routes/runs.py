@@ -34,7 +34,8 @@ RunId = Annotated[int, Path(ge=1, le=STORE_INT_MAX, description="The run's id, a
 
 class RunSummaryOut(BaseModel):
     run_id: int = Field(description="What GET /v1/runs/{run_id} takes.")
-    origin: str = Field(description="tournament, adhoc, house or base_model (a reference).")
+    origin: str = Field(description="tournament, adhoc, audit (a re-run of run audit_of), house or base_model (a reference).")
+    audit_of: int | None = Field(description="An audit's run: the run it re-measures; null for every other run.")
     tournament: str | None = Field(description="The tournament's name; null outside tournaments.")
     round: int | None = Field(description="The round, 1-based.")
     stage: str | None = Field(description="group, knockout or boss.")
@@ -70,7 +71,8 @@ class RunDetailOut(BaseModel):
     """A run in full, as `trainarena runs show --json` prints it."""
 
     run_id: int
-    origin: str
+    origin: str = Field(description="tournament, adhoc, audit (a re-run of run audit_of), house or base_model (a reference).")
+    audit_of: int | None = Field(description="An audit's run: the run it re-measures; null for every other run.")
     tournament_id: int | None
     tournament: str | None
     round: int | None
@@ -91,7 +93,7 @@ class RunDetailOut(BaseModel):
     attempts: int
     score: float | None
     direction: str | None = Field(description="lower or higher: which scores are better.")
-    references: list[ReferenceOut] = Field(description="The task's references and how this run compares.")
+    references: list[ReferenceOut] = Field(description="The task's references (the base model's, the house script's run on this run's seed) and how this run compares.")
     reason: str = Field(description="Why it failed, in one line.")
     summary: str = Field(description="The platform's whole summary of a failure.")
     failure_reason: str | None = Field(description="The whole recorded failure text (summary and stderr tail).")
@@ -115,8 +117,8 @@ def list_all(
     caller: Competitor,
     request: Request,
     window: CursorWindow,
-    tournament: Annotated[str | None, Query(description=f"Only this tournament's runs (its name), or '{AD_HOC}' for those outside tournaments.")] = None,
-    competitor: Annotated[str | None, Query(description="Only this competitor's runs (its name).")] = None,
+    tournament: Annotated[str | None, Query(description=f"Only this tournament's runs (its name), or '{AD_HOC}' for those outside tournaments ('reference', 'audit': those alone).")] = None,
+    competitor: Annotated[str | None, Query(description="Only this competitor's runs (its name), a working tree's ('NAME (tree)', or its path) or a reference's ('house script', 'base model').")] = None,
     status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
     task: Annotated[str | None, Query(description="Only this task's runs (its name, or a prefix of 6 or more characters of its digest).")] = None,
 ) -> RunList:

@@ -153,11 +153,13 @@ def _parse_captions(source: str, captions_name: str, raw: bytes, rules: DataRule
 def _decode(source: str, name: str, caption: str, raw: bytes) -> CaptionedImage:
     from PIL import Image, UnidentifiedImageError
 
+    stream = io.BytesIO(raw)
     try:
-        with Image.open(io.BytesIO(raw)) as opened:
+        with Image.open(stream) as opened:
             rgb = opened.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
-        raise DatasetError(f"{source}: image {name} is unreadable ({type(error).__name__}: {error})") from None
+        detail = str(error).replace(str(stream), name)  # PIL names the stream it read (a memory address), not the file
+        raise DatasetError(f"{source}: image {name} is unreadable ({type(error).__name__}: {detail})") from None
     buffer = io.BytesIO()
     rgb.save(buffer, format="PNG")
     return CaptionedImage(name=name, caption=caption, png=buffer.getvalue(), size=rgb.size, content_key=_pixel_hash(rgb))

@@ -5,6 +5,7 @@ summed completion log-probabilities, batched longest first."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from trainarena.execution.artifacts import check_weight_indexes
@@ -77,13 +78,44 @@ def _load_checked(directory: Path, base_model: str):
     except ValueError as error:
         raise ArtifactError(str(error)) from None
     config = AutoConfig.from_pretrained(base_model, trust_remote_code=False)
+    # ignore_mismatched_sizes: otherwise transformers raises "for details look at the above report", a
+    # report it logs to a stream no run keeps. Loaded with those tensors left out, the loading info
+    # names them with both shapes, and the artifact is refused here with them.
     model, info = AutoModelForCausalLM.from_pretrained(
-        directory, config=config, use_safetensors=True, trust_remote_code=False, output_loading_info=True
-    )
-    problems = {key: info.get(key) for key in ("missing_keys", "mismatched_keys") if info.get(key)}
+        directory, config=config, use_safetensors=True, trust_remote_code=False, output_loading_info=True,
+        ignore_mismatched_sizes=True,
+    )  # fmt: skip
+    problems = misfit_tensors(info.get("mismatched_keys") or (), info.get("missing_keys") or ())
     if problems:
-        raise ArtifactError(f"weights do not match the architecture: {_short(problems)}")
+        raise ArtifactError(f"weights do not match the base model's architecture: {problems}")
     return model
+
+
+# Tensors named in an artifact's refusal, of each kind; the rest are counted.
+NAMED_TENSORS = 3
+
+
+def misfit_tensors(mismatched: Iterable[tuple[str, Sequence[int], Sequence[int]]], missing: Iterable[str]) -> str:
+    """The tensors of an artifact that do not fit the model, in a few words: those of another shape, with
+    the artifact's and the expected shape, then those missing; the first :data:`NAMED_TENSORS` of each
+    by name (empty when all fit)."""
+    shapes = sorted((str(key), list(found), list(expected)) for key, found, expected in mismatched)
+    absent = sorted(map(str, missing))
+    parts = []
+    if shapes:
+        named = "; ".join(f"{key}: artifact {found}, expected {expected}" for key, found, expected in shapes[:NAMED_TENSORS])
+        parts.append(f"{_tensors(len(shapes))} of another shape ({named}{_more(len(shapes))})")
+    if absent:
+        parts.append(f"{_tensors(len(absent))} missing ({', '.join(absent[:NAMED_TENSORS])}{_more(len(absent))})")
+    return "; ".join(parts)
+
+
+def _tensors(count: int) -> str:
+    return f"{count} tensor{'' if count == 1 else 's'}"
+
+
+def _more(count: int) -> str:
+    return f"; and {count - NAMED_TENSORS} more" if count > NAMED_TENSORS else ""
 
 
 def _load_adapter(directory: Path, base_model: str):
@@ -140,11 +172,6 @@ def _batch_losses(model, examples: list[Encoded], pad: int, device) -> tuple[lis
     ).view(targets.shape)
     mask = targets != -100
     return losses.sum(dim=1).tolist(), mask.sum(dim=1).tolist()
-
-
-def _short(value: object, limit: int = 300) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def summed_logps(model, sequences: list[tuple[list[int], int]], batch_size: int, pad: int, device,
