@@ -24,6 +24,8 @@ def _never_loaded(*_args, **_kwargs):
 def test_an_unreachable_hub_fails_at_once_naming_both_readings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
+    for name in hub_rows.PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(hub_rows, "hub_reachable", lambda: False)
     monkeypatch.setattr(datasets, "load_dataset", _never_loaded)
     with pytest.raises(DatasetError) as refused:
@@ -55,3 +57,14 @@ def test_the_probe_gives_up_quickly_on_a_closed_endpoint(monkeypatch: pytest.Mon
     started = time.monotonic()
     assert hub_rows.hub_reachable() is False
     assert time.monotonic() - started < hub_rows.PROBE_SECONDS + 1
+
+
+def test_behind_a_proxy_the_library_is_asked_without_a_direct_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A direct connection would not pass a proxy the library goes through: the probe would refuse a
+    reachable Hub."""
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setattr(hub_rows, "hub_reachable", _never_loaded)
+    monkeypatch.setattr(datasets, "load_dataset", lambda source, split: datasets.Dataset.from_list([{"q": source, "split": split}]))
+    assert hub_rows.read_hub_rows("rowz", "train") == [{"q": "rowz", "split": "train"}]

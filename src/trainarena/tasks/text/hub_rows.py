@@ -5,7 +5,8 @@ task file (tasks/__init__.py), so a failure here is also what a misspelt local n
 error gives both readings. On a host that cannot reach the Hub, the hub library retries each request
 with backoff for about half a minute, logging every retry; instead the Hub is probed once, briefly,
 and an unreachable one fails at once (``HF_HUB_OFFLINE=1`` reads a copy in the Hugging Face cache
-without the probe). The library's retry chatter is kept off the terminal either way.
+without the probe; behind a proxy, which a direct connection would not pass, the library's own
+requests are left to tell). The library's retry chatter is kept off the terminal either way.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from trainarena.tasks.base import DatasetError
 # Long enough for a slow network's DNS and TCP handshake, short beside the hub library's retries.
 PROBE_SECONDS = 3.0
 _OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _CHATTY_LOGGERS = ("huggingface_hub", "datasets", "fsspec", "urllib3")
 
 
@@ -32,7 +34,8 @@ def read_hub_rows(source: str, split: str) -> list[dict[str, Any]]:
     both = (f"{source}: no file or folder of that name beside the task file, and the Hugging Face dataset "
             f"{source!r} could not be loaded")
     offline = any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on") for name in _OFFLINE_VARIABLES)
-    if not offline and not hub_reachable():
+    proxied = any(os.environ.get(name) for name in PROXY_VARIABLES)
+    if not offline and not proxied and not hub_reachable():
         raise DatasetError(f"{both}: the Hub cannot be reached from this host (set HF_HUB_OFFLINE=1 to use a copy "
                            "in the Hugging Face cache)")
     import datasets
