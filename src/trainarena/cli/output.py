@@ -126,13 +126,24 @@ def fit_columns(columns: Sequence[Col], natural: Sequence[int], unbroken: Sequen
     free text keep their whole width."""
     optional = [i for i, column in enumerate(columns) if column.optional]
     for count in range(len(optional) + 1):
-        out = set(optional[len(optional) - count :])
-        rest = [i for i in range(len(columns)) if i not in out]
-        fitted = iter(_fit_shown([columns[i] for i in rest], [natural[i] for i in rest], [unbroken[i] for i in rest], available))
-        widths = [0 if i in out else next(fitted) for i in range(len(columns))]
+        out, rest = _rightmost_out(optional, count, len(columns))
+        fitted = _fit_shown([columns[i] for i in rest], [natural[i] for i in rest], [unbroken[i] for i in rest], available)
+        widths = _with_left_out(fitted, out, len(columns))
         if all(widths[i] >= natural[i] for i in rest if columns[i].shrink_to is None):
             break
     return widths
+
+
+def _rightmost_out(candidates: list[int], count: int, total: int) -> tuple[set[int], list[int]]:
+    """The last ``count`` of ``candidates`` (column indices) left out, and the indices of the rest."""
+    out = set(candidates[len(candidates) - count :])
+    return out, [i for i in range(total) if i not in out]
+
+
+def _with_left_out(shown_widths: Sequence[int], out: set[int], total: int) -> list[int]:
+    """The widths of the shown columns, in order, spread over all ``total`` with 0 for those left out."""
+    shown = iter(shown_widths)
+    return [0 if i in out else next(shown) for i in range(total)]
 
 
 def _fit_shown(columns: Sequence[Col], natural: Sequence[int], unbroken: Sequence[int], available: int) -> list[int]:
@@ -157,13 +168,11 @@ def _handles_kept_whole(columns: Sequence[Col], natural: Sequence[int], availabl
     leaving out all of it is not enough."""
     free = [i for i, column in enumerate(columns) if column.shrink_to is not None]
     for count in range(1, len(free) + 1):
-        out = set(free[len(free) - count :])
-        rest = [i for i in range(len(columns)) if i not in out]
+        out, rest = _rightmost_out(free, count, len(columns))
         content = available - 3 * len(rest) - 1
         widths = next((w for w in _free_text_shrunk([columns[i] for i in rest], [natural[i] for i in rest], content) if sum(w) <= content), None)
         if widths is not None:
-            shown = iter(widths)
-            return [0 if i in out else next(shown) for i in range(len(columns))]
+            return _with_left_out(widths, out, len(columns))
     return None
 
 

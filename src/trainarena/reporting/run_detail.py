@@ -348,10 +348,10 @@ def list_runs(
         queries = [outside] if tournament in (AD_HOC, *OUTSIDE_KINDS) else [played.where(Tournament.name == tournament)]
     if after is not None:
         queries = _after_run(session, after, queries, outside)
+    registered = competitor is not None and get_competitor(session, competitor) is not None
     runs: list[Run] = []
     for number, query in enumerate(queries, start=1):
         if competitor is not None:
-            registered = get_competitor(session, competitor) is not None
             query = query.join(Run.competitor).where(Competitor.name == competitor) if registered else query.where(labelled_runs(competitor))
         if status is not None:
             query = query.where(Run.status == status)
