@@ -11,6 +11,7 @@ from trainarena.reporting.references import REFERENCE_LABELS
 from trainarena.reporting.task_board import PlayedTask, TaskBoard, UnknownTaskError, played_task
 from trainarena.settings import Settings
 from trainarena.store import open_store
+from trainarena.tasks.base import counted
 
 BOARD_COLUMNS = (
     Col("rank", justify="right"),
@@ -66,7 +67,7 @@ def print_played_task(console: Console, played: PlayedTask, name: str, leaderboa
         ("dataset", str((details["dataset"] or {}).get("source", "-"))),
         ("budget", f"{seconds_text(details['budget_seconds'])}, seed {details['seed']}"),
         ("score", f"{board.direction} is better" if board.direction else "none yet"),
-        ("runs", f"{details['runs']} by {details['entrants']} {'entrant' if details['entrants'] == 1 else 'entrants'}"),
+        ("runs", f"{details['runs']} by {counted(details['entrants'], 'entrant')}"),
     ]
     print_fields(console, fields)
     if leaderboard:

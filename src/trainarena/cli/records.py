@@ -17,6 +17,7 @@ from trainarena.records.checks import CheckResult
 from trainarena.records.verify import BUNDLED_KEY, Report, verify_directory
 from trainarena.settings import Settings
 from trainarena.store import open_store
+from trainarena.tasks.base import counted
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 # Failures printed per check (a broken log fails every proof alike); --json lists them all.
@@ -97,10 +98,6 @@ def _result(check: CheckResult) -> Text:
     return Text("FAILED", style="bold red")
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
 def _tournament(report: Report) -> str:
     """The bundle's tournament, or why the bundle does not say which it is."""
     tournament = report.tournament
@@ -137,7 +134,7 @@ def print_report(console: Console, directory: Path, report: Report) -> None:
     failures = report.failures
     if failures:
         failed = sum(1 for check in report.checks if not check.ok)
-        console.print(Text(f"NOT VERIFIED: {_count(len(failures), 'failure')} in {_count(failed, 'check')}", style="bold red"))
+        console.print(Text(f"NOT VERIFIED: {counted(len(failures), 'failure')} in {counted(failed, 'check')}", style="bold red"))
     elif report.key_source == BUNDLED_KEY:
         # Consistent, but only under a key anyone could have put in the folder: not the operator's word yet.
         console.print(Text(f"verified against the bundle's own key {(report.keyid or '')[:16]}: every check passed; "

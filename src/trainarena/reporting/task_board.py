@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from trainarena.contract import Direction, RunStatus
 from trainarena.engine.ranking import better_first_key
 from trainarena.reporting.references import run_label
-from trainarena.reporting.run_detail import score_of, task_name
+from trainarena.reporting.run_detail import TASK_DIGEST_PREFIX_MIN, score_of, task_name
 from trainarena.store import Run, TaskRow
 from trainarena.store.adhoc import runs_of_tasks
 from trainarena.store.models import RunOrigin
@@ -74,7 +74,7 @@ def _digests(session: Session, name: str) -> list[str]:
     rows = session.execute(_public_tasks().with_only_columns(TaskRow.digest, TaskRow.definition).order_by(TaskRow.id.desc()))
     found: list[str] = []
     for digest, definition in rows:
-        if (definition.get("name") == name or (len(name) >= 6 and digest.startswith(name))) and digest not in found:
+        if (definition.get("name") == name or (len(name) >= TASK_DIGEST_PREFIX_MIN and digest.startswith(name))) and digest not in found:
             found.append(digest)
     return found
 

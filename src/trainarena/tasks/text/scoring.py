@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from trainarena.execution.artifacts import check_weight_indexes
+from trainarena.tasks.base import counted
 
 Encoded = tuple[list[int], list[int]]  # (input_ids, labels)
 
@@ -104,14 +105,10 @@ def misfit_tensors(mismatched: Iterable[tuple[str, Sequence[int], Sequence[int]]
     parts = []
     if shapes:
         named = "; ".join(f"{key}: artifact {found}, expected {expected}" for key, found, expected in shapes[:NAMED_TENSORS])
-        parts.append(f"{_tensors(len(shapes))} of another shape ({named}{_more(len(shapes))})")
+        parts.append(f"{counted(len(shapes), 'tensor')} of another shape ({named}{_more(len(shapes))})")
     if absent:
-        parts.append(f"{_tensors(len(absent))} missing ({', '.join(absent[:NAMED_TENSORS])}{_more(len(absent))})")
+        parts.append(f"{counted(len(absent), 'tensor')} missing ({', '.join(absent[:NAMED_TENSORS])}{_more(len(absent))})")
     return "; ".join(parts)
-
-
-def _tensors(count: int) -> str:
-    return f"{count} tensor{'' if count == 1 else 's'}"
 
 
 def _more(count: int) -> str:
