@@ -116,6 +116,7 @@ def test_every_setting_the_services_set_exists_and_validates(monkeypatch: pytest
         assert settings.db_url == environment["TRAINARENA_DATABASE_URL"]
         assert str(settings.data_dir) == environment["TRAINARENA_DATA_DIR"]
         assert settings.api.host == "0.0.0.0", f"{name}: the API must listen beyond the container"
+        assert settings.sandbox.run_as_pool == (2_000_000_000, 256), f"{name}: each live run a host uid of its own"
 
 
 def test_the_services_share_one_database_one_data_volume_and_the_api_port() -> None:

@@ -202,16 +202,16 @@ def test_a_training_interpreter_run_as_cannot_start_keeps_runs_root(tmp_path: Pa
     user, line = host_user_of(bwrap_path, rules, interpreter("locked", 0o700))  # root's alone
     assert user is None and line.startswith(f"root (bwrap cannot start as uid {RUN_AS}: ")
     assert "Permission denied" in line
-    assert host_user_of(bwrap_path, rules, interpreter("open", 0o755))[0] == HostUser(RUN_AS)
+    assert host_user_of(bwrap_path, rules, interpreter("open", 0o755))[0] == HostUser(RUN_AS, RUN_AS)
 
 
 def test_a_root_platform_falls_back_to_root_when_run_as_cannot_start_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(host_user.os, "geteuid", lambda: 0)
-    assert choose_host_user(65534, lambda _uid: None) == (HostUser(65534), "uid 65534 (sandbox.run_as)")
-    assert choose_host_user(65534, lambda _uid: "setting up uid map: Permission denied") == (
+    assert choose_host_user(65534, lambda _uid, _gid: None) == (HostUser(65534, 65534), "uid 65534 (sandbox.run_as)")
+    assert choose_host_user(65534, lambda _uid, _gid: "setting up uid map: Permission denied") == (
         None, "root (bwrap cannot start as uid 65534: setting up uid map: Permission denied)")
     monkeypatch.setattr(host_user.os, "geteuid", lambda: 1000)
-    assert choose_host_user(65534, lambda _uid: "never asked") == (None, "uid 1000, the platform's own")
+    assert choose_host_user(65534, lambda _uid, _gid: "never asked") == (None, "uid 1000, the platform's own")
 
 
 def test_bind_sources_are_staged_and_nothing_else_is_taken_for_a_bind(tmp_path: Path) -> None:
@@ -220,15 +220,15 @@ def test_bind_sources_are_staged_and_nothing_else_is_taken_for_a_bind(tmp_path: 
     argv = ["bwrap", "--unshare-all", "--ro-bind", str(folder), "/inputs", "--setenv", "X", "--bind",
             "--ro-bind-try", str(tmp_path / "missing"), "/etc/missing", "--bind", str(folder), "/output",
             "--", "python", "--bind", "a", "b"]
-    staged, preexec = as_host_user(HostUser(65534), argv, None)
+    staged, preexec = as_host_user(HostUser(65534, 65534), argv, None)
     assert staged == ["bwrap", "--unshare-all", "--ro-bind", f"{STAGE}/0", "/inputs", "--setenv", "X", "--bind",
                       "--bind", f"{STAGE}/1", "/output", "--", "python", "--bind", "a", "b"]
     assert preexec is not None
     assert as_host_user(None, argv, None) == (argv, None)
     with pytest.raises(ValueError, match="unknown bwrap option '--bind-fd' at position 1"):
-        as_host_user(HostUser(65534), ["bwrap", "--bind-fd", "3", "/x"], None)
+        as_host_user(HostUser(65534, 65534), ["bwrap", "--bind-fd", "3", "/x"], None)
     with pytest.raises(FileNotFoundError):
-        as_host_user(HostUser(65534), ["bwrap", "--ro-bind", str(tmp_path / "missing"), "/x"], None)
+        as_host_user(HostUser(65534, 65534), ["bwrap", "--ro-bind", str(tmp_path / "missing"), "/x"], None)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making device nodes (mknod) needs root")
@@ -265,6 +265,6 @@ def test_the_host_user_holds_its_groups_and_no_others(tmp_path: Path) -> None:
         staged, preexec = as_host_user(user, argv, None)
         return subprocess.run(staged, preexec_fn=preexec, capture_output=True, text=True, timeout=20, check=False)
 
-    assert read_as(HostUser(RUN_AS, groups=(4242,))).stdout == "GROUP"
-    denied = read_as(HostUser(RUN_AS))
+    assert read_as(HostUser(RUN_AS, RUN_AS, groups=(4242,))).stdout == "GROUP"
+    denied = read_as(HostUser(RUN_AS, RUN_AS))
     assert denied.returncode != 0 and "Permission denied" in denied.stderr

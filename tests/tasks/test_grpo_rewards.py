@@ -3,6 +3,7 @@ an adversarial test here, and every failure names the function."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -152,3 +153,10 @@ def test_the_reward_span_is_the_lead_unit_only_when_every_weighted_range_is_decl
     assert spec(correct, formatted | {"range": [-1, 3]}).reward_span() == pytest.approx(2 / 3 * 1 + 1 / 3 * 4)
     round_trip = spec(correct).to_dict()  # the spec written for scripts and read back keeps the range
     assert GrpoDatasetSpec.from_dict(round_trip).reward_functions[0].range == (0.0, 1.0)
+
+
+def test_the_evaluation_child_gets_the_reward_sandbox_as_the_platform_configured_it():
+    rules = Settings().sandbox.model_copy(update={"run_as_pool": (2_000_000_000, 8)})
+    sandbox = RewardSandbox.from_rules(rules, DataRules(reward_timeout_seconds=1.0))
+    assert RewardSandbox.from_dict(json.loads(json.dumps(sandbox.to_dict()))) == sandbox  # as the child reads it
+    assert sandbox.limits.run_as_pool == (2_000_000_000, 8)

@@ -35,8 +35,8 @@ What it protects against (each property has an adversarial test in tests/executi
   (``execution.disk``).
 
 What it does not protect against: kernel exploits (bubblewrap is a namespace sandbox, not a VM; as
-``run_as`` an escaped script is that user on the host, not root, but every run of the host shares
-it); /output passing its cap by what the disk writes within one measurement interval (the run fails all
+``run_as`` an escaped script is that user on the host, not root, and every run of the host shares
+it unless ``run_as_pool`` gives each live run a uid of its own, ``execution.uid_pool``); /output passing its cap by what the disk writes within one measurement interval (the run fails all
 the same); GPU memory of other runs on a shared GPU; timing side channels. Operators who need more
 should use the docker backend on a VM or gVisor runtime. ``trainarena doctor`` shows which of these
 mechanisms this host has.
@@ -58,8 +58,8 @@ from pathlib import Path
 from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT, SANDBOX_SUBMISSION
 from trainarena.execution.base import RunResult, SandboxJob
 from trainarena.execution.cgroups import CgroupLayout, detect_layout
-from trainarena.execution.disk import MB
-from trainarena.execution.host_user import HostUser, as_host_user, choose_host_user, hand_over
+from trainarena.execution.disk import MB, DiskCap
+from trainarena.execution.host_user import HostUser, as_host_user, choose_host_user, hand_over, leased
 from trainarena.execution.limits import confine_job, output_cap, write_sandbox_log
 from trainarena.execution.runtime import (
     SandboxUnavailable,
@@ -118,13 +118,14 @@ def userns_args(bwrap: str) -> list[str]:
 
 
 @functools.cache
-def run_as_problem(bwrap: str, uid: int, python: TrainingPython | None = None) -> str | None:
-    """Why this bwrap cannot start a sandbox as host uid ``uid`` with staged binds (``host_user``),
-    with ``python`` (the training interpreter) starting in it: the last error line, or None when it
-    can. Tried, as the runs do it."""
+def run_as_problem(bwrap: str, uid: int, python: TrainingPython | None = None, gid: int | None = None) -> str | None:
+    """Why this bwrap cannot start a sandbox as host uid ``uid`` (and ``gid``, default the same
+    number) with staged binds (``host_user``), with ``python`` (the training interpreter) starting in
+    it: the last error line, or None when it can. Tried, as the runs do it."""
+    gid = uid if gid is None else gid
     # --proc too: unprivileged, the kernel refuses a new procfs where the host's /proc is partly
     # masked (a container's default), which root's bwrap never meets.
-    probe = [bwrap, "--unshare-all", *userns_args(bwrap), "--uid", str(uid), "--gid", str(uid),
+    probe = [bwrap, "--unshare-all", *userns_args(bwrap), "--uid", str(uid), "--gid", str(gid),
              "--ro-bind", "/usr", "/usr", *root_links(), "--proc", "/proc", "--dev", "/dev"]
     if python is None:
         probe += ["--", "/usr/bin/true"]
@@ -132,7 +133,7 @@ def run_as_problem(bwrap: str, uid: int, python: TrainingPython | None = None) -
         for prefix in python.needed_dirs:
             probe += ["--ro-bind", str(prefix), str(prefix)]
         probe += ["--", str(python.executable), "-I", "-c", ""]
-    argv, preexec = as_host_user(HostUser(uid), probe, None)
+    argv, preexec = as_host_user(HostUser(uid, gid), probe, None)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False, preexec_fn=preexec)
     except (OSError, subprocess.SubprocessError) as error:  # SubprocessError: the pre-exec hook failed
@@ -145,7 +146,7 @@ def run_as_problem(bwrap: str, uid: int, python: TrainingPython | None = None) -
 
 def host_user(bwrap: str, rules: SandboxRules, python: TrainingPython | None = None) -> tuple[HostUser | None, str]:
     """Who this host's bwrap runs sandboxes (of ``python``) as, and one line saying so and why."""
-    return choose_host_user(rules.run_as, lambda uid: run_as_problem(bwrap, uid, python))
+    return choose_host_user(rules.run_as, lambda uid, gid: run_as_problem(bwrap, uid, python, gid), rules.run_as_pool)
 
 
 class BwrapBackend:
@@ -173,10 +174,15 @@ class BwrapBackend:
     def run(self, job: SandboxJob) -> RunResult:
         check_hidden([job.submission_dir, job.inputs_dir, job.output_dir], self._protected)
         job.output_dir.mkdir(parents=True, exist_ok=True)
-        user, user_line = self._run_user(job)
         rules = self._rules
         output = output_cap(job, rules)
         tmp = f"tmpfs:{rules.tmp_max_mb * MB}" if self._sized_tmp else "tmpfs-unsized (this bwrap cannot --size a tmpfs)"
+        with leased(self._host_user) as (own_user, lease_line):
+            user, user_line = self._run_user(job, own_user, lease_line)
+            return self._run_sandbox(job, user, user_line, output, tmp)
+
+    def _run_sandbox(self, job: SandboxJob, user: HostUser | None, user_line: str, output: DiskCap, tmp: str) -> RunResult:
+        rules = self._rules
         with confine_job(job, rules, output, self._cgroups, None if user is None else user.uid) as confinement:
             started_at, env = script_env(job)
             info_read, info_write = os.pipe()
@@ -201,15 +207,17 @@ class BwrapBackend:
     def close(self) -> None:
         """Nothing is held between runs."""
 
-    def _run_user(self, job: SandboxJob) -> tuple[HostUser | None, str]:
-        """Who ``job`` runs as on the host (``execution.host_user``), its folders handed over to it."""
-        if self._host_user is None:
+    def _run_user(self, job: SandboxJob, user: HostUser | None, lease_line: str) -> tuple[HostUser | None, str]:
+        """Who ``job`` runs as on the host (``execution.host_user``: ``user``, leased for this run
+        where it comes from a pool), its folders handed over to it."""
+        if user is None:
             return None, self._host_user_line
         groups = gpu_groups(job.spec.devices)
         if groups is None:
             return None, "root (the run's GPU device nodes open to root only)"
-        hand_over(job, self._host_user.uid, self._host_user.uid)
-        return replace(self._host_user, groups=groups), self._host_user_line
+        hand_over(job, user.uid, user.gid)
+        line = f"{lease_line} of {self._host_user_line}" if lease_line else self._host_user_line
+        return replace(user, groups=groups), line
 
     # -- the mount plan -------------------------------------------------------------------------
 

@@ -69,9 +69,11 @@ def probe_capabilities(
     features = [_bwrap_feature(bwrap, uses_bwrap)]
     features += [_namespace_feature(bwrap, namespace, uses_bwrap) for namespace in _NAMESPACES]
     user = None if bwrap is None else host_user(bwrap, rules, _python(rules))
-    features += [_nested_userns_feature(bwrap), _host_user_feature(user, rules.run_as)]
-    run_uid = os.getuid() if user is None or user[0] is None else user[0].uid
-    features += _cgroup_features(detect_layout(rules.cgroup_parent) if layout is None else layout, rules, run_uid)
+    features += [_nested_userns_feature(bwrap), _host_user_feature(user, rules.run_as), _uid_per_run_feature(user)]
+    run_user = None if user is None else user[0]
+    run_uid = os.getuid() if run_user is None else run_user.uid
+    own_uid = run_user is not None and run_user.pool is not None
+    features += _cgroup_features(detect_layout(rules.cgroup_parent) if layout is None else layout, rules, run_uid, own_uid)
     features += _disk_features(bwrap, rules)
     features += [_gpu_feature(dev_root, environ), _docker_feature(docker, rules.backend == "docker")]
     required = [feature for feature in features if feature.required]
@@ -154,6 +156,22 @@ def _host_user_feature(found: tuple[HostUser | None, str] | None, run_as: int) -
                    "they exist)")
 
 
+def _uid_per_run_feature(found: tuple[HostUser | None, str] | None) -> Feature:
+    """Whether each live run has a host uid of its own (``sandbox.run_as_pool``, ``execution.uid_pool``)."""
+    name = "host uid per run"
+    user = None if found is None else found[0]
+    if user is not None and user.pool is not None:
+        return Feature(name, True, user.pool.describe(), False)
+    consequence = ("every run is the same host user: a script that escapes its sandbox can signal, trace or write "
+                   "into the other runs alive then")
+    if os.geteuid() != 0:
+        return Feature(name, False, "runs share the platform's uid", False, consequence,
+                       "run the platform as root with sandbox.run_as_pool (a uid per run needs root to hand out)")
+    return Feature(name, False, "runs share one uid" if user is not None else "runs are root", False, consequence,
+                   "set sandbox.run_as_pool to a range of uids nothing else on the host uses "
+                   "(TRAINARENA_SANDBOX__RUN_AS_POOL='[200000, 64]')")
+
+
 _CGROUP_CONSEQUENCES = {
     "memory": "memory falls back to RLIMIT_AS per process: a run may use its limit once per process",
     "cpu": "cpus_per_run is not enforced; only thread-count environment variables apply",
@@ -163,8 +181,9 @@ _CGROUP_FIX = ("cgroup v1: mount the {c} controller writable at /sys/fs/cgroup/{
                "to it (as a non-root platform: systemd Delegate=yes gives it one)")
 
 
-def _cgroup_features(layout: CgroupLayout, rules: SandboxRules, run_uid: int) -> list[Feature]:
-    """``run_uid``: the host uid of the runs' processes (``execution.host_user``)."""
+def _cgroup_features(layout: CgroupLayout, rules: SandboxRules, run_uid: int, own_uid: bool = False) -> list[Feature]:
+    """``run_uid``: the host uid of the runs' processes (``execution.host_user``); ``own_uid``: each
+    run has one of its own (``sandbox.run_as_pool``)."""
     features = []
     for controller in CONTROLLERS:
         probe = create_run_cgroup(layout, "doctor", {controller: _PROBE_LIMITS[controller]})
@@ -178,6 +197,7 @@ def _cgroup_features(layout: CgroupLayout, rules: SandboxRules, run_uid: int) ->
         if controller == "pids":
             consequence = ("no process-count cap at all (RLIMIT_NPROC does not bind root): a fork bomb floods "
                            "the host" if run_uid == 0 else
+                           "RLIMIT_NPROC stands in, counting the processes of each run's own uid" if own_uid else
                            f"RLIMIT_NPROC stands in, counting every process of uid {run_uid} on the host")
         elif controller == "cpu" and not rules.cpus_per_run:
             consequence = "none while cpus_per_run is 0 (no CPU cap configured)"

@@ -4,7 +4,8 @@ Why: bwrap started by root leaves the script's processes host uid 0 (capabilitie
 kernel bug that escapes the namespaces, or a file a bind exposes, is then root's). With
 ``SandboxRules.run_as`` set, bwrap is started as that uid and gid (nobody by default) instead: it
 builds its user namespace unprivileged, the script still sees ``sandbox_uid`` inside, and the host
-sees every process of the run as ``run_as``.
+sees every process of the run as ``run_as``. With ``SandboxRules.run_as_pool`` each sandbox takes a
+uid of its own from a pool instead (``execution.uid_pool``), the gid staying ``run_as``.
 
 The catch is reaching the binds: the run's folders sit under 0700 folders of the data directory
 (``runs/``, ``cache/``), and bwrap resolves every bind source by path as the user it runs as (it
@@ -23,16 +24,18 @@ of the run is in its cgroup as before; root still signals and kills the run's pr
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
 import stat
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from trainarena.execution.base import SandboxJob
 from trainarena.execution.runtime import SandboxUnavailable
+from trainarena.execution.uid_pool import UidPool
 
 STAGE = "/tmp"  # where the child's private mount namespace mounts the staged sources
 _BIND_OPTIONS = ("--bind", "--ro-bind", "--ro-bind-try")
@@ -50,24 +53,48 @@ _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_SLAVE = 0x2, 0x4, 0x1000, 0x4000, 
 
 @dataclass(frozen=True)
 class HostUser:
-    """The host uid (and gid, the same number) bwrap and the script run as."""
+    """The host uid and gid bwrap and the script run as."""
 
     uid: int
+    gid: int
     groups: tuple[int, ...] = ()  # supplementary groups (those of the run's GPU nodes); none by default
+    pool: UidPool | None = None  # where each sandbox leases its own uid (``uid`` is then the pool's first)
 
 
-def choose_host_user(run_as: int, problem: Callable[[int], str | None]) -> tuple[HostUser | None, str]:
+def choose_host_user(
+    run_as: int, problem: Callable[[int, int], str | None], pool: tuple[int, int] | None = None
+) -> tuple[HostUser | None, str]:
     """The host user for sandboxes (None: the platform's own) and a few words saying who and why.
-    ``problem(uid)``: why bwrap cannot start as ``uid`` here, None when it can (``bwrap.run_as_problem``)."""
+    ``problem(uid, gid)``: why bwrap cannot start as ``uid`` here, None when it can
+    (``bwrap.run_as_problem``); ``pool``: ``SandboxRules.run_as_pool``, (first uid, count)."""
     euid = os.geteuid()
     if euid != 0:
         return None, f"uid {euid}, the platform's own"
     if run_as == 0:
         return None, "root (sandbox.run_as is 0)"
-    found = problem(run_as)
+    pool_problem = ""
+    if pool is not None:
+        uids = UidPool(*pool)
+        # The pool's two ends: a host maps uids in ranges (a container's uid_map), so they answer for the rest.
+        found = next((f"uid {uid}: {why}" for uid in (uids.first, uids.last) if (why := problem(uid, run_as))), None)
+        if found is None:
+            return HostUser(uids.first, run_as, pool=uids), f"{uids.describe()}, one per sandbox, gid {run_as} (sandbox.run_as_pool)"
+        pool_problem = f"; bwrap cannot start as {found} of sandbox.run_as_pool"
+    found = problem(run_as, run_as)
     if found is not None:
-        return None, f"root (bwrap cannot start as uid {run_as}: {found})"
-    return HostUser(run_as), f"uid {run_as} (sandbox.run_as)"
+        return None, f"root (bwrap cannot start as uid {run_as}: {found}{pool_problem})"
+    return HostUser(run_as, run_as), f"uid {run_as} (sandbox.run_as{pool_problem})"
+
+
+@contextlib.contextmanager
+def leased(user: HostUser | None) -> Iterator[tuple[HostUser | None, str]]:
+    """``user`` for one sandbox: with a uid of its own from its pool, held until the sandbox ends,
+    and a few words for the run's sandbox log (the uid, and the wait for it when there was one)."""
+    if user is None or user.pool is None:
+        yield user, ""
+        return
+    with user.pool.lease() as (uid, waited):
+        yield replace(user, uid=uid), f"uid {uid}" + (f" after {waited:.1f} s waiting for a free uid" if waited >= 1 else "")
 
 
 def as_host_user(
@@ -141,7 +168,7 @@ def _enter(user: HostUser, sources: list[tuple[str, bool]], then: Callable[[], N
                    f"bind-mount {target}")
             os.close(fd)
         os.setgroups(list(user.groups))
-        os.setresgid(user.uid, user.uid, user.uid)
+        os.setresgid(user.gid, user.gid, user.gid)
         os.setresuid(user.uid, user.uid, user.uid)
 
     return _apply

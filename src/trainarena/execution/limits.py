@@ -180,4 +180,4 @@ def _process_fallback(max_processes: int, rlimits: list[tuple[int, int]], uid: i
                         "(the sandbox's uid maps to uid 0): the process count is not capped")
     rlimits.append((resource.RLIMIT_NPROC, max_processes))
     return "rlimit-nproc", (f"processes: no usable pids cgroup controller; RLIMIT_NPROC counts every process "
-                            f"of uid {uid} on the host, this run's and others'")
+                            f"of uid {uid} on the host: this run's, and any other's of that uid")

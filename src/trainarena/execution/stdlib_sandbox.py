@@ -32,7 +32,7 @@ from pathlib import Path
 from trainarena.execution.bwrap import find_bwrap, root_links, run_as_problem, tmp_args, tmpfs_size_supported, userns_args
 from trainarena.execution.cgroups import CgroupLayout, detect_layout
 from trainarena.execution.disk import MB
-from trainarena.execution.host_user import as_host_user, choose_host_user
+from trainarena.execution.host_user import as_host_user, choose_host_user, leased
 from trainarena.execution.limits import RunLimits, confine
 
 JOB_MOUNT = "/job"  # the program and its input, read-only
@@ -51,6 +51,7 @@ class StdlibSandbox:
     disk_mb: int
     cgroup_parent: Path | None = None  # SandboxRules.cgroup_parent
     run_as: int = 0  # SandboxRules.run_as: the host uid a root platform starts bwrap as; 0: root
+    run_as_pool: tuple[int, int] | None = None  # SandboxRules.run_as_pool: a uid of its own from there
 
 
 def run_stdlib_program(
@@ -62,8 +63,10 @@ def run_stdlib_program(
     argv = _argv(job, out, program, sandbox)
     limits = RunLimits(sandbox.memory_limit_mb, sandbox.max_processes, file_size_bytes=sandbox.disk_mb * MB)
     layout = detect_layout(sandbox.cgroup_parent) if cgroups is None else cgroups
-    user, _line = choose_host_user(sandbox.run_as, functools.partial(run_as_problem, argv[0]))
-    with confine(f"stdlib-{os.getpid()}", limits, False, layout, None if user is None else user.uid) as confinement:
+    problem = functools.partial(run_as_problem, argv[0])
+    user, _line = choose_host_user(sandbox.run_as, lambda uid, gid: problem(uid, gid=gid), sandbox.run_as_pool)
+    with leased(user) as (user, _lease), \
+         confine(f"stdlib-{os.getpid()}", limits, False, layout, None if user is None else user.uid) as confinement:
         return _run(*as_host_user(user, argv, confinement.preexec()), sandbox.wall_seconds)
 
 

@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from trainarena.settings.fields import AbsolutePath, Section
 
 __all__ = ["ArtifactRules", "ResourceRules", "SandboxRules"]
+
+HOST_ID_MAX = 2**31 - 1  # the largest uid bwrap takes (it reads them as signed ints; the kernel allows 2**32 - 2)
 
 
 class SandboxRules(Section):
@@ -73,6 +75,13 @@ class SandboxRules(Section):
         "runs as root (nobody), so that a sandbox escape is not root's; needs unprivileged user namespaces, else "
         "runs stay root and `trainarena doctor` says why. 0: run as root (execution.host_user)."
     )
+    run_as_pool: tuple[int, int] | None = Field(
+        None, description="(first uid, count), e.g. [200000, 64]: each sandbox of a root platform takes a host uid of "
+        "its own from this range instead of sharing run_as (leased host-wide, execution.uid_pool), so live runs "
+        "cannot signal, trace or write into each other after a sandbox escape and RLIMIT_NPROC counts one run; the "
+        "gid stays run_as. Choose uids no user, file or container on the host has (not a /etc/subuid range). "
+        "None: every run is run_as."
+    )
     etc_files: tuple[str, ...] = Field(
         ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "passwd", "group", "hosts",
          "localtime", "alternatives", "ssl/certs", "ca-certificates"),
@@ -82,6 +91,19 @@ class SandboxRules(Section):
     start_timeout_seconds: float = Field(
         60.0, gt=0, description="Docker backend: limit on each docker call (info, import, kill, inspect, rm)."
     )
+
+
+    @model_validator(mode="after")
+    def _check_run_as_pool(self) -> SandboxRules:
+        if self.run_as_pool is None:
+            return self
+        first, count = self.run_as_pool
+        if first < 1 or count < 1 or first + count - 1 > HOST_ID_MAX:
+            raise ValueError(f"sandbox.run_as_pool: give [first uid, count] with first uid 1 or more, count 1 or more "
+                             f"and no uid above {HOST_ID_MAX}; got {list(self.run_as_pool)}")
+        if self.run_as == 0:
+            raise ValueError("sandbox.run_as_pool needs sandbox.run_as above 0: it is the runs' shared gid, never root's")
+        return self
 
 
 class ArtifactRules(Section):

@@ -85,14 +85,16 @@ class RewardSandbox:
     def from_rules(cls, sandbox: SandboxRules, data: DataRules) -> RewardSandbox:
         limits = StdlibSandbox(0.0, data.reward_memory_limit_mb, sandbox.etc_files, sandbox.sandbox_uid,
                                data.reward_max_processes, data.reward_disk_mb, sandbox.cgroup_parent,
-                               sandbox.run_as)  # fmt: skip
+                               sandbox.run_as, sandbox.run_as_pool)  # fmt: skip
         return cls(data.reward_timeout_seconds, limits)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RewardSandbox:
         limits = data["limits"]
         parent = None if limits["cgroup_parent"] is None else Path(limits["cgroup_parent"])
-        return cls(data["timeout_seconds"], StdlibSandbox(**{**limits, "etc_files": tuple(limits["etc_files"]), "cgroup_parent": parent}))
+        pool = None if limits["run_as_pool"] is None else tuple(limits["run_as_pool"])
+        return cls(data["timeout_seconds"], StdlibSandbox(**{**limits, "etc_files": tuple(limits["etc_files"]),
+                                                             "cgroup_parent": parent, "run_as_pool": pool}))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the evaluation child receives it in its request."""

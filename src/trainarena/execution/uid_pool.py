@@ -1,0 +1,67 @@
+"""A host uid of its own for each live sandbox, when the platform runs as root
+(``sandbox.run_as_pool``).
+
+Why: with ``run_as`` alone every run on the host is the same user, so a script that escaped its
+namespaces could signal, ptrace or write into the runs alive beside it, and where the host has no
+pids cgroup RLIMIT_NPROC counts all of their processes together. From a pool each sandbox takes a
+uid that no other live sandbox holds: processes of different uids cannot signal or trace each other,
+and the process cap is the run's own. The gid stays ``run_as`` for all of them: the cached inputs
+are shared with the runs through their group (``host_user.share_inputs``), and a file has one group.
+
+Leases are host-wide, since several platforms (a Ray worker beside a driver, two data directories)
+may share one host: an exclusive ``flock`` on one file per uid under :data:`LEASE_DIR`. The kernel
+drops it when the holder closes it or dies, so a crashed platform leaves no uid taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["LEASE_DIR", "UidPool"]
+
+LEASE_DIR = Path("/run/trainarena/host-uids")  # root's; /run is a tmpfs, emptied at boot
+_POLL_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class UidPool:
+    """Host uids ``first`` .. ``first + count - 1``, leased one per sandbox."""
+
+    first: int
+    count: int
+    lease_dir: Path = LEASE_DIR
+
+    @property
+    def last(self) -> int:
+        return self.first + self.count - 1
+
+    def describe(self) -> str:
+        return f"uids {self.first}-{self.last}" if self.count > 1 else f"uid {self.first}"
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[tuple[int, float]]:
+        """A uid no other live sandbox on this host holds, and the seconds waited for it. When every
+        uid is held (more sandboxes at once than the pool has uids) it waits for one, as a run waits
+        for a GPU: each lease ends with its sandbox, which ends by its budget."""
+        self.lease_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        started = time.monotonic()
+        while True:
+            for uid in range(self.first, self.first + self.count):
+                fd = os.open(self.lease_dir / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                try:
+                    yield uid, time.monotonic() - started
+                finally:
+                    os.close(fd)  # releases the lock
+                return
+            time.sleep(_POLL_SECONDS)

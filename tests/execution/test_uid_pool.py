@@ -1,0 +1,183 @@
+"""``sandbox.run_as_pool``: each live sandbox of a root platform is a host uid of its own, leased
+host-wide, so two runs alive at once are different users to the kernel (neither can signal or trace
+the other after an escape) while both still read the shared cached inputs through their one gid."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from execution_helpers import MakeJob, needs_bwrap, processes_of_run
+from pydantic import ValidationError
+from test_host_user import needs_unprivileged
+
+from trainarena.contract import RunStatus
+from trainarena.execution import host_user
+from trainarena.execution.bwrap import BwrapBackend
+from trainarena.execution.capabilities import probe_capabilities
+from trainarena.execution.cgroups import CgroupLayout
+from trainarena.execution.host_user import HostUser, choose_host_user, leased
+from trainarena.execution.stdlib_sandbox import StdlibSandbox, run_stdlib_program
+from trainarena.execution.uid_pool import UidPool
+from trainarena.settings import SandboxRules, Settings
+
+# A range no test elsewhere uses, so a pool test's leases never meet another's under /run.
+POOL = (2_100_000_000, 4)
+RUN_AS = SandboxRules().run_as
+
+
+def test_concurrent_leases_get_different_uids_and_a_released_one_is_taken_again(tmp_path: Path) -> None:
+    pool = UidPool(100, 3, tmp_path / "leases")
+    with pool.lease() as (first, _), pool.lease() as (second, _):
+        assert (first, second) == (100, 101)
+        with pool.lease() as (third, waited):
+            assert third == 102 and waited < 1
+    with pool.lease() as (again, _):
+        assert again == 100
+    assert (tmp_path / "leases").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_uid_another_process_holds_is_skipped_and_freed_when_that_process_dies(tmp_path: Path) -> None:
+    pool = UidPool(100, 2, tmp_path)
+    # Another platform on the host holds uid 100 (a flock of its own); it dies without releasing it.
+    with subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, time\n"
+         f"fd = os.open({str(tmp_path / '100.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pool.lease() as (uid, _):
+            assert uid == 101
+        holder.kill()
+    with pool.lease() as (uid, _):
+        assert uid == 100  # the kernel dropped the dead holder's lock
+
+
+def test_with_every_uid_held_a_sandbox_waits_for_one_and_says_how_long(tmp_path: Path) -> None:
+    pool = UidPool(100, 1, tmp_path)
+    user = HostUser(100, RUN_AS, pool=pool)
+    held = threading.Event()
+
+    def hold_for_a_moment() -> None:
+        with pool.lease():
+            held.set()
+            time.sleep(1.2)
+
+    holder = threading.Thread(target=hold_for_a_moment)
+    holder.start()
+    held.wait()
+    with leased(user) as (own, line):
+        assert own == HostUser(100, RUN_AS, pool=pool)
+        assert line.startswith("uid 100 after ") and line.endswith(" s waiting for a free uid")
+    holder.join()
+    with leased(user) as (own, line):
+        assert line == "uid 100"
+    with leased(None) as (own, line):
+        assert (own, line) == (None, "")
+
+
+def test_a_root_platform_takes_the_pool_where_bwrap_can_start_as_its_uids(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host_user.os, "geteuid", lambda: 0)
+    asked: list[tuple[int, int]] = []
+
+    def fine(uid: int, gid: int) -> None:
+        asked.append((uid, gid))
+
+    user, line = choose_host_user(65534, fine, (200000, 64))
+    assert user == HostUser(200000, 65534, pool=UidPool(200000, 64))
+    assert line == "uids 200000-200063, one per sandbox, gid 65534 (sandbox.run_as_pool)"
+    assert asked == [(200000, 65534), (200063, 65534)]  # both ends of the range, with the shared gid
+    # A range the host does not map: runs share run_as, and every line saying who they run as says why.
+    def unmapped(uid: int, _gid: int) -> str | None:
+        return "setting up uid map: Invalid argument" if uid >= 200000 else None
+
+    assert choose_host_user(65534, unmapped, (200000, 64)) == (HostUser(65534, 65534), (
+        "uid 65534 (sandbox.run_as; bwrap cannot start as uid 200000: setting up uid map: Invalid argument "
+        "of sandbox.run_as_pool)"))
+
+
+def test_the_pool_setting_is_checked_where_it_is_read() -> None:
+    assert SandboxRules(run_as_pool=[200000, 64]).run_as_pool == (200000, 64)
+    for pool, run_as in (((0, 4), 65534), ((5, 0), 65534), ((2**31 - 3, 4), 65534), ((200000, 4), 0)):
+        with pytest.raises(ValidationError, match="run_as_pool"):
+            SandboxRules(run_as_pool=pool, run_as=run_as)
+
+
+def _host_uids(run_id: str, until: float) -> set[int]:
+    """The real uids of the run's processes, as the host sees them, once it has some."""
+    while time.monotonic() < until:
+        found = set()
+        for pid in processes_of_run(run_id):
+            status = Path(f"/proc/{pid}/status").read_text()
+            found.add(int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1]))
+        if found:
+            return found
+        time.sleep(0.05)
+    return set()
+
+
+@needs_bwrap
+@needs_unprivileged
+@pytest.mark.sandbox
+def test_two_live_runs_are_two_host_users_sharing_the_inputs_group(
+    settings: Settings, make_job: MakeJob, script_dir: Callable[[str], Path]
+) -> None:
+    # Each run reads its 0600 cached input (shared through the gid), then lives a moment to be seen.
+    script = script_dir("import time\nprint(open('/inputs/train.jsonl').read()[:5], flush=True)\ntime.sleep(2)\n")
+    jobs = [make_job(script) for _ in range(2)]
+    for job in jobs:
+        (job.inputs_dir / "train.jsonl").chmod(0o600)
+    rules = settings.sandbox.model_copy(update={"run_as_pool": POOL})
+    backend = BwrapBackend(rules, protected=(settings.hidden_dir,))
+    with ThreadPoolExecutor(4) as pool:
+        results = [pool.submit(backend.run, job) for job in jobs]
+        seen = [pool.submit(_host_uids, job.spec.run_id, time.monotonic() + 10) for job in jobs]
+        uids = [found.result() for found in seen]
+        for result in results:
+            assert result.result().status is RunStatus.SUCCEEDED, result.result().failure_reason
+    first, count = POOL
+    assert len(uids[0]) == len(uids[1]) == 1 and uids[0] != uids[1]
+    assert uids[0] | uids[1] <= set(range(first, first + count))
+    for job, own in zip(jobs, uids, strict=True):
+        assert job.log_dir.joinpath("stdout.log").read_text().startswith('{"ins')
+        log = job.log_dir.joinpath("sandbox.txt").read_text()
+        assert f"host_user=uid {own.pop()} of uids {first}-{first + count - 1}, one per sandbox" in log
+
+
+@needs_bwrap
+@needs_unprivileged
+@pytest.mark.sandbox
+def test_a_reward_program_takes_a_pool_uid_too(tmp_path: Path) -> None:
+    job, out = tmp_path / "job", tmp_path / "out"
+    job.mkdir()
+    out.mkdir()
+    out.chmod(0o777)
+    (job / "program.py").write_text("import os\nopen('/out/report', 'w').write('x')\n")
+    rules = SandboxRules()
+    sandbox = StdlibSandbox(20.0, 256, rules.etc_files, rules.sandbox_uid, 16, 4, run_as=rules.run_as, run_as_pool=POOL)
+    assert not run_stdlib_program(job, out, "program.py", sandbox)
+    report = (out / "report").stat()
+    assert POOL[0] <= report.st_uid < POOL[0] + POOL[1] and report.st_gid == rules.run_as
+
+
+@needs_bwrap
+@needs_unprivileged
+@pytest.mark.sandbox
+def test_doctor_says_whether_each_run_has_a_uid_of_its_own(tmp_path: Path) -> None:
+    def feature(rules: SandboxRules, name: str) -> tuple[bool, str, str]:
+        found = probe_capabilities(rules, layout=CgroupLayout.none(), dev_root=tmp_path).features
+        chosen = next(feature for feature in found if feature.name == name)
+        return chosen.ok, chosen.detail, chosen.consequence
+
+    first, count = POOL
+    assert feature(SandboxRules(run_as_pool=POOL), "host uid per run")[:2] == (True, f"uids {first}-{first + count - 1}")
+    ok, detail, consequence = feature(SandboxRules(), "host uid per run")
+    assert not ok and detail == "runs share one uid" and "signal, trace or write into the other runs" in consequence
+    assert "each run's own uid" in feature(SandboxRules(run_as_pool=POOL), "cgroup pids")[2]
