@@ -20,6 +20,7 @@ from trainarena.demo.example_repos import make_example_repo
 from trainarena.demo.text import examples_root
 from trainarena.operations.drivers import BackgroundDrivers
 from trainarena.runs import RunReport, RunRequest
+from trainarena.store import get_stored_task
 from trainarena.store.leases import DriverIdentity, try_acquire
 
 
@@ -147,6 +148,28 @@ def test_a_tournament_another_process_drives_is_not_started_again(empty_api: Api
     with empty_api.client(services=(unavailable,)) as client:
         refused = client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator)
         assert refused.status_code == 503 and refused.json()["error"]["message"] == "no sandbox here: install bubblewrap"
+
+
+def test_a_tournament_drawing_a_task_stored_with_no_finite_budget_is_not_started(empty_api: Api, tmp_path: Path) -> None:
+    data = write_operator_data(tmp_path)
+    executor = FakeExecutor()
+    drivers = BackgroundDrivers(empty_api.settings, executor)
+    operator = empty_api.auth("operator")
+    with empty_api.client(services=(drivers,)) as client:
+        for name in ("baseline", "instruct_only"):
+            assert _register(client, empty_api, name).status_code == 201
+        assert client.post("/v1/tasks", json=_task(data, "t1"), headers=operator).status_code == 201
+        tournament = client.post("/v1/tournaments", json={"kind": "text", "pool": "weekly"}, headers=operator).json()
+        with empty_api.store.transaction() as session:  # as builds before the budget check could store it
+            stored = get_stored_task(session, "t1")
+            stored.definition = {**stored.definition, "budget_seconds": "inf"}
+        refused = client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["message"].startswith(
+            f"tournament {tournament['name']!r}: stored task 't1': budget_seconds must be a positive number, got 'inf'; "
+            "add the task again with a finite budget")
+        assert not drivers.driving(tournament["id"]) and executor.requests == []
+        assert client.get("/v1/tasks/t1", headers=operator).status_code == 200  # still shown, as `task show` does
 
 
 class BrokenExecutor(FakeExecutor):

@@ -30,6 +30,7 @@ __all__ = [
     "TaskPlugin",
     "TaskFile",
     "TaskFileError",
+    "budget_problem",
     "get_task_type",
     "load_task_file",
     "read_task_file",
@@ -136,9 +137,8 @@ def task_file_from_data(path: Path, data: dict[str, Any]) -> TaskFile:
     except ValueError:
         raise TaskFileError(f"{path}: type '{data['type']}' is not one of {[t.value for t in TaskType]}") from None
     budget, seed = data["budget_seconds"], data.get("seed", DEFAULT_SEED)
-    # inf and nan pass `> 0` checks one way or the other, and would give a run no deadline.
-    if isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget) or budget <= 0:
-        raise TaskFileError(f"{path}: budget_seconds must be a positive number, got {budget!r}")
+    if (problem := budget_problem(budget)) is not None:
+        raise TaskFileError(f"{path}: {problem}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TaskFileError(f"{path}: seed must be an integer, got {seed!r}")
     if not 0 <= seed <= SEED_MAX:
@@ -149,6 +149,14 @@ def task_file_from_data(path: Path, data: dict[str, Any]) -> TaskFile:
         if not isinstance(data[key], str) or not data[key]:
             raise TaskFileError(f"{path}: {key} must be a non-empty string, got {data[key]!r}")
     return TaskFile(path, data["name"], task_type, data["base_model"], dict(data["dataset"]), float(budget), seed)
+
+
+def budget_problem(budget: Any) -> str | None:
+    """Why ``budget`` is no budget_seconds a run can keep to, or None. inf and nan pass `> 0` checks
+    one way or the other, and would give a run no deadline."""
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget) or budget <= 0:
+        return f"budget_seconds must be a positive number, got {budget!r}"
+    return None
 
 
 def resolve_task_file(task_file: TaskFile, settings: Settings | None = None) -> TaskDefinition:
