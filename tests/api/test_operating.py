@@ -22,6 +22,7 @@ from trainarena.operations.drivers import BackgroundDrivers
 from trainarena.runs import RunReport, RunRequest
 from trainarena.store import get_stored_task
 from trainarena.store.leases import DriverIdentity, try_acquire
+from trainarena.tasks.text import hub_rows
 
 
 class GatedExecutor(FakeExecutor):
@@ -148,6 +149,23 @@ def test_a_tournament_another_process_drives_is_not_started_again(empty_api: Api
     with empty_api.client(services=(unavailable,)) as client:
         refused = client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator)
         assert refused.status_code == 503 and refused.json()["error"]["message"] == "no sandbox here: install bubblewrap"
+
+
+def test_a_misspelt_dataset_sent_to_the_api_names_the_path_on_the_server(empty_api: Api, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body has no task file: its relative names are read against the data dir, which the refusal names."""
+    data = write_operator_data(tmp_path)
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", *hub_rows.PROXY_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(hub_rows, "hub_reachable", lambda: False)  # no test reaches the network
+    task = _task(data, "typo", dataset={"source": "rowz/train", "field_instruction": "q", "field_output": "a"})
+    with empty_api.client() as client:
+        for route in ("/v1/tasks", "/v1/tasks/check"):
+            refused = client.post(route, json=task, headers=empty_api.auth("operator"))
+            assert refused.status_code == 422, refused.text
+            message = refused.json()["error"]["message"]
+            assert message.startswith(f"rowz/train: no file or folder {empty_api.settings.data_dir / 'rowz/train'}, and the "
+                                      "Hugging Face dataset 'rowz/train' could not be loaded: the Hub cannot be reached"), message
 
 
 def test_a_tournament_drawing_a_task_stored_with_no_finite_budget_is_not_started(empty_api: Api, tmp_path: Path) -> None:

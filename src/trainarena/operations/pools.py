@@ -21,7 +21,15 @@ from trainarena.runs import definition_from_json, definition_json, task_key
 from trainarena.settings import Settings
 from trainarena.store import StoredTask, add_stored_task, get_stored_task
 from trainarena.store.competitors import StoreError
-from trainarena.tasks import TaskFile, TaskFileError, budget_problem, resolve_task_file, score_direction, task_file_from_data
+from trainarena.tasks import (
+    TaskFile,
+    TaskFileError,
+    budget_problem,
+    resolve_task_file,
+    score_direction,
+    task_file_from_data,
+    with_local_path,
+)
 from trainarena.tasks.base import DatasetError, TaskDefinition
 from trainarena.tasks.check import SHOWN_SHARED_KEYS, TaskCheck, check_task
 from trainarena.tasks.digests import path_digest
@@ -120,7 +128,7 @@ def add_task(session: Session, settings: Settings, task_file: TaskFile, pool: st
         data_digest = dataset_digest(definition, settings)
         check = check_task(definition, settings)
     except (TaskFileError, DatasetError) as error:
-        raise TaskRefused(str(error)) from None
+        raise TaskRefused(str(with_local_path(error, task_file.path))) from None
     if not check.leak_free:
         shared = ", ".join(repr(key) for key in check.shared_groups[:SHOWN_SHARED_KEYS])
         raise TaskRefused(f"{name}: the split puts group keys on both sides ({shared}); not stored")

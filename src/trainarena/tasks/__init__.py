@@ -20,6 +20,7 @@ from trainarena.contract import SEED_MAX, TaskType
 from trainarena.settings import Settings
 from trainarena.tasks import builtin_assets
 from trainarena.tasks.base import DatasetError, Evaluation, PreparedTask, TaskDefinition, TaskPlugin
+from trainarena.tasks.text.hub_rows import HubDatasetError
 from trainarena.tasks.text.rows import FILE_SUFFIXES, decode_text
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "task_file_from_data",
     "resolve_task_file",
     "registered_task_types",
+    "with_local_path",
 ]
 
 # Task type -> module holding its plugin() (and evaluation.run_evaluation). One line per type.
@@ -193,6 +195,13 @@ def resolve_task_file(task_file: TaskFile, settings: Settings | None = None) -> 
         budget_seconds=task_file.budget_seconds,
         seed=task_file.seed,
     )
+
+
+def with_local_path(error: Exception, task_file: Path) -> Exception:
+    """``error``, where it is a dataset name read as a hub id that loads nothing, naming the local path
+    that name was looked for at first: relative names are read against ``task_file``'s folder (the
+    stand-in's for `task add` flags or an API body)."""
+    return error.looked_in(task_file.parent) if isinstance(error, HubDatasetError) else error
 
 
 def _parse(path: Path) -> dict[str, Any]:
