@@ -13,6 +13,7 @@ PACKAGE = Path(trainarena.__file__).parent
 LAYERS = {
     "contract": 0,
     "settings": 0,
+    "wording": 0,  # how counts read in messages, for every layer (the engine's reasons included)
     "engine": 1,
     "assets": 2,
     "execution": 2,

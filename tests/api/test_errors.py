@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from api_client import Api
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
 
+from sqlite_lock import locked
 from trainarena.api import create_app
+from trainarena.store import database
 
 
 def _error(response, status: int, code: str) -> dict:
@@ -96,3 +102,19 @@ def test_a_body_not_sent_as_json_is_415_and_one_that_does_not_parse_says_where(e
         assert listed["message"] == "the body must be a JSON object"
         # A route without a JSON body takes a POST with no content type, as before.
         assert client.post("/v1/jobs/job-x/cancel", headers=headers).status_code == 404
+
+
+def test_a_database_gone_mid_request_is_503_with_the_error_shape(empty_api: Api, monkeypatch, caplog) -> None:
+    """Not a 500: the request may succeed once the database is back. Its URL goes to the log only."""
+    url = make_url(empty_api.settings.db_url)
+    if url.get_backend_name() != "sqlite":
+        pytest.skip("the database is made unusable by locking its SQLite file")
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_S", 0.1)
+    empty_api.store.engine.dispose()  # connections made from here on wait 0.1 s for a lock
+    path = url.database
+    with empty_api.client() as client, locked(Path(path)):
+        created = client.post("/v1/competitors", json={"name": "x", "repo": "/nowhere", "commit": "0" * 40},
+                              headers=empty_api.auth("operator"))
+    gone = _error(created, 503, "unavailable")
+    assert gone["message"] == "the database is unavailable now; try again later" and path not in gone["message"]
+    assert f"the database sqlite:///{path} became unavailable: database is locked" in caplog.text

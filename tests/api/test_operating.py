@@ -20,7 +20,9 @@ from trainarena.demo.example_repos import make_example_repo
 from trainarena.demo.text import examples_root
 from trainarena.operations.drivers import BackgroundDrivers
 from trainarena.runs import RunReport, RunRequest
+from trainarena.store import get_stored_task
 from trainarena.store.leases import DriverIdentity, try_acquire
+from trainarena.tasks.text import hub_rows
 
 
 class GatedExecutor(FakeExecutor):
@@ -147,6 +149,45 @@ def test_a_tournament_another_process_drives_is_not_started_again(empty_api: Api
     with empty_api.client(services=(unavailable,)) as client:
         refused = client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator)
         assert refused.status_code == 503 and refused.json()["error"]["message"] == "no sandbox here: install bubblewrap"
+
+
+def test_a_misspelt_dataset_sent_to_the_api_names_the_path_on_the_server(empty_api: Api, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body has no task file: its relative names are read against the data dir, which the refusal names."""
+    data = write_operator_data(tmp_path)
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", *hub_rows.PROXY_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(hub_rows, "hub_reachable", lambda: False)  # no test reaches the network
+    task = _task(data, "typo", dataset={"source": "rowz/train", "field_instruction": "q", "field_output": "a"})
+    with empty_api.client() as client:
+        for route in ("/v1/tasks", "/v1/tasks/check"):
+            refused = client.post(route, json=task, headers=empty_api.auth("operator"))
+            assert refused.status_code == 422, refused.text
+            message = refused.json()["error"]["message"]
+            assert message.startswith(f"rowz/train: no file or folder {empty_api.settings.data_dir / 'rowz/train'}, and the "
+                                      "Hugging Face dataset 'rowz/train' could not be loaded: the Hub cannot be reached"), message
+
+
+def test_a_tournament_drawing_a_task_stored_with_no_finite_budget_is_not_started(empty_api: Api, tmp_path: Path) -> None:
+    data = write_operator_data(tmp_path)
+    executor = FakeExecutor()
+    drivers = BackgroundDrivers(empty_api.settings, executor)
+    operator = empty_api.auth("operator")
+    with empty_api.client(services=(drivers,)) as client:
+        for name in ("baseline", "instruct_only"):
+            assert _register(client, empty_api, name).status_code == 201
+        assert client.post("/v1/tasks", json=_task(data, "t1"), headers=operator).status_code == 201
+        tournament = client.post("/v1/tournaments", json={"kind": "text", "pool": "weekly"}, headers=operator).json()
+        with empty_api.store.transaction() as session:  # as builds before the budget check could store it
+            stored = get_stored_task(session, "t1")
+            stored.definition = {**stored.definition, "budget_seconds": "inf"}
+        refused = client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["message"].startswith(
+            f"tournament {tournament['name']!r}: stored task 't1': budget_seconds must be a positive number, got 'inf'; "
+            "add the task again with a finite budget")
+        assert not drivers.driving(tournament["id"]) and executor.requests == []
+        assert client.get("/v1/tasks/t1", headers=operator).status_code == 200  # still shown, as `task show` does
 
 
 class BrokenExecutor(FakeExecutor):

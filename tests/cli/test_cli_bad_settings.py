@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
+from sqlite_lock import locked
 from trainarena.cli import main
+from trainarena.store import database
 
 
 def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -53,3 +55,16 @@ def test_every_bad_setting_is_named_and_a_database_password_is_not_shown(monkeyp
     code, _, err = _main(monkeypatch, capsys, "status")
     assert code == 1 and err.startswith("error: cannot open the database postgresql+psycopg://me:***@127.0.0.1:1/arena")
     assert "hunter2" not in err and err.count("\n") == 1 and err.rstrip().endswith("(TRAINARENA_DATABASE_URL)")
+
+
+def test_a_database_gone_mid_command_is_one_line_naming_it(monkeypatch, capsys, tmp_path) -> None:
+    """Opened, then locked past the busy timeout while the command writes: it was a traceback."""
+    path = tmp_path / "store.db"
+    monkeypatch.setenv("TRAINARENA_DATABASE_URL", f"sqlite:///{path}")
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_S", 0.1)
+    code, _, err = _main(monkeypatch, capsys, "keys", "list")  # makes the store
+    assert code in (0, None), err
+    with locked(path):
+        code, out, err = _main(monkeypatch, capsys, "keys", "create", "someone", "--role", "operator")
+    assert code == 1 and out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"error: the database sqlite:///{path} became unavailable: database is locked")

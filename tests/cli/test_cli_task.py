@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from trainarena.cli import app
+from trainarena.tasks.text import hub_rows
 
 TASK = """
 name = "prefs"
@@ -77,6 +78,15 @@ def test_check_names_the_problem_and_exits_nonzero(runner, tmp_path, rows, task,
     as_json = runner.invoke(app, ["task", "check", str(task_file), "--json"])
     payload = json.loads(as_json.stdout)
     assert as_json.exit_code == 1 and not payload["ok"] and message in payload["error"]
+
+
+def test_check_of_a_misspelt_dataset_names_the_path_beside_the_task_file(runner, tmp_path, monkeypatch):
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", *hub_rows.PROXY_VARIABLES):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(hub_rows, "hub_reachable", lambda: False)  # no test reaches the network
+    task_file = write_task(tmp_path, preference_rows(), TASK.replace('source = "prefs.jsonl"', 'source = "prefz"'))
+    payload = json.loads(runner.invoke(app, ["task", "check", str(task_file), "--json"]).stdout)
+    assert payload["error"].startswith(f"prefz: no file or folder {tmp_path / 'prefz'}, and the Hugging Face dataset 'prefz'")
 
 
 def test_check_of_an_image_task(runner, tmp_path):

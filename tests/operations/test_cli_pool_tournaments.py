@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from operator_data import FakeExecutor, OperatorData, register_example
 from typer.testing import CliRunner
 
 from trainarena.cli import app
+from trainarena.execution.local import UnsafeBackendWarning
 from trainarena.operations.tournaments import run_pool_tournament
-from trainarena.store import open_store
+from trainarena.store import get_stored_task, open_store
 
 runner = CliRunner()
 
@@ -81,3 +83,19 @@ def test_an_unknown_kind_is_a_usage_error_before_the_pool_is_looked_up(operator_
         message = " ".join(result.output.replace("│", " ").split())
         assert result.exit_code == 2 and "Invalid value for '--kind': Value error, 'foo' is not one of 'text', 'image'" in message
         assert "pool" not in message.split("Error", 1)[1]
+
+
+def test_run_refuses_a_drawn_task_stored_with_no_finite_budget_in_one_line(operator_data: OperatorData) -> None:
+    for name in ("baseline", "instruct_only"):
+        register_example(operator_data.settings, name)
+    _add("old", "rows.jsonl")
+    created = json.loads(_invoke("tournament", "create", "--kind", "text", "--pool", "weekly", "--json").output)
+    with open_store(operator_data.settings) as store, store.transaction() as session:  # as builds before the check stored it
+        task = get_stored_task(session, "old")
+        task.definition = {**task.definition, "budget_seconds": "inf"}
+    with pytest.warns(UnsafeBackendWarning):  # --unsafe: no sandbox is needed to refuse before playing
+        result = runner.invoke(app, ["tournament", "run", str(created["id"]), "--unsafe"], env={"COLUMNS": "300"})
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("error: stored task 'old': budget_seconds must be a positive number, got 'inf'; add the task again")
+    assert _invoke("task", "show", "old").exit_code == 0

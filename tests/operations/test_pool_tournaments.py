@@ -20,7 +20,15 @@ from trainarena.orchestrator import drive
 from trainarena.pipeline import SandboxedExecutor
 from trainarena.runs import RunReport, RunRequest
 from trainarena.settings import Settings
-from trainarena.store import champion_history, open_store, remove_stored_task, tournament_runs
+from trainarena.store import (
+    TournamentStatus,
+    champion_history,
+    get_stored_task,
+    get_tournament,
+    open_store,
+    remove_stored_task,
+    tournament_runs,
+)
 from trainarena.store.competitors import StoreError, get_competitor
 from trainarena.submissions import checkout_path
 
@@ -179,3 +187,36 @@ def test_a_stopped_tournament_resumes_with_the_next_drawn_tasks(operator_data: O
             by_round = {(run.task.match.round.index, run.task.definition["name"]) for run in tournament_runs(session, created.id)}
     assert result.champion is not None
     assert [name for _, name in sorted(by_round)] == list(created.tasks)
+
+
+def _store_budget(settings: Settings, name: str, budget: object) -> None:
+    """Store ``budget`` in a stored task's definition, as builds before the budget check could."""
+    with open_store(settings) as store, store.transaction() as session:
+        task = get_stored_task(session, name)
+        task.definition = {**task.definition, "budget_seconds": budget}
+
+
+def test_a_stored_task_with_no_finite_budget_is_neither_drawn_nor_run(operator_data: OperatorData) -> None:
+    settings = operator_data.settings
+    for name in ("baseline", "torchloop", "instruct_only"):
+        register_example(settings, name)
+    add_tasks(operator_data, "t1", "t2", "t3")
+    created = _create(settings, seed=11)  # draws two of the three
+    unusable = created.tasks[1]
+    _store_budget(settings, unusable, "inf")  # the JSON column keeps an infinite float by name
+
+    executor = FakeExecutor()
+    with open_store(settings) as store:
+        with pytest.raises(StoreError, match=rf"^stored task '{unusable}': budget_seconds must be a positive number, "
+                           r"got 'inf'; add the task again with a finite budget under a new name"):
+            run_pool_tournament(store, settings, created.id, executor=executor)
+        with store.session() as session:
+            assert tournament_runs(session, created.id) == [] and get_tournament(session, created.id).status == TournamentStatus.CREATED
+            assert all(get_stored_task(session, name) is not None for name in ("t1", "t2", "t3"))
+    assert executor.requests == []  # refused before the first round, not when its turn came
+
+    # A new tournament leaves it out and says why.
+    again = _create(settings, seed=11)
+    assert unusable not in again.tasks
+    assert [(name, reason.split(";")[0]) for name, reason in again.unusable_tasks] == [
+        (unusable, "budget_seconds must be a positive number, got 'inf'")]

@@ -6,31 +6,48 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import datasets
 import pytest
 from huggingface_hub import constants
 
+from trainarena.tasks import with_local_path
 from trainarena.tasks.base import DatasetError
 from trainarena.tasks.text import hub_rows
 
-BOTH_READINGS = "rowz: no file or folder of that name beside the task file, and the Hugging Face dataset 'rowz' could not be loaded"
+BOTH_READINGS = "rowz: no local file or folder of that name, and the Hugging Face dataset 'rowz' could not be loaded"
 
 
 def _never_loaded(*_args, **_kwargs):
     raise AssertionError("load_dataset was called for an unreachable Hub")
 
 
-def test_an_unreachable_hub_fails_at_once_naming_both_readings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
-    for name in hub_rows.PROXY_VARIABLES:
+def _unreachable_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", *hub_rows.PROXY_VARIABLES):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(hub_rows, "hub_reachable", lambda: False)
     monkeypatch.setattr(datasets, "load_dataset", _never_loaded)
+
+
+def test_an_unreachable_hub_fails_at_once_naming_both_readings(monkeypatch: pytest.MonkeyPatch) -> None:
+    _unreachable_hub(monkeypatch)
     with pytest.raises(DatasetError) as refused:
         hub_rows.read_hub_rows("rowz", "train")
     assert str(refused.value).startswith(f"{BOTH_READINGS}: the Hub cannot be reached from this host (set HF_HUB_OFFLINE=1")
+
+
+def test_the_local_reading_names_the_path_looked_for_where_the_task_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task file's folder, or the stand-in's (the data dir for an API body): not "beside the task
+    file" where there is none."""
+    _unreachable_hub(monkeypatch)
+    with pytest.raises(DatasetError) as refused:
+        hub_rows.read_hub_rows("org/rowz", "train")
+    located = str(with_local_path(refused.value, Path("/srv/data/task in the request body")))
+    assert located.startswith("org/rowz: no file or folder /srv/data/org/rowz, and the Hugging Face dataset 'org/rowz' "
+                              "could not be loaded: the Hub cannot be reached from this host")
+    other = DatasetError("rows.jsonl: row 3 is not JSON")
+    assert with_local_path(other, Path("/srv/data/task.toml")) is other  # only the hub reading has a local path
 
 
 def test_offline_mode_reads_the_cache_without_probing_and_keeps_the_retries_quiet(

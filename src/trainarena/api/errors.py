@@ -8,6 +8,7 @@ into the same shape.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from trainarena.store import StoreUnavailable
+
+logger = logging.getLogger(__name__)
 
 # The code of each HTTP status FastAPI or Starlette may answer on their own.
 STATUS_CODES = {
@@ -75,6 +80,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(error.status_code, "error")
         return error_response(error.status_code, code, str(error.detail), headers=getattr(error, "headers", None))
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_unavailable(_request: Request, error: StoreUnavailable) -> JSONResponse:
+        # The database's URL is the operator's to see, not every caller's: it goes to the log.
+        logger.warning("answered 503: %s", error)
+        return error_response(503, "unavailable", "the database is unavailable now; try again later")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -11,7 +11,7 @@ from trainarena.reporting.references import REFERENCE_LABELS
 from trainarena.reporting.task_board import PlayedTask, TaskBoard, UnknownTaskError, played_task
 from trainarena.settings import Settings
 from trainarena.store import open_store
-from trainarena.tasks.base import counted
+from trainarena.wording import counted
 
 BOARD_COLUMNS = (
     Col("rank", justify="right"),

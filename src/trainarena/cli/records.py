@@ -17,7 +17,7 @@ from trainarena.records.checks import CheckResult
 from trainarena.records.verify import BUNDLED_KEY, Report, verify_directory
 from trainarena.settings import Settings
 from trainarena.store import open_store
-from trainarena.tasks.base import counted
+from trainarena.wording import counted
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 # Failures printed per check (a broken log fails every proof alike); --json lists them all.

@@ -19,7 +19,7 @@ from trainarena.reporting.task_board import TaskBoard
 from trainarena.runs import task_key
 from trainarena.settings import Settings
 from trainarena.store.competitors import StoreError
-from trainarena.tasks import DatasetError, TaskFileError, load_task_file
+from trainarena.tasks import DatasetError, TaskFileError, load_task_file, with_local_path
 from trainarena.tasks.base import count_dropped, describe_dropped
 from trainarena.tasks.builtin_assets import ASSET_PREFIX, is_builtin
 from trainarena.tasks.catalog import TaskDescription, describe_task, examples_folder, find_task_file, list_tasks
@@ -58,7 +58,7 @@ def check_command(
     try:
         check = check_task(load_task_file(task_file, settings), settings)
     except (TaskFileError, DatasetError) as error:
-        raise fail(str(error), json_output, file=str(task_file)) from None
+        raise fail(str(with_local_path(error, task_file.expanduser().absolute())), json_output, file=str(task_file)) from None
     if json_output:
         typer.echo(json.dumps(check.to_json(), indent=2))
     else:
@@ -205,7 +205,7 @@ def show_command(
             description = describe_task(path, settings)
         board = stored_task_board(settings, task_key(description.check.task)) if leaderboard else None
     except (TaskFileError, DatasetError) as error:
-        raise fail(str(error), json_output, name=name) from None
+        raise fail(str(with_local_path(error, path.absolute())), json_output, name=name) from None
     details = description.to_json()
     if json_output:
         if leaderboard:

@@ -43,6 +43,7 @@ from trainarena.engine.paired import Verdict, paired_bounds, relative_lead
 from trainarena.engine.ranking import better_first_key, is_failed
 from trainarena.engine.scores import resample_counts, resampled_scores
 from trainarena.settings import TournamentRules
+from trainarena.wording import counted
 
 # One boss task as the rules see it: (challenger's outcome, champion's, direction, lead unit).
 _TaskPair = tuple[TaskOutcome, TaskOutcome, Direction, float | None]
@@ -224,6 +225,5 @@ def _paired_decision(
     if verdict == Verdict.RETAIN:
         return outcome(False, reason=f"{said}: the upper bound is below {rules.boss_futility_lead:.1%}", **numbers)
     if played_rounds >= rules.boss_rounds_max:
-        rounds = f"{played_rounds} boss round{'' if played_rounds == 1 else 's'}"
-        return outcome(False, reason=f"{said}: still unclear after {rounds}", **numbers)
+        return outcome(False, reason=f"{said}: still unclear after {counted(played_rounds, 'boss round')}", **numbers)
     return outcome(False, decided=False, reason=f"{said}: unclear, another boss round", **numbers)

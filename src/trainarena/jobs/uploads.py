@@ -25,9 +25,10 @@ from trainarena.jobs.archives import check_zip
 from trainarena.jobs.errors import InvalidInput, TooLarge
 from trainarena.settings import Settings
 from trainarena.tasks import registered_task_types
-from trainarena.tasks.base import DatasetError, TaskDefinition, counted
+from trainarena.tasks.base import DatasetError, TaskDefinition
 from trainarena.tasks.check import TaskCheck, check_task
 from trainarena.tasks.text.rows import load_rows
+from trainarena.wording import counted
 
 TEXT, IMAGE = "text", "image"
 # File suffix -> (kind, format).

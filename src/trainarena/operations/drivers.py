@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from trainarena.operations.tournaments import drive_pool_tournament
+from trainarena.operations.pools import StoredTaskUnusable
+from trainarena.operations.tournaments import check_drawn_tasks, drive_pool_tournament
 from trainarena.registry import register_reigning_champion_models
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import RunExecutor
@@ -69,8 +70,8 @@ class BackgroundDrivers:
 
     def begin(self, store: Store, tournament_id: int) -> None:
         """Start driving ``tournament_id`` on a thread; StoreError when there is no such tournament,
-        DriveRefused when it is finished, not a pool tournament or driven already, DrivingUnavailable
-        when this process cannot play runs."""
+        DriveRefused when it is finished, not a pool tournament, draws a task that cannot run or is
+        driven already, DrivingUnavailable when this process cannot play runs."""
         if self.executor is None:
             raise DrivingUnavailable(self.unavailable or "this process has no sandbox to play runs in")
         with self._lock:
@@ -90,6 +91,10 @@ class BackgroundDrivers:
             if get_draw(session, tournament_id) is None:
                 raise DriveRefused(f"tournament {tournament.name!r} was not created from a task pool; "
                                    "drive it with the command that created it")
+            try:
+                check_drawn_tasks(session, tournament_id)
+            except StoredTaskUnusable as error:
+                raise DriveRefused(f"tournament {tournament.name!r}: {error}") from None
             holder = live_holder(session, tournament_id)
         me = DriverIdentity.of_this_process()
         if holder is not None and not holder.is_dead_local_process(me):

@@ -21,7 +21,15 @@ from trainarena.runs import definition_from_json, definition_json, task_key
 from trainarena.settings import Settings
 from trainarena.store import StoredTask, add_stored_task, get_stored_task
 from trainarena.store.competitors import StoreError
-from trainarena.tasks import TaskFile, TaskFileError, resolve_task_file, score_direction, task_file_from_data
+from trainarena.tasks import (
+    TaskFile,
+    TaskFileError,
+    budget_problem,
+    resolve_task_file,
+    score_direction,
+    task_file_from_data,
+    with_local_path,
+)
 from trainarena.tasks.base import DatasetError, TaskDefinition
 from trainarena.tasks.check import SHOWN_SHARED_KEYS, TaskCheck, check_task
 from trainarena.tasks.digests import path_digest
@@ -35,6 +43,10 @@ FLAGS_SOURCE = "task add flags"  # stands in for a task file's name in messages 
 
 class TaskRefused(ValueError):
     """A task ``task add`` will not store, with the reason (the model, the dataset, the name)."""
+
+
+class StoredTaskUnusable(StoreError):
+    """A stored task that cannot run as stored, naming it and the fix."""
 
 
 def task_kind(task_type: TaskType) -> str:
@@ -116,7 +128,7 @@ def add_task(session: Session, settings: Settings, task_file: TaskFile, pool: st
         data_digest = dataset_digest(definition, settings)
         check = check_task(definition, settings)
     except (TaskFileError, DatasetError) as error:
-        raise TaskRefused(str(error)) from None
+        raise TaskRefused(str(with_local_path(error, task_file.path))) from None
     if not check.leak_free:
         shared = ", ".join(repr(key) for key in check.shared_groups[:SHOWN_SHARED_KEYS])
         raise TaskRefused(f"{name}: the split puts group keys on both sides ({shared}); not stored")
@@ -130,8 +142,21 @@ def add_task(session: Session, settings: Settings, task_file: TaskFile, pool: st
     return AddedTask(stored, check)
 
 
+def definition_problem(task: StoredTask) -> str | None:
+    """Why a stored task's definition cannot run, or None: older builds stored a budget of inf or nan
+    (task files refuse them now), which would give its runs no deadline."""
+    problem = budget_problem(task.definition.get("budget_seconds"))
+    if problem is None:
+        return None
+    return (f"{problem}; add the task again with a finite budget under a new name "
+            "(`trainarena task add NEW-NAME --file TASK_FILE`)")
+
+
 def stored_definition(task: StoredTask) -> TaskDefinition:
-    """The definition a stored task runs with (its split key included)."""
+    """The definition a stored task runs with (its split key included); StoredTaskUnusable when it
+    cannot run (:func:`definition_problem`). Every path that runs a stored task gets it here."""
+    if (problem := definition_problem(task)) is not None:
+        raise StoredTaskUnusable(f"stored task {task.name!r}: {problem}")
     return definition_from_json(task.definition)
 
 
@@ -149,6 +174,6 @@ def stored_task_json(task: StoredTask) -> dict[str, Any]:
         "train_rows": task.train_rows,
         "hidden_rows": task.hidden_rows,
         "digests": {"base_model": task.base_model_digest, "dataset": task.dataset_digest, "hidden_split": task.hidden_digest},
-        "task_digest": task_key(stored_definition(task)),  # its runs' task digest, in every tournament (runs list --task)
+        "task_digest": task_key(definition_from_json(task.definition)),  # its runs' task digest, in every tournament (runs list --task)
         "created_at": task.created_at.isoformat(),
     }

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from trainarena.contract import MANIFEST_NAME, TaskType
 from trainarena.engine import Finished, tasks_at_most
 from trainarena.engine.model import TOURNAMENT_KINDS, Stage
-from trainarena.operations.pools import stored_definition
+from trainarena.operations.pools import definition_problem, stored_definition
 from trainarena.orchestrator import Progress, RunStored, Waiting, drive
 from trainarena.records.recorder import recorder_for, revealed_task_names
 from trainarena.registry import register_champion_models
@@ -107,8 +107,11 @@ def entry_problem(competitor: Competitor, kind: str, task_types: set[TaskType], 
 
 
 def task_problem(task: StoredTask) -> str | None:
-    """Why a stored task cannot be drawn any more, or None: its base model folder or its dataset is
-    gone, or the dataset changed since the task was added (its digest; a hub dataset is not re-read)."""
+    """Why a stored task cannot be drawn any more, or None: its definition cannot run
+    (``pools.definition_problem``), its base model folder or its dataset is gone, or the dataset
+    changed since the task was added (its digest; a hub dataset is not re-read)."""
+    if (problem := definition_problem(task)) is not None:
+        return problem
     definition = task.definition
     model, source = Path(definition["base_model"]), Path(str(definition["dataset"].get("source")))
     if model.is_absolute() and not model.exists():
@@ -236,6 +239,16 @@ def pool_task_source(store: Store, tournament_id: int) -> TaskSource:
     return source
 
 
+def check_drawn_tasks(session: Session, tournament_id: int) -> None:
+    """StoredTaskUnusable naming the first drawn task no round played yet that cannot run, so a
+    tournament an older build drew is refused before it plays, not rounds later."""
+    draw = get_draw(session, tournament_id)
+    played = played_task_names(session, tournament_id)
+    for name in [] if draw is None else draw.task_names:
+        if name not in played and (stored := get_stored_task(session, name)) is not None:
+            stored_definition(stored)
+
+
 @dataclass(frozen=True)
 class TournamentResult:
     id: int
@@ -258,6 +271,8 @@ def drive_pool_tournament(
     pool's task source; ``options`` are drive's own (progress, parallel, max_steps, wait, on_stored...).
     Once it has finished, a newly crowned champion's models go into the registry when the settings say
     so (``registry.register_champions``; idempotent, so a resumed drive registers nothing twice)."""
+    with store.session() as session:
+        check_drawn_tasks(session, tournament_id)
     finished = drive(store, tournament_id, task_source=pool_task_source(store, tournament_id), executor=executor,
                      rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir,
                      lease_rules=settings.lease, recorder=recorder_for(settings), **options)

@@ -21,7 +21,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +32,14 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 # Seconds a SQLite writer waits for a lock held by another process (CLI + validator at once).
 SQLITE_BUSY_TIMEOUT_S = 30
+# SQLite result codes (``sqlite_errorname`` less its extension) that say the database file cannot be
+# used now: locked past the busy timeout, gone, unreadable, moved, full. A query that is wrong (no such
+# column) is SQLITE_ERROR, and stays the bug it is.
+_SQLITE_UNAVAILABLE = frozenset({"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_READONLY",
+                                 "SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_FULL", "SQLITE_PERM"})
+# PostgreSQL SQLSTATEs of a server that is gone or will not serve: class 08 (connection exception) and
+# operator intervention (admin or crash shutdown, cannot connect now).
+_SERVER_GONE_STATES = ("08", "57P01", "57P02", "57P03")
 
 
 def alembic_config(connection: Any = None, url: str | None = None) -> Config:
@@ -97,11 +105,42 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
         command.upgrade(alembic_config(connection), revision)
 
 
+class StoreUnavailable(RuntimeError):
+    """The database the settings name cannot be reached (no server, a wrong password, a missing driver),
+    or went away while in use (a lost connection, a SQLite file locked or gone)."""
+
+
+def _first_line(error: BaseException) -> str:
+    """The driver's own message, first line (or the error's type where it gave none)."""
+    return (str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _database_gone(context: ExceptionContext) -> bool:
+    """Whether a database error says the database cannot be used now, rather than that the query is wrong."""
+    if context.is_disconnect or context.connection is None:  # lost, or no connection could be made
+        return True
+    error = context.original_exception
+    sqlite_code = getattr(error, "sqlite_errorname", None)
+    if sqlite_code is not None:
+        return "_".join(sqlite_code.split("_")[:2]) in _SQLITE_UNAVAILABLE
+    return (getattr(error, "sqlstate", None) or getattr(error, "pgcode", None) or "").startswith(_SERVER_GONE_STATES)
+
+
+def _raise_if_gone(context: ExceptionContext) -> None:
+    """A database that went away mid-command is StoreUnavailable naming it (password hidden), as one
+    that cannot be opened is; a pre-ping's failure is left to the pool, which connects again."""
+    if not context.is_pre_ping and _database_gone(context):
+        url = context.engine.url.render_as_string(hide_password=True)  # present but for a pre-ping
+        raise StoreUnavailable(f"the database {url} became unavailable: {_first_line(context.original_exception)}")
+
+
 class Store:
-    """The record store: an engine plus a session factory. Build one with :func:`open_store`."""
+    """The record store: an engine plus a session factory. Build one with :func:`open_store`. A database
+    error that says the database went away is StoreUnavailable (``_raise_if_gone``)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        event.listen(engine, "handle_error", _raise_if_gone)
         # expire_on_commit=False: rows stay readable after the transaction that loaded them ends.
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
@@ -125,10 +164,6 @@ class Store:
         self.close()
 
 
-class StoreUnavailable(RuntimeError):
-    """The database the settings name cannot be reached (no server, a wrong password, a missing driver)."""
-
-
 def open_store_url(url: str, *, migrate: bool = True) -> Store:
     """Open the store at a SQLAlchemy URL, migrating its schema to the latest revision (the first
     connection: StoreUnavailable naming the database, password hidden, when it fails)."""
@@ -137,8 +172,8 @@ def open_store_url(url: str, *, migrate: bool = True) -> Store:
         if migrate:
             upgrade_schema(engine)
     except (OperationalError, InterfaceError, ImportError) as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        raise StoreUnavailable(f"cannot open the database {make_url(url).render_as_string(hide_password=True)}: {reason}") from None
+        raise StoreUnavailable(f"cannot open the database {make_url(url).render_as_string(hide_password=True)}: "
+                               f"{_first_line(error)}") from None
     return Store(engine)
 
 

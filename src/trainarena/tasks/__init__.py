@@ -20,6 +20,7 @@ from trainarena.contract import SEED_MAX, TaskType
 from trainarena.settings import Settings
 from trainarena.tasks import builtin_assets
 from trainarena.tasks.base import DatasetError, Evaluation, PreparedTask, TaskDefinition, TaskPlugin
+from trainarena.tasks.text.hub_rows import HubDatasetError
 from trainarena.tasks.text.rows import FILE_SUFFIXES, decode_text
 
 __all__ = [
@@ -30,12 +31,14 @@ __all__ = [
     "TaskPlugin",
     "TaskFile",
     "TaskFileError",
+    "budget_problem",
     "get_task_type",
     "load_task_file",
     "read_task_file",
     "task_file_from_data",
     "resolve_task_file",
     "registered_task_types",
+    "with_local_path",
 ]
 
 # Task type -> module holding its plugin() (and evaluation.run_evaluation). One line per type.
@@ -136,9 +139,8 @@ def task_file_from_data(path: Path, data: dict[str, Any]) -> TaskFile:
     except ValueError:
         raise TaskFileError(f"{path}: type '{data['type']}' is not one of {[t.value for t in TaskType]}") from None
     budget, seed = data["budget_seconds"], data.get("seed", DEFAULT_SEED)
-    # inf and nan pass `> 0` checks one way or the other, and would give a run no deadline.
-    if isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget) or budget <= 0:
-        raise TaskFileError(f"{path}: budget_seconds must be a positive number, got {budget!r}")
+    if (problem := budget_problem(budget)) is not None:
+        raise TaskFileError(f"{path}: {problem}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TaskFileError(f"{path}: seed must be an integer, got {seed!r}")
     if not 0 <= seed <= SEED_MAX:
@@ -149,6 +151,14 @@ def task_file_from_data(path: Path, data: dict[str, Any]) -> TaskFile:
         if not isinstance(data[key], str) or not data[key]:
             raise TaskFileError(f"{path}: {key} must be a non-empty string, got {data[key]!r}")
     return TaskFile(path, data["name"], task_type, data["base_model"], dict(data["dataset"]), float(budget), seed)
+
+
+def budget_problem(budget: Any) -> str | None:
+    """Why ``budget`` is no budget_seconds a run can keep to, or None. inf and nan pass `> 0` checks
+    one way or the other, and would give a run no deadline."""
+    if isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget) or budget <= 0:
+        return f"budget_seconds must be a positive number, got {budget!r}"
+    return None
 
 
 def resolve_task_file(task_file: TaskFile, settings: Settings | None = None) -> TaskDefinition:
@@ -185,6 +195,13 @@ def resolve_task_file(task_file: TaskFile, settings: Settings | None = None) -> 
         budget_seconds=task_file.budget_seconds,
         seed=task_file.seed,
     )
+
+
+def with_local_path(error: Exception, task_file: Path) -> Exception:
+    """``error``, where it is a dataset name read as a hub id that loads nothing, naming the local path
+    that name was looked for at first: relative names are read against ``task_file``'s folder (the
+    stand-in's for `task add` flags or an API body)."""
+    return error.looked_in(task_file.parent) if isinstance(error, HubDatasetError) else error
 
 
 def _parse(path: Path) -> dict[str, Any]:

@@ -48,11 +48,6 @@ class DroppedRows:
     rows: tuple[int, ...]
 
 
-def counted(count: int, noun: str, plural: str | None = None) -> str:
-    """``"1 row"``, ``"2 rows"``: a count with its noun in the number the count takes."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
-
-
 def count_dropped(groups: Iterable[DroppedRows]) -> int:
     return sum(len(group.rows) for group in groups)
 

@@ -18,7 +18,7 @@ from trainarena.api.paging import NAME_MAX_LENGTH, Page, PageWindow
 from trainarena.contract import SEED_MAX, TaskType
 from trainarena.operations.pools import add_task, stored_task_json
 from trainarena.store import StoreError, get_pool, get_stored_task, list_pools, list_stored_tasks, remove_stored_task
-from trainarena.tasks import resolve_task_file, task_file_from_data
+from trainarena.tasks import resolve_task_file, task_file_from_data, with_local_path
 from trainarena.tasks.check import check_task
 
 router = APIRouter(prefix="/v1", tags=["tasks (operators)"], responses=ROLE_RESPONSES)
@@ -150,11 +150,12 @@ def check(body: TaskIn, _operator: Operator, request: Request) -> TaskCheckOut:
     settings = app_settings(request)
     data = body.model_dump(exclude={"pool"}, exclude_none=True, mode="json")
     data.setdefault("budget_seconds", settings.pools.default_budget_seconds)
+    source = settings.data_dir / TASK_BODY_SOURCE
     try:
-        task = resolve_task_file(task_file_from_data(settings.data_dir / TASK_BODY_SOURCE, data), settings)
+        task = resolve_task_file(task_file_from_data(source, data), settings)
         return TaskCheckOut(**check_task(task, settings).to_json())
     except (ValueError, TypeError, OSError) as error:  # as for POST /v1/tasks
-        raise ApiError(422, "task_refused", str(error), name=body.name) from None
+        raise ApiError(422, "task_refused", str(with_local_path(error, source)), name=body.name) from None
 
 
 @router.delete("/tasks/{name:path}", response_model=RemovedOut, summary="Remove a stored task no tournament drew (operators)",

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from trainarena.settings import DataRules
-from trainarena.tasks.base import DatasetError, counted
+from trainarena.tasks.base import DatasetError
 from trainarena.tasks.image.spec import ImageDatasetSpec
 from trainarena.tasks.split import split_rows
 from trainarena.tasks.text.rows import check_text_size, parse_jsonl, text_problem
+from trainarena.wording import counted
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 CAPTIONS_FILE = "captions.jsonl"

@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from trainarena.settings import DataRules
-from trainarena.tasks.base import DatasetError, counted
+from trainarena.tasks.base import DatasetError
 from trainarena.tasks.instruct.spec import InstructDatasetSpec
 from trainarena.tasks.split import joined_key
 from trainarena.tasks.text.rows import Row, text_problem
+from trainarena.wording import counted
 
 REQUIRED_ROLES = ("instruction", "output")
 

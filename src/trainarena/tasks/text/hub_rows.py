@@ -1,12 +1,13 @@
 """Rows of a Hugging Face dataset named by its id: the one reading of a text dataset that needs a network.
 
-A dataset value shaped like a hub id is one only when no file or folder of that name is beside the
-task file (tasks/__init__.py), so a failure here is also what a misspelt local name looks like: the
-error gives both readings. On a host that cannot reach the Hub, the hub library retries each request
-with backoff for about half a minute, logging every retry; instead the Hub is probed once, briefly,
-and an unreachable one fails at once (``HF_HUB_OFFLINE=1`` reads a copy in the Hugging Face cache
-without the probe; behind a proxy, which a direct connection would not pass, the library's own
-requests are left to tell). The library's retry chatter is kept off the terminal either way.
+A dataset value shaped like a hub id is one only when no file or folder of that name is where the
+task's relative names are read (tasks/__init__.py), so a failure here is also what a misspelt local
+name looks like: the error gives both readings (:class:`HubDatasetError`). On a host that cannot
+reach the Hub, the hub library retries each request with backoff for about half a minute, logging
+every retry; instead the Hub is probed once, briefly, and an unreachable one fails at once
+(``HF_HUB_OFFLINE=1`` reads a copy in the Hugging Face cache without the probe; behind a proxy, which
+a direct connection would not pass, the library's own requests are left to tell). The library's
+retry chatter is kept off the terminal either way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,23 +30,34 @@ PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "AL
 _CHATTY_LOGGERS = ("huggingface_hub", "datasets", "fsspec", "urllib3")
 
 
+class HubDatasetError(DatasetError):
+    """A dataset value read as a hub id that loads nothing, naming both readings of it. Where its local
+    reading looked only the caller knows (a task file's folder, the working directory for `task add`
+    flags, the data dir for a task sent to the API): :meth:`looked_in` names that folder."""
+
+    def __init__(self, source: str, reason: str, folder: Path | None = None) -> None:
+        local = "no local file or folder of that name" if folder is None else f"no file or folder {folder / source}"
+        super().__init__(f"{source}: {local}, and the Hugging Face dataset {source!r} could not be loaded{reason}")
+        self.source, self.reason = source, reason
+
+    def looked_in(self, folder: Path) -> HubDatasetError:
+        return HubDatasetError(self.source, self.reason, folder)
+
+
 def read_hub_rows(source: str, split: str) -> list[dict[str, Any]]:
-    """The rows of the hub dataset ``source`` (its ``split``); DatasetError naming both readings of
-    ``source`` when it cannot be loaded."""
-    both = (f"{source}: no file or folder of that name beside the task file, and the Hugging Face dataset "
-            f"{source!r} could not be loaded")
+    """The rows of the hub dataset ``source`` (its ``split``); HubDatasetError when it cannot be loaded."""
     offline = any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on") for name in _OFFLINE_VARIABLES)
     proxied = any(os.environ.get(name) for name in PROXY_VARIABLES)
     if not offline and not proxied and not hub_reachable():
-        raise DatasetError(f"{both}: the Hub cannot be reached from this host (set HF_HUB_OFFLINE=1 to use a copy "
-                           "in the Hugging Face cache)")
+        raise HubDatasetError(source, ": the Hub cannot be reached from this host (set HF_HUB_OFFLINE=1 to use a copy "
+                              "in the Hugging Face cache)")
     import datasets
 
     try:
         with _quiet(_CHATTY_LOGGERS):
             return datasets.load_dataset(source, split=split).to_list()
     except Exception as error:  # the hub raises many unrelated types; the message is what matters
-        raise DatasetError(f"{both} ({type(error).__name__}: {error})") from None
+        raise HubDatasetError(source, f" ({type(error).__name__}: {error})") from None
 
 
 def hub_reachable(timeout: float = PROBE_SECONDS) -> bool:

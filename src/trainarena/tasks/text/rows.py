@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainarena.settings import DataRules
-from trainarena.tasks.base import DatasetError, DroppedRows, PreparedTask, counted, describe_dropped
+from trainarena.tasks.base import DatasetError, DroppedRows, PreparedTask, describe_dropped
 from trainarena.tasks.text.hub_rows import read_hub_rows
+from trainarena.wording import counted
 
 log = logging.getLogger(__name__)
 Row = dict[str, str]

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from trainarena.execution.artifacts import check_weight_indexes
-from trainarena.tasks.base import counted
+from trainarena.wording import counted
 
 Encoded = tuple[list[int], list[int]]  # (input_ids, labels)
 
