@@ -5,7 +5,7 @@ small store and a large one, side by side in one process, and the ratio large / 
 stores' requests alternating so that the machine's load falls on both alike. A list that reads every
 row to answer one page costs in proportion to the store (the large store holds 100x the rows: a ratio
 near 100); one that pages in the database costs about the same at any size. Target: the first pages'
-and the cursor's last page's ratios under 3. The last page by ``offset`` is shown, not judged: an
+and the cursors' last pages' ratios under 3. The last page by ``offset`` is shown, not judged: an
 offset makes the database step over the rows it skips, at any store; ``after`` (the run before the
 last page, a keyset cursor) starts the page where it is.
 
@@ -47,7 +47,7 @@ RUNS_PER_TASK = 100
 PLAYED_ROUNDS, TASKS_PER_MATCH, COMPETITORS = 2, 2, 10
 TOURNAMENT = "bench-tournament"
 TARGET_RATIO = 3.0
-# The first pages (what a client's first request costs) and the cursor's deepest (what each request of a
+# The first pages (what a client's first request costs) and the cursors' deepest (what each request of a
 # client walking every run costs).
 JUDGED = ("runs_first_ms", "runs_after_ms", "played_after_ms", "models_ms")
 SHOWN = (("runs_first_ms", "/v1/runs first page"), ("runs_last_ms", "/v1/runs last, offset"),
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'list':<22}{args.small:>10,} rows{args.large:>10,} rows{'ratio':>9}")
     for name, label in SHOWN:
         print(f"{label:<22}{getattr(small, name):>15.1f}{getattr(large, name):>15.1f}{ratios[name]:>9.2f}")
-    print(f"target: the first pages' and the cursor's ratios < {TARGET_RATIO:g} -> {'met' if met else 'NOT met'} "
+    print(f"target: the first pages' and the cursors' ratios < {TARGET_RATIO:g} -> {'met' if met else 'NOT met'} "
           f"(the last page by offset, {2 * args.large - PAGE:,}: not judged)")
     return 0
 
