@@ -338,14 +338,12 @@ def list_runs(
     ``after`` that is no run of these lists is refused (UnknownCursor); a run the filters leave out
     still has its place in the order (a run's status changes while a client pages)."""
     outside: Select[tuple[Run]] | None = _outside_tournaments().order_by(Run.id)
-    played = select(Tournament.id).order_by(Tournament.id)
     if tournament in OUTSIDE_KINDS:
-        outside = _outside_tournaments().where(Run.origin.in_(OUTSIDE_KINDS[tournament])).order_by(Run.id)
-    if tournament in (AD_HOC, *OUTSIDE_KINDS):
-        played = played.where(false())
-    elif tournament is not None:
+        outside = outside.where(Run.origin.in_(OUTSIDE_KINDS[tournament]))
+    played = select(Tournament.id).order_by(Tournament.id)
+    if tournament is not None and tournament not in (AD_HOC, *OUTSIDE_KINDS):
         played, outside = played.where(Tournament.name == tournament), None
-    tournaments = list(session.scalars(played))
+    tournaments = [] if tournament in (AD_HOC, *OUTSIDE_KINDS) else list(session.scalars(played))
     if after is None:
         queries = [_played_in(tournament_id) for tournament_id in tournaments] + ([] if outside is None else [outside])
     else:
