@@ -18,9 +18,10 @@ The bundle (a folder; ``records/verify.py`` checks it, docs/records.md documents
 
 Exported: every log entry about the tournament (commitment, runs, evaluations, rounds, decision,
 reveal), and the run and evaluation statements of each audit of its runs whose statement names the run
-it audits (``trainarena audit``; signed by the tournament's key). The exporter copies what the store holds, as it is: a store whose log or results were changed
-still exports (proofs that no longer lead to the signed root, claims that differ from the statements),
-so that ``verify`` can say what changed. It never re-signs anything.
+it audits (``trainarena audit``; signed by the tournament's key). The exporter copies what the store
+holds, as it is: a store whose log or results were changed still exports (proofs that no longer lead
+to the signed root, claims that differ from the statements), so that ``verify`` can say what changed.
+It never re-signs anything.
 """
 
 from __future__ import annotations
