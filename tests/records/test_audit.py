@@ -326,6 +326,28 @@ def test_the_tournaments_bundle_holds_its_audits_and_verify_checks_the_run_each_
     assert failed == [f"audits run {run_id}, attempt 1, but names the run statement at entry 10000, which is not in the bundle"]
 
 
+def test_an_audit_signed_before_statements_named_their_run_stays_out_of_the_bundle_and_audits_as_before(
+        settings: Settings, store: Store, inputs: Inputs, tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    tournament_id, run_id = _played_tournament(settings, store, inputs, tree, tmp_path)
+    signed = Recorder.run_statement
+
+    def without_audit_of(recorder: Recorder, *args: Any) -> dict[str, Any]:  # a statement as signed before the field
+        statement = signed(recorder, *args)
+        del statement["predicate"]["run"]["audit_of"]
+        return statement
+
+    monkeypatch.setattr(Recorder, "run_statement", without_audit_of)
+    report, _ = _audit(settings, store, inputs, run_id, 1.5)
+    monkeypatch.undo()
+    export_bundle(store, settings, tournament_id, tmp_path / "bundle")
+    verified = verify_directory(tmp_path / "bundle")
+    assert verified.ok and [check.checked for check in verified.checks if check.name == "audits"] == [0]
+    exported = {json.loads(line)["key"] for line in (tmp_path / "bundle" / "entries.jsonl").read_text().splitlines()}
+    assert not any(key.startswith((f"run:{report.audit_run_id}:", f"evaluation:{report.audit_run_id}:")) for key in exported)
+    # Auditing that audit: its record names no run, so its row's is not held against it.
+    assert _audit(settings, store, inputs, report.audit_run_id, 1.5)[0].comparison.verdict == Verdict.CONSISTENT
+
+
 def _entry_of(store: Store, run_id: int) -> int:
     with store.session() as session:
         return session.scalars(select(LogEntry.index).where(LogEntry.key == f"run:{run_id}:attempt:1")).one()
