@@ -55,6 +55,9 @@ def test_one_run_in_full_and_its_logs(api: Api, client: TestClient) -> None:
     assert detail["status"] == "failed" and detail["tournament"] == "week-1" and detail["summary"] == "exited with code 1."
     assert detail["stderr_tail"].endswith(CRASH_TAIL.splitlines()[-1]) and detail["wall_seconds"] == 12.5
     assert [a["counts"] for a in detail["attempt_history"]] == [True]
+    # No house run beside a tournament run: a null reference that says why, not a silently absent one.
+    assert [(r["kind"], r["run_id"], r["score"], r["missing"]) for r in detail["references"]] == [
+        ("house", None, None, "not run on this seed")]
 
     headers = api.auth("competitor")
     tail = client.get(f"/v1/runs/{crashed['run_id']}/logs", headers=headers)

@@ -27,8 +27,8 @@ from trainarena.reporting.run_detail import short_reason, split_reason
 
 CRASH_SUMMARY = "exited with code 1."
 LAST_STDERR_LINE = CRASH_TAIL.splitlines()[-1]
-DETAIL_FIELDS = ["run", "tournament", "round", "task", "competitor", "status", "attempts", "score", "started", "finished",
-                 "wall time", "steps (s)", "log path", "artifact", "artifact digest"]  # fmt: skip
+DETAIL_FIELDS = ["run", "tournament", "round", "task", "competitor", "status", "attempts", "score", "house script", "started",
+                 "finished", "wall time", "steps (s)", "log path", "artifact", "artifact digest"]  # fmt: skip
 
 
 def _invoke(*args: str, width: int = 80) -> Result:
@@ -62,6 +62,7 @@ def test_show_prints_a_failed_run_in_full(finished_store: FinishedStore, width: 
     assert fields["task"].startswith("instruct-r1-") and fields["task"].endswith("(instruct on tiny, budget 1.0 s)")
     assert fields["competitor"] == "crasher (https://github.com/x/crasher at " + "1" * 40 + ")"
     assert (fields["status"], fields["attempts"], fields["score"]) == ("failed", "1", "-")
+    assert fields["house script"] == "not run on this seed"  # a tournament run: no house run beside it, and it says so
     assert fields["started"] == "2023-11-14 22:13:20 UTC" and fields["wall time"] == "12.5 s"
     log_dir = finished_store.data_dir / "runs" / "tournament-1" / f"run-{run_id}" / "attempt-1" / "logs"
     assert fields["log path"] == str(log_dir) and fields["artifact"] == fields["artifact digest"] == "-"
@@ -92,6 +93,8 @@ def test_show_json_and_tail_options(finished_store: FinishedStore) -> None:
     assert detail["wall_seconds"] == 12.5 and detail["budget_seconds"] == 1.0 and detail["task_type"] == "instruct"
     assert detail["started_at"].startswith("2023-11-14T22:13:20") and detail["artifact_digest"] is None
     assert detail["stderr_tail"].endswith(LAST_STDERR_LINE) and detail["stderr_tail_from"].endswith("stderr.log")
+    assert detail["references"] == [{"kind": "house", "label": "house script", "run_id": None, "score": None,
+                                     "improvement": None, "missing": "not run on this seed"}]  # fmt: skip
 
     three = json.loads(_invoke("runs", "show", str(run_id), "--json", "--tail", "3").stdout)
     assert three["stderr_tail"].splitlines() == CRASH_TAIL.splitlines()[-3:]

@@ -386,7 +386,8 @@ def test_a_registered_competitor_whose_manifest_leaves_the_type_out_costs_no_ref
     ran = _invoke("run", "--competitor", "chatty", "--task", str(task_file), "--json")
     assert ran.exit_code == 1, ran.output
     [run] = json.loads(ran.stdout)["runs"]
-    assert run["status"] == "failed" and run["references"] == []
+    assert run["status"] == "failed" and [(line["kind"], line["score"], line["missing"]) for line in run["references"]] == [
+        ("house", None, "not run on this seed")]  # no reference computed, and the house line says so
     assert "does not support instruct tasks (its trainarena.toml declares task_types: chat)" in run["summary"]
     with open_store(settings) as store, store.session() as session:
         origins = set(session.scalars(select(Run.origin)))

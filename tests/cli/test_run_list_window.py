@@ -1,12 +1,13 @@
 """``list_runs`` filters and pages in the database: every window of every filter is the same slice of
 the full list, across the boundary between tournament runs and runs outside tournaments; a walk by
-cursor (``after``) lists every run once in play order; a task filter names a task or is a problem."""
+cursor (``after``) lists every run once in play order, each query of it walking indexes in that order
+(SQLite's plans); a task filter names a task or is a problem."""
 
 from __future__ import annotations
 
 import pytest
 from cli_store import FinishedStore, add_undrawn_stored_task
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from trainarena.contract import RunStatus
 from trainarena.reporting.run_detail import AD_HOC, UnknownFilter, list_runs, run_filter_problem
@@ -120,6 +121,46 @@ def test_a_cursor_walk_lists_every_run_once_in_play_order(finished_store: Finish
         for unknown in (max(everything) + 100, job.id):  # a customer's job run is no place in these lists
             with pytest.raises(UnknownCursor, match=f"after '{unknown}' is none of the listed ids"):
                 list_runs(session, after=unknown)
+
+
+def _plans(session, **query) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """SQLite's query plan of each statement ``list_runs(session, **query)`` runs over played runs."""
+    statements: list[tuple[str, object]] = []
+
+    def keep(_connection, _cursor, statement, parameters, _context, _executemany) -> None:  # type: ignore[no-untyped-def]
+        if "JOIN round" in statement and statement.startswith("SELECT run.id \nFROM"):
+            statements.append((statement, parameters))
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        list_runs(session, **query)
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    connection = session.connection()
+    return {statement: [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+            for statement, parameters in statements}  # fmt: skip
+
+
+def test_a_cursor_page_starts_at_its_place_by_the_indexes(finished_store: FinishedStore) -> None:
+    with open_store(Settings()) as store, store.transaction() as session:
+        if session.get_bind().dialect.name != "sqlite":
+            pytest.skip("reads SQLite's query plans")
+        _add_tournaments_played_out_of_id_order(session)
+        played = [run.run_id for run in list_runs(session, tournament="scrambled-a")]
+        # After a run mid-tournament: the rest of its task, match, round, then the later rounds, one query each.
+        plans = _plans(session, tournament="scrambled-a", after=played[4], limit=len(played))
+        assert len(plans) == 4
+        for steps in plans.values():  # walked in play order: nothing sorted, every join by an index
+            assert not any("TEMP B-TREE" in step for step in steps), steps
+            assert any("ix_match_round_id_position" in step for step in steps), steps
+            assert any("ix_run_task_id_id" in step for step in steps), steps
+        starts = [step for steps in plans.values() for step in steps]
+        assert any("ix_run_task_id_id (task_id=? AND id>?)" in step for step in starts), starts
+        assert any("ix_match_round_id_position (round_id=? AND position>?)" in step for step in starts), starts
+        # The first page of every run: each tournament's runs by the same indexes, unsorted.
+        for steps in _plans(session, limit=3).values():
+            assert not any("TEMP B-TREE" in step for step in steps), steps
 
 
 def test_a_filter_naming_no_task_is_a_problem_and_a_task_without_runs_is_not(finished_store: FinishedStore) -> None:

@@ -8,10 +8,12 @@ import json
 import shutil
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from field_lines import read_fields
+from records_store import resign_bundle
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
@@ -30,11 +32,13 @@ from trainarena.records.audit import (
     compare,
     noise_band,
 )
+from trainarena.records.bundle import export_bundle
 from trainarena.records.log import entry_leaf_hash
 from trainarena.records.provenance import folder_digest
 from trainarena.records.recorder import Recorder
-from trainarena.records.signing import envelope_payload, init_key, sign_payload
-from trainarena.records.statements import PAYLOAD_TYPE
+from trainarena.records.signing import envelope_payload, init_key, load_key, sign_payload
+from trainarena.records.statements import PAYLOAD_TYPE, payload_digest
+from trainarena.records.verify import verify_directory
 from trainarena.reporting.task_board import task_board
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest
 from trainarena.settings import Settings
@@ -151,7 +155,26 @@ def test_an_audit_reruns_the_recorded_tree_and_task_and_records_itself(settings:
         assert (audit.origin, audit.audit_of_id) == ("audit", run_id) and audit.snapshot_path == str(competitor.submission_dir)
         assert audit.evaluation is not None and audit.evaluation.score == 2.5
         keys = set(session.scalars(select(LogEntry.key)))
+        statements = {entry.key: envelope_payload(entry.envelope) for entry in session.scalars(select(LogEntry))}
     assert {f"run:{report.audit_run_id}:attempt:1", f"evaluation:{report.audit_run_id}:attempt:1"} <= keys
+    # Its signed statement names the audited run, the attempt compared with and that attempt's statement.
+    audited = statements[f"run:{run_id}:attempt:1"]
+    assert statements[f"run:{report.audit_run_id}:attempt:1"]["predicate"]["run"]["audit_of"] == {
+        "run_id": run_id, "attempt": 1, "statement": {"log_index": 0, "payload_sha256": payload_digest(audited)}}
+    assert audited["predicate"]["run"]["audit_of"] is None
+
+
+def test_an_audit_run_whose_store_row_names_another_run_than_its_record_is_refused(
+        settings: Settings, store: Store, inputs: Inputs, tree: Path, task: TaskDefinition) -> None:  # fmt: skip
+    first, second = _runs(settings, store, inputs, tree, task, [2.5, 2.6])
+    report, _ = _audit(settings, store, inputs, first, 2.5)
+    with store.transaction() as session:
+        session.execute(update(Run).where(Run.id == report.audit_run_id).values(audit_of_id=second))
+    with pytest.raises(CannotAudit, match=rf"audited run: {second} in the store, {first} signed"):
+        _audit(settings, store, inputs, report.audit_run_id, 2.5)
+    with store.transaction() as session:  # the audited run deleted: the store names none, the record still does
+        session.execute(update(Run).where(Run.id == report.audit_run_id).values(audit_of_id=None))
+    assert _audit(settings, store, inputs, report.audit_run_id, 2.5)[0].comparison.verdict == Verdict.CONSISTENT
 
 
 def test_a_run_stored_while_records_were_off_has_no_record_to_audit(settings: Settings, store: Store, inputs: Inputs, tree: Path,
@@ -242,8 +265,9 @@ class TournamentExecutor(ScoreExecutor):
         return self.run_task(request.competitor, request.task, request.run_dir, f"run{request.run_id}")
 
 
-def test_a_tournament_run_is_audited_until_its_repository_is_gone(settings: Settings, store: Store, inputs: Inputs,
-                                                                 tree: Path, tmp_path: Path) -> None:  # fmt: skip
+def _played_tournament(settings: Settings, store: Store, inputs: Inputs, tree: Path, tmp_path: Path) -> tuple[int, int]:
+    """A recorded tournament of two registered copiers; its id and its first run's."""
+
     def task_source(kind: str, stage: Stage, match_id: str, index: int, seed: int) -> TaskDefinition:
         return TaskDefinition(f"instruct-{match_id}-{index}", TaskType.INSTRUCT, str(inputs.model), {"seed": seed}, 1.0, seed)
 
@@ -258,8 +282,12 @@ def test_a_tournament_run_is_audited_until_its_repository_is_gone(settings: Sett
     drive(store, tournament_id, task_source=task_source, executor=TournamentExecutor(inputs, []), rules=settings.rules,
           weight_rules=settings.weights, work_dir=settings.work_dir, recorder=Recorder(settings))  # fmt: skip
     with store.session() as session:
-        run_id = session.scalars(select(Run.id).where(Run.origin == "tournament").order_by(Run.id)).first()
+        return tournament_id, session.scalars(select(Run.id).where(Run.origin == "tournament").order_by(Run.id)).first()
 
+
+def test_a_tournament_run_is_audited_until_its_repository_is_gone(settings: Settings, store: Store, inputs: Inputs,
+                                                                 tree: Path, tmp_path: Path) -> None:  # fmt: skip
+    _, run_id = _played_tournament(settings, store, inputs, tree, tmp_path)
     report, executor = _audit(settings, store, inputs, run_id, 1.5)
     assert report.comparison.verdict == Verdict.CONSISTENT and report.submission["kind"] == "registered"
     assert executor.calls[0][1].name.startswith("instruct-")
@@ -269,6 +297,60 @@ def test_a_tournament_run_is_audited_until_its_repository_is_gone(settings: Sett
     shutil.rmtree(tmp_path / "repos")
     with pytest.raises(CannotAudit, match=r"the tree of \w+ \(.*\) is gone from the cache and cannot be fetched again"):
         _audit(settings, store, inputs, run_id, 1.5)
+
+
+def test_the_tournaments_bundle_holds_its_audits_and_verify_checks_the_run_each_names(
+        settings: Settings, store: Store, inputs: Inputs, tree: Path, tmp_path: Path) -> None:  # fmt: skip
+    tournament_id, run_id = _played_tournament(settings, store, inputs, tree, tmp_path)
+    report, _ = _audit(settings, store, inputs, run_id, 1.5)
+    export_bundle(store, settings, tournament_id, tmp_path / "bundle")
+    verified = verify_directory(tmp_path / "bundle")
+    assert verified.ok, [f.message for check in verified.checks for f in check.failures]
+    [audits] = [check for check in verified.checks if check.name == "audits"]
+    by = report.submission["name"]
+    assert audits.checked == 1 and [note.record for note in audits.notes] == [
+        f"entry {_entry_of(store, report.audit_run_id)} (run {report.audit_run_id}, attempt 1, by {by}, audit of run {run_id})"]
+    assert audits.notes[0].message == (f"audits entry {_entry_of(store, run_id)} (run {run_id}, attempt 1, by {by}): "
+                                       f"1.5 against {report.record.evaluation['score']:.6g} signed then")
+
+    # An audit statement naming a run statement the bundle does not hold is named.
+    key = load_key(settings.operator_key_path)
+
+    def misname(statement: dict[str, Any]) -> None:
+        audited = statement["predicate"].get("run", {}).get("audit_of")
+        if audited:
+            audited["statement"]["log_index"] = 10_000
+
+    resign_bundle(tmp_path / "bundle", key, misname)
+    failed = [f.message for check in verify_directory(tmp_path / "bundle").checks if check.name == "audits" for f in check.failures]
+    assert failed == [f"audits run {run_id}, attempt 1, but names the run statement at entry 10000, which is not in the bundle"]
+
+
+def test_an_audit_signed_before_statements_named_their_run_stays_out_of_the_bundle_and_audits_as_before(
+        settings: Settings, store: Store, inputs: Inputs, tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    tournament_id, run_id = _played_tournament(settings, store, inputs, tree, tmp_path)
+    signed = Recorder.run_statement
+
+    def without_audit_of(recorder: Recorder, *args: Any) -> dict[str, Any]:  # a statement as signed before the field
+        statement = signed(recorder, *args)
+        del statement["predicate"]["run"]["audit_of"]
+        return statement
+
+    monkeypatch.setattr(Recorder, "run_statement", without_audit_of)
+    report, _ = _audit(settings, store, inputs, run_id, 1.5)
+    monkeypatch.undo()
+    export_bundle(store, settings, tournament_id, tmp_path / "bundle")
+    verified = verify_directory(tmp_path / "bundle")
+    assert verified.ok and [check.checked for check in verified.checks if check.name == "audits"] == [0]
+    exported = {json.loads(line)["key"] for line in (tmp_path / "bundle" / "entries.jsonl").read_text().splitlines()}
+    assert not any(key.startswith((f"run:{report.audit_run_id}:", f"evaluation:{report.audit_run_id}:")) for key in exported)
+    # Auditing that audit: its record names no run, so its row's is not held against it.
+    assert _audit(settings, store, inputs, report.audit_run_id, 1.5)[0].comparison.verdict == Verdict.CONSISTENT
+
+
+def _entry_of(store: Store, run_id: int) -> int:
+    with store.session() as session:
+        return session.scalars(select(LogEntry.index).where(LogEntry.key == f"run:{run_id}:attempt:1")).one()
 
 
 def test_the_band_is_measured_from_repeated_runs_of_one_tree_on_one_task(settings: Settings, store: Store, inputs: Inputs,

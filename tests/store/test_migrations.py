@@ -23,7 +23,7 @@ from trainarena.store.database import alembic_config
 from trainarena.store.locks import migration_connection
 from trainarena.tasks.base import TaskDefinition
 
-HEAD = "0014"  # the newest migration: a fresh store is at it
+HEAD = "0015"  # the newest migration: a fresh store is at it
 
 EXPECTED_TABLES = {
     "competitor", "tournament", "tournament_entrant", "round", "match", "task", "run", "evaluation",
@@ -220,6 +220,30 @@ def test_0014_finds_the_audits_stored_as_ad_hoc_runs_by_their_folder(tmp_path: P
             assert connection.exec_driver_sql("SELECT DISTINCT origin FROM run").scalars().all() == ["adhoc"]
     finally:
         engine.dispose()
+
+
+# --- 0015: play order indexes ------------------------------------------------------------------------
+
+_0015_INDEXES = {("match", "ix_match_round_id_position"), ("run", "ix_run_task_id_id")}
+
+
+def _play_order_indexes(engine) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    found = {(table, index["name"]) for table in ("match", "run") for index in inspect(engine).get_indexes(table)}
+    return found & _0015_INDEXES
+
+
+def test_0015_adds_and_drops_the_play_order_indexes_on_each_backend(url_on_each_backend: str) -> None:
+    with open_store_url(url_on_each_backend) as store:
+        with store.transaction() as session:  # a stored run, kept through both ways
+            start_adhoc_run(session, origin="house", definition=_DEFINITION, digest="e" * 24)
+        assert _play_order_indexes(store.engine) == _0015_INDEXES
+        with migration_connection(store.engine) as connection:
+            command.downgrade(alembic_config(connection), "0014")
+        assert _play_order_indexes(store.engine) == set()
+        upgrade_schema(store.engine)
+        assert _play_order_indexes(store.engine) == _0015_INDEXES and _drift(store.engine) == []
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM run").scalar() == 1
 
 
 def test_0003_downgrades_and_upgrades_on_postgresql(postgres_url: str) -> None:

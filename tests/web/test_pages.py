@@ -119,6 +119,7 @@ def test_run_page_shows_reason_timings_log_tail_files_and_the_whole_log(client: 
     page = client.get(f"/runs/{crashed}")
     words = text_of(page.text)
     assert "failed" in words and "exited with code 1." in words and "Wall time 12.5 s" in words
+    assert "house script not run on this seed" in words
     tail = re.search(r'<pre class="log"[^>]*>(.*?)</pre>', page.text, flags=re.S)
     assert tail and unescape(tail.group(1)).splitlines()[-1] == CRASH_TAIL.splitlines()[-1]
     assert len(unescape(tail.group(1)).splitlines()) == Settings().dashboard.log_tail_lines

@@ -155,6 +155,14 @@ def _improvement(line: ReferenceLine) -> str:
     return f"{abs(line.improvement):.1%} {'better' if line.improvement >= 0 else 'worse'}"
 
 
+def _compared(line: ReferenceLine) -> str:
+    if line.missing is not None:
+        return line.missing
+    if line.improvement is None:
+        return f"{line.score:.4f} (no comparison: the run has no score)"
+    return f"{line.score:.4f}, the script is {_improvement(line)}"
+
+
 def _print_run(console: Console, run: RunDetail) -> None:
     score = "-" if run.score is None else f"{run.score:.4f} ({run.direction} is better)"
     where = run.repo_url if run.commit in (None, "") else f"{run.repo_url} at {run.commit[:12]}"
@@ -163,8 +171,7 @@ def _print_run(console: Console, run: RunDetail) -> None:
     fields = [("run", f"{run.run_id} (`trainarena runs show {run.run_id}`)"), ("script", f"{run.competitor} ({where})"),
               ("task", f"{run.task} ({run.task_type}, budget {run.budget_seconds:g} s, seed {run.seed})"),
               ("status", run.status), ("score", score)]  # fmt: skip
-    fields += [(line.label, f"{line.score:.4f}, the script is {_improvement(line)}" if line.improvement is not None
-                else f"{line.score:.4f} (no comparison: the run has no score)") for line in run.references]  # fmt: skip
+    fields += [(line.label, _compared(line)) for line in run.references]
     fields += [("wall time", "-" if run.wall_seconds is None else f"{run.wall_seconds:.1f} s"),
                ("artifact", run.artifact_path or "-"), ("logs", run.log_path or "-")]  # fmt: skip
     print_fields(console, fields)
@@ -191,7 +198,7 @@ def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary 
              ("spread", f"std {spread.std:.4f}, min {spread.minimum:.4f}, max {spread.maximum:.4f}")]  # fmt: skip
     direction = Direction(next(run.direction for run in runs if run.direction))
     for reference in runs[0].references:
-        if reference.kind != RunOrigin.HOUSE:  # the house script's is its mean over the seeds, below
+        if reference.kind != RunOrigin.HOUSE and reference.score is not None:  # the house script's is its mean over the seeds, below
             change = replace(reference, improvement=relative_improvement(spread.mean, reference.score, direction))
             lines.append((reference.label, f"{reference.score:.4f}, the mean is {_improvement(change)}"))
     house_scores = [score for score in summary.house_scores if score is not None]

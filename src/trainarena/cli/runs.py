@@ -119,6 +119,9 @@ def _print_detail(console: Console, run: RunDetail) -> None:
     score = "-" if run.score is None else f"{run.score:.6f} ({run.direction} is better)"
     references = []
     for line in run.references:
+        if line.missing is not None:
+            references.append((line.label, line.missing))
+            continue
         change = "" if line.improvement is None else f", this run {abs(line.improvement):.1%} {'better' if line.improvement >= 0 else 'worse'}"
         references.append((line.label, f"{line.score:.6f} (run {line.run_id}{change})"))
     task_seed = "" if run.seed is None or run.tournament is not None else f", seed {run.seed}"

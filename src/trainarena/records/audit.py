@@ -130,6 +130,9 @@ def _store_disagreements(run: Run, attempt: RunAttempt, signed: SignedRun) -> li
     checks = [("status", attempt.status, record["exit"]["status"]), ("score", stored_score, evaluation["score"]),
               ("artifact sha256", attempt.artifact_digest, record["artifact_sha256"]),
               ("task digest", run.task.digest, record["task"]["definition_digest"])]  # fmt: skip
+    audited = record["run"].get("audit_of")  # absent from records signed before audits named their run
+    if run.audit_of_id is not None and "audit_of" in record["run"]:  # None in the store: the audited run was deleted
+        checks.append(("audited run", run.audit_of_id, None if audited is None else audited.get("run_id")))
     if run.competitor is not None:
         checks.append(("tree hash", run.competitor.tree_hash, submission.get("tree_hash")))
     elif run.source_path is not None:

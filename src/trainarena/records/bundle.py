@@ -17,9 +17,11 @@ The bundle (a folder; ``records/verify.py`` checks it, docs/records.md documents
                       "competitor", "status", "score", "artifact_sha256"}], "champion", "weights"}
 
 Exported: every log entry about the tournament (commitment, runs, evaluations, rounds, decision,
-reveal). The exporter copies what the store holds, as it is: a store whose log or results were changed
-still exports (proofs that no longer lead to the signed root, claims that differ from the statements),
-so that ``verify`` can say what changed. It never re-signs anything.
+reveal), and the run and evaluation statements of each audit of its runs whose statement names the run
+it audits (``trainarena audit``; signed by the tournament's key). The exporter copies what the store
+holds, as it is: a store whose log or results were changed still exports (proofs that no longer lead
+to the signed root, claims that differ from the statements), so that ``verify`` can say what changed.
+It never re-signs anything.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from trainarena.records.statements import Kind
 from trainarena.settings import Settings
 from trainarena.store.database import Store
 from trainarena.store.log_tables import LogEntry, TreeHead
-from trainarena.store.models import RunAttempt, Tournament, WeightRow
+from trainarena.store.models import Run, RunAttempt, RunOrigin, Tournament, WeightRow
 from trainarena.store.records import load_tournament
 
 __all__ = [
@@ -138,8 +140,21 @@ def _latest_head(session: Session, keyid: str) -> TreeHead | None:
     return None
 
 
+def _audit_entries(session: Session, tournament_id: int, keyid: str) -> list[LogEntry]:
+    """The run and evaluation entries of the audits of the tournament's runs, signed by ``keyid``, whose
+    run statement names the audited run (an audit recorded before statements did so is not exported:
+    nothing in it ties it to the tournament)."""
+    played = select(LogEntry.run_id).where(LogEntry.tournament_id == tournament_id, LogEntry.run_id.is_not(None))
+    audits = select(Run.id).where(Run.origin == RunOrigin.AUDIT, Run.audit_of_id.in_(played))
+    entries = [e for e in session.scalars(select(LogEntry).where(LogEntry.run_id.in_(audits))) if envelope_keyid(e.envelope) == keyid]
+    naming = {e.run_id for e in entries if e.kind == Kind.RUN.value and isinstance(_predicate(e).get("run"), dict)
+              and _predicate(e)["run"].get("audit_of") is not None}  # fmt: skip
+    return [e for e in entries if e.run_id in naming]
+
+
 def _collect(session: Session, tournament_id: int, keyid: str) -> dict[str, Any]:
-    entries = _tournament_entries(session, tournament_id)
+    entries = sorted([*_tournament_entries(session, tournament_id), *_audit_entries(session, tournament_id, keyid)],
+                     key=lambda entry: entry.index)  # fmt: skip
     latest = _latest_head(session, keyid)
     if latest is None:
         raise BundleError("the transparency log has no tree head signed by the tournament's key: its tree_head "

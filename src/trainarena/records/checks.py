@@ -11,7 +11,10 @@ from typing import Any
 
 from trainarena.records.statements import Kind, kind_of
 
-__all__ = ["MISSING", "Bundle", "CheckResult", "Entry", "Failure", "RecordView", "brief", "describe", "reading", "short_digest"]
+__all__ = [
+    "MISSING", "Bundle", "CheckResult", "Entry", "Failure", "RecordView", "audited_run", "brief", "describe", "reading",
+    "short_digest",
+]
 
 MISSING = object()  # a field one side of a comparison lacks
 
@@ -87,8 +90,9 @@ def describe(statement: Any) -> str:
         kind = kind_of(statement)
         predicate = statement["predicate"]
         if kind is Kind.RUN:
-            by = predicate.get("submission", {}).get("name")
-            return f"run {predicate['run']['id']}, attempt {predicate['run']['attempt']}" + (f", by {by}" if by else "")
+            by, audited = predicate.get("submission", {}).get("name"), audited_run(predicate)
+            return (f"run {predicate['run']['id']}, attempt {predicate['run']['attempt']}" + (f", by {by}" if by else "")
+                    + ("" if audited is None else f", audit of run {audited.get('run_id')}"))
         if kind is Kind.EVALUATION:
             return f"evaluation of run {predicate['run']['id']}, attempt {predicate['run']['attempt']}"
         tournament = predicate["tournament"]["id"]
@@ -97,6 +101,14 @@ def describe(statement: Any) -> str:
         return f"{kind.value} of tournament {tournament}"
     except (KeyError, TypeError, ValueError, AttributeError):
         return "an unreadable statement"
+
+
+def audited_run(predicate: dict[str, Any]) -> dict[str, Any] | None:
+    """What a run statement's predicate names as the run it audits (``run.audit_of``); None for any
+    other run, and for an audit signed before statements named their run."""
+    run = predicate.get("run")
+    audited = run.get("audit_of") if isinstance(run, dict) else None
+    return audited if isinstance(audited, dict) else None
 
 
 @dataclass
@@ -109,6 +121,7 @@ class RecordView:
     evaluations: dict[tuple[Any, Any], Entry] = field(default_factory=dict)
     rounds: list[Entry] = field(default_factory=list)
     single: dict[Kind, Entry] = field(default_factory=dict)  # commitment, decision, reveal
+    audits: dict[tuple[Any, Any], Entry] = field(default_factory=dict)  # the run statements of audits (also in runs)
     duplicates: list[tuple[Entry, Entry]] = field(default_factory=list)
 
     @classmethod
@@ -119,7 +132,10 @@ class RecordView:
             run = entry.predicate.get("run") if isinstance(entry.predicate.get("run"), dict) else {}
             if entry.kind in (Kind.RUN, Kind.EVALUATION):
                 target = view.runs if entry.kind is Kind.RUN else view.evaluations
-                view._add(target, (_key_part(run.get("id")), _key_part(run.get("attempt"))), entry)
+                key = (_key_part(run.get("id")), _key_part(run.get("attempt")))
+                view._add(target, key, entry)
+                if entry.kind is Kind.RUN and audited_run(entry.predicate) is not None:
+                    view.audits.setdefault(key, entry)
             elif entry.kind is Kind.ROUND:
                 view.rounds.append(entry)
             elif entry.kind is not None:

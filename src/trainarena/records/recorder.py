@@ -129,7 +129,7 @@ class Recorder:
         identity = f"run:{run.id}:attempt:{attempt.number}"
         predicate = {
             "run": {"id": run.id, "attempt": attempt.number, "origin": run.origin, "place": _place(run),
-                    "job_id": _job_id(session, run)},
+                    "job_id": _job_id(session, run), "audit_of": _audited(session, run)},
             "submission": _submission(run),
             "task": {**self._task_inputs(run), "name": task.name, "type": task.task_type.value,
                      "base_model": task.base_model, "dataset": task.dataset, "definition_digest": run.task.digest,
@@ -361,6 +361,17 @@ def _place(run: Run) -> dict[str, Any] | None:
     round_row = match.round
     return {"tournament_id": round_row.tournament_id, "tournament": round_row.tournament.name,
             "round": round_row.index, "stage": round_row.stage, "match_id": match.match_id, "task_index": run.task.index}
+
+
+def _audited(session: Session, run: Run) -> dict[str, Any] | None:
+    """The run an audit run re-measures: its id, the attempt the audit compared with (its counted one)
+    and that attempt's run statement (None when it has none: stored with records off)."""
+    audited = None if run.audit_of_id is None else session.get(Run, run.audit_of_id)
+    if audited is None:
+        return None
+    attempt = None if audited.counted_attempt is None else audited.counted_attempt.number
+    statement = None if attempt is None else _reference(_entry(session, f"run:{audited.id}:attempt:{attempt}"))
+    return {"run_id": audited.id, "attempt": attempt, "statement": statement}
 
 
 def _job_id(session: Session, run: Run) -> str | None:

@@ -20,7 +20,9 @@ Trust rests on one thing: the operator's public key (``--key PEM``; without it, 
 - the database: ``claims.json`` (what the operator's database said at export) against the signed
   statements: each run's status, score and artifact digest, the champion, the weights;
 - artifacts, when given (``--artifact RUN_ID=PATH``): the folder's files against the run statement's
-  subjects (changed, missing and extra files).
+  subjects (changed, missing and extra files);
+- audits of the tournament's runs in the bundle: each names a run statement the bundle holds, of the
+  run it says, on the same task; each is reported with both scores.
 
 What it cannot show: that the operator ran what the statements say (the records are the operator's
 word, signed; ``trainarena audit`` re-executes a run), nor that no other log was kept for others.

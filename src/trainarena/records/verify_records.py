@@ -13,7 +13,7 @@ from trainarena.engine.bracket import Replay, replay
 from trainarena.engine.model import Finished, TournamentRecord
 from trainarena.engine.paired import task_lead_unit
 from trainarena.engine.weights import tournament_weights
-from trainarena.records.checks import MISSING, Bundle, CheckResult, Entry, RecordView, brief, reading, short_digest
+from trainarena.records.checks import MISSING, Bundle, CheckResult, Entry, RecordView, audited_run, brief, reading, short_digest
 from trainarena.records.engine_json import per_example_digest, played_round_from_json, replay_json
 from trainarena.records.signing import canonical_json
 from trainarena.records.statements import Kind, commitment_hash, payload_digest
@@ -114,8 +114,8 @@ def _check_evaluation(view: RecordView, check: CheckResult, entry: Entry) -> Non
 
 
 def _check_tournament_of(view: RecordView, check: CheckResult, entry: Entry) -> None:
-    if entry.kind is Kind.EVALUATION:
-        return  # its run statement says where it was played
+    if entry.kind is Kind.EVALUATION or audited_run(entry.predicate) is not None:
+        return  # its run statement says where it was played; an audit is about the run it names (the audits check)
     about = entry.predicate["run"]["place"]["tournament_id"] if entry.kind is Kind.RUN else entry.predicate["tournament"]["id"]
     if about != view.tournament_id:
         check.fail(entry.label, f"is about tournament {about}, the bundle about tournament {view.tournament_id}")
@@ -157,6 +157,41 @@ def _check_references(view: RecordView) -> CheckResult:
             _, problem = _resolve(view, reveal.predicate["commitment"], Kind.COMMITMENT)
             if problem:
                 check.fail(reveal.label, f"its commitment: {problem}")
+    return check
+
+
+# --- Audits ----------------------------------------------------------------------------------------
+
+
+def _score(entry: Entry | None) -> str:
+    return "no score" if entry is None or entry.predicate.get("score") is None else f"{entry.predicate['score']:.6g}"
+
+
+def _check_audit(view: RecordView, check: CheckResult, key: tuple[Any, Any], audit: Entry) -> None:
+    audited = audited_run(audit.predicate) or {}
+    named = f"run {audited.get('run_id')}, attempt {audited.get('attempt')}"
+    target, problem = _resolve(view, audited.get("statement"), Kind.RUN)
+    if target is None:
+        check.fail(audit.label, f"audits {named}, but {problem}")
+        return
+    if (target.predicate["run"]["id"], target.predicate["run"]["attempt"]) != (audited.get("run_id"), audited.get("attempt")):
+        check.fail(audit.label, f"audits {named}, but names {target.label} as its statement")
+    if target.predicate["task"]["definition_digest"] != audit.predicate["task"]["definition_digest"]:
+        check.fail(audit.label, f"ran task {short_digest(audit.predicate['task']['definition_digest'])}, the audited "
+                   f"{target.label} task {short_digest(target.predicate['task']['definition_digest'])}")
+    audited_key = (target.predicate["run"]["id"], target.predicate["run"]["attempt"])
+    check.note(audit.label, f"audits {target.label}: {_score(view.evaluations.get(key))} against "
+               f"{_score(view.evaluations.get(audited_key))} signed then")
+
+
+def _check_audits(view: RecordView) -> CheckResult:
+    """Each audit in the bundle (``trainarena audit``'s re-run of one of its runs) names a run statement
+    the bundle holds, of the run and attempt it says, on the same task; each is noted with both scores."""
+    check = CheckResult("audits", "audits name runs of the bundle")
+    for key, audit in view.audits.items():
+        check.checked += 1
+        with reading(check, audit.label):
+            _check_audit(view, check, key, audit)
     return check
 
 
@@ -356,7 +391,8 @@ def _check_reveal(view: RecordView) -> CheckResult:
         check.fail("reveal", "the bundle has no reveal: the committed split seeds were never opened")
         return check
     check.checked += 1
-    last_run = max((e.index for e in [*view.runs.values(), *view.evaluations.values()]), default=-1)
+    tournament_runs = [e for key, e in [*view.runs.items(), *view.evaluations.items()] if key not in view.audits]  # audits come later
+    last_run = max((e.index for e in tournament_runs), default=-1)
     if reveal.index < last_run:
         check.fail(reveal.label, f"logged before entry {last_run}: the seeds were revealed while runs were still being recorded")
     committed = _committed_tasks(view) or {}
@@ -382,7 +418,8 @@ def _check_reveal(view: RecordView) -> CheckResult:
 def check_records(bundle: Bundle, entries: list[Entry], artifacts: Mapping[int, list[dict[str, Any]] | None] | None) -> list[CheckResult]:
     view = RecordView.of(bundle, entries)
     checks = [_check_references(view), _check_per_example(view, bundle.per_example), *_check_replay(view, bundle.per_example),
-              _check_commitment(view), _check_hidden_splits(view), _check_reveal(view), check_claims(view, bundle.claims)]
+              _check_commitment(view), _check_hidden_splits(view), _check_reveal(view), _check_audits(view),
+              check_claims(view, bundle.claims)]
     if artifacts:
         checks.append(check_artifacts(view, artifacts))
     return checks

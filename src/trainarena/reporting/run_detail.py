@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from trainarena.reporting.references import REFERENCE_LABELS, TREE_SUFFIX, ReferenceLine, reference_lines, run_label
@@ -334,22 +334,22 @@ def list_runs(
     ``limit`` (all when None). Filters: one tournament by name (or :data:`AD_HOC` for those outside),
     one competitor (by name), one status, one task (its name or a digest prefix). Filters and the
     window are the database's: a page after a cursor costs about what the first page does, however
-    deep (of tournament runs, at most what sorting its tournament's runs does: no index serves play
-    order); one at an offset grows with the runs it skips. An ``after`` that is no run of these lists
-    is refused (UnknownCursor); a run the filters leave out still has its place in the order (a run's
-    status changes while a client pages)."""
-    played = _with_tournament(select(Run)).order_by(*PLAY_ORDER)
-    outside = _outside_tournaments().order_by(Run.id)
+    deep (indexes serve play order, migration 0015); one at an offset grows with the runs it skips. An
+    ``after`` that is no run of these lists is refused (UnknownCursor); a run the filters leave out
+    still has its place in the order (a run's status changes while a client pages)."""
+    outside: Select[tuple[Run]] | None = _outside_tournaments().order_by(Run.id)
     if tournament in OUTSIDE_KINDS:
         outside = outside.where(Run.origin.in_(OUTSIDE_KINDS[tournament]))
-    if tournament is None:
-        queries = [played, outside]
+    played = select(Tournament.id).order_by(Tournament.id)
+    if tournament is not None and tournament not in (AD_HOC, *OUTSIDE_KINDS):
+        played, outside = played.where(Tournament.name == tournament), None
+    tournaments = [] if tournament in (AD_HOC, *OUTSIDE_KINDS) else list(session.scalars(played))
+    if after is None:
+        queries = [_played_in(tournament_id) for tournament_id in tournaments] + ([] if outside is None else [outside])
     else:
-        queries = [outside] if tournament in (AD_HOC, *OUTSIDE_KINDS) else [played.where(Tournament.name == tournament)]
-    if after is not None:
-        queries = _after_run(session, after, queries, outside)
+        queries = _after_run(session, after, tournaments, outside)
     registered = competitor is not None and get_competitor(session, competitor) is not None
-    runs: list[Run] = []
+    ids: list[int] = []
     for number, query in enumerate(queries, start=1):
         if competitor is not None:
             query = query.join(Run.competitor).where(Competitor.name == competitor) if registered else query.where(labelled_runs(competitor))
@@ -357,16 +357,16 @@ def list_runs(
             query = query.where(Run.status == status)
         if task is not None:
             query = query.where(_is_task(task))
-        if limit is not None and len(runs) >= limit:
+        if limit is not None and len(ids) >= limit:
             break
-        window = query.offset(offset).limit(None if limit is None else limit - len(runs))
-        found = list(session.scalars(window.options(*_SUMMARY_LOADS)))
-        runs += found
+        window = query.with_only_columns(Run.id).offset(offset).limit(None if limit is None else limit - len(ids))
+        found = list(session.scalars(window))
+        ids += found
         if offset and not found and number < len(queries):  # the window starts past this query's runs: count them
             offset -= session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
         else:
             offset = 0
-    return [_summary(run) for run in runs]
+    return [_summary(run) for run in _loaded_runs(session, ids)]
 
 
 def _with_tournament(query: Select[Any]) -> Select[Any]:
@@ -374,17 +374,54 @@ def _with_tournament(query: Select[Any]) -> Select[Any]:
     return query.join_from(Run, TaskRow, Run.task).join(TaskRow.match).join(MatchRow.round).join(Round.tournament)
 
 
-def _after_run(session: Session, after: int, queries: list[Select[tuple[Run]]], outside: Select[tuple[Run]]) -> list[Select[tuple[Run]]]:
-    """``queries`` (the played runs' then the outside ones', or one of them) narrowed to the runs that
-    follow run ``after`` in :func:`list_runs`'s order. After a tournament run: the played runs past its
-    place, then every run outside; after a run outside: the runs outside with a greater id."""
+def _played_in(tournament_id: int) -> Select[tuple[Run]]:
+    """One tournament's runs in play order. A query per tournament: with the tournament fixed the
+    database walks the indexes in play order whatever it knows of the tables (SQLite, given every
+    tournament at once and no statistics, reads and sorts every played run to answer a page)."""
+    return _with_tournament(select(Run)).where(Tournament.id == tournament_id).order_by(*PLAY_ORDER)
+
+
+def _after_run(session: Session, after: int, tournaments: list[int], outside: Select[tuple[Run]] | None) -> list[Select[tuple[Run]]]:
+    """:func:`list_runs`'s queries over the runs that follow run ``after`` in its order, of the listed
+    ``tournaments`` and the runs ``outside`` (None: not listed). After a tournament run: the runs past
+    its place in its tournament, then those of later tournaments, then every run outside; after a run
+    outside: the runs outside with a greater id."""
     run = session.get(Run, after)
     if run is None or run.origin in RunOrigin.PRIVATE:  # a customer's job run is no place in these lists
         raise UnknownCursor(str(after))
     place = session.execute(_with_tournament(select(*PLAY_ORDER)).where(Run.id == after)).first()
     if place is None:
-        return [query.where(Run.id > after) for query in queries if query is outside]
-    return [query if query is outside else query.where(tuple_(*PLAY_ORDER) > tuple_(*place)) for query in queries]
+        return [] if outside is None else [outside.where(Run.id > after)]
+    queries = _past(_played_in(place[0]), tuple(place)) if place[0] in tournaments else []
+    queries += [_played_in(tournament_id) for tournament_id in tournaments if tournament_id > place[0]]
+    return queries + ([] if outside is None else [outside])
+
+
+def _past(played: Select[tuple[Run]], place: tuple[Any, ...]) -> list[Select[tuple[Run]]]:
+    """``played`` (one tournament's runs) narrowed to the runs past ``place`` in play order, one query
+    per level, innermost first: the same task's later runs, the same match's later tasks, the same
+    round's later matches, the later rounds. Listed in turn they are the runs past the place in order,
+    and each starts at the place by an index (one row-value comparison across the five tables would
+    make the database walk the tournament from its start to the place)."""
+    levels = []
+    for depth in reversed(range(1, len(PLAY_ORDER))):
+        same = [column == value for column, value in zip(PLAY_ORDER[:depth], place[:depth], strict=True)]
+        levels.append(played.where(*same, PLAY_ORDER[depth] > place[depth]))
+    return levels
+
+
+# Runs loaded by one query (and their relations by a few more): a bound parameter each.
+_LOAD_BATCH = 500
+
+
+def _loaded_runs(session: Session, ids: list[int]) -> list[Run]:
+    """The runs of ``ids``, in that order, with what a summary reads: loaded once for the page, however
+    many of :func:`list_runs`'s queries found them."""
+    runs: dict[int, Run] = {}
+    for start in range(0, len(ids), _LOAD_BATCH):
+        batch = select(Run).where(Run.id.in_(ids[start:start + _LOAD_BATCH])).options(*_SUMMARY_LOADS)
+        runs.update((run.id, run) for run in session.scalars(batch))
+    return [runs[run_id] for run_id in ids]
 
 
 # What a summary reads of each run, loaded for a whole page in a few queries rather than row by row.

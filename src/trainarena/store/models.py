@@ -17,6 +17,7 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -130,7 +131,10 @@ class MatchRow(Base):
     """A match of a round (named ``MatchRow`` so it does not shadow the engine's ``Match``)."""
 
     __tablename__ = "match"
-    __table_args__ = (UniqueConstraint("round_id", "match_id"),)
+    # The second: a round's matches in play order (run_detail.PLAY_ORDER) without a sort; unique, as the
+    # engine numbers them, so that the database may walk a tournament's runs in that order from indexes.
+    __table_args__ = (UniqueConstraint("round_id", "match_id"),
+                      Index("ix_match_round_id_position", "round_id", "position", unique=True))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     round_id: Mapped[int] = mapped_column(ForeignKey("round.id", ondelete="CASCADE"))
@@ -205,7 +209,9 @@ class Run(Base):
     a reference run has neither."""
 
     __tablename__ = "run"
-    __table_args__ = (UniqueConstraint("task_id", "competitor_id"),)
+    # The index: a task's runs by id, the last key of run_detail.PLAY_ORDER (the unique pair orders them
+    # by competitor, and a reference or ad-hoc run has none).
+    __table_args__ = (UniqueConstraint("task_id", "competitor_id"), Index("ix_run_task_id_id", "task_id", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("task.id", ondelete="CASCADE"))

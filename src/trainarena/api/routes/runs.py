@@ -51,9 +51,10 @@ class RunSummaryOut(BaseModel):
 class ReferenceOut(BaseModel):
     kind: str = Field(description="base_model or house.")
     label: str = Field(description="What the reference is.")
-    run_id: int = Field(description="The reference's run.")
-    score: float = Field(description="The reference's score.")
+    run_id: int | None = Field(description="The reference's run (null when missing).")
+    score: float | None = Field(description="The reference's score (null when missing).")
     improvement: float | None = Field(description="This run's relative improvement over it (0.1: 10 % better).")
+    missing: str | None = Field(None, description="Why there is no reference score to compare with: the house script 'not run on this seed' (null otherwise).")
 
 
 class AttemptOut(BaseModel):
