@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 
 from trainarena.api import create_app
 from trainarena.contract import TaskType
-from trainarena.reporting.run_detail import list_runs, read_run_detail
+from trainarena.reporting.run_detail import read_run_detail
+from trainarena.reporting.run_list import list_runs
 from trainarena.reporting.task_board import played_task
 from trainarena.runs import definition_json, task_key
 from trainarena.settings import Settings

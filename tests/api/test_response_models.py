@@ -12,7 +12,8 @@ from trainarena.api.routes import runs, standings, tournaments
 from trainarena.operations.history import Reign
 from trainarena.reporting.leaderboard import RunLine, Standing
 from trainarena.reporting.references import ReferenceLine
-from trainarena.reporting.run_detail import AttemptLine, RunDetail, RunSummary
+from trainarena.reporting.run_detail import AttemptLine, RunDetail
+from trainarena.reporting.run_list import RunSummary
 from trainarena.reporting.task_board import BoardLine, TaskBoard
 from trainarena.store import TournamentSummary
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from trainarena.cli import app
 from trainarena.cli.status import print_status
-from trainarena.reporting.run_detail import list_runs
+from trainarena.reporting.run_list import list_runs
 from trainarena.settings import Settings
 from trainarena.store import open_store
 

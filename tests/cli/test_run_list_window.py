@@ -10,7 +10,7 @@ from cli_store import FinishedStore, add_undrawn_stored_task
 from sqlalchemy import event, select
 
 from trainarena.contract import RunStatus
-from trainarena.reporting.run_detail import AD_HOC, UnknownFilter, list_runs, run_filter_problem
+from trainarena.reporting.run_list import AD_HOC, UnknownFilter, list_runs, run_filter_problem
 from trainarena.runs import task_key
 from trainarena.settings import Settings
 from trainarena.store import MatchRow, Round, Tournament, get_competitor, open_store

@@ -19,7 +19,7 @@ from web_store import CHALLENGER, DashboardStore, text_of
 from trainarena.api import create_app
 from trainarena.operations.schedule import latest_due
 from trainarena.reporting.competitor_history import ScorePoint, score_history
-from trainarena.reporting.run_detail import list_runs
+from trainarena.reporting.run_list import list_runs
 from trainarena.settings import DashboardRules, ScheduleRules, Settings
 from trainarena.store import Run, TaskRow, add_stored_task, get_competitor, open_store
 from trainarena.web.templating import when

@@ -14,16 +14,8 @@ from rich.console import Console
 from trainarena.cli.output import Col, OneLineTable, fail, print_fields, print_reason
 from trainarena.contract import RunStatus
 from trainarena.reporting.references import REFERENCE_LABELS
-from trainarena.reporting.run_detail import (
-    AD_HOC,
-    RESULT_TAIL_LINES,
-    RunDetail,
-    RunSummary,
-    UnknownRunError,
-    list_runs,
-    read_run_detail,
-    run_filter_problem,
-)
+from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, UnknownRunError, read_run_detail
+from trainarena.reporting.run_list import AD_HOC, RunSummary, list_runs, run_filter_problem
 from trainarena.runs import TIMINGS_FILE
 from trainarena.settings import Settings
 from trainarena.store import open_store

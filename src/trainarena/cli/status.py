@@ -17,7 +17,7 @@ from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, print_wrapped, printable
 from trainarena.cli.runs import LIST_COLUMNS, list_row
-from trainarena.reporting.run_detail import AD_HOC, RunSummary, latest_runs_outside_tournaments
+from trainarena.reporting.run_list import AD_HOC, RunSummary, latest_runs_outside_tournaments
 from trainarena.settings import Settings
 from trainarena.store import (
     TournamentSummary,

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from trainarena.contract import Direction, RunStatus
 from trainarena.engine.ranking import better_first_key
 from trainarena.reporting.references import run_label
-from trainarena.reporting.run_detail import TASK_DIGEST_PREFIX_MIN, score_of, task_name
+from trainarena.reporting.run_detail import score_of, task_name
+from trainarena.reporting.run_list import TASK_DIGEST_PREFIX_MIN
 from trainarena.store import Run, TaskRow
 from trainarena.store.adhoc import runs_of_tasks
 from trainarena.store.models import RunOrigin

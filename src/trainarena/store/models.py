@@ -131,7 +131,7 @@ class MatchRow(Base):
     """A match of a round (named ``MatchRow`` so it does not shadow the engine's ``Match``)."""
 
     __tablename__ = "match"
-    # The second: a round's matches in play order (run_detail.PLAY_ORDER) without a sort; unique, as the
+    # The second: a round's matches in play order (run_list.PLAY_ORDER) without a sort; unique, as the
     # engine numbers them, so that the database may walk a tournament's runs in that order from indexes.
     __table_args__ = (UniqueConstraint("round_id", "match_id"),
                       Index("ix_match_round_id_position", "round_id", "position", unique=True))
@@ -209,7 +209,7 @@ class Run(Base):
     a reference run has neither."""
 
     __tablename__ = "run"
-    # The index: a task's runs by id, the last key of run_detail.PLAY_ORDER (the unique pair orders them
+    # The index: a task's runs by id, the last key of run_list.PLAY_ORDER (the unique pair orders them
     # by competitor, and a reference or ad-hoc run has none).
     __table_args__ = (UniqueConstraint("task_id", "competitor_id"), Index("ix_run_task_id_id", "task_id", "id"))
 

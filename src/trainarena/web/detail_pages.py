@@ -7,8 +7,9 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from trainarena.registry import champion_sources
 from trainarena.reporting.competitor_history import score_history
-from trainarena.reporting.run_detail import UnknownRunError, list_runs, read_run_detail, visible_run
+from trainarena.reporting.run_detail import UnknownRunError, read_run_detail, visible_run
 from trainarena.reporting.run_files import artifact_files, log_names, read_log
+from trainarena.reporting.run_list import list_runs
 from trainarena.reporting.task_board import UnknownTaskError, played_task
 from trainarena.store import competitor_tournaments, get_competitor, get_stored_task, get_tournament_by_name
 from trainarena.web.charts import score_distribution_svg, score_history_svg

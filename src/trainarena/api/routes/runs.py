@@ -15,16 +15,8 @@ from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ROLE_RESPONSES, ApiError, not_found
 from trainarena.api.paging import STORE_INT_MAX, CursorWindow, Page
 from trainarena.contract import RunStatus
-from trainarena.reporting.run_detail import (
-    AD_HOC,
-    RESULT_TAIL_LINES,
-    UnknownLogError,
-    UnknownRunError,
-    list_runs,
-    read_run_detail,
-    read_run_log,
-    run_filter_problem,
-)
+from trainarena.reporting.run_detail import RESULT_TAIL_LINES, UnknownLogError, UnknownRunError, read_run_detail, read_run_log
+from trainarena.reporting.run_list import AD_HOC, list_runs, run_filter_problem
 from trainarena.store.owned_lists import UnknownCursor
 
 router = APIRouter(prefix="/v1", tags=["runs"], responses=ROLE_RESPONSES)
