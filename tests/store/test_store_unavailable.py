@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import getpass
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from postgres_databases import SOCKET_DIR
 from sqlite_lock import locked
 from trainarena.store import StoreUnavailable, database, open_store_url
+from trainarena.store.leases import LeaseKeeper
 
 COUNT = text("SELECT count(*) FROM competitor")
 
@@ -73,3 +75,25 @@ def test_a_postgresql_connection_lost_mid_command_is_unavailable_with_the_passwo
         _admin(terminate)
         with pytest.raises(StoreUnavailable, match="not currently accepting connections"), store.session() as session:
             session.execute(COUNT)
+
+
+def test_a_lease_heartbeat_beats_on_through_a_store_locked_for_a_while(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """StoreUnavailable is a SQLAlchemyError, as the driver's error it replaces: what retried a busy
+    store before (the lease keeper's next beat) still does."""
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_S", 0.05)
+    path = tmp_path / "store.db"
+    beats: list[str] = []
+    with open_store_url(f"sqlite:///{path}") as store:
+
+        def renew_once() -> bool:
+            with store.transaction() as session:
+                session.execute(text("DELETE FROM competitor"))
+            beats.append("renewed")
+            return True
+
+        with LeaseKeeper(renew_once, 0.05):
+            with locked(path):
+                time.sleep(0.5)  # every beat meanwhile meets the lock
+                assert beats == []
+            time.sleep(0.5)
+        assert beats  # the same keeper, beating on once the lock was gone

@@ -22,7 +22,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from trainarena.settings import Settings
@@ -105,9 +105,11 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
         command.upgrade(alembic_config(connection), revision)
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailable(SQLAlchemyError):
     """The database the settings name cannot be reached (no server, a wrong password, a missing driver),
-    or went away while in use (a lost connection, a SQLite file locked or gone)."""
+    or went away while in use (a lost connection, a SQLite file locked or gone). A SQLAlchemyError, as
+    the driver's error it stands for: what retries a busy or unreachable store (a lease's heartbeat)
+    still catches it."""
 
 
 def _first_line(error: BaseException) -> str:
