@@ -134,7 +134,7 @@ def show_command(tournament_id: Annotated[int, typer.Argument(help="A tournament
         ("pool", f"{detail.pool}: {', '.join(detail.tasks or [])}" if detail.pool else "-"),
         ("defending", board.champion_before or "nobody"),
     ])
-    if board.runs:
+    if board.runs or board.byes:
         print_bracket(console, board)
     if replayed.boss is not None:
         print_wrapped(console, f"boss round: {replayed.boss.challenger} against {replayed.boss.champion}: {margin_text(replayed.boss)}")

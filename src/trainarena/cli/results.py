@@ -65,20 +65,23 @@ def _bracket_line(line: RunLine, id_width: int, name_width: int) -> Table:
 
 
 def print_bracket(console: Console, board: Leaderboard) -> None:
-    """Every round, match and task with each run's id, competitor and score or failure, one line each."""
+    """Every round, match and task with each run's id, competitor and score or failure, one line each,
+    then the round's byes (a round of byes alone is shown too)."""
     tree = Tree(whole(f"{board.tournament} ({board.kind})", style="bold"))
-    rounds: dict[tuple[int, str], Tree] = {}
+    played = [(line.round_index, line.stage) for line in board.runs]
+    rounds = {key: tree.add(one_line(f"round {key[0] + 1}: {key[1]}", style="cyan"))
+              for key in sorted({*played, *((bye.round_index, bye.stage) for bye in board.byes)})}
     tasks: dict[tuple[int, str, str], Tree] = {}
     id_width = max((len(f"run {line.run_id}") for line in board.runs), default=0)
     name_width = min(BRACKET_NAME_WIDTH, max((len(line.competitor) for line in board.runs), default=0))
     for line in board.runs:
-        key = (line.round_index, line.stage)
-        if key not in rounds:
-            rounds[key] = tree.add(one_line(f"round {line.round_index + 1}: {line.stage}", style="cyan"))
         task_key = (line.round_index, line.match_id, line.task)
         if task_key not in tasks:
-            tasks[task_key] = rounds[key].add(whole(f"{line.match_id} · task {line.task}"))
+            tasks[task_key] = rounds[(line.round_index, line.stage)].add(whole(f"{line.match_id} · task {line.task}"))
         tasks[task_key].add(_bracket_line(line, id_width, name_width))
+    for bye in board.byes:
+        for name in bye.competitors:
+            rounds[(bye.round_index, bye.stage)].add(whole(f"bye: {name} advances without playing"))
     console.print(tree)
 
 

@@ -1,5 +1,5 @@
 """A tournament's results as plain data, read from the store: the bracket (every match with each
-competitor's score per task) and the leaderboard (final standing, how far each got, every score or
+competitor's score per task, and each round's byes) and the leaderboard (final standing, how far each got, every score or
 failure reason). The CLI renders it as tables or JSON; nothing here prints."""
 
 from __future__ import annotations
@@ -31,10 +31,19 @@ class RunLine:
 
 
 @dataclass(frozen=True)
+class Byes:
+    """The competitors a round let through without playing (fewest byes so far, then the seeded draw)."""
+
+    round_index: int
+    stage: str
+    competitors: list[str]
+
+
+@dataclass(frozen=True)
 class Standing:
     rank: int | None  # None: never produced a valid score, so unranked
     competitor: str
-    reached: str  # the furthest stage played, e.g. "knockout r2"
+    reached: str  # the furthest stage played, e.g. "knockout r2", or passed on a bye ("knockout r1 (bye)")
     runs_ok: int
     runs: int
     scores: dict[str, float]  # task name -> score
@@ -54,6 +63,7 @@ class Leaderboard:
     standings: list[Standing] = field(default_factory=list)
     runs: list[RunLine] = field(default_factory=list)
     undistributed: float | None = None
+    byes: list[Byes] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -82,10 +92,22 @@ def _run_lines(session: Session, tournament: Tournament) -> list[RunLine]:
     return lines
 
 
+def reached(name: str, own: list[RunLine], byes: list[Byes]) -> str:
+    """How far ``name`` got: the furthest round it played (``own``: its runs), or passed on a bye;
+    "-" for neither."""
+    places = [(line.round_index, _STAGE_ORDER[line.stage], line.stage, "") for line in own]
+    places += [(bye.round_index, _STAGE_ORDER[bye.stage], bye.stage, " (bye)") for bye in byes if name in bye.competitors]
+    if not places:
+        return "-"
+    round_index, _order, stage, how = max(places)
+    return f"{stage} r{round_index + 1}{how}"
+
+
 def build_leaderboard(session: Session, tournament: Tournament, finished: Finished | None) -> Leaderboard:
     """Standings follow the engine's final ranking; competitors it left unranked (never a valid score)
     follow in entry order."""
     lines = _run_lines(session, tournament)
+    byes = [Byes(round_.index, round_.stage, list(round_.byes)) for round_ in tournament.rounds if round_.byes]
     weights = stored_weights(session, tournament.id)
     entrants = [e.competitor.name for e in tournament.entrants]
     champion_before = None if tournament.champion_before is None else tournament.champion_before.name
@@ -95,12 +117,11 @@ def build_leaderboard(session: Session, tournament: Tournament, finished: Finish
     standings = []
     for name in order:
         own = [line for line in lines if line.competitor == name]
-        furthest = max(own, key=lambda line: (line.round_index, _STAGE_ORDER[line.stage]), default=None)
         standings.append(
             Standing(
                 rank=ranked.index(name) + 1 if name in ranked else None,
                 competitor=name,
-                reached="-" if furthest is None else f"{furthest.stage} r{furthest.round_index + 1}",
+                reached=reached(name, own, byes),
                 runs_ok=sum(1 for line in own if line.status == "succeeded"),
                 runs=len(own),
                 scores={line.task: line.score for line in own if line.score is not None and line.status == "succeeded"},
@@ -119,4 +140,5 @@ def build_leaderboard(session: Session, tournament: Tournament, finished: Finish
         standings=standings,
         runs=lines,
         undistributed=tournament.weight_remainder,
+        byes=byes,
     )

@@ -105,11 +105,18 @@ class BossOut(BaseModel):
     tasks: list[BossTaskOut]
 
 
+class ByesOut(BaseModel):
+    round_index: int = Field(description="0-based round.")
+    stage: str
+    competitors: list[str] = Field(description="Who advanced without playing that round.")
+
+
 class TournamentDetailOut(LeaderboardOut):
     """A tournament in full, as `trainarena tournament show --json` prints it."""
 
     id: int
     runs: list[RunLineOut] = Field(description="The bracket: every run, by round and match.")
+    byes: list[ByesOut] = Field(description="The bracket's byes: each round's competitors that advanced without playing.")
     pool: str | None = Field(description="The task pool it draws from (null for a tournament not made from one).")
     tasks: list[str] | None = Field(description="The stored tasks drawn, in play order.")
     boss: BossOut | None = Field(description="The boss round against the defending champion, once played.")
