@@ -50,7 +50,10 @@ def test_add_from_a_task_file_and_refusals_name_the_problem(operator_data: Opera
     renamed = _invoke("task", "add", "from-file-2", "--file", str(task_file), "--json")
     assert renamed.exit_code == 0, renamed.output
     assert json.loads(renamed.output)["name"] == "from-file-2"
-    assert {row["name"] for row in json.loads(_invoke("task", "list", "--stored", "--json").output)} == {"from-file", "from-file-2"}
+    # --budget with --file is the task's budget, as NAME is its name (it was dropped without a word).
+    shorter = _invoke("task", "add", "from-file-3", "--file", str(task_file), "--budget", "2.5", "--json")
+    assert shorter.exit_code == 0 and json.loads(shorter.output)["budget_seconds"] == 2.5
+    assert {row["name"] for row in json.loads(_invoke("task", "list", "--stored", "--json").output)} == {"from-file", "from-file-2", "from-file-3"}
     mixed = _invoke("task", "add", "x", "--file", str(task_file), "--type", "instruct")
     assert mixed.exit_code == 1 and "not both" in mixed.output
     bad_column = _invoke("task", "add", "x", "--type", "instruct", "--base-model", "model", "--dataset", "rows.jsonl",

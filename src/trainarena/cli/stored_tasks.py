@@ -63,7 +63,7 @@ def add_command(
     task_type: Annotated[str | None, typer.Option("--type", help="instruct, chat, dpo, grpo or image.")] = None,
     base_model: Annotated[str | None, typer.Option("--base-model", help="A save_pretrained folder or a Hugging Face model id.")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="JSONL, JSON, CSV or Parquet file, a save_to_disk folder, an image folder or zip, or a hub dataset id.")] = None,
-    budget: Annotated[float | None, typer.Option("--budget", min=0.001, help="Training budget in seconds (default: settings pools.default_budget_seconds).")] = None,
+    budget: Annotated[float | None, typer.Option("--budget", min=0.001, help="Training budget in seconds (with --file: instead of the file's; without: default settings pools.default_budget_seconds).")] = None,
     task_file: Annotated[Path | None, typer.Option("--file", help="A task file (TOML or JSON) instead of the flags.")] = None,
     pool: Annotated[str | None, typer.Option("--pool", help="The pool to add it to (default: text or image, by the task's kind).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the stored task as JSON.")] = False,
@@ -76,6 +76,8 @@ def add_command(
             spec = read_task_file(task_file)
             if name:  # the same file again under a new name: a drawn task's split seed is spent
                 spec = replace(spec, name=name)
+            if budget is not None:  # as NAME renames the file's task, --budget sets its budget
+                spec = replace(spec, budget_seconds=budget)
         else:
             if not (name and task_type and base_model and dataset):
                 raise TaskFileError("give NAME, --type, --base-model and --dataset (or --file TASK_FILE)")
