@@ -124,6 +124,9 @@ def test_a_job_streams_its_events_to_the_end(working_client: TestClient, auth: d
         # Chosen and rejected from one column: every row the same text twice, every model scores ln 2.
         ({"task_type": "dpo", "field_mapping": {"field_prompt": "q", "field_chosen": "a", "field_rejected": "a"}}, "field_mapping",
          "'field_chosen' and 'field_rejected' both name the column 'a'"),
+        # The answer column as the prompt: the hidden answer printed in its own prompt scores copying.
+        ({"field_mapping": {"field_instruction": "q", "field_output": "q"}}, "field_mapping",
+         "'field_output' and 'field_instruction' both name the column 'q'"),
     ],
 )
 def test_every_field_is_checked_at_creation(jobs_client: TestClient, auth: dict, api_settings: Settings, change: dict, field: str,

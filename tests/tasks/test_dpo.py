@@ -108,6 +108,8 @@ def test_rows_whose_chosen_and_rejected_texts_are_equal_are_dropped(tmp_path):
         get_task_type("dpo").prepare(same_task, tmp_path / "t3", tmp_path / "h3", Settings())
     with pytest.raises(DatasetError, match="'field_chosen' and 'field_rejected' both name the column 'c'"):
         DpoDatasetSpec.from_dict({**dataset, "field_rejected": "c"})
+    with pytest.raises(DatasetError, match="'field_rejected' and 'field_prompt' both name the column 'p'"):
+        DpoDatasetSpec.from_dict({**dataset, "field_rejected": "p"})
 
 
 def test_a_long_chosen_answer_names_its_row(tmp_path):

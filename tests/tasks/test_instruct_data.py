@@ -201,3 +201,11 @@ def test_prepare_writes_train_with_original_columns_and_a_spec_without_host_path
     # a script can rebuild the scored prompt from the written spec alone
     prompt, completion = render_example(InstructDatasetSpec.from_dict(written), train[0])
     assert prompt.startswith(train[0]["sys"]) and completion == train[0]["answer"]
+
+
+@pytest.mark.parametrize("prompt_field", ["field_instruction", "field_input", "field_system"])
+def test_the_answer_column_cannot_be_a_prompt_column(prompt_field):
+    """The hidden answer printed in its own prompt: a model would score by copying it."""
+    columns = {"field_instruction": "q", "field_input": "i", "field_system": "s", prompt_field: "a"}
+    with pytest.raises(DatasetError, match=f"'field_output' and '{prompt_field}' both name the column 'a'"):
+        InstructDatasetSpec(source="s", field_output="a", **columns)

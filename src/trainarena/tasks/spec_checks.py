@@ -24,6 +24,16 @@ def require_strings(spec: object, names: Iterable[str]) -> None:
             raise DatasetError(f"dataset spec: '{name}' must be a non-empty string, got {value!r}")
 
 
+def check_answer_column(spec: object, answer: str, prompt_fields: Iterable[str]) -> None:
+    """Refuse a spec whose ``answer`` field names the same column as one of ``prompt_fields``: the
+    answer would be printed in every prompt, so a model scores by copying, not by training."""
+    column = getattr(spec, answer)
+    for name in prompt_fields:
+        if getattr(spec, name) == column:
+            raise DatasetError(f"dataset spec: {answer!r} and {name!r} both name the column {column!r}; "
+                               f"the {answer.removeprefix('field_')} must be another column than the prompt's")
+
+
 def check_format(name: str, value: object, allowed: set[str]) -> None:
     """A format string that uses only the allowed placeholders, each at most once (DatasetError naming
     the field otherwise): a placeholder repeated a thousand times would make each row's text a thousand

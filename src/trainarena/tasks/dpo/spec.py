@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from trainarena.tasks.base import DatasetError
-from trainarena.tasks.spec_checks import SCRIPT_KEYS, check_format, require_strings, spec_fields
+from trainarena.tasks.spec_checks import SCRIPT_KEYS, check_answer_column, check_format, require_strings, spec_fields
 
 _PLACEHOLDERS = {
     "prompt_format": {"prompt"},
@@ -72,6 +72,8 @@ class DpoDatasetSpec:
         if self.field_chosen == self.field_rejected:  # every row would be dropped as chosen == rejected
             raise DatasetError(f"dataset spec: 'field_chosen' and 'field_rejected' both name the column {self.field_chosen!r}; "
                                "the rejected completion must be another column than the chosen one")  # fmt: skip
+        for answer in ("field_chosen", "field_rejected"):
+            check_answer_column(self, answer, ("field_prompt", "field_system"))
         for name, allowed in _PLACEHOLDERS.items():
             check_format(name, getattr(self, name), allowed)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from trainarena.tasks.spec_checks import check_format, require_strings, spec_fields
+from trainarena.tasks.spec_checks import check_answer_column, check_format, require_strings, spec_fields
 
 # The placeholders each format string may use.
 _PLACEHOLDERS = {
@@ -60,6 +60,7 @@ class InstructDatasetSpec:
 
     def __post_init__(self) -> None:
         require_strings(self, ("source", "field_instruction", "field_output", "response_separator"))
+        check_answer_column(self, "field_output", ("field_instruction", "field_input", "field_system"))
         for name, allowed in _PLACEHOLDERS.items():
             check_format(name, getattr(self, name), allowed)
 
