@@ -1,5 +1,5 @@
-"""How counts read in messages, shared by every layer (the engine's reasons as much as the CLI's
-tables), so a count and its noun agree the same way everywhere."""
+"""How counts and shares read in messages, shared by every layer (the engine's reasons as much as the
+CLI's tables), so a count and its noun agree, and a share reads, the same way everywhere."""
 
 from __future__ import annotations
 
@@ -7,3 +7,9 @@ from __future__ import annotations
 def counted(count: int, noun: str, plural: str | None = None) -> str:
     """``"1 row"``, ``"2 rows"``: a count with its noun in the number the count takes."""
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def percent(share: float) -> str:
+    """``0.2`` as ``"20%"``, ``0.025`` as ``"2.5%"``: three significant digits, so a small share never
+    reads as 0%."""
+    return f"{share * 100:.3g}%"

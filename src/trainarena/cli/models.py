@@ -24,6 +24,7 @@ from trainarena.registry import (
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.models import RegisteredModel
+from trainarena.wording import percent
 
 app = typer.Typer(help="List, show, export and publish the registered models.", no_args_is_help=True)
 
@@ -45,7 +46,7 @@ def _measured(measurement: dict[str, Any] | None) -> str:
     if not measurement:
         return "-"
     where = [f"{measurement['hidden_rows']} hidden rows"] if measurement.get("hidden_rows") is not None else []
-    where += [f"validation share {measurement['validation_share']:.0%}"] if measurement.get("validation_share") else []
+    where += [f"validation share {percent(measurement['validation_share'])}"] if measurement.get("validation_share") else []
     return f"{measurement['metric']}, {measurement['direction']} is better" + (f", on {' and '.join(where)}" if where else "")
 
 

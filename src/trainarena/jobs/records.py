@@ -21,6 +21,7 @@ from trainarena.jobs.uploads import check_dataset, kind_of, parse_task_type
 from trainarena.settings import Settings
 from trainarena.store.models import Job, JobEvent, JobStatus, Run, utcnow
 from trainarena.tasks import builtin_assets
+from trainarena.wording import counted
 
 
 class EventKind:
@@ -82,8 +83,13 @@ def create_job(session: Session, settings: Settings, request: JobRequest, owner_
         raise InvalidInput(f"file {upload.id} is a {upload.kind} dataset; a {task_type.value} job needs a "
                            f"{kind_of(task_type)} one", field="file_id")  # fmt: skip
     split_rules = job_data_rules(settings.data, request.validation_share, request.seed)
-    check_dataset(settings.model_copy(update={"data": split_rules}), task_type, Path(upload.path), upload.filename,
-                  request.field_mapping, base_model=request.base_model)  # fmt: skip
+    checked = check_dataset(settings.model_copy(update={"data": split_rules}), task_type, Path(upload.path), upload.filename,
+                            request.field_mapping, base_model=request.base_model)  # fmt: skip
+    if request.validation_share > 0 and checked.hidden_rows < rules.validation_rows_min:
+        raise InvalidInput(f"validation_share {request.validation_share:g} holds out {counted(checked.hidden_rows, 'row')} of "
+                           f"{checked.train_rows + checked.hidden_rows}, fewer than {rules.validation_rows_min} "
+                           "(JobRules.validation_rows_min): a score on so few says little; give a larger share, or 0 to "
+                           "train on every row", field="validation_share")  # fmt: skip
     job = Job(id=new_job_id(), owner_key_id=owner_key_id, file_id=upload.id, task_type=task_type.value,
               base_model=request.base_model, field_mapping=dict(request.field_mapping), budget_tier=tier,
               budget_seconds=rules.budget_tiers[tier], validation_share=request.validation_share, seed=request.seed,

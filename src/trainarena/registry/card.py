@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from trainarena.wording import percent
+
 # A Hub model id: ``name`` or ``owner/name`` of letters, digits, '-', '_', '.'. A local path or a
 # ``trainarena:NAME`` asset is not one, and the Hub refuses a card whose base_model names no model.
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
@@ -51,7 +53,7 @@ class Measurement:
         """``eval_loss (lower is better) on 40 hidden rows the script never saw``."""
         where = []
         if self.validation_share:
-            where.append(f"a validation share of {self.validation_share:.0%} held out from the training data")
+            where.append(f"a validation share of {percent(self.validation_share)} held out from the training data")
         if self.hidden_rows is not None:
             where.append(f"{self.hidden_rows} hidden rows the script never saw")
         return f"{self.metric} ({self.direction} is better)" + (f" on {', '.join(where)}" if where else "")

@@ -67,6 +67,9 @@ class JobRules(Section):
         "a job never runs beside a tournament run on the same GPU.",
     )
     validation_share_max: float = Field(0.5, ge=0.0, lt=1.0, description="Largest share of a file a job may hold out to score the model.")
+    validation_rows_min: int = Field(
+        5, ge=1, description="Fewest rows a job's validation share may hold out: a score on fewer says little, so a share "
+        "that holds out fewer is refused (0 trains on every row, with no score).")
     field_mapping_text_max_chars: int = Field(
         4000, ge=1, description="Longest text (a `system_prompt`, a format string, a column name) a job's or an upload's field_mapping may give.")
     heartbeat_seconds: float = Field(10.0, gt=0.0, description="How often a worker marks its running jobs alive.")
