@@ -19,7 +19,7 @@ from trainarena.operations.schedule import Create, enabled, kind_facts, next_act
 from trainarena.registry import champion_sources
 from trainarena.reporting.bracket import read_bracket
 from trainarena.reporting.leaderboard import RunLine, build_leaderboard
-from trainarena.reporting.run_detail import short_reason
+from trainarena.reporting.reasons import short_reason
 from trainarena.settings import Settings
 from trainarena.store import StoreError, TournamentStatus, TournamentSummary, get_draw, list_tournaments, summarize_tournament
 from trainarena.web.account import recent_jobs
