@@ -137,12 +137,15 @@ def _raise_if_gone(context: ExceptionContext) -> None:
 
 class _SqliteFileWatch:
     """Refuses a connection once the SQLite file the store opened was deleted or replaced: SQLite keeps
-    working on the file it has open, so every write after that would be lost without a word. Checked
-    whenever a connection leaves the pool (each session's transaction): one stat, about a microsecond."""
+    working on the file it has open, so every write after that would be lost without a word. Checked as
+    a connection leaves the pool (each session's transaction: one stat, about a microsecond) and before
+    a new one is made (SQLite would create an empty file in its place). Once refused, always: the file
+    made next may take the old one's inode number."""
 
     def __init__(self, path: str) -> None:
         self._path = path
         self._identity = self._current()  # None until the first connection creates the file
+        self._refused = False
 
     def _current(self) -> tuple[int, int] | None:
         try:
@@ -151,11 +154,12 @@ class _SqliteFileWatch:
             return None
         return found.st_dev, found.st_ino
 
-    def check(self, *_connection: Any) -> None:
-        current = self._current()
+    def check(self, *_event: Any) -> None:
+        current = self._current() if not self._refused else None
         if self._identity is None:
             self._identity = current
-        elif current != self._identity:
+        elif self._refused or current != self._identity:
+            self._refused = True
             raise StoreUnavailable(f"the database file {self._path} was deleted or replaced while in use; "
                                    "restart to use the file now at that path")
 
@@ -177,7 +181,9 @@ class Store:
         self.engine = engine
         event.listen(engine, "handle_error", _raise_if_gone)
         if (path := _watched_file(engine)) is not None:
-            event.listen(engine.pool, "checkout", _SqliteFileWatch(path).check)
+            watch = _SqliteFileWatch(path)
+            event.listen(engine, "do_connect", watch.check)
+            event.listen(engine.pool, "checkout", watch.check)
         # expire_on_commit=False: rows stay readable after the transaction that loaded them ends.
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
