@@ -41,7 +41,7 @@ from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
 from trainarena.runs import CompetitorInfo, PendingEvaluation, RunReport, RunRequest, definition_digest, record_timings
 from trainarena.settings import Settings
 from trainarena.submissions import RegistrationError, checkout_path, register
-from trainarena.tasks import get_task_type
+from trainarena.tasks import budget_problem, get_task_type
 from trainarena.tasks.base import DatasetError, PreparedTask, TaskDefinition, TaskPlugin
 from trainarena.tasks.builtin_assets import model_name_for_script
 from trainarena.tasks.child_evaluation import evaluation_scope
@@ -261,6 +261,11 @@ class SandboxedExecutor:
         """The run up to its checked artifact: a final report, or the evaluation still to do."""
         started, clock = time.time(), _Clock()
         timings: dict[str, float] = {}
+        if (problem := budget_problem(task.budget_seconds)) is not None:
+            # Task files and stored tasks refuse such a budget; a round made by an older build may still
+            # hold one, and its script would run with no deadline. The last check, before anything starts.
+            reason = f"task: {problem}, which gives the run no deadline; add the task again with a finite budget"
+            return _timed(RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason), run_dir, timings)
         try:
             submission = self._submission_dir(competitor)
         except RegistrationError as error:  # the repository is gone: this competitor's run fails, nothing else

@@ -23,7 +23,7 @@ from field_lines import read_block, read_fields
 from typer.testing import CliRunner, Result
 
 from trainarena.cli import app
-from trainarena.reporting.run_detail import short_reason, split_reason
+from trainarena.reporting.reasons import short_reason, split_reason
 
 CRASH_SUMMARY = "exited with code 1."
 LAST_STDERR_LINE = CRASH_TAIL.splitlines()[-1]

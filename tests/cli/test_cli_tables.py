@@ -24,7 +24,7 @@ from trainarena.cli.results import BRACKET_NAME_WIDTH, LiveProgress, print_brack
 from trainarena.contract import RunStatus
 from trainarena.engine.model import Stage
 from trainarena.reporting.leaderboard import Leaderboard, build_leaderboard
-from trainarena.reporting.run_detail import short_reason
+from trainarena.reporting.reasons import short_reason
 from trainarena.runs import ProgressEvent, RunReport
 from trainarena.settings import Settings
 from trainarena.store import get_tournament, open_store

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+from html import escape
 from pathlib import Path
 
 import pytest
 from cli_store import COMPETITORS, FinishedStore, ScriptedExecutor, fake_task
+from fastapi.testclient import TestClient
 from field_lines import read_fields
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 import trainarena.cli.run as run_cli
+from trainarena.api import create_app
 from trainarena.cli import app
 from trainarena.contract import Direction, RunStatus
 from trainarena.engine.scores import PER_EXAMPLE_FORM, shares
@@ -25,7 +28,8 @@ from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import CompetitorInfo, RunReport
 from trainarena.settings import Settings
 from trainarena.store import Run, add_competitor, open_store
-from trainarena.store.models import RunOrigin
+from trainarena.store.api_keys import create_key
+from trainarena.store.models import ApiRole, RunOrigin
 from trainarena.submissions.service import register_competitor
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
@@ -45,6 +49,7 @@ class CountingExecutor:
         self.legacy_house = False
         self.house, self.script = (2.0, 0.0), (2.5, 0.01)
         self.script_fails = False  # the script's runs exit with code 1 (the references still score)
+        self.house_fails = False  # the house script's runs exit with code 1
 
     def _report(self, run_dir: Path | None, score: float, *, legacy: bool = False) -> RunReport:
         logs = None
@@ -63,7 +68,7 @@ class CountingExecutor:
         self.calls.append((competitor.name, task.seed))
         assert competitor.submission_dir is None or (competitor.submission_dir / "train.py").is_file()
         house = competitor.name == "house script"
-        if self.script_fails and not house:
+        if (self.script_fails and not house) or (self.house_fails and house):
             return RunReport(RunStatus.FAILED, 1_700_000_000.0, 1_700_000_001.0, failure_reason="exited with code 1")
         base, step = self.house if house else self.script
         return self._report(run_dir, base + step * task.seed, legacy=house and self.legacy_house)
@@ -392,6 +397,34 @@ def test_a_registered_competitor_whose_manifest_leaves_the_type_out_costs_no_ref
     with open_store(settings) as store, store.session() as session:
         origins = set(session.scalars(select(Run.origin)))
     assert RunOrigin.BASE_MODEL not in origins and RunOrigin.HOUSE not in origins
+
+
+def test_a_failed_house_run_is_named_not_taken_for_a_missing_one(executor: CountingExecutor, task_file: Path) -> None:
+    """The house line said 'not run on this seed' also when the house script had run there and failed:
+    each place that shows the line says it failed instead, with the run and why."""
+    executor.house_fails = True
+    ran = _invoke("run", "--competitor", "crasher", "--task", str(task_file))
+    assert ran.exit_code == 0, ran.output
+    [house_id] = _runs_of(RunOrigin.HOUSE)
+    said = f"failed on this seed (run {house_id}: exited with code 1)"
+    assert read_fields(ran.stdout, 80)[0]["house script"] == said
+    run_id = json.loads(_invoke("runs", "list", "--json").stdout)[-1]["run_id"]
+    assert read_fields(_invoke("runs", "show", str(run_id)).stdout, 80)[0]["house script"] == said
+    house = {"kind": "house", "label": "house script", "run_id": house_id, "score": None, "improvement": None, "missing": said}
+    assert json.loads(_invoke("runs", "show", str(run_id), "--json").stdout)["references"][-1] == house
+    settings = Settings()
+    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
+        with store.transaction() as session:
+            key = create_key(session, "reader", ApiRole.COMPETITOR).secret
+        detail = client.get(f"/v1/runs/{run_id}", headers={"Authorization": f"Bearer {key}"})
+        assert detail.status_code == 200 and detail.json()["references"][-1] == house
+        page = client.get(f"/runs/{run_id}").text
+    assert f'<a href="/runs/{house_id}">house script</a></td><td colspan="2">{escape(said)}</td>' in page
+
+
+def _runs_of(origin: str) -> list[int]:
+    with open_store(Settings()) as store, store.session() as session:
+        return list(session.scalars(select(Run.id).where(Run.origin == origin).order_by(Run.id)))
 
 
 def test_a_run_is_compared_with_the_house_run_on_its_own_seed_for_good(executor: CountingExecutor, task_file: Path) -> None:

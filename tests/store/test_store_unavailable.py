@@ -38,9 +38,38 @@ def test_a_sqlite_store_whose_folder_is_gone_is_unavailable_to_a_new_connection(
     with open_store_url(f"sqlite:///{folder / 'store.db'}") as store, store.session() as busy:
         busy.execute(COUNT)  # holds the connection it has: the next session needs another
         shutil.rmtree(folder)
-        with pytest.raises(StoreUnavailable, match=r"^the database sqlite:///.*/data/store.db became unavailable: "
-                           r"unable to open database file$"), store.session() as session:
+        # Named as the file gone before SQLite tries to open it (and fails: no folder to create it in).
+        with pytest.raises(StoreUnavailable, match=r"^the database file .*/data/store.db was deleted or replaced while in use; "
+                           r"restart to use the file now at that path$"), store.session() as session:
             session.execute(COUNT)
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_sqlite_file_deleted_or_replaced_in_use_is_unavailable_not_written_blind(tmp_path: Path, how: str) -> None:
+    """SQLite keeps writing to the file it has open once that file is unlinked: every write after it
+    would be lost without a word. The next session is refused instead, on the pooled connection too."""
+    path = tmp_path / "store.db"
+    with open_store_url(f"sqlite:///{path}") as store:
+        with store.transaction() as session:
+            assert session.execute(COUNT).scalar() == 0  # a pooled connection holds the file open
+        if how == "deleted":
+            path.unlink()
+        else:
+            shutil.copy(path, tmp_path / "copy.db")
+            (tmp_path / "copy.db").replace(path)
+        for _ in range(2):  # and stays refused: no connection serves the old file, none a new one
+            with pytest.raises(StoreUnavailable) as refused, store.transaction() as session:
+                session.execute(text("DELETE FROM competitor"))
+            assert str(refused.value) == (f"the database file {path} was deleted or replaced while in use; "
+                                          "restart to use the file now at that path")
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_sqlite_store_has_no_file_to_lose(url: str) -> None:
+    with open_store_url(url, migrate=False) as store:
+        for _ in range(2):
+            with store.transaction() as session:
+                assert session.execute(text("SELECT 1")).scalar() == 1
 
 
 def test_a_wrong_query_is_not_taken_for_a_database_gone(url_on_each_backend: str) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 
 from trainarena.contract import Direction, RunStatus
 from trainarena.engine.model import Stage, TaskOutcome
@@ -21,9 +22,11 @@ from trainarena.store import (
     create_tournament,
     current_champion,
     get_competitor,
+    list_tournaments,
     load_record,
     load_tournament,
     summarize_tournament,
+    summarize_tournaments,
 )
 
 
@@ -118,6 +121,45 @@ def test_record_turns_runs_into_outcomes_and_skips_the_open_round(store: Store) 
         TaskOutcome("noeval", None, "the artifact was not evaluated"),
     )
     assert (summary.round_index, summary.stage, summary.runs_done, summary.runs_total) == (1, "knockout", 6, 7)
+
+
+def _tournament_of(session, name: str, entrants: list[str], statuses: list[RunStatus], rounds: int) -> None:
+    """A tournament whose first round holds one task with a run per status (each by its own entrant)."""
+    tournament = create_tournament(session, name=name, kind="text", seed=1, entrants=entrants)
+    for index in range(rounds):
+        played = Round(index=index, stage=(Stage.GROUP if index == 0 else Stage.KNOCKOUT).value, byes=[])
+        if index == 0:
+            task = TaskRow(index=0, definition={"name": name}, runs=[_run(session, e, s) for e, s in zip(entrants, statuses, strict=False)])
+            match = MatchRow(match_id=f"{name}-m", position=0, competitors=entrants, tasks_count=1, advance_count=1)
+            match.tasks.append(task)
+            played.matches.append(match)
+        tournament.rounds.append(played)
+
+
+def test_summaries_of_many_tournaments_take_the_queries_of_one(store: Store) -> None:
+    """A list of tournaments (GET /v1/tournaments, status, the dashboard) counted each one's runs in
+    queries of its own: 50 took 4x as long once one of them held 20,000 runs."""
+    with store.transaction() as session:
+        _register(session, "a", "b", "c")
+        session.add(ChampionHistory(kind="text", competitor=get_competitor(session, "c"), crowned_at=datetime.now(UTC)))
+        session.flush()
+        _tournament_of(session, "t1", ["a", "b", "c"], [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.RUNNING], rounds=2)
+        _tournament_of(session, "t2", ["a"], [], rounds=0)
+        _tournament_of(session, "t3", ["b", "c"], [RunStatus.PENDING, RunStatus.TIMED_OUT], rounds=1)
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    with store.session() as session:
+        tournaments = list_tournaments(session)
+        del statements[:]
+        summaries = summarize_tournaments(session, tournaments)
+        of_three = len(statements)
+        del statements[:]
+        summarize_tournaments(session, tournaments[:1])
+        assert len(statements) == of_three  # grouped by tournament: no query per tournament
+        assert [summarize_tournament(session, t) for t in tournaments] == summaries
+        assert [t.name for t in list_tournaments(session, offset=1, limit=1)] == ["t2"]
+    assert [(s.name, s.entrants, s.round_index, s.stage, s.runs_done, s.runs_total, s.champion_before) for s in summaries] == [
+        ("t1", 3, 1, "knockout", 2, 3, "c"), ("t2", 1, None, None, 0, 0, "c"), ("t3", 2, 0, "group", 1, 2, "c")]
 
 
 def _match_of_one_task(session, tournament, forms: dict[str, bool]) -> None:

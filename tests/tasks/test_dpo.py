@@ -78,7 +78,7 @@ def test_rows_with_an_empty_field_are_dropped_and_recorded_with_their_numbers(tm
     assert [(group.reason, group.rows) for group in prep.dropped] == [
         ("column 'c' is empty", (26,)), ("column 'p' is empty", (27,)), ("column 'c' is null", (28,)), ("column 'c' is missing", (29,)),
     ]
-    assert "dropped 4 row(s)" in caplog.text and "column 'c' is null (row 28)" in caplog.text
+    assert "dropped 4 rows:" in caplog.text and "column 'c' is null (row 28)" in caplog.text
 
 
 def test_too_many_empty_rows_refuse_the_dataset(tmp_path):

@@ -61,6 +61,8 @@ def test_tournament_page_draws_the_bracket_byes_and_the_boss_round(client: TestC
     words = text_of(page.text)
     assert "Champion: challenger (crowned)" in words
     assert "Round 1: knockout" in words and "Bye · advance without playing" in words
+    counts = re.findall(r"· (\d+) (tasks?), (?:top \d+ advance|against the champion)", words)
+    assert counts and all((n == "1") == (noun == "task") for n, noun in counts)  # a count and its noun agree
     knockout = page.text.split('id="round-0"')[1].split('id="round-1"')[0]
     assert re.search(r'<li class="advanced">\s*<span class="name"><a href="/competitors/(challenger|slowpoke)">', knockout)
     assert "advances" in knockout

@@ -14,6 +14,7 @@ from trainarena.execution.docker_cli import DockerCli, daemon_problem, find_dock
 from trainarena.execution.docker_image import ensure_image, host_image
 from trainarena.execution.runtime import SandboxUnavailable
 from trainarena.settings import Settings
+from trainarena.wording import counted
 
 app = typer.Typer(help="The docker backend: build this host's runtime image; remove containers a crashed platform left.",
                   no_args_is_help=True)
@@ -66,6 +67,6 @@ def clean_command(as_json: JsonFlag = False) -> None:
             {"container": item.container, "run_id": item.run_id, "owner": item.owner} for item in removed]}))
         return
     console = Console(highlight=False, soft_wrap=True)
-    console.print(f"removed {len(removed)} leftover container(s)")
+    console.print(f"removed {counted(len(removed), 'leftover container')}")
     for item in removed:
         console.print(f"  {item.container} (run {item.run_id}, platform {item.owner})")

@@ -23,7 +23,7 @@ from trainarena.operations.history import margin_text, tournament_detail
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, run_pool_tournament
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.settings import Settings
-from trainarena.store import StoreError, list_tournaments, open_store, summarize_tournament
+from trainarena.store import StoreError, list_tournaments, open_store, summarize_tournaments
 from trainarena.store.leases import LeaseError
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
@@ -147,7 +147,7 @@ LIST_COLUMNS = STATUS_COLUMNS[:7]  # without the outcome
 def list_command(json_output: JsonFlag = False) -> None:
     """List the tournaments in the store, oldest first."""
     with open_store(Settings()) as store, store.session() as session:
-        summaries = [summarize_tournament(session, t) for t in list_tournaments(session)]
+        summaries = summarize_tournaments(session, list_tournaments(session))
     if json_output:
         typer.echo(json.dumps([summary_json(s) for s in summaries], indent=2))
         return

@@ -17,7 +17,7 @@ from rich.tree import Tree
 from trainarena.cli.output import Col, OneLineTable, longest_word, one_line, print_wrapped, printable, whole
 from trainarena.contract import RunStatus
 from trainarena.reporting.leaderboard import Leaderboard, RunLine
-from trainarena.reporting.run_detail import short_reason
+from trainarena.reporting.reasons import short_reason
 from trainarena.runs import ProgressEvent
 
 _STATUS_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "yellow", "invalid": "magenta"}

@@ -25,7 +25,7 @@ from trainarena.store import (
     list_competitors,
     list_tournaments,
     open_store,
-    summarize_tournament,
+    summarize_tournaments,
 )
 from trainarena.store.tournaments import TOURNAMENT_KINDS
 
@@ -94,7 +94,7 @@ def status_command(
     """List the tournaments in the store and where each stands (round, runs done, champion), and the latest runs made outside tournaments."""
     settings = Settings()
     with open_store(settings) as store, store.session() as session:
-        summaries = [summarize_tournament(session, t) for t in list_tournaments(session)]
+        summaries = summarize_tournaments(session, list_tournaments(session))
         champions = {}
         for kind in TOURNAMENT_KINDS:
             champion = current_champion(session, kind)

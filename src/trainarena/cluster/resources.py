@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 
 from trainarena.runs import RunNotStarted
 from trainarena.settings import Settings
+from trainarena.wording import counted
 
 MB = 1024 * 1024
 # Ray's names for the task options' resources (``resources`` holds custom ones under their own names).
@@ -76,4 +77,4 @@ def describe_nodes(nodes: Iterable[Mapping[str, float]], asked: Mapping[str, flo
     shapes = Counter(describe({name: node.get(name, 0.0) for name in asked}) for node in nodes)
     if not shapes:
         return "no live node"
-    return "; ".join(f"{count} node{'s' if count > 1 else ''} of {shape}" for shape, count in sorted(shapes.items()))
+    return "; ".join(f"{counted(count, 'node')} of {shape}" for shape, count in sorted(shapes.items()))

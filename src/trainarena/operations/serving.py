@@ -46,6 +46,7 @@ from trainarena.settings import Settings
 from trainarena.store import Store, StoreError, get_tournament, named_lock, stored_weights
 from trainarena.store.leases import LeaseError
 from trainarena.store.weight_vectors import latest_finished_tournament
+from trainarena.wording import counted
 
 
 @dataclass(frozen=True)
@@ -294,7 +295,7 @@ def resumed_text(event: ProgressEvent) -> str:
         return f"{where}, all its runs played"
     interrupted = event.runs_interrupted or 0
     again = f"{interrupted} of them cut short and run again" if interrupted else "none cut short"
-    return f"{where}: {event.runs_total} run{'s' if event.runs_total != 1 else ''} left, {again}"
+    return f"{where}: {counted(event.runs_total, 'run')} left, {again}"
 
 
 def duration_text(duration: timedelta) -> str:

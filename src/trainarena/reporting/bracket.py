@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from trainarena.engine import BossDecision, BossTaskResult, Replay
 from trainarena.operations.history import tournament_replay
-from trainarena.reporting.run_detail import score_of, short_reason, task_name
+from trainarena.reporting.reasons import short_reason
+from trainarena.reporting.run_detail import score_of, task_name
 from trainarena.settings import TournamentRules
 from trainarena.store import MatchRow, Round, Tournament
 

@@ -1,7 +1,8 @@
 """A score next to the references of its task: the untrained base model's and the house script's,
 with the relative improvement over each (plain data; ``trainarena run`` and ``runs show`` render it).
-A run the house script has not run beside (a tournament run, a seed the house script has no run on)
-shows why instead of a house score, rather than leaving the line out."""
+A run with no house score beside it shows why instead, rather than leaving the line out: the house
+script was not run on its seed (a tournament run, a new seed), or its run there failed (which run,
+and why)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from trainarena.contract import Direction
 from trainarena.engine.comparison import relative_improvement
+from trainarena.reporting.reasons import short_reason
 from trainarena.store import Run
-from trainarena.store.adhoc import cached_reference
+from trainarena.store.adhoc import cached_reference, failed_reference
 from trainarena.store.models import RunOrigin
 
 # How each reference is named in tables and details, in the order they are shown.
@@ -23,12 +25,13 @@ REFERENCE_LABELS = {RunOrigin.BASE_MODEL: "base model", RunOrigin.HOUSE: "house 
 TREE_SUFFIX = " (tree)"
 # Why a run has no house score to compare with: the house run on its own seed is its reference.
 HOUSE_NOT_RUN = "not run on this seed"
+HOUSE_FAILED = "failed on this seed"  # then "(run N: its short reason)"
 
 
 @dataclass(frozen=True)
 class ReferenceLine:
     """One reference of a task, and how a score compares with it; or, with ``missing``, why there is
-    none to compare with (run, score and improvement None)."""
+    none to compare with (score and improvement None; the run the failed reference, else None)."""
 
     kind: str  # base_model | house
     label: str
@@ -53,8 +56,8 @@ def run_label(run: Run) -> str:
 def reference_lines(session: Session, digest: str | None, score: float | None, direction: str | None,
                     seed: int | None) -> tuple[ReferenceLine, ...]:  # fmt: skip
     """The stored references of the task with ``digest`` (those computed so far) for a run on ``seed``,
-    compared with ``score``: the base model's, and the house script's run on the same seed (none yet: a
-    house line saying :data:`HOUSE_NOT_RUN`). The house script's score moves with its seed, so another
+    compared with ``score``: the base model's, and the house script's run on the same seed (none scored:
+    a house line saying why, :func:`_missing_house`). The house script's score moves with its seed, so another
     seed's would set the run against noise; the untrained base model's is one score for every seed."""
     if digest is None:
         return ()
@@ -63,10 +66,19 @@ def reference_lines(session: Session, digest: str | None, score: float | None, d
         reference = cached_reference(session, digest, kind, seed=seed if kind == RunOrigin.HOUSE else None)
         if reference is None or reference.evaluation is None or reference.evaluation.score is None:
             if kind == RunOrigin.HOUSE:
-                lines.append(ReferenceLine(kind, label, None, None, None, missing=HOUSE_NOT_RUN))
+                lines.append(_missing_house(session, digest, label, seed))
             continue
         value = reference.evaluation.score
         better = Direction(direction or reference.evaluation.direction)
         improvement = None if score is None else relative_improvement(score, value, better)
         lines.append(ReferenceLine(kind, label, reference.id, value, improvement))
     return tuple(lines)
+
+
+def _missing_house(session: Session, digest: str, label: str, seed: int | None) -> ReferenceLine:
+    """The house line without a score: its failed run on the seed (the latest), or that it has none."""
+    failed = failed_reference(session, digest, RunOrigin.HOUSE, seed=seed)
+    if failed is None:
+        return ReferenceLine(RunOrigin.HOUSE, label, None, None, None, missing=HOUSE_NOT_RUN)
+    reason = short_reason(failed.failure_reason) or failed.status
+    return ReferenceLine(RunOrigin.HOUSE, label, failed.id, None, None, missing=f"{HOUSE_FAILED} (run {failed.id}: {reason})")

@@ -1,8 +1,8 @@
 """One run in full, as plain data read from the store: what ``trainarena runs show`` renders (and the
 leaderboard's reasons come from); the lists of runs are ``reporting.run_list``. Nothing here prints.
 
-A failure reason as the sandbox records it is a summary line, then ``--- stderr tail ---`` and the
-last lines of the script's stderr. Tables show :func:`short_reason` (one line); the details keep both.
+A failure reason is shown whole here (summary and stderr tail, ``reporting.reasons``); tables show
+its short form.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from trainarena.reporting.reasons import short_reason, split_reason
 from trainarena.reporting.references import ReferenceLine, reference_lines, run_label
 from trainarena.store import (
     Run,
@@ -24,8 +25,6 @@ from trainarena.store import (
 )
 from trainarena.store.models import RunOrigin
 
-# How execution/supervise.py joins a crash's summary and its log tail in the recorded reason.
-STDERR_TAIL_MARKER = "--- stderr tail ---"
 STDERR_LOG_NAME = "stderr.log"  # the script's stderr, in the run's log folder
 LOG_NAMES = {"stderr": STDERR_LOG_NAME, "stdout": "stdout.log"}  # the logs the platform writes per run
 RESULT_FILE_NAME = "result.json"  # in each run's folder: what `runs show --json` prints
@@ -38,25 +37,6 @@ class UnknownRunError(LookupError):
 
 class UnknownLogError(LookupError):
     """A run without the log asked for (not started yet, or its folder was cleaned up)."""
-
-
-def split_reason(text: str | None) -> tuple[str, str | None]:
-    """(the platform's summary, the recorded stderr tail or None) of a failure reason."""
-    if not text:
-        return "", None
-    summary, marker, tail = text.strip().partition(STDERR_TAIL_MARKER)
-    return summary.strip(), (tail.strip("\n") or None) if marker else None
-
-
-def short_reason(text: str | None) -> str:
-    """A one-line reason: the summary's first line, plus the last line of the stderr tail (usually the
-    exception) unless the run was stopped at its budget (then the tail is just its last progress)."""
-    summary, tail = split_reason(text)
-    reason = summary.splitlines()[0] if summary else ""
-    tail_lines = [line.strip() for line in (tail or "").splitlines() if line.strip()]
-    if tail_lines and not reason.startswith("still running"):
-        reason = f"{reason} {tail_lines[-1]}".strip()
-    return reason
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from trainarena.reporting.reasons import short_reason
 from trainarena.reporting.references import REFERENCE_LABELS, TREE_SUFFIX, run_label
-from trainarena.reporting.run_detail import place_of, score_of, short_reason, task_name
+from trainarena.reporting.run_detail import place_of, score_of, task_name
 from trainarena.reporting.run_labels import has_labelled_runs, labelled_runs
 from trainarena.runs import definition_from_json, task_key
 from trainarena.store import (

@@ -61,6 +61,7 @@ from trainarena.store.tournaments import (
     list_tournaments,
     stored_weights,
     summarize_tournament,
+    summarize_tournaments,
     tournament_runs,
 )
 from trainarena.store.weight_vectors import (
@@ -118,6 +119,7 @@ __all__ = [
     "list_tournaments",
     "stored_weights",
     "summarize_tournament",
+    "summarize_tournaments",
     "tournament_runs",
     "competitor_tournaments",
     "competitors_at_commit",

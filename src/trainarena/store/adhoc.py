@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,10 @@ from sqlalchemy.orm import Session, selectinload
 from trainarena.contract import RunStatus
 from trainarena.store.models import AttemptStatus, Competitor, Run, RunAttempt, RunOrigin, TaskRow
 
-__all__ = ["WorkingTree", "cached_reference", "runs_of_tasks", "start_adhoc_run"]
+# How a run ends without a score.
+_ENDED_UNSCORED = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.INVALID)
+
+__all__ = ["WorkingTree", "cached_reference", "failed_reference", "runs_of_tasks", "start_adhoc_run"]
 
 
 @dataclass(frozen=True)
@@ -65,17 +69,28 @@ def cached_reference(session: Session, digest: str, origin: str, seed: int | Non
     ``seed``, the first one run on that seed (the digest leaves the seed out, the definition keeps it).
     The first, so that a run's reference never changes once there: a later one (two computed at once)
     does not displace it."""
+    return next(_references(session, digest, origin, (RunStatus.SUCCEEDED,), seed), None)
+
+
+def failed_reference(session: Session, digest: str, origin: str, seed: int | None = None) -> Run | None:
+    """The latest reference run of ``origin`` on the task with ``digest`` (on ``seed``, when given)
+    that ended without a score (failed, timed out, invalid): why a task has no such reference."""
+    return next(_references(session, digest, origin, _ENDED_UNSCORED, seed, newest_first=True), None)
+
+
+def _references(session: Session, digest: str, origin: str, statuses: tuple[RunStatus, ...], seed: int | None,
+                *, newest_first: bool = False) -> Iterator[Run]:  # fmt: skip
     if origin not in RunOrigin.REFERENCES:
         raise ValueError(f"{origin!r} is not a reference origin; use one of {', '.join(RunOrigin.REFERENCES)}")
     query = (
         select(Run)
         .join(Run.task)
-        .where(TaskRow.digest == digest, Run.origin == origin, Run.status == RunStatus.SUCCEEDED.value)
-        .order_by(Run.id)
+        .where(TaskRow.digest == digest, Run.origin == origin, Run.status.in_([status.value for status in statuses]))
+        .order_by(Run.id.desc() if newest_first else Run.id)
     )
     if seed is None:
-        return session.scalars(query.limit(1)).first()
-    return next((run for run in session.scalars(query) if run.task.definition.get("seed") == seed), None)
+        return iter(session.scalars(query.limit(1)))
+    return (run for run in session.scalars(query) if run.task.definition.get("seed") == seed)
 
 
 def runs_of_tasks(session: Session, digests: list[str]) -> list[Run]:

@@ -9,6 +9,7 @@ ones that wait find the schema done. Nothing here runs at import time.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -136,13 +137,55 @@ def _raise_if_gone(context: ExceptionContext) -> None:
         raise StoreUnavailable(f"the database {url} became unavailable: {_first_line(context.original_exception)}")
 
 
+class _SqliteFileWatch:
+    """Refuses a connection once the SQLite file the store opened was deleted or replaced: SQLite keeps
+    working on the file it has open, so every write after that would be lost without a word. Checked as
+    a connection leaves the pool (each session's transaction: one stat, about a microsecond) and before
+    a new one is made (SQLite would create an empty file in its place). Once refused, always: the file
+    made next may take the old one's inode number."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._identity = self._current()  # None until the first connection creates the file
+        self._refused = False
+
+    def _current(self) -> tuple[int, int] | None:
+        try:
+            found = os.stat(self._path)
+        except FileNotFoundError:
+            return None
+        return found.st_dev, found.st_ino
+
+    def check(self, *_event: Any) -> None:
+        current = self._current() if not self._refused else None
+        if self._identity is None:
+            self._identity = current
+        elif self._refused or current != self._identity:
+            self._refused = True
+            raise StoreUnavailable(f"the database file {self._path} was deleted or replaced while in use; "
+                                   "restart to use the file now at that path")
+
+
+def _watched_file(engine: Engine) -> str | None:
+    """The file of a file-backed SQLite engine; None for in-memory SQLite and servers."""
+    database = engine.url.database
+    if engine.url.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    return database
+
+
 class Store:
     """The record store: an engine plus a session factory. Build one with :func:`open_store`. A database
-    error that says the database went away is StoreUnavailable (``_raise_if_gone``)."""
+    error that says the database went away is StoreUnavailable (``_raise_if_gone``), and so is a SQLite
+    file deleted or replaced under it (``_SqliteFileWatch``)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         event.listen(engine, "handle_error", _raise_if_gone)
+        if (path := _watched_file(engine)) is not None:
+            watch = _SqliteFileWatch(path)
+            event.listen(engine, "do_connect", watch.check)
+            event.listen(engine.pool, "checkout", watch.check)
         # expire_on_commit=False: rows stay readable after the transaction that loaded them ends.
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 

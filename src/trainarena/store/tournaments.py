@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from trainarena.contract import RunStatus
@@ -86,9 +87,10 @@ def get_tournament_by_name(session: Session, name: str) -> Tournament | None:
     return session.scalar(select(Tournament).where(Tournament.name == name))
 
 
-def list_tournaments(session: Session) -> list[Tournament]:
-    """All tournaments, oldest first."""
-    return list(session.scalars(select(Tournament).order_by(Tournament.created_at, Tournament.id)))
+def list_tournaments(session: Session, *, offset: int = 0, limit: int | None = None) -> list[Tournament]:
+    """The tournaments, oldest first: all of them, or ``limit`` after the first ``offset``."""
+    query = select(Tournament).order_by(Tournament.created_at, Tournament.id).offset(offset or None)
+    return list(session.scalars(query if limit is None else query.limit(limit)))
 
 
 def tournament_runs(session: Session, tournament_id: int) -> list[Run]:
@@ -145,35 +147,54 @@ class TournamentSummary:
 
 
 def summarize_tournament(session: Session, tournament: Tournament) -> TournamentSummary:
-    latest = session.scalar(
-        select(Round).where(Round.tournament_id == tournament.id).order_by(Round.index.desc()).limit(1)
-    )
-    counts = (
-        select(func.count(Run.id))
-        .join(Run.task)
-        .join(TaskRow.match)
-        .join(MatchRow.round)
-        .where(Round.tournament_id == tournament.id)
-    )
-    total = session.scalar(counts) or 0
-    done = session.scalar(counts.where(Run.status.in_(FINISHED_RUN_STATUSES))) or 0
-    return TournamentSummary(
-        id=tournament.id,
-        name=tournament.name,
-        kind=tournament.kind,
-        status=tournament.status,
-        seed=tournament.seed,
-        entrants=len(tournament.entrants),
-        round_index=None if latest is None else latest.index,
-        stage=None if latest is None else latest.stage,
-        runs_done=done,
-        runs_total=total,
-        champion_before=None if tournament.champion_before is None else tournament.champion_before.name,
-        champion_after=None if tournament.champion_after is None else tournament.champion_after.name,
-        reason=tournament.outcome_reason,
-        created_at=tournament.created_at,
-        finished_at=tournament.finished_at,
-    )
+    return summarize_tournaments(session, [tournament])[0]
+
+
+def summarize_tournaments(session: Session, tournaments: Sequence[Tournament]) -> list[TournamentSummary]:
+    """Where each of ``tournaments`` stands, in their order. A fixed number of queries, each grouped by
+    tournament, whatever the number of tournaments: a list of them costs one pass over their runs, not
+    a round of queries per tournament."""
+    ids = [tournament.id for tournament in tournaments]
+    if not ids:
+        return []
+    finished = case((Run.status.in_(FINISHED_RUN_STATUSES), 1), else_=0)
+    runs = {tournament_id: (total, done or 0) for tournament_id, total, done in session.execute(
+        select(Round.tournament_id, func.count(Run.id), func.sum(finished))
+        .join(Run.task).join(TaskRow.match).join(MatchRow.round)
+        .where(Round.tournament_id.in_(ids)).group_by(Round.tournament_id))}  # fmt: skip
+    last = (select(Round.tournament_id, func.max(Round.index).label("index"))
+            .where(Round.tournament_id.in_(ids)).group_by(Round.tournament_id).subquery())  # fmt: skip
+    latest = {tournament_id: (index, stage) for tournament_id, index, stage in session.execute(
+        select(Round.tournament_id, Round.index, Round.stage)
+        .join(last, (Round.tournament_id == last.c.tournament_id) & (Round.index == last.c.index)))}  # fmt: skip
+    entrants = {tournament_id: count for tournament_id, count in session.execute(
+        select(TournamentEntrant.tournament_id, func.count(TournamentEntrant.id))
+        .where(TournamentEntrant.tournament_id.in_(ids)).group_by(TournamentEntrant.tournament_id))}  # fmt: skip
+    champion_ids = {c for t in tournaments for c in (t.champion_before_id, t.champion_after_id) if c is not None}
+    names = {competitor_id: name for competitor_id, name in session.execute(
+        select(Competitor.id, Competitor.name).where(Competitor.id.in_(champion_ids)))}  # fmt: skip
+    summaries = []
+    for tournament in tournaments:
+        total, done = runs.get(tournament.id, (0, 0))
+        index, stage = latest.get(tournament.id, (None, None))
+        summaries.append(TournamentSummary(
+            id=tournament.id,
+            name=tournament.name,
+            kind=tournament.kind,
+            status=tournament.status,
+            seed=tournament.seed,
+            entrants=entrants.get(tournament.id, 0),
+            round_index=index,
+            stage=stage,
+            runs_done=done,
+            runs_total=total,
+            champion_before=names.get(tournament.champion_before_id),
+            champion_after=names.get(tournament.champion_after_id),
+            reason=tournament.outcome_reason,
+            created_at=tournament.created_at,
+            finished_at=tournament.finished_at,
+        ))  # fmt: skip
+    return summaries
 
 
 def is_finished(tournament: Tournament) -> bool:

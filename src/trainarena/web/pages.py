@@ -19,9 +19,17 @@ from trainarena.operations.schedule import Create, enabled, kind_facts, next_act
 from trainarena.registry import champion_sources
 from trainarena.reporting.bracket import read_bracket
 from trainarena.reporting.leaderboard import RunLine, build_leaderboard
-from trainarena.reporting.run_detail import short_reason
+from trainarena.reporting.reasons import short_reason
 from trainarena.settings import Settings
-from trainarena.store import StoreError, TournamentStatus, TournamentSummary, get_draw, list_tournaments, summarize_tournament
+from trainarena.store import (
+    StoreError,
+    TournamentStatus,
+    TournamentSummary,
+    get_draw,
+    list_tournaments,
+    summarize_tournament,
+    summarize_tournaments,
+)
 from trainarena.web.account import recent_jobs
 from trainarena.web.charts import boss_margin_svg
 from trainarena.web.templating import not_found_page, render, render_live, settings_of, store_of
@@ -58,7 +66,7 @@ def _next_scheduled(session: Session, settings: Settings, now: datetime) -> list
 
 
 def _running(session: Session) -> list[TournamentSummary]:
-    return [summarize_tournament(session, t) for t in list_tournaments(session) if t.status != TournamentStatus.FINISHED]
+    return summarize_tournaments(session, [t for t in list_tournaments(session) if t.status != TournamentStatus.FINISHED])
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -66,7 +74,7 @@ def home(request: Request) -> HTMLResponse:
     settings = settings_of(request)
     with store_of(request).session() as session:
         tournaments = list_tournaments(session)
-        recent = [summarize_tournament(session, t) for t in reversed(tournaments[-settings.dashboard.recent_tournaments:])]
+        recent = summarize_tournaments(session, tournaments[-settings.dashboard.recent_tournaments:][::-1])
         reigns = _reigning(session, settings)
         code = champion_sources(settings, session, [reign.champion for reign in reigns.values() if reign], fetch=False)
         context = {"reigns": reigns, "code": code, "running_now": _running(session), "recent": recent, "total": len(tournaments),
@@ -79,7 +87,7 @@ def home(request: Request) -> HTMLResponse:
 def tournaments_page(request: Request) -> HTMLResponse:
     """Every tournament, newest first."""
     with store_of(request).session() as session:
-        summaries = [summarize_tournament(session, t) for t in reversed(list_tournaments(session))]
+        summaries = summarize_tournaments(session, list_tournaments(session)[::-1])
     return render(request, "tournaments.html", {"tournaments": summaries})
 
 

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from trainarena.settings import Settings
 from trainarena.store import Store
+from trainarena.wording import counted
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -47,7 +48,7 @@ def commit_url(url: str | None, commit: str | None) -> str | None:
     return f"{base.removesuffix('/').removesuffix('.git')}/commit/{commit}"
 
 
-templates.env.filters.update(score=score, when=when, seconds=seconds)
+templates.env.filters.update(score=score, when=when, seconds=seconds, counted=counted)
 templates.env.globals.update(web_url=web_url, commit_url=commit_url)
 
 

@@ -43,10 +43,10 @@ class RunSummaryOut(BaseModel):
 class ReferenceOut(BaseModel):
     kind: str = Field(description="base_model or house.")
     label: str = Field(description="What the reference is.")
-    run_id: int | None = Field(description="The reference's run (null when missing).")
+    run_id: int | None = Field(description="The reference's run; with `missing`, its failed run (null when it has none).")
     score: float | None = Field(description="The reference's score (null when missing).")
     improvement: float | None = Field(description="This run's relative improvement over it (0.1: 10 % better).")
-    missing: str | None = Field(None, description="Why there is no reference score to compare with: the house script 'not run on this seed' (null otherwise).")
+    missing: str | None = Field(None, description="Why there is no reference score to compare with: the house script 'not run on this seed', or 'failed on this seed (run N: reason)' (null otherwise).")
 
 
 class AttemptOut(BaseModel):

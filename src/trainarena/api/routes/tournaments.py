@@ -22,7 +22,7 @@ from trainarena.engine.model import TournamentKind
 from trainarena.operations.drivers import BackgroundDrivers, DriveRefused, DrivingUnavailable
 from trainarena.operations.history import tournament_detail
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament
-from trainarena.store import StoreError, get_tournament, list_tournaments, summarize_tournament
+from trainarena.store import StoreError, get_tournament, list_tournaments, summarize_tournaments
 
 router = APIRouter(prefix="/v1", tags=["tournaments"], responses=ROLE_RESPONSES)
 
@@ -164,8 +164,10 @@ class StartedOut(BaseModel):
 @router.get("/tournaments", response_model=Page[TournamentSummaryOut], summary="List tournaments, oldest first")
 def list_all(_caller: Competitor, request: Request, window: PageWindow) -> Page[TournamentSummaryOut]:
     with app_store(request).session() as session:
-        tournaments, more = window.page(list_tournaments(session))
-        data = [TournamentSummaryOut(**asdict(summarize_tournament(session, t))) for t in tournaments]
+        # One more than the page holds says whether more follow.
+        tournaments = list_tournaments(session, offset=window.offset, limit=window.limit + 1)
+        tournaments, more = tournaments[:window.limit], len(tournaments) > window.limit
+        data = [TournamentSummaryOut(**asdict(summary)) for summary in summarize_tournaments(session, tournaments)]
     return Page[TournamentSummaryOut](data=data, has_more=more)
 
 

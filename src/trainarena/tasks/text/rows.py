@@ -170,7 +170,7 @@ def accept_dropped(source: str, dropped: list[tuple[int, str]], total: int, rule
     Fewer than ``min_rows`` rows left is refused too."""
     groups = group_dropped(dropped)
     if dropped:  # recorded on the prepared task; the log is for whoever follows along
-        log.info("%s: dropped %d row(s): %s", source, len(dropped), describe_dropped(groups))
+        log.info("%s: dropped %s: %s", source, counted(len(dropped), "row"), describe_dropped(groups))
     if len(dropped) > rules.max_dropped_fraction * total:
         raise DatasetError(
             f"{source}: {len(dropped)} of {total} rows ({len(dropped) / total:.0%}) are unusable, more than the "
