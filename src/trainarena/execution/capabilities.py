@@ -169,7 +169,7 @@ def _uid_per_run_feature(found: tuple[HostUser | None, str] | None) -> Feature:
                        "run the platform as root with sandbox.run_as_pool (a uid per run needs root to hand out)")
     return Feature(name, False, "runs share one uid" if user is not None else "runs are root", False, consequence,
                    "set sandbox.run_as_pool to a range of uids nothing else on the host uses "
-                   "(TRAINARENA_SANDBOX__RUN_AS_POOL='[200000, 64]')")
+                   "(TRAINARENA_SANDBOX__RUN_AS_POOL='[2000000000, 256]', as the compose file does)")
 
 
 _CGROUP_CONSEQUENCES = {

@@ -76,7 +76,7 @@ class SandboxRules(Section):
         "runs stay root and `trainarena doctor` says why. 0: run as root (execution.host_user)."
     )
     run_as_pool: tuple[int, int] | None = Field(
-        None, description="(first uid, count), e.g. [200000, 64]: each sandbox of a root platform takes a host uid of "
+        None, description="(first uid, count), e.g. [2000000000, 256]: each sandbox of a root platform takes a host uid of "
         "its own from this range instead of sharing run_as (leased host-wide, execution.uid_pool), so live runs "
         "cannot signal, trace or write into each other after a sandbox escape and RLIMIT_NPROC counts one run; the "
         "gid stays run_as. Choose uids no user, file or container on the host has (not a /etc/subuid range). "
