@@ -162,6 +162,9 @@ def test_malformed_rows_name_the_row_and_the_column(jobs_client: TestClient, aut
     [
         ("qa.jsonl", b'{"q": "a", "a": "b"}\nnot json at all\n', ("qa.jsonl", "line 2 is not valid JSON")),
         ("qa.jsonl", b"\xff\xfe\x00binary", ("not valid UTF-8",)),
+        # A row longer than the header was stored with a column named "None".
+        ("qa.csv", b"q,a\n" + b"".join(b"q%d,%d\n" % (i, i) for i in range(25)) + b"oops,1,2,3\n",
+         ("qa.csv", "line 27 has 4 fields, the header has 2")),
         ("images.zip", b"PK\x03\x04 but not really a zip", ("images.zip", "not a zip archive")),
         ("qa.txt", b"hello", ("unsupported file type '.txt'",)),
         ("qa.parquet", b"PAR1 not parquet", ("qa.parquet", "cannot read the file")),
