@@ -61,7 +61,7 @@ class TaskIn(RequestBody):
     """A task definition: the keys of a task file (examples/tasks), and the pool to store it in."""
 
     name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="Unique task name.")
-    type: TaskType = Field(description="The task type.")
+    type: TaskType = Field(strict=False, description="The task type.")
     base_model: str = Field(min_length=1, description="A save_pretrained folder on the server (absolute, or relative to the "
                             "data dir), a Hugging Face id, or trainarena:NAME (a built-in asset).")  # fmt: skip
     dataset: dict[str, Any] = Field(description="`source` (a file or folder on the server, or a hub dataset id) and the "
