@@ -197,7 +197,14 @@ def test_an_image_zip_is_checked_as_image_tasks_load_it(jobs_client: TestClient,
             archive.writestr(f"images/{i:04d}.png", png(i))
         archive.writestr("images/0004.png", b"\x89PNG but truncated")
         archive.writestr("captions.jsonl", lines)
-    refused(upload(jobs_client, auth["customer"], "faces.zip", undecodable.getvalue()), 422, "image images/0004.png is unreadable")
+    unreadable = refused(upload(jobs_client, auth["customer"], "faces.zip", undecodable.getvalue()), 422, "image images/0004.png is unreadable")
+    # No field_mapping was sent: the problem is the file's (it was laid at "field_mapping").
+    assert unreadable["details"]["field"] == "file"
+    uncaptioned = io.BytesIO()
+    with zipfile.ZipFile(uncaptioned, "w") as archive:
+        archive.writestr("images/0001.png", png(1))
+    no_captions = refused(upload(jobs_client, auth["customer"], "nocap.zip", uncaptioned.getvalue()), 422, "nocap.zip", "captions")
+    assert no_captions["details"]["field"] == "file"
     assert leftovers(api_settings) == [f"{body['id']}.zip"]
 
 
