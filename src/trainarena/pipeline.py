@@ -46,6 +46,7 @@ from trainarena.tasks.base import DatasetError, PreparedTask, TaskDefinition, Ta
 from trainarena.tasks.builtin_assets import model_name_for_script
 from trainarena.tasks.child_evaluation import evaluation_scope
 from trainarena.tasks.secret_split import split_settings
+from trainarena.tasks.text.hub_rows import HUB_UNREACHABLE, hub_cut_off
 from trainarena.tasks.warm_evaluation import WarmEvaluator
 
 _PREPARED_MARKER = "prepared.json"
@@ -57,6 +58,8 @@ def resolve_base_model(base_model: str) -> Path:
     local = Path(base_model).expanduser()
     if local.is_dir():
         return local.resolve()
+    if hub_cut_off():
+        raise DatasetError(f"base model {base_model!r}: no local folder of that name, and {HUB_UNREACHABLE}")
     from huggingface_hub import snapshot_download  # only for hub ids: keeps local runs import-light
 
     try:

@@ -85,6 +85,37 @@ def test_a_body_key_a_route_does_not_take_is_422_naming_it_and_the_keys_it_takes
             assert refused.status_code == 422 and refused.json()["error"]["details"].get("unknown"), (path, refused.text)
 
 
+@pytest.mark.parametrize(
+    ("role", "path", "body", "where"),
+    [
+        ("customer", "/v1/jobs", {"seed": True}, "body.seed"),
+        ("customer", "/v1/jobs", {"seed": "3"}, "body.seed"),
+        ("customer", "/v1/jobs", {"validation_share": "0.1"}, "body.validation_share"),
+        ("customer", "/v1/jobs", {"validation_share": False}, "body.validation_share"),
+        ("operator", "/v1/tasks/check", {"budget_seconds": "10"}, "body.budget_seconds"),
+        ("operator", "/v1/tasks/check", {"seed": False}, "body.seed"),
+        ("operator", "/v1/tasks", {"seed": True}, "body.seed"),
+        ("operator", "/v1/tournaments", {"seed": "7"}, "body.seed"),
+    ],
+)
+def test_a_boolean_or_a_string_is_not_a_number_in_a_body(empty_api: Api, role: str, path: str, body: dict, where: str) -> None:
+    """As in a task file (`seed must be an integer, got True`): lax parsing took ``true`` as seed 1
+    and ``"10"`` as a budget, and the job or task was made."""
+    base = {"/v1/jobs": {"task_type": "instruct", "base_model": "trainarena:tiny_llama", "file_id": "file-x"},
+            "/v1/tournaments": {"kind": "text", "pool": "p"}}.get(path, {"name": "t", "type": "instruct",
+                                                                       "base_model": "trainarena:tiny_llama", "dataset": {}})  # fmt: skip
+    with empty_api.client() as client:
+        refused = _error(client.post(path, json={**base, **body}, headers=empty_api.auth(role)), 422, "invalid_request")
+    assert [p["where"] for p in refused["details"]["problems"]] == [where]
+
+
+def test_a_whole_number_is_a_number_where_a_fraction_is_taken(empty_api: Api) -> None:
+    job = {"task_type": "instruct", "base_model": "trainarena:tiny_llama", "file_id": "file-x", "validation_share": 0}
+    with empty_api.client() as client:
+        passed = _error(client.post("/v1/jobs", json=job, headers=empty_api.auth("customer")), 422, "invalid_request")
+    assert passed["details"] == {"field": "file_id"}  # the body was taken; only the file is missing
+
+
 def test_a_body_not_sent_as_json_is_415_and_one_that_does_not_parse_says_where(empty_api: Api) -> None:
     """`curl -d` without a Content-Type sends a form: it was answered "Input should be a valid dictionary
     or object to extract fields from"; a body that did not parse was placed at "body.13"."""

@@ -162,6 +162,9 @@ def test_malformed_rows_name_the_row_and_the_column(jobs_client: TestClient, aut
     [
         ("qa.jsonl", b'{"q": "a", "a": "b"}\nnot json at all\n', ("qa.jsonl", "line 2 is not valid JSON")),
         ("qa.jsonl", b"\xff\xfe\x00binary", ("not valid UTF-8",)),
+        # A row longer than the header was stored with a column named "None".
+        ("qa.csv", b"q,a\n" + b"".join(b"q%d,%d\n" % (i, i) for i in range(25)) + b"oops,1,2,3\n",
+         ("qa.csv", "line 27 has 4 fields, the header has 2")),
         ("images.zip", b"PK\x03\x04 but not really a zip", ("images.zip", "not a zip archive")),
         ("qa.txt", b"hello", ("unsupported file type '.txt'",)),
         ("qa.parquet", b"PAR1 not parquet", ("qa.parquet", "cannot read the file")),
@@ -194,7 +197,14 @@ def test_an_image_zip_is_checked_as_image_tasks_load_it(jobs_client: TestClient,
             archive.writestr(f"images/{i:04d}.png", png(i))
         archive.writestr("images/0004.png", b"\x89PNG but truncated")
         archive.writestr("captions.jsonl", lines)
-    refused(upload(jobs_client, auth["customer"], "faces.zip", undecodable.getvalue()), 422, "image images/0004.png is unreadable")
+    unreadable = refused(upload(jobs_client, auth["customer"], "faces.zip", undecodable.getvalue()), 422, "image images/0004.png is unreadable")
+    # No field_mapping was sent: the problem is the file's (it was laid at "field_mapping").
+    assert unreadable["details"]["field"] == "file"
+    uncaptioned = io.BytesIO()
+    with zipfile.ZipFile(uncaptioned, "w") as archive:
+        archive.writestr("images/0001.png", png(1))
+    no_captions = refused(upload(jobs_client, auth["customer"], "nocap.zip", uncaptioned.getvalue()), 422, "nocap.zip", "captions")
+    assert no_captions["details"]["field"] == "file"
     assert leftovers(api_settings) == [f"{body['id']}.zip"]
 
 

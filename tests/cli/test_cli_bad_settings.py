@@ -27,6 +27,9 @@ def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *
                                                        "not a duration (seconds, or ISO 8601 such as P14D or PT10M)"),
         ("TRAINARENA_SCHEDULE__TEXT_EVERY", "P0D", "error: TRAINARENA_SCHEDULE__TEXT_EVERY='P0D' (setting schedule.text_every): "
                                                    "Input should be greater than 0 seconds"),
+        # A date past year 9999 was an OverflowError traceback from serve's schedule (latest + every).
+        ("TRAINARENA_SCHEDULE__TEXT_EVERY", "P99999Y", "error: TRAINARENA_SCHEDULE__TEXT_EVERY='P99999Y' (setting schedule.text_every): "
+                                                       "Input should be less than or equal to 3650 days"),
         ("TRAINARENA_SCHEDULE__ANCHOR", "notadate", "error: TRAINARENA_SCHEDULE__ANCHOR='notadate' (setting schedule.anchor): not a time"),
         ("TRAINARENA_RULES__BOSS_MARGIN", "abc", "error: TRAINARENA_RULES__BOSS_MARGIN='abc' (setting rules.boss_margin): Input should be a valid number"),
         ("TRAINARENA_SCHEDULE", "notjson", "error: TRAINARENA_SCHEDULE (setting schedule): not valid JSON"),

@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from trainarena.cli import app
-from trainarena.engine import Stage, simulate
+from trainarena.engine import MAX_SIMULATED_ENTRANTS, Stage, simulate
 from trainarena.settings import TournamentRules, WeightRules
 
 RULES, WEIGHTS = TournamentRules(), WeightRules()
@@ -40,6 +40,18 @@ def test_rejects_bad_arguments():
         simulate(5, 0, -0.1, 0.0, RULES, WEIGHTS)
     with pytest.raises(ValueError, match="champion_edge"):
         simulate(5, 0, 0.1, 1.0, RULES, WEIGHTS)
+    with pytest.raises(ValueError, match=f"entrants must be from 0 to {MAX_SIMULATED_ENTRANTS:,}, got -5"):
+        simulate(-5, 0, 0.1, 0.0, RULES, WEIGHTS)
+
+
+def test_the_cli_refuses_more_entrants_than_the_maximum_before_playing():
+    """100,000,000 entrants grew memory without bound until the process was killed."""
+    result = CliRunner().invoke(app, ["tournament", "simulate", "--entrants", str(MAX_SIMULATED_ENTRANTS + 1), "--seed", "1"],
+                                env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == 2 and "Invalid value for '--entrants'" in result.output
+    assert f"{MAX_SIMULATED_ENTRANTS:,}" in CliRunner().invoke(app, ["tournament", "simulate", "--help"], env={"COLUMNS": "200"}).output
+    with pytest.raises(ValueError, match=f"got {MAX_SIMULATED_ENTRANTS + 1}"):
+        simulate(MAX_SIMULATED_ENTRANTS + 1, 0, 0.1, 0.0, RULES, WEIGHTS)
 
 
 def test_ten_thousand_entrants_stays_linear():

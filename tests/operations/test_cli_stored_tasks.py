@@ -50,9 +50,11 @@ def test_add_from_a_task_file_and_refusals_name_the_problem(operator_data: Opera
     renamed = _invoke("task", "add", "from-file-2", "--file", str(task_file), "--json")
     assert renamed.exit_code == 0, renamed.output
     assert json.loads(renamed.output)["name"] == "from-file-2"
-    # --budget with --file is the task's budget, as NAME is its name (it was dropped without a word).
-    shorter = _invoke("task", "add", "from-file-3", "--file", str(task_file), "--budget", "2.5", "--json")
+    # --budget and --seed with --file are the task's, as NAME is its name (--budget was dropped without a word).
+    shorter = _invoke("task", "add", "from-file-3", "--file", str(task_file), "--budget", "2.5", "--seed", "9", "--json")
     assert shorter.exit_code == 0 and json.loads(shorter.output)["budget_seconds"] == 2.5
+    with open_store(operator_data.settings) as store, store.session() as session:
+        assert get_stored_task(session, "from-file-3").definition["seed"] == 9
     assert {row["name"] for row in json.loads(_invoke("task", "list", "--stored", "--json").output)} == {"from-file", "from-file-2", "from-file-3"}
     mixed = _invoke("task", "add", "x", "--file", str(task_file), "--type", "instruct")
     assert mixed.exit_code == 1 and "not both" in mixed.output
@@ -61,6 +63,20 @@ def test_add_from_a_task_file_and_refusals_name_the_problem(operator_data: Opera
     assert bad_column.exit_code == 1 and "missing column 'nope'" in bad_column.output
     missing = _invoke("task", "add", "x", "--type", "instruct", "--dataset", "rows.jsonl")
     assert missing.exit_code == 1 and "--base-model" in missing.output
+
+
+def test_flags_take_the_task_files_seed_and_their_messages_name_no_made_up_file(operator_data: OperatorData) -> None:
+    """``--seed 3`` was taken for a dataset key ("dataset spec: unknown key(s) ['seed']"), and a flag's
+    problem was named after a file that does not exist ("/cwd/task add flags: base_model: ...")."""
+    flags = ("--type", "instruct", "--base-model", "model", "--dataset", "rows.jsonl", "--field-instruction", "q", "--field-output", "a")
+    assert _invoke("task", "add", "seeded", *flags, "--seed", "3").exit_code == 0
+    with open_store(operator_data.settings) as store, store.session() as session:
+        assert get_stored_task(session, "seeded").definition["seed"] == 3
+    negative = _invoke("task", "add", "negative", *flags, "--seed", "-1")
+    assert negative.exit_code == 2 and "Invalid value for '--seed'" in negative.output
+    image = _invoke("task", "add", "pictures", "--type", "image", "--base-model", "trainarena:tiny_llama", "--dataset", "rows.jsonl")
+    assert image.exit_code == 1 and image.output.startswith("error: base_model: 'trainarena:tiny_llama' is a built-in text model")
+    assert "task add flags" not in image.output
 
 
 def test_an_infinite_budget_is_refused_and_a_stored_one_does_not_break_the_listings(operator_data: OperatorData) -> None:

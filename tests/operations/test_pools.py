@@ -129,7 +129,7 @@ def test_removing_the_last_task_of_a_pool_removes_the_pool(operator_data: Operat
 
 @pytest.mark.parametrize("budget", [float("inf"), float("nan"), 0.0])
 def test_flags_are_checked_as_a_task_file_is(tmp_path: Path, budget: float) -> None:
-    with pytest.raises(TaskFileError, match=f"task add flags: budget_seconds must be a positive number, got {budget}"):
+    with pytest.raises(TaskFileError, match=f"^budget_seconds must be a positive number, got {budget}$"):
         task_from_flags("t", "instruct", "model", {"source": "rows.jsonl", **FIELDS}, budget)
 
 

@@ -37,6 +37,22 @@ def test_an_unreachable_hub_fails_at_once_naming_both_readings(monkeypatch: pyte
     assert str(refused.value).startswith(f"{BOTH_READINGS}: the Hub cannot be reached from this host (set HF_HUB_OFFLINE=1")
 
 
+def test_a_base_model_named_by_hub_id_gets_the_same_one_line_when_the_hub_is_unreachable(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # fmt: skip
+    """It was the hub library's multi-line "ConnectError ... Please check your internet connection"."""
+    import huggingface_hub
+
+    from trainarena.pipeline import resolve_base_model
+
+    _unreachable_hub(monkeypatch)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", _never_loaded)
+    monkeypatch.chdir(tmp_path)  # no folder someorg/somemodel here
+    with pytest.raises(DatasetError) as refused:
+        resolve_base_model("someorg/somemodel")
+    assert str(refused.value) == (f"base model 'someorg/somemodel': no local folder of that name, and {hub_rows.HUB_UNREACHABLE}")
+    assert hub_rows.HUB_UNREACHABLE.startswith("the Hub cannot be reached from this host (set HF_HUB_OFFLINE=1")
+
+
 def test_the_local_reading_names_the_path_looked_for_where_the_task_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
     """A task file's folder, or the stand-in's (the data dir for an API body): not "beside the task
     file" where there is none."""

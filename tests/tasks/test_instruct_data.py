@@ -114,6 +114,29 @@ def test_unreadable_files_are_named(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        # An extra field: DictReader filed it under a column named None and the row trained.
+        ('q,i,a\nx,,1\n"two\nlines",,2\ny,,3,extra\nz,,4\n', "line 5 has 4 fields, the header has 3"),
+        # A missing field: it read as a null the file does not have.
+        ("q,i,a\nx,,1\n\ny,2\n", "line 4 has 2 fields, the header has 3"),
+        ("q,i,a\nx,,1\ny\n", "line 3 has 1 field, the header has 3"),
+    ],
+)
+def test_a_csv_row_that_does_not_match_the_header_is_named_by_its_line(tmp_path, content, message):
+    path = tmp_path / "ragged.csv"
+    path.write_text(content)
+    with pytest.raises(DatasetError, match=f"ragged.csv: {message}$"):
+        load_rows(spec_for(path), DataRules())
+
+
+def test_csv_rows_keep_quoted_newlines_and_skip_blank_lines(tmp_path):
+    path = tmp_path / "quoted.csv"
+    path.write_text('q,i,a\n"two\nlines",,1\n\nb,,2\n')
+    assert load_rows(spec_for(path), DataRules()) == [{"q": "two\nlines", "i": "", "a": "1"}, {"q": "b", "i": "", "a": "2"}]
+
+
+@pytest.mark.parametrize(
     ("suffix", "lines"),
     [
         (".jsonl", ['{"q": "a", "i": "", "a": "1"}', '{"q": "b", "i": "", "a": "2"}', '{"q": "caf\xe9", "i": "", "a": "3"}']),

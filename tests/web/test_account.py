@@ -96,6 +96,16 @@ def test_a_sign_in_form_posted_from_elsewhere_is_refused_and_signs_nobody_in(cli
     assert own.status_code == 303 and _key_cookies(own)  # this site's Origin and the form's token: signed in
 
 
+def test_a_sign_in_post_without_the_form_gets_the_form_and_its_error(client: TestClient) -> None:
+    """It was a 404 page, "There is no page at /signin.", as the missing ``key`` failed validation."""
+    for options in ({}, {"json": {}}, {"data": {"form_token": "x"}}):
+        answer = client.post("/signin", **options, follow_redirects=False)
+        assert answer.status_code == 403, options
+        assert "This sign-in form expired or came from another site" in text_of(answer.text) and not _key_cookies(answer)
+    empty = client.post("/signin", data={"key": "  ", "form_token": form_token(client.get("/signin").text)}, follow_redirects=False)
+    assert empty.status_code == 400 and "Enter an API key to sign in." in text_of(empty.text) and not _key_cookies(empty)
+
+
 def test_the_own_form_posted_with_an_opaque_origin_signs_in(client: TestClient) -> None:
     """Under ``Referrer-Policy: no-referrer`` (a hardening proxy's default) a browser sends ``Origin: null``
     with this site's own form: the token decides, as without an Origin."""

@@ -18,9 +18,12 @@ from trainarena.api.strict_query import schema_operation
 
 
 class RequestBody(BaseModel):
-    """The base of every JSON body a route reads: unknown keys are errors."""
+    """The base of every JSON body a route reads: unknown keys are errors, and values are of the type
+    they name, as the task-file rules have them: ``true`` or ``"10"`` is not a number (pydantic's lax
+    mode took them as 1 and 10). FastAPI checks the parsed JSON as Python objects, so a field JSON can
+    only send as a string (an enum member, a time) is marked ``Field(strict=False)`` to be parsed from it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # A body this short may be read to see whether it is an empty JSON object; a longer one is refused unread.

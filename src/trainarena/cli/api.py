@@ -20,10 +20,12 @@ from trainarena.execution import SandboxUnavailable
 from trainarena.jobs import TOURNAMENT, DeviceGate, GatedBackend, JobWorker
 from trainarena.operations.drivers import BackgroundDrivers
 from trainarena.settings import Settings
+from trainarena.settings.service import PORT_ANY, PORT_MAX
 from trainarena.store import Store
 
 HostOption = Annotated[str | None, typer.Option("--host", help="Address to listen on; default settings api.host (127.0.0.1).")]
-PortOption = Annotated[int | None, typer.Option("--port", help="Port to listen on; default settings api.port (8000).")]
+PortOption = Annotated[int | None, typer.Option("--port", min=PORT_ANY, max=PORT_MAX,
+                                               help="Port to listen on (0: any free port); default settings api.port (8000).")]
 
 # What a stop signal says: the first lets the step under way finish; a second leaves at once.
 STOPPING = "{signal}: stopping after the current step (again to stop at once)"

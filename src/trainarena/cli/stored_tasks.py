@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, fail, print_fields, seconds_text
+from trainarena.contract import SEED_MAX
 from trainarena.operations.pools import TaskRefused, add_task, stored_task_json, task_from_flags
 from trainarena.settings import Settings
 from trainarena.store import StoredTask, get_stored_task, list_stored_tasks, open_store, remove_stored_task
@@ -64,6 +65,7 @@ def add_command(
     base_model: Annotated[str | None, typer.Option("--base-model", help="A save_pretrained folder or a Hugging Face model id.")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="JSONL, JSON, CSV or Parquet file, a save_to_disk folder, an image folder or zip, or a hub dataset id.")] = None,
     budget: Annotated[float | None, typer.Option("--budget", min=0.001, help="Training budget in seconds (with --file: instead of the file's; without: default settings pools.default_budget_seconds).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, max=SEED_MAX, help="The seed handed to the script (with --file: instead of the file's; without: default 0).")] = None,
     task_file: Annotated[Path | None, typer.Option("--file", help="A task file (TOML or JSON) instead of the flags.")] = None,
     pool: Annotated[str | None, typer.Option("--pool", help="The pool to add it to (default: text or image, by the task's kind).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the stored task as JSON.")] = False,
@@ -76,13 +78,15 @@ def add_command(
             spec = read_task_file(task_file)
             if name:  # the same file again under a new name: a drawn task's split seed is spent
                 spec = replace(spec, name=name)
-            if budget is not None:  # as NAME renames the file's task, --budget sets its budget
+            if budget is not None:  # as NAME renames the file's task, --budget and --seed set its own
                 spec = replace(spec, budget_seconds=budget)
+            if seed is not None:
+                spec = replace(spec, seed=seed)
         else:
             if not (name and task_type and base_model and dataset):
                 raise TaskFileError("give NAME, --type, --base-model and --dataset (or --file TASK_FILE)")
             fields = {"source": dataset, **dataset_flags(context.args)}
-            spec = task_from_flags(name, task_type, base_model, fields, budget or settings.pools.default_budget_seconds)
+            spec = task_from_flags(name, task_type, base_model, fields, budget or settings.pools.default_budget_seconds, seed)
     except TaskFileError as error:
         raise fail(str(error), json_output, name=name) from None
     with open_store(settings) as store, store.transaction() as session:

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from trainarena.cli import pool_tournaments
 from trainarena.engine import (
+    MAX_SIMULATED_ENTRANTS,
     BossDecision,
     PlayedMatch,
     PlayedRound,
@@ -36,7 +37,8 @@ WEIGHT_ROWS_SHOWN = 10
 
 @app.command("simulate")
 def simulate_command(
-    entrants: Annotated[int, typer.Option("--entrants", min=0, help="Simulated competitors.")],
+    entrants: Annotated[int, typer.Option("--entrants", min=0, max=MAX_SIMULATED_ENTRANTS,
+                                          help=f"Simulated competitors, at most {MAX_SIMULATED_ENTRANTS:,}.")],
     seed: Annotated[int, typer.Option("--seed", help="Tournament seed: same seed, same tournament.")],
     noise: Annotated[float, typer.Option("--noise", min=0.0, help="Relative per-task score noise (0.03 = 3%).")] = 0.03,
     champion_edge: Annotated[

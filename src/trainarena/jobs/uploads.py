@@ -134,7 +134,9 @@ def _check_images(path: Path, filename: str, fmt: str, settings: Settings, field
         members = check_zip(path, filename, settings.api)
     if members == 0:
         raise InvalidInput(f"{filename}: the zip is empty", field="file")
-    report = check_dataset(settings, TaskType.IMAGE, path, filename, field_mapping or DEFAULT_IMAGE_MAPPING, base_model="")
+    # Without a mapping sent, the default one cannot be what is wrong: the problem is laid at the file.
+    report = check_dataset(settings, TaskType.IMAGE, path, filename, field_mapping or DEFAULT_IMAGE_MAPPING, base_model="",
+                           field="field_mapping" if field_mapping else "file")  # fmt: skip
     return CheckedFile(IMAGE, fmt, report.train_rows + report.hidden_rows, ())
 
 
@@ -146,9 +148,10 @@ def parse_task_type(value: str) -> TaskType:
 
 
 def check_dataset(settings: Settings, task_type: TaskType, path: Path, filename: str, field_mapping: dict[str, Any],
-                  base_model: str) -> TaskCheck:  # fmt: skip
+                  base_model: str, field: str = "field_mapping") -> TaskCheck:  # fmt: skip
     """Prepare the file as a ``task_type`` task with ``field_mapping`` into a scratch folder (``task
-    check``); InvalidInput naming the field mapping, the row and the column when it cannot be."""
+    check``); InvalidInput naming ``field`` (the request's part a problem is laid at), the row and the
+    column when it cannot be."""
     if not isinstance(field_mapping, dict) or "source" in field_mapping or "split" in field_mapping:
         raise InvalidInput("field_mapping must be an object of the task type's dataset fields (without 'source' or "
                            "'split': the file is the source, all of it)", field="field_mapping")  # fmt: skip
@@ -159,7 +162,7 @@ def check_dataset(settings: Settings, task_type: TaskType, path: Path, filename:
                                "(settings jobs.field_mapping_text_max_chars); shorten it", field="field_mapping", limit=longest)  # fmt: skip
     task = TaskDefinition(name=f"upload-{filename}", task_type=task_type, base_model=base_model,
                           dataset={**field_mapping, "source": str(path)}, budget_seconds=1.0)  # fmt: skip
-    with _named(path, filename, field="field_mapping"):
+    with _named(path, filename, field=field):
         return check_task(task, settings)
 
 

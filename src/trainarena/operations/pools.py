@@ -38,7 +38,8 @@ from trainarena.tasks.text.rows import load_rows
 
 # Files that say a folder is a loadable model: a transformers model or a diffusers pipeline.
 MODEL_CONFIG_FILES = ("config.json", "model_index.json")
-FLAGS_SOURCE = "task add flags"  # stands in for a task file's name in messages about flags
+# Where a task given as flags is as if written: relative names are read in the working directory.
+FLAGS_SOURCE = "task add flags"
 
 
 class TaskRefused(ValueError):
@@ -53,7 +54,8 @@ def task_kind(task_type: TaskType) -> str:
     return "image" if task_type is TaskType.IMAGE else "text"
 
 
-def task_from_flags(name: str, task_type: str, base_model: str, dataset: dict[str, Any], budget_seconds: float) -> TaskFile:
+def task_from_flags(name: str, task_type: str, base_model: str, dataset: dict[str, Any], budget_seconds: float,
+                    seed: int | None = None) -> TaskFile:
     """A task given as flags, as if written in a task file in the working directory (relative paths
     are read against it)."""
     try:
@@ -64,8 +66,9 @@ def task_from_flags(name: str, task_type: str, base_model: str, dataset: dict[st
         raise TaskFileError("--dataset is required: a local file or folder, or a Hugging Face dataset id")
     dataset = {key: _json_flag(key, value) if key in STRUCTURED_KEYS else value for key, value in dataset.items()}
     # The task file's checks, so a flag cannot give what a file may not (e.g. an infinite budget).
-    data = {"name": name, "type": kind.value, "base_model": base_model, "dataset": dataset, "budget_seconds": budget_seconds}
-    return task_file_from_data(Path.cwd() / FLAGS_SOURCE, data)
+    data = {"name": name, "type": kind.value, "base_model": base_model, "dataset": dataset, "budget_seconds": budget_seconds,
+            **({} if seed is None else {"seed": seed})}  # fmt: skip
+    return task_file_from_data(Path.cwd() / FLAGS_SOURCE, data, written=False)
 
 
 def _json_flag(key: str, value: Any) -> Any:

@@ -10,7 +10,12 @@ from pydantic import Field, SecretStr, model_validator
 
 from trainarena.settings.fields import AbsolutePath, Duration, Section, UtcDateTime
 
-__all__ = ["LeaseRules", "PoolRules", "ScheduleRules"]
+__all__ = ["LONGEST_SCHEDULE_INTERVAL", "LeaseRules", "PoolRules", "ScheduleRules"]
+
+# The longest interval or shift of the schedule: ten years is beyond any tournament cadence, and keeps
+# the grid's due times (anchor + offset + k * every) far inside the calendar, where a date past year
+# 9999 is an OverflowError in the middle of serving.
+LONGEST_SCHEDULE_INTERVAL = timedelta(days=3650)
 
 
 class LeaseRules(Section):
@@ -66,11 +71,11 @@ class ScheduleRules(Section):
         datetime(2025, 7, 21, tzinfo=UTC), description="Origin of the grid of due times (ISO time, UTC when no zone "
         "is given); the default is the Monday the seed's tournaments began."
     )
-    text_every: Duration = Field(timedelta(days=14), gt=timedelta(0), description="Time between text tournaments "
+    text_every: Duration = Field(timedelta(days=14), gt=timedelta(0), le=LONGEST_SCHEDULE_INTERVAL, description="Time between text tournaments "
                                   "(seconds or ISO 8601, e.g. P14D; a few seconds in tests).")
-    image_every: Duration = Field(timedelta(days=14), gt=timedelta(0), description="Time between image tournaments.")
+    image_every: Duration = Field(timedelta(days=14), gt=timedelta(0), le=LONGEST_SCHEDULE_INTERVAL, description="Time between image tournaments.")
     image_offset: Duration = Field(
-        timedelta(days=7), ge=timedelta(0), description="How far the image grid is shifted from the text grid: a week, "
+        timedelta(days=7), ge=timedelta(0), le=LONGEST_SCHEDULE_INTERVAL, description="How far the image grid is shifted from the text grid: a week, "
         "so a text and an image tournament alternate."
     )
     text_pool: str = Field("text", min_length=1, description="The task pool text tournaments draw from.")
@@ -78,7 +83,7 @@ class ScheduleRules(Section):
     text_enabled: bool = Field(True, description="Whether serve creates and drives text tournaments.")
     image_enabled: bool = Field(True, description="Whether serve creates and drives image tournaments.")
     retry_after_fault: Duration = Field(
-        timedelta(minutes=10), gt=timedelta(0), description="After a fault while driving or creating a tournament "
+        timedelta(minutes=10), gt=timedelta(0), le=LONGEST_SCHEDULE_INTERVAL, description="After a fault while driving or creating a tournament "
         "(the platform broke, not a competitor), how long serve leaves that kind before trying again, and how long "
         "it waits to read the schedule again after the store failed; a refused creation (pool too small, nobody can "
         "enter) is tried again at the next due time."

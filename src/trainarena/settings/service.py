@@ -9,7 +9,11 @@ from pydantic import Field, SecretStr, model_validator
 
 from trainarena.settings.fields import Duration, Section
 
-__all__ = ["ApiRules", "DashboardRules", "JobRules", "RegistryRules"]
+__all__ = ["ApiRules", "DashboardRules", "JobRules", "RegistryRules", "PORT_ANY", "PORT_MAX"]
+
+# The TCP port range: 0 asks the system for any free port, 65535 is the largest a socket can bind.
+PORT_ANY = 0
+PORT_MAX = 65535
 
 
 class ApiRules(Section):
@@ -17,7 +21,7 @@ class ApiRules(Section):
     send (docs/api.md)."""
 
     host: str = Field("127.0.0.1", description="Address the API listens on (0.0.0.0 to accept other machines).")
-    port: int = Field(8000, ge=0, le=65535, description="TCP port of the API (0: any free port).")
+    port: int = Field(8000, ge=PORT_ANY, le=PORT_MAX, description="TCP port of the API (0: any free port).")
     rate_limit_per_minute: int = Field(
         600, ge=1, description="Requests one API key may make per minute (a token bucket that refills evenly); "
         "past it the API answers 429 with Retry-After."

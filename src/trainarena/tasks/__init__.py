@@ -98,6 +98,18 @@ class TaskFile:
     dataset: dict[str, Any]
     budget_seconds: float
     seed: int
+    # False for a task given whole (`task add` flags, an API body): ``path`` then only places its relative
+    # names, and messages name no file, where they named a made-up one ("/srv/task add flags: ...").
+    written: bool = True
+
+    @property
+    def where(self) -> str:
+        """What a message about this task starts with: the file's path, or nothing."""
+        return _where(self.path, self.written)
+
+
+def _where(path: Path, written: bool) -> str:
+    return f"{path}: " if written else ""
 
 
 def load_task_file(path: Path, settings: Settings | None = None) -> TaskDefinition:
@@ -127,30 +139,32 @@ def read_task_file(path: Path) -> TaskFile:
     return task_file_from_data(path, _parse(path))
 
 
-def task_file_from_data(path: Path, data: dict[str, Any]) -> TaskFile:
-    """A task file's content (``data``, parsed from ``path`` or given whole, e.g. in an API request
-    body; relative paths in it are read against ``path``'s folder), checked key by key."""
+def task_file_from_data(path: Path, data: dict[str, Any], *, written: bool = True) -> TaskFile:
+    """A task file's content (``data``, parsed from the file ``path``, or given whole with ``written``
+    False, e.g. in an API request body; relative paths in it are read against ``path``'s folder), checked
+    key by key."""
+    where = _where(path, written)
     unknown = sorted(set(data) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if unknown or missing:
-        raise TaskFileError(f"{path}: missing {missing}, unknown {unknown}; keys: {list(REQUIRED_KEYS + OPTIONAL_KEYS)}")
+        raise TaskFileError(f"{where}missing {missing}, unknown {unknown}; keys: {list(REQUIRED_KEYS + OPTIONAL_KEYS)}")
     try:
         task_type = TaskType(data["type"])
     except ValueError:
-        raise TaskFileError(f"{path}: type '{data['type']}' is not one of {[t.value for t in TaskType]}") from None
+        raise TaskFileError(f"{where}type '{data['type']}' is not one of {[t.value for t in TaskType]}") from None
     budget, seed = data["budget_seconds"], data.get("seed", DEFAULT_SEED)
     if (problem := budget_problem(budget)) is not None:
-        raise TaskFileError(f"{path}: {problem}")
+        raise TaskFileError(f"{where}{problem}")
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TaskFileError(f"{path}: seed must be an integer, got {seed!r}")
+        raise TaskFileError(f"{where}seed must be an integer, got {seed!r}")
     if not 0 <= seed <= SEED_MAX:
-        raise TaskFileError(f"{path}: seed must be from 0 to {SEED_MAX}, got {seed}")
+        raise TaskFileError(f"{where}seed must be from 0 to {SEED_MAX}, got {seed}")
     if not isinstance(data["dataset"], dict):
-        raise TaskFileError(f"{path}: dataset must be a table/object")
+        raise TaskFileError(f"{where}dataset must be a table/object")
     for key in ("name", "base_model"):
         if not isinstance(data[key], str) or not data[key]:
-            raise TaskFileError(f"{path}: {key} must be a non-empty string, got {data[key]!r}")
-    return TaskFile(path, data["name"], task_type, data["base_model"], dict(data["dataset"]), float(budget), seed)
+            raise TaskFileError(f"{where}{key} must be a non-empty string, got {data[key]!r}")
+    return TaskFile(path, data["name"], task_type, data["base_model"], dict(data["dataset"]), float(budget), seed, written)
 
 
 def budget_problem(budget: Any) -> str | None:
@@ -164,7 +178,7 @@ def budget_problem(budget: Any) -> str | None:
 def resolve_task_file(task_file: TaskFile, settings: Settings | None = None) -> TaskDefinition:
     """The definition a run uses: ``base_model`` and ``dataset.source`` as absolute paths (or hub ids).
     Built-in asset names are all checked before any asset is built."""
-    path, task_type = task_file.path, task_file.task_type
+    task_type = task_file.task_type
     kind = builtin_assets.IMAGE if task_type is TaskType.IMAGE else builtin_assets.TEXT
     dataset = dict(task_file.dataset)
     source = dataset.get("source")
@@ -177,12 +191,12 @@ def resolve_task_file(task_file: TaskFile, settings: Settings | None = None) -> 
             try:
                 assets[key] = builtin_assets.find_builtin(value, role=role, kind=kind)
             except builtin_assets.BuiltinAssetError as error:
-                raise TaskFileError(f"{path}: {key}: {error}") from None
+                raise TaskFileError(f"{task_file.where}{key}: {error}") from None
 
     def place(key: str, *, hub: bool) -> str:
         if key in assets:
             return str(builtin_assets.builtin_path(assets[key], (settings or Settings()).assets_dir))
-        return _local_or_hub(path, key, named[key][0], hub=hub)
+        return _local_or_hub(task_file, key, named[key][0], hub=hub)
 
     if "dataset.source" in named:
         # Image datasets are local folders or zips only; text datasets may be hub ids.
@@ -231,16 +245,16 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 _LOCAL_SUFFIXES = (*FILE_SUFFIXES, ".zip")  # dataset files, or a zip of captioned images
 
 
-def _local_or_hub(task_file: Path, key: str, value: str, *, hub: bool) -> str:
+def _local_or_hub(task_file: TaskFile, key: str, value: str, *, hub: bool) -> str:
     """A local path as an absolute path, relative ones read against the task file's folder; a hub id
     (where ``hub`` allows one) kept as written. A relative value is a hub id only when nothing of that
     name is beside the task file, it has the shape of one and no dataset file suffix: ``org/name``
     stays an id, ``data/rows.jsonl`` or ``./model`` is a path even when missing (preparation then
     names the absolute path it looked for), never a path in the working directory."""
     if not value:
-        raise TaskFileError(f"{task_file}: {key} must not be empty")
+        raise TaskFileError(f"{task_file.where}{key} must not be empty")
     given = Path(value).expanduser()
-    local = task_file.parent / given  # an absolute `given` stays itself
+    local = task_file.path.parent / given  # an absolute `given` stays itself
     looks_like_hub_id = _HUB_ID.fullmatch(value) is not None and given.suffix.lower() not in _LOCAL_SUFFIXES
     if hub and looks_like_hub_id and not local.exists():
         return value

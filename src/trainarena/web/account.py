@@ -33,6 +33,7 @@ KEY_COOKIE = "trainarena_key"
 FORM_COOKIE = "trainarena_form"
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 FORGED_SIGNIN = "This sign-in form expired or came from another site: sign in again from this page."
+NO_KEY = "Enter an API key to sign in."
 FORGED_SIGNOUT = "This sign-out form expired or came from another site: you are still signed in; sign out from your account page."
 
 
@@ -98,9 +99,13 @@ def signin_form(request: Request) -> HTMLResponse:
 
 
 @router.post("/signin", response_model=None)
-def signin(request: Request, key: Annotated[str, Form()], form_token: Annotated[str, Form()] = "") -> Response:
+def signin(request: Request, key: Annotated[str, Form()] = "", form_token: Annotated[str, Form()] = "") -> Response:
+    # Both fields default to empty: a post without them (no form, a JSON body) gets the form's own
+    # answer; a required field failed validation, which the dashboard answers "no page at /signin".
     if _forged(request, form_token):
         return _with_form(request, "signin.html", {"error": FORGED_SIGNIN}, status_code=403)
+    if not key.strip():
+        return _with_form(request, "signin.html", {"error": NO_KEY}, status_code=400)
     with store_of(request).session() as session:
         known = find_key(session, key.strip()) is not None
     if not known:

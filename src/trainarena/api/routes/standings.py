@@ -91,7 +91,7 @@ class WeightsOut(BaseModel):
 
 
 class PublishIn(RequestBody):
-    at: datetime | None = Field(None, description="Publish as of this time (UTC when no zone); default now.")
+    at: datetime | None = Field(None, strict=False, description="Publish as of this time (UTC when no zone); default now.")
 
 
 class PublishedOut(VectorOut):

@@ -61,7 +61,7 @@ class TaskIn(RequestBody):
     """A task definition: the keys of a task file (examples/tasks), and the pool to store it in."""
 
     name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="Unique task name.")
-    type: TaskType = Field(description="The task type.")
+    type: TaskType = Field(strict=False, description="The task type.")
     base_model: str = Field(min_length=1, description="A save_pretrained folder on the server (absolute, or relative to the "
                             "data dir), a Hugging Face id, or trainarena:NAME (a built-in asset).")  # fmt: skip
     dataset: dict[str, Any] = Field(description="`source` (a file or folder on the server, or a hub dataset id) and the "
@@ -114,7 +114,7 @@ def add(body: TaskIn, _operator: Operator, request: Request) -> StoredTaskOut:
     data = body.model_dump(exclude={"pool"}, exclude_none=True, mode="json")
     data.setdefault("budget_seconds", settings.pools.default_budget_seconds)
     try:
-        task_file = task_file_from_data(settings.data_dir / TASK_BODY_SOURCE, data)
+        task_file = task_file_from_data(settings.data_dir / TASK_BODY_SOURCE, data, written=False)
         with app_store(request).transaction() as session:
             record = stored_task_json(add_task(session, settings, task_file, body.pool).stored)
     # A definition that does not resolve is the request's fault, whatever stage refuses it (TaskRefused,
@@ -152,7 +152,7 @@ def check(body: TaskIn, _operator: Operator, request: Request) -> TaskCheckOut:
     data.setdefault("budget_seconds", settings.pools.default_budget_seconds)
     source = settings.data_dir / TASK_BODY_SOURCE
     try:
-        task = resolve_task_file(task_file_from_data(source, data), settings)
+        task = resolve_task_file(task_file_from_data(source, data, written=False), settings)
         return TaskCheckOut(**check_task(task, settings).to_json())
     except (ValueError, TypeError, OSError) as error:  # as for POST /v1/tasks
         raise ApiError(422, "task_refused", str(with_local_path(error, source)), name=body.name) from None

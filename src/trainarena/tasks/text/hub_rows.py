@@ -7,7 +7,8 @@ reach the Hub, the hub library retries each request with backoff for about half 
 every retry; instead the Hub is probed once, briefly, and an unreachable one fails at once
 (``HF_HUB_OFFLINE=1`` reads a copy in the Hugging Face cache without the probe; behind a proxy, which
 a direct connection would not pass, the library's own requests are left to tell). The library's
-retry chatter is kept off the terminal either way.
+retry chatter is kept off the terminal either way. The probe and its message are shared with a base
+model named by its hub id (pipeline.resolve_base_model).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ PROBE_SECONDS = 3.0
 _OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _CHATTY_LOGGERS = ("huggingface_hub", "datasets", "fsspec", "urllib3")
+HUB_UNREACHABLE = "the Hub cannot be reached from this host (set HF_HUB_OFFLINE=1 to use a copy in the Hugging Face cache)"
 
 
 class HubDatasetError(DatasetError):
@@ -44,13 +46,20 @@ class HubDatasetError(DatasetError):
         return HubDatasetError(self.source, self.reason, folder)
 
 
-def read_hub_rows(source: str, split: str) -> list[dict[str, Any]]:
-    """The rows of the hub dataset ``source`` (its ``split``); HubDatasetError when it cannot be loaded."""
+def hub_cut_off() -> bool:
+    """Whether the hub library would only retry and fail here: neither offline (it reads the cache then)
+    nor behind a proxy (left to the library), and the Hub's endpoint does not answer the probe. Asked
+    before loading a hub dataset or a base model named by its hub id, so both fail at once with
+    :data:`HUB_UNREACHABLE`."""
     offline = any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on") for name in _OFFLINE_VARIABLES)
     proxied = any(os.environ.get(name) for name in PROXY_VARIABLES)
-    if not offline and not proxied and not hub_reachable():
-        raise HubDatasetError(source, ": the Hub cannot be reached from this host (set HF_HUB_OFFLINE=1 to use a copy "
-                              "in the Hugging Face cache)")
+    return not offline and not proxied and not hub_reachable()
+
+
+def read_hub_rows(source: str, split: str) -> list[dict[str, Any]]:
+    """The rows of the hub dataset ``source`` (its ``split``); HubDatasetError when it cannot be loaded."""
+    if hub_cut_off():
+        raise HubDatasetError(source, f": {HUB_UNREACHABLE}")
     import datasets
 
     try:

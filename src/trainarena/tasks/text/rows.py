@@ -128,6 +128,24 @@ def parse_jsonl(where: str, data: bytes) -> list[tuple[int, dict[str, Any]]]:
     return rows
 
 
+def read_csv(where: str, data: bytes) -> list[dict[str, Any]]:
+    """Rows of UTF-8 CSV with a header line, blank lines skipped. A row with more or fewer fields than
+    the header is refused, naming its line: csv.DictReader would file extra fields under a column named
+    None and fill missing ones with None, which reads as a null the file does not have."""
+    reader = csv.reader(io.StringIO(decode_text(where, data), newline=""))
+    header = next(reader, [])
+    rows = []
+    line = reader.line_num
+    for fields in reader:
+        first, line = line + 1, reader.line_num  # a quoted field may span lines: name the row's first
+        if not fields:
+            continue
+        if len(fields) != len(header):
+            raise DatasetError(f"{where}: line {first} has {counted(len(fields), 'field')}, the header has {len(header)}")
+        rows.append(dict(zip(header, fields, strict=True)))
+    return rows
+
+
 def decode_text(where: str, data: bytes) -> str:
     """UTF-8 text (a leading byte-order mark dropped); an invalid byte is named by line and offset."""
     try:
@@ -212,7 +230,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
         if suffix == ".json":
             return _read_json(path)
         if suffix == ".csv":
-            return list(csv.DictReader(io.StringIO(decode_text(str(path), path.read_bytes()), newline="")))
+            return read_csv(str(path), path.read_bytes())
         import pyarrow.parquet as parquet
 
         return parquet.read_table(path).to_pylist()
