@@ -56,7 +56,7 @@ def _parse_time(value: str | None, as_json: bool) -> datetime:
 
 @app.command("publish")
 def publish_command(
-    at: Annotated[str | None, typer.Option("--at", help="ISO time to publish at (UTC when no zone); default now.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="ISO time to publish at (UTC when no zone), not later than now; default now.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Publish a vector from the latest finished text and image tournaments (nothing new when unchanged)."""

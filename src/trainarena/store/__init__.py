@@ -64,6 +64,7 @@ from trainarena.store.tournaments import (
     tournament_runs,
 )
 from trainarena.store.weight_vectors import (
+    FutureTimeError,
     get_vector,
     latest_finished_tournament,
     latest_vector,
@@ -77,6 +78,7 @@ __all__ = [
     "ChampionHistory",
     "Competitor",
     "EvaluationRow",
+    "FutureTimeError",
     "MatchRow",
     "Round",
     "Run",
