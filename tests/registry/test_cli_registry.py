@@ -127,3 +127,22 @@ def test_champions_alone_on_an_empty_store_says_so(tmp_path: Path, monkeypatch: 
     assert _invoke("champions") == "no champion crowned yet\n"
     assert json.loads(_invoke("champions", "--json")) == []
     assert "no registered models yet" in _invoke("models", "list")
+
+
+@pytest.mark.parametrize("command", [
+    ["models", "export", "{model}", "{target}"],
+    ["champions", "export-code", "alice", "{target}"],
+    ["export", "1", "{target}"],
+    ["keys", "public", "--output", "{target}/key.pem"],
+    ["weights", "export", "--format", "csv", "--output", "{target}/weights.json"],
+])  # fmt: skip
+def test_a_destination_that_cannot_be_created_is_one_line_with_its_cause(settings: Settings, tmp_path: Path,
+                                                                        command: list[str]) -> None:  # fmt: skip
+    """A file on the way was a NotADirectoryError traceback, or "File exists" for `keys public` (QA)."""
+    _invoke("weights", "publish")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way\n")
+    model = json.loads(_invoke("models", "list", "--json"))["models"][0]["id"]
+    result = CliRunner().invoke(app, [arg.format(model=model, target=blocker / "sub") for arg in command], env={"COLUMNS": "300"})
+    assert result.exit_code == 1 and not isinstance(result.exception, OSError), result.output
+    assert result.output.strip() == f"error: cannot create {blocker / 'sub'}: Not a directory ({blocker} is a file)"

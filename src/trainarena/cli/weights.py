@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, fail, labelled, parse_utc, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, labelled, make_output_folder, parse_utc, print_fields
 from trainarena.records.recorder import publish_recorded
 from trainarena.reporting.weights import (
     ExportError,
@@ -167,8 +167,8 @@ def export_command(
     if output is None:
         typer.echo(text, nl=False)
         return
+    make_output_folder(output.parent)
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
     except OSError as error:
         raise fail(f"cannot write --output {output}: {error.strerror}") from None
