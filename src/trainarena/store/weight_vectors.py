@@ -81,8 +81,9 @@ def publish_weights(session: Session, *, rules: WeightRules, at: datetime, now: 
     """Store the vector of the latest finished text and image tournaments at ``at`` and return it with True;
     when the latest stored vector already has the same tournaments, ratio and week, return that one with False
     (publishing again after a restart stores nothing twice). FutureTimeError when ``at`` is later than
-    ``now`` (the system clock when None; ``serve`` passes its own) beyond ``rules.publish_clock_skew_seconds``; StoreError when no tournament has finished by ``at``, or
-    when ``at`` is before the latest stored vector (the history only moves forward)."""
+    ``now`` (the system clock when None; ``serve`` passes its own) by more than
+    ``rules.publish_clock_skew_seconds``; StoreError when no tournament has finished by ``at``, or when
+    ``at`` is before the latest stored vector (the history only moves forward)."""
     _check_not_future(at, rules, now)
     previous = latest_vector(session)
     if previous is not None and at < previous.published_at:

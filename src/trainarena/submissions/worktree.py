@@ -6,8 +6,10 @@ the tree), then are copied into a content-addressed snapshot under the cache: th
 read-only, so editing the tree during or after a run changes nothing, and the stored run names the
 snapshot it ran. A snapshot already in the cache is reused only while its files still hash to the
 digest it is named by; one changed since (by hand, by a tool) is replaced by a fresh copy of the tree,
-so a run never executes or signs code the tree does not hold. In a git repository the files are those git would see (tracked and untracked, minus
-what ``.gitignore`` excludes); elsewhere every file under the folder except ``.git`` and Python caches.
+so a run never executes or signs code the tree does not hold (a change made between this check and
+the run binding the copy is not caught: the cache is the user's own). In a git repository the files
+are those git would see (tracked and untracked, minus what ``.gitignore`` excludes); elsewhere every
+file under the folder except ``.git`` and Python caches.
 """
 
 from __future__ import annotations
