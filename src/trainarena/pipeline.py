@@ -38,7 +38,7 @@ from typing import Any
 from trainarena.contract import SANDBOX_INPUTS, RunSpec, RunStatus
 from trainarena.execution import Backend, DevicePool, SandboxJob, check_output, gpus_for, remove_tree
 from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
-from trainarena.runs import CompetitorInfo, PendingEvaluation, RunReport, RunRequest, definition_digest, record_timings
+from trainarena.runs import LOGS_DIR, CompetitorInfo, PendingEvaluation, RunReport, RunRequest, definition_digest, record_timings
 from trainarena.settings import Settings
 from trainarena.submissions import RegistrationError, checkout_path, register
 from trainarena.tasks import budget_problem, get_task_type
@@ -366,7 +366,7 @@ class SandboxedExecutor:
     ) -> SandboxJob:
         """Lay out the run directory and describe the sandboxed job."""
         private_work_dir(self._settings.work_dir, run_dir)
-        inputs, output, logs = (run_dir / name for name in ("inputs", "output", "logs"))
+        inputs, output, logs = (run_dir / name for name in ("inputs", "output", LOGS_DIR))
         for directory in (inputs, output, logs):
             directory.mkdir(parents=True, exist_ok=True)
         link_tree(model, inputs / "model")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -21,11 +22,14 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "CompetitorInfo", "PendingEvaluation", "ProgressEvent", "RunExecutor", "RunInterrupted", "RunNotStarted", "RunReport",
-    "RunRequest", "StagedExecutor", "TIMINGS_FILE", "TaskSource", "definition_digest", "definition_json", "record_timings", "task_key",
+    "RunRequest", "StagedExecutor", "LOGS_DIR", "TIMINGS_FILE", "TaskSource", "definition_digest", "definition_json", "record_timings",
+    "stopped_report", "task_key",
 ]
 
 # A run folder's timings, written by the platform where it does each step (docs/benchmarks.md#overhead).
 TIMINGS_FILE = "timings.json"
+# A run folder's logs (stdout.log, stderr.log, sandbox.txt), written by the sandbox as the script runs.
+LOGS_DIR = "logs"
 
 # (tournament kind, stage, match id, task index, task seed) -> the task to play.
 TaskSource = Callable[[str, Stage, str, int, int], TaskDefinition]
@@ -185,6 +189,16 @@ class ProgressEvent:
     runs_total: int | None = None  # round_created: runs in the round; resumed: its runs left to play
     runs_interrupted: int | None = None  # resumed: runs an earlier driver left running, played again
     reason: str | None = None  # run_finished: the short failure reason of a run that failed
+
+
+def stopped_report(error: BaseException, started: float, run_dir: Path) -> RunReport:
+    """The report of a run that ``error`` (an exception, Ctrl-C) stopped before its executor reported:
+    failed, naming the error, with the logs the sandbox wrote under ``run_dir`` so far, which show how
+    far the script got (a run stored without them said it kept no log)."""
+    logs = run_dir / LOGS_DIR
+    kept = logs.is_dir() and any(logs.iterdir())
+    reason = f"stopped before it finished: {type(error).__name__}: {error}".rstrip(": ")
+    return RunReport(RunStatus.FAILED, started, time.time(), log_path=logs if kept else None, failure_reason=reason)
 
 
 def clear_stale_folder(run_dir: Path) -> None:

@@ -31,7 +31,7 @@ from trainarena.engine.scores import has_shares
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
 from trainarena.reporting.run_detail import write_result_json
-from trainarena.runs import CompetitorInfo, RunReport, definition_json, task_key
+from trainarena.runs import CompetitorInfo, RunReport, definition_json, stopped_report, task_key
 from trainarena.settings import Settings
 from trainarena.store import Run, Store, get_competitor, named_lock
 from trainarena.store.adhoc import WorkingTree, cached_reference, start_adhoc_run
@@ -52,6 +52,15 @@ class WorkbenchExecutor(Protocol):
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport: ...
 
     def evaluate_base_model(self, task: TaskDefinition) -> RunReport: ...
+
+
+class RunStopped(KeyboardInterrupt):
+    """Ctrl-C stopped run ``run_id``, which is stored as failed with the logs it wrote: still a
+    KeyboardInterrupt, carrying the run the shell names on its way out."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"run {run_id} stored as failed")
+        self.run_id = run_id
 
 
 @dataclass(frozen=True)
@@ -173,7 +182,8 @@ class Workbench:
 
     def _execute(self, origin: str, task: TaskDefinition, script: Script | None) -> int:
         """Record the run as running, execute it (``script`` None: score the base model), store its
-        report and write its result.json. A run stopped by an error or Ctrl-C is stored as failed."""
+        report and write its result.json. A run stopped by an error or Ctrl-C is stored as failed, Ctrl-C then
+        raised as RunStopped."""
         with self._store.transaction() as session:
             competitor = None if script is None or script.competitor is None else get_competitor(session, script.competitor)
             run = start_adhoc_run(session, origin=origin, definition=definition_json(task), digest=task_key(task),
@@ -187,8 +197,9 @@ class Workbench:
             else:
                 report = self._executor.run_task(script.info, task, run_dir, f"adhoc-run{run_id}")
         except BaseException as error:
-            reason = f"stopped before it finished: {type(error).__name__}: {error}".rstrip(": ")
-            self._finish(run_id, run_dir, task, RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason))
+            self._finish(run_id, run_dir, task, stopped_report(error, started, run_dir))
+            if isinstance(error, KeyboardInterrupt):
+                raise RunStopped(run_id) from error
             raise
         self._finish(run_id, run_dir, task, report)
         return run_id

@@ -111,6 +111,9 @@ def test_operators_store_tasks_create_and_drive_a_tournament_and_publish(empty_a
         finished = client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator)
         assert finished.status_code == 409 and "is finished" in finished.json()["error"]["message"]
 
+        future = client.post("/v1/weights/publish", json={"at": "9999-12-31T23:59:59Z"}, headers=operator)
+        assert future.status_code == 422 and future.json()["error"]["details"] == {"field": "at"}
+        assert "later than now" in future.json()["error"]["message"]
         published = client.post("/v1/weights/publish", json={}, headers=operator).json()
         assert published["new"] is True and published["tournaments"]["text"]["id"] == tournament["id"]
         assert client.post("/v1/weights/publish", json={}, headers=operator).json()["new"] is False

@@ -92,6 +92,26 @@ def test_publish_combines_both_kinds_in_hybrid_mode_and_keeps_a_history(
     assert "only moves forward" in err
 
 
+def test_a_time_later_than_now_is_refused_beyond_the_clock_skew_allowance(finished_store: FinishedStore) -> None:
+    _, err = _invoke(["weights", "publish", "--at", "2999-01-01T00:00:00Z"], exit_code=1)
+    assert "cannot publish at 2999-01-01T00:00:00+00:00: that is later than now" in err
+    assert "weights.publish_clock_skew_seconds" in err
+    assert json.loads(_invoke(["weights", "show", "--json"])[0])["latest"] is None  # nothing was stored
+    skew = Settings().weights.publish_clock_skew_seconds
+    assert _publish(datetime.now(UTC) + timedelta(seconds=skew / 2))["new"]  # another host's clock a little ahead
+
+
+def test_a_vector_already_dated_in_the_future_says_how_to_recover(
+    finished_store: FinishedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRAINARENA_WEIGHTS__PUBLISH_CLOCK_SKEW_SECONDS", "3600")
+    future = _publish(datetime.now(UTC) + timedelta(minutes=50))  # as a store from before the check could hold
+    monkeypatch.delenv("TRAINARENA_WEIGHTS__PUBLISH_CLOCK_SKEW_SECONDS")
+    _, err = _invoke(["weights", "publish"], exit_code=1, width=400)
+    assert f"Vector {future['id']} is dated in the future" in err
+    assert f"delete weight_vector {future['id']} and its weight_vector_entry rows" in err
+
+
 def test_show_fits_80_columns(finished_store: FinishedStore) -> None:
     _publish(datetime.now(UTC))
     out, _ = _invoke(["weights", "show"])

@@ -50,6 +50,7 @@ class CountingExecutor:
         self.house, self.script = (2.0, 0.0), (2.5, 0.01)
         self.script_fails = False  # the script's runs exit with code 1 (the references still score)
         self.house_fails = False  # the house script's runs exit with code 1
+        self.ctrl_c = False  # Ctrl-C while the script runs, after its first log lines
 
     def _report(self, run_dir: Path | None, score: float, *, legacy: bool = False) -> RunReport:
         logs = None
@@ -70,6 +71,10 @@ class CountingExecutor:
         house = competitor.name == "house script"
         if (self.script_fails and not house) or (self.house_fails and house):
             return RunReport(RunStatus.FAILED, 1_700_000_000.0, 1_700_000_001.0, failure_reason="exited with code 1")
+        if self.ctrl_c and not house:
+            (run_dir / "logs").mkdir(parents=True)
+            (run_dir / "logs" / "stderr.log").write_text("step 7 loss 1.5\n")
+            raise KeyboardInterrupt
         base, step = self.house if house else self.script
         return self._report(run_dir, base + step * task.seed, legacy=house and self.legacy_house)
 
@@ -497,3 +502,17 @@ def test_a_failed_run_says_it_has_no_comparison(executor: CountingExecutor, task
     assert fields["status"] == "failed"
     assert fields["base model"] == "4.0000 (no comparison: the run has no score)"
     assert fields["house script"] == "2.0000 (no comparison: the run has no score)"
+
+
+def test_ctrl_c_keeps_the_runs_logs_and_names_the_run(executor: CountingExecutor, task_file: Path) -> None:
+    """The QA saw exit 130 with nothing printed, and the run stored with no log path although its logs
+    were on disk: `runs show` and the dashboard said no log was kept."""
+    executor.ctrl_c = True
+    ran = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--no-reference")
+    assert ran.exit_code == 130, ran.output
+    [run_id] = [int(word) for word in ran.output.split() if word.isdigit()]
+    assert ran.output.strip().splitlines()[-1] == f"interrupted: run {run_id} stored as failed"
+    shown = json.loads(_invoke("runs", "show", str(run_id), "--json").stdout)
+    assert shown["status"] == "failed" and shown["failure_reason"] == "stopped before it finished: KeyboardInterrupt"
+    assert shown["log_path"] == str(Settings().work_dir / "adhoc" / f"run-{run_id}" / "logs")
+    assert "step 7 loss 1.5" in _invoke("runs", "show", str(run_id)).stdout

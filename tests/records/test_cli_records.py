@@ -111,4 +111,29 @@ def test_verify_of_a_bundle_json_that_is_not_json_says_so_in_its_header(cli: Cli
     assert "None None" not in text.output
     (bundle / "bundle.json").write_text("[]")
     header = cli.invoke(app, ["verify", str(bundle)]).output.split("\ntournament ")[1].split("\n")[0]
+    assert header.strip() == "unknown: bundle.json is unreadable: is not a JSON object"
+    (bundle / "bundle.json").write_text("{}")
+    header = cli.invoke(app, ["verify", str(bundle)]).output.split("\ntournament ")[1].split("\n")[0]
     assert header.strip() == "unknown: bundle.json names no tournament"
+
+
+def test_verify_without_bundle_json_fails_once_and_checks_nothing_against_it(cli: CliRunner, store_copy: RecordedStore,
+                                                                              tmp_path: Path) -> None:  # fmt: skip
+    """The QA saw 24 failures in 5 checks, `tree_size is None` and `the bundle about tournament None`
+    among them, for the one missing file."""
+    bundle = tmp_path / "bundle"
+    assert cli.invoke(app, ["export", str(store_copy.tournament_id), str(bundle)]).exit_code == 0
+    (bundle / "bundle.json").unlink()
+    text = cli.invoke(app, ["verify", str(bundle)], env={"COLUMNS": "200"})
+    assert text.exit_code == 1 and "None" not in text.output
+    assert "NOT VERIFIED: 1 failure in 1 check" in text.output and "bundle.json: missing from the bundle" in text.output
+    report = json.loads(cli.invoke(app, ["verify", str(bundle), "--json"]).stdout)
+    assert [(c["name"], f["record"], f["message"]) for c in report["checks"] for f in c["failures"]] == [
+        ("files", "bundle.json", "missing from the bundle")]
+    unchecked = {c["name"]: [n["message"] for n in c["notes"]] for c in report["checks"] if c["notes"]}
+    assert unchecked == {
+        "key": ["its log_id against the key not checked: missing from the bundle"],
+        "tree_heads": ["its tree_size against the latest head not checked: missing from the bundle"],
+        "statements": ["its list of entries against entries.jsonl not checked: missing from the bundle"],
+        "references": ["the tournament each record is about not checked: missing from the bundle"],
+    }

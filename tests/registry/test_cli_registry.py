@@ -85,6 +85,20 @@ def test_models_export_refuses_a_folder_that_differs_from_its_registration(setti
     assert "tokenizer.json is missing" in as_json["error"]
 
 
+def test_models_export_refuses_a_file_changed_since_registration_at_the_same_size(settings: Settings, tmp_path: Path) -> None:
+    """Sizes alone were compared: a config edited in place was exported, exit 0 (QA)."""
+    model = json.loads(_invoke("models", "list", "--json"))["models"][0]
+    config = Path(model["path"]) / "adapter_config.json"
+    original = config.read_bytes()
+    config.write_bytes(original.replace(b'"', b"'", 1))
+    failed = json.loads(_invoke("models", "export", model["id"], str(tmp_path / "out"), "--json", exit_code=1))["error"]
+    assert "cannot be exported: its folder differs from its registration: adapter_config.json has sha256" in failed
+    assert [name for name in ("README.md", "tokenizer.json") if name in failed] == []  # the files that match are not named
+    assert list((tmp_path / "out").iterdir()) == []  # nothing half-exported is left
+    config.write_bytes(original)
+    assert json.loads(_invoke("models", "export", model["id"], str(tmp_path / "out"), "--json"))["ok"]
+
+
 def test_models_publish_says_it_is_off(settings: Settings) -> None:
     model_id = json.loads(_invoke("models", "list", "--json"))["models"][0]["id"]
     failed = json.loads(_invoke("models", "publish", model_id, "--json", exit_code=1))
@@ -127,3 +141,22 @@ def test_champions_alone_on_an_empty_store_says_so(tmp_path: Path, monkeypatch: 
     assert _invoke("champions") == "no champion crowned yet\n"
     assert json.loads(_invoke("champions", "--json")) == []
     assert "no registered models yet" in _invoke("models", "list")
+
+
+@pytest.mark.parametrize("command", [
+    ["models", "export", "{model}", "{target}"],
+    ["champions", "export-code", "alice", "{target}"],
+    ["export", "1", "{target}"],
+    ["keys", "public", "--output", "{target}/key.pem"],
+    ["weights", "export", "--format", "csv", "--output", "{target}/weights.json"],
+])  # fmt: skip
+def test_a_destination_that_cannot_be_created_is_one_line_with_its_cause(settings: Settings, tmp_path: Path,
+                                                                        command: list[str]) -> None:  # fmt: skip
+    """A file on the way was a NotADirectoryError traceback, or "File exists" for `keys public` (QA)."""
+    _invoke("weights", "publish")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way\n")
+    model = json.loads(_invoke("models", "list", "--json"))["models"][0]["id"]
+    result = CliRunner().invoke(app, [arg.format(model=model, target=blocker / "sub") for arg in command], env={"COLUMNS": "300"})
+    assert result.exit_code == 1 and not isinstance(result.exception, OSError), result.output
+    assert result.output.strip() == f"error: cannot create {blocker / 'sub'}: Not a directory ({blocker} is a file)"

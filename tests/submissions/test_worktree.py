@@ -114,3 +114,24 @@ def test_a_manifest_git_ignores_is_named_as_ignored_not_missing(tmp_path: Path) 
     (root / ".gitignore").write_text("*.toml\n")
     with pytest.raises(RegistrationError, match=r"^trainarena.toml is in the working tree .*tree but git ignores it \(.gitignore\)"):
         snapshot_worktree(Settings(data_dir=tmp_path / "data"), root)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda snapshot: (snapshot / "train.py").write_text("print('INJECTED')\n"),
+        lambda snapshot: (snapshot / "__pycache__").mkdir() or (snapshot / "__pycache__" / "train.pyc").write_bytes(b"x"),
+        lambda snapshot: (snapshot / "train.py").chmod(0o755),
+    ],
+)
+def test_a_cached_snapshot_changed_since_is_copied_again_from_the_tree(tmp_path: Path, tamper) -> None:
+    root = _tree(tmp_path / "repo")
+    settings = Settings(data_dir=tmp_path / "data")
+    first = snapshot_worktree(settings, root)
+    tamper(first.snapshot_dir)
+    again = snapshot_worktree(settings, root)
+    assert again.snapshot_dir == first.snapshot_dir  # the same tree names the same snapshot
+    assert sorted(p.name for p in again.snapshot_dir.iterdir()) == ["train.py", "trainarena.toml"]
+    assert (again.snapshot_dir / "train.py").read_text() == "print('hi')\n"
+    assert (again.snapshot_dir / "train.py").stat().st_mode & 0o777 == 0o644
+    assert not [p for p in again.snapshot_dir.parent.iterdir() if p.name.startswith(".")]  # nothing left aside

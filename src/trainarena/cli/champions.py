@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, fail, print_fields, print_wrapped, printable
+from trainarena.cli.output import Col, OneLineTable, fail, make_output_folder, print_fields, print_wrapped, printable
 from trainarena.operations.history import Reign, champion_reigns
 from trainarena.registry import ChampionSource, ExportError, champion_sources, export_code
 from trainarena.settings import Settings
@@ -95,6 +95,7 @@ def export_code_command(
             known = f"the champions are {champions}" if champions else "no champion has been crowned yet"
             raise fail(f"{champion} has never been crowned champion; {known} (`trainarena champions` lists every crowning)",
                        json_output, champion=champion)  # fmt: skip
+        make_output_folder(destination, json_output, champion=champion)
         try:
             exported = export_code(settings, competitor, destination.resolve())
         except ExportError as error:

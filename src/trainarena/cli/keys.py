@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from trainarena.cli.output import Col, OneLineTable, check_path, fail, print_fields, print_wrapped
+from trainarena.cli.output import Col, OneLineTable, check_path, fail, make_output_folder, print_fields, print_wrapped
 from trainarena.records.signing import OperatorKeyError, init_key, load_key
 from trainarena.settings import Settings
 from trainarena.store import StoreError, open_store
@@ -133,8 +133,8 @@ def public_command(
     if output is None:
         typer.echo(pem, nl=False)
         return
+    make_output_folder(output.parent)
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(pem)
     except OSError as error:
         raise fail(f"--output {output}: cannot write it ({error.strerror})", code=2) from None

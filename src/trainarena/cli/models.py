@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.orm import Session
 
-from trainarena.cli.output import Col, OneLineTable, fail, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, make_output_folder, print_fields
 from trainarena.registry import (
     ModelFilesMissing,
     PublishingError,
@@ -112,6 +112,7 @@ def export_command(
         raise fail(f"{destination} exists and is not an empty folder; name a new or empty one", as_json, model=model_id)
     with open_store(Settings()) as store, store.session() as session:
         row = _require_row(session, model_id, as_json)
+        make_output_folder(destination, as_json, model=model_id)
         try:
             files = [vars(file) for file in export_model(row, destination)]
         except ModelFilesMissing as error:  # as GET /v1/models/{id}/download refuses it: never a partial copy

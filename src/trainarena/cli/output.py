@@ -344,6 +344,19 @@ def check_path(path: Path, option: str, *, folder: bool, must_exist: bool = True
     raise fail(f"{option} {path}: {wrong}", json_output, code=2, **context)
 
 
+def make_output_folder(folder: Path, json_output: bool = False, **context: object) -> None:
+    """Create ``folder`` (and the folders above it) for a command to write into, or raise ``fail`` with
+    ``cannot create FOLDER: CAUSE``. Every command that writes a folder or file given on its command line
+    prepares it here, so none ends with a traceback, and the cause is the real one: a file on the way is
+    "Not a directory", where mkdir itself says "File exists" of a file standing at ``folder``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        in_the_way = next((part for part in (*reversed(folder.parents), folder) if part.exists() and not part.is_dir()), None)
+        cause = error.strerror if in_the_way is None else f"Not a directory ({in_the_way} is a file)"
+        raise fail(f"cannot create {folder}: {cause}", json_output, **context) from None
+
+
 def parse_utc(value: str) -> datetime:
     """An ISO 8601 time given on the command line, UTC when it names no zone; ValueError saying how to
     write one."""

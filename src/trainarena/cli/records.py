@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, check_path, fail, print_fields, print_wrapped
+from trainarena.cli.output import Col, OneLineTable, check_path, fail, make_output_folder, print_fields, print_wrapped
 from trainarena.records.bundle import MANIFEST, BundleError, export_bundle
 from trainarena.records.checks import CheckResult
 from trainarena.records.verify import BUNDLED_KEY, Report, verify_directory
@@ -40,6 +40,7 @@ def export_command(
     The bundle holds every log entry about the tournament with its inclusion proof, the signed tree heads with their consistency proofs, the per-example scores, the operator's public key, and what the database says now (claims.json).
     """
     settings = Settings()
+    make_output_folder(directory, as_json, tournament_id=tournament_id)
     try:
         with open_store(settings) as store:
             exported = export_bundle(store, settings, tournament_id, directory)

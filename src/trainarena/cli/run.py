@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE
 from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields, print_reason, printable
 from trainarena.cluster import make_executor
 from trainarena.contract import SEED_MAX, Direction
@@ -27,7 +28,15 @@ from trainarena.store.models import RunOrigin
 from trainarena.submissions import RegistrationError
 from trainarena.tasks import TaskFileError, load_task_file
 from trainarena.tasks.base import TaskDefinition
-from trainarena.workbench import Script, SeedsSummary, Workbench, WorkbenchExecutor, registered_script, worktree_script
+from trainarena.workbench import (
+    RunStopped,
+    Script,
+    SeedsSummary,
+    Workbench,
+    WorkbenchExecutor,
+    registered_script,
+    worktree_script,
+)
 
 # One line per seed when a script ran under several.
 SEED_COLUMNS = (Col("run", justify="right"), Col("seed", justify="right"), Col("status"),
@@ -100,6 +109,9 @@ def run_command(
         except RegistrationError as error:
             console.print(labelled("error", "red", str(error)), soft_wrap=True)
             raise typer.Exit(code=2) from error
+        except RunStopped as stopped:  # the run is stored, logs and all: say which, as a shell's Ctrl-C exits
+            console.print(labelled("interrupted", "yellow", str(stopped)), soft_wrap=True)
+            raise typer.Exit(code=EXIT_STOPPED_AT_ONCE) from None
         finally:
             executor.close()
     if json_output:

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, fail, labelled, parse_utc, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, labelled, make_output_folder, parse_utc, print_fields
 from trainarena.records.recorder import publish_recorded
 from trainarena.reporting.weights import (
     ExportError,
@@ -56,7 +56,7 @@ def _parse_time(value: str | None, as_json: bool) -> datetime:
 
 @app.command("publish")
 def publish_command(
-    at: Annotated[str | None, typer.Option("--at", help="ISO time to publish at (UTC when no zone); default now.")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="ISO time to publish at (UTC when no zone), not later than now; default now.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Publish a vector from the latest finished text and image tournaments (nothing new when unchanged)."""
@@ -167,8 +167,8 @@ def export_command(
     if output is None:
         typer.echo(text, nl=False)
         return
+    make_output_folder(output.parent)
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
     except OSError as error:
         raise fail(f"cannot write --output {output}: {error.strerror}") from None

@@ -32,7 +32,7 @@ from trainarena.jobs.split import JobPreparer
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
 from trainarena.registry import ModelSource, register_model
-from trainarena.runs import CompetitorInfo, RunInterrupted, RunReport, definition_json, task_key
+from trainarena.runs import LOGS_DIR, CompetitorInfo, RunInterrupted, RunReport, definition_json, task_key
 from trainarena.settings import Settings
 from trainarena.store import Store
 from trainarena.store.adhoc import start_adhoc_run
@@ -213,7 +213,7 @@ class JobRunner:
         started = time.time()
         if stop.event.is_set():
             return RunReport(RunStatus.FAILED, started, time.time(), failure_reason="stopped before it started")
-        log_dir = attempt.run_dir / "logs"
+        log_dir = attempt.run_dir / LOGS_DIR
         reporter = ProgressReporter(log_dir, self._settings.jobs, lambda lines: self._progress(attempt.job_id, lines))
         reporter.start()
         try:

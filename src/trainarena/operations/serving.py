@@ -258,7 +258,7 @@ class Serving:
             with self.store.transaction() as session:
                 if not any(latest_finished_tournament(session, kind, at) for kind in TOURNAMENT_KINDS):
                     return
-                vector, new = publish_recorded(session, self.settings, at)
+                vector, new = publish_recorded(session, self.settings, at, now=at)  # its clock is its now
                 summary = {"vector": vector.id, "new": new, "ratio": vector.ratio, "week": vector.week}
         except Exception as error:  # noqa: BLE001 - publishing is idempotent: tried again after a rest
             self._publish_again_at = at + self.settings.schedule.retry_after_fault

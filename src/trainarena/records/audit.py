@@ -56,7 +56,7 @@ from trainarena.records.signing import (
     public_pem_for,
 )
 from trainarena.records.statements import PAYLOAD_TYPE, Kind, kind_of, payload_digest
-from trainarena.runs import CompetitorInfo, RunReport, definition_json, task_key
+from trainarena.runs import CompetitorInfo, RunReport, definition_json, stopped_report, task_key
 from trainarena.settings import Settings
 from trainarena.store import Store, get_competitor
 from trainarena.store.adhoc import WorkingTree, start_adhoc_run
@@ -452,8 +452,7 @@ def _execute(settings: Settings, store: Store, executor: AuditExecutor, info: Co
     try:
         report = executor.run_task(info, task, run_dir, f"audit-run{new_id}")
     except BaseException as error:
-        reason = f"stopped before it finished: {type(error).__name__}: {error}".rstrip(": ")
-        _store(settings, store, new_id, RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason))
+        _store(settings, store, new_id, stopped_report(error, started, run_dir))
         raise
     _store(settings, store, new_id, report)
     return report

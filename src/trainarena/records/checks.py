@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainarena.records.bundle import MANIFEST
 from trainarena.records.statements import Kind, kind_of
 
 __all__ = [
@@ -67,6 +68,16 @@ class Bundle:
     per_example: dict[str, Any]  # file stem (the digest the statements give) -> its parsed values
     claims: dict[str, Any] | None
     problems: list[Failure] = field(default_factory=list)
+    manifest_problem: str | None = None  # why bundle.json could not be read; None when it was
+
+    def manifest_unread(self, check: CheckResult, what: str) -> bool:
+        """True when bundle.json could not be read, so ``what`` (a comparison with it) is not made: noted
+        on ``check`` as not checked. The files check has already failed on it, once; failing every
+        comparison as well repeated that failure with ``None`` for each value bundle.json would give."""
+        if self.manifest_problem is None:
+            return False
+        check.note(MANIFEST, f"{what} not checked: {self.manifest_problem}")
+        return True
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,9 @@ def recorder_for(settings: Settings) -> Recorder | None:
     return Recorder(settings) if settings.records.enabled else None
 
 
-def publish_recorded(session: Session, settings: Settings, at: datetime) -> tuple[WeightVector, bool]:
+def publish_recorded(session: Session, settings: Settings, at: datetime, now: datetime | None = None) -> tuple[WeightVector, bool]:
     """``store.publish_weights`` with a ``weights`` statement logged for a new vector (when records are on)."""
-    vector, new = publish_weights(session, rules=settings.weights, at=at)
+    vector, new = publish_weights(session, rules=settings.weights, at=at, now=now)
     recorder = recorder_for(settings) if new else None
     if recorder is not None:
         recorder.weights_published(session, vector)

@@ -109,6 +109,9 @@ def read_bundle(directory: Path) -> Bundle:
     """The bundle in ``directory``, every file parsed; what cannot be read is listed, not raised."""
     problems: list[Failure] = []
     manifest = _json_file(directory / MANIFEST, problems)
+    if manifest is not None and not isinstance(manifest, dict):
+        problems.append(Failure(MANIFEST, "is not a JSON object"))
+    manifest_problem = next((failure.message for failure in problems if failure.record == MANIFEST), None)
     try:
         pem: str | None = (directory / PUBLIC_KEY).read_text()
     except OSError:
@@ -121,7 +124,8 @@ def read_bundle(directory: Path) -> Bundle:
             per_example[path.stem] = value
     return Bundle(manifest=manifest if isinstance(manifest, dict) else {}, public_key_pem=pem,
                   entries=_json_lines(directory / ENTRIES, problems), tree_heads=_json_lines(directory / TREE_HEADS, problems),
-                  per_example=per_example, claims=_json_file(directory / CLAIMS, problems), problems=problems)
+                  per_example=per_example, claims=_json_file(directory / CLAIMS, problems), problems=problems,
+                  manifest_problem=manifest_problem)
 
 
 def verify_directory(directory: Path, trusted_key: Path | None = None, artifacts: Mapping[int, Path] | None = None) -> Report:

@@ -69,8 +69,9 @@ def _check_key(bundle: Bundle, trusted_pem: str | None) -> tuple[SSlibKey | None
     elif key is not None and signers and signers != {key.keyid}:
         check.fail("signatures", f"the records are signed with {named}, not with the key {_short(key.keyid)}")
     log_id = bundle.manifest.get("log_id")
-    if key is not None and log_id != key.keyid:
-        check.fail("bundle.json", f"log_id is {_short(log_id)}, the key is {_short(key.keyid)}")
+    if key is not None and not bundle.manifest_unread(check, "its log_id against the key") and log_id != key.keyid:
+        said = "names no log_id" if log_id is None else f"log_id is {_short(log_id)}"
+        check.fail("bundle.json", f"{said}, the key is {_short(key.keyid)}")
     if key is None:
         check.fail("public_key.pem", "no public key: the bundle has none and no --key was given")
     return key, check
@@ -159,8 +160,11 @@ def _check_heads(bundle: Bundle, key: SSlibKey | None) -> tuple[_Head | None, Ch
         previous = head
     if previous is None:
         heads_check.fail("tree_heads.jsonl", "no signed tree head: nothing to prove the entries against")
-    elif bundle.manifest.get("tree_size") != previous.size:
-        heads_check.fail("bundle.json", f"tree_size is {bundle.manifest.get('tree_size')}, the latest signed head's is {previous.size}")
+    elif not bundle.manifest_unread(heads_check, "its tree_size against the latest head") and (
+        (size := bundle.manifest.get("tree_size")) != previous.size
+    ):
+        said = "names no tree_size" if size is None else f"tree_size is {size}"
+        heads_check.fail("bundle.json", f"{said}, the latest signed head's is {previous.size}")
     return previous, heads_check, consistency
 
 
@@ -229,8 +233,9 @@ def _check_entries(bundle: Bundle, key: SSlibKey | None, latest: _Head | None) -
             except (ProofError, ValueError, TypeError) as error:
                 inclusion.fail(label, f"not in the log the latest head signs: {error}")
     listed = bundle.manifest.get("entries")
-    if listed != [e.index for e in entries]:
-        statements.fail("bundle.json", f"lists entries {_ranges(listed)}, entries.jsonl holds {_ranges([e.index for e in entries])}")
+    if not bundle.manifest_unread(statements, "its list of entries against entries.jsonl") and listed != [e.index for e in entries]:
+        said = "lists no entries" if listed is None else f"lists entries {_ranges(listed)}"
+        statements.fail("bundle.json", f"{said}, entries.jsonl holds {_ranges([e.index for e in entries])}")
     return entries, [signatures, statements, inclusion]
 
 

@@ -118,16 +118,19 @@ def _check_tournament_of(view: RecordView, check: CheckResult, entry: Entry) -> 
         return  # its run statement says where it was played; an audit is about the run it names (the audits check)
     about = entry.predicate["run"]["place"]["tournament_id"] if entry.kind is Kind.RUN else entry.predicate["tournament"]["id"]
     if about != view.tournament_id:
-        check.fail(entry.label, f"is about tournament {about}, the bundle about tournament {view.tournament_id}")
+        bundle = "bundle.json names no tournament" if view.tournament_id is None else f"the bundle about tournament {view.tournament_id}"
+        check.fail(entry.label, f"is about tournament {about}, {bundle}")
 
 
-def _check_references(view: RecordView) -> CheckResult:
+def _check_references(view: RecordView, bundle: Bundle) -> CheckResult:
     check = CheckResult("references", "cross-references between records")
     for first, second in view.duplicates:
         check.fail(second.label, f"says the same as {first.label}: one statement each is expected")
+    tournament_known = not bundle.manifest_unread(check, "the tournament each record is about")
     for entry in view.by_index.values():
         with reading(check, entry.label):
-            _check_tournament_of(view, check, entry)
+            if tournament_known:
+                _check_tournament_of(view, check, entry)
             if entry.kind is Kind.EVALUATION:
                 _check_evaluation(view, check, entry)
             elif entry.kind is Kind.ROUND:
@@ -417,7 +420,7 @@ def _check_reveal(view: RecordView) -> CheckResult:
 
 def check_records(bundle: Bundle, entries: list[Entry], artifacts: Mapping[int, list[dict[str, Any]] | None] | None) -> list[CheckResult]:
     view = RecordView.of(bundle, entries)
-    checks = [_check_references(view), _check_per_example(view, bundle.per_example), *_check_replay(view, bundle.per_example),
+    checks = [_check_references(view, bundle), _check_per_example(view, bundle.per_example), *_check_replay(view, bundle.per_example),
               _check_commitment(view), _check_hidden_splits(view), _check_reveal(view), _check_audits(view),
               check_claims(view, bundle.claims)]
     if artifacts:

@@ -124,6 +124,11 @@ class WeightRules(Section):
         0.5, ge=0.0, le=1.0, description="Share of the published vector that follows the latest text tournament; "
         "the latest image tournament gets the rest. A kind with no finished tournament leaves its share undistributed."
     )
+    publish_clock_skew_seconds: float = Field(
+        300.0, ge=0.0, le=3600.0, description="How far past the publishing host's clock a vector's time may be: "
+        "room for the clocks of an API client and the server to disagree. A later time is refused, since the "
+        "history only moves forward and a vector dated in the future would block every publish until then."
+    )
     ss58_format: int = Field(42, ge=0, le=16383, description="SS58 network format of hotkeys (Bittensor: 42).")
     fallback_hotkey: str | None = Field(
         None, description="Hybrid mode: SS58 hotkey the u16 export gives the fallback share (1 - ratio) to: the "

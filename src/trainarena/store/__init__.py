@@ -65,6 +65,7 @@ from trainarena.store.tournaments import (
     tournament_runs,
 )
 from trainarena.store.weight_vectors import (
+    FutureTimeError,
     get_vector,
     latest_finished_tournament,
     latest_vector,
@@ -78,6 +79,7 @@ __all__ = [
     "ChampionHistory",
     "Competitor",
     "EvaluationRow",
+    "FutureTimeError",
     "MatchRow",
     "Round",
     "Run",

@@ -6,7 +6,7 @@ auditor can recompute every vector from the record. The session is injected; not
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +16,32 @@ from trainarena.engine.published_weights import KindWeights, publish
 from trainarena.settings import WeightRules
 from trainarena.store.competitors import StoreError
 from trainarena.store.models import Tournament, TournamentStatus, WeightRow, WeightVector, WeightVectorEntry
+
+
+class FutureTimeError(StoreError):
+    """A publishing time later than now by more than ``weights.publish_clock_skew_seconds``."""
+
+
+def _check_not_future(at: datetime, rules: WeightRules, now: datetime | None) -> None:
+    now = now or datetime.now(UTC)
+    if at > now + timedelta(seconds=rules.publish_clock_skew_seconds):
+        raise FutureTimeError(f"cannot publish at {at.isoformat()}: that is later than now ({now.isoformat(timespec='seconds')}) "
+                              f"by more than {rules.publish_clock_skew_seconds:g} s (weights.publish_clock_skew_seconds); "
+                              "a vector is published as of a time that has come")
+
+
+def _history_error(at: datetime, previous: WeightVector, rules: WeightRules, now: datetime | None) -> StoreError:
+    """Why ``at`` cannot follow ``previous``; for a vector dated in the future (stored before such times
+    were refused) also how to get out: nothing can be published until its time."""
+    said = (f"cannot publish at {at.isoformat()}: vector {previous.id} was published later, at "
+            f"{previous.published_at.isoformat()}; the weights history only moves forward")
+    try:
+        _check_not_future(previous.published_at, rules, now)
+    except FutureTimeError:
+        return StoreError(f"{said}. Vector {previous.id} is dated in the future (a mistaken --at), so nothing can be "
+                          f"published before then: back up the store, then delete weight_vector {previous.id} and its "
+                          "weight_vector_entry rows (docs/rules.md, \"Published weights\")")
+    return StoreError(said)
 
 
 def latest_finished_tournament(session: Session, kind: str, at: datetime) -> Tournament | None:
@@ -51,15 +77,17 @@ def get_vector(session: Session, vector_id: int) -> WeightVector:
     return vector
 
 
-def publish_weights(session: Session, *, rules: WeightRules, at: datetime) -> tuple[WeightVector, bool]:
+def publish_weights(session: Session, *, rules: WeightRules, at: datetime, now: datetime | None = None) -> tuple[WeightVector, bool]:
     """Store the vector of the latest finished text and image tournaments at ``at`` and return it with True;
     when the latest stored vector already has the same tournaments, ratio and week, return that one with False
-    (publishing again after a restart stores nothing twice). StoreError when no tournament has finished by
-    ``at``, or when ``at`` is before the latest stored vector (the history only moves forward)."""
+    (publishing again after a restart stores nothing twice). FutureTimeError when ``at`` is later than
+    ``now`` (the system clock when None; ``serve`` passes its own) by more than
+    ``rules.publish_clock_skew_seconds``; StoreError when no tournament has finished by ``at``, or when
+    ``at`` is before the latest stored vector (the history only moves forward)."""
+    _check_not_future(at, rules, now)
     previous = latest_vector(session)
     if previous is not None and at < previous.published_at:
-        raise StoreError(f"cannot publish at {at.isoformat()}: vector {previous.id} was published later, at "
-                         f"{previous.published_at.isoformat()}; the weights history only moves forward")
+        raise _history_error(at, previous, rules, now)
     tournaments = [t for kind in TOURNAMENT_KINDS if (t := latest_finished_tournament(session, kind, at)) is not None]
     if not tournaments:
         raise StoreError(f"no tournament had finished by {at.isoformat()}; run one with `trainarena tournament run`")

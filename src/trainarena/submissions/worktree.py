@@ -4,16 +4,23 @@ The tree's files, committed or not, pass the same checks registration applies to
 (no weights or datasets, size limits, no submodules, a valid manifest and entrypoint, no link leaving
 the tree), then are copied into a content-addressed snapshot under the cache: the run binds that copy
 read-only, so editing the tree during or after a run changes nothing, and the stored run names the
-snapshot it ran. In a git repository the files are those git would see (tracked and untracked, minus
-what ``.gitignore`` excludes); elsewhere every file under the folder except ``.git`` and Python caches.
+snapshot it ran. A snapshot already in the cache is reused only while its files still hash to the
+digest it is named by; one changed since (by hand, by a tool) is replaced by a fresh copy of the tree,
+so a run never executes or signs code the tree does not hold (a change made between this check and
+the run binding the copy is not caught: the cache is the user's own). In a git repository the files
+are those git would see (tracked and untracked, minus what ``.gitignore`` excludes); elsewhere every
+file under the folder except ``.git`` and Python caches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,9 +66,14 @@ def _listed_paths(root: Path, listed: str | None) -> list[str]:
     if listed is not None:
         # --cached also lists tracked files deleted from the tree: those are not part of it.
         return sorted({p for p in listed.split("\0") if p and ((root / p).exists() or (root / p).is_symlink())})
+    return _walked_paths(root, _SKIPPED_DIRS)
+
+
+def _walked_paths(root: Path, skipped_dirs: frozenset[str]) -> list[str]:
+    """Relative POSIX paths of the files and links under ``root``, outside folders named in ``skipped_dirs``."""
     paths = []
     for directory, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not (Path(directory) / d).is_symlink())
+        dirs[:] = sorted(d for d in dirs if d not in skipped_dirs and not (Path(directory) / d).is_symlink())
         links = [d for d in os.listdir(directory) if d not in files and (Path(directory) / d).is_symlink()]
         paths += [(Path(directory) / name).relative_to(root).as_posix() for name in [*files, *links]]
     return sorted(paths)
@@ -86,6 +98,33 @@ def _read(root: Path, entry: TreeEntry) -> bytes:
     return (root / entry.path).read_bytes()
 
 
+def _content_digest(entries: list[TreeEntry], blobs: dict[str, bytes]) -> str:
+    """What names a snapshot: every path, mode and content of the tree."""
+    content = hashlib.sha256()
+    for entry in entries:
+        blob = blobs.get(entry.object_id, b"")
+        content.update(f"{entry.path}\0{entry.mode}\0{len(blob)}\0".encode("utf-8", "surrogateescape") + blob)
+    return content.hexdigest()
+
+
+def _snapshot_digest(snapshot_dir: Path) -> str:
+    """``_content_digest`` of a snapshot as it is now on disk. Every file counts, caches included: a
+    planted ``__pycache__`` would run as much as a changed ``train.py``."""
+    entries = [_entry(snapshot_dir, relative) for relative in _walked_paths(snapshot_dir, frozenset())]
+    return _content_digest(entries, {entry.object_id: _read(snapshot_dir, entry) for entry in entries if entry.kind in ("file", "symlink")})
+
+
+def _discard_if_changed(snapshot_dir: Path, digest: str) -> None:
+    """Remove a cached snapshot whose files no longer hash to the ``digest`` it is named by, so the tree
+    is copied again. Moved aside first: a concurrent snapshot of the same tree never sees half a folder."""
+    if not snapshot_dir.is_dir() or _snapshot_digest(snapshot_dir) == digest:
+        return
+    stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=snapshot_dir.parent))
+    with contextlib.suppress(FileNotFoundError):  # another snapshot of the same tree moved it first
+        snapshot_dir.rename(stale / snapshot_dir.name)
+    shutil.rmtree(stale, ignore_errors=True)
+
+
 def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
     """Check the working tree at ``path`` as registration would and copy it into the cache; raise
     RegistrationError naming what is wrong."""
@@ -107,11 +146,9 @@ def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
     check_tree_entries(entries, rules)  # sizes and kinds first: nothing big is read
     blobs = {entry.object_id: _read(root, entry) for entry in entries if entry.kind in ("file", "symlink")}
     manifest = check_content(entries, blobs, where=where)
-    content = hashlib.sha256()
-    for entry in entries:
-        blob = blobs.get(entry.object_id, b"")
-        content.update(f"{entry.path}\0{entry.mode}\0{len(blob)}\0".encode("utf-8", "surrogateescape") + blob)
-    snapshot_dir = settings.cache_dir / "worktrees" / content.hexdigest()[:32]
+    digest = _content_digest(entries, blobs)
+    snapshot_dir = settings.cache_dir / "worktrees" / digest[:32]
+    _discard_if_changed(snapshot_dir, digest)
     export_tree(entries, blobs, snapshot_dir)
     commit = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
     status = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", ".")

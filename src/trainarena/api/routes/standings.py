@@ -24,7 +24,7 @@ from trainarena.records.recorder import publish_recorded
 from trainarena.registry import ChampionSource, champion_sources
 from trainarena.reporting.task_board import UnknownTaskError, task_board
 from trainarena.reporting.weights import csv_text, u16_export, u16_warnings, vector_record, weights_overview
-from trainarena.store import StoreError, get_vector, latest_vector
+from trainarena.store import FutureTimeError, StoreError, get_vector, latest_vector
 
 router = APIRouter(prefix="/v1", tags=["standings"], responses=ROLE_RESPONSES)
 
@@ -91,7 +91,8 @@ class WeightsOut(BaseModel):
 
 
 class PublishIn(RequestBody):
-    at: datetime | None = Field(None, strict=False, description="Publish as of this time (UTC when no zone); default now.")
+    at: datetime | None = Field(None, strict=False, description="Publish as of this time (UTC when no zone); default now. "
+                                "A time later than now (beyond weights.publish_clock_skew_seconds) is refused with 422.")
 
 
 class PublishedOut(VectorOut):
@@ -192,6 +193,8 @@ def publish(body: PublishIn, _operator: Operator, request: Request) -> Published
         with app_store(request).transaction() as session:
             vector, new = publish_recorded(session, app_settings(request), at if at.tzinfo else at.replace(tzinfo=UTC))
             record = vector_record(vector)
+    except FutureTimeError as error:
+        raise ApiError(422, "invalid_request", str(error), field="at") from None
     except StoreError as error:
         raise ApiError(409, "conflict", str(error)) from None
     return PublishedOut(**record, new=new)
