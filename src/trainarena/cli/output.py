@@ -32,6 +32,8 @@ from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
 from rich.table import Table
 from rich.text import Text
 
+from trainarena.tasks import budget_problem
+
 # Gap between a details view's keys and values.
 FIELD_GAP = 2
 # Indentation of a details view's text blocks (a reason, a stderr tail).
@@ -342,6 +344,14 @@ def check_path(path: Path, option: str, *, folder: bool, must_exist: bool = True
     else:
         return
     raise fail(f"{option} {path}: {wrong}", json_output, code=2, **context)
+
+
+def budget_seconds_option(value: float | None) -> float | None:
+    """typer callback of a ``--budget`` option: seconds a run can keep to. typer's ``min`` lets inf
+    through (and takes nan as out of range only by accident), and either gives a run no deadline."""
+    if value is not None and budget_problem(value) is not None:
+        raise typer.BadParameter(f"must be a finite number of seconds above 0, got {value:g}")
+    return value
 
 
 def make_output_folder(folder: Path, json_output: bool = False, **context: object) -> None:
