@@ -26,5 +26,5 @@ def test_a_budget_no_run_can_keep_to_is_refused_before_anything_runs(
     args = [part.replace("{task}", str(task)) for part in command]
     result = CliRunner().invoke(app, [*args, "--budget", budget])
     assert result.exit_code == 2, result.output
-    assert "Invalid value for '--budget': must be a finite number of seconds above 0" in " ".join(result.output.split())
+    assert "Invalid value for '--budget': must be a finite number of seconds above 0" in " ".join(result.output.replace("│", " ").split())
     assert not (tmp_path / "data").exists()  # nothing stored, nothing built
