@@ -90,24 +90,40 @@ def test_a_root_platform_takes_the_pool_where_bwrap_can_start_as_its_uids(monkey
     def fine(uid: int, gid: int) -> None:
         asked.append((uid, gid))
 
-    user, line = choose_host_user(65534, fine, (200000, 64))
-    assert user == HostUser(200000, 65534, pool=UidPool(200000, 64))
-    assert line == "uids 200000-200063, one per sandbox, gid 65534 (sandbox.run_as_pool)"
-    assert asked == [(200000, 65534), (200063, 65534)]  # both ends of the range, with the shared gid
+    user, line = choose_host_user(65534, fine, (2_000_000_000, 64))
+    assert user == HostUser(2_000_000_000, 65534, pool=UidPool(2_000_000_000, 64))
+    assert line == "uids 2000000000-2000000063, one per sandbox, gid 65534 (sandbox.run_as_pool)"
+    assert asked == [(2_000_000_000, 65534), (2_000_000_063, 65534)]  # both ends of the range, with the shared gid
     # A range the host does not map: runs share run_as, and every line saying who they run as says why.
     def unmapped(uid: int, _gid: int) -> str | None:
-        return "setting up uid map: Invalid argument" if uid >= 200000 else None
+        return "setting up uid map: Invalid argument" if uid >= 2_000_000_000 else None
 
-    assert choose_host_user(65534, unmapped, (200000, 64)) == (HostUser(65534, 65534), (
-        "uid 65534 (sandbox.run_as; bwrap cannot start as uid 200000: setting up uid map: Invalid argument "
+    assert choose_host_user(65534, unmapped, (2_000_000_000, 64)) == (HostUser(65534, 65534), (
+        "uid 65534 (sandbox.run_as; bwrap cannot start as uid 2000000000: setting up uid map: Invalid argument "
         "of sandbox.run_as_pool)"))
 
 
 def test_the_pool_setting_is_checked_where_it_is_read() -> None:
     assert SandboxRules(run_as_pool=[200000, 64]).run_as_pool == (200000, 64)
-    for pool, run_as in (((0, 4), 65534), ((5, 0), 65534), ((2**31 - 3, 4), 65534), ((200000, 4), 0)):
+    for pool, run_as in (((0, 4), 65534), ((5, 0), 65534), ((2**31 - 3, 4), 65534), ((200000, 4), 0), ((True, 16), 65534),
+                         ((65530, 10), 65534)):  # a bool is no uid; the pool may not hold run_as, every other run's uid
         with pytest.raises(ValidationError, match="run_as_pool"):
             SandboxRules(run_as_pool=pool, run_as=run_as)
+
+
+def test_a_pool_holding_the_hosts_accounts_or_subordinate_uids_is_not_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    subuid = tmp_path / "subuid"
+    subuid.write_text("alice:100000:65536\nbob:165536:65536\n")
+    accounts = [("root", 0), ("daemon", 1), ("bin", 2), ("nobody", 65534)]
+    assert UidPool(1, 16).holders(accounts, subuid) == ["daemon (uid 1)", "bin (uid 2)"]
+    assert UidPool(160000, 10).holders(accounts, subuid) == ["alice's subordinate uids 100000-165535 (/etc/subuid)"]
+    assert UidPool(2_000_000_000, 256).holders(accounts, subuid) == []
+    # Held by someone: runs share run_as, and the line says who holds the pool's uids.
+    monkeypatch.setattr(host_user.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(UidPool, "holders", lambda _pool: ["daemon (uid 1)", "bin (uid 2)", "sys (uid 3)", "sync (uid 4)"])
+    assert choose_host_user(65534, lambda _uid, _gid: None, (1, 16)) == (HostUser(65534, 65534), (
+        "uid 65534 (sandbox.run_as; sandbox.run_as_pool's uids 1-16 are not free here, held by daemon (uid 1), "
+        "bin (uid 2), sys (uid 3) and 1 more)"))
 
 
 def _host_uids(run_id: str, until: float) -> set[int]:

@@ -75,15 +75,27 @@ def choose_host_user(
     pool_problem = ""
     if pool is not None:
         uids = UidPool(*pool)
-        # The pool's two ends: a host maps uids in ranges (a container's uid_map), so they answer for the rest.
-        found = next((f"uid {uid}: {why}" for uid in (uids.first, uids.last) if (why := problem(uid, run_as))), None)
-        if found is None:
+        why_not = _pool_problem(uids, run_as, problem)
+        if why_not is None:
             return HostUser(uids.first, run_as, pool=uids), f"{uids.describe()}, one per sandbox, gid {run_as} (sandbox.run_as_pool)"
-        pool_problem = f"; bwrap cannot start as {found} of sandbox.run_as_pool"
+        pool_problem = f"; {why_not}"
     found = problem(run_as, run_as)
     if found is not None:
         return None, f"root (bwrap cannot start as uid {run_as}: {found}{pool_problem})"
     return HostUser(run_as, run_as), f"uid {run_as} (sandbox.run_as{pool_problem})"
+
+
+def _pool_problem(uids: UidPool, gid: int, problem: Callable[[int, int], str | None]) -> str | None:
+    """Why sandboxes cannot take their uids from ``uids`` here (someone on the host holds some, or
+    bwrap cannot start as them), None when they can."""
+    holders = uids.holders()
+    if holders:
+        shown = ", ".join(holders[:3]) + (f" and {len(holders) - 3} more" if len(holders) > 3 else "")
+        return f"sandbox.run_as_pool's {uids.describe()} are not free here, held by {shown}"
+    for uid in (uids.first, uids.last):  # a host maps uids in ranges (a container's uid_map): the ends answer for all
+        if (why := problem(uid, gid)) is not None:
+            return f"bwrap cannot start as uid {uid}: {why} of sandbox.run_as_pool"
+    return None
 
 
 @contextlib.contextmanager

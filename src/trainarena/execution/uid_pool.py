@@ -18,14 +18,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import pwd
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["LEASE_DIR", "UidPool"]
 
 LEASE_DIR = Path("/run/trainarena/host-uids")  # root's; /run is a tmpfs, emptied at boot
+SUBUID = Path("/etc/subuid")
 _POLL_SECONDS = 0.2
 
 
@@ -43,6 +45,20 @@ class UidPool:
 
     def describe(self) -> str:
         return f"uids {self.first}-{self.last}" if self.count > 1 else f"uid {self.first}"
+
+    def holders(self, accounts: Iterable[tuple[str, int]] | None = None, subuid: Path = SUBUID) -> list[str]:
+        """Who on this host already has uids of the pool: accounts (``daemon (uid 1)``, from the user
+        database unless ``accounts`` gives (name, uid) pairs) and the subordinate ranges /etc/subuid
+        gives users' rootless containers. A run as one of them could, after an escape, use what it owns."""
+        found = [f"{name} (uid {uid})" for name, uid in (accounts if accounts is not None else _accounts())
+                 if self.first <= uid <= self.last]
+        with contextlib.suppress(OSError):
+            for line in subuid.read_text().splitlines():
+                owner, _, rest = line.partition(":")
+                start, _, size = rest.partition(":")
+                if start.isdigit() and size.isdigit() and int(start) <= self.last and self.first < int(start) + int(size):
+                    found.append(f"{owner}'s subordinate uids {start}-{int(start) + int(size) - 1} (/etc/subuid)")
+        return found
 
     @contextlib.contextmanager
     def lease(self) -> Iterator[tuple[int, float]]:
@@ -65,3 +81,7 @@ class UidPool:
                     os.close(fd)  # releases the lock
                 return
             time.sleep(_POLL_SECONDS)
+
+
+def _accounts() -> list[tuple[str, int]]:
+    return [(entry.pw_name, entry.pw_uid) for entry in pwd.getpwall()]

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictInt, model_validator
 
 from trainarena.settings.fields import AbsolutePath, Section
 
@@ -75,7 +75,7 @@ class SandboxRules(Section):
         "runs as root (nobody), so that a sandbox escape is not root's; needs unprivileged user namespaces, else "
         "runs stay root and `trainarena doctor` says why. 0: run as root (execution.host_user)."
     )
-    run_as_pool: tuple[int, int] | None = Field(
+    run_as_pool: tuple[StrictInt, StrictInt] | None = Field(
         None, description="(first uid, count), e.g. [2000000000, 256]: each sandbox of a root platform takes a host uid of "
         "its own from this range instead of sharing run_as (leased host-wide, execution.uid_pool), so live runs "
         "cannot signal, trace or write into each other after a sandbox escape and RLIMIT_NPROC counts one run; the "
@@ -103,6 +103,9 @@ class SandboxRules(Section):
                              f"and no uid above {HOST_ID_MAX}; got {list(self.run_as_pool)}")
         if self.run_as == 0:
             raise ValueError("sandbox.run_as_pool needs sandbox.run_as above 0: it is the runs' shared gid, never root's")
+        if first <= self.run_as <= first + count - 1:
+            raise ValueError(f"sandbox.run_as_pool {list(self.run_as_pool)} holds sandbox.run_as ({self.run_as}), the uid every "
+                             "run without a pool shares: choose uids of their own")
         return self
 
 
