@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from trainarena.cli import app
-from trainarena.engine import MAX_SIMULATED_ENTRANTS, Stage, simulate
+from trainarena.engine import MAX_SIMULATED_ENTRANTS, MAX_SIMULATED_NOISE, Stage, simulate
 from trainarena.settings import TournamentRules, WeightRules
 
 RULES, WEIGHTS = TournamentRules(), WeightRules()
@@ -52,6 +52,18 @@ def test_the_cli_refuses_more_entrants_than_the_maximum_before_playing():
     assert f"{MAX_SIMULATED_ENTRANTS:,}" in CliRunner().invoke(app, ["tournament", "simulate", "--help"], env={"COLUMNS": "200"}).output
     with pytest.raises(ValueError, match=f"got {MAX_SIMULATED_ENTRANTS + 1}"):
         simulate(MAX_SIMULATED_ENTRANTS + 1, 0, 0.1, 0.0, RULES, WEIGHTS)
+
+
+def test_noise_past_the_maximum_is_refused_and_the_json_stays_json():
+    """--noise inf played a tournament of inf and -inf scores and printed JSON's non-standard Infinity."""
+    result = CliRunner().invoke(app, ["tournament", "simulate", "--entrants", "5", "--seed", "2", "--noise", "inf"],
+                                env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == 2 and "Invalid value for '--noise'" in result.output
+    with pytest.raises(ValueError, match=f"noise must be from 0 to {MAX_SIMULATED_NOISE:g}, got inf"):
+        simulate(5, 2, float("inf"), 0.0, RULES, WEIGHTS)
+    loud = CliRunner().invoke(app, ["tournament", "simulate", "--entrants", "5", "--seed", "2", "--noise", str(MAX_SIMULATED_NOISE), "--json"])
+    assert loud.exit_code == 0
+    json.loads(loud.output, parse_constant=lambda token: pytest.fail(f"not JSON: {token}"))
 
 
 def test_ten_thousand_entrants_stays_linear():

@@ -16,6 +16,7 @@ from rich.table import Table
 from trainarena.cli import pool_tournaments
 from trainarena.engine import (
     MAX_SIMULATED_ENTRANTS,
+    MAX_SIMULATED_NOISE,
     BossDecision,
     PlayedMatch,
     PlayedRound,
@@ -40,7 +41,8 @@ def simulate_command(
     entrants: Annotated[int, typer.Option("--entrants", min=0, max=MAX_SIMULATED_ENTRANTS,
                                           help=f"Simulated competitors, at most {MAX_SIMULATED_ENTRANTS:,}.")],
     seed: Annotated[int, typer.Option("--seed", help="Tournament seed: same seed, same tournament.")],
-    noise: Annotated[float, typer.Option("--noise", min=0.0, help="Relative per-task score noise (0.03 = 3%).")] = 0.03,
+    noise: Annotated[float, typer.Option("--noise", min=0.0, max=MAX_SIMULATED_NOISE,
+                                         help=f"Relative per-task score noise (0.03 = 3%), at most {MAX_SIMULATED_NOISE:g}.")] = 0.03,
     champion_edge: Annotated[
         float, typer.Option("--champion-edge", max=0.99, help="How much lower the champion's true loss is than the field's best.")
     ] = 0.0,

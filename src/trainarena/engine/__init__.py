@@ -30,7 +30,13 @@ from trainarena.engine.model import (
 )
 from trainarena.engine.paired import relative_lead
 from trainarena.engine.ranking import decide_match, is_failed, rank_task
-from trainarena.engine.simulation import MAX_SIMULATED_ENTRANTS, LatentSkillPlayer, SimulationReport, simulate
+from trainarena.engine.simulation import (
+    MAX_SIMULATED_ENTRANTS,
+    MAX_SIMULATED_NOISE,
+    LatentSkillPlayer,
+    SimulationReport,
+    simulate,
+)
 from trainarena.engine.weights import hybrid_ratio, hybrid_weights, tournament_weights
 
 __all__ = [
@@ -40,6 +46,7 @@ __all__ = [
     "LatentSkillPlayer",
     "LeadInterval",
     "MAX_SIMULATED_ENTRANTS",
+    "MAX_SIMULATED_NOISE",
     "Match",
     "MatchDecision",
     "PlayRound",

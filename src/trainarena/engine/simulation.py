@@ -39,6 +39,9 @@ SIMULATED_EXAMPLES = 64
 # The most entrants a simulation plays: memory and time grow with the field (100,000 take about 5 s
 # and 270 MB; 100,000,000 grew without bound until killed), ten times the benchmarked 10,000.
 MAX_SIMULATED_ENTRANTS = 100_000
+# Relative score noise: at 10 (1000%) a score's sign is already a coin toss; beyond, scores overflow
+# to inf (1e308) and tables and JSON fill with infinities.
+MAX_SIMULATED_NOISE = 10.0
 
 
 @dataclass(frozen=True)
@@ -128,8 +131,8 @@ def simulate(
     weight_rules: WeightRules,
 ) -> SimulationReport:
     """Play a whole text tournament of ``entrants`` simulated competitors against a simulated champion."""
-    if noise < 0:
-        raise ValueError(f"noise must be >= 0, got {noise}")
+    if not 0 <= noise <= MAX_SIMULATED_NOISE:
+        raise ValueError(f"noise must be from 0 to {MAX_SIMULATED_NOISE:g}, got {noise}")
     truth = simulated_field(entrants, seed, champion_edge)
     names = tuple(n for n in truth if n != SIMULATED_CHAMPION)
     player = LatentSkillPlayer(truth, noise, seed, examples=SIMULATED_EXAMPLES if rules.bootstrap_gate else 0)
