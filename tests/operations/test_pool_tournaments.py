@@ -165,7 +165,7 @@ def test_tasks_whose_data_is_gone_or_changed_are_not_drawn(operator_data: Operat
         add_task(session, settings, task_from_flags("other", "instruct", str(operator_data.model),
                  {"source": str(operator_data.csv), "field_instruction": "q", "field_output": "a"}, 5.0), "weekly")
     operator_data.jsonl.write_text(operator_data.jsonl.read_text() + '{"q": "one more", "a": "1"}\n')
-    with pytest.raises(TournamentRefused, match=r"pool 'weekly' has 1 usable tasks \(2 unusable: t1: its dataset .* changed"):
+    with pytest.raises(TournamentRefused, match=r"pool 'weekly' has 1 usable task \(2 unusable: t1: its dataset .* changed"):
         _create(settings)
     operator_data.jsonl.unlink()
     with pytest.raises(TournamentRefused, match=r"t2: its dataset .*rows.jsonl is gone"):

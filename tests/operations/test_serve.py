@@ -70,7 +70,7 @@ def test_a_refused_creation_is_logged_and_waits_for_the_next_due_time(scheduled:
     events: list[ServeEvent] = []
     assert _serve_once(scheduled.settings, events) == 0
     refused = [event for event in events if event.event == "refused"]
-    assert len(refused) == 1 and "pool 'weekly' has 1 usable tasks" in refused[0].message
+    assert len(refused) == 1 and "pool 'weekly' has 1 usable task" in refused[0].message
     assert refused[0].fields["retry_at"] > refused[0].at.isoformat()
 
 

@@ -55,6 +55,7 @@ from trainarena.store import (
 from trainarena.store.records import boss_tasks_for, fix_rules
 from trainarena.submissions import RegistrationError, checkout_path, parse_manifest, register
 from trainarena.tasks.digests import path_digest
+from trainarena.wording import counted
 
 
 class TournamentRefused(ValueError):
@@ -178,7 +179,7 @@ def create_pool_tournament(
     if len(available) < needed:
         broken = f" ({len(unusable)} unusable: " + "; ".join(f"{n}: {r}" for n, r in unusable) + ")" if unusable else ""
         raise TournamentRefused(
-            f"pool {pool!r} has {len(available)} usable tasks{broken}, but {len(entrants)} entrants"
+            f"pool {pool!r} has {counted(len(available), 'usable task')}{broken}, but {len(entrants)} entrants"
             f"{' and a defending champion' if champion else ''} can play {needed} (no task is played twice in a "
             f"tournament); add {needed - len(available)} more with `trainarena task add ... --pool {pool}`"
         )
