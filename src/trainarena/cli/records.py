@@ -51,6 +51,10 @@ def export_command(
         typer.echo(json.dumps({"ok": True, **exported.to_json()}))
         return
     console = Console(highlight=False)
+    for audit in exported.audits_left_out:  # not in the bundle, and the operator may believe they are
+        print_wrapped(Console(stderr=True, highlight=False),
+                      f"note: audit run {audit.run_id} (of run {audit.audit_of}) left out: {audit.reason}; a "
+                      "bundle is checked against one key")
     name = exported.tournament.get("name")
     # Folded within the width (a long folder path runs on as one word otherwise), never cut: the
     # command is copied from here.
