@@ -14,26 +14,19 @@ from trainarena.contract import Direction, RunStatus
 from trainarena.runs import RunReport
 from trainarena.store import AttemptStatus, EvaluationRow, Run, RunAttempt
 
-__all__ = ["interrupt_attempt", "interrupt_running_attempts", "interrupted", "store_report", "to_run_again", "withdraw_attempt"]
-
-
-def interrupted(attempt: RunAttempt, reason: str) -> None:
-    """The attempt ended without a report: recorded as interrupted, with ``reason``."""
-    attempt.status = AttemptStatus.INTERRUPTED
-    attempt.finished_at = datetime.now(UTC)
-    attempt.failure_reason = reason
+__all__ = ["interrupt_attempt", "interrupt_running_attempts", "store_report", "to_run_again", "withdraw_attempt"]
 
 
 def interrupt_running_attempts(run: Run, reason: str) -> None:
     """The run's running attempt ended with no report stored: recorded as interrupted, with ``reason``."""
     for attempt in run.attempt_records:
         if attempt.status == AttemptStatus.RUNNING:
-            interrupted(attempt, reason)
+            attempt.interrupt(reason)
 
 
 def to_run_again(run: Run, attempt: RunAttempt, reason: str) -> None:
     """The attempt ended without a report: recorded as interrupted, and its run PENDING again."""
-    interrupted(attempt, reason)
+    attempt.interrupt(reason)
     run.status = RunStatus.PENDING.value
 
 

@@ -4,13 +4,16 @@ task's leaderboard; the same data the CLI prints."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 from api_client import Api
 from cli_store import COMPETITORS, CRASH_TAIL, LONG_NAME, LONG_URL
 from fastapi.testclient import TestClient
 
 from trainarena.api import create_app
+from trainarena.runs import TIMINGS_FILE
 from trainarena.store import publish_weights
 
 
@@ -55,6 +58,8 @@ def test_one_run_in_full_and_its_logs(api: Api, client: TestClient) -> None:
     assert detail["status"] == "failed" and detail["tournament"] == "week-1" and detail["summary"] == "exited with code 1."
     assert detail["stderr_tail"].endswith(CRASH_TAIL.splitlines()[-1]) and detail["wall_seconds"] == 12.5
     assert [a["counts"] for a in detail["attempt_history"]] == [True]
+    recorded = json.loads((Path(detail["log_path"]).parent / TIMINGS_FILE).read_text())
+    assert detail["steps"]["store"] == recorded["store"] and "slot" in recorded and "slot" not in detail["steps"]
     # No house run beside a tournament run: a null reference that says why, not a silently absent one.
     assert [(r["kind"], r["run_id"], r["score"], r["missing"]) for r in detail["references"]] == [
         ("house", None, None, "not run on this seed")]

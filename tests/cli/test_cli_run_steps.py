@@ -1,5 +1,5 @@
 """`trainarena runs show` prints the platform's seconds per step of a run, read from the timings the
-pipeline and the orchestrator wrote in the run's folder."""
+pipeline and the orchestrator wrote in the run's folder; `--json` carries the same steps."""
 
 from __future__ import annotations
 
@@ -24,3 +24,11 @@ def test_show_prints_the_steps_recorded_in_the_run_folder(finished_store: Finish
     shown = CliRunner().invoke(app, ["runs", "show", str(run_id)], env={"COLUMNS": "100"})
     assert shown.exit_code == 0, shown.output
     assert "steps (s)" in shown.stdout and "script 12.50" in shown.stdout and "eval_compute 1.25" in shown.stdout
+    as_json = json.loads(CliRunner().invoke(app, ["runs", "show", str(run_id), "--json"]).stdout)
+    # the steps in the order a run does them, the slot's own keys (not steps) left out
+    assert as_json["steps"] == {"script": 12.5, "eval_compute": 1.25, "store": recorded["store"]}
+    assert list(as_json["steps"]) == ["script", "eval_compute", "store"]
+    timings.unlink()
+    bare = CliRunner().invoke(app, ["runs", "show", str(run_id), "--json"])
+    assert json.loads(bare.stdout)["steps"] is None
+    assert "steps (s)" not in CliRunner().invoke(app, ["runs", "show", str(run_id)]).stdout

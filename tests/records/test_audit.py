@@ -303,7 +303,7 @@ def test_the_tournaments_bundle_holds_its_audits_and_verify_checks_the_run_each_
         settings: Settings, store: Store, inputs: Inputs, tree: Path, tmp_path: Path) -> None:  # fmt: skip
     tournament_id, run_id = _played_tournament(settings, store, inputs, tree, tmp_path)
     report, _ = _audit(settings, store, inputs, run_id, 1.5)
-    export_bundle(store, settings, tournament_id, tmp_path / "bundle")
+    assert export_bundle(store, settings, tournament_id, tmp_path / "bundle").audits_left_out == ()
     verified = verify_directory(tmp_path / "bundle")
     assert verified.ok, [f.message for check in verified.checks for f in check.failures]
     [audits] = [check for check in verified.checks if check.name == "audits"]
@@ -435,6 +435,35 @@ def test_the_command_prints_the_comparison_at_80_columns_and_exits_by_verdict(se
 
     missing = runner.invoke(app, ["audit", "99", "--json"])
     assert missing.exit_code == 2 and "no run 99" in json.loads(missing.stdout)["error"]
+
+
+def test_an_audit_signed_after_the_key_was_replaced_is_named_by_audit_and_by_export(
+        settings: Settings, store: Store, inputs: Inputs, tree: Path, tmp_path: Path, cli_executor: ScoreExecutor) -> None:  # fmt: skip
+    tournament_id, run_id = _played_tournament(settings, store, inputs, tree, tmp_path)
+    old = load_key(settings.operator_key_path).keyid
+    new = init_key(settings.operator_key_path, force=True).keyid  # `keys init --force`
+    runner = CliRunner()
+    cli_executor.scores = [1.5]
+    audited = runner.invoke(app, ["audit", str(run_id)], terminal_width=80)
+    assert audited.exit_code == 0, audited.output
+    with store.session() as session:
+        audit_id = session.scalars(select(Run.id).where(Run.audit_of_id == run_id)).one()
+    reason = f"signed by key {new[:16]}, not the tournament's {old[:16]}"
+    said = " ".join(audited.stdout.split())
+    assert (f"note: audit run {audit_id}'s records will not join the bundle of its tournament (`trainarena export`): "
+            f"{reason}") in said
+
+    exported = runner.invoke(app, ["export", str(tournament_id), str(tmp_path / "bundle")], terminal_width=80)
+    assert exported.exit_code == 0, exported.output
+    with store.session() as session:
+        played = session.scalars(select(LogEntry.index).where(LogEntry.tournament_id == tournament_id)).all()
+    assert f"{len(played)} log entries" in exported.stdout  # what is exported is unchanged: the tournament's own
+    assert " ".join(exported.stderr.split()) == (f"note: audit run {audit_id} (of run {run_id}) left out: {reason}; a "
+                                                 "bundle is checked against one key")
+    as_json = runner.invoke(app, ["export", str(tournament_id), str(tmp_path / "bundle-json"), "--json"])
+    assert json.loads(as_json.stdout)["audits_left_out"] == [
+        {"run_id": audit_id, "audit_of": run_id, "signed_by": new, "tournament_key": old, "reason": reason}]
+    assert verify_directory(tmp_path / "bundle").ok
 
 
 def test_an_audit_run_is_labelled_as_one_and_kept_off_the_task_board(settings: Settings, store: Store, inputs: Inputs,

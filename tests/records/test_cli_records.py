@@ -84,6 +84,20 @@ def test_verify_json_and_a_failing_bundle(cli: CliRunner, store_copy: RecordedSt
     assert "(decision of tournament 1): its rounds: names the round statement at entry" in " ".join(text.output.split())
 
 
+def test_verify_with_a_key_file_that_is_no_public_key_pem_is_one_line_and_no_verdict(
+        cli: CliRunner, store_copy: RecordedStore, tmp_path: Path) -> None:  # fmt: skip
+    bundle = tmp_path / "bundle"
+    assert cli.invoke(app, ["export", str(store_copy.tournament_id), str(bundle)]).exit_code == 0
+    text_file, private_key = tmp_path / "hostname", store_copy.data_dir / "operator-ed25519.pem"
+    text_file.write_text("vm\n")
+    for key in (text_file, private_key):  # a private key given for the public one: a likely slip
+        said = cli.invoke(app, ["verify", str(bundle), "--key", str(key)])
+        assert (said.exit_code, said.output) == (2, f"error: --key {key}: not a PEM public key\n")
+        as_json = cli.invoke(app, ["verify", str(bundle), "--key", str(key), "--json"])
+        assert as_json.exit_code == 2
+        assert json.loads(as_json.stdout) == {"ok": False, "bundle": str(bundle), "error": f"--key {key}: not a PEM public key"}
+
+
 def test_verify_checks_an_artifact_folder_given_on_the_command_line(cli: CliRunner, store_copy: RecordedStore, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     assert cli.invoke(app, ["export", str(store_copy.tournament_id), str(bundle)]).exit_code == 0

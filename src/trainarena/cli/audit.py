@@ -15,10 +15,11 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import fail, print_fields
+from trainarena.cli.output import fail, print_fields, print_wrapped
 from trainarena.cluster import make_executor
 from trainarena.execution import SandboxUnavailable
 from trainarena.records.audit import AuditReport, CannotAudit, Comparison, NoiseBand, Verdict, audit_run
+from trainarena.records.bundle import audit_left_out
 from trainarena.settings import Settings
 from trainarena.store import open_store
 
@@ -96,10 +97,16 @@ def audit_command(
             raise fail(f"cannot audit run {run_id}: {error}", json_output, CANNOT_AUDIT, run_id=run_id) from error
         finally:
             executor.close()
+        with store.session() as session:
+            left_out = audit_left_out(session, report.audit_run_id)
     if json_output:
-        typer.echo(json.dumps({"ok": True, **report.to_json()}, indent=2))
+        left_out_json = None if left_out is None else left_out.to_json()
+        typer.echo(json.dumps({"ok": True, **report.to_json(), "left_out_of_bundle": left_out_json}, indent=2))
     else:
         print_report(Console(highlight=False), report)
+    if left_out is not None:  # on stderr with --json: the operator would believe `export` carries it
+        print_wrapped(console, f"note: audit run {report.audit_run_id}'s records will not join the bundle of its "
+                               f"tournament (`trainarena export`): {left_out.reason}")
     code = EXIT_CODES.get(report.comparison.verdict, 1)
     if code:
         raise typer.Exit(code=code)

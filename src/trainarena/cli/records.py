@@ -14,6 +14,7 @@ from rich.text import Text
 from trainarena.cli.output import Col, OneLineTable, check_path, fail, make_output_folder, print_fields, print_wrapped
 from trainarena.records.bundle import MANIFEST, BundleError, export_bundle
 from trainarena.records.checks import CheckResult
+from trainarena.records.signing import OperatorKeyError
 from trainarena.records.verify import BUNDLED_KEY, Report, verify_directory
 from trainarena.settings import Settings
 from trainarena.store import open_store
@@ -50,6 +51,10 @@ def export_command(
         typer.echo(json.dumps({"ok": True, **exported.to_json()}))
         return
     console = Console(highlight=False)
+    for audit in exported.audits_left_out:  # not in the bundle, and the operator may believe they are
+        print_wrapped(Console(stderr=True, highlight=False),
+                      f"note: audit run {audit.run_id} (of run {audit.audit_of}) left out: {audit.reason}; a "
+                      "bundle is checked against one key")
     name = exported.tournament.get("name")
     # Folded within the width (a long folder path runs on as one word otherwise), never cut: the
     # command is copied from here.
@@ -85,6 +90,8 @@ def verify_command(
         report = verify_directory(directory, key, _artifact_folders(artifact or []))
     except OSError as error:  # the bundle's own files are reported, not raised: this is the key
         raise fail(f"--key {key}: cannot read it ({error.strerror})", as_json, code=2, bundle=str(directory)) from None
+    except OperatorKeyError as error:  # no key to check with: no verdict about the bundle either
+        raise fail(f"--key {key}: {error}", as_json, code=2, bundle=str(directory)) from None
     if as_json:
         typer.echo(json.dumps({"bundle": str(directory), **report.to_json()}, indent=2))
     else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,7 +15,6 @@ from trainarena.contract import RunStatus
 from trainarena.reporting.references import REFERENCE_LABELS
 from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, UnknownRunError, read_run_detail
 from trainarena.reporting.run_list import AD_HOC, RunSummary, list_runs, run_filter_problem
-from trainarena.runs import TIMINGS_FILE
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.models import RunOrigin
@@ -62,18 +60,9 @@ def _time(moment: datetime | None, form: str = "%Y-%m-%d %H:%M:%S %Z") -> str:
     return "-" if moment is None else moment.strftime(form)
 
 
-# The run's steps in timings.json, in the order a run does them (docs/benchmarks.md#overhead).
-STEP_NAMES = ("prepare", "sandbox", "script", "artifact_check", "eval_startup", "eval_compute", "store")
-
-
-def _steps(log_path: str | None) -> list[tuple[str, str]]:
-    """The platform's seconds per step of the run, from the run folder's timings file (when it has one)."""
-    timings = Path(log_path).parent / TIMINGS_FILE if log_path else None
-    if timings is None or not timings.is_file():
-        return []
-    known = json.loads(timings.read_text())
-    steps = [f"{name} {known[name]:.2f}" for name in STEP_NAMES if name in known]
-    return [("steps (s)", ", ".join(steps))] if steps else []
+def _steps(steps: dict[str, float] | None) -> list[tuple[str, str]]:
+    """The platform's seconds per step of the run, when its folder recorded them."""
+    return [("steps (s)", ", ".join(f"{name} {seconds:.2f}" for name, seconds in steps.items()))] if steps else []
 
 
 def _seconds(value: float | None) -> str:
@@ -132,7 +121,7 @@ def _print_detail(console: Console, run: RunDetail) -> None:
             ("started", _time(run.started_at)),
             ("finished", _time(run.finished_at)),
             ("wall time", _seconds(run.wall_seconds)),
-            *_steps(run.log_path),
+            *_steps(run.steps),
             ("log path", run.log_path or "-"),
             ("artifact", run.artifact_path or "-"),
             ("artifact digest", run.artifact_digest or "-"),

@@ -18,7 +18,8 @@ The bundle (a folder; ``records/verify.py`` checks it, docs/records.md documents
 
 Exported: every log entry about the tournament (commitment, runs, evaluations, rounds, decision,
 reveal), and the run and evaluation statements of each audit of its runs whose statement names the run
-it audits (``trainarena audit``; signed by the tournament's key). The exporter copies what the store
+it audits (``trainarena audit``; signed by the tournament's key: those another key signed, after a
+``keys init --force``, are left out and named in what ``export_bundle`` returns). The exporter copies what the store
 holds, as it is: a store whose log or results were changed still exports (proofs that no longer lead
 to the signed root, claims that differ from the statements), so that ``verify`` can say what changed.
 It never re-signs anything.
@@ -50,7 +51,7 @@ from trainarena.store.records import load_tournament
 
 __all__ = [
     "BUNDLE_FORMAT", "BundleError", "CLAIMS", "ENTRIES", "MANIFEST", "PER_EXAMPLE", "PUBLIC_KEY", "TREE_HEADS",
-    "Exported", "export_bundle",
+    "Exported", "LeftOutAudit", "audit_left_out", "export_bundle",
 ]
 
 BUNDLE_FORMAT = "trainarena-bundle/v1"
@@ -68,17 +69,39 @@ class BundleError(ValueError):
 
 
 @dataclass(frozen=True)
+class LeftOutAudit:
+    """An audit of one of the tournament's runs that its bundle cannot hold: its records are signed by
+    another key than the tournament's (the operator key was replaced since), and a bundle is checked
+    against one key."""
+
+    run_id: int  # the audit's run
+    audit_of: int | None  # the run it audits
+    signed_by: str  # its records' key id
+    tournament_key: str  # the tournament's records' key id
+
+    @property
+    def reason(self) -> str:
+        return f"signed by key {self.signed_by[:16]}, not the tournament's {self.tournament_key[:16]}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "audit_of": self.audit_of, "signed_by": self.signed_by,
+                "tournament_key": self.tournament_key, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class Exported:
-    """What an export wrote: the folder, the tournament, how many entries and tree heads."""
+    """What an export wrote: the folder, the tournament, how many entries and tree heads, and the
+    audits of its runs it left out."""
 
     directory: Path
     tournament: dict[str, Any]
     entries: int
     tree_heads: int
+    audits_left_out: tuple[LeftOutAudit, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"directory": str(self.directory), "tournament": self.tournament, "entries": self.entries,
-                "tree_heads": self.tree_heads}
+                "tree_heads": self.tree_heads, "audits_left_out": [audit.to_json() for audit in self.audits_left_out]}
 
 
 def export_bundle(store_or_session: Store | Session, settings: Settings, tournament_id: int, directory: Path) -> Exported:
@@ -111,7 +134,27 @@ def export_bundle(store_or_session: Store | Session, settings: Settings, tournam
     for digest, values in content["per_example"].items():
         _write_json(directory / PER_EXAMPLE / f"{digest}.json", values)
     _write_json(directory / CLAIMS, content["claims"])
-    return Exported(directory, content["tournament"], len(content["entries"]), len(content["tree_heads"]))
+    return Exported(directory, content["tournament"], len(content["entries"]), len(content["tree_heads"]),
+                    content["audits_left_out"])
+
+
+def audit_left_out(session: Session, audit_run_id: int) -> LeftOutAudit | None:
+    """Why audit run ``audit_run_id``'s records cannot join the bundle of the tournament of the run it
+    audits (``export`` leaves them out: signed by another key), or None when they can or when that run
+    was played in no tournament."""
+    run = session.get(Run, audit_run_id)
+    if run is None or run.audit_of_id is None:
+        return None
+    tournament_id = session.scalar(select(LogEntry.tournament_id).where(
+        LogEntry.run_id == run.audit_of_id, LogEntry.tournament_id.is_not(None)).limit(1))  # fmt: skip
+    if tournament_id is None:
+        return None
+    try:
+        keyid = _signing_keyid(session, tournament_id)
+    except BundleError:  # no bundle of that tournament can be exported at all: export says why
+        return None
+    _, left_out = _audit_entries(session, tournament_id, keyid)
+    return next((audit for audit in left_out if audit.run_id == audit_run_id), None)
 
 
 def _tournament_entries(session: Session, tournament_id: int) -> list[LogEntry]:
@@ -140,21 +183,30 @@ def _latest_head(session: Session, keyid: str) -> TreeHead | None:
     return None
 
 
-def _audit_entries(session: Session, tournament_id: int, keyid: str) -> list[LogEntry]:
+def _audit_entries(session: Session, tournament_id: int, keyid: str) -> tuple[list[LogEntry], list[LeftOutAudit]]:
     """The run and evaluation entries of the audits of the tournament's runs, signed by ``keyid``, whose
     run statement names the audited run (an audit recorded before statements did so is not exported:
-    nothing in it ties it to the tournament)."""
+    nothing in it ties it to the tournament); and the audits naming it whose records another key
+    signed, left out."""
     played = select(LogEntry.run_id).where(LogEntry.tournament_id == tournament_id, LogEntry.run_id.is_not(None))
     audits = select(Run.id).where(Run.origin == RunOrigin.AUDIT, Run.audit_of_id.in_(played))
-    entries = [e for e in session.scalars(select(LogEntry).where(LogEntry.run_id.in_(audits))) if envelope_keyid(e.envelope) == keyid]
-    naming = {e.run_id for e in entries if e.kind == Kind.RUN.value and isinstance(_predicate(e).get("run"), dict)
+    found = list(session.scalars(select(LogEntry).where(LogEntry.run_id.in_(audits)).order_by(LogEntry.index)))
+    naming = {e.run_id for e in found if e.kind == Kind.RUN.value and isinstance(_predicate(e).get("run"), dict)
               and _predicate(e)["run"].get("audit_of") is not None}  # fmt: skip
-    return [e for e in entries if e.run_id in naming]
+    signed = [e for e in found if envelope_keyid(e.envelope) == keyid]
+    kept = {e.run_id for e in signed if e.run_id in naming and e.kind == Kind.RUN.value}
+    left_out: dict[int, LeftOutAudit] = {}
+    for entry in found:
+        signer = envelope_keyid(entry.envelope)
+        if entry.run_id in naming and entry.run_id not in kept and signer not in (None, keyid) and entry.run_id not in left_out:
+            audited = session.get_one(Run, entry.run_id).audit_of_id
+            left_out[entry.run_id] = LeftOutAudit(entry.run_id, audited, signer, keyid)
+    return [e for e in signed if e.run_id in kept], list(left_out.values())
 
 
 def _collect(session: Session, tournament_id: int, keyid: str) -> dict[str, Any]:
-    entries = sorted([*_tournament_entries(session, tournament_id), *_audit_entries(session, tournament_id, keyid)],
-                     key=lambda entry: entry.index)  # fmt: skip
+    audit_entries, audits_left_out = _audit_entries(session, tournament_id, keyid)
+    entries = sorted([*_tournament_entries(session, tournament_id), *audit_entries], key=lambda entry: entry.index)
     latest = _latest_head(session, keyid)
     if latest is None:
         raise BundleError("the transparency log has no tree head signed by the tournament's key: its tree_head "
@@ -175,7 +227,7 @@ def _collect(session: Session, tournament_id: int, keyid: str) -> dict[str, Any]
         head_lines.append({"size": head.size, "envelope": head.envelope, "consistency_proof": _hexes(proof)})
     tournament = session.get(Tournament, tournament_id)
     about = tournament_json(tournament) if tournament is not None else _tournament_from_log(entries)
-    return {"tournament": about, "tree_size": latest.size, "entries": lines,
+    return {"tournament": about, "tree_size": latest.size, "entries": lines, "audits_left_out": tuple(audits_left_out),
             "tree_heads": head_lines, "per_example": _per_example(session, entries),
             "claims": _claims(session, tournament_id) if tournament is not None else {"runs": [], "champion": None, "weights": {}}}
 

@@ -71,8 +71,8 @@ def public_key_from_pem(pem: str) -> SSlibKey:
     """A verifier's key from an exported public key PEM."""
     try:
         crypto_key = serialization.load_pem_public_key(pem.encode())
-    except ValueError as error:
-        raise OperatorKeyError(f"not a PEM public key: {error}") from error
+    except ValueError as error:  # the library's text (a URL, "MalformedFraming") says no more than this
+        raise OperatorKeyError("not a PEM public key") from error
     if not isinstance(crypto_key, Ed25519PublicKey):
         raise OperatorKeyError(f"the public key is {type(crypto_key).__name__}, not Ed25519")
     return SSlibKey.from_crypto(crypto_key)

@@ -41,6 +41,7 @@ from typing import Any
 from trainarena.records.bundle import CLAIMS, ENTRIES, MANIFEST, PER_EXAMPLE, PUBLIC_KEY, TREE_HEADS
 from trainarena.records.checks import Bundle, CheckResult, Failure
 from trainarena.records.provenance import file_subjects
+from trainarena.records.signing import public_key_from_pem
 from trainarena.records.verify_log import check_log
 from trainarena.records.verify_records import check_records
 
@@ -130,9 +131,13 @@ def read_bundle(directory: Path) -> Bundle:
 
 def verify_directory(directory: Path, trusted_key: Path | None = None, artifacts: Mapping[int, Path] | None = None) -> Report:
     """Verify the bundle in ``directory``; ``trusted_key`` is a public key PEM file to check it against,
-    ``artifacts`` maps run ids to artifact folders to check against their run statements."""
+    ``artifacts`` maps run ids to artifact folders to check against their run statements. A
+    ``trusted_key`` that is no Ed25519 public key PEM raises OperatorKeyError (OSError when it cannot
+    be read): with no key to check against, there is no verdict about the bundle."""
+    trusted = None if trusted_key is None else Path(trusted_key).read_text(errors="replace")
+    if trusted is not None:
+        public_key_from_pem(trusted)
     listings = {run_id: file_subjects(Path(path)) if Path(path).is_dir() else None for run_id, path in (artifacts or {}).items()}
-    trusted = None if trusted_key is None else Path(trusted_key).read_text(errors="replace")  # not PEM: the key check says so
     source = BUNDLED_KEY if trusted_key is None else f"--key {trusted_key}"
     return verify_bundle(read_bundle(Path(directory)), trusted, source, listings)
 

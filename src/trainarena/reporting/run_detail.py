@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from trainarena.reporting.reasons import short_reason, split_reason
 from trainarena.reporting.references import ReferenceLine, reference_lines, run_label
+from trainarena.runs import TIMINGS_FILE
 from trainarena.store import (
     Run,
     Store,
@@ -29,6 +30,8 @@ STDERR_LOG_NAME = "stderr.log"  # the script's stderr, in the run's log folder
 LOG_NAMES = {"stderr": STDERR_LOG_NAME, "stdout": "stdout.log"}  # the logs the platform writes per run
 RESULT_FILE_NAME = "result.json"  # in each run's folder: what `runs show --json` prints
 RESULT_TAIL_LINES = 20  # stderr lines in result.json, and what `runs show` prints unless told otherwise
+# The run's steps in timings.json, in the order a run does them (docs/benchmarks.md#overhead).
+STEP_NAMES = ("prepare", "sandbox", "script", "artifact_check", "eval_startup", "eval_compute", "store")
 
 
 class UnknownRunError(LookupError):
@@ -123,6 +126,7 @@ class RunDetail:
     started_at: datetime | None
     finished_at: datetime | None
     wall_seconds: float | None
+    steps: dict[str, float] | None  # the platform's seconds per step (STEP_NAMES order); None: not recorded
     attempt_history: tuple[AttemptLine, ...]
 
     def to_json(self) -> dict[str, Any]:
@@ -148,6 +152,22 @@ def _stderr_tail(log_path: str | None, recorded: str | None, lines: int) -> tupl
     if recorded is None:
         return None, None
     return "\n".join(recorded.splitlines()[-lines:]), "recorded with the failure reason"
+
+
+def step_seconds(log_path: str | None) -> dict[str, float] | None:
+    """The platform's seconds per step of the run, from the timings file of its folder (the log
+    folder's parent), in the order the run did them; None when it has none (not run yet, a run from
+    before timings were recorded, or its folder cleaned up)."""
+    timings = Path(log_path).parent / TIMINGS_FILE if log_path else None
+    try:
+        known = json.loads(timings.read_text()) if timings is not None and timings.is_file() else None
+    except (OSError, ValueError):  # half-written or damaged: no timings rather than no run
+        return None
+    if not isinstance(known, dict):
+        return None
+    steps = {name: float(known[name]) for name in STEP_NAMES
+             if isinstance(known.get(name), int | float) and not isinstance(known[name], bool)}  # fmt: skip
+    return steps or None
 
 
 def place_of(run: Run) -> dict[str, Any]:
@@ -215,6 +235,7 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
         started_at=run.started_at,
         finished_at=run.finished_at,
         wall_seconds=run.wall_seconds,
+        steps=step_seconds(run.log_path),
         attempt_history=attempt_lines(run),
     )
 

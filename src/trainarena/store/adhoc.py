@@ -17,12 +17,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from trainarena.contract import RunStatus
+from trainarena.store.leases import is_dead_local_process
 from trainarena.store.models import AttemptStatus, Competitor, Run, RunAttempt, RunOrigin, TaskRow
 
 # How a run ends without a score.
 _ENDED_UNSCORED = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.INVALID)
 
-__all__ = ["WorkingTree", "cached_reference", "failed_reference", "runs_of_tasks", "start_adhoc_run"]
+# The runs a process stores itself (``trainarena run``, its references, ``trainarena audit``): none
+# other ends them if that process dies. A job's run is ended by the job queue (its worker's heartbeat
+# goes stale), a tournament's by the tournament's next driver.
+_SELF_DRIVEN = (RunOrigin.ADHOC, RunOrigin.HOUSE, RunOrigin.BASE_MODEL, RunOrigin.AUDIT)
+
+__all__ = ["WorkingTree", "cached_reference", "end_runs_of_dead_drivers", "failed_reference", "runs_of_tasks",
+           "start_adhoc_run"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,31 @@ def start_adhoc_run(
     session.add(run)
     session.flush()
     return run
+
+
+def end_runs_of_dead_drivers(session: Session) -> list[int]:
+    """Runs left running by a process of this host that no longer exists (killed, e.g. ``kill -9``,
+    so no handler ran): their attempt is recorded as interrupted and the run as failed, with why.
+    Only runs whose driver is gone: a live process's run (or one of another host) is left as it is.
+    Returns the ids of the runs ended."""
+    host = socket.gethostname()
+    query = (
+        select(Run)
+        .join(Run.attempt_records)
+        .options(selectinload(Run.attempt_records))
+        .where(Run.origin.in_(_SELF_DRIVEN), Run.status == RunStatus.RUNNING.value,
+               RunAttempt.status == AttemptStatus.RUNNING, RunAttempt.driver_host == host)
+    )  # fmt: skip
+    ended = []
+    for run in session.scalars(query).unique():
+        for attempt in run.attempt_records:
+            if (attempt.status == AttemptStatus.RUNNING and attempt.driver_pid is not None
+                    and is_dead_local_process(host, attempt.driver_pid, host)):  # fmt: skip
+                reason = f"its process ({host}:{attempt.driver_pid}) ended without storing a result"
+                attempt.interrupt(reason)
+                run.status, run.abandoned_reason = RunStatus.FAILED.value, reason
+                ended.append(run.id)
+    return ended
 
 
 def cached_reference(session: Session, digest: str, origin: str, seed: int | None = None) -> Run | None:

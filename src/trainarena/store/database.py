@@ -27,6 +27,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from trainarena.settings import Settings
+from trainarena.store.adhoc import end_runs_of_dead_drivers
 from trainarena.store.locks import migration_connection
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -211,7 +212,8 @@ class Store:
 
 def open_store_url(url: str, *, migrate: bool = True) -> Store:
     """Open the store at a SQLAlchemy URL, migrating its schema to the latest revision (the first
-    connection: StoreUnavailable naming the database, password hidden, when it fails)."""
+    connection: StoreUnavailable naming the database, password hidden, when it fails), then ending
+    the runs of this host's dead processes (``end_runs_of_dead_drivers``)."""
     try:
         engine = make_engine(url)
         if migrate:
@@ -219,7 +221,13 @@ def open_store_url(url: str, *, migrate: bool = True) -> Store:
     except (OperationalError, InterfaceError, ImportError) as error:
         raise StoreUnavailable(f"cannot open the database {make_url(url).render_as_string(hide_password=True)}: "
                                f"{_first_line(error)}") from None
-    return Store(engine)
+    store = Store(engine)
+    if migrate:
+        # Every command that opens the store ends the runs a killed process of this host left running,
+        # so none reads "running" for good (the schema must be current to write them).
+        with store.transaction() as session:
+            end_runs_of_dead_drivers(session)
+    return store
 
 
 def open_store(settings: Settings, *, migrate: bool = True) -> Store:

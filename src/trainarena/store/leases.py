@@ -67,17 +67,23 @@ class LeaseHolder:
 
     def is_dead_local_process(self, me: DriverIdentity) -> bool:
         """True when the holder ran on this host and its process no longer exists (a Ctrl-C'd or
-        killed driver): its lease need not be waited out. A pid taken by another process since then
-        looks alive, and the lease is waited out: safe either way."""
-        if self.host != me.host or self.pid == me.pid:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
+        killed driver): its lease need not be waited out."""
+        return self.pid != me.pid and is_dead_local_process(self.host, self.pid, me.host)
+
+
+def is_dead_local_process(host: str, pid: int, this_host: str | None = None) -> bool:
+    """True when process ``pid`` of ``host`` ran on this host (``this_host``, by default the
+    hostname) and no longer exists. A process of another host is never called dead, and a pid taken
+    by another process since then looks alive: a live process is never taken for a dead one."""
+    if host != (socket.gethostname() if this_host is None else this_host) or pid == os.getpid():
         return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, under another user
+        return False
+    return False
 
 
 class LeaseError(RuntimeError):

@@ -301,6 +301,12 @@ class RunAttempt(Base):
         back_populates="attempt", cascade="all, delete-orphan", uselist=False
     )
 
+    def interrupt(self, reason: str) -> None:
+        """The attempt ended without a report: recorded as interrupted, with ``reason``."""
+        self.status = AttemptStatus.INTERRUPTED
+        self.finished_at = utcnow()
+        self.failure_reason = reason
+
 
 class EvaluationRow(Base):
     """The score of one attempt's artifact on the hidden split."""

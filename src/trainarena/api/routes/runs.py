@@ -92,12 +92,13 @@ class RunDetailOut(BaseModel):
     failure_reason: str | None = Field(description="The whole recorded failure text (summary and stderr tail).")
     stderr_tail: str | None = Field(description=f"The last {RESULT_TAIL_LINES} lines of the script's stderr.")
     stderr_tail_from: str | None = Field(description="Where the tail was read from.")
-    log_path: str | None
-    artifact_path: str | None
-    artifact_digest: str | None
+    log_path: str | None = Field(description="The run's log folder (stdout.log, stderr.log, sandbox.txt) on the platform's host.")
+    artifact_path: str | None = Field(description="The folder of the model the run saved, on the platform's host.")
+    artifact_digest: str | None = Field(description="The artifact's digest (sha256 hex), as its signed record names it.")
     started_at: datetime | None
     finished_at: datetime | None
     wall_seconds: float | None
+    steps: dict[str, float] | None = Field(description="The platform's seconds per step of the run, in the order it did them (prepare, sandbox, script, artifact_check, eval_startup, eval_compute, store: those recorded), from its folder's timings.json; null when it has none.")
     attempt_history: list[AttemptOut] = Field(description="Every attempt, oldest first.")
 
 
@@ -144,7 +145,7 @@ def _run_cursor(after: str) -> int:
 
 @router.get("/runs/{run_id}", response_model=RunDetailOut, summary="One run in full")
 def show(run_id: RunId, _caller: Competitor, request: Request) -> RunDetailOut:
-    """Status, failure reason, stderr tail, score and references, timings, files and every attempt."""
+    """Status, failure reason, stderr tail, score and references, step timings, log and artifact paths and every attempt."""
     with app_store(request).session() as session:
         try:
             detail = read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES)
