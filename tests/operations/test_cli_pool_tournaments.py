@@ -34,7 +34,7 @@ def test_create_show_list_and_champions(operator_data: OperatorData) -> None:
 
     refused = _invoke("tournament", "create", "--kind", "text", "--pool", "weekly", "--json")
     assert refused.exit_code == 1
-    assert "pool 'weekly' has 1 usable tasks, but 3 entrants can play 2" in json.loads(refused.output)["error"]
+    assert "pool 'weekly' has 1 usable task, but 3 entrants can play 2" in json.loads(refused.output)["error"]
 
     _add("from-csv", "rows.csv")
     created = _invoke("tournament", "create", "--kind", "text", "--pool", "weekly", "--seed", "3", "--json")
