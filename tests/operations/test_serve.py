@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -87,13 +88,31 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+_STARTED: list[subprocess.Popen[str]] = []  # every serve process a test started, ended at its teardown
+
+
+@pytest.fixture(autouse=True)
+def _no_serve_left_behind() -> Iterator[None]:
+    """A test that fails between starting a serve process and ending it left the process running (one
+    was found alive 90 minutes after its test failed, training on a loaded machine): end it here."""
+    yield
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+        if process.stdout is not None and not process.stdout.closed:
+            process.communicate()
+
+
 def _start_serve(tmp_path: Path, executions: Path, port: int | None = None) -> subprocess.Popen[str]:
     environment = {**os.environ, "TRAINARENA_DATA_DIR": str(tmp_path / "data"), "TRAINARENA_SCHEDULE__TEXT_POOL": "weekly",
                    "TRAINARENA_SCHEDULE__IMAGE_ENABLED": "false", "TRAINARENA_SCHEDULE__TEXT_EVERY": "3600",
                    "TRAINARENA_API__PORT": str(port or _free_port()),  # serve serves the API beside its schedule
                    "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
-    return subprocess.Popen([sys.executable, str(Path(__file__).parent / "serve_process.py"), str(executions)],
-                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, str(Path(__file__).parent / "serve_process.py"), str(executions)],
+                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _STARTED.append(process)
+    return process
 
 
 def _wait_for(condition, what: str, timeout: float = 60.0) -> None:
