@@ -51,6 +51,17 @@ def _register(client: TestClient, api: Api, name: str, commit: str | None = None
                        headers=api.auth(role))  # fmt: skip
 
 
+def _pool_tournament(client: TestClient, api: Api, tmp_path: Path) -> dict:
+    """The smallest operator set-up: baseline and instruct_only registered, task t1 stored in pool weekly, a tournament created on it."""
+    data = write_operator_data(tmp_path)
+    for name in ("baseline", "instruct_only"):
+        assert _register(client, api, name).status_code == 201
+    assert client.post("/v1/tasks", json=_task(data, "t1"), headers=api.auth("operator")).status_code == 201
+    created = client.post("/v1/tournaments", json={"kind": "text", "pool": "weekly"}, headers=api.auth("operator"))
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
 def _wait_until_finished(client: TestClient, api: Api, tournament_id: int) -> dict:
     deadline = time.monotonic() + 60
     while (detail := client.get(f"/v1/tournaments/{tournament_id}", headers=api.auth("competitor")).json())["status"] != "finished":
@@ -134,14 +145,10 @@ def test_operators_store_tasks_create_and_drive_a_tournament_and_publish(empty_a
 
 
 def test_a_tournament_another_process_drives_is_not_started_again(empty_api: Api, tmp_path: Path) -> None:
-    data = write_operator_data(tmp_path)
     drivers = BackgroundDrivers(empty_api.settings, FakeExecutor())
     operator = empty_api.auth("operator")
     with empty_api.client(services=(drivers,)) as client:
-        for name in ("baseline", "instruct_only"):
-            assert _register(client, empty_api, name).status_code == 201
-        assert client.post("/v1/tasks", json=_task(data, "t1"), headers=operator).status_code == 201
-        tournament = client.post("/v1/tournaments", json={"kind": "text", "pool": "weekly"}, headers=operator).json()
+        tournament = _pool_tournament(client, empty_api, tmp_path)
         with empty_api.store.transaction() as session:  # another live driver (pid 1 on this host) holds it
             assert try_acquire(session, tournament["id"], DriverIdentity("other", socket.gethostname(), 1), empty_api.settings.lease) is None
         refused = client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator)
@@ -172,15 +179,11 @@ def test_a_misspelt_dataset_sent_to_the_api_names_the_path_on_the_server(empty_a
 
 
 def test_a_tournament_drawing_a_task_stored_with_no_finite_budget_is_not_started(empty_api: Api, tmp_path: Path) -> None:
-    data = write_operator_data(tmp_path)
     executor = FakeExecutor()
     drivers = BackgroundDrivers(empty_api.settings, executor)
     operator = empty_api.auth("operator")
     with empty_api.client(services=(drivers,)) as client:
-        for name in ("baseline", "instruct_only"):
-            assert _register(client, empty_api, name).status_code == 201
-        assert client.post("/v1/tasks", json=_task(data, "t1"), headers=operator).status_code == 201
-        tournament = client.post("/v1/tournaments", json={"kind": "text", "pool": "weekly"}, headers=operator).json()
+        tournament = _pool_tournament(client, empty_api, tmp_path)
         with empty_api.store.transaction() as session:  # as builds before the budget check could store it
             stored = get_stored_task(session, "t1")
             stored.definition = {**stored.definition, "budget_seconds": "inf"}
@@ -201,14 +204,10 @@ class BrokenExecutor(FakeExecutor):
 def test_a_background_drive_the_platform_breaks_is_logged_and_a_later_start_resumes_it(
     empty_api: Api, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    data = write_operator_data(tmp_path)
     operator = empty_api.auth("operator")
     broken = BackgroundDrivers(empty_api.settings, BrokenExecutor())
     with empty_api.client(services=(broken,)) as client:
-        for name in ("baseline", "instruct_only"):
-            assert _register(client, empty_api, name).status_code == 201
-        assert client.post("/v1/tasks", json=_task(data, "t1"), headers=operator).status_code == 201
-        tournament = client.post("/v1/tournaments", json={"kind": "text", "pool": "weekly"}, headers=operator).json()
+        tournament = _pool_tournament(client, empty_api, tmp_path)
         assert client.post(f"/v1/tournaments/{tournament['id']}/start", headers=operator).status_code == 202
         deadline = time.monotonic() + 30
         while broken.driving(tournament["id"]):
