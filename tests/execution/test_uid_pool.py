@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from test_host_user import needs_unprivileged
 
 from trainarena.contract import RunStatus
-from trainarena.execution import host_user
+from trainarena.execution import host_user, uid_pool
 from trainarena.execution.bwrap import BwrapBackend
 from trainarena.execution.capabilities import probe_capabilities
 from trainarena.execution.cgroups import CgroupLayout
@@ -124,6 +124,35 @@ def test_a_pool_holding_the_hosts_accounts_or_subordinate_uids_is_not_taken(tmp_
     assert choose_host_user(65534, lambda _uid, _gid: None, (1, 16)) == (HostUser(65534, 65534), (
         "uid 65534 (sandbox.run_as; sandbox.run_as_pool's uids 1-16 are not free here, held by daemon (uid 1), "
         "bin (uid 2), sys (uid 3) and 1 more)"))
+
+
+def test_the_hosts_holders_are_read_once_per_process_for_each_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every reward sandbox of a GRPO evaluation asks whether the pool is free: the user database and
+    /etc/subuid are read the first time only."""
+    reads = {"accounts": 0, "subuid": 0}
+
+    def accounts() -> list[tuple[str, int]]:
+        reads["accounts"] += 1
+        return [("root", 0), ("daemon", 1)]
+
+    def lines(path: Path) -> list[str]:
+        assert path == uid_pool.SUBUID
+        reads["subuid"] += 1
+        return ["alice:100000:65536"]
+
+    monkeypatch.setattr(uid_pool, "_accounts", accounts)
+    monkeypatch.setattr(uid_pool, "_read_lines", lines)
+    monkeypatch.setattr(uid_pool, "_HOST_HOLDERS", {})
+    monkeypatch.setattr(host_user.os, "geteuid", lambda: 0)
+    for _ in range(3):  # as run_stdlib_program asks, once per call
+        assert choose_host_user(65534, lambda _uid, _gid: None, (1, 16))[0] == HostUser(65534, 65534)
+    assert reads == {"accounts": 1, "subuid": 1}
+    assert UidPool(1, 16).holders() == ["daemon (uid 1)"] and reads == {"accounts": 1, "subuid": 1}
+    assert UidPool(160000, 10).holders() == ["alice's subordinate uids 100000-165535 (/etc/subuid)"]  # another range
+    assert UidPool(160000, 10).holders() == ["alice's subordinate uids 100000-165535 (/etc/subuid)"]
+    assert reads == {"accounts": 2, "subuid": 2}
+    assert UidPool(1, 16).holders([("bin", 2)]) == ["bin (uid 2)"]  # given accounts are read as given, every time
+    assert reads == {"accounts": 2, "subuid": 3}
 
 
 def _host_uids(run_id: str, until: float) -> set[int]:

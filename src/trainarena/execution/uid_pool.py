@@ -29,6 +29,9 @@ __all__ = ["LEASE_DIR", "UidPool"]
 LEASE_DIR = Path("/run/trainarena/host-uids")  # root's; /run is a tmpfs, emptied at boot
 SUBUID = Path("/etc/subuid")
 _POLL_SECONDS = 0.2
+# UidPool.holders' answer for this host, by (first, last) uid: the accounts and /etc/subuid are read
+# once per process and pool (a change to them reaches a running platform at its restart).
+_HOST_HOLDERS: dict[tuple[int, int], tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True)
@@ -49,11 +52,20 @@ class UidPool:
     def holders(self, accounts: Iterable[tuple[str, int]] | None = None, subuid: Path = SUBUID) -> list[str]:
         """Who on this host already has uids of the pool: accounts (``daemon (uid 1)``, from the user
         database unless ``accounts`` gives (name, uid) pairs) and the subordinate ranges /etc/subuid
-        gives users' rootless containers. A run as one of them could, after an escape, use what it owns."""
-        found = [f"{name} (uid {uid})" for name, uid in (accounts if accounts is not None else _accounts())
-                 if self.first <= uid <= self.last]
+        gives users' rootless containers. A run as one of them could, after an escape, use what it owns.
+        The host's own answer (no ``accounts``, the default ``subuid``) is read once per process for
+        each range, not at every sandbox start (a GRPO task starts a sandbox for each reward call)."""
+        if accounts is not None or subuid != SUBUID:
+            return self._holders(_accounts() if accounts is None else accounts, subuid)
+        key = (self.first, self.last)
+        if key not in _HOST_HOLDERS:
+            _HOST_HOLDERS[key] = tuple(self._holders(_accounts(), subuid))
+        return list(_HOST_HOLDERS[key])
+
+    def _holders(self, accounts: Iterable[tuple[str, int]], subuid: Path) -> list[str]:
+        found = [f"{name} (uid {uid})" for name, uid in accounts if self.first <= uid <= self.last]
         with contextlib.suppress(OSError):
-            for line in subuid.read_text().splitlines():
+            for line in _read_lines(subuid):
                 owner, _, rest = line.partition(":")
                 start, _, size = rest.partition(":")
                 if start.isdigit() and size.isdigit() and int(start) <= self.last and self.first < int(start) + int(size):
@@ -85,3 +97,7 @@ class UidPool:
 
 def _accounts() -> list[tuple[str, int]]:
     return [(entry.pw_name, entry.pw_uid) for entry in pwd.getpwall()]
+
+
+def _read_lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
