@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,21 @@ def test_a_database_gone_mid_request_is_503_with_the_error_shape(empty_api: Api,
     gone = _error(created, 503, "unavailable")
     assert gone["message"] == "the database is unavailable now; try again later" and path not in gone["message"]
     assert f"the database sqlite:///{path} became unavailable: database is locked" in caplog.text
+
+
+def test_a_database_file_replaced_under_the_server_is_503_saying_the_server_must_be_restarted(empty_api: Api, caplog) -> None:
+    """No later request succeeds (the store refuses that path for good): "try again later" sent
+    callers retrying for ever. The path goes to the log only, as a URL does."""
+    url = make_url(empty_api.settings.db_url)
+    if url.get_backend_name() != "sqlite":
+        pytest.skip("the database file is replaced")
+    path = Path(url.database)
+    with empty_api.client() as client:
+        assert client.get("/v1/tournaments", headers=empty_api.auth("operator")).status_code == 200
+        shutil.copy(path, path.with_name("copy.db"))
+        path.with_name("copy.db").replace(path)
+        for _ in range(2):
+            gone = _error(client.get("/v1/tournaments", headers=empty_api.auth("operator")), 503, "unavailable")
+            assert gone["message"] == ("the database file was deleted or replaced while the server was running; "
+                                       "the server must be restarted to use the file now at that path")
+    assert f"the database file {path} was deleted or replaced while in use" in caplog.text

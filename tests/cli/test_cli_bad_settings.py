@@ -3,6 +3,7 @@ setting and the problem, with exit 1: it was pydantic's 40-line traceback from e
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import pytest
@@ -71,3 +72,22 @@ def test_a_database_gone_mid_command_is_one_line_naming_it(monkeypatch, capsys, 
         code, out, err = _main(monkeypatch, capsys, "keys", "create", "someone", "--role", "operator")
     assert code == 1 and out == "" and err.count("\n") == 1, err
     assert err.startswith(f"error: the database sqlite:///{path} became unavailable: database is locked")
+
+
+def test_a_database_file_replaced_mid_command_is_one_line_saying_the_command_must_be_restarted(monkeypatch, capsys, tmp_path) -> None:
+    """Not "(TRAINARENA_DATABASE_URL)": the setting is right, the file under it changed, and the store
+    refuses that path until the command starts again."""
+    path = tmp_path / "store.db"
+    monkeypatch.setenv("TRAINARENA_DATABASE_URL", f"sqlite:///{path}")
+    opened = database.end_runs_of_dead_drivers
+
+    def then_replaced(session) -> None:  # the store's first transaction, as it opens; then someone replaces the file
+        opened(session)
+        shutil.copy(path, tmp_path / "copy.db")
+        (tmp_path / "copy.db").replace(path)
+
+    monkeypatch.setattr(database, "end_runs_of_dead_drivers", then_replaced)
+    code, out, err = _main(monkeypatch, capsys, "keys", "list")
+    assert code == 1 and out == ""
+    assert err == (f"error: the database file {path} was deleted or replaced while the command was running; "
+                   "the command must be restarted to use the file now at that path\n")

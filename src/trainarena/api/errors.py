@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from trainarena.store import StoreUnavailable
+from trainarena.store import StoreFileLost, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _store_unavailable(_request: Request, error: StoreUnavailable) -> JSONResponse:
         # The database's URL is the operator's to see, not every caller's: it goes to the log.
         logger.warning("answered 503: %s", error)
+        if isinstance(error, StoreFileLost):  # no later request succeeds: the operator must restart the server
+            return error_response(503, "unavailable", error.restart_needed("the server", show_path=False))
         return error_response(503, "unavailable", "the database is unavailable now; try again later")
 
     @app.exception_handler(RequestValidationError)

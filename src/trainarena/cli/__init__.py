@@ -14,7 +14,7 @@ from trainarena.cli import records as records_cli
 from trainarena.cli import task as task_cli
 from trainarena.settings import Settings
 from trainarena.settings.problems import setting_problems, settings_error_problems
-from trainarena.store import StoreUnavailable
+from trainarena.store import StoreFileLost, StoreUnavailable
 
 app = typer.Typer(
     name="trainarena",
@@ -53,6 +53,8 @@ def main() -> None:
         problems = setting_problems(error)
     except SettingsError as error:
         problems = settings_error_problems(error)
+    except StoreFileLost as error:  # the setting is right: the file under it changed
+        problems = [error.restart_needed("the command")]
     except StoreUnavailable as error:
         problems = [f"{error} (TRAINARENA_DATABASE_URL)"]
     for problem in problems:

@@ -15,7 +15,15 @@ from trainarena.store.competitors import (
     remove_competitor,
     require_competitor,
 )
-from trainarena.store.database import Store, StoreUnavailable, make_engine, open_store, open_store_url, upgrade_schema
+from trainarena.store.database import (
+    Store,
+    StoreFileLost,
+    StoreUnavailable,
+    make_engine,
+    open_store,
+    open_store_url,
+    upgrade_schema,
+)
 from trainarena.store.locks import named_lock
 from trainarena.store.models import (
     AttemptStatus,
@@ -86,6 +94,7 @@ __all__ = [
     "RunAttempt",
     "Store",
     "StoreError",
+    "StoreFileLost",
     "StoreUnavailable",
     "StoredTask",
     "TaskPool",

@@ -114,6 +114,22 @@ class StoreUnavailable(SQLAlchemyError):
     still catches it."""
 
 
+class StoreFileLost(StoreUnavailable):
+    """The SQLite file the store opened was deleted or replaced while in use (``_SqliteFileWatch``).
+    Unlike the other causes of StoreUnavailable it does not pass with time: the store refuses that
+    path for good, and only a new process opens the file now there."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"the database file {path} was deleted or replaced while in use; restart to use the file now at that path")
+        self.path = path
+
+    def restart_needed(self, runner: str, *, show_path: bool = True) -> str:
+        """The sentence for those who see it: what happened and that ``runner`` ("the server", "the
+        command") must be restarted. ``show_path=False`` for callers the path is not for (the API's)."""
+        file = f"the database file {self.path}" if show_path else "the database file"
+        return f"{file} was deleted or replaced while {runner} was running; {runner} must be restarted to use the file now at that path"
+
+
 def _first_line(error: BaseException) -> str:
     """The driver's own message, first line (or the error's type where it gave none)."""
     return (str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__])[0]
@@ -163,8 +179,7 @@ class _SqliteFileWatch:
             self._identity = current
         elif self._refused or current != self._identity:
             self._refused = True
-            raise StoreUnavailable(f"the database file {self._path} was deleted or replaced while in use; "
-                                   "restart to use the file now at that path")
+            raise StoreFileLost(self._path)
 
 
 def _watched_file(engine: Engine) -> str | None:
