@@ -18,6 +18,7 @@ from typing import Any
 from trainarena.execution.bwrap import host_user, tmpfs_size_supported, userns_disable_supported
 from trainarena.execution.cgroups import CONTROLLERS, CgroupLayout, create_run_cgroup, detect_layout
 from trainarena.execution.disk import MB
+from trainarena.execution.docker import container_user
 from trainarena.execution.docker_cli import docker_available
 from trainarena.execution.host_user import HostUser
 from trainarena.execution.runtime import SandboxUnavailable, TrainingPython, training_python
@@ -69,7 +70,9 @@ def probe_capabilities(
     features = [_bwrap_feature(bwrap, uses_bwrap)]
     features += [_namespace_feature(bwrap, namespace, uses_bwrap) for namespace in _NAMESPACES]
     user = None if bwrap is None else host_user(bwrap, rules, _python(rules))
-    features += [_nested_userns_feature(bwrap), _host_user_feature(user, rules.run_as), _uid_per_run_feature(user)]
+    # Whether each run is a uid of its own is the configured backend's answer (docker needs no user namespace for it).
+    per_run = container_user(rules) if rules.backend == "docker" else user
+    features += [_nested_userns_feature(bwrap), _host_user_feature(user, rules.run_as), _uid_per_run_feature(per_run, rules.run_as_pool is not None)]
     run_user = None if user is None else user[0]
     run_uid = os.getuid() if run_user is None else run_user.uid
     own_uid = run_user is not None and run_user.pool is not None
@@ -156,8 +159,10 @@ def _host_user_feature(found: tuple[HostUser | None, str] | None, run_as: int) -
                    "they exist)")
 
 
-def _uid_per_run_feature(found: tuple[HostUser | None, str] | None) -> Feature:
-    """Whether each live run has a host uid of its own (``sandbox.run_as_pool``, ``execution.uid_pool``)."""
+def _uid_per_run_feature(found: tuple[HostUser | None, str] | None, pool_set: bool = False) -> Feature:
+    """Whether each live run has a host uid of its own (``sandbox.run_as_pool``, ``execution.uid_pool``);
+    ``found``: who the configured backend runs as (bwrap's ``host_user`` or docker's ``container_user``),
+    whose line says why a pool that is set (``pool_set``) is not used."""
     name = "host uid per run"
     user = None if found is None else found[0]
     if user is not None and user.pool is not None:
@@ -167,7 +172,10 @@ def _uid_per_run_feature(found: tuple[HostUser | None, str] | None) -> Feature:
     if os.geteuid() != 0:
         return Feature(name, False, "runs share the platform's uid", False, consequence,
                        "run the platform as root with sandbox.run_as_pool (a uid per run needs root to hand out)")
-    return Feature(name, False, "runs share one uid" if user is not None else "runs are root", False, consequence,
+    detail = "runs share one uid" if user is not None else "runs are root"
+    if pool_set and found is not None:
+        detail += f": {found[1]}"
+    return Feature(name, False, detail, False, consequence,
                    "set sandbox.run_as_pool to a range of uids nothing else on the host uses "
                    "(TRAINARENA_SANDBOX__RUN_AS_POOL='[2000000000, 256]', as the compose file does)")
 

@@ -13,7 +13,13 @@ What it protects against (the adversarial tests in tests/execution/ run against 
 - Writing outside /output: ``--read-only`` root, every bind read-only but /output; /tmp (and
   /dev/shm, in a private IPC namespace) are private tmpfs of ``tmp_max_mb``.
 - Privilege: ``--user`` ``sandbox_uid`` (nobody; the platform's own uid when it is not root),
-  ``--cap-drop ALL``, ``no-new-privileges``.
+  ``--cap-drop ALL``, ``no-new-privileges``. With ``sandbox.run_as_pool`` (a root platform) each
+  container is a host uid of its own instead, the gid staying ``sandbox_uid``: leased as bwrap's
+  sandboxes lease theirs (``execution.uid_pool``), from before ``docker run`` until the container is
+  removed (one docker failed to remove keeps its uid until ``close`` removes it, or the platform ends),
+  so two live containers cannot signal, trace or write into each other after an escape. A
+  platform that dies loses its leases with it while its containers live on: a run that leases a uid
+  first removes the containers of dead platforms (``remove_leftovers``), which may hold it.
 - Memory (swap included), processes and threads (``--pids-limit``: the init counts, as bwrap's two
   processes do), CPU (``--cpus``): the container's cgroup; the run's
   processes get ``nice`` added, as under bwrap; every file at ``output_max_mb`` (``--ulimit fsize``) and /output's total
@@ -37,6 +43,7 @@ NVIDIA container toolkit on the host (argv tested only: no GPU machine here).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -52,7 +59,7 @@ from trainarena.execution.base import RunResult, SandboxJob
 from trainarena.execution.disk import MB, disk_description
 from trainarena.execution.docker_cli import OWNER_LABEL, RUN_LABEL, DockerCli, find_docker, owner_label, remove_leftovers
 from trainarena.execution.docker_image import HostImage, ensure_image, host_image
-from trainarena.execution.host_user import hand_over
+from trainarena.execution.host_user import HostUser, hand_over, leased, pool_user
 from trainarena.execution.limits import out_of_memory, output_cap
 from trainarena.execution.runtime import SandboxUnavailable, check_hidden, script_env, training_python
 from trainarena.execution.supervise import Launch, supervise
@@ -95,10 +102,20 @@ def outermost(paths: list[Path]) -> tuple[Path, ...]:
     return tuple(p for p in unique if not any(p != other and p.is_relative_to(other) for other in unique))
 
 
-def container_user(rules: SandboxRules) -> tuple[int, int]:
-    """uid and gid, never root: ``sandbox_uid`` when the platform runs as root (it can hand /output
-    over and read back what the run wrote), else the platform's own, whose files /output holds."""
-    return (rules.sandbox_uid, rules.sandbox_uid) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+def container_user(rules: SandboxRules) -> tuple[HostUser, str]:
+    """Who containers run as on the host, never root, and a few words saying who and why: as root
+    ``sandbox_uid`` (it can hand /output over and read back what the run wrote), or with
+    ``run_as_pool`` a uid of its own per container (the pool's first until a run leases one:
+    ``host_user.leased``), the gid staying ``sandbox_uid``; else the platform's own, whose files
+    /output holds."""
+    euid = os.geteuid()
+    if euid != 0:
+        return HostUser(euid, os.getegid()), f"uid {euid}, the platform's own"
+    uid = rules.sandbox_uid
+    if rules.run_as_pool is None:
+        return HostUser(uid, uid), f"uid {uid} (sandbox.sandbox_uid)"
+    pooled, line = pool_user(rules.run_as_pool, uid)
+    return (pooled, line) if pooled is not None else (HostUser(uid, uid), f"uid {uid} (sandbox.sandbox_uid; {line})")
 
 
 class DockerBackend:
@@ -115,8 +132,11 @@ class DockerBackend:
                         else Runtime(rules.docker_image, IMAGE_PYTHON, (), ()))
         check_hidden(list(self.runtime.binds), protected)
         self._owner = owner_label()
+        self.user, self.user_line = container_user(rules)
         self._cgroup: str | None = None  # "cgroup-v1" | "cgroup-v2" once prepared
         self._prepare_lock = threading.Lock()
+        self._kept: list[tuple[str, contextlib.ExitStack]] = []  # containers docker could not remove, with their leases
+        self._kept_lock = threading.Lock()
 
     def prepare(self) -> None:
         """Once per backend, before its first run: the daemon answers, the image is there (the host
@@ -134,10 +154,10 @@ class DockerBackend:
             remove_leftovers(self._cli)
             self._cgroup = f"cgroup-v{version or '1'}"
 
-    def docker_argv(self, job: SandboxJob, env: dict[str, str], container: str) -> list[str]:
-        """The full ``docker run`` command line for ``job`` (tests assert on it)."""
+    def docker_argv(self, job: SandboxJob, env: dict[str, str], container: str, user: HostUser | None = None) -> list[str]:
+        """The full ``docker run`` command line for ``job`` as ``user`` (default :attr:`user`; tests assert on it)."""
         rules, runtime = self._rules, self.runtime
-        memory, (uid, gid) = f"{job.memory_limit_mb}m", container_user(rules)
+        memory, (uid, gid) = f"{job.memory_limit_mb}m", _ids(user or self.user)
         argv = [self._cli.executable, "run", "--pull", "never", "--name", container,
                 "--label", f"{RUN_LABEL}={job.spec.run_id}", "--label", f"{OWNER_LABEL}={self._owner}",
                 "--network", "none", "--ipc", "private", "--hostname", "sandbox", "--log-driver", "none",
@@ -168,31 +188,53 @@ class DockerBackend:
         self.prepare()
         check_hidden([job.submission_dir, job.inputs_dir, job.output_dir], self._protected)
         job.output_dir.mkdir(parents=True, exist_ok=True)
-        hand_over(job, *container_user(self._rules))
         container = f"trainarena-{_NAME_UNSAFE.sub('-', job.spec.run_id)}-{uuid.uuid4().hex[:8]}"
+        # A leased uid is held until its container is removed, or the platform dies.
+        with contextlib.ExitStack() as lease:
+            own, lease_line = lease.enter_context(leased(self.user))
+            user = own or self.user
+            if lease_line:  # a container a dead platform left may run as this uid: gone before this one starts
+                remove_leftovers(self._cli)
+            hand_over(job, user.uid, user.gid)
+            # sandbox.txt names the host user where a pool is set (why not, when it is not used), as bwrap's does.
+            line = f"{lease_line} of {self.user_line}" if lease_line else (self.user_line if self._rules.run_as_pool else "")
+            try:
+                return self._run_container(job, container, user, line)
+            finally:
+                if not self._remove(container) and lease_line:
+                    # It may live on as this uid, which no other run may take meanwhile: close() tries again.
+                    with self._kept_lock:
+                        self._kept.append((container, lease.pop_all()))
+
+    def _remove(self, container: str) -> bool:
+        """Remove ``container`` (killed first); whether it is gone."""
+        done = self._cli.call("rm", "--force", "--volumes", container)
+        return done.returncode == 0 or b"No such container" in done.stderr
+
+    def _run_container(self, job: SandboxJob, container: str, user: HostUser, user_line: str) -> RunResult:
         rules, output = self._rules, output_cap(job, self._rules)
         started_at, env = script_env(job)
         launch = Launch(
-            argv=self.docker_argv(job, env, container), env={}, cwd=None, log_dir=job.log_dir,
+            argv=self.docker_argv(job, env, container, user), env={}, cwd=None, log_dir=job.log_dir,
             budget_seconds=job.spec.budget_seconds, grace_seconds=job.grace_seconds, log_max_bytes=job.log_max_bytes,
             log_tail_chars=rules.log_tail_chars, disk_caps=(output,), disk_check_seconds=rules.disk_check_seconds,
         )
         job.log_dir.mkdir(parents=True, exist_ok=True)
-        (job.log_dir / "sandbox.txt").write_text(self.describe(job) + disk_description(
+        (job.log_dir / "sandbox.txt").write_text(self.describe(job, user, user_line) + disk_description(
             f"tmpfs:{rules.tmp_max_mb * MB}", output, rules.disk_check_seconds))
-        try:
-            result = supervise(launch, lambda _proc: _ContainerTerminator(self._cli, container), started_at)
-            if result.status is not RunStatus.SUCCEEDED and self._oom_killed(container):
-                return out_of_memory(result, job.memory_limit_mb, f"{self._cgroup}, docker")
-            return result
-        finally:
-            self._cli.call("rm", "--force", "--volumes", container)
+        result = supervise(launch, lambda _proc: _ContainerTerminator(self._cli, container), started_at)
+        if result.status is not RunStatus.SUCCEEDED and self._oom_killed(container):
+            return out_of_memory(result, job.memory_limit_mb, f"{self._cgroup}, docker")
+        return result
 
-    def describe(self, job: SandboxJob) -> str:
-        """``logs/sandbox.txt``'s lines about the backend and the run's limits (bwrap's vocabulary)."""
+    def describe(self, job: SandboxJob, user: HostUser | None = None, user_line: str = "") -> str:
+        """``logs/sandbox.txt``'s lines about the backend, the run's host user (``user_line``: the
+        uid it leased, where it leased one) and its limits (bwrap's vocabulary)."""
         rules, cgroup = self._rules, self._cgroup
         cpu = f"cpu={cgroup}:{rules.cpus_per_run:g}" if rules.cpus_per_run else "cpu=none"
-        return (f"backend=docker image={self.runtime.image} user={':'.join(map(str, container_user(rules)))}\n"
+        host_user = f"host_user={user_line}\n" if user_line else ""
+        return (f"backend=docker image={self.runtime.image} user={':'.join(map(str, _ids(user or self.user)))}\n"
+                f"{host_user}"
                 f"memory_limit={cgroup}:{job.memory_limit_mb * MB} processes={cgroup}:{rules.max_processes} {cpu} "
                 f"file_size=rlimit-fsize:{rules.output_max_mb * MB} nice={rules.nice}\n")
 
@@ -200,7 +242,16 @@ class DockerBackend:
         return self._cli.call("inspect", "--format", "{{.State.OOMKilled}}", container).stdout.strip() == b"true"
 
     def close(self) -> None:
-        """Nothing is held between runs (each run removes its container)."""
+        """Nothing is held between runs (each run removes its container), but the leases of containers
+        docker could not remove then: removed now, their uids are free again (else the platform's end frees them)."""
+        with self._kept_lock:
+            kept, self._kept = self._kept, []
+        for container, lease in kept:
+            if self._remove(container):
+                lease.close()
+            else:
+                with self._kept_lock:
+                    self._kept.append((container, lease))
 
 
 def bind(source: Path, target: PurePosixPath, read_only: bool) -> str:
@@ -211,6 +262,10 @@ def bind(source: Path, target: PurePosixPath, read_only: bool) -> str:
     line = io.StringIO()
     csv.writer(line, lineterminator="").writerow(fields)
     return line.getvalue()
+
+
+def _ids(user: HostUser) -> tuple[int, int]:
+    return user.uid, user.gid
 
 
 def _container_env(job: SandboxJob, env: dict[str, str]) -> dict[str, str]:

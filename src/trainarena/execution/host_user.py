@@ -5,7 +5,8 @@ kernel bug that escapes the namespaces, or a file a bind exposes, is then root's
 ``SandboxRules.run_as`` set, bwrap is started as that uid and gid (nobody by default) instead: it
 builds its user namespace unprivileged, the script still sees ``sandbox_uid`` inside, and the host
 sees every process of the run as ``run_as``. With ``SandboxRules.run_as_pool`` each sandbox takes a
-uid of its own from a pool instead (``execution.uid_pool``), the gid staying ``run_as``.
+uid of its own from a pool instead (``execution.uid_pool``), the gid staying ``run_as``; the docker
+backend leases its containers' uids the same way (:func:`pool_user`, :func:`leased`).
 
 The catch is reaching the binds: the run's folders sit under 0700 folders of the data directory
 (``runs/``, ``cache/``), and bwrap resolves every bind source by path as the user it runs as (it
@@ -74,20 +75,35 @@ def choose_host_user(
         return None, "root (sandbox.run_as is 0)"
     pool_problem = ""
     if pool is not None:
-        uids = UidPool(*pool)
-        why_not = _pool_problem(uids, run_as, problem)
-        if why_not is None:
-            return HostUser(uids.first, run_as, pool=uids), f"{uids.describe()}, one per sandbox, gid {run_as} (sandbox.run_as_pool)"
-        pool_problem = f"; {why_not}"
+        pooled, line = pool_user(pool, run_as, problem)
+        if pooled is not None:
+            return pooled, line
+        pool_problem = f"; {line}"
     found = problem(run_as, run_as)
     if found is not None:
         return None, f"root (bwrap cannot start as uid {run_as}: {found}{pool_problem})"
     return HostUser(run_as, run_as), f"uid {run_as} (sandbox.run_as{pool_problem})"
 
 
+def pool_user(
+    pool: tuple[int, int], shared: int, problem: Callable[[int, int], str | None] = lambda _uid, _gid: None
+) -> tuple[HostUser | None, str]:
+    """The host user of sandboxes that each lease a uid of their own from ``pool`` (first uid, count;
+    ``SandboxRules.run_as_pool``), the gid staying ``shared`` (the uid and gid every sandbox has
+    without a pool), and the line saying so; or None and why the pool cannot be used here (the
+    docker backend and bwrap's :func:`choose_host_user` alike; ``problem`` as there)."""
+    uids = UidPool(*pool)
+    why_not = _pool_problem(uids, shared, problem)
+    if why_not is not None:
+        return None, why_not
+    return HostUser(uids.first, shared, pool=uids), f"{uids.describe()}, one per sandbox, gid {shared} (sandbox.run_as_pool)"
+
+
 def _pool_problem(uids: UidPool, gid: int, problem: Callable[[int, int], str | None]) -> str | None:
-    """Why sandboxes cannot take their uids from ``uids`` here (someone on the host holds some, or
-    bwrap cannot start as them), None when they can."""
+    """Why sandboxes cannot take their uids from ``uids`` here (it holds the shared uid ``gid``,
+    someone on the host holds some, or bwrap cannot start as them), None when they can."""
+    if uids.first <= gid <= uids.last:
+        return f"sandbox.run_as_pool's {uids.describe()} hold uid {gid}, the uid every sandbox without a pool shares"
     holders = uids.holders()
     if holders:
         shown = ", ".join(holders[:3]) + (f" and {len(holders) - 3} more" if len(holders) > 3 else "")

@@ -69,7 +69,7 @@ class SandboxRules(Section):
         "sys.base_prefix are bound read-only into the sandbox); None: this platform's own venv interpreter.",
     )
     sandbox_uid: int = Field(65534, ge=1, description="Uid/gid the script runs as inside the bwrap user namespace (nobody); "
-                             "the docker backend's container user when the platform runs as root.")
+                             "the docker backend's container user when the platform runs as root (its group with run_as_pool).")
     run_as: int = Field(
         65534, ge=0, description="Host uid and gid that bwrap, hence the script's processes, run as when the platform "
         "runs as root (nobody), so that a sandbox escape is not root's; needs unprivileged user namespaces, else "
@@ -79,7 +79,8 @@ class SandboxRules(Section):
         None, description="(first uid, count), e.g. [2000000000, 256]: each sandbox of a root platform takes a host uid of "
         "its own from this range instead of sharing run_as (leased host-wide, execution.uid_pool), so live runs "
         "cannot signal, trace or write into each other after a sandbox escape and RLIMIT_NPROC counts one run; the "
-        "gid stays run_as. Choose uids no user, file or container on the host has (not a /etc/subuid range). "
+        "gid stays run_as. The docker backend's containers take theirs from it too, for their lifetime, the gid "
+        "staying sandbox_uid. Choose uids no user, file or container on the host has (not a /etc/subuid range). "
         "None: every run is run_as."
     )
     etc_files: tuple[str, ...] = Field(
