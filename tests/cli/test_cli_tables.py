@@ -15,6 +15,7 @@ from box_table import read_table
 from cli_store import COMPETITORS, CRASH_REASON, CRASH_TAIL, LONG_NAME, LONG_URL, FinishedStore
 from field_lines import read_fields
 from rich.console import Console
+from sqlalchemy import event
 from typer.testing import CliRunner
 
 from trainarena.cli import app
@@ -23,11 +24,12 @@ from trainarena.cli.output import Col, fit_columns, fit_widths
 from trainarena.cli.results import BRACKET_NAME_WIDTH, LiveProgress, print_bracket, print_leaderboard
 from trainarena.contract import RunStatus
 from trainarena.engine.model import Stage
+from trainarena.operations.history import tournament_detail
 from trainarena.reporting.leaderboard import Leaderboard, build_leaderboard
 from trainarena.reporting.reasons import short_reason
 from trainarena.runs import ProgressEvent, RunReport
 from trainarena.settings import Settings
-from trainarena.store import get_tournament, open_store
+from trainarena.store import load_tournament, open_store, tournament_runs
 
 WIDTHS = (80, 120)
 
@@ -45,7 +47,7 @@ def _shown(cell: str, value: str) -> bool:
 
 def _board(finished_store: FinishedStore) -> Leaderboard:
     with open_store(Settings()) as store, store.session() as session:
-        return build_leaderboard(session, get_tournament(session, finished_store.tournament_id), finished_store.finished)
+        return build_leaderboard(session, load_tournament(session, finished_store.tournament_id), finished_store.finished)
 
 
 def _render(width: int, draw) -> str:
@@ -153,6 +155,35 @@ def test_leaderboard_keeps_one_line_per_competitor_with_the_failed_run_id(finish
     assert _shown(rows["crasher"][5], f"run {crasher_run}: {short_reason(CRASH_REASON)}")
     assert rows["crasher"][5].endswith("…")  # the reason is long: cut, not wrapped
     assert "trainarena runs show RUN_ID" in output
+
+
+def test_a_tournament_read_back_in_full_reads_its_runs_once(finished_store: FinishedStore) -> None:
+    """`tournament show` and GET /v1/tournaments/{id}: the leaderboard's run lines come from the record the
+    replay loaded (they read the runs and their attempts a second time); in play order, as the store's."""
+
+    def run_reads(read) -> list[str]:  # type: ignore[no-untyped-def]
+        """The statements ``read(session)`` runs that read runs or attempts."""
+        statements: list[str] = []
+
+        def keep(_connection, _cursor, statement, _parameters, _context, _executemany) -> None:  # type: ignore[no-untyped-def]
+            if re.search(r"\bFROM (run|run_attempt)\b", statement):
+                statements.append(" ".join(statement.split()))
+
+        with open_store(Settings()) as store, store.session() as session:
+            event.listen(store.engine, "before_cursor_execute", keep)
+            try:
+                read(session)
+            finally:
+                event.remove(store.engine, "before_cursor_execute", keep)
+        return statements
+
+    tournament_id = finished_store.tournament_id
+    assert run_reads(lambda session: tournament_detail(session, tournament_id, Settings().rules)) == \
+        run_reads(lambda session: load_tournament(session, tournament_id))
+    with open_store(Settings()) as store, store.session() as session:
+        detail = tournament_detail(session, tournament_id, Settings().rules)
+        in_play_order = [(run.id, run.competitor.name) for run in tournament_runs(session, tournament_id)]
+    assert [(line.run_id, line.competitor) for line in detail.board.runs] == in_play_order
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -27,7 +27,7 @@ from trainarena.records.recorder import recorder_for
 from trainarena.reporting.leaderboard import build_leaderboard
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.settings import Settings
-from trainarena.store import get_tournament, named_lock, open_store
+from trainarena.store import load_tournament, named_lock, open_store
 from trainarena.store.leases import LeaseError, LeaseHolder
 from trainarena.submissions import RegistrationError
 
@@ -124,7 +124,7 @@ def demo_command(
                 recorder=recorder_for(settings),
             )
         with store.session() as session:
-            board = build_leaderboard(session, get_tournament(session, setup.tournament_id), finished)
+            board = build_leaderboard(session, load_tournament(session, setup.tournament_id), finished)
     except LeaseError as error:
         console.print(f"[yellow]not driving:[/yellow] {error}")
         raise typer.Exit(code=EXIT_TOURNAMENT_BUSY) from error

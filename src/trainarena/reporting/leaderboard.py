@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from trainarena.engine.model import Finished
 from trainarena.reporting.run_detail import score_of, task_name
-from trainarena.store import Tournament, stored_weights, tournament_runs
+from trainarena.store import Tournament, stored_weights
 
 _STAGE_ORDER = {"group": 0, "knockout": 1, "boss": 2}
 
@@ -71,25 +71,15 @@ class Leaderboard:
         return data
 
 
-def _run_lines(session: Session, tournament: Tournament) -> list[RunLine]:
-    lines = []
-    for run in tournament_runs(session, tournament.id):
-        match = run.task.match
-        lines.append(
-            RunLine(
-                run_id=run.id,
-                round_index=match.round.index,
-                stage=match.round.stage,
-                match_id=match.match_id,
-                task=task_name(run.task),
-                competitor=run.competitor.name,
-                status=run.status,
-                score=score_of(run)[0],
-                failure=run.failure_reason,
-                wall_seconds=run.wall_seconds,
-            )
-        )
-    return lines
+def _run_lines(tournament: Tournament) -> list[RunLine]:
+    """Every run of ``tournament`` in play order (round, match, task, run), from the record
+    ``store.load_tournament`` loaded: the runs are not read a second time."""
+    return [
+        RunLine(run_id=run.id, round_index=round_.index, stage=round_.stage, match_id=match.match_id,
+                task=task_name(task), competitor=run.competitor.name, status=run.status, score=score_of(run)[0],
+                failure=run.failure_reason, wall_seconds=run.wall_seconds)
+        for round_ in tournament.rounds for match in round_.matches for task in match.tasks for run in task.runs
+    ]
 
 
 def reached(name: str, own: list[RunLine], byes: list[Byes]) -> str:
@@ -105,8 +95,12 @@ def reached(name: str, own: list[RunLine], byes: list[Byes]) -> str:
 
 def build_leaderboard(session: Session, tournament: Tournament, finished: Finished | None) -> Leaderboard:
     """Standings follow the engine's final ranking; competitors it left unranked (never a valid score)
-    follow in entry order."""
-    lines = _run_lines(session, tournament)
+    follow in entry order. ``tournament``: as ``store.load_tournament`` loads it (its runs with their
+    competitors and outcomes)."""
+    lines = _run_lines(tournament)
+    lines_of: dict[str, list[RunLine]] = {}
+    for line in lines:
+        lines_of.setdefault(line.competitor, []).append(line)
     byes = [Byes(round_.index, round_.stage, list(round_.byes)) for round_ in tournament.rounds if round_.byes]
     weights = stored_weights(session, tournament.id)
     entrants = [e.competitor.name for e in tournament.entrants]
@@ -116,7 +110,7 @@ def build_leaderboard(session: Session, tournament: Tournament, finished: Finish
     order = ranked + [name for name in names if name not in ranked]
     standings = []
     for name in order:
-        own = [line for line in lines if line.competitor == name]
+        own = lines_of.get(name, [])
         standings.append(
             Standing(
                 rank=ranked.index(name) + 1 if name in ranked else None,
