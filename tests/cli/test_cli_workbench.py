@@ -6,6 +6,7 @@ folder, and the per-task leaderboard."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from html import escape
 from pathlib import Path
@@ -125,6 +126,20 @@ def _commit_all(root: Path) -> str:
 
 def _invoke(*args: str) -> Result:
     return CliRunner().invoke(app, list(args), env={"COLUMNS": "80"})
+
+
+def test_a_run_gets_the_cpu_share_of_a_tournament_run_alone(finished_store: FinishedStore, task_file: Path,
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/contract.md: `trainarena run` runs a script as a tournament would; a tournament's driver gives
+    each run cores // --parallel threads (and the CPU cap), so a run alone gets every core, as with
+    --parallel 1, unless the operator set sandbox.cpus_per_run."""
+    fake, given = CountingExecutor(), []
+    monkeypatch.setattr(run_cli, "make_executor", lambda settings, unsafe: given.append(settings.sandbox.cpus_per_run) or fake)
+    tree = _tree(tmp_path / "tree", commit=False)
+    assert _invoke("run", "--repo", str(tree), "--task", str(task_file), "--no-reference").exit_code == 0
+    monkeypatch.setenv("TRAINARENA_SANDBOX__CPUS_PER_RUN", "3")
+    assert _invoke("run", "--repo", str(tree), "--task", str(task_file), "--no-reference").exit_code == 0
+    assert given == [os.cpu_count(), 3]
 
 
 def test_references_are_computed_once_per_task_and_cached(executor: CountingExecutor, task_file: Path, tmp_path: Path) -> None:
@@ -299,6 +314,10 @@ def test_task_leaderboard_ranks_everything_run_on_the_task(executor: CountingExe
     assert lines == [(1, "house script", 2.0, 2), (2, str((tmp_path / "mine").resolve()), 2.55, 2),
                      (3, "crasher", 2.55, 2), (4, "base model", 4.0, 1)]  # fmt: skip
     assert board["direction"] == "lower" and board["other_digests"] == []
+    digest = json.loads(_invoke("task", "show", str(task_file), "--json").stdout)["task_digest"]  # docs/workbench.md
+    listed = _invoke("runs", "list", "--task", digest, "--json")
+    assert listed.exit_code == 0, listed.output
+    assert len(json.loads(listed.stdout)) == sum(line[3] for line in lines)
     text = _invoke("task", "show", str(task_file), "--leaderboard")
     assert text.exit_code == 0 and "house script" in text.stdout
     assert all(len(line) <= 80 for line in text.stdout.splitlines() if line.startswith(("│", "┃")))

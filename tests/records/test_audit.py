@@ -5,6 +5,7 @@ slow test audits a real `trainarena run` through the sandbox."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -408,7 +409,8 @@ def test_compare_judges_in_the_task_direction() -> None:
 @pytest.fixture
 def cli_executor(monkeypatch: pytest.MonkeyPatch, inputs: Inputs) -> ScoreExecutor:
     fake = ScoreExecutor(inputs, [])
-    monkeypatch.setattr(audit_cli, "make_executor", lambda settings, unsafe: fake)
+    fake.cpus_given = []  # type: ignore[attr-defined] - the sandbox.cpus_per_run each audit ran with
+    monkeypatch.setattr(audit_cli, "make_executor", lambda settings, unsafe: fake.cpus_given.append(settings.sandbox.cpus_per_run) or fake)
     monkeypatch.setattr("trainarena.records.audit.current_inputs", inputs.digests)
     return fake
 
@@ -425,6 +427,7 @@ def test_the_command_prints_the_comparison_at_80_columns_and_exits_by_verdict(se
     assert "(95% of pair gaps; 3 runs, 1 tree on 1 task)" in same.output
     # every line fits 80 columns but the script's, whose path runs on as `runs show` lets a path run on
     assert all(len(line) <= 80 for line in same.output.splitlines() if not line.startswith("script"))
+    assert cli_executor.cpus_given == [os.cpu_count()]  # type: ignore[attr-defined] - a run alone: every core, as `run`
 
     cli_executor.scores = [1.0]
     outside = runner.invoke(app, ["audit", str(first), "--json"])

@@ -1,6 +1,6 @@
 """trainarena example competitor: a short, fixed LoRA schedule that finishes early.
 
-The bet: a small LoRA (rank 4) at a high rate converges in a few hundred steps; more steps only
+The bet: a small LoRA (rank 4) at a high rate converges in a few dozen steps; more steps only
 overfit the handful of training images. It stops after MAX_STEPS or the clock, whichever is first.
 Otherwise as the house image baseline (cached latents, SIGTERM-safe save of
 pytorch_lora_weights.safetensors, torch threads from OMP_NUM_THREADS).

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from trainarena.cli.demo import threads_per_run
 from trainarena.cli.output import fail, print_fields, print_wrapped
 from trainarena.cluster import make_executor
 from trainarena.execution import SandboxUnavailable
@@ -83,7 +84,7 @@ def audit_command(
 
     Exits 0 consistent, 1 outside the noise band or the audit run failed, 2 cannot audit, 3 no band yet."""
     console = Console(stderr=json_output, highlight=False)
-    settings = Settings()
+    settings = threads_per_run(Settings(), 1)  # as `trainarena run`: a run alone gets every core
     with open_store(settings) as store:
         try:
             executor = make_executor(settings, unsafe=unsafe)

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE
+from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE, threads_per_run
 from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields, print_reason, printable
 from trainarena.cluster import make_executor
 from trainarena.contract import SEED_MAX, Direction
@@ -88,7 +88,7 @@ def run_command(
 ) -> None:
     """Run a script on one task, store the run, and print its score next to the base model's and the house script's."""
     console = Console(stderr=json_output, highlight=False)
-    settings = Settings()
+    settings = threads_per_run(Settings(), 1)  # a run alone, as in a tournament of one run slot: every core
     _check_options(settings, competitor, repo, seeds, json_output)
     try:
         definition = load_task_file(task)

@@ -206,7 +206,7 @@ def show_command(
         board = stored_task_board(settings, task_key(description.check.task)) if leaderboard else None
     except (TaskFileError, DatasetError) as error:
         raise fail(str(with_local_path(error, path.absolute())), json_output, name=name) from None
-    details = description.to_json()
+    details = description.to_json() | {"task_digest": task_key(description.check.task)}  # what `runs list --task` takes
     if json_output:
         if leaderboard:
             details["leaderboard"] = _board_json(board)

@@ -115,7 +115,7 @@ class Finished:
 
 @dataclass(frozen=True)
 class MatchDecision:
-    """How one group or knockout match came out (docs/rules.md, 'Ranking a match')."""
+    """How one group or knockout match came out (docs/rules.md, "Ranking", "A match (group or knockout pair)")."""
 
     match_id: str
     ranking: tuple[str, ...]  # every competitor, best first

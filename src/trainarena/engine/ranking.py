@@ -1,4 +1,4 @@
-"""Per-task ranking and match decisions (docs/rules.md, 'Ranking a task' and 'Ranking a match').
+"""Per-task ranking and match decisions (docs/rules.md, "Ranking": "A task" and "A match").
 
 A failed outcome (score None, NaN or +-inf) ranks below every success. On each task a competitor earns
 one rank point for every competitor of the match it strictly beats there (a failure beats nobody, so
