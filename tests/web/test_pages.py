@@ -176,7 +176,12 @@ def test_a_task_named_with_a_slash_has_a_page(client: TestClient) -> None:
     assert page.status_code == 200 and f"Best score per entrant on {name}" in unescape(page.text)
 
 
-@pytest.mark.parametrize("path", ["/tournaments/999", "/competitors/nobody", "/runs/999", "/tasks/no-such-task", "/runs/999/logs/stderr.log"])
+BIG = "99999999999999999999999"  # past 2**63: SQLite refused it with OverflowError, a plain-text 500
+
+
+@pytest.mark.parametrize("path", ["/tournaments/999", "/competitors/nobody", "/runs/999", "/tasks/no-such-task", "/runs/999/logs/stderr.log",
+                                  f"/runs/{BIG}", f"/tournaments/{BIG}", f"/tournaments/{BIG}/live", f"/runs/{BIG}/logs/stderr.log",
+                                  "/runs/2147483648", "/tournaments/-1"])  # fmt: skip
 def test_missing_things_answer_a_404_page(client: TestClient, path: str) -> None:
     answer = client.get(path)
     assert answer.status_code == 404 and "<h1>Not found</h1>" in answer.text
