@@ -67,7 +67,15 @@ class RateLimiter:
             return 0.0
 
 
+# Where body_guard leaves the principal it authenticated before the body was read; the dependency
+# takes it from there, so the request is looked up and counted against the rate limit once.
+PRINCIPAL_SCOPE_KEY = "trainarena.principal"
+
+
 def authenticated(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    known = request.scope.get(PRINCIPAL_SCOPE_KEY)
+    if isinstance(known, Principal):
+        return known
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise ApiError(401, "unauthenticated", "send an API key as `Authorization: Bearer ta_...` "
                        "(an operator creates one with `trainarena keys create`)", headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
