@@ -245,3 +245,13 @@ def test_home_shows_when_each_kind_is_next_due(dashboard_store: DashboardStore) 
     with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
         words = text_of(client.get("/").text)
     assert f"Kind Pool Due text text {when(anchor)}" in words and "image image" not in words and "due now" not in words
+
+
+def test_head_is_answered_as_get_without_the_body(client: TestClient, dashboard_store: DashboardStore) -> None:
+    """Monitors, `curl -I` and link checkers ask with HEAD; it was 405 on every page and on /v1/health."""
+    for path in ("/", f"/tournaments/{dashboard_store.boss_id}", f"/tournaments/{dashboard_store.boss_id}/live",
+                 "/v1/health", "/static/dashboard.css", f"/runs/{BIG}"):  # fmt: skip
+        got, head = client.get(path), client.head(path)
+        assert (head.status_code, head.content) == (got.status_code, b""), path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+    assert client.head("/v1/tournaments").status_code == 401  # the API's routes answer HEAD as GET, key and all
