@@ -57,7 +57,10 @@ def test_a_key_past_its_rate_limit_gets_429_with_retry_after(empty_api: Api) -> 
             assert client.get("/v1/me", headers=empty_api.auth("competitor")).status_code == 200
         limited = client.get("/v1/competitors", headers=empty_api.auth("competitor"))
         error = _error(limited, 429, "rate_limited")
-        assert 1 <= int(limited.headers["Retry-After"]) <= 60 and error["details"] == {"limit_per_minute": 1}
+        assert 1 <= int(limited.headers["Retry-After"]) <= 60 and error["details"] == {"limit_per_minute": 1, "burst": 2}
+        # It says what was exceeded: the burst, refilled at the rate (not "more than 1 requests a minute").
+        assert error["message"] == ("this key used up its burst of 2 requests (api.rate_limit_burst), which refills at 1 a "
+                                    f"minute (api.rate_limit_per_minute); retry in {limited.headers['Retry-After']} s")
         # Limits are per key: another key is not held back.
         assert client.get("/v1/me", headers=empty_api.auth("operator")).status_code == 200
 

@@ -87,6 +87,18 @@ def sse_events(jobs_client: TestClient, headers: dict, job_id: str, last_event_i
     return [{"id": int(e["id"]), "event": e["event"], **json.loads(e["data"])} for e in events]
 
 
+def test_a_last_event_id_that_is_no_event_id_is_a_422(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:
+    """A 23-digit id broke the stream mid-response (OverflowError in SQLite) and '²' (str.isdigit is true
+    for it) was a plain-text 500; now each is 422 in the error shape, before the stream starts."""
+    created = jobs_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(jobs_client, auth["customer"])))
+    assert created.status_code == 201, created.text
+    for value in (b"99999999999999999999999", b"2147483648", "²".encode("latin-1"), b"-1", b"1e3", b"abc"):
+        refused = jobs_client.get(f"/v1/jobs/{created.json()['id']}/events", headers={**auth["customer"], "Last-Event-ID": value})
+        assert refused.status_code == 422, (value, refused.text)
+        error = refused.json()["error"]
+        assert error["code"] == "invalid_request" and error["message"].startswith("Last-Event-ID must be the id of an event")
+
+
 def test_a_job_streams_its_events_to_the_end(working_client: TestClient, auth: dict, api_settings: Settings) -> None:
     jobs_client = working_client
     created = jobs_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(jobs_client, auth["customer"]),

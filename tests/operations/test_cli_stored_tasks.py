@@ -101,3 +101,13 @@ def test_show_of_a_stored_task_says_which_way_is_better(operator_data: OperatorD
     shown = _invoke("task", "show", "sums").output
     assert re.search(r"^score {2,}lower is better$", shown, re.MULTILINE), shown
     assert json.loads(_invoke("task", "show", "sums", "--json").output)["direction"] == "lower"
+
+
+def test_a_task_file_whose_dataset_has_no_source_is_one_line(operator_data: OperatorData) -> None:
+    """It was a KeyError traceback from dataset_digest, which ran before the spec was checked."""
+    task_file = operator_data.jsonl.parent / "nosrc.toml"
+    task_file.write_text('name = "nosrc"\ntype = "instruct"\nbase_model = "model"\nbudget_seconds = 3\n'
+                         '[dataset]\nfield_instruction = "q"\nfield_output = "a"\n')
+    refused = runner.invoke(app, ["task", "add", "--file", str(task_file)])
+    assert refused.exit_code == 1 and isinstance(refused.exception, SystemExit), refused.exception
+    assert "dataset spec: missing required key(s) ['source']" in refused.output and "Traceback" not in refused.output

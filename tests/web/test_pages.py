@@ -176,7 +176,12 @@ def test_a_task_named_with_a_slash_has_a_page(client: TestClient) -> None:
     assert page.status_code == 200 and f"Best score per entrant on {name}" in unescape(page.text)
 
 
-@pytest.mark.parametrize("path", ["/tournaments/999", "/competitors/nobody", "/runs/999", "/tasks/no-such-task", "/runs/999/logs/stderr.log"])
+BIG = "99999999999999999999999"  # past 2**63: SQLite refused it with OverflowError, a plain-text 500
+
+
+@pytest.mark.parametrize("path", ["/tournaments/999", "/competitors/nobody", "/runs/999", "/tasks/no-such-task", "/runs/999/logs/stderr.log",
+                                  f"/runs/{BIG}", f"/tournaments/{BIG}", f"/tournaments/{BIG}/live", f"/runs/{BIG}/logs/stderr.log",
+                                  "/runs/2147483648", "/tournaments/-1"])  # fmt: skip
 def test_missing_things_answer_a_404_page(client: TestClient, path: str) -> None:
     answer = client.get(path)
     assert answer.status_code == 404 and "<h1>Not found</h1>" in answer.text
@@ -240,3 +245,13 @@ def test_home_shows_when_each_kind_is_next_due(dashboard_store: DashboardStore) 
     with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
         words = text_of(client.get("/").text)
     assert f"Kind Pool Due text text {when(anchor)}" in words and "image image" not in words and "due now" not in words
+
+
+def test_head_is_answered_as_get_without_the_body(client: TestClient, dashboard_store: DashboardStore) -> None:
+    """Monitors, `curl -I` and link checkers ask with HEAD; it was 405 on every page and on /v1/health."""
+    for path in ("/", f"/tournaments/{dashboard_store.boss_id}", f"/tournaments/{dashboard_store.boss_id}/live",
+                 "/v1/health", "/static/dashboard.css", f"/runs/{BIG}"):  # fmt: skip
+        got, head = client.get(path), client.head(path)
+        assert (head.status_code, head.content) == (got.status_code, b""), path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+    assert client.head("/v1/tournaments").status_code == 401  # the API's routes answer HEAD as GET, key and all

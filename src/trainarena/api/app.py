@@ -15,8 +15,10 @@ from fastapi_offline import FastAPIOffline
 
 from trainarena import __version__
 from trainarena.api.auth import RateLimiter
+from trainarena.api.body_guard import BodyGuard
 from trainarena.api.cache import VersionedCache
 from trainarena.api.errors import install_error_handlers
+from trainarena.api.head_requests import HeadAsGet
 from trainarena.api.json_body import check_request_body
 from trainarena.api.routes import ROUTERS
 from trainarena.api.strict_query import refuse_unknown_query
@@ -73,6 +75,8 @@ def create_app(settings: Settings, *, store: Store | None = None, services: Sequ
     for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(refuse_unknown_query), Depends(check_request_body)])
     install_dashboard(app)  # the web pages at / and their assets at /static (not in the OpenAPI schema)
+    app.add_middleware(BodyGuard, limit=settings.api.json_body_max_bytes)  # the key, then a bounded body, before it is read
+    app.add_middleware(HeadAsGet)  # HEAD wherever GET is (monitors and link checkers ask with HEAD)
     return app
 
 

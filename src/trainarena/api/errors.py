@@ -78,16 +78,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        unreadable = unreadable_body(error)
+        if unreadable is not None:
+            return error_response(422, "invalid_request", unreadable, {"problems": [{"where": "body", "problem": unreadable}]})
         code = STATUS_CODES.get(error.status_code, "error")
-        return error_response(error.status_code, code, str(error.detail), headers=getattr(error, "headers", None))
+        return error_response(error.status_code, code, str(error.detail), getattr(error, "details", None),
+                              headers=getattr(error, "headers", None))  # fmt: skip
 
     @app.exception_handler(StoreUnavailable)
     async def _store_unavailable(_request: Request, error: StoreUnavailable) -> JSONResponse:
-        # The database's URL is the operator's to see, not every caller's: it goes to the log.
-        logger.warning("answered 503: %s", error)
-        if isinstance(error, StoreFileLost):  # no later request succeeds: the operator must restart the server
-            return error_response(503, "unavailable", error.restart_needed("the server", show_path=False))
-        return error_response(503, "unavailable", "the database is unavailable now; try again later")
+        return store_unavailable_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -105,6 +105,29 @@ def install_error_handlers(app: FastAPI) -> None:
                                  f"the body of {request.method} {path} takes: {takes}", *others])  # fmt: skip
             details["unknown"] = unknown
         return error_response(422, "invalid_request", message, details)
+
+
+def unreadable_body(error: StarletteHTTPException) -> str | None:
+    """What is wrong with a JSON body FastAPI could not decode, or None for another error. FastAPI answers
+    any decoding error but a JSONDecodeError with 400 "There was an error parsing the body"; the API
+    answers those 422 saying what it is, as it does a body that does not parse."""
+    cause = error.__cause__
+    if error.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return (f"the body is not valid JSON: it is not UTF-8 at byte {cause.start} ({cause.object[cause.start:cause.start + 1]!r}); "
+                "send JSON encoded as UTF-8")  # fmt: skip
+    if isinstance(cause, RecursionError):
+        return "the body is not valid JSON that can be read: it is nested too deeply (arrays or objects inside one another)"
+    return f"the body is not valid JSON: it could not be decoded ({type(cause).__name__})"
+
+
+def store_unavailable_response(error: StoreUnavailable) -> JSONResponse:
+    # The database's URL is the operator's to see, not every caller's: it goes to the log.
+    logger.warning("answered 503: %s", error)
+    if isinstance(error, StoreFileLost):  # no later request succeeds: the operator must restart the server
+        return error_response(503, "unavailable", error.restart_needed("the server", show_path=False))
+    return error_response(503, "unavailable", "the database is unavailable now; try again later")
 
 
 # The largest integer a request may give where the store keeps it (ids, seeds): a 32-bit column on
@@ -163,9 +186,9 @@ ROLE_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES, 403: {"model": ErrorResponse, "description": "This key's role may not do this"},
 }
 
-# And for routes that read a JSON body: one that does not even parse (not UTF-8, say) is a 400, one
-# sent as another content type (a form) a 415.
+# And for routes that read a JSON body: one over api.json_body_max_bytes is a 413, one sent as another
+# content type (a form) a 415.
 BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "The body could not be parsed"},
+    413: {"model": ErrorResponse, "description": "The body is larger than settings api.json_body_max_bytes"},
     415: {"model": ErrorResponse, "description": "The body was not sent as Content-Type: application/json"},
 }

@@ -127,9 +127,11 @@ def add_task(session: Session, settings: Settings, task_file: TaskFile, pool: st
                           "if no tournament drew it")
     try:
         definition = replace(resolve_task_file(task_file, settings), split_key=f"{name}:{secrets.token_hex(8)}")
+        # The spec and the source are checked (check_task) before anything is hashed: hashing a folder
+        # opens every file in it, and a source in the store's state must never be opened.
+        check = check_task(definition, settings)
         base_digest = model_digest(definition.base_model)
         data_digest = dataset_digest(definition, settings)
-        check = check_task(definition, settings)
     except (TaskFileError, DatasetError) as error:
         raise TaskRefused(str(with_local_path(error, task_file.path))) from None
     if not check.leak_free:

@@ -30,6 +30,10 @@ class ApiRules(Section):
     upload_max_bytes: int = Field(
         200_000_000, ge=1024, description="Largest file a customer may upload (POST /v1/files); larger is refused with 413."
     )
+    json_body_max_bytes: int = Field(
+        4_000_000, ge=1024, description="Largest JSON body a request may send (jobs, tasks, competitors, tournaments); "
+        "larger is refused with 413, after the key is checked and before the body is read."
+    )
     upload_max_unpacked_bytes: int = Field(
         1_000_000_000, ge=1024, description="Largest total an uploaded zip of images may unpack to (zip bombs are refused)."
     )

@@ -15,6 +15,7 @@ from trainarena.tasks import get_task_type
 from trainarena.tasks.base import DroppedRows, TaskDefinition, count_dropped, dropped_to_json
 from trainarena.tasks.digests import path_digest
 from trainarena.tasks.secret_split import split_settings
+from trainarena.tasks.sources import check_dataset_source
 
 SHOWN_SHARED_KEYS = 5  # shared group keys named in a failed check
 
@@ -58,8 +59,10 @@ class TaskCheck:
 
 def check_task(task: TaskDefinition, settings: Settings) -> TaskCheck:
     """Prepare ``task`` into a temporary folder and check its split (DatasetError when it cannot be
-    prepared)."""
+    prepared). A source in the store's state, or a text folder that save_to_disk did not write, is
+    refused before anything reads it (tasks/sources.py)."""
     plugin = get_task_type(task.task_type)
+    check_dataset_source(task, settings)
     with tempfile.TemporaryDirectory(prefix="trainarena-task-check-") as scratch:
         prepared = plugin.prepare(task, Path(scratch) / "train", Path(scratch) / "hidden", split_settings(task, settings))
         train_keys, hidden_keys = plugin.group_keys(prepared)

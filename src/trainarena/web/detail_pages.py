@@ -13,7 +13,7 @@ from trainarena.reporting.run_list import list_runs
 from trainarena.reporting.task_board import UnknownTaskError, played_task
 from trainarena.store import competitor_tournaments, get_competitor, get_stored_task, get_tournament_by_name
 from trainarena.web.charts import score_distribution_svg, score_history_svg
-from trainarena.web.templating import not_found_page, render, settings_of, store_of
+from trainarena.web.templating import PageId, not_found_page, render, settings_of, store_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -34,7 +34,7 @@ def competitor_page(request: Request, name: str) -> HTMLResponse:
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-def run_page(request: Request, run_id: int) -> HTMLResponse:
+def run_page(request: Request, run_id: PageId) -> HTMLResponse:
     rules = settings_of(request).dashboard
     with store_of(request).session() as session:
         try:
@@ -47,7 +47,7 @@ def run_page(request: Request, run_id: int) -> HTMLResponse:
 
 
 @router.get("/runs/{run_id}/logs/{name}", response_model=None)
-def run_log(request: Request, run_id: int, name: str) -> Response:
+def run_log(request: Request, run_id: PageId, name: str) -> Response:
     """One of the run's log files, whole (or its end, past the size limit), as plain text."""
     with store_of(request).session() as session:
         try:

@@ -32,7 +32,7 @@ from trainarena.store import (
 )
 from trainarena.web.account import recent_jobs
 from trainarena.web.charts import boss_margin_svg
-from trainarena.web.templating import not_found_page, render, render_live, settings_of, store_of
+from trainarena.web.templating import PageId, not_found_page, render, render_live, settings_of, store_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -137,11 +137,11 @@ def _tournament_page(request: Request, tournament_id: int, template: str) -> HTM
 
 
 @router.get("/tournaments/{tournament_id}", response_class=HTMLResponse)
-def tournament_page(request: Request, tournament_id: int) -> HTMLResponse:
+def tournament_page(request: Request, tournament_id: PageId) -> HTMLResponse:
     return _tournament_page(request, tournament_id, "tournament.html")
 
 
 @router.get("/tournaments/{tournament_id}/live", response_class=HTMLResponse)
-def tournament_fragment(request: Request, tournament_id: int) -> HTMLResponse:
+def tournament_fragment(request: Request, tournament_id: PageId) -> HTMLResponse:
     """Everything on the tournament page that changes while it runs, polled by live.js."""
     return _tournament_page(request, tournament_id, "_tournament_live.html")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import fastapi
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
@@ -18,6 +19,11 @@ from trainarena.wording import counted
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 # Hosts whose web pages show a commit at ``<repository>/commit/<sha>``.
+# The id in a page's path (/runs/N, /tournaments/N): one past what the store's 32-bit columns hold is no
+# page (the dashboard's 404, as /runs/abc), as the API bounds its ids; SQLite refused it with an
+# OverflowError, a plain-text 500.
+PAGE_ID_MAX = 2**31 - 1
+PageId = Annotated[int, fastapi.Path(ge=0, le=PAGE_ID_MAX)]
 COMMIT_PAGE_HOSTS = ("github.com", "gitlab.com", "codeberg.org")
 
 

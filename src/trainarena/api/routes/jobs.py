@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from trainarena.api.auth import Customer, visible_owner
 from trainarena.api.context import app_settings, app_store
-from trainarena.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ROLE_RESPONSES
+from trainarena.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ROLE_RESPONSES, STORE_INT_MAX, ApiError
 from trainarena.api.job_errors import answering_jobs_errors
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import CursorWindow
@@ -121,10 +121,23 @@ async def job_events(request: Request, principal: Customer, job_id: str,
     store = app_store(request)
     owner = visible_owner(principal)
     await run_in_threadpool(_visible, store, job_id, owner)
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    after = _resumed_after(last_event_id)
     poll = app_settings(request).api.sse_poll_seconds
     return StreamingResponse(_stream(request, store, job_id, after, poll), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+
+
+def _resumed_after(last_event_id: str | None) -> int:
+    """The event id a Last-Event-ID header resumes after (0: from the first; none or an empty one, as the
+    SSE standard has it); 422 for one that is no event id: not ASCII digits (``str.isdigit`` took '²',
+    which int() refuses: a 500), or past what the store holds (a 23-digit id broke the stream)."""
+    value = (last_event_id or "").strip()
+    if not value:
+        return 0
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(STORE_INT_MAX)) or int(value) > STORE_INT_MAX:
+        raise ApiError(422, "invalid_request", f"Last-Event-ID must be the id of an event this stream sent, a whole number "
+                       f"from 0 to {STORE_INT_MAX}; got {value[:40]!r}", header="Last-Event-ID")  # fmt: skip
+    return int(value)
 
 
 def _visible(store: Store, job_id: str, owner: int | None) -> None:
