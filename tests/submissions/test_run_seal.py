@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -222,3 +223,49 @@ def test_the_record_names_a_snapshot_only_while_it_holds_what_ran(assets, tmp_pa
             envelope = session.scalar(select(LogEntry.envelope).where(LogEntry.key == f"run:{run_id}:attempt:1"))
     named = envelope_payload(envelope)["predicate"]["submission"]["snapshot_sha256"]
     assert named == (None if meddle is edited else folder_digest(script.info.submission_dir))
+
+
+WAITING_SCRIPT = '''import shutil, sys, time
+from pathlib import Path
+
+args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+output = Path(args["--output-dir"])
+shutil.copytree(args["--model"], output, dirs_exist_ok=True)
+(output / "started").write_text("waiting")
+deadline = time.monotonic() + 60
+while not Path("/submission/go").exists() and time.monotonic() < deadline:  # the bind shows the host's change
+    time.sleep(0.05)
+(output / "started").unlink()
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+def test_a_snapshot_changed_from_the_host_while_the_sandboxed_script_waits_is_not_scored(assets, tmp_path: Path) -> None:
+    from trainarena.execution.factory import make_backend
+
+    settings = _settings(tmp_path)
+    tree = _tree(tmp_path)
+    (tree / "train.py").write_text(WAITING_SCRIPT)
+    snapshot = snapshot_worktree(settings, tree)
+    competitor = CompetitorInfo("tree", str(snapshot.path), "", snapshot.source_digest, "train.py",
+                                submission_dir=snapshot.snapshot_dir)
+    run_dir = settings.work_dir / "adhoc" / "run-1"
+    executor = SandboxedExecutor(settings, make_backend(settings), gpus=[])
+
+    def meddle() -> None:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "output" / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (snapshot.snapshot_dir / "go").write_text("")  # from the host, while the script runs
+
+    meddler = threading.Thread(target=meddle)
+    meddler.start()
+    try:
+        with pytest.raises(SubmissionChanged, match=r"during the run \(added go\)"):
+            executor.train_task(competitor, _task(assets), run_dir, "run-1")
+    finally:
+        meddler.join()
+        executor.close()
+    assert not (run_dir / "output").exists() and not snapshot.snapshot_dir.exists()
