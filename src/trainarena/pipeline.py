@@ -16,6 +16,10 @@ the signed record names those files); a run that failed in the sandbox (a crash,
 /output cap) or whose artifact was refused loses its ``output/`` as soon as its report is made, and
 keeps ``logs/`` and ``inputs/``.
 
+The submission folder is sealed before the sandbox binds it, once it holds the code the run's record
+names, and checked unchanged once the script ended (``submissions.seal``); a run whose folder changed
+raises ``SubmissionChanged`` before anything of it is scored, stored or signed.
+
 Prepared task data is cached by the task definition's digest: the train split under
 ``cache_dir/tasks/<digest>/``, the hidden split under ``hidden_dir/<digest>/``, which no sandbox sees.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -38,9 +43,20 @@ from typing import Any
 from trainarena.contract import SANDBOX_INPUTS, RunSpec, RunStatus
 from trainarena.execution import Backend, DevicePool, SandboxJob, check_output, gpus_for, remove_tree
 from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
-from trainarena.runs import LOGS_DIR, CompetitorInfo, PendingEvaluation, RunReport, RunRequest, definition_digest, record_timings
+from trainarena.runs import (
+    LOGS_DIR,
+    SUBMISSION_CHANGED_REASON,
+    CompetitorInfo,
+    PendingEvaluation,
+    RunReport,
+    RunRequest,
+    SubmissionChanged,
+    definition_digest,
+    record_timings,
+)
 from trainarena.settings import Settings
 from trainarena.submissions import RegistrationError, checkout_path, register
+from trainarena.submissions.seal import Seal, changes, discard, is_cached, seal_submission
 from trainarena.tasks import budget_problem, get_task_type
 from trainarena.tasks.base import DatasetError, PreparedTask, TaskDefinition, TaskPlugin
 from trainarena.tasks.builtin_assets import model_name_for_script
@@ -50,6 +66,7 @@ from trainarena.tasks.text.hub_rows import HUB_UNREACHABLE, hub_cut_off
 from trainarena.tasks.warm_evaluation import WarmEvaluator
 
 _PREPARED_MARKER = "prepared.json"
+logger = logging.getLogger(__name__)
 
 
 def resolve_base_model(base_model: str) -> Path:
@@ -270,7 +287,7 @@ class SandboxedExecutor:
             reason = f"task: {problem}, which gives the run no deadline; add the task again with a finite budget"
             return _timed(RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason), run_dir, timings)
         try:
-            submission = self._submission_dir(competitor)
+            submission, sealed = self._sealed_submission(competitor)
         except RegistrationError as error:  # the repository is gone: this competitor's run fails, nothing else
             return _timed(RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"submission: {error}"), run_dir, timings)
         unsupported = unsupported_reason(submission, task)
@@ -288,11 +305,12 @@ class SandboxedExecutor:
             reason = f"{STOPPED_REASON}: it was still waiting for {needed} GPU(s), and never started"
             return _timed(RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason), run_dir, timings)
         try:
-            job = self._stage(competitor, task, prepared, model, devices, run_dir, run_name)
+            job = self._stage(competitor, submission, task, prepared, model, devices, run_dir, run_name)
             timings["prepare"] = clock.lap()
             result = self._backend.run(job)
         finally:
             self._devices.release(devices)
+        self._check_sealed(sealed, job)  # before anything of the run is scored, stored or signed
         # The sandbox's own clock runs from the script's start to its last process's exit: the rest of
         # the backend's call is setting up and tearing down the sandbox.
         timings |= {"script": result.wall_seconds, "sandbox": max(0.0, clock.lap() - result.wall_seconds)}
@@ -357,6 +375,7 @@ class SandboxedExecutor:
     def _stage(
         self,
         competitor: CompetitorInfo,
+        submission: Path,
         task: TaskDefinition,
         prepared: PreparedTask,
         model: Path,
@@ -386,7 +405,7 @@ class SandboxedExecutor:
         return SandboxJob(
             spec=spec,
             entrypoint=competitor.entrypoint,
-            submission_dir=self._submission_dir(competitor),
+            submission_dir=submission,
             inputs_dir=inputs,
             output_dir=output,
             log_dir=logs,
@@ -405,6 +424,36 @@ class SandboxedExecutor:
         if not checkout.is_dir():
             register(self._settings, name=competitor.name, repo=competitor.repo_url, commit=competitor.commit)
         return checkout
+
+    def _sealed_submission(self, competitor: CompetitorInfo) -> tuple[Path, Seal]:
+        """The submission folder, sealed for the run once it holds the code the run's record names
+        (``submissions.seal``). A registered commit's checkout that does not is exported again, once; a
+        working tree's snapshot that does not is removed, and SubmissionChanged raised (only a new
+        snapshot of the tree can serve); a folder that cannot be read is a RegistrationError."""
+        for again in (False, True):
+            folder = self._submission_dir(competitor)
+            sealed, problem = seal_submission(self._settings.cache_dir, folder, competitor.tree_hash)
+            if sealed is not None and problem is None:
+                return folder, sealed
+            if not is_cached(self._settings.cache_dir, folder):
+                raise RegistrationError(f"{folder}: {problem}")
+            if again or competitor.submission_dir is not None:
+                break
+            logger.warning("the checkout %s is not the tree of %s (%s): exported again", folder, competitor.commit, problem)
+        raise SubmissionChanged(f"{SUBMISSION_CHANGED_REASON} before the run started: {folder} was no longer the code "
+                                f"of {competitor.name} ({problem}); it was removed, to be made afresh, and nothing ran")
+
+    def _check_sealed(self, sealed: Seal, job: SandboxJob) -> None:
+        """Raise SubmissionChanged, with nothing of the run kept, when its submission folder changed since
+        it was sealed: its record would name code other than what ran. A cached copy is removed."""
+        changed = changes(sealed)
+        if changed is None:
+            return
+        remove_tree(job.output_dir)
+        if is_cached(self._settings.cache_dir, sealed.folder):
+            discard(sealed.folder)
+        raise SubmissionChanged(f"{SUBMISSION_CHANGED_REASON} during the run ({changed}): nothing of this try is scored "
+                                "as that code, and the cached copy was removed, to be made afresh")
 
     def close(self) -> None:
         if self._evaluator is not None:

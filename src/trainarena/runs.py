@@ -22,8 +22,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "CompetitorInfo", "PendingEvaluation", "ProgressEvent", "RunExecutor", "RunInterrupted", "RunNotStarted", "RunReport",
-    "RunRequest", "StagedExecutor", "LOGS_DIR", "TIMINGS_FILE", "TaskSource", "definition_digest", "definition_json", "record_timings",
-    "stopped_report", "task_key",
+    "RunRequest", "StagedExecutor", "LOGS_DIR", "SUBMISSION_CHANGED_REASON", "SubmissionChanged", "TIMINGS_FILE", "TaskSource",
+    "definition_digest", "definition_json", "record_timings", "stopped_report", "task_key",
 ]
 
 # A run folder's timings, written by the platform where it does each step (docs/benchmarks.md#overhead).
@@ -127,6 +127,21 @@ class RunInterrupted(RuntimeError):
     attempt with that message and the run is tried again at once, in a fresh attempt."""
 
 
+# How the reason begins of a try not scored because its submission's cached files changed (``SubmissionChanged``):
+# "... during the run (what changed)", or "... before the run started".
+SUBMISSION_CHANGED_REASON = "the submission's files changed"
+
+
+class SubmissionChanged(RunInterrupted):
+    """The run's submission folder (a registered commit's checkout, a working tree's snapshot) is not
+    the code its record would name: it changed between the check before the run and the sandbox's end
+    (``submissions.seal``), or no longer matched its digest before the run and could not be made
+    afresh. The sandbox binds it read-only, so the platform's side changed it, not the script: as any
+    lost try, it is recorded as interrupted and tried again in a fresh attempt, from a fresh copy (the
+    changed one is removed). Where nothing is tried again (``trainarena run``, an audit) the run is
+    stored as failed, with this as its reason (``stopped_report``)."""
+
+
 class RunNotStarted(RuntimeError):
     """An executor could not start a run for a reason of the platform's, not the competitor's: no node
     of its cluster can hold it (``cluster.resources``), or none came alive in time. Nothing of the
@@ -197,7 +212,10 @@ def stopped_report(error: BaseException, started: float, run_dir: Path) -> RunRe
     far the script got (a run stored without them said it kept no log)."""
     logs = run_dir / LOGS_DIR
     kept = logs.is_dir() and any(logs.iterdir())
-    reason = f"stopped before it finished: {type(error).__name__}: {error}".rstrip(": ")
+    if isinstance(error, SubmissionChanged):  # it did finish, but not as the code its record names
+        reason = str(error)
+    else:
+        reason = f"stopped before it finished: {type(error).__name__}: {error}".rstrip(": ")
     return RunReport(RunStatus.FAILED, started, time.time(), log_path=logs if kept else None, failure_reason=reason)
 
 

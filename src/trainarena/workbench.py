@@ -31,7 +31,7 @@ from trainarena.engine.scores import has_shares
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
 from trainarena.reporting.run_detail import write_result_json
-from trainarena.runs import CompetitorInfo, RunReport, definition_json, stopped_report, task_key
+from trainarena.runs import CompetitorInfo, RunReport, SubmissionChanged, definition_json, stopped_report, task_key
 from trainarena.settings import Settings
 from trainarena.store import Run, Store, get_competitor, named_lock
 from trainarena.store.adhoc import WorkingTree, cached_reference, start_adhoc_run
@@ -183,7 +183,8 @@ class Workbench:
     def _execute(self, origin: str, task: TaskDefinition, script: Script | None) -> int:
         """Record the run as running, execute it (``script`` None: score the base model), store its
         report and write its result.json. A run stopped by an error or Ctrl-C is stored as failed, Ctrl-C then
-        raised as RunStopped."""
+        raised as RunStopped; one whose submission's files changed under it (``SubmissionChanged``) is stored
+        as failed with that reason."""
         with self._store.transaction() as session:
             competitor = None if script is None or script.competitor is None else get_competitor(session, script.competitor)
             run = start_adhoc_run(session, origin=origin, definition=definition_json(task), digest=task_key(task),
@@ -196,6 +197,8 @@ class Workbench:
                 report = self._executor.evaluate_base_model(task)
             else:
                 report = self._executor.run_task(script.info, task, run_dir, f"adhoc-run{run_id}")
+        except SubmissionChanged as error:  # nothing here tries it again: stored as failed, saying why
+            report = stopped_report(error, started, run_dir)
         except BaseException as error:
             self._finish(run_id, run_dir, task, stopped_report(error, started, run_dir))
             if isinstance(error, KeyboardInterrupt):

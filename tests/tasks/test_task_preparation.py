@@ -17,6 +17,7 @@ from trainarena.submissions import checkout_path
 from trainarena.tasks import DatasetError, PreparedTask, TaskDefinition
 
 COMMIT = "a" * 40
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's id of an empty tree: an empty checkout's
 
 
 def dpo_task(tmp_path: Path, empty_rows: int, good_rows: int = 40) -> TaskDefinition:
@@ -126,7 +127,7 @@ def test_the_run_report_carries_the_prepared_record_for_the_task_row(tmp_path):
     (tmp_path / "model").mkdir()
     checkout_path(settings, COMMIT).mkdir(parents=True)  # a registered checkout without a manifest
     executor = SandboxedExecutor(settings, FailingBackend(), gpus=[])
-    competitor = CompetitorInfo("c", "repo", COMMIT, "tree", "train.py")
+    competitor = CompetitorInfo("c", "repo", COMMIT, EMPTY_TREE, "train.py")  # a run checks its checkout's tree
     report = executor.run_task(competitor, dpo_task(tmp_path, empty_rows=5), tmp_path / "run", "run-1")
     assert report.status is RunStatus.FAILED
     record = json.loads(json.dumps(report.prepared_paths))  # what the orchestrator stores on the task row
@@ -143,7 +144,7 @@ def test_task_json_never_gives_the_script_a_host_path(tmp_path):
     settings = Settings(data_dir=tmp_path / "data")
     (tmp_path / "model").mkdir()
     checkout_path(settings, COMMIT).mkdir(parents=True)
-    competitor = CompetitorInfo("c", "repo", COMMIT, "tree", "train.py")
+    competitor = CompetitorInfo("c", "repo", COMMIT, EMPTY_TREE, "train.py")
     SandboxedExecutor(settings, FailingBackend(), gpus=[]).run_task(competitor, dpo_task(tmp_path, empty_rows=0), tmp_path / "run", "run-1")
     (task_json,) = (tmp_path / "run").rglob("inputs/task.json")
     text = task_json.read_text()

@@ -56,7 +56,7 @@ from trainarena.records.signing import (
     public_pem_for,
 )
 from trainarena.records.statements import PAYLOAD_TYPE, Kind, kind_of, payload_digest
-from trainarena.runs import CompetitorInfo, RunReport, definition_json, stopped_report, task_key
+from trainarena.runs import CompetitorInfo, RunReport, SubmissionChanged, definition_json, stopped_report, task_key
 from trainarena.settings import Settings
 from trainarena.store import Store, get_competitor
 from trainarena.store.adhoc import WorkingTree, start_adhoc_run
@@ -451,6 +451,8 @@ def _execute(settings: Settings, store: Store, executor: AuditExecutor, info: Co
     started = time.time()
     try:
         report = executor.run_task(info, task, run_dir, f"audit-run{new_id}")
+    except SubmissionChanged as error:  # the tree changed under the audit run: stored as failed, saying why
+        report = stopped_report(error, started, run_dir)
     except BaseException as error:
         _store(settings, store, new_id, stopped_report(error, started, run_dir))
         raise

@@ -42,6 +42,8 @@ from trainarena.store.models import Job, Run, RunAttempt, Tournament, WeightVect
 from trainarena.store.pools import get_draw, get_stored_task
 from trainarena.store.records import is_round_complete, load_record, load_tournament
 from trainarena.store.weight_vectors import publish_weights
+from trainarena.submissions.seal import changes, seal
+from trainarena.submissions.worktree import snapshot_digest, snapshot_problem
 from trainarena.tasks.base import TaskDefinition
 from trainarena.tasks.secret_split import noise_master_seed, operator_secret, split_seed
 
@@ -389,8 +391,24 @@ def _submission(run: Run) -> dict[str, Any]:
         return {"kind": "registered", **_competitor_json(run.competitor)}
     if run.source_path is not None:
         return {"kind": "working tree", "path": run.source_path, "commit": run.source_commit,
-                "dirty": run.source_dirty, "snapshot_sha256": folder_digest(Path(run.snapshot_path)) if run.snapshot_path else None}
+                "dirty": run.source_dirty, "snapshot_sha256": _snapshot_sha256(run.snapshot_path)}
     return {"kind": run.origin}
+
+
+def _snapshot_sha256(snapshot_path: str | None) -> str | None:
+    """The folder digest of a working tree's snapshot while it still holds the tree its folder is named
+    by, unchanged while the digest was read (``submissions.seal``); else None. The run checked it against
+    that name before its sandbox and unchanged at its end: one changed since (while the artifact was
+    scored) would name code other than what ran."""
+    folder = None if snapshot_path is None else Path(snapshot_path)
+    if folder is None or not folder.is_dir():
+        return None
+    try:
+        sealed = seal(folder, snapshot_digest)
+    except OSError:
+        return None
+    digest = folder_digest(folder)
+    return digest if snapshot_problem(folder, sealed.digest) is None and changes(sealed) is None else None
 
 
 def tournament_json(tournament: Tournament) -> dict[str, Any]:

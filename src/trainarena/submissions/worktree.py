@@ -6,8 +6,9 @@ the tree), then are copied into a content-addressed snapshot under the cache: th
 read-only, so editing the tree during or after a run changes nothing, and the stored run names the
 snapshot it ran. A snapshot already in the cache is reused only while its files still hash to the
 digest it is named by; one changed since (by hand, by a tool) is replaced by a fresh copy of the tree,
-so a run never executes or signs code the tree does not hold (a change made between this check and
-the run binding the copy is not caught: the cache is the user's own). In a git repository the files
+so a run never executes or signs code the tree does not hold; each run checks the copy against that
+digest again before the sandbox binds it, and that nothing in it changed once the run ended
+(``submissions.seal``). In a git repository the files
 are those git would see (tracked and untracked, minus what ``.gitignore`` excludes); elsewhere every
 file under the folder except ``.git`` and Python caches.
 """
@@ -107,7 +108,7 @@ def _content_digest(entries: list[TreeEntry], blobs: dict[str, bytes]) -> str:
     return content.hexdigest()
 
 
-def _snapshot_digest(snapshot_dir: Path) -> str:
+def snapshot_digest(snapshot_dir: Path) -> str:
     """``_content_digest`` of a snapshot as it is now on disk. Every file counts, caches included: a
     planted ``__pycache__`` would run as much as a changed ``train.py``."""
     entries = [_entry(snapshot_dir, relative) for relative in _walked_paths(snapshot_dir, frozenset())]
@@ -116,13 +117,28 @@ def _snapshot_digest(snapshot_dir: Path) -> str:
 
 def _discard_if_changed(snapshot_dir: Path, digest: str) -> None:
     """Remove a cached snapshot whose files no longer hash to the ``digest`` it is named by, so the tree
-    is copied again. Moved aside first: a concurrent snapshot of the same tree never sees half a folder."""
-    if not snapshot_dir.is_dir() or _snapshot_digest(snapshot_dir) == digest:
+    is copied again."""
+    if snapshot_dir.is_dir() and snapshot_digest(snapshot_dir) != digest:
+        discard(snapshot_dir)
+
+
+def discard(folder: Path) -> None:
+    """Remove a cached copy (a snapshot, a checkout), so it is made afresh. Moved aside first: a concurrent
+    user of the same copy (a snapshot of the same tree, an export of the same commit) never sees half a folder."""
+    if not folder.is_dir():
         return
-    stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=snapshot_dir.parent))
-    with contextlib.suppress(FileNotFoundError):  # another snapshot of the same tree moved it first
-        snapshot_dir.rename(stale / snapshot_dir.name)
+    stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=folder.parent))
+    with contextlib.suppress(FileNotFoundError):  # another discard moved it first
+        folder.rename(stale / folder.name)
     shutil.rmtree(stale, ignore_errors=True)
+
+
+def snapshot_problem(snapshot_dir: Path, digest: str) -> str | None:
+    """How a snapshot's files, whose ``snapshot_digest`` is ``digest``, differ from the tree its folder
+    is named by (None: they are that tree)."""
+    if digest.startswith(snapshot_dir.name):
+        return None
+    return f"its files no longer hash to the digest its folder is named by ({digest[:12]}, not {snapshot_dir.name[:12]})"
 
 
 def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
