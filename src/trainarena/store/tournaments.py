@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from trainarena.contract import RunStatus
+from trainarena.contract import RunStatus, stored_name_problem
 from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.store.competitors import StoreError, require_competitor
 from trainarena.store.models import (
@@ -61,6 +61,8 @@ def create_tournament(
     """
     if kind not in TOURNAMENT_KINDS:
         raise StoreError(f"tournament kind {kind!r} is not one of {TOURNAMENT_KINDS}")
+    if (problem := stored_name_problem("tournament", name)) is not None:
+        raise StoreError(problem)
     if len(set(entrants)) != len(entrants):
         raise StoreError(f"entrants must be unique, got {entrants}")
     if session.scalar(select(Tournament).where(Tournament.name == name)) is not None:
