@@ -121,6 +121,9 @@ def test_unreadable_files_are_named(tmp_path):
         # A missing field: it read as a null the file does not have.
         ("q,i,a\nx,,1\n\ny,2\n", "line 4 has 2 fields, the header has 3"),
         ("q,i,a\nx,,1\ny\n", "line 3 has 1 field, the header has 3"),
+        # A column named twice: the later one replaced the earlier without a word (QA 8).
+        ("q,q,a\nx0,y0,0\n", "line 1 names column 'q' twice; give each column its own name"),
+        ("a,q,q,q\n1,x,y,z\n", "line 1 names column 'q' 3 times; give each column its own name"),
     ],
 )
 def test_a_csv_row_that_does_not_match_the_header_is_named_by_its_line(tmp_path, content, message):

@@ -131,9 +131,15 @@ def parse_jsonl(where: str, data: bytes) -> list[tuple[int, dict[str, Any]]]:
 def read_csv(where: str, data: bytes) -> list[dict[str, Any]]:
     """Rows of UTF-8 CSV with a header line, blank lines skipped. A row with more or fewer fields than
     the header is refused, naming its line: csv.DictReader would file extra fields under a column named
-    None and fill missing ones with None, which reads as a null the file does not have."""
+    None and fill missing ones with None, which reads as a null the file does not have. A header naming
+    a column twice is refused: the later column would silently replace the earlier one."""
     reader = csv.reader(io.StringIO(decode_text(where, data), newline=""))
     header = next(reader, [])
+    repeated = next((column for column in header if header.count(column) > 1), None)
+    if repeated is not None:  # dict(zip(...)) would keep the last column of the name and drop the others
+        times = header.count(repeated)
+        raise DatasetError(f"{where}: line 1 names column {repeated!r} {'twice' if times == 2 else f'{times} times'}; "
+                           "give each column its own name")
     rows = []
     line = reader.line_num
     for fields in reader:
