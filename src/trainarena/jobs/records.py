@@ -23,6 +23,9 @@ from trainarena.store.models import Job, JobEvent, JobStatus, Run, utcnow
 from trainarena.tasks import builtin_assets
 from trainarena.wording import counted
 
+# Who trains a job when no champion's script does (jobs/runner.py), as every page and answer names it.
+HOUSE_SCRIPT = "house script"
+
 
 class EventKind:
     QUEUED = "queued"
@@ -109,6 +112,14 @@ def _check_base_model(value: str, task_type: TaskType, allowed: tuple[str, ...])
             builtin_assets.find_builtin(value, role=builtin_assets.MODEL, kind=kind)
         except builtin_assets.BuiltinAssetError as error:
             raise InvalidInput(f"base_model: {error}", field="base_model") from None
+
+
+def job_script(job: Job) -> str | None:
+    """Whose script trains ``job``, as the API and the dashboard say it: the champion's name, or
+    :data:`HOUSE_SCRIPT` for a run without a competitor; None until a run is started."""
+    if job.run_id is None:
+        return None
+    return job.competitor.name if job.competitor is not None else HOUSE_SCRIPT
 
 
 def list_jobs(session: Session, owner: int | None, *, after: str | None = None, limit: int | None = 100,
