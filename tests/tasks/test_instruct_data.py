@@ -37,6 +37,12 @@ def test_spec_rejects_unknown_keys_missing_keys_and_bad_placeholders():
         InstructDatasetSpec(source="s", field_instruction="q", field_output="a", format="{question}")
     with pytest.raises(DatasetError, match="'field_output' must be a non-empty string"):
         InstructDatasetSpec(source="s", field_instruction="q", field_output="")
+    # A text key given a number or null was taken and read as text downstream (QA 16).
+    for key, value, words in (("system_prompt", 5, "a string, got 5"), ("system_prompt", None, "a string, got None"),
+                              ("field_input", 3, "a string or null, got 3")):  # fmt: skip
+        with pytest.raises(DatasetError, match=f"'{key}' must be {words}$"):
+            InstructDatasetSpec.from_dict({"source": "s", "field_instruction": "q", "field_output": "a", key: value})
+    assert InstructDatasetSpec.from_dict({"source": "s", "field_instruction": "q", "field_output": "a", "field_input": None}).field_input is None
 
 
 def test_rendering_uses_the_formats_system_and_separator():
