@@ -63,3 +63,10 @@ def test_a_text_key_of_a_mapping_takes_a_string_only(jobs_client: TestClient, au
     mapping = {"field_instruction": "q", "field_output": "a", "field_input": None, "system_prompt": "Be brief."}
     assert jobs_client.post("/v1/jobs", headers=who, json=job_body(api_settings, file_id, field_mapping=mapping)).status_code == 201
 
+
+def test_an_image_job_on_a_text_file_reads_as_english(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:  # noqa: F811
+    """It said "a image job needs a image one" (QA 17)."""
+    who = auth["customer"]
+    file_id = upload(jobs_client, who)
+    body = job_body(api_settings, file_id, task_type="image", base_model="trainarena:tiny_sd", field_mapping={})
+    _refused(jobs_client.post("/v1/jobs", headers=who, json=body), f"file {file_id} is a text dataset; an image job needs an image one")
