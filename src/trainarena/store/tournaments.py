@@ -40,6 +40,21 @@ def current_champion(session: Session, kind: str) -> Competitor | None:
     return None if latest is None else latest.competitor
 
 
+def defender_reigned(session: Session, tournament: Tournament) -> bool:
+    """Whether ``tournament``'s defender was the reigning champion of its kind (the latest crowning
+    before it was created). False when nobody defends, and for a defender it was given without a reign
+    (the demo's house default, ``create_tournament(champion=...)``): such a defender holds no title to keep."""
+    if tournament.champion_before_id is None:
+        return False
+    latest = session.scalar(
+        select(ChampionHistory)
+        .where(ChampionHistory.kind == tournament.kind, ChampionHistory.crowned_at <= tournament.created_at)
+        .order_by(ChampionHistory.crowned_at.desc(), ChampionHistory.id.desc())
+        .limit(1)
+    )
+    return latest is not None and latest.competitor_id == tournament.champion_before_id
+
+
 def _check_entrant_kind(competitor: Competitor, kind: str) -> None:
     if competitor.kind not in (None, "both", kind):
         raise StoreError(f"competitor {competitor.name!r} is registered for {competitor.kind} tasks, not {kind}")

@@ -66,6 +66,8 @@ class LeaderboardOut(BaseModel):
     champion: str | None
     crowned: bool = Field(description="Whether the champion was crowned by this tournament.")
     reason: str = Field(description="How it ended; empty while it runs.")
+    defender_reigned: bool = Field(description="Whether the defender (champion_before) was the reigning champion of its kind; "
+                                   "false for a default defender, never crowned (the demo's), which holds no title.")
     leaderboard: list[StandingOut] = Field(description="Standings, ranked first, unranked in entry order.")
     undistributed: float | None = Field(description="The share of weight nobody earned.")
 
