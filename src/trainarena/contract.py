@@ -36,7 +36,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 CONTRACT_VERSION = 1
-# A name people type and the platform prints (competitors, API keys): one line, no spaces.
+# A name people type and the platform prints (competitors, API keys, tasks, pools, tournaments): one
+# line, no spaces, nothing a path or markup reads.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -46,6 +47,17 @@ def name_problem(what: str, name: str, max_length: int) -> str | None:
         return None
     return (f"{what} name {name!r} is not allowed: use 1 to {max_length} letters, digits, '.', '_' or '-', "
             "starting with a letter or digit")  # fmt: skip
+
+
+# Tasks, pools and tournaments are named by the same rule (they sit in URL paths, table cells and
+# commands as competitors do), up to the store's name columns. Names stored before the rule stay readable.
+STORED_NAME_MAX_LENGTH = 100
+
+
+def stored_name_problem(what: str, name: str) -> str | None:
+    """Why ``name`` may not name a new ``what`` (task, pool, tournament), or None when it may."""
+    return name_problem(what, name, STORED_NAME_MAX_LENGTH)
+
 
 # The largest --seed a script is given (tasks' and jobs' seeds alike): what every seeding call takes
 # (torch.manual_seed overflows past 64 bits, numpy's legacy seed past 32) and a store integer holds.

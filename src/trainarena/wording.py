@@ -13,3 +13,9 @@ def percent(share: float) -> str:
     """``0.2`` as ``"20%"``, ``0.025`` as ``"2.5%"``: three significant digits, so a small share never
     reads as 0%."""
     return f"{share * 100:.3g}%"
+
+
+def with_article(noun: str) -> str:
+    """``"an image"``, ``"a text"``: a lower-case noun with the article its first letter takes (by its
+    spelling: the platform's nouns are plain words and task types, not abbreviations read letter by letter)."""
+    return f"{'an' if noun[:1] in tuple('aeiou') else 'a'} {noun}"

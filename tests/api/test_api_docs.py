@@ -23,3 +23,12 @@ def test_docs_list_every_endpoint() -> None:
     documented = {(method, _shape(path)) for method, path in ENDPOINT.findall(DOCS.read_text(encoding="utf-8"))}
     assert served - documented == set(), "document these endpoints in docs/api.md"
     assert documented - served == set(), "docs/api.md names endpoints the API does not serve"
+
+
+def test_docs_list_every_kind_of_record_entry() -> None:
+    """`GET /v1/records/entries?kind=` takes `weights`, which the docs' list left out (QA 17)."""
+    from trainarena.records.statements import Kind
+
+    line = next(line for line in DOCS.read_text(encoding="utf-8").splitlines() if line.startswith("| `GET /v1/records/entries`"))
+    listed = re.search(r"`kind` \(([^)]*)\)", line)
+    assert listed is not None and set(re.findall(r"`(\w+)`", listed.group(1))) == {kind.value for kind in Kind}

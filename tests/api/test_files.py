@@ -165,6 +165,8 @@ def test_malformed_rows_name_the_row_and_the_column(jobs_client: TestClient, aut
         # A row longer than the header was stored with a column named "None".
         ("qa.csv", b"q,a\n" + b"".join(b"q%d,%d\n" % (i, i) for i in range(25)) + b"oops,1,2,3\n",
          ("qa.csv", "line 27 has 4 fields, the header has 2")),
+        # A column named twice: the second replaced the first and the upload said two columns (QA 8).
+        ("dup.csv", b"q,q,a\n" + b"".join(b"x%d,y%d,%d\n" % (i, i, i) for i in range(30)), ("dup.csv", "line 1 names column 'q' twice")),
         ("images.zip", b"PK\x03\x04 but not really a zip", ("images.zip", "not a zip archive")),
         ("qa.txt", b"hello", ("unsupported file type '.txt'",)),
         ("qa.parquet", b"PAR1 not parquet", ("qa.parquet", "cannot read the file")),

@@ -151,3 +151,26 @@ def test_verify_without_bundle_json_fails_once_and_checks_nothing_against_it(cli
         "statements": ["its list of entries against entries.jsonl not checked: missing from the bundle"],
         "references": ["the tournament each record is about not checked: missing from the bundle"],
     }
+
+
+def test_export_of_a_tournament_not_started_or_unknown_says_which_and_leaves_no_folder(cli: CliRunner, store_copy: RecordedStore,
+                                                                                       tmp_path: Path) -> None:  # fmt: skip
+    """It said "it does not exist, or it ran with records.enabled off" of a tournament only created, and
+    left an empty folder behind (QA 12)."""
+    from trainarena.store import create_tournament, open_store
+
+    with open_store(store_copy.settings) as store, store.transaction() as session:
+        created = create_tournament(session, name="week-2", kind="text", seed=9, entrants=["alpha", "bravo"]).id
+    bundle = tmp_path / "made" / "bundle"
+    refused = cli.invoke(app, ["export", str(created), str(bundle)])
+    message = " ".join(refused.output.split())
+    assert refused.exit_code == 1 and f"tournament {created} (week-2) has not started: nothing is recorded yet" in message, message
+    assert not (tmp_path / "made").exists()  # the folders the export made are gone
+    unknown = cli.invoke(app, ["export", "99", str(bundle), "--json"])
+    assert unknown.exit_code == 1
+    assert json.loads(unknown.output)["error"] == "there is no tournament 99: neither the database nor the transparency log knows it"
+    assert not (tmp_path / "made").exists()
+    kept = tmp_path / "empty"
+    kept.mkdir()
+    assert cli.invoke(app, ["export", "99", str(kept)]).exit_code == 1
+    assert kept.is_dir()  # a folder that was there before is not the export's to remove

@@ -81,3 +81,45 @@ def test_a_malformed_bundle_fails_verification_without_crashing(bundle: Path, ed
     assert not report.ok
     assert all(f.record and f.message for f in report.failures)
     json.dumps(report.to_json())  # the --json form writes too
+
+
+PYTHON_WORDS = ("Error:", "object is", "object has", "subscriptable", "NoneType", "attribute")
+
+
+def _failures(bundle: Path) -> list[tuple[str, str]]:
+    report = verify_directory(bundle)
+    assert not report.ok
+    failures = [(f.record, f.message) for f in report.failures]
+    assert not [m for _, m in failures if any(word in m for word in PYTHON_WORDS)], failures  # words, not Python's
+    return failures
+
+
+def test_a_malformed_claims_json_is_named_with_the_item_and_the_field(bundle: Path) -> None:
+    """It blamed the signed commitment ("entry 0 (commitment ...): a field is missing or malformed
+    (TypeError: 'int' object is not subscriptable)") for claims.json's entrants (QA 11)."""
+    claims = json.loads((bundle / "claims.json").read_text())
+    claims["entrants"] = [1, "x", None, {"repo": "r"}, *claims["entrants"]]
+    claims["runs"][0].pop("run_id")
+    claims["runs"][1]["attempt"] = [1]
+    claims["weights"] = []
+    (bundle / "claims.json").write_text(json.dumps(claims))
+    failures = _failures(bundle)
+    assert ("claims.json entrants[0]", "not an object") in failures
+    assert ("claims.json entrants[2]", "not an object") in failures
+    assert ("claims.json entrants[3]", "no 'name'") in failures
+    assert ("claims.json runs[0]", "no 'run_id'") in failures
+    assert ("claims.json runs[1]", "'attempt' is [1], not a whole number") in failures
+    assert ("claims.json weights", "not an object") in failures
+    assert not [record for record, _ in failures if "commitment" in record], failures  # the signed commitment is intact
+
+
+def test_a_malformed_statement_is_named_in_words(bundle: Path) -> None:
+    """"not a trainarena statement: 'NoneType' object has no attribute 'get'" and "(KeyError: 'tournament')"."""
+    lines = read_lines(bundle / "entries.jsonl")
+    lines[1]["envelope"]["payload"] = "%%%"
+    write_lines(bundle / "entries.jsonl", lines)
+    _statement_edit("decision", lambda s: s["predicate"].pop("tournament"))(bundle)
+    failures = _failures(bundle)
+    assert any(r.startswith("entry 1") and m == "not a trainarena statement: its payload is not a JSON object encoded in base64"
+               for r, m in failures), failures  # fmt: skip
+    assert any(m == "a field is missing: 'tournament'" for _, m in failures), failures

@@ -37,6 +37,12 @@ def test_spec_rejects_unknown_keys_missing_keys_and_bad_placeholders():
         InstructDatasetSpec(source="s", field_instruction="q", field_output="a", format="{question}")
     with pytest.raises(DatasetError, match="'field_output' must be a non-empty string"):
         InstructDatasetSpec(source="s", field_instruction="q", field_output="")
+    # A text key given a number or null was taken and read as text downstream (QA 16).
+    for key, value, words in (("system_prompt", 5, "a string, got 5"), ("system_prompt", None, "a string, got None"),
+                              ("field_input", 3, "a string or null, got 3")):  # fmt: skip
+        with pytest.raises(DatasetError, match=f"'{key}' must be {words}$"):
+            InstructDatasetSpec.from_dict({"source": "s", "field_instruction": "q", "field_output": "a", key: value})
+    assert InstructDatasetSpec.from_dict({"source": "s", "field_instruction": "q", "field_output": "a", "field_input": None}).field_input is None
 
 
 def test_rendering_uses_the_formats_system_and_separator():
@@ -121,6 +127,9 @@ def test_unreadable_files_are_named(tmp_path):
         # A missing field: it read as a null the file does not have.
         ("q,i,a\nx,,1\n\ny,2\n", "line 4 has 2 fields, the header has 3"),
         ("q,i,a\nx,,1\ny\n", "line 3 has 1 field, the header has 3"),
+        # A column named twice: the later one replaced the earlier without a word (QA 8).
+        ("q,q,a\nx0,y0,0\n", "line 1 names column 'q' twice; give each column its own name"),
+        ("a,q,q,q\n1,x,y,z\n", "line 1 names column 'q' 3 times; give each column its own name"),
     ],
 )
 def test_a_csv_row_that_does_not_match_the_header_is_named_by_its_line(tmp_path, content, message):

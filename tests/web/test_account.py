@@ -61,6 +61,23 @@ def test_a_customer_signs_in_and_sees_its_own_jobs_and_models_only(client: TestC
     assert "Your recent jobs" not in client.get("/").text
 
 
+def test_a_job_the_house_script_trained_says_so_as_the_api_does(client: TestClient) -> None:
+    """It said "Trained by –" while GET /v1/jobs/{id} said "house script" (QA 10)."""
+    from trainarena.jobs import HOUSE_SCRIPT
+    from trainarena.store.adhoc import start_adhoc_run
+
+    carol = _customer_with_a_job("carol")
+    with open_store(Settings()) as store, store.transaction() as session:
+        run = start_adhoc_run(session, origin="job", definition={"name": "job-carol"}, digest="0" * 64)
+        session.get_one(Job, "job-carol").run_id = run.id
+    _sign_in(client, carol)
+    assert f"Trained by {HOUSE_SCRIPT} Model" in text_of(client.get("/account/jobs/job-carol").text)
+    assert f"Trained by {HOUSE_SCRIPT} Model" in text_of(client.get("/account/jobs/job-carol/live").text)
+    with open_store(Settings()) as store, store.transaction() as session:
+        session.get_one(Job, "job-carol").run_id = None  # not started yet: nobody trains it
+    assert "Trained by – Model" in text_of(client.get("/account/jobs/job-carol").text)
+
+
 def _key_cookies(answer: Response) -> list[str]:
     return [c for c in answer.headers.get_list("set-cookie") if c.startswith("trainarena_key=")]
 

@@ -99,6 +99,19 @@ def test_the_live_fragment_follows_the_running_tournament(client: TestClient, da
     assert client.get(f"/tournaments/{dashboard_store.boss_id}/live").headers["X-Live"] == "idle"
 
 
+def test_a_tournament_only_created_is_listed_apart_from_those_running(client: TestClient) -> None:
+    """It was listed under "Running now" as "0 of 0 runs finished, not started" while nothing ran (QA 14)."""
+    from trainarena.store import create_tournament
+
+    with open_store(Settings()) as store, store.transaction() as session:
+        create_tournament(session, name="week-5", kind="text", seed=5, entrants=["crasher", "slowpoke"])
+    for path in ("/", "/live/running"):
+        words = text_of(client.get(path).text)
+        running, _, waiting = words.partition("Created, not started (nothing plays until it is started):")
+        assert "week-3 (text)" in running and "week-5" not in running, path
+        assert "week-5 (text) created, not started Defending:" in waiting and "week-3" not in waiting.split(" entrants")[0], path
+
+
 def test_competitor_page_links_the_commit_and_charts_scores_against_the_champion(client: TestClient) -> None:
     page = client.get(f"/competitors/{CHALLENGER}")
     assert page.status_code == 200

@@ -6,7 +6,7 @@ the values a request gives (ids, seeds, names), so that a value the store cannot
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query, Request
@@ -38,23 +38,31 @@ class Window:
         return list(items[self.offset:self.offset + self.limit]), len(items) > self.offset + self.limit
 
 
-def window(
-    request: Request,
-    limit: Annotated[int | None, Query(ge=1, description="Items to return (default settings api.page_size; at most api.page_size_max).")] = None,
-    offset: Annotated[int, Query(ge=0, le=STORE_INT_MAX, description="Items to skip.")] = 0,
-) -> Window:
+Limit = Annotated[int | None, Query(ge=1, description="Items to return (default settings api.page_size; at most api.page_size_max).")]
+Offset = Annotated[int, Query(ge=0, le=STORE_INT_MAX, description="Items to skip.")]
+
+
+def _window(request: Request, limit: int | None, offset: int, paging: str) -> Window:
+    """The page asked for; a limit over ``api.page_size_max`` is refused, saying how to page on (``paging``)."""
     rules = app_settings(request).api
     if limit is not None and limit > rules.page_size_max:
         raise ApiError(422, "invalid_request", f"limit {limit} is over the most a page holds, {rules.page_size_max}; "
-                       "ask for fewer and page with offset", limit=limit, max=rules.page_size_max)  # fmt: skip
+                       f"ask for fewer and page with {paging}", limit=limit, max=rules.page_size_max)  # fmt: skip
     return Window(rules.page_size if limit is None else limit, offset)
 
 
+def window(request: Request, limit: Limit = None, offset: Offset = 0) -> Window:
+    return _window(request, limit, offset, "offset")
+
+
 def cursor_window(
-    base: Annotated[Window, Depends(window)],
+    request: Request,
+    limit: Limit = None,
+    offset: Offset = 0,
     after: Annotated[str | None, Query(max_length=NAME_MAX_LENGTH, description="An id a page answered: the items after it.")] = None,
 ) -> Window:
-    return Window(base.limit, base.offset, after or None)
+    # The id-keyed lists page by `after` (docs/api.md, "Lists"): an offset makes the database step over what it skips.
+    return replace(_window(request, limit, offset, "after (the id of a page's last item)"), after=after or None)
 
 
 PageWindow = Annotated[Window, Depends(window)]

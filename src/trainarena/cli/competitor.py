@@ -74,7 +74,8 @@ def add_command(
     settings = Settings()
     try:
         with open_store(settings) as store, store.transaction() as session:
-            result = register_competitor(session, settings, name=name, repo=repo, commit=commit, hotkey=hotkey)
+            result = register_competitor(session, settings, name=name, repo=repo, commit=commit, hotkey=hotkey,
+                                         hotkey_field="--hotkey")
             details = competitor_record(settings, result.competitor)
     except (RegistrationError, StoreError) as error:
         raise fail(str(error), as_json, name=name) from error

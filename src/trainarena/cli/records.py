@@ -4,6 +4,7 @@ bundle, and the offline check of one (docs/records.md). ``verify`` opens no stor
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -41,12 +42,19 @@ def export_command(
     The bundle holds every log entry about the tournament with its inclusion proof, the signed tree heads with their consistency proofs, the per-example scores, the operator's public key, and what the database says now (claims.json).
     """
     settings = Settings()
+    # The outermost folder this export makes, if any: a failed export removes it (and only it), so no
+    # empty folder is left behind; a folder that was there before stays.
+    made = next((folder for folder in (*reversed(directory.absolute().parents), directory.absolute()) if not folder.exists()), None)
     make_output_folder(directory, as_json, tournament_id=tournament_id)
     try:
         with open_store(settings) as store:
             exported = export_bundle(store, settings, tournament_id, directory)
-    except BundleError as error:
-        raise fail(str(error), as_json, tournament_id=tournament_id) from None
+    except BaseException as error:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        if isinstance(error, BundleError):
+            raise fail(str(error), as_json, tournament_id=tournament_id) from None
+        raise
     if as_json:
         typer.echo(json.dumps({"ok": True, **exported.to_json()}))
         return

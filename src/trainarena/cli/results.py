@@ -118,7 +118,8 @@ def print_leaderboard(console: Console, board: Leaderboard) -> None:
     if any(_failed(line) for line in board.runs):
         print_wrapped(console, Text(f"a run's whole reason, stderr tail and files: {RUNS_SHOW_HINT}", style="dim"))
     retained = board.champion is not None and board.champion == board.champion_before
-    verdict = "crowned" if board.crowned else "retained the title" if retained else ""
+    held = "retained the title" if board.defender_reigned else "(the default defender, never crowned: nobody holds the title)"
+    verdict = "crowned" if board.crowned else held if retained else ""
     print_wrapped(console, Text(f"Champion: {printable(board.champion or 'none')} {verdict}".rstrip(), style="bold green"))
     if board.reason:
         print_wrapped(console, Text(printable(board.reason), style="dim"))

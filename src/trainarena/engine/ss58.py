@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 
+from trainarena.wording import counted
+
 ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _INDEX = {char: value for value, char in enumerate(ALPHABET)}
 _KEY_BYTES = 32
@@ -55,7 +57,7 @@ def check_ss58(address: str, *, network_format: int) -> str:
         raise SS58Error(f"SS58 address {address!r} is empty or has surrounding spaces")
     data = _base58_decode(text)
     if len(data) < 1 + _KEY_BYTES + _CHECKSUM_BYTES:
-        raise SS58Error(f"SS58 address {address!r} is too short ({len(text)} characters): a hotkey address "
+        raise SS58Error(f"SS58 address {address!r} is too short ({counted(len(text), 'character')}): a hotkey address "
                         "has 47 or 48 (a 32-byte key)")
     prefix_length, found_format = _network_format(data)
     if len(data) != prefix_length + _KEY_BYTES + _CHECKSUM_BYTES:

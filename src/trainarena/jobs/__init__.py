@@ -5,11 +5,21 @@ that runs them, and the gate that shares devices with tournaments (docs/api.md, 
 from trainarena.jobs.copies import remove_ended_copies
 from trainarena.jobs.errors import Conflict, InvalidInput, JobsError, NotFound, TooLarge
 from trainarena.jobs.gate import JOB, TOURNAMENT, DeviceGate, GatedBackend
-from trainarena.jobs.records import EventKind, JobRequest, cancel_job, create_job, events_after, get_job, list_jobs
+from trainarena.jobs.records import (
+    HOUSE_SCRIPT,
+    EventKind,
+    JobRequest,
+    cancel_job,
+    create_job,
+    events_after,
+    get_job,
+    job_script,
+    list_jobs,
+)
 from trainarena.jobs.worker import JobWorker
 
 __all__ = [
-    "JOB", "TOURNAMENT", "Conflict", "DeviceGate", "EventKind", "GatedBackend", "InvalidInput", "JobRequest", "JobWorker",
-    "JobsError", "NotFound", "TooLarge", "cancel_job", "create_job", "events_after", "get_job", "list_jobs",
+    "HOUSE_SCRIPT", "JOB", "TOURNAMENT", "Conflict", "DeviceGate", "EventKind", "GatedBackend", "InvalidInput", "JobRequest", "JobWorker",
+    "JobsError", "NotFound", "TooLarge", "cancel_job", "create_job", "events_after", "get_job", "job_script", "list_jobs",
     "remove_ended_copies",
 ]

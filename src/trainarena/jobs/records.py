@@ -21,7 +21,10 @@ from trainarena.jobs.uploads import check_dataset, kind_of, parse_task_type
 from trainarena.settings import Settings
 from trainarena.store.models import Job, JobEvent, JobStatus, Run, utcnow
 from trainarena.tasks import builtin_assets
-from trainarena.wording import counted
+from trainarena.wording import counted, with_article
+
+# Who trains a job when no champion's script does (jobs/runner.py), as every page and answer names it.
+HOUSE_SCRIPT = "house script"
 
 
 class EventKind:
@@ -80,8 +83,8 @@ def create_job(session: Session, settings: Settings, request: JobRequest, owner_
         raise InvalidInput(f"file {upload.id} was deleted ({upload.deleted_at:%Y-%m-%d %H:%M} UTC); upload the data again "
                            "with POST /v1/files and use the new id", field="file_id")  # fmt: skip
     if upload.kind != kind_of(task_type):
-        raise InvalidInput(f"file {upload.id} is a {upload.kind} dataset; a {task_type.value} job needs a "
-                           f"{kind_of(task_type)} one", field="file_id")  # fmt: skip
+        raise InvalidInput(f"file {upload.id} is {with_article(upload.kind)} dataset; {with_article(task_type.value)} job "
+                           f"needs {with_article(kind_of(task_type))} one", field="file_id")  # fmt: skip
     split_rules = job_data_rules(settings.data, request.validation_share, request.seed)
     checked = check_dataset(settings.model_copy(update={"data": split_rules}), task_type, Path(upload.path), upload.filename,
                             request.field_mapping, base_model=request.base_model)  # fmt: skip
@@ -109,6 +112,14 @@ def _check_base_model(value: str, task_type: TaskType, allowed: tuple[str, ...])
             builtin_assets.find_builtin(value, role=builtin_assets.MODEL, kind=kind)
         except builtin_assets.BuiltinAssetError as error:
             raise InvalidInput(f"base_model: {error}", field="base_model") from None
+
+
+def job_script(job: Job) -> str | None:
+    """Whose script trains ``job``, as the API and the dashboard say it: the champion's name, or
+    :data:`HOUSE_SCRIPT` for a run without a competitor; None until a run is started."""
+    if job.run_id is None:
+        return None
+    return job.competitor.name if job.competitor is not None else HOUSE_SCRIPT
 
 
 def list_jobs(session: Session, owner: int | None, *, after: str | None = None, limit: int | None = 100,

@@ -27,7 +27,7 @@ from trainarena.execution.supervise import StopAtOnce, stop_when
 from trainarena.jobs.copies import remove_ended_copies
 from trainarena.jobs.progress import ProgressReporter
 from trainarena.jobs.queue import requeue, still_mine
-from trainarena.jobs.records import EventKind, add_event, close_run
+from trainarena.jobs.records import HOUSE_SCRIPT, EventKind, add_event, close_run
 from trainarena.jobs.split import JobPreparer
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
@@ -42,8 +42,6 @@ from trainarena.submissions import RegistrationError, checkout_path, register
 from trainarena.tasks import builtin_assets
 from trainarena.tasks.base import DatasetError, TaskDefinition
 from trainarena.workbench import house_script_dir, worktree_script
-
-HOUSE_SCRIPT = "house script"
 
 log = logging.getLogger(__name__)
 

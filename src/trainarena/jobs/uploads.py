@@ -25,7 +25,7 @@ from trainarena.jobs.archives import check_zip
 from trainarena.jobs.errors import InvalidInput, TooLarge
 from trainarena.settings import Settings
 from trainarena.tasks import registered_task_types
-from trainarena.tasks.base import DatasetError, TaskDefinition
+from trainarena.tasks.base import DatasetError, TaskDefinition, UnknownSpecKeys
 from trainarena.tasks.check import TaskCheck, check_task
 from trainarena.tasks.text.rows import load_rows
 from trainarena.wording import counted
@@ -163,7 +163,10 @@ def check_dataset(settings: Settings, task_type: TaskType, path: Path, filename:
     task = TaskDefinition(name=f"upload-{filename}", task_type=task_type, base_model=base_model,
                           dataset={**field_mapping, "source": str(path)}, budget_seconds=1.0)  # fmt: skip
     with _named(path, filename, field=field):
-        return check_task(task, settings)
+        try:
+            return check_task(task, settings)
+        except UnknownSpecKeys as error:  # the file is the source, all of it: the mapping may not name either
+            raise error.without(("source", "split")) from None
 
 
 class _named:

@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from trainarena.contract import TaskType
+from trainarena.contract import TaskType, stored_name_problem
 from trainarena.pipeline import parameter_count, resolve_base_model
 from trainarena.runs import definition_from_json, definition_json, task_key
 from trainarena.settings import Settings
-from trainarena.store import StoredTask, add_stored_task, get_stored_task
+from trainarena.store import StoredTask, add_stored_task, get_pool, get_stored_task
 from trainarena.store.competitors import StoreError
 from trainarena.tasks import (
     TaskFile,
@@ -117,10 +117,20 @@ class AddedTask:
     check: TaskCheck
 
 
+def new_names_problem(session: Session, name: str, pool: str | None) -> str | None:
+    """Why a task named ``name`` may not be stored in ``pool``, or None: a new task's name, and a new pool's,
+    follow ``contract.stored_name_problem`` (a pool stored before the rule keeps its name)."""
+    if pool is not None and get_pool(session, pool) is None and (problem := stored_name_problem("pool", pool)):
+        return problem
+    return stored_name_problem("task", name)
+
+
 def add_task(session: Session, settings: Settings, task_file: TaskFile, pool: str | None) -> AddedTask:
     """Check and store a task (flushed, not committed); TaskRefused with the reason otherwise. The pool
     defaults to the task's kind (``text`` or ``image``)."""
     name = task_file.name
+    if (problem := new_names_problem(session, name, pool)) is not None:  # before the model and dataset are read
+        raise TaskRefused(problem)
     if get_stored_task(session, name) is not None:
         raise TaskRefused(f"a task named {name!r} is already stored; store it under another name "
                           f"(`trainarena task add NEW-NAME --file TASK_FILE`), or `trainarena task remove {name}` first "

@@ -15,6 +15,7 @@ ones, so no task is played twice in one tournament. A pool with too few tasks is
 from __future__ import annotations
 
 import random
+import re
 import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainarena.contract import MANIFEST_NAME, TaskType
+from trainarena.contract import MANIFEST_NAME, STORED_NAME_MAX_LENGTH, TaskType, stored_name_problem
 from trainarena.engine import Finished, tasks_at_most
 from trainarena.engine.model import TOURNAMENT_KINDS, Stage
 from trainarena.operations.pools import definition_problem, stored_definition
@@ -145,6 +146,8 @@ def create_pool_tournament(
     when the kind is not one, the pool is of another kind or too small, or nobody can enter."""
     if kind not in TOURNAMENT_KINDS:  # before the pool: "pool 'p' holds text tasks, not foo" hid the typo
         raise TournamentRefused(f"kind must be {' or '.join(TOURNAMENT_KINDS)}, got {kind!r}")
+    if name is not None and (problem := stored_name_problem("tournament", name)) is not None:  # before entry is checked
+        raise TournamentRefused(problem)
     try:
         pool_row = require_pool(session, pool)
     except StoreError as error:
@@ -199,11 +202,14 @@ def create_pool_tournament(
 
 
 def _next_name(session: Session, kind: str, pool: str) -> str:
+    """KIND-POOL-N, a tournament name by the rule (contract.stored_name_problem) whatever the pool was
+    named before the rule: characters it forbids become '-', and a long pool name is cut."""
+    stem = f"{kind}-{re.sub(r'[^A-Za-z0-9._-]', '-', pool)}"[: STORED_NAME_MAX_LENGTH - 12]
     taken = {t.name for t in list_tournaments(session)}
-    number = sum(1 for t in taken if t.startswith(f"{kind}-{pool}-")) + 1
-    while f"{kind}-{pool}-{number}" in taken:
+    number = sum(1 for t in taken if t.startswith(f"{stem}-")) + 1
+    while f"{stem}-{number}" in taken:
         number += 1
-    return f"{kind}-{pool}-{number}"
+    return f"{stem}-{number}"
 
 
 # --- Driving -------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from trainarena.records.statements import Kind
 from trainarena.settings import Settings
 from trainarena.store.database import Store
 from trainarena.store.log_tables import LogEntry, TreeHead
-from trainarena.store.models import Run, RunAttempt, RunOrigin, Tournament, WeightRow
+from trainarena.store.models import Run, RunAttempt, RunOrigin, Tournament, TournamentStatus, WeightRow
 from trainarena.store.records import load_tournament
 
 __all__ = [
@@ -160,9 +160,21 @@ def audit_left_out(session: Session, audit_run_id: int) -> LeftOutAudit | None:
 def _tournament_entries(session: Session, tournament_id: int) -> list[LogEntry]:
     entries = list(session.scalars(select(LogEntry).where(LogEntry.tournament_id == tournament_id).order_by(LogEntry.index)))
     if not entries:
-        raise BundleError(f"the transparency log holds no entry about tournament {tournament_id}: it does not "
-                          "exist, or it ran with records.enabled off")
+        raise BundleError(_nothing_recorded(session.get(Tournament, tournament_id), tournament_id))
     return entries
+
+
+def _nothing_recorded(tournament: Tournament | None, tournament_id: int) -> str:
+    """Why the log holds no entry about a tournament: it does not exist, it has not started (its records
+    begin with its commitment, signed when it starts), or it ran with records off."""
+    if tournament is None:
+        return f"there is no tournament {tournament_id}: neither the database nor the transparency log knows it"
+    if tournament.status == TournamentStatus.CREATED:
+        return (f"tournament {tournament_id} ({tournament.name}) has not started: nothing is recorded yet (its records "
+                "begin when it starts); export it once it has run")
+    why = ("it ran with records.enabled off" if tournament.status == TournamentStatus.FINISHED else
+           "it runs with records.enabled off, or it started a moment ago and its commitment is not logged yet")
+    return f"the transparency log holds no entry about tournament {tournament_id} ({tournament.name}): {why}"
 
 
 def _signing_keyid(session: Session, tournament_id: int) -> str:

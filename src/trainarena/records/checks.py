@@ -177,7 +177,15 @@ def reading(check: CheckResult, record: str) -> Iterator[None]:
     try:
         yield
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
-        check.fail(record, f"a field is missing or malformed ({type(error).__name__}: {' '.join(str(error).split())})")
+        check.fail(record, malformed(error))
+
+
+def malformed(error: Exception) -> str:
+    """What a record a check could not read lacks, in words (a verifier is told about the bundle, not
+    about Python): the field a KeyError names, else only that a field is missing or of the wrong shape."""
+    if isinstance(error, KeyError) and error.args:
+        return f"a field is missing: {brief(error.args[0])}"
+    return "a field is missing or malformed (not of the type or shape a statement gives it)"
 
 
 def brief(value: Any, width: int = 70) -> str:

@@ -18,13 +18,14 @@ def _check_claimed_run(view: RecordView, check: CheckResult, claim: dict[str, An
     if run is None:
         check.fail(f"claims.json run {key[0]}, attempt {key[1]}", "the database has this run, the bundle no signed run statement of it")
         return
-    signed = run.predicate
-    for what, claimed, said in (("status", claim["status"], signed["exit"]["status"]),
-                                ("run status", claim.get("run_status", claim["status"]), signed["exit"]["status"]),
-                                ("artifact sha256", claim["artifact_sha256"], signed["artifact_sha256"]),
-                                ("competitor", claim["competitor"], signed["submission"].get("name", claim["competitor"]))):
-        if claimed != said:
-            check.fail(run.label, f"{what}: the database says {brief(claimed)}, the signed run statement {brief(said)}")
+    with reading(check, run.label):  # claims.json's item is well formed (_claimed_items): a field missing is the statement's
+        signed = run.predicate
+        for what, claimed, said in (("status", claim["status"], signed["exit"]["status"]),
+                                    ("run status", claim.get("run_status", claim["status"]), signed["exit"]["status"]),
+                                    ("artifact sha256", claim["artifact_sha256"], signed["artifact_sha256"]),
+                                    ("competitor", claim["competitor"], signed["submission"].get("name", claim["competitor"]))):
+            if claimed != said:
+                check.fail(run.label, f"{what}: the database says {brief(claimed)}, the signed run statement {brief(said)}")
     evaluation = view.evaluations.get(key)
     if evaluation is None:
         if claim["score"] is not None:
@@ -39,25 +40,66 @@ def _check_claimed_run(view: RecordView, check: CheckResult, claim: dict[str, An
 REGISTRATION = ("repo", "commit", "tree_hash", "source_digest", "entrypoint", "hotkey")
 
 
-def _check_entrants(view: RecordView, check: CheckResult, claimed: Any) -> None:
-    """The database's registrations of the entrants and the defending champion against the commitment's."""
+def _check_entrants(view: RecordView, check: CheckResult, claimed: list[dict[str, Any]]) -> None:
+    """The database's registrations of the entrants and the defending champion against the commitment's
+    (``claimed``: the well-formed entrants of claims.json, :func:`_claimed_items`)."""
     commitment = view.single.get(Kind.COMMITMENT)
-    if commitment is None or not isinstance(claimed, list):
+    if commitment is None:
         return
+    signed: dict[str, Any] = {}
     with reading(check, commitment.label):
         signed = {e["name"]: e for e in commitment.predicate["entrants"]}
         defender = commitment.predicate.get("champion_before_registration")
         if defender is not None:
             signed[defender["name"]] = defender
-        for entrant in claimed:
-            check.checked += 1
-            committed = signed.get(entrant["name"])
-            if committed is None:
-                continue  # an older commitment named only the challengers
-            for field in REGISTRATION:
-                if field in committed and entrant.get(field) != committed[field]:
-                    check.fail(commitment.label, f"{entrant['name']}'s {field}: the database says {brief(entrant.get(field))}, "
-                               f"the signed commitment {brief(committed[field])}")
+    for entrant in claimed:
+        check.checked += 1
+        committed = signed.get(entrant["name"])
+        if not isinstance(committed, dict):
+            continue  # an older commitment named only the challengers (a malformed one failed above)
+        for field in REGISTRATION:
+            if field in committed and entrant.get(field) != committed[field]:
+                check.fail(commitment.label, f"{entrant['name']}'s {field}: the database says {brief(entrant.get(field))}, "
+                           f"the signed commitment {brief(committed[field])}")
+
+
+# What each item of claims.json's lists must hold for the checks to read it: field -> (types, in words).
+_NULL = type(None)
+_CLAIMED_RUN = {"run_id": ((int,), "a whole number"), "attempt": ((int,), "a whole number"), "status": ((str,), "a string"),
+                "competitor": ((str, _NULL), "a string or null"), "artifact_sha256": ((str, _NULL), "a string or null"),
+                "score": ((int, float, _NULL), "a number or null")}  # fmt: skip
+_CLAIMED_ENTRANT = {"name": ((str,), "a string")}
+
+
+def _claimed_items(check: CheckResult, claims: dict[str, Any], key: str, fields: dict[str, Any],
+                   required: bool) -> list[dict[str, Any]]:  # fmt: skip
+    """The items of claims.json's list ``key`` that hold ``fields``; each other one is a failure naming
+    claims.json, the item and the field, in words. An absent list fails only when ``required``."""
+    items = claims.get(key)
+    if items is None and not required:
+        return []
+    if not isinstance(items, list):
+        check.fail(f"claims.json {key}", "not a list" if key in claims else "missing")
+        return []
+    kept = []
+    for number, item in enumerate(items):
+        problem = _item_problem(item, fields)
+        if problem is None:
+            kept.append(item)
+        else:
+            check.fail(f"claims.json {key}[{number}]", problem)
+    return kept
+
+
+def _item_problem(item: Any, fields: dict[str, Any]) -> str | None:
+    if not isinstance(item, dict):
+        return "not an object"
+    for name, (types, words) in fields.items():
+        if name not in item:
+            return f"no {name!r}"
+        if isinstance(item[name], bool) or not isinstance(item[name], types):
+            return f"{name!r} is {brief(item[name])}, not {words}"
+    return None
 
 
 def check_claims(view: RecordView, claims: Any) -> CheckResult:
@@ -66,16 +108,19 @@ def check_claims(view: RecordView, claims: Any) -> CheckResult:
         check.fail("claims.json", "missing or not a JSON object: nothing to compare the database with")
         return check
     claimed = set()
-    runs = claims.get("runs")
-    for number, claim in enumerate(runs if isinstance(runs, list) else []):
+    for claim in _claimed_items(check, claims, "runs", _CLAIMED_RUN, required=True):
         check.checked += 1
-        with reading(check, f"claims.json run {number + 1} of {len(runs)}"):
-            claimed.add((claim["run_id"], claim["attempt"]))
-            _check_claimed_run(view, check, claim)
-    _check_entrants(view, check, claims.get("entrants"))
+        claimed.add((claim["run_id"], claim["attempt"]))
+        _check_claimed_run(view, check, claim)
+    # Bundles of older builds have no entrants in their claims.
+    _check_entrants(view, check, _claimed_items(check, claims, "entrants", _CLAIMED_ENTRANT, required=False))
     for key, run in view.runs.items():
         if key not in claimed and key not in view.audits:  # an audit is no result of the tournament's
             check.fail(run.label, "signed, but the database no longer has this attempt counted for the tournament")
+    stored = claims.get("weights")
+    if not isinstance(stored, dict):
+        check.fail("claims.json weights", "missing" if stored is None else "not an object")
+        stored = {}
     decision = view.single.get(Kind.DECISION)
     if decision is not None:
         with reading(check, decision.label):
@@ -83,7 +128,7 @@ def check_claims(view: RecordView, claims: Any) -> CheckResult:
             champion = decision.predicate["decided"]["end"]["champion"]
             if claims.get("champion") != champion:
                 check.fail(decision.label, f"champion: the database says {claims.get('champion')!r}, the signed decision {champion!r}")
-            signed, stored = decision.predicate["weights"], claims["weights"]
+            signed = decision.predicate["weights"]
             for name in sorted(set(signed) | set(stored)):
                 check.checked += 1
                 if stored.get(name) != signed.get(name):

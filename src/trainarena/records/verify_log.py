@@ -10,7 +10,7 @@ from typing import Any
 
 from securesystemslib.signer import SSlibKey
 
-from trainarena.records.checks import Bundle, CheckResult, Entry, describe
+from trainarena.records.checks import Bundle, CheckResult, Entry, describe, malformed
 from trainarena.records.log import TIME_RULE, TREE_HEAD_TYPE, entry_leaf_hash
 from trainarena.records.merkle import ProofError, verify_consistency, verify_inclusion
 from trainarena.records.signing import OperatorKeyError, SignatureError, envelope_payload, open_envelope, public_key_from_pem
@@ -198,6 +198,13 @@ def _shape_problem(statement: dict[str, Any]) -> str | None:
     return None
 
 
+def _statement_problem(payload: Any, error: Exception) -> str:
+    """Why a payload is no statement, in words: kind_of's own ValueErrors say it; Python's others do not."""
+    if not isinstance(payload, dict):
+        return "its payload is not a JSON object encoded in base64"
+    return str(error) if type(error) is ValueError else malformed(error)
+
+
 def _check_entries(bundle: Bundle, key: SSlibKey | None, latest: _Head | None) -> tuple[list[Entry], list[CheckResult]]:
     signatures = CheckResult("signatures", "entry signatures")
     statements = CheckResult("statements", "statements (shape, kind, log key)")
@@ -217,7 +224,8 @@ def _check_entries(bundle: Bundle, key: SSlibKey | None, latest: _Head | None) -
             label = f"entry {index} ({describe(payload)})"
             problem = _shape_problem(payload) or _label_problem(line, payload)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
-            label, problem = f"entry {index} ({line.get('kind')} {line.get('key')})", f"not a trainarena statement: {error}"
+            label = f"entry {index} ({line.get('kind')} {line.get('key')})"
+            problem = f"not a trainarena statement: {_statement_problem(payload, error)}"
         _open(line.get("envelope"), key, PAYLOAD_TYPE, label, signatures)
         if problem:
             statements.fail(label, problem)

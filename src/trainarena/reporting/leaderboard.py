@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from trainarena.engine.model import Finished
 from trainarena.reporting.run_detail import score_of, task_name
-from trainarena.store import Tournament, stored_weights
+from trainarena.store import Tournament, defender_reigned, stored_weights
 
 _STAGE_ORDER = {"group": 0, "knockout": 1, "boss": 2}
 
@@ -64,6 +64,9 @@ class Leaderboard:
     runs: list[RunLine] = field(default_factory=list)
     undistributed: float | None = None
     byes: list[Byes] = field(default_factory=list)
+    # The defender was the kind's reigning champion; false for a default defender, never crowned (the
+    # demo's), which holds no title to keep (docs/rules.md, "A default defender").
+    defender_reigned: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -93,6 +96,16 @@ def reached(name: str, own: list[RunLine], byes: list[Byes]) -> str:
     return f"{stage} r{round_index + 1}{how}"
 
 
+def default_defender_reason(reason: str, defender: str | None, reigned: bool) -> str:
+    """The engine's reason in the words of a default defender: the engine says a defender "retains the
+    title", which a defender never crowned does not hold (it is no champion in the champion history)."""
+    if defender is None or reigned:
+        return reason
+    holds = f"{defender}, the default defender (never crowned), stays this tournament's champion: nobody is crowned"
+    return (reason.replace(f"{defender} retains the title", holds)
+            .replace("the champion entered and won the bracket: retained", f"{holds} (it entered and won the bracket)"))
+
+
 def build_leaderboard(session: Session, tournament: Tournament, finished: Finished | None) -> Leaderboard:
     """Standings follow the engine's final ranking; competitors it left unranked (never a valid score)
     follow in entry order. ``tournament``: as ``store.load_tournament`` loads it (its runs with their
@@ -105,6 +118,7 @@ def build_leaderboard(session: Session, tournament: Tournament, finished: Finish
     weights = stored_weights(session, tournament.id)
     entrants = [e.competitor.name for e in tournament.entrants]
     champion_before = None if tournament.champion_before is None else tournament.champion_before.name
+    reigned = defender_reigned(session, tournament)
     names = entrants + ([champion_before] if champion_before and champion_before not in entrants else [])
     ranked = list(finished.standings) if finished else []
     order = ranked + [name for name in names if name not in ranked]
@@ -130,9 +144,10 @@ def build_leaderboard(session: Session, tournament: Tournament, finished: Finish
         champion_before=champion_before,
         champion=None if finished is None else finished.champion,
         crowned=bool(finished and finished.crowned),
-        reason="" if finished is None else finished.reason,
+        reason="" if finished is None else default_defender_reason(finished.reason, champion_before, reigned),
         standings=standings,
         runs=lines,
         undistributed=tournament.weight_remainder,
         byes=byes,
+        defender_reigned=reigned,
     )

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trainarena.contract import stored_name_problem
 from trainarena.store.competitors import StoreError
 from trainarena.store.models import StoredTask, TaskPool, Tournament, TournamentDraw
 from trainarena.store.tournaments import TOURNAMENT_KINDS
@@ -54,13 +55,17 @@ def add_stored_task(
     hidden_rows: int,
 ) -> StoredTask:
     """Record a checked task in ``pool`` (made on first use with the task's kind; a pool holds one
-    kind only). Flushed, not committed."""
+    kind only). Flushed, not committed. New task and pool names follow ``contract.stored_name_problem``."""
     if kind not in TOURNAMENT_KINDS:
         raise StoreError(f"task kind {kind!r} is not one of {TOURNAMENT_KINDS}")
+    if (problem := stored_name_problem("task", name)) is not None:
+        raise StoreError(problem)
     if get_stored_task(session, name) is not None:
         raise StoreError(f"a task named {name!r} is already stored; choose another name or `trainarena task remove {name}` first")
     row = get_pool(session, pool)
     if row is None:
+        if (problem := stored_name_problem("pool", pool)) is not None:  # a pool stored earlier keeps its name
+            raise StoreError(problem)
         row = TaskPool(name=pool, kind=kind)
         session.add(row)
     elif row.kind != kind:

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from trainarena.contract import RunStatus
+from trainarena.contract import RunStatus, stored_name_problem
 from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.store.competitors import StoreError, require_competitor
 from trainarena.store.models import (
@@ -40,6 +40,21 @@ def current_champion(session: Session, kind: str) -> Competitor | None:
     return None if latest is None else latest.competitor
 
 
+def defender_reigned(session: Session, tournament: Tournament) -> bool:
+    """Whether ``tournament``'s defender was the reigning champion of its kind (the latest crowning
+    before it was created). False when nobody defends, and for a defender it was given without a reign
+    (the demo's house default, ``create_tournament(champion=...)``): such a defender holds no title to keep."""
+    if tournament.champion_before_id is None:
+        return False
+    latest = session.scalar(
+        select(ChampionHistory)
+        .where(ChampionHistory.kind == tournament.kind, ChampionHistory.crowned_at <= tournament.created_at)
+        .order_by(ChampionHistory.crowned_at.desc(), ChampionHistory.id.desc())
+        .limit(1)
+    )
+    return latest is not None and latest.competitor_id == tournament.champion_before_id
+
+
 def _check_entrant_kind(competitor: Competitor, kind: str) -> None:
     if competitor.kind not in (None, "both", kind):
         raise StoreError(f"competitor {competitor.name!r} is registered for {competitor.kind} tasks, not {kind}")
@@ -61,6 +76,8 @@ def create_tournament(
     """
     if kind not in TOURNAMENT_KINDS:
         raise StoreError(f"tournament kind {kind!r} is not one of {TOURNAMENT_KINDS}")
+    if (problem := stored_name_problem("tournament", name)) is not None:
+        raise StoreError(problem)
     if len(set(entrants)) != len(entrants):
         raise StoreError(f"entrants must be unique, got {entrants}")
     if session.scalar(select(Tournament).where(Tournament.name == name)) is not None:

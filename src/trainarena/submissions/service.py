@@ -41,17 +41,19 @@ def competitor_kind(manifest: Manifest) -> str | None:
 
 
 def register_competitor(
-    session: Session, settings: Settings, *, name: str, repo: str, commit: str, hotkey: str | None = None
+    session: Session, settings: Settings, *, name: str, repo: str, commit: str, hotkey: str | None = None,
+    hotkey_field: str = "hotkey",
 ) -> RegisteredResult:
     """Register and record a competitor; RegistrationError if the name is taken or a check fails (the
-    optional SS58 ``hotkey``, where its weight goes on a Bittensor subnet, is checked before any fetch)."""
+    optional SS58 ``hotkey``, where its weight goes on a Bittensor subnet, is checked before any fetch;
+    its refusal names it as the caller's ``hotkey_field``: the API's body field, the CLI's flag)."""
     if get_competitor(session, name) is not None:
         raise RegistrationError(f"a competitor named {name!r} is already registered; choose another name")
     if hotkey is not None:
         try:
             check_ss58(hotkey, network_format=settings.weights.ss58_format)
         except SS58Error as error:
-            raise RegistrationError(f"--hotkey: {error}") from None
+            raise RegistrationError(f"{hotkey_field}: {error}") from None
     registration = register(settings, name=name, repo=repo, commit=commit)
     report = check_copies(settings, registration, list_competitors(session))
     competitor = add_competitor(

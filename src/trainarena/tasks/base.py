@@ -20,6 +20,19 @@ class DatasetError(ValueError):
     """A dataset that cannot be used, with a message that names the problem (file, column, row)."""
 
 
+class UnknownSpecKeys(DatasetError):
+    """A dataset spec holding keys its task type does not read: which ones, and the keys it may hold."""
+
+    def __init__(self, what: str, unknown: list[str], allowed: list[str], noun: str = "key(s)") -> None:
+        self.what, self.unknown, self.allowed, self.noun = what, unknown, allowed, noun
+        super().__init__(f"{what}: unknown {noun} {unknown}; allowed: {allowed}")
+
+    def without(self, keys: tuple[str, ...]) -> UnknownSpecKeys:
+        """The same refusal for a caller who may not give ``keys`` either (a job's field_mapping: the
+        platform sets ``source`` and ``split``), so the allowed list offers none of them."""
+        return UnknownSpecKeys(self.what, self.unknown, [key for key in self.allowed if key not in keys], self.noun)
+
+
 @dataclass(frozen=True)
 class TaskDefinition:
     """A task as an operator writes it (a TOML/JSON task file) or the tournament draws it."""

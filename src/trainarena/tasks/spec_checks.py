@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any
 
-from trainarena.tasks.base import DatasetError
+from trainarena.tasks.base import DatasetError, UnknownSpecKeys
 
 # Keys the platform adds to the spec it writes for scripts; accepted (and ignored) when read back.
 SCRIPT_KEYS = frozenset({"scoring", "task_type", "file"})
@@ -56,12 +56,23 @@ def check_format(name: str, value: object, allowed: set[str]) -> None:
 
 def spec_fields(cls: type, data: dict[str, Any], required: set[str], ignored: frozenset[str] = SCRIPT_KEYS) -> dict[str, Any]:
     """The entries of ``data`` that are fields of the spec dataclass ``cls``; DatasetError for an
-    unknown key (other than ``ignored``) or a missing required one."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known - ignored)
+    unknown key (other than ``ignored``, UnknownSpecKeys), a missing required one, or a text field
+    (typed ``str``, or ``str | None``) given something else: a number given as ``system_prompt`` was
+    taken and turned into text downstream."""
+    types = {f.name: f.type for f in fields(cls)}
+    unknown = sorted(set(data) - set(types) - ignored)
     if unknown:
-        raise DatasetError(f"dataset spec: unknown key(s) {unknown}; allowed: {sorted(known)}")
+        raise UnknownSpecKeys("dataset spec", unknown, sorted(types))
     missing = sorted(required - set(data))
     if missing:
         raise DatasetError(f"dataset spec: missing required key(s) {missing}")
-    return {k: v for k, v in data.items() if k in known}
+    for name, value in data.items():
+        text, optional = types.get(name) in _TEXT, types.get(name) in _OPTIONAL_TEXT
+        if (text or optional) and not isinstance(value, str) and not (optional and value is None):
+            raise DatasetError(f"dataset spec: '{name}' must be a string{' or null' if optional else ''}, got {value!r}")
+    return {k: v for k, v in data.items() if k in types}
+
+
+# A spec field's annotation, as a type or (in a module with postponed annotations) as text.
+_TEXT = (str, "str")
+_OPTIONAL_TEXT = (str | None, "str | None")

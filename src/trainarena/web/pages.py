@@ -65,8 +65,12 @@ def _next_scheduled(session: Session, settings: Settings, now: datetime) -> list
     return sorted(upcoming, key=lambda n: n.due_at)
 
 
-def _running(session: Session) -> list[TournamentSummary]:
-    return summarize_tournaments(session, [t for t in list_tournaments(session) if t.status != TournamentStatus.FINISHED])
+def _running(session: Session) -> dict[str, list[TournamentSummary]]:
+    """The "running now" section's tournaments: those running, and those created but not started, listed
+    apart (a tournament only created plays nothing: it was listed as running)."""
+    unfinished = summarize_tournaments(session, [t for t in list_tournaments(session) if t.status != TournamentStatus.FINISHED])
+    return {"running_now": [t for t in unfinished if t.status == TournamentStatus.RUNNING],
+            "not_started": [t for t in unfinished if t.status == TournamentStatus.CREATED]}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -77,7 +81,7 @@ def home(request: Request) -> HTMLResponse:
         recent = summarize_tournaments(session, tournaments[-settings.dashboard.recent_tournaments:][::-1])
         reigns = _reigning(session, settings)
         code = champion_sources(settings, session, [reign.champion for reign in reigns.values() if reign], fetch=False)
-        context = {"reigns": reigns, "code": code, "running_now": _running(session), "recent": recent, "total": len(tournaments),
+        context = {"reigns": reigns, "code": code, **_running(session), "recent": recent, "total": len(tournaments),
                    "upcoming": _next_scheduled(session, settings, datetime.now(UTC)),
                    "customer": recent_jobs(request, settings.dashboard.recent_jobs)}  # fmt: skip
     return render(request, "home.html", context)
@@ -97,7 +101,7 @@ def running_fragment(request: Request) -> HTMLResponse:
     while nothing runs, so a tournament that starts shows up there."""
     with store_of(request).session() as session:
         running = _running(session)
-    return render_live(request, "_running.html", {"running_now": running}, running=True)
+    return render_live(request, "_running.html", running, running=True)
 
 
 def _tasks(runs: list[RunLine]) -> list[dict[str, Any]]:

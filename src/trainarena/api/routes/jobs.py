@@ -22,8 +22,17 @@ from trainarena.api.job_errors import answering_jobs_errors
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import CursorWindow
 from trainarena.contract import SEED_MAX
-from trainarena.jobs import EventKind, JobRequest, cancel_job, create_job, events_after, get_job, list_jobs, remove_ended_copies
-from trainarena.jobs.runner import HOUSE_SCRIPT
+from trainarena.jobs import (
+    EventKind,
+    JobRequest,
+    cancel_job,
+    create_job,
+    events_after,
+    get_job,
+    job_script,
+    list_jobs,
+    remove_ended_copies,
+)
 from trainarena.store import Store
 from trainarena.store.models import Job, JobEvent, JobStatus
 
@@ -66,7 +75,7 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
-        script = None if job.run_id is None else (job.competitor.name if job.competitor is not None else HOUSE_SCRIPT)
+        script = job_script(job)
         return cls(id=job.id, status=job.status, task_type=job.task_type, base_model=job.base_model, file_id=job.file_id,
                    field_mapping=job.field_mapping, budget_tier=job.budget_tier, budget_seconds=job.budget_seconds,
                    validation_share=job.validation_share, seed=job.seed, script=script, competitor_id=job.competitor_id,

@@ -71,7 +71,7 @@ class TreeHeadOut(BaseModel):
 class EntryOut(BaseModel):
     index: int = Field(description="The entry's 0-based leaf index in the log.")
     key: str = Field(description="What it records, e.g. run:12:attempt:1, tournament:3:decision.")
-    kind: str = Field(description="run, evaluation, commitment, round, decision or reveal.")
+    kind: str = Field(description="run, evaluation, commitment, round, decision, reveal or weights.")
     tournament_id: int | None
     run_id: int | None
     job_id: str | None

@@ -15,7 +15,7 @@ from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import NAME_MAX_LENGTH, Page, PageWindow
-from trainarena.contract import SEED_MAX, TaskType
+from trainarena.contract import SEED_MAX, TaskType, stored_name_problem
 from trainarena.operations.pools import add_task, stored_task_json
 from trainarena.store import StoreError, get_pool, get_stored_task, list_pools, list_stored_tasks, remove_stored_task
 from trainarena.tasks import resolve_task_file, task_file_from_data, with_local_path
@@ -60,7 +60,8 @@ class StoredTaskOut(BaseModel):
 class TaskIn(RequestBody):
     """A task definition: the keys of a task file (examples/tasks), and the pool to store it in."""
 
-    name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="Unique task name.")
+    name: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="Unique task name: letters, digits, '.', '_', "
+                      "'-', starting with a letter or digit.")  # fmt: skip
     type: TaskType = Field(strict=False, description="The task type.")
     base_model: str = Field(min_length=1, description="A save_pretrained folder on the server (absolute, or relative to the "
                             "data dir), a Hugging Face id, or trainarena:NAME (a built-in asset).")  # fmt: skip
@@ -68,7 +69,8 @@ class TaskIn(RequestBody):
                                     "type's field mapping, as in a task file's [dataset] table.")  # fmt: skip
     budget_seconds: float | None = Field(None, gt=0, allow_inf_nan=False, description="Training budget (default settings pools.default_budget_seconds).")
     seed: int | None = Field(None, ge=0, le=SEED_MAX, description=f"The task's seed, 0 to {SEED_MAX} (default 0).")
-    pool: str | None = Field(None, min_length=1, max_length=NAME_MAX_LENGTH, description="The pool (default: text or image, by kind).")
+    pool: str | None = Field(None, min_length=1, max_length=NAME_MAX_LENGTH, description="The pool (default: text or "
+                                "image, by kind); a new pool's name follows the task name rule.")  # fmt: skip
 
 
 class RemovedOut(BaseModel):
@@ -151,6 +153,8 @@ def check(body: TaskIn, _operator: Operator, request: Request) -> TaskCheckOut:
     data = body.model_dump(exclude={"pool"}, exclude_none=True, mode="json")
     data.setdefault("budget_seconds", settings.pools.default_budget_seconds)
     source = settings.data_dir / TASK_BODY_SOURCE
+    if (problem := stored_name_problem("task", body.name)) is not None:  # what POST /v1/tasks would refuse
+        raise ApiError(422, "task_refused", problem, name=body.name)
     try:
         task = resolve_task_file(task_file_from_data(source, data, written=False), settings)
         return TaskCheckOut(**check_task(task, settings).to_json())

@@ -66,6 +66,8 @@ class LeaderboardOut(BaseModel):
     champion: str | None
     crowned: bool = Field(description="Whether the champion was crowned by this tournament.")
     reason: str = Field(description="How it ended; empty while it runs.")
+    defender_reigned: bool = Field(description="Whether the defender (champion_before) was the reigning champion of its kind; "
+                                   "false for a default defender, never crowned (the demo's), which holds no title.")
     leaderboard: list[StandingOut] = Field(description="Standings, ranked first, unranked in entry order.")
     undistributed: float | None = Field(description="The share of weight nobody earned.")
 
@@ -128,7 +130,8 @@ class CreateIn(RequestBody):
     pool: str = Field(min_length=1, max_length=NAME_MAX_LENGTH, description="The task pool to draw from (GET /v1/pools).")
     entry_closes: datetime | None = Field(None, strict=False, description="Competitors registered later do not enter (default now; UTC when no zone).")
     seed: int | None = Field(None, ge=0, le=STORE_INT_MAX, description="Tournament seed (default random).")
-    name: str | None = Field(None, min_length=1, max_length=NAME_MAX_LENGTH, description="Tournament name (default KIND-POOL-N).")
+    name: str | None = Field(None, min_length=1, max_length=NAME_MAX_LENGTH, description="Tournament name (default KIND-POOL-N): "
+                             "letters, digits, '.', '_', '-', starting with a letter or digit.")  # fmt: skip
 
 
 class LeftOut(BaseModel):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from trainarena.tasks.base import DatasetError
+from trainarena.tasks.base import DatasetError, UnknownSpecKeys
 
 KINDS = ("person", "style")
 DEFAULT_CAPTIONS = "captions.jsonl"
@@ -32,7 +32,7 @@ class ImageDatasetSpec:
     def from_dict(cls, data: dict[str, Any], model_types: tuple[str, ...]) -> ImageDatasetSpec:
         unknown = sorted(set(data) - set(_KEYS))
         if unknown:
-            raise DatasetError(f"image dataset spec: unknown keys {unknown}; allowed: {list(_KEYS)}")
+            raise UnknownSpecKeys("image dataset spec", unknown, list(_KEYS), noun="keys")
         missing = sorted(key for key in _REQUIRED if key not in data)
         if missing:  # as the text types say it
             raise DatasetError(f"image dataset spec: missing required key(s) {missing}")

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -112,6 +113,18 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [row for _number, row in parse_jsonl(str(path), Path(path).read_bytes())]
 
 
+def _json_loads(text: str, where: str) -> Any:
+    """``json.loads``, but a number longer than Python converts (``sys.get_int_max_str_digits``) is a
+    DatasetError in plain words, where Python's ValueError told the customer to call a Python function."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # the only other ValueError json.loads raises: the integer digits limit
+        raise DatasetError(f"{where} holds a number of more than {sys.get_int_max_str_digits()} digits, longer than a "
+                           "dataset's numbers may be; write it in quotes if it is text") from None
+
+
 def parse_jsonl(where: str, data: bytes) -> list[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` of every non-blank line of UTF-8 JSON Lines; errors name ``where`` and the line."""
     rows = []
@@ -119,7 +132,7 @@ def parse_jsonl(where: str, data: bytes) -> list[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = _json_loads(line, f"{where}: line {number}")
         except json.JSONDecodeError as error:
             raise DatasetError(f"{where}: line {number} is not valid JSON ({error.msg})") from None
         if not isinstance(row, dict):
@@ -131,9 +144,15 @@ def parse_jsonl(where: str, data: bytes) -> list[tuple[int, dict[str, Any]]]:
 def read_csv(where: str, data: bytes) -> list[dict[str, Any]]:
     """Rows of UTF-8 CSV with a header line, blank lines skipped. A row with more or fewer fields than
     the header is refused, naming its line: csv.DictReader would file extra fields under a column named
-    None and fill missing ones with None, which reads as a null the file does not have."""
+    None and fill missing ones with None, which reads as a null the file does not have. A header naming
+    a column twice is refused: the later column would silently replace the earlier one."""
     reader = csv.reader(io.StringIO(decode_text(where, data), newline=""))
     header = next(reader, [])
+    repeated = next((column for column in header if header.count(column) > 1), None)
+    if repeated is not None:  # dict(zip(...)) would keep the last column of the name and drop the others
+        times = header.count(repeated)
+        raise DatasetError(f"{where}: line 1 names column {repeated!r} {'twice' if times == 2 else f'{times} times'}; "
+                           "give each column its own name")
     rows = []
     line = reader.line_num
     for fields in reader:
@@ -242,7 +261,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
     try:
-        data = json.loads(decode_text(str(path), path.read_bytes()))
+        data = _json_loads(decode_text(str(path), path.read_bytes()), str(path))
     except json.JSONDecodeError as error:
         raise DatasetError(f"{path}: not valid JSON ({error.msg}, line {error.lineno})") from None
     if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
