@@ -208,7 +208,7 @@ def test_a_stored_task_with_no_finite_budget_is_neither_drawn_nor_run(operator_d
     executor = FakeExecutor()
     with open_store(settings) as store:
         with pytest.raises(StoreError, match=rf"^stored task '{unusable}': budget_seconds must be a positive number, "
-                           r"got 'inf'; add the task again with a finite budget under a new name"):
+                           r"got 'inf'; add the task again with a budget in range under a new name"):
             run_pool_tournament(store, settings, created.id, executor=executor)
         with store.session() as session:
             assert tournament_runs(session, created.id) == [] and get_tournament(session, created.id).status == TournamentStatus.CREATED
