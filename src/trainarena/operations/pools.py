@@ -152,7 +152,7 @@ def definition_problem(task: StoredTask) -> str | None:
     problem = budget_problem(task.definition.get("budget_seconds"))
     if problem is None:
         return None
-    return (f"{problem}; add the task again with a budget in range under a new name "
+    return (f"{problem}; add the task again with a finite budget in range under a new name "
             "(`trainarena task add NEW-NAME --file TASK_FILE`)")
 
 
