@@ -86,8 +86,8 @@ class BackgroundDrivers:
             raise DriveRefused(f"tournament {tournament_id} is already being driven by this process")
         with store.session() as session:
             tournament = get_tournament(session, tournament_id)
-            if tournament.status == TournamentStatus.FINISHED:
-                raise DriveRefused(f"tournament {tournament.name!r} is finished; nothing is left to drive")
+            if tournament.status in TournamentStatus.ENDED:
+                raise DriveRefused(f"tournament {tournament.name!r} is {tournament.status}; nothing is left to drive")
             if get_draw(session, tournament_id) is None:
                 raise DriveRefused(f"tournament {tournament.name!r} was not created from a task pool; "
                                    "drive it with the command that created it")

@@ -66,7 +66,7 @@ def _next_scheduled(session: Session, settings: Settings, now: datetime) -> list
 
 
 def _running(session: Session) -> list[TournamentSummary]:
-    return summarize_tournaments(session, [t for t in list_tournaments(session) if t.status != TournamentStatus.FINISHED])
+    return summarize_tournaments(session, [t for t in list_tournaments(session) if t.status not in TournamentStatus.ENDED])
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -133,7 +133,7 @@ def _tournament_page(request: Request, tournament_id: int, template: str) -> HTM
             context = _tournament_context(session, settings_of(request), tournament_id)
         except StoreError:
             return not_found_page(request, f"There is no tournament {tournament_id}.")
-        return render_live(request, template, context, running=context["tournament"].status != TournamentStatus.FINISHED)
+        return render_live(request, template, context, running=context["tournament"].status not in TournamentStatus.ENDED)
 
 
 @router.get("/tournaments/{tournament_id}", response_class=HTMLResponse)
