@@ -59,3 +59,12 @@ def test_the_budget_bounds_are_settings(tmp_path: Path, monkeypatch: pytest.Monk
     data = {"name": "t", "type": "instruct", "base_model": "m", "dataset": {"source": "d"}, "budget_seconds": 61}
     with pytest.raises(TaskFileError, match="^budget_seconds must be from 1 to 60 seconds"):
         task_file_from_data(tmp_path / "body", data, written=False, rules=rules)
+
+
+def test_bounds_that_leave_no_budget_are_refused() -> None:
+    from pydantic import ValidationError
+
+    from trainarena.settings import Settings
+
+    with pytest.raises(ValidationError, match=r"data.budget_seconds_min \(10\) is above data.budget_seconds_max \(5\)"):
+        Settings(data={"budget_seconds_min": 10, "budget_seconds_max": 5})

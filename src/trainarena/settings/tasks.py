@@ -87,6 +87,13 @@ class DataRules(Section):
     reward_sample_rows: int = Field(4, ge=1, description="Train rows each reward function is tried on at task creation.")
     reward_max_functions: int = Field(8, ge=1, description="Most reward functions a GRPO task may declare.")
 
+    @model_validator(mode="after")
+    def _check_budget_bounds(self) -> DataRules:
+        if self.budget_seconds_min > self.budget_seconds_max:
+            raise ValueError(f"data.budget_seconds_min ({self.budget_seconds_min:g}) is above data.budget_seconds_max "
+                             f"({self.budget_seconds_max:g}): no budget would do")
+        return self
+
 
 class TaskMixRules(Section):
     """Which task types a text tournament draws, and how often (relative weights; 0 disables a type).
