@@ -97,6 +97,7 @@ from trainarena.store.leases import (
     try_acquire,
 )
 from trainarena.store.records import fix_rules, load_record, load_tournament, open_round, pending_runs, rules_of
+from trainarena.store.tournaments import cancelled_problem
 from trainarena.tasks.base import TaskDefinition
 
 __all__ = [
@@ -238,6 +239,8 @@ class _Driver:
                 tournament = get_tournament(session, self.tournament_id)
                 if tournament.status == TournamentStatus.FINISHED:
                     return self._stored_end(session, load_tournament(session, self.tournament_id))
+                if (cancelled := cancelled_problem(tournament)) is not None:
+                    raise cancelled
                 holder = lease_holder(session, self.tournament_id)
                 dead = holder is not None and holder.is_dead_local_process(self.me)
                 holder = try_acquire(session, self.tournament_id, self.me, self.lease_rules,
@@ -272,6 +275,8 @@ class _Driver:
             tournament = get_tournament(session, self.tournament_id)
             if tournament.status == TournamentStatus.FINISHED:
                 return 0, self._stored_end(session, load_tournament(session, self.tournament_id)), []
+            if (cancelled := cancelled_problem(tournament)) is not None:  # by the operator, meanwhile: stop here
+                raise cancelled
             round_row = open_round(session, self.tournament_id)
             if round_row is not None:
                 return self._claim_runs(session, tournament, round_row, budget)

@@ -281,10 +281,10 @@ class SandboxedExecutor:
         """The run up to its checked artifact: a final report, or the evaluation still to do."""
         started, clock = time.time(), _Clock()
         timings: dict[str, float] = {}
-        if (problem := budget_problem(task.budget_seconds)) is not None:
+        if (problem := budget_problem(task.budget_seconds, self._settings.data)) is not None:
             # Task files and stored tasks refuse such a budget; a round made by an older build may still
             # hold one, and its script would run with no deadline. The last check, before anything starts.
-            reason = f"task: {problem}, which gives the run no deadline; add the task again with a finite budget"
+            reason = f"task: {problem}, which gives the run no deadline (or no time); add the task again with a finite budget in range"
             return _timed(RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason), run_dir, timings)
         try:
             submission, sealed = self._sealed_submission(competitor)

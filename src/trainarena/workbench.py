@@ -40,7 +40,7 @@ from trainarena.submissions import RegistrationError, checkout_path
 from trainarena.submissions.worktree import WorktreeSnapshot, snapshot_worktree
 from trainarena.tasks.base import TaskDefinition
 
-__all__ = ["Script", "SeedsSummary", "Workbench", "house_script_dir", "registered_script", "worktree_script"]
+__all__ = ["Script", "SeedsSummary", "Workbench", "house_script_dir", "registered_script", "unsupported", "worktree_script"]
 
 # What the workbench says while it works: one line per step that takes a while.
 Say = Callable[[str], None]
@@ -97,6 +97,14 @@ def house_script_dir(settings: Settings, task_type: TaskType) -> Path:
     if task_type == TaskType.IMAGE:
         return rules.image_house_script or examples_root() / "image_baseline"
     return rules.house_script or examples_root() / "baseline"
+
+
+def unsupported(settings: Settings, script: Script, task: TaskDefinition) -> str | None:
+    """Why the script's manifest refuses ``task`` (None if it may run), known before anything runs. A
+    registered competitor's manifest is read from its checkout; one the cache lost is not fetched for
+    this: its run fetches it again and refuses there."""
+    folder = script.info.submission_dir or checkout_path(settings, script.info.commit)
+    return unsupported_reason(Path(folder), task)
 
 
 def reference_origins(task_type: TaskType) -> tuple[str, ...]:
@@ -162,13 +170,6 @@ class Workbench:
             ) from error
         self._say(f"running the house script on {task.name} (seed {task.seed}, once per task and seed)")
         return self._execute(origin, task, house)
-
-    def unsupported(self, script: Script, task: TaskDefinition) -> str | None:
-        """Why the script's manifest refuses ``task`` (None if it may run). A registered competitor's
-        manifest is read from its checkout; one the cache lost is not fetched for this: its run fetches
-        it again and refuses there."""
-        folder = script.info.submission_dir or checkout_path(self._settings, script.info.commit)
-        return unsupported_reason(Path(folder), task)
 
     def run(self, script: Script, task: TaskDefinition, seeds: int = 1) -> list[int]:
         """Run ``script`` once per seed (the task's seed, then +1, +2, ...); return the stored run ids."""

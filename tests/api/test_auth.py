@@ -34,6 +34,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/tournaments/{tournament_id}/leaderboard"): COMPETITORS,
     ("POST", "/v1/tournaments"): OPERATORS,
     ("POST", "/v1/tournaments/{tournament_id}/start"): OPERATORS,
+    ("POST", "/v1/tournaments/{tournament_id}/cancel"): OPERATORS,
     ("GET", "/v1/champions"): COMPETITORS,
     ("GET", "/v1/weights"): COMPETITORS,
     ("POST", "/v1/weights/publish"): OPERATORS,

@@ -171,3 +171,13 @@ def test_a_database_file_replaced_under_the_server_is_503_saying_the_server_must
             assert gone["message"] == ("the database file was deleted or replaced while the server was running; "
                                        "the server must be restarted to use the file now at that path")
     assert f"the database file {path} was deleted or replaced while in use" in caplog.text
+
+
+@pytest.mark.parametrize("budget", [1e300, 1e-300])
+def test_a_task_body_with_a_budget_out_of_bounds_is_refused(empty_api: Api, budget: float) -> None:
+    task = {"name": "b", "type": "instruct", "base_model": "trainarena:tiny_llama", "dataset": {"source": "d.jsonl"},
+            "budget_seconds": budget}
+    with empty_api.client() as client:
+        for path in ("/v1/tasks/check", "/v1/tasks"):
+            refused = _error(client.post(path, json=task, headers=empty_api.auth("operator")), 422, "task_refused")
+            assert refused["message"].startswith("budget_seconds must be from 1 to 604800 seconds"), refused

@@ -269,7 +269,9 @@ def test_run_prints_one_line_per_field_and_the_whole_reason(
 
     monkeypatch.setattr(run_module, "make_executor", CrashingExecutor)
     task = tmp_path / "task.toml"
-    task.write_text('name = "arith-1"\ntype = "instruct"\nbase_model = "tiny"\nbudget_seconds = 5\n[dataset]\nsource = "x.jsonl"\n')
+    task.write_text('name = "arith-1"\ntype = "instruct"\nbase_model = "tiny"\nbudget_seconds = 5\n[dataset]\nsource = "x.jsonl"\n'
+                    'field_instruction = "q"\nfield_output = "a"\n')
+    (tmp_path / "x.jsonl").write_text("".join(f'{{"q": "{n}+1", "a": "{n + 1}"}}\n' for n in range(30)))  # `run` checks it first
 
     output = _invoke(["run", "--competitor", "crasher", "--task", str(task), "--no-reference"], width, exit_code=1)
 

@@ -361,6 +361,7 @@ def test_image_tasks_are_compared_with_the_house_script_alone(executor: Counting
     """An image artifact is a LoRA; the base model is not one, so it is no reference there."""
     house = _tree(tmp_path / "image_house", commit=False)
     monkeypatch.setenv("TRAINARENA_WORKBENCH__IMAGE_HOUSE_SCRIPT", str(house))
+    monkeypatch.setattr(run_cli, "_check_dataset", lambda *args: None)  # no images: the fake executor reads none
     task = tmp_path / "image.toml"
     task.write_text('name = "style"\ntype = "image"\nbase_model = "tiny-sd"\nbudget_seconds = 30\n'
                     '[dataset]\nsource = "images"\n')  # fmt: skip
@@ -386,12 +387,35 @@ def test_status_shows_the_latest_runs_outside_tournaments(executor: CountingExec
     assert [(run["origin"], run["score"]) for run in latest][-1] == ("adhoc", 2.55)
 
 
-def test_a_task_type_the_manifest_does_not_declare_costs_no_reference(executor: CountingExecutor, task_file: Path,
-                                                                      tmp_path: Path) -> None:  # fmt: skip
+def test_a_task_type_the_manifest_does_not_declare_is_one_line_and_stores_nothing(executor: CountingExecutor, task_file: Path,
+                                                                                 tmp_path: Path) -> None:  # fmt: skip
+    """QA cli 5: it stored a failed ad-hoc run each try; the manifest is read before anything runs."""
     tree = _tree(tmp_path / "chatty", commit=False, manifest=CHAT_ONLY)
-    _invoke("run", "--repo", str(tree), "--task", str(task_file))
-    # The sandboxed executor refuses it (pipeline.unsupported_reason); no base model or house run first.
-    assert [name for name, _ in executor.calls] == ["chatty"]
+    refused = _invoke("run", "--repo", str(tree), "--task", str(task_file))
+    assert refused.exit_code == 2, refused.output
+    assert refused.output == ("error: chatty: the script does not support instruct tasks (its trainarena.toml declares "
+                              "task_types: chat); not run\n")
+    assert executor.calls == []
+    with open_store(Settings()) as store, store.session() as session:
+        assert set(session.scalars(select(Run.origin))) == {RunOrigin.TOURNAMENT}  # the finished store's, no other
+
+
+def test_a_dataset_problem_known_up_front_is_one_line_and_stores_nothing(executor: CountingExecutor, task_file: Path) -> None:
+    """QA cli 5: a missing column (which `task check` reports in one line) stored three failed runs per
+    try (the base model, the house script, the script); the dataset is checked as `task check` does."""
+    task_file.write_text(task_file.read_text().replace('field_output = "output"', 'field_output = "wrongcol"'))
+    checked = _invoke("task", "check", str(task_file))
+    for args in ((), ("--json",)):
+        refused = _invoke("run", "--repo", str(_tree(task_file.parent / f"t{len(args)}", commit=False)), "--task", str(task_file), *args)
+        assert refused.exit_code == 2, refused.output
+        if args:
+            assert json.loads(refused.stdout) == {"ok": False, "task": str(task_file), "error": "--task " + checked.output.removeprefix("error: ").strip()}
+        else:
+            assert refused.output == "error: --task " + checked.output.removeprefix("error: ")
+            assert "missing column 'wrongcol' (field_output)" in refused.output
+    assert executor.calls == []
+    with open_store(Settings()) as store, store.session() as session:
+        assert set(session.scalars(select(Run.origin))) == {RunOrigin.TOURNAMENT}  # the finished store's, no other
 
 
 class NeverRun:
@@ -408,22 +432,20 @@ def test_a_registered_competitor_whose_manifest_leaves_the_type_out_costs_no_ref
     finished_store: FinishedStore, task_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The QA found `run --competitor` paid for the base model's score and the house script's run
-    (minutes) before its run refused the task type; `--repo` already skipped them."""
+    (minutes) before its run refused the task type; then it stored a failed run: now nothing runs or is stored."""
     commit = _commit_all(_tree(tmp_path / "chatty", commit=False, manifest=CHAT_ONLY))
     settings = Settings()
     with open_store(settings) as store, store.transaction() as session:
         register_competitor(session, settings, name="chatty", repo=str(tmp_path / "chatty"), commit=commit)
+        before = set(session.scalars(select(Run.id)))
     # The real executor, whose base model scoring or house script run would fail on the fake model.
     monkeypatch.setattr(run_cli, "make_executor", lambda settings, unsafe: SandboxedExecutor(settings, NeverRun()))
     ran = _invoke("run", "--competitor", "chatty", "--task", str(task_file), "--json")
-    assert ran.exit_code == 1, ran.output
-    [run] = json.loads(ran.stdout)["runs"]
-    assert run["status"] == "failed" and [(line["kind"], line["score"], line["missing"]) for line in run["references"]] == [
-        ("house", None, "not run on this seed")]  # no reference computed, and the house line says so
-    assert "does not support instruct tasks (its trainarena.toml declares task_types: chat)" in run["summary"]
+    assert ran.exit_code == 2, ran.output
+    assert json.loads(ran.stdout) == {"ok": False, "task": str(task_file), "error": "chatty: the script does not support "
+                                      "instruct tasks (its trainarena.toml declares task_types: chat); not run"}
     with open_store(settings) as store, store.session() as session:
-        origins = set(session.scalars(select(Run.origin)))
-    assert RunOrigin.BASE_MODEL not in origins and RunOrigin.HOUSE not in origins
+        assert set(session.scalars(select(Run.id))) == before
 
 
 def test_a_failed_house_run_is_named_not_taken_for_a_missing_one(executor: CountingExecutor, task_file: Path) -> None:

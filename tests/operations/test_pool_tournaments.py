@@ -208,7 +208,7 @@ def test_a_stored_task_with_no_finite_budget_is_neither_drawn_nor_run(operator_d
     executor = FakeExecutor()
     with open_store(settings) as store:
         with pytest.raises(StoreError, match=rf"^stored task '{unusable}': budget_seconds must be a positive number, "
-                           r"got 'inf'; add the task again with a finite budget under a new name"):
+                           r"got 'inf'; add the task again with a finite budget in range under a new name"):
             run_pool_tournament(store, settings, created.id, executor=executor)
         with store.session() as session:
             assert tournament_runs(session, created.id) == [] and get_tournament(session, created.id).status == TournamentStatus.CREATED
@@ -220,3 +220,62 @@ def test_a_stored_task_with_no_finite_budget_is_neither_drawn_nor_run(operator_d
     assert unusable not in again.tasks
     assert [(name, reason.split(";")[0]) for name, reason in again.unusable_tasks] == [
         (unusable, "budget_seconds must be a positive number, got 'inf'")]
+
+
+class _EditingExecutor(FakeExecutor):
+    """Edits a file after its first run, as an operator might while a tournament plays."""
+
+    def __init__(self, path, text: str) -> None:
+        super().__init__()
+        self.path, self.text = path, text
+
+    def execute(self, request: RunRequest) -> RunReport:
+        report = super().execute(request)
+        if len(self.requests) == 1:
+            self.path.write_text(self.text)
+        return report
+
+
+def test_a_drawn_task_whose_data_changed_since_it_was_stored_is_not_played(operator_data: OperatorData) -> None:
+    """QA cli 1: a dataset edited after `tournament create` was played, and the champion crowned on data
+    the tournament's commitment does not name. The drive refuses it, before it plays and mid-drive, and
+    goes on once the file is restored as it was."""
+    settings = operator_data.settings
+    for name in ("baseline", "torchloop", "instruct_only"):
+        register_example(settings, name)
+    add_tasks(operator_data, "t1", "t2")
+    created = _create(settings, seed=3)
+    original = operator_data.jsonl.read_text()
+    operator_data.jsonl.write_text(original.replace('"a"', '"a" ', 1))
+    changed = (rf"^stored task '{created.tasks[0]}': its dataset {operator_data.jsonl} changed since it was stored "
+               rf"\(sha256 differs\); tournament {created.id} drew it and commits to the data as stored, so it is not "
+               r"played on the change: restore the file as it was")
+    with open_store(settings) as store:
+        with pytest.raises(StoreError, match=changed):
+            run_pool_tournament(store, settings, created.id, executor=FakeExecutor())
+        with store.session() as session:
+            assert tournament_runs(session, created.id) == []
+
+        operator_data.jsonl.write_text(original)  # restored: the first round plays; edited again during it
+        editing = _EditingExecutor(operator_data.jsonl, original + original.splitlines(keepends=True)[0])
+        second = changed.replace(created.tasks[0], created.tasks[1])
+        with pytest.raises(StoreError, match=second):
+            run_pool_tournament(store, settings, created.id, executor=editing)
+        with store.session() as session:
+            played = {run.task.definition["name"] for run in tournament_runs(session, created.id)}
+        assert played == {created.tasks[0]}  # the second round was not created on the changed file
+
+        operator_data.jsonl.write_text(original)
+        result = run_pool_tournament(store, settings, created.id, executor=FakeExecutor())
+    assert result.champion in created.entrants
+
+
+def test_a_changed_base_model_folder_is_refused_too(operator_data: OperatorData) -> None:
+    settings = operator_data.settings
+    for name in ("baseline", "torchloop"):
+        register_example(settings, name)
+    add_tasks(operator_data, "t1")
+    created = _create(settings, seed=3)
+    (operator_data.model / "config.json").write_text((operator_data.model / "config.json").read_text() + "\n")
+    with open_store(settings) as store, pytest.raises(StoreError, match=r"its base model .* changed since it was stored"):
+        run_pool_tournament(store, settings, created.id, executor=FakeExecutor())

@@ -548,3 +548,66 @@ def test_a_real_run_audited_through_the_sandbox_scores_the_same(tmp_path: Path, 
         assert Path(report["run_dir"], "output", "model.safetensors").is_file()
         shown = runner.invoke(app, ["runs", "show", str(report["audit_run_id"]), "--json"])
         assert shown.exit_code == 0 and json.loads(shown.stdout)["score"] == run["score"]
+
+
+@pytest.mark.parametrize("committed_as_played", [True, False])
+def test_a_run_on_data_its_tournament_did_not_commit_to_cannot_be_audited(
+        settings: Settings, store: Store, inputs: Inputs, tree: Path, tmp_path: Path, committed_as_played: bool) -> None:  # fmt: skip
+    """QA cli 1: a dataset edited after `tournament create` was played; the audit held today's files
+    against the run's own record (which names the edited split) and said consistent. A pool
+    tournament's run is held against the tournament's commitment too."""
+    from datetime import UTC, datetime
+
+    from trainarena.runs import definition_json
+    from trainarena.store.models import TournamentDraw
+    from trainarena.store.pools import add_stored_task
+
+    stored = TaskDefinition("drawn", TaskType.INSTRUCT, str(inputs.model), {"source": "d.jsonl"}, 1.0, 0, split_key="drawn:1")
+    played = folder_digest(inputs.hidden.parent)
+    (tmp_path / "other").mkdir()
+    shutil.copytree(tree, tmp_path / "other", dirs_exist_ok=True)
+    (tmp_path / "other" / "train.py").write_text(COPIER + "ANOTHER_COMPETITOR = True\n")
+    with store.transaction() as session:
+        task = add_stored_task(session, name="drawn", pool="p", kind="text", definition=definition_json(stored),
+                               base_model_digest=folder_digest(inputs.model), dataset_digest="d" * 64,
+                               hidden_digest=played if committed_as_played else "c" * 64, train_rows=1, hidden_rows=1)
+        for name, source in (("copier", tree), ("other", tmp_path / "other")):
+            repo, commit = make_example_repo(source, tmp_path / "repos" / name)
+            register_competitor(session, settings, name=name, repo=str(repo), commit=commit)
+        tournament_id = create_tournament(session, name="week-1", kind="text", seed=1, entrants=["copier", "other"]).id
+        session.add(TournamentDraw(tournament_id=tournament_id, pool_id=task.pool_id, task_names=["drawn"],
+                                   entry_closes_at=datetime.now(UTC)))
+
+    def task_source(kind: str, stage: Stage, match_id: str, index: int, seed: int) -> TaskDefinition:
+        return TaskDefinition("drawn", TaskType.INSTRUCT, str(inputs.model), {"source": "d.jsonl"}, 1.0, seed, split_key="drawn:1")
+
+    drive(store, tournament_id, task_source=task_source, executor=TournamentExecutor(inputs, []), rules=settings.rules,
+          weight_rules=settings.weights, work_dir=settings.work_dir, recorder=Recorder(settings))  # fmt: skip
+    with store.session() as session:
+        run_id = session.scalars(select(Run.id).where(Run.origin == "tournament").order_by(Run.id)).first()
+    if committed_as_played:
+        assert _audit(settings, store, inputs, run_id, 1.5)[0].comparison.verdict == Verdict.CONSISTENT
+        return
+    with pytest.raises(CannotAudit, match=rf"^run {run_id} played on inputs its tournament had not committed to .*"
+                       rf"hidden split: run {run_id} recorded {played}, the commitment \(log entry \d+\) names c{{64}}$"):
+        _audit(settings, store, inputs, run_id, 1.5)
+
+
+def test_todays_inputs_are_split_from_the_dataset_as_it_is_not_from_the_cache(settings: Settings, tmp_path: Path) -> None:
+    """The prepared-task cache is keyed by the definition: a dataset edited since would be hidden by it."""
+    from trainarena.pipeline import TaskPreparer
+    from trainarena.records.audit import current_inputs
+    from trainarena.records.provenance import split_digests
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"q": f"{i}+1", "a": str(i + 1)}) + "\n" for i in range(40)))
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    task = TaskDefinition("rows", TaskType.INSTRUCT, str(tmp_path / "model"),
+                          {"source": str(rows), "field_instruction": "q", "field_output": "a"}, 5.0, 1)
+    cached = split_digests(TaskPreparer(settings).prepare(task).to_json())
+    assert {k: v for k, v in current_inputs(settings, task).items() if k != "base_model_sha256"} == cached
+    rows.write_text(rows.read_text().replace('"a": "', '"a": "CHANGED '))
+    now = current_inputs(settings, task)
+    assert now["hidden_split_sha256"] != cached["hidden_split_sha256"] and now["train_split_sha256"] != cached["train_split_sha256"]
+    assert [p.name for p in settings.hidden_dir.iterdir() if p.name.startswith(".audit")] == []

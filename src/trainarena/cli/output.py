@@ -20,6 +20,7 @@ move the cursor, erase lines, retitle the window or set the clipboard on the ope
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -347,11 +348,14 @@ def check_path(path: Path, option: str, *, folder: bool, must_exist: bool = True
 
 
 def budget_seconds_option(value: float | None) -> float | None:
-    """typer callback of a ``--budget`` option: seconds a run can keep to. typer's ``min`` lets inf
-    through (and takes nan as out of range only by accident), and either gives a run no deadline."""
-    if value is not None and budget_problem(value) is not None:
+    """typer callback of a ``--budget`` option: seconds a run can keep to, within the settings' bounds
+    (``tasks.budget_problem``). typer's ``min`` lets inf through (and takes nan as out of range only by
+    accident), and either gives a run no deadline."""
+    if value is None or (problem := budget_problem(value)) is None:
+        return value
+    if not math.isfinite(value) or value <= 0:
         raise typer.BadParameter(f"must be a finite number of seconds above 0, got {value:g}")
-    return value
+    raise typer.BadParameter(problem.replace("budget_seconds must be", "must be", 1))
 
 
 def make_output_folder(folder: Path, json_output: bool = False, **context: object) -> None:

@@ -19,11 +19,12 @@ from trainarena.cli.status import STATUS_COLUMNS, champion_cell, summary_json, w
 from trainarena.cluster import make_executor
 from trainarena.engine.model import TournamentKind
 from trainarena.execution import SandboxUnavailable
+from trainarena.operations.cancelling import cancel_tournament
 from trainarena.operations.history import margin_text, tournament_detail
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, run_pool_tournament
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.settings import Settings
-from trainarena.store import StoreError, list_tournaments, open_store, summarize_tournaments
+from trainarena.store import StoreError, TournamentStatus, list_tournaments, open_store, summarize_tournaments
 from trainarena.store.leases import LeaseError
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
@@ -133,12 +134,35 @@ def show_command(tournament_id: Annotated[int, typer.Argument(help="A tournament
         ("tournament", f"{board.tournament} (id {detail.id}, {board.kind}, {board.status})"),
         ("pool", f"{detail.pool}: {', '.join(detail.tasks or [])}" if detail.pool else "-"),
         ("defending", board.champion_before or "nobody"),
+        *([("outcome", board.reason)] if board.status == TournamentStatus.CANCELLED else []),
     ])
     if board.runs or board.byes:
         print_bracket(console, board)
     if replayed.boss is not None:
         print_wrapped(console, f"boss round: {replayed.boss.challenger} against {replayed.boss.champion}: {margin_text(replayed.boss)}")
     print_leaderboard(console, board)
+
+
+def cancel_command(
+    tournament_id: Annotated[int, typer.Argument(help="A tournament id (see `tournament list`).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, recorded as its outcome.")] = "",
+    json_output: JsonFlag = False,
+) -> None:
+    """Cancel a tournament not finished: it is never driven again, and a driver stops at its next step.
+
+    One not started yet releases its drawn tasks and entrants; a started one keeps its records whole.
+    """
+    with open_store(Settings()) as store, store.transaction() as session:
+        try:
+            cancelled = cancel_tournament(session, tournament_id, reason)
+        except StoreError as error:
+            raise fail(str(error), json_output, id=tournament_id) from None
+    if json_output:
+        typer.echo(json.dumps({"ok": True, **cancelled.to_json()}, indent=2))
+        return
+    released = ("its drawn tasks and entrants are released" if cancelled.released
+                else "its records stay whole: its tasks stay drawn and its entrants entered")
+    print_wrapped(Console(highlight=False), f"cancelled {cancelled.name} (id {cancelled.id}): {released}")
 
 
 LIST_COLUMNS = STATUS_COLUMNS[:7]  # without the outcome

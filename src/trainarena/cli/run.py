@@ -19,6 +19,7 @@ from trainarena.cluster import make_executor
 from trainarena.contract import SEED_MAX, Direction
 from trainarena.engine.comparison import relative_improvement, seed_spread
 from trainarena.execution import SandboxUnavailable
+from trainarena.pipeline import TaskPreparer
 from trainarena.reporting.references import ReferenceLine
 from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, read_run_detail
 from trainarena.runs import CompetitorInfo
@@ -26,8 +27,8 @@ from trainarena.settings import Settings
 from trainarena.store import Store, get_competitor, open_store
 from trainarena.store.models import RunOrigin
 from trainarena.submissions import RegistrationError
-from trainarena.tasks import TaskFileError, load_task_file
-from trainarena.tasks.base import TaskDefinition
+from trainarena.tasks import TaskFileError, load_task_file, with_local_path
+from trainarena.tasks.base import DatasetError, TaskDefinition
 from trainarena.workbench import (
     RunStopped,
     Script,
@@ -35,6 +36,7 @@ from trainarena.workbench import (
     Workbench,
     WorkbenchExecutor,
     registered_script,
+    unsupported,
     worktree_script,
 )
 
@@ -75,6 +77,16 @@ def _script(settings: Settings, store: Store, competitor: str | None, repo: Path
         raise fail(f"--repo {repo}: {error}", json_output, code=2, repo=str(repo)) from error
 
 
+def _check_dataset(settings: Settings, definition: TaskDefinition, task: Path, console: Console, json_output: bool) -> None:
+    """The task's dataset loaded, validated and split as `task check` does (the preparation its runs
+    reuse, cached), so a missing column is one line (exit 2) with nothing stored, not failed runs."""
+    try:
+        with console.status(Text(printable(f"checking {definition.name}'s dataset"))):
+            TaskPreparer(settings).prepare(definition)
+    except DatasetError as error:
+        raise fail(f"--task {with_local_path(error, task.expanduser().absolute())}", json_output, code=2, task=str(task)) from None
+
+
 def run_command(
     # Paths are checked by the command, not by typer: a bad one is one line naming it (as --repo's
     # problems are), not a usage box.
@@ -91,7 +103,7 @@ def run_command(
     settings = threads_per_run(Settings(), 1)  # a run alone, as in a tournament of one run slot: every core
     _check_options(settings, competitor, repo, seeds, json_output)
     try:
-        definition = load_task_file(task)
+        definition = load_task_file(task, settings)
     except TaskFileError as error:  # it names the file
         raise fail(f"--task {error}", json_output, code=2, task=str(task)) from error
     if definition.seed + seeds - 1 > SEED_MAX:  # run k takes the task's seed + k
@@ -99,6 +111,9 @@ def run_command(
                    f"(seeds end at {SEED_MAX})", json_output, code=2)  # fmt: skip
     with open_store(settings) as store:
         script = _script(settings, store, competitor, repo, json_output)
+        if (refused := unsupported(settings, script, definition)) is not None:  # before any run is stored
+            raise fail(f"{script.info.name}: {refused}", json_output, code=2, task=str(task))
+        _check_dataset(settings, definition, task, console, json_output)
         try:
             executor = make_executor(settings, unsafe=unsafe)
         except SandboxUnavailable as error:
@@ -134,10 +149,8 @@ def play(settings: Settings, store: Store, executor: WorkbenchExecutor, console:
 
     bench = Workbench(settings, store, executor, say)
     with status:
-        # A script whose manifest refuses the task type is refused by its run (stored as failed, as
-        # before); the references would be paid for nothing, so they wait for a script that can run.
-        refused = bench.unsupported(script, definition) is not None
-        reference_ids = bench.references(definition) if references and not refused else {}
+        # A script whose manifest refuses the task type was refused before (`run_command`).
+        reference_ids = bench.references(definition) if references else {}
         # Several seeds are compared seed by seed: the house script runs on each of them too.
         house_ids = bench.house_runs(definition, seeds) if seeds > 1 and RunOrigin.HOUSE in reference_ids else []
         run_ids = bench.run(script, definition, seeds)

@@ -75,7 +75,7 @@ def add_command(
         if task_file is not None:
             if task_type or base_model or dataset or context.args:
                 raise TaskFileError("give either --file (NAME, if given, renames the file's task) or NAME with --type/--base-model/--dataset, not both")
-            spec = read_task_file(task_file)
+            spec = read_task_file(task_file, settings)
             if name:  # the same file again under a new name: a drawn task's split seed is spent
                 spec = replace(spec, name=name)
             if budget is not None:  # as NAME renames the file's task, --budget and --seed set its own
@@ -86,7 +86,8 @@ def add_command(
             if not (name and task_type and base_model and dataset):
                 raise TaskFileError("give NAME, --type, --base-model and --dataset (or --file TASK_FILE)")
             fields = {"source": dataset, **dataset_flags(context.args)}
-            spec = task_from_flags(name, task_type, base_model, fields, budget or settings.pools.default_budget_seconds, seed)
+            spec = task_from_flags(name, task_type, base_model, fields, budget or settings.pools.default_budget_seconds, seed,
+                                   rules=settings.data)
     except TaskFileError as error:
         raise fail(str(error), json_output, name=name) from None
     with open_store(settings) as store, store.transaction() as session:

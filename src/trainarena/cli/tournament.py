@@ -31,6 +31,7 @@ app.command("create")(pool_tournaments.create_command)
 app.command("run")(pool_tournaments.run_command)
 app.command("show")(pool_tournaments.show_command)
 app.command("list")(pool_tournaments.list_command)
+app.command("cancel")(pool_tournaments.cancel_command)
 
 # Rows of the weights table printed by `simulate` (the JSON always carries every weight).
 WEIGHT_ROWS_SHOWN = 10

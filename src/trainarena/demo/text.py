@@ -106,7 +106,7 @@ def set_up_demo(store: Store, settings: Settings, *, seed: int, examples: Path |
     newly = _register_examples(store, settings, examples, (*entrants, *([default_champion] if has_default_champion else [])))
     with store.transaction() as session:
         demos = [t for t in list_tournaments(session) if t.name.startswith(prefix)]
-        unfinished = [t for t in demos if t.status != "finished"]
+        unfinished = [t for t in demos if t.status not in ("finished", "cancelled")]
         if unfinished:
             return DemoSetup(unfinished[-1].id, unfinished[-1].name, True, newly)
         name = f"{prefix}{len(demos) + 1}"

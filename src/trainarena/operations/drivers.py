@@ -17,7 +17,7 @@ import logging
 import threading
 
 from trainarena.operations.pools import StoredTaskUnusable
-from trainarena.operations.tournaments import check_drawn_tasks, drive_pool_tournament
+from trainarena.operations.tournaments import DrawnInputs, check_drawn_tasks, drive_pool_tournament
 from trainarena.registry import register_reigning_champion_models
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import RunExecutor
@@ -86,13 +86,13 @@ class BackgroundDrivers:
             raise DriveRefused(f"tournament {tournament_id} is already being driven by this process")
         with store.session() as session:
             tournament = get_tournament(session, tournament_id)
-            if tournament.status == TournamentStatus.FINISHED:
-                raise DriveRefused(f"tournament {tournament.name!r} is finished; nothing is left to drive")
+            if tournament.status in TournamentStatus.ENDED:
+                raise DriveRefused(f"tournament {tournament.name!r} is {tournament.status}; nothing is left to drive")
             if get_draw(session, tournament_id) is None:
                 raise DriveRefused(f"tournament {tournament.name!r} was not created from a task pool; "
                                    "drive it with the command that created it")
             try:
-                check_drawn_tasks(session, tournament_id)
+                check_drawn_tasks(session, tournament_id, DrawnInputs(self.settings))
             except StoredTaskUnusable as error:
                 raise DriveRefused(f"tournament {tournament.name!r}: {error}") from None
             holder = live_holder(session, tournament_id)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from trainarena.contract import TaskType, stored_name_problem
 from trainarena.pipeline import parameter_count, resolve_base_model
 from trainarena.runs import definition_from_json, definition_json, task_key
-from trainarena.settings import Settings
+from trainarena.settings import DataRules, Settings
 from trainarena.store import StoredTask, add_stored_task, get_pool, get_stored_task
 from trainarena.store.competitors import StoreError
 from trainarena.tasks import (
@@ -55,7 +55,7 @@ def task_kind(task_type: TaskType) -> str:
 
 
 def task_from_flags(name: str, task_type: str, base_model: str, dataset: dict[str, Any], budget_seconds: float,
-                    seed: int | None = None) -> TaskFile:
+                    seed: int | None = None, *, rules: DataRules | None = None) -> TaskFile:
     """A task given as flags, as if written in a task file in the working directory (relative paths
     are read against it)."""
     try:
@@ -68,7 +68,7 @@ def task_from_flags(name: str, task_type: str, base_model: str, dataset: dict[st
     # The task file's checks, so a flag cannot give what a file may not (e.g. an infinite budget).
     data = {"name": name, "type": kind.value, "base_model": base_model, "dataset": dataset, "budget_seconds": budget_seconds,
             **({} if seed is None else {"seed": seed})}  # fmt: skip
-    return task_file_from_data(Path.cwd() / FLAGS_SOURCE, data, written=False)
+    return task_file_from_data(Path.cwd() / FLAGS_SOURCE, data, written=False, rules=rules)
 
 
 def _json_flag(key: str, value: Any) -> Any:
@@ -158,12 +158,13 @@ def add_task(session: Session, settings: Settings, task_file: TaskFile, pool: st
 
 
 def definition_problem(task: StoredTask) -> str | None:
-    """Why a stored task's definition cannot run, or None: older builds stored a budget of inf or nan
-    (task files refuse them now), which would give its runs no deadline."""
+    """Why a stored task's definition cannot run, or None: older builds stored a budget of inf or nan,
+    or one outside today's bounds (task files refuse them now), which would give its runs no deadline
+    or no time."""
     problem = budget_problem(task.definition.get("budget_seconds"))
     if problem is None:
         return None
-    return (f"{problem}; add the task again with a finite budget under a new name "
+    return (f"{problem}; add the task again with a finite budget in range under a new name "
             "(`trainarena task add NEW-NAME --file TASK_FILE`)")
 
 

@@ -123,7 +123,7 @@ def kind_facts(session: Session, rules: ScheduleRules, held_back: dict[str, date
             .order_by(Tournament.id)
         )
         tournaments = list(session.scalars(query))
-        unfinished = [t.id for t in tournaments if t.status != TournamentStatus.FINISHED]
+        unfinished = [t.id for t in tournaments if t.status not in TournamentStatus.ENDED]  # a cancelled one is not driven on
         last = max((t.created_at for t in tournaments), default=None)
         facts.append(KindFacts(kind, unfinished[0] if unfinished else None, last, held_back.get(kind)))
     return facts

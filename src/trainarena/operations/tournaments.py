@@ -25,10 +25,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainarena.contract import MANIFEST_NAME, STORED_NAME_MAX_LENGTH, TaskType, stored_name_problem
+from trainarena.contract import MANIFEST_NAME, STORED_NAME_MAX_LENGTH, RunStatus, TaskType, stored_name_problem
 from trainarena.engine import Finished, tasks_at_most
 from trainarena.engine.model import TOURNAMENT_KINDS, Stage
-from trainarena.operations.pools import definition_problem, stored_definition
+from trainarena.operations.pools import StoredTaskUnusable, definition_problem, stored_definition
+from trainarena.operations.task_inputs import changed_input
 from trainarena.orchestrator import Progress, RunStored, Waiting, drive
 from trainarena.records.recorder import recorder_for, revealed_task_names
 from trainarena.registry import register_champion_models
@@ -38,6 +39,7 @@ from trainarena.store import (
     Competitor,
     MatchRow,
     Round,
+    Run,
     Store,
     StoredTask,
     StoreError,
@@ -55,7 +57,7 @@ from trainarena.store import (
 )
 from trainarena.store.records import boss_tasks_for, fix_rules
 from trainarena.submissions import RegistrationError, checkout_path, parse_manifest, register
-from trainarena.tasks.digests import path_digest
+from trainarena.tasks.base import TaskDefinition
 from trainarena.wording import counted
 
 
@@ -108,10 +110,10 @@ def entry_problem(competitor: Competitor, kind: str, task_types: set[TaskType], 
     return None
 
 
-def task_problem(task: StoredTask) -> str | None:
+def task_problem(task: StoredTask, settings: Settings | None = None) -> str | None:
     """Why a stored task cannot be drawn any more, or None: its definition cannot run
-    (``pools.definition_problem``), its base model folder or its dataset is gone, or the dataset
-    changed since the task was added (its digest; a hub dataset is not re-read)."""
+    (``pools.definition_problem``), its base model folder or its dataset is gone, or either changed
+    since the task was added (their digests, ``task_inputs.changed_input``; a hub dataset is not re-read)."""
     if (problem := definition_problem(task)) is not None:
         return problem
     definition = task.definition
@@ -120,8 +122,8 @@ def task_problem(task: StoredTask) -> str | None:
         return f"its base model {model} is gone"
     if source.is_absolute() and not source.exists():
         return f"its dataset {source} is gone"
-    if source.exists() and path_digest(source) != task.dataset_digest:
-        return f"its dataset {source} changed since it was added (sha256 differs); add it again as a new task"
+    if (changed := changed_input(task, assets_dir=None if settings is None else settings.assets_dir)) is not None:
+        return f"{changed}; add it again as a new task"
     return None
 
 
@@ -177,7 +179,7 @@ def create_pool_tournament(
     needed = tasks_at_most(len(entrants), champion is not None, settings.rules, boss_tasks_for(kind, settings.rules))
     revealed = revealed_task_names(session)
     unusable = [(task.name, problem) for task in pool_row.tasks
-                if (problem := _revealed(task.name, revealed) or task_problem(task)) is not None]
+                if (problem := _revealed(task.name, revealed) or task_problem(task, settings)) is not None]
     available = sorted(task.name for task in pool_row.tasks if task.name not in dict(unusable))
     if len(available) < needed:
         broken = f" ({len(unusable)} unusable: " + "; ".join(f"{n}: {r}" for n, r in unusable) + ")" if unusable else ""
@@ -223,10 +225,12 @@ def played_task_names(session: Session, tournament_id: int) -> set[str]:
     return {row.definition["name"] for row in rows}
 
 
-def pool_task_source(store: Store, tournament_id: int) -> TaskSource:
+def pool_task_source(store: Store, tournament_id: int, inputs: DrawnInputs | None = None) -> TaskSource:
     """The tournament's tasks: a new round plays the drawn tasks no stored round played yet, in draw
     order (task ``i`` of every match of the round is the same task). The orchestrator creates a round in
-    one transaction, so the rounds read here are exactly the earlier ones, on a resume as well."""
+    one transaction, so the rounds read here are exactly the earlier ones, on a resume as well. A task
+    whose data changed since it was stored is refused (StoredTaskUnusable), never played on the change."""
+    inputs = inputs or DrawnInputs()
 
     def source(kind: str, stage: Stage, match_id: str, task_index: int, seed: int):
         with store.session() as session:
@@ -241,19 +245,48 @@ def pool_task_source(store: Store, tournament_id: int) -> TaskSource:
             stored = get_stored_task(session, remaining[task_index])
             if stored is None:
                 raise StoreError(f"stored task {remaining[task_index]!r} drawn by tournament {tournament_id} is gone")
-            return replace(stored_definition(stored), seed=seed)
+            return replace(inputs.definition(stored, tournament_id), seed=seed)
 
     return source
 
 
-def check_drawn_tasks(session: Session, tournament_id: int) -> None:
-    """StoredTaskUnusable naming the first drawn task no round played yet that cannot run, so a
-    tournament an older build drew is refused before it plays, not rounds later."""
-    draw = get_draw(session, tournament_id)
+class DrawnInputs:
+    """A drive's check of its drawn tasks' data (``task_inputs``; each file hashed once unless it is
+    touched meanwhile). ``settings`` places the built-in assets, which are not checked."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._assets_dir = None if settings is None else settings.assets_dir
+
+    def definition(self, stored: StoredTask, tournament_id: int) -> TaskDefinition:
+        """``pools.stored_definition``, and StoredTaskUnusable when its data changed since it was stored."""
+        definition = stored_definition(stored)
+        if (changed := changed_input(stored, assets_dir=self._assets_dir)) is not None:
+            raise StoredTaskUnusable(
+                f"stored task {stored.name!r}: {changed}; tournament {tournament_id} drew it and commits to the data "
+                "as stored, so it is not played on the change: restore the file as it was, then run the tournament "
+                "again (its runs resume where they stopped)")
+        return definition
+
+
+def _unplayed_or_in_play(session: Session, tournament_id: int, task_names: list[str]) -> list[str]:
+    """The drawn tasks no round played yet, and those of a round whose runs are not all finished."""
+    unfinished = (select(TaskRow.definition).join(Run, Run.task_id == TaskRow.id).join(TaskRow.match).join(MatchRow.round)
+                  .where(Round.tournament_id == tournament_id,
+                         Run.status.in_([RunStatus.PENDING.value, RunStatus.RUNNING.value])))
+    in_play = {definition["name"] for definition in session.scalars(unfinished)}
     played = played_task_names(session, tournament_id)
-    for name in [] if draw is None else draw.task_names:
-        if name not in played and (stored := get_stored_task(session, name)) is not None:
-            stored_definition(stored)
+    return [name for name in task_names if name not in played or name in in_play]
+
+
+def check_drawn_tasks(session: Session, tournament_id: int, inputs: DrawnInputs | None = None) -> None:
+    """StoredTaskUnusable naming the first drawn task still to play (no round played it yet, or its
+    round's runs are not all done) that cannot run (a budget an older build stored) or whose data
+    changed since it was stored, so the tournament is refused before it plays, not rounds later."""
+    draw = get_draw(session, tournament_id)
+    inputs = inputs or DrawnInputs()
+    for name in [] if draw is None else _unplayed_or_in_play(session, tournament_id, draw.task_names):
+        if (stored := get_stored_task(session, name)) is not None:
+            inputs.definition(stored, tournament_id)
 
 
 @dataclass(frozen=True)
@@ -278,9 +311,10 @@ def drive_pool_tournament(
     pool's task source; ``options`` are drive's own (progress, parallel, max_steps, wait, on_stored...).
     Once it has finished, a newly crowned champion's models go into the registry when the settings say
     so (``registry.register_champions``; idempotent, so a resumed drive registers nothing twice)."""
+    inputs = DrawnInputs(settings)
     with store.session() as session:
-        check_drawn_tasks(session, tournament_id)
-    finished = drive(store, tournament_id, task_source=pool_task_source(store, tournament_id), executor=executor,
+        check_drawn_tasks(session, tournament_id, inputs)
+    finished = drive(store, tournament_id, task_source=pool_task_source(store, tournament_id, inputs), executor=executor,
                      rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir,
                      lease_rules=settings.lease, recorder=recorder_for(settings), **options)
     if finished is not None:

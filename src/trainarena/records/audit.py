@@ -27,6 +27,7 @@ run is not audited (its data is split by the job's own rules, and its results ar
 from __future__ import annotations
 
 import itertools
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +43,7 @@ from sqlalchemy.orm import Session, selectinload
 from trainarena.attempts import store_report
 from trainarena.contract import MANIFEST_NAME, Direction, RunStatus, TaskType
 from trainarena.engine.comparison import lead
-from trainarena.pipeline import TaskPreparer, resolve_base_model
+from trainarena.pipeline import resolve_base_model
 from trainarena.records.log import entry_leaf_hash
 from trainarena.records.provenance import folder_digest, split_digests
 from trainarena.records.recorder import recorder_for
@@ -64,8 +65,9 @@ from trainarena.store.log_tables import LogEntry
 from trainarena.store.models import Run, RunAttempt, RunOrigin, TaskRow
 from trainarena.submissions import RegistrationError, checkout_path, parse_manifest, register, snapshot_worktree
 from trainarena.submissions.tree_hash import git_tree_hash
+from trainarena.tasks import get_task_type
 from trainarena.tasks.base import DatasetError, TaskDefinition
-from trainarena.tasks.secret_split import PUBLIC_NOISE
+from trainarena.tasks.secret_split import PUBLIC_NOISE, split_settings
 
 __all__ = [
     "AuditExecutor", "AuditReport", "CannotAudit", "NoiseBand", "SignedRun", "Verdict", "as_scored", "audit_run",
@@ -250,14 +252,43 @@ def as_scored(task: TaskDefinition, evaluation: Mapping[str, Any]) -> TaskDefini
 
 
 def current_inputs(settings: Settings, task: TaskDefinition) -> dict[str, str | None]:
-    """Today's digests of the task's base model and splits (prepared again if the cache was cleared),
-    as the run statement names them."""
+    """Today's digests of the task's base model and splits, as the run statement names them. The splits
+    are made again from the dataset as it is now, in a scratch folder: the prepared-task cache is keyed
+    by the definition, not by the file's content, so a cached split would hide a dataset edited since."""
+    settings.hidden_dir.mkdir(parents=True, exist_ok=True)
     try:
-        prepared = TaskPreparer(settings).prepare(task)
+        with tempfile.TemporaryDirectory(prefix=".audit-inputs-", dir=settings.hidden_dir) as scratch:
+            train, hidden = Path(scratch) / "train", Path(scratch) / "hidden"
+            train.mkdir()
+            hidden.mkdir()
+            prepared = get_task_type(task.task_type).prepare(task, train, hidden, split_settings(task, settings))
+            splits = split_digests(prepared.to_json())
         model = resolve_base_model(task.base_model)
     except DatasetError as error:
         raise CannotAudit(f"the task's data cannot be prepared now: {error}") from error
-    return {"base_model_sha256": folder_digest(model), **split_digests(prepared.to_json())}
+    return {"base_model_sha256": folder_digest(model), **splits}
+
+
+def uncommitted_inputs(session: Session, key: Any, signed: SignedRun) -> list[str]:
+    """Where a pool tournament's run recorded another hidden split than its tournament's signed
+    commitment names for the task (as ``verify`` checks): the run played on data changed after the
+    tournament committed to it, so its own record (which the other checks hold today's files against)
+    cannot vouch for it. Empty for other runs, and for tournaments that drew no pool."""
+    place = signed.run["run"].get("place")
+    if not place:
+        return []
+    entry_key = f"tournament:{place['tournament_id']}:commitment"
+    if session.scalar(select(LogEntry.index).where(LogEntry.key == entry_key)) is None:
+        return []
+    index, commitment = _signed_statement(session, key, entry_key, Kind.COMMITMENT)
+    task = signed.run["task"]
+    committed = {t.get("name"): t for t in commitment["predicate"].get("tasks") or ()}.get(task["name"])
+    if committed is None:
+        return []
+    name = "hidden_split_sha256"  # what `verify` holds every run against ("hidden splits as committed")
+    if committed.get(name) == task.get(name):
+        return []
+    return [f"hidden split: run {signed.run_id} recorded {task.get(name)}, the commitment (log entry {index}) names {committed.get(name)}"]
 
 
 def changed_inputs(recorded: Mapping[str, Any], now: Mapping[str, str | None]) -> list[str]:
@@ -403,8 +434,14 @@ def _record_key(settings: Settings, session: Session, run_id: int) -> Any:
 
 def _rebuild(settings: Settings, store: Store, run_id: int) -> tuple[SignedRun, Submission]:
     with store.session() as session:
-        signed = read_signed_run(session, run_id, _record_key(settings, session, run_id))
+        key = _record_key(settings, session, run_id)
+        signed = read_signed_run(session, run_id, key)
         snapshot_path = session.get_one(Run, run_id).snapshot_path
+        uncommitted = uncommitted_inputs(session, key, signed)
+    if uncommitted:
+        raise CannotAudit(f"run {run_id} played on inputs its tournament had not committed to (the task's data was "
+                          "changed after the tournament was created), so its record does not stand for the tournament "
+                          "and a new score would say nothing of it: " + "; ".join(uncommitted))
     recorded = signed.run["submission"]
     if recorded.get("kind") == "registered":
         return signed, _registered(settings, recorded)

@@ -14,7 +14,8 @@ The bundle (a folder; ``records/verify.py`` checks it, docs/records.md documents
     per_example/<sha256>.json  the per-example scores of each exported evaluation (a JSON list), named
                       by the digest its signed statement gives
     claims.json       what the operator's database says *now*: {"runs": [{"run_id", "attempt",
-                      "competitor", "status", "score", "artifact_sha256"}], "champion", "weights"}
+                      "competitor", "status", "score", "artifact_sha256"}], "champion", "weights"},
+                      and "cancelled": {"at", "reason"} for a tournament cancelled after it started
 
 Exported: every log entry about the tournament (commitment, runs, evaluations, rounds, decision,
 reveal), and the run and evaluation statements of each audit of its runs whose statement names the run
@@ -320,9 +321,13 @@ def _claims(session: Session, tournament_id: int) -> dict[str, Any]:
                  "source_digest": c.source_digest, "entrypoint": c.entrypoint, "hotkey": c.hotkey}
                 for c in [e.competitor for e in tournament.entrants]
                 + ([tournament.champion_before] if tournament.champion_before is not None else [])]
-    return {"runs": runs, "entrants": entrants,
-            "champion": None if tournament.champion_after is None else tournament.champion_after.name,
-            "weights": {row.competitor.name: row.weight for row in weights}}
+    claims = {"runs": runs, "entrants": entrants,
+              "champion": None if tournament.champion_after is None else tournament.champion_after.name,
+              "weights": {row.competitor.name: row.weight for row in weights}}
+    if tournament.status == "cancelled":  # by the operator after it started: no decision will be signed
+        claims["cancelled"] = {"at": None if tournament.finished_at is None else tournament.finished_at.isoformat(),
+                               "reason": tournament.outcome_reason}
+    return claims
 
 
 def _write_json(path: Path, value: Any) -> None:

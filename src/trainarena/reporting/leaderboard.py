@@ -144,7 +144,9 @@ def build_leaderboard(session: Session, tournament: Tournament, finished: Finish
         champion_before=champion_before,
         champion=None if finished is None else finished.champion,
         crowned=bool(finished and finished.crowned),
-        reason="" if finished is None else default_defender_reason(finished.reason, champion_before, reigned),
+        # A cancelled tournament's outcome is the operator's reason (operations.cancelling).
+        reason=(tournament.outcome_reason or "") if tournament.status == "cancelled"
+        else "" if finished is None else default_defender_reason(finished.reason, champion_before, reigned),
         standings=standings,
         runs=lines,
         undistributed=tournament.weight_remainder,

@@ -30,6 +30,14 @@ class DataRules(Section):
         0.1, ge=0.0, le=1.0, description="Largest share of rows a DPO, GRPO or chat dataset may lose to an empty, "
         "null or missing required field; more refuses the dataset. Dropped rows are recorded on the prepared task."
     )
+    budget_seconds_min: float = Field(
+        1.0, gt=0.0, description="Smallest training budget a task may give (task files, `task add --budget`, API "
+        "bodies): a shorter one fails every run at its start."
+    )
+    budget_seconds_max: float = Field(
+        604800.0, gt=0.0, description="Largest training budget a task may give (default 7 days): a larger one "
+        "gives its runs no deadline in practice."
+    )
     min_images: int = Field(4, ge=2, description="Fewest valid images an image dataset may have.")
     eval_batch_size: int = Field(16, ge=1, description="Batch size of hidden-split evaluation.")
     eval_max_length: int = Field(512, ge=16, description="Token cap per evaluated example.")
@@ -78,6 +86,13 @@ class DataRules(Section):
     )
     reward_sample_rows: int = Field(4, ge=1, description="Train rows each reward function is tried on at task creation.")
     reward_max_functions: int = Field(8, ge=1, description="Most reward functions a GRPO task may declare.")
+
+    @model_validator(mode="after")
+    def _check_budget_bounds(self) -> DataRules:
+        if self.budget_seconds_min > self.budget_seconds_max:
+            raise ValueError(f"data.budget_seconds_min ({self.budget_seconds_min:g}) is above data.budget_seconds_max "
+                             f"({self.budget_seconds_max:g}): no budget would do")
+        return self
 
 
 class TaskMixRules(Section):

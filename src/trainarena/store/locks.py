@@ -6,8 +6,11 @@
   ``CREATE TABLE`` in autocommit mode, which is how two first starts both created the tables), with
   foreign keys off, as Alembic's batch table copies require, and checked before the commit.
 - :func:`named_lock`: a lock held across several transactions (a set-up step that must not run twice
-  at once): a session-level advisory lock on PostgreSQL, an ``flock`` on a file beside a SQLite
-  database file.
+  at once): a session-level advisory lock on PostgreSQL, an ``flock`` on a file in a folder beside a
+  SQLite database file (``trainarena.db.locks/NAME.lock``). The file is removed when the lock is
+  released: its holder unlinks it before unlocking, and a process that got the lock on a file that is
+  no longer at its path (it waited on a file the holder removed) opens the path again and retries, so
+  two processes never hold one name at once and per-task lock names leave nothing behind.
 
 Other databases get neither lock: one process at a time must start them.
 """
@@ -16,10 +19,12 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy import Connection, Engine, func, select
 
@@ -97,13 +102,43 @@ def named_lock(engine: Engine, name: str) -> Iterator[None]:
         with _IN_PROCESS_LOCKS.setdefault(name, threading.Lock()):
             yield
         return
-    lock_path = database.with_name(f"{database.name}.{name}.lock")
-    with lock_path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except OSError as error:
-            raise StoreError(f"could not lock {lock_path}: {error}; check that its folder is writable") from error
+    lock_path = lock_file(database, name)
+    try:
+        lock_path.parent.mkdir(exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"could not create {lock_path.parent}: {error}; check that its folder is writable") from error
+    with _flocked(lock_path) as handle:
         try:
             yield
         finally:
+            lock_path.unlink(missing_ok=True)  # before the unlock: a waiter on this file sees it gone and retries
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lock_file(database: Path, name: str) -> Path:
+    """Where a SQLite database's named lock is held: in one folder beside the database file."""
+    return database.with_name(f"{database.name}.locks") / f"{name}.lock"
+
+
+@contextmanager
+def _flocked(lock_path: Path) -> Iterator[IO[str]]:
+    """An open handle on ``lock_path`` holding its exclusive flock, the file still at the path."""
+    while True:
+        with lock_path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            except OSError as error:
+                raise StoreError(f"could not lock {lock_path}: {error}; check that its folder is writable") from error
+            try:
+                current = lock_path.stat()
+            except FileNotFoundError:
+                current = None
+            if current is not None and (current.st_ino, current.st_dev) == _identity(handle):
+                yield handle
+                return
+            fcntl.flock(handle, fcntl.LOCK_UN)  # the holder removed this file while we waited: lock the new one
+
+
+def _identity(handle: IO[str]) -> tuple[int, int]:
+    status = os.fstat(handle.fileno())
+    return status.st_ino, status.st_dev

@@ -42,6 +42,8 @@ class TournamentStatus:
     CREATED = "created"
     RUNNING = "running"
     FINISHED = "finished"
+    CANCELLED = "cancelled"  # by the operator (`tournament cancel`): never driven again; outcome_reason says why
+    ENDED = (FINISHED, CANCELLED)
 
 
 class Competitor(Base):

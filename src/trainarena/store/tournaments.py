@@ -93,6 +93,18 @@ def create_tournament(
     return tournament
 
 
+class TournamentCancelled(StoreError):
+    """A tournament cancelled by the operator: a driver stops at its next step, naming why."""
+
+
+def cancelled_problem(tournament: Tournament) -> TournamentCancelled | None:
+    """The refusal to drive ``tournament`` when it was cancelled, else None."""
+    if tournament.status != TournamentStatus.CANCELLED:
+        return None
+    return TournamentCancelled(f"tournament {tournament.name!r} was cancelled ({tournament.outcome_reason}); "
+                               "nothing more of it is played")
+
+
 def get_tournament(session: Session, tournament_id: int) -> Tournament:
     tournament = session.get(Tournament, tournament_id)
     if tournament is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trainarena.contract import SEED_MAX, TaskType
-from trainarena.settings import Settings
+from trainarena.settings import DataRules, Settings
 from trainarena.tasks import builtin_assets
 from trainarena.tasks.base import DatasetError, Evaluation, PreparedTask, TaskDefinition, TaskPlugin
 from trainarena.tasks.text.hub_rows import HubDatasetError
@@ -130,19 +130,20 @@ def load_task_file(path: Path, settings: Settings | None = None) -> TaskDefiniti
     asset (``tasks/builtin_assets.py``), found or built under ``settings.assets_dir`` (the settings of
     this process when none are given).
     """
-    return resolve_task_file(read_task_file(path), settings)
+    return resolve_task_file(read_task_file(path, settings), settings)
 
 
-def read_task_file(path: Path) -> TaskFile:
+def read_task_file(path: Path, settings: Settings | None = None) -> TaskFile:
     """The task file at ``path``, checked key by key (TaskFileError naming the file and the key)."""
     path = Path(path).expanduser().absolute()  # a symlinked task file reads paths beside the link
-    return task_file_from_data(path, _parse(path))
+    return task_file_from_data(path, _parse(path), rules=None if settings is None else settings.data)
 
 
-def task_file_from_data(path: Path, data: dict[str, Any], *, written: bool = True) -> TaskFile:
+def task_file_from_data(path: Path, data: dict[str, Any], *, written: bool = True,
+                        rules: DataRules | None = None) -> TaskFile:
     """A task file's content (``data``, parsed from the file ``path``, or given whole with ``written``
     False, e.g. in an API request body; relative paths in it are read against ``path``'s folder), checked
-    key by key."""
+    key by key (the budget against ``rules``' bounds: :func:`budget_problem`)."""
     where = _where(path, written)
     unknown = sorted(set(data) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
     missing = [key for key in REQUIRED_KEYS if key not in data]
@@ -153,7 +154,7 @@ def task_file_from_data(path: Path, data: dict[str, Any], *, written: bool = Tru
     except ValueError:
         raise TaskFileError(f"{where}type '{data['type']}' is not one of {[t.value for t in TaskType]}") from None
     budget, seed = data["budget_seconds"], data.get("seed", DEFAULT_SEED)
-    if (problem := budget_problem(budget)) is not None:
+    if (problem := budget_problem(budget, rules)) is not None:
         raise TaskFileError(f"{where}{problem}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TaskFileError(f"{where}seed must be an integer, got {seed!r}")
@@ -167,11 +168,16 @@ def task_file_from_data(path: Path, data: dict[str, Any], *, written: bool = Tru
     return TaskFile(path, data["name"], task_type, data["base_model"], dict(data["dataset"]), float(budget), seed, written)
 
 
-def budget_problem(budget: Any) -> str | None:
-    """Why ``budget`` is no budget_seconds a run can keep to, or None. inf and nan pass `> 0` checks
-    one way or the other, and would give a run no deadline."""
+def budget_problem(budget: Any, rules: DataRules | None = None) -> str | None:
+    """Why ``budget`` is no budget_seconds a run can keep to, or None: not a number, not finite (inf and
+    nan pass `> 0` checks one way or the other, and would give a run no deadline), or outside the
+    settings' bounds (``data.budget_seconds_min``/``_max``; those of this process when none are given)."""
     if isinstance(budget, bool) or not isinstance(budget, int | float) or not math.isfinite(budget) or budget <= 0:
         return f"budget_seconds must be a positive number, got {budget!r}"
+    rules = rules or Settings().data
+    if not rules.budget_seconds_min <= budget <= rules.budget_seconds_max:
+        return (f"budget_seconds must be from {rules.budget_seconds_min:g} to {rules.budget_seconds_max:g} seconds "
+                f"(settings data.budget_seconds_min and data.budget_seconds_max), got {budget:g}")
     return None
 
 

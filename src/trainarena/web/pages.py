@@ -68,7 +68,7 @@ def _next_scheduled(session: Session, settings: Settings, now: datetime) -> list
 def _running(session: Session) -> dict[str, list[TournamentSummary]]:
     """The "running now" section's tournaments: those running, and those created but not started, listed
     apart (a tournament only created plays nothing: it was listed as running)."""
-    unfinished = summarize_tournaments(session, [t for t in list_tournaments(session) if t.status != TournamentStatus.FINISHED])
+    unfinished = summarize_tournaments(session, [t for t in list_tournaments(session) if t.status not in TournamentStatus.ENDED])
     return {"running_now": [t for t in unfinished if t.status == TournamentStatus.RUNNING],
             "not_started": [t for t in unfinished if t.status == TournamentStatus.CREATED]}
 
@@ -137,7 +137,7 @@ def _tournament_page(request: Request, tournament_id: int, template: str) -> HTM
             context = _tournament_context(session, settings_of(request), tournament_id)
         except StoreError:
             return not_found_page(request, f"There is no tournament {tournament_id}.")
-        return render_live(request, template, context, running=context["tournament"].status != TournamentStatus.FINISHED)
+        return render_live(request, template, context, running=context["tournament"].status not in TournamentStatus.ENDED)
 
 
 @router.get("/tournaments/{tournament_id}", response_class=HTMLResponse)

@@ -116,7 +116,7 @@ def add(body: TaskIn, _operator: Operator, request: Request) -> StoredTaskOut:
     data = body.model_dump(exclude={"pool"}, exclude_none=True, mode="json")
     data.setdefault("budget_seconds", settings.pools.default_budget_seconds)
     try:
-        task_file = task_file_from_data(settings.data_dir / TASK_BODY_SOURCE, data, written=False)
+        task_file = task_file_from_data(settings.data_dir / TASK_BODY_SOURCE, data, written=False, rules=settings.data)
         with app_store(request).transaction() as session:
             record = stored_task_json(add_task(session, settings, task_file, body.pool).stored)
     # A definition that does not resolve is the request's fault, whatever stage refuses it (TaskRefused,
@@ -156,7 +156,7 @@ def check(body: TaskIn, _operator: Operator, request: Request) -> TaskCheckOut:
     if (problem := stored_name_problem("task", body.name)) is not None:  # what POST /v1/tasks would refuse
         raise ApiError(422, "task_refused", problem, name=body.name)
     try:
-        task = resolve_task_file(task_file_from_data(source, data, written=False), settings)
+        task = resolve_task_file(task_file_from_data(source, data, written=False, rules=settings.data), settings)
         return TaskCheckOut(**check_task(task, settings).to_json())
     except (ValueError, TypeError, OSError) as error:  # as for POST /v1/tasks
         raise ApiError(422, "task_refused", str(with_local_path(error, source)), name=body.name) from None

@@ -19,6 +19,7 @@ from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, Erro
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import NAME_MAX_LENGTH, STORE_INT_MAX, Page, PageWindow
 from trainarena.engine.model import TournamentKind
+from trainarena.operations.cancelling import REASON_MAX, CancelRefused, cancel_tournament
 from trainarena.operations.drivers import BackgroundDrivers, DriveRefused, DrivingUnavailable
 from trainarena.operations.history import tournament_detail
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament
@@ -221,6 +222,33 @@ def _drivers(request: Request) -> BackgroundDrivers:
         raise ApiError(503, "unavailable", "this API process drives no tournaments; start it with `trainarena api` or "
                        "`trainarena serve`, or drive it with `trainarena tournament run`")  # fmt: skip
     return drivers
+
+
+class CancelIn(RequestBody):
+    reason: str = Field("", max_length=REASON_MAX, description="Why, recorded as its outcome.")
+
+
+class CancelledOut(BaseModel):
+    id: int
+    name: str
+    status: str = Field(description="cancelled")
+    reason: str = Field(description="The outcome recorded: 'cancelled: REASON'.")
+    released: bool = Field(description="Its drawn tasks and entrants were released (it had not started); a started "
+                           "one keeps its records whole.")
+
+
+@router.post("/tournaments/{tournament_id}/cancel", response_model=CancelledOut, summary="Cancel a tournament not finished (operators)",
+             responses={409: {"model": ErrorResponse, "description": "Finished, or cancelled already"}, **BODY_RESPONSES})
+def cancel(tournament_id: TournamentId, body: CancelIn, _operator: Operator, request: Request) -> CancelledOut:
+    """`trainarena tournament cancel`: it is never driven again (a driver stops at its next step)."""
+    try:
+        with app_store(request).transaction() as session:
+            cancelled = cancel_tournament(session, tournament_id, body.reason)
+    except CancelRefused as error:
+        raise ApiError(409, "conflict", str(error), tournament=str(tournament_id)) from None
+    except StoreError:
+        raise not_found("tournament", tournament_id) from None
+    return CancelledOut(**cancelled.to_json())
 
 
 @router.post("/tournaments/{tournament_id}/start", status_code=202, response_model=StartedOut,
