@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trainarena.cli import pool_tournaments
+from trainarena.cli.output import seed_option
 from trainarena.engine import (
     MAX_SIMULATED_ENTRANTS,
     MAX_SIMULATED_NOISE,
@@ -40,7 +41,7 @@ WEIGHT_ROWS_SHOWN = 10
 def simulate_command(
     entrants: Annotated[int, typer.Option("--entrants", min=0, max=MAX_SIMULATED_ENTRANTS,
                                           help=f"Simulated competitors, at most {MAX_SIMULATED_ENTRANTS:,}.")],
-    seed: Annotated[int, typer.Option("--seed", help="Tournament seed: same seed, same tournament.")],
+    seed: Annotated[int, seed_option("--seed", help="Tournament seed: same seed, same tournament.")],
     noise: Annotated[float, typer.Option("--noise", min=0.0, max=MAX_SIMULATED_NOISE,
                                          help=f"Relative per-task score noise (0.03 = 3%), at most {MAX_SIMULATED_NOISE:g}.")] = 0.03,
     champion_edge: Annotated[
