@@ -18,6 +18,7 @@ from trainarena.cli.output import seed_option
 from trainarena.engine import (
     MAX_SIMULATED_ENTRANTS,
     MAX_SIMULATED_NOISE,
+    SIMULATED_EDGE_RANGE,
     BossDecision,
     PlayedMatch,
     PlayedRound,
@@ -45,7 +46,9 @@ def simulate_command(
     noise: Annotated[float, typer.Option("--noise", min=0.0, max=MAX_SIMULATED_NOISE,
                                          help=f"Relative per-task score noise (0.03 = 3%), at most {MAX_SIMULATED_NOISE:g}.")] = 0.03,
     champion_edge: Annotated[
-        float, typer.Option("--champion-edge", max=0.99, help="How much lower the champion's true loss is than the field's best.")
+        float, typer.Option("--champion-edge", min=SIMULATED_EDGE_RANGE[0], max=SIMULATED_EDGE_RANGE[1],
+                            help="How much lower the champion's true loss is than the field's best (its loss is the best "
+                            "times 1 - E; below 0: worse).")
     ] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     show: Annotated[int, typer.Option("--show", min=1, help="Groups or pairs printed per round.")] = 8,
