@@ -112,7 +112,8 @@ def run_command(
     if json_output:
         typer.echo(json.dumps({**result.to_json(), "wall_seconds": round(time.monotonic() - started, 1)}, indent=2))
         return
-    console.print(f"champion: [bold]{result.champion or 'none (no winner)'}[/bold] ({result.reason})", highlight=False)
+    # With nobody crowned the reason says why and ends in "no winner": the line says it once.
+    console.print(f"champion: [bold]{result.champion or 'none'}[/bold] ({result.reason})", highlight=False)
     console.print(Text(f"details: trainarena tournament show {tournament_id}"), soft_wrap=True)
 
 

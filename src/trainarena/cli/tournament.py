@@ -225,5 +225,5 @@ def print_simulation(console: Console, report: SimulationReport, show: int) -> N
         console.rule("boss round")
         _print_boss(console, replay.boss)
     console.rule("result")
-    console.print(f"champion: [bold]{finished.champion or 'none (no winner)'}[/bold]  ({finished.reason})")
+    console.print(f"champion: [bold]{finished.champion or 'none'}[/bold]  ({finished.reason})")  # a reason without one says "no winner"
     _print_weights(console, report)
