@@ -27,7 +27,10 @@ def _main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *
         ("TRAINARENA_SCHEDULE__TEXT_EVERY", "garbage", "error: TRAINARENA_SCHEDULE__TEXT_EVERY='garbage' (setting schedule.text_every): "
                                                        "not a duration (seconds, or ISO 8601 such as P14D or PT10M)"),
         ("TRAINARENA_SCHEDULE__TEXT_EVERY", "P0D", "error: TRAINARENA_SCHEDULE__TEXT_EVERY='P0D' (setting schedule.text_every): "
-                                                   "Input should be greater than 0 seconds"),
+                                                   "Input should be greater than or equal to 1 minute"),
+        # A tournament due every millisecond: serve --once logged the same refusal four times in a pass.
+        ("TRAINARENA_SCHEDULE__TEXT_EVERY", "PT0.001S", "error: TRAINARENA_SCHEDULE__TEXT_EVERY='PT0.001S' (setting schedule.text_every): "
+                                                        "Input should be greater than or equal to 1 minute"),
         # A date past year 9999 was an OverflowError traceback from serve's schedule (latest + every).
         ("TRAINARENA_SCHEDULE__TEXT_EVERY", "P99999Y", "error: TRAINARENA_SCHEDULE__TEXT_EVERY='P99999Y' (setting schedule.text_every): "
                                                        "Input should be less than or equal to 3650 days"),

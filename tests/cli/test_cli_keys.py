@@ -103,3 +103,16 @@ def test_keys_list_at_80_columns_keeps_the_three_times_to_the_minute(runner: Cli
     assert rows[0][:2] == ["acme", "customer"] and rows[0][2] == f"{secret[:10]}…"
     assert rows[0][3:] == [keys[0]["created_at"][5:16].replace("T", " "), keys[0]["last_used_at"][5:16].replace("T", " "), ""]
     assert rows[1][5] == minute and "…" not in "".join(rows[1][3:])
+
+
+def test_revoking_a_revoked_key_says_when_it_was_revoked(runner: CliRunner) -> None:
+    """The QA saw `revoked op1` twice, exit 0, while revoked_at kept the first time: the second line was false."""
+    _invoke(runner, ["keys", "create", "--role", "operator", "op1"])
+    assert _invoke(runner, ["keys", "revoke", "op1"]) == "revoked op1\n"
+    first = json.loads(_invoke(runner, ["keys", "list", "--json"]))["keys"][0]["revoked_at"]
+    again = _invoke(runner, ["keys", "revoke", "op1"])  # idempotent: exit 0
+    assert again == f"op1 was already revoked at {first[:16].replace('T', ' ')} UTC\n"
+    record = json.loads(_invoke(runner, ["keys", "revoke", "op1", "--json"]))
+    assert record["already_revoked"] is True and record["revoked_at"] == first
+    _invoke(runner, ["keys", "create", "--role", "operator", "op2"])
+    assert json.loads(_invoke(runner, ["keys", "revoke", "op2", "--json"]))["already_revoked"] is False

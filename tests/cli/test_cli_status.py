@@ -81,3 +81,31 @@ def test_status_on_an_empty_data_dir(runner: CliRunner, tmp_path: Path) -> None:
     with open_store_url(Settings().db_url, migrate=False) as store:  # made where the settings say (a SQLite file by default)
         assert inspect(store.engine).has_table("tournament")
     assert "No tournaments yet." in runner.invoke(app, ["status"]).output
+
+
+def test_status_at_80_columns_keeps_where_whole_and_leaves_the_outcome_out() -> None:
+    """The QA saw `round 1…`, `not sta…` and `nobody …` at 80 columns, where `tournament list` shows
+    "where" whole: "where" was free text, so it was cut first; it is a short value now, and the outcome,
+    the free text, gives way (named under the table) where both do not fit."""
+    from datetime import UTC, datetime
+    from io import StringIO
+
+    from rich.console import Console
+
+    from trainarena.cli.status import print_status
+    from trainarena.store import TournamentSummary
+
+    def summary(id: int, name: str, status: str, round_index: int | None, champion: str | None, reason: str | None) -> TournamentSummary:
+        return TournamentSummary(id, name, "text", status, 1, 2, round_index, None if round_index is None else "knockout",
+                                 2 if round_index is not None else 0, 2 if round_index is not None else 0, None, champion,
+                                 reason, datetime.now(UTC), None)  # fmt: skip
+
+    console = Console(file=StringIO(), width=80)
+    print_status(console, [
+        summary(1, "text-w-1", "finished", 0, None, "nobody produced a valid score in the last round; no champion to retain: no winner"),
+        summary(2, "x\x1b[31mred", "created", None, None, None),  # the QA's store: a name written escaped, 12 cells
+    ], {"text": None, "image": None}, 2, [])  # fmt: skip
+    output = console.file.getvalue()
+    assert all(len(line) <= 80 for line in output.splitlines())
+    assert "round 1 (knockout)" in output and "not started" in output and "…" not in output
+    assert "left out at this width: outcome" in output

@@ -110,13 +110,17 @@ def test_fit_columns_folds_numbers_between_them_never_inside_one() -> None:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_status_keeps_the_champion_whole_and_cuts_the_outcome(finished_store: FinishedStore, width: int) -> None:
+def test_status_keeps_the_champion_and_where_whole_and_cuts_or_leaves_out_the_outcome(finished_store: FinishedStore, width: int) -> None:
     output = _invoke(["status"], width)
     headers = ["id", "name", "kind", "status", "where", "runs", "champion", "outcome"]
+    if width == 120:  # leaving the outcome out keeps the long champion on one line: it gives way
+        headers.remove("outcome")
+        assert "left out at this width: outcome" in output
     (row,) = read_table(output, width, headers)
-    assert row[1:4] == ["week-1", "text", "finished"]
+    assert row[1:5] == ["week-1", "text", "finished", "round 1 (knockout)"]  # where it stands, whole (folded at 80)
     assert row[6] == LONG_NAME  # `competitor show NAME` takes it
-    assert _shown(row[7], finished_store.finished.reason) and row[7].endswith("…")
+    if width == 80:  # the champion folds whatever is left out: the outcome keeps its readable minimum
+        assert _shown(row[7], finished_store.finished.reason) and row[7].endswith("…")
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -159,8 +159,14 @@ def test_references_are_computed_once_per_task_and_cached(executor: CountingExec
     [run] = json.loads(second.stdout)["runs"]
     assert [(r["label"], r["score"]) for r in run["references"]] == [("base model", 4.0), ("house script", 2.0)]
 
-    _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--no-reference")
+    skipped = _invoke("run", "--competitor", "crasher", "--task", str(task_file), "--no-reference")
     assert executor.calls[4:] == [("crasher", 5)]
+    # No reference line: the QA saw "house script  not run on this seed", as if the house run were still owed.
+    lines = {line.split("  ")[0]: line for line in skipped.stdout.splitlines()}
+    assert "house script" not in lines and "base model" not in lines and "not run on this seed" not in skipped.stdout
+    assert lines["references"].split()[1:] == ["skipped", "(--no-reference)"]
+    [run] = json.loads(_invoke("run", "--competitor", "crasher", "--task", str(task_file), "--no-reference", "--json").stdout)["runs"]
+    assert run["references"] == []
 
 
 def test_adhoc_runs_are_listed_and_shown_beside_tournament_runs(executor: CountingExecutor, task_file: Path, tmp_path: Path) -> None:

@@ -1,11 +1,12 @@
 import json
 import math
+import re
 
 import pytest
 from typer.testing import CliRunner
 
 from trainarena.cli import app
-from trainarena.engine import MAX_SIMULATED_ENTRANTS, MAX_SIMULATED_NOISE, Stage, simulate
+from trainarena.engine import MAX_SIMULATED_ENTRANTS, MAX_SIMULATED_NOISE, SIMULATED_EDGE_RANGE, Stage, simulate
 from trainarena.settings import TournamentRules, WeightRules
 
 RULES, WEIGHTS = TournamentRules(), WeightRules()
@@ -64,6 +65,23 @@ def test_noise_past_the_maximum_is_refused_and_the_json_stays_json():
     loud = CliRunner().invoke(app, ["tournament", "simulate", "--entrants", "5", "--seed", "2", "--noise", str(MAX_SIMULATED_NOISE), "--json"])
     assert loud.exit_code == 0
     json.loads(loud.output, parse_constant=lambda token: pytest.fail(f"not JSON: {token}"))
+
+
+@pytest.mark.parametrize("edge", ["-inf", "-1e308", "-9.5", "nan", "1"])
+def test_a_champion_edge_out_of_range_is_refused(edge: str) -> None:
+    """--champion-edge -inf played a tournament whose champion "failed" every boss task (its loss was inf)."""
+    result = CliRunner().invoke(app, ["tournament", "simulate", "--entrants", "3", "--seed", "1", f"--champion-edge={edge}"],
+                                env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == 2 and "Invalid value for '--champion-edge'" in result.output
+    with pytest.raises(ValueError, match=rf"champion_edge must be from -9 to 0\.99 .*, got {re.escape(str(float(edge)))}"):
+        simulate(3, 1, 0.03, float(edge), RULES, WEIGHTS)
+
+
+def test_the_edges_of_the_champion_edge_play() -> None:
+    for edge in SIMULATED_EDGE_RANGE:
+        result = CliRunner().invoke(app, ["tournament", "simulate", "--entrants", "3", "--seed", "1", f"--champion-edge={edge}", "--json"])
+        assert result.exit_code == 0, result.output
+    assert simulate(3, 1, 0.0, SIMULATED_EDGE_RANGE[0], RULES, WEIGHTS).finished.champion != "champion"
 
 
 def test_ten_thousand_entrants_stays_linear():

@@ -70,7 +70,7 @@ def test_a_disabled_kind_is_never_due() -> None:
 
 
 @given(
-    every=st.integers(1, 10**6),
+    every=st.integers(60, 10**6),  # schedule intervals are at least a minute
     offset=st.integers(0, 10**6),
     elapsed=st.integers(0, 10**8),
     created_ago=st.one_of(st.none(), st.integers(0, 10**8)),
@@ -95,11 +95,11 @@ def test_never_busy_and_never_twice_per_due_time(every: int, offset: int, elapse
 def test_settings_take_seconds_or_iso_durations(monkeypatch) -> None:
     from trainarena.settings import Settings
 
-    monkeypatch.setenv("TRAINARENA_SCHEDULE__TEXT_EVERY", "2.5")
+    monkeypatch.setenv("TRAINARENA_SCHEDULE__TEXT_EVERY", "90.5")
     monkeypatch.setenv("TRAINARENA_SCHEDULE__IMAGE_OFFSET", "P3D")
     monkeypatch.setenv("TRAINARENA_SCHEDULE__ANCHOR", "2026-01-01T00:00:00")
     schedule = Settings().schedule
-    assert schedule.text_every == timedelta(seconds=2.5) and schedule.image_offset == timedelta(days=3)
+    assert schedule.text_every == timedelta(seconds=90.5) and schedule.image_offset == timedelta(days=3)
     assert schedule.anchor == datetime(2026, 1, 1, tzinfo=UTC)
 
 

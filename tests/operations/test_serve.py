@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -73,6 +73,34 @@ def test_a_refused_creation_is_logged_and_waits_for_the_next_due_time(scheduled:
     refused = [event for event in events if event.event == "refused"]
     assert len(refused) == 1 and "pool 'weekly' has 1 usable task" in refused[0].message
     assert refused[0].fields["retry_at"] > refused[0].at.isoformat()
+
+
+def test_a_refusal_is_logged_once_per_once_pass_even_where_due_times_pass_meanwhile(scheduled: OperatorData) -> None:
+    """With schedule.text_every PT0.001S, `serve --once` logged the same refusal four times in one pass: the
+    next due time had come by the time the pass asked again (QA of the CLI, finding 11). Intervals are at
+    least a minute now; a pass that outlasts one (a clock running 61 s a reading after the refusal, here)
+    still logs it once."""
+    add_tasks(scheduled, "t1")  # refused: 3 entrants need 2 tasks
+    settings = scheduled.settings.model_copy(update={"schedule": ScheduleRules(**SCHEDULE, text_every=timedelta(minutes=1))})
+    now = [datetime.now(UTC)]
+    running = [0]  # readings left that move the clock on
+
+    def clock() -> datetime:
+        if running[0]:
+            running[0] -= 1
+            now[0] += timedelta(seconds=61)
+        return now[0]
+
+    events: list[ServeEvent] = []
+
+    def log(event: ServeEvent) -> None:
+        events.append(event)
+        if event.event == "refused" and [e.event for e in events].count("refused") == 1:  # the first one
+            running[0] = 10
+
+    with open_store(settings) as store:
+        Serving(store, settings, FakeExecutor(), log, threading.Event(), clock=clock).run(once=True)
+    assert [event.event for event in events].count("refused") == 1, [event.message for event in events]
 
 
 def _executions(path: Path) -> list[tuple[str, int, int, int]]:

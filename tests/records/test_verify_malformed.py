@@ -72,6 +72,28 @@ MALFORMED = {
     "per-example file a dict": lambda bundle: next((bundle / "per_example").glob("*.json")).write_text("{}"),
     "per-example file not JSON": lambda bundle: next((bundle / "per_example").glob("*.json")).write_text("[1,"),
 }
+# Bytes that are not UTF-8 (QA of the CLI, finding 3: a UnicodeDecodeError traceback for these three files).
+NOT_UTF8 = b"\xbb\xff\x00 not text \xc3"
+
+
+@pytest.mark.parametrize("name", ["tree_heads.jsonl", "entries.jsonl", "public_key.pem"])
+def test_a_bundle_file_that_is_not_utf8_is_a_failure_naming_it(bundle: Path, name: str) -> None:
+    (bundle / name).write_bytes(NOT_UTF8)
+    report = verify_directory(bundle)
+    assert not report.ok
+    files = next(check for check in report.checks if check.name == "files")
+    assert [(f.record, f.message) for f in files.failures] == [(name, "is not UTF-8 text (byte 0: invalid start byte)")]
+
+
+def test_a_per_example_file_of_the_wrong_shape_says_what_it_must_hold(bundle: Path) -> None:
+    """The QA saw "its values hash to None, not to the zz... its name and the signed statements give"."""
+    (bundle / "per_example" / "zz.json").write_text('{"a": 1}')
+    (bundle / "per_example" / "words.json").write_text('["x", 1]')
+    report = verify_directory(bundle)
+    said = {f.record: f.message for f in report.failures if f.record.startswith("per_example/")}
+    assert said["per_example/zz.json"] == "is not a list of numbers (one score per example): it holds a JSON object"
+    assert said["per_example/words.json"] == "is not a list of numbers (one score per example): item 0 is a string"
+    assert not any("None" in message for message in said.values())
 
 
 @pytest.mark.parametrize("edit", MALFORMED.values(), ids=MALFORMED.keys())

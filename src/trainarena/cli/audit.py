@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.demo import threads_per_run
-from trainarena.cli.output import fail, print_fields, print_wrapped
+from trainarena.cli.output import fail, id_argument, print_fields, print_wrapped
 from trainarena.cluster import make_executor
 from trainarena.execution import SandboxUnavailable
 from trainarena.records.audit import AuditReport, CannotAudit, Comparison, NoiseBand, Verdict, audit_run
@@ -76,7 +76,7 @@ def print_report(console: Console, report: AuditReport) -> None:
 
 
 def audit_command(
-    run_id: Annotated[int, typer.Argument(help="The run to audit (`trainarena runs list`).")],
+    run_id: Annotated[int, id_argument("The run to audit (`trainarena runs list`).")],
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run without a sandbox (only for scripts you trust).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:

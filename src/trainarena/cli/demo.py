@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from trainarena.assets import ensure_assets
-from trainarena.cli.output import budget_seconds_option, check_path, print_wrapped
+from trainarena.cli.output import budget_seconds_option, check_path, print_wrapped, seed_option
 from trainarena.cli.records import records_hint
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cluster import make_executor
@@ -70,7 +70,7 @@ def stop_at_once_on_ctrl_c(console: Console, command: str) -> None:
 
 
 def demo_command(
-    seed: Annotated[int, typer.Option(help="Tournament seed: the draw and the tasks follow from it.")] = 1,
+    seed: Annotated[int, seed_option("--seed", help="Tournament seed: the draw and the tasks follow from it.")] = 1,
     budget: Annotated[float | None, typer.Option(callback=budget_seconds_option, help="Training budget of every run, in seconds (default: 30 text, 45 image).")] = None,
     parallel: Annotated[int, typer.Option(min=1, help="Runs played at once (each gets cores/parallel threads).")] = DEMO_PARALLEL,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run scripts without a sandbox (only where bubblewrap is missing and you trust them).")] = False,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from trainarena.cli.output import Col, OneLineTable, fail, print_block, print_fields
+from trainarena.cli.output import Col, OneLineTable, count_option, fail, print_block, print_fields
 from trainarena.jobs import JobsError, cancel_job, events_after, get_job, list_jobs, remove_ended_copies
 from trainarena.settings import Settings
 from trainarena.store import open_store
@@ -45,7 +45,7 @@ def _record(job: Job) -> dict[str, Any]:
 @app.command("list")
 def list_command(
     status: Annotated[str | None, typer.Option("--status", help="Only jobs in this status (queued, running, ...).")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest jobs shown.")] = 50,
+    limit: Annotated[int, count_option("--limit", help="Newest jobs shown.")] = 50,
     as_json: JsonFlag = False,
 ) -> None:
     """The newest jobs of every customer: status, task type, base model, score, when created (`jobs show` has the tier)."""

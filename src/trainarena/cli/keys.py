@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from trainarena.cli.output import Col, OneLineTable, check_path, fail, make_output_folder, print_fields, print_wrapped
+from trainarena.cli.output import Col, OneLineTable, check_path, fail, make_output_folder, print_fields, print_wrapped, printable
 from trainarena.records.signing import OperatorKeyError, init_key, load_key
 from trainarena.settings import Settings
 from trainarena.store import StoreError, open_store
@@ -85,13 +85,19 @@ def list_command(as_json: JsonFlag = False) -> None:
 
 @app.command("revoke")
 def revoke_command(name: Annotated[str, typer.Argument(help="The key's name.")], as_json: JsonFlag = False) -> None:
-    """Revoke a key: it is refused from the next request on (its files, jobs and models stay)."""
+    """Revoke a key: it is refused from the next request on (its files, jobs and models stay).
+
+    A key already revoked stays as it is (exit 0): the command says when it was revoked."""
     try:
         with open_store(Settings()) as store, store.transaction() as session:
-            record = _record(revoke_key(session, name))
+            row, revoked_now = revoke_key(session, name)
+            record = _record(row)
     except StoreError as error:
         raise fail(str(error), as_json, name=name) from None
-    typer.echo(json.dumps({"ok": True, **record}) if as_json else f"revoked {name}")
+    if as_json:
+        typer.echo(json.dumps({"ok": True, **record, "already_revoked": not revoked_now}))
+    else:
+        typer.echo(printable(f"revoked {name}" if revoked_now else f"{name} was already revoked at {_minute(record['revoked_at'])} UTC"))
 
 
 @app.command("init")

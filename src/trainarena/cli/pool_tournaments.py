@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY, stop_at_once_on_ctrl_c, threads_per_run
-from trainarena.cli.output import OneLineTable, fail, labelled, parse_utc, print_fields, print_wrapped
+from trainarena.cli.output import OneLineTable, fail, id_argument, labelled, parse_utc, print_fields, print_wrapped, seed_option
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cli.status import STATUS_COLUMNS, champion_cell, summary_json, where_cell
 from trainarena.cluster import make_executor
@@ -44,7 +44,7 @@ def create_command(
     kind: Annotated[TournamentKind, typer.Option("--kind", help="text or image.")],
     pool: Annotated[str, typer.Option("--pool", help="The task pool to draw from (see `trainarena task list --stored`).")],
     entry_closes: Annotated[str | None, typer.Option("--entry-closes", help="ISO time; competitors registered later do not enter (default: now; UTC when no zone).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Tournament seed (default: random): the draw of tasks and the bracket follow from it.")] = None,
+    seed: Annotated[int | None, seed_option("--seed", help="Tournament seed (default: random): the draw of tasks and the bracket follow from it.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Tournament name (default: KIND-POOL-N).")] = None,
     json_output: JsonFlag = False,
 ) -> None:
@@ -77,7 +77,7 @@ def create_command(
 
 
 def run_command(
-    tournament_id: Annotated[int, typer.Argument(help="The id `tournament create` printed.")],
+    tournament_id: Annotated[int, id_argument("The id `tournament create` printed.")],
     parallel: Annotated[int, typer.Option(min=1, help="Runs played at once (each gets cores/parallel threads).")] = 1,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run scripts without a sandbox (only where bubblewrap is missing and you trust them).")] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help=f"When another process drives it: wait for it, or exit at once with status {EXIT_TOURNAMENT_BUSY}.")] = True,
@@ -113,11 +113,12 @@ def run_command(
     if json_output:
         typer.echo(json.dumps({**result.to_json(), "wall_seconds": round(time.monotonic() - started, 1)}, indent=2))
         return
-    console.print(f"champion: [bold]{result.champion or 'none (no winner)'}[/bold] ({result.reason})", highlight=False)
+    # With nobody crowned the reason says why and ends in "no winner": the line says it once.
+    console.print(f"champion: [bold]{result.champion or 'none'}[/bold] ({result.reason})", highlight=False)
     console.print(Text(f"details: trainarena tournament show {tournament_id}"), soft_wrap=True)
 
 
-def show_command(tournament_id: Annotated[int, typer.Argument(help="A tournament id (see `tournament list`).")], json_output: JsonFlag = False) -> None:
+def show_command(tournament_id: Annotated[int, id_argument("A tournament id (see `tournament list`).")], json_output: JsonFlag = False) -> None:
     """Show a tournament: its bracket with every run's score, the standings, the boss round and the weights."""
     settings = Settings()
     with open_store(settings) as store, store.session() as session:

@@ -12,7 +12,16 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, check_path, fail, make_output_folder, print_fields, print_wrapped
+from trainarena.cli.output import (
+    Col,
+    OneLineTable,
+    check_path,
+    fail,
+    id_argument,
+    make_output_folder,
+    print_fields,
+    print_wrapped,
+)
 from trainarena.records.bundle import MANIFEST, BundleError, export_bundle
 from trainarena.records.checks import CheckResult
 from trainarena.records.signing import OperatorKeyError
@@ -33,7 +42,7 @@ def records_hint(tournament_id: int) -> str:
 
 
 def export_command(
-    tournament_id: Annotated[int, typer.Argument(help="The tournament whose records to export.")],
+    tournament_id: Annotated[int, id_argument("The tournament whose records to export.")],
     directory: Annotated[Path, typer.Argument(help="A new (or empty) folder to write the bundle into.")],
     as_json: JsonFlag = False,
 ) -> None:

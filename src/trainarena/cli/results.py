@@ -203,14 +203,21 @@ class LiveProgress:
         self._ticker = threading.Thread(target=self._tick, daemon=True)
 
     def __enter__(self) -> LiveProgress:
-        self._progress.start()
         self._ticker.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._ticker.join(timeout=2)
-        self._progress.stop()
+        if self._progress.live.is_started:
+            self._progress.stop()
+
+    def _show(self) -> None:
+        """Start the display at the first event, not on entry: stopped on a non-terminal, rich ends it
+        with a line of its own, which was an empty line on stdout before anything else (an error
+        included) when nothing had been drawn."""
+        if not self._progress.live.is_started:
+            self._progress.start()
 
     def _tick(self) -> None:
         while not self._stop.wait(0.5):
@@ -221,6 +228,7 @@ class LiveProgress:
 
     def __call__(self, event: ProgressEvent) -> None:
         with self._lock:
+            self._show()
             # A resumed tournament announces no round: its first run opens the round's bar.
             if event.kind == "round_created" or (event.kind == "run_started" and self._round is None):
                 # The finished runs of the rounds before leave the display (the bracket printed at the end

@@ -133,7 +133,7 @@ def run_command(
         data = {"runs": [run.to_json() for run in runs], "summary": None if summary is None else _summary_json(summary)}
         typer.echo(json.dumps(data, indent=2))
     else:
-        print_result(Console(highlight=False), runs, summary)
+        print_result(Console(highlight=False), runs, summary, references_skipped=no_reference)
     if any(run.status != "succeeded" for run in runs):
         raise typer.Exit(code=1)
 
@@ -156,6 +156,8 @@ def play(settings: Settings, store: Store, executor: WorkbenchExecutor, console:
         run_ids = bench.run(script, definition, seeds)
     with store.session() as session:
         runs = [read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES) for run_id in run_ids]
+    if not references:  # none asked for: no line of them, not a house line saying it is "not run on this seed"
+        runs = [replace(run, references=()) for run in runs]
     summary = bench.summarize(run_ids, house_ids) if seeds > 1 else None
     return runs, summary
 
@@ -188,7 +190,7 @@ def _compared(line: ReferenceLine) -> str:
     return f"{line.score:.4f}, the script is {_improvement(line)}"
 
 
-def _print_run(console: Console, run: RunDetail) -> None:
+def _print_run(console: Console, run: RunDetail, references_skipped: bool) -> None:
     score = "-" if run.score is None else f"{run.score:.4f} ({run.direction} is better)"
     where = run.repo_url if run.commit in (None, "") else f"{run.repo_url} at {run.commit[:12]}"
     if run.dirty:
@@ -197,16 +199,19 @@ def _print_run(console: Console, run: RunDetail) -> None:
               ("task", f"{run.task} ({run.task_type}, budget {run.budget_seconds:g} s, seed {run.seed})"),
               ("status", run.status), ("score", score)]  # fmt: skip
     fields += [(line.label, _compared(line)) for line in run.references]
+    if references_skipped:
+        fields.append(("references", "skipped (--no-reference)"))
     fields += [("wall time", "-" if run.wall_seconds is None else f"{run.wall_seconds:.1f} s"),
                ("artifact", run.artifact_path or "-"), ("logs", run.log_path or "-")]  # fmt: skip
     print_fields(console, fields)
     print_reason(console, run.summary, run.stderr_tail if run.status != "succeeded" else None, None)
 
 
-def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary | None) -> None:
-    """One run in full; several seeds as one line each, then their spread and lead over the house script."""
+def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary | None, *, references_skipped: bool = False) -> None:
+    """One run in full; several seeds as one line each, then their spread and lead over the house script
+    (``references_skipped``: `--no-reference` was given, and one line says so instead)."""
     if len(runs) == 1:
-        _print_run(console, runs[0])
+        _print_run(console, runs[0], references_skipped)
         return
     table = OneLineTable(SEED_COLUMNS, title=f"{runs[0].competitor} on {runs[0].task}, {len(runs)} seeds")
     for run in runs:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from trainarena.cli.output import Col, OneLineTable, fail, print_fields, print_reason
+from trainarena.cli.output import Col, OneLineTable, count_option, fail, id_argument, print_fields, print_reason
 from trainarena.contract import RunStatus
 from trainarena.reporting.references import REFERENCE_LABELS
 from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, UnknownRunError, read_run_detail
@@ -140,8 +140,8 @@ def _print_detail(console: Console, run: RunDetail) -> None:
 
 @app.command("show")
 def show_command(
-    run_id: Annotated[int, typer.Argument(help="The run's id, as the bracket, the leaderboard and `runs list` show it.")],
-    tail: Annotated[int, typer.Option("--tail", min=0, help="Lines of the stderr log to print (0: none).")] = DEFAULT_TAIL_LINES,
+    run_id: Annotated[int, id_argument("The run's id, as the bracket, the leaderboard and `runs list` show it.")],
+    tail: Annotated[int, count_option("--tail", least=0, help="Lines of the stderr log to print (0: none).")] = DEFAULT_TAIL_LINES,
     as_json: JsonFlag = False,
 ) -> None:
     """Show one run in full: its whole failure reason, stderr tail, log path, artifact digest, score, timings and every attempt."""

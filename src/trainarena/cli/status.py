@@ -29,14 +29,17 @@ from trainarena.store import (
 )
 from trainarena.store.tournaments import TOURNAMENT_KINDS
 
-# A line per tournament: its name and the champion's are whole (folded where they do not fit), where
-# it stands and its outcome shrink with an ellipsis; `status --json` has every value whole.
+# A line per tournament: its name and the champion's are whole (folded where they do not fit). Where it
+# stands ("round 1 (knockout)", "not started") is a short value, kept whole (folded between its words at
+# the least): as free text it was cut first, to "round 1…" and "not sta…" at 80 columns. The outcome is
+# the free text: cut with an ellipsis, or left out (named under the table) where the rest needs its room;
+# `status --json` has every value whole.
 STATUS_COLUMNS = (
     Col("id", justify="right"),
     Col("name", handle=True),
     Col("kind"),
     Col("status"),
-    Col("where", shrink_to=8),
+    Col("where"),
     Col("runs", justify="right"),
     Col("champion", handle=True),
     Col("outcome", shrink_to=7),

@@ -12,8 +12,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, budget_seconds_option, fail, print_fields, seconds_text
-from trainarena.contract import SEED_MAX
+from trainarena.cli.output import Col, OneLineTable, budget_seconds_option, fail, print_fields, seconds_text, seed_option
 from trainarena.operations.pools import TaskRefused, add_task, stored_task_json, task_from_flags
 from trainarena.settings import Settings
 from trainarena.store import StoredTask, get_stored_task, list_stored_tasks, open_store, remove_stored_task
@@ -65,7 +64,7 @@ def add_command(
     base_model: Annotated[str | None, typer.Option("--base-model", help="A save_pretrained folder or a Hugging Face model id.")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", help="JSONL, JSON, CSV or Parquet file, a save_to_disk folder, an image folder or zip, or a hub dataset id.")] = None,
     budget: Annotated[float | None, typer.Option("--budget", callback=budget_seconds_option, help="Training budget in seconds (with --file: instead of the file's; without: default settings pools.default_budget_seconds).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", min=0, max=SEED_MAX, help="The seed `trainarena run` of the task hands the script (with --file: instead of the file's; without: default 0); in a tournament each run gets a seed drawn from the tournament's.")] = None,
+    seed: Annotated[int | None, seed_option("--seed", help="The seed `trainarena run` of the task hands the script (with --file: instead of the file's; without: default 0); in a tournament each run gets a seed drawn from the tournament's.")] = None,
     task_file: Annotated[Path | None, typer.Option("--file", help="A task file (TOML or JSON) instead of the flags.")] = None,
     pool: Annotated[str | None, typer.Option("--pool", help="The pool to add it to (default: text or image, by the task's kind).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the stored task as JSON.")] = False,

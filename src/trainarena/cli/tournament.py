@@ -14,9 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from trainarena.cli import pool_tournaments
+from trainarena.cli.output import seed_option
 from trainarena.engine import (
     MAX_SIMULATED_ENTRANTS,
     MAX_SIMULATED_NOISE,
+    SIMULATED_EDGE_RANGE,
     BossDecision,
     PlayedMatch,
     PlayedRound,
@@ -41,11 +43,13 @@ WEIGHT_ROWS_SHOWN = 10
 def simulate_command(
     entrants: Annotated[int, typer.Option("--entrants", min=0, max=MAX_SIMULATED_ENTRANTS,
                                           help=f"Simulated competitors, at most {MAX_SIMULATED_ENTRANTS:,}.")],
-    seed: Annotated[int, typer.Option("--seed", help="Tournament seed: same seed, same tournament.")],
+    seed: Annotated[int, seed_option("--seed", help="Tournament seed: same seed, same tournament.")],
     noise: Annotated[float, typer.Option("--noise", min=0.0, max=MAX_SIMULATED_NOISE,
                                          help=f"Relative per-task score noise (0.03 = 3%), at most {MAX_SIMULATED_NOISE:g}.")] = 0.03,
     champion_edge: Annotated[
-        float, typer.Option("--champion-edge", max=0.99, help="How much lower the champion's true loss is than the field's best.")
+        float, typer.Option("--champion-edge", min=SIMULATED_EDGE_RANGE[0], max=SIMULATED_EDGE_RANGE[1],
+                            help="How much lower the champion's true loss is than the field's best (its loss is the best "
+                            "times 1 - E; below 0: worse).")
     ] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     show: Annotated[int, typer.Option("--show", min=1, help="Groups or pairs printed per round.")] = 8,
@@ -222,5 +226,5 @@ def print_simulation(console: Console, report: SimulationReport, show: int) -> N
         console.rule("boss round")
         _print_boss(console, replay.boss)
     console.rule("result")
-    console.print(f"champion: [bold]{finished.champion or 'none (no winner)'}[/bold]  ({finished.reason})")
+    console.print(f"champion: [bold]{finished.champion or 'none'}[/bold]  ({finished.reason})")  # a reason without one says "no winner"
     _print_weights(console, report)

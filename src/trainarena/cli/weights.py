@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, fail, labelled, make_output_folder, parse_utc, print_fields
+from trainarena.cli.output import Col, OneLineTable, fail, id_option, labelled, make_output_folder, parse_utc, print_fields
 from trainarena.records.recorder import publish_recorded
 from trainarena.reporting.weights import (
     ExportError,
@@ -136,7 +136,7 @@ def export_command(
     export_format: Annotated[ExportFormat, typer.Option("--format", help="json or csv: competitor, hotkey, weight; "
                                                         "u16: the integer vector a Bittensor validator sets, by hotkey.")],
     output: Annotated[Path | None, typer.Option("--output", help="Write to this file instead of stdout.")] = None,
-    vector_id: Annotated[int | None, typer.Option("--vector", help="Export this vector; default the latest.")] = None,
+    vector_id: Annotated[int | None, id_option("--vector", help="Export this vector; default the latest.")] = None,
     uids_file: Annotated[Path | None, typer.Option(
         "--uids", help="u16: a JSON object of hotkey to uid (from the subnet's metagraph); adds the uids.")] = None,
 ) -> None:

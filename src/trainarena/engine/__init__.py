@@ -33,6 +33,7 @@ from trainarena.engine.ranking import decide_match, is_failed, rank_task
 from trainarena.engine.simulation import (
     MAX_SIMULATED_ENTRANTS,
     MAX_SIMULATED_NOISE,
+    SIMULATED_EDGE_RANGE,
     LatentSkillPlayer,
     SimulationReport,
     simulate,
@@ -47,6 +48,7 @@ __all__ = [
     "LeadInterval",
     "MAX_SIMULATED_ENTRANTS",
     "MAX_SIMULATED_NOISE",
+    "SIMULATED_EDGE_RANGE",
     "Match",
     "MatchDecision",
     "PlayRound",

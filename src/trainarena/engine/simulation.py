@@ -42,6 +42,10 @@ MAX_SIMULATED_ENTRANTS = 100_000
 # Relative score noise: at 10 (1000%) a score's sign is already a coin toss; beyond, scores overflow
 # to inf (1e308) and tables and JSON fill with infinities.
 MAX_SIMULATED_NOISE = 10.0
+# The champion's edge over the field's best: its true loss is the best times ``1 - edge``, from a hundredth
+# (0.99; a loss cannot reach 0) to ten times (-9) the best, far past a certain loss either way; -inf gave
+# the champion an infinite loss, "failed" on every boss task.
+SIMULATED_EDGE_RANGE = (-9.0, 0.99)
 
 
 @dataclass(frozen=True)
@@ -112,8 +116,9 @@ def simulated_field(entrants: int, seed: int, champion_edge: float) -> dict[str,
     """True losses of ``entrants`` competitors and of the defending champion."""
     if not 0 <= entrants <= MAX_SIMULATED_ENTRANTS:
         raise ValueError(f"entrants must be from 0 to {MAX_SIMULATED_ENTRANTS:,}, got {entrants}")
-    if not champion_edge < 1.0:
-        raise ValueError(f"champion_edge must be below 1 (a loss cannot reach 0), got {champion_edge}")
+    least, most = SIMULATED_EDGE_RANGE
+    if not least <= champion_edge <= most:
+        raise ValueError(f"champion_edge must be from {least:g} to {most:g} (a loss cannot reach 0), got {champion_edge}")
     width = max(5, len(str(entrants)))
     losses = np.exp(FIELD_SPREAD * derived_rng(seed, "skills").standard_normal(entrants))
     field_best = float(losses.min()) if entrants else 1.0

@@ -67,6 +67,11 @@ Log = Callable[[ServeEvent], None]
 Clock = Callable[[], datetime]
 
 
+# A kind held back for the rest of a ``serve --once`` pass (its creation was refused or faulted): a due
+# time that passed while the pass went on would otherwise log the same refusal again.
+END_OF_PASS = datetime.max.replace(tzinfo=UTC)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -115,7 +120,8 @@ class Serving:
                 self.stop.wait(wait.total_seconds())
                 continue
             if isinstance(action, Create):
-                self.create(action)
+                if not self.create(action) and once:  # refused or faulted: logged once, not tried again this pass
+                    self.held_back[action.kind] = END_OF_PASS
             elif isinstance(action, Drive):
                 self.drive_step(action)
             elif once:
@@ -136,14 +142,15 @@ class Serving:
         wake = min((at for at in (action.until, self._publish_again_at, self._register_again_at) if at is not None), default=None)
         self.stop.wait(None if wake is None else max(0.0, (wake - self.clock()).total_seconds()))
 
-    def create(self, action: Create) -> None:
+    def create(self, action: Create) -> bool:
+        """Create the tournament due (False where it was refused or faulted: the kind is held back)."""
         rules = self.settings.schedule
         try:
             with named_lock(self.store.engine, f"serve-create-{action.kind}"), self.store.transaction() as session:
                 # Read again under the lock: another serve may have created it meanwhile.
                 facts = kind_facts(session, rules, {})
                 if next_action([f for f in facts if f.kind == action.kind], rules, self.clock()) != action:
-                    return
+                    return True  # another serve created it
                 created = create_pool_tournament(session, self.settings, kind=action.kind, pool=action.pool)
         except (TournamentRefused, StoreError) as error:
             retry = next_due(action.kind, rules, self.clock())
@@ -151,16 +158,17 @@ class Serving:
             self.say("refused", f"no {action.kind} tournament from pool {action.pool!r}: {error}; "
                      f"tried again at {retry.isoformat(timespec='seconds')}", kind=action.kind, pool=action.pool,
                      reason=str(error), retry_at=retry.isoformat())
-            return
+            return False
         except Exception as error:  # noqa: BLE001 - the platform broke (the store, a disk): the kind rests, serve goes on
             retry = self.clock() + rules.retry_after_fault
             self.held_back[action.kind] = retry
             self.say("fault", f"creating a {action.kind} tournament failed: {type(error).__name__}: {error}; tried "
                      f"again at {retry.isoformat(timespec='seconds')}", kind=action.kind, reason=str(error),
                      retry_at=retry.isoformat())
-            return
+            return False
         self.say("created", f"created {created.name} (id {created.id}): {len(created.entrants)} entrants, "
                  f"{len(created.tasks)} tasks, defending: {created.defender or 'nobody'}", **created.to_json())
+        return True
 
     def _next_action(self) -> Action:
         """What the schedule says is due now, the kinds held back left out (reads the store)."""

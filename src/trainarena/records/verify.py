@@ -86,11 +86,25 @@ def _json_file(path: Path, problems: list[Failure], name: str | None = None) -> 
     return None
 
 
-def _json_lines(path: Path, problems: list[Failure]) -> list[dict[str, Any]]:
+def _text(path: Path, problems: list[Failure], *, missing: str | None = "missing from the bundle") -> str | None:
+    """The UTF-8 text of a bundle file, or None with its problem listed (``missing``, when it is not
+    there: None lists nothing). A bundle is untrusted input: bytes that are not UTF-8 are a failure
+    naming the file, not a UnicodeDecodeError."""
     try:
-        text = path.read_text()
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if missing is not None:
+            problems.append(Failure(path.name, missing))
+    except UnicodeDecodeError as error:
+        problems.append(Failure(path.name, f"is not UTF-8 text (byte {error.start}: {error.reason})"))
     except OSError as error:
-        problems.append(Failure(path.name, "missing from the bundle" if isinstance(error, FileNotFoundError) else str(error)))
+        problems.append(Failure(path.name, str(error)))
+    return None
+
+
+def _json_lines(path: Path, problems: list[Failure]) -> list[dict[str, Any]]:
+    text = _text(path, problems)
+    if text is None:
         return []
     lines = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -113,10 +127,7 @@ def read_bundle(directory: Path) -> Bundle:
     if manifest is not None and not isinstance(manifest, dict):
         problems.append(Failure(MANIFEST, "is not a JSON object"))
     manifest_problem = next((failure.message for failure in problems if failure.record == MANIFEST), None)
-    try:
-        pem: str | None = (directory / PUBLIC_KEY).read_text()
-    except OSError:
-        pem = None
+    pem = _text(directory / PUBLIC_KEY, problems, missing=None)  # none: the key check says so, or --key stands in
     per_example = {}
     folder = directory / PER_EXAMPLE
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:

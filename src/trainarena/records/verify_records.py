@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -201,17 +202,41 @@ def _check_audits(view: RecordView) -> CheckResult:
 # --- Per-example scores ----------------------------------------------------------------------------
 
 
+# What a JSON value is, in a failure that says what a file holds instead of what it must.
+_JSON_KINDS = ((bool, "true or false"), (dict, "a JSON object"), (list, "a list"), (str, "a string"), (type(None), "null"))
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def _json_kind(value: Any) -> str:
+    return next((said for kind, said in _JSON_KINDS if isinstance(value, kind)), "a number")
+
+
+def _per_example_problem(name: str, values: Any) -> str | None:
+    """Why ``per_example/NAME.json`` holding ``values`` is not what a signed statement can name, or None:
+    a list of finite numbers, one score per example, whose digest (``per_example_digest``) is its name."""
+    shape = "is not a list of numbers (one score per example)"
+    if not isinstance(values, list):
+        return f"{shape}: it holds {_json_kind(values)}"
+    wrong = next(((i, v) for i, v in enumerate(values) if isinstance(v, bool) or not isinstance(v, int | float)), None)
+    if wrong is not None:
+        return f"{shape}: item {wrong[0]} is {_json_kind(wrong[1])}"
+    if any(isinstance(v, float) and not math.isfinite(v) for v in values):  # no canonical JSON, so no digest can match
+        return "holds a score that is not finite (NaN or an infinity): no digest names it"
+    found = per_example_digest(values)
+    if found == name:
+        return None
+    if not _DIGEST.fullmatch(name):
+        return f"its name is no SHA-256 digest: a per-example file is named after its values' digest ({short_digest(found)})"
+    return f"its values hash to {short_digest(found)}, not to the {short_digest(name)} its name and the signed statements give"
+
+
 def _check_per_example(view: RecordView, files: Mapping[str, Any]) -> CheckResult:
     check = CheckResult("per_example", "per-example score files against digests")
     for name, values in files.items():
         check.checked += 1
-        try:
-            found = per_example_digest(values) if isinstance(values, list) else None
-        except ValueError:  # NaN or an overflowed number: no canonical JSON, so no digest can match
-            found = None
-        if found != name:
-            check.fail(f"per_example/{name}.json", f"its values hash to {short_digest(found)}, not to the {short_digest(name)} "
-                       "its name and the signed statements give")
+        problem = _per_example_problem(name, values)
+        if problem is not None:
+            check.fail(f"per_example/{name}.json", problem)
     for entry in view.evaluations.values():
         with reading(check, entry.label):
             count, digest = entry.predicate["per_example_count"], entry.predicate["per_example_sha256"]

@@ -10,12 +10,15 @@ from pydantic import Field, SecretStr, model_validator
 
 from trainarena.settings.fields import AbsolutePath, Duration, Section, UtcDateTime
 
-__all__ = ["LONGEST_SCHEDULE_INTERVAL", "LeaseRules", "PoolRules", "ScheduleRules"]
+__all__ = ["LONGEST_SCHEDULE_INTERVAL", "SHORTEST_SCHEDULE_INTERVAL", "LeaseRules", "PoolRules", "ScheduleRules"]
 
 # The longest interval or shift of the schedule: ten years is beyond any tournament cadence, and keeps
 # the grid's due times (anchor + offset + k * every) far inside the calendar, where a date past year
 # 9999 is an OverflowError in the middle of serving.
 LONGEST_SCHEDULE_INTERVAL = timedelta(days=3650)
+# The shortest time between two tournaments of a kind: no tournament is played in less (its runs alone
+# take minutes), and PT0.001S made every pass of serve find the kind due again at once.
+SHORTEST_SCHEDULE_INTERVAL = timedelta(minutes=1)
 
 
 class LeaseRules(Section):
@@ -71,9 +74,10 @@ class ScheduleRules(Section):
         datetime(2025, 7, 21, tzinfo=UTC), description="Origin of the grid of due times (ISO time, UTC when no zone "
         "is given); the default is the Monday the seed's tournaments began."
     )
-    text_every: Duration = Field(timedelta(days=14), gt=timedelta(0), le=LONGEST_SCHEDULE_INTERVAL, description="Time between text tournaments "
-                                  "(seconds or ISO 8601, e.g. P14D; a few seconds in tests).")
-    image_every: Duration = Field(timedelta(days=14), gt=timedelta(0), le=LONGEST_SCHEDULE_INTERVAL, description="Time between image tournaments.")
+    text_every: Duration = Field(timedelta(days=14), ge=SHORTEST_SCHEDULE_INTERVAL, le=LONGEST_SCHEDULE_INTERVAL, description="Time between text "
+                                  "tournaments (seconds or ISO 8601, e.g. P14D), from a minute to ten years.")
+    image_every: Duration = Field(timedelta(days=14), ge=SHORTEST_SCHEDULE_INTERVAL, le=LONGEST_SCHEDULE_INTERVAL,
+                                   description="Time between image tournaments, from a minute to ten years.")
     image_offset: Duration = Field(
         timedelta(days=7), ge=timedelta(0), le=LONGEST_SCHEDULE_INTERVAL, description="How far the image grid is shifted from the text grid: a week, "
         "so a text and an image tournament alternate."

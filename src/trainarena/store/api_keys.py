@@ -60,10 +60,13 @@ def list_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
 
 
-def revoke_key(session: Session, name: str) -> ApiKey:
+def revoke_key(session: Session, name: str) -> tuple[ApiKey, bool]:
+    """Revoke the key named ``name``: (its row, whether this call revoked it). Revoking a revoked key
+    is idempotent: it keeps the time it was first revoked at, and the second value says so (False)."""
     row = session.scalar(select(ApiKey).where(ApiKey.name == name))
     if row is None:
         raise StoreError(f"no API key named {name!r} (trainarena keys list shows them)")
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-    return row
+    if row.revoked_at is not None:
+        return row, False
+    row.revoked_at = utcnow()
+    return row, True
