@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY, stop_at_once_on_ctrl_c, threads_per_run
+from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY, exit_stopped, stop_at_once_on_signals, threads_per_run
 from trainarena.cli.output import OneLineTable, fail, labelled, parse_utc, print_fields, print_wrapped
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cli.status import STATUS_COLUMNS, champion_cell, summary_json, where_cell
@@ -22,6 +22,7 @@ from trainarena.execution import SandboxUnavailable
 from trainarena.operations.history import margin_text, tournament_detail
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, run_pool_tournament
 from trainarena.reporting.run_detail import write_result_json
+from trainarena.runs import DriverStopped, RunNotStarted
 from trainarena.settings import Settings
 from trainarena.store import StoreError, list_tournaments, open_store, summarize_tournaments
 from trainarena.store.leases import LeaseError
@@ -94,14 +95,19 @@ def run_command(
         raise fail(str(error), json_output, code=2) from None
     started = time.monotonic()
     store = open_store(settings)
+    command = f"trainarena tournament run {tournament_id}"
     try:
-        stop_at_once_on_ctrl_c(console, f"trainarena tournament run {tournament_id}")
+        stop_at_once_on_signals(console, command)
         with LiveProgress(console) as progress:
             result = run_pool_tournament(
                 store, settings, tournament_id, executor=executor, progress=progress, parallel=parallel, wait=wait,
                 on_wait=lambda holder: console.print(labelled("waiting", "yellow", f"another process drives it ({holder.describe()})")),
                 on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir),
             )
+    except DriverStopped as stopped:
+        exit_stopped(console, command, stopped)
+    except RunNotStarted as error:  # the platform's (a full disk, no node): the drive stopped, naming it
+        raise fail(str(error), json_output) from None
     except LeaseError as error:
         raise fail(f"not driving: {error}", json_output, code=EXIT_TOURNAMENT_BUSY) from None
     except StoreError as error:
