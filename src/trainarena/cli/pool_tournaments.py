@@ -24,7 +24,8 @@ from trainarena.operations.tournaments import TournamentRefused, create_pool_tou
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import DriverStopped, RunNotStarted
 from trainarena.settings import Settings
-from trainarena.store import StoreError, list_tournaments, open_store, summarize_tournaments
+from trainarena.store import StoreError, get_tournament, list_tournaments, open_store, summarize_tournaments
+from trainarena.store.driving import drivers_of
 from trainarena.store.leases import LeaseError
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
@@ -130,8 +131,9 @@ def show_command(tournament_id: Annotated[int, typer.Argument(help="A tournament
             detail = tournament_detail(session, tournament_id, settings.rules)
         except StoreError as error:
             raise fail(str(error), json_output) from None
+        driving = drivers_of(session, [get_tournament(session, tournament_id)]).get(tournament_id)
     if json_output:
-        typer.echo(json.dumps(detail.to_json(), indent=2))
+        typer.echo(json.dumps(detail.to_json() | ({} if driving is None else {"driver": driving.to_json()}), indent=2))
         return
     board, replayed = detail.board, detail.replayed
     console = Console(highlight=False)
@@ -139,6 +141,7 @@ def show_command(tournament_id: Annotated[int, typer.Argument(help="A tournament
         ("tournament", f"{board.tournament} (id {detail.id}, {board.kind}, {board.status})"),
         ("pool", f"{detail.pool}: {', '.join(detail.tasks or [])}" if detail.pool else "-"),
         ("defending", board.champion_before or "nobody"),
+        *([] if driving is None else [("driver", driving.describe())]),
     ])
     if board.runs or board.byes:
         print_bracket(console, board)
