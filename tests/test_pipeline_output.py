@@ -4,6 +4,7 @@ check, a hostile tree failing only its own run, the output of every run that is 
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -14,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from deep_trees import nest
+from trainarena import pipeline
 from trainarena.contract import RunStatus, TaskType
+from trainarena.execution import disk
 from trainarena.execution.base import RunResult, SandboxJob
 from trainarena.pipeline import SandboxedExecutor
-from trainarena.runs import CompetitorInfo, PendingEvaluation, RunReport, clear_stale_folder
+from trainarena.runs import CompetitorInfo, DiskFull, PendingEvaluation, RunNotStarted, RunReport, clear_stale_folder
 from trainarena.settings import DataRules, Settings
 from trainarena.tasks.base import TaskDefinition
 
@@ -132,3 +135,45 @@ def test_a_stale_run_folder_nested_1500_deep_is_cleared(tmp_path: Path) -> None:
     nest(run_dir / "output", 1500)
     clear_stale_folder(run_dir)
     assert not run_dir.exists() and (tmp_path / "run-1").is_dir()
+
+
+def _save_failing(output: Path) -> RunStatus:
+    (output / "model.safetensors").write_bytes(b"x" * 4096)  # cut short: the disk had no room for the rest
+    return RunStatus.FAILED
+
+
+def test_a_run_failed_on_a_full_data_disk_is_the_platforms_failure(train, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(disk, "free_bytes", lambda _path: 3 * disk.MB // 2)
+    with pytest.raises(DiskFull, match=r"run run-1 not counted: the data directory's disk is full: /\S* has 1\.5 MB "
+                                        r"free \(a run failed writing its output there\); free space and run again"):
+        train(_save_failing)
+
+
+def test_a_run_failed_with_room_left_on_the_disk_is_the_competitors(train, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(disk, "free_bytes", lambda _path: disk.FULL_BELOW_BYTES)
+    report, _, _ = train(_save_failing)
+    assert isinstance(report, RunReport) and report.status == RunStatus.FAILED
+
+
+def test_a_full_disk_filled_by_the_run_over_its_cap_is_the_competitors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    output = tmp_path / "output"
+    output.mkdir()
+    (output / "big").write_bytes(b"x" * 3 * disk.MB)
+    monkeypatch.setattr(disk, "free_bytes", lambda _path: 0)
+    assert disk.full_disk_reason(disk.DiskCap("/output", output, 2 * disk.MB)) is None
+    assert "disk is full" in (disk.full_disk_reason(disk.DiskCap("/output", output, 4 * disk.MB)) or "")
+
+
+def test_a_failure_staging_the_inputs_stops_with_one_line_naming_the_path(train, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_room(source: Path, destination: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(source / "model.safetensors"),
+                      None, str(destination / "model.safetensors"))
+
+    monkeypatch.setattr(pipeline, "link_tree", no_room)
+    monkeypatch.setattr(disk, "free_bytes", lambda _path: 0)
+    with pytest.raises(RunNotStarted) as stopped:
+        train(_save_failing)
+    said = str(stopped.value)
+    assert "\n" not in said and said.startswith("could not prepare the inputs of run run-1: ")
+    assert "inputs/model/model.safetensors: No space left on device; the data directory's disk is full" in said
+    assert said.endswith("has 0.0 MB free; free space and run again")

@@ -54,6 +54,7 @@ from trainarena.records.recorder import Recorder
 from trainarena.run_slots import RunSlots, Tending
 from trainarena.runs import (
     CompetitorInfo,
+    DriverStopped,
     ProgressEvent,
     RunExecutor,
     RunInterrupted,
@@ -195,6 +196,21 @@ def _recover_interrupted(session: Session, tournament_id: int, me: DriverIdentit
     return interrupted
 
 
+def _withdraw_own_attempts(session: Session, tournament_id: int, me: DriverIdentity, reason: str) -> list[tuple[int, int]]:
+    """This driver's attempts still running when it was told to stop: withdrawn (no try of the
+    competitor's), their runs PENDING again. Returns them, (run id, attempt number)."""
+    withdrawn = []
+    for run in tournament_runs(session, tournament_id):
+        if run.status != RunStatus.RUNNING:
+            continue
+        for attempt in run.attempt_records:
+            if attempt.status == AttemptStatus.RUNNING and (attempt.driver_host, attempt.driver_pid) == (me.host, me.pid):
+                attempt.withdraw(reason)
+                run.status = RunStatus.PENDING.value
+                withdrawn.append((run.id, attempt.number))
+    return withdrawn
+
+
 # --- Driving -------------------------------------------------------------------------------------
 
 
@@ -320,9 +336,10 @@ class _Driver:
                 adopted.add(key)
             elif steps + len(claimed) - len(adopted) >= min(budget, self.parallel):
                 continue
-            if self.max_attempts is not None and run.attempts >= self.max_attempts:
+            # A try the platform withdrew on purpose (its driver stopped by a signal) costs none.
+            if self.max_attempts is not None and run.tries >= self.max_attempts:
                 run.status = RunStatus.FAILED.value
-                run.abandoned_reason = f"interrupted {run.attempts} times without finishing; not tried again"
+                run.abandoned_reason = f"interrupted {run.tries} times without finishing; not tried again"
                 steps += 1
                 continue
             run.status = RunStatus.RUNNING.value
@@ -472,18 +489,35 @@ def drive(
     try:
         # Lost (another driver took over after a stall), its runs are killed at once: their results can
         # no longer be stored, and the new driver trains the same runs.
+        # Stopped by a signal (DriverStopped), they are killed at once too, and their attempts withdrawn.
         lost = threading.Event()
         with LeaseKeeper(driver.renew_lease, driver.lease_rules.heartbeat_seconds, lost.set), \
                 stop_when(EitherStop(lost, current_stop_event())):
-            return _drive_with_lease(driver, max_steps, until, tending)
+            try:
+                return _drive_with_lease(driver, max_steps, until, tending, lost)
+            except DriverStopped as stopped:
+                _withdraw_on_stop(driver, stopped)
+                raise
     finally:
         # A lease left behind (the store unreachable) expires by itself; the drive's own error matters more.
         with contextlib.suppress(SQLAlchemyError), store.transaction() as session:
             release(session, tournament_id, me)
 
 
+def _withdraw_on_stop(driver: _Driver, stopped: DriverStopped) -> None:
+    """The drive was told to stop (its runs already killed): its running attempts are withdrawn."""
+    reason = f"withdrawn: its driver ({driver.me.host} pid {driver.me.pid}) was stopped by {stopped.signal_name}"
+    try:
+        with driver.writing() as session:
+            withdrawn = _withdraw_own_attempts(session, driver.tournament_id, driver.me, reason)
+    except (SQLAlchemyError, LeaseLost):  # left running: the next driver recovers them, as interrupted
+        return
+    for run_id, number in withdrawn:  # nothing of them is scored or kept; logs stay
+        remove_tree(attempt_dir(driver.work_dir, driver.tournament_id, run_id, number) / "output")
+
+
 def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[], bool] | None,
-                      tending: Tending | None) -> Finished | None:
+                      tending: Tending | None, kill: threading.Event) -> Finished | None:
     with driver.writing() as session:
         interrupted = _recover_interrupted(session, driver.tournament_id, driver.me)
         driver.announce_resumption(session, len({run_id for run_id, _ in interrupted}))
@@ -497,5 +531,9 @@ def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[]
     slots = RunSlots(driver)
     try:
         return slots.drive(max_steps, until, tending)
+    except DriverStopped:
+        kill.set()  # the runs in flight are killed at once (SIGKILL): nothing of them is stored
+        slots.close(at_once=True)
+        raise
     finally:
         slots.close()

@@ -42,12 +42,16 @@ from typing import Any
 
 from trainarena.contract import SANDBOX_INPUTS, RunSpec, RunStatus
 from trainarena.execution import Backend, DevicePool, SandboxJob, check_output, gpus_for, remove_tree
+from trainarena.execution.disk import full_disk_reason, os_error_text
+from trainarena.execution.limits import output_cap
 from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
 from trainarena.runs import (
     LOGS_DIR,
     SUBMISSION_CHANGED_REASON,
     CompetitorInfo,
+    DiskFull,
     PendingEvaluation,
+    RunNotStarted,
     RunReport,
     RunRequest,
     SubmissionChanged,
@@ -305,11 +309,16 @@ class SandboxedExecutor:
             reason = f"{STOPPED_REASON}: it was still waiting for {needed} GPU(s), and never started"
             return _timed(RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason), run_dir, timings)
         try:
-            job = self._stage(competitor, submission, task, prepared, model, devices, run_dir, run_name)
+            try:
+                job = self._stage(competitor, submission, task, prepared, model, devices, run_dir, run_name)
+            except OSError as error:  # the platform's disk, not the competitor: the drive stops, naming it
+                raise RunNotStarted(f"could not prepare the inputs of run {run_name}: {os_error_text(error, run_dir)}") from None
             timings["prepare"] = clock.lap()
             result = self._backend.run(job)
         finally:
             self._devices.release(devices)
+        if result.status != RunStatus.SUCCEEDED and (full := full_disk_reason(output_cap(job, self._settings.sandbox))):
+            raise DiskFull(f"run {run_name} not counted: {full}")  # the platform's failure, not the script's
         self._check_sealed(sealed, job)  # before anything of the run is scored, stored or signed
         # The sandbox's own clock runs from the script's start to its last process's exit: the rest of
         # the backend's call is setting up and tearing down the sandbox.

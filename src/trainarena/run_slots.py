@@ -26,6 +26,9 @@ from trainarena.execution.supervise import EitherStop, current_stop_event, stop_
 from trainarena.runs import RunExecutor, RunInterrupted, RunNotStarted, RunReport, RunRequest, record_timings
 
 log = logging.getLogger(__name__)
+# How long a drive told to stop waits for the runs it killed at once to end (their sandboxes gone).
+STOPPED_RUNS_WAIT_SECONDS = 10.0
+WAKE_SECONDS = 1.0
 
 
 def _log_warm_up_failure(warming: Future[Any]) -> None:
@@ -104,6 +107,7 @@ class RunSlots:
         self.early = driver.early
         self.tending: Tending | None = None
         self.tend_at = 0.0  # time.monotonic() of the next tending
+        self.closed = False
 
     def drive(self, max_steps: int | None, until: Callable[[], bool] | None = None,
               tending: Tending | None = None) -> Finished | None:
@@ -173,8 +177,10 @@ class RunSlots:
         executor raised, no run is claimed any more; the others still finish and are stored, then the
         first error is raised. With ``tending``, the wait ends when it is due, and it is done (after
         what finished meanwhile is stored). Returns whether any run or score was done."""
-        timeout = None if self.tending is None else max(0.0, self.tend_at - time.monotonic())
-        done, _ = wait(self.in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+        # Woken every WAKE_SECONDS at least: a stop signal that reached another thread has its handler
+        # run on this one only once it runs Python again (cli/demo.py, stop_at_once_on_signals).
+        due = WAKE_SECONDS if self.tending is None else self.tend_at - time.monotonic()
+        done, _ = wait(self.in_flight, timeout=max(0.0, min(due, WAKE_SECONDS)), return_when=FIRST_COMPLETED)
         for future in done:
             request, slot = self.in_flight.pop(future)
             if slot is not None:
@@ -230,7 +236,19 @@ class RunSlots:
         self.driver.run_finished(request, report)
         record_timings(request.run_dir, self.marks.pop(marks_of) | {"store": time.monotonic() - started})
 
-    def close(self) -> None:
+    def close(self, at_once: bool = False) -> None:
+        """Wait for the runs in flight and the scoring, then end. ``at_once``: the drive was told to
+        stop and its runs were killed at once: wait (a bounded time) for them to end, not for any
+        evaluation (its worker dies with the process), and store nothing of them."""
+        if self.closed:
+            return
+        self.closed = True
+        if at_once:
+            wait([f for f, (_request, slot) in self.in_flight.items() if slot is not None], timeout=STOPPED_RUNS_WAIT_SECONDS)
+            self.runs.shutdown(wait=False, cancel_futures=True)
+            if self.scoring is not None:
+                self.scoring.shutdown(wait=False, cancel_futures=True)
+            return
         self.runs.shutdown(wait=True)
         if self.scoring is not None:
             end_scoring = getattr(self.driver.executor, "end_scoring", None)

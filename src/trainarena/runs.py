@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -148,6 +149,28 @@ class RunNotStarted(RuntimeError):
     competitor's ran. The drive stops with it, naming the reason, and the run's claimed attempt is
     withdrawn (``attempts.withdraw_attempt``), so a platform without the node it needs never costs a
     competitor a try; driven again, the run is claimed afresh."""
+
+
+class DiskFull(RunNotStarted):
+    """A run failed while the file system holding its folder had (nearly) no free space left, its own
+    output under its cap: the platform's full disk, not the competitor's failure. As a run not
+    started, its attempt is withdrawn and the drive stops, naming the file system and its free space;
+    driven again once space was freed, the run is played again."""
+
+
+class DriverStopped(BaseException):
+    """The driver's process was told to stop (SIGINT or SIGTERM, which the CLI turns into this on the
+    driving thread): the drive ends its runs in flight at once, records their attempts as withdrawn
+    (the platform's own stop costs no competitor a try), releases the lease and raises it on. A
+    ``BaseException``, as ``KeyboardInterrupt`` is, so no ``except Exception`` on the way holds it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
 
 
 class RunExecutor(Protocol):

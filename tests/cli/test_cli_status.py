@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
+import subprocess
 from pathlib import Path
 
-from sqlalchemy import inspect
+from sqlalchemy import delete, inspect
 from typer.testing import CliRunner
 
 from trainarena.cli import app
@@ -13,8 +16,9 @@ from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Stage
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.runs import RunReport, RunRequest
-from trainarena.settings import Settings
-from trainarena.store import add_competitor, open_store, open_store_url
+from trainarena.settings import LeaseRules, Settings
+from trainarena.store import TournamentLease, add_competitor, open_store, open_store_url
+from trainarena.store.leases import DriverIdentity, try_acquire
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 
@@ -109,3 +113,46 @@ def test_status_at_80_columns_keeps_where_whole_and_leaves_the_outcome_out() -> 
     assert all(len(line) <= 80 for line in output.splitlines())
     assert "round 1 (knockout)" in output and "not started" in output and "…" not in output
     assert "left out at this width: outcome" in output
+
+
+def _hold_lease(host: str, pid: int) -> None:
+    with open_store(Settings()) as store, store.transaction() as session:
+        assert try_acquire(session, 2, DriverIdentity("someone", host, pid), LeaseRules()) is None
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_status_says_no_driver_holds_a_running_tournament_left_stopped(runner: CliRunner) -> None:
+    _fill_store()  # week-2 driven two steps, then left: its lease released
+    second = json.loads(runner.invoke(app, ["status", "--json"]).output)["tournaments"][1]
+    assert second["driver"]["alive"] is False and second["driver"]["pid"] is None and second["driver"]["since"]
+    assert json.loads(runner.invoke(app, ["status", "--json"]).output)["tournaments"][0].get("driver") is None
+    result = runner.invoke(app, ["status"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert re.search(r"tournament 2: stopped: no driver since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC;", said) and "`trainarena tournament run 2` resumes it" in said
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    shown = runner.invoke(app, ["tournament", "show", "2"], env={"COLUMNS": "80"})
+    assert "stopped: no driver since" in " ".join(shown.output.split()), shown.output
+    assert json.loads(runner.invoke(app, ["tournament", "show", "2", "--json"]).output)["driver"]["alive"] is False
+    assert "driver" not in json.loads(runner.invoke(app, ["tournament", "show", "1", "--json"]).output)
+
+
+def test_status_names_the_live_driver_or_the_dead_one(runner: CliRunner) -> None:
+    _fill_store()
+    _hold_lease(socket.gethostname(), _dead_pid())  # killed: its lease is left behind
+    driver = json.loads(runner.invoke(app, ["status", "--json"]).output)["tournaments"][1]["driver"]
+    assert driver["alive"] is False and driver["host"] == socket.gethostname()
+    assert "tournament 2: stopped: no driver since" in " ".join(runner.invoke(app, ["status"]).output.split())
+    with open_store(Settings()) as store, store.transaction() as session:
+        session.execute(delete(TournamentLease))
+    _hold_lease("elsewhere", 4242)  # a live driver on another host (its lease not expired)
+    driver = json.loads(runner.invoke(app, ["status", "--json"]).output)["tournaments"][1]["driver"]
+    assert driver == {"alive": True, "host": "elsewhere", "pid": 4242, "since": None}
+    assert "tournament 2: driven by elsewhere pid 4242" in runner.invoke(app, ["status"]).output
+    shown = runner.invoke(app, ["tournament", "show", "2"], env={"COLUMNS": "80"})
+    assert "driven by elsewhere pid 4242" in shown.output

@@ -6,9 +6,11 @@ import json
 import math
 import os
 import signal
+import sys
+import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -26,6 +28,7 @@ from trainarena.orchestrator import drive
 from trainarena.records.recorder import recorder_for
 from trainarena.reporting.leaderboard import build_leaderboard
 from trainarena.reporting.run_detail import write_result_json
+from trainarena.runs import DriverStopped, RunNotStarted
 from trainarena.settings import Settings
 from trainarena.store import load_tournament, named_lock, open_store
 from trainarena.store.leases import LeaseError, LeaseHolder
@@ -35,8 +38,11 @@ from trainarena.submissions import RegistrationError
 # "try again later", distinct from errors (1) and bad usage (2).
 EXIT_TOURNAMENT_BUSY = 75
 # A stop that leaves at once, runs in flight cut short, exits with this status (128 + SIGINT, as a shell
-# reports Ctrl-C): demo and tournament run on their first Ctrl-C, serve on its second stop signal.
+# reports Ctrl-C): serve on its second stop signal; demo and tournament run exit with 128 + the signal's
+# number (130 for Ctrl-C, 143 for SIGTERM: exit_stopped).
 EXIT_STOPPED_AT_ONCE = 130
+# How long demo and tournament run, told to stop, may take to withdraw their runs before leaving anyway.
+STOP_CLEAN_UP_SECONDS = 30.0
 # Runs the demo plays at once (`--parallel`): two slots share the cores (threads_per_run).
 DEMO_PARALLEL = 2
 
@@ -57,16 +63,44 @@ def threads_per_run(settings: Settings, parallel: int) -> Settings:
     )
 
 
-def stop_at_once_on_ctrl_c(console: Console, command: str) -> None:
-    """Ctrl-C ends ``command`` (as the user typed it, e.g. ``trainarena demo``) now instead of after the
-    runs in flight: every finished step is already committed, runs cut short are run again on resume,
-    and the sandboxes die with their parent."""
+_watchdogs: list[threading.Timer] = []  # the clean-up's time limit, once a stop signal came
 
-    def stop(_signum: int, _frame: object) -> None:
-        console.print(f"\n[yellow]interrupted[/yellow]: finished runs are kept; run `{command}` again to resume", highlight=False)
-        os._exit(EXIT_STOPPED_AT_ONCE)
 
-    signal.signal(signal.SIGINT, stop)
+def stop_at_once_on_signals(console: Console, command: str) -> None:
+    """SIGINT (Ctrl-C) or SIGTERM (``kill``, ``docker stop``, ``systemctl stop``) ends ``command`` (as
+    the user typed it, e.g. ``trainarena demo``) now instead of after the runs in flight: the signal
+    raises :class:`DriverStopped` on the driving thread, so the drive kills its runs at once (their
+    sandboxes with them), records their attempts as withdrawn (the platform's own stop costs no
+    competitor a try), and releases the lease; the caller then says so (:func:`exit_stopped`). Every
+    finished step is already committed. A second signal, or a clean-up taking more than
+    :data:`STOP_CLEAN_UP_SECONDS`, leaves at once (the next driver then recovers the runs)."""
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        if stopping:
+            os._exit(128 + signum)
+        stopping.append(signum)
+        watchdog = threading.Timer(STOP_CLEAN_UP_SECONDS, exit_stopped, (console, command, DriverStopped(signum)))
+        watchdog.daemon = True
+        _watchdogs.append(watchdog)
+        watchdog.start()
+        raise DriverStopped(signum)
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, stop)
+
+
+def exit_stopped(console: Console, command: str, stopped: DriverStopped) -> NoReturn:
+    """Say that ``command`` was stopped and how to resume it, and exit with 128 + the signal's number
+    (130 for SIGINT, 143 for SIGTERM, as a shell reports them), skipping the interpreter's clean-up
+    (which would wait for threads of runs already ended)."""
+    while _watchdogs:
+        _watchdogs.pop().cancel()
+    console.print(f"\n[yellow]interrupted[/yellow] ({stopped.signal_name}): finished runs are kept and the runs cut "
+                  f"short cost no try; run `{command}` again to resume", highlight=False, soft_wrap=True)
+    console.file.flush()
+    sys.stdout.flush()
+    os._exit(128 + stopped.signum)
 
 
 def demo_command(
@@ -105,7 +139,8 @@ def demo_command(
             setup = set_up_demo(store, settings, seed=seed, examples=examples, kind=kind)
         verb = "resuming" if setup.resumed else "playing"
         console.print(f"[bold]{verb} {setup.tournament_name}[/bold] (store: {settings.db_url}, sandbox: {executor.name})")
-        stop_at_once_on_ctrl_c(console, "trainarena demo" + ("" if kind == "text" else f" --kind {kind}"))
+        command = "trainarena demo" + ("" if kind == "text" else f" --kind {kind}")
+        stop_at_once_on_signals(console, command)
         with LiveProgress(console) as progress:
             finished = drive(
                 store,
@@ -125,6 +160,11 @@ def demo_command(
             )
         with store.session() as session:
             board = build_leaderboard(session, load_tournament(session, setup.tournament_id), finished)
+    except DriverStopped as stopped:
+        exit_stopped(console, command, stopped)
+    except RunNotStarted as error:  # the platform's (a full disk, no node): the drive stopped, naming it
+        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from None
     except LeaseError as error:
         console.print(f"[yellow]not driving:[/yellow] {error}")
         raise typer.Exit(code=EXIT_TOURNAMENT_BUSY) from error

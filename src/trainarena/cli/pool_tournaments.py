@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY, stop_at_once_on_ctrl_c, threads_per_run
+from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY, exit_stopped, stop_at_once_on_signals, threads_per_run
 from trainarena.cli.output import OneLineTable, fail, id_argument, labelled, parse_utc, print_fields, print_wrapped, seed_option
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cli.status import STATUS_COLUMNS, champion_cell, summary_json, where_cell
@@ -23,8 +23,10 @@ from trainarena.operations.cancelling import cancel_tournament
 from trainarena.operations.history import margin_text, tournament_detail
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, run_pool_tournament
 from trainarena.reporting.run_detail import write_result_json
+from trainarena.runs import DriverStopped, RunNotStarted
 from trainarena.settings import Settings
-from trainarena.store import StoreError, TournamentStatus, list_tournaments, open_store, summarize_tournaments
+from trainarena.store import StoreError, TournamentStatus, get_tournament, list_tournaments, open_store, summarize_tournaments
+from trainarena.store.driving import drivers_of
 from trainarena.store.leases import LeaseError
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
@@ -95,14 +97,19 @@ def run_command(
         raise fail(str(error), json_output, code=2) from None
     started = time.monotonic()
     store = open_store(settings)
+    command = f"trainarena tournament run {tournament_id}"
     try:
-        stop_at_once_on_ctrl_c(console, f"trainarena tournament run {tournament_id}")
+        stop_at_once_on_signals(console, command)
         with LiveProgress(console) as progress:
             result = run_pool_tournament(
                 store, settings, tournament_id, executor=executor, progress=progress, parallel=parallel, wait=wait,
                 on_wait=lambda holder: console.print(labelled("waiting", "yellow", f"another process drives it ({holder.describe()})")),
                 on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir),
             )
+    except DriverStopped as stopped:
+        exit_stopped(console, command, stopped)
+    except RunNotStarted as error:  # the platform's (a full disk, no node): the drive stopped, naming it
+        raise fail(str(error), json_output) from None
     except LeaseError as error:
         raise fail(f"not driving: {error}", json_output, code=EXIT_TOURNAMENT_BUSY) from None
     except StoreError as error:
@@ -126,8 +133,9 @@ def show_command(tournament_id: Annotated[int, id_argument("A tournament id (see
             detail = tournament_detail(session, tournament_id, settings.rules)
         except StoreError as error:
             raise fail(str(error), json_output) from None
+        driving = drivers_of(session, [get_tournament(session, tournament_id)]).get(tournament_id)
     if json_output:
-        typer.echo(json.dumps(detail.to_json(), indent=2))
+        typer.echo(json.dumps(detail.to_json() | ({} if driving is None else {"driver": driving.to_json()}), indent=2))
         return
     board, replayed = detail.board, detail.replayed
     console = Console(highlight=False)
@@ -136,6 +144,7 @@ def show_command(tournament_id: Annotated[int, id_argument("A tournament id (see
         ("pool", f"{detail.pool}: {', '.join(detail.tasks or [])}" if detail.pool else "-"),
         ("defending", board.champion_before or "nobody"),
         *([("outcome", board.reason)] if board.status == TournamentStatus.CANCELLED else []),
+        *([] if driving is None else [("driver", driving.describe())]),
     ])
     if board.runs or board.byes:
         print_bracket(console, board)

@@ -27,6 +27,7 @@ from trainarena.store import (
     open_store,
     summarize_tournaments,
 )
+from trainarena.store.driving import Driving, drivers_of
 from trainarena.store.tournaments import TOURNAMENT_KINDS
 
 # A line per tournament: its name and the champion's are whole (folded where they do not fit). Where it
@@ -50,8 +51,11 @@ STATUS_COLUMNS = (
 RECENT_ADHOC_RUNS = 5
 
 
-def summary_json(summary: TournamentSummary) -> dict[str, Any]:
+def summary_json(summary: TournamentSummary, driving: Driving | None = None) -> dict[str, Any]:
+    """A summary as JSON; ``driver`` (with ``driving``, `status`): who drives it while it runs."""
     data = asdict(summary)
+    if driving is not None or summary.status == "running":
+        data["driver"] = None if driving is None else driving.to_json()
     data["created_at"] = summary.created_at.isoformat()
     data["finished_at"] = None if summary.finished_at is None else summary.finished_at.isoformat()
     return data
@@ -71,7 +75,7 @@ def champion_cell(summary: TournamentSummary) -> str:
 
 def print_status(
     console: Console, summaries: list[TournamentSummary], champions: dict[str, str | None], competitors: int,
-    adhoc: list[RunSummary],
+    adhoc: list[RunSummary], drivers: dict[int, Driving] | None = None,
 ) -> None:
     reigning = ", ".join(f"{kind}: {name or '-'}" for kind, name in champions.items())
     print_wrapped(console, Text.assemble((str(competitors), "bold"), printable(f" competitors registered; champions: {reigning}")))
@@ -83,6 +87,9 @@ def print_status(
             table.add_row([str(s.id), s.name, s.kind, s.status, where_cell(s), f"{s.runs_done}/{s.runs_total}",
                                      champion_cell(s), s.reason or ""])  # fmt: skip
         console.print(table)
+        for tournament_id, driving in sorted((drivers or {}).items()):  # a running one: its driver, or none
+            print_wrapped(console, Text(f"tournament {tournament_id}: {driving.describe()}",
+                                        style="" if driving.alive else "yellow"))
     if adhoc:
         runs = OneLineTable(LIST_COLUMNS, title="Latest runs outside tournaments")
         for run in adhoc:
@@ -97,7 +104,9 @@ def status_command(
     """List the tournaments in the store and where each stands (round, runs done, champion), and the latest runs made outside tournaments."""
     settings = Settings()
     with open_store(settings) as store, store.session() as session:
-        summaries = summarize_tournaments(session, list_tournaments(session))
+        tournaments = list_tournaments(session)
+        summaries = summarize_tournaments(session, tournaments)
+        drivers = drivers_of(session, tournaments)
         champions = {}
         for kind in TOURNAMENT_KINDS:
             champion = current_champion(session, kind)
@@ -108,9 +117,9 @@ def status_command(
         payload = {
             "competitors": competitors,
             "champions": champions,
-            "tournaments": [summary_json(s) for s in summaries],
+            "tournaments": [summary_json(s, drivers.get(s.id)) for s in summaries],
             "latest_adhoc_runs": [run.to_json() for run in adhoc],
         }
         typer.echo(json.dumps(payload))
     else:
-        print_status(Console(), summaries, champions, competitors, adhoc)
+        print_status(Console(), summaries, champions, competitors, adhoc, drivers)

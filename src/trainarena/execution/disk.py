@@ -21,6 +21,7 @@ are never followed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from dataclasses import dataclass
@@ -99,3 +100,51 @@ def first_breach(caps: tuple[DiskCap, ...]) -> str | None:
         if reason is not None:
             return reason
     return None
+
+
+# A file system with less than this free (to unprivileged users) is full, for a run that failed on it:
+# a save of a model fails on such a disk, whatever the script does.
+FULL_BELOW_BYTES = 64 * MB
+
+
+def free_bytes(path: Path) -> int:
+    """What unprivileged writers may still write to the file system holding ``path``."""
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the file system holding ``path`` (``path`` itself may be gone)."""
+    current = path.absolute()
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    while not os.path.ismount(current) and current != current.parent:
+        current = current.parent
+    return current
+
+
+def full_disk_reason(output: DiskCap) -> str | None:
+    """For a run that failed: the platform's reason when the file system holding its /output is
+    (nearly) full while the run's own output stayed under its cap, so the disk, not the script, failed
+    it (ENOSPC on its save); None otherwise."""
+    try:
+        free = free_bytes(output.path)
+    except OSError:
+        return None
+    if free >= FULL_BELOW_BYTES or output.breach() is not None:
+        return None
+    return (f"the data directory's disk is full: {mount_point(output.path)} has {free / MB:.1f} MB free "
+            f"(a run failed writing its output there); free space and run again")
+
+
+def os_error_text(error: OSError, disk: Path) -> str:
+    """An OSError in one line: the path(s) it names and its reason, without a traceback; for a full
+    disk (ENOSPC), which file system, with its free space, holding ``disk``."""
+    paths = " -> ".join(str(p) for p in (error.filename, error.filename2) if p is not None)
+    reason = error.strerror or str(error)
+    text = f"{paths}: {reason}" if paths else reason
+    if error.errno == errno.ENOSPC:
+        with contextlib.suppress(OSError):
+            return (f"{text}; the data directory's disk is full: {mount_point(disk)} has "
+                    f"{free_bytes(disk) / MB:.1f} MB free; free space and run again")
+    return f"{text}; free space and run again" if error.errno == errno.ENOSPC else text

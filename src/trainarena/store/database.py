@@ -148,7 +148,11 @@ def _database_gone(context: ExceptionContext) -> bool:
 
 def _raise_if_gone(context: ExceptionContext) -> None:
     """A database that went away mid-command is StoreUnavailable naming it (password hidden), as one
-    that cannot be opened is; a pre-ping's failure is left to the pool, which connects again."""
+    that cannot be opened is; a pre-ping's failure is left to the pool, which connects again. A stop
+    raised by a signal handler mid-command (``KeyboardInterrupt``, ``runs.DriverStopped``: no
+    ``Exception``) goes on as it is."""
+    if not isinstance(context.original_exception, Exception):
+        return
     if not context.is_pre_ping and _database_gone(context):
         url = context.engine.url.render_as_string(hide_password=True)  # present but for a pre-ping
         raise StoreUnavailable(f"the database {url} became unavailable: {_first_line(context.original_exception)}")

@@ -256,6 +256,11 @@ class Run(Base):
         return self.attempt_records[-1].number if self.attempt_records else 0
 
     @property
+    def tries(self) -> int:
+        """Attempts that cost the competitor a try: all but those the platform withdrew on purpose."""
+        return sum(a.status != AttemptStatus.WITHDRAWN for a in self.attempt_records)
+
+    @property
     def failure_reason(self) -> str | None:
         return self.abandoned_reason if self.counted_attempt is None else self.counted_attempt.failure_reason
 
@@ -271,10 +276,13 @@ class Run(Base):
 
 class AttemptStatus:
     """An attempt is RUNNING, ended with one of the finished run statuses, or INTERRUPTED: its driver
-    stopped (died, or lost its lease) before storing a report, and a later attempt ran instead."""
+    stopped (died, or lost its lease) before storing a report, and a later attempt ran instead; or
+    WITHDRAWN: the platform stopped it on purpose (its driver handled SIGINT or SIGTERM), so it costs
+    the competitor no try (``lease.max_attempts`` counts the others)."""
 
     RUNNING = RunStatus.RUNNING.value
     INTERRUPTED = "interrupted"
+    WITHDRAWN = "withdrawn"
 
 
 class RunAttempt(Base):
@@ -306,6 +314,12 @@ class RunAttempt(Base):
     def interrupt(self, reason: str) -> None:
         """The attempt ended without a report: recorded as interrupted, with ``reason``."""
         self.status = AttemptStatus.INTERRUPTED
+        self.finished_at = utcnow()
+        self.failure_reason = reason
+
+    def withdraw(self, reason: str) -> None:
+        """The platform stopped the attempt on purpose: recorded as withdrawn (no try of the competitor's)."""
+        self.status = AttemptStatus.WITHDRAWN
         self.finished_at = utcnow()
         self.failure_reason = reason
 

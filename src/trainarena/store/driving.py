@@ -1,0 +1,74 @@
+"""Who drives a running tournament, as `status` and `tournament show` say it: the live driver holding
+its lease (host, pid), or none since when (a driver that stopped, was killed or released its lease:
+``trainarena tournament run ID`` resumes it). Judged as a takeover judges it (``store/leases.py``): a
+lease expired by the store's clock, or held by a process of this host that no longer exists, holds
+nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from trainarena.store.leases import is_dead_local_process
+from trainarena.store.models import (
+    MatchRow,
+    Round,
+    Run,
+    RunAttempt,
+    TaskRow,
+    Tournament,
+    TournamentLease,
+    TournamentStatus,
+    database_now,
+)
+
+
+@dataclass(frozen=True)
+class Driving:
+    """A running tournament's driver: ``alive`` with its ``host`` and ``pid``; else the last one's (None
+    when its lease was released) and ``since`` when none drives it (its last heartbeat, or its runs'
+    last start or end; None when nothing was ever driven)."""
+
+    tournament_id: int
+    alive: bool
+    host: str | None
+    pid: int | None
+    since: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"alive": self.alive, "host": self.host, "pid": self.pid,
+                "since": None if self.since is None else self.since.isoformat()}
+
+    def describe(self) -> str:
+        if self.alive:
+            return f"driven by {self.host} pid {self.pid}"
+        since = "" if self.since is None else f" since {self.since:%Y-%m-%d %H:%M:%S} UTC"
+        return f"stopped: no driver{since}; `trainarena tournament run {self.tournament_id}` resumes it"
+
+
+def drivers_of(session: Session, tournaments: Sequence[Tournament]) -> dict[int, Driving]:
+    """The driving of each running (not finished) tournament of ``tournaments``, by id."""
+    ids = [t.id for t in tournaments if t.status == TournamentStatus.RUNNING]
+    if not ids:
+        return {}
+    now = database_now(session)
+    leases = {row.tournament_id: row for row in session.scalars(select(TournamentLease).where(TournamentLease.tournament_id.in_(ids)))}
+    last = dict(session.execute(  # the last start or end of one of its attempts
+        select(Round.tournament_id, func.max(func.coalesce(RunAttempt.finished_at, RunAttempt.started_at)))
+        .join(RunAttempt.run).join(Run.task).join(TaskRow.match).join(MatchRow.round)
+        .where(Round.tournament_id.in_(ids)).group_by(Round.tournament_id)).all())  # fmt: skip
+    driving = {}
+    for tournament_id in ids:
+        lease = leases.get(tournament_id)
+        if lease is None:
+            driving[tournament_id] = Driving(tournament_id, False, None, None, last.get(tournament_id))
+            continue
+        alive = lease.expires_at > now and not is_dead_local_process(lease.host, lease.pid)
+        driving[tournament_id] = Driving(tournament_id, alive, lease.host, lease.pid, None if alive else lease.heartbeat_at)
+    return driving
+
