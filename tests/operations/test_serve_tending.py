@@ -17,6 +17,7 @@ from operator_data import FakeExecutor, OperatorData, add_tasks, register_exampl
 from trainarena.contract import TaskType
 from trainarena.operations import serving as serving_module
 from trainarena.operations.serving import ServeEvent, Serving
+from trainarena.records.provenance import folder_digest
 from trainarena.runs import RunReport, RunRequest, definition_json
 from trainarena.settings import ScheduleRules, Settings
 from trainarena.store import add_stored_task, open_store, tournament_runs
@@ -110,7 +111,7 @@ def _add_image_tasks(data: OperatorData, count: int) -> None:
             definition = TaskDefinition(f"img{index}", TaskType.IMAGE, str(data.model), {"source": str(data.jsonl)}, 5.0,
                                         split_key=f"img{index}:0123abcd")
             add_stored_task(session, name=definition.name, pool="pictures", kind="image",
-                            definition=definition_json(definition), base_model_digest="0" * 64,
+                            definition=definition_json(definition), base_model_digest=folder_digest(data.model),
                             dataset_digest=path_digest(data.jsonl), hidden_digest="1" * 64, train_rows=30, hidden_rows=10)
 
 
