@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from types import FrameType
 
 import pytest
 
@@ -16,7 +17,7 @@ from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Stage
 from trainarena.execution.supervise import STOPPED_REASON, StopAtOnce, current_stop_event
 from trainarena.orchestrator import create_tournament, drive
-from trainarena.runs import DiskFull, DriverStopped, RunReport, RunRequest
+from trainarena.runs import DiskFull, DriverStopped, RunReport, RunRequest, deferred_in_database_call
 from trainarena.settings import Settings
 from trainarena.store import Store, add_competitor, tournament_runs
 from trainarena.store.leases import lease_holder
@@ -63,8 +64,9 @@ class StoppedWhileTraining(Scores):
 def sigterm_handler() -> Iterator[None]:
     assert threading.current_thread() is threading.main_thread()
 
-    def stop(_signum: int, _frame: object) -> None:
-        raise DriverStopped(signal.SIGTERM)
+    def stop(signum: int, frame: FrameType | None) -> None:  # as the CLI's (cli/demo.py, stop_at_once_on_signals)
+        if not deferred_in_database_call(signum, frame):
+            raise DriverStopped(signal.SIGTERM)
 
     previous = signal.signal(signal.SIGUSR1, stop)
     yield

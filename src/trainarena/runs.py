@@ -8,10 +8,12 @@ import hashlib
 import json
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import FrameType
 from typing import Any, Protocol
 
 from trainarena.contract import RunStatus, TaskType
@@ -171,6 +173,28 @@ class DriverStopped(BaseException):
     @property
     def signal_name(self) -> str:
         return signal.Signals(self.signum).name
+
+
+# Modules whose code a DriverStopped must not cut through: raised inside a database driver's call it
+# can leave the connection, and its SQLite write lock, held, so the drive's own clean-up (withdrawing
+# the attempts, releasing the lease) and its lease keeper waited on the busy timeout.
+_DATABASE_MODULES = ("sqlalchemy", "sqlite3", "psycopg")
+_SIGNAL_RETRY_SECONDS = 0.05
+
+
+def deferred_in_database_call(signum: int, frame: FrameType | None) -> bool:
+    """For a stop signal's handler: when the interrupted ``frame`` is inside a database call, send the
+    signal to the main thread again a moment later, once the call is likely over, and say so (the
+    handler then returns without raising). A signal handler runs on the main thread."""
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith(_DATABASE_MODULES):
+            main = threading.main_thread().ident
+            retry = threading.Timer(_SIGNAL_RETRY_SECONDS, signal.pthread_kill, (main, signum))
+            retry.daemon = True
+            retry.start()
+            return True
+        frame = frame.f_back
+    return False
 
 
 class RunExecutor(Protocol):

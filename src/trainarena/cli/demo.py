@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, NoReturn
 
 import typer
@@ -28,7 +29,7 @@ from trainarena.orchestrator import drive
 from trainarena.records.recorder import recorder_for
 from trainarena.reporting.leaderboard import build_leaderboard
 from trainarena.reporting.run_detail import write_result_json
-from trainarena.runs import DriverStopped, RunNotStarted
+from trainarena.runs import DriverStopped, RunNotStarted, deferred_in_database_call
 from trainarena.settings import Settings
 from trainarena.store import load_tournament, named_lock, open_store
 from trainarena.store.leases import LeaseError, LeaseHolder
@@ -76,9 +77,11 @@ def stop_at_once_on_signals(console: Console, command: str) -> None:
     :data:`STOP_CLEAN_UP_SECONDS`, leaves at once (the next driver then recovers the runs)."""
     stopping: list[int] = []
 
-    def stop(signum: int, _frame: object) -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
         if stopping:
             os._exit(128 + signum)
+        if deferred_in_database_call(signum, frame):  # raised a moment later, out of the driver's call
+            return
         stopping.append(signum)
         watchdog = threading.Timer(STOP_CLEAN_UP_SECONDS, exit_stopped, (console, command, DriverStopped(signum)))
         watchdog.daemon = True
