@@ -4,11 +4,14 @@ when several test folders have one)."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from trainarena.contract import RunStatus
 from trainarena.execution.base import Backend, SandboxJob
 from trainarena.execution.cgroups import CgroupLayout, create_run_cgroup, detect_layout
 from trainarena.settings import SandboxRules
@@ -82,3 +85,31 @@ def processes_of_run(run_id: str) -> list[int]:
         if needle in environ + b"\0":
             found.append(int(entry.name))
     return found
+
+
+def host_uids(run_id: str, until: float) -> set[int]:
+    """The real uids of the run's processes, as the host sees them, once it has some."""
+    while time.monotonic() < until:
+        found = set()
+        for pid in processes_of_run(run_id):
+            status = Path(f"/proc/{pid}/status").read_text()
+            found.add(int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1]))
+        if found:
+            return found
+        time.sleep(0.05)
+    return set()
+
+
+def two_live_runs_host_uids(backend: Backend, jobs: list[SandboxJob], pool: tuple[int, int], seconds: float) -> list[int]:
+    """Run the two ``jobs`` at once on ``backend``; each succeeds, and while they live each is one host
+    uid of ``pool`` ([first, count]), not the other's: returns them, in the jobs' order."""
+    with ThreadPoolExecutor(4) as threads:
+        results = [threads.submit(backend.run, job) for job in jobs]
+        seen = [threads.submit(host_uids, job.spec.run_id, time.monotonic() + seconds) for job in jobs]
+        uids = [found.result() for found in seen]
+        for result in results:
+            assert result.result().status is RunStatus.SUCCEEDED, result.result().failure_reason
+    first, count = pool
+    assert len(uids[0]) == len(uids[1]) == 1 and uids[0] != uids[1]
+    assert uids[0] | uids[1] <= set(range(first, first + count))
+    return [own.pop() for own in uids]

@@ -9,14 +9,11 @@ import fcntl
 import json
 import os
 import sys
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from execution_helpers import MakeJob
-from test_uid_pool import _host_uids
+from execution_helpers import MakeJob, two_live_runs_host_uids
 
 from trainarena.contract import RunStatus
 from trainarena.execution import docker, host_user
@@ -214,17 +211,9 @@ def test_two_live_containers_are_two_host_users_sharing_the_inputs_group(
     rules = settings.sandbox.model_copy(update={"run_as_pool": POOL})
     backend = DockerBackend(rules, protected=(settings.hidden_dir,), docker=docker_daemon)
     backend.prepare()  # the image and the sweep before the clock starts
-    with ThreadPoolExecutor(4) as pool:
-        results = [pool.submit(backend.run, job) for job in jobs]
-        seen = [pool.submit(_host_uids, job.spec.run_id, time.monotonic() + 30) for job in jobs]
-        uids = [found.result() for found in seen]
-        for result in results:
-            assert result.result().status is RunStatus.SUCCEEDED, result.result().failure_reason
+    uids = two_live_runs_host_uids(backend, jobs, POOL, seconds=30)
     first, count = POOL
-    assert len(uids[0]) == len(uids[1]) == 1 and uids[0] != uids[1]
-    assert uids[0] | uids[1] <= set(range(first, first + count))
-    for job, own in zip(jobs, uids, strict=True):
-        uid = own.pop()
+    for job, uid in zip(jobs, uids, strict=True):
         assert job.log_dir.joinpath("stdout.log").read_text().startswith('{"ins')
         written = job.output_dir / "uid.txt"
         assert written.read_text() == str(uid) and (written.stat().st_uid, written.stat().st_gid) == (uid, GID)

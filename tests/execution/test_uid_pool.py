@@ -9,15 +9,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from execution_helpers import MakeJob, needs_bwrap, processes_of_run
+from execution_helpers import MakeJob, needs_bwrap, two_live_runs_host_uids
 from pydantic import ValidationError
 from test_host_user import needs_unprivileged
 
-from trainarena.contract import RunStatus
 from trainarena.execution import host_user, uid_pool
 from trainarena.execution.bwrap import BwrapBackend
 from trainarena.execution.capabilities import probe_capabilities
@@ -155,19 +153,6 @@ def test_the_hosts_holders_are_read_once_per_process_for_each_pool(monkeypatch: 
     assert reads == {"accounts": 2, "subuid": 3}
 
 
-def _host_uids(run_id: str, until: float) -> set[int]:
-    """The real uids of the run's processes, as the host sees them, once it has some."""
-    while time.monotonic() < until:
-        found = set()
-        for pid in processes_of_run(run_id):
-            status = Path(f"/proc/{pid}/status").read_text()
-            found.add(int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1]))
-        if found:
-            return found
-        time.sleep(0.05)
-    return set()
-
-
 @needs_bwrap
 @needs_unprivileged
 @pytest.mark.sandbox
@@ -181,19 +166,12 @@ def test_two_live_runs_are_two_host_users_sharing_the_inputs_group(
         (job.inputs_dir / "train.jsonl").chmod(0o600)
     rules = settings.sandbox.model_copy(update={"run_as_pool": POOL})
     backend = BwrapBackend(rules, protected=(settings.hidden_dir,))
-    with ThreadPoolExecutor(4) as pool:
-        results = [pool.submit(backend.run, job) for job in jobs]
-        seen = [pool.submit(_host_uids, job.spec.run_id, time.monotonic() + 10) for job in jobs]
-        uids = [found.result() for found in seen]
-        for result in results:
-            assert result.result().status is RunStatus.SUCCEEDED, result.result().failure_reason
+    uids = two_live_runs_host_uids(backend, jobs, POOL, seconds=10)
     first, count = POOL
-    assert len(uids[0]) == len(uids[1]) == 1 and uids[0] != uids[1]
-    assert uids[0] | uids[1] <= set(range(first, first + count))
-    for job, own in zip(jobs, uids, strict=True):
+    for job, uid in zip(jobs, uids, strict=True):
         assert job.log_dir.joinpath("stdout.log").read_text().startswith('{"ins')
         log = job.log_dir.joinpath("sandbox.txt").read_text()
-        assert f"host_user=uid {own.pop()} of uids {first}-{first + count - 1}, one per sandbox" in log
+        assert f"host_user=uid {uid} of uids {first}-{first + count - 1}, one per sandbox" in log
 
 
 @needs_bwrap
