@@ -63,6 +63,10 @@ def stored_name_problem(what: str, name: str) -> str | None:
 # (torch.manual_seed overflows past 64 bits, numpy's legacy seed past 32) and a store integer holds.
 SEED_MAX = 2**31 - 1
 
+# The largest integer the store keeps where a caller names one (an id, a seed, an offset): a 32-bit
+# column on PostgreSQL, which refuses a larger parameter outright (an error, not "no run N").
+STORE_INT_MAX = 2**31 - 1
+
 MANIFEST_NAME = "trainarena.toml"
 
 SANDBOX_SUBMISSION = PurePosixPath("/submission")

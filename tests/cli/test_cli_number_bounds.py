@@ -1,5 +1,5 @@
 """Every id, seed and count a command hands the store is bounded by one shared typer type
-(cli/output.py ``id_argument``, ``id_option``, ``count_option``, ``seed_option``): a number past 64 bits
+(cli/output.py ``id_argument``, ``id_option``, ``count_option``, ``seed_option``; ids at most the store's STORE_INT_MAX, which PostgreSQL's 32-bit ids refuse past): a number past 64 bits
 was a 40-line traceback ending in "OverflowError: Python int too large to convert to SQLite INTEGER"
 (QA of the CLI, finding 2), and a tournament seed of -5 was stored where a task's seed must be 0 to
 SEED_MAX."""
@@ -10,8 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from trainarena.cli import app
-from trainarena.cli.output import WHOLE_MAX
-from trainarena.contract import SEED_MAX
+from trainarena.contract import SEED_MAX, STORE_INT_MAX
 
 HUGE = str(10**20)
 
@@ -34,6 +33,9 @@ def _said(output: str) -> str:
     (["tournament", "simulate", "--entrants", "3", "--seed", "-5"], "'--seed'"),
     (["demo", "--seed", str(SEED_MAX + 1)], "'--seed'"),
     (["runs", "show", "0"], "'run_id'"),
+    (["runs", "show", str(STORE_INT_MAX + 1)], "'run_id'"),  # PostgreSQL refuses it as a parameter of its 32-bit ids
+    (["tournament", "show", str(STORE_INT_MAX + 1)], "'tournament_id'"),
+    (["tournament", "cancel", str(STORE_INT_MAX + 1)], "'tournament_id'"),
 ])  # fmt: skip
 def test_a_number_out_of_range_is_refused_as_out_of_range_not_a_traceback(
     runner: CliRunner, tmp_path, args: list[str], where: str
@@ -46,7 +48,7 @@ def test_a_number_out_of_range_is_refused_as_out_of_range_not_a_traceback(
 
 
 def test_the_largest_id_is_an_unknown_id_like_any_other(runner: CliRunner) -> None:
-    run = runner.invoke(app, ["runs", "show", str(WHOLE_MAX)])
-    assert run.exit_code == 1 and f"error: no run with id {WHOLE_MAX}" in run.output
-    tournament = runner.invoke(app, ["tournament", "show", str(WHOLE_MAX)])
-    assert tournament.exit_code == 1 and f"error: no tournament with id {WHOLE_MAX}" in tournament.output
+    run = runner.invoke(app, ["runs", "show", str(STORE_INT_MAX)])
+    assert run.exit_code == 1 and f"error: no run with id {STORE_INT_MAX}" in run.output
+    tournament = runner.invoke(app, ["tournament", "show", str(STORE_INT_MAX)])
+    assert tournament.exit_code == 1 and f"error: no tournament with id {STORE_INT_MAX}" in tournament.output

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from trainarena.contract import STORE_INT_MAX
 from trainarena.store import StoreFileLost, StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -130,9 +131,6 @@ def store_unavailable_response(error: StoreUnavailable) -> JSONResponse:
     return error_response(503, "unavailable", "the database is unavailable now; try again later")
 
 
-# The largest integer a request may give where the store keeps it (ids, seeds): a 32-bit column on
-# PostgreSQL; larger ones would not reach the query (the databases refuse them as parameters).
-STORE_INT_MAX = 2**31 - 1
 
 
 EXTRA_FIELD = "unknown field"

@@ -34,7 +34,7 @@ from rich.console import Console, ConsoleOptions, JustifyMethod, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from trainarena.contract import SEED_MAX
+from trainarena.contract import SEED_MAX, STORE_INT_MAX
 from trainarena.tasks import budget_problem
 
 # Gap between a details view's keys and values.
@@ -360,38 +360,38 @@ def budget_seconds_option(value: float | None) -> float | None:
     raise typer.BadParameter(problem.replace("budget_seconds must be", "must be", 1))
 
 
-# The largest whole number a command line hands the store or a count (an id, a --limit, a --tail): SQLite's
-# INTEGER and Python's sizes are 64-bit signed, and a larger one is an OverflowError traceback from the
-# driver (or from a deque's maxlen), not the answer an unknown id gets.
+# The largest count a command line takes (a --limit, a --tail): Python's sizes are 64-bit signed, and a
+# larger one is an OverflowError traceback (from a deque's maxlen). Ids stop at the store's
+# STORE_INT_MAX: past it PostgreSQL refuses the query itself, where a smaller unknown id gets "no run N".
 WHOLE_MAX = 2**63 - 1
 
 
-def _whole_in_range(least: int, what: str) -> Any:
-    """A typer callback refusing a number outside ``least..WHOLE_MAX`` (a callback rather than typer's
-    ``min``/``max``, whose range would fill every help line with nineteen digits)."""
+def _whole_in_range(least: int, most: int, what: str) -> Any:
+    """A typer callback refusing a number outside ``least..most`` (a callback rather than typer's
+    ``min``/``max``, whose range would fill every help line with its digits)."""
 
     def check(value: int | None) -> int | None:
-        if value is not None and not least <= value <= WHOLE_MAX:
-            raise typer.BadParameter(f"{what} from {least} to 2**63 - 1, got {value}")
+        if value is not None and not least <= value <= most:
+            raise typer.BadParameter(f"{what} from {least} to {most}, got {value}")
         return value
 
     return check
 
 
 def id_argument(help: str) -> Any:
-    """The typer argument of a stored thing's id (a run, a tournament): 1 to ``WHOLE_MAX``, any other number
-    refused as out of range; within it, an id that names nothing gets the command's "no run N"."""
-    return typer.Argument(callback=_whole_in_range(1, "an id is a whole number"), help=help)
+    """The typer argument of a stored thing's id (a run, a tournament): 1 to ``STORE_INT_MAX``, any other
+    number refused as out of range; within it, an id that names nothing gets the command's "no run N"."""
+    return typer.Argument(callback=_whole_in_range(1, STORE_INT_MAX, "an id is a whole number"), help=help)
 
 
 def id_option(*names: str, help: str) -> Any:
     """``id_argument`` as an option (``--vector N``)."""
-    return typer.Option(*names, callback=_whole_in_range(1, "an id is a whole number"), help=help)
+    return typer.Option(*names, callback=_whole_in_range(1, STORE_INT_MAX, "an id is a whole number"), help=help)
 
 
 def count_option(*names: str, help: str, least: int = 1) -> Any:
     """The typer option of a count (``--limit``, ``--tail``): from ``least`` to ``WHOLE_MAX``."""
-    return typer.Option(*names, callback=_whole_in_range(least, "a whole number"), help=help)
+    return typer.Option(*names, callback=_whole_in_range(least, WHOLE_MAX, "a whole number"), help=help)
 
 
 def seed_option(*names: str, help: str) -> Any:

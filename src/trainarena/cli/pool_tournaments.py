@@ -154,7 +154,7 @@ def show_command(tournament_id: Annotated[int, id_argument("A tournament id (see
 
 
 def cancel_command(
-    tournament_id: Annotated[int, typer.Argument(help="A tournament id (see `tournament list`).")],
+    tournament_id: Annotated[int, id_argument(help="A tournament id (see `tournament list`).")],
     reason: Annotated[str, typer.Option("--reason", help="Why, recorded as its outcome.")] = "",
     json_output: JsonFlag = False,
 ) -> None:

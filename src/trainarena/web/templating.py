@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from trainarena.contract import STORE_INT_MAX
 from trainarena.settings import Settings
 from trainarena.store import Store
 from trainarena.wording import counted
@@ -22,8 +23,7 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 # The id in a page's path (/runs/N, /tournaments/N): one past what the store's 32-bit columns hold is no
 # page (the dashboard's 404, as /runs/abc), as the API bounds its ids; SQLite refused it with an
 # OverflowError, a plain-text 500.
-PAGE_ID_MAX = 2**31 - 1
-PageId = Annotated[int, fastapi.Path(ge=0, le=PAGE_ID_MAX)]
+PageId = Annotated[int, fastapi.Path(ge=0, le=STORE_INT_MAX)]
 COMMIT_PAGE_HOSTS = ("github.com", "gitlab.com", "codeberg.org")
 
 
