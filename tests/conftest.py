@@ -213,6 +213,14 @@ def on_postgresql(config: pytest.Config) -> bool:
     return config.getoption("--store") == "postgresql"
 
 
+@pytest.fixture
+def sqlite_only(request: pytest.FixtureRequest) -> None:
+    """For tests of the SQLite store's own files (the database beside the data, its lock files):
+    skipped under --store postgresql, whose store has none."""
+    if on_postgresql(request.config):
+        pytest.skip("a test of the SQLite store's own files, which a PostgreSQL store has none of")
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return f"stores: {config.getoption('--store')}"
 

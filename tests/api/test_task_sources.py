@@ -52,6 +52,7 @@ def hashed(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return seen
 
 
+@pytest.mark.usefixtures("sqlite_only")  # the database file is among the data dir's state only on SQLite
 def test_a_source_in_the_data_dirs_state_is_refused_unread(empty_api: Api, tmp_path: Path, hashed: list[Path]) -> None:
     data = write_operator_data(tmp_path)
     data_dir = empty_api.settings.data_dir

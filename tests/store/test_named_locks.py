@@ -6,9 +6,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from trainarena.store import Store, named_lock
 
 
+@pytest.mark.usefixtures("sqlite_only")
 def test_a_released_lock_leaves_no_file_beside_the_database(store: Store, tmp_path: Path) -> None:
     for seed in range(3):  # the workbench takes one name per task and seed
         with named_lock(store.engine, f"reference-house-abc-seed-{seed}"):
