@@ -12,9 +12,18 @@ from sqlalchemy.orm import Session
 
 from trainarena.contract import Direction, RunStatus
 from trainarena.runs import RunReport
-from trainarena.store import AttemptStatus, EvaluationRow, Run, RunAttempt
+from trainarena.store import AttemptStatus, EvaluationRow, Run, RunAttempt, tournament_runs
+from trainarena.store.leases import DriverIdentity
 
-__all__ = ["interrupt_attempt", "interrupt_running_attempts", "store_report", "to_run_again", "withdraw_attempt"]
+__all__ = [
+    "interrupt_attempt",
+    "interrupt_running_attempts",
+    "recover_interrupted",
+    "store_report",
+    "to_run_again",
+    "withdraw_attempt",
+    "withdraw_own_attempts",
+]
 
 
 def interrupt_running_attempts(run: Run, reason: str) -> None:
@@ -85,3 +94,35 @@ def withdraw_attempt(session: Session, run_id: int, attempt_number: int) -> None
     run, attempt = _running_attempt(session, run_id, attempt_number, "withdrawing")
     run.attempt_records.remove(attempt)
     run.status = RunStatus.PENDING.value
+
+
+def recover_interrupted(session: Session, tournament_id: int, me: DriverIdentity) -> list[tuple[int, int]]:
+    """Runs left RUNNING by an earlier lease holder: their attempt was interrupted; run them again.
+    Only the lease holder calls this, so no live driver is executing them. Returns the interrupted
+    attempts, (run id, attempt number)."""
+    interrupted = []
+    for run in tournament_runs(session, tournament_id):
+        if run.status != RunStatus.RUNNING:
+            continue
+        for attempt in run.attempt_records:
+            if attempt.status == AttemptStatus.RUNNING:
+                to_run_again(run, attempt, f"its driver ({attempt.driver_host} pid {attempt.driver_pid}) stopped before "
+                                           f"it finished; taken over by {me.host} pid {me.pid}")
+                interrupted.append((run.id, attempt.number))
+        run.status = RunStatus.PENDING.value
+    return interrupted
+
+
+def withdraw_own_attempts(session: Session, tournament_id: int, me: DriverIdentity, reason: str) -> list[tuple[int, int]]:
+    """This driver's attempts still running when it was told to stop: withdrawn (no try of the
+    competitor's), their runs PENDING again. Returns them, (run id, attempt number)."""
+    withdrawn = []
+    for run in tournament_runs(session, tournament_id):
+        if run.status != RunStatus.RUNNING:
+            continue
+        for attempt in run.attempt_records:
+            if attempt.status == AttemptStatus.RUNNING and (attempt.driver_host, attempt.driver_pid) == (me.host, me.pid):
+                attempt.withdraw(reason)
+                run.status = RunStatus.PENDING.value
+                withdrawn.append((run.id, attempt.number))
+    return withdrawn

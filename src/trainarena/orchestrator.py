@@ -42,7 +42,13 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from trainarena.attempts import interrupt_attempt, store_report, to_run_again, withdraw_attempt
+from trainarena.attempts import (
+    interrupt_attempt,
+    recover_interrupted,
+    store_report,
+    withdraw_attempt,
+    withdraw_own_attempts,
+)
 from trainarena.contract import RunStatus
 from trainarena.early_runs import EarlyRuns, early_key
 from trainarena.engine.bracket import next_step
@@ -83,7 +89,6 @@ from trainarena.store import (
     create_tournament,
     get_tournament,
     require_competitor,
-    tournament_runs,
 )
 from trainarena.store.leases import (
     DriverIdentity,
@@ -177,38 +182,6 @@ def _store_finish(session: Session, tournament: Tournament, finished: Finished, 
 def attempt_dir(work_dir: Path, tournament_id: int, run_id: int, attempt: int) -> Path:
     """The folder of a tournament run's attempt: its inputs, output and logs."""
     return work_dir / f"tournament-{tournament_id}" / f"run-{run_id}" / f"attempt-{attempt}"
-
-
-def _recover_interrupted(session: Session, tournament_id: int, me: DriverIdentity) -> list[tuple[int, int]]:
-    """Runs left RUNNING by an earlier lease holder: their attempt was interrupted; run them again.
-    Only the lease holder calls this, so no live driver is executing them. Returns the interrupted
-    attempts, (run id, attempt number)."""
-    interrupted = []
-    for run in tournament_runs(session, tournament_id):
-        if run.status != RunStatus.RUNNING:
-            continue
-        for attempt in run.attempt_records:
-            if attempt.status == AttemptStatus.RUNNING:
-                to_run_again(run, attempt, f"its driver ({attempt.driver_host} pid {attempt.driver_pid}) stopped before "
-                                           f"it finished; taken over by {me.host} pid {me.pid}")
-                interrupted.append((run.id, attempt.number))
-        run.status = RunStatus.PENDING.value
-    return interrupted
-
-
-def _withdraw_own_attempts(session: Session, tournament_id: int, me: DriverIdentity, reason: str) -> list[tuple[int, int]]:
-    """This driver's attempts still running when it was told to stop: withdrawn (no try of the
-    competitor's), their runs PENDING again. Returns them, (run id, attempt number)."""
-    withdrawn = []
-    for run in tournament_runs(session, tournament_id):
-        if run.status != RunStatus.RUNNING:
-            continue
-        for attempt in run.attempt_records:
-            if attempt.status == AttemptStatus.RUNNING and (attempt.driver_host, attempt.driver_pid) == (me.host, me.pid):
-                attempt.withdraw(reason)
-                run.status = RunStatus.PENDING.value
-                withdrawn.append((run.id, attempt.number))
-    return withdrawn
 
 
 # --- Driving -------------------------------------------------------------------------------------
@@ -509,7 +482,7 @@ def _withdraw_on_stop(driver: _Driver, stopped: DriverStopped) -> None:
     reason = f"withdrawn: its driver ({driver.me.host} pid {driver.me.pid}) was stopped by {stopped.signal_name}"
     try:
         with driver.writing() as session:
-            withdrawn = _withdraw_own_attempts(session, driver.tournament_id, driver.me, reason)
+            withdrawn = withdraw_own_attempts(session, driver.tournament_id, driver.me, reason)
     except (SQLAlchemyError, LeaseLost):  # left running: the next driver recovers them, as interrupted
         return
     for run_id, number in withdrawn:  # nothing of them is scored or kept; logs stay
@@ -519,7 +492,7 @@ def _withdraw_on_stop(driver: _Driver, stopped: DriverStopped) -> None:
 def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[], bool] | None,
                       tending: Tending | None, kill: threading.Event) -> Finished | None:
     with driver.writing() as session:
-        interrupted = _recover_interrupted(session, driver.tournament_id, driver.me)
+        interrupted = recover_interrupted(session, driver.tournament_id, driver.me)
         driver.announce_resumption(session, len({run_id for run_id, _ in interrupted}))
     for run_id, number in interrupted:  # as run_interrupted does: nothing of them is scored or kept; logs stay
         remove_tree(attempt_dir(driver.work_dir, driver.tournament_id, run_id, number) / "output")
