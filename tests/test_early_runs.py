@@ -15,12 +15,13 @@ import pytest
 
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.early_runs import EarlyRuns
+from trainarena.engine.bracket import plan_knockout_round
 from trainarena.engine.model import Stage
-from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
+from trainarena.execution.supervise import STOPPED_REASON, current_stop_event, deadline_reached
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.runs import TIMINGS_FILE, RunReport, RunRequest
 from trainarena.settings import Settings
-from trainarena.store import AttemptStatus, Store, add_competitor, get_tournament, tournament_runs
+from trainarena.store import AttemptStatus, Store, add_competitor, get_competitor, get_tournament, tournament_runs
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 CHAMPION = "king"
@@ -351,3 +352,91 @@ def test_a_drive_yields_when_other_work_is_due_and_the_next_one_finishes_the_sam
 
     assert _drive(store, settings, tournament_id, Final(), parallel=2).champion == "b"
     assert _stored(store, tournament_id) == _stored(store, alone)
+
+
+@dataclass
+class ByeAndDeadline:
+    """Three entrants, ``c`` with the bye: in the pair ``a`` fails at once and ``b``'s script reaches its
+    deadline once ``b_deadline`` says (told as the sandbox tells it), then ends timed out once ``ends_b``
+    does (each waits EARLY_WAIT_SECONDS at most). Every other run succeeds at once, or trains until
+    stopped when early and ``early_trains_until_stopped``."""
+
+    ends_b: Callable[[ByeAndDeadline], bool] = lambda _executor: True
+    b_deadline: Callable[[ByeAndDeadline], bool] = lambda _executor: True
+    early_trains_until_stopped: bool = False
+    runs: list[RunRequest] = field(default_factory=list)
+    stopped: list[RunRequest] = field(default_factory=list)
+    b_ended_at: int = 0  # how many runs had started when b's run ended
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def execute(self, request: RunRequest) -> RunReport:
+        with self.lock:
+            self.runs.append(request)
+        name = request.competitor.name
+        if request.stage == Stage.KNOCKOUT and name == "a":
+            return RunReport(RunStatus.FAILED, 0.0, 0.1, failure_reason="crashed")
+        if request.stage == Stage.KNOCKOUT and name == "b":
+            for reached in (self.b_deadline, self.ends_b):
+                until = time.monotonic() + EARLY_WAIT_SECONDS
+                while not reached(self) and time.monotonic() < until:
+                    time.sleep(0.01)
+                if reached is self.b_deadline:
+                    deadline_reached()
+            with self.lock:
+                self.b_ended_at = len(self.runs)
+            return RunReport(RunStatus.TIMED_OUT, 0.0, 1.0, failure_reason="timed out")
+        if request.run_id < 0 and self.early_trains_until_stopped:
+            return Final._until_stopped(self, request)  # type: ignore[arg-type]
+        return _succeeded(1.0 if name == "c" else 2.0)
+
+
+def _bye_for_c(store: Store, settings: Settings, name: str) -> int:
+    """A tournament of a, b and c whose knockout pairs a with b (c has the bye), against the champion."""
+    seed = next(s for s in range(100) if plan_knockout_round(("a", "b", "c"), {}, s, 0, settings.rules).byes == ("c",))
+    with store.transaction() as session:
+        if get_competitor(session, "c") is None:
+            add_competitor(session, name="c", repo_url="https://example.org/c.git", commit="f" * 40, tree_hash="tree-c",
+                           source_digest="digest-c", entrypoint="train.py")
+        return create_tournament(session, name=name, kind="text", seed=seed, entrants=["a", "b", "c"], champion=CHAMPION).id
+
+
+def _started_early(executor: ByeAndDeadline) -> list[tuple[str, str]]:
+    return [(r.match_id, r.competitor.name) for r in executor.runs if r.run_id < 0]
+
+
+def test_the_defenders_boss_runs_come_first_and_a_run_past_its_deadline_counts_as_failed(store: Store,
+                                                                                          settings: Settings) -> None:
+    """While b's run is in its grace period, certain to time out, the next round is c's boss round: a
+    free slot trains the defender's boss runs first (needed whoever challenges), then c's, all adopted."""
+    alone = _bye_for_c(store, settings, "one-slot")
+    assert _drive(store, settings, alone, ByeAndDeadline(), parallel=1).champion == "c"
+    c_boss = [("boss", "c")] * settings.rules.boss_tasks_text
+    executor = ByeAndDeadline(ends_b=lambda e: _started_early(e)[-len(c_boss):] == c_boss)
+    tournament_id = _bye_for_c(store, settings, "two-slots")
+    started = time.monotonic()
+    assert _drive(store, settings, tournament_id, executor, parallel=2).champion == "c"
+    assert time.monotonic() - started < EARLY_WAIT_SECONDS  # b did not wait for them in vain
+    assert _started_early(executor) == [("boss", CHAMPION)] * settings.rules.boss_tasks_text + c_boss
+    assert executor.b_ended_at == len(executor.runs)  # every boss run started before b's run ended
+    assert _stored(store, tournament_id) == _stored(store, alone)  # adopted: the same runs, stored once
+
+
+def test_early_runs_are_stopped_when_a_run_reaching_its_deadline_ends_the_tournament(store: Store,
+                                                                                     settings: Settings) -> None:
+    """In a pair with no bye, a failed, and b reaches its deadline while the defender's boss runs train
+    early: nobody can challenge now, so they are stopped then, not when b's run ends."""
+
+    @dataclass
+    class PairOnly(ByeAndDeadline):
+        def execute(self, request: RunRequest) -> RunReport:
+            if request.competitor.name == "c":
+                raise AssertionError("c does not play")
+            return super().execute(request)
+
+    executor = PairOnly(b_deadline=lambda e: bool(_started_early(e)), ends_b=lambda e: bool(e.stopped),
+                        early_trains_until_stopped=True)
+    started = time.monotonic()
+    assert _drive(store, settings, _tournament(store, "t"), executor, parallel=2).champion == CHAMPION
+    assert time.monotonic() - started < EARLY_WAIT_SECONDS
+    early = [r for r in executor.runs if r.run_id < 0]
+    assert executor.stopped == early and {(r.match_id, r.competitor.name) for r in early} <= {("boss", CHAMPION)}

@@ -18,7 +18,7 @@ from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.bracket import replay
 from trainarena.engine.model import Finished, Stage
 from trainarena.execution.supervise import STOPPED_REASON, StopAtOnce, current_stop_event
-from trainarena.orchestrator import LeaseHeld, LeaseLost, create_tournament, drive, load_record
+from trainarena.orchestrator import LeaseHeld, LeaseLost, create_tournament, drive, load_record, task_seed
 from trainarena.reporting.bracket import read_bracket
 from trainarena.runs import ProgressEvent, RunInterrupted, RunReport, RunRequest
 from trainarena.settings import LeaseRules, Settings
@@ -559,3 +559,11 @@ def test_an_open_boss_round_after_an_unclear_one_shows_in_play(store: Store, set
     assert [(r.stage, r.decided) for r in bracket.rounds] == [("knockout", True), ("boss", True), ("boss", False)]
     assert replayed.boss is not None and not replayed.boss.decided and "another boss round" in replayed.boss.reason
     assert bracket.boss is not None and [name for name, _ in bracket.boss.tasks] == [f"boss-boss-{i}" for i in range(3)]
+
+
+def test_a_boss_rounds_task_seeds_do_not_depend_on_how_many_rounds_led_to_it() -> None:
+    # The defender's boss runs are trained before the challenger, and the number of rounds, are known.
+    assert len({task_seed(9, Stage.BOSS, index, "boss", 1) for index in range(1, 6)}) == 1
+    assert task_seed(9, Stage.BOSS, 2, "boss", 1) != task_seed(9, Stage.BOSS, 2, "boss-2", 1)
+    assert task_seed(9, Stage.BOSS, 2, "boss", 0) != task_seed(9, Stage.BOSS, 2, "boss", 1)
+    assert len({task_seed(9, Stage.KNOCKOUT, index, "r1-k001", 0) for index in range(1, 6)}) == 5

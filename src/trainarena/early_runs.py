@@ -9,6 +9,12 @@ adopts it (the run's attempt is written as for any claimed run), its folder beco
 ``run-<id>/attempt-1`` and its report is stored then: the stored run and its signed record are those
 of its first attempt, with the times it actually trained (before the round existed). An early run its round does not need (a run assumed to
 succeed failed, and another round or the end followed) is dropped: never stored, its folder removed.
+The defender's runs of the first boss round (``engine.lookahead.defender_boss_places``) come first:
+they are needed whatever the bracket's outcomes, unless nobody reaches that round. A run of the first
+boss round is adopted by it whichever round it turns out to be (its tasks do not depend on the round's
+index), and dropped only when another boss round's claim, or the end, finds it unneeded. A run whose
+script reached its deadline (``execution.supervise.told_at_deadline``) is taken as failed from then,
+10 s of grace before it ends: the round foreseen is the one that follows its failure.
 A driver that dies loses its early runs, not a stored one: the next drive clears their folders and
 trains them as usual. An executor that cannot stop a run at once (``stops_runs_at_once = False``:
 Ray's) gets none, and a drive that fails drops those not adopted yet.
@@ -27,9 +33,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from trainarena.engine.bracket import next_step
-from trainarena.engine.lookahead import foreseen_round, round_places
-from trainarena.engine.model import PlayRound, RoundPlan, TournamentRecord
+from trainarena.engine.bracket import boss_match_id, next_step
+from trainarena.engine.lookahead import defender_boss_places, foreseen_round, round_places
+from trainarena.engine.model import PlayRound, Stage, TournamentRecord
 from trainarena.execution.output_tree import remove_tree
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest
 from trainarena.settings import TournamentRules
@@ -37,8 +43,9 @@ from trainarena.store import Round, Tournament, TournamentStatus, get_tournament
 from trainarena.store.records import load_record, load_round, load_tournament, open_matches, open_round, round_plan
 from trainarena.tasks.base import TaskDefinition
 
-# (tournament, round, match id, task index) -> the task the round's rows will hold for that place.
-TaskOf = Callable[[Tournament, RoundPlan, str, int], TaskDefinition]
+# (tournament, stage, round index, match id, task index) -> the task the round's rows will hold for
+# that place (a boss round's does not depend on its index).
+TaskOf = Callable[[Tournament, Stage, int, str, int], TaskDefinition]
 # (match id, task index, competitor, digest of the task with its seed): a run's identity before and
 # after its round is created (match ids are unique within a tournament: they name their round).
 EarlyKey = tuple[str, int, str, str]
@@ -47,7 +54,7 @@ EarlyKey = tuple[str, int, str, str]
 @dataclass
 class _Early:
     request: RunRequest  # provisional: a negative run id, a folder under early/
-    round_index: int
+    round_index: int | None  # None: the first boss round's, whichever round that turns out to be
     adopted: RunRequest | None = None  # the stored run's request, once its round's claim adopted it
     report: RunReport | None = None  # its final report, while not adopted yet
     dropped: bool = False
@@ -65,6 +72,10 @@ class EarlyRuns:
         self.runs: dict[EarlyKey, _Early] = {}
         self.by_id: dict[int, EarlyKey] = {}
         self._ids = itertools.count(-1, -1)
+        # Ids of the requests (provisional for early runs) whose script reached its deadline, told from
+        # the runs' threads.
+        self._timed_out: set[int] = set()
+        self._lock = threading.Lock()
         # The record of the complete rounds, and the id of the open round after them (None: none open).
         self._played: tuple[int | None, TournamentRecord] | None = None
 
@@ -84,27 +95,47 @@ class EarlyRuns:
 
     def foresee(self, session: Session, tournament_id: int, rules: TournamentRules, task_of: TaskOf,
                 budget: int) -> list[RunRequest]:
-        """Up to ``budget`` runs of the round foreseen after the open one not started early yet, in the
-        order their round will claim them."""
+        """Up to ``budget`` runs not started early yet: the defender's of the first boss round, then
+        those of the round foreseen after the open one, each in the order its round will claim them."""
         state = self._in_play(session, tournament_id, rules)
         if state is None or state[2] is None:
             return []
         tournament, record, round_row = state
-        plan = foreseen_round(record, round_plan(round_row), open_matches(round_row), rules)
-        if plan is None:
-            return []
+        open_plan, matches = round_plan(round_row), open_matches(round_row, self._timed_out_runs())
+        plan = foreseen_round(record, open_plan, matches, rules)
+        if plan is None and all(match.settled() for match in matches):
+            return []  # the tournament ends after the open round
+        # A boss round's tasks do not depend on its index: the earliest it can have stands for it.
+        places = [(Stage.BOSS, open_plan.index + 1, place) for place in defender_boss_places(record, open_plan)]
+        if plan is not None:
+            places += [(plan.stage, plan.index, place) for place in round_places(plan)]
         started = []
-        for match_id, index, name in round_places(plan):
+        for stage, round_index, (match_id, index, name) in places:
             if len(started) == budget:
                 break
-            task = task_of(tournament, plan, match_id, index)
+            task = task_of(tournament, stage, round_index, match_id, index)
             if early_key(match_id, index, name, task) in self.runs:
                 continue
-            request = self._request(session, tournament, plan, match_id, index, name, task)
+            request = self._request(session, tournament, stage, match_id, index, name, task)
             key = _key(request)
-            self.runs[key], self.by_id[request.run_id] = _Early(request, plan.index), key
+            first_boss = stage == Stage.BOSS and match_id == boss_match_id(0)
+            self.runs[key], self.by_id[request.run_id] = _Early(request, None if first_boss else round_index), key
             started.append(request)
         return started
+
+    def deadline_reached(self, request: RunRequest) -> None:
+        """The script of ``request`` (an early run, or a claimed one) reached its deadline: it will end
+        timed out. Called from the run's thread."""
+        with self._lock:
+            self._timed_out.add(request.run_id)
+
+    def _timed_out_runs(self) -> frozenset[int]:
+        """The stored runs whose script reached its deadline (an early run's once its round adopted it)."""
+        with self._lock:
+            told = frozenset(self._timed_out)
+        adopted = {early.adopted.run_id for early in self.runs.values()
+                   if early.adopted is not None and early.request.run_id in told}
+        return frozenset(run_id for run_id in told if run_id > 0) | adopted
 
     def unclaimed(self) -> bool:
         """Whether some early run is neither dropped nor adopted yet (one a stored outcome may rule out)."""
@@ -124,18 +155,18 @@ class EarlyRuns:
             step = next_step(record, rules)
             plan = step.plan if isinstance(step, PlayRound) else None
         else:
-            matches = open_matches(round_row)
+            matches = open_matches(round_row, self._timed_out_runs())
             if not all(match.settled() for match in matches):
                 return  # the next round still depends on scores to come: nothing is ruled out yet
             plan = foreseen_round(record, round_plan(round_row), matches, rules)
         if plan is None:
             self.drop_unneeded(None)
             return
-        needed = frozenset(early_key(match_id, index, name, task_of(tournament, plan, match_id, index))
+        needed = frozenset(early_key(match_id, index, name, task_of(tournament, plan.stage, plan.index, match_id, index))
                            for match_id, index, name in round_places(plan))
-        self.drop_unneeded(plan.index, needed)
+        self.drop_unneeded(plan.index, needed, boss=plan.stage == Stage.BOSS)
 
-    def _request(self, session: Session, tournament: Tournament, plan: RoundPlan, match_id: str, index: int,
+    def _request(self, session: Session, tournament: Tournament, stage: Stage, match_id: str, index: int,
                  name: str, task: TaskDefinition) -> RunRequest:
         competitor = require_competitor(session, name)
         provisional = next(self._ids)
@@ -144,7 +175,7 @@ class EarlyRuns:
             task_id=provisional,
             competitor=CompetitorInfo(competitor.name, competitor.repo_url, competitor.commit, competitor.tree_hash,
                                       competitor.entrypoint),
-            stage=plan.stage, match_id=match_id, task_index=index, task=task,
+            stage=stage, match_id=match_id, task_index=index, task=task,
             run_dir=self._early_dir(tournament.id) / self.owner / f"{match_id}-t{index}-{name}" / "attempt-1",
         )
 
@@ -181,14 +212,15 @@ class EarlyRuns:
             return None
         return early.request.run_id, None if early.report is None else self._moved(early, early.report)
 
-    def drop_unneeded(self, round_index: int | None, needed: frozenset[EarlyKey] = frozenset()) -> None:
+    def drop_unneeded(self, round_index: int | None, needed: frozenset[EarlyKey] = frozenset(), boss: bool = False) -> None:
         """Drop the early runs of rounds up to ``round_index`` (created, or passed by; None: every round,
-        at the tournament's end) that are not ``needed`` by the round's claim: those done are removed
-        now, those still training once they are done."""
+        at the tournament's end) that are not ``needed`` by the round's claim, and, when that round is a
+        ``boss`` round, those trained for the first boss round: those done are removed now, those still
+        training once they are done."""
         for key, early in self.runs.items():
             if early.adopted is not None or early.dropped or key in needed:
                 continue
-            if round_index is None or early.round_index <= round_index:
+            if round_index is None or (boss if early.round_index is None else early.round_index <= round_index):
                 early.dropped = True
                 early.stop.set()
                 if early.report is not None:

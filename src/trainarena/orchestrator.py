@@ -122,16 +122,21 @@ Waiting = Callable[[LeaseHolder], None]
 RunStored = Callable[[int, Path], None]
 
 
-def task_seed(tournament_seed: int, round_index: int, match_id: str, task_index: int) -> int:
-    """A task's seed: fixed by the tournament seed and the task's place, so a replay draws the same."""
-    text = f"{tournament_seed}:{round_index}:{match_id}:{task_index}".encode()
+def task_seed(tournament_seed: int, stage: Stage, round_index: int, match_id: str, task_index: int) -> int:
+    """A task's seed: fixed by the tournament seed and the task's place, so a replay draws the same. A
+    boss round's place is its match id alone (``boss``, ``boss-2``...): its tasks are the same however
+    many rounds led to it, so the defender's runs can be trained before its challenger is known
+    (``early_runs``)."""
+    place = match_id if stage == Stage.BOSS else f"{round_index}:{match_id}"
+    text = f"{tournament_seed}:{place}:{task_index}".encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:4], "big") & 0x7FFFFFFF
 
 
-def task_of(task_source: TaskSource, tournament: Tournament, plan: RoundPlan, match_id: str, index: int) -> TaskDefinition:
+def task_of(task_source: TaskSource, tournament: Tournament, stage: Stage, round_index: int, match_id: str,
+            index: int) -> TaskDefinition:
     """The task a round's match plays as its task ``index`` (the same when asked again: early runs)."""
-    seed = task_seed(tournament.seed, plan.index, match_id, index)
-    return task_source(tournament.kind, plan.stage, match_id, index, seed)
+    seed = task_seed(tournament.seed, stage, round_index, match_id, index)
+    return task_source(tournament.kind, stage, match_id, index, seed)
 
 
 # --- Writing steps -------------------------------------------------------------------------------
@@ -151,7 +156,7 @@ def _create_round(session: Session, tournament: Tournament, plan: RoundPlan, tas
         )
         competitors = [require_competitor(session, name) for name in match.competitors]
         for index in range(match.tasks):
-            definition = task_of(task_source, tournament, plan, match.match_id, index)
+            definition = task_of(task_source, tournament, plan.stage, plan.index, match.match_id, index)
             task = TaskRow(index=index, definition=definition_json(definition), digest=task_key(definition))
             task.runs = [Run(competitor=competitor) for competitor in competitors]
             match_row.tasks.append(task)
@@ -323,7 +328,7 @@ class _Driver:
             if key in adopted:
                 self.early.adopt(claimed[-1])  # type: ignore[union-attr]
         if self.early is not None:
-            self.early.drop_unneeded(round_row.index, frozenset(adopted))
+            self.early.drop_unneeded(round_row.index, frozenset(adopted), boss=round_row.stage == Stage.BOSS.value)
         return steps, None, claimed
 
     def foresee(self, budget: int) -> list[RunRequest]:

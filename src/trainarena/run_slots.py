@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from trainarena.early_runs import EarlyRuns
 from trainarena.engine.model import Finished
-from trainarena.execution.supervise import EitherStop, current_stop_event, stop_when
+from trainarena.execution.supervise import EitherStop, current_stop_event, stop_when, told_at_deadline
 from trainarena.runs import RunExecutor, RunInterrupted, RunNotStarted, RunReport, RunRequest, record_timings
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,11 @@ def _log_warm_up_failure(warming: Future[Any]) -> None:
 
 def _stoppable(work: Callable[[RunRequest], Any], stop: threading.Event, request: RunRequest) -> Any:
     with stop_when(stop):
+        return work(request)
+
+
+def _told_at_deadline(work: Callable[[RunRequest], Any], told: Callable[[], None], request: RunRequest) -> Any:
+    with told_at_deadline(told):
         return work(request)
 
 
@@ -105,6 +110,7 @@ class RunSlots:
         self.errors: list[BaseException] = []
         self.warmed = False
         self.early = driver.early
+        self.deadline_news = threading.Event()  # set when a run's script reached its deadline: look ahead again
         self.tending: Tending | None = None
         self.tend_at = 0.0  # time.monotonic() of the next tending
         self.closed = False
@@ -169,6 +175,8 @@ class RunSlots:
             # Dropped, it is killed at once; a stop around the drive gives it the grace (it may be adopted by then).
             stop = EitherStop(self.early.stop_of(request), current_stop_event())
             work = partial(_stoppable, work, stop)
+        if self.early is not None:
+            work = partial(_told_at_deadline, work, partial(self._deadline_reached, request))
         # In the caller's context: a stop requested around the drive (execution.supervise.stop_when) reaches the run.
         self.in_flight[self.runs.submit(contextvars.copy_context().run, work, request)] = (request, slot)
 
@@ -176,7 +184,8 @@ class RunSlots:
         """Wait for a run's script or score; store what is final, queue what is to be scored. If an
         executor raised, no run is claimed any more; the others still finish and are stored, then the
         first error is raised. With ``tending``, the wait ends when it is due, and it is done (after
-        what finished meanwhile is stored). Returns whether any run or score was done."""
+        what finished meanwhile is stored). Returns whether any run or score was done, or a run's script
+        reached its deadline (its failure may fix the next round)."""
         # Woken every WAKE_SECONDS at least: a stop signal that reached another thread has its handler
         # run on this one only once it runs Python again (cli/demo.py, stop_at_once_on_signals).
         due = WAKE_SECONDS if self.tending is None else self.tend_at - time.monotonic()
@@ -210,8 +219,18 @@ class RunSlots:
             elif not (early and self.early.dropped(request)):  # type: ignore[union-attr]
                 assert self.scoring is not None
                 self.in_flight[self.scoring.submit(contextvars.copy_context().run, outcome.finish)] = (request, None)
+        deadline_news = self.deadline_news.is_set()
+        if deadline_news:
+            self.deadline_news.clear()
+            self.driver.rule_out_early()
         self._tend()
-        return bool(done)
+        return bool(done) or deadline_news
+
+    def _deadline_reached(self, request: RunRequest) -> None:
+        """From the run's thread: its script reached its deadline."""
+        assert self.early is not None
+        self.early.deadline_reached(request)
+        self.deadline_news.set()
 
     def _tend(self) -> None:
         """The caller's other work, when due; its faults are logged and never end the drive."""

@@ -20,7 +20,7 @@ from trainarena.engine import (
     next_step,
     play_out,
 )
-from trainarena.engine.lookahead import OpenMatch, foreseen_round, round_places
+from trainarena.engine.lookahead import OpenMatch, defender_boss_places, foreseen_round, round_places
 from trainarena.settings import TournamentRules
 
 from .helpers import outcome
@@ -147,3 +147,17 @@ def test_a_plan_that_is_not_the_records_next_round_is_refused():
     wrong = replace(plan, index=4)
     with pytest.raises(ValueError, match="differs from the plan"):
         foreseen_round(record, wrong, matches, KNOCKOUT)
+
+
+def test_the_defenders_boss_runs_are_named_while_a_boss_round_is_still_to_come():
+    record, plan, _matches = _final(None, None)
+    assert defender_boss_places(record, plan) == tuple(("boss", i, "king") for i in range(3))
+    assert defender_boss_places(replace(record, champion=None), plan) == ()  # nobody defends
+    entered = TournamentRecord(("a", "king"), 7, 3, "king")  # the champion plays the bracket: it may win it
+    step = next_step(entered, KNOCKOUT)
+    assert isinstance(step, PlayRound) and defender_boss_places(entered, step.plan) == ()
+    final = PlayedRound(plan, tuple(m.assuming_success() for m in _final(outcome("a", 1.0), outcome("b", None))[2]))
+    with_final = replace(record, rounds=(final,))
+    boss = next_step(with_final, KNOCKOUT)
+    assert isinstance(boss, PlayRound) and boss.plan.stage == Stage.BOSS
+    assert defender_boss_places(with_final, boss.plan) == ()  # the boss round is open: its runs are claimed

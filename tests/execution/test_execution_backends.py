@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from trainarena.contract import RunStatus
 from trainarena.execution import make_backend
 from trainarena.execution.local import LocalUnsafeBackend, UnsafeBackendWarning, host_path
 from trainarena.execution.runtime import SandboxUnavailable
+from trainarena.execution.supervise import told_at_deadline
 from trainarena.settings import SandboxRules, Settings
 
 
@@ -46,9 +48,11 @@ def test_local_backend_rewrites_sandbox_paths_to_host_paths(
 
 
 def test_local_backend_keeps_the_budget_and_reports_crashes(local: LocalUnsafeBackend, make_job: MakeJob) -> None:
-    overtime = make_job("overtime", budget=1.0, grace=0.5)
-    result = local.run(overtime)
+    overtime, told = make_job("overtime", budget=1.0, grace=0.5), []
+    with told_at_deadline(lambda: told.append(time.time())):
+        result = local.run(overtime)
     assert result.status is RunStatus.TIMED_OUT
+    assert len(told) == 1 and 0.9 < told[0] - result.started_at < 1.3  # told at the deadline, not at the end
     assert "stop before --budget-seconds or save on SIGTERM (docs/contract.md" in (result.failure_reason or "")
     assert processes_of_run(overtime.spec.run_id) == []
     crashed = local.run(make_job("crasher"))

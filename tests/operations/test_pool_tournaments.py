@@ -73,10 +73,16 @@ def test_a_pool_tournament_enters_draws_plays_and_crowns(operator_data: Operator
     with open_store(settings) as store:
         again = run_pool_tournament(store, settings, second.id, executor=FakeExecutor())
         with store.session() as session:
+            by_match = {(run.task.match.match_id, run.task.index): run.task.definition["name"]
+                        for run in tournament_runs(session, second.id)}
             history = [(row.competitor.name, row.tournament_id) for row in champion_history(session, "text")]
             with pytest.raises(StoreError, match="was drawn by tournament.*task add NEW-NAME --file"):
                 remove_stored_task(session, created.tasks[0])
     assert again.champion is not None and history[0] == (result.champion, created.id)
+    # The knockout round plays from the start of the draw, the boss round from its end, whatever the
+    # rounds before it.
+    assert by_match[("r1-k001", 0)] == second.tasks[0], by_match
+    assert [by_match[("boss", i)] for i in range(3)] == list(reversed(second.tasks))[:3]
 
 
 def test_entry_closes_and_a_gone_repository_leave_competitors_out(operator_data: OperatorData) -> None:

@@ -10,6 +10,10 @@ What it promises: when it returns a plan, the tournament plays exactly that roun
 completion in which the open round's unfinished runs succeed, whatever their scores. When one of them
 fails, the next round may be another one; the orchestrator then drops what it trained early, unstored.
 It never looks past a boss round (whether another follows depends on the scores themselves).
+
+:func:`defender_boss_places` looks further: the defender's runs of the first boss round, whose tasks
+are the same however many rounds lead to it. They are needed whenever a challenger reaches it, so a
+slot that would wait trains them first, as a bet that loses only when nobody does.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from trainarena.contract import Direction
-from trainarena.engine.bracket import next_step
+from trainarena.engine.bracket import boss_match_id, next_step
 from trainarena.engine.model import Match, PlayedMatch, PlayedRound, PlayRound, RoundPlan, Stage, TaskOutcome, TournamentRecord
 from trainarena.engine.ranking import is_failed
 from trainarena.settings import TournamentRules
@@ -70,6 +74,17 @@ def foreseen_round(record: TournamentRecord, plan: RoundPlan, matches: tuple[Ope
     played = PlayedRound(plan, tuple(m.assuming_success() for m in matches))
     step = next_step(replace(record, rounds=(*record.rounds, played)), rules)
     return step.plan if isinstance(step, PlayRound) else None
+
+
+def defender_boss_places(record: TournamentRecord, plan: RoundPlan) -> tuple[RunPlace, ...]:
+    """The defender's runs of the first boss round while it is still to come after the open round
+    ``plan``, in the order that round will claim them: none when no champion defends, when ``plan`` is a
+    boss round, or while the defender still plays in the bracket (winning it, it meets no boss round)."""
+    defender = record.champion
+    if defender is None or plan.stage == Stage.BOSS or defender in plan.byes \
+            or any(defender in match.competitors for match in plan.matches):
+        return ()
+    return tuple((boss_match_id(0), task, defender) for task in range(record.boss_tasks))
 
 
 def round_places(plan: RoundPlan) -> tuple[RunPlace, ...]:

@@ -46,6 +46,7 @@ STOPPED_REASON = "stopped on request before it finished"
 # How often a run that may be stopped on request checks its event (the wait is otherwise one long sleep).
 _STOP_CHECK_SECONDS = 0.2
 _stop_event: ContextVar[threading.Event | None] = ContextVar("trainarena_stop_event", default=None)
+_deadline_told: ContextVar[Callable[[], None] | None] = ContextVar("trainarena_deadline_told", default=None)
 
 
 class StopAtOnce(threading.Event):
@@ -85,6 +86,25 @@ def stop_when(event: threading.Event) -> Iterator[None]:
         yield
     finally:
         _stop_event.reset(token)
+
+
+@contextmanager
+def told_at_deadline(told: Callable[[], None]) -> Iterator[None]:
+    """Runs supervised in this thread inside the block call ``told`` (on this thread) when their script
+    reaches its deadline: from then the run is certain to end timed out, whatever the script does in
+    its grace period (a driver looking ahead, ``early_runs``, takes it as failed)."""
+    token = _deadline_told.set(told)
+    try:
+        yield
+    finally:
+        _deadline_told.reset(token)
+
+
+def deadline_reached() -> None:
+    """Tell the innermost ``told_at_deadline`` block, if any, that the run's script reached its deadline."""
+    told = _deadline_told.get()
+    if told is not None:
+        told()
 
 
 def current_stop_event() -> threading.Event | None:
@@ -203,6 +223,7 @@ def supervise(
     stop = _wait(proc, started_at + launch.budget_seconds, launch, event)
     timed_out, how_ended = False, "exited"
     if stop == _DEADLINE:
+        deadline_reached()
         timed_out, how_ended = True, _stop_at_deadline(proc, terminator, launch.grace_seconds, event)
     elif stop == STOPPED_REASON and not _kills_at_once(event):  # else killed just below
         _stop_at_deadline(proc, terminator, launch.grace_seconds)

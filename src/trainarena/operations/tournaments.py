@@ -8,8 +8,10 @@ reigning champion of the kind defends in the boss round instead. A competitor wh
 longer be fetched is left out, with the reason. Tasks: the tournament draws, at creation and from its
 seed, as many stored tasks as its bracket can need whatever the outcomes (every round's tasks on the
 longest path failures can make, and the boss rounds'), without
-replacement; each round plays the next undrawn-yet-unplayed tasks, every match of a round the same
-ones, so no task is played twice in one tournament. A pool with too few tasks is refused up front.
+replacement; each round plays the next unplayed tasks of the draw, every match of a round the same
+ones, so no task is played twice in one tournament: a bracket round from the draw's start, a boss round
+from its end (the draw holds enough of each), so a boss round's tasks do not depend on how many
+rounds led to it and the defender's runs can be trained before its challenger is known. A pool with too few tasks is refused up front.
 """
 
 from __future__ import annotations
@@ -227,7 +229,7 @@ def played_task_names(session: Session, tournament_id: int) -> set[str]:
 
 def pool_task_source(store: Store, tournament_id: int, inputs: DrawnInputs | None = None) -> TaskSource:
     """The tournament's tasks: a new round plays the drawn tasks no stored round played yet, in draw
-    order (task ``i`` of every match of the round is the same task). The orchestrator creates a round in
+    order, a boss round from the draw's end (task ``i`` of every match of the round is the same task). The orchestrator creates a round in
     one transaction, so the rounds read here are exactly the earlier ones, on a resume as well. A task
     whose data changed since it was stored is refused (StoredTaskUnusable), never played on the change."""
     inputs = inputs or DrawnInputs()
@@ -239,6 +241,8 @@ def pool_task_source(store: Store, tournament_id: int, inputs: DrawnInputs | Non
                 raise StoreError(f"tournament {tournament_id} was not created from a pool (no task draw)")
             played = played_task_names(session, tournament_id)
             remaining = [name for name in draw.task_names if name not in played]
+            if stage == Stage.BOSS:
+                remaining.reverse()
             if task_index >= len(remaining):
                 raise StoreError(f"tournament {tournament_id}: its draw of {len(draw.task_names)} tasks is used up "
                                  f"({stage} round, match {match_id}); the pool was checked for fewer rounds")

@@ -146,12 +146,15 @@ def _played_match(row: MatchRow) -> PlayedMatch:
     return PlayedMatch(match, tuple(_direction(task) for task in row.tasks), tuple(tasks), units)
 
 
-def open_matches(round_row: Round) -> tuple[OpenMatch, ...]:
-    """A round as far as it is played, for ``engine.lookahead``: each finished run's outcome, None for
-    the others."""
+def open_matches(round_row: Round, timed_out: frozenset[int] = frozenset()) -> tuple[OpenMatch, ...]:
+    """A round as far as it is played, for ``engine.lookahead``: each finished run's outcome, a failure
+    for the unfinished runs of ``timed_out`` (ids of runs whose script reached its deadline, so will end
+    timed out), None for the others."""
 
     def outcome(run: Run) -> TaskOutcome | None:
-        return _outcome(run) if RunStatus(run.status).finished else None
+        if RunStatus(run.status).finished:
+            return _outcome(run)
+        return TaskOutcome(run.competitor.name, None, "reached its deadline") if run.id in timed_out else None
 
     matches = []
     for row, match in zip(round_row.matches, round_plan(round_row).matches, strict=True):
