@@ -61,17 +61,19 @@ class Final:
                 self.early_started.wait(EARLY_WAIT_SECONDS)
             return self.b_final()
         if request.run_id < 0 and self.early_trains_until_stopped:
-            return self._until_stopped(request)
+            return _until_stopped(request, self.stopped)
         return _succeeded(1.0 if name == "b" else 2.0, log_path=request.run_dir / "logs")
 
-    def _until_stopped(self, request: RunRequest) -> RunReport:
-        """A script that would train for a long while, ended as the sandbox ends one (polling its stop)."""
-        stop, deadline = current_stop_event(), time.monotonic() + EARLY_WAIT_SECONDS
-        while stop is not None and not stop.is_set() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if stop is not None and stop.is_set():
-            self.stopped.append(request)
-        return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason=STOPPED_REASON)
+
+def _until_stopped(request: RunRequest, stopped: list[RunRequest]) -> RunReport:
+    """A script that would train for a long while, ended as the sandbox ends one (polling its stop);
+    ``request`` is added to ``stopped`` when its stop was seen."""
+    stop, deadline = current_stop_event(), time.monotonic() + EARLY_WAIT_SECONDS
+    while stop is not None and not stop.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if stop is not None and stop.is_set():
+        stopped.append(request)
+    return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason=STOPPED_REASON)
 
 
 def _platform_breaks() -> RunReport:
@@ -386,7 +388,7 @@ class ByeAndDeadline:
                 self.b_ended_at = len(self.runs)
             return RunReport(RunStatus.TIMED_OUT, 0.0, 1.0, failure_reason="timed out")
         if request.run_id < 0 and self.early_trains_until_stopped:
-            return Final._until_stopped(self, request)  # type: ignore[arg-type]
+            return _until_stopped(request, self.stopped)
         return _succeeded(1.0 if name == "c" else 2.0)
 
 
