@@ -141,6 +141,13 @@ class EarlyRuns:
         """Whether some early run is neither dropped nor adopted yet (one a stored outcome may rule out)."""
         return any(not early.dropped and early.adopted is None for early in self.runs.values())
 
+    def awaiting(self, round_index: int, boss: bool) -> bool:
+        """Whether some early run not dropped nor adopted yet may be adopted by the claim of round
+        ``round_index`` (a ``boss`` round's also adopts those trained for the first boss round)."""
+        return any(not early.dropped and early.adopted is None
+                   and (boss if early.round_index is None else early.round_index == round_index)
+                   for early in self.runs.values())
+
     def rule_out(self, session: Session, tournament_id: int, rules: TournamentRules, task_of: TaskOf) -> None:
         """Drop the early runs the outcomes stored so far rule out (a run assumed to succeed failed, so
         another round, or the end, follows), at once: not when a slot next frees and the next round's

@@ -306,7 +306,8 @@ class _Driver:
         slot: it is adopted); a run interrupted too often fails instead."""
         steps, claimed, adopted = 0, [], set()
         # Only while some early run may be adopted can a claim take more than its slots' worth.
-        limit = None if self.early is not None and self.early.unclaimed() else min(budget, self.parallel)
+        boss = round_row.stage == Stage.BOSS.value
+        limit = None if self.early is not None and self.early.awaiting(round_row.index, boss) else min(budget, self.parallel)
         for run in pending_runs(session, round_row.id, limit):
             key = None if self.early is None or run.attempts else early_key(
                 run.task.match.match_id, run.task.index, run.competitor.name, definition_from_json(run.task.definition))
@@ -328,7 +329,7 @@ class _Driver:
             if key in adopted:
                 self.early.adopt(claimed[-1])  # type: ignore[union-attr]
         if self.early is not None:
-            self.early.drop_unneeded(round_row.index, frozenset(adopted), boss=round_row.stage == Stage.BOSS.value)
+            self.early.drop_unneeded(round_row.index, frozenset(adopted), boss=boss)
         return steps, None, claimed
 
     def foresee(self, budget: int) -> list[RunRequest]:
