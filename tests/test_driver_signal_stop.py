@@ -1,7 +1,8 @@
 """A driver stopped on purpose (SIGINT or SIGTERM, handled: ``runs.DriverStopped``) kills its runs at
 once, records their attempts as withdrawn, which cost the competitor no try, and releases its lease;
 a run left by a killed driver (no handler ran) is still interrupted and counts, and ``max_attempts``
-still fails a run interrupted that often."""
+still fails a run interrupted that often. A driver whose tournament the operator cancels stops the
+same way, storing nothing after the cancellation."""
 
 from __future__ import annotations
 
@@ -12,15 +13,20 @@ from collections.abc import Iterator
 from types import FrameType
 
 import pytest
+from sqlalchemy import select
 
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Stage
 from trainarena.execution.supervise import STOPPED_REASON, StopAtOnce, current_stop_event
+from trainarena.operations.cancelling import cancel_tournament
 from trainarena.orchestrator import create_tournament, drive
+from trainarena.records.recorder import Recorder
 from trainarena.runs import DiskFull, DriverStopped, RunReport, RunRequest, deferred_in_database_call
-from trainarena.settings import Settings
+from trainarena.settings import LeaseRules, Settings
 from trainarena.store import Store, add_competitor, tournament_runs
 from trainarena.store.leases import lease_holder
+from trainarena.store.log_tables import LogEntry
+from trainarena.store.tournaments import TournamentCancelled
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 NAMES = ["a", "b"]
@@ -139,3 +145,66 @@ def test_a_full_disk_stops_the_drive_and_costs_no_try(store: Store, settings: Se
     assert _b_run(store, tid)[1] == RunStatus.SUCCEEDED
 
 
+
+
+class CancelledWhileTraining(Scores):
+    """The first run cancels its tournament (as the operator would, from another process) once each
+    slot's run started, then returns its report (``first_returns``: finished after the cancellation) or
+    trains on until stopped; every other run trains until stopped."""
+
+    def __init__(self, store: Store, settings: Settings, tid: int, parallel: int, first_returns: bool) -> None:
+        self.store, self.settings, self.tid, self.parallel, self.first_returns = store, settings, tid, parallel, first_returns
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.all_started = threading.Event()
+        self.seen: list[tuple[bool, bool]] = []  # (stopped, at once) as each run trained until stopped saw its stop
+
+    def execute(self, request: RunRequest) -> RunReport:
+        with self.lock:
+            self.calls += 1
+            call = self.calls
+        if call == self.parallel:
+            self.all_started.set()
+        (request.run_dir / "output").mkdir(parents=True, exist_ok=True)
+        (request.run_dir / "output" / "half.safetensors").write_bytes(b"x")
+        if call == 1:
+            assert self.all_started.wait(10)
+            with self.store.transaction() as session:
+                cancel_tournament(session, self.settings, self.tid, "wrong entrants")
+            if self.first_returns:
+                return super().execute(request)
+        stop, deadline = current_stop_event(), time.monotonic() + 30
+        while (stop is None or not stop.is_set()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with self.lock:
+            self.seen.append((stop is not None and stop.is_set(), isinstance(stop, StopAtOnce) and stop.at_once()))
+        return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason=STOPPED_REASON)
+
+
+@pytest.mark.parametrize(("parallel", "first_returns"), [(2, True), (1, True), (1, False)],
+                         ids=["a-run-finishing-after-it-stops-the-other", "a-run-finishing-after-it", "the-heartbeat-finds-it"])
+def test_a_cancelled_tournaments_driver_stops_its_runs_and_stores_nothing_after(
+        store: Store, settings: Settings, parallel: int, first_returns: bool) -> None:
+    tid = _tournament(store)
+    executor = CancelledWhileTraining(store, settings, tid, parallel, first_returns)
+    started = time.monotonic()
+    with pytest.raises(TournamentCancelled, match=r"^tournament 't1' was cancelled \(cancelled: wrong entrants"):
+        _drive(store, settings, tid, executor, parallel=parallel, recorder=Recorder(settings),
+               lease_rules=LeaseRules(lease_seconds=5.0, heartbeat_seconds=0.1))
+    # The runs still training were killed at once, not left to their budget.
+    assert executor.seen == [(True, True)] * (parallel - first_returns) and time.monotonic() - started < 10
+    with store.session() as session:
+        assert lease_holder(session, tid) is None
+        runs = tournament_runs(session, tid)
+        assert len(runs) == 2 and all(run.counted_attempt is None for run in runs)  # no result stored
+        claimed = [(run, attempt) for run in runs for attempt in run.attempt_records]
+        assert len(claimed) == parallel
+        for run, attempt in claimed:
+            assert run.status == RunStatus.PENDING and attempt.status == "withdrawn"
+            assert attempt.failure_reason == "withdrawn: its tournament was cancelled while it ran"
+            folder = settings.work_dir / f"tournament-{tid}" / f"run-{run.id}" / f"attempt-{attempt.number}"
+            assert not (folder / "output").exists()
+        logged = session.scalars(select(LogEntry.kind).where(LogEntry.tournament_id == tid).order_by(LogEntry.index))
+        assert list(logged) == ["commitment", "cancellation"]  # no run statement after (nor before) it
+    with pytest.raises(TournamentCancelled):
+        _drive(store, settings, tid, Scores())

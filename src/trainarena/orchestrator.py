@@ -23,7 +23,9 @@ driver is taken over once it expired. Then:
 
 A finished run is never executed again; a tournament that died anywhere resumes from what the store
 holds. A driver that lost its lease (it stalled past the expiry and was taken over) stops at its next
-write with :class:`LeaseLost`, writing nothing.
+write with :class:`LeaseLost`, writing nothing. A tournament the operator cancelled stops its driver
+too (``TournamentCancelled``), once its heartbeat or its next write step finds it: the runs in flight
+are killed at once and their attempts withdrawn, and nothing of them is stored.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -103,7 +105,7 @@ from trainarena.store.leases import (
     try_acquire,
 )
 from trainarena.store.records import fix_rules, load_record, load_tournament, open_round, pending_runs, rules_of
-from trainarena.store.tournaments import cancelled_problem
+from trainarena.store.tournaments import TournamentCancelled, cancelled_problem
 from trainarena.tasks.base import TaskDefinition
 
 __all__ = [
@@ -209,20 +211,32 @@ class _Driver:
     on_stored: RunStored | None = None
     recorder: Recorder | None = None
     early: EarlyRuns | None = None  # runs of a foreseen round trained on free slots (early_runs)
+    # Set to kill the runs in flight at once: the lease was lost, or the tournament cancelled.
+    stop_runs: threading.Event = field(default_factory=threading.Event)
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.progress(ProgressEvent(kind, **fields))
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[Session]:
-        """A write step's transaction, fenced by the lease (LeaseLost if another driver took over)."""
+    def writing(self, *, once_cancelled: bool = False) -> Iterator[Session]:
+        """A write step's transaction, fenced by the lease (LeaseLost if another driver took over) and,
+        unless ``once_cancelled`` (withdrawing the drive's attempts), refused once the operator cancelled
+        the tournament (TournamentCancelled): nothing of it is stored after its cancellation."""
         with self.store.transaction() as session:
             fence(session, self.tournament_id, self.me, self.lease_rules)
+            tournament = get_tournament(session, self.tournament_id, lock=True)  # a cancel waits for this step
+            if not once_cancelled and (cancelled := cancelled_problem(tournament)) is not None:
+                raise cancelled
             yield session
 
     def renew_lease(self) -> bool:
+        """Renew the lease (False: lost); a cancellation found meanwhile kills the runs in flight at once
+        (``stop_runs``), so a cancelled tournament's runs do not train on for their whole budget."""
         with self.store.transaction() as session:
-            return renew(session, self.tournament_id, self.me, self.lease_rules)
+            renewed = renew(session, self.tournament_id, self.me, self.lease_rules)
+            if renewed and cancelled_problem(get_tournament(session, self.tournament_id)) is not None:
+                self.stop_runs.set()
+            return renewed
 
     def take_lease(self, wait: bool, on_wait: Waiting | None) -> Finished | None:
         """Take the tournament's lease, waiting while another live driver holds it (when ``wait``).
@@ -269,8 +283,6 @@ class _Driver:
             tournament = get_tournament(session, self.tournament_id)
             if tournament.status == TournamentStatus.FINISHED:
                 return 0, self._stored_end(session, load_tournament(session, self.tournament_id)), []
-            if (cancelled := cancelled_problem(tournament)) is not None:  # by the operator, meanwhile: stop here
-                raise cancelled
             round_row = open_round(session, self.tournament_id)
             if round_row is not None:
                 return self._claim_runs(session, tournament, round_row, budget)
@@ -467,15 +479,17 @@ def drive(
         return end
     try:
         # Lost (another driver took over after a stall), its runs are killed at once: their results can
-        # no longer be stored, and the new driver trains the same runs.
-        # Stopped by a signal (DriverStopped), they are killed at once too, and their attempts withdrawn.
-        lost = threading.Event()
-        with LeaseKeeper(driver.renew_lease, driver.lease_rules.heartbeat_seconds, lost.set), \
-                stop_when(EitherStop(lost, current_stop_event())):
+        # no longer be stored, and the new driver trains the same runs. Stopped by a signal (DriverStopped)
+        # or cancelled (found by the heartbeat or a write step), they are killed at once and withdrawn.
+        with LeaseKeeper(driver.renew_lease, driver.lease_rules.heartbeat_seconds, driver.stop_runs.set), \
+                stop_when(EitherStop(driver.stop_runs, current_stop_event())):
             try:
-                return _drive_with_lease(driver, max_steps, until, tending, lost)
+                return _drive_with_lease(driver, max_steps, until, tending)
             except DriverStopped as stopped:
-                _withdraw_on_stop(driver, stopped)
+                _withdraw_own(driver, f"its driver ({driver.me.host} pid {driver.me.pid}) was stopped by {stopped.signal_name}")
+                raise
+            except TournamentCancelled:
+                _withdraw_own(driver, "its tournament was cancelled while it ran")
                 raise
     finally:
         # A lease left behind (the store unreachable) expires by itself; the drive's own error matters more.
@@ -483,12 +497,12 @@ def drive(
             release(session, tournament_id, me)
 
 
-def _withdraw_on_stop(driver: _Driver, stopped: DriverStopped) -> None:
-    """The drive was told to stop (its runs already killed): its running attempts are withdrawn."""
-    reason = f"withdrawn: its driver ({driver.me.host} pid {driver.me.pid}) was stopped by {stopped.signal_name}"
+def _withdraw_own(driver: _Driver, why: str) -> None:
+    """The drive was told to stop, or its tournament cancelled (its runs already killed): its running
+    attempts are withdrawn, ``why``."""
     try:
-        with driver.writing() as session:
-            withdrawn = withdraw_own_attempts(session, driver.tournament_id, driver.me, reason)
+        with driver.writing(once_cancelled=True) as session:
+            withdrawn = withdraw_own_attempts(session, driver.tournament_id, driver.me, f"withdrawn: {why}")
     except (SQLAlchemyError, LeaseLost):  # left running: the next driver recovers them, as interrupted
         return
     for run_id, number in withdrawn:  # nothing of them is scored or kept; logs stay
@@ -496,7 +510,7 @@ def _withdraw_on_stop(driver: _Driver, stopped: DriverStopped) -> None:
 
 
 def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[], bool] | None,
-                      tending: Tending | None, kill: threading.Event) -> Finished | None:
+                      tending: Tending | None) -> Finished | None:
     with driver.writing() as session:
         interrupted = recover_interrupted(session, driver.tournament_id, driver.me)
         driver.announce_resumption(session, len({run_id for run_id, _ in interrupted}))
@@ -510,8 +524,8 @@ def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[]
     slots = RunSlots(driver)
     try:
         return slots.drive(max_steps, until, tending)
-    except DriverStopped:
-        kill.set()  # the runs in flight are killed at once (SIGKILL): nothing of them is stored
+    except (DriverStopped, TournamentCancelled):
+        driver.stop_runs.set()  # the runs in flight are killed at once (SIGKILL): nothing of them is stored
         slots.close(at_once=True)
         raise
     finally:

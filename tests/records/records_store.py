@@ -96,7 +96,7 @@ class ArtifactExecutor:
 class RecordedStore:
     data_dir: Path
     tournament_id: int
-    finished: Finished
+    finished: Finished | None  # None: driven part of the way (build_pool_store's max_steps)
     database_url: str  # SQLite in data_dir, or the PostgreSQL database of tests run with --store postgresql
 
     @property
@@ -148,10 +148,10 @@ def build_recorded_store(data_dir: Path, recorder: type[Recorder] = Recorder) ->
 
 
 def build_pool_store(data_dir: Path, recorder: type[Recorder] = Recorder, changed_hidden: frozenset[str] = frozenset(),
-                     task_type: TaskType = TaskType.INSTRUCT) -> RecordedStore:
+                     task_type: TaskType = TaskType.INSTRUCT, max_steps: int | None = None) -> RecordedStore:
     """Four entrants on tasks drawn from a pool: the commitment names each task's hidden split and a
     salted hash of its split seed (and an image task's noise seed); ``changed_hidden`` tasks are then
-    played on another hidden split."""
+    played on another hidden split. With ``max_steps``, driven that many steps only (not finished)."""
     settings = Settings(data_dir=data_dir)
     kind = "image" if task_type == TaskType.IMAGE else "text"
     entrants = ["alpha", "bravo", "charlie", "crasher"]
@@ -169,8 +169,9 @@ def build_pool_store(data_dir: Path, recorder: type[Recorder] = Recorder, change
             session.add(TournamentDraw(tournament_id=tournament_id, pool_id=get_pool(session, "weekly").id,
                                        task_names=list(POOL_TASKS), entry_closes_at=datetime.now(UTC)))
         finished = drive(store, tournament_id, task_source=pool_task_source(store, tournament_id), executor=executor,
-                         rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir, recorder=recorder(settings))
-    assert finished is not None
+                         rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir,
+                         recorder=recorder(settings), max_steps=max_steps)
+    assert (finished is None) == (max_steps is not None)
     return RecordedStore(data_dir, tournament_id, finished, settings.db_url)
 
 

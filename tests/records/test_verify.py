@@ -157,7 +157,8 @@ def test_a_line_dropped_from_entries_jsonl_is_caught(bundle: Path) -> None:
 def test_the_decision_dropped_from_the_bundle_is_caught(bundle: Path) -> None:
     write_lines(bundle / "entries.jsonl", [e for e in read_lines(bundle / "entries.jsonl") if e["kind"] != "decision"])
     report = verify_directory(bundle)
-    assert "decision: the bundle has no decision statement: the tournament's end is not recorded" in failures(report, "bracket")
+    assert ("decision: the bundle has no decision statement nor a cancellation: the tournament's end is not recorded"
+            in failures(report, "bracket"))
 
 
 def test_two_entries_with_swapped_indices_in_the_bundle_are_caught(bundle: Path) -> None:

@@ -158,13 +158,14 @@ def cancel_command(
     reason: Annotated[str, typer.Option("--reason", help="Why, recorded as its outcome.")] = "",
     json_output: JsonFlag = False,
 ) -> None:
-    """Cancel a tournament not finished: it is never driven again, and a driver stops at its next step.
+    """Cancel a tournament not finished: it is never driven again; a driver stops its runs and ends.
 
-    One not started yet releases its drawn tasks and entrants; a started one keeps its records whole.
+    One not started yet releases its drawn tasks and entrants; a started one keeps its records whole, its end signed as cancelled.
     """
-    with open_store(Settings()) as store, store.transaction() as session:
+    settings = Settings()
+    with open_store(settings) as store, store.transaction() as session:
         try:
-            cancelled = cancel_tournament(session, tournament_id, reason)
+            cancelled = cancel_tournament(session, settings, tournament_id, reason)
         except StoreError as error:
             raise fail(str(error), json_output, id=tournament_id) from None
     if json_output:

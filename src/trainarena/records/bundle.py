@@ -17,8 +17,8 @@ The bundle (a folder; ``records/verify.py`` checks it, docs/records.md documents
                       "competitor", "status", "score", "artifact_sha256"}], "champion", "weights"},
                       and "cancelled": {"at", "reason"} for a tournament cancelled after it started
 
-Exported: every log entry about the tournament (commitment, runs, evaluations, rounds, decision,
-reveal), and the run and evaluation statements of each audit of its runs whose statement names the run
+Exported: every log entry about the tournament (commitment, runs, evaluations, rounds, decision and
+reveal, or its cancellation), and the run and evaluation statements of each audit of its runs whose statement names the run
 it audits (``trainarena audit``; signed by the tournament's key: those another key signed, after a
 ``keys init --force``, are left out and named in what ``export_bundle`` returns). The exporter copies what the store
 holds, as it is: a store whose log or results were changed still exports (proofs that no longer lead
@@ -324,7 +324,7 @@ def _claims(session: Session, tournament_id: int) -> dict[str, Any]:
     claims = {"runs": runs, "entrants": entrants,
               "champion": None if tournament.champion_after is None else tournament.champion_after.name,
               "weights": {row.competitor.name: row.weight for row in weights}}
-    if tournament.status == "cancelled":  # by the operator after it started: no decision will be signed
+    if tournament.status == "cancelled":  # by the operator after it started: signed as a cancellation, never decided
         claims["cancelled"] = {"at": None if tournament.finished_at is None else tournament.finished_at.isoformat(),
                                "reason": tournament.outcome_reason}
     return claims

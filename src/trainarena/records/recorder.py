@@ -7,7 +7,8 @@ transaction that stores a result, so a statement is in the log exactly when its 
 - a tournament about to play its first round -> a ``commitment`` (entrants, the hidden splits and a
   salted hash of each split seed);
 - each complete round -> a ``round`` statement (the outcomes, with the engine's decisions);
-- the end -> a ``decision`` (boss round, champion, weights, the rules) and a ``reveal`` of the seeds.
+- the end -> a ``decision`` (boss round, champion, weights, the rules) and a ``reveal`` of the seeds;
+  or, for a started tournament the operator cancels, a ``cancellation`` (when, why, the rounds played).
 
 Each entry has a key (``run:12:attempt:1``, ``tournament:3:round:0``...): a resumed driver that
 records the same thing again appends nothing.
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from trainarena.contract import TaskType
 from trainarena.engine.bracket import replay
-from trainarena.engine.model import Finished
+from trainarena.engine.model import Finished, TournamentRecord
 from trainarena.engine.weights import tournament_weights
 from trainarena.records.engine_json import per_example_digest, played_round_json, replay_json
 from trainarena.records.hardware import hardware_provider
@@ -253,21 +254,29 @@ class Recorder:
             raise ValueError(f"tournament {tournament.name!r} is being recorded as finished but its record plays on")
         weights = tournament_weights(decided.next, entrants, weight_rules)
         predicate = {
-            "tournament": tournament_json(tournament),
-            "entrants": entrants,
-            "seed": tournament.seed,
-            "boss_tasks": record.boss_tasks,
-            "champion_before": record.champion,
-            "rules": rules.model_dump(mode="json"),
+            **_played_json(session, tournament, record, rules),
             "weight_rules": weight_rules.model_dump(mode="json"),
-            "rounds": [_reference(_entry(session, f"tournament:{tournament.id}:round:{r.plan.index}"))
-                       for r in record.rounds],
             "decided": replay_json(decided),
             "weights": weights.weights,
             "undistributed": weights.undistributed,
         }
         self._append_tournament(session, tournament, "decision", Kind.DECISION, predicate)
         self._reveal(session, tournament)
+
+    def tournament_cancelled(self, session: Session, tournament: Tournament, rules: TournamentRules, reason: str) -> None:
+        """A started tournament's end when the operator cancels it: when and why, with the rounds it
+        played (a complete one not logged yet is logged first) and what the engine needs to replay them,
+        as a decision names them. It reveals nothing: nothing was decided on the committed tasks, so their
+        split seeds stay secret and the tasks stay usable (a reveal would spend them)."""
+        tournament = load_tournament(session, tournament.id)
+        self.rounds_played(session, tournament, rules)
+        predicate = {
+            **_played_json(session, tournament, load_record(tournament, rules), rules),
+            "cancelled_at": _iso(tournament.finished_at),
+            "reason": reason,
+            "commitment": _reference(_entry(session, f"tournament:{tournament.id}:commitment")),
+        }
+        self._append_tournament(session, tournament, "cancellation", Kind.CANCELLATION, predicate)
 
     def weights_published(self, session: Session, vector: WeightVector) -> None:
         session.flush()  # the vector's id and entries
@@ -335,6 +344,21 @@ class Recorder:
         operator's split secret), so a restarted driver commits and reveals the same values."""
         message = f"trainarena-commitment:{tournament.id}:{tournament.name}:{task_name}".encode()
         return hmac.new(operator_secret(self.settings), message, hashlib.sha256).hexdigest()
+
+
+def _played_json(session: Session, tournament: Tournament, record: TournamentRecord, rules: TournamentRules) -> dict[str, Any]:
+    """What a tournament's end (its decision, or its cancellation) names of what was played: the
+    tournament, what the engine replays its rounds from (entrants, seed, boss tasks, defender, rules)
+    and a reference to each complete round's statement."""
+    return {
+        "tournament": tournament_json(tournament),
+        "entrants": [e.competitor.name for e in tournament.entrants],
+        "seed": tournament.seed,
+        "boss_tasks": record.boss_tasks,
+        "champion_before": record.champion,
+        "rules": rules.model_dump(mode="json"),
+        "rounds": [_reference(_entry(session, f"tournament:{tournament.id}:round:{r.plan.index}")) for r in record.rounds],
+    }
 
 
 def _outcome_reference(session: Session, runs: dict[tuple[str, int, str], Run], match_id: str, index: int,

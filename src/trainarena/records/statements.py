@@ -15,6 +15,8 @@ Kinds and what each attests (docs/records.md has every field):
 - ``round``: a played round: every task's outcome per competitor (referencing the evaluations).
 - ``decision``: the tournament's end: the boss decision, the champion, the weights, the rules used.
 - ``reveal``: at the end, the split seeds and salts the commitment hid.
+- ``cancellation``: the end of a started tournament the operator cancelled instead (when, why, the
+  rounds it played); no decision or reveal follows it.
 - ``weights``: a published weight vector (what goes on chain), naming the tournaments it came from.
 """
 
@@ -48,6 +50,7 @@ class Kind(StrEnum):
     DECISION = "decision"
     REVEAL = "reveal"
     WEIGHTS = "weights"
+    CANCELLATION = "cancellation"
 
 
 def predicate_type(kind: Kind) -> str:

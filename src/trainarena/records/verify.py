@@ -8,12 +8,14 @@ Trust rests on one thing: the operator's public key (``--key PEM``; without it, 
   statement's shape and kind, and its inclusion proof against the latest head (its leaf hash, at its
   index, under that root);
 - the records: each evaluation names its run statement (log index and payload digest), each round
-  outcome its evaluation (same score, same per-example digest), the decision its rounds, the reveal
-  its commitment; each per-example file has the digest the statements give;
+  outcome its evaluation (same score, same per-example digest), the decision (or cancellation) its
+  rounds, the reveal (or cancellation) its commitment; each per-example file has the digest the
+  statements give;
 - the decision: the bracket, the boss round and the champion are replayed from the round statements
   with the pure engine (``engine.bracket.replay``) and the weights recomputed
   (``engine.weights.tournament_weights``) under the rules the decision names; any field that differs
-  is named;
+  is named; a cancelled tournament's bundle holds its signed cancellation instead, which the report
+  notes (when, why), its rounds replayed as far as they went and nothing of it logged after it;
 - the hidden data: the commitment was logged before every run; in a pool tournament every run and
   evaluation of a task used the hidden split the commitment named, and the reveal opens every
   committed split-seed hash;

@@ -133,6 +133,14 @@ def check_claims(view: RecordView, claims: Any) -> CheckResult:
                 check.checked += 1
                 if stored.get(name) != signed.get(name):
                     check.fail(decision.label, f"weight of {name}: the database says {stored.get(name)}, the signed decision {signed.get(name)}")
+    cancellation = view.single.get(Kind.CANCELLATION)
+    if cancellation is not None:
+        check.checked += 1
+        if not isinstance(claims.get("cancelled"), dict):
+            check.fail(cancellation.label, "signed, but the database does not say the tournament was cancelled")
+        if claims.get("champion") is not None or stored:
+            check.fail(cancellation.label, f"the database gives the cancelled tournament a champion ({claims.get('champion')!r}) "
+                       f"or weights ({brief(stored)})")
     return check
 
 

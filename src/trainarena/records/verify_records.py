@@ -141,27 +141,32 @@ def _check_references(view: RecordView, bundle: Bundle) -> CheckResult:
                             where = f"match {match['match_id']} task {number}, {outcome['competitor']}"
                             _check_outcome(view, check, entry, where, outcome)
                         _check_lead_unit(view, check, entry, f"match {match['match_id']} task {number}", task)
-    decision, reveal = view.single.get(Kind.DECISION), view.single.get(Kind.REVEAL)
-    if decision is not None:
-        with reading(check, decision.label):
+    for end in _ends(view):
+        with reading(check, end.label):
             named = []
-            for reference in decision.predicate["rounds"]:
+            for reference in end.predicate["rounds"]:
                 check.checked += 1
                 target, problem = _resolve(view, reference, Kind.ROUND)
                 if target is None:
-                    check.fail(decision.label, f"its rounds: {problem}")
+                    check.fail(end.label, f"its rounds: {problem}")
                 else:
                     named.append(target.index)
             held = [r.index for r in view.rounds]
             if sorted(named) != sorted(held):
-                check.fail(decision.label, f"names round statements at entries {named}, the bundle holds them at {held}")
-    if reveal is not None:
-        with reading(check, reveal.label):
-            check.checked += 1
-            _, problem = _resolve(view, reveal.predicate["commitment"], Kind.COMMITMENT)
-            if problem:
-                check.fail(reveal.label, f"its commitment: {problem}")
+                check.fail(end.label, f"names round statements at entries {named}, the bundle holds them at {held}")
+    for naming in (view.single.get(Kind.REVEAL), view.single.get(Kind.CANCELLATION)):
+        if naming is not None:
+            with reading(check, naming.label):
+                check.checked += 1
+                _, problem = _resolve(view, naming.predicate["commitment"], Kind.COMMITMENT)
+                if problem:
+                    check.fail(naming.label, f"its commitment: {problem}")
     return check
+
+
+def _ends(view: RecordView) -> list[Entry]:
+    """The statements of how the tournament ended: its decision, or its cancellation (one is expected)."""
+    return [end for end in (view.single.get(Kind.DECISION), view.single.get(Kind.CANCELLATION)) if end is not None]
 
 
 # --- Audits ----------------------------------------------------------------------------------------
@@ -297,6 +302,11 @@ def _compare_bracket(view: RecordView, decision: Entry, replayed: Replay, bracke
         bracket.fail(decision.label, f"{path}: the decision says {brief(said)}, the replayed bracket gives {brief(recomputed)}")
     if len(differences) > MAX_DIFFERENCES:
         bracket.fail(decision.label, f"and {len(differences) - MAX_DIFFERENCES} more differences")
+    _compare_advanced(view, replayed, bracket)
+
+
+def _compare_advanced(view: RecordView, replayed: Replay, bracket: CheckResult) -> None:
+    """Each round statement's ``advanced`` against the replayed bracket's."""
     for entry, decided in zip(view.rounds, replayed.rounds, strict=False):
         bracket.checked += 1
         if entry.predicate.get("advanced") != list(decided.advanced):
@@ -319,9 +329,15 @@ def _compare_weights(decision: Entry, finished: Finished, weights: CheckResult) 
 def _check_replay(view: RecordView, files: Mapping[str, Any]) -> list[CheckResult]:
     bracket = CheckResult("bracket", "bracket and champion replayed by the engine")
     weights = CheckResult("weights", "weights recomputed from the replayed end")
-    decision = view.single.get(Kind.DECISION)
+    decision, cancellation = view.single.get(Kind.DECISION), view.single.get(Kind.CANCELLATION)
+    if decision is not None and cancellation is not None:
+        bracket.fail(cancellation.label, f"cancels the tournament {decision.label} decided: a tournament ends once")
+    elif cancellation is not None:
+        _check_cancelled(view, cancellation, files, bracket)
+        weights.note(cancellation.label, "cancelled: no weights were given")
+        return [bracket, weights]
     if decision is None:
-        bracket.fail("decision", "the bundle has no decision statement: the tournament's end is not recorded")
+        bracket.fail("decision", "the bundle has no decision statement nor a cancellation: the tournament's end is not recorded")
         return [bracket, weights]
     replayed = _replayed(view, decision, files, bracket)
     if replayed is None:
@@ -336,12 +352,27 @@ def _check_replay(view: RecordView, files: Mapping[str, Any]) -> list[CheckResul
     return [bracket, weights]
 
 
+def _check_cancelled(view: RecordView, cancellation: Entry, files: Mapping[str, Any], bracket: CheckResult) -> None:
+    """A cancelled tournament: the rounds it played replay under the rules its cancellation names, and
+    nothing of it was logged after the cancellation (a driver stores nothing once it is cancelled)."""
+    with reading(bracket, cancellation.label):
+        bracket.note(cancellation.label, f"the tournament was cancelled at {cancellation.predicate['cancelled_at']}: "
+                     f"{cancellation.predicate['reason']}; no champion was decided")
+    replayed = _replayed(view, cancellation, files, bracket)
+    if replayed is not None:
+        _compare_advanced(view, replayed, bracket)
+    for entry in [*view.rounds, *[e for key, e in [*view.runs.items(), *view.evaluations.items()] if key not in view.audits]]:
+        bracket.checked += 1
+        if entry.index > cancellation.index:
+            bracket.fail(entry.label, f"logged after the tournament was cancelled ({cancellation.label})")
+
+
 # --- Commitment, hidden splits, reveal ------------------------------------------------------------
 
 
 def _check_commitment(view: RecordView) -> CheckResult:
     check = CheckResult("commitment", "commitment logged before every run")
-    commitment, decision = view.single.get(Kind.COMMITMENT), view.single.get(Kind.DECISION)
+    commitment, ends = view.single.get(Kind.COMMITMENT), _ends(view)
     if commitment is None:
         check.fail("commitment", "the bundle has no commitment: nothing shows the hidden data was fixed before the runs")
         return check
@@ -349,16 +380,16 @@ def _check_commitment(view: RecordView) -> CheckResult:
         check.checked += 1
         if entry.index < commitment.index:
             check.fail(entry.label, f"logged before the commitment ({commitment.label})")
-    if decision is not None:
+    for end in ends:
         with reading(check, commitment.label):
             check.checked += 1
             entrants = [e["name"] for e in commitment.predicate["entrants"]]
-            if entrants != decision.predicate["entrants"]:
-                check.fail(commitment.label, f"commits to entrants {brief(entrants)}, {decision.label} decides "
-                           f"over {brief(decision.predicate['entrants'])}")
-            if commitment.predicate["champion_before"] != decision.predicate["champion_before"]:
+            if entrants != end.predicate["entrants"]:
+                check.fail(commitment.label, f"commits to entrants {brief(entrants)}, {end.label} names "
+                           f"{brief(end.predicate['entrants'])}")
+            if commitment.predicate["champion_before"] != end.predicate["champion_before"]:
                 check.fail(commitment.label, f"names defending champion {commitment.predicate['champion_before']!r}, "
-                           f"{decision.label} {decision.predicate['champion_before']!r}")
+                           f"{end.label} {end.predicate['champion_before']!r}")
     return check
 
 
@@ -414,7 +445,11 @@ def _check_hidden_splits(view: RecordView) -> CheckResult:
 
 def _check_reveal(view: RecordView) -> CheckResult:
     check = CheckResult("reveal", "reveal opens the committed split seeds")
-    reveal = view.single.get(Kind.REVEAL)
+    reveal, cancellation = view.single.get(Kind.REVEAL), view.single.get(Kind.CANCELLATION)
+    if reveal is None and cancellation is not None:
+        check.note(cancellation.label, "cancelled: nothing was decided on the committed tasks, so their split seeds "
+                   "stay secret (not revealed)")
+        return check
     if reveal is None:
         check.fail("reveal", "the bundle has no reveal: the committed split seeds were never opened")
         return check

@@ -94,7 +94,7 @@ def create_tournament(
 
 
 class TournamentCancelled(StoreError):
-    """A tournament cancelled by the operator: a driver stops at its next step, naming why."""
+    """A tournament cancelled by the operator: a driver stops (its heartbeat or next write step finds it), naming why."""
 
 
 def cancelled_problem(tournament: Tournament) -> TournamentCancelled | None:
@@ -105,8 +105,11 @@ def cancelled_problem(tournament: Tournament) -> TournamentCancelled | None:
                                "nothing more of it is played")
 
 
-def get_tournament(session: Session, tournament_id: int) -> Tournament:
-    tournament = session.get(Tournament, tournament_id)
+def get_tournament(session: Session, tournament_id: int, *, lock: bool = False) -> Tournament:
+    """The tournament; with ``lock``, its row is held until the transaction ends (SELECT ... FOR UPDATE, on
+    PostgreSQL: SQLite writes one transaction at a time anyway), so a cancellation and a driver's write
+    step happen one after the other, never interleaved."""
+    tournament = session.get(Tournament, tournament_id, with_for_update=lock)
     if tournament is None:
         raise StoreError(f"no tournament with id {tournament_id}")
     return tournament

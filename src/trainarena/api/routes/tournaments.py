@@ -243,7 +243,7 @@ def cancel(tournament_id: TournamentId, body: CancelIn, _operator: Operator, req
     """`trainarena tournament cancel`: it is never driven again (a driver stops at its next step)."""
     try:
         with app_store(request).transaction() as session:
-            cancelled = cancel_tournament(session, tournament_id, body.reason)
+            cancelled = cancel_tournament(session, app_settings(request), tournament_id, body.reason)
     except CancelRefused as error:
         raise ApiError(409, "conflict", str(error), tournament=str(tournament_id)) from None
     except StoreError:
