@@ -23,6 +23,7 @@ __all__ = [
     "to_run_again",
     "withdraw_attempt",
     "withdraw_own_attempts",
+    "withdraw_running_attempts",
 ]
 
 
@@ -31,6 +32,14 @@ def interrupt_running_attempts(run: Run, reason: str) -> None:
     for attempt in run.attempt_records:
         if attempt.status == AttemptStatus.RUNNING:
             attempt.interrupt(reason)
+
+
+def withdraw_running_attempts(run: Run, reason: str) -> None:
+    """The run's running attempt never started, for the platform's want (``RunNotStarted``): kept,
+    recorded as withdrawn with ``reason``, so it costs no try (``Run.tries``) and shows what happened."""
+    for attempt in run.attempt_records:
+        if attempt.status == AttemptStatus.RUNNING:
+            attempt.withdraw(reason)
 
 
 def to_run_again(run: Run, attempt: RunAttempt, reason: str) -> None:
