@@ -1,6 +1,7 @@
 """An attempt's end written to the store: its report (status, times, artifact, evaluation) stored, or
 its interruption (no report: the run is tried again, or given up by its caller), or its withdrawal
-(the run never started, for want of a node: as if never claimed). Shared by the
+(the run never started, for want of a node or of disk: a tournament's as if never claimed, a job's
+kept as withdrawn, costing no try). Shared by the
 tournament driver, customer jobs, ad-hoc runs and audits, so an attempt ends the same way in each."""
 
 from __future__ import annotations
