@@ -1,6 +1,7 @@
 """An attempt's end written to the store: its report (status, times, artifact, evaluation) stored, or
 its interruption (no report: the run is tried again, or given up by its caller), or its withdrawal
-(the run never started, for want of a node: as if never claimed). Shared by the
+(the run never started, for want of a node or of disk: a tournament's as if never claimed, a job's
+kept as withdrawn, costing no try). Shared by the
 tournament driver, customer jobs, ad-hoc runs and audits, so an attempt ends the same way in each."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "to_run_again",
     "withdraw_attempt",
     "withdraw_own_attempts",
+    "withdraw_running_attempts",
 ]
 
 
@@ -31,6 +33,14 @@ def interrupt_running_attempts(run: Run, reason: str) -> None:
     for attempt in run.attempt_records:
         if attempt.status == AttemptStatus.RUNNING:
             attempt.interrupt(reason)
+
+
+def withdraw_running_attempts(run: Run, reason: str) -> None:
+    """The run's running attempt never started, for the platform's want (``RunNotStarted``): kept,
+    recorded as withdrawn with ``reason``, so it costs no try (``Run.tries``) and shows what happened."""
+    for attempt in run.attempt_records:
+        if attempt.status == AttemptStatus.RUNNING:
+            attempt.withdraw(reason)
 
 
 def to_run_again(run: Run, attempt: RunAttempt, reason: str) -> None:

@@ -28,13 +28,14 @@ from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.demo.text import examples_root
 from trainarena.engine.comparison import LeadInterval, SeedSpread, lead, lead_interval, seed_spread, widened_by_seeds
 from trainarena.engine.scores import has_shares
+from trainarena.execution.output_tree import remove_tree
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
 from trainarena.reporting.run_detail import write_result_json
-from trainarena.runs import CompetitorInfo, RunReport, SubmissionChanged, definition_json, stopped_report, task_key
+from trainarena.runs import CompetitorInfo, RunNotStarted, RunReport, SubmissionChanged, definition_json, stopped_report, task_key
 from trainarena.settings import Settings
 from trainarena.store import Run, Store, get_competitor, named_lock
-from trainarena.store.adhoc import WorkingTree, cached_reference, start_adhoc_run
+from trainarena.store.adhoc import WorkingTree, cached_reference, start_adhoc_run, withdraw_adhoc_run
 from trainarena.store.models import EvaluationRow, RunOrigin
 from trainarena.submissions import RegistrationError, checkout_path
 from trainarena.submissions.worktree import WorktreeSnapshot, snapshot_worktree
@@ -185,7 +186,8 @@ class Workbench:
         """Record the run as running, execute it (``script`` None: score the base model), store its
         report and write its result.json. A run stopped by an error or Ctrl-C is stored as failed, Ctrl-C then
         raised as RunStopped; one whose submission's files changed under it (``SubmissionChanged``) is stored
-        as failed with that reason."""
+        as failed with that reason; one the platform could not start or count (``RunNotStarted``) is
+        removed, as if never started, and the error raised on."""
         with self._store.transaction() as session:
             competitor = None if script is None or script.competitor is None else get_competitor(session, script.competitor)
             run = start_adhoc_run(session, origin=origin, definition=definition_json(task), digest=task_key(task),
@@ -200,6 +202,11 @@ class Workbench:
                 report = self._executor.run_task(script.info, task, run_dir, f"adhoc-run{run_id}")
         except SubmissionChanged as error:  # nothing here tries it again: stored as failed, saying why
             report = stopped_report(error, started, run_dir)
+        except RunNotStarted:  # the platform's (a full disk, no node): nothing is held against the script
+            with self._store.transaction() as session:
+                withdraw_adhoc_run(session, run_id)
+            remove_tree(run_dir)  # as a tournament's withdrawn attempt's: nothing of it is kept
+            raise
         except BaseException as error:
             self._finish(run_id, run_dir, task, stopped_report(error, started, run_dir))
             if isinstance(error, KeyboardInterrupt):

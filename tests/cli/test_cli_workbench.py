@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from html import escape
 from pathlib import Path
@@ -26,7 +27,7 @@ from trainarena.engine.scores import PER_EXAMPLE_FORM, shares
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.pipeline import SandboxedExecutor
 from trainarena.reporting.run_detail import write_result_json
-from trainarena.runs import CompetitorInfo, RunReport
+from trainarena.runs import CompetitorInfo, DiskFull, RunReport
 from trainarena.settings import Settings
 from trainarena.store import Run, add_competitor, open_store
 from trainarena.store.api_keys import create_key
@@ -37,6 +38,7 @@ from trainarena.tasks.base import Evaluation, TaskDefinition
 MANIFEST = '[trainarena]\ncontract = 1\nentrypoint = "train.py"\ntask_types = ["instruct"]\n'
 CHAT_ONLY = MANIFEST.replace('["instruct"]', '["chat"]')
 EXAMPLES = 8
+FULL_DISK = "the data directory's disk is full: /data has 3.0 MB free (a run failed writing its output there); free space and run again"
 
 
 class CountingExecutor:
@@ -52,6 +54,7 @@ class CountingExecutor:
         self.script_fails = False  # the script's runs exit with code 1 (the references still score)
         self.house_fails = False  # the house script's runs exit with code 1
         self.ctrl_c = False  # Ctrl-C while the script runs, after its first log lines
+        self.disk_full = False  # the script's runs fail on the platform's full disk, after their first log lines
 
     def _report(self, run_dir: Path | None, score: float, *, legacy: bool = False) -> RunReport:
         logs = None
@@ -72,9 +75,11 @@ class CountingExecutor:
         house = competitor.name == "house script"
         if (self.script_fails and not house) or (self.house_fails and house):
             return RunReport(RunStatus.FAILED, 1_700_000_000.0, 1_700_000_001.0, failure_reason="exited with code 1")
-        if self.ctrl_c and not house:
+        if (self.ctrl_c or self.disk_full) and not house:
             (run_dir / "logs").mkdir(parents=True)
             (run_dir / "logs" / "stderr.log").write_text("step 7 loss 1.5\n")
+            if self.disk_full:
+                raise DiskFull(f"run {run_name} not counted: {FULL_DISK}")
             raise KeyboardInterrupt
         base, step = self.house if house else self.script
         return self._report(run_dir, base + step * task.seed, legacy=house and self.legacy_house)
@@ -566,3 +571,24 @@ def test_ctrl_c_keeps_the_runs_logs_and_names_the_run(executor: CountingExecutor
     assert shown["status"] == "failed" and shown["failure_reason"] == "stopped before it finished: KeyboardInterrupt"
     assert shown["log_path"] == str(Settings().work_dir / "adhoc" / f"run-{run_id}" / "logs")
     assert "step 7 loss 1.5" in _invoke("runs", "show", str(run_id)).stdout
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_a_full_disk_is_one_line_and_stores_no_failed_run(executor: CountingExecutor, task_file: Path, json_output: bool) -> None:
+    """The platform's full disk is not the script's failure: nothing of the run is stored (as a tournament's
+    run withdrawn, docs/rules.md), and the command ends with the demo's one line, not a traceback."""
+    executor.disk_full = True
+    before = _runs_of(RunOrigin.ADHOC)
+    ran = _invoke("run", "--competitor", "crasher", "--task", str(task_file), *(["--json"] if json_output else []))
+    assert ran.exit_code == 1 and "Traceback" not in ran.output, ran.output
+    found = re.search(r"run (adhoc-run\d+) not counted", ran.output)
+    assert found is not None, ran.output
+    run_name = found.group(1)
+    message = f"run {run_name} not counted: {FULL_DISK}"
+    if json_output:
+        assert json.loads(ran.stdout) == {"ok": False, "task": str(task_file), "error": message}
+    else:
+        assert ran.stderr.strip().splitlines()[-1] == f"error: {message}"
+    assert _runs_of(RunOrigin.ADHOC) == before  # no failed run held against the script
+    assert [origin for origin in (RunOrigin.BASE_MODEL, RunOrigin.HOUSE) if _runs_of(origin)] == [RunOrigin.BASE_MODEL, RunOrigin.HOUSE]
+    assert not (Settings().work_dir / "adhoc" / run_name.replace("adhoc-", "")).exists()

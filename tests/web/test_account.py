@@ -78,6 +78,24 @@ def test_a_job_the_house_script_trained_says_so_as_the_api_does(client: TestClie
     assert "Trained by – Model" in text_of(client.get("/account/jobs/job-carol").text)
 
 
+def test_a_job_waiting_for_the_platform_says_why_as_the_api_does(client: TestClient) -> None:
+    """A job queued again because the platform could not start its try (a full disk) shows that reason."""
+    from trainarena.store.adhoc import start_adhoc_run
+
+    carol = _customer_with_a_job("carol")
+    with open_store(Settings()) as store, store.transaction() as session:
+        run = start_adhoc_run(session, origin="job", definition={"name": "job-carol"}, digest="0" * 64)
+        run.attempt_records[0].withdraw("the data directory's disk is full")
+        job = session.get_one(Job, "job-carol")
+        job.run_id, job.status = run.id, "queued"
+    _sign_in(client, carol)
+    waiting = "Waiting: the platform could not start its last try: the data directory's disk is full; it is tried again"
+    assert waiting in text_of(client.get("/account/jobs/job-carol").text)
+    with open_store(Settings()) as store, store.transaction() as session:
+        session.get_one(Job, "job-carol").status = "running"  # its next try: no longer waiting
+    assert "Waiting:" not in text_of(client.get("/account/jobs/job-carol/live").text)
+
+
 def _key_cookies(answer: Response) -> list[str]:
     return [c for c in answer.headers.get_list("set-cookie") if c.startswith("trainarena_key=")]
 

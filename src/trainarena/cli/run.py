@@ -22,7 +22,7 @@ from trainarena.execution import SandboxUnavailable
 from trainarena.pipeline import TaskPreparer
 from trainarena.reporting.references import ReferenceLine
 from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, read_run_detail
-from trainarena.runs import CompetitorInfo
+from trainarena.runs import CompetitorInfo, RunNotStarted
 from trainarena.settings import Settings
 from trainarena.store import Store, get_competitor, open_store
 from trainarena.store.models import RunOrigin
@@ -124,6 +124,8 @@ def run_command(
         except RegistrationError as error:
             console.print(labelled("error", "red", str(error)), soft_wrap=True)
             raise typer.Exit(code=2) from error
+        except RunNotStarted as error:  # the platform's (a full disk, no node): the run is not stored; say why
+            raise fail(str(error), json_output, task=str(task)) from None
         except RunStopped as stopped:  # the run is stored, logs and all: say which, as a shell's Ctrl-C exits
             console.print(labelled("interrupted", "yellow", str(stopped)), soft_wrap=True)
             raise typer.Exit(code=EXIT_STOPPED_AT_ONCE) from None

@@ -15,11 +15,12 @@ from trainarena.jobs.records import (
     get_job,
     job_script,
     list_jobs,
+    waiting_reason,
 )
 from trainarena.jobs.worker import JobWorker
 
 __all__ = [
     "HOUSE_SCRIPT", "JOB", "TOURNAMENT", "Conflict", "DeviceGate", "EventKind", "GatedBackend", "InvalidInput", "JobRequest", "JobWorker",
     "JobsError", "NotFound", "TooLarge", "cancel_job", "create_job", "events_after", "get_job", "job_script", "list_jobs",
-    "remove_ended_copies",
+    "remove_ended_copies", "waiting_reason",
 ]

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from trainarena.attempts import interrupt_running_attempts
+from trainarena.attempts import interrupt_running_attempts, withdraw_running_attempts
 from trainarena.contract import RunStatus
 from trainarena.jobs.records import EventKind, add_event, close_run
 from trainarena.settings import JobRules
@@ -102,8 +102,48 @@ def requeue(session: Session, job_id: str, worker_id: str | None, reason: str, m
     ``worker_id`` (any worker when None), with ``stale_before`` its heartbeat is older than that, and
     with ``attempt`` that try is its run's running attempt (``still_mine``).
     Its run's running attempt is marked interrupted. A job whose cancellation was asked for ends
-    cancelled instead, and after ``max_attempts`` tries the job fails instead; either way its run is
-    closed (``close_run``). True when this call took the job from its worker."""
+    cancelled instead, and after ``max_attempts`` tries (withdrawn attempts cost none) the job fails
+    instead; either way its run is closed (``close_run``). True when this call took the job from its worker."""
+    job = _take_back(session, job_id, worker_id, stale_before, attempt)
+    if job is None:
+        return False
+    run = None if job.run_id is None else session.get_one(Run, job.run_id)
+    tries = 0 if run is None else run.tries
+    if run is not None:
+        interrupt_running_attempts(run, reason)
+        run.status = RunStatus.PENDING.value  # until its next attempt
+    given_up = None if tries < max_attempts else f"{reason}, on each of its {tries} tries; not tried again"
+    _queue_or_end(session, job, reason, given_up, f"queued again: {reason}")
+    return True
+
+
+def withdraw(session: Session, job_id: str, worker_id: str, attempt: int, reason: str, max_platform_faults: int) -> str | None:
+    """Queue again a running job whose try ``attempt`` the platform could not start (``RunNotStarted``:
+    a full disk, inputs not laid out, no node that can hold it), if it is still this worker's and that
+    try's. The attempt is recorded as withdrawn: nothing of the customer's ran, so it costs the job
+    no try (``max_attempts``). After ``max_platform_faults`` such tries the job fails, saying it was
+    the platform's fault; a job whose cancellation was asked for ends cancelled. The job's status
+    after, or None when it was no longer this worker's try (nothing done)."""
+    job = _take_back(session, job_id, worker_id, None, attempt)
+    if job is None:
+        return None
+    assert job.run_id is not None  # a started try has its run
+    run = session.get_one(Run, job.run_id)
+    withdraw_running_attempts(run, reason)
+    run.status = RunStatus.PENDING.value  # until its next attempt
+    faults = sum(a.status == AttemptStatus.WITHDRAWN for a in run.attempt_records)
+    given_up = None
+    if faults >= max_platform_faults:
+        given_up = (f"the platform could not start its run {faults} times (the last: {reason}); the platform's fault, "
+                    "not the job's; not tried again")  # fmt: skip
+    _queue_or_end(session, job, reason, given_up, f"queued again, not counted as a try: the platform could not start its run: {reason}")
+    return job.status
+
+
+def _take_back(session: Session, job_id: str, worker_id: str | None, stale_before: datetime | None,
+               attempt: int | None) -> Job | None:  # fmt: skip
+    """The job, queued again if it was running under ``worker_id`` (any worker when None), with a heartbeat
+    older than ``stale_before`` and ``attempt`` as its running try, when given; None when it was not."""
     condition = [Job.id == job_id, Job.status == JobStatus.RUNNING]
     if worker_id is not None:
         condition.append(Job.worker_id == worker_id)
@@ -113,26 +153,26 @@ def requeue(session: Session, job_id: str, worker_id: str | None, reason: str, m
         condition.append(_running_attempt(attempt))
     done = session.execute(update(Job).where(*condition).values(status=JobStatus.QUEUED, worker_id=None, heartbeat_at=None))
     if done.rowcount != 1:
-        return False
+        return None
     job = session.get_one(Job, job_id)
     session.refresh(job)
-    run = None if job.run_id is None else session.get_one(Run, job.run_id)
-    tries = 0 if run is None else run.attempts
-    if run is not None:
-        interrupt_running_attempts(run, reason)
-        run.status = RunStatus.PENDING.value  # until its next attempt
-    if job.cancel_requested:  # asked while it ran; nobody stopped it (its worker died, or its node did)
+    return job
+
+
+def _queue_or_end(session: Session, job: Job, reason: str, given_up: str | None, queued: str) -> None:
+    """A job taken back from its try: cancelled when that was asked for while it ran (nobody stopped it:
+    its worker died, or its node did), failed with ``given_up`` when it is out of tries, else queued
+    again with the event ``queued``."""
+    if job.cancel_requested:
         job.status, job.finished_at = JobStatus.CANCELLED, utcnow()
         close_run(session, job, f"the job was cancelled; its try ended without a report ({reason})")
-        add_event(session, job_id, EventKind.CANCELLED, f"cancelled (its try had ended: {reason})")
-    elif tries >= max_attempts:
-        job.status, job.finished_at = JobStatus.FAILED, utcnow()
-        job.failure_reason = f"{reason}, on each of its {tries} tries; not tried again"
-        close_run(session, job, job.failure_reason)
-        add_event(session, job_id, EventKind.FAILED, f"failed: {job.failure_reason}")
+        add_event(session, job.id, EventKind.CANCELLED, f"cancelled (its try had ended: {reason})")
+    elif given_up is not None:
+        job.status, job.finished_at, job.failure_reason = JobStatus.FAILED, utcnow(), given_up
+        close_run(session, job, given_up)
+        add_event(session, job.id, EventKind.FAILED, f"failed: {given_up}")
     else:
-        add_event(session, job_id, EventKind.QUEUED, f"queued again: {reason}")
-    return True
+        add_event(session, job.id, EventKind.QUEUED, queued)
 
 
 def requeue_stale(session: Session, rules: JobRules, running_here: list[str] | None = None) -> list[str]:

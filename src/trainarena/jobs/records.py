@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from trainarena.attempts import interrupt_running_attempts
 from trainarena.contract import RunStatus, TaskType
@@ -19,7 +19,7 @@ from trainarena.jobs.files import Page, get_file, owned_page, owned_row
 from trainarena.jobs.split import job_data_rules
 from trainarena.jobs.uploads import check_dataset, kind_of, parse_task_type
 from trainarena.settings import Settings
-from trainarena.store.models import Job, JobEvent, JobStatus, Run, utcnow
+from trainarena.store.models import AttemptStatus, Job, JobEvent, JobStatus, Run, utcnow
 from trainarena.tasks import builtin_assets
 from trainarena.wording import counted, with_article
 
@@ -120,6 +120,20 @@ def job_script(job: Job) -> str | None:
     if job.run_id is None:
         return None
     return job.competitor.name if job.competitor is not None else HOUSE_SCRIPT
+
+
+def waiting_reason(job: Job) -> str | None:
+    """Why a queued job waits for the platform: the reason its last try could not start (withdrawn,
+    ``jobs.queue.withdraw``), as the API and the CLI show it; None for any other job."""
+    if job.status != JobStatus.QUEUED or job.run_id is None:
+        return None
+    session = object_session(job)
+    assert session is not None  # read while its session is open, as every view of a job is
+    attempts = session.get_one(Run, job.run_id).attempt_records
+    last = attempts[-1] if attempts else None
+    if last is None or last.status != AttemptStatus.WITHDRAWN:
+        return None
+    return f"the platform could not start its last try: {last.failure_reason}; it is tried again, not counted as a try"
 
 
 def list_jobs(session: Session, owner: int | None, *, after: str | None = None, limit: int | None = 100,

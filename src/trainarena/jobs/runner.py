@@ -2,7 +2,9 @@
 the ``started`` event) -> execute (prepare the file with the job's split, run the script in the
 sandbox through the pipeline's executor, progress events from its logs) -> finish (store the run's
 report; register the model and end ``succeeded``, or end ``failed`` / ``cancelled``, or queue the job
-again when the worker is stopping).
+again when the worker is stopping). A run the platform could not start (``RunNotStarted``: a full
+disk, inputs not laid out, no cluster node that can hold it) stores no report: its try is withdrawn,
+costing the job no try, and the job is queued again (``jobs.queue.withdraw``).
 
 The script is the reigning champion's of the task type's tournament kind when its manifest supports
 the task type; otherwise (no champion yet, or one that does not train this type) the house script
@@ -12,6 +14,7 @@ script, and its ``started`` event names it.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from dataclasses import dataclass
@@ -22,17 +25,18 @@ from sqlalchemy.orm import Session
 
 from trainarena.attempts import store_report
 from trainarena.contract import RunStatus, TaskType
+from trainarena.execution.disk import os_error_text
 from trainarena.execution.output_tree import remove_tree
 from trainarena.execution.supervise import StopAtOnce, stop_when
 from trainarena.jobs.copies import remove_ended_copies
 from trainarena.jobs.progress import ProgressReporter
-from trainarena.jobs.queue import requeue, still_mine
+from trainarena.jobs.queue import requeue, still_mine, withdraw
 from trainarena.jobs.records import HOUSE_SCRIPT, EventKind, add_event, close_run
 from trainarena.jobs.split import JobPreparer
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
 from trainarena.registry import ModelSource, register_model
-from trainarena.runs import LOGS_DIR, CompetitorInfo, RunInterrupted, RunReport, definition_json, task_key
+from trainarena.runs import LOGS_DIR, CompetitorInfo, RunInterrupted, RunNotStarted, RunReport, definition_json, task_key
 from trainarena.settings import Settings
 from trainarena.store import Store
 from trainarena.store.adhoc import start_adhoc_run
@@ -81,6 +85,15 @@ class StopRequest:
     def lose(self) -> None:
         self.event.lost = True
         self.event.set()
+
+
+@dataclass(frozen=True)
+class PlatformFault:
+    """A try the platform could not start (``RunNotStarted``): why, and the job's status after its try
+    was withdrawn (queued again; failed after ``max_platform_faults``); None: no longer this worker's."""
+
+    reason: str
+    job_status: str | None
 
 
 @dataclass(frozen=True)
@@ -137,35 +150,46 @@ class JobRunner:
         self._executor = executor
         self._recorder = recorder_for(settings)
 
-    def run(self, job_id: str, worker_id: str, stop: StopRequest) -> None:
+    def run(self, job_id: str, worker_id: str, stop: StopRequest) -> PlatformFault | None:
         """Run this worker's claimed job ``job_id`` to an end (or back to the queue). A job that cannot
         be started or recorded fails with the reason rather than being tried again and again. Once it
-        has ended, the copies of its file's rows it made are removed (``jobs.copies``)."""
+        has ended, the copies of its file's rows it made are removed (``jobs.copies``). Returns the
+        platform's fault that kept its run from starting (its try withdrawn, the job queued again or,
+        after ``max_platform_faults``, failed), for the worker to back off; None otherwise."""
         try:
-            self._run(job_id, worker_id, stop)
+            return self._run(job_id, worker_id, stop)
         finally:
             remove_ended_copies(self._store, self._settings, [job_id])
 
-    def _run(self, job_id: str, worker_id: str, stop: StopRequest) -> None:
+    def _run(self, job_id: str, worker_id: str, stop: StopRequest) -> PlatformFault | None:
         try:
             attempt = self._start(job_id)
         except Exception as error:  # noqa: BLE001 - a missing file, a broken house script, an asset that will not build
             self._fail(job_id, worker_id, f"could not start: {error}")
-            return
+            return None
         try:
             report = self._execute(attempt, stop)
         except RunInterrupted as error:  # its node died (Ray): the job is queued again, a new attempt next time
             self._requeue(attempt, worker_id, str(error))
-            return
+            return None
+        except RunNotStarted as error:  # the platform's (a full disk, no node): no try of the customer's
+            return self._withdraw(attempt, worker_id, str(error))
         try:
             self._finish(attempt, worker_id, report, stop)
         except Exception as error:  # noqa: BLE001 - e.g. the registry's disk is full
             self._fail(job_id, worker_id, f"could not record its end: {type(error).__name__}: {error}", attempt.number)
+        return None
 
     def _requeue(self, attempt: Attempt, worker_id: str, reason: str) -> None:
         with self._store.transaction() as session:
             requeue(session, attempt.job_id, worker_id, reason, self._settings.jobs.max_attempts, attempt=attempt.number)
         remove_tree(attempt.run_dir / "output")  # recorded as interrupted: nothing of it is scored or kept; logs stay
+
+    def _withdraw(self, attempt: Attempt, worker_id: str, reason: str) -> PlatformFault:
+        with self._store.transaction() as session:
+            status = withdraw(session, attempt.job_id, worker_id, attempt.number, reason, self._settings.jobs.max_platform_faults)
+        remove_tree(attempt.run_dir / "output")  # recorded as withdrawn: nothing of it is scored or kept; logs stay
+        return PlatformFault(reason, status)
 
     def _fail(self, job_id: str, worker_id: str, reason: str, attempt: int | None = None) -> None:
         """End the job failed if it is still this worker's and, with ``attempt``, that try's."""
@@ -215,19 +239,30 @@ class JobRunner:
         reporter = ProgressReporter(log_dir, self._settings.jobs, lambda lines: self._progress(attempt.job_id, lines))
         reporter.start()
         try:
-            attempt.run_dir.mkdir(parents=True, exist_ok=True)  # before any copy: jobs.copies sweeps by job folder
-            JobPreparer(self._settings, attempt.validation_share, attempt.task.seed).prepare(attempt.task)
+            self._prepare(attempt)
             with stop_when(stop.event):
                 return self._executor.run_task(attempt.script.info, attempt.task, attempt.run_dir,
                                                f"{attempt.job_id}-try{attempt.number}")  # fmt: skip
         except DatasetError as error:
             return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"task: {error}")
-        except RunInterrupted:
+        except (RunInterrupted, RunNotStarted):
             raise
         except Exception as error:  # noqa: BLE001 - the platform broke: the job fails with the reason, the worker goes on
             return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=f"{type(error).__name__}: {error}")
         finally:
             reporter.stop()
+
+    def _prepare(self, attempt: Attempt) -> None:
+        """The attempt's folder and the job's splits. A full disk stops it as the platform's fault, as it
+        stops a run whose inputs the pipeline could not lay out (the customer's file was checked on upload)."""
+        try:
+            attempt.run_dir.mkdir(parents=True, exist_ok=True)  # before any copy: jobs.copies sweeps by job folder
+            JobPreparer(self._settings, attempt.validation_share, attempt.task.seed).prepare(attempt.task)
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise RunNotStarted(f"could not prepare the data of {attempt.job_id}'s attempt {attempt.number}: "
+                                f"{os_error_text(error, self._settings.data_dir)}") from None  # fmt: skip
 
     def _progress(self, job_id: str, lines: list[str]) -> None:
         with self._store.transaction() as session:

@@ -9,6 +9,13 @@ jobs again after ``stale_seconds``. A worker whose beats did not land in time (a
 a paused process) finds at its next beat that the job is no longer its own and kills its run at once:
 the job's next try, perhaps under another worker, is the one that counts. Each try is a new attempt
 of the job's run.
+
+A try the platform could not start (its data directory's disk full, no cluster node that can hold
+it) is withdrawn and its job queued again (``jobs.runner``); the worker then claims nothing for
+``JobRules.platform_retry_delay`` (doubled after each such try in a row, up to
+``platform_retry_max_seconds``; any other end of a try starts again from the first wait): the fault is
+its host's or its cluster's, so claiming at once would only fail the next job the same way. Its own
+running jobs and the queue's upkeep (heartbeats, cancellations, dead workers' jobs) go on meanwhile.
 """
 
 from __future__ import annotations
@@ -23,9 +30,10 @@ from contextlib import ExitStack
 from trainarena.jobs.copies import remove_ended_copies, sweep_ended_copies
 from trainarena.jobs.gate import JOB, DeviceGate, GatedBackend
 from trainarena.jobs.queue import beat, cancellations, claim_next, requeue_stale
-from trainarena.jobs.runner import JobExecutor, JobRunner, StopRequest
+from trainarena.jobs.runner import JobExecutor, JobRunner, PlatformFault, StopRequest
 from trainarena.settings import Settings
 from trainarena.store import Store, open_store
+from trainarena.store.models import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +63,8 @@ class JobWorker:
         self._loop: threading.Thread | None = None
         self._resources = ExitStack()
         self._last_beat = 0.0
+        self._platform_faults = 0  # tries in a row the platform could not start
+        self._claim_after = 0.0  # time.monotonic() before which it claims no job (after such tries)
 
     def start(self) -> None:
         if self._store is None:
@@ -101,7 +111,7 @@ class JobWorker:
             requeued = requeue_stale(session, self._settings.jobs, running_here=self.running())
         remove_ended_copies(self._store, self._settings, requeued)  # those that failed or were cancelled instead
         self._beat()
-        while len(self.running()) < self._settings.jobs.concurrency and not self._stopping.is_set():
+        while len(self.running()) < self._settings.jobs.concurrency and not self._stopping.is_set() and not self._backing_off():
             ended: list[str] = []
             with self._store.transaction() as session:  # not a job whose lost try is still going here
                 job_id = claim_next(session, self.worker_id, skip=self.running(), ended=ended)
@@ -140,9 +150,30 @@ class JobWorker:
             self._running[job_id] = (thread, stop)
             thread.start()
 
+    def _backing_off(self) -> bool:
+        with self._lock:
+            return time.monotonic() < self._claim_after
+
+    def _after_try(self, job_id: str, fault: PlatformFault | None) -> None:
+        """Count the tries in a row the platform could not start; after one, claim nothing for a while
+        (module docstring), and say so in one line."""
+        rules = self._settings.jobs
+        with self._lock:
+            if fault is None:
+                self._platform_faults = 0
+                return
+            self._platform_faults += 1
+            delay = rules.platform_retry_delay(self._platform_faults)
+            self._claim_after = max(self._claim_after, time.monotonic() + delay)
+        outcome = {JobStatus.QUEUED: "queued again, its try not counted",
+                   JobStatus.FAILED: f"failed after {rules.max_platform_faults} such tries (jobs.max_platform_faults)"}  # fmt: skip
+        log.warning("job worker %s: job %s not started, the platform's fault: %s; the job is %s; claiming no job for %g s",
+                    self.worker_id, job_id, fault.reason, outcome.get(fault.job_status, fault.job_status or "no longer its own"),
+                    delay)  # fmt: skip
+
     def _run(self, job_id: str, stop: StopRequest) -> None:
         try:
-            self._runner.run(job_id, self.worker_id, stop)
+            self._after_try(job_id, self._runner.run(job_id, self.worker_id, stop))
         except Exception:
             log.exception("job %s: the worker could not record its end", job_id)
         finally:

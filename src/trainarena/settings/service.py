@@ -86,6 +86,16 @@ class JobRules(Section):
         3, ge=1, description="Tries of one job: a job whose worker stopped or died this many times fails instead of "
         "being queued again (a job that brings its worker down must not do it forever)."
     )
+    max_platform_faults: int = Field(
+        5, ge=1, description="Times the platform may fail to start one job's run (its data directory's disk full, its inputs "
+        "not laid out, no cluster node that can hold it) before the job fails, saying it was the platform's fault. Such a "
+        "try is withdrawn, not counted against max_attempts."
+    )
+    platform_retry_seconds: float = Field(
+        30.0, gt=0.0, description="How long a worker claims no job after the platform could not start a job's run; "
+        "doubled after each such run in a row, up to platform_retry_max_seconds (a full disk is not freed by trying again at once)."
+    )
+    platform_retry_max_seconds: float = Field(600.0, gt=0.0, description="The longest a worker waits after runs the platform could not start.")
     poll_seconds: float = Field(1.0, gt=0.0, description="How often an idle worker looks for queued jobs.")
     progress_seconds: float = Field(
         2.0, gt=0.0, description="How often a running job's new log lines become one progress event (rate limit)."
@@ -103,6 +113,19 @@ class JobRules(Section):
                 "be queued again, and fail after max_attempts"
             )
         return self
+
+    @model_validator(mode="after")
+    def _check_platform_retry(self) -> JobRules:
+        if self.platform_retry_max_seconds < self.platform_retry_seconds:
+            raise ValueError(f"jobs.platform_retry_max_seconds ({self.platform_retry_max_seconds:g}) must be at least "
+                             f"jobs.platform_retry_seconds ({self.platform_retry_seconds:g}), the first wait")
+        return self
+
+    def platform_retry_delay(self, faults_in_a_row: int) -> float:
+        """How long a worker claims nothing after ``faults_in_a_row`` runs in a row the platform could
+        not start: the first wait, doubled for each fault before it, up to the longest."""
+        doublings = min(faults_in_a_row - 1, 32)  # past the cap long before; bounds the power
+        return min(self.platform_retry_seconds * 2.0**doublings, self.platform_retry_max_seconds)
 
 
 class RegistryRules(Section):

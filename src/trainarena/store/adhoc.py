@@ -29,7 +29,7 @@ _ENDED_UNSCORED = (RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.INVALID)
 _SELF_DRIVEN = (RunOrigin.ADHOC, RunOrigin.HOUSE, RunOrigin.BASE_MODEL, RunOrigin.AUDIT)
 
 __all__ = ["WorkingTree", "cached_reference", "end_runs_of_dead_drivers", "failed_reference", "runs_of_tasks",
-           "start_adhoc_run"]
+           "start_adhoc_run", "withdraw_adhoc_run"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,16 @@ def start_adhoc_run(
     session.add(run)
     session.flush()
     return run
+
+
+def withdraw_adhoc_run(session: Session, run_id: int) -> None:
+    """An ad-hoc run (of ``start_adhoc_run``) that the platform could not start or count (a full disk,
+    inputs not laid out, no node that can hold it): removed with its own task row, as if never started,
+    so no failed run is held against its script. Nothing tries such a run again: its caller says why."""
+    run = session.get_one(Run, run_id)
+    if run.task.match_row_id is not None:
+        raise ValueError(f"run {run_id} is a tournament's: its attempt is withdrawn, not the run (attempts.withdraw_attempt)")
+    session.delete(run.task)  # the run and its attempt go with it (cascade)
 
 
 def end_runs_of_dead_drivers(session: Session) -> list[int]:

@@ -277,8 +277,9 @@ class Run(Base):
 class AttemptStatus:
     """An attempt is RUNNING, ended with one of the finished run statuses, or INTERRUPTED: its driver
     stopped (died, or lost its lease) before storing a report, and a later attempt ran instead; or
-    WITHDRAWN: the platform stopped it on purpose (its driver handled SIGINT or SIGTERM), so it costs
-    the competitor no try (``lease.max_attempts`` counts the others)."""
+    WITHDRAWN: the platform stopped it on purpose (its driver handled SIGINT or SIGTERM), or, for a
+    customer's job, could not start it (``RunNotStarted``: a full disk, no node), so it costs the
+    competitor or the job no try (``lease.max_attempts``, ``jobs.max_attempts`` count the others)."""
 
     RUNNING = RunStatus.RUNNING.value
     INTERRUPTED = "interrupted"

@@ -32,6 +32,7 @@ from trainarena.jobs import (
     job_script,
     list_jobs,
     remove_ended_copies,
+    waiting_reason,
 )
 from trainarena.store import Store
 from trainarena.store.models import Job, JobEvent, JobStatus
@@ -68,6 +69,8 @@ class JobOut(BaseModel):
     model_id: str | None = Field(description="The registered model, once succeeded.")
     score: float | None = Field(description="Score on the validation share (none when validation_share is 0).")
     failure_reason: str | None
+    waiting_reason: str | None = Field(description="Set while a queued job waits because the platform could not start its last "
+                                       "try (a full disk, no cluster node that can hold it): why. That try is not counted.")
     cancel_requested: bool
     created_at: datetime
     started_at: datetime | None
@@ -80,8 +83,8 @@ class JobOut(BaseModel):
                    field_mapping=job.field_mapping, budget_tier=job.budget_tier, budget_seconds=job.budget_seconds,
                    validation_share=job.validation_share, seed=job.seed, script=script, competitor_id=job.competitor_id,
                    run_id=job.run_id, model_id=job.model_id, score=job.score, failure_reason=job.failure_reason,
-                   cancel_requested=job.cancel_requested, created_at=job.created_at, started_at=job.started_at,
-                   finished_at=job.finished_at)  # fmt: skip
+                   waiting_reason=waiting_reason(job), cancel_requested=job.cancel_requested, created_at=job.created_at,
+                   started_at=job.started_at, finished_at=job.finished_at)  # fmt: skip
 
 
 class JobList(BaseModel):

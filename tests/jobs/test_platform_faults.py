@@ -1,0 +1,198 @@
+"""A job whose run the platform could not start (``RunNotStarted``: its data directory's disk full, its
+inputs not laid out, no cluster node that can hold it), with a fake executor: the try is withdrawn, not
+counted, the job queued again with the reason in its view, the worker backing off before it claims
+again, and the job failed, saying whose fault, after ``jobs.max_platform_faults`` such tries."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from job_support import FakeExecutor, customer, fast_settings, queued_job, uploaded, wait_for
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from trainarena.api import create_app
+from trainarena.cli import app
+from trainarena.contract import RunStatus
+from trainarena.jobs import JobWorker
+from trainarena.runs import CompetitorInfo, DiskFull, RunReport
+from trainarena.settings import JobRules, Settings
+from trainarena.store import Store, open_store
+from trainarena.store.api_keys import create_key
+from trainarena.store.models import ApiRole, AttemptStatus, Job, JobStatus, Run
+from trainarena.tasks.base import TaskDefinition
+
+FULL = "the data directory's disk is full: /data has 3.0 MB free (a run failed writing its output there); free space and run again"
+
+
+class FullDiskExecutor(FakeExecutor):
+    """Its first ``faults`` runs fail on a full disk, as the pipeline reports one (``DiskFull``); later
+    ones train as ``FakeExecutor`` does. Records when each call came."""
+
+    def __init__(self, faults: int, release: threading.Event | None = None) -> None:
+        super().__init__(release=release)
+        self.faults = faults
+        self.times: list[float] = []
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        self.times.append(time.monotonic())
+        if len(self.times) <= self.faults:
+            (run_dir / "output").mkdir(parents=True)  # what the script saved before the disk filled
+            raise DiskFull(f"run {run_name} not counted: {FULL}")
+        return super().run_task(competitor, task, run_dir, run_name)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return fast_settings(tmp_path / "data", platform_retry_seconds=0.4, platform_retry_max_seconds=0.4)
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    with open_store(settings) as opened:
+        yield opened
+
+
+def _job(settings: Settings, store: Store) -> str:
+    owner = customer(store)
+    return queued_job(settings, store, owner, uploaded(settings, store, owner))
+
+
+def _run_worker(settings: Settings, store: Store, executor: FakeExecutor, until) -> None:  # noqa: ANN001
+    worker = JobWorker(settings, store=store, executor=executor)
+    worker.start()
+    try:
+        wait_for(until, what="the job's end")
+    finally:
+        worker.stop()
+
+
+def _status(store: Store, job_id: str) -> str:
+    with store.session() as session:
+        return session.get_one(Job, job_id).status
+
+
+def _queued_again(store: Store, job_id: str) -> bool:
+    """Queued after a try (its run recorded), not before its first."""
+    with store.session() as session:
+        job = session.get_one(Job, job_id)
+        return job.status == JobStatus.QUEUED and job.run_id is not None
+
+
+def _job_and_attempts(store: Store, job_id: str) -> tuple[Job, list[tuple[str, str | None]], list[str]]:
+    """The job, its run's attempts (status, reason) and its events' messages but progress lines."""
+    with store.session() as session:
+        job = session.get_one(Job, job_id)
+        attempts = [(a.status, a.failure_reason) for a in session.get_one(Run, job.run_id).attempt_records]
+        events = [e.message for e in job.events if e.kind != "progress"]
+        session.expunge(job)
+        return job, attempts, events
+
+
+def test_a_full_disk_withdraws_the_try_queues_the_job_again_and_the_worker_waits(settings: Settings, store: Store,
+                                                                                  caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    job_id = _job(settings, store)
+    executor = FullDiskExecutor(faults=1)
+    with caplog.at_level(logging.WARNING, logger="trainarena.jobs.worker"):
+        _run_worker(settings, store, executor, lambda: _status(store, job_id) in JobStatus.FINISHED)
+    job, attempts, events = _job_and_attempts(store, job_id)
+    assert job.status == JobStatus.SUCCEEDED and job.failure_reason is None
+    # The withdrawn try stays recorded, not counted: the succeeded one is the run's result.
+    assert attempts == [(AttemptStatus.WITHDRAWN, f"run {job_id}-try1 not counted: {FULL}"), (RunStatus.SUCCEEDED.value, None)]
+    assert events[2] == f"queued again, not counted as a try: the platform could not start its run: run {job_id}-try1 not counted: {FULL}"
+    assert [message.split(":")[0] for message in events] == ["queued", "started", "queued again, not counted as a try", "started", "finished"]
+    # The worker claimed nothing for jobs.platform_retry_seconds, then tried the job again.
+    assert executor.times[1] - executor.times[0] >= settings.jobs.platform_retry_seconds
+    # One line says it (a beat racing the try's return may add its own "no longer its running job").
+    said = [record.getMessage() for record in caplog.records if "the platform's fault" in record.getMessage()]
+    assert len(said) == 1, said
+    [line] = said
+    assert f"job {job_id} not started, the platform's fault: run {job_id}-try1 not counted: {FULL}" in line
+    assert line.endswith("the job is queued again, its try not counted; claiming no job for 0.4 s")
+    assert not (settings.work_dir / "jobs" / job_id / "attempt-1" / "output").exists()  # nothing of it is kept
+
+
+def test_a_job_waiting_for_the_platform_says_why_in_the_api_and_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = fast_settings(tmp_path / "data", platform_retry_seconds=60.0, platform_retry_max_seconds=60.0)
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            owner_key = create_key(session, "acme", ApiRole.CUSTOMER)
+        job_id = queued_job(settings, store, owner_key.row.id, uploaded(settings, store, owner_key.row.id))
+        # Its one try withdrawn, the worker waits a minute before it claims again: stopped meanwhile.
+        _run_worker(settings, store, FullDiskExecutor(faults=1), lambda: _queued_again(store, job_id))
+        expected = (f"the platform could not start its last try: run {job_id}-try1 not counted: {FULL}; it is tried again, "
+                    "not counted as a try")  # fmt: skip
+        with TestClient(create_app(settings, store=store)) as client:
+            view = client.get(f"/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {owner_key.secret}"}).json()
+        assert (view["status"], view["waiting_reason"], view["failure_reason"]) == ("queued", expected, None)
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(settings.data_dir))
+    shown = CliRunner().invoke(app, ["jobs", "show", job_id, "--json"])
+    assert shown.exit_code == 0, shown.output
+    record = json.loads(shown.stdout)
+    assert (record["status"], record["waiting_reason"]) == ("queued", expected)
+    assert record["events"][-1]["message"].startswith("queued again, not counted as a try: the platform could not start its run")
+    listed = json.loads(CliRunner().invoke(app, ["jobs", "list", "--json"]).stdout)
+    assert [job["waiting_reason"] for job in listed["jobs"]] == [expected]
+
+
+def test_a_job_the_platform_keeps_failing_fails_saying_whose_fault(tmp_path: Path) -> None:
+    settings = fast_settings(tmp_path / "data", platform_retry_seconds=0.05, platform_retry_max_seconds=0.05, max_platform_faults=2)
+    with open_store(settings) as store:
+        job_id = _job(settings, store)
+        executor = FullDiskExecutor(faults=10)
+        _run_worker(settings, store, executor, lambda: _status(store, job_id) in JobStatus.FINISHED)
+        job, attempts, events = _job_and_attempts(store, job_id)
+        assert len(executor.times) == 2 and executor.calls == []
+        reason = (f"the platform could not start its run 2 times (the last: run {job_id}-try2 not counted: {FULL}); "
+                  "the platform's fault, not the job's; not tried again")  # fmt: skip
+        assert (job.status, job.failure_reason) == (JobStatus.FAILED, reason)
+        assert [status for status, _ in attempts] == [AttemptStatus.WITHDRAWN, AttemptStatus.WITHDRAWN]
+        assert events[-1] == f"failed: {reason}"
+        with store.session() as session:  # no ended job leaves its run pending
+            run = session.get_one(Run, job.run_id)
+            assert (run.status, run.failure_reason, run.tries) == (RunStatus.FAILED.value, reason, 0)
+
+
+def test_withdrawn_tries_cost_the_job_none_of_its_max_attempts(tmp_path: Path) -> None:
+    """A try lost with its worker counts; one the platform withdrew does not: with max_attempts 2, a job
+    withdrawn once and then stopped with its worker is queued again, not failed."""
+    settings = fast_settings(tmp_path / "data", platform_retry_seconds=0.05, platform_retry_max_seconds=0.05, max_attempts=2)
+    with open_store(settings) as store:
+        job_id = _job(settings, store)
+        executor = FullDiskExecutor(faults=1, release=threading.Event())
+        _run_worker(settings, store, executor, lambda: executor.started.is_set())  # stopped while its second try runs
+        job, attempts, _events = _job_and_attempts(store, job_id)
+        assert job.status == JobStatus.QUEUED
+        assert [status for status, _ in attempts] == [AttemptStatus.WITHDRAWN, AttemptStatus.INTERRUPTED]
+
+
+def test_a_full_disk_while_the_jobs_data_is_prepared_is_the_platforms_fault(settings: Settings, store: Store,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from trainarena.jobs import runner
+
+    def no_space(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(settings.data_dir / "cache"))
+
+    monkeypatch.setattr(runner.JobPreparer, "prepare", no_space)
+    job_id = _job(settings, store)
+    executor = FakeExecutor()
+    _run_worker(settings, store, executor, lambda: _queued_again(store, job_id))
+    job, [(status, reason)], _events = _job_and_attempts(store, job_id)
+    assert (job.status, status, executor.calls) == (JobStatus.QUEUED, AttemptStatus.WITHDRAWN, [])
+    assert reason.startswith(f"could not prepare the data of {job_id}'s attempt 1: {settings.data_dir / 'cache'}: No space left "
+                             "on device; the data directory's disk is full: ")  # fmt: skip
+
+
+def test_the_wait_after_platform_faults_doubles_up_to_its_bound() -> None:
+    rules = JobRules(platform_retry_seconds=30, platform_retry_max_seconds=100)
+    assert [rules.platform_retry_delay(n) for n in (1, 2, 3, 4, 1000)] == [30, 60, 100, 100, 100]
+    with pytest.raises(ValidationError, match="platform_retry_max_seconds .10. must be at least jobs.platform_retry_seconds .30."):
+        JobRules(platform_retry_seconds=30, platform_retry_max_seconds=10)
