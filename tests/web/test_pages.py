@@ -67,7 +67,7 @@ def test_tournament_page_draws_the_bracket_byes_and_the_boss_round(client: TestC
     assert re.search(r'<li class="advanced">\s*<span class="name"><a href="/competitors/(challenger|slowpoke)">', knockout)
     assert "advances" in knockout
     assert "Boss round: challenger against" in words and "Paired rule: mean relative lead +50.00% over 3 boss tasks" in words
-    assert "instruct-boss-0 0.7000 1.4000 +0.7000 +50.00% ahead yes" in words
+    assert "instruct-boss-0 0.5000 1.0000 +0.5000 +50.00% ahead yes" in words
     chart = re.search(r"<figure class=\"chart\">(.*?)</figure>", page.text, flags=re.S)
     assert chart and chart.group(1).lstrip().startswith("<svg") and "<script" not in chart.group(1)
     assert "relative lead" in chart.group(1)  # the paired rule's chart
@@ -122,9 +122,9 @@ def test_competitor_page_links_the_commit_and_charts_scores_against_the_champion
     chart = re.search(r"<figure class=\"chart\">(.*?)</figure>", page.text, flags=re.S)
     assert chart and "Scores of challenger against the champion" in chart.group(1) and ">champion<" in chart.group(1)
     assert [(p.task, p.score, p.champion, p.champion_score) for p in history(CHALLENGER) if p.champion_score is not None] == [
-        (f"instruct-boss-{i}", score / 2, LONG_NAME, score) for i, score in enumerate((1.4, 1.1, 1.2))
+        (f"instruct-boss-{i}", score / 2, LONG_NAME, score) for i, score in enumerate((1.0, 1.0, 1.3))
     ]  # the champion of week-2 is the challenger itself: it is measured against the defender it beat
-    assert re.search(r"run \d+ week-2 3 \(boss\) instruct-boss-0 succeeded 0\.7000", words)
+    assert re.search(r"run \d+ week-2 3 \(boss\) instruct-boss-0 succeeded 0\.5000", words)
     other = client.get(f"/competitors/{LONG_NAME}").text
     assert f'<a href="{LONG_URL}"' in other and "/commit/" not in other  # a host without known commit pages
 
@@ -161,7 +161,7 @@ def test_task_page_shows_its_definition_and_leaderboard(client: TestClient) -> N
     page = client.get("/tasks/instruct-boss-0")
     words = text_of(page.text)
     assert "Type instruct Base model tiny" in words and "lower is better" in words
-    assert re.search(r"1 challenger tournament 0\.7000 1/1 run \d+ 2 honest-baseline\S* tournament 1\.4000", words)
+    assert re.search(r"1 challenger tournament 0\.5000 1/1 run \d+ 2 honest-baseline\S* tournament 1\.0000", words)
     assert "Best score per entrant on instruct-boss-0" in page.text
 
 
