@@ -18,8 +18,9 @@ from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.bracket import replay
 from trainarena.engine.model import Finished, Stage
 from trainarena.execution.supervise import STOPPED_REASON, StopAtOnce, current_stop_event
-from trainarena.orchestrator import LeaseHeld, LeaseLost, create_tournament, drive, load_record, task_seed
+from trainarena.orchestrator import LeaseHeld, LeaseLost, create_tournament, drive, load_record
 from trainarena.reporting.bracket import read_bracket
+from trainarena.round_tasks import task_seed
 from trainarena.runs import ProgressEvent, RunInterrupted, RunReport, RunRequest
 from trainarena.settings import LeaseRules, Settings
 from trainarena.store import (

@@ -31,7 +31,6 @@ are killed at once and their attempts withdrawn, and nothing of them is stored.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import shutil
 import threading
 import time
@@ -59,6 +58,7 @@ from trainarena.engine.weights import tournament_weights
 from trainarena.execution.output_tree import remove_tree
 from trainarena.execution.supervise import EitherStop, current_stop_event, stop_when
 from trainarena.records.recorder import Recorder
+from trainarena.round_tasks import task_of
 from trainarena.run_slots import RunSlots, Tending
 from trainarena.runs import (
     CompetitorInfo,
@@ -106,7 +106,6 @@ from trainarena.store.leases import (
 )
 from trainarena.store.records import fix_rules, load_record, load_tournament, open_round, pending_runs, rules_of
 from trainarena.store.tournaments import TournamentCancelled, cancelled_problem
-from trainarena.tasks.base import TaskDefinition
 
 __all__ = [
     "LeaseHeld",
@@ -115,30 +114,12 @@ __all__ = [
     "create_tournament",
     "drive",
     "load_record",
-    "task_seed",
 ]
 
 Progress = Callable[[ProgressEvent], None]
 Waiting = Callable[[LeaseHolder], None]
 # Told each stored run's id and folder once its report is committed (the CLI writes result.json there).
 RunStored = Callable[[int, Path], None]
-
-
-def task_seed(tournament_seed: int, stage: Stage, round_index: int, match_id: str, task_index: int) -> int:
-    """A task's seed: fixed by the tournament seed and the task's place, so a replay draws the same. A
-    boss round's place is its match id alone (``boss``, ``boss-2``...): its tasks are the same however
-    many rounds led to it, so the defender's runs can be trained before its challenger is known
-    (``early_runs``)."""
-    place = match_id if stage == Stage.BOSS else f"{round_index}:{match_id}"
-    text = f"{tournament_seed}:{place}:{task_index}".encode()
-    return int.from_bytes(hashlib.sha256(text).digest()[:4], "big") & 0x7FFFFFFF
-
-
-def task_of(task_source: TaskSource, tournament: Tournament, stage: Stage, round_index: int, match_id: str,
-            index: int) -> TaskDefinition:
-    """The task a round's match plays as its task ``index`` (the same when asked again: early runs)."""
-    seed = task_seed(tournament.seed, stage, round_index, match_id, index)
-    return task_source(tournament.kind, stage, match_id, index, seed)
 
 
 # --- Writing steps -------------------------------------------------------------------------------
