@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from field_lines import read_fields
 from records_store import resign_bundle
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 import trainarena.cli.audit as audit_cli
@@ -41,7 +41,7 @@ from trainarena.records.signing import envelope_payload, init_key, load_key, sig
 from trainarena.records.statements import PAYLOAD_TYPE, payload_digest
 from trainarena.records.verify import verify_directory
 from trainarena.reporting.task_board import task_board
-from trainarena.runs import CompetitorInfo, RunReport, RunRequest
+from trainarena.runs import CompetitorInfo, DiskFull, RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.store import Store
 from trainarena.store.log_tables import LogEntry
@@ -77,9 +77,10 @@ class Inputs:
 
 
 class ScoreExecutor:
-    """Hands out the given scores in turn (None: the run fails), writing logs and an artifact as a run would."""
+    """Hands out the given scores in turn (None: the run fails; an exception: raised, as the platform
+    raises one), writing logs and an artifact as a run would."""
 
-    def __init__(self, inputs: Inputs, scores: list[float | None]) -> None:
+    def __init__(self, inputs: Inputs, scores: list[float | None | Exception]) -> None:
         self.inputs, self.scores = inputs, list(scores)
         self.calls: list[tuple[CompetitorInfo, TaskDefinition, Path]] = []
 
@@ -87,6 +88,8 @@ class ScoreExecutor:
         self.calls.append((competitor, task, run_dir))
         score = self.scores.pop(0)
         (run_dir / "logs").mkdir(parents=True)
+        if isinstance(score, Exception):
+            raise score
         (run_dir / "logs" / "stderr.log").write_text("step 1 loss 2.0\n")
         times = {"started_at": 1_700_000_000.0, "finished_at": 1_700_000_030.0, "log_path": run_dir / "logs",
                  "prepared_paths": {"train_file": str(self.inputs.train), "hidden_file": str(self.inputs.hidden)}}  # fmt: skip
@@ -438,6 +441,23 @@ def test_the_command_prints_the_comparison_at_80_columns_and_exits_by_verdict(se
 
     missing = runner.invoke(app, ["audit", "99", "--json"])
     assert missing.exit_code == 2 and "no run 99" in json.loads(missing.stdout)["error"]
+
+
+def test_an_audit_the_platform_could_not_run_stores_nothing_and_cannot_audit(settings: Settings, store: Store,
+                                                                             inputs: Inputs, tree: Path, task: TaskDefinition,
+                                                                             cli_executor: ScoreExecutor) -> None:  # fmt: skip
+    """A full disk is the platform's: a failed audit run would read as a run that does not reproduce."""
+    first, *_ = _runs(settings, store, inputs, tree, task, [2.0, 2.1, 1.9])
+    with store.session() as session:
+        runs_before = session.scalar(select(func.count()).select_from(Run))
+    cli_executor.scores = [DiskFull("run audit-run4 not counted: the data directory's disk is full: 1 MB free")]
+    result = CliRunner().invoke(app, ["audit", str(first), "--json"])
+    assert result.exit_code == 2, result.output
+    assert json.loads(result.stdout)["error"] == (f"cannot audit run {first}: run audit-run4 not counted: the data "
+                                                  "directory's disk is full: 1 MB free")
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Run)) == runs_before
+    assert not list((settings.work_dir / "audits").glob(f"run-{first}-*"))
 
 
 def test_an_audit_signed_after_the_key_was_replaced_is_named_by_audit_and_by_export(

@@ -21,6 +21,7 @@ from trainarena.cluster import make_executor
 from trainarena.execution import SandboxUnavailable
 from trainarena.records.audit import AuditReport, CannotAudit, Comparison, NoiseBand, Verdict, audit_run
 from trainarena.records.bundle import audit_left_out
+from trainarena.runs import RunNotStarted
 from trainarena.settings import Settings
 from trainarena.store import open_store
 
@@ -82,7 +83,8 @@ def audit_command(
 ) -> None:
     """Run a stored run again from its signed record and compare the new score with the recorded one.
 
-    Exits 0 consistent, 1 outside the noise band or the audit run failed, 2 cannot audit, 3 no band yet."""
+    Exits 0 consistent, 1 outside the noise band or the audit run failed, 2 cannot audit (also when the
+    platform could not run it: a full disk, no node; nothing is stored), 3 no band yet."""
     console = Console(stderr=json_output, highlight=False)
     settings = threads_per_run(Settings(), 1)  # as `trainarena run`: a run alone gets every core
     with open_store(settings) as store:
@@ -96,6 +98,8 @@ def audit_command(
                 report = audit_run(settings, store, executor, run_id, say=lambda message: status.update(Text(message)))
         except CannotAudit as error:
             raise fail(f"cannot audit run {run_id}: {error}", json_output, CANNOT_AUDIT, run_id=run_id) from error
+        except RunNotStarted as error:  # the platform's (a full disk, no node): nothing ran, nothing is stored
+            raise fail(f"cannot audit run {run_id}: {error}", json_output, CANNOT_AUDIT, run_id=run_id) from None
         finally:
             executor.close()
         with store.session() as session:

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session, selectinload
 from trainarena.attempts import store_report
 from trainarena.contract import MANIFEST_NAME, Direction, RunStatus, TaskType
 from trainarena.engine.comparison import lead
+from trainarena.execution.output_tree import remove_tree
 from trainarena.pipeline import resolve_base_model
 from trainarena.records.log import entry_leaf_hash
 from trainarena.records.provenance import folder_digest, split_digests
@@ -57,10 +58,10 @@ from trainarena.records.signing import (
     public_pem_for,
 )
 from trainarena.records.statements import PAYLOAD_TYPE, Kind, kind_of, payload_digest
-from trainarena.runs import CompetitorInfo, RunReport, SubmissionChanged, definition_json, stopped_report, task_key
+from trainarena.runs import CompetitorInfo, RunNotStarted, RunReport, SubmissionChanged, definition_json, stopped_report, task_key
 from trainarena.settings import Settings
 from trainarena.store import Store, get_competitor
-from trainarena.store.adhoc import WorkingTree, start_adhoc_run
+from trainarena.store.adhoc import WorkingTree, start_adhoc_run, withdraw_adhoc_run
 from trainarena.store.log_tables import LogEntry
 from trainarena.store.models import Run, RunAttempt, RunOrigin, TaskRow
 from trainarena.submissions import RegistrationError, checkout_path, parse_manifest, register, snapshot_worktree
@@ -484,12 +485,19 @@ def audit_run(settings: Settings, store: Store, executor: AuditExecutor, run_id:
 
 def _execute(settings: Settings, store: Store, executor: AuditExecutor, info: CompetitorInfo, task: TaskDefinition,
              new_id: int, run_dir: Path) -> RunReport:
-    """The audit run through the executor, stored (and signed) like any run; stored as failed if stopped."""
+    """The audit run through the executor, stored (and signed) like any run; stored as failed if stopped.
+    One the platform could not start or count (``RunNotStarted``) is removed and the error raised on: a
+    failed audit run would read as a run that does not reproduce."""
     started = time.time()
     try:
         report = executor.run_task(info, task, run_dir, f"audit-run{new_id}")
     except SubmissionChanged as error:  # the tree changed under the audit run: stored as failed, saying why
         report = stopped_report(error, started, run_dir)
+    except RunNotStarted:
+        with store.transaction() as session:
+            withdraw_adhoc_run(session, new_id)
+        remove_tree(run_dir)
+        raise
     except BaseException as error:
         _store(settings, store, new_id, stopped_report(error, started, run_dir))
         raise
