@@ -9,14 +9,26 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, count_option, fail, id_argument, print_fields, print_reason
+from trainarena.cli.output import (
+    Col,
+    OneLineTable,
+    count_option,
+    fail,
+    id_argument,
+    print_fields,
+    print_reason,
+    print_wrapped,
+    printable,
+)
 from trainarena.contract import RunStatus
 from trainarena.reporting.references import REFERENCE_LABELS
 from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, UnknownRunError, read_run_detail
 from trainarena.reporting.run_list import AD_HOC, RunSummary, list_runs, run_filter_problem
 from trainarena.settings import Settings
 from trainarena.store import open_store
+from trainarena.store.driving import Driving
 from trainarena.store.models import RunOrigin
 
 app = typer.Typer(help="Look at runs, in tournaments and ad hoc: one in full (reason, stderr tail, files, score, references, timings), or a list.", no_args_is_help=True)
@@ -88,6 +100,13 @@ def _place(run: RunDetail) -> list[tuple[str, str]]:
             ("round", f"{run.round} ({run.stage}), match {run.match_id}")]  # fmt: skip
 
 
+def _driver(driving: Driving | None) -> list[tuple[str, str]]:
+    """Who drives the tournament of a running run: none, and the run is not training though it says running."""
+    if driving is None:
+        return []
+    return [("driver", driving.describe() if driving.alive else f"not training: {driving.idle_note()}")]
+
+
 def _source(run: RunDetail) -> str:
     if run.repo_url is None:
         return run.competitor
@@ -115,6 +134,7 @@ def _print_detail(console: Console, run: RunDetail) -> None:
             ("competitor", _source(run)),
             *([("snapshot", run.snapshot_path)] if run.snapshot_path else []),
             ("status", run.status),
+            *_driver(run.driver),
             ("attempts", str(run.attempts)),
             ("score", score),
             *references,
@@ -156,14 +176,27 @@ def show_command(
     _print_detail(Console(highlight=False), run)
 
 
+# The reason cell of a run marked running that no driver plays: short, as the column may be narrow;
+# the note under the table says it in full (`print_idle_drivers`).
+NO_DRIVER = "no driver"
+
+
 def list_row(run: RunSummary) -> list[str]:
     result = f"{run.score:.4f}" if run.status == RunStatus.SUCCEEDED and run.score is not None else run.status
+    reason = NO_DRIVER if run.driver is not None and not run.driver.alive else run.reason
     if run.tournament is None:
         audited = "-" if run.audit_of is None else f"of run {run.audit_of}"  # the round column names the audited run
         where, round_text = {RunOrigin.ADHOC: ("ad hoc", "-"), RunOrigin.AUDIT: ("audit", audited)}.get(run.origin, ("reference", "-"))
     else:
         where, round_text = run.tournament, f"r{run.round} {run.stage}"  # cut to its width, the number stays
-    return [str(run.run_id), where, round_text, run.task, run.competitor, result, run.reason]
+    return [str(run.run_id), where, round_text, run.task, run.competitor, result, reason]
+
+
+def print_idle_drivers(console: Console, runs: list[RunSummary]) -> None:
+    """Under a list: for each tournament whose runs marked running no driver plays, why and what resumes it."""
+    idle = {run.driver.tournament_id: (run.tournament, run.driver) for run in runs if run.driver is not None and not run.driver.alive}
+    for name, driving in idle.values():
+        print_wrapped(console, Text(printable(f"{name}: its runs marked running are not training: {driving.idle_note()}"), style="yellow"))
 
 
 @app.command("list")
@@ -190,4 +223,6 @@ def list_command(
     table = OneLineTable(LIST_COLUMNS, title="Runs")
     for run in runs:
         table.add_row(list_row(run))
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    print_idle_drivers(console, runs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from trainarena.contract import RunStatus
 from trainarena.reporting.reasons import short_reason, split_reason
 from trainarena.reporting.references import ReferenceLine, reference_lines, run_label
 from trainarena.runs import TIMINGS_FILE
@@ -24,7 +26,8 @@ from trainarena.store import (
     Store,
     TaskRow,
 )
-from trainarena.store.models import RunOrigin
+from trainarena.store.driving import Driving, drivers_of
+from trainarena.store.models import RunOrigin, Tournament
 
 STDERR_LOG_NAME = "stderr.log"  # the script's stderr, in the run's log folder
 LOG_NAMES = {"stderr": STDERR_LOG_NAME, "stdout": "stdout.log"}  # the logs the platform writes per run
@@ -128,6 +131,9 @@ class RunDetail:
     wall_seconds: float | None
     steps: dict[str, float] | None  # the platform's seconds per step (STEP_NAMES order); None: not recorded
     attempt_history: tuple[AttemptLine, ...]
+    # A running tournament run: who drives its tournament; not alive, the run is not training (its
+    # status stays running until a drive resumes it). None for every other run.
+    driver: Driving | None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -135,6 +141,7 @@ class RunDetail:
             data[key] = None if data[key] is None else data[key].isoformat()
         data["attempt_history"] = [line.to_json() for line in self.attempt_history]
         data["references"] = [line.to_json() for line in self.references]
+        data["driver"] = None if self.driver is None else self.driver.to_json()
         return data
 
 
@@ -180,6 +187,19 @@ def place_of(run: Run) -> dict[str, Any]:
                 stage=round_row.stage, match_id=match.match_id)  # fmt: skip
 
 
+def drivers_of_running(session: Session, runs: Iterable[Run]) -> dict[int, Driving]:
+    """The driving of the tournament of each running tournament run of ``runs``, by tournament id, read
+    at once for them all: a run marked running whose tournament no live driver holds (killed outright,
+    its host gone) is not training, though its status says running until the next drive recovers it.
+    Runs outside tournaments end with their own dead driver (``store.adhoc``)."""
+    tournaments: dict[int, Tournament] = {}
+    for run in runs:
+        if run.status == RunStatus.RUNNING and run.task.match is not None:
+            tournament = run.task.match.round.tournament
+            tournaments[tournament.id] = tournament
+    return drivers_of(session, list(tournaments.values()))
+
+
 def _source(run: Run) -> dict[str, Any]:
     """What ran: a registered competitor's repository and commit, or a working tree's path and state."""
     if run.competitor is not None:
@@ -202,6 +222,7 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
     run = visible_run(session, run_id, private=private)
     score, direction = score_of(run)
     task = run.task
+    place = place_of(run)
     summary, recorded_tail = split_reason(run.failure_reason)
     tail, tail_from = _stderr_tail(run.log_path, recorded_tail, tail_lines)
     budget, seed = task.definition.get("budget_seconds"), task.definition.get("seed")
@@ -210,7 +231,7 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
         run_id=run.id,
         origin=run.origin,
         audit_of=run.audit_of_id,
-        **place_of(run),
+        **place,
         task=task_name(task),
         task_digest=task.digest,
         task_type=str(task.definition.get("task_type", "-")),
@@ -237,6 +258,7 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
         wall_seconds=run.wall_seconds,
         steps=step_seconds(run.log_path),
         attempt_history=attempt_lines(run),
+        driver=drivers_of_running(session, [run]).get(place["tournament_id"]),
     )
 
 

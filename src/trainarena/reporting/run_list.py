@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from trainarena.contract import RunStatus
 from trainarena.reporting.reasons import short_reason
 from trainarena.reporting.references import REFERENCE_LABELS, TREE_SUFFIX, run_label
-from trainarena.reporting.run_detail import place_of, score_of, task_name
+from trainarena.reporting.run_detail import drivers_of_running, place_of, score_of, task_name
 from trainarena.reporting.run_labels import has_labelled_runs, labelled_runs
 from trainarena.runs import definition_from_json, task_key
 from trainarena.store import (
@@ -26,6 +27,7 @@ from trainarena.store import (
     get_competitor,
     get_tournament_by_name,
 )
+from trainarena.store.driving import Driving
 from trainarena.store.models import RunAttempt, RunOrigin
 from trainarena.store.owned_lists import UnknownCursor
 
@@ -47,9 +49,12 @@ class RunSummary:
     attempts: int
     score: float | None
     reason: str
+    driver: Driving | None  # a running tournament run: who drives its tournament (RunDetail.driver)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["driver"] = None if self.driver is None else self.driver.to_json()
+        return data
 
 
 # ``runs list --tournament`` value that selects the runs played outside any tournament.
@@ -61,7 +66,7 @@ OUTSIDE_KINDS = {"reference": RunOrigin.REFERENCES, "audit": (RunOrigin.AUDIT,)}
 TASK_DIGEST_PREFIX_MIN = 6
 
 
-def _summary(run: Run) -> RunSummary:
+def _summary(run: Run, drivers: dict[int, Driving]) -> RunSummary:
     score, direction = score_of(run)
     place = place_of(run)
     return RunSummary(
@@ -78,6 +83,7 @@ def _summary(run: Run) -> RunSummary:
         attempts=run.attempts,
         score=score,
         reason=short_reason(run.failure_reason),
+        driver=drivers.get(place["tournament_id"]) if run.status == RunStatus.RUNNING else None,
     )
 
 
@@ -135,7 +141,9 @@ def list_runs(
             offset -= session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
         else:
             offset = 0
-    return [_summary(run) for run in _loaded_runs(session, ids)]
+    runs = _loaded_runs(session, ids)
+    drivers = drivers_of_running(session, runs)
+    return [_summary(run, drivers) for run in runs]
 
 
 def _with_tournament(query: Select[Any]) -> Select[Any]:
@@ -211,7 +219,7 @@ def latest_runs_outside_tournaments(session: Session, count: int) -> list[RunSum
     """The ``count`` newest runs outside tournaments (ad hoc and references), oldest of them first: the
     tail of ``list_runs(session, tournament=AD_HOC)`` without reading the rest."""
     newest = _outside_tournaments().order_by(Run.id.desc()).limit(count)
-    return [_summary(run) for run in reversed(list(session.scalars(newest)))]
+    return [_summary(run, {}) for run in reversed(list(session.scalars(newest)))]  # no tournament drives these
 
 
 def _is_task(wanted: str) -> ColumnElement[bool]:

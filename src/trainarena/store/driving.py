@@ -47,8 +47,18 @@ class Driving:
     def describe(self) -> str:
         if self.alive:
             return f"driven by {self.host} pid {self.pid}"
-        since = "" if self.since is None else f" since {self.since:%Y-%m-%d %H:%M:%S} UTC"
-        return f"stopped: no driver{since}; `trainarena tournament run {self.tournament_id}` resumes it"
+        return f"stopped: no driver{self._since()}; {self._resume()}"
+
+    def idle_note(self) -> str:
+        """Why a run of the tournament still marked running is not training while none drives it: its
+        status stays running until the next drive runs it again (``attempts.recover_interrupted``)."""
+        return f"no driver{self._since()} (its driver stopped or was killed); {self._resume()}"
+
+    def _since(self) -> str:
+        return "" if self.since is None else f" since {self.since:%Y-%m-%d %H:%M:%S} UTC"
+
+    def _resume(self) -> str:
+        return f"`trainarena tournament run {self.tournament_id}` resumes it"
 
 
 def drivers_of(session: Session, tournaments: Sequence[Tournament]) -> dict[int, Driving]:

@@ -24,6 +24,19 @@ router = APIRouter(prefix="/v1", tags=["runs"], responses=ROLE_RESPONSES)
 RunId = Annotated[int, Path(ge=1, le=STORE_INT_MAX, description="The run's id, as brackets, leaderboards and run lists show it.")]
 
 
+class DriverOut(BaseModel):
+    """Who drives the tournament of a running run. Not alive: the run is not training, though its status
+    stays running until `trainarena tournament run ID` (or `POST /v1/tournaments/{id}/start`) resumes it."""
+
+    alive: bool = Field(description="Whether a live driver holds the tournament's lease; false: the run is not training.")
+    host: str | None = Field(description="The driver's host (the last one's when none drives it; null when its lease was released).")
+    pid: int | None = Field(description="The driver's process id on that host (as host).")
+    since: datetime | None = Field(description="When none drives it: since when (the last driver's last heartbeat, or the tournament's last run start or end); null while one does.")
+
+
+DRIVER_DESCRIPTION = "A running tournament run: who drives its tournament (not alive: not training); null for every other run."
+
+
 class RunSummaryOut(BaseModel):
     run_id: int = Field(description="What GET /v1/runs/{run_id} takes.")
     origin: str = Field(description="tournament, adhoc, audit (a re-run of run audit_of), house or base_model (a reference).")
@@ -38,6 +51,7 @@ class RunSummaryOut(BaseModel):
     attempts: int = Field(description="How many times it was started (interrupted runs are run again).")
     score: float | None = Field(description="The score of the attempt that counts; null while none scored.")
     reason: str = Field(description="Why it failed, in one line; empty when it did not.")
+    driver: DriverOut | None = Field(description=DRIVER_DESCRIPTION)
 
 
 class ReferenceOut(BaseModel):
@@ -100,6 +114,7 @@ class RunDetailOut(BaseModel):
     wall_seconds: float | None
     steps: dict[str, float] | None = Field(description="The platform's seconds per step of the run, in the order it did them (prepare, sandbox, script, artifact_check, eval_startup, eval_compute, store: those recorded), from its folder's timings.json; null when it has none.")
     attempt_history: list[AttemptOut] = Field(description="Every attempt, oldest first.")
+    driver: DriverOut | None = Field(description=DRIVER_DESCRIPTION)
 
 
 class RunList(Page[RunSummaryOut]):

@@ -1,0 +1,47 @@
+"""The dashboard on a tournament whose driver was killed outright: the page of its run still marked
+running, the competitor's list of runs and the tournament page say the run is not training and what
+resumes it; under a live driver they name none of it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from driverless_store import DriverlessStore, build_driverless_store, hand_lease_to
+from fastapi.testclient import TestClient
+from web_store import text_of
+
+from trainarena.api import create_app
+from trainarena.settings import Settings
+from trainarena.store import Store, open_store
+
+NOTE = re.compile(r"no driver since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(its driver stopped or was killed\); "
+                  r"`trainarena tournament run (\d+)` resumes it")  # fmt: skip
+
+
+@pytest.fixture
+def driverless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, Store, DriverlessStore]]:
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    left = build_driverless_store(tmp_path / "data")
+    settings = Settings()
+    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
+        yield client, store, left
+
+
+def test_pages_say_a_running_run_nobody_drives_is_not_training(driverless: tuple[TestClient, Store, DriverlessStore]) -> None:
+    client, store, left = driverless
+    run_page = text_of(client.get(f"/runs/{left.run_id}").text)
+    note = NOTE.search(run_page)
+    assert "running Not training: no driver since" in run_page and note is not None and int(note[1]) == left.tournament_id
+    assert "Not training" not in text_of(client.get(f"/runs/{left.done_id}").text)
+    competitor = text_of(client.get("/competitors/slowpoke").text)  # the competitor of the run left running
+    assert "running – not training: no driver since" in competitor and NOTE.search(competitor)
+    tournament = text_of(client.get(f"/tournaments/{left.tournament_id}").text)
+    assert "Its runs marked running are not training: no driver since" in tournament and NOTE.search(tournament)
+
+    hand_lease_to(store, left.tournament_id, "elsewhere", 4242)  # a live driver on another host
+    run_page = text_of(client.get(f"/runs/{left.run_id}").text)
+    assert "Driver driven by elsewhere pid 4242" in run_page and "not training" not in run_page.lower()
+    assert "not training" not in text_of(client.get(f"/tournaments/{left.tournament_id}/live").text)
