@@ -170,8 +170,12 @@ def test_runs_no_live_node_can_hold_stop_the_drive_after_the_placement_timeout_a
 
 
 def test_a_job_no_live_node_can_hold_fails_after_the_placement_timeout_saying_why(ray_cluster, tmp_path: Path, monkeypatch) -> None:
+    """No node can place it: the platform's fault, so its tries cost the job none; it is queued again
+    (the worker backing off) and fails, naming the platform, after jobs.max_platform_faults of them."""
     monkeypatch.setattr(ray_executor, "task_resources", lambda *_: {"num_cpus": 1.0, "num_gpus": 2})
     settings = _settings(tmp_path, ray_cluster.address, placement_timeout_seconds=1.0)
+    settings = settings.model_copy(update={"jobs": settings.jobs.model_copy(update={
+        "max_platform_faults": 2, "platform_retry_seconds": 0.1, "platform_retry_max_seconds": 0.1})})
     with open_store(settings) as store:
         job_id = _job(settings, store)
         executor = RayExecutor(settings, MarksItsRuns())
@@ -184,6 +188,8 @@ def test_a_job_no_live_node_can_hold_fails_after_the_placement_timeout_saying_wh
             executor.close()
         with store.session() as session:
             job = session.get_one(Job, job_id)
-    assert job.status == JobStatus.FAILED and job.failure_reason.startswith("PlacementTimeout: the Ray cluster did not start")
+    assert job.status == JobStatus.FAILED
+    assert job.failure_reason.startswith("the platform could not start its run 2 times (the last: the Ray cluster did not start")
+    assert job.failure_reason.endswith("the platform's fault, not the job's; not tried again")
     assert "it asks for 1 CPU, 2 GPU, and for 1 s (cluster.placement_timeout_seconds)" in job.failure_reason
     assert ran(settings.data_dir) == []
