@@ -83,8 +83,7 @@ def audit_command(
 ) -> None:
     """Run a stored run again from its signed record and compare the new score with the recorded one.
 
-    Exits 0 consistent, 1 outside the noise band or the audit run failed, 2 cannot audit (also when the
-    platform could not run it: a full disk, no node; nothing is stored), 3 no band yet."""
+    Exits 0 consistent, 1 outside the noise band or the audit run failed, 2 cannot audit or could not run it, 3 no band yet."""
     console = Console(stderr=json_output, highlight=False)
     settings = threads_per_run(Settings(), 1)  # as `trainarena run`: a run alone gets every core
     with open_store(settings) as store:
