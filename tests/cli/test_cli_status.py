@@ -102,7 +102,7 @@ def test_status_at_80_columns_keeps_where_whole_and_leaves_the_outcome_out() -> 
     def summary(id: int, name: str, status: str, round_index: int | None, champion: str | None, reason: str | None) -> TournamentSummary:
         return TournamentSummary(id, name, "text", status, 1, 2, round_index, None if round_index is None else "knockout",
                                  2 if round_index is not None else 0, 2 if round_index is not None else 0, None, champion,
-                                 reason, datetime.now(UTC), None)  # fmt: skip
+                                 reason, datetime.now(UTC), None, None)  # fmt: skip
 
     console = Console(file=StringIO(), width=80)
     print_status(console, [
@@ -139,7 +139,11 @@ def test_status_says_no_driver_holds_a_running_tournament_left_stopped(runner: C
     shown = runner.invoke(app, ["tournament", "show", "2"], env={"COLUMNS": "80"})
     assert "stopped: no driver since" in " ".join(shown.output.split()), shown.output
     assert json.loads(runner.invoke(app, ["tournament", "show", "2", "--json"]).output)["driver"]["alive"] is False
-    assert "driver" not in json.loads(runner.invoke(app, ["tournament", "show", "1", "--json"]).output)
+    assert json.loads(runner.invoke(app, ["tournament", "show", "1", "--json"]).output)["driver"] is None  # finished
+    listed = json.loads(runner.invoke(app, ["tournament", "list", "--json"]).output)
+    assert [t["driver"] and t["driver"]["alive"] for t in listed] == [None, False]
+    said = " ".join(runner.invoke(app, ["tournament", "list"], env={"COLUMNS": "80"}).output.split())
+    assert "tournament 2: stopped: no driver since" in said and "`trainarena tournament run 2` resumes it" in said
 
 
 def test_status_names_the_live_driver_or_the_dead_one(runner: CliRunner) -> None:

@@ -1,6 +1,7 @@
 """The dashboard on a tournament whose driver was killed outright: the page of its run still marked
-running, the competitor's list of runs and the tournament page say the run is not training and what
-resumes it; under a live driver they name none of it."""
+running, the competitor's list of runs, the tournament page and the home page's "running now" card
+say the run is not training and what resumes it, and the lists of tournaments say "no driver"; under
+a live driver they name none of it."""
 
 from __future__ import annotations
 
@@ -45,3 +46,23 @@ def test_pages_say_a_running_run_nobody_drives_is_not_training(driverless: tuple
     run_page = text_of(client.get(f"/runs/{left.run_id}").text)
     assert "Driver driven by elsewhere pid 4242" in run_page and "not training" not in run_page.lower()
     assert "not training" not in text_of(client.get(f"/tournaments/{left.tournament_id}/live").text)
+
+
+def test_the_home_page_says_a_running_tournament_nobody_drives_is_not_training(
+        driverless: tuple[TestClient, Store, DriverlessStore]) -> None:
+    client, store, left = driverless
+    home = client.get("/").text
+    running = text_of(home[home.index('id="running-now"'):home.index('id="next"')])
+    assert "week-2 (text)" in running and "Its runs marked running are not training: no driver since" in running
+    note = NOTE.search(running)
+    assert note is not None and int(note[1]) == left.tournament_id
+    assert NOTE.search(text_of(client.get("/live/running").text))  # the fragment the home page polls
+    recent = text_of(home[home.index('id="recent"'):])
+    assert "week-2 text running no driver" in recent and "week-1 text finished" in recent
+    assert "running no driver" in text_of(client.get("/tournaments").text)
+
+    hand_lease_to(store, left.tournament_id, "elsewhere", 4242)  # a live driver on another host
+    for page in ("/", "/live/running", "/tournaments"):
+        shown = text_of(client.get(page).text)
+        assert "no driver" not in shown and "not training" not in shown, page
+    assert "week-2 (text)" in text_of(client.get("/live/running").text)

@@ -15,7 +15,7 @@ from rich.text import Text
 from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY, exit_stopped, stop_at_once_on_signals, threads_per_run
 from trainarena.cli.output import OneLineTable, fail, id_argument, labelled, parse_utc, print_fields, print_wrapped, seed_option
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
-from trainarena.cli.status import STATUS_COLUMNS, champion_cell, summary_json, where_cell
+from trainarena.cli.status import STATUS_COLUMNS, champion_cell, print_drivers, where_cell
 from trainarena.cluster import make_executor
 from trainarena.engine.model import TournamentKind
 from trainarena.execution import SandboxUnavailable
@@ -25,8 +25,7 @@ from trainarena.operations.tournaments import TournamentRefused, create_pool_tou
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import DriverStopped, RunNotStarted
 from trainarena.settings import Settings
-from trainarena.store import StoreError, TournamentStatus, get_tournament, list_tournaments, open_store, summarize_tournaments
-from trainarena.store.driving import drivers_of
+from trainarena.store import StoreError, TournamentStatus, list_tournaments, open_store, summarize_tournaments
 from trainarena.store.leases import LeaseError
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
@@ -133,9 +132,8 @@ def show_command(tournament_id: Annotated[int, id_argument("A tournament id (see
             detail = tournament_detail(session, tournament_id, settings.rules)
         except StoreError as error:
             raise fail(str(error), json_output) from None
-        driving = drivers_of(session, [get_tournament(session, tournament_id)]).get(tournament_id)
     if json_output:
-        typer.echo(json.dumps(detail.to_json() | ({} if driving is None else {"driver": driving.to_json()}), indent=2))
+        typer.echo(json.dumps(detail.to_json(), indent=2))
         return
     board, replayed = detail.board, detail.replayed
     console = Console(highlight=False)
@@ -144,7 +142,7 @@ def show_command(tournament_id: Annotated[int, id_argument("A tournament id (see
         ("pool", f"{detail.pool}: {', '.join(detail.tasks or [])}" if detail.pool else "-"),
         ("defending", board.champion_before or "nobody"),
         *([("outcome", board.reason)] if board.status == TournamentStatus.CANCELLED else []),
-        *([] if driving is None else [("driver", driving.describe())]),
+        *([] if detail.driver is None else [("driver", detail.driver.describe())]),
     ])
     if board.runs or board.byes:
         print_bracket(console, board)
@@ -184,7 +182,7 @@ def list_command(json_output: JsonFlag = False) -> None:
     with open_store(Settings()) as store, store.session() as session:
         summaries = summarize_tournaments(session, list_tournaments(session))
     if json_output:
-        typer.echo(json.dumps([summary_json(s) for s in summaries], indent=2))
+        typer.echo(json.dumps([s.to_json() for s in summaries], indent=2))
         return
     if not summaries:
         typer.echo("no tournaments yet: trainarena tournament create --kind text --pool POOL")
@@ -192,4 +190,6 @@ def list_command(json_output: JsonFlag = False) -> None:
     table = OneLineTable(LIST_COLUMNS, title="Tournaments")
     for s in summaries:
         table.add_row([str(s.id), s.name, s.kind, s.status, where_cell(s), f"{s.runs_done}/{s.runs_total}", champion_cell(s)])
-    Console(highlight=False).print(table)
+    console = Console(highlight=False)
+    console.print(table)
+    print_drivers(console, summaries)

@@ -38,7 +38,8 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of te
 DEFAULT_TAIL_LINES = RESULT_TAIL_LINES
 # A line per run: the names the filters take are whole (folded where they do not fit), the round a short
 # value (folded between its words), the reason shrinks with an ellipsis (`runs show` has it whole). The result is the score of a
-# run that succeeded, else its status: a column of each would leave the three names 24 cells at 80.
+# run that succeeded, else its status (`no driver` for a run marked running that is not training): a column of each would
+# leave the three names 24 cells at 80.
 LIST_COLUMNS = (
     Col("run", justify="right"),
     Col("tournament", handle=True),
@@ -176,20 +177,25 @@ def show_command(
     _print_detail(Console(highlight=False), run)
 
 
-# The reason cell of a run marked running that no driver plays: short, as the column may be narrow;
-# the note under the table says it in full (`print_idle_drivers`).
+# The result cell of a run marked running that no driver plays, in place of its status: it is not
+# training. A short value, never cut (the reason column is cut first, to "no dr…" at 80 columns); the
+# note under the table says it in full (`print_idle_drivers`).
 NO_DRIVER = "no driver"
 
 
+def _result(run: RunSummary) -> str:
+    if run.driver is not None and not run.driver.alive:
+        return NO_DRIVER
+    return f"{run.score:.4f}" if run.status == RunStatus.SUCCEEDED and run.score is not None else run.status
+
+
 def list_row(run: RunSummary) -> list[str]:
-    result = f"{run.score:.4f}" if run.status == RunStatus.SUCCEEDED and run.score is not None else run.status
-    reason = NO_DRIVER if run.driver is not None and not run.driver.alive else run.reason
     if run.tournament is None:
         audited = "-" if run.audit_of is None else f"of run {run.audit_of}"  # the round column names the audited run
         where, round_text = {RunOrigin.ADHOC: ("ad hoc", "-"), RunOrigin.AUDIT: ("audit", audited)}.get(run.origin, ("reference", "-"))
     else:
         where, round_text = run.tournament, f"r{run.round} {run.stage}"  # cut to its width, the number stays
-    return [str(run.run_id), where, round_text, run.task, run.competitor, result, reason]
+    return [str(run.run_id), where, round_text, run.task, run.competitor, _result(run), run.reason]
 
 
 def print_idle_drivers(console: Console, runs: list[RunSummary]) -> None:

@@ -8,8 +8,7 @@ store's repository functions, and renders them as rich tables or, with ``--json`
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -27,7 +26,6 @@ from trainarena.store import (
     open_store,
     summarize_tournaments,
 )
-from trainarena.store.driving import Driving, drivers_of
 from trainarena.store.tournaments import TOURNAMENT_KINDS
 
 # A line per tournament: its name and the champion's are whole (folded where they do not fit). Where it
@@ -51,16 +49,6 @@ STATUS_COLUMNS = (
 RECENT_ADHOC_RUNS = 5
 
 
-def summary_json(summary: TournamentSummary, driving: Driving | None = None) -> dict[str, Any]:
-    """A summary as JSON; ``driver`` (with ``driving``, `status`): who drives it while it runs."""
-    data = asdict(summary)
-    if driving is not None or summary.status == "running":
-        data["driver"] = None if driving is None else driving.to_json()
-    data["created_at"] = summary.created_at.isoformat()
-    data["finished_at"] = None if summary.finished_at is None else summary.finished_at.isoformat()
-    return data
-
-
 def where_cell(summary: TournamentSummary) -> str:
     if summary.round_index is None:
         return "not started"
@@ -73,9 +61,16 @@ def champion_cell(summary: TournamentSummary) -> str:
     return f"{summary.champion_before} (defending)" if summary.champion_before else "-"
 
 
+def print_drivers(console: Console, summaries: list[TournamentSummary]) -> None:
+    """Under a table of tournaments: who drives each running one, or since when none does."""
+    for s in summaries:
+        if s.driver is not None:
+            print_wrapped(console, Text(f"tournament {s.id}: {s.driver.describe()}", style="" if s.driver.alive else "yellow"))
+
+
 def print_status(
     console: Console, summaries: list[TournamentSummary], champions: dict[str, str | None], competitors: int,
-    adhoc: list[RunSummary], drivers: dict[int, Driving] | None = None,
+    adhoc: list[RunSummary],
 ) -> None:
     reigning = ", ".join(f"{kind}: {name or '-'}" for kind, name in champions.items())
     print_wrapped(console, Text.assemble((str(competitors), "bold"), printable(f" competitors registered; champions: {reigning}")))
@@ -87,9 +82,7 @@ def print_status(
             table.add_row([str(s.id), s.name, s.kind, s.status, where_cell(s), f"{s.runs_done}/{s.runs_total}",
                                      champion_cell(s), s.reason or ""])  # fmt: skip
         console.print(table)
-        for tournament_id, driving in sorted((drivers or {}).items()):  # a running one: its driver, or none
-            print_wrapped(console, Text(f"tournament {tournament_id}: {driving.describe()}",
-                                        style="" if driving.alive else "yellow"))
+        print_drivers(console, summaries)
     if adhoc:
         runs = OneLineTable(LIST_COLUMNS, title="Latest runs outside tournaments")
         for run in adhoc:
@@ -106,7 +99,6 @@ def status_command(
     with open_store(settings) as store, store.session() as session:
         tournaments = list_tournaments(session)
         summaries = summarize_tournaments(session, tournaments)
-        drivers = drivers_of(session, tournaments)
         champions = {}
         for kind in TOURNAMENT_KINDS:
             champion = current_champion(session, kind)
@@ -117,9 +109,9 @@ def status_command(
         payload = {
             "competitors": competitors,
             "champions": champions,
-            "tournaments": [summary_json(s, drivers.get(s.id)) for s in summaries],
+            "tournaments": [s.to_json() for s in summaries],
             "latest_adhoc_runs": [run.to_json() for run in adhoc],
         }
         typer.echo(json.dumps(payload))
     else:
-        print_status(Console(), summaries, champions, competitors, adhoc, drivers)
+        print_status(Console(), summaries, champions, competitors, adhoc)

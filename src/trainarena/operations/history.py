@@ -21,6 +21,7 @@ from trainarena.store import (
     load_tournament,
     stored_weights,
 )
+from trainarena.store.driving import Driving, drivers_of
 from trainarena.store.records import rules_of
 
 
@@ -39,7 +40,8 @@ def finished_of(tournament: Tournament, replayed: Replay) -> Finished | None:
 @dataclass(frozen=True)
 class TournamentDetail:
     """What `tournament show` prints and ``GET /v1/tournaments/{id}`` answers: the leaderboard (bracket
-    runs, standings, outcome), the pool and its drawn tasks, the boss round and the weights."""
+    runs, standings, outcome), the pool and its drawn tasks, the boss round, the weights and, while it
+    runs, who drives it."""
 
     id: int
     board: Leaderboard
@@ -47,10 +49,12 @@ class TournamentDetail:
     pool: str | None
     tasks: list[str] | None
     weights: dict[str, float]
+    driver: Driving | None  # a running tournament's driver (not alive: none drives it); None for any other
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, **self.board.to_json(), "pool": self.pool, "tasks": self.tasks,
-                "boss": boss_json(self.replayed.boss), "weights": self.weights}
+                "boss": boss_json(self.replayed.boss), "weights": self.weights,
+                "driver": None if self.driver is None else self.driver.to_json()}
 
 
 def tournament_detail(session: Session, tournament_id: int, rules: TournamentRules) -> TournamentDetail:
@@ -59,7 +63,8 @@ def tournament_detail(session: Session, tournament_id: int, rules: TournamentRul
     board = build_leaderboard(session, tournament, finished_of(tournament, replayed))
     draw = get_draw(session, tournament_id)
     return TournamentDetail(tournament.id, board, replayed, None if draw is None else draw.pool.name,
-                            None if draw is None else list(draw.task_names), stored_weights(session, tournament_id))
+                            None if draw is None else list(draw.task_names), stored_weights(session, tournament_id),
+                            drivers_of(session, [tournament]).get(tournament.id))
 
 
 def boss_json(boss: BossDecision | None) -> dict[str, Any] | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, selectinload
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from trainarena.contract import RunStatus, stored_name_problem
 from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.store.competitors import StoreError, require_competitor
+from trainarena.store.driving import Driving, drivers_of
 from trainarena.store.models import (
     ChampionHistory,
     Competitor,
@@ -176,6 +178,16 @@ class TournamentSummary:
     reason: str | None
     created_at: datetime
     finished_at: datetime | None
+    # A running tournament: who drives it; not alive, none does and its runs marked running are not
+    # training (``store.driving``). None for every other tournament.
+    driver: Driving | None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        data["finished_at"] = None if self.finished_at is None else self.finished_at.isoformat()
+        data["driver"] = None if self.driver is None else self.driver.to_json()
+        return data
 
 
 def summarize_tournament(session: Session, tournament: Tournament) -> TournamentSummary:
@@ -205,6 +217,7 @@ def summarize_tournaments(session: Session, tournaments: Sequence[Tournament]) -
     champion_ids = {c for t in tournaments for c in (t.champion_before_id, t.champion_after_id) if c is not None}
     names = {competitor_id: name for competitor_id, name in session.execute(
         select(Competitor.id, Competitor.name).where(Competitor.id.in_(champion_ids)))}  # fmt: skip
+    drivers = drivers_of(session, tournaments)
     summaries = []
     for tournament in tournaments:
         total, done = runs.get(tournament.id, (0, 0))
@@ -225,6 +238,7 @@ def summarize_tournaments(session: Session, tournaments: Sequence[Tournament]) -
             reason=tournament.outcome_reason,
             created_at=tournament.created_at,
             finished_at=tournament.finished_at,
+            driver=drivers.get(tournament.id),
         ))  # fmt: skip
     return summaries
 

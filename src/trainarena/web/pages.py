@@ -30,7 +30,6 @@ from trainarena.store import (
     summarize_tournament,
     summarize_tournaments,
 )
-from trainarena.store.driving import drivers_of
 from trainarena.web.account import recent_jobs
 from trainarena.web.charts import boss_margin_svg
 from trainarena.web.templating import PageId, not_found_page, render, render_live, settings_of, store_of
@@ -129,7 +128,6 @@ def _tournament_context(session: Session, settings: Settings, tournament_id: int
         "tournament": tournament, "summary": summarize_tournament(session, tournament), "board": board, "bracket": bracket,
         "pool": None if draw is None else draw.pool.name, "tasks": _tasks(board.runs), "failures": _failures(board.runs),
         "boss_chart": None if bracket.boss is None else boss_margin_svg(bracket.boss),
-        "driving": drivers_of(session, [tournament]).get(tournament.id),  # None unless it runs
     }  # fmt: skip
 
 

@@ -25,8 +25,9 @@ RunId = Annotated[int, Path(ge=1, le=STORE_INT_MAX, description="The run's id, a
 
 
 class DriverOut(BaseModel):
-    """Who drives the tournament of a running run. Not alive: the run is not training, though its status
-    stays running until `trainarena tournament run ID` (or `POST /v1/tournaments/{id}/start`) resumes it."""
+    """Who drives a running tournament, and so its running runs. Not alive: its runs marked running are
+    not training, though their status stays running until `trainarena tournament run ID` (or `POST
+    /v1/tournaments/{id}/start`) resumes it."""
 
     alive: bool = Field(description="Whether a live driver holds the tournament's lease; false: the run is not training.")
     host: str | None = Field(description="The driver's host (the last one's when none drives it; null when its lease was released).")

@@ -4,7 +4,6 @@ pool (`tournament create`) and starting to drive it in the background (`tourname
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated
@@ -18,6 +17,7 @@ from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import NAME_MAX_LENGTH, STORE_INT_MAX, Page, PageWindow
+from trainarena.api.routes.runs import DriverOut
 from trainarena.engine.model import TournamentKind
 from trainarena.operations.cancelling import REASON_MAX, CancelRefused, cancel_tournament
 from trainarena.operations.drivers import BackgroundDrivers, DriveRefused, DrivingUnavailable
@@ -28,6 +28,8 @@ from trainarena.store import StoreError, get_tournament, list_tournaments, summa
 router = APIRouter(prefix="/v1", tags=["tournaments"], responses=ROLE_RESPONSES)
 
 TournamentId = Annotated[int, Path(ge=1, le=STORE_INT_MAX, description="The tournament's id.")]
+DRIVER_DESCRIPTION = ("A running tournament: who drives it (not alive: none does, and its runs marked running are "
+                      "not training); null for every other tournament.")
 
 
 class TournamentSummaryOut(BaseModel):
@@ -46,6 +48,7 @@ class TournamentSummaryOut(BaseModel):
     reason: str | None = Field(description="How it ended.")
     created_at: datetime
     finished_at: datetime | None
+    driver: DriverOut | None = Field(description=DRIVER_DESCRIPTION)
 
 
 class StandingOut(BaseModel):
@@ -124,6 +127,7 @@ class TournamentDetailOut(LeaderboardOut):
     tasks: list[str] | None = Field(description="The stored tasks drawn, in play order.")
     boss: BossOut | None = Field(description="The boss round against the defending champion, once played.")
     weights: dict[str, float] = Field(description="Competitor -> weight, once finished.")
+    driver: DriverOut | None = Field(description=DRIVER_DESCRIPTION)
 
 
 class CreateIn(RequestBody):
@@ -171,7 +175,7 @@ def list_all(_caller: Competitor, request: Request, window: PageWindow) -> Page[
         # One more than the page holds says whether more follow.
         tournaments = list_tournaments(session, offset=window.offset, limit=window.limit + 1)
         tournaments, more = tournaments[:window.limit], len(tournaments) > window.limit
-        data = [TournamentSummaryOut(**asdict(summary)) for summary in summarize_tournaments(session, tournaments)]
+        data = [TournamentSummaryOut(**summary.to_json()) for summary in summarize_tournaments(session, tournaments)]
     return Page[TournamentSummaryOut](data=data, has_more=more)
 
 

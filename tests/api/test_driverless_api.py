@@ -1,5 +1,7 @@
-"""`GET /v1/runs` and `GET /v1/runs/{id}` on a tournament whose driver was killed outright: its run
-still marked running has `driver` with `alive` false (not training), every other run `driver` null."""
+"""The API on a tournament whose driver was killed outright: `GET /v1/runs` and `GET /v1/runs/{id}` give
+its run still marked running `driver` with `alive` false (not training), every other run `driver`
+null; `GET /v1/tournaments` and `GET /v1/tournaments/{id}` give the tournament that `driver`, every
+other tournament null."""
 
 from __future__ import annotations
 
@@ -48,10 +50,28 @@ def test_a_running_run_nobody_drives_says_so(driverless: tuple[Api, DriverlessSt
         assert _get(client, api, f"/v1/runs/{left.run_id}")["driver"] == {"alive": True, "host": "elsewhere", "pid": 4242, "since": None}
 
 
+def test_a_running_tournament_nobody_drives_says_so(driverless: tuple[Api, DriverlessStore]) -> None:
+    api, left = driverless
+    with api.client() as client:
+        listed = {t["id"]: t for t in _get(client, api, "/v1/tournaments")["data"]}
+        driver = listed.pop(left.tournament_id)["driver"]
+        assert driver["alive"] is False and driver["host"] == socket.gethostname() and isinstance(driver["pid"], int)
+        assert [t["driver"] for t in listed.values()] == [None]  # the finished one
+        shown = _get(client, api, f"/v1/tournaments/{left.tournament_id}")
+        assert (shown["status"], shown["driver"]) == ("running", driver)
+        assert driver == _get(client, api, f"/v1/runs/{left.run_id}")["driver"]  # its run's, as the run says it
+        assert _get(client, api, f"/v1/tournaments/{next(iter(listed))}")["driver"] is None
+
+        hand_lease_to(api.store, left.tournament_id, "elsewhere", 4242)  # a live driver on another host
+        alive = {"alive": True, "host": "elsewhere", "pid": 4242, "since": None}
+        assert _get(client, api, f"/v1/tournaments/{left.tournament_id}")["driver"] == alive
+        assert {t["id"]: t["driver"] for t in _get(client, api, "/v1/tournaments")["data"]}[left.tournament_id] == alive
+
+
 def test_the_schema_documents_the_driver_field(driverless: tuple[Api, DriverlessStore]) -> None:
     api, _ = driverless
     with api.client() as client:
         schemas = client.get("/openapi.json").json()["components"]["schemas"]
-    for model in ("RunSummaryOut", "RunDetailOut"):
+    for model in ("RunSummaryOut", "RunDetailOut", "TournamentSummaryOut", "TournamentDetailOut"):
         assert "not training" in schemas[model]["properties"]["driver"]["description"]
     assert set(schemas["DriverOut"]["properties"]) == {"alive", "host", "pid", "since"}
