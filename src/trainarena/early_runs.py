@@ -16,8 +16,10 @@ index), and dropped only when another boss round's claim, or the end, finds it u
 script reached its deadline (``execution.supervise.told_at_deadline``) is taken as failed from then,
 10 s of grace before it ends: the round foreseen is the one that follows its failure.
 A driver that dies loses its early runs, not a stored one: the next drive clears their folders and
-trains them as usual. An executor that cannot stop a run at once (``stops_runs_at_once = False``:
-Ray's) gets none, and a drive that fails drops those not adopted yet.
+trains them as usual. A drive stopped at once (a stop signal, its tournament cancelled) removes them
+itself, as it withdraws its claimed runs (``clear_stopped``). An executor that cannot stop a run at
+once (``stops_runs_at_once = False``: Ray's) gets none, and a drive that fails drops those not
+adopted yet.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import itertools
 import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -256,18 +258,25 @@ class EarlyRuns:
 
     def _moved(self, early: _Early, report: RunReport) -> RunReport:
         """The early folder becomes the stored run's, and the report's paths follow it."""
-        assert early.adopted is not None
-        source, target = early.request.run_dir, early.adopted.run_dir
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_dir() and not any(target.iterdir()):
-            target.rmdir()
-        if source.is_dir():
-            os.replace(source, target)
+        source, target = self._move(early)
 
         def follow(path: Path | None) -> Path | None:
             return path if path is None or not path.is_relative_to(source) else target / path.relative_to(source)
 
         return replace(report, log_path=follow(report.log_path), artifact_path=follow(report.artifact_path))
+
+    @staticmethod
+    def _move(early: _Early) -> tuple[Path, Path]:
+        """The adopted early run's folder becomes the stored run's attempt folder (once: moved already,
+        nothing is left to move). Returns (early folder, run's folder)."""
+        assert early.adopted is not None
+        source, target = early.request.run_dir, early.adopted.run_dir
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            if target.is_dir() and not any(target.iterdir()):
+                target.rmdir()
+            os.replace(source, target)
+        return source, target
 
     def clear(self, tournament_id: int) -> None:
         """At the drive's end: its early runs not stored are gone (a resumed drive trains them as usual);
@@ -275,6 +284,25 @@ class EarlyRuns:
         remove_tree(self._early_dir(tournament_id) / self.owner)
         with contextlib.suppress(OSError):
             self._early_dir(tournament_id).rmdir()  # when no other driver's are there
+
+    def clear_stopped(self, tournament_id: int, still_ending: Collection[RunRequest]) -> None:
+        """At the end of a drive stopped at once (a stop signal, its tournament cancelled), its runs
+        killed and nothing of them stored: a cancelled tournament is never driven again, so nothing
+        would clear its early runs' folders. An adopted run's folder becomes its stored run's attempt
+        folder, where the attempt's withdrawal keeps its logs as any run's; the rest are removed. Those
+        ``still_ending`` (their thread still running, or an artifact still being scored) are left to the
+        next drive's :meth:`clear_left_behind`: a process may still write there. A resumed drive reuses
+        nothing under early/ (it clears it at its start, and adopts only runs never tried)."""
+        ending = {request.run_id for request in still_ending}
+        for early in self.runs.values():
+            if early.adopted is not None and early.request.run_id not in ending:
+                self._move(early)
+        if not ending:
+            self.clear(tournament_id)
+            return
+        for early in self.runs.values():
+            if early.request.run_id not in ending:
+                self._remove(early)
 
     def clear_left_behind(self, tournament_id: int) -> None:
         """At the drive's start, the lease held: early runs of drivers killed outright, or of one that

@@ -267,6 +267,9 @@ class RunSlots:
             self.runs.shutdown(wait=False, cancel_futures=True)
             if self.scoring is not None:
                 self.scoring.shutdown(wait=False, cancel_futures=True)
+            if self.early is not None:  # killed, never to be stored: their folders go now
+                self.early.clear_stopped(self.driver.tournament_id, [request for future, (request, _slot)
+                                                                     in self.in_flight.items() if not future.done()])
             return
         self.runs.shutdown(wait=True)
         if self.scoring is not None:

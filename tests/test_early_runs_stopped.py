@@ -1,0 +1,176 @@
+"""A drive stopped at once (a stop signal, its tournament cancelled) with runs trained early
+(``early_runs``): their folders under ``early/`` are removed then, not left for a next drive that a
+cancelled tournament never gets; an early run its round adopted has its folder moved to the stored
+run's attempt folder, whose withdrawal keeps its logs as any run's; a resumed drive then plays the
+tournament to its end, each run stored once."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import pytest
+
+from trainarena.contract import Direction, RunStatus, TaskType
+from trainarena.engine.model import Stage
+from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
+from trainarena.operations.cancelling import cancel_tournament
+from trainarena.orchestrator import create_tournament, drive
+from trainarena.runs import DriverStopped, RunReport, RunRequest, deferred_in_database_call
+from trainarena.settings import LeaseRules, Settings
+from trainarena.store import AttemptStatus, Store, add_competitor, tournament_runs
+from trainarena.store.tournaments import TournamentCancelled
+from trainarena.tasks.base import Evaluation, TaskDefinition
+
+CHAMPION = "king"
+WAIT_SECONDS = 10.0  # the most any run here waits for what it waits for
+
+
+def _task_source(kind: str, stage: Stage, match_id: str, task_index: int, seed: int) -> TaskDefinition:
+    return TaskDefinition(f"{stage}-{match_id}-{task_index}", TaskType.INSTRUCT, "tiny", {"source": "fake"}, 1.0, seed)
+
+
+def _succeeded(request: RunRequest) -> RunReport:
+    loss = 1.0 if request.competitor.name == "b" else 2.0
+    return RunReport(RunStatus.SUCCEEDED, 0.0, 1.0, log_path=request.run_dir / "logs",
+                     evaluation=Evaluation(loss, Direction.LOWER, per_example=(loss,)))
+
+
+def _until_stopped() -> RunReport:
+    """A script that would train a long while, ended as the sandbox ends one (polling its stop)."""
+    stop, deadline = current_stop_event(), time.monotonic() + WAIT_SECONDS
+    while stop is not None and not stop.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason=STOPPED_REASON)
+
+
+@dataclass
+class StoppedWithEarlyRuns:
+    """A final of ``a`` (fails at once) against ``b`` before a boss round against ``king``, on two slots:
+    the free slot trains a boss run early, until stopped. The drive is stopped (``stop``: it signals
+    ``stopper``) from b's final once the early run started (``at`` "final": the early run is not
+    adopted yet), or from the first boss run claimed after the final (``at`` "boss": the boss round's
+    claim adopted the early run, which still trains)."""
+
+    stop: threading.Event | None = None  # set: stopped already (the resumed drive's executor has none)
+    at: str = "final"
+    stopper: Callable[[], object] = lambda: None  # what stops the drive (set by the test)
+    runs: list[RunRequest] = field(default_factory=list)
+    early_started: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def execute(self, request: RunRequest) -> RunReport:
+        with self.lock:
+            self.runs.append(request)
+        (request.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (request.run_dir / "logs" / "stdout.log").write_text(f"{request.run_name}\n")
+        (request.run_dir / "output").mkdir(exist_ok=True)
+        (request.run_dir / "output" / "half.safetensors").write_bytes(b"x")
+        name, stopping = request.competitor.name, self.stop is not None
+        if request.run_id < 0:
+            self.early_started.set()
+            return _until_stopped() if stopping else _succeeded(request)
+        if request.stage == Stage.KNOCKOUT and name == "a":
+            return RunReport(RunStatus.FAILED, 0.0, 0.1, failure_reason="crashed")
+        if stopping and request.stage == Stage.KNOCKOUT:
+            assert self.early_started.wait(WAIT_SECONDS)
+            if self.at == "boss":
+                return _succeeded(request)
+        if stopping and not self.stop.is_set():  # b's final (at "final"), or the first boss run claimed (at "boss")
+            self.stop.set()
+            self.stopper()
+            return _until_stopped()
+        return _succeeded(request)
+
+
+@pytest.fixture
+def stop_handler() -> Iterator[None]:
+    """SIGUSR1 stops the drive as the CLI's SIGTERM handler does (cli/demo.py, stop_at_once_on_signals)."""
+    assert threading.current_thread() is threading.main_thread()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if not deferred_in_database_call(signum, frame):
+            raise DriverStopped(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGUSR1, stop)
+    yield
+    signal.signal(signal.SIGUSR1, previous)
+
+
+def _tournament(store: Store) -> int:
+    with store.transaction() as session:
+        for name in ("a", "b", CHAMPION):
+            add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
+                           tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")
+        return create_tournament(session, name="t", kind="text", seed=3, entrants=["a", "b"], champion=CHAMPION).id
+
+
+def _drive(store: Store, settings: Settings, tid: int, executor: StoppedWithEarlyRuns):
+    return drive(store, tid, task_source=_task_source, executor=executor, rules=settings.rules, weight_rules=settings.weights,
+                 work_dir=settings.work_dir, parallel=2, lease_rules=LeaseRules(lease_seconds=5.0, heartbeat_seconds=0.1))
+
+
+def _attempts(store: Store, tid: int) -> dict[tuple[str, int, str], list[tuple[int, str]]]:
+    with store.session() as session:
+        return {(run.task.match.match_id, run.task.index, run.competitor.name): [(a.number, a.status) for a in run.attempt_records]
+                for run in tournament_runs(session, tid)}
+
+
+def _folder(settings: Settings, tid: int, run: tuple[str, int, str], attempt: int, store: Store) -> Path:
+    with store.session() as session:
+        run_id = next(r.id for r in tournament_runs(session, tid) if (r.task.match.match_id, r.task.index, r.competitor.name) == run)
+    return settings.work_dir / f"tournament-{tid}" / f"run-{run_id}" / f"attempt-{attempt}"
+
+
+@pytest.mark.parametrize("how", ["signal", "cancel"])
+def test_a_drive_stopped_at_once_removes_its_early_runs_folders(store: Store, settings: Settings, stop_handler, how: str) -> None:
+    tid = _tournament(store)
+    executor = StoppedWithEarlyRuns(stop=threading.Event())
+    if how == "signal":
+        executor.stopper = lambda: signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
+    else:
+        def cancel() -> None:  # as the operator would, from another process
+            with store.transaction() as session:
+                cancel_tournament(session, settings, tid, "wrong entrants")
+
+        executor.stopper = cancel
+    with pytest.raises(DriverStopped if how == "signal" else TournamentCancelled):
+        _drive(store, settings, tid, executor)
+    early = [r for r in executor.runs if r.run_id < 0]
+    assert early and all(r.run_dir.is_relative_to(settings.work_dir / f"tournament-{tid}" / "early") for r in early)
+    assert not (settings.work_dir / f"tournament-{tid}" / "early").exists()
+    attempts = _attempts(store, tid)
+    assert attempts[("r1-k001", 0, "b")] == [(1, AttemptStatus.WITHDRAWN)]
+    final = _folder(settings, tid, ("r1-k001", 0, "b"), 1, store)
+    assert (final / "logs" / "stdout.log").is_file() and not (final / "output").exists()  # a stored run's logs stay
+    assert {match for match, _index, _name in attempts} == {"r1-k001"}  # no boss round: nothing of the early runs stored
+    if how == "signal":  # resumed: played to its end, each run once
+        assert _drive(store, settings, tid, StoppedWithEarlyRuns()).champion == "b"
+        attempts = _attempts(store, tid)
+        assert attempts[("r1-k001", 0, "b")] == [(1, AttemptStatus.WITHDRAWN), (2, RunStatus.SUCCEEDED)]
+        assert all(statuses == [(1, RunStatus.SUCCEEDED)] for run, statuses in attempts.items() if run[0] == "boss")
+        assert not (settings.work_dir / f"tournament-{tid}" / "early").exists()
+
+
+def test_an_adopted_early_run_stopped_keeps_its_logs_in_its_runs_folder(store: Store, settings: Settings, stop_handler) -> None:
+    tid = _tournament(store)
+    executor = StoppedWithEarlyRuns(stop=threading.Event(), at="boss")
+    executor.stopper = lambda: signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
+    with pytest.raises(DriverStopped):
+        _drive(store, settings, tid, executor)
+    [early] = [r for r in executor.runs if r.run_id < 0]  # the slot trained it until the stop
+    assert not (settings.work_dir / f"tournament-{tid}" / "early").exists()
+    adopted = (early.match_id, early.task_index, early.competitor.name)
+    attempts = _attempts(store, tid)
+    assert attempts[adopted] == [(1, AttemptStatus.WITHDRAWN)]  # adopted by the boss round's claim, then withdrawn
+    folder = _folder(settings, tid, adopted, 1, store)
+    assert (folder / "logs" / "stdout.log").read_text() == f"{early.run_name}\n"  # moved from early/, as a stored run's
+    assert not (folder / "output").exists()  # withdrawn: nothing of it is kept but its logs
+
+    assert _drive(store, settings, tid, StoppedWithEarlyRuns()).champion == "b"
+    assert _attempts(store, tid)[adopted] == [(1, AttemptStatus.WITHDRAWN), (2, RunStatus.SUCCEEDED)]
