@@ -1,19 +1,25 @@
 """A driver stopped on purpose (SIGINT or SIGTERM, handled: ``runs.DriverStopped``) kills its runs at
-once, records their attempts as withdrawn, which cost the competitor no try, and releases its lease;
+once, records their attempts as withdrawn, which cost the competitor no try (or, when the store does
+not take that, leaves a note from which the next drive withdraws them), and releases its lease;
 a run left by a killed driver (no handler ran) is still interrupted and counts, and ``max_attempts``
 still fails a run interrupted that often. A driver whose tournament the operator cancels stops the
 same way, storing nothing after the cancellation."""
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Stage
@@ -23,8 +29,9 @@ from trainarena.orchestrator import create_tournament, drive
 from trainarena.records.recorder import Recorder
 from trainarena.runs import DiskFull, DriverStopped, RunReport, RunRequest, deferred_in_database_call
 from trainarena.settings import LeaseRules, Settings
-from trainarena.store import Store, add_competitor, tournament_runs
-from trainarena.store.leases import lease_holder
+from trainarena.stopped_attempts import WithdrawalNotes, leave_note
+from trainarena.store import AttemptStatus, RunAttempt, Store, add_competitor, tournament_runs
+from trainarena.store.leases import DriverIdentity, lease_holder
 from trainarena.store.log_tables import LogEntry
 from trainarena.store.tournaments import TournamentCancelled
 from trainarena.tasks.base import Evaluation, TaskDefinition
@@ -123,6 +130,52 @@ def test_stops_by_signal_cost_no_try_however_many(store: Store, settings: Settin
     _, status, attempts = _b_run(store, tid)
     assert status == RunStatus.SUCCEEDED
     assert [(n, s) for n, s, _ in attempts] == [(1, "withdrawn"), (2, "withdrawn"), (3, "withdrawn"), (4, "succeeded")]
+
+
+def test_a_withdrawal_the_store_did_not_take_is_done_by_the_next_drive(store: Store, settings: Settings, sigterm_handler,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stopped driver's withdrawal write fails (the store unreachable): its attempt stays running, and
+    the next drive's recovery withdraws it from the note it left, rather than interrupting it (a try)."""
+    tid = _tournament(store)
+    notes = settings.work_dir / f"tournament-{tid}"
+
+    def unreachable(*_args: object) -> list[tuple[int, int]]:
+        raise OperationalError("UPDATE run_attempt", {}, OSError("the store is unreachable"))
+
+    with monkeypatch.context() as patched:
+        patched.setattr("trainarena.stopped_attempts.withdraw_own_attempts", unreachable)
+        for stop in range(1, 4):  # more than max_attempts (2): stopped, it costs no try however often
+            with pytest.raises(DriverStopped):
+                _drive(store, settings, tid, StoppedWhileTraining(), parallel=1)
+            _, status, attempts = _b_run(store, tid)
+            assert status == RunStatus.RUNNING and [(n, s) for n, s, _ in attempts] == [
+                *((n, "withdrawn") for n in range(1, stop)), (stop, "running")]  # the last left running
+            assert len(list(notes.glob("withdrawal-*.json"))) == 1  # the earlier ones' read by the drive after
+    assert _drive(store, settings, tid, Scores()).champion == "a"
+    _, status, attempts = _b_run(store, tid)
+    assert status == RunStatus.SUCCEEDED
+    assert [(n, s) for n, s, _ in attempts] == [(1, "withdrawn"), (2, "withdrawn"), (3, "withdrawn"), (4, "succeeded")]
+    assert all(reason == f"withdrawn: its driver ({socket.gethostname()} pid {os.getpid()}) was stopped by SIGTERM"
+               for _, _, reason in attempts[:3])  # as the stopped driver would have written it
+    assert not list(notes.glob("withdrawal-*.json"))
+
+
+def test_a_note_withdraws_only_its_drivers_attempts_started_before_it(tmp_path: Path) -> None:
+    me = DriverIdentity("owner", "host-a", 41)
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    leave_note(tmp_path, me, "withdrawn: stopped")
+    (tmp_path / "withdrawal-garbled.json").write_text("{")  # a note cut short: says nothing, removed with the others
+    notes = WithdrawalNotes.read(tmp_path)
+
+    def attempt(host: str, pid: int, started_at: datetime) -> RunAttempt:
+        return RunAttempt(number=1, status=AttemptStatus.RUNNING, started_at=started_at, driver_host=host, driver_pid=pid)
+
+    assert notes.reason_for(attempt("host-a", 41, before)) == "withdrawn: stopped"
+    assert notes.reason_for(attempt("host-a", 42, before)) is None  # another driver's: interrupted
+    assert notes.reason_for(attempt("host-b", 41, before)) is None
+    assert notes.reason_for(attempt("host-a", 41, datetime.now(UTC) + timedelta(seconds=5))) is None  # a later pid's reuse
+    notes.remove()
+    assert not list(tmp_path.iterdir())
 
 
 class FullDisk(Scores):

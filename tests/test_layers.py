@@ -25,6 +25,7 @@ LAYERS = {
     "attempts": 5,  # an attempt's end in the store: shared by the orchestrator, jobs, ad-hoc runs and audits
     "run_slots": 5,  # how the orchestrator's driver schedules runs on its slots
     "early_runs": 5,  # runs of a foreseen round trained on free slots, adopted by its claim
+    "stopped_attempts": 5,  # a stopped driver's attempts withdrawn, or left in a note for the next drive's recovery
     "round_tasks": 5,  # which task each place of a round plays (its seed, the task source)
     "pipeline": 5,
     "records": 5,  # signed statements, the transparency log, export/verify/audit: beside the orchestrator it records

@@ -7,6 +7,7 @@ tournament driver, customer jobs, ad-hoc runs and audits, so an attempt ends the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
@@ -106,21 +107,27 @@ def withdraw_attempt(session: Session, run_id: int, attempt_number: int) -> None
     run.status = RunStatus.PENDING.value
 
 
-def recover_interrupted(session: Session, tournament_id: int, me: DriverIdentity) -> list[tuple[int, int]]:
-    """Runs left RUNNING by an earlier lease holder: their attempt was interrupted; run them again.
-    Only the lease holder calls this, so no live driver is executing them. Returns the interrupted
-    attempts, (run id, attempt number)."""
-    interrupted = []
+def recover_interrupted(session: Session, tournament_id: int, me: DriverIdentity,
+                        withdrawn: Callable[[RunAttempt], str | None]) -> list[tuple[int, int]]:
+    """Runs left RUNNING by an earlier lease holder: their attempt was interrupted, or, where
+    ``withdrawn`` gives a reason (a stopped driver whose own withdrawal the store did not take:
+    ``withdrawal_notes``), withdrawn, costing no try; run them again. Only the lease holder calls
+    this, so no live driver is executing them. Returns those attempts, (run id, attempt number)."""
+    recovered = []
     for run in tournament_runs(session, tournament_id):
         if run.status != RunStatus.RUNNING:
             continue
         for attempt in run.attempt_records:
-            if attempt.status == AttemptStatus.RUNNING:
+            if attempt.status != AttemptStatus.RUNNING:
+                continue
+            if (reason := withdrawn(attempt)) is not None:
+                attempt.withdraw(reason)
+            else:
                 to_run_again(run, attempt, f"its driver ({attempt.driver_host} pid {attempt.driver_pid}) stopped before "
                                            f"it finished; taken over by {me.host} pid {me.pid}")
-                interrupted.append((run.id, attempt.number))
+            recovered.append((run.id, attempt.number))
         run.status = RunStatus.PENDING.value
-    return interrupted
+    return recovered
 
 
 def withdraw_own_attempts(session: Session, tournament_id: int, me: DriverIdentity, reason: str) -> list[tuple[int, int]]:

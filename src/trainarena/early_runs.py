@@ -39,7 +39,7 @@ from trainarena.engine.bracket import boss_match_id, next_step
 from trainarena.engine.lookahead import defender_boss_places, foreseen_round, round_places
 from trainarena.engine.model import PlayRound, Stage, TournamentRecord
 from trainarena.execution.output_tree import remove_tree
-from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest
+from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest, tournament_dir
 from trainarena.settings import TournamentRules
 from trainarena.store import Round, Tournament, TournamentStatus, get_tournament, require_competitor
 from trainarena.store.records import load_record, load_round, load_tournament, open_matches, open_round, round_plan
@@ -310,7 +310,7 @@ class EarlyRuns:
         remove_tree(self._early_dir(tournament_id))
 
     def _early_dir(self, tournament_id: int) -> Path:
-        return self.work_dir / f"tournament-{tournament_id}" / "early"
+        return tournament_dir(self.work_dir, tournament_id) / "early"
 
     @staticmethod
     def _remove(early: _Early) -> None:

@@ -7,8 +7,9 @@ it can take over or the tournament finished) or raises :class:`LeaseHeld`. A lea
 driver is taken over once it expired. Then:
 
 1. runs left RUNNING by the previous lease holder are recovered: their attempt is recorded as
-   interrupted and the run is PENDING again (only the lease holder does this, so never while another
-   live driver executes them);
+   interrupted (withdrawn, when a stopped driver left a note that the store would not take its
+   withdrawal: ``stopped_attempts``) and the run is PENDING again (only the lease holder does this,
+   so never while another live driver executes them);
 2. the first stored round with unfinished runs gets its next runs executed: each run gets a new
    attempt row, is marked RUNNING and committed, executed outside any transaction, and its report
    stored on that attempt, which becomes the run's counted attempt; a try the executor lost
@@ -37,6 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,6 @@ from trainarena.attempts import (
     recover_interrupted,
     store_report,
     withdraw_attempt,
-    withdraw_own_attempts,
 )
 from trainarena.contract import RunStatus
 from trainarena.early_runs import EarlyRuns, early_key
@@ -70,12 +71,15 @@ from trainarena.runs import (
     RunReport,
     RunRequest,
     TaskSource,
+    attempt_dir,
     clear_stale_folder,
     definition_from_json,
     definition_json,
     task_key,
+    tournament_dir,
 )
 from trainarena.settings import LeaseRules, TournamentRules, WeightRules
+from trainarena.stopped_attempts import WithdrawalNotes, remove_outputs, withdraw_stopped
 from trainarena.store import (
     AttemptStatus,
     ChampionHistory,
@@ -165,11 +169,6 @@ def _store_finish(session: Session, tournament: Tournament, finished: Finished, 
     tournament.outcome_reason = finished.reason
     tournament.status = TournamentStatus.FINISHED
     tournament.finished_at = now
-
-
-def attempt_dir(work_dir: Path, tournament_id: int, run_id: int, attempt: int) -> Path:
-    """The folder of a tournament run's attempt: its inputs, output and logs."""
-    return work_dir / f"tournament-{tournament_id}" / f"run-{run_id}" / f"attempt-{attempt}"
 
 
 # --- Driving -------------------------------------------------------------------------------------
@@ -466,11 +465,10 @@ def drive(
                 stop_when(EitherStop(driver.stop_runs, current_stop_event())):
             try:
                 return _drive_with_lease(driver, max_steps, until, tending)
-            except DriverStopped as stopped:
-                _withdraw_own(driver, f"its driver ({driver.me.host} pid {driver.me.pid}) was stopped by {stopped.signal_name}")
-                raise
-            except TournamentCancelled:
-                _withdraw_own(driver, "its tournament was cancelled while it ran")
+            except (DriverStopped, TournamentCancelled) as stopped:
+                why = (f"its driver ({me.host} pid {me.pid}) was stopped by {stopped.signal_name}"
+                       if isinstance(stopped, DriverStopped) else "its tournament was cancelled while it ran")
+                withdraw_stopped(partial(driver.writing, once_cancelled=True), work_dir, tournament_id, me, why)
                 raise
     finally:
         # A lease left behind (the store unreachable) expires by itself; the drive's own error matters more.
@@ -478,25 +476,14 @@ def drive(
             release(session, tournament_id, me)
 
 
-def _withdraw_own(driver: _Driver, why: str) -> None:
-    """The drive was told to stop, or its tournament cancelled (its runs already killed): its running
-    attempts are withdrawn, ``why``."""
-    try:
-        with driver.writing(once_cancelled=True) as session:
-            withdrawn = withdraw_own_attempts(session, driver.tournament_id, driver.me, f"withdrawn: {why}")
-    except (SQLAlchemyError, LeaseLost):  # left running: the next driver recovers them, as interrupted
-        return
-    for run_id, number in withdrawn:  # nothing of them is scored or kept; logs stay
-        remove_tree(attempt_dir(driver.work_dir, driver.tournament_id, run_id, number) / "output")
-
-
 def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[], bool] | None,
                       tending: Tending | None) -> Finished | None:
+    notes = WithdrawalNotes.read(tournament_dir(driver.work_dir, driver.tournament_id))
     with driver.writing() as session:
-        interrupted = recover_interrupted(session, driver.tournament_id, driver.me)
-        driver.announce_resumption(session, len({run_id for run_id, _ in interrupted}))
-    for run_id, number in interrupted:  # as run_interrupted does: nothing of them is scored or kept; logs stay
-        remove_tree(attempt_dir(driver.work_dir, driver.tournament_id, run_id, number) / "output")
+        recovered = recover_interrupted(session, driver.tournament_id, driver.me, notes.reason_for)
+        driver.announce_resumption(session, len({run_id for run_id, _ in recovered}))
+    notes.remove()
+    remove_outputs(driver.work_dir, driver.tournament_id, recovered)
     # A drive of so many steps claims those, none early; an executor that cannot stop a run at once
     # (Ray's, today) would keep a dropped early run's node, and the drive's end, for its whole budget.
     if max_steps is None and driver.parallel > 1 and getattr(driver.executor, "stops_runs_at_once", True):

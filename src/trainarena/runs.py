@@ -266,6 +266,17 @@ def stopped_report(error: BaseException, started: float, run_dir: Path) -> RunRe
     return RunReport(RunStatus.FAILED, started, time.time(), log_path=logs if kept else None, failure_reason=reason)
 
 
+def tournament_dir(work_dir: Path, tournament_id: int) -> Path:
+    """A tournament's work folder: its runs' attempts, its early runs (``early_runs``), the notes of
+    withdrawals its stopped drivers could not store (``withdrawal_notes``)."""
+    return work_dir / f"tournament-{tournament_id}"
+
+
+def attempt_dir(work_dir: Path, tournament_id: int, run_id: int, attempt: int) -> Path:
+    """The folder of a tournament run's attempt: its inputs, output and logs."""
+    return tournament_dir(work_dir, tournament_id) / f"run-{run_id}" / f"attempt-{attempt}"
+
+
 def clear_stale_folder(run_dir: Path) -> None:
     """A newly claimed attempt's folder is empty: one already there is from another store (a store reset
     while its work folder was kept numbers runs from 1 again), and an old artifact in it would pass
