@@ -21,7 +21,7 @@ from trainarena.execution.supervise import STOPPED_REASON, current_stop_event, d
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.runs import TIMINGS_FILE, RunReport, RunRequest
 from trainarena.settings import Settings
-from trainarena.store import AttemptStatus, Store, add_competitor, get_competitor, get_tournament, tournament_runs
+from trainarena.store import AttemptStatus, Store, StoreError, add_competitor, get_competitor, get_tournament, tournament_runs
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 CHAMPION = "king"
@@ -442,3 +442,45 @@ def test_early_runs_are_stopped_when_a_run_reaching_its_deadline_ends_the_tourna
     assert time.monotonic() - started < EARLY_WAIT_SECONDS
     early = [r for r in executor.runs if r.run_id < 0]
     assert executor.stopped == early and {(r.match_id, r.competitor.name) for r in early} <= {("boss", CHAMPION)}
+
+
+class BossTasksUnusable:
+    """A task source whose boss tasks cannot be given once ``broken`` (a drawn task whose data changed:
+    the pool source raises StoredTaskUnusable, a StoreError); ``asked`` once it refused one."""
+
+    def __init__(self, broken: bool) -> None:
+        self.broken, self.asked = threading.Event(), threading.Event()
+        if broken:
+            self.broken.set()
+
+    def __call__(self, kind: str, stage: Stage, match_id: str, task_index: int, seed: int) -> TaskDefinition:
+        if stage == Stage.BOSS and self.broken.is_set():
+            self.asked.set()
+            raise StoreError("stored task 'boss-0': its dataset changed since it was stored")
+        return task_source(kind, stage, match_id, task_index, seed)
+
+
+def test_a_task_the_look_ahead_cannot_name_trains_nothing_early_and_loses_no_run_in_flight(store: Store,
+                                                                                         settings: Settings) -> None:
+    """The look ahead asks for the boss round's tasks while b's final trains: refused, nothing is trained
+    early, and b's final is stored when done; the drive stops where the boss round is made. Before, the
+    refusal ended the drive at once: b's finished run was never stored, and the next drive counted it
+    as an interrupted try."""
+    source = BossTasksUnusable(broken=True)
+
+    @dataclass
+    class FinalAfterTheRefusal(Final):
+        def execute(self, request: RunRequest) -> RunReport:
+            if request.competitor.name == "b":
+                source.asked.wait(EARLY_WAIT_SECONDS)
+            return super().execute(request)
+
+    executor = FinalAfterTheRefusal(waits_for_early=False)
+    tournament_id = _tournament(store, "t")
+    with pytest.raises(StoreError, match="changed since it was stored"):
+        drive(store, tournament_id, task_source=source, executor=executor, rules=settings.rules,
+              weight_rules=settings.weights, work_dir=settings.work_dir, parallel=2)
+    assert source.asked.is_set() and not [r for r in executor.runs if r.run_id < 0]
+    assert sorted((name, status, attempts) for _match, _i, name, status, _score, attempts in _stored(store, tournament_id)) == [
+        ("a", RunStatus.FAILED, [RunStatus.FAILED]), ("b", RunStatus.SUCCEEDED, [RunStatus.SUCCEEDED])]
+
