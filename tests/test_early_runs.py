@@ -484,3 +484,24 @@ def test_a_task_the_look_ahead_cannot_name_trains_nothing_early_and_loses_no_run
     assert sorted((name, status, attempts) for _match, _i, name, status, _score, attempts in _stored(store, tournament_id)) == [
         ("a", RunStatus.FAILED, [RunStatus.FAILED]), ("b", RunStatus.SUCCEEDED, [RunStatus.SUCCEEDED])]
 
+
+def test_a_drive_whose_step_fails_stops_its_early_runs_at_once(store: Store, settings: Settings) -> None:
+    """The boss round's tasks become unusable once it is trained early: its creation stops the drive,
+    and the early runs no round will adopt are stopped then, not waited for until they end by themselves."""
+    source = BossTasksUnusable(broken=False)
+
+    @dataclass
+    class BreaksOnceEarly(Final):
+        def execute(self, request: RunRequest) -> RunReport:
+            if request.run_id < 0:
+                source.broken.set()
+            return super().execute(request)
+
+    executor = BreaksOnceEarly(early_trains_until_stopped=True)
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="changed since it was stored"):
+        drive(store, _tournament(store, "t"), task_source=source, executor=executor, rules=settings.rules,
+              weight_rules=settings.weights, work_dir=settings.work_dir, parallel=2)
+    early = [r for r in executor.runs if r.run_id < 0]
+    assert early and sorted(r.run_id for r in executor.stopped) == sorted(r.run_id for r in early)
+    assert time.monotonic() - started < EARLY_WAIT_SECONDS
