@@ -18,10 +18,12 @@ from trainarena.early_runs import EarlyRuns
 from trainarena.engine.bracket import plan_knockout_round
 from trainarena.engine.model import Stage
 from trainarena.execution.supervise import STOPPED_REASON, current_stop_event, deadline_reached
+from trainarena.operations.cancelling import cancel_tournament
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.runs import TIMINGS_FILE, RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.store import AttemptStatus, Store, StoreError, add_competitor, get_competitor, get_tournament, tournament_runs
+from trainarena.store.tournaments import TournamentCancelled
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 CHAMPION = "king"
@@ -505,3 +507,25 @@ def test_a_drive_whose_step_fails_stops_its_early_runs_at_once(store: Store, set
     early = [r for r in executor.runs if r.run_id < 0]
     assert early and sorted(r.run_id for r in executor.stopped) == sorted(r.run_id for r in early)
     assert time.monotonic() - started < EARLY_WAIT_SECONDS
+
+
+def test_a_cancelled_tournaments_early_runs_are_stopped_and_removed(store: Store, settings: Settings) -> None:
+    """Cancelled while the defender's boss runs train early: they are killed, and their folders (an
+    artifact each, in a real run) removed; no drive follows a cancellation to clear them."""
+    tournament_id = _tournament(store, "t")
+
+    @dataclass
+    class CancelledDuringTheFinal(Final):
+        def execute(self, request: RunRequest) -> RunReport:
+            if request.competitor.name == "b" and request.run_id > 0:
+                self.early_started.wait(EARLY_WAIT_SECONDS)
+                with store.transaction() as session:
+                    cancel_tournament(session, settings, tournament_id, "drawn from the wrong pool")
+            return super().execute(request)
+
+    executor = CancelledDuringTheFinal(early_trains_until_stopped=True)
+    with pytest.raises(TournamentCancelled):
+        _drive(store, settings, tournament_id, executor, parallel=2)
+    early = [r for r in executor.runs if r.run_id < 0]
+    assert early and executor.stopped == early
+    assert not (settings.work_dir / f"tournament-{tournament_id}" / "early").exists()

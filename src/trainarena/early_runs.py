@@ -16,7 +16,8 @@ index), and dropped only when another boss round's claim, or the end, finds it u
 script reached its deadline (``execution.supervise.told_at_deadline``) is taken as failed from then,
 10 s of grace before it ends: the round foreseen is the one that follows its failure.
 A driver that dies loses its early runs, not a stored one: the next drive clears their folders and
-trains them as usual. An executor that cannot stop a run at once (``stops_runs_at_once = False``:
+trains them as usual; one stopped or cancelled removes them as it stops (a cancelled tournament has no
+next drive). An executor that cannot stop a run at once (``stops_runs_at_once = False``:
 Ray's) gets none, and a drive that fails drops those not adopted yet. A place whose task the task
 source cannot give now (a drawn task whose data changed, ``StoreError``) is not trained early: the look
 ahead is a guess and never ends a drive whose runs in flight are still to be stored; the round's

@@ -260,7 +260,7 @@ class RunSlots:
         raised, no round adopts them, and they would hold the drive's end for their whole budget) and the
         scoring, then end. ``at_once``: the drive was told to
         stop and its runs were killed at once: wait (a bounded time) for them to end, not for any
-        evaluation (its worker dies with the process), and store nothing of them."""
+        evaluation (its worker dies with the process), store nothing of them and remove its early runs."""
         if self.closed:
             return
         self.closed = True
@@ -269,6 +269,8 @@ class RunSlots:
             self.runs.shutdown(wait=False, cancel_futures=True)
             if self.scoring is not None:
                 self.scoring.shutdown(wait=False, cancel_futures=True)
+            if self.early is not None:  # a cancelled tournament has no next drive to clear them
+                self.early.clear(self.driver.tournament_id)
             return
         if self.early is not None:
             self.early.drop_unneeded(None)
