@@ -529,3 +529,69 @@ def test_a_cancelled_tournaments_early_runs_are_stopped_and_removed(store: Store
     early = [r for r in executor.runs if r.run_id < 0]
     assert early and executor.stopped == early
     assert not (settings.work_dir / f"tournament-{tournament_id}" / "early").exists()
+
+
+@dataclass
+class TwoRoundsToTheBoss:
+    """a, b, c and d play two knockout rounds before the boss round; d's first-round run lasts until
+    a run started early (``slow_d``), so the defender's boss runs train while round 1 (index 0) is
+    open, two rounds before their own. Scores follow each competitor's skill and the task's seed."""
+
+    slow_d: bool = True
+    runs: list[RunRequest] = field(default_factory=list)
+    early_started: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def execute(self, request: RunRequest) -> RunReport:
+        with self.lock:
+            self.runs.append(request)
+        if request.run_id < 0:
+            self.early_started.set()
+        if self.slow_d and request.match_id.startswith("r1-") and request.competitor.name == "d":
+            self.early_started.wait(EARLY_WAIT_SECONDS)
+        skill = {"a": 1.0, "b": 1.2, "c": 1.4, "d": 1.6, CHAMPION: 1.5}[request.competitor.name]
+        return _succeeded(skill + request.task.seed % 7 / 100)
+
+
+def test_the_defenders_boss_runs_trained_rounds_ahead_are_adopted_by_the_boss_round_whatever_its_index(
+        store: Store, settings: Settings) -> None:
+    with store.transaction() as session:
+        for name in ("c", "d"):
+            add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
+                           tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")
+        alone, early = (create_tournament(session, name=name, kind="text", seed=3, entrants=["a", "b", "c", "d"],
+                                          champion=CHAMPION).id for name in ("one-slot", "two-slots"))
+    one_slot, two_slots = TwoRoundsToTheBoss(slow_d=False), TwoRoundsToTheBoss()
+    finished = _drive(store, settings, alone, one_slot, parallel=1)
+    started = time.monotonic()
+    assert _drive(store, settings, early, two_slots, parallel=2) == finished
+    # The first run trained early is the defender's boss run, started while d's first-round run waited
+    # for it (round index 0 open), for a boss round whose index (2) was not known then.
+    assert time.monotonic() - started < EARLY_WAIT_SECONDS
+    assert [(r.match_id, r.competitor.name) for r in two_slots.runs if r.run_id < 0][0] == ("boss", CHAMPION)
+    with store.session() as session:
+        assert [(r.index, r.stage) for r in get_tournament(session, early).rounds][:3] == [
+            (0, "knockout"), (1, "knockout"), (2, "boss")]
+    assert len(two_slots.runs) == len(one_slot.runs)  # adopted: none trained twice
+    assert _stored(store, early) == _stored(store, alone)
+
+
+def test_the_record_follows_a_runs_outcome_not_the_look_aheads_guess(store: Store, settings: Settings) -> None:
+    """The look ahead takes a run told at its deadline as failed; the sandbox then always ends it timed
+    out. Were such a run to succeed all the same, the round would be decided on its stored success: the
+    early runs of the round its failure led to are adopted only where the real next rounds play them."""
+
+    @dataclass
+    class SucceedsPastItsDeadline(ByeAndDeadline):
+        def execute(self, request: RunRequest) -> RunReport:
+            report = super().execute(request)
+            return _succeeded(0.5) if report.status == RunStatus.TIMED_OUT else report
+
+    alone = _bye_for_c(store, settings, "one-slot")
+    assert _drive(store, settings, alone, SucceedsPastItsDeadline(), parallel=1).champion == CHAMPION
+    c_boss = [("boss", "c")] * settings.rules.boss_tasks_text
+    executor = SucceedsPastItsDeadline(ends_b=lambda e: _started_early(e)[-len(c_boss):] == c_boss)
+    tournament_id = _bye_for_c(store, settings, "two-slots")
+    assert _drive(store, settings, tournament_id, executor, parallel=2).champion == CHAMPION
+    assert _started_early(executor)[-len(c_boss):] == c_boss  # foreseen on b's failure; b's success played b v c first
+    assert _stored(store, tournament_id) == _stored(store, alone)
