@@ -18,10 +18,12 @@ from trainarena.early_runs import EarlyRuns
 from trainarena.engine.bracket import plan_knockout_round
 from trainarena.engine.model import Stage
 from trainarena.execution.supervise import STOPPED_REASON, current_stop_event, deadline_reached
+from trainarena.operations.cancelling import cancel_tournament
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.runs import TIMINGS_FILE, RunReport, RunRequest
 from trainarena.settings import Settings
-from trainarena.store import AttemptStatus, Store, add_competitor, get_competitor, get_tournament, tournament_runs
+from trainarena.store import AttemptStatus, Store, StoreError, add_competitor, get_competitor, get_tournament, tournament_runs
+from trainarena.store.tournaments import TournamentCancelled
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 CHAMPION = "king"
@@ -442,3 +444,154 @@ def test_early_runs_are_stopped_when_a_run_reaching_its_deadline_ends_the_tourna
     assert time.monotonic() - started < EARLY_WAIT_SECONDS
     early = [r for r in executor.runs if r.run_id < 0]
     assert executor.stopped == early and {(r.match_id, r.competitor.name) for r in early} <= {("boss", CHAMPION)}
+
+
+class BossTasksUnusable:
+    """A task source whose boss tasks cannot be given once ``broken`` (a drawn task whose data changed:
+    the pool source raises StoredTaskUnusable, a StoreError); ``asked`` once it refused one."""
+
+    def __init__(self, broken: bool) -> None:
+        self.broken, self.asked = threading.Event(), threading.Event()
+        if broken:
+            self.broken.set()
+
+    def __call__(self, kind: str, stage: Stage, match_id: str, task_index: int, seed: int) -> TaskDefinition:
+        if stage == Stage.BOSS and self.broken.is_set():
+            self.asked.set()
+            raise StoreError("stored task 'boss-0': its dataset changed since it was stored")
+        return task_source(kind, stage, match_id, task_index, seed)
+
+
+def test_a_task_the_look_ahead_cannot_name_trains_nothing_early_and_loses_no_run_in_flight(store: Store,
+                                                                                         settings: Settings) -> None:
+    """The look ahead asks for the boss round's tasks while b's final trains: refused, nothing is trained
+    early, and b's final is stored when done; the drive stops where the boss round is made. Before, the
+    refusal ended the drive at once: b's finished run was never stored, and the next drive counted it
+    as an interrupted try."""
+    source = BossTasksUnusable(broken=True)
+
+    @dataclass
+    class FinalAfterTheRefusal(Final):
+        def execute(self, request: RunRequest) -> RunReport:
+            if request.competitor.name == "b":
+                source.asked.wait(EARLY_WAIT_SECONDS)
+            return super().execute(request)
+
+    executor = FinalAfterTheRefusal(waits_for_early=False)
+    tournament_id = _tournament(store, "t")
+    with pytest.raises(StoreError, match="changed since it was stored"):
+        drive(store, tournament_id, task_source=source, executor=executor, rules=settings.rules,
+              weight_rules=settings.weights, work_dir=settings.work_dir, parallel=2)
+    assert source.asked.is_set() and not [r for r in executor.runs if r.run_id < 0]
+    assert sorted((name, status, attempts) for _match, _i, name, status, _score, attempts in _stored(store, tournament_id)) == [
+        ("a", RunStatus.FAILED, [RunStatus.FAILED]), ("b", RunStatus.SUCCEEDED, [RunStatus.SUCCEEDED])]
+
+
+def test_a_drive_whose_step_fails_stops_its_early_runs_at_once(store: Store, settings: Settings) -> None:
+    """The boss round's tasks become unusable once it is trained early: its creation stops the drive,
+    and the early runs no round will adopt are stopped then, not waited for until they end by themselves."""
+    source = BossTasksUnusable(broken=False)
+
+    @dataclass
+    class BreaksOnceEarly(Final):
+        def execute(self, request: RunRequest) -> RunReport:
+            if request.run_id < 0:
+                source.broken.set()
+            return super().execute(request)
+
+    executor = BreaksOnceEarly(early_trains_until_stopped=True)
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="changed since it was stored"):
+        drive(store, _tournament(store, "t"), task_source=source, executor=executor, rules=settings.rules,
+              weight_rules=settings.weights, work_dir=settings.work_dir, parallel=2)
+    early = [r for r in executor.runs if r.run_id < 0]
+    assert early and sorted(r.run_id for r in executor.stopped) == sorted(r.run_id for r in early)
+    assert time.monotonic() - started < EARLY_WAIT_SECONDS
+
+
+def test_a_cancelled_tournaments_early_runs_are_stopped_and_removed(store: Store, settings: Settings) -> None:
+    """Cancelled while the defender's boss runs train early: they are killed, and their folders (an
+    artifact each, in a real run) removed; no drive follows a cancellation to clear them."""
+    tournament_id = _tournament(store, "t")
+
+    @dataclass
+    class CancelledDuringTheFinal(Final):
+        def execute(self, request: RunRequest) -> RunReport:
+            if request.competitor.name == "b" and request.run_id > 0:
+                self.early_started.wait(EARLY_WAIT_SECONDS)
+                with store.transaction() as session:
+                    cancel_tournament(session, settings, tournament_id, "drawn from the wrong pool")
+            return super().execute(request)
+
+    executor = CancelledDuringTheFinal(early_trains_until_stopped=True)
+    with pytest.raises(TournamentCancelled):
+        _drive(store, settings, tournament_id, executor, parallel=2)
+    early = [r for r in executor.runs if r.run_id < 0]
+    assert early and executor.stopped == early
+    assert not (settings.work_dir / f"tournament-{tournament_id}" / "early").exists()
+
+
+@dataclass
+class TwoRoundsToTheBoss:
+    """a, b, c and d play two knockout rounds before the boss round; d's first-round run lasts until
+    a run started early (``slow_d``), so the defender's boss runs train while round 1 (index 0) is
+    open, two rounds before their own. Scores follow each competitor's skill and the task's seed."""
+
+    slow_d: bool = True
+    runs: list[RunRequest] = field(default_factory=list)
+    early_started: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def execute(self, request: RunRequest) -> RunReport:
+        with self.lock:
+            self.runs.append(request)
+        if request.run_id < 0:
+            self.early_started.set()
+        if self.slow_d and request.match_id.startswith("r1-") and request.competitor.name == "d":
+            self.early_started.wait(EARLY_WAIT_SECONDS)
+        skill = {"a": 1.0, "b": 1.2, "c": 1.4, "d": 1.6, CHAMPION: 1.5}[request.competitor.name]
+        return _succeeded(skill + request.task.seed % 7 / 100)
+
+
+def test_the_defenders_boss_runs_trained_rounds_ahead_are_adopted_by_the_boss_round_whatever_its_index(
+        store: Store, settings: Settings) -> None:
+    with store.transaction() as session:
+        for name in ("c", "d"):
+            add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
+                           tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")
+        alone, early = (create_tournament(session, name=name, kind="text", seed=3, entrants=["a", "b", "c", "d"],
+                                          champion=CHAMPION).id for name in ("one-slot", "two-slots"))
+    one_slot, two_slots = TwoRoundsToTheBoss(slow_d=False), TwoRoundsToTheBoss()
+    finished = _drive(store, settings, alone, one_slot, parallel=1)
+    started = time.monotonic()
+    assert _drive(store, settings, early, two_slots, parallel=2) == finished
+    # The first run trained early is the defender's boss run, started while d's first-round run waited
+    # for it (round index 0 open), for a boss round whose index (2) was not known then.
+    assert time.monotonic() - started < EARLY_WAIT_SECONDS
+    assert [(r.match_id, r.competitor.name) for r in two_slots.runs if r.run_id < 0][0] == ("boss", CHAMPION)
+    with store.session() as session:
+        assert [(r.index, r.stage) for r in get_tournament(session, early).rounds][:3] == [
+            (0, "knockout"), (1, "knockout"), (2, "boss")]
+    assert len(two_slots.runs) == len(one_slot.runs)  # adopted: none trained twice
+    assert _stored(store, early) == _stored(store, alone)
+
+
+def test_the_record_follows_a_runs_outcome_not_the_look_aheads_guess(store: Store, settings: Settings) -> None:
+    """The look ahead takes a run told at its deadline as failed; the sandbox then always ends it timed
+    out. Were such a run to succeed all the same, the round would be decided on its stored success: the
+    early runs of the round its failure led to are adopted only where the real next rounds play them."""
+
+    @dataclass
+    class SucceedsPastItsDeadline(ByeAndDeadline):
+        def execute(self, request: RunRequest) -> RunReport:
+            report = super().execute(request)
+            return _succeeded(0.5) if report.status == RunStatus.TIMED_OUT else report
+
+    alone = _bye_for_c(store, settings, "one-slot")
+    assert _drive(store, settings, alone, SucceedsPastItsDeadline(), parallel=1).champion == CHAMPION
+    c_boss = [("boss", "c")] * settings.rules.boss_tasks_text
+    executor = SucceedsPastItsDeadline(ends_b=lambda e: _started_early(e)[-len(c_boss):] == c_boss)
+    tournament_id = _bye_for_c(store, settings, "two-slots")
+    assert _drive(store, settings, tournament_id, executor, parallel=2).champion == CHAMPION
+    assert _started_early(executor)[-len(c_boss):] == c_boss  # foreseen on b's failure; b's success played b v c first
+    assert _stored(store, tournament_id) == _stored(store, alone)

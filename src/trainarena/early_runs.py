@@ -19,13 +19,16 @@ A driver that dies loses its early runs, not a stored one: the next drive clears
 trains them as usual. A drive stopped at once (a stop signal, its tournament cancelled) removes them
 itself, as it withdraws its claimed runs (``clear_stopped``). An executor that cannot stop a run at
 once (``stops_runs_at_once = False``: Ray's) gets none, and a drive that fails drops those not
-adopted yet.
+adopted yet. A place whose task the task source cannot give now (a drawn task whose data changed,
+``StoreError``) is not trained early: the look ahead is a guess and never ends a drive whose runs in
+flight are still to be stored; the round's creation meets the same error, once they are.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import secrets
 import threading
@@ -41,7 +44,7 @@ from trainarena.engine.model import PlayRound, Stage, TournamentRecord
 from trainarena.execution.output_tree import remove_tree
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest, tournament_dir
 from trainarena.settings import TournamentRules
-from trainarena.store import Round, Tournament, TournamentStatus, get_tournament, require_competitor
+from trainarena.store import Round, StoreError, Tournament, TournamentStatus, get_tournament, require_competitor
 from trainarena.store.records import load_record, load_round, load_tournament, open_matches, open_round, round_plan
 from trainarena.tasks.base import TaskDefinition
 
@@ -51,6 +54,8 @@ TaskOf = Callable[[Tournament, Stage, int, str, int], TaskDefinition]
 # (match id, task index, competitor, digest of the task with its seed): a run's identity before and
 # after its round is created (match ids are unique within a tournament: they name their round).
 EarlyKey = tuple[str, int, str, str]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -115,8 +120,8 @@ class EarlyRuns:
         for stage, round_index, (match_id, index, name) in places:
             if len(started) == budget:
                 break
-            task = task_of(tournament, stage, round_index, match_id, index)
-            if early_key(match_id, index, name, task) in self.runs:
+            task = _task_or_none(task_of, tournament, stage, round_index, match_id, index)
+            if task is None or early_key(match_id, index, name, task) in self.runs:
                 continue
             request = self._request(session, tournament, stage, match_id, index, name, task)
             key = _key(request)
@@ -171,8 +176,12 @@ class EarlyRuns:
         if plan is None:
             self.drop_unneeded(None)
             return
-        needed = frozenset(early_key(match_id, index, name, task_of(tournament, plan.stage, plan.index, match_id, index))
-                           for match_id, index, name in round_places(plan))
+        places = round_places(plan)
+        tasks = [_task_or_none(task_of, tournament, plan.stage, plan.index, match_id, index) for match_id, index, _ in places]
+        if None in tasks:
+            return  # what the round needs cannot be told now: its creation stops the drive, which drops them
+        needed = frozenset(early_key(match_id, index, name, task)
+                           for (match_id, index, name), task in zip(places, tasks, strict=True))
         self.drop_unneeded(plan.index, needed, boss=plan.stage == Stage.BOSS)
 
     def _request(self, session: Session, tournament: Tournament, stage: Stage, match_id: str, index: int,
@@ -315,6 +324,17 @@ class EarlyRuns:
     @staticmethod
     def _remove(early: _Early) -> None:
         remove_tree(early.request.run_dir.parent)
+
+
+def _task_or_none(task_of: TaskOf, tournament: Tournament, stage: Stage, round_index: int, match_id: str,
+                  index: int) -> TaskDefinition | None:
+    """The task of a place the look ahead names, or None (logged) when the task source cannot give it
+    now: raised here, the error would end the drive before the runs in flight are stored."""
+    try:
+        return task_of(tournament, stage, round_index, match_id, index)
+    except StoreError as error:
+        log.warning("tournament %s: %s task %s is not trained early: %s", tournament.id, match_id, index, error)
+        return None
 
 
 def early_key(match_id: str, task_index: int, competitor: str, task: TaskDefinition) -> EarlyKey:

@@ -256,9 +256,11 @@ class RunSlots:
         record_timings(request.run_dir, self.marks.pop(marks_of) | {"store": time.monotonic() - started})
 
     def close(self, at_once: bool = False) -> None:
-        """Wait for the runs in flight and the scoring, then end. ``at_once``: the drive was told to
+        """Wait for the runs in flight (early runs not adopted yet are stopped first: after a step that
+        raised, no round adopts them, and they would hold the drive's end for their whole budget) and the
+        scoring, then end. ``at_once``: the drive was told to
         stop and its runs were killed at once: wait (a bounded time) for them to end, not for any
-        evaluation (its worker dies with the process), and store nothing of them."""
+        evaluation (its worker dies with the process), store nothing of them and remove its early runs."""
         if self.closed:
             return
         self.closed = True
@@ -271,6 +273,8 @@ class RunSlots:
                 self.early.clear_stopped(self.driver.tournament_id, [request for future, (request, _slot)
                                                                      in self.in_flight.items() if not future.done()])
             return
+        if self.early is not None:
+            self.early.drop_unneeded(None)
         self.runs.shutdown(wait=True)
         if self.scoring is not None:
             end_scoring = getattr(self.driver.executor, "end_scoring", None)

@@ -121,3 +121,14 @@ def test_a_database_that_no_longer_says_cancelled_fails(cancelled: RecordedStore
     report = verify_directory(cancelled.export(tmp_path / "after"))
     label = f"entry {_kinds(bundle).index('cancellation')} (cancellation of tournament 1)"
     assert failures(report, "claims") == [f"{label}: signed, but the database does not say the tournament was cancelled"]
+
+
+def test_a_decided_tournament_the_database_says_was_cancelled_fails(tmp_path: Path) -> None:
+    # The mirror of the test above: the signed end is a decision, the database was changed to say cancelled.
+    decided = build_pool_store(tmp_path / "data")
+    decided.query("UPDATE tournament SET status = 'cancelled', outcome_reason = 'cancelled: never played' WHERE id = ?",
+                  decided.tournament_id)
+    bundle = decided.export(tmp_path / "bundle")
+    label = f"entry {_kinds(bundle).index('decision')} (decision of tournament 1)"
+    assert failures(verify_directory(bundle), "claims") == [
+        f"{label}: signed, but the database says the tournament was cancelled: a tournament ends once"]

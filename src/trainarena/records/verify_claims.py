@@ -125,6 +125,8 @@ def check_claims(view: RecordView, claims: Any) -> CheckResult:
     if decision is not None:
         with reading(check, decision.label):
             check.checked += 1
+            if claims.get("cancelled") is not None:
+                check.fail(decision.label, "signed, but the database says the tournament was cancelled: a tournament ends once")
             champion = decision.predicate["decided"]["end"]["champion"]
             if claims.get("champion") != champion:
                 check.fail(decision.label, f"champion: the database says {claims.get('champion')!r}, the signed decision {champion!r}")
