@@ -23,7 +23,7 @@ from trainarena.store.database import alembic_config
 from trainarena.store.locks import migration_connection
 from trainarena.tasks.base import TaskDefinition
 
-HEAD = "0015"  # the newest migration: a fresh store is at it
+HEAD = "0016"  # the newest migration: a fresh store is at it
 
 EXPECTED_TABLES = {
     "competitor", "tournament", "tournament_entrant", "round", "match", "task", "run", "evaluation",
