@@ -103,6 +103,7 @@ class JobWorker:
         most ``LEAVING_RECORD_SECONDS``: the signal may have interrupted a store call of the caller's
         thread that holds SQLite's write lock, and a store that does not answer must not keep the
         process from leaving (its tries are then found stale, as a killed worker's are)."""
+        self._stopping.set()  # no new claim meanwhile: its try would be left running
         if self._store is None:
             return
         recording = threading.Thread(target=self._withdraw_own_tries, daemon=True, name=f"job-worker-{self.worker_id}-leaving")
