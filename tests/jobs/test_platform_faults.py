@@ -1,7 +1,9 @@
 """A job whose run the platform could not start (``RunNotStarted``: its data directory's disk full, its
 inputs not laid out, no cluster node that can hold it), with a fake executor: the try is withdrawn, not
-counted, the job queued again with the reason in its view, the worker backing off before it claims
-again, and the job failed, saying whose fault, after ``jobs.max_platform_faults`` such tries."""
+counted, the job queued again with the reason and its wait in its view, the worker that met the fault
+claiming nothing for that wait, and the job failed, saying whose fault, after
+``jobs.max_platform_faults`` such tries. (The wait itself, across workers and restarts:
+test_platform_wait.)"""
 
 from __future__ import annotations
 

@@ -62,15 +62,14 @@ def test_two_workers_leave_a_waiting_job_to_its_time_and_take_the_next(tmp_path:
     with open_store(settings) as store_a, open_store(settings) as store_b:
         owner = customer(store_a)
         file_id = uploaded(settings, store_a, owner)
-        waiting = queued_job(settings, store_a, owner, file_id, seed=1)
+        waiting, later = (queued_job(settings, store_a, owner, file_id, seed=seed) for seed in (1, 2))
         first_executor = FullDiskExecutor(faults=1)  # then trains
-        first = JobWorker(settings, store=store_a, executor=first_executor, worker_id="first")
+        first = JobWorker(settings, store=store_a, executor=first_executor, worker_id="first")  # one job at a time
         first.start()
         try:
             wait_for(lambda: _queued_again(store_a, waiting), what="the try withdrawn")
             waits_until = _job(store_a, waiting).not_before
             assert waits_until is not None
-            later = queued_job(settings, store_a, owner, file_id, seed=2)
             second_executor = FullDiskExecutor(faults=0)
             second = JobWorker(settings, store=store_b, executor=second_executor, worker_id="second")
             second.start()
@@ -83,8 +82,9 @@ def test_two_workers_leave_a_waiting_job_to_its_time_and_take_the_next(tmp_path:
     starts = first_executor.starts + second_executor.starts
     faulted_at, *tries = sorted(at for job, at in starts if job == waiting)
     assert faulted_at < waits_until
-    # The next job was taken at once, by the worker that had not met the fault (the first waits too).
+    # The next job was taken at once, by the worker that had not met the fault: the first paused as long.
     assert [job for job, _at in second_executor.starts][:1] == [later]
+    assert later not in [job for job, _at in first_executor.starts]
     assert [at < waits_until for job, at in starts if job == later] == [True]
     # The waiting job was tried again by neither worker before its time, once, and trained.
     assert len(tries) == 1 and tries[0] >= waits_until
