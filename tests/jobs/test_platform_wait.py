@@ -122,7 +122,8 @@ def test_a_worker_whose_only_job_waits_claims_once_a_poll_and_runs_nothing(tmp_p
         owner = customer(store)
         job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
         _withdrawn_once(settings, store, job_id)
-        claims, real_claim = [], worker_module.claim_next
+        claims: list[str | None] = []
+        real_claim = worker_module.claim_next
 
         def counted_claim(session, worker_id, **kwargs):  # noqa: ANN001, ANN003, ANN202
             claims.append(real_claim(session, worker_id, **kwargs))

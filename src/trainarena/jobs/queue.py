@@ -31,7 +31,6 @@ from trainarena.store.models import AttemptStatus, Job, JobStatus, Run, RunAttem
 _CLAIM_CANDIDATES = 8
 
 
-
 def claim_next(session: Session, worker_id: str, skip: Collection[str] = (), ended: list[str] | None = None) -> str | None:
     """Make the oldest queued job this worker's running job; its id, or None when none is queued. A job
     waiting for its ``not_before`` (the store's time) is left queued and the next one claimed; the claim
@@ -186,11 +185,12 @@ def withdraw(session: Session, job_id: str, worker_id: str, attempt: int, reason
 
 def withdraw_stopped(session: Session, job_id: str, worker_id: str, attempt: int | None, reason: str) -> bool:
     """Queue again a running job whose try its service's stop cut short (``reason``: one of
-    ``records.SERVICE_STOPS``), if it is still this worker's and, with ``attempt``, that try's (without: whatever
-    try it has running, perhaps none recorded yet). The attempt is recorded as withdrawn: the
-    platform's stop, not the customer's doing, costs the job no try (``max_attempts``) and, no fault of
-    the platform's health, neither counts towards ``max_platform_faults`` nor makes the job wait. A job
-    whose cancellation was asked for ends cancelled. True when this call took the job back."""
+    ``records.SERVICE_STOPS``), if it is still this worker's and, with ``attempt``, that try's
+    (without: whatever try it has running, perhaps none recorded yet). The attempt is recorded as
+    withdrawn: the platform's stop, not the customer's doing, costs the job no try (``max_attempts``)
+    and, no sign of the platform's health, neither counts towards ``max_platform_faults`` nor makes
+    the job wait. A job whose cancellation was asked for ends cancelled. True when this call took the
+    job back."""
     job = _take_back(session, job_id, worker_id, None, attempt)
     if job is None:
         return False
@@ -202,7 +202,7 @@ def withdraw_stopped(session: Session, job_id: str, worker_id: str, attempt: int
 
 def _withdraw_try(session: Session, job: Job, reason: str) -> Run:
     """The job's run, its running attempt recorded as withdrawn, and pending until its next one."""
-    assert job.run_id is not None
+    assert job.run_id is not None  # a started try has its run
     run = session.get_one(Run, job.run_id)
     withdraw_running_attempts(run, reason)
     run.status = RunStatus.PENDING.value
