@@ -171,7 +171,7 @@ def test_runs_no_live_node_can_hold_stop_the_drive_after_the_placement_timeout_a
 
 def test_a_job_no_live_node_can_hold_fails_after_the_placement_timeout_saying_why(ray_cluster, tmp_path: Path, monkeypatch) -> None:
     """No node can place it: the platform's fault, so its tries cost the job none; it is queued again
-    (the worker backing off) and fails, naming the platform, after jobs.max_platform_faults of them."""
+    (to wait jobs.platform_retry_seconds) and fails, naming the platform, after jobs.max_platform_faults of them."""
     monkeypatch.setattr(ray_executor, "task_resources", lambda *_: {"num_cpus": 1.0, "num_gpus": 2})
     settings = _settings(tmp_path, ray_cluster.address, placement_timeout_seconds=1.0)
     settings = settings.model_copy(update={"jobs": settings.jobs.model_copy(update={

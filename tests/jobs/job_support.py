@@ -9,18 +9,20 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from trainarena.contract import Direction, RunStatus
 from trainarena.execution.supervise import current_stop_event
 from trainarena.jobs import JobRequest, create_job
 from trainarena.jobs.files import store_upload
+from trainarena.jobs.queue import requeue
 from trainarena.jobs.uploads import UploadSink, check_file
-from trainarena.runs import CompetitorInfo, RunReport
+from trainarena.runs import CompetitorInfo, DiskFull, RunReport
 from trainarena.settings import JobRules, Settings
 from trainarena.store import Store
 from trainarena.store.api_keys import create_key
-from trainarena.store.models import ApiRole
+from trainarena.store.models import ApiRole, AttemptStatus, Job, Run
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 INSTRUCT_MAPPING = {"field_instruction": "q", "field_output": "a"}
@@ -98,6 +100,29 @@ class FakeExecutor:
                          artifact_digest="ab" * 32, evaluation=Evaluation(1.25, Direction.LOWER))  # fmt: skip
 
 
+FULL = "the data directory's disk is full: /data has 3.0 MB free (a run failed writing its output there); free space and run again"
+
+
+class FullDiskExecutor(FakeExecutor):
+    """Its first ``faults`` runs fail on a full disk, as the pipeline reports one (``DiskFull``); later
+    ones train as ``FakeExecutor`` does. Records when each call came: ``times`` (monotonic) and
+    ``starts`` (the job's id and the wall clock's UTC time, to compare with a job's ``not_before``)."""
+
+    def __init__(self, faults: int, release: threading.Event | None = None) -> None:
+        super().__init__(release=release)
+        self.faults = faults
+        self.times: list[float] = []
+        self.starts: list[tuple[str, datetime]] = []
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        self.times.append(time.monotonic())
+        self.starts.append((task.name, datetime.now(UTC)))
+        if len(self.times) <= self.faults:
+            (run_dir / "output").mkdir(parents=True)  # what the script saved before the disk filled
+            raise DiskFull(f"run {run_name} not counted: {FULL}")
+        return super().run_task(competitor, task, run_dir, run_name)
+
+
 def worker_killed_mid_job(data_dir: Path, job_id: str) -> None:
     """A worker process (``worker_process.py``) that claims ``job_id``, prepares its task and is killed
     outright while its run hangs: its job stays RUNNING under the dead worker ``doomed``."""
@@ -117,3 +142,19 @@ def wait_for(condition, timeout: float = 20.0, what: str = "the condition") -> N
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def try_running(store: Store, job_id: str, number: int) -> bool:
+    """Whether the job's try ``number`` is its run's last attempt, and running."""
+    with store.session() as session:
+        job = session.get_one(Job, job_id)
+        attempts = [] if job.run_id is None else session.get_one(Run, job.run_id).attempt_records
+        return len(attempts) == number and attempts[-1].status == AttemptStatus.RUNNING
+
+
+def lose_running_try(settings: Settings, store: Store, job_id: str, number: int = 1) -> None:
+    """Once the job's try ``number`` runs, take the job from its worker as another worker's
+    ``requeue_stale`` does when that worker stopped beating (it died): the try counts."""
+    wait_for(lambda: try_running(store, job_id, number), what=f"try {number}")
+    with store.transaction() as session:
+        assert requeue(session, job_id, None, "its worker stopped beating (simulated)", settings.jobs.max_attempts)

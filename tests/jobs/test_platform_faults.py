@@ -1,7 +1,9 @@
 """A job whose run the platform could not start (``RunNotStarted``: its data directory's disk full, its
 inputs not laid out, no cluster node that can hold it), with a fake executor: the try is withdrawn, not
-counted, the job queued again with the reason in its view, the worker backing off before it claims
-again, and the job failed, saying whose fault, after ``jobs.max_platform_faults`` such tries."""
+counted, the job queued again with the reason and its wait in its view, the worker that met the fault
+claiming nothing for that wait, and the job failed, saying whose fault, after
+``jobs.max_platform_faults`` such tries. (The wait itself, across workers and restarts:
+test_platform_wait.)"""
 
 from __future__ import annotations
 
@@ -9,13 +11,23 @@ import errno
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from job_support import FakeExecutor, customer, fast_settings, queued_job, uploaded, wait_for
+from job_support import (
+    FULL,
+    FakeExecutor,
+    FullDiskExecutor,
+    customer,
+    fast_settings,
+    lose_running_try,
+    queued_job,
+    uploaded,
+    wait_for,
+)
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -23,31 +35,10 @@ from trainarena.api import create_app
 from trainarena.cli import app
 from trainarena.contract import RunStatus
 from trainarena.jobs import JobWorker
-from trainarena.runs import CompetitorInfo, DiskFull, RunReport
 from trainarena.settings import JobRules, Settings
 from trainarena.store import Store, open_store
 from trainarena.store.api_keys import create_key
 from trainarena.store.models import ApiRole, AttemptStatus, Job, JobStatus, Run
-from trainarena.tasks.base import TaskDefinition
-
-FULL = "the data directory's disk is full: /data has 3.0 MB free (a run failed writing its output there); free space and run again"
-
-
-class FullDiskExecutor(FakeExecutor):
-    """Its first ``faults`` runs fail on a full disk, as the pipeline reports one (``DiskFull``); later
-    ones train as ``FakeExecutor`` does. Records when each call came."""
-
-    def __init__(self, faults: int, release: threading.Event | None = None) -> None:
-        super().__init__(release=release)
-        self.faults = faults
-        self.times: list[float] = []
-
-    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
-        self.times.append(time.monotonic())
-        if len(self.times) <= self.faults:
-            (run_dir / "output").mkdir(parents=True)  # what the script saved before the disk filled
-            raise DiskFull(f"run {run_name} not counted: {FULL}")
-        return super().run_task(competitor, task, run_dir, run_name)
 
 
 @pytest.fixture
@@ -116,31 +107,40 @@ def test_a_full_disk_withdraws_the_try_queues_the_job_again_and_the_worker_waits
     assert len(said) == 1, said
     [line] = said
     assert f"job {job_id} not started, the platform's fault: run {job_id}-try1 not counted: {FULL}" in line
-    assert line.endswith("the job is queued again, its try not counted; claiming no job for 0.4 s")
+    assert line.endswith("claiming no job for 0.4 s; the job is queued again to wait as long, its try not counted")
     assert not (settings.work_dir / "jobs" / job_id / "attempt-1" / "output").exists()  # nothing of it is kept
 
 
-def test_a_job_waiting_for_the_platform_says_why_in_the_api_and_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_job_waiting_for_the_platform_says_why_and_until_when_in_the_api_and_the_cli(tmp_path: Path,
+                                                                                       monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     settings = fast_settings(tmp_path / "data", platform_retry_seconds=60.0, platform_retry_max_seconds=60.0)
     with open_store(settings) as store:
         with store.transaction() as session:
             owner_key = create_key(session, "acme", ApiRole.CUSTOMER)
         job_id = queued_job(settings, store, owner_key.row.id, uploaded(settings, store, owner_key.row.id))
-        # Its one try withdrawn, the worker waits a minute before it claims again: stopped meanwhile.
+        # Its one try withdrawn, the job waits a minute before any worker claims it: stopped meanwhile.
+        before = datetime.now(UTC)
         _run_worker(settings, store, FullDiskExecutor(faults=1), lambda: _queued_again(store, job_id))
-        expected = (f"the platform could not start its last try: run {job_id}-try1 not counted: {FULL}; it is tried again, "
-                    "not counted as a try")  # fmt: skip
+        after = datetime.now(UTC)
+        with store.session() as session:
+            waits_until = session.get_one(Job, job_id).not_before
+        assert waits_until is not None and before + timedelta(seconds=60) <= waits_until <= after + timedelta(seconds=60)
+        said = {f"the platform could not start its last try: run {job_id}-try1 not counted: {FULL}; it is tried again after "
+                f"{when} UTC, not counted as a try" for when in (f"{waits_until:%H:%M:%S}", f"{waits_until:%Y-%m-%d %H:%M:%S}")}  # fmt: skip
         with TestClient(create_app(settings, store=store)) as client:
             view = client.get(f"/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {owner_key.secret}"}).json()
-        assert (view["status"], view["waiting_reason"], view["failure_reason"]) == ("queued", expected, None)
+        assert (view["status"], view["failure_reason"]) == ("queued", None) and view["waiting_reason"] in said
+        assert datetime.fromisoformat(view["not_before"]) == waits_until
     monkeypatch.setenv("TRAINARENA_DATA_DIR", str(settings.data_dir))
     shown = CliRunner().invoke(app, ["jobs", "show", job_id, "--json"])
     assert shown.exit_code == 0, shown.output
     record = json.loads(shown.stdout)
-    assert (record["status"], record["waiting_reason"]) == ("queued", expected)
+    assert (record["status"], record["waiting_reason"], record["not_before"]) == ("queued", view["waiting_reason"], waits_until.isoformat())
     assert record["events"][-1]["message"].startswith("queued again, not counted as a try: the platform could not start its run")
     listed = json.loads(CliRunner().invoke(app, ["jobs", "list", "--json"]).stdout)
-    assert [job["waiting_reason"] for job in listed["jobs"]] == [expected]
+    assert [job["waiting_reason"] for job in listed["jobs"]] == [view["waiting_reason"]]
+    words = " ".join(CliRunner().invoke(app, ["jobs", "show", job_id]).stdout.split())
+    assert view["waiting_reason"] in words and f"not before {waits_until.isoformat()}" in words
 
 
 def test_a_job_the_platform_keeps_failing_fails_saying_whose_fault(tmp_path: Path) -> None:
@@ -163,12 +163,12 @@ def test_a_job_the_platform_keeps_failing_fails_saying_whose_fault(tmp_path: Pat
 
 def test_withdrawn_tries_cost_the_job_none_of_its_max_attempts(tmp_path: Path) -> None:
     """A try lost with its worker counts; one the platform withdrew does not: with max_attempts 2, a job
-    withdrawn once and then stopped with its worker is queued again, not failed."""
+    withdrawn once and then lost with its worker is queued again, not failed."""
     settings = fast_settings(tmp_path / "data", platform_retry_seconds=0.05, platform_retry_max_seconds=0.05, max_attempts=2)
     with open_store(settings) as store:
         job_id = _job(settings, store)
         executor = FullDiskExecutor(faults=1, release=threading.Event())
-        _run_worker(settings, store, executor, lambda: executor.started.is_set())  # stopped while its second try runs
+        _run_worker(settings, store, executor, lambda: lose_running_try(settings, store, job_id, 2) is None)
         job, attempts, _events = _job_and_attempts(store, job_id)
         assert job.status == JobStatus.QUEUED
         assert [status for status, _ in attempts] == [AttemptStatus.WITHDRAWN, AttemptStatus.INTERRUPTED]

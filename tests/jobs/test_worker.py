@@ -14,7 +14,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from job_support import FakeExecutor, customer, fast_settings, queued_job, uploaded, wait_for, worker_killed_mid_job
+from job_support import (
+    FakeExecutor,
+    customer,
+    fast_settings,
+    lose_running_try,
+    queued_job,
+    uploaded,
+    wait_for,
+    worker_killed_mid_job,
+)
 from sqlalchemy import select, update
 
 from trainarena.contract import RunStatus
@@ -220,7 +229,7 @@ def test_a_stopped_worker_queues_its_job_again_for_the_next_one(settings: Settin
     first = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()), worker_id="first")
     first.start()
     wait_for(lambda: job_row(store, job_id).status == JobStatus.RUNNING)
-    first.stop()  # the service stops: the run is stopped and the job queued again
+    first.stop()  # the service stops: the run is stopped, its try withdrawn and the job queued again
     assert job_row(store, job_id).status == JobStatus.QUEUED
     second = JobWorker(settings, store=store, executor=FakeExecutor(), worker_id="second")
     second.start()
@@ -228,7 +237,9 @@ def test_a_stopped_worker_queues_its_job_again_for_the_next_one(settings: Settin
         wait_for(lambda: finished(store, job_id))
     finally:
         second.stop()
-    _assert_second_attempt_counted(store, job_id, "the service stopped")
+    assert job_row(store, job_id).status == JobStatus.SUCCEEDED
+    assert run_of(store, job_id)[:2] == (RunStatus.SUCCEEDED.value, [AttemptStatus.WITHDRAWN, RunStatus.SUCCEEDED.value])
+    assert life_cycle(store, job_id) == ["queued", "started", "queued", "started", "finished"]
 
 
 def test_a_job_claimed_while_the_worker_stops_is_stopped_and_queued_again_too(settings: Settings, store: Store,
@@ -308,10 +319,12 @@ def test_a_job_that_keeps_losing_its_worker_fails_after_its_last_try(tmp_path: P
     with open_store(settings) as store:
         owner = customer(store)
         job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
-        for name in ("first", "second"):
-            worker = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()), worker_id=name)
-            worker.start()
-            wait_for(lambda: job_row(store, job_id).status == JobStatus.RUNNING)
+        worker = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()), worker_id="first")
+        worker.start()
+        try:
+            lose_running_try(settings, store, job_id, 1)
+            lose_running_try(settings, store, job_id, 2)  # the next try, once the lost one returned
+        finally:
             worker.stop()
         job = job_row(store, job_id)
         assert job.status == JobStatus.FAILED and "on each of its 2 tries; not tried again" in job.failure_reason
@@ -332,8 +345,10 @@ def test_a_job_failed_after_its_last_try_fails_its_run_too(tmp_path: Path) -> No
         job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
         worker = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()))
         worker.start()
-        wait_for(lambda: job_row(store, job_id).status == JobStatus.RUNNING and job_row(store, job_id).run_id)
-        worker.stop()  # its one try ends without a report: the job fails, and so does its run
+        try:
+            lose_running_try(settings, store, job_id)  # its one try ends without a report: the job fails, and so does its run
+        finally:
+            worker.stop()
         assert job_row(store, job_id).status == JobStatus.FAILED
         status, attempts, reason = run_of(store, job_id)
         assert (status, attempts) == (RunStatus.FAILED.value, [AttemptStatus.INTERRUPTED])
@@ -363,10 +378,10 @@ def test_a_job_queued_again_then_cancelled_closes_its_run(settings: Settings, st
     worker.start()
     wait_for(lambda: job_row(store, job_id).status == JobStatus.RUNNING and job_row(store, job_id).run_id)
     worker.stop()  # queued again, its run waiting for a next try
-    assert run_of(store, job_id)[:2] == (RunStatus.PENDING.value, [AttemptStatus.INTERRUPTED])
+    assert run_of(store, job_id)[:2] == (RunStatus.PENDING.value, [AttemptStatus.WITHDRAWN])
     with store.transaction() as session:
         assert cancel_job(session, job_id, owner).status == JobStatus.CANCELLED
-    assert run_of(store, job_id)[:2] == (RunStatus.FAILED.value, [AttemptStatus.INTERRUPTED])
+    assert run_of(store, job_id)[:2] == (RunStatus.FAILED.value, [AttemptStatus.WITHDRAWN])
     assert kinds(store, job_id)[-1] == "cancelled"
 
 
@@ -503,17 +518,20 @@ def test_the_end_of_a_lost_try_leaves_the_next_try_of_the_job_alone(settings: Se
     with store.transaction() as session:
         assert claim_next(session, "A") == job_id
     runner = JobRunner(settings, store, FakeExecutor())
-    first = runner._start(job_id)
+    first = runner._start(job_id, "A")
     with store.transaction() as session:
         assert requeue(session, job_id, "A", "heartbeats late", settings.jobs.max_attempts)
+    with pytest.raises(RuntimeError, match="no longer this worker's job"):  # a try of a job taken back records no attempt
+        runner._start(job_id, "A")
     with store.transaction() as session:
         assert claim_next(session, "A") == job_id
-    second = runner._start(job_id)
+    second = runner._start(job_id, "A")
     assert (first.number, second.number) == (1, 2)
     with store.session() as session:
         assert not still_mine(session, "A", job_id, first.number) and still_mine(session, "A", job_id, second.number)
+    runner._withdraw_stopped(first, "A")  # the lost try ends as if its service stopped: it must not queue the job again
     stopped = StopRequest()
-    stopped.shutdown()  # the lost try ends as if its service stopped: it must not queue the job again
+    stopped.cancel()  # nor, ending as cancelled, store its report or end the job
     runner._finish(first, "A", RunReport(RunStatus.FAILED, time.time(), time.time(), failure_reason="killed"), stopped)
     with store.transaction() as session:
         assert not requeue(session, job_id, "A", "the lost try's node died", settings.jobs.max_attempts, attempt=first.number)

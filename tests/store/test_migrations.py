@@ -19,11 +19,13 @@ from trainarena.runs import task_key
 from trainarena.settings import Settings
 from trainarena.store import Base, EvaluationRow, Run, Store, make_engine, open_store, open_store_url, upgrade_schema
 from trainarena.store.adhoc import start_adhoc_run
+from trainarena.store.api_keys import create_key
 from trainarena.store.database import alembic_config
 from trainarena.store.locks import migration_connection
+from trainarena.store.models import ApiRole, Job, UploadedFile
 from trainarena.tasks.base import TaskDefinition
 
-HEAD = "0015"  # the newest migration: a fresh store is at it
+HEAD = "0016"  # the newest migration: a fresh store is at it
 
 EXPECTED_TABLES = {
     "competitor", "tournament", "tournament_entrant", "round", "match", "task", "run", "evaluation",
@@ -244,6 +246,34 @@ def test_0015_adds_and_drops_the_play_order_indexes_on_each_backend(url_on_each_
         assert _play_order_indexes(store.engine) == _0015_INDEXES and _drift(store.engine) == []
         with store.engine.connect() as connection:
             assert connection.exec_driver_sql("SELECT count(*) FROM run").scalar() == 1
+
+
+# --- 0016: a queued job's wait ----------------------------------------------------------------------
+
+
+def _job_columns(engine) -> set[str]:  # type: ignore[no-untyped-def]
+    return {column["name"] for column in inspect(engine).get_columns("job")}
+
+
+def test_0016_adds_and_drops_the_jobs_not_before_on_each_backend(url_on_each_backend: str) -> None:
+    waits_until = datetime(2026, 12, 3, 10, 42, 5, tzinfo=UTC)
+    with open_store_url(url_on_each_backend) as store:
+        with store.transaction() as session:  # a job waiting after a platform fault, kept through both ways
+            owner = create_key(session, "acme", ApiRole.CUSTOMER).row.id
+            session.add(UploadedFile(id="file-1", owner_key_id=owner, filename="qa.jsonl", kind="text", format="jsonl",
+                                     size_bytes=1, sha256="0" * 64, rows=1, path="/d/qa.jsonl"))  # fmt: skip
+            session.flush()
+            session.add(Job(id="job-1", owner_key_id=owner, file_id="file-1", task_type="instruct", base_model="m",
+                            budget_tier="small", budget_seconds=60.0, not_before=waits_until))  # fmt: skip
+        with migration_connection(store.engine) as connection:
+            command.downgrade(alembic_config(connection), "0015")
+        assert "not_before" not in _job_columns(store.engine)
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT id, status FROM job").fetchall() == [("job-1", "queued")]
+        upgrade_schema(store.engine)
+        assert "not_before" in _job_columns(store.engine) and _drift(store.engine) == []
+        with store.session() as session:  # claimable at once, as every queued job was before 0016
+            assert session.get_one(Job, "job-1").not_before is None
 
 
 def test_0003_downgrades_and_upgrades_on_postgresql(postgres_url: str) -> None:

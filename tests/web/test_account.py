@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from fastapi.testclient import TestClient
 from httpx import Response
 from web_store import form_token, text_of
@@ -9,7 +11,7 @@ from web_store import form_token, text_of
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.api_keys import create_key
-from trainarena.store.models import ApiRole, Job, JobEvent, RegisteredModel, UploadedFile
+from trainarena.store.models import ApiRole, Job, JobEvent, RegisteredModel, Run, UploadedFile
 
 
 def _customer_with_a_job(name: str) -> str:
@@ -78,19 +80,33 @@ def test_a_job_the_house_script_trained_says_so_as_the_api_does(client: TestClie
     assert "Trained by – Model" in text_of(client.get("/account/jobs/job-carol").text)
 
 
-def test_a_job_waiting_for_the_platform_says_why_as_the_api_does(client: TestClient) -> None:
-    """A job queued again because the platform could not start its try (a full disk) shows that reason."""
+def test_a_job_waiting_for_the_platform_says_why_and_until_when_as_the_api_does(client: TestClient) -> None:
+    """A job queued again because the platform could not start its try (a full disk) shows that reason
+    and when it is tried again; one whose try its service's stop cut short says so."""
+    from trainarena.jobs.records import SERVICE_STOPPED
     from trainarena.store.adhoc import start_adhoc_run
 
     carol = _customer_with_a_job("carol")
+    waits_until = datetime.now(UTC).replace(hour=10, minute=42, second=5, microsecond=0)  # today's: said without its date
     with open_store(Settings()) as store, store.transaction() as session:
         run = start_adhoc_run(session, origin="job", definition={"name": "job-carol"}, digest="0" * 64)
         run.attempt_records[0].withdraw("the data directory's disk is full")
         job = session.get_one(Job, "job-carol")
-        job.run_id, job.status = run.id, "queued"
+        job.run_id, job.status, job.not_before = run.id, "queued", waits_until
     _sign_in(client, carol)
-    waiting = "Waiting: the platform could not start its last try: the data directory's disk is full; it is tried again"
+    waiting = ("Waiting: the platform could not start its last try: the data directory's disk is full; it is tried again "
+               "after 10:42:05 UTC, not counted as a try")  # fmt: skip
     assert waiting in text_of(client.get("/account/jobs/job-carol").text)
+    with open_store(Settings()) as store, store.transaction() as session:
+        session.get_one(Job, "job-carol").not_before = waits_until - timedelta(days=1)  # another day's: with its date
+    said_then = text_of(client.get("/account/jobs/job-carol").text)
+    assert f"it is tried again after {waits_until - timedelta(days=1):%Y-%m-%d} 10:42:05 UTC, not counted as a try" in said_then
+    with open_store(Settings()) as store, store.transaction() as session:
+        job = session.get_one(Job, "job-carol")
+        job.not_before = None
+        session.get_one(Run, job.run_id).attempt_records[0].failure_reason = SERVICE_STOPPED
+    assert (f"Waiting: {SERVICE_STOPPED} during its last try; it is tried again when a job worker runs, not counted as a try"
+            in text_of(client.get("/account/jobs/job-carol/live").text))  # fmt: skip
     with open_store(Settings()) as store, store.transaction() as session:
         session.get_one(Job, "job-carol").status = "running"  # its next try: no longer waiting
     assert "Waiting:" not in text_of(client.get("/account/jobs/job-carol/live").text)

@@ -35,15 +35,18 @@ STOPPING_NOW = "stopping now: runs in flight are run again as new attempts on th
 class StoppingServer(uvicorn.Server):
     """uvicorn's server with trainarena's stop: the first SIGTERM or Ctrl-C stops the API, then its
     services (each finishes and stores its step), and the process exits 0 (uvicorn would raise the
-    signal again, reporting the process as killed); a second one leaves at once."""
+    signal again, reporting the process as killed); a second one leaves at once, after
+    ``before_leaving`` (the job worker's tries recorded as withdrawn: ``JobWorker.leave_now``)."""
 
-    def __init__(self, config: uvicorn.Config, on_signal: Callable[[str], None]) -> None:
+    def __init__(self, config: uvicorn.Config, on_signal: Callable[[str], None], before_leaving: Callable[[], None]) -> None:
         super().__init__(config)
         self._on_signal = on_signal
+        self._before_leaving = before_leaving
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit:
             self._on_signal(STOPPING_NOW)
+            self._before_leaving()
             os._exit(EXIT_STOPPED_AT_ONCE)
         super().handle_exit(sig, frame)  # first: a second signal arriving while we say so is a second one
         self._captured_signals.clear()
@@ -51,14 +54,16 @@ class StoppingServer(uvicorn.Server):
 
 
 def serve_api(settings: Settings, host: str | None, port: int | None, *, store: Store | None = None,
-              services: Sequence[Service] = (), on_signal: Callable[[str], None] | None = None) -> None:  # fmt: skip
-    """Serve the API (over ``store``, or one opened from ``settings``) with ``services`` beside it until
-    SIGTERM or Ctrl-C. ``on_signal`` is told at once what a stop signal does (default: said on stderr),
-    before the API stops and then its services."""
-    app = create_app(settings, store=store, services=services)
+              services: Sequence[Service] = (), jobs: JobWorker | None = None,
+              on_signal: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    """Serve the API (over ``store``, or one opened from ``settings``) with ``services`` and the job
+    worker ``jobs`` beside it (stopped first) until SIGTERM or Ctrl-C. ``on_signal`` is told at once
+    what a stop signal does (default: said on stderr), before the API stops and then its services."""
+    app = create_app(settings, store=store, services=(*services, *([] if jobs is None else [jobs])))
     config = uvicorn.Config(app, host=host or settings.api.host, port=settings.api.port if port is None else port,
                             log_level="info", access_log=False)  # fmt: skip
-    StoppingServer(config, on_signal or (lambda message: typer.echo(message, err=True))).run()
+    say = on_signal or (lambda message: typer.echo(message, err=True))
+    StoppingServer(config, say, (lambda: None) if jobs is None else jobs.leave_now).run()
 
 
 def sharing_devices(settings: Settings, unsafe: bool = False) -> tuple[Executor, JobWorker]:
@@ -86,6 +91,6 @@ def api_command(host: HostOption = None, port: PortOption = None) -> None:
         # Stopped in reverse: the jobs first. A job waiting at the gate then gives up at once (queued
         # again), where stopping the drivers first (they let their runs under way finish) would let it
         # start its run as theirs ended, only to be stopped.
-        serve_api(settings, host, port, services=(BackgroundDrivers(settings, tournaments), jobs))
+        serve_api(settings, host, port, services=(BackgroundDrivers(settings, tournaments),), jobs=jobs)
     finally:
         tournaments.close()

@@ -10,7 +10,16 @@ import typer
 from rich.console import Console
 
 from trainarena.cli.output import Col, OneLineTable, count_option, fail, print_block, print_fields
-from trainarena.jobs import JobsError, cancel_job, events_after, get_job, list_jobs, remove_ended_copies, waiting_reason
+from trainarena.jobs import (
+    JobsError,
+    cancel_job,
+    events_after,
+    get_job,
+    list_jobs,
+    not_before,
+    remove_ended_copies,
+    waiting_reason,
+)
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.models import Job
@@ -37,7 +46,7 @@ def _record(job: Job) -> dict[str, Any]:
         "file_id": job.file_id, "owner_key_id": job.owner_key_id, "budget_tier": job.budget_tier,
         "validation_share": job.validation_share, "seed": job.seed, "competitor_id": job.competitor_id,
         "run_id": job.run_id, "model_id": job.model_id, "score": job.score, "failure_reason": job.failure_reason,
-        "waiting_reason": waiting_reason(job), "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
+        "waiting_reason": waiting_reason(job), "not_before": _iso(not_before(job)), "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
     }  # fmt: skip
 

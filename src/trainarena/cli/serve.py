@@ -8,18 +8,18 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Annotated
 
 import typer
 
-from trainarena.api.app import Service
 from trainarena.cli.api import STOPPING, STOPPING_NOW, HostOption, PortOption, serve_api, sharing_devices
 from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE, threads_per_run
 from trainarena.cli.output import fail
 from trainarena.execution import SandboxUnavailable
+from trainarena.jobs import JobWorker
 from trainarena.operations.drivers import BackgroundDrivers
 from trainarena.operations.serving import ServeEvent, Serving, ServingThread
 from trainarena.reporting.run_detail import write_result_json
@@ -62,12 +62,11 @@ def stop_on_signals(stop: threading.Event, say: Callable[[str], None]) -> Iterat
 
 
 def serve_with(settings: Settings, executor: RunExecutor, *, once: bool, parallel: int, json_output: bool,
-               host: str | None = None, port: int | None = None, services: Sequence[Service] = ()) -> int:  # fmt: skip
+               host: str | None = None, port: int | None = None, jobs: JobWorker | None = None) -> int:  # fmt: skip
     """Serve with this executor until stopped: the schedule on a thread beside the HTTP API (on
     ``host``/``port``, default the settings'), which can also start pool tournaments with it; or, with
-    ``once``, the schedule alone until nothing is due. ``services`` run beside the API too (the job
-    worker). The number of tournaments finished. Tests call
-    it with a fake executor."""
+    ``once``, the schedule alone until nothing is due. The job worker ``jobs`` runs beside the API too.
+    The number of tournaments finished. Tests call it with a fake executor."""
     stop = threading.Event()
     log = print_event(json_output)
     with open_store(settings) as store:
@@ -83,8 +82,8 @@ def serve_with(settings: Settings, executor: RunExecutor, *, once: bool, paralle
             say(message)
             stop.set()
 
-        services = (ServingThread(serving), BackgroundDrivers(settings, executor, parallel=parallel), *services)
-        serve_api(settings, host, port, store=store, services=services, on_signal=stop_soon)
+        services = (ServingThread(serving), BackgroundDrivers(settings, executor, parallel=parallel))
+        serve_api(settings, host, port, store=store, services=services, jobs=jobs, on_signal=stop_soon)
         return serving.finished
 
 
@@ -107,6 +106,6 @@ def serve_command(
         raise fail(str(error), json_output, code=2) from None
     try:
         serve_with(settings, tournaments, once=once, parallel=parallel, json_output=json_output, host=host, port=port,
-                   services=() if once else (jobs,))
+                   jobs=None if once else jobs)
     finally:
         tournaments.close()

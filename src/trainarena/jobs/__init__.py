@@ -15,6 +15,7 @@ from trainarena.jobs.records import (
     get_job,
     job_script,
     list_jobs,
+    not_before,
     waiting_reason,
 )
 from trainarena.jobs.worker import JobWorker
@@ -22,5 +23,5 @@ from trainarena.jobs.worker import JobWorker
 __all__ = [
     "HOUSE_SCRIPT", "JOB", "TOURNAMENT", "Conflict", "DeviceGate", "EventKind", "GatedBackend", "InvalidInput", "JobRequest", "JobWorker",
     "JobsError", "NotFound", "TooLarge", "cancel_job", "create_job", "events_after", "get_job", "job_script", "list_jobs",
-    "remove_ended_copies", "waiting_reason",
+    "not_before", "remove_ended_copies", "waiting_reason",
 ]

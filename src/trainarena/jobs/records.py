@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,14 @@ from trainarena.wording import counted, with_article
 
 # Who trains a job when no champion's script does (jobs/runner.py), as every page and answer names it.
 HOUSE_SCRIPT = "house script"
+
+# Why a try was withdrawn when its service stopped: its worker stopped it (the first stop signal), or
+# the process left at once (a second one). The platform's doing, not the customer's, so it costs no
+# try; but no sign of the platform's health either, so it neither counts as a platform fault nor makes
+# the job wait (``jobs.queue.platform_faults``), which is how the queue tells these withdrawals apart.
+SERVICE_STOPPED = "the service stopped"
+SERVICE_STOPPED_AT_ONCE = "the service was stopped at once (a second stop signal)"
+SERVICE_STOPS = (SERVICE_STOPPED, SERVICE_STOPPED_AT_ONCE)
 
 
 class EventKind:
@@ -122,9 +131,16 @@ def job_script(job: Job) -> str | None:
     return job.competitor.name if job.competitor is not None else HOUSE_SCRIPT
 
 
+def not_before(job: Job) -> datetime | None:
+    """While the job is queued again after the platform could not start its try: the time (the
+    store's clock, UTC) before which no worker claims it (``jobs.queue.withdraw``); else None."""
+    return job.not_before if job.status == JobStatus.QUEUED else None
+
+
 def waiting_reason(job: Job) -> str | None:
-    """Why a queued job waits for the platform: the reason its last try could not start (withdrawn,
-    ``jobs.queue.withdraw``), as the API and the CLI show it; None for any other job."""
+    """Why a queued job waits after its last try was withdrawn (``jobs.queue``): the platform could not
+    start it (and when it is tried again), or its service stopped during it; as the API, the CLI and
+    the dashboard show it. None for any other job."""
     if job.status != JobStatus.QUEUED or job.run_id is None:
         return None
     session = object_session(job)
@@ -133,7 +149,16 @@ def waiting_reason(job: Job) -> str | None:
     last = attempts[-1] if attempts else None
     if last is None or last.status != AttemptStatus.WITHDRAWN:
         return None
-    return f"the platform could not start its last try: {last.failure_reason}; it is tried again, not counted as a try"
+    if last.failure_reason in SERVICE_STOPS:
+        return f"{last.failure_reason} during its last try; it is tried again when a job worker runs, not counted as a try"
+    waits_until = job.not_before
+    when = "" if waits_until is None else f" after {_clock(waits_until)}"
+    return f"the platform could not start its last try: {last.failure_reason}; it is tried again{when}, not counted as a try"
+
+
+def _clock(moment: datetime) -> str:
+    """``moment`` as a person reads it near now: the time of day, with the date when it is not today's (UTC)."""
+    return f"{moment:%H:%M:%S} UTC" if moment.date() == utcnow().date() else f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def list_jobs(session: Session, owner: int | None, *, after: str | None = None, limit: int | None = 100,

@@ -1,10 +1,11 @@
 """One attempt of one job, as small steps: start (choose the script, record the run and its attempt,
 the ``started`` event) -> execute (prepare the file with the job's split, run the script in the
 sandbox through the pipeline's executor, progress events from its logs) -> finish (store the run's
-report; register the model and end ``succeeded``, or end ``failed`` / ``cancelled``, or queue the job
-again when the worker is stopping). A run the platform could not start (``RunNotStarted``: a full
-disk, inputs not laid out, no cluster node that can hold it) stores no report: its try is withdrawn,
-costing the job no try, and the job is queued again (``jobs.queue.withdraw``).
+report; register the model and end ``succeeded``, or end ``failed`` / ``cancelled``). Two ends store
+no report and cost the job no try, the try withdrawn and the job queued again: a run the platform
+could not start (``RunNotStarted``: a full disk, inputs not laid out, no cluster node that can hold
+it; the job then waits, ``jobs.queue.withdraw``), and a try stopped because its worker is stopping
+with its service (``jobs.queue.withdraw_stopped``).
 
 The script is the reigning champion's of the task type's tournament kind when its manifest supports
 the task type; otherwise (no champion yet, or one that does not train this type) the house script
@@ -30,8 +31,8 @@ from trainarena.execution.output_tree import remove_tree
 from trainarena.execution.supervise import StopAtOnce, stop_when
 from trainarena.jobs.copies import remove_ended_copies
 from trainarena.jobs.progress import ProgressReporter
-from trainarena.jobs.queue import requeue, still_mine, withdraw
-from trainarena.jobs.records import HOUSE_SCRIPT, EventKind, add_event, close_run
+from trainarena.jobs.queue import PlatformWait, requeue, set_script, still_mine, withdraw, withdraw_stopped
+from trainarena.jobs.records import HOUSE_SCRIPT, SERVICE_STOPPED, EventKind, add_event, close_run
 from trainarena.jobs.split import JobPreparer
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
@@ -66,10 +67,10 @@ class _AttemptStop(StopAtOnce):
 
 
 class StopRequest:
-    """How a running attempt is asked to stop: cancelled by its customer, its worker stopping (the job
-    is then queued again), or its job lost to the queue (its worker missed its heartbeats: nothing of
-    this attempt is recorded, so its run is killed at once). A run waiting for its devices stops
-    waiting (``jobs.gate``, ``execution.DevicePool``)."""
+    """How a running attempt is asked to stop: cancelled by its customer, its worker stopping (the try
+    is then withdrawn and the job queued again), or its job lost to the queue (its worker missed its
+    heartbeats: nothing of this attempt is recorded, so its run is killed at once). A run waiting for
+    its devices stops waiting (``jobs.gate``, ``execution.DevicePool``)."""
 
     def __init__(self) -> None:
         self.event = _AttemptStop()
@@ -89,11 +90,11 @@ class StopRequest:
 
 @dataclass(frozen=True)
 class PlatformFault:
-    """A try the platform could not start (``RunNotStarted``): why, and the job's status after its try
-    was withdrawn (queued again; failed after ``max_platform_faults``); None: no longer this worker's."""
+    """A try the platform could not start (``RunNotStarted``): why, and the job after its try was
+    withdrawn (its status and its wait, ``jobs.queue.withdraw``); None: no longer this worker's."""
 
     reason: str
-    job_status: str | None
+    withdrawn: PlatformWait | None
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,8 @@ class JobRunner:
         """Run this worker's claimed job ``job_id`` to an end (or back to the queue). A job that cannot
         be started or recorded fails with the reason rather than being tried again and again. Once it
         has ended, the copies of its file's rows it made are removed (``jobs.copies``). Returns the
-        platform's fault that kept its run from starting (its try withdrawn, the job queued again or,
-        after ``max_platform_faults``, failed), for the worker to back off; None otherwise."""
+        platform's fault that kept its run from starting (its try withdrawn, the job queued again to
+        wait or, after ``max_platform_faults``, failed), for the worker to back off; None otherwise."""
         try:
             return self._run(job_id, worker_id, stop)
         finally:
@@ -163,7 +164,7 @@ class JobRunner:
 
     def _run(self, job_id: str, worker_id: str, stop: StopRequest) -> PlatformFault | None:
         try:
-            attempt = self._start(job_id)
+            attempt = self._start(job_id, worker_id)
         except Exception as error:  # noqa: BLE001 - a missing file, a broken house script, an asset that will not build
             self._fail(job_id, worker_id, f"could not start: {error}")
             return None
@@ -174,6 +175,9 @@ class JobRunner:
             return None
         except RunNotStarted as error:  # the platform's (a full disk, no node): no try of the customer's
             return self._withdraw(attempt, worker_id, str(error))
+        if stop.event.is_set() and not stop.cancelled:  # its service stops (a lost job's try records nothing)
+            self._withdraw_stopped(attempt, worker_id)
+            return None
         try:
             self._finish(attempt, worker_id, report, stop)
         except Exception as error:  # noqa: BLE001 - e.g. the registry's disk is full
@@ -187,9 +191,14 @@ class JobRunner:
 
     def _withdraw(self, attempt: Attempt, worker_id: str, reason: str) -> PlatformFault:
         with self._store.transaction() as session:
-            status = withdraw(session, attempt.job_id, worker_id, attempt.number, reason, self._settings.jobs.max_platform_faults)
+            withdrawn = withdraw(session, attempt.job_id, worker_id, attempt.number, reason, self._settings.jobs)
         remove_tree(attempt.run_dir / "output")  # recorded as withdrawn: nothing of it is scored or kept; logs stay
-        return PlatformFault(reason, status)
+        return PlatformFault(reason, withdrawn)
+
+    def _withdraw_stopped(self, attempt: Attempt, worker_id: str) -> None:
+        with self._store.transaction() as session:
+            withdraw_stopped(session, attempt.job_id, worker_id, attempt.number, SERVICE_STOPPED)
+        remove_tree(attempt.run_dir / "output")  # recorded as withdrawn: nothing of it is scored or kept; logs stay
 
     def _fail(self, job_id: str, worker_id: str, reason: str, attempt: int | None = None) -> None:
         """End the job failed if it is still this worker's and, with ``attempt``, that try's."""
@@ -197,7 +206,7 @@ class JobRunner:
             if still_mine(session, worker_id, job_id, attempt):
                 self._end(session, job_id, JobStatus.FAILED, EventKind.FAILED, f"failed: {reason}")
 
-    def _start(self, job_id: str) -> Attempt:
+    def _start(self, job_id: str, worker_id: str) -> Attempt:
         with self._store.transaction() as session:
             job = session.get_one(Job, job_id)
             upload = session.get_one(UploadedFile, job.file_id)
@@ -208,7 +217,8 @@ class JobRunner:
                                   dataset={**job.field_mapping, "source": upload.path}, budget_seconds=job.budget_seconds,
                                   seed=job.seed)  # fmt: skip
             script = choose_script(session, self._settings, task_type)
-            job.competitor_id = script.competitor_id
+            if not set_script(session, worker_id, job.id, script.competitor_id):
+                raise RuntimeError("it is no longer this worker's job (queued again meanwhile)")
             run_id, number = self._record_attempt(session, job, task, script)
             add_event(session, job.id, EventKind.STARTED, f"started: {script.info.name} trains {job.task_type} on "
                       f"{job.base_model} (attempt {number})", script=script.info.name, competitor_id=script.competitor_id,
@@ -274,10 +284,6 @@ class JobRunner:
         with self._store.transaction() as session:
             if not still_mine(session, worker_id, attempt.job_id, attempt.number):
                 return  # queued again meanwhile (this worker missed its heartbeats): another attempt counts
-            if stop.event.is_set() and not stop.cancelled:
-                requeue(session, attempt.job_id, worker_id, "the service stopped while it ran", self._settings.jobs.max_attempts,
-                        attempt=attempt.number)  # fmt: skip
-                return
             store_report(session, attempt.run_id, attempt.number, report)
             if stop.cancelled:
                 self._end(session, attempt.job_id, JobStatus.CANCELLED, EventKind.CANCELLED, "cancelled while it ran; the run was stopped")

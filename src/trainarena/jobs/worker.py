@@ -8,14 +8,16 @@ again, and a worker that is killed outright stops beating, so another (or the ne
 jobs again after ``stale_seconds``. A worker whose beats did not land in time (a stalled store write,
 a paused process) finds at its next beat that the job is no longer its own and kills its run at once:
 the job's next try, perhaps under another worker, is the one that counts. Each try is a new attempt
-of the job's run.
+of the job's run. A try its worker stops with the service is withdrawn, not counted (``jobs.runner``);
+so are those of a process leaving at once on a second stop signal (:meth:`JobWorker.leave_now`).
 
 A try the platform could not start (its data directory's disk full, no cluster node that can hold
-it) is withdrawn and its job queued again (``jobs.runner``); the worker then claims nothing for
-``JobRules.platform_retry_delay`` (doubled after each such try in a row, up to
-``platform_retry_max_seconds``; any other end of a try starts again from the first wait): the fault is
-its host's or its cluster's, so claiming at once would only fail the next job the same way. Its own
-running jobs and the queue's upkeep (heartbeats, cancellations, dead workers' jobs) go on meanwhile.
+it) is withdrawn and its job queued again to wait in the store (``jobs.queue.withdraw``: no worker,
+here or elsewhere, before or after a restart, claims it before its ``not_before``); the worker that
+met the fault also claims no other job for that wait: the fault is likely its host's or its
+cluster's, so claiming at once would only spend the next job's tries the same way. Its own running
+jobs and the queue's upkeep (heartbeats, cancellations, dead workers' jobs) go on meanwhile, and a
+worker whose queued jobs all wait claims nothing, polling every ``poll_seconds``.
 """
 
 from __future__ import annotations
@@ -29,13 +31,18 @@ from contextlib import ExitStack
 
 from trainarena.jobs.copies import remove_ended_copies, sweep_ended_copies
 from trainarena.jobs.gate import JOB, DeviceGate, GatedBackend
-from trainarena.jobs.queue import beat, cancellations, claim_next, requeue_stale
+from trainarena.jobs.queue import beat, cancellations, claim_next, requeue_stale, running_under, withdraw_stopped
+from trainarena.jobs.records import SERVICE_STOPPED_AT_ONCE
 from trainarena.jobs.runner import JobExecutor, JobRunner, PlatformFault, StopRequest
 from trainarena.settings import Settings
 from trainarena.store import Store, open_store
 from trainarena.store.models import JobStatus
 
 log = logging.getLogger(__name__)
+
+# How long a process leaving at once (a second stop signal) waits for the store to record its jobs'
+# tries withdrawn before it leaves anyway (``JobWorker.leave_now``).
+LEAVING_RECORD_SECONDS = 5.0
 
 
 def sandboxed_executor(settings: Settings, gate: DeviceGate) -> JobExecutor:
@@ -63,8 +70,7 @@ class JobWorker:
         self._loop: threading.Thread | None = None
         self._resources = ExitStack()
         self._last_beat = 0.0
-        self._platform_faults = 0  # tries in a row the platform could not start
-        self._claim_after = 0.0  # time.monotonic() before which it claims no job (after such tries)
+        self._claim_after = 0.0  # time.monotonic() before which it claims no job (after a try the platform could not start)
 
     def start(self) -> None:
         if self._store is None:
@@ -88,6 +94,30 @@ class JobWorker:
         for thread, _stop in running:
             thread.join()
         self._resources.close()
+
+    def leave_now(self) -> None:
+        """For a process about to leave at once (a second stop signal; its runs die with it): record the
+        tries the store has running under this worker as withdrawn (``SERVICE_STOPPED_AT_ONCE``) and
+        their jobs queued again, not counted, rather than leave them to be found stale by another worker
+        after ``stale_seconds`` and counted as interrupted tries. On a thread of its own, waited for at
+        most ``LEAVING_RECORD_SECONDS``: the signal may have interrupted a store call of the caller's
+        thread that holds SQLite's write lock, and a store that does not answer must not keep the
+        process from leaving (its tries are then found stale, as a killed worker's are)."""
+        self._stopping.set()  # no new claim meanwhile: its try would be left running
+        if self._store is None:
+            return
+        recording = threading.Thread(target=self._withdraw_own_tries, daemon=True, name=f"job-worker-{self.worker_id}-leaving")
+        recording.start()
+        recording.join(LEAVING_RECORD_SECONDS)
+
+    def _withdraw_own_tries(self) -> None:
+        assert self._store is not None
+        try:
+            with self._store.transaction() as session:
+                for job_id in running_under(session, self.worker_id):
+                    withdraw_stopped(session, job_id, self.worker_id, None, SERVICE_STOPPED_AT_ONCE)
+        except Exception:  # leaving anyway: its jobs are found stale instead
+            log.exception("job worker %s: could not withdraw its running jobs' tries while leaving at once", self.worker_id)
 
     def running(self) -> list[str]:
         with self._lock:
@@ -155,21 +185,21 @@ class JobWorker:
             return time.monotonic() < self._claim_after
 
     def _after_try(self, job_id: str, fault: PlatformFault | None) -> None:
-        """Count the tries in a row the platform could not start; after one, claim nothing for a while
-        (module docstring), and say so in one line."""
+        """After a try the platform could not start, claim nothing for the job's wait (module docstring),
+        and say so in one line."""
+        if fault is None:
+            return
         rules = self._settings.jobs
+        withdrawn = fault.withdrawn  # None: taken back meanwhile; still this host's fault, so the first wait
+        wait = rules.platform_retry_seconds if withdrawn is None else withdrawn.seconds
         with self._lock:
-            if fault is None:
-                self._platform_faults = 0
-                return
-            self._platform_faults += 1
-            delay = rules.platform_retry_delay(self._platform_faults)
-            self._claim_after = max(self._claim_after, time.monotonic() + delay)
-        outcome = {JobStatus.QUEUED: "queued again, its try not counted",
+            self._claim_after = max(self._claim_after, time.monotonic() + wait)
+        outcome = {None: "no longer its own",
+                   JobStatus.QUEUED: "queued again to wait as long, its try not counted",
                    JobStatus.FAILED: f"failed after {rules.max_platform_faults} such tries (jobs.max_platform_faults)"}  # fmt: skip
-        log.warning("job worker %s: job %s not started, the platform's fault: %s; the job is %s; claiming no job for %g s",
-                    self.worker_id, job_id, fault.reason, outcome.get(fault.job_status, fault.job_status or "no longer its own"),
-                    delay)  # fmt: skip
+        status = None if withdrawn is None else withdrawn.job_status
+        log.warning("job worker %s: job %s not started, the platform's fault: %s; claiming no job for %g s; the job is %s",
+                    self.worker_id, job_id, fault.reason, wait, outcome.get(status, status))  # fmt: skip
 
     def _run(self, job_id: str, stop: StopRequest) -> None:
         try:

@@ -83,8 +83,9 @@ class JobRules(Section):
     heartbeat_seconds: float = Field(10.0, gt=0.0, description="How often a worker marks its running jobs alive.")
     stale_seconds: float = Field(60.0, gt=0.0, description="A running job whose worker has not beaten for this long (by the store's clock: the PostgreSQL server's; a SQLite store's host's) is queued again.")
     max_attempts: int = Field(
-        3, ge=1, description="Tries of one job: a job whose worker stopped or died this many times fails instead of "
-        "being queued again (a job that brings its worker down must not do it forever)."
+        3, ge=1, description="Tries of one job: a job whose worker died (or whose run's node was lost) this many times fails "
+        "instead of being queued again (a job that brings its worker down must not do it forever). A try the service's stop "
+        "cut short, or the platform could not start, is withdrawn, not counted."
     )
     max_platform_faults: int = Field(
         5, ge=1, description="Times the platform may fail to start one job's run (its data directory's disk full, its inputs "
@@ -92,10 +93,13 @@ class JobRules(Section):
         "try is withdrawn, not counted against max_attempts."
     )
     platform_retry_seconds: float = Field(
-        30.0, gt=0.0, description="How long a worker claims no job after the platform could not start a job's run; "
-        "doubled after each such run in a row, up to platform_retry_max_seconds (a full disk is not freed by trying again at once)."
+        30.0, gt=0.0, description="How long a job whose run the platform could not start waits before any worker claims it "
+        "again (stored with the job; the worker that met the fault claims no other job meanwhile); doubled after each such "
+        "try of the job in a row, up to platform_retry_max_seconds (a full disk is not freed by trying again at once)."
     )
-    platform_retry_max_seconds: float = Field(600.0, gt=0.0, description="The longest a worker waits after runs the platform could not start.")
+    platform_retry_max_seconds: float = Field(
+        600.0, gt=0.0, description="The longest a job waits after tries in a row the platform could not start."
+    )
     poll_seconds: float = Field(1.0, gt=0.0, description="How often an idle worker looks for queued jobs.")
     progress_seconds: float = Field(
         2.0, gt=0.0, description="How often a running job's new log lines become one progress event (rate limit)."
@@ -122,8 +126,8 @@ class JobRules(Section):
         return self
 
     def platform_retry_delay(self, faults_in_a_row: int) -> float:
-        """How long a worker claims nothing after ``faults_in_a_row`` runs in a row the platform could
-        not start: the first wait, doubled for each fault before it, up to the longest."""
+        """How long a job waits after ``faults_in_a_row`` of its tries in a row the platform could not
+        start: the first wait, doubled for each fault before it, up to the longest."""
         doublings = min(faults_in_a_row - 1, 32)  # past the cap long before; bounds the power
         return min(self.platform_retry_seconds * 2.0**doublings, self.platform_retry_max_seconds)
 

@@ -102,6 +102,9 @@ class Job(Base):
     # The worker running it and its heartbeat: a job whose worker stopped beating is queued again.
     worker_id: Mapped[str | None] = mapped_column(String(64))
     heartbeat_at: Mapped[datetime | None]
+    # Queued again after the platform could not start its try: no worker claims it before this time (the
+    # store's clock, as heartbeats); cleared when a try starts (migration 0016, ``jobs.queue``).
+    not_before: Mapped[datetime | None]
 
     competitor: Mapped[Competitor | None] = relationship()
     events: Mapped[list[JobEvent]] = relationship(back_populates="job", order_by="JobEvent.id", cascade="all, delete-orphan")

@@ -31,6 +31,7 @@ from trainarena.jobs import (
     get_job,
     job_script,
     list_jobs,
+    not_before,
     remove_ended_copies,
     waiting_reason,
 )
@@ -69,8 +70,11 @@ class JobOut(BaseModel):
     model_id: str | None = Field(description="The registered model, once succeeded.")
     score: float | None = Field(description="Score on the validation share (none when validation_share is 0).")
     failure_reason: str | None
-    waiting_reason: str | None = Field(description="Set while a queued job waits because the platform could not start its last "
-                                       "try (a full disk, no cluster node that can hold it): why. That try is not counted.")
+    waiting_reason: str | None = Field(description="Set while a queued job waits because its last try was withdrawn, not counted: "
+                                       "the platform could not start it (a full disk, no cluster node that can hold it; and "
+                                       "when it is tried again), or the service stopped during it: why.")
+    not_before: datetime | None = Field(description="Set while a queued job waits after the platform could not start its last "
+                                        "try: no worker takes it before this time (UTC).")
     cancel_requested: bool
     created_at: datetime
     started_at: datetime | None
@@ -83,7 +87,7 @@ class JobOut(BaseModel):
                    field_mapping=job.field_mapping, budget_tier=job.budget_tier, budget_seconds=job.budget_seconds,
                    validation_share=job.validation_share, seed=job.seed, script=script, competitor_id=job.competitor_id,
                    run_id=job.run_id, model_id=job.model_id, score=job.score, failure_reason=job.failure_reason,
-                   waiting_reason=waiting_reason(job), cancel_requested=job.cancel_requested, created_at=job.created_at,
+                   waiting_reason=waiting_reason(job), not_before=not_before(job), cancel_requested=job.cancel_requested, created_at=job.created_at,
                    started_at=job.started_at, finished_at=job.finished_at)  # fmt: skip
 
 
