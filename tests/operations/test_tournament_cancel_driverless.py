@@ -27,11 +27,11 @@ from field_lines import read_fields  # noqa: E402
 from trainarena.api import create_app  # noqa: E402
 from trainarena.cli import app  # noqa: E402
 from trainarena.runs import attempt_dir, tournament_dir  # noqa: E402
-from trainarena.settings import Settings  # noqa: E402
+from trainarena.settings import LeaseRules, Settings  # noqa: E402
 from trainarena.stopped_attempts import NOTE_PREFIX, leave_note  # noqa: E402
 from trainarena.store import AttemptStatus, Run, Store, TournamentLease, open_store  # noqa: E402
 from trainarena.store.api_keys import create_key  # noqa: E402
-from trainarena.store.leases import DriverIdentity, lease_holder  # noqa: E402
+from trainarena.store.leases import DriverIdentity, lease_holder, renew  # noqa: E402
 from trainarena.store.models import ApiRole  # noqa: E402
 
 LIST_HEADERS = ["run", "tournament", "round", "task", "competitor", "result", "reason"]
@@ -94,6 +94,8 @@ def test_a_cancel_no_live_driver_holds_withdraws_its_running_attempts(driverless
             "pending", AttemptStatus.WITHDRAWN, 0, f"withdrawn: its tournament was cancelled; its driver ({driver}) had stopped")
         with store.session() as session:
             assert lease_holder(session, driverless.tournament_id) is None  # the cancel's, released with it
+        with store.transaction() as session:  # its driver, had it only stalled, finds its lease lost when it wakes
+            assert not renew(session, driverless.tournament_id, DriverIdentity("killed-driver", "-", 0), LeaseRules())
     folder = attempt_dir(settings.work_dir, driverless.tournament_id, driverless.run_id, 1)
     assert not (folder / "output").exists() and (folder / "logs" / "stderr.log").is_file()  # its logs stay
     assert not (tournament_dir(settings.work_dir, driverless.tournament_id) / "early").exists()
