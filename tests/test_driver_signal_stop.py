@@ -222,8 +222,7 @@ class CancelledWhileTraining(Scores):
         (request.run_dir / "output" / "half.safetensors").write_bytes(b"x")
         if call == 1:
             assert self.all_started.wait(10)
-            with self.store.transaction() as session:
-                cancel_tournament(session, self.settings, self.tid, "wrong entrants")
+            cancel_tournament(self.store, self.settings, self.tid, "wrong entrants")
             if self.first_returns:
                 return super().execute(request)
         stop, deadline = current_stop_event(), time.monotonic() + 30

@@ -135,8 +135,7 @@ def test_a_drive_stopped_at_once_removes_its_early_runs_folders(store: Store, se
         executor.stopper = lambda: signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
     else:
         def cancel() -> None:  # as the operator would, from another process
-            with store.transaction() as session:
-                cancel_tournament(session, settings, tid, "wrong entrants")
+            cancel_tournament(store, settings, tid, "wrong entrants")
 
         executor.stopper = cancel
     with pytest.raises(DriverStopped if how == "signal" else TournamentCancelled):

@@ -26,6 +26,7 @@ __all__ = [
     "withdraw_attempt",
     "withdraw_own_attempts",
     "withdraw_running_attempts",
+    "withdraw_tournament_attempts",
 ]
 
 
@@ -130,16 +131,26 @@ def recover_interrupted(session: Session, tournament_id: int, me: DriverIdentity
     return recovered
 
 
-def withdraw_own_attempts(session: Session, tournament_id: int, me: DriverIdentity, reason: str) -> list[tuple[int, int]]:
-    """This driver's attempts still running when it was told to stop: withdrawn (no try of the
-    competitor's), their runs PENDING again. Returns them, (run id, attempt number)."""
+def withdraw_tournament_attempts(session: Session, tournament_id: int,
+                                 reason_of: Callable[[RunAttempt], str | None]) -> list[tuple[int, int]]:
+    """The tournament's attempts still running that ``reason_of`` gives a reason for: withdrawn with it
+    (no try of the competitor's), their runs PENDING again. Returns them, (run id, attempt number)."""
     withdrawn = []
     for run in tournament_runs(session, tournament_id):
         if run.status != RunStatus.RUNNING:
             continue
         for attempt in run.attempt_records:
-            if attempt.status == AttemptStatus.RUNNING and (attempt.driver_host, attempt.driver_pid) == (me.host, me.pid):
+            if attempt.status == AttemptStatus.RUNNING and (reason := reason_of(attempt)) is not None:
                 attempt.withdraw(reason)
                 run.status = RunStatus.PENDING.value
                 withdrawn.append((run.id, attempt.number))
     return withdrawn
+
+
+def withdraw_own_attempts(session: Session, tournament_id: int, me: DriverIdentity, reason: str) -> list[tuple[int, int]]:
+    """This driver's attempts still running when it was told to stop: withdrawn with ``reason``."""
+
+    def own(attempt: RunAttempt) -> str | None:
+        return reason if (attempt.driver_host, attempt.driver_pid) == (me.host, me.pid) else None
+
+    return withdraw_tournament_attempts(session, tournament_id, own)

@@ -10,7 +10,9 @@ and pid), the reason and when; the next drive's recovery (``attempts.recover_int
 withdraws that driver's attempts still running that started before then, with that reason, and
 removes the note. A driver killed outright leaves none: its attempts are interrupted. The note is in
 the driver's data directory: a next driver on another one does not see it, and interrupts them. A
-cancelled tournament has no next drive: attempts its stopped driver could not withdraw stay running.
+cancelled tournament has no next drive: a cancel that finds no live driver holding it withdraws its
+attempts still running itself, honouring the notes (:func:`withdraw_driverless`), a killed driver's
+too (the platform ended them: no try is owed), and clears what that drive would have.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from trainarena.attempts import withdraw_own_attempts
+from trainarena.attempts import withdraw_own_attempts, withdraw_tournament_attempts
+from trainarena.early_runs import EarlyRuns
 from trainarena.execution.output_tree import remove_tree
 from trainarena.runs import attempt_dir, tournament_dir
 from trainarena.store import RunAttempt
@@ -71,6 +74,26 @@ def remove_outputs(work_dir: Path, tournament_id: int, attempts: list[tuple[int,
     scored or kept; their logs stay."""
     for run_id, number in attempts:
         remove_tree(attempt_dir(work_dir, tournament_id, run_id, number) / "output")
+
+
+def withdraw_driverless(session: Session, tournament_id: int, notes: WithdrawalNotes, why: str) -> list[tuple[int, int]]:
+    """A cancelled tournament's attempts still running that no live driver holds (the cancel holds its
+    lease, in its transaction): withdrawn, each with the reason of the note covering it, else ``why``
+    and the driver that had stopped. Returns them, (run id, attempt number)."""
+
+    def reason(attempt: RunAttempt) -> str:
+        return notes.reason_for(attempt) or (
+            f"withdrawn: {why}; its driver ({attempt.driver_host} pid {attempt.driver_pid}) had stopped")
+
+    return withdraw_tournament_attempts(session, tournament_id, reason)
+
+
+def clear_driverless(work_dir: Path, tournament_id: int, notes: WithdrawalNotes, withdrawn: list[tuple[int, int]]) -> None:
+    """Once :func:`withdraw_driverless` is committed, what the next drive would have cleared (a cancelled
+    tournament has none): the notes it honoured, the withdrawn attempts' outputs, the early runs' folders."""
+    notes.remove()
+    remove_outputs(work_dir, tournament_id, withdrawn)
+    EarlyRuns(work_dir).clear_left_behind(tournament_id)
 
 
 def leave_note(folder: Path, me: DriverIdentity, reason: str) -> None:

@@ -55,9 +55,9 @@ def test_a_tournament_not_started_is_cancelled_and_releases_its_tasks_and_entran
             run_pool_tournament(store, settings, tournament_id, executor=FakeExecutor())
         with pytest.raises(DriveRefused, match="is cancelled; nothing is left to drive"):
             BackgroundDrivers(settings, FakeExecutor()).begin(store, tournament_id)
+        with pytest.raises(CancelRefused, match="^tournament 'typo' is cancelled"):
+            cancel_tournament(store, settings, tournament_id)
         with store.transaction() as session:
-            with pytest.raises(CancelRefused, match="^tournament 'typo' is cancelled"):
-                cancel_tournament(session, settings, tournament_id)
             for task in ("q1", "q2"):
                 remove_stored_task(session, task)  # refused before: "drawn by tournament(s) typo"
             remove_competitor(session, name="baseline")
@@ -69,9 +69,8 @@ def test_a_started_tournament_keeps_its_records_and_its_driver_stops(operator_da
     settings = operator_data.settings
     with open_store(settings) as store:
         drive_pool_tournament(store, settings, tournament_id, executor=FakeExecutor(), max_steps=2)  # a round, a run
-        with store.transaction() as session:
-            cancelled = cancel_tournament(session, settings, tournament_id, "  wrong\npool ")
-        assert cancelled.to_json() == {"id": tournament_id, "name": "typo", "status": "cancelled", "released": False,
+        cancelled = cancel_tournament(store, settings, tournament_id, "  wrong\npool ")
+        assert cancelled.to_json() == {"id": tournament_id, "name": "typo", "status": "cancelled", "released": False, "withdrawn": 0,
                                        "reason": "cancelled: wrong pool (after it started: its records stay)"}
         with pytest.raises(StoreError, match="was cancelled"):
             drive_pool_tournament(store, settings, tournament_id, executor=FakeExecutor())
@@ -105,7 +104,7 @@ def test_cancel_over_the_api(operator_data: OperatorData) -> None:
             done = client.post(f"/v1/tournaments/{tournament_id}/cancel", json={"reason": "oops"}, headers=headers)
             assert done.status_code == 200, done.text
             assert done.json() == {"id": tournament_id, "name": "typo", "status": "cancelled", "reason": "cancelled: oops",
-                                   "released": True}
+                                   "released": True, "withdrawn": 0}
             again = client.post(f"/v1/tournaments/{tournament_id}/cancel", json={}, headers=headers)
             assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
             assert client.post("/v1/tournaments/99/cancel", json={}, headers=headers).status_code == 404

@@ -28,8 +28,8 @@ REASON = "drawn from the wrong pool"
 
 def _cancelled(data_dir: Path, max_steps: int) -> RecordedStore:
     recorded = build_pool_store(data_dir, max_steps=max_steps)
-    with open_store(recorded.settings) as store, store.transaction() as session:
-        cancel_tournament(session, recorded.settings, recorded.tournament_id, REASON)
+    with open_store(recorded.settings) as store:
+        cancel_tournament(store, recorded.settings, recorded.tournament_id, REASON)
     return recorded
 
 

@@ -27,6 +27,7 @@ from trainarena.runs import DriverStopped, RunNotStarted
 from trainarena.settings import Settings
 from trainarena.store import StoreError, TournamentStatus, list_tournaments, open_store, summarize_tournaments
 from trainarena.store.leases import LeaseError
+from trainarena.wording import counted
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
@@ -156,14 +157,14 @@ def cancel_command(
     reason: Annotated[str, typer.Option("--reason", help="Why, recorded as its outcome.")] = "",
     json_output: JsonFlag = False,
 ) -> None:
-    """Cancel a tournament not finished: it is never driven again; a driver stops its runs and ends.
+    """Cancel a tournament not finished: it is never driven again; a driver stops its runs and ends (with none alive, the cancel withdraws them).
 
     One not started yet releases its drawn tasks and entrants; a started one keeps its records whole, its end signed as cancelled.
     """
     settings = Settings()
-    with open_store(settings) as store, store.transaction() as session:
+    with open_store(settings) as store:
         try:
-            cancelled = cancel_tournament(session, settings, tournament_id, reason)
+            cancelled = cancel_tournament(store, settings, tournament_id, reason)
         except StoreError as error:
             raise fail(str(error), json_output, id=tournament_id) from None
     if json_output:
@@ -171,7 +172,9 @@ def cancel_command(
         return
     released = ("its drawn tasks and entrants are released" if cancelled.released
                 else "its records stay whole: its tasks stay drawn and its entrants entered")
-    print_wrapped(Console(highlight=False), f"cancelled {cancelled.name} (id {cancelled.id}): {released}")
+    withdrawn = (f"; withdrew {counted(cancelled.withdrawn, 'attempt')} that its driver, no longer alive, had left "
+                 "running (no try counted)" if cancelled.withdrawn else "")
+    print_wrapped(Console(highlight=False), f"cancelled {cancelled.name} (id {cancelled.id}): {released}{withdrawn}")
 
 
 LIST_COLUMNS = STATUS_COLUMNS[:7]  # without the outcome

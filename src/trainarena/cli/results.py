@@ -85,13 +85,9 @@ def print_bracket(console: Console, board: Leaderboard) -> None:
     console.print(tree)
 
 
-def _failed(line: RunLine) -> bool:
-    return RunStatus(line.status).finished and line.status != RunStatus.SUCCEEDED
-
-
 def _failure_cell(lines: list[RunLine]) -> str:
     """The latest failed run's one-line reason, with its id (and how many other runs failed)."""
-    failed = [line for line in lines if _failed(line)]
+    failed = [line for line in lines if line.failed]
     if not failed:
         return ""
     latest = failed[-1]
@@ -115,7 +111,7 @@ def print_leaderboard(console: Console, board: Leaderboard) -> None:
             "-" if standing.weight is None else f"{standing.weight:.3f}",
         ])  # fmt: skip
     console.print(table)
-    if any(_failed(line) for line in board.runs):
+    if any(line.failed for line in board.runs):
         print_wrapped(console, Text(f"a run's whole reason, stderr tail and files: {RUNS_SHOW_HINT}", style="dim"))
     retained = board.champion is not None and board.champion == board.champion_before
     held = "retained the title" if board.defender_reigned else "(the default defender, never crowned: nobody holds the title)"

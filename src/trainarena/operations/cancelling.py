@@ -14,6 +14,15 @@ What it releases depends on what it played, so that the record stays true:
   cancelled and why; the store says it too (``tournament show``, ``status``, the bundle's
   ``claims.json``). No decision is signed for it, and no reveal: its tasks' split seeds stay secret.
   A driver's runs in flight are stopped and withdrawn, and nothing of them is stored (``orchestrator``).
+
+Its attempts still running are withdrawn (they cost the competitor no try) by whoever holds its lease:
+a live driver withdraws its own once it finds the cancellation, and the cancel leaves them to it. When
+none is alive (killed outright, or stopped by a signal with its withdrawal not stored: a note in the
+tournament's work folder says so), nothing would drive the tournament again, so the cancel takes the
+lease itself, as a takeover would, and withdraws them in its own transaction (honouring the notes:
+``stopped_attempts``); once that is committed it removes the notes, the attempts' outputs and the
+early runs' folders. Taking the lease first, then the tournament's row, is a write step's order, and
+a driver whose lease had expired and that wakes afterwards finds it lost and stops.
 """
 
 from __future__ import annotations
@@ -25,8 +34,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from trainarena.records.recorder import recorder_for
+from trainarena.runs import tournament_dir
 from trainarena.settings import Settings
-from trainarena.store import StoreError, TournamentDraw, TournamentStatus, get_tournament
+from trainarena.stopped_attempts import WithdrawalNotes, clear_driverless, withdraw_driverless
+from trainarena.store import Store, StoreError, Tournament, TournamentDraw, TournamentStatus, get_tournament
+from trainarena.store.leases import DriverIdentity, lease_holder, release, try_acquire
 from trainarena.store.records import rules_of
 
 # The most characters of a reason kept: it is shown in tables and one-line outcomes.
@@ -43,26 +55,54 @@ class CancelledTournament:
     name: str
     reason: str  # the outcome recorded: "cancelled: ..."
     released: bool  # its draw, entrants and defender were released (it had not started)
+    withdrawn: int  # attempts left running by a driver no longer alive, withdrawn by the cancel
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "status": TournamentStatus.CANCELLED, "reason": self.reason,
-                "released": self.released}
+                "released": self.released, "withdrawn": self.withdrawn}
 
 
-def cancel_tournament(session: Session, settings: Settings, tournament_id: int, reason: str | None = None) -> CancelledTournament:
-    """Cancel tournament ``tournament_id`` (flushed, not committed), signing its end when it started and
-    records are on; StoreError when there is none, CancelRefused when it is finished or cancelled already."""
-    tournament = get_tournament(session, tournament_id, lock=True)  # after a driver's write step under way, never amid it
+def cancel_tournament(store: Store, settings: Settings, tournament_id: int, reason: str | None = None) -> CancelledTournament:
+    """Cancel tournament ``tournament_id`` in one transaction, signing its end when it started and records
+    are on, and withdrawing its attempts still running when no live driver holds it; StoreError when there
+    is none, CancelRefused when it is finished or cancelled already."""
+    notes = WithdrawalNotes.read(tournament_dir(settings.work_dir, tournament_id))  # read whole before the withdrawal
+    with store.transaction() as session:
+        tournament = get_tournament(session, tournament_id)
+        _refuse_ended(tournament)
+        # The lease first, the tournament's row next: the order of a driver's write steps (``orchestrator``).
+        me = DriverIdentity.of_this_process()
+        holder = lease_holder(session, tournament_id)
+        dead = holder.owner_id if holder is not None and holder.is_dead_local_process(me) else None
+        driven = try_acquire(session, tournament_id, me, settings.lease, take_from=dead) is not None
+        session.refresh(tournament, with_for_update=True)  # as get_tournament(lock=True): after a driver's write step, never amid it
+        _refuse_ended(tournament)
+        said = " ".join((reason or "").split())[:REASON_MAX] or "by the operator"
+        released = _end(session, settings, tournament, said)
+        withdrawn = [] if driven else withdraw_driverless(session, tournament_id, notes, "its tournament was cancelled")
+        if not driven:
+            release(session, tournament_id, me)
+        cancelled = CancelledTournament(tournament.id, tournament.name, str(tournament.outcome_reason), released, len(withdrawn))
+    if not driven:  # a live driver clears its own
+        clear_driverless(settings.work_dir, tournament_id, notes, withdrawn)
+    return cancelled
+
+
+def _refuse_ended(tournament: Tournament) -> None:
     if tournament.status in TournamentStatus.ENDED:
         raise CancelRefused(f"tournament {tournament.name!r} is {tournament.status} ({tournament.outcome_reason}); "
                             "only a tournament not finished can be cancelled")
-    said = " ".join((reason or "").split())[:REASON_MAX] or "by the operator"
+
+
+def _end(session: Session, settings: Settings, tournament: Tournament, said: str) -> bool:
+    """Record the cancellation, ``said`` its reason (flushed); True when it had not started and released
+    its draw, entrants and defender."""
     released = not tournament.rounds
     tournament.status = TournamentStatus.CANCELLED
     tournament.finished_at = datetime.now(UTC)
     tournament.outcome_reason = f"cancelled: {said}" + ("" if released else " (after it started: its records stay)")
     if released:
-        draw = session.get(TournamentDraw, tournament_id)
+        draw = session.get(TournamentDraw, tournament.id)
         if draw is not None:
             session.delete(draw)
         tournament.entrants.clear()
@@ -70,4 +110,4 @@ def cancel_tournament(session: Session, settings: Settings, tournament_id: int, 
     elif (recorder := recorder_for(settings)) is not None:
         recorder.tournament_cancelled(session, tournament, rules_of(tournament, settings.rules), said)
     session.flush()
-    return CancelledTournament(tournament.id, tournament.name, tournament.outcome_reason, released)
+    return released

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from trainarena.engine import BossDecision, BossTaskResult, Replay
 from trainarena.operations.history import tournament_replay
 from trainarena.reporting.reasons import short_reason
-from trainarena.reporting.run_detail import score_of, task_name
+from trainarena.reporting.run_detail import score_of, shown_outcome, task_name
 from trainarena.settings import TournamentRules
-from trainarena.store import MatchRow, Round, Tournament
+from trainarena.store import MatchRow, Round, Run, Tournament
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Outcome:
     run_id: int
     status: str
     score: float | None
-    reason: str  # one line; empty for a run that succeeded or has not ended
+    reason: str  # one line; empty for a run that succeeded or has not ended (a cancelled one: why)
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,17 @@ class Bracket:
     boss: BossView | None  # the decided boss round; a boss round in play is among ``rounds``
 
 
+def _shown(run: Run) -> tuple[str, float | None, str]:
+    """(status, score, one-line reason) as the run reads (``run_detail.shown_outcome``)."""
+    status, reason = shown_outcome(run)
+    return status, score_of(run)[0], short_reason(reason)
+
+
 def _outcomes(row: MatchRow) -> dict[str, tuple[Outcome | None, ...]]:
     per_task = []
     for task in row.tasks:
         by_name = {run.competitor.name: run for run in task.runs if run.competitor is not None}
-        per_task.append({name: Outcome(run.id, run.status, score_of(run)[0], short_reason(run.failure_reason))
-                         for name, run in by_name.items()})  # fmt: skip
+        per_task.append({name: Outcome(run.id, *_shown(run)) for name, run in by_name.items()})
     return {name: tuple(task.get(name) for task in per_task) for name in row.competitors}
 
 

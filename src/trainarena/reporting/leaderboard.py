@@ -9,11 +9,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from trainarena.contract import RunStatus
 from trainarena.engine.model import Finished
-from trainarena.reporting.run_detail import score_of, task_name
+from trainarena.reporting.run_detail import CANCELLED, score_of, shown_outcome, task_name
 from trainarena.store import Tournament, defender_reigned, stored_weights
 
 _STAGE_ORDER = {"group": 0, "knockout": 1, "boss": 2}
+# The statuses of a run played to its end that did not succeed.
+FAILED_STATUSES = frozenset(status.value for status in RunStatus if status.finished and status != RunStatus.SUCCEEDED)
 
 
 @dataclass(frozen=True)
@@ -24,10 +27,14 @@ class RunLine:
     match_id: str
     task: str
     competitor: str
-    status: str
+    status: str  # as run_detail.shown_outcome reads it: a cancelled tournament's unfinished run reads cancelled
     score: float | None
     failure: str | None
     wall_seconds: float | None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_STATUSES
 
 
 @dataclass(frozen=True)
@@ -77,12 +84,17 @@ class Leaderboard:
 def _run_lines(tournament: Tournament) -> list[RunLine]:
     """Every run of ``tournament`` in play order (round, match, task, run), from the record
     ``store.load_tournament`` loaded: the runs are not read a second time."""
-    return [
-        RunLine(run_id=run.id, round_index=round_.index, stage=round_.stage, match_id=match.match_id,
-                task=task_name(task), competitor=run.competitor.name, status=run.status, score=score_of(run)[0],
-                failure=run.failure_reason, wall_seconds=run.wall_seconds)
-        for round_ in tournament.rounds for match in round_.matches for task in match.tasks for run in task.runs
-    ]
+    lines = []
+    for round_ in tournament.rounds:
+        for match in round_.matches:
+            for task in match.tasks:
+                for run in task.runs:
+                    status, failure = shown_outcome(run)
+                    lines.append(RunLine(run_id=run.id, round_index=round_.index, stage=round_.stage,
+                                         match_id=match.match_id, task=task_name(task), competitor=run.competitor.name,
+                                         status=status, score=score_of(run)[0], failure=failure,
+                                         wall_seconds=run.wall_seconds))  # fmt: skip
+    return lines
 
 
 def reached(name: str, own: list[RunLine], byes: list[Byes]) -> str:
@@ -133,7 +145,7 @@ def build_leaderboard(session: Session, tournament: Tournament, finished: Finish
                 runs_ok=sum(1 for line in own if line.status == "succeeded"),
                 runs=len(own),
                 scores={line.task: line.score for line in own if line.score is not None and line.status == "succeeded"},
-                failures={line.task: line.failure or line.status for line in own if line.status != "succeeded" and line.status != "pending"},
+                failures={line.task: line.failure or line.status for line in own if line.status not in ("succeeded", "pending", CANCELLED)},
                 weight=weights.get(name),
             )
         )

@@ -27,7 +27,7 @@ from trainarena.store import (
     TaskRow,
 )
 from trainarena.store.driving import Driving, drivers_of
-from trainarena.store.models import RunOrigin, Tournament
+from trainarena.store.models import AttemptStatus, RunOrigin, Tournament, TournamentStatus
 
 STDERR_LOG_NAME = "stderr.log"  # the script's stderr, in the run's log folder
 LOG_NAMES = {"stderr": STDERR_LOG_NAME, "stdout": "stdout.log"}  # the logs the platform writes per run
@@ -43,6 +43,20 @@ class UnknownRunError(LookupError):
 
 class UnknownLogError(LookupError):
     """A run without the log asked for (not started yet, or its folder was cleaned up)."""
+
+
+# What a tournament run reads as that its tournament's cancellation left unfinished, in place of its
+# stored status (pending; running until its attempt is withdrawn): it will never be played.
+CANCELLED = "cancelled"
+
+
+def shown_outcome(run: Run) -> tuple[str, str | None]:
+    """(status, failure reason) as ``run`` reads in lists and in full: its own, but a tournament run not
+    finished whose tournament was cancelled reads :data:`CANCELLED`, its tournament's outcome its reason."""
+    match = run.task.match
+    if match is None or run.run_status.finished or match.round.tournament.status != TournamentStatus.CANCELLED:
+        return run.status, run.failure_reason
+    return CANCELLED, f"its tournament was {match.round.tournament.outcome_reason}"
 
 
 @dataclass(frozen=True)
@@ -65,13 +79,16 @@ class AttemptLine:
 
 
 def attempt_lines(run: Run) -> tuple[AttemptLine, ...]:
-    """Every attempt of ``run``, oldest first."""
+    """Every attempt of ``run``, oldest first; one still running of a run that reads cancelled reads so
+    too (its driver's withdrawal is under way, or was lost with that driver: ``shown_outcome``)."""
+    cancelled = shown_outcome(run)[0] == CANCELLED
     lines = []
     for attempt in sorted(run.attempt_records, key=lambda a: a.number):
         driver = "-" if attempt.driver_host is None else f"{attempt.driver_host}:{attempt.driver_pid}"
         score = None if attempt.evaluation is None else attempt.evaluation.score
+        status = CANCELLED if cancelled and attempt.status == AttemptStatus.RUNNING else attempt.status
         lines.append(AttemptLine(
-            number=attempt.number, status=attempt.status, counts=attempt.id == run.counted_attempt_id, driver=driver,
+            number=attempt.number, status=status, counts=attempt.id == run.counted_attempt_id, driver=driver,
             started_at=attempt.started_at, wall_seconds=attempt.wall_seconds, score=score,
             reason=short_reason(attempt.failure_reason),
         ))
@@ -223,7 +240,8 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
     score, direction = score_of(run)
     task = run.task
     place = place_of(run)
-    summary, recorded_tail = split_reason(run.failure_reason)
+    status, reason = shown_outcome(run)
+    summary, recorded_tail = split_reason(reason)
     tail, tail_from = _stderr_tail(run.log_path, recorded_tail, tail_lines)
     budget, seed = task.definition.get("budget_seconds"), task.definition.get("seed")
     is_reference = run.origin in RunOrigin.REFERENCES
@@ -240,12 +258,12 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
         seed=None if seed is None else int(seed),
         competitor=run_label(run),
         **_source(run),
-        status=run.status,
+        status=status,
         attempts=run.attempts,
         score=score,
         direction=direction,
         references=() if is_reference else reference_lines(session, task.digest, score, direction, None if seed is None else int(seed)),
-        reason=short_reason(run.failure_reason),
+        reason=short_reason(reason),
         summary=summary,
         failure_reason=run.failure_reason,
         stderr_tail=tail,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from trainarena.contract import RunStatus
 from trainarena.reporting.reasons import short_reason
 from trainarena.reporting.references import REFERENCE_LABELS, TREE_SUFFIX, run_label
-from trainarena.reporting.run_detail import drivers_of_running, place_of, score_of, task_name
+from trainarena.reporting.run_detail import drivers_of_running, place_of, score_of, shown_outcome, task_name
 from trainarena.reporting.run_labels import has_labelled_runs, labelled_runs
 from trainarena.runs import definition_from_json, task_key
 from trainarena.store import (
@@ -24,6 +24,7 @@ from trainarena.store import (
     StoredTask,
     TaskRow,
     Tournament,
+    TournamentStatus,
     get_competitor,
     get_tournament_by_name,
 )
@@ -69,6 +70,7 @@ TASK_DIGEST_PREFIX_MIN = 6
 def _summary(run: Run, drivers: dict[int, Driving]) -> RunSummary:
     score, direction = score_of(run)
     place = place_of(run)
+    status, reason = shown_outcome(run)
     return RunSummary(
         run_id=run.id,
         origin=run.origin,
@@ -79,10 +81,10 @@ def _summary(run: Run, drivers: dict[int, Driving]) -> RunSummary:
         task=task_name(run.task),
         task_digest=run.task.digest,
         competitor=run_label(run),
-        status=run.status,
+        status=status,
         attempts=run.attempts,
         score=score,
-        reason=short_reason(run.failure_reason),
+        reason=short_reason(reason),
         driver=drivers.get(place["tournament_id"]) if run.status == RunStatus.RUNNING else None,
     )
 
@@ -107,7 +109,8 @@ def list_runs(
     tournaments (ad hoc and references) by id, oldest first; of those, the ones after run ``after``
     when given (a keyset cursor: the last run a page answered), less the first ``offset``, at most
     ``limit`` (all when None). Filters: one tournament by name (or :data:`AD_HOC` for those outside),
-    one competitor (by name), one status, one task (its name or a digest prefix). Filters and the
+    one competitor (by name), one status (as the store has it, less the runs not finished of a cancelled
+    tournament: they read cancelled), one task (its name or a digest prefix). Filters and the
     window are the database's: a page after a cursor costs about what the first page does, however
     deep (indexes serve play order, migration 0015); one at an offset grows with the runs it skips. An
     ``after`` that is no run of these lists is refused (UnknownCursor); a run the filters leave out
@@ -116,6 +119,8 @@ def list_runs(
     if tournament in OUTSIDE_KINDS:
         outside = outside.where(Run.origin.in_(OUTSIDE_KINDS[tournament]))
     played = select(Tournament.id).order_by(Tournament.id)
+    if status is not None and not RunStatus(status).finished:  # a cancelled tournament's unfinished runs read cancelled
+        played = played.where(Tournament.status != TournamentStatus.CANCELLED)
     if tournament is not None and tournament not in (AD_HOC, *OUTSIDE_KINDS):
         played, outside = played.where(Tournament.name == tournament), None
     tournaments = [] if tournament in (AD_HOC, *OUTSIDE_KINDS) else list(session.scalars(played))

@@ -12,7 +12,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from trainarena.contract import RunStatus
 from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.operations.history import Reign, champion_reigns, finished_of
 from trainarena.operations.schedule import Create, enabled, kind_facts, next_action, next_due, pool_of
@@ -116,8 +115,7 @@ def _tasks(runs: list[RunLine]) -> list[dict[str, Any]]:
 
 
 def _failures(runs: list[RunLine]) -> list[tuple[RunLine, str]]:
-    return [(line, short_reason(line.failure) or line.status) for line in runs
-            if RunStatus(line.status).finished and line.status != RunStatus.SUCCEEDED]  # fmt: skip
+    return [(line, short_reason(line.failure) or line.status) for line in runs if line.failed]
 
 
 def _tournament_context(session: Session, settings: Settings, tournament_id: int) -> dict[str, Any]:

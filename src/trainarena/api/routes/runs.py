@@ -36,6 +36,8 @@ class DriverOut(BaseModel):
 
 
 DRIVER_DESCRIPTION = "A running tournament run: who drives its tournament (not alive: not training); null for every other run."
+STATUS_DESCRIPTION = ("pending, running, succeeded, failed, timed_out or invalid; cancelled for a tournament run its "
+                      "tournament's cancellation left unfinished (never played: reason says the tournament's outcome).")
 
 
 class RunSummaryOut(BaseModel):
@@ -48,7 +50,7 @@ class RunSummaryOut(BaseModel):
     task: str = Field(description="The task's name.")
     task_digest: str | None = Field(description="The task definition's digest: equal digests, comparable scores.")
     competitor: str = Field(description="The competitor's name (or the reference's, or a working tree's).")
-    status: str = Field(description="pending, running, succeeded, failed, timed_out or invalid.")
+    status: str = Field(description=STATUS_DESCRIPTION)
     attempts: int = Field(description="How many times it was started (interrupted runs are run again).")
     score: float | None = Field(description="The score of the attempt that counts; null while none scored.")
     reason: str = Field(description="Why it failed, in one line; empty when it did not.")
@@ -97,7 +99,7 @@ class RunDetailOut(BaseModel):
     commit: str | None
     dirty: bool | None = Field(description="A working tree with uncommitted changes (ad-hoc runs).")
     snapshot_path: str | None
-    status: str
+    status: str = Field(description=STATUS_DESCRIPTION)
     attempts: int
     score: float | None
     direction: str | None = Field(description="lower or higher: which scores are better.")
@@ -129,7 +131,7 @@ def list_all(
     window: CursorWindow,
     tournament: Annotated[str | None, Query(description=f"Only this tournament's runs (its name), or '{AD_HOC}' for those outside tournaments ('reference', 'audit': those alone).")] = None,
     competitor: Annotated[str | None, Query(description="Only this competitor's runs (its name), a working tree's ('NAME (tree)', or its path) or a reference's ('house script', 'base model').")] = None,
-    status: Annotated[RunStatus | None, Query(description="Only runs with this status.")] = None,
+    status: Annotated[RunStatus | None, Query(description="Only runs with this status (a cancelled tournament's runs it left unfinished read cancelled: never pending or running).")] = None,
     task: Annotated[str | None, Query(description="Only this task's runs (its name, or a prefix of 6 or more characters of its digest).")] = None,
 ) -> RunList:
     """Tournament runs in play order (tournament, round, match, task, run id), then runs outside

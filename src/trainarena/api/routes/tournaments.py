@@ -239,6 +239,8 @@ class CancelledOut(BaseModel):
     reason: str = Field(description="The outcome recorded: 'cancelled: REASON'.")
     released: bool = Field(description="Its drawn tasks and entrants were released (it had not started); a started "
                            "one keeps its records whole.")
+    withdrawn: int = Field(description="Attempts a driver no longer alive had left running, withdrawn by this cancel "
+                           "(none while a live driver holds it: that driver withdraws its own).")
 
 
 @router.post("/tournaments/{tournament_id}/cancel", response_model=CancelledOut, summary="Cancel a tournament not finished (operators)",
@@ -246,8 +248,7 @@ class CancelledOut(BaseModel):
 def cancel(tournament_id: TournamentId, body: CancelIn, _operator: Operator, request: Request) -> CancelledOut:
     """`trainarena tournament cancel`: it is never driven again (a driver stops at its next step)."""
     try:
-        with app_store(request).transaction() as session:
-            cancelled = cancel_tournament(session, app_settings(request), tournament_id, body.reason)
+        cancelled = cancel_tournament(app_store(request), app_settings(request), tournament_id, body.reason)
     except CancelRefused as error:
         raise ApiError(409, "conflict", str(error), tournament=str(tournament_id)) from None
     except StoreError:

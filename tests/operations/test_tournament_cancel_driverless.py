@@ -1,0 +1,176 @@
+"""`tournament cancel` of a started tournament that no live driver holds (killed outright, its lease
+expired, or stopped with its withdrawal not stored: a note in its work folder): nothing drives a
+cancelled tournament again, so the cancel withdraws its attempts left running itself (no try of the
+competitor's), honours and removes the notes, and clears the attempts' outputs and the early runs'
+folders; its runs then read cancelled in `runs list`, `runs show` (text and --json), the API and the
+dashboard, never running. A cancel while a live driver holds the lease leaves its attempts to it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+from typer.testing import CliRunner, Result
+
+# The CLI tests' store of a killed driver (tests/cli/driverless_store.py) and their readers of its output.
+sys.path[:0] = [str(Path(__file__).parents[1] / "cli")]
+
+from box_table import read_table  # noqa: E402
+from driverless_store import DRIVERLESS, DriverlessStore, build_driverless_store, hand_lease_to  # noqa: E402
+from field_lines import read_fields  # noqa: E402
+
+from trainarena.api import create_app  # noqa: E402
+from trainarena.cli import app  # noqa: E402
+from trainarena.runs import attempt_dir, tournament_dir  # noqa: E402
+from trainarena.settings import LeaseRules, Settings  # noqa: E402
+from trainarena.stopped_attempts import NOTE_PREFIX, leave_note  # noqa: E402
+from trainarena.store import AttemptStatus, Run, Store, TournamentLease, open_store  # noqa: E402
+from trainarena.store.api_keys import create_key  # noqa: E402
+from trainarena.store.leases import DriverIdentity, lease_holder, renew  # noqa: E402
+from trainarena.store.models import ApiRole  # noqa: E402
+
+LIST_HEADERS = ["run", "tournament", "round", "task", "competitor", "result", "reason"]
+REASON = "cancelled: wrong entrants (after it started: its records stay)"
+
+
+@pytest.fixture
+def driverless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DriverlessStore:
+    """Week-2, its run ``run_id`` left running by a driver killed outright, that run's attempt folder
+    with logs and a half-written output, and an early run's folder, as a killed drive leaves them."""
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    left = build_driverless_store(tmp_path / "data")
+    folder = attempt_dir(Settings().work_dir, left.tournament_id, left.run_id, 1)
+    for name in ("logs/stderr.log", "output/half.safetensors"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("x")
+    early = tournament_dir(Settings().work_dir, left.tournament_id) / "early" / "d1e" / "run--1" / "attempt-1"
+    early.mkdir(parents=True)
+    (early / "stdout.log").write_text("x")
+    return left
+
+
+def _invoke(*args: str, width: int = 200) -> Result:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _attempt(store: Store, run_id: int) -> tuple[str, str, int, str | None]:
+    """(the run's status, its attempt's status, its tries, the attempt's reason)."""
+    with store.session() as session:
+        run = session.get_one(Run, run_id)
+        [attempt] = run.attempt_records
+        return run.status, attempt.status, run.tries, attempt.failure_reason
+
+
+def _expire_lease(store: Store, tournament_id: int) -> None:
+    """The lease of a live driver on another host, expired: that driver stalled or died."""
+    hand_lease_to(store, tournament_id, "elsewhere", 4242)
+    with store.transaction() as session:
+        session.execute(update(TournamentLease).where(TournamentLease.tournament_id == tournament_id)
+                        .values(expires_at=datetime.now(UTC) - timedelta(minutes=5)))  # fmt: skip
+
+
+@pytest.mark.parametrize("lease", ["killed-here", "expired-elsewhere"])
+def test_a_cancel_no_live_driver_holds_withdraws_its_running_attempts(driverless: DriverlessStore, lease: str) -> None:
+    settings = Settings()
+    with open_store(settings) as store:
+        if lease == "expired-elsewhere":
+            _expire_lease(store, driverless.tournament_id)
+        with store.session() as session:
+            killed = session.get_one(Run, driverless.run_id).attempt_records[0]
+            driver = f"{killed.driver_host} pid {killed.driver_pid}"
+
+        cancelled = _invoke("tournament", "cancel", str(driverless.tournament_id), "--reason", "wrong entrants")
+        assert cancelled.output == (f"cancelled {DRIVERLESS} (id {driverless.tournament_id}): its records stay whole: its tasks "
+                                    "stay drawn and its entrants entered; withdrew 1 attempt that its driver, no longer "
+                                    "alive, had left running (no try counted)\n")  # fmt: skip
+        assert _attempt(store, driverless.run_id) == (
+            "pending", AttemptStatus.WITHDRAWN, 0, f"withdrawn: its tournament was cancelled; its driver ({driver}) had stopped")
+        with store.session() as session:
+            assert lease_holder(session, driverless.tournament_id) is None  # the cancel's, released with it
+        with store.transaction() as session:  # its driver, had it only stalled, finds its lease lost when it wakes
+            assert not renew(session, driverless.tournament_id, DriverIdentity("killed-driver", "-", 0), LeaseRules())
+    folder = attempt_dir(settings.work_dir, driverless.tournament_id, driverless.run_id, 1)
+    assert not (folder / "output").exists() and (folder / "logs" / "stderr.log").is_file()  # its logs stay
+    assert not (tournament_dir(settings.work_dir, driverless.tournament_id) / "early").exists()
+    _assert_reads_cancelled(driverless, "withdrawn")
+
+
+def _assert_reads_cancelled(driverless: DriverlessStore, attempt: str) -> None:
+    """The run left unfinished reads cancelled, with the tournament's outcome its reason, in the CLI (text
+    and --json), the API and the dashboard, its attempt ``attempt``; the run its driver finished reads as
+    it ended."""
+    reason = f"its tournament was {REASON}"
+    listed = {run["run_id"]: run for run in json.loads(_invoke("runs", "list", "--json").output)}
+    assert [listed[driverless.run_id][key] for key in ("status", "reason", "driver")] == ["cancelled", reason, None]
+    assert listed[driverless.done_id]["status"] not in ("cancelled", "running")
+    rows = {int(row[0]): row for row in read_table(_invoke("runs", "list").output, 200, LIST_HEADERS)}
+    result, cell = rows[driverless.run_id][5:]
+    assert result == "cancelled" and cell.startswith("its tournament was cancelled: wrong entrants")  # cut to fit
+    for status in ("running", "pending"):  # it is neither
+        assert driverless.run_id not in {run["run_id"] for run in json.loads(_invoke("runs", "list", "--status", status, "--json").output)}
+    fields, _ = read_fields(_invoke("runs", "show", str(driverless.run_id), width=80).output, 80)
+    assert fields["status"] == "cancelled" and "driver" not in fields
+    shown = json.loads(_invoke("runs", "show", str(driverless.run_id), "--json").output)
+    assert [shown[key] for key in ("status", "reason", "summary", "driver")] == ["cancelled", reason, reason, None]
+    assert [line["status"] for line in shown["attempt_history"]] == [attempt]
+    board = json.loads(_invoke("tournament", "show", str(driverless.tournament_id), "--json").output)
+    assert {line["run_id"]: line["status"] for line in board["runs"]}[driverless.run_id] == "cancelled"
+    bracket = _invoke("tournament", "show", str(driverless.tournament_id)).output
+    assert f"run {driverless.run_id}" in bracket and "running" not in bracket
+
+    settings = Settings()
+    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
+        with store.transaction() as session:
+            headers = {"Authorization": f"Bearer {create_key(session, 'reader', ApiRole.COMPETITOR).secret}"}
+        runs = {run["run_id"]: run for run in client.get("/v1/runs?limit=100", headers=headers).json()["data"]}
+        assert [runs[driverless.run_id][key] for key in ("status", "reason", "driver")] == ["cancelled", reason, None]
+        api_run = client.get(f"/v1/runs/{driverless.run_id}", headers=headers).json()
+        assert (api_run["status"], api_run["driver"], api_run["attempt_history"][0]["status"]) == ("cancelled", None, attempt)
+        for page in (f"/runs/{driverless.run_id}", f"/tournaments/{driverless.tournament_id}"):
+            html = client.get(page).text
+            assert '<span class="status status-cancelled">cancelled</span>' in html and "status-running" not in html, page
+
+
+def test_a_cancel_honours_the_note_of_a_withdrawal_its_stopped_driver_could_not_store(driverless: DriverlessStore) -> None:
+    settings = Settings()
+    folder = tournament_dir(settings.work_dir, driverless.tournament_id)
+    with open_store(settings) as store:
+        with store.session() as session:
+            attempt = session.get_one(Run, driverless.run_id).attempt_records[0]
+            stopped = DriverIdentity("stopped-driver", str(attempt.driver_host), int(attempt.driver_pid or 0))
+        with store.transaction() as session:  # it released its lease, its withdrawal not stored
+            session.query(TournamentLease).filter_by(tournament_id=driverless.tournament_id).delete()
+        why = f"withdrawn: its driver ({stopped.host} pid {stopped.pid}) was stopped by SIGTERM"
+        leave_note(folder, stopped, why)
+        assert len(list(folder.glob(f"{NOTE_PREFIX}*.json"))) == 1
+
+        assert json.loads(_invoke("tournament", "cancel", str(driverless.tournament_id), "--reason", "wrong entrants",
+                                  "--json").output)["withdrawn"] == 1  # fmt: skip
+        assert _attempt(store, driverless.run_id) == ("pending", AttemptStatus.WITHDRAWN, 0, why)
+    assert list(folder.glob(f"{NOTE_PREFIX}*.json")) == []
+    _assert_reads_cancelled(driverless, "withdrawn")
+
+
+def test_a_cancel_leaves_a_live_drivers_attempts_to_it(driverless: DriverlessStore) -> None:
+    settings = Settings()
+    folder = attempt_dir(settings.work_dir, driverless.tournament_id, driverless.run_id, 1)
+    with open_store(settings) as store:
+        hand_lease_to(store, driverless.tournament_id, "elsewhere", 4242)  # a live driver on another host
+        done = json.loads(_invoke("tournament", "cancel", str(driverless.tournament_id), "--reason", "wrong entrants",
+                                  "--json").output)  # fmt: skip
+        assert (done["status"], done["reason"], done["withdrawn"]) == ("cancelled", REASON, 0)
+        assert _attempt(store, driverless.run_id) == ("running", AttemptStatus.RUNNING, 1, None)  # its driver's to withdraw
+        with store.session() as session:
+            holder = lease_holder(session, driverless.tournament_id)
+            assert holder is not None and (holder.host, holder.pid) == ("elsewhere", 4242)
+    assert (folder / "output" / "half.safetensors").is_file()  # its runs may still be writing there
+    assert (tournament_dir(settings.work_dir, driverless.tournament_id) / "early").is_dir()
+    _assert_reads_cancelled(driverless, "cancelled")  # its driver is killing it: it is no longer played
+
