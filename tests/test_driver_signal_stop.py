@@ -18,19 +18,27 @@ from pathlib import Path
 from types import FrameType
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Stage
 from trainarena.execution.supervise import STOPPED_REASON, StopAtOnce, current_stop_event
-from trainarena.operations.cancelling import cancel_tournament
+from trainarena.operations.cancelling import CancelledTournament, cancel_tournament
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.records.recorder import Recorder
-from trainarena.runs import DiskFull, DriverStopped, RunReport, RunRequest, deferred_in_database_call
+from trainarena.runs import DiskFull, DriverStopped, ProgressEvent, RunReport, RunRequest, deferred_in_database_call
 from trainarena.settings import LeaseRules, Settings
 from trainarena.stopped_attempts import WithdrawalNotes, leave_note
-from trainarena.store import AttemptStatus, RunAttempt, Store, add_competitor, tournament_runs
+from trainarena.store import (
+    AttemptStatus,
+    RunAttempt,
+    Store,
+    TournamentStatus,
+    add_competitor,
+    get_tournament,
+    tournament_runs,
+)
 from trainarena.store.leases import DriverIdentity, lease_holder
 from trainarena.store.log_tables import LogEntry
 from trainarena.store.tournaments import TournamentCancelled
@@ -198,8 +206,6 @@ def test_a_full_disk_stops_the_drive_and_costs_no_try(store: Store, settings: Se
     assert _b_run(store, tid)[1] == RunStatus.SUCCEEDED
 
 
-
-
 class CancelledWhileTraining(Scores):
     """The first run cancels its tournament (as the operator would, from another process) once each
     slot's run started, then returns its report (``first_returns``: finished after the cancellation) or
@@ -260,3 +266,71 @@ def test_a_cancelled_tournaments_driver_stops_its_runs_and_stores_nothing_after(
         assert list(logged) == ["commitment", "cancellation"]  # no run statement after (nor before) it
     with pytest.raises(TournamentCancelled):
         _drive(store, settings, tid, Scores())
+
+
+def _waiting_on_a_row_lock(store: Store) -> bool:
+    """Whether another session of this PostgreSQL database waits on a lock (pg_stat_activity)."""
+    with store.engine.connect() as connection:
+        return bool(connection.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")))
+
+
+class CancelDuringAStep:
+    """The drive's progress callback: on ``round_created`` (said inside the write step that creates the
+    round, its transaction open) it cancels the tournament from another thread, as the operator would,
+    and returns (the step commits) only once that cancellation is seen waiting."""
+
+    def __init__(self, store: Store, settings: Settings, tid: int) -> None:
+        self.store, self.settings, self.tid = store, settings, tid
+        self.cancelled: list[CancelledTournament] = []
+        self.thread = threading.Thread(target=self._cancel)
+        self.waited = False  # the cancel was still waiting while the step held the tournament
+
+    def _cancel(self) -> None:
+        self.cancelled.append(cancel_tournament(self.store, self.settings, self.tid, "wrong pool"))
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.kind != "round_created" or self.thread.ident is not None:  # once
+            return
+        self.thread.start()
+        if self.store.engine.dialect.name == "postgresql":  # seen waiting on the row lock, not merely slow
+            deadline = time.monotonic() + 10
+            while not _waiting_on_a_row_lock(self.store) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.waited = _waiting_on_a_row_lock(self.store) and self.thread.is_alive()
+        else:  # SQLite's busy wait for the write lock shows nowhere: it has not returned meanwhile
+            self.thread.join(1.0)
+            self.waited = self.thread.is_alive()
+
+
+class AfterTheCancel(Scores):
+    """Every run returns once the cancellation committed: the write step storing it starts after."""
+
+    def __init__(self, cancel: CancelDuringAStep) -> None:
+        self.cancel = cancel
+
+    def execute(self, request: RunRequest) -> RunReport:
+        self.cancel.thread.join(30)
+        return super().execute(request)
+
+
+def test_a_cancel_waits_for_the_write_step_under_way_and_the_next_step_refuses(store: Store, settings: Settings) -> None:
+    """The row lock each write step takes on its tournament (SELECT ... FOR UPDATE on PostgreSQL) orders a
+    cancellation after the step under way: the cancel sees what the step stored (its round: the
+    tournament started, so nothing is released and its end is signed after the commitment), and every
+    step after it refuses."""
+    tid = _tournament(store)
+    cancel = CancelDuringAStep(store, settings, tid)
+    with pytest.raises(TournamentCancelled, match=r"^tournament 't1' was cancelled \(cancelled: wrong pool"):
+        _drive(store, settings, tid, AfterTheCancel(cancel), progress=cancel, recorder=Recorder(settings))
+    cancel.thread.join(30)
+    assert cancel.waited
+    assert [(c.released, c.reason) for c in cancel.cancelled] == [(False, "cancelled: wrong pool (after it started: its records stay)")]
+    with store.session() as session:
+        tournament = get_tournament(session, tid)
+        assert tournament.status == TournamentStatus.CANCELLED and len(tournament.rounds) == 1
+        assert [e.competitor.name for e in tournament.entrants] == NAMES  # kept: its round names them
+        assert all(run.counted_attempt is None for run in tournament_runs(session, tid))  # nothing stored after
+        logged = session.scalars(select(LogEntry.kind).where(LogEntry.tournament_id == tid).order_by(LogEntry.index))
+        assert list(logged) == ["commitment", "cancellation"]

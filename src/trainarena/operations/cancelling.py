@@ -75,7 +75,7 @@ def cancel_tournament(store: Store, settings: Settings, tournament_id: int, reas
         holder = lease_holder(session, tournament_id)
         dead = holder.owner_id if holder is not None and holder.is_dead_local_process(me) else None
         driven = try_acquire(session, tournament_id, me, settings.lease, take_from=dead) is not None
-        session.refresh(tournament, with_for_update=True)  # as get_tournament(lock=True): after a driver's write step, never amid it
+        tournament = get_tournament(session, tournament_id, lock=True)  # after a driver's write step, never amid it
         _refuse_ended(tournament)
         said = " ".join((reason or "").split())[:REASON_MAX] or "by the operator"
         released = _end(session, settings, tournament, said)

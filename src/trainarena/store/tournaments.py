@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from trainarena.contract import RunStatus, stored_name_problem
@@ -108,10 +108,15 @@ def cancelled_problem(tournament: Tournament) -> TournamentCancelled | None:
 
 
 def get_tournament(session: Session, tournament_id: int, *, lock: bool = False) -> Tournament:
-    """The tournament; with ``lock``, its row is held until the transaction ends (SELECT ... FOR UPDATE, on
-    PostgreSQL: SQLite writes one transaction at a time anyway), so a cancellation and a driver's write
-    step happen one after the other, never interleaved."""
-    tournament = session.get(Tournament, tournament_id, with_for_update=lock)
+    """The tournament; with ``lock``, its row is held until the transaction ends and read as it is then,
+    so a cancellation and a driver's write step happen one after the other, never interleaved: SELECT
+    ... FOR UPDATE on PostgreSQL. SQLite has no row locks: there the transaction takes the database's
+    write lock first (an UPDATE of the row that changes nothing), since pysqlite begins a transaction
+    at its first write only, and a read before it sees the database as it was before a write step
+    under way, which it would then overwrite."""
+    if lock and session.get_bind().dialect.name == "sqlite":
+        session.execute(update(Tournament.__table__).where(Tournament.id == tournament_id).values(id=Tournament.id))
+    tournament = session.get(Tournament, tournament_id, with_for_update=lock, populate_existing=lock)
     if tournament is None:
         raise StoreError(f"no tournament with id {tournament_id}")
     return tournament
