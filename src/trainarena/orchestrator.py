@@ -155,11 +155,13 @@ def _create_round(session: Session, tournament: Tournament, plan: RoundPlan, tas
     return runs
 
 
-def _store_finish(session: Session, tournament: Tournament, finished: Finished, weight_rules: WeightRules) -> None:
+def _store_finish(session: Session, tournament: Tournament, finished: Finished, weight_rules: WeightRules,
+                  champion_models_due: bool) -> None:
     now = datetime.now(UTC)
     champion = None if finished.champion is None else require_competitor(session, finished.champion)
     if champion is not None and finished.crowned:
-        session.add(ChampionHistory(kind=tournament.kind, competitor=champion, tournament=tournament, crowned_at=now))
+        session.add(ChampionHistory(kind=tournament.kind, competitor=champion, tournament=tournament, crowned_at=now,
+                                    models_due=champion_models_due))
     entrants = [e.competitor.name for e in tournament.entrants]
     weights = tournament_weights(finished, entrants, weight_rules)
     for name, weight in weights.weights.items():
@@ -191,6 +193,7 @@ class _Driver:
     on_stored: RunStored | None = None
     recorder: Recorder | None = None
     early: EarlyRuns | None = None  # runs of a foreseen round trained on free slots (early_runs)
+    champion_models_due: bool = False  # a crowning owes its champion's models to the registry
     # Set to kill the runs in flight at once: the lease was lost, or the tournament cancelled.
     stop_runs: threading.Event = field(default_factory=threading.Event)
 
@@ -279,7 +282,7 @@ class _Driver:
                 return 1, None, []
             if self.early is not None:
                 self.early.drop_unneeded(None)
-            _store_finish(session, tournament, decision, self.weight_rules)
+            _store_finish(session, tournament, decision, self.weight_rules, self.champion_models_due)
             if self.recorder is not None:
                 self.recorder.tournament_finished(session, tournament, self.rules, self.weight_rules)
             self.emit("finished", tournament=tournament.name, competitor=decision.champion)
@@ -422,6 +425,7 @@ def drive(
     on_wait: Waiting | None = None,
     on_stored: RunStored | None = None,
     recorder: Recorder | None = None,
+    champion_models_due: bool = False,
 ) -> Finished | None:
     """Drive a tournament until it finishes; return how it ended (also for an already finished one).
 
@@ -444,7 +448,9 @@ def drive(
     its end is returned); without, :class:`LeaseHeld` is raised at once, naming the holder.
     ``on_stored`` is called with each run's id and folder after its report is stored. A ``recorder``
     signs and logs each stored run, the commitment before the first round, each complete round and the
-    end, in the transactions that store them (``records.recorder``).
+    end, in the transactions that store them (``records.recorder``). ``champion_models_due`` marks a
+    champion it crowns as owed its models' registration, in the transaction that crowns it
+    (``ChampionHistory.models_due``; the registration, after it, is the caller's: ``registry.champions``).
     """
     if parallel < 1:
         raise ValueError(f"parallel must be at least 1, got {parallel}")
@@ -453,7 +459,7 @@ def drive(
                      progress or (lambda _event: None), parallel,
                      max_attempts if max_attempts is not None else (lease_rules or LeaseRules()).max_attempts,
                      lease_rules or LeaseRules(), me, on_stored,
-                     recorder)
+                     recorder, champion_models_due=champion_models_due)
     end = driver.take_lease(wait, on_wait)
     if end is not None:
         return end

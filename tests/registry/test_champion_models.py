@@ -1,7 +1,8 @@
 """Champions' models into the registry: a tournament that crowns a champion registers the models the
 champion trained in it (public, source champion) when the setting is on; never twice. A registration
-that failed after the crowning is done later by serve (at start, after a fault) and the API's drivers;
-a failed one leaves no folder behind."""
+that failed after the crowning is done later by serve (at start, after a fault), the API's drivers and
+the next tournament's end, for every crowning that owed its models however many were crowned since,
+oldest first; a failed one leaves no folder behind."""
 
 from __future__ import annotations
 
@@ -10,17 +11,18 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from registry_data import ArtifactExecutor, add_text_tasks, register_repo
 
 from trainarena.operations.serving import ServeEvent, Serving
 from trainarena.operations.tournaments import create_pool_tournament, run_pool_tournament
-from trainarena.registry import register_champion_models
+from trainarena.registry import register_champion_models, register_due_champion_models
 from trainarena.registry.card import parse_front_matter
 from trainarena.settings import ScheduleRules, Settings
 from trainarena.store import get_competitor, open_store, tournament_runs
-from trainarena.store.models import RegisteredModel, Run
+from trainarena.store.models import ChampionHistory, RegisteredModel, Run
 
 
 @pytest.fixture
@@ -138,7 +140,7 @@ def _crowned_but_unregistered(settings: Settings, tmp_path: Path, monkeypatch: p
     for name in ("alice", "bob", "carol"):
         register_repo(settings, name)
     add_text_tasks(settings, tmp_path, *(f"t{i}" for i in range(1, 19)))
-    real, calls = tournaments_module.register_champion_models, []
+    real, calls = tournaments_module.register_due_champion_models, []
 
     def disk_full(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         calls.append(1)
@@ -146,7 +148,7 @@ def _crowned_but_unregistered(settings: Settings, tmp_path: Path, monkeypatch: p
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tournaments_module, "register_champion_models", disk_full)
+    monkeypatch.setattr(tournaments_module, "register_due_champion_models", disk_full)
     with open_store(settings) as store:
         with store.transaction() as session:
             return create_pool_tournament(session, settings, kind="text", pool="weekly", seed=5).id
@@ -264,7 +266,7 @@ def test_two_heals_at_once_register_each_champion_run_once(
     """Two heals (a drive thread starting while serve starts) overlap; building a model folder is slow
     enough that each would read what is registered before the other commits. One registers the models,
     the other finds them and registers nothing, and no folder is left without its row."""
-    from trainarena.registry import layout, register_reigning_champion_models
+    from trainarena.registry import layout
 
     monkeypatch.setenv("TRAINARENA_REGISTRY__REGISTER_CHAMPIONS", "false")
     off = Settings()
@@ -285,7 +287,7 @@ def test_two_heals_at_once_register_each_champion_run_once(
 
         def heal() -> None:
             try:
-                counts.append(len(register_reigning_champion_models(store, settings)))
+                counts.append(len(register_due_champion_models(store, settings)))
             except BaseException as error:  # noqa: BLE001 - reported by the assertion below
                 errors.append(error)
 
@@ -299,3 +301,74 @@ def test_two_heals_at_once_register_each_champion_run_once(
     models = _models(settings)
     assert [m[2] for m in models] == runs
     assert sorted(p.name for p in settings.registry_dir.iterdir()) == sorted(Path(m[3]).name for m in models)
+
+
+class Crash(BaseException):
+    """The process dies (not an error anything handles): what it committed stays, the rest is lost."""
+
+
+def _crash(*args: object, **kwargs: object) -> NoReturn:
+    raise Crash
+
+
+def _crowned(settings: Settings, seed: int, champion: str, *, crash: bool, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Play a tournament that crowns ``champion``; with ``crash``, the process dies as the registration
+    of the champion's models begins, after the crowning was committed. The tournament's id."""
+    with monkeypatch.context() as patch:
+        if crash:
+            patch.setattr("trainarena.registry.champions.register_model", _crash)
+        try:
+            result = _play(settings, seed)
+        except Crash:
+            with open_store(settings) as store, store.session() as session:
+                crowning = session.query(ChampionHistory).order_by(ChampionHistory.id.desc()).first()
+                assert crowning is not None and crowning.competitor.name == champion
+                return crowning.tournament_id
+    assert not crash and (result.champion, result.crowned) == (champion, True)
+    return result.id
+
+
+def _runs_of(settings: Settings, name: str, tournament_id: int) -> list[int]:
+    return [run for run in _tournament_run_ids(settings, tournament_id) if run in _champion_runs(settings, name)]
+
+
+def test_a_crash_after_each_of_two_crownings_leaves_both_to_heal_in_order(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """alice is crowned while the setting is off; then dave and erin each take the title, and the process
+    dies each time between the crowning and its registration. The heal registers dave's models, then
+    erin's (before, only erin's: the latest crowning), once; alice's, dethroned while the setting was
+    off, never."""
+    monkeypatch.setitem(SCORES, "erin", 0.001)
+    for name in ("alice", "bob", "carol"):
+        register_repo(settings, name)
+    add_text_tasks(settings, tmp_path, *(f"t{i}" for i in range(1, 61)))
+    with monkeypatch.context() as patch:
+        patch.setenv("TRAINARENA_REGISTRY__REGISTER_CHAMPIONS", "false")
+        _crowned(Settings(), 5, "alice", crash=False, monkeypatch=monkeypatch)
+    register_repo(settings, "dave")
+    first = _crowned(settings, 7, "dave", crash=True, monkeypatch=monkeypatch)
+    register_repo(settings, "erin")
+    second = _crowned(settings, 8, "erin", crash=True, monkeypatch=monkeypatch)
+    assert _models(settings) == []
+
+    with open_store(settings) as store:
+        healed = register_due_champion_models(store, settings)
+        assert register_due_champion_models(store, settings) == []  # idempotent
+    dave, erin = _runs_of(settings, "dave", first), _runs_of(settings, "erin", second)
+    assert dave and erin and [model.run_id for model in healed] == dave + erin  # the first crowned first
+    assert [(m[2], m[4]) for m in _models(settings)] == [(run, "dave") for run in dave] + [(run, "erin") for run in erin]
+
+
+def test_the_next_crowning_registers_the_one_a_crash_left_out_first(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tournament run` heals nothing at its start: the registration after the next finish does, oldest first."""
+    for name in ("alice", "bob", "carol"):
+        register_repo(settings, name)
+    add_text_tasks(settings, tmp_path, *(f"t{i}" for i in range(1, 21)))
+    first = _crowned(settings, 5, "alice", crash=True, monkeypatch=monkeypatch)
+    register_repo(settings, "dave")
+    second = _crowned(settings, 7, "dave", crash=False, monkeypatch=monkeypatch)
+    alice, dave = _runs_of(settings, "alice", first), _runs_of(settings, "dave", second)
+    assert alice and dave and [(m[2], m[4]) for m in _models(settings)] == [(run, "alice") for run in alice] + [(run, "dave") for run in dave]

@@ -17,15 +17,25 @@ from sqlalchemy import inspect, select, text
 from trainarena.contract import TaskType
 from trainarena.runs import task_key
 from trainarena.settings import Settings
-from trainarena.store import Base, EvaluationRow, Run, Store, make_engine, open_store, open_store_url, upgrade_schema
+from trainarena.store import (
+    Base,
+    EvaluationRow,
+    Run,
+    Store,
+    add_competitor,
+    make_engine,
+    open_store,
+    open_store_url,
+    upgrade_schema,
+)
 from trainarena.store.adhoc import start_adhoc_run
 from trainarena.store.api_keys import create_key
 from trainarena.store.database import alembic_config
 from trainarena.store.locks import migration_connection
-from trainarena.store.models import ApiRole, Job, UploadedFile
+from trainarena.store.models import ApiRole, ChampionHistory, Job, UploadedFile
 from trainarena.tasks.base import TaskDefinition
 
-HEAD = "0016"  # the newest migration: a fresh store is at it
+HEAD = "0017"  # the newest migration: a fresh store is at it
 
 EXPECTED_TABLES = {
     "competitor", "tournament", "tournament_entrant", "round", "match", "task", "run", "evaluation",
@@ -274,6 +284,28 @@ def test_0016_adds_and_drops_the_jobs_not_before_on_each_backend(url_on_each_bac
         assert "not_before" in _job_columns(store.engine) and _drift(store.engine) == []
         with store.session() as session:  # claimable at once, as every queued job was before 0016
             assert session.get_one(Job, "job-1").not_before is None
+
+# --- 0017: a crowning's models due -------------------------------------------------------------------
+
+
+def _crownings(store: Store) -> list[tuple]:
+    with store.engine.connect() as connection:
+        return connection.exec_driver_sql("SELECT id, models_due FROM champion_history ORDER BY id").fetchall()
+
+
+def test_0017_marks_no_crowning_stored_before_as_owing_its_models_on_each_backend(url_on_each_backend: str) -> None:
+    """Whether the setting was on when they were crowned is unknown: the heal takes the reigning ones only, as before."""
+    with open_store_url(url_on_each_backend) as store:
+        with store.transaction() as session:
+            add_competitor(session, name="a", repo_url="u", commit="c" * 40, tree_hash="t", source_digest="d", entrypoint="train.py")
+            session.add(ChampionHistory(kind="text", competitor_id=1, models_due=True))
+        with migration_connection(store.engine) as connection:
+            command.downgrade(alembic_config(connection), "0016")
+        with store.engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO champion_history (kind, competitor_id, crowned_at) "
+                                       "VALUES ('text', 1, '2026-12-01 00:00:00')")
+        upgrade_schema(store.engine)
+        assert _crownings(store) == [(1, False), (2, False)] and _drift(store.engine) == []
 
 
 def test_0003_downgrades_and_upgrades_on_postgresql(postgres_url: str) -> None:

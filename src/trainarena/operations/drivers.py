@@ -4,8 +4,8 @@ soon as its own is done) under the tournament's lease until it finishes or the p
 lease keeps one driver per tournament across processes (``tournament run``, ``serve``, another API);
 a start while one drives it is refused with the holder named. A stop lets the runs under way finish
 and be stored; runs it did not reach are played by the next driver. Each drive first registers the
-reigning champions' models an earlier registration left out (a finished tournament is not driven
-again, so this is where a failure after a crowning heals; ``registry.champions``).
+champions' models earlier registrations left out, every crowning owing them, oldest first (a finished
+tournament is not driven again, so this is where a failure after a crowning heals; ``registry.champions``).
 
 The drivers are a ``Service`` of the API app (start/stop with the process); they own no store: each
 start names the store to drive on, which outlives them (the app stops its services before closing it).
@@ -18,7 +18,7 @@ import threading
 
 from trainarena.operations.pools import StoredTaskUnusable
 from trainarena.operations.tournaments import DrawnInputs, check_drawn_tasks, drive_pool_tournament
-from trainarena.registry import register_reigning_champion_models
+from trainarena.registry import register_due_champion_models
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import RunExecutor
 from trainarena.settings import Settings
@@ -120,7 +120,7 @@ class BackgroundDrivers:
 
     def _register_left_out(self, store: Store) -> None:
         try:
-            registered = register_reigning_champion_models(store, self.settings)
+            registered = register_due_champion_models(store, self.settings)
         except Exception:  # noqa: BLE001 - logged; the next drive (or serve) tries again
             logger.exception("registering the champion models left out before failed")
             return

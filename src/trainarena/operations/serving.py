@@ -18,7 +18,7 @@ started again picks up where the store says it was.
   ``schedule.retry_after_fault``.
 - A new champion's models are registered as its tournament finishes (``registry.register_champions``);
   a registration that failed or was cut short (a fault while driving, a killed ``serve``) is done at
-  start and again ``schedule.retry_after_fault`` after a fault (``register_reigning_champion_models``,
+  start and again ``schedule.retry_after_fault`` after a fault (``register_due_champion_models``,
   idempotent). At start, model folders that killed registrations left without a row are swept.
 - The store failing for a moment (SQLite locked past its timeout, a PostgreSQL restart) while the
   schedule is read: logged, asked again after ``schedule.retry_after_fault``; serve never dies of it.
@@ -40,7 +40,7 @@ from trainarena.operations.schedule import Action, Create, Drive, Sleep, enabled
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, drive_pool_tournament
 from trainarena.orchestrator import RunStored, Tending
 from trainarena.records.recorder import publish_recorded
-from trainarena.registry import register_reigning_champion_models, sweep_registry
+from trainarena.registry import register_due_champion_models, sweep_registry
 from trainarena.runs import ProgressEvent, RunExecutor
 from trainarena.settings import Settings
 from trainarena.store import Store, StoreError, get_tournament, named_lock, stored_weights
@@ -234,9 +234,10 @@ class Serving:
         self.publish(quiet=False)
 
     def register_models(self) -> None:
-        """Register the reigning champions' models a failed or cut-short registration left out."""
+        """Register the champions' models failed or cut-short registrations left out (each crowning owing
+        them, oldest first)."""
         try:
-            registered = register_reigning_champion_models(self.store, self.settings)
+            registered = register_due_champion_models(self.store, self.settings)
         except Exception as error:  # noqa: BLE001 - idempotent: tried again after a rest
             self._register_again_at = self.clock() + self.settings.schedule.retry_after_fault
             self.say("fault", f"champion models not registered: {type(error).__name__}: {error}; tried again at "

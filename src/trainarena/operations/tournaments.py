@@ -34,7 +34,7 @@ from trainarena.operations.pools import StoredTaskUnusable, definition_problem, 
 from trainarena.operations.task_inputs import changed_input
 from trainarena.orchestrator import Progress, RunStored, Waiting, drive
 from trainarena.records.recorder import recorder_for, revealed_task_names
-from trainarena.registry import register_champion_models
+from trainarena.registry import register_due_champion_models
 from trainarena.runs import RunExecutor, TaskSource
 from trainarena.settings import Settings
 from trainarena.store import (
@@ -314,15 +314,18 @@ def drive_pool_tournament(
     """``orchestrator.drive`` on a pool tournament with the settings' rules, lease and work dir and its
     pool's task source; ``options`` are drive's own (progress, parallel, max_steps, wait, on_stored...).
     Once it has finished, a newly crowned champion's models go into the registry when the settings say
-    so (``registry.register_champions``; idempotent, so a resumed drive registers nothing twice)."""
+    so (``registry.register_champions``; the crowning owes them from its own transaction on), after
+    those of any crowning before whose registration a fault or a dead process left out (idempotent, so
+    a resumed drive registers nothing twice: ``registry.champions``)."""
     inputs = DrawnInputs(settings)
     with store.session() as session:
         check_drawn_tasks(session, tournament_id, inputs)
     finished = drive(store, tournament_id, task_source=pool_task_source(store, tournament_id, inputs), executor=executor,
                      rules=settings.rules, weight_rules=settings.weights, work_dir=settings.work_dir,
-                     lease_rules=settings.lease, recorder=recorder_for(settings), **options)
+                     lease_rules=settings.lease, recorder=recorder_for(settings),
+                     champion_models_due=settings.registry.register_champions, **options)
     if finished is not None:
-        register_champion_models(store, settings, tournament_id)
+        register_due_champion_models(store, settings)
     return finished
 
 

@@ -4,7 +4,7 @@ champions' code (docs/api.md, "Models")."""
 
 from trainarena.registry.archive import ModelFilesMissing, export_model, folder_problem, model_archive, tar_chunks
 from trainarena.registry.card import CardFacts, Measurement, ScriptSource, render_model_card
-from trainarena.registry.champions import register_champion_models, register_reigning_champion_models
+from trainarena.registry.champions import register_champion_models, register_due_champion_models
 from trainarena.registry.licenses import LicenseInfo, detect_license
 from trainarena.registry.models import (
     ModelFile,
@@ -50,8 +50,8 @@ __all__ = [
     "model_record",
     "publish_model",
     "register_champion_models",
+    "register_due_champion_models",
     "register_model",
-    "register_reigning_champion_models",
     "registered_tree",
     "render_model_card",
     "sweep_registry",

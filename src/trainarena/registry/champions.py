@@ -5,10 +5,13 @@ resumed or re-driven tournament registers nothing twice.
 
 The registration follows the transaction that finished the tournament: a failure there (a full disk)
 or a process killed in between leaves a crowning without its models, and nothing drives a finished
-tournament again. :func:`register_reigning_champion_models` heals that: ``serve`` calls it at start
-and again ``schedule.retry_after_fault`` after a fault while driving; the API's tournament drivers
-before each drive. It looks at each kind's latest crowning only, so turning the setting on registers the reigning
-champions' models, never those of champions dethroned before.
+tournament again. :func:`register_due_champion_models` heals that: a pool tournament's drive calls it
+once the tournament finished (its own crowning's registration), ``serve`` at start and again
+``schedule.retry_after_fault`` after a fault while driving, the API's tournament drivers before each
+drive. It registers every crowning that owes its models (``ChampionHistory.models_due``: the setting
+was on when it was crowned) and is not registered yet, however many were crowned since, oldest first;
+and each kind's latest crowning, so turning the setting on registers the reigning champions' models,
+never those of champions dethroned while it was off.
 
 Those callers overlap (a tournament finishing while a drive thread or another process heals), and a
 run's row has no unique constraint: registration holds the store-wide ``named_lock``
@@ -21,7 +24,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from trainarena.contract import RunStatus
@@ -84,19 +87,23 @@ def register_champion_models(store: Store, settings: Settings, tournament_id: in
         return registered
 
 
-def register_reigning_champion_models(store: Store, settings: Settings) -> list[RegisteredModel]:
-    """``register_champion_models`` for each kind's latest crowning by a tournament whose champion's runs
-    there are not all registered (module docstring); the models registered now."""
+def register_due_champion_models(store: Store, settings: Settings) -> list[RegisteredModel]:
+    """``register_champion_models`` for each crowning whose champion's runs there are not all registered
+    and that owes them or is its kind's latest (module docstring), oldest crowning first; the models
+    registered now."""
     if not settings.registry.register_champions:
         return []
     with store.session() as session:
         done = set(session.scalars(select(RegisteredModel.run_id).where(RegisteredModel.run_id.is_not(None))))
-        pending = []
-        for kind in TOURNAMENT_KINDS:
-            latest = session.scalar(select(ChampionHistory).where(ChampionHistory.kind == kind)
-                                    .order_by(ChampionHistory.crowned_at.desc(), ChampionHistory.id.desc()).limit(1))  # fmt: skip
-            if latest is not None and latest.tournament_id is not None and any(
-                run.id not in done for run in champion_runs(session, latest.tournament_id, latest.competitor_id)
-            ):
-                pending.append(latest.tournament_id)
+        reigning = [session.scalar(select(ChampionHistory.id).where(ChampionHistory.kind == kind)
+                                   .order_by(ChampionHistory.crowned_at.desc(), ChampionHistory.id.desc()).limit(1))
+                    for kind in TOURNAMENT_KINDS]  # fmt: skip
+        owed = session.scalars(
+            select(ChampionHistory)
+            .where(ChampionHistory.tournament_id.is_not(None),
+                   or_(ChampionHistory.models_due, ChampionHistory.id.in_([id_ for id_ in reigning if id_ is not None])))
+            .order_by(ChampionHistory.crowned_at, ChampionHistory.id)
+        )  # fmt: skip
+        pending = [crowning.tournament_id for crowning in owed if any(
+            run.id not in done for run in champion_runs(session, crowning.tournament_id, crowning.competitor_id))]
     return [model for tournament_id in pending for model in register_champion_models(store, settings, tournament_id)]

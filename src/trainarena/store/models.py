@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -367,6 +368,10 @@ class ChampionHistory(Base):
     competitor_id: Mapped[int] = mapped_column(ForeignKey("competitor.id"))
     tournament_id: Mapped[int | None] = mapped_column(ForeignKey("tournament.id"))
     crowned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Its champion's models are to go into the registry (registry.register_champions was on when it was
+    # crowned; set in the crowning's transaction): a registration the process did not live to do is
+    # owed, whatever was crowned since (registry.champions). Migration 0017.
+    models_due: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     competitor: Mapped[Competitor] = relationship()
     tournament: Mapped[Tournament | None] = relationship()
