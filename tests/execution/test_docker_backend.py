@@ -120,7 +120,7 @@ def test_the_factory_says_what_to_do_without_a_daemon(tmp_path: Path, monkeypatc
     (fake / "docker").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
     settings = Settings(data_dir=tmp_path / "data", sandbox=SandboxRules(backend="docker"))
-    with pytest.raises(SandboxUnavailable, match=r"`docker info --format \{\{.CgroupVersion\}\}` failed: Cannot connect"):
+    with pytest.raises(SandboxUnavailable, match=r"`docker info --format \{\{json .\}\}` failed: Cannot connect"):
         make_backend(settings)
 
 

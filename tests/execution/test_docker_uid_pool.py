@@ -19,8 +19,10 @@ from trainarena.contract import RunStatus
 from trainarena.execution import docker, host_user
 from trainarena.execution.capabilities import probe_capabilities
 from trainarena.execution.cgroups import CgroupLayout
-from trainarena.execution.docker import DockerBackend
+from trainarena.execution.docker import DockerBackend, userns_refusal
+from trainarena.execution.docker_cli import USERNS_REMAP_FIX, DaemonInfo, DockerCli, daemon_info
 from trainarena.execution.output_tree import remove_tree, settle_modes
+from trainarena.execution.runtime import SandboxUnavailable
 from trainarena.execution.uid_pool import UidPool
 from trainarena.settings import SandboxRules, Settings
 
@@ -29,7 +31,8 @@ POOL = (2_100_000_100, 4)
 GID = SandboxRules().sandbox_uid
 
 # The docker CLI, as far as a run uses it: each call logged with the uids whose lease some process
-# holds at that moment; `run` behaves as the file `outcome` says (ok, fail, hang until `docker kill`).
+# holds at that moment; `info` answers the file `info.json` where there is one (else a plain daemon's
+# facts); `run` behaves as the file `outcome` says (ok, fail, hang until `docker kill`).
 FAKE_DOCKER = """#!{python}
 import fcntl, json, os, signal, sys, time
 from pathlib import Path
@@ -50,7 +53,9 @@ leased = sorted(int(path.stem) for path in LEASES.glob("*.lock") if held(path))
 with open(HERE / "calls.jsonl", "a") as log:
     log.write(json.dumps({{"args": args, "leased": leased}}) + "\\n")
 if args[0] == "info":
-    print("2")
+    info = HERE / "info.json"
+    print(info.read_text() if info.exists() else json.dumps({{"CgroupVersion": "2", "DockerRootDir": "/var/lib/docker",
+                                                              "SecurityOptions": ["name=seccomp,profile=builtin"]}}))
 elif args[0] == "inspect":
     print("false")
 elif args[0] == "kill":
@@ -224,3 +229,57 @@ def test_two_live_containers_are_two_host_users_sharing_the_inputs_group(
         assert not job.output_dir.exists()
     with UidPool(*POOL).lease() as (again, _):
         assert again == first  # both leases were given back
+
+
+# `docker info`'s facts on a daemon started with --userns-remap=default (dockremap's range starts at 100000).
+REMAPPING = {"CgroupVersion": "2", "DockerRootDir": "/var/lib/docker/100000.100000",
+             "SecurityOptions": ["name=seccomp,profile=builtin", "name=userns", "name=cgroupns"]}
+
+
+@pytest.mark.parametrize("pool", [POOL, None], ids=["pool", "sandbox_uid"])
+def test_a_daemon_that_remaps_user_namespaces_is_refused_at_start_saying_what_to_do(
+    pool: tuple[int, int] | None, as_root: tuple[Path, list[tuple[int, int]]], make_job: MakeJob, tmp_path: Path
+) -> None:
+    """Its containers' uids are other host uids than the pool's (or sandbox_uid): the output handed to
+    one would not be writable by its container, and a pool's check that its uids are free says nothing."""
+    leases, handed = as_root
+    fake = FakeDocker(tmp_path / "fake", leases)
+    (fake.folder / "info.json").write_text(json.dumps(REMAPPING))
+    (fake.folder / "outcome").write_text("ok")
+    backend = DockerBackend(SandboxRules(run_as_pool=pool, docker_image="trainarena-runtime:test"), docker=str(fake.executable))
+    who = f"uids {POOL[0]}-{POOL[0] + 3}, one per sandbox, gid {GID} (sandbox.run_as_pool)" if pool else f"uid {GID} (sandbox.sandbox_uid)"
+    refusal = (f"the Docker daemon remaps user namespaces (userns-remap: `docker info` lists name=userns), so a container "
+               f"run as uid N is host uid 100000 + N: the docker backend's containers, as {who}, would not be the host users it "
+               "hands /output to and shares /inputs with"
+               + ("; sandbox.run_as_pool's uids were checked free on the host, not those" if pool else "")
+               + '; give the docker backend a daemon without userns-remap (remove "userns-remap" '
+               "from /etc/docker/daemon.json and restart dockerd, or start another dockerd with its own --data-root, "
+               "--exec-root and -H socket for trainarena and point DOCKER_HOST at it), or use the bwrap backend "
+               "(TRAINARENA_SANDBOX__BACKEND=bwrap)")
+    with pytest.raises(SandboxUnavailable) as refused:
+        backend.prepare()
+    assert str(refused.value) == refusal
+    with pytest.raises(SandboxUnavailable, match="remaps user namespaces"):
+        backend.run(make_job("crasher"))
+    assert [call["args"][0] for call in fake.calls()] == ["info", "info"]  # nothing built, swept, leased or run
+    assert handed == [] and not leases.exists()
+
+
+def test_the_daemons_facts_are_read_from_docker_info(tmp_path: Path) -> None:
+    fake = FakeDocker(tmp_path / "fake", tmp_path / "leases")
+    cli = DockerCli(str(fake.executable), 10)
+    assert daemon_info(cli) == DaemonInfo("2", userns_remap=False, remapped_root=None)
+    (fake.folder / "info.json").write_text(json.dumps(REMAPPING))
+    assert daemon_info(cli) == DaemonInfo("2", userns_remap=True, remapped_root=100000)
+    (fake.folder / "info.json").write_text(json.dumps({**REMAPPING, "DockerRootDir": "/srv/docker", "CgroupVersion": ""}))
+    assert daemon_info(cli) == DaemonInfo("1", userns_remap=True, remapped_root=None)
+    assert "a host uid of its subordinate range" in userns_refusal(daemon_info(cli), "uid 1000, the platform's own", pooled=False)
+    (fake.folder / "info.json").write_text("WARNING: no swap limit support")
+    with pytest.raises(SandboxUnavailable, match=r"answered no JSON object: 'WARNING: no swap limit support'"):
+        daemon_info(cli)
+    # doctor says the same of the daemon: not a daemon the docker backend runs on.
+    (fake.folder / "info.json").write_text(json.dumps(REMAPPING))
+    found = probe_capabilities(SandboxRules(backend="docker"), layout=CgroupLayout.none(), dev_root=tmp_path, docker=str(fake.executable))
+    [daemon] = [feature for feature in found.features if feature.name == "docker daemon"]
+    assert (daemon.ok, daemon.detail, daemon.fix) == (False, "answers, but remaps user namespaces (userns-remap)", USERNS_REMAP_FIX)
+    assert found.verdict == "docker cannot isolate runs here: missing docker daemon."

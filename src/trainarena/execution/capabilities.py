@@ -19,7 +19,7 @@ from trainarena.execution.bwrap import host_user, tmpfs_size_supported, userns_d
 from trainarena.execution.cgroups import CONTROLLERS, CgroupLayout, create_run_cgroup, detect_layout
 from trainarena.execution.disk import MB
 from trainarena.execution.docker import container_user
-from trainarena.execution.docker_cli import docker_available
+from trainarena.execution.docker_cli import USERNS_REMAP_FIX, DockerCli, daemon_info
 from trainarena.execution.host_user import HostUser
 from trainarena.execution.runtime import SandboxUnavailable, TrainingPython, training_python
 from trainarena.settings import SandboxRules
@@ -239,7 +239,13 @@ def _docker_feature(docker: str, required: bool) -> Feature:
     if shutil.which(docker) is None:
         return Feature("docker daemon", False, "no docker CLI", required,
                        "the docker backend cannot run", "install docker.io and start dockerd")
-    if docker_available(docker):
-        return Feature("docker daemon", True, "answers", required)
-    return Feature("docker daemon", False, "no answer to docker info", required,
-                   "the docker backend cannot run", "start dockerd (or point DOCKER_HOST at a daemon)")
+    try:
+        info = daemon_info(DockerCli(docker, _PROBE_TIMEOUT_SECONDS))
+    except SandboxUnavailable:
+        return Feature("docker daemon", False, "no answer to docker info", required,
+                       "the docker backend cannot run", "start dockerd (or point DOCKER_HOST at a daemon)")
+    if info.userns_remap:
+        return Feature("docker daemon", False, "answers, but remaps user namespaces (userns-remap)", required,
+                       "the docker backend refuses it: a container's uid there is another host uid than the one "
+                       "it hands /output to", USERNS_REMAP_FIX)
+    return Feature("docker daemon", True, "answers", required)

@@ -19,7 +19,9 @@ What it protects against (the adversarial tests in tests/execution/ run against 
   removed (one docker failed to remove keeps its uid until ``close`` removes it, or the platform ends),
   so two live containers cannot signal, trace or write into each other after an escape. A
   platform that dies loses its leases with it while its containers live on: a run that leases a uid
-  first removes the containers of dead platforms (``remove_leftovers``), which may hold it.
+  first removes the containers of dead platforms (``remove_leftovers``), which may hold it. All of
+  this needs a container's uid to be that host uid: a daemon that remaps user namespaces is refused
+  at start (:func:`userns_refusal`).
 - Memory (swap included), processes and threads (``--pids-limit``: the init counts, as bwrap's two
   processes do), CPU (``--cpus``): the container's cgroup; the run's
   processes get ``nice`` added, as under bwrap; every file at ``output_max_mb`` (``--ulimit fsize``) and /output's total
@@ -57,7 +59,17 @@ from pathlib import Path, PurePosixPath
 from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT, SANDBOX_SUBMISSION, RunStatus
 from trainarena.execution.base import RunResult, SandboxJob
 from trainarena.execution.disk import MB, disk_description
-from trainarena.execution.docker_cli import OWNER_LABEL, RUN_LABEL, DockerCli, find_docker, owner_label, remove_leftovers
+from trainarena.execution.docker_cli import (
+    OWNER_LABEL,
+    RUN_LABEL,
+    USERNS_REMAP_FIX,
+    DaemonInfo,
+    DockerCli,
+    daemon_info,
+    find_docker,
+    owner_label,
+    remove_leftovers,
+)
 from trainarena.execution.docker_image import HostImage, ensure_image, host_image
 from trainarena.execution.host_user import HostUser, hand_over, leased, pool_user
 from trainarena.execution.limits import out_of_memory, output_cap
@@ -94,6 +106,19 @@ def host_runtime(rules: SandboxRules) -> Runtime:
     binds = outermost([Path("/usr"), *(Path("/") / name for name in image.layout.bound), *etc, *python.needed_dirs])
     # -g: a signal reaches the script's whole process group, as bwrap signals every process of a run.
     return Runtime(image.tag, str(python.executable), (init, "-g", "--"), binds, image)
+
+
+def userns_refusal(info: DaemonInfo, user_line: str, pooled: bool) -> str:
+    """Why the backend does not run on a daemon that remaps user namespaces: everything it does for a
+    run's host user (``user_line``: who its containers run as) is done for the uid it passes to
+    ``--user``, which the daemon maps to another host uid. /output, handed to that uid, would not be
+    writable; /inputs, shared with its gid, not readable; and a pool's uids, leased as free on the host,
+    would not be who the containers are (those of the daemon's subordinate range may be anyone's)."""
+    mapped = f"host uid {info.remapped_root} + N" if info.remapped_root is not None else "a host uid of its subordinate range"
+    pool = "; sandbox.run_as_pool's uids were checked free on the host, not those" if pooled else ""
+    return (f"the Docker daemon remaps user namespaces (userns-remap: `docker info` lists name=userns), so a container "
+            f"run as uid N is {mapped}: the docker backend's containers, as {user_line}, would not be the host users it "
+            f"hands /output to and shares /inputs with{pool}; {USERNS_REMAP_FIX}")
 
 
 def outermost(paths: list[Path]) -> tuple[Path, ...]:
@@ -139,12 +164,15 @@ class DockerBackend:
         self._kept_lock = threading.Lock()
 
     def prepare(self) -> None:
-        """Once per backend, before its first run: the daemon answers, the image is there (the host
-        runtime image built when missing), containers a dead platform left here are removed."""
+        """Once per backend, before its first run: the daemon answers and does not remap user namespaces
+        (:func:`userns_refusal`), the image is there (the host runtime image built when missing),
+        containers a dead platform left here are removed."""
         with self._prepare_lock:
             if self._cgroup is not None:
                 return
-            version = self._cli.text("info", "--format", "{{.CgroupVersion}}")
+            info = daemon_info(self._cli)
+            if info.userns_remap:
+                raise SandboxUnavailable(userns_refusal(info, self.user_line, pooled=self.user.pool is not None))
             if self.runtime.host_image is not None:
                 ensure_image(self._cli, self.runtime.host_image)
             elif self._cli.call("image", "inspect", self.runtime.image).returncode != 0:
@@ -152,7 +180,7 @@ class DockerBackend:
                                          f"and is never pulled: build it (docker build -f docker/runtime.Dockerfile -t "
                                          f"{self.runtime.image} .) or unset docker_image to use this host's runtime")
             remove_leftovers(self._cli)
-            self._cgroup = f"cgroup-v{version or '1'}"
+            self._cgroup = f"cgroup-v{info.cgroup_version}"
 
     def docker_argv(self, job: SandboxJob, env: dict[str, str], container: str, user: HostUser | None = None) -> list[str]:
         """The full ``docker run`` command line for ``job`` as ``user`` (default :attr:`user`; tests assert on it)."""

@@ -1,5 +1,5 @@
-"""Talking to the Docker daemon: the CLI, whether a daemon answers, and the containers a crashed
-platform left behind.
+"""Talking to the Docker daemon: the CLI, whether a daemon answers and what it is (``daemon_info``), and
+the containers a crashed platform left behind.
 
 Every container the docker backend starts carries two labels: the run's id and its *owner*, the
 platform process that started it (host name, pid and the process's start time, so a recycled pid is
@@ -12,7 +12,9 @@ are never touched.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -24,6 +26,14 @@ from trainarena.execution.runtime import SandboxUnavailable
 
 RUN_LABEL = "trainarena.run"
 OWNER_LABEL = "trainarena.owner"
+# What to do about a daemon that remaps user namespaces (DaemonInfo.userns_remap): the docker backend
+# needs a container's uid to be that host uid.
+USERNS_REMAP_FIX = ('give the docker backend a daemon without userns-remap (remove "userns-remap" from '
+                    "/etc/docker/daemon.json and restart dockerd, or start another dockerd with its own --data-root, "
+                    "--exec-root and -H socket for trainarena and point DOCKER_HOST at it), or use the bwrap backend "
+                    "(TRAINARENA_SANDBOX__BACKEND=bwrap)")
+# A remapping daemon keeps its data in a folder named after the host uid and gid container root is.
+_REMAPPED_ROOT_DIR = re.compile(r"(\d+)\.(\d+)")
 
 
 @dataclass(frozen=True)
@@ -68,9 +78,29 @@ def daemon_problem(docker: str = "docker", timeout: float = 20.0) -> str | None:
     return None
 
 
-def docker_available(docker: str = "docker") -> bool:
-    """True when a Docker daemon answers (``docker info`` succeeds)."""
-    return daemon_problem(docker) is None
+@dataclass(frozen=True)
+class DaemonInfo:
+    """What the docker backend reads of the daemon (``docker info``) before its first run."""
+
+    cgroup_version: str  # "1" or "2"
+    # The daemon remaps user namespaces (dockerd --userns-remap; SecurityOptions lists name=userns): a
+    # container's uid N is host uid remapped_root + N, of a subordinate range (/etc/subuid).
+    userns_remap: bool
+    remapped_root: int | None  # None where the daemon's root folder does not say it (/var/lib/docker/UID.GID)
+
+
+def daemon_info(cli: DockerCli) -> DaemonInfo:
+    """The daemon's :class:`DaemonInfo`; SandboxUnavailable when it does not answer."""
+    text = cli.text("info", "--format", "{{json .}}")
+    try:
+        info = json.loads(text)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        raise SandboxUnavailable(f"`docker info --format {{{{json .}}}}` answered no JSON object: {text[:200]!r}")
+    remapped = "name=userns" in [part for option in info.get("SecurityOptions") or () for part in str(option).split(",")]
+    root = _REMAPPED_ROOT_DIR.fullmatch(Path(str(info.get("DockerRootDir") or "")).name) if remapped else None
+    return DaemonInfo(str(info.get("CgroupVersion") or "1"), remapped, int(root.group(1)) if root else None)
 
 
 def client_env() -> dict[str, str]:

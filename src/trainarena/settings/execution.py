@@ -80,7 +80,8 @@ class SandboxRules(Section):
         "its own from this range instead of sharing run_as (leased host-wide, execution.uid_pool), so live runs "
         "cannot signal, trace or write into each other after a sandbox escape and RLIMIT_NPROC counts one run; the "
         "gid stays run_as. The docker backend's containers take theirs from it too, for their lifetime, the gid "
-        "staying sandbox_uid. Choose uids no user, file or container on the host has (not a /etc/subuid range). "
+        "staying sandbox_uid (on a daemon without userns-remap: one with it is refused). Choose uids no user, file or "
+        "container on the host has (not a /etc/subuid range). "
         "None: every run is run_as."
     )
     etc_files: tuple[str, ...] = Field(
