@@ -111,11 +111,11 @@ def get_tournament(session: Session, tournament_id: int, *, lock: bool = False) 
     """The tournament; with ``lock``, its row is held until the transaction ends and read as it is then,
     so a cancellation and a driver's write step happen one after the other, never interleaved: SELECT
     ... FOR UPDATE on PostgreSQL. SQLite has no row locks: there the transaction takes the database's
-    write lock first (an UPDATE of the row that changes nothing), since pysqlite begins a transaction
-    at its first write only, and a read before it sees the database as it was before a write step
-    under way, which it would then overwrite."""
+    write lock first (an UPDATE of the row that changes nothing, nor a key), since pysqlite begins a
+    transaction at its first write only, and a read before it sees the database as it was before a
+    write step under way, which it would then overwrite."""
     if lock and session.get_bind().dialect.name == "sqlite":
-        session.execute(update(Tournament.__table__).where(Tournament.id == tournament_id).values(id=Tournament.id))
+        session.execute(update(Tournament.__table__).where(Tournament.id == tournament_id).values(status=Tournament.status))
     tournament = session.get(Tournament, tournament_id, with_for_update=lock, populate_existing=lock)
     if tournament is None:
         raise StoreError(f"no tournament with id {tournament_id}")
