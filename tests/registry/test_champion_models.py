@@ -18,6 +18,7 @@ from registry_data import ArtifactExecutor, add_text_tasks, register_repo
 
 from trainarena.operations.serving import ServeEvent, Serving
 from trainarena.operations.tournaments import create_pool_tournament, run_pool_tournament
+from trainarena.registry import champions as champions_module
 from trainarena.registry import register_champion_models, register_due_champion_models
 from trainarena.registry.card import parse_front_matter
 from trainarena.settings import ScheduleRules, Settings
@@ -372,3 +373,33 @@ def test_the_next_crowning_registers_the_one_a_crash_left_out_first(
     second = _crowned(settings, 7, "dave", crash=False, monkeypatch=monkeypatch)
     alice, dave = _runs_of(settings, "alice", first), _runs_of(settings, "dave", second)
     assert alice and dave and [(m[2], m[4]) for m in _models(settings)] == [(run, "alice") for run in alice] + [(run, "dave") for run in dave]
+
+
+def test_a_crowning_whose_registration_keeps_failing_does_not_hold_up_the_next(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """alice's models fail to register (her files, say) after her crowning and again as dave's tournament
+    ends: dave's are registered all the same, the failure is raised, and alice's join once they can."""
+    for name in ("alice", "bob", "carol"):
+        register_repo(settings, name)
+    add_text_tasks(settings, tmp_path, *(f"t{i}" for i in range(1, 21)))
+    first = _crowned(settings, 5, "alice", crash=True, monkeypatch=monkeypatch)
+    register_repo(settings, "dave")
+    real = champions_module.register_model
+
+    def alice_fails(settings: Settings, session, **fields):  # noqa: ANN001, ANN003, ANN202
+        if fields["competitor_id"] == get_competitor(session, "alice").id:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(settings, session, **fields)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(champions_module, "register_model", alice_fails)
+        with pytest.raises(OSError, match="Input/output error"):
+            _play(settings, seed=7)
+    with open_store(settings) as store, store.session() as session:
+        second = session.query(ChampionHistory).order_by(ChampionHistory.id.desc()).first().tournament_id
+    dave = _runs_of(settings, "dave", second)
+    assert dave and [(m[2], m[4]) for m in _models(settings)] == [(run, "dave") for run in dave]
+    with open_store(settings) as store:
+        healed = register_due_champion_models(store, settings)
+    assert [model.run_id for model in healed] == _runs_of(settings, "alice", first)

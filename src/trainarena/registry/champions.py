@@ -90,7 +90,9 @@ def register_champion_models(store: Store, settings: Settings, tournament_id: in
 def register_due_champion_models(store: Store, settings: Settings) -> list[RegisteredModel]:
     """``register_champion_models`` for each crowning whose champion's runs there are not all registered
     and that owes them or is its kind's latest (module docstring), oldest crowning first; the models
-    registered now."""
+    registered now. One whose registration fails does not hold up those after it (its files may be
+    what fails, every time): the first failure is raised once all were tried, and the next heal tries
+    it again."""
     if not settings.registry.register_champions:
         return []
     with store.session() as session:
@@ -106,4 +108,13 @@ def register_due_champion_models(store: Store, settings: Settings) -> list[Regis
         )  # fmt: skip
         pending = [crowning.tournament_id for crowning in owed if any(
             run.id not in done for run in champion_runs(session, crowning.tournament_id, crowning.competitor_id))]
-    return [model for tournament_id in pending for model in register_champion_models(store, settings, tournament_id)]
+    registered: list[RegisteredModel] = []
+    failure: Exception | None = None
+    for tournament_id in pending:
+        try:
+            registered += register_champion_models(store, settings, tournament_id)
+        except Exception as error:  # noqa: BLE001 - raised below, after the others
+            failure = failure or error
+    if failure is not None:
+        raise failure
+    return registered
