@@ -519,8 +519,7 @@ def test_a_cancelled_tournaments_early_runs_are_stopped_and_removed(store: Store
         def execute(self, request: RunRequest) -> RunReport:
             if request.competitor.name == "b" and request.run_id > 0:
                 self.early_started.wait(EARLY_WAIT_SECONDS)
-                with store.transaction() as session:
-                    cancel_tournament(session, settings, tournament_id, "drawn from the wrong pool")
+                cancel_tournament(store, settings, tournament_id, "drawn from the wrong pool")
             return super().execute(request)
 
     executor = CancelledDuringTheFinal(early_trains_until_stopped=True)
