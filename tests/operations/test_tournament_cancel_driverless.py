@@ -3,11 +3,14 @@ expired, or stopped with its withdrawal not stored: a note in its work folder): 
 cancelled tournament again, so the cancel withdraws its attempts left running itself (no try of the
 competitor's), honours and removes the notes, and clears the attempts' outputs and the early runs'
 folders; its runs then read cancelled in `runs list`, `runs show` (text and --json), the API and the
-dashboard, never running. A cancel while a live driver holds the lease leaves its attempts to it."""
+dashboard, never running. A cancel while a live driver holds the lease leaves its attempts to it; a
+cancel again, once that driver died without withdrawing them, withdraws them."""
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +32,7 @@ from trainarena.cli import app  # noqa: E402
 from trainarena.runs import attempt_dir, tournament_dir  # noqa: E402
 from trainarena.settings import LeaseRules, Settings  # noqa: E402
 from trainarena.stopped_attempts import NOTE_PREFIX, leave_note  # noqa: E402
-from trainarena.store import AttemptStatus, Run, Store, TournamentLease, open_store  # noqa: E402
+from trainarena.store import AttemptStatus, Run, Store, Tournament, TournamentLease, open_store  # noqa: E402
 from trainarena.store.api_keys import create_key  # noqa: E402
 from trainarena.store.leases import DriverIdentity, lease_holder, renew  # noqa: E402
 from trainarena.store.models import ApiRole  # noqa: E402
@@ -174,3 +177,57 @@ def test_a_cancel_leaves_a_live_drivers_attempts_to_it(driverless: DriverlessSto
     assert (tournament_dir(settings.work_dir, driverless.tournament_id) / "early").is_dir()
     _assert_reads_cancelled(driverless, "cancelled")  # its driver is killing it: it is no longer played
 
+
+
+@pytest.mark.parametrize("surface", ["cli", "api"])
+def test_a_cancel_again_withdraws_what_a_driver_dead_since_left_running(driverless: DriverlessStore, surface: str) -> None:
+    """A live driver held the lease at the cancel, then was killed before it withdrew its attempts: a
+    cancel again withdraws them (said cancelled already, and when), and only then."""
+    settings = Settings()
+    folder = attempt_dir(settings.work_dir, driverless.tournament_id, driverless.run_id, 1)
+    alive = subprocess.Popen(["sleep", "60"])
+    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
+        with store.transaction() as session:
+            headers = {"Authorization": f"Bearer {create_key(session, 'op', ApiRole.OPERATOR).secret}"}
+
+        def cancel_again() -> tuple[int, str]:
+            """(0 or the HTTP status, what it said: the CLI's text or the API's JSON)."""
+            if surface == "api":
+                answer = client.post(f"/v1/tournaments/{driverless.tournament_id}/cancel", json={"reason": "again"}, headers=headers)
+                return answer.status_code, answer.text
+            result = CliRunner().invoke(app, ["tournament", "cancel", str(driverless.tournament_id), "--reason", "again"],
+                                        env={"COLUMNS": "400"})  # fmt: skip
+            return result.exit_code, " ".join(result.output.split())
+
+        try:
+            hand_lease_to(store, driverless.tournament_id, socket.gethostname(), alive.pid)  # a live driver of this host
+            assert json.loads(_invoke("tournament", "cancel", str(driverless.tournament_id), "--reason", "wrong entrants",
+                                      "--json").output)["withdrawn"] == 0  # fmt: skip
+            with store.session() as session:
+                cancelled_at = session.get_one(Tournament, driverless.tournament_id).finished_at
+            code, said = cancel_again()  # its driver is alive: it withdraws them
+            assert code in (1, 409) and "holds it and withdraws its runs; should that driver have died, cancel again" in said
+            assert _attempt(store, driverless.run_id) == ("running", AttemptStatus.RUNNING, 1, None)
+        finally:
+            alive.kill()
+            alive.wait()
+        code, said = cancel_again()  # killed before it withdrew them
+        if surface == "api":
+            assert code == 200 and json.loads(said) == {
+                "id": driverless.tournament_id, "name": DRIVERLESS, "status": "cancelled", "reason": REASON, "released": False,
+                "withdrawn": 1, "already_cancelled_at": f"{cancelled_at:%Y-%m-%dT%H:%M:%S.%f}Z"}  # fmt: skip
+        else:
+            assert (code, said) == (0, f"{DRIVERLESS} (id {driverless.tournament_id}) was cancelled already, at "
+                                       f"{cancelled_at:%Y-%m-%d %H:%M:%S} UTC ({REASON}); withdrew 1 attempt that its driver, "
+                                       "no longer alive, had left running (no try counted)")  # fmt: skip
+        status, attempt, tries, reason = _attempt(store, driverless.run_id)
+        assert (status, attempt, tries) == ("pending", AttemptStatus.WITHDRAWN, 0)
+        assert reason is not None and reason.startswith("withdrawn: its tournament was cancelled; its driver")
+        with store.session() as session:
+            tournament = session.get_one(Tournament, driverless.tournament_id)
+            assert (tournament.outcome_reason, tournament.finished_at) == (REASON, cancelled_at)  # as the first cancel ended it
+            assert lease_holder(session, driverless.tournament_id) is None
+        assert not (folder / "output").exists() and not (tournament_dir(settings.work_dir, driverless.tournament_id) / "early").exists()
+        code, said = cancel_again()  # nothing left
+        assert code in (1, 409) and "is cancelled already (cancelled: wrong entrants" in said and "nothing is left to settle" in said
+    _assert_reads_cancelled(driverless, "withdrawn")
