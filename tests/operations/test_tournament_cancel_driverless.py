@@ -2,8 +2,8 @@
 expired, or stopped with its withdrawal not stored: a note in its work folder): nothing drives a
 cancelled tournament again, so the cancel withdraws its attempts left running itself (no try of the
 competitor's), honours and removes the notes, and clears the attempts' outputs and the early runs'
-folders; its runs then read cancelled in `runs list`, `runs show` (text and --json), the API and the
-dashboard, never running. A cancel while a live driver holds the lease leaves its attempts to it; a
+folders; its runs then read cancelled (and `--status cancelled` selects them) in `runs list`, `runs
+show` (text and --json), the API and the dashboard, never running. A cancel while a live driver holds the lease leaves its attempts to it; a
 cancel again, once that driver died without withdrawing them, withdraws them."""
 
 from __future__ import annotations
@@ -118,6 +118,8 @@ def _assert_reads_cancelled(driverless: DriverlessStore, attempt: str) -> None:
     assert result == "cancelled" and cell.startswith("its tournament was cancelled: wrong entrants")  # cut to fit
     for status in ("running", "pending"):  # it is neither
         assert driverless.run_id not in {run["run_id"] for run in json.loads(_invoke("runs", "list", "--status", status, "--json").output)}
+    assert [run["run_id"] for run in json.loads(_invoke("runs", "list", "--status", "cancelled", "--json").output)] == [driverless.run_id]
+    assert json.loads(_invoke("runs", "list", "--status", "cancelled", "--tournament", "ad hoc", "--json").output) == []
     fields, _ = read_fields(_invoke("runs", "show", str(driverless.run_id), width=80).output, 80)
     assert fields["status"] == "cancelled" and "driver" not in fields
     shown = json.loads(_invoke("runs", "show", str(driverless.run_id), "--json").output)
@@ -133,6 +135,8 @@ def _assert_reads_cancelled(driverless: DriverlessStore, attempt: str) -> None:
         with store.transaction() as session:
             headers = {"Authorization": f"Bearer {create_key(session, 'reader', ApiRole.COMPETITOR).secret}"}
         runs = {run["run_id"]: run for run in client.get("/v1/runs?limit=100", headers=headers).json()["data"]}
+        cancelled = client.get("/v1/runs?status=cancelled", headers=headers).json()["data"]
+        assert [(run["run_id"], run["status"]) for run in cancelled] == [(driverless.run_id, "cancelled")]
         assert [runs[driverless.run_id][key] for key in ("status", "reason", "driver")] == ["cancelled", reason, None]
         api_run = client.get(f"/v1/runs/{driverless.run_id}", headers=headers).json()
         assert (api_run["status"], api_run["driver"], api_run["attempt_history"][0]["status"]) == ("cancelled", None, attempt)
