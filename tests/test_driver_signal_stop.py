@@ -200,7 +200,7 @@ def test_a_driver_leaving_at_once_leaves_its_withdrawal_to_the_next_drive(store:
     environment = {**os.environ, "TRAINARENA_DATA_DIR": str(settings.data_dir),
                    "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
     clean_up_seconds = "600" if leaving == "a-second-signal" else "0.5"
-    driver = subprocess.Popen([sys.executable, str(Path(__file__).parent / "driver_process.py"), str(tid), str(markers),
+    driver = subprocess.Popen([sys.executable, str(Path(__file__).parent / "signalled_driver.py"), str(tid), str(markers),
                                clean_up_seconds], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     try:
         _wait_for(markers / "training", driver)

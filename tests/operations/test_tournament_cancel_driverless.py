@@ -63,6 +63,11 @@ def _invoke(*args: str, width: int = 200) -> Result:
     return result
 
 
+def _said(*args: str) -> str:
+    """What the command printed, its lines joined (wide: no line cut)."""
+    return " ".join(_invoke(*args, width=400).output.split())
+
+
 def _attempt(store: Store, run_id: int) -> tuple[str, str, int, str | None]:
     """(the run's status, its attempt's status, its tries, the attempt's reason)."""
     with store.session() as session:
@@ -209,12 +214,19 @@ def test_a_cancel_again_withdraws_what_a_driver_dead_since_left_running(driverle
                                       "--json").output)["withdrawn"] == 0  # fmt: skip
             with store.session() as session:
                 cancelled_at = session.get_one(Tournament, driverless.tournament_id).finished_at
+            assert f"tournament {driverless.tournament_id}: driven by {socket.gethostname()} pid {alive.pid}, withdrawing its " \
+                   "runs (cancelled)" in _said("status")
             code, said = cancel_again()  # its driver is alive: it withdraws them
             assert code in (1, 409) and "holds it and withdraws its runs; should that driver have died, cancel again" in said
             assert _attempt(store, driverless.run_id) == ("running", AttemptStatus.RUNNING, 1, None)
         finally:
             alive.kill()
             alive.wait()
+        hint = f"`trainarena tournament cancel {driverless.tournament_id}` withdraws its runs left running"
+        assert f"tournament {driverless.tournament_id}: stopped: no driver since" in _said("status") and hint in _said("status")
+        assert "driver stopped: no driver since" in _said("tournament", "show", str(driverless.tournament_id))
+        shown = json.loads(_invoke("tournament", "show", str(driverless.tournament_id), "--json").output)
+        assert (shown["driver"]["alive"], shown["driver"]["pid"]) == (False, alive.pid)
         code, said = cancel_again()  # killed before it withdrew them
         if surface == "api":
             assert code == 200 and json.loads(said) == {
@@ -232,6 +244,7 @@ def test_a_cancel_again_withdraws_what_a_driver_dead_since_left_running(driverle
             assert (tournament.outcome_reason, tournament.finished_at) == (REASON, cancelled_at)  # as the first cancel ended it
             assert lease_holder(session, driverless.tournament_id) is None
         assert not (folder / "output").exists() and not (tournament_dir(settings.work_dir, driverless.tournament_id) / "early").exists()
+        assert hint not in _said("status")  # settled: nothing left to say
         code, said = cancel_again()  # nothing left
         assert code in (1, 409) and "is cancelled already (cancelled: wrong entrants" in said and "nothing is left to settle" in said
     _assert_reads_cancelled(driverless, "withdrawn")

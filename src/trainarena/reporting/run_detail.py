@@ -217,7 +217,8 @@ def drivers_of_running(session: Session, runs: Iterable[Run]) -> dict[int, Drivi
     for run in runs:
         if run.status == RunStatus.RUNNING and run.task.match is not None:
             tournament = run.task.match.round.tournament
-            tournaments[tournament.id] = tournament
+            if tournament.status == TournamentStatus.RUNNING:  # a cancelled one's read cancelled: no driver plays them
+                tournaments[tournament.id] = tournament
     return drivers_of(session, list(tournaments.values()))
 
 
