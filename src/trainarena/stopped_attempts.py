@@ -11,11 +11,11 @@ withdraws that driver's attempts still running that started before then, with th
 removes the note. A driver that leaves at once (a second stop signal, or a clean-up that ran too long:
 ``cli/demo.py``, ``cli/serve.py``) writes that note for each drive of its process still under way
 before it exits, without asking the store (:func:`leave_notes_at_once`). A driver killed outright
-leaves none: its attempts are interrupted. The note is in
-the driver's data directory: a next driver on another one does not see it, and interrupts them. A
-cancelled tournament has no next drive: a cancel that finds no live driver holding it withdraws its
-attempts still running itself, honouring the notes (:func:`withdraw_driverless`), a killed driver's
-too (the platform ended them: no try is owed), and clears what that drive would have.
+leaves none: its attempts are interrupted. The note is in the driver's data directory: a next driver
+on another one does not see it, and interrupts them. A cancelled tournament has no next drive: a
+cancel that finds no live driver holding it withdraws its attempts still running itself, honouring
+the notes (:func:`withdraw_driverless`), a killed driver's too (the platform ended them: no try is
+owed), and clears what that drive would have.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def cancel_tournament(store: Store, settings: Settings, tournament_id: int, reas
         _refuse_finished(tournament)
         already = tournament.finished_at if tournament.status == TournamentStatus.CANCELLED else None
         said = " ".join((reason or "").split())[:REASON_MAX] or "by the operator"
-        released = already is None and _end(session, settings, tournament, said)
+        released = _end(session, settings, tournament, said) if already is None else False
         withdrawn = [] if live else withdraw_driverless(session, tournament_id, notes, "its tournament was cancelled")
         if already is not None and not withdrawn:  # rolled back: the lease taken is given up with it
             raise CancelRefused(f"tournament {tournament.name!r} is cancelled already ({tournament.outcome_reason}); "

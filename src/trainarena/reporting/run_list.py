@@ -110,8 +110,8 @@ def list_runs(
     when given (a keyset cursor: the last run a page answered), less the first ``offset``, at most
     ``limit`` (all when None). Filters: one tournament by name (or :data:`AD_HOC` for those outside),
     one competitor (by name), one status as a run reads (``ShownStatus``: as the store has it, but the
-    runs not finished of a cancelled tournament read :data:`CANCELLED`), one task (its name or a digest prefix). Filters and the
-    window are the database's: a page after a cursor costs about what the first page does, however
+    runs not finished of a cancelled tournament read :data:`CANCELLED`), one task (its name or a
+    digest prefix). Filters and the window are the database's: a page after a cursor costs about what the first page does, however
     deep (indexes serve play order, migration 0015); one at an offset grows with the runs it skips. An
     ``after`` that is no run of these lists is refused (UnknownCursor); a run the filters leave out
     still has its place in the order (a run's status changes while a client pages)."""

@@ -2,9 +2,9 @@
 its lease (host, pid), or none since when (a driver that stopped, was killed or released its lease:
 ``trainarena tournament run ID`` resumes it). Likewise for a cancelled tournament with runs still
 marked running: a live driver withdrawing them, or none (killed before it withdrew them: ``trainarena
-tournament cancel ID`` again withdraws them, ``operations/cancelling``). Judged as a takeover judges it (``store/leases.py``): a
-lease expired by the store's clock, or held by a process of this host that no longer exists, holds
-nothing."""
+tournament cancel ID`` again withdraws them, ``operations/cancelling``). Judged as a takeover judges
+it (``store/leases.py``): a lease expired by the store's clock, or held by a process of this host
+that no longer exists, holds nothing."""
 
 from __future__ import annotations
 
