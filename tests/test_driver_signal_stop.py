@@ -1,6 +1,7 @@
 """A driver stopped on purpose (SIGINT or SIGTERM, handled: ``runs.DriverStopped``) kills its runs at
 once, records their attempts as withdrawn, which cost the competitor no try (or, when the store does
 not take that, leaves a note from which the next drive withdraws them), and releases its lease;
+a driver leaving at once (a second signal, or its clean-up too long) leaves that note before it exits;
 a run left by a killed driver (no handler ran) is still interrupted and counts, and ``max_attempts``
 still fails a run interrupted that often. A driver whose tournament the operator cancels stops the
 same way, storing nothing after the cancellation."""
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -104,7 +107,7 @@ def _tournament(store: Store) -> int:
         return create_tournament(session, name="t1", kind="text", seed=11, entrants=NAMES).id
 
 
-def _drive(store: Store, settings: Settings, tid: int, executor, **kwargs):
+def drive_tournament(store: Store, settings: Settings, tid: int, executor, **kwargs):
     return drive(store, tid, task_source=_task_source, executor=executor, rules=settings.rules,
                  weight_rules=settings.weights, work_dir=settings.work_dir, max_attempts=2, **kwargs)
 
@@ -122,7 +125,7 @@ def test_stops_by_signal_cost_no_try_however_many(store: Store, settings: Settin
         executor = StoppedWhileTraining()
         started = time.monotonic()
         with pytest.raises(DriverStopped):
-            _drive(store, settings, tid, executor, parallel=parallel)
+            drive_tournament(store, settings, tid, executor, parallel=parallel)
         # Killed at once. A signal landing as the run was being handed to its thread ends the drive
         # before that thread looked at its stop event: it sees it within moments.
         assert executor.ended.wait(5) and executor.seen == [(True, True)] and time.monotonic() - started < 10
@@ -133,14 +136,14 @@ def test_stops_by_signal_cost_no_try_however_many(store: Store, settings: Settin
         assert "was stopped by SIGTERM" in (attempts[-1][2] or "")
         folder = settings.work_dir / f"tournament-{tid}" / f"run-{run_id}" / f"attempt-{attempts[-1][0]}"
         assert not (folder / "output").exists()  # nothing of it is scored or kept
-    finished = _drive(store, settings, tid, Scores())
+    finished = drive_tournament(store, settings, tid, Scores())
     assert finished is not None and finished.champion == "a"
     _, status, attempts = _b_run(store, tid)
     assert status == RunStatus.SUCCEEDED
     assert [(n, s) for n, s, _ in attempts] == [(1, "withdrawn"), (2, "withdrawn"), (3, "withdrawn"), (4, "succeeded")]
 
 
-def test_a_withdrawal_the_store_did_not_take_is_done_by_the_next_drive(store: Store, settings: Settings, sigterm_handler,
+def test_a_withdrawal_the_store_did_not_take_is_done_by_the_nextdrive_tournament(store: Store, settings: Settings, sigterm_handler,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The stopped driver's withdrawal write fails (the store unreachable): its attempt stays running, and
     the next drive's recovery withdraws it from the note it left, rather than interrupting it (a try)."""
@@ -154,12 +157,12 @@ def test_a_withdrawal_the_store_did_not_take_is_done_by_the_next_drive(store: St
         patched.setattr("trainarena.stopped_attempts.withdraw_own_attempts", unreachable)
         for stop in range(1, 4):  # more than max_attempts (2): stopped, it costs no try however often
             with pytest.raises(DriverStopped):
-                _drive(store, settings, tid, StoppedWhileTraining(), parallel=1)
+                drive_tournament(store, settings, tid, StoppedWhileTraining(), parallel=1)
             _, status, attempts = _b_run(store, tid)
             assert status == RunStatus.RUNNING and [(n, s) for n, s, _ in attempts] == [
                 *((n, "withdrawn") for n in range(1, stop)), (stop, "running")]  # the last left running
             assert len(list(notes.glob("withdrawal-*.json"))) == 1  # the earlier ones' read by the drive after
-    assert _drive(store, settings, tid, Scores()).champion == "a"
+    assert drive_tournament(store, settings, tid, Scores()).champion == "a"
     _, status, attempts = _b_run(store, tid)
     assert status == RunStatus.SUCCEEDED
     assert [(n, s) for n, s, _ in attempts] == [(1, "withdrawn"), (2, "withdrawn"), (3, "withdrawn"), (4, "succeeded")]
@@ -186,6 +189,49 @@ def test_a_note_withdraws_only_its_drivers_attempts_started_before_it(tmp_path: 
     assert not list(tmp_path.iterdir())
 
 
+def _wait_for(marker: Path, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert process.poll() is None and time.monotonic() < deadline, f"no {marker.name} from the driver"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("leaving", ["a-second-signal", "a-clean-up-too-long"])
+def test_a_driver_leaving_at_once_leaves_its_withdrawal_to_the_nextdrive_tournament(store: Store, settings: Settings, tmp_path: Path,
+                                                                          leaving: str) -> None:
+    """`tournament run` stopped by SIGTERM, then, its clean-up held up (the store not answering), by
+    SIGINT or its clean-up's time limit, exits at once (130, or 143), leaving the note of its
+    withdrawal (no database call): the next drive withdraws its attempt, costing b no try."""
+    tid = _tournament(store)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    environment = {**os.environ, "TRAINARENA_DATA_DIR": str(settings.data_dir),
+                   "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    clean_up_seconds = "600" if leaving == "a-second-signal" else "2"
+    driver = subprocess.Popen([sys.executable, str(Path(__file__).parent / "signalled_driver.py"), str(tid), str(markers),
+                               clean_up_seconds], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        _wait_for(markers / "training", driver)
+        driver.send_signal(signal.SIGTERM)
+        if leaving == "a-second-signal":
+            _wait_for(markers / "withdrawing", driver)  # its withdrawal does not answer
+            driver.send_signal(signal.SIGINT)
+        _, said = driver.communicate(timeout=30)
+    finally:
+        driver.kill()
+        driver.wait()
+    assert driver.returncode == (130 if leaving == "a-second-signal" else 143), said
+    run_id, status, attempts = _b_run(store, tid)
+    assert status == RunStatus.RUNNING and [(n, s) for n, s, _ in attempts] == [(1, "running")]
+    [note] = (settings.work_dir / f"tournament-{tid}").glob("withdrawal-*.json")
+    assert drive_tournament(store, settings, tid, Scores()).champion == "a"
+    _, status, attempts = _b_run(store, tid)
+    assert status == RunStatus.SUCCEEDED and [(n, s) for n, s, _ in attempts] == [(1, "withdrawn"), (2, "succeeded")]
+    how = "SIGTERM, then SIGINT" if leaving == "a-second-signal" else "SIGTERM, its clean-up cut short after 2 s"
+    assert attempts[0][2] == f"withdrawn: its driver ({socket.gethostname()} pid {driver.pid}) was stopped by {how}"
+    assert not note.exists()
+
+
 class FullDisk(Scores):
     def execute(self, request: RunRequest) -> RunReport:
         if request.competitor.name == "b":
@@ -197,12 +243,12 @@ def test_a_full_disk_stops_the_drive_and_costs_no_try(store: Store, settings: Se
     tid = _tournament(store)
     for _ in range(3):
         with pytest.raises(DiskFull, match="disk is full"):
-            _drive(store, settings, tid, FullDisk())
+            drive_tournament(store, settings, tid, FullDisk())
         _, status, attempts = _b_run(store, tid)
         assert status == RunStatus.PENDING and attempts == []  # withdrawn: as if never claimed
         with store.session() as session:
             assert lease_holder(session, tid) is None
-    assert _drive(store, settings, tid, Scores()) is not None
+    assert drive_tournament(store, settings, tid, Scores()) is not None
     assert _b_run(store, tid)[1] == RunStatus.SUCCEEDED
 
 
@@ -247,7 +293,7 @@ def test_a_cancelled_tournaments_driver_stops_its_runs_and_stores_nothing_after(
     executor = CancelledWhileTraining(store, settings, tid, parallel, first_returns)
     started = time.monotonic()
     with pytest.raises(TournamentCancelled, match=r"^tournament 't1' was cancelled \(cancelled: wrong entrants"):
-        _drive(store, settings, tid, executor, parallel=parallel, recorder=Recorder(settings),
+        drive_tournament(store, settings, tid, executor, parallel=parallel, recorder=Recorder(settings),
                lease_rules=LeaseRules(lease_seconds=5.0, heartbeat_seconds=0.1))
     # The runs still training were killed at once, not left to their budget.
     assert executor.seen == [(True, True)] * (parallel - first_returns) and time.monotonic() - started < 10
@@ -265,7 +311,7 @@ def test_a_cancelled_tournaments_driver_stops_its_runs_and_stores_nothing_after(
         logged = session.scalars(select(LogEntry.kind).where(LogEntry.tournament_id == tid).order_by(LogEntry.index))
         assert list(logged) == ["commitment", "cancellation"]  # no run statement after (nor before) it
     with pytest.raises(TournamentCancelled):
-        _drive(store, settings, tid, Scores())
+        drive_tournament(store, settings, tid, Scores())
 
 
 def _waiting_on_a_row_lock(store: Store) -> bool:
@@ -323,7 +369,7 @@ def test_a_cancel_waits_for_the_write_step_under_way_and_the_next_step_refuses(s
     tid = _tournament(store)
     cancel = CancelDuringAStep(store, settings, tid)
     with pytest.raises(TournamentCancelled, match=r"^tournament 't1' was cancelled \(cancelled: wrong pool"):
-        _drive(store, settings, tid, AfterTheCancel(cancel), progress=cancel, recorder=Recorder(settings))
+        drive_tournament(store, settings, tid, AfterTheCancel(cancel), progress=cancel, recorder=Recorder(settings))
     cancel.thread.join(30)
     assert cancel.waited
     assert [(c.released, c.reason) for c in cancel.cancelled] == [(False, "cancelled: wrong pool (after it started: its records stay)")]

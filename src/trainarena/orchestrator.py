@@ -79,7 +79,7 @@ from trainarena.runs import (
     tournament_dir,
 )
 from trainarena.settings import LeaseRules, TournamentRules, WeightRules
-from trainarena.stopped_attempts import WithdrawalNotes, remove_outputs, withdraw_stopped
+from trainarena.stopped_attempts import WithdrawalNotes, remove_outputs, stopped_by, under_way, withdraw_stopped
 from trainarena.store import (
     AttemptStatus,
     ChampionHistory,
@@ -467,13 +467,14 @@ def drive(
         # Lost (another driver took over after a stall), its runs are killed at once: their results can
         # no longer be stored, and the new driver trains the same runs. Stopped by a signal (DriverStopped)
         # or cancelled (found by the heartbeat or a write step), they are killed at once and withdrawn.
-        with LeaseKeeper(driver.renew_lease, driver.lease_rules.heartbeat_seconds, driver.stop_runs.set), \
+        with under_way(work_dir, tournament_id, me), \
+                LeaseKeeper(driver.renew_lease, driver.lease_rules.heartbeat_seconds, driver.stop_runs.set), \
                 stop_when(EitherStop(driver.stop_runs, current_stop_event())):
             try:
                 return _drive_with_lease(driver, max_steps, until, tending)
             except (DriverStopped, TournamentCancelled) as stopped:
-                why = (f"its driver ({me.host} pid {me.pid}) was stopped by {stopped.signal_name}"
-                       if isinstance(stopped, DriverStopped) else "its tournament was cancelled while it ran")
+                why = (stopped_by(me, stopped.signal_name) if isinstance(stopped, DriverStopped)
+                       else "its tournament was cancelled while it ran")
                 withdraw_stopped(partial(driver.writing, once_cancelled=True), work_dir, tournament_id, me, why)
                 raise
     finally:

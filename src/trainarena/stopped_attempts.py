@@ -8,11 +8,14 @@ interrupted, a try each, as it does a killed driver's (``lease.max_attempts`` th
 stopped that often). So the driver leaves a note in the tournament's work folder naming itself (host
 and pid), the reason and when; the next drive's recovery (``attempts.recover_interrupted``)
 withdraws that driver's attempts still running that started before then, with that reason, and
-removes the note. A driver killed outright leaves none: its attempts are interrupted. The note is in
-the driver's data directory: a next driver on another one does not see it, and interrupts them. A
-cancelled tournament has no next drive: a cancel that finds no live driver holding it withdraws its
-attempts still running itself, honouring the notes (:func:`withdraw_driverless`), a killed driver's
-too (the platform ended them: no try is owed), and clears what that drive would have.
+removes the note. A driver that leaves at once (a second stop signal, or a clean-up that ran too long:
+``cli/demo.py``, ``cli/serve.py``) writes that note for each drive of its process still under way
+before it exits, without asking the store (:func:`leave_notes_at_once`). A driver killed outright
+leaves none: its attempts are interrupted. The note is in the driver's data directory: a next driver
+on another one does not see it, and interrupts them. A cancelled tournament has no next drive: a
+cancel that finds no live driver holding it withdraws its attempts still running itself, honouring
+the notes (:func:`withdraw_driverless`), a killed driver's too (the platform ended them: no try is
+owed), and clears what that drive would have.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +55,37 @@ class WithdrawalNote:
     def covers(self, attempt: RunAttempt) -> bool:
         return ((attempt.driver_host, attempt.driver_pid) == (self.host, self.pid)
                 and attempt.started_at is not None and attempt.started_at <= self.at)  # fmt: skip
+
+
+# The drives under way in this process, while they hold their lease (:func:`under_way`): their
+# tournament's work folder and their driver.
+_UNDER_WAY: list[tuple[Path, DriverIdentity]] = []
+
+
+@contextmanager
+def under_way(work_dir: Path, tournament_id: int, me: DriverIdentity) -> Iterator[None]:
+    """While the drive of ``me`` holds the lease of ``tournament_id``: a stop of this process that
+    leaves at once leaves its note (:func:`leave_notes_at_once`)."""
+    drive = (tournament_dir(work_dir, tournament_id), me)
+    _UNDER_WAY.append(drive)
+    try:
+        yield
+    finally:
+        _UNDER_WAY.remove(drive)
+
+
+def leave_notes_at_once(how: str) -> None:
+    """This process leaves at once, stopped by ``how`` (a second stop signal, or a clean-up that ran too
+    long): each drive still under way leaves the note of its attempts' withdrawal (a file write and no
+    database call, from a signal handler: the store may be what held the clean-up up), so the next
+    drive, or a cancel, withdraws them rather than interrupting them (a try each)."""
+    for folder, me in tuple(_UNDER_WAY):
+        leave_note(folder, me, f"withdrawn: {stopped_by(me, how)}")
+
+
+def stopped_by(me: DriverIdentity, how: str) -> str:
+    """Why the attempts of driver ``me``, stopped by ``how`` (a signal's name), are withdrawn."""
+    return f"its driver ({me.host} pid {me.pid}) was stopped by {how}"
 
 
 def withdraw_stopped(writing: Callable[[], AbstractContextManager[Session]], work_dir: Path, tournament_id: int,

@@ -125,6 +125,7 @@ def test_list_filters_by_tournament_competitor_and_status(finished_store: Finish
     assert honest["score"] is not None and [run["run_id"] for run in scored] == [honest["run_id"]]
     assert json.loads(_invoke("runs", "list", "--json", "--status", "running").stdout) == []
     assert _invoke("runs", "list", "--status", "running").stdout.strip() == "no runs match the filters"
+    assert json.loads(_invoke("runs", "list", "--json", "--status", "cancelled").stdout) == []  # as listed: no tournament cancelled
 
     unknown = _invoke("runs", "list", "--tournament", "week-9")
     assert unknown.exit_code == 1 and "no tournament named 'week-9'" in unknown.stderr

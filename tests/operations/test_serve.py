@@ -23,7 +23,7 @@ from operator_data import FakeExecutor, OperatorData, add_tasks, register_exampl
 from trainarena.operations.serving import ServeEvent, Serving
 from trainarena.operations.tournaments import create_pool_tournament
 from trainarena.settings import ScheduleRules, Settings
-from trainarena.store import champion_history, open_store, tournament_runs
+from trainarena.store import Run, champion_history, open_store, tournament_runs
 from trainarena.store.api_keys import create_key
 from trainarena.store.leases import DriverIdentity, try_acquire
 from trainarena.store.models import ApiRole
@@ -132,12 +132,13 @@ def _no_serve_left_behind() -> Iterator[None]:
             process.communicate()
 
 
-def _start_serve(tmp_path: Path, executions: Path, port: int | None = None) -> subprocess.Popen[str]:
+def _start_serve(tmp_path: Path, executions: Path, port: int | None = None, seconds: float = 0.5) -> subprocess.Popen[str]:
     environment = {**os.environ, "TRAINARENA_DATA_DIR": str(tmp_path / "data"), "TRAINARENA_SCHEDULE__TEXT_POOL": "weekly",
                    "TRAINARENA_SCHEDULE__IMAGE_ENABLED": "false", "TRAINARENA_SCHEDULE__TEXT_EVERY": "3600",
                    "TRAINARENA_API__PORT": str(port or _free_port()),  # serve serves the API beside its schedule
                    "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
-    process = subprocess.Popen([sys.executable, str(Path(__file__).parent / "serve_process.py"), str(executions)],
+    process = subprocess.Popen([sys.executable, str(Path(__file__).parent / "serve_process.py"), str(executions),
+                                "--seconds", str(seconds)],
                                env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _STARTED.append(process)
     return process
@@ -187,6 +188,36 @@ def test_serve_killed_mid_tournament_resumes_runs_each_attempt_once_and_stops_on
         vector = latest_vector(session)
         stored = tournament_runs(session, vector.text_tournament_id)
         assert sorted(ends) == sorted(run.id for run in stored)
+
+
+def test_a_second_stop_signal_leaves_the_run_in_flight_withdrawn_not_interrupted(scheduled: OperatorData, tmp_path: Path) -> None:
+    """Stopped by a second signal amid a run, serve exits at once (130), leaving the note of that run's
+    withdrawal: its next start withdraws the attempt (no try counted) and plays the run again."""
+    add_tasks(scheduled, "t1", "t2")
+    executions = tmp_path / "executions.log"
+    first = _start_serve(tmp_path, executions, seconds=600)  # its first run trains until it is stopped
+    _wait_for(lambda: bool(_executions(executions)), "a run in flight")
+    _, run_id, attempt, _ = _executions(executions)[0]
+    first.send_signal(signal.SIGTERM)
+    assert first.stdout is not None
+    while '"stopping"' not in (line := first.stdout.readline()):  # it waits for the run under way
+        assert line, "serve ended before it said it was stopping"
+    first.send_signal(signal.SIGTERM)  # leaves at once
+    stdout, stderr = first.communicate(timeout=30)
+    assert first.returncode == 130 and "runs in flight are withdrawn (no try counted)" in stdout, stderr
+    [note] = scheduled.settings.work_dir.glob("tournament-*/withdrawal-*.json")
+
+    second = _start_serve(tmp_path, executions)
+    with open_store(scheduled.settings) as store:
+        _wait_for(lambda: latest_vector_id(store) is not None, "the weights to be published")
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=30)
+        with store.session() as session:
+            run = session.get_one(Run, run_id)
+            assert [(a.number, a.status) for a in run.attempt_records] == [(attempt, "withdrawn"), (attempt + 1, "succeeded")]
+            assert run.attempt_records[0].failure_reason == (
+                f"withdrawn: its driver ({socket.gethostname()} pid {first.pid}) was stopped by a second stop signal (SIGTERM)")
+    assert not note.exists()
 
 
 def latest_vector_id(store) -> int | None:

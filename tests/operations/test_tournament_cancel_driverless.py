@@ -2,12 +2,15 @@
 expired, or stopped with its withdrawal not stored: a note in its work folder): nothing drives a
 cancelled tournament again, so the cancel withdraws its attempts left running itself (no try of the
 competitor's), honours and removes the notes, and clears the attempts' outputs and the early runs'
-folders; its runs then read cancelled in `runs list`, `runs show` (text and --json), the API and the
-dashboard, never running. A cancel while a live driver holds the lease leaves its attempts to it."""
+folders; its runs then read cancelled (and `--status cancelled` selects them) in `runs list`, `runs
+show` (text and --json), the API and the dashboard, never running. A cancel while a live driver holds the lease leaves its attempts to it; a
+cancel again, once that driver died without withdrawing them, withdraws them."""
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +32,7 @@ from trainarena.cli import app  # noqa: E402
 from trainarena.runs import attempt_dir, tournament_dir  # noqa: E402
 from trainarena.settings import LeaseRules, Settings  # noqa: E402
 from trainarena.stopped_attempts import NOTE_PREFIX, leave_note  # noqa: E402
-from trainarena.store import AttemptStatus, Run, Store, TournamentLease, open_store  # noqa: E402
+from trainarena.store import AttemptStatus, Run, Store, Tournament, TournamentLease, open_store  # noqa: E402
 from trainarena.store.api_keys import create_key  # noqa: E402
 from trainarena.store.leases import DriverIdentity, lease_holder, renew  # noqa: E402
 from trainarena.store.models import ApiRole  # noqa: E402
@@ -58,6 +61,11 @@ def _invoke(*args: str, width: int = 200) -> Result:
     result = CliRunner().invoke(app, list(args), env={"COLUMNS": str(width)})
     assert result.exit_code == 0, result.output
     return result
+
+
+def _said(*args: str) -> str:
+    """What the command printed, its lines joined (wide: no line cut)."""
+    return " ".join(_invoke(*args, width=400).output.split())
 
 
 def _attempt(store: Store, run_id: int) -> tuple[str, str, int, str | None]:
@@ -115,6 +123,8 @@ def _assert_reads_cancelled(driverless: DriverlessStore, attempt: str) -> None:
     assert result == "cancelled" and cell.startswith("its tournament was cancelled: wrong entrants")  # cut to fit
     for status in ("running", "pending"):  # it is neither
         assert driverless.run_id not in {run["run_id"] for run in json.loads(_invoke("runs", "list", "--status", status, "--json").output)}
+    assert [run["run_id"] for run in json.loads(_invoke("runs", "list", "--status", "cancelled", "--json").output)] == [driverless.run_id]
+    assert json.loads(_invoke("runs", "list", "--status", "cancelled", "--tournament", "ad hoc", "--json").output) == []
     fields, _ = read_fields(_invoke("runs", "show", str(driverless.run_id), width=80).output, 80)
     assert fields["status"] == "cancelled" and "driver" not in fields
     shown = json.loads(_invoke("runs", "show", str(driverless.run_id), "--json").output)
@@ -130,6 +140,8 @@ def _assert_reads_cancelled(driverless: DriverlessStore, attempt: str) -> None:
         with store.transaction() as session:
             headers = {"Authorization": f"Bearer {create_key(session, 'reader', ApiRole.COMPETITOR).secret}"}
         runs = {run["run_id"]: run for run in client.get("/v1/runs?limit=100", headers=headers).json()["data"]}
+        cancelled = client.get("/v1/runs?status=cancelled", headers=headers).json()["data"]
+        assert [(run["run_id"], run["status"]) for run in cancelled] == [(driverless.run_id, "cancelled")]
         assert [runs[driverless.run_id][key] for key in ("status", "reason", "driver")] == ["cancelled", reason, None]
         api_run = client.get(f"/v1/runs/{driverless.run_id}", headers=headers).json()
         assert (api_run["status"], api_run["driver"], api_run["attempt_history"][0]["status"]) == ("cancelled", None, attempt)
@@ -174,3 +186,65 @@ def test_a_cancel_leaves_a_live_drivers_attempts_to_it(driverless: DriverlessSto
     assert (tournament_dir(settings.work_dir, driverless.tournament_id) / "early").is_dir()
     _assert_reads_cancelled(driverless, "cancelled")  # its driver is killing it: it is no longer played
 
+
+
+@pytest.mark.parametrize("surface", ["cli", "api"])
+def test_a_cancel_again_withdraws_what_a_driver_dead_since_left_running(driverless: DriverlessStore, surface: str) -> None:
+    """A live driver held the lease at the cancel, then was killed before it withdrew its attempts: a
+    cancel again withdraws them (said cancelled already, and when), and only then."""
+    settings = Settings()
+    folder = attempt_dir(settings.work_dir, driverless.tournament_id, driverless.run_id, 1)
+    alive = subprocess.Popen(["sleep", "60"])
+    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
+        with store.transaction() as session:
+            headers = {"Authorization": f"Bearer {create_key(session, 'op', ApiRole.OPERATOR).secret}"}
+
+        def cancel_again() -> tuple[int, str]:
+            """(0 or the HTTP status, what it said: the CLI's text or the API's JSON)."""
+            if surface == "api":
+                answer = client.post(f"/v1/tournaments/{driverless.tournament_id}/cancel", json={"reason": "again"}, headers=headers)
+                return answer.status_code, answer.text
+            result = CliRunner().invoke(app, ["tournament", "cancel", str(driverless.tournament_id), "--reason", "again"],
+                                        env={"COLUMNS": "400"})  # fmt: skip
+            return result.exit_code, " ".join(result.output.split())
+
+        try:
+            hand_lease_to(store, driverless.tournament_id, socket.gethostname(), alive.pid)  # a live driver of this host
+            assert json.loads(_invoke("tournament", "cancel", str(driverless.tournament_id), "--reason", "wrong entrants",
+                                      "--json").output)["withdrawn"] == 0  # fmt: skip
+            with store.session() as session:
+                cancelled_at = session.get_one(Tournament, driverless.tournament_id).finished_at
+            assert f"tournament {driverless.tournament_id}: driven by {socket.gethostname()} pid {alive.pid}, withdrawing its " \
+                   "runs (cancelled)" in _said("status")
+            code, said = cancel_again()  # its driver is alive: it withdraws them
+            assert code in (1, 409) and "holds it and withdraws its runs; should that driver have died, cancel again" in said
+            assert _attempt(store, driverless.run_id) == ("running", AttemptStatus.RUNNING, 1, None)
+        finally:
+            alive.kill()
+            alive.wait()
+        hint = f"`trainarena tournament cancel {driverless.tournament_id}` withdraws its runs left running"
+        assert f"tournament {driverless.tournament_id}: stopped: no driver since" in _said("status") and hint in _said("status")
+        assert "driver stopped: no driver since" in _said("tournament", "show", str(driverless.tournament_id))
+        shown = json.loads(_invoke("tournament", "show", str(driverless.tournament_id), "--json").output)
+        assert (shown["driver"]["alive"], shown["driver"]["pid"]) == (False, alive.pid)
+        code, said = cancel_again()  # killed before it withdrew them
+        if surface == "api":
+            assert code == 200 and json.loads(said) == {
+                "id": driverless.tournament_id, "name": DRIVERLESS, "status": "cancelled", "reason": REASON, "released": False,
+                "withdrawn": 1, "already_cancelled_at": f"{cancelled_at:%Y-%m-%dT%H:%M:%S.%f}Z"}  # fmt: skip
+        else:
+            assert (code, said) == (0, f"{DRIVERLESS} (id {driverless.tournament_id}) was cancelled already, at "
+                                       f"{cancelled_at:%Y-%m-%d %H:%M:%S} UTC ({REASON}); withdrew 1 attempt that its driver, "
+                                       "no longer alive, had left running (no try counted)")  # fmt: skip
+        status, attempt, tries, reason = _attempt(store, driverless.run_id)
+        assert (status, attempt, tries) == ("pending", AttemptStatus.WITHDRAWN, 0)
+        assert reason is not None and reason.startswith("withdrawn: its tournament was cancelled; its driver")
+        with store.session() as session:
+            tournament = session.get_one(Tournament, driverless.tournament_id)
+            assert (tournament.outcome_reason, tournament.finished_at) == (REASON, cancelled_at)  # as the first cancel ended it
+            assert lease_holder(session, driverless.tournament_id) is None
+        assert not (folder / "output").exists() and not (tournament_dir(settings.work_dir, driverless.tournament_id) / "early").exists()
+        assert hint not in _said("status")  # settled: nothing left to say
+        code, said = cancel_again()  # nothing left
+        assert code in (1, 409) and "is cancelled already (cancelled: wrong entrants" in said and "nothing is left to settle" in said
+    _assert_reads_cancelled(driverless, "withdrawn")

@@ -21,6 +21,7 @@ from trainarena.jobs import TOURNAMENT, DeviceGate, GatedBackend, JobWorker
 from trainarena.operations.drivers import BackgroundDrivers
 from trainarena.settings import Settings
 from trainarena.settings.service import PORT_ANY, PORT_MAX
+from trainarena.stopped_attempts import leave_notes_at_once
 from trainarena.store import Store
 
 HostOption = Annotated[str | None, typer.Option("--host", help="Address to listen on; default settings api.host (127.0.0.1).")]
@@ -29,14 +30,17 @@ PortOption = Annotated[int | None, typer.Option("--port", min=PORT_ANY, max=PORT
 
 # What a stop signal says: the first lets the step under way finish; a second leaves at once.
 STOPPING = "{signal}: stopping after the current step (again to stop at once)"
-STOPPING_NOW = "stopping now: runs in flight are run again as new attempts on the next start"
+# How a drive's attempts were stopped, in their withdrawal's reason, when a second signal left at once.
+SECOND_STOP = "a second stop signal ({signal})"
+STOPPING_NOW = "stopping now: runs in flight are withdrawn (no try counted) and run again as new attempts on the next start"
 
 
 class StoppingServer(uvicorn.Server):
     """uvicorn's server with trainarena's stop: the first SIGTERM or Ctrl-C stops the API, then its
     services (each finishes and stores its step), and the process exits 0 (uvicorn would raise the
     signal again, reporting the process as killed); a second one leaves at once, after
-    ``before_leaving`` (the job worker's tries recorded as withdrawn: ``JobWorker.leave_now``)."""
+    ``before_leaving`` (the job worker's tries recorded as withdrawn: ``JobWorker.leave_now``) and the
+    notes of its tournament drives' withdrawals (``stopped_attempts.leave_notes_at_once``)."""
 
     def __init__(self, config: uvicorn.Config, on_signal: Callable[[str], None], before_leaving: Callable[[], None]) -> None:
         super().__init__(config)
@@ -46,6 +50,7 @@ class StoppingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit:
             self._on_signal(STOPPING_NOW)
+            leave_notes_at_once(SECOND_STOP.format(signal=signal.Signals(sig).name))
             self._before_leaving()
             os._exit(EXIT_STOPPED_AT_ONCE)
         super().handle_exit(sig, frame)  # first: a second signal arriving while we say so is a second one

@@ -31,6 +31,7 @@ from trainarena.reporting.leaderboard import build_leaderboard
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import DriverStopped, RunNotStarted, deferred_in_database_call
 from trainarena.settings import Settings
+from trainarena.stopped_attempts import leave_notes_at_once
 from trainarena.store import load_tournament, named_lock, open_store
 from trainarena.store.leases import LeaseError, LeaseHolder
 from trainarena.submissions import RegistrationError
@@ -74,11 +75,13 @@ def stop_at_once_on_signals(console: Console, command: str) -> None:
     sandboxes with them), records their attempts as withdrawn (the platform's own stop costs no
     competitor a try), and releases the lease; the caller then says so (:func:`exit_stopped`). Every
     finished step is already committed. A second signal, or a clean-up taking more than
-    :data:`STOP_CLEAN_UP_SECONDS`, leaves at once (the next driver then recovers the runs)."""
+    :data:`STOP_CLEAN_UP_SECONDS`, leaves at once, leaving the note of the withdrawal of the attempts
+    not withdrawn yet: the next drive, or a cancel, withdraws them (``stopped_attempts``)."""
     stopping: list[int] = []
 
     def stop(signum: int, frame: FrameType | None) -> None:
         if stopping:
+            leave_notes_at_once(f"{signal.Signals(stopping[0]).name}, then {signal.Signals(signum).name}")
             os._exit(128 + signum)
         if deferred_in_database_call(signum, frame):  # raised a moment later, out of the driver's call
             return
@@ -96,9 +99,11 @@ def stop_at_once_on_signals(console: Console, command: str) -> None:
 def exit_stopped(console: Console, command: str, stopped: DriverStopped) -> NoReturn:
     """Say that ``command`` was stopped and how to resume it, and exit with 128 + the signal's number
     (130 for SIGINT, 143 for SIGTERM, as a shell reports them), skipping the interpreter's clean-up
-    (which would wait for threads of runs already ended)."""
+    (which would wait for threads of runs already ended). Called by the clean-up's time limit, with
+    the drive still under way, it leaves the note of its withdrawal first."""
     while _watchdogs:
         _watchdogs.pop().cancel()
+    leave_notes_at_once(f"{stopped.signal_name}, its clean-up cut short after {STOP_CLEAN_UP_SECONDS:g} s")
     console.print(f"\n[yellow]interrupted[/yellow] ({stopped.signal_name}): finished runs are kept and the runs cut "
                   f"short cost no try; run `{command}` again to resume", highlight=False, soft_wrap=True)
     console.file.flush()

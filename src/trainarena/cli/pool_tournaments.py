@@ -159,6 +159,8 @@ def cancel_command(
 ) -> None:
     """Cancel a tournament not finished: it is never driven again; a driver stops its runs and ends (with none alive, the cancel withdraws them).
 
+    Cancelled already, it withdraws the runs a driver that died since left running (exit 0), or, with none left, is refused (exit 1).
+
     One not started yet releases its drawn tasks and entrants; a started one keeps its records whole, its end signed as cancelled.
     """
     settings = Settings()
@@ -170,10 +172,14 @@ def cancel_command(
     if json_output:
         typer.echo(json.dumps({"ok": True, **cancelled.to_json()}, indent=2))
         return
+    withdrew = f"withdrew {counted(cancelled.withdrawn, 'attempt')} that its driver, no longer alive, had left running (no try counted)"
+    if cancelled.already_cancelled_at is not None:
+        print_wrapped(Console(highlight=False), f"{cancelled.name} (id {cancelled.id}) was cancelled already, at "
+                      f"{cancelled.already_cancelled_at:%Y-%m-%d %H:%M:%S} UTC ({cancelled.reason}); {withdrew}")
+        return
     released = ("its drawn tasks and entrants are released" if cancelled.released
                 else "its records stay whole: its tasks stay drawn and its entrants entered")
-    withdrawn = (f"; withdrew {counted(cancelled.withdrawn, 'attempt')} that its driver, no longer alive, had left "
-                 "running (no try counted)" if cancelled.withdrawn else "")
+    withdrawn = f"; {withdrew}" if cancelled.withdrawn else ""
     print_wrapped(Console(highlight=False), f"cancelled {cancelled.name} (id {cancelled.id}): {released}{withdrawn}")
 
 

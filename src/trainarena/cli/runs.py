@@ -24,7 +24,7 @@ from trainarena.cli.output import (
 )
 from trainarena.contract import RunStatus
 from trainarena.reporting.references import REFERENCE_LABELS
-from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, UnknownRunError, read_run_detail
+from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, ShownStatus, UnknownRunError, read_run_detail
 from trainarena.reporting.run_list import AD_HOC, RunSummary, list_runs, run_filter_problem
 from trainarena.settings import Settings
 from trainarena.store import open_store
@@ -209,7 +209,7 @@ def print_idle_drivers(console: Console, runs: list[RunSummary]) -> None:
 def list_command(
     tournament: Annotated[str | None, typer.Option(help=f"Only the runs of this tournament (its name), or '{AD_HOC}' for those outside tournaments ('reference', 'audit': those alone).")] = None,
     competitor: Annotated[str | None, typer.Option(help="Only the runs of this competitor (its name), working tree ('NAME (tree)', or its path) or reference ('house script', 'base model').")] = None,
-    status: Annotated[RunStatus | None, typer.Option(help="Only runs with this status (a cancelled tournament's unfinished runs read cancelled: never pending or running).")] = None,
+    status: Annotated[ShownStatus | None, typer.Option(help="Only runs with this status as listed: cancelled selects the runs a cancelled tournament left unfinished (never pending or running).")] = None,
     task: Annotated[str | None, typer.Option(help="Only the runs of this task (its name, or a prefix of 6 or more characters of its digest).")] = None,
     as_json: JsonFlag = False,
 ) -> None:

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from trainarena.cli.api import STOPPING, STOPPING_NOW, HostOption, PortOption, serve_api, sharing_devices
+from trainarena.cli.api import SECOND_STOP, STOPPING, STOPPING_NOW, HostOption, PortOption, serve_api, sharing_devices
 from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE, threads_per_run
 from trainarena.cli.output import fail
 from trainarena.execution import SandboxUnavailable
@@ -25,6 +25,7 @@ from trainarena.operations.serving import ServeEvent, Serving, ServingThread
 from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import RunExecutor
 from trainarena.settings import Settings
+from trainarena.stopped_attempts import leave_notes_at_once
 from trainarena.store import open_store
 
 
@@ -43,12 +44,14 @@ def print_event(json_output: bool) -> Callable[[ServeEvent], None]:
 @contextmanager
 def stop_on_signals(stop: threading.Event, say: Callable[[str], None]) -> Iterator[None]:
     """SIGTERM or SIGINT sets ``stop`` (the step under way finishes and is stored, then serve exits 0);
-    a second one leaves at once: the runs it cuts short are run again as new attempts on the next start.
+    a second one leaves at once: the runs it cuts short are withdrawn from the notes it leaves (no try
+    counted) and run again as new attempts on the next start.
     (``serve --once``; served with the API, uvicorn's signal handling does the same: cli/api.py.)"""
 
     def handle(signum: int, _frame: object) -> None:
         if stop.is_set():
             say(STOPPING_NOW)
+            leave_notes_at_once(SECOND_STOP.format(signal=signal.Signals(signum).name))
             os._exit(EXIT_STOPPED_AT_ONCE)
         stop.set()
         say(STOPPING.format(signal=signal.Signals(signum).name))

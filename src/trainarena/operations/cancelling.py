@@ -23,6 +23,11 @@ lease itself, as a takeover would, and withdraws them in its own transaction (ho
 ``stopped_attempts``); once that is committed it removes the notes, the attempts' outputs and the
 early runs' folders. Taking the lease first, then the tournament's row, is a write step's order, and
 a driver whose lease had expired and that wakes afterwards finds it lost and stops.
+
+A live driver may die after the cancel (killed outright) before it withdrew its attempts: they would
+stay running for good. So a cancel of a tournament cancelled already settles them the same way when no
+live driver holds it any more, and says how many (the tournament stays as the first cancel ended it:
+its reason, its time, its signed end); with nothing left to settle it is refused, as before.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ REASON_MAX = 300
 
 
 class CancelRefused(StoreError):
-    """A tournament that cannot be cancelled (finished, or cancelled already), with why."""
+    """A tournament that cannot be cancelled (finished, or cancelled already with nothing left to settle), with why."""
 
 
 @dataclass(frozen=True)
@@ -56,40 +61,49 @@ class CancelledTournament:
     reason: str  # the outcome recorded: "cancelled: ..."
     released: bool  # its draw, entrants and defender were released (it had not started)
     withdrawn: int  # attempts left running by a driver no longer alive, withdrawn by the cancel
+    already_cancelled_at: datetime | None  # when an earlier cancel ended it: this one only withdrew what was left
 
     def to_json(self) -> dict[str, Any]:
+        already = None if self.already_cancelled_at is None else self.already_cancelled_at.isoformat()
         return {"id": self.id, "name": self.name, "status": TournamentStatus.CANCELLED, "reason": self.reason,
-                "released": self.released, "withdrawn": self.withdrawn}
+                "released": self.released, "withdrawn": self.withdrawn, "already_cancelled_at": already}
 
 
 def cancel_tournament(store: Store, settings: Settings, tournament_id: int, reason: str | None = None) -> CancelledTournament:
     """Cancel tournament ``tournament_id`` in one transaction, signing its end when it started and records
-    are on, and withdrawing its attempts still running when no live driver holds it; StoreError when there
-    is none, CancelRefused when it is finished or cancelled already."""
+    are on, and withdrawing its attempts still running when no live driver holds it; cancelled already,
+    only that withdrawal (``reason`` unused). StoreError when there is none, CancelRefused when it is
+    finished, or cancelled already with no attempt left to withdraw (or a live driver to withdraw them)."""
     notes = WithdrawalNotes.read(tournament_dir(settings.work_dir, tournament_id))  # read whole before the withdrawal
     with store.transaction() as session:
         tournament = get_tournament(session, tournament_id)
-        _refuse_ended(tournament)
+        _refuse_finished(tournament)
         # The lease first, the tournament's row next: the order of a driver's write steps (``orchestrator``).
         me = DriverIdentity.of_this_process()
         holder = lease_holder(session, tournament_id)
         dead = holder.owner_id if holder is not None and holder.is_dead_local_process(me) else None
-        driven = try_acquire(session, tournament_id, me, settings.lease, take_from=dead) is not None
+        live = try_acquire(session, tournament_id, me, settings.lease, take_from=dead)
         tournament = get_tournament(session, tournament_id, lock=True)  # after a driver's write step, never amid it
-        _refuse_ended(tournament)
+        _refuse_finished(tournament)
+        already = tournament.finished_at if tournament.status == TournamentStatus.CANCELLED else None
         said = " ".join((reason or "").split())[:REASON_MAX] or "by the operator"
-        released = _end(session, settings, tournament, said)
-        withdrawn = [] if driven else withdraw_driverless(session, tournament_id, notes, "its tournament was cancelled")
-        if not driven:
+        released = _end(session, settings, tournament, said) if already is None else False
+        withdrawn = [] if live else withdraw_driverless(session, tournament_id, notes, "its tournament was cancelled")
+        if already is not None and not withdrawn:  # rolled back: the lease taken is given up with it
+            raise CancelRefused(f"tournament {tournament.name!r} is cancelled already ({tournament.outcome_reason}); "
+                                + (f"its driver ({live.describe()}) holds it and withdraws its runs; should that driver have died, "
+                                   "cancel again once its lease expired" if live else "nothing is left to settle"))
+        if not live:
             release(session, tournament_id, me)
-        cancelled = CancelledTournament(tournament.id, tournament.name, str(tournament.outcome_reason), released, len(withdrawn))
-    if not driven:  # a live driver clears its own
+        cancelled = CancelledTournament(tournament.id, tournament.name, str(tournament.outcome_reason), released,
+                                        len(withdrawn), already)  # fmt: skip
+    if not live:  # a live driver clears its own
         clear_driverless(settings.work_dir, tournament_id, notes, withdrawn)
     return cancelled
 
 
-def _refuse_ended(tournament: Tournament) -> None:
-    if tournament.status in TournamentStatus.ENDED:
+def _refuse_finished(tournament: Tournament) -> None:
+    if tournament.status == TournamentStatus.FINISHED:
         raise CancelRefused(f"tournament {tournament.name!r} is {tournament.status} ({tournament.outcome_reason}); "
                             "only a tournament not finished can be cancelled")
 

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,9 @@ class UnknownLogError(LookupError):
 # What a tournament run reads as that its tournament's cancellation left unfinished, in place of its
 # stored status (pending; running until its attempt is withdrawn): it will never be played.
 CANCELLED = "cancelled"
+# What a run's status reads as (:func:`shown_outcome`): a stored one, or cancelled. The status filter of
+# ``runs list`` and ``GET /v1/runs`` takes these, so that a status shown selects the runs showing it.
+ShownStatus = StrEnum("ShownStatus", [(status.name, status.value) for status in RunStatus] + [("CANCELLED", CANCELLED)])
 
 
 def shown_outcome(run: Run) -> tuple[str, str | None]:
@@ -213,7 +217,8 @@ def drivers_of_running(session: Session, runs: Iterable[Run]) -> dict[int, Drivi
     for run in runs:
         if run.status == RunStatus.RUNNING and run.task.match is not None:
             tournament = run.task.match.round.tournament
-            tournaments[tournament.id] = tournament
+            if tournament.status == TournamentStatus.RUNNING:  # a cancelled one's read cancelled: no driver plays them
+                tournaments[tournament.id] = tournament
     return drivers_of(session, list(tournaments.values()))
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from trainarena.contract import RunStatus
 from trainarena.reporting.reasons import short_reason
 from trainarena.reporting.references import REFERENCE_LABELS, TREE_SUFFIX, run_label
-from trainarena.reporting.run_detail import drivers_of_running, place_of, score_of, shown_outcome, task_name
+from trainarena.reporting.run_detail import CANCELLED, drivers_of_running, place_of, score_of, shown_outcome, task_name
 from trainarena.reporting.run_labels import has_labelled_runs, labelled_runs
 from trainarena.runs import definition_from_json, task_key
 from trainarena.store import (
@@ -109,9 +109,9 @@ def list_runs(
     tournaments (ad hoc and references) by id, oldest first; of those, the ones after run ``after``
     when given (a keyset cursor: the last run a page answered), less the first ``offset``, at most
     ``limit`` (all when None). Filters: one tournament by name (or :data:`AD_HOC` for those outside),
-    one competitor (by name), one status (as the store has it, less the runs not finished of a cancelled
-    tournament: they read cancelled), one task (its name or a digest prefix). Filters and the
-    window are the database's: a page after a cursor costs about what the first page does, however
+    one competitor (by name), one status as a run reads (``ShownStatus``: as the store has it, but the
+    runs not finished of a cancelled tournament read :data:`CANCELLED`), one task (its name or a
+    digest prefix). Filters and the window are the database's: a page after a cursor costs about what the first page does, however
     deep (indexes serve play order, migration 0015); one at an offset grows with the runs it skips. An
     ``after`` that is no run of these lists is refused (UnknownCursor); a run the filters leave out
     still has its place in the order (a run's status changes while a client pages)."""
@@ -119,7 +119,11 @@ def list_runs(
     if tournament in OUTSIDE_KINDS:
         outside = outside.where(Run.origin.in_(OUTSIDE_KINDS[tournament]))
     played = select(Tournament.id).order_by(Tournament.id)
-    if status is not None and not RunStatus(status).finished:  # a cancelled tournament's unfinished runs read cancelled
+    stored = None if status is None else (status,)  # the stored statuses of the runs that read ``status``
+    if status == CANCELLED:  # a cancelled tournament's runs not finished
+        played, outside = played.where(Tournament.status == TournamentStatus.CANCELLED), None
+        stored = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
+    elif status is not None and not RunStatus(status).finished:  # those read cancelled
         played = played.where(Tournament.status != TournamentStatus.CANCELLED)
     if tournament is not None and tournament not in (AD_HOC, *OUTSIDE_KINDS):
         played, outside = played.where(Tournament.name == tournament), None
@@ -133,8 +137,8 @@ def list_runs(
     for number, query in enumerate(queries, start=1):
         if competitor is not None:
             query = query.join(Run.competitor).where(Competitor.name == competitor) if registered else query.where(labelled_runs(competitor))
-        if status is not None:
-            query = query.where(Run.status == status)
+        if stored is not None:
+            query = query.where(Run.status.in_(stored))
         if task is not None:
             query = query.where(_is_task(task))
         if limit is not None and len(ids) >= limit:

@@ -1,8 +1,10 @@
 """Who drives a running tournament, as `status` and `tournament show` say it: the live driver holding
 its lease (host, pid), or none since when (a driver that stopped, was killed or released its lease:
-``trainarena tournament run ID`` resumes it). Judged as a takeover judges it (``store/leases.py``): a
-lease expired by the store's clock, or held by a process of this host that no longer exists, holds
-nothing."""
+``trainarena tournament run ID`` resumes it). Likewise for a cancelled tournament with runs still
+marked running: a live driver withdrawing them, or none (killed before it withdrew them: ``trainarena
+tournament cancel ID`` again withdraws them, ``operations/cancelling``). Judged as a takeover judges
+it (``store/leases.py``): a lease expired by the store's clock, or held by a process of this host
+that no longer exists, holds nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from trainarena.contract import RunStatus
 from trainarena.store.leases import is_dead_local_process
 from trainarena.store.models import (
     MatchRow,
@@ -39,6 +42,7 @@ class Driving:
     host: str | None
     pid: int | None
     since: datetime | None
+    cancelled: bool = False  # its tournament is cancelled, with runs still marked running
 
     def to_json(self) -> dict[str, Any]:
         return {"alive": self.alive, "host": self.host, "pid": self.pid,
@@ -46,7 +50,7 @@ class Driving:
 
     def describe(self) -> str:
         if self.alive:
-            return f"driven by {self.host} pid {self.pid}"
+            return f"driven by {self.host} pid {self.pid}" + (", withdrawing its runs (cancelled)" if self.cancelled else "")
         return f"stopped: no driver{self._since()}; {self._resume()}"
 
     def idle_note(self) -> str:
@@ -58,12 +62,20 @@ class Driving:
         return "" if self.since is None else f" since {self.since:%Y-%m-%d %H:%M:%S} UTC"
 
     def _resume(self) -> str:
+        if self.cancelled:  # nothing drives it again: its runs left running are withdrawn by a cancel
+            return f"`trainarena tournament cancel {self.tournament_id}` withdraws its runs left running"
         return f"`trainarena tournament run {self.tournament_id}` resumes it"
 
 
 def drivers_of(session: Session, tournaments: Sequence[Tournament]) -> dict[int, Driving]:
-    """The driving of each running (not finished) tournament of ``tournaments``, by id."""
-    ids = [t.id for t in tournaments if t.status == TournamentStatus.RUNNING]
+    """The driving of each running (not finished) tournament of ``tournaments``, and of each cancelled
+    one with runs still marked running, by id."""
+    cancelled = [t.id for t in tournaments if t.status == TournamentStatus.CANCELLED]
+    if cancelled:
+        cancelled = list(session.scalars(
+            select(Round.tournament_id).distinct().select_from(Run).join(Run.task).join(TaskRow.match).join(MatchRow.round)
+            .where(Round.tournament_id.in_(cancelled), Run.status == RunStatus.RUNNING)))  # fmt: skip
+    ids = [t.id for t in tournaments if t.status == TournamentStatus.RUNNING] + cancelled
     if not ids:
         return {}
     now = database_now(session)
@@ -76,9 +88,10 @@ def drivers_of(session: Session, tournaments: Sequence[Tournament]) -> dict[int,
     for tournament_id in ids:
         lease = leases.get(tournament_id)
         if lease is None:
-            driving[tournament_id] = Driving(tournament_id, False, None, None, last.get(tournament_id))
+            driving[tournament_id] = Driving(tournament_id, False, None, None, last.get(tournament_id), tournament_id in cancelled)
             continue
         alive = lease.expires_at > now and not is_dead_local_process(lease.host, lease.pid)
-        driving[tournament_id] = Driving(tournament_id, alive, lease.host, lease.pid, None if alive else lease.heartbeat_at)
+        driving[tournament_id] = Driving(tournament_id, alive, lease.host, lease.pid, None if alive else lease.heartbeat_at,
+                                         tournament_id in cancelled)  # fmt: skip
     return driving
 

@@ -14,8 +14,14 @@ from trainarena.api.auth import Competitor
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ROLE_RESPONSES, ApiError, not_found
 from trainarena.api.paging import STORE_INT_MAX, CursorWindow, Page
-from trainarena.contract import RunStatus
-from trainarena.reporting.run_detail import RESULT_TAIL_LINES, UnknownLogError, UnknownRunError, read_run_detail, read_run_log
+from trainarena.reporting.run_detail import (
+    RESULT_TAIL_LINES,
+    ShownStatus,
+    UnknownLogError,
+    UnknownRunError,
+    read_run_detail,
+    read_run_log,
+)
 from trainarena.reporting.run_list import AD_HOC, list_runs, run_filter_problem
 from trainarena.store.owned_lists import UnknownCursor
 
@@ -131,7 +137,7 @@ def list_all(
     window: CursorWindow,
     tournament: Annotated[str | None, Query(description=f"Only this tournament's runs (its name), or '{AD_HOC}' for those outside tournaments ('reference', 'audit': those alone).")] = None,
     competitor: Annotated[str | None, Query(description="Only this competitor's runs (its name), a working tree's ('NAME (tree)', or its path) or a reference's ('house script', 'base model').")] = None,
-    status: Annotated[RunStatus | None, Query(description="Only runs with this status (a cancelled tournament's runs it left unfinished read cancelled: never pending or running).")] = None,
+    status: Annotated[ShownStatus | None, Query(description="Only runs with this status as listed: cancelled selects the runs a cancelled tournament left unfinished (never pending or running).")] = None,
     task: Annotated[str | None, Query(description="Only this task's runs (its name, or a prefix of 6 or more characters of its digest).")] = None,
 ) -> RunList:
     """Tournament runs in play order (tournament, round, match, task, run id), then runs outside
