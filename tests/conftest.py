@@ -7,9 +7,11 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 from hypothesis import HealthCheck
@@ -138,6 +140,22 @@ def leftover_processes():
     for pid in found:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def sigterm_handler() -> Iterator[None]:
+    """SIGUSR1 stops a drive as the CLI's SIGTERM handler does (cli/demo.py, stop_at_once_on_signals)."""
+    from trainarena.runs import DriverStopped, deferred_in_database_call
+
+    assert threading.current_thread() is threading.main_thread()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if not deferred_in_database_call(signum, frame):
+            raise DriverStopped(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGUSR1, stop)
+    yield
+    signal.signal(signal.SIGUSR1, previous)
 
 
 @pytest.fixture

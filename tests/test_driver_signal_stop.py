@@ -15,10 +15,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 
 import pytest
 from sqlalchemy import select, text
@@ -30,7 +28,7 @@ from trainarena.execution.supervise import STOPPED_REASON, StopAtOnce, current_s
 from trainarena.operations.cancelling import CancelledTournament, cancel_tournament
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.records.recorder import Recorder
-from trainarena.runs import DiskFull, DriverStopped, ProgressEvent, RunReport, RunRequest, deferred_in_database_call
+from trainarena.runs import DiskFull, DriverStopped, ProgressEvent, RunReport, RunRequest
 from trainarena.settings import LeaseRules, Settings
 from trainarena.stopped_attempts import WithdrawalNotes, leave_note
 from trainarena.store import (
@@ -86,19 +84,6 @@ class StoppedWhileTraining(Scores):
         return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason=STOPPED_REASON)
 
 
-@pytest.fixture
-def sigterm_handler() -> Iterator[None]:
-    assert threading.current_thread() is threading.main_thread()
-
-    def stop(signum: int, frame: FrameType | None) -> None:  # as the CLI's (cli/demo.py, stop_at_once_on_signals)
-        if not deferred_in_database_call(signum, frame):
-            raise DriverStopped(signal.SIGTERM)
-
-    previous = signal.signal(signal.SIGUSR1, stop)
-    yield
-    signal.signal(signal.SIGUSR1, previous)
-
-
 def _tournament(store: Store) -> int:
     with store.transaction() as session:
         for name in NAMES:
@@ -143,7 +128,7 @@ def test_stops_by_signal_cost_no_try_however_many(store: Store, settings: Settin
     assert [(n, s) for n, s, _ in attempts] == [(1, "withdrawn"), (2, "withdrawn"), (3, "withdrawn"), (4, "succeeded")]
 
 
-def test_a_withdrawal_the_store_did_not_take_is_done_by_the_nextdrive_tournament(store: Store, settings: Settings, sigterm_handler,
+def test_a_withdrawal_the_store_did_not_take_is_done_by_the_next_drive(store: Store, settings: Settings, sigterm_handler,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The stopped driver's withdrawal write fails (the store unreachable): its attempt stays running, and
     the next drive's recovery withdraws it from the note it left, rather than interrupting it (a try)."""
@@ -197,7 +182,7 @@ def _wait_for(marker: Path, process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.parametrize("leaving", ["a-second-signal", "a-clean-up-too-long"])
-def test_a_driver_leaving_at_once_leaves_its_withdrawal_to_the_nextdrive_tournament(store: Store, settings: Settings, tmp_path: Path,
+def test_a_driver_leaving_at_once_leaves_its_withdrawal_to_the_next_drive(store: Store, settings: Settings, tmp_path: Path,
                                                                           leaving: str) -> None:
     """`tournament run` stopped by SIGTERM, then, its clean-up held up (the store not answering), by
     SIGINT or its clean-up's time limit, exits at once (130, or 143), leaving the note of its

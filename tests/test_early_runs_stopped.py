@@ -9,10 +9,9 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 import pytest
 
@@ -21,7 +20,7 @@ from trainarena.engine.model import Stage
 from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
 from trainarena.operations.cancelling import cancel_tournament
 from trainarena.orchestrator import create_tournament, drive
-from trainarena.runs import DriverStopped, RunReport, RunRequest, deferred_in_database_call
+from trainarena.runs import DriverStopped, RunReport, RunRequest
 from trainarena.settings import LeaseRules, Settings
 from trainarena.store import AttemptStatus, Store, add_competitor, tournament_runs
 from trainarena.store.tournaments import TournamentCancelled
@@ -88,20 +87,6 @@ class StoppedWithEarlyRuns:
         return _succeeded(request)
 
 
-@pytest.fixture
-def stop_handler() -> Iterator[None]:
-    """SIGUSR1 stops the drive as the CLI's SIGTERM handler does (cli/demo.py, stop_at_once_on_signals)."""
-    assert threading.current_thread() is threading.main_thread()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        if not deferred_in_database_call(signum, frame):
-            raise DriverStopped(signal.SIGTERM)
-
-    previous = signal.signal(signal.SIGUSR1, stop)
-    yield
-    signal.signal(signal.SIGUSR1, previous)
-
-
 def _tournament(store: Store) -> int:
     with store.transaction() as session:
         for name in ("a", "b", CHAMPION):
@@ -128,7 +113,7 @@ def _folder(settings: Settings, tid: int, run: tuple[str, int, str], attempt: in
 
 
 @pytest.mark.parametrize("how", ["signal", "cancel"])
-def test_a_drive_stopped_at_once_removes_its_early_runs_folders(store: Store, settings: Settings, stop_handler, how: str) -> None:
+def test_a_drive_stopped_at_once_removes_its_early_runs_folders(store: Store, settings: Settings, sigterm_handler, how: str) -> None:
     tid = _tournament(store)
     executor = StoppedWithEarlyRuns(stop=threading.Event())
     if how == "signal":
@@ -156,7 +141,7 @@ def test_a_drive_stopped_at_once_removes_its_early_runs_folders(store: Store, se
         assert not (settings.work_dir / f"tournament-{tid}" / "early").exists()
 
 
-def test_an_adopted_early_run_stopped_keeps_its_logs_in_its_runs_folder(store: Store, settings: Settings, stop_handler) -> None:
+def test_an_adopted_early_run_stopped_keeps_its_logs_in_its_runs_folder(store: Store, settings: Settings, sigterm_handler) -> None:
     tid = _tournament(store)
     executor = StoppedWithEarlyRuns(stop=threading.Event(), at="boss")
     executor.stopper = lambda: signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
