@@ -125,11 +125,16 @@ def _assert_reads_cancelled(driverless: DriverlessStore, attempt: str) -> None:
         assert driverless.run_id not in {run["run_id"] for run in json.loads(_invoke("runs", "list", "--status", status, "--json").output)}
     assert [run["run_id"] for run in json.loads(_invoke("runs", "list", "--status", "cancelled", "--json").output)] == [driverless.run_id]
     assert json.loads(_invoke("runs", "list", "--status", "cancelled", "--tournament", "ad hoc", "--json").output) == []
-    fields, _ = read_fields(_invoke("runs", "show", str(driverless.run_id), width=80).output, 80)
+    text = _invoke("runs", "show", str(driverless.run_id), width=80).output
+    fields, _ = read_fields(text, 80)
     assert fields["status"] == "cancelled" and "driver" not in fields
     shown = json.loads(_invoke("runs", "show", str(driverless.run_id), "--json").output)
     assert [shown[key] for key in ("status", "reason", "summary", "driver")] == ["cancelled", reason, reason, None]
     assert [line["status"] for line in shown["attempt_history"]] == [attempt]
+    (only_try,) = shown["attempt_history"]
+    if not only_try["counts"] and only_try["reason"]:  # its one try, not counted: the text says why (it did not)
+        assert "attempts" in [line.strip() for line in text.splitlines()]
+        assert " ".join(only_try["reason"].split())[:40] in " ".join(text.split())
     board = json.loads(_invoke("tournament", "show", str(driverless.tournament_id), "--json").output)
     assert {line["run_id"]: line["status"] for line in board["runs"]}[driverless.run_id] == "cancelled"
     bracket = _invoke("tournament", "show", str(driverless.tournament_id)).output

@@ -148,7 +148,7 @@ def _print_detail(console: Console, run: RunDetail) -> None:
             ("artifact digest", run.artifact_digest or "-"),
         ],
     )
-    if len(run.attempt_history) > 1:
+    if run.lists_attempts:
         table = OneLineTable(ATTEMPT_COLUMNS, title="attempts")
         for line in run.attempt_history:
             score = "-" if line.score is None else f"{line.score:.4f}"

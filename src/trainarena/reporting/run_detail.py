@@ -156,6 +156,12 @@ class RunDetail:
     # status stays running until a drive resumes it). None for every other run.
     driver: Driving | None
 
+    @property
+    def lists_attempts(self) -> bool:
+        """Whether ``runs show`` and the run page list the tries: more than one, or one not counted whose
+        reason (withdrawn: the service stopped, its tournament was cancelled) no other field says."""
+        return len(self.attempt_history) > 1 or any(not line.counts and line.reason for line in self.attempt_history)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         for key in ("started_at", "finished_at"):
