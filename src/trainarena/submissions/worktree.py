@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from trainarena.contract import MANIFEST_NAME
 from trainarena.settings import Settings
@@ -180,3 +181,20 @@ def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
             ignore_names=rules.digest_ignore_names,
         ),
     )
+
+
+def changes_left_out(repo_url: str, commit: str) -> list[str]:
+    """The uncommitted and untracked paths of the local working tree at ``repo_url`` (a ``file://`` URL
+    as registration stores it) when its HEAD is ``commit``: what a competitor tried with `trainarena run
+    --repo` and then registered at `git rev-parse HEAD` without committing, which the registration leaves
+    out. Empty for a remote repository or another commit: no working tree was being registered."""
+    parts = urlsplit(repo_url)
+    if parts.scheme != "file":
+        return []
+    root = Path(unquote(parts.path))
+    head = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
+    if head is None or head.strip() != commit:
+        return []
+    status = _git(root, "status", "--porcelain", "--untracked-files=normal")
+    return [line[3:] for line in (status or "").splitlines() if line.strip()]  # "XY PATH" (git quotes odd names)
+
