@@ -53,7 +53,10 @@ def test_local_backend_keeps_the_budget_and_reports_crashes(local: LocalUnsafeBa
         result = local.run(overtime)
     assert result.status is RunStatus.TIMED_OUT
     assert len(told) == 1 and 0.9 < told[0] - result.started_at < 1.3  # told at the deadline, not at the end
-    assert "stop before --budget-seconds or save on SIGTERM (docs/contract.md" in (result.failure_reason or "")
+    # The fix it names is the contract's margin, not a save on SIGTERM (too late: the run is timed out then).
+    assert ("stop training with a margin before TRAINARENA_DEADLINE, save and exit 0 (docs/contract.md"
+            in (result.failure_reason or ""))
+    assert "SIGTERM at the deadline" in (result.failure_reason or "") and "save on SIGTERM" not in (result.failure_reason or "")
     assert processes_of_run(overtime.spec.run_id) == []
     crashed = local.run(make_job("crasher"))
     assert crashed.status is RunStatus.FAILED and "deliberate failure" in (crashed.failure_reason or "")

@@ -317,8 +317,10 @@ def _result(
         reason = f"{disk_breach}.\n--- stderr tail ---\n{tail}"
         return RunResult(RunStatus.FAILED, exit_code, started_at, finished_at, stdout_path, stderr_path, reason)
     if timed_out:
-        reason = (f"still running at the budget of {launch.budget_seconds:g} s ({how_ended}); stop before "
-                  f"--budget-seconds or save on SIGTERM (docs/contract.md, \"Deadline, SIGTERM and SIGKILL\")."
+        # Saving on SIGTERM is too late (the run is already timed out), so the fix named is the margin.
+        reason = (f"still running at the budget of {launch.budget_seconds:g} s ({how_ended}); a run alive at the "
+                  "deadline is not scored, even with an artifact: stop training with a margin before "
+                  "TRAINARENA_DEADLINE, save and exit 0 (docs/contract.md, \"Deadline, SIGTERM and SIGKILL\")."
                   f"\n--- stderr tail ---\n{tail}")
         return RunResult(RunStatus.TIMED_OUT, exit_code, started_at, finished_at, stdout_path, stderr_path, reason)
     if exit_code != 0:
