@@ -108,6 +108,19 @@ def test_an_empty_folder_is_named_empty(tmp_path: Path) -> None:
         snapshot_worktree(settings, tmp_path / "empty")
 
 
+def test_a_folder_without_a_manifest_is_named_as_such_before_its_big_files(tmp_path: Path) -> None:
+    # `--repo ..` one folder too high (or a data directory): the missing manifest is the fix to name,
+    # not the weights and sizes of a folder that is no competitor's.
+    root = tmp_path / "parent"
+    (root / "checkpoints").mkdir(parents=True)
+    (root / "checkpoints" / "model.safetensors").write_bytes(b"w" * 64)
+    (root / "notes.py").write_text("X = 1\n")
+    with pytest.raises(RegistrationError) as refused:
+        snapshot_worktree(Settings(data_dir=tmp_path / "data"), root)
+    assert str(refused.value).startswith(f"no trainarena.toml at the root of the folder {root} (not a git repository)")
+    assert "safetensors" not in str(refused.value)
+
+
 def test_a_manifest_git_ignores_is_named_as_ignored_not_missing(tmp_path: Path) -> None:
     root = _tree(tmp_path / "tree")
     _git(root, "init", "-q")

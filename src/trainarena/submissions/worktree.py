@@ -32,7 +32,7 @@ from trainarena.submissions.digest import source_digest
 from trainarena.submissions.errors import RegistrationError
 from trainarena.submissions.git import TreeEntry
 from trainarena.submissions.manifest import Manifest
-from trainarena.submissions.registration import check_content, check_tree_entries, export_tree
+from trainarena.submissions.registration import check_content, check_tree_entries, export_tree, manifest_entry
 
 _SKIPPED_DIRS = frozenset({".git", "__pycache__"})
 _GIT_TIMEOUT_SECONDS = 30.0  # local commands on the user's own repository
@@ -159,6 +159,7 @@ def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
     if listed is not None and (root / MANIFEST_NAME).is_file() and all(entry.path != MANIFEST_NAME for entry in entries):
         raise RegistrationError(f"{MANIFEST_NAME} is in {where} but git ignores it (.gitignore): a run takes the files "
                                 f"git sees; stop ignoring {MANIFEST_NAME}")  # fmt: skip
+    manifest_entry(entries, where)
     rules = settings.registration
     check_tree_entries(entries, rules)  # sizes and kinds first: nothing big is read
     blobs = {entry.object_id: _read(root, entry) for entry in entries if entry.kind in ("file", "symlink")}
