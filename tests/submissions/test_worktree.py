@@ -46,6 +46,21 @@ def test_git_tree_snapshot_follows_gitignore_and_records_head(tmp_path: Path) ->
     assert snapshot_worktree(settings, root).snapshot_dir == edited.snapshot_dir  # content-addressed
 
 
+def test_a_folder_inside_another_repository_records_no_commit_of_that_repository(tmp_path: Path) -> None:
+    # The README's `cp -r examples/competitors/baseline my-trainer` inside the trainarena checkout: the
+    # checkout's HEAD is no commit of the script (registering it fails), so the run must not name it.
+    outer = tmp_path / "checkout"
+    outer.mkdir()
+    (outer / "README.md").write_text("the platform\n")
+    _git(outer, "init", "-q")
+    _git(outer, "add", "-A")
+    _git(outer, "commit", "-qm", "platform")
+    snapshot = snapshot_worktree(Settings(data_dir=tmp_path / "data"), _tree(outer / "my-trainer"))
+    assert snapshot.commit is None
+    assert snapshot.dirty is True  # untracked in the checkout: git still sees the files
+    assert sorted(p.name for p in snapshot.snapshot_dir.iterdir()) == ["train.py", "trainarena.toml"]
+
+
 def test_plain_folder_skips_caches_and_has_no_commit(tmp_path: Path) -> None:
     root = _tree(tmp_path / "plain")
     (root / "__pycache__").mkdir()

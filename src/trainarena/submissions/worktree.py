@@ -41,7 +41,7 @@ _GIT_TIMEOUT_SECONDS = 30.0  # local commands on the user's own repository
 @dataclass(frozen=True)
 class WorktreeSnapshot:
     path: Path  # the working tree, resolved
-    commit: str | None  # HEAD when it is a git repository with a commit
+    commit: str | None  # HEAD when ``path`` is the top of a git repository with a commit
     dirty: bool | None  # uncommitted or untracked changes under ``path``; None outside git
     snapshot_dir: Path  # the checked copy the sandbox binds read-only
     manifest: Manifest
@@ -168,7 +168,11 @@ def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
     snapshot_dir = settings.cache_dir / "worktrees" / digest[:32]
     _discard_if_changed(snapshot_dir, digest)
     export_tree(entries, blobs, snapshot_dir)
-    commit = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
+    # HEAD is the tree's commit only at the top of its repository: a folder inside another one (a script
+    # copied into the trainarena checkout) has no commit of its own, and the checkout's is not the script's.
+    top = _git(root, "rev-parse", "--show-toplevel")
+    at_top = top is not None and Path(top.strip()).resolve() == root
+    commit = _git(root, "rev-parse", "--verify", "--quiet", "HEAD") if at_top else None
     status = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", ".")
     return WorktreeSnapshot(
         path=root,
