@@ -125,6 +125,16 @@ def test_missing_expected_files_are_named(tmp_path: Path) -> None:
     assert not check.ok and "adapter_model.safetensors" in (check.reason or "")
 
 
+def test_a_model_saved_in_a_subfolder_is_refused_saying_to_save_at_the_top(tmp_path: Path) -> None:
+    # save_pretrained(os.path.join(output_dir, "final")): the files are right, their place is not.
+    output = tmp_path / "output"
+    _model_dir(output / "final")
+    check = validate_artifact(output, TaskType.INSTRUCT, RULES)
+    assert not check.ok
+    assert "at the top of the output directory" in (check.reason or "")
+    assert "final/ holds config.json: save into --output-dir itself, not a subfolder" in (check.reason or "")
+
+
 @pytest.mark.parametrize("name", [b"weights-\xff.json", b"notes\x1b[2J.txt"])
 def test_a_file_name_that_is_not_printable_utf8_is_rejected(tmp_path: Path, name: bytes) -> None:
     """Names are recorded, listed and published: one that cannot be written as UTF-8 text is refused

@@ -47,13 +47,30 @@ def test_local_backend_rewrites_sandbox_paths_to_host_paths(
     assert (job.output_dir / "done").read_text() == "ok"
 
 
+def test_a_failure_with_nothing_on_stderr_names_the_last_line_on_stdout(
+    local: LocalUnsafeBackend, make_job: MakeJob, script_dir: Callable[[str], Path]
+) -> None:
+    # A script that reports its own problem with print() and exits non-zero left a bare "exited with code 3."
+    said = local.run(make_job(script_dir('print("loading")\nprint("no network: URLError")\nraise SystemExit(3)\n')))
+    assert said.status is RunStatus.FAILED
+    assert (said.failure_reason or "").startswith("exited with code 3. Nothing on stderr; the last line on stdout: "
+                                                  "no network: URLError")
+    silent = local.run(make_job(script_dir("raise SystemExit(5)\n")))
+    assert (silent.failure_reason or "").startswith("exited with code 5. Nothing on stderr or stdout.")
+    crashed = local.run(make_job(script_dir('print("stdout line")\nraise RuntimeError("on stderr")\n')))
+    assert "stdout line" not in (crashed.failure_reason or "") and "RuntimeError: on stderr" in (crashed.failure_reason or "")
+
+
 def test_local_backend_keeps_the_budget_and_reports_crashes(local: LocalUnsafeBackend, make_job: MakeJob) -> None:
     overtime, told = make_job("overtime", budget=1.0, grace=0.5), []
     with told_at_deadline(lambda: told.append(time.time())):
         result = local.run(overtime)
     assert result.status is RunStatus.TIMED_OUT
     assert len(told) == 1 and 0.9 < told[0] - result.started_at < 1.3  # told at the deadline, not at the end
-    assert "stop before --budget-seconds or save on SIGTERM (docs/contract.md" in (result.failure_reason or "")
+    # The fix it names is the contract's margin, not a save on SIGTERM (too late: the run is timed out then).
+    assert ("stop training with a margin before TRAINARENA_DEADLINE, save and exit 0 (docs/contract.md"
+            in (result.failure_reason or ""))
+    assert "SIGTERM at the deadline" in (result.failure_reason or "") and "save on SIGTERM" not in (result.failure_reason or "")
     assert processes_of_run(overtime.spec.run_id) == []
     crashed = local.run(make_job("crasher"))
     assert crashed.status is RunStatus.FAILED and "deliberate failure" in (crashed.failure_reason or "")

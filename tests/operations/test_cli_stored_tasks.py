@@ -103,6 +103,19 @@ def test_show_of_a_stored_task_says_which_way_is_better(operator_data: OperatorD
     assert json.loads(_invoke("task", "show", "sums", "--json").output)["direction"] == "lower"
 
 
+def test_a_stored_task_named_as_an_example_task_file_points_to_the_file(operator_data: OperatorData) -> None:
+    """The README's `task show instruct-arithmetic --leaderboard`, after an operator stored the example file in
+    a pool, showed the stored task's empty board with no word of the file's, where the ad-hoc runs are."""
+    assert _invoke("task", "add", "instruct-arithmetic", "--type", "instruct", "--base-model", "model", "--dataset",
+                   "saved", "--field-instruction", "q", "--field-output", "a", "--pool", "mine").exit_code == 0
+    shown = runner.invoke(app, ["task", "show", "instruct-arithmetic", "--leaderboard"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "pool mine" in shown.stdout
+    note = " ".join(shown.stderr.split())
+    assert "examples/tasks/instruct-arithmetic.toml has this name too" in note
+    assert "examples/tasks/instruct-arithmetic.toml --leaderboard` shows it" in note and "`trainarena task show /" in note
+    assert "note" not in _invoke("task", "show", "instruct-arithmetic", "--json").stderr  # --json: stdout alone
+
+
 def test_a_task_file_whose_dataset_has_no_source_is_one_line(operator_data: OperatorData) -> None:
     """It was a KeyError traceback from dataset_digest, which ran before the spec was checked."""
     task_file = operator_data.jsonl.parent / "nosrc.toml"

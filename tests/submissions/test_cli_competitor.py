@@ -43,6 +43,28 @@ def test_add_list_show(runner: CliRunner, make_repo: RepoFactory) -> None:
     assert shown["repo_url"] == repo.resolve().as_uri()
 
 
+def test_registering_head_of_a_dirty_tree_warns_that_its_edits_are_left_out(runner: CliRunner, make_repo: RepoFactory) -> None:
+    # The workbench runs uncommitted edits (`run --repo`); registering `git rev-parse HEAD` then enters
+    # the commit without them, which a competitor who tested the edits would not expect.
+    repo, sha = make_repo()
+    (repo / "train.py").write_text("print('edited, not committed')\n")
+    (repo / "notes.txt").write_text("new file\n")
+
+    added = runner.invoke(app, ["competitor", "add", "alice", str(repo), sha])
+    assert added.exit_code == 0, added.output
+    warning = " ".join(added.stderr.split())
+    assert f"warning: alice is the commit {sha[:12]} without the uncommitted changes of {repo}" in warning
+    assert "train.py" in warning and "notes.txt" in warning
+    assert "commit them and register the new commit under a new name (e.g. alice-v2)" in warning
+
+    older = make_repo.commit(repo, {"train.py": "print('committed')\n"})
+    make_repo.commit(repo, {"train.py": "print('committed later')\n"})
+    (repo / "train.py").write_text("print('edited again')\n")
+    added = runner.invoke(app, ["competitor", "add", "bob", str(repo), older, "--json"])
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.stdout)["warnings"] == [], "a commit before HEAD is not the working tree being registered"
+
+
 def test_an_exact_copy_is_refused_and_not_listed(runner: CliRunner, make_repo: RepoFactory) -> None:
     repo, sha = make_repo(name="original")
     copy_repo, copy_sha = make_repo(name="copy")

@@ -118,9 +118,11 @@ def test_blob_sha_is_not_a_commit(settings: Settings, make_repo: RepoFactory) ->
 
 
 def test_missing_manifest(settings: Settings, make_repo: RepoFactory) -> None:
-    repo, sha = make_repo({"train.py": TRAIN_PY})
-    with pytest.raises(RegistrationError, match="no trainarena.toml"):
+    repo, sha = make_repo({"train.py": TRAIN_PY, "weights/model.safetensors": b"w" * 64})
+    with pytest.raises(RegistrationError) as refused:
         register(settings, name="a", repo=str(repo), commit=sha)
+    # Named before the weights: a repository without a manifest is the wrong one, whatever else it holds.
+    assert str(refused.value).startswith(f"no trainarena.toml at the root of the commit's tree ({sha[:12]})")
 
 
 def test_entrypoint_missing_from_tree(settings: Settings, make_repo: RepoFactory) -> None:

@@ -46,6 +46,21 @@ def test_git_tree_snapshot_follows_gitignore_and_records_head(tmp_path: Path) ->
     assert snapshot_worktree(settings, root).snapshot_dir == edited.snapshot_dir  # content-addressed
 
 
+def test_a_folder_inside_another_repository_records_no_commit_of_that_repository(tmp_path: Path) -> None:
+    # The README's `cp -r examples/competitors/baseline my-trainer` inside the trainarena checkout: the
+    # checkout's HEAD is no commit of the script (registering it fails), so the run must not name it.
+    outer = tmp_path / "checkout"
+    outer.mkdir()
+    (outer / "README.md").write_text("the platform\n")
+    _git(outer, "init", "-q")
+    _git(outer, "add", "-A")
+    _git(outer, "commit", "-qm", "platform")
+    snapshot = snapshot_worktree(Settings(data_dir=tmp_path / "data"), _tree(outer / "my-trainer"))
+    assert snapshot.commit is None
+    assert snapshot.dirty is True  # untracked in the checkout: git still sees the files
+    assert sorted(p.name for p in snapshot.snapshot_dir.iterdir()) == ["train.py", "trainarena.toml"]
+
+
 def test_plain_folder_skips_caches_and_has_no_commit(tmp_path: Path) -> None:
     root = _tree(tmp_path / "plain")
     (root / "__pycache__").mkdir()
@@ -106,6 +121,19 @@ def test_an_empty_folder_is_named_empty(tmp_path: Path) -> None:
     _git(tmp_path / "empty", "init", "-q")
     with pytest.raises(RegistrationError, match=r"working tree .*empty holds no file git sees \(none yet, or all in .gitignore\)"):
         snapshot_worktree(settings, tmp_path / "empty")
+
+
+def test_a_folder_without_a_manifest_is_named_as_such_before_its_big_files(tmp_path: Path) -> None:
+    # `--repo ..` one folder too high (or a data directory): the missing manifest is the fix to name,
+    # not the weights and sizes of a folder that is no competitor's.
+    root = tmp_path / "parent"
+    (root / "checkpoints").mkdir(parents=True)
+    (root / "checkpoints" / "model.safetensors").write_bytes(b"w" * 64)
+    (root / "notes.py").write_text("X = 1\n")
+    with pytest.raises(RegistrationError) as refused:
+        snapshot_worktree(Settings(data_dir=tmp_path / "data"), root)
+    assert str(refused.value).startswith(f"no trainarena.toml at the root of the folder {root} (not a git repository)")
+    assert "safetensors" not in str(refused.value)
 
 
 def test_a_manifest_git_ignores_is_named_as_ignored_not_missing(tmp_path: Path) -> None:

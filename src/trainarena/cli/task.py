@@ -22,7 +22,7 @@ from trainarena.store.competitors import StoreError
 from trainarena.tasks import DatasetError, TaskFileError, load_task_file, with_local_path
 from trainarena.tasks.base import count_dropped, describe_dropped
 from trainarena.tasks.builtin_assets import ASSET_PREFIX, is_builtin
-from trainarena.tasks.catalog import TaskDescription, describe_task, examples_folder, find_task_file, list_tasks
+from trainarena.tasks.catalog import TaskDescription, describe_task, examples_folder, find_task_file, list_tasks, task_files
 from trainarena.tasks.check import SHOWN_SHARED_KEYS, TaskCheck, check_task
 
 app = typer.Typer(help="Task files to try, described and checked before anything runs; tasks stored in pools.", no_args_is_help=True)
@@ -187,6 +187,12 @@ def show_command(
         stored_tasks.print_stored_task(stored)
         if leaderboard:
             _print_board(stored_board, f"no run is stored on this task yet: it is played in pool {stored['pool']}'s tournaments")
+        # The stored task wins the name; the example file's runs (`trainarena run --task`) are under its path.
+        shadowed = next((path for path in task_files(examples_folder()) if path.stem == name), None)
+        if shadowed is not None:
+            Console(stderr=True, highlight=False).print(Text(
+                f"note: the task file {shadowed} has this name too: `trainarena task show {shadowed}"
+                f"{' --leaderboard' if leaderboard else ''}` shows it"), soft_wrap=True)
         return
     try:
         path = find_task_file(name, examples_folder())

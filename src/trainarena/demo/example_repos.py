@@ -44,7 +44,8 @@ def make_example_repo(src: Path, dest: Path) -> tuple[Path, str]:
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{dest.name}-", dir=dest.parent))
     try:
         repo = staging / dest.name
-        shutil.copytree(src, repo, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        # A competitor's own checkout copied in (`demo --examples`) keeps its files, not its history.
+        shutil.copytree(src, repo, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc"))
         _git(repo, "init", "--quiet", "--initial-branch=main")
         _git(repo, "add", "--all")
         _git(repo, "commit", "--quiet", "--no-gpg-sign", "--no-verify", "-m", f"example competitor {src.name}")

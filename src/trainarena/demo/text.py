@@ -37,15 +37,12 @@ class DemoSetup:
     tournament_name: str
     resumed: bool
     registered: tuple[str, ...]  # competitors newly registered by this call
+    left_out: tuple[str, ...] = ()  # folders of a given examples folder not named as the demo's competitors
 
 
 def examples_root() -> Path:
     """``examples/competitors`` of the source tree (the demo runs from a checkout, as the README says)."""
     return Path(__file__).resolve().parents[3] / "examples" / "competitors"
-
-
-def demo_entrants(examples: Path) -> tuple[str, ...]:
-    return tuple(name for name in DEMO_ENTRANTS if (examples / name).is_dir())
 
 
 def demo_task_source(assets: Assets, budget_seconds: float, mix: TaskMixRules | None = None) -> TaskSource:
@@ -98,32 +95,39 @@ def _register_examples(store: Store, settings: Settings, examples: Path, names: 
 def set_up_demo(store: Store, settings: Settings, *, seed: int, examples: Path | None = None, kind: str = "text") -> DemoSetup:
     """Register the examples and return the demo tournament to drive: the unfinished one if any,
     else a new one (whose boss round faces the reigning text champion, or the default champion)."""
+    prefix, default_champion, cast = _demo_kind(kind)
+    # The demo plays its own cast by name; other folders of a folder given in their place do not enter.
+    left_out = () if examples is None else tuple(
+        sorted(p.name for p in examples.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in (*cast, default_champion))
+    )
     examples = examples or examples_root()
-    prefix, default_champion, entrants = _demo_kind(kind, examples)
+    entrants = tuple(name for name in cast if (examples / name).is_dir())
     if not entrants:
-        raise StoreError(f"no example competitors found under {examples}")
+        ignored = f"; {', '.join(left_out)} {'is' if len(left_out) == 1 else 'are'} not one of them" if left_out else ""
+        raise StoreError(f"no example competitors found under {examples}: the {kind} demo plays folders named "
+                         f"{', '.join(cast)} (and {default_champion}, which defends){ignored}")
     has_default_champion = (examples / default_champion).is_dir()
     newly = _register_examples(store, settings, examples, (*entrants, *([default_champion] if has_default_champion else [])))
     with store.transaction() as session:
         demos = [t for t in list_tournaments(session) if t.name.startswith(prefix)]
         unfinished = [t for t in demos if t.status not in ("finished", "cancelled")]
         if unfinished:
-            return DemoSetup(unfinished[-1].id, unfinished[-1].name, True, newly)
+            return DemoSetup(unfinished[-1].id, unfinished[-1].name, True, newly, left_out)
         name = f"{prefix}{len(demos) + 1}"
         # Once a champion of this kind has been crowned, later demos face it; until then, the default one.
         reigning = None if current_champion(session, kind) or not has_default_champion else default_champion
         tournament = create_tournament(
             session, name=name, kind=kind, seed=seed + len(demos), entrants=list(entrants), champion=reigning
         )
-        return DemoSetup(tournament.id, name, False, newly)
+        return DemoSetup(tournament.id, name, False, newly, left_out)
 
 
-def _demo_kind(kind: str, examples: Path) -> tuple[str, str, tuple[str, ...]]:
-    """(tournament name prefix, default champion, entrants present) of a text or image demo."""
+def _demo_kind(kind: str) -> tuple[str, str, tuple[str, ...]]:
+    """(tournament name prefix, default champion, the entrants' folder names) of a text or image demo."""
     if kind == "image":
         from trainarena.demo.image import IMAGE_DEFAULT_CHAMPION, IMAGE_DEMO_ENTRANTS, IMAGE_DEMO_PREFIX
 
-        return IMAGE_DEMO_PREFIX, IMAGE_DEFAULT_CHAMPION, tuple(n for n in IMAGE_DEMO_ENTRANTS if (examples / n).is_dir())
+        return IMAGE_DEMO_PREFIX, IMAGE_DEFAULT_CHAMPION, IMAGE_DEMO_ENTRANTS
     if kind != "text":
         raise StoreError(f"demo kind {kind!r} is not text or image")
-    return DEMO_PREFIX, DEFAULT_CHAMPION, demo_entrants(examples)
+    return DEMO_PREFIX, DEFAULT_CHAMPION, DEMO_ENTRANTS

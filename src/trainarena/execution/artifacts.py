@@ -131,9 +131,12 @@ def _check_expected(names: set[str], task_type: TaskType) -> None:
         return
     if "config.json" in names and any("/" not in name for name in weights):
         return
+    # A model saved into a subfolder (a checkpoint folder) has the right files in the wrong place.
+    nested = sorted(name.rpartition("/") for name in names if name.endswith(("/config.json", "/adapter_config.json")))
+    where = f"; {nested[0][0]}/ holds {nested[0][2]}: save into --output-dir itself, not a subfolder" if nested else ""
     raise ArtifactError(
-        "a text artifact needs config.json + *.safetensors (save_pretrained) or adapter_config.json + "
-        f"adapter_model.safetensors (PEFT); found {sorted(names)[:20]}"
+        "a text artifact needs, at the top of the output directory, config.json + *.safetensors (save_pretrained) "
+        f"or adapter_config.json + adapter_model.safetensors (PEFT); found {sorted(names)[:20]}{where}"
     )
 
 

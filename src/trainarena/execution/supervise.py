@@ -41,6 +41,7 @@ _CHUNK = 65536
 # Readers normally finish as soon as the tree is gone; a bounded join keeps a misbehaving leftover
 # (only possible with the unsafe backend) from hanging the platform.
 _READER_JOIN_SECONDS = 5.0
+_STDOUT_HINT_CHARS = 300  # of the last stdout line a failure with nothing on stderr names in its summary
 _DEADLINE = "deadline"
 STOPPED_REASON = "stopped on request before it finished"
 # How often a run that may be stopped on request checks its event (the wait is otherwise one long sleep).
@@ -241,7 +242,18 @@ def supervise(
     else:  # measured once more after the end: what was written in the last interval counts too
         found = first_breach(launch.disk_caps)
         disk_breach = None if found is None else f"{found}; found when the run ended"
-    return _result(proc.returncode, timed_out, how_ended, disk_breach, launch, started_at, finished_at, readers[1])
+    return _result(proc.returncode, timed_out, how_ended, disk_breach, launch, started_at, finished_at, readers)
+
+
+def _stdout_hint(stderr_tail: str, stdout_reader: CappedLogReader, chars: int) -> str:
+    """With nothing on stderr, the last line the script printed: a script that reports its own problem with
+    print() and exits non-zero would otherwise leave a bare exit code as its whole reason."""
+    if stderr_tail.strip():
+        return ""
+    lines = [line.strip() for line in stdout_reader.tail(chars).splitlines() if line.strip()]
+    if not lines:
+        return " Nothing on stderr or stdout."
+    return f" Nothing on stderr; the last line on stdout: {lines[-1][:_STDOUT_HINT_CHARS]}"
 
 
 def _start(launch: Launch) -> subprocess.Popen[bytes]:
@@ -309,19 +321,21 @@ def _result(
     launch: Launch,
     started_at: float,
     finished_at: float,
-    stderr_reader: CappedLogReader,
+    readers: tuple[CappedLogReader, CappedLogReader],
 ) -> RunResult:
     stdout_path, stderr_path = launch.log_dir / "stdout.log", launch.log_dir / "stderr.log"
-    tail = stderr_reader.tail(launch.log_tail_chars)
+    tail = readers[1].tail(launch.log_tail_chars)
     if disk_breach is not None:
         reason = f"{disk_breach}.\n--- stderr tail ---\n{tail}"
         return RunResult(RunStatus.FAILED, exit_code, started_at, finished_at, stdout_path, stderr_path, reason)
     if timed_out:
-        reason = (f"still running at the budget of {launch.budget_seconds:g} s ({how_ended}); stop before "
-                  f"--budget-seconds or save on SIGTERM (docs/contract.md, \"Deadline, SIGTERM and SIGKILL\")."
+        # Saving on SIGTERM is too late (the run is already timed out), so the fix named is the margin.
+        reason = (f"still running at the budget of {launch.budget_seconds:g} s ({how_ended}); a run alive at the "
+                  "deadline is not scored, even with an artifact: stop training with a margin before "
+                  "TRAINARENA_DEADLINE, save and exit 0 (docs/contract.md, \"Deadline, SIGTERM and SIGKILL\")."
                   f"\n--- stderr tail ---\n{tail}")
         return RunResult(RunStatus.TIMED_OUT, exit_code, started_at, finished_at, stdout_path, stderr_path, reason)
     if exit_code != 0:
-        reason = f"exited with code {exit_code}.\n--- stderr tail ---\n{tail}"
+        reason = f"exited with code {exit_code}.{_stdout_hint(tail, readers[0], launch.log_tail_chars)}\n--- stderr tail ---\n{tail}"
         return RunResult(RunStatus.FAILED, exit_code, started_at, finished_at, stdout_path, stderr_path, reason)
     return RunResult(RunStatus.SUCCEEDED, 0, started_at, finished_at, stdout_path, stderr_path)

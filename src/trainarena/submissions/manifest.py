@@ -14,7 +14,9 @@ can never run. Other top-level tables (``[tool.*]`` and the like) are ignored.
 
 from __future__ import annotations
 
+import difflib
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -37,6 +39,12 @@ class Manifest:
         return self.task_types is None or task_type in self.task_types
 
 
+def _near(word: str, known: Iterable[str]) -> str | None:
+    """The known name ``word`` is most likely a typo of (``entry_point`` for ``entrypoint``), if any."""
+    close = difflib.get_close_matches(word.lower(), sorted(known), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
 def parse_manifest(text: str) -> Manifest:
     """Parse and validate the manifest's text; raise RegistrationError naming the field and the fix.
 
@@ -49,14 +57,17 @@ def parse_manifest(text: str) -> Manifest:
         raise RegistrationError(f"{MANIFEST_NAME} is not valid TOML: {error}") from error
     section = document.get("trainarena")
     if not isinstance(section, dict):
+        near = [name for name in document if isinstance(document[name], dict) and _near(name, ("trainarena",))]
+        found = f" (found [{near[0]}]: a typo?)" if near else ""
         raise RegistrationError(
-            f"{MANIFEST_NAME} has no [trainarena] table; it needs at least "
+            f"{MANIFEST_NAME} has no [trainarena] table{found}; it needs at least "
             f'[trainarena] contract = {CONTRACT_VERSION} and entrypoint = "train.py"'
         )
     unknown = sorted(set(section) - _KNOWN_KEYS)
     if unknown:
+        named = [key + (f" (did you mean {near!r}?)" if (near := _near(key, _KNOWN_KEYS)) else "") for key in unknown]
         raise RegistrationError(
-            f"{MANIFEST_NAME}: unknown key(s) {', '.join(unknown)} in [trainarena]; "
+            f"{MANIFEST_NAME}: unknown key(s) {', '.join(named)} in [trainarena]; "
             f"contract {CONTRACT_VERSION} knows {', '.join(sorted(_KNOWN_KEYS))}"
         )
     return Manifest(

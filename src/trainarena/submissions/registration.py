@@ -99,10 +99,12 @@ def register(settings: Settings, *, name: str, repo: str, commit: str) -> Regist
             f"commit {sha} is not in {url} (fetched every branch and tag); push it and register again"
         )
     entries = git.list_tree(mirror, sha, timeout=timeout)
+    where = f"the commit's tree ({sha[:12]})"
+    manifest_entry(entries, where)
     check_tree_entries(entries, rules)
     files = [entry for entry in entries if entry.kind == "file"]
     blobs = git.read_blobs(mirror, [entry.object_id for entry in entries if entry.kind != "submodule"], timeout=timeout)
-    manifest = check_content(entries, blobs, where=f"the commit's tree ({sha[:12]})")
+    manifest = check_content(entries, blobs, where=where)
     checkout = checkout_path(settings, sha)
     export_tree(entries, blobs, checkout)
     return Registration(
@@ -165,13 +167,21 @@ def check_content(entries: list[git.TreeEntry], blobs: dict[str, bytes], *, wher
     return manifest
 
 
-def _manifest(entries: list[git.TreeEntry], blobs: dict[str, bytes], where: str) -> Manifest:
+def manifest_entry(entries: list[git.TreeEntry], where: str) -> git.TreeEntry:
+    """The manifest's entry at the root of the tree. Checked before :func:`check_tree_entries`, so that a
+    tree that is no competitor's (a `--repo` one folder too high) is named for its missing manifest,
+    not for the weights and sizes of whatever it holds."""
     entry = next((e for e in entries if e.path == MANIFEST_NAME and e.kind == "file"), None)
     if entry is None:
         raise RegistrationError(
             f"no {MANIFEST_NAME} at the root of {where}; add one with [trainarena] contract = 1 and "
             'entrypoint = "train.py" (docs/contract.md, "The manifest")'
         )
+    return entry
+
+
+def _manifest(entries: list[git.TreeEntry], blobs: dict[str, bytes], where: str) -> Manifest:
+    entry = manifest_entry(entries, where)
     try:
         text = blobs[entry.object_id].decode("utf-8")
     except UnicodeDecodeError as error:

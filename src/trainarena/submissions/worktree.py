@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from trainarena.contract import MANIFEST_NAME
 from trainarena.settings import Settings
@@ -31,7 +32,7 @@ from trainarena.submissions.digest import source_digest
 from trainarena.submissions.errors import RegistrationError
 from trainarena.submissions.git import TreeEntry
 from trainarena.submissions.manifest import Manifest
-from trainarena.submissions.registration import check_content, check_tree_entries, export_tree
+from trainarena.submissions.registration import check_content, check_tree_entries, export_tree, manifest_entry
 
 _SKIPPED_DIRS = frozenset({".git", "__pycache__"})
 _GIT_TIMEOUT_SECONDS = 30.0  # local commands on the user's own repository
@@ -40,7 +41,7 @@ _GIT_TIMEOUT_SECONDS = 30.0  # local commands on the user's own repository
 @dataclass(frozen=True)
 class WorktreeSnapshot:
     path: Path  # the working tree, resolved
-    commit: str | None  # HEAD when it is a git repository with a commit
+    commit: str | None  # HEAD when ``path`` is the top of a git repository with a commit
     dirty: bool | None  # uncommitted or untracked changes under ``path``; None outside git
     snapshot_dir: Path  # the checked copy the sandbox binds read-only
     manifest: Manifest
@@ -158,6 +159,7 @@ def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
     if listed is not None and (root / MANIFEST_NAME).is_file() and all(entry.path != MANIFEST_NAME for entry in entries):
         raise RegistrationError(f"{MANIFEST_NAME} is in {where} but git ignores it (.gitignore): a run takes the files "
                                 f"git sees; stop ignoring {MANIFEST_NAME}")  # fmt: skip
+    manifest_entry(entries, where)
     rules = settings.registration
     check_tree_entries(entries, rules)  # sizes and kinds first: nothing big is read
     blobs = {entry.object_id: _read(root, entry) for entry in entries if entry.kind in ("file", "symlink")}
@@ -166,7 +168,11 @@ def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
     snapshot_dir = settings.cache_dir / "worktrees" / digest[:32]
     _discard_if_changed(snapshot_dir, digest)
     export_tree(entries, blobs, snapshot_dir)
-    commit = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
+    # HEAD is the tree's commit only at the top of its repository: a folder inside another one (a script
+    # copied into the trainarena checkout) has no commit of its own, and the checkout's is not the script's.
+    top = _git(root, "rev-parse", "--show-toplevel")
+    at_top = top is not None and Path(top.strip()).resolve() == root
+    commit = _git(root, "rev-parse", "--verify", "--quiet", "HEAD") if at_top else None
     status = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", ".")
     return WorktreeSnapshot(
         path=root,
@@ -180,3 +186,20 @@ def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
             ignore_names=rules.digest_ignore_names,
         ),
     )
+
+
+def changes_left_out(repo_url: str, commit: str) -> list[str]:
+    """The uncommitted and untracked paths of the local working tree at ``repo_url`` (a ``file://`` URL
+    as registration stores it) when its HEAD is ``commit``: what a competitor tried with `trainarena run
+    --repo` and then registered at `git rev-parse HEAD` without committing, which the registration leaves
+    out. Empty for a remote repository or another commit: no working tree was being registered."""
+    parts = urlsplit(repo_url)
+    if parts.scheme != "file":
+        return []
+    root = Path(unquote(parts.path))
+    head = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
+    if head is None or head.strip() != commit:
+        return []
+    status = _git(root, "status", "--porcelain", "--untracked-files=normal")
+    return [line[3:] for line in (status or "").splitlines() if line.strip()]  # "XY PATH" (git quotes odd names)
+
