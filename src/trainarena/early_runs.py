@@ -313,6 +313,11 @@ class EarlyRuns:
             if early.request.run_id not in ending:
                 self._remove(early)
 
+    def left_behind(self, tournament_id: int) -> int:
+        """How many early runs' folders there are under the tournament's early/ (each drive's runs in a
+        folder of its own): what :meth:`clear_left_behind` would remove, counted for a cancel's report."""
+        return sum(1 for drive in _folders(self._early_dir(tournament_id)) for _ in _folders(drive))
+
     def clear_left_behind(self, tournament_id: int) -> None:
         """At the drive's start, the lease held: early runs of drivers killed outright, or of one that
         lost its lease (whose results it can no longer store), are gone."""
@@ -324,6 +329,14 @@ class EarlyRuns:
     @staticmethod
     def _remove(early: _Early) -> None:
         remove_tree(early.request.run_dir.parent)
+
+
+def _folders(folder: Path) -> list[Path]:
+    """The folders in ``folder``; none when it is gone (or cannot be read: then it cannot be removed either)."""
+    try:
+        return [entry for entry in folder.iterdir() if entry.is_dir()]
+    except OSError:
+        return []
 
 
 def _task_or_none(task_of: TaskOf, tournament: Tournament, stage: Stage, round_index: int, match_id: str,

@@ -71,7 +71,8 @@ def test_a_started_tournament_keeps_its_records_and_its_driver_stops(operator_da
         drive_pool_tournament(store, settings, tournament_id, executor=FakeExecutor(), max_steps=2)  # a round, a run
         cancelled = cancel_tournament(store, settings, tournament_id, "  wrong\npool ")
         assert cancelled.to_json() == {"id": tournament_id, "name": "typo", "status": "cancelled", "released": False, "withdrawn": 0,
-                                       "already_cancelled_at": None, "reason": "cancelled: wrong pool (after it started: its records stay)"}
+                                       "already_cancelled_at": None, "reason": "cancelled: wrong pool (after it started: its records stay)",
+                                       "notes_removed": 0, "early_runs_removed": 0}
         with pytest.raises(StoreError, match="was cancelled"):
             drive_pool_tournament(store, settings, tournament_id, executor=FakeExecutor())
         with store.transaction() as session:
@@ -104,7 +105,8 @@ def test_cancel_over_the_api(operator_data: OperatorData) -> None:
             done = client.post(f"/v1/tournaments/{tournament_id}/cancel", json={"reason": "oops"}, headers=headers)
             assert done.status_code == 200, done.text
             assert done.json() == {"id": tournament_id, "name": "typo", "status": "cancelled", "reason": "cancelled: oops",
-                                   "released": True, "withdrawn": 0, "already_cancelled_at": None}
+                                   "released": True, "withdrawn": 0, "already_cancelled_at": None, "notes_removed": 0,
+                                   "early_runs_removed": 0}
             again = client.post(f"/v1/tournaments/{tournament_id}/cancel", json={}, headers=headers)
             assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
             assert client.post("/v1/tournaments/99/cancel", json={}, headers=headers).status_code == 404

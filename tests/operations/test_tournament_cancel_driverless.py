@@ -94,10 +94,11 @@ def test_a_cancel_no_live_driver_holds_withdraws_its_running_attempts(driverless
             killed = session.get_one(Run, driverless.run_id).attempt_records[0]
             driver = f"{killed.driver_host} pid {killed.driver_pid}"
 
-        cancelled = _invoke("tournament", "cancel", str(driverless.tournament_id), "--reason", "wrong entrants")
-        assert cancelled.output == (f"cancelled {DRIVERLESS} (id {driverless.tournament_id}): its records stay whole: its tasks "
-                                    "stay drawn and its entrants entered; withdrew 1 attempt that its driver, no longer "
-                                    "alive, had left running (no try counted)\n")  # fmt: skip
+        cancelled = _said("tournament", "cancel", str(driverless.tournament_id), "--reason", "wrong entrants")
+        assert cancelled == (f"cancelled {DRIVERLESS} (id {driverless.tournament_id}): its records stay whole: its tasks "
+                             "stay drawn and its entrants entered; withdrew 1 attempt that its driver, no longer "
+                             "alive, had left running (no try counted); removed 1 early run's folder left in its "
+                             "work folder")  # fmt: skip
         assert _attempt(store, driverless.run_id) == (
             "pending", AttemptStatus.WITHDRAWN, 0, f"withdrawn: its tournament was cancelled; its driver ({driver}) had stopped")
         with store.session() as session:
@@ -168,8 +169,8 @@ def test_a_cancel_honours_the_note_of_a_withdrawal_its_stopped_driver_could_not_
         leave_note(folder, stopped, why)
         assert len(list(folder.glob(f"{NOTE_PREFIX}*.json"))) == 1
 
-        assert json.loads(_invoke("tournament", "cancel", str(driverless.tournament_id), "--reason", "wrong entrants",
-                                  "--json").output)["withdrawn"] == 1  # fmt: skip
+        done = json.loads(_invoke("tournament", "cancel", str(driverless.tournament_id), "--reason", "wrong entrants", "--json").output)
+        assert [done[key] for key in ("withdrawn", "notes_removed", "early_runs_removed")] == [1, 1, 1]
         assert _attempt(store, driverless.run_id) == ("pending", AttemptStatus.WITHDRAWN, 0, why)
     assert list(folder.glob(f"{NOTE_PREFIX}*.json")) == []
     _assert_reads_cancelled(driverless, "withdrawn")
@@ -182,7 +183,7 @@ def test_a_cancel_leaves_a_live_drivers_attempts_to_it(driverless: DriverlessSto
         hand_lease_to(store, driverless.tournament_id, "elsewhere", 4242)  # a live driver on another host
         done = json.loads(_invoke("tournament", "cancel", str(driverless.tournament_id), "--reason", "wrong entrants",
                                   "--json").output)  # fmt: skip
-        assert (done["status"], done["reason"], done["withdrawn"]) == ("cancelled", REASON, 0)
+        assert [done[key] for key in ("status", "reason", "withdrawn", "notes_removed", "early_runs_removed")] == ["cancelled", REASON, 0, 0, 0]
         assert _attempt(store, driverless.run_id) == ("running", AttemptStatus.RUNNING, 1, None)  # its driver's to withdraw
         with store.session() as session:
             holder = lease_holder(session, driverless.tournament_id)
@@ -236,11 +237,13 @@ def test_a_cancel_again_withdraws_what_a_driver_dead_since_left_running(driverle
         if surface == "api":
             assert code == 200 and json.loads(said) == {
                 "id": driverless.tournament_id, "name": DRIVERLESS, "status": "cancelled", "reason": REASON, "released": False,
-                "withdrawn": 1, "already_cancelled_at": f"{cancelled_at:%Y-%m-%dT%H:%M:%S.%f}Z"}  # fmt: skip
+                "withdrawn": 1, "already_cancelled_at": f"{cancelled_at:%Y-%m-%dT%H:%M:%S.%f}Z", "notes_removed": 0,
+                "early_runs_removed": 1}  # fmt: skip
         else:
             assert (code, said) == (0, f"{DRIVERLESS} (id {driverless.tournament_id}) was cancelled already, at "
                                        f"{cancelled_at:%Y-%m-%d %H:%M:%S} UTC ({REASON}); withdrew 1 attempt that its driver, "
-                                       "no longer alive, had left running (no try counted)")  # fmt: skip
+                                       "no longer alive, had left running (no try counted); removed 1 early run's folder "
+                                       "left in its work folder")  # fmt: skip
         status, attempt, tries, reason = _attempt(store, driverless.run_id)
         assert (status, attempt, tries) == ("pending", AttemptStatus.WITHDRAWN, 0)
         assert reason is not None and reason.startswith("withdrawn: its tournament was cancelled; its driver")
@@ -251,5 +254,66 @@ def test_a_cancel_again_withdraws_what_a_driver_dead_since_left_running(driverle
         assert not (folder / "output").exists() and not (tournament_dir(settings.work_dir, driverless.tournament_id) / "early").exists()
         assert hint not in _said("status")  # settled: nothing left to say
         code, said = cancel_again()  # nothing left
-        assert code in (1, 409) and "is cancelled already (cancelled: wrong entrants" in said and "nothing is left to settle" in said
+        assert code in (1, 409) and "is cancelled already (cancelled: wrong entrants" in said and "nothing is left to settle or clear" in said
+    _assert_reads_cancelled(driverless, "withdrawn")
+
+
+@pytest.mark.parametrize("surface", ["cli", "api"])
+def test_a_cancel_again_removes_the_files_a_driver_left_with_no_attempt_to_withdraw(driverless: DriverlessStore,
+                                                                                    surface: str) -> None:
+    """A driver killed after its withdrawal was stored, before it cleared its work folder, leaves its
+    withdrawal notes and early runs' folders and no attempt running: a cancel again removes them and
+    says so; only with nothing left is it refused. While a live driver holds it, they are its own."""
+    settings = Settings()
+    folder = tournament_dir(settings.work_dir, driverless.tournament_id)
+    left_by = DriverIdentity("killed-driver", "elsewhere", 4242)
+
+    def leave_files() -> None:
+        """Two notes (one cut short: it says nothing, and goes too) and two drives' early runs, three folders."""
+        leave_note(folder, left_by, "withdrawn: its driver (elsewhere pid 4242) was stopped by SIGTERM")
+        (folder / f"{NOTE_PREFIX}garbled.json").write_text("{")
+        for run in ("d1e/q1-t0-crasher", "d1e/q1-t1-crasher", "f00/q1-t0-slowpoke"):
+            (folder / "early" / run / "attempt-1").mkdir(parents=True)
+            (folder / "early" / run / "attempt-1" / "stdout.log").write_text("x")
+
+    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
+        with store.transaction() as session:
+            headers = {"Authorization": f"Bearer {create_key(session, 'op', ApiRole.OPERATOR).secret}"}
+
+        def cancel_again() -> tuple[int, str]:
+            """(0 or the HTTP status, what it said: the CLI's text or the API's JSON)."""
+            if surface == "api":
+                answer = client.post(f"/v1/tournaments/{driverless.tournament_id}/cancel", json={}, headers=headers)
+                return answer.status_code, answer.text
+            result = CliRunner().invoke(app, ["tournament", "cancel", str(driverless.tournament_id)], env={"COLUMNS": "400"})
+            return result.exit_code, " ".join(result.output.split())
+
+        assert json.loads(_invoke("tournament", "cancel", str(driverless.tournament_id), "--reason", "wrong entrants",
+                                  "--json").output)["withdrawn"] == 1  # fmt: skip
+        with store.session() as session:
+            cancelled_at = session.get_one(Tournament, driverless.tournament_id).finished_at
+        leave_files()
+        hand_lease_to(store, driverless.tournament_id, "elsewhere", 4242)  # a live driver: the files are its own
+        code, said = cancel_again()
+        assert code in (1, 409) and "holds it and withdraws its runs" in said
+        assert len(list(folder.glob(f"{NOTE_PREFIX}*.json"))) == 2 and (folder / "early").is_dir()
+
+        _expire_lease(store, driverless.tournament_id)  # that driver died
+        code, said = cancel_again()
+        if surface == "api":
+            assert code == 200 and json.loads(said) == {
+                "id": driverless.tournament_id, "name": DRIVERLESS, "status": "cancelled", "reason": REASON, "released": False,
+                "withdrawn": 0, "already_cancelled_at": f"{cancelled_at:%Y-%m-%dT%H:%M:%S.%f}Z", "notes_removed": 2,
+                "early_runs_removed": 3}  # fmt: skip
+        else:
+            assert (code, said) == (0, f"{DRIVERLESS} (id {driverless.tournament_id}) was cancelled already, at "
+                                       f"{cancelled_at:%Y-%m-%d %H:%M:%S} UTC ({REASON}); removed 2 withdrawal notes and 3 "
+                                       "early runs' folders left in its work folder")  # fmt: skip
+        assert list(folder.glob(f"{NOTE_PREFIX}*.json")) == [] and not (folder / "early").exists()
+        with store.session() as session:
+            tournament = session.get_one(Tournament, driverless.tournament_id)
+            assert (tournament.outcome_reason, tournament.finished_at) == (REASON, cancelled_at)
+            assert lease_holder(session, driverless.tournament_id) is None
+        code, said = cancel_again()  # nothing left
+        assert code in (1, 409) and "nothing is left to settle or clear" in said
     _assert_reads_cancelled(driverless, "withdrawn")

@@ -19,7 +19,7 @@ from trainarena.cli.status import STATUS_COLUMNS, champion_cell, print_drivers, 
 from trainarena.cluster import make_executor
 from trainarena.engine.model import TournamentKind
 from trainarena.execution import SandboxUnavailable
-from trainarena.operations.cancelling import cancel_tournament
+from trainarena.operations.cancelling import CancelledTournament, cancel_tournament
 from trainarena.operations.history import margin_text, tournament_detail
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, run_pool_tournament
 from trainarena.reporting.run_detail import write_result_json
@@ -159,7 +159,7 @@ def cancel_command(
 ) -> None:
     """Cancel a tournament not finished: it is never driven again; a driver stops its runs and ends (with none alive, the cancel withdraws them).
 
-    Cancelled already, it withdraws the runs a driver that died since left running (exit 0), or, with none left, is refused (exit 1).
+    Cancelled already, it withdraws the runs a driver that died since left running and removes the files it left (exit 0), or, with none left, is refused (exit 1).
 
     One not started yet releases its drawn tasks and entrants; a started one keeps its records whole, its end signed as cancelled.
     """
@@ -172,15 +172,28 @@ def cancel_command(
     if json_output:
         typer.echo(json.dumps({"ok": True, **cancelled.to_json()}, indent=2))
         return
-    withdrew = f"withdrew {counted(cancelled.withdrawn, 'attempt')} that its driver, no longer alive, had left running (no try counted)"
+    settled = "".join(f"; {done}" for done in _settled(cancelled))
     if cancelled.already_cancelled_at is not None:
         print_wrapped(Console(highlight=False), f"{cancelled.name} (id {cancelled.id}) was cancelled already, at "
-                      f"{cancelled.already_cancelled_at:%Y-%m-%d %H:%M:%S} UTC ({cancelled.reason}); {withdrew}")
+                      f"{cancelled.already_cancelled_at:%Y-%m-%d %H:%M:%S} UTC ({cancelled.reason}){settled}")
         return
     released = ("its drawn tasks and entrants are released" if cancelled.released
                 else "its records stay whole: its tasks stay drawn and its entrants entered")
-    withdrawn = f"; {withdrew}" if cancelled.withdrawn else ""
-    print_wrapped(Console(highlight=False), f"cancelled {cancelled.name} (id {cancelled.id}): {released}{withdrawn}")
+    print_wrapped(Console(highlight=False), f"cancelled {cancelled.name} (id {cancelled.id}): {released}{settled}")
+
+
+def _settled(cancelled: CancelledTournament) -> list[str]:
+    """What a cancel settled that a driver no longer alive had left: attempts running, leftover files."""
+    done = []
+    if cancelled.withdrawn:
+        done.append(f"withdrew {counted(cancelled.withdrawn, 'attempt')} that its driver, no longer alive, had left running "
+                    "(no try counted)")
+    removed = [counted(count, noun, plural) for count, noun, plural in (
+        (cancelled.notes_removed, "withdrawal note", None), (cancelled.early_runs_removed, "early run's folder", "early runs' folders"))
+        if count]  # fmt: skip
+    if removed:
+        done.append(f"removed {' and '.join(removed)} left in its work folder")
+    return done
 
 
 LIST_COLUMNS = STATUS_COLUMNS[:7]  # without the outcome

@@ -27,7 +27,11 @@ a driver whose lease had expired and that wakes afterwards finds it lost and sto
 A live driver may die after the cancel (killed outright) before it withdrew its attempts: they would
 stay running for good. So a cancel of a tournament cancelled already settles them the same way when no
 live driver holds it any more, and says how many (the tournament stays as the first cancel ended it:
-its reason, its time, its signed end); with nothing left to settle it is refused, as before.
+its reason, its time, its signed end). It clears what such a driver left in the tournament's work
+folder too (withdrawal notes, early runs' folders) even when no attempt is left to withdraw: a driver
+killed after its withdrawal was stored, before it cleared them, leaves them, and no drive ever would.
+Each cancel that no live driver holds says what it removed. With nothing left to settle or clear it is
+refused, as before.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from trainarena.early_runs import EarlyRuns
 from trainarena.records.recorder import recorder_for
 from trainarena.runs import tournament_dir
 from trainarena.settings import Settings
@@ -51,7 +56,7 @@ REASON_MAX = 300
 
 
 class CancelRefused(StoreError):
-    """A tournament that cannot be cancelled (finished, or cancelled already with nothing left to settle), with why."""
+    """A tournament that cannot be cancelled (finished, or cancelled already with nothing left to settle or clear), with why."""
 
 
 @dataclass(frozen=True)
@@ -61,19 +66,23 @@ class CancelledTournament:
     reason: str  # the outcome recorded: "cancelled: ..."
     released: bool  # its draw, entrants and defender were released (it had not started)
     withdrawn: int  # attempts left running by a driver no longer alive, withdrawn by the cancel
-    already_cancelled_at: datetime | None  # when an earlier cancel ended it: this one only withdrew what was left
+    already_cancelled_at: datetime | None  # when an earlier cancel ended it: this one only settled what was left
+    notes_removed: int  # withdrawal notes a stopped driver had left in its work folder, removed by the cancel
+    early_runs_removed: int  # early runs' folders a driver no longer alive had left, removed by the cancel
 
     def to_json(self) -> dict[str, Any]:
         already = None if self.already_cancelled_at is None else self.already_cancelled_at.isoformat()
         return {"id": self.id, "name": self.name, "status": TournamentStatus.CANCELLED, "reason": self.reason,
-                "released": self.released, "withdrawn": self.withdrawn, "already_cancelled_at": already}
+                "released": self.released, "withdrawn": self.withdrawn, "already_cancelled_at": already,
+                "notes_removed": self.notes_removed, "early_runs_removed": self.early_runs_removed}
 
 
 def cancel_tournament(store: Store, settings: Settings, tournament_id: int, reason: str | None = None) -> CancelledTournament:
     """Cancel tournament ``tournament_id`` in one transaction, signing its end when it started and records
-    are on, and withdrawing its attempts still running when no live driver holds it; cancelled already,
-    only that withdrawal (``reason`` unused). StoreError when there is none, CancelRefused when it is
-    finished, or cancelled already with no attempt left to withdraw (or a live driver to withdraw them)."""
+    are on, and withdrawing its attempts still running when no live driver holds it (then clearing its
+    work folder's leftovers); cancelled already, only that withdrawal and clearing (``reason`` unused).
+    StoreError when there is none, CancelRefused when it is finished, or cancelled already with no attempt
+    left to withdraw nor leftover to clear (or a live driver to see to them)."""
     notes = WithdrawalNotes.read(tournament_dir(settings.work_dir, tournament_id))  # read whole before the withdrawal
     with store.transaction() as session:
         tournament = get_tournament(session, tournament_id)
@@ -89,14 +98,17 @@ def cancel_tournament(store: Store, settings: Settings, tournament_id: int, reas
         said = " ".join((reason or "").split())[:REASON_MAX] or "by the operator"
         released = _end(session, settings, tournament, said) if already is None else False
         withdrawn = [] if live else withdraw_driverless(session, tournament_id, notes, "its tournament was cancelled")
-        if already is not None and not withdrawn:  # rolled back: the lease taken is given up with it
+        # No live driver: nothing writes early/ now (a cancelled tournament is never driven again).
+        early_runs = 0 if live else EarlyRuns(settings.work_dir).left_behind(tournament_id)
+        notes_left = 0 if live else len(notes.paths)
+        if already is not None and not (withdrawn or notes_left or early_runs):  # rolled back: the lease taken is given up with it
             raise CancelRefused(f"tournament {tournament.name!r} is cancelled already ({tournament.outcome_reason}); "
                                 + (f"its driver ({live.describe()}) holds it and withdraws its runs; should that driver have died, "
-                                   "cancel again once its lease expired" if live else "nothing is left to settle"))
+                                   "cancel again once its lease expired" if live else "nothing is left to settle or clear"))
         if not live:
             release(session, tournament_id, me)
         cancelled = CancelledTournament(tournament.id, tournament.name, str(tournament.outcome_reason), released,
-                                        len(withdrawn), already)  # fmt: skip
+                                        len(withdrawn), already, notes_left, early_runs)  # fmt: skip
     if not live:  # a live driver clears its own
         clear_driverless(settings.work_dir, tournament_id, notes, withdrawn)
     return cancelled

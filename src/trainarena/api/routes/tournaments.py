@@ -242,14 +242,20 @@ class CancelledOut(BaseModel):
     withdrawn: int = Field(description="Attempts a driver no longer alive had left running, withdrawn by this cancel "
                            "(none while a live driver holds it: that driver withdraws its own).")
     already_cancelled_at: datetime | None = Field(description="Cancelled already (this time, by an earlier cancel): this "
-                                                  "cancel only withdrew the attempts its driver, dead since, had left running.")
+                                                  "cancel only withdrew the attempts its driver, dead since, had left running, "
+                                                  "and removed the files it left.")
+    notes_removed: int = Field(description="Withdrawal notes a stopped driver had left in the tournament's work folder, "
+                               "removed by this cancel (none while a live driver holds it).")
+    early_runs_removed: int = Field(description="Early runs' folders a driver no longer alive had left, removed by this "
+                                    "cancel (none while a live driver holds it).")
 
 
 @router.post("/tournaments/{tournament_id}/cancel", response_model=CancelledOut, summary="Cancel a tournament not finished (operators)",
-             responses={409: {"model": ErrorResponse, "description": "Finished, or cancelled already with no attempt left to withdraw"}, **BODY_RESPONSES})
+             responses={409: {"model": ErrorResponse, "description": "Finished, or cancelled already with nothing left to withdraw or remove"}, **BODY_RESPONSES})
 def cancel(tournament_id: TournamentId, body: CancelIn, _operator: Operator, request: Request) -> CancelledOut:
     """`trainarena tournament cancel`: it is never driven again (a driver stops at its next step). Cancelled
-    already, it withdraws the attempts a driver dead since left running (200, ``already_cancelled_at`` set)."""
+    already, it withdraws the attempts a driver dead since left running and removes the files it left
+    (200, ``already_cancelled_at`` set)."""
     try:
         cancelled = cancel_tournament(app_store(request), app_settings(request), tournament_id, body.reason)
     except CancelRefused as error:
