@@ -57,6 +57,17 @@ ShownStatus = StrEnum("ShownStatus", [(status.name, status.value) for status in 
 def shown_outcome(run: Run) -> tuple[str, str | None]:
     """(status, failure reason) as ``run`` reads in lists and in full: its own, but a tournament run not
     finished whose tournament was cancelled reads :data:`CANCELLED`, its tournament's outcome its reason."""
+    # Derived, not stored (a ``cancelled`` RunStatus was weighed and left out; the column is a plain
+    # string, so a migration was not the obstacle):
+    # - RunStatus is what an executor reports a run ended as (``runs.RunReport.status``); none ends cancelled.
+    # - Finished or not, it breaks a reader: finished, ``store.records._outcome`` makes it a failure and
+    #   ``is_round_complete`` a cut round complete, so the bracket and standings of a cancelled tournament
+    #   would be decided by its cancellation; not finished, it is a third unfinished status for every
+    #   PENDING/RUNNING test (claims, recovery, withdrawal, ``_unplayed_or_in_play``) to learn.
+    # - The cancel cannot write it for a run still running under a live driver: that driver's withdrawal
+    #   (``attempts.withdraw_own_attempts``) selects its runs as RUNNING, later, in its own step. So the
+    #   status would have several writers, and this derivation would stay for those runs meanwhile and for
+    #   old databases: two sources of truth where one, read here and by ``run_list.list_runs``, suffices.
     match = run.task.match
     if match is None or run.run_status.finished or match.round.tournament.status != TournamentStatus.CANCELLED:
         return run.status, run.failure_reason
