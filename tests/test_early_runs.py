@@ -13,86 +13,51 @@ from pathlib import Path
 
 import pytest
 
-from trainarena.contract import Direction, RunStatus, TaskType
+from early_run_executors import CHAMPION, WAIT_SECONDS, RecordingExecutor, add_competitors, succeeded, task_source
+from trainarena.contract import RunStatus
 from trainarena.early_runs import EarlyRuns
 from trainarena.engine.bracket import plan_knockout_round
 from trainarena.engine.model import Stage
-from trainarena.execution.supervise import STOPPED_REASON, current_stop_event, deadline_reached
+from trainarena.execution.supervise import deadline_reached
 from trainarena.operations.cancelling import cancel_tournament
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.runs import TIMINGS_FILE, RunReport, RunRequest
 from trainarena.settings import Settings
-from trainarena.store import AttemptStatus, Store, StoreError, add_competitor, get_competitor, get_tournament, tournament_runs
+from trainarena.store import AttemptStatus, Store, StoreError, get_competitor, get_tournament, tournament_runs
 from trainarena.store.tournaments import TournamentCancelled
-from trainarena.tasks.base import Evaluation, TaskDefinition
-
-CHAMPION = "king"
-EARLY_WAIT_SECONDS = 10.0  # how long a finalist's run waits for the other slot to start an early run
-
-
-def task_source(kind: str, stage: Stage, match_id: str, task_index: int, seed: int) -> TaskDefinition:
-    return TaskDefinition(f"{stage}-{match_id}-{task_index}", TaskType.INSTRUCT, "tiny", {"source": "fake"}, 1.0, seed)
+from trainarena.tasks.base import TaskDefinition
 
 
 @dataclass
-class Final:
+class Final(RecordingExecutor):
     """A final between ``a`` and ``b`` before a boss round against ``king``: ``a`` fails at once, ``b``'s
     final run lasts until an early run started on the other slot, then ends as ``b_final`` says."""
 
-    b_final: Callable[[], RunReport] = lambda: _succeeded(1.0)
+    b_final: Callable[[], RunReport] = lambda: succeeded(1.0)
     waits_for_early: bool = True  # False with one slot, where no run is trained early
     early_trains_until_stopped: bool = False
-    stopped: list[RunRequest] = field(default_factory=list)  # early runs that saw their stop
-    runs: list[RunRequest] = field(default_factory=list)
-    early_started: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def execute(self, request: RunRequest) -> RunReport:
-        with self.lock:
-            self.runs.append(request)
-        assert request.run_dir.is_dir()
-        (request.run_dir / "logs").mkdir(exist_ok=True)
-        (request.run_dir / "logs" / "stdout.log").write_text(f"{request.run_name}\n")
-        if request.run_id < 0:
-            self.early_started.set()
+    def play(self, request: RunRequest) -> RunReport:
         name = request.competitor.name
         if request.stage == Stage.KNOCKOUT and name == "a":
             return RunReport(RunStatus.FAILED, 0.0, 0.1, failure_reason="crashed")
         if request.stage == Stage.KNOCKOUT and name == "b":
             if self.waits_for_early:
-                self.early_started.wait(EARLY_WAIT_SECONDS)
+                self.early_started.wait(WAIT_SECONDS)
             return self.b_final()
         if request.run_id < 0 and self.early_trains_until_stopped:
-            return _until_stopped(request, self.stopped)
-        return _succeeded(1.0 if name == "b" else 2.0, log_path=request.run_dir / "logs")
-
-
-def _until_stopped(request: RunRequest, stopped: list[RunRequest]) -> RunReport:
-    """A script that would train for a long while, ended as the sandbox ends one (polling its stop);
-    ``request`` is added to ``stopped`` when its stop was seen."""
-    stop, deadline = current_stop_event(), time.monotonic() + EARLY_WAIT_SECONDS
-    while stop is not None and not stop.is_set() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if stop is not None and stop.is_set():
-        stopped.append(request)
-    return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason=STOPPED_REASON)
+            return self.until_stopped(request)
+        return succeeded(1.0 if name == "b" else 2.0, log_path=request.run_dir / "logs")
 
 
 def _platform_breaks() -> RunReport:
     raise RuntimeError("the platform broke under b's final")
 
 
-def _succeeded(loss: float, log_path: Path | None = None) -> RunReport:
-    return RunReport(RunStatus.SUCCEEDED, 0.0, 1.0, log_path=log_path,
-                     evaluation=Evaluation(loss, Direction.LOWER, per_example=(loss,)))
-
-
 @pytest.fixture(autouse=True)
 def _competitors(store: Store) -> None:
     with store.transaction() as session:
-        for name in ("a", "b", CHAMPION):
-            add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
-                           tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")
+        add_competitors(session, "a", "b", CHAMPION)
 
 
 def _tournament(store: Store, name: str) -> int:
@@ -152,7 +117,7 @@ def test_an_early_run_the_tournament_does_not_need_is_stopped(store: Store, sett
     tournament_id = _tournament(store, "t")
     started = time.monotonic()
     assert _drive(store, settings, tournament_id, executor, parallel=2).champion == CHAMPION
-    assert time.monotonic() - started < EARLY_WAIT_SECONDS  # the drive did not wait for the script to end by itself
+    assert time.monotonic() - started < WAIT_SECONDS  # the drive did not wait for the script to end by itself
     early = [r for r in executor.runs if r.run_id < 0]
     assert early and executor.stopped == early
     assert len(_stored(store, tournament_id)) == 2
@@ -205,7 +170,7 @@ def test_a_drive_that_fails_stops_its_early_runs_at_once_rather_than_waiting_for
     with pytest.raises(RuntimeError, match="platform broke"):
         _drive(store, settings, _tournament(store, "t"), dying, parallel=2)
     assert dying.stopped, "the early run was not told to stop"
-    assert time.monotonic() - started < EARLY_WAIT_SECONDS / 2  # not held until the early run ends by itself
+    assert time.monotonic() - started < WAIT_SECONDS / 2  # not held until the early run ends by itself
 
 
 def test_an_executor_that_cannot_stop_runs_at_once_trains_nothing_early(store: Store, settings: Settings) -> None:
@@ -281,11 +246,10 @@ class ScoredFinal(Final):
 
     def train(self, request: RunRequest) -> RunReport | _Scoring:
         if request.stage == Stage.KNOCKOUT and request.competitor.name == "b":
-            with self.lock:
-                self.runs.append(request)
+            self.record(request)
 
             def fails_once_both_slots_train_early() -> RunReport:
-                self.both_early.wait(EARLY_WAIT_SECONDS)
+                self.both_early.wait(WAIT_SECONDS)
                 return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason="its artifact failed evaluation")
 
             return _Scoring(fails_once_both_slots_train_early)
@@ -304,7 +268,7 @@ def test_early_runs_a_stored_failure_rules_out_are_stopped_while_every_slot_trai
     assert len(early) == 2 and executor.both_early.is_set()
     # Stopped when b's failed evaluation was stored, not when a script ended by itself (no slot was free).
     assert sorted(r.run_id for r in executor.stopped) == sorted(r.run_id for r in early)
-    assert time.monotonic() - started < EARLY_WAIT_SECONDS
+    assert time.monotonic() - started < WAIT_SECONDS
     assert len(_stored(store, tournament_id)) == 2
 
 
@@ -359,29 +323,24 @@ def test_a_drive_yields_when_other_work_is_due_and_the_next_one_finishes_the_sam
 
 
 @dataclass
-class ByeAndDeadline:
+class ByeAndDeadline(RecordingExecutor):
     """Three entrants, ``c`` with the bye: in the pair ``a`` fails at once and ``b``'s script reaches its
     deadline once ``b_deadline`` says (told as the sandbox tells it), then ends timed out once ``ends_b``
-    does (each waits EARLY_WAIT_SECONDS at most). Every other run succeeds at once, or trains until
+    does (each waits WAIT_SECONDS at most). Every other run succeeds at once, or trains until
     stopped when early and ``early_trains_until_stopped``."""
 
     ends_b: Callable[[ByeAndDeadline], bool] = lambda _executor: True
     b_deadline: Callable[[ByeAndDeadline], bool] = lambda _executor: True
     early_trains_until_stopped: bool = False
-    runs: list[RunRequest] = field(default_factory=list)
-    stopped: list[RunRequest] = field(default_factory=list)
     b_ended_at: int = 0  # how many runs had started when b's run ended
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def execute(self, request: RunRequest) -> RunReport:
-        with self.lock:
-            self.runs.append(request)
+    def play(self, request: RunRequest) -> RunReport:
         name = request.competitor.name
         if request.stage == Stage.KNOCKOUT and name == "a":
             return RunReport(RunStatus.FAILED, 0.0, 0.1, failure_reason="crashed")
         if request.stage == Stage.KNOCKOUT and name == "b":
             for reached in (self.b_deadline, self.ends_b):
-                until = time.monotonic() + EARLY_WAIT_SECONDS
+                until = time.monotonic() + WAIT_SECONDS
                 while not reached(self) and time.monotonic() < until:
                     time.sleep(0.01)
                 if reached is self.b_deadline:
@@ -390,8 +349,8 @@ class ByeAndDeadline:
                 self.b_ended_at = len(self.runs)
             return RunReport(RunStatus.TIMED_OUT, 0.0, 1.0, failure_reason="timed out")
         if request.run_id < 0 and self.early_trains_until_stopped:
-            return _until_stopped(request, self.stopped)
-        return _succeeded(1.0 if name == "c" else 2.0)
+            return self.until_stopped(request)
+        return succeeded(1.0 if name == "c" else 2.0)
 
 
 def _bye_for_c(store: Store, settings: Settings, name: str) -> int:
@@ -399,8 +358,7 @@ def _bye_for_c(store: Store, settings: Settings, name: str) -> int:
     seed = next(s for s in range(100) if plan_knockout_round(("a", "b", "c"), {}, s, 0, settings.rules).byes == ("c",))
     with store.transaction() as session:
         if get_competitor(session, "c") is None:
-            add_competitor(session, name="c", repo_url="https://example.org/c.git", commit="f" * 40, tree_hash="tree-c",
-                           source_digest="digest-c", entrypoint="train.py")
+            add_competitors(session, "c")
         return create_tournament(session, name=name, kind="text", seed=seed, entrants=["a", "b", "c"], champion=CHAMPION).id
 
 
@@ -419,7 +377,7 @@ def test_the_defenders_boss_runs_come_first_and_a_run_past_its_deadline_counts_a
     tournament_id = _bye_for_c(store, settings, "two-slots")
     started = time.monotonic()
     assert _drive(store, settings, tournament_id, executor, parallel=2).champion == "c"
-    assert time.monotonic() - started < EARLY_WAIT_SECONDS  # b did not wait for them in vain
+    assert time.monotonic() - started < WAIT_SECONDS  # b did not wait for them in vain
     assert _started_early(executor) == [("boss", CHAMPION)] * settings.rules.boss_tasks_text + c_boss
     assert executor.b_ended_at == len(executor.runs)  # every boss run started before b's run ended
     assert _stored(store, tournament_id) == _stored(store, alone)  # adopted: the same runs, stored once
@@ -441,7 +399,7 @@ def test_early_runs_are_stopped_when_a_run_reaching_its_deadline_ends_the_tourna
                         early_trains_until_stopped=True)
     started = time.monotonic()
     assert _drive(store, settings, _tournament(store, "t"), executor, parallel=2).champion == CHAMPION
-    assert time.monotonic() - started < EARLY_WAIT_SECONDS
+    assert time.monotonic() - started < WAIT_SECONDS
     early = [r for r in executor.runs if r.run_id < 0]
     assert executor.stopped == early and {(r.match_id, r.competitor.name) for r in early} <= {("boss", CHAMPION)}
 
@@ -474,7 +432,7 @@ def test_a_task_the_look_ahead_cannot_name_trains_nothing_early_and_loses_no_run
     class FinalAfterTheRefusal(Final):
         def execute(self, request: RunRequest) -> RunReport:
             if request.competitor.name == "b":
-                source.asked.wait(EARLY_WAIT_SECONDS)
+                source.asked.wait(WAIT_SECONDS)
             return super().execute(request)
 
     executor = FinalAfterTheRefusal(waits_for_early=False)
@@ -506,7 +464,7 @@ def test_a_drive_whose_step_fails_stops_its_early_runs_at_once(store: Store, set
               weight_rules=settings.weights, work_dir=settings.work_dir, parallel=2)
     early = [r for r in executor.runs if r.run_id < 0]
     assert early and sorted(r.run_id for r in executor.stopped) == sorted(r.run_id for r in early)
-    assert time.monotonic() - started < EARLY_WAIT_SECONDS
+    assert time.monotonic() - started < WAIT_SECONDS
 
 
 def test_a_cancelled_tournaments_early_runs_are_stopped_and_removed(store: Store, settings: Settings) -> None:
@@ -518,7 +476,7 @@ def test_a_cancelled_tournaments_early_runs_are_stopped_and_removed(store: Store
     class CancelledDuringTheFinal(Final):
         def execute(self, request: RunRequest) -> RunReport:
             if request.competitor.name == "b" and request.run_id > 0:
-                self.early_started.wait(EARLY_WAIT_SECONDS)
+                self.early_started.wait(WAIT_SECONDS)
                 cancel_tournament(store, settings, tournament_id, "drawn from the wrong pool")
             return super().execute(request)
 
@@ -531,33 +489,24 @@ def test_a_cancelled_tournaments_early_runs_are_stopped_and_removed(store: Store
 
 
 @dataclass
-class TwoRoundsToTheBoss:
+class TwoRoundsToTheBoss(RecordingExecutor):
     """a, b, c and d play two knockout rounds before the boss round; d's first-round run lasts until
     a run started early (``slow_d``), so the defender's boss runs train while round 1 (index 0) is
     open, two rounds before their own. Scores follow each competitor's skill and the task's seed."""
 
     slow_d: bool = True
-    runs: list[RunRequest] = field(default_factory=list)
-    early_started: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def execute(self, request: RunRequest) -> RunReport:
-        with self.lock:
-            self.runs.append(request)
-        if request.run_id < 0:
-            self.early_started.set()
+    def play(self, request: RunRequest) -> RunReport:
         if self.slow_d and request.match_id.startswith("r1-") and request.competitor.name == "d":
-            self.early_started.wait(EARLY_WAIT_SECONDS)
+            self.early_started.wait(WAIT_SECONDS)
         skill = {"a": 1.0, "b": 1.2, "c": 1.4, "d": 1.6, CHAMPION: 1.5}[request.competitor.name]
-        return _succeeded(skill + request.task.seed % 7 / 100)
+        return succeeded(skill + request.task.seed % 7 / 100)
 
 
 def test_the_defenders_boss_runs_trained_rounds_ahead_are_adopted_by_the_boss_round_whatever_its_index(
         store: Store, settings: Settings) -> None:
     with store.transaction() as session:
-        for name in ("c", "d"):
-            add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
-                           tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")
+        add_competitors(session, "c", "d")
         alone, early = (create_tournament(session, name=name, kind="text", seed=3, entrants=["a", "b", "c", "d"],
                                           champion=CHAMPION).id for name in ("one-slot", "two-slots"))
     one_slot, two_slots = TwoRoundsToTheBoss(slow_d=False), TwoRoundsToTheBoss()
@@ -566,7 +515,7 @@ def test_the_defenders_boss_runs_trained_rounds_ahead_are_adopted_by_the_boss_ro
     assert _drive(store, settings, early, two_slots, parallel=2) == finished
     # The first run trained early is the defender's boss run, started while d's first-round run waited
     # for it (round index 0 open), for a boss round whose index (2) was not known then.
-    assert time.monotonic() - started < EARLY_WAIT_SECONDS
+    assert time.monotonic() - started < WAIT_SECONDS
     assert [(r.match_id, r.competitor.name) for r in two_slots.runs if r.run_id < 0][0] == ("boss", CHAMPION)
     with store.session() as session:
         assert [(r.index, r.stage) for r in get_tournament(session, early).rounds][:3] == [
@@ -584,7 +533,7 @@ def test_the_record_follows_a_runs_outcome_not_the_look_aheads_guess(store: Stor
     class SucceedsPastItsDeadline(ByeAndDeadline):
         def execute(self, request: RunRequest) -> RunReport:
             report = super().execute(request)
-            return _succeeded(0.5) if report.status == RunStatus.TIMED_OUT else report
+            return succeeded(0.5) if report.status == RunStatus.TIMED_OUT else report
 
     alone = _bye_for_c(store, settings, "one-slot")
     assert _drive(store, settings, alone, SucceedsPastItsDeadline(), parallel=1).champion == CHAMPION

@@ -8,48 +8,29 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from trainarena.contract import Direction, RunStatus, TaskType
+from early_run_executors import CHAMPION, WAIT_SECONDS, RecordingExecutor, add_competitors, succeeded, task_source
+from trainarena.contract import RunStatus
 from trainarena.engine.model import Stage
-from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
 from trainarena.operations.cancelling import cancel_tournament
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.runs import DriverStopped, RunReport, RunRequest
 from trainarena.settings import LeaseRules, Settings
-from trainarena.store import AttemptStatus, Store, add_competitor, tournament_runs
+from trainarena.store import AttemptStatus, Store, tournament_runs
 from trainarena.store.tournaments import TournamentCancelled
-from trainarena.tasks.base import Evaluation, TaskDefinition
-
-CHAMPION = "king"
-WAIT_SECONDS = 10.0  # the most any run here waits for what it waits for
-
-
-def _task_source(kind: str, stage: Stage, match_id: str, task_index: int, seed: int) -> TaskDefinition:
-    return TaskDefinition(f"{stage}-{match_id}-{task_index}", TaskType.INSTRUCT, "tiny", {"source": "fake"}, 1.0, seed)
 
 
 def _succeeded(request: RunRequest) -> RunReport:
-    loss = 1.0 if request.competitor.name == "b" else 2.0
-    return RunReport(RunStatus.SUCCEEDED, 0.0, 1.0, log_path=request.run_dir / "logs",
-                     evaluation=Evaluation(loss, Direction.LOWER, per_example=(loss,)))
-
-
-def _until_stopped() -> RunReport:
-    """A script that would train a long while, ended as the sandbox ends one (polling its stop)."""
-    stop, deadline = current_stop_event(), time.monotonic() + WAIT_SECONDS
-    while stop is not None and not stop.is_set() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason=STOPPED_REASON)
+    return succeeded(1.0 if request.competitor.name == "b" else 2.0, log_path=request.run_dir / "logs")
 
 
 @dataclass
-class StoppedWithEarlyRuns:
+class StoppedWithEarlyRuns(RecordingExecutor):
     """A final of ``a`` (fails at once) against ``b`` before a boss round against ``king``, on two slots:
     the free slot trains a boss run early, until stopped. The drive is stopped (``stop``: it signals
     ``stopper``) from b's final once the early run started (``at`` "final": the early run is not
@@ -59,21 +40,13 @@ class StoppedWithEarlyRuns:
     stop: threading.Event | None = None  # set: stopped already (the resumed drive's executor has none)
     at: str = "final"
     stopper: Callable[[], object] = lambda: None  # what stops the drive (set by the test)
-    runs: list[RunRequest] = field(default_factory=list)
-    early_started: threading.Event = field(default_factory=threading.Event)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def execute(self, request: RunRequest) -> RunReport:
-        with self.lock:
-            self.runs.append(request)
-        (request.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        (request.run_dir / "logs" / "stdout.log").write_text(f"{request.run_name}\n")
+    def play(self, request: RunRequest) -> RunReport:
         (request.run_dir / "output").mkdir(exist_ok=True)
         (request.run_dir / "output" / "half.safetensors").write_bytes(b"x")
         name, stopping = request.competitor.name, self.stop is not None
         if request.run_id < 0:
-            self.early_started.set()
-            return _until_stopped() if stopping else _succeeded(request)
+            return self.until_stopped(request) if stopping else _succeeded(request)
         if request.stage == Stage.KNOCKOUT and name == "a":
             return RunReport(RunStatus.FAILED, 0.0, 0.1, failure_reason="crashed")
         if stopping and request.stage == Stage.KNOCKOUT:
@@ -83,20 +56,18 @@ class StoppedWithEarlyRuns:
         if stopping and not self.stop.is_set():  # b's final (at "final"), or the first boss run claimed (at "boss")
             self.stop.set()
             self.stopper()
-            return _until_stopped()
+            return self.until_stopped(request)
         return _succeeded(request)
 
 
 def _tournament(store: Store) -> int:
     with store.transaction() as session:
-        for name in ("a", "b", CHAMPION):
-            add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
-                           tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")
+        add_competitors(session, "a", "b", CHAMPION)
         return create_tournament(session, name="t", kind="text", seed=3, entrants=["a", "b"], champion=CHAMPION).id
 
 
 def _drive(store: Store, settings: Settings, tid: int, executor: StoppedWithEarlyRuns):
-    return drive(store, tid, task_source=_task_source, executor=executor, rules=settings.rules, weight_rules=settings.weights,
+    return drive(store, tid, task_source=task_source, executor=executor, rules=settings.rules, weight_rules=settings.weights,
                  work_dir=settings.work_dir, parallel=2, lease_rules=LeaseRules(lease_seconds=5.0, heartbeat_seconds=0.1))
 
 
