@@ -34,38 +34,36 @@ def _get(client: TestClient, api: Api, path: str) -> dict:
     return response.json()
 
 
-def test_a_running_run_nobody_drives_says_so(driverless: tuple[Api, DriverlessStore]) -> None:
+# Each resource's list, and the key of its items' ids.
+LISTS = {"runs": ("/v1/runs?limit=100", "run_id"), "tournaments": ("/v1/tournaments", "id")}
+
+
+@pytest.mark.parametrize("resource", ["runs", "tournaments"])
+def test_a_running_run_or_tournament_nobody_drives_says_so(driverless: tuple[Api, DriverlessStore], resource: str) -> None:
+    """Listed and shown, the run left running and its tournament name their driver, not alive; every
+    other one's driver is null; once a live driver holds the lease, they name it, alive."""
     api, left = driverless
+    path, key = LISTS[resource]
+    own = left.run_id if resource == "runs" else left.tournament_id
     with api.client() as client:
-        runs = {run["run_id"]: run for run in _get(client, api, "/v1/runs?limit=100")["data"]}
-        driver = runs.pop(left.run_id)["driver"]
-        assert driver["alive"] is False and driver["host"] == socket.gethostname() and isinstance(driver["pid"], int)
-        assert datetime.fromisoformat(driver["since"])
-        assert all(run["driver"] is None for run in runs.values())
-        shown = _get(client, api, f"/v1/runs/{left.run_id}")
+
+        def listed() -> dict[int, dict | None]:
+            return {item[key]: item["driver"] for item in _get(client, api, path)["data"]}
+
+        others = listed()
+        driver = others.pop(own)
+        assert driver is not None and driver["alive"] is False and driver["host"] == socket.gethostname()
+        assert isinstance(driver["pid"], int) and datetime.fromisoformat(driver["since"])
+        assert others and all(other is None for other in others.values())  # finished ones
+        shown = _get(client, api, f"/v1/{resource}/{own}")
         assert (shown["status"], shown["driver"]) == ("running", driver)
-        assert _get(client, api, f"/v1/runs/{left.done_id}")["driver"] is None
-
-        hand_lease_to(api.store, left.tournament_id, "elsewhere", 4242)  # a live driver on another host
-        assert _get(client, api, f"/v1/runs/{left.run_id}")["driver"] == {"alive": True, "host": "elsewhere", "pid": 4242, "since": None}
-
-
-def test_a_running_tournament_nobody_drives_says_so(driverless: tuple[Api, DriverlessStore]) -> None:
-    api, left = driverless
-    with api.client() as client:
-        listed = {t["id"]: t for t in _get(client, api, "/v1/tournaments")["data"]}
-        driver = listed.pop(left.tournament_id)["driver"]
-        assert driver["alive"] is False and driver["host"] == socket.gethostname() and isinstance(driver["pid"], int)
-        assert [t["driver"] for t in listed.values()] == [None]  # the finished one
-        shown = _get(client, api, f"/v1/tournaments/{left.tournament_id}")
-        assert (shown["status"], shown["driver"]) == ("running", driver)
-        assert driver == _get(client, api, f"/v1/runs/{left.run_id}")["driver"]  # its run's, as the run says it
-        assert _get(client, api, f"/v1/tournaments/{next(iter(listed))}")["driver"] is None
+        other = left.done_id if resource == "runs" else next(iter(others))
+        assert _get(client, api, f"/v1/{resource}/{other}")["driver"] is None
+        assert driver == _get(client, api, f"/v1/runs/{left.run_id}")["driver"]  # a tournament's is its run's
 
         hand_lease_to(api.store, left.tournament_id, "elsewhere", 4242)  # a live driver on another host
         alive = {"alive": True, "host": "elsewhere", "pid": 4242, "since": None}
-        assert _get(client, api, f"/v1/tournaments/{left.tournament_id}")["driver"] == alive
-        assert {t["id"]: t["driver"] for t in _get(client, api, "/v1/tournaments")["data"]}[left.tournament_id] == alive
+        assert _get(client, api, f"/v1/{resource}/{own}")["driver"] == alive and listed()[own] == alive
 
 
 def test_the_schema_documents_the_driver_field(driverless: tuple[Api, DriverlessStore]) -> None:

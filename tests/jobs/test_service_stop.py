@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from job_support import FakeExecutor, customer, fast_settings, queued_job, try_running, uploaded, wait_for
@@ -19,10 +21,22 @@ from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE
 from trainarena.contract import RunStatus
 from trainarena.jobs import JobWorker, waiting_reason
 from trainarena.jobs.records import SERVICE_STOPPED, SERVICE_STOPPED_AT_ONCE
+from trainarena.settings import Settings
 from trainarena.store import Store, open_store
 from trainarena.store.models import AttemptStatus, Job, JobStatus, Run
 
 SERVING = Path(__file__).with_name("serving_process.py")
+
+
+@contextmanager
+def _working(settings: Settings, store: Store, executor: FakeExecutor, worker_id: str) -> Iterator[None]:
+    """A job worker playing with ``executor`` during the block, stopped at its end as the API's shutdown stops it."""
+    worker = JobWorker(settings, store=store, executor=executor, worker_id=worker_id)
+    worker.start()
+    try:
+        yield
+    finally:
+        worker.stop()
 
 
 def _ended(store: Store, job_id: str) -> bool:
@@ -50,24 +64,16 @@ def test_tries_stopped_with_the_service_are_withdrawn_and_cost_the_job_nothing(t
         owner = customer(store)
         job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
         for number in (1, 2, 3):
-            worker = JobWorker(settings, store=store, executor=FakeExecutor(release=threading.Event()), worker_id=f"w{number}")
-            worker.start()
-            try:
+            with _working(settings, store, FakeExecutor(release=threading.Event()), f"w{number}"):
                 wait_for(lambda number=number: try_running(store, job_id, number), what=f"try {number}")
-            finally:
-                worker.stop()  # as the API's shutdown stops it
             assert not (settings.work_dir / "jobs" / job_id / f"attempt-{number}" / "output").exists()  # nothing of it is kept
         job, attempts, tries, waiting, events = _state(store, job_id)
         assert (job.status, job.not_before, job.failure_reason, tries) == (JobStatus.QUEUED, None, None, 0)
         assert attempts == [(AttemptStatus.WITHDRAWN, SERVICE_STOPPED)] * 3
         assert waiting == f"{SERVICE_STOPPED} during its last try; it is tried again when a job worker runs, not counted as a try"
         assert events[-1] == f"queued again, not counted as a try: {SERVICE_STOPPED}"
-        worker = JobWorker(settings, store=store, executor=FakeExecutor(), worker_id="last")
-        worker.start()
-        try:
+        with _working(settings, store, FakeExecutor(), "last"):
             wait_for(lambda: _ended(store, job_id), what="the job's end")
-        finally:
-            worker.stop()
         job, attempts, tries, _waiting, _events = _state(store, job_id)
         assert (job.status, tries) == (JobStatus.SUCCEEDED, 1)
         assert [status for status, _ in attempts] == [AttemptStatus.WITHDRAWN] * 3 + [RunStatus.SUCCEEDED.value]
@@ -78,12 +84,8 @@ def test_a_try_the_customers_script_fails_still_counts(tmp_path: Path) -> None:
     with open_store(settings) as store:
         owner = customer(store)
         job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
-        worker = JobWorker(settings, store=store, executor=FakeExecutor(status=RunStatus.FAILED), worker_id="w")
-        worker.start()
-        try:
+        with _working(settings, store, FakeExecutor(status=RunStatus.FAILED), "w"):
             wait_for(lambda: _ended(store, job_id), what="the job's end")
-        finally:
-            worker.stop()
         job, attempts, tries, waiting, _events = _state(store, job_id)
         assert (job.status, job.failure_reason, tries, waiting) == (JobStatus.FAILED, "exited with code 1", 1, None)
         assert attempts == [(RunStatus.FAILED.value, "exited with code 1")]
