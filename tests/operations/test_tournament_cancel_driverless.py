@@ -12,6 +12,8 @@ import json
 import socket
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -194,6 +196,43 @@ def test_a_cancel_leaves_a_live_drivers_attempts_to_it(driverless: DriverlessSto
 
 
 
+CancelAgain = Callable[[], tuple[int, str]]
+
+
+@contextmanager
+def _cancelling_again(store: Store, surface: str, tournament_id: int) -> Iterator[CancelAgain]:
+    """What cancels the tournament again by ``surface`` (the CLI or the API, as an operator), answering
+    (0 or the HTTP status, what it said: the CLI's text, its lines joined, or the API's JSON)."""
+    with TestClient(create_app(Settings(), store=store)) as client:
+        with store.transaction() as session:
+            headers = {"Authorization": f"Bearer {create_key(session, 'op', ApiRole.OPERATOR).secret}"}
+
+        def cancel_again() -> tuple[int, str]:
+            if surface == "api":
+                answer = client.post(f"/v1/tournaments/{tournament_id}/cancel", json={"reason": "again"}, headers=headers)
+                return answer.status_code, answer.text
+            result = CliRunner().invoke(app, ["tournament", "cancel", str(tournament_id), "--reason", "again"],
+                                        env={"COLUMNS": "400"})  # fmt: skip
+            return result.exit_code, " ".join(result.output.split())
+
+        yield cancel_again
+
+
+def _assert_settled_again(answer: tuple[int, str], surface: str, driverless: DriverlessStore, cancelled_at: datetime,
+                          counts: dict[str, int], settled: str) -> None:
+    """``answer`` (of :func:`_cancelling_again`) says the tournament was cancelled already, at
+    ``cancelled_at`` (its reason the first cancel's), and what it settled: the API ``counts`` (withdrawn,
+    notes_removed, early_runs_removed), the CLI ``settled``."""
+    code, said = answer
+    if surface == "api":
+        assert code == 200 and json.loads(said) == {
+            "id": driverless.tournament_id, "name": DRIVERLESS, "status": "cancelled", "reason": REASON, "released": False,
+            "already_cancelled_at": f"{cancelled_at:%Y-%m-%dT%H:%M:%S.%f}Z", **counts}  # fmt: skip
+    else:
+        assert (code, said) == (0, f"{DRIVERLESS} (id {driverless.tournament_id}) was cancelled already, at "
+                                   f"{cancelled_at:%Y-%m-%d %H:%M:%S} UTC ({REASON}); {settled}")  # fmt: skip
+
+
 @pytest.mark.parametrize("surface", ["cli", "api"])
 def test_a_cancel_again_withdraws_what_a_driver_dead_since_left_running(driverless: DriverlessStore, surface: str) -> None:
     """A live driver held the lease at the cancel, then was killed before it withdrew its attempts: a
@@ -201,19 +240,7 @@ def test_a_cancel_again_withdraws_what_a_driver_dead_since_left_running(driverle
     settings = Settings()
     folder = attempt_dir(settings.work_dir, driverless.tournament_id, driverless.run_id, 1)
     alive = subprocess.Popen(["sleep", "60"])
-    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
-        with store.transaction() as session:
-            headers = {"Authorization": f"Bearer {create_key(session, 'op', ApiRole.OPERATOR).secret}"}
-
-        def cancel_again() -> tuple[int, str]:
-            """(0 or the HTTP status, what it said: the CLI's text or the API's JSON)."""
-            if surface == "api":
-                answer = client.post(f"/v1/tournaments/{driverless.tournament_id}/cancel", json={"reason": "again"}, headers=headers)
-                return answer.status_code, answer.text
-            result = CliRunner().invoke(app, ["tournament", "cancel", str(driverless.tournament_id), "--reason", "again"],
-                                        env={"COLUMNS": "400"})  # fmt: skip
-            return result.exit_code, " ".join(result.output.split())
-
+    with open_store(settings) as store, _cancelling_again(store, surface, driverless.tournament_id) as cancel_again:
         try:
             hand_lease_to(store, driverless.tournament_id, socket.gethostname(), alive.pid)  # a live driver of this host
             assert json.loads(_invoke("tournament", "cancel", str(driverless.tournament_id), "--reason", "wrong entrants",
@@ -233,17 +260,10 @@ def test_a_cancel_again_withdraws_what_a_driver_dead_since_left_running(driverle
         assert "driver stopped: no driver since" in _said("tournament", "show", str(driverless.tournament_id))
         shown = json.loads(_invoke("tournament", "show", str(driverless.tournament_id), "--json").output)
         assert (shown["driver"]["alive"], shown["driver"]["pid"]) == (False, alive.pid)
-        code, said = cancel_again()  # killed before it withdrew them
-        if surface == "api":
-            assert code == 200 and json.loads(said) == {
-                "id": driverless.tournament_id, "name": DRIVERLESS, "status": "cancelled", "reason": REASON, "released": False,
-                "withdrawn": 1, "already_cancelled_at": f"{cancelled_at:%Y-%m-%dT%H:%M:%S.%f}Z", "notes_removed": 0,
-                "early_runs_removed": 1}  # fmt: skip
-        else:
-            assert (code, said) == (0, f"{DRIVERLESS} (id {driverless.tournament_id}) was cancelled already, at "
-                                       f"{cancelled_at:%Y-%m-%d %H:%M:%S} UTC ({REASON}); withdrew 1 attempt that its driver, "
-                                       "no longer alive, had left running (no try counted); removed 1 early run's folder "
-                                       "left in its work folder")  # fmt: skip
+        _assert_settled_again(cancel_again(), surface, driverless, cancelled_at,  # killed before it withdrew them
+                              {"withdrawn": 1, "notes_removed": 0, "early_runs_removed": 1},
+                              "withdrew 1 attempt that its driver, no longer alive, had left running (no try counted); "
+                              "removed 1 early run's folder left in its work folder")  # fmt: skip
         status, attempt, tries, reason = _attempt(store, driverless.run_id)
         assert (status, attempt, tries) == ("pending", AttemptStatus.WITHDRAWN, 0)
         assert reason is not None and reason.startswith("withdrawn: its tournament was cancelled; its driver")
@@ -276,18 +296,7 @@ def test_a_cancel_again_removes_the_files_a_driver_left_with_no_attempt_to_withd
             (folder / "early" / run / "attempt-1").mkdir(parents=True)
             (folder / "early" / run / "attempt-1" / "stdout.log").write_text("x")
 
-    with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
-        with store.transaction() as session:
-            headers = {"Authorization": f"Bearer {create_key(session, 'op', ApiRole.OPERATOR).secret}"}
-
-        def cancel_again() -> tuple[int, str]:
-            """(0 or the HTTP status, what it said: the CLI's text or the API's JSON)."""
-            if surface == "api":
-                answer = client.post(f"/v1/tournaments/{driverless.tournament_id}/cancel", json={}, headers=headers)
-                return answer.status_code, answer.text
-            result = CliRunner().invoke(app, ["tournament", "cancel", str(driverless.tournament_id)], env={"COLUMNS": "400"})
-            return result.exit_code, " ".join(result.output.split())
-
+    with open_store(settings) as store, _cancelling_again(store, surface, driverless.tournament_id) as cancel_again:
         assert json.loads(_invoke("tournament", "cancel", str(driverless.tournament_id), "--reason", "wrong entrants",
                                   "--json").output)["withdrawn"] == 1  # fmt: skip
         with store.session() as session:
@@ -299,16 +308,9 @@ def test_a_cancel_again_removes_the_files_a_driver_left_with_no_attempt_to_withd
         assert len(list(folder.glob(f"{NOTE_PREFIX}*.json"))) == 2 and (folder / "early").is_dir()
 
         _expire_lease(store, driverless.tournament_id)  # that driver died
-        code, said = cancel_again()
-        if surface == "api":
-            assert code == 200 and json.loads(said) == {
-                "id": driverless.tournament_id, "name": DRIVERLESS, "status": "cancelled", "reason": REASON, "released": False,
-                "withdrawn": 0, "already_cancelled_at": f"{cancelled_at:%Y-%m-%dT%H:%M:%S.%f}Z", "notes_removed": 2,
-                "early_runs_removed": 3}  # fmt: skip
-        else:
-            assert (code, said) == (0, f"{DRIVERLESS} (id {driverless.tournament_id}) was cancelled already, at "
-                                       f"{cancelled_at:%Y-%m-%d %H:%M:%S} UTC ({REASON}); removed 2 withdrawal notes and 3 "
-                                       "early runs' folders left in its work folder")  # fmt: skip
+        _assert_settled_again(cancel_again(), surface, driverless, cancelled_at,
+                              {"withdrawn": 0, "notes_removed": 2, "early_runs_removed": 3},
+                              "removed 2 withdrawal notes and 3 early runs' folders left in its work folder")
         assert list(folder.glob(f"{NOTE_PREFIX}*.json")) == [] and not (folder / "early").exists()
         with store.session() as session:
             tournament = session.get_one(Tournament, driverless.tournament_id)
