@@ -80,7 +80,7 @@ def create_job(session: Session, settings: Settings, request: JobRequest, owner_
     if tier not in rules.budget_tiers:
         raise InvalidInput(f"budget_tier {tier!r} is not one of {sorted(rules.budget_tiers)}", field="budget_tier")
     if not 0.0 <= request.validation_share <= rules.validation_share_max:
-        raise InvalidInput(f"validation_share must be between 0 and {rules.validation_share_max:g} (JobRules.validation_share_max), "
+        raise InvalidInput(f"validation_share must be between 0 and {rules.validation_share_max:g} (jobs.validation_share_max), "
                            f"got {request.validation_share:g}", field="validation_share")  # fmt: skip
     try:
         upload = get_file(session, request.file_id, owner_key_id)
@@ -100,7 +100,7 @@ def create_job(session: Session, settings: Settings, request: JobRequest, owner_
     if request.validation_share > 0 and checked.hidden_rows < rules.validation_rows_min:
         raise InvalidInput(f"validation_share {request.validation_share:g} holds out {counted(checked.hidden_rows, 'row')} of "
                            f"{checked.train_rows + checked.hidden_rows}, fewer than {rules.validation_rows_min} "
-                           "(JobRules.validation_rows_min): a score on so few says little; give a larger share, or 0 to "
+                           "(jobs.validation_rows_min): a score on so few says little; give a larger share, or 0 to "
                            "train on every row", field="validation_share")  # fmt: skip
     job = Job(id=new_job_id(), owner_key_id=owner_key_id, file_id=upload.id, task_type=task_type.value,
               base_model=request.base_model, field_mapping=dict(request.field_mapping), budget_tier=tier,
