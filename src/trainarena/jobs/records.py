@@ -22,10 +22,7 @@ from trainarena.jobs.uploads import check_dataset, kind_of, parse_task_type
 from trainarena.settings import Settings
 from trainarena.store.models import AttemptStatus, Job, JobEvent, JobStatus, Run, utcnow
 from trainarena.tasks import builtin_assets
-from trainarena.wording import counted, with_article
-
-# Who trains a job when no champion's script does (jobs/runner.py), as every page and answer names it.
-HOUSE_SCRIPT = "house script"
+from trainarena.wording import HOUSE_SCRIPT, counted, with_article
 
 # Why a try was withdrawn when its service stopped: its worker stopped it (the first stop signal), or
 # the process left at once (a second one). The platform's doing, not the customer's, so it costs no

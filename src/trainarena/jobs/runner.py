@@ -32,7 +32,7 @@ from trainarena.execution.supervise import StopAtOnce, stop_when
 from trainarena.jobs.copies import remove_ended_copies
 from trainarena.jobs.progress import ProgressReporter
 from trainarena.jobs.queue import PlatformWait, requeue, set_script, still_mine, withdraw, withdraw_stopped
-from trainarena.jobs.records import HOUSE_SCRIPT, SERVICE_STOPPED, EventKind, add_event, close_run
+from trainarena.jobs.records import SERVICE_STOPPED, EventKind, add_event, close_run
 from trainarena.jobs.split import JobPreparer
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
@@ -46,6 +46,7 @@ from trainarena.store.tournaments import current_champion
 from trainarena.submissions import RegistrationError, checkout_path, register
 from trainarena.tasks import builtin_assets
 from trainarena.tasks.base import DatasetError, TaskDefinition
+from trainarena.wording import HOUSE_SCRIPT
 from trainarena.workbench import house_script_dir, worktree_script
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from trainarena.wording import percent
+from trainarena.wording import HOUSE_SCRIPT, percent
 
 # A Hub model id: ``name`` or ``owner/name`` of letters, digits, '-', '_', '.'. A local path or a
 # ``trainarena:NAME`` asset is not one, and the Hub refuses a card whose base_model names no model.
@@ -111,7 +111,7 @@ def render_model_card(facts: CardFacts) -> str:
     """The whole ``README.md``: front matter between ``---`` lines, then the body."""
     metadata = yaml.safe_dump(front_matter(facts), sort_keys=False, allow_unicode=True)
     origin = "a customer's training job" if facts.job_id else "a tournament champion's run"
-    script = facts.script.pinned if facts.script is not None else "house script (the platform's own reference script)"
+    script = facts.script.pinned if facts.script is not None else f"{HOUSE_SCRIPT} (the platform's own reference script)"
     license_note = "" if facts.license_found else " (no license found in the script's repository: the operator's default)"
     lines = [
         f"# {facts.model_id}",

@@ -23,6 +23,7 @@ from trainarena.store.owned_lists import Page, owned_page
 from trainarena.submissions import checkout_path
 from trainarena.tasks.builtin_assets import MODEL, TEXT, BuiltinAssetError, builtin_path, find_builtin, is_builtin
 from trainarena.tasks.digests import path_digest
+from trainarena.wording import HOUSE_SCRIPT
 
 
 class ModelSource:
@@ -196,11 +197,13 @@ def model_record(row: RegisteredModel) -> dict[str, Any]:
     """A model's row and its card's facts as plain data (the CLI prints it, the API answers with it)."""
     card = row.card or {}
     script = card.get("script")
+    # No competitor: the house script trained it (the row says so even without a card); else the card's repo@commit.
+    pinned = f"{script['repo_url']}@{script['commit']}" if script else None
     return {
         "id": row.id, "created_at": row.created_at, "source": row.source, "owner_key_id": row.owner_key_id,
         "job_id": row.job_id, "run_id": row.run_id, "task_type": row.task_type, "base_model": row.base_model,
         "library": card.get("library"), "license": card.get("license"), "license_found": card.get("license_found"),
-        "script": None if not script else f"{script['repo_url']}@{script['commit']}",
+        "script": HOUSE_SCRIPT if row.competitor_id is None else pinned,
         "dataset_digest": row.dataset_digest, "score": row.score, "measurement": card.get("measurement"),
         "path": row.path, "digest": row.digest, "published_url": row.published_url,
     }  # fmt: skip

@@ -49,7 +49,8 @@ class ModelOut(BaseModel):
     base_model: str = Field(description="The model it was trained from.")
     library: str | None = Field(description="What loads it: peft, transformers or diffusers.")
     dataset_digest: str = Field(description="sha256 of the training dataset.")
-    script: str | None = Field(description="The training script's repo@commit; null for the house script.")
+    script: str | None = Field(description="The training script: a competitor's repo@commit, or 'house script' (the platform's own, "
+                               "as jobs name it); null only for a competitor's model registered before cards recorded it.")
     license: str | None = Field(description="The license named in its card (a Hub license id).")
     score: float | None = Field(description="Its score, where data was held out to measure one.")
     measurement: dict[str, Any] | None = Field(description="How the score was measured: metric, direction, hidden_rows, validation_share.")
