@@ -43,12 +43,24 @@ def _iso(value: Any) -> str | None:
 def _record(job: Job) -> dict[str, Any]:
     return {
         "id": job.id, "status": job.status, "task_type": job.task_type, "base_model": job.base_model,
-        "file_id": job.file_id, "owner_key_id": job.owner_key_id, "budget_tier": job.budget_tier,
+        "file_id": job.file_id, "owner_key_id": job.owner_key_id, "owner_key_name": job.owner_key.name, "budget_tier": job.budget_tier,
         "validation_share": job.validation_share, "seed": job.seed, "competitor_id": job.competitor_id,
         "run_id": job.run_id, "model_id": job.model_id, "score": job.score, "failure_reason": job.failure_reason,
         "waiting_reason": waiting_reason(job), "not_before": _iso(not_before(job)), "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
     }  # fmt: skip
+
+
+def _text_fields(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """``jobs show``'s lines: each field of ``record``, the owner's API key by its name (as `keys list`
+    and `keys revoke` name it) with its id beside it."""
+    fields = []
+    for key, value in record.items():
+        if key == "owner_key_name":
+            fields.append(("owner key", f"{value} (id {record['owner_key_id']})"))
+        elif key != "owner_key_id":
+            fields.append((key.replace("_", " "), "" if value is None else str(value)))
+    return fields
 
 
 @app.command("list")
@@ -85,7 +97,7 @@ def show_command(job_id: JobId, as_json: JsonFlag = False) -> None:
         typer.echo(json.dumps({"ok": True, **record, "events": events}))
         return
     console = Console(highlight=False, soft_wrap=True)
-    print_fields(console, [(key.replace("_", " "), "" if value is None else str(value)) for key, value in record.items()])
+    print_fields(console, _text_fields(record))
     print_block(console, "events", "\n".join(f"{e['at'][:19]}  {e['kind']:<9} {e['message']}" for e in events))
 
 
