@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from trainarena.cli.output import Col, OneLineTable, count_option, fail, print_block, print_fields
+from trainarena.cli.output import Col, OneLineTable, count_option, fail, print_block, print_fields, print_wrapped
 from trainarena.jobs import (
     JobsError,
     cancel_job,
@@ -69,7 +69,7 @@ def list_command(
     limit: Annotated[int, count_option("--limit", help="Newest jobs shown.")] = 50,
     as_json: JsonFlag = False,
 ) -> None:
-    """The newest jobs of every customer: status, task type, base model, score, when created (`jobs show` has the tier)."""
+    """The newest jobs of every customer: status, task type, base model, score, when created (`jobs show` has the tier); under the table, why each job queued again waits and until when."""
     with open_store(Settings()) as store, store.session() as session:
         rows = [_record(job) for job in list_jobs(session, None, limit=limit).data if status in (None, job.status)]
     if as_json:
@@ -80,7 +80,12 @@ def list_command(
         score = "" if row["score"] is None else f"{row['score']:.4g}"
         table.add_row([row["id"], row["status"], row["task_type"], row["base_model"], score,
                        (row["created_at"] or "")[5:16].replace("T", " ")])  # fmt: skip
-    Console(highlight=False).print(table if rows else "no jobs yet (customers create them with POST /v1/jobs)")
+    console = Console(highlight=False)
+    console.print(table if rows else "no jobs yet (customers create them with POST /v1/jobs)")
+    # A queued job waiting after a withdrawn try: the reason is a sentence (a column would cut it at 80).
+    for row in rows:
+        if row["waiting_reason"] is not None:
+            print_wrapped(console, f"{row['id']} waits: {row['waiting_reason']}")
 
 
 @app.command("show")
