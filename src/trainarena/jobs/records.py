@@ -19,8 +19,9 @@ from trainarena.jobs.errors import Conflict, InvalidInput, NotFound
 from trainarena.jobs.files import Page, get_file, owned_page, owned_row
 from trainarena.jobs.split import job_data_rules
 from trainarena.jobs.uploads import check_dataset, kind_of, parse_task_type
+from trainarena.registry import model_same_as_base
 from trainarena.settings import Settings
-from trainarena.store.models import AttemptStatus, Job, JobEvent, JobStatus, Run, utcnow
+from trainarena.store.models import AttemptStatus, Job, JobEvent, JobStatus, RegisteredModel, Run, utcnow
 from trainarena.tasks import builtin_assets
 from trainarena.wording import HOUSE_SCRIPT, counted, with_article
 
@@ -126,6 +127,17 @@ def job_script(job: Job) -> str | None:
     if job.run_id is None:
         return None
     return job.competitor.name if job.competitor is not None else HOUSE_SCRIPT
+
+
+def job_same_as_base(job: Job) -> str | None:
+    """For a job whose script saved the base model's weights unchanged (it found no improvement), the
+    note its model's card has (``registry.model_same_as_base``); None for any other job."""
+    if job.model_id is None:
+        return None
+    session = object_session(job)
+    assert session is not None  # read while its session is open, as every view of a job is
+    model = session.get(RegisteredModel, job.model_id)
+    return None if model is None else model_same_as_base(model)
 
 
 def not_before(job: Job) -> datetime | None:

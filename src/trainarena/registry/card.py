@@ -77,6 +77,9 @@ class CardFacts:
     script: ScriptSource | None = None  # None: the platform's house script
     run_id: int | None = None
     job_id: str | None = None
+    # The script's reason for saving the base model's weights unchanged (contract.OUTCOME_FILE); None:
+    # it said nothing of the kind.
+    same_as_base: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "trained_at": self.trained_at.isoformat()}
@@ -98,6 +101,13 @@ def front_matter(facts: CardFacts) -> dict[str, Any]:
     data["tags"] = ["trainarena", facts.task_type, *(["lora"] if facts.library in (Library.PEFT, Library.DIFFUSERS) else [])]
     data["dataset_digest"] = f"sha256:{facts.dataset_digest}"
     return data
+
+
+def same_as_base_note(why: str) -> str:
+    """What the card, the API and the CLI say of a model whose script saved the base model's weights
+    unchanged, with the script's reason ``why``."""
+    return (f"training found no improvement over the base model, so the delivered weights equal the base model's "
+            f"(the training script's reason: {why})")  # fmt: skip
 
 
 def _score_lines(facts: CardFacts) -> list[str]:
@@ -125,6 +135,7 @@ def render_model_card(facts: CardFacts) -> str:
         f"- Training script: {script}",
         *([f"- Competitor: {facts.script.competitor}"] if facts.script is not None else []),
         *_score_lines(facts),
+        *([f"- Same as the base model: {same_as_base_note(facts.same_as_base)}"] if facts.same_as_base is not None else []),
         f"- Trained: {facts.trained_at.isoformat(timespec='seconds')}",
         *([f"- Run: {facts.run_id}"] if facts.run_id is not None else []),
         *([f"- Job: {facts.job_id}"] if facts.job_id is not None else []),

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
-from trainarena.registry.card import CardFacts, Measurement, ScriptSource
+from trainarena.contract import same_as_base_reason
+from trainarena.registry.card import CardFacts, Measurement, ScriptSource, same_as_base_note
 from trainarena.registry.layout import artifact_library, build_model_folder
 from trainarena.registry.licenses import detect_license
 from trainarena.settings import Settings
@@ -114,6 +115,7 @@ def register_model(
         license_found=bool(license_info and license_info.found),
         trained_at=(run.finished_at if run is not None and run.finished_at else datetime.now(UTC)), score=score,
         measurement=measurement or run_measurement(session, run_id, job_id), script=script, run_id=run_id, job_id=job_id,
+        same_as_base=same_as_base_reason(artifact_dir),
     )  # fmt: skip
     folder = settings.registry_dir / model_id
     staging = settings.registry_dir / f"{STAGING_PREFIX}{model_id}"
@@ -206,7 +208,14 @@ def model_record(row: RegisteredModel) -> dict[str, Any]:
         "script": HOUSE_SCRIPT if row.competitor_id is None else pinned,
         "dataset_digest": row.dataset_digest, "score": row.score, "measurement": card.get("measurement"),
         "path": row.path, "digest": row.digest, "published_url": row.published_url,
+        "same_as_base": model_same_as_base(row),
     }  # fmt: skip
+
+
+def model_same_as_base(row: RegisteredModel) -> str | None:
+    """:func:`same_as_base_note` of a model whose script saved the base model's weights unchanged; else None."""
+    why = (row.card or {}).get("same_as_base")
+    return None if why is None else same_as_base_note(why)
 
 
 def visible_model(session: Session, model_id: str, owner_key_id: int | None) -> RegisteredModel | None:
