@@ -32,7 +32,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 CONTRACT_VERSION = 1
@@ -75,6 +75,14 @@ SANDBOX_OUTPUT = PurePosixPath("/output")
 SANDBOX_MODEL = SANDBOX_INPUTS / "model"
 SANDBOX_DATASET_SPEC = SANDBOX_INPUTS / "dataset_spec.json"
 SANDBOX_TASK_FILE = SANDBOX_INPUTS / "task.json"
+
+# An optional file at the top of /output in which a script says that the weights it saved are the base
+# model's, unchanged, because training found no improvement over it, and why (docs/contract.md,
+# "/output/trainarena_outcome.json"): {"same_as_base": true, "why": "..."}. The platform reads it from a
+# checked artifact; the model card and a job's views say it. Not scored, not published.
+OUTCOME_FILE = "trainarena_outcome.json"
+OUTCOME_WHY_MAX = 300  # characters of "why"; a longer or unprintable one, or a malformed file, is ignored
+OUTCOME_MAX_BYTES = 4096  # the most of the file read; a larger file is ignored
 
 
 class TaskType(StrEnum):
@@ -136,6 +144,24 @@ class RunSpec:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+def same_as_base_reason(output_dir: Path) -> str | None:
+    """The reason a script gave in ``output_dir``'s :data:`OUTCOME_FILE` for saving the base model's
+    weights unchanged (whitespace folded to single spaces); None when the file is absent, does not say
+    ``"same_as_base": true``, or is not as the contract describes it (a script's optional note never
+    fails its run)."""
+    path = output_dir / OUTCOME_FILE
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(OUTCOME_MAX_BYTES + 1)
+        outcome = json.loads(raw) if len(raw) <= OUTCOME_MAX_BYTES else None
+    except (OSError, ValueError):  # absent, a folder, not UTF-8 JSON
+        return None
+    if not isinstance(outcome, dict) or outcome.get("same_as_base") is not True or not isinstance(outcome.get("why"), str):
+        return None
+    why = " ".join(outcome["why"].split())
+    return why if why and why.isprintable() and len(why) <= OUTCOME_WHY_MAX else None
 
 
 def script_environment(spec: RunSpec, deadline_unix: float) -> dict[str, str]:

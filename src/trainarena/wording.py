@@ -1,7 +1,12 @@
 """How counts and shares read in messages, shared by every layer (the engine's reasons as much as the
-CLI's tables), so a count and its noun agree, and a share reads, the same way everywhere."""
+CLI's tables), so a count and its noun agree, and a share reads, the same way everywhere; and the name
+of the house script, which every layer shows."""
 
 from __future__ import annotations
+
+# Who trained a model or a job when no competitor's script did: the platform's own reference script
+# (examples/competitors/baseline), as every view, answer and filter names it.
+HOUSE_SCRIPT = "house script"
 
 
 def counted(count: int, noun: str, plural: str | None = None) -> str:

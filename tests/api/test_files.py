@@ -137,7 +137,7 @@ def test_an_oversized_stream_without_length_stops_at_the_limit(small_client, aut
 
     response = jobs_client.post("/v1/files", headers={**auth["customer"], "Content-Type": f"multipart/form-data; boundary={boundary}"},
                            content=body())  # fmt: skip
-    refused(response, 413, "larger than 4,096 bytes")
+    refused(response, 413, "larger than 4,096 bytes (api.upload_max_bytes)")
     assert leftovers(settings) == []
 
 
@@ -152,7 +152,8 @@ def test_malformed_rows_name_the_row_and_the_column(jobs_client: TestClient, aut
     missing = refused(upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(qa_rows()), task_type="instruct",
                              field_mapping=json.dumps({"field_instruction": "question", "field_output": "a"})), 422, "missing column 'question'")  # fmt: skip
     assert missing["details"]["field"] == "field_mapping"
-    too_few = refused(upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(qa_rows(3))), 422, "3 rows, fewer than the minimum")
+    too_few = refused(upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(qa_rows(3))), 422, "3 rows, fewer than the minimum",
+                      "(data.min_rows)")
     assert too_few["details"]["rows"] == 3
     assert leftovers(api_settings) == []
 
@@ -227,7 +228,8 @@ def test_zip_bombs_are_refused(small_client, auth: dict) -> None:  # noqa: ANN00
     refused(upload(jobs_client, auth["customer"], "big.zip", big), 413)  # over the upload limit itself
     many = _zip_with([(f"images/{i}.png", os.urandom(900)) for i in range(3)] + [("captions.jsonl", bytes(19_000))])
     assert len(many) < 4096
-    refused(upload(jobs_client, auth["customer"], "wide.zip", many), 422, "unpacks to more than 20,000 bytes", "zip bomb")
+    refused(upload(jobs_client, auth["customer"], "wide.zip", many), 422, "unpacks to more than 20,000 bytes",
+            "(api.upload_max_unpacked_bytes)", "zip bomb")
     assert leftovers(settings) == []
 
 

@@ -129,9 +129,9 @@ def test_a_job_streams_its_events_to_the_end(working_client: TestClient, auth: d
         ({"base_model": "gpt-99"}, "base_model", "not on the operator's list"),
         ({"base_model": "trainarena:tiny_sd"}, "base_model", "is a built-in image model, not a text model"),
         ({"budget_tier": "huge"}, "budget_tier", "'huge' is not one of"),
-        ({"validation_share": 0.9}, "validation_share", "between 0 and 0.5"),
+        ({"validation_share": 0.9}, "validation_share", "between 0 and 0.5 (jobs.validation_share_max)"),
         # A share so small it holds out one row: the score on it says nothing (and the card read "0%").
-        ({"validation_share": 1e-300}, "validation_share", "holds out 1 row of 30, fewer than 5"),
+        ({"validation_share": 1e-300}, "validation_share", "holds out 1 row of 30, fewer than 5 (jobs.validation_rows_min)"),
         ({"field_mapping": {"field_instruction": "question", "field_output": "a"}}, "field_mapping", "missing column 'question'"),
         ({"field_mapping": {"field_instruction": "q", "field_output": "a", "source": "/etc/passwd"}}, "field_mapping", "without 'source'"),
         ({"file_id": "file-000"}, "file_id", "no file file-000"),

@@ -14,12 +14,15 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from trainarena.api import create_app
+from trainarena.cli import app
 from trainarena.registry import ModelSource, register_model
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.api_keys import create_key
+from trainarena.wording import HOUSE_SCRIPT
 
 
 @dataclass
@@ -86,7 +89,15 @@ def test_a_model_shows_its_card_facts_and_files_with_sha256(world: World, tmp_pa
     assert response.status_code == 200
     body = response.json()
     assert (body["id"], body["object"], body["source"], body["library"], body["license"], body["script"]) == (
-        world.models["alice"], "model", "job", "peft", "apache-2.0", None)
+        world.models["alice"], "model", "job", "peft", "apache-2.0", HOUSE_SCRIPT)
+    # The house script trained it: named as GET /v1/jobs/{id}, `models show` and the card name it (it was null).
+    listed = {model["id"]: model["script"] for model in _get(world, "alice", "/v1/models").json()["data"]}
+    assert listed[world.models["alice"]] == HOUSE_SCRIPT
+    env = {"TRAINARENA_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "80"}
+    shown = CliRunner().invoke(app, ["models", "show", world.models["alice"], "--json"], env=env)
+    assert json.loads(shown.stdout)["script"] == HOUSE_SCRIPT
+    text = " ".join(CliRunner().invoke(app, ["models", "show", world.models["alice"]], env=env).stdout.split())
+    assert f"script {HOUSE_SCRIPT} license" in text
     files = {f["path"]: f for f in body["files"]}
     assert sorted(files) == ["README.md", "adapter_config.json", "adapter_model.safetensors"]
     weights = (tmp_path / "alice" / "adapter_model.safetensors").read_bytes()  # the artifact's, as it was scored

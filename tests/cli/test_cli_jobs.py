@@ -45,6 +45,18 @@ def test_list_show_and_cancel(runner: CliRunner, tmp_path: Path) -> None:
     assert json.loads(runner.invoke(app, ["jobs", "list", "--status", "queued", "--json"]).output)["jobs"] == []
 
 
+def test_show_names_the_owner_key_by_its_name(runner: CliRunner, tmp_path: Path) -> None:
+    """`jobs show` printed `owner key id 1`, a number no other command takes; `keys list` and `keys revoke`
+    name keys by their name."""
+    job_id = _queued_job(tmp_path / "data")
+    shown = json.loads(runner.invoke(app, ["jobs", "show", job_id, "--json"]).output)
+    key_id = shown["owner_key_id"]
+    assert shown["owner_key_name"] == "acme" and isinstance(key_id, int)
+    text = runner.invoke(app, ["jobs", "show", job_id], env={"COLUMNS": "80"}).output
+    assert re.search(rf"^owner key +acme \(id {key_id}\)$", text, re.MULTILINE) and "owner key id" not in text, text
+    assert json.loads(runner.invoke(app, ["jobs", "list", "--json"]).output)["jobs"][0]["owner_key_name"] == "acme"
+
+
 def test_list_keeps_the_base_model_whole_at_80_columns(runner: CliRunner, tmp_path: Path) -> None:
     """The base model (a name typed back into POST /v1/jobs) was cut to 'trainar…' while the creation time
     kept its width; the help promised a tier column the table does not have."""

@@ -140,6 +140,30 @@ def test_an_extrapolated_scale_is_kept_only_if_the_measured_margins_bear_it_out(
     assert dpo.settle_scale(model, base, False, [-2.0, -1.0, 0.5], lambda: pytest.fail("the base needs no measuring")) == 0.0
 
 
+def test_weights_scaled_back_to_the_base_are_saved_saying_so(house, tmp_path):
+    """Held-out pairs that choose scale 0 leave the base model's weights exactly, and the save says so
+    in the contract's outcome file, which the platform reads for the model card and the job's views
+    (a customer got the base model back with nothing saying so); a save of trained weights says nothing."""
+    from trainarena.contract import OUTCOME_FILE, same_as_base_reason
+
+    dpo, train = house["dpo"], importlib.import_module("train")
+    base = tiny_model()
+    model = shifted_copy(base)
+    wrong = [-2.0, -1.0, 0.5]
+    assert dpo.settle_scale(model, base, False, wrong, lambda: pytest.fail("the base needs no measuring")) == 0.0
+    assert all(torch.equal(moved, original) for moved, original in zip(model.parameters(), base.parameters(), strict=True))
+
+    class Tokenizer:
+        def save_pretrained(self, folder):
+            pass
+
+    train.save(model, Tokenizer(), str(tmp_path / "kept"), same_as_base=dpo.base_kept_reason(wrong))
+    assert same_as_base_reason(tmp_path / "kept") == dpo.base_kept_reason(wrong)
+    assert dpo.base_kept_reason(wrong).startswith("on 3 held-out pairs no scale of the trained weights had a DPO loss below the base model's (0.6931;")
+    train.save(shifted_copy(base), Tokenizer(), str(tmp_path / "trained"))
+    assert not (tmp_path / "trained" / OUTCOME_FILE).exists() and same_as_base_reason(tmp_path / "trained") is None
+
+
 def test_scaling_toward_the_base_moves_the_weights_that_fraction(house):
     dpo = house["dpo"]
     base = tiny_model()

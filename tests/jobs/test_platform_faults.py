@@ -141,6 +141,10 @@ def test_a_job_waiting_for_the_platform_says_why_and_until_when_in_the_api_and_t
     assert [job["waiting_reason"] for job in listed["jobs"]] == [view["waiting_reason"]]
     words = " ".join(CliRunner().invoke(app, ["jobs", "show", job_id]).stdout.split())
     assert view["waiting_reason"] in words and f"not before {waits_until.isoformat()}" in words
+    # The list's text says it too (it showed a bare "queued"), under the table, wrapped at 80 columns.
+    listed_text = CliRunner().invoke(app, ["jobs", "list"], env={"COLUMNS": "80"}).stdout
+    assert f"{job_id} waits: {view['waiting_reason']}" in " ".join(listed_text.split())
+    assert max(len(line) for line in listed_text.splitlines()) <= 80, listed_text
 
 
 def test_a_job_the_platform_keeps_failing_fails_saying_whose_fault(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ lost its job stopping its run, and no ended job leaving its run running."""
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 import threading
 import time
@@ -25,13 +26,16 @@ from job_support import (
     worker_killed_mid_job,
 )
 from sqlalchemy import select, update
+from typer.testing import CliRunner
 
+from trainarena.cli import app
 from trainarena.contract import RunStatus
 from trainarena.jobs import JobWorker, cancel_job
 from trainarena.jobs.files import delete_file
 from trainarena.jobs.queue import beat, claim_next, requeue, requeue_stale, still_mine
 from trainarena.jobs.runner import JobRunner, StopRequest
 from trainarena.pipeline import TaskPreparer
+from trainarena.reporting.run_detail import NO_VALIDATION_ROWS
 from trainarena.runs import CompetitorInfo, RunInterrupted, RunReport, definition_digest, definition_from_json
 from trainarena.settings import Settings
 from trainarena.store import Store, add_competitor, open_store
@@ -105,6 +109,16 @@ def test_a_job_trains_registers_its_model_and_reports_its_score(settings: Settin
     competitor, task, _run_dir = executor.calls[0]
     assert competitor.name == "house script" and competitor.submission_dir is not None
     assert (task.name, task.seed, task.budget_seconds) == (job_id, 7, settings.jobs.budget_tiers["small"])
+    shown, text = _runs_show(settings, job.run_id)
+    assert (shown["score"], shown["not_scored"]) == (1.25, None) and "score 1.250000 (lower is better)" in text
+
+
+def _runs_show(settings: Settings, run_id: int) -> tuple[dict, str]:
+    """``runs show RUN_ID``, as --json and as its text with the blanks squeezed."""
+    env = {"TRAINARENA_DATA_DIR": str(settings.data_dir), "COLUMNS": "80"}
+    shown = CliRunner().invoke(app, ["runs", "show", str(run_id), "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    return json.loads(shown.stdout), " ".join(CliRunner().invoke(app, ["runs", "show", str(run_id)], env=env).stdout.split())
 
 
 def test_without_a_validation_share_no_score_is_reported(settings: Settings, store: Store, worker_of) -> None:  # noqa: ANN001
@@ -114,6 +128,11 @@ def test_without_a_validation_share_no_score_is_reported(settings: Settings, sto
     wait_for(lambda: finished(store, job_id))
     job = job_row(store, job_id)
     assert job.status == JobStatus.SUCCEEDED and job.score is None and job.model_id is not None
+    # Its run's evaluation measured rows the script trained on: `runs show` printed that number as a score.
+    shown, text = _runs_show(settings, job.run_id)
+    assert (shown["score"], shown["direction"], shown["not_scored"]) == (None, None, NO_VALIDATION_ROWS)
+    assert [line["score"] for line in shown["attempt_history"]] == [None]
+    assert f"score {NO_VALIDATION_ROWS}" in text and "1.25" not in text
 
 
 def _champion(settings: Settings, store: Store, task_types: str) -> int:

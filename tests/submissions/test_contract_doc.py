@@ -76,6 +76,15 @@ def test_every_sandbox_path_has_a_heading(headings: set[str]) -> None:
     assert "/tmp" in headings
 
 
+def test_the_outcome_file_has_its_heading_and_limits(doc: str, headings: set[str]) -> None:
+    name = f"{contract.SANDBOX_OUTPUT}/{contract.OUTCOME_FILE}"
+    assert name in headings
+    section = _section(doc, name)
+    assert f"at most {contract.OUTCOME_WHY_MAX} characters" in section and f"over {contract.OUTCOME_MAX_BYTES} bytes" in section
+    for part in ("**Purpose.**", "**Allowed.**", "**Disallowed.**"):
+        assert part in section, f"{name}: missing {part}"
+
+
 def test_argv_example_is_what_runspec_produces(doc: str) -> None:
     (example,) = _blocks(doc, "argv-example")
     assert example.strip() == " ".join(SPEC.argv("train.py"))

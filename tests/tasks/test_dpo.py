@@ -85,7 +85,7 @@ def test_too_many_empty_rows_refuse_the_dataset(tmp_path):
     rows = [{"p": f"q{i}", "c": "good", "r": "bad"} for i in range(40)] + [{"p": f"e{i}", "c": " ", "r": "bad"} for i in range(5)]
     dataset = {"source": write_rows(tmp_path / "d.jsonl", rows), "field_prompt": "p", "field_chosen": "c", "field_rejected": "r"}
     task = TaskDefinition("t", TaskType.DPO, "m", dataset, 5)
-    with pytest.raises(DatasetError, match=r"5 of 45 rows \(11%\) are unusable, more than the 10% allowed \(DataRules.max_dropped_fraction\): "
+    with pytest.raises(DatasetError, match=r"5 of 45 rows \(11%\) are unusable, more than the 10% allowed \(data.max_dropped_fraction\): "
                        r"column 'c' is empty \(rows 41, 42, 43, 44, 45\)"):
         get_task_type("dpo").prepare(task, tmp_path / "train", tmp_path / "hidden", Settings())
     prep = get_task_type("dpo").prepare(task, tmp_path / "t2", tmp_path / "h2", Settings(data=DataRules(max_dropped_fraction=0.2)))

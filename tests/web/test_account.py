@@ -80,6 +80,20 @@ def test_a_job_the_house_script_trained_says_so_as_the_api_does(client: TestClie
     assert "Trained by – Model" in text_of(client.get("/account/jobs/job-carol").text)
 
 
+def test_a_job_whose_weights_are_the_base_models_says_so(client: TestClient) -> None:
+    """Its script found no improvement and saved the base model's weights (the card's same_as_base)."""
+    from trainarena.registry.card import same_as_base_note
+
+    dave = _customer_with_a_job("dave")
+    _sign_in(client, dave)
+    assert "Same as the base model" not in text_of(client.get("/account/jobs/job-dave").text)
+    with open_store(Settings()) as store, store.transaction() as session:
+        session.get_one(RegisteredModel, "model-dave").card = {"same_as_base": "no gain on 8 held-out pairs"}
+        session.get_one(Job, "job-dave").model_id = "model-dave"
+    for page in ("/account/jobs/job-dave", "/account/jobs/job-dave/live"):
+        assert f"Same as the base model: {same_as_base_note('no gain on 8 held-out pairs')}" in text_of(client.get(page).text)
+
+
 def test_a_job_waiting_for_the_platform_says_why_and_until_when_as_the_api_does(client: TestClient) -> None:
     """A job queued again because the platform could not start its try (a full disk) shows that reason
     and when it is tried again; one whose try its service's stop cut short says so."""

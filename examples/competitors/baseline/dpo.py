@@ -18,7 +18,8 @@ minimises exactly the scored loss, on the clock like train.py. No TRL (policyloo
   scored worse than the base itself without s < 1. When the margins are right but timid, s > 1
   extrapolates past the trained weights (as ExPO does with DPO models, Zheng et al. 2024). A scale
   other than 0 (the base, exact) is then measured on the held-out pairs and kept only if it beats
-  the trained weights.
+  the trained weights. At 0 the saved weights are the base model's, and /output/trainarena_outcome.json
+  says so and why (docs/contract.md): the customer's model card and job then say it too.
 - Full fine-tune for small models, LoRA for large ones (train.load_model); on a GPU, varlen attention,
   Liger's kernels when installed and fused AdamW (policyloop.py).
 """
@@ -147,6 +148,17 @@ def settle_scale(model, base, lora: bool, margins: list[float], measure: Callabl
     return scale
 
 
+def base_kept_reason(margins: list[float]) -> str:
+    """Why the scale chosen on the held-out pairs was 0 (the weights saved are the base's, exactly): the
+    base model's loss (ln 2, every margin 0) was the lowest of every scale's.
+
+    >>> base_kept_reason([-2.0, -1.0, 0.5])
+    "on 3 held-out pairs no scale of the trained weights had a DPO loss below the base model's (0.6931; as trained 1.3048)"
+    """
+    return (f"on {len(margins)} held-out pairs no scale of the trained weights had a DPO loss below the base model's "
+            f"({dpo_loss([0.0]):.4f}; as trained {dpo_loss(margins):.4f})")
+
+
 def scale_toward_base(model, base, lora: bool, scale: float) -> None:
     """Weights = base + scale * (trained - base): LoRA's update is scaled through its B matrices."""
     import torch
@@ -219,8 +231,10 @@ def run(args, stop_at: float) -> int:
         return margins
 
     margins = held_out_margins() if steps >= 2 and held_out else None  # None: save as trained
+    same_as_base = None
     if margins is not None:
         scale = settle_scale(model, base, lora, margins, held_out_margins)
         print(f"held-out pairs: weights scaled {scale:g} of the way from the base to the trained model", flush=True)
-    save(model, tokenizer, args.output_dir)
+        same_as_base = None if scale else base_kept_reason(margins)
+    save(model, tokenizer, args.output_dir, same_as_base=same_as_base)
     return steps

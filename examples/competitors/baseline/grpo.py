@@ -208,6 +208,7 @@ def run(args, stop_at: float) -> int:
 
     batches = ([trained[i] for i in batch] for batch in fastloop.step_batches(len(trained), PROMPTS_PER_STEP, args.seed, MAX_EPOCHS))
     steps = policyloop.train_on_clock(step, batches, stop_at, reserve_steps=HELD_OUT_STEPS if held_out else 0.0)
+    same_as_base = None
     if steps and held_out:
         tuned = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
@@ -219,7 +220,10 @@ def run(args, stop_at: float) -> int:
         move_from_base(model, base, lora, tuned, best)
         shown = ", ".join(f"{scale:g}: {value:.4f}" for scale, value in sorted(found.items()))
         print(f"held-out score by fraction of the way from the base ({shown}): saved {best:g}", flush=True)
-    save(model, tokenizer, args.output_dir)
+        if best == 0.0:  # the weights are the base's, exactly (dpo.scale_toward_base at 0)
+            same_as_base = (f"on {len(held_out)} held-out prompts no fraction of the way to the trained weights scored "
+                            f"clearly above the base model (by more than {STANDARD_ERRORS:g} standard errors)")
+    save(model, tokenizer, args.output_dir, same_as_base=same_as_base)
     return steps
 
 

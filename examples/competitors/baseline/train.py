@@ -46,6 +46,7 @@ MAX_LENGTH = 512
 # has run(args, stop_at) -> steps and reuses this file's clock, SIGTERM handling, loading and saving.
 OTHER_TYPES = ("dpo", "grpo", "chat")
 
+OUTCOME_FILE = "trainarena_outcome.json"  # docs/contract.md: the platform reads it beside the weights
 STOP_REQUESTED = threading.Event()  # set by SIGTERM
 TRAINING = threading.Event()  # set while a training loop runs
 
@@ -207,10 +208,16 @@ def train_examples(model, tokenizer, examples, learning_rate: float, stop_at: fl
     return len(history)
 
 
-def save(model, tokenizer, output_dir: str) -> None:
-    """A merged-free save: a full model directory, or a PEFT adapter directory; safetensors only."""
+def save(model, tokenizer, output_dir: str, same_as_base: str | None = None) -> None:
+    """A merged-free save: a full model directory, or a PEFT adapter directory; safetensors only. With
+    ``same_as_base`` (why), the weights are the base model's unchanged, and the contract's outcome file
+    says so (docs/contract.md, "/output/trainarena_outcome.json"): the model card and the job tell the
+    customer, who would otherwise not know that training changed nothing."""
     model.save_pretrained(output_dir, safe_serialization=True)
     tokenizer.save_pretrained(output_dir)
+    if same_as_base is not None:
+        with open(os.path.join(output_dir, OUTCOME_FILE), "w", encoding="utf-8") as handle:
+            json.dump({"same_as_base": True, "why": same_as_base}, handle)
 
 
 def main() -> None:

@@ -9,12 +9,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from trainarena.cli.output import Col, OneLineTable, count_option, fail, print_block, print_fields
+from trainarena.cli.output import Col, OneLineTable, count_option, fail, print_block, print_fields, print_wrapped
 from trainarena.jobs import (
     JobsError,
     cancel_job,
     events_after,
     get_job,
+    job_same_as_base,
     list_jobs,
     not_before,
     remove_ended_copies,
@@ -43,12 +44,24 @@ def _iso(value: Any) -> str | None:
 def _record(job: Job) -> dict[str, Any]:
     return {
         "id": job.id, "status": job.status, "task_type": job.task_type, "base_model": job.base_model,
-        "file_id": job.file_id, "owner_key_id": job.owner_key_id, "budget_tier": job.budget_tier,
+        "file_id": job.file_id, "owner_key_id": job.owner_key_id, "owner_key_name": job.owner_key.name, "budget_tier": job.budget_tier,
         "validation_share": job.validation_share, "seed": job.seed, "competitor_id": job.competitor_id,
-        "run_id": job.run_id, "model_id": job.model_id, "score": job.score, "failure_reason": job.failure_reason,
+        "run_id": job.run_id, "model_id": job.model_id, "score": job.score, "same_as_base": job_same_as_base(job), "failure_reason": job.failure_reason,
         "waiting_reason": waiting_reason(job), "not_before": _iso(not_before(job)), "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
     }  # fmt: skip
+
+
+def _text_fields(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """``jobs show``'s lines: each field of ``record``, the owner's API key by its name (as `keys list`
+    and `keys revoke` name it) with its id beside it."""
+    fields = []
+    for key, value in record.items():
+        if key == "owner_key_name":
+            fields.append(("owner key", f"{value} (id {record['owner_key_id']})"))
+        elif key != "owner_key_id":
+            fields.append((key.replace("_", " "), "" if value is None else str(value)))
+    return fields
 
 
 @app.command("list")
@@ -57,7 +70,7 @@ def list_command(
     limit: Annotated[int, count_option("--limit", help="Newest jobs shown.")] = 50,
     as_json: JsonFlag = False,
 ) -> None:
-    """The newest jobs of every customer: status, task type, base model, score, when created (`jobs show` has the tier)."""
+    """The newest jobs of every customer: status, task type, base model, score, when created (`jobs show` has the tier); under the table, why each job queued again waits and until when."""
     with open_store(Settings()) as store, store.session() as session:
         rows = [_record(job) for job in list_jobs(session, None, limit=limit).data if status in (None, job.status)]
     if as_json:
@@ -68,7 +81,12 @@ def list_command(
         score = "" if row["score"] is None else f"{row['score']:.4g}"
         table.add_row([row["id"], row["status"], row["task_type"], row["base_model"], score,
                        (row["created_at"] or "")[5:16].replace("T", " ")])  # fmt: skip
-    Console(highlight=False).print(table if rows else "no jobs yet (customers create them with POST /v1/jobs)")
+    console = Console(highlight=False)
+    console.print(table if rows else "no jobs yet (customers create them with POST /v1/jobs)")
+    # A queued job waiting after a withdrawn try: the reason is a sentence (a column would cut it at 80).
+    for row in rows:
+        if row["waiting_reason"] is not None:
+            print_wrapped(console, f"{row['id']} waits: {row['waiting_reason']}")
 
 
 @app.command("show")
@@ -85,7 +103,7 @@ def show_command(job_id: JobId, as_json: JsonFlag = False) -> None:
         typer.echo(json.dumps({"ok": True, **record, "events": events}))
         return
     console = Console(highlight=False, soft_wrap=True)
-    print_fields(console, [(key.replace("_", " "), "" if value is None else str(value)) for key, value in record.items()])
+    print_fields(console, _text_fields(record))
     print_block(console, "events", "\n".join(f"{e['at'][:19]}  {e['kind']:<9} {e['message']}" for e in events))
 
 

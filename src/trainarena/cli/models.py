@@ -60,7 +60,7 @@ def list_command(as_json: JsonFlag = False) -> None:
         return
     table = OneLineTable(COLUMNS, title="Registered models")
     for row in rows:
-        table.add_row([row["id"], row["source"], row["task_type"], _score(row["score"]), row["script"] or "house script"])
+        table.add_row([row["id"], row["source"], row["task_type"], _score(row["score"]), row["script"] or "-"])
     Console(highlight=False).print(table if rows else "no registered models yet")
 
 
@@ -89,8 +89,9 @@ def show_command(model_id: ModelId, as_json: JsonFlag = False) -> None:
     print_fields(console, [
         ("id", record["id"]), ("source", record["source"]), ("task type", record["task_type"]),
         ("base model", record["base_model"]), ("library", record["library"] or "-"),
-        ("script", record["script"] or "house script"), ("license", license_text),
+        ("script", record["script"] or "-"), ("license", license_text),
         ("score", _score(record["score"])), ("measured", _measured(record["measurement"])),
+        *([("same as base", record["same_as_base"])] if record["same_as_base"] else []),
         ("dataset", f"sha256:{record['dataset_digest']}"), ("run", str(record["run_id"] or "-")),
         ("job", record["job_id"] or "-"), ("registered", record["created_at"][:16].replace("T", " ")),
         ("folder", record["path"]), ("digest", record["digest"]), ("published", record["published_url"] or "-"),

@@ -117,7 +117,7 @@ def _source(run: RunDetail) -> str:
 
 
 def _print_detail(console: Console, run: RunDetail) -> None:
-    score = "-" if run.score is None else f"{run.score:.6f} ({run.direction} is better)"
+    score = run.not_scored or ("-" if run.score is None else f"{run.score:.6f} ({run.direction} is better)")
     references = []
     for line in run.references:
         if line.missing is not None:

@@ -43,7 +43,7 @@ def _check_listing(shown_name: str, members: list[zipfile.ZipInfo], rules: ApiRu
     """Names, kinds, count and declared sizes: refused before a byte is inflated."""
     if len(members) > rules.upload_max_zip_members:
         raise DatasetError(f"{shown_name}: {len(members):,} members, more than the {rules.upload_max_zip_members:,} allowed "
-                           "(ApiRules.upload_max_zip_members)")  # fmt: skip
+                           "(api.upload_max_zip_members)")  # fmt: skip
     declared = 0
     for member in members:
         _check_name(shown_name, member.filename)
@@ -54,11 +54,11 @@ def _check_listing(shown_name: str, members: list[zipfile.ZipInfo], rules: ApiRu
         declared += member.file_size
         if declared > rules.upload_max_unpacked_bytes:
             raise DatasetError(f"{shown_name}: unpacks to more than {rules.upload_max_unpacked_bytes:,} bytes "
-                               "(ApiRules.upload_max_unpacked_bytes): refused as a zip bomb")  # fmt: skip
+                               "(api.upload_max_unpacked_bytes): refused as a zip bomb")  # fmt: skip
         ratio = member.file_size / max(member.compress_size, 1)
         if ratio > rules.upload_max_compression_ratio:
             raise DatasetError(f"{shown_name}: member {member.filename!r} is compressed {ratio:,.0f} to 1, more than "
-                               f"{rules.upload_max_compression_ratio:g} to 1 (ApiRules.upload_max_compression_ratio): "
+                               f"{rules.upload_max_compression_ratio:g} to 1 (api.upload_max_compression_ratio): "
                                "refused as a zip bomb")  # fmt: skip
 
 
@@ -83,6 +83,6 @@ def _check_inflated(shown_name: str, archive: zipfile.ZipFile, members: list[zip
                     inflated += len(chunk)
                     if inflated > rules.upload_max_unpacked_bytes or member_bytes > member.file_size:
                         raise DatasetError(f"{shown_name}: member {member.filename!r} inflates past its declared size "
-                                           "or the unpacked limit (ApiRules.upload_max_unpacked_bytes): refused as a zip bomb")  # fmt: skip
+                                           "or the unpacked limit (api.upload_max_unpacked_bytes): refused as a zip bomb")  # fmt: skip
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as error:
             raise DatasetError(f"{shown_name}: member {member.filename!r} cannot be read ({error})") from None

@@ -19,13 +19,11 @@ from trainarena.jobs.errors import Conflict, InvalidInput, NotFound
 from trainarena.jobs.files import Page, get_file, owned_page, owned_row
 from trainarena.jobs.split import job_data_rules
 from trainarena.jobs.uploads import check_dataset, kind_of, parse_task_type
+from trainarena.registry import model_same_as_base
 from trainarena.settings import Settings
-from trainarena.store.models import AttemptStatus, Job, JobEvent, JobStatus, Run, utcnow
+from trainarena.store.models import AttemptStatus, Job, JobEvent, JobStatus, RegisteredModel, Run, utcnow
 from trainarena.tasks import builtin_assets
-from trainarena.wording import counted, with_article
-
-# Who trains a job when no champion's script does (jobs/runner.py), as every page and answer names it.
-HOUSE_SCRIPT = "house script"
+from trainarena.wording import HOUSE_SCRIPT, counted, with_article
 
 # Why a try was withdrawn when its service stopped: its worker stopped it (the first stop signal), or
 # the process left at once (a second one). The platform's doing, not the customer's, so it costs no
@@ -80,7 +78,7 @@ def create_job(session: Session, settings: Settings, request: JobRequest, owner_
     if tier not in rules.budget_tiers:
         raise InvalidInput(f"budget_tier {tier!r} is not one of {sorted(rules.budget_tiers)}", field="budget_tier")
     if not 0.0 <= request.validation_share <= rules.validation_share_max:
-        raise InvalidInput(f"validation_share must be between 0 and {rules.validation_share_max:g} (JobRules.validation_share_max), "
+        raise InvalidInput(f"validation_share must be between 0 and {rules.validation_share_max:g} (jobs.validation_share_max), "
                            f"got {request.validation_share:g}", field="validation_share")  # fmt: skip
     try:
         upload = get_file(session, request.file_id, owner_key_id)
@@ -100,7 +98,7 @@ def create_job(session: Session, settings: Settings, request: JobRequest, owner_
     if request.validation_share > 0 and checked.hidden_rows < rules.validation_rows_min:
         raise InvalidInput(f"validation_share {request.validation_share:g} holds out {counted(checked.hidden_rows, 'row')} of "
                            f"{checked.train_rows + checked.hidden_rows}, fewer than {rules.validation_rows_min} "
-                           "(JobRules.validation_rows_min): a score on so few says little; give a larger share, or 0 to "
+                           "(jobs.validation_rows_min): a score on so few says little; give a larger share, or 0 to "
                            "train on every row", field="validation_share")  # fmt: skip
     job = Job(id=new_job_id(), owner_key_id=owner_key_id, file_id=upload.id, task_type=task_type.value,
               base_model=request.base_model, field_mapping=dict(request.field_mapping), budget_tier=tier,
@@ -129,6 +127,17 @@ def job_script(job: Job) -> str | None:
     if job.run_id is None:
         return None
     return job.competitor.name if job.competitor is not None else HOUSE_SCRIPT
+
+
+def job_same_as_base(job: Job) -> str | None:
+    """For a job whose script saved the base model's weights unchanged (it found no improvement), the
+    note its model's card has (``registry.model_same_as_base``); None for any other job."""
+    if job.model_id is None:
+        return None
+    session = object_session(job)
+    assert session is not None  # read while its session is open, as every view of a job is
+    model = session.get(RegisteredModel, job.model_id)
+    return None if model is None else model_same_as_base(model)
 
 
 def not_before(job: Job) -> datetime | None:

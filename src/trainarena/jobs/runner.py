@@ -32,11 +32,11 @@ from trainarena.execution.supervise import StopAtOnce, stop_when
 from trainarena.jobs.copies import remove_ended_copies
 from trainarena.jobs.progress import ProgressReporter
 from trainarena.jobs.queue import PlatformWait, requeue, set_script, still_mine, withdraw, withdraw_stopped
-from trainarena.jobs.records import HOUSE_SCRIPT, SERVICE_STOPPED, EventKind, add_event, close_run
+from trainarena.jobs.records import SERVICE_STOPPED, EventKind, add_event, close_run
 from trainarena.jobs.split import JobPreparer
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
-from trainarena.registry import ModelSource, register_model
+from trainarena.registry import ModelSource, model_same_as_base, register_model
 from trainarena.runs import LOGS_DIR, CompetitorInfo, RunInterrupted, RunNotStarted, RunReport, definition_json, task_key
 from trainarena.settings import Settings
 from trainarena.store import Store
@@ -46,6 +46,7 @@ from trainarena.store.tournaments import current_champion
 from trainarena.submissions import RegistrationError, checkout_path, register
 from trainarena.tasks import builtin_assets
 from trainarena.tasks.base import DatasetError, TaskDefinition
+from trainarena.wording import HOUSE_SCRIPT
 from trainarena.workbench import house_script_dir, worktree_script
 
 log = logging.getLogger(__name__)
@@ -308,6 +309,8 @@ class JobRunner:
                                competitor_id=attempt.script.competitor_id)  # fmt: skip
         job.model_id, job.score = model.id, score
         scored = "" if score is None else f"; score {score:.4g} on the validation share"
+        same = model_same_as_base(model)  # the script saved the base model's weights: the customer is told here too
+        scored += "" if same is None else f"; {same}"
         self._end(session, job.id, JobStatus.SUCCEEDED, EventKind.FINISHED, f"finished: model {model.id}{scored}",
                   model_id=model.id, score=score)  # fmt: skip
 

@@ -77,7 +77,7 @@ class UploadSink:
         self.size += len(chunk)
         if self.size > self._limit:
             self.discard()
-            raise TooLarge(f"the upload is larger than {self._limit:,} bytes (ApiRules.upload_max_bytes); split the "
+            raise TooLarge(f"the upload is larger than {self._limit:,} bytes (api.upload_max_bytes); split the "
                            "dataset or ask the operator for a larger limit", limit_bytes=self._limit)  # fmt: skip
         self._hash.update(chunk)
         self._out.write(chunk)
@@ -122,7 +122,7 @@ def check_file(path: Path, filename: str, kind: str, fmt: str, settings: Setting
         rows = load_rows(_Source(str(path)), settings.data)
     if len(rows) < settings.data.min_rows:
         raise InvalidInput(f"{filename}: {counted(len(rows), 'row')}, fewer than the minimum of {settings.data.min_rows} "
-                           "(DataRules.min_rows)", field="file", rows=len(rows))  # fmt: skip
+                           "(data.min_rows)", field="file", rows=len(rows))  # fmt: skip
     if task_type is not None:
         check_dataset(settings, parse_task_type(task_type), path, filename, field_mapping or {}, base_model="")
     return CheckedFile(kind, fmt, len(rows), tuple(dict.fromkeys(column for row in rows for column in row)))

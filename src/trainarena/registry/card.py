@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from trainarena.wording import percent
+from trainarena.wording import HOUSE_SCRIPT, percent
 
 # A Hub model id: ``name`` or ``owner/name`` of letters, digits, '-', '_', '.'. A local path or a
 # ``trainarena:NAME`` asset is not one, and the Hub refuses a card whose base_model names no model.
@@ -77,6 +77,9 @@ class CardFacts:
     script: ScriptSource | None = None  # None: the platform's house script
     run_id: int | None = None
     job_id: str | None = None
+    # The script's reason for saving the base model's weights unchanged (contract.OUTCOME_FILE); None:
+    # it said nothing of the kind.
+    same_as_base: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "trained_at": self.trained_at.isoformat()}
@@ -100,6 +103,13 @@ def front_matter(facts: CardFacts) -> dict[str, Any]:
     return data
 
 
+def same_as_base_note(why: str) -> str:
+    """What the card, the API and the CLI say of a model whose script saved the base model's weights
+    unchanged, with the script's reason ``why``."""
+    return (f"training found no improvement over the base model, so the delivered weights equal the base model's "
+            f"(the training script's reason: {why})")  # fmt: skip
+
+
 def _score_lines(facts: CardFacts) -> list[str]:
     if facts.score is None:
         return ["- Score: none (no data was held out to measure it)"]
@@ -111,7 +121,7 @@ def render_model_card(facts: CardFacts) -> str:
     """The whole ``README.md``: front matter between ``---`` lines, then the body."""
     metadata = yaml.safe_dump(front_matter(facts), sort_keys=False, allow_unicode=True)
     origin = "a customer's training job" if facts.job_id else "a tournament champion's run"
-    script = facts.script.pinned if facts.script is not None else "house script (the platform's own reference script)"
+    script = facts.script.pinned if facts.script is not None else f"{HOUSE_SCRIPT} (the platform's own reference script)"
     license_note = "" if facts.license_found else " (no license found in the script's repository: the operator's default)"
     lines = [
         f"# {facts.model_id}",
@@ -125,6 +135,7 @@ def render_model_card(facts: CardFacts) -> str:
         f"- Training script: {script}",
         *([f"- Competitor: {facts.script.competitor}"] if facts.script is not None else []),
         *_score_lines(facts),
+        *([f"- Same as the base model: {same_as_base_note(facts.same_as_base)}"] if facts.same_as_base is not None else []),
         f"- Trained: {facts.trained_at.isoformat(timespec='seconds')}",
         *([f"- Run: {facts.run_id}"] if facts.run_id is not None else []),
         *([f"- Job: {facts.job_id}"] if facts.job_id is not None else []),

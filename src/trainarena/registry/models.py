@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
-from trainarena.registry.card import CardFacts, Measurement, ScriptSource
+from trainarena.contract import same_as_base_reason
+from trainarena.registry.card import CardFacts, Measurement, ScriptSource, same_as_base_note
 from trainarena.registry.layout import artifact_library, build_model_folder
 from trainarena.registry.licenses import detect_license
 from trainarena.settings import Settings
@@ -23,6 +24,7 @@ from trainarena.store.owned_lists import Page, owned_page
 from trainarena.submissions import checkout_path
 from trainarena.tasks.builtin_assets import MODEL, TEXT, BuiltinAssetError, builtin_path, find_builtin, is_builtin
 from trainarena.tasks.digests import path_digest
+from trainarena.wording import HOUSE_SCRIPT
 
 
 class ModelSource:
@@ -113,6 +115,7 @@ def register_model(
         license_found=bool(license_info and license_info.found),
         trained_at=(run.finished_at if run is not None and run.finished_at else datetime.now(UTC)), score=score,
         measurement=measurement or run_measurement(session, run_id, job_id), script=script, run_id=run_id, job_id=job_id,
+        same_as_base=same_as_base_reason(artifact_dir),
     )  # fmt: skip
     folder = settings.registry_dir / model_id
     staging = settings.registry_dir / f"{STAGING_PREFIX}{model_id}"
@@ -196,14 +199,23 @@ def model_record(row: RegisteredModel) -> dict[str, Any]:
     """A model's row and its card's facts as plain data (the CLI prints it, the API answers with it)."""
     card = row.card or {}
     script = card.get("script")
+    # No competitor: the house script trained it (the row says so even without a card); else the card's repo@commit.
+    pinned = f"{script['repo_url']}@{script['commit']}" if script else None
     return {
         "id": row.id, "created_at": row.created_at, "source": row.source, "owner_key_id": row.owner_key_id,
         "job_id": row.job_id, "run_id": row.run_id, "task_type": row.task_type, "base_model": row.base_model,
         "library": card.get("library"), "license": card.get("license"), "license_found": card.get("license_found"),
-        "script": None if not script else f"{script['repo_url']}@{script['commit']}",
+        "script": HOUSE_SCRIPT if row.competitor_id is None else pinned,
         "dataset_digest": row.dataset_digest, "score": row.score, "measurement": card.get("measurement"),
         "path": row.path, "digest": row.digest, "published_url": row.published_url,
+        "same_as_base": model_same_as_base(row),
     }  # fmt: skip
+
+
+def model_same_as_base(row: RegisteredModel) -> str | None:
+    """:func:`same_as_base_note` of a model whose script saved the base model's weights unchanged; else None."""
+    why = (row.card or {}).get("same_as_base")
+    return None if why is None else same_as_base_note(why)
 
 
 def visible_model(session: Session, model_id: str, owner_key_id: int | None) -> RegisteredModel | None:

@@ -18,9 +18,10 @@ from trainarena.reporting.reasons import short_reason
 from trainarena.store import Run
 from trainarena.store.adhoc import cached_reference, failed_reference
 from trainarena.store.models import RunOrigin
+from trainarena.wording import HOUSE_SCRIPT
 
 # How each reference is named in tables and details, in the order they are shown.
-REFERENCE_LABELS = {RunOrigin.BASE_MODEL: "base model", RunOrigin.HOUSE: "house script"}
+REFERENCE_LABELS = {RunOrigin.BASE_MODEL: "base model", RunOrigin.HOUSE: HOUSE_SCRIPT}
 # A working tree's runs are labelled with its folder's name and this.
 TREE_SUFFIX = " (tree)"
 # Why a run has no house score to compare with: the house run on its own seed is its reference.

@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainarena.contract import RunStatus
@@ -28,7 +29,7 @@ from trainarena.store import (
     TaskRow,
 )
 from trainarena.store.driving import Driving, drivers_of
-from trainarena.store.models import AttemptStatus, RunOrigin, Tournament, TournamentStatus
+from trainarena.store.models import AttemptStatus, Job, RunOrigin, Tournament, TournamentStatus
 
 STDERR_LOG_NAME = "stderr.log"  # the script's stderr, in the run's log folder
 LOG_NAMES = {"stderr": STDERR_LOG_NAME, "stdout": "stdout.log"}  # the logs the platform writes per run
@@ -93,14 +94,15 @@ class AttemptLine:
         return data
 
 
-def attempt_lines(run: Run) -> tuple[AttemptLine, ...]:
+def attempt_lines(run: Run, *, scored: bool = True) -> tuple[AttemptLine, ...]:
     """Every attempt of ``run``, oldest first; one still running of a run that reads cancelled reads so
-    too (its driver's withdrawal is under way, or was lost with that driver: ``shown_outcome``)."""
+    too (its driver's withdrawal is under way, or was lost with that driver: ``shown_outcome``). Not
+    ``scored`` (:func:`not_scored_reason`): no attempt shows its evaluation's number."""
     cancelled = shown_outcome(run)[0] == CANCELLED
     lines = []
     for attempt in sorted(run.attempt_records, key=lambda a: a.number):
         driver = "-" if attempt.driver_host is None else f"{attempt.driver_host}:{attempt.driver_pid}"
-        score = None if attempt.evaluation is None else attempt.evaluation.score
+        score = None if attempt.evaluation is None or not scored else attempt.evaluation.score
         status = CANCELLED if cancelled and attempt.status == AttemptStatus.RUNNING else attempt.status
         lines.append(AttemptLine(
             number=attempt.number, status=status, counts=attempt.id == run.counted_attempt_id, driver=driver,
@@ -115,6 +117,21 @@ def score_of(run: Run) -> tuple[float | None, str | None]:
     outcome field (status, times, files, reason) ``Run`` itself reads from that attempt."""
     evaluation = run.evaluation
     return (None, None) if evaluation is None else (evaluation.score, evaluation.direction)
+
+
+# Why a customer's job run shows no score though its evaluation has one: a job with validation_share 0
+# holds out no rows of the customer's file, and the pipeline's evaluation measured rows the script
+# trained on (``jobs.split``); the job, its model and its card have no score either.
+NO_VALIDATION_ROWS = "not scored: the job kept no validation rows (validation_share 0), so its evaluation measured rows the model trained on"
+
+
+def not_scored_reason(session: Session, run: Run) -> str | None:
+    """Why ``run`` shows no score whatever its evaluation holds (:data:`NO_VALIDATION_ROWS`); None when
+    its evaluation's score is its score."""
+    if run.origin != RunOrigin.JOB:
+        return None
+    share = session.scalar(select(Job.validation_share).where(Job.run_id == run.id))
+    return NO_VALIDATION_ROWS if share == 0 else None
 
 
 def task_name(task: TaskRow) -> str:
@@ -149,6 +166,7 @@ class RunDetail:
     attempts: int
     score: float | None
     direction: str | None
+    not_scored: str | None  # why a run whose evaluation has a score shows none (NO_VALIDATION_ROWS); else None
     references: tuple[ReferenceLine, ...]
     reason: str  # one line, as tables show it
     summary: str  # the platform's full summary of a failure
@@ -259,7 +277,8 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
     """Run ``run_id`` in full, with the last ``tail_lines`` lines of its stderr (see ``_stderr_tail``);
     ``private``: see :func:`visible_run`."""
     run = visible_run(session, run_id, private=private)
-    score, direction = score_of(run)
+    not_scored = not_scored_reason(session, run)
+    score, direction = (None, None) if not_scored else score_of(run)
     task = run.task
     place = place_of(run)
     status, reason = shown_outcome(run)
@@ -284,6 +303,7 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
         attempts=run.attempts,
         score=score,
         direction=direction,
+        not_scored=not_scored,
         references=() if is_reference else reference_lines(session, task.digest, score, direction, None if seed is None else int(seed)),
         reason=short_reason(reason),
         summary=summary,
@@ -297,7 +317,7 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
         finished_at=run.finished_at,
         wall_seconds=run.wall_seconds,
         steps=step_seconds(run.log_path),
-        attempt_history=attempt_lines(run),
+        attempt_history=attempt_lines(run, scored=not_scored is None),
         driver=drivers_of_running(session, [run]).get(place["tournament_id"]),
     )
 

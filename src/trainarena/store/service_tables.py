@@ -106,6 +106,7 @@ class Job(Base):
     # store's clock, as heartbeats); cleared when a try starts (migration 0016, ``jobs.queue``).
     not_before: Mapped[datetime | None]
 
+    owner_key: Mapped[ApiKey] = relationship()
     competitor: Mapped[Competitor | None] = relationship()
     events: Mapped[list[JobEvent]] = relationship(back_populates="job", order_by="JobEvent.id", cascade="all, delete-orphan")
 

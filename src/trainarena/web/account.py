@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from trainarena.jobs import NotFound, get_job, job_script, list_jobs, waiting_reason
+from trainarena.jobs import NotFound, get_job, job_same_as_base, job_script, list_jobs, waiting_reason
 from trainarena.registry import ModelFilesMissing, model_archive, visible_model, visible_models
 from trainarena.store.api_keys import find_key
 from trainarena.store.models import ApiRole, Job, JobStatus
@@ -162,7 +162,7 @@ def _job_page(request: Request, job_id: str, template: str) -> Response:
             job = get_job(session, job_id, visitor.owner)
         except NotFound:
             return not_found_page(request, f"There is no job {job_id}.")
-        shown = {"job": job, "script": job_script(job), "waiting": waiting_reason(job)}
+        shown = {"job": job, "script": job_script(job), "waiting": waiting_reason(job), "same_as_base": job_same_as_base(job)}
         return render_live(request, template, shown, running=job.status not in JobStatus.FINISHED)
 
 

@@ -45,7 +45,7 @@ UPLOAD_BODY = {
 }  # fmt: skip
 
 
-UPLOAD_RESPONSES = {**ROLE_RESPONSES, 413: {**ERROR_RESPONSES[422], "description": "Over ApiRules.upload_max_bytes"},
+UPLOAD_RESPONSES = {**ROLE_RESPONSES, 413: {**ERROR_RESPONSES[422], "description": "Over api.upload_max_bytes"},
                     415: {**ERROR_RESPONSES[422], "description": "Not a multipart/form-data body"}}  # fmt: skip
 
 
@@ -81,7 +81,7 @@ async def upload_file(request: Request, principal: Customer) -> FileOut:
     limit = settings.api.upload_max_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit + MULTIPART_ALLOWANCE:
-        raise ApiError(413, "too_large", f"the upload is larger than {limit:,} bytes (ApiRules.upload_max_bytes)", limit_bytes=limit)
+        raise ApiError(413, "too_large", f"the upload is larger than {limit:,} bytes (api.upload_max_bytes)", limit_bytes=limit)
     sinks: list[UploadSink] = []
 
     def open_file(filename: str) -> Callable[[bytes], None]:

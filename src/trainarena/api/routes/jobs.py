@@ -29,6 +29,7 @@ from trainarena.jobs import (
     create_job,
     events_after,
     get_job,
+    job_same_as_base,
     job_script,
     list_jobs,
     not_before,
@@ -70,6 +71,9 @@ class JobOut(BaseModel):
     model_id: str | None = Field(description="The registered model, once succeeded.")
     score: float | None = Field(description="Score on the validation share (none when validation_share is 0).")
     failure_reason: str | None
+    same_as_base: str | None = Field(description="Set when the job succeeded but its training script found no improvement over "
+                                     "the base model and saved the base model's weights unchanged: the sentence saying so, "
+                                     "with the script's reason (as the model's card says it); else null.")
     waiting_reason: str | None = Field(description="Set while a queued job waits because its last try was withdrawn, not counted: "
                                        "the platform could not start it (a full disk, no cluster node that can hold it; and "
                                        "when it is tried again), or the service stopped during it: why.")
@@ -87,6 +91,7 @@ class JobOut(BaseModel):
                    field_mapping=job.field_mapping, budget_tier=job.budget_tier, budget_seconds=job.budget_seconds,
                    validation_share=job.validation_share, seed=job.seed, script=script, competitor_id=job.competitor_id,
                    run_id=job.run_id, model_id=job.model_id, score=job.score, failure_reason=job.failure_reason,
+                   same_as_base=job_same_as_base(job),
                    waiting_reason=waiting_reason(job), not_before=not_before(job), cancel_requested=job.cancel_requested, created_at=job.created_at,
                    started_at=job.started_at, finished_at=job.finished_at)  # fmt: skip
 

@@ -49,9 +49,13 @@ class ModelOut(BaseModel):
     base_model: str = Field(description="The model it was trained from.")
     library: str | None = Field(description="What loads it: peft, transformers or diffusers.")
     dataset_digest: str = Field(description="sha256 of the training dataset.")
-    script: str | None = Field(description="The training script's repo@commit; null for the house script.")
+    script: str | None = Field(description="The training script: a competitor's repo@commit, or 'house script' (the platform's own, "
+                               "as jobs name it); null only for a competitor's model registered before cards recorded it.")
     license: str | None = Field(description="The license named in its card (a Hub license id).")
     score: float | None = Field(description="Its score, where data was held out to measure one.")
+    same_as_base: str | None = Field(description="Set when its training script found no improvement over the base model and saved "
+                                     "the base model's weights unchanged: the sentence saying so, with the script's reason "
+                                     "(the card says the same); else null.")
     measurement: dict[str, Any] | None = Field(description="How the score was measured: metric, direction, hidden_rows, validation_share.")
     digest: str = Field(description="sha256 over the folder's files (paths and contents).")
     published_url: str | None = Field(description="Its Hugging Face Hub repository, once published.")

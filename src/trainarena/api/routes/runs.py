@@ -109,6 +109,8 @@ class RunDetailOut(BaseModel):
     attempts: int
     score: float | None
     direction: str | None = Field(description="lower or higher: which scores are better.")
+    not_scored: str | None = Field(description="Why a run whose evaluation has a number shows no score (a customer's job that kept no "
+                                   "validation rows, as `runs show` says it); null for the runs this API shows.")
     references: list[ReferenceOut] = Field(description="The task's references (the base model's, the house script's run on this run's seed) and how this run compares.")
     reason: str = Field(description="Why it failed, in one line.")
     summary: str = Field(description="The platform's whole summary of a failure.")

@@ -57,7 +57,7 @@ def check_row_size(source: str, number: int, row: dict[str, Any], rules: DataRul
     if size > rules.max_row_bytes:
         raise DatasetError(
             f"{source}: row {number} is {size:,} bytes, over the limit of {rules.max_row_bytes:,} bytes per row "
-            "(DataRules.max_row_bytes); shorten it or leave it out"
+            "(data.max_row_bytes); shorten it or leave it out"
         )
 
 
@@ -66,7 +66,7 @@ def check_text_size(where: str, text: str, rules: DataRules) -> None:
     if size > rules.max_field_bytes:
         raise DatasetError(
             f"{where} is {size:,} bytes, over the limit of {rules.max_field_bytes:,} bytes per field "
-            "(DataRules.max_field_bytes); shorten it or leave the row out"
+            "(data.max_field_bytes); shorten it or leave the row out"
         )
 
 
@@ -211,7 +211,7 @@ def accept_dropped(source: str, dropped: list[tuple[int, str]], total: int, rule
     if len(dropped) > rules.max_dropped_fraction * total:
         raise DatasetError(
             f"{source}: {len(dropped)} of {total} rows ({len(dropped) / total:.0%}) are unusable, more than the "
-            f"{rules.max_dropped_fraction:.0%} allowed (DataRules.max_dropped_fraction): {describe_dropped(groups)}"
+            f"{rules.max_dropped_fraction:.0%} allowed (data.max_dropped_fraction): {describe_dropped(groups)}"
         )
     if total - len(dropped) < rules.min_rows:
         raise DatasetError(
