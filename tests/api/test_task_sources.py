@@ -58,11 +58,13 @@ def test_a_source_in_the_data_dirs_state_is_refused_unread(empty_api: Api, tmp_p
     data_dir = empty_api.settings.data_dir
     (data_dir / "runs" / "1").mkdir(parents=True)
     (data_dir / "runs" / "1" / "rows.jsonl").write_bytes(data.jsonl.read_bytes())
+    (data_dir / "uploads").mkdir()
+    (data_dir / "uploads" / "file-1.jsonl").write_bytes(data.jsonl.read_bytes())  # a customer's, private to its jobs
     operator = empty_api.auth("operator")
     cases = {
         ".": "is the data directory", str(data_dir): "is the data directory", str(tmp_path): "holds the data directory",
         "trainarena.db": "database", str(data_dir / "trainarena.db-wal"): "database", "runs/1/rows.jsonl": "run folders",
-        "split-secret.key": "split secret",
+        "split-secret.key": "split secret", "uploads/file-1.jsonl": "customers' uploads",
     }  # fmt: skip
     (data_dir / "trainarena.db-wal").touch()
     (data_dir / "split-secret.key").touch()

@@ -164,7 +164,7 @@ def check_dataset(settings: Settings, task_type: TaskType, path: Path, filename:
                           dataset={**field_mapping, "source": str(path)}, budget_seconds=1.0)  # fmt: skip
     with _named(path, filename, field=field):
         try:
-            return check_task(task, settings)
+            return check_task(task, settings, customer_upload=True)
         except UnknownSpecKeys as error:  # the file is the source, all of it: the mapping may not name either
             raise error.without(("source", "split")) from None
 

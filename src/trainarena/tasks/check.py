@@ -57,12 +57,13 @@ class TaskCheck:
         }
 
 
-def check_task(task: TaskDefinition, settings: Settings) -> TaskCheck:
+def check_task(task: TaskDefinition, settings: Settings, *, customer_upload: bool = False) -> TaskCheck:
     """Prepare ``task`` into a temporary folder and check its split (DatasetError when it cannot be
     prepared). A source in the store's state, or a text folder that save_to_disk did not write, is
-    refused before anything reads it (tasks/sources.py)."""
+    refused before anything reads it (tasks/sources.py); customers' uploads are the store's state but
+    for a ``customer_upload`` task (a job's own file)."""
     plugin = get_task_type(task.task_type)
-    check_dataset_source(task, settings)
+    check_dataset_source(task, settings, customer_upload=customer_upload)
     with tempfile.TemporaryDirectory(prefix="trainarena-task-check-") as scratch:
         prepared = plugin.prepare(task, Path(scratch) / "train", Path(scratch) / "hidden", split_settings(task, settings))
         train_keys, hidden_keys = plugin.group_keys(prepared)

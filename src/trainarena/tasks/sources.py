@@ -2,7 +2,9 @@
 
 A source inside the data directory's own state is refused: the database (and its -wal, -shm and
 -journal files), the key files, the hidden splits, the run folders, the model registry and the cache
-(built-in assets excepted), and any folder that holds the data directory. Reading them is not only
+(built-in assets excepted), customers' uploads (their private data, which a tournament would publish
+and reveal; only the customer's own job reads its upload), and any folder that holds the data directory.
+Reading them is not only
 pointless: closing any descriptor of an SQLite file drops the process's POSIX locks on it, so the next
 command on the store took the live server for gone and deleted its -wal and -shm files. A text
 dataset folder must be one ``datasets``' ``save_to_disk`` wrote, told by its marker files, so an
@@ -24,10 +26,11 @@ SAVED_DATASET_DICT_FILE = "dataset_dict.json"
 SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 
 
-def check_dataset_source(task: TaskDefinition, settings: Settings) -> None:
+def check_dataset_source(task: TaskDefinition, settings: Settings, *, customer_upload: bool = False) -> None:
     """DatasetError when ``task``'s local source is part of the store's state, or a text dataset's
     folder is not a save_to_disk folder. A missing source, or one that is no local path (a hub id), is
-    left to the dataset spec and the loader."""
+    left to the dataset spec and the loader. ``customer_upload``: the task is a customer job's, whose
+    source is its own upload."""
     source = task.dataset.get("source")
     if not isinstance(source, str) or not source:
         return
@@ -35,7 +38,7 @@ def check_dataset_source(task: TaskDefinition, settings: Settings) -> None:
     if not path.exists():
         return
     resolved = path.resolve()
-    problem = state_problem(resolved, settings)
+    problem = state_problem(resolved, settings, customer_upload=customer_upload)
     if problem:
         raise DatasetError(f"{source}: {problem}; give a dataset file or folder of its own")
     if task.task_type is not TaskType.IMAGE and resolved.is_dir() and not is_saved_dataset(resolved):
@@ -49,8 +52,8 @@ def is_saved_dataset(folder: Path) -> bool:
     return (folder / SAVED_DATASET_DICT_FILE).is_file() or all((folder / name).is_file() for name in SAVED_DATASET_FILES)
 
 
-def state_problem(resolved: Path, settings: Settings) -> str | None:
-    """Why the resolved path is the store's state, or None."""
+def state_problem(resolved: Path, settings: Settings, *, customer_upload: bool = False) -> str | None:
+    """Why the resolved path is the store's state, or None (uploads are allowed for ``customer_upload``)."""
     data_dir = settings.data_dir.resolve()
     if resolved == data_dir:
         return "this is the data directory (its database, keys, runs and models)"
@@ -58,16 +61,18 @@ def state_problem(resolved: Path, settings: Settings) -> str | None:
         return f"this folder holds the data directory {data_dir} (its database, keys, runs and models)"
     if resolved.is_relative_to(settings.assets_dir.resolve()):
         return None  # built-in datasets live in the cache
-    for state, what in _state_paths(settings):
+    for state, what in _state_paths(settings, with_uploads=not customer_upload):
         if resolved == state or resolved.is_relative_to(state):
             return f"inside the data directory's {what} ({state}), which a task may not read"
     return None
 
 
-def _state_paths(settings: Settings) -> list[tuple[Path, str]]:
+def _state_paths(settings: Settings, *, with_uploads: bool) -> list[tuple[Path, str]]:
     paths = [(settings.hidden_dir, "hidden splits"), (settings.work_dir, "run folders"), (settings.cache_dir, "cache"),
              (settings.registry_dir, "model registry"), (settings.split_secret_path, "split secret"),
              (settings.operator_key_path, "signing key")]  # fmt: skip
+    if with_uploads:
+        paths.append((settings.uploads_dir, "customers' uploads"))
     database = _sqlite_file(settings.db_url)
     if database is not None:
         paths += [(database.with_name(database.name + suffix), "database") for suffix in SQLITE_COMPANIONS]
