@@ -41,6 +41,7 @@ def own_scripts(tmp_path: Path) -> Path:
     kind of folder the demo cannot play."""
     folder = tmp_path / "mine"
     make_example_repo(examples_root() / "baseline", folder / "my-trainer")
+    (folder / "my-trainer" / "train.py").write_text("print('edited, not committed')\n")  # plays its HEAD, and says so
     make_example_repo(examples_root() / "crasher", folder / "risky")
     make_example_repo(examples_root() / "image_baseline", folder / "painter")  # declares image tasks
     shutil.copytree(examples_root() / "torchloop", folder / "plain")  # files, no repository
@@ -70,6 +71,9 @@ def test_every_competitor_repository_in_the_folder_plays_and_the_others_are_name
             assert get_competitor(session, "my-trainer").commit == _head(own_scripts / "my-trainer")
             assert get_competitor(session, "plain") is None
     assert setup.registered == ("my-trainer", "painter", "risky")
+    (edited,) = setup.warnings
+    assert edited.startswith(f"my-trainer is the commit {_head(own_scripts / 'my-trainer')[:12]} without the uncommitted "
+                             f"changes of {own_scripts / 'my-trainer'}: ")
     why = dict(setup.left_out)
     assert list(why) == ["misspelt", "no-manifest", "painter", "plain"]
     assert why["plain"].startswith("not a git repository with a commit of its own")
@@ -145,6 +149,7 @@ def test_the_cli_names_each_folder_it_leaves_out(own_scripts: Path, tmp_path: Pa
     assert result.exit_code == 1 and "error: not played in this test" in result.output, result.output
     lines = result.output.splitlines()
     assert "left out of the demo: painter: its trainarena.toml declares image task types only, not text" in lines
+    assert any(line.startswith("warning: my-trainer is the commit ") and "train.py" in line for line in lines)
     assert [line.split(":")[1].strip() for line in lines if line.startswith("left out of the demo:")] == [
         "misspelt", "no-manifest", "painter", "plain"]
 

@@ -151,6 +151,8 @@ def demo_command(
                 raise typer.Exit(code=1) from None
         for folder, why in setup.left_out:
             console.print(f"[yellow]left out of the demo:[/yellow] {escape(folder)}: {escape(why)}", highlight=False, soft_wrap=True)
+        for warning in setup.warnings:
+            console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
         verb = "resuming" if setup.resumed else "playing"
         console.print(f"[bold]{verb} {setup.tournament_name}[/bold] (store: {settings.db_url}, sandbox: {executor.name})")
         command = "trainarena demo" + ("" if kind == "text" else f" --kind {kind}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainarena.assets import Assets
@@ -41,6 +41,17 @@ class DemoSetup:
     resumed: bool
     registered: tuple[str, ...]  # competitors newly registered by this call
     left_out: tuple[tuple[str, str], ...] = ()  # (folder, why) of each folder of a given examples folder that does not play
+    warnings: tuple[str, ...] = ()  # the registrations' of that folder's repositories (uncommitted edits left out, copies)
+
+
+@dataclass
+class _Folders:
+    """What :func:`_enter_competitor_folders` made of a folder of competitor repositories."""
+
+    playing: list[str] = field(default_factory=list)  # the names that can play the demo's kind
+    registered: list[str] = field(default_factory=list)  # newly registered
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (folder, why) of each of the others
+    warnings: list[str] = field(default_factory=list)  # those newly registered's (RegisteredResult.warnings)
 
 
 def examples_root() -> Path:
@@ -95,38 +106,37 @@ def _register_examples(store: Store, settings: Settings, examples: Path, names: 
     return tuple(newly)
 
 
-def _enter_competitor_folders(store: Store, settings: Settings, folder: Path, kind: str) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+def _enter_competitor_folders(store: Store, settings: Settings, folder: Path, kind: str) -> _Folders:
     """Register each folder of ``folder`` that is a competitor's repository (a git repository with a
     valid trainarena.toml) at its HEAD commit, under the folder's name; one registered already from the
-    same repository is kept as it is. Returns the names that can play ``kind``, those newly registered,
-    and (folder, why) for each of the others."""
-    playing: list[str] = []
-    newly: list[str] = []
-    left_out: list[tuple[str, str]] = []
+    same repository is kept as it is."""
+    found = _Folders()
     for competitor_folder in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         name = competitor_folder.name
         commit = own_head(competitor_folder)
         if commit is None:
-            left_out.append((name, "not a git repository with a commit of its own: the demo registers a folder's HEAD "
+            found.left_out.append((name, "not a git repository with a commit of its own: the demo registers a folder's HEAD "
                                    "commit, as `trainarena competitor add` does (git init, git add -A, git commit in it)"))
             continue
         with store.transaction() as session:
             competitor = get_competitor(session, name)
             try:
                 if competitor is None:
-                    competitor = register_competitor(session, settings, name=name, repo=str(competitor_folder), commit=commit).competitor
-                    newly.append(name)
+                    result = register_competitor(session, settings, name=name, repo=str(competitor_folder), commit=commit)
+                    competitor = result.competitor
+                    found.registered.append(name)
+                    found.warnings += result.warnings
                 elif competitor.repo_url != normalize_repo_url(str(competitor_folder)):
                     raise RegistrationError(f"a competitor named {name!r} is registered already, from {competitor.repo_url}; "
                                             "rename the folder or run the demo in a data directory of its own")
             except RegistrationError as error:  # no trainarena.toml, a bad one, forbidden content, a copy...
-                left_out.append((name, str(error)))
+                found.left_out.append((name, str(error)))
                 continue
         if competitor.kind not in (None, "both", kind):
-            left_out.append((name, f"its trainarena.toml declares {competitor.kind} task types only, not {kind}"))
+            found.left_out.append((name, f"its trainarena.toml declares {competitor.kind} task types only, not {kind}"))
             continue
-        playing.append(name)
-    return playing, newly, left_out
+        found.playing.append(name)
+    return found
 
 
 def set_up_demo(store: Store, settings: Settings, *, seed: int, examples: Path | None = None, kind: str = "text") -> DemoSetup:
@@ -135,29 +145,28 @@ def set_up_demo(store: Store, settings: Settings, *, seed: int, examples: Path |
     competitors are the bundled examples by name, or with ``examples`` every competitor repository in
     that folder (:func:`_enter_competitor_folders`); a folder named as the default champion defends."""
     prefix, default_champion, cast = _demo_kind(kind)
-    left_out: list[tuple[str, str]] = []
     if examples is None:
-        names: list[str] = [*cast, default_champion]
-        newly = _register_examples(store, settings, examples_root(), tuple(names))
+        folders = _Folders(playing=[*cast, default_champion])
+        folders.registered = list(_register_examples(store, settings, examples_root(), tuple(folders.playing)))
     else:
-        names, registered, left_out = _enter_competitor_folders(store, settings, examples, kind)
-        newly = tuple(registered)
-    entrants = [name for name in names if name != default_champion]
+        folders = _enter_competitor_folders(store, settings, examples, kind)
+    entrants = [name for name in folders.playing if name != default_champion]
     if not entrants:
-        why = "".join(f"; {name}: {reason}" for name, reason in left_out)
+        why = "".join(f"; {name}: {reason}" for name, reason in folders.left_out)
         raise StoreError(f"no competitor repository to play under {examples} (each folder that is a git repository "
                          f"with a valid trainarena.toml plays; one named {default_champion} defends){why}")
-    has_default_champion = default_champion in names
+    has_default_champion = default_champion in folders.playing
+    said = (tuple(folders.registered), tuple(folders.left_out), tuple(folders.warnings))
     with store.transaction() as session:
         demos = [t for t in list_tournaments(session) if t.name.startswith(prefix)]
         unfinished = [t for t in demos if t.status not in ("finished", "cancelled")]
         if unfinished:
-            return DemoSetup(unfinished[-1].id, unfinished[-1].name, True, newly, tuple(left_out))
+            return DemoSetup(unfinished[-1].id, unfinished[-1].name, True, *said)
         name = f"{prefix}{len(demos) + 1}"
         # Once a champion of this kind has been crowned, later demos face it; until then, the default one.
         reigning = None if current_champion(session, kind) or not has_default_champion else default_champion
         tournament = create_tournament(session, name=name, kind=kind, seed=seed + len(demos), entrants=entrants, champion=reigning)
-        return DemoSetup(tournament.id, name, False, newly, tuple(left_out))
+        return DemoSetup(tournament.id, name, False, *said)
 
 
 def _demo_kind(kind: str) -> tuple[str, str, tuple[str, ...]]:
