@@ -34,6 +34,7 @@ import benchmarks.ray_scaling as this_module
 from trainarena.assets import ensure_assets
 from trainarena.cluster.node import NodeExecutor, SandboxedOnNode
 from trainarena.cluster.ray_executor import RayExecutor
+from trainarena.demo.example_repos import commit_as_repository
 from trainarena.demo.text import demo_task_source, set_up_demo
 from trainarena.orchestrator import drive
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest
@@ -66,6 +67,7 @@ def _stand_ins(root: Path, seconds: float) -> Path:
         (root / name).mkdir(parents=True)
         (root / name / "train.py").write_text(STAND_IN.format(seconds=seconds) + f"STAND_IN_FOR = {name!r}\n")
         (root / name / "trainarena.toml").write_text(MANIFEST)
+        commit_as_repository(root / name, f"stand-in {name}")  # `demo --examples` plays git repositories
     return root
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from trainarena.demo.example_repos import commit_as_repository
+
 COPIER = textwrap.dedent(
     """
     import argparse, shutil
@@ -20,8 +22,9 @@ MANIFEST = '[trainarena]\ncontract = 1\nentrypoint = "train.py"\ntask_types = ["
 
 
 def copier(folder: Path) -> None:
-    """A copier competitor in ``folder`` (created), named after it."""
+    """A copier competitor in ``folder`` (created), named after it: a git repository with one commit."""
     folder.mkdir(parents=True)
     # Its own name in the code: two identical trees would be refused as exact copies (docs/rules.md, "Copies").
     (folder / "train.py").write_text(COPIER + f"STAND_IN_FOR = {folder.name!r}\n")
     (folder / "trainarena.toml").write_text(MANIFEST)
+    commit_as_repository(folder, f"stand-in {folder.name}")  # `demo --examples` plays git repositories

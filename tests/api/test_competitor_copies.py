@@ -40,3 +40,19 @@ def test_register_reports_the_closest_competitor_and_refuses_an_exact_copy(empty
         assert [(row["name"], row["copy_flag"]) for row in listed] == [("baseline", None), ("eve", "near_duplicate")]
         shown = client.get("/v1/competitors/eve", headers=empty_api.auth("competitor")).json()
         assert (shown["similar_to"], shown["similarity"]) == ("baseline", body["similarity"])
+
+
+def test_registering_head_of_a_dirty_tree_on_the_server_warns_as_the_cli_does(empty_api: Api, tmp_path: Path) -> None:
+    """An operator's key may name a working tree on the server: its uncommitted edits are left out of the
+    registered commit, and the response's warnings say so (the check is the registration's, not the CLI's)."""
+    repo, sha = make_example_repo(examples_root() / "baseline", tmp_path / "repos" / "baseline")
+    (repo / "train.py").write_text("print('edited, not committed')\n")
+    (repo / "notes.txt").write_text("new file\n")
+    with empty_api.client() as client:
+        added = client.post("/v1/competitors", json={"name": "alice", "repo": str(repo), "commit": sha},
+                            headers=empty_api.auth("operator"))  # fmt: skip
+    assert added.status_code == 201, added.text
+    assert added.json()["commit"] == sha
+    (warning,) = added.json()["warnings"]
+    assert warning.startswith(f"alice is the commit {sha[:12]} without the uncommitted changes of {repo}: ")
+    assert "train.py" in warning and "notes.txt" in warning and warning.endswith("(e.g. alice-v2)")

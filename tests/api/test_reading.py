@@ -48,8 +48,11 @@ def test_runs_are_listed_with_statuses_scores_and_reasons(api: Api, client: Test
     crashed = _get(client, api, "/v1/runs", competitor="crasher", status="failed")["data"]
     assert crashed == by_competitor["crasher"]
     assert _get(client, api, "/v1/runs", status="timed_out")["data"] == by_competitor["slowpoke"]
-    unknown = client.get("/v1/runs", params={"tournament": "week-9"}, headers=api.auth("competitor"))
-    assert unknown.status_code == 404 and "no tournament named 'week-9'" in unknown.json()["error"]["message"]
+    assert _get(client, api, "/v1/runs", tournament=str(api.finished.tournament_id), limit=500)["data"] == runs
+    for name_or_id in ("week-9", "99"):
+        unknown = client.get("/v1/runs", params={"tournament": name_or_id}, headers=api.auth("competitor"))
+        assert unknown.status_code == 404, name_or_id
+        assert f"no tournament has the name or id '{name_or_id}'; the tournament filter takes a tournament's name or its id" in unknown.json()["error"]["message"]
 
 
 def test_one_run_in_full_and_its_logs(api: Api, client: TestClient) -> None:

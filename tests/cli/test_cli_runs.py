@@ -127,8 +127,15 @@ def test_list_filters_by_tournament_competitor_and_status(finished_store: Finish
     assert _invoke("runs", "list", "--status", "running").stdout.strip() == "no runs match the filters"
     assert json.loads(_invoke("runs", "list", "--json", "--status", "cancelled").stdout) == []  # as listed: no tournament cancelled
 
+    by_id = json.loads(_invoke("runs", "list", "--json", "--tournament", str(finished_store.tournament_id)).stdout)
+    assert by_id == everything  # as `tournament show ID` takes it
     unknown = _invoke("runs", "list", "--tournament", "week-9")
-    assert unknown.exit_code == 1 and "no tournament named 'week-9'" in unknown.stderr
+    assert unknown.exit_code == 1 and unknown.stdout == ""
+    assert unknown.stderr.startswith("error: no tournament has the name or id 'week-9'; the tournament filter takes a "
+                                     "tournament's name or its id, or 'ad hoc' ")
+    no_id = _invoke("runs", "list", "--tournament", "99", "--json")
+    assert no_id.exit_code == 1 and json.loads(no_id.stdout)["tournament"] == "99"
+    assert "no tournament has the name or id '99'" in json.loads(no_id.stdout)["error"]
     assert "no competitor named 'nobody'" in _invoke("runs", "list", "--competitor", "nobody").stderr
     no_task = _invoke("runs", "list", "--task", "nosuch")
     assert no_task.exit_code == 1 and no_task.stdout == "" and no_task.stderr.count("\n") == 1

@@ -174,6 +174,19 @@ def test_references_are_computed_once_per_task_and_cached(executor: CountingExec
     assert run["references"] == []
 
 
+def test_a_script_scoring_exactly_as_the_base_model_is_told_why_that_may_be(executor: CountingExecutor, task_file: Path,
+                                                                           tmp_path: Path) -> None:  # fmt: skip
+    """The QA's copy of the house script scored as the base model on a GRPO seed: its guard kept the base
+    weights. "the script is 0.0% better" read as a run that failed to do anything."""
+    executor.script = (4.0, 0.0)
+    shown = _invoke("run", "--repo", str(_tree(tmp_path / "mine", commit=False)), "--task", str(task_file))
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.stdout.split())
+    assert ("base model 4.0000, exactly the script's score: it saved the base weights or a model scoring as they do "
+            "(its stdout log may say why)") in text
+    assert "house script 2.0000, the script is 100.0% worse" in text
+
+
 def test_adhoc_runs_are_listed_and_shown_beside_tournament_runs(executor: CountingExecutor, task_file: Path, tmp_path: Path) -> None:
     tree = _tree(tmp_path / "mine", commit=True)
     ran = _invoke("run", "--repo", str(tree), "--task", str(task_file), "--json")

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from stand_ins import copier
 from trainarena.cli import app
+from trainarena.demo.example_repos import make_example_repo
 
 pytestmark = [pytest.mark.slow, pytest.mark.sandbox, pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")]
 
@@ -25,7 +26,7 @@ def test_the_demo_plays_to_a_champion_with_its_runs_on_ray_workers(ray_cluster, 
     examples = tmp_path / "examples"
     for name in ("baseline", "trl_defaults"):
         copier(examples / name)
-    shutil.copytree(EXAMPLES / "crasher", examples / "crasher")
+    make_example_repo(EXAMPLES / "crasher", examples / "crasher")  # `demo --examples` plays git repositories
     data = tmp_path / "data"
     (data / "cache").mkdir(parents=True)
     (data / "cache" / "assets").symlink_to(assets.root.parent, target_is_directory=True)

@@ -35,7 +35,7 @@ def examples(tmp_path: Path) -> Path:
     copier(root / "baseline")
     copier(root / "trl_defaults")
     for name in ("crasher", "hostile"):
-        shutil.copytree(EXAMPLES / name, root / name)
+        make_example_repo(EXAMPLES / name, root / name)  # `demo --examples` plays git repositories
     return root
 
 
@@ -97,18 +97,19 @@ def test_unfinished_demo_is_resumed_not_replaced(examples: Path, data_dir: Path)
     assert again.resumed and again.tournament_id == first.tournament_id and again.registered == ()
 
 
-def _half_made_example_repo(examples: Path, data_dir: Path, name: str = "baseline") -> Path:
-    """What a set-up killed inside an older make_example_repo left: the copied folder, no commit."""
+def _half_made_example_repo(data_dir: Path, name: str = "baseline") -> Path:
+    """What a set-up of the bundled examples killed inside an older make_example_repo left: the copied
+    folder, no commit."""
     repo = data_dir / "example-repos" / name
-    shutil.copytree(examples / name, repo)
+    shutil.copytree(EXAMPLES / name, repo)
     return repo
 
 
-def test_a_demo_set_up_killed_while_making_an_example_repo_resumes(examples: Path, data_dir: Path) -> None:
-    repo = _half_made_example_repo(examples, data_dir)
+def test_a_demo_set_up_killed_while_making_an_example_repo_resumes(data_dir: Path) -> None:
+    repo = _half_made_example_repo(data_dir)
     settings = Settings()
     with open_store(settings) as store:
-        setup = set_up_demo(store, settings, seed=3, examples=examples)
+        setup = set_up_demo(store, settings, seed=3)
         with store.session() as session:
             commit = get_competitor(session, "baseline").commit
     assert "baseline" in setup.registered and commit == example_commit(repo)
@@ -116,7 +117,7 @@ def test_a_demo_set_up_killed_while_making_an_example_repo_resumes(examples: Pat
 
 
 def test_a_half_made_example_repo_inside_a_checkout_is_not_taken_for_the_checkout(
-    examples: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The README's data dir is ./.trainarena inside the trainarena checkout: git asked in the half-made
     folder walks up and answers the checkout's HEAD, which must not be registered as the example's."""
@@ -131,10 +132,10 @@ def test_a_half_made_example_repo_inside_a_checkout_is_not_taken_for_the_checkou
     (inside / "cache").mkdir(parents=True)
     (inside / "cache" / "assets").symlink_to((data_dir / "cache" / "assets").resolve(), target_is_directory=True)
     monkeypatch.setenv("TRAINARENA_DATA_DIR", str(inside))
-    repo = _half_made_example_repo(examples, inside)
+    repo = _half_made_example_repo(inside)
     settings = Settings()
     with open_store(settings) as store:
-        set_up_demo(store, settings, seed=3, examples=examples)
+        set_up_demo(store, settings, seed=3)
         with store.session() as session:
             commit = get_competitor(session, "baseline").commit
     assert commit != checkout_head and commit == example_commit(repo)

@@ -12,9 +12,11 @@ import copy
 import importlib
 import math
 import random
+import signal
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -249,6 +251,54 @@ def test_a_grpo_guard_that_fails_saves_the_trained_weights(house, capsys):
 
     assert house["grpo"].guarded_fraction(out_of_memory, lambda needed: False) == (1.0, {})
     assert "held-out guard failed (OutOfMemoryError" in capsys.readouterr().out
+
+
+def test_a_grpo_guard_that_keeps_the_base_says_so_on_the_runs_last_lines(house, capsys, monkeypatch):
+    """A copy of the house script scoring exactly as the base model on a seed is its guard at work (no
+    held-out gain above noise): the run's last stdout line says so, and stderr, whose tail `runs show`
+    prints. A fraction above 0 leaves no note; nor does a run of trained weights."""
+    grpo = house["grpo"]
+    train = importlib.import_module("train")  # the house's, from its folder (the fixture's path)
+    monkeypatch.setattr(train, "SAVED_NOTES", [])
+    monkeypatch.setattr(train, "parse_args", lambda: SimpleNamespace(task_type="grpo", budget_seconds=30.0, seed=1))
+    monkeypatch.setattr(signal, "signal", lambda number, handler: None)  # the test process keeps its handlers
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+
+    def guarded(best, steps=31):
+        def run(args, stop_at):
+            grpo.say_saved(best, {0.0: 0.0326, 0.5: 0.0335, 1.0: 0.0343})
+            return steps
+        return run
+
+    monkeypatch.setattr(grpo, "run", guarded(0.0))
+    train.main()
+    out, err = capsys.readouterr()
+    assert "(0: 0.0326, 0.5: 0.0335, 1: 0.0343): saved 0\n" in out
+    last = out.splitlines()[-1]
+    assert last.startswith("baseline: 31 steps, saved ") and last.endswith(f"from the stop time; {grpo.KEPT_BASE_NOTE}")
+    assert grpo.KEPT_BASE_NOTE.startswith("kept the base model: no held-out gain above noise")
+    assert err == grpo.KEPT_BASE_NOTE + "\n"
+
+    train.SAVED_NOTES.clear()
+    monkeypatch.setattr(grpo, "run", guarded(0.5))
+    train.main()
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1].endswith("from the stop time") and err == ""
+
+    monkeypatch.setattr(grpo, "run", lambda args, stop_at: 0)
+    train.main()
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1].endswith("; kept the base model: no training step fitted in the budget")
+    assert err == "kept the base model: no training step fitted in the budget\n"
+
+
+def test_the_guards_fraction_0_is_the_base_bit_for_bit(house):
+    """What makes the kept base score exactly as the base model: no rounding left of the trained weights."""
+    base = tiny_model()
+    model = shifted_copy(base)
+    tuned = {name: p.detach().clone() for name, p in model.named_parameters()}
+    house["grpo"].move_from_base(model, base, False, tuned, 0.0)
+    assert all(torch.equal(moved, original) for moved, original in zip(model.parameters(), base.parameters(), strict=True))
 
 
 def test_grpo_guard_moves_from_the_base_whatever_the_weights_were_at(house):

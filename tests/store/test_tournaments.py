@@ -21,6 +21,7 @@ from trainarena.store import (
     add_competitor,
     create_tournament,
     current_champion,
+    find_tournament,
     get_competitor,
     list_tournaments,
     load_record,
@@ -51,6 +52,19 @@ def test_create_tournament_refuses_what_the_record_cannot_hold(store: Store) -> 
         ]:
             with pytest.raises(StoreError, match=message):
                 create_tournament(session, seed=1, **kwargs)
+
+
+def test_a_tournament_is_found_by_its_name_or_its_id_and_a_name_wins(store: Store) -> None:
+    with store.transaction() as session:
+        _register(session, "a", "b")
+        first = create_tournament(session, name="week-1", kind="text", seed=1, entrants=["a", "b"]).id
+        digits = create_tournament(session, name=str(first), kind="text", seed=1, entrants=["a", "b"]).id
+        third = create_tournament(session, name="week-3", kind="text", seed=1, entrants=["a", "b"]).id
+    with store.session() as session:
+        assert find_tournament(session, "week-1").id == first and find_tournament(session, str(third)).id == third
+        assert find_tournament(session, str(first)).id == digits  # a digits-only name is the name, not the id
+        for unknown in ("week-9", str(third + 1), "0", "9" * 40, "-1", "²"):
+            assert find_tournament(session, unknown) is None, unknown
 
 
 def test_defending_champion_comes_from_history_unless_named(store: Store) -> None:

@@ -31,13 +31,13 @@ def test_image_task_source_draws_person_and_style_tasks(tmp_path):
 def test_image_demo_sets_up_an_image_tournament_against_image_defaults(tmp_path):
     settings = Settings(data_dir=tmp_path / "data")
     with open_store(settings) as store:
-        setup = set_up_demo(store, settings, seed=1, examples=examples_root(), kind="image")
+        setup = set_up_demo(store, settings, seed=1, kind="image")
         assert setup.tournament_name.startswith("demo-image-")
         with store.session() as session:
             tournament = get_tournament(session, setup.tournament_id)
             assert tournament.kind == "image"
             assert tournament.champion_before.name == IMAGE_DEFAULT_CHAMPION
             assert all(get_competitor(session, name).kind == "image" for name in IMAGE_DEMO_ENTRANTS)
-        again = set_up_demo(store, settings, seed=1, examples=examples_root(), kind="image")
+        again = set_up_demo(store, settings, seed=1, kind="image")
         assert again.resumed and again.tournament_id == setup.tournament_id
         assert all((Path(examples_root()) / name / "train.py").is_file() for name in IMAGE_DEMO_ENTRANTS)

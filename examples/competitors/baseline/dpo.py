@@ -179,7 +179,7 @@ def run(args, stop_at: float) -> int:
     import policyloop
     import torch
     import torch.nn.functional as F
-    from train import STOP_REQUESTED, load_model, save, time_cosine
+    from train import SAVED_NOTES, STOP_REQUESTED, load_model, save, time_cosine
 
     with open(args.dataset_spec) as handle:
         spec = json.load(handle)
@@ -236,5 +236,7 @@ def run(args, stop_at: float) -> int:
         scale = settle_scale(model, base, lora, margins, held_out_margins)
         print(f"held-out pairs: weights scaled {scale:g} of the way from the base to the trained model", flush=True)
         same_as_base = None if scale else base_kept_reason(margins)
+        if same_as_base is not None:  # the run scores exactly as the base model: its last lines say why
+            SAVED_NOTES.append(f"kept the base model: {same_as_base}")
     save(model, tokenizer, args.output_dir, same_as_base=same_as_base)
     return steps

@@ -21,7 +21,8 @@ those settings and scores every completion so (KL included, against the base mod
   stay the base's unless a fraction beats it by more than the standard error of its per-prompt
   differences to the base; then they move the smallest fraction within one such standard error of
   the best (less KL for a gain the held-out set cannot tell apart). A run whose training did not
-  clearly help thus saves the base.
+  clearly help thus saves the base, scores exactly as the base model, and says so on its last stdout
+  line and on stderr (KEPT_BASE_NOTE), so that the equal score does not read as a failed run.
 
 The reward functions arrive as Python source in the dataset spec; they are exec'd here, inside this
 run's sandbox (the platform itself never runs them outside one). A reward function that fails on a
@@ -65,6 +66,9 @@ HELD_OUT_STEPS = 6
 # 5 of 5 seeds, +0.0139 in the mean against +0.0084 at 2 (which saved the base on one seed) and +0.0067
 # with no guard at all (always the trained weights): docs/benchmarks.md, "GRPO: the scorer's noise".
 STANDARD_ERRORS = 1.0
+# Said when the guard saves the base (train.SAVED_NOTES): expected, not a failure, on a seed whose
+# training gained less than the held-out draw's noise (docs/benchmarks.md, "GRPO: the scorer's noise").
+KEPT_BASE_NOTE = "kept the base model: no held-out gain above noise (the house GRPO guard; see its held-out line above)"
 
 
 def reward_functions(spec: dict) -> list:
@@ -218,13 +222,23 @@ def run(args, stop_at: float) -> int:
 
         best, found = guarded_fraction(score_at, lambda needed: STOP_REQUESTED.is_set() or time.time() + needed >= stop_at)
         move_from_base(model, base, lora, tuned, best)
-        shown = ", ".join(f"{scale:g}: {value:.4f}" for scale, value in sorted(found.items()))
-        print(f"held-out score by fraction of the way from the base ({shown}): saved {best:g}", flush=True)
+        say_saved(best, found)
         if best == 0.0:  # the weights are the base's, exactly (dpo.scale_toward_base at 0)
             same_as_base = (f"on {len(held_out)} held-out prompts no fraction of the way to the trained weights scored "
                             f"clearly above the base model (by more than {STANDARD_ERRORS:g} standard errors)")
     save(model, tokenizer, args.output_dir, same_as_base=same_as_base)
     return steps
+
+
+def say_saved(best: float, found: dict[float, float]) -> None:
+    """Print each scored fraction's held-out score and the one saved; when that is the base's own weights
+    (the run then scores exactly as the base model), leave the note that says why (train.SAVED_NOTES)."""
+    from train import SAVED_NOTES
+
+    shown = ", ".join(f"{scale:g}: {value:.4f}" for scale, value in sorted(found.items()))
+    print(f"held-out score by fraction of the way from the base ({shown}): saved {best:g}", flush=True)
+    if best == 0.0:
+        SAVED_NOTES.append(KEPT_BASE_NOTE)
 
 
 def guarded_fraction(score_at, out_of_time) -> tuple[float, dict[float, float]]:

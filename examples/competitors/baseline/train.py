@@ -25,6 +25,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -48,6 +49,10 @@ OTHER_TYPES = ("dpo", "grpo", "chat")
 
 OUTCOME_FILE = "trainarena_outcome.json"  # docs/contract.md: the platform reads it beside the weights
 STOP_REQUESTED = threading.Event()  # set by SIGTERM
+# What a type's run says of the model it saved (GRPO's guard keeping the base weights): the last stdout
+# line carries it, and stderr too, whose tail `trainarena runs show` prints, so a score equal to the base
+# model's reads as a choice, not a failure.
+SAVED_NOTES: list[str] = []
 TRAINING = threading.Event()  # set while a training loop runs
 
 
@@ -237,7 +242,11 @@ def main() -> None:
         import importlib
 
         steps = importlib.import_module(args.task_type).run(args, stop_at)
-    print(f"baseline: {steps} steps, saved {time.time() - stop_at:+.1f}s from the stop time", flush=True)
+    if not steps:  # nothing trained: what is saved is the base model
+        SAVED_NOTES.append("kept the base model: no training step fitted in the budget")
+    for note in SAVED_NOTES:
+        print(note, file=sys.stderr, flush=True)
+    print("; ".join([f"baseline: {steps} steps, saved {time.time() - stop_at:+.1f}s from the stop time", *SAVED_NOTES]), flush=True)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,7 @@ from trainarena.store import (
     remove_competitor,
 )
 from trainarena.submissions import RegistrationError, checkout_path
-from trainarena.submissions.copies import report_warnings
 from trainarena.submissions.service import competitor_record, register_competitor
-from trainarena.submissions.worktree import changes_left_out
 
 app = typer.Typer(help="Register competitors (a git repository at a commit), inspect and remove them.", no_args_is_help=True)
 
@@ -81,21 +79,13 @@ def add_command(
     except (RegistrationError, StoreError) as error:
         raise fail(str(error), as_json, name=name) from error
     copies = [{"kind": m.kind, "other_name": m.other_name, "message": m.message} for m in result.report.exact]
-    warnings = report_warnings(name, result.report, settings.registration)
-    left_out = changes_left_out(result.registration.repo_url, result.registration.commit)
-    if left_out:
-        warnings.append(
-            f"{name} is the commit {result.registration.commit[:12]} without the uncommitted changes of "
-            f"{repo}: {', '.join(left_out)}; to enter them, commit them "
-            f"and register the new commit under a new name (e.g. {name}-v2)"
-        )
     if as_json:
-        typer.echo(json.dumps({**details, "copies": copies, "warnings": warnings}, indent=2))
+        typer.echo(json.dumps({**details, "copies": copies, "warnings": result.warnings}, indent=2))
         return
     print_wrapped(Console(highlight=False), Text.assemble(("registered", "green"), printable(f" {name} at {result.registration.commit}")))
     _print_details(details)
     stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-    for warning in warnings:
+    for warning in result.warnings:
         stderr.print(labelled("warning", "yellow", warning))
 
 

@@ -23,7 +23,7 @@ from trainarena.cli.output import budget_seconds_option, check_path, print_wrapp
 from trainarena.cli.records import records_hint
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cluster import make_executor
-from trainarena.demo.text import DEFAULT_CHAMPION, DEMO_ENTRANTS, TEXT_DEMO_BUDGET_SECONDS, demo_task_source, set_up_demo
+from trainarena.demo.text import DEFAULT_CHAMPION, TEXT_DEMO_BUDGET_SECONDS, demo_task_source, set_up_demo
 from trainarena.execution import SandboxUnavailable
 from trainarena.orchestrator import drive
 from trainarena.records.recorder import recorder_for
@@ -32,7 +32,7 @@ from trainarena.reporting.run_detail import write_result_json
 from trainarena.runs import DriverStopped, RunNotStarted, deferred_in_database_call
 from trainarena.settings import Settings
 from trainarena.stopped_attempts import leave_notes_at_once
-from trainarena.store import load_tournament, named_lock, open_store
+from trainarena.store import StoreError, load_tournament, named_lock, open_store
 from trainarena.store.leases import LeaseError, LeaseHolder
 from trainarena.submissions import RegistrationError
 
@@ -117,7 +117,7 @@ def demo_command(
     parallel: Annotated[int, typer.Option(min=1, help="Runs played at once (each gets cores/parallel threads).")] = DEMO_PARALLEL,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run scripts without a sandbox (only where bubblewrap is missing and you trust them).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object (champion, leaderboard) instead of tables.")] = False,
-    examples: Annotated[Path | None, typer.Option(help=f"A folder laid out like the bundled examples/competitors, used instead of it: its folders named as the demo's competitors enter (text: {', '.join(DEMO_ENTRANTS)}; {DEFAULT_CHAMPION} defends), others are named and left out.")] = None,
+    examples: Annotated[Path | None, typer.Option(help=f"A folder of competitor repositories, played instead of the bundled examples/competitors: each folder in it that is a git repository with a valid trainarena.toml is registered at its HEAD commit under the folder's name and enters (one named as the default champion, {DEFAULT_CHAMPION} in a text demo, defends); the others are named with the reason they are left out.")] = None,
     kind: Annotated[str, typer.Option(help="Tournament kind: text (instruct tasks, tiny LLaMA) or image (person/style LoRA, tiny SD pipeline).")] = "text",
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help=f"When another process is already playing the demo on this store: wait for it and print its result, or exit at once with status {EXIT_TOURNAMENT_BUSY}.")] = True,
 ) -> None:
@@ -144,10 +144,15 @@ def demo_command(
     try:
         # Demos started together must not both register the examples or both create the tournament.
         with console.status("registering the example competitors"), named_lock(store.engine, "demo-set-up"):
-            setup = set_up_demo(store, settings, seed=seed, examples=examples, kind=kind)
-        if setup.left_out:
-            console.print(f"[yellow]warning:[/yellow] left out of the demo, not named as its competitors: "
-                          f"{escape(', '.join(setup.left_out))} (`trainarena demo --help`, --examples)", highlight=False, soft_wrap=True)
+            try:
+                setup = set_up_demo(store, settings, seed=seed, examples=examples, kind=kind)
+            except StoreError as error:  # nothing in --examples to play: each folder and why
+                console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+                raise typer.Exit(code=1) from None
+        for folder, why in setup.left_out:
+            console.print(f"[yellow]left out of the demo:[/yellow] {escape(folder)}: {escape(why)}", highlight=False, soft_wrap=True)
+        for warning in setup.warnings:
+            console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
         verb = "resuming" if setup.resumed else "playing"
         console.print(f"[bold]{verb} {setup.tournament_name}[/bold] (store: {settings.db_url}, sandbox: {executor.name})")
         command = "trainarena demo" + ("" if kind == "text" else f" --kind {kind}")

@@ -189,6 +189,9 @@ def _compared(line: ReferenceLine) -> str:
         return line.missing
     if line.improvement is None:
         return f"{line.score:.4f} (no comparison: the run has no score)"
+    if line.kind == RunOrigin.BASE_MODEL and line.improvement == 0:  # "0.0% better" read as a run that did nothing
+        # e.g. the house script's GRPO guard keeping the base weights, which its last stdout line says
+        return f"{line.score:.4f}, exactly the script's score: it saved the base weights or a model scoring as they do (its stdout log may say why)"
     return f"{line.score:.4f}, the script is {_improvement(line)}"
 
 

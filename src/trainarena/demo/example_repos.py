@@ -1,6 +1,7 @@
 """Turn an ``examples/competitors/<name>`` directory into a local git repository with one commit.
 
-Used by the tests and the demo to register example competitors as ``repo@commit`` without a network.
+Used by the tests, the benchmarks and the demo to register example competitors as ``repo@commit``
+without a network.
 The author, committer and dates are fixed, so the same directory always gives the same commit hash.
 """
 
@@ -44,16 +45,22 @@ def make_example_repo(src: Path, dest: Path) -> tuple[Path, str]:
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{dest.name}-", dir=dest.parent))
     try:
         repo = staging / dest.name
-        # A competitor's own checkout copied in (`demo --examples`) keeps its files, not its history.
+        # The example's files alone: no caches, nor any git metadata that would make a history of its own.
         shutil.copytree(src, repo, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc"))
-        _git(repo, "init", "--quiet", "--initial-branch=main")
-        _git(repo, "add", "--all")
-        _git(repo, "commit", "--quiet", "--no-gpg-sign", "--no-verify", "-m", f"example competitor {src.name}")
-        commit = _git(repo, "rev-parse", "HEAD")
+        commit = commit_as_repository(repo, f"example competitor {src.name}")
         repo.rename(dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest, commit
+
+
+def commit_as_repository(folder: Path, message: str) -> str:
+    """Make ``folder`` a git repository of its own whose one commit holds all its files; return the
+    commit (40 hex). What `demo --examples` registers of a competitor's folder is such a commit."""
+    _git(folder, "init", "--quiet", "--initial-branch=main")
+    _git(folder, "add", "--all")
+    _git(folder, "commit", "--quiet", "--no-gpg-sign", "--no-verify", "-m", message)
+    return _git(folder, "rev-parse", "HEAD")
 
 
 def example_commit(repo: Path) -> str | None:

@@ -1,5 +1,6 @@
 """The demo tournament: the example competitors, the tiny offline model and the synthetic instruct
-datasets, set up in the store so that ``orchestrator.drive`` plays them like any tournament.
+datasets, set up in the store so that ``orchestrator.drive`` plays them like any tournament; or, with
+``demo --examples FOLDER``, the competitor repositories in a folder of the competitor's own.
 
 Set-up is idempotent: example repositories are made once (their commits are reproducible), competitors
 already registered are kept, and an unfinished demo tournament is resumed rather than replaced.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trainarena.assets import Assets
@@ -19,7 +20,9 @@ from trainarena.engine.model import Stage
 from trainarena.runs import TaskSource
 from trainarena.settings import Settings, TaskMixRules
 from trainarena.store import Store, StoreError, create_tournament, current_champion, get_competitor, list_tournaments
+from trainarena.submissions import RegistrationError, normalize_repo_url
 from trainarena.submissions.service import register_competitor
+from trainarena.submissions.worktree import own_head
 from trainarena.tasks.base import TaskDefinition
 
 DEMO_PREFIX = "demo-text-"
@@ -37,7 +40,18 @@ class DemoSetup:
     tournament_name: str
     resumed: bool
     registered: tuple[str, ...]  # competitors newly registered by this call
-    left_out: tuple[str, ...] = ()  # folders of a given examples folder not named as the demo's competitors
+    left_out: tuple[tuple[str, str], ...] = ()  # (folder, why) of each folder of a given examples folder that does not play
+    warnings: tuple[str, ...] = ()  # the registrations' of that folder's repositories (uncommitted edits left out, copies)
+
+
+@dataclass
+class _Folders:
+    """What :func:`_enter_competitor_folders` made of a folder of competitor repositories."""
+
+    playing: list[str] = field(default_factory=list)  # the names that can play the demo's kind
+    registered: list[str] = field(default_factory=list)  # newly registered
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (folder, why) of each of the others
+    warnings: list[str] = field(default_factory=list)  # those newly registered's (RegisteredResult.warnings)
 
 
 def examples_root() -> Path:
@@ -92,34 +106,67 @@ def _register_examples(store: Store, settings: Settings, examples: Path, names: 
     return tuple(newly)
 
 
+def _enter_competitor_folders(store: Store, settings: Settings, folder: Path, kind: str) -> _Folders:
+    """Register each folder of ``folder`` that is a competitor's repository (a git repository with a
+    valid trainarena.toml) at its HEAD commit, under the folder's name; one registered already from the
+    same repository is kept as it is."""
+    found = _Folders()
+    for competitor_folder in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        name = competitor_folder.name
+        commit = own_head(competitor_folder)
+        if commit is None:
+            found.left_out.append((name, "not a git repository with a commit of its own: the demo registers a folder's HEAD "
+                                   "commit, as `trainarena competitor add` does (git init, git add -A, git commit in it)"))
+            continue
+        with store.transaction() as session:
+            competitor = get_competitor(session, name)
+            try:
+                if competitor is None:
+                    result = register_competitor(session, settings, name=name, repo=str(competitor_folder), commit=commit)
+                    competitor = result.competitor
+                    found.registered.append(name)
+                    found.warnings += result.warnings
+                elif competitor.repo_url != normalize_repo_url(str(competitor_folder)):
+                    raise RegistrationError(f"a competitor named {name!r} is registered already, from {competitor.repo_url}; "
+                                            "rename the folder or run the demo in a data directory of its own")
+            except RegistrationError as error:  # no trainarena.toml, a bad one, forbidden content, a copy...
+                found.left_out.append((name, str(error)))
+                continue
+        if competitor.kind not in (None, "both", kind):
+            found.left_out.append((name, f"its trainarena.toml declares {competitor.kind} task types only, not {kind}"))
+            continue
+        found.playing.append(name)
+    return found
+
+
 def set_up_demo(store: Store, settings: Settings, *, seed: int, examples: Path | None = None, kind: str = "text") -> DemoSetup:
-    """Register the examples and return the demo tournament to drive: the unfinished one if any,
-    else a new one (whose boss round faces the reigning text champion, or the default champion)."""
+    """Register the competitors and return the demo tournament to drive: the unfinished one if any, else
+    a new one (whose boss round faces the reigning champion of ``kind``, or the default champion). The
+    competitors are the bundled examples by name, or with ``examples`` every competitor repository in
+    that folder (:func:`_enter_competitor_folders`); a folder named as the default champion defends."""
     prefix, default_champion, cast = _demo_kind(kind)
-    # The demo plays its own cast by name; other folders of a folder given in their place do not enter.
-    left_out = () if examples is None else tuple(
-        sorted(p.name for p in examples.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in (*cast, default_champion))
-    )
-    examples = examples or examples_root()
-    entrants = tuple(name for name in cast if (examples / name).is_dir())
+    if examples is None:
+        folders = _Folders(playing=[*cast, default_champion])
+        folders.registered = list(_register_examples(store, settings, examples_root(), tuple(folders.playing)))
+    else:
+        folders = _enter_competitor_folders(store, settings, examples, kind)
+    entrants = [name for name in folders.playing if name != default_champion]
     if not entrants:
-        ignored = f"; {', '.join(left_out)} {'is' if len(left_out) == 1 else 'are'} not one of them" if left_out else ""
-        raise StoreError(f"no example competitors found under {examples}: the {kind} demo plays folders named "
-                         f"{', '.join(cast)} (and {default_champion}, which defends){ignored}")
-    has_default_champion = (examples / default_champion).is_dir()
-    newly = _register_examples(store, settings, examples, (*entrants, *([default_champion] if has_default_champion else [])))
+        why = "".join(f"; {name}: {reason}" for name, reason in folders.left_out)
+        raise StoreError(f"no competitor repository to play under {examples} (each folder that is a git repository "
+                         f"with a valid trainarena.toml plays; one named {default_champion} defends){why}")
+    has_default_champion = default_champion in folders.playing
+    said = (tuple(folders.registered), tuple(folders.left_out), tuple(folders.warnings))
     with store.transaction() as session:
         demos = [t for t in list_tournaments(session) if t.name.startswith(prefix)]
         unfinished = [t for t in demos if t.status not in ("finished", "cancelled")]
         if unfinished:
-            return DemoSetup(unfinished[-1].id, unfinished[-1].name, True, newly, left_out)
+            return DemoSetup(unfinished[-1].id, unfinished[-1].name, True, *said)
         name = f"{prefix}{len(demos) + 1}"
         # Once a champion of this kind has been crowned, later demos face it; until then, the default one.
         reigning = None if current_champion(session, kind) or not has_default_champion else default_champion
-        tournament = create_tournament(
-            session, name=name, kind=kind, seed=seed + len(demos), entrants=list(entrants), champion=reigning
-        )
-        return DemoSetup(tournament.id, name, False, newly, left_out)
+        tournament = create_tournament(session, name=name, kind=kind, seed=seed + len(demos), entrants=entrants, champion=reigning)
+        return DemoSetup(tournament.id, name, False, *said)
 
 
 def _demo_kind(kind: str) -> tuple[str, str, tuple[str, ...]]:

@@ -25,8 +25,8 @@ from trainarena.store import (
     TaskRow,
     Tournament,
     TournamentStatus,
+    find_tournament,
     get_competitor,
-    get_tournament_by_name,
 )
 from trainarena.store.driving import Driving
 from trainarena.store.models import RunAttempt, RunOrigin
@@ -108,7 +108,7 @@ def list_runs(
     """Tournament runs in play order (tournament, round, match, task, run id), then runs outside
     tournaments (ad hoc and references) by id, oldest first; of those, the ones after run ``after``
     when given (a keyset cursor: the last run a page answered), less the first ``offset``, at most
-    ``limit`` (all when None). Filters: one tournament by name (or :data:`AD_HOC` for those outside),
+    ``limit`` (all when None). Filters: one tournament by name or id (or :data:`AD_HOC` for those outside),
     one competitor (by name), one status as a run reads (``ShownStatus``: as the store has it, but the
     runs not finished of a cancelled tournament read :data:`CANCELLED`), one task (its name or a
     digest prefix). Filters and the window are the database's: a page after a cursor costs about what the first page does, however
@@ -126,7 +126,8 @@ def list_runs(
     elif status is not None and not RunStatus(status).finished:  # those read cancelled
         played = played.where(Tournament.status != TournamentStatus.CANCELLED)
     if tournament is not None and tournament not in (AD_HOC, *OUTSIDE_KINDS):
-        played, outside = played.where(Tournament.name == tournament), None
+        named = find_tournament(session, tournament)
+        played, outside = played.where(false() if named is None else Tournament.id == named.id), None
     tournaments = [] if tournament in (AD_HOC, *OUTSIDE_KINDS) else list(session.scalars(played))
     if after is None:
         queries = [_played_in(tournament_id) for tournament_id in tournaments] + ([] if outside is None else [outside])
@@ -259,10 +260,10 @@ def run_filter_problem(session: Session, *, tournament: str | None, competitor: 
     is there when a tournament played it or a listed run was made on it, and with ``stored_tasks`` (the
     operator's callers) when a pool stores it: such a task with no runs yet lists no runs, rather than
     being unknown. A customer's job task is not there (its name is the customer's)."""
-    if tournament not in (None, AD_HOC, *OUTSIDE_KINDS) and get_tournament_by_name(session, tournament) is None:
-        return UnknownFilter("tournament", tournament, f"no tournament named {tournament!r}; the tournament filter "
-                             f"takes a tournament's name, or {AD_HOC!r} for the runs outside tournaments ('reference' "
-                             "for the references alone, 'audit' for the audits)")  # fmt: skip
+    if tournament not in (None, AD_HOC, *OUTSIDE_KINDS) and find_tournament(session, tournament) is None:
+        return UnknownFilter("tournament", tournament, f"no tournament has the name or id {tournament!r}; the "
+                             f"tournament filter takes a tournament's name or its id, or {AD_HOC!r} for the runs outside "
+                             "tournaments ('reference' for the references alone, 'audit' for the audits)")  # fmt: skip
     if competitor is not None and get_competitor(session, competitor) is None and not has_labelled_runs(session, competitor):
         return UnknownFilter("competitor", competitor, f"no competitor named {competitor!r}; the competitor filter "
                              f"takes a registered competitor's name, a working tree's as the list shows it ('NAME"

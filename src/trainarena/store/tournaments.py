@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from trainarena.contract import RunStatus, stored_name_problem
+from trainarena.contract import STORE_INT_MAX, RunStatus, stored_name_problem
 from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.store.competitors import StoreError, require_competitor
 from trainarena.store.driving import Driving, drivers_of
@@ -124,6 +124,17 @@ def get_tournament(session: Session, tournament_id: int, *, lock: bool = False) 
 
 def get_tournament_by_name(session: Session, name: str) -> Tournament | None:
     return session.scalar(select(Tournament).where(Tournament.name == name))
+
+
+def find_tournament(session: Session, name_or_id: str) -> Tournament | None:
+    """The tournament a caller names by its name (what lists print) or its id (what `tournament
+    show/run/cancel` take), or None. A name wins: names may be digits, and a filter that took names
+    before keeps meaning what it did."""
+    if (named := get_tournament_by_name(session, name_or_id)) is not None:
+        return named
+    if not (name_or_id.isascii() and name_or_id.isdigit()) or len(name_or_id) > len(str(STORE_INT_MAX)):
+        return None
+    return session.get(Tournament, int(name_or_id)) if int(name_or_id) <= STORE_INT_MAX else None
 
 
 def list_tournaments(session: Session, *, offset: int = 0, limit: int | None = None) -> list[Tournament]:

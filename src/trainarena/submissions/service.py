@@ -18,10 +18,11 @@ from trainarena.store import (
     get_competitor,
     list_competitors,
 )
-from trainarena.submissions.copies import CopyReport, check_copies
+from trainarena.submissions.copies import CopyReport, check_copies, report_warnings
 from trainarena.submissions.errors import RegistrationError
 from trainarena.submissions.manifest import Manifest, parse_manifest
 from trainarena.submissions.registration import Registration, checkout_path, register
+from trainarena.submissions.worktree import changes_left_out
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class RegisteredResult:
     competitor: Competitor
     registration: Registration
     report: CopyReport
+    # What `competitor add` prints to stderr and POST /v1/competitors answers as ``warnings``, one line
+    # each: the copy check's, and the uncommitted changes of a local working tree its commit leaves out.
+    warnings: list[str]
 
 
 def competitor_kind(manifest: Manifest) -> str | None:
@@ -70,7 +74,13 @@ def register_competitor(
         similarity=None if report.closest is None else report.closest.similarity,
         copy_flag=report.flag,
     )
-    return RegisteredResult(competitor=competitor, registration=registration, report=report)
+    warnings = report_warnings(name, report, settings.registration)
+    # Here, not in a caller: an operator's key registers a path on the server through the API as the CLI does.
+    if left_out := changes_left_out(registration.repo_url, registration.commit):
+        warnings.append(f"{name} is the commit {registration.commit[:12]} without the uncommitted changes of {repo}: "
+                        f"{', '.join(left_out)}; to enter them, commit them and register the new commit under a new "
+                        f"name (e.g. {name}-v2)")  # fmt: skip
+    return RegisteredResult(competitor=competitor, registration=registration, report=report, warnings=warnings)
 
 
 def declared_task_types(settings: Settings, competitor: Competitor) -> list[str] | None:

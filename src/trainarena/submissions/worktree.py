@@ -168,15 +168,10 @@ def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
     snapshot_dir = settings.cache_dir / "worktrees" / digest[:32]
     _discard_if_changed(snapshot_dir, digest)
     export_tree(entries, blobs, snapshot_dir)
-    # HEAD is the tree's commit only at the top of its repository: a folder inside another one (a script
-    # copied into the trainarena checkout) has no commit of its own, and the checkout's is not the script's.
-    top = _git(root, "rev-parse", "--show-toplevel")
-    at_top = top is not None and Path(top.strip()).resolve() == root
-    commit = _git(root, "rev-parse", "--verify", "--quiet", "HEAD") if at_top else None
     status = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", ".")
     return WorktreeSnapshot(
         path=root,
-        commit=None if commit is None else commit.strip(),
+        commit=own_head(root),
         dirty=None if status is None else bool(status.strip()),
         snapshot_dir=snapshot_dir,
         manifest=manifest,
@@ -186,6 +181,18 @@ def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
             ignore_names=rules.digest_ignore_names,
         ),
     )
+
+
+def own_head(folder: Path) -> str | None:
+    """The HEAD commit of the git repository whose top is ``folder``, or None: not a repository, no
+    commit yet, or a folder inside another repository (a script copied into the trainarena checkout),
+    whose HEAD is the enclosing checkout's, not the script's."""
+    root = folder.expanduser().resolve()
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top is None or Path(top.strip()).resolve() != root:
+        return None
+    head = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
+    return None if head is None else head.strip()
 
 
 def changes_left_out(repo_url: str, commit: str) -> list[str]:

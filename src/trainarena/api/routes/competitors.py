@@ -17,7 +17,6 @@ from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import NAME_MAX_LENGTH, Page, PageWindow
 from trainarena.store import StoreError, get_competitor, list_competitors
 from trainarena.submissions import RegistrationError
-from trainarena.submissions.copies import report_warnings
 from trainarena.submissions.git import is_remote_repo, normalize_repo_url
 from trainarena.submissions.service import competitor_record, register_competitor
 
@@ -61,7 +60,9 @@ class RegisteredOut(CompetitorOut):
         description="Earlier competitors with the same code; empty unless the operator lets exact copies in, flagged "
         "(registration.exact_copies), since they are refused by default."
     )
-    warnings: list[str] = Field(description="The warnings `competitor add` prints: copies, the flag, competitors not compared.")
+    warnings: list[str] = Field(description="The warnings `competitor add` prints: copies, the flag, competitors not compared, and "
+                                "the uncommitted changes a working tree on the server (a path an operator named) holds "
+                                "that its registered HEAD commit leaves out.")
 
 
 class RegisterIn(RequestBody):
@@ -102,7 +103,7 @@ def register(body: RegisterIn, caller: Competitor, request: Request) -> Register
     except (RegistrationError, StoreError) as error:
         raise ApiError(422, "registration_refused", str(error), name=body.name) from None
     copies = [CopyOut(kind=c.kind, other_name=c.other_name, message=c.message) for c in result.report.exact]
-    return RegisteredOut(**record, copies=copies, warnings=report_warnings(body.name, result.report, settings.registration))
+    return RegisteredOut(**record, copies=copies, warnings=result.warnings)
 
 
 @router.get("/competitors", response_model=Page[CompetitorOut], summary="List registered competitors, oldest first")

@@ -137,7 +137,7 @@ def list_all(
     caller: Competitor,
     request: Request,
     window: CursorWindow,
-    tournament: Annotated[str | None, Query(description=f"Only this tournament's runs (its name), or '{AD_HOC}' for those outside tournaments ('reference', 'audit': those alone).")] = None,
+    tournament: Annotated[str | None, Query(description=f"Only this tournament's runs (its name or id), or '{AD_HOC}' for those outside tournaments ('reference', 'audit': those alone).")] = None,
     competitor: Annotated[str | None, Query(description="Only this competitor's runs (its name), a working tree's ('NAME (tree)', or its path) or a reference's ('house script', 'base model').")] = None,
     status: Annotated[ShownStatus | None, Query(description="Only runs with this status as listed: cancelled selects the runs a cancelled tournament left unfinished (never pending or running).")] = None,
     task: Annotated[str | None, Query(description="Only this task's runs (its name, or a prefix of 6 or more characters of its digest).")] = None,
