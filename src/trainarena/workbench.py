@@ -38,7 +38,7 @@ from trainarena.store import Run, Store, get_competitor, named_lock
 from trainarena.store.adhoc import WorkingTree, cached_reference, start_adhoc_run, withdraw_adhoc_run
 from trainarena.store.models import EvaluationRow, RunOrigin
 from trainarena.submissions import RegistrationError, checkout_path
-from trainarena.submissions.worktree import WorktreeSnapshot, snapshot_worktree
+from trainarena.submissions.worktree import WorktreeSnapshot, snapshot_digest, snapshot_problem, snapshot_worktree
 from trainarena.tasks.base import TaskDefinition
 
 __all__ = ["Script", "SeedsSummary", "Workbench", "house_script_dir", "registered_script", "unsupported", "worktree_script"]
@@ -173,14 +173,35 @@ class Workbench:
         return self._execute(origin, task, house)
 
     def run(self, script: Script, task: TaskDefinition, seeds: int = 1) -> list[int]:
-        """Run ``script`` once per seed (the task's seed, then +1, +2, ...); return the stored run ids."""
+        """Run ``script`` once per seed (the task's seed, then +1, +2, ...); return the stored run ids.
+        A series stops early, saying which seeds did not run, when a working tree's snapshot was lost
+        (changed, so removed) and the tree no longer holds the code the earlier seeds ran."""
         ids = []
         for k in range(seeds):
+            if k and (lost := self._snapshot_lost(script)) is not None:
+                self._say(f"seeds {task.seed + k}..{task.seed + seeds - 1} not run: {lost}; run again to play them")
+                break
             seeded = replace(task, seed=task.seed + k)
             count = f" (seed {seeded.seed}, {k + 1} of {seeds})" if seeds > 1 else ""
             self._say(f"running {script.info.name} on {task.name} (budget {task.budget_seconds:g} s){count}")
             ids.append(self._execute(RunOrigin.ADHOC, seeded, script))
         return ids
+
+    def _snapshot_lost(self, script: Script) -> str | None:
+        """Why a working tree's script cannot run its next seed as the code its earlier seeds ran, or None.
+        Its cached snapshot, removed after it changed (``submissions.seal``), is made again from the tree
+        when the tree still hashes to the same digest; an edit to the tree meanwhile is not played."""
+        folder = script.info.submission_dir
+        if script.tree is None or folder is None or (folder.is_dir() and snapshot_problem(folder, snapshot_digest(folder)) is None):
+            return None
+        try:
+            again = snapshot_worktree(self._settings, Path(script.tree.path))
+        except RegistrationError as error:
+            return f"its snapshot changed and was removed, and the working tree cannot be snapshotted again ({error})"
+        if again.source_digest != script.info.tree_hash:
+            return ("its snapshot changed and was removed, and the working tree has changed since the first seed "
+                    "(a series compares one code over its seeds)")
+        return None
 
     def _execute(self, origin: str, task: TaskDefinition, script: Script | None) -> int:
         """Record the run as running, execute it (``script`` None: score the base model), store its

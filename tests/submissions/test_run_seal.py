@@ -177,6 +177,41 @@ def test_trainarena_run_stores_and_signs_the_changed_run_as_failed_saying_why(as
         assert f"run:{run_id}:attempt:1" in keys and f"evaluation:{run_id}:attempt:1" not in keys
 
 
+@pytest.mark.parametrize("tree_edited", [False, True])
+def test_run_seeds_after_a_changed_snapshot(assets, tmp_path: Path, tree_edited: bool) -> None:
+    """`run --seeds 3` whose first seed's snapshot was changed under it: that seed is stored as failed,
+    the snapshot is made again from the tree for the next seeds when the tree still holds the same code
+    (they ran against a removed folder and all failed before), and the series stops, naming the seeds
+    not run, when the tree was edited meanwhile (a series compares one code)."""
+    settings = _settings(tmp_path)
+    tree = _tree(tmp_path)
+    told: list[str] = []
+
+    def first_run_only(folder: Path) -> None:
+        backend.meddle = untouched
+        edited(folder)
+        if tree_edited:
+            (tree / "train.py").write_text("print('the next version')\n")
+
+    backend = MeddledBackend(assets.tiny_llama, first_run_only)
+    with open_store(settings) as store:
+        executor = SandboxedExecutor(settings, backend, gpus=[])
+        try:
+            script = worktree_script(settings, tree)
+            run_ids = Workbench(settings, store, executor, told.append).run(script, _task(assets), seeds=3)
+        finally:
+            executor.close()
+        with store.session() as session:
+            statuses = [session.get_one(Run, run_id).status for run_id in run_ids]
+    if tree_edited:
+        assert statuses == [RunStatus.FAILED.value]
+        assert told[-1] == ("seeds 2..3 not run: its snapshot changed and was removed, and the working tree has changed since "
+                            "the first seed (a series compares one code over its seeds); run again to play them")
+    else:
+        assert statuses == [RunStatus.FAILED.value, RunStatus.SUCCEEDED.value, RunStatus.SUCCEEDED.value]
+        assert backend.bound == [script.info.submission_dir] * 3 and (script.info.submission_dir / "train.py").read_text() == TRAIN_PY
+
+
 def test_the_seal_names_what_changed(tmp_path: Path) -> None:
     folder = tmp_path / "copy"
     (folder / "pkg").mkdir(parents=True)
