@@ -147,6 +147,7 @@ def test_weights_scaled_back_to_the_base_are_saved_saying_so(house, tmp_path):
     in the contract's outcome file, which the platform reads for the model card and the job's views
     (a customer got the base model back with nothing saying so); a save of trained weights says nothing."""
     from trainarena.contract import OUTCOME_FILE, same_as_base_reason
+    from trainarena.tasks.base_weights import weights_equal_base
 
     dpo, train = house["dpo"], importlib.import_module("train")
     base = tiny_model()
@@ -161,9 +162,13 @@ def test_weights_scaled_back_to_the_base_are_saved_saying_so(house, tmp_path):
 
     train.save(model, Tokenizer(), str(tmp_path / "kept"), same_as_base=dpo.base_kept_reason(wrong))
     assert same_as_base_reason(tmp_path / "kept") == dpo.base_kept_reason(wrong)
+    # The platform checks the claim against the base model's saved weights before the card repeats it.
+    base.save_pretrained(tmp_path / "base")
+    assert weights_equal_base(tmp_path / "kept", "dpo", lambda: tmp_path / "base")
     assert dpo.base_kept_reason(wrong).startswith("on 3 held-out pairs no scale of the trained weights had a DPO loss below the base model's (0.6931;")
     train.save(shifted_copy(base), Tokenizer(), str(tmp_path / "trained"))
     assert not (tmp_path / "trained" / OUTCOME_FILE).exists() and same_as_base_reason(tmp_path / "trained") is None
+    assert not weights_equal_base(tmp_path / "trained", "dpo", lambda: tmp_path / "base")
 
 
 def test_scaling_toward_the_base_moves_the_weights_that_fraction(house):

@@ -2,7 +2,8 @@
 scaling chose 0) and said so in /output/trainarena_outcome.json (docs/contract.md): the model card,
 GET /v1/models/{id}, GET /v1/jobs/{id}, the job's finished event and `jobs show` (text and --json) say
 that training found no improvement and the delivered weights equal the base model's. Before, the
-customer got the base model's weights with nothing saying so."""
+customer got the base model's weights with nothing saying so. The claim is a competitor's (the champion's
+script trains jobs): weights that differ from the base model's are not said to equal them."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from job_support import FakeExecutor, fast_settings, queued_job, uploaded, wait_for
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from trainarena.api import create_app
 from trainarena.cli import app
 from trainarena.contract import OUTCOME_FILE, OUTCOME_WHY_MAX, same_as_base_reason
 from trainarena.jobs import JobWorker
-from trainarena.registry.card import same_as_base_note
+from trainarena.registry.card import SAME_AS_BASE_REFUTED, same_as_base_note
 from trainarena.runs import RunReport
+from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.api_keys import create_key
 from trainarena.store.models import ApiRole, Job, JobStatus
@@ -28,22 +32,29 @@ WHY = "on 8 held-out pairs no scale of the trained weights had a DPO loss below 
 
 
 class BaseKeepingExecutor(FakeExecutor):
-    """Trains as FakeExecutor does, and leaves the outcome file the house script writes when it keeps the base."""
+    """Trains as FakeExecutor does, leaves an adapter whose B matrices are ``b`` (zero: it adds nothing
+    to the base model) and the outcome file the house script writes when it keeps the base."""
+
+    def __init__(self, b: float = 0.0) -> None:
+        super().__init__()
+        self.b = b
 
     def run_task(self, competitor, task, run_dir: Path, run_name: str) -> RunReport:  # noqa: ANN001
         report = super().run_task(competitor, task, run_dir, run_name)
+        lora = "base_model.model.layers.0.q_proj.lora_{}.weight"
+        save_file({lora.format("A"): torch.ones(2, 4), lora.format("B"): torch.full((4, 2), self.b)},
+                  str(run_dir / "output" / "adapter_model.safetensors"))  # fmt: skip
         (run_dir / "output" / OUTCOME_FILE).write_text(json.dumps({"same_as_base": True, "why": WHY}))
         return report
 
 
-def test_a_job_whose_script_kept_the_base_weights_says_so_everywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = fast_settings(tmp_path / "data")
-    note = same_as_base_note(WHY)
+def _finished_job(settings: Settings, executor: FakeExecutor) -> tuple[dict, dict]:
+    """The job (GET /v1/jobs/{id}) and its model (GET /v1/models/{id}) once ``executor`` trained it."""
     with open_store(settings) as store:
         with store.transaction() as session:
             key = create_key(session, "acme", ApiRole.CUSTOMER)
         job_id = queued_job(settings, store, key.row.id, uploaded(settings, store, key.row.id), task_type="instruct")
-        worker = JobWorker(settings, store=store, executor=BaseKeepingExecutor())
+        worker = JobWorker(settings, store=store, executor=executor)
         worker.start()
         try:
             wait_for(lambda: _status(store, job_id) in JobStatus.FINISHED, what="the job's end")
@@ -52,7 +63,14 @@ def test_a_job_whose_script_kept_the_base_weights_says_so_everywhere(tmp_path: P
         with TestClient(create_app(settings, store=store)) as client:
             headers = {"Authorization": f"Bearer {key.secret}"}
             job = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
-            model = client.get(f"/v1/models/{job['model_id']}", headers=headers).json()
+            return job, client.get(f"/v1/models/{job['model_id']}", headers=headers).json()
+
+
+def test_a_job_whose_script_kept_the_base_weights_says_so_everywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = fast_settings(tmp_path / "data")
+    note = same_as_base_note(WHY)
+    job, model = _finished_job(settings, BaseKeepingExecutor())
+    job_id = job["id"]
     assert job["status"] == "succeeded" and job["same_as_base"] == note
     assert note.startswith("training found no improvement over the base model, so the delivered weights equal the base model's")
     assert model["same_as_base"] == note
@@ -64,6 +82,22 @@ def test_a_job_whose_script_kept_the_base_weights_says_so_everywhere(tmp_path: P
     words = " ".join(CliRunner().invoke(app, ["jobs", "show", job_id], env={"COLUMNS": "80"}).stdout.split())
     assert f"same as base {note}" in words
     assert f"same as base {note}" in " ".join(CliRunner().invoke(app, ["models", "show", job["model_id"]]).stdout.split())
+
+
+def test_a_job_whose_script_claimed_the_base_weights_falsely_is_not_repeated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The champion's script (a competitor's code) says it kept the base model's weights, but its adapter
+    adds to them: the customer is not told the weights equal the base model's; the card, the model's
+    record, the finished event and `jobs show` say the script's claim does not hold."""
+    settings = fast_settings(tmp_path / "data")
+    job, model = _finished_job(settings, BaseKeepingExecutor(b=0.5))
+    assert job["status"] == "succeeded" and job["same_as_base"] is None
+    assert model["same_as_base"] is None and model["same_as_base_refuted"] == SAME_AS_BASE_REFUTED
+    card = (Path(settings.registry_dir) / job["model_id"] / "README.md").read_text()
+    assert "Same as the base model" not in card and f"- Weights: {SAME_AS_BASE_REFUTED}" in card
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(settings.data_dir))
+    shown = json.loads(CliRunner().invoke(app, ["jobs", "show", job["id"], "--json"]).stdout)
+    assert shown["same_as_base"] is None and shown["events"][-1]["message"].endswith(f"; {SAME_AS_BASE_REFUTED}")
+    assert f"weights {SAME_AS_BASE_REFUTED}" in " ".join(CliRunner().invoke(app, ["models", "show", job["model_id"]]).stdout.split())
 
 
 def _status(store, job_id: str) -> str:  # noqa: ANN001

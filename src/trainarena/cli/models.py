@@ -92,6 +92,7 @@ def show_command(model_id: ModelId, as_json: JsonFlag = False) -> None:
         ("script", record["script"] or "-"), ("license", license_text),
         ("score", _score(record["score"])), ("measured", _measured(record["measurement"])),
         *([("same as base", record["same_as_base"])] if record["same_as_base"] else []),
+        *([("weights", record["same_as_base_refuted"])] if record["same_as_base_refuted"] else []),
         ("dataset", f"sha256:{record['dataset_digest']}"), ("run", str(record["run_id"] or "-")),
         ("job", record["job_id"] or "-"), ("registered", record["created_at"][:16].replace("T", " ")),
         ("folder", record["path"]), ("digest", record["digest"]), ("published", record["published_url"] or "-"),

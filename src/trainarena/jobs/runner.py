@@ -36,7 +36,7 @@ from trainarena.jobs.records import SERVICE_STOPPED, EventKind, add_event, close
 from trainarena.jobs.split import JobPreparer
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
-from trainarena.registry import ModelSource, model_same_as_base, register_model
+from trainarena.registry import ModelSource, model_same_as_base, model_same_as_base_refuted, register_model
 from trainarena.runs import LOGS_DIR, CompetitorInfo, RunInterrupted, RunNotStarted, RunReport, definition_json, task_key
 from trainarena.settings import Settings
 from trainarena.store import Store
@@ -309,7 +309,8 @@ class JobRunner:
                                competitor_id=attempt.script.competitor_id)  # fmt: skip
         job.model_id, job.score = model.id, score
         scored = "" if score is None else f"; score {score:.4g} on the validation share"
-        same = model_same_as_base(model)  # the script saved the base model's weights: the customer is told here too
+        # The script saved the base model's weights (or said so, and they differ): the customer is told here too.
+        same = model_same_as_base(model) or model_same_as_base_refuted(model)
         scored += "" if same is None else f"; {same}"
         self._end(session, job.id, JobStatus.SUCCEEDED, EventKind.FINISHED, f"finished: model {model.id}{scored}",
                   model_id=model.id, score=score)  # fmt: skip

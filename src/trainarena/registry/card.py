@@ -77,9 +77,12 @@ class CardFacts:
     script: ScriptSource | None = None  # None: the platform's house script
     run_id: int | None = None
     job_id: str | None = None
-    # The script's reason for saving the base model's weights unchanged (contract.OUTCOME_FILE); None:
-    # it said nothing of the kind.
+    # The script's reason for saving the base model's weights unchanged (contract.OUTCOME_FILE), once the
+    # weights were found equal to the base model's; None: it said nothing of the kind, or it was not so.
     same_as_base: str | None = None
+    # The script said so (contract.OUTCOME_FILE) but the weights do not match the base model's: the card
+    # says the claim was not borne out instead of repeating it.
+    same_as_base_refuted: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "trained_at": self.trained_at.isoformat()}
@@ -110,6 +113,11 @@ def same_as_base_note(why: str) -> str:
             f"(the training script's reason: {why})")  # fmt: skip
 
 
+# What the card, the API and the CLI say of a model whose script claimed to save the base model's
+# weights unchanged when the weights it saved do not match them.
+SAME_AS_BASE_REFUTED = "the training script said it saved the base model's weights unchanged, but they differ from the base model's"
+
+
 def _score_lines(facts: CardFacts) -> list[str]:
     if facts.score is None:
         return ["- Score: none (no data was held out to measure it)"]
@@ -136,6 +144,7 @@ def render_model_card(facts: CardFacts) -> str:
         *([f"- Competitor: {facts.script.competitor}"] if facts.script is not None else []),
         *_score_lines(facts),
         *([f"- Same as the base model: {same_as_base_note(facts.same_as_base)}"] if facts.same_as_base is not None else []),
+        *([f"- Weights: {SAME_AS_BASE_REFUTED}"] if facts.same_as_base_refuted else []),
         f"- Trained: {facts.trained_at.isoformat(timespec='seconds')}",
         *([f"- Run: {facts.run_id}"] if facts.run_id is not None else []),
         *([f"- Job: {facts.job_id}"] if facts.job_id is not None else []),

@@ -8,6 +8,7 @@ import secrets
 import shutil
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,14 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from trainarena.contract import same_as_base_reason
-from trainarena.registry.card import CardFacts, Measurement, ScriptSource, same_as_base_note
+from trainarena.registry.card import SAME_AS_BASE_REFUTED, CardFacts, Measurement, ScriptSource, same_as_base_note
 from trainarena.registry.layout import artifact_library, build_model_folder
 from trainarena.registry.licenses import detect_license
 from trainarena.settings import Settings
 from trainarena.store.models import Competitor, Job, RegisteredModel, Run
 from trainarena.store.owned_lists import Page, owned_page
 from trainarena.submissions import checkout_path
+from trainarena.tasks.base_weights import weights_equal_base
 from trainarena.tasks.builtin_assets import MODEL, TEXT, BuiltinAssetError, builtin_path, find_builtin, is_builtin
 from trainarena.tasks.digests import path_digest
 from trainarena.wording import HOUSE_SCRIPT
@@ -101,13 +103,24 @@ def register_model(
     measured (``measurement``, else read from the run ``run_id``) and the license (the script
     repository's, else ``settings.registry.default_license``) go into the model card. The folder is
     built in a staging folder and renamed into place, so a registry folder is always whole; its digest
-    is recorded. When the caller's transaction ends without committing the row, the folder is removed."""
+    is recorded. When the caller's transaction ends without committing the row, the folder is removed.
+    A script's claim that it saved the base model's weights unchanged (``contract.OUTCOME_FILE``) goes
+    into the card only when the weights are the base model's (``tasks.base_weights``); else the card
+    says the claim was not borne out."""
     model_id = new_model_id()
     script = script_source(session, competitor_id)
     tree = None if script is None else checkout_path(settings, script.commit)
     license_info = detect_license(tree) if tree is not None and tree.is_dir() else None
     run = None if run_id is None else session.get(Run, run_id)
     names = {p.relative_to(artifact_dir).as_posix() for p in artifact_dir.rglob("*") if p.is_file()}
+
+    @cache  # looked up once, and only when needed (a full model's check and its folder)
+    def base_folder() -> Path | None:
+        return base_model_dir or base_model_folder(settings, base_model)
+
+    # The script is a competitor's code: its word that it saved the base model's weights is checked first.
+    claimed = same_as_base_reason(artifact_dir)
+    confirmed = claimed is not None and weights_equal_base(artifact_dir, task_type, base_folder)
     facts = CardFacts(
         model_id=model_id, source=source, task_type=task_type, library=artifact_library(names, task_type),
         base_model=base_model, dataset_digest=dataset_digest,
@@ -115,13 +128,13 @@ def register_model(
         license_found=bool(license_info and license_info.found),
         trained_at=(run.finished_at if run is not None and run.finished_at else datetime.now(UTC)), score=score,
         measurement=measurement or run_measurement(session, run_id, job_id), script=script, run_id=run_id, job_id=job_id,
-        same_as_base=same_as_base_reason(artifact_dir),
+        same_as_base=claimed if confirmed else None, same_as_base_refuted=claimed is not None and not confirmed,
     )  # fmt: skip
     folder = settings.registry_dir / model_id
     staging = settings.registry_dir / f"{STAGING_PREFIX}{model_id}"
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
-        build_model_folder(artifact_dir, staging, facts, lambda: base_model_dir or base_model_folder(settings, base_model))
+        build_model_folder(artifact_dir, staging, facts, base_folder)
         # Hashed before it is placed: the folder waits for its row's commit as briefly as can be.
         digest, files = path_digest(staging), _hash_files(staging)
         staging.rename(folder)
@@ -209,6 +222,7 @@ def model_record(row: RegisteredModel) -> dict[str, Any]:
         "dataset_digest": row.dataset_digest, "score": row.score, "measurement": card.get("measurement"),
         "path": row.path, "digest": row.digest, "published_url": row.published_url,
         "same_as_base": model_same_as_base(row),
+        "same_as_base_refuted": model_same_as_base_refuted(row),
     }  # fmt: skip
 
 
@@ -216,6 +230,12 @@ def model_same_as_base(row: RegisteredModel) -> str | None:
     """:func:`same_as_base_note` of a model whose script saved the base model's weights unchanged; else None."""
     why = (row.card or {}).get("same_as_base")
     return None if why is None else same_as_base_note(why)
+
+
+def model_same_as_base_refuted(row: RegisteredModel) -> str | None:
+    """:data:`SAME_AS_BASE_REFUTED` for a model whose script claimed to save the base model's weights
+    unchanged when they differ from them (the claim is not repeated); else None."""
+    return SAME_AS_BASE_REFUTED if (row.card or {}).get("same_as_base_refuted") else None
 
 
 def visible_model(session: Session, model_id: str, owner_key_id: int | None) -> RegisteredModel | None:

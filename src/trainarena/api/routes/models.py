@@ -56,6 +56,9 @@ class ModelOut(BaseModel):
     same_as_base: str | None = Field(description="Set when its training script found no improvement over the base model and saved "
                                      "the base model's weights unchanged: the sentence saying so, with the script's reason "
                                      "(the card says the same); else null.")
+    same_as_base_refuted: str | None = Field(description="Set when its training script said it saved the base model's weights "
+                                             "unchanged but they differ from the base model's (the claim is then not "
+                                             "repeated in same_as_base; the card says the same); else null.")
     measurement: dict[str, Any] | None = Field(description="How the score was measured: metric, direction, hidden_rows, validation_share.")
     digest: str = Field(description="sha256 over the folder's files (paths and contents).")
     published_url: str | None = Field(description="Its Hugging Face Hub repository, once published.")

@@ -1,0 +1,113 @@
+"""A script's claim in /output/trainarena_outcome.json that it saved the base model's weights unchanged
+is checked against the weights before the model card repeats it (tasks.base_weights): the script that
+trains a customer's job is a competitor's, and the card took its word. A full model must hold the base
+model's tensors exactly (names, dtypes, shapes, values); an adapter must add nothing (every LoRA B
+matrix zero). A claim the weights do not bear out is not shown; the card says the weights differ."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from registry_data import write_base_model, write_full_artifact, write_image_artifact, write_peft_artifact
+from safetensors.torch import save_file
+
+from trainarena.contract import OUTCOME_FILE
+from trainarena.registry import ModelSource, model_record, register_model
+from trainarena.registry.card import SAME_AS_BASE_REFUTED, same_as_base_note
+from trainarena.settings import Settings
+from trainarena.store import open_store
+from trainarena.tasks.base_weights import weights_equal_base
+
+WHY = "no scale of the trained weights beat the base model on 8 held-out pairs"
+ADAPTER = "adapter_model.safetensors"
+LORA = "base_model.model.layers.0.q_proj.lora_{}.weight"
+
+
+def _claim(artifact: Path, content: str = json.dumps({"same_as_base": True, "why": WHY})) -> Path:
+    (artifact / OUTCOME_FILE).write_text(content)
+    return artifact
+
+
+def _register(settings: Settings, artifact: Path, base: Path, task_type: str = "instruct") -> tuple[dict, str]:
+    with open_store(settings) as store, store.transaction() as session:
+        row = register_model(settings, session, artifact_dir=artifact, source=ModelSource.JOB, task_type=task_type,
+                             base_model="org/base", dataset_digest="e" * 64, score=None, owner_key_id=None,
+                             base_model_dir=base)  # fmt: skip
+        return model_record(row), (Path(row.path) / "README.md").read_text()
+
+
+def _adapter(folder: Path, b: torch.Tensor) -> Path:
+    artifact = write_peft_artifact(folder)
+    save_file({LORA.format("A"): torch.ones(2, 4), LORA.format("B"): b}, str(artifact / ADAPTER))
+    return artifact
+
+
+def test_a_true_claim_is_shown_for_a_full_model_and_an_adapter(settings: Settings, tmp_path: Path) -> None:
+    base = write_base_model(tmp_path / "base")  # weight: ones(2, 2), as the full artifact's
+    note = same_as_base_note(WHY)
+    for artifact in (write_full_artifact(tmp_path / "full"), _adapter(tmp_path / "adapter", torch.zeros(4, 2))):
+        record, card = _register(settings, _claim(artifact), base)
+        assert record["same_as_base"] == note and record["same_as_base_refuted"] is None
+        assert f"- Same as the base model: {note}" in card and SAME_AS_BASE_REFUTED not in card
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [
+        {"weight": torch.tensor([[1.0, 1.0], [1.0, 1.5]])},  # one value moved
+        {"weight": torch.ones(2, 2, dtype=torch.float16)},  # the base's values in another dtype
+        {"weight": torch.ones(4)},  # another shape
+        {"weight": torch.ones(2, 2), "extra": torch.ones(1)},  # a tensor the base has not
+        {"renamed": torch.ones(2, 2)},  # the base's tensor missing
+    ],
+    ids=["value", "dtype", "shape", "extra", "missing"],
+)
+def test_a_false_claim_on_a_full_model_is_caught(settings: Settings, tmp_path: Path, saved: dict) -> None:
+    artifact = write_full_artifact(tmp_path / "full")
+    save_file(saved, str(artifact / "model.safetensors"))
+    record, card = _register(settings, _claim(artifact), write_base_model(tmp_path / "base"))
+    assert record["same_as_base"] is None and record["same_as_base_refuted"] == SAME_AS_BASE_REFUTED
+    assert "Same as the base model" not in card and f"- Weights: {SAME_AS_BASE_REFUTED}" in card
+    assert SAME_AS_BASE_REFUTED == "the training script said it saved the base model's weights unchanged, but they differ from the base model's"
+
+
+def test_a_false_claim_on_an_adapter_is_caught(settings: Settings, tmp_path: Path) -> None:
+    trained = torch.zeros(4, 2)
+    trained[3, 1] = 1e-6  # one B entry off zero: B @ A adds to the base's weights
+    record, card = _register(settings, _claim(_adapter(tmp_path / "adapter", trained)), write_base_model(tmp_path / "base"))
+    assert record["same_as_base"] is None and record["same_as_base_refuted"] == SAME_AS_BASE_REFUTED
+    assert "Same as the base model" not in card and SAME_AS_BASE_REFUTED in card
+
+
+def test_an_image_lora_is_the_base_only_when_its_up_matrices_are_zero(tmp_path: Path) -> None:
+    artifact = write_image_artifact(tmp_path / "image")
+    weights = artifact / "pytorch_lora_weights.safetensors"
+    save_file({"unet.lora.down.weight": torch.ones(2, 4), "unet.lora.up.weight": torch.zeros(4, 2)}, str(weights))
+    assert weights_equal_base(artifact, "image", lambda: None)
+    save_file({"unet.lora.down.weight": torch.ones(2, 4), "unet.lora.up.weight": torch.ones(4, 2)}, str(weights))
+    assert not weights_equal_base(artifact, "image", lambda: None)
+
+
+def test_what_cannot_confirm_the_claim_never_does(tmp_path: Path) -> None:
+    """A full model without its base on this machine, an adapter holding other tensors than LoRA's pair
+    (modules_to_save: whole replaced weights), or without any B matrix, and unreadable weights."""
+    assert not weights_equal_base(write_full_artifact(tmp_path / "full"), "instruct", lambda: None)
+    odd = write_peft_artifact(tmp_path / "odd")
+    save_file({LORA.format("B"): torch.zeros(4, 2), "base_model.model.lm_head.modules_to_save.weight": torch.ones(2)}, str(odd / ADAPTER))
+    assert not weights_equal_base(odd, "instruct", lambda: None)
+    assert not weights_equal_base(write_peft_artifact(tmp_path / "a_only"), "instruct", lambda: None)
+    broken = write_peft_artifact(tmp_path / "broken")
+    (broken / ADAPTER).write_bytes(b"not safetensors")
+    assert not weights_equal_base(broken, "instruct", lambda: None)
+
+
+@pytest.mark.parametrize("content", ["not json {", json.dumps({"same_as_base": "yes", "why": WHY}), json.dumps({"same_as_base": True})])
+def test_a_malformed_outcome_file_is_ignored_whatever_the_weights(settings: Settings, tmp_path: Path, content: str) -> None:
+    base = write_base_model(tmp_path / "base")
+    for artifact in (write_full_artifact(tmp_path / "same"), _adapter(tmp_path / "moved", torch.ones(4, 2))):
+        record, card = _register(settings, _claim(artifact, content), base)
+        assert record["same_as_base"] is None and record["same_as_base_refuted"] is None
+        assert "Same as the base model" not in card and SAME_AS_BASE_REFUTED not in card
