@@ -111,6 +111,10 @@ def test_a_job_trains_registers_its_model_and_reports_its_score(settings: Settin
     assert (task.name, task.seed, task.budget_seconds) == (job_id, 7, settings.jobs.budget_tiers["small"])
     shown, text = _runs_show(settings, job.run_id)
     assert (shown["score"], shown["not_scored"]) == (1.25, None) and "score 1.250000 (lower is better)" in text
+    # The script that trained it, as the job names it; no reference runs on a customer's data, so no
+    # "house script: not run on this seed" line (it read as noise, with the competitor labelled "job").
+    assert (shown["origin"], shown["competitor"], shown["references"]) == ("job", "house script", [])
+    assert "competitor house script " in text and "not run on this seed" not in text
 
 
 def _runs_show(settings: Settings, run_id: int) -> tuple[dict, str]:
@@ -163,6 +167,9 @@ def test_the_reigning_champion_trains_the_job(settings: Settings, store: Store, 
         assert session.get_one(RegisteredModel, job.model_id).competitor_id == champion
         started = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.kind == "started")).one()
     assert started.data["script"] == "reigning" and "reigning trains instruct" in started.message
+    shown, text = _runs_show(settings, job.run_id)
+    assert (shown["competitor"], shown["repo_url"], shown["references"]) == ("reigning", "https://example.org/r.git", [])
+    assert "competitor reigning (https://example.org/r.git at " in text and "house script" not in text
 
 
 def test_a_champion_that_does_not_train_the_type_leaves_it_to_the_house_script(settings: Settings, store: Store, worker_of) -> None:  # noqa: ANN001

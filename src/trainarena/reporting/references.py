@@ -2,7 +2,8 @@
 with the relative improvement over each (plain data; ``trainarena run`` and ``runs show`` render it).
 A run with no house score beside it shows why instead, rather than leaving the line out: the house
 script was not run on its seed (a tournament run, a new seed), or its run there failed (which run,
-and why)."""
+and why). A customer's job run has no references: its task is the customer's data, which no
+reference is run on."""
 
 from __future__ import annotations
 
@@ -46,9 +47,13 @@ class ReferenceLine:
 
 
 def run_label(run: Run) -> str:
-    """Who ran: the competitor's name, a working tree's folder name, or the reference's name."""
+    """Who ran: the competitor's name, a working tree's folder name, or the reference's name; a
+    customer's job run, the script that trained it as jobs name it (the champion's name, else
+    :data:`HOUSE_SCRIPT`)."""
     if run.competitor is not None:
         return run.competitor.name
+    if run.origin == RunOrigin.JOB:
+        return HOUSE_SCRIPT
     if run.origin in REFERENCE_LABELS or run.source_path is None:
         return REFERENCE_LABELS.get(run.origin, run.origin)
     return f"{Path(run.source_path).name}{TREE_SUFFIX}"

@@ -157,7 +157,7 @@ class RunDetail:
     base_model: str
     budget_seconds: float | None
     seed: int | None
-    competitor: str  # the competitor's name, a working tree's folder name, or the reference's name
+    competitor: str  # the competitor's name, a working tree's folder name, the reference's name, or a job's script
     repo_url: str | None  # a competitor's repository, or a working tree's path
     commit: str | None
     dirty: bool | None  # a working tree with uncommitted changes
@@ -285,7 +285,8 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
     summary, recorded_tail = split_reason(reason)
     tail, tail_from = _stderr_tail(run.log_path, recorded_tail, tail_lines)
     budget, seed = task.definition.get("budget_seconds"), task.definition.get("seed")
-    is_reference = run.origin in RunOrigin.REFERENCES
+    # A reference is not compared with itself; no reference is run on a job's task (the customer's data).
+    compared = run.origin not in (*RunOrigin.REFERENCES, RunOrigin.JOB)
     return RunDetail(
         run_id=run.id,
         origin=run.origin,
@@ -304,7 +305,7 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
         score=score,
         direction=direction,
         not_scored=not_scored,
-        references=() if is_reference else reference_lines(session, task.digest, score, direction, None if seed is None else int(seed)),
+        references=reference_lines(session, task.digest, score, direction, None if seed is None else int(seed)) if compared else (),
         reason=short_reason(reason),
         summary=summary,
         failure_reason=run.failure_reason,
