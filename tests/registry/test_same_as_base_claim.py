@@ -1,7 +1,7 @@
 """A script's claim in /output/trainarena_outcome.json that it saved the base model's weights unchanged
 is checked against the weights before the model card repeats it (tasks.base_weights): the script that
 trains a customer's job is a competitor's, and the card took its word. A full model must hold the base
-model's tensors exactly (names, dtypes, shapes, values); an adapter must add nothing (every LoRA B
+model's tensors exactly (names, shapes, values; a floating dtype may be another, the base's values cast to it); an adapter must add nothing (every LoRA B
 matrix zero). A claim the weights do not bear out is not shown; the card says the weights differ."""
 
 from __future__ import annotations
@@ -54,11 +54,22 @@ def test_a_true_claim_is_shown_for_a_full_model_and_an_adapter(settings: Setting
         assert f"- Same as the base model: {note}" in card and SAME_AS_BASE_REFUTED not in card
 
 
+def test_the_base_saved_in_another_floating_dtype_is_the_base(settings: Settings, tmp_path: Path) -> None:
+    """The house script trains in bf16 on a GPU and saves the base it kept in bf16: the base model's
+    values, rounded as any bf16 copy of them; a value off by more than the rounding is not."""
+    base = write_base_model(tmp_path / "base")
+    artifact = write_full_artifact(tmp_path / "full")
+    save_file({"weight": torch.ones(2, 2, dtype=torch.bfloat16)}, str(artifact / "model.safetensors"))
+    assert weights_equal_base(artifact, "instruct", lambda: base)
+    save_file({"weight": torch.tensor([[1.0, 1.0], [1.0, 1.5]], dtype=torch.bfloat16)}, str(artifact / "model.safetensors"))
+    assert not weights_equal_base(artifact, "instruct", lambda: base)
+
+
 @pytest.mark.parametrize(
     "saved",
     [
         {"weight": torch.tensor([[1.0, 1.0], [1.0, 1.5]])},  # one value moved
-        {"weight": torch.ones(2, 2, dtype=torch.float16)},  # the base's values in another dtype
+        {"weight": torch.ones(2, 2, dtype=torch.int64)},  # the base's values, but not floating point
         {"weight": torch.ones(4)},  # another shape
         {"weight": torch.ones(2, 2), "extra": torch.ones(1)},  # a tensor the base has not
         {"renamed": torch.ones(2, 2)},  # the base's tensor missing

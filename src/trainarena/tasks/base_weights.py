@@ -3,7 +3,9 @@ file (``contract.OUTCOME_FILE``), that it saved the base model's weights unchang
 trains a customer's job is a competitor's code, so its word is checked before the platform repeats it.
 
 A full model equals its base when its weight files (those the evaluator read) hold exactly the base
-model's tensors: the same names, and for each the same dtype, shape and values. An adapter (a PEFT
+model's tensors: the same names, and for each the same shape and values, in the base's dtype or cast
+to another floating dtype (a script that trains in bf16 saves the base it kept in bf16: the base model,
+rounded as any bf16 copy of it is). An adapter (a PEFT
 adapter, an image LoRA) leaves its base unchanged when every LoRA B (up) matrix is zero: the update it
 adds, B @ A, is then zero; an adapter with any other kind of tensor (modules_to_save, DoRA magnitudes)
 is not taken as unchanged. Tensors are read one at a time (safetensors ``safe_open``), so a large model
@@ -74,9 +76,14 @@ def _same_tensors(artifact: list[Path], base: list[Path]) -> bool:
             return False
         for name, handle in ours.items():
             mine, original = handle.get_slice(name), theirs[name].get_slice(name)
-            if mine.get_dtype() != original.get_dtype() or mine.get_shape() != original.get_shape():
+            if mine.get_shape() != original.get_shape():
                 return False
-            if not torch.equal(handle.get_tensor(name), theirs[name].get_tensor(name)):
+            saved, base_tensor = handle.get_tensor(name), theirs[name].get_tensor(name)
+            if saved.dtype != base_tensor.dtype:
+                if not (saved.is_floating_point() and base_tensor.is_floating_point()):
+                    return False
+                base_tensor = base_tensor.to(saved.dtype)
+            if not torch.equal(saved, base_tensor):
                 return False
     return True
 
