@@ -222,3 +222,46 @@ def test_a_job_keeps_its_record_when_its_file_is_deleted(working_client: TestCli
     assert jobs_client.delete(f"/v1/files/{file_id}", headers=auth["customer"]).status_code == 200
     job = jobs_client.get(f"/v1/jobs/{job_id}", headers=auth["customer"]).json()
     assert (job["status"], job["file_id"]) == ("succeeded", file_id) and job["model_id"] is not None
+
+
+def test_a_customer_reads_its_own_jobs_run_and_no_one_elses(working_client: TestClient, auth: dict, api_settings: Settings) -> None:
+    """The run endpoints hide job runs from competitors and refused customer keys, so a customer could
+    not see its own job's tries, timings or stderr (QA): GET /v1/jobs/{id}/run shows them to the owner
+    (and operators), without the platform's paths and hosts."""
+    jobs_client = working_client
+    job_id = jobs_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(jobs_client, auth["customer"]),
+                                                                                validation_share=0.2)).json()["id"]  # fmt: skip
+    assert sse_events(jobs_client, auth["customer"], job_id)[-1]["event"] == "finished"
+    job = jobs_client.get(f"/v1/jobs/{job_id}", headers=auth["customer"]).json()
+
+    run = jobs_client.get(f"/v1/jobs/{job_id}/run", headers=auth["customer"])
+    assert run.status_code == 200, run.text
+    body = run.json()
+    assert (body["run_id"], body["origin"], body["status"], body["attempts"]) == (job["run_id"], "job", "succeeded", 1)
+    assert body["competitor"] == job["script"] == "house script" and body["not_scored"] is None
+    assert (body["score"], body["direction"], body["artifact_digest"]) == (0.75, "lower", "ab" * 32)
+    assert body["started_at"] and body["finished_at"] and body["wall_seconds"] is not None
+    assert [(a["number"], a["status"], a["counts"]) for a in body["attempt_history"]] == [(1, "succeeded", True)]
+    operator_only = {"log_path", "artifact_path", "snapshot_path", "stderr_tail_from", "references", "driver", "tournament"}
+    assert operator_only.isdisjoint(body) and "driver" not in body["attempt_history"][0]
+    assert jobs_client.get(f"/v1/jobs/{job_id}/run", headers=auth["operator"]).json() == body
+
+    refused = jobs_client.get(f"/v1/jobs/{job_id}/run", headers=auth["other"])
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found"
+    assert jobs_client.get(f"/v1/jobs/{job_id}/run", headers=auth["competitor"]).status_code == 403
+    assert jobs_client.get(f"/v1/runs/{job['run_id']}", headers=auth["customer"]).status_code == 403  # the run routes stay competitors'
+
+
+def test_a_job_that_kept_no_validation_rows_shows_its_run_unscored_and_why(working_client: TestClient, auth: dict,
+                                                                          api_settings: Settings) -> None:  # fmt: skip
+    job_id = working_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(working_client, auth["customer"]))).json()["id"]
+    assert sse_events(working_client, auth["customer"], job_id)[-1]["event"] == "finished"
+    run = working_client.get(f"/v1/jobs/{job_id}/run", headers=auth["customer"]).json()
+    assert (run["score"], run["direction"], [a["score"] for a in run["attempt_history"]]) == (None, None, [None])
+    assert run["not_scored"].startswith("not scored: the job kept no validation rows")
+
+
+def test_a_job_not_started_has_no_run(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:
+    job_id = jobs_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(jobs_client, auth["customer"]))).json()["id"]
+    response = jobs_client.get(f"/v1/jobs/{job_id}/run", headers=auth["customer"])
+    assert response.status_code == 404 and "has no run yet" in response.json()["error"]["message"]

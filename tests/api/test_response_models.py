@@ -28,3 +28,12 @@ MIRRORS = [
 @pytest.mark.parametrize(("model", "report"), MIRRORS, ids=[model.__name__ for model, _ in MIRRORS])
 def test_each_response_model_has_its_reports_fields(model: type[BaseModel], report: type) -> None:
     assert set(model.model_fields) == {field.name for field in fields(report)}
+
+
+def test_a_customers_view_of_a_run_is_the_run_less_the_operators_fields() -> None:
+    """RunOutcomeOut (GET /v1/jobs/{id}/run) reads RunDetail: every field it has is the report's, and
+    none is a path or host of the platform's."""
+    report = {field.name for field in fields(RunDetail)}
+    assert set(runs.RunOutcomeOut.model_fields) <= report
+    assert {"log_path", "artifact_path", "snapshot_path", "stderr_tail_from", "driver"}.isdisjoint(runs.RunOutcomeOut.model_fields)
+    assert set(runs.AttemptOutcomeOut.model_fields) == {field.name for field in fields(AttemptLine)} - {"driver"}

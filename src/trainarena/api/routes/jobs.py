@@ -21,6 +21,7 @@ from trainarena.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ROLE_RESPONSE
 from trainarena.api.job_errors import answering_jobs_errors
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import CursorWindow
+from trainarena.api.routes.runs import RunOutcomeOut
 from trainarena.contract import SEED_MAX
 from trainarena.jobs import (
     EventKind,
@@ -36,6 +37,7 @@ from trainarena.jobs import (
     remove_ended_copies,
     waiting_reason,
 )
+from trainarena.reporting.run_detail import RESULT_TAIL_LINES, read_run_detail
 from trainarena.store import Store
 from trainarena.store.models import Job, JobEvent, JobStatus
 
@@ -120,6 +122,20 @@ def jobs(request: Request, principal: Customer, window: CursorWindow) -> JobList
 def job(request: Request, principal: Customer, job_id: str) -> JobOut:
     with app_store(request).session() as session, answering_jobs_errors():
         return JobOut.of(get_job(session, job_id, visible_owner(principal)))
+
+
+@router.get("/jobs/{job_id}/run", response_model=RunOutcomeOut, responses=ROLE_RESPONSES, summary="How a job's run went")
+def job_run(request: Request, principal: Customer, job_id: str) -> RunOutcomeOut:
+    """The run of one of your jobs: status, tries, timings, score, failure and stderr tail (the run
+    routes serve competitors, and hide job runs from them). 404 for another customer's job, and for a
+    job not started yet (it has no run)."""
+    with app_store(request).session() as session, answering_jobs_errors():
+        found = get_job(session, job_id, visible_owner(principal))
+        if found.run_id is None:
+            raise ApiError(404, "not_found", f"job {job_id} has no run yet: it has not been started", job=job_id)
+        # private: a job's run is read here only by its owner (or an operator), checked just above
+        detail = read_run_detail(session, found.run_id, tail_lines=RESULT_TAIL_LINES, private=True)
+    return RunOutcomeOut(**detail.to_json())
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={**ROLE_RESPONSES, 409: ERROR_RESPONSES[422]},

@@ -1,5 +1,6 @@
 """``/v1/runs``: runs with their scores and statuses (`trainarena runs list`), one run in full (`runs
-show`), and its logs as text. Competitor and operator keys."""
+show`), and its logs as text. Competitor and operator keys; a customer reads its job's run through
+``/v1/jobs/{id}/run`` (:class:`RunOutcomeOut`)."""
 
 from __future__ import annotations
 
@@ -72,22 +73,58 @@ class ReferenceOut(BaseModel):
     missing: str | None = Field(None, description="Why there is no reference score to compare with: the house script 'not run on this seed', or 'failed on this seed (run N: reason)' (null otherwise).")
 
 
-class AttemptOut(BaseModel):
+class AttemptOutcomeOut(BaseModel):
+    """One try of a run, as the customer whose job it ran sees it (no host)."""
+
     number: int
     status: str
     counts: bool = Field(description="Whether this attempt's outcome is the run's.")
-    driver: str = Field(description="host:pid of the driver that executed it.")
     started_at: datetime | None
     wall_seconds: float | None
     score: float | None
     reason: str = Field(description="Why it failed, in one line.")
 
 
-class RunDetailOut(BaseModel):
-    """A run in full, as `trainarena runs show --json` prints it."""
+class AttemptOut(AttemptOutcomeOut):
+    driver: str = Field(description="host:pid of the driver that executed it.")
+
+
+class RunOutcomeOut(BaseModel):
+    """How a run went, as the customer whose job it ran reads it (`GET /v1/jobs/{id}/run`): status,
+    tries, timings, score, failure and stderr tail, without the platform's paths, hosts and the
+    tournament fields that :class:`RunDetailOut` adds for operators and competitors."""
 
     run_id: int
-    origin: str = Field(description="tournament, adhoc, audit (a re-run of run audit_of), house or base_model (a reference).")
+    origin: str = Field(description="tournament, adhoc, audit (a re-run of run audit_of), house or base_model (a reference); job for a customer's job.")
+    task_type: str
+    base_model: str
+    budget_seconds: float | None
+    seed: int | None
+    competitor: str = Field(description="Who ran: the competitor's name, a working tree's folder name, or the reference's name; for a job's run, "
+                            "the script that trained it as the job names it (its champion's name, or house script).")
+    repo_url: str | None
+    commit: str | None
+    status: str = Field(description=STATUS_DESCRIPTION)
+    attempts: int
+    score: float | None
+    direction: str | None = Field(description="lower or higher: which scores are better.")
+    not_scored: str | None = Field(description="Why a run whose evaluation has a number shows no score (a customer's job that kept no "
+                                   "validation rows, as `runs show` says it); null otherwise.")
+    reason: str = Field(description="Why it failed, in one line.")
+    summary: str = Field(description="The platform's whole summary of a failure.")
+    failure_reason: str | None = Field(description="The whole recorded failure text (summary and stderr tail).")
+    stderr_tail: str | None = Field(description=f"The last {RESULT_TAIL_LINES} lines of the script's stderr.")
+    artifact_digest: str | None = Field(description="The artifact's digest (sha256 hex), as its signed record names it.")
+    started_at: datetime | None
+    finished_at: datetime | None
+    wall_seconds: float | None
+    steps: dict[str, float] | None = Field(description="The platform's seconds per step of the run, in the order it did them (prepare, sandbox, script, artifact_check, eval_startup, eval_compute, store: those recorded), from its folder's timings.json; null when it has none.")
+    attempt_history: list[AttemptOutcomeOut] = Field(description="Every attempt, oldest first.")
+
+
+class RunDetailOut(RunOutcomeOut):
+    """A run in full, as `trainarena runs show --json` prints it."""
+
     audit_of: int | None = Field(description="An audit's run: the run it re-measures; null for every other run.")
     tournament_id: int | None
     tournament: str | None
@@ -96,34 +133,12 @@ class RunDetailOut(BaseModel):
     match_id: str | None
     task: str
     task_digest: str | None
-    task_type: str
-    base_model: str
-    budget_seconds: float | None
-    seed: int | None
-    competitor: str
-    repo_url: str | None
-    commit: str | None
     dirty: bool | None = Field(description="A working tree with uncommitted changes (ad-hoc runs).")
     snapshot_path: str | None
-    status: str = Field(description=STATUS_DESCRIPTION)
-    attempts: int
-    score: float | None
-    direction: str | None = Field(description="lower or higher: which scores are better.")
-    not_scored: str | None = Field(description="Why a run whose evaluation has a number shows no score (a customer's job that kept no "
-                                   "validation rows, as `runs show` says it); null for the runs this API shows.")
     references: list[ReferenceOut] = Field(description="The task's references (the base model's, the house script's run on this run's seed) and how this run compares.")
-    reason: str = Field(description="Why it failed, in one line.")
-    summary: str = Field(description="The platform's whole summary of a failure.")
-    failure_reason: str | None = Field(description="The whole recorded failure text (summary and stderr tail).")
-    stderr_tail: str | None = Field(description=f"The last {RESULT_TAIL_LINES} lines of the script's stderr.")
     stderr_tail_from: str | None = Field(description="Where the tail was read from.")
     log_path: str | None = Field(description="The run's log folder (stdout.log, stderr.log, sandbox.txt) on the platform's host.")
     artifact_path: str | None = Field(description="The folder of the model the run saved, on the platform's host.")
-    artifact_digest: str | None = Field(description="The artifact's digest (sha256 hex), as its signed record names it.")
-    started_at: datetime | None
-    finished_at: datetime | None
-    wall_seconds: float | None
-    steps: dict[str, float] | None = Field(description="The platform's seconds per step of the run, in the order it did them (prepare, sandbox, script, artifact_check, eval_startup, eval_compute, store: those recorded), from its folder's timings.json; null when it has none.")
     attempt_history: list[AttemptOut] = Field(description="Every attempt, oldest first.")
     driver: DriverOut | None = Field(description=DRIVER_DESCRIPTION)
 
