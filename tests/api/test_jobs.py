@@ -30,12 +30,13 @@ ROWS = "".join(json.dumps({"q": f"What is {i} plus {i}?", "a": str(2 * i)}) + "\
 
 
 class QuickExecutor:
-    """Prints two loss lines and leaves an artifact at once (no training)."""
+    """Prints two loss lines and a progress bar and leaves an artifact at once (no training)."""
 
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
         (run_dir / "logs").mkdir(parents=True)
         (run_dir / "output").mkdir()
         (run_dir / "logs" / "stdout.log").write_text("step 1 loss 2.00\nstep 2 loss 1.50\n")
+        (run_dir / "logs" / "stderr.log").write_text("\r 50%|#####     | 1/2 [00:00<00:00,  2.10it/s]\r100%|##########| 2/2 [00:00<00:00,  2.10it/s]\n")
         (run_dir / "output" / "adapter_config.json").write_text('{"peft_type": "LORA"}')
         (run_dir / "output" / "adapter_model.safetensors").write_bytes(b"weights")
         time.sleep(0.3)  # long enough for a progress event
@@ -112,6 +113,8 @@ def test_a_job_streams_its_events_to_the_end(working_client: TestClient, auth: d
     assert [e["id"] for e in events] == sorted(e["id"] for e in events) and all(e["kind"] == e["event"] for e in events)
     progress = next(e for e in events if e["event"] == "progress")
     assert "step 2 loss 1.50" in progress["data"]["lines"]
+    assert progress["message"] == "step 2 loss 1.50"  # the loss line, not the bar drawn after it
+    assert any(e["data"]["lines"][-1] == "2/2 (100%)" for e in events if e["event"] == "progress")  # the bar as its counts
     done = jobs_client.get(f"/v1/jobs/{job['id']}", headers=auth["customer"]).json()
     assert (done["status"], done["score"], done["script"]) == ("succeeded", 0.75, "house script")
     assert done["model_id"] == events[-1]["data"]["model_id"]

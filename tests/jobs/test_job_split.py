@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from trainarena.contract import TaskType
-from trainarena.jobs.progress import LogFollower
+from trainarena.jobs.progress import LogFollower, Progress
 from trainarena.jobs.split import JobPreparer
 from trainarena.settings import JobRules, Settings
 from trainarena.tasks.base import TaskDefinition
@@ -66,11 +66,11 @@ def test_with_no_share_every_image_is_trained_on(tmp_path: Path) -> None:
 def test_log_follower_hands_on_new_complete_lines_only(tmp_path: Path) -> None:
     rules = JobRules(progress_lines=2, progress_line_chars=20)
     follower = LogFollower(tmp_path, rules)
-    assert follower.new_lines() == []  # no logs yet
+    assert follower.new_progress() is None  # no logs yet
     (tmp_path / "stdout.log").write_text("step 1 loss 2.0\nstep 2 loss 1.8\nstep 3 loss 1.6\npartial")
-    assert follower.new_lines() == ["step 2 loss 1.8", "step 3 loss 1.6"]  # the last two; the partial line waits
+    assert follower.new_progress() == Progress(["step 2 loss 1.8", "step 3 loss 1.6"], "step 3 loss 1.6")  # the last two; the partial line waits
     with (tmp_path / "stdout.log").open("a") as log:
         log.write(" line\n")
     (tmp_path / "stderr.log").write_text("x" * 50 + "\n\n")
-    assert follower.new_lines() == ["partial line", "x" * 20]
-    assert follower.new_lines() == []
+    assert follower.new_progress() == Progress(["partial line", "x" * 20], "x" * 20)
+    assert follower.new_progress() is None

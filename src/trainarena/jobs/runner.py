@@ -30,7 +30,7 @@ from trainarena.execution.disk import os_error_text
 from trainarena.execution.output_tree import remove_tree
 from trainarena.execution.supervise import StopAtOnce, stop_when
 from trainarena.jobs.copies import remove_ended_copies
-from trainarena.jobs.progress import ProgressReporter
+from trainarena.jobs.progress import Progress, ProgressReporter
 from trainarena.jobs.queue import PlatformWait, requeue, set_script, still_mine, withdraw, withdraw_stopped
 from trainarena.jobs.records import SERVICE_STOPPED, EventKind, add_event, close_run
 from trainarena.jobs.split import JobPreparer
@@ -247,7 +247,7 @@ class JobRunner:
         if stop.event.is_set():
             return RunReport(RunStatus.FAILED, started, time.time(), failure_reason="stopped before it started")
         log_dir = attempt.run_dir / LOGS_DIR
-        reporter = ProgressReporter(log_dir, self._settings.jobs, lambda lines: self._progress(attempt.job_id, lines))
+        reporter = ProgressReporter(log_dir, self._settings.jobs, lambda progress: self._progress(attempt.job_id, progress))
         reporter.start()
         try:
             self._prepare(attempt)
@@ -275,9 +275,9 @@ class JobRunner:
             raise RunNotStarted(f"could not prepare the data of {attempt.job_id}'s attempt {attempt.number}: "
                                 f"{os_error_text(error, self._settings.data_dir)}") from None  # fmt: skip
 
-    def _progress(self, job_id: str, lines: list[str]) -> None:
+    def _progress(self, job_id: str, progress: Progress) -> None:
         with self._store.transaction() as session:
-            add_event(session, job_id, EventKind.PROGRESS, lines[-1], lines=lines)
+            add_event(session, job_id, EventKind.PROGRESS, progress.message, lines=progress.lines)
 
     def _finish(self, attempt: Attempt, worker_id: str, report: RunReport, stop: StopRequest) -> None:
         if self._recorder is not None:
