@@ -102,7 +102,10 @@ def test_a_model_shows_its_card_facts_and_files_with_sha256(world: World, tmp_pa
     assert sorted(files) == ["README.md", "adapter_config.json", "adapter_model.safetensors"]
     weights = (tmp_path / "alice" / "adapter_model.safetensors").read_bytes()  # the artifact's, as it was scored
     assert files["adapter_model.safetensors"] == {"path": "adapter_model.safetensors", "size": len(weights),
-                                                  "sha256": hashlib.sha256(weights).hexdigest()}  # fmt: skip
+                                                  "sha256": hashlib.sha256(weights).hexdigest(),
+                                                  "artifact_path": "adapter_model.safetensors"}  # fmt: skip
+    # The adapter config is rewritten and the card written by the registry: no copies of the artifact's.
+    assert files["adapter_config.json"]["artifact_path"] is None and files["README.md"]["artifact_path"] is None
 
 
 def test_another_customers_model_is_not_found(world: World) -> None:

@@ -128,9 +128,11 @@ def test_only_what_was_scored_is_published_never_an_artifacts_code_or_its_own_co
     image.mkdir()
     (image / "my_lora.safetensors").write_bytes((write_image_artifact(tmp_path / "lora") / "pytorch_lora_weights.safetensors").read_bytes())
     _add_hostile_files(image)
-    _, folder, _, _ = _register(settings, image, task_type="image", base_model_dir=base)
+    _, folder, _, card = _register(settings, image, task_type="image", base_model_dir=base)
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "pytorch_lora_weights.safetensors"]
     assert (folder / "pytorch_lora_weights.safetensors").read_bytes() == (image / "my_lora.safetensors").read_bytes()
+    # Renamed, but a copy: it names the artifact file the signed run record lists (models verify checks it).
+    assert {f["path"]: f["artifact_path"] for f in card["files"]} == {"README.md": None, "pytorch_lora_weights.safetensors": "my_lora.safetensors"}
 
 
 def test_a_sharded_full_model_publishes_its_index_and_the_shards_it_names(settings: Settings, tmp_path: Path) -> None:

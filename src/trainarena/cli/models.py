@@ -1,4 +1,4 @@
-"""`trainarena models list | show | export | publish`: the model registry (docs/api.md, "Models")."""
+"""`trainarena models list | show | export | verify | publish`: the model registry (docs/api.md, "Models")."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from sqlalchemy.orm import Session
 
-from trainarena.cli.output import Col, OneLineTable, fail, make_output_folder, print_fields
+from trainarena.cli.output import Col, OneLineTable, check_path, fail, make_output_folder, print_fields
+from trainarena.records.signing import OperatorKeyError, SignatureError
 from trainarena.registry import (
     ModelFilesMissing,
     PublishingError,
@@ -21,6 +22,7 @@ from trainarena.registry import (
     visible_model,
     visible_models,
 )
+from trainarena.registry.download_check import DownloadCheck, SignedRecord, check_download, record_from_entry, stored_run_record
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.models import RegisteredModel
@@ -95,7 +97,8 @@ def show_command(model_id: ModelId, as_json: JsonFlag = False) -> None:
         *([("weights", record["same_as_base_refuted"])] if record["same_as_base_refuted"] else []),
         ("dataset", f"sha256:{record['dataset_digest']}"), ("run", str(record["run_id"] or "-")),
         ("job", record["job_id"] or "-"), ("registered", record["created_at"][:16].replace("T", " ")),
-        ("folder", record["path"]), ("digest", record["digest"]), ("published", record["published_url"] or "-"),
+        ("folder", record["path"]), ("digest", record["digest"]), ("artifact", record["artifact_digest"] or "-"),
+        ("published", record["published_url"] or "-"),
     ])  # fmt: skip
     table = OneLineTable((Col("file", shrink_to=12), Col("bytes", justify="right"), Col("sha256", shrink_to=16)), title="Files")
     for file in files:
@@ -123,6 +126,71 @@ def export_command(
         typer.echo(json.dumps({"ok": True, "id": model_id, "destination": str(destination.resolve()), "files": files}))
         return
     typer.echo(f"wrote {len(files)} files of {model_id} to {destination}")
+
+
+def _read_json(path: Path, what: str, as_json: bool) -> Any:
+    check_path(path, what, folder=False, json_output=as_json)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise fail(f"{path} is not JSON ({what}): {error}", as_json) from None
+
+
+def _stored_model(model_id: str, key_path: Path, as_json: bool) -> tuple[dict[str, Any], SignedRecord | None]:
+    """A model of this machine's registry, with the signed run statement of its run from the log."""
+    with open_store(Settings()) as store, store.session() as session:
+        row = _require_row(session, model_id, as_json)
+        model = {**_record(row), "files": [vars(f) for f in model_files(row)]}
+        return model, None if row.run_id is None else stored_run_record(session, key_path, row.run_id)
+
+
+@app.command("verify")
+def verify_command(
+    folder: Annotated[Path, typer.Argument(help="The model's folder: the one a download's tar unpacks (named after the model), or an export.")],
+    model_id: Annotated[str | None, typer.Option("--model", help="The model's id, read from this machine's registry, with its run's record from the log.")] = None,
+    model_json: Annotated[Path | None, typer.Option("--model-json", help="The model as GET /v1/models/{id} answered it, saved to a file (no store needed).")] = None,
+    record: Annotated[Path | None, typer.Option("--record", help="Its run's signed record as GET /v1/records/entries/{index} answered it, saved to a file (`?job_id=ID&kind=run` finds it).")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="The operator's public key (GET /v1/records/public-key) to check --record's signature with.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Check a downloaded model folder: its digest against the model's (computed as a record's artifact digest is), every file's sha256, and the weights against the signed run record of the run that trained it. Exit 1 naming each difference."""
+    if (model_id is None) == (model_json is None):
+        raise fail("name the model with --model ID (this machine's registry) or --model-json FILE (saved from GET /v1/models/{id})", as_json)
+    check_path(folder, "FOLDER", folder=True, json_output=as_json)
+    if key is not None:
+        check_path(key, "--key", folder=False, json_output=as_json)
+    try:
+        if model_json is not None:
+            model, signed = _read_json(model_json, "--model-json", as_json), None
+        else:
+            model, signed = _stored_model(str(model_id), Settings().operator_key_path, as_json)
+        if record is not None:
+            signed = record_from_entry(_read_json(record, "--record", as_json), None if key is None else key.read_text(encoding="utf-8"))
+        result = check_download(folder, model, signed)
+    except (SignatureError, OperatorKeyError) as error:
+        raise fail(f"the record cannot be trusted: {error}", as_json) from None
+    except (KeyError, TypeError) as error:
+        raise fail(f"--model-json is not a model as GET /v1/models/{{id}} answers it (no {error})", as_json) from None
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+    else:
+        _print_check(result)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _print_check(result: DownloadCheck) -> None:
+    console = Console(highlight=False, soft_wrap=True)
+    if result.record is None:
+        trust = "not checked (no record: give --record, or --model on the operator's machine)"
+    else:
+        signer = "its signature not checked (no --key)" if result.record.signed_by is None else f"signed by key {result.record.signed_by[:16]}"
+        trust = f"run {result.record.statement['predicate']['run']['id']}, {signer}"
+    print_fields(console, [("folder digest", result.folder_digest), ("model digest", result.registered_digest),
+                           ("signed record", trust), ("same as signed", ", ".join(result.linked) or "-")])  # fmt: skip
+    for problem in result.problems:
+        console.print(f"  differs: {problem}")
+    console.print("verified" if result.ok else f"NOT verified: {len(result.problems)} difference(s)")
 
 
 @app.command("publish")

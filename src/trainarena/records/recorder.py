@@ -35,7 +35,7 @@ from trainarena.records.hardware import hardware_provider
 from trainarena.records.log import Subjects, append
 from trainarena.records.provenance import environment, file_subjects, folder_digest, sandbox_applied, split_digests
 from trainarena.records.signing import OperatorKey, envelope_payload, init_key, json_safe, load_key
-from trainarena.records.statements import Kind, commitment_hash, make_statement, payload_digest, subject
+from trainarena.records.statements import ARTIFACT_SUBJECT, Kind, commitment_hash, make_statement, payload_digest, subject
 from trainarena.runs import RunReport, definition_from_json
 from trainarena.settings import Settings, TournamentRules, WeightRules
 from trainarena.store.log_tables import LogEntry
@@ -151,7 +151,7 @@ class Recorder:
         # in-toto needs a subject: the artifact's files; a run without an artifact is about its logs, and
         # one that never started (an unsupported task type) about itself.
         files = artifact or logs
-        subjects = [subject(f"artifact/{f['name']}" if artifact else f"logs/{f['name']}", f["digest"]["sha256"])
+        subjects = [subject(f"{ARTIFACT_SUBJECT}{f['name']}" if artifact else f"logs/{f['name']}", f["digest"]["sha256"])
                     for f in files] or [subject(identity, payload_digest(predicate))]
         return make_statement(Kind.RUN, subjects, predicate)
 

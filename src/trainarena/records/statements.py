@@ -32,8 +32,8 @@ from in_toto_attestation.v1.statement import STATEMENT_TYPE_URI, Statement
 from trainarena.records.signing import canonical_json
 
 __all__ = [
-    "PAYLOAD_TYPE", "PREDICATE_VERSION", "Kind", "commitment_hash", "kind_of", "make_statement", "payload_digest",
-    "predicate_type", "subject",
+    "ARTIFACT_SUBJECT", "PAYLOAD_TYPE", "PREDICATE_VERSION", "Kind", "artifact_files", "commitment_hash", "kind_of",
+    "make_statement", "payload_digest", "predicate_type", "subject",
 ]
 
 # DSSE payload type of an in-toto statement (in-toto's envelope convention).
@@ -70,6 +70,16 @@ def kind_of(statement: dict[str, Any]) -> Kind:
 
 def subject(name: str, sha256: str) -> dict[str, Any]:
     return {"name": name, "digest": {"sha256": sha256}}
+
+
+# How a run (and evaluation) statement names each file of its artifact: ``artifact/<relative path>``.
+ARTIFACT_SUBJECT = "artifact/"
+
+
+def artifact_files(statement: dict[str, Any]) -> dict[str, str]:
+    """The artifact files a run statement names, by relative path, with their sha256 (none: no artifact)."""
+    return {s["name"].removeprefix(ARTIFACT_SUBJECT): s["digest"]["sha256"]
+            for s in statement["subject"] if s["name"].startswith(ARTIFACT_SUBJECT)}  # fmt: skip
 
 
 def make_statement(kind: Kind, subjects: list[dict[str, Any]], predicate: dict[str, Any]) -> dict[str, Any]:

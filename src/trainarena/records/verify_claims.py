@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trainarena.records.checks import CheckResult, RecordView, brief, reading, short_digest
-from trainarena.records.statements import Kind
+from trainarena.records.statements import Kind, artifact_files
 
 __all__ = ["check_artifacts", "check_claims"]
 
@@ -155,8 +155,7 @@ def check_artifacts(view: RecordView, artifacts: Mapping[int, list[dict[str, Any
             continue
         run = max(runs, key=lambda e: e.index)
         with reading(check, run.label):
-            expected = {s["name"].removeprefix("artifact/"): s["digest"]["sha256"]
-                        for s in run.statement["subject"] if s["name"].startswith("artifact/")}  # type: ignore[index]
+            expected = artifact_files(run.statement)  # type: ignore[arg-type]
             if not expected:
                 check.fail(run.label, "its statement names no artifact files: the run produced none")
                 continue

@@ -2,7 +2,14 @@
 exported, and published to the Hub when the operator configures it; and the open-sourcing of the
 champions' code (docs/api.md, "Models")."""
 
-from trainarena.registry.archive import ModelFilesMissing, export_model, folder_problem, model_archive, tar_chunks
+from trainarena.registry.archive import (
+    ModelFilesMissing,
+    download_headers,
+    export_model,
+    folder_problem,
+    model_archive,
+    tar_chunks,
+)
 from trainarena.registry.card import CardFacts, Measurement, ScriptSource, render_model_card
 from trainarena.registry.champions import register_champion_models, register_due_champion_models
 from trainarena.registry.licenses import LicenseInfo, detect_license
@@ -43,6 +50,7 @@ __all__ = [
     "champion_source",
     "champion_sources",
     "detect_license",
+    "download_headers",
     "export_code",
     "export_model",
     "folder_problem",

@@ -11,7 +11,7 @@ import tarfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from trainarena.registry.models import ModelFile, model_files
+from trainarena.registry.models import ModelFile, model_files, model_record
 from trainarena.store.models import RegisteredModel
 from trainarena.tasks.digests import path_digest
 
@@ -82,6 +82,15 @@ def model_archive(row: RegisteredModel) -> Iterator[bytes]:
     """The registered model ``row`` as a tar stream under ``<model id>/``, its folder checked before
     the first byte."""
     return tar_chunks(whole_folder(row, "downloaded"), row.id)
+
+
+def download_headers(row: RegisteredModel) -> dict[str, str]:
+    """The HTTP headers of a download of ``row`` (the API's and the dashboard's): the file name, and the
+    digests it is checked with: the model folder's (``trainarena models verify`` recomputes it from the
+    unpacked folder) and the artifact digest of the signed run record its weights were copied from."""
+    headers = {"Content-Disposition": f'attachment; filename="{row.id}.tar"', "X-Trainarena-Model-Digest": row.digest}
+    artifact = model_record(row)["artifact_digest"]
+    return headers if artifact is None else {**headers, "X-Trainarena-Artifact-Digest": artifact}
 
 
 def export_model(row: RegisteredModel, destination: Path) -> list[ModelFile]:

@@ -73,27 +73,34 @@ def write_adapter_config(source: Path, destination: Path, base_model: str) -> No
     destination.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def build_model_folder(artifact_dir: Path, staging: Path, facts: CardFacts, base_folder: Callable[[], Path | None]) -> None:
+def build_model_folder(artifact_dir: Path, staging: Path, facts: CardFacts, base_folder: Callable[[], Path | None]) -> dict[str, str]:
     """Fill ``staging`` (absent) with the model folder (see the module's docstring). ``base_folder`` finds
     the base model's folder (None: not on this machine; a text model then has no tokenizer, and a full
     model cannot be published: PublishError). A card the artifact brought is replaced: the card states
-    what the platform measured."""
+    what the platform measured. Returns the model's files that are byte-for-byte copies of artifact
+    files, each with the artifact file's path (the weights: what links a download to the signed run
+    record, whose subjects are the artifact's files)."""
     staging.mkdir(mode=DIR_MODE)
     staging.chmod(DIR_MODE)  # mkdir's mode passes through the umask
     if facts.task_type == "image":
-        _copy_file(lora_weights_file(artifact_dir), staging / LORA_WEIGHTS)
+        weights = lora_weights_file(artifact_dir)
+        _copy_file(weights, staging / LORA_WEIGHTS)
+        copied = {LORA_WEIGHTS: weights.relative_to(artifact_dir).as_posix()}
     else:
-        _build_text_folder(artifact_dir, staging, facts, base_folder)
+        copied = _build_text_folder(artifact_dir, staging, facts, base_folder)
     (staging / CARD_NAME).write_text(render_model_card(facts), encoding="utf-8")
+    return copied
 
 
-def _build_text_folder(artifact_dir: Path, staging: Path, facts: CardFacts, base_folder: Callable[[], Path | None]) -> None:
+def _build_text_folder(artifact_dir: Path, staging: Path, facts: CardFacts, base_folder: Callable[[], Path | None]) -> dict[str, str]:
     names = scored_files(artifact_dir)
+    copied = {}
     for name in names:
         if name == ADAPTER_CONFIG:
             write_adapter_config(_plain_file(artifact_dir / name), staging / name, facts.base_model)
         else:
             _copy_file(artifact_dir / name, staging / name)
+            copied[name] = name
     base = base_folder()
     if ADAPTER_CONFIG not in names:  # a full model: scored in the base model's architecture
         if base is None or not (base / BASE_CONFIG).is_file():
@@ -103,6 +110,7 @@ def _build_text_folder(artifact_dir: Path, staging: Path, facts: CardFacts, base
         copy_tokenizer(base, staging)
         if (base / GENERATION_CONFIG).is_file():
             shutil.copyfile(base / GENERATION_CONFIG, staging / GENERATION_CONFIG)
+    return copied
 
 
 def _plain_file(path: Path) -> Path:

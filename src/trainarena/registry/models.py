@@ -134,9 +134,9 @@ def register_model(
     staging = settings.registry_dir / f"{STAGING_PREFIX}{model_id}"
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
-        build_model_folder(artifact_dir, staging, facts, base_folder)
+        copied = build_model_folder(artifact_dir, staging, facts, base_folder)
         # Hashed before it is placed: the folder waits for its row's commit as briefly as can be.
-        digest, files = path_digest(staging), _hash_files(staging)
+        digest, files = path_digest(staging), _hash_files(staging, copied)
         staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -147,7 +147,9 @@ def register_model(
         competitor_id=competitor_id, task_type=task_type, base_model=base_model, dataset_digest=dataset_digest,
         score=score, path=str(folder), digest=digest,
         # Each file's size and sha256, hashed once here: reading a model must not hash gigabytes each time.
-        card={**facts.to_json(), "files": [asdict(file) for file in files]},
+        # The run's artifact digest, as its signed run record names it: what the weights were copied from.
+        card={**facts.to_json(), "artifact_digest": None if run is None else run.artifact_digest,
+              "files": [asdict(file) for file in files]},  # fmt: skip
     )  # fmt: skip
     session.add(row)
     session.flush()
@@ -220,8 +222,8 @@ def model_record(row: RegisteredModel) -> dict[str, Any]:
         "library": card.get("library"), "license": card.get("license"), "license_found": card.get("license_found"),
         "script": HOUSE_SCRIPT if row.competitor_id is None else pinned,
         "dataset_digest": row.dataset_digest, "score": row.score, "measurement": card.get("measurement"),
-        "path": row.path, "digest": row.digest, "published_url": row.published_url,
-        "same_as_base": model_same_as_base(row),
+        "path": row.path, "digest": row.digest, "artifact_digest": card.get("artifact_digest"),
+        "published_url": row.published_url, "same_as_base": model_same_as_base(row),
         "same_as_base_refuted": model_same_as_base_refuted(row),
     }  # fmt: skip
 
@@ -251,11 +253,17 @@ class ModelFile:
     path: str  # relative to the model folder, POSIX
     size: int
     sha256: str
+    # The artifact file it is a byte-for-byte copy of (its signed run record names that file's sha256);
+    # None for a file the registry wrote or took from the base model, and for models registered before.
+    artifact_path: str | None = None
 
 
-def _hash_files(folder: Path) -> list[ModelFile]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    return [ModelFile(p.relative_to(folder).as_posix(), p.stat().st_size, path_digest(p)) for p in files]
+def _hash_files(folder: Path, copied: dict[str, str]) -> list[ModelFile]:
+    hashed = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix()
+        hashed.append(ModelFile(name, path.stat().st_size, path_digest(path), copied.get(name)))
+    return hashed
 
 
 def model_files(row: RegisteredModel) -> list[ModelFile]:

@@ -19,6 +19,7 @@ from trainarena.registry import (
     ModelFilesMissing,
     PublishingError,
     PublishingOff,
+    download_headers,
     model_archive,
     model_files,
     model_record,
@@ -36,6 +37,8 @@ class ModelFileOut(BaseModel):
     path: str = Field(description="Path inside the model folder.")
     size: int = Field(description="Bytes.")
     sha256: str = Field(description="sha256 hex of the file.")
+    artifact_path: str | None = Field(None, description="The file of the run's artifact it is a byte-for-byte copy of (the weights): its sha256 is the one "
+                                      "the signed run record names for `artifact/<artifact_path>`; null for a file the registry wrote or took from the base model.")  # fmt: skip
 
 
 class ModelOut(BaseModel):
@@ -60,7 +63,10 @@ class ModelOut(BaseModel):
                                              "unchanged but they differ from the base model's (the claim is then not "
                                              "repeated in same_as_base; the card says the same); else null.")
     measurement: dict[str, Any] | None = Field(description="How the score was measured: metric, direction, hidden_rows, validation_share.")
-    digest: str = Field(description="sha256 over the folder's files (paths and contents).")
+    digest: str = Field(description="The folder's digest, computed as the signed run record's artifact digest is (sha256 over the sorted "
+                        "relative paths, sizes and contents: `trainarena models verify` recomputes it), but over the model folder.")
+    artifact_digest: str | None = Field(description="The artifact digest of the run that trained it (the output folder its weights were copied from), "
+                                        "as its signed run record names it (`artifact_sha256`); null for a model registered before it was kept.")
     published_url: str | None = Field(description="Its Hugging Face Hub repository, once published.")
 
 
@@ -97,7 +103,7 @@ def list_models(request: Request, principal: Caller, window: CursorWindow) -> Mo
 @router.get("/{model_id}", response_model=ModelDetail, responses=ERROR_RESPONSES, summary="A model and its files")
 def get_model(request: Request, model_id: str, principal: Caller) -> ModelDetail:
     row = _visible(request, model_id, principal)
-    files = [ModelFileOut(path=f.path, size=f.size, sha256=f.sha256) for f in model_files(row)]
+    files = [ModelFileOut(**vars(f)) for f in model_files(row)]
     return ModelDetail(**model_record(row), files=files)
 
 
@@ -116,8 +122,7 @@ def tar_download(row: RegisteredModel) -> StreamingResponse:
     """The model's folder as a tar stream built while it is sent; 409 ``model_files_missing`` when the
     folder is not the registered one, checked before the stream begins (its 200 is sent with the first bytes)."""
     try:
-        return StreamingResponse(model_archive(row), media_type="application/x-tar",
-                                 headers={"Content-Disposition": f'attachment; filename="{row.id}.tar"'})  # fmt: skip
+        return StreamingResponse(model_archive(row), media_type="application/x-tar", headers=download_headers(row))
     except ModelFilesMissing as error:
         raise ApiError(409, "model_files_missing", str(error), model=row.id) from None
 

@@ -1,0 +1,132 @@
+"""A customer checks the model it downloaded against the signed record of the run that trained it
+(QA: the record hashes the run's whole output folder, the download is another folder, and nothing
+linked the two). The job runs beside the API (test_jobs' fake executor); the customer saves the
+model's answer, its run's record and the operator's public key, unpacks the download and runs
+`trainarena models verify`: equal; one byte of the weights changed: each mismatch named."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from test_jobs import QuickExecutor, job_body, sse_events, upload
+from typer.testing import CliRunner
+
+from trainarena.api import create_app
+from trainarena.cli import app
+from trainarena.jobs import JobWorker
+from trainarena.settings import JobRules, Settings
+from trainarena.store import Store
+from trainarena.tasks.digests import path_digest
+
+
+@pytest.fixture
+def api_settings(tmp_path: Path) -> Settings:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "tokenizer.json").write_text("{}")  # copied into the model folder from the base model: not from the artifact
+    rules = JobRules(base_models=(str(model),), poll_seconds=0.05, heartbeat_seconds=0.1, progress_seconds=0.05)
+    return Settings(data_dir=tmp_path / "data", jobs=rules, api={"sse_poll_seconds": 0.05})
+
+
+@pytest.fixture
+def finished_job(api_settings: Settings, api_store: Store, auth: dict) -> Iterator[tuple[TestClient, str]]:
+    worker = JobWorker(api_settings, store=api_store, executor=QuickExecutor())
+    with TestClient(create_app(api_settings, store=api_store, services=(worker,))) as client:
+        job_id = client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(client, auth["customer"]))).json()["id"]
+        assert sse_events(client, auth["customer"], job_id)[-1]["event"] == "finished"
+        yield client, job_id
+
+
+def _download(client: TestClient, headers: dict, model_id: str, into: Path) -> tuple[Path, dict]:
+    response = client.get(f"/v1/models/{model_id}/download", headers=headers)
+    assert response.status_code == 200
+    with tarfile.open(fileobj=io.BytesIO(response.content)) as archive:
+        archive.extractall(into, filter="data")
+    return into / model_id, dict(response.headers)
+
+
+def _verify(*args: str, exit_code: int) -> dict:
+    result = CliRunner().invoke(app, ["models", "verify", *args, "--json"])
+    assert result.exit_code == exit_code, result.output
+    return json.loads(result.stdout)
+
+
+def test_a_download_checks_out_against_the_signed_record_and_one_changed_byte_does_not(
+    finished_job: tuple[TestClient, str], auth: dict, tmp_path: Path
+) -> None:
+    client, job_id = finished_job
+    customer = auth["customer"]
+    job = client.get(f"/v1/jobs/{job_id}", headers=customer).json()
+    model = client.get(f"/v1/models/{job['model_id']}", headers=customer).json()
+    entries = client.get("/v1/records/entries", headers=customer, params={"job_id": job_id, "kind": "run"}).json()["data"]
+    assert len(entries) == 1
+    record = entries[0]
+    assert record["statement"]["predicate"]["artifact_sha256"] == model["artifact_digest"] == "ab" * 32
+    weights = next(f for f in model["files"] if f["path"] == "adapter_model.safetensors")
+    assert weights["artifact_path"] == "adapter_model.safetensors"
+    assert {s["name"]: s["digest"]["sha256"] for s in record["statement"]["subject"]}["artifact/adapter_model.safetensors"] == weights["sha256"]
+    assert {f["path"]: f["artifact_path"] for f in model["files"]}["tokenizer.json"] is None  # the base model's
+    folder, headers = _download(client, customer, model["id"], tmp_path / "download")
+    # The headers carry the model folder's digest, which the records' artifact-digest function recomputes.
+    assert headers["x-trainarena-model-digest"] == model["digest"] == path_digest(folder)
+    assert headers["x-trainarena-artifact-digest"] == model["artifact_digest"]
+
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "model.json").write_text(json.dumps(model))
+    (saved / "record.json").write_text(json.dumps(record))
+    (saved / "key.pem").write_text(client.get("/v1/records/public-key", headers=customer).text)
+    offline = ("--model-json", str(saved / "model.json"), "--record", str(saved / "record.json"), "--key", str(saved / "key.pem"))
+    checked = _verify(str(folder), *offline, exit_code=0)
+    assert checked["ok"] and checked["problems"] == [] and checked["linked_to_record"] == ["adapter_model.safetensors"]
+    assert checked["folder_digest"] == model["digest"] and checked["signed_by"] is not None
+
+    weights_file = folder / "adapter_model.safetensors"
+    tampered = bytearray(weights_file.read_bytes())
+    tampered[-1] ^= 1
+    weights_file.write_bytes(bytes(tampered))
+    refused = _verify(str(folder), *offline, exit_code=1)
+    assert not refused["ok"] and refused["linked_to_record"] == []
+    assert [p.split(" ")[0] for p in refused["problems"]] == ["the", "adapter_model.safetensors", "adapter_model.safetensors"]
+    assert "the folder's digest is" in refused["problems"][0] and "the signed record" in refused["problems"][2]
+
+
+def test_a_record_signed_by_another_key_or_of_another_run_is_refused(finished_job: tuple[TestClient, str], auth: dict,
+                                                                     tmp_path: Path) -> None:  # fmt: skip
+    from trainarena.records.signing import init_key
+
+    client, job_id = finished_job
+    customer = auth["customer"]
+    model = client.get(f"/v1/models/{client.get(f'/v1/jobs/{job_id}', headers=customer).json()['model_id']}", headers=customer).json()
+    record = client.get("/v1/records/entries", headers=customer, params={"job_id": job_id, "kind": "run"}).json()["data"][0]
+    folder, _ = _download(client, customer, model["id"], tmp_path / "download")
+    (tmp_path / "model.json").write_text(json.dumps(model))
+    (tmp_path / "record.json").write_text(json.dumps(record))
+    (tmp_path / "other.pem").write_text(init_key(tmp_path / "other-key.pem").public_pem())
+    result = CliRunner().invoke(app, ["models", "verify", str(folder), "--model-json", str(tmp_path / "model.json"),
+                                      "--record", str(tmp_path / "record.json"), "--key", str(tmp_path / "other.pem")])  # fmt: skip
+    assert result.exit_code == 1 and "the record cannot be trusted: not signed by key" in result.output
+    (tmp_path / "model.json").write_text(json.dumps({**model, "run_id": model["run_id"] + 1}))
+    other_run = _verify(str(folder), "--model-json", str(tmp_path / "model.json"), "--record", str(tmp_path / "record.json"), exit_code=1)
+    assert other_run["problems"] == [f"the record is of run {model['run_id']}, the model was trained by run {model['run_id'] + 1}"]
+    assert other_run["signed_by"] is None  # no --key: read, not checked
+
+
+def test_the_operator_verifies_against_the_registry_and_its_own_log(finished_job: tuple[TestClient, str], auth: dict,
+                                                                    api_settings: Settings, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    client, job_id = finished_job
+    model_id = client.get(f"/v1/jobs/{job_id}", headers=auth["customer"]).json()["model_id"]
+    folder, _ = _download(client, auth["operator"], model_id, tmp_path / "download")
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(api_settings.data_dir))
+    checked = _verify(str(folder), "--model", model_id, exit_code=0)
+    assert checked["linked_to_record"] == ["adapter_model.safetensors"] and checked["signed_by"] is not None
+    text = CliRunner().invoke(app, ["models", "verify", str(folder), "--model", model_id], env={"COLUMNS": "80"})
+    assert text.exit_code == 0 and text.stdout.rstrip().endswith("verified"), text.output
+    assert max(len(line) for line in text.stdout.splitlines()) <= 80
