@@ -45,6 +45,7 @@ def test_runs_are_listed_with_statuses_scores_and_reasons(api: Api, client: Test
     assert all(r["status"] == "succeeded" and r["score"] is not None for r in by_competitor[LONG_NAME])
     assert all(r["status"] == "failed" and "ZeroDivisionError" in r["reason"] for r in by_competitor["crasher"])
     assert all(r["tournament"] == "week-1" for r in runs)
+    assert {r["direction"] for r in runs} == {"lower"}  # its task type's, failed runs' too (they have no score)
     crashed = _get(client, api, "/v1/runs", competitor="crasher", status="failed")["data"]
     assert crashed == by_competitor["crasher"]
     assert _get(client, api, "/v1/runs", status="timed_out")["data"] == by_competitor["slowpoke"]

@@ -22,7 +22,7 @@ from trainarena.store import open_store
 
 NOTE = re.compile(r"no driver since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(its driver stopped or was killed\); "
                   r"`trainarena tournament run (\d+)` resumes it")  # fmt: skip
-LIST_HEADERS = ["run", "tournament", "round", "task", "competitor", "result", "reason"]
+LIST_HEADERS = ["run", "tournament", "round", "task", "competitor", "result↓", "reason"]
 
 
 @pytest.fixture

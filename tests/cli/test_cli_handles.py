@@ -24,9 +24,9 @@ from trainarena.settings import Settings
 from trainarena.store import open_store
 
 WIDTH = 80
-RUN_HEADERS = ["run", "tournament", "round", "task", "competitor", "result", "reason"]
+RUN_HEADERS = ["run", "tournament", "round", "task", "competitor", "result↓", "reason"]
 TOURNAMENT_HEADERS = ["id", "name", "kind", "status", "where", "runs", "champion", "outcome"]
-ATTEMPT_HEADERS = ["#", "status", "driver", "started", "wall", "score"]
+ATTEMPT_HEADERS = ["#", "status", "driver", "started", "wall", "score↓"]
 
 
 @pytest.fixture
@@ -112,5 +112,5 @@ def test_tournament_show_keeps_task_and_competitor_names_whole(long_names: Finis
     runs = _listed_runs()
     lines = output.splitlines()
     assert f"{LONG_TOURNAMENT} (text)" in lines and all(run["task"] in output for run in runs)  # the bracket's labels
-    headers = ["#", "competitor", "reached", "ok", "scores", "failed because", "weight"]
+    headers = ["#", "competitor", "reached", "ok", "scores↓", "failed because", "weight"]
     assert sorted(row[1] for row in read_table(output, WIDTH, headers)) == sorted({run["competitor"] for run in runs})

@@ -16,16 +16,16 @@ from trainarena.jobs.uploads import UploadSink, check_file
 from trainarena.settings import JobRules, Settings
 from trainarena.store import open_store
 from trainarena.store.api_keys import create_key
-from trainarena.store.models import ApiRole
+from trainarena.store.models import ApiRole, Job
 
 
-def _queued_job(data_dir: Path, base_model: str = "trainarena:tiny_llama") -> str:
+def _queued_job(data_dir: Path, base_model: str = "trainarena:tiny_llama", customer: str = "acme") -> str:
     settings = Settings(data_dir=data_dir, jobs=JobRules(base_models=(base_model,)))
     sink = UploadSink(settings.uploads_dir, settings.api.upload_max_bytes, "qa.jsonl")
     sink.write("".join(json.dumps({"q": f"what is {i}", "a": str(i)}) + "\n" for i in range(30)).encode())
     sha = sink.finish()
     with open_store(settings) as store, store.transaction() as session:
-        owner = create_key(session, "acme", ApiRole.CUSTOMER).row.id
+        owner = create_key(session, customer, ApiRole.CUSTOMER).row.id
         upload = store_upload(session, settings, owner_key_id=owner, staging=sink.path, filename="qa.jsonl",
                               checked=check_file(sink.path, "qa.jsonl", "text", "jsonl", settings), sha256=sha, size=sink.size)  # fmt: skip
         request = JobRequest("instruct", base_model, upload.id, {"field_instruction": "q", "field_output": "a"})
@@ -103,3 +103,24 @@ def test_cancel_removes_the_copies_of_an_attempt_the_job_made(runner: CliRunner,
 def test_an_unknown_job_is_named(runner: CliRunner) -> None:
     result = runner.invoke(app, ["jobs", "show", "job-missing"])
     assert result.exit_code == 1 and "no job job-missing" in result.output
+
+
+def _scored(data_dir: Path, job_id: str, task_type: str, score: float) -> None:
+    with open_store(Settings(data_dir=data_dir)) as store, store.transaction() as session:
+        job = session.get_one(Job, job_id)
+        job.task_type, job.score = task_type, score
+
+
+def test_the_score_column_says_which_way_is_better(runner: CliRunner, tmp_path: Path) -> None:
+    """A job's score is a loss (lower is better) or a GRPO reward (higher), and the column said neither
+    (QA): its heading carries the task type's arrow, or each score does where the jobs' types differ."""
+    data = tmp_path / "data"
+    loss_job = _queued_job(data)
+    _scored(data, loss_job, "instruct", 1.25)
+    listed = runner.invoke(app, ["jobs", "list"], env={"COLUMNS": "80"}).output
+    assert "┃ score↓ ┃" in listed and "│   1.25 │" in listed, listed
+    reward_job = _queued_job(data, customer="globex")
+    _scored(data, reward_job, "grpo", 0.75)
+    mixed = runner.invoke(app, ["jobs", "list"], env={"COLUMNS": "80"}).output
+    assert "┃ score ┃" in mixed and "│ 1.25↓ │" in mixed and "│ 0.75↑ │" in mixed, mixed
+    assert max(len(line) for line in mixed.splitlines()) <= 80

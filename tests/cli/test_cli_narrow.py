@@ -22,7 +22,7 @@ from trainarena.cli.results import LEADERBOARD_COLUMNS
 
 WIDTHS = (80, 60, 50)
 WIDE = 400  # no value wraps: the reference the narrow output is read against
-RUN_HEADERS = ["run", "tournament", "round", "task", "competitor", "result", "reason"]
+RUN_HEADERS = ["run", "tournament", "round", "task", "competitor", "result↓", "reason"]
 LEFT_OUT = "left out at this width: "
 
 
@@ -105,7 +105,7 @@ def test_runs_list_never_leaves_a_run_id_blank(long_names: FinishedStore, width:
 @pytest.mark.parametrize("width", WIDTHS)
 def test_leaderboard_keeps_every_rank(long_names: FinishedStore, width: int) -> None:
     output = _invoke(["tournament", "show", str(long_names.tournament_id)], width)
-    headers = ["#", "competitor", "reached", "ok", "scores", "failed because", "weight"]
+    headers = ["#", "competitor", "reached", "ok", "scores↓", "failed because", "weight"]
     board = json.loads(_invoke(["tournament", "show", str(long_names.tournament_id), "--json"], width))
     rows = read_table(output[output.index("Leaderboard") :], width, _shown_headers(output, headers), headers_cut=True)
     assert [row[:2] for row in rows] == [["-" if line["rank"] is None else str(line["rank"]), line["competitor"]]

@@ -152,7 +152,7 @@ def test_list_filters_by_tournament_competitor_and_status(finished_store: Finish
 def test_list_keeps_the_names_whole_and_cuts_the_reason(finished_store: FinishedStore, width: int) -> None:
     result = _invoke("runs", "list", width=width)
     assert result.exit_code == 0, result.output
-    rows = read_table(result.stdout, width, ["run", "tournament", "round", "task", "competitor", "result", "reason"])
+    rows = read_table(result.stdout, width, ["run", "tournament", "round", "task", "competitor", "result↓", "reason"])
     runs = json.loads(_invoke("runs", "list", "--json").stdout)
     assert [row[:2] + row[3:5] for row in rows] == [[str(run["run_id"]), "week-1", run["task"], run["competitor"]] for run in runs]
     assert [row[5] for row in rows] == [f"{run['score']:.4f}" if run["status"] == "succeeded" else run["status"] for run in runs]

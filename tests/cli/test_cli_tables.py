@@ -151,7 +151,7 @@ def test_competitor_show_prints_every_value_whole(finished_store: FinishedStore,
 def test_leaderboard_keeps_one_line_per_competitor_with_the_failed_run_id(finished_store: FinishedStore, width: int) -> None:
     board = _board(finished_store)
     output = _render(width, lambda console: print_leaderboard(console, board))
-    headers = ["#", "competitor", "reached", "ok", "scores", "failed because", "weight"]
+    headers = ["#", "competitor", "reached", "ok", "scores↓", "failed because", "weight"]
     rows = {row[1]: row for row in read_table(output, width, headers)}
     assert sorted(rows) == sorted(COMPETITORS)  # every name whole
     assert rows[LONG_NAME][0] == "1" and rows[LONG_NAME][5] == ""

@@ -65,7 +65,7 @@ def test_a_played_task_is_found_by_a_digest_prefix_and_ranks_its_runs(long_named
     entrants = [line["entrant"] for line in shown["leaderboard"]["lines"]]
     output = _invoke(["task", "show", name, "--leaderboard"])
     table = output[output.index("┏"):]
-    assert [row[1] for row in read_table(table, 80, ["rank", "entrant", "kind", "best", "run", "runs"])] == entrants
+    assert [row[1] for row in read_table(table, 80, ["rank", "entrant", "kind", "best↓", "run", "runs"])] == entrants
 
 
 def test_a_name_neither_stored_played_nor_a_file_is_a_clear_error(long_named_tasks: FinishedStore) -> None:

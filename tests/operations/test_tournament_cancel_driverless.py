@@ -39,7 +39,7 @@ from trainarena.store.api_keys import create_key  # noqa: E402
 from trainarena.store.leases import DriverIdentity, lease_holder, renew  # noqa: E402
 from trainarena.store.models import ApiRole  # noqa: E402
 
-LIST_HEADERS = ["run", "tournament", "round", "task", "competitor", "result", "reason"]
+LIST_HEADERS = ["run", "tournament", "round", "task", "competitor", "result↓", "reason"]
 REASON = "cancelled: wrong entrants (after it started: its records stay)"
 
 

@@ -51,6 +51,7 @@ def test_a_customer_signs_in_and_sees_its_own_jobs_and_models_only(client: TestC
     words = text_of(client.get("/account").text)
     assert "Signed in as alice" in words and "job-alice instruct trainarena:tiny_llama succeeded 1.2500" in words
     assert "model-alice job instruct" in words and "job-bob" not in words and "model-bob" not in words
+    assert client.get("/account").text.count('<th scope="col" title="lower is better">Score↓</th>') == 2  # jobs' and models'
     home = text_of(client.get("/").text)
     assert "Your recent jobs job-alice instruct succeeded" in home and "job-bob" not in home
     job = text_of(client.get("/account/jobs/job-alice").text)
@@ -225,6 +226,8 @@ def test_a_signed_in_customer_downloads_its_model_and_only_its_own(client: TestC
     assert 'href="/account/models/model-alice/download"' in client.get("/account").text
     download = client.get("/account/models/model-alice/download")
     assert download.status_code == 200 and download.headers["content-disposition"] == 'attachment; filename="model-alice.tar"'
+    with open_store(Settings()) as store, store.session() as session:  # the digest `trainarena models verify` checks, as the API sends it
+        assert download.headers["x-trainarena-model-digest"] == session.get_one(RegisteredModel, "model-alice").digest
     with tarfile.open(fileobj=io.BytesIO(download.content)) as tar:
         assert tar.getnames() == ["model-alice/README.md"]
     assert client.get("/account/models/model-bob/download").status_code == 404

@@ -31,7 +31,7 @@ def test_tournament_show_lists_each_rounds_byes(dashboard_store: DashboardStore)
 
 
 def test_a_competitor_that_only_advanced_on_byes_reached_its_last_bye() -> None:
-    line = RunLine(1, 0, "group", "g1", "task-0", "a", "succeeded", 0.5, None, 1.0)
+    line = RunLine(1, 0, "group", "g1", "task-0", "a", "succeeded", 0.5, None, 1.0, "lower")
     byes = [Byes(1, "knockout", ["b"]), Byes(2, "knockout", ["b", "c"])]
     assert reached("b", [], byes) == "knockout r3 (bye)"
     assert reached("a", [line], byes) == "group r1"

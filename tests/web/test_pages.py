@@ -125,6 +125,7 @@ def test_competitor_page_links_the_commit_and_charts_scores_against_the_champion
         (f"instruct-boss-{i}", score / 2, LONG_NAME, score) for i, score in enumerate((1.0, 1.0, 1.3))
     ]  # the champion of week-2 is the challenger itself: it is measured against the defender it beat
     assert re.search(r"run \d+ week-2 3 \(boss\) instruct-boss-0 succeeded 0\.5000", words)
+    assert '<th scope="col" title="lower is better">Score↓</th>' in page.text  # every run a loss: the heading says it
     other = client.get(f"/competitors/{LONG_NAME}").text
     assert f'<a href="{LONG_URL}"' in other and "/commit/" not in other  # a host without known commit pages
 
@@ -163,6 +164,7 @@ def test_task_page_shows_its_definition_and_leaderboard(client: TestClient) -> N
     assert "Type instruct Base model tiny" in words and "lower is better" in words
     assert re.search(r"1 challenger tournament 0\.5000 1/1 run \d+ 2 honest-baseline\S* tournament 1\.0000", words)
     assert "Best score per entrant on instruct-boss-0" in page.text
+    assert '<th scope="col" title="lower is better">Best score↓</th>' in page.text  # which way is better, in the heading
 
 
 def test_task_page_of_a_stored_task_shows_its_digests_and_rows(client: TestClient) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from trainarena.cli.output import Col, OneLineTable, count_option, fail, print_block, print_fields, print_wrapped
+from trainarena.cli.output import Col, OneLineTable, count_option, fail, print_block, print_fields, print_wrapped, scored_columns
 from trainarena.jobs import (
     JobsError,
     cancel_job,
@@ -24,6 +24,8 @@ from trainarena.jobs import (
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.models import Job
+from trainarena.tasks import score_direction
+from trainarena.wording import ScoreColumn
 
 app = typer.Typer(help="List, show and cancel customers' training jobs.", no_args_is_help=True)
 
@@ -76,10 +78,11 @@ def list_command(
     if as_json:
         typer.echo(json.dumps({"ok": True, "jobs": rows}))
         return
-    table = OneLineTable(JOB_COLUMNS, title="Training jobs")
+    scores = ScoreColumn(score_direction(row["task_type"]) for row in rows)
+    table = OneLineTable(scored_columns(JOB_COLUMNS, "score", scores), title="Training jobs")
     for row in rows:
         score = "" if row["score"] is None else f"{row['score']:.4g}"
-        table.add_row([row["id"], row["status"], row["task_type"], row["base_model"], score,
+        table.add_row([row["id"], row["status"], row["task_type"], row["base_model"], scores.cell(score, score_direction(row["task_type"])),
                        (row["created_at"] or "")[5:16].replace("T", " ")])  # fmt: skip
     console = Console(highlight=False)
     console.print(table if rows else "no jobs yet (customers create them with POST /v1/jobs)")

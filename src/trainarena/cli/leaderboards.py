@@ -6,12 +6,12 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from trainarena.cli.output import Col, OneLineTable, print_fields, print_wrapped, seconds_text
+from trainarena.cli.output import Col, OneLineTable, print_fields, print_wrapped, scored_columns, seconds_text
 from trainarena.reporting.references import REFERENCE_LABELS
 from trainarena.reporting.task_board import PlayedTask, TaskBoard, UnknownTaskError, played_task
 from trainarena.settings import Settings
 from trainarena.store import open_store
-from trainarena.wording import counted
+from trainarena.wording import ScoreColumn, counted
 
 BOARD_COLUMNS = (
     Col("rank", justify="right"),
@@ -25,7 +25,7 @@ BOARD_COLUMNS = (
 
 def print_task_board(console: Console, board: TaskBoard) -> None:
     better = "" if board.direction is None else f", {board.direction} is better"
-    table = OneLineTable(BOARD_COLUMNS, title=f"{board.task} (digest {board.digest[:12]}{better})")
+    table = OneLineTable(scored_columns(BOARD_COLUMNS, "best", ScoreColumn([board.direction])), title=f"{board.task} (digest {board.digest[:12]}{better})")
     for line in board.lines:
         kind = "reference" if line.origin in REFERENCE_LABELS else line.origin.replace("adhoc", "ad hoc")
         table.add_row(["-" if line.rank is None else str(line.rank), line.entrant, kind,

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from sqlalchemy.orm import Session
 
-from trainarena.cli.output import Col, OneLineTable, check_path, fail, make_output_folder, print_fields
+from trainarena.cli.output import Col, OneLineTable, check_path, fail, make_output_folder, print_fields, scored_columns
 from trainarena.records.signing import OperatorKeyError, SignatureError
 from trainarena.registry import (
     ModelFilesMissing,
@@ -26,7 +26,8 @@ from trainarena.registry.download_check import DownloadCheck, SignedRecord, chec
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.models import RegisteredModel
-from trainarena.wording import percent
+from trainarena.tasks import score_direction
+from trainarena.wording import ScoreColumn, percent
 
 app = typer.Typer(help="List, show, export and publish the registered models.", no_args_is_help=True)
 
@@ -60,9 +61,11 @@ def list_command(as_json: JsonFlag = False) -> None:
     if as_json:
         typer.echo(json.dumps({"ok": True, "models": rows}))
         return
-    table = OneLineTable(COLUMNS, title="Registered models")
+    scores = ScoreColumn(score_direction(row["task_type"]) for row in rows)
+    table = OneLineTable(scored_columns(COLUMNS, "score", scores), title="Registered models")
     for row in rows:
-        table.add_row([row["id"], row["source"], row["task_type"], _score(row["score"]), row["script"] or "-"])
+        score = scores.cell(_score(row["score"]), score_direction(row["task_type"]))
+        table.add_row([row["id"], row["source"], row["task_type"], score, row["script"] or "-"])
     Console(highlight=False).print(table if rows else "no registered models yet")
 
 

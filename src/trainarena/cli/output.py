@@ -23,7 +23,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from rich.text import Text
 
 from trainarena.contract import SEED_MAX, STORE_INT_MAX
 from trainarena.tasks import budget_problem
+from trainarena.wording import ScoreColumn
 
 # Gap between a details view's keys and values.
 FIELD_GAP = 2
@@ -255,6 +256,12 @@ class OneLineTable:
         for row in self.rows:
             table.add_row(*(row[i] for i in shown))
         yield table
+
+
+def scored_columns(columns: Sequence[Col], label: str, scores: ScoreColumn) -> tuple[Col, ...]:
+    """``columns`` with the heading of the score column ``label`` saying which way is better
+    (``score↓``), where every row's task type agrees (``ScoreColumn``)."""
+    return tuple(replace(column, header=scores.heading(label)) if column.header == label else column for column in columns)
 
 
 def labelled(label: str, style: str, message: str) -> Text:

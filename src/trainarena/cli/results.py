@@ -14,11 +14,12 @@ from rich.table import Column, Table
 from rich.text import Text
 from rich.tree import Tree
 
-from trainarena.cli.output import Col, OneLineTable, longest_word, one_line, print_wrapped, printable, whole
+from trainarena.cli.output import Col, OneLineTable, longest_word, one_line, print_wrapped, printable, scored_columns, whole
 from trainarena.contract import RunStatus
 from trainarena.reporting.leaderboard import Leaderboard, RunLine
 from trainarena.reporting.reasons import short_reason
 from trainarena.runs import ProgressEvent
+from trainarena.wording import ScoreColumn
 
 _STATUS_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "yellow", "invalid": "magenta"}
 # Widest competitor name in a bracket line before it is cut (the result after it needs the room).
@@ -98,7 +99,9 @@ def _failure_cell(lines: list[RunLine]) -> str:
 def print_leaderboard(console: Console, board: Leaderboard) -> None:
     """One line per competitor: rank, how far it got, runs that succeeded, its scores, why it failed
     (the full text: `trainarena runs show RUN`), its weight."""
-    table = OneLineTable(LEADERBOARD_COLUMNS, title=f"Leaderboard — {board.tournament}")
+    directions = {line.task: line.direction for line in board.runs}
+    scores = ScoreColumn(directions.values())
+    table = OneLineTable(scored_columns(LEADERBOARD_COLUMNS, "scores", scores), title=f"Leaderboard — {board.tournament}")
     for standing in board.standings:
         own = [line for line in board.runs if line.competitor == standing.competitor]
         table.add_row([
@@ -106,7 +109,7 @@ def print_leaderboard(console: Console, board: Leaderboard) -> None:
             one_line(standing.competitor, style="bold" if standing.competitor == board.champion else ""),
             standing.reached,
             f"{standing.runs_ok}/{standing.runs}",
-            " ".join(_score(score) for score in standing.scores.values()) or "-",
+            " ".join(scores.cell(_score(score), directions.get(task)) for task, score in standing.scores.items()) or "-",
             _failure_cell(own),
             "-" if standing.weight is None else f"{standing.weight:.3f}",
         ])  # fmt: skip

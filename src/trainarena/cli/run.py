@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE, threads_per_run
-from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields, print_reason, printable
+from trainarena.cli.output import Col, OneLineTable, fail, labelled, print_fields, print_reason, printable, scored_columns
 from trainarena.cluster import make_executor
 from trainarena.contract import SEED_MAX, Direction
 from trainarena.engine.comparison import relative_improvement, seed_spread
@@ -29,6 +29,7 @@ from trainarena.store.models import RunOrigin
 from trainarena.submissions import RegistrationError
 from trainarena.tasks import TaskFileError, load_task_file, with_local_path
 from trainarena.tasks.base import DatasetError, TaskDefinition
+from trainarena.wording import ScoreColumn
 from trainarena.workbench import (
     RunStopped,
     Script,
@@ -218,7 +219,8 @@ def print_result(console: Console, runs: list[RunDetail], summary: SeedsSummary 
     if len(runs) == 1:
         _print_run(console, runs[0], references_skipped)
         return
-    table = OneLineTable(SEED_COLUMNS, title=f"{runs[0].competitor} on {runs[0].task}, {len(runs)} seeds")
+    columns = scored_columns(SEED_COLUMNS, "score", ScoreColumn(run.direction for run in runs))
+    table = OneLineTable(columns, title=f"{runs[0].competitor} on {runs[0].task}, {len(runs)} seeds")
     for run in runs:
         # Each run's house reference is the house run on its own seed, which the verdict pairs it with.
         house = next((line for line in run.references if line.kind == RunOrigin.HOUSE), None)

@@ -21,6 +21,7 @@ from trainarena.cli.output import (
     print_reason,
     print_wrapped,
     printable,
+    scored_columns,
 )
 from trainarena.contract import RunStatus
 from trainarena.reporting.references import REFERENCE_LABELS
@@ -30,6 +31,7 @@ from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.driving import Driving
 from trainarena.store.models import RunOrigin
+from trainarena.wording import ScoreColumn
 
 app = typer.Typer(help="Look at runs, in tournaments and ad hoc: one in full (reason, stderr tail, files, score, references, timings), or a list.", no_args_is_help=True)
 
@@ -149,7 +151,7 @@ def _print_detail(console: Console, run: RunDetail) -> None:
         ],
     )
     if run.lists_attempts:
-        table = OneLineTable(ATTEMPT_COLUMNS, title="attempts")
+        table = OneLineTable(scored_columns(ATTEMPT_COLUMNS, "score", ScoreColumn([run.direction])), title="attempts")
         for line in run.attempt_history:
             score = "-" if line.score is None else f"{line.score:.4f}"
             table.add_row([str(line.number), line.status + (" (counts)" if line.counts else ""), line.driver,
@@ -189,13 +191,23 @@ def _result(run: RunSummary) -> str:
     return f"{run.score:.4f}" if run.status == RunStatus.SUCCEEDED and run.score is not None else run.status
 
 
-def list_row(run: RunSummary) -> list[str]:
+def list_row(run: RunSummary, scores: ScoreColumn) -> list[str]:
     if run.tournament is None:
         audited = "-" if run.audit_of is None else f"of run {run.audit_of}"  # the round column names the audited run
         where, round_text = {RunOrigin.ADHOC: ("ad hoc", "-"), RunOrigin.AUDIT: ("audit", audited)}.get(run.origin, ("reference", "-"))
     else:
         where, round_text = run.tournament, f"r{run.round} {run.stage}"  # cut to its width, the number stays
-    return [str(run.run_id), where, round_text, run.task, run.competitor, _result(run), run.reason]
+    return [str(run.run_id), where, round_text, run.task, run.competitor, scores.cell(_result(run), run.direction), run.reason]
+
+
+def runs_table(runs: list[RunSummary], title: str) -> OneLineTable:
+    """``runs`` one line each; the result's heading says which way scores are better (``result↓``), or
+    each score does where the runs' task types disagree."""
+    scores = ScoreColumn(run.direction for run in runs)
+    table = OneLineTable(scored_columns(LIST_COLUMNS, "result", scores), title=title)
+    for run in runs:
+        table.add_row(list_row(run, scores))
+    return table
 
 
 def print_idle_drivers(console: Console, runs: list[RunSummary]) -> None:
@@ -226,9 +238,6 @@ def list_command(
         filtered = any(value is not None for value in (tournament, competitor, status, task))
         typer.echo("no runs match the filters" if filtered else "no runs yet; `trainarena run` or `trainarena demo` makes some")
         return
-    table = OneLineTable(LIST_COLUMNS, title="Runs")
-    for run in runs:
-        table.add_row(list_row(run))
     console = Console()
-    console.print(table)
+    console.print(runs_table(runs, "Runs"))
     print_idle_drivers(console, runs)

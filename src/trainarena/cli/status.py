@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, print_wrapped, printable
-from trainarena.cli.runs import LIST_COLUMNS, list_row
+from trainarena.cli.runs import runs_table
 from trainarena.reporting.run_list import AD_HOC, RunSummary, latest_runs_outside_tournaments
 from trainarena.settings import Settings
 from trainarena.store import (
@@ -84,10 +84,7 @@ def print_status(
         console.print(table)
         print_drivers(console, summaries)
     if adhoc:
-        runs = OneLineTable(LIST_COLUMNS, title="Latest runs outside tournaments")
-        for run in adhoc:
-            runs.add_row(list_row(run))
-        console.print(runs)
+        console.print(runs_table(adhoc, "Latest runs outside tournaments"))
         console.print(Text(f'all of them: trainarena runs list --tournament "{AD_HOC}"'), soft_wrap=True)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from trainarena.contract import RunStatus
 from trainarena.engine.model import Finished
-from trainarena.reporting.run_detail import CANCELLED, score_of, shown_outcome, task_name
+from trainarena.reporting.run_detail import CANCELLED, score_of, shown_outcome, task_direction, task_name
 from trainarena.store import Tournament, defender_reigned, stored_weights
 
 _STAGE_ORDER = {"group": 0, "knockout": 1, "boss": 2}
@@ -31,6 +31,7 @@ class RunLine:
     score: float | None
     failure: str | None
     wall_seconds: float | None
+    direction: str | None  # lower or higher: which scores of its task type are better
 
     @property
     def failed(self) -> bool:
@@ -92,7 +93,7 @@ def _run_lines(tournament: Tournament) -> list[RunLine]:
                     status, failure = shown_outcome(run)
                     lines.append(RunLine(run_id=run.id, round_index=round_.index, stage=round_.stage,
                                          match_id=match.match_id, task=task_name(task), competitor=run.competitor.name,
-                                         status=status, score=score_of(run)[0], failure=failure,
+                                         status=status, score=score_of(run)[0], direction=task_direction(task), failure=failure,
                                          wall_seconds=run.wall_seconds))  # fmt: skip
     return lines
 

@@ -30,6 +30,7 @@ from trainarena.store import (
 )
 from trainarena.store.driving import Driving, drivers_of
 from trainarena.store.models import AttemptStatus, Job, RunOrigin, Tournament, TournamentStatus
+from trainarena.tasks import score_direction
 
 STDERR_LOG_NAME = "stderr.log"  # the script's stderr, in the run's log folder
 LOG_NAMES = {"stderr": STDERR_LOG_NAME, "stdout": "stdout.log"}  # the logs the platform writes per run
@@ -132,6 +133,12 @@ def not_scored_reason(session: Session, run: Run) -> str | None:
         return None
     share = session.scalar(select(Job.validation_share).where(Job.run_id == run.id))
     return NO_VALIDATION_ROWS if share == 0 else None
+
+
+def task_direction(task: TaskRow) -> str | None:
+    """Which way scores on ``task`` are better (lower or higher), its task type's: known before any run
+    of it scored, so a table's score column can say it for every row."""
+    return score_direction(str(task.definition.get("task_type", "")))
 
 
 def task_name(task: TaskRow) -> str:

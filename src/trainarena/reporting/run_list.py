@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session, selectinload
 from trainarena.contract import RunStatus
 from trainarena.reporting.reasons import short_reason
 from trainarena.reporting.references import REFERENCE_LABELS, TREE_SUFFIX, run_label
-from trainarena.reporting.run_detail import CANCELLED, drivers_of_running, place_of, score_of, shown_outcome, task_name
+from trainarena.reporting.run_detail import (
+    CANCELLED,
+    drivers_of_running,
+    place_of,
+    score_of,
+    shown_outcome,
+    task_direction,
+    task_name,
+)
 from trainarena.reporting.run_labels import has_labelled_runs, labelled_runs
 from trainarena.runs import definition_from_json, task_key
 from trainarena.store import (
@@ -49,6 +57,7 @@ class RunSummary:
     status: str
     attempts: int
     score: float | None
+    direction: str | None  # lower or higher: which scores of its task type are better
     reason: str
     driver: Driving | None  # a running tournament run: who drives its tournament (RunDetail.driver)
 
@@ -68,7 +77,7 @@ TASK_DIGEST_PREFIX_MIN = 6
 
 
 def _summary(run: Run, drivers: dict[int, Driving]) -> RunSummary:
-    score, direction = score_of(run)
+    score = score_of(run)[0]
     place = place_of(run)
     status, reason = shown_outcome(run)
     return RunSummary(
@@ -84,6 +93,7 @@ def _summary(run: Run, drivers: dict[int, Driving]) -> RunSummary:
         status=status,
         attempts=run.attempts,
         score=score,
+        direction=task_direction(run.task),
         reason=short_reason(reason),
         driver=drivers.get(place["tournament_id"]) if run.status == RunStatus.RUNNING else None,
     )

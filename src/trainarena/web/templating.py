@@ -15,7 +15,8 @@ from fastapi.templating import Jinja2Templates
 from trainarena.contract import STORE_INT_MAX
 from trainarena.settings import Settings
 from trainarena.store import Store
-from trainarena.wording import counted
+from trainarena.tasks import score_direction
+from trainarena.wording import ScoreColumn, counted
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -54,8 +55,9 @@ def commit_url(url: str | None, commit: str | None) -> str | None:
     return f"{base.removesuffix('/').removesuffix('.git')}/commit/{commit}"
 
 
-templates.env.filters.update(score=score, when=when, seconds=seconds, counted=counted)
-templates.env.globals.update(web_url=web_url, commit_url=commit_url)
+templates.env.filters.update(score=score, when=when, seconds=seconds, counted=counted, direction=score_direction)
+# A score column's heading and cells say which way is better (wording.ScoreColumn), as the CLI's tables do.
+templates.env.globals.update(web_url=web_url, commit_url=commit_url, score_column=ScoreColumn)
 
 
 def settings_of(request: Request) -> Settings:

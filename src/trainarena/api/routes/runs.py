@@ -60,6 +60,7 @@ class RunSummaryOut(BaseModel):
     status: str = Field(description=STATUS_DESCRIPTION)
     attempts: int = Field(description="How many times it was started (interrupted runs are run again).")
     score: float | None = Field(description="The score of the attempt that counts; null while none scored.")
+    direction: str | None = Field(description="lower or higher: which scores of its task type are better.")
     reason: str = Field(description="Why it failed, in one line; empty when it did not.")
     driver: DriverOut | None = Field(description=DRIVER_DESCRIPTION)
 

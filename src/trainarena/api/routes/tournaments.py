@@ -87,6 +87,7 @@ class RunLineOut(BaseModel):
     score: float | None
     failure: str | None
     wall_seconds: float | None
+    direction: str | None = Field(description="lower or higher: which scores of its task type are better.")
 
 
 class BossTaskOut(BaseModel):
