@@ -17,7 +17,8 @@ here or elsewhere, before or after a restart, claims it before its ``not_before`
 met the fault also claims no other job for that wait: the fault is likely its host's or its
 cluster's, so claiming at once would only spend the next job's tries the same way. Its own running
 jobs and the queue's upkeep (heartbeats, cancellations, dead workers' jobs) go on meanwhile, and a
-worker whose queued jobs all wait claims nothing, polling every ``poll_seconds``.
+worker whose queued jobs all wait claims nothing, polling every ``poll_seconds``. A service stop ends
+its running jobs' runs at once (their tries are withdrawn, nothing of them kept: ``jobs.runner.StopRequest``).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class JobWorker:
         with self._lock:
             running = list(self._running.values())
         for _thread, stop in running:
-            stop.shutdown()
+            stop.discard()
         for thread, _stop in running:
             thread.join()
         self._resources.close()
@@ -168,7 +169,7 @@ class JobWorker:
                 if job_id in self._running:
                     log.warning("job worker %s: job %s is no longer its running job (queued again after late heartbeats, "
                                 "or just ended); its run, if still going, is killed", self.worker_id, job_id)  # fmt: skip
-                    self._running[job_id][1].lose()
+                    self._running[job_id][1].discard()
             for job_id in cancelled & mine:
                 if job_id in self._running:
                     self._running[job_id][1].cancel()
