@@ -2,7 +2,8 @@
 (cli/output.py ``id_argument``, ``id_option``, ``count_option``, ``seed_option``; ids at most the store's STORE_INT_MAX, which PostgreSQL's 32-bit ids refuse past): a number past 64 bits
 was a 40-line traceback ending in "OverflowError: Python int too large to convert to SQLite INTEGER"
 (QA of the CLI, finding 2), and a tournament seed of -5 was stored where a task's seed must be 0 to
-SEED_MAX."""
+SEED_MAX. A tournament is named by its name or its id, and names may be digits: a larger number is
+looked up as a name (tests/cli/test_cli_tournament_names.py)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,6 @@ def _said(output: str) -> str:
 @pytest.mark.parametrize(("args", "where"), [
     (["runs", "show", HUGE], "'run_id'"),
     (["runs", "show", "1", "--tail", HUGE], "'--tail'"),
-    (["tournament", "show", HUGE], "'tournament_id'"),
-    (["tournament", "run", HUGE], "'tournament_id'"),
-    (["export", HUGE, "{tmp}/bundle"], "'tournament_id'"),
     (["audit", HUGE], "'run_id'"),
     (["weights", "export", "--format", "json", "--vector", HUGE], "'--vector'"),
     (["jobs", "list", "--limit", HUGE], "'--limit'"),
@@ -34,8 +32,6 @@ def _said(output: str) -> str:
     (["demo", "--seed", str(SEED_MAX + 1)], "'--seed'"),
     (["runs", "show", "0"], "'run_id'"),
     (["runs", "show", str(STORE_INT_MAX + 1)], "'run_id'"),  # PostgreSQL refuses it as a parameter of its 32-bit ids
-    (["tournament", "show", str(STORE_INT_MAX + 1)], "'tournament_id'"),
-    (["tournament", "cancel", str(STORE_INT_MAX + 1)], "'tournament_id'"),
 ])  # fmt: skip
 def test_a_number_out_of_range_is_refused_as_out_of_range_not_a_traceback(
     runner: CliRunner, tmp_path, args: list[str], where: str
@@ -51,4 +47,4 @@ def test_the_largest_id_is_an_unknown_id_like_any_other(runner: CliRunner) -> No
     run = runner.invoke(app, ["runs", "show", str(STORE_INT_MAX)])
     assert run.exit_code == 1 and f"error: no run with id {STORE_INT_MAX}" in run.output
     tournament = runner.invoke(app, ["tournament", "show", str(STORE_INT_MAX)])
-    assert tournament.exit_code == 1 and f"error: no tournament with id {STORE_INT_MAX}" in tournament.output
+    assert tournament.exit_code == 1 and f"error: no tournament has the name or id '{STORE_INT_MAX}'" in tournament.output

@@ -7,6 +7,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from cli_store import FinishedStore
 from typer.testing import CliRunner
 
 from trainarena.cli import app, pool_tournaments
@@ -24,15 +25,15 @@ class _Executor:
 def test_an_unknown_tournament_writes_nothing_to_stdout(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pool_tournaments, "make_executor", lambda settings, unsafe: _Executor())
     result = runner.invoke(app, ["tournament", "run", "5"])
-    assert result.exit_code == 1 and "no tournament with id 5" in result.stderr
+    assert result.exit_code == 1 and "no tournament has the name or id '5'" in result.stderr
     assert result.stdout == ""
 
 
-def test_with_nobody_crowned_the_last_line_says_no_winner_once(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_with_nobody_crowned_the_last_line_says_no_winner_once(finished_store: FinishedStore, monkeypatch: pytest.MonkeyPatch) -> None:
     finished = Finished(None, False, None, (), NOBODY)
     monkeypatch.setattr(pool_tournaments, "make_executor", lambda settings, unsafe: _Executor())
     monkeypatch.setattr(pool_tournaments, "run_pool_tournament", lambda *args, **kwargs: SimpleNamespace(champion=finished.champion, reason=finished.reason))
-    result = runner.invoke(app, ["tournament", "run", "1"], env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, ["tournament", "run", str(finished_store.tournament_id)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     first, *_ = result.stdout.splitlines()
     assert first == f"champion: none ({NOBODY})" and result.stdout.count("no winner") == 1

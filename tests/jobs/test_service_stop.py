@@ -106,6 +106,8 @@ def test_a_second_stop_signal_withdraws_the_running_try_before_leaving_at_once(t
     with open_store(settings) as store:
         owner = customer(store)
         job_id = queued_job(settings, store, owner, uploaded(settings, store, owner))
+    # It inherits TRAINARENA_DATABASE_URL: under --store postgresql (scripts/test's PostgreSQL pass) it
+    # serves the test's PostgreSQL database, as this test's store does (it finds the job or prints nothing).
     serving = subprocess.Popen([sys.executable, str(SERVING), str(settings.data_dir)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:

@@ -168,9 +168,37 @@ def test_export_of_a_tournament_not_started_or_unknown_says_which_and_leaves_no_
     assert not (tmp_path / "made").exists()  # the folders the export made are gone
     unknown = cli.invoke(app, ["export", "99", str(bundle), "--json"])
     assert unknown.exit_code == 1
-    assert json.loads(unknown.output)["error"] == "there is no tournament 99: neither the database nor the transparency log knows it"
+    assert json.loads(unknown.output)["error"] == "no tournament has the name or id '99': neither the database nor the transparency log knows it"
+    unnamed = cli.invoke(app, ["export", "week-9", str(bundle), "--json"])
+    assert unnamed.exit_code == 1 and json.loads(unnamed.output) == {
+        "ok": False, "tournament": "week-9",
+        "error": "no tournament has the name or id 'week-9'; `trainarena tournament list` shows each one's name and id"}  # fmt: skip
     assert not (tmp_path / "made").exists()
     kept = tmp_path / "empty"
     kept.mkdir()
     assert cli.invoke(app, ["export", "99", str(kept)]).exit_code == 1
     assert kept.is_dir()  # a folder that was there before is not the export's to remove
+
+
+def test_export_takes_the_tournaments_name_or_its_id(cli: CliRunner, store_copy: RecordedStore, tmp_path: Path) -> None:
+    by_name = cli.invoke(app, ["export", "week-1", str(tmp_path / "by-name"), "--json"])
+    by_id = cli.invoke(app, ["export", str(store_copy.tournament_id), str(tmp_path / "by-id"), "--json"])
+    assert by_name.exit_code == by_id.exit_code == 0, by_name.output + by_id.output
+    assert json.loads(by_name.output)["tournament"] == json.loads(by_id.output)["tournament"]
+    assert json.loads(by_name.output)["tournament"]["id"] == store_copy.tournament_id
+    assert (tmp_path / "by-name" / "entries.jsonl").read_text() == (tmp_path / "by-id" / "entries.jsonl").read_text()
+
+
+def test_export_by_an_id_the_database_does_not_hold_reads_the_log(cli: CliRunner, store_copy: RecordedStore, tmp_path: Path) -> None:
+    """A tournament the transparency log knows and the database does not (its entries moved to an id
+    no row holds, as when its row is gone) is still exported by its id, as before names were taken."""
+    from sqlalchemy import update
+
+    from trainarena.store import open_store
+    from trainarena.store.log_tables import LogEntry
+
+    with open_store(store_copy.settings) as store, store.transaction() as session:
+        session.execute(update(LogEntry).where(LogEntry.tournament_id == store_copy.tournament_id).values(tournament_id=77))
+    exported = cli.invoke(app, ["export", "77", str(tmp_path / "bundle"), "--json"])
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.output)["tournament"]["name"] == "week-1"  # as its statements name it

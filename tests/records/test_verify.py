@@ -71,7 +71,7 @@ def test_export_refuses_a_folder_that_is_not_empty(recorded: RecordedStore, tmp_
 
 
 def test_export_refuses_a_tournament_without_records(recorded: RecordedStore, tmp_path: Path) -> None:
-    with pytest.raises(BundleError, match="there is no tournament 99: neither the database nor the transparency log knows it"):
+    with pytest.raises(BundleError, match="no tournament has the name or id '99': neither the database nor the transparency log knows it"):
         replace(recorded, tournament_id=99).export(tmp_path / "none")
 
 

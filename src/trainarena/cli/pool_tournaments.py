@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.demo import EXIT_TOURNAMENT_BUSY, exit_stopped, stop_at_once_on_signals, threads_per_run
-from trainarena.cli.output import OneLineTable, fail, id_argument, labelled, parse_utc, print_fields, print_wrapped, seed_option
+from trainarena.cli.named_tournaments import tournament_argument, tournament_id_of
+from trainarena.cli.output import OneLineTable, fail, labelled, parse_utc, print_fields, print_wrapped, seed_option
 from trainarena.cli.results import LiveProgress, print_bracket, print_leaderboard
 from trainarena.cli.status import STATUS_COLUMNS, champion_cell, print_drivers, where_cell
 from trainarena.cluster import make_executor
@@ -79,7 +80,7 @@ def create_command(
 
 
 def run_command(
-    tournament_id: Annotated[int, id_argument("The id `tournament create` printed.")],
+    tournament: Annotated[str, tournament_argument("The tournament to play (`tournament create` printed it)")],
     parallel: Annotated[int, typer.Option(min=1, help="Runs played at once (each gets cores/parallel threads).")] = 1,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Run scripts without a sandbox (only where bubblewrap is missing and you trust them).")] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help=f"When another process drives it: wait for it, or exit at once with status {EXIT_TOURNAMENT_BUSY}.")] = True,
@@ -91,32 +92,32 @@ def run_command(
     """
     console = Console(stderr=json_output)
     settings = threads_per_run(Settings(), parallel)
-    try:
-        executor = make_executor(settings, unsafe=unsafe)
-    except SandboxUnavailable as error:
-        raise fail(str(error), json_output, code=2) from None
-    started = time.monotonic()
-    store = open_store(settings)
-    command = f"trainarena tournament run {tournament_id}"
-    try:
-        stop_at_once_on_signals(console, command)
-        with LiveProgress(console) as progress:
-            result = run_pool_tournament(
-                store, settings, tournament_id, executor=executor, progress=progress, parallel=parallel, wait=wait,
-                on_wait=lambda holder: console.print(labelled("waiting", "yellow", f"another process drives it ({holder.describe()})")),
-                on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir),
-            )
-    except DriverStopped as stopped:
-        exit_stopped(console, command, stopped)
-    except RunNotStarted as error:  # the platform's (a full disk, no node): the drive stopped, naming it
-        raise fail(str(error), json_output) from None
-    except LeaseError as error:
-        raise fail(f"not driving: {error}", json_output, code=EXIT_TOURNAMENT_BUSY) from None
-    except StoreError as error:
-        raise fail(str(error), json_output) from None
-    finally:
-        store.close()
-        executor.close()
+    with open_store(settings) as store:
+        tournament_id = tournament_id_of(store, tournament, json_output)
+        try:
+            executor = make_executor(settings, unsafe=unsafe)
+        except SandboxUnavailable as error:
+            raise fail(str(error), json_output, code=2) from None
+        started = time.monotonic()
+        command = f"trainarena tournament run {tournament_id}"
+        try:
+            stop_at_once_on_signals(console, command)
+            with LiveProgress(console) as progress:
+                result = run_pool_tournament(
+                    store, settings, tournament_id, executor=executor, progress=progress, parallel=parallel, wait=wait,
+                    on_wait=lambda holder: console.print(labelled("waiting", "yellow", f"another process drives it ({holder.describe()})")),
+                    on_stored=lambda run_id, run_dir: write_result_json(store, run_id, run_dir),
+                )
+        except DriverStopped as stopped:
+            exit_stopped(console, command, stopped)
+        except RunNotStarted as error:  # the platform's (a full disk, no node): the drive stopped, naming it
+            raise fail(str(error), json_output) from None
+        except LeaseError as error:
+            raise fail(f"not driving: {error}", json_output, code=EXIT_TOURNAMENT_BUSY) from None
+        except StoreError as error:
+            raise fail(str(error), json_output) from None
+        finally:
+            executor.close()
     if json_output:
         typer.echo(json.dumps({**result.to_json(), "wall_seconds": round(time.monotonic() - started, 1)}, indent=2))
         return
@@ -125,14 +126,16 @@ def run_command(
     console.print(Text(f"details: trainarena tournament show {tournament_id}"), soft_wrap=True)
 
 
-def show_command(tournament_id: Annotated[int, id_argument("A tournament id (see `tournament list`).")], json_output: JsonFlag = False) -> None:
+def show_command(tournament: Annotated[str, tournament_argument("The tournament to show")], json_output: JsonFlag = False) -> None:
     """Show a tournament: its bracket with every run's score, the standings, the boss round and the weights."""
     settings = Settings()
-    with open_store(settings) as store, store.session() as session:
-        try:
-            detail = tournament_detail(session, tournament_id, settings.rules)
-        except StoreError as error:
-            raise fail(str(error), json_output) from None
+    with open_store(settings) as store:
+        tournament_id = tournament_id_of(store, tournament, json_output)
+        with store.session() as session:
+            try:
+                detail = tournament_detail(session, tournament_id, settings.rules)
+            except StoreError as error:
+                raise fail(str(error), json_output) from None
     if json_output:
         typer.echo(json.dumps(detail.to_json(), indent=2))
         return
@@ -153,7 +156,7 @@ def show_command(tournament_id: Annotated[int, id_argument("A tournament id (see
 
 
 def cancel_command(
-    tournament_id: Annotated[int, id_argument(help="A tournament id (see `tournament list`).")],
+    tournament: Annotated[str, tournament_argument("The tournament to cancel")],
     reason: Annotated[str, typer.Option("--reason", help="Why, recorded as its outcome.")] = "",
     json_output: JsonFlag = False,
 ) -> None:
@@ -165,6 +168,7 @@ def cancel_command(
     """
     settings = Settings()
     with open_store(settings) as store:
+        tournament_id = tournament_id_of(store, tournament, json_output)
         try:
             cancelled = cancel_tournament(store, settings, tournament_id, reason)
         except StoreError as error:

@@ -1,4 +1,4 @@
-"""`trainarena export TOURNAMENT_ID DIR` and `trainarena verify DIR`: a tournament's signed records as a
+"""`trainarena export TOURNAMENT DIR` and `trainarena verify DIR`: a tournament's signed records as a
 bundle, and the offline check of one (docs/records.md). ``verify`` opens no store and reads no settings."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from trainarena.cli.named_tournaments import tournament_argument, tournament_id_of
 from trainarena.cli.output import (
     Col,
     OneLineTable,
     check_path,
     fail,
-    id_argument,
     make_output_folder,
     print_fields,
     print_wrapped,
@@ -42,7 +42,7 @@ def records_hint(tournament_id: int) -> str:
 
 
 def export_command(
-    tournament_id: Annotated[int, id_argument("The tournament whose records to export.")],
+    tournament: Annotated[str, tournament_argument("The tournament whose records to export")],
     directory: Annotated[Path, typer.Argument(help="A new (or empty) folder to write the bundle into.")],
     as_json: JsonFlag = False,
 ) -> None:
@@ -51,19 +51,20 @@ def export_command(
     The bundle holds every log entry about the tournament with its inclusion proof, the signed tree heads with their consistency proofs, the per-example scores, the operator's public key, and what the database says now (claims.json).
     """
     settings = Settings()
-    # The outermost folder this export makes, if any: a failed export removes it (and only it), so no
-    # empty folder is left behind; a folder that was there before stays.
-    made = next((folder for folder in (*reversed(directory.absolute().parents), directory.absolute()) if not folder.exists()), None)
-    make_output_folder(directory, as_json, tournament_id=tournament_id)
-    try:
-        with open_store(settings) as store:
+    with open_store(settings) as store:
+        tournament_id = tournament_id_of(store, tournament, as_json, log_only=True)
+        # The outermost folder this export makes, if any: a failed export removes it (and only it), so no
+        # empty folder is left behind; a folder that was there before (the store's too) stays.
+        made = next((folder for folder in (*reversed(directory.absolute().parents), directory.absolute()) if not folder.exists()), None)
+        make_output_folder(directory, as_json, tournament_id=tournament_id)
+        try:
             exported = export_bundle(store, settings, tournament_id, directory)
-    except BaseException as error:
-        if made is not None:
-            shutil.rmtree(made, ignore_errors=True)
-        if isinstance(error, BundleError):
-            raise fail(str(error), as_json, tournament_id=tournament_id) from None
-        raise
+        except BaseException as error:
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
+            if isinstance(error, BundleError):
+                raise fail(str(error), as_json, tournament_id=tournament_id) from None
+            raise
     if as_json:
         typer.echo(json.dumps({"ok": True, **exported.to_json()}))
         return

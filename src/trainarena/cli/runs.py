@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from trainarena.cli.named_tournaments import NAME_OR_ID
 from trainarena.cli.output import (
     Col,
     OneLineTable,
@@ -219,7 +220,7 @@ def print_idle_drivers(console: Console, runs: list[RunSummary]) -> None:
 
 @app.command("list")
 def list_command(
-    tournament: Annotated[str | None, typer.Option(help=f"Only the runs of this tournament (its name or id), or '{AD_HOC}' for those outside tournaments ('reference', 'audit': those alone).")] = None,
+    tournament: Annotated[str | None, typer.Option(help=f"Only the runs of this tournament ({NAME_OR_ID}), or '{AD_HOC}' for those outside tournaments ('reference', 'audit': those alone).")] = None,
     competitor: Annotated[str | None, typer.Option(help="Only the runs of this competitor (its name), working tree ('NAME (tree)', or its path) or reference ('house script', 'base model').")] = None,
     status: Annotated[ShownStatus | None, typer.Option(help="Only runs with this status as listed: cancelled selects the runs a cancelled tournament left unfinished (never pending or running).")] = None,
     task: Annotated[str | None, typer.Option(help="Only the runs of this task (its name, or a prefix of 6 or more characters of its digest).")] = None,

@@ -59,19 +59,24 @@ class JobExecutor(Protocol):
 
 
 class _AttemptStop(StopAtOnce):
-    """Set to stop an attempt's run: with the grace any run gets, or at once when its job was lost."""
+    """Set to stop an attempt's run: with the grace any run gets when its customer cancels it, or at
+    once when nothing of the try is kept (``kept_nothing``)."""
 
-    lost = False
+    kept_nothing = False
 
     def at_once(self) -> bool:
-        return self.lost and self.is_set()
+        return self.kept_nothing and self.is_set()
 
 
 class StopRequest:
-    """How a running attempt is asked to stop: cancelled by its customer, its worker stopping (the try
-    is then withdrawn and the job queued again), or its job lost to the queue (its worker missed its
-    heartbeats: nothing of this attempt is recorded, so its run is killed at once). A run waiting for
-    its devices stops waiting (``jobs.gate``, ``execution.DevicePool``)."""
+    """How a running attempt is asked to stop: cancelled by its customer (its run gets the sandbox's
+    grace, ``sandbox.grace_seconds``), its worker stopping with its service, or its job lost to the
+    queue (its worker missed its heartbeats). The last two kill the run at once (SIGKILL, no grace;
+    on Ray through the node's stop file, with the grace: ``cluster.ray_executor``): the stopped try is
+    withdrawn and its output removed, a lost one records nothing, so a grace would only hold the
+    service's stop (or the job's next try) up for a run whose work is thrown away, and the contract
+    forbids saving on SIGTERM anyway. A run waiting for its devices stops waiting (``jobs.gate``,
+    ``execution.DevicePool``)."""
 
     def __init__(self) -> None:
         self.event = _AttemptStop()
@@ -81,11 +86,9 @@ class StopRequest:
         self.cancelled = True
         self.event.set()
 
-    def shutdown(self) -> None:
-        self.event.set()
-
-    def lose(self) -> None:
-        self.event.lost = True
+    def discard(self) -> None:
+        """Stop the run at once: its worker stops with its service, or its job was lost to the queue."""
+        self.event.kept_nothing = True
         self.event.set()
 
 

@@ -15,9 +15,11 @@ A try the platform could not start (its data directory's disk full, no cluster n
 it) is withdrawn and its job queued again to wait in the store (``jobs.queue.withdraw``: no worker,
 here or elsewhere, before or after a restart, claims it before its ``not_before``); the worker that
 met the fault also claims no other job for that wait: the fault is likely its host's or its
-cluster's, so claiming at once would only spend the next job's tries the same way. Its own running
-jobs and the queue's upkeep (heartbeats, cancellations, dead workers' jobs) go on meanwhile, and a
-worker whose queued jobs all wait claims nothing, polling every ``poll_seconds``.
+cluster's, so claiming at once would only withdraw the next job the same way (a fault counted towards
+its jobs.max_platform_faults, and a wait). Its own running jobs and the queue's upkeep (heartbeats,
+cancellations, dead workers' jobs) go on meanwhile, and a worker whose queued jobs all wait claims
+nothing, polling every ``poll_seconds``. A service stop ends its running jobs' runs at once (their
+tries are withdrawn, nothing of them kept: ``jobs.runner.StopRequest``).
 """
 
 from __future__ import annotations
@@ -70,7 +72,13 @@ class JobWorker:
         self._loop: threading.Thread | None = None
         self._resources = ExitStack()
         self._last_beat = 0.0
-        self._claim_after = 0.0  # time.monotonic() before which it claims no job (after a try the platform could not start)
+        # time.monotonic() before which it claims no job, after a try the platform could not start. Not
+        # the job's stored wait (job.not_before), which holds back that one job on every worker: this
+        # holds back every other queued job from this worker alone, whose host or cluster likely has the
+        # fault (a full disk), so it does not withdraw them one after the other, each then waiting and
+        # counting a fault towards jobs.max_platform_faults. Another host's worker still claims them,
+        # and a restart (perhaps after the fault was mended) forgets it: it is this process's, not the job's.
+        self._claim_after = 0.0
 
     def start(self) -> None:
         if self._store is None:
@@ -90,7 +98,7 @@ class JobWorker:
         with self._lock:
             running = list(self._running.values())
         for _thread, stop in running:
-            stop.shutdown()
+            stop.discard()
         for thread, _stop in running:
             thread.join()
         self._resources.close()
@@ -168,7 +176,7 @@ class JobWorker:
                 if job_id in self._running:
                     log.warning("job worker %s: job %s is no longer its running job (queued again after late heartbeats, "
                                 "or just ended); its run, if still going, is killed", self.worker_id, job_id)  # fmt: skip
-                    self._running[job_id][1].lose()
+                    self._running[job_id][1].discard()
             for job_id in cancelled & mine:
                 if job_id in self._running:
                     self._running[job_id][1].cancel()

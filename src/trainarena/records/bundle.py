@@ -49,6 +49,7 @@ from trainarena.store.database import Store
 from trainarena.store.log_tables import LogEntry, TreeHead
 from trainarena.store.models import Run, RunAttempt, RunOrigin, Tournament, TournamentStatus, WeightRow
 from trainarena.store.records import load_tournament
+from trainarena.store.tournaments import unknown_tournament
 
 __all__ = [
     "BUNDLE_FORMAT", "BundleError", "CLAIMS", "ENTRIES", "MANIFEST", "PER_EXAMPLE", "PUBLIC_KEY", "TREE_HEADS",
@@ -169,7 +170,7 @@ def _nothing_recorded(tournament: Tournament | None, tournament_id: int) -> str:
     """Why the log holds no entry about a tournament: it does not exist, it has not started (its records
     begin with its commitment, signed when it starts), or it ran with records off."""
     if tournament is None:
-        return f"there is no tournament {tournament_id}: neither the database nor the transparency log knows it"
+        return f"{unknown_tournament(str(tournament_id))}: neither the database nor the transparency log knows it"
     if tournament.status == TournamentStatus.CREATED:
         return (f"tournament {tournament_id} ({tournament.name}) has not started: nothing is recorded yet (its records "
                 "begin when it starts); export it once it has run")

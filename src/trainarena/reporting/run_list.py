@@ -35,6 +35,7 @@ from trainarena.store import (
     TournamentStatus,
     find_tournament,
     get_competitor,
+    unknown_tournament,
 )
 from trainarena.store.driving import Driving
 from trainarena.store.models import RunAttempt, RunOrigin
@@ -271,7 +272,7 @@ def run_filter_problem(session: Session, *, tournament: str | None, competitor: 
     operator's callers) when a pool stores it: such a task with no runs yet lists no runs, rather than
     being unknown. A customer's job task is not there (its name is the customer's)."""
     if tournament not in (None, AD_HOC, *OUTSIDE_KINDS) and find_tournament(session, tournament) is None:
-        return UnknownFilter("tournament", tournament, f"no tournament has the name or id {tournament!r}; the "
+        return UnknownFilter("tournament", tournament, f"{unknown_tournament(tournament)}; the "
                              f"tournament filter takes a tournament's name or its id, or {AD_HOC!r} for the runs outside "
                              "tournaments ('reference' for the references alone, 'audit' for the audits)")  # fmt: skip
     if competitor is not None and get_competitor(session, competitor) is None and not has_labelled_runs(session, competitor):

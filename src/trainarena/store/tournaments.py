@@ -127,14 +127,27 @@ def get_tournament_by_name(session: Session, name: str) -> Tournament | None:
 
 
 def find_tournament(session: Session, name_or_id: str) -> Tournament | None:
-    """The tournament a caller names by its name (what lists print) or its id (what `tournament
-    show/run/cancel` take), or None. A name wins: names may be digits, and a filter that took names
-    before keeps meaning what it did."""
+    """The tournament a caller names by its name (what lists print first) or its id, or None: every
+    command and filter that takes a tournament resolves it here. A name wins: names may be digits (a
+    tournament named "7" is found by "7" before tournament 7, which its other name still finds), and a
+    filter that took names before keeps meaning what it did."""
     if (named := get_tournament_by_name(session, name_or_id)) is not None:
         return named
-    if not (name_or_id.isascii() and name_or_id.isdigit()) or len(name_or_id) > len(str(STORE_INT_MAX)):
+    spelled = id_spelled_by(name_or_id)
+    return None if spelled is None else session.get(Tournament, spelled)
+
+
+def id_spelled_by(text: str) -> int | None:
+    """The store id ``text`` spells (ASCII digits, 1 to STORE_INT_MAX), or None: a larger number is no
+    id (PostgreSQL refuses it as a parameter of its 32-bit ids) though it may be a name."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(STORE_INT_MAX)):
         return None
-    return session.get(Tournament, int(name_or_id)) if int(name_or_id) <= STORE_INT_MAX else None
+    return int(text) if 1 <= int(text) <= STORE_INT_MAX else None
+
+
+def unknown_tournament(name_or_id: str) -> str:
+    """The refusal of a tournament that ``name_or_id`` names by neither form, one wording everywhere."""
+    return f"no tournament has the name or id {name_or_id!r}"
 
 
 def list_tournaments(session: Session, *, offset: int = 0, limit: int | None = None) -> list[Tournament]:
