@@ -66,7 +66,8 @@ def _run_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, played, named:
     monkeypatch.setattr(pool_tournaments, "stop_at_once_on_signals", lambda _console, command: named.append(command))
     monkeypatch.setattr(pool_tournaments, "make_executor", lambda *_args, **_kwargs: NoExecutor())
     monkeypatch.setattr(pool_tournaments, "run_pool_tournament", played)
-    pool_tournaments.run_command(7, parallel=1, unsafe=False, wait=True, json_output=False)
+    monkeypatch.setattr(pool_tournaments, "tournament_id_of", lambda _store, tournament, _json: int(tournament))  # none is stored
+    pool_tournaments.run_command("7", parallel=1, unsafe=False, wait=True, json_output=False)
 
 
 def test_tournament_run_names_itself_when_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exits,
