@@ -40,6 +40,12 @@ def test_a_customer_signs_in_and_sees_its_own_jobs_and_models_only(client: TestC
     assert "Your recent jobs" not in client.get("/").text
 
 
+def test_a_jobs_score_says_which_way_is_better(client: TestClient) -> None:
+    """A job's score was a bare number (score 1.2500): a customer could not tell a good one from a bad one."""
+    sign_in(client, customer_with_a_job("alice"))
+    assert "succeeded score 1.2500 (lower is better)" in text_of(client.get("/account/jobs/job-alice").text)
+
+
 def test_a_job_the_house_script_trained_says_so_as_the_api_does(client: TestClient) -> None:
     """It said "Trained by –" while GET /v1/jobs/{id} said "house script" (QA 10)."""
     from trainarena.jobs import HOUSE_SCRIPT

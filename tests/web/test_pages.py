@@ -84,6 +84,12 @@ def test_tournament_page_lists_failures_with_their_reasons(client: TestClient, d
     assert f"Champion: {LONG_NAME} (crowned)" in words
 
 
+def test_tournament_bracket_says_which_way_its_scores_are_better(client: TestClient, dashboard_store: DashboardStore) -> None:
+    """Its bracket showed bare scores (0.8000 advances): whether 0.8 beats 1.0 was left to guess (its score tables say it)."""
+    words = text_of(client.get(f"/tournaments/{dashboard_store.boss_id}").text)
+    assert "Bracket Scores: lower is better." in words
+
+
 def test_the_live_fragment_follows_the_running_tournament(client: TestClient, dashboard_store: DashboardStore) -> None:
     page = client.get(f"/tournaments/{dashboard_store.running_id}")
     live = re.search(r'<div id="live"[^>]*>', page.text)
