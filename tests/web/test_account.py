@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 from web_store import customer_with_a_job, form_token, sign_in, text_of
 
+from trainarena.api import create_app
 from trainarena.settings import Settings
 from trainarena.store import open_store
-from trainarena.store.models import Job, JobEvent, RegisteredModel, Run
+from trainarena.store.api_keys import create_key
+from trainarena.store.models import ApiRole, Job, JobEvent, RegisteredModel, Run
 
 
 def _sign_out(client: TestClient) -> Response:
@@ -44,6 +48,24 @@ def test_a_jobs_score_says_which_way_is_better(client: TestClient) -> None:
     """A job's score was a bare number (score 1.2500): a customer could not tell a good one from a bad one."""
     sign_in(client, customer_with_a_job("alice"))
     assert "succeeded score 1.2500 (lower is better)" in text_of(client.get("/account/jobs/job-alice").text)
+
+
+def test_empty_pages_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tournaments page said only "No tournaments yet.", a customer's "No model yet." and the home
+    page "carol has no job yet.": none said how to get one."""
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    settings = Settings()
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            secret = create_key(session, "carol", ApiRole.CUSTOMER).secret
+        with TestClient(create_app(settings, store=store)) as client:
+            for page in ("/", "/tournaments"):
+                assert "No tournaments yet: trainarena demo plays one, or trainarena tournament create ." in text_of(client.get(page).text)
+            sign_in(client, secret)
+            assert "carol has no job yet: create one with POST /v1/jobs (see the API docs )." in text_of(client.get("/").text)
+            account = text_of(client.get("/account").text)
+            assert "No job yet: create one with POST /v1/jobs" in account
+            assert "No model yet: each job that succeeds registers its model here." in account
 
 
 def test_a_job_the_house_script_trained_says_so_as_the_api_does(client: TestClient) -> None:
@@ -205,7 +227,10 @@ def test_a_signed_in_customer_downloads_its_model_and_only_its_own(client: TestC
         session.get_one(RegisteredModel, "model-alice").path = str(folder)
     assert client.get("/account/models/model-alice/download", follow_redirects=False).status_code == 303  # signed out
     sign_in(client, alice)
-    assert 'href="/account/models/model-alice/download"' in client.get("/account").text
+    account = client.get("/account").text
+    assert 'href="/account/models/model-alice/download"' in account
+    # It said downloads needed the key as a bearer token, which a browser's link cannot send: this one uses the sign-in.
+    assert "A download link here uses this sign-in; a script downloads with GET /v1/models/{id}/download" in text_of(account)
     download = client.get("/account/models/model-alice/download")
     assert download.status_code == 200 and download.headers["content-disposition"] == 'attachment; filename="model-alice.tar"'
     with open_store(Settings()) as store, store.session() as session:  # the digest `trainarena models verify` checks, as the API sends it
@@ -225,7 +250,6 @@ def test_a_model_whose_folder_is_gone_gets_a_page_saying_so(client: TestClient, 
 
 
 def test_the_sign_in_cookie_is_secure_over_https_or_when_the_settings_say_so(client: TestClient) -> None:
-    from trainarena.api import create_app
     from trainarena.web.account import FORM_COOKIE
 
     alice = customer_with_a_job("alice")
