@@ -68,6 +68,12 @@ def test_empty_pages_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             assert "No model yet: each job that succeeds registers its model here." in account
 
 
+def test_a_succeeded_jobs_page_links_its_models_download(client: TestClient) -> None:
+    """The job page named its model without a link: the customer had to find it again on the account page."""
+    sign_in(client, customer_with_a_job("alice"))
+    assert '<a href="/account/models/model-alice/download" download>' in client.get("/account/jobs/job-alice").text
+
+
 def test_a_job_the_house_script_trained_says_so_as_the_api_does(client: TestClient) -> None:
     """It said "Trained by –" while GET /v1/jobs/{id} said "house script" (QA 10)."""
     from trainarena.jobs import HOUSE_SCRIPT

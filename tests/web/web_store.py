@@ -80,7 +80,7 @@ def customer_with_a_job(name: str) -> str:
                                  size_bytes=10, sha256="0" * 64, rows=30, path="/nowhere"))  # fmt: skip
         session.flush()
         job = Job(id=f"job-{name}", owner_key_id=owner, file_id=f"file-{name}", task_type="instruct", base_model="trainarena:tiny_llama",
-                  budget_tier="small", budget_seconds=60.0, status="succeeded", score=1.25)  # fmt: skip
+                  budget_tier="small", budget_seconds=60.0, status="succeeded", score=1.25, model_id=f"model-{name}")  # fmt: skip
         job.events = [JobEvent(kind="queued", message="queued behind 0 jobs"), JobEvent(kind="finished", message=f"model model-{name} registered")]
         session.add(job)
         session.flush()
