@@ -74,6 +74,18 @@ def test_a_succeeded_jobs_page_links_its_models_download(client: TestClient) -> 
     assert '<a href="/account/models/model-alice/download" download>' in client.get("/account/jobs/job-alice").text
 
 
+def test_a_competitors_key_is_refused_at_sign_in_as_the_api_refuses_it_jobs(client: TestClient) -> None:
+    """It signed in to an empty "Jobs and models" page telling it to create a job with POST /v1/jobs,
+    which answers a competitor's key 403."""
+    with open_store(Settings()) as store, store.transaction() as session:
+        secret = create_key(session, "rival", ApiRole.COMPETITOR).secret
+    refused = sign_in(client, secret, follow_redirects=False)
+    assert refused.status_code == 403 and "A competitor's key has no jobs or models" in text_of(refused.text)
+    assert "trainarena_key" not in refused.headers.get("set-cookie", "")
+    client.cookies.set("trainarena_key", secret)  # a cookie set before: it signs nobody in either
+    assert client.get("/account", follow_redirects=False).headers["location"] == "/signin"
+    assert "Your recent jobs" not in client.get("/").text
+
 def test_a_job_the_house_script_trained_says_so_as_the_api_does(client: TestClient) -> None:
     """It said "Trained by –" while GET /v1/jobs/{id} said "house script" (QA 10)."""
     from trainarena.jobs import HOUSE_SCRIPT
