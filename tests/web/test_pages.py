@@ -118,6 +118,17 @@ def test_a_tournament_only_created_is_listed_apart_from_those_running(client: Te
         assert "week-5 (text) created, not started Defending:" in waiting and "week-3" not in waiting.split(" entrants")[0], path
 
 
+
+def test_competitor_page_says_where_it_stands_in_each_tournament(client: TestClient) -> None:
+    """It listed each tournament by name and status only: a competitor had to open each to find its place."""
+    words = text_of(client.get(f"/competitors/{LONG_NAME}").text)
+    assert "week-1 (text, finished) — champion: ranked 1, reached knockout r1, 1/1 runs ok, weight 0.5000" in words
+    assert "week-2 (text, finished): ranked 2, reached boss r3, 3/3 runs ok, weight 0.4000" in words
+    assert "week-3 (text, running): unranked, reached knockout r1, 0/1 runs ok, weight –" in words
+    crasher = text_of(client.get("/competitors/crasher").text)
+    assert "week-2 (text, finished): unranked, reached knockout r2, 0/1 runs ok, weight 0.0000" in crasher
+    assert "week-3 (text, running): not played yet" in text_of(client.get(f"/competitors/{CHALLENGER}").text)
+
 def test_competitor_page_links_the_commit_and_charts_scores_against_the_champion(client: TestClient) -> None:
     page = client.get(f"/competitors/{CHALLENGER}")
     assert page.status_code == 200
