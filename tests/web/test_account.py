@@ -3,38 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
-from web_store import form_token, text_of
+from web_store import customer_with_a_job, form_token, sign_in, text_of
 
+from trainarena.api import create_app
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.api_keys import create_key
-from trainarena.store.models import ApiRole, Job, JobEvent, RegisteredModel, Run, UploadedFile
-
-
-def _customer_with_a_job(name: str) -> str:
-    """A customer key with one job (two events) and one model; its secret."""
-    with open_store(Settings()) as store, store.transaction() as session:
-        key = create_key(session, name, ApiRole.CUSTOMER)
-        owner = key.row.id
-        session.add(UploadedFile(id=f"file-{name}", owner_key_id=owner, filename="data.jsonl", kind="text", format="jsonl",
-                                 size_bytes=10, sha256="0" * 64, rows=30, path="/nowhere"))  # fmt: skip
-        session.flush()
-        job = Job(id=f"job-{name}", owner_key_id=owner, file_id=f"file-{name}", task_type="instruct", base_model="trainarena:tiny_llama",
-                  budget_tier="small", budget_seconds=60.0, status="succeeded", score=1.25)  # fmt: skip
-        job.events = [JobEvent(kind="queued", message="queued behind 0 jobs"), JobEvent(kind="finished", message=f"model model-{name} registered")]
-        session.add(job)
-        session.flush()
-        session.add(RegisteredModel(id=f"model-{name}", owner_key_id=owner, source="job", job_id=job.id, task_type="instruct",
-                                    base_model="trainarena:tiny_llama", dataset_digest="0" * 64, path="/nowhere", digest="1" * 64))  # fmt: skip
-        return key.secret
-
-
-def _sign_in(client: TestClient, secret: str, **options: object) -> Response:
-    """Post the sign-in form as a browser would: with the token of the page ``GET /signin`` served."""
-    return client.post("/signin", data={"key": secret, "form_token": form_token(client.get("/signin").text)}, **options)
+from trainarena.store.models import ApiRole, Job, JobEvent, RegisteredModel, Run
 
 
 def _sign_out(client: TestClient) -> Response:
@@ -42,11 +22,11 @@ def _sign_out(client: TestClient) -> Response:
 
 
 def test_a_customer_signs_in_and_sees_its_own_jobs_and_models_only(client: TestClient) -> None:
-    alice, _bob = _customer_with_a_job("alice"), _customer_with_a_job("bob")
+    alice, _bob = customer_with_a_job("alice"), customer_with_a_job("bob")
     assert client.get("/account", follow_redirects=False).headers["location"] == "/signin"
-    refused = _sign_in(client, "ta_not-a-key")
+    refused = sign_in(client, "ta_not-a-key")
     assert refused.status_code == 401 and "unknown or revoked" in refused.text
-    signed_in = _sign_in(client, alice, follow_redirects=False)
+    signed_in = sign_in(client, alice, follow_redirects=False)
     assert signed_in.status_code == 303 and "httponly" in signed_in.headers["set-cookie"].lower()
     words = text_of(client.get("/account").text)
     assert "Signed in as alice" in words and "job-alice instruct trainarena:tiny_llama succeeded 1.2500" in words
@@ -64,16 +44,58 @@ def test_a_customer_signs_in_and_sees_its_own_jobs_and_models_only(client: TestC
     assert "Your recent jobs" not in client.get("/").text
 
 
+def test_a_jobs_score_says_which_way_is_better(client: TestClient) -> None:
+    """A job's score was a bare number (score 1.2500): a customer could not tell a good one from a bad one."""
+    sign_in(client, customer_with_a_job("alice"))
+    assert "succeeded score 1.2500 (lower is better)" in text_of(client.get("/account/jobs/job-alice").text)
+
+
+def test_empty_pages_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tournaments page said only "No tournaments yet.", a customer's "No model yet." and the home
+    page "carol has no job yet.": none said how to get one."""
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
+    settings = Settings()
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            secret = create_key(session, "carol", ApiRole.CUSTOMER).secret
+        with TestClient(create_app(settings, store=store)) as client:
+            for page in ("/", "/tournaments"):
+                assert "No tournaments yet: trainarena demo plays one, or trainarena tournament create ." in text_of(client.get(page).text)
+            sign_in(client, secret)
+            assert "carol has no job yet: create one with POST /v1/jobs (see the API docs )." in text_of(client.get("/").text)
+            account = text_of(client.get("/account").text)
+            assert "No job yet: create one with POST /v1/jobs" in account
+            assert "No model yet: each job that succeeds registers its model here." in account
+
+
+def test_a_succeeded_jobs_page_links_its_models_download(client: TestClient) -> None:
+    """The job page named its model without a link: the customer had to find it again on the account page."""
+    sign_in(client, customer_with_a_job("alice"))
+    assert '<a href="/account/models/model-alice/download" download>' in client.get("/account/jobs/job-alice").text
+
+
+def test_a_competitors_key_is_refused_at_sign_in_as_the_api_refuses_it_jobs(client: TestClient) -> None:
+    """It signed in to an empty "Jobs and models" page telling it to create a job with POST /v1/jobs,
+    which answers a competitor's key 403."""
+    with open_store(Settings()) as store, store.transaction() as session:
+        secret = create_key(session, "rival", ApiRole.COMPETITOR).secret
+    refused = sign_in(client, secret, follow_redirects=False)
+    assert refused.status_code == 403 and "A competitor's key has no jobs or models" in text_of(refused.text)
+    assert "trainarena_key" not in refused.headers.get("set-cookie", "")
+    client.cookies.set("trainarena_key", secret)  # a cookie set before: it signs nobody in either
+    assert client.get("/account", follow_redirects=False).headers["location"] == "/signin"
+    assert "Your recent jobs" not in client.get("/").text
+
 def test_a_job_the_house_script_trained_says_so_as_the_api_does(client: TestClient) -> None:
     """It said "Trained by –" while GET /v1/jobs/{id} said "house script" (QA 10)."""
     from trainarena.jobs import HOUSE_SCRIPT
     from trainarena.store.adhoc import start_adhoc_run
 
-    carol = _customer_with_a_job("carol")
+    carol = customer_with_a_job("carol")
     with open_store(Settings()) as store, store.transaction() as session:
         run = start_adhoc_run(session, origin="job", definition={"name": "job-carol"}, digest="0" * 64)
         session.get_one(Job, "job-carol").run_id = run.id
-    _sign_in(client, carol)
+    sign_in(client, carol)
     assert f"Trained by {HOUSE_SCRIPT} Model" in text_of(client.get("/account/jobs/job-carol").text)
     assert f"Trained by {HOUSE_SCRIPT} Model" in text_of(client.get("/account/jobs/job-carol/live").text)
     with open_store(Settings()) as store, store.transaction() as session:
@@ -85,8 +107,8 @@ def test_a_job_whose_weights_are_the_base_models_says_so(client: TestClient) -> 
     """Its script found no improvement and saved the base model's weights (the card's same_as_base)."""
     from trainarena.registry.card import same_as_base_note
 
-    dave = _customer_with_a_job("dave")
-    _sign_in(client, dave)
+    dave = customer_with_a_job("dave")
+    sign_in(client, dave)
     assert "Same as the base model" not in text_of(client.get("/account/jobs/job-dave").text)
     with open_store(Settings()) as store, store.transaction() as session:
         session.get_one(RegisteredModel, "model-dave").card = {"same_as_base": "no gain on 8 held-out pairs"}
@@ -101,14 +123,14 @@ def test_a_job_waiting_for_the_platform_says_why_and_until_when_as_the_api_does(
     from trainarena.jobs.records import SERVICE_STOPPED
     from trainarena.store.adhoc import start_adhoc_run
 
-    carol = _customer_with_a_job("carol")
+    carol = customer_with_a_job("carol")
     waits_until = datetime.now(UTC).replace(hour=10, minute=42, second=5, microsecond=0)  # today's: said without its date
     with open_store(Settings()) as store, store.transaction() as session:
         run = start_adhoc_run(session, origin="job", definition={"name": "job-carol"}, digest="0" * 64)
         run.attempt_records[0].withdraw("the data directory's disk is full")
         job = session.get_one(Job, "job-carol")
         job.run_id, job.status, job.not_before = run.id, "queued", waits_until
-    _sign_in(client, carol)
+    sign_in(client, carol)
     waiting = ("Waiting: the platform could not start its last try: the data directory's disk is full; it is tried again "
                "after 10:42:05 UTC, not counted as a try")  # fmt: skip
     assert waiting in text_of(client.get("/account/jobs/job-carol").text)
@@ -137,7 +159,7 @@ def test_a_sign_in_form_posted_from_elsewhere_is_refused_and_signs_nobody_in(cli
     Origin: 403, the sign-in page saying why, and no key cookie."""
     from trainarena.web.account import FORM_COOKIE
 
-    mallory = _customer_with_a_job("mallory")
+    mallory = customer_with_a_job("mallory")
     token = form_token(client.get("/signin").text)
     forged = {
         "no token": ({"key": mallory}, {}),
@@ -175,15 +197,15 @@ def test_a_sign_in_post_without_the_form_gets_the_form_and_its_error(client: Tes
 def test_the_own_form_posted_with_an_opaque_origin_signs_in(client: TestClient) -> None:
     """Under ``Referrer-Policy: no-referrer`` (a hardening proxy's default) a browser sends ``Origin: null``
     with this site's own form: the token decides, as without an Origin."""
-    alice = _customer_with_a_job("alice")
+    alice = customer_with_a_job("alice")
     token = form_token(client.get("/signin").text)
     answer = client.post("/signin", data={"key": alice, "form_token": token}, headers={"origin": "null"}, follow_redirects=False)
     assert answer.status_code == 303 and _key_cookies(answer)
 
 
 def test_a_sign_out_form_posted_from_elsewhere_is_refused(client: TestClient) -> None:
-    alice = _customer_with_a_job("alice")
-    _sign_in(client, alice)
+    alice = customer_with_a_job("alice")
+    sign_in(client, alice)
     token = form_token(client.get("/account").text)
     forged = (({}, {}), ({"form_token": "x" * 43}, {}), ({"form_token": token}, {"origin": "http://attacker.example"}))
     for data, headers in forged:
@@ -195,11 +217,11 @@ def test_a_sign_out_form_posted_from_elsewhere_is_refused(client: TestClient) ->
 
 
 def test_a_running_jobs_page_follows_its_events(client: TestClient) -> None:
-    secret = _customer_with_a_job("carol")
+    secret = customer_with_a_job("carol")
     with open_store(Settings()) as store, store.transaction() as session:
         job = session.get_one(Job, "job-carol")
         job.status, job.events = "running", job.events[:1]
-    _sign_in(client, secret)
+    sign_in(client, secret)
     page = client.get("/account/jobs/job-carol")
     assert 'data-live="/account/jobs/job-carol/live" data-live-state="running"' in page.text
     with open_store(Settings()) as store, store.transaction() as session:
@@ -215,15 +237,18 @@ def test_a_signed_in_customer_downloads_its_model_and_only_its_own(client: TestC
     import io
     import tarfile
 
-    alice, _bob = _customer_with_a_job("alice"), _customer_with_a_job("bob")
+    alice, _bob = customer_with_a_job("alice"), customer_with_a_job("bob")
     folder = tmp_path / "model-alice"
     folder.mkdir()
     (folder / "README.md").write_text("---\nlibrary_name: peft\n---\n")
     with open_store(Settings()) as store, store.transaction() as session:
         session.get_one(RegisteredModel, "model-alice").path = str(folder)
     assert client.get("/account/models/model-alice/download", follow_redirects=False).status_code == 303  # signed out
-    _sign_in(client, alice)
-    assert 'href="/account/models/model-alice/download"' in client.get("/account").text
+    sign_in(client, alice)
+    account = client.get("/account").text
+    assert 'href="/account/models/model-alice/download"' in account
+    # It said downloads needed the key as a bearer token, which a browser's link cannot send: this one uses the sign-in.
+    assert "A download link here uses this sign-in; a script downloads with GET /v1/models/{id}/download" in text_of(account)
     download = client.get("/account/models/model-alice/download")
     assert download.status_code == 200 and download.headers["content-disposition"] == 'attachment; filename="model-alice.tar"'
     with open_store(Settings()) as store, store.session() as session:  # the digest `trainarena models verify` checks, as the API sends it
@@ -234,19 +259,18 @@ def test_a_signed_in_customer_downloads_its_model_and_only_its_own(client: TestC
 
 
 def test_a_model_whose_folder_is_gone_gets_a_page_saying_so(client: TestClient, tmp_path) -> None:  # noqa: ANN001
-    alice = _customer_with_a_job("alice")
+    alice = customer_with_a_job("alice")
     with open_store(Settings()) as store, store.transaction() as session:
         session.get_one(RegisteredModel, "model-alice").path = str(tmp_path / "gone")
-    _sign_in(client, alice)
+    sign_in(client, alice)
     download = client.get("/account/models/model-alice/download")
     assert download.status_code == 409 and "model-alice cannot be downloaded: its folder is missing" in text_of(download.text)
 
 
 def test_the_sign_in_cookie_is_secure_over_https_or_when_the_settings_say_so(client: TestClient) -> None:
-    from trainarena.api import create_app
     from trainarena.web.account import FORM_COOKIE
 
-    alice = _customer_with_a_job("alice")
+    alice = customer_with_a_job("alice")
 
     def cookie(test_client: TestClient, base: str) -> str:
         form = test_client.get(f"{base}/signin")

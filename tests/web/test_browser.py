@@ -7,6 +7,7 @@ screenshot of each page as an artifact (the folder is printed)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -16,14 +17,14 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from web_store import CHALLENGER, DashboardStore
+from web_store import CHALLENGER, DashboardStore, customer_with_a_job
 
 from trainarena.api import create_app
 from trainarena.orchestrator import create_tournament
 from trainarena.settings import Settings
 from trainarena.store import Store, open_store
 from trainarena.store.api_keys import create_key
-from trainarena.store.models import ApiRole
+from trainarena.store.models import ApiRole, Job
 
 pytestmark = pytest.mark.browser
 
@@ -195,6 +196,22 @@ def test_a_customer_signs_in_and_out_through_the_forms(page: object, store: Stor
     page.goto("/account")
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
 
+
+
+def test_a_running_jobs_page_goes_to_the_sign_in_page_once_signed_out(page: object, store: Store) -> None:
+    """Signed out meanwhile (another tab, an expired cookie), the job's fragment redirects to the sign-in
+    page: live.js swapped that whole page, header and all, into the job page's status."""
+    secret = customer_with_a_job("carol")
+    with store.transaction() as session:
+        session.get_one(Job, "job-carol").status = "running"
+    page.goto("/signin")
+    page.get_by_label("API key").fill(secret)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto("/account/jobs/job-carol")
+    sync_api.expect(page.locator("#job-status")).to_contain_text("running")
+    page.context.clear_cookies()
+    sync_api.expect(page).to_have_url(re.compile(r"/signin$"), timeout=LIVE_WAIT_MS)
+    sync_api.expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
 
 def test_another_sites_page_cannot_sign_a_visitor_in(browser: object, service: Service, store: Store) -> None:
     """Login CSRF in a real browser: a page on another site auto-submits the sign-in form with the

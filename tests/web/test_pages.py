@@ -84,6 +84,12 @@ def test_tournament_page_lists_failures_with_their_reasons(client: TestClient, d
     assert f"Champion: {LONG_NAME} (crowned)" in words
 
 
+def test_tournament_bracket_says_which_way_its_scores_are_better(client: TestClient, dashboard_store: DashboardStore) -> None:
+    """Its bracket showed bare scores (0.8000 advances): whether 0.8 beats 1.0 was left to guess (its score tables say it)."""
+    words = text_of(client.get(f"/tournaments/{dashboard_store.boss_id}").text)
+    assert "Bracket Scores: lower is better." in words
+
+
 def test_the_live_fragment_follows_the_running_tournament(client: TestClient, dashboard_store: DashboardStore) -> None:
     page = client.get(f"/tournaments/{dashboard_store.running_id}")
     live = re.search(r'<div id="live"[^>]*>', page.text)
@@ -111,6 +117,17 @@ def test_a_tournament_only_created_is_listed_apart_from_those_running(client: Te
         assert "week-3 (text)" in running and "week-5" not in running, path
         assert "week-5 (text) created, not started Defending:" in waiting and "week-3" not in waiting.split(" entrants")[0], path
 
+
+
+def test_competitor_page_says_where_it_stands_in_each_tournament(client: TestClient) -> None:
+    """It listed each tournament by name and status only: a competitor had to open each to find its place."""
+    words = text_of(client.get(f"/competitors/{LONG_NAME}").text)
+    assert "week-1 (text, finished) — champion: ranked 1, reached knockout r1, 1/1 runs ok, weight 0.5000" in words
+    assert "week-2 (text, finished): ranked 2, reached boss r3, 3/3 runs ok, weight 0.4000" in words
+    assert "week-3 (text, running): unranked, reached knockout r1, 0/1 runs ok, weight –" in words
+    crasher = text_of(client.get("/competitors/crasher").text)
+    assert "week-2 (text, finished): unranked, reached knockout r2, 0/1 runs ok, weight 0.0000" in crasher
+    assert "week-3 (text, running): not played yet" in text_of(client.get(f"/competitors/{CHALLENGER}").text)
 
 def test_competitor_page_links_the_commit_and_charts_scores_against_the_champion(client: TestClient) -> None:
     page = client.get(f"/competitors/{CHALLENGER}")

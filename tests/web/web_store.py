@@ -10,12 +10,16 @@ from html import unescape
 from pathlib import Path
 
 from cli_store import LONG_NAME, ScriptedExecutor, build_finished_store, fake_task
+from fastapi.testclient import TestClient
+from httpx import Response
 
 from trainarena.contract import Direction
 from trainarena.orchestrator import create_tournament, drive
 from trainarena.runs import RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.store import Store, add_competitor, open_store
+from trainarena.store.api_keys import create_key
+from trainarena.store.models import ApiRole, Job, JobEvent, RegisteredModel, UploadedFile
 from trainarena.tasks.base import Evaluation
 
 CHALLENGER = "challenger"
@@ -67,6 +71,23 @@ def build_dashboard_store(data_dir: Path) -> DashboardStore:
     return DashboardStore(data_dir, finished.tournament_id, boss_id, running_id)
 
 
+def customer_with_a_job(name: str) -> str:
+    """A customer key with one job (two events) and one model; its secret."""
+    with open_store(Settings()) as store, store.transaction() as session:
+        key = create_key(session, name, ApiRole.CUSTOMER)
+        owner = key.row.id
+        session.add(UploadedFile(id=f"file-{name}", owner_key_id=owner, filename="data.jsonl", kind="text", format="jsonl",
+                                 size_bytes=10, sha256="0" * 64, rows=30, path="/nowhere"))  # fmt: skip
+        session.flush()
+        job = Job(id=f"job-{name}", owner_key_id=owner, file_id=f"file-{name}", task_type="instruct", base_model="trainarena:tiny_llama",
+                  budget_tier="small", budget_seconds=60.0, status="succeeded", score=1.25, model_id=f"model-{name}")  # fmt: skip
+        job.events = [JobEvent(kind="queued", message="queued behind 0 jobs"), JobEvent(kind="finished", message=f"model model-{name} registered")]
+        session.add(job)
+        session.flush()
+        session.add(RegisteredModel(id=f"model-{name}", owner_key_id=owner, source="job", job_id=job.id, task_type="instruct",
+                                    base_model="trainarena:tiny_llama", dataset_digest="0" * 64, path="/nowhere", digest="1" * 64))  # fmt: skip
+        return key.secret
+
 
 def text_of(html: str) -> str:
     """The page's visible words, one space apart (tags, scripts and styles removed)."""
@@ -79,3 +100,8 @@ def form_token(html: str) -> str:
     found = re.search(r'<input type="hidden" name="form_token" value="([^"]+)">', html)
     assert found, "the page has no form token"
     return found.group(1)
+
+
+def sign_in(client: TestClient, secret: str, **options: object) -> Response:
+    """Post the sign-in form as a browser would: with the token of the page ``GET /signin`` served."""
+    return client.post("/signin", data={"key": secret, "form_token": form_token(client.get("/signin").text)}, **options)

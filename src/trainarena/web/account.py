@@ -35,6 +35,9 @@ TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 FORGED_SIGNIN = "This sign-in form expired or came from another site: sign in again from this page."
 NO_KEY = "Enter an API key to sign in."
 FORGED_SIGNOUT = "This sign-out form expired or came from another site: you are still signed in; sign out from your account page."
+# A competitor's key may not list jobs in the API (403): signed in here, it was told to create one with POST /v1/jobs.
+COMPETITOR_KEY = ("A competitor's key has no jobs or models: sign in with a customer's or an operator's key. "
+                  "A competitor's runs and standings are public on its page, /competitors/NAME.")
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,9 @@ def signed_in(request: Request) -> Visitor | None:
         return None
     with store_of(request).session() as session:
         key = find_key(session, secret)
-        return None if key is None else Visitor(key.name, None if key.role == ApiRole.OPERATOR else key.id)
+        if key is None or key.role == ApiRole.COMPETITOR:
+            return None
+        return Visitor(key.name, None if key.role == ApiRole.OPERATOR else key.id)
 
 
 def recent_jobs(request: Request, count: int) -> tuple[str, list[Job]] | None:
@@ -107,9 +112,12 @@ def signin(request: Request, key: Annotated[str, Form()] = "", form_token: Annot
     if not key.strip():
         return _with_form(request, "signin.html", {"error": NO_KEY}, status_code=400)
     with store_of(request).session() as session:
-        known = find_key(session, key.strip()) is not None
-    if not known:
+        found = find_key(session, key.strip())
+        role = None if found is None else found.role
+    if role is None:
         return _with_form(request, "signin.html", {"error": "This API key is unknown or revoked."}, status_code=401)
+    if role == ApiRole.COMPETITOR:
+        return _with_form(request, "signin.html", {"error": COMPETITOR_KEY}, status_code=403)
     response = RedirectResponse("/account", status_code=303)
     response.set_cookie(KEY_COOKIE, key.strip(), httponly=True, samesite="strict", secure=_secure(request))
     return response

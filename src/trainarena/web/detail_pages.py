@@ -13,6 +13,7 @@ from trainarena.reporting.run_list import list_runs
 from trainarena.reporting.task_board import UnknownTaskError, played_task
 from trainarena.store import competitor_tournaments, get_competitor, get_stored_task, get_tournament_by_name
 from trainarena.web.charts import score_distribution_svg, score_history_svg
+from trainarena.web.pages import tournament_board
 from trainarena.web.templating import PageId, not_found_page, render, settings_of, store_of
 
 router = APIRouter(include_in_schema=False)
@@ -26,9 +27,12 @@ def competitor_page(request: Request, name: str) -> HTMLResponse:
             return not_found_page(request, f"No competitor is named {name!r}.")
         names = competitor_tournaments(session, competitor)
         tournaments = [t for t in (get_tournament_by_name(session, n) for n in names) if t is not None]
+        # Where it stands in each (rank, stage reached, weight), as the tournament page's standings say it.
+        boards = (tournament_board(session, settings_of(request), t.id)[2] for t in tournaments)
+        standings = [next((s for s in board.standings if s.competitor == name), None) for board in boards]
         history = score_history(session, competitor)
         source = champion_sources(settings_of(request), session, [name], fetch=False)[name]
-        context = {"competitor": competitor, "tournaments": tournaments, "runs": list_runs(session, competitor=name),
+        context = {"competitor": competitor, "tournaments": list(zip(tournaments, standings, strict=True)), "runs": list_runs(session, competitor=name),
                    "chart": score_history_svg(name, history), "history": history, "source": source}  # fmt: skip
         return render(request, "competitor.html", context)
 

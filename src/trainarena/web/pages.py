@@ -16,12 +16,13 @@ from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.operations.history import Reign, champion_reigns, finished_of
 from trainarena.operations.schedule import Create, enabled, kind_facts, next_action, next_due, pool_of
 from trainarena.registry import champion_sources
-from trainarena.reporting.bracket import read_bracket
-from trainarena.reporting.leaderboard import RunLine, build_leaderboard
+from trainarena.reporting.bracket import Bracket, read_bracket
+from trainarena.reporting.leaderboard import Leaderboard, RunLine, build_leaderboard
 from trainarena.reporting.reasons import short_reason
 from trainarena.settings import Settings
 from trainarena.store import (
     StoreError,
+    Tournament,
     TournamentStatus,
     TournamentSummary,
     get_draw,
@@ -118,9 +119,14 @@ def _failures(runs: list[RunLine]) -> list[tuple[RunLine, str]]:
     return [(line, short_reason(line.failure) or line.status) for line in runs if line.failed]
 
 
-def _tournament_context(session: Session, settings: Settings, tournament_id: int) -> dict[str, Any]:
+def tournament_board(session: Session, settings: Settings, tournament_id: int) -> tuple[Tournament, Bracket, Leaderboard]:
+    """The tournament (record loaded), its bracket and its leaderboard, as the engine replays it."""
     tournament, replayed, bracket = read_bracket(session, tournament_id, settings.rules)
-    board = build_leaderboard(session, tournament, finished_of(tournament, replayed))
+    return tournament, bracket, build_leaderboard(session, tournament, finished_of(tournament, replayed))
+
+
+def _tournament_context(session: Session, settings: Settings, tournament_id: int) -> dict[str, Any]:
+    tournament, bracket, board = tournament_board(session, settings, tournament_id)
     draw = get_draw(session, tournament_id)
     return {
         "tournament": tournament, "summary": summarize_tournament(session, tournament), "board": board, "bracket": bracket,

@@ -27,6 +27,9 @@
       if (document.hidden) { later(); return; }
       fetch(element.dataset.live, { headers: { "Accept": "text/html" }, cache: "no-store" })
         .then(function (response) {
+          // Sent elsewhere (signed out meanwhile: a job's fragment redirects to the sign-in page): load
+          // the page again so the browser follows it there, rather than swapping a whole page in here.
+          if (response.redirected) { window.location.reload(); throw new Error("redirected"); }
           if (!response.ok) { throw new Error(String(response.status)); }
           var state = response.headers.get("X-Live") || "idle";
           return response.text().then(function (html) { return { html: html, state: state }; });
