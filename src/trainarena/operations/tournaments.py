@@ -136,6 +136,15 @@ def _revealed(task: str, revealed: dict[str, str]) -> str | None:
             "add its dataset again as a new task (a new name gives a new secret split)")
 
 
+def _grouped_by_reason(problems: list[tuple[str, str]]) -> str:
+    """'t1, t2: its split seed was revealed ...; t3: its dataset ... is gone': a spent pool's tasks share
+    one reason, which was repeated whole for each, a screenful for a pool of twenty."""
+    names: dict[str, list[str]] = {}
+    for name, reason in problems:
+        names.setdefault(reason, []).append(name)
+    return "; ".join(f"{', '.join(grouped)}: {reason}" for reason, grouped in names.items())
+
+
 def create_pool_tournament(
     session: Session,
     settings: Settings,
@@ -184,7 +193,7 @@ def create_pool_tournament(
                 if (problem := _revealed(task.name, revealed) or task_problem(task, settings)) is not None]
     available = sorted(task.name for task in pool_row.tasks if task.name not in dict(unusable))
     if len(available) < needed:
-        broken = f" ({len(unusable)} unusable: " + "; ".join(f"{n}: {r}" for n, r in unusable) + ")" if unusable else ""
+        broken = f" ({len(unusable)} unusable: {_grouped_by_reason(unusable)})" if unusable else ""
         raise TournamentRefused(
             f"pool {pool!r} has {counted(len(available), 'usable task')}{broken}, but {len(entrants)} entrants"
             f"{' and a defending champion' if champion else ''} can play {needed} (no task is played twice in a "
