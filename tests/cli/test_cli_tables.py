@@ -257,6 +257,22 @@ def test_live_progress_keeps_the_round_in_play_and_the_earlier_rounds_bars() -> 
     assert "round 1 · knockout" in text and "round 2 · knockout" in text and "1.2500" in text
 
 
+def test_live_progress_of_a_resumed_tournament_says_so_and_counts_the_runs_left() -> None:
+    """Taken up mid-round, the round's bar read "1/?" (its first run opened it, without a total) and
+    nothing said the tournament was resumed, which serve logs."""
+    def play(console: Console) -> None:
+        with LiveProgress(console) as progress:
+            progress(ProgressEvent("resumed", "week-1", tournament_id=2, round_index=0, stage=Stage.KNOCKOUT,
+                                   runs_total=1, runs_interrupted=1))
+            progress(ProgressEvent("run_started", "week-1", competitor="lowrank", task_name="q1", budget_seconds=30))
+            progress(ProgressEvent("run_finished", "week-1", competitor="lowrank", task_name="q1",
+                                   status=RunStatus.SUCCEEDED, score=1.25))
+
+    text = " ".join(_render(80, play).split())
+    assert "week-1 (id 2): resumed at knockout round 1: 1 run left, 1 of them cut short and run again" in text
+    assert "?" not in text and re.search(r"round 1 · knockout \S* 1/1", text), text
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_run_prints_one_line_per_field_and_the_whole_reason(
     finished_store: FinishedStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, width: int
