@@ -45,7 +45,11 @@ def test_add_from_a_task_file_and_refusals_name_the_problem(operator_data: Opera
     assert _invoke("task", "add", "--file", str(task_file)).exit_code == 0
     again = _invoke("task", "add", "--file", str(task_file), "--json")
     assert again.exit_code == 1 and "already stored" in json.loads(again.output)["error"]
-    assert "trainarena task add NEW-NAME --file TASK_FILE" in json.loads(again.output)["error"]
+    # The hint names the pool: typed as it said, the task went to the kind's default pool ('text').
+    assert ("already stored in pool 'text'; store it under another name (`trainarena task add NEW-NAME --file TASK_FILE "
+            "--pool text`, or with the flags it was added with)") in json.loads(again.output)["error"]
+    elsewhere = _invoke("task", "add", "--file", str(task_file), "--pool", "weekly")
+    assert "`trainarena task add NEW-NAME --file TASK_FILE --pool weekly`" in elsewhere.stderr
     # A drawn task cannot be removed (its split seed is spent): the same file goes in under a new name.
     renamed = _invoke("task", "add", "from-file-2", "--file", str(task_file), "--json")
     assert renamed.exit_code == 0, renamed.output
