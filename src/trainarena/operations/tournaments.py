@@ -137,8 +137,9 @@ def _revealed(task: str, revealed: dict[str, str]) -> str | None:
 
 
 def _grouped_by_reason(problems: list[tuple[str, str]]) -> str:
-    """'t1, t2: its split seed was revealed ...; t3: its dataset ... is gone': a spent pool's tasks share
-    one reason, which was repeated whole for each, a screenful for a pool of twenty."""
+    """'t1, t2: its split seed was revealed ...; t3: its dataset ... is gone': a spent pool's tasks (or
+    the competitors an entry time leaves out) share one reason, which was repeated whole for each, a
+    screenful for a pool of twenty."""
     names: dict[str, list[str]] = {}
     for name, reason in problems:
         names.setdefault(reason, []).append(name)
@@ -181,7 +182,7 @@ def create_pool_tournament(
         else:
             entrants.append(competitor.name)
     if not entrants:
-        reasons = "; ".join(f"{n}: {r}" for n, r in left_out) or "no competitor is registered"
+        reasons = _grouped_by_reason(left_out) or "no competitor is registered"
         raise TournamentRefused(f"nobody can enter a {kind} tournament on pool {pool!r} ({reasons})")
     if len(entrants) == 1 and champion is None and not settings.rules.crown_unscored:
         raise TournamentRefused(f"only {entrants[0]} can enter a {kind} tournament on pool {pool!r} and no champion defends: "
