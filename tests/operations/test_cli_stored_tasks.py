@@ -24,6 +24,8 @@ def test_add_list_show_and_remove_a_stored_task(operator_data: OperatorData) -> 
     assert added.exit_code == 0, added.output
     details = json.loads(added.output)
     assert details["pool"] == "mine" and details["dataset"] == str(operator_data.saved)
+    # read where it lies, not copied into the data directory: docs/deploy.md has the operator back it up
+    assert not operator_data.saved.is_relative_to(operator_data.settings.data_dir)
     assert details["train_rows"] + details["hidden_rows"] == 40 and len(details["digests"]["hidden_split"]) == 64
 
     listed = _invoke("task", "list", "--pool", "mine", "--json")
