@@ -116,6 +116,7 @@ def test_a_variable_that_looks_meant_as_a_setting_is_warned_of(monkeypatch, caps
     monkeypatch.setenv(variable, "x")
     monkeypatch.setenv("TRAINARENA_RUN_ID", "3")  # the contract's, and the test suite's, are no misspellings
     monkeypatch.setenv("TRAINARENA_TEST_ARTIFACTS", str(tmp_path))
+    monkeypatch.setenv("TRAINARENA_API_PORT", "8001")  # compose's, from docker/.env (docs/deploy.md)
     code, _, err = _main(monkeypatch, capsys, "keys", "list")
     assert code in (0, None)
     assert err == f"warning: {variable} names no setting and is ignored; did you mean {meant}?\n"

@@ -26,8 +26,10 @@ _HINTS = {
 }
 
 
-# Variables of this prefix that are no settings: the test suite's own (tests/conftest.py).
+# Variables of this prefix that are no settings: the test suite's own (tests/conftest.py), and the
+# host port docker/compose.yaml publishes the API on (read by compose from docker/.env).
 _TEST_PREFIX = ENV_PREFIX + "TEST_"
+_COMPOSE_PORT = ENV_PREFIX + "API_PORT"
 # How close a name must be to a setting's variable to be taken for a misspelling of it (difflib's ratio).
 _CLOSE = 0.8
 
@@ -67,7 +69,7 @@ def misspelt_variables(settings: type[BaseModel], environ: Mapping[str, str] | N
         section = upper.split(NESTED_DELIMITER)[0]
         # A section's unknown field is refused by the settings themselves (setting_problems says which).
         in_section = section in known and section != upper
-        if not upper.startswith(ENV_PREFIX) or upper.startswith(_TEST_PREFIX) or upper in known or in_section:
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(_TEST_PREFIX) or upper in (*known, _COMPOSE_PORT) or in_section:
             continue
         hint = _closest(upper, known)
         if hint or NESTED_DELIMITER in upper.removeprefix(ENV_PREFIX):
