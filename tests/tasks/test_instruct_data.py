@@ -130,6 +130,10 @@ def test_unreadable_files_are_named(tmp_path):
         # A column named twice: the later one replaced the earlier without a word (QA 8).
         ("q,q,a\nx0,y0,0\n", "line 1 names column 'q' twice; give each column its own name"),
         ("a,q,q,q\n1,x,y,z\n", "line 1 names column 'q' 3 times; give each column its own name"),
+        # Past the csv module's own limit: "cannot read the file (Error: field larger than field limit
+        # (131072))", naming no line and a limit that is not the platform's.
+        ("q,i,a\nx,,1\n" + "y" * 200_000 + ",,2\n", r"line 3 has a field longer than 131,072 characters, over the "
+                                                    r"limit per field \(data.max_field_bytes\); shorten it or leave the row out"),
     ],
 )
 def test_a_csv_row_that_does_not_match_the_header_is_named_by_its_line(tmp_path, content, message):
