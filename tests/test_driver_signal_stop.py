@@ -121,11 +121,16 @@ def test_stops_by_signal_cost_no_try_however_many(store: Store, settings: Settin
         assert "was stopped by SIGTERM" in (attempts[-1][2] or "")
         folder = settings.work_dir / f"tournament-{tid}" / f"run-{run_id}" / f"attempt-{attempts[-1][0]}"
         assert not (folder / "output").exists()  # nothing of it is scored or kept
-    finished = drive_tournament(store, settings, tid, Scores())
+    events: list[ProgressEvent] = []
+    finished = drive_tournament(store, settings, tid, Scores(), progress=events.append)
     assert finished is not None and finished.champion == "a"
     _, status, attempts = _b_run(store, tid)
     assert status == RunStatus.SUCCEEDED
     assert [(n, s) for n, s, _ in attempts] == [(1, "withdrawn"), (2, "withdrawn"), (3, "withdrawn"), (4, "succeeded")]
+    # The drive taking it up says b's run was cut short: it said "none cut short", counting only the
+    # tries it recovered itself, not those a stopped driver had withdrawn.
+    [resumed] = [event for event in events if event.kind == "resumed"]
+    assert resumed.runs_interrupted == 1 and resumed.runs_total == 1
 
 
 def test_a_withdrawal_the_store_did_not_take_is_done_by_the_next_drive(store: Store, settings: Settings, sigterm_handler,

@@ -124,6 +124,8 @@ Progress = Callable[[ProgressEvent], None]
 Waiting = Callable[[LeaseHolder], None]
 # Told each stored run's id and folder once its report is committed (the CLI writes result.json there).
 RunStored = Callable[[int, Path], None]
+# How a run's last try ended when it was cut short and is played again as a new attempt.
+_CUT_SHORT = (AttemptStatus.INTERRUPTED, AttemptStatus.WITHDRAWN)
 
 
 # --- Writing steps -------------------------------------------------------------------------------
@@ -248,16 +250,20 @@ class _Driver:
                 announced = holder.owner_id
             time.sleep(self.lease_rules.wait_poll_seconds)
 
-    def announce_resumption(self, session: Session, interrupted: int) -> None:
+    def announce_resumption(self, session: Session) -> None:
         """A tournament left mid-way (by a stop, a fault or a killed driver) is resumed: say at which
-        round, with how many of its runs still to play and how many of them were cut short."""
+        round, with how many of its runs still to play and how many of them were cut short: those whose
+        last try was interrupted (a driver killed or failed) or withdrawn (stopped by a signal). Counting
+        only the tries this drive recovered said "none cut short" after a `tournament run` stopped by
+        Ctrl-C, which withdraws its own tries before it exits."""
         tournament = get_tournament(session, self.tournament_id)
         round_row = open_round(session, self.tournament_id) or (tournament.rounds[-1] if tournament.rounds else None)
         if round_row is None:
             return
+        left = pending_runs(session, round_row.id)
+        cut_short = sum(bool(run.attempt_records) and run.attempt_records[-1].status in _CUT_SHORT for run in left)
         self.emit("resumed", tournament=tournament.name, tournament_id=tournament.id, round_index=round_row.index,
-                  stage=Stage(round_row.stage), runs_total=len(pending_runs(session, round_row.id)),
-                  runs_interrupted=interrupted)
+                  stage=Stage(round_row.stage), runs_total=len(left), runs_interrupted=cut_short)
 
     def step(self, budget: int) -> tuple[int, Finished | None, list[RunRequest]]:
         """One transaction: returns (steps taken, the end if reached, runs claimed to execute now). A claim
@@ -488,7 +494,7 @@ def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[]
     notes = WithdrawalNotes.read(tournament_dir(driver.work_dir, driver.tournament_id))
     with driver.writing() as session:
         recovered = recover_interrupted(session, driver.tournament_id, driver.me, notes.reason_for)
-        driver.announce_resumption(session, len({run_id for run_id, _ in recovered}))
+        driver.announce_resumption(session)
     notes.remove()
     remove_outputs(driver.work_dir, driver.tournament_id, recovered)
     # A drive of so many steps claims those, none early; an executor that cannot stop a run at once
