@@ -130,3 +130,16 @@ def test_a_task_file_whose_dataset_has_no_source_is_one_line(operator_data: Oper
     refused = runner.invoke(app, ["task", "add", "--file", str(task_file)])
     assert refused.exit_code == 1 and isinstance(refused.exception, SystemExit), refused.exception
     assert "dataset spec: missing required key(s) ['source']" in refused.output and "Traceback" not in refused.output
+
+
+def test_check_of_a_stored_tasks_name_points_to_task_show(operator_data: OperatorData) -> None:
+    """`task check NAME` of a stored task said 'cannot read the task file', as if NAME were a missing file."""
+    assert _invoke("task", "add", "sums", "--type", "instruct", "--base-model", "model", "--dataset", "saved",
+                   "--field-instruction", "q", "--field-output", "a", "--pool", "mine").exit_code == 0
+    checked = _invoke("task", "check", "sums", "--json")
+    assert checked.exit_code == 1 and json.loads(checked.output) == {
+        "ok": False, "file": "sums",
+        "error": "sums is a stored task (pool mine), not a task file: it was checked when it was added; "
+                 "`trainarena task show sums` shows its rows, split and digests",
+    }
+    assert "cannot read the task file" in _invoke("task", "check", "no-such-task").output  # no stored task: a file it cannot read
