@@ -110,6 +110,20 @@ def test_invalid_rows_are_named(tmp_path, mutate, message):
         validate_rows(spec_for(path), load_rows(spec_for(path), DataRules()), DataRules())
 
 
+def test_a_number_reads_as_its_text_as_in_a_csv_and_a_boolean_is_refused(tmp_path):
+    """docs/contract.md said a required value that is not text is refused; a number is taken, deliberately:
+    a CSV has no types, so a JSONL or Parquet file of the same rows reads the same."""
+    rows = rows_of(30)
+    rows[4]["a"], rows[5]["q"] = 42, 2.5
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    loaded = validate_rows(spec_for(path), load_rows(spec_for(path), DataRules()), DataRules())
+    assert (loaded[4]["a"], loaded[5]["q"]) == ("42", "2.5")
+    rows[6]["a"] = True
+    write_jsonl(path, rows)
+    with pytest.raises(DatasetError, match=r"row 7, column 'a' is a bool \(True\), not text"):
+        validate_rows(spec_for(path), load_rows(spec_for(path), DataRules()), DataRules())
+
+
 def test_unreadable_files_are_named(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"q": "x"}\n{not json\n')
