@@ -192,6 +192,9 @@ def test_the_backup_list_names_every_folder_of_state() -> None:
     for path in kept:
         assert f"`{path.relative_to(settings.data_dir)}" in backup, f"docs/deploy.md's backup list misses {path.name}"
     assert "pg_dump" in backup
+    # Stored tasks point at the operator's files, which the data directory holds no copy of
+    # (tests/operations/test_cli_stored_tasks.py): a restore without them left every task unusable.
+    assert "The operator's own datasets and base models" in backup and "`task show NAME`" in backup
 
 
 def _compose_program() -> list[str] | None:

@@ -27,6 +27,7 @@ LAYERS = {
     "early_runs": 5,  # runs of a foreseen round trained on free slots, adopted by its claim
     "stopped_attempts": 5,  # a stopped driver's attempts withdrawn, or left in a note for the next drive's recovery
     "round_tasks": 5,  # which task each place of a round plays (its seed, the task source)
+    "tournament_steps": 5,  # the engine's decisions written to the store: a round's rows, a finished tournament's outcome
     "pipeline": 5,
     "records": 5,  # signed statements, the transparency log, export/verify/audit: beside the orchestrator it records
     "reporting": 6,

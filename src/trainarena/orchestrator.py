@@ -20,7 +20,7 @@ driver is taken over once it expired. Then:
 3. with every stored round complete, the pure engine (``engine.bracket.next_step``) is asked what is
    next: ``PlayRound`` creates the round's rows (round, matches, tasks drawn from the task source,
    one pending run per competitor and task) in one transaction; ``Finished`` stores the champion
-   history, the weights and the outcome in one transaction.
+   history, the weights and the outcome in one transaction (both written by ``tournament_steps``).
 
 A finished run is never executed again; a tournament that died anywhere resumes from what the store
 holds. A driver that lost its lease (it stalled past the expiry and was taken over) stops at its next
@@ -54,8 +54,7 @@ from trainarena.attempts import (
 from trainarena.contract import RunStatus
 from trainarena.early_runs import EarlyRuns, early_key
 from trainarena.engine.bracket import next_step
-from trainarena.engine.model import Finished, PlayRound, RoundPlan, Stage
-from trainarena.engine.weights import tournament_weights
+from trainarena.engine.model import Finished, PlayRound, Stage
 from trainarena.execution.output_tree import remove_tree
 from trainarena.execution.supervise import EitherStop, current_stop_event, stop_when
 from trainarena.records.recorder import Recorder
@@ -74,27 +73,20 @@ from trainarena.runs import (
     attempt_dir,
     clear_stale_folder,
     definition_from_json,
-    definition_json,
-    task_key,
     tournament_dir,
 )
 from trainarena.settings import LeaseRules, TournamentRules, WeightRules
 from trainarena.stopped_attempts import WithdrawalNotes, remove_outputs, stopped_by, under_way, withdraw_stopped
 from trainarena.store import (
     AttemptStatus,
-    ChampionHistory,
-    MatchRow,
     Round,
     Run,
     RunAttempt,
     Store,
-    TaskRow,
     Tournament,
     TournamentStatus,
-    WeightRow,
     create_tournament,
     get_tournament,
-    require_competitor,
 )
 from trainarena.store.leases import (
     DriverIdentity,
@@ -110,6 +102,7 @@ from trainarena.store.leases import (
 )
 from trainarena.store.records import fix_rules, load_record, load_tournament, open_round, pending_runs, rules_of
 from trainarena.store.tournaments import TournamentCancelled, cancelled_problem
+from trainarena.tournament_steps import create_round, store_finish
 
 __all__ = [
     "LeaseHeld",
@@ -124,53 +117,8 @@ Progress = Callable[[ProgressEvent], None]
 Waiting = Callable[[LeaseHolder], None]
 # Told each stored run's id and folder once its report is committed (the CLI writes result.json there).
 RunStored = Callable[[int, Path], None]
-
-
-# --- Writing steps -------------------------------------------------------------------------------
-
-
-def _create_round(session: Session, tournament: Tournament, plan: RoundPlan, task_source: TaskSource) -> int:
-    """The round's rows, with one pending run per competitor and task. Returns the number of runs."""
-    round_row = Round(index=plan.index, stage=plan.stage.value, byes=list(plan.byes))
-    runs = 0
-    for position, match in enumerate(plan.matches):
-        match_row = MatchRow(
-            match_id=match.match_id,
-            position=position,
-            competitors=list(match.competitors),
-            tasks_count=match.tasks,
-            advance_count=match.advance,
-        )
-        competitors = [require_competitor(session, name) for name in match.competitors]
-        for index in range(match.tasks):
-            definition = task_of(task_source, tournament, plan.stage, plan.index, match.match_id, index)
-            task = TaskRow(index=index, definition=definition_json(definition), digest=task_key(definition))
-            task.runs = [Run(competitor=competitor) for competitor in competitors]
-            match_row.tasks.append(task)
-            runs += len(competitors)
-        round_row.matches.append(match_row)
-    # Attached last, through the parent: the whole round is written at once, or not at all.
-    tournament.rounds.append(round_row)
-    tournament.status = TournamentStatus.RUNNING
-    return runs
-
-
-def _store_finish(session: Session, tournament: Tournament, finished: Finished, weight_rules: WeightRules,
-                  champion_models_due: bool) -> None:
-    now = datetime.now(UTC)
-    champion = None if finished.champion is None else require_competitor(session, finished.champion)
-    if champion is not None and finished.crowned:
-        session.add(ChampionHistory(kind=tournament.kind, competitor=champion, tournament=tournament, crowned_at=now,
-                                    models_due=champion_models_due))
-    entrants = [e.competitor.name for e in tournament.entrants]
-    weights = tournament_weights(finished, entrants, weight_rules)
-    for name, weight in weights.weights.items():
-        session.add(WeightRow(tournament_id=tournament.id, competitor=require_competitor(session, name), weight=weight))
-    tournament.weight_remainder = weights.undistributed
-    tournament.champion_after = champion
-    tournament.outcome_reason = finished.reason
-    tournament.status = TournamentStatus.FINISHED
-    tournament.finished_at = now
+# How a run's last try ended when it was cut short and is played again as a new attempt.
+_CUT_SHORT = (AttemptStatus.INTERRUPTED, AttemptStatus.WITHDRAWN)
 
 
 # --- Driving -------------------------------------------------------------------------------------
@@ -248,16 +196,20 @@ class _Driver:
                 announced = holder.owner_id
             time.sleep(self.lease_rules.wait_poll_seconds)
 
-    def announce_resumption(self, session: Session, interrupted: int) -> None:
+    def announce_resumption(self, session: Session) -> None:
         """A tournament left mid-way (by a stop, a fault or a killed driver) is resumed: say at which
-        round, with how many of its runs still to play and how many of them were cut short."""
+        round, with how many of its runs still to play and how many of them were cut short: those whose
+        last try was interrupted (a driver killed or failed) or withdrawn (stopped by a signal). Counting
+        only the tries this drive recovered said "none cut short" after a `tournament run` stopped by
+        Ctrl-C, which withdraws its own tries before it exits."""
         tournament = get_tournament(session, self.tournament_id)
         round_row = open_round(session, self.tournament_id) or (tournament.rounds[-1] if tournament.rounds else None)
         if round_row is None:
             return
+        left = pending_runs(session, round_row.id)
+        cut_short = sum(bool(run.attempt_records) and run.attempt_records[-1].status in _CUT_SHORT for run in left)
         self.emit("resumed", tournament=tournament.name, tournament_id=tournament.id, round_index=round_row.index,
-                  stage=Stage(round_row.stage), runs_total=len(pending_runs(session, round_row.id)),
-                  runs_interrupted=interrupted)
+                  stage=Stage(round_row.stage), runs_total=len(left), runs_interrupted=cut_short)
 
     def step(self, budget: int) -> tuple[int, Finished | None, list[RunRequest]]:
         """One transaction: returns (steps taken, the end if reached, runs claimed to execute now). A claim
@@ -276,13 +228,13 @@ class _Driver:
             if isinstance(decision, PlayRound):
                 if self.recorder is not None and not tournament.rounds:
                     self.recorder.tournament_starting(session, tournament)
-                runs = _create_round(session, tournament, decision.plan, self.task_source)
+                runs = create_round(session, tournament, decision.plan, self.task_source)
                 self.emit("round_created", tournament=tournament.name, round_index=decision.plan.index,
                           stage=decision.plan.stage, runs_total=runs)
                 return 1, None, []
             if self.early is not None:
                 self.early.drop_unneeded(None)
-            _store_finish(session, tournament, decision, self.weight_rules, self.champion_models_due)
+            store_finish(session, tournament, decision, self.weight_rules, self.champion_models_due)
             if self.recorder is not None:
                 self.recorder.tournament_finished(session, tournament, self.rules, self.weight_rules)
             self.emit("finished", tournament=tournament.name, competitor=decision.champion)
@@ -488,7 +440,7 @@ def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[]
     notes = WithdrawalNotes.read(tournament_dir(driver.work_dir, driver.tournament_id))
     with driver.writing() as session:
         recovered = recover_interrupted(session, driver.tournament_id, driver.me, notes.reason_for)
-        driver.announce_resumption(session, len({run_id for run_id, _ in recovered}))
+        driver.announce_resumption(session)
     notes.remove()
     remove_outputs(driver.work_dir, driver.tournament_id, recovered)
     # A drive of so many steps claims those, none early; an executor that cannot stop a run at once

@@ -250,7 +250,7 @@ class ProgressEvent:
     score: float | None = None
     runs_total: int | None = None  # round_created: runs in the round; resumed: its runs left to play
     runs_interrupted: int | None = None  # resumed: runs an earlier driver left running, played again
-    reason: str | None = None  # run_finished: the short failure reason of a run that failed
+    reason: str | None = None  # run_finished: the whole failure reason of a run that failed (readers shorten it)
 
 
 def stopped_report(error: BaseException, started: float, run_dir: Path) -> RunReport:

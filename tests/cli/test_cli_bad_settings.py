@@ -94,3 +94,29 @@ def test_a_database_file_replaced_mid_command_is_one_line_saying_the_command_mus
     assert code == 1 and out == ""
     assert err == (f"error: the database file {path} was deleted or replaced while the command was running; "
                    "the command must be restarted to use the file now at that path\n")
+
+
+def test_a_misspelt_section_field_names_the_setting_meant(monkeypatch, capsys) -> None:
+    """It read "Extra inputs are not permitted", pydantic's words, naming nothing to set instead."""
+    monkeypatch.setenv("TRAINARENA_RULES__BOS_MARGIN", "0.1")
+    code, out, err = _main(monkeypatch, capsys, "status")
+    assert code == 1 and out == ""
+    assert err == ("error: TRAINARENA_RULES__BOS_MARGIN='0.1' (setting rules.bos_margin): no such setting in section rules; "
+                   "did you mean TRAINARENA_RULES__BOSS_MARGIN?\n")
+
+
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [("TRAINARENA_DATADIR", "TRAINARENA_DATA_DIR"),  # the store went to ./.trainarena without a word
+     ("TRAINARENA_SCHEDULE_TEXT_POOL", "TRAINARENA_SCHEDULE__TEXT_POOL"),  # one underscore: serve drew from pool 'text'
+     ("TRAINARENA_RULE__BOSS_MARGIN", "TRAINARENA_RULES__BOSS_MARGIN")],
+)
+def test_a_variable_that_looks_meant_as_a_setting_is_warned_of(monkeypatch, capsys, tmp_path, variable, meant) -> None:
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(variable, "x")
+    monkeypatch.setenv("TRAINARENA_RUN_ID", "3")  # the contract's, and the test suite's, are no misspellings
+    monkeypatch.setenv("TRAINARENA_TEST_ARTIFACTS", str(tmp_path))
+    monkeypatch.setenv("TRAINARENA_API_PORT", "8001")  # compose's, from docker/.env (docs/deploy.md)
+    code, _, err = _main(monkeypatch, capsys, "keys", "list")
+    assert code in (0, None)
+    assert err == f"warning: {variable} names no setting and is ignored; did you mean {meant}?\n"

@@ -124,20 +124,24 @@ def test_status_keeps_the_champion_and_where_whole_and_cuts_or_leaves_out_the_ou
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_competitor_list_keeps_names_whole_and_cuts_the_repository(finished_store: FinishedStore, width: int) -> None:
+def test_competitor_list_keeps_names_whole_and_cuts_the_repository_at_its_start(finished_store: FinishedStore, width: int) -> None:
     output = _invoke(["competitor", "list"], width)
     headers = ["name", "repository", "commit", "entrypoint", "types", "registered"]
-    if width == 120:  # leaving out the rightmost free text (types) leaves the name room on one line: it gives way
-        headers.remove("types")
-        assert "left out at this width: types" in output
+    if width == 120:  # leaving out the rightmost free text (entrypoint) leaves the name room on one line: it gives way
+        headers.remove("entrypoint")
+        assert "left out at this width: entrypoint" in output
         assert any(line.startswith(f"│ {LONG_NAME} │") for line in output.splitlines())
-    rows = read_table(output, width, headers, key="commit")
+    else:  # the day of registration (in `competitor show`) gives way before the name folds further
+        headers.remove("registered")
+        assert "left out at this width: registered" in output
+    rows = [dict(zip(headers, row, strict=True)) for row in read_table(output, width, headers, key="commit")]
     long_row = rows[0]
-    assert long_row[0] == LONG_NAME
-    assert _shown(long_row[1], LONG_URL) and long_row[1].endswith("…")
-    assert long_row[2] == "0" * 12 and long_row[3] == "train.py"
-    assert [row[0] for row in rows[1:]] == list(COMPETITORS)[1:]
-    assert all(_shown(row[1], f"https://github.com/x/{row[0]}") for row in rows[1:])
+    assert long_row["name"] == LONG_NAME
+    # The end of a repository names it (its owner and folder): the start is what is cut.
+    assert long_row["repository"].startswith("…") and LONG_URL.endswith(long_row["repository"][1:])
+    assert long_row["commit"] == "0" * 12 and long_row["types"] == "all"
+    assert [row["name"] for row in rows[1:]] == list(COMPETITORS)[1:]
+    assert all(f"https://github.com/x/{row['name']}".endswith(row["repository"].lstrip("…")) for row in rows[1:])
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -255,6 +259,22 @@ def test_live_progress_keeps_the_round_in_play_and_the_earlier_rounds_bars() -> 
     # round 1's finished run left the display (the bracket printed after has it), its run in flight stays
     assert "crasher" not in text and f"{LONG_NAME} · task-r1" in text and f"{LONG_NAME} · task-r2" in text
     assert "round 1 · knockout" in text and "round 2 · knockout" in text and "1.2500" in text
+
+
+def test_live_progress_of_a_resumed_tournament_says_so_and_counts_the_runs_left() -> None:
+    """Taken up mid-round, the round's bar read "1/?" (its first run opened it, without a total) and
+    nothing said the tournament was resumed, which serve logs."""
+    def play(console: Console) -> None:
+        with LiveProgress(console) as progress:
+            progress(ProgressEvent("resumed", "week-1", tournament_id=2, round_index=0, stage=Stage.KNOCKOUT,
+                                   runs_total=1, runs_interrupted=1))
+            progress(ProgressEvent("run_started", "week-1", competitor="lowrank", task_name="q1", budget_seconds=30))
+            progress(ProgressEvent("run_finished", "week-1", competitor="lowrank", task_name="q1",
+                                   status=RunStatus.SUCCEEDED, score=1.25))
+
+    text = " ".join(_render(80, play).split())
+    assert "week-1 (id 2): resumed at knockout round 1: 1 run left, 1 of them cut short and run again" in text
+    assert "?" not in text and re.search(r"round 1 · knockout \S* 1/1", text), text
 
 
 @pytest.mark.parametrize("width", WIDTHS)

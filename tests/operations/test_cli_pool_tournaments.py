@@ -36,6 +36,12 @@ def test_create_show_list_and_champions(operator_data: OperatorData) -> None:
     assert refused.exit_code == 1
     assert "pool 'weekly' has 1 usable task, but 3 entrants can play 2" in json.loads(refused.output)["error"]
 
+    when = _invoke("tournament", "create", "--kind", "text", "--pool", "weekly", "--entry-closes", "yesterday")
+    assert when.exit_code == 2 and when.stderr == ("error: --entry-closes 'yesterday' is not an ISO 8601 time; "
+                                                   "write e.g. 2026-12-07T00:00:00+00:00\n")  # it named no option
+    when = _invoke("tournament", "create", "--kind", "text", "--pool", "weekly", "--entry-closes", "yesterday", "--json")
+    assert when.exit_code == 2 and json.loads(when.stdout)["error"].startswith("--entry-closes 'yesterday' is not")
+
     _add("from-csv", "rows.csv")
     created = _invoke("tournament", "create", "--kind", "text", "--pool", "weekly", "--seed", "3", "--json")
     assert created.exit_code == 0, created.output

@@ -24,6 +24,8 @@ def test_add_list_show_and_remove_a_stored_task(operator_data: OperatorData) -> 
     assert added.exit_code == 0, added.output
     details = json.loads(added.output)
     assert details["pool"] == "mine" and details["dataset"] == str(operator_data.saved)
+    # read where it lies, not copied into the data directory: docs/deploy.md has the operator back it up
+    assert not operator_data.saved.is_relative_to(operator_data.settings.data_dir)
     assert details["train_rows"] + details["hidden_rows"] == 40 and len(details["digests"]["hidden_split"]) == 64
 
     listed = _invoke("task", "list", "--pool", "mine", "--json")
@@ -45,7 +47,11 @@ def test_add_from_a_task_file_and_refusals_name_the_problem(operator_data: Opera
     assert _invoke("task", "add", "--file", str(task_file)).exit_code == 0
     again = _invoke("task", "add", "--file", str(task_file), "--json")
     assert again.exit_code == 1 and "already stored" in json.loads(again.output)["error"]
-    assert "trainarena task add NEW-NAME --file TASK_FILE" in json.loads(again.output)["error"]
+    # The hint names the pool: typed as it said, the task went to the kind's default pool ('text').
+    assert ("already stored in pool 'text'; store it under another name (`trainarena task add NEW-NAME --file TASK_FILE "
+            "--pool text`, or with the flags it was added with)") in json.loads(again.output)["error"]
+    elsewhere = _invoke("task", "add", "--file", str(task_file), "--pool", "weekly")
+    assert "`trainarena task add NEW-NAME --file TASK_FILE --pool weekly`" in elsewhere.stderr
     # A drawn task cannot be removed (its split seed is spent): the same file goes in under a new name.
     renamed = _invoke("task", "add", "from-file-2", "--file", str(task_file), "--json")
     assert renamed.exit_code == 0, renamed.output
@@ -124,3 +130,16 @@ def test_a_task_file_whose_dataset_has_no_source_is_one_line(operator_data: Oper
     refused = runner.invoke(app, ["task", "add", "--file", str(task_file)])
     assert refused.exit_code == 1 and isinstance(refused.exception, SystemExit), refused.exception
     assert "dataset spec: missing required key(s) ['source']" in refused.output and "Traceback" not in refused.output
+
+
+def test_check_of_a_stored_tasks_name_points_to_task_show(operator_data: OperatorData) -> None:
+    """`task check NAME` of a stored task said 'cannot read the task file', as if NAME were a missing file."""
+    assert _invoke("task", "add", "sums", "--type", "instruct", "--base-model", "model", "--dataset", "saved",
+                   "--field-instruction", "q", "--field-output", "a", "--pool", "mine").exit_code == 0
+    checked = _invoke("task", "check", "sums", "--json")
+    assert checked.exit_code == 1 and json.loads(checked.output) == {
+        "ok": False, "file": "sums",
+        "error": "sums is a stored task (pool mine), not a task file: it was checked when it was added; "
+                 "`trainarena task show sums` shows its rows, split and digests",
+    }
+    assert "cannot read the task file" in _invoke("task", "check", "no-such-task").output  # no stored task: a file it cannot read

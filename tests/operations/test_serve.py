@@ -18,12 +18,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+import typer
 from operator_data import FakeExecutor, OperatorData, add_tasks, register_example
+from sqlalchemy import select
 
+from trainarena.cli.serve import serve_with
 from trainarena.operations.serving import ServeEvent, Serving
 from trainarena.operations.tournaments import create_pool_tournament
 from trainarena.settings import ScheduleRules, Settings
-from trainarena.store import Run, champion_history, open_store, tournament_runs
+from trainarena.store import Run, Tournament, champion_history, open_store, tournament_runs
 from trainarena.store.api_keys import create_key
 from trainarena.store.leases import DriverIdentity, try_acquire
 from trainarena.store.models import ApiRole
@@ -380,3 +383,21 @@ def test_serve_answers_the_api_beside_its_schedule_and_stops_both_on_sigterm(sch
     log = [json.loads(line) for line in stdout.splitlines()]
     assert log[-1]["event"] == "stopped" and any("SIGTERM" in e["message"] for e in log if e["event"] == "stopping")
     assert not answers()
+
+
+def test_a_port_in_use_stops_serve_before_its_schedule_creates_or_plays_anything(
+        scheduled: OperatorData, capsys: pytest.CaptureFixture[str]) -> None:
+    """The API was bound after its services started: the schedule created a tournament and played a
+    run, then serve logged "stopped on request" though nobody had asked."""
+    add_tasks(scheduled, "t1", "t2")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(typer.Exit) as ended:
+            serve_with(scheduled.settings, FakeExecutor(), once=False, parallel=1, json_output=True, host="127.0.0.1", port=port)
+    said = capsys.readouterr()
+    assert ended.value.exit_code == 1 and said.out == ""  # the schedule logged nothing: it never started
+    assert said.err.startswith(f"error: the API cannot listen on 127.0.0.1 port {port}: Address already in use; nothing was started")
+    with open_store(scheduled.settings) as store, store.session() as session:
+        assert session.scalars(select(Tournament)).all() == []

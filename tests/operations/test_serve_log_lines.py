@@ -33,3 +33,14 @@ def test_a_failed_run_line_carries_its_short_failure_reason(operator_data: Opera
                                                   reason="exited with code 1"))
     assert logged.message.endswith("crasher on instruct-letters: failed (score -): exited with code 1")
     assert logged.fields["reason"] == "exited with code 1"
+
+
+def test_a_timed_out_run_line_is_one_line_without_its_stderr_tail(operator_data: OperatorData) -> None:
+    """The whole reason went into the text line: its stderr tail (progress bars, warnings) made one
+    event a dozen lines of a log that promises one line per event."""
+    whole = ("still running at the budget of 5 s (SIGTERM at the deadline)\n--- stderr tail ---\n"
+             "\rLoading weights:   0%|   | 0/38\rLoading weights: 100%|###| 38/38\nWriting model shards: 100%\n")
+    logged = _logged(operator_data, ProgressEvent("run_finished", "week-1", competitor="lowrank", task_name="w1",
+                                                  status=RunStatus.TIMED_OUT, reason=whole))
+    assert logged.message == "week-1: lowrank on w1: timed_out (score -): still running at the budget of 5 s (SIGTERM at the deadline)"
+    assert logged.fields["reason"] == whole  # --json keeps it whole, in one escaped line

@@ -51,7 +51,8 @@ def test_a_tournament_not_started_is_cancelled_and_releases_its_tasks_and_entran
 
     settings = operator_data.settings
     with open_store(settings) as store:
-        with pytest.raises(StoreError, match=r"^tournament 'typo' was cancelled \(cancelled: made by mistake\); nothing more"):
+        # The reason said once: it read "was cancelled (cancelled: made by mistake)".
+        with pytest.raises(StoreError, match=r"^tournament 'typo' was cancelled: made by mistake; nothing more"):
             run_pool_tournament(store, settings, tournament_id, executor=FakeExecutor())
         with pytest.raises(DriveRefused, match="is cancelled; nothing is left to drive"):
             BackgroundDrivers(settings, FakeExecutor()).begin(store, tournament_id)

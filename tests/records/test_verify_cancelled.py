@@ -132,3 +132,15 @@ def test_a_decided_tournament_the_database_says_was_cancelled_fails(tmp_path: Pa
     label = f"entry {_kinds(bundle).index('decision')} (decision of tournament 1)"
     assert failures(verify_directory(bundle), "claims") == [
         f"{label}: signed, but the database says the tournament was cancelled: a tournament ends once"]
+
+
+def test_audit_names_a_run_the_cancellation_left_unplayed_cancelled_as_every_listing_does(
+        cancelled: RecordedStore, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    [(run_id,)] = cancelled.query("SELECT id FROM run WHERE status = 'pending' ORDER BY id LIMIT 1")
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(cancelled.data_dir))
+    monkeypatch.setenv("TRAINARENA_DATABASE_URL", cancelled.database_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    audited = CliRunner().invoke(app, ["audit", str(run_id)])
+    listed = CliRunner().invoke(app, ["runs", "show", str(run_id), "--json"])
+    assert json.loads(listed.output)["status"] == "cancelled", listed.output
+    assert audited.exit_code == 2 and f"run {run_id} has no counted attempt (status cancelled)" in audited.output, audited.output

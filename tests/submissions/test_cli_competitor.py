@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from disguised import disguised_copy
-from submission_repos import RepoFactory, git
+from submission_repos import MANIFEST, TRAIN_PY, RepoFactory, git
 from typer.testing import CliRunner
 
 from trainarena.cli import app
@@ -199,3 +199,21 @@ def test_a_bad_hotkey_is_refused_and_nothing_is_stored(runner: CliRunner, make_r
     assert refused.exit_code == 1
     assert "--hotkey" in refused.stderr and reason in refused.stderr
     assert json.loads(runner.invoke(app, ["competitor", "list", "--json"]).stdout) == []
+
+
+def test_list_at_80_columns_shows_a_local_repositorys_folder_and_every_task_type(runner: CliRunner, make_repo: RepoFactory) -> None:
+    """The QA saw the repository cut to 'file:///tmp…' (every local one reads so) and the types cut too."""
+    manifest = MANIFEST.replace('["instruct"]', '["instruct", "dpo"]')
+    repo, sha = make_repo({"trainarena.toml": manifest, "train.py": TRAIN_PY}, name="alices-bot")
+    assert runner.invoke(app, ["competitor", "add", "alice", str(repo), sha]).exit_code == 0
+    listed = runner.invoke(app, ["competitor", "list"], env={"COLUMNS": "80"})
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, listed.output
+    [row] = [line for line in lines if "alice" in line]
+    repository, types = (cell.strip() for cell in row.split("│")[2:6:3])
+    assert repository.startswith("…") and repository.endswith("alices-bot") and "file:" not in row, listed.output
+    assert types == "instruct, dpo", listed.output  # whole: it folds between the types, never cut
+    wide = runner.invoke(app, ["competitor", "list"], env={"COLUMNS": "200"}).output
+    assert f"│ {repo.resolve()} │" in wide, wide  # the path, as `competitor add` takes it
+    assert json.loads(runner.invoke(app, ["competitor", "list", "--json"]).stdout)[0]["repo_url"] == repo.resolve().as_uri()

@@ -110,6 +110,20 @@ def test_invalid_rows_are_named(tmp_path, mutate, message):
         validate_rows(spec_for(path), load_rows(spec_for(path), DataRules()), DataRules())
 
 
+def test_a_number_reads_as_its_text_as_in_a_csv_and_a_boolean_is_refused(tmp_path):
+    """docs/contract.md said a required value that is not text is refused; a number is taken, deliberately:
+    a CSV has no types, so a JSONL or Parquet file of the same rows reads the same."""
+    rows = rows_of(30)
+    rows[4]["a"], rows[5]["q"] = 42, 2.5
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    loaded = validate_rows(spec_for(path), load_rows(spec_for(path), DataRules()), DataRules())
+    assert (loaded[4]["a"], loaded[5]["q"]) == ("42", "2.5")
+    rows[6]["a"] = True
+    write_jsonl(path, rows)
+    with pytest.raises(DatasetError, match=r"row 7, column 'a' is a bool \(True\), not text"):
+        validate_rows(spec_for(path), load_rows(spec_for(path), DataRules()), DataRules())
+
+
 def test_unreadable_files_are_named(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"q": "x"}\n{not json\n')
@@ -130,6 +144,10 @@ def test_unreadable_files_are_named(tmp_path):
         # A column named twice: the later one replaced the earlier without a word (QA 8).
         ("q,q,a\nx0,y0,0\n", "line 1 names column 'q' twice; give each column its own name"),
         ("a,q,q,q\n1,x,y,z\n", "line 1 names column 'q' 3 times; give each column its own name"),
+        # Past the csv module's own limit: "cannot read the file (Error: field larger than field limit
+        # (131072))", naming no line and a limit that is not the platform's.
+        ("q,i,a\nx,,1\n" + "y" * 200_000 + ",,2\n", r"line 3 has a field longer than 131,072 characters, over the "
+                                                    r"limit per field \(data.max_field_bytes\); shorten it or leave the row out"),
     ],
 )
 def test_a_csv_row_that_does_not_match_the_header_is_named_by_its_line(tmp_path, content, message):

@@ -13,7 +13,7 @@ from trainarena.cli import jobs as jobs_cli
 from trainarena.cli import records as records_cli
 from trainarena.cli import task as task_cli
 from trainarena.settings import Settings
-from trainarena.settings.problems import setting_problems, settings_error_problems
+from trainarena.settings.problems import misspelt_variables, setting_problems, settings_error_problems
 from trainarena.store import StoreFileLost, StoreUnavailable
 
 app = typer.Typer(
@@ -45,12 +45,14 @@ app.command("verify")(records_cli.verify_command)
 
 def main() -> None:
     """The ``trainarena`` entry: a bad ``TRAINARENA_*`` setting is one line naming the variable, not a traceback."""
+    for misspelt in misspelt_variables(Settings):  # a warning: the test suite's or compose's own may look alike
+        typer.echo(f"warning: {misspelt}", err=True)
     try:
         app()
     except ValidationError as error:
         if error.title != Settings.__name__:  # another model's failure is a bug: keep its traceback
             raise
-        problems = setting_problems(error)
+        problems = setting_problems(error, Settings)
     except SettingsError as error:
         problems = settings_error_problems(error)
     except StoreFileLost as error:  # the setting is right: the file under it changed

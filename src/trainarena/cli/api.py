@@ -3,8 +3,10 @@ both `api` and `serve` share: a stop signal stops the API and its services, then
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Annotated
@@ -15,6 +17,7 @@ import uvicorn
 from trainarena.api import create_app
 from trainarena.api.app import Service
 from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE
+from trainarena.cli.output import fail
 from trainarena.cluster import Executor, make_executor
 from trainarena.execution import SandboxUnavailable
 from trainarena.jobs import TOURNAMENT, DeviceGate, GatedBackend, JobWorker
@@ -68,7 +71,26 @@ def serve_api(settings: Settings, host: str | None, port: int | None, *, store: 
     config = uvicorn.Config(app, host=host or settings.api.host, port=settings.api.port if port is None else port,
                             log_level="info", access_log=False)  # fmt: skip
     say = on_signal or (lambda message: typer.echo(message, err=True))
-    StoppingServer(config, say, (lambda: None) if jobs is None else jobs.leave_now).run()
+    listening = _listening_socket(config)
+    StoppingServer(config, say, (lambda: None) if jobs is None else jobs.leave_now).run(sockets=[listening])
+
+
+def _listening_socket(config: uvicorn.Config) -> socket.socket:
+    """The API's socket, bound before the app starts its services. uvicorn binds after them: with the
+    port in use, serve's schedule created and played a tournament, then logged "stopped on request",
+    and exited 3. (uvicorn's ``Config.bind_socket`` exits without closing the socket it made.)"""
+    listening = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((config.host, config.port))
+    except OSError as error:
+        listening.close()
+        raise fail(f"the API cannot listen on {config.host} port {config.port}: {error.strerror or error}; nothing was "
+                   "started (--host and --port, settings api.host and api.port)") from None
+    # uvicorn says this itself only for a socket it binds: the port, which port 0 leaves to the system
+    logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", config.host,
+                                            listening.getsockname()[1])
+    return listening
 
 
 def sharing_devices(settings: Settings, unsafe: bool = False) -> tuple[Executor, JobWorker]:

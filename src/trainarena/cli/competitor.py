@@ -22,6 +22,7 @@ from trainarena.store import (
     remove_competitor,
 )
 from trainarena.submissions import RegistrationError, checkout_path
+from trainarena.submissions.git import local_repo_path
 from trainarena.submissions.service import competitor_record, register_competitor
 
 app = typer.Typer(help="Register competitors (a git repository at a commit), inspect and remove them.", no_args_is_help=True)
@@ -29,14 +30,15 @@ app = typer.Typer(help="Register competitors (a git repository at a commit), ins
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 # A line per competitor: the name is whole (folded where it does not fit), the repository shrinks with
-# an ellipsis; `competitor show NAME` prints every value whole.
+# an ellipsis at its start (its last folders name it), the task types fold between them rather than
+# being cut, and the day of registration is left out before they fold; `competitor show NAME` prints every value whole.
 LIST_COLUMNS = (
     Col("name", handle=True),
-    Col("repository", shrink_to=14),
+    Col("repository", shrink_to=14, keep_end=True),
     Col("commit"),
     Col("entrypoint", shrink_to=10),
-    Col("types", shrink_to=5),
-    Col("registered"),
+    Col("types"),
+    Col("registered", optional=True),
 )
 FLAGGED_COLUMNS = (
     Col("name", handle=True),
@@ -115,7 +117,9 @@ def list_command(
     for row in rows:
         types = ", ".join(row["task_types"]) if row["task_types"] else "all"
         registered = row["registered_at"][:10]  # the day
-        table.add_row([row["name"], row["repo_url"], row["commit"][:COMMIT_SHOWN], row["entrypoint"], types, registered])
+        local = local_repo_path(row["repo_url"])  # a local repository reads as its path, as `competitor add` takes it
+        repository = row["repo_url"] if local is None else str(local)
+        table.add_row([row["name"], repository, row["commit"][:COMMIT_SHOWN], row["entrypoint"], types, registered])
     Console().print(table)
     named = [row["name"] for row in rows if row["copy_flag"] is not None]
     if named:

@@ -3,10 +3,10 @@
 Tables have three kinds of column. Short values (numbers, statuses, times) keep their width. Handles,
 the names and ids a user types back into another command, are never cut: where the handles alone do
 not fit, their cells fold onto continuation lines, widest first. Free text (reasons, repositories,
-paths) shrinks, widest first, to a readable minimum and is cut there with an ellipsis, one line per
-row; the ``show`` commands print it whole. Free text gives way before a handle folds: where leaving
-out free-text columns (the rightmost first, named under the table) keeps every handle on one line,
-they are left out; where even that would not, the handles fold and the free text keeps its readable
+paths) shrinks, widest first, to a readable minimum and is cut there with an ellipsis (at its start
+where its end names it, as a repository's last folders do), one line per row; the ``show`` commands
+print it whole. Free text gives way before a handle folds: where leaving out free-text columns (the
+rightmost first, named under the table) keeps every handle on one line, they are left out; where even that would not, the handles fold and the free text keeps its readable
 minimum. A short value holding several numbers folds between them, never inside one. Where a narrow
 terminal leaves no room, free-text columns are left out before an id or a rank could be squeezed to
 nothing.
@@ -87,12 +87,16 @@ class Col:
     # A short value read only whole (a timestamp), and found elsewhere too: never cut nor folded; left out
     # (named under the table) before any other column folds or is cut to keep it.
     optional: bool = False
+    # Free text whose end says the most (a path's last folder): cut at its start, the ellipsis first.
+    keep_end: bool = False
 
     def __post_init__(self) -> None:
         if self.handle and self.shrink_to is not None:
             raise ValueError(f"column {self.header!r}: a handle is never cut, so it takes no shrink_to")
         if self.optional and (self.handle or self.shrink_to is not None):
             raise ValueError(f"column {self.header!r}: an optional column is shown whole or left out, so it is no handle and takes no shrink_to")
+        if self.keep_end and self.shrink_to is None:
+            raise ValueError(f"column {self.header!r}: only free text is cut, so keep_end needs a shrink_to")
 
     def cell(self, value: str | Text) -> Text:
         """``value`` as this column's cell: free text cut with an ellipsis, anything else folded (a short
@@ -254,8 +258,18 @@ class OneLineTable:
             column, free = self.columns[i], self.columns[i].shrink_to is not None
             table.add_column(headers[i], justify=column.justify, width=widths[i], no_wrap=free, overflow="ellipsis" if free else "fold")
         for row in self.rows:
-            table.add_row(*(row[i] for i in shown))
+            table.add_row(*(_start_cut(row[i], widths[i]) if self.columns[i].keep_end else row[i] for i in shown))
         yield table
+
+
+def _start_cut(text: Text, width: int) -> Text:
+    """``text`` cut to ``width`` cells at its start, an ellipsis in place of what is cut (a ``keep_end`` cell)."""
+    if text.cell_len <= width:
+        return text
+    start = 0
+    while start < len(text.plain) and cell_len(text.plain[start:]) > width - 1:
+        start += 1
+    return Text("…").append_text(text[start:])
 
 
 def scored_columns(columns: Sequence[Col], label: str, scores: ScoreColumn) -> tuple[Col, ...]:

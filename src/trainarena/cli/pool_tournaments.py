@@ -34,13 +34,15 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object in
 
 
 
-def _parse_time(value: str | None) -> datetime | None:
+def _parse_time(value: str | None, json_output: bool) -> datetime | None:
+    """``--entry-closes``: the error names the option (typer's box said "Invalid value:" alone) and is
+    JSON when the command was asked for JSON."""
     if value is None:
         return None
     try:
         return parse_utc(value)
     except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
+        raise fail(f"--entry-closes {error}", json_output, code=2) from None
 
 
 def create_command(
@@ -56,7 +58,7 @@ def create_command(
     Every registered competitor whose registration and manifest fit the pool enters (those left out are named, with the reason); the reigning champion of the kind defends in the boss round; the tasks are drawn from the pool without replacement (refused when the pool has too few).
     """
     settings = Settings()
-    closes = _parse_time(entry_closes)
+    closes = _parse_time(entry_closes, json_output)
     with open_store(settings) as store, store.transaction() as session:
         try:
             created = create_pool_tournament(session, settings, kind=kind, pool=pool, entry_closes=closes, seed=seed, name=name)

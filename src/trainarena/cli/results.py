@@ -16,6 +16,7 @@ from rich.tree import Tree
 
 from trainarena.cli.output import Col, OneLineTable, longest_word, one_line, print_wrapped, printable, scored_columns, whole
 from trainarena.contract import RunStatus
+from trainarena.operations.serving import resumed_text
 from trainarena.reporting.leaderboard import Leaderboard, RunLine
 from trainarena.reporting.reasons import short_reason
 from trainarena.runs import ProgressEvent
@@ -228,8 +229,13 @@ class LiveProgress:
     def __call__(self, event: ProgressEvent) -> None:
         with self._lock:
             self._show()
-            # A resumed tournament announces no round: its first run opens the round's bar.
-            if event.kind == "round_created" or (event.kind == "run_started" and self._round is None):
+            if event.kind == "resumed":  # said as serve logs it; the bar counts the runs left, not "1/?"
+                self._progress.console.print(Text(printable(resumed_text(event)), style="yellow"))
+                if not event.runs_total:  # the round is played: the next one opens its own bar
+                    return
+            # A round's first event opens its bar: made, taken up where a drive left it, or (no resumed
+            # event: an earlier driver's) its first run.
+            if event.kind in ("round_created", "resumed") or (event.kind == "run_started" and self._round is None):
                 # The finished runs of the rounds before leave the display (the bracket printed at the end
                 # has them all): it stays within the terminal's height, where rich would cut its bottom.
                 for task_id in self._finished:

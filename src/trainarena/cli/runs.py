@@ -26,12 +26,13 @@ from trainarena.cli.output import (
 )
 from trainarena.contract import RunStatus
 from trainarena.reporting.references import REFERENCE_LABELS
-from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, ShownStatus, UnknownRunError, read_run_detail
+from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, UnknownRunError, read_run_detail
 from trainarena.reporting.run_list import AD_HOC, RunSummary, list_runs, run_filter_problem
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.driving import Driving
 from trainarena.store.models import RunOrigin
+from trainarena.store.shown_status import ShownStatus
 from trainarena.wording import ScoreColumn
 
 app = typer.Typer(help="Look at runs, in tournaments and ad hoc: one in full (reason, stderr tail, files, score, references, timings), or a list.", no_args_is_help=True)

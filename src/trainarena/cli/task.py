@@ -55,6 +55,11 @@ def check_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     settings = Settings()
+    # A stored task's name is no file: it was checked as it was added, and what that found is in `task show`.
+    stored = None if task_file.suffix or task_file.expanduser().exists() else stored_tasks.stored_task(str(task_file))
+    if stored is not None:
+        raise fail(f"{task_file} is a stored task (pool {stored['pool']}), not a task file: it was checked when it was "
+                   f"added; `trainarena task show {task_file}` shows its rows, split and digests", json_output, file=str(task_file))
     try:
         check = check_task(load_task_file(task_file, settings), settings)
     except (TaskFileError, DatasetError) as error:

@@ -21,6 +21,7 @@ from trainarena.runs import definition_from_json, definition_json, task_key
 from trainarena.settings import DataRules, Settings
 from trainarena.store import StoredTask, add_stored_task, get_pool, get_stored_task
 from trainarena.store.competitors import StoreError
+from trainarena.store.pools import add_again_hint
 from trainarena.tasks import (
     TaskFile,
     TaskFileError,
@@ -131,9 +132,9 @@ def add_task(session: Session, settings: Settings, task_file: TaskFile, pool: st
     name = task_file.name
     if (problem := new_names_problem(session, name, pool)) is not None:  # before the model and dataset are read
         raise TaskRefused(problem)
-    if get_stored_task(session, name) is not None:
-        raise TaskRefused(f"a task named {name!r} is already stored; store it under another name "
-                          f"(`trainarena task add NEW-NAME --file TASK_FILE`), or `trainarena task remove {name}` first "
+    if (stored := get_stored_task(session, name)) is not None:
+        raise TaskRefused(f"a task named {name!r} is already stored in pool {stored.pool.name!r}; store it under another name "
+                          f"({add_again_hint(pool or stored.pool.name)}), or `trainarena task remove {name}` first "
                           "if no tournament drew it")
     try:
         definition = replace(resolve_task_file(task_file, settings), split_key=f"{name}:{secrets.token_hex(8)}")
@@ -165,7 +166,7 @@ def definition_problem(task: StoredTask) -> str | None:
     if problem is None:
         return None
     return (f"{problem}; add the task again with a finite budget in range under a new name "
-            "(`trainarena task add NEW-NAME --file TASK_FILE`)")
+            f"({add_again_hint(task.pool.name)})")
 
 
 def stored_definition(task: StoredTask) -> TaskDefinition:

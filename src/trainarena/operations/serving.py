@@ -41,6 +41,7 @@ from trainarena.operations.tournaments import TournamentRefused, create_pool_tou
 from trainarena.orchestrator import RunStored, Tending
 from trainarena.records.recorder import publish_recorded
 from trainarena.registry import register_due_champion_models, sweep_registry
+from trainarena.reporting.reasons import short_reason
 from trainarena.runs import ProgressEvent, RunExecutor
 from trainarena.settings import Settings
 from trainarena.store import Store, StoreError, get_tournament, named_lock, stored_weights
@@ -290,7 +291,9 @@ class Serving:
                      runs_interrupted=event.runs_interrupted)
         elif event.kind == "run_finished":
             score = "-" if event.score is None else f"{event.score:.4g}"
-            reason = f": {event.reason}" if event.reason else ""
+            # The line's reason is the short one: the whole (the stderr tail, progress bars and all) made
+            # one event a dozen lines of the log; the JSON field keeps it whole.
+            reason = f": {short_reason(event.reason)}" if event.reason else ""
             self.say("run_finished", f"{event.tournament}: {event.competitor} on {event.task_name}: "
                      f"{event.status} (score {score}){reason}", tournament=event.tournament,
                      competitor=event.competitor, task=event.task_name, status=str(event.status), score=event.score,

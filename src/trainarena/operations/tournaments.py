@@ -136,6 +136,16 @@ def _revealed(task: str, revealed: dict[str, str]) -> str | None:
             "add its dataset again as a new task (a new name gives a new secret split)")
 
 
+def _grouped_by_reason(problems: list[tuple[str, str]]) -> str:
+    """'t1, t2: its split seed was revealed ...; t3: its dataset ... is gone': a spent pool's tasks (or
+    the competitors an entry time leaves out) share one reason, which was repeated whole for each, a
+    screenful for a pool of twenty."""
+    names: dict[str, list[str]] = {}
+    for name, reason in problems:
+        names.setdefault(reason, []).append(name)
+    return "; ".join(f"{', '.join(grouped)}: {reason}" for reason, grouped in names.items())
+
+
 def create_pool_tournament(
     session: Session,
     settings: Settings,
@@ -172,7 +182,7 @@ def create_pool_tournament(
         else:
             entrants.append(competitor.name)
     if not entrants:
-        reasons = "; ".join(f"{n}: {r}" for n, r in left_out) or "no competitor is registered"
+        reasons = _grouped_by_reason(left_out) or "no competitor is registered"
         raise TournamentRefused(f"nobody can enter a {kind} tournament on pool {pool!r} ({reasons})")
     if len(entrants) == 1 and champion is None and not settings.rules.crown_unscored:
         raise TournamentRefused(f"only {entrants[0]} can enter a {kind} tournament on pool {pool!r} and no champion defends: "
@@ -184,7 +194,7 @@ def create_pool_tournament(
                 if (problem := _revealed(task.name, revealed) or task_problem(task, settings)) is not None]
     available = sorted(task.name for task in pool_row.tasks if task.name not in dict(unusable))
     if len(available) < needed:
-        broken = f" ({len(unusable)} unusable: " + "; ".join(f"{n}: {r}" for n, r in unusable) + ")" if unusable else ""
+        broken = f" ({len(unusable)} unusable: {_grouped_by_reason(unusable)})" if unusable else ""
         raise TournamentRefused(
             f"pool {pool!r} has {counted(len(available), 'usable task')}{broken}, but {len(entrants)} entrants"
             f"{' and a defending champion' if champion else ''} can play {needed} (no task is played twice in a "

@@ -64,6 +64,7 @@ from trainarena.store import Store, get_competitor
 from trainarena.store.adhoc import WorkingTree, start_adhoc_run, withdraw_adhoc_run
 from trainarena.store.log_tables import LogEntry
 from trainarena.store.models import Run, RunAttempt, RunOrigin, TaskRow
+from trainarena.store.shown_status import shown_outcome
 from trainarena.submissions import RegistrationError, checkout_path, parse_manifest, register, snapshot_worktree
 from trainarena.submissions.tree_hash import git_tree_hash
 from trainarena.tasks import get_task_type
@@ -154,11 +155,11 @@ def read_signed_run(session: Session, run_id: int, key: Any) -> SignedRun:
                           "and its results are private, so it is not audited")
     attempt = run.counted_attempt
     if attempt is None:
-        raise CannotAudit(f"run {run_id} has no counted attempt (status {run.status}): nothing was recorded to audit")
+        raise CannotAudit(f"run {run_id} has no counted attempt (status {shown_outcome(run)[0]}): nothing was recorded to audit")
     number = attempt.number
     run_index, run_statement = _signed_statement(session, key, f"run:{run_id}:attempt:{number}", Kind.RUN)
     if attempt.evaluation is None:
-        raise CannotAudit(f"run {run_id} was never scored (status {run.status}): there is no score to reproduce")
+        raise CannotAudit(f"run {run_id} was never scored (status {shown_outcome(run)[0]}): there is no score to reproduce")
     evaluation_index, evaluation = _signed_statement(session, key, f"evaluation:{run_id}:attempt:{number}", Kind.EVALUATION)
     predicate, scored = run_statement["predicate"], evaluation["predicate"]
     if scored["score"] is None:

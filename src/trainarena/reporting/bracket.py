@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from trainarena.engine import BossDecision, BossTaskResult, Replay
 from trainarena.operations.history import tournament_replay
 from trainarena.reporting.reasons import short_reason
-from trainarena.reporting.run_detail import score_of, shown_outcome, task_name
+from trainarena.reporting.run_detail import score_of, task_name
 from trainarena.settings import TournamentRules
 from trainarena.store import MatchRow, Round, Run, Tournament
+from trainarena.store.shown_status import shown_outcome
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Bracket:
 
 
 def _shown(run: Run) -> tuple[str, float | None, str]:
-    """(status, score, one-line reason) as the run reads (``run_detail.shown_outcome``)."""
+    """(status, score, one-line reason) as the run reads (``store.shown_status.shown_outcome``)."""
     status, reason = shown_outcome(run)
     return status, score_of(run)[0], short_reason(reason)
 

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from trainarena.contract import RunStatus
 from trainarena.engine.model import Finished
-from trainarena.reporting.run_detail import CANCELLED, score_of, shown_outcome, task_direction, task_name
+from trainarena.reporting.run_detail import score_of, task_direction, task_name
 from trainarena.store import Tournament, defender_reigned, stored_weights
+from trainarena.store.shown_status import CANCELLED, shown_outcome
 
 _STAGE_ORDER = {"group": 0, "knockout": 1, "boss": 2}
 # The statuses of a run played to its end that did not succeed.
@@ -27,7 +28,7 @@ class RunLine:
     match_id: str
     task: str
     competitor: str
-    status: str  # as run_detail.shown_outcome reads it: a cancelled tournament's unfinished run reads cancelled
+    status: str  # as store.shown_status.shown_outcome reads it: a cancelled tournament's unfinished run reads cancelled
     score: float | None
     failure: str | None
     wall_seconds: float | None

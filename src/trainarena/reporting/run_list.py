@@ -13,15 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 from trainarena.contract import RunStatus
 from trainarena.reporting.reasons import short_reason
 from trainarena.reporting.references import REFERENCE_LABELS, TREE_SUFFIX, run_label
-from trainarena.reporting.run_detail import (
-    CANCELLED,
-    drivers_of_running,
-    place_of,
-    score_of,
-    shown_outcome,
-    task_direction,
-    task_name,
-)
+from trainarena.reporting.run_detail import drivers_of_running, place_of, score_of, task_direction, task_name
 from trainarena.reporting.run_labels import has_labelled_runs, labelled_runs
 from trainarena.runs import definition_from_json, task_key
 from trainarena.store import (
@@ -40,6 +32,7 @@ from trainarena.store import (
 from trainarena.store.driving import Driving
 from trainarena.store.models import RunAttempt, RunOrigin
 from trainarena.store.owned_lists import UnknownCursor
+from trainarena.store.shown_status import CANCELLED, shown_outcome
 
 
 @dataclass(frozen=True)

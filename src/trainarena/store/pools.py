@@ -13,6 +13,13 @@ from trainarena.store.models import StoredTask, TaskPool, Tournament, Tournament
 from trainarena.store.tournaments import TOURNAMENT_KINDS
 
 
+def add_again_hint(pool: str) -> str:
+    """How an operator stores a task's data again under a new name, in its pool: the hint said no pool,
+    so the task typed as it said went to the kind's default pool, and never said the flags (a task
+    added from flags has no task file)."""
+    return f"`trainarena task add NEW-NAME --file TASK_FILE --pool {pool}`, or with the flags it was added with"
+
+
 def get_pool(session: Session, name: str) -> TaskPool | None:
     return session.scalar(select(TaskPool).where(TaskPool.name == name))
 
@@ -95,7 +102,7 @@ def remove_stored_task(session: Session, name: str) -> StoredTask:
     if used:
         names = ", ".join(f"{t.name} (id {t.id})" for t in used)
         raise StoreError(f"task {name!r} was drawn by tournament(s) {names}: it stays so their records can be "
-                         f"audited; to play its data again, add it under a new name: `trainarena task add NEW-NAME --file TASK_FILE`")
+                         f"audited; to play its data again, add it under a new name: {add_again_hint(task.pool.name)}")
     pool = task.pool
     session.delete(task)
     session.flush()

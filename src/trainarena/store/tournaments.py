@@ -103,7 +103,9 @@ def cancelled_problem(tournament: Tournament) -> TournamentCancelled | None:
     """The refusal to drive ``tournament`` when it was cancelled, else None."""
     if tournament.status != TournamentStatus.CANCELLED:
         return None
-    return TournamentCancelled(f"tournament {tournament.name!r} was cancelled ({tournament.outcome_reason}); "
+    # The outcome reads "cancelled: WHY ...": said once ("was cancelled (cancelled: WHY ...)" said it twice).
+    why = (tournament.outcome_reason or "").removeprefix("cancelled: ")
+    return TournamentCancelled(f"tournament {tournament.name!r} was cancelled{': ' + why if why else ''}; "
                                "nothing more of it is played")
 
 

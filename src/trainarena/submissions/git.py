@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from trainarena.submissions.errors import RegistrationError
 
@@ -80,6 +80,13 @@ def is_remote_repo(repo: str) -> bool:
     if parts.scheme and "://" in value:
         return parts.scheme.lower() != "file"
     return _SCP_LIKE.fullmatch(value) is not None and not Path(value).exists()
+
+
+def local_repo_path(repo_url: str) -> Path | None:
+    """The folder a stored ``file://`` repository URL names (as :func:`normalize_repo_url` stores a local
+    repository); None for a remote repository."""
+    parts = urlsplit(repo_url)
+    return Path(unquote(parts.path)) if parts.scheme == "file" else None
 
 
 def _normalize_url(value: str, scheme: str) -> str:

@@ -24,13 +24,12 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from trainarena.contract import MANIFEST_NAME
 from trainarena.settings import Settings
 from trainarena.submissions.digest import source_digest
 from trainarena.submissions.errors import RegistrationError
-from trainarena.submissions.git import TreeEntry
+from trainarena.submissions.git import TreeEntry, local_repo_path
 from trainarena.submissions.manifest import Manifest
 from trainarena.submissions.registration import check_content, check_tree_entries, export_tree, manifest_entry
 
@@ -200,10 +199,9 @@ def changes_left_out(repo_url: str, commit: str) -> list[str]:
     as registration stores it) when its HEAD is ``commit``: what a competitor tried with `trainarena run
     --repo` and then registered at `git rev-parse HEAD` without committing, which the registration leaves
     out. Empty for a remote repository or another commit: no working tree was being registered."""
-    parts = urlsplit(repo_url)
-    if parts.scheme != "file":
+    root = local_repo_path(repo_url)
+    if root is None:
         return []
-    root = Path(unquote(parts.path))
     head = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
     if head is None or head.strip() != commit:
         return []

@@ -17,7 +17,6 @@ from trainarena.api.errors import ROLE_RESPONSES, ApiError, not_found
 from trainarena.api.paging import STORE_INT_MAX, CursorWindow, Page
 from trainarena.reporting.run_detail import (
     RESULT_TAIL_LINES,
-    ShownStatus,
     UnknownLogError,
     UnknownRunError,
     read_run_detail,
@@ -25,6 +24,7 @@ from trainarena.reporting.run_detail import (
 )
 from trainarena.reporting.run_list import AD_HOC, list_runs, run_filter_problem
 from trainarena.store.owned_lists import UnknownCursor
+from trainarena.store.shown_status import ShownStatus
 
 router = APIRouter(prefix="/v1", tags=["runs"], responses=ROLE_RESPONSES)
 

@@ -155,14 +155,25 @@ def read_csv(where: str, data: bytes) -> list[dict[str, Any]]:
                            "give each column its own name")
     rows = []
     line = reader.line_num
-    for fields in reader:
-        first, line = line + 1, reader.line_num  # a quoted field may span lines: name the row's first
-        if not fields:
-            continue
-        if len(fields) != len(header):
-            raise DatasetError(f"{where}: line {first} has {counted(len(fields), 'field')}, the header has {len(header)}")
-        rows.append(dict(zip(header, fields, strict=True)))
+    try:
+        for fields in reader:
+            first, line = line + 1, reader.line_num  # a quoted field may span lines: name the row's first
+            if not fields:
+                continue
+            if len(fields) != len(header):
+                raise DatasetError(f"{where}: line {first} has {counted(len(fields), 'field')}, the header has {len(header)}")
+            rows.append(dict(zip(header, fields, strict=True)))
+    except csv.Error as error:  # it was "cannot read the file (Error: field larger than field limit (131072))"
+        raise DatasetError(f"{where}: line {line + 1} {_csv_problem(error)}") from None
     return rows
+
+
+def _csv_problem(error: csv.Error) -> str:
+    """What is wrong with a line the csv module refuses, in the words of the other refusals of a row."""
+    if "field limit" in str(error):
+        return (f"has a field longer than {csv.field_size_limit():,} characters, over the limit per field "
+                "(data.max_field_bytes); shorten it or leave the row out")
+    return f"is not valid CSV ({error})"
 
 
 def decode_text(where: str, data: bytes) -> str:
