@@ -62,7 +62,12 @@ def test_one_run_in_full_and_its_logs(api: Api, client: TestClient) -> None:
     assert detail["status"] == "failed" and detail["tournament"] == "week-1" and detail["summary"] == "exited with code 1."
     assert detail["stderr_tail"].endswith(CRASH_TAIL.splitlines()[-1]) and detail["wall_seconds"] == 12.5
     assert [a["counts"] for a in detail["attempt_history"]] == [True]
-    recorded = json.loads((Path(detail["log_path"]).parent / TIMINGS_FILE).read_text())
+    # The platform's paths are an operator's business: a competitor's key reads the same run without them.
+    assert {"log_path", "artifact_path", "snapshot_path", "stderr_tail_from"}.isdisjoint(detail)
+    operators = client.get(f"/v1/runs/{crashed['run_id']}", headers=api.auth("operator")).json()
+    assert operators == {**detail, **{key: operators[key] for key in ("log_path", "artifact_path", "snapshot_path", "stderr_tail_from")}}
+    assert operators["stderr_tail_from"] == str(Path(operators["log_path"]) / "stderr.log")
+    recorded = json.loads((Path(operators["log_path"]).parent / TIMINGS_FILE).read_text())
     assert detail["steps"]["store"] == recorded["store"] and "slot" in recorded and "slot" not in detail["steps"]
     # No house run beside a tournament run: a null reference that says why, not a silently absent one.
     assert [(r["kind"], r["run_id"], r["score"], r["missing"]) for r in detail["references"]] == [

@@ -18,7 +18,7 @@ from trainarena.reporting.task_board import BoardLine, TaskBoard
 from trainarena.store import TournamentSummary
 
 MIRRORS = [
-    (runs.RunSummaryOut, RunSummary), (runs.RunDetailOut, RunDetail), (runs.AttemptOut, AttemptLine),
+    (runs.RunSummaryOut, RunSummary), (runs.OperatorRunDetailOut, RunDetail), (runs.AttemptOut, AttemptLine),
     (runs.ReferenceOut, ReferenceLine), (tournaments.TournamentSummaryOut, TournamentSummary),
     (tournaments.StandingOut, Standing), (tournaments.RunLineOut, RunLine), (standings.ReignOut, Reign),
     (standings.BoardLineOut, BoardLine), (standings.TaskBoardOut, TaskBoard),
@@ -37,3 +37,10 @@ def test_a_customers_view_of_a_run_is_the_run_less_the_operators_fields() -> Non
     assert set(runs.RunOutcomeOut.model_fields) <= report
     assert {"log_path", "artifact_path", "snapshot_path", "stderr_tail_from", "driver"}.isdisjoint(runs.RunOutcomeOut.model_fields)
     assert set(runs.AttemptOutcomeOut.model_fields) == {field.name for field in fields(AttemptLine)} - {"driver"}
+
+
+def test_a_competitors_view_of_a_run_leaves_out_the_platforms_paths() -> None:
+    """GET /v1/runs/{id} answers RunDetailOut to a competitor: the paths are the operator's alone."""
+    paths = {"log_path", "artifact_path", "snapshot_path", "stderr_tail_from"}
+    assert paths.isdisjoint(runs.RunDetailOut.model_fields)
+    assert set(runs.OperatorRunDetailOut.model_fields) == set(runs.RunDetailOut.model_fields) | paths

@@ -14,7 +14,7 @@ import pytest
 from cli_store import COMPETITORS, CRASH_TAIL, LONG_NAME, LONG_URL, build_finished_store
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from web_store import CHALLENGER, DashboardStore, text_of
+from web_store import CHALLENGER, DashboardStore, customer_with_a_job, sign_in, text_of
 
 from trainarena.api import create_app
 from trainarena.operations.schedule import latest_due
@@ -22,6 +22,8 @@ from trainarena.reporting.competitor_history import ScorePoint, score_history
 from trainarena.reporting.run_list import list_runs
 from trainarena.settings import DashboardRules, ScheduleRules, Settings
 from trainarena.store import Run, TaskRow, add_stored_task, get_competitor, open_store
+from trainarena.store.api_keys import create_key
+from trainarena.store.models import ApiRole
 from trainarena.web.templating import when
 
 
@@ -162,6 +164,21 @@ def test_run_page_shows_reason_timings_log_tail_files_and_the_whole_log(client: 
     assert whole.text.startswith("stderr line 1\n") and whole.text.rstrip().endswith(CRASH_TAIL.splitlines()[-1])
     for name in ("..%2F..%2Fdata.db", "result.json", "missing.log"):
         assert client.get(f"/runs/{crashed}/logs/{name}").status_code == 404
+
+
+def test_run_page_shows_the_servers_paths_to_a_signed_in_operator_only(client: TestClient) -> None:
+    crashed = run_of("crasher", "week-1")
+    with open_store(Settings()) as store, store.session() as session:
+        log_path = session.get_one(Run, crashed).log_path
+    for visitor in (None, customer_with_a_job("alice")):
+        if visitor:
+            sign_in(client, visitor)
+        page = client.get(f"/runs/{crashed}").text
+        assert "Last lines of stderr:" in text_of(page) and log_path not in page
+    with open_store(Settings()) as store, store.transaction() as session:
+        operator = create_key(session, "ops", ApiRole.OPERATOR).secret
+    sign_in(client, operator)
+    assert f"Last lines of stderr (from {Path(log_path) / 'stderr.log'}):" in text_of(client.get(f"/runs/{crashed}").text)
 
 
 def test_run_page_lists_the_artifact_files_with_their_digests(client: TestClient) -> None:

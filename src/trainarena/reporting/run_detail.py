@@ -117,6 +117,10 @@ def task_name(task: TaskRow) -> str:
     return str(task.definition.get("name", f"task{task.id}"))
 
 
+# Where a stderr tail came from when its log is gone or empty (else the log's path, the operator's business).
+RECORDED_TAIL = "recorded with the failure reason"
+
+
 @dataclass(frozen=True)
 class RunDetail:
     """Everything about one run: where it was played (a tournament's round and match, or ad hoc), by
@@ -151,7 +155,7 @@ class RunDetail:
     summary: str  # the platform's full summary of a failure
     failure_reason: str | None  # the whole recorded text (summary and stderr tail)
     stderr_tail: str | None
-    stderr_tail_from: str | None  # the stderr log file the tail was read from, or "recorded with the failure reason"
+    stderr_tail_from: str | None  # the stderr log file the tail was read from, or RECORDED_TAIL
     log_path: str | None
     artifact_path: str | None
     artifact_digest: str | None
@@ -193,7 +197,7 @@ def _stderr_tail(log_path: str | None, recorded: str | None, lines: int) -> tupl
             return tail, str(stderr_log)
     if recorded is None:
         return None, None
-    return "\n".join(recorded.splitlines()[-lines:]), "recorded with the failure reason"
+    return "\n".join(recorded.splitlines()[-lines:]), RECORDED_TAIL
 
 
 def step_seconds(log_path: str | None) -> dict[str, float] | None:

@@ -47,6 +47,10 @@ class Visitor:
     name: str
     owner: int | None
 
+    @property
+    def is_operator(self) -> bool:
+        return self.owner is None
+
 
 def signed_in(request: Request) -> Visitor | None:
     """The cookie's live key, or None."""
@@ -58,6 +62,12 @@ def signed_in(request: Request) -> Visitor | None:
         if key is None or key.role == ApiRole.COMPETITOR:
             return None
         return Visitor(key.name, None if key.role == ApiRole.OPERATOR else key.id)
+
+
+def operator_signed_in(request: Request) -> bool:
+    """Whether an operator's key is signed in: the platform's paths on the server are shown to it alone."""
+    visitor = signed_in(request)
+    return visitor is not None and visitor.is_operator
 
 
 def recent_jobs(request: Request, count: int) -> tuple[str, list[Job]] | None:

@@ -7,11 +7,12 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from trainarena.registry import champion_sources
 from trainarena.reporting.competitor_history import score_history
-from trainarena.reporting.run_detail import UnknownRunError, read_run_detail, visible_run
+from trainarena.reporting.run_detail import RECORDED_TAIL, UnknownRunError, read_run_detail, visible_run
 from trainarena.reporting.run_files import artifact_files, log_names, read_log
 from trainarena.reporting.run_list import list_runs
 from trainarena.reporting.task_board import UnknownTaskError, played_task
 from trainarena.store import competitor_tournaments, get_competitor, get_stored_task, get_tournament_by_name
+from trainarena.web.account import operator_signed_in
 from trainarena.web.charts import score_distribution_svg, score_history_svg
 from trainarena.web.pages import tournament_board
 from trainarena.web.templating import PageId, not_found_page, render, settings_of, store_of
@@ -46,7 +47,12 @@ def run_page(request: Request, run_id: PageId) -> HTMLResponse:
         except UnknownRunError:
             return not_found_page(request, f"There is no run {run_id}.")
     files, file_count = artifact_files(detail.artifact_path, limit=rules.artifact_files_shown, hash_max_bytes=rules.artifact_hash_max_bytes)
-    context = {"run": detail, "logs": log_names(detail.log_path), "files": files, "file_count": file_count}
+    # Where the stderr tail was read from: a path on the server for an operator only; others learn
+    # just whether it was recorded with the failure reason (its log gone or empty).
+    tail_from = detail.stderr_tail_from
+    if tail_from is not None and tail_from != RECORDED_TAIL:
+        tail_from = f"from {tail_from}" if operator_signed_in(request) else None
+    context = {"run": detail, "logs": log_names(detail.log_path), "files": files, "file_count": file_count, "tail_from": tail_from}
     return render(request, "run.html", context)
 
 

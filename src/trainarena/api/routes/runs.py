@@ -124,7 +124,8 @@ class RunOutcomeOut(BaseModel):
 
 
 class RunDetailOut(RunOutcomeOut):
-    """A run in full, as `trainarena runs show --json` prints it."""
+    """A run in full as a competitor reads it: the customer's view and where the run was played, its
+    references and its drivers, without the platform's paths (:class:`OperatorRunDetailOut` adds them)."""
 
     audit_of: int | None = Field(description="An audit's run: the run it re-measures; null for every other run.")
     tournament_id: int | None
@@ -135,13 +136,19 @@ class RunDetailOut(RunOutcomeOut):
     task: str
     task_digest: str | None
     dirty: bool | None = Field(description="A working tree with uncommitted changes (ad-hoc runs).")
-    snapshot_path: str | None
     references: list[ReferenceOut] = Field(description="The task's references (the base model's, the house script's run on this run's seed) and how this run compares.")
-    stderr_tail_from: str | None = Field(description="Where the tail was read from.")
-    log_path: str | None = Field(description="The run's log folder (stdout.log, stderr.log, sandbox.txt) on the platform's host.")
-    artifact_path: str | None = Field(description="The folder of the model the run saved, on the platform's host.")
     attempt_history: list[AttemptOut] = Field(description="Every attempt, oldest first.")
     driver: DriverOut | None = Field(description=DRIVER_DESCRIPTION)
+
+
+class OperatorRunDetailOut(RunDetailOut):
+    """A run in full, as `trainarena runs show --json` prints it: what an operator's key reads, the
+    platform's paths included (they are the operator's business, not a competitor's)."""
+
+    snapshot_path: str | None = Field(description="The copy of a working tree the sandbox ran (ad-hoc runs), on the platform's host.")
+    stderr_tail_from: str | None = Field(description="Where the tail was read from: the stderr log's path, or 'recorded with the failure reason'.")
+    log_path: str | None = Field(description="The run's log folder (stdout.log, stderr.log, sandbox.txt) on the platform's host.")
+    artifact_path: str | None = Field(description="The folder of the model the run saved, on the platform's host.")
 
 
 class RunList(Page[RunSummaryOut]):
@@ -185,15 +192,19 @@ def _run_cursor(after: str) -> int:
     return int(after)
 
 
-@router.get("/runs/{run_id}", response_model=RunDetailOut, summary="One run in full")
-def show(run_id: RunId, _caller: Competitor, request: Request) -> RunDetailOut:
-    """Status, failure reason, stderr tail, score and references, step timings, log and artifact paths and every attempt."""
+# The operator's model first: a competitor's answer lacks its path fields, so only RunDetailOut takes it.
+@router.get("/runs/{run_id}", response_model=OperatorRunDetailOut | RunDetailOut, summary="One run in full")
+def show(run_id: RunId, caller: Competitor, request: Request) -> RunDetailOut:
+    """Status, failure reason, stderr tail, score and references, step timings and every attempt; for
+    an operator's key, also the log, artifact and snapshot paths on the platform's host and the stderr
+    log the tail was read from (`OperatorRunDetailOut`)."""
     with app_store(request).session() as session:
         try:
             detail = read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES)
         except UnknownRunError:
             raise not_found("run", run_id) from None
-    return RunDetailOut(**detail.to_json())
+    shape = OperatorRunDetailOut if caller.is_operator else RunDetailOut
+    return shape(**detail.to_json())
 
 
 # The log route answers text, its errors JSON: each error response names its media type itself.
