@@ -66,6 +66,22 @@ def test_empty_pages_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             account = text_of(client.get("/account").text)
             assert "No job yet: create one with POST /v1/jobs" in account
             assert "No model yet: each job that succeeds registers its model here." in account
+            with store.transaction() as session:
+                operator = create_key(session, "ops", ApiRole.OPERATOR).secret
+            sign_in(client, operator)
+            assert "No customer has a job yet: a customer's key can create one with POST /v1/jobs" in text_of(client.get("/").text)
+
+
+def test_an_operators_home_page_lists_every_customers_recent_jobs_as_such(client: TestClient) -> None:
+    """It labelled everyone's jobs "Your recent jobs", as if the operator had ordered them."""
+    for name in ("alice", "bob"):
+        customer_with_a_job(name)
+    with open_store(Settings()) as store, store.transaction() as session:
+        operator = create_key(session, "ops", ApiRole.OPERATOR).secret
+    sign_in(client, operator)
+    home = text_of(client.get("/").text)
+    assert "Recent jobs (all customers) job-bob instruct succeeded" in home and "job-alice" in home
+    assert "Your recent jobs" not in home
 
 
 def test_a_succeeded_jobs_page_links_its_models_download(client: TestClient) -> None:

@@ -70,14 +70,15 @@ def operator_signed_in(request: Request) -> bool:
     return visitor is not None and visitor.is_operator
 
 
-def recent_jobs(request: Request, count: int) -> tuple[str, list[Job]] | None:
-    """(the signed-in key's name, its ``count`` newest jobs) for the home page; None when nobody is signed in.
-    The rows are read in a session that closes here: only their own columns are used."""
+def recent_jobs(request: Request, count: int) -> tuple[Visitor, list[Job]] | None:
+    """(the signed-in key, the ``count`` newest jobs it sees: an operator's, every customer's) for the home
+    page; None when nobody is signed in. The rows are read in a session that closes here: only their own
+    columns are used."""
     visitor = signed_in(request)
     if visitor is None:
         return None
     with store_of(request).session() as session:
-        return visitor.name, list_jobs(session, visitor.owner, limit=count).data
+        return visitor, list_jobs(session, visitor.owner, limit=count).data
 
 
 def _secure(request: Request) -> bool:
