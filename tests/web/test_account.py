@@ -44,6 +44,18 @@ def test_a_customer_signs_in_and_sees_its_own_jobs_and_models_only(client: TestC
     assert "Your recent jobs" not in client.get("/").text
 
 
+def test_opening_signout_in_a_browser_leads_to_the_sign_out_form(client: TestClient) -> None:
+    """GET /signout answered a JSON 405: it now leads to the account page, whose form signs out (a post
+    with its token, so a link from elsewhere cannot sign anyone out)."""
+    sign_in(client, customer_with_a_job("alice"))
+    opened = client.get("/signout", follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"] == "/account"
+    page = client.get("/signout")
+    assert page.status_code == 200 and "Signed in as alice . Sign out" in text_of(page.text)
+    assert _sign_out(client).headers["location"] == "/"
+    assert client.get("/signout").url.path == "/signin"  # signed out, it is sent on to sign in
+
+
 def test_a_jobs_score_says_which_way_is_better(client: TestClient) -> None:
     """A job's score was a bare number (score 1.2500): a customer could not tell a good one from a bad one."""
     sign_in(client, customer_with_a_job("alice"))

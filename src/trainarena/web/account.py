@@ -134,6 +134,14 @@ def signin(request: Request, key: Annotated[str, Form()] = "", form_token: Annot
     return response
 
 
+@router.get("/signout", response_model=None)
+def signout_page() -> Response:
+    """A browser that opens /signout (a typed or bookmarked address) lands on the account page, whose
+    form signs out: signing out stays a post with the form's token, so no link from another site does it
+    (without a key, the account page sends it on to sign in)."""
+    return RedirectResponse("/account", status_code=303)
+
+
 @router.post("/signout", response_model=None)
 def signout(request: Request, form_token: Annotated[str, Form()] = "") -> Response:
     if _forged(request, form_token):
