@@ -73,6 +73,7 @@ def test_empty_pages_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         with TestClient(create_app(settings, store=store)) as client:
             for page in ("/", "/tournaments"):
                 assert "No tournaments yet: trainarena demo plays one, or trainarena tournament create ." in text_of(client.get(page).text)
+            assert "No run was made on a task yet: a tournament's tasks are listed here once it plays them" in text_of(client.get("/tasks").text)
             sign_in(client, secret)
             assert "carol has no job yet: create one with POST /v1/jobs (see the API docs )." in text_of(client.get("/").text)
             account = text_of(client.get("/account").text)

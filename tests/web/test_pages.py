@@ -192,6 +192,17 @@ def test_run_page_lists_the_artifact_files_with_their_digests(client: TestClient
     assert "score 1." in words and "(lower is better)" in words
 
 
+def test_tasks_page_lists_every_played_task_with_a_link_to_its_page(client: TestClient) -> None:
+    """/tasks redirected to /tasks/, a 404 (no task is named ''): it lists the tasks, as the nav links it."""
+    with open_store(Settings()) as store, store.session() as session:
+        names = sorted({run.task for run in list_runs(session)})
+    for path in ("/tasks", "/tasks/"):
+        page = client.get(path, follow_redirects=False)
+        assert page.status_code == 200 and re.findall(r'<li><a href="/tasks/([^"]+)">', page.text) == names
+    assert '<a href="/tasks">Tasks</a>' in client.get("/").text
+    assert client.get("/tasks/" + names[0]).status_code == 200
+
+
 def test_task_page_shows_its_definition_and_leaderboard(client: TestClient) -> None:
     page = client.get("/tasks/instruct-boss-0")
     words = text_of(page.text)

@@ -80,6 +80,11 @@ def _digests(session: Session, name: str) -> list[str]:
     return found
 
 
+def played_task_names(session: Session) -> list[str]:
+    """The names of the tasks public runs were made on, sorted: what has a task page."""
+    return sorted({task_name(row) for row in session.scalars(_public_tasks())})
+
+
 def task_board(session: Session, name: str) -> TaskBoard:
     """The leaderboard of the task named ``name`` (or with a digest starting with ``name``)."""
     digests = _digests(session, name)

@@ -10,7 +10,7 @@ from trainarena.reporting.competitor_history import score_history
 from trainarena.reporting.run_detail import RECORDED_TAIL, UnknownRunError, read_run_detail, visible_run
 from trainarena.reporting.run_files import artifact_files, log_names, read_log
 from trainarena.reporting.run_list import list_runs
-from trainarena.reporting.task_board import UnknownTaskError, played_task
+from trainarena.reporting.task_board import UnknownTaskError, played_task, played_task_names
 from trainarena.store import competitor_tournaments, get_competitor, get_stored_task, get_tournament_by_name
 from trainarena.web.account import operator_signed_in
 from trainarena.web.charts import score_distribution_svg, score_history_svg
@@ -70,6 +70,14 @@ def run_log(request: Request, run_id: PageId, name: str) -> Response:
     body, cut = text
     notice = f"[only the last {len(body.encode())} bytes of {name} are shown]\n" if cut else ""
     return PlainTextResponse(notice + body, headers={"X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/tasks", response_class=HTMLResponse)
+@router.get("/tasks/", response_class=HTMLResponse)  # before the task page's route, which an empty name matches too
+def tasks_page(request: Request) -> HTMLResponse:
+    """Every task runs were made on, each linking its page (/tasks redirected to a 404: no task is named '')."""
+    with store_of(request).session() as session:
+        return render(request, "tasks.html", {"names": played_task_names(session)})
 
 
 @router.get("/tasks/{name:path}", response_class=HTMLResponse)
