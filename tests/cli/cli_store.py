@@ -138,9 +138,9 @@ def build_retried_store(tournament: str = "t", task_source: TaskSource = fake_ta
         assert drive(store, tournament_id, executor=executor, **kwargs) is not None
 
 
-def add_undrawn_stored_task(session: Session) -> TaskDefinition:
+def add_undrawn_stored_task(session: Session, name: str = "pooled-task", pool: str = "pool", kind: str = "text") -> TaskDefinition:
     """A task stored in a pool (rows only: nothing checked) that no tournament drew: a task with no runs."""
-    task = TaskDefinition("pooled-task", TaskType.INSTRUCT, "tiny", {"source": "x.jsonl"}, 10.0)
-    add_stored_task(session, name=task.name, pool="pool", kind="text", definition=definition_json(task),
+    task = TaskDefinition(name, TaskType.INSTRUCT, "tiny", {"source": "x.jsonl"}, 10.0)
+    add_stored_task(session, name=task.name, pool=pool, kind=kind, definition=definition_json(task),
                     base_model_digest="a" * 64, dataset_digest="b" * 64, hidden_digest="c" * 64, train_rows=9, hidden_rows=1)  # fmt: skip
     return task

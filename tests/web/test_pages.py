@@ -11,7 +11,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from cli_store import COMPETITORS, CRASH_TAIL, LONG_NAME, LONG_URL, build_finished_store
+from cli_store import COMPETITORS, CRASH_TAIL, LONG_NAME, LONG_URL, add_undrawn_stored_task, build_finished_store
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from web_store import CHALLENGER, DashboardStore, customer_with_a_job, sign_in, text_of
@@ -49,10 +49,11 @@ def test_home_shows_the_champion_the_running_tournament_and_the_schedule(client:
     running = re.search(r'<div id="running"[^>]*>', page.text)
     assert running and 'data-live-state="running"' in running.group(0)
     assert "week-3 (text)" in words and "1 of 4 runs finished, round 1 (knockout)" in words
-    rules = Settings().schedule  # no tournament was drawn from the scheduled pools: both kinds are due
-    now = datetime.now(UTC)
-    assert f"text text due now (since {when(latest_due('text', rules, now))})" in words
-    assert f"image image due now (since {when(latest_due('image', rules, now))})" in words
+    # The scheduled pools (text, image) hold no task: nothing is due ("due now" was shown for pools that did not exist).
+    for kind in ("text", "image"):
+        assert f"No {kind} tournament is scheduled yet: the schedule draws them from the pool {kind} , which holds no task yet" in words
+        assert f"trainarena task add NAME --file TASK_FILE --pool {kind} adds one)" in words
+    assert "due now" not in words and "Kind Pool Due" not in words
     for name in ("week-1", "week-2", "week-3"):
         assert re.search(rf'<a href="/tournaments/\d+">{name}</a>', page.text)
 
@@ -300,11 +301,21 @@ def test_home_lists_the_latest_tournaments_and_links_to_all_of_them(dashboard_st
 
 
 def test_home_shows_when_each_kind_is_next_due(dashboard_store: DashboardStore) -> None:
+    with open_store(Settings()) as store, store.transaction() as session:
+        for kind in ("text", "image"):
+            add_undrawn_stored_task(session, name=f"{kind}-task", pool=kind, kind=kind)
+    rules = Settings().schedule  # no tournament was drawn from the scheduled pools: both kinds are due
+    with open_store(Settings()) as store, TestClient(create_app(Settings(), store=store)) as client:
+        words = text_of(client.get("/").text)
+    now = datetime.now(UTC)
+    assert f"text text due now (since {when(latest_due('text', rules, now))})" in words
+    assert f"image image due now (since {when(latest_due('image', rules, now))})" in words
     anchor = datetime(2100, 1, 4, tzinfo=UTC)  # the schedule's grid starts later: nothing is due yet
     settings = Settings(schedule=ScheduleRules(anchor=anchor, image_enabled=False))
     with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
         words = text_of(client.get("/").text)
     assert f"Kind Pool Due text text {when(anchor)}" in words and "image image" not in words and "due now" not in words
+    assert "No image tournament" not in words  # a kind the schedule leaves out is not said to lack a pool
 
 
 def test_head_is_answered_as_get_without_the_body(client: TestClient, dashboard_store: DashboardStore) -> None:

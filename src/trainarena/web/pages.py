@@ -26,6 +26,7 @@ from trainarena.store import (
     TournamentStatus,
     TournamentSummary,
     get_draw,
+    get_pool,
     list_tournaments,
     summarize_tournament,
     summarize_tournaments,
@@ -50,19 +51,31 @@ def _reigning(session: Session, settings: Settings) -> dict[str, Reign | None]:
     return {kind: next((r for r in reversed(reigns) if r.kind == kind), None) for kind in TOURNAMENT_KINDS}
 
 
-def _next_scheduled(session: Session, settings: Settings, now: datetime) -> list[NextTournament]:
+@dataclass(frozen=True)
+class Schedule:
+    """The home page's "Next scheduled": each enabled kind's next tournament, and the (kind, pool) of
+    those whose pool does not exist yet (serve cannot create one there: nothing is due)."""
+
+    upcoming: list[NextTournament]
+    missing_pools: list[tuple[str, str]]
+
+
+def _next_scheduled(session: Session, settings: Settings, now: datetime) -> Schedule:
     """Each enabled kind's next tournament, as the schedule decides from the store (operations/schedule.py)."""
     rules = settings.schedule
-    upcoming = []
+    upcoming, missing = [], []
     for fact in kind_facts(session, rules, {}):
         if not enabled(fact.kind, rules):
+            continue
+        if get_pool(session, pool_of(fact.kind, rules)) is None:
+            missing.append((fact.kind, pool_of(fact.kind, rules)))
             continue
         action = next_action([fact], rules, now)
         if isinstance(action, Create):
             upcoming.append(NextTournament(fact.kind, action.pool, action.due_at, overdue=True))
         else:  # sleeping until its next due time, or driving one now (the next is due after it)
             upcoming.append(NextTournament(fact.kind, pool_of(fact.kind, rules), next_due(fact.kind, rules, now), overdue=False))
-    return sorted(upcoming, key=lambda n: n.due_at)
+    return Schedule(sorted(upcoming, key=lambda n: n.due_at), missing)
 
 
 def _running(session: Session) -> dict[str, list[TournamentSummary]]:
@@ -82,7 +95,7 @@ def home(request: Request) -> HTMLResponse:
         reigns = _reigning(session, settings)
         code = champion_sources(settings, session, [reign.champion for reign in reigns.values() if reign], fetch=False)
         context = {"reigns": reigns, "code": code, **_running(session), "recent": recent, "total": len(tournaments),
-                   "upcoming": _next_scheduled(session, settings, datetime.now(UTC)),
+                   "schedule": _next_scheduled(session, settings, datetime.now(UTC)),
                    "customer": recent_jobs(request, settings.dashboard.recent_jobs)}  # fmt: skip
     return render(request, "home.html", context)
 
