@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 from web_store import text_of
 
 from trainarena.api import create_app
+from trainarena.contract import RunStatus
 from trainarena.settings import Settings
-from trainarena.store import Store, open_store
+from trainarena.store import Run, Store, open_store
 
 NOTE = re.compile(r"no driver since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(its driver stopped or was killed\); "
                   r"`trainarena tournament run (\d+)` resumes it")  # fmt: skip
@@ -66,3 +67,15 @@ def test_the_home_page_says_a_running_tournament_nobody_drives_is_not_training(
         shown = text_of(client.get(page).text)
         assert "no driver" not in shown and "not training" not in shown, page
     assert "week-2 (text)" in text_of(client.get("/live/running").text)
+
+
+def test_a_tournament_nobody_drives_whose_runs_are_only_pending_says_they_wait(
+        driverless: tuple[TestClient, Store, DriverlessStore]) -> None:
+    """It said "Its runs marked running are not training" of a tournament none of whose runs was marked running."""
+    client, store, left = driverless
+    with store.transaction() as session:
+        session.get_one(Run, left.run_id).status = RunStatus.PENDING
+    for page in (f"/tournaments/{left.tournament_id}", "/"):
+        shown = text_of(client.get(page).text)
+        assert "not training" not in shown, page
+        assert "Nothing plays its pending runs: no driver since" in shown and NOTE.search(shown), page

@@ -43,6 +43,8 @@ class Driving:
     pid: int | None
     since: datetime | None
     cancelled: bool = False  # its tournament is cancelled, with runs still marked running
+    # Whether any of its runs is marked running: with none (its runs only pending), nothing claims to train.
+    runs_marked_running: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"alive": self.alive, "host": self.host, "pid": self.pid,
@@ -70,11 +72,13 @@ class Driving:
 def drivers_of(session: Session, tournaments: Sequence[Tournament]) -> dict[int, Driving]:
     """The driving of each running (not finished) tournament of ``tournaments``, and of each cancelled
     one with runs still marked running, by id."""
-    cancelled = [t.id for t in tournaments if t.status == TournamentStatus.CANCELLED]
-    if cancelled:
-        cancelled = list(session.scalars(
-            select(Round.tournament_id).distinct().select_from(Run).join(Run.task).join(TaskRow.match).join(MatchRow.round)
-            .where(Round.tournament_id.in_(cancelled), Run.status == RunStatus.RUNNING)))  # fmt: skip
+    candidates = [t.id for t in tournaments if t.status in (TournamentStatus.RUNNING, TournamentStatus.CANCELLED)]
+    if not candidates:
+        return {}
+    marked_running = set(session.scalars(
+        select(Round.tournament_id).distinct().select_from(Run).join(Run.task).join(TaskRow.match).join(MatchRow.round)
+        .where(Round.tournament_id.in_(candidates), Run.status == RunStatus.RUNNING)))  # fmt: skip
+    cancelled = [t.id for t in tournaments if t.status == TournamentStatus.CANCELLED and t.id in marked_running]
     ids = [t.id for t in tournaments if t.status == TournamentStatus.RUNNING] + cancelled
     if not ids:
         return {}
@@ -88,10 +92,11 @@ def drivers_of(session: Session, tournaments: Sequence[Tournament]) -> dict[int,
     for tournament_id in ids:
         lease = leases.get(tournament_id)
         if lease is None:
-            driving[tournament_id] = Driving(tournament_id, False, None, None, last.get(tournament_id), tournament_id in cancelled)
+            driving[tournament_id] = Driving(tournament_id, False, None, None, last.get(tournament_id), tournament_id in cancelled,
+                                             tournament_id in marked_running)  # fmt: skip
             continue
         alive = lease.expires_at > now and not is_dead_local_process(lease.host, lease.pid)
         driving[tournament_id] = Driving(tournament_id, alive, lease.host, lease.pid, None if alive else lease.heartbeat_at,
-                                         tournament_id in cancelled)  # fmt: skip
+                                         tournament_id in cancelled, tournament_id in marked_running)  # fmt: skip
     return driving
 
