@@ -5,6 +5,7 @@ what tqdm 4 and the Trainer write (copied from real output; rates shortened)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from trainarena.jobs.progress import LogFollower, Progress, condense
@@ -52,3 +53,13 @@ def test_a_bar_redrawn_without_a_newline_is_followed_and_the_loss_line_wins(tmp_
     with (tmp_path / "stderr.log").open("a") as log:
         log.write("\r 60%|######    | 12/20 [00:05<00:03,  2.10it/s]")
     assert follower.new_progress() == Progress(["11/20 (55%)"], "11/20 (55%)")  # only a bar: its counts
+
+
+def test_a_long_line_without_a_bar_is_read_at_once() -> None:
+    """A script's long line of colons (a printed config) made the bar search backtrack quadratically:
+    32,000 characters took 31 s, and a megabyte stalled the worker for hours."""
+    line = "key: value " * 100_000
+    started = time.perf_counter()
+    progress = condense([line, " 45%|####5     | 9/20 [00:03<00:04,  2.10it/s]"])
+    assert time.perf_counter() - started < 2.0
+    assert progress is not None and progress.message == line.strip() and progress.lines[-1] == "9/20 (45%)"

@@ -24,12 +24,15 @@ LOG_NAMES = ("stdout.log", "stderr.log")
 # "{desc}: {n}it [{elapsed}, {rate}]" without a total. The bracket opens with a time: a log line that
 # merely has a count and brackets is no bar.
 _BAR = re.compile(
-    r"(?:(?P<desc>[^|\[\]]*?):\s*)?"
+    r"(?:(?P<desc>[^|\[\]:]*?):\s*)?"
     r"(?:(?P<percent>\d{1,3})%\|[^|]*\|\s*)?"
     r"(?P<count>[\d.]+[kMGT]?/[\d.]+[kMGT]?|[\d.]+[kMGT]?it)\s*"
     r"\[(?P<stats>\d+:\d\d[^\]]*)\]"
 )
 _LINE_ENDS = re.compile(r"\r\n|\r|\n")
+# How much of a line is searched for a bar (a tqdm bar, postfix included, is far shorter): the search
+# backtracks, so a script's megabyte-long line (a printed config, a JSON dump) would stall the worker.
+_SCANNED_CHARS = 1000
 
 
 def _bar_counts(bar: re.Match[str]) -> str:
@@ -55,8 +58,9 @@ def condense(raw_lines: list[str]) -> Progress | None:
     meaningful: str | None = None
     bar_last = False  # whether shown[-1] is a bar's counts (the next redraw replaces it)
     for raw in raw_lines:
-        bars = list(_BAR.finditer(raw))
-        text = _BAR.sub(" ", raw).strip() if bars else raw.strip()
+        scanned = raw[:_SCANNED_CHARS]
+        bars = list(_BAR.finditer(scanned)) if "[" in scanned else []
+        text = (_BAR.sub(" ", scanned) + raw[_SCANNED_CHARS:]).strip() if bars else raw.strip()
         if bars:
             counts = _bar_counts(bars[-1])
             shown[-1:] = [counts] if bar_last else [*shown[-1:], counts]
