@@ -60,9 +60,11 @@ def test_the_base_saved_in_another_floating_dtype_is_the_base(settings: Settings
     base = write_base_model(tmp_path / "base")
     artifact = write_full_artifact(tmp_path / "full")
     save_file({"weight": torch.ones(2, 2, dtype=torch.bfloat16)}, str(artifact / "model.safetensors"))
-    assert weights_equal_base(artifact, "instruct", lambda: base)
+    assert weights_equal_base(artifact, "instruct", lambda: base) is True
     save_file({"weight": torch.tensor([[1.0, 1.0], [1.0, 1.5]], dtype=torch.bfloat16)}, str(artifact / "model.safetensors"))
-    assert not weights_equal_base(artifact, "instruct", lambda: base)
+    assert weights_equal_base(artifact, "instruct", lambda: base) is False
+    save_file({"weight": torch.ones(2, 2).to(torch.float8_e4m3fn)}, str(artifact / "model.safetensors"))  # a coarse rounding
+    assert weights_equal_base(artifact, "instruct", lambda: base) is False
 
 
 @pytest.mark.parametrize(
@@ -97,22 +99,27 @@ def test_an_image_lora_is_the_base_only_when_its_up_matrices_are_zero(tmp_path: 
     artifact = write_image_artifact(tmp_path / "image")
     weights = artifact / "pytorch_lora_weights.safetensors"
     save_file({"unet.lora.down.weight": torch.ones(2, 4), "unet.lora.up.weight": torch.zeros(4, 2)}, str(weights))
-    assert weights_equal_base(artifact, "image", lambda: None)
+    assert weights_equal_base(artifact, "image", lambda: None) is True
     save_file({"unet.lora.down.weight": torch.ones(2, 4), "unet.lora.up.weight": torch.ones(4, 2)}, str(weights))
-    assert not weights_equal_base(artifact, "image", lambda: None)
+    assert weights_equal_base(artifact, "image", lambda: None) is False
 
 
-def test_what_cannot_confirm_the_claim_never_does(tmp_path: Path) -> None:
+def test_what_cannot_be_checked_neither_confirms_nor_refutes_the_claim(settings: Settings, tmp_path: Path) -> None:
     """A full model without its base on this machine, an adapter holding other tensors than LoRA's pair
-    (modules_to_save: whole replaced weights), or without any B matrix, and unreadable weights."""
-    assert not weights_equal_base(write_full_artifact(tmp_path / "full"), "instruct", lambda: None)
+    (modules_to_save: whole replaced weights), or without any B matrix, and unreadable weights: the check
+    cannot tell (None), and the card then neither repeats the claim nor says the weights differ (it
+    said so of an honest script's weights that merely could not be read)."""
+    assert weights_equal_base(write_full_artifact(tmp_path / "full"), "instruct", lambda: None) is None
     odd = write_peft_artifact(tmp_path / "odd")
     save_file({LORA.format("B"): torch.zeros(4, 2), "base_model.model.lm_head.modules_to_save.weight": torch.ones(2)}, str(odd / ADAPTER))
-    assert not weights_equal_base(odd, "instruct", lambda: None)
-    assert not weights_equal_base(write_peft_artifact(tmp_path / "a_only"), "instruct", lambda: None)
+    assert weights_equal_base(odd, "instruct", lambda: None) is None
+    assert weights_equal_base(write_peft_artifact(tmp_path / "a_only"), "instruct", lambda: None) is None
     broken = write_peft_artifact(tmp_path / "broken")
     (broken / ADAPTER).write_bytes(b"not safetensors")
-    assert not weights_equal_base(broken, "instruct", lambda: None)
+    assert weights_equal_base(broken, "instruct", lambda: None) is None
+    record, card = _register(settings, _claim(odd), write_base_model(tmp_path / "base"))
+    assert record["same_as_base"] is None and record["same_as_base_refuted"] is None
+    assert "Same as the base model" not in card and SAME_AS_BASE_REFUTED not in card
 
 
 @pytest.mark.parametrize("content", ["not json {", json.dumps({"same_as_base": "yes", "why": WHY}), json.dumps({"same_as_base": True})])

@@ -120,7 +120,7 @@ def register_model(
 
     # The script is a competitor's code: its word that it saved the base model's weights is checked first.
     claimed = same_as_base_reason(artifact_dir)
-    confirmed = claimed is not None and weights_equal_base(artifact_dir, task_type, base_folder)
+    equal = None if claimed is None else weights_equal_base(artifact_dir, task_type, base_folder)  # None: not checkable
     facts = CardFacts(
         model_id=model_id, source=source, task_type=task_type, library=artifact_library(names, task_type),
         base_model=base_model, dataset_digest=dataset_digest,
@@ -128,7 +128,7 @@ def register_model(
         license_found=bool(license_info and license_info.found),
         trained_at=(run.finished_at if run is not None and run.finished_at else datetime.now(UTC)), score=score,
         measurement=measurement or run_measurement(session, run_id, job_id), script=script, run_id=run_id, job_id=job_id,
-        same_as_base=claimed if confirmed else None, same_as_base_refuted=claimed is not None and not confirmed,
+        same_as_base=claimed if equal else None, same_as_base_refuted=equal is False,
     )  # fmt: skip
     folder = settings.registry_dir / model_id
     staging = settings.registry_dir / f"{STAGING_PREFIX}{model_id}"

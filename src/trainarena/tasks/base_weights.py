@@ -27,11 +27,12 @@ LORA_DOWN = ("lora_A.", "lora_embedding_A", "lora.down.", "lora_down.")
 LORA_ALPHA = ".alpha"  # kohya's per-module scale: it scales B @ A, zero with B
 
 
-def weights_equal_base(artifact_dir: Path, task_type: str, base_folder: Callable[[], Path | None]) -> bool:
+def weights_equal_base(artifact_dir: Path, task_type: str, base_folder: Callable[[], Path | None]) -> bool | None:
     """Whether the weights of ``artifact_dir`` (an artifact that passed the checks) equal the base
-    model's. ``base_folder`` finds the base model's folder, needed for a full model only (None: not on
-    this machine, so nothing confirms the claim). Weights that cannot be read never confirm it, and never
-    raise: the check only decides what the model card says."""
+    model's: True, False (they differ), or None when this check cannot tell (the base model's folder,
+    which ``base_folder`` finds for a full model only, is not on this machine; an adapter with tensors
+    this check does not know; weights that cannot be read). Never raises: the check only decides what
+    the model card says, and "the weights differ" is said only of weights that do."""
     try:
         if task_type == "image":
             return _adapter_unchanged([lora_weights_file(artifact_dir)])
@@ -39,27 +40,27 @@ def weights_equal_base(artifact_dir: Path, task_type: str, base_folder: Callable
         if ADAPTER_CONFIG in names:
             return _adapter_unchanged([artifact_dir / name for name in names if name != ADAPTER_CONFIG])
         base = base_folder()
-        return base is not None and _same_tensors(_weight_files(artifact_dir, names), _weight_files(base, scored_files(base)))
-    except Exception:  # noqa: BLE001 - unreadable weights (safetensors, torch or OS errors): the claim stays unconfirmed
-        return False
+        return None if base is None else _same_tensors(_weight_files(artifact_dir, names), _weight_files(base, scored_files(base)))
+    except Exception:  # noqa: BLE001 - unreadable weights (safetensors, torch or OS errors): nothing is known
+        return None
 
 
 def _weight_files(folder: Path, names: list[str]) -> list[Path]:
     return [folder / name for name in names if name != FULL_INDEX]
 
 
-def _adapter_unchanged(files: list[Path]) -> bool:
+def _adapter_unchanged(files: list[Path]) -> bool | None:
     with ExitStack() as stack:
         handles = [_open(stack, path) for path in files]
         names = [(handle, name) for handle in handles for name in handle.keys()]  # noqa: SIM118 - safe_open has no __iter__
         if not any(_is_up(name) for _, name in names):
-            return False  # no LoRA update at all: not an adapter this check knows
+            return None  # no LoRA update at all: not an adapter this check knows
         for handle, name in names:
             if _is_up(name):
                 if handle.get_tensor(name).count_nonzero() != 0:
                     return False
             elif not (name.endswith(LORA_ALPHA) or any(part in name for part in LORA_DOWN)):
-                return False
+                return None  # modules_to_save, DoRA magnitudes: what they change is not known here
     return True
 
 
@@ -69,6 +70,10 @@ def _is_up(name: str) -> bool:
 
 def _same_tensors(artifact: list[Path], base: list[Path]) -> bool:
     import torch
+
+    # A kept base saved in another of these is the base model as any copy in that precision is; float8
+    # or an integer type would pass a coarse rounding off as the base.
+    cast_dtypes = (torch.float32, torch.float16, torch.bfloat16)
 
     with ExitStack() as stack:
         ours, theirs = dict(_tensor_index(stack, artifact)), dict(_tensor_index(stack, base))
@@ -80,7 +85,7 @@ def _same_tensors(artifact: list[Path], base: list[Path]) -> bool:
                 return False
             saved, base_tensor = handle.get_tensor(name), theirs[name].get_tensor(name)
             if saved.dtype != base_tensor.dtype:
-                if not (saved.is_floating_point() and base_tensor.is_floating_point()):
+                if saved.dtype not in cast_dtypes or base_tensor.dtype not in cast_dtypes:
                     return False
                 base_tensor = base_tensor.to(saved.dtype)
             if not torch.equal(saved, base_tensor):
