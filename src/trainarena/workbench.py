@@ -198,7 +198,8 @@ class Workbench:
             again = snapshot_worktree(self._settings, Path(script.tree.path))
         except RegistrationError as error:
             return f"its snapshot changed and was removed, and the working tree cannot be snapshotted again ({error})"
-        if again.source_digest != script.info.tree_hash:
+        # The source digest ignores comments and layout: a cosmetic edit snapshots into another folder.
+        if again.source_digest != script.info.tree_hash or again.snapshot_dir != folder:
             return ("its snapshot changed and was removed, and the working tree has changed since the first seed "
                     "(a series compares one code over its seeds)")
         return None

@@ -177,8 +177,9 @@ def test_trainarena_run_stores_and_signs_the_changed_run_as_failed_saying_why(as
         assert f"run:{run_id}:attempt:1" in keys and f"evaluation:{run_id}:attempt:1" not in keys
 
 
-@pytest.mark.parametrize("tree_edited", [False, True])
-def test_run_seeds_after_a_changed_snapshot(assets, tmp_path: Path, tree_edited: bool) -> None:
+@pytest.mark.parametrize("tree_edit", [None, "print('the next version')\n", TRAIN_PY + "# only a comment\n"],
+                         ids=["unedited", "edited", "comment"])  # a comment leaves the source digest, not the snapshot
+def test_run_seeds_after_a_changed_snapshot(assets, tmp_path: Path, tree_edit: str | None) -> None:
     """`run --seeds 3` whose first seed's snapshot was changed under it: that seed is stored as failed,
     the snapshot is made again from the tree for the next seeds when the tree still holds the same code
     (they ran against a removed folder and all failed before), and the series stops, naming the seeds
@@ -190,8 +191,8 @@ def test_run_seeds_after_a_changed_snapshot(assets, tmp_path: Path, tree_edited:
     def first_run_only(folder: Path) -> None:
         backend.meddle = untouched
         edited(folder)
-        if tree_edited:
-            (tree / "train.py").write_text("print('the next version')\n")
+        if tree_edit is not None:
+            (tree / "train.py").write_text(tree_edit)
 
     backend = MeddledBackend(assets.tiny_llama, first_run_only)
     with open_store(settings) as store:
@@ -203,7 +204,7 @@ def test_run_seeds_after_a_changed_snapshot(assets, tmp_path: Path, tree_edited:
             executor.close()
         with store.session() as session:
             statuses = [session.get_one(Run, run_id).status for run_id in run_ids]
-    if tree_edited:
+    if tree_edit is not None:
         assert statuses == [RunStatus.FAILED.value]
         assert told[-1] == ("seeds 2..3 not run: its snapshot changed and was removed, and the working tree has changed since "
                             "the first seed (a series compares one code over its seeds); run again to play them")
