@@ -86,6 +86,8 @@ def test_a_download_checks_out_against_the_signed_record_and_one_changed_byte_do
     checked = _verify(str(folder), *offline, exit_code=0)
     assert checked["ok"] and checked["problems"] == [] and checked["linked_to_record"] == ["adapter_model.safetensors"]
     assert checked["folder_digest"] == model["digest"] and checked["signed_by"] is not None
+    unsigned = CliRunner().invoke(app, ["models", "verify", str(folder), *offline[:4]])  # no --key: nothing authenticated
+    assert unsigned.exit_code == 0 and unsigned.stdout.rstrip().endswith("consistent, but no signature checked (give --record and --key)")
 
     weights_file = folder / "adapter_model.safetensors"
     tampered = bytearray(weights_file.read_bytes())

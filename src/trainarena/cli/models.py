@@ -193,7 +193,12 @@ def _print_check(result: DownloadCheck) -> None:
                            ("signed record", trust), ("same as signed", ", ".join(result.linked) or "-")])  # fmt: skip
     for problem in result.problems:
         console.print(f"  differs: {problem}")
-    console.print("verified" if result.ok else f"NOT verified: {len(result.problems)} difference(s)")
+    if not result.ok:
+        console.print(f"NOT verified: {len(result.problems)} difference(s)")
+    elif result.record is None or result.record.signed_by is None:  # consistent with what was given, nothing more
+        console.print("consistent, but no signature checked (give --record and --key)")
+    else:
+        console.print("verified")
 
 
 @app.command("publish")
