@@ -258,14 +258,16 @@ def test_a_grpo_guard_that_fails_saves_the_trained_weights(house, capsys):
     assert "held-out guard failed (OutOfMemoryError" in capsys.readouterr().out
 
 
-def test_a_grpo_guard_that_keeps_the_base_says_so_on_the_runs_last_lines(house, capsys, monkeypatch):
+def test_a_grpo_guard_that_keeps_the_base_says_so_on_the_runs_last_lines(house, capsys, monkeypatch, tmp_path):
     """A copy of the house script scoring exactly as the base model on a seed is its guard at work (no
     held-out gain above noise): the run's last stdout line says so, and stderr, whose tail `runs show`
     prints. A fraction above 0 leaves no note; nor does a run of trained weights."""
     grpo = house["grpo"]
     train = importlib.import_module("train")  # the house's, from its folder (the fixture's path)
     monkeypatch.setattr(train, "SAVED_NOTES", [])
-    monkeypatch.setattr(train, "parse_args", lambda: SimpleNamespace(task_type="grpo", budget_seconds=30.0, seed=1))
+    output = tmp_path / "output"
+    output.mkdir()
+    monkeypatch.setattr(train, "parse_args", lambda: SimpleNamespace(task_type="grpo", budget_seconds=30.0, seed=1, output_dir=str(output)))
     monkeypatch.setattr(signal, "signal", lambda number, handler: None)  # the test process keeps its handlers
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -295,6 +297,9 @@ def test_a_grpo_guard_that_keeps_the_base_says_so_on_the_runs_last_lines(house, 
     out, err = capsys.readouterr()
     assert out.splitlines()[-1].endswith("; kept the base model: no training step fitted in the budget")
     assert err == "kept the base model: no training step fitted in the budget\n"
+    from trainarena.contract import same_as_base_reason
+
+    assert same_as_base_reason(output) == "no training step fitted in the budget"  # the card and the job say it too
 
 
 def test_the_guards_fraction_0_is_the_base_bit_for_bit(house):

@@ -221,8 +221,13 @@ def save(model, tokenizer, output_dir: str, same_as_base: str | None = None) -> 
     model.save_pretrained(output_dir, safe_serialization=True)
     tokenizer.save_pretrained(output_dir)
     if same_as_base is not None:
-        with open(os.path.join(output_dir, OUTCOME_FILE), "w", encoding="utf-8") as handle:
-            json.dump({"same_as_base": True, "why": same_as_base}, handle)
+        say_same_as_base(output_dir, same_as_base)
+
+
+def say_same_as_base(output_dir: str, why: str) -> None:
+    """Write the contract's outcome file: the weights saved in ``output_dir`` are the base model's."""
+    with open(os.path.join(output_dir, OUTCOME_FILE), "w", encoding="utf-8") as handle:
+        json.dump({"same_as_base": True, "why": why}, handle)
 
 
 def main() -> None:
@@ -242,8 +247,10 @@ def main() -> None:
         import importlib
 
         steps = importlib.import_module(args.task_type).run(args, stop_at)
-    if not steps:  # nothing trained: what is saved is the base model
+    if not steps:  # nothing trained: what is saved is the base model, and the outcome file says so
         SAVED_NOTES.append("kept the base model: no training step fitted in the budget")
+        if os.path.isdir(args.output_dir):
+            say_same_as_base(args.output_dir, "no training step fitted in the budget")
     for note in SAVED_NOTES:
         print(note, file=sys.stderr, flush=True)
     print("; ".join([f"baseline: {steps} steps, saved {time.time() - stop_at:+.1f}s from the stop time", *SAVED_NOTES]), flush=True)
