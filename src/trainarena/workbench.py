@@ -190,7 +190,8 @@ class Workbench:
     def _snapshot_lost(self, script: Script) -> str | None:
         """Why a working tree's script cannot run its next seed as the code its earlier seeds ran, or None.
         Its cached snapshot, removed after it changed (``submissions.seal``), is made again from the tree
-        when the tree still hashes to the same digest; an edit to the tree meanwhile is not played."""
+        when the tree still holds the same files (the new snapshot's folder, named by their content
+        digest, is the old one); an edit to the tree meanwhile, a comment's included, is not played."""
         folder = script.info.submission_dir
         if script.tree is None or folder is None or (folder.is_dir() and snapshot_problem(folder, snapshot_digest(folder)) is None):
             return None
@@ -198,8 +199,7 @@ class Workbench:
             again = snapshot_worktree(self._settings, Path(script.tree.path))
         except RegistrationError as error:
             return f"its snapshot changed and was removed, and the working tree cannot be snapshotted again ({error})"
-        # The source digest ignores comments and layout: a cosmetic edit snapshots into another folder.
-        if again.source_digest != script.info.tree_hash or again.snapshot_dir != folder:
+        if again.snapshot_dir != folder:  # another content digest (the source digest would miss a comment)
             return ("its snapshot changed and was removed, and the working tree has changed since the first seed "
                     "(a series compares one code over its seeds)")
         return None

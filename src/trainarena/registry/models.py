@@ -105,8 +105,8 @@ def register_model(
     built in a staging folder and renamed into place, so a registry folder is always whole; its digest
     is recorded. When the caller's transaction ends without committing the row, the folder is removed.
     A script's claim that it saved the base model's weights unchanged (``contract.OUTCOME_FILE``) goes
-    into the card only when the weights are the base model's (``tasks.base_weights``); else the card
-    says the claim was not borne out."""
+    into the card only when the weights are the base model's (``tasks.base_weights``); when they differ
+    the card says the claim was not borne out, and a claim the check cannot tell about is left out."""
     model_id = new_model_id()
     script = script_source(session, competitor_id)
     tree = None if script is None else checkout_path(settings, script.commit)
