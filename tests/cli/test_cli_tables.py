@@ -30,6 +30,7 @@ from trainarena.reporting.reasons import short_reason
 from trainarena.runs import ProgressEvent, RunReport
 from trainarena.settings import Settings
 from trainarena.store import load_tournament, open_store, tournament_runs
+from trainarena.wording import BETTER_ARROWS
 
 WIDTHS = (80, 120)
 
@@ -213,7 +214,8 @@ def test_bracket_shows_each_run_with_its_id_and_the_whole_name(finished_store: F
                 break
             name += follow[start : start + name_width].strip()
         assert name == run.competitor
-        expected = "1.0000" if run.status == "succeeded" else f"{run.status}: {short_reason(run.failure)}"
+        # The bracket has no heading: each score says which way is better.
+        expected = f"1.0000{BETTER_ARROWS[run.direction]}" if run.status == "succeeded" else f"{run.status}: {short_reason(run.failure)}"
         assert _shown(lines[at][start + name_width :].strip(), expected)
 
 

@@ -20,7 +20,7 @@ from trainarena.operations.serving import resumed_text
 from trainarena.reporting.leaderboard import Leaderboard, RunLine
 from trainarena.reporting.reasons import short_reason
 from trainarena.runs import ProgressEvent
-from trainarena.wording import ScoreColumn
+from trainarena.wording import BETTER_ARROWS, ScoreColumn
 
 _STATUS_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "yellow", "invalid": "magenta"}
 # Widest competitor name in a bracket line before it is cut (the result after it needs the room).
@@ -50,8 +50,13 @@ def _score(value: float | None) -> str:
 
 
 def _run_result(line: RunLine) -> Text:
+    """A success's score with its task type's arrow (``0.4200↓``: the bracket has no heading to say
+    which way is better, and a tournament's tasks may differ in it), or a failure's status and reason."""
     style = _STATUS_STYLE.get(line.status, "white")
-    detail = _score(line.score) if line.status == "succeeded" else f"{line.status}: {short_reason(line.failure)}"
+    if line.status == "succeeded":
+        detail = f"{_score(line.score)}{BETTER_ARROWS.get(line.direction, '') if line.score is not None else ''}"
+    else:
+        detail = f"{line.status}: {short_reason(line.failure)}"
     return one_line(detail, style=style)
 
 
