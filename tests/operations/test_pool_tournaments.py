@@ -3,6 +3,7 @@ defending champion, refusals with numbers, faults recorded against one run."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 
@@ -289,3 +290,32 @@ def test_a_changed_base_model_folder_is_refused_too(operator_data: OperatorData)
     (operator_data.model / "config.json").write_text((operator_data.model / "config.json").read_text() + "\n")
     with open_store(settings) as store, pytest.raises(StoreError, match=r"its base model .* changed since it was stored"):
         run_pool_tournament(store, settings, created.id, executor=FakeExecutor())
+
+
+def test_the_dashboard_says_a_spent_scheduled_pool_cannot_give_a_tournament(operator_data: OperatorData) -> None:
+    """A pool whose every task an ended tournament revealed was listed as "due now", though serve's
+    creation is refused whoever enters."""
+    from fastapi.testclient import TestClient
+
+    from trainarena.api import create_app
+    from trainarena.settings import ScheduleRules
+
+    settings = operator_data.settings.model_copy(update={"schedule": ScheduleRules(text_pool="weekly", image_enabled=False)})
+    for name in ("baseline", "torchloop"):
+        register_example(settings, name)
+    add_tasks(operator_data, "t1")
+
+    def next_scheduled() -> str:
+        with open_store(settings) as store, TestClient(create_app(settings, store=store)) as client:
+            page = client.get("/").text
+        return " ".join(re.sub(r"<[^>]+>", " ", page.split('id="next"')[1].split("</section>")[0]).split())
+
+    assert "Kind Pool Due text weekly" in next_scheduled()  # t1 is unplayed: serve would create one
+    created = _create(settings, seed=5)
+    with open_store(settings) as store:
+        run_pool_tournament(store, settings, created.id, executor=FakeExecutor())
+    shown = next_scheduled()
+    assert "Kind Pool Due" not in shown
+    assert "No text tournament can be created: every task of the pool weekly was played in an ended tournament" in shown
+    add_tasks(operator_data, "t2")  # a new task: due again
+    assert "Kind Pool Due text weekly" in next_scheduled()

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from trainarena.engine.model import TOURNAMENT_KINDS
 from trainarena.operations.history import Reign, champion_reigns, finished_of
 from trainarena.operations.schedule import Create, enabled, kind_facts, next_action, next_due, pool_of
+from trainarena.records.recorder import revealed_task_names
 from trainarena.registry import champion_sources
 from trainarena.reporting.bracket import Bracket, read_bracket
 from trainarena.reporting.leaderboard import Leaderboard, RunLine, build_leaderboard
@@ -54,28 +55,35 @@ def _reigning(session: Session, settings: Settings) -> dict[str, Reign | None]:
 @dataclass(frozen=True)
 class Schedule:
     """The home page's "Next scheduled": each enabled kind's next tournament, and the (kind, pool) of
-    those whose pool does not exist yet (serve cannot create one there: nothing is due)."""
+    those whose pool does not exist yet (serve cannot create one there: nothing is due) or is spent
+    (every task it holds was revealed by an ended tournament, so serve's creation is refused whoever
+    enters: it was listed as due)."""
 
     upcoming: list[NextTournament]
     missing_pools: list[tuple[str, str]]
+    spent_pools: list[tuple[str, str]]
 
 
 def _next_scheduled(session: Session, settings: Settings, now: datetime) -> Schedule:
     """Each enabled kind's next tournament, as the schedule decides from the store (operations/schedule.py)."""
     rules = settings.schedule
-    upcoming, missing = [], []
+    upcoming, missing, spent = [], [], []
+    revealed = revealed_task_names(session)
     for fact in kind_facts(session, rules, {}):
         if not enabled(fact.kind, rules):
             continue
-        if get_pool(session, pool_of(fact.kind, rules)) is None:
-            missing.append((fact.kind, pool_of(fact.kind, rules)))
+        pool = get_pool(session, pool_of(fact.kind, rules))
+        if pool is None or all(task.name in revealed for task in pool.tasks):
+            # Only the reveal is checked here: serve's other checks (entrants, changed inputs) fetch
+            # repositories and hash datasets, too slow for a page; its log says why it refused.
+            (missing if pool is None else spent).append((fact.kind, pool_of(fact.kind, rules)))
             continue
         action = next_action([fact], rules, now)
         if isinstance(action, Create):
             upcoming.append(NextTournament(fact.kind, action.pool, action.due_at, overdue=True))
         else:  # sleeping until its next due time, or driving one now (the next is due after it)
             upcoming.append(NextTournament(fact.kind, pool_of(fact.kind, rules), next_due(fact.kind, rules, now), overdue=False))
-    return Schedule(sorted(upcoming, key=lambda n: n.due_at), missing)
+    return Schedule(sorted(upcoming, key=lambda n: n.due_at), missing, spent)
 
 
 def _running(session: Session) -> dict[str, list[TournamentSummary]]:
