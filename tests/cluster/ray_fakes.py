@@ -115,11 +115,11 @@ class StoppableRunner(FakeRunner):
         return self.run_task(request.competitor, request.task, request.run_dir, request.run_name)
 
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
-        from trainarena.execution.supervise import current_stop_event
+        from trainarena.execution.supervise import current_stop_event, kills_at_once
 
         started, stop = time.time(), current_stop_event()
         stopped = stop is not None and stop.wait(self._seconds)
-        reason = "stopped on request" if stopped else "never asked to stop"
+        reason = ("stopped at once" if kills_at_once(stop) else "stopped on request") if stopped else "never asked to stop"
         return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason)
 
 

@@ -18,11 +18,11 @@ import pytest
 from ray_fakes import FakeOnNode, WaitForStop, executions, fake_task, fake_tournament
 
 from trainarena.cluster import SharedPathMissing
-from trainarena.cluster.node import START_CLAIM, STOP_FILE
+from trainarena.cluster.node import AT_ONCE, START_CLAIM, STOP_FILE
 from trainarena.cluster.ray_executor import RayExecutor
 from trainarena.contract import RunStatus
 from trainarena.engine.model import Finished, Stage
-from trainarena.execution.supervise import stop_when
+from trainarena.execution.supervise import StopAtOnce, stop_when
 from trainarena.orchestrator import drive
 from trainarena.runs import CompetitorInfo, RunRequest
 from trainarena.settings import Settings
@@ -182,9 +182,9 @@ def test_a_node_that_does_not_see_the_data_directory_refuses_the_work(ray_cluste
         executor.close()
 
 
-def _stop_once_started(run_dir: Path) -> threading.Event:
-    """A stop set once the run's node has claimed its start (and begun the work)."""
-    stop = threading.Event()
+def _stop_once_started(run_dir: Path, stop: threading.Event | None = None) -> threading.Event:
+    """A stop (``stop``, or a plain one) set once the run's node has claimed its start (and begun the work)."""
+    stop = threading.Event() if stop is None else stop
 
     def watch() -> None:
         _wait_for(lambda: (run_dir / START_CLAIM).is_file(), "the node to start the run")
@@ -211,6 +211,22 @@ def test_a_job_run_stopped_on_the_driver_stops_on_its_node(ray_cluster, tmp_path
     assert report.failure_reason == "stopped on request" and time.monotonic() - started < 30
     assert (tmp_path / "job" / STOP_FILE).is_file()
     assert (tmp_path / "job" / START_CLAIM).read_text().startswith("started on Ray node")
+
+
+def test_a_run_stopped_at_once_on_the_driver_is_killed_at_once_on_its_node(ray_cluster, tmp_path: Path) -> None:
+    """A stop that keeps nothing of the run (a job's try withdrawn as its service stops, a dropped early
+    run) kills it on its node without the grace, as a local run is: it was given the grace there."""
+    settings = _settings(tmp_path, ray_cluster.address)
+    executor = RayExecutor(settings, WaitForStop(seconds=60))
+    competitor = CompetitorInfo("c0", "https://example.org/c0.git", "f" * 40, "tree", "train.py")
+    try:
+        stop = _stop_once_started(tmp_path / "job", StopAtOnce())
+        with stop_when(stop):
+            report = executor.run_task(competitor, fake_task("text", None, "m", 0, 1), tmp_path / "job", "job-try1")  # type: ignore[arg-type]
+    finally:
+        executor.close()
+    assert report.failure_reason == "stopped at once"
+    assert (tmp_path / "job" / STOP_FILE).read_text() == AT_ONCE
 
 
 def test_a_tournament_run_stopped_on_the_driver_stops_on_its_node(ray_cluster, tmp_path: Path) -> None:

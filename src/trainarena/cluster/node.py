@@ -13,7 +13,9 @@ a local disk and on NFS v3 or later). A driver that stops a run, or gives up wai
 hold it, claims it first when it can: the node then starts nothing, and the driver may cancel the
 Ray task without interrupting a started run (``ray.cancel`` raises KeyboardInterrupt in a running
 task, which would leave its sandbox behind). Once the node has claimed it, the driver stops the run
-through :data:`STOP_FILE`, which a watcher on the node polls, as a local run is stopped.
+through :data:`STOP_FILE`, which a watcher on the node polls, as a local run is stopped: with the
+grace, or at once (SIGKILL) when the file says :data:`AT_ONCE` (a stop that keeps nothing of the run:
+``execution.supervise.StopAtOnce``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Protocol
 
 from trainarena.execution import SandboxUnavailable, make_backend
-from trainarena.execution.supervise import stop_when
+from trainarena.execution.supervise import StopAtOnce, kills_at_once, stop_when
 from trainarena.pipeline import SandboxedExecutor
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest
 from trainarena.settings import Settings
@@ -41,6 +43,8 @@ STOP_FILE = "stop-requested"
 # Created by whichever comes first: the node as it starts the work, or the driver withdrawing a run
 # that no node has started (module docstring).
 START_CLAIM = "start-claim"
+# What STOP_FILE holds when the run is to be killed at once, without the grace.
+AT_ONCE = "at once"
 
 
 class ClusterUnavailable(SandboxUnavailable):
@@ -175,14 +179,32 @@ def do_work(work: Work, settings: Settings, factory: NodeExecutorFactory, shared
         executor.close()
 
 
+def request_stop(run_dir: Path, stop: threading.Event) -> None:
+    """Ask the node running the work in ``run_dir`` to stop it, as ``stop`` asks: at once or with the
+    grace. Written whole, then renamed: the node's watcher never reads a half-written file."""
+    partial = run_dir / f".{STOP_FILE}-{secrets.token_hex(4)}"
+    partial.write_text(AT_ONCE if kills_at_once(stop) else "")
+    os.replace(partial, run_dir / STOP_FILE)
+
+
+class _FileStop(StopAtOnce):
+    """The node's stop of a run, set once the driver's stop file appears; at once if it says so."""
+
+    asked_at_once = False
+
+    def at_once(self) -> bool:
+        return self.asked_at_once and self.is_set()
+
+
 @contextmanager
 def _stopped_by_file(path: Path, poll_seconds: float) -> Iterator[None]:
     """Runs supervised in the block stop once ``path`` appears (the driver asked, over the shared path)."""
-    stop, done = threading.Event(), threading.Event()
+    stop, done = _FileStop(), threading.Event()
 
     def watch() -> None:
         while not done.wait(poll_seconds):
             if path.exists():
+                stop.asked_at_once = path.read_text() == AT_ONCE
                 stop.set()
                 return
 

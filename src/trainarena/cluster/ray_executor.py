@@ -58,6 +58,7 @@ from trainarena.cluster.node import (
     Work,
     claim_start,
     do_work,
+    request_stop,
 )
 from trainarena.cluster.resources import PlacementTimeout, asked_resources, describe, describe_nodes, holds, task_resources
 from trainarena.contract import RunStatus
@@ -87,8 +88,9 @@ def _on_node(work: Work, settings: Settings, factory: NodeExecutorFactory, share
 class RayExecutor:
     """``RunExecutor`` (and the workbench's, audits' and jobs' executor) over a Ray cluster."""
 
-    # A run its node started is stopped through its stop file, after a poll and with the grace any run
-    # gets, never at once: so the orchestrator trains no early runs here (a dropped one would hold its node).
+    # A run its node started is stopped through its stop file, after the node's next poll of it: the
+    # orchestrator trains no early runs here (not exercised on a cluster yet; a dropped one holds its
+    # node until that poll).
     stops_runs_at_once = False
 
     def __init__(self, settings: Settings, factory: NodeExecutorFactory, node_backend: str | None = None) -> None:
@@ -156,7 +158,7 @@ class RayExecutor:
             if ray.wait([ref], timeout=rules.stop_poll_seconds)[0]:
                 return True
             if stop is not None and stop.is_set():
-                (claim.parent / STOP_FILE).touch()  # the node's watcher stops a started run; its report comes back
+                request_stop(claim.parent, stop)  # the node's watcher stops a started run; its report comes back
                 if not started and claim_start(claim, "withdrawn by the driver: stopped before a node started it"):
                     ray.cancel(ref)
                     return False

@@ -59,7 +59,7 @@ class StopAtOnce(threading.Event):
         return self.is_set()
 
 
-def _kills_at_once(event: threading.Event | None) -> bool:
+def kills_at_once(event: threading.Event | None) -> bool:
     return isinstance(event, StopAtOnce) and event.at_once()
 
 
@@ -76,7 +76,7 @@ class EitherStop(StopAtOnce):
         return self.own.is_set() or (self.outer is not None and self.outer.is_set())
 
     def at_once(self) -> bool:
-        return self.own.is_set() or _kills_at_once(self.outer)
+        return self.own.is_set() or kills_at_once(self.outer)
 
 
 @contextmanager
@@ -226,7 +226,7 @@ def supervise(
     if stop == _DEADLINE:
         deadline_reached()
         timed_out, how_ended = True, _stop_at_deadline(proc, terminator, launch.grace_seconds, event)
-    elif stop == STOPPED_REASON and not _kills_at_once(event):  # else killed just below
+    elif stop == STOPPED_REASON and not kills_at_once(event):  # else killed just below
         _stop_at_deadline(proc, terminator, launch.grace_seconds)
     # Whatever happened, nothing of this run may outlive this call (a daemon left by a script that
     # exited in time included).
@@ -300,7 +300,7 @@ def _stop_at_deadline(proc: subprocess.Popen[bytes], terminator: Terminator, gra
     meanwhile); says how it ended."""
     terminator.terminate()
     ends = time.monotonic() + grace
-    while (remaining := ends - time.monotonic()) > 0 and not _kills_at_once(stop):
+    while (remaining := ends - time.monotonic()) > 0 and not kills_at_once(stop):
         try:
             proc.wait(timeout=min(remaining, _STOP_CHECK_SECONDS) if stop is not None else remaining)
             return "SIGTERM at the deadline; it stopped within the grace period"

@@ -72,7 +72,7 @@ class StopRequest:
     """How a running attempt is asked to stop: cancelled by its customer (its run gets the sandbox's
     grace, ``sandbox.grace_seconds``), its worker stopping with its service, or its job lost to the
     queue (its worker missed its heartbeats). The last two kill the run at once (SIGKILL, no grace;
-    on Ray through the node's stop file, with the grace: ``cluster.ray_executor``): the stopped try is
+    on Ray through the node's stop file, ``cluster.node.request_stop``): the stopped try is
     withdrawn and its output removed, a lost one records nothing, so a grace would only hold the
     service's stop (or the job's next try) up for a run whose work is thrown away, and the contract
     forbids saving on SIGTERM anyway. A run waiting for its devices stops waiting (``jobs.gate``,
