@@ -8,14 +8,17 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
 from api_client import Api
 
+from trainarena.api.routes import competitors
 from trainarena.attempts import store_report
 from trainarena.contract import RunStatus, TaskType
 from trainarena.reporting.server_paths import SERVER_SOURCE
 from trainarena.runs import RunReport, definition_json, task_key
 from trainarena.store.adhoc import WorkingTree, start_adhoc_run
 from trainarena.store.models import Competitor, RunOrigin
+from trainarena.submissions import RegistrationError
 from trainarena.tasks.base import TaskDefinition
 
 TREE = "/home/operator/my-tree"
@@ -71,3 +74,19 @@ def test_a_competitor_reads_a_repository_on_the_server_as_such(api: Api) -> None
         as_competitor = client.get(f"/v1/competitors/{name}", headers=api.auth("competitor")).json()
         as_operator = client.get(f"/v1/competitors/{name}", headers=api.auth("operator")).json()
     assert (as_competitor["repo_url"], as_operator["repo_url"]) == (SERVER_SOURCE, "file:///srv/champions/repo")
+
+
+def test_a_refused_registration_names_no_path_on_the_server(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git's error names the server's cache of the repository: a competitor's key reads it relative to the data dir."""
+    cache = api.settings.cache_dir / "repos" / "abc"
+
+    def refused(*_args: object, **_options: object) -> None:
+        raise RegistrationError(f"git fetch failed: fatal: '{cache}' does not appear to be a git repository")
+
+    monkeypatch.setattr(competitors, "register_competitor", refused)
+    body = {"name": "newcomer", "repo": "https://github.com/example/newcomer.git", "commit": "c" * 40}
+    with api.client() as client:
+        answers = {role: client.post("/v1/competitors", headers=api.auth(role), json=body).json() for role in ("competitor", "operator")}
+    assert answers["competitor"]["error"]["message"] == (
+        "git fetch failed: fatal: '<data dir>/cache/repos/abc' does not appear to be a git repository")
+    assert str(cache) in answers["operator"]["error"]["message"]

@@ -103,10 +103,10 @@ def register(body: RegisterIn, caller: Competitor, request: Request) -> Register
             result = register_competitor(session, settings, name=body.name, repo=body.repo, commit=body.commit,
                                          hotkey=body.hotkey)  # fmt: skip
             record = competitor_record(settings, result.competitor)
-    except (RegistrationError, StoreError) as error:
-        raise ApiError(422, "registration_refused", str(error), name=body.name) from None
+    except (RegistrationError, StoreError) as error:  # git's own words may name the server's cache of the repository
+        raise ApiError(422, "registration_refused", shown_to(caller, request, str(error)), name=body.name) from None
     copies = [CopyOut(kind=c.kind, other_name=c.other_name, message=c.message) for c in result.report.exact]
-    return RegisteredOut(**record, copies=copies, warnings=result.warnings)
+    return RegisteredOut(**shown_to(caller, request, {**record, "warnings": result.warnings}), copies=copies)
 
 
 @router.get("/competitors", response_model=Page[CompetitorOut], summary="List registered competitors, oldest first")
