@@ -1,7 +1,7 @@
 """The API on a tournament whose driver was killed outright: `GET /v1/runs` and `GET /v1/runs/{id}` give
 its run still marked running `driver` with `alive` false (not training), every other run `driver`
 null; `GET /v1/tournaments` and `GET /v1/tournaments/{id}` give the tournament that `driver`, every
-other tournament null."""
+other tournament null. The driver's host and pid are an operator's key's alone."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def driverless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
         yield Api(settings, store, make_keys(store), None), left
 
 
-def _get(client: TestClient, api: Api, path: str) -> dict:
-    response = client.get(path, headers=api.auth("competitor"))
+def _get(client: TestClient, api: Api, path: str, role: str = "operator") -> dict:
+    response = client.get(path, headers=api.auth(role))
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -64,6 +64,10 @@ def test_a_running_run_or_tournament_nobody_drives_says_so(driverless: tuple[Api
         hand_lease_to(api.store, left.tournament_id, "elsewhere", 4242)  # a live driver on another host
         alive = {"alive": True, "host": "elsewhere", "pid": 4242, "since": None}
         assert _get(client, api, f"/v1/{resource}/{own}")["driver"] == alive and listed()[own] == alive
+        # A competitor learns whether a driver plays it, not on which host nor as which process.
+        hidden = {**alive, "host": None, "pid": None}
+        assert _get(client, api, f"/v1/{resource}/{own}", "competitor")["driver"] == hidden
+        assert {item[key]: item["driver"] for item in _get(client, api, path, "competitor")["data"]}[own] == hidden
 
 
 def test_the_schema_documents_the_driver_field(driverless: tuple[Api, DriverlessStore]) -> None:

@@ -255,6 +255,32 @@ def test_a_customer_reads_its_own_jobs_run_and_no_one_elses(working_client: Test
     assert jobs_client.get(f"/v1/runs/{job['run_id']}", headers=auth["customer"]).status_code == 403  # the run routes stay competitors'
 
 
+class ServerPathExecutor:
+    """Fails as a platform text that names the run's folder on the server would (an OSError's, a traceback's)."""
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        (run_dir / "logs").mkdir(parents=True)
+        (run_dir / "logs" / "stderr.log").write_text(f"writing {run_dir}/output/model.safetensors\n")
+        return RunReport(RunStatus.INVALID, time.time(), time.time(), log_path=run_dir / "logs",
+                         failure_reason=f"artifact: the output could not be read ({run_dir}/output/model.safetensors: Permission denied)")  # fmt: skip
+
+
+def test_a_customer_reads_its_jobs_failure_without_the_servers_paths(api_settings: Settings, api_store: Store, auth: dict) -> None:
+    """The job, its events and its run name the file as the script saw it; an operator reads the whole text."""
+    worker = JobWorker(api_settings, store=api_store, executor=ServerPathExecutor())
+    with TestClient(create_app(api_settings, store=api_store, services=(worker,))) as client:
+        job_id = client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(client, auth["customer"]))).json()["id"]
+        events = sse_events(client, auth["customer"], job_id)
+        seen = [client.get(f"/v1/jobs/{job_id}{tail}", headers=auth["customer"]) for tail in ("", "/run")]
+        seen.append(client.get("/v1/jobs", headers=auth["customer"]))
+        operator = client.get(f"/v1/jobs/{job_id}", headers=auth["operator"]).json()
+    shown = "artifact: the output could not be read (/output/model.safetensors: Permission denied)"
+    assert events[-1]["event"] == "failed" and shown in events[-1]["message"]
+    assert seen[0].json()["failure_reason"] == shown and seen[1].json()["stderr_tail"] == "writing /output/model.safetensors"
+    assert all(str(api_settings.data_dir) not in text for text in [*(r.text for r in seen), json.dumps(events)])
+    assert str(api_settings.work_dir / "jobs" / job_id) in operator["failure_reason"]
+
+
 def test_a_job_that_kept_no_validation_rows_shows_its_run_unscored_and_why(working_client: TestClient, auth: dict,
                                                                           api_settings: Settings) -> None:  # fmt: skip
     job_id = working_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(working_client, auth["customer"]))).json()["id"]

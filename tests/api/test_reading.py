@@ -62,10 +62,14 @@ def test_one_run_in_full_and_its_logs(api: Api, client: TestClient) -> None:
     assert detail["status"] == "failed" and detail["tournament"] == "week-1" and detail["summary"] == "exited with code 1."
     assert detail["stderr_tail"].endswith(CRASH_TAIL.splitlines()[-1]) and detail["wall_seconds"] == 12.5
     assert [a["counts"] for a in detail["attempt_history"]] == [True]
-    # The platform's paths are an operator's business: a competitor's key reads the same run without them.
+    # The platform's paths and hosts are an operator's business: a competitor's key reads the same run
+    # without them (nor the driver of each attempt).
     assert {"log_path", "artifact_path", "snapshot_path", "stderr_tail_from"}.isdisjoint(detail)
     operators = client.get(f"/v1/runs/{crashed['run_id']}", headers=api.auth("operator")).json()
-    assert operators == {**detail, **{key: operators[key] for key in ("log_path", "artifact_path", "snapshot_path", "stderr_tail_from")}}
+    assert "driver" not in detail["attempt_history"][0] and operators["attempt_history"][0]["driver"]
+    competitors = [{key: value for key, value in attempt.items() if key != "driver"} for attempt in operators["attempt_history"]]
+    paths = {key: operators[key] for key in ("log_path", "artifact_path", "snapshot_path", "stderr_tail_from")}
+    assert {**operators, "attempt_history": competitors} == {**detail, **paths}
     assert operators["stderr_tail_from"] == str(Path(operators["log_path"]) / "stderr.log")
     recorded = json.loads((Path(operators["log_path"]).parent / TIMINGS_FILE).read_text())
     assert detail["steps"]["store"] == recorded["store"] and "slot" in recorded and "slot" not in detail["steps"]

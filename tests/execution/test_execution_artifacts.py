@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from trainarena.contract import TaskType
+from trainarena.execution import artifacts
 from trainarena.execution.artifacts import validate_artifact
 from trainarena.settings import ArtifactRules
 
@@ -68,6 +69,23 @@ def test_a_symlinked_output_dir_is_rejected(tmp_path: Path) -> None:
     model = _model_dir(tmp_path / "m")
     (tmp_path / "out").symlink_to(model)
     assert not validate_artifact(tmp_path / "out", TaskType.INSTRUCT, RULES).ok
+
+
+def test_a_missing_output_folder_is_named_as_the_script_saw_it(tmp_path: Path) -> None:
+    """The reason reaches competitors and customers: /output, not the run folder's place on the server."""
+    check = validate_artifact(tmp_path / "run" / "output", TaskType.INSTRUCT, RULES)
+    assert check.reason == "the output folder (/output) is missing (or is a symlink)"
+
+
+def test_an_unreadable_output_file_is_named_under_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _model_dir(tmp_path / "run" / "output")
+
+    def unreadable(folder: Path, files: list[Path]) -> str:
+        raise PermissionError(13, "Permission denied", str(folder / "model.safetensors"))
+
+    monkeypatch.setattr(artifacts, "artifact_digest", unreadable)
+    check = validate_artifact(model, TaskType.INSTRUCT, RULES)
+    assert check.reason == "the output could not be read (/output/model.safetensors: Permission denied)"
 
 
 def _fake(path: Path, payload: bytes) -> Path:

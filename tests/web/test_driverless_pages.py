@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from driverless_store import DriverlessStore, build_driverless_store, hand_lease_to
 from fastapi.testclient import TestClient
-from web_store import text_of
+from web_store import sign_in, text_of
 
 from trainarena.api import create_app
 from trainarena.contract import RunStatus
 from trainarena.settings import Settings
 from trainarena.store import Run, Store, open_store
+from trainarena.store.api_keys import create_key
+from trainarena.store.models import ApiRole
 
 NOTE = re.compile(r"no driver since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(its driver stopped or was killed\); "
                   r"`trainarena tournament run (\d+)` resumes it")  # fmt: skip
@@ -45,8 +47,13 @@ def test_pages_say_a_running_run_nobody_drives_is_not_training(driverless: tuple
 
     hand_lease_to(store, left.tournament_id, "elsewhere", 4242)  # a live driver on another host
     run_page = text_of(client.get(f"/runs/{left.run_id}").text)
-    assert "Driver driven by elsewhere pid 4242" in run_page and "not training" not in run_page.lower()
+    assert "Driver driven by a live driver" in run_page and "not training" not in run_page.lower()
+    assert "elsewhere pid" not in run_page and "4242" not in run_page  # its host and pid are an operator's to read
     assert "not training" not in text_of(client.get(f"/tournaments/{left.tournament_id}/live").text)
+    with store.transaction() as session:
+        operator = create_key(session, "ops", ApiRole.OPERATOR).secret
+    sign_in(client, operator)
+    assert "Driver driven by elsewhere pid 4242" in text_of(client.get(f"/runs/{left.run_id}").text)
 
 
 def test_the_home_page_says_a_running_tournament_nobody_drives_is_not_training(

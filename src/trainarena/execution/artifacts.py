@@ -28,7 +28,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainarena.contract import TaskType
+from trainarena.contract import SANDBOX_OUTPUT, TaskType
 from trainarena.execution.output_tree import TreeError, settle_modes, walk
 from trainarena.settings import ArtifactRules
 
@@ -79,13 +79,26 @@ def validate_artifact(output_dir: Path, task_type: TaskType, rules: ArtifactRule
     except ArtifactError as exc:
         return ArtifactCheck(False, str(exc), None, 0)
     except OSError as exc:
-        return ArtifactCheck(False, f"the output could not be read ({exc})", None, 0)
+        return ArtifactCheck(False, f"the output could not be read ({_as_script_saw(exc, output_dir)})", None, 0)
     return ArtifactCheck(True, None, digest, total)
+
+
+def _as_script_saw(error: OSError, output_dir: Path) -> str:
+    """An OSError in one line, its file named as the script saw it (under /output): the reason is shown
+    to competitors and customers, to whom the run folder's place on the server means nothing."""
+    reason = error.strerror or type(error).__name__
+    if error.filename is None:
+        return reason
+    try:
+        inside = Path(error.filename).relative_to(output_dir)
+    except ValueError:
+        return reason
+    return f"{SANDBOX_OUTPUT / inside}: {reason}"
 
 
 def _list_files(output_dir: Path, rules: ArtifactRules) -> list[Path]:
     if output_dir.is_symlink() or not output_dir.is_dir():
-        raise ArtifactError(f"output directory {output_dir} is missing (or is a symlink)")
+        raise ArtifactError(f"the output folder ({SANDBOX_OUTPUT}) is missing (or is a symlink)")
     try:
         entries = walk(output_dir, max_depth=rules.max_depth, max_entries=rules.max_entries)
     except TreeError as error:

@@ -50,9 +50,11 @@ class Driving:
         return {"alive": self.alive, "host": self.host, "pid": self.pid,
                 "since": None if self.since is None else self.since.isoformat()}
 
-    def describe(self) -> str:
+    def describe(self, *, where: bool = True) -> str:
+        """What drives it; not ``where`` (for those who are not operators), without the driver's host and pid."""
         if self.alive:
-            return f"driven by {self.host} pid {self.pid}" + (", withdrawing its runs (cancelled)" if self.cancelled else "")
+            driver = f"{self.host} pid {self.pid}" if where else "a live driver"
+            return f"driven by {driver}" + (", withdrawing its runs (cancelled)" if self.cancelled else "")
         return f"stopped: no driver{self._since()}; {self._resume()}"
 
     def idle_note(self) -> str:

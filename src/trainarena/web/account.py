@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -25,10 +24,10 @@ from trainarena.registry import ModelFilesMissing, download_headers, model_archi
 from trainarena.store.api_keys import find_key
 from trainarena.store.models import ApiRole, Job, JobStatus
 from trainarena.web.templating import not_found_page, render, render_live, settings_of, store_of
+from trainarena.web.visitors import KEY_COOKIE, Visitor, signed_in
 
 router = APIRouter(include_in_schema=False)
 
-KEY_COOKIE = "trainarena_key"
 # The double-submit token of the sign-in and sign-out forms: in this cookie and in their field ``form_token``.
 FORM_COOKIE = "trainarena_form"
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
@@ -38,36 +37,6 @@ FORGED_SIGNOUT = "This sign-out form expired or came from another site: you are 
 # A competitor's key may not list jobs in the API (403): signed in here, it was told to create one with POST /v1/jobs.
 COMPETITOR_KEY = ("A competitor's key has no jobs or models: sign in with a customer's or an operator's key. "
                   "A competitor's runs and standings are public on its page, /competitors/NAME.")
-
-
-@dataclass(frozen=True)
-class Visitor:
-    """The signed-in key: its name, and whose jobs and models it sees (``owner`` None: everyone's, an operator)."""
-
-    name: str
-    owner: int | None
-
-    @property
-    def is_operator(self) -> bool:
-        return self.owner is None
-
-
-def signed_in(request: Request) -> Visitor | None:
-    """The cookie's live key, or None."""
-    secret = request.cookies.get(KEY_COOKIE)
-    if not secret:
-        return None
-    with store_of(request).session() as session:
-        key = find_key(session, secret)
-        if key is None or key.role == ApiRole.COMPETITOR:
-            return None
-        return Visitor(key.name, None if key.role == ApiRole.OPERATOR else key.id)
-
-
-def operator_signed_in(request: Request) -> bool:
-    """Whether an operator's key is signed in: the platform's paths on the server are shown to it alone."""
-    visitor = signed_in(request)
-    return visitor is not None and visitor.is_operator
 
 
 def recent_jobs(request: Request, count: int) -> tuple[Visitor, list[Job]] | None:

@@ -12,10 +12,10 @@ from trainarena.reporting.run_files import artifact_files, log_names, read_log
 from trainarena.reporting.run_list import list_runs
 from trainarena.reporting.task_board import UnknownTaskError, played_task, played_task_names
 from trainarena.store import competitor_tournaments, get_competitor, get_stored_task, get_tournament_by_name
-from trainarena.web.account import operator_signed_in
 from trainarena.web.charts import score_distribution_svg, score_history_svg
 from trainarena.web.pages import tournament_board
-from trainarena.web.templating import PageId, not_found_page, render, settings_of, store_of
+from trainarena.web.templating import PageId, as_readable, not_found_page, render, settings_of, store_of
+from trainarena.web.visitors import operator_signed_in
 
 router = APIRouter(include_in_schema=False)
 
@@ -69,7 +69,7 @@ def run_log(request: Request, run_id: PageId, name: str) -> Response:
         return not_found_page(request, f"Run {run_id} has no log named {name!r}.")
     body, cut = text
     notice = f"[only the last {len(body.encode())} bytes of {name} are shown]\n" if cut else ""
-    return PlainTextResponse(notice + body, headers={"X-Content-Type-Options": "nosniff"})
+    return PlainTextResponse(notice + as_readable(request, body), headers={"X-Content-Type-Options": "nosniff"})
 
 
 @router.get("/tasks", response_class=HTMLResponse)

@@ -1,7 +1,12 @@
-"""The dashboard's Jinja2 templates (autoescaped) and the filters that format numbers, times and links."""
+"""The dashboard's Jinja2 templates (autoescaped) and the filters that format numbers, times and links.
+
+The server's own paths (under the data dir, the platform's install) are an operator's business: a page
+rendered for anyone else prints every value with them hidden (``reporting.server_paths``), and the
+templates show the folders runs were made from and the drivers' hosts when ``operator`` is true alone."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,11 +16,14 @@ import fastapi
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from trainarena.contract import STORE_INT_MAX
+from trainarena.reporting.server_paths import ServerPaths, shown_entrant, shown_file, shown_source
 from trainarena.settings import Settings
 from trainarena.store import Store
 from trainarena.tasks import score_direction
+from trainarena.web.visitors import operator_signed_in
 from trainarena.wording import ScoreColumn, counted
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -55,9 +63,24 @@ def commit_url(url: str | None, commit: str | None) -> str | None:
     return f"{base.removesuffix('/').removesuffix('.git')}/commit/{commit}"
 
 
+# The server's paths a page being rendered hides (None: an operator's page, which shows them).
+_hidden_paths: ContextVar[ServerPaths | None] = ContextVar("hidden_paths", default=None)
+
+
+def _printed(value: Any) -> Any:
+    """What a template prints for ``value`` (Jinja's finalize): a text with the server's paths hidden on
+    a page that hides them. Markup (a macro's output) is left alone: its own values were printed so."""
+    paths = _hidden_paths.get()
+    if paths is None or not isinstance(value, str) or isinstance(value, Markup):
+        return value
+    return paths.hide(value)
+
+
+templates.env.finalize = _printed
 templates.env.filters.update(score=score, when=when, seconds=seconds, counted=counted, direction=score_direction)
 # A score column's heading and cells say which way is better (wording.ScoreColumn), as the CLI's tables do.
-templates.env.globals.update(web_url=web_url, commit_url=commit_url, score_column=ScoreColumn)
+templates.env.globals.update(web_url=web_url, commit_url=commit_url, score_column=ScoreColumn, shown_source=shown_source,
+                             shown_entrant=shown_entrant, shown_file=shown_file)  # fmt: skip
 
 
 def settings_of(request: Request) -> Settings:
@@ -71,9 +94,17 @@ def store_of(request: Request) -> Store:
 
 
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    """``name`` rendered (now, as the response is made) with ``context``, as the signed-in key may read it:
+    ``operator`` says whether it is an operator's, and any other's page hides the server's paths."""
     settings = settings_of(request)
-    return templates.TemplateResponse(request, name, {"poll_seconds": settings.dashboard.poll_seconds, **context},
-                                      status_code=status_code)  # fmt: skip
+    hidden = _paths_hidden_from(request)
+    hiding = _hidden_paths.set(hidden)
+    operator = hidden is None
+    try:
+        return templates.TemplateResponse(request, name, {"poll_seconds": settings.dashboard.poll_seconds, "operator": operator, **context},
+                                          status_code=status_code)  # fmt: skip
+    finally:
+        _hidden_paths.reset(hiding)
 
 
 def render_live(request: Request, name: str, context: dict[str, Any], *, running: bool) -> HTMLResponse:
@@ -81,6 +112,17 @@ def render_live(request: Request, name: str, context: dict[str, Any], *, running
     response = render(request, name, {**context, "running": running})
     response.headers["X-Live"] = "running" if running else "idle"
     return response
+
+
+def _paths_hidden_from(request: Request) -> ServerPaths | None:
+    """The server's paths that the signed-in key may not read: all of them but for an operator's key."""
+    return None if operator_signed_in(request) else ServerPaths.of(settings_of(request))
+
+
+def as_readable(request: Request, text: str) -> str:
+    """``text`` (a whole log, served as plain text) as the signed-in key may read it."""
+    hidden = _paths_hidden_from(request)
+    return text if hidden is None else hidden.hide(text)
 
 
 def not_found_page(request: Request, message: str) -> HTMLResponse:

@@ -15,6 +15,8 @@ from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, not_found
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import NAME_MAX_LENGTH, Page, PageWindow
+from trainarena.api.shown import shown_to
+from trainarena.reporting.server_paths import SERVER_SOURCE
 from trainarena.store import StoreError, get_competitor, list_competitors
 from trainarena.submissions import RegistrationError
 from trainarena.submissions.git import is_remote_repo, normalize_repo_url
@@ -27,7 +29,8 @@ CompetitorName = Annotated[str, Path(description="The competitor's name, as regi
 
 class CompetitorOut(BaseModel):
     name: str = Field(description="Unique competitor name.")
-    repo_url: str = Field(description="The repository it was registered from.")
+    repo_url: str = Field(description="The repository it was registered from; one on the server (an operator's path or file:// URL) "
+                          f"an operator's key alone reads (any other: '{SERVER_SOURCE}').")
     commit: str = Field(description="The full commit SHA registered.")
     tree_hash: str = Field(description="git's tree hash of that commit: equal trees are copies.")
     source_digest: str = Field(description="sha256 of the source modulo comments and layout.")
@@ -100,25 +103,25 @@ def register(body: RegisterIn, caller: Competitor, request: Request) -> Register
             result = register_competitor(session, settings, name=body.name, repo=body.repo, commit=body.commit,
                                          hotkey=body.hotkey)  # fmt: skip
             record = competitor_record(settings, result.competitor)
-    except (RegistrationError, StoreError) as error:
-        raise ApiError(422, "registration_refused", str(error), name=body.name) from None
+    except (RegistrationError, StoreError) as error:  # git's own words may name the server's cache of the repository
+        raise ApiError(422, "registration_refused", shown_to(caller, request, str(error)), name=body.name) from None
     copies = [CopyOut(kind=c.kind, other_name=c.other_name, message=c.message) for c in result.report.exact]
-    return RegisteredOut(**record, copies=copies, warnings=result.warnings)
+    return RegisteredOut(**shown_to(caller, request, {**record, "warnings": result.warnings}), copies=copies)
 
 
 @router.get("/competitors", response_model=Page[CompetitorOut], summary="List registered competitors, oldest first")
-def list_all(_caller: Competitor, request: Request, window: PageWindow) -> Page[CompetitorOut]:
+def list_all(caller: Competitor, request: Request, window: PageWindow) -> Page[CompetitorOut]:
     settings = app_settings(request)
     with app_store(request).session() as session:
         rows, more = window.page(list_competitors(session))
-        data = [CompetitorOut(**competitor_record(settings, row)) for row in rows]
+        data = [CompetitorOut(**shown_to(caller, request, competitor_record(settings, row))) for row in rows]
     return Page[CompetitorOut](data=data, has_more=more)
 
 
 @router.get("/competitors/{name}", response_model=CompetitorOut, summary="One competitor's registration")
-def show(name: CompetitorName, _caller: Competitor, request: Request) -> CompetitorOut:
+def show(name: CompetitorName, caller: Competitor, request: Request) -> CompetitorOut:
     with app_store(request).session() as session:
         competitor = get_competitor(session, name)
         if competitor is None:
             raise not_found("competitor", name)
-        return CompetitorOut(**competitor_record(app_settings(request), competitor))
+        return CompetitorOut(**shown_to(caller, request, competitor_record(app_settings(request), competitor)))

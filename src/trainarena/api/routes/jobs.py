@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
@@ -15,13 +16,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from trainarena.api.auth import Customer, visible_owner
+from trainarena.api.auth import Customer, Principal, visible_owner
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ROLE_RESPONSES, STORE_INT_MAX, ApiError
 from trainarena.api.job_errors import answering_jobs_errors
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import CursorWindow
 from trainarena.api.routes.runs import RunOutcomeOut
+from trainarena.api.shown import shown_to
 from trainarena.contract import SEED_MAX
 from trainarena.jobs import (
     EventKind,
@@ -87,15 +89,21 @@ class JobOut(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, job: Job) -> JobOut:
+    def of(cls, job: Job, principal: Principal, request: Request) -> JobOut:
+        """``job`` as ``principal`` reads it (``api.shown``: a customer's key reads no path on the server,
+        but for its base model: one of jobs.base_models, which the customer named itself)."""
+        return cls(**{**shown_to(principal, request, cls._fields(job)), "base_model": job.base_model})
+
+    @staticmethod
+    def _fields(job: Job) -> dict[str, Any]:
         script = job_script(job)
-        return cls(id=job.id, status=job.status, task_type=job.task_type, base_model=job.base_model, file_id=job.file_id,
-                   field_mapping=job.field_mapping, budget_tier=job.budget_tier, budget_seconds=job.budget_seconds,
-                   validation_share=job.validation_share, seed=job.seed, script=script, competitor_id=job.competitor_id,
-                   run_id=job.run_id, model_id=job.model_id, score=job.score, failure_reason=job.failure_reason,
-                   same_as_base=job_same_as_base(job),
-                   waiting_reason=waiting_reason(job), not_before=not_before(job), cancel_requested=job.cancel_requested, created_at=job.created_at,
-                   started_at=job.started_at, finished_at=job.finished_at)  # fmt: skip
+        return dict(id=job.id, status=job.status, task_type=job.task_type, base_model=job.base_model, file_id=job.file_id,
+                    field_mapping=job.field_mapping, budget_tier=job.budget_tier, budget_seconds=job.budget_seconds,
+                    validation_share=job.validation_share, seed=job.seed, script=script, competitor_id=job.competitor_id,
+                    run_id=job.run_id, model_id=job.model_id, score=job.score, failure_reason=job.failure_reason,
+                    same_as_base=job_same_as_base(job),
+                    waiting_reason=waiting_reason(job), not_before=not_before(job), cancel_requested=job.cancel_requested, created_at=job.created_at,
+                    started_at=job.started_at, finished_at=job.finished_at)  # fmt: skip
 
 
 class JobList(BaseModel):
@@ -108,20 +116,20 @@ class JobList(BaseModel):
 def new_job(request: Request, principal: Customer, body: JobIn) -> JobOut:
     job_request = JobRequest(**body.model_dump())
     with app_store(request).transaction() as session, answering_jobs_errors():
-        return JobOut.of(create_job(session, app_settings(request), job_request, principal.key_id))
+        return JobOut.of(create_job(session, app_settings(request), job_request, principal.key_id), principal, request)
 
 
 @router.get("/jobs", response_model=JobList, responses=ROLE_RESPONSES, summary="Your jobs (operators: everyone's)")
 def jobs(request: Request, principal: Customer, window: CursorWindow) -> JobList:
     with app_store(request).session() as session, answering_jobs_errors():
         page = list_jobs(session, visible_owner(principal), after=window.after, limit=window.limit, offset=window.offset)
-        return JobList(data=[JobOut.of(job) for job in page.data], has_more=page.has_more)
+        return JobList(data=[JobOut.of(job, principal, request) for job in page.data], has_more=page.has_more)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=ROLE_RESPONSES, summary="One job")
 def job(request: Request, principal: Customer, job_id: str) -> JobOut:
     with app_store(request).session() as session, answering_jobs_errors():
-        return JobOut.of(get_job(session, job_id, visible_owner(principal)))
+        return JobOut.of(get_job(session, job_id, visible_owner(principal)), principal, request)
 
 
 @router.get("/jobs/{job_id}/run", response_model=RunOutcomeOut, responses=ROLE_RESPONSES, summary="How a job's run went")
@@ -135,14 +143,14 @@ def job_run(request: Request, principal: Customer, job_id: str) -> RunOutcomeOut
             raise ApiError(404, "not_found", f"job {job_id} has no run yet: it has not been started", job=job_id)
         # private: a job's run is read here only by its owner (or an operator), checked just above
         detail = read_run_detail(session, found.run_id, tail_lines=RESULT_TAIL_LINES, private=True)
-    return RunOutcomeOut(**detail.to_json())
+    return RunOutcomeOut(**{**shown_to(principal, request, detail.to_json()), "base_model": found.base_model})  # as JobOut.of
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={**ROLE_RESPONSES, 409: ERROR_RESPONSES[422]},
              summary="Cancel a queued or running job")  # fmt: skip
 def cancel(request: Request, principal: Customer, job_id: str) -> JobOut:
     with app_store(request).transaction() as session, answering_jobs_errors():
-        out = JobOut.of(cancel_job(session, job_id, visible_owner(principal)))
+        out = JobOut.of(cancel_job(session, job_id, visible_owner(principal)), principal, request)
     remove_ended_copies(app_store(request), app_settings(request), [job_id])  # a job queued again after a try ended now
     return out
 
@@ -160,7 +168,7 @@ async def job_events(request: Request, principal: Customer, job_id: str,
     await run_in_threadpool(_visible, store, job_id, owner)
     after = _resumed_after(last_event_id)
     poll = app_settings(request).api.sse_poll_seconds
-    return StreamingResponse(_stream(request, store, job_id, after, poll), media_type="text/event-stream",
+    return StreamingResponse(_stream(request, principal, job_id, after, poll), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
 
 
@@ -193,11 +201,12 @@ def _event_json(event: JobEvent) -> dict[str, Any]:
     return {"id": event.id, "kind": event.kind, "message": event.message, "at": event.at.isoformat(), "data": event.data}
 
 
-async def _stream(request: Request, store: Store, job_id: str, after: int, poll: float) -> AsyncIterator[str]:
-    """Every event after ``after``, as it is recorded; ends after a final one (finished, failed, cancelled)."""
+async def _stream(request: Request, principal: Principal, job_id: str, after: int, poll: float) -> AsyncIterator[str]:
+    """Every event after ``after``, as it is recorded (as ``principal`` reads it: ``api.shown``); ends
+    after a final one (finished, failed, cancelled)."""
     while True:
-        events, ended = await run_in_threadpool(_read_events, store, job_id, after)
-        for event in events:
+        events, ended = await run_in_threadpool(_read_events, app_store(request), job_id, after)
+        for event in map(partial(shown_to, principal, request), events):
             after = event["id"]
             yield f"id: {event['id']}\nevent: {event['kind']}\ndata: {json.dumps(event)}\n\n"
             if event["kind"] in EventKind.FINAL:

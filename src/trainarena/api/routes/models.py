@@ -15,6 +15,7 @@ from trainarena.api.auth import Caller, Operator, Principal, visible_owner
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ERROR_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.api.paging import CursorWindow
+from trainarena.api.shown import shown_to
 from trainarena.registry import (
     ModelFilesMissing,
     PublishingError,
@@ -97,14 +98,14 @@ def list_models(request: Request, principal: Caller, window: CursorWindow) -> Mo
         except UnknownCursor as error:
             raise ApiError(422, "invalid_request", str(error), field="after") from None
         records = [model_record(row) for row in page.data]
-    return ModelList(data=[ModelOut(**row) for row in records], has_more=page.has_more)
+    return ModelList(data=[ModelOut(**shown_to(principal, request, row)) for row in records], has_more=page.has_more)
 
 
 @router.get("/{model_id}", response_model=ModelDetail, responses=ERROR_RESPONSES, summary="A model and its files")
 def get_model(request: Request, model_id: str, principal: Caller) -> ModelDetail:
     row = _visible(request, model_id, principal)
     files = [ModelFileOut(**vars(f)) for f in model_files(row)]
-    return ModelDetail(**model_record(row), files=files)
+    return ModelDetail(**shown_to(principal, request, model_record(row)), files=files)
 
 
 TAR_RESPONSE = {"content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},

@@ -15,6 +15,7 @@ from trainarena.api.auth import Competitor
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ROLE_RESPONSES, ApiError, not_found
 from trainarena.api.paging import STORE_INT_MAX, CursorWindow, Page
+from trainarena.api.shown import shown_to
 from trainarena.reporting.run_detail import (
     RESULT_TAIL_LINES,
     UnknownLogError,
@@ -23,6 +24,7 @@ from trainarena.reporting.run_detail import (
     read_run_log,
 )
 from trainarena.reporting.run_list import AD_HOC, list_runs, run_filter_problem
+from trainarena.reporting.server_paths import SERVER_SOURCE
 from trainarena.store.owned_lists import UnknownCursor
 from trainarena.store.shown_status import ShownStatus
 
@@ -37,8 +39,9 @@ class DriverOut(BaseModel):
     /v1/tournaments/{id}/start`) resumes it."""
 
     alive: bool = Field(description="Whether a live driver holds the tournament's lease; false: the run is not training.")
-    host: str | None = Field(description="The driver's host (the last one's when none drives it; null when its lease was released).")
-    pid: int | None = Field(description="The driver's process id on that host (as host).")
+    host: str | None = Field(description="The driver's host (the last one's when none drives it; null when its lease was released). "
+                             "Operators' keys only: null for any other key.")
+    pid: int | None = Field(description="The driver's process id on that host (as host; operators' keys only).")
     since: datetime | None = Field(description="When none drives it: since when (the last driver's last heartbeat, or the tournament's last run start or end); null while one does.")
 
 
@@ -93,7 +96,10 @@ class AttemptOut(AttemptOutcomeOut):
 class RunOutcomeOut(BaseModel):
     """How a run went, as the customer whose job it ran reads it (`GET /v1/jobs/{id}/run`): status,
     tries, timings, score, failure and stderr tail, without the platform's paths, hosts and the
-    tournament fields that :class:`RunDetailOut` adds for operators and competitors."""
+    tournament fields that :class:`RunDetailOut` adds for operators and competitors. For any key but an
+    operator's, a path on the server in a text (reason, summary, failure_reason, stderr_tail) reads as
+    the script saw it (/output/..., /inputs/...), else relative to the data dir (<data dir>/...) or the
+    platform's install (<platform>/...)."""
 
     run_id: int
     origin: str = Field(description="tournament, adhoc, audit (a re-run of run audit_of), house or base_model (a reference); job for a customer's job.")
@@ -103,7 +109,8 @@ class RunOutcomeOut(BaseModel):
     seed: int | None
     competitor: str = Field(description="Who ran: the competitor's name, a working tree's folder name, or the reference's name; for a job's run, "
                             "the script that trained it as the job names it (its champion's name, or house script).")
-    repo_url: str | None
+    repo_url: str | None = Field(description="The competitor's repository; for a working tree's run, the tree's folder on the server, "
+                                 f"which an operator's key alone reads (any other: '{SERVER_SOURCE}').")
     commit: str | None
     status: str = Field(description=STATUS_DESCRIPTION)
     attempts: int
@@ -125,7 +132,8 @@ class RunOutcomeOut(BaseModel):
 
 class RunDetailOut(RunOutcomeOut):
     """A run in full as a competitor reads it: the customer's view and where the run was played, its
-    references and its drivers, without the platform's paths (:class:`OperatorRunDetailOut` adds them)."""
+    references and whether a driver plays it, without the platform's paths and hosts
+    (:class:`OperatorRunDetailOut` adds them)."""
 
     audit_of: int | None = Field(description="An audit's run: the run it re-measures; null for every other run.")
     tournament_id: int | None
@@ -137,13 +145,14 @@ class RunDetailOut(RunOutcomeOut):
     task_digest: str | None
     dirty: bool | None = Field(description="A working tree with uncommitted changes (ad-hoc runs).")
     references: list[ReferenceOut] = Field(description="The task's references (the base model's, the house script's run on this run's seed) and how this run compares.")
-    attempt_history: list[AttemptOut] = Field(description="Every attempt, oldest first.")
     driver: DriverOut | None = Field(description=DRIVER_DESCRIPTION)
 
 
 class OperatorRunDetailOut(RunDetailOut):
     """A run in full, as `trainarena runs show --json` prints it: what an operator's key reads, the
-    platform's paths included (they are the operator's business, not a competitor's)."""
+    platform's paths and the drivers' hosts included (they are the operator's business, not a competitor's)."""
+
+    attempt_history: list[AttemptOut] = Field(description="Every attempt, oldest first, with the driver that executed it.")
 
     snapshot_path: str | None = Field(description="The copy of a working tree the sandbox ran (ad-hoc runs), on the platform's host.")
     stderr_tail_from: str | None = Field(description="Where the tail was read from: the stderr log's path, or 'recorded with the failure reason'.")
@@ -181,7 +190,7 @@ def list_all(
         except UnknownCursor as error:
             raise ApiError(422, "invalid_request", str(error), field="after") from None
     rows, more = rows[:window.limit], len(rows) > window.limit
-    return RunList(data=[RunSummaryOut(**run.to_json()) for run in rows], has_more=more)
+    return RunList(data=[RunSummaryOut(**shown_to(caller, request, run.to_json())) for run in rows], has_more=more)
 
 
 def _run_cursor(after: str) -> int:
@@ -196,15 +205,15 @@ def _run_cursor(after: str) -> int:
 @router.get("/runs/{run_id}", response_model=OperatorRunDetailOut | RunDetailOut, summary="One run in full")
 def show(run_id: RunId, caller: Competitor, request: Request) -> RunDetailOut:
     """Status, failure reason, stderr tail, score and references, step timings and every attempt; for
-    an operator's key, also the log, artifact and snapshot paths on the platform's host and the stderr
-    log the tail was read from (`OperatorRunDetailOut`)."""
+    an operator's key, also the log, artifact and snapshot paths on the platform's host, the stderr
+    log the tail was read from, a working tree's folder and the drivers' hosts (`OperatorRunDetailOut`)."""
     with app_store(request).session() as session:
         try:
             detail = read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES)
         except UnknownRunError:
             raise not_found("run", run_id) from None
     shape = OperatorRunDetailOut if caller.is_operator else RunDetailOut
-    return shape(**detail.to_json())
+    return shape(**shown_to(caller, request, detail.to_json()))
 
 
 # The log route answers text, its errors JSON: each error response names its media type itself.
@@ -219,7 +228,7 @@ LOG_RESPONSES = {
 @router.get("/runs/{run_id}/logs", response_class=PlainTextResponse, summary="A run's log, as text", responses=LOG_RESPONSES)
 def logs(
     run_id: RunId,
-    _caller: Competitor,
+    caller: Competitor,
     request: Request,
     stream: Annotated[Literal["stderr", "stdout"], Query(description="Which log: the script's stderr or stdout.")] = "stderr",
     full: Annotated[bool, Query(description="The whole file instead of its last lines (settings api.log_tail_lines).")] = False,
@@ -233,4 +242,4 @@ def logs(
             raise not_found("run", run_id) from None
         except UnknownLogError as error:
             raise ApiError(404, "not_found", str(error), run=str(run_id), stream=stream) from None
-    return PlainTextResponse(text)
+    return PlainTextResponse(shown_to(caller, request, text))

@@ -18,6 +18,7 @@ from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import STORE_INT_MAX
+from trainarena.api.shown import shown_to
 from trainarena.engine.model import TOURNAMENT_KINDS, TournamentKind
 from trainarena.operations.history import Reign, champion_reigns
 from trainarena.records.recorder import publish_recorded
@@ -101,7 +102,8 @@ class PublishedOut(VectorOut):
 
 class BoardLineOut(BaseModel):
     rank: int | None = Field(description="null: never scored on this task.")
-    entrant: str = Field(description="A competitor, a working tree's path, or a reference.")
+    entrant: str = Field(description="A competitor, a working tree (its path on the server for an operator's key; for any other, "
+                         "its folder's name and ' (tree)'), or a reference.")
     origin: str = Field(description="tournament, adhoc, house or base_model (of the best run).")
     best_score: float | None
     best_run_id: int
@@ -151,7 +153,7 @@ def export_weights(
 
 @router.get("/champions", response_model=ChampionsOut, summary="The reigning champion per kind and every crowning")
 def champions(
-    _caller: Competitor, request: Request, kind: Annotated[TournamentKind | None, Query(description="Only this kind.")] = None
+    caller: Competitor, request: Request, kind: Annotated[TournamentKind | None, Query(description="Only this kind.")] = None
 ) -> ChampionsOut:
     settings = app_settings(request)
 
@@ -167,7 +169,8 @@ def champions(
     reigns = [ReignOut(**reign.to_json()) for reign in every if kind is None or reign.kind == kind]
     kinds = TOURNAMENT_KINDS if kind is None else (kind,)
     reigning = {k: next((r for r in reversed(reigns) if r.kind == k), None) for k in kinds}
-    return ChampionsOut(reigning=reigning, code={k: c for k, c in code.items() if k in kinds}, history=reigns)
+    out = ChampionsOut(reigning=reigning, code={k: c for k, c in code.items() if k in kinds}, history=reigns)
+    return ChampionsOut(**shown_to(caller, request, out.model_dump()))
 
 
 def _code(source: ChampionSource | str) -> ChampionCodeOut:
@@ -203,12 +206,12 @@ def publish(body: PublishIn, _operator: Operator, request: Request) -> Published
 @router.get("/task-leaderboards/{task}", response_model=TaskBoardOut, summary="Every entrant's best score on one task")
 def task_leaderboard(
     task: Annotated[str, Path(description="A task's name, or a prefix (6+ characters) of its digest.")],
-    _caller: Competitor,
+    caller: Competitor,
     request: Request,
 ) -> TaskBoardOut:
     """Runs in tournaments, ad hoc and references on the task's newest definition, ranked in its direction."""
     with app_store(request).session() as session:
         try:
-            return TaskBoardOut(**task_board(session, task).to_json())
+            return TaskBoardOut(**shown_to(caller, request, task_board(session, task).to_json()))
         except UnknownTaskError:
             raise not_found("task", task) from None

@@ -18,6 +18,7 @@ from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, Erro
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import NAME_MAX_LENGTH, STORE_INT_MAX, Page, PageWindow
 from trainarena.api.routes.runs import DriverOut
+from trainarena.api.shown import shown_to
 from trainarena.engine.model import TournamentKind
 from trainarena.operations.cancelling import REASON_MAX, CancelRefused, cancel_tournament
 from trainarena.operations.drivers import BackgroundDrivers, DriveRefused, DrivingUnavailable
@@ -171,12 +172,13 @@ class StartedOut(BaseModel):
 
 
 @router.get("/tournaments", response_model=Page[TournamentSummaryOut], summary="List tournaments, oldest first")
-def list_all(_caller: Competitor, request: Request, window: PageWindow) -> Page[TournamentSummaryOut]:
+def list_all(caller: Competitor, request: Request, window: PageWindow) -> Page[TournamentSummaryOut]:
     with app_store(request).session() as session:
         # One more than the page holds says whether more follow.
         tournaments = list_tournaments(session, offset=window.offset, limit=window.limit + 1)
         tournaments, more = tournaments[:window.limit], len(tournaments) > window.limit
-        data = [TournamentSummaryOut(**summary.to_json()) for summary in summarize_tournaments(session, tournaments)]
+        summaries = summarize_tournaments(session, tournaments)
+        data = [TournamentSummaryOut(**shown_to(caller, request, summary.to_json())) for summary in summaries]
     return Page[TournamentSummaryOut](data=data, has_more=more)
 
 
@@ -194,14 +196,14 @@ def _detail(request: Request, tournament_id: int):
 
 
 @router.get("/tournaments/{tournament_id}", response_model=TournamentDetailOut, summary="A tournament in full")
-def show(tournament_id: TournamentId, _caller: Competitor, request: Request) -> TournamentDetailOut:
+def show(tournament_id: TournamentId, caller: Competitor, request: Request) -> TournamentDetailOut:
     """Its bracket (every run's score by round and match), standings, outcome, pool and tasks, boss round and weights."""
-    return TournamentDetailOut(**_detail(request, tournament_id).to_json())
+    return TournamentDetailOut(**shown_to(caller, request, _detail(request, tournament_id).to_json()))
 
 
 @router.get("/tournaments/{tournament_id}/leaderboard", response_model=LeaderboardOut, summary="A tournament's standings")
-def leaderboard(tournament_id: TournamentId, _caller: Competitor, request: Request) -> LeaderboardOut:
-    return LeaderboardOut(**_detail(request, tournament_id).board.to_json())
+def leaderboard(tournament_id: TournamentId, caller: Competitor, request: Request) -> LeaderboardOut:
+    return LeaderboardOut(**shown_to(caller, request, _detail(request, tournament_id).board.to_json()))
 
 
 @router.post("/tournaments", status_code=201, response_model=CreatedOut, summary="Create a tournament on a task pool (operators)",

@@ -54,7 +54,7 @@ def load_scoring_model(artifact_dir: Path, base_model: str, device):
     import torch
 
     if not artifact_dir.is_dir():
-        raise ArtifactError(f"artifact directory {artifact_dir} does not exist")
+        raise ArtifactError("the artifact folder to score does not exist (anymore)")
     if (artifact_dir / ADAPTER_CONFIG).is_file():
         model = _load_adapter(artifact_dir, base_model)
     elif (artifact_dir / "config.json").is_file():
