@@ -56,6 +56,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/jobs/{job_id}/cancel"): CUSTOMERS,
     ("GET", "/v1/jobs/{job_id}/events"): CUSTOMERS,
     ("GET", "/v1/jobs/{job_id}/run"): CUSTOMERS,
+    ("GET", "/v1/jobs/{job_id}/run/logs"): CUSTOMERS,
     # Every key sees models: a customer its own and the champions' (public), others the champions'.
     ("GET", "/v1/models"): ANY_KEY,
     ("GET", "/v1/models/{model_id}"): ANY_KEY,

@@ -255,6 +255,38 @@ def test_a_customer_reads_its_own_jobs_run_and_no_one_elses(working_client: Test
     assert jobs_client.get(f"/v1/runs/{job['run_id']}", headers=auth["customer"]).status_code == 403  # the run routes stay competitors'
 
 
+def test_a_customer_reads_its_jobs_whole_log_and_no_one_elses(api_settings: Settings, api_store: Store, auth: dict) -> None:
+    """The run's 20-line stderr tail was all a customer could read of its job's log: the log route
+    gives the last api.log_tail_lines lines, the whole file, or stdout, to the job's owner alone."""
+    lines = [f"step {step} loss {1 / (step + 1):.3f}" for step in range(500)]
+    worker = JobWorker(api_settings, store=api_store, executor=LoggingExecutor(lines))
+    with TestClient(create_app(api_settings, store=api_store, services=(worker,))) as client:
+        job_id = client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(client, auth["customer"]))).json()["id"]
+        assert sse_events(client, auth["customer"], job_id)[-1]["event"] == "finished"
+        tail = client.get(f"/v1/jobs/{job_id}/run/logs", headers=auth["customer"])
+        whole = client.get(f"/v1/jobs/{job_id}/run/logs?full=true", headers=auth["customer"])
+        stdout = client.get(f"/v1/jobs/{job_id}/run/logs?stream=stdout", headers=auth["customer"])
+        other = client.get(f"/v1/jobs/{job_id}/run/logs", headers=auth["other"])
+        competitor = client.get(f"/v1/jobs/{job_id}/run/logs", headers=auth["competitor"])
+    assert tail.headers["content-type"].startswith("text/plain"), tail.text
+    assert tail.text.splitlines() == lines[-api_settings.api.log_tail_lines:] and whole.text.splitlines() == lines
+    assert stdout.status_code == 404 and "has no stdout.log" in stdout.json()["error"]["message"]
+    assert other.status_code == 404 and competitor.status_code == 403
+
+
+class LoggingExecutor(QuickExecutor):
+    """As QuickExecutor, its stderr log holding ``lines`` and no stdout log."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self._lines = lines
+
+    def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
+        report = super().run_task(competitor, task, run_dir, run_name)
+        (run_dir / "logs" / "stderr.log").write_text("".join(f"{line}\n" for line in self._lines))
+        (run_dir / "logs" / "stdout.log").unlink()
+        return report
+
+
 class ServerPathExecutor:
     """Fails as a platform text that names the run's folder on the server would (an OSError's, a traceback's)."""
 
@@ -271,12 +303,13 @@ def test_a_customer_reads_its_jobs_failure_without_the_servers_paths(api_setting
     with TestClient(create_app(api_settings, store=api_store, services=(worker,))) as client:
         job_id = client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(client, auth["customer"]))).json()["id"]
         events = sse_events(client, auth["customer"], job_id)
-        seen = [client.get(f"/v1/jobs/{job_id}{tail}", headers=auth["customer"]) for tail in ("", "/run")]
+        seen = [client.get(f"/v1/jobs/{job_id}{tail}", headers=auth["customer"]) for tail in ("", "/run", "/run/logs")]
         seen.append(client.get("/v1/jobs", headers=auth["customer"]))
         operator = client.get(f"/v1/jobs/{job_id}", headers=auth["operator"]).json()
     shown = "artifact: the output could not be read (/output/model.safetensors: Permission denied)"
     assert events[-1]["event"] == "failed" and shown in events[-1]["message"]
     assert seen[0].json()["failure_reason"] == shown and seen[1].json()["stderr_tail"] == "writing /output/model.safetensors"
+    assert seen[2].text == "writing /output/model.safetensors\n"  # the whole log, as the tail hides paths
     assert all(str(api_settings.data_dir) not in text for text in [*(r.text for r in seen), json.dumps(events)])
     assert str(api_settings.work_dir / "jobs" / job_id) in operator["failure_reason"]
 

@@ -317,11 +317,11 @@ def write_result_json(store: Store, run_id: int, run_dir: Path) -> Path:
     return path
 
 
-def read_run_log(session: Session, run_id: int, stream: str, *, tail_lines: int | None) -> str:
+def read_run_log(session: Session, run_id: int, stream: str, *, tail_lines: int | None, private: bool = False) -> str:
     """The run's ``stream`` log (a key of :data:`LOG_NAMES`), whole or its last ``tail_lines`` lines.
     Only the fixed file names in the run's own log folder are read: nothing a caller names as a path.
-    A customer's job run is unknown here (:func:`visible_run`)."""
-    run = visible_run(session, run_id)
+    A customer's job run is unknown here unless ``private`` (:func:`visible_run`)."""
+    run = visible_run(session, run_id, private=private)
     log = None if run.log_path is None else Path(run.log_path) / LOG_NAMES[stream]
     if log is None or not log.is_file():
         raise UnknownLogError(f"run {run_id} has no {LOG_NAMES[stream]} (not started yet, or its folder was cleaned up)")

@@ -12,8 +12,9 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from trainarena.api.auth import Customer, Principal, visible_owner
@@ -22,7 +23,7 @@ from trainarena.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ROLE_RESPONSE
 from trainarena.api.job_errors import answering_jobs_errors
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import CursorWindow
-from trainarena.api.routes.runs import RunOutcomeOut
+from trainarena.api.routes.runs import LOG_RESPONSES, FullLog, LogStream, RunOutcomeOut, run_log_text
 from trainarena.api.shown import shown_to
 from trainarena.contract import SEED_MAX
 from trainarena.jobs import (
@@ -132,18 +133,35 @@ def job(request: Request, principal: Customer, job_id: str) -> JobOut:
         return JobOut.of(get_job(session, job_id, visible_owner(principal)), principal, request)
 
 
+def _started(session: Session, principal: Principal, job_id: str) -> tuple[Job, int]:
+    """The caller's job ``job_id`` and its run's id (a 404 for another customer's job, and one not started)."""
+    found = get_job(session, job_id, visible_owner(principal))
+    if found.run_id is None:
+        raise ApiError(404, "not_found", f"job {job_id} has no run yet: it has not been started", job=job_id)
+    return found, found.run_id
+
+
 @router.get("/jobs/{job_id}/run", response_model=RunOutcomeOut, responses=ROLE_RESPONSES, summary="How a job's run went")
 def job_run(request: Request, principal: Customer, job_id: str) -> RunOutcomeOut:
     """The run of one of your jobs: status, tries, timings, score, failure and stderr tail (the run
     routes serve competitors, and hide job runs from them). 404 for another customer's job, and for a
     job not started yet (it has no run)."""
     with app_store(request).session() as session, answering_jobs_errors():
-        found = get_job(session, job_id, visible_owner(principal))
-        if found.run_id is None:
-            raise ApiError(404, "not_found", f"job {job_id} has no run yet: it has not been started", job=job_id)
+        found, run_id = _started(session, principal, job_id)
         # private: a job's run is read here only by its owner (or an operator), checked just above
-        detail = read_run_detail(session, found.run_id, tail_lines=RESULT_TAIL_LINES, private=True)
+        detail = read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES, private=True)
     return RunOutcomeOut(**{**shown_to(principal, request, detail.to_json()), "base_model": found.base_model})  # as JobOut.of
+
+
+@router.get("/jobs/{job_id}/run/logs", response_class=PlainTextResponse, responses=LOG_RESPONSES, summary="Your job's run log, as text")
+def job_run_log(request: Request, principal: Customer, job_id: str, stream: LogStream = "stderr", full: FullLog = False) -> PlainTextResponse:
+    """The last lines of your job's run's stderr (or stdout) log, or the whole file, as
+    `GET /v1/runs/{id}/logs` answers a competitor: the stderr tail of `GET /v1/jobs/{id}/run` is 20
+    lines. 404 for another customer's job, a job not started yet, and a run that kept no log."""
+    with app_store(request).session() as session, answering_jobs_errors():
+        _, run_id = _started(session, principal, job_id)
+        # private: a job's run is read here only by its owner (or an operator), checked just above
+        return run_log_text(principal, request, session, run_id, stream, full, private=True)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={**ROLE_RESPONSES, 409: ERROR_RESPONSES[422]},

@@ -10,8 +10,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
-from trainarena.api.auth import Competitor
+from trainarena.api.auth import Competitor, Principal
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ROLE_RESPONSES, ApiError, not_found
 from trainarena.api.paging import STORE_INT_MAX, CursorWindow, Page
@@ -225,21 +226,26 @@ LOG_RESPONSES = {
 }  # fmt: skip
 
 
-@router.get("/runs/{run_id}/logs", response_class=PlainTextResponse, summary="A run's log, as text", responses=LOG_RESPONSES)
-def logs(
-    run_id: RunId,
-    caller: Competitor,
-    request: Request,
-    stream: Annotated[Literal["stderr", "stdout"], Query(description="Which log: the script's stderr or stdout.")] = "stderr",
-    full: Annotated[bool, Query(description="The whole file instead of its last lines (settings api.log_tail_lines).")] = False,
-) -> PlainTextResponse:
-    """The last lines of the run's stderr (or stdout) log, or the whole file; 404 when the run has none."""
+# The query of both log routes (a tournament run's, a job run's).
+LogStream = Annotated[Literal["stderr", "stdout"], Query(description="Which log: the script's stderr or stdout.")]
+FullLog = Annotated[bool, Query(description="The whole file instead of its last lines (settings api.log_tail_lines).")]
+
+
+def run_log_text(caller: Principal, request: Request, session: Session, run_id: int, stream: str, full: bool, *,
+                 private: bool = False) -> PlainTextResponse:
+    """The run's log as the log routes answer it (``private``: a job's run, its owner checked)."""
     tail = None if full else app_settings(request).api.log_tail_lines
-    with app_store(request).session() as session:
-        try:
-            text = read_run_log(session, run_id, stream, tail_lines=tail)
-        except UnknownRunError:
-            raise not_found("run", run_id) from None
-        except UnknownLogError as error:
-            raise ApiError(404, "not_found", str(error), run=str(run_id), stream=stream) from None
+    try:
+        text = read_run_log(session, run_id, stream, tail_lines=tail, private=private)
+    except UnknownRunError:
+        raise not_found("run", run_id) from None
+    except UnknownLogError as error:
+        raise ApiError(404, "not_found", str(error), run=str(run_id), stream=stream) from None
     return PlainTextResponse(shown_to(caller, request, text))
+
+
+@router.get("/runs/{run_id}/logs", response_class=PlainTextResponse, summary="A run's log, as text", responses=LOG_RESPONSES)
+def logs(run_id: RunId, caller: Competitor, request: Request, stream: LogStream = "stderr", full: FullLog = False) -> PlainTextResponse:
+    """The last lines of the run's stderr (or stdout) log, or the whole file; 404 when the run has none."""
+    with app_store(request).session() as session:
+        return run_log_text(caller, request, session, run_id, stream, full)
