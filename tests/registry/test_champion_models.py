@@ -103,6 +103,37 @@ def test_nothing_is_registered_when_the_setting_is_off(settings: Settings, tmp_p
         assert len(register_champion_models(store, settings, result.id)) >= 1
 
 
+def test_a_champions_weights_are_compared_before_the_registration_transaction(settings: Settings, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The check of a script's claim that it kept the base model's weights (long for a full model) runs
+    for each run before the registration's transaction, which holds a SQLite store's write lock; each
+    model records its run's verdict."""
+    from sqlite_lock import write_lock_free
+    from trainarena.registry import SameAsBaseVerdict, model_record
+    from trainarena.registry.card import same_as_base_note
+
+    monkeypatch.setenv("TRAINARENA_REGISTRY__REGISTER_CHAMPIONS", "false")
+    off = Settings()
+    for name in ("alice", "bob"):
+        register_repo(off, name)
+    add_text_tasks(off, tmp_path, "t1", "t2")
+    result = _play(off, seed=5)
+    checked: dict[Path, bool] = {}
+
+    def verdict(_settings: Settings, artifact: Path, *_: object) -> SameAsBaseVerdict:
+        checked[artifact] = write_lock_free(settings.db_url)
+        return SameAsBaseVerdict(f"kept {artifact.parent.name}", True)
+
+    monkeypatch.setattr(champions_module, "same_as_base_verdict", verdict)
+    with open_store(settings) as store:
+        registered = register_champion_models(store, settings, result.id)
+        assert registered and len(checked) == len(registered) and all(checked.values())
+        with store.session() as session:
+            for row in session.query(RegisteredModel):
+                run = session.get_one(Run, row.run_id)
+                assert model_record(row)["same_as_base"] == same_as_base_note(f"kept {Path(run.artifact_path).parent.name}")
+
+
 def test_the_api_names_the_reigning_champions_code_and_license(settings: Settings, tmp_path: Path) -> None:
     """GET /v1/champions carries the open-sourced code of each reigning champion: repo@commit, tree
     hash, source digest and the license read from its registered tree (flagged when missing)."""
