@@ -19,3 +19,19 @@ def locked(path: Path) -> Iterator[None]:
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def write_lock_free(db_url: str) -> bool:
+    """Whether another connection could take the write lock of the SQLite store at ``db_url`` right now:
+    no transaction that wrote is open on it. Always true of another database (rows are locked there)."""
+    if not db_url.startswith("sqlite:///"):
+        return True
+    other = sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:  # database is locked
+        return False
+    finally:
+        other.close()

@@ -132,3 +132,32 @@ def test_the_operator_verifies_against_the_registry_and_its_own_log(finished_job
     text = CliRunner().invoke(app, ["models", "verify", str(folder), "--model", model_id], env={"COLUMNS": "80"})
     assert text.exit_code == 0 and text.stdout.rstrip().endswith("verified"), text.output
     assert max(len(line) for line in text.stdout.splitlines()) <= 80
+
+
+def test_a_model_registered_before_its_copies_were_named_verifies_on_the_operators_machine(
+    finished_job: tuple[TestClient, str], auth: dict, api_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model registered before the registry kept `artifact_path` and `artifact_digest`: `--model` takes
+    the artifact digest from its run in the store and links its weights to the run's record by content;
+    nothing is written (the registry's row stays as it was)."""
+    from trainarena.store import open_store
+    from trainarena.store.models import RegisteredModel, Run
+
+    client, job_id = finished_job
+    model_id = client.get(f"/v1/jobs/{job_id}", headers=auth["customer"]).json()["model_id"]
+    folder, _ = _download(client, auth["operator"], model_id, tmp_path / "download")
+    with open_store(api_settings) as store, store.transaction() as session:
+        row = session.get_one(RegisteredModel, model_id)
+        old = {key: value for key, value in row.card.items() if key != "artifact_digest"}
+        row.card = {**old, "files": [{k: v for k, v in file.items() if k != "artifact_path"} for file in old["files"]]}
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(api_settings.data_dir))
+    checked = _verify(str(folder), "--model", model_id, exit_code=0)
+    assert checked["linked_to_record"] == ["adapter_model.safetensors"] and checked["linked_by_content"] is True
+    with open_store(api_settings) as store, store.session() as session:
+        card = session.get_one(RegisteredModel, model_id).card
+        assert "artifact_digest" not in card and all("artifact_path" not in file for file in card["files"])
+    # The run's artifact digest (its counted attempt's) is compared with the record's: one that differs is named.
+    with open_store(api_settings) as store, store.transaction() as session:
+        session.get_one(Run, session.get_one(RegisteredModel, model_id).run_id).counted_attempt.artifact_digest = "cd" * 32
+    refused = _verify(str(folder), "--model", model_id, exit_code=1)
+    assert refused["problems"] == [f"the model names artifact digest {'cd' * 32}, the record {'ab' * 32}"]

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from trainarena.api import create_app
 from trainarena.cli import app
-from trainarena.registry import ModelSource, register_model
+from trainarena.registry import ModelSource, SameAsBaseVerdict, register_model
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.api_keys import create_key
@@ -58,6 +58,7 @@ def _world(tmp_path: Path, **registry: str) -> Iterator[World]:
                     settings, session, artifact_dir=_artifact(tmp_path / owner), task_type="instruct",
                     source=ModelSource.CHAMPION if owner == "champion" else ModelSource.JOB, base_model="org/base",
                     dataset_digest="e" * 64, score=0.25, owner_key_id=None if owner == "champion" else keys[owner].row.id,
+                    same_as_base=SameAsBaseVerdict(None, None),
                 ).id  # fmt: skip
             secrets = {name: key.secret for name, key in keys.items()}
         with TestClient(create_app(settings, store=store)) as client:

@@ -17,6 +17,7 @@ from job_support import FakeExecutor, fast_settings, queued_job, uploaded, wait_
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
+from sqlite_lock import write_lock_free
 from trainarena.api import create_app
 from trainarena.cli import app
 from trainarena.contract import OUTCOME_FILE, OUTCOME_WHY_MAX, same_as_base_reason
@@ -82,6 +83,27 @@ def test_a_job_whose_script_kept_the_base_weights_says_so_everywhere(tmp_path: P
     words = " ".join(CliRunner().invoke(app, ["jobs", "show", job_id], env={"COLUMNS": "80"}).stdout.split())
     assert f"same as base {note}" in words
     assert f"same as base {note}" in " ".join(CliRunner().invoke(app, ["models", "show", job["model_id"]]).stdout.split())
+
+
+def test_the_weights_are_compared_before_the_transaction_that_registers_the_model(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Comparing a full model's tensors with its base model's takes long: the job's end (its report, its
+    model's row) is written in one transaction, which holds a SQLite store's write lock, so the weights
+    are read before it opens; the model still records the verdict."""
+    from trainarena.registry import models as registry_models
+
+    settings = fast_settings(tmp_path / "data")
+    lock_free: list[bool] = []
+
+    def checked(*args: object) -> bool | None:
+        lock_free.append(write_lock_free(settings.db_url))
+        return weights_equal_base(*args)
+
+    weights_equal_base = registry_models.weights_equal_base
+    monkeypatch.setattr(registry_models, "weights_equal_base", checked)
+    job, model = _finished_job(settings, BaseKeepingExecutor())
+    assert lock_free == [True]
+    assert job["same_as_base"] == model["same_as_base"] == same_as_base_note(WHY)
 
 
 def test_a_job_whose_script_claimed_the_base_weights_falsely_is_not_repeated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -90,7 +90,8 @@ def test_a_crowning_registers_the_champions_models_once(settings: Settings, tmp_
     assert [m[2] for m in _models(settings) if m[4] == "dave"] == dave_runs
 
 
-def test_nothing_is_registered_when_the_setting_is_off(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _crowned_with_the_setting_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN202 - the pool driver's result
+    """A finished tournament that crowned a champion while registering champions' models was off."""
     monkeypatch.setenv("TRAINARENA_REGISTRY__REGISTER_CHAMPIONS", "false")
     off = Settings()
     for name in ("alice", "bob"):
@@ -98,9 +99,40 @@ def test_nothing_is_registered_when_the_setting_is_off(settings: Settings, tmp_p
     add_text_tasks(off, tmp_path, "t1", "t2")
     result = _play(off, seed=5)
     assert result.crowned and _models(off) == []
+    return result
+
+
+def test_nothing_is_registered_when_the_setting_is_off(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _crowned_with_the_setting_off(tmp_path, monkeypatch)
     # Turned on later, the same finished tournament's champion is registered on request.
     with open_store(settings) as store:
         assert len(register_champion_models(store, settings, result.id)) >= 1
+
+
+def test_a_champions_weights_are_compared_before_the_registration_transaction(settings: Settings, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The check of a script's claim that it kept the base model's weights (long for a full model) runs
+    for each run before the registration's transaction, which holds a SQLite store's write lock; each
+    model records its run's verdict."""
+    from sqlite_lock import write_lock_free
+    from trainarena.registry import SameAsBaseVerdict, model_record
+    from trainarena.registry.card import same_as_base_note
+
+    result = _crowned_with_the_setting_off(tmp_path, monkeypatch)
+    checked: dict[Path, bool] = {}
+
+    def verdict(_settings: Settings, artifact: Path, *_: object) -> SameAsBaseVerdict:
+        checked[artifact] = write_lock_free(settings.db_url)
+        return SameAsBaseVerdict(f"kept {artifact.parent.name}", True)
+
+    monkeypatch.setattr(champions_module, "same_as_base_verdict", verdict)
+    with open_store(settings) as store:
+        registered = register_champion_models(store, settings, result.id)
+        assert registered and len(checked) == len(registered) and all(checked.values())
+        with store.session() as session:
+            for row in session.query(RegisteredModel):
+                run = session.get_one(Run, row.run_id)
+                assert model_record(row)["same_as_base"] == same_as_base_note(f"kept {Path(run.artifact_path).parent.name}")
 
 
 def test_the_api_names_the_reigning_champions_code_and_license(settings: Settings, tmp_path: Path) -> None:

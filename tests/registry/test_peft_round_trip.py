@@ -9,7 +9,7 @@ import pytest
 
 from trainarena.contract import TaskType
 from trainarena.execution import validate_artifact
-from trainarena.registry import ModelSource, register_model
+from trainarena.registry import ModelSource, SameAsBaseVerdict, register_model
 from trainarena.registry.card import parse_front_matter
 from trainarena.settings import Settings
 from trainarena.store import open_store
@@ -22,7 +22,7 @@ def _registered(artifact: Path, base_model: Path, data_dir: Path) -> Path:
     with open_store(settings) as store, store.transaction() as session:
         return Path(register_model(settings, session, artifact_dir=artifact, source=ModelSource.JOB, task_type="instruct",
                                    base_model=str(base_model), dataset_digest="e" * 64, score=None,
-                                   owner_key_id=None).path)  # fmt: skip
+                                   owner_key_id=None, same_as_base=SameAsBaseVerdict(None, None)).path)  # fmt: skip
 
 
 @pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # peft 0.21 on transformers 5

@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 from registry_data import write_peft_artifact
 
-from trainarena.registry import ModelSource, PublishingError, PublishingOff, hub_repo_name, publish_model, register_model
+from trainarena.registry import (
+    ModelSource,
+    PublishingError,
+    PublishingOff,
+    SameAsBaseVerdict,
+    hub_repo_name,
+    publish_model,
+    register_model,
+)
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.models import RegisteredModel
@@ -54,7 +62,7 @@ def _model(settings: Settings, tmp_path: Path) -> str:
     with open_store(settings) as store, store.transaction() as session:
         return register_model(settings, session, artifact_dir=write_peft_artifact(tmp_path / "artifact"), source=ModelSource.JOB,
                               task_type="instruct", base_model="org/base", dataset_digest="e" * 64, score=None,
-                              owner_key_id=None).id  # fmt: skip
+                              owner_key_id=None, same_as_base=SameAsBaseVerdict(None, None)).id  # fmt: skip
 
 
 def test_publishing_creates_the_repository_uploads_the_folder_and_records_the_url(tmp_path: Path) -> None:

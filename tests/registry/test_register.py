@@ -21,7 +21,7 @@ from registry_data import (
     write_peft_artifact,
 )
 
-from trainarena.registry import ModelSource, register_model, tar_chunks
+from trainarena.registry import ModelSource, SameAsBaseVerdict, register_model, tar_chunks
 from trainarena.registry.card import parse_front_matter
 from trainarena.registry.layout import PublishError
 from trainarena.registry.models import base_model_folder
@@ -29,6 +29,8 @@ from trainarena.settings import Settings
 from trainarena.store import get_competitor, open_store
 from trainarena.tasks.digests import path_digest
 from trainarena.tasks.text.scoring import ArtifactError
+
+NO_CLAIM = SameAsBaseVerdict(None, None)  # these artifacts say nothing of the base model's weights
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 def _register(settings: Settings, artifact: Path, **options):
     fields = dict(source=ModelSource.JOB, task_type="instruct", base_model="org/base", dataset_digest="e" * 64, score=0.5,
-                  owner_key_id=None) | options  # fmt: skip
+                  owner_key_id=None, same_as_base=NO_CLAIM) | options  # fmt: skip
     with open_store(settings) as store, store.transaction() as session:
         row = register_model(settings, session, artifact_dir=artifact, **fields)
         return row.id, Path(row.path), row.digest, row.card
@@ -243,7 +245,7 @@ def test_a_registration_whose_transaction_rolls_back_leaves_no_folder(settings: 
 
     artifact = write_peft_artifact(tmp_path / "artifact")
     fields = dict(source=ModelSource.JOB, task_type="instruct", base_model="org/base", dataset_digest="e" * 64, score=None,
-                  owner_key_id=None, base_model_dir=write_base_model(tmp_path / "base"))  # fmt: skip
+                  owner_key_id=None, base_model_dir=write_base_model(tmp_path / "base"), same_as_base=NO_CLAIM)  # fmt: skip
     with open_store(settings) as store:
         with pytest.raises(RuntimeError, match="later in the transaction"), store.transaction() as session:
             folder = Path(register_model(settings, session, artifact_dir=artifact, **fields).path)

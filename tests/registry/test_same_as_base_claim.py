@@ -1,8 +1,8 @@
 """A script's claim in /output/trainarena_outcome.json that it saved the base model's weights unchanged
 is checked against the weights before the model card repeats it (tasks.base_weights): the script that
 trains a customer's job is a competitor's, and the card took its word. A full model must hold the base
-model's tensors exactly (names, shapes, values; a floating dtype may be another, the base's values cast to it); an adapter must add nothing (every LoRA B
-matrix zero). A claim the weights do not bear out is not shown; the card says the weights differ."""
+model's tensors exactly (names, shapes, values; a floating dtype may be another, the base's values cast to it); an adapter must add nothing (every LoRA
+pair's B @ A zero: B zero, A zero, or their product). A claim the weights do not bear out is not shown; the card says the weights differ."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from registry_data import write_base_model, write_full_artifact, write_image_art
 from safetensors.torch import save_file
 
 from trainarena.contract import OUTCOME_FILE
-from trainarena.registry import ModelSource, model_record, register_model
+from trainarena.registry import ModelSource, model_record, register_model, same_as_base_verdict
 from trainarena.registry.card import SAME_AS_BASE_REFUTED, same_as_base_note
 from trainarena.settings import Settings
 from trainarena.store import open_store
@@ -32,16 +32,17 @@ def _claim(artifact: Path, content: str = json.dumps({"same_as_base": True, "why
 
 
 def _register(settings: Settings, artifact: Path, base: Path, task_type: str = "instruct") -> tuple[dict, str]:
+    verdict = same_as_base_verdict(settings, artifact, task_type, "org/base", base)  # before the transaction, as callers do
     with open_store(settings) as store, store.transaction() as session:
         row = register_model(settings, session, artifact_dir=artifact, source=ModelSource.JOB, task_type=task_type,
                              base_model="org/base", dataset_digest="e" * 64, score=None, owner_key_id=None,
-                             base_model_dir=base)  # fmt: skip
+                             base_model_dir=base, same_as_base=verdict)  # fmt: skip
         return model_record(row), (Path(row.path) / "README.md").read_text()
 
 
-def _adapter(folder: Path, b: torch.Tensor) -> Path:
+def _adapter(folder: Path, b: torch.Tensor, a: torch.Tensor | None = None) -> Path:
     artifact = write_peft_artifact(folder)
-    save_file({LORA.format("A"): torch.ones(2, 4), LORA.format("B"): b}, str(artifact / ADAPTER))
+    save_file({LORA.format("A"): torch.ones(2, 4) if a is None else a, LORA.format("B"): b}, str(artifact / ADAPTER))
     return artifact
 
 
@@ -95,13 +96,63 @@ def test_a_false_claim_on_an_adapter_is_caught(settings: Settings, tmp_path: Pat
     assert "Same as the base model" not in card and SAME_AS_BASE_REFUTED in card
 
 
-def test_an_image_lora_is_the_base_only_when_its_up_matrices_are_zero(tmp_path: Path) -> None:
+def test_an_image_lora_is_the_base_only_when_its_updates_are_zero(tmp_path: Path) -> None:
     artifact = write_image_artifact(tmp_path / "image")
     weights = artifact / "pytorch_lora_weights.safetensors"
     save_file({"unet.lora.down.weight": torch.ones(2, 4), "unet.lora.up.weight": torch.zeros(4, 2)}, str(weights))
     assert weights_equal_base(artifact, "image", lambda: None) is True
+    save_file({"unet.lora.down.weight": torch.zeros(2, 4), "unet.lora.up.weight": torch.ones(4, 2)}, str(weights))
+    assert weights_equal_base(artifact, "image", lambda: None) is True  # the down matrix zero: B @ A is zero all the same
     save_file({"unet.lora.down.weight": torch.ones(2, 4), "unet.lora.up.weight": torch.ones(4, 2)}, str(weights))
     assert weights_equal_base(artifact, "image", lambda: None) is False
+    # kohya's layout, a convolution's pair (flattened past the first axis) and its scale.
+    conv = {"lora_unet_conv.lora_down.weight": torch.zeros(2, 3, 3, 3), "lora_unet_conv.lora_up.weight": torch.ones(4, 2, 1, 1),
+            "lora_unet_conv.alpha": torch.tensor(2.0)}  # fmt: skip
+    save_file(conv, str(weights))
+    assert weights_equal_base(artifact, "image", lambda: None) is True
+    save_file({**conv, "lora_unet_conv.lora_down.weight": torch.ones(2, 3, 3, 3)}, str(weights))
+    assert weights_equal_base(artifact, "image", lambda: None) is False
+
+
+def test_an_adapter_whose_every_pair_multiplies_to_zero_is_the_base(settings: Settings, tmp_path: Path) -> None:
+    """B @ A is what an adapter adds: zero when A is zero though B is not (it was taken as an update),
+    and zero when neither is but their product is (B's second column meets A's second row only)."""
+    base = write_base_model(tmp_path / "base")
+    a_zero = _adapter(tmp_path / "a_zero", torch.ones(4, 2), torch.zeros(2, 4))
+    b = torch.zeros(4, 2)
+    b[:, 0] = 3.0
+    a = torch.zeros(2, 4)
+    a[1] = 5.0
+    orthogonal = _adapter(tmp_path / "orthogonal", b, a)
+    for artifact in (a_zero, orthogonal):
+        record, _ = _register(settings, _claim(artifact), base)
+        assert record["same_as_base"] == same_as_base_note(WHY) and record["same_as_base_refuted"] is None
+    a[0, 3] = 1e-3  # now B's first column meets a non-zero row: B @ A has a column of 3e-3
+    record, _ = _register(settings, _claim(_adapter(tmp_path / "product", b, a)), base)
+    assert record["same_as_base"] is None and record["same_as_base_refuted"] == SAME_AS_BASE_REFUTED
+
+
+def test_one_pair_that_adds_something_refutes_the_claim_whatever_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pairs are matched by name (a layer's A with its own B); the product is computed a block of B's rows
+    at a time (here one row), so the one non-zero entry in the last block is found; a pair that adds
+    something is an update even beside tensors this check does not know."""
+    from trainarena.tasks import base_weights
+
+    monkeypatch.setattr(base_weights, "PRODUCT_BLOCK", 4)
+    layer = "base_model.model.layers.{}.q_proj.lora_{}.weight"
+    last = torch.zeros(4, 2)
+    last[3] = 1.0  # B @ A's last row: ones
+    tensors = {layer.format(0, "A"): torch.zeros(2, 4), layer.format(0, "B"): torch.ones(4, 2),  # adds nothing
+               layer.format(1, "A"): torch.ones(2, 4), layer.format(1, "B"): last}  # fmt: skip
+    artifact = write_peft_artifact(tmp_path / "two")
+    save_file(tensors, str(artifact / ADAPTER))
+    assert weights_equal_base(artifact, "instruct", lambda: None) is False
+    save_file({**tensors, "base_model.model.lm_head.modules_to_save.weight": torch.ones(2)}, str(artifact / ADAPTER))
+    assert weights_equal_base(artifact, "instruct", lambda: None) is False
+    save_file({**tensors, layer.format(1, "B"): torch.zeros(4, 2)}, str(artifact / ADAPTER))
+    assert weights_equal_base(artifact, "instruct", lambda: None) is True
+    save_file({layer.format(0, "B"): torch.ones(4, 2)}, str(artifact / ADAPTER))  # a B without its A: not known
+    assert weights_equal_base(artifact, "instruct", lambda: None) is None
 
 
 def test_what_cannot_be_checked_neither_confirms_nor_refutes_the_claim(settings: Settings, tmp_path: Path) -> None:

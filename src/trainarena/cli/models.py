@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from sqlalchemy.orm import Session
 
-from trainarena.cli.output import Col, OneLineTable, check_path, fail, make_output_folder, print_fields, scored_columns
-from trainarena.records.signing import OperatorKeyError, SignatureError
+from trainarena.cli.output import Col, OneLineTable, check_path, fail, make_output_folder, print_fields, printable, scored_columns
+from trainarena.records.signing import OperatorKeyError, SignatureError, public_key_from_pem
 from trainarena.registry import (
     ModelFilesMissing,
     PublishingError,
@@ -22,7 +24,15 @@ from trainarena.registry import (
     visible_model,
     visible_models,
 )
-from trainarena.registry.download_check import DownloadCheck, SignedRecord, check_download, record_from_entry, stored_run_record
+from trainarena.registry.download_check import (
+    DownloadCheck,
+    SignedRecord,
+    check_download,
+    record_from_entry,
+    stored_artifact_digest,
+    stored_run_record,
+)
+from trainarena.registry.verify_input import MalformedInput, checked_model, read_json_file, read_text_file
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.models import RegisteredModel
@@ -31,6 +41,7 @@ from trainarena.wording import ScoreColumn, percent
 
 app = typer.Typer(help="List, show, export and publish the registered models.", no_args_is_help=True)
 
+T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ModelId = Annotated[str, typer.Argument(help="The model's id (model-...), as `trainarena models list` shows it.")]
 # Base model and Hub URL are in `models show`: seven columns would not fit 80 without cutting the ids.
@@ -131,19 +142,29 @@ def export_command(
     typer.echo(f"wrote {len(files)} files of {model_id} to {destination}")
 
 
-def _read_json(path: Path, what: str, as_json: bool) -> Any:
-    check_path(path, what, folder=False, json_output=as_json)
+def _read_input(path: Path, option: str, read: Callable[[Path], T], as_json: bool) -> T:
+    """What ``read`` makes of the file ``path`` that ``option`` names; a file it cannot make it of ends
+    the command (exit 2) naming the option, the file and what is wrong in it."""
+    check_path(path, option, folder=False, json_output=as_json)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise fail(f"{path} is not JSON ({what}): {error}", as_json) from None
+        return read(path)
+    except (MalformedInput, OperatorKeyError) as error:
+        raise fail(f"{option} {path}: {error}", as_json, code=2) from None
+
+
+def _model_json(path: Path) -> dict[str, Any]:
+    value = read_json_file(path)
+    try:
+        return checked_model(value)
+    except MalformedInput as error:
+        raise MalformedInput(f"{error} (not a model as GET /v1/models/{{id}} answers it)") from None
 
 
 def _stored_model(model_id: str, key_path: Path, as_json: bool) -> tuple[dict[str, Any], SignedRecord | None]:
     """A model of this machine's registry, with the signed run statement of its run from the log."""
     with open_store(Settings()) as store, store.session() as session:
         row = _require_row(session, model_id, as_json)
-        model = {**_record(row), "files": [vars(f) for f in model_files(row)]}
+        model = {**_record(row), "files": [vars(f) for f in model_files(row)], "artifact_digest": stored_artifact_digest(session, row)}
         return model, None if row.run_id is None else stored_run_record(session, key_path, row.run_id)
 
 
@@ -156,24 +177,24 @@ def verify_command(
     key: Annotated[Path | None, typer.Option("--key", help="The operator's public key (GET /v1/records/public-key) to check --record's signature with.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Check a downloaded model folder: its digest against the model's (computed as a record's artifact digest is), every file's sha256, and the weights against the signed run record of the run that trained it. Exit 1 naming each difference."""
+    """Check a downloaded model folder: its digest against the model's (computed as a record's artifact digest is), every file's sha256, and the weights against the signed run record of the run that trained it. Exit 1 naming each difference, 2 naming the file and the field of an input that is not what the API answers."""
     if (model_id is None) == (model_json is None):
         raise fail("name the model with --model ID (this machine's registry) or --model-json FILE (saved from GET /v1/models/{id})", as_json)
     check_path(folder, "FOLDER", folder=True, json_output=as_json)
-    if key is not None:
-        check_path(key, "--key", folder=False, json_output=as_json)
+    public_key = None if key is None else _read_input(key, "--key", lambda path: public_key_from_pem(read_text_file(path)), as_json)
     try:
         if model_json is not None:
-            model, signed = _read_json(model_json, "--model-json", as_json), None
+            model, signed = _read_input(model_json, "--model-json", _model_json, as_json), None
         else:
             model, signed = _stored_model(str(model_id), Settings().operator_key_path, as_json)
         if record is not None:
-            signed = record_from_entry(_read_json(record, "--record", as_json), None if key is None else key.read_text(encoding="utf-8"))
-        result = check_download(folder, model, signed)
+            signed = _read_input(record, "--record", lambda path: record_from_entry(read_json_file(path), public_key), as_json)
     except (SignatureError, OperatorKeyError) as error:
         raise fail(f"the record cannot be trusted: {error}", as_json) from None
-    except (KeyError, TypeError) as error:
-        raise fail(f"--model-json is not a model as GET /v1/models/{{id}} answers it (no {error})", as_json) from None
+    try:
+        result = check_download(folder, model, signed)
+    except OSError as error:
+        raise fail(f"FOLDER {folder}: {error.filename or 'a file'} cannot be read ({error.strerror or error})", as_json) from None
     if as_json:
         typer.echo(json.dumps(result.to_json()))
     else:
@@ -189,10 +210,13 @@ def _print_check(result: DownloadCheck) -> None:
     else:
         signer = "its signature not checked (no --key)" if result.record.signed_by is None else f"signed by key {result.record.signed_by[:16]}"
         trust = f"run {result.record.statement['predicate']['run']['id']}, {signer}"
+    linked = ", ".join(result.linked) or "-"
+    if result.linked_by_content:
+        linked += " (found by content: the model was registered before the registry named its copies)"
     print_fields(console, [("folder digest", result.folder_digest), ("model digest", result.registered_digest),
-                           ("signed record", trust), ("same as signed", ", ".join(result.linked) or "-")])  # fmt: skip
-    for problem in result.problems:
-        console.print(f"  differs: {problem}")
+                           ("signed record", trust), ("same as signed", linked)])  # fmt: skip
+    for problem in result.problems:  # a name from the folder or the model's file: plain text, not markup
+        console.print(Text(printable(f"  differs: {problem}")))
     if not result.ok:
         console.print(f"NOT verified: {len(result.problems)} difference(s)")
     elif result.record is None or result.record.signed_by is None:  # consistent with what was given, nothing more

@@ -196,13 +196,43 @@ def check_safetensors(path: Path, max_header_bytes: int) -> None:
             raise ArtifactError(f"{path.name}: not safetensors (tensor {name!r} has a malformed entry)")
 
 
+@dataclass(frozen=True)
+class FileDigest:
+    """One file of a digested folder: its relative POSIX path, size in bytes and own sha256 hex."""
+
+    name: str
+    size: int
+    sha256: str
+
+
 def artifact_digest(output_dir: Path, files: list[Path]) -> str:
+    """sha256 hex over ``files`` in the order of their path relative to ``output_dir``: each path's
+    length (8 bytes little-endian), the path, the file's size (8 bytes little-endian), its bytes."""
+    return _digest_files(output_dir, files, None)
+
+
+def artifact_and_file_digests(output_dir: Path, files: list[Path]) -> tuple[str, list[FileDigest]]:
+    """:func:`artifact_digest` and each file's own digest, from one read of each file: a model folder
+    is checked by both, and reading gigabytes of weights twice doubles the wait."""
+    each: list[FileDigest] = []
+    return _digest_files(output_dir, files, each), each
+
+
+def _digest_files(root: Path, files: list[Path], each: list[FileDigest] | None) -> str:
+    """The folder digest; ``each`` (when given) gains every file's own, in the same order."""
     digest = hashlib.sha256()
-    for path in sorted(files, key=lambda p: p.relative_to(output_dir).as_posix()):
-        rel = path.relative_to(output_dir).as_posix().encode()
+    for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
+        name = path.relative_to(root).as_posix()
+        rel = name.encode("utf-8", "surrogateescape")  # a name that is not UTF-8 is hashed as its bytes
+        size = path.stat().st_size
         digest.update(struct.pack("<Q", len(rel)) + rel)
-        digest.update(struct.pack("<Q", path.stat().st_size))
+        digest.update(struct.pack("<Q", size))
+        own = hashlib.sha256()
         with path.open("rb") as fh:
             while chunk := fh.read(_READ_CHUNK):
                 digest.update(chunk)
+                if each is not None:
+                    own.update(chunk)
+        if each is not None:
+            each.append(FileDigest(name, size, own.hexdigest()))
     return digest.hexdigest()

@@ -36,7 +36,14 @@ from trainarena.jobs.records import SERVICE_STOPPED, EventKind, add_event, close
 from trainarena.jobs.split import JobPreparer
 from trainarena.pipeline import unsupported_reason
 from trainarena.records.recorder import recorder_for
-from trainarena.registry import ModelSource, model_same_as_base, model_same_as_base_refuted, register_model
+from trainarena.registry import (
+    ModelSource,
+    SameAsBaseVerdict,
+    model_same_as_base,
+    model_same_as_base_refuted,
+    register_model,
+    same_as_base_verdict,
+)
 from trainarena.runs import LOGS_DIR, CompetitorInfo, RunInterrupted, RunNotStarted, RunReport, definition_json, task_key
 from trainarena.settings import Settings
 from trainarena.store import Store
@@ -285,14 +292,17 @@ class JobRunner:
     def _finish(self, attempt: Attempt, worker_id: str, report: RunReport, stop: StopRequest) -> None:
         if self._recorder is not None:
             self._recorder.warm(report, attempt.task)
+        # Worked out before the transaction, which holds the store's write lock: checking a script's claim
+        # that it kept the base model's weights reads every tensor of a full model. None: no model to register.
+        verdict = None if stop.cancelled or not trained(report, attempt.validation_share) else self._same_as_base(attempt, report)
         with self._store.transaction() as session:
             if not still_mine(session, worker_id, attempt.job_id, attempt.number):
                 return  # queued again meanwhile (this worker missed its heartbeats): another attempt counts
             store_report(session, attempt.run_id, attempt.number, report)
             if stop.cancelled:
                 self._end(session, attempt.job_id, JobStatus.CANCELLED, EventKind.CANCELLED, "cancelled while it ran; the run was stopped")
-            elif trained(report, attempt.validation_share):
-                self._succeed(session, attempt, report)
+            elif verdict is not None:  # trained
+                self._succeed(session, attempt, report, verdict)
             else:
                 self._end(session, attempt.job_id, JobStatus.FAILED, EventKind.FAILED, f"failed: {report.failure_reason}",
                           run_status=report.status.value)  # fmt: skip
@@ -300,7 +310,13 @@ class JobRunner:
             if self._recorder is not None:
                 self._recorder.run_stored(session, attempt.run_id)
 
-    def _succeed(self, session: Session, attempt: Attempt, report: RunReport) -> None:
+    def _same_as_base(self, attempt: Attempt, report: RunReport) -> SameAsBaseVerdict:
+        assert report.artifact_path is not None  # a trained report has its checked artifact
+        # The task's base model is the job's, a built-in resolved to its folder (as the check finds it).
+        task = attempt.task
+        return same_as_base_verdict(self._settings, report.artifact_path, task.task_type, task.base_model)
+
+    def _succeed(self, session: Session, attempt: Attempt, report: RunReport, verdict: SameAsBaseVerdict) -> None:
         job = session.get_one(Job, attempt.job_id)
         upload = session.get_one(UploadedFile, job.file_id)
         evaluation = report.evaluation
@@ -309,7 +325,7 @@ class JobRunner:
         model = register_model(self._settings, session, artifact_dir=report.artifact_path, source=ModelSource.JOB,
                                task_type=job.task_type, base_model=job.base_model, dataset_digest=upload.sha256, score=score,
                                owner_key_id=job.owner_key_id, job_id=job.id, run_id=attempt.run_id,
-                               competitor_id=attempt.script.competitor_id)  # fmt: skip
+                               competitor_id=attempt.script.competitor_id, same_as_base=verdict)  # fmt: skip
         job.model_id, job.score = model.id, score
         scored = "" if score is None else f"; score {score:.4g} on the validation share"
         # The script saved the base model's weights (or said so, and they differ): the customer is told here too.

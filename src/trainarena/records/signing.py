@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from securesystemslib.dsse import Envelope
@@ -71,7 +72,7 @@ def public_key_from_pem(pem: str) -> SSlibKey:
     """A verifier's key from an exported public key PEM."""
     try:
         crypto_key = serialization.load_pem_public_key(pem.encode())
-    except ValueError as error:  # the library's text (a URL, "MalformedFraming") says no more than this
+    except (ValueError, UnsupportedAlgorithm) as error:  # the library's text (a URL, "MalformedFraming") says no more than this
         raise OperatorKeyError("not a PEM public key") from error
     if not isinstance(crypto_key, Ed25519PublicKey):
         raise OperatorKeyError(f"the public key is {type(crypto_key).__name__}, not Ed25519")
@@ -154,7 +155,7 @@ def envelope_payload(envelope: dict[str, Any]) -> Any:
     """The payload of an envelope, decoded, without checking any signature."""
     try:
         return json.loads(base64.b64decode(envelope["payload"], validate=True))
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, RecursionError) as error:  # RecursionError: JSON nested past Python's stack
         raise SignatureError(f"not a DSSE envelope with a JSON payload: {error}") from error
 
 

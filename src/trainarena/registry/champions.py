@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from trainarena.contract import RunStatus
 from trainarena.engine.model import TOURNAMENT_KINDS
-from trainarena.registry.models import ModelSource, register_model
+from trainarena.registry.models import ModelSource, SameAsBaseVerdict, register_model, same_as_base_verdict
 from trainarena.settings import Settings
 from trainarena.store import Store, get_stored_task, named_lock
 from trainarena.store.models import ChampionHistory, MatchRow, RegisteredModel, Round, Run, TaskRow
@@ -63,17 +63,20 @@ def register_champion_models(store: Store, settings: Settings, tournament_id: in
     crowned nobody new, or the setting is off); the models registered now."""
     if not settings.registry.register_champions:
         return []
+    verdicts = _same_as_base_verdicts(store, settings, tournament_id)
     # Held until the commit: what is registered is read under it (module docstring). A registration
     # that fails rolls back, and its folders go with its rows (register_model).
     with named_lock(store.engine, REGISTRATION_LOCK), store.transaction() as session:
-        crowning = session.scalar(select(ChampionHistory).where(ChampionHistory.tournament_id == tournament_id))
-        if crowning is None:  # not finished, or the defender kept the title: nobody new was crowned
+        champion_id = _crowned_id(session, tournament_id)
+        if champion_id is None:  # not finished, or the defender kept the title: nobody new was crowned
             return []
-        champion = crowning.competitor
-        done = set(session.scalars(select(RegisteredModel.run_id).where(RegisteredModel.run_id.is_not(None))))
+        done = _registered_run_ids(session)
         registered = []
-        for run in champion_runs(session, tournament_id, champion.id):
-            if run.id in done:
+        for run in champion_runs(session, tournament_id, champion_id):
+            # A finished tournament's runs do not change: the verdicts cover each one not registered
+            # before the lock (one registered since is in ``done``); one they miss, of a tournament
+            # that finished in between, is left to the next heal (register_due_champion_models).
+            if run.id in done or run.id not in verdicts:
                 continue
             definition = run.task.definition
             evaluation = run.evaluation
@@ -82,9 +85,33 @@ def register_champion_models(store: Store, settings: Settings, tournament_id: in
                 task_type=definition["task_type"], base_model=definition["base_model"],
                 dataset_digest=dataset_digest_of(session, definition),
                 score=None if evaluation is None else evaluation.score, owner_key_id=None,
-                run_id=run.id, competitor_id=champion.id,
+                run_id=run.id, competitor_id=champion_id, same_as_base=verdicts[run.id],
             ))  # fmt: skip
         return registered
+
+
+def _same_as_base_verdicts(store: Store, settings: Settings, tournament_id: int) -> dict[int, SameAsBaseVerdict]:
+    """Each unregistered champion run's :func:`same_as_base_verdict`, by run id, worked out before the
+    registration's lock and transaction: a full model's tensors take long to read."""
+    with store.session() as session:
+        champion_id = _crowned_id(session, tournament_id)
+        done = _registered_run_ids(session)
+        runs = [] if champion_id is None else [
+            (run.id, Path(run.artifact_path), run.task.definition)
+            for run in champion_runs(session, tournament_id, champion_id) if run.id not in done]  # fmt: skip
+    return {run_id: same_as_base_verdict(settings, artifact, definition["task_type"], definition["base_model"])
+            for run_id, artifact, definition in runs}  # fmt: skip
+
+
+def _crowned_id(session: Session, tournament_id: int) -> int | None:
+    """The competitor the tournament ``tournament_id`` crowned; None when it crowned nobody (yet)."""
+    crowning = session.scalar(select(ChampionHistory).where(ChampionHistory.tournament_id == tournament_id))
+    return None if crowning is None else crowning.competitor_id
+
+
+def _registered_run_ids(session: Session) -> set[int]:
+    """The runs whose models are registered."""
+    return set(session.scalars(select(RegisteredModel.run_id).where(RegisteredModel.run_id.is_not(None))))
 
 
 def register_due_champion_models(store: Store, settings: Settings) -> list[RegisteredModel]:
@@ -96,7 +123,7 @@ def register_due_champion_models(store: Store, settings: Settings) -> list[Regis
     if not settings.registry.register_champions:
         return []
     with store.session() as session:
-        done = set(session.scalars(select(RegisteredModel.run_id).where(RegisteredModel.run_id.is_not(None))))
+        done = _registered_run_ids(session)
         reigning = [session.scalar(select(ChampionHistory.id).where(ChampionHistory.kind == kind)
                                    .order_by(ChampionHistory.crowned_at.desc(), ChampionHistory.id.desc()).limit(1))
                     for kind in TOURNAMENT_KINDS]  # fmt: skip

@@ -8,7 +8,13 @@ for byte), a rewritten adapter config, the base model's tokenizer and a card (``
 the link to the signed record is made file by file: each file the registry copied from the artifact
 (``artifact_path``) has the sha256 the run statement names for that artifact file, and the statement's
 ``artifact_sha256`` is the model's ``artifact_digest``. A folder digest that differs says the folder is
-not the registered one; the files that differ say where.
+not the registered one; the files that differ say where. The folder's digest and each file's sha256
+come from one read of every file.
+
+A model registered before the registry named the files it copied has no ``artifact_path`` (nor
+``artifact_digest``): its files are then linked to the record by content, read-only, each to the
+artifact file whose signed sha256 is the one registered for it; the registry on the operator's machine
+gives the run's artifact digest from the store (:func:`stored_artifact_digest`).
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from securesystemslib.signer import SSlibKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from trainarena.records.provenance import file_subjects
 from trainarena.records.signing import (
     SignatureError,
     envelope_keyid,
@@ -31,8 +37,10 @@ from trainarena.records.signing import (
     public_pem_for,
 )
 from trainarena.records.statements import ARTIFACT_SUBJECT, PAYLOAD_TYPE, Kind, artifact_files, kind_of
+from trainarena.registry.verify_input import MalformedInput, checked_run_statement, member, typed
 from trainarena.store.log_tables import LogEntry
-from trainarena.tasks.digests import path_digest
+from trainarena.store.models import RegisteredModel, Run
+from trainarena.tasks.digests import folder_and_file_digests
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class DownloadCheck:
     linked: tuple[str, ...]  # files whose sha256 the signed run record names
     problems: tuple[str, ...]
     record: SignedRecord | None
+    linked_by_content: bool = False  # the model named no copied file (registered before it did so)
 
     @property
     def ok(self) -> bool:
@@ -58,41 +67,61 @@ class DownloadCheck:
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "folder_digest": self.folder_digest, "registered_digest": self.registered_digest,
-                "linked_to_record": list(self.linked), "problems": list(self.problems),
-                "record_checked": self.record is not None, "signed_by": None if self.record is None else self.record.signed_by}  # fmt: skip
+                "linked_to_record": list(self.linked), "linked_by_content": self.linked_by_content,
+                "problems": list(self.problems), "record_checked": self.record is not None,
+                "signed_by": None if self.record is None else self.record.signed_by}  # fmt: skip
 
 
 def check_download(folder: Path, model: Mapping[str, Any], record: SignedRecord | None) -> DownloadCheck:
     """``folder`` against ``model`` (a model's record with its ``files``, as ``GET /v1/models/{id}`` and
-    ``models show --json`` give it) and, when given, the run statement of the run that trained it."""
-    found = {subject["name"]: subject["digest"]["sha256"] for subject in file_subjects(folder)}
+    ``models show --json`` give it, checked by ``verify_input.checked_model``) and, when given, the run
+    statement of the run that trained it. OSError when the folder cannot be read."""
+    digest, files = folder_and_file_digests(folder)
+    links = {file.name for file in files if (folder / file.name).is_symlink()}  # the digest follows them; nothing else does
+    found = {file.name: file.sha256 for file in files if file.name not in links}
     registered = {file["path"]: file for file in model["files"]}
-    digest = path_digest(folder)
     problems = [] if digest == model["digest"] else [f"the folder's digest is {digest}, the model's {model['digest']}"]
-    problems += [f"{path} is missing" for path in sorted(registered.keys() - found.keys())]
-    problems += [f"{path} is not a file of the model" for path in sorted(found.keys() - registered.keys())]
+    problems += [f"{_shown(path)} is a symbolic link, which no model folder holds" for path in sorted(links)]
+    problems += [f"{path} is missing" for path in sorted(registered.keys() - found.keys() - links)]
+    problems += [f"{_shown(path)} is not a file of the model" for path in sorted(found.keys() - registered.keys() - links)]
     problems += [f"{path} has sha256 {found[path]}, registered as {registered[path]['sha256']}"
                  for path in sorted(found.keys() & registered.keys()) if found[path] != registered[path]["sha256"]]  # fmt: skip
-    linked: list[str] = []
-    if record is not None:
-        problems += _against_record(found, model, record.statement, linked)
-    return DownloadCheck(digest, model["digest"], tuple(linked), tuple(problems), record)
+    if record is None:
+        return DownloadCheck(digest, model["digest"], (), tuple(problems), None)
+    against = _against_record(found, model, record.statement)
+    return DownloadCheck(digest, model["digest"], tuple(against.linked), (*problems, *against.problems), record, against.by_content)
 
 
-def _against_record(found: dict[str, str], model: Mapping[str, Any], statement: Mapping[str, Any], linked: list[str]) -> list[str]:
-    """What in the folder and the model disagrees with the run statement; ``linked`` gains the files
-    that agree with it."""
-    predicate = statement.get("predicate", {})
-    run_id = predicate.get("run", {}).get("id")
+def _shown(name: str) -> str:
+    """A file name found on disk as it can be printed: bytes that are not UTF-8 as ``\\xNN``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class _RecordCheck:
+    problems: list[str]
+    linked: list[str]  # the files that agree with the record
+    by_content: bool  # linked by content: the model named no copied file
+
+
+def _against_record(found: dict[str, str], model: Mapping[str, Any], statement: Mapping[str, Any]) -> _RecordCheck:
+    """What in the folder and the model disagrees with the run statement (checked by
+    ``verify_input.checked_run_statement``), and the files that agree with it."""
+    predicate = statement["predicate"]
+    run_id = predicate["run"]["id"]
     if run_id != model.get("run_id"):
-        return [f"the record is of run {run_id}, the model was trained by run {model.get('run_id')}"]
+        return _RecordCheck([f"the record is of run {run_id}, the model was trained by run {model.get('run_id')}"], [], False)
     problems = []
     if model.get("artifact_digest") not in (None, predicate.get("artifact_sha256")):
         problems.append(f"the model names artifact digest {model['artifact_digest']}, the record {predicate.get('artifact_sha256')}")
     signed = artifact_files(dict(statement))
     copies = {file["path"]: file["artifact_path"] for file in model["files"] if file.get("artifact_path")}
-    if not copies:
-        problems.append("the model names no file copied from its run's artifact (registered before the registry recorded them)")
+    by_content = not copies
+    if by_content:
+        copies = _copies_by_content(model["files"], signed)
+        if not copies:
+            problems.append(_unlinked(signed, run_id))
+    linked = []
     for path, source in sorted(copies.items()):
         if source not in signed:
             problems.append(f"{path}: the record names no artifact file {source}")
@@ -100,23 +129,55 @@ def _against_record(found: dict[str, str], model: Mapping[str, Any], statement: 
             problems.append(f"{path} has sha256 {found.get(path)}, the signed record {signed[source]} ({ARTIFACT_SUBJECT}{source})")
         else:
             linked.append(path)
-    return problems
+    return _RecordCheck(problems, linked, by_content)
 
 
-def record_from_entry(entry: Mapping[str, Any], key_pem: str | None) -> SignedRecord:
+def _copies_by_content(files: list[dict[str, Any]], signed: dict[str, str]) -> dict[str, str]:
+    """For a model registered before the registry named the artifact files it copied: each of its files
+    whose registered sha256 the record names for an artifact file, with that file (the same path first)."""
+    by_digest: dict[str, list[str]] = {}
+    for source, sha256 in sorted(signed.items()):
+        by_digest.setdefault(sha256, []).append(source)
+    copies = {}
+    for file in files:
+        sources = by_digest.get(file["sha256"], [])
+        if sources:
+            copies[file["path"]] = file["path"] if file["path"] in sources else sources[0]
+    return copies
+
+
+def _unlinked(signed: dict[str, str], run_id: int) -> str:
+    """Why no file of a model registered before the registry named its copies links to the record, and
+    what can be done."""
+    why = ("the record names no artifact file (its attempt left none: give the record of the run's last attempt)"
+           if not signed else "none of its files has the sha256 the record names for one of the artifact's "
+           f"{len(signed)} files: its weights are not that artifact's (give the record of the run's last attempt; "
+           f"the operator finds the artifact with `trainarena runs show {run_id}` and can compare its weights with the model's)")  # fmt: skip
+    return f"the model names no file copied from its run's artifact (registered before the registry recorded them), and {why}"
+
+
+def record_from_entry(entry: Any, key: SSlibKey | None) -> SignedRecord:
     """The run statement of a log entry (as ``GET /v1/records/entries/{index}`` answers it, or its bare
-    ``envelope``), its signature checked when ``key_pem`` (the operator's public key) is given; the
-    entry's decoded ``statement`` field is never trusted, only the envelope. SignatureError when it is no
-    run statement or its signature does not check out."""
-    envelope = entry.get("envelope", entry)
-    if key_pem is None:
-        statement, signed_by = envelope_payload(envelope), None
+    ``envelope``), its signature checked when ``key`` (the operator's public key) is given; the entry's
+    decoded ``statement`` field is never trusted, only the envelope. MalformedInput naming the field when
+    it is not such an entry of a run statement (``verify_input``); SignatureError when its signature does
+    not check out."""
+    envelope = typed(typed(entry, "the record", dict).get("envelope", entry), "envelope", dict)
+    member(envelope, "envelope", "payload", str)
+    if key is None:
+        try:
+            statement, signed_by = envelope_payload(envelope), None
+        except SignatureError:
+            raise MalformedInput("envelope.payload is not a JSON statement encoded in base64") from None
     else:
-        key = public_key_from_pem(key_pem)
+        member(envelope, "envelope", "payloadType", str)
+        for index, signature in enumerate(member(envelope, "envelope", "signatures", list)):
+            for field in ("keyid", "sig"):
+                member(typed(signature, f"envelope.signatures[{index}]", dict), f"envelope.signatures[{index}]", field, str)
         statement, signed_by = open_envelope(envelope, key, PAYLOAD_TYPE), key.keyid
     if not isinstance(statement, dict) or _kind(statement) != Kind.RUN:
-        raise SignatureError("the record is not a run statement (`GET /v1/records/entries?job_id=ID&kind=run` lists your job's)")
-    return SignedRecord(statement, signed_by)
+        raise MalformedInput("the record is not a run statement (`GET /v1/records/entries?job_id=ID&kind=run` lists your job's)")
+    return SignedRecord(checked_run_statement(statement), signed_by)
 
 
 def _kind(statement: dict[str, Any]) -> Kind | None:
@@ -137,4 +198,14 @@ def stored_run_record(session: Session, key_path: Path, run_id: int) -> SignedRe
     pem = public_pem_for(key_path, envelope_keyid(entry.envelope) or "")
     if pem is None:
         raise SignatureError(f"the key that signed run {run_id}'s record is not this operator's")
-    return record_from_entry({"envelope": entry.envelope}, pem)
+    return record_from_entry({"envelope": entry.envelope}, public_key_from_pem(pem))
+
+
+def stored_artifact_digest(session: Session, row: RegisteredModel) -> str | None:
+    """The artifact digest of the run that trained ``row``: its card's, else (a model registered before
+    the card kept it) its run's in the store, read without writing it; None when neither has one."""
+    digest = (row.card or {}).get("artifact_digest")
+    if digest is None and row.run_id is not None:
+        run = session.get(Run, row.run_id)
+        digest = None if run is None else run.artifact_digest
+    return digest

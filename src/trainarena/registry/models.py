@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from trainarena.store.owned_lists import Page, owned_page
 from trainarena.submissions import checkout_path
 from trainarena.tasks.base_weights import weights_equal_base
 from trainarena.tasks.builtin_assets import MODEL, TEXT, BuiltinAssetError, builtin_path, find_builtin, is_builtin
-from trainarena.tasks.digests import path_digest
+from trainarena.tasks.digests import folder_and_file_digests
 from trainarena.wording import HOUSE_SCRIPT
 
 
@@ -81,6 +81,41 @@ def run_measurement(session: Session, run_id: int | None, job_id: str | None) ->
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class SameAsBaseVerdict:
+    """A script's claim that it saved the base model's weights unchanged (``contract.OUTCOME_FILE``) and
+    what its weights say of it (``tasks.base_weights``). Worked out by :func:`same_as_base_verdict`
+    before the registration's transaction opens: the check reads a full model's every tensor, and the
+    transaction holds the store's write lock until it commits."""
+
+    claim: str | None  # the script's reason; None: it claimed nothing
+    equal: bool | None  # whether the weights are the base model's; None: no claim, or the check cannot tell
+
+    @property
+    def shown(self) -> str | None:
+        """The claim, once the weights bore it out; a claim the check cannot tell about is left out."""
+        return self.claim if self.equal else None
+
+    @property
+    def refuted(self) -> bool:
+        return self.equal is False
+
+
+def same_as_base_verdict(settings: Settings, artifact_dir: Path, task_type: str, base_model: str,
+                         base_model_dir: Path | None = None) -> SameAsBaseVerdict:  # fmt: skip
+    """The artifact's claim, checked against its weights when it makes one (``base_model_dir``, else
+    :func:`base_model_folder`, is the full model's base): the script is a competitor's code."""
+    claim = same_as_base_reason(artifact_dir)
+    if claim is None:
+        return SameAsBaseVerdict(None, None)
+    return SameAsBaseVerdict(claim, weights_equal_base(artifact_dir, task_type, _base_finder(settings, base_model, base_model_dir)))
+
+
+def _base_finder(settings: Settings, base_model: str, base_model_dir: Path | None) -> Callable[[], Path | None]:
+    """What finds the base model's folder when asked: it is looked up only where needed."""
+    return lambda: base_model_dir or base_model_folder(settings, base_model)
+
+
 def register_model(
     settings: Settings,
     session: Session,
@@ -92,6 +127,7 @@ def register_model(
     dataset_digest: str,
     score: float | None,
     owner_key_id: int | None,
+    same_as_base: SameAsBaseVerdict,
     job_id: str | None = None,
     run_id: int | None = None,
     competitor_id: int | None = None,
@@ -104,9 +140,10 @@ def register_model(
     repository's, else ``settings.registry.default_license``) go into the model card. The folder is
     built in a staging folder and renamed into place, so a registry folder is always whole; its digest
     is recorded. When the caller's transaction ends without committing the row, the folder is removed.
-    A script's claim that it saved the base model's weights unchanged (``contract.OUTCOME_FILE``) goes
-    into the card only when the weights are the base model's (``tasks.base_weights``); when they differ
-    the card says the claim was not borne out, and a claim the check cannot tell about is left out."""
+    A script's claim that it saved the base model's weights unchanged goes into the card only when the
+    weights are the base model's (``same_as_base``, from :func:`same_as_base_verdict`, which the caller
+    works out before its transaction); when they differ the card says the claim was not borne out, and
+    a claim the check cannot tell about is left out."""
     model_id = new_model_id()
     script = script_source(session, competitor_id)
     tree = None if script is None else checkout_path(settings, script.commit)
@@ -114,13 +151,6 @@ def register_model(
     run = None if run_id is None else session.get(Run, run_id)
     names = {p.relative_to(artifact_dir).as_posix() for p in artifact_dir.rglob("*") if p.is_file()}
 
-    @cache  # looked up once, and only when needed (a full model's check and its folder)
-    def base_folder() -> Path | None:
-        return base_model_dir or base_model_folder(settings, base_model)
-
-    # The script is a competitor's code: its word that it saved the base model's weights is checked first.
-    claimed = same_as_base_reason(artifact_dir)
-    equal = None if claimed is None else weights_equal_base(artifact_dir, task_type, base_folder)  # None: not checkable
     facts = CardFacts(
         model_id=model_id, source=source, task_type=task_type, library=artifact_library(names, task_type),
         base_model=base_model, dataset_digest=dataset_digest,
@@ -128,15 +158,15 @@ def register_model(
         license_found=bool(license_info and license_info.found),
         trained_at=(run.finished_at if run is not None and run.finished_at else datetime.now(UTC)), score=score,
         measurement=measurement or run_measurement(session, run_id, job_id), script=script, run_id=run_id, job_id=job_id,
-        same_as_base=claimed if equal else None, same_as_base_refuted=equal is False,
+        same_as_base=same_as_base.shown, same_as_base_refuted=same_as_base.refuted,
     )  # fmt: skip
     folder = settings.registry_dir / model_id
     staging = settings.registry_dir / f"{STAGING_PREFIX}{model_id}"
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
-        copied = build_model_folder(artifact_dir, staging, facts, base_folder)
+        copied = build_model_folder(artifact_dir, staging, facts, _base_finder(settings, base_model, base_model_dir))
         # Hashed before it is placed: the folder waits for its row's commit as briefly as can be.
-        digest, files = path_digest(staging), _hash_files(staging, copied)
+        digest, hashed = folder_and_file_digests(staging)
         staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -149,7 +179,7 @@ def register_model(
         # Each file's size and sha256, hashed once here: reading a model must not hash gigabytes each time.
         # The run's artifact digest, as its signed run record names it: what the weights were copied from.
         card={**facts.to_json(), "artifact_digest": None if run is None else run.artifact_digest,
-              "files": [asdict(file) for file in files]},  # fmt: skip
+              "files": [asdict(ModelFile(f.name, f.size, f.sha256, copied.get(f.name))) for f in hashed]},  # fmt: skip
     )  # fmt: skip
     session.add(row)
     session.flush()
@@ -256,14 +286,6 @@ class ModelFile:
     # The artifact file it is a byte-for-byte copy of (its signed run record names that file's sha256);
     # None for a file the registry wrote or took from the base model, and for models registered before.
     artifact_path: str | None = None
-
-
-def _hash_files(folder: Path, copied: dict[str, str]) -> list[ModelFile]:
-    hashed = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        name = path.relative_to(folder).as_posix()
-        hashed.append(ModelFile(name, path.stat().st_size, path_digest(path), copied.get(name)))
-    return hashed
 
 
 def model_files(row: RegisteredModel) -> list[ModelFile]:

@@ -5,26 +5,34 @@ trains a customer's job is a competitor's code, so its word is checked before th
 A full model equals its base when its weight files (those the evaluator read) hold exactly the base
 model's tensors: the same names, and for each the same shape and values, in the base's dtype or cast
 to another floating dtype (a script that trains in bf16 saves the base it kept in bf16: the base model,
-rounded as any bf16 copy of it is). An adapter (a PEFT
-adapter, an image LoRA) leaves its base unchanged when every LoRA B (up) matrix is zero: the update it
-adds, B @ A, is then zero; an adapter with any other kind of tensor (modules_to_save, DoRA magnitudes)
-is not taken as unchanged. Tensors are read one at a time (safetensors ``safe_open``), so a large model
-is never in memory whole.
+rounded as any bf16 copy of it is).
+
+An adapter (a PEFT adapter, an image LoRA) leaves its base unchanged when the update each LoRA pair
+adds, B (up) @ A (down), is zero: when B or A is zero, else when their product is (computed only then,
+a block of rows at a time: the product is the size of the weight it adds to). One pair whose product
+is not zero changes the base. An adapter with any other kind of tensor (modules_to_save, DoRA
+magnitudes), or a B that is not zero without its A, is not taken as unchanged.
+
+Tensors are read one at a time (safetensors ``safe_open``), so a large model is never in memory whole.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from trainarena.tasks.image.evaluation import lora_weights_file
 from trainarena.tasks.text.scoring import ADAPTER_CONFIG, FULL_INDEX, ArtifactError, scored_files
 
-# Names (substrings) of a LoRA's two matrices, as PEFT and diffusers (also kohya's layout) save them.
-LORA_UP = ("lora_B.", "lora_embedding_B", "lora.up.", "lora_up.")
-LORA_DOWN = ("lora_A.", "lora_embedding_A", "lora.down.", "lora_down.")
-LORA_ALPHA = ".alpha"  # kohya's per-module scale: it scales B @ A, zero with B
+# Names (substrings) of a LoRA's two matrices, as PEFT and diffusers (also kohya's layout) save them:
+# each up (B) marker with the down (A) marker its pair's other matrix has in the same place.
+LORA_PAIRS = (("lora_B.", "lora_A."), ("lora_embedding_B", "lora_embedding_A"), ("lora.up.", "lora.down."), ("lora_up.", "lora_down."))
+LORA_ALPHA = ".alpha"  # kohya's per-module scale: it scales B @ A, zero with it
+# The most elements of B @ A computed at once (float64: 128 MiB), whatever the size of the weight.
+PRODUCT_BLOCK = 1 << 24
 
 
 def weights_equal_base(artifact_dir: Path, task_type: str, base_folder: Callable[[], Path | None]) -> bool | None:
@@ -51,21 +59,61 @@ def _weight_files(folder: Path, names: list[str]) -> list[Path]:
 
 def _adapter_unchanged(files: list[Path]) -> bool | None:
     with ExitStack() as stack:
-        handles = [_open(stack, path) for path in files]
-        names = [(handle, name) for handle in handles for name in handle.keys()]  # noqa: SIM118 - safe_open has no __iter__
-        if not any(_is_up(name) for _, name in names):
+        pairs: dict[str, dict[bool, Callable[[], Any]]] = {}  # by the down matrix's name: up (True) and down
+        unknown = False
+        for handle in [_open(stack, path) for path in files]:
+            for name in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
+                role = _lora_role(name)
+                if role is not None:
+                    pairs.setdefault(role[0], {})[role[1]] = functools.partial(handle.get_tensor, name)
+                elif not name.endswith(LORA_ALPHA):
+                    unknown = True  # modules_to_save, DoRA magnitudes: what they change is not known here
+        if not any(True in pair for pair in pairs.values()):
             return None  # no LoRA update at all: not an adapter this check knows
-        for handle, name in names:
-            if _is_up(name):
-                if handle.get_tensor(name).count_nonzero() != 0:
-                    return False
-            elif not (name.endswith(LORA_ALPHA) or any(part in name for part in LORA_DOWN)):
-                return None  # modules_to_save, DoRA magnitudes: what they change is not known here
-    return True
+        verdict: bool | None = True
+        for pair in pairs.values():
+            zero = _update_is_zero(pair.get(True), pair.get(False))
+            if zero is False:
+                return False  # this pair changes the base, whatever the rest does
+            if zero is None:
+                verdict = None
+    return None if unknown else verdict
 
 
-def _is_up(name: str) -> bool:
-    return any(part in name for part in LORA_UP)
+def _lora_role(name: str) -> tuple[str, bool] | None:
+    """(the name of the pair's down matrix, whether ``name`` is the up one); None: no LoRA matrix."""
+    for up, down in LORA_PAIRS:
+        if up in name:
+            return name.replace(up, down, 1), True
+        if down in name:
+            return name, False
+    return None
+
+
+def _update_is_zero(up: Callable[[], Any] | None, down: Callable[[], Any] | None) -> bool | None:
+    """Whether B @ A is zero (B: ``up``, A: ``down``, each read when needed); None: a B without its A
+    that is not zero, or no B (what such a pair adds is not known here)."""
+    if up is None:
+        return None
+    b = up()
+    if b.count_nonzero() == 0:
+        return True
+    if down is None:
+        return None
+    a = down()
+    if a.count_nonzero() == 0:
+        return True
+    return _product_is_zero(b, a)
+
+
+def _product_is_zero(b: Any, a: Any) -> bool:
+    """Whether B @ A is zero, in float64 (which holds each product of two float32 or 16-bit values
+    exactly), a block of B's rows at a time; a convolution's matrices flattened past their first axis."""
+    b, a = b.reshape(b.shape[0], -1).double(), a.reshape(a.shape[0], -1).double()
+    if b.shape[1] != a.shape[0]:
+        raise ArtifactError(f"a LoRA pair of rank {b.shape[1]} (B) and {a.shape[0]} (A)")
+    rows = max(1, PRODUCT_BLOCK // max(1, a.shape[1]))
+    return all((block @ a).count_nonzero() == 0 for block in b.split(rows))
 
 
 def _same_tensors(artifact: list[Path], base: list[Path]) -> bool:
