@@ -21,6 +21,7 @@ from trainarena.operations.tournaments import create_pool_tournament, run_pool_t
 from trainarena.registry import champions as champions_module
 from trainarena.registry import register_champion_models, register_due_champion_models
 from trainarena.registry.card import parse_front_matter
+from trainarena.reporting.server_paths import SERVER_SOURCE
 from trainarena.settings import ScheduleRules, Settings
 from trainarena.store import get_competitor, open_store, tournament_runs
 from trainarena.store.models import ChampionHistory, RegisteredModel, Run
@@ -152,10 +153,14 @@ def test_the_api_names_the_reigning_champions_code_and_license(settings: Setting
     with open_store(settings) as store:
         with store.transaction() as session:
             headers = {"Authorization": f"Bearer {create_key(session, 'c', 'competitor').secret}"}
+            operator = {"Authorization": f"Bearer {create_key(session, 'o', 'operator').secret}"}
             alice = get_competitor(session, "alice")
-            pinned, tree_hash, digest = f"{alice.repo_url}@{alice.commit}", alice.tree_hash, alice.source_digest
+            # A repository on the server (file://) is named to competitors as one, by its commit.
+            pinned, tree_hash, digest = f"{SERVER_SOURCE}@{alice.commit}", alice.tree_hash, alice.source_digest
+            operators_pinned = f"{alice.repo_url}@{alice.commit}"
         with TestClient(create_app(settings, store=store)) as client:
             answer = client.get("/v1/champions", headers=headers).json()
+            assert client.get("/v1/champions", headers=operator).json()["code"]["text"]["pinned"] == operators_pinned
             home = client.get("/").text
             page = client.get("/competitors/alice").text
     assert answer["reigning"]["text"]["champion"] == "alice" and answer["reigning"]["image"] is None
