@@ -63,6 +63,19 @@ def test_unreadable_image_is_named(tmp_path):
     assert "0x" not in str(refused.value)
 
 
+def test_an_image_of_more_pixels_than_allowed_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    """A 20 KB one-bit PNG of 13000x13000 pixels, under Pillow's own bomb limit, decoded to RGB took 1.6 GB
+    and 6 s of the API process per image: its size is read from the header and refused first."""
+    from PIL import Image
+
+    folder = make_folder(tmp_path / "d", 5)
+    Image.new("1", (5000, 4000)).save(folder / "images" / "000.png")  # 5 KB on disk
+    monkeypatch.setattr(Image.Image, "convert", lambda *_args, **_kwargs: pytest.fail("the image was decoded"))
+    with pytest.raises(DatasetError, match=r"images/000\.png is 5000x4000 pixels, more than the 16,777,216 allowed "
+                                           r"\(data\.max_image_pixels\)"):
+        load_images(spec_for(folder), DataRules())
+
+
 def test_image_without_caption_is_named(tmp_path):
     from PIL import Image
 

@@ -6,8 +6,9 @@ bounded by ``ApiRules``), path traversal (a member named ``../x``, ``/etc/x`` or
 links stored as members, too many members, and a file that only claims to be a zip. Every refusal
 names the member and the limit.
 
-What it does not protect against: an image that is a decompression bomb of its own (Pillow's
-``MAX_IMAGE_PIXELS`` check refuses those when the image is decoded), or captions that are wrong.
+What it does not protect against: an image that is a decompression bomb of its own (the image loader
+refuses one of more than ``DataRules.max_image_pixels`` from its header, before decoding it), or
+captions that are wrong.
 Nothing is extracted to disk: the dataset loader reads members from the archive in memory, which
 this check bounds first.
 """

@@ -50,7 +50,7 @@ def load_images(spec: ImageDatasetSpec, rules: DataRules) -> list[CaptionedImage
     for name, caption in captions.items():
         if name not in files:
             raise DatasetError(f"{spec.source}: {spec.captions} names {name}, which is not in the dataset")
-        images.append(_decode(spec.source, name, caption, files[name]))
+        images.append(_decode(spec.source, name, caption, files[name], rules.max_image_pixels))
     if len(images) < rules.min_images:
         raise DatasetError(f"{spec.source}: {counted(len(images), 'captioned image')}, fewer than the minimum of {rules.min_images}")
     return images
@@ -151,12 +151,16 @@ def _parse_captions(source: str, captions_name: str, raw: bytes, rules: DataRule
     return captions
 
 
-def _decode(source: str, name: str, caption: str, raw: bytes) -> CaptionedImage:
+def _decode(source: str, name: str, caption: str, raw: bytes, max_pixels: int) -> CaptionedImage:
     from PIL import Image, UnidentifiedImageError
 
     stream = io.BytesIO(raw)
     try:
-        with Image.open(stream) as opened:
+        with Image.open(stream) as opened:  # reads the header only: the size is known before any pixel is decoded
+            width, height = opened.size
+            if width * height > max_pixels:
+                raise DatasetError(f"{source}: image {name} is {width}x{height} pixels, more than the {max_pixels:,} "
+                                   "allowed (data.max_image_pixels); scale it down")  # fmt: skip
             rgb = opened.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         detail = str(error).replace(str(stream), name)  # PIL names the stream it read (a memory address), not the file
