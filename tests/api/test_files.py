@@ -11,6 +11,8 @@ import stat
 import zipfile
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -87,9 +89,6 @@ def test_upload_list_show_and_delete(jobs_client: TestClient, auth: dict, api_se
 def test_csv_and_parquet_are_text(jobs_client: TestClient, auth: dict, tmp_path: Path) -> None:
     csv_bytes = ("q,a\n" + "".join(f"what is {i},{i}\n" for i in range(25))).encode()
     assert upload(jobs_client, auth["customer"], "rows.csv", csv_bytes).json()["format"] == "csv"
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     path = tmp_path / "rows.parquet"
     pq.write_table(pa.Table.from_pylist(qa_rows(25)), path)
     parquet = upload(jobs_client, auth["customer"], "rows.parquet", path.read_bytes(), kind="text").json()
@@ -230,6 +229,28 @@ def test_zip_bombs_are_refused(small_client, auth: dict) -> None:  # noqa: ANN00
     assert len(many) < 4096
     refused(upload(jobs_client, auth["customer"], "wide.zip", many), 422, "unpacks to more than 20,000 bytes",
             "(api.upload_max_unpacked_bytes)", "zip bomb")
+    assert leftovers(settings) == []
+
+
+def _parquet(tmp_path: Path, column: pa.Array) -> bytes:
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"q": column, "a": pa.array(["4"] * len(column))}), path, compression="zstd")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("dictionary_column", [False, True])
+def test_a_parquet_file_that_decodes_past_the_upload_limit_is_refused_before_it_is_loaded(
+        small_client, auth: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dictionary_column: bool) -> None:  # noqa: ANN001
+    """Parquet stores repeated values once: a 28 KB file of 5 million rows took 1 GB and 2.5 s of the API
+    process to load. Its rows, decoded, may be no larger than the upload limit, counted batch by batch
+    (a dictionary column, as pandas writes a categorical, counted per row that names a value)."""
+    jobs_client, settings = small_client
+    monkeypatch.setattr("trainarena.jobs.uploads.load_rows", lambda *_args: pytest.fail("the rows were loaded"))
+    column = pa.array(["what is two plus two?"] * 50_000)
+    data = _parquet(tmp_path, column.dictionary_encode() if dictionary_column else column)
+    assert len(data) < 4096  # small on the wire
+    refused(upload(jobs_client, auth["customer"], "bomb.parquet", data), 422, "bomb.parquet",
+            "decodes to more than 4,096 bytes", "(api.upload_max_bytes)")
     assert leftovers(settings) == []
 
 

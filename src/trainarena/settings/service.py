@@ -28,7 +28,8 @@ class ApiRules(Section):
     )
     rate_limit_burst: int = Field(120, ge=1, description="Requests one key may make at once before the even refill applies.")
     upload_max_bytes: int = Field(
-        200_000_000, ge=1024, description="Largest file a customer may upload (POST /v1/files); larger is refused with 413."
+        200_000_000, ge=1024, description="Largest file a customer may upload (POST /v1/files); larger is refused with 413. A "
+        "parquet file's rows, decoded, may take no more (422: parquet stores a repeated value once)."
     )
     json_body_max_bytes: int = Field(
         4_000_000, ge=1024, description="Largest JSON body a request may send (jobs, tasks, competitors, tournaments); "
