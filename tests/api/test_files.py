@@ -170,6 +170,9 @@ def test_malformed_rows_name_the_row_and_the_column(jobs_client: TestClient, aut
         ("images.zip", b"PK\x03\x04 but not really a zip", ("images.zip", "not a zip archive")),
         ("qa.txt", b"hello", ("unsupported file type '.txt'",)),
         ("qa.parquet", b"PAR1 not parquet", ("qa.parquet", "cannot read the file")),
+        # Arrays nested 100,000 deep: json's RecursionError escaped as a 500.
+        ("deep.jsonl", b'{"q": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", ("deep.jsonl: line 1", "nested deeper than")),
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, ("deep.json", "nested deeper than")),
     ],
 )
 def test_wrong_types_are_named(jobs_client: TestClient, auth: dict, api_settings: Settings, name: str, data: bytes, words: tuple) -> None:
