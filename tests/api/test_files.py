@@ -180,6 +180,13 @@ def test_wrong_types_are_named(jobs_client: TestClient, auth: dict, api_settings
     assert leftovers(api_settings) == []
 
 
+def test_a_field_mapping_nested_too_deeply_is_refused_in_words(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:
+    """A mapping of 60,000 nested arrays: json's RecursionError escaped as a 500 (a JSON body says 422)."""
+    sent = upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(qa_rows()), task_type="instruct", field_mapping="[" * 60_000)
+    error = refused(sent, 422, "field_mapping is nested too deeply")
+    assert error["details"]["field"] == "field_mapping" and leftovers(api_settings) == []
+
+
 def test_a_kind_that_does_not_match_the_file_is_refused(jobs_client: TestClient, auth: dict) -> None:
     error = refused(upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(qa_rows()), kind="image"), 422,
                     "qa.jsonl: a .jsonl file is not an image dataset; image datasets are .zip")  # fmt: skip
