@@ -76,6 +76,18 @@ def test_an_image_of_more_pixels_than_allowed_is_refused_before_it_is_decoded(tm
         load_images(spec_for(folder), DataRules())
 
 
+def test_an_image_in_another_format_than_the_image_types_is_refused_unopened(tmp_path, monkeypatch):
+    """PostScript named .png: Pillow detects a format by its content and had Ghostscript (where installed)
+    render a customer's PostScript on the API's host; only the image types a dataset may hold are opened."""
+    from PIL import EpsImagePlugin
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *_args, **_kwargs: pytest.fail("Ghostscript was run"))
+    folder = make_folder(tmp_path / "d", 5)
+    (folder / "images" / "001.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n%%EOF\n")
+    with pytest.raises(DatasetError, match=r"images/001\.png is unreadable \(UnidentifiedImageError: "):
+        load_images(spec_for(folder), DataRules())
+
+
 def test_image_without_caption_is_named(tmp_path):
     from PIL import Image
 

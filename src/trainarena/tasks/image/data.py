@@ -24,6 +24,9 @@ from trainarena.tasks.text.rows import check_text_size, parse_jsonl, text_proble
 from trainarena.wording import counted
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+# The formats an image is opened as, whatever its name: Pillow otherwise detects any format it knows by
+# the content, EPS too, which it renders by running Ghostscript on the PostScript it was sent.
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
 CAPTIONS_FILE = "captions.jsonl"
 IMAGES_DIR = "images"
 
@@ -156,7 +159,7 @@ def _decode(source: str, name: str, caption: str, raw: bytes, max_pixels: int) -
 
     stream = io.BytesIO(raw)
     try:
-        with Image.open(stream) as opened:  # reads the header only: the size is known before any pixel is decoded
+        with Image.open(stream, formats=IMAGE_FORMATS) as opened:  # the header only: the size is known before any pixel is decoded
             width, height = opened.size
             if width * height > max_pixels:
                 raise DatasetError(f"{source}: image {name} is {width}x{height} pixels, more than the {max_pixels:,} "
