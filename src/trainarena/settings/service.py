@@ -170,5 +170,6 @@ class DashboardRules(Section):
     )
     artifact_files_shown: int = Field(100, ge=1, description="Files of a run's artifact listed (with their sha256) on its page.")
     artifact_hash_max_bytes: int = Field(
-        64_000_000, ge=0, description="Largest artifact file whose sha256 a run's page computes (larger ones show their size only)."
+        64_000_000, ge=0, description="Most bytes of a run's artifact its page hashes, files in path order: a file past "
+        "them shows its size only (a script chooses its files' sizes; every view of the page pays for the hashing)."
     )
