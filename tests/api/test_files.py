@@ -248,16 +248,27 @@ def _parquet(tmp_path: Path, column: pa.Array) -> bytes:
     return path.read_bytes()
 
 
-@pytest.mark.parametrize("dictionary_column", [False, True])
+QUESTION = "what is two plus two?"
+# One question repeated 50,000 times, as each kind of column holds it (a dictionary column: a pandas categorical).
+REPEATED = {
+    "plain": lambda n: pa.array([QUESTION] * n),
+    "dictionary": lambda n: pa.array([QUESTION] * n).dictionary_encode(),
+    "list": lambda n: pa.array([[QUESTION]] * n),
+    "fixed_size_list": lambda n: pa.FixedSizeListArray.from_arrays(pa.array([QUESTION] * n), 1),
+    "struct": lambda n: pa.array([{"text": QUESTION}] * n),
+    "map": lambda n: pa.array([[("text", QUESTION)]] * n, type=pa.map_(pa.string(), pa.string())),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REPEATED))
 def test_a_parquet_file_that_decodes_past_the_upload_limit_is_refused_before_it_is_loaded(
-        small_client, auth: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dictionary_column: bool) -> None:  # noqa: ANN001
+        small_client, auth: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:  # noqa: ANN001
     """Parquet stores repeated values once: a 28 KB file of 5 million rows took 1 GB and 2.5 s of the API
     process to load. Its rows, decoded, may be no larger than the upload limit, counted batch by batch
-    (a dictionary column, as pandas writes a categorical, counted per row that names a value)."""
+    (a dictionary's value once per row naming it, a nested column's values as its rows hold them)."""
     jobs_client, settings = small_client
     monkeypatch.setattr("trainarena.jobs.uploads.load_rows", lambda *_args: pytest.fail("the rows were loaded"))
-    column = pa.array(["what is two plus two?"] * 50_000)
-    data = _parquet(tmp_path, column.dictionary_encode() if dictionary_column else column)
+    data = _parquet(tmp_path, REPEATED[kind](50_000))
     assert len(data) < 4096  # small on the wire
     refused(upload(jobs_client, auth["customer"], "bomb.parquet", data), 422, "bomb.parquet",
             "decodes to more than 4,096 bytes", "(api.upload_max_bytes)")

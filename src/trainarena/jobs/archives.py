@@ -143,7 +143,10 @@ def _decoded_bytes(array: Any) -> int:
         lengths = pc.binary_length(array.dictionary).take(array.indices)  # text: the values are never expanded
         return array.indices.nbytes + (pc.sum(lengths).as_py() or 0)
     if pa.types.is_struct(kind):
-        return sum(_decoded_bytes(array.field(index)) for index in range(kind.num_fields))
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        return array.offsets.nbytes + _decoded_bytes(array.values)
+        return sum(_decoded_bytes(child) for child in array.flatten())
+    if pa.types.is_map(kind):  # its rows' keys and items (list_flatten takes no map of dictionaries; keys are not sliced)
+        start, end = array.offsets[0].as_py(), array.offsets[-1].as_py()
+        return 4 * len(array) + sum(_decoded_bytes(part.slice(start, end - start)) for part in (array.keys, array.items))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return 4 * len(array) + _decoded_bytes(array.flatten())  # an offset a row, and the values its rows hold
     return array.nbytes
