@@ -156,7 +156,7 @@ def same_as_base_reason(output_dir: Path) -> str | None:
         with path.open("rb") as handle:
             raw = handle.read(OUTCOME_MAX_BYTES + 1)
         outcome = json.loads(raw) if len(raw) <= OUTCOME_MAX_BYTES else None
-    except (OSError, ValueError):  # absent, a folder, not UTF-8 JSON
+    except (OSError, ValueError, RecursionError):  # absent, a folder, not UTF-8 JSON, nested past Python's limit
         return None
     if not isinstance(outcome, dict) or outcome.get("same_as_base") is not True or not isinstance(outcome.get("why"), str):
         return None

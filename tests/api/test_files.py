@@ -11,6 +11,8 @@ import stat
 import zipfile
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -87,9 +89,6 @@ def test_upload_list_show_and_delete(jobs_client: TestClient, auth: dict, api_se
 def test_csv_and_parquet_are_text(jobs_client: TestClient, auth: dict, tmp_path: Path) -> None:
     csv_bytes = ("q,a\n" + "".join(f"what is {i},{i}\n" for i in range(25))).encode()
     assert upload(jobs_client, auth["customer"], "rows.csv", csv_bytes).json()["format"] == "csv"
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     path = tmp_path / "rows.parquet"
     pq.write_table(pa.Table.from_pylist(qa_rows(25)), path)
     parquet = upload(jobs_client, auth["customer"], "rows.parquet", path.read_bytes(), kind="text").json()
@@ -171,11 +170,21 @@ def test_malformed_rows_name_the_row_and_the_column(jobs_client: TestClient, aut
         ("images.zip", b"PK\x03\x04 but not really a zip", ("images.zip", "not a zip archive")),
         ("qa.txt", b"hello", ("unsupported file type '.txt'",)),
         ("qa.parquet", b"PAR1 not parquet", ("qa.parquet", "cannot read the file")),
+        # Arrays nested 100,000 deep: json's RecursionError escaped as a 500.
+        ("deep.jsonl", b'{"q": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", ("deep.jsonl: line 1", "nested deeper than")),
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, ("deep.json", "nested deeper than")),
     ],
 )
 def test_wrong_types_are_named(jobs_client: TestClient, auth: dict, api_settings: Settings, name: str, data: bytes, words: tuple) -> None:
     refused(upload(jobs_client, auth["customer"], name, data), 422, *words)
     assert leftovers(api_settings) == []
+
+
+def test_a_field_mapping_nested_too_deeply_is_refused_in_words(jobs_client: TestClient, auth: dict, api_settings: Settings) -> None:
+    """A mapping of 60,000 nested arrays: json's RecursionError escaped as a 500 (a JSON body says 422)."""
+    sent = upload(jobs_client, auth["customer"], "qa.jsonl", jsonl(qa_rows()), task_type="instruct", field_mapping="[" * 60_000)
+    error = refused(sent, 422, "field_mapping is nested too deeply")
+    assert error["details"]["field"] == "field_mapping" and leftovers(api_settings) == []
 
 
 def test_a_kind_that_does_not_match_the_file_is_refused(jobs_client: TestClient, auth: dict) -> None:
@@ -230,6 +239,39 @@ def test_zip_bombs_are_refused(small_client, auth: dict) -> None:  # noqa: ANN00
     assert len(many) < 4096
     refused(upload(jobs_client, auth["customer"], "wide.zip", many), 422, "unpacks to more than 20,000 bytes",
             "(api.upload_max_unpacked_bytes)", "zip bomb")
+    assert leftovers(settings) == []
+
+
+def _parquet(tmp_path: Path, column: pa.Array) -> bytes:
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"q": column, "a": pa.array(["4"] * len(column))}), path, compression="zstd")
+    return path.read_bytes()
+
+
+QUESTION = "what is two plus two?"
+# One question repeated 50,000 times, as each kind of column holds it (a dictionary column: a pandas categorical).
+REPEATED = {
+    "plain": lambda n: pa.array([QUESTION] * n),
+    "dictionary": lambda n: pa.array([QUESTION] * n).dictionary_encode(),
+    "list": lambda n: pa.array([[QUESTION]] * n),
+    "fixed_size_list": lambda n: pa.FixedSizeListArray.from_arrays(pa.array([QUESTION] * n), 1),
+    "struct": lambda n: pa.array([{"text": QUESTION}] * n),
+    "map": lambda n: pa.array([[("text", QUESTION)]] * n, type=pa.map_(pa.string(), pa.string())),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REPEATED))
+def test_a_parquet_file_that_decodes_past_the_upload_limit_is_refused_before_it_is_loaded(
+        small_client, auth: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:  # noqa: ANN001
+    """Parquet stores repeated values once: a 28 KB file of 5 million rows took 1 GB and 2.5 s of the API
+    process to load. Its rows, decoded, may be no larger than the upload limit, counted batch by batch
+    (a dictionary's value once per row naming it, a nested column's values as its rows hold them)."""
+    jobs_client, settings = small_client
+    monkeypatch.setattr("trainarena.jobs.uploads.load_rows", lambda *_args: pytest.fail("the rows were loaded"))
+    data = _parquet(tmp_path, REPEATED[kind](50_000))
+    assert len(data) < 4096  # small on the wire
+    refused(upload(jobs_client, auth["customer"], "bomb.parquet", data), 422, "bomb.parquet",
+            "decodes to more than 4,096 bytes", "(api.upload_max_bytes)")
     assert leftovers(settings) == []
 
 

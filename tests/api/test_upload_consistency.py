@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 from test_jobs import api_settings, job_body  # noqa: F401  (the fixture with a base model)
 from test_jobs import upload as upload_id
@@ -65,3 +66,14 @@ def test_a_jobs_mapping_names_no_split_and_a_bounded_prompt(jobs_client: TestCli
     assert repeated.status_code == 422 and "['instruction'] more than once" in repeated.json()["error"]["message"], repeated.text
     fits = jobs_client.post("/v1/jobs", headers=who, json=job_body(api_settings, file_id, field_mapping={**mapping, "system_prompt": "x" * longest}))
     assert fits.status_code == 201, fits.text
+
+
+@pytest.mark.parametrize("spec", ["{instruction:>100000000}", "{instruction:{input}}", "{instruction:x^1000000000}"])
+def test_a_jobs_format_takes_no_format_spec(jobs_client: TestClient, auth: dict, api_settings: Settings, spec: str) -> None:  # noqa: F811
+    """A width in a placeholder bounded nothing: 24 characters made each row's prompt 100 MB (a nested
+    placeholder in the spec was not counted either), where a repeated placeholder is refused for the same reason."""
+    file_id = upload_id(jobs_client, auth["customer"])
+    mapping = {"field_instruction": "q", "field_output": "a", "no_input_format": spec}
+    sent = jobs_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, file_id, field_mapping=mapping))
+    assert sent.status_code == 422, sent.text
+    assert "'no_input_format' gives {instruction} a format spec" in sent.json()["error"]["message"], sent.text

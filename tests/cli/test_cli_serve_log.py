@@ -9,6 +9,10 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
+
+from trainarena.cli.serve import print_event
+from trainarena.operations.serving import ServeEvent
 
 # Four threads log at once to serve's real stdout, a pipe (pytest's capture is another kind of stream).
 LOGGING_AT_ONCE = """
@@ -39,3 +43,13 @@ def test_events_logged_from_several_threads_at_once_stay_one_per_line() -> None:
     lines = done.stdout.splitlines()
     assert len(lines) == 4 * 5000
     assert len({json.loads(line)["message"] for line in lines}) == 4 * 5000  # each line one whole event
+
+
+def test_a_scripts_stderr_in_a_text_line_reaches_the_terminal_escaped(capsys) -> None:  # noqa: ANN001
+    """A failed run's line ends with the last line of the script's stderr: `serve` printed it raw, so a
+    script could retitle the operator's window, set the clipboard (OSC 52) or erase lines there."""
+    hostile = "\x1b]52;c;ZWNobyBwd25lZA==\x07\x1b]0;owned\x07\x1b[1A\x1b[2KFAKE\x9b2J"
+    print_event(json_output=False)(ServeEvent(datetime(2026, 1, 2, tzinfo=UTC), "run_finished", f"w1: x on t: failed: {hostile}", {}))
+    line = capsys.readouterr().out
+    assert line == ("2026-01-02T00:00:00Z w1: x on t: failed: \\x1b]52;c;ZWNobyBwd25lZA==\\x07\\x1b]0;owned\\x07"
+                    "\\x1b[1A\\x1b[2KFAKE\\x9b2J\n")

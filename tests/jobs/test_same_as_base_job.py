@@ -138,6 +138,7 @@ def _status(store, job_id: str) -> str:  # noqa: ANN001
         ({"same_as_base": True, "why": "bell \x07"}, None),
         (["same_as_base"], None),
         ("not json {", None),
+        ("[" * 2000 + "]" * 2000, None),  # nested past Python's recursion limit: its RecursionError failed the job
         (None, None),  # no file
     ],
 )

@@ -35,6 +35,7 @@ def test_other_tables_are_ignored() -> None:
     ("text", "message"),
     [
         ("contract = = 1", "not valid TOML"),
+        ("x = " + "[" * 5000 + "]" * 5000, "nested deeper"),  # tomllib's RecursionError: a registration's 500
         ("[other]\nx = 1\n", r"no \[trainarena\] table"),
         (_toml('entrypoint = "train.py"\n'), "missing 'contract'"),
         (_toml('contract = 2\nentrypoint = "train.py"\n'), "contract version 2 is not supported"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import PurePosixPath
 
 import pytest
@@ -202,6 +203,19 @@ def test_a_symlink_that_climbs_out_through_another_link_is_rejected(settings: Se
     sha = make_repo.commit(repo, {})
     with pytest.raises(RegistrationError, match="symbolic links must stay inside the repository: a -> b/b/../..$"):
         register(settings, name="a", repo=str(repo), commit=sha)
+
+
+@pytest.mark.parametrize(("target", "problem"), [(b"train\xff.py", "that is not UTF-8"), (b"train\0.py", "holding a NUL byte")])
+def test_a_symlink_target_the_export_cannot_write_is_refused_in_words(settings: Settings, make_repo: RepoFactory, target: bytes,
+                                                                       problem: str) -> None:  # fmt: skip
+    """The check read a target with replacement characters, the export strictly: a UnicodeDecodeError (or
+    ValueError, for a NUL a crafted tree can hold) answered a registration with a 500."""
+    repo, _ = make_repo()
+    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=repo, input=target, capture_output=True, check=True).stdout.decode().strip()
+    git(repo, "update-index", "--add", "--cacheinfo", f"120000,{blob},odd")
+    git(repo, "commit", "--quiet", "-m", "odd link")
+    with pytest.raises(RegistrationError, match=f"symbolic link odd points at a name {problem}"):
+        register(settings, name="a", repo=str(repo), commit=git(repo, "rev-parse", "HEAD"))
 
 
 @pytest.mark.parametrize(("links", "escaping"), [

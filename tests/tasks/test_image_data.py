@@ -63,6 +63,46 @@ def test_unreadable_image_is_named(tmp_path):
     assert "0x" not in str(refused.value)
 
 
+def test_an_image_of_more_pixels_than_allowed_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    """A 20 KB one-bit PNG of 13000x13000 pixels, under Pillow's own bomb limit, decoded to RGB took 1.6 GB
+    and 6 s of the API process per image: its size is read from the header and refused first."""
+    from PIL import Image
+
+    folder = make_folder(tmp_path / "d", 5)
+    Image.new("1", (5000, 4000)).save(folder / "images" / "000.png")  # 5 KB on disk
+    monkeypatch.setattr(Image.Image, "convert", lambda *_args, **_kwargs: pytest.fail("the image was decoded"))
+    with pytest.raises(DatasetError, match=r"d: image images/000\.png is 5000x4000 pixels, more than the 16,777,216 allowed "
+                                           r"\(data\.max_image_pixels\); scale it down$"):
+        load_images(spec_for(folder), DataRules())
+
+
+def test_images_of_more_pixels_in_all_than_a_dataset_may_hold_are_refused_before_they_are_decoded(tmp_path, monkeypatch):
+    """Thousands of 60 KB PNGs of 4096x4096 pixels each took a second each to decode: an hour of the API's
+    CPU for one upload. The pixels of all the images are counted from their headers as they are read."""
+    from PIL import Image
+
+    folder = make_folder(tmp_path / "d", 5)  # 8x8 images: 64 pixels each
+    decoded = []
+    convert = Image.Image.convert
+    monkeypatch.setattr(Image.Image, "convert", lambda image, *args, **kwargs: decoded.append(1) or convert(image, *args, **kwargs))
+    with pytest.raises(DatasetError, match=r"the images up to images/003\.png hold more than the 200 pixels a dataset may "
+                                           r"hold in all \(data\.max_dataset_pixels\)"):
+        load_images(spec_for(folder), DataRules(max_dataset_pixels=200))
+    assert len(decoded) == 3
+
+
+def test_an_image_in_another_format_than_the_image_types_is_refused_unopened(tmp_path, monkeypatch):
+    """PostScript named .png: Pillow detects a format by its content and had Ghostscript (where installed)
+    render a customer's PostScript on the API's host; only the image types a dataset may hold are opened."""
+    from PIL import EpsImagePlugin
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *_args, **_kwargs: pytest.fail("Ghostscript was run"))
+    folder = make_folder(tmp_path / "d", 5)
+    (folder / "images" / "001.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n%%EOF\n")
+    with pytest.raises(DatasetError, match=r"images/001\.png is unreadable \(UnidentifiedImageError: "):
+        load_images(spec_for(folder), DataRules())
+
+
 def test_image_without_caption_is_named(tmp_path):
     from PIL import Image
 

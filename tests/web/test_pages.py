@@ -19,6 +19,7 @@ from web_store import CHALLENGER, DashboardStore, customer_with_a_job, sign_in, 
 from trainarena.api import create_app
 from trainarena.operations.schedule import latest_due
 from trainarena.reporting.competitor_history import ScorePoint, score_history
+from trainarena.reporting.run_files import artifact_files
 from trainarena.reporting.run_list import list_runs
 from trainarena.settings import DashboardRules, ScheduleRules, Settings
 from trainarena.store import Run, TaskRow, add_stored_task, get_competitor, open_store
@@ -180,6 +181,16 @@ def test_run_page_shows_the_servers_paths_to_a_signed_in_operator_only(client: T
         operator = create_key(session, "ops", ApiRole.OPERATOR).secret
     sign_in(client, operator)
     assert f"Last lines of stderr (from {Path(log_path) / 'stderr.log'}):" in text_of(client.get(f"/runs/{crashed}").text)
+
+
+def test_a_run_page_hashes_no_more_artifact_bytes_than_its_budget(tmp_path: Path) -> None:
+    """The budget was per file: an artifact of 100 files just under it (a run page lists 100) made every
+    anonymous view of the page hash 6.4 GB; it now bounds the bytes one view hashes."""
+    for index in range(5):
+        (tmp_path / f"shard-{index}.safetensors").write_bytes(bytes([index]) * 40)
+    lines, count = artifact_files(str(tmp_path), limit=100, hash_max_bytes=100)
+    assert count == 5 and [line.sha256 is not None for line in lines] == [True, True, False, False, False]
+    assert lines[1].sha256 == hashlib.sha256(bytes([1]) * 40).hexdigest()
 
 
 def test_run_page_lists_the_artifact_files_with_their_digests(client: TestClient) -> None:

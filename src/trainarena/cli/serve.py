@@ -17,7 +17,7 @@ import typer
 
 from trainarena.cli.api import SECOND_STOP, STOPPING, STOPPING_NOW, HostOption, PortOption, serve_api, sharing_devices
 from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE, threads_per_run
-from trainarena.cli.output import fail
+from trainarena.cli.output import fail, printable
 from trainarena.execution import SandboxUnavailable
 from trainarena.jobs import JobWorker
 from trainarena.operations.drivers import BackgroundDrivers
@@ -31,7 +31,8 @@ from trainarena.store import open_store
 
 def print_event(json_output: bool) -> Callable[[ServeEvent], None]:
     def log(event: ServeEvent) -> None:
-        line = json.dumps(event.to_json()) if json_output else f"{event.at:%Y-%m-%dT%H:%M:%SZ} {event.message}"
+        # A text line may end with a script's stderr (a failed run's reason): escaped, as every CLI output prints it.
+        line = json.dumps(event.to_json()) if json_output else printable(f"{event.at:%Y-%m-%dT%H:%M:%SZ} {event.message}")
         # One write with its newline: print writes them apart, and a line another thread (or the signal
         # handler) logged at that moment fell between them, two events on one line. No lock: the signal
         # handler may run while its own thread is logging.

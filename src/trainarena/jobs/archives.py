@@ -1,4 +1,4 @@
-"""Checking an uploaded zip of captioned images before anything unpacks it.
+"""Checking an uploaded zip of captioned images, or parquet file, before anything unpacks it.
 
 What it protects against: zip bombs (a small upload that unpacks to gigabytes: the sum of the
 members' declared sizes, the bytes actually inflated, and each member's compression ratio are
@@ -6,10 +6,17 @@ bounded by ``ApiRules``), path traversal (a member named ``../x``, ``/etc/x`` or
 links stored as members, too many members, and a file that only claims to be a zip. Every refusal
 names the member and the limit.
 
-What it does not protect against: an image that is a decompression bomb of its own (Pillow's
-``MAX_IMAGE_PIXELS`` check refuses those when the image is decoded), or captions that are wrong.
+What it does not protect against: an image that is a decompression bomb of its own (the image loader
+refuses one of more than ``DataRules.max_image_pixels`` from its header, before decoding it), or
+captions that are wrong.
 Nothing is extracted to disk: the dataset loader reads members from the archive in memory, which
 this check bounds first.
+
+A parquet file stores a repeated value once (a dictionary, run lengths), so kilobytes can name one
+value in millions of rows, each its own object once the loader reads them: :func:`check_parquet`
+bounds the rows' decoded size by ``api.upload_max_bytes`` (what a JSON Lines upload may hold), counted
+a batch at a time without expanding a repeated value. It does not protect against a file whose
+metadata lies about a page's size (the reader allocates what a page header declares).
 """
 
 from __future__ import annotations
@@ -17,11 +24,13 @@ from __future__ import annotations
 import stat
 import zipfile
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from trainarena.settings import ApiRules
 from trainarena.tasks.base import DatasetError
 
 _CHUNK = 1 << 16
+_PARQUET_BATCH_ROWS = 4096
 
 
 def check_zip(path: Path, shown_name: str, rules: ApiRules) -> int:
@@ -86,3 +95,58 @@ def _check_inflated(shown_name: str, archive: zipfile.ZipFile, members: list[zip
                                            "or the unpacked limit (api.upload_max_unpacked_bytes): refused as a zip bomb")  # fmt: skip
         except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as error:
             raise DatasetError(f"{shown_name}: member {member.filename!r} cannot be read ({error})") from None
+
+
+def check_parquet(path: Path, shown_name: str, rules: ApiRules) -> None:
+    """DatasetError naming ``shown_name`` when the parquet file's rows, decoded, take more than
+    ``rules.upload_max_bytes`` (module docstring)."""
+    try:
+        too_large = _decodes_past(path, rules.upload_max_bytes)
+    except (OSError, ValueError, NotImplementedError) as error:  # pyarrow's errors derive from these
+        raise DatasetError(f"{shown_name}: cannot read the file ({type(error).__name__}: {error})") from None
+    if too_large:
+        raise DatasetError(f"{shown_name}: decodes to more than {rules.upload_max_bytes:,} bytes (api.upload_max_bytes), the "
+                           "most a text upload may hold: refused as a decompression bomb")  # fmt: skip
+
+
+def _decodes_past(path: Path, limit: int) -> bool:
+    """Whether the file's stored pages (from the metadata), or its rows read a batch at a time, take more
+    than ``limit`` bytes: every text column is read as a dictionary, so that a repeated value is counted
+    once per row, never expanded."""
+    import pyarrow.parquet as parquet  # here: only a parquet upload pays for its import
+
+    metadata = parquet.read_metadata(path)
+    stored = sum(metadata.row_group(group).column(column).total_uncompressed_size
+                 for group in range(metadata.num_row_groups) for column in range(metadata.num_columns))  # fmt: skip
+    if stored > limit:
+        return True
+    columns = [metadata.schema.column(index) for index in range(len(metadata.schema))]
+    texts = [column.path for column in columns if column.physical_type == "BYTE_ARRAY"]
+    decoded = 0
+    for batch in parquet.ParquetFile(path, read_dictionary=texts).iter_batches(batch_size=_PARQUET_BATCH_ROWS):
+        decoded += sum(_decoded_bytes(column) for column in batch.columns)
+        if decoded > limit:
+            return True
+    return False
+
+
+def _decoded_bytes(array: Any) -> int:
+    """The bytes the pyarrow ``array`` takes with every value its own: a dictionary's value once per row naming it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        texts = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+        if not any(is_text(array.dictionary.type) for is_text in texts):
+            return array.dictionary.take(array.indices).nbytes
+        lengths = pc.binary_length(array.dictionary).take(array.indices)  # text: the values are never expanded
+        return array.indices.nbytes + (pc.sum(lengths).as_py() or 0)
+    if pa.types.is_struct(kind):
+        return sum(_decoded_bytes(child) for child in array.flatten())
+    if pa.types.is_map(kind):  # its rows' keys and items (list_flatten takes no map of dictionaries; keys are not sliced)
+        start, end = array.offsets[0].as_py(), array.offsets[-1].as_py()
+        return 4 * len(array) + sum(_decoded_bytes(part.slice(start, end - start)) for part in (array.keys, array.items))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return 4 * len(array) + _decoded_bytes(array.flatten())  # an offset a row, and the values its rows hold
+    return array.nbytes

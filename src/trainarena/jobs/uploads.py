@@ -4,8 +4,9 @@ plugins' own loaders (the checks ``trainarena task check`` runs), then kept unde
 
 Formats: ``.jsonl``, ``.json``, ``.csv``, ``.parquet`` for text task types; a ``.zip`` of images with a
 ``captions.jsonl`` (the layout image tasks take, ``tasks/image``) for image tasks, checked against
-zip bombs and path traversal first (``jobs.archives``). Without a field mapping an upload is checked
-as rows (every row readable, within the size limits, enough of them); with a task type and a
+zip bombs and path traversal first (``jobs.archives``, which also bounds what a parquet file decodes
+to). Without a field mapping an upload is checked as rows (every row readable, within the size
+limits, enough of them); with a task type and a
 mapping it is also prepared as that task type would be, so a customer learns of a missing column
 before creating a job. Messages name the uploaded file (never the server's path), the row and the
 column; ``details`` carry them for programs.
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from trainarena.contract import TaskType
-from trainarena.jobs.archives import check_zip
+from trainarena.jobs.archives import check_parquet, check_zip
 from trainarena.jobs.errors import InvalidInput, TooLarge
 from trainarena.settings import Settings
 from trainarena.tasks import registered_task_types
@@ -119,6 +120,8 @@ def check_file(path: Path, filename: str, kind: str, fmt: str, settings: Setting
     if kind == IMAGE:
         return _check_images(path, filename, fmt, settings, field_mapping if task_type is not None else None)
     with _named(path, filename):
+        if fmt == "parquet":
+            check_parquet(path, filename, settings.api)
         rows = load_rows(_Source(str(path)), settings.data)
     if len(rows) < settings.data.min_rows:
         raise InvalidInput(f"{filename}: {counted(len(rows), 'row')}, fewer than the minimum of {settings.data.min_rows} "

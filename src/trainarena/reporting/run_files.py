@@ -49,14 +49,17 @@ def _sha256(path: Path) -> str:
 
 
 def artifact_files(artifact_path: str | None, *, limit: int, hash_max_bytes: int) -> tuple[list[FileLine], int]:
-    """(the first ``limit`` files of the artifact folder in path order, how many files it holds);
-    files over ``hash_max_bytes`` are listed without their sha256."""
+    """(the first ``limit`` files of the artifact folder in path order, how many files it holds); their
+    sha256 while the bytes hashed stay within ``hash_max_bytes`` (a page view's work, whatever a script
+    wrote), the files past it listed without."""
     folder = None if artifact_path is None else Path(artifact_path)
     if folder is None or not folder.is_dir():
         return [], 0
     files = sorted((p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()), key=lambda p: p.relative_to(folder).as_posix())
-    lines = []
+    lines, budget = [], hash_max_bytes
     for path in files[:limit]:
         size = path.stat().st_size
-        lines.append(FileLine(path.relative_to(folder).as_posix(), size, _sha256(path) if size <= hash_max_bytes else None))
+        hashed = size <= budget
+        budget -= size if hashed else 0
+        lines.append(FileLine(path.relative_to(folder).as_posix(), size, _sha256(path) if hashed else None))
     return lines, len(files)

@@ -28,7 +28,8 @@ class ApiRules(Section):
     )
     rate_limit_burst: int = Field(120, ge=1, description="Requests one key may make at once before the even refill applies.")
     upload_max_bytes: int = Field(
-        200_000_000, ge=1024, description="Largest file a customer may upload (POST /v1/files); larger is refused with 413."
+        200_000_000, ge=1024, description="Largest file a customer may upload (POST /v1/files); larger is refused with 413. A "
+        "parquet file's rows, decoded, may take no more (422: parquet stores a repeated value once)."
     )
     json_body_max_bytes: int = Field(
         4_000_000, ge=1024, description="Largest JSON body a request may send (jobs, tasks, competitors, tournaments); "
@@ -169,5 +170,6 @@ class DashboardRules(Section):
     )
     artifact_files_shown: int = Field(100, ge=1, description="Files of a run's artifact listed (with their sha256) on its page.")
     artifact_hash_max_bytes: int = Field(
-        64_000_000, ge=0, description="Largest artifact file whose sha256 a run's page computes (larger ones show their size only)."
+        64_000_000, ge=0, description="Most bytes of a run's artifact its page hashes, files in path order: a file past "
+        "them shows its size only (a script chooses its files' sizes; every view of the page pays for the hashing)."
     )

@@ -39,6 +39,14 @@ class DataRules(Section):
         "gives its runs no deadline in practice."
     )
     min_images: int = Field(4, ge=2, description="Fewest valid images an image dataset may have.")
+    max_image_pixels: int = Field(
+        4096 * 4096, ge=1, description="Most pixels (width x height) one image of an image dataset may have, read "
+        "from its header before it is decoded: a small PNG can declare a huge canvas that takes gigabytes to decode."
+    )
+    max_dataset_pixels: int = Field(
+        1 << 30, ge=1, description="Most pixels all the images of an image dataset may have together, read from their "
+        "headers: a zip of thousands of small PNGs of large uniform canvases took an hour of CPU to decode."
+    )
     eval_batch_size: int = Field(16, ge=1, description="Batch size of hidden-split evaluation.")
     eval_max_length: int = Field(512, ge=16, description="Token cap per evaluated example.")
     eval_timeout_seconds: float = Field(1800.0, gt=0.0, description="Wall-clock limit of one evaluation child process.")

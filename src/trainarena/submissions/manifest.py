@@ -55,6 +55,8 @@ def parse_manifest(text: str) -> Manifest:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise RegistrationError(f"{MANIFEST_NAME} is not valid TOML: {error}") from error
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise RegistrationError(f"{MANIFEST_NAME} holds arrays or tables nested deeper than Python can read") from None
     section = document.get("trainarena")
     if not isinstance(section, dict):
         near = [name for name in document if isinstance(document[name], dict) and _near(name, ("trainarena",))]

@@ -207,7 +207,14 @@ def _check_symlinks(entries: list[git.TreeEntry], blobs: dict[str, bytes]) -> No
     """A link may point inside the repository only: outside it would read the host in a sandbox-less run.
     Links are followed through the tree as the kernel would (``b -> .`` then ``a -> b/b/../..`` climbs
     two levels, which the text alone does not show)."""
-    links = {entry.path: blobs[entry.object_id].decode("utf-8", errors="replace") for entry in entries if entry.kind == "symlink"}
+    links = {}
+    for entry in (entry for entry in entries if entry.kind == "symlink"):
+        try:  # as the export writes it: a target it cannot write is refused here, in words
+            links[entry.path] = blobs[entry.object_id].decode("utf-8")
+        except UnicodeDecodeError:
+            raise RegistrationError(f"symbolic link {entry.path} points at a name that is not UTF-8") from None
+        if "\0" in links[entry.path]:
+            raise RegistrationError(f"symbolic link {entry.path} points at a name holding a NUL byte")
     escaping = [f"{path} -> {target}" for path, target in links.items()
                 if _escapes(list(PurePosixPath(path).parent.parts) + target.split("/"), links)]
     if escaping:

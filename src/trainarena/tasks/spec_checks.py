@@ -35,15 +35,20 @@ def check_answer_column(spec: object, answer: str, prompt_fields: Iterable[str])
 
 
 def check_format(name: str, value: object, allowed: set[str]) -> None:
-    """A format string that uses only the allowed placeholders, each at most once (DatasetError naming
-    the field otherwise): a placeholder repeated a thousand times would make each row's text a thousand
-    times its size while the platform prepares the data."""
+    """A format string that uses only the allowed placeholders, each at most once and without a format
+    spec (DatasetError naming the field otherwise): a placeholder repeated a thousand times, or given a
+    width (``{instruction:>100000000}``), would make each row's text that much larger while the platform
+    prepares and scores the data; a spec could also hide a placeholder (``{instruction:{input}}``)."""
     if not isinstance(value, str):
         raise DatasetError(f"dataset spec: '{name}' must be a string, got {value!r}")
     try:
-        fields = [field for _, field, _, _ in string.Formatter().parse(value) if field is not None]
+        parsed = [(field, spec) for _, field, spec, _ in string.Formatter().parse(value) if field is not None]
     except ValueError as error:
         raise DatasetError(f"dataset spec: '{name}' = {value!r} is not a valid format string ({error})") from None
+    specified = next((field for field, spec in parsed if spec), None)
+    if specified is not None:
+        raise DatasetError(f"dataset spec: '{name}' gives {{{specified}}} a format spec; placeholders take none (plain {{{specified}}})")
+    fields = [field for field, _spec in parsed]
     repeated = sorted({field for field in fields if fields.count(field) > 1})
     if repeated:
         raise DatasetError(f"dataset spec: '{name}' uses {repeated} more than once; each placeholder may appear once")

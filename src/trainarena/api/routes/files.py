@@ -119,6 +119,8 @@ def _mapping(text: str | None) -> dict[str, Any] | None:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidInput(f"field_mapping is not JSON ({error.msg})", field="field_mapping") from None
+    except RecursionError:  # as a JSON body nested too deeply is answered (api.errors)
+        raise InvalidInput("field_mapping is nested too deeply (arrays or objects inside one another)", field="field_mapping") from None
     if not isinstance(value, dict):
         raise InvalidInput("field_mapping must be a JSON object", field="field_mapping")
     return value

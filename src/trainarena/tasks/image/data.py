@@ -24,6 +24,9 @@ from trainarena.tasks.text.rows import check_text_size, parse_jsonl, text_proble
 from trainarena.wording import counted
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+# The formats an image is opened as, whatever its name: Pillow otherwise detects any format it knows by
+# the content, EPS too, which it renders by running Ghostscript on the PostScript it was sent.
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
 CAPTIONS_FILE = "captions.jsonl"
 IMAGES_DIR = "images"
 
@@ -46,11 +49,12 @@ def load_images(spec: ImageDatasetSpec, rules: DataRules) -> list[CaptionedImage
     uncaptioned = sorted(name for name in files if name.lower().endswith(IMAGE_SUFFIXES) and name not in captions)
     if uncaptioned:
         raise DatasetError(f"{spec.source}: image {uncaptioned[0]} has no caption in {spec.captions}")
-    images = []
+    images, pixels = [], 0
     for name, caption in captions.items():
         if name not in files:
             raise DatasetError(f"{spec.source}: {spec.captions} names {name}, which is not in the dataset")
-        images.append(_decode(spec.source, name, caption, files[name]))
+        images.append(_decode(spec.source, name, caption, files[name], rules, pixels))
+        pixels += images[-1].size[0] * images[-1].size[1]
     if len(images) < rules.min_images:
         raise DatasetError(f"{spec.source}: {counted(len(images), 'captioned image')}, fewer than the minimum of {rules.min_images}")
     return images
@@ -151,13 +155,24 @@ def _parse_captions(source: str, captions_name: str, raw: bytes, rules: DataRule
     return captions
 
 
-def _decode(source: str, name: str, caption: str, raw: bytes) -> CaptionedImage:
+def _decode(source: str, name: str, caption: str, raw: bytes, rules: DataRules, pixels_before: int) -> CaptionedImage:
+    """The image, re-encoded; its size is read from its header and checked against ``rules`` (with the
+    ``pixels_before`` of the dataset's images before it) before a pixel is decoded."""
     from PIL import Image, UnidentifiedImageError
 
     stream = io.BytesIO(raw)
     try:
-        with Image.open(stream) as opened:
+        with Image.open(stream, formats=IMAGE_FORMATS) as opened:  # the header only
+            width, height = opened.size
+            if width * height > rules.max_image_pixels:
+                raise DatasetError(f"{source}: image {name} is {width}x{height} pixels, more than the {rules.max_image_pixels:,} "
+                                   "allowed (data.max_image_pixels); scale it down")  # fmt: skip
+            if pixels_before + width * height > rules.max_dataset_pixels:
+                raise DatasetError(f"{source}: the images up to {name} hold more than the {rules.max_dataset_pixels:,} pixels "
+                                   "a dataset may hold in all (data.max_dataset_pixels); use fewer or smaller images")  # fmt: skip
             rgb = opened.convert("RGB")
+    except DatasetError:  # a ValueError too: not one of the image's own
+        raise
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
         detail = str(error).replace(str(stream), name)  # PIL names the stream it read (a memory address), not the file
         raise DatasetError(f"{source}: image {name} is unreadable ({type(error).__name__}: {detail})") from None

@@ -114,12 +114,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _json_loads(text: str, where: str) -> Any:
-    """``json.loads``, but a number longer than Python converts (``sys.get_int_max_str_digits``) is a
+    """``json.loads``, but a number longer than Python converts (``sys.get_int_max_str_digits``), or
+    arrays and objects nested past Python's recursion limit (a RecursionError: an upload's 500), are a
     DatasetError in plain words, where Python's ValueError told the customer to call a Python function."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
         raise
+    except RecursionError:
+        raise DatasetError(f"{where} holds arrays or objects nested deeper than a dataset's values may be") from None
     except ValueError:  # the only other ValueError json.loads raises: the integer digits limit
         raise DatasetError(f"{where} holds a number of more than {sys.get_int_max_str_digits()} digits, longer than a "
                            "dataset's numbers may be; write it in quotes if it is text") from None
