@@ -243,6 +243,10 @@ class ScoredFinal(Final):
     and its artifact then fails its evaluation once both slots train the boss round early."""
 
     both_early: threading.Event = field(default_factory=threading.Event)
+    # Counted under a lock: the two early runs start on two slots at once, and a count read from the
+    # recorded runs could miss the second (both read it before either was recorded).
+    early_count: int = 0
+    early_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def train(self, request: RunRequest) -> RunReport | _Scoring:
         if request.stage == Stage.KNOCKOUT and request.competitor.name == "b":
@@ -253,8 +257,11 @@ class ScoredFinal(Final):
                 return RunReport(RunStatus.FAILED, 0.0, 1.0, failure_reason="its artifact failed evaluation")
 
             return _Scoring(fails_once_both_slots_train_early)
-        if request.run_id < 0 and sum(r.run_id < 0 for r in self.runs) == 1:
-            self.both_early.set()  # the second early run starts now
+        if request.run_id < 0:
+            with self.early_lock:
+                self.early_count += 1
+                if self.early_count == 2:
+                    self.both_early.set()  # the second early run starts now
         return self.execute(request)
 
 
