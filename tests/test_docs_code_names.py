@@ -35,10 +35,12 @@ def code_names() -> list[tuple[str, str]]:
     return found
 
 
-def modules_run() -> list[tuple[str, str]]:
-    return [(f"{document.relative_to(ROOT)}:{number}", module) for document in DOCUMENTS
+def modules_run() -> list[tuple[str, str, list[str]]]:
+    """(where, module, the options given to it) of each `python -m` of trainarena or the benchmarks."""
+    return [(f"{document.relative_to(ROOT)}:{number}", module, re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", rest))
+            for document in DOCUMENTS
             for number, line in enumerate(document.read_text(encoding="utf-8").splitlines(), start=1)
-            for module in re.findall(r"python -m ((?:trainarena|benchmarks)[a-z_.]*)", line)]  # fmt: skip
+            for module, rest in re.findall(r"python -m ((?:trainarena|benchmarks)[a-z_.]*)([^`#\n]*)", line)]  # fmt: skip
 
 
 def _resolves(name: str) -> bool:
@@ -64,7 +66,9 @@ def test_the_docs_are_read_for_code_names() -> None:
     names = {name for _, name in code_names()}
     assert {"engine.bracket.replay", "tasks.digests.path_digest", "engine.MAX_SIMULATED_ENTRANTS"} <= names
     assert "api.port" not in names and not _resolves("engine.bracket.no_such_function")
-    assert ("README.md", "benchmarks.engine_scale") in {(where.split(":")[0], module) for where, module in modules_run()}
+    runs = {(where.split(":")[0], module, tuple(options)) for where, module, options in modules_run()}
+    assert ("README.md", "benchmarks.engine_scale", ()) in runs
+    assert ("docs/benchmarks.md", "benchmarks.list_scale", ("--small", "--large", "--json")) in runs
 
 
 @pytest.mark.parametrize(("where", "name"), code_names(), ids=[f"{w} {n}" for w, n in code_names()])
@@ -72,10 +76,16 @@ def test_every_code_name_in_the_docs_resolves(where: str, name: str) -> None:
     assert _resolves(name), f"{where}: `{name}` is no module or attribute of trainarena"
 
 
-@pytest.mark.parametrize(("where", "module"), modules_run(), ids=[f"{w} {m}" for w, m in modules_run()])
-def test_every_module_the_docs_run_exists(where: str, module: str) -> None:
+@pytest.mark.parametrize(("where", "module", "options"), modules_run(), ids=[f"{w} {m}" for w, m, _ in modules_run()])
+def test_every_module_the_docs_run_exists_with_its_options(where: str, module: str, options: list[str]) -> None:
+    """The options are looked for as the strings its argument parser declares (`"--seeds"`)."""
     if module.startswith("benchmarks"):
         path = ROOT / module.replace(".", "/")
-        assert path.with_suffix(".py").is_file() or (path / "__main__.py").is_file(), f"{where}: no {module}"
+        source = path.with_suffix(".py") if path.with_suffix(".py").is_file() else path / "__main__.py"
     else:
-        assert importlib.util.find_spec(module) is not None, f"{where}: no {module}"
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and spec.origin, f"{where}: no {module}"
+        source = Path(spec.origin) if not spec.submodule_search_locations else Path(spec.origin).with_name("__main__.py")
+    assert source.is_file(), f"{where}: no {module}"
+    text = source.read_text(encoding="utf-8")
+    assert [option for option in options if f'"{option}"' not in text] == [], f"{where}: {module} takes no such option"
