@@ -3,10 +3,12 @@ every endpoint's purpose", kept true as routes are added."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
 from trainarena.api import create_app
+from trainarena.api.errors import STATUS_CODES
 from trainarena.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -32,3 +34,32 @@ def test_docs_list_every_kind_of_record_entry() -> None:
     line = next(line for line in DOCS.read_text(encoding="utf-8").splitlines() if line.startswith("| `GET /v1/records/entries`"))
     listed = re.search(r"`kind` \(([^)]*)\)", line)
     assert listed is not None and set(re.findall(r"`(\w+)`", listed.group(1))) == {kind.value for kind in Kind}
+
+
+def _codes_raised() -> set[str]:
+    """The codes the API's routes give an ``ApiError``: every string in its second argument or, when that is
+    a variable, in what the module assigns to it (``code = "publishing_off" if ... else "conflict"``)."""
+
+    def strings(node: ast.AST) -> set[str]:
+        return {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+    codes = set()
+    for path in (DOCS.parents[1] / "src" / "trainarena" / "api").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        assigned = [(node.targets[0].id, node.value) for node in ast.walk(tree)
+                    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)]  # fmt: skip
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ApiError" and len(node.args) > 1:
+                code = node.args[1]
+                codes |= strings(code) if not isinstance(code, ast.Name) else set().union(
+                    *(strings(value) for name, value in assigned if name == code.id))
+    return codes
+
+
+def test_docs_name_every_error_code() -> None:
+    """A client switches on `code`: each one the API answers is in docs/api.md (`bad_request` and
+    `internal_error` were not)."""
+    raised = _codes_raised()
+    assert {"bad_request", "publishing_off", "model_files_missing", "tournament_refused"} <= raised
+    documented = set(re.findall(r"`([a-z_]+)`", DOCS.read_text(encoding="utf-8")))
+    assert (raised | set(STATUS_CODES.values())) - documented == set()
