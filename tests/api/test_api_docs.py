@@ -63,3 +63,40 @@ def test_docs_name_every_error_code() -> None:
     assert {"bad_request", "publishing_off", "model_files_missing", "tournament_refused"} <= raised
     documented = set(re.findall(r"`([a-z_]+)`", DOCS.read_text(encoding="utf-8")))
     assert (raised | set(STATUS_CODES.values())) - documented == set()
+
+
+def _route_lines() -> dict[tuple[str, str], str]:
+    """Each route's line of docs/api.md (a list item or a table row), by (method, path shape)."""
+    lines = {}
+    for line in DOCS.read_text(encoding="utf-8").splitlines():
+        found = re.match(r"(?:- |\| )`(GET|POST|PUT|PATCH|DELETE) (/v1/[^`?\s]*)`", line)
+        if found:
+            lines[(found.group(1), _shape(found.group(2)))] = line
+    return lines
+
+
+def test_docs_name_every_body_field_and_which_are_optional() -> None:
+    """A route's line names each field its body takes; where it writes the body's shape (`{"name", "hotkey"?}`)
+    the shape is the body's, `?` marking exactly the fields that may be left out. A route described "as for"
+    another takes that one's fields."""
+    schema = create_app(Settings()).openapi()
+    lines = _route_lines()
+    checked = 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            if not content:
+                continue
+            body = next(iter(content.values()))["schema"]
+            body = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]] if "$ref" in body else body
+            fields, required = set(body["properties"]), set(body.get("required", []))
+            line = lines[(method.upper(), _shape(path))]
+            same_as = re.search(r"as for `(POST|PUT|PATCH) (/v1/[^`]*)`", line)
+            named_in = line + (lines[(same_as.group(1), _shape(same_as.group(2)))] if same_as else "")
+            assert {field for field in fields if f"`{field}`" not in named_in and f'"{field}"' not in named_in} == set(), line[:80]
+            shape = re.search(r"`\{((?:\"\w+\"\??(?:, )?)+)\}`", line)
+            if shape:
+                written = dict(re.findall(r'"(\w+)"(\??)', shape.group(1)))
+                assert (set(written), {f for f, optional in written.items() if not optional}) == (fields, required), line[:80]
+            checked += 1
+    assert checked >= 8
