@@ -1,8 +1,8 @@
 """Every setting README.md and docs/*.md name exists, as its variable (`TRAINARENA_SCHEDULE__TEXT_POOL`, or
-the short `__IMAGE_POOL` after it), its key (`schedule.text_pool`) or a field with its default in
-parentheses (`group_size_min` (6)); every value the docs assign in a variable is one the settings take;
-and every default the docs state that way is the code's. Operators copy these lines into their
-environment, where a misspelt name is ignored with a warning at best."""
+the short `__IMAGE_POOL` after it), its key (`schedule.text_pool`) or a field with its default beside it
+(`group_size_min` (6), `lease.lease_seconds`, default 60 s); every value the docs assign in a variable is
+one the settings take; and every default the docs state that way is the code's. Operators copy these
+lines into their environment, where a misspelt name is ignored with a warning at best."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ ASSIGNMENT = re.compile(r"(TRAINARENA_[A-Z0-9_]+)=('[^'\n]*'|\"[^\"\n]*\"|[^\s`'
 KEY = re.compile(r"`([a-z_]+)\.([a-z_0-9]+)`")
 FILE_SUFFIXES = {"md", "py", "txt", "json", "toml", "pem", "png"}  # `rules.md`, `sandbox.txt`: files, not keys
 NOT_KEYS = {("data", "lines")}  # a job event's `data` object (docs/api.md, "Jobs"), not the settings' data section
-DEFAULT = re.compile(r"`(?:([a-z_]+)\.|TRAINARENA_([A-Z_]+?)__)?([a-zA-Z_0-9]+)`,? \((?:default )?([\d,.]+) ?(%|s\b|seconds?|minutes?|hours?)?")
+DEFAULT = re.compile(r"`(?:([a-z_]+)\.|TRAINARENA_([A-Z_]+?)__)?([a-zA-Z_0-9]+)`(?:,? \((?:default )?|, default )([\d,.]+) ?(%|s\b|seconds?|minutes?|hours?)?")
 UNITS = {None: 1, "s": 1, "second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "%": 0.01}
 
 
@@ -71,7 +71,8 @@ def test_the_docs_are_read_for_settings() -> None:
     named = {name for _, name in named_variables()}
     assert {"TRAINARENA_SCHEDULE__IMAGE_OFFSET", "TRAINARENA_WEIGHTS__FALLBACK_HOTKEY", "TRAINARENA_DATA__REWARD*"} <= named
     stated = {key for _, key, _, _ in _defaults()}
-    assert {"rules.group_size_min", "dashboard.poll_seconds", "schedule.retry_after_fault", "data.test_fraction"} <= stated
+    assert {"rules.group_size_min", "dashboard.poll_seconds", "schedule.retry_after_fault", "data.test_fraction",
+            "lease.lease_seconds"} <= stated
 
 
 def test_every_variable_the_docs_name_is_a_setting() -> None:
