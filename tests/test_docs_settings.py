@@ -38,7 +38,7 @@ ASSIGNMENT = re.compile(r"(TRAINARENA_[A-Z0-9_]+)=('[^'\n]*'|\"[^\"\n]*\"|[^\s`'
 KEY = re.compile(r"`([a-z_]+)\.([a-z_0-9]+)`")
 FILE_SUFFIXES = {"md", "py", "txt", "json", "toml", "pem", "png"}  # `rules.md`, `sandbox.txt`: files, not keys
 NOT_KEYS = {("data", "lines")}  # a job event's `data` object (docs/api.md, "Jobs"), not the settings' data section
-DEFAULT = re.compile(r"`(?:([a-z_]+)\.|TRAINARENA_([A-Z_]+?)__)?([a-zA-Z_0-9]+)`(?:,? \((?:default )?|, default )([\d,.]+) ?(%|s\b|seconds?|minutes?|hours?)?")
+DEFAULT = re.compile(r"`(?:([a-z_]+)\.|TRAINARENA_([A-Z_]+?)__)?([a-zA-Z_0-9]+)`((?: [a-z]+){0,2}(?:,? \(|, ))(?:default )?([\d,.]+) ?(%|s\b|seconds?|minutes?|hours?)?")
 UNITS = {None: 1, "s": 1, "second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "%": 0.01}
 
 
@@ -132,9 +132,12 @@ def _defaults() -> list[tuple[str, str, object, float]]:
             owners.setdefault(field, []).append(section)
     found = []
     for where, line in _lines():
-        for key_section, variable_section, field, number, unit in DEFAULT.findall(line):
+        for key_section, variable_section, field, between, number, unit in DEFAULT.findall(line):
             field = field.lower()
             section = key_section or variable_section.lower() or None
+            if section is None and between.strip(" ,") != "(":
+                continue  # a bare field name is followed by its own value only in parentheses
+
             candidates = [section] if section else owners.get(field, [])
             if len(candidates) != 1 or candidates[0] not in SECTIONS or field not in SECTIONS[candidates[0]].model_fields:
                 continue  # not a setting, or a field name two sections share, written without its section
