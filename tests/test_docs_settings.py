@@ -39,6 +39,7 @@ KEY = re.compile(r"`([a-z_]+)\.([a-z_0-9]+)`")
 FILE_SUFFIXES = {"md", "py", "txt", "json", "toml", "pem", "png"}  # `rules.md`, `sandbox.txt`: files, not keys
 NOT_KEYS = {("data", "lines")}  # a job event's `data` object (docs/api.md, "Jobs"), not the settings' data section
 DEFAULT = re.compile(r"`(?:([a-z_]+)\.|TRAINARENA_([A-Z_]+?)__)?([a-zA-Z_0-9]+)`((?: [a-z]+){0,2}(?:,? \(|, ))(?:default )?([\d,.]+) ?(%|s\b|seconds?|minutes?|hours?)?")
+DEFAULTS_LIST = re.compile(r"`([a-z_]+)` ([\d.]*\d)")  # in a "Defaults:" sentence: `champion_share` 0.5, ...
 UNITS = {None: 1, "s": 1, "second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "%": 0.01}
 
 
@@ -72,7 +73,7 @@ def test_the_docs_are_read_for_settings() -> None:
     assert {"TRAINARENA_SCHEDULE__IMAGE_OFFSET", "TRAINARENA_WEIGHTS__FALLBACK_HOTKEY", "TRAINARENA_DATA__REWARD*"} <= named
     stated = {key for _, key, _, _ in _defaults()}
     assert {"rules.group_size_min", "dashboard.poll_seconds", "schedule.retry_after_fault", "data.test_fraction",
-            "lease.lease_seconds"} <= stated
+            "lease.lease_seconds", "weights.rank_decay", "weights.hybrid_cap"} <= stated
 
 
 def test_every_variable_the_docs_name_is_a_setting() -> None:
@@ -132,7 +133,8 @@ def _defaults() -> list[tuple[str, str, object, float]]:
             owners.setdefault(field, []).append(section)
     found = []
     for where, line in _lines():
-        for key_section, variable_section, field, between, number, unit in DEFAULT.findall(line):
+        listed = [("", "", field, "(", number, "") for field, number in DEFAULTS_LIST.findall(line)] if "Defaults:" in line else []
+        for key_section, variable_section, field, between, number, unit in [*DEFAULT.findall(line), *listed]:
             field = field.lower()
             section = key_section or variable_section.lower() or None
             if section is None and between.strip(" ,") != "(":
