@@ -100,3 +100,17 @@ def test_docs_name_every_body_field_and_which_are_optional() -> None:
                 assert (set(written), {f for f, optional in written.items() if not optional}) == (fields, required), line[:80]
             checked += 1
     assert checked >= 8
+
+
+def test_docs_name_every_query_parameter_and_no_other() -> None:
+    """A route's line names each query parameter it takes (paging's `limit`, `offset` and `after` are
+    documented once for every list), and each `?name=` it shows is one the route takes."""
+    schema = create_app(Settings()).openapi()
+    lines = _route_lines()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            line = lines[(method.upper(), _shape(path))]
+            taken = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+            unnamed = {q for q in taken - {"limit", "offset", "after"} if f"`{q}`" not in line and f"{q}=" not in line}
+            assert unnamed == set(), f"{method.upper()} {path}: its line does not name {sorted(unnamed)}"
+            assert set(re.findall(r"[?&]([a-z_]+)=", line)) <= taken, f"{method.upper()} {path} takes only {sorted(taken)}"
