@@ -38,7 +38,7 @@ ASSIGNMENT = re.compile(r"(TRAINARENA_[A-Z0-9_]+)=('[^'\n]*'|\"[^\"\n]*\"|[^\s`'
 KEY = re.compile(r"`([a-z_]+)\.([a-z_0-9]+)`")
 FILE_SUFFIXES = {"md", "py", "txt", "json", "toml", "pem", "png"}  # `rules.md`, `sandbox.txt`: files, not keys
 NOT_KEYS = {("data", "lines")}  # a job event's `data` object (docs/api.md, "Jobs"), not the settings' data section
-DEFAULT = re.compile(r"`(?:([a-z_]+)\.|TRAINARENA_([A-Z_]+?)__)?([a-zA-Z_0-9]+)`((?: [a-z]+){0,2}(?:,? \(|, ))(?:default )?([\d,.]+) ?(%|s\b|seconds?|minutes?|hours?)?")
+DEFAULT = re.compile(r"`(?:([a-z_]+)\.|TRAINARENA_([A-Z_]+?)__)?([a-zA-Z_0-9]+)`((?: [a-z]+){0,2}(?:,? \(|, ))(?:default )?([\d,.]*\d)(?:\^(\d+))? ?(%|s\b|seconds?|minutes?|hours?)?")
 DEFAULTS_LIST = re.compile(r"`([a-z_]+)` ([\d.]*\d)")  # in a "Defaults:" sentence: `champion_share` 0.5, ...
 UNITS = {None: 1, "s": 1, "second": 1, "seconds": 1, "minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "%": 0.01}
 
@@ -74,6 +74,12 @@ def test_the_docs_are_read_for_settings() -> None:
     stated = {key for _, key, _, _ in _defaults()}
     assert {"rules.group_size_min", "dashboard.poll_seconds", "schedule.retry_after_fault", "data.test_fraction",
             "lease.lease_seconds", "weights.rank_decay", "weights.hybrid_cap"} <= stated
+    written = ["`api.json_body_max_bytes` (4,000,000)", "`data.max_row_bytes` (2^18)", "`api.page_size`, 50",
+               "`api.rate_limit_burst` requests (120)", "`TRAINARENA_DASHBOARD__POLL_SECONDS` (3 s)", "`test_fraction` (10%)",
+               "`boss_rounds_max` x `boss_tasks_text`, 15 by default", "`orphan_grace` (1 hour)"]
+    assert [(key, value) for _, key, _, value in _defaults([("x", line) for line in written])] == [
+        ("api.json_body_max_bytes", 4e6), ("data.max_row_bytes", 2.0**18), ("api.page_size", 50),
+        ("api.rate_limit_burst", 120), ("dashboard.poll_seconds", 3), ("data.test_fraction", 0.1), ("registry.orphan_grace", 3600)]
 
 
 def test_every_variable_the_docs_name_is_a_setting() -> None:
@@ -125,26 +131,25 @@ def test_every_value_the_docs_assign_is_taken(where: str, name: str, value: str,
     Settings()  # a value the settings refuse raises, naming the variable
 
 
-def _defaults() -> list[tuple[str, str, object, float]]:
-    """(where, key, the code's default, the docs' value) of each "`key` (value" the docs write."""
+def _defaults(lines: list[tuple[str, str]] | None = None) -> list[tuple[str, str, object, float]]:
+    """(where, key, the code's default, the docs' value) of each default the docs' lines (or ``lines``) state."""
     owners: dict[str, list[str]] = {}
     for section, model in SECTIONS.items():
         for field in model.model_fields:
             owners.setdefault(field, []).append(section)
     found = []
-    for where, line in _lines():
-        listed = [("", "", field, "(", number, "") for field, number in DEFAULTS_LIST.findall(line)] if "Defaults:" in line else []
-        for key_section, variable_section, field, between, number, unit in [*DEFAULT.findall(line), *listed]:
+    for where, line in _lines() if lines is None else lines:
+        listed = [("", "", field, "(", number, "", "") for field, number in DEFAULTS_LIST.findall(line)] if "Defaults:" in line else []
+        for key_section, variable_section, field, between, number, power, unit in [*DEFAULT.findall(line), *listed]:
             field = field.lower()
             section = key_section or variable_section.lower() or None
             if section is None and between.strip(" ,") != "(":
                 continue  # a bare field name is followed by its own value only in parentheses
-
             candidates = [section] if section else owners.get(field, [])
             if len(candidates) != 1 or candidates[0] not in SECTIONS or field not in SECTIONS[candidates[0]].model_fields:
                 continue  # not a setting, or a field name two sections share, written without its section
-            default = getattr(getattr(Settings(), candidates[0]), field)
-            found.append((where, f"{candidates[0]}.{field}", default, float(number.replace(",", "")) * UNITS[unit or None]))
+            value = float(number.replace(",", "")) ** int(power or 1) * UNITS[unit or None]
+            found.append((where, f"{candidates[0]}.{field}", getattr(getattr(Settings(), candidates[0]), field), value))
     return found
 
 
