@@ -4,6 +4,7 @@ runs <- orchestrator, pipeline <- reporting, demo, workbench, operations, regist
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import trainarena
@@ -61,6 +62,15 @@ def test_every_top_level_module_has_a_layer() -> None:
     tops = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir() if not p.name.startswith("_")}
     tops = {t for t in tops if (PACKAGE / t).is_dir() or (PACKAGE / f"{t}.py").is_file()}
     assert tops <= set(LAYERS), f"give these a layer: {sorted(tops - set(LAYERS))}"
+
+
+def test_the_readme_architecture_table_names_every_top_level_module() -> None:
+    """The README's table says what each of these is for, and points here for the layers: one row (or a
+    shared row) per module, and no module that is not here."""
+    readme = (PACKAGE.parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| package | responsibility |") :].split("\n\n", 1)[0]
+    named = {name for row in table.splitlines()[2:] for name in re.findall(r"`trainarena\.(\w+)`", row.split(" | ")[0])}
+    assert named == set(LAYERS), f"in the README's table, not here: {sorted(named - set(LAYERS))}; missing: {sorted(set(LAYERS) - named)}"
 
 
 def test_imports_only_go_down() -> None:

@@ -1,4 +1,4 @@
-"""The one error shape on 404, 405 and 422, and the per-key rate limit (429 with Retry-After)."""
+"""The one error shape on 404, 405, 422 and 500, and the per-key rate limit (429 with Retry-After)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,19 @@ def test_a_method_a_path_does_not_take_is_405_with_the_error_shape(empty_api: Ap
     with empty_api.client() as client:
         _error(client.delete("/v1/health"), 405, "method_not_allowed")
         _error(client.put("/v1/tournaments", headers=empty_api.auth("operator")), 405, "method_not_allowed")
+
+
+def test_a_fault_of_the_server_is_500_with_the_error_shape(empty_api: Api) -> None:
+    """docs/api.md: every failure has one shape, whatever answers it; a bug's was Starlette's text/plain."""
+    app = create_app(empty_api.settings, store=empty_api.store)
+
+    @app.get("/v1/fails")
+    def fails() -> None:
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        error = _error(client.get("/v1/fails"), 500, "internal_error")
+    assert "a bug" not in error["message"]  # what failed inside is the operator's to read, in the log
 
 
 def test_invalid_requests_are_422_naming_the_field(empty_api: Api) -> None:

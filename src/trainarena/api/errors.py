@@ -86,6 +86,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(error.status_code, code, str(error.detail), getattr(error, "details", None),
                               headers=getattr(error, "headers", None))  # fmt: skip
 
+    # A fault of the server (a bug) answers in the one shape too, not Starlette's text/plain: Starlette raises
+    # it again once this is sent, so the server's log keeps its traceback.
+    @app.exception_handler(Exception)
+    async def _internal(_request: Request, _error: Exception) -> JSONResponse:
+        return error_response(500, STATUS_CODES[500], "the server failed on this request; the cause is in its log: "
+                              "try again, or tell the operator if it keeps failing")
+
     @app.exception_handler(StoreUnavailable)
     async def _store_unavailable(_request: Request, error: StoreUnavailable) -> JSONResponse:
         return store_unavailable_response(error)

@@ -61,7 +61,7 @@ def cursor_window(
     offset: Offset = 0,
     after: Annotated[str | None, Query(max_length=NAME_MAX_LENGTH, description="An id a page answered: the items after it.")] = None,
 ) -> Window:
-    # The id-keyed lists page by `after` (docs/api.md, "Lists"): an offset makes the database step over what it skips.
+    # The id-keyed lists page by `after` (docs/api.md, "Rate limits and pages"): an offset makes the database step over what it skips.
     return replace(_window(request, limit, offset, "after (the id of a page's last item)"), after=after or None)
 
 

@@ -50,7 +50,7 @@ class LeaseRules(Section):
 
 class PoolRules(Section):
     """Stored tasks and pools (``trainarena task add``, ``tournament create``): the operator's secret
-    behind every stored task's hidden split (docs/rules.md, "The hidden split")."""
+    behind every stored task's hidden split (docs/rules.md, "Pools, entry and the hidden split of stored tasks")."""
 
     split_secret: SecretStr | None = Field(
         None, description="The operator's secret from which each stored task's split seed is derived (HMAC); "

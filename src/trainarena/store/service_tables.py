@@ -18,7 +18,7 @@ __all__ = ["ApiKey", "ApiRole", "Job", "JobEvent", "JobStatus", "RegisteredModel
 
 
 class ApiRole:
-    """What an API key may do (docs/api.md, "Roles"): an operator everything; a competitor register
+    """What an API key may do (docs/api.md, "Keys and roles"): an operator everything; a competitor register
     scripts and read tournaments, runs and champions; a customer only its own files, jobs and models."""
 
     OPERATOR = "operator"
