@@ -161,3 +161,28 @@ def test_a_model_registered_before_its_copies_were_named_verifies_on_the_operato
         session.get_one(Run, session.get_one(RegisteredModel, model_id).run_id).counted_attempt.artifact_digest = "cd" * 32
     refused = _verify(str(folder), "--model", model_id, exit_code=1)
     assert refused["problems"] == [f"the model names artifact digest {'cd' * 32}, the record {'ab' * 32}"]
+
+
+def test_a_model_registered_before_its_artifact_digest_was_kept_reads_its_runs(
+    finished_job: tuple[TestClient, str], auth: dict, api_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every read view names the artifact digest as `models verify` takes it: from the model's run in the
+    store, without writing it into the registry's row."""
+    from trainarena.store import open_store
+    from trainarena.store.models import RegisteredModel
+
+    client, job_id = finished_job
+    model_id = client.get(f"/v1/jobs/{job_id}", headers=auth["customer"]).json()["model_id"]
+    with open_store(api_settings) as store, store.transaction() as session:
+        row = session.get_one(RegisteredModel, model_id)
+        row.card = {key: value for key, value in row.card.items() if key != "artifact_digest"}
+    answered = client.get(f"/v1/models/{model_id}", headers=auth["customer"]).json()
+    [listed] = client.get("/v1/models", headers=auth["customer"]).json()["data"]
+    _, headers = _download(client, auth["customer"], model_id, tmp_path / "download")
+    monkeypatch.setenv("TRAINARENA_DATA_DIR", str(api_settings.data_dir))
+    shown = CliRunner().invoke(app, ["models", "show", model_id, "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert answered["artifact_digest"] == listed["artifact_digest"] == headers["x-trainarena-artifact-digest"] == "ab" * 32
+    assert json.loads(shown.stdout)["artifact_digest"] == "ab" * 32
+    with open_store(api_settings) as store, store.session() as session:
+        assert "artifact_digest" not in session.get_one(RegisteredModel, model_id).card

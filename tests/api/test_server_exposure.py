@@ -65,6 +65,23 @@ def test_a_competitor_reads_runs_without_the_servers_paths_and_hosts(api: Api) -
     assert operator["attempt_history"][0]["driver"].startswith(f"{host}:")
 
 
+def test_a_competitor_cannot_probe_a_server_path_with_the_runs_filter(api: Api) -> None:
+    """A tree's path answers as a path no run was made from; the tree's label, shown in the list, still filters."""
+    run_id, _run_dir = _failed_tree_run(api)
+    with api.client() as client:
+        def runs(role: str, competitor: str):  # noqa: ANN202
+            return client.get("/v1/runs", params={"competitor": competitor}, headers=api.auth(role))
+
+        ran, never = runs("competitor", TREE), runs("competitor", "/home/operator/never-ran")
+        assert (ran.status_code, never.status_code) == (404, 404)
+        assert ran.json()["error"]["message"] == f"no competitor named {TREE!r}; the competitor filter takes a registered " \
+            "competitor's name, a working tree's as the list shows it ('NAME (tree)'), 'base model' or 'house script'"
+        assert ran.json()["error"]["message"].replace(TREE, "/home/operator/never-ran") == never.json()["error"]["message"]
+        assert [run["run_id"] for run in runs("competitor", "my-tree (tree)").json()["data"]] == [run_id]
+        assert [run["run_id"] for run in runs("operator", TREE).json()["data"]] == [run_id]
+        assert "or its path" in runs("operator", "/home/operator/never-ran").json()["error"]["message"]
+
+
 def test_a_competitor_reads_a_repository_on_the_server_as_such(api: Api) -> None:
     """An operator may register a path on the server; a competitor's key reads where it is as SERVER_SOURCE."""
     with api.store.transaction() as session:

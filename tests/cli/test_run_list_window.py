@@ -170,16 +170,16 @@ def test_a_filter_naming_no_task_is_a_problem_and_a_task_without_runs_is_not(fin
         start_adhoc_run(session, origin=RunOrigin.JOB, definition={"name": "job-task"}, digest="0" * 24)
         played = list_runs(session, tournament="week-1")[0]
 
-        def problem(name: str, stored_tasks: bool = False) -> UnknownFilter | None:
-            return run_filter_problem(session, tournament=None, competitor=None, task=name, stored_tasks=stored_tasks)
+        def problem(name: str, operator: bool = False) -> UnknownFilter | None:
+            return run_filter_problem(session, tournament=None, competitor=None, task=name, operator=operator)
 
         for known in (played.task, played.task_digest[:6], "adhoc-task", "feedfa"):
             assert problem(known) is None, known
         # a stored task no tournament drew yet: its runs are none (for the operator; a competitor may not see the pool)
         for stored in (task.name, task_key(task)[:8]):
-            assert list_runs(session, task=stored) == [] and problem(stored, stored_tasks=True) is None
+            assert list_runs(session, task=stored) == [] and problem(stored, operator=True) is None
             assert problem(stored) == UnknownFilter("task", stored, f"no task named {stored!r}; the task filter takes "
                                                     "a task's name, or the first 6 or more characters of its digest")  # fmt: skip
         # a customer's job task, a name no task has, a digest prefix too short to be one
         for unknown in ("job-task", "0" * 8, "nosuch", played.task_digest[:5]):
-            assert problem(unknown, stored_tasks=True) is not None and problem(unknown).field == "task", unknown
+            assert problem(unknown, operator=True) is not None and problem(unknown).field == "task", unknown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -47,6 +48,32 @@ def test_peft_adapter_and_image_lora_layouts_are_accepted(tmp_path: Path) -> Non
     save_file({"lora": torch.ones(3)}, str(image / "pytorch_lora_weights.safetensors"))
     assert validate_artifact(image, TaskType.IMAGE, RULES).ok
     assert not validate_artifact(image, TaskType.INSTRUCT, RULES).ok  # no config.json
+
+
+# What a script may leave as its adapter's config instead of a JSON object, and the reason that names it.
+BROKEN_ADAPTER_CONFIGS = {
+    "not JSON": ("{'peft_type': 'LORA'", r"adapter_config.json is not readable JSON \(JSONDecodeError"),
+    "not UTF-8": (b'{"peft_type": "\xff"}', r"adapter_config.json is not readable JSON \(UnicodeDecodeError"),
+    "a list": ("[1, 2]", r"adapter_config.json is not a JSON object \(it is a list\)"),
+    "past Python's stack": ("[" * 100_000 + "]" * 100_000, "adapter_config.json is nested deeper than 32 levels"),
+    "past the nesting limit": ('{"a": ' * 40 + "1" + "}" * 40, "adapter_config.json is nested deeper than 32 levels"),
+    "too large": ('{"a": "' + "x" * (artifacts.CONFIG_MAX_BYTES + 1) + '"}', "adapter_config.json is larger than a config may be"),
+}
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN_ADAPTER_CONFIGS))
+def test_an_adapter_config_that_is_no_json_object_refuses_the_artifact_by_name(tmp_path: Path, broken: str) -> None:
+    """The evaluator and the registry read it: refused here, it is the script's invalid artifact, never a
+    platform fault when the model is registered."""
+    content, reason = BROKEN_ADAPTER_CONFIGS[broken]
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    config = adapter / "adapter_config.json"
+    config.write_bytes(content) if isinstance(content, bytes) else config.write_text(content)
+    save_file({"lora_A": torch.zeros(2, 2)}, str(adapter / "adapter_model.safetensors"))
+    check = artifacts.check_output(adapter, TaskType.INSTRUCT, RULES)
+    assert not check.ok and check.digest is None
+    assert re.match(reason, check.reason or ""), check.reason
 
 
 def test_pickle_weights_are_rejected_by_name(tmp_path: Path) -> None:

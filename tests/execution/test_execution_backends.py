@@ -13,10 +13,11 @@ from execution_helpers import MakeJob, needs_bwrap, processes_of_run
 
 from trainarena.contract import RunStatus
 from trainarena.execution import make_backend
+from trainarena.execution.factory import never_bound
 from trainarena.execution.local import LocalUnsafeBackend, UnsafeBackendWarning, host_path
-from trainarena.execution.runtime import SandboxUnavailable
+from trainarena.execution.runtime import SandboxUnavailable, check_hidden
 from trainarena.execution.supervise import told_at_deadline
-from trainarena.settings import SandboxRules, Settings
+from trainarena.settings import PoolRules, RecordsRules, SandboxRules, Settings
 
 
 @pytest.fixture
@@ -110,11 +111,50 @@ def test_missing_bwrap_tells_the_operator_what_to_do(settings: Settings, monkeyp
         make_backend(settings)
 
 
+# A secret file the settings put outside the data dir, under the training interpreter's prefix (bound read-only).
+SECRETS_IN_PREFIX = {
+    "signing key": lambda prefix: {"records": RecordsRules(key_file=prefix / "keys" / "operator.pem")},
+    "split secret": lambda prefix: {"pools": PoolRules(split_secret_file=prefix / "keys" / "split.key")},
+    "sqlite store": lambda prefix: {"database_url": f"sqlite:///{prefix}/state/trainarena.db"},
+}
+SANDBOX_FACTORIES = [pytest.param("bwrap", marks=needs_bwrap, id="bwrap"),
+                     pytest.param("docker", id="docker", marks=pytest.mark.skipif(
+                         not (shutil.which("docker-init") or shutil.which("tini")), reason="no tini (docker-init) here"))]
+
+
+@pytest.mark.parametrize("backend", SANDBOX_FACTORIES)
+@pytest.mark.parametrize("secret", sorted(SECRETS_IN_PREFIX))
+def test_a_python_prefix_containing_a_secret_file_is_refused(tmp_path: Path, backend: str, secret: str) -> None:
+    import sys
+
+    prefix = Path(sys.prefix).resolve()
+    settings = Settings(data_dir=tmp_path / "data", sandbox=SandboxRules(backend=backend),
+                        **SECRETS_IN_PREFIX[secret](prefix))
+    # The check comes before the docker backend asks for its daemon: no daemon is needed here.
+    with pytest.raises(SandboxUnavailable, match=rf"refusing to bind {prefix} .*protected path {prefix}/(keys|state)/"):
+        make_backend(settings)
+
+
+def test_every_secret_file_of_the_settings_is_never_bound(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path}/db/ta.db",
+                        records=RecordsRules(key_file=tmp_path / "keys" / "op.pem"),
+                        pools=PoolRules(split_secret_file=tmp_path / "keys" / "split.key"))
+    protected = never_bound(settings)
+    assert settings.data_dir in protected and settings.hidden_dir in protected
+    assert {tmp_path / "keys" / "op.pem", tmp_path / "keys" / "split.key", tmp_path / "db" / "ta.db",
+            tmp_path / "db" / "ta.db-wal", tmp_path / "db" / "ta.db-journal"} <= set(protected)
+    with pytest.raises(SandboxUnavailable, match="protected path"):
+        check_hidden([tmp_path / "keys"], protected)  # an input folder that holds the key
+    check_hidden([tmp_path / "inputs"], protected)  # a folder beside them is fine
+    in_postgres = Settings(data_dir=tmp_path / "data", database_url="postgresql+psycopg://u@host/db")
+    assert [what for _, what in in_postgres.secret_files] == ["signing key", "split secret"]
+
+
 def test_a_python_prefix_containing_the_data_dir_is_refused(tmp_path: Path) -> None:
     import sys
 
     settings = Settings(data_dir=Path(sys.prefix) / "trainarena-data")
     if shutil.which("bwrap") is None:
         pytest.skip("bwrap is not installed")
-    with pytest.raises(SandboxUnavailable, match="protected directory"):
+    with pytest.raises(SandboxUnavailable, match="protected path"):
         make_backend(settings)

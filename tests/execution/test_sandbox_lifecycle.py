@@ -214,5 +214,5 @@ def test_a_job_directory_holding_the_hidden_split_is_refused(
     from dataclasses import replace
 
     job = replace(make_job("crasher"), inputs_dir=settings.data_dir)
-    with pytest.raises(SandboxUnavailable, match="protected directory"):
+    with pytest.raises(SandboxUnavailable, match="protected path"):
         backend.run(job)

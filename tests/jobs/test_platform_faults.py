@@ -7,6 +7,7 @@ test_platform_wait.)"""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
@@ -200,3 +201,19 @@ def test_the_wait_after_platform_faults_doubles_up_to_its_bound() -> None:
     assert [rules.platform_retry_delay(n) for n in (1, 2, 3, 4, 1000)] == [30, 60, 100, 100, 100]
     with pytest.raises(ValidationError, match="platform_retry_max_seconds .10. must be at least jobs.platform_retry_seconds .30."):
         JobRules(platform_retry_seconds=30, platform_retry_max_seconds=10)
+
+
+class NoArtifactExecutor(FakeExecutor):
+    """Reports its run succeeded but leaves out the artifact's folder: an executor's bug, not the script's."""
+
+    def run_task(self, competitor, task, run_dir: Path, run_name: str):  # noqa: ANN001, ANN201
+        return dataclasses.replace(super().run_task(competitor, task, run_dir, run_name), artifact_path=None)
+
+
+def test_a_succeeded_report_without_its_artifact_fails_the_job_in_words(settings: Settings, store: Store) -> None:
+    job_id = _job(settings, store)
+    _run_worker(settings, store, NoArtifactExecutor(), lambda: _status(store, job_id) in JobStatus.FINISHED)
+    job, _attempts, _events = _job_and_attempts(store, job_id)
+    assert job.status == JobStatus.FAILED and job.model_id is None
+    assert job.failure_reason == ("could not record its end: RuntimeError: the executor reported the run succeeded but "
+                                  "named no artifact folder; the platform lost what the script saved")

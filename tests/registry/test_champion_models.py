@@ -133,7 +133,7 @@ def test_a_champions_weights_are_compared_before_the_registration_transaction(se
         with store.session() as session:
             for row in session.query(RegisteredModel):
                 run = session.get_one(Run, row.run_id)
-                assert model_record(row)["same_as_base"] == same_as_base_note(f"kept {Path(run.artifact_path).parent.name}")
+                assert model_record(session, row)["same_as_base"] == same_as_base_note(f"kept {Path(run.artifact_path).parent.name}")
 
 
 def test_the_api_names_the_reigning_champions_code_and_license(settings: Settings, tmp_path: Path) -> None:

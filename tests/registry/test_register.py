@@ -157,6 +157,15 @@ def test_a_full_model_whose_base_model_is_not_here_is_not_published(settings: Se
     assert not [p for p in settings.registry_dir.iterdir()]
 
 
+def test_an_adapter_config_that_reads_as_no_json_object_is_not_published_and_named(settings: Settings, tmp_path: Path) -> None:
+    """An artifact checked before the check read its adapter_config.json: a worded refusal, not a bare parse error."""
+    artifact = write_peft_artifact(tmp_path / "artifact")
+    (artifact / "adapter_config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(PublishError, match="adapter_config.json is nested deeper than 32 levels"):
+        _register(settings, artifact, base_model_dir=write_base_model(tmp_path / "base"))
+    assert not [p for p in settings.registry_dir.iterdir()]
+
+
 def test_a_local_base_model_folder_gives_the_tokenizer_and_stays_out_of_the_adapter_config(settings: Settings, tmp_path: Path) -> None:
     base = write_base_model(tmp_path / "base")
     _, folder, _, _ = _register(settings, write_peft_artifact(tmp_path / "artifact"), base_model=str(base))

@@ -37,7 +37,7 @@ def _register(settings: Settings, artifact: Path, base: Path, task_type: str = "
         row = register_model(settings, session, artifact_dir=artifact, source=ModelSource.JOB, task_type=task_type,
                              base_model="org/base", dataset_digest="e" * 64, score=None, owner_key_id=None,
                              base_model_dir=base, same_as_base=verdict)  # fmt: skip
-        return model_record(row), (Path(row.path) / "README.md").read_text()
+        return model_record(session, row), (Path(row.path) / "README.md").read_text()
 
 
 def _adapter(folder: Path, b: torch.Tensor, a: torch.Tensor | None = None) -> Path:

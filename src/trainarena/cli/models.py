@@ -29,7 +29,6 @@ from trainarena.registry.download_check import (
     SignedRecord,
     check_download,
     record_from_entry,
-    stored_artifact_digest,
     stored_run_record,
 )
 from trainarena.registry.verify_input import MalformedInput, checked_model, read_json_file, read_text_file
@@ -48,8 +47,8 @@ ModelId = Annotated[str, typer.Argument(help="The model's id (model-...), as `tr
 COLUMNS = (Col("id", handle=True), Col("source"), Col("type"), Col("score"), Col("script", shrink_to=10))
 
 
-def _record(row: RegisteredModel) -> dict[str, Any]:
-    return {**model_record(row), "created_at": row.created_at.isoformat()}
+def _record(session: Session, row: RegisteredModel) -> dict[str, Any]:
+    return {**model_record(session, row), "created_at": row.created_at.isoformat()}
 
 
 def _score(value: float | None) -> str:
@@ -68,7 +67,7 @@ def _measured(measurement: dict[str, Any] | None) -> str:
 def list_command(as_json: JsonFlag = False) -> None:
     """Every registered model, newest first: jobs' models and champions'."""
     with open_store(Settings()) as store, store.session() as session:
-        rows = [_record(row) for row in visible_models(session, None).data]
+        rows = [_record(session, row) for row in visible_models(session, None).data]
     if as_json:
         typer.echo(json.dumps({"ok": True, "models": rows}))
         return
@@ -90,7 +89,7 @@ def _require_row(session: Session, model_id: str, as_json: bool) -> RegisteredMo
 def _require(model_id: str, as_json: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     with open_store(Settings()) as store, store.session() as session:
         row = _require_row(session, model_id, as_json)
-        return _record(row), [vars(f) for f in model_files(row)]
+        return _record(session, row), [vars(f) for f in model_files(row)]
 
 
 @app.command("show")
@@ -164,7 +163,7 @@ def _stored_model(model_id: str, key_path: Path, as_json: bool) -> tuple[dict[st
     """A model of this machine's registry, with the signed run statement of its run from the log."""
     with open_store(Settings()) as store, store.session() as session:
         row = _require_row(session, model_id, as_json)
-        model = {**_record(row), "files": [vars(f) for f in model_files(row)], "artifact_digest": stored_artifact_digest(session, row)}
+        model = {**_record(session, row), "files": [vars(f) for f in model_files(row)]}
         return model, None if row.run_id is None else stored_run_record(session, key_path, row.run_id)
 
 

@@ -229,7 +229,7 @@ def list_command(
 ) -> None:
     """List runs, one line each: tournament runs in play order, then ad-hoc runs and references; `trainarena runs show RUN_ID` prints one in full."""
     with open_store(Settings()) as store, store.session() as session:
-        problem = run_filter_problem(session, tournament=tournament, competitor=competitor, task=task, stored_tasks=True)
+        problem = run_filter_problem(session, tournament=tournament, competitor=competitor, task=task, operator=True)
         if problem is not None:
             raise fail(f"{problem.message} ({FILTER_LISTS[problem.field]})", as_json, **{problem.field: problem.value})
         runs = list_runs(session, tournament=tournament, competitor=competitor, status=None if status is None else status.value, task=task)

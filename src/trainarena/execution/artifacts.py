@@ -6,9 +6,11 @@ dir: a link inside is useless to a model directory and a check-then-use race on 
 worth defending; a link can also point at the hidden split); files that are named .safetensors but are
 not (the header - 8-byte little-endian length + JSON object - is parsed, tensors are never loaded, and
 every tensor's byte range must lie inside the file); oversize artifacts; missing expected files; a
-sharded index naming weights outside the artifact. Does not protect against: a well-formed
-safetensors file with adversarial values (the evaluator runs in its own process for that);
-config.json contents (the evaluator builds the base model's architecture and ignores them).
+sharded index naming weights outside the artifact; a PEFT adapter's ``adapter_config.json`` that is
+no JSON object (malformed, larger than ``CONFIG_MAX_BYTES``, nested deeper than
+``CONFIG_MAX_NESTING``): the evaluator and the registry read it. Does not protect against: a
+well-formed safetensors file with adversarial values (the evaluator runs in its own process for
+that); config.json contents (the evaluator builds the base model's architecture and ignores them).
 
 :func:`check_output` is what the platform calls once the script has ended: it first gives the tree
 fixed modes (``output_tree.settle_modes``: no setuid/setgid file, no folder others can write), then
@@ -27,6 +29,7 @@ import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from trainarena.contract import SANDBOX_OUTPUT, TaskType
 from trainarena.execution.output_tree import TreeError, settle_modes, walk
@@ -34,6 +37,11 @@ from trainarena.settings import ArtifactRules
 
 _HEADER_LENGTH_BYTES = 8
 _READ_CHUNK = 1 << 20
+ADAPTER_CONFIG = "adapter_config.json"
+# An adapter's config is a few KB, a few levels deep; past these it is no config, and parsing or
+# rewriting it (the registry does) would take the platform's memory or stack.
+CONFIG_MAX_BYTES = 1 << 20
+CONFIG_MAX_NESTING = 32
 
 
 class ArtifactError(ValueError):
@@ -71,6 +79,8 @@ def validate_artifact(output_dir: Path, task_type: TaskType, rules: ArtifactRule
             raise ArtifactError(f"artifact is {total} bytes, above the limit of {rules.max_artifact_mb} MB")
         names = {path.relative_to(output_dir).as_posix() for path in files}
         _check_expected(names, task_type)
+        if task_type is not TaskType.IMAGE and ADAPTER_CONFIG in names:
+            read_config(output_dir / ADAPTER_CONFIG)
         check_weight_indexes(output_dir, names)
         for path in files:
             if path.suffix == ".safetensors":
@@ -138,9 +148,9 @@ def _check_expected(names: set[str], task_type: TaskType) -> None:
         if not weights:
             raise ArtifactError("an image artifact needs pytorch_lora_weights.safetensors (or *.safetensors)")
         return
-    if "adapter_config.json" in names:
+    if ADAPTER_CONFIG in names:
         if "adapter_model.safetensors" not in names:
-            raise ArtifactError("adapter_config.json without adapter_model.safetensors")
+            raise ArtifactError(f"{ADAPTER_CONFIG} without adapter_model.safetensors")
         return
     if "config.json" in names and any("/" not in name for name in weights):
         return
@@ -151,6 +161,38 @@ def _check_expected(names: set[str], task_type: TaskType) -> None:
         "a text artifact needs, at the top of the output directory, config.json + *.safetensors (save_pretrained) "
         f"or adapter_config.json + adapter_model.safetensors (PEFT); found {sorted(names)[:20]}{where}"
     )
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The JSON object in the artifact's config file ``path``; ArtifactError naming the file when it is
+    larger than ``CONFIG_MAX_BYTES``, not UTF-8 JSON, nested deeper than ``CONFIG_MAX_NESTING`` or not
+    an object."""
+    with path.open("rb") as handle:
+        raw = handle.read(CONFIG_MAX_BYTES + 1)
+    if len(raw) > CONFIG_MAX_BYTES:
+        raise ArtifactError(f"{path.name} is larger than a config may be ({CONFIG_MAX_BYTES // 1024} KB)")
+    try:
+        config = json.loads(raw)
+    except RecursionError:  # nested past Python's own limit
+        raise ArtifactError(f"{path.name} is nested deeper than {CONFIG_MAX_NESTING} levels") from None
+    except ValueError as error:  # not UTF-8, not JSON
+        raise ArtifactError(f"{path.name} is not readable JSON ({type(error).__name__}: {error})") from None
+    if not isinstance(config, dict):
+        raise ArtifactError(f"{path.name} is not a JSON object (it is a {type(config).__name__})")
+    if _nesting(config) > CONFIG_MAX_NESTING:
+        raise ArtifactError(f"{path.name} is nested deeper than {CONFIG_MAX_NESTING} levels")
+    return config
+
+
+def _nesting(value: object) -> int:
+    """How many objects and arrays deep ``value`` is (counted without recursion)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def check_weight_indexes(root: Path, names: set[str]) -> None:

@@ -8,7 +8,8 @@ What it protects against (each property has an adversarial test in tests/executi
   secrets), the training interpreter's prefixes, and the run's own /submission (ro), /inputs (ro)
   and /output (rw). The data directory, the hidden test split, other runs, /work, /root and the
   platform's environment variables are not there at all. A mount plan that would expose the
-  hidden directory is refused before anything starts.
+  data directory or a secret file the settings name (signing key, split secret, SQLite store) is
+  refused before anything starts.
 - Writing outside /output: everything else is read-only (the root itself is remounted read-only);
   /tmp is a private tmpfs discarded at exit.
 - Outliving its budget: SIGTERM to every process of the run's PID namespace at the deadline, SIGKILL
@@ -158,7 +159,7 @@ class BwrapBackend:
         self, rules: SandboxRules, protected: tuple[Path, ...] = (), log_tail_chars: int | None = None,
         cgroups: CgroupLayout | None = None,
     ) -> None:
-        """``protected``: host directories that must never be bound in (the hidden dir, the data dir);
+        """``protected``: host paths no bind may contain (``factory.never_bound``: the data dir, secret files);
         ``cgroups``: where run cgroups go (default: this host's; ``CgroupLayout.none()`` forces rlimits)."""
         self._bwrap = find_bwrap()
         self._sized_tmp = tmpfs_size_supported(self._bwrap)

@@ -7,7 +7,8 @@ or of an operator's self-contained image (``SandboxRules.docker_image``, docker/
 What it protects against (the adversarial tests in tests/execution/ run against both backends):
 - Network: ``--network none``: a loopback only, no route, no DNS.
 - Reading what it should not: only the binds above and the run's /submission (ro), /inputs (ro) and
-  /output (rw); a mount plan that would expose the hidden directory is refused before anything starts.
+  /output (rw); a mount plan that would expose the data directory or a secret file the settings name
+  (signing key, split secret, SQLite store) is refused before anything starts.
   The inputs (hard links into the platform's caches) are opened to the container's group only, never
   to every user of the host (``share_inputs``).
 - Writing outside /output: ``--read-only`` root, every bind read-only but /output; /tmp (and
@@ -149,7 +150,7 @@ class DockerBackend:
     name = "docker"
 
     def __init__(self, rules: SandboxRules, protected: tuple[Path, ...] = (), docker: str | None = None) -> None:
-        """``protected``: host directories that must never be bound in (the hidden dir, the data dir)."""
+        """``protected``: host paths no bind may contain (``factory.never_bound``: the data dir, secret files)."""
         self._rules = rules
         self._cli = DockerCli(docker or find_docker(), rules.start_timeout_seconds)
         self._protected = protected

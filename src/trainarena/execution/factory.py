@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from trainarena.execution.base import Backend
 from trainarena.execution.runtime import SandboxUnavailable
 from trainarena.settings import Settings
@@ -26,13 +28,17 @@ def make_backend(settings: Settings, unsafe: bool = False) -> Backend:
     if name == "bwrap":
         from trainarena.execution.bwrap import BwrapBackend
 
-        # The data dir holds the hidden split and every run: no system bind may contain it, and
-        # no job directory may contain the hidden split.
-        return BwrapBackend(rules, protected=(settings.hidden_dir, settings.data_dir))
+        return BwrapBackend(rules, protected=never_bound(settings))
     if name == "docker":
         from trainarena.execution.docker import DockerBackend
 
-        backend = DockerBackend(rules, protected=(settings.hidden_dir, settings.data_dir))
+        backend = DockerBackend(rules, protected=never_bound(settings))
         backend.prepare()  # no daemon, no image: say so now, not at the first run
         return backend
     raise SandboxUnavailable(f"unknown sandbox backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
+
+
+def never_bound(settings: Settings) -> tuple[Path, ...]:
+    """What no bind of a sandbox may contain: the data dir (the hidden split and every run), and the
+    secret files wherever the settings put them (a signing key or SQLite store outside the data dir)."""
+    return (settings.hidden_dir, settings.data_dir, *(path for path, _ in settings.secret_files))

@@ -68,13 +68,14 @@ def script_env(job: SandboxJob) -> tuple[float, dict[str, str]]:
 
 
 def check_hidden(sources: list[Path], protected: tuple[Path, ...]) -> None:
-    """Refuse a mount plan that would expose a protected directory (the hidden split, other runs)."""
+    """Refuse a mount plan that would expose a protected path (the hidden split, other runs, a secret file)."""
     for source in sources:
         resolved = source.resolve()
         for guarded in protected:
             guarded = guarded.resolve()
             if guarded == resolved or guarded.is_relative_to(resolved):
                 raise SandboxUnavailable(
-                    f"refusing to bind {source} into the sandbox: it contains the protected directory "
-                    f"{guarded}; move the training environment or the data directory apart"
+                    f"refusing to bind {source} into the sandbox: it contains the protected path {guarded} (the "
+                    "data directory or a secret file the settings name); move the training environment and that "
+                    "path apart"
                 )

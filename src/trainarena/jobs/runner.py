@@ -311,18 +311,16 @@ class JobRunner:
                 self._recorder.run_stored(session, attempt.run_id)
 
     def _same_as_base(self, attempt: Attempt, report: RunReport) -> SameAsBaseVerdict:
-        assert report.artifact_path is not None  # a trained report has its checked artifact
         # The task's base model is the job's, a built-in resolved to its folder (as the check finds it).
         task = attempt.task
-        return same_as_base_verdict(self._settings, report.artifact_path, task.task_type, task.base_model)
+        return same_as_base_verdict(self._settings, trained_artifact(report), task.task_type, task.base_model)
 
     def _succeed(self, session: Session, attempt: Attempt, report: RunReport, verdict: SameAsBaseVerdict) -> None:
         job = session.get_one(Job, attempt.job_id)
         upload = session.get_one(UploadedFile, job.file_id)
         evaluation = report.evaluation
         score = evaluation.score if attempt.validation_share > 0 and evaluation is not None else None
-        assert report.artifact_path is not None  # a trained report has its checked artifact
-        model = register_model(self._settings, session, artifact_dir=report.artifact_path, source=ModelSource.JOB,
+        model = register_model(self._settings, session, artifact_dir=trained_artifact(report), source=ModelSource.JOB,
                                task_type=job.task_type, base_model=job.base_model, dataset_digest=upload.sha256, score=score,
                                owner_key_id=job.owner_key_id, job_id=job.id, run_id=attempt.run_id,
                                competitor_id=attempt.script.competitor_id, same_as_base=verdict)  # fmt: skip
@@ -342,6 +340,15 @@ class JobRunner:
             job.failure_reason = message.removeprefix("failed: ")
         close_run(session, job, job.failure_reason or message)
         add_event(session, job_id, kind, message, **data)
+
+
+def trained_artifact(report: RunReport) -> Path:
+    """The checked artifact of a trained run's report. The pipeline names it in every such report; one
+    without it is the platform's fault (its executor's), said in words, never the script's."""
+    if report.artifact_path is None:
+        raise RuntimeError(f"the executor reported the run {report.status.value} but named no artifact folder; "
+                           "the platform lost what the script saved")
+    return report.artifact_path
 
 
 def trained(report: RunReport, validation_share: float) -> bool:

@@ -11,7 +11,9 @@ import tarfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from trainarena.registry.models import ModelFile, model_files, model_record
+from sqlalchemy.orm import Session
+
+from trainarena.registry.models import ModelFile, model_files, stored_artifact_digest
 from trainarena.store.models import RegisteredModel
 from trainarena.tasks.digests import path_digest
 
@@ -84,12 +86,13 @@ def model_archive(row: RegisteredModel) -> Iterator[bytes]:
     return tar_chunks(whole_folder(row, "downloaded"), row.id)
 
 
-def download_headers(row: RegisteredModel) -> dict[str, str]:
+def download_headers(session: Session, row: RegisteredModel) -> dict[str, str]:
     """The HTTP headers of a download of ``row`` (the API's and the dashboard's): the file name, and the
     digests it is checked with: the model folder's (``trainarena models verify`` recomputes it from the
-    unpacked folder) and the artifact digest of the signed run record its weights were copied from."""
+    unpacked folder) and the artifact digest of the signed run record its weights were copied from
+    (``stored_artifact_digest``: a model registered before it was kept, its run's)."""
     headers = {"Content-Disposition": f'attachment; filename="{row.id}.tar"', "X-Trainarena-Model-Digest": row.digest}
-    artifact = model_record(row)["artifact_digest"]
+    artifact = stored_artifact_digest(session, row)
     return headers if artifact is None else {**headers, "X-Trainarena-Artifact-Digest": artifact}
 
 

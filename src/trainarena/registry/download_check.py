@@ -14,7 +14,7 @@ come from one read of every file.
 A model registered before the registry named the files it copied has no ``artifact_path`` (nor
 ``artifact_digest``): its files are then linked to the record by content, read-only, each to the
 artifact file whose signed sha256 is the one registered for it; the registry on the operator's machine
-gives the run's artifact digest from the store (:func:`stored_artifact_digest`).
+gives the run's artifact digest from the store (``models.stored_artifact_digest``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from trainarena.records.signing import (
 from trainarena.records.statements import ARTIFACT_SUBJECT, PAYLOAD_TYPE, Kind, artifact_files, kind_of
 from trainarena.registry.verify_input import MalformedInput, checked_run_statement, member, typed
 from trainarena.store.log_tables import LogEntry
-from trainarena.store.models import RegisteredModel, Run
 from trainarena.tasks.digests import folder_and_file_digests
 
 
@@ -199,13 +198,3 @@ def stored_run_record(session: Session, key_path: Path, run_id: int) -> SignedRe
     if pem is None:
         raise SignatureError(f"the key that signed run {run_id}'s record is not this operator's")
     return record_from_entry({"envelope": entry.envelope}, public_key_from_pem(pem))
-
-
-def stored_artifact_digest(session: Session, row: RegisteredModel) -> str | None:
-    """The artifact digest of the run that trained ``row``: its card's, else (a model registered before
-    the card kept it) its run's in the store, read without writing it; None when neither has one."""
-    digest = (row.card or {}).get("artifact_digest")
-    if digest is None and row.run_id is not None:
-        run = session.get(Run, row.run_id)
-        digest = None if run is None else run.artifact_digest
-    return digest

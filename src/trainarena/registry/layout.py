@@ -20,6 +20,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from trainarena.execution.artifacts import ArtifactError, read_config
 from trainarena.registry.card import CardFacts, Library, is_hub_id, render_model_card
 from trainarena.tasks.image.evaluation import LORA_WEIGHTS, lora_weights_file
 from trainarena.tasks.text.scoring import ADAPTER_CONFIG, scored_files
@@ -63,9 +64,10 @@ def write_adapter_config(source: Path, destination: Path, base_model: str) -> No
     it at a sandbox path, ``/model``, which means nothing where the folder is downloaded; a local path of
     this machine would mean nothing either, so only a Hub id is written; the card names the base model in
     every case), and ``ADAPTER_KEYS_DROPPED`` removed."""
-    config = json.loads(source.read_text(encoding="utf-8"))
-    if not isinstance(config, dict):
-        raise PublishError(f"{ADAPTER_CONFIG} is not a JSON object")
+    try:
+        config = read_config(source)  # as the artifact check read it; one checked before it did may not read
+    except ArtifactError as error:
+        raise PublishError(str(error)) from None
     for key in ADAPTER_KEYS_DROPPED:
         config.pop(key, None)
     if is_hub_id(base_model):

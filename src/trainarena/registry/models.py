@@ -240,8 +240,9 @@ def visible_models(session: Session, owner_key_id: int | None, *, after: str | N
     return owned_page(session, RegisteredModel, owner_key_id, after=after, limit=limit, offset=offset, public=True)
 
 
-def model_record(row: RegisteredModel) -> dict[str, Any]:
-    """A model's row and its card's facts as plain data (the CLI prints it, the API answers with it)."""
+def model_record(session: Session, row: RegisteredModel) -> dict[str, Any]:
+    """A model's row and its card's facts as plain data (the CLI prints it, the API answers with it);
+    its ``artifact_digest`` as :func:`stored_artifact_digest` reads it."""
     card = row.card or {}
     script = card.get("script")
     # No competitor: the house script trained it (the row says so even without a card); else the card's repo@commit.
@@ -252,10 +253,20 @@ def model_record(row: RegisteredModel) -> dict[str, Any]:
         "library": card.get("library"), "license": card.get("license"), "license_found": card.get("license_found"),
         "script": HOUSE_SCRIPT if row.competitor_id is None else pinned,
         "dataset_digest": row.dataset_digest, "score": row.score, "measurement": card.get("measurement"),
-        "path": row.path, "digest": row.digest, "artifact_digest": card.get("artifact_digest"),
+        "path": row.path, "digest": row.digest, "artifact_digest": stored_artifact_digest(session, row),
         "published_url": row.published_url, "same_as_base": model_same_as_base(row),
         "same_as_base_refuted": model_same_as_base_refuted(row),
     }  # fmt: skip
+
+
+def stored_artifact_digest(session: Session, row: RegisteredModel) -> str | None:
+    """The artifact digest of the run that trained ``row``: its card's, else (a model registered before
+    the card kept it) its run's in the store, read without writing it; None when neither has one."""
+    digest = (row.card or {}).get("artifact_digest")
+    if digest is None and row.run_id is not None:
+        run = session.get(Run, row.run_id)
+        digest = None if run is None else run.artifact_digest
+    return digest
 
 
 def model_same_as_base(row: RegisteredModel) -> str | None:

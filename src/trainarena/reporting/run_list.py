@@ -259,23 +259,34 @@ class UnknownFilter:
 
 
 def run_filter_problem(session: Session, *, tournament: str | None, competitor: str | None, task: str | None = None,
-                       stored_tasks: bool = False) -> UnknownFilter | None:  # fmt: skip
+                       operator: bool = False) -> UnknownFilter | None:  # fmt: skip
     """The first filter of :func:`list_runs` that names something that is not there, or None. A task
-    is there when a tournament played it or a listed run was made on it, and with ``stored_tasks`` (the
-    operator's callers) when a pool stores it: such a task with no runs yet lists no runs, rather than
-    being unknown. A customer's job task is not there (its name is the customer's)."""
+    is there when a tournament played it or a listed run was made on it, and for the ``operator``'s
+    callers when a pool stores it: such a task with no runs yet lists no runs, rather than being
+    unknown. A customer's job task is not there (its name is the customer's). A working tree's path on
+    the server names a competitor for the operator only: to anyone else every path is unknown alike,
+    whether runs were made from it or not, as their views name no path (``server_paths``)."""
     if tournament not in (None, AD_HOC, *OUTSIDE_KINDS) and find_tournament(session, tournament) is None:
         return UnknownFilter("tournament", tournament, f"{unknown_tournament(tournament)}; the "
                              f"tournament filter takes a tournament's name or its id, or {AD_HOC!r} for the runs outside "
                              "tournaments ('reference' for the references alone, 'audit' for the audits)")  # fmt: skip
-    if competitor is not None and get_competitor(session, competitor) is None and not has_labelled_runs(session, competitor):
+    if competitor is not None and not _names_runs(session, competitor, operator=operator):
         return UnknownFilter("competitor", competitor, f"no competitor named {competitor!r}; the competitor filter "
                              f"takes a registered competitor's name, a working tree's as the list shows it ('NAME"
-                             f"{TREE_SUFFIX}') or its path, {' or '.join(map(repr, REFERENCE_LABELS.values()))}")  # fmt: skip
-    if task is not None and not _task_is_known(session, task, stored_tasks=stored_tasks):
+                             f"{TREE_SUFFIX}'){' or its path' if operator else ''}, "
+                             f"{' or '.join(map(repr, REFERENCE_LABELS.values()))}")  # fmt: skip
+    if task is not None and not _task_is_known(session, task, stored_tasks=operator):
         return UnknownFilter("task", task, f"no task named {task!r}; the task filter takes a task's name, or the "
                              f"first {TASK_DIGEST_PREFIX_MIN} or more characters of its digest")  # fmt: skip
     return None
+
+
+def _names_runs(session: Session, competitor: str, *, operator: bool) -> bool:
+    """Whether the competitor filter's ``competitor`` names a registered competitor or listed runs; a
+    path (a working tree's, as the store keys its runs) only for the ``operator``."""
+    if competitor.startswith("/") and not operator:
+        return False
+    return get_competitor(session, competitor) is not None or has_labelled_runs(session, competitor)
 
 
 def _task_is_known(session: Session, task: str, *, stored_tasks: bool) -> bool:

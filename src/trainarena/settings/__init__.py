@@ -17,6 +17,7 @@ platform (API, jobs, registry, dashboard) in ``settings/service.py``; the shared
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,9 @@ from trainarena.settings.tasks import DataRules, ImageRules, TaskMixRules
 from trainarena.settings.tournament import TournamentRules, WeightRules
 from trainarena.settings.workbench import WorkbenchRules
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
 # The sections are imported from here by the rest of the platform, whichever module defines them.
 __all__ = [
     "ApiRules", "ArtifactRules", "ClusterRules", "DashboardRules", "DataRules", "ImageRules", "JobRules",
@@ -39,6 +43,20 @@ __all__ = [
     "SandboxRules", "ScheduleRules", "Settings", "TaskMixRules", "TournamentRules", "WeightRules",
     "WorkbenchRules",
 ]
+
+# The files of one SQLite database: itself, then those SQLite keeps beside it while it writes.
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The database file a SQLite URL names; None for another database or one in memory."""
+    from sqlalchemy.engine import make_url  # only when a URL is read: keeps importing settings light
+
+    parsed = make_url(url)
+    database = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 class Settings(BaseSettings):
@@ -91,11 +109,10 @@ class Settings(BaseSettings):
         except ArgumentError:
             raise ValueError("not a database URL; give one such as sqlite:////path/to/trainarena.db or "
                              "postgresql+psycopg://user@host/dbname") from None
-        database = parsed.database
-        in_memory = not database or database == ":memory:" or database.startswith("file:")
-        if not parsed.drivername.startswith("sqlite") or in_memory or Path(database).is_absolute():
+        database = sqlite_file(parsed)
+        if database is None or database.is_absolute():
             return url
-        return parsed.set(database=str(resolved(Path(database)))).render_as_string(hide_password=False)
+        return parsed.set(database=str(resolved(database))).render_as_string(hide_password=False)
 
     @model_validator(mode="after")
     def _boss_covers_every_text_type(self) -> Settings:
@@ -146,6 +163,17 @@ class Settings(BaseSettings):
     def operator_key_path(self) -> Path:
         """The operator's signing key (``records.key_file``, else under data_dir)."""
         return self.records.key_file or self.data_dir / "operator-ed25519.pem"
+
+    @property
+    def secret_files(self) -> tuple[tuple[Path, str], ...]:
+        """The files of the installation's secrets, wherever the settings put them, each with what it is:
+        the signing key, the split secret, and a SQLite store's database (the API keys' hashes, every
+        record) with its -wal, -shm and -journal files. No sandbox may see them, no task may read them."""
+        files = [(self.operator_key_path, "signing key"), (self.split_secret_path, "split secret")]
+        database = sqlite_file(self.db_url)
+        if database is not None:
+            files += [(database.with_name(database.name + suffix), "database") for suffix in SQLITE_COMPANIONS]
+        return tuple(files)
 
     @property
     def assets_dir(self) -> Path:

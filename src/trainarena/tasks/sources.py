@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from trainarena.contract import TaskType
 from trainarena.settings import Settings
 from trainarena.tasks.base import DatasetError, TaskDefinition
@@ -23,7 +21,6 @@ from trainarena.tasks.base import DatasetError, TaskDefinition
 # What datasets' save_to_disk writes: a Dataset folder, or a DatasetDict folder of such folders.
 SAVED_DATASET_FILES = ("dataset_info.json", "state.json")
 SAVED_DATASET_DICT_FILE = "dataset_dict.json"
-SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 
 
 def check_dataset_source(task: TaskDefinition, settings: Settings, *, customer_upload: bool = False) -> None:
@@ -69,19 +66,7 @@ def state_problem(resolved: Path, settings: Settings, *, customer_upload: bool =
 
 def _state_paths(settings: Settings, *, with_uploads: bool) -> list[tuple[Path, str]]:
     paths = [(settings.hidden_dir, "hidden splits"), (settings.work_dir, "run folders"), (settings.cache_dir, "cache"),
-             (settings.registry_dir, "model registry"), (settings.split_secret_path, "split secret"),
-             (settings.operator_key_path, "signing key")]  # fmt: skip
+             (settings.registry_dir, "model registry"), *settings.secret_files]  # fmt: skip
     if with_uploads:
         paths.append((settings.uploads_dir, "customers' uploads"))
-    database = _sqlite_file(settings.db_url)
-    if database is not None:
-        paths += [(database.with_name(database.name + suffix), "database") for suffix in SQLITE_COMPANIONS]
     return [(path.resolve(), what) for path, what in paths]
-
-
-def _sqlite_file(url: str) -> Path | None:
-    parsed = make_url(url)
-    database = parsed.database
-    if not parsed.drivername.startswith("sqlite") or not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database)

@@ -141,12 +141,13 @@ def model_download(request: Request, model_id: str) -> Response:
         row = visible_model(session, model_id, visitor.owner)
         if row is None:
             return not_found_page(request, f"There is no model {model_id}.")
+        headers = download_headers(session, row)
         session.expunge(row)
     try:
         chunks = model_archive(row)
     except ModelFilesMissing as error:  # its folder is not the registered one: said on a page, not as JSON
         return render(request, "not_found.html", {"message": str(error)}, status_code=409)
-    return StreamingResponse(chunks, media_type="application/x-tar", headers=download_headers(row))
+    return StreamingResponse(chunks, media_type="application/x-tar", headers=headers)
 
 
 def _job_page(request: Request, job_id: str, template: str) -> Response:

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from trainarena.api.auth import Caller, Operator, Principal, visible_owner
 from trainarena.api.context import app_settings, app_store
@@ -67,7 +68,8 @@ class ModelOut(BaseModel):
     digest: str = Field(description="The folder's digest, computed as the signed run record's artifact digest is (sha256 over the sorted "
                         "relative paths, sizes and contents: `trainarena models verify` recomputes it), but over the model folder.")
     artifact_digest: str | None = Field(description="The artifact digest of the run that trained it (the output folder its weights were copied from), "
-                                        "as its signed run record names it (`artifact_sha256`); null for a model registered before it was kept.")
+                                        "as its signed run record names it (`artifact_sha256`); for a model registered before the registry kept it, "
+                                        "read from its run in the store; null only when that run has none.")
     published_url: str | None = Field(description="Its Hugging Face Hub repository, once published.")
 
 
@@ -81,12 +83,10 @@ class ModelList(BaseModel):
     has_more: bool = Field(False, description="Models follow this page; pass the last id as `after` (or raise `offset`).")
 
 
-def _visible(request: Request, model_id: str, principal: Principal) -> RegisteredModel:
-    with app_store(request).session() as session:
-        row = visible_model(session, model_id, visible_owner(principal))
-        if row is None:
-            raise not_found("model", model_id)
-        session.expunge(row)
+def _visible(session: Session, model_id: str, principal: Principal) -> RegisteredModel:
+    row = visible_model(session, model_id, visible_owner(principal))
+    if row is None:
+        raise not_found("model", model_id)
     return row
 
 
@@ -97,15 +97,16 @@ def list_models(request: Request, principal: Caller, window: CursorWindow) -> Mo
             page = visible_models(session, visible_owner(principal), after=window.after, limit=window.limit, offset=window.offset)
         except UnknownCursor as error:
             raise ApiError(422, "invalid_request", str(error), field="after") from None
-        records = [model_record(row) for row in page.data]
+        records = [model_record(session, row) for row in page.data]
     return ModelList(data=[ModelOut(**shown_to(principal, request, row)) for row in records], has_more=page.has_more)
 
 
 @router.get("/{model_id}", response_model=ModelDetail, responses=ERROR_RESPONSES, summary="A model and its files")
 def get_model(request: Request, model_id: str, principal: Caller) -> ModelDetail:
-    row = _visible(request, model_id, principal)
-    files = [ModelFileOut(**vars(f)) for f in model_files(row)]
-    return ModelDetail(**shown_to(principal, request, model_record(row)), files=files)
+    with app_store(request).session() as session:
+        row = _visible(session, model_id, principal)
+        record, files = model_record(session, row), [ModelFileOut(**vars(f)) for f in model_files(row)]
+    return ModelDetail(**shown_to(principal, request, record), files=files)
 
 
 TAR_RESPONSE = {"content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
@@ -116,14 +117,19 @@ TAR_RESPONSE = {"content": {"application/x-tar": {"schema": {"type": "string", "
             responses={**ERROR_RESPONSES, 200: TAR_RESPONSE,
                        409: {"model": ErrorResponse, "description": "The model's folder is missing or differs from its registration"}})  # fmt: skip
 def download_model(request: Request, model_id: str, principal: Caller) -> StreamingResponse:
-    return tar_download(_visible(request, model_id, principal))
+    with app_store(request).session() as session:
+        row = _visible(session, model_id, principal)
+        headers = download_headers(session, row)
+        session.expunge(row)
+    return tar_download(row, headers)
 
 
-def tar_download(row: RegisteredModel) -> StreamingResponse:
-    """The model's folder as a tar stream built while it is sent; 409 ``model_files_missing`` when the
-    folder is not the registered one, checked before the stream begins (its 200 is sent with the first bytes)."""
+def tar_download(row: RegisteredModel, headers: dict[str, str]) -> StreamingResponse:
+    """The model's folder as a tar stream built while it is sent, with ``headers`` (``download_headers``);
+    409 ``model_files_missing`` when the folder is not the registered one, checked before the stream
+    begins (its 200 is sent with the first bytes)."""
     try:
-        return StreamingResponse(model_archive(row), media_type="application/x-tar", headers=download_headers(row))
+        return StreamingResponse(model_archive(row), media_type="application/x-tar", headers=headers)
     except ModelFilesMissing as error:
         raise ApiError(409, "model_files_missing", str(error), model=row.id) from None
 
@@ -141,5 +147,5 @@ def publish(request: Request, model_id: str, principal: Operator) -> ModelOut:
         except PublishingError as error:
             code = "publishing_off" if isinstance(error, PublishingOff) else "conflict"
             raise ApiError(409, code, str(error), model=model_id) from None
-        out = model_record(row)
+        out = model_record(session, row)
     return ModelOut(**out)

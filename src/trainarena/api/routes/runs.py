@@ -171,7 +171,7 @@ def list_all(
     request: Request,
     window: CursorWindow,
     tournament: Annotated[str | None, Query(description=f"Only this tournament's runs (its name or id), or '{AD_HOC}' for those outside tournaments ('reference', 'audit': those alone).")] = None,
-    competitor: Annotated[str | None, Query(description="Only this competitor's runs (its name), a working tree's ('NAME (tree)', or its path) or a reference's ('house script', 'base model').")] = None,
+    competitor: Annotated[str | None, Query(description="Only this competitor's runs (its name), a working tree's ('NAME (tree)', or for an operator's key its path on the server) or a reference's ('house script', 'base model').")] = None,
     status: Annotated[ShownStatus | None, Query(description="Only runs with this status as listed: cancelled selects the runs a cancelled tournament left unfinished (never pending or running).")] = None,
     task: Annotated[str | None, Query(description="Only this task's runs (its name, or a prefix of 6 or more characters of its digest).")] = None,
 ) -> RunList:
@@ -182,7 +182,7 @@ def list_all(
     no listed run a 422."""
     cursor = None if window.after is None else _run_cursor(window.after)
     with app_store(request).session() as session:
-        problem = run_filter_problem(session, tournament=tournament, competitor=competitor, task=task, stored_tasks=caller.is_operator)
+        problem = run_filter_problem(session, tournament=tournament, competitor=competitor, task=task, operator=caller.is_operator)
         if problem is not None:
             raise ApiError(404, "not_found", problem.message, **{problem.field: problem.value})
         try:  # one more than the page holds says whether more follow

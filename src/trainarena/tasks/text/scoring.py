@@ -8,12 +8,12 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from trainarena.execution.artifacts import check_weight_indexes
+from trainarena.execution.artifacts import ADAPTER_CONFIG, check_weight_indexes
 from trainarena.wording import counted
 
 Encoded = tuple[list[int], list[int]]  # (input_ids, labels)
 
-ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 # What transformers' from_pretrained reads from a local folder with use_safetensors=True, in its order.
 FULL_WEIGHTS, FULL_INDEX = "model.safetensors", "model.safetensors.index.json"
 
