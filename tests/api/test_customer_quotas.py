@@ -145,7 +145,7 @@ def test_the_key_lock_holds_a_second_check_until_the_first_write_commits(api_set
     with api_store.session() as session:
         key = session.query(ApiKey).filter_by(name="customer").one().id
     checked, go = threading.Event(), threading.Event()
-    outcome: list[object] = []
+    outcome: dict[str, object] = {}
 
     def store_one(first: bool) -> None:
         try:
@@ -156,20 +156,20 @@ def test_the_key_lock_holds_a_second_check_until_the_first_write_commits(api_set
                     go.wait(10)
                 session.add(UploadedFile(id=f"file-{'a' if first else 'b'}", owner_key_id=key, filename="qa.jsonl", kind="text",
                                          format="jsonl", size_bytes=len(FILE), sha256="0" * 64, rows=30, path="/nowhere"))  # fmt: skip
-            outcome.append("stored")
+            outcome["first" if first else "second"] = "stored"
         except QuotaExceeded as error:
-            outcome.append(error.details)
+            outcome["first" if first else "second"] = error.details
 
     threads = [threading.Thread(target=store_one, args=(True,)), threading.Thread(target=store_one, args=(False,))]
     threads[0].start()
     assert checked.wait(10)
     threads[1].start()
     threads[1].join(0.5)
-    assert threads[1].is_alive() and outcome == []  # waiting on the lock, not checking
+    assert threads[1].is_alive() and outcome == {}  # waiting on the lock, not checking
     go.set()
     for thread in threads:
         thread.join(10)
-    assert outcome[0] == "stored" and outcome[1]["used_bytes"] == len(FILE), outcome
+    assert outcome["first"] == "stored" and outcome["second"]["used_bytes"] == len(FILE), outcome
 
 
 @pytest.fixture
