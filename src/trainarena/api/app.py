@@ -22,6 +22,7 @@ from trainarena.api.head_requests import HeadAsGet
 from trainarena.api.json_body import check_request_body
 from trainarena.api.routes import ROUTERS
 from trainarena.api.strict_query import refuse_unknown_query
+from trainarena.jobs.quotas import UploadsUnderWay
 from trainarena.registry import sweep_registry
 from trainarena.settings import Settings
 from trainarena.store import Store, open_store
@@ -70,6 +71,7 @@ def create_app(settings: Settings, *, store: Store | None = None, services: Sequ
     app.state.store = store
     app.state.rate_limiter = RateLimiter(settings.api)
     app.state.cache = VersionedCache()
+    app.state.uploads_under_way = UploadsUnderWay(settings)  # each process counts its own, as for rate limits
     app.state.services = tuple(services)  # routes find theirs by type (e.g. the tournament drivers)
     install_error_handlers(app)
     for router in ROUTERS:

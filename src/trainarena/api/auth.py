@@ -130,3 +130,9 @@ Customer = Annotated[Principal, Depends(require(ApiRole.CUSTOMER))]
 def visible_owner(principal: Principal) -> int | None:
     """The owner a caller's listings are narrowed to: its own key, or None (everyone's) for operators."""
     return None if principal.is_operator else principal.key_id
+
+
+def quota_owner(principal: Principal) -> int | None:
+    """The key whose quotas a request counts against (``jobs.quotas``): its own, or None for an
+    operator's, which quotas do not limit (operators run the platform and hold its disk)."""
+    return None if principal.is_operator else principal.key_id

@@ -197,3 +197,8 @@ BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "The body is larger than settings api.json_body_max_bytes"},
     415: {"model": ErrorResponse, "description": "The body was not sent as Content-Type: application/json"},
 }
+
+
+def quota_response(setting: str) -> dict[str, Any]:
+    """The schema's entry for a route's 409 ``quota_exceeded``: a customer key at its quota ``setting``."""
+    return {"model": ErrorResponse, "description": f"quota_exceeded: this customer key is at its quota (settings {setting})"}

@@ -1,4 +1,5 @@
-"""The jobs package's errors as the API's: 422 invalid (naming the field), 404, 409, 413."""
+"""The jobs package's errors as the API's: 422 invalid (naming the field), 404, 409 (a conflict, or
+``quota_exceeded``), 413."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from trainarena.api.errors import ApiError
-from trainarena.jobs.errors import Conflict, InvalidInput, JobsError, NotFound, TooLarge
+from trainarena.jobs.errors import Conflict, InvalidInput, JobsError, NotFound, QuotaExceeded, TooLarge
 
 _STATUS = ((InvalidInput, 422, "invalid_request"), (NotFound, 404, "not_found"), (Conflict, 409, "conflict"),
-           (TooLarge, 413, "too_large"))  # fmt: skip
+           (TooLarge, 413, "too_large"), (QuotaExceeded, 409, "quota_exceeded"))  # fmt: skip
 
 
 def as_api_error(error: JobsError) -> ApiError:

@@ -1,5 +1,5 @@
 """What goes wrong with a customer's file or job, as plain exceptions the API turns into its error
-shape (422 invalid, 404 not found, 409 conflict, 413 too large) and the CLI prints."""
+shape (422 invalid, 404 not found, 409 conflict or over a quota, 413 too large) and the CLI prints."""
 
 from __future__ import annotations
 
@@ -32,3 +32,8 @@ class Conflict(JobsError):
 
 class TooLarge(JobsError):
     """An upload over ``ApiRules.upload_max_bytes``."""
+
+
+class QuotaExceeded(JobsError):
+    """A customer key's request would pass one of its quotas (``jobs.quotas``); ``details`` name the
+    setting, the key's usage and the limit."""

@@ -17,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trainarena.contract import TaskType
 from trainarena.jobs.archives import check_parquet, check_zip
-from trainarena.jobs.errors import InvalidInput, TooLarge
+from trainarena.jobs.errors import InvalidInput, JobsError, TooLarge
 from trainarena.settings import Settings
 from trainarena.tasks import registered_task_types
 from trainarena.tasks.base import DatasetError, TaskDefinition, UnknownSpecKeys
@@ -63,23 +64,31 @@ def file_format(filename: str, kind: str | None) -> tuple[str, str]:
 
 class UploadSink:
     """Where an upload's bytes go as they arrive: a staging file under the uploads folder, its size
-    bounded (past ``limit`` the file is removed and :class:`TooLarge` raised) and its SHA-256 taken."""
+    bounded (past ``limit`` the file is removed and :class:`TooLarge` raised), each chunk's size passed
+    to ``count`` (which may refuse it, as the key's quota does: the file is removed then too) and its
+    SHA-256 taken."""
 
-    def __init__(self, uploads_dir: Path, limit: int, filename: str) -> None:
+    def __init__(self, uploads_dir: Path, limit: int, filename: str, count: Callable[[int], None] | None = None) -> None:
         uploads_dir.mkdir(parents=True, exist_ok=True)
         suffix = Path(filename).suffix.lower()  # the loaders read a file by its suffix
         self.path = uploads_dir / f".incoming-{secrets.token_hex(8)}{suffix if suffix in FORMATS else ''}"
         self.size = 0
         self._limit = limit
+        self._count = count
         self._hash = hashlib.sha256()
         self._out = self.path.open("wb")
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        if self.size > self._limit:
+        try:
+            if self.size > self._limit:
+                raise TooLarge(f"the upload is larger than {self._limit:,} bytes (api.upload_max_bytes); split the "
+                               "dataset or ask the operator for a larger limit", limit_bytes=self._limit)  # fmt: skip
+            if self._count is not None:
+                self._count(len(chunk))
+        except JobsError:
             self.discard()
-            raise TooLarge(f"the upload is larger than {self._limit:,} bytes (api.upload_max_bytes); split the "
-                           "dataset or ask the operator for a larger limit", limit_bytes=self._limit)  # fmt: skip
+            raise
         self._hash.update(chunk)
         self._out.write(chunk)
 

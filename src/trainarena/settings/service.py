@@ -35,6 +35,11 @@ class ApiRules(Section):
         4_000_000, ge=1024, description="Largest JSON body a request may send (jobs, tasks, competitors, tournaments); "
         "larger is refused with 413, after the key is checked and before the body is read."
     )
+    upload_quota_bytes: int = Field(
+        20_000_000_000, ge=0, description="Most bytes a customer key's stored files (uploaded, not deleted) may take "
+        "together, counting its uploads under way: an upload that would pass it is refused with 409 quota_exceeded "
+        "while it streams, and nothing of it is kept; 0: no limit. Operator keys are not limited."
+    )
     upload_max_unpacked_bytes: int = Field(
         1_000_000_000, ge=1024, description="Largest total an uploaded zip of images may unpack to (zip bombs are refused)."
     )
@@ -81,6 +86,10 @@ class JobRules(Section):
         "that holds out fewer is refused (0 trains on every row, with no score).")
     field_mapping_text_max_chars: int = Field(
         4000, ge=1, description="Longest text (a `system_prompt`, a format string, a column name) a job's or an upload's field_mapping may give.")
+    active_quota: int = Field(
+        20, ge=0, description="Most jobs one customer key may have queued or running at once: one more is refused with "
+        "409 quota_exceeded until one ends; 0: no limit. Operator keys are not limited."
+    )
     heartbeat_seconds: float = Field(10.0, gt=0.0, description="How often a worker marks its running jobs alive.")
     stale_seconds: float = Field(60.0, gt=0.0, description="A running job whose worker has not beaten for this long (by the store's clock: the PostgreSQL server's; a SQLite store's host's) is queued again.")
     max_attempts: int = Field(

@@ -1,6 +1,6 @@
-"""``/v1/files``: customers' datasets, uploaded (streamed to disk under the size limit, checked as
-``task check`` would), listed, read and deleted. A customer sees only its own files (another's is a
-404); an operator sees every file."""
+"""``/v1/files``: customers' datasets, uploaded (streamed to disk under the size limit and the key's
+quota, ``jobs.quotas``, checked as ``task check`` would), listed, read and deleted. A customer sees
+only its own files (another's is a 404); an operator sees every file."""
 
 from __future__ import annotations
 
@@ -13,15 +13,17 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from trainarena.api.auth import Customer, Principal, visible_owner
+from trainarena.api.auth import Customer, Principal, quota_owner, visible_owner
 from trainarena.api.context import app_settings, app_store
-from trainarena.api.errors import ERROR_RESPONSES, ROLE_RESPONSES, ApiError
+from trainarena.api.errors import ERROR_RESPONSES, ROLE_RESPONSES, ApiError, quota_response
 from trainarena.api.job_errors import answering_jobs_errors
 from trainarena.api.multipart import read_form
 from trainarena.api.paging import CursorWindow
 from trainarena.jobs.errors import InvalidInput
 from trainarena.jobs.files import delete_file, get_file, list_files, store_upload
+from trainarena.jobs.quotas import UPLOAD_SETTING, UploadsUnderWay, check_upload_bytes, quota_transaction, stored_upload_bytes
 from trainarena.jobs.uploads import UploadSink, check_file, file_format
+from trainarena.store import Store
 from trainarena.store.models import UploadedFile
 
 router = APIRouter(prefix="/v1", tags=["files"])
@@ -45,7 +47,8 @@ UPLOAD_BODY = {
 }  # fmt: skip
 
 
-UPLOAD_RESPONSES = {**ROLE_RESPONSES, 413: {**ERROR_RESPONSES[422], "description": "Over api.upload_max_bytes"},
+UPLOAD_RESPONSES = {**ROLE_RESPONSES, 409: quota_response(UPLOAD_SETTING),
+                    413: {**ERROR_RESPONSES[422], "description": "Over api.upload_max_bytes"},
                     415: {**ERROR_RESPONSES[422], "description": "Not a multipart/form-data body"}}  # fmt: skip
 
 
@@ -83,13 +86,17 @@ async def upload_file(request: Request, principal: Customer) -> FileOut:
     if declared is not None and declared.isdigit() and int(declared) > limit + MULTIPART_ALLOWANCE:
         raise ApiError(413, "too_large", f"the upload is larger than {limit:,} bytes (api.upload_max_bytes)", limit_bytes=limit)
     sinks: list[UploadSink] = []
-
-    def open_file(filename: str) -> Callable[[bytes], None]:
-        sinks.append(UploadSink(settings.uploads_dir, limit, filename))
-        return sinks[-1].write
+    limited = quota_owner(principal)
+    stored = 0 if limited is None else await run_in_threadpool(_stored_bytes, app_store(request), limited)
+    under_way: UploadsUnderWay = request.app.state.uploads_under_way
 
     try:
-        with answering_jobs_errors():
+        with answering_jobs_errors(), under_way.receiving(limited, stored) as count:
+
+            def open_file(filename: str) -> Callable[[bytes], None]:
+                sinks.append(UploadSink(settings.uploads_dir, limit, filename, count))
+                return sinks[-1].write
+
             form = await read_form(request.headers.get("content-type", ""), request.stream(), "file", open_file)
             if form.filename is None or not sinks:
                 raise InvalidInput("no file in the upload: send it as the form field `file`", field="file")
@@ -100,13 +107,21 @@ async def upload_file(request: Request, principal: Customer) -> FileOut:
             sink.discard()
 
 
+def _stored_bytes(store: Store, key_id: int) -> int:
+    with store.session() as session:
+        return stored_upload_bytes(session, key_id)
+
+
 def _check_and_store(request: Request, principal: Principal, filename: str, fields: dict[str, str], sink: UploadSink,
                      sha256: str) -> FileOut:  # fmt: skip
     settings = app_settings(request)
     kind, fmt = file_format(filename, fields.get("kind") or None)
     mapping = _mapping(fields.get("field_mapping"))
     checked = check_file(sink.path, filename, kind, fmt, settings, fields.get("task_type") or None, mapping)
-    with app_store(request).transaction() as session:
+    limited = quota_owner(principal)
+    # Counted again under the key's lock: another process may have stored the key's files while this one streamed.
+    with quota_transaction(app_store(request), limited) as session:
+        check_upload_bytes(session, settings, limited, sink.size)
         row = store_upload(session, settings, owner_key_id=principal.key_id, staging=sink.path, filename=filename,
                            checked=checked, sha256=sha256, size=sink.size)  # fmt: skip
         return FileOut.of(row)

@@ -1,6 +1,7 @@
-"""``/v1/jobs``: customers' training jobs, created (every field checked, the file prepared as the task
-would be), listed, read, cancelled, and their events streamed as server-sent events. A customer sees
-only its own jobs (another's is a 404); an operator sees every job."""
+"""``/v1/jobs``: customers' training jobs, created (within the key's quota, ``jobs.quotas``; every field
+checked, the file prepared as the task would be), listed, read, cancelled, and their events streamed
+as server-sent events. A customer sees only its own jobs (another's is a 404); an operator sees every
+job."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from trainarena.api.auth import Customer, Principal, visible_owner
+from trainarena.api.auth import Customer, Principal, quota_owner, visible_owner
 from trainarena.api.context import app_settings, app_store
-from trainarena.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ROLE_RESPONSES, STORE_INT_MAX, ApiError
+from trainarena.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ROLE_RESPONSES, STORE_INT_MAX, ApiError, quota_response
 from trainarena.api.job_errors import answering_jobs_errors
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import CursorWindow
@@ -40,6 +41,7 @@ from trainarena.jobs import (
     remove_ended_copies,
     waiting_reason,
 )
+from trainarena.jobs.quotas import JOBS_SETTING, check_active_jobs, quota_transaction
 from trainarena.reporting.run_detail import RESULT_TAIL_LINES, read_run_detail
 from trainarena.store import Store
 from trainarena.store.models import Job, JobEvent, JobStatus
@@ -113,11 +115,14 @@ class JobList(BaseModel):
     has_more: bool = Field(description="Older jobs follow; pass the last id as `after`.")
 
 
-@router.post("/jobs", status_code=201, response_model=JobOut, responses={**ROLE_RESPONSES, **BODY_RESPONSES}, summary="Create a training job")
+@router.post("/jobs", status_code=201, response_model=JobOut, summary="Create a training job",
+             responses={**ROLE_RESPONSES, **BODY_RESPONSES, 409: quota_response(JOBS_SETTING)})  # fmt: skip
 def new_job(request: Request, principal: Customer, body: JobIn) -> JobOut:
     job_request = JobRequest(**body.model_dump())
-    with app_store(request).transaction() as session, answering_jobs_errors():
-        return JobOut.of(create_job(session, app_settings(request), job_request, principal.key_id), principal, request)
+    settings, limited = app_settings(request), quota_owner(principal)
+    with quota_transaction(app_store(request), limited) as session, answering_jobs_errors():
+        check_active_jobs(session, settings, limited)  # first: a key at its quota is refused before its file is prepared
+        return JobOut.of(create_job(session, settings, job_request, principal.key_id), principal, request)
 
 
 @router.get("/jobs", response_model=JobList, responses=ROLE_RESPONSES, summary="Your jobs (operators: everyone's)")

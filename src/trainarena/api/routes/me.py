@@ -1,13 +1,17 @@
-"""``/v1/health`` (no key needed: load balancers and `curl` checks) and ``/v1/me`` (who this key is)."""
+"""``/v1/health`` (no key needed: load balancers and `curl` checks) and ``/v1/me`` (who this key is,
+and for a customer's key what it uses of its quotas)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from trainarena import __version__
 from trainarena.api.auth import Caller
+from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ERROR_RESPONSES
+from trainarena.jobs.quotas import key_usage
+from trainarena.store.models import ApiRole
 
 router = APIRouter(prefix="/v1", tags=["service"])
 
@@ -17,9 +21,17 @@ class Health(BaseModel):
     version: str = Field(description="The trainarena version serving.")
 
 
+class QuotaOut(BaseModel):
+    setting: str = Field(description="The setting that sets the limit: api.upload_quota_bytes or jobs.active_quota.")
+    used: int = Field(description="What the key uses now: bytes of its files not deleted, or its jobs queued or running.")
+    limit: int | None = Field(description="The most it may use; null: no limit (the setting is 0).")
+
+
 class Me(BaseModel):
     name: str = Field(description="The key's name, as given to `trainarena keys create`.")
     role: str = Field(description="operator, competitor or customer.")
+    quotas: list[QuotaOut] | None = Field(description="For a customer's key, what it uses of each quota; null for operator "
+                                          "keys (not limited) and competitor keys (no files or jobs).")
 
 
 @router.get("/health", response_model=Health, summary="Is the service up")
@@ -27,6 +39,10 @@ def health() -> Health:
     return Health(status="ok", version=__version__)
 
 
-@router.get("/me", response_model=Me, responses=ERROR_RESPONSES, summary="The calling key's name and role")
-def me(principal: Caller) -> Me:
-    return Me(name=principal.name, role=principal.role)
+@router.get("/me", response_model=Me, responses=ERROR_RESPONSES, summary="The calling key's name, role and quota usage")
+def me(request: Request, principal: Caller) -> Me:
+    if principal.role != ApiRole.CUSTOMER:
+        return Me(name=principal.name, role=principal.role, quotas=None)
+    with app_store(request).session() as session:
+        usage = key_usage(session, app_settings(request), principal.key_id)
+    return Me(name=principal.name, role=principal.role, quotas=[QuotaOut(**vars(quota)) for quota in usage])
