@@ -30,6 +30,7 @@ LAYERS = {
     "round_tasks": 5,  # which task each place of a round plays (its seed, the task source)
     "tournament_steps": 5,  # the engine's decisions written to the store: a round's rows, a finished tournament's outcome
     "pipeline": 5,
+    "task_preparation": 5,  # a task's train and hidden splits prepared once, cached by its digest: for the pipeline and jobs
     "records": 5,  # signed statements, the transparency log, export/verify/audit: beside the orchestrator it records
     "reporting": 6,
     "demo": 6,

@@ -16,9 +16,10 @@ from safetensors.torch import save_file
 from trainarena.assets import ensure_assets
 from trainarena.contract import TaskType
 from trainarena.execution import DevicePool
-from trainarena.pipeline import TaskPreparer, link_tree, parameter_count, visible_gpus
+from trainarena.pipeline import link_tree, parameter_count, visible_gpus
 from trainarena.runs import definition_digest
 from trainarena.settings import Settings
+from trainarena.task_preparation import TaskPreparer
 from trainarena.tasks import get_task_type
 from trainarena.tasks.base import TaskDefinition
 

@@ -20,21 +20,17 @@ The submission folder is sealed before the sandbox binds it, once it holds the c
 names, and checked unchanged once the script ended (``submissions.seal``); a run whose folder changed
 raises ``SubmissionChanged`` before anything of it is scored, stored or signed.
 
-Prepared task data is cached by the task definition's digest: the train split under
-``cache_dir/tasks/<digest>/``, the hidden split under ``hidden_dir/<digest>/``, which no sandbox sees.
+Prepared task data is cached by the task definition's digest (``task_preparation``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
 import shutil
 import struct
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -55,21 +51,19 @@ from trainarena.runs import (
     RunReport,
     RunRequest,
     SubmissionChanged,
-    definition_digest,
     record_timings,
 )
 from trainarena.settings import Settings
 from trainarena.submissions import RegistrationError, checkout_path, register
 from trainarena.submissions.seal import Seal, changes, discard, is_cached, seal_submission
+from trainarena.task_preparation import TaskPreparer
 from trainarena.tasks import budget_problem, get_task_type
-from trainarena.tasks.base import DatasetError, PreparedTask, TaskDefinition, TaskPlugin
+from trainarena.tasks.base import DatasetError, PreparedTask, TaskDefinition
 from trainarena.tasks.builtin_assets import model_name_for_script
 from trainarena.tasks.child_evaluation import evaluation_scope
-from trainarena.tasks.secret_split import split_settings
 from trainarena.tasks.text.hub_rows import HUB_UNREACHABLE, hub_cut_off
 from trainarena.tasks.warm_evaluation import WarmEvaluator
 
-_PREPARED_MARKER = "prepared.json"
 logger = logging.getLogger(__name__)
 
 
@@ -144,94 +138,6 @@ def thread_env(cpus: int) -> dict[str, str]:
     2-core machine (measured), and cost nothing on an idle one."""
     caps = {name: str(cpus) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")} if cpus else {}
     return {"OMP_WAIT_POLICY": "PASSIVE", **caps}
-
-
-def task_folders(settings: Settings, digest: str) -> list[Path]:
-    """Where ``TaskPreparer`` puts the task whose definition digest is ``digest``: its train folder
-    (under the cache dir, with the marker) and its hidden folder, in that order. A preparation stages
-    each in a ``staging_prefix(folder)*`` folder beside it (``staged_leftovers``)."""
-    return [settings.cache_dir / "tasks" / digest, settings.hidden_dir / digest]
-
-
-def staging_prefix(folder: Path) -> str:
-    """The name prefix of the staging folders a preparation of ``folder`` makes beside it."""
-    return f".staging-{folder.name}-"
-
-
-def staged_leftovers(folder: Path) -> list[Path]:
-    """The staging folders beside ``folder`` (a preparation running, or one killed midway)."""
-    return sorted(folder.parent.glob(f"{staging_prefix(folder)}*")) if folder.parent.is_dir() else []
-
-
-class TaskPreparer:
-    """Prepares each distinct task once (thread-safe), reusing earlier preparations from disk.
-
-    A preparation is written into staging folders beside its final ones and renamed into place only
-    when complete (the train folder, holding the marker, last): a failed preparation leaves nothing
-    under the cache or hidden dirs (not even the folders it created), a folder without its marker is
-    never used, and a process killed midway leaves only a ``.staging-*`` folder, which nothing reads."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def prepare(self, task: TaskDefinition) -> PreparedTask:
-        digest = definition_digest(task)  # prepared data is cached by the definition's content address
-        with self._guard:
-            lock = self._locks.setdefault(digest, threading.Lock())
-        with lock:
-            train_dir, hidden_dir = task_folders(self._settings, digest)
-            marker = train_dir / _PREPARED_MARKER
-            if marker.exists():
-                return PreparedTask.from_json(json.loads(marker.read_text()))
-            return self._prepare_staged(task, train_dir, hidden_dir)
-
-    def plugin(self, task: TaskDefinition) -> TaskPlugin:
-        """The plugin that prepares ``task``: its type's (a job's preparer splits differently, ``jobs.split``)."""
-        return get_task_type(task.task_type)
-
-    def _prepare_staged(self, task: TaskDefinition, train_dir: Path, hidden_dir: Path) -> PreparedTask:
-        created = [p for d in (train_dir, hidden_dir) for p in _missing_ancestors(d.parent)]
-        stages: list[Path] = []
-        try:
-            for final in (train_dir, hidden_dir):
-                final.parent.mkdir(parents=True, exist_ok=True)
-                stages.append(Path(tempfile.mkdtemp(prefix=staging_prefix(final), dir=final.parent)))
-            train_stage, hidden_stage = stages
-            staged = self.plugin(task).prepare(task, train_stage, hidden_stage, split_settings(task, self._settings))
-            prepared = replace(
-                staged,
-                train_file=train_dir / staged.train_file.relative_to(train_stage),
-                hidden_file=hidden_dir / staged.hidden_file.relative_to(hidden_stage),
-            )
-            (train_stage / _PREPARED_MARKER).write_text(json.dumps(prepared.to_json()))
-            if (train_dir / _PREPARED_MARKER).exists():  # another process finished the same task meanwhile
-                return PreparedTask.from_json(json.loads((train_dir / _PREPARED_MARKER).read_text()))
-            for final, stage in ((hidden_dir, hidden_stage), (train_dir, train_stage)):
-                shutil.rmtree(final, ignore_errors=True)  # a leftover without its marker: never used
-                os.rename(stage, final)
-            return prepared
-        except BaseException:
-            leftovers = stages if (train_dir / _PREPARED_MARKER).exists() else [*stages, hidden_dir, train_dir]
-            for directory in leftovers:
-                shutil.rmtree(directory, ignore_errors=True)
-            for directory in sorted(set(created), key=lambda p: len(p.parts), reverse=True):
-                with contextlib.suppress(OSError):  # only when empty: another preparation may be using it
-                    directory.rmdir()
-            raise
-        finally:
-            for stage in stages:
-                shutil.rmtree(stage, ignore_errors=True)
-
-
-def _missing_ancestors(directory: Path) -> list[Path]:
-    """``directory`` and its parents that do not exist yet, deepest first."""
-    missing = []
-    while not directory.exists() and directory != directory.parent:
-        missing.append(directory)
-        directory = directory.parent
-    return missing
 
 
 def unsupported_reason(submission_dir: Path, task: TaskDefinition) -> str | None:

@@ -34,13 +34,13 @@ from trainarena.jobs import JobWorker, cancel_job
 from trainarena.jobs.files import delete_file
 from trainarena.jobs.queue import beat, claim_next, requeue, requeue_stale, still_mine
 from trainarena.jobs.runner import JobRunner, StopRequest
-from trainarena.pipeline import TaskPreparer
 from trainarena.reporting.run_detail import NO_VALIDATION_ROWS
 from trainarena.runs import CompetitorInfo, RunInterrupted, RunReport, definition_digest, definition_from_json
 from trainarena.settings import Settings
 from trainarena.store import Store, add_competitor, open_store
 from trainarena.store.models import AttemptStatus, ChampionHistory, Job, JobEvent, JobStatus, RegisteredModel, Run, RunOrigin
 from trainarena.submissions import checkout_path
+from trainarena.task_preparation import TaskPreparer
 from trainarena.tasks.base import TaskDefinition
 
 

@@ -615,9 +615,9 @@ def test_a_run_on_data_its_tournament_did_not_commit_to_cannot_be_audited(
 
 def test_todays_inputs_are_split_from_the_dataset_as_it_is_not_from_the_cache(settings: Settings, tmp_path: Path) -> None:
     """The prepared-task cache is keyed by the definition: a dataset edited since would be hidden by it."""
-    from trainarena.pipeline import TaskPreparer
     from trainarena.records.audit import current_inputs
     from trainarena.records.provenance import split_digests
+    from trainarena.task_preparation import TaskPreparer
 
     rows = tmp_path / "rows.jsonl"
     rows.write_text("".join(json.dumps({"q": f"{i}+1", "a": str(i + 1)}) + "\n" for i in range(40)))

@@ -11,12 +11,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from trainarena.contract import RunStatus, TaskType
-from trainarena.pipeline import TaskPreparer
 from trainarena.records.audit import Verdict, as_scored, audit_run
 from trainarena.records.provenance import folder_digest
 from trainarena.runs import CompetitorInfo, RunReport
 from trainarena.settings import Settings
 from trainarena.store import Store
+from trainarena.task_preparation import TaskPreparer
 from trainarena.tasks import get_task_type
 from trainarena.tasks.base import TaskDefinition
 from trainarena.workbench import Workbench, worktree_script

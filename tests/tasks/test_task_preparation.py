@@ -1,4 +1,4 @@
-"""Preparing a task for runs (``pipeline.TaskPreparer``): staged, so a failure leaves no folder behind,
+"""Preparing a task for runs (``task_preparation.TaskPreparer``): staged, so a failure leaves no folder behind,
 and the prepared record, dropped rows included, reaches the cache marker and the run's report."""
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ import pytest
 
 from trainarena.contract import RunStatus, TaskType
 from trainarena.execution.base import RunResult
-from trainarena.pipeline import SandboxedExecutor, TaskPreparer, staged_leftovers, task_folders
+from trainarena.pipeline import SandboxedExecutor
 from trainarena.runs import CompetitorInfo, definition_digest
 from trainarena.settings import DataRules, Settings
 from trainarena.submissions import checkout_path
+from trainarena.task_preparation import TaskPreparer, staged_leftovers, task_folders
 from trainarena.tasks import DatasetError, PreparedTask, TaskDefinition
 
 COMMIT = "a" * 40
@@ -50,7 +51,7 @@ def test_an_interrupted_preparation_leaves_no_folder_and_keeps_other_tasks(tmp_p
             (Path(hidden_dir) / "hidden.jsonl").write_text("{}\n")
             raise KeyboardInterrupt
 
-    monkeypatch.setattr("trainarena.pipeline.get_task_type", lambda task_type: Interrupted())
+    monkeypatch.setattr("trainarena.task_preparation.get_task_type", lambda task_type: Interrupted())
     with pytest.raises(KeyboardInterrupt):
         TaskPreparer(settings).prepare(dpo_task(tmp_path, empty_rows=1))
     assert folders(settings.data_dir) == before and kept.hidden_file.is_file()
@@ -72,7 +73,7 @@ def test_task_folders_name_where_a_preparation_writes_and_stages(tmp_path, monke
             seen.append((train_dir, hidden_dir))
             raise KeyboardInterrupt
 
-    monkeypatch.setattr("trainarena.pipeline.get_task_type", lambda task_type: Killed())
+    monkeypatch.setattr("trainarena.task_preparation.get_task_type", lambda task_type: Killed())
     other = dpo_task(tmp_path, empty_rows=1)
     other_train, other_hidden = task_folders(settings, definition_digest(other))
     with pytest.raises(KeyboardInterrupt):

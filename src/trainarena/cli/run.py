@@ -19,7 +19,6 @@ from trainarena.cluster import make_executor
 from trainarena.contract import SEED_MAX, Direction
 from trainarena.engine.comparison import relative_improvement, seed_spread
 from trainarena.execution import SandboxUnavailable
-from trainarena.pipeline import TaskPreparer
 from trainarena.reporting.references import ReferenceLine
 from trainarena.reporting.run_detail import RESULT_TAIL_LINES, RunDetail, read_run_detail
 from trainarena.runs import CompetitorInfo, RunNotStarted
@@ -27,6 +26,7 @@ from trainarena.settings import Settings
 from trainarena.store import Store, get_competitor, open_store
 from trainarena.store.models import RunOrigin
 from trainarena.submissions import RegistrationError
+from trainarena.task_preparation import TaskPreparer
 from trainarena.tasks import TaskFileError, load_task_file, with_local_path
 from trainarena.tasks.base import DatasetError, TaskDefinition
 from trainarena.wording import ScoreColumn

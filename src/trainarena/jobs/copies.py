@@ -3,7 +3,7 @@
 A job prepares its file as a task (``jobs.split``, through the pipeline's preparer): the train split
 under ``cache/tasks/<digest>/`` and the held-out split under ``hidden/<digest>/``, where ``digest`` is
 that of the job's task definition (a killed preparation leaves ``.staging-<digest>-*`` folders beside
-them; ``pipeline.task_folders`` and ``pipeline.staged_leftovers`` name them, for the preparer too). A job's task is named after the job, so no tournament and no other job shares these folders.
+them; ``task_preparation.task_folders`` and ``task_preparation.staged_leftovers`` name them, for the preparer too). A job's task is named after the job, so no tournament and no other job shares these folders.
 Each attempt copies the train split into ``runs/jobs/<job>/attempt-N/inputs/``, and an audit of the
 job's run (``records.audit``) prepares the same task again and stages it under
 ``runs/audits/run-<run>-<n>/inputs/``.
@@ -33,11 +33,11 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from trainarena.pipeline import staged_leftovers, task_folders
 from trainarena.runs import definition_digest, definition_from_json
 from trainarena.settings import Settings
 from trainarena.store import Store
 from trainarena.store.models import Job, JobStatus, Run
+from trainarena.task_preparation import staged_leftovers, task_folders
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ would refuse. Only the split's size differs:
   the script trains on every row, and the score the pipeline still computes on that folded group
   measures training data, so it is never reported.
 
-:class:`JobPreparer` is the pipeline's :class:`~trainarena.pipeline.TaskPreparer` with the plugin
+:class:`JobPreparer` is the pipeline's :class:`~trainarena.task_preparation.TaskPreparer` with the plugin
 wrapped this way; the job prepares its task with it before running, and the executor then finds the
 preparation in its cache (tasks are cached by their definition, and a job's task is named after the
 job, so no two jobs share one).
@@ -25,8 +25,8 @@ import zipfile
 from dataclasses import replace
 from pathlib import Path
 
-from trainarena.pipeline import TaskPreparer
 from trainarena.settings import DataRules, Settings
+from trainarena.task_preparation import TaskPreparer
 from trainarena.tasks import get_task_type
 from trainarena.tasks.base import Evaluation, PreparedTask, TaskDefinition, TaskPlugin
 from trainarena.tasks.image.data import CAPTIONS_FILE, IMAGES_DIR, read_captions_file
