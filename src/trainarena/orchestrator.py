@@ -443,11 +443,14 @@ def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[]
         driver.announce_resumption(session)
     notes.remove()
     remove_outputs(driver.work_dir, driver.tournament_id, recovered)
+    # Whether or not this drive trains runs early, those of a driver killed outright are gone: a drive
+    # that trains none (one slot) would otherwise leave their folders, artifacts included, for good.
+    early = EarlyRuns(driver.work_dir)
+    early.clear_left_behind(driver.tournament_id)
     # A drive of so many steps claims those, none early; an executor that cannot stop a run at once
     # (Ray's, today) would keep a dropped early run's node, and the drive's end, for its whole budget.
     if max_steps is None and driver.parallel > 1 and getattr(driver.executor, "stops_runs_at_once", True):
-        driver.early = EarlyRuns(driver.work_dir)
-        driver.early.clear_left_behind(driver.tournament_id)
+        driver.early = early
     slots = RunSlots(driver)
     try:
         return slots.drive(max_steps, until, tending)
