@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent / "records"))
 from recorded_store import ENTRANTS, RecordedExecutor, base_model, settings_for, task_source  # noqa: E402
 
 from trainarena import orchestrator  # noqa: E402
+from trainarena.early_runs import EarlyRuns  # noqa: E402
 from trainarena.engine.model import Stage  # noqa: E402
 from trainarena.records.recorder import Recorder, recorder_for  # noqa: E402
 from trainarena.runs import ProgressEvent, RunReport, RunRequest  # noqa: E402
@@ -52,12 +53,14 @@ def after(function: Callable[..., Any], when: Callable[..., bool] = lambda *args
 class CountedExecutor(RecordedExecutor):
     """Appends each execution to the shared file; the process dies in the first run ``crash_in`` says
     to, mid-training (its folder half written). With ``slow_knockout``, knockout runs take a second,
-    so that a second slot is free to train the defender's boss runs early meanwhile."""
+    so that a second slot is free to train the defender's boss runs early meanwhile; with
+    ``early_trains_on``, an early run trains for a minute (the driver is killed before it ends)."""
 
     def __init__(self, data_root: Path, executions: Path, crash_in: Callable[[RunRequest], bool],
-                 slow_knockout: bool) -> None:
+                 slow_knockout: bool, early_trains_on: bool) -> None:
         super().__init__(data_root)
-        self.executions, self.crash_in, self.slow_knockout = executions, crash_in, slow_knockout
+        self.executions, self.crash_in = executions, crash_in
+        self.slow_knockout, self.early_trains_on = slow_knockout, early_trains_on
 
     def execute(self, request: RunRequest) -> RunReport:
         with self.executions.open("a") as handle:
@@ -67,7 +70,19 @@ class CountedExecutor(RecordedExecutor):
             killed_here()
         if self.slow_knockout and request.stage == Stage.KNOCKOUT:
             time.sleep(1.0)
+        if self.early_trains_on and request.run_id < 0:
+            time.sleep(60.0)
         return report
+
+
+def _killed_once_adopted_while_training(take_over: Callable[..., Any]) -> Callable[..., Any]:
+    def crashing(early_runs: EarlyRuns, request: RunRequest) -> Any:
+        taken = take_over(early_runs, request)
+        if taken is not None and taken[1] is None:  # adopted, and its early run has no report yet
+            killed_here()
+        return taken
+
+    return crashing
 
 
 def _second_round(_session: object, _tournament: object, plan: Any, _source: object) -> bool:
@@ -81,6 +96,8 @@ CRASH_POINTS: dict[str, Callable[[], None]] = {
     "signing": lambda: setattr(Recorder, "run_stored", after(Recorder.run_stored)),
     # The second round's rows are added, not committed yet: between rounds.
     "round": lambda: setattr(orchestrator, "create_round", after(orchestrator.create_round, _second_round)),
+    # A run's claim committed, adopting an early run still training: the run's folder is the early run's.
+    "adopted": lambda: setattr(EarlyRuns, "take_over", _killed_once_adopted_while_training(EarlyRuns.take_over)),
     # The crowning, weights and outcome added and the decision signed, not committed yet.
     "finishing": lambda: setattr(Recorder, "tournament_finished", after(Recorder.tournament_finished)),
 }
@@ -119,7 +136,8 @@ def main() -> None:
         tournament_id = _set_up(store)
         finished = orchestrator.drive(
             store, tournament_id, task_source=task_source(base_model(data_dir.parent)),
-            executor=CountedExecutor(data_dir.parent, executions, crash_in, slow_knockout=point == "early"), rules=settings.rules,
+            executor=CountedExecutor(data_dir.parent, executions, crash_in, slow_knockout=point in ("early", "adopted"),
+                                     early_trains_on=point == "adopted"), rules=settings.rules,
             weight_rules=settings.weights, work_dir=settings.work_dir, parallel=parallel, progress=progress,
             on_stored=on_stored, recorder=recorder_for(settings),
         )

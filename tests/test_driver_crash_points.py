@@ -31,6 +31,8 @@ sys.path.insert(0, str(DRIVER.parent / "records"))
 
 from recorded_store import settings_for  # noqa: E402
 
+from crash_point_driver import DEFENDER  # noqa: E402
+
 # The crash points, and whether the run in hand when the driver died is played again (it was not
 # committed yet) or not (committed before, or no run in hand).
 PLAYED_AGAIN = {"training": True, "boss": True, "storing": True, "signing": True,
@@ -78,8 +80,8 @@ def _crash(point: str, tmp_path: Path, parallel: int = 1) -> tuple[Settings, lis
 
 def _resume(settings: Settings, tmp_path: Path, left_running: list[int], parallel: int = 1) -> int:
     """The next drive, to the end: it says how many runs were cut short, and every run left running is
-    played again as its second attempt, the first one interrupted, its output removed (logs kept); the
-    exported records verify. Returns the tournament's id."""
+    played again as its second attempt, the first one interrupted, its output removed; the exported
+    records verify. Returns the tournament's id."""
     resumed = _drive(settings.data_dir, "none", parallel)
     assert resumed.returncode == 0, resumed.stderr
     said = json.loads(resumed.stdout.splitlines()[0])["resumed"]
@@ -91,9 +93,7 @@ def _resume(settings: Settings, tmp_path: Path, left_running: list[int], paralle
             assert [a.status for a in run.attempt_records] == expected
             assert run.counted_attempt is run.attempt_records[-1]
         work = tournament_dir(settings.work_dir, tournament_id)
-        for run_id in left_running:
-            assert (work / f"run-{run_id}" / "attempt-1" / "logs").is_dir()
-            assert not (work / f"run-{run_id}" / "attempt-1" / "output").exists()
+        assert not any((work / f"run-{run_id}" / "attempt-1" / "output").exists() for run_id in left_running)
         export_bundle(session, settings, tournament_id, tmp_path / "bundle")
     report = verify_directory(tmp_path / "bundle")
     assert report.ok, report.failures
@@ -112,7 +112,9 @@ def test_a_driver_killed_anywhere_is_resumed_to_the_uninterrupted_outcome_and_re
 ) -> None:
     settings, left_running = _crash(point, tmp_path)
     assert len(left_running) == PLAYED_AGAIN[point]
-    _resume(settings, tmp_path, left_running)
+    tournament_id = _resume(settings, tmp_path, left_running)
+    for run_id in left_running:  # the try cut short keeps its logs
+        assert (tournament_dir(settings.work_dir, tournament_id) / f"run-{run_id}" / "attempt-1" / "logs").is_dir()
     assert _outcome(settings) == uninterrupted
     executions = _executions(tmp_path)  # every run trained once, but the one cut short: twice
     assert {run for run, times in executions.items() if times > 1} == set(left_running)
@@ -132,3 +134,17 @@ def test_a_driver_killed_while_a_run_trains_early_is_resumed_to_the_same_outcome
     assert _outcome(settings) == uninterrupted
     stored_twice = {run for run, times in _executions(tmp_path).items() if run > 0 and times > 1}
     assert stored_twice == set(left_running)
+
+
+def test_a_driver_killed_while_an_adopted_early_run_trains_keeps_its_attempts_logs(tmp_path: Path, uninterrupted: tuple) -> None:
+    """The boss round's claim adopted the defender's run trained early, still training, and the driver
+    dies: that run's first attempt is interrupted as any run's, and keeps its logs as any run's (they
+    were in the early run's folder, which the next drive clears)."""
+    settings, left_running = _crash("adopted", tmp_path, parallel=2)
+    assert min(_executions(tmp_path)) < 0
+    tournament_id = _resume(settings, tmp_path, left_running, parallel=2)
+    assert _outcome(settings) == uninterrupted
+    with open_store(settings) as store, store.session() as session:
+        [adopted] = [r.id for r in tournament_runs(session, tournament_id) if r.id in left_running and r.competitor.name == DEFENDER]
+    logs = tournament_dir(settings.work_dir, tournament_id) / f"run-{adopted}" / "attempt-1" / "logs"
+    assert (logs / "stdout.log").read_text() == f"{DEFENDER} starting\n"
