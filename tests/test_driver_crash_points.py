@@ -1,10 +1,12 @@
 """The platform's promise for a crash of its own mid-tournament: the tournament goes on and the record
 stays true. A recorded driver (tests/crash_point_driver.py) is SIGKILLed at one point of a drive: while
 a script trains, in a boss round, with a run's evaluated report added and signed but not committed,
-right after a run was committed (before its result.json), between rounds, and with the end signed but
-not committed. The next drive resumes it: no finished run is trained again, the run cut short is
-played again as its second attempt, and the end, the scores, the weights and the signed log are those
-of a drive never interrupted; the exported bundle verifies against the store."""
+right after a run was committed (before its result.json), between rounds, with the end signed but
+not committed; with two slots, while a run trains early and once its round adopted it. The next drive
+resumes it: no finished run is trained again, the run cut short is played again as its second
+attempt (the first keeps its logs), and the end, the scores, the weights and the signed log are those
+of a drive never interrupted; the exported bundle verifies against the store, and no early run's
+folder or withdrawal note is left."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from crash_point_driver import DEFENDER
 from trainarena.records.bundle import export_bundle
 from trainarena.records.verify import verify_directory
 from trainarena.runs import tournament_dir
@@ -26,12 +29,13 @@ from trainarena.settings import Settings
 from trainarena.store import AttemptStatus, get_tournament_by_name, open_store, stored_weights, tournament_runs
 from trainarena.store.log_tables import LogEntry
 
+# Two driver processes a test, whole (scripted) tournaments: seconds each, as the concurrent drivers'.
+pytestmark = pytest.mark.slow
+
 DRIVER = Path(__file__).with_name("crash_point_driver.py")
 sys.path.insert(0, str(DRIVER.parent / "records"))
 
 from recorded_store import settings_for  # noqa: E402
-
-from crash_point_driver import DEFENDER  # noqa: E402
 
 # The crash points, and whether the run in hand when the driver died is played again (it was not
 # committed yet) or not (committed before, or no run in hand).
