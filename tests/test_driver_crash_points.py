@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import select
 
 from crash_point_driver import DEFENDER
+from trainarena.operations.cancelling import cancel_tournament
 from trainarena.records.bundle import export_bundle
 from trainarena.records.verify import verify_directory
 from trainarena.runs import tournament_dir
@@ -148,7 +149,21 @@ def test_a_driver_killed_while_an_adopted_early_run_trains_keeps_its_attempts_lo
     assert min(_executions(tmp_path)) < 0
     tournament_id = _resume(settings, tmp_path, left_running, parallel=2)
     assert _outcome(settings) == uninterrupted
+    assert (_adopted_logs(settings, tournament_id, left_running) / "stdout.log").read_text() == f"{DEFENDER} starting\n"
+
+
+def _adopted_logs(settings: Settings, tournament_id: int, left_running: list[int]) -> Path:
+    """The logs folder of the defender's run whose early run its round adopted (left running)."""
     with open_store(settings) as store, store.session() as session:
         [adopted] = [r.id for r in tournament_runs(session, tournament_id) if r.id in left_running and r.competitor.name == DEFENDER]
-    logs = tournament_dir(settings.work_dir, tournament_id) / f"run-{adopted}" / "attempt-1" / "logs"
-    assert (logs / "stdout.log").read_text() == f"{DEFENDER} starting\n"
+    return tournament_dir(settings.work_dir, tournament_id) / f"run-{adopted}" / "attempt-1" / "logs"
+
+
+def test_a_cancel_after_a_driver_killed_while_an_adopted_early_run_trains_keeps_its_attempts_logs(tmp_path: Path) -> None:
+    """A cancelled tournament has no next drive: the cancel withdraws the killed driver's attempts and
+    clears what it left, and the adopted run's withdrawn attempt keeps its logs as any run's."""
+    settings, left_running = _crash("adopted", tmp_path, parallel=2)
+    with open_store(settings) as store:
+        tournament_id = cancel_tournament(store, settings, 1, "killed mid-way").id
+    assert (_adopted_logs(settings, tournament_id, left_running) / "stdout.log").read_text() == f"{DEFENDER} starting\n"
+    assert sorted(path.name for path in tournament_dir(settings.work_dir, tournament_id).iterdir() if not path.name.startswith("run-")) == []

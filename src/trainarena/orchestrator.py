@@ -76,7 +76,14 @@ from trainarena.runs import (
     tournament_dir,
 )
 from trainarena.settings import LeaseRules, TournamentRules, WeightRules
-from trainarena.stopped_attempts import WithdrawalNotes, remove_outputs, stopped_by, under_way, withdraw_stopped
+from trainarena.stopped_attempts import (
+    WithdrawalNotes,
+    clear_left_behind,
+    first_tries,
+    stopped_by,
+    under_way,
+    withdraw_stopped,
+)
 from trainarena.store import (
     AttemptStatus,
     Round,
@@ -435,30 +442,21 @@ def drive(
             release(session, tournament_id, me)
 
 
-def _place(run: Run) -> tuple[str, int, str]:
-    """Where a run plays: its match id, its task's index, its competitor's name."""
-    return run.task.match.match_id, run.task.index, run.competitor.name
-
-
 def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[], bool] | None,
                       tending: Tending | None) -> Finished | None:
     notes = WithdrawalNotes.read(tournament_dir(driver.work_dir, driver.tournament_id))
     with driver.writing() as session:
         recovered = recover_interrupted(session, driver.tournament_id, driver.me, notes.reason_for)
-        first_tries = {attempt_dir(driver.work_dir, driver.tournament_id, run_id, 1): _place(session.get_one(Run, run_id))
-                       for run_id, number in recovered if number == 1}
+        tries = first_tries(session, driver.work_dir, driver.tournament_id, recovered)
         driver.announce_resumption(session)
     notes.remove()
     # Whether or not this drive trains runs early, those of a driver killed outright are gone: a drive
     # that trains none (one slot) would otherwise leave their folders, artifacts included, for good.
-    early = EarlyRuns(driver.work_dir)
-    early.keep_adopted(driver.tournament_id, first_tries)
-    remove_outputs(driver.work_dir, driver.tournament_id, recovered)
-    early.clear_left_behind(driver.tournament_id)
+    clear_left_behind(driver.work_dir, driver.tournament_id, recovered, tries)
     # A drive of so many steps claims those, none early; an executor that cannot stop a run at once
     # (Ray's, today) would keep a dropped early run's node, and the drive's end, for its whole budget.
     if max_steps is None and driver.parallel > 1 and getattr(driver.executor, "stops_runs_at_once", True):
-        driver.early = early
+        driver.early = EarlyRuns(driver.work_dir)
     slots = RunSlots(driver)
     try:
         return slots.drive(max_steps, until, tending)
