@@ -52,9 +52,10 @@ def after(function: Callable[..., Any], when: Callable[..., bool] = lambda *args
 
 class CountedExecutor(RecordedExecutor):
     """Appends each execution to the shared file; the process dies in the first run ``crash_in`` says
-    to, mid-training (its folder half written). With ``slow_knockout``, knockout runs take a second,
-    so that a second slot is free to train the defender's boss runs early meanwhile; with
-    ``early_trains_on``, an early run trains for a minute (the driver is killed before it ends)."""
+    to, mid-training (its folder half written). With ``slow_knockout``, alpha's knockout runs take a
+    second (the others' do not), so that a second slot is free to train the defender's boss runs early
+    meanwhile, whatever the load; with ``early_trains_on``, an early run trains for a minute (the
+    driver is killed before it ends)."""
 
     def __init__(self, data_root: Path, executions: Path, crash_in: Callable[[RunRequest], bool],
                  slow_knockout: bool, early_trains_on: bool) -> None:
@@ -68,7 +69,7 @@ class CountedExecutor(RecordedExecutor):
         report = super().execute(request)
         if self.crash_in(request):
             killed_here()
-        if self.slow_knockout and request.stage == Stage.KNOCKOUT:
+        if self.slow_knockout and request.stage == Stage.KNOCKOUT and request.competitor.name == "alpha":
             time.sleep(1.0)
         if self.early_trains_on and request.run_id < 0:
             time.sleep(60.0)
