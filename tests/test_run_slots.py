@@ -274,3 +274,28 @@ def test_a_run_that_could_not_start_stops_the_drive_and_costs_no_try(store: Stor
         attempts = [[a.status for a in r.attempt_records] for r in tournament_runs(session, tid)]
     assert finished is not None and finished.champion is not None
     assert all(statuses == ["succeeded"] for statuses in attempts)
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_run_whose_folder_cannot_be_made_stops_the_drive_and_costs_no_try(store: Store, settings: Settings, parallel: int) -> None:
+    """The platform's disk (unwritable, full, or as here a file where the tournament's folder goes): the
+    drive stops with one line naming the path, no run is left running (it would cost a try, recovered
+    as interrupted), and driven again once the disk is fixed, every run plays on its first attempt."""
+    with store.transaction() as session:
+        tid = create_tournament(session, name="no-folder", kind="text", seed=5, entrants=NAMES).id
+    blocked = settings.work_dir / f"tournament-{tid}"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("not a folder")
+    events: list[ProgressEvent] = []
+    with pytest.raises(RunNotStarted, match=f"could not make the folder of run .*{blocked}"):
+        drive(store, tid, task_source=task_source, executor=FirstRunWaits(), rules=settings.rules, weight_rules=settings.weights,
+              work_dir=settings.work_dir, parallel=parallel, progress=events.append)  # fmt: skip
+    with store.session() as session:
+        assert {(r.status, r.attempts) for r in tournament_runs(session, tid)} == {(RunStatus.PENDING.value, 0)}
+    assert [e.kind for e in events if e.kind.startswith("run_")] == ["run_not_started"] * parallel
+    blocked.unlink()
+    finished = drive(store, tid, task_source=task_source, executor=FirstRunWaits(runs=Recorder(started=3)), rules=settings.rules,
+                     weight_rules=settings.weights, work_dir=settings.work_dir, parallel=parallel)  # fmt: skip
+    with store.session() as session:
+        assert all([a.status for a in r.attempt_records] == ["succeeded"] for r in tournament_runs(session, tid))
+    assert finished is not None and finished.champion is not None

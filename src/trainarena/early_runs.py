@@ -16,7 +16,8 @@ index), and dropped only when another boss round's claim, or the end, finds it u
 script reached its deadline (``execution.supervise.told_at_deadline``) is taken as failed from then,
 10 s of grace before it ends: the round foreseen is the one that follows its failure.
 A driver that dies loses its early runs, not a stored one: the next drive clears their folders and
-trains them as usual. A drive stopped at once (a stop signal, its tournament cancelled) removes them
+trains them as usual; one a claim had adopted is its run's first try, whose folder (its logs) the
+next drive, or a cancel, moves to the run's (``keep_adopted``). A drive stopped at once (a stop signal, its tournament cancelled) removes them
 itself, as it withdraws its claimed runs (``clear_stopped``). An executor that cannot stop a run at
 once (``stops_runs_at_once = False``: Ray's) gets none, and a drive that fails drops those not
 adopted yet. A place whose task the task source cannot give now (a drawn task whose data changed,
@@ -32,7 +33,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from trainarena.engine.bracket import boss_match_id, next_step
 from trainarena.engine.lookahead import defender_boss_places, foreseen_round, round_places
 from trainarena.engine.model import PlayRound, Stage, TournamentRecord
 from trainarena.execution.output_tree import remove_tree
-from trainarena.runs import CompetitorInfo, RunReport, RunRequest, definition_digest, tournament_dir
+from trainarena.runs import LOGS_DIR, CompetitorInfo, RunReport, RunRequest, definition_digest, tournament_dir
 from trainarena.settings import TournamentRules
 from trainarena.store import Round, StoreError, Tournament, TournamentStatus, get_tournament, require_competitor
 from trainarena.store.records import load_record, load_round, load_tournament, open_matches, open_round, round_plan
@@ -194,7 +195,7 @@ class EarlyRuns:
             competitor=CompetitorInfo(competitor.name, competitor.repo_url, competitor.commit, competitor.tree_hash,
                                       competitor.entrypoint),
             stage=stage, match_id=match_id, task_index=index, task=task,
-            run_dir=self._early_dir(tournament.id) / self.owner / f"{match_id}-t{index}-{name}" / "attempt-1",
+            run_dir=self._early_dir(tournament.id) / self.owner / _place_folder(match_id, index, name) / "attempt-1",
         )
 
     def is_early(self, request: RunRequest) -> bool:
@@ -318,6 +319,22 @@ class EarlyRuns:
         folder of its own): what :meth:`clear_left_behind` would remove, counted for a cancel's report."""
         return sum(1 for drive in _folders(self._early_dir(tournament_id)) for _ in _folders(drive))
 
+    def keep_adopted(self, tournament_id: int, first_tries: Mapping[Path, tuple[str, int, str]]) -> None:
+        """Before :meth:`clear_left_behind`: a run a killed driver had claimed whose first try (its
+        attempt folder, mapped to its match id, task index and competitor) adopted an early run still
+        training has its files in that early run's folder, moved only once it ended. They become the
+        attempt's folder now: its try, interrupted, keeps its logs as any run's."""
+        for target, (match_id, index, name) in first_tries.items():
+            if (target / LOGS_DIR).exists():  # trained in its own folder: not adopted
+                continue
+            for drive in _folders(self._early_dir(tournament_id)):
+                source = drive / _place_folder(match_id, index, name) / "attempt-1"
+                if source.is_dir():
+                    remove_tree(target)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(source, target)
+                    break
+
     def clear_left_behind(self, tournament_id: int) -> None:
         """At the drive's start, the lease held: early runs of drivers killed outright, or of one that
         lost its lease (whose results it can no longer store), are gone."""
@@ -329,6 +346,11 @@ class EarlyRuns:
     @staticmethod
     def _remove(early: _Early) -> None:
         remove_tree(early.request.run_dir.parent)
+
+
+def _place_folder(match_id: str, task_index: int, competitor: str) -> str:
+    """The folder of an early run under its drive's, named by its place."""
+    return f"{match_id}-t{task_index}-{competitor}"
 
 
 def _folders(folder: Path) -> list[Path]:

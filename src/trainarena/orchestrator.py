@@ -76,7 +76,14 @@ from trainarena.runs import (
     tournament_dir,
 )
 from trainarena.settings import LeaseRules, TournamentRules, WeightRules
-from trainarena.stopped_attempts import WithdrawalNotes, remove_outputs, stopped_by, under_way, withdraw_stopped
+from trainarena.stopped_attempts import (
+    WithdrawalNotes,
+    clear_left_behind,
+    first_tries,
+    stopped_by,
+    under_way,
+    withdraw_stopped,
+)
 from trainarena.store import (
     AttemptStatus,
     Round,
@@ -440,14 +447,16 @@ def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[]
     notes = WithdrawalNotes.read(tournament_dir(driver.work_dir, driver.tournament_id))
     with driver.writing() as session:
         recovered = recover_interrupted(session, driver.tournament_id, driver.me, notes.reason_for)
+        tries = first_tries(session, driver.work_dir, driver.tournament_id, recovered)
         driver.announce_resumption(session)
     notes.remove()
-    remove_outputs(driver.work_dir, driver.tournament_id, recovered)
+    # Whether or not this drive trains runs early, those of a driver killed outright are gone: a drive
+    # that trains none (one slot) would otherwise leave their folders, artifacts included, for good.
+    clear_left_behind(driver.work_dir, driver.tournament_id, recovered, tries)
     # A drive of so many steps claims those, none early; an executor that cannot stop a run at once
     # (Ray's, today) would keep a dropped early run's node, and the drive's end, for its whole budget.
     if max_steps is None and driver.parallel > 1 and getattr(driver.executor, "stops_runs_at_once", True):
         driver.early = EarlyRuns(driver.work_dir)
-        driver.early.clear_left_behind(driver.tournament_id)
     slots = RunSlots(driver)
     try:
         return slots.drive(max_steps, until, tending)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from trainarena.early_runs import EarlyRuns
 from trainarena.engine.model import Finished
+from trainarena.execution.disk import os_error_text
 from trainarena.execution.supervise import EitherStop, current_stop_event, stop_when, told_at_deadline
 from trainarena.runs import RunExecutor, RunInterrupted, RunNotStarted, RunReport, RunRequest, record_timings
 
@@ -159,10 +160,14 @@ class RunSlots:
     def _start(self, request: RunRequest) -> None:
         slot = self.free.pop()
         self.marks[request.run_id] = {"slot": slot, "claimed_at": time.time()}
-        if self.early is not None and self.early.is_early(request):  # told once its round adopts it
-            request.run_dir.mkdir(parents=True, exist_ok=True)
-        else:
-            self.driver.run_started(request)
+        try:
+            if self.early is not None and self.early.is_early(request):  # told once its round adopts it
+                request.run_dir.mkdir(parents=True, exist_ok=True)
+            else:
+                self.driver.run_started(request)
+        except OSError as error:
+            self._folder_not_made(request, slot, error)
+            return
         warm_up = getattr(self.driver.executor, "warm_up", None)
         if self.scoring is not None and warm_up is not None and not self.warmed:
             # The scoring thread readies its worker while the first scripts train (it would otherwise
@@ -179,6 +184,26 @@ class RunSlots:
             work = partial(_told_at_deadline, work, partial(self._deadline_reached, request))
         # In the caller's context: a stop requested around the drive (execution.supervise.stop_when) reaches the run.
         self.in_flight[self.runs.submit(contextvars.copy_context().run, work, request)] = (request, slot)
+
+    def _folder_not_made(self, request: RunRequest, slot: int, error: OSError) -> None:
+        """The platform's disk (unwritable, full) refused the run's folder: as a run no node could hold,
+        its attempt is withdrawn (left running, the next drive would charge it a try as interrupted) and
+        the drive stops, naming the path, once the runs in flight are stored."""
+        self.free.append(slot)
+        self.marks.pop(request.run_id, None)
+        not_started = RunNotStarted(f"could not make the folder of run {request.run_id}: {os_error_text(error, request.run_dir)}")
+        if self.early is not None and self.early.is_early(request):
+            self.early.lost(request)
+        else:
+            self.driver.run_not_started(request, not_started)
+        self._stop_claiming(not_started)
+
+    def _stop_claiming(self, error: BaseException) -> None:
+        """Nothing is claimed after an error, raised once the runs in flight are stored: no round adopts
+        the early runs now."""
+        self.errors.append(error)
+        if self.early is not None:
+            self.early.drop_unneeded(None)
 
     def _collect(self) -> bool:
         """Wait for a run's script or score; store what is final, queue what is to be scored. If an
@@ -207,9 +232,7 @@ class RunSlots:
                     self.early.lost(request)  # type: ignore[union-attr]
                 elif isinstance(error, RunNotStarted):  # no node could hold it: withdrawn, then the drive stops
                     self.driver.run_not_started(request, error)
-                self.errors.append(error)
-                if self.early is not None:  # nothing is claimed after an error: no round adopts them now
-                    self.early.drop_unneeded(None)
+                self._stop_claiming(error)
             elif isinstance(outcome := future.result(), RunReport):
                 stored = self.early.finished(request, outcome) if early else (request, outcome)  # type: ignore[union-attr]
                 if stored is not None:

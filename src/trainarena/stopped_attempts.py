@@ -37,7 +37,7 @@ from trainarena.attempts import withdraw_own_attempts, withdraw_tournament_attem
 from trainarena.early_runs import EarlyRuns
 from trainarena.execution.output_tree import remove_tree
 from trainarena.runs import attempt_dir, tournament_dir
-from trainarena.store import RunAttempt
+from trainarena.store import Run, RunAttempt
 from trainarena.store.leases import DriverIdentity, LeaseLost
 
 log = logging.getLogger(__name__)
@@ -122,12 +122,36 @@ def withdraw_driverless(session: Session, tournament_id: int, notes: WithdrawalN
     return withdraw_tournament_attempts(session, tournament_id, reason)
 
 
-def clear_driverless(work_dir: Path, tournament_id: int, notes: WithdrawalNotes, withdrawn: list[tuple[int, int]]) -> None:
+FirstTries = dict[Path, tuple[str, int, str]]  # an attempt's folder -> its run's match id, task index, competitor
+
+
+def first_tries(session: Session, work_dir: Path, tournament_id: int, attempts: list[tuple[int, int]]) -> FirstTries:
+    """The folders of ``attempts`` (run id, number) that were their run's first, with where each run
+    plays: a killed driver's claim may have adopted an early run for it (``EarlyRuns.keep_adopted``)."""
+    places: FirstTries = {}
+    for run_id, number in attempts:
+        if number == 1:
+            run = session.get_one(Run, run_id)
+            places[attempt_dir(work_dir, tournament_id, run_id, 1)] = (run.task.match.match_id, run.task.index, run.competitor.name)
+    return places
+
+
+def clear_left_behind(work_dir: Path, tournament_id: int, ended: list[tuple[int, int]], tries: FirstTries) -> None:
+    """Once the attempts that drivers no longer alive left running are ``ended`` (interrupted or
+    withdrawn) and committed: their outputs are removed (their logs stay, an adopted early run's moved
+    to its run's folder first) and so are the early runs' folders, whichever drive trains next."""
+    early = EarlyRuns(work_dir)
+    early.keep_adopted(tournament_id, tries)
+    remove_outputs(work_dir, tournament_id, ended)
+    early.clear_left_behind(tournament_id)
+
+
+def clear_driverless(work_dir: Path, tournament_id: int, notes: WithdrawalNotes, withdrawn: list[tuple[int, int]],
+                     tries: FirstTries) -> None:
     """Once :func:`withdraw_driverless` is committed, what the next drive would have cleared (a cancelled
-    tournament has none): the notes it honoured, the withdrawn attempts' outputs, the early runs' folders."""
+    tournament has none): the notes it honoured, then :func:`clear_left_behind`."""
     notes.remove()
-    remove_outputs(work_dir, tournament_id, withdrawn)
-    EarlyRuns(work_dir).clear_left_behind(tournament_id)
+    clear_left_behind(work_dir, tournament_id, withdrawn, tries)
 
 
 def leave_note(folder: Path, me: DriverIdentity, reason: str) -> None:

@@ -5,7 +5,9 @@ worker with tests/jobs' fake executor. The records tests and the records API tes
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,8 +62,8 @@ class RecordedExecutor:
         task = request.task
         splits = self.data_root / "prepared" / task.name
         (splits / "hidden").mkdir(parents=True, exist_ok=True)
-        (splits / "train.jsonl").write_text('{"q": "1+1", "a": "2"}\n' * 9)
-        (splits / "hidden" / "hidden.jsonl").write_text('{"q": "2+2", "a": "4"}\n')
+        _write_whole(splits / "train.jsonl", '{"q": "1+1", "a": "2"}\n' * 9)
+        _write_whole(splits / "hidden" / "hidden.jsonl", '{"q": "2+2", "a": "4"}\n')
         prepared = {"train_file": str(splits / "train.jsonl"), "hidden_file": str(splits / "hidden" / "hidden.jsonl"),
                     "train_rows": 9, "hidden_rows": 1}  # fmt: skip
         logs = request.run_dir / "logs"
@@ -80,6 +82,14 @@ class RecordedExecutor:
         per_example = (1.0 - bonus, 2.0 - bonus)
         return RunReport(RunStatus.SUCCEEDED, artifact_path=artifact, artifact_digest="ab" * 32,
                          evaluation=Evaluation(sum(per_example) / 2, Direction.LOWER, per_example=per_example), **times)  # fmt: skip
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Written aside, then renamed, as the pipeline prepares a task: two runs of one task at once (two
+    slots) never let the recorder hash a split half rewritten by the other."""
+    aside = path.parents[1] / f".{path.name}.{threading.get_ident()}"  # outside the split folders hashed
+    aside.write_text(text)
+    os.replace(aside, path)
 
 
 def task_source(model: Path):  # noqa: ANN201

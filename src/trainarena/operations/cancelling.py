@@ -46,7 +46,7 @@ from trainarena.early_runs import EarlyRuns
 from trainarena.records.recorder import recorder_for
 from trainarena.runs import tournament_dir
 from trainarena.settings import Settings
-from trainarena.stopped_attempts import WithdrawalNotes, clear_driverless, withdraw_driverless
+from trainarena.stopped_attempts import WithdrawalNotes, clear_driverless, first_tries, withdraw_driverless
 from trainarena.store import Store, StoreError, Tournament, TournamentDraw, TournamentStatus, get_tournament
 from trainarena.store.leases import DriverIdentity, lease_holder, release, try_acquire
 from trainarena.store.records import rules_of
@@ -98,6 +98,7 @@ def cancel_tournament(store: Store, settings: Settings, tournament_id: int, reas
         said = " ".join((reason or "").split())[:REASON_MAX] or "by the operator"
         released = _end(session, settings, tournament, said) if already is None else False
         withdrawn = [] if live else withdraw_driverless(session, tournament_id, notes, "its tournament was cancelled")
+        tries = first_tries(session, settings.work_dir, tournament_id, withdrawn)
         # No live driver: nothing writes early/ now (a cancelled tournament is never driven again).
         early_runs = 0 if live else EarlyRuns(settings.work_dir).left_behind(tournament_id)
         notes_left = 0 if live else len(notes.paths)
@@ -110,7 +111,7 @@ def cancel_tournament(store: Store, settings: Settings, tournament_id: int, reas
         cancelled = CancelledTournament(tournament.id, tournament.name, str(tournament.outcome_reason), released,
                                         len(withdrawn), already, notes_left, early_runs)  # fmt: skip
     if not live:  # a live driver clears its own
-        clear_driverless(settings.work_dir, tournament_id, notes, withdrawn)
+        clear_driverless(settings.work_dir, tournament_id, notes, withdrawn, tries)
     return cancelled
 
 
