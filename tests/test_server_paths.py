@@ -20,6 +20,11 @@ PATHS = ServerPaths(Path("/srv/ta/data"), "runs", (Path("/opt/venv"), Path("/usr
     ("task: /srv/ta/data/uploads/file-1/data.jsonl: not valid JSON", "task: <data dir>/uploads/file-1/data.jsonl: not valid JSON"),
     ("/srv/ta/data/models/model-1/output/x", "<data dir>/models/model-1/output/x"),  # no run folder's
     ("the data dir is /srv/ta/data.", "the data dir is <data dir>."),
+    # An ellipsis after a path is not its own (a path followed by '...' was left whole), nor a colour code before it.
+    ("loading /srv/ta/data/runs/7/output/model...", "loading /output/model..."),
+    ("see /srv/ta/data/uploads/a.parquet... and /srv/ta/data/x.tar.gz.", "see <data dir>/uploads/a.parquet... and <data dir>/x.tar.gz."),
+    ("\x1b[31m/srv/ta/data/hidden/x.parquet\x1b[0m missing", "<data dir>/hidden/x.parquet missing"),
+    ("/srv/ta/data..old and /srv/ta/data.old/x", "/srv/ta/data..old and /srv/ta/data.old/x"),  # other folders named alike
     ('File "/opt/venv/lib/python3.12/site-packages/torch/x.py", line 3', 'File "<platform>/lib/python3.12/site-packages/torch/x.py", line 3'),
     # Not under the server's folders: another folder that starts alike, an address, /usr (too wide to hide).
     ("/srv/ta/data2/x and https://example.com/srv/ta/data/x and /usr/lib/x", "/srv/ta/data2/x and https://example.com/srv/ta/data/x and /usr/lib/x"),

@@ -92,5 +92,6 @@ def test_export_code_refuses_a_non_empty_folder_and_a_gone_repository(settings: 
     shutil.rmtree(checkout_path(settings, commit))
     shutil.rmtree(repo)
     shutil.rmtree(settings.cache_dir / "repos")
-    with pytest.raises(ExportError, match="is not cached and cannot be fetched again"):
+    with pytest.raises(ExportError, match="is not cached and cannot be fetched again") as gone:
         export_code(settings, competitor, tmp_path / "nowhere")
+    assert str(repo) not in str(gone.value)  # the reason reaches competitors' keys: the server's folder is not named

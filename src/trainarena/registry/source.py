@@ -80,8 +80,13 @@ def registered_tree(settings: Settings, competitor: Competitor) -> Path:
         try:
             register(settings, name=competitor.name, repo=competitor.repo_url, commit=competitor.commit)
         except RegistrationError as error:
-            raise ExportError(f"the code of {competitor.name} ({competitor.repo_url}@{competitor.commit}) is not "
-                              f"cached and cannot be fetched again: {error}") from None  # fmt: skip
+            # Its repository is not named (nor in git's words): the reason reaches competitors' keys (GET
+            # /v1/champions), and an operator's champion may be a folder on the server.
+            why = str(error)
+            for named in (competitor.repo_url, competitor.repo_url.removeprefix("file://")):
+                why = why.replace(named, "its repository")
+            raise ExportError(f"the code of {competitor.name} (commit {competitor.commit}) is not cached and cannot be "
+                              f"fetched again from its repository (`trainarena competitor show {competitor.name}` names it): {why}") from None
     return checkout
 
 

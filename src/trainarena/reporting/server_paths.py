@@ -34,9 +34,12 @@ PINNED_FIELDS = ("pinned", "script")
 # A run folder's sandbox folders, named as the script saw them (docs/contract.md).
 SANDBOX_FOLDERS = {"output": SANDBOX_OUTPUT, "inputs": SANDBOX_INPUTS}
 # The characters of a path in a text: it ends at a space, a quote, a bracket or a separator, and a
-# sentence's full stop after it is not its own.
+# sentence's full stop (or an ellipsis) after it is not its own.
 _IN_PATH, _ENDS_PATH = r"[^\s'\"`,;:()\[\]<>]", r"[^\s'\"`,;:()\[\]<>.]"
-_PATH_TAIL = rf"(?:/(?:{_IN_PATH}*{_ENDS_PATH})?)?(?!{_ENDS_PATH}|\.{_IN_PATH})"
+_PATH_TAIL = rf"(?:/(?:{_IN_PATH}*{_ENDS_PATH})?)?(?!{_ENDS_PATH}|\.+{_ENDS_PATH})"
+# A terminal's colour and cursor codes (a coloured log line): removed before paths are looked for, as
+# one ending in a letter would make the path after it read as the middle of a word.
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 class ServerPaths:
@@ -58,8 +61,8 @@ class ServerPaths:
         return _server_paths(settings.data_dir, settings.work_dir.relative_to(settings.data_dir).as_posix())
 
     def hide(self, text: str) -> str:
-        """``text`` with each path under the server's folders named without them."""
-        return self._pattern.sub(self._shown, text)
+        """``text`` with each path under the server's folders named without them (and without terminal codes)."""
+        return self._pattern.sub(self._shown, _TERMINAL_CODES.sub("", text))
 
     def _shown(self, found: re.Match[str]) -> str:
         label, rest = self._labels[found.group(1)], PurePosixPath(found.group(2) or "/").parts[1:]

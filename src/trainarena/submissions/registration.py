@@ -60,13 +60,14 @@ class RegisteredCompetitor(Protocol):
 class CopyMatch:
     kind: Literal["tree_hash", "source_digest"]
     other_name: str
-    other_repo: str
     other_commit: str
 
     @property
     def message(self) -> str:
+        """Names the other competitor and its commit, not its repository: the message reaches the key
+        that registers, and the other's repository may be a folder on the server (the operator's champion)."""
         what = "the same tree (identical files)" if self.kind == "tree_hash" else "the same source code modulo comments and layout"
-        return f"has {what} as competitor {self.other_name!r} ({self.other_repo}@{self.other_commit[:12]})"
+        return f"has {what} as competitor {self.other_name!r} (commit {self.other_commit[:12]})"
 
 
 def repo_mirror_path(settings: Settings, normalized_url: str) -> Path:
@@ -296,5 +297,5 @@ def find_copies(registration: Registration, existing: Iterable[RegisteredCompeti
             kind = "source_digest"
         else:
             continue
-        matches.append(CopyMatch(kind=kind, other_name=other.name, other_repo=other.repo_url, other_commit=other.commit))
+        matches.append(CopyMatch(kind=kind, other_name=other.name, other_commit=other.commit))
     return sorted(matches, key=lambda m: (m.kind != "tree_hash", m.other_name))
