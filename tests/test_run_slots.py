@@ -4,12 +4,14 @@ and every run folder gets its slot's timings. The tournament's outcome does not 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -299,3 +301,24 @@ def test_a_run_whose_folder_cannot_be_made_stops_the_drive_and_costs_no_try(stor
     with store.session() as session:
         assert all([a.status for a in r.attempt_records] == ["succeeded"] for r in tournament_runs(session, tid))
     assert finished is not None and finished.champion is not None
+
+
+def test_a_drive_stopped_by_a_full_disk_leaves_no_empty_run_folder(store: Store, settings: Settings,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk let the drive make a run's folder but not its attempt's: the empty ``run-N`` was left
+    in the work folder (QA)."""
+    with store.transaction() as session:
+        tid = create_tournament(session, name="full-disk", kind="text", seed=5, entrants=NAMES).id
+    make_folder = Path.mkdir
+
+    def full_disk(path: Path, mode: int = 0o777, parents: bool = False, exist_ok: bool = False) -> None:
+        if not path.name.startswith("attempt-"):
+            return make_folder(path, mode, parents, exist_ok)
+        make_folder(path.parent, parents=True, exist_ok=True)
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(Path, "mkdir", full_disk)
+    with pytest.raises(RunNotStarted, match="could not make the folder of run .*No space left on device"):
+        drive(store, tid, task_source=task_source, executor=FirstRunWaits(), rules=settings.rules, weight_rules=settings.weights,
+              work_dir=settings.work_dir, parallel=2)  # fmt: skip
+    assert list((settings.work_dir / f"tournament-{tid}").glob("run-*")) == []

@@ -214,9 +214,11 @@ class _Driver:
         if round_row is None:
             return
         left = pending_runs(session, round_row.id)
-        cut_short = sum(bool(run.attempt_records) and run.attempt_records[-1].status in _CUT_SHORT for run in left)
+        cut_short = tuple(f"{run.competitor.name} on {definition_from_json(run.task.definition).name}" for run in left
+                          if run.attempt_records and run.attempt_records[-1].status in _CUT_SHORT)
         self.emit("resumed", tournament=tournament.name, tournament_id=tournament.id, round_index=round_row.index,
-                  stage=Stage(round_row.stage), runs_total=len(left), runs_interrupted=cut_short)
+                  stage=Stage(round_row.stage), runs_total=len(left), runs_interrupted=len(cut_short),
+                  cut_short=cut_short)
 
     def step(self, budget: int) -> tuple[int, Finished | None, list[RunRequest]]:
         """One transaction: returns (steps taken, the end if reached, runs claimed to execute now). A claim

@@ -250,6 +250,7 @@ class ProgressEvent:
     score: float | None = None
     runs_total: int | None = None  # round_created: runs in the round; resumed: its runs left to play
     runs_interrupted: int | None = None  # resumed: runs an earlier driver left running, played again
+    cut_short: tuple[str, ...] = ()  # resumed: those runs, each as "competitor on task"
     reason: str | None = None  # run_finished: the whole failure reason of a run that failed (readers shorten it)
 
 

@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from trainarena.jobs.copies import job_copies
 from trainarena.runs import CompetitorInfo, RunReport
 from trainarena.settings import JobRules, Settings
 from trainarena.store import Store
-from trainarena.store.models import Job
+from trainarena.store.models import Job, JobStatus, database_now
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 MAPPING = {"field_instruction": "q", "field_output": "a"}
@@ -327,3 +328,15 @@ def test_a_job_not_started_has_no_run(jobs_client: TestClient, auth: dict, api_s
     job_id = jobs_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(jobs_client, auth["customer"]))).json()["id"]
     response = jobs_client.get(f"/v1/jobs/{job_id}/run", headers=auth["customer"])
     assert response.status_code == 404 and "has no run yet" in response.json()["error"]["message"]
+
+
+def test_a_running_job_whose_worker_stopped_beating_says_it_waits(jobs_client: TestClient, auth: dict, api_settings: Settings,
+                                                                  api_store: Store) -> None:
+    job_id = jobs_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, upload(jobs_client, auth["customer"]))).json()["id"]
+    with api_store.transaction() as session:  # a worker took it, then died: no heartbeat since
+        job = session.get_one(Job, job_id)
+        job.status, job.worker_id = JobStatus.RUNNING, "host-1"
+        job.heartbeat_at = database_now(session) - timedelta(seconds=10 * api_settings.jobs.stale_seconds)
+    shown = jobs_client.get(f"/v1/jobs/{job_id}", headers=auth["customer"]).json()
+    assert shown["status"] == "running" and shown["waiting_reason"].startswith("its worker stopped beating at ")
+    assert shown["waiting_reason"].endswith("a running `trainarena serve` or `trainarena api` queues it again")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -16,7 +17,7 @@ from trainarena.jobs.uploads import UploadSink, check_file
 from trainarena.settings import JobRules, Settings
 from trainarena.store import open_store
 from trainarena.store.api_keys import create_key
-from trainarena.store.models import ApiRole, Job
+from trainarena.store.models import ApiRole, Job, JobStatus, database_now
 
 
 def _queued_job(data_dir: Path, base_model: str = "trainarena:tiny_llama", customer: str = "acme") -> str:
@@ -124,3 +125,26 @@ def test_the_score_column_says_which_way_is_better(runner: CliRunner, tmp_path: 
     mixed = runner.invoke(app, ["jobs", "list"], env={"COLUMNS": "80"}).output
     assert "┃ score ┃" in mixed and "│ 1.25↓ │" in mixed and "│ 0.75↑ │" in mixed, mixed
     assert max(len(line) for line in mixed.splitlines()) <= 80
+
+
+def _running(data_dir: Path, job_id: str, beat_seconds_ago: float) -> None:
+    with open_store(Settings(data_dir=data_dir)) as store, store.transaction() as session:
+        job = session.get_one(Job, job_id)
+        job.status, job.worker_id = JobStatus.RUNNING, "host-1"
+        job.heartbeat_at = database_now(session) - timedelta(seconds=beat_seconds_ago)
+
+
+def test_show_says_a_running_job_whose_worker_stopped_beating_waits_for_a_service(runner: CliRunner, tmp_path: Path) -> None:
+    """A job whose worker died showed `running` with no hint until a service ran again (QA): past
+    jobs.stale_seconds (60 s by default) without a heartbeat, its waiting reason says so."""
+    data = tmp_path / "data"
+    job_id = _queued_job(data)
+    _running(data, job_id, beat_seconds_ago=5)
+    assert json.loads(runner.invoke(app, ["jobs", "show", job_id, "--json"]).output)["waiting_reason"] is None
+    _running(data, job_id, beat_seconds_ago=600)
+    shown = json.loads(runner.invoke(app, ["jobs", "show", job_id, "--json"]).output)
+    assert shown["status"] == "running"
+    assert re.fullmatch(r"its worker stopped beating at \S+( \S+)? UTC; a running `trainarena serve` or "
+                        r"`trainarena api` queues it again", shown["waiting_reason"]), shown["waiting_reason"]
+    text = " ".join(runner.invoke(app, ["jobs", "show", job_id], env={"COLUMNS": "80"}).output.split())
+    assert "its worker stopped beating at" in text and "queues it again" in text, text

@@ -269,13 +269,13 @@ def test_live_progress_of_a_resumed_tournament_says_so_and_counts_the_runs_left(
     def play(console: Console) -> None:
         with LiveProgress(console) as progress:
             progress(ProgressEvent("resumed", "week-1", tournament_id=2, round_index=0, stage=Stage.KNOCKOUT,
-                                   runs_total=1, runs_interrupted=1))
+                                   runs_total=1, runs_interrupted=1, cut_short=("lowrank on q1",)))
             progress(ProgressEvent("run_started", "week-1", competitor="lowrank", task_name="q1", budget_seconds=30))
             progress(ProgressEvent("run_finished", "week-1", competitor="lowrank", task_name="q1",
                                    status=RunStatus.SUCCEEDED, score=1.25))
 
     text = " ".join(_render(80, play).split())
-    assert "week-1 (id 2): resumed at knockout round 1: 1 run left, 1 of them cut short and run again" in text
+    assert "week-1 (id 2): resumed at knockout round 1: 1 run left, 1 of them cut short and run again (lowrank on q1)" in text
     assert "?" not in text and re.search(r"round 1 · knockout \S* 1/1", text), text
 
 

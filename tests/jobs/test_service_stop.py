@@ -21,7 +21,7 @@ from trainarena.cli.demo import EXIT_STOPPED_AT_ONCE
 from trainarena.contract import RunStatus
 from trainarena.jobs import JobWorker, waiting_reason
 from trainarena.jobs.records import SERVICE_STOPPED, SERVICE_STOPPED_AT_ONCE
-from trainarena.settings import Settings
+from trainarena.settings import JobRules, Settings
 from trainarena.store import Store, open_store
 from trainarena.store.models import AttemptStatus, Job, JobStatus, Run
 
@@ -51,7 +51,7 @@ def _state(store: Store, job_id: str) -> tuple[Job, list[tuple[str, str | None]]
         job = session.get_one(Job, job_id)
         run = session.get_one(Run, job.run_id)
         attempts = [(a.status, a.failure_reason) for a in run.attempt_records]
-        said = (waiting_reason(job), [e.message for e in job.events if e.kind != "progress"])
+        said = (waiting_reason(job, JobRules().stale_seconds), [e.message for e in job.events if e.kind != "progress"])
         session.expunge(job)
         return job, attempts, run.tries, *said
 

@@ -43,13 +43,13 @@ def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _record(job: Job) -> dict[str, Any]:
+def _record(job: Job, stale_seconds: float) -> dict[str, Any]:
     return {
         "id": job.id, "status": job.status, "task_type": job.task_type, "base_model": job.base_model,
         "file_id": job.file_id, "owner_key_id": job.owner_key_id, "owner_key_name": job.owner_key.name, "budget_tier": job.budget_tier,
         "validation_share": job.validation_share, "seed": job.seed, "competitor_id": job.competitor_id,
         "run_id": job.run_id, "model_id": job.model_id, "score": job.score, "same_as_base": job_same_as_base(job), "failure_reason": job.failure_reason,
-        "waiting_reason": waiting_reason(job), "not_before": _iso(not_before(job)), "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
+        "waiting_reason": waiting_reason(job, stale_seconds), "not_before": _iso(not_before(job)), "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
     }  # fmt: skip
 
@@ -73,8 +73,9 @@ def list_command(
     as_json: JsonFlag = False,
 ) -> None:
     """The newest jobs of every customer: status, task type, base model, score, when created (`jobs show` has the tier); under the table, why each job queued again waits and until when."""
-    with open_store(Settings()) as store, store.session() as session:
-        rows = [_record(job) for job in list_jobs(session, None, limit=limit).data if status in (None, job.status)]
+    settings = Settings()
+    with open_store(settings) as store, store.session() as session:
+        rows = [_record(job, settings.jobs.stale_seconds) for job in list_jobs(session, None, limit=limit).data if status in (None, job.status)]
     if as_json:
         typer.echo(json.dumps({"ok": True, "jobs": rows}))
         return
@@ -96,8 +97,9 @@ def list_command(
 def show_command(job_id: JobId, as_json: JsonFlag = False) -> None:
     """One job: every field, then its events."""
     try:
-        with open_store(Settings()) as store, store.session() as session:
-            record = _record(get_job(session, job_id, None))
+        settings = Settings()
+        with open_store(settings) as store, store.session() as session:
+            record = _record(get_job(session, job_id, None), settings.jobs.stale_seconds)
             events = [{"id": e.id, "at": e.at.isoformat(), "kind": e.kind, "message": e.message}
                       for e in events_after(session, job_id)]  # fmt: skip
     except JobsError as error:
@@ -117,7 +119,7 @@ def cancel_command(job_id: JobId, as_json: JsonFlag = False) -> None:
         settings = Settings()
         with open_store(settings) as store:
             with store.transaction() as session:
-                record = _record(cancel_job(session, job_id, None))
+                record = _record(cancel_job(session, job_id, None), settings.jobs.stale_seconds)
             remove_ended_copies(store, settings, [job_id])  # a job queued again after a try ended now
     except JobsError as error:
         raise fail(error.message, as_json, id=job_id) from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from trainarena.jobs.split import job_data_rules
 from trainarena.jobs.uploads import check_dataset, kind_of, parse_task_type
 from trainarena.registry import model_same_as_base
 from trainarena.settings import Settings
-from trainarena.store.models import AttemptStatus, Job, JobEvent, JobStatus, RegisteredModel, Run, utcnow
+from trainarena.store.models import AttemptStatus, Job, JobEvent, JobStatus, RegisteredModel, Run, database_now, utcnow
 from trainarena.tasks import builtin_assets
 from trainarena.wording import HOUSE_SCRIPT, counted, with_article
 
@@ -146,14 +146,20 @@ def not_before(job: Job) -> datetime | None:
     return job.not_before if job.status == JobStatus.QUEUED else None
 
 
-def waiting_reason(job: Job) -> str | None:
+def waiting_reason(job: Job, stale_seconds: float) -> str | None:
     """Why a queued job waits after its last try was withdrawn (``jobs.queue``): the platform could not
-    start it (and when it is tried again), or its service stopped during it; as the API, the CLI and
-    the dashboard show it. None for any other job."""
-    if job.status != JobStatus.QUEUED or job.run_id is None:
-        return None
+    start it (and when it is tried again), or its service stopped during it; or why a running job
+    waits: its worker has not beaten for ``stale_seconds`` (it died, and no worker has found it yet);
+    as the API, the CLI and the dashboard show it. None for any other job."""
     session = object_session(job)
     assert session is not None  # read while its session is open, as every view of a job is
+    # The store's clock, as ``requeue_stale`` reads its cutoff.
+    beat = job.heartbeat_at  # None where no worker has beaten for it
+    if job.status == JobStatus.RUNNING and beat is not None and beat < database_now(session) - timedelta(seconds=stale_seconds):
+        return (f"its worker stopped beating at {_clock(beat)}; a running `trainarena serve` or "
+                "`trainarena api` queues it again")
+    if job.status != JobStatus.QUEUED or job.run_id is None:
+        return None
     attempts = session.get_one(Run, job.run_id).attempt_records
     last = attempts[-1] if attempts else None
     if last is None or last.status != AttemptStatus.WITHDRAWN:

@@ -288,7 +288,7 @@ class Serving:
         elif event.kind == "resumed":
             self.say("resumed", resumed_text(event), tournament_id=event.tournament_id, tournament=event.tournament,
                      round_index=event.round_index, stage=str(event.stage), runs_left=event.runs_total,
-                     runs_interrupted=event.runs_interrupted)
+                     runs_interrupted=event.runs_interrupted, cut_short=list(event.cut_short))
         elif event.kind == "run_finished":
             score = "-" if event.score is None else f"{event.score:.4g}"
             # The line's reason is the short one: the whole (the stderr tail, progress bars and all) made
@@ -300,14 +300,27 @@ class Serving:
                      reason=event.reason)
 
 
+# How many runs cut short a resumed line names; the rest it counts ("+3 more"), the --json line lists them all.
+NAMED_CUT_SHORT = 5
+
+
 def resumed_text(event: ProgressEvent) -> str:
-    """'week-1 (id 3): resumed at knockout round 2: 5 runs left, 2 of them cut short and run again'."""
+    """'week-1 (id 3): resumed at knockout round 2: 5 runs left, 2 of them cut short and run again
+    (lowrank on q1, baseline on q2)'."""
     where = f"{event.tournament} (id {event.tournament_id}): resumed at {event.stage} round {(event.round_index or 0) + 1}"
     if not event.runs_total:
         return f"{where}, all its runs played"
     interrupted = event.runs_interrupted or 0
-    again = f"{interrupted} of them cut short and run again" if interrupted else "none cut short"
+    again = f"{interrupted} of them cut short and run again{_named(event.cut_short)}" if interrupted else "none cut short"
     return f"{where}: {counted(event.runs_total, 'run')} left, {again}"
+
+
+def _named(runs: tuple[str, ...]) -> str:
+    """' (a on t1, b on t2, +3 more)': the first few runs named, the rest counted; '' for none."""
+    if not runs:
+        return ""
+    more = [f"+{len(runs) - NAMED_CUT_SHORT} more"] if len(runs) > NAMED_CUT_SHORT else []
+    return f" ({', '.join([*runs[:NAMED_CUT_SHORT], *more])})"
 
 
 def duration_text(duration: timedelta) -> str:

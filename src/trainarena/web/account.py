@@ -159,7 +159,7 @@ def _job_page(request: Request, job_id: str, template: str) -> Response:
             job = get_job(session, job_id, visitor.owner)
         except NotFound:
             return not_found_page(request, f"There is no job {job_id}.")
-        shown = {"job": job, "script": job_script(job), "waiting": waiting_reason(job), "same_as_base": job_same_as_base(job)}
+        shown = {"job": job, "script": job_script(job), "waiting": waiting_reason(job, settings_of(request).jobs.stale_seconds), "same_as_base": job_same_as_base(job)}
         return render_live(request, template, shown, running=job.status not in JobStatus.FINISHED)
 
 

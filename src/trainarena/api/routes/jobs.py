@@ -83,7 +83,8 @@ class JobOut(BaseModel):
                                      "with the script's reason (as the model's card says it); else null.")
     waiting_reason: str | None = Field(description="Set while a queued job waits because its last try was withdrawn, not counted: "
                                        "the platform could not start it (a full disk, no cluster node that can hold it; and "
-                                       "when it is tried again), or the service stopped during it: why.")
+                                       "when it is tried again), or the service stopped during it: why; or while a running "
+                                       "job's worker has stopped beating (it died) and no worker has queued it again yet.")
     not_before: datetime | None = Field(description="Set while a queued job waits after the platform could not start its last "
                                         "try: no worker takes it before this time (UTC).")
     cancel_requested: bool
@@ -95,17 +96,18 @@ class JobOut(BaseModel):
     def of(cls, job: Job, principal: Principal, request: Request) -> JobOut:
         """``job`` as ``principal`` reads it (``api.shown``: a customer's key reads no path on the server,
         but for its base model: one of jobs.base_models, which the customer named itself)."""
-        return cls(**{**shown_to(principal, request, cls._fields(job)), "base_model": job.base_model})
+        fields = cls._fields(job, app_settings(request).jobs.stale_seconds)
+        return cls(**{**shown_to(principal, request, fields), "base_model": job.base_model})
 
     @staticmethod
-    def _fields(job: Job) -> dict[str, Any]:
+    def _fields(job: Job, stale_seconds: float) -> dict[str, Any]:
         script = job_script(job)
         return dict(id=job.id, status=job.status, task_type=job.task_type, base_model=job.base_model, file_id=job.file_id,
                     field_mapping=job.field_mapping, budget_tier=job.budget_tier, budget_seconds=job.budget_seconds,
                     validation_share=job.validation_share, seed=job.seed, script=script, competitor_id=job.competitor_id,
                     run_id=job.run_id, model_id=job.model_id, score=job.score, failure_reason=job.failure_reason,
                     same_as_base=job_same_as_base(job),
-                    waiting_reason=waiting_reason(job), not_before=not_before(job), cancel_requested=job.cancel_requested, created_at=job.created_at,
+                    waiting_reason=waiting_reason(job, stale_seconds), not_before=not_before(job), cancel_requested=job.cancel_requested, created_at=job.created_at,
                     started_at=job.started_at, finished_at=job.finished_at)  # fmt: skip
 
 
