@@ -249,6 +249,10 @@ def test_a_customer_reads_its_own_jobs_run_and_no_one_elses(working_client: Test
     operator_only = {"log_path", "artifact_path", "snapshot_path", "stderr_tail_from", "references", "driver", "tournament"}
     assert operator_only.isdisjoint(body) and "driver" not in body["attempt_history"][0]
     assert jobs_client.get(f"/v1/jobs/{job_id}/run", headers=auth["operator"]).json() == body
+    # The job's model names the base model as the job does (the customer named it: a path here), in both views.
+    model = jobs_client.get(f"/v1/models/{job['model_id']}", headers=auth["customer"]).json()
+    listed = jobs_client.get("/v1/models", headers=auth["customer"]).json()["data"]
+    assert model["base_model"] == job["base_model"] == body["base_model"] and [m["base_model"] for m in listed] == [job["base_model"]]
 
     refused = jobs_client.get(f"/v1/jobs/{job_id}/run", headers=auth["other"])
     assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found"

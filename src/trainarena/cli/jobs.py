@@ -72,7 +72,7 @@ def list_command(
     limit: Annotated[int, count_option("--limit", help="Newest jobs shown.")] = 50,
     as_json: JsonFlag = False,
 ) -> None:
-    """The newest jobs of every customer: status, task type, base model, score, when created (`jobs show` has the tier); under the table, why each job queued again waits and until when."""
+    """The newest jobs of every customer: status, task type, base model, score, when created (`jobs show` has the tier); under the table, why each job queued again waits and until when, and each running job whose worker stopped beating."""
     settings = Settings()
     with open_store(settings) as store, store.session() as session:
         rows = [_record(job, settings.jobs.stale_seconds) for job in list_jobs(session, None, limit=limit).data if status in (None, job.status)]

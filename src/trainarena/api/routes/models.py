@@ -98,7 +98,7 @@ def list_models(request: Request, principal: Caller, window: CursorWindow) -> Mo
         except UnknownCursor as error:
             raise ApiError(422, "invalid_request", str(error), field="after") from None
         records = [model_record(session, row) for row in page.data]
-    return ModelList(data=[ModelOut(**shown_to(principal, request, row)) for row in records], has_more=page.has_more)
+    return ModelList(data=[ModelOut(**_shown(principal, request, row)) for row in records], has_more=page.has_more)
 
 
 @router.get("/{model_id}", response_model=ModelDetail, responses=ERROR_RESPONSES, summary="A model and its files")
@@ -106,7 +106,14 @@ def get_model(request: Request, model_id: str, principal: Caller) -> ModelDetail
     with app_store(request).session() as session:
         row = _visible(session, model_id, principal)
         record, files = model_record(session, row), [ModelFileOut(**vars(f)) for f in model_files(row)]
-    return ModelDetail(**shown_to(principal, request, record), files=files)
+    return ModelDetail(**_shown(principal, request, record), files=files)
+
+
+def _shown(principal: Principal, request: Request, record: dict[str, Any]) -> dict[str, Any]:
+    """A model's record as the key reads it (``shown_to``); a job's model keeps its base model whole, one of
+    jobs.base_models, which the customer named itself (as its job reads it: ``JobOut.of``)."""
+    shown = shown_to(principal, request, record)
+    return shown if record["job_id"] is None else {**shown, "base_model": record["base_model"]}
 
 
 TAR_RESPONSE = {"content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
