@@ -99,17 +99,19 @@ class FakeRunner:
 @dataclass(frozen=True)
 class WaitForStop:
     """A ``NodeExecutorFactory`` whose ``run_task`` waits (up to ``seconds``) for the stop its node was
-    asked for, as a supervised sandbox run does, and reports whether it was stopped."""
+    asked for, as a supervised sandbox run does, and reports whether it was stopped (at once: within
+    ``grace`` seconds of the stop, as a sandbox run's grace ends early when it is asked at once)."""
 
     seconds: float = 60.0
+    grace: float = 0.0
 
     def __call__(self, settings: Settings, gpus: list[int]) -> StoppableRunner:
-        return StoppableRunner(self.seconds)
+        return StoppableRunner(self.seconds, self.grace)
 
 
 class StoppableRunner(FakeRunner):
-    def __init__(self, seconds: float) -> None:
-        self._seconds = seconds
+    def __init__(self, seconds: float, grace: float) -> None:
+        self._seconds, self._grace = seconds, grace
 
     def execute(self, request: RunRequest) -> RunReport:
         return self.run_task(request.competitor, request.task, request.run_dir, request.run_name)
@@ -119,6 +121,9 @@ class StoppableRunner(FakeRunner):
 
         started, stop = time.time(), current_stop_event()
         stopped = stop is not None and stop.wait(self._seconds)
+        grace_ends = time.monotonic() + self._grace
+        while stopped and not kills_at_once(stop) and time.monotonic() < grace_ends:
+            time.sleep(0.05)
         reason = ("stopped at once" if kills_at_once(stop) else "stopped on request") if stopped else "never asked to stop"
         return RunReport(RunStatus.FAILED, started, time.time(), failure_reason=reason)
 

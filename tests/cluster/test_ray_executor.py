@@ -229,6 +229,39 @@ def test_a_run_stopped_at_once_on_the_driver_is_killed_at_once_on_its_node(ray_c
     assert (tmp_path / "job" / STOP_FILE).read_text() == AT_ONCE
 
 
+class _AskedAtOnceLater(StopAtOnce):
+    """A stop first with the grace (a customer's cancel), then at once (its service stops meanwhile)."""
+
+    asked_at_once = False
+
+    def at_once(self) -> bool:
+        return self.asked_at_once and self.is_set()
+
+
+def test_a_run_stopped_with_the_grace_is_killed_at_once_when_asked_later(ray_cluster, tmp_path: Path) -> None:
+    """The driver rewrites the stop file when its stop comes to ask at once, and the node's watcher
+    reads it again: it read the file once, so the run kept its whole grace."""
+    settings = _settings(tmp_path, ray_cluster.address)
+    executor = RayExecutor(settings, WaitForStop(seconds=60, grace=30))
+    competitor = CompetitorInfo("c0", "https://example.org/c0.git", "f" * 40, "tree", "train.py")
+    stop = _stop_once_started(tmp_path / "job", _AskedAtOnceLater())
+
+    def ask_at_once_once_asked_with_the_grace() -> None:
+        _wait_for(lambda: (tmp_path / "job" / STOP_FILE).is_file(), "the stop file asking with the grace")
+        assert (tmp_path / "job" / STOP_FILE).read_text() == ""
+        stop.asked_at_once = True
+
+    threading.Thread(target=ask_at_once_once_asked_with_the_grace, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with stop_when(stop):
+            report = executor.run_task(competitor, fake_task("text", None, "m", 0, 1), tmp_path / "job", "job-try1")  # type: ignore[arg-type]
+    finally:
+        executor.close()
+    assert report.failure_reason == "stopped at once" and time.monotonic() - started < 25
+    assert (tmp_path / "job" / STOP_FILE).read_text() == AT_ONCE
+
+
 def test_a_tournament_run_stopped_on_the_driver_stops_on_its_node(ray_cluster, tmp_path: Path) -> None:
     """A stop around a drive (serve's, or a lease lost to another driver) reaches a tournament run's node too."""
     settings = _settings(tmp_path, ray_cluster.address)

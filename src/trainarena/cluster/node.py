@@ -202,11 +202,11 @@ def _stopped_by_file(path: Path, poll_seconds: float) -> Iterator[None]:
     stop, done = _FileStop(), threading.Event()
 
     def watch() -> None:
-        while not done.wait(poll_seconds):
+        # A stop with the grace may be asked at once later (the driver rewrites the file): watched on.
+        while not done.wait(poll_seconds) and not stop.asked_at_once:
             if path.exists():
                 stop.asked_at_once = path.read_text() == AT_ONCE
                 stop.set()
-                return
 
     watcher = threading.Thread(target=watch, daemon=True, name="trainarena-stop-watch")
     watcher.start()

@@ -63,7 +63,7 @@ from trainarena.cluster.node import (
 from trainarena.cluster.resources import PlacementTimeout, asked_resources, describe, describe_nodes, holds, task_resources
 from trainarena.contract import RunStatus
 from trainarena.execution import gpus_for
-from trainarena.execution.supervise import STOPPED_REASON, current_stop_event
+from trainarena.execution.supervise import STOPPED_REASON, current_stop_event, kills_at_once
 from trainarena.pipeline import parameter_count, resolve_base_model
 from trainarena.runs import CompetitorInfo, RunInterrupted, RunReport, RunRequest
 from trainarena.settings import Settings
@@ -148,21 +148,24 @@ class RayExecutor:
                stop: threading.Event | None) -> bool:
         """Wait until the task is done (True) while a stop or the placement timeout may still act on it.
         Stopped before its node started it, the run is withdrawn and its task cancelled (False); started,
-        its stop file stops it. Raises :class:`PlacementTimeout` once no live node could hold it for
-        ``cluster.placement_timeout_seconds``, withdrawn too (module docstring)."""
+        its stop file stops it, with the grace and later at once if the stop comes to ask that (a
+        cancelled job's try withdrawn as its service stops). Raises :class:`PlacementTimeout` once no
+        live node could hold it for ``cluster.placement_timeout_seconds``, withdrawn too (module docstring)."""
         rules = self._settings.cluster
         limit = rules.placement_timeout_seconds or None
         started = False  # the node claimed the start: only the stop file acts on it now
+        asked_at_once: bool | None = None  # what the stop file asks: nothing yet, the grace (False), at once
         unheld_since: float | None = None  # since when no live node could hold it
-        while stop is not None or (limit is not None and not started):
+        while (stop is not None and not asked_at_once) or (limit is not None and not started):
             if ray.wait([ref], timeout=rules.stop_poll_seconds)[0]:
                 return True
-            if stop is not None and stop.is_set():
+            if stop is not None and stop.is_set() and asked_at_once is not kills_at_once(stop):
                 request_stop(claim.parent, stop)  # the node's watcher stops a started run; its report comes back
+                asked_at_once = kills_at_once(stop)
                 if not started and claim_start(claim, "withdrawn by the driver: stopped before a node started it"):
                     ray.cancel(ref)
                     return False
-                stop, started = None, True
+                started = True
             elif limit is not None and not started:
                 started = claim.exists()
                 unheld_since = None if started else self._unheld_since(asked, unheld_since)
