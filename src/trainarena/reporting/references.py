@@ -56,7 +56,12 @@ def run_label(run: Run) -> str:
         return HOUSE_SCRIPT
     if run.origin in REFERENCE_LABELS or run.source_path is None:
         return REFERENCE_LABELS.get(run.origin, run.origin)
-    return f"{Path(run.source_path).name}{TREE_SUFFIX}"
+    return tree_label(run.source_path)
+
+
+def tree_label(folder: str) -> str:
+    """A working tree's runs' label: its folder's name (``mywork (tree)``), never the path on the server."""
+    return f"{Path(folder).name}{TREE_SUFFIX}"
 
 
 def reference_lines(session: Session, digest: str | None, score: float | None, direction: str | None,

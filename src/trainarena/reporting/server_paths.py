@@ -21,7 +21,7 @@ from typing import Any
 
 import trainarena
 from trainarena.contract import SANDBOX_INPUTS, SANDBOX_OUTPUT
-from trainarena.reporting.references import TREE_SUFFIX
+from trainarena.reporting.references import tree_label
 from trainarena.settings import Settings
 from trainarena.submissions.git import is_remote_repo
 
@@ -101,7 +101,7 @@ def shown_file(source: str | None) -> str | None:
 def shown_entrant(entrant: str) -> str:
     """A task board's entrant (``reporting.task_board``) as those who are not operators read it: a
     working tree's folder (the board keys trees by it) as its runs are labelled, by the folder's name."""
-    return f"{PurePosixPath(entrant).name}{TREE_SUFFIX}" if entrant.startswith("/") else entrant
+    return tree_label(entrant) if entrant.startswith("/") else entrant
 
 
 def public_json(data: Any, paths: ServerPaths) -> Any:
