@@ -28,7 +28,15 @@ class Visitor:
 
 
 def signed_in(request: Request) -> Visitor | None:
-    """The cookie's live key, or None. (The store is the app's: ``templating.store_of``, which imports this.)"""
+    """The cookie's live key, or None; read once per request (a page asks for its own reasons, and
+    ``templating.render`` again to know whether to hide the server's paths)."""
+    if not hasattr(request.state, "visitor"):
+        request.state.visitor = _read_visitor(request)
+    return request.state.visitor
+
+
+def _read_visitor(request: Request) -> Visitor | None:
+    """The cookie's key looked up. (The store is the app's: ``templating.store_of``, which imports this.)"""
     secret = request.cookies.get(KEY_COOKIE)
     if not secret:
         return None
