@@ -18,6 +18,7 @@ from web_store import CHALLENGER, DashboardStore, customer_with_a_job, sign_in, 
 
 from trainarena.api import create_app
 from trainarena.operations.schedule import latest_due
+from trainarena.reporting import run_files
 from trainarena.reporting.competitor_history import ScorePoint, score_history
 from trainarena.reporting.run_files import artifact_files
 from trainarena.reporting.run_list import list_runs
@@ -193,6 +194,20 @@ def test_a_run_page_hashes_no_more_artifact_bytes_than_its_budget(tmp_path: Path
     assert lines[1].sha256 == hashlib.sha256(bytes([1]) * 40).hexdigest()
 
 
+def test_artifact_listings_keep_the_latest_by_digest_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bounded: the least recently listed digest is dropped first; a digest with no file listed (its
+    folder gone) is not kept, so a folder put back is listed."""
+    hashed: list[str] = []
+    monkeypatch.setattr(run_files, "_sha256", lambda path: hashed.append(path.parent.name) or "0" * 64)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.bin").write_bytes(b"w")
+    listings = run_files.ArtifactListings(size=1)
+    for digest, folder in (("1", "a"), ("1", "b"), ("2", "b"), ("1", "a"), ("3", "gone"), ("3", "a")):
+        listings.listing(digest, str(tmp_path / folder), limit=10, hash_max_bytes=10)
+    assert hashed == ["a", "b", "a", "a"]  # digest 1 kept (b's folder never read under it), dropped for 2, listed again
+
+
 def test_run_page_lists_the_artifact_files_with_their_digests(client: TestClient) -> None:
     scored = run_of(LONG_NAME, "week-1", status="succeeded")
     with open_store(Settings()) as store, store.session() as session:
@@ -202,6 +217,29 @@ def test_run_page_lists_the_artifact_files_with_their_digests(client: TestClient
     assert f"model.safetensors 7 {hashlib.sha256(b'weights').hexdigest()}" in words
     assert "Digest (sha256 over the folder): " + "ab" * 32 in words
     assert "score 1." in words and "(lower is better)" in words
+
+
+def test_a_second_view_of_a_run_page_hashes_nothing_and_a_new_digest_is_listed_afresh(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every view of a run's page hashed its artifact's files (up to the per-view budget): a listing is
+    kept by the artifact's digest, so a second view hashes nothing; an artifact stored with another
+    digest is never shown with the old listing."""
+    scored = run_of(LONG_NAME, "week-1", status="succeeded")
+    with open_store(Settings()) as store, store.session() as session:
+        artifact = Path(session.get_one(Run, scored).artifact_path)
+    (artifact / "model.safetensors").write_bytes(b"weights")
+    hashed: list[Path] = []
+    hash_file = run_files._sha256
+    monkeypatch.setattr(run_files, "_sha256", lambda path: hashed.append(path) or hash_file(path))
+    for _view in range(2):
+        assert f"model.safetensors 7 {hashlib.sha256(b'weights').hexdigest()}" in text_of(client.get(f"/runs/{scored}").text)
+    assert hashed == [artifact / "model.safetensors"]
+    (artifact / "model.safetensors").write_bytes(b"new weights")
+    with open_store(Settings()) as store, store.transaction() as session:
+        session.get_one(Run, scored).counted_attempt.artifact_digest = "cd" * 32
+    assert f"model.safetensors 11 {hashlib.sha256(b'new weights').hexdigest()}" in text_of(client.get(f"/runs/{scored}").text)
+    assert len(hashed) == 2
 
 
 def test_tasks_page_lists_every_played_task_with_a_link_to_its_page(client: TestClient) -> None:

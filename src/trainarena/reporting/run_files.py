@@ -5,6 +5,8 @@ a name asked for from outside (a URL) can never reach another file."""
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,13 +50,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def artifact_files(artifact_path: str | None, *, limit: int, hash_max_bytes: int) -> tuple[list[FileLine], int]:
+ArtifactListing = tuple[tuple[FileLine, ...], int]  # (files listed, how many the folder holds)
+
+
+def artifact_files(artifact_path: str | None, *, limit: int, hash_max_bytes: int) -> ArtifactListing:
     """(the first ``limit`` files of the artifact folder in path order, how many files it holds); their
     sha256 while the bytes hashed stay within ``hash_max_bytes`` (a page view's work, whatever a script
     wrote), the files past it listed without."""
     folder = None if artifact_path is None else Path(artifact_path)
     if folder is None or not folder.is_dir():
-        return [], 0
+        return (), 0
     files = sorted((p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()), key=lambda p: p.relative_to(folder).as_posix())
     lines, budget = [], hash_max_bytes
     for path in files[:limit]:
@@ -62,4 +67,32 @@ def artifact_files(artifact_path: str | None, *, limit: int, hash_max_bytes: int
         hashed = size <= budget
         budget -= size if hashed else 0
         lines.append(FileLine(path.relative_to(folder).as_posix(), size, _sha256(path) if hashed else None))
-    return lines, len(files)
+    return tuple(lines), len(files)
+
+
+class ArtifactListings:
+    """The :func:`artifact_files` listings of the ``size`` artifacts listed last, by the digest stored
+    with their run (least recently listed dropped first): a second view of a run's page hashes nothing.
+    The key is the digest, never the folder: an artifact with another digest is listed afresh, never
+    shown with an old listing. One with no digest, or whose folder holds no file (gone, or not there
+    yet), is listed at each view. Shared by a server's request threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._listings: OrderedDict[str, ArtifactListing] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def listing(self, digest: str | None, artifact_path: str | None, *, limit: int, hash_max_bytes: int) -> ArtifactListing:
+        if digest is not None:
+            with self._lock:
+                if (kept := self._listings.get(digest)) is not None:
+                    self._listings.move_to_end(digest)
+                    return kept
+        listed = artifact_files(artifact_path, limit=limit, hash_max_bytes=hash_max_bytes)  # outside the lock: it hashes
+        if digest is not None and listed[1]:
+            with self._lock:
+                self._listings[digest] = listed
+                self._listings.move_to_end(digest)
+                while len(self._listings) > self.size:
+                    self._listings.popitem(last=False)
+        return listed

@@ -180,5 +180,6 @@ class DashboardRules(Section):
     artifact_files_shown: int = Field(100, ge=1, description="Files of a run's artifact listed (with their sha256) on its page.")
     artifact_hash_max_bytes: int = Field(
         64_000_000, ge=0, description="Most bytes of a run's artifact its page hashes, files in path order: a file past "
-        "them shows its size only (a script chooses its files' sizes; every view of the page pays for the hashing)."
+        "them shows its size only (a script chooses its files' sizes). The listing is then kept by the artifact's "
+        "digest in the server's memory (those listed last), so only an artifact's first view pays for the hashing."
     )

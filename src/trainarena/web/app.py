@@ -12,10 +12,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from trainarena.reporting.run_files import ArtifactListings
 from trainarena.web import account, detail_pages, pages
 from trainarena.web.templating import not_found_page
 
 STATIC_DIR = Path(__file__).parent / "static"
+# Run pages' artifact listings kept by digest (reporting.run_files.ArtifactListings): up to 100 lines each.
+ARTIFACT_LISTINGS_KEPT = 256
 
 
 def install_dashboard(app: FastAPI) -> None:
@@ -25,6 +28,7 @@ def install_dashboard(app: FastAPI) -> None:
     for router in routers:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.state.artifact_listings = ArtifactListings(ARTIFACT_LISTINGS_KEPT)
     page_routes = {id(route) for router in routers for route in router.routes}
     api_http_error, api_invalid = app.exception_handlers[HTTPException], app.exception_handlers[RequestValidationError]
 

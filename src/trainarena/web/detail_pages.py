@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from trainarena.registry import champion_sources
 from trainarena.reporting.competitor_history import score_history
 from trainarena.reporting.run_detail import RECORDED_TAIL, UnknownRunError, read_run_detail, visible_run
-from trainarena.reporting.run_files import artifact_files, log_names, read_log
+from trainarena.reporting.run_files import log_names, read_log
 from trainarena.reporting.run_list import list_runs
 from trainarena.reporting.task_board import UnknownTaskError, played_task, played_task_names
 from trainarena.store import competitor_tournaments, get_competitor, get_stored_task, get_tournament_by_name
@@ -46,7 +46,8 @@ def run_page(request: Request, run_id: PageId) -> HTMLResponse:
             detail = read_run_detail(session, run_id, tail_lines=rules.log_tail_lines)
         except UnknownRunError:
             return not_found_page(request, f"There is no run {run_id}.")
-    files, file_count = artifact_files(detail.artifact_path, limit=rules.artifact_files_shown, hash_max_bytes=rules.artifact_hash_max_bytes)
+    files, file_count = request.app.state.artifact_listings.listing(
+        detail.artifact_digest, detail.artifact_path, limit=rules.artifact_files_shown, hash_max_bytes=rules.artifact_hash_max_bytes)
     # Where the stderr tail was read from: a path on the server for an operator only; others learn
     # just whether it was recorded with the failure reason (its log gone or empty).
     tail_from = detail.stderr_tail_from
