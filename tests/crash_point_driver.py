@@ -27,6 +27,7 @@ from trainarena import orchestrator  # noqa: E402
 from trainarena.early_runs import EarlyRuns  # noqa: E402
 from trainarena.engine.model import Stage  # noqa: E402
 from trainarena.records.recorder import Recorder, recorder_for  # noqa: E402
+from trainarena.reporting.run_detail import write_result_json  # noqa: E402
 from trainarena.runs import ProgressEvent, RunReport, RunRequest  # noqa: E402
 from trainarena.store import Store, add_competitor, create_tournament, get_tournament_by_name, open_store  # noqa: E402
 
@@ -123,11 +124,12 @@ def main() -> None:
         CRASH_POINTS[point]()
     stored = 0
 
-    def on_stored(_run_id: int, _run_dir: Path) -> None:  # the run committed, its result.json not written yet
+    def on_stored(run_id: int, run_dir: Path) -> None:  # the run committed, its result.json not written yet
         nonlocal stored
         stored += 1
         if point == "stored" and stored == 2:
             killed_here()
+        write_result_json(store, run_id, run_dir)  # as the CLI's drives do
 
     def progress(event: ProgressEvent) -> None:
         if event.kind == "resumed":

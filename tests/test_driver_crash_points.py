@@ -1,7 +1,7 @@
 """The platform's promise for a crash of its own mid-tournament: the tournament goes on and the record
 stays true. A recorded driver (tests/crash_point_driver.py) is SIGKILLed at one point of a drive: while
 a script trains, in a boss round, with a run's evaluated report added and signed but not committed,
-right after a run was committed (before its result.json), between rounds, with the end signed but
+right after a run was committed (before its result.json, which the next drive writes), between rounds, with the end signed but
 not committed; with two slots, while a run trains early and once its round adopted it. The next drive
 resumes it: no finished run is trained again, the run cut short is played again as its second
 attempt (the first keeps its logs), and the end, the scores, the weights and the signed log are those
@@ -100,6 +100,9 @@ def _resume(settings: Settings, tmp_path: Path, left_running: list[int], paralle
         work = tournament_dir(settings.work_dir, tournament_id)
         assert not any((work / f"run-{run_id}" / "attempt-1" / "output").exists() for run_id in left_running)
         export_bundle(session, settings, tournament_id, tmp_path / "bundle")
+        # Every stored run's folder has its result.json, the run killed before it wrote its own too.
+        assert all((tournament_dir(settings.work_dir, tournament_id) / f"run-{run.id}" / f"attempt-{run.attempts}" / "result.json").is_file()
+                   for run in tournament_runs(session, tournament_id) if run.counted_attempt is not None)
     report = verify_directory(tmp_path / "bundle")
     assert report.ok, report.failures
     assert sorted(path.name for path in work.iterdir() if not path.name.startswith("run-")) == []  # no notes, no early runs

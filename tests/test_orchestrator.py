@@ -21,7 +21,7 @@ from trainarena.execution.supervise import STOPPED_REASON, StopAtOnce, current_s
 from trainarena.orchestrator import LeaseHeld, LeaseLost, create_tournament, drive, load_record
 from trainarena.reporting.bracket import read_bracket
 from trainarena.round_tasks import task_seed
-from trainarena.runs import ProgressEvent, RunInterrupted, RunReport, RunRequest
+from trainarena.runs import RESULT_FILE_NAME, ProgressEvent, RunInterrupted, RunReport, RunRequest, attempt_dir
 from trainarena.settings import LeaseRules, Settings
 from trainarena.store import (
     Store,
@@ -207,6 +207,32 @@ def test_stopping_after_every_step_and_resuming_changes_nothing(
         assert drives < 100
     assert _outcome(store, tid) == _reference(tmp_path, names, store_of_its_own)
     assert set(executor.reported.values()) == {1}
+
+
+def test_a_drive_writes_the_result_file_a_killed_driver_left_unwritten(store: Store, settings: Settings) -> None:
+    """A driver killed between a run's commit and its ``on_stored`` (the CLI's result.json) left a finished
+    run with no result file; the next drive tells ``on_stored`` of it at its start, from the store, and
+    of no run whose file is there."""
+    names = _names(5)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+    executor = FakeExecutor(_skills(names))
+    told: list[tuple[int, Path]] = []
+
+    def write_result(run_id: int, run_dir: Path) -> None:
+        told.append((run_id, run_dir))
+        (run_dir / RESULT_FILE_NAME).write_text(f"{run_id}\n")
+
+    assert _drive(store, settings, tid, executor, max_steps=4, on_stored=write_result) is None
+    assert _drive(store, settings, tid, executor, max_steps=3) is None  # killed before each run's file, as it were
+    with store.session() as session:
+        unwritten = [(r.id, attempt_dir(settings.work_dir, tid, r.id, r.attempts)) for r in tournament_runs(session, tid)
+                     if r.counted_attempt is not None and (r.id, attempt_dir(settings.work_dir, tid, r.id, r.attempts)) not in told]
+    assert len(unwritten) == 2 and len(told) == 3
+    told.clear()
+    assert _drive(store, settings, tid, executor, max_steps=1, on_stored=write_result) is None
+    assert sorted(told[:2]) == sorted(unwritten) and all((run_dir / RESULT_FILE_NAME).read_text() == f"{run_id}\n" for run_id, run_dir in unwritten)
+    assert set(executor.reported.values()) == {1}  # written from the store: no run trained again
 
 
 @pytest.mark.slow

@@ -303,12 +303,19 @@ def test_a_run_whose_folder_cannot_be_made_stops_the_drive_and_costs_no_try(stor
     assert finished is not None and finished.champion is not None
 
 
-def test_a_drive_stopped_by_a_full_disk_leaves_no_empty_run_folder(store: Store, settings: Settings,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("kept", [None, "run-99/attempt-1/logs/stderr.log"], ids=["empty", "with-logs"])
+def test_a_drive_stopped_by_a_full_disk_leaves_no_empty_run_or_tournament_folder(
+    store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch, kept: str | None
+) -> None:
     """A full disk let the drive make a run's folder but not its attempt's: the empty ``run-N`` was left
-    in the work folder (QA)."""
+    in the work folder (QA), and so was the tournament's, left empty; one holding anything else (here
+    an earlier attempt's logs) stays as it was."""
     with store.transaction() as session:
         tid = create_tournament(session, name="full-disk", kind="text", seed=5, entrants=NAMES).id
+    work = settings.work_dir / f"tournament-{tid}"
+    if kept is not None:
+        (work / kept).parent.mkdir(parents=True)
+        (work / kept).write_text("an earlier try\n")
     make_folder = Path.mkdir
 
     def full_disk(path: Path, mode: int = 0o777, parents: bool = False, exist_ok: bool = False) -> None:
@@ -321,4 +328,8 @@ def test_a_drive_stopped_by_a_full_disk_leaves_no_empty_run_folder(store: Store,
     with pytest.raises(RunNotStarted, match="could not make the folder of run .*No space left on device"):
         drive(store, tid, task_source=task_source, executor=FirstRunWaits(), rules=settings.rules, weight_rules=settings.weights,
               work_dir=settings.work_dir, parallel=2)  # fmt: skip
-    assert list((settings.work_dir / f"tournament-{tid}").glob("run-*")) == []
+    if kept is None:
+        assert not work.exists() and settings.work_dir.is_dir()
+    else:
+        assert [p.relative_to(work).as_posix() for p in sorted(work.rglob("*")) if p.is_file()] == [kept]
+        assert list(work.glob("run-*")) == [work / "run-99"]

@@ -61,6 +61,7 @@ from trainarena.records.recorder import Recorder
 from trainarena.round_tasks import task_of
 from trainarena.run_slots import RunSlots, Tending
 from trainarena.runs import (
+    RESULT_FILE_NAME,
     CompetitorInfo,
     DriverStopped,
     ProgressEvent,
@@ -73,6 +74,7 @@ from trainarena.runs import (
     attempt_dir,
     clear_stale_folder,
     definition_from_json,
+    remove_empty_folders,
     tournament_dir,
 )
 from trainarena.settings import LeaseRules, TournamentRules, WeightRules
@@ -107,7 +109,7 @@ from trainarena.store.leases import (
     renew,
     try_acquire,
 )
-from trainarena.store.records import fix_rules, load_record, load_tournament, open_round, pending_runs, rules_of
+from trainarena.store.records import fix_rules, load_record, load_tournament, open_round, pending_runs, rules_of, stored_attempts
 from trainarena.store.tournaments import TournamentCancelled, cancelled_problem
 from trainarena.tournament_steps import create_round, store_finish
 
@@ -122,7 +124,8 @@ __all__ = [
 
 Progress = Callable[[ProgressEvent], None]
 Waiting = Callable[[LeaseHolder], None]
-# Told each stored run's id and folder once its report is committed (the CLI writes result.json there).
+# Told each stored run's id and folder once its report is committed, to write its RESULT_FILE_NAME there
+# (the CLI's result.json); and, at a drive's start, of each stored run whose folder still lacks it.
 RunStored = Callable[[int, Path], None]
 # How a run's last try ended when it was cut short and is played again as a new attempt.
 _CUT_SHORT = (AttemptStatus.INTERRUPTED, AttemptStatus.WITHDRAWN)
@@ -341,6 +344,19 @@ class _Driver:
         self.emit("run_finished", status=RunStatus(report.status), score=score, reason=report.failure_reason,
                   **self._run_fields(request))
 
+    def write_unwritten_results(self) -> None:
+        """The store is the one truth of a run's end, its result file a copy written after the commit:
+        a driver killed between the two left a stored run without it, and ``on_stored`` is told of that
+        run now, to write it from the store (its attempt's folder there: one cleaned up stays gone)."""
+        if self.on_stored is None:
+            return
+        with self.store.session() as session:
+            stored = stored_attempts(session, self.tournament_id)
+        for run_id, number in stored:
+            run_dir = attempt_dir(self.work_dir, self.tournament_id, run_id, number)
+            if run_dir.is_dir() and not (run_dir / RESULT_FILE_NAME).exists():
+                self.on_stored(run_id, run_dir)
+
     def run_interrupted(self, request: RunRequest, error: RunInterrupted) -> None:
         with self.writing() as session:
             interrupt_attempt(session, request.run_id, request.attempt, str(error))
@@ -351,6 +367,8 @@ class _Driver:
         with self.writing() as session:
             withdraw_attempt(session, request.run_id, request.attempt)
         shutil.rmtree(request.run_dir, ignore_errors=True)  # the attempt is gone; its number is claimed again
+        # So are its run's and the tournament's folders it leaves empty (a full disk let the drive make them).
+        remove_empty_folders(request.run_dir.parent, tournament_dir(self.work_dir, self.tournament_id))
         self.emit("run_not_started", **self._run_fields(request))
 
     @staticmethod
@@ -455,6 +473,7 @@ def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[]
     # Whether or not this drive trains runs early, those of a driver killed outright are gone: a drive
     # that trains none (one slot) would otherwise leave their folders, artifacts included, for good.
     clear_left_behind(driver.work_dir, driver.tournament_id, recovered, tries)
+    driver.write_unwritten_results()
     # A drive of so many steps claims those, none early; an executor that cannot stop a run at once
     # (Ray's, today) would keep a dropped early run's node, and the drive's end, for its whole budget.
     if max_steps is None and driver.parallel > 1 and getattr(driver.executor, "stops_runs_at_once", True):

@@ -10,7 +10,6 @@ schedule) passes ``Tending``, done between those waits every so often, while the
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import threading
@@ -189,13 +188,10 @@ class RunSlots:
     def _folder_not_made(self, request: RunRequest, slot: int, error: OSError) -> None:
         """The platform's disk (unwritable, full) refused the run's folder: as a run no node could hold,
         its attempt is withdrawn (left running, the next drive would charge it a try as interrupted) and
-        the drive stops, naming the path, once the runs in flight are stored. The attempt's and the run's
-        folders are removed where this left them empty (a full disk let it make ``run-N`` but not its attempt)."""
+        the drive stops, naming the path, once the runs in flight are stored. The folders this left empty
+        are removed with the attempt (``run_not_started``), an early run's with it (``EarlyRuns.lost``)."""
         self.free.append(slot)
         self.marks.pop(request.run_id, None)
-        for folder in (request.run_dir, request.run_dir.parent):
-            with contextlib.suppress(OSError):  # not empty (an earlier attempt's), or never made
-                folder.rmdir()
         not_started = RunNotStarted(f"could not make the folder of run {request.run_id}: {os_error_text(error, request.run_dir)}")
         if self.early is not None and self.early.is_early(request):
             self.early.lost(request)

@@ -25,14 +25,16 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "CompetitorInfo", "PendingEvaluation", "ProgressEvent", "RunExecutor", "RunInterrupted", "RunNotStarted", "RunReport",
-    "RunRequest", "StagedExecutor", "LOGS_DIR", "SUBMISSION_CHANGED_REASON", "SubmissionChanged", "TIMINGS_FILE", "TaskSource",
-    "definition_digest", "definition_json", "record_timings", "stopped_report", "task_key",
+    "RunRequest", "StagedExecutor", "LOGS_DIR", "RESULT_FILE_NAME", "SUBMISSION_CHANGED_REASON", "SubmissionChanged", "TIMINGS_FILE",
+    "TaskSource", "definition_digest", "definition_json", "record_timings", "stopped_report", "task_key",
 ]
 
 # A run folder's timings, written by the platform where it does each step (docs/benchmarks.md#overhead).
 TIMINGS_FILE = "timings.json"
 # A run folder's logs (stdout.log, stderr.log, sandbox.txt), written by the sandbox as the script runs.
 LOGS_DIR = "logs"
+# A stored run's folder: what `runs show --json` prints (reporting.run_detail.write_result_json).
+RESULT_FILE_NAME = "result.json"
 
 # (tournament kind, stage, match id, task index, task seed) -> the task to play.
 TaskSource = Callable[[str, Stage, str, int, int], TaskDefinition]
@@ -276,6 +278,19 @@ def tournament_dir(work_dir: Path, tournament_id: int) -> Path:
 def attempt_dir(work_dir: Path, tournament_id: int, run_id: int, attempt: int) -> Path:
     """The folder of a tournament run's attempt: its inputs, output and logs."""
     return tournament_dir(work_dir, tournament_id) / f"run-{run_id}" / f"attempt-{attempt}"
+
+
+def remove_empty_folders(folder: Path, up_to: Path) -> None:
+    """``folder`` and each folder above it up to ``up_to`` (included), while it is empty: one holding
+    anything (another run, logs, a note) stays, and so do those above it."""
+    above = [folder, *folder.parents]
+    for empty in above[: above.index(up_to) + 1]:
+        try:
+            empty.rmdir()
+        except FileNotFoundError:  # never made
+            continue
+        except OSError:  # not empty
+            return
 
 
 def clear_stale_folder(run_dir: Path) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from trainarena.contract import RunStatus
 from trainarena.reporting.reasons import short_reason, split_reason
 from trainarena.reporting.references import ReferenceLine, reference_lines, run_label
-from trainarena.runs import TIMINGS_FILE
+from trainarena.runs import RESULT_FILE_NAME, TIMINGS_FILE
 from trainarena.store import (
     Run,
     Store,
@@ -34,7 +34,6 @@ from trainarena.tasks import score_direction
 
 STDERR_LOG_NAME = "stderr.log"  # the script's stderr, in the run's log folder
 LOG_NAMES = {"stderr": STDERR_LOG_NAME, "stdout": "stdout.log"}  # the logs the platform writes per run
-RESULT_FILE_NAME = "result.json"  # in each run's folder: what `runs show --json` prints
 RESULT_TAIL_LINES = 20  # stderr lines in result.json, and what `runs show` prints unless told otherwise
 # The run's steps in timings.json, in the order a run does them (docs/benchmarks.md#overhead).
 STEP_NAMES = ("prepare", "sandbox", "script", "artifact_check", "eval_startup", "eval_compute", "store")

@@ -97,6 +97,15 @@ def pending_runs(session: Session, round_id: int, limit: int | None = None) -> l
     ))
 
 
+def stored_attempts(session: Session, tournament_id: int) -> list[tuple[int, int]]:
+    """(run id, counted attempt's number) of each of the tournament's runs whose report is stored."""
+    return [(run_id, number) for run_id, number in session.execute(
+        select(Run.id, RunAttempt.number).join(RunAttempt, Run.counted_attempt_id == RunAttempt.id)
+        .join(Run.task).join(TaskRow.match).join(MatchRow.round)
+        .where(Round.tournament_id == tournament_id).order_by(Run.id)
+    )]
+
+
 def _outcome(run: Run) -> TaskOutcome:
     """A run as the engine sees it: a finite score from a SUCCEEDED run, or a failure with its reason."""
     name = run.competitor.name
