@@ -53,3 +53,22 @@ def test_a_stop_at_once_during_the_grace_of_a_timed_out_run_kills_it_then(tmp_pa
         result = supervise(launch, _GroupTerminator, time.time())
     assert result.status is RunStatus.TIMED_OUT and "stopped on request within the grace" in (result.failure_reason or "")
     assert time.monotonic() - started < GRACE_SECONDS
+
+
+class _AskedAtOnceLater(StopAtOnce):
+    """A stop with the grace (a drive's, around an early run) that comes to ask at once (the run dropped)."""
+
+    asked_at_once = False
+
+    def at_once(self) -> bool:
+        return self.asked_at_once and self.is_set()
+
+
+def test_a_stop_with_the_grace_asked_at_once_during_the_grace_kills_the_run_then(tmp_path: Path) -> None:
+    event = _AskedAtOnceLater()
+
+    def ask_at_once() -> None:
+        event.asked_at_once = True
+
+    threading.Timer(1.0, ask_at_once).start()  # half a second into the grace
+    assert _stopped_after(event, tmp_path) < GRACE_SECONDS

@@ -227,7 +227,9 @@ def supervise(
         deadline_reached()
         timed_out, how_ended = True, _stop_at_deadline(proc, terminator, launch.grace_seconds, event)
     elif stop == STOPPED_REASON and not kills_at_once(event):  # else killed just below
-        _stop_at_deadline(proc, terminator, launch.grace_seconds)
+        # The stop may come to ask at once during the grace (an early run dropped under a drive's stop,
+        # a job's try withdrawn as its service stops): it is killed then, not at the grace's end.
+        _stop_at_deadline(proc, terminator, launch.grace_seconds, event)
     # Whatever happened, nothing of this run may outlive this call (a daemon left by a script that
     # exited in time included).
     terminator.kill()
