@@ -173,16 +173,6 @@ def test_a_drive_that_fails_stops_its_early_runs_at_once_rather_than_waiting_for
     assert time.monotonic() - started < WAIT_SECONDS / 2  # not held until the early run ends by itself
 
 
-def test_an_executor_that_cannot_stop_runs_at_once_trains_nothing_early(store: Store, settings: Settings) -> None:
-    @dataclass
-    class Unstoppable(Final):
-        stops_runs_at_once: bool = False
-
-    executor = Unstoppable(waits_for_early=False)
-    assert _drive(store, settings, _tournament(store, "t"), executor, parallel=2).champion == "b"
-    assert executor.runs and all(r.run_id > 0 for r in executor.runs)
-
-
 @dataclass
 class CrashOnCall(Final):
     """``Final`` (b's final lasts until an early run started), raising on call ``crash_on_call`` (which

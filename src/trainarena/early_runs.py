@@ -18,8 +18,7 @@ script reached its deadline (``execution.supervise.told_at_deadline``) is taken 
 A driver that dies loses its early runs, not a stored one: the next drive clears their folders and
 trains them as usual; one a claim had adopted is its run's first try, whose folder (its logs) the
 next drive, or a cancel, moves to the run's (``keep_adopted``). A drive stopped at once (a stop signal, its tournament cancelled) removes them
-itself, as it withdraws its claimed runs (``clear_stopped``). An executor that cannot stop a run at
-once (``stops_runs_at_once = False``: Ray's) gets none, and a drive that fails drops those not
+itself, as it withdraws its claimed runs (``clear_stopped``). A drive that fails drops those not
 adopted yet. A place whose task the task source cannot give now (a drawn task whose data changed,
 ``StoreError``) is not trained early: the look ahead is a guess and never ends a drive whose runs in
 flight are still to be stored; the round's creation meets the same error, once they are.

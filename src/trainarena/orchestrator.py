@@ -474,9 +474,8 @@ def _drive_with_lease(driver: _Driver, max_steps: int | None, until: Callable[[]
     # that trains none (one slot) would otherwise leave their folders, artifacts included, for good.
     clear_left_behind(driver.work_dir, driver.tournament_id, recovered, tries)
     driver.write_unwritten_results()
-    # A drive of so many steps claims those, none early; an executor that cannot stop a run at once
-    # (Ray's, today) would keep a dropped early run's node, and the drive's end, for its whole budget.
-    if max_steps is None and driver.parallel > 1 and getattr(driver.executor, "stops_runs_at_once", True):
+    # A drive of so many steps claims those, none early.
+    if max_steps is None and driver.parallel > 1:
         driver.early = EarlyRuns(driver.work_dir)
     slots = RunSlots(driver)
     try:

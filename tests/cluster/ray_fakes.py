@@ -5,6 +5,7 @@ from the competitor and the task, so a retried run scores as its first try would
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ import ray
 
 from trainarena.contract import Direction, RunStatus, TaskType
 from trainarena.engine.model import Stage
+from trainarena.execution.local import _GroupTerminator
+from trainarena.execution.supervise import Launch, supervise
 from trainarena.orchestrator import create_tournament
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest
 from trainarena.settings import Settings
@@ -22,13 +25,14 @@ from trainarena.tasks.base import Evaluation, TaskDefinition
 EXECUTIONS = "executions.log"
 
 
-def fake_tournament(store: Store, names: list[str]) -> int:
-    """A text tournament of ``names``, registered as stand-ins (never fetched: the fake nodes run nothing)."""
+def fake_tournament(store: Store, names: list[str], champion: str | None = None) -> int:
+    """A text tournament of ``names`` (and ``champion``, defending), registered as stand-ins (never
+    fetched: the fake nodes run nothing)."""
     with store.transaction() as session:
-        for name in names:
+        for name in [*names, champion] if champion else names:
             add_competitor(session, name=name, repo_url=f"https://example.org/{name}.git", commit="f" * 40,
                            tree_hash=f"tree-{name}", source_digest=f"digest-{name}", entrypoint="train.py")  # fmt: skip
-        return create_tournament(session, name="on-ray", kind="text", seed=5, entrants=names).id
+        return create_tournament(session, name="on-ray", kind="text", seed=5, entrants=names, champion=champion).id
 
 
 def fake_task(kind: str, stage: Stage, match_id: str, index: int, seed: int) -> TaskDefinition:
@@ -159,3 +163,70 @@ class MarkingRunner(FakeRunner):
     def _mark(self, run_dir: Path) -> None:
         with (self._settings.data_dir / RAN).open("a") as log:
             log.write(f"{run_dir}\n")
+
+
+
+# Where ``ScriptOnNode``'s runs note how each script ended, in the shared data directory.
+SCRIPTS = "scripts-on-nodes.log"
+# Ignores SIGTERM, as a script deaf to the platform's stop would: only SIGKILL ends it before its end.
+_DEAF_SCRIPT = "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(float(sys.argv[1]))"
+# The most a run of ``ScriptOnNode.waits_for_early`` waits for an early run to start.
+_EARLY_WAIT_SECONDS = 30.0
+
+
+def scripts_ended(data_dir: Path) -> list[tuple[str, Path, float, str]]:
+    """(competitor, run folder, unix time its script ended, how) of every script ``ScriptOnNode`` ran, in order."""
+    path = data_dir / SCRIPTS
+    if not path.exists():
+        return []
+    return [(name, Path(folder), float(ended), how)
+            for name, folder, ended, how in (line.split("\t") for line in path.read_text().splitlines())]
+
+
+def trained_early(run_dir: Path) -> bool:
+    """Whether a run folder ``MarksItsRuns`` or ``ScriptOnNode`` listed is an early run's (``early_runs``)."""
+    return "early" in run_dir.parts
+
+
+@dataclass(frozen=True)
+class ScriptOnNode:
+    """A ``NodeExecutorFactory`` for early runs (``early_runs``): each run is listed in :data:`RAN`, then
+    runs a real script, deaf to SIGTERM, supervised on its node as a sandbox run is (with ``grace``
+    seconds of grace): a stop with the grace ends it after the grace, a stop at once at once. An early
+    run's script (a provisional, negative run id) lasts ``early_seconds``, any other's none; the runs of
+    ``waits_for_early`` first wait for an early run to start on the other node. A run then reports as
+    ``FakeOnNode``'s do, or failed when its competitor is one of ``fails``; its script's end is noted in
+    :data:`SCRIPTS`."""
+
+    early_seconds: float = 0.0
+    fails: frozenset[str] = frozenset()
+    waits_for_early: str | None = None
+    grace: float = 30.0
+
+    def __call__(self, settings: Settings, gpus: list[int]) -> ScriptRunner:
+        return ScriptRunner(self, settings)
+
+
+class ScriptRunner(MarkingRunner):
+    def __init__(self, plan: ScriptOnNode, settings: Settings) -> None:
+        super().__init__(FakeOnNode(), settings)
+        self._script = plan
+
+    def execute(self, request: RunRequest) -> RunReport:
+        plan, started = self._script, time.time()
+        self._mark(request.run_dir)
+        if request.competitor.name == plan.waits_for_early:
+            deadline = time.monotonic() + _EARLY_WAIT_SECONDS
+            while not any(trained_early(Path(folder)) for folder in ran(self._settings.data_dir)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        seconds = plan.early_seconds if request.run_id < 0 else 0.0
+        launch = Launch(argv=[sys.executable, "-c", _DEAF_SCRIPT, str(seconds)], env={}, cwd=request.run_dir,
+                        log_dir=request.run_dir / "logs", budget_seconds=seconds + 60, grace_seconds=plan.grace,
+                        log_max_bytes=10_000, log_tail_chars=200)  # fmt: skip
+        result = supervise(launch, _GroupTerminator, started)
+        with (self._settings.data_dir / SCRIPTS).open("a") as log:
+            log.write(f"{request.competitor.name}\t{request.run_dir}\t{result.finished_at}\t{(result.failure_reason or 'exited').splitlines()[0]}\n")
+        if result.status != RunStatus.SUCCEEDED or request.competitor.name in plan.fails:
+            return RunReport(RunStatus.FAILED, started, time.time(), log_path=launch.log_dir,
+                             failure_reason=result.failure_reason or "crashed")  # fmt: skip
+        return self._report(request.competitor, request.task, request.run_dir, started)

@@ -15,7 +15,10 @@ such a wait at once: the driver withdraws the run by claiming its start (``clust
 :data:`~trainarena.cluster.node.START_CLAIM`) and cancels the task, which never starts, and the call
 returns the report of a local run stopped while it waited for its devices (FAILED, "stopped on request
 before it finished: ... never started"). A run its node already started is stopped through its stop
-file instead, never by ``ray.cancel``. A run that waits while no live node could ever hold what it asks
+file instead, never by ``ray.cancel``: the driver writes it within a ``cluster.stop_poll_seconds`` of the
+stop and the node's watcher reads it within another, so a stop at once (an early run the tournament
+dropped, ``early_runs``) kills the run and frees its node within about a second, as a local run is: the
+orchestrator trains early runs on Ray too. A run that waits while no live node could ever hold what it asks
 for (its GPU nodes down, say) is withdrawn after ``cluster.placement_timeout_seconds`` and
 :class:`~trainarena.cluster.resources.PlacementTimeout` raised, naming the ask and the live nodes. That
 is a ``RunNotStarted``, not a ``RunInterrupted``: trying again at once would wait again for the same
@@ -87,11 +90,6 @@ def _on_node(work: Work, settings: Settings, factory: NodeExecutorFactory, share
 
 class RayExecutor:
     """``RunExecutor`` (and the workbench's, audits' and jobs' executor) over a Ray cluster."""
-
-    # A run its node started is stopped through its stop file, after the node's next poll of it: the
-    # orchestrator trains no early runs here (not exercised on a cluster yet; a dropped one holds its
-    # node until that poll).
-    stops_runs_at_once = False
 
     def __init__(self, settings: Settings, factory: NodeExecutorFactory, node_backend: str | None = None) -> None:
         self._settings = settings
