@@ -191,8 +191,8 @@ def trained_early(run_dir: Path) -> bool:
 @dataclass(frozen=True)
 class ScriptOnNode:
     """A ``NodeExecutorFactory`` for early runs (``early_runs``): each run is listed in :data:`RAN`, then
-    runs a real script, deaf to SIGTERM, supervised on its node as a sandbox run is (with ``grace``
-    seconds of grace): a stop with the grace ends it after the grace, a stop at once at once. An early
+    runs a real script, deaf to SIGTERM, supervised on its node as a sandbox run is (a budget of
+    ``budget_seconds``, ``grace`` seconds of grace): a stop with the grace ends it after the grace, a stop at once at once. An early
     run's script (a provisional, negative run id) lasts ``early_seconds``, any other's none; the runs of
     ``waits_for_early`` first wait for an early run to start on the other node. A run then reports as
     ``FakeOnNode``'s do, or failed when its competitor is one of ``fails``; its script's end is noted in
@@ -202,6 +202,7 @@ class ScriptOnNode:
     fails: frozenset[str] = frozenset()
     waits_for_early: str | None = None
     grace: float = 30.0
+    budget_seconds: float = 300.0
 
     def __call__(self, settings: Settings, gpus: list[int]) -> ScriptRunner:
         return ScriptRunner(self, settings)
@@ -221,12 +222,13 @@ class ScriptRunner(MarkingRunner):
                 time.sleep(0.05)
         seconds = plan.early_seconds if request.run_id < 0 else 0.0
         launch = Launch(argv=[sys.executable, "-c", _DEAF_SCRIPT, str(seconds)], env={}, cwd=request.run_dir,
-                        log_dir=request.run_dir / "logs", budget_seconds=seconds + 60, grace_seconds=plan.grace,
+                        log_dir=request.run_dir / "logs", budget_seconds=plan.budget_seconds, grace_seconds=plan.grace,
                         log_max_bytes=10_000, log_tail_chars=200)  # fmt: skip
         result = supervise(launch, _GroupTerminator, started)
         with (self._settings.data_dir / SCRIPTS).open("a") as log:
             log.write(f"{request.competitor.name}\t{request.run_dir}\t{result.finished_at}\t{(result.failure_reason or 'exited').splitlines()[0]}\n")
         if result.status != RunStatus.SUCCEEDED or request.competitor.name in plan.fails:
-            return RunReport(RunStatus.FAILED, started, time.time(), log_path=launch.log_dir,
+            status = RunStatus.FAILED if result.status == RunStatus.SUCCEEDED else result.status
+            return RunReport(status, started, time.time(), log_path=launch.log_dir,
                              failure_reason=result.failure_reason or "crashed")  # fmt: skip
         return self._report(request.competitor, request.task, request.run_dir, started)

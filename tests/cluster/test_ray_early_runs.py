@@ -3,7 +3,8 @@ nodes: a final between ``a`` and ``b`` before a boss round against the champion,
 at once, so a slot trains the boss round early while ``b``'s final runs on the other node. Each run
 runs a real script deaf to SIGTERM (``ray_fakes.ScriptOnNode``): an early run the tournament adopts
 is stored in its run's folder, where the node wrote it; one it drops is killed at once on its node,
-not after its grace, and its folder on the shared data directory is removed."""
+not after its grace, and its folder on the shared data directory is removed. A script that reaches its
+deadline on its node is told on the driver, in its grace, as the look ahead needs."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from ray_fakes import ScriptOnNode, fake_task, fake_tournament, ran, scripts_end
 
 from trainarena.cluster.ray_executor import RayExecutor
 from trainarena.contract import RunStatus
-from trainarena.engine.model import Finished
-from trainarena.execution.supervise import STOPPED_REASON
+from trainarena.engine.model import Finished, Stage
+from trainarena.execution.supervise import STOPPED_REASON, told_at_deadline
 from trainarena.orchestrator import drive
+from trainarena.runs import CompetitorInfo, RunRequest
 from trainarena.settings import Settings
 from trainarena.store import Store, open_store, tournament_runs
 
@@ -99,3 +101,23 @@ def _wait_until_freed(seconds: float = 5.0) -> None:
     while ray.available_resources().get("CPU", 0.0) < ray.cluster_resources()["CPU"]:
         assert time.monotonic() < deadline, f"the nodes are still held: {ray.available_resources()}"
         time.sleep(0.05)
+
+
+def test_a_script_at_its_deadline_on_its_node_is_told_on_the_driver_within_its_grace(ray_cluster, tmp_path: Path) -> None:
+    """The look ahead takes a run whose script reached its deadline as failed from then (``early_runs``):
+    on Ray too, not only once the run ends after its grace."""
+    settings = _settings(tmp_path, ray_cluster.address)
+    grace = 5.0
+    executor = RayExecutor(settings, ScriptOnNode(early_seconds=60.0, budget_seconds=1.0, grace=grace))
+    competitor = CompetitorInfo(CHAMPION, "https://example.org/king.git", "f" * 40, "tree", "train.py")
+    request = RunRequest(1, "t", -1, 1, -1, competitor, Stage.BOSS, "boss", 0, fake_task("text", Stage.BOSS, "boss", 0, 1),
+                         settings.work_dir / "early" / "boss-t0-king" / "attempt-1")  # fmt: skip
+    request.run_dir.mkdir(parents=True)
+    told: list[float] = []
+    try:
+        with told_at_deadline(lambda: told.append(time.monotonic())):
+            report = executor.execute(request)
+    finally:
+        executor.close()
+    assert report.status == RunStatus.TIMED_OUT and len(told) == 1
+    assert time.monotonic() - told[0] > grace / 2  # told while the script still had its grace

@@ -15,7 +15,10 @@ Ray task without interrupting a started run (``ray.cancel`` raises KeyboardInter
 task, which would leave its sandbox behind). Once the node has claimed it, the driver stops the run
 through :data:`STOP_FILE`, which a watcher on the node polls, as a local run is stopped: with the
 grace, or at once (SIGKILL) when the file says :data:`AT_ONCE` (a stop that keeps nothing of the run:
-``execution.supervise.StopAtOnce``).
+``execution.supervise.StopAtOnce``). A tournament run's script that reaches its deadline is told back
+the same way: the node writes :data:`DEADLINE_FILE`, and the driver, which polls it, tells the run's
+thread there (``execution.supervise.told_at_deadline``: its look ahead, ``early_runs``, takes the run
+as failed from then, not once its grace has passed).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pathlib import Path
 from typing import Protocol
 
 from trainarena.execution import SandboxUnavailable, make_backend
-from trainarena.execution.supervise import StopAtOnce, kills_at_once, stop_when
+from trainarena.execution.supervise import StopAtOnce, kills_at_once, stop_when, told_at_deadline
 from trainarena.pipeline import SandboxedExecutor
 from trainarena.runs import CompetitorInfo, RunReport, RunRequest
 from trainarena.settings import Settings
@@ -45,6 +48,8 @@ STOP_FILE = "stop-requested"
 START_CLAIM = "start-claim"
 # What STOP_FILE holds when the run is to be killed at once, without the grace.
 AT_ONCE = "at once"
+# Written by the node into a tournament run's folder once its script reached its deadline.
+DEADLINE_FILE = "deadline-reached"
 
 
 class ClusterUnavailable(SandboxUnavailable):
@@ -117,12 +122,14 @@ class SharedCheck:
 @dataclass(frozen=True)
 class ExecuteRun:
     """A tournament run: prepare, sandboxed run, artifact check, evaluation (``execute``); stopped when
-    the driver writes ``STOP_FILE`` into its run folder (a stop around the drive, a lost lease)."""
+    the driver writes ``STOP_FILE`` into its run folder (a stop around the drive, a lost lease), and
+    ``DEADLINE_FILE`` written there once its script reached its deadline."""
 
     request: RunRequest
 
     def apply(self, executor: NodeExecutor, settings: Settings) -> RunReport:
-        with _stopped_by_file(self.request.run_dir / STOP_FILE, settings.cluster.stop_poll_seconds):
+        with _stopped_by_file(self.request.run_dir / STOP_FILE, settings.cluster.stop_poll_seconds), \
+                told_at_deadline((self.request.run_dir / DEADLINE_FILE).touch):
             return executor.execute(self.request)
 
 

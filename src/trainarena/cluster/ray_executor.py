@@ -50,6 +50,7 @@ from ray.exceptions import (
 )
 
 from trainarena.cluster.node import (
+    DEADLINE_FILE,
     START_CLAIM,
     STOP_FILE,
     ClusterUnavailable,
@@ -66,7 +67,7 @@ from trainarena.cluster.node import (
 from trainarena.cluster.resources import PlacementTimeout, asked_resources, describe, describe_nodes, holds, task_resources
 from trainarena.contract import RunStatus
 from trainarena.execution import gpus_for
-from trainarena.execution.supervise import STOPPED_REASON, current_stop_event, kills_at_once
+from trainarena.execution.supervise import STOPPED_REASON, current_stop_event, deadline_reached, kills_at_once
 from trainarena.pipeline import parameter_count, resolve_base_model
 from trainarena.runs import CompetitorInfo, RunInterrupted, RunReport, RunRequest
 from trainarena.settings import Settings
@@ -127,11 +128,12 @@ class RayExecutor:
             claim, stop = self._shared.path.with_name(f"start-{secrets.token_hex(8)}"), None
         else:
             claim, stop = run_dir / START_CLAIM, current_stop_event()
-            for left in (claim, run_dir / STOP_FILE):  # by an earlier run in the same folder (``trainarena run``)
+            for left in (claim, run_dir / STOP_FILE, run_dir / DEADLINE_FILE):  # by an earlier run in the same folder
                 left.unlink(missing_ok=True)
+        deadline = run_dir / DEADLINE_FILE if isinstance(work, ExecuteRun) else None  # only a tournament run's is told
         ref = self._remote.options(**options).remote(work, self._settings, self._factory, self._shared, claim)
         try:
-            if not self._watch(ref, task, asked, claim, stop):
+            if not self._watch(ref, task, asked, claim, stop, deadline):
                 reason = f"{STOPPED_REASON}: it was still waiting for a Ray node to hold it ({describe(asked)}), and never started"
                 return RunReport(RunStatus.FAILED, dispatched_at, time.time(), failure_reason=reason)
             report = self._get(ref, task)
@@ -143,8 +145,9 @@ class RayExecutor:
         return report
 
     def _watch(self, ref: ray.ObjectRef, task: TaskDefinition, asked: dict[str, float], claim: Path,
-               stop: threading.Event | None) -> bool:
-        """Wait until the task is done (True) while a stop or the placement timeout may still act on it.
+               stop: threading.Event | None, deadline: Path | None) -> bool:
+        """Wait until the task is done (True) while a stop or the placement timeout may still act on it,
+        or its node may still write ``deadline`` (its script reached its deadline: told on this thread).
         Stopped before its node started it, the run is withdrawn and its task cancelled (False); started,
         its stop file stops it, with the grace and later at once if the stop comes to ask that (a
         cancelled job's try withdrawn as its service stops). Raises :class:`PlacementTimeout` once no
@@ -154,9 +157,12 @@ class RayExecutor:
         started = False  # the node claimed the start: only the stop file acts on it now
         asked_at_once: bool | None = None  # what the stop file asks: nothing yet, the grace (False), at once
         unheld_since: float | None = None  # since when no live node could hold it
-        while (stop is not None and not asked_at_once) or (limit is not None and not started):
+        while (stop is not None and not asked_at_once) or (limit is not None and not started) or deadline is not None:
             if ray.wait([ref], timeout=rules.stop_poll_seconds)[0]:
                 return True
+            if deadline is not None and deadline.exists():
+                deadline_reached()  # the look ahead takes the run as failed from now (early_runs)
+                deadline = None
             if stop is not None and stop.is_set() and asked_at_once is not kills_at_once(stop):
                 request_stop(claim.parent, stop)  # the node's watcher stops a started run; its report comes back
                 asked_at_once = kills_at_once(stop)
