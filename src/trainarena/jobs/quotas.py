@@ -31,6 +31,7 @@ from trainarena.settings import Settings
 from trainarena.store import Store
 from trainarena.store.locks import named_lock
 from trainarena.store.models import Job, JobStatus, UploadedFile
+from trainarena.submissions.mirror_quota import MIRROR_SETTING, mirror_usage
 from trainarena.wording import counted
 
 UPLOAD_SETTING = "api.upload_quota_bytes"
@@ -60,9 +61,15 @@ def active_jobs(session: Session, key_id: int) -> int:
 
 
 def key_usage(session: Session, settings: Settings, key_id: int) -> list[QuotaUsage]:
-    """What ``key_id`` uses of each of its quotas (``GET /v1/me``)."""
+    """What ``key_id`` (a customer's) uses of each of its quotas (``GET /v1/me``)."""
     return [QuotaUsage(UPLOAD_SETTING, stored_upload_bytes(session, key_id), settings.api.upload_quota_bytes or None),
             QuotaUsage(JOBS_SETTING, active_jobs(session, key_id), settings.jobs.active_quota or None)]  # fmt: skip
+
+
+def competitor_usage(settings: Settings, key_id: int) -> list[QuotaUsage]:
+    """What ``key_id`` (a competitor's) uses of its quota: the disk of its registrations' repository
+    mirrors (``submissions.mirror_quota``)."""
+    return [QuotaUsage(MIRROR_SETTING, mirror_usage(settings, key_id), settings.registration.mirror_quota_bytes or None)]
 
 
 @contextmanager
