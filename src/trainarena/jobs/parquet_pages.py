@@ -58,7 +58,9 @@ def declared_uncompressed_bytes(path: Path, metadata: Any, limit: int) -> int:
                 chunk = metadata.row_group(group).column(column)
                 start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
                 width = _dictionary_value_width(metadata.schema.column(column))
-                total += _chunk_pages(stream, start, start + chunk.total_compressed_size, width, limit - total, chunk.path_in_schema)
+                total += _chunk_pages(
+                    stream, start, start + chunk.total_compressed_size, width, limit - total, chunk.path_in_schema
+                )
                 if total > limit:
                     return total
     return total
@@ -106,14 +108,19 @@ def _read_header(stream: IO[bytes], position: int, end: int) -> PageHeader:
                 raise PageHeaderError(f"the page header at byte {position:,} is cut off or longer than "
                                       f"{MAX_HEADER_BYTES:,} bytes") from None  # fmt: skip
             size *= 4
-    kind, uncompressed, compressed = fields.get(1), fields.get(2), fields.get(3)
-    if not all(isinstance(value, int) for value in (kind, uncompressed, compressed)):
-        raise PageHeaderError(f"the page header at byte {position:,} lacks its type or sizes")
-    dictionary = fields.get(7) if kind == DICTIONARY_PAGE else None
-    values = dictionary.get(1) if isinstance(dictionary, dict) else None
-    if kind == DICTIONARY_PAGE and not isinstance(values, int):
-        raise PageHeaderError(f"the dictionary page at byte {position:,} does not say how many values it holds")
-    return PageHeader(kind, uncompressed, compressed, values, reader.position)  # type: ignore[arg-type]
+    kind, uncompressed, compressed = (_integer(fields, field, f"the page header at byte {position:,}") for field in (1, 2, 3))
+    values = None
+    if kind == DICTIONARY_PAGE:
+        dictionary = fields.get(7)
+        values = _integer(dictionary if isinstance(dictionary, dict) else {}, 1, f"the dictionary page at byte {position:,}")
+    return PageHeader(kind, uncompressed, compressed, values, reader.position)
+
+
+def _integer(fields: dict[int, Any], field: int, where: str) -> int:
+    value = fields.get(field)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise PageHeaderError(f"{where} lacks its field {field} (its type, sizes or number of values)")
+    return value
 
 
 def _element(kind: int) -> int:

@@ -32,6 +32,7 @@ _TAG_LIKE = re.compile(r"(refs/tags/.+|v?\d+(\.\d+)+([-+.].*)?|v\d+.*)")
 _SCP_LIKE = re.compile(r"(?P<user>[A-Za-z0-9._-]+@)?(?P<host>[A-Za-z0-9.-]+):(?P<path>(?!//).+)")
 _ALLOWED_SCHEMES = ("https", "ssh", "file")
 _MODE_KINDS = {"100644": "file", "100755": "file", "120000": "symlink", "160000": "submodule"}
+GIT_MISSING = "git is not installed on this machine; install git to register competitors"
 WATCH_SECONDS = 0.2  # how often a bounded clone's folder is measured: git writes at most this long past the bound
 
 
@@ -159,7 +160,7 @@ def _git(args: list[str], *, timeout: float, cwd: Path | None = None, check: boo
         result = subprocess.run(["git", *args], cwd=cwd, env=_git_env(), input=stdin,
                                 capture_output=True, timeout=timeout, check=False)
     except FileNotFoundError as error:
-        raise RegistrationError("git is not installed on this machine; install git to register competitors") from error
+        raise RegistrationError(GIT_MISSING) from error
     except subprocess.TimeoutExpired as error:
         raise RegistrationError(f"git {args[0]} took longer than {timeout:g} s and was stopped") from error
     if check and result.returncode != 0:
@@ -189,7 +190,7 @@ def _clone(url: str, target: Path, *, timeout: float, max_bytes: int | None) -> 
         process = subprocess.Popen(command, env=_git_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE)  # fmt: skip
     except FileNotFoundError as error:
-        raise RegistrationError("git is not installed on this machine; install git to register competitors") from error
+        raise RegistrationError(GIT_MISSING) from error
     with process:
         while True:
             try:
