@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from trainarena.api import create_app
+from trainarena.api.routes.files import MULTIPART_ALLOWANCE
 from trainarena.jobs.errors import QuotaExceeded
 from trainarena.jobs.quotas import check_upload_bytes, quota_transaction
 from trainarena.jobs.uploads import UploadSink
@@ -93,13 +94,75 @@ def test_an_upload_is_refused_while_it_streams(tmp_path: Path) -> None:
     assert not sink.path.exists() and counted == [60]
 
 
+BOUNDARY = "quotaboundary"
+PART_HEAD = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"qa.jsonl\"\r\n"
+             "Content-Type: application/octet-stream\r\n\r\n").encode()  # fmt: skip
+PART_TAIL = f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def post_streamed(settings: Settings, store: Store, headers: dict[str, str], chunks: list[bytes],
+                  sent: list[bytes]) -> httpx.Response:  # fmt: skip
+    """POST /v1/files whose body is ``chunks``, each appended to ``sent`` as the app reads it, with the
+    headers given (Content-Length among them: as declared, true or not)."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            sent.append(chunk)
+            yield chunk
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(settings, store=store))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post("/v1/files", headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", **headers},
+                                     content=body())  # fmt: skip
+
+    return asyncio.run(post())
+
+
+def test_an_upload_declared_past_the_room_is_refused_before_its_body_is_read(jobs_client: TestClient, auth: dict,
+                                                                           api_settings: Settings, api_store: Store) -> None:  # fmt: skip
+    """Its Content-Length, less the room for the form's framing, passes the room the key's stored files
+    leave: refused at once with the streaming check's error, not a byte of the body read."""
+    assert upload(jobs_client, auth["customer"]).status_code == 201
+    room = QUOTA - len(FILE)
+    declared = MULTIPART_ALLOWANCE + room + 1
+    sent: list[bytes] = []
+    refused = post_streamed(api_settings, api_store, {**auth["customer"], "Content-Length": str(declared)},
+                            [PART_HEAD, b"x" * (declared - len(PART_HEAD) - len(PART_TAIL)), PART_TAIL], sent)  # fmt: skip
+    error = quota_refusal(refused, "api.upload_quota_bytes", f"{QUOTA:,} bytes", "Content-Length")
+    assert error["details"]["used_bytes"] == len(FILE) and error["details"]["upload_bytes"] == room + 1
+    assert sent == [] and staged(api_settings) == []
+    fits = post_streamed(api_settings, api_store, {**auth["other"], "Content-Length": str(declared)},
+                         [PART_HEAD, FILE, PART_TAIL], [])  # fmt: skip
+    assert fits.status_code == 201, fits.text  # the framing allowance: a body that may hold a file in the room is read
+    operator = post_streamed(api_settings, api_store, {**auth["operator"], "Content-Length": str(declared)},
+                             [PART_HEAD, FILE, PART_TAIL], [])  # fmt: skip
+    assert operator.status_code == 201, operator.text
+
+
+def test_an_upload_whose_content_length_lies_is_refused_while_it_streams(api_settings: Settings, api_store: Store,
+                                                                         auth: dict) -> None:  # fmt: skip
+    sent: list[bytes] = []
+    chunks = [PART_HEAD, *[FILE[:256]] * (QUOTA // 256 + 2), PART_TAIL]
+    refused = post_streamed(api_settings, api_store, {**auth["customer"], "Content-Length": "300"}, chunks, sent)
+    quota_refusal(refused, "api.upload_quota_bytes", "has reached")
+    assert len(sent) < len(chunks) and staged(api_settings) == []
+
+
+def test_a_file_part_declared_past_the_room_is_refused_before_its_bytes_are_read(api_settings: Settings, api_store: Store,
+                                                                                  auth: dict) -> None:  # fmt: skip
+    head = PART_HEAD.replace(b"\r\n\r\n", f"\r\nContent-Length: {QUOTA + 1}\r\n\r\n".encode())
+    sent: list[bytes] = []
+    refused = post_streamed(api_settings, api_store, auth["customer"], [head, FILE[:100], FILE[100:], PART_TAIL], sent)
+    error = quota_refusal(refused, "api.upload_quota_bytes", "Content-Length")
+    assert error["details"]["upload_bytes"] == QUOTA + 1
+    assert sent == [head] and staged(api_settings) == []
+
+
 def test_two_uploads_at_once_do_not_both_pass_the_quota(api_settings: Settings, api_store: Store, auth: dict) -> None:
     """The second upload streams while the first is still under way: it is refused as it passes the room
     they share, and the first is stored."""
-    boundary = "quotaboundary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"qa.jsonl\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode()  # fmt: skip
-    tail = f"\r\n--{boundary}--\r\n".encode()
+    head, tail = PART_HEAD, PART_TAIL
     first_streamed, second_answered = asyncio.Event(), asyncio.Event()
 
     async def first_body() -> AsyncIterator[bytes]:
@@ -117,7 +180,7 @@ def test_two_uploads_at_once_do_not_both_pass_the_quota(api_settings: Settings, 
         yield tail
 
     async def both() -> tuple[httpx.Response, httpx.Response]:
-        headers = {**auth["customer"], "Content-Type": f"multipart/form-data; boundary={boundary}"}
+        headers = {**auth["customer"], "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
         transport = httpx.ASGITransport(app=create_app(api_settings, store=api_store))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
 
@@ -201,8 +264,7 @@ def test_me_reports_a_customers_usage(jobs_client: TestClient, auth: dict, api_s
         "jobs.active_quota": {"setting": "jobs.active_quota", "used": 1, "limit": 1},
     }
     assert usage(jobs_client, auth["other"])["api.upload_quota_bytes"]["used"] == 0
-    for role in ("operator", "competitor"):
-        assert jobs_client.get("/v1/me", headers=auth[role]).json()["quotas"] is None
+    assert jobs_client.get("/v1/me", headers=auth["operator"]).json()["quotas"] is None
 
 
 def test_a_limit_of_0_is_no_limit(tmp_path: Path, api_store: Store, auth: dict) -> None:

@@ -13,7 +13,7 @@ def test_all_names_resolve_and_are_the_public_surface() -> None:
     for name in submissions.__all__:
         assert getattr(submissions, name) is not None
     public = {n for n in vars(submissions) if not n.startswith("_")}
-    modules = {"copies", "digest", "errors", "git", "manifest", "registration", "seal", "service", "similarity", "tree_hash", "worktree"}  # submodules, once imported
+    modules = {"copies", "digest", "errors", "git", "manifest", "mirror_quota", "registration", "seal", "service", "similarity", "tree_hash", "worktree"}  # submodules, once imported
     assert public - modules == set(submissions.__all__)
 
 

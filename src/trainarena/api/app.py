@@ -21,6 +21,7 @@ from trainarena.api.errors import install_error_handlers
 from trainarena.api.head_requests import HeadAsGet
 from trainarena.api.json_body import check_request_body
 from trainarena.api.routes import ROUTERS
+from trainarena.api.security_headers import SecurityHeaders
 from trainarena.api.strict_query import refuse_unknown_query
 from trainarena.jobs.quotas import UploadsUnderWay
 from trainarena.registry import sweep_registry
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, store: Store | None = None, services: Sequ
     install_dashboard(app)  # the web pages at / and their assets at /static (not in the OpenAPI schema)
     app.add_middleware(BodyGuard, limit=settings.api.json_body_max_bytes)  # the key, then a bounded body, before it is read
     app.add_middleware(HeadAsGet)  # HEAD wherever GET is (monitors and link checkers ask with HEAD)
+    app.add_middleware(SecurityHeaders)  # outermost: on the API's, the pages' and the middlewares' answers alike
     return app
 
 

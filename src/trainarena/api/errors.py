@@ -200,5 +200,5 @@ BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def quota_response(setting: str) -> dict[str, Any]:
-    """The schema's entry for a route's 409 ``quota_exceeded``: a customer key at its quota ``setting``."""
-    return {"model": ErrorResponse, "description": f"quota_exceeded: this customer key is at its quota (settings {setting})"}
+    """The schema's entry for a route's 409 ``quota_exceeded``: a key at its quota ``setting``."""
+    return {"model": ErrorResponse, "description": f"quota_exceeded: this key is at its quota (settings {setting})"}

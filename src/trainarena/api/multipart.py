@@ -35,9 +35,10 @@ class Form:
 
 
 async def read_form(content_type: str, chunks: AsyncIterator[bytes], file_field: str,
-                    open_file: Callable[[str], Callable[[bytes], None]]) -> Form:  # fmt: skip
-    """Parse the body; the part named ``file_field`` goes to the writer ``open_file(filename)``
-    returns. Errors of the sink propagate and end the read."""
+                    open_file: Callable[[str, int | None], Callable[[bytes], None]]) -> Form:  # fmt: skip
+    """Parse the body; the part named ``file_field`` goes to the writer ``open_file(filename, size)``
+    returns (``size``: the part's own Content-Length, when it declares one, else None). Errors of
+    ``open_file`` and the sink propagate and end the read."""
     kind, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
@@ -83,7 +84,8 @@ async def read_form(content_type: str, chunks: AsyncIterator[bytes], file_field:
             if form.filename is not None:
                 raise ApiError(422, "invalid_request", "send one file per upload", field=file_field)
             form.filename = part.filename
-            writer[0] = open_file(part.filename)
+            declared = part.headers.get(b"content-length", b"").strip()
+            writer[0] = open_file(part.filename, int(declared) if declared.isdigit() else None)
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if part.name == file_field and part.filename is not None:

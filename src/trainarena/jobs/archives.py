@@ -14,9 +14,11 @@ this check bounds first.
 
 A parquet file stores a repeated value once (a dictionary, run lengths), so kilobytes can name one
 value in millions of rows, each its own object once the loader reads them: :func:`check_parquet`
-bounds the rows' decoded size by ``api.upload_max_bytes`` (what a JSON Lines upload may hold), counted
-a batch at a time without expanding a repeated value. It does not protect against a file whose
-metadata lies about a page's size (the reader allocates what a page header declares).
+bounds the rows' decoded size by ``api.upload_max_bytes`` (what a JSON Lines upload may hold): first
+by what its page headers declare, each header read and checked before the reader sees it
+(``jobs.parquet_pages``: the reader allocates what a header declares, so a lying header is refused
+there, not found out after a 2 GiB allocation), then counted a batch at a time as the rows decode,
+without expanding a repeated value.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from trainarena.jobs.parquet_pages import PageHeaderError, declared_uncompressed_bytes
 from trainarena.settings import ApiRules
 from trainarena.tasks.base import DatasetError
 
@@ -102,6 +105,8 @@ def check_parquet(path: Path, shown_name: str, rules: ApiRules) -> None:
     ``rules.upload_max_bytes`` (module docstring)."""
     try:
         too_large = _decodes_past(path, rules.upload_max_bytes)
+    except PageHeaderError as error:
+        raise DatasetError(f"{shown_name}: refused before it is decoded: {error}") from None
     except (OSError, ValueError, NotImplementedError) as error:  # pyarrow's errors derive from these
         raise DatasetError(f"{shown_name}: cannot read the file ({type(error).__name__}: {error})") from None
     if too_large:
@@ -110,15 +115,13 @@ def check_parquet(path: Path, shown_name: str, rules: ApiRules) -> None:
 
 
 def _decodes_past(path: Path, limit: int) -> bool:
-    """Whether the file's stored pages (from the metadata), or its rows read a batch at a time, take more
-    than ``limit`` bytes: every text column is read as a dictionary, so that a repeated value is counted
-    once per row, never expanded."""
+    """Whether the file's pages (as their headers declare them), or its rows read a batch at a time, take
+    more than ``limit`` bytes: every text column is read as a dictionary, so that a repeated value is
+    counted once per row, never expanded."""
     import pyarrow.parquet as parquet  # here: only a parquet upload pays for its import
 
     metadata = parquet.read_metadata(path)
-    stored = sum(metadata.row_group(group).column(column).total_uncompressed_size
-                 for group in range(metadata.num_row_groups) for column in range(metadata.num_columns))  # fmt: skip
-    if stored > limit:
+    if declared_uncompressed_bytes(path, metadata, limit) > limit:
         return True
     columns = [metadata.schema.column(index) for index in range(len(metadata.schema))]
     texts = [column.path for column in columns if column.physical_type == "BYTE_ARRAY"]

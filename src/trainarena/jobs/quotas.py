@@ -10,7 +10,9 @@ write that takes the room run in one transaction under the key's store-wide lock
 held until that transaction commits. An upload is refused while it streams, not once it is whole: its
 room is the quota less the key's stored files and the uploads of the key this process is receiving
 (:class:`UploadsUnderWay`); the check under the lock when it is stored counts what other processes
-stored meanwhile.
+stored meanwhile. An upload that declares its size up front (its Content-Length, its file part's) past
+that room is refused before a byte of it is read; the count while it streams stays, for a size that
+lies or is not declared.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from trainarena.settings import Settings
 from trainarena.store import Store
 from trainarena.store.locks import named_lock
 from trainarena.store.models import Job, JobStatus, UploadedFile
+from trainarena.submissions.mirror_quota import MIRROR_SETTING, mirror_usage
 from trainarena.wording import counted
 
 UPLOAD_SETTING = "api.upload_quota_bytes"
@@ -58,9 +61,15 @@ def active_jobs(session: Session, key_id: int) -> int:
 
 
 def key_usage(session: Session, settings: Settings, key_id: int) -> list[QuotaUsage]:
-    """What ``key_id`` uses of each of its quotas (``GET /v1/me``)."""
+    """What ``key_id`` (a customer's) uses of each of its quotas (``GET /v1/me``)."""
     return [QuotaUsage(UPLOAD_SETTING, stored_upload_bytes(session, key_id), settings.api.upload_quota_bytes or None),
             QuotaUsage(JOBS_SETTING, active_jobs(session, key_id), settings.jobs.active_quota or None)]  # fmt: skip
+
+
+def competitor_usage(settings: Settings, key_id: int) -> list[QuotaUsage]:
+    """What ``key_id`` (a competitor's) uses of its quota: the disk of its registrations' repository
+    mirrors (``submissions.mirror_quota``)."""
+    return [QuotaUsage(MIRROR_SETTING, mirror_usage(settings, key_id), settings.registration.mirror_quota_bytes or None)]
 
 
 @contextmanager
@@ -96,10 +105,10 @@ def check_upload_bytes(session: Session, settings: Settings, key_id: int | None,
             raise _over_upload_quota(stored, 0, size, limit)
 
 
-def _over_upload_quota(stored: int, others: int, size: int, limit: int) -> QuotaExceeded:
+def _over_upload_quota(stored: int, others: int, size: int, limit: int, how: str = "has reached") -> QuotaExceeded:
     arriving = f", {others:,} more are arriving in its other uploads now" if others else ""
     return QuotaExceeded(f"this upload would take this key's files past {limit:,} bytes ({UPLOAD_SETTING}): {stored:,} "
-                         f"bytes are stored (files not deleted){arriving}, and this upload has reached {size:,}; delete "
+                         f"bytes are stored (files not deleted){arriving}, and this upload {how} {size:,}; delete "
                          "files you no longer need with DELETE /v1/files/{id} (GET /v1/me shows the usage), then upload "
                          "it again", setting=UPLOAD_SETTING, used_bytes=stored + others, upload_bytes=size,
                          limit_bytes=limit)  # fmt: skip
@@ -113,6 +122,17 @@ class UploadsUnderWay:
         self._limit = settings.api.upload_quota_bytes
         self._lock = threading.Lock()
         self._bytes: Counter[int] = Counter()
+
+    def refuse_declared(self, key_id: int | None, stored: int, size: int, declared_by: str) -> None:
+        """QuotaExceeded, before a byte of it is read, when an upload of ``key_id`` (None: an operator's)
+        whose file takes at least ``size`` bytes (as ``declared_by`` says, e.g. its Content-Length) would
+        take ``stored``, the key's uploads under way and it past the quota."""
+        if key_id is None or not self._limit:
+            return
+        with self._lock:
+            under_way = self._bytes[key_id]
+        if stored + under_way + size > self._limit:
+            raise _over_upload_quota(stored, under_way, size, self._limit, f"declares (by {declared_by}) at least")
 
     @contextmanager
     def receiving(self, key_id: int | None, stored: int) -> Iterator[Callable[[int], None]]:

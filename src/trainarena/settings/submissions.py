@@ -23,6 +23,12 @@ class RegistrationRules(Section):
     )
     max_reported_paths: int = Field(20, ge=1, description="Offending paths named in one registration error.")
     git_timeout_seconds: float = Field(300.0, gt=0, description="Limit on each git call (clone, fetch, read).")
+    mirror_quota_bytes: int = Field(
+        2_000_000_000, ge=0, description="Disk the repository mirrors (full history, every branch) that one "
+        "competitor key's registrations fetch may take together (submissions.mirror_quota); 0: no limit. Operators' "
+        "keys and the CLI are not limited. 2 GB is forty repositories at the largest tree allowed (max_repo_mb) "
+        "with their history, far more than a competitor's versions, which share one mirror per repository."
+    )
     name_max_length: int = Field(64, ge=1, description="Longest competitor name.")
     digest_ignore_suffixes: tuple[str, ...] = Field(
         (".md", ".rst", ".txt"),

@@ -4,9 +4,11 @@ Protects against: arguments that git would read as options (``--upload-pack=...`
 argument follows ``--``), remote helpers that run commands (``ext::``; only https, ssh and file
 transports are allowed, also through ``GIT_ALLOW_PROTOCOL``), credential prompts that would hang a
 validator (``GIT_TERMINAL_PROMPT=0``), slow or endless fetches (a timeout on every call), and hooks or
-config inside the fetched repository (a bare mirror never runs them). It does not protect against a
-malicious server exhausting disk within the timeout, nor against two processes fetching the same cache
-at once (the mirror is created atomically, later fetches are git's own business).
+config inside the fetched repository (a bare mirror never runs them), and a clone past a size its
+caller gives (``max_bytes``: the key's room, ``submissions.mirror_quota``; git is stopped once its
+folder passes it, polled every ``WATCH_SECONDS``). It does not protect against a malicious server
+exhausting disk within the timeout where no size is given, nor against two processes fetching the same
+cache at once (the mirror is created atomically, later fetches are git's own business).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -29,6 +32,16 @@ _TAG_LIKE = re.compile(r"(refs/tags/.+|v?\d+(\.\d+)+([-+.].*)?|v\d+.*)")
 _SCP_LIKE = re.compile(r"(?P<user>[A-Za-z0-9._-]+@)?(?P<host>[A-Za-z0-9.-]+):(?P<path>(?!//).+)")
 _ALLOWED_SCHEMES = ("https", "ssh", "file")
 _MODE_KINDS = {"100644": "file", "100755": "file", "120000": "symlink", "160000": "submodule"}
+GIT_MISSING = "git is not installed on this machine; install git to register competitors"
+WATCH_SECONDS = 0.2  # how often a bounded clone's folder is measured: git writes at most this long past the bound
+
+
+class MirrorTooLarge(RegistrationError):
+    """A clone passed the ``max_bytes`` it was given and was stopped; ``size`` is what it had written."""
+
+    def __init__(self, url: str, size: int, max_bytes: int) -> None:
+        super().__init__(f"the clone of {url} passed {max_bytes:,} bytes ({size:,} written) and was stopped")
+        self.size = size
 
 
 def check_commit_sha(commit: str) -> str:
@@ -147,13 +160,55 @@ def _git(args: list[str], *, timeout: float, cwd: Path | None = None, check: boo
         result = subprocess.run(["git", *args], cwd=cwd, env=_git_env(), input=stdin,
                                 capture_output=True, timeout=timeout, check=False)
     except FileNotFoundError as error:
-        raise RegistrationError("git is not installed on this machine; install git to register competitors") from error
+        raise RegistrationError(GIT_MISSING) from error
     except subprocess.TimeoutExpired as error:
         raise RegistrationError(f"git {args[0]} took longer than {timeout:g} s and was stopped") from error
     if check and result.returncode != 0:
         message = result.stderr.decode(errors="replace").strip()[-800:]
         raise RegistrationError(f"git {args[0]} failed: {message or f'exit code {result.returncode}'}")
     return result
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the files under ``folder`` (0 when it is not there); files git removes or renames
+    while they are counted are left out."""
+    total = 0
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _clone(url: str, target: Path, *, timeout: float, max_bytes: int | None) -> None:
+    """``git clone --mirror`` into ``target``, stopped (MirrorTooLarge) once ``target`` passes ``max_bytes``."""
+    deadline = time.monotonic() + timeout
+    command = ["git", "clone", "--mirror", "--quiet", "--", url, str(target)]
+    try:
+        process = subprocess.Popen(command, env=_git_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)  # fmt: skip
+    except FileNotFoundError as error:
+        raise RegistrationError(GIT_MISSING) from error
+    with process:
+        while True:
+            try:
+                _out, stderr = process.communicate(timeout=WATCH_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                written = 0 if max_bytes is None else folder_bytes(target)
+                over = max_bytes is not None and written > max_bytes
+                if over or time.monotonic() > deadline:
+                    process.kill()
+                    process.communicate()
+                    if over:
+                        raise MirrorTooLarge(url, written, max_bytes) from None
+                    raise RegistrationError(f"git clone took longer than {timeout:g} s and was stopped") from None
+    if process.returncode != 0:
+        raise RegistrationError(_clone_failure(url, stderr.decode(errors="replace")))
+    if max_bytes is not None and (written := folder_bytes(target)) > max_bytes:  # written after the last look
+        raise MirrorTooLarge(url, written, max_bytes)
 
 
 def _clone_failure(url: str, stderr: str) -> str:
@@ -165,15 +220,14 @@ def _clone_failure(url: str, stderr: str) -> str:
     return f"git clone of {url} failed: {complaints[0] if complaints else 'no reason given'}"
 
 
-def fetch_mirror(url: str, mirror: Path, commit: str, *, timeout: float) -> None:
-    """Make ``mirror`` a bare mirror of ``url`` that contains ``commit`` if the remote has it."""
+def fetch_mirror(url: str, mirror: Path, commit: str, *, timeout: float, max_bytes: int | None = None) -> None:
+    """Make ``mirror`` a bare mirror of ``url`` that contains ``commit`` if the remote has it; a new
+    mirror's clone is stopped, and nothing of it kept, once it passes ``max_bytes`` (None: no bound)."""
     if not mirror.exists():
         mirror.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".clone-", dir=mirror.parent))
         try:
-            clone = _git(["clone", "--mirror", "--quiet", "--", url, str(staging / "repo.git")], timeout=timeout, check=False)
-            if clone.returncode != 0:
-                raise RegistrationError(_clone_failure(url, clone.stderr.decode(errors="replace")))
+            _clone(url, staging / "repo.git", timeout=timeout, max_bytes=max_bytes)
             try:
                 (staging / "repo.git").rename(mirror)  # atomic: a half-clone is never seen as the cache
             except OSError:

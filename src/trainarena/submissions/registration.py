@@ -23,6 +23,7 @@ from trainarena.submissions import git
 from trainarena.submissions.digest import source_digest
 from trainarena.submissions.errors import RegistrationError
 from trainarena.submissions.manifest import Manifest, parse_manifest
+from trainarena.submissions.mirror_quota import fetch_within_quota
 
 _MB = 1024 * 1024
 
@@ -86,15 +87,16 @@ def check_name(name: str, rules: RegistrationRules) -> str:
     return name
 
 
-def register(settings: Settings, *, name: str, repo: str, commit: str) -> Registration:
-    """Fetch, check and export ``repo`` at ``commit``; raise RegistrationError with the reason."""
+def register(settings: Settings, *, name: str, repo: str, commit: str, quota_key: int | None = None) -> Registration:
+    """Fetch (within ``quota_key``'s mirror quota; None: not limited), check and export ``repo`` at
+    ``commit``; raise RegistrationError with the reason."""
     rules = settings.registration
     name = check_name(name, rules)
     sha = git.check_commit_sha(commit)
     url = git.normalize_repo_url(repo)
     mirror = repo_mirror_path(settings, url)
     timeout = rules.git_timeout_seconds
-    git.fetch_mirror(url, mirror, sha, timeout=timeout)
+    fetch_within_quota(settings, quota_key, url, mirror, sha)
     if not git.has_commit(mirror, sha, timeout=timeout):
         raise RegistrationError(
             f"commit {sha} is not in {url} (fetched every branch and tag); push it and register again"

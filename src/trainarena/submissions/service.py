@@ -46,11 +46,12 @@ def competitor_kind(manifest: Manifest) -> str | None:
 
 def register_competitor(
     session: Session, settings: Settings, *, name: str, repo: str, commit: str, hotkey: str | None = None,
-    hotkey_field: str = "hotkey",
+    hotkey_field: str = "hotkey", quota_key: int | None = None,
 ) -> RegisteredResult:
     """Register and record a competitor; RegistrationError if the name is taken or a check fails (the
     optional SS58 ``hotkey``, where its weight goes on a Bittensor subnet, is checked before any fetch;
-    its refusal names it as the caller's ``hotkey_field``: the API's body field, the CLI's flag)."""
+    its refusal names it as the caller's ``hotkey_field``: the API's body field, the CLI's flag). The
+    repository's mirror is charged to ``quota_key`` (submissions.mirror_quota; None: not limited)."""
     if get_competitor(session, name) is not None:
         raise RegistrationError(f"a competitor named {name!r} is already registered; choose another name")
     if hotkey is not None:
@@ -58,7 +59,7 @@ def register_competitor(
             check_ss58(hotkey, network_format=settings.weights.ss58_format)
         except SS58Error as error:
             raise RegistrationError(f"{hotkey_field}: {error}") from None
-    registration = register(settings, name=name, repo=repo, commit=commit)
+    registration = register(settings, name=name, repo=repo, commit=commit, quota_key=quota_key)
     report = check_copies(settings, registration, list_competitors(session))
     competitor = add_competitor(
         session,

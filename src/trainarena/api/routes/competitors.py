@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
-from trainarena.api.auth import Competitor
+from trainarena.api.auth import Competitor, quota_owner
 from trainarena.api.context import app_settings, app_store
-from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, not_found
+from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, not_found, quota_response
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import NAME_MAX_LENGTH, Page, PageWindow
 from trainarena.api.shown import shown_to
@@ -20,6 +20,7 @@ from trainarena.reporting.server_paths import SERVER_SOURCE
 from trainarena.store import StoreError, get_competitor, list_competitors
 from trainarena.submissions import RegistrationError
 from trainarena.submissions.git import is_remote_repo, normalize_repo_url
+from trainarena.submissions.mirror_quota import MIRROR_SETTING, MirrorQuotaExceeded
 from trainarena.submissions.service import competitor_record, register_competitor
 
 router = APIRouter(prefix="/v1", tags=["competitors"], responses=ROLE_RESPONSES)
@@ -76,7 +77,7 @@ class RegisterIn(RequestBody):
 
 
 @router.post("/competitors", status_code=201, response_model=RegisteredOut, summary="Register a repository at a commit",
-             responses=BODY_RESPONSES)
+             responses={**BODY_RESPONSES, 409: quota_response(MIRROR_SETTING)})
 def register(body: RegisterIn, caller: Competitor, request: Request) -> RegisteredOut:
     """Fetch the repository, check the commit and its trainarena.toml, and record the competitor: the
     checks and messages of `trainarena competitor add`, the copy check included (an exact copy of a
@@ -101,8 +102,10 @@ def register(body: RegisterIn, caller: Competitor, request: Request) -> Register
     try:
         with app_store(request).transaction() as session:
             result = register_competitor(session, settings, name=body.name, repo=body.repo, commit=body.commit,
-                                         hotkey=body.hotkey)  # fmt: skip
+                                         hotkey=body.hotkey, quota_key=quota_owner(caller))  # fmt: skip
             record = competitor_record(settings, result.competitor)
+    except MirrorQuotaExceeded as error:
+        raise ApiError(409, "quota_exceeded", str(error), name=body.name, **error.details) from None
     except (RegistrationError, StoreError) as error:  # git's own words may name the server's cache of the repository
         raise ApiError(422, "registration_refused", shown_to(caller, request, str(error)), name=body.name) from None
     copies = [CopyOut(kind=c.kind, other_name=c.other_name, message=c.message) for c in result.report.exact]

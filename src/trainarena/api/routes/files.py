@@ -82,8 +82,8 @@ class FileList(BaseModel):
 async def upload_file(request: Request, principal: Customer) -> FileOut:
     settings = app_settings(request)
     limit = settings.api.upload_max_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit + MULTIPART_ALLOWANCE:
+    declared = _declared_file_bytes(request)
+    if declared is not None and declared > limit:
         raise ApiError(413, "too_large", f"the upload is larger than {limit:,} bytes (api.upload_max_bytes)", limit_bytes=limit)
     sinks: list[UploadSink] = []
     limited = quota_owner(principal)
@@ -92,8 +92,12 @@ async def upload_file(request: Request, principal: Customer) -> FileOut:
 
     try:
         with answering_jobs_errors(), under_way.receiving(limited, stored) as count:
+            if declared is not None:
+                under_way.refuse_declared(limited, stored, declared, "its Content-Length, less the form's framing")
 
-            def open_file(filename: str) -> Callable[[bytes], None]:
+            def open_file(filename: str, size: int | None) -> Callable[[bytes], None]:
+                if size is not None:
+                    under_way.refuse_declared(limited, stored, size, "its file part's Content-Length")
                 sinks.append(UploadSink(settings.uploads_dir, limit, filename, count))
                 return sinks[-1].write
 
@@ -105,6 +109,15 @@ async def upload_file(request: Request, principal: Customer) -> FileOut:
     finally:
         for sink in sinks:  # a refused or failed upload leaves nothing on disk (a kept one was moved away)
             sink.discard()
+
+
+def _declared_file_bytes(request: Request) -> int | None:
+    """The least the file may take of a body whose Content-Length is declared: all of it but the room
+    for the form's framing and small fields. None without one."""
+    declared = request.headers.get("content-length")
+    if declared is None or not declared.isdigit():
+        return None
+    return max(int(declared) - MULTIPART_ALLOWANCE, 0)
 
 
 def _stored_bytes(store: Store, key_id: int) -> int:

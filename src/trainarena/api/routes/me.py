@@ -10,7 +10,7 @@ from trainarena import __version__
 from trainarena.api.auth import Caller
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ERROR_RESPONSES
-from trainarena.jobs.quotas import key_usage
+from trainarena.jobs.quotas import competitor_usage, key_usage
 from trainarena.store.models import ApiRole
 
 router = APIRouter(prefix="/v1", tags=["service"])
@@ -22,16 +22,18 @@ class Health(BaseModel):
 
 
 class QuotaOut(BaseModel):
-    setting: str = Field(description="The setting that sets the limit: api.upload_quota_bytes or jobs.active_quota.")
-    used: int = Field(description="What the key uses now: bytes of its files not deleted, or its jobs queued or running.")
+    setting: str = Field(description="The setting that sets the limit: api.upload_quota_bytes, jobs.active_quota "
+                         "(customers) or registration.mirror_quota_bytes (competitors).")
+    used: int = Field(description="What the key uses now: bytes of its files not deleted, its jobs queued or running, "
+                      "or bytes of its registrations' repository mirrors.")
     limit: int | None = Field(description="The most it may use; null: no limit (the setting is 0).")
 
 
 class Me(BaseModel):
     name: str = Field(description="The key's name, as given to `trainarena keys create`.")
     role: str = Field(description="operator, competitor or customer.")
-    quotas: list[QuotaOut] | None = Field(description="For a customer's key, what it uses of each quota; null for operator "
-                                          "keys (not limited) and competitor keys (no files or jobs).")
+    quotas: list[QuotaOut] | None = Field(description="For a customer's or a competitor's key, what it uses of each of "
+                                          "its quotas; null for operator keys (not limited).")
 
 
 @router.get("/health", response_model=Health, summary="Is the service up")
@@ -41,8 +43,11 @@ def health() -> Health:
 
 @router.get("/me", response_model=Me, responses=ERROR_RESPONSES, summary="The calling key's name, role and quota usage")
 def me(request: Request, principal: Caller) -> Me:
-    if principal.role != ApiRole.CUSTOMER:
+    if principal.role == ApiRole.COMPETITOR:
+        usage = competitor_usage(app_settings(request), principal.key_id)
+    elif principal.role != ApiRole.CUSTOMER:
         return Me(name=principal.name, role=principal.role, quotas=None)
-    with app_store(request).session() as session:
-        usage = key_usage(session, app_settings(request), principal.key_id)
+    else:
+        with app_store(request).session() as session:
+            usage = key_usage(session, app_settings(request), principal.key_id)
     return Me(name=principal.name, role=principal.role, quotas=[QuotaOut(**vars(quota)) for quota in usage])
