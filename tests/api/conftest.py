@@ -1,7 +1,7 @@
 """Fixtures of the API tests: the API over a store holding a finished tournament, or over an empty one
 (api_client.Api: a key of each role and a revoked one), and a client of the first; for the files and
 jobs tests, settings under the test's folder, an open store, one key per role (as headers), and a client
-over that store."""
+over that store; for the models tests, a store holding customers' and a champion's models (model_world)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from api_client import Api, make_keys
 from cli_store import build_finished_store
 from fastapi.testclient import TestClient
+from model_world import World, model_world
 
 from trainarena.api import create_app
 from trainarena.settings import Settings
@@ -70,3 +71,9 @@ def jobs_client(api_settings: Settings, api_store: Store) -> Iterator[TestClient
     with TestClient(create_app(api_settings, store=api_store)) as test_client:
         yield test_client
 
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with model_world(tmp_path) as built:
+        yield built

@@ -62,6 +62,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/models/{model_id}"): ANY_KEY,
     ("GET", "/v1/models/{model_id}/download"): ANY_KEY,
     ("POST", "/v1/models/{model_id}/publish"): OPERATORS,
+    # A customer deletes its own models (another's is a 404), an operator anyone's.
+    ("DELETE", "/v1/models/{model_id}"): CUSTOMERS,
     # Every key reads the signed records (a customer's job entries: only its own; operators all).
     ("GET", "/v1/records/public-key"): ANY_KEY,
     ("GET", "/v1/records/tree-head"): ANY_KEY,

@@ -1,7 +1,7 @@
-"""Per-customer quotas: a customer key's stored files (api.upload_quota_bytes) and its jobs queued or
-running (jobs.active_quota). Each is refused with 409 quota_exceeded naming the setting, the usage and
-the limit; two uploads of one key at once never both pass; GET /v1/me reports the usage; operator keys
-are not limited."""
+"""Per-customer quotas: a customer key's stored files (api.upload_quota_bytes), its stored models
+(api.model_quota_bytes) and its jobs queued or running (jobs.active_quota). Each is refused with 409
+quota_exceeded naming the setting, the usage and the limit; two uploads of one key at once never both
+pass; GET /v1/me reports the usage; operator keys are not limited."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from model_world import register_artifact
 
 from trainarena.api import create_app
 from trainarena.api.routes.files import MULTIPART_ALLOWANCE
@@ -261,6 +262,7 @@ def test_me_reports_a_customers_usage(jobs_client: TestClient, auth: dict, api_s
     jobs_client.post("/v1/jobs", headers=auth["customer"], json=job_body(api_settings, file_id))
     assert usage(jobs_client, auth["customer"]) == {
         "api.upload_quota_bytes": {"setting": "api.upload_quota_bytes", "used": len(FILE), "limit": QUOTA},
+        "api.model_quota_bytes": {"setting": "api.model_quota_bytes", "used": 0, "limit": api_settings.api.model_quota_bytes},
         "jobs.active_quota": {"setting": "jobs.active_quota", "used": 1, "limit": 1},
     }
     assert usage(jobs_client, auth["other"])["api.upload_quota_bytes"]["used"] == 0
@@ -268,7 +270,7 @@ def test_me_reports_a_customers_usage(jobs_client: TestClient, auth: dict, api_s
 
 
 def test_a_limit_of_0_is_no_limit(tmp_path: Path, api_store: Store, auth: dict) -> None:
-    settings = Settings(data_dir=tmp_path / "data", api={"upload_quota_bytes": 0}, jobs={"active_quota": 0})
+    settings = Settings(data_dir=tmp_path / "data", api={"upload_quota_bytes": 0, "model_quota_bytes": 0}, jobs={"active_quota": 0})
     with TestClient(create_app(settings, store=api_store)) as client:
         for _ in range(3):
             assert upload(client, auth["customer"]).status_code == 201
@@ -283,3 +285,24 @@ def test_operators_are_not_limited(jobs_client: TestClient, auth: dict, api_sett
         assert created.status_code == 201, created.text
     assert upload(jobs_client, auth["customer"]).status_code == 201  # the operator's files count against no customer
 
+
+
+def test_a_job_is_refused_while_the_keys_models_reach_their_quota(tmp_path: Path, api_settings: Settings, api_store: Store,
+                                                                  auth: dict, file_id: str) -> None:  # fmt: skip
+    """A model's size is known once trained, so the quota refuses the next job: here any model reaches it."""
+    settings = api_settings.model_copy(update={"api": api_settings.api.model_copy(update={"model_quota_bytes": 1}),
+                                               "jobs": api_settings.jobs.model_copy(update={"active_quota": 0})})  # fmt: skip
+    with api_store.transaction() as session:
+        key = session.query(ApiKey).filter_by(name="customer").one().id
+        model_id = register_artifact(settings, session, tmp_path / "trained", key).id
+    with TestClient(create_app(settings, store=api_store)) as client:
+        size = client.get(f"/v1/models/{model_id}", headers=auth["customer"]).json()["bytes"]
+        refused = client.post("/v1/jobs", headers=auth["customer"], json=job_body(settings, file_id))
+        error = quota_refusal(refused, "api.model_quota_bytes", f"models take {size:,} bytes", "DELETE /v1/models/{id}")
+        assert (error["details"]["used_bytes"], error["details"]["limit_bytes"]) == (size, 1)
+        assert usage(client, auth["customer"])["api.model_quota_bytes"] == {"setting": "api.model_quota_bytes", "used": size, "limit": 1}
+        other_file = upload(client, auth["other"]).json()["id"]
+        assert client.post("/v1/jobs", headers=auth["other"], json=job_body(settings, other_file)).status_code == 201  # its own quota
+        assert client.delete(f"/v1/models/{model_id}", headers=auth["customer"]).status_code == 200
+        assert usage(client, auth["customer"])["api.model_quota_bytes"]["used"] == 0  # a deleted model counts no more
+        assert client.post("/v1/jobs", headers=auth["customer"], json=job_body(settings, file_id)).status_code == 201

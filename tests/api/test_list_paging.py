@@ -11,8 +11,9 @@ import pytest
 from api_client import Api
 from cli_store import add_undrawn_stored_task
 from fastapi.testclient import TestClient
+from model_world import World
 from test_files import jsonl, qa_rows, upload
-from test_models import World, _get, _world
+from test_models import _get
 
 from trainarena.api import create_app
 from trainarena.runs import task_key
@@ -125,12 +126,6 @@ def test_jobs_take_offset_and_refuse_a_stale_cursor(paged_client: TestClient, au
     assert paged_client.get("/v1/jobs", headers=who, params={"limit": 4}).status_code == 422
     assert paged_client.get("/v1/jobs", headers=who, params={"after": "job-nope"}).status_code == 422
     assert paged_client.get("/v1/jobs", headers=who, params={"offset": 5}).json() == {"object": "list", "data": [], "has_more": False}
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    with _world(tmp_path) as built:
-        yield built
 
 
 def test_models_page_too(world: World) -> None:

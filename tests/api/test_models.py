@@ -7,72 +7,18 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
+from model_world import World, model_world
 from typer.testing import CliRunner
 
-from trainarena.api import create_app
 from trainarena.cli import app
-from trainarena.registry import ModelSource, SameAsBaseVerdict, register_model
-from trainarena.settings import Settings
-from trainarena.store import open_store
-from trainarena.store.api_keys import create_key
 from trainarena.wording import HOUSE_SCRIPT
 
 
-@dataclass
-class World:
-    client: TestClient
-    keys: dict[str, str]  # role or customer name -> secret
-    models: dict[str, str]  # owner -> model id: alice's, bob's, the champion's (public)
-
-
-def _artifact(folder: Path) -> Path:
-    import torch
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True)
-    (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "/model"}))
-    save_file({"lora_A": torch.ones(2, 3)}, str(folder / "adapter_model.safetensors"))
-    # Not scored, so not published (docs/api.md, "Models"); the weights' size is no multiple of 512, so the
-    # tar padding is exercised.
-    (folder / "notes.txt").write_bytes(b"x" * 700)
-    return folder
-
-
-@contextmanager
-def _world(tmp_path: Path, **registry: str) -> Iterator[World]:
-    settings = Settings(data_dir=tmp_path / "data", registry=registry)
-    with open_store(settings) as store:
-        with store.transaction() as session:
-            keys = {name: create_key(session, name, role) for name, role in
-                    (("operator", "operator"), ("competitor", "competitor"), ("alice", "customer"), ("bob", "customer"))}  # fmt: skip
-            models = {}
-            for owner in ("alice", "bob", "champion"):
-                models[owner] = register_model(
-                    settings, session, artifact_dir=_artifact(tmp_path / owner), task_type="instruct",
-                    source=ModelSource.CHAMPION if owner == "champion" else ModelSource.JOB, base_model="org/base",
-                    dataset_digest="e" * 64, score=0.25, owner_key_id=None if owner == "champion" else keys[owner].row.id,
-                    same_as_base=SameAsBaseVerdict(None, None),
-                ).id  # fmt: skip
-            secrets = {name: key.secret for name, key in keys.items()}
-        with TestClient(create_app(settings, store=store)) as client:
-            yield World(client, secrets, models)
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    with _world(tmp_path) as built:
-        yield built
-
-
 def _get(world: World, who: str, path: str):
-    return world.client.get(path, headers={"Authorization": f"Bearer {world.keys[who]}"})
+    return world.client.get(path, headers=world.headers(who))
 
 
 def test_each_caller_lists_what_it_may_see(world: World) -> None:
@@ -170,7 +116,7 @@ def test_an_operator_publishes_with_the_hub_configured(tmp_path: Path, monkeypat
 
     FakeHfApi.calls = []
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
-    with _world(tmp_path, hub_token="hf_x", hub_organisation="acme") as world:
+    with model_world(tmp_path, registry={"hub_token": "hf_x", "hub_organisation": "acme"}) as world:
         model_id = world.models["champion"]
         headers = {"Authorization": f"Bearer {world.keys['operator']}"}
         response = world.client.post(f"/v1/models/{model_id}/publish", headers=headers)

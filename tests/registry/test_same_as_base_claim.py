@@ -180,3 +180,28 @@ def test_a_malformed_outcome_file_is_ignored_whatever_the_weights(settings: Sett
         record, card = _register(settings, _claim(artifact, content), base)
         assert record["same_as_base"] is None and record["same_as_base_refuted"] is None
         assert "Same as the base model" not in card and SAME_AS_BASE_REFUTED not in card
+
+
+def test_an_adapter_whose_lora_alpha_is_0_is_the_base_whatever_its_matrices(settings: Settings, tmp_path: Path) -> None:
+    """PEFT scales each update B @ A by lora_alpha / r: with lora_alpha 0 every update is zero, so the
+    adapter is its base even where B @ A is not zero (the check said the weights differ) or a B has no A
+    (it could not tell). A module alpha_pattern gives another alpha still adds its update, and whole
+    replaced weights (modules_to_save) are still not known."""
+    product = {LORA.format("A"): torch.ones(2, 4), LORA.format("B"): torch.ones(4, 2)}
+    config = {"peft_type": "LORA", "r": 2, "lora_alpha": 0, "base_model_name_or_path": "/model"}
+
+    def adapter(name: str, tensors: dict[str, torch.Tensor], **overrides: object) -> Path:
+        artifact = write_peft_artifact(tmp_path / name)
+        (artifact / "adapter_config.json").write_text(json.dumps({**config, **overrides}))
+        save_file(tensors, str(artifact / ADAPTER))
+        return artifact
+
+    assert weights_equal_base(adapter("product", product), "instruct", lambda: None) is True
+    assert weights_equal_base(adapter("b_only", {LORA.format("B"): torch.ones(4, 2)}), "instruct", lambda: None) is True
+    assert weights_equal_base(adapter("alpha_1", product, lora_alpha=1), "instruct", lambda: None) is False
+    assert weights_equal_base(adapter("pattern", product, alpha_pattern={"q_proj": 8}), "instruct", lambda: None) is False
+    replaced = {**product, "base_model.model.lm_head.modules_to_save.weight": torch.ones(2)}
+    assert weights_equal_base(adapter("replaced", replaced), "instruct", lambda: None) is None
+    record, card = _register(settings, _claim(adapter("claimed", product)), write_base_model(tmp_path / "base"))
+    assert record["same_as_base"] == same_as_base_note(WHY) and record["same_as_base_refuted"] is None
+    assert f"- Same as the base model: {same_as_base_note(WHY)}" in card

@@ -35,7 +35,7 @@ from trainarena.store.locks import migration_connection
 from trainarena.store.models import ApiRole, ChampionHistory, Job, UploadedFile
 from trainarena.tasks.base import TaskDefinition
 
-HEAD = "0017"  # the newest migration: a fresh store is at it
+HEAD = "0018"  # the newest migration: a fresh store is at it
 
 EXPECTED_TABLES = {
     "competitor", "tournament", "tournament_entrant", "round", "match", "task", "run", "evaluation",
@@ -306,6 +306,34 @@ def test_0017_marks_no_crowning_stored_before_as_owing_its_models_on_each_backen
                                        "VALUES ('text', 1, '2026-12-01 00:00:00')")
         upgrade_schema(store.engine)
         assert _crownings(store) == [(1, False), (2, False)] and _drift(store.engine) == []
+
+
+# --- 0018: a model's size and deletion ---------------------------------------------------------------
+
+
+def _models(store: Store) -> list[tuple]:
+    with store.engine.connect() as connection:
+        return connection.exec_driver_sql("SELECT id, size_bytes, deleted_at, deleted_by_key_id FROM registered_model ORDER BY id").fetchall()
+
+
+def test_0018_sizes_the_models_stored_before_from_their_cards_on_each_backend(url_on_each_backend: str) -> None:
+    """The registry stored each file's size in the card: their sum is the model's size, and every model is alive."""
+    files = [{"path": "README.md", "size": 300, "sha256": "a" * 64}, {"path": "adapter_model.safetensors", "size": 5000, "sha256": "b" * 64}]
+    with open_store_url(url_on_each_backend) as store:
+        with migration_connection(store.engine) as connection:
+            command.downgrade(alembic_config(connection), "0017")
+        with store.engine.begin() as connection:
+            for model_id, card in (("model-a", {"files": files}), ("model-b", {"license": "mit"}), ("model-c", None)):
+                connection.execute(text(
+                    "INSERT INTO registered_model (id, source, task_type, base_model, dataset_digest, path, digest, created_at, card) "
+                    "VALUES (:id, 'job', 'instruct', 'm', 'e', '/d/models/x', 'f', '2026-12-01 00:00:00', :card)"
+                ), {"id": model_id, "card": None if card is None else json.dumps(card)})  # fmt: skip
+        upgrade_schema(store.engine)
+        assert _models(store) == [("model-a", 5300, None, None), ("model-b", 0, None, None), ("model-c", 0, None, None)]
+        assert _drift(store.engine) == []
+        with migration_connection(store.engine) as connection:
+            command.downgrade(alembic_config(connection), "0017")
+        assert "size_bytes" not in {column["name"] for column in inspect(store.engine).get_columns("registered_model")}
 
 
 def test_0003_downgrades_and_upgrades_on_postgresql(postgres_url: str) -> None:

@@ -296,6 +296,17 @@ def test_a_model_whose_folder_is_gone_gets_a_page_saying_so(client: TestClient, 
     assert download.status_code == 409 and "model-alice cannot be downloaded: its folder is missing" in text_of(download.text)
 
 
+def test_a_deleted_model_is_listed_as_deleted_and_its_download_is_gone(client: TestClient) -> None:
+    alice = customer_with_a_job("alice")
+    with open_store(Settings()) as store, store.transaction() as session:
+        session.get_one(RegisteredModel, "model-alice").deleted_at = datetime(2026, 12, 3, 20, 0, tzinfo=UTC)
+    sign_in(client, alice)
+    account = client.get("/account").text
+    assert "<td>deleted</td>" in account and 'href="/account/models/model-alice/download"' not in account
+    download = client.get("/account/models/model-alice/download")
+    assert download.status_code == 410 and "model-alice cannot be downloaded: it was deleted on 2026-12-03 20:00 UTC" in text_of(download.text)
+
+
 def test_the_sign_in_cookie_is_secure_over_https_or_when_the_settings_say_so(client: TestClient) -> None:
     from trainarena.web.account import FORM_COOKIE
 

@@ -199,6 +199,6 @@ BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def quota_response(setting: str) -> dict[str, Any]:
-    """The schema's entry for a route's 409 ``quota_exceeded``: a key at its quota ``setting``."""
-    return {"model": ErrorResponse, "description": f"quota_exceeded: this key is at its quota (settings {setting})"}
+def quota_response(*settings: str) -> dict[str, Any]:
+    """The schema's entry for a route's 409 ``quota_exceeded``: a key at one of its quotas ``settings``."""
+    return {"model": ErrorResponse, "description": f"quota_exceeded: this key is at its quota (settings {' or '.join(settings)})"}

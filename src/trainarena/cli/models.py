@@ -1,4 +1,4 @@
-"""`trainarena models list | show | export | verify | publish`: the model registry (docs/api.md, "Models")."""
+"""`trainarena models list | show | export | verify | publish | delete`: the model registry (docs/api.md, "Models")."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from trainarena.cli.output import Col, OneLineTable, check_path, fail, make_outp
 from trainarena.records.signing import OperatorKeyError, SignatureError, public_key_from_pem
 from trainarena.registry import (
     ModelFilesMissing,
+    ModelKept,
     PublishingError,
+    delete_model,
     export_model,
     model_files,
     model_record,
@@ -38,7 +40,7 @@ from trainarena.store.models import RegisteredModel
 from trainarena.tasks import score_direction
 from trainarena.wording import ScoreColumn, percent
 
-app = typer.Typer(help="List, show, export and publish the registered models.", no_args_is_help=True)
+app = typer.Typer(help="List, show, export, publish and delete the registered models.", no_args_is_help=True)
 
 T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -48,7 +50,8 @@ COLUMNS = (Col("id", handle=True), Col("source"), Col("type"), Col("score"), Col
 
 
 def _record(session: Session, row: RegisteredModel) -> dict[str, Any]:
-    return {**model_record(session, row), "created_at": row.created_at.isoformat()}
+    deleted = None if row.deleted_at is None else row.deleted_at.isoformat()
+    return {**model_record(session, row), "created_at": row.created_at.isoformat(), "deleted_at": deleted}
 
 
 def _score(value: float | None) -> str:
@@ -79,10 +82,14 @@ def list_command(as_json: JsonFlag = False) -> None:
     Console(highlight=False).print(table if rows else "no registered models yet")
 
 
+def _unknown(model_id: str, as_json: bool) -> typer.Exit:
+    return fail(f"no model {model_id}; `trainarena models list` lists them", as_json, model=model_id)
+
+
 def _require_row(session: Session, model_id: str, as_json: bool) -> RegisteredModel:
     row = visible_model(session, model_id, None)
     if row is None:
-        raise fail(f"no model {model_id}; `trainarena models list` lists them", as_json, model=model_id)
+        raise _unknown(model_id, as_json)
     return row
 
 
@@ -111,12 +118,18 @@ def show_command(model_id: ModelId, as_json: JsonFlag = False) -> None:
         ("dataset", f"sha256:{record['dataset_digest']}"), ("run", str(record["run_id"] or "-")),
         ("job", record["job_id"] or "-"), ("registered", record["created_at"][:16].replace("T", " ")),
         ("folder", record["path"]), ("digest", record["digest"]), ("artifact", record["artifact_digest"] or "-"),
-        ("published", record["published_url"] or "-"),
+        ("published", record["published_url"] or "-"), ("bytes", f"{record['bytes']:,}"),
+        *([("deleted", _deleted(record))] if record["deleted_at"] else []),
     ])  # fmt: skip
     table = OneLineTable((Col("file", shrink_to=12), Col("bytes", justify="right"), Col("sha256", shrink_to=16)), title="Files")
     for file in files:
         table.add_row([file["path"], str(file["size"]), file["sha256"]])
     console.print(table)
+
+
+def _deleted(record: dict[str, Any]) -> str:
+    by = "on the server's command line" if record["deleted_by"] is None else f"by key {record['deleted_by']}"
+    return f"{record['deleted_at'][:16].replace('T', ' ')} {by} (its files are removed)"
 
 
 @app.command("export")
@@ -229,11 +242,26 @@ def publish_command(model_id: ModelId, as_json: JsonFlag = False) -> None:
     """Upload a model to the Hugging Face Hub as ORGANISATION/trainarena-TYPE-ID (needs registry.hub_token and registry.hub_organisation; private unless registry.hub_private is off)."""
     settings = Settings()
     with open_store(settings) as store, store.transaction() as session:
-        row = visible_model(session, model_id, None)
-        if row is None:
-            raise fail(f"no model {model_id}; `trainarena models list` lists them", as_json, model=model_id)
+        row = _require_row(session, model_id, as_json)
         try:
             url = publish_model(settings.registry, session, row)
         except PublishingError as error:
             raise fail(str(error), as_json, model=model_id) from None
     typer.echo(json.dumps({"ok": True, "id": model_id, "published_url": url}) if as_json else f"published {model_id} to {url}")
+
+
+@app.command("delete")
+def delete_command(model_id: ModelId, as_json: JsonFlag = False) -> None:
+    """Delete a model's files from the data directory and mark it deleted: its record stays, so the jobs, runs and signed records that name it stay true. A champion's model and one published to the Hub are never deleted. Deleting it again answers the same and removes what a deletion cut short left."""
+    with open_store(Settings()) as store:
+        try:
+            if not delete_model(store, model_id, None, None):
+                raise _unknown(model_id, as_json)
+        except ModelKept as error:
+            raise fail(str(error), as_json, model=model_id) from None
+        with store.session() as session:
+            record = _record(session, _require_row(session, model_id, as_json))
+    if as_json:
+        typer.echo(json.dumps({"ok": True, "id": model_id, "deleted_at": record["deleted_at"], "bytes": record["bytes"]}))
+        return
+    typer.echo(f"deleted {model_id}: its {record['bytes']:,} bytes of files are removed; its record stays (`trainarena models show {model_id}`)")

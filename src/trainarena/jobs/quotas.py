@@ -1,8 +1,13 @@
-"""Per-customer quotas: the bytes a customer key's stored files may take (``api.upload_quota_bytes``)
-and how many of its jobs may be queued or running at once (``jobs.active_quota``), so that one key
-cannot fill the operator's disk or the job queue and starve every other customer. A key over one is
-refused with :class:`QuotaExceeded` naming the setting, its usage, the limit and what frees room.
-Operator keys are not limited (the callers pass None for them); 0 in a setting: no limit.
+"""Per-customer quotas: the bytes a customer key's stored files may take (``api.upload_quota_bytes``),
+the bytes its stored models may take (``api.model_quota_bytes``) and how many of its jobs may be queued
+or running at once (``jobs.active_quota``), so that one key cannot fill the operator's disk or the job
+queue and starve every other customer. A key over one is refused with :class:`QuotaExceeded` naming the
+setting, its usage, the limit and what frees room. Operator keys are not limited (the callers pass None
+for them); 0 in a setting: no limit.
+
+A model's size is known only once its job has trained it, and a trained model is always kept: the
+model quota refuses new jobs while the key's models reach it, and the jobs already queued may take the
+key past it. Its usage is the sum of the sizes the registry stored with each model (no folder is read).
 
 Two requests of one key at once must not both pass a quota they together exceed: the check and the
 write that takes the room run in one transaction under the key's store-wide lock
@@ -30,11 +35,12 @@ from trainarena.jobs.errors import QuotaExceeded
 from trainarena.settings import Settings
 from trainarena.store import Store
 from trainarena.store.locks import named_lock
-from trainarena.store.models import Job, JobStatus, UploadedFile
+from trainarena.store.models import Job, JobStatus, RegisteredModel, UploadedFile
 from trainarena.submissions.mirror_quota import MIRROR_SETTING, mirror_usage
 from trainarena.wording import counted
 
 UPLOAD_SETTING = "api.upload_quota_bytes"
+MODEL_SETTING = "api.model_quota_bytes"
 JOBS_SETTING = "jobs.active_quota"
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
@@ -55,6 +61,13 @@ def stored_upload_bytes(session: Session, key_id: int) -> int:
     return int(total or 0)
 
 
+def stored_model_bytes(session: Session, key_id: int) -> int:
+    """The bytes of ``key_id``'s models that are not deleted, as registered."""
+    total = session.scalar(select(func.sum(RegisteredModel.size_bytes))
+                           .where(RegisteredModel.owner_key_id == key_id, RegisteredModel.deleted_at.is_(None)))  # fmt: skip
+    return int(total or 0)
+
+
 def active_jobs(session: Session, key_id: int) -> int:
     """``key_id``'s jobs that are queued or running."""
     return session.scalar(select(func.count()).select_from(Job).where(Job.owner_key_id == key_id, Job.status.in_(ACTIVE))) or 0
@@ -63,6 +76,7 @@ def active_jobs(session: Session, key_id: int) -> int:
 def key_usage(session: Session, settings: Settings, key_id: int) -> list[QuotaUsage]:
     """What ``key_id`` (a customer's) uses of each of its quotas (``GET /v1/me``)."""
     return [QuotaUsage(UPLOAD_SETTING, stored_upload_bytes(session, key_id), settings.api.upload_quota_bytes or None),
+            QuotaUsage(MODEL_SETTING, stored_model_bytes(session, key_id), settings.api.model_quota_bytes or None),
             QuotaUsage(JOBS_SETTING, active_jobs(session, key_id), settings.jobs.active_quota or None)]  # fmt: skip
 
 
@@ -81,18 +95,28 @@ def quota_transaction(store: Store, key_id: int | None) -> Iterator[Session]:
         yield session
 
 
-def check_active_jobs(session: Session, settings: Settings, key_id: int | None) -> None:
-    """QuotaExceeded when ``key_id`` (None: an operator's, not limited) has ``jobs.active_quota`` jobs
-    queued or running."""
-    limit = settings.jobs.active_quota
-    if key_id is None or not limit:
+def check_new_job(session: Session, settings: Settings, key_id: int | None) -> None:
+    """QuotaExceeded when ``key_id`` (None: an operator's, not limited) may not create a job now: it has
+    ``jobs.active_quota`` jobs queued or running, or its stored models reach ``api.model_quota_bytes``
+    (then a new job is refused until models are deleted: the module's docstring)."""
+    if key_id is None:
         return
-    active = active_jobs(session, key_id)
-    if active >= limit:
+    jobs_limit, bytes_limit = settings.jobs.active_quota, settings.api.model_quota_bytes
+    active = active_jobs(session, key_id) if jobs_limit else 0
+    if jobs_limit and active >= jobs_limit:
         raise QuotaExceeded(f"this key has {counted(active, 'job')} queued or running, the most it may have at once "
-                            f"({JOBS_SETTING} = {limit}); wait for one to end (GET /v1/jobs lists them) or cancel one "
+                            f"({JOBS_SETTING} = {jobs_limit}); wait for one to end (GET /v1/jobs lists them) or cancel one "
                             "with POST /v1/jobs/{id}/cancel, then create this job again",
-                            setting=JOBS_SETTING, used=active, limit=limit)  # fmt: skip
+                            setting=JOBS_SETTING, used=active, limit=jobs_limit)  # fmt: skip
+    stored = stored_model_bytes(session, key_id) if bytes_limit else 0
+    if bytes_limit and stored >= bytes_limit:
+        raise _models_reach_quota(stored, bytes_limit)
+
+
+def _models_reach_quota(stored: int, limit: int) -> QuotaExceeded:
+    return QuotaExceeded(f"this key's models take {stored:,} bytes (models not deleted), at or past its quota of {limit:,} bytes "
+                         f"({MODEL_SETTING}); delete models you no longer need with DELETE /v1/models/{{id}} (GET /v1/me shows "
+                         "the usage), then create this job again", setting=MODEL_SETTING, used_bytes=stored, limit_bytes=limit)
 
 
 def check_upload_bytes(session: Session, settings: Settings, key_id: int | None, size: int) -> None:

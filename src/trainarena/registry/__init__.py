@@ -3,6 +3,7 @@ exported, and published to the Hub when the operator configures it; and the open
 champions' code (docs/api.md, "Models")."""
 
 from trainarena.registry.archive import (
+    ModelDeleted,
     ModelFilesMissing,
     download_headers,
     export_model,
@@ -12,6 +13,7 @@ from trainarena.registry.archive import (
 )
 from trainarena.registry.card import CardFacts, Measurement, ScriptSource, render_model_card
 from trainarena.registry.champions import register_champion_models, register_due_champion_models
+from trainarena.registry.deletion import ModelKept, delete_model
 from trainarena.registry.licenses import LicenseInfo, detect_license
 from trainarena.registry.models import (
     ModelFile,
@@ -44,7 +46,9 @@ __all__ = [
     "ExportError",
     "LicenseInfo",
     "Measurement",
+    "ModelDeleted",
     "ModelFilesMissing",
+    "ModelKept",
     "ModelFile",
     "ModelSource",
     "PublishingError",
@@ -53,6 +57,7 @@ __all__ = [
     "ScriptSource",
     "champion_source",
     "champion_sources",
+    "delete_model",
     "detect_license",
     "download_headers",
     "export_code",

@@ -60,6 +60,11 @@ class ModelFilesMissing(Exception):
     """A registered model whose folder is not the one registered: it cannot be downloaded or exported."""
 
 
+class ModelDeleted(ModelFilesMissing):
+    """A registered model that was deleted (``registry.deletion``): its files are gone on purpose, and
+    whatever a deletion cut short left of them is not served."""
+
+
 def _refused(row: RegisteredModel, doing: str, problem: str) -> ModelFilesMissing:
     return ModelFilesMissing(f"model {row.id} cannot be {doing}: {problem}; an operator must restore the folder "
                              "(from a backup, or the run's artifact) or remove the model")  # fmt: skip
@@ -73,7 +78,10 @@ def _differs(broken: Sequence[str]) -> str:
 def whole_folder(row: RegisteredModel, doing: str) -> Path:
     """The folder of the registered model ``row``, checked (:func:`folder_problem`): ModelFilesMissing,
     saying what differs, when it is not the registered one, so that it is not ``doing`` (downloaded,
-    exported) in part."""
+    exported) in part; ModelDeleted for a model that was deleted, whatever is left of its folder."""
+    if row.deleted_at is not None:
+        raise ModelDeleted(f"model {row.id} cannot be {doing}: it was deleted on {row.deleted_at:%Y-%m-%d %H:%M} UTC and "
+                           "its files were removed with it; its record stays (`models show`, GET /v1/models/{id})")  # fmt: skip
     problem = folder_problem(Path(row.path), model_files(row))
     if problem is not None:
         raise _refused(row, doing, problem)

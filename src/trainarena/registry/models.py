@@ -175,7 +175,7 @@ def register_model(
     row = RegisteredModel(
         id=model_id, owner_key_id=owner_key_id, source=source, job_id=job_id, run_id=run_id,
         competitor_id=competitor_id, task_type=task_type, base_model=base_model, dataset_digest=dataset_digest,
-        score=score, path=str(folder), digest=digest,
+        score=score, path=str(folder), digest=digest, size_bytes=sum(f.size for f in hashed),
         # Each file's size and sha256, hashed once here: reading a model must not hash gigabytes each time.
         # The run's artifact digest, as its signed run record names it: what the weights were copied from.
         card={**facts.to_json(), "artifact_digest": None if run is None else run.artifact_digest,
@@ -189,7 +189,8 @@ def register_model(
 # --- A folder only with its row ---------------------------------------------------------------------
 # register_model places the folder before the caller's transaction commits its row: when that
 # transaction ends without a commit (rolled back, or the session closed), the folder is removed then.
-# A process killed in between leaves a folder without a row: sweep_registry removes it later.
+# A process killed in between leaves a folder without a row: sweep_registry removes it later (and the
+# folder a killed deletion left of a model marked deleted).
 
 _PENDING = "trainarena.registry.uncommitted_folders"
 
@@ -215,15 +216,17 @@ def _drop_uncommitted(session: Session, transaction: SessionTransaction) -> None
 def sweep_registry(session: Session, settings: Settings) -> list[Path]:
     """Remove what killed registrations left under ``settings.registry_dir``: model folders without a
     row and staging folders, once older than ``registry.orphan_grace`` (a registration under way is
-    younger); the folders removed."""
+    younger); and what a killed deletion left: the folder of a model marked deleted (``registry.deletion``).
+    The folders removed."""
     root = settings.registry_dir
     if not root.is_dir():
         return []
     cutoff = datetime.now(UTC).timestamp() - settings.registry.orphan_grace.total_seconds()
     candidates = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()
                   and (p.name.startswith(("model-", STAGING_PREFIX))) and p.stat().st_mtime < cutoff]  # fmt: skip
-    known = set(session.scalars(select(RegisteredModel.id).where(RegisteredModel.id.in_([p.name for p in candidates]))))
-    removed = [p for p in candidates if p.name not in known]
+    alive = set(session.scalars(select(RegisteredModel.id).where(RegisteredModel.id.in_([p.name for p in candidates]),
+                                                                 RegisteredModel.deleted_at.is_(None))))  # fmt: skip
+    removed = [p for p in candidates if p.name not in alive]
     for folder in removed:
         shutil.rmtree(folder, ignore_errors=True)
     return removed
@@ -255,7 +258,8 @@ def model_record(session: Session, row: RegisteredModel) -> dict[str, Any]:
         "dataset_digest": row.dataset_digest, "score": row.score, "measurement": card.get("measurement"),
         "path": row.path, "digest": row.digest, "artifact_digest": stored_artifact_digest(session, row),
         "published_url": row.published_url, "same_as_base": model_same_as_base(row),
-        "same_as_base_refuted": model_same_as_base_refuted(row),
+        "same_as_base_refuted": model_same_as_base_refuted(row), "bytes": row.size_bytes, "deleted_at": row.deleted_at,
+        "deleted_by": None if row.deleted_by_key is None else row.deleted_by_key.name,
     }  # fmt: skip
 
 

@@ -48,6 +48,8 @@ def publish_model(rules: RegistryRules, session: Session, model: RegisteredModel
         raise PublishingOff("publishing to the Hugging Face Hub is off: set registry.hub_token and "
                               "registry.hub_organisation (TRAINARENA_REGISTRY__HUB_TOKEN, TRAINARENA_REGISTRY__HUB_ORGANISATION)")  # fmt: skip
     folder = Path(model.path)
+    if model.deleted_at is not None:  # what a deletion cut short left of its folder is not published either
+        raise PublishingError(f"model {model.id} was deleted (its files were removed with it); it cannot be published")
     if not folder.is_dir():
         raise PublishingError(f"model {model.id}'s folder {folder} is missing; it cannot be published")
     if api is None:

@@ -40,6 +40,13 @@ class ApiRules(Section):
         "together, counting its uploads under way: an upload that would pass it is refused with 409 quota_exceeded "
         "while it streams, and nothing of it is kept; 0: no limit. Operator keys are not limited."
     )
+    model_quota_bytes: int = Field(
+        100_000_000_000, ge=0, description="Most bytes a customer key's stored models (its jobs' models, not deleted) "
+        "may take together: while they reach it, creating a job is refused with 409 quota_exceeded (a job's model is "
+        "kept whatever its size, so the last jobs may take the key past it); 0: no limit. The default holds about six "
+        "full models of 7B parameters in bf16 (about 15 GB each) or thousands of LoRA adapters (megabytes each), and "
+        "keeps one key from filling a server's disk. Operator keys are not limited."
+    )
     upload_max_unpacked_bytes: int = Field(
         1_000_000_000, ge=1024, description="Largest total an uploaded zip of images may unpack to (zip bombs are refused)."
     )

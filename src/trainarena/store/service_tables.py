@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from trainarena.store.base import Base, utcnow
@@ -128,7 +128,8 @@ class JobEvent(Base):
 
 class RegisteredModel(Base):
     """A trained model in the registry: a Hugging Face-layout folder with a model card. A job's model
-    belongs to the job's customer; a champion's (``owner_key_id`` None) is public."""
+    belongs to the job's customer; a champion's (``owner_key_id`` None) is public. A deleted one keeps
+    its row (``deleted_at``)."""
 
     __tablename__ = "registered_model"
 
@@ -148,5 +149,13 @@ class RegisteredModel(Base):
     published_url: Mapped[str | None] = mapped_column(Text)  # the Hub repository, once published
     # What the model card states (registry.card.CardFacts.to_json): script, license, how the score was measured.
     card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The bytes of its files as registered (the sizes in its card): what it counts against its key's
+    # api.model_quota_bytes until it is deleted, summed without reading the card of each (migration 0018).
+    size_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # Deleted (registry.deletion): its files are removed and the row kept, so that the jobs, runs and signed
+    # records naming it stay true; by which key (None: `trainarena models delete` on the server). Migration 0018.
+    deleted_at: Mapped[datetime | None]
+    deleted_by_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id"))
 
     competitor: Mapped[Competitor | None] = relationship()
+    deleted_by_key: Mapped[ApiKey | None] = relationship(foreign_keys=[deleted_by_key_id])

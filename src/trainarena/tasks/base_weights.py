@@ -11,7 +11,9 @@ An adapter (a PEFT adapter, an image LoRA) leaves its base unchanged when the up
 adds, B (up) @ A (down), is zero: when B or A is zero, else when their product is (computed only then,
 a block of rows at a time: the product is the size of the weight it adds to). One pair whose product
 is not zero changes the base. An adapter with any other kind of tensor (modules_to_save, DoRA
-magnitudes), or a B that is not zero without its A, is not taken as unchanged.
+magnitudes), or a B that is not zero without its A, is not taken as unchanged. A PEFT adapter whose
+``lora_alpha`` is 0 (and every ``alpha_pattern`` entry too) adds nothing whatever its matrices hold:
+PEFT scales each update by alpha / r (alpha / sqrt(r) with rsLoRA), so every update is zero.
 
 Tensors are read one at a time (safetensors ``safe_open``), so a large model is never in memory whole.
 """
@@ -24,6 +26,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from trainarena.execution.artifacts import read_config
 from trainarena.tasks.image.evaluation import lora_weights_file
 from trainarena.tasks.text.scoring import ADAPTER_CONFIG, FULL_INDEX, ArtifactError, scored_files
 
@@ -46,7 +49,8 @@ def weights_equal_base(artifact_dir: Path, task_type: str, base_folder: Callable
             return _adapter_unchanged([lora_weights_file(artifact_dir)])
         names = scored_files(artifact_dir)
         if ADAPTER_CONFIG in names:
-            return _adapter_unchanged([artifact_dir / name for name in names if name != ADAPTER_CONFIG])
+            weights = [artifact_dir / name for name in names if name != ADAPTER_CONFIG]
+            return _adapter_unchanged(weights, scaled_to_zero=_alpha_is_zero(read_config(artifact_dir / ADAPTER_CONFIG)))
         base = base_folder()
         return None if base is None else _same_tensors(_weight_files(artifact_dir, names), _weight_files(base, scored_files(base)))
     except Exception:  # noqa: BLE001 - unreadable weights (safetensors, torch or OS errors): nothing is known
@@ -57,7 +61,18 @@ def _weight_files(folder: Path, names: list[str]) -> list[Path]:
     return [folder / name for name in names if name != FULL_INDEX]
 
 
-def _adapter_unchanged(files: list[Path]) -> bool | None:
+def _alpha_is_zero(config: dict[str, Any]) -> bool:
+    """Whether a PEFT adapter config scales every LoRA update by 0: ``lora_alpha`` 0, and no module given
+    another alpha by ``alpha_pattern``."""
+    pattern = config.get("alpha_pattern")
+    alphas = [config.get("lora_alpha"), *(pattern.values() if isinstance(pattern, dict) else ())]
+    return all(type(alpha) in (int, float) and alpha == 0 for alpha in alphas)
+
+
+def _adapter_unchanged(files: list[Path], *, scaled_to_zero: bool = False) -> bool | None:
+    """Whether the LoRA pairs in ``files`` add nothing to the base (the module's docstring); with
+    ``scaled_to_zero`` (the adapter's scale is 0) no pair adds anything, and only tensors of another kind
+    leave it unknown."""
     with ExitStack() as stack:
         pairs: dict[str, dict[bool, Callable[[], Any]]] = {}  # by the down matrix's name: up (True) and down
         unknown = False
@@ -71,7 +86,7 @@ def _adapter_unchanged(files: list[Path]) -> bool | None:
         if not any(True in pair for pair in pairs.values()):
             return None  # no LoRA update at all: not an adapter this check knows
         verdict: bool | None = True
-        for pair in pairs.values():
+        for pair in [] if scaled_to_zero else pairs.values():
             zero = _update_is_zero(pair.get(True), pair.get(False))
             if zero is False:
                 return False  # this pair changes the base, whatever the rest does

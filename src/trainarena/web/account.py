@@ -20,7 +20,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from trainarena.jobs import NotFound, get_job, job_same_as_base, job_script, list_jobs, waiting_reason
-from trainarena.registry import ModelFilesMissing, download_headers, model_archive, visible_model, visible_models
+from trainarena.registry import ModelDeleted, ModelFilesMissing, download_headers, model_archive, visible_model, visible_models
 from trainarena.store.api_keys import find_key
 from trainarena.store.models import ApiRole, Job, JobStatus
 from trainarena.web.templating import not_found_page, render, render_live, settings_of, store_of
@@ -145,8 +145,8 @@ def model_download(request: Request, model_id: str) -> Response:
         session.expunge(row)
     try:
         chunks = model_archive(row)
-    except ModelFilesMissing as error:  # its folder is not the registered one: said on a page, not as JSON
-        return render(request, "not_found.html", {"message": str(error)}, status_code=409)
+    except ModelFilesMissing as error:  # its folder is not the registered one, or it was deleted: said on a page, not as JSON
+        return render(request, "not_found.html", {"message": str(error)}, status_code=410 if isinstance(error, ModelDeleted) else 409)
     return StreamingResponse(chunks, media_type="application/x-tar", headers=headers)
 
 

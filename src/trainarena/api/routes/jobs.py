@@ -1,4 +1,4 @@
-"""``/v1/jobs``: customers' training jobs, created (within the key's quota, ``jobs.quotas``; every field
+"""``/v1/jobs``: customers' training jobs, created (within the key's quotas, ``jobs.quotas``; every field
 checked, the file prepared as the task would be), listed, read, cancelled, and their events streamed
 as server-sent events. A customer sees only its own jobs (another's is a 404); an operator sees every
 job."""
@@ -41,7 +41,7 @@ from trainarena.jobs import (
     remove_ended_copies,
     waiting_reason,
 )
-from trainarena.jobs.quotas import JOBS_SETTING, check_active_jobs, quota_transaction
+from trainarena.jobs.quotas import JOBS_SETTING, MODEL_SETTING, check_new_job, quota_transaction
 from trainarena.reporting.run_detail import RESULT_TAIL_LINES, read_run_detail
 from trainarena.store import Store
 from trainarena.store.models import Job, JobEvent, JobStatus
@@ -118,12 +118,12 @@ class JobList(BaseModel):
 
 
 @router.post("/jobs", status_code=201, response_model=JobOut, summary="Create a training job",
-             responses={**ROLE_RESPONSES, **BODY_RESPONSES, 409: quota_response(JOBS_SETTING)})  # fmt: skip
+             responses={**ROLE_RESPONSES, **BODY_RESPONSES, 409: quota_response(JOBS_SETTING, MODEL_SETTING)})  # fmt: skip
 def new_job(request: Request, principal: Customer, body: JobIn) -> JobOut:
     job_request = JobRequest(**body.model_dump())
     settings, limited = app_settings(request), quota_owner(principal)
     with quota_transaction(app_store(request), limited) as session, answering_jobs_errors():
-        check_active_jobs(session, settings, limited)  # first: a key at its quota is refused before its file is prepared
+        check_new_job(session, settings, limited)  # first: a key at a quota is refused before its file is prepared
         return JobOut.of(create_job(session, settings, job_request, principal.key_id), principal, request)
 
 

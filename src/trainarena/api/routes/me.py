@@ -22,10 +22,10 @@ class Health(BaseModel):
 
 
 class QuotaOut(BaseModel):
-    setting: str = Field(description="The setting that sets the limit: api.upload_quota_bytes, jobs.active_quota "
-                         "(customers) or registration.mirror_quota_bytes (competitors).")
-    used: int = Field(description="What the key uses now: bytes of its files not deleted, its jobs queued or running, "
-                      "or bytes of its registrations' repository mirrors.")
+    setting: str = Field(description="The setting that sets the limit: api.upload_quota_bytes, api.model_quota_bytes, "
+                         "jobs.active_quota (customers) or registration.mirror_quota_bytes (competitors).")
+    used: int = Field(description="What the key uses now: bytes of its files not deleted, bytes of its models not deleted, "
+                      "its jobs queued or running, or bytes of its registrations' repository mirrors.")
     limit: int | None = Field(description="The most it may use; null: no limit (the setting is 0).")
 
 

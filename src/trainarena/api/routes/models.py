@@ -1,6 +1,8 @@
 """``/v1/models``: the model registry. A customer sees its own models and the public ones (champions');
 an operator every model; another customer's model is a 404. Downloads are a tar stream of the model's
-folder, built as it is sent. Publishing to the Hugging Face Hub is an operator's call."""
+folder, built as it is sent. Publishing to the Hugging Face Hub is an operator's call. A customer
+deletes its own models' files (an operator anyone's), but for those never deleted (``registry.deletion``);
+a deleted model's record stays, and its download answers 410."""
 
 from __future__ import annotations
 
@@ -12,15 +14,18 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from trainarena.api.auth import Caller, Operator, Principal, visible_owner
+from trainarena.api.auth import Caller, Customer, Operator, Principal, visible_owner
 from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ERROR_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found
 from trainarena.api.paging import CursorWindow
 from trainarena.api.shown import shown_to
 from trainarena.registry import (
+    ModelDeleted,
     ModelFilesMissing,
+    ModelKept,
     PublishingError,
     PublishingOff,
+    delete_model,
     download_headers,
     model_archive,
     model_files,
@@ -71,6 +76,12 @@ class ModelOut(BaseModel):
                                         "as its signed run record names it (`artifact_sha256`); for a model registered before the registry kept it, "
                                         "read from its run in the store; null only when that run has none.")
     published_url: str | None = Field(description="Its Hugging Face Hub repository, once published.")
+    bytes: int = Field(description="The bytes of its files as registered: what a job's model counts against its key's "
+                       "api.model_quota_bytes until it is deleted.")
+    deleted_at: datetime | None = Field(description="When its files were deleted (DELETE /v1/models/{id}); its record stays, "
+                                        "and its download answers 410. Null while it is stored.")
+    deleted_by: str | None = Field(description="The name of the key that deleted it; null while it is stored, and for a "
+                                   "model an operator deleted on the server (`trainarena models delete`).")
 
 
 class ModelDetail(ModelOut):
@@ -122,7 +133,8 @@ TAR_RESPONSE = {"content": {"application/x-tar": {"schema": {"type": "string", "
 
 @router.get("/{model_id}/download", response_class=StreamingResponse, summary="Download a model as a tar stream",
             responses={**ERROR_RESPONSES, 200: TAR_RESPONSE,
-                       409: {"model": ErrorResponse, "description": "The model's folder is missing or differs from its registration"}})  # fmt: skip
+                       409: {"model": ErrorResponse, "description": "The model's folder is missing or differs from its registration"},
+                       410: {"model": ErrorResponse, "description": "model_deleted: the model was deleted, with its files"}})  # fmt: skip
 def download_model(request: Request, model_id: str, principal: Caller) -> StreamingResponse:
     with app_store(request).session() as session:
         row = _visible(session, model_id, principal)
@@ -134,9 +146,11 @@ def download_model(request: Request, model_id: str, principal: Caller) -> Stream
 def tar_download(row: RegisteredModel, headers: dict[str, str]) -> StreamingResponse:
     """The model's folder as a tar stream built while it is sent, with ``headers`` (``download_headers``);
     409 ``model_files_missing`` when the folder is not the registered one, checked before the stream
-    begins (its 200 is sent with the first bytes)."""
+    begins (its 200 is sent with the first bytes); 410 ``model_deleted`` for a deleted model."""
     try:
         return StreamingResponse(model_archive(row), media_type="application/x-tar", headers=headers)
+    except ModelDeleted as error:
+        raise ApiError(410, "model_deleted", str(error), model=row.id) from None
     except ModelFilesMissing as error:
         raise ApiError(409, "model_files_missing", str(error), model=row.id) from None
 
@@ -156,3 +170,18 @@ def publish(request: Request, model_id: str, principal: Operator) -> ModelOut:
             raise ApiError(409, code, str(error), model=model_id) from None
         out = model_record(session, row)
     return ModelOut(**out)
+
+
+@router.delete("/{model_id}", response_model=ModelOut, summary="Delete a model's files (its owner, or an operator)",
+               responses={**ROLE_RESPONSES,
+                          409: {"model": ErrorResponse, "description": "not_deletable: a champion's model, or one published to the Hub"}})  # fmt: skip
+def delete(request: Request, model_id: str, principal: Customer) -> ModelOut:
+    """Remove the model's files and mark it deleted; its record stays. Deleting it again answers the same."""
+    store = app_store(request)
+    try:
+        if not delete_model(store, model_id, visible_owner(principal), principal.key_id):
+            raise not_found("model", model_id)
+    except ModelKept as error:
+        raise ApiError(409, "not_deletable", str(error), model=model_id) from None
+    with store.session() as session:
+        return ModelOut(**_shown(principal, request, model_record(session, session.get_one(RegisteredModel, model_id))))
