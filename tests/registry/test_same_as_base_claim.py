@@ -112,6 +112,12 @@ def test_an_image_lora_is_the_base_only_when_its_updates_are_zero(tmp_path: Path
     assert weights_equal_base(artifact, "image", lambda: None) is True
     save_file({**conv, "lora_unet_conv.lora_down.weight": torch.ones(2, 3, 3, 3)}, str(weights))
     assert weights_equal_base(artifact, "image", lambda: None) is False
+    # A module's alpha of 0 scales its update to nothing, whatever its matrices; another module's does not.
+    changed = {**conv, "lora_unet_conv.lora_down.weight": torch.ones(2, 3, 3, 3)}
+    save_file({**changed, "lora_unet_conv.alpha": torch.tensor(0.0)}, str(weights))
+    assert weights_equal_base(artifact, "image", lambda: None) is True
+    save_file({**changed, "lora_unet_conv.alpha": torch.tensor(2.0), "lora_unet_other.alpha": torch.tensor(0.0)}, str(weights))
+    assert weights_equal_base(artifact, "image", lambda: None) is False
 
 
 def test_an_adapter_whose_every_pair_multiplies_to_zero_is_the_base(settings: Settings, tmp_path: Path) -> None:

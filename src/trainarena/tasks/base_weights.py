@@ -13,7 +13,8 @@ a block of rows at a time: the product is the size of the weight it adds to). On
 is not zero changes the base. An adapter with any other kind of tensor (modules_to_save, DoRA
 magnitudes), or a B that is not zero without its A, is not taken as unchanged. A PEFT adapter whose
 ``lora_alpha`` is 0 (and every ``alpha_pattern`` entry too) adds nothing whatever its matrices hold:
-PEFT scales each update by alpha / r (alpha / sqrt(r) with rsLoRA), so every update is zero.
+PEFT scales each update by alpha / r (alpha / sqrt(r) with rsLoRA), so every update is zero. So
+does a kohya-layout module whose own ``.alpha`` tensor is 0 (diffusers scales its pair by alpha / rank).
 
 Tensors are read one at a time (safetensors ``safe_open``), so a large model is never in memory whole.
 """
@@ -75,19 +76,23 @@ def _adapter_unchanged(files: list[Path], *, scaled_to_zero: bool = False) -> bo
     leave it unknown."""
     with ExitStack() as stack:
         pairs: dict[str, dict[bool, Callable[[], Any]]] = {}  # by the down matrix's name: up (True) and down
+        alphas: dict[str, Callable[[], Any]] = {}  # kohya's per-module scales, by the module's name
         unknown = False
         for handle in [_open(stack, path) for path in files]:
             for name in handle.keys():  # noqa: SIM118 - safe_open has no __iter__
                 role = _lora_role(name)
                 if role is not None:
                     pairs.setdefault(role[0], {})[role[1]] = functools.partial(handle.get_tensor, name)
-                elif not name.endswith(LORA_ALPHA):
+                elif name.endswith(LORA_ALPHA):
+                    alphas[name.removesuffix(LORA_ALPHA)] = functools.partial(handle.get_tensor, name)
+                else:
                     unknown = True  # modules_to_save, DoRA magnitudes: what they change is not known here
         if not any(True in pair for pair in pairs.values()):
             return None  # no LoRA update at all: not an adapter this check knows
         verdict: bool | None = True
-        for pair in [] if scaled_to_zero else pairs.values():
-            zero = _update_is_zero(pair.get(True), pair.get(False))
+        for down_name, pair in [] if scaled_to_zero else pairs.items():
+            alpha = alphas.get(_module_name(down_name))
+            zero = True if alpha is not None and alpha().count_nonzero() == 0 else _update_is_zero(pair.get(True), pair.get(False))
             if zero is False:
                 return False  # this pair changes the base, whatever the rest does
             if zero is None:
@@ -103,6 +108,15 @@ def _lora_role(name: str) -> tuple[str, bool] | None:
         if down in name:
             return name, False
     return None
+
+
+def _module_name(down_name: str) -> str:
+    """The module a LoRA pair belongs to, named as kohya names its ``.alpha``: the down matrix's name
+    before its marker (``lora_unet_conv`` of ``lora_unet_conv.lora_down.weight``)."""
+    for _, down in LORA_PAIRS:
+        if down in down_name:
+            return down_name.partition(down)[0].removesuffix(".")
+    return down_name
 
 
 def _update_is_zero(up: Callable[[], Any] | None, down: Callable[[], Any] | None) -> bool | None:
