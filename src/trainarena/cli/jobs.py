@@ -9,7 +9,17 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from trainarena.cli.output import Col, OneLineTable, count_option, fail, print_block, print_fields, print_wrapped, scored_columns
+from trainarena.cli.output import (
+    BLOCK_INDENT,
+    Col,
+    OneLineTable,
+    count_option,
+    fail,
+    print_block,
+    print_fields,
+    print_wrapped,
+    scored_columns,
+)
 from trainarena.jobs import (
     JobsError,
     cancel_job,
@@ -109,7 +119,9 @@ def show_command(job_id: JobId, as_json: JsonFlag = False) -> None:
         return
     console = Console(highlight=False, soft_wrap=True)
     print_fields(console, _text_fields(record))
-    print_block(console, "events", "\n".join(f"{e['at'][:19]}  {e['kind']:<9} {e['message']}" for e in events))
+    print_block(console, "events", "")
+    # As fields: a message wraps under the messages' column, not on from column 0 as a terminal carries a long line.
+    print_fields(console, [(f"{BLOCK_INDENT}{event['at'][:19]}  {event['kind']}", event["message"]) for event in events])
 
 
 @app.command("cancel")
