@@ -120,6 +120,7 @@ def test_a_job_streams_its_events_to_the_end(working_client: TestClient, auth: d
     done = jobs_client.get(f"/v1/jobs/{job['id']}", headers=auth["customer"]).json()
     assert (done["status"], done["score"], done["script"]) == ("succeeded", 0.75, "house script")
     assert done["model_id"] == events[-1]["data"]["model_id"]
+    assert events[-1]["message"].endswith("; score 0.75 on the validation share (lower is better)")  # a loss: which way is better
 
     started = next(e["id"] for e in events if e["event"] == "started")
     resumed = sse_events(jobs_client, auth["customer"], job["id"], last_event_id=started)
