@@ -111,6 +111,7 @@ def test_a_job_streams_its_events_to_the_end(working_client: TestClient, auth: d
     events = sse_events(jobs_client, auth["customer"], job["id"])
     kinds = [e["event"] for e in events]
     assert kinds[:2] == ["queued", "started"] and kinds[-1] == "finished" and "progress" in kinds
+    assert events[0]["message"].endswith("budget small (60 s)")  # the tier's seconds, not its name alone
     assert [e["id"] for e in events] == sorted(e["id"] for e in events) and all(e["kind"] == e["event"] for e in events)
     progress = next(e for e in events if e["event"] == "progress")
     assert "step 2 loss 1.50" in progress["data"]["lines"]
@@ -119,6 +120,7 @@ def test_a_job_streams_its_events_to_the_end(working_client: TestClient, auth: d
     done = jobs_client.get(f"/v1/jobs/{job['id']}", headers=auth["customer"]).json()
     assert (done["status"], done["score"], done["script"]) == ("succeeded", 0.75, "house script")
     assert done["model_id"] == events[-1]["data"]["model_id"]
+    assert events[-1]["message"].endswith("; score 0.75 on the validation share (lower is better)")  # a loss: which way is better
 
     started = next(e["id"] for e in events if e["event"] == "started")
     resumed = sse_events(jobs_client, auth["customer"], job["id"], last_event_id=started)
@@ -132,7 +134,8 @@ def test_a_job_streams_its_events_to_the_end(working_client: TestClient, auth: d
         ({"task_type": "poetry"}, "task_type", "is not one of"),
         ({"base_model": "gpt-99"}, "base_model", "not on the operator's list"),
         ({"base_model": "trainarena:tiny_sd"}, "base_model", "is a built-in image model, not a text model"),
-        ({"budget_tier": "huge"}, "budget_tier", "'huge' is not one of"),
+        # The tiers with their seconds: a customer reads the budget it may ask for nowhere else.
+        ({"budget_tier": "huge"}, "budget_tier", "'huge' is not one of the tiers (jobs.budget_tiers): small (60 s), medium (600 s), large (3600 s)"),
         ({"validation_share": 0.9}, "validation_share", "between 0 and 0.5 (jobs.validation_share_max)"),
         # A share so small it holds out one row: the score on it says nothing (and the card read "0%").
         ({"validation_share": 1e-300}, "validation_share", "holds out 1 row of 30, fewer than 5 (jobs.validation_rows_min)"),

@@ -58,6 +58,31 @@ def test_show_names_the_owner_key_by_its_name(runner: CliRunner, tmp_path: Path)
     assert json.loads(runner.invoke(app, ["jobs", "list", "--json"]).output)["jobs"][0]["owner_key_name"] == "acme"
 
 
+def test_show_gives_the_budget_in_seconds_and_yes_or_no(runner: CliRunner, tmp_path: Path) -> None:
+    """`jobs show` named the tier alone ("small"), the seconds it buys nowhere, though `jobs list` sends
+    the reader there for the budget; and it printed Python's `False` (QA)."""
+    job_id = _queued_job(tmp_path / "data")
+    text = runner.invoke(app, ["jobs", "show", job_id], env={"COLUMNS": "80"}).output
+    assert re.search(r"^budget tier +small$", text, re.MULTILINE) and re.search(r"^budget +60 s$", text, re.MULTILINE), text
+    assert re.search(r"^cancel requested +no$", text, re.MULTILINE) and "False" not in text, text
+    shown = json.loads(runner.invoke(app, ["jobs", "show", job_id, "--json"]).output)
+    assert (shown["budget_tier"], shown["budget_seconds"], shown["cancel_requested"]) == ("small", 60.0, False)
+
+
+def test_show_wraps_each_event_under_its_message_at_80_columns(runner: CliRunner, tmp_path: Path) -> None:
+    """An event's line (time, kind, message) ran past 80 columns, so the terminal carried its message on
+    at column 0 (QA): it wraps within the width, its continuation under the message."""
+    job_id = _queued_job(tmp_path / "data")
+    text = runner.invoke(app, ["jobs", "show", job_id], env={"COLUMNS": "80"}).output
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80, text
+    queued = next(i for i, line in enumerate(lines) if re.match(r"^  \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d  queued +queued: ", line))
+    message_column = lines[queued].index("queued: ")
+    assert lines[queued + 1].startswith(" " * message_column) and lines[queued + 1].strip(), text
+    joined = " ".join([lines[queued][message_column:], lines[queued + 1].strip()])
+    assert joined == "queued: instruct on trainarena:tiny_llama, budget small (60 s)", text
+
+
 def test_list_keeps_the_base_model_whole_at_80_columns(runner: CliRunner, tmp_path: Path) -> None:
     """The base model (a name typed back into POST /v1/jobs) was cut to 'trainar…' while the creation time
     kept its width; the help promised a tier column the table does not have."""

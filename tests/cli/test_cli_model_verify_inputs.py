@@ -140,6 +140,18 @@ def test_names_and_values_from_the_files_are_printed_as_plain_text(saved: Saved)
     assert "differs: [/bold]\\x1b[2J.bin is missing" in result.stdout
 
 
+def test_each_difference_wraps_within_80_columns(saved: Saved) -> None:
+    """A difference naming two digests (about 170 characters) ran past 80 columns, the terminal carrying it
+    on from column 0 (QA): it wraps, its continuation indented under the first line's text."""
+    (saved.folder / "README.md").write_text("card, edited")
+    result = CliRunner().invoke(app, saved.args(), env={"COLUMNS": "80"})
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 1 and max(len(line) for line in lines) <= 80, result.stdout
+    first = next(i for i, line in enumerate(lines) if line.startswith("  differs: the folder's digest is"))
+    assert lines[first + 1].startswith("    ") and not lines[first + 1].lstrip().startswith("differs"), result.stdout
+    assert "NOT verified: 2 difference(s)" in lines[-1]
+
+
 # --- Whatever a file holds: never a traceback ------------------------------------------------------
 
 TEXT = st.text(st.characters(exclude_categories=()), max_size=8)  # lone surrogates too: JSON escapes them

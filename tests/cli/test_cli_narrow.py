@@ -17,7 +17,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from trainarena.cli import app
-from trainarena.cli.output import Col, OneLineTable, print_block
+from trainarena.cli.output import Col, OneLineTable, print_block, print_reason
 from trainarena.cli.results import LEADERBOARD_COLUMNS
 
 WIDTHS = (80, 60, 50)
@@ -90,6 +90,22 @@ def test_a_block_heading_holding_a_long_path_folds_within_the_width(width: int) 
     shown, body, rest = read_block(console.file.getvalue().splitlines(), width)
     assert "".join(shown.split()) == "".join(heading.split()) and rest == []
     assert body == ["Traceback (most recent call last):", "  ZeroDivisionError"]  # the text itself keeps its shape
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_reason_wraps_within_the_width_and_the_stderr_tail_keeps_its_shape(width: int) -> None:
+    """The platform's reason ("artifact: the output directory is empty: write safetensors weights ...",
+    130 characters) ran past 80 columns, the terminal carrying it on from column 0 (QA)."""
+    summary = ("artifact: the output directory is empty: write safetensors weights into --output-dir (/output) "
+               "before exiting; see docs/contract.md")  # fmt: skip
+    tail = "  File \"/submission/train.py\", line 3, in <module> raise RuntimeError('a message longer than the narrowest width')"
+    console = Console(file=StringIO(), width=width)
+    print_reason(console, summary, tail, None)
+    heading, body, rest = read_block(console.file.getvalue().splitlines(), width)
+    assert heading == "reason" and all(len(line) + 2 <= width for line in body) and len(body) > 1
+    assert " ".join(line.strip() for line in body) == summary  # every word, in order, continuations indented
+    assert all(line.startswith("  ") for line in body[1:])
+    assert read_block(rest, width)[1:] == ([tail], [])  # a traceback's line is never rewrapped
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -175,8 +175,8 @@ def test_the_readmes_python_path_runs_as_written(service: str, service_env: dict
     workdir = tmp_path / "customer"
     workdir.mkdir()
     (workdir / "rows.jsonl").write_text("".join(json.dumps({"q": f"{r['instruction']} {r['input']}", "a": r["output"]}) + "\n" for r in rows))
-    code = _readme_python().replace("http://127.0.0.1:8000", service)
-    done = subprocess.run([sys.executable, "-c", f"KEY = {key!r}\n{code}"], cwd=workdir, capture_output=True, text=True,
+    code = _readme_python().replace("http://127.0.0.1:8000", service).replace('KEY = "ta_..."', f"KEY = {key!r}")
+    done = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True,
                           timeout=JOB_TIMEOUT_SECONDS, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "finished" in done.stdout.splitlines()[-1]

@@ -9,7 +9,18 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from trainarena.cli.output import Col, OneLineTable, count_option, fail, print_block, print_fields, print_wrapped, scored_columns
+from trainarena.cli.output import (
+    BLOCK_INDENT,
+    Col,
+    OneLineTable,
+    count_option,
+    fail,
+    print_block,
+    print_fields,
+    print_wrapped,
+    scored_columns,
+    seconds_text,
+)
 from trainarena.jobs import (
     JobsError,
     cancel_job,
@@ -47,6 +58,7 @@ def _record(job: Job, stale_seconds: float) -> dict[str, Any]:
     return {
         "id": job.id, "status": job.status, "task_type": job.task_type, "base_model": job.base_model,
         "file_id": job.file_id, "owner_key_id": job.owner_key_id, "owner_key_name": job.owner_key.name, "budget_tier": job.budget_tier,
+        "budget_seconds": job.budget_seconds,
         "validation_share": job.validation_share, "seed": job.seed, "competitor_id": job.competitor_id,
         "run_id": job.run_id, "model_id": job.model_id, "score": job.score, "same_as_base": job_same_as_base(job), "failure_reason": job.failure_reason,
         "waiting_reason": waiting_reason(job, stale_seconds), "not_before": _iso(not_before(job)), "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
@@ -61,6 +73,10 @@ def _text_fields(record: dict[str, Any]) -> list[tuple[str, str]]:
     for key, value in record.items():
         if key == "owner_key_name":
             fields.append(("owner key", f"{value} (id {record['owner_key_id']})"))
+        elif key == "budget_seconds":
+            fields.append(("budget", seconds_text(value)))
+        elif isinstance(value, bool):
+            fields.append((key.replace("_", " "), "yes" if value else "no"))
         elif key != "owner_key_id":
             fields.append((key.replace("_", " "), "" if value is None else str(value)))
     return fields
@@ -109,7 +125,9 @@ def show_command(job_id: JobId, as_json: JsonFlag = False) -> None:
         return
     console = Console(highlight=False, soft_wrap=True)
     print_fields(console, _text_fields(record))
-    print_block(console, "events", "\n".join(f"{e['at'][:19]}  {e['kind']:<9} {e['message']}" for e in events))
+    print_block(console, "events", "")
+    # As fields: a message wraps under the messages' column, not on from column 0 as a terminal carries a long line.
+    print_fields(console, [(f"{BLOCK_INDENT}{event['at'][:19]}  {event['kind']}", event["message"]) for event in events])
 
 
 @app.command("cancel")

@@ -9,10 +9,18 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.text import Text
 from sqlalchemy.orm import Session
 
-from trainarena.cli.output import Col, OneLineTable, check_path, fail, make_output_folder, print_fields, printable, scored_columns
+from trainarena.cli.output import (
+    Col,
+    OneLineTable,
+    check_path,
+    fail,
+    make_output_folder,
+    print_fields,
+    print_wrapped,
+    scored_columns,
+)
 from trainarena.records.signing import OperatorKeyError, SignatureError, public_key_from_pem
 from trainarena.registry import (
     ModelFilesMissing,
@@ -227,8 +235,8 @@ def _print_check(result: DownloadCheck) -> None:
         linked += " (found by content: the model was registered before the registry named its copies)"
     print_fields(console, [("folder digest", result.folder_digest), ("model digest", result.registered_digest),
                            ("signed record", trust), ("same as signed", linked)])  # fmt: skip
-    for problem in result.problems:  # a name from the folder or the model's file: plain text, not markup
-        console.print(Text(printable(f"  differs: {problem}")))
+    for problem in result.problems:  # a name from the folder or the model's file: plain text (print_wrapped escapes it)
+        print_wrapped(console, f"differs: {problem}", indent="  ")  # two digests make it longer than a line
     if not result.ok:
         console.print(f"NOT verified: {len(result.problems)} difference(s)")
     elif result.record is None or result.record.signed_by is None:  # consistent with what was given, nothing more

@@ -330,9 +330,12 @@ def print_block(console: Console, heading: str, text: str) -> None:
 
 
 def print_reason(console: Console, summary: str, stderr_tail: str | None, tail_from: str | None) -> None:
-    """A failed run's whole reason: the platform's summary, then the script's stderr tail."""
+    """A failed run's whole reason: the platform's summary, its sentences wrapped within the width, then
+    the script's stderr tail, which keeps its shape."""
     if summary:
-        print_block(console, "reason", summary)
+        print_block(console, "reason", "")
+        for line in summary.splitlines():
+            print_wrapped(console, line, indent=BLOCK_INDENT)
     if stderr_tail:
         print_block(console, f"stderr tail ({tail_from})" if tail_from else "stderr tail", stderr_tail)
 

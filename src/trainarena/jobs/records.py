@@ -76,7 +76,8 @@ def create_job(session: Session, settings: Settings, request: JobRequest, owner_
     _check_base_model(request.base_model, task_type, rules.base_models)
     tier = request.budget_tier or rules.default_tier
     if tier not in rules.budget_tiers:
-        raise InvalidInput(f"budget_tier {tier!r} is not one of {sorted(rules.budget_tiers)}", field="budget_tier")
+        tiers = ", ".join(f"{name} ({seconds:g} s)" for name, seconds in sorted(rules.budget_tiers.items(), key=lambda item: item[1]))
+        raise InvalidInput(f"budget_tier {tier!r} is not one of the tiers (jobs.budget_tiers): {tiers}", field="budget_tier")
     if not 0.0 <= request.validation_share <= rules.validation_share_max:
         raise InvalidInput(f"validation_share must be between 0 and {rules.validation_share_max:g} (jobs.validation_share_max), "
                            f"got {request.validation_share:g}", field="validation_share")  # fmt: skip
@@ -106,7 +107,7 @@ def create_job(session: Session, settings: Settings, request: JobRequest, owner_
               status=JobStatus.QUEUED, created_at=utcnow())  # fmt: skip
     session.add(job)
     session.flush()
-    add_event(session, job.id, EventKind.QUEUED, f"queued: {task_type.value} on {request.base_model}, budget {tier}")
+    add_event(session, job.id, EventKind.QUEUED, f"queued: {task_type.value} on {request.base_model}, budget {tier} ({job.budget_seconds:g} s)")
     return job
 
 

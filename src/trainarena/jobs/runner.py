@@ -51,7 +51,7 @@ from trainarena.store.adhoc import start_adhoc_run
 from trainarena.store.models import AttemptStatus, Competitor, Job, JobStatus, Run, RunAttempt, RunOrigin, UploadedFile, utcnow
 from trainarena.store.tournaments import current_champion
 from trainarena.submissions import RegistrationError, checkout_path, register
-from trainarena.tasks import builtin_assets
+from trainarena.tasks import builtin_assets, score_direction
 from trainarena.tasks.base import DatasetError, TaskDefinition
 from trainarena.wording import HOUSE_SCRIPT
 from trainarena.workbench import house_script_dir, worktree_script
@@ -325,7 +325,8 @@ class JobRunner:
                                owner_key_id=job.owner_key_id, job_id=job.id, run_id=attempt.run_id,
                                competitor_id=attempt.script.competitor_id, same_as_base=verdict)  # fmt: skip
         job.model_id, job.score = model.id, score
-        scored = "" if score is None else f"; score {score:.4g} on the validation share"
+        # Which way is better said with the score: a customer reads no score column heading here.
+        scored = "" if score is None else f"; score {score:.4g} on the validation share ({score_direction(job.task_type)} is better)"
         # The script saved the base model's weights (or said so, and they differ): the customer is told here too.
         same = model_same_as_base(model) or model_same_as_base_refuted(model)
         scored += "" if same is None else f"; {same}"
