@@ -45,7 +45,7 @@ def test_retire_keeps_the_competitor_listed_as_retired(runner: CliRunner, make_r
 
 def test_retire_of_an_unknown_competitor_is_an_error(runner: CliRunner) -> None:
     result = runner.invoke(app, ["competitor", "retire", "ghost", "--json"])
-    assert result.exit_code == 1 and "no competitor named 'ghost'" in result.stdout
+    assert result.exit_code == 1 and "no competitor named 'ghost' to retire" in result.stdout
 
 
 def test_add_replaces_retires_the_old_version_or_nothing(runner: CliRunner, make_repo: RepoFactory) -> None:
@@ -53,7 +53,8 @@ def test_add_replaces_retires_the_old_version_or_nothing(runner: CliRunner, make
     assert runner.invoke(app, ["competitor", "add", "alice", str(repo), sha]).exit_code == 0
     refused = runner.invoke(app, ["competitor", "add", "alice-v2", str(repo), "0" * 40, "--replaces", "alice"])
     assert refused.exit_code == 1 and retired(runner) == {"alice": None}
-    assert runner.invoke(app, ["competitor", "add", "bob", str(repo), sha, "--replaces", "ghost"]).exit_code == 1
+    unknown = runner.invoke(app, ["competitor", "add", "bob", str(repo), sha, "--replaces", "ghost"])
+    assert unknown.exit_code == 1 and "no competitor named 'ghost' to retire" in " ".join(unknown.stderr.split())
 
     new_sha = make_repo.commit(repo, {"train.py": TRAIN_PY + "\nVERSION = 2\n"})
     replaced = runner.invoke(app, ["competitor", "add", "alice-v2", str(repo), new_sha, "--replaces", "alice"])

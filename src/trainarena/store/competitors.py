@@ -98,7 +98,9 @@ def retire_competitor(session: Session, *, name: str, owner: int | None, by_key_
     must be the one that registered it (NotOwnCompetitor otherwise); None for an operator, who retires any.
     ``by_key_id``: the key recorded as retiring it (None: the command line). Returns the row and whether
     this call retired it: retiring a retired competitor changes nothing (False). StoreError when there is none."""
-    competitor = require_competitor(session, name)
+    competitor = get_competitor(session, name)
+    if competitor is None:
+        raise StoreError(f"no competitor named {name!r} to retire; see `trainarena competitor list`")
     if owner is not None and competitor.owner_key_id != owner:
         raise NotOwnCompetitor(f"competitor {name!r} was not registered with this key; only that key or an operator may retire it")
     if competitor.retired_at is not None:
