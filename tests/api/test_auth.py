@@ -26,6 +26,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/competitors"): COMPETITORS,
     ("GET", "/v1/competitors"): COMPETITORS,
     ("GET", "/v1/competitors/{name}"): COMPETITORS,
+    # A competitor key retires those it registered (another's is a 403), an operator anyone's.
+    ("DELETE", "/v1/competitors/{name}"): COMPETITORS,
     ("GET", "/v1/runs"): COMPETITORS,
     ("GET", "/v1/runs/{run_id}"): COMPETITORS,
     ("GET", "/v1/runs/{run_id}/logs"): COMPETITORS,

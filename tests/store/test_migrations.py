@@ -35,7 +35,7 @@ from trainarena.store.locks import migration_connection
 from trainarena.store.models import ApiRole, ChampionHistory, Job, UploadedFile
 from trainarena.tasks.base import TaskDefinition
 
-HEAD = "0018"  # the newest migration: a fresh store is at it
+HEAD = "0019"  # the newest migration: a fresh store is at it
 
 EXPECTED_TABLES = {
     "competitor", "tournament", "tournament_entrant", "round", "match", "task", "run", "evaluation",
@@ -334,6 +334,25 @@ def test_0018_sizes_the_models_stored_before_from_their_cards_on_each_backend(ur
         with migration_connection(store.engine) as connection:
             command.downgrade(alembic_config(connection), "0017")
         assert "size_bytes" not in {column["name"] for column in inspect(store.engine).get_columns("registered_model")}
+
+
+# --- 0019: a competitor's owner and retirement ------------------------------------------------------
+
+
+def test_0019_leaves_the_competitors_stored_before_active_and_ownerless_on_each_backend(url_on_each_backend: str) -> None:
+    """A row the downgrade stripped of the columns comes back with them null: active, and only an operator's to retire."""
+    with open_store_url(url_on_each_backend) as store:
+        with store.transaction() as session:
+            key = create_key(session, "alice", ApiRole.COMPETITOR).row
+            retired = add_competitor(session, name="old", repo_url="u", commit="c" * 40, tree_hash="t", source_digest="d",
+                                     entrypoint="train.py", owner_key_id=key.id)  # fmt: skip
+            retired.retired_at, retired.retired_by_key_id = datetime(2026, 12, 2, tzinfo=UTC), key.id
+        with migration_connection(store.engine) as connection:
+            command.downgrade(alembic_config(connection), "0018")
+        upgrade_schema(store.engine)
+        with store.engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT name, owner_key_id, retired_at, retired_by_key_id FROM competitor").fetchall()
+        assert rows == [("old", None, None, None)] and _drift(store.engine) == []
 
 
 def test_0003_downgrades_and_upgrades_on_postgresql(postgres_url: str) -> None:

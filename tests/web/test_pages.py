@@ -23,7 +23,7 @@ from trainarena.reporting.competitor_history import ScorePoint, score_history
 from trainarena.reporting.run_files import artifact_files
 from trainarena.reporting.run_list import list_runs
 from trainarena.settings import DashboardRules, ScheduleRules, Settings
-from trainarena.store import Run, TaskRow, add_stored_task, get_competitor, open_store
+from trainarena.store import Run, TaskRow, add_stored_task, get_competitor, open_store, retire_competitor
 from trainarena.store.api_keys import create_key
 from trainarena.store.models import ApiRole
 from trainarena.web.templating import when
@@ -133,6 +133,15 @@ def test_competitor_page_says_where_it_stands_in_each_tournament(client: TestCli
     crasher = text_of(client.get("/competitors/crasher").text)
     assert "week-2 (text, finished): unranked, reached knockout r2, 0/1 runs ok, weight 0.0000" in crasher
     assert "week-3 (text, running): not played yet" in text_of(client.get(f"/competitors/{CHALLENGER}").text)
+
+def test_competitor_page_says_when_it_was_retired(client: TestClient) -> None:
+    assert "Retired" not in text_of(client.get("/competitors/crasher").text)
+    with open_store(Settings()) as store, store.transaction() as session:
+        retired_at = retire_competitor(session, name="crasher", owner=None, by_key_id=None)[0].retired_at
+    words = text_of(client.get("/competitors/crasher").text)
+    assert f"Retired {when(retired_at)}: no tournament created since enters it" in words
+    assert "week-2 (text, finished): unranked" in words  # its records stay
+
 
 def test_competitor_page_links_the_commit_and_charts_scores_against_the_champion(client: TestClient) -> None:
     page = client.get(f"/competitors/{CHALLENGER}")

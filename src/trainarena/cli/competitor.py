@@ -1,5 +1,5 @@
-"""`trainarena competitor add | list | show | remove`: register a repo@commit, look at who is registered,
-remove one that no tournament has recorded."""
+"""`trainarena competitor add | list | show | retire | remove`: register a repo@commit, look at who is
+registered, retire one (no new tournament enters it), remove one that no tournament has recorded."""
 
 from __future__ import annotations
 
@@ -20,18 +20,20 @@ from trainarena.store import (
     list_competitors,
     open_store,
     remove_competitor,
+    retire_competitor,
 )
 from trainarena.submissions import RegistrationError, checkout_path
 from trainarena.submissions.git import local_repo_path
 from trainarena.submissions.service import competitor_record, register_competitor
 
-app = typer.Typer(help="Register competitors (a git repository at a commit), inspect and remove them.", no_args_is_help=True)
+app = typer.Typer(help="Register competitors (a git repository at a commit), inspect, retire and remove them.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 # A line per competitor: the name is whole (folded where it does not fit), the repository shrinks with
 # an ellipsis at its start (its last folders name it), the task types fold between them rather than
-# being cut, and the day of registration is left out before they fold; `competitor show NAME` prints every value whole.
+# being cut, and the days of registration and retirement are left out before they fold; `competitor show NAME`
+# prints every value whole. The day of retirement is a column only when some competitor is retired.
 LIST_COLUMNS = (
     Col("name", handle=True),
     Col("repository", shrink_to=14, keep_end=True),
@@ -40,6 +42,7 @@ LIST_COLUMNS = (
     Col("types"),
     Col("registered", optional=True),
 )
+RETIRED_COLUMN = Col("retired", optional=True)
 FLAGGED_COLUMNS = (
     Col("name", handle=True),
     Col("flag"),
@@ -69,6 +72,10 @@ def add_command(
     hotkey: Annotated[str | None, typer.Option(
         "--hotkey", metavar="SS58", help="Bittensor hotkey (SS58 address) the competitor's weight goes to."
     )] = None,
+    replaces: Annotated[str | None, typer.Option(
+        "--replaces", metavar="OLD", help="A competitor this one replaces (its earlier version): OLD is retired with this "
+        "registration, or neither happens."
+    )] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Register REPO at COMMIT as competitor NAME (checks the manifest and the repository's content)."""
@@ -76,7 +83,7 @@ def add_command(
     try:
         with open_store(settings) as store, store.transaction() as session:
             result = register_competitor(session, settings, name=name, repo=repo, commit=commit, hotkey=hotkey,
-                                         hotkey_field="--hotkey")
+                                         hotkey_field="--hotkey", replaces=replaces)
             details = competitor_record(settings, result.competitor)
     except (RegistrationError, StoreError) as error:
         raise fail(str(error), as_json, name=name) from error
@@ -85,6 +92,8 @@ def add_command(
         typer.echo(json.dumps({**details, "copies": copies, "warnings": result.warnings}, indent=2))
         return
     print_wrapped(Console(highlight=False), Text.assemble(("registered", "green"), printable(f" {name} at {result.registration.commit}")))
+    if replaces is not None:
+        print_wrapped(Console(highlight=False), Text.assemble(("retired", "green"), printable(f" {replaces}, which {name} replaces")))
     _print_details(details)
     stderr = Console(stderr=True, highlight=False, soft_wrap=True)
     for warning in result.warnings:
@@ -113,13 +122,15 @@ def list_command(
     if not rows:
         typer.echo("no competitors registered; add one with `trainarena competitor add NAME REPO COMMIT`")
         return
-    table = OneLineTable(LIST_COLUMNS, title="Competitors")
+    any_retired = any(row["retired_at"] for row in rows)
+    table = OneLineTable((*LIST_COLUMNS, RETIRED_COLUMN) if any_retired else LIST_COLUMNS, title="Competitors")
     for row in rows:
         types = ", ".join(row["task_types"]) if row["task_types"] else "all"
         registered = row["registered_at"][:10]  # the day
         local = local_repo_path(row["repo_url"])  # a local repository reads as its path, as `competitor add` takes it
         repository = row["repo_url"] if local is None else str(local)
-        table.add_row([row["name"], repository, row["commit"][:COMMIT_SHOWN], row["entrypoint"], types, registered])
+        retired = [(row["retired_at"] or "")[:10]] if any_retired else []
+        table.add_row([row["name"], repository, row["commit"][:COMMIT_SHOWN], row["entrypoint"], types, registered, *retired])
     Console().print(table)
     named = [row["name"] for row in rows if row["copy_flag"] is not None]
     if named:
@@ -153,11 +164,34 @@ def show_command(name: Annotated[str, typer.Argument(help="Competitor name.")], 
     _print_details(details)
 
 
+RETIRE_HELP = (
+    "Retire competitor NAME: no tournament created afterwards enters it (as `competitor add --replaces` does for an "
+    "earlier version). The tournaments it entered play on with it, its runs and signed records stay, and so does a "
+    "title it holds until a challenger beats it. Retiring a retired competitor changes nothing."
+)
+
+
+@app.command("retire", help=RETIRE_HELP, short_help="Retire a competitor: no new tournament enters it.")
+def retire_command(name: Annotated[str, typer.Argument(help="Competitor name.")], as_json: JsonFlag = False) -> None:
+    settings = Settings()
+    try:
+        with open_store(settings) as store, store.transaction() as session:
+            competitor, newly = retire_competitor(session, name=name, owner=None, by_key_id=None)
+            details = competitor_record(settings, competitor)
+    except StoreError as error:
+        raise fail(str(error), as_json, name=name) from error
+    if as_json:
+        typer.echo(json.dumps(details, indent=2))
+        return
+    said = "no tournament created from now on enters it" if newly else f"already, at {details['retired_at']}"
+    print_wrapped(Console(highlight=False), Text.assemble(("retired", "green"), printable(f" {name}: {said}")))
+
+
 REMOVE_HELP = (
     "Remove competitor NAME from the store, with its exported checkout when no other competitor is registered at "
     "the same commit (the fetched repository stays cached for later registrations). Refused, naming the "
-    "tournaments, for a competitor that has entered a tournament: tournament records stay whole. The name is "
-    "free again afterwards."
+    "tournaments, for a competitor that has entered a tournament: tournament records stay whole (retire it instead). "
+    "The name is free again afterwards."
 )
 
 

@@ -173,6 +173,8 @@ def create_pool_tournament(
     task_types = {TaskType(task.task_type) for task in pool_row.tasks}
     entrants, left_out = [], []
     for competitor in list_competitors(session):
+        if competitor.retired_at is not None:
+            continue  # retired (a replaced version, say): not a candidate, so not listed as left out either
         if competitor.registered_at > closes:
             left_out.append((competitor.name, f"registered after entry closed ({closes.isoformat(timespec='seconds')})"))
         elif champion is not None and competitor.id == champion.id:

@@ -6,6 +6,7 @@ repository functions, which never commit on their own. ``leases`` keeps one driv
 """
 
 from trainarena.store.competitors import (
+    NotOwnCompetitor,
     StoreError,
     add_competitor,
     competitor_tournaments,
@@ -14,6 +15,7 @@ from trainarena.store.competitors import (
     list_competitors,
     remove_competitor,
     require_competitor,
+    retire_competitor,
 )
 from trainarena.store.database import (
     Store,
@@ -97,6 +99,7 @@ __all__ = [
     "Run",
     "RunAttempt",
     "Store",
+    "NotOwnCompetitor",
     "StoreError",
     "StoreFileLost",
     "StoreUnavailable",
@@ -150,6 +153,7 @@ __all__ = [
     "open_store_url",
     "remove_competitor",
     "require_competitor",
+    "retire_competitor",
     "upgrade_schema",
     "get_vector",
     "latest_finished_tournament",

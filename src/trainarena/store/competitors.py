@@ -18,6 +18,7 @@ from trainarena.store.models import (
     Tournament,
     TournamentEntrant,
     WeightRow,
+    utcnow,
 )
 
 COMPETITOR_KINDS = ("text", "image", "both")
@@ -25,6 +26,10 @@ COMPETITOR_KINDS = ("text", "image", "both")
 
 class StoreError(ValueError):
     """A store operation that breaks a rule of the record (duplicate name, unknown competitor)."""
+
+
+class NotOwnCompetitor(StoreError):
+    """A competitor key acting on a competitor another key (or the command line) registered."""
 
 
 def add_competitor(
@@ -41,10 +46,12 @@ def add_competitor(
     similar_to: str | None = None,
     similarity: float | None = None,
     copy_flag: str | None = None,
+    owner_key_id: int | None = None,
 ) -> Competitor:
     """Record a new competitor (flushed, not committed). Raises StoreError if the name is taken. ``hotkey``
     is stored as given: the caller checks its format (submissions.service does); so are the copy check's
-    findings (``similar_to``, ``similarity``, ``copy_flag``: submissions.copies)."""
+    findings (``similar_to``, ``similarity``, ``copy_flag``: submissions.copies). ``owner_key_id``: the
+    competitor key registering it, which may retire it (None: the command line or an operator's key)."""
     if kind is not None and kind not in COMPETITOR_KINDS:
         raise StoreError(f"competitor kind {kind!r} is not one of {COMPETITOR_KINDS} (or None for any)")
     if get_competitor(session, name) is not None:
@@ -61,6 +68,7 @@ def add_competitor(
         similar_to=similar_to,
         similarity=similarity,
         copy_flag=copy_flag,
+        owner_key_id=owner_key_id,
     )
     session.add(competitor)
     session.flush()
@@ -82,6 +90,24 @@ def require_competitor(session: Session, name: str) -> Competitor:
 def list_competitors(session: Session) -> list[Competitor]:
     """All competitors, oldest registration first."""
     return list(session.scalars(select(Competitor).order_by(Competitor.registered_at, Competitor.id)))
+
+
+def retire_competitor(session: Session, *, name: str, owner: int | None, by_key_id: int | None) -> tuple[Competitor, bool]:
+    """Retire the competitor ``name`` (flushed, not committed): it enters no tournament created from now
+    on; those it entered go on, and its row and records stay. ``owner``: the competitor key acting, which
+    must be the one that registered it (NotOwnCompetitor otherwise); None for an operator, who retires any.
+    ``by_key_id``: the key recorded as retiring it (None: the command line). Returns the row and whether
+    this call retired it: retiring a retired competitor changes nothing (False). StoreError when there is none."""
+    competitor = get_competitor(session, name)
+    if competitor is None:
+        raise StoreError(f"no competitor named {name!r} to retire; see `trainarena competitor list`")
+    if owner is not None and competitor.owner_key_id != owner:
+        raise NotOwnCompetitor(f"competitor {name!r} was not registered with this key; only that key or an operator may retire it")
+    if competitor.retired_at is not None:
+        return competitor, False
+    competitor.retired_at, competitor.retired_by_key_id = utcnow(), by_key_id
+    session.flush()
+    return competitor, True
 
 
 def competitor_tournaments(session: Session, competitor: Competitor) -> list[str]:
@@ -114,7 +140,7 @@ def remove_competitor(session: Session, *, name: str) -> Competitor:
     if tournaments:
         raise StoreError(
             f"competitor {name!r} cannot be removed: it is in the records of tournament(s) {', '.join(tournaments)}, "
-            "whose records stay whole; register new code under a new name instead"
+            "whose records stay whole; retire it instead (`trainarena competitor retire`), so that no new tournament enters it"
         )
     _detach_adhoc_runs(session, competitor)
     try:

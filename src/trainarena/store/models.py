@@ -65,6 +65,12 @@ class Competitor(Base):
     similar_to: Mapped[str | None] = mapped_column(String(100))
     similarity: Mapped[float | None] = mapped_column(Float)
     copy_flag: Mapped[str | None] = mapped_column(String(16))
+    # The competitor key that registered it, which may retire it (None: the CLI or an operator's key).
+    owner_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id"))
+    # When it was retired and by which key (None: on the server's command line): a retired competitor
+    # enters no tournament created afterwards; the row stays, as the records name it.
+    retired_at: Mapped[datetime | None]
+    retired_by_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id"))
 
     def __repr__(self) -> str:
         return f"Competitor(name={self.name!r}, commit={self.commit[:12]!r})"

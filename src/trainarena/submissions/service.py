@@ -17,6 +17,7 @@ from trainarena.store import (
     add_competitor,
     get_competitor,
     list_competitors,
+    retire_competitor,
 )
 from trainarena.submissions.copies import CopyReport, check_copies, report_warnings
 from trainarena.submissions.errors import RegistrationError
@@ -46,12 +47,16 @@ def competitor_kind(manifest: Manifest) -> str | None:
 
 def register_competitor(
     session: Session, settings: Settings, *, name: str, repo: str, commit: str, hotkey: str | None = None,
-    hotkey_field: str = "hotkey", quota_key: int | None = None,
+    hotkey_field: str = "hotkey", quota_key: int | None = None, owner_key_id: int | None = None,
+    replaces: str | None = None, key_id: int | None = None,
 ) -> RegisteredResult:
     """Register and record a competitor; RegistrationError if the name is taken or a check fails (the
     optional SS58 ``hotkey``, where its weight goes on a Bittensor subnet, is checked before any fetch;
     its refusal names it as the caller's ``hotkey_field``: the API's body field, the CLI's flag). The
-    repository's mirror is charged to ``quota_key`` (submissions.mirror_quota; None: not limited)."""
+    repository's mirror is charged to ``quota_key`` (submissions.mirror_quota; None: not limited).
+    ``owner_key_id``: the competitor key registering it (None: the CLI or an operator's key). ``replaces``:
+    a competitor the same owner registered (an operator: any), retired by ``key_id`` in this transaction,
+    before the fetch, so that a refusal of either leaves both as they were (StoreError for it)."""
     if get_competitor(session, name) is not None:
         raise RegistrationError(f"a competitor named {name!r} is already registered; choose another name")
     if hotkey is not None:
@@ -59,6 +64,8 @@ def register_competitor(
             check_ss58(hotkey, network_format=settings.weights.ss58_format)
         except SS58Error as error:
             raise RegistrationError(f"{hotkey_field}: {error}") from None
+    if replaces is not None:
+        retire_competitor(session, name=replaces, owner=owner_key_id, by_key_id=key_id)
     registration = register(settings, name=name, repo=repo, commit=commit, quota_key=quota_key)
     report = check_copies(settings, registration, list_competitors(session))
     competitor = add_competitor(
@@ -74,6 +81,7 @@ def register_competitor(
         similar_to=None if report.closest is None else report.closest.name,
         similarity=None if report.closest is None else report.closest.similarity,
         copy_flag=report.flag,
+        owner_key_id=owner_key_id,
     )
     warnings = report_warnings(name, report, settings.registration)
     # Here, not in a caller: an operator's key registers a path on the server through the API as the CLI does.
@@ -110,4 +118,15 @@ def competitor_record(settings: Settings, competitor: Competitor) -> dict[str, A
         "similar_to": competitor.similar_to,
         "similarity": None if competitor.similarity is None else round(competitor.similarity, 3),
         "copy_flag": competitor.copy_flag,
+        "retired_at": None if competitor.retired_at is None else competitor.retired_at.isoformat(),
+        "retired_by": _retired_by(competitor),
     }
+
+
+def _retired_by(competitor: Competitor) -> str | None:
+    """Who retired it, as a role rather than a key's name (every key reads it): ``owner`` (the key that
+    registered it) or ``operator`` (an operator's key or the command line); None while it is active."""
+    if competitor.retired_at is None:
+        return None
+    by_owner = competitor.owner_key_id is not None and competitor.retired_by_key_id == competitor.owner_key_id
+    return "owner" if by_owner else "operator"

@@ -1,5 +1,6 @@
 """``/v1/competitors``: register a training script (repo@commit) as `trainarena competitor add` does,
-list and show the registered ones. Competitor and operator keys."""
+list and show the registered ones, retire one. Competitor and operator keys: every such key reads every
+competitor, but a competitor key retires only those it registered (another's is a 403, as GET shows it)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
-from trainarena.api.auth import Competitor, quota_owner
+from trainarena.api.auth import Competitor, quota_owner, visible_owner
 from trainarena.api.context import app_settings, app_store
-from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, not_found, quota_response
+from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, ErrorResponse, not_found, quota_response
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import NAME_MAX_LENGTH, Page, PageWindow
 from trainarena.api.shown import shown_to
 from trainarena.reporting.server_paths import SERVER_SOURCE
-from trainarena.store import StoreError, get_competitor, list_competitors
+from trainarena.store import NotOwnCompetitor, StoreError, get_competitor, list_competitors, retire_competitor
 from trainarena.submissions import RegistrationError
 from trainarena.submissions.git import is_remote_repo, normalize_repo_url
 from trainarena.submissions.mirror_quota import MIRROR_SETTING, MirrorQuotaExceeded
@@ -51,6 +52,13 @@ class CompetitorOut(BaseModel):
         None, description="Why it is flagged for the operator: tree_hash, source_digest (exact copies) or "
         "near_duplicate; null when it is not."
     )
+    retired_at: datetime | None = Field(
+        None, description="When it was retired (DELETE /v1/competitors/{name}, `competitor retire`, or `replaces`): it "
+        "enters no tournament created afterwards. Null while it is active."
+    )
+    retired_by: str | None = Field(
+        None, description="Who retired it: owner (the key that registered it) or operator; null while it is active."
+    )
 
 
 class CopyOut(BaseModel):
@@ -74,6 +82,8 @@ class RegisterIn(RequestBody):
     repo: str = Field(description="https or ssh URL or git@host:path; operators may also give a file:// URL or a path on the server.")
     commit: str = Field(description="Full 40-character commit SHA (not a branch or tag).")
     hotkey: str | None = Field(None, description="Bittensor hotkey (SS58 address) the competitor's weight goes to.")
+    replaces: str | None = Field(None, max_length=NAME_MAX_LENGTH, description="A competitor this key registered (an operator's: any) "
+                                 "that the new one replaces: it is retired with the registration, or neither happens.")
 
 
 @router.post("/competitors", status_code=201, response_model=RegisteredOut, summary="Register a repository at a commit",
@@ -102,7 +112,8 @@ def register(body: RegisterIn, caller: Competitor, request: Request) -> Register
     try:
         with app_store(request).transaction() as session:
             result = register_competitor(session, settings, name=body.name, repo=body.repo, commit=body.commit,
-                                         hotkey=body.hotkey, quota_key=quota_owner(caller))  # fmt: skip
+                                         hotkey=body.hotkey, quota_key=quota_owner(caller), owner_key_id=visible_owner(caller),
+                                         replaces=body.replaces, key_id=caller.key_id)  # fmt: skip
             record = competitor_record(settings, result.competitor)
     except MirrorQuotaExceeded as error:
         raise ApiError(409, "quota_exceeded", str(error), name=body.name, **error.details) from None
@@ -127,4 +138,20 @@ def show(name: CompetitorName, caller: Competitor, request: Request) -> Competit
         competitor = get_competitor(session, name)
         if competitor is None:
             raise not_found("competitor", name)
+        return CompetitorOut(**shown_to(caller, request, competitor_record(app_settings(request), competitor)))
+
+
+@router.delete("/competitors/{name}", response_model=CompetitorOut, summary="Retire a competitor (the key that registered it, or an operator)",
+               responses={403: {"model": ErrorResponse, "description": "This key's role may not do this, or another key registered the competitor"}})  # fmt: skip
+def retire(name: CompetitorName, caller: Competitor, request: Request) -> CompetitorOut:
+    """Retire the competitor: no tournament created afterwards enters it. The tournaments it entered
+    play on with it, and its runs and signed records stay; so does a title it holds, until a challenger
+    beats it. Retiring it again changes nothing and answers the same."""
+    with app_store(request).transaction() as session:
+        try:
+            competitor, _ = retire_competitor(session, name=name, owner=visible_owner(caller), by_key_id=caller.key_id)
+        except NotOwnCompetitor as error:
+            raise ApiError(403, "forbidden", str(error), competitor=name) from None
+        except StoreError:
+            raise not_found("competitor", name) from None
         return CompetitorOut(**shown_to(caller, request, competitor_record(app_settings(request), competitor)))
