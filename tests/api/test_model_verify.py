@@ -6,6 +6,7 @@ model's answer, its run's record and the operator's public key, unpacks the down
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from test_jobs import QuickExecutor, job_body, sse_events, upload
+from test_jobs import ROWS, QuickExecutor, job_body, sse_events, upload
 from typer.testing import CliRunner
 
 from trainarena.api import create_app
@@ -99,6 +100,70 @@ def test_a_download_checks_out_against_the_signed_record_and_one_changed_byte_do
     assert "the folder's digest is" in refused["problems"][0] and "the signed record" in refused["problems"][2]
 
 
+def _statuses(checked: dict) -> dict[str, str]:
+    return {claim["name"]: claim["status"] for claim in checked["checks"]}
+
+
+def _saved_records(client: TestClient, headers: dict, job_id: str, into: Path) -> tuple[Path, dict[str, Path]]:
+    """The customer's download, and its model, run record, evaluation, tree head and key saved from the API."""
+    model = client.get(f"/v1/models/{client.get(f'/v1/jobs/{job_id}', headers=headers).json()['model_id']}", headers=headers).json()
+    record, evaluation = (client.get("/v1/records/entries", headers=headers, params={"job_id": job_id, "kind": kind}).json()["data"][0]
+                          for kind in ("run", "evaluation"))  # fmt: skip
+    head = client.get("/v1/records/tree-head", headers=headers, params={"size": record["tree_size"]}).json()
+    folder, _ = _download(client, headers, model["id"], into / "download")
+    saved = {"model": model, "record": record, "evaluation": evaluation, "tree-head": head}
+    paths = {name: into / f"{name}.json" for name in saved}
+    for name, value in saved.items():
+        paths[name].write_text(json.dumps(value))
+    paths["key"] = into / "key.pem"
+    paths["key"].write_text(client.get("/v1/records/public-key", headers=headers).text)
+    paths["dataset"] = into / "qa.jsonl"
+    paths["dataset"].write_bytes(ROWS)
+    return folder, paths
+
+
+def _given(paths: dict[str, Path]) -> list[str]:
+    return ["--model-json", str(paths["model"]), "--record", str(paths["record"]), "--evaluation", str(paths["evaluation"]),
+            "--tree-head", str(paths["tree-head"]), "--key", str(paths["key"]), "--dataset", str(paths["dataset"])]
+
+
+def test_the_customer_checks_the_dataset_the_score_and_the_log_and_each_failure_is_named(
+    finished_job: tuple[TestClient, str], auth: dict, tmp_path: Path
+) -> None:
+    """The signed records tie the model to the customer's file (its sha256), to the signed score and to
+    the public log (the entries' inclusion proofs under a signed tree head): each is checked on its own
+    line, and each breaks alone when its input is not the genuine one."""
+    client, job_id = finished_job
+    folder, paths = _saved_records(client, auth["customer"], job_id, tmp_path)
+    checked = _verify(str(folder), *_given(paths), exit_code=0)
+    assert checked["ok"] and _statuses(checked) == {"dataset": "passed", "score": "passed", "inclusion": "passed"}
+    record = json.loads(paths["record"].read_text())
+    assert record["statement"]["predicate"]["task"]["upload"]["sha256"] == hashlib.sha256(ROWS).hexdigest()
+    text = CliRunner().invoke(app, ["models", "verify", str(folder), *_given(paths)], env={"COLUMNS": "100"})
+    assert text.exit_code == 0 and text.stdout.rstrip().endswith("verified"), text.output
+
+    paths["dataset"].write_bytes(ROWS + b"{}\n")  # another file than the one uploaded
+    refused = _verify(str(folder), *_given(paths), exit_code=1)
+    assert _statuses(refused) == {"dataset": "failed", "score": "passed", "inclusion": "passed"} and refused["problems"] == []
+    assert "the model was not trained on this file" in refused["checks"][0]["detail"]
+    paths["dataset"].write_bytes(ROWS)
+
+    model = json.loads(paths["model"].read_text())
+    paths["model"].write_text(json.dumps({**model, "score": 0.5}))  # the signed evaluation says 0.75
+    refused = _verify(str(folder), *_given(paths), exit_code=1)
+    assert _statuses(refused) == {"dataset": "passed", "score": "failed", "inclusion": "passed"}
+    assert refused["checks"][1]["detail"] == "the model's score is 0.5, the signed evaluation's 0.75"
+    text = CliRunner().invoke(app, ["models", "verify", str(folder), *_given(paths)])
+    assert text.exit_code == 1 and text.stdout.rstrip().endswith("NOT verified: 0 difference(s), score failed"), text.output
+    paths["model"].write_text(json.dumps(model))
+
+    proof = record["inclusion_proof"]
+    paths["record"].write_text(json.dumps({**record, "inclusion_proof": [("0" if proof[0][0] != "0" else "1") + proof[0][1:], *proof[1:]]}))
+    refused = _verify(str(folder), *_given(paths), exit_code=1)
+    assert _statuses(refused) == {"dataset": "passed", "score": "passed", "inclusion": "failed"}
+    assert refused["checks"][2]["detail"].startswith(f"the run record (entry {record['index']}) is not in the log the tree head signs")
+
+
 def test_a_record_signed_by_another_key_or_of_another_run_is_refused(finished_job: tuple[TestClient, str], auth: dict,
                                                                      tmp_path: Path) -> None:  # fmt: skip
     from trainarena.records.signing import init_key
@@ -129,8 +194,12 @@ def test_the_operator_verifies_against_the_registry_and_its_own_log(finished_job
     monkeypatch.setenv("TRAINARENA_DATA_DIR", str(api_settings.data_dir))
     checked = _verify(str(folder), "--model", model_id, exit_code=0)
     assert checked["linked_to_record"] == ["adapter_model.safetensors"] and checked["signed_by"] is not None
-    text = CliRunner().invoke(app, ["models", "verify", str(folder), "--model", model_id], env={"COLUMNS": "80"})
+    assert _statuses(checked) == {"dataset": "not checked", "score": "passed", "inclusion": "passed"}
+    (tmp_path / "qa.jsonl").write_bytes(ROWS)
+    text = CliRunner().invoke(app, ["models", "verify", str(folder), "--model", model_id, "--dataset", str(tmp_path / "qa.jsonl")],
+                              env={"COLUMNS": "80"})  # fmt: skip
     assert text.exit_code == 0 and text.stdout.rstrip().endswith("verified"), text.output
+    assert "verified, but" not in text.stdout and "dataset         passed: qa.jsonl is the signed" in text.stdout
     assert max(len(line) for line in text.stdout.splitlines()) <= 80
 
 

@@ -29,19 +29,32 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from trainarena.cli import app
-from trainarena.contract import RunStatus
+from trainarena.contract import RunStatus, TaskType
 from trainarena.jobs import JobWorker, cancel_job
 from trainarena.jobs.files import delete_file
 from trainarena.jobs.queue import beat, claim_next, requeue, requeue_stale, still_mine
 from trainarena.jobs.runner import JobRunner, StopRequest
+from trainarena.records.signing import envelope_payload
 from trainarena.reporting.run_detail import NO_VALIDATION_ROWS
 from trainarena.runs import CompetitorInfo, RunInterrupted, RunReport, definition_digest, definition_from_json
 from trainarena.settings import Settings
 from trainarena.store import Store, add_competitor, open_store
-from trainarena.store.models import AttemptStatus, ChampionHistory, Job, JobEvent, JobStatus, RegisteredModel, Run, RunOrigin
+from trainarena.store.log_tables import LogEntry
+from trainarena.store.models import (
+    AttemptStatus,
+    ChampionHistory,
+    Job,
+    JobEvent,
+    JobStatus,
+    RegisteredModel,
+    Run,
+    RunOrigin,
+    UploadedFile,
+)
 from trainarena.submissions import checkout_path
 from trainarena.task_preparation import TaskPreparer
 from trainarena.tasks.base import TaskDefinition
+from trainarena.workbench import house_script_dir, worktree_script
 
 
 @pytest.fixture
@@ -115,6 +128,23 @@ def test_a_job_trains_registers_its_model_and_reports_its_score(settings: Settin
     # "house script: not run on this seed" line (it read as noise, with the competitor labelled "job").
     assert (shown["origin"], shown["competitor"], shown["references"]) == ("job", "house script", [])
     assert "competitor house script " in text and "not run on this seed" not in text
+    # Its signed record names the customer's file and the code that trained it, by digests, not by paths.
+    signed = _signed_run(store, job.run_id)
+    with store.session() as session:
+        upload = session.get_one(UploadedFile, job.file_id)
+    assert signed["task"]["upload"] == {"file_id": upload.id, "sha256": upload.sha256, "field_mapping": job.field_mapping}
+    house = worktree_script(settings, house_script_dir(settings, TaskType.INSTRUCT)).info
+    assert signed["submission"] == {"kind": "job", "script": "house script", "tree_hash": signed["submission"]["tree_hash"],
+                                    "source_digest": house.tree_hash}  # fmt: skip
+    assert signed["submission"]["tree_hash"].startswith(Path(str(house.submission_dir)).name)
+    assert str(settings.data_dir) not in json.dumps([signed["task"]["upload"], signed["submission"]])
+
+
+def _signed_run(store: Store, run_id: int) -> dict:
+    """The predicate of the run statement the log holds for ``run_id``."""
+    with store.session() as session:
+        entry = session.scalars(select(LogEntry).where(LogEntry.run_id == run_id, LogEntry.kind == "run")).one()
+        return envelope_payload(entry.envelope)["predicate"]
 
 
 def _runs_show(settings: Settings, run_id: int) -> tuple[dict, str]:
@@ -170,6 +200,10 @@ def test_the_reigning_champion_trains_the_job(settings: Settings, store: Store, 
     shown, text = _runs_show(settings, job.run_id)
     assert (shown["competitor"], shown["repo_url"], shown["references"]) == ("reigning", "https://example.org/r.git", [])
     assert "competitor reigning (https://example.org/r.git at " in text and "house script" not in text
+    # The record names the champion's code as a tournament's records name an entrant's.
+    assert _signed_run(store, job.run_id)["submission"] == {
+        "kind": "registered", "name": "reigning", "repo": "https://example.org/r.git", "commit": "c" * 40,
+        "tree_hash": "t" * 40, "source_digest": "s" * 64, "entrypoint": "train.py", "hotkey": None}  # fmt: skip
 
 
 def test_a_champion_that_does_not_train_the_type_leaves_it_to_the_house_script(settings: Settings, store: Store, worker_of) -> None:  # noqa: ANN001

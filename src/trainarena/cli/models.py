@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from securesystemslib.signer import SSlibKey
 from sqlalchemy.orm import Session
 
 from trainarena.cli.output import (
@@ -22,6 +24,7 @@ from trainarena.cli.output import (
     scored_columns,
 )
 from trainarena.records.signing import OperatorKeyError, SignatureError, public_key_from_pem
+from trainarena.records.statements import Kind
 from trainarena.registry import (
     ModelFilesMissing,
     ModelKept,
@@ -35,13 +38,17 @@ from trainarena.registry import (
     visible_models,
 )
 from trainarena.registry.download_check import (
+    FAILED,
+    NOT_CHECKED,
     DownloadCheck,
     SignedRecord,
     check_download,
     record_from_entry,
     stored_run_record,
+    stored_tree_head,
 )
-from trainarena.registry.verify_input import MalformedInput, checked_model, read_json_file, read_text_file
+from trainarena.registry.record_claims import record_claims
+from trainarena.registry.verify_input import MalformedInput, checked_model, checked_tree_head, read_json_file, read_text_file
 from trainarena.settings import Settings
 from trainarena.store import open_store
 from trainarena.store.models import RegisteredModel
@@ -180,41 +187,79 @@ def _model_json(path: Path) -> dict[str, Any]:
         raise MalformedInput(f"{error} (not a model as GET /v1/models/{{id}} answers it)") from None
 
 
-def _stored_model(model_id: str, key_path: Path, as_json: bool) -> tuple[dict[str, Any], SignedRecord | None]:
-    """A model of this machine's registry, with the signed run statement of its run from the log."""
+@dataclass(frozen=True)
+class _Signed:
+    """What ``models verify`` is given of the signed records (each None when not given)."""
+
+    record: SignedRecord | None = None
+    evaluation: SignedRecord | None = None
+    head: dict[str, Any] | None = None  # a signed tree head's envelope
+    head_key: SSlibKey | None = None  # the key to check it with
+
+
+def _stored_model(model_id: str, key_path: Path, as_json: bool) -> tuple[dict[str, Any], _Signed]:
+    """A model of this machine's registry, with its run's signed run and evaluation statements and the
+    log's latest signed tree head, which their inclusion proofs are made against."""
     with open_store(Settings()) as store, store.session() as session:
         row = _require_row(session, model_id, as_json)
         model = {**_record(session, row), "files": [vars(f) for f in model_files(row)]}
-        return model, None if row.run_id is None else stored_run_record(session, key_path, row.run_id)
+        if row.run_id is None:
+            return model, _Signed()
+        record = stored_run_record(session, key_path, row.run_id)
+        if record is None:
+            return model, _Signed()
+        return model, _Signed(record, stored_run_record(session, key_path, row.run_id, Kind.EVALUATION),
+                              *stored_tree_head(session, key_path))
+
+
+def _given(model_json: Path, record: Path | None, evaluation: Path | None, tree_head: Path | None,
+           key: SSlibKey | None, as_json: bool) -> tuple[dict[str, Any], _Signed]:
+    """The model and the signed records saved from the API, each checked as it is read."""
+    def entry(kind: Kind) -> Callable[[Path], SignedRecord]:
+        return lambda path: record_from_entry(read_json_file(path), key, kind)
+
+    return _read_input(model_json, "--model-json", _model_json, as_json), _Signed(
+        None if record is None else _read_input(record, "--record", entry(Kind.RUN), as_json),
+        None if evaluation is None else _read_input(evaluation, "--evaluation", entry(Kind.EVALUATION), as_json),
+        None if tree_head is None else _read_input(tree_head, "--tree-head", lambda path: checked_tree_head(read_json_file(path)), as_json),
+        key)  # fmt: skip
 
 
 @app.command("verify")
 def verify_command(
     folder: Annotated[Path, typer.Argument(help="The model's folder: the one a download's tar unpacks (named after the model), or an export.")],
-    model_id: Annotated[str | None, typer.Option("--model", help="The model's id, read from this machine's registry, with its run's record from the log.")] = None,
+    model_id: Annotated[str | None, typer.Option("--model", help="The model's id, read from this machine's registry, with its run's records and the log's latest tree head.")] = None,
     model_json: Annotated[Path | None, typer.Option("--model-json", help="The model as GET /v1/models/{id} answered it, saved to a file (no store needed).")] = None,
     record: Annotated[Path | None, typer.Option("--record", help="Its run's signed record as GET /v1/records/entries/{index} answered it, saved to a file (`?job_id=ID&kind=run` finds it).")] = None,
-    key: Annotated[Path | None, typer.Option("--key", help="The operator's public key (GET /v1/records/public-key) to check --record's signature with.")] = None,
+    evaluation: Annotated[Path | None, typer.Option("--evaluation", help="Its run's signed evaluation, saved as --record is (`?job_id=ID&kind=evaluation` finds it): the model's score is checked against it.")] = None,
+    tree_head: Annotated[Path | None, typer.Option("--tree-head", help="The signed tree head the records' inclusion proofs are made against (GET /v1/records/tree-head?size=N, N their tree_size), saved to a file.")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="The operator's public key (GET /v1/records/public-key) to check the records' and the tree head's signatures with.")] = None,
+    dataset: Annotated[Path | None, typer.Option("--dataset", help="The file you uploaded: its sha256 is checked against the one the run record signs.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Check a downloaded model folder: its digest against the model's (computed as a record's artifact digest is), every file's sha256, and the weights against the signed run record of the run that trained it. Exit 1 naming each difference, 2 naming the file and the field of an input that is not what the API answers."""
+    """Check a downloaded model folder: its digest against the model's (computed as a record's artifact digest is), every file's sha256, and the weights against the signed run record of the run that trained it; then, each on its own line, the dataset (--dataset against the record's uploaded file), the score (against the signed evaluation) and the records' inclusion in the signed log. Exit 1 naming each difference or failed check, 2 naming the file and the field of an input that is not what the API answers."""
     if (model_id is None) == (model_json is None):
         raise fail("name the model with --model ID (this machine's registry) or --model-json FILE (saved from GET /v1/models/{id})", as_json)
     check_path(folder, "FOLDER", folder=True, json_output=as_json)
+    if dataset is not None:
+        check_path(dataset, "--dataset", folder=False, json_output=as_json)
     public_key = None if key is None else _read_input(key, "--key", lambda path: public_key_from_pem(read_text_file(path)), as_json)
     try:
         if model_json is not None:
-            model, signed = _read_input(model_json, "--model-json", _model_json, as_json), None
+            model, signed = _given(model_json, record, evaluation, tree_head, public_key, as_json)
         else:
             model, signed = _stored_model(str(model_id), Settings().operator_key_path, as_json)
-        if record is not None:
-            signed = _read_input(record, "--record", lambda path: record_from_entry(read_json_file(path), public_key), as_json)
     except (SignatureError, OperatorKeyError) as error:
         raise fail(f"the record cannot be trusted: {error}", as_json) from None
     try:
-        result = check_download(folder, model, signed)
+        result = check_download(folder, model, signed.record)
     except OSError as error:
         raise fail(f"FOLDER {folder}: {error.filename or 'a file'} cannot be read ({error.strerror or error})", as_json) from None
+    try:
+        claims = record_claims(model, signed.record, signed.evaluation, signed.head, signed.head_key, dataset)
+    except OSError as error:
+        raise fail(f"--dataset {dataset}: cannot be read ({error.strerror or error})", as_json) from None
+    result = replace(result, claims=claims)
     if as_json:
         typer.echo(json.dumps(result.to_json()))
     else:
@@ -234,13 +279,18 @@ def _print_check(result: DownloadCheck) -> None:
     if result.linked_by_content:
         linked += " (found by content: the model was registered before the registry named its copies)"
     print_fields(console, [("folder digest", result.folder_digest), ("model digest", result.registered_digest),
-                           ("signed record", trust), ("same as signed", linked)])  # fmt: skip
+                           ("signed record", trust), ("same as signed", linked),
+                           *((claim.name, f"{claim.status}: {claim.detail}") for claim in result.claims)])  # fmt: skip
     for problem in result.problems:  # a name from the folder or the model's file: plain text (print_wrapped escapes it)
         print_wrapped(console, f"differs: {problem}", indent="  ")  # two digests make it longer than a line
+    failed = [claim.name for claim in result.claims if claim.status == FAILED]
+    unchecked = [claim.name for claim in result.claims if claim.status == NOT_CHECKED]
     if not result.ok:
-        console.print(f"NOT verified: {len(result.problems)} difference(s)")
+        console.print(f"NOT verified: {len(result.problems)} difference(s)" + (f", {', '.join(failed)} failed" if failed else ""))
     elif result.record is None or result.record.signed_by is None:  # consistent with what was given, nothing more
         console.print("consistent, but no signature checked (give --record and --key)")
+    elif unchecked:
+        console.print(f"verified, but {', '.join(unchecked)} not checked")
     else:
         console.print("verified")
 

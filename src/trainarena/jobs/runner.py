@@ -238,17 +238,21 @@ class JobRunner:
             return Attempt(job.id, task, script, run_id, number, run_dir, job.validation_share)
 
     def _record_attempt(self, session: Session, job: Job, task: TaskDefinition, script: JobScript) -> tuple[int, int]:
-        """The job's run (created on its first attempt, origin ``job``) with a new running attempt."""
+        """The job's run (created on its first attempt, origin ``job``) with a new running attempt. The run
+        names this attempt's script, which its record identifies: the champion, or the snapshot of the
+        house script that ran (an attempt after a new champion was crowned may run another)."""
+        competitor = None if script.competitor_id is None else session.get_one(Competitor, script.competitor_id)
         if job.run_id is None:
-            competitor = None if script.competitor_id is None else session.get_one(Competitor, script.competitor_id)
             run = start_adhoc_run(session, origin=RunOrigin.JOB, definition=definition_json(task), digest=task_key(task),
                                   competitor=competitor)  # fmt: skip
-            job.run_id = run.id
-            return run.id, 1
-        run = session.get_one(Run, job.run_id)
-        number = run.attempts + 1
-        run.status = RunStatus.RUNNING.value
-        run.attempt_records.append(RunAttempt(number=number, status=AttemptStatus.RUNNING, started_at=utcnow()))
+            job.run_id, number = run.id, 1
+        else:
+            run = session.get_one(Run, job.run_id)
+            number = run.attempts + 1
+            run.status, run.competitor = RunStatus.RUNNING.value, competitor
+            run.attempt_records.append(RunAttempt(number=number, status=AttemptStatus.RUNNING, started_at=utcnow()))
+        submission_dir = script.info.submission_dir
+        run.snapshot_path = None if competitor is not None or submission_dir is None else str(submission_dir)
         session.flush()
         return run.id, number
 

@@ -39,14 +39,15 @@ from trainarena.records.statements import ARTIFACT_SUBJECT, Kind, commitment_has
 from trainarena.runs import RunReport, definition_from_json
 from trainarena.settings import Settings, TournamentRules, WeightRules
 from trainarena.store.log_tables import LogEntry
-from trainarena.store.models import Job, Run, RunAttempt, Tournament, WeightVector
+from trainarena.store.models import Job, Run, RunAttempt, RunOrigin, Tournament, UploadedFile, WeightVector
 from trainarena.store.pools import get_draw, get_stored_task
 from trainarena.store.records import is_round_complete, load_record, load_tournament
 from trainarena.store.weight_vectors import publish_weights
 from trainarena.submissions.seal import changes, seal
-from trainarena.submissions.worktree import snapshot_digest, snapshot_problem
+from trainarena.submissions.worktree import snapshot_digest, snapshot_identity, snapshot_problem
 from trainarena.tasks.base import TaskDefinition
 from trainarena.tasks.secret_split import noise_master_seed, operator_secret, split_seed
+from trainarena.wording import HOUSE_SCRIPT
 
 __all__ = ["Recorder", "operator_key", "publish_recorded", "recorder_for", "revealed_task_names", "tournament_json"]
 
@@ -133,8 +134,8 @@ class Recorder:
         predicate = {
             "run": {"id": run.id, "attempt": attempt.number, "origin": run.origin, "place": _place(run),
                     "job_id": _job_id(session, run), "audit_of": _audited(session, run)},
-            "submission": _submission(run),
-            "task": {**self._task_inputs(run), "name": task.name, "type": task.task_type.value,
+            "submission": self._submission(run),
+            "task": {**self._task_inputs(run), "upload": _upload(session, run), "name": task.name, "type": task.task_type.value,
                      "base_model": task.base_model, "dataset": task.dataset, "definition_digest": run.task.digest,
                      "split_key": task.split_key},
             "budget_seconds": task.budget_seconds,
@@ -160,6 +161,20 @@ class Recorder:
         prepared = run.task.prepared or {}
         return {"base_model_sha256": self._base_model_digest(run.task.definition["base_model"]),
                 **split_digests(prepared), "train_rows": prepared.get("train_rows"), "hidden_rows": prepared.get("hidden_rows")}
+
+    def _submission(self, run: Run) -> dict[str, Any]:
+        """The script that ran: a registered one (a tournament's entrant, a job's champion) by its
+        registration, a working tree by its snapshot, a job's house script by the digests of the code
+        in its snapshot (never its path on the operator's machine)."""
+        if run.competitor is not None:
+            return {"kind": "registered", **_competitor_json(run.competitor)}
+        if run.source_path is not None:
+            return {"kind": "working tree", "path": run.source_path, "commit": run.source_commit,
+                    "dirty": run.source_dirty, "snapshot_sha256": _snapshot_sha256(run.snapshot_path)}
+        if run.origin == RunOrigin.JOB and run.snapshot_path is not None:
+            tree_hash, source = _house_identity(self.settings, Path(run.snapshot_path))
+            return {"kind": run.origin, "script": HOUSE_SCRIPT, "tree_hash": tree_hash, "source_digest": source}
+        return {"kind": run.origin}
 
     @staticmethod
     def _base_model_digest(base_model: str) -> str | None:
@@ -410,13 +425,26 @@ def _competitor_json(competitor: Any) -> dict[str, Any]:
             "entrypoint": competitor.entrypoint, "hotkey": competitor.hotkey}
 
 
-def _submission(run: Run) -> dict[str, Any]:
-    if run.competitor is not None:
-        return {"kind": "registered", **_competitor_json(run.competitor)}
-    if run.source_path is not None:
-        return {"kind": "working tree", "path": run.source_path, "commit": run.source_commit,
-                "dirty": run.source_dirty, "snapshot_sha256": _snapshot_sha256(run.snapshot_path)}
-    return {"kind": run.origin}
+def _upload(session: Session, run: Run) -> dict[str, Any] | None:
+    """A job's dataset as its customer knows it: the uploaded file's id and sha256 and the job's field
+    mapping (the task's ``dataset`` names the file by its place on the operator's machine); None for
+    a run of no job."""
+    job = session.scalar(select(Job).where(Job.run_id == run.id))
+    if job is None:
+        return None
+    upload = session.get_one(UploadedFile, job.file_id)
+    return {"file_id": upload.id, "sha256": upload.sha256, "field_mapping": job.field_mapping}
+
+
+def _house_identity(settings: Settings, snapshot: Path) -> tuple[str | None, str | None]:
+    """A job's house script's content digest (its snapshot's folder is named by it) and source digest,
+    read from the snapshot it ran; both None when the snapshot is gone or no longer holds that tree
+    (its digests would name code other than what ran)."""
+    try:
+        tree_hash, source = snapshot_identity(settings, snapshot)
+    except OSError:
+        return None, None
+    return (tree_hash, source) if snapshot_problem(snapshot, tree_hash) is None else (None, None)
 
 
 def _snapshot_sha256(snapshot_path: str | None) -> str | None:

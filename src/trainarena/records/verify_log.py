@@ -16,7 +16,7 @@ from trainarena.records.merkle import ProofError, verify_consistency, verify_inc
 from trainarena.records.signing import OperatorKeyError, SignatureError, envelope_payload, open_envelope, public_key_from_pem
 from trainarena.records.statements import PAYLOAD_TYPE, Kind, kind_of
 
-__all__ = ["LogChecks", "check_log", "entry_key"]
+__all__ = ["LogChecks", "check_inclusion", "check_log", "entry_key", "open_tree_head"]
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,26 @@ def _hashes(values: Any) -> list[bytes]:
     return [bytes.fromhex(value) for value in values]
 
 
+def check_inclusion(envelope: Any, index: int, tree_size: int, proof: Any, root: bytes) -> None:
+    """That the entry of ``envelope`` is leaf ``index`` of the tree of ``tree_size`` entries whose root
+    is ``root``, by its RFC 6962 inclusion proof (hex hashes, as the API and a bundle give it).
+    ProofError, ValueError or TypeError saying why not."""
+    verify_inclusion(entry_leaf_hash(envelope), index, tree_size, _hashes(proof), root)
+
+
+def open_tree_head(envelope: Any, key: SSlibKey) -> tuple[int, bytes]:
+    """The size and root a signed tree head's envelope states, its signature checked with ``key``;
+    SignatureError when it does not check out, ValueError when it states no size and root."""
+    payload = open_envelope(envelope, key, TREE_HEAD_TYPE)
+    size = payload.get("tree_size") if isinstance(payload, dict) else None
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise ValueError("the signed tree head states no tree_size")
+    try:
+        return size, bytes.fromhex(payload["root_hash"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("the signed tree head states no root_hash in hex") from None
+
+
 def entry_key(statement: dict[str, Any]) -> str:
     """The log key the recorder files a statement under (``run:12:attempt:1``, ``tournament:3:round:0``)."""
     kind, predicate = kind_of(statement), statement["predicate"]
@@ -236,8 +256,7 @@ def _check_entries(bundle: Bundle, key: SSlibKey | None, latest: _Head | None) -
         if latest is not None and latest.root is not None:
             inclusion.checked += 1
             try:
-                verify_inclusion(entry_leaf_hash(line.get("envelope")), index, latest.size,
-                                 _hashes(line.get("inclusion_proof")), latest.root)
+                check_inclusion(line.get("envelope"), index, latest.size, line.get("inclusion_proof"), latest.root)
             except (ProofError, ValueError, TypeError) as error:
                 inclusion.fail(label, f"not in the log the latest head signs: {error}")
     listed = bundle.manifest.get("entries")

@@ -15,12 +15,15 @@ A model registered before the registry named the files it copied has no ``artifa
 ``artifact_digest``): its files are then linked to the record by content, read-only, each to the
 artifact file whose signed sha256 is the one registered for it; the registry on the operator's machine
 gives the run's artifact digest from the store (``models.stored_artifact_digest``).
+
+Beside the files, ``registry.record_claims`` checks what the signed records claim of the model (its
+dataset, its score, their place in the log); its results travel in :class:`DownloadCheck` ``claims``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from securesystemslib.signer import SSlibKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from trainarena.records.reading import entry_json, proofs_against, tree_head
 from trainarena.records.signing import (
     SignatureError,
     envelope_keyid,
@@ -37,18 +41,48 @@ from trainarena.records.signing import (
     public_pem_for,
 )
 from trainarena.records.statements import ARTIFACT_SUBJECT, PAYLOAD_TYPE, Kind, artifact_files, kind_of
-from trainarena.registry.verify_input import MalformedInput, checked_run_statement, member, typed
+from trainarena.registry.verify_input import (
+    MalformedInput,
+    checked_evaluation_statement,
+    checked_run_statement,
+    member,
+    typed,
+)
 from trainarena.store.log_tables import LogEntry
 from trainarena.tasks.digests import folder_and_file_digests
+from trainarena.wording import with_article
 
 
 @dataclass(frozen=True)
 class SignedRecord:
-    """A run statement, and how far it is trusted: ``signed_by`` the key id its signature was checked
-    against, None when it was read without a key."""
+    """A statement (a run's, or its evaluation's), and how far it is trusted: ``signed_by`` the key id
+    its signature was checked against, None when it was read without a key. With it, what the entry
+    says of its place in the log (None when given a bare envelope): ``index``, and its
+    ``inclusion_proof`` in the tree of ``tree_size`` entries (unchecked hex hashes)."""
 
     statement: dict[str, Any]
     signed_by: str | None
+    envelope: dict[str, Any] = field(default_factory=dict)
+    index: int | None = None
+    tree_size: int | None = None
+    inclusion_proof: list[Any] | None = None
+
+
+PASSED, FAILED, NOT_CHECKED = "passed", "failed", "not checked"
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """One claim of the signed records checked beside the files (``registry.record_claims``): its
+    ``name``, whether it ``passed``, ``failed`` or was ``not checked`` (an input it needs was not
+    given), and ``detail`` saying what was compared, why it failed or what to give."""
+
+    name: str
+    status: str
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "detail": self.detail}
 
 
 @dataclass(frozen=True)
@@ -59,16 +93,18 @@ class DownloadCheck:
     problems: tuple[str, ...]
     record: SignedRecord | None
     linked_by_content: bool = False  # the model named no copied file (registered before it did so)
+    claims: tuple[ClaimCheck, ...] = ()  # the signed claims beside the files (``registry.record_claims``)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and all(claim.status != FAILED for claim in self.claims)
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "folder_digest": self.folder_digest, "registered_digest": self.registered_digest,
                 "linked_to_record": list(self.linked), "linked_by_content": self.linked_by_content,
                 "problems": list(self.problems), "record_checked": self.record is not None,
-                "signed_by": None if self.record is None else self.record.signed_by}  # fmt: skip
+                "signed_by": None if self.record is None else self.record.signed_by,
+                "checks": [claim.to_json() for claim in self.claims]}  # fmt: skip
 
 
 def check_download(folder: Path, model: Mapping[str, Any], record: SignedRecord | None) -> DownloadCheck:
@@ -155,13 +191,20 @@ def _unlinked(signed: dict[str, str], run_id: int) -> str:
     return f"the model names no file copied from its run's artifact (registered before the registry recorded them), and {why}"
 
 
-def record_from_entry(entry: Any, key: SSlibKey | None) -> SignedRecord:
-    """The run statement of a log entry (as ``GET /v1/records/entries/{index}`` answers it, or its bare
-    ``envelope``), its signature checked when ``key`` (the operator's public key) is given; the entry's
-    decoded ``statement`` field is never trusted, only the envelope. MalformedInput naming the field when
-    it is not such an entry of a run statement (``verify_input``); SignatureError when its signature does
-    not check out."""
-    envelope = typed(typed(entry, "the record", dict).get("envelope", entry), "envelope", dict)
+# Where a customer finds each kind of statement ``models verify`` reads.
+_LISTED = {Kind.RUN: "`GET /v1/records/entries?job_id=ID&kind=run` lists your job's",
+           Kind.EVALUATION: "`GET /v1/records/entries?job_id=ID&kind=evaluation` lists your job's"}  # fmt: skip
+
+
+def record_from_entry(entry: Any, key: SSlibKey | None, kind: Kind = Kind.RUN) -> SignedRecord:
+    """The statement of ``kind`` in a log entry (as ``GET /v1/records/entries/{index}`` answers it, or
+    its bare ``envelope``), its signature checked when ``key`` (the operator's public key) is given; the
+    entry's decoded ``statement`` field is never trusted, only the envelope. MalformedInput naming the
+    field when it is not such an entry (``verify_input``); SignatureError when its signature does not
+    check out."""
+    given = typed(entry, "the record", dict)
+    envelope = typed(given.get("envelope", entry), "envelope", dict)
+    place = given if "envelope" in given else {}
     member(envelope, "envelope", "payload", str)
     if key is None:
         try:
@@ -174,9 +217,12 @@ def record_from_entry(entry: Any, key: SSlibKey | None) -> SignedRecord:
             for field in ("keyid", "sig"):
                 member(typed(signature, f"envelope.signatures[{index}]", dict), f"envelope.signatures[{index}]", field, str)
         statement, signed_by = open_envelope(envelope, key, PAYLOAD_TYPE), key.keyid
-    if not isinstance(statement, dict) or _kind(statement) != Kind.RUN:
-        raise MalformedInput("the record is not a run statement (`GET /v1/records/entries?job_id=ID&kind=run` lists your job's)")
-    return SignedRecord(checked_run_statement(statement), signed_by)
+    if not isinstance(statement, dict) or _kind(statement) != kind:
+        raise MalformedInput(f"the record is not {with_article(kind.value)} statement ({_LISTED[kind]})")
+    checked = checked_run_statement(statement) if kind == Kind.RUN else checked_evaluation_statement(statement)
+    return SignedRecord(checked, signed_by, envelope, member(place, "", "index", int, required=False),
+                        member(place, "", "tree_size", int, required=False),
+                        member(place, "", "inclusion_proof", list, required=False))  # fmt: skip
 
 
 def _kind(statement: dict[str, Any]) -> Kind | None:
@@ -186,15 +232,28 @@ def _kind(statement: dict[str, Any]) -> Kind | None:
         return None
 
 
-def stored_run_record(session: Session, key_path: Path, run_id: int) -> SignedRecord | None:
-    """The newest run statement the operator's log holds for ``run_id`` (the counted attempt's), its
-    signature checked with the key that signed it (the operator's key at ``key_path``, or one it
-    replaced); None when the log has none (records were off)."""
-    entry = session.scalar(select(LogEntry).where(LogEntry.kind == Kind.RUN.value, LogEntry.run_id == run_id)
+def stored_run_record(session: Session, key_path: Path, run_id: int, kind: Kind = Kind.RUN) -> SignedRecord | None:
+    """The newest statement of ``kind`` the operator's log holds for ``run_id`` (the counted attempt's),
+    its signature checked with the key that signed it (the operator's key at ``key_path``, or one it
+    replaced), with its inclusion proof in the tree of the latest signed head, as the API serves an
+    entry; None when the log has none (records were off)."""
+    entry = session.scalar(select(LogEntry).where(LogEntry.kind == kind.value, LogEntry.run_id == run_id)
                            .order_by(LogEntry.index.desc()).limit(1))  # fmt: skip
     if entry is None:
         return None
     pem = public_pem_for(key_path, envelope_keyid(entry.envelope) or "")
     if pem is None:
         raise SignatureError(f"the key that signed run {run_id}'s record is not this operator's")
-    return record_from_entry({"envelope": entry.envelope}, public_key_from_pem(pem))
+    head = tree_head(session)
+    served = entry_json(entry, head, proofs_against(session, head, [entry.index])[entry.index])
+    return record_from_entry(served, public_key_from_pem(pem), kind)
+
+
+def stored_tree_head(session: Session, key_path: Path) -> tuple[dict[str, Any], SSlibKey]:
+    """The latest signed tree head's envelope in the operator's log, with the key that signed it (the
+    operator's key at ``key_path``, or one it replaced); SignatureError when neither did."""
+    envelope = tree_head(session).envelope
+    pem = public_pem_for(key_path, envelope_keyid(envelope) or "")
+    if pem is None:
+        raise SignatureError("the key that signed the log's latest tree head is not this operator's")
+    return envelope, public_key_from_pem(pem)

@@ -82,7 +82,7 @@ def member(parent: Mapping[str, Any], where: str, key: str, *expected: type, req
 def checked_model(value: Any) -> dict[str, Any]:
     """A model as ``GET /v1/models/{id}`` (or ``models show --json``) answers it, with what
     ``registry.download_check`` reads of it checked: ``digest``, every file's ``path`` and ``sha256``
-    (``artifact_path`` a string or null), ``run_id`` and ``artifact_digest`` (each may be null)."""
+    (``artifact_path`` a string or null), ``run_id``, ``artifact_digest`` and ``score`` (each may be null)."""
     model = typed(value, "the model", dict)
     member(model, "", "digest", str)
     for index, file in enumerate(member(model, "", "files", list)):
@@ -93,6 +93,7 @@ def checked_model(value: Any) -> dict[str, Any]:
         member(file, where, "artifact_path", str, type(None), required=False)
     member(model, "", "run_id", int, type(None), required=False)
     member(model, "", "artifact_digest", str, type(None), required=False)
+    member(model, "", "score", int, float, type(None), required=False)
     return model
 
 
@@ -108,3 +109,23 @@ def checked_run_statement(statement: dict[str, Any]) -> dict[str, Any]:
     member(member(predicate, "statement.predicate", "run", dict), "statement.predicate.run", "id", int)
     member(predicate, "statement.predicate", "artifact_sha256", str, type(None), required=False)
     return statement
+
+
+def checked_evaluation_statement(statement: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation statement with what ``registry.record_claims`` reads of it checked:
+    ``predicate.run`` (``id``, ``attempt`` and the ``statement`` reference's ``payload_sha256``) and
+    ``predicate.score`` (a number, or null for a failed evaluation)."""
+    predicate = member(statement, "statement", "predicate", dict)
+    run = member(predicate, "statement.predicate", "run", dict)
+    member(run, "statement.predicate.run", "id", int)
+    member(run, "statement.predicate.run", "attempt", int)
+    reference = member(run, "statement.predicate.run", "statement", dict)
+    member(reference, "statement.predicate.run.statement", "payload_sha256", str)
+    member(predicate, "statement.predicate", "score", int, float, type(None))
+    return statement
+
+
+def checked_tree_head(value: Any) -> dict[str, Any]:
+    """A signed tree head as ``GET /v1/records/tree-head`` answers it (or its bare envelope): the envelope."""
+    head = typed(value, "the tree head", dict)
+    return typed(head.get("envelope", head), "envelope", dict)

@@ -108,11 +108,29 @@ def _content_digest(entries: list[TreeEntry], blobs: dict[str, bytes]) -> str:
     return content.hexdigest()
 
 
+def _source_digest(entries: list[TreeEntry], blobs: dict[str, bytes], settings: Settings) -> str:
+    """The registration's digest of the code (comments and layout left out) of a tree's files."""
+    rules = settings.registration
+    return source_digest(((entry.path, blobs[entry.object_id]) for entry in entries if entry.kind == "file"),
+                         ignore_suffixes=rules.digest_ignore_suffixes, ignore_names=rules.digest_ignore_names)
+
+
+def _snapshot_files(snapshot_dir: Path) -> tuple[list[TreeEntry], dict[str, bytes]]:
+    entries = [_entry(snapshot_dir, relative) for relative in _walked_paths(snapshot_dir, frozenset())]
+    return entries, {entry.object_id: _read(snapshot_dir, entry) for entry in entries if entry.kind in ("file", "symlink")}
+
+
 def snapshot_digest(snapshot_dir: Path) -> str:
     """``_content_digest`` of a snapshot as it is now on disk. Every file counts, caches included: a
     planted ``__pycache__`` would run as much as a changed ``train.py``."""
-    entries = [_entry(snapshot_dir, relative) for relative in _walked_paths(snapshot_dir, frozenset())]
-    return _content_digest(entries, {entry.object_id: _read(snapshot_dir, entry) for entry in entries if entry.kind in ("file", "symlink")})
+    return _content_digest(*_snapshot_files(snapshot_dir))
+
+
+def snapshot_identity(settings: Settings, snapshot_dir: Path) -> tuple[str, str]:
+    """What identifies the code a snapshot holds, from one read of its files: its content digest (what
+    names its folder) and its source digest (as registration computes a commit's)."""
+    entries, blobs = _snapshot_files(snapshot_dir)
+    return _content_digest(entries, blobs), _source_digest(entries, blobs, settings)
 
 
 def _discard_if_changed(snapshot_dir: Path, digest: str) -> None:
@@ -174,11 +192,7 @@ def snapshot_worktree(settings: Settings, path: Path) -> WorktreeSnapshot:
         dirty=None if status is None else bool(status.strip()),
         snapshot_dir=snapshot_dir,
         manifest=manifest,
-        source_digest=source_digest(
-            ((entry.path, blobs[entry.object_id]) for entry in entries if entry.kind == "file"),
-            ignore_suffixes=rules.digest_ignore_suffixes,
-            ignore_names=rules.digest_ignore_names,
-        ),
+        source_digest=_source_digest(entries, blobs, settings),
     )
 
 
