@@ -313,7 +313,9 @@ def test_the_dashboard_says_a_spent_scheduled_pool_cannot_give_a_tournament(oper
             page = client.get("/").text
         return " ".join(re.sub(r"<[^>]+>", " ", page.split('id="next"')[1].split("</section>")[0]).split())
 
-    assert "Kind Pool Due text weekly" in next_scheduled()  # t1 is unplayed: serve would create one
+    shown = next_scheduled()
+    assert "Kind Pool Due text weekly" in shown  # t1 is unplayed: serve would create one
+    assert "a creation refused (too few tasks, nobody able to enter) is tried again every schedule.retry_after_fault" in shown
     created = _create(settings, seed=5)
     with open_store(settings) as store:
         run_pool_tournament(store, settings, created.id, executor=FakeExecutor())
