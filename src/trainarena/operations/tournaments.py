@@ -156,6 +156,21 @@ def drawable_tasks(session: Session, pool: TaskPool, settings: Settings) -> tupl
     return drawable, unusable
 
 
+def drawable_json(session: Session, pool: TaskPool, settings: Settings) -> dict[str, Any]:
+    """What a competitor may know of a pool before it enters (``GET /v1/pools/drawable``): its drawable
+    tasks' types, and how many of them train which base model on which budget. Never a task's name,
+    dataset or split key: a name may say the data, and the data is what the hidden split keeps secret."""
+    drawable, _ = drawable_tasks(session, pool, settings)
+    setups: dict[tuple[str, str, float], int] = {}
+    for task in drawable:
+        setup = (task.task_type, str(task.definition["base_model"]), float(task.definition["budget_seconds"]))
+        setups[setup] = setups.get(setup, 0) + 1
+    return {"name": pool.name, "kind": pool.kind, "tasks": len(drawable),
+            "task_types": sorted({task.task_type for task in drawable}),
+            "setups": [{"type": kind, "base_model": model, "budget_seconds": budget, "tasks": count}
+                       for (kind, model, budget), count in sorted(setups.items())]}
+
+
 def _grouped_by_reason(problems: list[tuple[str, str]]) -> str:
     """'t1, t2: its split seed was revealed ...; t3: its dataset ... is gone': a spent pool's tasks (or
     the competitors an entry time leaves out) share one reason, which was repeated whole for each, a
