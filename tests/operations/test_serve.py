@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +39,28 @@ SCHEDULE = {"text_pool": "weekly", "image_enabled": False}
 def _serve_once(settings: Settings, events: list[ServeEvent]) -> int:
     with open_store(settings) as store:
         return Serving(store, settings, FakeExecutor(), events.append, threading.Event()).run(once=True)
+
+
+def _serve_until(settings: Settings, last: str, on_event: Callable[[ServeEvent], None] | None = None) -> list[ServeEvent]:
+    """The events of a serve (in a thread, a minute at most) stopped once it logs a ``last`` event;
+    ``on_event`` sees each as it is logged."""
+    events: list[ServeEvent] = []
+    stop = threading.Event()
+
+    def log(event: ServeEvent) -> None:
+        events.append(event)
+        if on_event is not None:
+            on_event(event)
+        if event.event == last:
+            stop.set()
+
+    with open_store(settings) as store:
+        thread = threading.Thread(target=Serving(store, settings, FakeExecutor(), log, stop).run)
+        thread.start()
+        thread.join(60)
+        stop.set()
+        thread.join(10)
+    return events
 
 
 @pytest.fixture
@@ -74,22 +96,12 @@ def test_a_refused_creation_is_tried_again_after_retry_after_fault_not_at_the_ne
     operator tops it up within minutes: it is tried again after schedule.retry_after_fault."""
     add_tasks(scheduled, "t1")  # 3 entrants need 2 tasks
     settings = scheduled.settings.model_copy(update={"schedule": ScheduleRules(**SCHEDULE, retry_after_fault=timedelta(seconds=0.3))})
-    events: list[ServeEvent] = []
-    stop = threading.Event()
 
-    def log(event: ServeEvent) -> None:
-        events.append(event)
+    def top_up(event: ServeEvent) -> None:
         if event.event == "refused":
             add_tasks(scheduled, "t2")  # the operator tops the pool up
-        elif event.event == "created":
-            stop.set()
 
-    with open_store(settings) as store:
-        thread = threading.Thread(target=Serving(store, settings, FakeExecutor(), log, stop).run)
-        thread.start()
-        thread.join(60)
-        stop.set()
-        thread.join(10)
+    events = _serve_until(settings, "created", top_up)
     refused = [event for event in events if event.event == "refused"]
     assert len(refused) == 1 and "pool 'weekly' has 1 usable task" in refused[0].message
     retry_at = datetime.fromisoformat(refused[0].fields["retry_at"])
@@ -311,20 +323,7 @@ def test_a_store_failing_for_a_moment_is_logged_and_serve_goes_on(scheduled: Ope
 
     for name in ("kind_facts", "create_pool_tournament", "publish_recorded"):
         monkeypatch.setattr(serving, name, fails_once(getattr(serving, name)))
-    events: list[ServeEvent] = []
-    stop = threading.Event()
-
-    def log(event: ServeEvent) -> None:
-        events.append(event)
-        if event.event == "published":
-            stop.set()
-
-    with open_store(settings) as store:
-        thread = threading.Thread(target=Serving(store, settings, FakeExecutor(), log, stop).run)
-        thread.start()
-        thread.join(60)
-        stop.set()
-        thread.join(10)
+    events = _serve_until(settings, "published")
     faults = [event.message for event in events if event.event == "fault"]
     assert any(m.startswith("reading the schedule failed: OperationalError") for m in faults)
     assert any(m.startswith("creating a text tournament failed: OperationalError") for m in faults)
