@@ -44,6 +44,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/tasks/check"): OPERATORS,
     ("GET", "/v1/task-leaderboards/{task}"): COMPETITORS,
     ("GET", "/v1/pools"): OPERATORS,
+    ("GET", "/v1/pools/drawable"): COMPETITORS,
     ("GET", "/v1/tasks"): OPERATORS,
     ("GET", "/v1/tasks/{name}"): OPERATORS,
     ("POST", "/v1/tasks"): OPERATORS,

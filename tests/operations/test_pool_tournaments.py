@@ -3,13 +3,16 @@ defending champion, refusals with numbers, faults recorded against one run."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from operator_data import FakeExecutor, OperatorData, add_tasks, register_example
+from operator_data import ROWS, FakeExecutor, OperatorData, add_tasks, register_example
 
+from trainarena.engine import tasks_at_most
 from trainarena.operations.pools import add_task, task_from_flags
 from trainarena.operations.tournaments import (
     TournamentRefused,
@@ -310,7 +313,9 @@ def test_the_dashboard_says_a_spent_scheduled_pool_cannot_give_a_tournament(oper
             page = client.get("/").text
         return " ".join(re.sub(r"<[^>]+>", " ", page.split('id="next"')[1].split("</section>")[0]).split())
 
-    assert "Kind Pool Due text weekly" in next_scheduled()  # t1 is unplayed: serve would create one
+    shown = next_scheduled()
+    assert "Kind Pool Due text weekly" in shown  # t1 is unplayed: serve would create one
+    assert "a creation refused (too few tasks, nobody able to enter) is tried again every schedule.retry_after_fault" in shown
     created = _create(settings, seed=5)
     with open_store(settings) as store:
         run_pool_tournament(store, settings, created.id, executor=FakeExecutor())
@@ -319,3 +324,43 @@ def test_the_dashboard_says_a_spent_scheduled_pool_cannot_give_a_tournament(oper
     assert "No text tournament can be created: every task of the pool weekly was played in an ended tournament" in shown
     add_tasks(operator_data, "t2")  # a new task: due again
     assert "Kind Pool Due text weekly" in next_scheduled()
+
+
+def _add_chat_task(data: OperatorData, name: str) -> Path:
+    """A chat task on the operator rows as conversations, in pool 'weekly'; returns its dataset file."""
+    chats = data.jsonl.parent / f"{name}.jsonl"
+    chats.write_text("".join(json.dumps({"messages": [{"role": "user", "content": row["q"]},
+                                                      {"role": "assistant", "content": row["a"]}]}) + "\n" for row in ROWS))
+    with open_store(data.settings) as store, store.transaction() as session:
+        add_task(session, data.settings, task_from_flags(name, "chat", str(data.model), {"source": str(chats)}, 5.0), "weekly")
+    return chats
+
+
+def test_entry_is_judged_on_the_task_types_the_pool_can_still_draw(operator_data: OperatorData) -> None:
+    """A chat task played (revealed) or unusable kept every script without chat support out of the pool
+    for good, though no chat task could be drawn: entry read every task ever stored in the pool."""
+    settings = operator_data.settings
+    for name in ("baseline", "crasher"):
+        register_example(settings, name)
+    _add_chat_task(operator_data, "c1")
+    first = _create(settings, seed=1)
+    assert first.tasks == ("c1",)
+    with open_store(settings) as store:
+        run_pool_tournament(store, settings, first.id, executor=FakeExecutor())  # its end reveals c1
+    gone = _add_chat_task(operator_data, "c2")
+    kept = gone.read_bytes()
+    gone.unlink()  # c2 cannot be drawn while its dataset is gone
+    register_example(settings, "instruct_only")
+    needed = tasks_at_most(2, True, settings.rules, settings.rules.boss_tasks_text)
+    add_tasks(operator_data, *(f"t{number}" for number in range(needed)))
+
+    created = _create(settings)
+    assert "instruct_only" in created.entrants and "instruct_only" not in dict(created.left_out)
+    with open_store(settings) as store, store.session() as session:
+        assert {get_stored_task(session, name).task_type for name in created.tasks} == {"instruct"}
+
+    gone.write_bytes(kept)  # c2 can be drawn again: a round may play it, and instruct_only could not train it
+    refused = dict(_create(settings).left_out)["instruct_only"]
+    assert refused == ("its trainarena.toml supports instruct tasks, but the pool can draw chat and instruct tasks: "
+                       "an entrant must support every type the pool can draw (each round plays the same tasks for "
+                       "all its entrants)")

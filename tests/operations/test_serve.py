@@ -1,5 +1,5 @@
 """`trainarena serve` with a fake executor: `--once` creates, finishes and publishes; a refusal is
-logged and waits for the next due time; a serve killed mid-tournament and started again runs every
+logged and tried again after schedule.retry_after_fault; a serve killed mid-tournament and started again runs every
 run once per attempt and crowns one champion; SIGTERM stops it cleanly."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +39,28 @@ SCHEDULE = {"text_pool": "weekly", "image_enabled": False}
 def _serve_once(settings: Settings, events: list[ServeEvent]) -> int:
     with open_store(settings) as store:
         return Serving(store, settings, FakeExecutor(), events.append, threading.Event()).run(once=True)
+
+
+def _serve_until(settings: Settings, last: str, on_event: Callable[[ServeEvent], None] | None = None) -> list[ServeEvent]:
+    """The events of a serve (in a thread, a minute at most) stopped once it logs a ``last`` event;
+    ``on_event`` sees each as it is logged."""
+    events: list[ServeEvent] = []
+    stop = threading.Event()
+
+    def log(event: ServeEvent) -> None:
+        events.append(event)
+        if on_event is not None:
+            on_event(event)
+        if event.event == last:
+            stop.set()
+
+    with open_store(settings) as store:
+        thread = threading.Thread(target=Serving(store, settings, FakeExecutor(), log, stop).run)
+        thread.start()
+        thread.join(60)
+        stop.set()
+        thread.join(10)
+    return events
 
 
 @pytest.fixture
@@ -69,13 +91,23 @@ def test_once_creates_finishes_and_publishes_then_nothing_is_due(scheduled: Oper
     assert [event.event for event in again] == ["started", "stopped"]
 
 
-def test_a_refused_creation_is_logged_and_waits_for_the_next_due_time(scheduled: OperatorData) -> None:
+def test_a_refused_creation_is_tried_again_after_retry_after_fault_not_at_the_next_due_time(scheduled: OperatorData) -> None:
+    """A pool too short was tried again only at the next due time, 14 days later by default, though the
+    operator tops it up within minutes: it is tried again after schedule.retry_after_fault."""
     add_tasks(scheduled, "t1")  # 3 entrants need 2 tasks
-    events: list[ServeEvent] = []
-    assert _serve_once(scheduled.settings, events) == 0
+    settings = scheduled.settings.model_copy(update={"schedule": ScheduleRules(**SCHEDULE, retry_after_fault=timedelta(seconds=0.3))})
+
+    def top_up(event: ServeEvent) -> None:
+        if event.event == "refused":
+            add_tasks(scheduled, "t2")  # the operator tops the pool up
+
+    events = _serve_until(settings, "created", top_up)
     refused = [event for event in events if event.event == "refused"]
     assert len(refused) == 1 and "pool 'weekly' has 1 usable task" in refused[0].message
-    assert refused[0].fields["retry_at"] > refused[0].at.isoformat()
+    retry_at = datetime.fromisoformat(refused[0].fields["retry_at"])
+    assert timedelta(0) < retry_at - refused[0].at <= timedelta(seconds=0.3)
+    assert refused[0].message.endswith(f"tried again at {retry_at.isoformat(timespec='seconds')} (schedule.retry_after_fault)")
+    assert [event.event for event in events].count("created") == 1
 
 
 def test_a_refusal_is_logged_once_per_once_pass_even_where_due_times_pass_meanwhile(scheduled: OperatorData) -> None:
@@ -291,20 +323,7 @@ def test_a_store_failing_for_a_moment_is_logged_and_serve_goes_on(scheduled: Ope
 
     for name in ("kind_facts", "create_pool_tournament", "publish_recorded"):
         monkeypatch.setattr(serving, name, fails_once(getattr(serving, name)))
-    events: list[ServeEvent] = []
-    stop = threading.Event()
-
-    def log(event: ServeEvent) -> None:
-        events.append(event)
-        if event.event == "published":
-            stop.set()
-
-    with open_store(settings) as store:
-        thread = threading.Thread(target=Serving(store, settings, FakeExecutor(), log, stop).run)
-        thread.start()
-        thread.join(60)
-        stop.set()
-        thread.join(10)
+    events = _serve_until(settings, "published")
     faults = [event.message for event in events if event.event == "fault"]
     assert any(m.startswith("reading the schedule failed: OperationalError") for m in faults)
     assert any(m.startswith("creating a text tournament failed: OperationalError") for m in faults)

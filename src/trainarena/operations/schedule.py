@@ -5,7 +5,7 @@ restarted ``serve`` decides from the store alone, and the decision is testable w
 Each kind has a grid of due times, ``anchor + offset + k * every`` (``settings.schedule``). A kind is
 due when the latest due time at or before now has no tournament of its pool created since; a new
 store is therefore due at once. An unfinished tournament of the kind's pool is driven on, never
-created again. A kind held back (a refused creation until the next due time, a fault for a while)
+created again. A kind held back (a refused creation or a fault, for ``schedule.retry_after_fault``)
 is left alone until then, so nothing is retried in a tight loop.
 """
 

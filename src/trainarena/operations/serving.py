@@ -4,7 +4,8 @@ started again picks up where the store says it was.
 
 - Create: a tournament from the kind's pool (under a store-wide lock, the facts read again inside it,
   so two ``serve`` on one store create it once). Refused (pool too small, nobody can enter) or
-  faulted: logged with the reason, and the kind waits for its next due time; the other kind goes on.
+  faulted: logged with the reason, and the kind rests for ``schedule.retry_after_fault`` (not until its
+  next due time: the operator's fix, a task added, is taken up within that); the other kind goes on.
 - Drive: the oldest unfinished tournament under its lease, its ``parallel`` slots each taking the
   next run as soon as its own is done (and early runs of the round foreseen next), until it finishes
   or a stop comes. Meanwhile, every ``schedule.tend_every`` between waits for the runs in flight
@@ -36,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from trainarena.engine.model import TOURNAMENT_KINDS
-from trainarena.operations.schedule import Action, Create, Drive, Sleep, enabled, grid, kind_facts, next_action, next_due, pool_of
+from trainarena.operations.schedule import Action, Create, Drive, Sleep, enabled, grid, kind_facts, next_action, pool_of
 from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, drive_pool_tournament
 from trainarena.orchestrator import RunStored, Tending
 from trainarena.records.recorder import publish_recorded
@@ -154,11 +155,13 @@ class Serving:
                     return True  # another serve created it
                 created = create_pool_tournament(session, self.settings, kind=action.kind, pool=action.pool)
         except (TournamentRefused, StoreError) as error:
-            retry = next_due(action.kind, rules, self.clock())
+            # The operator fixes a refusal (tops the pool up, registers someone) in minutes: waiting for the
+            # next due time (14 days by default) would skip a whole cycle.
+            retry = self.clock() + rules.retry_after_fault
             self.held_back[action.kind] = retry
             self.say("refused", f"no {action.kind} tournament from pool {action.pool!r}: {error}; "
-                     f"tried again at {retry.isoformat(timespec='seconds')}", kind=action.kind, pool=action.pool,
-                     reason=str(error), retry_at=retry.isoformat())
+                     f"tried again at {retry.isoformat(timespec='seconds')} (schedule.retry_after_fault)", kind=action.kind,
+                     pool=action.pool, reason=str(error), retry_at=retry.isoformat())
             return False
         except Exception as error:  # noqa: BLE001 - the platform broke (the store, a disk): the kind rests, serve goes on
             retry = self.clock() + rules.retry_after_fault

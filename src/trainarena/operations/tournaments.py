@@ -3,7 +3,8 @@ defends, which stored tasks it draws), drive it to the end, read it back. Plain 
 store, so ``trainarena tournament create/run`` and a scheduler call the same ones.
 
 Entry: every registered competitor who registered before entry closes, whose registration allows the
-kind and whose manifest supports every task type of the pool enters, in registration order; the
+kind and whose manifest supports every task type the pool can still draw (``drawable_tasks``: a used-up
+or broken task's type does not count) enters, in registration order; the
 reigning champion of the kind defends in the boss round instead. A competitor whose repository can no
 longer be fetched is left out, with the reason. Tasks: the tournament draws, at creation and from its
 seed, as many stored tasks as its bracket can need whatever the outcomes (every round's tasks on the
@@ -45,6 +46,7 @@ from trainarena.store import (
     Store,
     StoredTask,
     StoreError,
+    TaskPool,
     TaskRow,
     TournamentDraw,
     create_tournament,
@@ -95,8 +97,10 @@ class CreatedTournament:
 
 
 def entry_problem(competitor: Competitor, kind: str, task_types: set[TaskType], settings: Settings) -> str | None:
-    """Why ``competitor`` cannot enter a ``kind`` tournament of these task types, or None. A checkout
-    cleared from the cache is fetched again; a repository that is gone is a reason."""
+    """Why ``competitor`` cannot enter a ``kind`` tournament whose pool can draw tasks of ``task_types``
+    (:func:`drawable_tasks`), or None: every round plays the same tasks for all its entrants, so an
+    entrant must support each type a round may play. A checkout cleared from the cache is fetched
+    again; a repository that is gone is a reason."""
     if competitor.kind not in (None, "both", kind):
         return f"registered for {competitor.kind} tasks, not {kind}"
     checkout = checkout_path(settings, competitor.commit)
@@ -106,10 +110,12 @@ def entry_problem(competitor: Competitor, kind: str, task_types: set[TaskType], 
         except RegistrationError as error:
             return f"its repository cannot be fetched any more ({error})"
     manifest = parse_manifest((checkout / MANIFEST_NAME).read_text(encoding="utf-8"))
-    unsupported = sorted(t.value for t in task_types if not manifest.supports(t))
-    if unsupported:
-        return f"its {MANIFEST_NAME} does not support {', '.join(unsupported)} tasks, which the pool holds"
-    return None
+    if all(manifest.supports(t) for t in task_types):
+        return None
+    supported = " and ".join(t.value for t in manifest.task_types or ())
+    return (f"its {MANIFEST_NAME} supports {supported} tasks, but the pool can draw "
+            f"{' and '.join(sorted(t.value for t in task_types))} tasks: an entrant must support every type the pool "
+            "can draw (each round plays the same tasks for all its entrants)")
 
 
 def task_problem(task: StoredTask, settings: Settings | None = None) -> str | None:
@@ -134,6 +140,35 @@ def _revealed(task: str, revealed: dict[str, str]) -> str | None:
         return None
     return (f"its split seed was revealed when tournament {revealed[task]!r} ended, so its hidden rows are public; "
             "add its dataset again as a new task (a new name gives a new secret split)")
+
+
+def drawable_tasks(session: Session, pool: TaskPool, settings: Settings) -> tuple[list[StoredTask], list[tuple[str, str]]]:
+    """The pool's tasks a tournament can draw now, by name, and (name, why) of the others: a task an
+    ended tournament revealed is used up (``_revealed``), one with a :func:`task_problem` cannot run.
+    Entry, the draw and the pools' public view all read the pool through this."""
+    revealed = revealed_task_names(session)
+    drawable, unusable = [], []
+    for task in sorted(pool.tasks, key=lambda t: t.name):
+        if (problem := _revealed(task.name, revealed) or task_problem(task, settings)) is not None:
+            unusable.append((task.name, problem))
+        else:
+            drawable.append(task)
+    return drawable, unusable
+
+
+def drawable_json(session: Session, pool: TaskPool, settings: Settings) -> dict[str, Any]:
+    """What a competitor may know of a pool before it enters (``GET /v1/pools/drawable``): its drawable
+    tasks' types, and how many of them train which base model on which budget. Never a task's name,
+    dataset or split key: a name may say the data, and the data is what the hidden split keeps secret."""
+    drawable, _ = drawable_tasks(session, pool, settings)
+    setups: dict[tuple[str, str, float], int] = {}
+    for task in drawable:
+        setup = (task.task_type, str(task.definition["base_model"]), float(task.definition["budget_seconds"]))
+        setups[setup] = setups.get(setup, 0) + 1
+    return {"name": pool.name, "kind": pool.kind, "tasks": len(drawable),
+            "task_types": sorted({task.task_type for task in drawable}),
+            "setups": [{"type": kind, "base_model": model, "budget_seconds": budget, "tasks": count}
+                       for (kind, model, budget), count in sorted(setups.items())]}
 
 
 def _grouped_by_reason(problems: list[tuple[str, str]]) -> str:
@@ -170,7 +205,8 @@ def create_pool_tournament(
         raise TournamentRefused(f"pool {pool!r} holds {pool_row.kind} tasks, not {kind}")
     closes = entry_closes or datetime.now(UTC)
     champion = current_champion(session, kind)
-    task_types = {TaskType(task.task_type) for task in pool_row.tasks}
+    drawable, unusable = drawable_tasks(session, pool_row, settings)  # entry is judged on what can be played
+    task_types = {TaskType(task.task_type) for task in drawable}
     entrants, left_out = [], []
     for competitor in list_competitors(session):
         if competitor.retired_at is not None:
@@ -191,10 +227,7 @@ def create_pool_tournament(
                                 "a lone entrant plays nothing, and a title needs a valid score (docs/rules.md, 'How a "
                                 "tournament ends'); register another competitor")
     needed = tasks_at_most(len(entrants), champion is not None, settings.rules, boss_tasks_for(kind, settings.rules))
-    revealed = revealed_task_names(session)
-    unusable = [(task.name, problem) for task in pool_row.tasks
-                if (problem := _revealed(task.name, revealed) or task_problem(task, settings)) is not None]
-    available = sorted(task.name for task in pool_row.tasks if task.name not in dict(unusable))
+    available = [task.name for task in drawable]
     if len(available) < needed:
         broken = f" ({len(unusable)} unusable: {_grouped_by_reason(unusable)})" if unusable else ""
         raise TournamentRefused(

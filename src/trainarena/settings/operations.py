@@ -89,8 +89,8 @@ class ScheduleRules(Section):
     retry_after_fault: Duration = Field(
         timedelta(minutes=10), gt=timedelta(0), le=LONGEST_SCHEDULE_INTERVAL, description="After a fault while driving or creating a tournament "
         "(the platform broke, not a competitor), how long serve leaves that kind before trying again, and how long "
-        "it waits to read the schedule again after the store failed; a refused creation (pool too small, nobody can "
-        "enter) is tried again at the next due time."
+        "it waits to read the schedule again after the store failed; also how long it waits to try a refused creation "
+        "(pool too small, nobody can enter) again, rather than until the next due time."
     )
     tend_every: Duration = Field(
         timedelta(seconds=30), gt=timedelta(0), description="While serve drives a tournament, how often it does the "

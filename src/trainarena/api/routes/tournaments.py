@@ -1,6 +1,8 @@
 """``/v1/tournaments``: the tournaments (`tournament list`), one in full with its bracket, standings,
-boss round and weights (`tournament show`), its leaderboard; for operators, creating one on a task
-pool (`tournament create`) and starting to drive it in the background (`tournament run`)."""
+boss round and weights (`tournament show`), its leaderboard; what each task pool can still draw
+(``/v1/pools/drawable``: what a script must support to enter, without a task's name or data); for
+operators, creating one on a task pool (`tournament create`) and starting to drive it in the background
+(`tournament run`)."""
 
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ from trainarena.engine.model import TournamentKind
 from trainarena.operations.cancelling import REASON_MAX, CancelRefused, cancel_tournament
 from trainarena.operations.drivers import BackgroundDrivers, DriveRefused, DrivingUnavailable
 from trainarena.operations.history import tournament_detail
-from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament
-from trainarena.store import StoreError, get_tournament, list_tournaments, summarize_tournaments
+from trainarena.operations.tournaments import TournamentRefused, create_pool_tournament, drawable_json
+from trainarena.store import StoreError, get_tournament, list_pools, list_tournaments, summarize_tournaments
 
 router = APIRouter(prefix="/v1", tags=["tournaments"], responses=ROLE_RESPONSES)
 
@@ -204,6 +206,34 @@ def show(tournament_id: TournamentId, caller: Competitor, request: Request) -> T
 @router.get("/tournaments/{tournament_id}/leaderboard", response_model=LeaderboardOut, summary="A tournament's standings")
 def leaderboard(tournament_id: TournamentId, caller: Competitor, request: Request) -> LeaderboardOut:
     return LeaderboardOut(**shown_to(caller, request, _detail(request, tournament_id).board.to_json()))
+
+
+class DrawableSetupOut(BaseModel):
+    type: str = Field(description="The task type.")
+    base_model: str = Field(description="The base model its runs train (a path on the server by its file name alone, "
+                            "but for an operator's key).")  # fmt: skip
+    budget_seconds: float = Field(description="The training budget.")
+    tasks: int = Field(description="How many of the pool's drawable tasks are of this type, base model and budget.")
+
+
+class DrawablePoolOut(BaseModel):
+    """What a pool can still draw: its tasks no ended tournament revealed and that can run. No task's name,
+    dataset or split key."""
+
+    name: str
+    kind: str = Field(description="text or image.")
+    tasks: int = Field(description="How many tasks it can still draw.")
+    task_types: list[str] = Field(description="The types it can draw: an entrant's trainarena.toml must support every one.")
+    setups: list[DrawableSetupOut] = Field(description="Its drawable tasks by type, base model and budget.")
+
+
+@router.get("/pools/drawable", response_model=list[DrawablePoolOut], summary="What each task pool can still draw")
+def drawable(caller: Competitor, request: Request) -> list[DrawablePoolOut]:
+    """Each pool's drawable task types, base models and budgets (docs/rules.md, "Entry is judged on the
+    drawable tasks"): the types a script must support to enter a tournament on it."""
+    settings = app_settings(request)
+    with app_store(request).session() as session:
+        return [DrawablePoolOut(**shown_to(caller, request, drawable_json(session, pool, settings))) for pool in list_pools(session)]
 
 
 @router.post("/tournaments", status_code=201, response_model=CreatedOut, summary="Create a tournament on a task pool (operators)",
