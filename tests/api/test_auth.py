@@ -38,6 +38,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/v1/tournaments/{tournament_id}/start"): OPERATORS,
     ("POST", "/v1/tournaments/{tournament_id}/cancel"): OPERATORS,
     ("GET", "/v1/champions"): COMPETITORS,
+    ("GET", "/v1/champions/{name}/code"): COMPETITORS,  # the champions' audience
     ("GET", "/v1/weights"): COMPETITORS,
     ("POST", "/v1/weights/publish"): OPERATORS,
     ("GET", "/v1/weights/export"): COMPETITORS,

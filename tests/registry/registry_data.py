@@ -111,6 +111,21 @@ def add_text_tasks(settings: Settings, folder: Path, *names: str, pool: str = "w
             add_task(session, settings, task, pool)
 
 
+def crown_alice(settings: Settings, folder: Path, alice_files: dict[str, str]) -> None:
+    """alice (a repository of ``alice_files``) crowned over bob in a one-task text tournament of the pool
+    ``weekly`` (its task's files in ``folder``)."""
+    from trainarena.operations.tournaments import create_pool_tournament, run_pool_tournament
+    from trainarena.store import open_store
+
+    register_repo(settings, "alice", alice_files)
+    register_repo(settings, "bob")
+    add_text_tasks(settings, folder, "t1")
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            created = create_pool_tournament(session, settings, kind="text", pool="weekly", seed=1)
+        run_pool_tournament(store, settings, created.id, executor=ArtifactExecutor({"alice": 0.1, "bob": 0.9}))
+
+
 class ArtifactExecutor:
     """Every run succeeds with a PEFT adapter as its artifact and the competitor's score in ``scores``
     (lower is better); the task's prepared data says it held out 4 rows and scores eval_loss."""

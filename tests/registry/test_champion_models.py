@@ -165,7 +165,7 @@ def test_the_api_names_the_reigning_champions_code_and_license(settings: Setting
             page = client.get("/competitors/alice").text
     assert answer["reigning"]["text"]["champion"] == "alice" and answer["reigning"]["image"] is None
     assert answer["code"] == {"text": {"pinned": pinned, "tree_hash": tree_hash, "source_digest": digest, "license": "mit",
-                                       "license_file": "LICENSE", "error": None}}  # fmt: skip
+                                       "license_file": "LICENSE", "download": "/v1/champions/alice/code", "error": None}}  # fmt: skip
     assert "license mit (LICENSE)" in home and "trainarena champions export-code alice DIR" in home
     assert "<dt>License</dt><dd>mit (LICENSE)</dd>" in page
 

@@ -7,13 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from registry_data import MIT_TEXT, ArtifactExecutor, add_text_tasks, register_repo
+from registry_data import MIT_TEXT, crown_alice
 from typer.testing import CliRunner
 
 from trainarena.cli import app
-from trainarena.operations.tournaments import create_pool_tournament, run_pool_tournament
 from trainarena.settings import Settings
-from trainarena.store import open_store
 
 
 @pytest.fixture
@@ -22,13 +20,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("TRAINARENA_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TRAINARENA_REGISTRY__REGISTER_CHAMPIONS", "true")
     settings = Settings()
-    register_repo(settings, "alice", {"LICENSE": MIT_TEXT})
-    register_repo(settings, "bob")
-    add_text_tasks(settings, tmp_path, "t1")
-    with open_store(settings) as store:
-        with store.transaction() as session:
-            created = create_pool_tournament(session, settings, kind="text", pool="weekly", seed=1)
-        run_pool_tournament(store, settings, created.id, executor=ArtifactExecutor({"alice": 0.1, "bob": 0.9}))
+    crown_alice(settings, tmp_path, {"LICENSE": MIT_TEXT})
     return settings
 
 

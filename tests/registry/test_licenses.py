@@ -56,3 +56,15 @@ def test_the_manifest_takes_an_optional_license_string() -> None:
     assert parse_manifest('[trainarena]\ncontract = 1\nentrypoint = "train.py"\n').license is None
     with pytest.raises(RegistrationError, match=r'license must be an SPDX id in a string, e.g. license = "MIT"; got 3'):
         parse_manifest('[trainarena]\ncontract = 1\nentrypoint = "train.py"\nlicense = 3\n')
+
+
+@pytest.mark.parametrize(("files", "refused"), [
+    ({"LICENSE": MIT_TEXT}, None),
+    ({"pyproject.toml": '[project]\nlicense = "GPL-3.0-or-later"\n'}, None),
+    ({"pyproject.toml": '[project]\nlicense = "LicenseRef-Proprietary"\n'}, "its license licenseref-proprietary (pyproject.toml) is not one"),
+    ({"LICENSE": "All rights reserved."}, "its license file LICENSE is not one trainarena recognises"),
+    ({"train.py": "pass\n"}, "its repository names no license"),
+])  # fmt: skip
+def test_only_a_license_that_lets_anyone_redistribute_the_code_lets_it_be_served(tmp_path: Path, files, refused) -> None:
+    refusal = detect_license(_tree(tmp_path, files)).redistribution_refusal()
+    assert refusal is None if refused is None else refusal.startswith(refused)

@@ -14,9 +14,9 @@ from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, fail, make_output_folder, print_fields, print_wrapped, printable
 from trainarena.operations.history import Reign, champion_reigns
-from trainarena.registry import ChampionSource, ExportError, champion_sources, export_code
+from trainarena.registry import ChampionSource, ExportError, NotAChampion, champion_sources, crowned_competitor, export_code
 from trainarena.settings import Settings
-from trainarena.store import champion_history, get_competitor, open_store
+from trainarena.store import open_store
 
 # The champion's and tournament's names are whole (folded where they do not fit); the margin shrinks.
 COLUMNS = (Col("kind"), Col("champion", handle=True), Col("since"), Col("tournament", handle=True), Col("margin", shrink_to=10))
@@ -85,16 +85,10 @@ def export_code_command(
     """Write a champion's exact registered tree (its repo@commit) into DIR and check its tree hash and source digest."""
     settings = Settings()
     with open_store(settings) as store, store.session() as session:
-        competitor = get_competitor(session, champion)
-        if competitor is None:
-            raise fail(f"no competitor {champion!r}; `trainarena champions` lists the champions", json_output, champion=champion)
-        # This command open-sources a champion's code: a competitor never crowned is not one.
-        crowned = {(row.competitor.name, row.kind): None for row in champion_history(session)}
-        if champion not in {name for name, _ in crowned}:
-            champions = ", ".join(f"{name} ({kind})" for name, kind in crowned)
-            known = f"the champions are {champions}" if champions else "no champion has been crowned yet"
-            raise fail(f"{champion} has never been crowned champion; {known} (`trainarena champions` lists every crowning)",
-                       json_output, champion=champion)  # fmt: skip
+        try:
+            competitor = crowned_competitor(session, champion)
+        except NotAChampion as error:
+            raise fail(f"{error} (`trainarena champions` lists every crowning)", json_output, champion=champion) from None
         make_output_folder(destination, json_output, champion=champion)
         try:
             exported = export_code(settings, competitor, destination.resolve())
@@ -105,7 +99,7 @@ def export_code_command(
     else:
         console = Console(highlight=False)
         print_fields(console, [("champion", champion), ("code", f"{competitor.repo_url}@{competitor.commit}"),
-                               ("written", f"{exported.files} files to {exported.destination}"),
+                               ("written", f"{exported.files} files to {exported.folder}"),
                                ("license", exported.source.license.describe()),
                                ("tree hash", f"{exported.tree_hash} ({_verdict(exported.tree_matches)})"),
                                ("source digest", f"{exported.source_digest} ({_verdict(exported.digest_matches)})")])  # fmt: skip

@@ -12,6 +12,7 @@ from trainarena.registry.archive import (
     tar_chunks,
 )
 from trainarena.registry.card import CardFacts, Measurement, ScriptSource, render_model_card
+from trainarena.registry.champion_code import CodeDiffers, NotRedistributable, champion_code
 from trainarena.registry.champions import register_champion_models, register_due_champion_models
 from trainarena.registry.deletion import ModelKept, delete_model
 from trainarena.registry.licenses import LicenseInfo, detect_license
@@ -33,9 +34,13 @@ from trainarena.registry.models import (
 from trainarena.registry.publishing import PublishingError, PublishingOff, hub_repo_name, publish_model
 from trainarena.registry.source import (
     ChampionSource,
+    CodeNotStored,
+    CodeRefused,
     ExportError,
+    NotAChampion,
     champion_source,
     champion_sources,
+    crowned_competitor,
     export_code,
     registered_tree,
 )
@@ -43,6 +48,9 @@ from trainarena.registry.source import (
 __all__ = [
     "CardFacts",
     "ChampionSource",
+    "CodeDiffers",
+    "CodeNotStored",
+    "CodeRefused",
     "ExportError",
     "LicenseInfo",
     "Measurement",
@@ -51,12 +59,16 @@ __all__ = [
     "ModelKept",
     "ModelFile",
     "ModelSource",
+    "NotAChampion",
+    "NotRedistributable",
     "PublishingError",
     "PublishingOff",
     "SameAsBaseVerdict",
     "ScriptSource",
+    "champion_code",
     "champion_source",
     "champion_sources",
+    "crowned_competitor",
     "delete_model",
     "detect_license",
     "download_headers",

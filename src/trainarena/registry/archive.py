@@ -6,6 +6,7 @@ that is gone would otherwise arrive as an empty archive with 200."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tarfile
 from collections.abc import Iterator, Sequence
@@ -37,13 +38,20 @@ def folder_problem(folder: Path, files: Sequence[ModelFile]) -> str | None:
     return _differs(broken) if broken else None
 
 
-def tar_chunks(folder: Path, root_name: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """The bytes of a tar archive of ``folder``'s files under ``root_name/`` (sorted; regular files
-    only, mode 0644, the files' own modification times)."""
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
-        stat = path.stat()
+def tar_chunks(folder: Path, root_name: str, chunk_bytes: int = CHUNK_BYTES, *, git_modes: bool = False) -> Iterator[bytes]:
+    """The bytes of a tar archive of ``folder``'s files under ``root_name/`` (sorted, the files' own
+    modification times): a model folder's regular files only, mode 0644; with ``git_modes``, a code
+    tree's files as git keeps them, executables 0755 and links as links, so that the unpacked archive
+    has the commit's tree hash (``git_tree_hash``)."""
+    for path in sorted(p for p in folder.rglob("*") if (p.is_symlink() and git_modes) or (p.is_file() and not p.is_symlink())):
         info = tarfile.TarInfo(f"{root_name}/{path.relative_to(folder).as_posix()}")
-        info.size, info.mode, info.mtime = stat.st_size, 0o644, int(stat.st_mtime)
+        stat = path.lstat()
+        info.mtime = int(stat.st_mtime)
+        if path.is_symlink():
+            info.type, info.linkname, info.mode = tarfile.SYMTYPE, os.readlink(path), 0o777
+            yield info.tobuf(format=tarfile.PAX_FORMAT)
+            continue
+        info.size, info.mode = stat.st_size, 0o755 if git_modes and stat.st_mode & 0o111 else 0o644
         yield info.tobuf(format=tarfile.PAX_FORMAT)
         written = 0
         with path.open("rb") as fh:

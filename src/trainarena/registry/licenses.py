@@ -3,6 +3,12 @@ root (LICENSE, LICENSE.md, LICENSE.txt, COPYING), else ``license`` in ``trainare
 ``[trainarena]`` table, else ``[project] license`` in ``pyproject.toml``. Named as a Hugging Face Hub
 license id (``mit``, ``apache-2.0``...), or ``other`` for a license file whose text is not recognised.
 Recognising a text is a heuristic on its well-known opening phrases, not a legal reading.
+
+Whether the platform may hand a champion's code to others (``GET /v1/champions/{name}/code``, the
+dashboard's download) follows from the license alone: one of :data:`REDISTRIBUTABLE` lets anyone
+redistribute the code (the archive carries the tree's license file or declaration along, as they ask);
+``other`` (a text not recognised), a declared id not listed, or no license at all does not, and the
+code is not served: without a license nobody but its author may copy it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,16 @@ _TEXT_MARKERS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("free and unencumbered software released into the public domain",), "unlicense"),
 )
 
+# Hub ids of licenses under which anyone may redistribute the code unchanged: the open-source licenses
+# recognised above and the common ones a manifest or pyproject declares (SPDX ids as the Hub names them).
+# Non-commercial or no-derivatives licenses are left out: the platform is not bound to non-commercial use.
+REDISTRIBUTABLE = frozenset({
+    "0bsd", "afl-3.0", "agpl-3.0", "apache-2.0", "artistic-2.0", "bsd-2-clause", "bsd-3-clause",
+    "bsd-3-clause-clear", "bsl-1.0", "cc-by-4.0", "cc-by-sa-4.0", "cc0-1.0", "ecl-2.0", "epl-1.0", "epl-2.0",
+    "eupl-1.2", "gpl-2.0", "gpl-3.0", "isc", "lgpl-2.1", "lgpl-3.0", "mit", "mpl-2.0", "ms-pl", "osl-3.0",
+    "postgresql", "unlicense", "upl-1.0", "zlib",
+})  # fmt: skip
+
 
 @dataclass(frozen=True)
 class LicenseInfo:
@@ -43,6 +59,19 @@ class LicenseInfo:
     def describe(self) -> str:
         """``mit (LICENSE)``, or ``no license found``."""
         return f"{self.license} ({self.found_in})" if self.found else NO_LICENSE
+
+    def redistribution_refusal(self) -> str | None:
+        """Why the code under this license may not be handed to others (module docstring); None when it may."""
+        if self.license is None:
+            return ("its repository names no license (no LICENSE or COPYING file, no `license` in trainarena.toml or "
+                    "pyproject.toml), and code without one may not be copied by anyone but its author")
+        if self.license == OTHER:
+            return (f"its license file {self.found_in} is not one trainarena recognises as letting anyone redistribute "
+                    "the code; read it at the repository")
+        if self.license not in REDISTRIBUTABLE:
+            return (f"its license {self.license} ({self.found_in}) is not one trainarena knows to let anyone "
+                    "redistribute the code")
+        return None
 
 
 def license_from_text(text: str) -> str:

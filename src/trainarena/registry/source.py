@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from trainarena.registry.licenses import LicenseInfo, detect_license
 from trainarena.settings import Settings
-from trainarena.store import get_competitor
+from trainarena.store import champion_history, get_competitor
 from trainarena.store.models import Competitor
 from trainarena.submissions import RegistrationError, checkout_path, register, source_digest
 from trainarena.submissions.tree_hash import git_tree_hash
@@ -26,6 +26,33 @@ from trainarena.submissions.tree_hash import git_tree_hash
 
 class ExportError(ValueError):
     """The code cannot be written where asked, or its tree cannot be fetched again."""
+
+
+class NotAChampion(ExportError):
+    """A name that no champion had (reigning or earlier): only a champion's code is open-sourced. Its
+    message names who the champions are."""
+
+
+class CodeRefused(ExportError):
+    """A champion's code that is not handed to others (registry.champion_code): the subclass says why."""
+
+
+class CodeNotStored(CodeRefused):
+    """The champion's tree is not on this server, and the caller may not fetch it from a git host (a web
+    request)."""
+
+
+def crowned_competitor(session: Session, name: str) -> Competitor:
+    """The competitor ``name`` when it was crowned champion at some time (of any kind); NotAChampion for
+    any other name, which a program serving code must not hand out as a champion's."""
+    history = champion_history(session)
+    crowned = {row.competitor.name: row.competitor for row in history}
+    if name in crowned:
+        return crowned[name]
+    champions = ", ".join(dict.fromkeys(f"{row.competitor.name} ({row.kind})" for row in history))
+    known = f"the champions are {champions}" if champions else "no champion has been crowned yet"
+    said = f"{name} has never been crowned champion" if get_competitor(session, name) else f"no competitor {name!r}"
+    raise NotAChampion(f"{said}; {known}")
 
 
 @dataclass(frozen=True)
@@ -63,19 +90,20 @@ def champion_sources(settings: Settings, session: Session, names: Iterable[str],
         if competitor is None:
             sources[name] = "no longer registered"
             continue
-        if not fetch and not checkout_path(settings, competitor.commit).is_dir():
-            sources[name] = "not cached on this server; `trainarena champions export-code` fetches it"
-            continue
         try:
-            sources[name] = champion_source(competitor, registered_tree(settings, competitor))
+            sources[name] = champion_source(competitor, registered_tree(settings, competitor, fetch=fetch))
         except ExportError as error:
             sources[name] = str(error)
     return sources
 
 
-def registered_tree(settings: Settings, competitor: Competitor) -> Path:
-    """The exported tree of the competitor's commit, fetched and exported again when the cache lost it."""
+def registered_tree(settings: Settings, competitor: Competitor, *, fetch: bool = True) -> Path:
+    """The exported tree of the competitor's commit, fetched and exported again when the cache lost it;
+    with ``fetch`` False, CodeNotStored instead."""
     checkout = checkout_path(settings, competitor.commit)
+    if not checkout.is_dir() and not fetch:
+        raise CodeNotStored(f"the code of {competitor.name} (commit {competitor.commit}) is not stored on this server; "
+                            f"an operator's `trainarena champions export-code {competitor.name} DIR` fetches it again")
     if not checkout.is_dir():
         try:
             register(settings, name=competitor.name, repo=competitor.repo_url, commit=competitor.commit)
@@ -99,12 +127,15 @@ def tree_source_digest(root: Path, settings: Settings) -> str:
 
 
 @dataclass(frozen=True)
-class ExportedCode:
-    destination: Path
+class CheckedTree:
+    """A folder holding a competitor's code, its tree hash and source digest recomputed from its files
+    to be compared with those recorded at registration."""
+
+    folder: Path
     source: ChampionSource
     files: int
-    tree_hash: str  # recomputed from the written files
-    source_digest: str  # recomputed from the written files
+    tree_hash: str  # recomputed from the folder's files
+    source_digest: str  # recomputed from the folder's files
 
     @property
     def tree_matches(self) -> bool:
@@ -119,12 +150,19 @@ class ExportedCode:
         return self.tree_matches and self.digest_matches
 
     def to_json(self) -> dict[str, Any]:
-        return {"destination": str(self.destination), **self.source.to_json(), "files": self.files,
+        return {"destination": str(self.folder), **self.source.to_json(), "files": self.files,
                 "written_tree_hash": self.tree_hash, "written_source_digest": self.source_digest,
                 "verified": self.verified}  # fmt: skip
 
 
-def export_code(settings: Settings, competitor: Competitor, destination: Path) -> ExportedCode:
+def check_tree(settings: Settings, competitor: Competitor, folder: Path) -> CheckedTree:
+    """The competitor's code in ``folder`` with its tree hash and source digest recomputed from its files
+    (an export's copy, or the stored tree a download is served from)."""
+    files = sum(1 for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+    return CheckedTree(folder, champion_source(competitor, folder), files, git_tree_hash(folder), tree_source_digest(folder, settings))
+
+
+def export_code(settings: Settings, competitor: Competitor, destination: Path) -> CheckedTree:
     """Write the competitor's registered tree to ``destination`` (absent or empty) and recompute its tree
     hash and source digest from what was written."""
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
@@ -132,6 +170,4 @@ def export_code(settings: Settings, competitor: Competitor, destination: Path) -
     tree = registered_tree(settings, competitor)
     destination.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(tree, destination, symlinks=True, dirs_exist_ok=True)
-    files = sum(1 for p in destination.rglob("*") if p.is_file() or p.is_symlink())
-    return ExportedCode(destination, champion_source(competitor, destination), files,
-                        git_tree_hash(destination), tree_source_digest(destination, settings))
+    return check_tree(settings, competitor, destination)

@@ -1,17 +1,18 @@
-"""The competitor, run and task pages, and a run's whole log on demand (plain text)."""
+"""The competitor, run and task pages, a run's whole log on demand (plain text), and a champion's code
+as a tar.gz (as ``GET /v1/champions/{name}/code`` serves it)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
 
-from trainarena.registry import champion_sources
+from trainarena.registry import CodeRefused, NotAChampion, champion_code, champion_sources
 from trainarena.reporting.competitor_history import score_history
 from trainarena.reporting.run_detail import RECORDED_TAIL, UnknownRunError, read_run_detail, visible_run
 from trainarena.reporting.run_files import log_names, read_log
 from trainarena.reporting.run_list import list_runs
 from trainarena.reporting.task_board import UnknownTaskError, played_task, played_task_names
-from trainarena.store import competitor_tournaments, get_competitor, get_stored_task, get_tournament_by_name
+from trainarena.store import champion_history, competitor_tournaments, get_competitor, get_stored_task, get_tournament_by_name
 from trainarena.web.charts import score_distribution_svg, score_history_svg
 from trainarena.web.pages import tournament_board
 from trainarena.web.templating import PageId, as_readable, not_found_page, render, settings_of, store_of
@@ -33,9 +34,24 @@ def competitor_page(request: Request, name: str) -> HTMLResponse:
         standings = [next((s for s in board.standings if s.competitor == name), None) for board in boards]
         history = score_history(session, competitor)
         source = champion_sources(settings_of(request), session, [name], fetch=False)[name]
+        crowned = any(row.competitor_id == competitor.id for row in champion_history(session))
         context = {"competitor": competitor, "tournaments": list(zip(tournaments, standings, strict=True)), "runs": list_runs(session, competitor=name),
-                   "chart": score_history_svg(name, history), "history": history, "source": source}  # fmt: skip
+                   "chart": score_history_svg(name, history), "history": history, "source": source, "crowned": crowned}  # fmt: skip
         return render(request, "competitor.html", context)
+
+
+@router.get("/competitors/{name}/code", response_model=None)
+def champion_code_download(request: Request, name: str) -> Response:
+    """A champion's code, to every visitor: the dashboard shows the champions and their code's repo@commit
+    to all (the API to the keys that read the champions)."""
+    with store_of(request).session() as session:
+        try:
+            code = champion_code(settings_of(request), session, name)
+        except NotAChampion as error:
+            return not_found_page(request, str(error))
+        except CodeRefused as error:  # said on a page, not as JSON
+            return render(request, "not_found.html", {"message": str(error)}, status_code=409)
+    return StreamingResponse(code.chunks(), media_type="application/gzip", headers=code.headers())
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)

@@ -1,4 +1,5 @@
-"""Who is winning: ``/v1/champions`` (every crowning and the reigning champion per kind), ``/v1/weights``
+"""Who is winning: ``/v1/champions`` (every crowning and the reigning champion per kind, and a champion's
+code as a tar.gz: registry.champion_code), ``/v1/weights``
 (the latest published vector and the history; operators publish), ``/v1/task-leaderboards/{task}``
 (every entrant's best score on one task). Competitor and operator keys."""
 
@@ -9,7 +10,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from trainarena.api.auth import Competitor, Operator
@@ -22,7 +23,15 @@ from trainarena.api.shown import shown_to
 from trainarena.engine.model import TOURNAMENT_KINDS, TournamentKind
 from trainarena.operations.history import Reign, champion_reigns
 from trainarena.records.recorder import publish_recorded
-from trainarena.registry import ChampionSource, champion_sources
+from trainarena.registry import (
+    ChampionSource,
+    CodeDiffers,
+    CodeNotStored,
+    NotAChampion,
+    NotRedistributable,
+    champion_code,
+    champion_sources,
+)
 from trainarena.reporting.task_board import UnknownTaskError, task_board
 from trainarena.reporting.weights import csv_text, u16_export, u16_warnings, vector_record, weights_overview
 from trainarena.store import FutureTimeError, StoreError, get_vector, latest_vector
@@ -48,6 +57,8 @@ class ChampionCodeOut(BaseModel):
     source_digest: str | None = Field(None, description="trainarena's digest of the code (comments and layout left out).")
     license: str | None = Field(None, description="The license read from the tree (a Hub license id); null when none was found.")
     license_file: str | None = Field(None, description="Where it was read from (LICENSE, pyproject.toml...).")
+    download: str | None = Field(None, description="Where its code downloads as a tar.gz (GET); null when its license does not let "
+                                 "anyone redistribute it, or it is not at hand.")
     error: str | None = Field(None, description="Why the code is not at hand (no longer registered, cannot be fetched).")
 
 
@@ -177,7 +188,36 @@ def _code(source: ChampionSource | str) -> ChampionCodeOut:
     if isinstance(source, str):
         return ChampionCodeOut(error=source)
     facts = source.to_json()
-    return ChampionCodeOut(**{field: facts[field] for field in ChampionCodeOut.model_fields if field != "error"})
+    download = None if source.license.redistribution_refusal() else f"/v1/champions/{source.competitor}/code"
+    return ChampionCodeOut(**{field: facts[field] for field in ChampionCodeOut.model_fields if field not in ("download", "error")},
+                           download=download)  # fmt: skip
+
+
+@router.get("/champions/{name}/code", response_class=StreamingResponse,
+            summary="A champion's code: the stored tree of its commit as a tar.gz, checked against its registration",
+            responses={200: {"content": {"application/gzip": {}}, "description": "The tree under `NAME-COMMIT/`; headers "
+                             "X-Trainarena-Tree-Hash and X-Trainarena-Source-Digest say what the unpacked folder hashes to"},
+                       409: {"model": ErrorResponse, "description": "Not served: the stored tree is gone or differs from its "
+                             "registration, or its license does not let anyone redistribute it"}})  # fmt: skip
+def champion_code_download(
+    name: Annotated[str, Path(description="A champion's name: one crowned at some time, of any kind (the reigning one or an earlier one).")],
+    _caller: Competitor,
+    request: Request,
+) -> StreamingResponse:
+    """Checked before the first byte (registry.champion_code); the same as `trainarena champions export-code`
+    writes, for whoever reads the champions."""
+    with app_store(request).session() as session:
+        try:
+            code = champion_code(app_settings(request), session, name)
+        except NotAChampion as error:
+            raise ApiError(404, "not_found", str(error), champion=name) from None
+        except CodeNotStored as error:
+            raise ApiError(409, "code_not_stored", str(error), champion=name) from None
+        except CodeDiffers as error:
+            raise ApiError(409, "code_differs", str(error), champion=name) from None
+        except NotRedistributable as error:
+            raise ApiError(409, "not_redistributable", str(error), champion=name) from None
+    return StreamingResponse(code.chunks(), media_type="application/gzip", headers=code.headers())
 
 
 @router.get("/weights", response_model=WeightsOut, summary="The latest weight vector and the history")
