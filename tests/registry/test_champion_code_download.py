@@ -6,6 +6,7 @@ redistribute the code and a competitor never crowned are refused, saying why."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import shutil
 import tarfile
@@ -26,6 +27,7 @@ from trainarena.store.models import ApiRole, Competitor
 from trainarena.submissions import checkout_path
 from trainarena.submissions.tree_hash import git_tree_hash
 
+champion_code_module = importlib.import_module("trainarena.registry.champion_code")  # the package exports its function under the name
 # An executable and a link: the archive must keep both for the unpacked tree to hash as the commit's.
 ALICE_FILES = {"LICENSE": MIT_TEXT, "tools/run.sh": "#!/bin/sh\necho hi\n", "link.py": "-> train.py", "pkg/util.py": "X = 1\n"}
 
@@ -127,6 +129,24 @@ def test_a_stored_tree_that_changed_or_is_gone_is_not_served(settings: Settings,
     assert gone["message"] == (f"the code of alice (commit {alice.commit}) is not stored on this server; an operator's "
                                "`trainarena champions export-code alice DIR` fetches it again")  # fmt: skip
     assert not stored.exists()  # a request never fetched it from its repository
+
+
+def test_a_tree_found_the_registered_one_is_not_hashed_again_until_a_file_changes(
+    settings: Settings, serve: Callable[[Path, dict[str, str]], Served], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard's link serves every visitor: a download must not hash the whole tree each time, yet
+    a file changed after a good download (even to the same size) is caught by the next one."""
+    served = serve(tmp_path, ALICE_FILES)
+    checks: list[Path] = []
+    counted = champion_code_module.check_tree
+    monkeypatch.setattr(champion_code_module, "check_tree", lambda *args: checks.append(args[2]) or counted(*args))
+    first = served.get("/v1/champions/alice/code")
+    again = served.client.get("/competitors/alice/code")
+    assert first.status_code == again.status_code == 200 and first.content == again.content
+    assert len(checks) == 1
+    (checks[0] / "pkg" / "util.py").write_text("X = 2\n")  # the same size as "X = 1"
+    refused = served.get("/v1/champions/alice/code")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "code_differs" and len(checks) == 2
 
 
 @pytest.mark.parametrize(("license_files", "why"), [

@@ -6,19 +6,26 @@ It is served only when the tree is stored on this server (a request never waits 
 operator's ``trainarena champions export-code`` fetches a lost one again), when it is the registered
 one (export-code's check, :func:`check_tree`: its git tree hash and source digest recomputed from its
 files) and when its license lets anyone redistribute it (``LicenseInfo.redistribution_refusal``). All is
-checked before the first byte: once a stream has begun, its status is sent."""
+checked before the first byte: once a stream has begun, its status is sent. A tree found the registered
+one is not hashed again while none of its files changed (their sizes and change times, ``st_ctime``,
+which no write or ``touch`` leaves as it was): the dashboard's link serves anyone, and each download
+would otherwise hash up to a whole repository's limit again."""
 
 from __future__ import annotations
 
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from trainarena.registry.archive import tar_chunks
 from trainarena.registry.source import CheckedTree, CodeRefused, check_tree, crowned_competitor, registered_tree
 from trainarena.settings import Settings
+from trainarena.store.models import Competitor
 
 
 class CodeDiffers(CodeRefused):
@@ -62,11 +69,49 @@ def gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
     yield compressor.flush()
 
 
+# How many checked trees are remembered (a handful of champions reign at once; past ones are few).
+CHECKED_TREES_KEPT = 32
+
+
+class _CheckedTrees:
+    """Trees found the registered ones, by folder and the state of their files (LRU)."""
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple[Path, tuple], CheckedTree] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, settings: Settings, competitor: Competitor, folder: Path) -> CheckedTree:
+        key = (folder, _files_state(folder))
+        with self._lock:
+            if (known := self._kept.get(key)) is not None and known.source.tree_hash == competitor.tree_hash:
+                self._kept.move_to_end(key)
+                return known
+        checked = check_tree(settings, competitor, folder)
+        if checked.verified:  # a tree that differs is checked again each time: it may be restored
+            with self._lock:
+                self._kept[key] = checked
+                while len(self._kept) > CHECKED_TREES_KEPT:
+                    self._kept.popitem(last=False)
+        return checked
+
+
+def _files_state(folder: Path) -> tuple:
+    """Each file's (and link's) path, size, change time and mode, sorted: any write to one changes it."""
+    entries = []
+    for path in folder.rglob("*"):
+        stat = path.lstat()
+        entries.append((str(path.relative_to(folder)), stat.st_size, stat.st_ctime_ns, stat.st_mtime_ns, stat.st_mode))
+    return tuple(sorted(entries))
+
+
+_checked_trees = _CheckedTrees()
+
+
 def champion_code(settings: Settings, session: Session, name: str) -> ChampionCode:
     """The code of ``name``, a champion crowned at some time, ready to send; NotAChampion for any other
     name, and CodeRefused (CodeNotStored, CodeDiffers, NotRedistributable) saying why it is not sent."""
     competitor = crowned_competitor(session, name)
-    checked = check_tree(settings, competitor, registered_tree(settings, competitor, fetch=False))
+    checked = _checked_trees.check(settings, competitor, registered_tree(settings, competitor, fetch=False))
     if not checked.verified:
         raise CodeDiffers(
             f"the code of {name} stored on this server differs from the one registered (tree hash {checked.tree_hash[:12]}, "
