@@ -63,7 +63,10 @@ def test_no_score_and_a_full_model_and_an_image_lora() -> None:
 
 def test_a_local_or_builtin_base_model_stays_out_of_the_hub_metadata_but_is_named_in_the_body() -> None:
     for base in ("/data/models/tiny", "trainarena:tiny_llama", "./model"):
-        card = render_model_card(_facts(base_model=base))
+        card = render_model_card(_facts(base_model=base, job_id="job-1"))
         assert "base_model" not in parse_front_matter(card)
-        assert f"- Base model: {base}" in card
+        assert f"- Base model: {base}" in card  # the customer named it
+    # A champion's card is read by anyone: a folder on the server by its name, as the API shows it.
+    champion = render_model_card(_facts(base_model="/data/models/tiny"))
+    assert "- Base model: tiny (on the server)" in champion and "/data/models" not in champion
     assert is_hub_id("gpt2") and is_hub_id("org/name-1.5B") and not is_hub_id("a/b/c")

@@ -64,7 +64,7 @@ def test_a_crowning_registers_the_champions_models_once(settings: Settings, tmp_
     models = _models(settings)
     assert runs and [(m[0], m[1], m[2], m[4]) for m in models] == [("champion", None, run, result.champion) for run in runs]
     card = (Path(models[0][3]) / "README.md").read_text()
-    assert f"- Training script: {repo_url}@{commit}" in card
+    assert f"- Training script: a working tree on the server@{commit}" in card and repo_url not in card
     assert "- Measured as: eval_loss (lower is better) on 4 hidden rows the script never saw" in card
     assert parse_front_matter(card)["tags"] == ["trainarena", "instruct", "lora"]
 

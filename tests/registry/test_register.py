@@ -181,7 +181,9 @@ def test_the_script_and_its_license_come_from_the_competitor(settings: Settings,
     _, folder, _, card = _register(settings, write_peft_artifact(tmp_path / "artifact"), competitor_id=competitor_id,
                                    source=ModelSource.CHAMPION)  # fmt: skip
     text = (folder / "README.md").read_text()
-    assert str(repo) in card["script"]["repo_url"] and f"- Training script: {card['script']['repo_url']}@{commit}" in text
+    # The card names a repository on the server as the API does to customers: never its path.
+    assert str(repo) in card["script"]["repo_url"] and f"- Training script: a working tree on the server@{commit}" in text
+    assert str(repo) not in text and str(settings.data_dir) not in text
     assert card["script"]["commit"] == commit and card["license"] == "mit" and card["license_found"] is True
     assert parse_front_matter(text)["license"] == "mit"
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from trainarena.reporting.server_paths import shown_file, shown_source
 from trainarena.wording import HOUSE_SCRIPT, percent
 
 # A Hub model id: ``name`` or ``owner/name`` of letters, digits, '-', '_', '.'. A local path or a
@@ -33,10 +34,6 @@ class ScriptSource:
     competitor: str
     repo_url: str
     commit: str
-
-    @property
-    def pinned(self) -> str:
-        return f"{self.repo_url}@{self.commit}"
 
 
 @dataclass(frozen=True)
@@ -129,7 +126,8 @@ def render_model_card(facts: CardFacts) -> str:
     """The whole ``README.md``: front matter between ``---`` lines, then the body."""
     metadata = yaml.safe_dump(front_matter(facts), sort_keys=False, allow_unicode=True)
     origin = "a customer's training job" if facts.job_id else "a tournament champion's run"
-    script = facts.script.pinned if facts.script is not None else f"{HOUSE_SCRIPT} (the platform's own reference script)"
+    # The card goes to customers and the Hub: a repository on the server is named as the API names it to them.
+    script = f"{shown_source(facts.script.repo_url)}@{facts.script.commit}" if facts.script is not None else f"{HOUSE_SCRIPT} (the platform's own reference script)"
     license_note = "" if facts.license_found else " (no license found in the script's repository: the operator's default)"
     lines = [
         f"# {facts.model_id}",
@@ -137,7 +135,8 @@ def render_model_card(facts: CardFacts) -> str:
         f"{'An' if facts.task_type[:1] in 'aeiou' else 'A'} {facts.task_type} model trained on trainarena by {origin}.",
         "",
         f"- Task type: {facts.task_type}",
-        f"- Base model: {facts.base_model}",
+        # A job's customer named its base model (one of jobs.base_models); a champion's card is read by anyone.
+        f"- Base model: {facts.base_model if facts.job_id else shown_file(facts.base_model)}",
         f"- Weights: {facts.library} ({'LoRA adapter' if facts.library != Library.TRANSFORMERS else 'full model'}, safetensors)",
         f"- Dataset digest: sha256:{facts.dataset_digest}",
         f"- Training script: {script}",
