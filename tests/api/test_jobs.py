@@ -31,7 +31,8 @@ ROWS = "".join(json.dumps({"q": f"What is {i} plus {i}?", "a": str(2 * i)}) + "\
 
 
 class QuickExecutor:
-    """Prints two loss lines and a progress bar and leaves an artifact at once (no training)."""
+    """Prints two loss lines and a progress bar and leaves an artifact at once (no training), scored
+    0.75; scores the base model 1.0 (lower is better)."""
 
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
         (run_dir / "logs").mkdir(parents=True)
@@ -43,6 +44,9 @@ class QuickExecutor:
         time.sleep(0.3)  # long enough for a progress event
         return RunReport(RunStatus.SUCCEEDED, time.time(), time.time(), log_path=run_dir / "logs", artifact_path=run_dir / "output",
                          artifact_digest="ab" * 32, evaluation=Evaluation(0.75, Direction.LOWER))  # fmt: skip
+
+    def evaluate_base_model(self, task: TaskDefinition) -> RunReport:
+        return RunReport(RunStatus.SUCCEEDED, time.time(), time.time(), evaluation=Evaluation(1.0, Direction.LOWER))
 
 
 @pytest.fixture
@@ -120,7 +124,11 @@ def test_a_job_streams_its_events_to_the_end(working_client: TestClient, auth: d
     done = jobs_client.get(f"/v1/jobs/{job['id']}", headers=auth["customer"]).json()
     assert (done["status"], done["score"], done["script"]) == ("succeeded", 0.75, "house script")
     assert done["model_id"] == events[-1]["data"]["model_id"]
-    assert events[-1]["message"].endswith("; score 0.75 on the validation share (lower is better)")  # a loss: which way is better
+    assert "; score 0.75 on the validation share (lower is better); " in events[-1]["message"]  # a loss: which way is better
+    # Beside the untrained base model's score on the same validation rows, in the job and its finished event alike.
+    assert (done["base_score"], done["improvement"]) == (1.0, 0.25) and done["base_comparison"].startswith("better than the untrained")
+    assert {k: events[-1]["data"][k] for k in ("base_score", "improvement", "base_comparison")} == {
+        k: done[k] for k in ("base_score", "improvement", "base_comparison")}  # fmt: skip
 
     started = next(e["id"] for e in events if e["event"] == "started")
     resumed = sse_events(jobs_client, auth["customer"], job["id"], last_event_id=started)

@@ -133,6 +133,9 @@ def test_customer_trains_downloads_and_generates(service: str, service_env: dict
     model = httpx.get(f"{service}/v1/models/{job['model_id']}", headers=headers).json()
     assert (model["job_id"], model["score"], model["source"]) == (job_id, job["score"], "job")
     assert model["measurement"]["validation_share"] == 0.2
+    # The untrained tiny model scored on the same held-out rows: the job's score has something to be read against.
+    assert job["base_score"] is not None and job["improvement"] == pytest.approx(job["base_score"] - job["score"])
+    assert (model["base_score"], model["base_comparison"]) == (job["base_score"], job["base_comparison"])
     hidden = httpx.get(f"{service}/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {other}"})
     assert hidden.status_code == 404  # another customer cannot tell the job exists
 

@@ -12,17 +12,20 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fastapi.testclient import TestClient
+
+from trainarena.api import create_app
 from trainarena.contract import Direction, RunStatus
 from trainarena.execution.supervise import current_stop_event
-from trainarena.jobs import JobRequest, create_job
+from trainarena.jobs import JobRequest, JobWorker, create_job
 from trainarena.jobs.files import store_upload
 from trainarena.jobs.queue import requeue
 from trainarena.jobs.uploads import UploadSink, check_file
 from trainarena.runs import CompetitorInfo, DiskFull, RunReport
 from trainarena.settings import JobRules, Settings
-from trainarena.store import Store
+from trainarena.store import Store, open_store
 from trainarena.store.api_keys import create_key
-from trainarena.store.models import ApiRole, AttemptStatus, Job, Run
+from trainarena.store.models import ApiRole, AttemptStatus, Job, JobStatus, Run
 from trainarena.tasks.base import Evaluation, TaskDefinition
 
 INSTRUCT_MAPPING = {"field_instruction": "q", "field_output": "a"}
@@ -71,14 +74,16 @@ def queued_job(settings: Settings, store: Store, owner: int, file_id: str, **fie
 class FakeExecutor:
     """Trains nothing: writes two log lines and an artifact, waits for ``release`` when given (a job
     that stays running) or for its run to be stopped (as a sandbox is killed), and reports success with a
-    score of 1.25. Records every call."""
+    score of 1.25 (lower is better); scores the base model ``base_score``. Records every call."""
 
     def __init__(self, release: threading.Event | None = None, status: RunStatus = RunStatus.SUCCEEDED,
-                 stoppable: bool = True) -> None:
+                 stoppable: bool = True, base_score: float = 1.5) -> None:
         self.release = release
         self.stoppable = stoppable  # False: a run that outlives its stop (slow to die) until released
         self.status = status
+        self.base_score = base_score
         self.calls: list[tuple[CompetitorInfo, TaskDefinition, Path]] = []
+        self.base_calls: list[TaskDefinition] = []
         self.started = threading.Event()
 
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport:
@@ -98,6 +103,10 @@ class FakeExecutor:
             return RunReport(self.status, time.time(), time.time(), log_path=logs, failure_reason="exited with code 1")
         return RunReport(RunStatus.SUCCEEDED, time.time(), time.time(), log_path=logs, artifact_path=output,
                          artifact_digest="ab" * 32, evaluation=Evaluation(1.25, Direction.LOWER))  # fmt: skip
+
+    def evaluate_base_model(self, task: TaskDefinition) -> RunReport:
+        self.base_calls.append(task)
+        return RunReport(RunStatus.SUCCEEDED, time.time(), time.time(), evaluation=Evaluation(self.base_score, Direction.LOWER))
 
 
 FULL = "the data directory's disk is full: /data has 3.0 MB free (a run failed writing its output there); free space and run again"
@@ -158,3 +167,27 @@ def lose_running_try(settings: Settings, store: Store, job_id: str, number: int 
     wait_for(lambda: try_running(store, job_id, number), what=f"try {number}")
     with store.transaction() as session:
         assert requeue(session, job_id, None, "its worker stopped beating (simulated)", settings.jobs.max_attempts)
+
+
+def finished_job(settings: Settings, executor: FakeExecutor, **fields: object) -> tuple[dict, dict]:
+    """The instruct job of ``fields`` (GET /v1/jobs/{id}) and its model (GET /v1/models/{id}) once
+    ``executor`` trained it through a job worker."""
+    with open_store(settings) as store:
+        with store.transaction() as session:
+            key = create_key(session, "acme", ApiRole.CUSTOMER)
+        job_id = queued_job(settings, store, key.row.id, uploaded(settings, store, key.row.id), task_type="instruct", **fields)
+        worker = JobWorker(settings, store=store, executor=executor)
+        worker.start()
+        try:
+            wait_for(lambda: _status(store, job_id) in JobStatus.FINISHED, what="the job's end")
+        finally:
+            worker.stop()
+        with TestClient(create_app(settings, store=store)) as client:
+            headers = {"Authorization": f"Bearer {key.secret}"}
+            job = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
+            return job, client.get(f"/v1/models/{job['model_id']}", headers=headers).json()
+
+
+def _status(store: Store, job_id: str) -> str:
+    with store.session() as session:
+        return session.get_one(Job, job_id).status

@@ -12,22 +12,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from fastapi.testclient import TestClient
-from job_support import FakeExecutor, fast_settings, queued_job, uploaded, wait_for
+from job_support import FakeExecutor, fast_settings, finished_job
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from sqlite_lock import write_lock_free
-from trainarena.api import create_app
 from trainarena.cli import app
 from trainarena.contract import OUTCOME_FILE, OUTCOME_WHY_MAX, same_as_base_reason
-from trainarena.jobs import JobWorker
 from trainarena.registry.card import SAME_AS_BASE_REFUTED, same_as_base_note
 from trainarena.runs import RunReport
-from trainarena.settings import Settings
-from trainarena.store import open_store
-from trainarena.store.api_keys import create_key
-from trainarena.store.models import ApiRole, Job, JobStatus
 
 WHY = "on 8 held-out pairs no scale of the trained weights had a DPO loss below the base model's (0.6931; as trained 0.7012)"
 
@@ -49,28 +42,10 @@ class BaseKeepingExecutor(FakeExecutor):
         return report
 
 
-def _finished_job(settings: Settings, executor: FakeExecutor) -> tuple[dict, dict]:
-    """The job (GET /v1/jobs/{id}) and its model (GET /v1/models/{id}) once ``executor`` trained it."""
-    with open_store(settings) as store:
-        with store.transaction() as session:
-            key = create_key(session, "acme", ApiRole.CUSTOMER)
-        job_id = queued_job(settings, store, key.row.id, uploaded(settings, store, key.row.id), task_type="instruct")
-        worker = JobWorker(settings, store=store, executor=executor)
-        worker.start()
-        try:
-            wait_for(lambda: _status(store, job_id) in JobStatus.FINISHED, what="the job's end")
-        finally:
-            worker.stop()
-        with TestClient(create_app(settings, store=store)) as client:
-            headers = {"Authorization": f"Bearer {key.secret}"}
-            job = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
-            return job, client.get(f"/v1/models/{job['model_id']}", headers=headers).json()
-
-
 def test_a_job_whose_script_kept_the_base_weights_says_so_everywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = fast_settings(tmp_path / "data")
     note = same_as_base_note(WHY)
-    job, model = _finished_job(settings, BaseKeepingExecutor())
+    job, model = finished_job(settings, BaseKeepingExecutor())
     job_id = job["id"]
     assert job["status"] == "succeeded" and job["same_as_base"] == note
     assert note.startswith("training found no improvement over the base model, so the delivered weights equal the base model's")
@@ -101,7 +76,7 @@ def test_the_weights_are_compared_before_the_transaction_that_registers_the_mode
 
     weights_equal_base = registry_models.weights_equal_base
     monkeypatch.setattr(registry_models, "weights_equal_base", checked)
-    job, model = _finished_job(settings, BaseKeepingExecutor())
+    job, model = finished_job(settings, BaseKeepingExecutor())
     assert lock_free == [True]
     assert job["same_as_base"] == model["same_as_base"] == same_as_base_note(WHY)
 
@@ -111,7 +86,7 @@ def test_a_job_whose_script_claimed_the_base_weights_falsely_is_not_repeated(tmp
     adds to them: the customer is not told the weights equal the base model's; the card, the model's
     record, the finished event and `jobs show` say the script's claim does not hold."""
     settings = fast_settings(tmp_path / "data")
-    job, model = _finished_job(settings, BaseKeepingExecutor(b=0.5))
+    job, model = finished_job(settings, BaseKeepingExecutor(b=0.5))
     assert job["status"] == "succeeded" and job["same_as_base"] is None
     assert model["same_as_base"] is None and model["same_as_base_refuted"] == SAME_AS_BASE_REFUTED
     card = (Path(settings.registry_dir) / job["model_id"] / "README.md").read_text()
@@ -120,11 +95,6 @@ def test_a_job_whose_script_claimed_the_base_weights_falsely_is_not_repeated(tmp
     shown = json.loads(CliRunner().invoke(app, ["jobs", "show", job["id"], "--json"]).stdout)
     assert shown["same_as_base"] is None and shown["events"][-1]["message"].endswith(f"; {SAME_AS_BASE_REFUTED}")
     assert f"weights {SAME_AS_BASE_REFUTED}" in " ".join(CliRunner().invoke(app, ["models", "show", job["model_id"]]).stdout.split())
-
-
-def _status(store, job_id: str) -> str:  # noqa: ANN001
-    with store.session() as session:
-        return session.get_one(Job, job_id).status
 
 
 @pytest.mark.parametrize(

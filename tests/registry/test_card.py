@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from trainarena.registry.card import CardFacts, Measurement, ScriptSource, is_hub_id, parse_front_matter, render_model_card
+import pytest
+
+from trainarena.registry.card import (
+    CardFacts,
+    Measurement,
+    ScriptSource,
+    compared_with_base,
+    is_hub_id,
+    parse_front_matter,
+    render_model_card,
+)
 
 WHEN = datetime(2026, 11, 30, 8, 15, tzinfo=UTC)
 
@@ -70,3 +80,37 @@ def test_a_local_or_builtin_base_model_stays_out_of_the_hub_metadata_but_is_name
     champion = render_model_card(_facts(base_model="/data/models/tiny"))
     assert "- Base model: tiny (on the server)" in champion and "/data/models" not in champion
     assert is_hub_id("gpt2") and is_hub_id("org/name-1.5B") and not is_hub_id("a/b/c")
+
+
+@pytest.mark.parametrize(
+    ("direction", "score", "base", "improvement", "said"),
+    [
+        ("lower", 4.448, 4.86, 0.412, "better than the untrained base model by 0.412 (eval_loss 4.448 against the untrained "
+                                      "base model's 4.86 on the same validation rows, lower is better)"),
+        ("higher", 0.75, 0.5, 0.25, "better than the untrained base model by 0.25 (eval_loss 0.75 against the untrained "
+                                    "base model's 0.5 on the same validation rows, higher is better)"),
+        ("higher", 0.5, 0.75, -0.25, "worse than the untrained base model by 0.25 (eval_loss 0.5 against the untrained "
+                                     "base model's 0.75 on the same validation rows, higher is better): training made it "
+                                     "worse on these rows"),
+        ("lower", 2.0, 2.0, 0.0, "no better than the untrained base model (eval_loss 2 against the untrained base model's 2 "
+                                 "on the same validation rows, lower is better)"),
+    ],
+)  # fmt: skip
+def test_a_job_models_score_is_compared_with_its_base_model_in_the_metrics_direction(direction: str, score: float, base: float,
+                                                                                    improvement: float, said: str) -> None:  # fmt: skip
+    """A lower loss and a higher reward both count as better; a model worse than its base says so."""
+    measurement = Measurement("eval_loss", direction, validation_share=0.2, base_score=base)
+    compared = compared_with_base(score, measurement)
+    assert compared is not None and compared.base_score == base and compared.improvement == pytest.approx(improvement)
+    assert compared.note == said
+    body = render_model_card(_facts(score=score, measurement=measurement, job_id="job-1"))
+    assert f"- Against the base model: {said}\n" in body
+
+
+def test_a_score_without_a_base_score_says_why_and_a_champions_says_nothing() -> None:
+    missing = Measurement("eval_loss", "lower", validation_share=0.2, base_missing="the base model's evaluation failed: OOM")
+    compared = compared_with_base(1.0, missing)
+    assert compared is not None and (compared.base_score, compared.improvement) == (None, None)
+    assert compared.note == "not compared: the base model's evaluation failed: OOM"
+    assert compared_with_base(1.0, Measurement("eval_loss", "lower", hidden_rows=40)) is None
+    assert "Against the base model" not in render_model_card(_facts())

@@ -46,7 +46,8 @@ def test_models_list_show_and_export(settings: Settings, tmp_path: Path) -> None
     shown = json.loads(_invoke("models", "show", model["id"], "--json"))
     assert sorted(f["path"] for f in shown["files"]) == ["README.md", "adapter_config.json", "adapter_model.safetensors",
                                                          "tokenizer.json", "tokenizer_config.json"]  # fmt: skip
-    assert shown["measurement"] == {"metric": "eval_loss", "direction": "lower", "hidden_rows": 4, "validation_share": None}
+    assert shown["measurement"] == {"metric": "eval_loss", "direction": "lower", "hidden_rows": 4, "validation_share": None,
+                                   "base_score": None, "base_missing": None}  # a champion's model: no base model scored
     text = _invoke("models", "show", model["id"])
     _fits(text)  # long values wrap under their column: read them without the blanks
     squeezed = "".join(text.split())

@@ -146,6 +146,20 @@ def test_a_job_whose_weights_are_the_base_models_says_so(client: TestClient) -> 
         assert f"Same as the base model: {same_as_base_note('no gain on 8 held-out pairs')}" in text_of(client.get(page).text)
 
 
+def test_a_jobs_page_compares_its_score_with_the_base_models(client: TestClient) -> None:
+    """A job's score had nothing to read it against: its page says how far it beats the untrained base
+    model on the same validation rows, as its model's card measured it."""
+    sign_in(client, customer_with_a_job("erin"))
+    with open_store(Settings()) as store, store.transaction() as session:
+        session.get_one(Job, "job-erin").validation_share = 0.2
+        model = session.get_one(RegisteredModel, "model-erin")
+        model.score = 1.25
+        model.card = {"measurement": {"metric": "eval_loss", "direction": "lower", "validation_share": 0.2, "base_score": 1.5}}
+    for page in ("/account/jobs/job-erin", "/account/jobs/job-erin/live"):
+        assert ("Against the base model: better than the untrained base model by 0.25 (eval_loss 1.25 against the untrained "
+                "base model's 1.5 on the same validation rows, lower is better)") in text_of(client.get(page).text)
+
+
 def test_a_job_waiting_for_the_platform_says_why_and_until_when_as_the_api_does(client: TestClient) -> None:
     """A job queued again because the platform could not start its try (a full disk) shows that reason
     and when it is tried again; one whose try its service's stop cut short says so."""

@@ -26,6 +26,7 @@ from trainarena.jobs import (
     cancel_job,
     events_after,
     get_job,
+    job_base_fields,
     job_same_as_base,
     list_jobs,
     not_before,
@@ -60,7 +61,7 @@ def _record(job: Job, stale_seconds: float) -> dict[str, Any]:
         "file_id": job.file_id, "owner_key_id": job.owner_key_id, "owner_key_name": job.owner_key.name, "budget_tier": job.budget_tier,
         "budget_seconds": job.budget_seconds,
         "validation_share": job.validation_share, "seed": job.seed, "competitor_id": job.competitor_id,
-        "run_id": job.run_id, "model_id": job.model_id, "score": job.score, "same_as_base": job_same_as_base(job), "failure_reason": job.failure_reason,
+        "run_id": job.run_id, "model_id": job.model_id, "score": job.score, **job_base_fields(job), "same_as_base": job_same_as_base(job), "failure_reason": job.failure_reason,
         "waiting_reason": waiting_reason(job, stale_seconds), "not_before": _iso(not_before(job)), "cancel_requested": job.cancel_requested, "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),
     }  # fmt: skip

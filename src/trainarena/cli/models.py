@@ -128,6 +128,7 @@ def show_command(model_id: ModelId, as_json: JsonFlag = False) -> None:
         ("base model", record["base_model"]), ("library", record["library"] or "-"),
         ("script", record["script"] or "-"), ("license", license_text),
         ("score", _score(record["score"])), ("measured", _measured(record["measurement"])),
+        *([("against base", record["base_comparison"])] if record["base_comparison"] else []),
         *([("same as base", record["same_as_base"])] if record["same_as_base"] else []),
         *([("weights", record["same_as_base_refuted"])] if record["same_as_base_refuted"] else []),
         ("dataset", f"sha256:{record['dataset_digest']}"), ("run", str(record["run_id"] or "-")),

@@ -13,6 +13,8 @@ from trainarena.jobs.records import (
     create_job,
     events_after,
     get_job,
+    job_base_fields,
+    job_compared_with_base,
     job_same_as_base,
     job_script,
     list_jobs,
@@ -23,6 +25,7 @@ from trainarena.jobs.worker import JobWorker
 
 __all__ = [
     "HOUSE_SCRIPT", "JOB", "TOURNAMENT", "Conflict", "DeviceGate", "EventKind", "GatedBackend", "InvalidInput", "JobRequest", "JobWorker",
-    "JobsError", "NotFound", "TooLarge", "cancel_job", "create_job", "events_after", "get_job", "job_same_as_base", "job_script", "list_jobs",
+    "JobsError", "NotFound", "TooLarge", "cancel_job", "create_job", "events_after", "get_job", "job_base_fields",
+    "job_compared_with_base", "job_same_as_base", "job_script", "list_jobs",
     "not_before", "remove_ended_copies", "waiting_reason",
 ]

@@ -15,11 +15,12 @@ from sqlalchemy.orm import Session, object_session
 
 from trainarena.attempts import interrupt_running_attempts
 from trainarena.contract import RunStatus, TaskType
+from trainarena.jobs.base_score import NO_VALIDATION_ROWS
 from trainarena.jobs.errors import Conflict, InvalidInput, NotFound
 from trainarena.jobs.files import Page, get_file, owned_page, owned_row
 from trainarena.jobs.split import job_data_rules
 from trainarena.jobs.uploads import check_dataset, kind_of, parse_task_type
-from trainarena.registry import model_same_as_base
+from trainarena.registry import BaseComparison, base_comparison_fields, model_compared_with_base, model_same_as_base, not_compared
 from trainarena.settings import Settings
 from trainarena.store.models import AttemptStatus, Job, JobEvent, JobStatus, RegisteredModel, Run, database_now, utcnow
 from trainarena.tasks import builtin_assets
@@ -130,15 +131,36 @@ def job_script(job: Job) -> str | None:
     return job.competitor.name if job.competitor is not None else HOUSE_SCRIPT
 
 
-def job_same_as_base(job: Job) -> str | None:
-    """For a job whose script saved the base model's weights unchanged (it found no improvement), the
-    note its model's card has (``registry.model_same_as_base``); None for any other job."""
+def _model(job: Job) -> RegisteredModel | None:
     if job.model_id is None:
         return None
     session = object_session(job)
     assert session is not None  # read while its session is open, as every view of a job is
-    model = session.get(RegisteredModel, job.model_id)
+    return session.get(RegisteredModel, job.model_id)
+
+
+def job_same_as_base(job: Job) -> str | None:
+    """For a job whose script saved the base model's weights unchanged (it found no improvement), the
+    note its model's card has (``registry.model_same_as_base``); None for any other job."""
+    model = _model(job)
     return None if model is None else model_same_as_base(model)
+
+
+def job_compared_with_base(job: Job) -> BaseComparison | None:
+    """The job's score against the untrained base model's on the same validation rows, as its model's
+    card keeps it (``jobs.base_score``); for a job that keeps no validation rows, why it has none, from
+    its creation on; None while a job with validation rows has no model (not finished, or failed)."""
+    model = _model(job)
+    compared = None if model is None else model_compared_with_base(model)
+    if compared is None and job.validation_share == 0:
+        return BaseComparison(None, None, not_compared(NO_VALIDATION_ROWS))
+    return compared
+
+
+def job_base_fields(job: Job) -> dict[str, Any]:
+    """:func:`job_compared_with_base` as the API's and the CLI's job records carry it: ``base_score``,
+    ``improvement``, ``base_comparison``."""
+    return base_comparison_fields(job_compared_with_base(job))
 
 
 def not_before(job: Job) -> datetime | None:

@@ -1,7 +1,8 @@
 """One attempt of one job, as small steps: start (choose the script, record the run and its attempt,
 the ``started`` event) -> execute (prepare the file with the job's split, run the script in the
 sandbox through the pipeline's executor, progress events from its logs) -> finish (store the run's
-report; register the model and end ``succeeded``, or end ``failed`` / ``cancelled``). Two ends store
+report; score the base model on the same held-out rows, ``jobs.base_score``; register the model and
+end ``succeeded``, or end ``failed`` / ``cancelled``). Two ends store
 no report and cost the job no try, the try withdrawn and the job queued again: a run the platform
 could not start (``RunNotStarted``: a full disk, inputs not laid out, no cluster node that can hold
 it; the job then waits, ``jobs.queue.withdraw``), and a try stopped because its worker is stopping
@@ -18,7 +19,7 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +30,7 @@ from trainarena.contract import RunStatus, TaskType
 from trainarena.execution.disk import os_error_text
 from trainarena.execution.output_tree import remove_tree
 from trainarena.execution.supervise import StopAtOnce, stop_when
+from trainarena.jobs.base_score import BaseScore, score_base_model
 from trainarena.jobs.copies import remove_ended_copies
 from trainarena.jobs.progress import Progress, ProgressReporter
 from trainarena.jobs.queue import PlatformWait, requeue, set_script, still_mine, withdraw, withdraw_stopped
@@ -39,9 +41,12 @@ from trainarena.records.recorder import recorder_for
 from trainarena.registry import (
     ModelSource,
     SameAsBaseVerdict,
+    base_comparison_fields,
+    model_compared_with_base,
     model_same_as_base,
     model_same_as_base_refuted,
     register_model,
+    run_measurement,
     same_as_base_verdict,
 )
 from trainarena.runs import LOGS_DIR, CompetitorInfo, RunInterrupted, RunNotStarted, RunReport, definition_json, task_key
@@ -60,9 +65,12 @@ log = logging.getLogger(__name__)
 
 
 class JobExecutor(Protocol):
-    """What a job needs of ``pipeline.SandboxedExecutor`` (tests pass a fake)."""
+    """What a job needs of ``pipeline.SandboxedExecutor`` (tests pass a fake): its run, and the base
+    model's score on the same held-out rows (``jobs.base_score``)."""
 
     def run_task(self, competitor: CompetitorInfo, task: TaskDefinition, run_dir: Path, run_name: str) -> RunReport: ...
+
+    def evaluate_base_model(self, task: TaskDefinition) -> RunReport: ...
 
 
 class _AttemptStop(StopAtOnce):
@@ -297,16 +305,18 @@ class JobRunner:
         if self._recorder is not None:
             self._recorder.warm(report, attempt.task)
         # Worked out before the transaction, which holds the store's write lock: checking a script's claim
-        # that it kept the base model's weights reads every tensor of a full model. None: no model to register.
+        # that it kept the base model's weights reads every tensor of a full model, and scoring the base
+        # model (after the run, outside its budget) is an evaluation. None: no model to register.
         verdict = None if stop.cancelled or not trained(report, attempt.validation_share) else self._same_as_base(attempt, report)
+        base = None if verdict is None else score_base_model(self._executor, attempt.task, attempt.validation_share)
         with self._store.transaction() as session:
             if not still_mine(session, worker_id, attempt.job_id, attempt.number):
                 return  # queued again meanwhile (this worker missed its heartbeats): another attempt counts
             store_report(session, attempt.run_id, attempt.number, report)
             if stop.cancelled:
                 self._end(session, attempt.job_id, JobStatus.CANCELLED, EventKind.CANCELLED, "cancelled while it ran; the run was stopped")
-            elif verdict is not None:  # trained
-                self._succeed(session, attempt, report, verdict)
+            elif verdict is not None and base is not None:  # trained
+                self._succeed(session, attempt, report, verdict, base)
             else:
                 self._end(session, attempt.job_id, JobStatus.FAILED, EventKind.FAILED, f"failed: {report.failure_reason}",
                           run_status=report.status.value)  # fmt: skip
@@ -319,23 +329,29 @@ class JobRunner:
         task = attempt.task
         return same_as_base_verdict(self._settings, trained_artifact(report), task.task_type, task.base_model)
 
-    def _succeed(self, session: Session, attempt: Attempt, report: RunReport, verdict: SameAsBaseVerdict) -> None:
+    def _succeed(self, session: Session, attempt: Attempt, report: RunReport, verdict: SameAsBaseVerdict, base: BaseScore) -> None:
         job = session.get_one(Job, attempt.job_id)
         upload = session.get_one(UploadedFile, job.file_id)
         evaluation = report.evaluation
         score = evaluation.score if attempt.validation_share > 0 and evaluation is not None else None
+        measurement = run_measurement(session, attempt.run_id, job.id)
+        if measurement is not None:  # the card keeps the base model's score beside how the job's was measured
+            measurement = replace(measurement, base_score=base.score, base_missing=base.missing)
         model = register_model(self._settings, session, artifact_dir=trained_artifact(report), source=ModelSource.JOB,
                                task_type=job.task_type, base_model=job.base_model, dataset_digest=upload.sha256, score=score,
                                owner_key_id=job.owner_key_id, job_id=job.id, run_id=attempt.run_id,
-                               competitor_id=attempt.script.competitor_id, same_as_base=verdict)  # fmt: skip
+                               competitor_id=attempt.script.competitor_id, same_as_base=verdict,
+                               measurement=measurement)  # fmt: skip
         job.model_id, job.score = model.id, score
+        compared = model_compared_with_base(model)
         # Which way is better said with the score: a customer reads no score column heading here.
         scored = "" if score is None else f"; score {score:.4g} on the validation share ({score_direction(job.task_type)} is better)"
+        scored += "" if compared is None else f"; {compared.note}"
         # The script saved the base model's weights (or said so, and they differ): the customer is told here too.
         same = model_same_as_base(model) or model_same_as_base_refuted(model)
         scored += "" if same is None else f"; {same}"
         self._end(session, job.id, JobStatus.SUCCEEDED, EventKind.FINISHED, f"finished: model {model.id}{scored}",
-                  model_id=model.id, score=score)  # fmt: skip
+                  model_id=model.id, score=score, **base_comparison_fields(compared))  # fmt: skip
 
     def _end(self, session: Session, job_id: str, status: str, kind: str, message: str, **data: object) -> None:
         """End the job; a run left without its report (``_fail`` after a rolled-back ``_finish``) is closed."""

@@ -11,7 +11,7 @@ from trainarena.registry.archive import (
     model_archive,
     tar_chunks,
 )
-from trainarena.registry.card import CardFacts, Measurement, ScriptSource, render_model_card
+from trainarena.registry.card import BaseComparison, CardFacts, Measurement, ScriptSource, not_compared, render_model_card
 from trainarena.registry.champion_code import CodeDiffers, NotRedistributable, champion_code
 from trainarena.registry.champions import register_champion_models, register_due_champion_models
 from trainarena.registry.deletion import ModelKept, delete_model
@@ -20,11 +20,14 @@ from trainarena.registry.models import (
     ModelFile,
     ModelSource,
     SameAsBaseVerdict,
+    base_comparison_fields,
+    model_compared_with_base,
     model_files,
     model_record,
     model_same_as_base,
     model_same_as_base_refuted,
     register_model,
+    run_measurement,
     same_as_base_verdict,
     stored_artifact_digest,
     sweep_registry,
@@ -46,6 +49,7 @@ from trainarena.registry.source import (
 )
 
 __all__ = [
+    "BaseComparison",
     "CardFacts",
     "ChampionSource",
     "CodeDiffers",
@@ -65,6 +69,7 @@ __all__ = [
     "PublishingOff",
     "SameAsBaseVerdict",
     "ScriptSource",
+    "base_comparison_fields",
     "champion_code",
     "champion_source",
     "champion_sources",
@@ -77,16 +82,19 @@ __all__ = [
     "folder_problem",
     "model_archive",
     "hub_repo_name",
+    "model_compared_with_base",
     "model_files",
     "model_record",
     "model_same_as_base",
     "model_same_as_base_refuted",
+    "not_compared",
     "publish_model",
     "register_champion_models",
     "register_due_champion_models",
     "register_model",
     "registered_tree",
     "render_model_card",
+    "run_measurement",
     "same_as_base_verdict",
     "stored_artifact_digest",
     "sweep_registry",

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from trainarena.contract import Direction
+from trainarena.engine.comparison import lead
 from trainarena.reporting.server_paths import shown_file, shown_source
 from trainarena.wording import HOUSE_SCRIPT, percent
 
@@ -39,12 +41,16 @@ class ScriptSource:
 @dataclass(frozen=True)
 class Measurement:
     """How the score was measured: on a tournament's hidden split (``hidden_rows``) or on the share of a
-    customer's file held out from training (``validation_share``)."""
+    customer's file held out from training (``validation_share``); for a job's model, with the untrained
+    base model's score on the same rows by the same evaluator (``base_score``), or why it has none
+    (``base_missing``)."""
 
     metric: str  # e.g. eval_loss, or the image scoring method
     direction: str  # lower | higher: which way is better
     hidden_rows: int | None = None
     validation_share: float | None = None
+    base_score: float | None = None
+    base_missing: str | None = None
 
     def describe(self) -> str:
         """``eval_loss (lower is better) on 40 hidden rows the script never saw``."""
@@ -85,6 +91,40 @@ class CardFacts:
         return {**asdict(self), "trained_at": self.trained_at.isoformat()}
 
 
+@dataclass(frozen=True)
+class BaseComparison:
+    """A score beside the untrained base model's on the same rows, as the card, the API, the CLI and the
+    dashboard say it."""
+
+    base_score: float | None
+    improvement: float | None  # how far the score is better than the base model's, in the metric's direction; < 0: worse
+    note: str  # the sentence: better or worse by how much, or why there is no base score
+
+
+def compared_with_base(score: float | None, measurement: Measurement | None) -> BaseComparison | None:
+    """``score`` against the base model's score its measurement holds; None when the measurement says
+    nothing of the base model (a champion's model, one registered before jobs scored the base model)."""
+    if measurement is None or (measurement.base_score is None and measurement.base_missing is None):
+        return None
+    if score is None or measurement.base_score is None:
+        return BaseComparison(measurement.base_score, None, not_compared(measurement.base_missing or "it has no score"))
+    base = measurement.base_score
+    improvement = float(lead(score, base, Direction(measurement.direction)))
+    scores = (f"{measurement.metric} {score:.4g} against the untrained base model's {base:.4g} on the same validation "
+              f"rows, {measurement.direction} is better")  # fmt: skip
+    if improvement > 0:
+        return BaseComparison(base, improvement, f"better than the untrained base model by {improvement:.4g} ({scores})")
+    if improvement < 0:
+        return BaseComparison(base, improvement, f"worse than the untrained base model by {-improvement:.4g} ({scores}): "
+                                                 "training made it worse on these rows")  # fmt: skip
+    return BaseComparison(base, improvement, f"no better than the untrained base model ({scores})")
+
+
+def not_compared(why: str) -> str:
+    """What is said of a score that has no base model's score beside it, and ``why``."""
+    return f"not compared: {why}"
+
+
 def is_hub_id(value: str) -> bool:
     """Whether ``value`` can be a Hub model id (``org/name``), not a local path or a trainarena asset."""
     return bool(_HUB_ID.fullmatch(value)) and not value.startswith(".")
@@ -119,7 +159,9 @@ def _score_lines(facts: CardFacts) -> list[str]:
     if facts.score is None:
         return ["- Score: none (no data was held out to measure it)"]
     how = facts.measurement.describe() if facts.measurement is not None else "how it was measured was not recorded"
-    return [f"- Score: {facts.score:.6g}", f"- Measured as: {how}"]
+    compared = compared_with_base(facts.score, facts.measurement)
+    return [f"- Score: {facts.score:.6g}", f"- Measured as: {how}",
+            *([f"- Against the base model: {compared.note}"] if compared is not None else [])]  # fmt: skip
 
 
 def render_model_card(facts: CardFacts) -> str:

@@ -16,7 +16,15 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from trainarena.contract import same_as_base_reason
-from trainarena.registry.card import SAME_AS_BASE_REFUTED, CardFacts, Measurement, ScriptSource, same_as_base_note
+from trainarena.registry.card import (
+    SAME_AS_BASE_REFUTED,
+    BaseComparison,
+    CardFacts,
+    Measurement,
+    ScriptSource,
+    compared_with_base,
+    same_as_base_note,
+)
 from trainarena.registry.layout import artifact_library, build_model_folder
 from trainarena.registry.licenses import detect_license
 from trainarena.settings import Settings
@@ -257,6 +265,7 @@ def model_record(session: Session, row: RegisteredModel) -> dict[str, Any]:
         "script": HOUSE_SCRIPT if row.competitor_id is None else pinned,
         "dataset_digest": row.dataset_digest, "score": row.score, "measurement": card.get("measurement"),
         "path": row.path, "digest": row.digest, "artifact_digest": stored_artifact_digest(session, row),
+        **base_comparison_fields(model_compared_with_base(row)),
         "published_url": row.published_url, "same_as_base": model_same_as_base(row),
         "same_as_base_refuted": model_same_as_base_refuted(row), "bytes": row.size_bytes, "deleted_at": row.deleted_at,
         "deleted_by": None if row.deleted_by_key is None else row.deleted_by_key.name,
@@ -271,6 +280,20 @@ def stored_artifact_digest(session: Session, row: RegisteredModel) -> str | None
         run = session.get(Run, row.run_id)
         digest = None if run is None else run.artifact_digest
     return digest
+
+
+def model_compared_with_base(row: RegisteredModel) -> BaseComparison | None:
+    """The model's score against the untrained base model's on the same rows, as its card measured it."""
+    measurement = (row.card or {}).get("measurement")
+    return compared_with_base(row.score, None if measurement is None else Measurement(**measurement))
+
+
+def base_comparison_fields(compared: BaseComparison | None) -> dict[str, Any]:
+    """``base_score``, ``improvement`` and ``base_comparison`` (the sentence) as a job's and a model's
+    record carry them; all null when nothing was compared."""
+    return {"base_score": None if compared is None else compared.base_score,
+            "improvement": None if compared is None else compared.improvement,
+            "base_comparison": None if compared is None else compared.note}  # fmt: skip
 
 
 def model_same_as_base(row: RegisteredModel) -> str | None:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from trainarena.jobs import NotFound, get_job, job_same_as_base, job_script, list_jobs, waiting_reason
+from trainarena.jobs import NotFound, get_job, job_compared_with_base, job_same_as_base, job_script, list_jobs, waiting_reason
 from trainarena.registry import ModelDeleted, ModelFilesMissing, download_headers, model_archive, visible_model, visible_models
 from trainarena.store.api_keys import find_key
 from trainarena.store.models import ApiRole, Job, JobStatus
@@ -159,7 +159,8 @@ def _job_page(request: Request, job_id: str, template: str) -> Response:
             job = get_job(session, job_id, visitor.owner)
         except NotFound:
             return not_found_page(request, f"There is no job {job_id}.")
-        shown = {"job": job, "script": job_script(job), "waiting": waiting_reason(job, settings_of(request).jobs.stale_seconds), "same_as_base": job_same_as_base(job)}
+        shown = {"job": job, "script": job_script(job), "waiting": waiting_reason(job, settings_of(request).jobs.stale_seconds), "same_as_base": job_same_as_base(job),
+                 "compared": job_compared_with_base(job)}
         return render_live(request, template, shown, running=job.status not in JobStatus.FINISHED)
 
 

@@ -24,6 +24,7 @@ from trainarena.api.errors import BODY_RESPONSES, ERROR_RESPONSES, ROLE_RESPONSE
 from trainarena.api.job_errors import answering_jobs_errors
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import CursorWindow
+from trainarena.api.routes.models import BaseComparisonOut
 from trainarena.api.routes.runs import LOG_RESPONSES, FullLog, LogStream, RunOutcomeOut, run_log_text
 from trainarena.api.shown import shown_to
 from trainarena.contract import SEED_MAX
@@ -34,6 +35,7 @@ from trainarena.jobs import (
     create_job,
     events_after,
     get_job,
+    job_base_fields,
     job_same_as_base,
     job_script,
     list_jobs,
@@ -60,7 +62,7 @@ class JobIn(RequestBody):
     seed: int = Field(0, ge=0, le=SEED_MAX, description=f"Seed of the split and of the script: 0 to {SEED_MAX}.")
 
 
-class JobOut(BaseModel):
+class JobOut(BaseComparisonOut):
     id: str
     object: str = Field("job", description="Always job.")
     status: str = Field(description="queued, running, succeeded, failed or cancelled.")
@@ -106,7 +108,7 @@ class JobOut(BaseModel):
                     field_mapping=job.field_mapping, budget_tier=job.budget_tier, budget_seconds=job.budget_seconds,
                     validation_share=job.validation_share, seed=job.seed, script=script, competitor_id=job.competitor_id,
                     run_id=job.run_id, model_id=job.model_id, score=job.score, failure_reason=job.failure_reason,
-                    same_as_base=job_same_as_base(job),
+                    same_as_base=job_same_as_base(job), **job_base_fields(job),
                     waiting_reason=waiting_reason(job, stale_seconds), not_before=not_before(job), cancel_requested=job.cancel_requested, created_at=job.created_at,
                     started_at=job.started_at, finished_at=job.finished_at)  # fmt: skip
 

@@ -48,7 +48,20 @@ class ModelFileOut(BaseModel):
                                       "the signed run record names for `artifact/<artifact_path>`; null for a file the registry wrote or took from the base model.")  # fmt: skip
 
 
-class ModelOut(BaseModel):
+class BaseComparisonOut(BaseModel):
+    """A job's score, and its model's, against the untrained base model's on the same validation rows."""
+
+    base_score: float | None = Field(description="The untrained base model's score on the same validation rows by the same "
+                                     "evaluator; null when there is none (base_comparison says why).")
+    improvement: float | None = Field(description="How far score is better than base_score in the metric's direction (lower "
+                                      "loss or higher reward alike); negative: worse than the base model. Null without both.")
+    base_comparison: str | None = Field(description="The sentence the model card says: better or worse than the untrained "
+                                        "base model by how much, or why it was not compared (no validation rows, an image job, the "
+                                        "base evaluation failed); null while a job with validation rows has no model, and for "
+                                        "a champion's model.")
+
+
+class ModelOut(BaseComparisonOut):
     id: str = Field(description="The model's id, model-<hex>.")
     object: str = Field("model", description="Always model.")
     created_at: datetime = Field(description="When it was registered.")
