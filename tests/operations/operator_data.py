@@ -74,7 +74,7 @@ def add_tasks(data: OperatorData, *names: str, pool: str = "weekly") -> None:
         for name in names:
             task = task_from_flags(name, "instruct", str(data.model),
                                    {"source": str(data.jsonl), "field_instruction": "q", "field_output": "a"}, 5.0)
-            add_task(session, data.settings, task, pool)
+            add_task(session, data.settings, task, pool, allow_reused_data=True)  # one dataset for every task: no secret kept here
 
 
 class FakeExecutor:

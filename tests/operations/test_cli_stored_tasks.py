@@ -47,17 +47,15 @@ def test_add_from_a_task_file_and_refusals_name_the_problem(operator_data: Opera
     assert _invoke("task", "add", "--file", str(task_file)).exit_code == 0
     again = _invoke("task", "add", "--file", str(task_file), "--json")
     assert again.exit_code == 1 and "already stored" in json.loads(again.output)["error"]
-    # The hint names the pool: typed as it said, the task went to the kind's default pool ('text').
-    assert ("already stored in pool 'text'; store it under another name (`trainarena task add NEW-NAME --file TASK_FILE "
-            "--pool text`, or with the flags it was added with)") in json.loads(again.output)["error"]
-    elsewhere = _invoke("task", "add", "--file", str(task_file), "--pool", "weekly")
-    assert "`trainarena task add NEW-NAME --file TASK_FILE --pool weekly`" in elsewhere.stderr
-    # A drawn task cannot be removed (its split seed is spent): the same file goes in under a new name.
-    renamed = _invoke("task", "add", "from-file-2", "--file", str(task_file), "--json")
+    # The message names the pool: typed as it said, the task went to the kind's default pool ('text').
+    assert "already stored in pool 'text'; give a task on other data another name" in json.loads(again.output)["error"]
+    # NAME renames the file's task; the same data under it is refused (tests/operations/test_reused_data.py) unless allowed.
+    renamed = _invoke("task", "add", "from-file-2", "--file", str(task_file), "--allow-reused-data", "--json")
     assert renamed.exit_code == 0, renamed.output
     assert json.loads(renamed.output)["name"] == "from-file-2"
     # --budget and --seed with --file are the task's, as NAME is its name (--budget was dropped without a word).
-    shorter = _invoke("task", "add", "from-file-3", "--file", str(task_file), "--budget", "2.5", "--seed", "9", "--json")
+    shorter = _invoke("task", "add", "from-file-3", "--file", str(task_file), "--budget", "2.5", "--seed", "9",
+                      "--allow-reused-data", "--json")
     assert shorter.exit_code == 0 and json.loads(shorter.output)["budget_seconds"] == 2.5
     with open_store(operator_data.settings) as store, store.session() as session:
         assert get_stored_task(session, "from-file-3").definition["seed"] == 9

@@ -70,8 +70,8 @@ def test_a_pool_tournament_enters_draws_plays_and_crowns(operator_data: Operator
     # spent: the end of the tournament revealed their split seeds.
     # Both spent by one tournament: the reason is said once, for both (it was said whole for each).
     with pytest.raises(TournamentRefused, match=r"pool 'weekly' has 0 usable tasks \(2 unusable: t1, t2: its split seed was "
-                       r"revealed when tournament 'text-weekly-1' ended, so its hidden rows are public; add its dataset again as a new "
-                       r"task \(a new name gives a new secret split\)\), but 2 entrants and a defending champion can play 16"):
+                       r"revealed when tournament 'text-weekly-1' ended, so its hidden rows are public; store tasks on new data \(the "
+                       r"same dataset again is refused: its rows are known\)\), but 2 entrants and a defending champion can play 16"):
         _create(settings)
     add_tasks(operator_data, *(f"t{number}" for number in range(3, 19)))
     second = _create(settings, seed=6)

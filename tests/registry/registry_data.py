@@ -108,7 +108,7 @@ def add_text_tasks(settings: Settings, folder: Path, *names: str, pool: str = "w
     with open_store(settings) as store, store.transaction() as session:
         for name in names:
             task = task_from_flags(name, "instruct", str(model), {"source": str(rows), "field_instruction": "q", "field_output": "a"}, 5.0)
-            add_task(session, settings, task, pool)
+            add_task(session, settings, task, pool, allow_reused_data=True)  # one dataset for every task: no secret kept here
 
 
 def crown_alice(settings: Settings, folder: Path, alice_files: dict[str, str]) -> None:

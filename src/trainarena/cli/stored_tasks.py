@@ -13,11 +13,12 @@ from rich.console import Console
 from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, budget_seconds_option, fail, print_fields, seconds_text, seed_option
-from trainarena.operations.pools import TaskRefused, add_task, stored_task_json, task_from_flags
+from trainarena.operations.pools import TaskRefused, add_task, definition_data_reuse, stored_task_json, task_from_flags
 from trainarena.settings import Settings
 from trainarena.store import StoredTask, get_stored_task, list_stored_tasks, open_store, remove_stored_task
 from trainarena.store.competitors import StoreError
 from trainarena.tasks import TaskFileError, read_task_file
+from trainarena.tasks.base import TaskDefinition
 
 # The name and the pool are what `task stored show` and `--pool` take: never cut.
 STORED_COLUMNS = (
@@ -36,7 +37,9 @@ ADD_HELP = (
     "--role-map '{\"human\": \"user\"}', --reward-functions '[{\"source\": \"...\"}]'). The base model must load, the "
     "dataset must validate and split as `task check` does; the hidden split uses a seed derived from the operator's "
     "secret, and the task records the digests of its base model, dataset and hidden split. The pool (default: the "
-    "task's kind, text or image) is made on first use and holds one kind."
+    "task's kind, text or image) is made on first use and holds one kind. A dataset a stored task is made of "
+    "already (the same digest) is refused: each task splits it with its own secret key, so the other's scripts "
+    "trained on most of its hidden rows; --allow-reused-data stores it anyway, with a warning on both tasks."
 )
 
 
@@ -67,6 +70,7 @@ def add_command(
     seed: Annotated[int | None, seed_option("--seed", help="The seed `trainarena run` of the task hands the script (with --file: instead of the file's; without: default 0); in a tournament each run gets a seed drawn from the tournament's.")] = None,
     task_file: Annotated[Path | None, typer.Option("--file", help="A task file (TOML or JSON) instead of the flags.")] = None,
     pool: Annotated[str | None, typer.Option("--pool", help="The pool to add it to (default: text or image, by the task's kind).")] = None,
+    allow_reused_data: Annotated[bool, typer.Option("--allow-reused-data", help="Store it even when a stored task has the same dataset (its hidden split is then no secret: see docs/rules.md).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the stored task as JSON.")] = False,
 ) -> None:
     settings = Settings()
@@ -75,7 +79,7 @@ def add_command(
             if task_type or base_model or dataset or context.args:
                 raise TaskFileError("give either --file (NAME, if given, renames the file's task) or NAME with --type/--base-model/--dataset, not both")
             spec = read_task_file(task_file, settings)
-            if name:  # the same file again under a new name: a drawn task's split seed is spent
+            if name:  # NAME renames the file's task (the same data again is refused: add_task)
                 spec = replace(spec, name=name)
             if budget is not None:  # as NAME renames the file's task, --budget and --seed set its own
                 spec = replace(spec, budget_seconds=budget)
@@ -92,16 +96,18 @@ def add_command(
     with open_store(settings) as store, store.transaction() as session:
         try:
             with Console(stderr=True).status(Text(f"checking {spec.name}: base model, dataset, split")):
-                added = add_task(session, settings, spec, pool)
+                added = add_task(session, settings, spec, pool, allow_reused_data=allow_reused_data)
         except TaskRefused as error:
             raise fail(str(error), json_output, name=spec.name) from None
-        details = stored_task_json(added.stored)
+        details = stored_task_json(session, added.stored)
     if json_output:
         typer.echo(json.dumps({"ok": True, **details}, indent=2))
         return
     console = Console(highlight=False)
     console.print(Text(f"stored {details['name']} in pool {details['pool']} ({details['kind']}): "
                        f"{details['train_rows']:,} train rows, {details['hidden_rows']:,} hidden (secret split)"), soft_wrap=True)
+    if details["data_warning"]:
+        Console(stderr=True, highlight=False).print(Text(f"warning: {details['data_warning']}"), soft_wrap=True)
 
 
 def remove_command(
@@ -121,7 +127,7 @@ def remove_command(
 def stored_rows(pool: str | None) -> list[dict[str, object]]:
     """The stored tasks (of one pool) as JSON-ready rows; StoreError when the pool does not exist."""
     with open_store(Settings()) as store, store.session() as session:
-        return [stored_task_json(task) for task in list_stored_tasks(session, pool)]
+        return [stored_task_json(session, task) for task in list_stored_tasks(session, pool)]
 
 
 def print_stored(rows: list[dict[str, object]], pool: str | None) -> None:
@@ -135,13 +141,22 @@ def print_stored(rows: list[dict[str, object]], pool: str | None) -> None:
                        f"{row['train_rows']}+{row['hidden_rows']}", seconds_text(row['budget_seconds'])])
     console.print(table)
     console.print(Text("rows: train+hidden · describe one: trainarena task show NAME"), soft_wrap=True)
+    for row in rows:  # a task whose whole dataset another stored task has too: its hidden split is no secret
+        if row["data_warning"]:
+            console.print(Text(f"warning: {row['name']}: {row['data_warning']}"), soft_wrap=True)
 
 
 def stored_task(name: str) -> dict[str, object] | None:
     """The stored task named ``name`` as JSON, or None when no task of that name is stored."""
     with open_store(Settings()) as store, store.session() as session:
         task: StoredTask | None = get_stored_task(session, name)
-        return None if task is None else stored_task_json(task)
+        return None if task is None else stored_task_json(session, task)
+
+
+def data_warning(settings: Settings, definition: TaskDefinition) -> str | None:
+    """Why `task add` would refuse a checked task's dataset: a stored task has the same one (None: none has)."""
+    with open_store(settings) as store, store.session() as session:
+        return definition_data_reuse(session, settings, definition)
 
 
 def print_stored_task(details: dict[str, object]) -> None:
@@ -158,4 +173,5 @@ def print_stored_task(details: dict[str, object]) -> None:
         ("model sha256", str(digests["base_model"])),
         ("data sha256", str(digests["dataset"])),
         ("hidden sha256", str(digests["hidden_split"])),
+        *([("warning", str(details["data_warning"]))] if details["data_warning"] else []),
     ])

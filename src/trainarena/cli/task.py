@@ -44,8 +44,8 @@ BUILTIN_NOTE = f"model and dataset: a built-in asset ({ASSET_PREFIX}NAME) is sho
 
 CHECK_HELP = (
     "Load, validate and split a task's dataset as a tournament would, then check that no prompt (or image) is "
-    "on both sides of the split. Nothing is trained and nothing is written to the data dir. Exits 1 with the "
-    "problem when the task cannot be prepared."
+    "on both sides of the split, and say when a stored task has the same dataset (`task add` refuses it). Nothing is "
+    "trained and nothing is written to the data dir. Exits 1 with the problem when the task cannot be prepared."
 )
 
 
@@ -62,12 +62,13 @@ def check_command(
                    f"added; `trainarena task show {task_file}` shows its rows, split and digests", json_output, file=str(task_file))
     try:
         check = check_task(load_task_file(task_file, settings), settings)
+        data_warning = stored_tasks.data_warning(settings, check.task)
     except (TaskFileError, DatasetError) as error:
         raise fail(str(with_local_path(error, task_file.expanduser().absolute())), json_output, file=str(task_file)) from None
     if json_output:
-        typer.echo(json.dumps(check.to_json(), indent=2))
+        typer.echo(json.dumps(check.to_json() | {"data_warning": data_warning}, indent=2))
     else:
-        _print_summary(check)
+        _print_summary(check, data_warning)
     if not check.leak_free:
         raise typer.Exit(code=1)
 
@@ -82,7 +83,7 @@ def _print_grid(rows: list[tuple[str, str]]) -> None:
     Console(highlight=False).print(table)
 
 
-def _print_summary(check: TaskCheck) -> None:
+def _print_summary(check: TaskCheck, data_warning: str | None) -> None:
     task, dropped = check.task, count_dropped(check.dropped)
     leak = "passed: no group key on both sides"
     if not check.leak_free:
@@ -96,6 +97,7 @@ def _print_summary(check: TaskCheck) -> None:
         ("groups", f"{check.train_groups:,} train, {check.hidden_groups:,} hidden"),
         ("dropped", describe_dropped(check.dropped) or "none"),
         ("leak check", leak),
+        *([("reused data", f"{data_warning}; `task add` refuses it without --allow-reused-data")] if data_warning else []),
     ])
 
 

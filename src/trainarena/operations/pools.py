@@ -19,9 +19,15 @@ from trainarena.contract import TaskType, stored_name_problem
 from trainarena.pipeline import parameter_count, resolve_base_model
 from trainarena.runs import definition_from_json, definition_json, task_key
 from trainarena.settings import DataRules, Settings
-from trainarena.store import StoredTask, add_stored_task, get_pool, get_stored_task
+from trainarena.store import (
+    StoredTask,
+    add_stored_task,
+    get_pool,
+    get_stored_task,
+    stored_tasks_with_dataset,
+    tournaments_drawing,
+)
 from trainarena.store.competitors import StoreError
-from trainarena.store.pools import add_again_hint
 from trainarena.tasks import (
     TaskFile,
     TaskFileError,
@@ -112,6 +118,30 @@ def dataset_digest(task: TaskDefinition, settings: Settings) -> str:
     return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def data_reuse(session: Session, data_digest: str, *, besides: str | None = None) -> str | None:
+    """Why a task on the dataset whose digest is ``data_digest`` gives its hidden split away: the stored
+    tasks made of the same whole dataset (but ``besides``), each said played or not; None when none is.
+    A subset or superset of a stored dataset has another digest and is not caught."""
+    others = [task for task in stored_tasks_with_dataset(session, data_digest) if task.name != besides]
+    if not others:
+        return None
+    named = ", ".join(f"{task.name!r} ({_played(session, task.name)})" for task in others)
+    # Each stored task splits with a split key of its own: most of one's hidden rows are the other's training rows.
+    return (f"its dataset is the same (sha256 {data_digest[:12]}) as stored task {named}: each task splits its data with "
+            "a fresh secret key, so most of one task's hidden rows are rows the other's scripts train on, and a script "
+            "can print its training rows to its run logs (settings api.tournament_run_logs)")
+
+
+def _played(session: Session, name: str) -> str:
+    drawn = tournaments_drawing(session, name)
+    return f"played in tournament {', '.join(t.name for t in drawn)}" if drawn else "not played yet"
+
+
+def definition_data_reuse(session: Session, settings: Settings, definition: TaskDefinition) -> str | None:
+    """:func:`data_reuse` of a checked task definition's dataset (what ``task check`` reports)."""
+    return data_reuse(session, dataset_digest(definition, settings))
+
+
 @dataclass(frozen=True)
 class AddedTask:
     stored: StoredTask
@@ -126,16 +156,17 @@ def new_names_problem(session: Session, name: str, pool: str | None) -> str | No
     return stored_name_problem("task", name)
 
 
-def add_task(session: Session, settings: Settings, task_file: TaskFile, pool: str | None) -> AddedTask:
+def add_task(session: Session, settings: Settings, task_file: TaskFile, pool: str | None, *,
+             allow_reused_data: bool = False) -> AddedTask:
     """Check and store a task (flushed, not committed); TaskRefused with the reason otherwise. The pool
-    defaults to the task's kind (``text`` or ``image``)."""
+    defaults to the task's kind (``text`` or ``image``). A dataset a stored task is made of already is
+    refused unless ``allow_reused_data`` (:func:`data_reuse`; the stored task then says so)."""
     name = task_file.name
     if (problem := new_names_problem(session, name, pool)) is not None:  # before the model and dataset are read
         raise TaskRefused(problem)
     if (stored := get_stored_task(session, name)) is not None:
-        raise TaskRefused(f"a task named {name!r} is already stored in pool {stored.pool.name!r}; store it under another name "
-                          f"({add_again_hint(pool or stored.pool.name)}), or `trainarena task remove {name}` first "
-                          "if no tournament drew it")
+        raise TaskRefused(f"a task named {name!r} is already stored in pool {stored.pool.name!r}; give a task on other data "
+                          f"another name, or `trainarena task remove {name}` first if no tournament drew it")
     try:
         definition = replace(resolve_task_file(task_file, settings), split_key=f"{name}:{secrets.token_hex(8)}")
         # The spec and the source are checked (check_task) before anything is hashed: hashing a folder
@@ -148,6 +179,9 @@ def add_task(session: Session, settings: Settings, task_file: TaskFile, pool: st
     if not check.leak_free:
         shared = ", ".join(repr(key) for key in check.shared_groups[:SHOWN_SHARED_KEYS])
         raise TaskRefused(f"{name}: the split puts group keys on both sides ({shared}); not stored")
+    if not allow_reused_data and (reuse := data_reuse(session, data_digest)) is not None:
+        raise TaskRefused(f"{name}: {reuse}; not stored. Give it data no stored task has, or store it anyway with "
+                          "--allow-reused-data (POST /v1/tasks: allow_reused_data) when its hidden split need not stay secret")
     kind = task_kind(definition.task_type)
     try:
         stored = add_stored_task(session, name=name, pool=pool or kind, kind=kind, definition=definition_json(definition),
@@ -165,8 +199,9 @@ def definition_problem(task: StoredTask) -> str | None:
     problem = budget_problem(task.definition.get("budget_seconds"))
     if problem is None:
         return None
-    return (f"{problem}; add the task again with a finite budget in range under a new name "
-            f"({add_again_hint(task.pool.name)})")
+    # The same dataset: refused without --allow-reused-data. A task that cannot run gave no script its rows.
+    return (f"{problem}; add the task again with a finite budget in range under a new name (`trainarena task add "
+            f"NEW-NAME --file TASK_FILE --pool {task.pool.name} --allow-reused-data`, or with the flags it was added with)")
 
 
 def stored_definition(task: StoredTask) -> TaskDefinition:
@@ -177,7 +212,7 @@ def stored_definition(task: StoredTask) -> TaskDefinition:
     return definition_from_json(task.definition)
 
 
-def stored_task_json(task: StoredTask) -> dict[str, Any]:
+def stored_task_json(session: Session, task: StoredTask) -> dict[str, Any]:
     definition = task.definition
     return {
         "name": task.name,
@@ -193,4 +228,5 @@ def stored_task_json(task: StoredTask) -> dict[str, Any]:
         "digests": {"base_model": task.base_model_digest, "dataset": task.dataset_digest, "hidden_split": task.hidden_digest},
         "task_digest": task_key(definition_from_json(task.definition)),  # its runs' task digest, in every tournament (runs list --task)
         "created_at": task.created_at.isoformat(),
+        "data_warning": data_reuse(session, task.dataset_digest, besides=task.name),  # stored with --allow-reused-data
     }

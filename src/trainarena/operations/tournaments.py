@@ -139,7 +139,7 @@ def _revealed(task: str, revealed: dict[str, str]) -> str | None:
     if task not in revealed:
         return None
     return (f"its split seed was revealed when tournament {revealed[task]!r} ended, so its hidden rows are public; "
-            "add its dataset again as a new task (a new name gives a new secret split)")
+            "store tasks on new data (the same dataset again is refused: its rows are known)")
 
 
 def drawable_tasks(session: Session, pool: TaskPool, settings: Settings) -> tuple[list[StoredTask], list[tuple[str, str]]]:

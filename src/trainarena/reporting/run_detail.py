@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainarena.contract import RunStatus
+from trainarena.reporting.log_access import LOGS_PUBLIC, LogsWithheldError, logs_withheld, platform_reason
 from trainarena.reporting.reasons import short_reason, split_reason
 from trainarena.reporting.references import ReferenceLine, reference_lines, run_label
 from trainarena.runs import RESULT_FILE_NAME, TIMINGS_FILE
@@ -66,10 +67,11 @@ class AttemptLine:
         return data
 
 
-def attempt_lines(run: Run, *, scored: bool = True) -> tuple[AttemptLine, ...]:
+def attempt_lines(run: Run, *, scored: bool = True, script_output: bool = True) -> tuple[AttemptLine, ...]:
     """Every attempt of ``run``, oldest first; one still running of a run that reads cancelled reads so
     too (its driver's withdrawal is under way, or was lost with that driver: ``shown_outcome``). Not
-    ``scored`` (:func:`not_scored_reason`): no attempt shows its evaluation's number."""
+    ``scored`` (:func:`not_scored_reason`): no attempt shows its evaluation's number. Not ``script_output``
+    (``reporting.log_access``): reasons without the script's stderr."""
     cancelled = shown_outcome(run)[0] == CANCELLED
     lines = []
     for attempt in sorted(run.attempt_records, key=lambda a: a.number):
@@ -79,7 +81,7 @@ def attempt_lines(run: Run, *, scored: bool = True) -> tuple[AttemptLine, ...]:
         lines.append(AttemptLine(
             number=attempt.number, status=status, counts=attempt.id == run.counted_attempt_id, driver=driver,
             started_at=attempt.started_at, wall_seconds=attempt.wall_seconds, score=score,
-            reason=short_reason(attempt.failure_reason),
+            reason=short_reason(attempt.failure_reason if script_output else platform_reason(attempt.failure_reason)),
         ))
     return tuple(lines)
 
@@ -166,6 +168,8 @@ class RunDetail:
     # A running tournament run: who drives its tournament; not alive, the run is not training (its
     # status stays running until a drive resumes it). None for every other run.
     driver: Driving | None
+    # Why the script's output (logs, stderr tails) is left out for the reader (reporting.log_access); None: shown.
+    logs_withheld: str | None = None
 
     @property
     def lists_attempts(self) -> bool:
@@ -255,17 +259,23 @@ def visible_run(session: Session, run_id: int, *, private: bool = False) -> Run:
     return run
 
 
-def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: bool = False) -> RunDetail:
+def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: bool = False,
+                    logs: str = LOGS_PUBLIC) -> RunDetail:
     """Run ``run_id`` in full, with the last ``tail_lines`` lines of its stderr (see ``_stderr_tail``);
-    ``private``: see :func:`visible_run`."""
+    ``private``: see :func:`visible_run`. ``logs``: the rule the reader reads logs under
+    (``log_access.logs_rule``); withheld, no log, tail or stderr in a reason is read."""
     run = visible_run(session, run_id, private=private)
+    withheld = logs_withheld(session, run, logs)
     not_scored = not_scored_reason(session, run)
     score, direction = (None, None) if not_scored else score_of(run)
     task = run.task
     place = place_of(run)
     status, reason = shown_outcome(run)
+    failure_reason = run.failure_reason
+    if withheld:
+        reason, failure_reason = platform_reason(reason), platform_reason(failure_reason)
     summary, recorded_tail = split_reason(reason)
-    tail, tail_from = _stderr_tail(run.log_path, recorded_tail, tail_lines)
+    tail, tail_from = _stderr_tail(None if withheld else run.log_path, recorded_tail, tail_lines)
     budget, seed = task.definition.get("budget_seconds"), task.definition.get("seed")
     # A reference is not compared with itself; no reference is run on a job's task (the customer's data).
     compared = run.origin not in (*RunOrigin.REFERENCES, RunOrigin.JOB)
@@ -290,18 +300,19 @@ def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: 
         references=reference_lines(session, task.digest, score, direction, None if seed is None else int(seed)) if compared else (),
         reason=short_reason(reason),
         summary=summary,
-        failure_reason=run.failure_reason,
+        failure_reason=failure_reason,
         stderr_tail=tail,
         stderr_tail_from=tail_from,
-        log_path=run.log_path,
+        log_path=None if withheld else run.log_path,
         artifact_path=run.artifact_path,
         artifact_digest=run.artifact_digest,
         started_at=run.started_at,
         finished_at=run.finished_at,
         wall_seconds=run.wall_seconds,
         steps=step_seconds(run.log_path),
-        attempt_history=attempt_lines(run, scored=not_scored is None),
+        attempt_history=attempt_lines(run, scored=not_scored is None, script_output=withheld is None),
         driver=drivers_of_running(session, [run]).get(place["tournament_id"]),
+        logs_withheld=withheld,
     )
 
 
@@ -316,11 +327,15 @@ def write_result_json(store: Store, run_id: int, run_dir: Path) -> Path:
     return path
 
 
-def read_run_log(session: Session, run_id: int, stream: str, *, tail_lines: int | None, private: bool = False) -> str:
+def read_run_log(session: Session, run_id: int, stream: str, *, tail_lines: int | None, private: bool = False,
+                 logs: str = LOGS_PUBLIC) -> str:
     """The run's ``stream`` log (a key of :data:`LOG_NAMES`), whole or its last ``tail_lines`` lines.
     Only the fixed file names in the run's own log folder are read: nothing a caller names as a path.
-    A customer's job run is unknown here unless ``private`` (:func:`visible_run`)."""
+    A customer's job run is unknown here unless ``private`` (:func:`visible_run`); LogsWithheldError
+    when the rule ``logs`` withholds it (``log_access.logs_rule``)."""
     run = visible_run(session, run_id, private=private)
+    if (withheld := logs_withheld(session, run, logs)) is not None:
+        raise LogsWithheldError(withheld)
     log = None if run.log_path is None else Path(run.log_path) / LOG_NAMES[stream]
     if log is None or not log.is_file():
         raise UnknownLogError(f"run {run_id} has no {LOG_NAMES[stream]} (not started yet, or its folder was cleaned up)")

@@ -61,6 +61,16 @@ class ApiRules(Section):
     log_tail_lines: int = Field(
         200, ge=1, description="Lines of a run's log GET /v1/runs/{id}/logs returns unless asked for the whole file (`full=true`)."
     )
+    tournament_run_logs: str = Field(
+        "after_finish", pattern="^(public|after_finish|operators)$",
+        description="Who reads what a tournament run's script wrote (its stdout and stderr logs, their tails in the "
+        "run's detail, the dashboard's run page; also an audit's re-run of one): public | after_finish (anyone once "
+        "its tournament ended, operators meanwhile) | operators (operator keys only). A script sees its task's training "
+        "rows and may print them, so a log is the task's data. The default keeps a live tournament's data and scripts' "
+        "output from rivals while it is played and lets competitors read why their runs failed after it (the store "
+        "cannot tell a competitor's own runs from others'); an operator whose datasets are private sets operators. "
+        "The platform's summary of a failure (exit code, time-out, a refused artifact) is shown whatever this says."
+    )
     competitor_repo_hosts: tuple[str, ...] = Field(
         (), description="Hosts a competitor key may register repositories from (e.g. github.com, gitlab.com); empty: "
         "any host. Registration makes the server fetch the URL (with its own ssh keys for ssh URLs) and answers with "

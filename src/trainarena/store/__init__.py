@@ -58,6 +58,7 @@ from trainarena.store.pools import (
     list_stored_tasks,
     remove_stored_task,
     require_pool,
+    stored_tasks_with_dataset,
     tournaments_drawing,
 )
 from trainarena.store.records import boss_tasks_for, is_round_complete, load_record, load_tournament
@@ -124,6 +125,7 @@ __all__ = [
     "list_stored_tasks",
     "remove_stored_task",
     "require_pool",
+    "stored_tasks_with_dataset",
     "tournaments_drawing",
     "boss_tasks_for",
     "is_round_complete",

@@ -13,13 +13,6 @@ from trainarena.store.models import StoredTask, TaskPool, Tournament, Tournament
 from trainarena.store.tournaments import TOURNAMENT_KINDS
 
 
-def add_again_hint(pool: str) -> str:
-    """How an operator stores a task's data again under a new name, in its pool: the hint said no pool,
-    so the task typed as it said went to the kind's default pool, and never said the flags (a task
-    added from flags has no task file)."""
-    return f"`trainarena task add NEW-NAME --file TASK_FILE --pool {pool}`, or with the flags it was added with"
-
-
 def get_pool(session: Session, name: str) -> TaskPool | None:
     return session.scalar(select(TaskPool).where(TaskPool.name == name))
 
@@ -46,6 +39,11 @@ def list_stored_tasks(session: Session, pool: str | None = None) -> list[StoredT
     if pool is not None:
         query = query.where(StoredTask.pool_id == require_pool(session, pool).id)
     return list(session.scalars(query))
+
+
+def stored_tasks_with_dataset(session: Session, dataset_digest: str) -> list[StoredTask]:
+    """The stored tasks made of the dataset whose digest is ``dataset_digest``, oldest first."""
+    return list(session.scalars(select(StoredTask).where(StoredTask.dataset_digest == dataset_digest).order_by(StoredTask.id)))
 
 
 def add_stored_task(
@@ -102,7 +100,8 @@ def remove_stored_task(session: Session, name: str) -> StoredTask:
     if used:
         names = ", ".join(f"{t.name} (id {t.id})" for t in used)
         raise StoreError(f"task {name!r} was drawn by tournament(s) {names}: it stays so their records can be "
-                         f"audited; to play its data again, add it under a new name: {add_again_hint(task.pool.name)}")
+                         "audited. Its dataset is spent: a new task on it is refused (each task splits it with a key of "
+                         "its own, so this one's scripts trained on most of the new task's hidden rows); store new data")
     pool = task.pool
     session.delete(task)
     session.flush()

@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response, Streami
 
 from trainarena.registry import CodeRefused, NotAChampion, champion_code, champion_sources
 from trainarena.reporting.competitor_history import score_history
+from trainarena.reporting.log_access import logs_rule, logs_withheld
 from trainarena.reporting.run_detail import RECORDED_TAIL, UnknownRunError, read_run_detail, visible_run
 from trainarena.reporting.run_files import log_names, read_log
 from trainarena.reporting.run_list import list_runs
@@ -59,7 +60,7 @@ def run_page(request: Request, run_id: PageId) -> HTMLResponse:
     rules = settings_of(request).dashboard
     with store_of(request).session() as session:
         try:
-            detail = read_run_detail(session, run_id, tail_lines=rules.log_tail_lines)
+            detail = read_run_detail(session, run_id, tail_lines=rules.log_tail_lines, logs=_logs_rule(request))
         except UnknownRunError:
             return not_found_page(request, f"There is no run {run_id}.")
     files, file_count = request.app.state.artifact_listings.listing(
@@ -75,18 +76,29 @@ def run_page(request: Request, run_id: PageId) -> HTMLResponse:
 
 @router.get("/runs/{run_id}/logs/{name}", response_model=None)
 def run_log(request: Request, run_id: PageId, name: str) -> Response:
-    """One of the run's log files, whole (or its end, past the size limit), as plain text."""
+    """One of the run's log files, whole (or its end, past the size limit), as plain text; none of a
+    tournament run whose logs settings api.tournament_run_logs withholds from the visitor."""
     with store_of(request).session() as session:
         try:
-            log_path = visible_run(session, run_id).log_path
+            run = visible_run(session, run_id)
         except UnknownRunError:
-            log_path = None
+            run = None
+        withheld = None if run is None else logs_withheld(session, run, _logs_rule(request))
+        log_path = None if run is None else run.log_path
+    if withheld is not None:
+        return PlainTextResponse(f"Run {run_id}'s logs are not shown: {withheld}.\n", status_code=403,
+                                 headers={"X-Content-Type-Options": "nosniff"})
     text = read_log(log_path, name, settings_of(request).dashboard.log_max_bytes)
     if text is None:
         return not_found_page(request, f"Run {run_id} has no log named {name!r}.")
     body, cut = text
     notice = f"[only the last {len(body.encode())} bytes of {name} are shown]\n" if cut else ""
     return PlainTextResponse(notice + as_readable(request, body), headers={"X-Content-Type-Options": "nosniff"})
+
+
+def _logs_rule(request: Request) -> str:
+    """The rule the visitor reads tournament runs' logs under: a signed-in operator reads them all."""
+    return logs_rule(settings_of(request).api.tournament_run_logs, operator=operator_signed_in(request))
 
 
 @router.get("/tasks", response_class=HTMLResponse)

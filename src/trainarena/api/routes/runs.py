@@ -17,6 +17,7 @@ from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ROLE_RESPONSES, ApiError, not_found
 from trainarena.api.paging import STORE_INT_MAX, CursorWindow, Page
 from trainarena.api.shown import shown_to
+from trainarena.reporting.log_access import LOGS_PUBLIC, LogsWithheldError, logs_rule
 from trainarena.reporting.run_detail import (
     RESULT_TAIL_LINES,
     UnknownLogError,
@@ -147,6 +148,9 @@ class RunDetailOut(RunOutcomeOut):
     dirty: bool | None = Field(description="A working tree with uncommitted changes (ad-hoc runs).")
     references: list[ReferenceOut] = Field(description="The task's references (the base model's, the house script's run on this run's seed) and how this run compares.")
     driver: DriverOut | None = Field(description=DRIVER_DESCRIPTION)
+    logs_withheld: str | None = Field(description="Why the script's output is left out for this key (settings "
+                                      "api.tournament_run_logs): stderr_tail is null, and reason, summary, failure_reason "
+                                      "and attempts' reasons are the platform's summary without the stderr tail; null: shown.")  # fmt: skip
 
 
 class OperatorRunDetailOut(RunDetailOut):
@@ -207,10 +211,12 @@ def _run_cursor(after: str) -> int:
 def show(run_id: RunId, caller: Competitor, request: Request) -> RunDetailOut:
     """Status, failure reason, stderr tail, score and references, step timings and every attempt; for
     an operator's key, also the log, artifact and snapshot paths on the platform's host, the stderr
-    log the tail was read from, a working tree's folder and the drivers' hosts (`OperatorRunDetailOut`)."""
+    log the tail was read from, a working tree's folder and the drivers' hosts (`OperatorRunDetailOut`).
+    A tournament run's stderr is left out as settings api.tournament_run_logs says (`logs_withheld`)."""
+    rule = logs_rule(app_settings(request).api.tournament_run_logs, operator=caller.is_operator)
     with app_store(request).session() as session:
         try:
-            detail = read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES)
+            detail = read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES, logs=rule)
         except UnknownRunError:
             raise not_found("run", run_id) from None
     shape = OperatorRunDetailOut if caller.is_operator else RunDetailOut
@@ -232,13 +238,16 @@ FullLog = Annotated[bool, Query(description="The whole file instead of its last 
 
 
 def run_log_text(caller: Principal, request: Request, session: Session, run_id: int, stream: str, full: bool, *,
-                 private: bool = False) -> PlainTextResponse:
-    """The run's log as the log routes answer it (``private``: a job's run, its owner checked)."""
+                 private: bool = False, logs: str = LOGS_PUBLIC) -> PlainTextResponse:
+    """The run's log as the log routes answer it (``private``: a job's run, its owner checked; ``logs``:
+    the rule the caller reads a tournament run's logs under, ``log_access.logs_rule``)."""
     tail = None if full else app_settings(request).api.log_tail_lines
     try:
-        text = read_run_log(session, run_id, stream, tail_lines=tail, private=private)
+        text = read_run_log(session, run_id, stream, tail_lines=tail, private=private, logs=logs)
     except UnknownRunError:
         raise not_found("run", run_id) from None
+    except LogsWithheldError as error:
+        raise ApiError(403, "forbidden", str(error), run=str(run_id), setting="api.tournament_run_logs") from None
     except UnknownLogError as error:
         raise ApiError(404, "not_found", str(error), run=str(run_id), stream=stream) from None
     return PlainTextResponse(shown_to(caller, request, text))
@@ -246,6 +255,8 @@ def run_log_text(caller: Principal, request: Request, session: Session, run_id: 
 
 @router.get("/runs/{run_id}/logs", response_class=PlainTextResponse, summary="A run's log, as text", responses=LOG_RESPONSES)
 def logs(run_id: RunId, caller: Competitor, request: Request, stream: LogStream = "stderr", full: FullLog = False) -> PlainTextResponse:
-    """The last lines of the run's stderr (or stdout) log, or the whole file; 404 when the run has none."""
+    """The last lines of the run's stderr (or stdout) log, or the whole file; 404 when the run has none;
+    403 when settings api.tournament_run_logs withholds a tournament run's logs from this key."""
+    rule = logs_rule(app_settings(request).api.tournament_run_logs, operator=caller.is_operator)
     with app_store(request).session() as session:
-        return run_log_text(caller, request, session, run_id, stream, full)
+        return run_log_text(caller, request, session, run_id, stream, full, logs=rule)

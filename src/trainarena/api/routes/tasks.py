@@ -16,7 +16,7 @@ from trainarena.api.errors import BODY_RESPONSES, ROLE_RESPONSES, ApiError, Erro
 from trainarena.api.json_body import RequestBody
 from trainarena.api.paging import NAME_MAX_LENGTH, Page, PageWindow
 from trainarena.contract import SEED_MAX, TaskType, stored_name_problem
-from trainarena.operations.pools import add_task, stored_task_json
+from trainarena.operations.pools import add_task, definition_data_reuse, stored_task_json
 from trainarena.store import StoreError, get_pool, get_stored_task, list_pools, list_stored_tasks, remove_stored_task
 from trainarena.tasks import resolve_task_file, task_file_from_data, with_local_path
 from trainarena.tasks.check import check_task
@@ -55,6 +55,8 @@ class StoredTaskOut(BaseModel):
     digests: Digests
     task_digest: str = Field(description="The digest its runs are listed under, in every tournament (`/v1/runs?task=`, task leaderboards).")
     created_at: datetime
+    data_warning: str | None = Field(description="Set when another stored task has the same dataset (stored with "
+                                     "allow_reused_data): which one, whether it was played, and why its hidden split is no secret.")  # fmt: skip
 
 
 class TaskIn(RequestBody):
@@ -71,6 +73,8 @@ class TaskIn(RequestBody):
     seed: int | None = Field(None, ge=0, le=SEED_MAX, description=f"The task's seed, 0 to {SEED_MAX} (default 0).")
     pool: str | None = Field(None, min_length=1, max_length=NAME_MAX_LENGTH, description="The pool (default: text or "
                                 "image, by kind); a new pool's name follows the task name rule.")  # fmt: skip
+    allow_reused_data: bool = Field(False, description="Store it even when a stored task has the same dataset (refused "
+                                    "otherwise: the other task's scripts trained on most of its hidden rows).")  # fmt: skip
 
 
 class RemovedOut(BaseModel):
@@ -94,7 +98,7 @@ def list_all(
         if pool is not None and get_pool(session, pool) is None:
             raise not_found("pool", pool)
         tasks, more = window.page(list_stored_tasks(session, pool))
-        return Page[StoredTaskOut](data=[StoredTaskOut(**stored_task_json(t)) for t in tasks], has_more=more)
+        return Page[StoredTaskOut](data=[StoredTaskOut(**stored_task_json(session, t)) for t in tasks], has_more=more)
 
 
 @router.get("/tasks/{name:path}", response_model=StoredTaskOut, summary="One stored task (operators)")
@@ -103,7 +107,7 @@ def show(name: TaskName, _operator: Operator, request: Request) -> StoredTaskOut
         task = get_stored_task(session, name)
         if task is None:
             raise not_found("task", name)
-        return StoredTaskOut(**stored_task_json(task))
+        return StoredTaskOut(**stored_task_json(session, task))
 
 
 @router.post("/tasks", status_code=201, response_model=StoredTaskOut, summary="Check and store a task in a pool (operators)",
@@ -111,14 +115,16 @@ def show(name: TaskName, _operator: Operator, request: Request) -> StoredTaskOut
 def add(body: TaskIn, _operator: Operator, request: Request) -> StoredTaskOut:
     """`trainarena task add --file` with the task file's content as the body: the base model must load,
     the dataset validate and split as `task check` does (with the operator's secret split seed).
-    Refusals are 422 naming the model, the dataset key or the row."""
+    Refusals are 422 naming the model, the dataset key or the row, or the stored task with the same
+    dataset (unless `allow_reused_data`)."""
     settings = app_settings(request)
-    data = body.model_dump(exclude={"pool"}, exclude_none=True, mode="json")
+    data = body.model_dump(exclude={"pool", "allow_reused_data"}, exclude_none=True, mode="json")
     data.setdefault("budget_seconds", settings.pools.default_budget_seconds)
     try:
         task_file = task_file_from_data(settings.data_dir / TASK_BODY_SOURCE, data, written=False, rules=settings.data)
         with app_store(request).transaction() as session:
-            record = stored_task_json(add_task(session, settings, task_file, body.pool).stored)
+            added = add_task(session, settings, task_file, body.pool, allow_reused_data=body.allow_reused_data)
+            record = stored_task_json(session, added.stored)
     # A definition that does not resolve is the request's fault, whatever stage refuses it (TaskRefused,
     # TaskFileError, a path the file system rejects).
     except (ValueError, TypeError, OSError) as error:
@@ -142,22 +148,27 @@ class TaskCheckOut(BaseModel):
     dropped_rows: int
     dropped: list[dict[str, Any]] = Field(description="Rows left out, by reason: {reason, rows}.")
     leak_check: dict[str, Any] = Field(description="{passed, shared_groups}: group keys found on both sides.")
+    data_warning: str | None = Field(description="Set when a stored task has the same dataset: POST /v1/tasks refuses "
+                                     "it unless allow_reused_data (which task, whether it was played, why).")  # fmt: skip
 
 
 @router.post("/tasks/check", response_model=TaskCheckOut, summary="Check a task without storing it (operators)",
              responses=BODY_RESPONSES)
 def check(body: TaskIn, _operator: Operator, request: Request) -> TaskCheckOut:
-    """`trainarena task check` on a task sent as the body (the pool is ignored): the dataset loads,
-    validates and splits, nothing is stored. Refusals are 422 naming the dataset key or the row."""
+    """`trainarena task check` on a task sent as the body (the pool and allow_reused_data are ignored):
+    the dataset loads, validates and splits, nothing is stored; `data_warning` names a stored task with
+    the same dataset. Refusals are 422 naming the dataset key or the row."""
     settings = app_settings(request)
-    data = body.model_dump(exclude={"pool"}, exclude_none=True, mode="json")
+    data = body.model_dump(exclude={"pool", "allow_reused_data"}, exclude_none=True, mode="json")
     data.setdefault("budget_seconds", settings.pools.default_budget_seconds)
     source = settings.data_dir / TASK_BODY_SOURCE
     if (problem := stored_name_problem("task", body.name)) is not None:  # what POST /v1/tasks would refuse
         raise ApiError(422, "task_refused", problem, name=body.name)
     try:
         task = resolve_task_file(task_file_from_data(source, data, written=False, rules=settings.data), settings)
-        return TaskCheckOut(**check_task(task, settings).to_json())
+        checked = check_task(task, settings)  # before the dataset is hashed, as task add does
+        with app_store(request).session() as session:
+            return TaskCheckOut(**checked.to_json(), data_warning=definition_data_reuse(session, settings, task))
     except (ValueError, TypeError, OSError) as error:  # as for POST /v1/tasks
         raise ApiError(422, "task_refused", str(with_local_path(error, source)), name=body.name) from None
 
