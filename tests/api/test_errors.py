@@ -91,7 +91,7 @@ def test_a_body_key_a_route_does_not_take_is_422_naming_it_and_the_keys_it_takes
                                              "validation_share")  # fmt: skip
         task = {"name": "typo", "type": "instruct", "base_model": "m", "dataset": {}, "budgett": 3}
         typo = _error(client.post("/v1/tasks", json=task, headers=empty_api.auth("operator")), 422, "invalid_request")
-        assert typo["details"]["unknown"] == ["budgett"] and "takes: base_model, budget_seconds, dataset" in typo["message"]
+        assert typo["details"]["unknown"] == ["budgett"] and "takes: allow_reused_data, base_model, budget_seconds, dataset" in typo["message"]
         # Every JSON body is as strict, and other problems are still named beside the unknown key.
         both = _error(client.post("/v1/tournaments", json={"kind": "text", "pol": "p"}, headers=empty_api.auth("operator")),
                       422, "invalid_request")  # fmt: skip

@@ -87,8 +87,8 @@ def test_operators_store_tasks_create_and_drive_a_tournament_and_publish(empty_a
         branch = _register(client, empty_api, "torchloop2", commit="main", example="torchloop")
         assert branch.status_code == 422 and "40-character" in branch.json()["error"]["message"]
 
-        for name in ("t1", "t2", "t3"):
-            added = client.post("/v1/tasks", json=_task(data, name), headers=operator)
+        for name in ("t1", "t2", "t3"):  # one dataset for the three: no hidden split is kept secret here
+            added = client.post("/v1/tasks", json=_task(data, name, allow_reused_data=name != "t1"), headers=operator)
             assert added.status_code == 201, added.text
         stored = added.json()
         assert stored["pool"] == "weekly" and stored["train_rows"] + stored["hidden_rows"] == 40 and len(stored["digests"]["hidden_split"]) == 64
