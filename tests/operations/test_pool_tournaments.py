@@ -82,7 +82,7 @@ def test_a_pool_tournament_enters_draws_plays_and_crowns(operator_data: Operator
             by_match = {(run.task.match.match_id, run.task.index): run.task.definition["name"]
                         for run in tournament_runs(session, second.id)}
             history = [(row.competitor.name, row.tournament_id) for row in champion_history(session, "text")]
-            with pytest.raises(StoreError, match=r"was drawn by tournament.*task add NEW-NAME --file TASK_FILE --pool weekly`, or with the flags"):
+            with pytest.raises(StoreError, match=r"was drawn by tournament.*Its dataset is spent: a new task on it is refused"):
                 remove_stored_task(session, created.tasks[0])
     assert again.champion is not None and history[0] == (result.champion, created.id)
     # The knockout round plays from the start of the draw, the boss round from its end, whatever the
