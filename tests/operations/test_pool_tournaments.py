@@ -332,7 +332,8 @@ def _add_chat_task(data: OperatorData, name: str) -> Path:
     chats.write_text("".join(json.dumps({"messages": [{"role": "user", "content": row["q"]},
                                                       {"role": "assistant", "content": row["a"]}]}) + "\n" for row in ROWS))
     with open_store(data.settings) as store, store.transaction() as session:
-        add_task(session, data.settings, task_from_flags(name, "chat", str(data.model), {"source": str(chats)}, 5.0), "weekly")
+        add_task(session, data.settings, task_from_flags(name, "chat", str(data.model), {"source": str(chats)}, 5.0), "weekly",
+                 allow_reused_data=True)  # each chat task's file holds the same rows: no secret kept here
     return chats
 
 
