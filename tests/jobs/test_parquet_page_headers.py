@@ -136,3 +136,16 @@ def test_a_page_running_past_its_column_chunk_is_refused(honest_files: dict[str,
         declared_uncompressed_bytes(broken, pq.read_metadata(broken), LIMIT)
     with pytest.raises(DatasetError, match="refused before it is decoded"):
         check_parquet(broken, "broken.parquet", ApiRules(upload_max_bytes=LIMIT))
+
+
+def test_lists_nested_past_the_depth_limit_are_refused_in_words(honest_files: dict[str, Path], tmp_path: Path) -> None:
+    """A header of lists in lists (0x19: a field holding a list of one list) nests without a struct
+    between, and recursed until Python's own limit: a RecursionError, which the upload turned into a 500."""
+    honest = honest_files["size"]
+    data = bytearray(honest.read_bytes())
+    offset = pq.read_metadata(honest).row_group(0).column(0).data_page_offset
+    data[offset : offset + 5000] = b"\x19" * 5000
+    nested = tmp_path / "nested.parquet"
+    nested.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match="nests structures more than"):
+        check_parquet(nested, "nested.parquet", ApiRules(upload_max_bytes=LIMIT))

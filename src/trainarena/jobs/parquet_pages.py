@@ -167,6 +167,8 @@ class _Compact:
         return fields
 
     def value(self, kind: int, depth: int) -> Any:
+        if depth > MAX_DEPTH:  # lists, sets and maps nest without a struct between them
+            raise PageHeaderError(f"a page header nests structures more than {MAX_DEPTH} deep")
         if kind in (_TRUE, _FALSE):
             return kind == _TRUE
         if kind in (_I16, _I32, _I64):
