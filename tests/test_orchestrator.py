@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 import threading
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -20,6 +22,7 @@ from trainarena.engine.model import Finished, Stage
 from trainarena.execution.supervise import STOPPED_REASON, StopAtOnce, current_stop_event
 from trainarena.orchestrator import LeaseHeld, LeaseLost, create_tournament, drive, load_record
 from trainarena.reporting.bracket import read_bracket
+from trainarena.reporting.run_detail import write_result_json
 from trainarena.round_tasks import task_seed
 from trainarena.runs import RESULT_FILE_NAME, ProgressEvent, RunInterrupted, RunReport, RunRequest, attempt_dir
 from trainarena.settings import LeaseRules, Settings
@@ -233,6 +236,30 @@ def test_a_drive_writes_the_result_file_a_killed_driver_left_unwritten(store: St
     assert _drive(store, settings, tid, executor, max_steps=1, on_stored=write_result) is None
     assert sorted(told[:2]) == sorted(unwritten) and all((run_dir / RESULT_FILE_NAME).read_text() == f"{run_id}\n" for run_id, run_dir in unwritten)
     assert set(executor.reported.values()) == {1}  # written from the store: no run trained again
+
+
+def test_the_result_file_is_whole_or_absent(store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write cut short (the driver killed mid-write) leaves no result.json for the next drive to keep:
+    the file appears only once whole."""
+    names = _names(3)
+    _register(store, names)
+    tid = _new_tournament(store, names)
+    stored: list[tuple[int, Path]] = []
+    assert _drive(store, settings, tid, FakeExecutor(_skills(names)), max_steps=4, on_stored=lambda *run: stored.append(run)) is None
+    run_id, run_dir = stored[0]
+    real_write = Path.write_text
+
+    def cut_short(path: Path, text: str, **kwargs: Any) -> int:
+        real_write(path, text[:10], **kwargs)
+        raise OSError("killed mid-write")
+
+    monkeypatch.setattr(Path, "write_text", cut_short)
+    with pytest.raises(OSError, match="mid-write"):
+        write_result_json(store, run_id, run_dir)
+    assert not (run_dir / RESULT_FILE_NAME).exists()
+    monkeypatch.undo()
+    written = write_result_json(store, run_id, run_dir)
+    assert json.loads(written.read_text())["run_id"] == run_id
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ its short form.
 from __future__ import annotations
 
 import json
+import os
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -323,7 +324,11 @@ def write_result_json(store: Store, run_id: int, run_dir: Path) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     with store.session() as session:
         detail = read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES, private=True)
-    path.write_text(json.dumps(detail.to_json(), indent=2) + "\n", encoding="utf-8")
+    # Whole or not at all: a driver killed mid-write would leave half a file, which the next drive's
+    # repair (it writes only a missing one) would keep.
+    partial = path.with_name(f".{RESULT_FILE_NAME}.partial")
+    partial.write_text(json.dumps(detail.to_json(), indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)
     return path
 
 
