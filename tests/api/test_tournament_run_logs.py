@@ -1,6 +1,7 @@
 """Who reads a tournament run's logs through the API (settings api.tournament_run_logs): a script may
 print its task's training rows, so its stdout, stderr and stderr tails are withheld from competitor keys
-as the setting says, while operators read them always and the platform's failure summary stays."""
+as the setting says, while operators read them always, a competitor key those of the competitors it
+registered always, and the platform's failure summary stays."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import pytest
 from api_client import Api
 from cli_store import CRASH_TAIL
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from trainarena.api import create_app
 from trainarena.settings import Settings
-from trainarena.store import Tournament
+from trainarena.store import Tournament, get_competitor
+from trainarena.store.api_keys import create_key
+from trainarena.store.models import ApiRole
+from trainarena.store.service_tables import ApiKey
 
 # (setting, the tournament's status) -> whether a competitor's key reads the logs
 READS = {
@@ -69,3 +74,23 @@ def test_a_competitor_key_reads_a_tournament_runs_logs_as_the_setting_says(api: 
     assert detail["reason"] == detail["failure_reason"] == "exited with code 1."
     assert all("ZeroDivisionError" not in attempt["reason"] for attempt in detail["attempt_history"])
     assert "Traceback" not in str(detail)
+
+
+@pytest.mark.parametrize("rule", ["after_finish", "operators"])
+def test_a_competitor_key_reads_its_own_competitors_runs_logs_while_the_tournament_runs(api: Api, rule: str) -> None:
+    set_tournament_status(api, "running")
+    with api.store.transaction() as session:
+        rival = {"Authorization": f"Bearer {create_key(session, 'rival-key', ApiRole.COMPETITOR).secret}"}
+        owner = session.scalar(select(ApiKey.id).where(ApiKey.name == "competitor-key"))
+        get_competitor(session, "crasher").owner_key_id = owner
+    with TestClient(create_app(with_run_logs(api.settings, rule), store=api.store)) as client:
+        run_id = crashed_run(client, api)
+        own_logs = client.get(f"/v1/runs/{run_id}/logs", headers=api.auth("competitor"))
+        own = client.get(f"/v1/runs/{run_id}", headers=api.auth("competitor")).json()
+        rivals_logs = client.get(f"/v1/runs/{run_id}/logs", headers=rival)
+        rivals = client.get(f"/v1/runs/{run_id}", headers=rival).json()
+    assert own_logs.status_code == 200 and own_logs.text.endswith(CRASH_TAIL + "\n")
+    assert own["logs_withheld"] is None and own["stderr_tail"].endswith(CRASH_TAIL.splitlines()[-1])
+    # Another competitor key is not the crasher's: the setting still withholds them from it.
+    assert rivals_logs.status_code == 403 and f"api.tournament_run_logs={rule}" in rivals_logs.json()["error"]["message"]
+    assert f"api.tournament_run_logs={rule}" in rivals["logs_withheld"] and rivals["stderr_tail"] is None

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trainarena.contract import RunStatus
-from trainarena.reporting.log_access import LOGS_PUBLIC, LogsWithheldError, logs_withheld, platform_reason
+from trainarena.reporting.log_access import ALL_LOGS, LogsRule, LogsWithheldError, logs_withheld, platform_reason
 from trainarena.reporting.reasons import short_reason, split_reason
 from trainarena.reporting.references import ReferenceLine, reference_lines, run_label
 from trainarena.runs import RESULT_FILE_NAME, TIMINGS_FILE
@@ -261,7 +261,7 @@ def visible_run(session: Session, run_id: int, *, private: bool = False) -> Run:
 
 
 def read_run_detail(session: Session, run_id: int, *, tail_lines: int, private: bool = False,
-                    logs: str = LOGS_PUBLIC) -> RunDetail:
+                    logs: LogsRule = ALL_LOGS) -> RunDetail:
     """Run ``run_id`` in full, with the last ``tail_lines`` lines of its stderr (see ``_stderr_tail``);
     ``private``: see :func:`visible_run`. ``logs``: the rule the reader reads logs under
     (``log_access.logs_rule``); withheld, no log, tail or stderr in a reason is read."""
@@ -333,7 +333,7 @@ def write_result_json(store: Store, run_id: int, run_dir: Path) -> Path:
 
 
 def read_run_log(session: Session, run_id: int, stream: str, *, tail_lines: int | None, private: bool = False,
-                 logs: str = LOGS_PUBLIC) -> str:
+                 logs: LogsRule = ALL_LOGS) -> str:
     """The run's ``stream`` log (a key of :data:`LOG_NAMES`), whole or its last ``tail_lines`` lines.
     Only the fixed file names in the run's own log folder are read: nothing a caller names as a path.
     A customer's job run is unknown here unless ``private`` (:func:`visible_run`); LogsWithheldError

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response, Streami
 
 from trainarena.registry import CodeRefused, NotAChampion, champion_code, champion_sources
 from trainarena.reporting.competitor_history import score_history
-from trainarena.reporting.log_access import logs_rule, logs_withheld
+from trainarena.reporting.log_access import LogsRule, logs_rule, logs_withheld
 from trainarena.reporting.run_detail import RECORDED_TAIL, UnknownRunError, read_run_detail, visible_run
 from trainarena.reporting.run_files import log_names, read_log
 from trainarena.reporting.run_list import list_runs
@@ -96,7 +96,7 @@ def run_log(request: Request, run_id: PageId, name: str) -> Response:
     return PlainTextResponse(notice + as_readable(request, body), headers={"X-Content-Type-Options": "nosniff"})
 
 
-def _logs_rule(request: Request) -> str:
+def _logs_rule(request: Request) -> LogsRule:
     """The rule the visitor reads tournament runs' logs under: a signed-in operator reads them all."""
     return logs_rule(settings_of(request).api.tournament_run_logs, operator=operator_signed_in(request))
 

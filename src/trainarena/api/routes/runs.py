@@ -17,7 +17,7 @@ from trainarena.api.context import app_settings, app_store
 from trainarena.api.errors import ROLE_RESPONSES, ApiError, not_found
 from trainarena.api.paging import STORE_INT_MAX, CursorWindow, Page
 from trainarena.api.shown import shown_to
-from trainarena.reporting.log_access import LOGS_PUBLIC, LogsWithheldError, logs_rule
+from trainarena.reporting.log_access import ALL_LOGS, LogsRule, LogsWithheldError, logs_rule
 from trainarena.reporting.run_detail import (
     RESULT_TAIL_LINES,
     UnknownLogError,
@@ -206,6 +206,11 @@ def _run_cursor(after: str) -> int:
     return int(after)
 
 
+def _callers_logs_rule(caller: Principal, request: Request) -> LogsRule:
+    """The rule ``caller`` reads tournament runs' logs under: the setting's, its own competitors' runs always."""
+    return logs_rule(app_settings(request).api.tournament_run_logs, operator=caller.is_operator, key_id=caller.key_id)
+
+
 # The operator's model first: a competitor's answer lacks its path fields, so only RunDetailOut takes it.
 @router.get("/runs/{run_id}", response_model=OperatorRunDetailOut | RunDetailOut, summary="One run in full")
 def show(run_id: RunId, caller: Competitor, request: Request) -> RunDetailOut:
@@ -213,7 +218,7 @@ def show(run_id: RunId, caller: Competitor, request: Request) -> RunDetailOut:
     an operator's key, also the log, artifact and snapshot paths on the platform's host, the stderr
     log the tail was read from, a working tree's folder and the drivers' hosts (`OperatorRunDetailOut`).
     A tournament run's stderr is left out as settings api.tournament_run_logs says (`logs_withheld`)."""
-    rule = logs_rule(app_settings(request).api.tournament_run_logs, operator=caller.is_operator)
+    rule = _callers_logs_rule(caller, request)
     with app_store(request).session() as session:
         try:
             detail = read_run_detail(session, run_id, tail_lines=RESULT_TAIL_LINES, logs=rule)
@@ -238,7 +243,7 @@ FullLog = Annotated[bool, Query(description="The whole file instead of its last 
 
 
 def run_log_text(caller: Principal, request: Request, session: Session, run_id: int, stream: str, full: bool, *,
-                 private: bool = False, logs: str = LOGS_PUBLIC) -> PlainTextResponse:
+                 private: bool = False, logs: LogsRule = ALL_LOGS) -> PlainTextResponse:
     """The run's log as the log routes answer it (``private``: a job's run, its owner checked; ``logs``:
     the rule the caller reads a tournament run's logs under, ``log_access.logs_rule``)."""
     tail = None if full else app_settings(request).api.log_tail_lines
@@ -257,6 +262,6 @@ def run_log_text(caller: Principal, request: Request, session: Session, run_id: 
 def logs(run_id: RunId, caller: Competitor, request: Request, stream: LogStream = "stderr", full: FullLog = False) -> PlainTextResponse:
     """The last lines of the run's stderr (or stdout) log, or the whole file; 404 when the run has none;
     403 when settings api.tournament_run_logs withholds a tournament run's logs from this key."""
-    rule = logs_rule(app_settings(request).api.tournament_run_logs, operator=caller.is_operator)
+    rule = _callers_logs_rule(caller, request)
     with app_store(request).session() as session:
         return run_log_text(caller, request, session, run_id, stream, full, logs=rule)
