@@ -49,7 +49,8 @@ def logs_withheld(session: Session, run: Run, rule: LogsRule) -> str | None:
         return None
     played = session.get(Run, run.audit_of_id) if run.origin == RunOrigin.AUDIT and run.audit_of_id is not None else run
     match = None if played is None else played.task.match
-    if match is None or _reads_own(played, rule.reader_key_id):
+    # Under `operators` not even its own key: what its script printed of the private data would leave with it.
+    if match is None or (rule.setting != LOGS_OPERATORS and _reads_own(played, rule.reader_key_id)):
         return None
     tournament = match.round.tournament
     if rule.setting == LOGS_AFTER_FINISH and tournament.status in TournamentStatus.ENDED:

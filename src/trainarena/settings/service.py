@@ -68,9 +68,9 @@ class ApiRules(Section):
         "its tournament ended, operators meanwhile) | operators (operator keys only). A script sees its task's training "
         "rows and may print them, so a log is the task's data. The default keeps a live tournament's data and scripts' "
         "output from rivals while it is played and lets competitors read why their runs failed after it; an operator "
-        "whose datasets are private sets operators. Whatever this says, the competitor key that registered a "
-        "competitor reads its runs' logs (to debug its script), and so whatever its own script prints of the data; "
-        "the platform's summary of a failure (exit code, time-out, a refused artifact) is shown to anyone."
+        "whose datasets are private sets operators. But for operators, the competitor key that registered a "
+        "competitor reads its runs' logs at once (to debug its script during the tournament), and so whatever its own "
+        "script prints of the data; the platform's summary of a failure (exit code, time-out, a refused artifact) is shown to anyone."
     )
     competitor_repo_hosts: tuple[str, ...] = Field(
         (), description="Hosts a competitor key may register repositories from (e.g. github.com, gitlab.com); empty: "
