@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from trainarena.cli import app
 from trainarena.contract import RunStatus
 from trainarena.execution.bwrap import BwrapBackend
-from trainarena.jobs.base_score import NO_VALIDATION_ROWS
+from trainarena.jobs.base_score import BASE_EVALUATION_FAILED, NO_VALIDATION_ROWS
 from trainarena.pipeline import SandboxedExecutor
 from trainarena.registry import not_compared
 from trainarena.runs import RunReport
@@ -101,17 +101,15 @@ class BrokenBaseEvaluation(FakeExecutor):
         return RunReport(RunStatus.INVALID, 0.0, 0.0, failure_reason="evaluation: out of memory")
 
 
-@pytest.mark.parametrize(
-    ("raises", "why"),
-    [(True, "the base model's evaluation failed: RuntimeError: the evaluation worker died"),
-     (False, "the base model's evaluation failed: evaluation: out of memory")],
-)  # fmt: skip
+@pytest.mark.parametrize("raises", [True, False])
 def test_a_failed_base_evaluation_does_not_fail_the_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raises: bool,
-                                                        why: str) -> None:  # fmt: skip
+                                                        caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     settings = fast_settings(tmp_path / "data")
     job, model = finished_job(settings, BrokenBaseEvaluation(raises), validation_share=0.2)
     assert job["status"] == "succeeded" and job["score"] == 1.25 and job["failure_reason"] is None
-    assert job["base_score"] is None and job["improvement"] is None and job["base_comparison"] == not_compared(why)
+    assert job["base_score"] is None and job["improvement"] is None and job["base_comparison"] == not_compared(BASE_EVALUATION_FAILED)
+    # The error (it may name a path on the server) is the server's log's, not the downloaded card's.
+    assert ("the evaluation worker died" if raises else "out of memory") in caplog.text
     _says_the_same_everywhere(settings, job, model, monkeypatch)
 
 

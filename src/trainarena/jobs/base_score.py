@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 NO_VALIDATION_ROWS = "the job kept no validation rows (validation_share 0), so no rows were held out to score the base model on"
 NOT_FOR_IMAGES = "an image job's model is a LoRA, which the base model alone is not, so the base model is not scored as one"
+# What the card and the customer read of a failed base evaluation: the error (a path on the server, a
+# traceback's words) goes to the server's log only, since the card is a downloaded file nothing rewrites.
+BASE_EVALUATION_FAILED = "the base model's evaluation failed on the platform's side (its error is in the server's log)"
 
 
 class BaseModelEvaluator(Protocol):
@@ -47,8 +50,9 @@ def score_base_model(executor: BaseModelEvaluator, task: TaskDefinition, validat
     try:
         report = executor.evaluate_base_model(task)
     except Exception as error:  # noqa: BLE001 - the platform's reference, not the job's result: the job goes on
-        log.warning("job %s: scoring the base model failed", task.name, exc_info=True)
-        return BaseScore(None, f"the base model's evaluation failed: {type(error).__name__}: {error}")
+        log.warning("job %s: scoring the base model failed: %s: %s", task.name, type(error).__name__, error, exc_info=True)
+        return BaseScore(None, BASE_EVALUATION_FAILED)
     if report.evaluation is None or report.evaluation.score is None:
-        return BaseScore(None, f"the base model's evaluation failed: {report.failure_reason}")
+        log.warning("job %s: scoring the base model gave no score: %s", task.name, report.failure_reason)
+        return BaseScore(None, BASE_EVALUATION_FAILED)
     return BaseScore(report.evaluation.score, None)
