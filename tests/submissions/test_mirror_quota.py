@@ -80,3 +80,22 @@ def test_a_clone_is_stopped_once_it_passes_its_bound(settings: Settings, make_re
         submissions_git.fetch_mirror(bulky.as_uri(), mirror, "0" * 40, timeout=60, max_bytes=100_000)
     assert stopped.value.size > 100_000
     assert not mirror.exists() and leftovers(settings) == []
+
+
+def test_a_fetch_into_a_keys_mirror_is_stopped_at_its_room(
+    settings: Settings, make_repo: RepoFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Polled often so that the fetch is caught while it writes; every poll past the room stops it.
+    monkeypatch.setattr(submissions_git, "WATCH_SECONDS", 0.01)
+    repo, first = make_repo(name="grows")
+    limited = quota_settings(settings, 1_000_000)
+    register(limited, name="grows", repo=str(repo), commit=first, quota_key=7)
+    mirror = repo_mirror_path(limited, repo.resolve().as_uri())
+    before = submissions_git.folder_bytes(mirror)
+    grown = make_repo.commit(repo, {"blob.bin": os.urandom(8 * BULK)}, message="grown past the room")
+    with pytest.raises(MirrorQuotaExceeded):
+        register(limited, name="grown", repo=str(repo), commit=grown, quota_key=7)
+    assert submissions_git.folder_bytes(mirror) == before  # the stopped fetch's pack is gone
+    assert not submissions_git.has_commit(mirror, grown, timeout=60)  # stopped during the fetch, not after it
+    assert submissions_git.has_commit(mirror, first, timeout=60)
+    register(limited, name="grows-again", repo=str(repo), commit=first, quota_key=7)  # the mirror still serves it

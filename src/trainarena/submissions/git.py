@@ -4,19 +4,21 @@ Protects against: arguments that git would read as options (``--upload-pack=...`
 argument follows ``--``), remote helpers that run commands (``ext::``; only https, ssh and file
 transports are allowed, also through ``GIT_ALLOW_PROTOCOL``), credential prompts that would hang a
 validator (``GIT_TERMINAL_PROMPT=0``), slow or endless fetches (a timeout on every call), and hooks or
-config inside the fetched repository (a bare mirror never runs them), and a clone past a size its
-caller gives (``max_bytes``: the key's room, ``submissions.mirror_quota``; git is stopped once its
-folder passes it, polled every ``WATCH_SECONDS``). It does not protect against a malicious server
+config inside the fetched repository (a bare mirror never runs them), and a clone or fetch past a size
+its caller gives (``max_bytes``: the key's room, ``submissions.mirror_quota``; git is stopped once the
+mirror's folder passes it, polled every ``WATCH_SECONDS``). It does not protect against a malicious server
 exhausting disk within the timeout where no size is given, nor against two processes fetching the same
 cache at once (the mirror is created atomically, later fetches are git's own business).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -33,14 +35,14 @@ _SCP_LIKE = re.compile(r"(?P<user>[A-Za-z0-9._-]+@)?(?P<host>[A-Za-z0-9.-]+):(?P
 _ALLOWED_SCHEMES = ("https", "ssh", "file")
 _MODE_KINDS = {"100644": "file", "100755": "file", "120000": "symlink", "160000": "submodule"}
 GIT_MISSING = "git is not installed on this machine; install git to register competitors"
-WATCH_SECONDS = 0.2  # how often a bounded clone's folder is measured: git writes at most this long past the bound
+WATCH_SECONDS = 0.2  # how often a bounded clone or fetch's folder is measured: git writes at most this long past the bound
 
 
 class MirrorTooLarge(RegistrationError):
-    """A clone passed the ``max_bytes`` it was given and was stopped; ``size`` is what it had written."""
+    """A clone or fetch passed the ``max_bytes`` it was given and was stopped; ``size`` is the mirror's then."""
 
-    def __init__(self, url: str, size: int, max_bytes: int) -> None:
-        super().__init__(f"the clone of {url} passed {max_bytes:,} bytes ({size:,} written) and was stopped")
+    def __init__(self, url: str, command: str, size: int, max_bytes: int) -> None:
+        super().__init__(f"the git {command} of {url} passed {max_bytes:,} bytes ({size:,} written) and was stopped")
         self.size = size
 
 
@@ -182,13 +184,14 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
-def _clone(url: str, target: Path, *, timeout: float, max_bytes: int | None) -> None:
-    """``git clone --mirror`` into ``target``, stopped (MirrorTooLarge) once ``target`` passes ``max_bytes``."""
+def _watched_git(args: list[str], folder: Path, url: str, *, timeout: float, max_bytes: int | None,
+                 cwd: Path | None = None) -> tuple[int, str]:
+    """Run git ``args`` (a clone or fetch that writes into ``folder``) and return its exit code and stderr;
+    stopped (MirrorTooLarge) once ``folder`` passes ``max_bytes``, or after ``timeout``."""
     deadline = time.monotonic() + timeout
-    command = ["git", "clone", "--mirror", "--quiet", "--", url, str(target)]
-    try:
-        process = subprocess.Popen(command, env=_git_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE)  # fmt: skip
+    try:  # its own process group: index-pack and a file:// upload-pack are stopped with it
+        process = subprocess.Popen(["git", *args], cwd=cwd, env=_git_env(), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
     except FileNotFoundError as error:
         raise RegistrationError(GIT_MISSING) from error
     with process:
@@ -197,18 +200,42 @@ def _clone(url: str, target: Path, *, timeout: float, max_bytes: int | None) -> 
                 _out, stderr = process.communicate(timeout=WATCH_SECONDS)
                 break
             except subprocess.TimeoutExpired:
-                written = 0 if max_bytes is None else folder_bytes(target)
+                written = 0 if max_bytes is None else folder_bytes(folder)
                 over = max_bytes is not None and written > max_bytes
                 if over or time.monotonic() > deadline:
-                    process.kill()
+                    with contextlib.suppress(ProcessLookupError):  # the group ended since the last look
+                        os.killpg(process.pid, signal.SIGKILL)
                     process.communicate()
                     if over:
-                        raise MirrorTooLarge(url, written, max_bytes) from None
-                    raise RegistrationError(f"git clone took longer than {timeout:g} s and was stopped") from None
-    if process.returncode != 0:
-        raise RegistrationError(_clone_failure(url, stderr.decode(errors="replace")))
-    if max_bytes is not None and (written := folder_bytes(target)) > max_bytes:  # written after the last look
-        raise MirrorTooLarge(url, written, max_bytes)
+                        raise MirrorTooLarge(url, args[0], written, max_bytes) from None
+                    raise RegistrationError(f"git {args[0]} took longer than {timeout:g} s and was stopped") from None
+    if max_bytes is not None and (written := folder_bytes(folder)) > max_bytes:  # written after the last look
+        raise MirrorTooLarge(url, args[0], written, max_bytes)
+    return process.returncode, stderr.decode(errors="replace")
+
+
+def _clone(url: str, target: Path, *, timeout: float, max_bytes: int | None) -> None:
+    """``git clone --mirror`` into ``target``, stopped (MirrorTooLarge) once ``target`` passes ``max_bytes``."""
+    returncode, stderr = _watched_git(["clone", "--mirror", "--quiet", "--", url, str(target)], target, url,
+                                      timeout=timeout, max_bytes=max_bytes)  # fmt: skip
+    if returncode != 0:
+        raise RegistrationError(_clone_failure(url, stderr))
+
+
+def _fetch(url: str, mirror: Path, arguments: list[str], *, timeout: float, max_bytes: int | None,
+           check: bool) -> None:
+    """``git fetch arguments`` into ``mirror``, stopped once the mirror passes ``max_bytes``; a fetch
+    stopped midway leaves the mirror as it was. Every fetch writes one pack (``fetch.unpackLimit=1``, not loose
+    objects), so what a stopped one wrote is git's temporary pack files, removed here."""
+    args = ["-c", "fetch.unpackLimit=1", "fetch", "--quiet", *arguments]
+    try:
+        returncode, stderr = _watched_git(args, mirror, url, cwd=mirror, timeout=timeout, max_bytes=max_bytes)
+    except RegistrationError:
+        for leftover in [*mirror.glob("objects/pack/tmp_*"), *mirror.glob("objects/??/tmp_obj_*")]:
+            leftover.unlink(missing_ok=True)
+        raise
+    if check and returncode != 0:
+        raise RegistrationError(f"git fetch failed: {stderr.strip()[-800:] or f'exit code {returncode}'}")
 
 
 def _clone_failure(url: str, stderr: str) -> str:
@@ -221,8 +248,9 @@ def _clone_failure(url: str, stderr: str) -> str:
 
 
 def fetch_mirror(url: str, mirror: Path, commit: str, *, timeout: float, max_bytes: int | None = None) -> None:
-    """Make ``mirror`` a bare mirror of ``url`` that contains ``commit`` if the remote has it; a new
-    mirror's clone is stopped, and nothing of it kept, once it passes ``max_bytes`` (None: no bound)."""
+    """Make ``mirror`` a bare mirror of ``url`` that contains ``commit`` if the remote has it; a clone or
+    fetch is stopped (MirrorTooLarge) once the mirror passes ``max_bytes`` (None: no bound): nothing of a new
+    mirror's clone is kept, a mirror fetched into is left as it was."""
     if not mirror.exists():
         mirror.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".clone-", dir=mirror.parent))
@@ -237,10 +265,10 @@ def fetch_mirror(url: str, mirror: Path, commit: str, *, timeout: float, max_byt
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     elif not has_commit(mirror, commit, timeout=timeout):
-        _git(["fetch", "--prune", "--quiet", "origin"], cwd=mirror, timeout=timeout)
+        _fetch(url, mirror, ["--prune", "origin"], timeout=timeout, max_bytes=max_bytes, check=True)
     if not has_commit(mirror, commit, timeout=timeout):
         # Not on any branch or tag: hosts such as GitHub still serve a reachable SHA by name.
-        _git(["fetch", "--quiet", "origin", commit], cwd=mirror, timeout=timeout, check=False)
+        _fetch(url, mirror, ["origin", commit], timeout=timeout, max_bytes=max_bytes, check=False)
 
 
 def has_commit(mirror: Path, commit: str, *, timeout: float) -> bool:

@@ -8,10 +8,11 @@ its manifest say, still leaves its mirror). The charges are marker files,
 ``<cache>/repo-owners/key-<id>/<mirror name>``, so that no schema change is needed; a mirror an operator
 removes from the cache costs nothing any more.
 
-A fetch that would take the key past the limit is refused with :class:`MirrorQuotaExceeded`: a new
-mirror's clone is stopped as soon as it passes the key's room and removed; a mirror that was there
-before (another key's, or this key's own fetched again) is kept, unmarked for this key when it is new to
-it. One key's registrations run one at a time (a file lock per key), so two at once never both pass.
+A fetch that would take the key past the limit is refused with :class:`MirrorQuotaExceeded`: git is
+stopped as soon as the mirror passes the key's room (the limit less its other mirrors: the mirror's own
+size counts), and a new mirror is removed; a mirror that was there before (another key's, or this key's
+own fetched again) is kept as it was before the fetch, unmarked for this key when it is new to it.
+One key's registrations run one at a time (a file lock per key), so two at once never both pass.
 Keys the callers pass as None (operators', the CLI's) are not limited nor charged; 0 in the setting:
 no limit (the usage is still counted).
 """
@@ -23,6 +24,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from trainarena.settings import Settings
 from trainarena.submissions import git
@@ -81,10 +83,14 @@ def fetch_within_quota(settings: Settings, key_id: int | None, url: str, mirror:
         try:
             git.fetch_mirror(url, mirror, commit, timeout=timeout, max_bytes=None if limit is None else limit - used)
         except git.MirrorTooLarge as error:
-            raise MirrorQuotaExceeded(used, error.size, limit or 0) from None
+            _refuse(mirror, fresh, MirrorQuotaExceeded(used, error.size, limit or 0))
         size = git.folder_bytes(mirror)
         if limit is not None and used + size > limit:
-            if fresh:  # made by this registration: a cache, so removing it costs no more than a later fetch
-                shutil.rmtree(mirror, ignore_errors=True)
-            raise MirrorQuotaExceeded(used, size, limit)
+            _refuse(mirror, fresh, MirrorQuotaExceeded(used, size, limit))
         (_charges(settings, key_id) / mirror.name).touch()
+
+
+def _refuse(mirror: Path, fresh: bool, refusal: MirrorQuotaExceeded) -> NoReturn:
+    if fresh:  # made by this registration: a cache, so removing it costs no more than a later fetch
+        shutil.rmtree(mirror, ignore_errors=True)
+    raise refusal
