@@ -147,6 +147,8 @@ def test_a_tree_found_the_registered_one_is_not_hashed_again_until_a_file_change
     (checks[0] / "pkg" / "util.py").write_text("X = 2\n")  # the same size as "X = 1"
     refused = served.get("/v1/champions/alice/code")
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "code_differs" and len(checks) == 2
+    # Refused again without hashing again: the tree is as it was at the last check.
+    assert served.client.get("/competitors/alice/code").status_code == 409 and len(checks) == 2
 
 
 @pytest.mark.parametrize(("license_files", "why"), [

@@ -6,10 +6,10 @@ It is served only when the tree is stored on this server (a request never waits 
 operator's ``trainarena champions export-code`` fetches a lost one again), when it is the registered
 one (export-code's check, :func:`check_tree`: its git tree hash and source digest recomputed from its
 files) and when its license lets anyone redistribute it (``LicenseInfo.redistribution_refusal``). All is
-checked before the first byte: once a stream has begun, its status is sent. A tree found the registered
-one is not hashed again while none of its files changed (their sizes and change times, ``st_ctime``,
-which no write or ``touch`` leaves as it was): the dashboard's link serves anyone, and each download
-would otherwise hash up to a whole repository's limit again."""
+checked before the first byte: once a stream has begun, its status is sent. The dashboard's link
+serves anyone, so a download's cost is paid once per state of the tree: a check (either verdict) is
+not repeated while none of its files changed (their sizes and change times, ``st_ctime``, which no
+write or ``touch`` leaves as it was), and a small tree's archive is compressed once and kept."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ class ChampionCode:
     """A champion's stored tree, checked: what a download sends."""
 
     checked: CheckedTree
+    archive: bytes | None = None  # the whole tar.gz, kept for a small tree (``ARCHIVE_KEPT_MAX_BYTES``)
 
     @property
     def root_name(self) -> str:
@@ -56,7 +57,9 @@ class ChampionCode:
                 "X-Trainarena-License": source.license.describe()}  # fmt: skip
 
     def chunks(self) -> Iterator[bytes]:
-        """The tar.gz stream, built as it is sent."""
+        """The tar.gz stream: the kept archive, else built as it is sent."""
+        if self.archive is not None:
+            return iter([self.archive])
         return gzipped(tar_chunks(self.checked.folder, self.root_name, git_modes=True))
 
 
@@ -69,30 +72,36 @@ def gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
     yield compressor.flush()
 
 
-# How many checked trees are remembered (a handful of champions reign at once; past ones are few).
-CHECKED_TREES_KEPT = 32
+# How many checked trees are remembered (a handful of champions reign at once; past ones are few), and
+# the largest tree (its files' total size) whose archive is kept with its check: 16 x 4 MiB at most.
+CHECKED_TREES_KEPT = 16
+ARCHIVE_KEPT_MAX_BYTES = 4 << 20
 
 
 class _CheckedTrees:
-    """Trees found the registered ones, by folder and the state of their files (LRU)."""
+    """Checked trees, by competitor, folder and the state of their files (LRU): a folder is a commit's,
+    which two competitors may share (a flagged copy), and the archive names the competitor."""
 
     def __init__(self) -> None:
-        self._kept: OrderedDict[tuple[Path, tuple], CheckedTree] = OrderedDict()
+        self._kept: OrderedDict[tuple[int, Path, tuple], ChampionCode] = OrderedDict()
         self._lock = threading.Lock()
 
-    def check(self, settings: Settings, competitor: Competitor, folder: Path) -> CheckedTree:
-        key = (folder, _files_state(folder))
+    def check(self, settings: Settings, competitor: Competitor, folder: Path) -> ChampionCode:
+        state = _files_state(folder)
+        key = (competitor.id, folder, state)
         with self._lock:
-            if (known := self._kept.get(key)) is not None and known.source.tree_hash == competitor.tree_hash:
+            if (known := self._kept.get(key)) is not None:
                 self._kept.move_to_end(key)
                 return known
-        checked = check_tree(settings, competitor, folder)
-        if checked.verified:  # a tree that differs is checked again each time: it may be restored
-            with self._lock:
-                self._kept[key] = checked
-                while len(self._kept) > CHECKED_TREES_KEPT:
-                    self._kept.popitem(last=False)
-        return checked
+        code = ChampionCode(check_tree(settings, competitor, folder))
+        if code.checked.verified and code.checked.source.license.redistribution_refusal() is None and \
+                sum(entry[1] for entry in state) <= ARCHIVE_KEPT_MAX_BYTES:  # fmt: skip
+            code = ChampionCode(code.checked, b"".join(code.chunks()))
+        with self._lock:
+            self._kept[key] = code
+            while len(self._kept) > CHECKED_TREES_KEPT:
+                self._kept.popitem(last=False)
+        return code
 
 
 def _files_state(folder: Path) -> tuple:
@@ -111,7 +120,8 @@ def champion_code(settings: Settings, session: Session, name: str) -> ChampionCo
     """The code of ``name``, a champion crowned at some time, ready to send; NotAChampion for any other
     name, and CodeRefused (CodeNotStored, CodeDiffers, NotRedistributable) saying why it is not sent."""
     competitor = crowned_competitor(session, name)
-    checked = _checked_trees.check(settings, competitor, registered_tree(settings, competitor, fetch=False))
+    code = _checked_trees.check(settings, competitor, registered_tree(settings, competitor, fetch=False))
+    checked = code.checked
     if not checked.verified:
         raise CodeDiffers(
             f"the code of {name} stored on this server differs from the one registered (tree hash {checked.tree_hash[:12]}, "
@@ -122,4 +132,4 @@ def champion_code(settings: Settings, session: Session, name: str) -> ChampionCo
     refusal = checked.source.license.redistribution_refusal()
     if refusal is not None:
         raise NotRedistributable(f"the code of {name} is not served: {refusal}")
-    return ChampionCode(checked)
+    return code
