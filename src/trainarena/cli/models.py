@@ -300,10 +300,11 @@ def _print_check(result: DownloadCheck) -> None:
 def publish_command(model_id: ModelId, as_json: JsonFlag = False) -> None:
     """Upload a model to the Hugging Face Hub as ORGANISATION/trainarena-TYPE-ID (needs registry.hub_token and registry.hub_organisation; private unless registry.hub_private is off)."""
     settings = Settings()
-    with open_store(settings) as store, store.transaction() as session:
-        row = _require_row(session, model_id, as_json)
+    with open_store(settings) as store:
+        with store.session() as session:
+            _require_row(session, model_id, as_json)
         try:
-            url = publish_model(settings.registry, session, row)
+            url = publish_model(settings.registry, store, model_id)
         except PublishingError as error:
             raise fail(str(error), as_json, model=model_id) from None
     typer.echo(json.dumps({"ok": True, "id": model_id, "published_url": url}) if as_json else f"published {model_id} to {url}")

@@ -9,6 +9,7 @@ import hashlib
 import importlib.metadata
 import platform
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +38,35 @@ def _cached_digest(path: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
     return path_digest(Path(path))
 
 
+# One lock per digest being computed: an lru_cache lets concurrent misses each compute, so threads
+# asking for the same path and stamp at once (parallel requests) wait on the first instead of hashing again.
+_COMPUTING: dict[tuple[str, tuple[tuple[str, int, int], ...]], threading.Lock] = {}
+_COMPUTING_GUARD = threading.Lock()
+
+
+def _digest_once(path: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    key = (path, stamp)
+    with _COMPUTING_GUARD:
+        lock = _COMPUTING.setdefault(key, threading.Lock())
+    try:
+        with lock:
+            return _cached_digest(path, stamp)  # the waiters find the first one's result cached
+    finally:
+        with _COMPUTING_GUARD:
+            if _COMPUTING.get(key) is lock:
+                del _COMPUTING[key]
+
+
 def folder_digest(path: Path | None) -> str | None:
     """``tasks.digests.path_digest`` of a file or folder (None when absent), cached while none of its
-    files changed modification time or size: a tournament's runs share the same base model and splits."""
+    files changed modification time or size: a tournament's runs share the same base model and splits.
+    Concurrent calls for the same unchanged path hash it once."""
     if path is None or not Path(path).exists():
         return None
     path = Path(path).resolve()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
-    return _cached_digest(str(path), stamp)
+    return _digest_once(str(path), stamp)
 
 
 def split_digests(prepared: dict[str, Any]) -> dict[str, str | None]:

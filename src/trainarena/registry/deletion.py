@@ -11,7 +11,10 @@ The order makes a crash safe: the mark is committed first, and the folder remove
 killed in between leaves a model marked deleted whose files are still there: never one shown alive
 without its files, and its files are not served (``archive.ModelDeleted``). Deleting it again (the
 same answer as the first time) removes them, and so does the registry sweep (``sweep_registry``) at the
-next start. The other order would leave a model alive in the store whose download fails."""
+next start. The other order would leave a model alive in the store whose download fails.
+
+The mark is made under the model's lock (``publishing.model_lock``): a deletion asked while the model
+is being uploaded to the Hub waits for the upload, then refuses the model it published."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import shutil
 from pathlib import Path
 
 from trainarena.registry.models import ModelSource, visible_model
+from trainarena.registry.publishing import model_lock
 from trainarena.store import Store
 from trainarena.store.models import RegisteredModel, utcnow
 
@@ -45,7 +49,7 @@ def delete_model(store: Store, model_id: str, owner_key_id: int | None, by_key_i
     not, or there is none. ModelKept for a model that is never deleted. A model deleted before keeps its
     mark (when, by whom), and what is left of its folder is removed: deleting again finishes a deletion
     a crash cut short."""
-    with store.transaction() as session:
+    with model_lock(store, model_id), store.transaction() as session:
         row = visible_model(session, model_id, owner_key_id)
         if row is None:
             return False

@@ -172,17 +172,17 @@ def tar_download(row: RegisteredModel, headers: dict[str, str]) -> StreamingResp
              responses={**ROLE_RESPONSES,
                         409: {"model": ErrorResponse, "description": "Publishing is off, or the model's folder is gone"}})  # fmt: skip
 def publish(request: Request, model_id: str, principal: Operator) -> ModelOut:
-    with app_store(request).transaction() as session:
-        row = visible_model(session, model_id, None)
-        if row is None:
+    store = app_store(request)
+    with store.session() as session:
+        if visible_model(session, model_id, None) is None:
             raise not_found("model", model_id)
-        try:
-            publish_model(app_settings(request).registry, session, row)
-        except PublishingError as error:
-            code = "publishing_off" if isinstance(error, PublishingOff) else "conflict"
-            raise ApiError(409, code, str(error), model=model_id) from None
-        out = model_record(session, row)
-    return ModelOut(**out)
+    try:
+        publish_model(app_settings(request).registry, store, model_id)
+    except PublishingError as error:
+        code = "publishing_off" if isinstance(error, PublishingOff) else "conflict"
+        raise ApiError(409, code, str(error), model=model_id) from None
+    with store.session() as session:
+        return ModelOut(**model_record(session, session.get_one(RegisteredModel, model_id)))
 
 
 @router.delete("/{model_id}", response_model=ModelOut, summary="Delete a model's files (its owner, or an operator)",
