@@ -15,7 +15,7 @@ def test_competitors_read_each_pools_drawable_types_models_and_budgets_but_no_ta
     chats = tmp_path / "secret-chats.jsonl"
     chats.write_text("".join(json.dumps({"messages": [{"role": "user", "content": row["q"]},
                                                       {"role": "assistant", "content": row["a"]}]}) + "\n" for row in ROWS))
-    instruct = {"type": "instruct", "base_model": str(data.model), "pool": "weekly",
+    instruct = {"type": "instruct", "base_model": str(data.model), "pool": "weekly", "allow_reused_data": True,  # one file, three tasks
                 "dataset": {"source": str(data.jsonl), "field_instruction": "q", "field_output": "a"}}  # fmt: skip
     tasks = [{"name": "gsm8k-secret-1", "budget_seconds": 5, **instruct}, {"name": "gsm8k-secret-2", "budget_seconds": 5, **instruct},
              {"name": "gsm8k-secret-3", "budget_seconds": 60, **instruct},
