@@ -268,7 +268,7 @@ def model_record(session: Session, row: RegisteredModel) -> dict[str, Any]:
         **base_comparison_fields(model_compared_with_base(row)),
         "published_url": row.published_url, "same_as_base": model_same_as_base(row),
         "same_as_base_refuted": model_same_as_base_refuted(row), "bytes": row.size_bytes, "deleted_at": row.deleted_at,
-        "deleted_by": None if row.deleted_by_key is None else row.deleted_by_key.name,
+        "deleted_by": None if row.deleted_by_key is None else row.deleted_by_key.name, "deleted_by_key_id": row.deleted_by_key_id,
     }  # fmt: skip
 
 

@@ -61,6 +61,10 @@ class BaseComparisonOut(BaseModel):
                                         "a champion's model.")
 
 
+# What a customer reads as ``deleted_by`` of its model an operator's key deleted: not that key's name.
+OPERATOR_DELETED = "an operator"
+
+
 class ModelOut(BaseComparisonOut):
     id: str = Field(description="The model's id, model-<hex>.")
     object: str = Field("model", description="Always model.")
@@ -93,8 +97,9 @@ class ModelOut(BaseComparisonOut):
                        "api.model_quota_bytes until it is deleted.")
     deleted_at: datetime | None = Field(description="When its files were deleted (DELETE /v1/models/{id}); its record stays, "
                                         "and its download answers 410. Null while it is stored.")
-    deleted_by: str | None = Field(description="The name of the key that deleted it; null while it is stored, and for a "
-                                   "model an operator deleted on the server (`trainarena models delete`).")
+    deleted_by: str | None = Field(description="The name of the key that deleted it (to a customer, 'an operator' for an "
+                                   "operator's key); null while it is stored, and for a model an operator deleted on the "
+                                   "server (`trainarena models delete`).")
 
 
 class ModelDetail(ModelOut):
@@ -137,6 +142,8 @@ def _shown(principal: Principal, request: Request, record: dict[str, Any]) -> di
     """A model's record as the key reads it (``shown_to``); a job's model keeps its base model whole, one of
     jobs.base_models, which the customer named itself (as its job reads it: ``JobOut.of``)."""
     shown = shown_to(principal, request, record)
+    if not principal.is_operator and record["deleted_by"] is not None and record["deleted_by_key_id"] != principal.key_id:
+        shown["deleted_by"] = OPERATOR_DELETED  # a customer reads its own key's name, not an operator key's
     return shown if record["job_id"] is None else {**shown, "base_model": record["base_model"]}
 
 
