@@ -203,9 +203,9 @@ def test_a_run_page_hashes_no_more_artifact_bytes_than_its_budget(tmp_path: Path
     assert lines[1].sha256 == hashlib.sha256(bytes([1]) * 40).hexdigest()
 
 
-def test_artifact_listings_keep_the_latest_by_digest_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bounded: the least recently listed digest is dropped first; a digest with no file listed (its
-    folder gone) is not kept, so a folder put back is listed."""
+def test_artifact_listings_keep_the_latest_by_digest_and_folder_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bounded: the least recently listed is dropped first; a digest with no file listed (its folder
+    gone) is not kept, so a folder put back is listed; a folder changed since its listing is listed again."""
     hashed: list[str] = []
     monkeypatch.setattr(run_files, "_sha256", lambda path: hashed.append(path.parent.name) or "0" * 64)
     for name in ("a", "b"):
@@ -214,7 +214,12 @@ def test_artifact_listings_keep_the_latest_by_digest_only(tmp_path: Path, monkey
     listings = run_files.ArtifactListings(size=1)
     for digest, folder in (("1", "a"), ("1", "b"), ("2", "b"), ("1", "a"), ("3", "gone"), ("3", "a")):
         listings.listing(digest, str(tmp_path / folder), limit=10, hash_max_bytes=10)
-    assert hashed == ["a", "b", "a", "a"]  # digest 1 kept (b's folder never read under it), dropped for 2, listed again
+    assert hashed == ["a", "b", "b", "a", "a"]  # another folder under one digest is listed as it is; size 1 drops the rest
+    listings.listing("3", str(tmp_path / "a"), limit=10, hash_max_bytes=10)
+    assert len(hashed) == 5  # kept
+    (tmp_path / "a" / "model.bin").write_bytes(b"x")  # changed after the run stored its digest
+    listings.listing("3", str(tmp_path / "a"), limit=10, hash_max_bytes=10)
+    assert hashed == ["a", "b", "b", "a", "a", "a"]
 
 
 def test_run_page_lists_the_artifact_files_with_their_digests(client: TestClient) -> None:

@@ -26,6 +26,7 @@ from trainarena.registry.archive import tar_chunks
 from trainarena.registry.source import CheckedTree, CodeRefused, check_tree, crowned_competitor, registered_tree
 from trainarena.settings import Settings
 from trainarena.store.models import Competitor
+from trainarena.submissions.seal import folder_stamps
 
 
 class CodeDiffers(CodeRefused):
@@ -87,30 +88,21 @@ class _CheckedTrees:
         self._lock = threading.Lock()
 
     def check(self, settings: Settings, competitor: Competitor, folder: Path) -> ChampionCode:
-        state = _files_state(folder)
-        key = (competitor.id, folder, state)
+        stamps = folder_stamps(folder)
+        key = (competitor.id, folder, tuple(sorted(stamps.items())))
         with self._lock:
             if (known := self._kept.get(key)) is not None:
                 self._kept.move_to_end(key)
                 return known
         code = ChampionCode(check_tree(settings, competitor, folder))
         if code.checked.verified and code.checked.source.license.redistribution_refusal() is None and \
-                sum(entry[1] for entry in state) <= ARCHIVE_KEPT_MAX_BYTES:  # fmt: skip
+                sum(stamp[3] for stamp in stamps.values()) <= ARCHIVE_KEPT_MAX_BYTES:  # fmt: skip
             code = ChampionCode(code.checked, b"".join(code.chunks()))
         with self._lock:
             self._kept[key] = code
             while len(self._kept) > CHECKED_TREES_KEPT:
                 self._kept.popitem(last=False)
         return code
-
-
-def _files_state(folder: Path) -> tuple:
-    """Each file's (and link's) path, size, change time and mode, sorted: any write to one changes it."""
-    entries = []
-    for path in folder.rglob("*"):
-        stat = path.lstat()
-        entries.append((str(path.relative_to(folder)), stat.st_size, stat.st_ctime_ns, stat.st_mtime_ns, stat.st_mode))
-    return tuple(sorted(entries))
 
 
 _checked_trees = _CheckedTrees()

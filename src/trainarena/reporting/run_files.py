@@ -10,6 +10,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainarena.submissions.seal import folder_stamps
+
 _READ_CHUNK = 1 << 20
 
 
@@ -73,26 +75,37 @@ def artifact_files(artifact_path: str | None, *, limit: int, hash_max_bytes: int
 class ArtifactListings:
     """The :func:`artifact_files` listings of the ``size`` artifacts listed last, by the digest stored
     with their run (least recently listed dropped first): a second view of a run's page hashes nothing.
-    The key is the digest, never the folder: an artifact with another digest is listed afresh, never
-    shown with an old listing. One with no digest, or whose folder holds no file (gone, or not there
-    yet), is listed at each view. Shared by a server's request threads."""
+    The key is the digest, never the folder alone: an artifact with another digest is listed afresh,
+    never shown with an old listing; and with the digest the folder's stamps (``folder_stamps``: every
+    entry's inode, size and change time, read without reading a file), so a folder changed or removed
+    since is listed again, as it is now. One with no digest, or whose folder holds no file (gone, or not
+    there yet), is listed at each view. Shared by a server's request threads."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._listings: OrderedDict[str, ArtifactListing] = OrderedDict()
+        self._listings: OrderedDict[tuple[str, tuple], ArtifactListing] = OrderedDict()
         self._lock = threading.Lock()
 
     def listing(self, digest: str | None, artifact_path: str | None, *, limit: int, hash_max_bytes: int) -> ArtifactListing:
-        if digest is not None:
+        key = None if digest is None else (digest, _stamps(artifact_path))
+        if key is not None:
             with self._lock:
-                if (kept := self._listings.get(digest)) is not None:
-                    self._listings.move_to_end(digest)
+                if (kept := self._listings.get(key)) is not None:
+                    self._listings.move_to_end(key)
                     return kept
         listed = artifact_files(artifact_path, limit=limit, hash_max_bytes=hash_max_bytes)  # outside the lock: it hashes
-        if digest is not None and listed[1]:
+        if key is not None and listed[1]:
             with self._lock:
-                self._listings[digest] = listed
-                self._listings.move_to_end(digest)
+                self._listings[key] = listed
+                self._listings.move_to_end(key)
                 while len(self._listings) > self.size:
                     self._listings.popitem(last=False)
         return listed
+
+
+def _stamps(artifact_path: str | None) -> tuple:
+    """The artifact folder's stamps as a key (empty when there is none or it is gone)."""
+    try:
+        return () if artifact_path is None else tuple(sorted(folder_stamps(Path(artifact_path)).items()))
+    except OSError:
+        return ()

@@ -204,5 +204,6 @@ class DashboardRules(Section):
     artifact_hash_max_bytes: int = Field(
         64_000_000, ge=0, description="Most bytes of a run's artifact its page hashes, files in path order: a file past "
         "them shows its size only (a script chooses its files' sizes). The listing is then kept by the artifact's "
-        "digest in the server's memory (those listed last), so only an artifact's first view pays for the hashing."
+        "digest and its folder's file stamps (sizes, change times) in the server's memory (those listed last), so only "
+        "an artifact's first view pays for the hashing, and a folder changed or removed since is listed as it is now."
     )

@@ -26,7 +26,7 @@ from pathlib import Path
 from trainarena.submissions.tree_hash import git_tree_hash
 from trainarena.submissions.worktree import discard, snapshot_digest, snapshot_problem
 
-__all__ = ["Seal", "changes", "discard", "is_cached", "seal", "seal_submission"]
+__all__ = ["Seal", "changes", "discard", "folder_stamps", "is_cached", "seal", "seal_submission"]
 
 _NAMED_PATHS = 5  # how many changed paths a reason names
 
@@ -41,7 +41,7 @@ class Seal:
     digest_of: Callable[[Path], str]
 
 
-def _stamps(folder: Path) -> dict[str, Stamp]:
+def folder_stamps(folder: Path) -> dict[str, Stamp]:
     """The stamp of ``folder`` and of every entry under it (links not followed)."""
 
     def stamp(path: str) -> Stamp:
@@ -62,14 +62,14 @@ def _stamps(folder: Path) -> dict[str, Stamp]:
 def seal(folder: Path, digest_of: Callable[[Path], str]) -> Seal:
     """The folder as it is now: stamps first, then the content digest, so a change made while the
     digest reads the files moves a stamp. OSError when the folder is gone or unreadable."""
-    stamps = _stamps(folder)
+    stamps = folder_stamps(folder)
     return Seal(folder, digest_of(folder), stamps, digest_of)
 
 
 def changes(sealed: Seal) -> str | None:
     """What changed in the sealed folder since :func:`seal` (the paths, at most a few named), or None."""
     try:
-        now = _stamps(sealed.folder)
+        now = folder_stamps(sealed.folder)
     except OSError:
         return "the folder is gone"
     if now["."][:2] != sealed.stamps["."][:2]:  # another folder (device, inode) at its path
