@@ -21,7 +21,7 @@ from trainarena.engine.model import Stage
 from trainarena.execution.supervise import deadline_reached
 from trainarena.operations.cancelling import cancel_tournament
 from trainarena.orchestrator import create_tournament, drive
-from trainarena.runs import TIMINGS_FILE, RunReport, RunRequest
+from trainarena.runs import TIMINGS_FILE, RunNotStarted, RunReport, RunRequest
 from trainarena.settings import Settings
 from trainarena.store import AttemptStatus, Store, StoreError, get_competitor, get_tournament, tournament_runs
 from trainarena.store.tournaments import TournamentCancelled
@@ -540,3 +540,41 @@ def test_the_record_follows_a_runs_outcome_not_the_look_aheads_guess(store: Stor
     assert _drive(store, settings, tournament_id, executor, parallel=2).champion == CHAMPION
     assert _started_early(executor)[-len(c_boss):] == c_boss  # foreseen on b's failure; b's success played b v c first
     assert _stored(store, tournament_id) == _stored(store, alone)
+
+
+@dataclass
+class AdoptedThenNotStarted(Final):
+    """The first early boss run waits until the boss round has adopted it, then cannot start (no node
+    could hold it, as on a cluster): it is the adopted run's first attempt by then."""
+
+    store: Store | None = None
+    tournament_id: int = 0
+    failed_once: bool = False
+
+    def play(self, request: RunRequest) -> RunReport:
+        if request.run_id < 0 and not self.failed_once:
+            self.failed_once = True
+            assert self.store is not None
+            deadline = time.monotonic() + WAIT_SECONDS
+            while not _boss_attempt_running(self.store, self.tournament_id) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            raise RunNotStarted("no live node could hold it")
+        return super().play(request)
+
+
+def _boss_attempt_running(store: Store, tournament_id: int) -> bool:
+    with store.session() as session:
+        return any(r.task.match.match_id == "boss" and AttemptStatus.RUNNING in [a.status for a in r.attempt_records]
+                   for r in tournament_runs(session, tournament_id))  # fmt: skip
+
+
+def test_an_adopted_early_run_that_cannot_start_is_withdrawn_not_left_running(store: Store, settings: Settings) -> None:
+    """Adopted, an early run's try is its stored run's first attempt: one that cannot start is withdrawn as
+    any run that cannot start (left running, the next drive would charge the competitor a try)."""
+    tournament_id = _tournament(store, "adopted")
+    executor = AdoptedThenNotStarted(store=store, tournament_id=tournament_id)
+    with pytest.raises(RunNotStarted, match="no live node"):
+        _drive(store, settings, tournament_id, executor, parallel=2)
+    with store.session() as session:
+        attempts = [a.status for r in tournament_runs(session, tournament_id) for a in r.attempt_records]
+    assert AttemptStatus.RUNNING not in attempts

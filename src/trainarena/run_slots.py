@@ -193,11 +193,15 @@ class RunSlots:
         self.free.append(slot)
         self.marks.pop(request.run_id, None)
         not_started = RunNotStarted(f"could not make the folder of run {request.run_id}: {os_error_text(error, request.run_dir)}")
-        if self.early is not None and self.early.is_early(request):
-            self.early.lost(request)
-        else:
-            self.driver.run_not_started(request, not_started)
+        self._not_started(request, not_started)
         self._stop_claiming(not_started)
+
+    def _not_started(self, request: RunRequest, error: RunNotStarted) -> None:
+        """A run that could not start is withdrawn; an early one as its stored run's attempt once a round
+        adopted it (left running, the next drive would charge it a try), else it is dropped."""
+        withdrawn = self.early.lost(request) if self.early is not None and self.early.is_early(request) else request
+        if withdrawn is not None:
+            self.driver.run_not_started(withdrawn, error)
 
     def _stop_claiming(self, error: BaseException) -> None:
         """Nothing is claimed after an error, raised once the runs in flight are stored: no round adopts
@@ -229,10 +233,10 @@ class RunSlots:
                 if adopted is not None:
                     self.driver.run_interrupted(adopted, error)
             elif error is not None:
-                if early:
+                if isinstance(error, RunNotStarted):  # no node could hold it: withdrawn, then the drive stops
+                    self._not_started(request, error)
+                elif early:
                     self.early.lost(request)  # type: ignore[union-attr]
-                elif isinstance(error, RunNotStarted):  # no node could hold it: withdrawn, then the drive stops
-                    self.driver.run_not_started(request, error)
                 self._stop_claiming(error)
             elif isinstance(outcome := future.result(), RunReport):
                 stored = self.early.finished(request, outcome) if early else (request, outcome)  # type: ignore[union-attr]
