@@ -22,8 +22,8 @@ def _invoke(*args: str):
 
 
 def _add(name: str, source: str) -> None:
-    result = _invoke("task", "add", name, "--type", "instruct", "--base-model", "model", "--dataset", source,
-                     "--field-instruction", "q", "--field-output", "a", "--budget", "5", "--pool", "weekly")
+    result = _invoke("task", "add", name, "--type", "instruct", "--base-model", "model", "--dataset", source, "--allow-reused-data",
+                     "--field-instruction", "q", "--field-output", "a", "--budget", "5", "--pool", "weekly")  # one file, several tasks
     assert result.exit_code == 0, result.output
 
 

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from trainarena.cli.output import Col, OneLineTable, budget_seconds_option, fail, print_fields, seconds_text, seed_option
 from trainarena.operations.pools import TaskRefused, add_task, definition_data_reuse, stored_task_json, task_from_flags
-from trainarena.settings import Settings
+from trainarena.settings import Settings, sqlite_file
 from trainarena.store import StoredTask, get_stored_task, list_stored_tasks, open_store, remove_stored_task
 from trainarena.store.competitors import StoreError
 from trainarena.tasks import TaskFileError, read_task_file
@@ -154,7 +154,11 @@ def stored_task(name: str) -> dict[str, object] | None:
 
 
 def data_warning(settings: Settings, definition: TaskDefinition) -> str | None:
-    """Why `task add` would refuse a checked task's dataset: a stored task has the same one (None: none has)."""
+    """Why `task add` would refuse a checked task's dataset: a stored task has the same one (None: none has,
+    or there is no store yet: a check makes no data directory)."""
+    database = sqlite_file(settings.db_url)
+    if database is not None and not database.exists():
+        return None
     with open_store(settings) as store, store.session() as session:
         return definition_data_reuse(session, settings, definition)
 
