@@ -2,7 +2,8 @@
 tails in the run's detail and the stderr tail recorded with its failure. A script sees its task's
 training rows and may print them, so a log is the operator's data; the platform's summary of a failure
 (exit code, time-out, a refused artifact) is the platform's text and stays readable. A competitor key
-always reads its own competitors' runs: it needs their output to debug its script."""
+reads its own competitors' runs at once (it needs their output to debug its script), but under
+``operators``: there the data is private, and what its script printed of it would leave with it."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class LogsWithheldError(LookupError):
 @dataclass(frozen=True)
 class LogsRule:
     """The rule a caller reads runs' logs under: the setting's value, and the API key reading (None:
-    no key, as on the dashboard), which reads its own competitors' runs whatever the setting says."""
+    no key, as on the dashboard), which reads its own competitors' runs but under ``operators``."""
 
     setting: str
     reader_key_id: int | None = None
@@ -38,7 +39,7 @@ ALL_LOGS = LogsRule(LOGS_PUBLIC)
 
 def logs_rule(setting: str, *, operator: bool, key_id: int | None = None) -> LogsRule:
     """The rule a caller reads runs' logs under: an operator reads them all, anyone else as ``setting``
-    says but for the runs of competitors its key ``key_id`` registered."""
+    says (and, but under ``operators``, the runs of competitors its key ``key_id`` registered)."""
     return ALL_LOGS if operator else LogsRule(setting, key_id)
 
 

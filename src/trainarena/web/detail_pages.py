@@ -86,14 +86,13 @@ def run_log(request: Request, run_id: PageId, name: str) -> Response:
         withheld = None if run is None else logs_withheld(session, run, _logs_rule(request))
         log_path = None if run is None else run.log_path
     if withheld is not None:
-        return PlainTextResponse(f"Run {run_id}'s logs are not shown: {withheld}.\n", status_code=403,
-                                 headers={"X-Content-Type-Options": "nosniff"})
+        return PlainTextResponse(f"Run {run_id}'s logs are not shown: {withheld}.\n", status_code=403)
     text = read_log(log_path, name, settings_of(request).dashboard.log_max_bytes)
     if text is None:
         return not_found_page(request, f"Run {run_id} has no log named {name!r}.")
     body, cut = text
     notice = f"[only the last {len(body.encode())} bytes of {name} are shown]\n" if cut else ""
-    return PlainTextResponse(notice + as_readable(request, body), headers={"X-Content-Type-Options": "nosniff"})
+    return PlainTextResponse(notice + as_readable(request, body))  # nosniff, as every response: api.security_headers
 
 
 def _logs_rule(request: Request) -> LogsRule:
